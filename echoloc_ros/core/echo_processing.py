@@ -1,0 +1,394 @@
+"""From raw frames to echo features: band-pass, matched filter, complex baseband, time of flight.
+
+Everything runs in the frequency domain of one real FFT per channel: DC removal, a zero-phase
+Butterworth band-pass (its squared magnitude, which is what ``sosfiltfilt`` applies, without the
+edge transients), the matched filter against the emitted ping (through the transducers when the
+array is known), the analytic signal (positive frequencies only), the mix-down by the carrier and
+the decimation (an inverse FFT over the bins around the carrier).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import fft as sfft
+from scipy import signal
+
+from echoloc_ros.core.array_geometry import ArrayGeometry
+from echoloc_ros.core.chirp import Chirp
+
+
+@dataclass
+class EchoFeatures:
+    """Matched-filter output of one frame.
+
+    ``baseband[i, m]`` is the analytic matched-filter output of channel i at time
+    ``t_m = start_s + m * bin_width_s`` after emission, multiplied by ``exp(-j 2 pi carrier_hz
+    t_m)``; an echo of delay tau and amplitude A gives ``A exp(-j 2 pi f_c tau) g(t - tau)`` with
+    ``g`` the point response (:meth:`EchoProcessor.point_response`, ``g(0)`` close to 1).
+    Amplitudes are in input units (counts) per unit of the reference ping.
+
+    :ivar baseband: complex64 ``(n_channels, n_bins)``, direct arrival removed.
+    :ivar envelope: float32 ``(n_channels, n_bins)``, ``abs(baseband)``.
+    :ivar bin_width_s: time between bins, s.
+    :ivar start_s: time of bin 0 after emission, s.
+    :ivar carrier_hz: mix-down frequency, Hz.
+    :ivar tof_s: first echo after the direct arrival per channel, peak fit; NaN if none.
+    :ivar tof_cfd_s: the same echo by constant fraction (half height on the leading edge,
+        corrected by the point response's own offset so it estimates the delay); NaN if none.
+    :ivar snr_db: first echo peak power over the noise floor power per channel; NaN if none.
+    :ivar noise_floor: rms of the baseband noise per channel (robust, median based).
+    :ivar direct_tof_s: delay of the direct emitter-to-receiver arrival per channel, s.
+    :ivar direct_amplitude: magnitude of the direct arrival per channel.
+    """
+
+    baseband: np.ndarray
+    envelope: np.ndarray
+    bin_width_s: float
+    start_s: float
+    carrier_hz: float
+    tof_s: np.ndarray
+    tof_cfd_s: np.ndarray
+    snr_db: np.ndarray
+    noise_floor: np.ndarray
+    direct_tof_s: np.ndarray
+    direct_amplitude: np.ndarray
+
+    @property
+    def n_channels(self) -> int:
+        """Number of channels."""
+        return self.baseband.shape[0]
+
+    @property
+    def times_s(self) -> np.ndarray:
+        """Time of every bin after emission ``(n_bins,)``."""
+        return self.start_s + self.bin_width_s * np.arange(self.baseband.shape[1])
+
+
+class EchoProcessor:
+    """Matched filtering and echo detection for frames of one ping.
+
+    :param chirp: the emitted ping.
+    :param fs_hz: sampling rate, Hz.
+    :param decimation: output bins per input samples; the baseband rate ``fs / decimation``
+        must cover the band around the carrier.
+    :param array: when given, the reference is the ping through both transducers, so echo
+        delays come out free of the transducers' group delay.
+    :param band_margin_hz: band-pass edges lie this far outside [f0, f1].
+    :param filter_order: Butterworth order of the band-pass.
+    :param remove_direct: fit and subtract the direct arrival and its sidelobes.
+    :param direct_search_s: the direct arrival is the strongest peak before this time.
+    :param detection_db: first-echo threshold above the noise floor, dB.
+    :param relative_db: the first echo is also at most this far below the strongest one, dB.
+    """
+
+    def __init__(self, chirp: Chirp, fs_hz: float = 250e3, decimation: int = 4,
+                 array: ArrayGeometry | None = None, band_margin_hz: float = 3e3,
+                 filter_order: int = 4, remove_direct: bool = True,
+                 direct_search_s: float = 1e-3, detection_db: float = 12.0,
+                 relative_db: float = 30.0) -> None:
+        if decimation < 1 or int(decimation) != decimation:
+            raise ValueError(f'decimation must be a positive integer, got {decimation}')
+        self.chirp = chirp
+        self.fs_hz = float(fs_hz)
+        self.decimation = int(decimation)
+        self.array = array
+        self.remove_direct = remove_direct
+        self.direct_search_s = direct_search_s
+        self.detection_db = detection_db
+        self.relative_db = relative_db
+        self.carrier_hz = chirp.center_hz
+        half_band = 0.5 * self.fs_hz / self.decimation
+        low = min(chirp.f0_hz, chirp.f1_hz) - band_margin_hz
+        high = max(chirp.f0_hz, chirp.f1_hz) + band_margin_hz
+        if chirp.kind == 'barker':
+            low = chirp.center_hz - chirp.bandwidth_hz - band_margin_hz
+            high = chirp.center_hz + chirp.bandwidth_hz + band_margin_hz
+        if low <= 0 or high >= 0.5 * self.fs_hz:
+            raise ValueError(f'band-pass [{low}, {high}] Hz does not fit in (0, '
+                             f'{0.5 * self.fs_hz}) Hz')
+        if self.carrier_hz - half_band < 0 or self.carrier_hz + half_band > 0.5 * self.fs_hz:
+            raise ValueError(f'decimation {decimation} leaves +-{half_band} Hz around the '
+                             f'{self.carrier_hz} Hz carrier, outside (0, fs/2)')
+        self._sos = signal.butter(filter_order, [low, high], btype='bandpass', fs=self.fs_hz,
+                                  output='sos')
+        self._ping = chirp.samples(self.fs_hz)
+        self.min_samples = 2 * self._ping.size
+        self._plans: dict[int, tuple] = {}
+        self._build_point_response()
+
+    # --------------------------------------------------------------------------- reference
+    def _reference(self, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+        """One-sided matched-filter weights ``2 conj(R) |H_bp|^2 / E_r`` on an rfft grid."""
+        freq = np.fft.rfftfreq(n_fft, 1.0 / self.fs_hz)
+        ref = np.fft.rfft(self._ping, n_fft)
+        if self.array is not None:
+            ref = ref * self.array.transducer_response(freq) ** 2
+        energy = np.sum(np.abs(ref) ** 2) / n_fft * 2.0
+        _, bp = signal.sosfreqz(self._sos, worN=freq, fs=self.fs_hz)
+        weights = 2.0 * np.conj(ref) * np.abs(bp) ** 2 / energy
+        weights[0] = 0.0
+        return freq, weights
+
+    def _build_point_response(self) -> None:
+        """Tabulate g(u), the baseband output for a unit echo at delay 0, on a fine grid."""
+        n_ref = 4 * sfft.next_fast_len(self._ping.size + 512)
+        freq, weights = self._reference(n_ref)
+        ref = np.fft.rfft(self._ping, n_ref)
+        if self.array is not None:
+            ref = ref * self.array.transducer_response(freq) ** 2
+        spectrum = ref * weights
+        upsample = 4
+        n_fine = upsample * n_ref
+        analytic = np.zeros(n_fine, dtype=complex)
+        analytic[:spectrum.size] = spectrum
+        acf = np.fft.ifft(analytic) * upsample
+        step = 1.0 / (upsample * self.fs_hz)
+        lags = np.fft.fftfreq(n_fine, 1.0 / n_fine) * step
+        order = np.argsort(lags)
+        lags, acf = lags[order], acf[order]
+        span = self._ping.size / self.fs_hz + 0.5e-3
+        keep = np.abs(lags) <= span
+        self._g_step = step
+        self._g_start = lags[keep][0]
+        self._g = acf[keep] * np.exp(-2j * np.pi * self.carrier_hz * lags[keep])
+        self._g_span = span
+        envelope = np.abs(self._g)
+        peak = int(np.argmax(envelope))
+        self._g_peak = float(envelope[peak])
+        # Half-height leading-edge offset of the point response, for the constant fraction.
+        below = np.flatnonzero(envelope[:peak] < 0.5 * envelope[peak])
+        i = below[-1]
+        frac = (0.5 * envelope[peak] - envelope[i]) / (envelope[i + 1] - envelope[i])
+        self._cfd_offset_s = -(lags[keep][i] + frac * step)
+
+    def point_response(self, u_s: np.ndarray, derivative: bool = False) -> np.ndarray:
+        """Baseband output g(u) for a unit echo, at offsets ``u_s`` from its delay (any shape).
+
+        Zero beyond the ping's autocorrelation support.
+
+        :param u_s: offsets from the echo's delay, s.
+        :param derivative: also return dg/du (from the same table, piecewise constant).
+        :return: g(u), or ``(g(u), dg/du)`` when ``derivative`` is set.
+        """
+        x = (np.asarray(u_s) - self._g_start) / self._g_step
+        i = np.floor(x).astype(np.int64)
+        frac = x - i
+        valid = (i >= 0) & (i < self._g.size - 1)
+        i = np.clip(i, 0, self._g.size - 2)
+        lo = self._g[i]
+        slope = self._g[i + 1] - lo
+        value = np.where(valid, lo + slope * frac, 0.0)
+        if not derivative:
+            return value
+        return value, np.where(valid, slope / self._g_step, 0.0)
+
+    @property
+    def mainlobe_half_width_s(self) -> float:
+        """Half width of the point response at half height (-6 dB), s."""
+        return self._cfd_offset_s
+
+    @property
+    def support_s(self) -> float:
+        """Half length of the point response (the ping duration plus margin), s."""
+        return self._g_span
+
+    # --------------------------------------------------------------------------- processing
+    def _plan(self, n_samples: int) -> tuple:
+        if n_samples not in self._plans:
+            d = self.decimation
+            n_fft = 2 * d * sfft.next_fast_len(-(-(n_samples + self._ping.size + 256) // (2 * d)))
+            freq, weights = self._reference(n_fft)
+            m = n_fft // d
+            k_c = int(round(self.carrier_hz * n_fft / self.fs_hz))
+            bins = np.arange(k_c - m // 2, k_c + m // 2)
+            residual_hz = self.carrier_hz - k_c * self.fs_hz / n_fft
+            n_bins = -(-n_samples // d)
+            times = np.arange(n_bins) * d / self.fs_hz
+            correction = np.exp(-2j * np.pi * residual_hz * times) / d
+            shift = np.fft.ifftshift(np.arange(m))
+            self._plans[n_samples] = (n_fft, weights[bins[shift]], bins[shift], n_bins,
+                                      correction)
+        return self._plans[n_samples]
+
+    def _validate(self, samples: np.ndarray) -> np.ndarray:
+        if not isinstance(samples, np.ndarray):
+            samples = np.asarray(samples)
+        if samples.size == 0:
+            raise ValueError(f'samples is empty (shape {samples.shape})')
+        if samples.ndim != 2:
+            raise ValueError(f'samples must be 2-D (n_channels, n_samples), got ndim '
+                             f'{samples.ndim} with shape {samples.shape}')
+        if not (np.issubdtype(samples.dtype, np.integer)
+                or np.issubdtype(samples.dtype, np.floating)):
+            raise ValueError(f'samples must be integer or float, got dtype {samples.dtype}')
+        if samples.shape[1] < self.min_samples:
+            raise ValueError(f'samples has {samples.shape[1]} samples per channel; need at '
+                             f'least {self.min_samples} (twice the ping)')
+        if np.issubdtype(samples.dtype, np.floating):
+            bad = ~np.isfinite(samples)
+            if np.any(bad):
+                ch, idx = np.argwhere(bad)[0]
+                raise ValueError(f'samples contains {samples[ch, idx]} at channel {ch}, '
+                                 f'sample {idx}')
+        return samples.astype(np.float64)
+
+    def process(self, samples: np.ndarray) -> EchoFeatures:
+        """Matched-filter one frame.
+
+        :param samples: ``(n_channels, n_samples)`` int16 or float, sample 0 at emission.
+        :return: :class:`EchoFeatures`.
+        """
+        x = self._validate(samples)
+        n_fft, weights, bins, n_bins, correction = self._plan(x.shape[1])
+        x = x - x.mean(axis=1, keepdims=True)
+        spectrum = sfft.rfft(x, n_fft, axis=1)
+        baseband = sfft.ifft(spectrum[:, bins] * weights, axis=1)[:, :n_bins] * correction
+        dt = self.decimation / self.fs_hz
+        times = np.arange(n_bins) * dt
+        n_ch = x.shape[0]
+        direct_tof = np.full(n_ch, np.nan)
+        direct_amp = np.zeros(n_ch)
+        if self.remove_direct:
+            search = max(3, int(self.direct_search_s / dt))
+            guess = np.argmax(np.abs(baseband[:, :search]), axis=1) * dt
+            tau, amp = self.fit_delays(baseband, times, guess)
+            baseband = baseband - amp[:, None] * self.point_response(times[None] - tau[:, None])
+            direct_tof, direct_amp = tau, np.abs(amp)
+        envelope = np.abs(baseband)
+        after = times[None] > np.nan_to_num(direct_tof, nan=0.0)[:, None] + self._cfd_offset_s
+        noise_floor = np.sqrt(np.array([
+            np.median(envelope[i, after[i]] ** 2) for i in range(n_ch)]) / np.log(2.0))
+        tof, tof_cfd, snr = self._first_echo(baseband, envelope, times, after, noise_floor)
+        return EchoFeatures(
+            baseband=baseband.astype(np.complex64), envelope=envelope.astype(np.float32),
+            bin_width_s=dt, start_s=0.0, carrier_hz=self.carrier_hz, tof_s=tof,
+            tof_cfd_s=tof_cfd, snr_db=snr, noise_floor=noise_floor, direct_tof_s=direct_tof,
+            direct_amplitude=direct_amp)
+
+    def fit_delays(self, baseband: np.ndarray, times_s: np.ndarray,
+                   guess_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Delay and complex amplitude of one echo per channel by fitting the point response.
+
+        Least squares of ``A g(t - tau)`` over the main lobe around the envelope peak within two
+        bins of ``guess_s``, A free (so only the envelope shape, not the carrier phase, sets
+        tau): a grid search over +-1 bin in 1/16 bin steps, then a parabola through the best
+        three points.
+
+        :param baseband: ``(n_ch, n_bins)`` complex baseband.
+        :param times_s: bin times ``(n_bins,)``.
+        :param guess_s: initial delay per channel ``(n_ch,)``; NaN skips the channel.
+        :return: ``(tau_s (n_ch,), amplitude (n_ch,) complex)`` where the echo is
+            ``amplitude * g(t - tau)``; NaN/0 for skipped channels.
+        """
+        dt = times_s[1] - times_s[0]
+        half = int(np.ceil(self._cfd_offset_s / dt)) + 1
+        valid = np.isfinite(guess_s)
+        centre = np.clip(np.rint((np.nan_to_num(guess_s) - times_s[0]) / dt).astype(int), half,
+                         times_s.size - half - 1)
+        # Start from the envelope peak within two bins of the guess.
+        near = np.clip(centre[:, None] + np.arange(-2, 3), half, times_s.size - half - 1)
+        power = np.abs(np.take_along_axis(baseband, near, axis=1))
+        centre = near[np.arange(near.shape[0]), np.argmax(power, axis=1)]
+        idx = centre[:, None] + np.arange(-half, half + 1)                   # (n, w)
+        window = np.take_along_axis(baseband, idx, axis=1)
+        steps = np.arange(-1.0, 1.0 + 1e-9, 1.0 / 16) * dt                  # (s,)
+        tau_grid = times_s[centre][:, None] + steps                         # (n, s)
+        model = self.point_response(times_s[idx][:, None, :] - tau_grid[..., None])   # (n,s,w)
+        corr = np.einsum('nsw,nw->ns', np.conj(model), window)
+        power = np.abs(corr) ** 2 / np.sum(np.abs(model) ** 2, axis=2)
+        best = np.clip(np.argmax(power, axis=1), 1, steps.size - 2)
+        rows = np.arange(power.shape[0])
+        y0, y1, y2 = power[rows, best - 1], power[rows, best], power[rows, best + 1]
+        denom = y0 - 2 * y1 + y2
+        offset = np.where(denom < 0, 0.5 * (y0 - y2) / np.where(denom < 0, denom, 1.0), 0.0)
+        tau = tau_grid[rows, best] + np.clip(offset, -1.0, 1.0) * (steps[1] - steps[0])
+        g = self.point_response(times_s[idx] - tau[:, None])
+        amp = np.sum(np.conj(g) * window, axis=1) / np.sum(np.abs(g) ** 2, axis=1)
+        return np.where(valid, tau, np.nan), np.where(valid, amp, 0.0)
+
+    def _first_echo(self, baseband: np.ndarray, envelope: np.ndarray, times: np.ndarray,
+                    after: np.ndarray, noise_floor: np.ndarray) -> tuple[np.ndarray, ...]:
+        n_ch = baseband.shape[0]
+        # Above the noise, and not a sidelobe of a much stronger later echo.
+        strongest = np.max(np.where(after, envelope, 0.0), axis=1)
+        threshold = np.maximum(noise_floor * 10.0 ** (self.detection_db / 20.0),
+                               strongest * 10.0 ** (-self.relative_db / 20.0))
+        above = after & (envelope > threshold[:, None])
+        local_max = np.zeros_like(above)
+        local_max[:, 1:-1] = (envelope[:, 1:-1] >= envelope[:, :-2]) & (
+            envelope[:, 1:-1] > envelope[:, 2:])
+        candidates = above & local_max
+        found = np.any(candidates, axis=1)
+        first = np.argmax(candidates, axis=1)
+        guess = np.where(found, times[first], np.nan)
+        tau, amp = self.fit_delays(baseband, times, guess)
+        dt = times[1] - times[0]
+        tof_cfd = np.full(n_ch, np.nan)
+        for i in np.flatnonzero(found):
+            level = 0.5 * envelope[i, first[i]]
+            below = np.flatnonzero(envelope[i, :first[i]] < level)
+            if below.size:
+                j = below[-1]
+                frac = (level - envelope[i, j]) / (envelope[i, j + 1] - envelope[i, j])
+                tof_cfd[i] = times[j] + frac * dt + self._cfd_offset_s
+        snr = np.where(found, 20.0 * np.log10(np.maximum(np.abs(amp) * self._g_peak, 1e-30)
+                                              / np.maximum(noise_floor, 1e-30)), np.nan)
+        return tau, tof_cfd, snr
+
+
+def gcc_phat(x: np.ndarray, y: np.ndarray, fs_hz: float, max_tau_s: float | None = None,
+             interp: int = 16) -> tuple[float, np.ndarray]:
+    """Generalised cross-correlation with phase transform (Knapp & Carter 1976).
+
+    :param x: first signal ``(n,)``.
+    :param y: second signal ``(m,)``.
+    :param fs_hz: sampling rate, Hz.
+    :param max_tau_s: largest delay searched, s; ``None`` searches all.
+    :param interp: upsampling factor of the correlation.
+    :return: ``(tau_s, correlation)``: the delay of ``x`` relative to ``y`` (positive when x
+        lags y) and the correlation, lags from ``-max_shift`` to ``+max_shift``.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if x.ndim != 1 or y.ndim != 1 or x.size < 2 or y.size < 2:
+        raise ValueError(f'gcc_phat needs two 1-D signals, got shapes {x.shape} and {y.shape}')
+    n = x.size + y.size
+    cross = np.fft.rfft(x, n) * np.conj(np.fft.rfft(y, n))
+    cross /= np.maximum(np.abs(cross), 1e-15)
+    cc = np.fft.irfft(cross, n * interp)
+    max_shift = interp * n // 2
+    if max_tau_s is not None:
+        max_shift = min(int(interp * fs_hz * max_tau_s), max_shift)
+    cc = np.concatenate((cc[-max_shift:], cc[:max_shift + 1]))
+    shift = int(np.argmax(np.abs(cc))) - max_shift
+    return shift / float(interp * fs_hz), cc
+
+
+def direction_scan(features: EchoFeatures, receivers_m: np.ndarray, echo_time_s: float,
+                   speed_of_sound_mps: float, azimuth_rad: np.ndarray,
+                   elevation_rad: float | np.ndarray = 0.0) -> np.ndarray:
+    """Delay-and-sum (coherent, at the carrier phase) power of an echo over directions.
+
+    For a plane wave from unit direction u (array frame), receiver i hears the echo at
+    ``t - r_i . u / c``; the scan sums ``baseband_i(t_i) exp(j 2 pi f_c t_i)`` over receivers.
+
+    :param features: processed frame.
+    :param receivers_m: receiver positions ``(n, 3)`` in the array frame, m.
+    :param echo_time_s: echo time at the array origin, s.
+    :param speed_of_sound_mps: speed of sound, m/s.
+    :param azimuth_rad: azimuths to scan, rad (any shape).
+    :param elevation_rad: elevation(s), broadcastable with ``azimuth_rad``.
+    :return: power per direction, shape of the broadcast of azimuth and elevation.
+    """
+    az, el = np.broadcast_arrays(np.asarray(azimuth_rad, dtype=float),
+                                 np.asarray(elevation_rad, dtype=float))
+    u = np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], axis=-1)
+    t = echo_time_s - (u @ np.asarray(receivers_m).T) / speed_of_sound_mps      # (..., n)
+    values = np.zeros(t.shape, dtype=complex)
+    for i in range(features.n_channels):
+        pos = (t[..., i] - features.start_s) / features.bin_width_s
+        values[..., i] = np.interp(pos, np.arange(features.baseband.shape[1]),
+                                   features.baseband[i].real) + 1j * np.interp(
+            pos, np.arange(features.baseband.shape[1]), features.baseband[i].imag)
+    total = np.sum(values * np.exp(2j * np.pi * features.carrier_hz * t), axis=-1)
+    return np.abs(total) ** 2

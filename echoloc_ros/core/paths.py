@@ -1,0 +1,35 @@
+"""Where echoloc's configuration files live, from a source checkout or an installed package."""
+
+from pathlib import Path
+
+
+def config_dir() -> Path:
+    """The ``config/`` directory: the repository's when run from source, else the installed share.
+
+    :return: path of the directory holding ``arrays/`` and ``rooms/``.
+    """
+    source = Path(__file__).resolve().parents[2] / 'config'
+    if source.is_dir():
+        return source
+    # Imported here so that the core runs without ROS when used from a source checkout.
+    from ament_index_python.packages import get_package_share_directory
+    return Path(get_package_share_directory('echoloc')) / 'config'
+
+
+def resolve_config(kind: str, name_or_path: str | Path) -> Path:
+    """Find a YAML file by name in ``config/<kind>/`` or take it as a path.
+
+    :param kind: sub-directory, ``'arrays'`` or ``'rooms'``.
+    :param name_or_path: bare name (``'default_room'``) or a path to a ``.yaml`` file.
+    :return: existing file path.
+    """
+    candidate = Path(name_or_path)
+    if candidate.suffix in ('.yaml', '.yml') or candidate.parent != Path('.'):
+        if not candidate.is_file():
+            raise ValueError(f'{kind[:-1]} file {str(candidate)!r} does not exist')
+        return candidate
+    path = config_dir() / kind / f'{name_or_path}.yaml'
+    if not path.is_file():
+        known = sorted(p.stem for p in (config_dir() / kind).glob('*.yaml'))
+        raise ValueError(f'unknown {kind[:-1]} {str(name_or_path)!r}; known: {known}')
+    return path

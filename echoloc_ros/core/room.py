@@ -1,0 +1,297 @@
+"""A known room: floor plan, height, surface materials at 40 kHz, furniture boxes and air."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from echoloc_ros.core.paths import resolve_config
+
+# Energy absorption coefficients near 40 kHz. No standard tabulates 40 kHz; these extrapolate the
+# 4 kHz octave of common tables (hard surfaces stay reflective, porous ones absorb more).
+MATERIALS = {
+    'painted_plaster': 0.08,
+    'painted_concrete': 0.05,
+    'brick': 0.07,
+    'glass': 0.04,
+    'metal': 0.03,
+    'vinyl': 0.10,
+    'laminate': 0.10,
+    'wood': 0.12,
+    'carpet': 0.55,
+    'fabric': 0.60,
+    'acoustic_tile': 0.70,
+}
+
+
+def _absorption(value: Any, where: str) -> float:
+    """An energy absorption coefficient from a material name or a number in [0, 1)."""
+    if isinstance(value, str):
+        if value not in MATERIALS:
+            raise ValueError(f'{where}: unknown material {value!r}; known: {sorted(MATERIALS)} '
+                             'or a number in [0, 1)')
+        return MATERIALS[value]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f'{where}: absorption must be a material name or a number in [0, 1), '
+                         f'got {value!r}')
+    return float(value)
+
+
+@dataclass
+class Box:
+    """An axis-aligned furniture box in the room frame.
+
+    :ivar min_m: lower corner ``(3,)``, m.
+    :ivar max_m: upper corner ``(3,)``, m.
+    :ivar absorption: energy absorption coefficient of its faces at 40 kHz.
+    """
+
+    name: str
+    min_m: np.ndarray
+    max_m: np.ndarray
+    absorption: float = 0.1
+
+    def __post_init__(self) -> None:
+        self.min_m = np.asarray(self.min_m, dtype=float)
+        self.max_m = np.asarray(self.max_m, dtype=float)
+        if self.min_m.shape != (3,) or self.max_m.shape != (3,):
+            raise ValueError(f'box {self.name!r}: min_m and max_m must be [x, y, z]')
+        if np.any(self.max_m <= self.min_m):
+            raise ValueError(f'box {self.name!r}: max_m {self.max_m.tolist()} must exceed '
+                             f'min_m {self.min_m.tolist()} on every axis')
+
+    def blocks(self, start_m: np.ndarray, end_m: np.ndarray) -> np.ndarray:
+        """Whether segments ``start -> end`` (``(..., 3)`` each) pass through the box (slab test).
+
+        :return: bool array of the broadcast leading shape.
+        """
+        start = np.asarray(start_m, dtype=float)
+        d = np.asarray(end_m, dtype=float) - start
+        inside = (start > self.min_m) & (start < self.max_m)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            t0 = (self.min_m - start) / d
+            t1 = (self.max_m - start) / d
+        lo = np.where(d == 0, np.where(inside, -np.inf, np.inf), np.minimum(t0, t1))
+        hi = np.where(d == 0, np.where(inside, np.inf, -np.inf), np.maximum(t0, t1))
+        enter = np.max(lo, axis=-1)
+        leave = np.min(hi, axis=-1)
+        return (enter < leave) & (leave > 1e-9) & (enter < 1.0 - 1e-9)
+
+    def contains(self, points_m: np.ndarray, margin_m: float = 0.0) -> np.ndarray:
+        """Whether points ``(..., 3)`` lie inside the box grown by ``margin_m``."""
+        points = np.asarray(points_m)
+        return np.all((points >= self.min_m - margin_m) & (points <= self.max_m + margin_m),
+                      axis=-1)
+
+
+@dataclass
+class Room:
+    """A room with vertical walls, a flat floor at z = 0 and a flat ceiling at ``height_m``.
+
+    :ivar vertices_m: floor plan ``(k, 2)``, counter-clockwise; wall i runs from vertex i to i+1.
+    :ivar wall_absorption: energy absorption per wall ``(k,)`` at 40 kHz.
+    :ivar wall_names: one name per wall (``south``, ``east``, ``north``, ``west`` for a shoebox).
+    """
+
+    name: str
+    vertices_m: np.ndarray
+    height_m: float
+    wall_absorption: np.ndarray
+    floor_absorption: float
+    ceiling_absorption: float
+    furniture: list[Box] = field(default_factory=list)
+    temperature_c: float = 20.0
+    humidity_pct: float = 50.0
+    wall_names: list[str] = field(default_factory=list)
+    description: str = ''
+
+    def __post_init__(self) -> None:
+        self.vertices_m = np.asarray(self.vertices_m, dtype=float)
+        k = self.vertices_m.shape[0] if self.vertices_m.ndim == 2 else 0
+        if self.vertices_m.ndim != 2 or self.vertices_m.shape[1] != 2 or k < 3:
+            raise ValueError(f'room {self.name!r}: plan must have at least 3 [x, y] vertices, '
+                             f'got shape {self.vertices_m.shape}')
+        if _signed_area(self.vertices_m) <= 0:
+            raise ValueError(f'room {self.name!r}: plan vertices must be counter-clockwise '
+                             f'(positive area), got {self.vertices_m.tolist()}')
+        if not self.height_m > 0:
+            raise ValueError(f'room {self.name!r}: height_m must be positive, got '
+                             f'{self.height_m}')
+        self.wall_absorption = np.broadcast_to(
+            np.asarray(self.wall_absorption, dtype=float), (k,)).copy()
+        if not self.wall_names:
+            self.wall_names = [f'wall_{i}' for i in range(k)]
+        if len(self.wall_names) != k:
+            raise ValueError(f'room {self.name!r}: {len(self.wall_names)} wall names for {k} '
+                             'walls')
+        if not -30 <= self.temperature_c <= 50:
+            raise ValueError(f'room {self.name!r}: temperature_c must be in [-30, 50], got '
+                             f'{self.temperature_c}')
+        if not 0 <= self.humidity_pct <= 100:
+            raise ValueError(f'room {self.name!r}: humidity_pct must be in [0, 100], got '
+                             f'{self.humidity_pct}')
+
+    @property
+    def is_shoebox(self) -> bool:
+        """True for an axis-aligned rectangle with a corner at the origin (the fast path)."""
+        v = self.vertices_m
+        if v.shape[0] != 4:
+            return False
+        w, l_ = self.width_m, self.length_m
+        return np.allclose(v, [[0, 0], [w, 0], [w, l_], [0, l_]])
+
+    @property
+    def width_m(self) -> float:
+        """Extent of the floor plan along x."""
+        return float(np.ptp(self.vertices_m[:, 0]))
+
+    @property
+    def length_m(self) -> float:
+        """Extent of the floor plan along y."""
+        return float(np.ptp(self.vertices_m[:, 1]))
+
+    @property
+    def max_extent_m(self) -> float:
+        """Largest of width, length and height: the farthest a wall can be from the array."""
+        return max(self.width_m, self.length_m, self.height_m)
+
+    def surface_absorption(self) -> np.ndarray:
+        """Absorption of every surface, walls then floor then ceiling ``(k + 2,)``."""
+        return np.concatenate([self.wall_absorption,
+                               [self.floor_absorption, self.ceiling_absorption]])
+
+    @property
+    def surface_names(self) -> list[str]:
+        """Names of walls, then ``floor`` and ``ceiling``."""
+        return list(self.wall_names) + ['floor', 'ceiling']
+
+    def wall_distance_m(self, points_xy: np.ndarray) -> np.ndarray:
+        """Distance in plan from points ``(..., 2)`` to the nearest wall."""
+        p = np.asarray(points_xy, dtype=float)[..., None, :]
+        a = self.vertices_m
+        b = np.roll(a, -1, axis=0)
+        ab = b - a
+        u = np.clip(np.sum((p - a) * ab, axis=-1) / np.sum(ab * ab, axis=-1), 0.0, 1.0)
+        closest = a + u[..., None] * ab
+        return np.min(np.linalg.norm(p - closest, axis=-1), axis=-1)
+
+    def contains_xy(self, points_xy: np.ndarray) -> np.ndarray:
+        """Whether points ``(..., 2)`` lie inside the floor plan (even-odd rule)."""
+        p = np.asarray(points_xy, dtype=float)
+        x, y = p[..., 0, None], p[..., 1, None]
+        a = self.vertices_m
+        b = np.roll(a, -1, axis=0)
+        crosses = (a[:, 1] > y) != (b[:, 1] > y)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            x_cross = a[:, 0] + (y - a[:, 1]) * (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
+        return np.sum(crosses & (x < x_cross), axis=-1) % 2 == 1
+
+    def random_pose(self, rng: np.random.Generator, margin_m: float = 0.4,
+                    z_range_m: tuple[float, float] = (0.2, 1.2)) -> tuple[np.ndarray, float]:
+        """A pose drawn uniformly: ``margin_m`` from every wall and outside furniture.
+
+        :param rng: random generator (the seed makes it reproducible).
+        :param margin_m: minimum distance in plan to any wall and to any furniture box.
+        :param z_range_m: interval for the array height, m.
+        :return: ``(position_m (3,), yaw_rad)``, yaw uniform in [-pi, pi).
+        """
+        lo = self.vertices_m.min(axis=0)
+        hi = self.vertices_m.max(axis=0)
+        for _ in range(10000):
+            xy = rng.uniform(lo, hi)
+            z = rng.uniform(*z_range_m)
+            position = np.array([xy[0], xy[1], z])
+            if (self.contains_xy(xy) and self.wall_distance_m(xy) >= margin_m
+                    and not any(box.contains(position, margin_m) for box in self.furniture)):
+                return position, float(rng.uniform(-np.pi, np.pi))
+        raise ValueError(f'room {self.name!r}: no pose {margin_m} m from the walls and furniture')
+
+
+def _signed_area(vertices: np.ndarray) -> float:
+    x, y = vertices[:, 0], vertices[:, 1]
+    return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
+
+
+def room_from_dict(data: dict[str, Any]) -> Room:
+    """Build a :class:`Room` from its YAML/dict form, naming any bad field."""
+    if not isinstance(data, dict):
+        raise ValueError(f'room description must be a mapping, got {type(data).__name__}')
+    allowed = {'name', 'description', 'plan', 'height_m', 'materials', 'furniture',
+               'temperature_c', 'humidity_pct'}
+    unknown = set(data) - allowed
+    if unknown:
+        raise ValueError(f'unknown room fields {sorted(unknown)}; expected {sorted(allowed)}')
+    for key in ('name', 'plan', 'height_m', 'materials'):
+        if key not in data:
+            raise ValueError(f'room description lacks {key!r}')
+    name = str(data['name'])
+    plan = data['plan']
+    if isinstance(plan, dict) and 'shoebox' in plan:
+        box = plan['shoebox']
+        try:
+            w, l_ = float(box['width_m']), float(box['length_m'])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f'room {name!r}: plan.shoebox needs numbers width_m and length_m, '
+                             f'got {box!r}') from None
+        if w <= 0 or l_ <= 0:
+            raise ValueError(f'room {name!r}: shoebox width_m and length_m must be positive, '
+                             f'got {w}, {l_}')
+        vertices = [[0, 0], [w, 0], [w, l_], [0, l_]]
+        wall_names = ['south', 'east', 'north', 'west']
+    elif isinstance(plan, dict) and 'polygon' in plan:
+        vertices = plan['polygon']
+        try:
+            vertices = np.asarray(vertices, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f'room {name!r}: plan.polygon must be a list of [x, y], got '
+                             f'{vertices!r}') from None
+        wall_names = [f'wall_{i}' for i in range(len(vertices))]
+    else:
+        raise ValueError(f'room {name!r}: plan must be {{shoebox: {{width_m, length_m}}}} or '
+                         f'{{polygon: [[x, y], ...]}}, got {plan!r}')
+    materials = data['materials']
+    if not isinstance(materials, dict):
+        raise ValueError(f'room {name!r}: materials must be a mapping, got {materials!r}')
+    allowed_surfaces = {'walls', 'floor', 'ceiling'} | set(wall_names)
+    unknown = set(materials) - allowed_surfaces
+    if unknown:
+        raise ValueError(f'room {name!r}: unknown surfaces {sorted(unknown)} in materials; '
+                         f'expected {sorted(allowed_surfaces)}')
+    for key in ('walls', 'floor', 'ceiling'):
+        if key not in materials:
+            raise ValueError(f'room {name!r}: materials lacks {key!r}')
+    default_wall = _absorption(materials['walls'], f'room {name!r} materials.walls')
+    wall_absorption = [_absorption(materials[w], f'room {name!r} materials.{w}')
+                       if w in materials else default_wall for w in wall_names]
+    furniture = []
+    for i, item in enumerate(data.get('furniture') or []):
+        where = f'room {name!r} furniture[{i}]'
+        if not isinstance(item, dict) or not {'min_m', 'max_m'} <= set(item):
+            raise ValueError(f'{where}: needs min_m and max_m, got {item!r}')
+        furniture.append(Box(name=str(item.get('name', f'box_{i}')), min_m=item['min_m'],
+                             max_m=item['max_m'],
+                             absorption=_absorption(item.get('material', 'wood'), where)))
+    return Room(
+        name=name, description=str(data.get('description', '')), vertices_m=vertices,
+        height_m=float(data['height_m']), wall_absorption=wall_absorption,
+        floor_absorption=_absorption(materials['floor'], f'room {name!r} materials.floor'),
+        ceiling_absorption=_absorption(materials['ceiling'], f'room {name!r} materials.ceiling'),
+        furniture=furniture, temperature_c=float(data.get('temperature_c', 20.0)),
+        humidity_pct=float(data.get('humidity_pct', 50.0)), wall_names=wall_names)
+
+
+def load_room(name_or_path: str | Path = 'default_room') -> Room:
+    """Load ``config/rooms/<name>.yaml`` or a YAML file by path.
+
+    :param name_or_path: room name or path to a YAML file.
+    :return: the room.
+    """
+    path = resolve_config('rooms', name_or_path)
+    with open(path, encoding='utf-8') as stream:
+        data = yaml.safe_load(stream)
+    try:
+        return room_from_dict(data)
+    except ValueError as err:
+        raise ValueError(f'{path}: {err}') from None
