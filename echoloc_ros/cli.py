@@ -1,0 +1,195 @@
+"""The `echoloc` command: run, watch, measure."""
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+
+def _overrides(pairs: list[str]) -> dict[str, dict]:
+    """``node.param=value`` pairs as per-node parameter overrides (values parsed as YAML)."""
+    out: dict[str, dict] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition('=')
+        node, dot, param = key.partition('.')
+        if not sep or not dot:
+            raise SystemExit(f'--set {pair!r}: expected node.param=value, e.g. '
+                             'driver.sim_snr_db=10')
+        out.setdefault(node, {})[param] = yaml.safe_load(value)
+    return out
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def cmd_bringup(args) -> int:
+    from echoloc_ros.process_graph import NodeProcesses
+    graph = NodeProcesses(params_file=args.params_file, overrides=_overrides(args.set))
+    # SIGTERM (e.g. from a service manager) stops the graph the same way Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
+    print(f'echoloc: starting {", ".join(s.name for s in graph.specs)} with '
+          f'{graph.params_file}; Ctrl-C stops', file=sys.stderr)
+    code = 0
+    try:
+        graph.start()
+        if args.monitor:
+            return _monitor(graph=graph)
+        while True:
+            exited = graph.exited()
+            if exited:
+                print(f'echoloc: node exited: {exited}; stopping the rest', file=sys.stderr)
+                code = 1
+                break
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        codes = graph.stop()
+        print(f'echoloc: stopped {codes}', file=sys.stderr)
+    return code
+
+
+def _monitor(duration_s: float | None = None, graph=None) -> int:
+    import numpy as np
+    import rclpy
+    from echoloc_ros.listener import GraphListener, Spinner
+    rclpy.init()
+    listener = GraphListener('echoloc_monitor')
+    start = time.time()
+    last = start
+    try:
+        with Spinner(listener):
+            while duration_s is None or time.time() - start < duration_s:
+                time.sleep(1.0)
+                if graph is not None and graph.exited():
+                    print(f'echoloc: node exited: {graph.exited()}', file=sys.stderr)
+                    return 1
+                now = time.time()
+                with listener.lock:
+                    recent = [(k, v) for k, v in listener.heard.poses.items() if v[0] >= last]
+                    truths = dict(listener.heard.truths)
+                    levels = {name: s.level[0] for name, s in
+                              listener.heard.diagnostics.items()}
+                if not recent:
+                    print(f'[{now - start:6.1f} s] waiting for /echoloc/pose ...', flush=True)
+                    last = now
+                    continue
+                key, (recv_s, pos, cov, frame_id) = max(recent, key=lambda kv: kv[1][0])
+                errors = [np.linalg.norm(v[1] - truths[k]) for k, v in recent if k in truths]
+                latency_ms = [1e3 * (v[0] - (k[0] + 1e-9 * k[1])) for k, v in recent]
+                sigma_cm = 100 * np.sqrt(np.maximum(np.diag(cov), 0))
+                worst = max(levels.values(), default=0)
+                print(f'[{now - start:6.1f} s] pose ({frame_id}) x={pos[0]:.3f} y={pos[1]:.3f} '
+                      f'z={pos[2]:.3f} m  sigma=({sigma_cm[0]:.1f},{sigma_cm[1]:.1f},'
+                      f'{sigma_cm[2]:.1f}) cm  rate={len(recent) / (now - last):.1f} Hz  '
+                      f'latency={np.median(latency_ms):.1f} ms  '
+                      + (f'error={100 * np.median(errors):.2f} cm  ' if errors else '')
+                      + f'diagnostics={["OK", "WARN", "ERROR", "STALE"][worst]}', flush=True)
+                last = now
+    except KeyboardInterrupt:
+        pass
+    finally:
+        listener.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+def cmd_monitor(args) -> int:
+    return _monitor(args.duration)
+
+
+def cmd_bench(args) -> int:
+    from echoloc_ros import bench
+    print(json.dumps(bench.bench_stages(args.frames)), flush=True)
+    if not args.stages_only:
+        print(json.dumps(bench.bench_graph(args.duration, args.params_file)), flush=True)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from echoloc_ros.core.array_geometry import load_array
+    from echoloc_ros.core.chirp import Chirp
+    from echoloc_ros.core.evaluation import evaluate_physics
+    from echoloc_ros.core.room import load_room
+    from echoloc_ros.core.simulator import Scenario
+    scenario = Scenario(snr_db=args.snr_db, seed=args.seed)
+    result = evaluate_physics(load_room(args.room), load_array(args.array), Chirp(), scenario,
+                              args.n, args.seed)
+    print(json.dumps({'method': args.method, 'room': args.room, 'snr_db': args.snr_db,
+                      **result}), flush=True)
+    return 0
+
+
+def cmd_record(args) -> int:
+    from echoloc_ros.recording import record
+    if args.out.exists():
+        raise SystemExit(f'echoloc record: {args.out} exists; give a new directory')
+    counts = record(args.out, args.topic, args.duration, args.flush_period)
+    print(json.dumps({'path': str(args.out), 'messages': counts}), flush=True)
+    return 0
+
+
+def cmd_metrics(args) -> int:
+    from echoloc_ros.metrics import serve_metrics
+    return serve_metrics(args.port, args.host)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='echoloc', description=__doc__)
+    sub = parser.add_subparsers(dest='command', required=True)
+
+    p = sub.add_parser('bringup', help='start driver, echo_processor and localizer')
+    p.add_argument('--params-file', type=Path, help='node parameter YAML '
+                   '(default: config/echoloc.yaml)')
+    p.add_argument('--set', action='append', default=[], metavar='NODE.PARAM=VALUE',
+                   help='override a parameter, e.g. driver.sim_snr_db=10')
+    p.add_argument('--monitor', action='store_true', help='also print pose, error and rate')
+    p.set_defaults(func=cmd_bringup)
+
+    p = sub.add_parser('monitor', help='print pose, error vs ground truth, rate, latency')
+    p.add_argument('--duration', type=float, help='seconds (default: until Ctrl-C)')
+    p.set_defaults(func=cmd_monitor)
+
+    p = sub.add_parser('bench', help='latency, rate, drops and memory as JSON')
+    p.add_argument('--frames', type=int, default=100, help='frames for the per-stage bench')
+    p.add_argument('--duration', type=float, default=20.0, help='seconds of the graph bench')
+    p.add_argument('--params-file', type=Path)
+    p.add_argument('--stages-only', action='store_true')
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser('evaluate', help='accuracy and calibration on simulated poses as JSON')
+    p.add_argument('--method', choices=('physics',), default='physics')
+    p.add_argument('--room', default='default_room')
+    p.add_argument('--array', default='square_4sensor')
+    p.add_argument('--snr-db', type=float, default=20.0)
+    p.add_argument('--n', type=int, default=200)
+    p.add_argument('--seed', type=int, default=0)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser('record', help='record the graph\'s topics to MCAP (rosbag2 layout)')
+    p.add_argument('out', type=Path, help='recording directory to create')
+    p.add_argument('--topic', action='append', metavar='TOPIC:TYPE',
+                   help='a topic and its package/msg/Type (repeat); default: all of echoloc\'s')
+    p.add_argument('--duration', type=float, help='seconds (default: until Ctrl-C)')
+    p.add_argument('--flush-period', type=float, default=1.0,
+                   help='seconds between flushes: the most a crash loses')
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser('metrics', help='serve Prometheus /metrics and /health from the graph')
+    p.add_argument('--port', type=int, default=9101, help='0 picks a free port')
+    p.add_argument('--host', default='127.0.0.1')
+    p.set_defaults(func=cmd_metrics)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

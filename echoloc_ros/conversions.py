@@ -1,0 +1,199 @@
+"""The only module that knows both numpy/core types and ROS messages."""
+import array
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Point, PoseStamped, PoseWithCovarianceStamped, Quaternion
+from sensor_msgs.msg import Imu
+
+from echoloc.msg import EchoFeatures as EchoFeaturesMsg
+from echoloc.msg import EchoFrame
+from echoloc_ros.core.array_geometry import ArrayGeometry
+from echoloc_ros.core.chirp import Chirp
+from echoloc_ros.core.echo_processing import EchoFeatures
+from echoloc_ros.core.physics_localizer import Estimate
+
+# EchoFeatures fields with one value per channel, named alike in the message and the core.
+PER_CHANNEL_FIELDS = ('tof_s', 'tof_cfd_s', 'snr_db', 'noise_floor', 'direct_tof_s',
+                      'direct_amplitude')
+
+
+def _float32_array(values: np.ndarray) -> array.array:
+    # Assigning an ndarray to a message field copies element by element (~1 ms per 16k
+    # values); array.array from raw bytes is ~100x faster.
+    out = array.array('f')
+    out.frombytes(np.ascontiguousarray(values, dtype=np.float32).tobytes())
+    return out
+
+
+def stamp_to_s(stamp: Time) -> float:
+    return stamp.sec + 1e-9 * stamp.nanosec
+
+
+def yaw_to_quaternion(yaw_rad: float) -> Quaternion:
+    return Quaternion(x=0.0, y=0.0, z=float(np.sin(yaw_rad / 2)), w=float(np.cos(yaw_rad / 2)))
+
+
+def quaternion_to_yaw(q: Quaternion) -> float:
+    return float(np.arctan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z)))
+
+
+def echo_frame_msg(samples: np.ndarray, stamp: Time, frame_id: str, seq: int,
+                   array_geometry: ArrayGeometry, chirp: Chirp, fs_hz: float,
+                   temperature_c: float = float('nan')) -> EchoFrame:
+    """Build an EchoFrame from int16 samples ``(n_channels, n_samples)``."""
+    n_channels, n_samples = samples.shape
+    msg = EchoFrame()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.seq = seq & 0xFFFFFFFF
+    msg.array_id = array_geometry.name
+    msg.emitter_position = Point(x=float(array_geometry.emitter_m[0]),
+                                 y=float(array_geometry.emitter_m[1]),
+                                 z=float(array_geometry.emitter_m[2]))
+    msg.receiver_positions = [Point(x=float(r[0]), y=float(r[1]), z=float(r[2]))
+                              for r in array_geometry.receivers_m]
+    msg.chirp_kind = chirp.kind
+    msg.chirp_f0_hz = float(chirp.f0_hz)
+    msg.chirp_f1_hz = float(chirp.f1_hz)
+    msg.chirp_duration_s = float(chirp.duration_s)
+    msg.chirp_window = chirp.window
+    msg.sample_rate_hz = float(fs_hz)
+    msg.n_channels = n_channels
+    msg.n_samples = n_samples
+    msg.temperature_c = float(temperature_c)
+    data = array.array('h')
+    data.frombytes(np.ascontiguousarray(samples, dtype='<i2').tobytes())
+    msg.data = data
+    return msg
+
+
+def echo_frame_samples(msg: EchoFrame) -> np.ndarray:
+    """The samples of an EchoFrame as int16 ``(n_channels, n_samples)``, validated.
+
+    :raises ValueError: naming the field when the frame is inconsistent.
+    """
+    if msg.n_channels == 0 or msg.n_samples == 0:
+        raise ValueError(f'empty frame: n_channels={msg.n_channels}, n_samples={msg.n_samples}')
+    expected = msg.n_channels * msg.n_samples
+    if len(msg.data) != expected:
+        raise ValueError(
+            f'truncated frame seq={msg.seq}: {len(msg.data)} samples, expected '
+            f'n_channels*n_samples = {msg.n_channels}*{msg.n_samples} = {expected}')
+    if len(msg.receiver_positions) not in (0, msg.n_channels):
+        raise ValueError(f'frame seq={msg.seq} has {len(msg.receiver_positions)} receiver '
+                         f'positions for n_channels={msg.n_channels}')
+    if not np.isfinite(msg.sample_rate_hz) or msg.sample_rate_hz <= 0:
+        raise ValueError(f'frame seq={msg.seq}: sample_rate_hz={msg.sample_rate_hz}, '
+                         'expected a positive rate')
+    return np.frombuffer(msg.data, dtype=np.int16).reshape(msg.n_channels, msg.n_samples)
+
+
+def echo_frame_chirp(msg: EchoFrame) -> Chirp:
+    """The chirp an EchoFrame says was sent."""
+    return Chirp(kind=msg.chirp_kind, f0_hz=float(msg.chirp_f0_hz),
+                 f1_hz=float(msg.chirp_f1_hz), duration_s=float(msg.chirp_duration_s),
+                 window=msg.chirp_window)
+
+
+def features_msg(features: EchoFeatures, frame: EchoFrame,
+                 processing_time_s: float) -> EchoFeaturesMsg:
+    """Build EchoFeatures for ``frame``, copying its header (acquisition stamp)."""
+    n_channels, n_bins = features.baseband.shape
+    msg = EchoFeaturesMsg()
+    msg.header = frame.header
+    msg.seq = frame.seq
+    msg.array_id = frame.array_id
+    msg.n_channels = n_channels
+    msg.n_bins = n_bins
+    msg.bin_width_s = float(features.bin_width_s)
+    msg.start_s = float(features.start_s)
+    msg.carrier_hz = float(features.carrier_hz)
+    msg.envelope = _float32_array(features.envelope)
+    msg.baseband_real = _float32_array(features.baseband.real)
+    msg.baseband_imag = _float32_array(features.baseband.imag)
+    for name in PER_CHANNEL_FIELDS:
+        setattr(msg, name, _float32_array(getattr(features, name)))
+    msg.processing_time_s = float(processing_time_s)
+    return msg
+
+
+def features_from_msg(msg: EchoFeaturesMsg) -> EchoFeatures:
+    """The core EchoFeatures of a message, validated.
+
+    :raises ValueError: naming the field when lengths disagree with n_channels * n_bins.
+    """
+    shape = (msg.n_channels, msg.n_bins)
+    size = shape[0] * shape[1]
+    for name in ('envelope', 'baseband_real', 'baseband_imag'):
+        if len(getattr(msg, name)) != size:
+            raise ValueError(f'features seq={msg.seq}: {name} has {len(getattr(msg, name))} '
+                             f'values, expected n_channels*n_bins = {size}')
+    for name in PER_CHANNEL_FIELDS:
+        if len(getattr(msg, name)) != msg.n_channels:
+            raise ValueError(f'features seq={msg.seq}: {name} has {len(getattr(msg, name))} '
+                             f'values, expected n_channels = {msg.n_channels}')
+    baseband = np.empty(shape, dtype=np.complex64)
+    baseband.real = np.frombuffer(msg.baseband_real, dtype=np.float32).reshape(shape)
+    baseband.imag = np.frombuffer(msg.baseband_imag, dtype=np.float32).reshape(shape)
+    if not np.all(np.isfinite(baseband.view(np.float32))):
+        raise ValueError(f'features seq={msg.seq}: baseband holds NaN or inf')
+    return EchoFeatures(
+        baseband=baseband,
+        envelope=np.frombuffer(msg.envelope, dtype=np.float32).reshape(shape),
+        bin_width_s=float(msg.bin_width_s), start_s=float(msg.start_s),
+        carrier_hz=float(msg.carrier_hz),
+        **{name: np.frombuffer(getattr(msg, name), dtype=np.float32).astype(np.float64)
+           for name in PER_CHANNEL_FIELDS})
+
+
+def pose_msg(position_m: np.ndarray, covariance_m2: np.ndarray, yaw_rad: float,
+             yaw_variance_rad2: float, stamp: Time, frame_id: str) -> PoseWithCovarianceStamped:
+    """A PoseWithCovarianceStamped; orientation is the fused heading (roll, pitch unknown).
+
+    The 6x6 covariance is row-major over (x, y, z, roll, pitch, yaw); roll and pitch are not
+    observed, so their variance is large rather than zero (REP-145 style for unknowns).
+    """
+    msg = PoseWithCovarianceStamped()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.pose.pose.position = Point(x=float(position_m[0]), y=float(position_m[1]),
+                                   z=float(position_m[2]))
+    msg.pose.pose.orientation = yaw_to_quaternion(yaw_rad)
+    cov = np.zeros((6, 6))
+    cov[:3, :3] = covariance_m2
+    cov[3, 3] = cov[4, 4] = 1e6
+    cov[5, 5] = yaw_variance_rad2
+    msg.pose.covariance = cov.ravel().tolist()
+    return msg
+
+
+def pose_position_covariance(msg: PoseWithCovarianceStamped) -> tuple[np.ndarray, np.ndarray]:
+    """Position (3,) and its 3x3 covariance from a PoseWithCovarianceStamped."""
+    p = msg.pose.pose.position
+    cov = np.asarray(msg.pose.covariance, dtype=float).reshape(6, 6)[:3, :3]
+    return np.array([p.x, p.y, p.z]), cov
+
+
+def pose_stamped_msg(position_m: np.ndarray, yaw_rad: float, stamp: Time,
+                     frame_id: str) -> PoseStamped:
+    msg = PoseStamped()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.pose.position = Point(x=float(position_m[0]), y=float(position_m[1]),
+                              z=float(position_m[2]))
+    msg.pose.orientation = yaw_to_quaternion(yaw_rad)
+    return msg
+
+
+def imu_msg(yaw_rad: float, yaw_variance_rad2: float, stamp: Time, frame_id: str) -> Imu:
+    """An Imu carrying only orientation (heading); rates and accelerations marked unknown."""
+    msg = Imu()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.orientation = yaw_to_quaternion(yaw_rad)
+    msg.orientation_covariance = [1e6, 0.0, 0.0, 0.0, 1e6, 0.0, 0.0, 0.0, yaw_variance_rad2]
+    # sensor_msgs/Imu: element 0 = -1 means "not provided".
+    msg.angular_velocity_covariance[0] = -1.0
+    msg.linear_acceleration_covariance[0] = -1.0
+    return msg

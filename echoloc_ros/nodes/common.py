@@ -1,0 +1,73 @@
+"""What every echoloc node shares: declaring described parameters and the main() loop."""
+from typing import Any, Callable
+
+import rclpy
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+
+
+def declare(node: Node, name: str, default: Any, description: str, *,
+            read_only: bool = False, min_value: float | None = None,
+            max_value: float | None = None, choices: tuple[str, ...] = ()) -> Any:
+    """Declare a parameter with a ParameterDescriptor and return its value.
+
+    :param description: what it is, with its unit.
+    :param read_only: the value is only read at start-up; changing it needs a restart.
+    :param min_value: inclusive lower bound for numbers (with ``max_value``).
+    :param choices: allowed values for strings, checked here and on every later set.
+    """
+    descriptor = ParameterDescriptor(description=description, read_only=read_only)
+    if choices:
+        descriptor.additional_constraints = 'one of: ' + ', '.join(choices)
+    if min_value is not None and max_value is not None:
+        if isinstance(default, bool):
+            pass
+        elif isinstance(default, int):
+            descriptor.integer_range = [IntegerRange(
+                from_value=int(min_value), to_value=int(max_value), step=1)]
+        elif isinstance(default, float):
+            descriptor.floating_point_range = [FloatingPointRange(
+                from_value=float(min_value), to_value=float(max_value), step=0.0)]
+    value = node.declare_parameter(name, default, descriptor).value
+    if choices and value not in choices:
+        raise ValueError(f'parameter {name}={value!r}: expected one of {", ".join(choices)}')
+    return value
+
+
+def reject_bad_choices(node: Node, choices: dict[str, tuple[str, ...]]) -> None:
+    """Refuse later ``set_parameters`` calls whose string value is not among its choices."""
+
+    def check(params) -> SetParametersResult:
+        for param in params:
+            allowed = choices.get(param.name)
+            if allowed and param.value not in allowed:
+                return SetParametersResult(
+                    successful=False,
+                    reason=f'{param.name}={param.value!r}: expected one of {", ".join(allowed)}')
+        return SetParametersResult(successful=True)
+
+    node.add_on_set_parameters_callback(check)
+
+
+def run(node_factory: Callable[[], Node], args=None) -> int:
+    """Init rclpy, spin the node until Ctrl-C or shutdown, clean up (Humble to Kilted)."""
+    rclpy.init(args=args)
+    node = None
+    code = 0
+    try:
+        try:
+            node = node_factory()
+        except (ValueError, FileNotFoundError) as exc:
+            # A bad parameter or config file: say which and exit non-zero, not a traceback.
+            rclpy.logging.get_logger('echoloc').fatal(str(exc))
+            return 2
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code

@@ -1,0 +1,126 @@
+"""echo_processor: band-pass, matched filter, envelope, time of flight and SNR per channel."""
+import re
+import time
+
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+
+from echoloc.msg import EchoFeatures, EchoFrame
+from echoloc_ros import conversions
+from echoloc_ros.core.array_geometry import load_array
+from echoloc_ros.core.echo_processing import EchoProcessor
+from echoloc_ros.diagnostics import (ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam,
+                                     Updater)
+from echoloc_ros.nodes.common import declare, run
+
+
+class EchoProcessorNode(Node):
+    """Turns EchoFrame (``echoes``) into EchoFeatures (``features``)."""
+
+    def __init__(self):
+        super().__init__('echo_processor')
+        self.expected_fs_hz = declare(
+            self, 'expected_sample_rate_hz', 250000.0, 'reject frames at another sample rate '
+            '[Hz]; 0 accepts any rate that can carry the chirp', min_value=0.0, max_value=2e6)
+        self.decimation = declare(self, 'decimation', 4, 'baseband decimation factor of the '
+                                  'matched-filter output', read_only=True, min_value=1,
+                                  max_value=32)
+        expected_rate_hz = declare(self, 'expected_rate_hz', 25.0, 'frame rate the frequency '
+                                   'diagnostic expects [Hz]', read_only=True, min_value=0.1,
+                                   max_value=1000.0)
+        self.processors: dict[tuple, EchoProcessor] = {}
+        self.frames_in = 0
+        self.frames_rejected = 0
+        self.period_in = 0
+        self.period_rejected = 0
+        self.last_error = ''
+        self.last_error_kind = ''
+        self.last_seq = None
+        self.gaps = 0
+        self.latency_ms = []
+
+        self.pub = self.create_publisher(EchoFeatures, 'echoloc/features', QoSProfile(depth=10))
+        self.sub = self.create_subscription(EchoFrame, 'echoloc/echoes', self.on_frame,
+                                            qos_profile_sensor_data)
+        self.updater = Updater(self)
+        self.updater.setHardwareID('echo_processor')
+        self.frequency = FrequencyStatus(FrequencyStatusParam(
+            {'min': expected_rate_hz, 'max': expected_rate_hz}, tolerance=0.25),
+            name='Feature rate')
+        self.updater.add(self.frequency)
+        self.updater.add('Frames', self.frames_status)
+
+    def processor_for(self, frame: EchoFrame) -> EchoProcessor:
+        """The processor for this frame's array, chirp and sample rate, built once each.
+
+        The array's transducer response is part of the matched filter's reference, so delays
+        come out as the physical ones the localizer models.
+        """
+        key = (frame.array_id, frame.chirp_kind, frame.chirp_f0_hz, frame.chirp_f1_hz,
+               frame.chirp_duration_s, frame.chirp_window, frame.sample_rate_hz)
+        if key not in self.processors:
+            array = load_array(frame.array_id)  # ValueError names an unknown array_id
+            self.processors[key] = EchoProcessor(conversions.echo_frame_chirp(frame),
+                                                 frame.sample_rate_hz,
+                                                 decimation=self.decimation, array=array)
+        return self.processors[key]
+
+    def on_frame(self, frame: EchoFrame) -> None:
+        start = time.perf_counter()
+        self.frames_in += 1
+        self.period_in += 1
+        try:
+            if self.expected_fs_hz > 0 and frame.sample_rate_hz != self.expected_fs_hz:
+                raise ValueError(f'sample_rate_hz={frame.sample_rate_hz:g}, expected '
+                                 f'{self.expected_fs_hz:g} (parameter expected_sample_rate_hz)')
+            samples = conversions.echo_frame_samples(frame)
+            features = self.processor_for(frame).process(samples)
+        except ValueError as exc:
+            self.frames_rejected += 1
+            self.period_rejected += 1
+            self.last_error = f'frame seq={frame.seq} rejected: {exc}'
+            # Each new kind of problem is logged at once; a repeat of the last one at most
+            # every 5 s (the count is in diagnostics), so a bad stream does not flood the log.
+            kind = re.sub(r'[\d.]+', '#', str(exc))
+            if kind != self.last_error_kind:
+                self.last_error_kind = kind
+                self.get_logger().error(self.last_error)
+            else:
+                self.get_logger().error(self.last_error, throttle_duration_sec=5.0)
+            return
+        if self.last_seq is not None and frame.seq != (self.last_seq + 1) & 0xFFFFFFFF:
+            self.gaps += 1
+        self.last_seq = frame.seq
+        elapsed_s = time.perf_counter() - start
+        self.pub.publish(conversions.features_msg(features, frame, elapsed_s))
+        self.frequency.tick()
+        self.latency_ms.append(1e3 * elapsed_s)
+
+    def frames_status(self, stat):
+        latency, self.latency_ms = self.latency_ms, []
+        seen, rejected = self.period_in, self.period_rejected
+        self.period_in = self.period_rejected = 0
+        if rejected:
+            # Every frame bad since the last report: the stream is unusable, not just noisy.
+            stat.summary(ERROR if rejected == seen else WARN,
+                         f'{rejected}/{seen} frames rejected; last: {self.last_error}')
+        elif seen == 0:
+            stat.summary(WARN, 'no frames received')
+        else:
+            stat.summary(OK, 'processing frames')
+        stat.add('frames received', self.frames_in)
+        stat.add('frames rejected', self.frames_rejected)
+        stat.add('sequence gaps', self.gaps)
+        if latency:
+            stat.add('processing latency p50 (ms)', f'{np.percentile(latency, 50):.2f}')
+            stat.add('processing latency max (ms)', f'{max(latency):.2f}')
+        return stat
+
+
+def main(args=None) -> int:
+    return run(EchoProcessorNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,201 @@
+"""localizer: the array's position in the known room from echo features and the heading."""
+import bisect
+import time
+
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from geometry_msgs.msg import PoseWithCovarianceStamped
+from sensor_msgs.msg import Imu
+
+from echoloc.msg import EchoFeatures
+from echoloc_ros import conversions
+from echoloc_ros.core.array_geometry import load_array
+from echoloc_ros.core.chirp import Chirp
+from echoloc_ros.core.physics_localizer import PhysicsLocalizer
+from echoloc_ros.core.room import load_room
+from echoloc_ros.core.tracker import PoseTracker
+from echoloc_ros.diagnostics import (ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam,
+                                     Updater)
+from echoloc_ros.nodes.common import declare, reject_bad_choices, run
+
+METHODS = ('physics',)
+HEADING_SOURCES = ('imu', 'fixed')
+
+
+class HeadingBuffer:
+    """Recent headings by stamp, so each frame gets the heading at its own acquisition time."""
+
+    def __init__(self, horizon_s: float = 2.0):
+        self.horizon_s = horizon_s
+        self.times: list[float] = []
+        self.yaws: list[float] = []
+        self.variances: list[float] = []
+
+    def add(self, t_s: float, yaw_rad: float, variance_rad2: float) -> None:
+        i = bisect.bisect(self.times, t_s)
+        self.times.insert(i, t_s)
+        self.yaws.insert(i, yaw_rad)
+        self.variances.insert(i, variance_rad2)
+        cut = bisect.bisect(self.times, self.times[-1] - self.horizon_s)
+        del self.times[:cut], self.yaws[:cut], self.variances[:cut]
+
+    def at(self, t_s: float, tolerance_s: float) -> tuple[float, float] | None:
+        """Heading and its variance nearest ``t_s``, or None if none within ``tolerance_s``."""
+        if not self.times:
+            return None
+        i = bisect.bisect(self.times, t_s)
+        best = min((j for j in (i - 1, i) if 0 <= j < len(self.times)),
+                   key=lambda j: abs(self.times[j] - t_s))
+        if abs(self.times[best] - t_s) > tolerance_s:
+            return None
+        return self.yaws[best], self.variances[best]
+
+
+class LocalizerNode(Node):
+    """Publishes PoseWithCovarianceStamped on ``echoloc/pose`` for each EchoFeatures."""
+
+    def __init__(self):
+        super().__init__('localizer')
+        self.method = declare(self, 'method', 'physics', 'localization method',
+                              choices=METHODS)
+        room_name = declare(self, 'room', 'default_room', 'room YAML (name in config/rooms or '
+                            'path) the array is in', read_only=True)
+        array_name = declare(self, 'array', 'square_4sensor', 'array YAML the frames come '
+                             'from', read_only=True)
+        chirp = Chirp(
+            kind=declare(self, 'chirp_kind', 'lfm', 'chirp the array sends', read_only=True,
+                         choices=('lfm', 'hfm', 'barker')),
+            f0_hz=declare(self, 'chirp_f0_hz', 35000.0, 'chirp start frequency [Hz]',
+                          read_only=True, min_value=1000.0, max_value=200000.0),
+            f1_hz=declare(self, 'chirp_f1_hz', 45000.0, 'chirp end frequency [Hz]',
+                          read_only=True, min_value=1000.0, max_value=200000.0),
+            duration_s=declare(self, 'chirp_duration_s', 0.002, 'chirp duration [s]',
+                               read_only=True, min_value=1e-4, max_value=0.02),
+            window=declare(self, 'chirp_window', 'hann', 'chirp amplitude window',
+                           read_only=True))
+        self.map_frame = declare(self, 'map_frame', 'map', 'frame of the published pose '
+                                 '(REP-105)', read_only=True)
+        self.heading_source = declare(self, 'heading_source', 'imu', 'heading from the imu '
+                                      'topic or the fixed_yaw_rad parameter',
+                                      choices=HEADING_SOURCES)
+        self.fixed_yaw_rad = declare(self, 'fixed_yaw_rad', 0.0, 'heading when heading_source '
+                                     'is fixed [rad]', min_value=-np.pi, max_value=np.pi)
+        self.heading_tolerance_s = declare(self, 'heading_tolerance_s', 0.2, 'max stamp '
+                                           'difference between a frame and its heading [s]',
+                                           min_value=0.0, max_value=10.0)
+        self.temperature_c = declare(self, 'temperature_c', 20.0, 'assumed air temperature '
+                                     '[deg C]; the localizer also estimates the speed of sound',
+                                     min_value=-40.0, max_value=60.0)
+        self.tracking = declare(self, 'tracking', True, 'publish the tracked pose (constant-'
+                                'velocity Kalman filter with a Mahalanobis gate)')
+        self.target_latency_ms = declare(self, 'target_latency_ms', 20.0, 'per-frame latency '
+                                         'above which diagnostics warn [ms]', min_value=0.1,
+                                         max_value=1000.0)
+        expected_rate_hz = declare(self, 'expected_rate_hz', 25.0, 'pose rate the frequency '
+                                   'diagnostic expects [Hz]', read_only=True, min_value=0.1,
+                                   max_value=1000.0)
+        reject_bad_choices(self, {'method': METHODS, 'heading_source': HEADING_SOURCES})
+
+        self.room = load_room(room_name)
+        self.array = load_array(array_name)
+        self.localizer = PhysicsLocalizer(self.room, self.array, chirp)
+        self.tracker = PoseTracker()
+        self.headings = HeadingBuffer()
+
+        self.frames_in = 0
+        self.frames_failed = 0
+        self.no_heading = 0
+        self.gated = 0
+        self.last_error = ''
+        self.last_estimate = None
+        self.latency_ms: list[float] = []
+
+        pose_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.pose_pub = self.create_publisher(PoseWithCovarianceStamped, 'echoloc/pose',
+                                              pose_qos)
+        self.create_subscription(Imu, 'imu/data', self.on_imu, qos_profile_sensor_data)
+        self.create_subscription(EchoFeatures, 'echoloc/features', self.on_features,
+                                 QoSProfile(depth=2))
+
+        self.updater = Updater(self)
+        self.updater.setHardwareID(f'localizer:{self.room.name}')
+        self.frequency = FrequencyStatus(FrequencyStatusParam(
+            {'min': expected_rate_hz, 'max': expected_rate_hz}, tolerance=0.25),
+            name='Pose rate')
+        self.updater.add(self.frequency)
+        self.updater.add('Localization', self.localization_status)
+
+    def on_imu(self, msg: Imu) -> None:
+        self.headings.add(conversions.stamp_to_s(msg.header.stamp),
+                          conversions.quaternion_to_yaw(msg.orientation),
+                          float(msg.orientation_covariance[8]))
+
+    def heading_for(self, t_s: float) -> tuple[float, float] | None:
+        if self.heading_source == 'fixed':
+            return self.fixed_yaw_rad, 0.0
+        return self.headings.at(t_s, self.heading_tolerance_s)
+
+    def on_features(self, msg: EchoFeatures) -> None:
+        start = time.perf_counter()
+        self.frames_in += 1
+        t_s = conversions.stamp_to_s(msg.header.stamp)
+        heading = self.heading_for(t_s)
+        if heading is None:
+            self.no_heading += 1
+            self.get_logger().warning(f'no heading within {self.heading_tolerance_s} s of frame '
+                                      f'seq={msg.seq}; skipped', throttle_duration_sec=2.0)
+            return
+        yaw_rad, yaw_var = heading
+        try:
+            if msg.array_id != self.array.name:
+                raise ValueError(f'array_id={msg.array_id!r}, expected {self.array.name!r} '
+                                 '(parameter array)')
+            features = conversions.features_from_msg(msg)
+            estimate = self.localizer.localize(features, yaw_rad, self.temperature_c)
+        except ValueError as exc:
+            self.frames_failed += 1
+            self.last_error = f'frame seq={msg.seq}: {exc}'
+            self.get_logger().error(self.last_error, throttle_duration_sec=1.0)
+            return
+        position, covariance = estimate.position_m, estimate.covariance_m2
+        if self.tracking:
+            position, covariance, accepted = self.tracker.update(t_s, position, covariance)
+            self.gated += not accepted
+        self.last_estimate = estimate
+        self.pose_pub.publish(conversions.pose_msg(position, covariance, yaw_rad, yaw_var,
+                                                   msg.header.stamp, self.map_frame))
+        self.frequency.tick()
+        self.latency_ms.append(1e3 * (time.perf_counter() - start))
+
+    def localization_status(self, stat):
+        latency, self.latency_ms = self.latency_ms, []
+        p95 = float(np.percentile(latency, 95)) if latency else 0.0
+        if self.last_estimate is None:
+            stat.summary(ERROR if self.frames_failed else WARN,
+                         self.last_error or 'no pose yet')
+        elif p95 > self.target_latency_ms:
+            stat.summary(WARN, f'latency p95 {p95:.1f} ms above target '
+                         f'{self.target_latency_ms:g} ms')
+        else:
+            stat.summary(OK, f'localizing ({self.method})')
+        stat.add('method', self.method)
+        stat.add('frames', self.frames_in)
+        stat.add('frames failed', self.frames_failed)
+        stat.add('frames without heading', self.no_heading)
+        stat.add('estimates gated by tracker', self.gated)
+        if latency:
+            stat.add('latency p50 (ms)', f'{np.percentile(latency, 50):.2f}')
+            stat.add('latency p95 (ms)', f'{p95:.2f}')
+        if self.last_estimate is not None:
+            stat.add('confidence', f'{self.last_estimate.confidence:.2f}')
+            stat.add('speed of sound (m/s)', f'{self.last_estimate.speed_of_sound_mps:.2f}')
+        return stat
+
+
+def main(args=None) -> int:
+    return run(LocalizerNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""The whole pipeline as three real processes, checked by an independent subscriber."""
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+from ros_testing import wait_for
+from echoloc.msg import EchoFrame
+from echoloc_ros.process_graph import NodeProcesses
+
+RUN_FRAMES = 150
+
+
+def _key(stamp):
+    return stamp.sec, stamp.nanosec
+
+
+@pytest.fixture(scope='module')
+def graph_run(ros_env, tmp_path_factory):
+    """Start the graph, record ~150 frames' worth of output, stop it, hand over the record."""
+    import rclpy
+    from ros_testing import TopicRecorder
+    rec = TopicRecorder(rclpy)
+    reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    rec.subscribe(PoseWithCovarianceStamped, '/echoloc/pose', reliable)
+    rec.subscribe(PoseStamped, '/echoloc/ground_truth', reliable)
+    rec.subscribe(EchoFrame, '/echoloc/echoes', qos_profile_sensor_data)
+    rec.subscribe(DiagnosticArray, '/diagnostics', QoSProfile(depth=100))
+    log_dir = tmp_path_factory.mktemp('graph_logs')
+    graph = NodeProcesses(env=ros_env, log_dir=log_dir)
+    try:
+        graph.start()
+        started = wait_for(lambda: rec.get('/echoloc/pose'), timeout_s=60.0)
+        assert started, f'no pose within 60 s; logs in {log_dir}: exited {graph.exited()}'
+        first = len(rec.get('/echoloc/echoes'))
+        assert wait_for(lambda: len(rec.get('/echoloc/echoes')) >= first + RUN_FRAMES,
+                        timeout_s=60.0)
+        alive = not graph.exited()
+    finally:
+        codes = graph.stop()
+        rec.close()
+    return rec, alive, codes, log_dir
+
+
+def test_nodes_run_and_stop_cleanly(graph_run):
+    _, alive, codes, log_dir = graph_run
+    assert alive, f'a node died; logs in {log_dir}'
+    assert all(code == 0 for code in codes.values()), codes
+
+
+def test_pose_for_every_frame_stamped_with_acquisition_time(graph_run):
+    rec = graph_run[0]
+    frames = {_key(m.header.stamp) for _, m in rec.get('/echoloc/echoes')}
+    poses = [m for _, m in rec.get('/echoloc/pose')]
+    assert all(m.header.frame_id == 'map' for m in poses)
+    stamps = [_key(m.header.stamp) for m in poses]
+    assert set(stamps) <= frames, 'a pose carries a stamp no echo frame had'
+    # Poses keep up with the frames: nearly every frame heard here has its pose.
+    heard = [k for k in frames if k > min(stamps) and k < max(stamps)]
+    assert len(heard) >= RUN_FRAMES * 0.9
+    answered = sum(k in set(stamps) for k in heard) / len(heard)
+    assert answered >= 0.95, f'only {answered:.0%} of frames produced a pose'
+
+
+def test_covariance_symmetric_positive_definite(graph_run):
+    for _, m in graph_run[0].get('/echoloc/pose'):
+        cov = np.asarray(m.pose.covariance).reshape(6, 6)[:3, :3]
+        assert np.allclose(cov, cov.T)
+        assert np.all(np.linalg.eigvalsh(cov) > 0)
+
+
+def test_median_error_against_ground_truth(graph_run):
+    rec = graph_run[0]
+    truth = {_key(m.header.stamp): m.pose.position for _, m in rec.get('/echoloc/ground_truth')}
+    errors = []
+    for _, m in rec.get('/echoloc/pose'):
+        t = truth.get(_key(m.header.stamp))
+        if t is not None:
+            p = m.pose.pose.position
+            errors.append(np.linalg.norm([p.x - t.x, p.y - t.y, p.z - t.z]))
+    assert len(errors) >= RUN_FRAMES * 0.9
+    assert np.median(errors) <= 0.05, f'median error {100 * np.median(errors):.1f} cm'
+
+
+def test_diagnostics_from_every_node_with_hardware_id(graph_run):
+    statuses = [s for _, m in graph_run[0].get('/diagnostics') for s in m.status]
+    for node in ('driver', 'echo_processor', 'localizer'):
+        mine = [s for s in statuses if s.name.startswith(f'{node}: ')]
+        assert mine, f'no diagnostics from {node}'
+        assert all(s.hardware_id for s in mine), f'{node} status without hardware_id'
