@@ -4,7 +4,7 @@ import array
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, PoseStamped, PoseWithCovarianceStamped, Quaternion
-from sensor_msgs.msg import Imu
+from sensor_msgs.msg import Imu, Range
 
 from echoloc.msg import EchoFeatures as EchoFeaturesMsg
 from echoloc.msg import EchoFrame
@@ -197,3 +197,23 @@ def imu_msg(yaw_rad: float, yaw_variance_rad2: float, stamp: Time, frame_id: str
     msg.angular_velocity_covariance[0] = -1.0
     msg.linear_acceleration_covariance[0] = -1.0
     return msg
+
+
+def range_msgs(features: EchoFeatures, header, speed_of_sound_mps: float,
+               window_s: float) -> list[Range]:
+    """One sensor_msgs/Range per receiver: the first echo after the direct path, as a range.
+
+    Range is half the round trip; a channel with no echo reports +inf (REP-117: nothing
+    detected within range). The field of view is the transducers' -6 dB beam (~60 degrees).
+    """
+    out = []
+    for tof_s in features.tof_s:
+        msg = Range()
+        msg.header = header
+        msg.radiation_type = Range.ULTRASOUND
+        msg.field_of_view = float(np.deg2rad(60.0))
+        msg.min_range = float(speed_of_sound_mps * features.start_s / 2)
+        msg.max_range = float(speed_of_sound_mps * window_s / 2)
+        msg.range = float(speed_of_sound_mps * tof_s / 2) if np.isfinite(tof_s) else float('inf')
+        out.append(msg)
+    return out

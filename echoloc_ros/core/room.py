@@ -188,6 +188,22 @@ class Room:
             x_cross = a[:, 0] + (y - a[:, 1]) * (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
         return np.sum(crosses & (x < x_cross), axis=-1) % 2 == 1
 
+    def reflection_points_m(self, position_m: np.ndarray) -> np.ndarray:
+        """Where the first-order echoes of a point source at ``position_m`` reflect ``(n, 3)``.
+
+        For a co-located emitter and receiver the specular point on a plane is the foot of the
+        perpendicular: one per wall whose segment it falls on, one on the floor, one on the
+        ceiling.
+        """
+        p = np.asarray(position_m, dtype=float)
+        a = self.vertices_m
+        ab = np.roll(a, -1, axis=0) - a
+        u = np.sum((p[:2] - a) * ab, axis=1) / np.sum(ab * ab, axis=1)
+        on_wall = (u >= 0) & (u <= 1)
+        feet = a[on_wall] + u[on_wall, None] * ab[on_wall]
+        walls = np.column_stack([feet, np.full(len(feet), p[2])])
+        return np.vstack([walls, [p[0], p[1], 0.0], [p[0], p[1], self.height_m]])
+
     def random_pose(self, rng: np.random.Generator, margin_m: float = 0.4,
                     z_range_m: tuple[float, float] = (0.2, 1.2)) -> tuple[np.ndarray, float]:
         """A pose drawn uniformly: ``margin_m`` from every wall and outside furniture.

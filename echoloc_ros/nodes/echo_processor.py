@@ -5,9 +5,11 @@ import time
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import Range
 
 from echoloc.msg import EchoFeatures, EchoFrame
 from echoloc_ros import conversions
+from echoloc_ros.core.acoustics import speed_of_sound_mps
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.diagnostics import (ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam,
@@ -41,6 +43,9 @@ class EchoProcessorNode(Node):
         self.latency_ms = []
 
         self.pub = self.create_publisher(EchoFeatures, 'echoloc/features', QoSProfile(depth=10))
+        self.publish_ranges = declare(self, 'publish_ranges', True, 'publish the first echo of '
+                                      'each receiver as sensor_msgs/Range on echoloc/range_<i>')
+        self.range_pubs: list = []
         self.sub = self.create_subscription(EchoFrame, 'echoloc/echoes', self.on_frame,
                                             qos_profile_sensor_data)
         self.updater = Updater(self)
@@ -95,7 +100,19 @@ class EchoProcessorNode(Node):
         elapsed_s = time.perf_counter() - start
         self.pub.publish(conversions.features_msg(features, frame, elapsed_s))
         self.frequency.tick()
+        if self.publish_ranges:
+            self.publish_first_echo_ranges(frame, features)
         self.latency_ms.append(1e3 * elapsed_s)
+
+    def publish_first_echo_ranges(self, frame: EchoFrame, features) -> None:
+        while len(self.range_pubs) < frame.n_channels:
+            self.range_pubs.append(self.create_publisher(
+                Range, f'echoloc/range_{len(self.range_pubs)}', qos_profile_sensor_data))
+        temperature_c = frame.temperature_c if np.isfinite(frame.temperature_c) else 20.0
+        c = float(speed_of_sound_mps(temperature_c))
+        window_s = frame.n_samples / frame.sample_rate_hz
+        for i, msg in enumerate(conversions.range_msgs(features, frame.header, c, window_s)):
+            self.range_pubs[i].publish(msg)
 
     def frames_status(self, stat):
         latency, self.latency_ms = self.latency_ms, []

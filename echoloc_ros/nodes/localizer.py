@@ -7,9 +7,10 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from sensor_msgs.msg import Imu
+from visualization_msgs.msg import MarkerArray
 
 from echoloc.msg import EchoFeatures
-from echoloc_ros import conversions
+from echoloc_ros import conversions, markers
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.physics_localizer import PhysicsLocalizer
@@ -114,6 +115,12 @@ class LocalizerNode(Node):
         pose_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.pose_pub = self.create_publisher(PoseWithCovarianceStamped, 'echoloc/pose',
                                               pose_qos)
+        self.publish_markers = declare(self, 'publish_markers', True, 'publish rviz markers '
+                                       '(room, array, 95 % ellipsoid, echo paths)')
+        self.marker_pub = self.create_publisher(MarkerArray, 'echoloc/markers', QoSProfile(
+            depth=2))
+        # rviz subscribes volatile: the static room is re-sent every few seconds.
+        self.create_timer(2.0, self.publish_room_markers)
         self.create_subscription(Imu, 'imu/data', self.on_imu, qos_profile_sensor_data)
         self.create_subscription(EchoFeatures, 'echoloc/features', self.on_features,
                                  QoSProfile(depth=2))
@@ -166,7 +173,17 @@ class LocalizerNode(Node):
         self.pose_pub.publish(conversions.pose_msg(position, covariance, yaw_rad, yaw_var,
                                                    msg.header.stamp, self.map_frame))
         self.frequency.tick()
+        if self.publish_markers:
+            _, receivers = self.array.to_world(position, yaw_rad)
+            self.marker_pub.publish(markers.marker_array(markers.estimate_markers(
+                position, yaw_rad, covariance, receivers,
+                self.room.reflection_points_m(position), self.map_frame, msg.header.stamp)))
         self.latency_ms.append(1e3 * (time.perf_counter() - start))
+
+    def publish_room_markers(self) -> None:
+        if self.publish_markers:
+            self.marker_pub.publish(markers.marker_array(markers.room_markers(
+                self.room, self.map_frame, self.get_clock().now().to_msg())))
 
     def localization_status(self, stat):
         latency, self.latency_ms = self.latency_ms, []
