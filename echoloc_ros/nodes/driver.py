@@ -163,6 +163,10 @@ class DriverNode(Node):
         rate = declare(self, 'replay_rate', 1.0, 'replay: speed factor of the original timing; '
                        '0 plays as fast as possible', read_only=True, min_value=0.0,
                        max_value=1000.0)
+        self.replay_wait_s = declare(self, 'replay_wait_s', 10.0, 'replay: wait up to this long '
+                                     'for subscribers to the echoes and the heading (the '
+                                     'processor and the localizer) before starting [s]',
+                                     read_only=True, min_value=0.0, max_value=600.0)
         if not (path / 'metadata.yaml').is_file():
             raise FileNotFoundError(f'replay_file={str(path)!r}: no recording there (expected '
                                     'a directory with metadata.yaml)')
@@ -175,6 +179,15 @@ class DriverNode(Node):
         self.replay_thread.start()
 
     def replay(self, path: Path, rate: float, publishers: dict) -> None:
+        # Frames sent before the processor and the localizer have matched are lost: wait for
+        # both, then a moment for discovery to finish on their side too.
+        deadline = time.monotonic() + self.replay_wait_s
+        while time.monotonic() < deadline and not (self.frame_pub.get_subscription_count()
+                                                   and self.imu_pub.get_subscription_count()):
+            if self.stop_event.wait(0.05):
+                return
+        if self.stop_event.wait(1.0):
+            return
         start_wall = first_log = None
         for topic, _, log_time_ns, rawdata in read_bag(path):
             if topic not in publishers:

@@ -1,5 +1,6 @@
 """localizer: the array's position in the known room from echo features and the heading."""
 import bisect
+import collections
 import time
 
 import numpy as np
@@ -40,6 +41,10 @@ class HeadingBuffer:
         self.variances.insert(i, variance_rad2)
         cut = bisect.bisect(self.times, self.times[-1] - self.horizon_s)
         del self.times[:cut], self.yaws[:cut], self.variances[:cut]
+
+    def latest_s(self) -> float:
+        """Stamp of the newest heading, -inf if none."""
+        return self.times[-1] if self.times else -np.inf
 
     def at(self, t_s: float, tolerance_s: float) -> tuple[float, float] | None:
         """Heading and its variance nearest ``t_s``, or None if none within ``tolerance_s``."""
@@ -124,6 +129,10 @@ class LocalizerNode(Node):
         self.create_subscription(Imu, 'imu/data', self.on_imu, qos_profile_sensor_data)
         self.create_subscription(EchoFeatures, 'echoloc/features', self.on_features,
                                  QoSProfile(depth=2))
+        # Features whose heading has not arrived yet, with their arrival time: like a message
+        # filter, each frame waits (up to heading_tolerance_s) for the heading at its stamp.
+        self.waiting: collections.deque = collections.deque()
+        self.create_timer(0.02, self.flush_waiting)
 
         self.updater = Updater(self)
         self.updater.setHardwareID(f'localizer:{self.room.name}')
@@ -137,6 +146,15 @@ class LocalizerNode(Node):
         self.headings.add(conversions.stamp_to_s(msg.header.stamp),
                           conversions.quaternion_to_yaw(msg.orientation),
                           float(msg.orientation_covariance[8]))
+        while self.waiting and (conversions.stamp_to_s(self.waiting[0][1].header.stamp)
+                                <= self.headings.latest_s()):
+            self.localize(self.waiting.popleft()[1])
+
+    def flush_waiting(self) -> None:
+        """Frames that waited too long for their heading go ahead with the nearest one."""
+        now = time.monotonic()
+        while self.waiting and now - self.waiting[0][0] > self.heading_tolerance_s:
+            self.localize(self.waiting.popleft()[1])
 
     def heading_for(self, t_s: float) -> tuple[float, float] | None:
         if self.heading_source == 'fixed':
@@ -144,8 +162,15 @@ class LocalizerNode(Node):
         return self.headings.at(t_s, self.heading_tolerance_s)
 
     def on_features(self, msg: EchoFeatures) -> None:
-        start = time.perf_counter()
         self.frames_in += 1
+        t_s = conversions.stamp_to_s(msg.header.stamp)
+        if self.heading_source == 'imu' and (self.waiting or t_s > self.headings.latest_s()):
+            self.waiting.append((time.monotonic(), msg))
+            return
+        self.localize(msg)
+
+    def localize(self, msg: EchoFeatures) -> None:
+        start = time.perf_counter()
         t_s = conversions.stamp_to_s(msg.header.stamp)
         heading = self.heading_for(t_s)
         if heading is None:
