@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -279,18 +277,7 @@ def _handler(exporter: MetricsExporter) -> type:
 
 def serve_metrics(port: int = 9101, host: str = '127.0.0.1') -> int:
     """Serve /metrics and /health until Ctrl-C or SIGTERM."""
-    rclpy.init()
-    node = None
-    try:
-        node = MetricsExporter(port=port, host=host)
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run(lambda: MetricsExporter(port=port, host=host))
 
 
 def main(args=None) -> int:

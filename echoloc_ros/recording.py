@@ -19,7 +19,6 @@ millisecond or so per second; Linux may stop a multi-page write between pages) t
 torn and ``repair_bag`` cuts it back to the last complete chunk. A power loss or kernel crash
 also loses what the kernel had not yet written back, unless ``fsync=True``.
 """
-import argparse
 import importlib
 import json
 import os
@@ -460,21 +459,3 @@ def read_messages(path: Path) -> Iterator[tuple[str, int, object]]:
     """Every message of a recording, deserialized: ``(topic, log_time_ns, message)``."""
     for topic, msgtype, log_time_ns, rawdata in read_bag(path):
         yield topic, log_time_ns, deserialize(msgtype, rawdata)
-
-
-def main(args: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description='Record echoloc topics to an MCAP rosbag2.')
-    parser.add_argument('out', type=Path, help='recording directory to create')
-    parser.add_argument('--topic', action='append', metavar='TOPIC:TYPE',
-                        help='a topic and its package/msg/Type (repeat); default: echoloc\'s')
-    parser.add_argument('--duration', type=float, help='stop after this many seconds')
-    parser.add_argument('--flush-period', type=float, default=1.0,
-                        help='seconds between flushes: the most a kill loses')
-    options = parser.parse_args(args)
-    counts = record(options.out, options.topic, options.duration, options.flush_period)
-    print(json.dumps({'path': str(options.out), 'messages': counts}))
-    return 0
-
-
-if __name__ == '__main__':
-    raise SystemExit(main())

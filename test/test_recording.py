@@ -17,7 +17,7 @@ N = 20
 
 
 def _start_recorder(out: Path, topics: list[str], env: dict) -> subprocess.Popen:
-    args = [sys.executable, '-m', 'echoloc_ros.recording', str(out), '--flush-period', '0.3']
+    args = [sys.executable, '-m', 'echoloc_ros.cli', 'record', str(out), '--flush-period', '0.3']
     for topic in topics:
         args += ['--topic', topic]
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -7,22 +7,27 @@ The method (details and sources in ``docs/physics.md``):
    first-order echo, as a function of the emitter's distance to the surface. With heading known,
    a wall's echo delays depend on that distance only.
 2. Height and speed of sound from the floor and ceiling: their apparent distances (at the
-   assumed speed) add up to ``H c0 / c``.
-3. The floor and ceiling paths, which do not depend on x and y, are fitted and removed.
-4. Wall candidates: in a shoebox per axis from opposite walls, then scans along each axis over
-   every path that moves with it; in other floor plans a grid over the plan.
-5. The candidates are checked against the full image-source prediction (orders 1-2, known
-   furniture faces) with a likelihood score.
-6. The best are refined by Levenberg-Marquardt on the complex baseband itself: every predicted
-   path is modelled with the point response and its own complex amplitude while (x, y, z, c)
-   move. The covariance is the inverse Fisher information of that fit, scaled by the residual
-   and the noise correlation between bins, plus a floor and the spread toward a competitor that
-   scores almost as well.
+   assumed speed) add up to ``H c0 / c``. The floor and ceiling paths, which do not depend on x
+   and y, are then fitted and removed.
+3. Wall candidates: in a shoebox per axis, from the axis' two walls and from every path that
+   moves with that axis alone (walls, their floor and ceiling double bounces); pairs are ranked
+   with the corner echoes. In other floor plans a grid over the plan and scans along each axis.
+4. Every candidate is scored by the evidence of the full image-source model (orders 1-2, known
+   furniture faces): the matched-filter outputs at the predicted delays, with the point
+   response's overlap between paths (a Gram matrix) and a Gaussian prior on each path's complex
+   amplitude around the predicted one. Working on the matched-filter outputs at the predicted
+   delays instead of on the baseband bins makes a score cost a few tens of microseconds.
+5. The best are refined by Newton steps on that evidence (finite differences over a stencil,
+   evaluated as one batch) over (x, y, z, c). The covariance is the inverse of the evidence's
+   Hessian, scaled by the residual of the fit, plus a floor and the spread toward a competitor
+   that explains the echoes almost as well.
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import fft as sfft
+from scipy import interpolate
 
 from echoloc_ros.core.acoustics import air_absorption_db_per_m, speed_of_sound_mps
 from echoloc_ros.core.array_geometry import ArrayGeometry, yaw_matrix
@@ -30,13 +35,32 @@ from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
 from echoloc_ros.core.room import Room
 
-
-# Relative evidence gaps (1 - runner-up score / best score) for full confidence and for
-# treating the runner-up as a live alternative in the covariance.
-CONFIDENT_GAP = 0.1
-AMBIGUOUS_GAP = 0.01
-# Candidates polished before the winner is chosen.
-N_POLISH = 3
+# Work per frame for each optimization level: candidates per axis, (x, y) pairs scored with the
+# full model, candidates polished, Newton iterations of the winner, heights tried.
+OPTIMIZATION_LEVELS = {
+    'fast': {'n_candidates': 3, 'n_pairs': 6, 'n_explain': 1, 'n_polish': 3,
+             'polish_iterations': 1, 'max_iterations': 3, 'n_heights': 1},
+    'balanced': {'n_candidates': 5, 'n_pairs': 12, 'n_explain': 1, 'n_polish': 6,
+                 'polish_iterations': 1, 'max_iterations': 5, 'n_heights': 1},
+    'accurate': {'n_candidates': 8, 'n_pairs': 30, 'n_explain': 2, 'n_polish': 10,
+                 'polish_iterations': 2, 'max_iterations': 8, 'n_heights': 2},
+}
+# The baseband is upsampled by this factor once per frame so that linear interpolation at any
+# delay is accurate to ~0.2 % (the echoes occupy +-5 kHz around the carrier).
+UPSAMPLE = 4
+# The point response is negligible (< 0.2 % of its peak) beyond this lag, s.
+RESPONSE_HALF_S = 0.5e-3
+# Prior on path amplitudes: E|a|^2 = PRIOR_SCALE * gain^2 with the gain fitted on the floor and
+# ceiling (reflection coefficients and directivity are only known roughly).
+PRIOR_SCALE = 2.0
+# Evidence gap (natural log units) for full confidence and the scale on which a competitor
+# stops widening the covariance. See docs/physics.md for how they were chosen.
+CONFIDENT_GAP = 20.0
+AMBIGUOUS_GAP = 4.0
+# Gauss-Newton stops when every step is below this: 0.1 mm and 1e-5 in kappa (0.05 mm at
+# 5 m).
+STEP_TOLERANCE = np.array([1e-4, 1e-4, 1e-4, 1e-5])
+STEP_LIMIT = np.array([0.01, 0.01, 0.01, 0.003])
 
 
 @dataclass
@@ -47,9 +71,11 @@ class Estimate:
     :ivar covariance_m2: position covariance ``(3, 3)``, symmetric positive definite, m^2.
     :ivar speed_of_sound_mps: speed of sound estimated from the echoes, m/s.
     :ivar confidence: in [0, 1]; low when another position explains the echoes almost as well.
-    :ivar score: likelihood score of the fix (higher is better; comparable within a room).
+    :ivar score: log evidence of the fix (higher is better; comparable within a frame).
     :ivar n_echoes: number of modelled echo paths in the final fit.
     :ivar candidates_m: positions of the competing candidates ``(k, 3)``, best first.
+    :ivar residual_ratio: residual power of the final fit over the noise floor in the bins
+        around the modelled echoes (about 1 when the room model explains the frame).
     """
 
     position_m: np.ndarray
@@ -59,6 +85,7 @@ class Estimate:
     score: float
     n_echoes: int
     candidates_m: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    residual_ratio: float = 1.0
 
 
 @dataclass
@@ -68,6 +95,33 @@ class _Surface:
     offset: float          # normal . x == offset on the surface
     reflection: float      # amplitude reflection coefficient sqrt(1 - alpha)
     index: int
+
+
+@dataclass
+class _Fit:
+    """Result of :meth:`PhysicsLocalizer._newton` for a batch of B starting points."""
+
+    theta: np.ndarray          # (B, 4) emitter x, y, z and kappa
+    evidence: np.ndarray       # (B,) log evidence with the amplitude prior
+    info: np.ndarray           # (B, 4, 4) Gauss-Newton information, zero outside the free ones
+    coef: np.ndarray           # (B, P) least-squares path amplitudes
+    paths: np.ndarray          # (P,) image indices modelled
+    keep: np.ndarray           # (B, P) which of them each fit modelled
+
+
+@dataclass
+class _Frame:
+    """What one call of :meth:`PhysicsLocalizer.localize` knows about its frame."""
+
+    features: EchoFeatures
+    offsets: np.ndarray        # receivers relative to the emitter, room axes (n, 3)
+    c0: float                  # assumed speed of sound, m/s
+    absorb: float              # air absorption, Np/m
+    t_min: float               # earliest usable delay (after the direct arrival), s
+    t_max: float               # last bin, s
+    weights: np.ndarray        # 1 / noise power per channel (n,)
+    table: np.ndarray          # baseband upsampled UPSAMPLE times (n, UPSAMPLE * n_bins)
+    gain: float = 1.0          # fitted amplitude scale of the predicted paths
 
 
 def _peaks(score: np.ndarray, grid: np.ndarray, k: int, separation: float) -> np.ndarray:
@@ -83,6 +137,26 @@ def _peaks(score: np.ndarray, grid: np.ndarray, k: int, separation: float) -> np
     return np.array(chosen, dtype=int)
 
 
+def _vertex(score: np.ndarray, grid: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """Grid positions of ``peaks`` moved to the vertex of the parabola through each peak and
+    its neighbours (uniform grid)."""
+    i = np.clip(peaks, 1, grid.size - 2)
+    y0, y1, y2 = score[i - 1], score[i], score[i + 1]
+    denom = y0 - 2 * y1 + y2
+    shift = np.where(denom < 0, 0.5 * (y0 - y2) / np.where(denom < 0, denom, -1.0), 0.0)
+    return grid[i] + np.clip(shift, -0.5, 0.5) * (grid[1] - grid[0])
+
+
+def _distinct(points: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
+    """Indices of the rows of ``points`` (in order) not within ``tolerance`` of an earlier kept
+    row, per column."""
+    kept: list[int] = []
+    for i in range(points.shape[0]):
+        if not kept or np.all(np.any(np.abs(points[kept] - points[i]) > tolerance, axis=1)):
+            kept.append(i)
+    return np.array(kept, dtype=int)
+
+
 class PhysicsLocalizer:
     """Localize the array in a known room from matched-filter features.
 
@@ -92,7 +166,8 @@ class PhysicsLocalizer:
     :param fs_hz: sampling rate of the frames, Hz.
     :param processor: the processor that made the features (for its point response); ``None``
         builds the default one for ``array``.
-    :param n_candidates: candidates kept per axis.
+    :param n_candidates: candidates kept per axis and per kind of score; ``None`` takes the
+        optimization level's.
     :param speed_tolerance: relative range searched for the speed of sound (0.05 = +-5 %,
         about +-28 degC).
     :param position_floor_m: standard deviation added to every axis of the covariance, m.
@@ -100,43 +175,82 @@ class PhysicsLocalizer:
         A horizontal planar array with up-down symmetric transducers hears the same echoes at
         height z and H - z, so one half of the room must be ruled out.
     :param grid_step_m: step of the 1-D distance grids, m.
-    :param max_iterations: Levenberg-Marquardt iterations per candidate.
+    :param max_iterations: Newton iterations of the final fit; ``None`` takes the
+        optimization level's.
     :param min_relative_amplitude: paths weaker than this fraction of the strongest wall echo
-        are left out of the fit.
+        are left out of the model.
+    :param optimization_level: ``'fast'``, ``'balanced'`` or ``'accurate'``: how many
+        candidates are generated, scored with the full model and polished, and how many Newton
+        iterations the winner gets (:data:`OPTIMIZATION_LEVELS`). ``'fast'`` takes about half
+        the time of ``'balanced'`` with more gross errors at low SNR; ``'accurate'`` about
+        twice the time.
     """
 
     def __init__(self, room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float = 250e3,
-                 processor: EchoProcessor | None = None, n_candidates: int = 5,
+                 processor: EchoProcessor | None = None, n_candidates: int | None = None,
                  speed_tolerance: float = 0.05, position_floor_m: float = 0.0015,
                  z_range_m: tuple[float, float] | None = None, grid_step_m: float = 0.003,
-                 max_iterations: int = 6, min_relative_amplitude: float = 0.08) -> None:
+                 max_iterations: int | None = None, min_relative_amplitude: float = 0.08,
+                 optimization_level: str = 'balanced') -> None:
+        if optimization_level not in OPTIMIZATION_LEVELS:
+            raise ValueError(f'optimization_level must be one of '
+                             f'{sorted(OPTIMIZATION_LEVELS)}, got {optimization_level!r}')
+        level = OPTIMIZATION_LEVELS[optimization_level]
         self.room = room
         self.array = array
         self.chirp = chirp
         self.fs_hz = fs_hz
         self.processor = processor or EchoProcessor(chirp, fs_hz, array=array)
-        self.n_candidates = n_candidates
+        self.optimization_level = optimization_level
+        self.n_candidates = level['n_candidates'] if n_candidates is None else n_candidates
+        self.max_iterations = level['max_iterations'] if max_iterations is None \
+            else max_iterations
+        if self.n_candidates < 1 or self.max_iterations < 1:
+            raise ValueError(f'n_candidates and max_iterations must be >= 1, got '
+                             f'{self.n_candidates} and {self.max_iterations}')
+        self.n_pairs = level['n_pairs']
+        self.n_polish = level['n_polish']
+        self.n_heights = level['n_heights']
+        self.n_explain = level['n_explain']
+        self.polish_iterations = level['polish_iterations']
         self.speed_tolerance = speed_tolerance
         self.position_floor_m = position_floor_m
         self.grid_step_m = grid_step_m
         self.z_range_m = (0.02, 0.5 * room.height_m) if z_range_m is None else tuple(z_range_m)
         if not 0.0 <= self.z_range_m[0] < self.z_range_m[1] <= room.height_m:
             raise ValueError(f'z_range_m must lie within [0, {room.height_m}], got {z_range_m}')
-        self.max_iterations = max_iterations
         self.min_relative_amplitude = min_relative_amplitude
         self._shoebox = room.is_shoebox
         self._surfaces = self._build_surfaces()
         self._build_images()
         self._n_walls = room.vertices_m.shape[0]
-        # The fit uses every ``_fit_stride``-th bin: the baseband is oversampled several times.
+        self._normals = np.array([s.normal for s in self._surfaces])
+        # Which images move with x and with y: a shoebox's families separate by axis.
+        moves = np.abs(np.eye(3)[None] - self._img_m).sum(axis=1)[:, :2] > 1e-9     # (P, 2)
+        room_paths = self._room_image & ~self._vertical_only
+        self._moves = [room_paths & moves[:, a] for a in range(2)]
+        # Opposite-wall pairs (paths longer than twice the room) add little but cost time.
+        short = np.array([len(seq) == 1 or any(i >= self._n_walls for i in seq)
+                          for seq in self._sequences])
+        self._family = [room_paths & moves[:, a] & ~moves[:, 1 - a] & short for a in range(2)]
+        self._corner = room_paths & moves[:, 0] & moves[:, 1]
+        self._build_response()
+        # Baseband noise is correlated over the point response: residual power per bin counts
+        # this many bins per independent sample.
         dt = self.processor.decimation / self.processor.fs_hz
-        self._fit_stride = max(1, int(0.25 * self.processor.mainlobe_half_width_s / dt))
-        # Noise in the baseband is correlated over the point response; Fisher information that
-        # treats the fitted bins as independent overcounts by this factor.
-        dt *= self._fit_stride
-        lags = np.arange(-200, 201) * dt
-        g = self.processor.point_response(lags)
+        g = self.processor.point_response(np.arange(-200, 201) * dt)
         self._correlation_factor = float(np.sum(np.abs(g) ** 2) / np.abs(g[200]) ** 2)
+    def _build_response(self) -> None:
+        """Tabulate the point response g (without carrier) and its first two derivatives on a
+        fine grid, from a cubic spline through the processor's response (the response is
+        smooth on the scale of the spline's 1 us knots)."""
+        knots = np.arange(-RESPONSE_HALF_S - 5e-6, RESPONSE_HALF_S + 5e-6 + 1e-12, 1e-6)
+        spline = interpolate.CubicSpline(knots, self.processor.point_response(knots))
+        self._response_step_s = 0.1e-6
+        lags = np.arange(-RESPONSE_HALF_S, RESPONSE_HALF_S + 1e-12, self._response_step_s)
+        self._response = np.stack([spline(lags, nu) for nu in range(3)])           # (3, L)
+        # g(0), and the carrier-shifted r'(0), r''(0) (see _overlap).
+        self._response_zero = self._overlap(np.zeros(1), self.chirp.center_hz)[:, 0]
 
     # ------------------------------------------------------------------------- geometry
     def _build_surfaces(self) -> list[_Surface]:
@@ -254,29 +368,370 @@ class PhysicsLocalizer:
         return True
 
     # ------------------------------------------------------------------------- data access
+    def _frame(self, features: EchoFeatures, yaw_rad: float, temperature_c: float) -> _Frame:
+        rot = yaw_matrix(yaw_rad)
+        offsets = (self.array.receivers_m - self.array.emitter_m) @ rot.T
+        direct = np.nan_to_num(features.direct_tof_s, nan=0.0)
+        noise = np.maximum(np.asarray(features.noise_floor, dtype=float), 1e-12)
+        table = self._upsample(features.baseband)
+        return _Frame(
+            features=features, offsets=offsets, c0=speed_of_sound_mps(temperature_c),
+            absorb=air_absorption_db_per_m(self.chirp.center_hz, temperature_c,
+                                           self.room.humidity_pct) * np.log(10) / 20,
+            t_min=float(np.max(direct)) + 1.2 * self.processor.mainlobe_half_width_s,
+            t_max=features.start_s + features.bin_width_s * (features.baseband.shape[1] - 1),
+            weights=1.0 / noise ** 2, table=table)
+
     @staticmethod
-    def _sample(features: EchoFeatures, channel: np.ndarray, tau_s: np.ndarray) -> np.ndarray:
+    def _upsample(baseband: np.ndarray) -> np.ndarray:
+        """The baseband at ``UPSAMPLE`` times its rate (zero padding of its spectrum):
+        ``(n, UPSAMPLE * n_bins)`` complex64."""
+        n_ch, n_bins = baseband.shape
+        n_fft = sfft.next_fast_len(n_bins + 32)
+        spectrum = sfft.fft(baseband.astype(np.complex64), n_fft, axis=1)
+        padded = np.zeros((n_ch, UPSAMPLE * n_fft), dtype=np.complex64)
+        half = n_fft // 2
+        padded[:, :half] = spectrum[:, :half]
+        padded[:, -(n_fft - half):] = spectrum[:, half:]
+        return np.ascontiguousarray(sfft.ifft(padded, axis=1)[:, :UPSAMPLE * n_bins]) * UPSAMPLE
+
+    def _sample(self, fr: _Frame, tau_s: np.ndarray, table: np.ndarray | None = None,
+                smooth: bool = True, derivative: bool = False
+                ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Analytic matched-filter output z = baseband * exp(j 2 pi f_c tau) at delays tau.
 
-        :param channel: channel index per delay, broadcastable with ``tau_s``.
+        :param tau_s: delays ``(..., n_channels)``, s.
+        :param table: a baseband other than the frame's upsampled one ``(n, m * n_bins)``
+            (a cleaned one, upsampled m times or not at all).
+        :param smooth: cubic interpolation in double precision (continuous slope, for the
+            derivatives of the evidence) rather than linear in single precision (for scans).
+        :param derivative: also return dz/dtau (smooth only).
+        :return: complex ``(..., n_channels)``, 0 outside [t_min, t_max]; with ``derivative``,
+            ``(z, dz/dtau)``.
         """
-        bb = features.baseband
-        n_bins = bb.shape[1]
-        x = (tau_s - features.start_s) / features.bin_width_s
-        i = np.clip(np.floor(x).astype(np.int64), 0, n_bins - 2)
-        frac = x - i
-        flat = np.broadcast_to(channel, i.shape) * n_bins + i
-        lo = bb.ravel()[flat]
-        hi = bb.ravel()[flat + 1]
-        value = lo + (hi - lo) * frac
-        inside = (x >= 0) & (x <= n_bins - 1)
-        phase = 2 * np.pi * features.carrier_hz * tau_s
-        return np.where(inside, value * (np.cos(phase) + 1j * np.sin(phase)), 0.0)
+        table = fr.table if table is None else table
+        n_row = table.shape[1]
+        factor = n_row // fr.features.baseband.shape[1]
+        table = table.ravel()
+        x = (tau_s - fr.features.start_s) * (factor / fr.features.bin_width_s)
+        i = np.clip(x.astype(np.int64), 1, n_row - 3)
+        flat = i + np.arange(tau_s.shape[-1]) * n_row
+        p1, p2 = table[flat], table[flat + 1]
+        cycles = fr.features.carrier_hz * tau_s
+        phase = (2 * np.pi) * (cycles - np.floor(cycles))
+        if smooth:
+            t = x - i
+            # Catmull-Rom cubic: continuous slope, so that finite differences of the evidence
+            # over steps shorter than the table's see its curvature.
+            p0, p3 = table[flat - 1], table[flat + 2]
+            value = p1 + 0.5 * t * ((p2 - p0) + t * ((2 * p0 - 5 * p1 + 4 * p2 - p3)
+                                                     + t * (3 * (p1 - p2) + p3 - p0)))
+            rotation = np.empty(tau_s.shape, dtype=np.complex128)
+        else:
+            t = (x - i).astype(np.float32)
+            value = p1 + (p2 - p1) * t
+            phase = phase.astype(np.float32)
+            rotation = np.empty(tau_s.shape, dtype=np.complex64)
+        rotation.real = np.cos(phase)
+        rotation.imag = np.sin(phase)
+        inside = (tau_s > fr.t_min) & (tau_s < fr.t_max)
+        z = np.where(inside, value * rotation, 0)
+        if not derivative:
+            return z
+        slope = 0.5 * ((p2 - p0) + t * (2 * (2 * p0 - 5 * p1 + 4 * p2 - p3)
+                                        + 3 * t * (3 * (p1 - p2) + p3 - p0)))
+        slope *= factor / fr.features.bin_width_s
+        dz = np.where(inside, slope * rotation, 0) + (2j * np.pi * fr.features.carrier_hz) * z
+        return z, dz
 
-    # ------------------------------------------------------------------------- stage 1-3
-    def _surface_scores(self, features: EchoFeatures, offsets: np.ndarray,
-                        normals: np.ndarray, distance_m: np.ndarray, c0: float,
-                        t_min: float) -> np.ndarray:
+    def _overlap(self, u_s: np.ndarray, fc: float) -> np.ndarray:
+        """Analytic point response r(u) = g(u) exp(j 2 pi f_c u) and its first two derivatives:
+        the matched-filter output at lag u for a unit echo (and the correlation of its noise
+        between two outputs u apart). Zero beyond ``RESPONSE_HALF_S``.
+
+        :return: ``(3, *u.shape)``: r, r', r''.
+        """
+        x = (u_s + RESPONSE_HALF_S) / self._response_step_s
+        i = np.clip(x.astype(np.int64), 0, self._response.shape[1] - 2)
+        frac = x - i
+        lo = self._response[:, i]
+        g, dg, ddg = lo + (self._response[:, i + 1] - lo) * frac
+        omega = 2 * np.pi * fc
+        rotation = np.exp(1j * omega * u_s)
+        jw = 1j * omega
+        return np.stack([g, dg + jw * g, ddg + 2 * jw * dg + jw ** 2 * g]) * rotation
+
+    # ------------------------------------------------------------------------- model
+    def _paths(self, fr: _Frame, thetas: np.ndarray, paths: np.ndarray,
+               keep: np.ndarray | None = None, valid: np.ndarray | None = None,
+               free: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """Delays and predicted amplitudes of image paths for a batch of parameters.
+
+        :param thetas: ``(K, 4)``: emitter x, y, z (m) and kappa = c / c0.
+        :param paths: indices of the images to model ``(P,)``.
+        :param keep: which of them to keep ``(K, P)`` or ``(P,)``; ``None`` keeps those inside
+            the window and stronger than ``min_relative_amplitude`` of the strongest wall echo.
+        :param valid: ``(K, P)``: which paths exist for each (``None``: all).
+        :param free: indices into ``theta``: also return the derivatives of tau with respect to
+            them ``(K, P, n, f)``.
+        :return: ``tau (K, P, n)`` s, ``amp (K, P, n)`` (0 for dropped paths), ``keep (K, P)``
+            [, ``dtau``].
+        """
+        emitters = thetas[:, :3]
+        speeds = fr.c0 * thetas[:, 3]
+        images = np.einsum('pij,kj->kpi', self._img_m[paths], emitters) + self._img_t[paths]
+        delta = (emitters[:, None, :] + fr.offsets)[:, None] - images[:, :, None]  # (K,P,n,3)
+        dist = np.sqrt(np.sum(delta ** 2, axis=-1))
+        tau = dist / speeds[:, None, None]
+        directivity = self.array.directivity(self.chirp.center_hz, delta[..., 2] / dist,
+                                             fr.c0) ** 2
+        amp = (self._img_refl[paths][:, None] / dist * np.exp(-fr.absorb * dist)
+               * directivity * self.array.gains)
+        if keep is None:
+            keep = np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1)
+            if valid is not None:
+                keep = keep & valid
+            peak = np.max(amp, axis=-1)
+            walled = keep & ~self._vertical_only[paths]
+            reference = np.max(np.where(walled, peak, 0.0), axis=1, keepdims=True)
+            reference = np.where(reference > 0, reference,
+                                 np.max(np.where(keep, peak, 0.0), axis=1, keepdims=True))
+            keep = keep & (peak >= self.min_relative_amplitude * reference)
+        keep = np.broadcast_to(keep, amp.shape[:2])
+        if free is None:
+            return tau, amp * keep[..., None], keep
+        # d tau / d emitter = (I - M)^T unit / c; d tau / d kappa = -tau / kappa.
+        unit = delta / (dist * speeds[:, None, None])[..., None]
+        grad_e = unit - np.einsum('pji,kpnj->kpni', self._img_m[paths], unit)
+        dtau = np.concatenate([grad_e, (-tau / thetas[:, 3, None, None])[..., None]], axis=-1)
+        return tau, amp * keep[..., None], keep, dtau[..., free]
+
+    def _evidence(self, fr: _Frame, tau: np.ndarray, amp: np.ndarray, prior: bool = True,
+                  pairs: tuple[np.ndarray, np.ndarray] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """Log evidence of the image-source model for a batch of path sets.
+
+        With ``z`` the matched-filter outputs at the predicted delays, the least-squares fit of
+        one complex amplitude per path (scaling its predicted amplitudes across receivers)
+        needs only ``b_p = sum_i A_ip z_i(tau_ip) / s_i^2`` and the Gram matrix
+        ``M_pq = sum_i A_ip A_iq r(tau_ip - tau_iq) / s_i^2`` (r: the analytic point response,
+        also the correlation of the matched filter's noise). With a complex Gaussian prior of
+        variance ``v`` on each amplitude the log evidence (noise units) is
+        ``b^H (M + I / v)^-1 b - log det(I + v M)``; without it, ``b^H M^-1 b``.
+
+        :param tau: ``(K, P, n)`` s.
+        :param amp: ``(K, P, n)``, 0 for paths not modelled.
+        :param prior: use the amplitude prior (``v = PRIOR_SCALE * gain^2``).
+        :param pairs: ``(p, q)`` with p < q: the only path pairs that may overlap (every path
+            is then modelled); ``None`` finds them.
+        :return: ``(evidence (K,), amplitudes (K, P))``.
+        """
+        used = np.any(amp > 0, axis=(0, 2)) if pairs is None else np.ones(tau.shape[1], bool)
+        tau, amp = tau[:, used], amp[:, used]
+        if pairs is None:
+            pairs = self._pairs(tau)
+        p, q = pairs
+        weighted = amp * fr.weights
+        z = self._sample(fr, tau)
+        b = np.sum(weighted * z, axis=-1)                                          # (K, P)
+        gram = self._gram(fr, tau, amp, pairs)[0]
+        if prior:
+            evidence, a = self._with_prior(fr, gram, b)
+        else:
+            a = np.linalg.solve(self._regularised(gram), b[..., None])[..., 0]
+            evidence = np.real(np.sum(np.conj(b) * a, axis=-1))
+        full = np.zeros((a.shape[0], used.size), dtype=complex)
+        full[:, used] = a
+        return evidence, full
+
+    def _gram(self, fr: _Frame, tau: np.ndarray, amp: np.ndarray,
+              pairs: tuple[np.ndarray, np.ndarray], derivatives: bool = False
+              ) -> tuple[np.ndarray, ...]:
+        """Gram matrix ``M_pq = sum_i A_ip A_iq r(tau_ip - tau_iq) / s_i^2`` ``(K, P, P)`` of
+        paths ``tau, amp (K, P, n)``, with the pairs ``(p, q)`` (p < q) that may overlap;
+        with ``derivatives``, also r' and r'' at the pairs' lags ``(K, Q, n)`` each."""
+        p, q = pairs
+        weighted = amp * fr.weights
+        lag = tau[:, p] - tau[:, q]                                                # (K, Q, n)
+        near = np.abs(lag) < RESPONSE_HALF_S
+        r = np.zeros((3 if derivatives else 1,) + lag.shape, dtype=complex)
+        r[:, near] = self._overlap(lag[near], fr.features.carrier_hz)[:r.shape[0]]
+        upper = np.sum(r[0] * weighted[:, p] * amp[:, q], axis=-1)
+        n_batch, n_paths = tau.shape[:2]
+        gram = np.zeros((n_batch, n_paths, n_paths), dtype=complex)
+        gram[:, p, q] = upper
+        gram[:, q, p] = np.conj(upper)
+        diagonal = np.arange(n_paths)
+        gram[:, diagonal, diagonal] = self._response_zero[0] * np.sum(weighted * amp, axis=-1)
+        return (gram,) + tuple(r[1:])
+
+    @staticmethod
+    def _regularised(gram: np.ndarray) -> np.ndarray:
+        """Gram matrices with a tiny ridge, so that paths with no energy stay solvable."""
+        scale = np.trace(gram, axis1=1, axis2=2).real / max(gram.shape[-1], 1)
+        return gram + (1e-9 * scale + 1e-300)[:, None, None] * np.eye(gram.shape[-1])
+
+    @staticmethod
+    def _with_prior(fr: _Frame, gram: np.ndarray, b: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Log evidence ``b^H (M + I / v)^-1 b - log det(I + v M)`` and the amplitudes
+        ``(M + I / v)^-1 b`` for Gram matrices ``(K, P, P)`` and outputs ``b (K, P)``, with
+        ``v = PRIOR_SCALE * gain^2``."""
+        v = PRIOR_SCALE * fr.gain ** 2
+        system = np.eye(gram.shape[-1]) + v * gram
+        a = np.linalg.solve(system, v * b[..., None])[..., 0]
+        return (np.real(np.sum(np.conj(b) * a, axis=-1)) - np.linalg.slogdet(system)[1], a)
+
+    @staticmethod
+    def _pairs(tau: np.ndarray, margin_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Path pairs ``(p, q)``, p < q, within ``RESPONSE_HALF_S + margin_s`` of each other on
+        some receiver for some row of ``tau (K, P, n)``."""
+        n_paths = tau.shape[1]
+        p, q = np.triu_indices(n_paths, 1)
+        near = np.any(np.abs(tau[:, p] - tau[:, q]) < RESPONSE_HALF_S + margin_s, axis=(0, 2))
+        return p[near], q[near]
+
+    def _score(self, fr: _Frame, thetas: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Log evidence of the full model at each of ``thetas (K, 4)``; ``valid (K, P)``."""
+        tau, amp, _ = self._paths(fr, thetas, np.arange(len(self._sequences)), valid=valid)
+        return self._evidence(fr, tau, amp)[0]
+
+    def _valid_batch(self, fr: _Frame, thetas: np.ndarray) -> np.ndarray:
+        """:meth:`_valid_images` for each of ``thetas (K, 4)``: ``(K, P)``."""
+        if self._shoebox and not self._faces:
+            return np.ones((thetas.shape[0], len(self._sequences)), dtype=bool)
+        centre = fr.offsets.mean(axis=0)
+        return np.array([self._valid_images(t[:3], t[:3] + centre) for t in thetas])
+
+    # ------------------------------------------------------------------------- refinement
+    def _fit(self, fr: _Frame, thetas: np.ndarray, paths: np.ndarray, keep: np.ndarray,
+             free: np.ndarray, pairs: tuple[np.ndarray, np.ndarray]
+             ) -> tuple[np.ndarray, ...]:
+        """Log likelihood (amplitudes solved for, no prior), its gradient and its Gauss-Newton
+        information over ``free``.
+
+        In the raw-signal picture the model is ``S(theta) a`` (one column per path) and the
+        evidence is the least-squares fit with the amplitudes solved for (variable projection,
+        Golub & Pereyra 1973). The gradient is ``2 Re <residual, J_k>`` and the information
+        ``2 Re [J^H J - J^H S A^-1 S^H J]`` (Kaufman's approximation), with
+        ``J_k = d(S a)/d theta_k``; A is the Gram matrix. Every inner product is one of the matched-filter outputs,
+        its derivative, or the analytic point response r and its first two derivatives at the
+        delay differences: ``<s_tau, s_t> = r(t - tau)``, ``<d s_tau, s_t> = -r'(t - tau)``,
+        ``<d s_tau, d s_t> = -r''(t - tau)``.
+
+        :param thetas: ``(K, 4)``. :param paths: image indices ``(P,)``; :param keep: ``(K, P)``.
+        :param pairs: ``(p, q)`` with p < q: the path pairs that may overlap.
+        :return: ``(log likelihood (K,), gradient (K, f), information (K, f, f), amplitudes
+            (K, P), log evidence with the amplitude prior (K,))``.
+        """
+        tau, amp, _, dtau = self._paths(fr, thetas, paths, keep, free=free)
+        w = fr.weights
+        weighted = amp * w
+        z, dz = self._sample(fr, tau, derivative=True)
+        b = np.sum(weighted * z, axis=-1)
+        p, q = pairs
+        gram, r1, r2 = self._gram(fr, tau, amp, pairs, derivatives=True)
+        _, zero1, zero2 = self._response_zero
+        n_paths = tau.shape[1]
+        inverse = np.linalg.inv(self._regularised(gram))
+        a = (inverse @ b[..., None])[..., 0]
+        evidence = np.real(np.sum(np.conj(b) * a, axis=-1))
+        alpha = a[..., None] * amp                                                # (K, P, n)
+        incidence_p = np.eye(n_paths)[p]                                           # (Q, P)
+        incidence_q = np.eye(n_paths)[q]
+
+        def scatter(values: np.ndarray, incidence: np.ndarray) -> np.ndarray:
+            """Sum ``values (K, Q, m)`` over pairs into paths: ``(K, P, m)``."""
+            return np.swapaxes(np.swapaxes(values, 1, 2) @ incidence, 1, 2)
+
+        def outer(x: np.ndarray, d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
+            """``sum_{j,n} x_jn d1_jnf d2_jng`` for each batch row: ``(K, f, g)``."""
+            left = (x[..., None] * d1).reshape(x.shape[0], -1, d1.shape[-1])
+            return np.swapaxes(left, 1, 2) @ d2.reshape(x.shape[0], -1, d2.shape[-1])
+
+        # Slope of the matched-filter residual at each modelled delay.
+        slope = (dz - zero1 * alpha
+                 + scatter(alpha[:, p] * np.conj(r1), incidence_q)
+                 - scatter(alpha[:, q] * r1, incidence_p))
+        grad = 2.0 * np.real(np.sum((w * np.conj(alpha) * slope)[..., None] * dtau,
+                                    axis=(1, 2)))
+        # J^H J: the diagonal paths, then both orders of each overlapping pair.
+        info = -zero2 * outer(w * np.abs(alpha) ** 2, dtau, dtau)
+        cross = outer(-r2 * np.conj(w * alpha[:, p]) * alpha[:, q], dtau[:, p], dtau[:, q])
+        info = info + cross + np.swapaxes(cross, 1, 2)
+        # S^H J, row p': sum over paths q of alpha_q dtau_q A_p' (-r'(tau_p' - tau_q)).
+        sj = np.sum((-zero1 * weighted * alpha)[..., None] * dtau, axis=2)          # (K, P, f)
+        sj += scatter(np.sum((-r1 * weighted[:, p] * alpha[:, q])[..., None] * dtau[:, q],
+                             axis=2), incidence_p)
+        sj += scatter(np.sum((np.conj(r1) * weighted[:, q] * alpha[:, p])[..., None]
+                             * dtau[:, p], axis=2), incidence_q)
+        info = 2.0 * np.real(info - np.swapaxes(np.conj(sj), 1, 2) @ inverse @ sj)
+        return evidence, grad, info, a, self._with_prior(fr, gram, b)[0]
+
+    def _newton(self, fr: _Frame, theta0: np.ndarray, valid: np.ndarray, free: np.ndarray,
+                iterations: int) -> _Fit:
+        """Maximise the likelihood over the ``free`` entries of ``theta`` by damped
+        Gauss-Newton (Levenberg-Marquardt) steps, for several starting points at once.
+
+        The paths modelled are those kept at each starting point.
+
+        :param theta0: starting points ``(B, 4)``.
+        :param valid: images that exist for each ``(B, P)``.
+        :return: the best point of each start, its evidence, information (inverse covariance
+            of theta before scaling by the residual) and amplitudes.
+        """
+        n_start = theta0.shape[0]
+        f = free.size
+        paths = np.flatnonzero(np.any(valid, axis=0))
+        tau0, _, keep = self._paths(fr, theta0, paths, valid=valid[:, paths])
+        used = np.any(keep, axis=0)
+        paths, keep, tau0 = paths[used], keep[:, used], tau0[:, used]
+        # Delays move by at most a few steps' worth: the overlapping pairs are found once.
+        pairs = self._pairs(tau0, iterations * 2 * np.max(STEP_LIMIT[:3]) / fr.c0)
+        theta = np.array(theta0, dtype=float)
+        best_theta = theta.copy()
+        best_e = np.full(n_start, -np.inf)
+        grad = np.zeros((n_start, f))
+        info = np.zeros((n_start, f, f))
+        coef = np.zeros((n_start, paths.size), dtype=complex)
+        evidence = np.zeros(n_start)
+        lam = np.full(n_start, 1e-3)
+        active = np.ones(n_start, dtype=bool)
+        limit = STEP_LIMIT[free]
+        for _ in range(iterations + 1):
+            rows = np.flatnonzero(active)
+            if rows.size == 0:
+                break
+            e, g, h, a, ev = self._fit(fr, theta[rows], paths, keep[rows], free, pairs)
+            for r, b in enumerate(rows):
+                if e[r] >= best_e[b]:
+                    best_theta[b], best_e[b], grad[b], info[b] = theta[b], e[r], g[r], h[r]
+                    coef[b], evidence[b] = a[r], ev[r]
+                    lam[b] = max(lam[b] / 3.0, 1e-6)
+                else:
+                    lam[b] *= 10.0
+                    if lam[b] > 1e3:
+                        active[b] = False
+                        continue
+                damped = info[b] + np.diag(lam[b] * np.abs(np.diag(info[b])) + 1e-300)
+                try:
+                    step = np.linalg.solve(damped, grad[b])
+                except np.linalg.LinAlgError:
+                    active[b] = False
+                    continue
+                step = np.clip(step, -limit, limit)
+                if np.all(np.abs(step) < STEP_TOLERANCE[free]):
+                    active[b] = False
+                    continue
+                theta[b] = best_theta[b]
+                theta[b, free] += step
+        full = np.zeros((n_start, 4, 4))
+        full[:, free[:, None], free[None, :]] = info
+        return _Fit(best_theta, evidence, full, coef, paths, keep)
+
+    # ------------------------------------------------------------------------- candidates
+    def _surface_scores(self, fr: _Frame, normals: np.ndarray, distance_m: np.ndarray,
+                        table: np.ndarray) -> np.ndarray:
         """Coherent evidence of each surface's first-order echo vs emitter-surface distance.
 
         For the surface with inward normal n at distance d from the emitter, receiver i hears
@@ -288,14 +743,59 @@ class PhysicsLocalizer:
         :param distance_m: distance grid ``(G,)``.
         :return: scores ``(S, G)``.
         """
+        offsets = fr.offsets
         dn = normals @ offsets.T                                             # (S, n)
         d2 = np.sum(offsets ** 2, axis=1)                                    # (n,)
         d = distance_m[None, :, None]
-        tau = np.sqrt(d2 + 4.0 * d * dn[:, None, :] + 4.0 * d ** 2) / c0     # (S, G, n)
-        z = self._sample(features, np.arange(offsets.shape[0]), tau)
-        z = np.where(tau > t_min, z, 0.0)
-        noise_power = offsets.shape[0] * np.mean(features.noise_floor ** 2)
-        return np.log1p(np.abs(np.sum(z, axis=-1)) ** 2 / max(noise_power, 1e-30))
+        tau = np.sqrt(d2 + 4.0 * d * dn[:, None, :] + 4.0 * d ** 2) / fr.c0  # (S, G, n)
+        z = self._sample(fr, tau, table, smooth=False)
+        power = np.abs(np.sum(z, axis=-1)) ** 2
+        return np.log1p(power * np.mean(fr.weights) / offsets.shape[0])
+
+    def _path_scores(self, fr: _Frame, thetas: np.ndarray, paths: np.ndarray,
+                     table: np.ndarray) -> np.ndarray:
+        """Sum over ``paths`` of each path's log coherent power over noise, at ``thetas``.
+
+        Each path is weighted across receivers by its predicted amplitudes (a matched filter
+        over the array), and paths add as evidence through the log, so a whole family of
+        echoes must line up rather than one strong echo.
+
+        :return: ``(K,)``.
+        """
+        index = np.flatnonzero(paths)
+        tau, amp, _ = self._paths(fr, thetas, index, np.ones(index.size, dtype=bool))
+        weighted = amp * fr.weights
+        z = self._sample(fr, tau, table, smooth=False)
+        inside = np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1)
+        power = np.abs(np.sum(weighted * z, axis=-1)) ** 2 / np.maximum(
+            np.sum(weighted * amp, axis=-1), 1e-300)
+        return np.sum(np.where(inside, np.log1p(power), 0.0), axis=-1)
+
+    def _family_scan(self, fr: _Frame, axis: int, theta: np.ndarray, paths: np.ndarray,
+                     table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Score along one axis of a shoebox, the other parameters fixed at ``theta``: each of
+        ``paths`` adds the log of its receivers' coherent power over the noise, so a whole
+        family of echoes must line up rather than one strong echo.
+
+        :return: ``(coordinates, scores)``.
+        """
+        extent = (self.room.width_m, self.room.length_m)[axis]
+        coords = np.arange(0.03, extent - 0.03, 3 * self.grid_step_m)
+        # receiver - image = d0 + coord * v, affine in the scanned coordinate.
+        base = theta[:3].copy()
+        base[axis] = 0.0
+        m = self._img_m[paths]
+        d0 = (base + fr.offsets)[None] - (m @ base + self._img_t[paths])[:, None]   # (P, n, 3)
+        v = np.eye(3)[axis] - m[:, :, axis]                                         # (P, 3)
+        a0 = np.sum(d0 ** 2, axis=-1)
+        a1 = 2.0 * np.einsum('pni,pi->pn', d0, v)
+        a2 = np.sum(v ** 2, axis=-1)[:, None]
+        c = coords[:, None, None]
+        tau = np.sqrt(a0 + a1 * c + a2 * c ** 2) / (fr.c0 * theta[3])             # (G, P, n)
+        z_out = self._sample(fr, tau, table, smooth=False)
+        power = np.abs(z_out @ fr.weights) ** 2 / np.sum(fr.weights)
+        inside = np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1)
+        return coords, np.sum(np.where(inside, np.log1p(power), 0.0), axis=-1)
 
     def _z_candidates(self, floor: np.ndarray, ceiling: np.ndarray, grid: np.ndarray,
                       k: int) -> list[tuple[float, float, float]]:
@@ -335,8 +835,7 @@ class PhysicsLocalizer:
                  + np.interp((extent - coord) / kappa, grid, high, left=0, right=0))
         return coord[_peaks(score, coord, k, 0.02)]
 
-    def _scan_axis(self, features: EchoFeatures, emitter: np.ndarray, axis: int, kappa: float,
-                   offsets: np.ndarray, c0: float, t_min: float, t_max: float,
+    def _scan_axis(self, fr: _Frame, theta: np.ndarray, axis: int, table: np.ndarray,
                    k: int) -> np.ndarray:
         """Candidates along one axis with the others fixed, scored on every path that moves.
 
@@ -346,30 +845,12 @@ class PhysicsLocalizer:
         """
         lo = self.room.vertices_m.min(axis=0)[axis] + 0.03
         hi = self.room.vertices_m.max(axis=0)[axis] - 0.03
-        coords = np.arange(lo, hi, 4 * self.grid_step_m)
-        moves = np.abs(1.0 - self._img_m[:, axis, axis]) > 1e-9
-        moves &= np.array([any(i < self._n_walls for i in seq) for seq in self._sequences])
-        # receiver - image = d0 + coord * v, affine in the scanned coordinate.
-        base = emitter.copy()
-        base[axis] = 0.0
-        m = self._img_m[moves]
-        d0 = (base + offsets)[None] - (m @ base + self._img_t[moves])[:, None]      # (P, n, 3)
-        v = np.eye(3)[axis] - m[:, :, axis]                                      # (P, 3)
-        a0 = np.sum(d0 ** 2, axis=-1)                                            # (P, n)
-        a1 = 2.0 * np.einsum('pni,pi->pn', d0, v)
-        a2 = np.sum(v ** 2, axis=-1)[:, None]
-        c = coords[None, :, None]
-        tau = np.sqrt(a0[:, None] + a1[:, None] * c + a2[:, None] * c ** 2) / (c0 * kappa)
-        channels = np.arange(offsets.shape[0])
-        z = self._sample(features, channels, tau)
-        z = np.where((tau > t_min) & (tau < t_max), z, 0.0)
-        noise_power = offsets.shape[0] * np.mean(features.noise_floor ** 2)
-        score = np.sum(np.log1p(np.abs(np.sum(z, axis=-1)) ** 2 / max(noise_power, 1e-30)),
-                       axis=0)
+        coords = np.arange(lo, hi, 2 * self.grid_step_m)
+        thetas = np.repeat(theta[None], coords.size, axis=0)
+        thetas[:, axis] = coords
+        score = self._path_scores(fr, thetas, self._moves[axis], table)
         if not self._shoebox:
-            points = np.repeat(emitter[None, :2], coords.size, axis=0)
-            points[:, axis] = coords
-            score = np.where(self.room.contains_xy(points), score, -np.inf)
+            score = np.where(self.room.contains_xy(thetas[:, :2]), score, -np.inf)
         return coords[_peaks(score, coords, k, 0.02)]
 
     def _plan_candidates(self, wall_scores: list[np.ndarray], grid: np.ndarray, kappa: float,
@@ -398,195 +879,56 @@ class PhysicsLocalizer:
                     break
         return xy[chosen]
 
-    # ------------------------------------------------------------------------- prediction
-    def _predict(self, emitter: np.ndarray, offsets: np.ndarray, c: float,
-                 valid: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Delays ``(P, n)``, amplitudes ``(P, n)``, unit vectors ``(P, n, 3)``, maps ``M``."""
-        m = self._img_m[valid]
-        images = m @ emitter + self._img_t[valid]                       # (P, 3)
-        receivers = emitter + offsets                                   # (n, 3)
-        delta = receivers[None] - images[:, None]                       # (P, n, 3)
-        dist = np.linalg.norm(delta, axis=-1)
-        unit = delta / dist[..., None]
-        fc = self.chirp.center_hz
-        directivity = self.array.directivity(fc, unit[..., 2], c) ** 2
-        amp = (self._img_refl[valid][:, None] / dist * np.exp(-self._absorb * dist)
-               * directivity * self.array.gains)
-        return dist / c, amp, unit, m
-
-    def _check_scores(self, features: EchoFeatures, emitters: np.ndarray, offsets: np.ndarray,
-                      speeds: np.ndarray, t_min: float, t_max: float) -> np.ndarray:
-        """Likelihood of the full image-source prediction (orders 1-2) for many candidates.
-
-        With a free phase per path and the predicted amplitudes A the score is
-        ``(sum_p |sum_i A_ip z_i(tau_ip)|)^2 / sum A^2``.
-
-        :param emitters: candidate emitter positions ``(K, 3)``.
-        :param speeds: candidate speeds of sound ``(K,)``.
-        :return: scores ``(K,)``.
-        """
-        emitters = np.atleast_2d(emitters)
-        speeds = np.broadcast_to(np.asarray(speeds, dtype=float), (emitters.shape[0],))
-        valid = np.array([self._valid_images(e, e + offsets.mean(axis=0)) for e in emitters])
-        images = np.einsum('pij,kj->kpi', self._img_m, emitters) + self._img_t      # (K, P, 3)
-        receivers = emitters[:, None, :] + offsets[None]                         # (K, n, 3)
-        delta = receivers[:, None] - images[:, :, None]                           # (K, P, n, 3)
-        dist = np.sqrt(np.sum(delta ** 2, axis=-1))
-        tau = dist / speeds[:, None, None]
-        cos_axis = delta[..., 2] / dist
-        amp = (self._img_refl[None, :, None] / dist * np.exp(-self._absorb * dist)
-               * self.array.directivity(self.chirp.center_hz, cos_axis, speeds[0]) ** 2
-               * self.array.gains * valid[..., None])
-        amp = np.where((tau > t_min) & (tau < t_max), amp, 0.0)
-        z = self._sample(features, np.arange(offsets.shape[0]), tau)
-        numerator = np.sum(np.abs(np.sum(amp * z, axis=-1)), axis=-1) ** 2
-        return numerator / np.maximum(np.sum(amp ** 2, axis=(1, 2)), 1e-30)
-
-    def _check_score(self, features: EchoFeatures, emitter: np.ndarray, offsets: np.ndarray,
-                     c: float, t_min: float, t_max: float) -> float:
-        """:meth:`_check_scores` for one candidate."""
-        return float(self._check_scores(features, emitter[None], offsets, np.array([c]), t_min,
-                                        t_max)[0])
-
-    # ------------------------------------------------------------------------- refinement
-    def _evaluate(self, features: EchoFeatures, theta: np.ndarray, offsets: np.ndarray,
-                  c0: float, valid: np.ndarray, t_min: float, t_max: float) -> dict | None:
-        """Residual and Jacobian of the baseband model at ``theta = (emitter, kappa)``.
-
-        Each modelled path p contributes ``a_p rel_ip exp(-j 2 pi f_c tau_ip) g(t - tau_ip)`` to
-        channel i, with ``rel`` the predicted relative amplitude across receivers and ``a_p``
-        solved by linear least squares (variable projection). Everything is whitened by each
-        channel's noise floor.
-
-        :param valid: which images to model (bool per image sequence).
-        """
-        proc = self.processor
-        fc = features.carrier_hz
-        c = c0 * theta[3]
-        if not np.any(valid):
-            return None
-        tau, amp, unit, m = self._predict(theta[:3], offsets, c, valid)
-        # Relative to the strongest wall echo: a near floor must not crowd the walls out.
-        walled = ~self._vertical_only[valid]
-        reference = np.max(amp[walled]) if np.any(walled) else np.max(amp)
-        strong = np.max(amp, axis=1) >= self.min_relative_amplitude * reference
-        keep = strong & np.all((tau > t_min) & (tau < t_max), axis=1)
-        tau, amp, unit, m = tau[keep], amp[keep], unit[keep], m[keep]
-        if tau.shape[0] == 0:
-            return None
-        noise = np.maximum(features.noise_floor, 1e-12)
-        rel = amp / np.mean(amp, axis=1, keepdims=True)
-        # Bins within the main lobe of any modelled arrival, per channel.
+    # ------------------------------------------------------------------------- residual
+    def _synthesise(self, fr: _Frame, tau: np.ndarray, amp: np.ndarray,
+                    coef: np.ndarray) -> np.ndarray:
+        """Baseband of the fitted paths ``coef_p amp_ip exp(-j 2 pi f_c tau_ip) g(t - tau_ip)``
+        on the frame's bins ``(n, n_bins)``; ``tau, amp (P, n)``, ``coef (P,)``."""
+        features = fr.features
+        n_ch, n_bins = features.baseband.shape
         dt = features.bin_width_s
-        stride = self._fit_stride
-        half = int(np.ceil(1.2 * proc.mainlobe_half_width_s / dt / stride))
-        centre = np.rint((tau - features.start_s) / (dt * stride)).astype(np.int64) * stride
-        n_bins = features.baseband.shape[1]
-        flat = (np.arange(tau.shape[1])[None, :, None] * n_bins
-                + np.clip(centre[..., None] + stride * np.arange(-half, half + 1), 0,
-                          n_bins - 1))
-        flat = np.unique(flat)
-        ch, tb = np.divmod(flat, n_bins)
-        data = features.baseband.ravel()[flat].astype(complex) / noise[ch]
-        tau_r = tau[:, ch].T                                                   # (R, P)
-        u = features.start_s + tb[:, None] * dt - tau_r
-        phase = np.exp(-2j * np.pi * fc * tau_r)
-        g, dg = proc.point_response(u, derivative=True)
-        scale = rel[:, ch].T * phase / noise[ch][:, None]
-        basis = scale * g
-        gram = basis.conj().T @ basis
-        gram += 1e-9 * np.trace(gram).real / gram.shape[0] * np.eye(gram.shape[0])
-        coef = np.linalg.solve(gram, basis.conj().T @ data)
-        residual = data - basis @ coef
-        dbasis = scale * (-2j * np.pi * fc * g - dg)
-        # d tau / d emitter = (I - M)^T unit / c; d tau / d kappa = -tau / kappa.
-        grad_e = np.einsum('pji,pnj->pni', np.eye(3)[None] - m, unit) / c       # (P, n, 3)
-        dtau = np.concatenate([grad_e, (-tau / theta[3])[..., None]], axis=-1)  # (P, n, 4)
-        jac = -np.einsum('rp,rpk->rk', dbasis * coef[None, :],
-                         dtau[:, ch].transpose(1, 0, 2))
-        # Variable projection (Kaufman): the amplitudes absorb whatever lies in their span.
-        jac -= basis @ np.linalg.solve(gram, basis.conj().T @ jac)
-        return {
-            'cost': float(np.sum(np.abs(residual) ** 2)),
-            'jr': np.vstack([jac.real, jac.imag]),
-            'rr': np.concatenate([residual.real, residual.imag]),
-            'n_res': residual.size,
-            'n_paths': tau.shape[0],
-            'energy': float(np.sum(np.abs(data) ** 2)),
-            'tau': tau,
-            'rel': rel,
-            'coef': coef,
-        }
+        p, ch = np.nonzero(amp > 0)
+        t = tau[p, ch]
+        c = coef[p] * amp[p, ch] * np.exp(-2j * np.pi * features.carrier_hz * t)
+        half = int(RESPONSE_HALF_S / dt)
+        bins = np.rint((t - features.start_s) / dt).astype(np.int64)[:, None] + np.arange(
+            -half, half + 1)
+        u = features.start_s + bins * dt - t[:, None]
+        x = (u + RESPONSE_HALF_S) / self._response_step_s
+        i = np.clip(x.astype(np.int64), 0, self._response.shape[1] - 2)
+        g = self._response[0, i] + (self._response[0, i + 1] - self._response[0, i]) * (x - i)
+        values = c[:, None] * g
+        ok = (bins >= 0) & (bins < n_bins)
+        flat = (ch[:, None] * n_bins + bins)[ok]
+        model = np.bincount(flat, values.real[ok], n_ch * n_bins) + 1j * np.bincount(
+            flat, values.imag[ok], n_ch * n_bins)
+        return model.reshape(n_ch, n_bins)
 
-    def _refine(self, features: EchoFeatures, theta0: np.ndarray, offsets: np.ndarray,
-                c0: float, t_min: float, t_max: float, subset: np.ndarray | None = None,
-                free: np.ndarray | None = None,
-                iterations: int | None = None) -> tuple[np.ndarray, np.ndarray, dict | None]:
-        """Levenberg-Marquardt on ``theta = (emitter x, y, z, kappa)``.
+    def _residual_ratio(self, fr: _Frame, tau: np.ndarray, amp: np.ndarray,
+                        coef: np.ndarray) -> float:
+        """Residual power of a fit over the noise floor in the main lobes of its paths.
 
-        :param subset: which image sequences to model, untraced (for floor and ceiling paths);
-            ``None`` models all that are valid from ``theta0``.
-        :param free: indices of ``theta`` that move; ``None`` moves all four.
-        :param iterations: iteration limit; ``None`` takes ``max_iterations``.
-        :return: ``(theta, covariance (4, 4) of the free parameters' block, last evaluation)``.
+        About 1 when the model explains the echoes; larger when echoes are missing from it
+        (unknown furniture, higher orders) or the fit sits on the wrong echoes. The fitted
+        amplitudes absorb part of the noise: each removes about one correlation length of bins.
         """
-        # Floor and ceiling paths exist wherever the array is; others are traced.
-        valid = (subset if subset is not None
-                 else self._valid_images(theta0[:3], theta0[:3] + offsets.mean(axis=0)))
-        free = np.arange(4) if free is None else np.asarray(free)
-        theta = np.array(theta0, dtype=float)
-        best_theta, best = theta, None
-        lam = 1e-3
-        limit = np.array([0.03, 0.03, 0.03, 0.01])[free]
-        tol = np.array([5e-5, 5e-5, 5e-5, 2e-6])[free]
-        for _ in range(self.max_iterations if iterations is None else iterations):
-            ev = self._evaluate(features, theta, offsets, c0, valid, t_min, t_max)
-            if ev is not None and (best is None or ev['cost'] < best['cost']):
-                best_theta, best = theta, ev
-                lam = max(lam / 3.0, 1e-6)
-            else:
-                lam *= 10.0
-                if best is None or lam > 1e3:
-                    break
-            jr = best['jr'][:, free]
-            normal = jr.T @ jr
-            step = -np.linalg.solve(normal + lam * np.diag(np.diag(normal) + 1e-12),
-                                    jr.T @ best['rr'])
-            theta = best_theta.copy()
-            theta[free] += np.clip(step, -limit, limit)
-            if np.all(np.abs(step) < tol):
-                break
-        cov = np.diag([0.1, 0.1, 0.1, 0.01])
-        if best is not None:
-            # Residual power per bin relative to the noise floor: 1 when the model is complete,
-            # larger when echoes are missing from it (unknown furniture, higher orders).
-            dof = max(best['n_res'] - 2 * best['n_paths'] - len(free), 1)
-            ratio = max(best['cost'] / dof, 1.0)
-            jr = best['jr'][:, free]
-            cov = np.zeros((4, 4))
-            cov[np.ix_(free, free)] = (np.linalg.pinv(2.0 * jr.T @ jr)
-                                       * self._correlation_factor * ratio)
-        return best_theta, cov, best
-
-    def _subtract(self, features: EchoFeatures, ev: dict) -> EchoFeatures:
-        """Features with the fitted paths of an evaluation removed from the baseband."""
-        times = features.times_s
-        baseband = features.baseband.astype(complex)
-        span = self.processor.support_s
+        features = fr.features
+        n_ch, n_bins = features.baseband.shape
         dt = features.bin_width_s
-        width = int(np.ceil(span / dt))
-        for p in range(ev['tau'].shape[0]):
-            for i in range(features.n_channels):
-                tau = ev['tau'][p, i]
-                centre = int(round((tau - features.start_s) / dt))
-                lo, hi = max(centre - width, 0), min(centre + width + 1, times.size)
-                if lo >= hi:
-                    continue
-                g = self.processor.point_response(times[lo:hi] - tau)
-                baseband[i, lo:hi] -= (ev['coef'][p] * ev['rel'][p, i]
-                                       * np.exp(-2j * np.pi * features.carrier_hz * tau) * g)
-        return replace(features, baseband=baseband.astype(np.complex64),
-                       envelope=np.abs(baseband).astype(np.float32))
+        half = int(np.ceil(1.2 * self.processor.mainlobe_half_width_s / dt))
+        p, ch = np.nonzero(amp > 0)
+        if p.size == 0:
+            return 1.0
+        bins = np.rint((tau[p, ch] - features.start_s) / dt).astype(np.int64)[:, None] \
+            + np.arange(-half, half + 1)
+        mask = np.zeros((n_ch, n_bins), dtype=bool)
+        rows = np.broadcast_to(ch[:, None], bins.shape)
+        mask[rows, np.clip(bins, 0, n_bins - 1)] = True
+        residual = features.baseband - self._synthesise(fr, tau, amp, coef)
+        power = np.sum(np.abs(residual[mask]) ** 2 * np.broadcast_to(
+            fr.weights[:, None], mask.shape)[mask])
+        dof = max(mask.sum() - np.unique(p).size * self._correlation_factor, 0.25 * mask.sum())
+        return float(power / dof)
 
     # ------------------------------------------------------------------------- public
     def localize(self, features: EchoFeatures, yaw_rad: float,
@@ -607,97 +949,147 @@ class PhysicsLocalizer:
         temperature = self.room.temperature_c if temperature_c is None else temperature_c
         if not -40.0 <= temperature <= 60.0:
             raise ValueError(f'temperature_c must be in [-40, 60], got {temperature}')
-        c0 = speed_of_sound_mps(temperature)
-        self._absorb = air_absorption_db_per_m(self.chirp.center_hz, temperature,
-                                               self.room.humidity_pct) * np.log(10) / 20
-        rot = yaw_matrix(yaw_rad)
-        emitter_offset = rot @ self.array.emitter_m
-        offsets = (self.array.receivers_m - self.array.emitter_m) @ rot.T      # (n, 3)
-        direct = np.nan_to_num(features.direct_tof_s, nan=0.0)
-        t_min = float(np.max(direct)) + 1.2 * self.processor.mainlobe_half_width_s
-        t_max = features.start_s + features.bin_width_s * (features.baseband.shape[1] - 1)
-        grid = np.arange(0.02, self.room.max_extent_m * (1 + self.speed_tolerance) + 0.05,
-                         self.grid_step_m)
-        normals = np.array([s.normal for s in self._surfaces])
-        scores = self._surface_scores(features, offsets, normals[-2:], grid, c0, t_min)
+        fr = self._frame(features, yaw_rad, temperature)
+        emitter_offset = yaw_matrix(yaw_rad) @ self.array.emitter_m
+        # Apparent distances of the floor and ceiling for heights in z_range_m.
+        tol = self.speed_tolerance
+        lo, hi = self.z_range_m
+        height = self.room.height_m
+        grid = np.arange(max(min(lo, height - hi) / (1 + tol) - 0.02, 0.01),
+                         max(hi, height - lo) / (1 - tol) + 0.02, self.grid_step_m)
+        vertical = self._surface_scores(fr, self._normals[-2:], grid, fr.table)
         k = self.n_candidates
-        z_cands = self._z_candidates(scores[-2], scores[-1], grid, k)
+        z_cands = self._z_candidates(vertical[0], vertical[1], grid, k)
         if not z_cands:
             raise ValueError('no floor or ceiling echo found in the frame')
-        centre = np.append(self.room.vertices_m.mean(axis=0), 0.0)
-        candidates = []
         # A second height is tried only when its floor/ceiling evidence is nearly as strong.
-        z_cands = [zc for zc in z_cands if zc[2] >= z_cands[0][2] - 1.0][:2]
+        z_cands = [zc for zc in z_cands if zc[2] >= z_cands[0][2] - 1.0][:self.n_heights]
+        centre = self.room.vertices_m.mean(axis=0)
+        candidates = []
+        gains = []
         for z, kappa, _ in z_cands:
             # Floor and ceiling paths do not depend on x, y: fit (z, c) on them alone, then
             # remove them, since they are the strongest distractors of the wall scores.
-            theta, _, ev = self._refine(features, np.array([centre[0], centre[1], z, kappa]),
-                                        offsets, c0, t_min, t_max, subset=self._vertical_only,
-                                        free=np.array([2, 3]), iterations=4)
+            fit = self._newton(fr, np.array([[centre[0], centre[1], z, kappa]]),
+                               self._vertical_only[None], np.array([2, 3]), 2)
+            theta, coef = fit.theta[0], fit.coef
+            tau, amp, _ = self._paths(fr, fit.theta, fit.paths, fit.keep)
+            strength = np.sum(amp[0] ** 2 * fr.weights, axis=-1)
+            gains.append(float(np.sum(np.abs(coef[0]) * strength)
+                               / max(np.sum(strength), 1e-300)))
+            cleaned = features.baseband - self._synthesise(fr, tau[0], amp[0], coef[0])
+            # Scans interpolate linearly: the baseband's own rate is enough for them.
+            table = cleaned.astype(np.complex64)
             z, kappa = float(theta[2]), float(theta[3])
-            cleaned = self._subtract(features, ev) if ev is not None else features
-            walls = self._surface_scores(cleaned, offsets, normals[:-2], grid, c0, t_min)
             if self._shoebox:
-                xs = self._axis_candidates(walls[3], walls[1], grid, self.room.width_m,
-                                           kappa, k)
-                ys = self._axis_candidates(walls[0], walls[2], grid, self.room.length_m,
-                                           kappa, k)
-                xy = [(x, y) for x in xs for y in ys]
+                xy = self._shoebox_candidates(fr, theta, table)
             else:
-                xy = [tuple(p) for p in self._plan_candidates(walls, grid, kappa, 2 * k)]
-            # Coordinate scans on whole echo families, from the best first-order guess.
-            base = np.array([xy[0][0], xy[0][1], z])
-            scan_x = self._scan_axis(cleaned, base, 0, kappa, offsets, c0, t_min, t_max, 3)
-            scan_y = self._scan_axis(cleaned, base, 1, kappa, offsets, c0, t_min, t_max, 3)
-            scanned = [(x, base[1]) for x in scan_x] + [(base[0], y) for y in scan_y]
-            scanned += [(x, y) for x in scan_x for y in scan_y]
-            candidates += [(np.array([x, y, z]), kappa) for x, y in xy + scanned]
-        unique: list[tuple[np.ndarray, float]] = []
-        for e, kp in candidates:
-            if all(np.max(np.abs(e - u)) > 0.01 or abs(kp - ku) > 0.002 for u, ku in unique):
-                unique.append((e, kp))
-        candidates = unique
-        scores_k = self._check_scores(features, np.array([e for e, _ in candidates]), offsets,
-                                      c0 * np.array([kp for _, kp in candidates]), t_min, t_max)
-        checked = sorted(zip(scores_k.tolist(), range(len(candidates))), reverse=True)
-        # Polish the best candidates briefly (those whose evidence is close to the best), then
-        # finish the winner.
-        refined = []
-        for check, i in checked[:N_POLISH]:
-            if check < 0.85 * checked[0][0]:
-                break
-            e, kp = candidates[i]
-            theta, cov, ev = self._refine(features, np.append(e, kp), offsets, c0, t_min, t_max,
-                                          iterations=2)
-            score = self._check_score(features, theta[:3], offsets, c0 * theta[3], t_min, t_max)
-            refined.append([score, theta, cov, ev])
-        refined.sort(key=lambda r: -r[0])
-        theta, cov, ev = self._refine(features, refined[0][1], offsets, c0, t_min, t_max)
-        refined[0] = [self._check_score(features, theta[:3], offsets, c0 * theta[3], t_min,
-                                        t_max), theta, cov, ev]
-        n_polished = len(refined)
-        refined += [[check, np.append(*candidates[i]), None, None]
-                    for check, i in checked[n_polished:3]]
-        refined = [(r[0], r[1][:3], r[1][3], r[2], 0 if r[3] is None else r[3]['n_paths'])
-                   for r in refined]
-        refined[1:] = sorted(refined[1:], key=lambda r: -r[0])
-        score, emitter, kappa, cov, n_paths = refined[0]
-        position = emitter - emitter_offset
-        cov3 = cov[:3, :3]
-        others = [r for r in refined[1:] if np.linalg.norm(r[1] - emitter) > 0.02]
+                grid = np.arange(0.02, self.room.max_extent_m * (1 + tol) + 0.05,
+                                 2 * self.grid_step_m)
+                walls = self._surface_scores(fr, self._normals[:-2], grid, table)
+                xy = self._plan_candidates(walls, grid, kappa, 2 * k)
+                base = np.array([xy[0][0], xy[0][1], z, kappa])
+                scan_x = self._scan_axis(fr, base, 0, table, 3)
+                scan_y = self._scan_axis(fr, base, 1, table, 3)
+                xy = np.vstack([xy] + [[x, base[1]] for x in scan_x]
+                               + [[base[0], y] for y in scan_y]
+                               + [[x, y] for x in scan_x for y in scan_y])
+            candidates.append(np.column_stack([xy, np.full(len(xy), z),
+                                               np.full(len(xy), kappa)]))
+        fr.gain = gains[0]
+        thetas = np.vstack(candidates)
+        thetas = thetas[_distinct(thetas, np.array([0.01, 0.01, 0.01, 0.002]))]
+        valid = self._valid_batch(fr, thetas)
+        scores = self._score(fr, thetas, valid)
+        order = np.argsort(scores)[::-1]
+        # Polish the best few in (x, y), then finish the winner in all four parameters.
+        top = order[:self.n_polish]
+        fit = self._newton(fr, thetas[top], valid[top], np.array([0, 1]),
+                           self.polish_iterations)
+        polished, polished_scores = fit.theta, fit.evidence
+        ranked = np.argsort(polished_scores)[::-1]
+        theta = polished[ranked[0]]
+        fit = self._newton(fr, theta[None], self._valid_batch(fr, theta[None]), np.arange(4),
+                           self.max_iterations)
+        theta, info, score = fit.theta[0], fit.info[0], float(fit.evidence[0])
+        rivals = [(polished_scores[i], polished[i]) for i in ranked[1:]]
+        rivals += [(scores[i], thetas[i]) for i in order[self.n_polish:]]
+        rivals = [(s, t) for s, t in rivals if np.linalg.norm(t[:3] - theta[:3]) > 0.02]
+        rivals.sort(key=lambda r: -r[0])
+        tau, amp, _ = self._paths(fr, fit.theta, fit.paths, fit.keep)
+        ratio = max(self._residual_ratio(fr, tau[0], amp[0], fit.coef[0]), 1.0)
+        cov = self._covariance(info) * ratio
         confidence = 1.0
-        for other in others:
-            # Relative evidence gap to a distinct competitor. Over simulated frames, wrong fixes
-            # had gaps below a few percent; correct ones mostly above.
-            gap = max(1.0 - other[0] / max(score, 1e-30), 0.0)
+        for other_score, other in rivals[:3]:
+            gap = max(score - other_score, 0.0)
             confidence = min(confidence, float(np.clip(gap / CONFIDENT_GAP, 0.0, 1.0)))
-            if gap < 3 * AMBIGUOUS_GAP:
-                # A nearly as good competitor widens the covariance toward it (a two-component
-                # mixture's second moment).
-                d = other[1] - emitter
-                cov3 = cov3 + np.exp(-gap / AMBIGUOUS_GAP) * np.outer(d, d)
-        cov3 = 0.5 * (cov3 + cov3.T) + self.position_floor_m ** 2 * np.eye(3)
-        return Estimate(position_m=position, covariance_m2=cov3,
-                        speed_of_sound_mps=float(c0 * kappa), confidence=confidence,
-                        score=float(score), n_echoes=int(n_paths),
-                        candidates_m=np.array([r[1] - emitter_offset for r in refined]))
+            # A competitor that explains the echoes nearly as well widens the covariance
+            # toward it (a two-component mixture's second moment).
+            d = other[:3] - theta[:3]
+            cov = cov + np.exp(-gap / AMBIGUOUS_GAP) * np.outer(d, d)
+        cov = 0.5 * (cov + cov.T) + self.position_floor_m ** 2 * np.eye(3)
+        return Estimate(position_m=theta[:3] - emitter_offset, covariance_m2=cov,
+                        speed_of_sound_mps=float(fr.c0 * theta[3]), confidence=confidence,
+                        score=float(score), n_echoes=int(np.count_nonzero(amp[0, :, 0] > 0)),
+                        candidates_m=np.array([theta[:3]] + [t[:3] for _, t in rivals[:4]])
+                        - emitter_offset, residual_ratio=ratio)
+
+    def _shoebox_candidates(self, fr: _Frame, theta: np.ndarray,
+                            table: np.ndarray) -> np.ndarray:
+        """(x, y) candidates in a shoebox.
+
+        Per axis, the peaks of the score of the paths that move with that axis alone (its two
+        walls and their floor and ceiling double bounces); pairs ranked by those scores plus the
+        corner echoes. The coordinate between two far walls has weak echoes, and the strong
+        axis' echoes leak into its score: so from the best values of the stronger axis, that
+        axis' paths are fitted and removed and the weaker axis is scanned again, corners
+        included.
+
+        :param theta: ``(4,)`` with the fitted z and kappa.
+        :return: ``(n, 2)``.
+        """
+        per_axis = []
+        family = []
+        for axis in range(2):
+            coords, score = self._family_scan(fr, axis, theta, self._family[axis], table)
+            peaks = _peaks(score, coords, self.n_candidates, 0.02)
+            per_axis.append(_vertex(score, coords, peaks))
+            family.append(score[peaks])
+        xs, ys = per_axis
+        pairs = np.stack(np.meshgrid(xs, ys, indexing='ij'), axis=-1).reshape(-1, 2)
+        rank = (family[0][:, None] + family[1][None, :]).ravel()
+        thetas = np.repeat(theta[None], len(pairs), axis=0)
+        thetas[:, :2] = pairs
+        rank = rank + self._path_scores(fr, thetas, self._corner, table)
+        chosen = [pairs[np.argsort(rank)[::-1][:self.n_pairs]]]
+        strong = int(np.argmax([f[0] if f.size else -np.inf for f in family]))
+        weak = 1 - strong
+        for value in per_axis[strong][:self.n_explain]:
+            start = theta.copy()
+            start[strong] = value
+            known = (self._vertical_only | self._family[strong])[None]
+            fit = self._newton(fr, start[None], known, np.array([strong]), 1)
+            fitted, coef = fit.theta, fit.coef
+            tau, amp, _ = self._paths(fr, fitted, fit.paths, fit.keep)
+            explained = (fr.features.baseband
+                         - self._synthesise(fr, tau[0], amp[0], coef[0])).astype(np.complex64)
+            coords, score = self._family_scan(fr, weak, fitted[0], self._moves[weak],
+                                              explained)
+            found = _vertex(score, coords, _peaks(score, coords, self.n_candidates, 0.02))
+            more = np.empty((found.size, 2))
+            more[:, strong] = fitted[0, strong]
+            more[:, weak] = found
+            chosen.append(more)
+        return np.vstack(chosen)
+
+    @staticmethod
+    def _covariance(info: np.ndarray) -> np.ndarray:
+        """Position covariance ``(3, 3)`` from the information over (x, y, z, kappa): its
+        inverse, directions with almost no information clamped to a weak one."""
+        scale = np.array([1.0, 1.0, 1.0, 0.1])
+        scaled = info * np.outer(scale, scale)
+        values, vectors = np.linalg.eigh(0.5 * (scaled + scaled.T))
+        # Weakest allowed information: a 10 cm standard deviation (1 % in kappa).
+        values = np.maximum(values, 1.0 / 0.1 ** 2)
+        cov = (vectors / values) @ vectors.T * np.outer(scale, scale)
+        return cov[:3, :3]

@@ -7,6 +7,8 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
+from echoloc_ros.core.chirp import Chirp
+
 
 def declare(node: Node, name: str, default: Any, description: str, *,
             read_only: bool = False, min_value: float | None = None,
@@ -34,6 +36,21 @@ def declare(node: Node, name: str, default: Any, description: str, *,
     if choices and value not in choices:
         raise ValueError(f'parameter {name}={value!r}: expected one of {", ".join(choices)}')
     return value
+
+
+def declare_chirp(node: Node) -> Chirp:
+    """The chirp the array sends, from the ``chirp_*`` parameters (read-only)."""
+    return Chirp(
+        kind=declare(node, 'chirp_kind', 'lfm', 'chirp: lfm, hfm or barker', read_only=True,
+                     choices=('lfm', 'hfm', 'barker')),
+        f0_hz=declare(node, 'chirp_f0_hz', 35000.0, 'chirp start frequency [Hz]',
+                      read_only=True, min_value=1000.0, max_value=200000.0),
+        f1_hz=declare(node, 'chirp_f1_hz', 45000.0, 'chirp end frequency [Hz]',
+                      read_only=True, min_value=1000.0, max_value=200000.0),
+        duration_s=declare(node, 'chirp_duration_s', 0.002, 'chirp duration [s]',
+                           read_only=True, min_value=1e-4, max_value=0.02),
+        window=declare(node, 'chirp_window', 'hann', 'chirp amplitude window (a scipy '
+                       'window name)', read_only=True))
 
 
 def reject_bad_choices(node: Node, choices: dict[str, tuple[str, ...]]) -> None:

@@ -16,7 +16,6 @@ from echoloc_ros import conversions
 from echoloc_ros.core import protocol
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.channel_health import CHANNEL_NOISY, CHANNEL_OK, channel_health
-from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.room import load_room
 from echoloc_ros.core.serial_link import EchoFrameEvent, SerialArrayLink, StatusEvent
 from echoloc_ros.core.sim_array import SimulatedArray
@@ -24,7 +23,7 @@ from echoloc_ros.core.simulator import EchoSimulator, Scenario
 from echoloc_ros.recording import read_bag
 from echoloc_ros.diagnostics import (ERROR, OK, WARN, DiagnosticTask, FrequencyStatus,
                                      FrequencyStatusParam, Updater)
-from echoloc_ros.nodes.common import declare, run
+from echoloc_ros.nodes.common import declare, declare_chirp, run
 
 BACKENDS = ('sim', 'serial', 'replay')
 REPLAYED_TOPICS = ('/echoloc/echoes', '/imu/data', '/echoloc/ground_truth')
@@ -74,17 +73,7 @@ class DriverNode(Node):
                             'path) the sim array moves through', read_only=True)
         array_name = declare(self, 'array', 'square_4sensor', 'array YAML (name in '
                              'config/arrays or path)', read_only=True)
-        self.chirp = Chirp(
-            kind=declare(self, 'chirp_kind', 'lfm', 'chirp: lfm, hfm or barker',
-                         read_only=True, choices=('lfm', 'hfm', 'barker')),
-            f0_hz=declare(self, 'chirp_f0_hz', 35000.0, 'chirp start frequency [Hz]',
-                          read_only=True, min_value=1000.0, max_value=200000.0),
-            f1_hz=declare(self, 'chirp_f1_hz', 45000.0, 'chirp end frequency [Hz]',
-                          read_only=True, min_value=1000.0, max_value=200000.0),
-            duration_s=declare(self, 'chirp_duration_s', 0.002, 'chirp duration [s]',
-                               read_only=True, min_value=1e-4, max_value=0.02),
-            window=declare(self, 'chirp_window', 'hann', 'chirp amplitude window',
-                           read_only=True))
+        self.chirp = declare_chirp(self)
         self.fs_hz = declare(self, 'sample_rate_hz', 250000.0, 'ADC rate per channel [Hz]',
                              read_only=True, min_value=10000.0, max_value=2e6)
         self.array = load_array(array_name)

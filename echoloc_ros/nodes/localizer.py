@@ -13,13 +13,12 @@ from visualization_msgs.msg import MarkerArray
 from echoloc.msg import EchoFeatures
 from echoloc_ros import conversions, markers
 from echoloc_ros.core.array_geometry import load_array
-from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.physics_localizer import PhysicsLocalizer
 from echoloc_ros.core.room import load_room
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.diagnostics import (ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam,
                                      Updater)
-from echoloc_ros.nodes.common import declare, reject_bad_choices, run
+from echoloc_ros.nodes.common import declare, declare_chirp, reject_bad_choices, run
 
 METHODS = ('physics',)
 HEADING_SOURCES = ('imu', 'fixed')
@@ -69,17 +68,7 @@ class LocalizerNode(Node):
                             'path) the array is in', read_only=True)
         array_name = declare(self, 'array', 'square_4sensor', 'array YAML the frames come '
                              'from', read_only=True)
-        chirp = Chirp(
-            kind=declare(self, 'chirp_kind', 'lfm', 'chirp the array sends', read_only=True,
-                         choices=('lfm', 'hfm', 'barker')),
-            f0_hz=declare(self, 'chirp_f0_hz', 35000.0, 'chirp start frequency [Hz]',
-                          read_only=True, min_value=1000.0, max_value=200000.0),
-            f1_hz=declare(self, 'chirp_f1_hz', 45000.0, 'chirp end frequency [Hz]',
-                          read_only=True, min_value=1000.0, max_value=200000.0),
-            duration_s=declare(self, 'chirp_duration_s', 0.002, 'chirp duration [s]',
-                               read_only=True, min_value=1e-4, max_value=0.02),
-            window=declare(self, 'chirp_window', 'hann', 'chirp amplitude window',
-                           read_only=True))
+        chirp = declare_chirp(self)
         self.map_frame = declare(self, 'map_frame', 'map', 'frame of the published pose '
                                  '(REP-105)', read_only=True)
         self.heading_source = declare(self, 'heading_source', 'imu', 'heading from the imu '
