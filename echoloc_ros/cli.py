@@ -311,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--host', default='127.0.0.1')
     p.set_defaults(func=cmd_metrics)
 
+    from echoloc_ros import nn_cli
+    nn_cli.add_parsers(sub)
+
     p = sub.add_parser('simulate', help='write a simulated dataset (frames, poses, scenario)')
     p.add_argument('--room', default='default_room')
     p.add_argument('--array', default='square_4sensor')
