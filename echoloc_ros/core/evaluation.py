@@ -1,4 +1,4 @@
-"""Accuracy and latency of the physics localizer on simulated frames."""
+"""Accuracy and latency of the physics localizer on simulated frames, per frame and tracked."""
 
 import time
 
@@ -12,6 +12,10 @@ from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.core.physics_localizer import PhysicsLocalizer
 from echoloc_ros.core.room import Room
 from echoloc_ros.core.simulator import EchoSimulator, Scenario
+from echoloc_ros.core.tracker import PoseTracker
+from echoloc_ros.core.trajectory import LissajousTrajectory
+
+CHI2_95_3DOF = float(stats.chi2.ppf(0.95, 3))
 
 
 def error_metrics(errors_m: np.ndarray, inside_95: np.ndarray) -> dict[str, float]:
@@ -33,11 +37,18 @@ def error_metrics(errors_m: np.ndarray, inside_95: np.ndarray) -> dict[str, floa
     }
 
 
+def _inside_95(error_m: np.ndarray, covariance_m2: np.ndarray) -> bool:
+    """Whether an error lies inside the 95 % ellipsoid of a covariance."""
+    return float(error_m @ np.linalg.solve(covariance_m2, error_m)) <= CHI2_95_3DOF
+
+
 def evaluate_physics(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Scenario,
                      n: int, seed: int, fs_hz: float = 250e3,
                      assumed_temperature_c: float | None = None,
                      margin_m: float = 0.4,
-                     z_range_m: tuple[float, float] = (0.2, 1.2)) -> dict[str, float]:
+                     z_range_m: tuple[float, float] = (0.2, 1.2),
+                     optimization_level: str = 'balanced', heading_noise_deg: float = 0.0,
+                     details: dict | None = None) -> dict[str, float]:
     """Localize ``n`` random poses and summarise accuracy, honesty and latency.
 
     Poses are uniform in the room at least ``margin_m`` from walls and furniture, height
@@ -54,6 +65,10 @@ def evaluate_physics(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     :param assumed_temperature_c: temperature given to the localizer; ``None`` is the room's.
     :param margin_m: minimum distance of poses from walls and furniture, m.
     :param z_range_m: range of array heights, m.
+    :param optimization_level: of the localizer (``'fast'``, ``'balanced'``, ``'accurate'``).
+    :param heading_noise_deg: std of the error of the heading given to the localizer, deg.
+    :param details: if a dict, receives per-frame arrays ``truth_m``, ``estimate_m``,
+        ``errors_m``, ``inside_95`` (for plots).
     :return: :func:`error_metrics` plus ``latency_ms_p50``/``latency_ms_p95`` of the
         localizer and ``simulate_ms_p50``, ``process_ms_p50``, ``n``,
         ``speed_error_mps_median`` and ``confidence_median``.
@@ -63,11 +78,13 @@ def evaluate_physics(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     rng = np.random.default_rng(seed)
     simulator = EchoSimulator(room, array, chirp, fs_hz)
     processor = EchoProcessor(chirp, fs_hz, array=array)
-    localizer = PhysicsLocalizer(room, array, chirp, fs_hz, processor=processor)
-    chi2_95 = stats.chi2.ppf(0.95, 3)
+    localizer = PhysicsLocalizer(room, array, chirp, fs_hz, processor=processor,
+                                 optimization_level=optimization_level)
     true_c = speed_of_sound_mps(room.temperature_c if scenario.temperature_c is None
                                 else scenario.temperature_c)
     errors, inside, latency, sim_ms, proc_ms, c_err, confidence = ([] for _ in range(7))
+    truths, estimates = [], []
+    heading_noise_rad = np.deg2rad(heading_noise_deg)
     for _ in range(n):
         position, yaw = room.random_pose(rng, margin_m, z_range_m)
         t0 = time.perf_counter()
@@ -75,17 +92,22 @@ def evaluate_physics(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
         t1 = time.perf_counter()
         features = processor.process(frame)
         t2 = time.perf_counter()
-        estimate = localizer.localize(features, yaw, assumed_temperature_c)
+        told_yaw = yaw + heading_noise_rad * rng.standard_normal()
+        estimate = localizer.localize(features, told_yaw, assumed_temperature_c)
         t3 = time.perf_counter()
+        truths.append(position)
+        estimates.append(estimate.position_m)
         error = estimate.position_m - position
         errors.append(float(np.linalg.norm(error)))
-        inside.append(float(error @ np.linalg.solve(estimate.covariance_m2, error))
-                      <= chi2_95)
+        inside.append(_inside_95(error, estimate.covariance_m2))
         sim_ms.append(1e3 * (t1 - t0))
         proc_ms.append(1e3 * (t2 - t1))
         latency.append(1e3 * (t3 - t2))
         c_err.append(abs(estimate.speed_of_sound_mps - true_c))
         confidence.append(estimate.confidence)
+    if details is not None:
+        details.update(truth_m=np.array(truths), estimate_m=np.array(estimates),
+                       errors_m=np.array(errors), inside_95=np.array(inside))
     result = error_metrics(np.array(errors), np.array(inside))
     result.update({
         'latency_ms_p50': float(np.percentile(latency, 50)),
@@ -97,5 +119,93 @@ def evaluate_physics(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
         'speed_error_mps_median': float(np.median(c_err)),
         'confidence_median': float(np.median(confidence)),
         'n': n,
+    })
+    return result
+
+
+def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Scenario,
+                     n_frames: int, seed: int, fs_hz: float = 250e3, frame_rate_hz: float = 25.0,
+                     assumed_temperature_c: float | None = None,
+                     optimization_level: str = 'balanced',
+                     tracker: PoseTracker | None = None, heading_noise_deg: float = 0.0,
+                     details: dict | None = None) -> dict[str, float]:
+    """Localize frames along a trajectory and track them: per-frame and tracked accuracy.
+
+    The array follows ``LissajousTrajectory.inside((W, L), margin_m=0.6, height_m=0.3,
+    speed_mps=0.3)`` (a figure-of-eight, heading along the path, given to the localizer), one
+    frame every ``1 / frame_rate_hz`` from t = 0. Every fix goes to a constant-velocity
+    :class:`PoseTracker`; the tracked position is the filter's state after the fix (its
+    prediction when the gate rejects the fix).
+
+    :param room: the room (``W, L`` are its plan's extents).
+    :param array: the array.
+    :param chirp: the ping.
+    :param scenario: SNR, true temperature, gain mismatch, dead channel, clutter.
+    :param n_frames: number of frames.
+    :param seed: seed of the noise.
+    :param fs_hz: sampling rate, Hz.
+    :param frame_rate_hz: frames per second.
+    :param assumed_temperature_c: temperature given to the localizer; ``None`` is the room's.
+    :param optimization_level: of the localizer.
+    :param tracker: the filter (``None``: :class:`PoseTracker` with its defaults).
+    :param heading_noise_deg: std of the error of the heading given to the localizer, deg.
+    :param details: if a dict, receives per-frame arrays ``t_s``, ``truth_m``,
+        ``estimate_m``, ``tracked_m``, ``errors_m``, ``tracked_errors_m`` (for plots).
+    :return: per-frame :func:`error_metrics`, the same for the track with a ``tracked_``
+        prefix, ``tracked_max_cm``, ``rejected_rate`` (fixes the gate refused),
+        ``latency_ms_p50``/``latency_ms_p95`` of the localizer and ``n``.
+    """
+    if n_frames < 1:
+        raise ValueError(f'n_frames must be >= 1, got {n_frames}')
+    if frame_rate_hz <= 0:
+        raise ValueError(f'frame_rate_hz must be positive, got {frame_rate_hz}')
+    rng = np.random.default_rng(seed)
+    lo = room.vertices_m.min(axis=0)
+    hi = room.vertices_m.max(axis=0)
+    path = LissajousTrajectory.inside(tuple(hi - lo), margin_m=0.6, height_m=0.3,
+                                      speed_mps=0.3)
+    simulator = EchoSimulator(room, array, chirp, fs_hz)
+    processor = EchoProcessor(chirp, fs_hz, array=array)
+    localizer = PhysicsLocalizer(room, array, chirp, fs_hz, processor=processor,
+                                 optimization_level=optimization_level)
+    tracker = PoseTracker() if tracker is None else tracker
+    tracker.reset()
+    errors, inside, tracked, tracked_inside, rejected, latency = ([] for _ in range(6))
+    truths, estimates, tracks = [], [], []
+    heading_noise_rad = np.deg2rad(heading_noise_deg)
+    for k in range(n_frames):
+        t_s = k / frame_rate_hz
+        position, yaw = path.pose(t_s)
+        position = position + np.append(lo, 0.0)
+        features = processor.process(simulator.simulate(position, yaw, scenario, rng))
+        told_yaw = yaw + heading_noise_rad * rng.standard_normal()
+        t0 = time.perf_counter()
+        estimate = localizer.localize(features, told_yaw, assumed_temperature_c)
+        latency.append(1e3 * (time.perf_counter() - t0))
+        error = estimate.position_m - position
+        errors.append(float(np.linalg.norm(error)))
+        inside.append(_inside_95(error, estimate.covariance_m2))
+        track, track_cov, accepted = tracker.update(t_s, estimate.position_m,
+                                                    estimate.covariance_m2)
+        rejected.append(not accepted)
+        track_error = track - position
+        tracked.append(float(np.linalg.norm(track_error)))
+        tracked_inside.append(_inside_95(track_error, track_cov))
+        truths.append(position)
+        estimates.append(estimate.position_m)
+        tracks.append(track)
+    if details is not None:
+        details.update(t_s=np.arange(n_frames) / frame_rate_hz, truth_m=np.array(truths),
+                       estimate_m=np.array(estimates), tracked_m=np.array(tracks),
+                       errors_m=np.array(errors), tracked_errors_m=np.array(tracked))
+    result = error_metrics(np.array(errors), np.array(inside))
+    result.update({f'tracked_{key}': value for key, value in
+                   error_metrics(np.array(tracked), np.array(tracked_inside)).items()})
+    result.update({
+        'tracked_max_cm': float(100.0 * np.max(tracked)),
+        'rejected_rate': float(np.mean(rejected)),
+        'latency_ms_p50': float(np.percentile(latency, 50)),
+        'latency_ms_p95': float(np.percentile(latency, 95)),
+        'n': n_frames,
     })
     return result

@@ -9,18 +9,20 @@ The method (details and sources in ``docs/physics.md``):
 2. Height and speed of sound from the floor and ceiling: their apparent distances (at the
    assumed speed) add up to ``H c0 / c``. The floor and ceiling paths, which do not depend on x
    and y, are then fitted and removed.
-3. Wall candidates: in a shoebox per axis, from the axis' two walls and from every path that
-   moves with that axis alone (walls, their floor and ceiling double bounces); pairs are ranked
-   with the corner echoes. In other floor plans a grid over the plan and scans along each axis.
+3. Wall candidates: in a shoebox per axis, from every path that moves with that axis alone
+   (its walls and their floor and ceiling double bounces); pairs are ranked with the corner
+   echoes, and the weaker axis is scanned again once the stronger axis' echoes are fitted and
+   removed. In other floor plans a grid over the plan and scans along each axis.
 4. Every candidate is scored by the evidence of the full image-source model (orders 1-2, known
    furniture faces): the matched-filter outputs at the predicted delays, with the point
    response's overlap between paths (a Gram matrix) and a Gaussian prior on each path's complex
-   amplitude around the predicted one. Working on the matched-filter outputs at the predicted
-   delays instead of on the baseband bins makes a score cost a few tens of microseconds.
-5. The best are refined by Newton steps on that evidence (finite differences over a stencil,
-   evaluated as one batch) over (x, y, z, c). The covariance is the inverse of the evidence's
-   Hessian, scaled by the residual of the fit, plus a floor and the spread toward a competitor
-   that explains the echoes almost as well.
+   amplitude. Working on the matched-filter outputs at the predicted delays instead of on the
+   baseband bins makes a score cost tens of microseconds.
+5. The best are refined by Gauss-Newton on the likelihood with the path amplitudes projected
+   out (variable projection), with an analytic gradient and information built from the same
+   outputs and the point response's derivatives. The covariance is the inverse information,
+   scaled by the residual of the fit, plus a floor and the spread toward a competitor that
+   explains the echoes almost as well.
 """
 
 from dataclasses import dataclass, field
@@ -35,32 +37,41 @@ from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
 from echoloc_ros.core.room import Room
 
-# Work per frame for each optimization level: candidates per axis, (x, y) pairs scored with the
-# full model, candidates polished, Newton iterations of the winner, heights tried.
+# Work per frame for each optimization level: peaks kept per axis scan, (x, y) pairs kept from
+# their product, values of the strong axis whose echoes are removed before the weak axis is
+# scanned again, candidates polished and their Gauss-Newton steps, iterations of the winner,
+# heights tried.
 OPTIMIZATION_LEVELS = {
-    'fast': {'n_candidates': 3, 'n_pairs': 6, 'n_explain': 1, 'n_polish': 3,
-             'polish_iterations': 1, 'max_iterations': 3, 'n_heights': 1},
+    'fast': {'n_candidates': 3, 'n_pairs': 4, 'n_explain': 1, 'n_polish': 2,
+             'polish_iterations': 1, 'max_iterations': 2, 'n_heights': 1},
     'balanced': {'n_candidates': 5, 'n_pairs': 12, 'n_explain': 1, 'n_polish': 6,
                  'polish_iterations': 1, 'max_iterations': 5, 'n_heights': 1},
     'accurate': {'n_candidates': 8, 'n_pairs': 30, 'n_explain': 2, 'n_polish': 10,
                  'polish_iterations': 2, 'max_iterations': 8, 'n_heights': 2},
 }
-# The baseband is upsampled by this factor once per frame so that linear interpolation at any
-# delay is accurate to ~0.2 % (the echoes occupy +-5 kHz around the carrier).
+# The baseband is upsampled by this factor once per frame so that interpolating it at any delay
+# is accurate to ~0.2 % even linearly (the echoes occupy +-5 kHz around the carrier).
 UPSAMPLE = 4
 # The point response is negligible (< 0.2 % of its peak) beyond this lag, s.
 RESPONSE_HALF_S = 0.5e-3
 # Prior on path amplitudes: E|a|^2 = PRIOR_SCALE * gain^2 with the gain fitted on the floor and
 # ceiling (reflection coefficients and directivity are only known roughly).
 PRIOR_SCALE = 2.0
-# Evidence gap (natural log units) for full confidence and the scale on which a competitor
-# stops widening the covariance. See docs/physics.md for how they were chosen.
-CONFIDENT_GAP = 20.0
-AMBIGUOUS_GAP = 4.0
+# Log-evidence gap to the best distinct competitor for full confidence, and the temperature of
+# the competitor's weight 1 / (1 + exp(gap / AMBIGUOUS_GAP)) in the covariance. Over simulated
+# frames, wrong fixes had gaps below ~15 and correct ones mostly above 30 at 10-20 dB; the
+# evidence is overconfident (the noise model and amplitudes are approximate), hence the
+# temperature above 1. See docs/physics.md.
+CONFIDENT_GAP = 30.0
+AMBIGUOUS_GAP = 5.0
 # Gauss-Newton stops when every step is below this: 0.1 mm and 1e-5 in kappa (0.05 mm at
 # 5 m).
 STEP_TOLERANCE = np.array([1e-4, 1e-4, 1e-4, 1e-5])
 STEP_LIMIT = np.array([0.01, 0.01, 0.01, 0.003])
+# The weaker axis is scanned again with the stronger axis' echoes removed unless its best
+# score already leads the runner-up by this much (log units; over simulated frames at 10 dB no
+# frame above it needed the second scan).
+EXPLAIN_GAP = 3.0
 
 
 @dataclass
@@ -147,6 +158,19 @@ def _vertex(score: np.ndarray, grid: np.ndarray, peaks: np.ndarray) -> np.ndarra
     return grid[i] + np.clip(shift, -0.5, 0.5) * (grid[1] - grid[0])
 
 
+def _scatter(values: np.ndarray, incidence: np.ndarray) -> np.ndarray:
+    """Sum ``values (K, Q, m)`` over pairs into paths with ``incidence (Q, P)``:
+    ``(K, P, m)``."""
+    return np.swapaxes(np.swapaxes(values, 1, 2) @ incidence, 1, 2)
+
+
+def _outer(x: np.ndarray, d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
+    """``sum_{j,n} x_jn d1_jnf d2_jng`` for each batch row ``(K, f, g)``; ``x (K, J, n)``,
+    ``d1, d2 (K, J, n, f)``."""
+    left = (x[..., None] * d1).reshape(x.shape[0], -1, d1.shape[-1])
+    return np.swapaxes(left, 1, 2) @ d2.reshape(x.shape[0], -1, d2.shape[-1])
+
+
 def _distinct(points: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
     """Indices of the rows of ``points`` (in order) not within ``tolerance`` of an earlier kept
     row, per column."""
@@ -181,14 +205,15 @@ class PhysicsLocalizer:
         are left out of the model.
     :param optimization_level: ``'fast'``, ``'balanced'`` or ``'accurate'``: how many
         candidates are generated, scored with the full model and polished, and how many Newton
-        iterations the winner gets (:data:`OPTIMIZATION_LEVELS`). ``'fast'`` takes about half
-        the time of ``'balanced'`` with more gross errors at low SNR; ``'accurate'`` about
-        twice the time.
+        iterations the winner gets (:data:`OPTIMIZATION_LEVELS`). In the default room
+        ``'fast'`` takes about 0.8 times the time of ``'balanced'`` (most of a frame's work is
+        the same scans and fits), ``'accurate'`` about 1.5 times, trying a second height and
+        more candidates.
     """
 
     def __init__(self, room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float = 250e3,
                  processor: EchoProcessor | None = None, n_candidates: int | None = None,
-                 speed_tolerance: float = 0.05, position_floor_m: float = 0.0015,
+                 speed_tolerance: float = 0.05, position_floor_m: float = 0.0003,
                  z_range_m: tuple[float, float] | None = None, grid_step_m: float = 0.003,
                  max_iterations: int | None = None, min_relative_amplitude: float = 0.08,
                  optimization_level: str = 'balanced') -> None:
@@ -240,6 +265,7 @@ class PhysicsLocalizer:
         dt = self.processor.decimation / self.processor.fs_hz
         g = self.processor.point_response(np.arange(-200, 201) * dt)
         self._correlation_factor = float(np.sum(np.abs(g) ** 2) / np.abs(g[200]) ** 2)
+
     def _build_response(self) -> None:
         """Tabulate the point response g (without carrier) and its first two derivatives on a
         fine grid, from a cubic spline through the processor's response (the response is
@@ -320,35 +346,38 @@ class PhysicsLocalizer:
         u = (points[..., :2] - a) @ (b - a) / np.sum((b - a) ** 2)
         return (u >= -1e-6) & (u <= 1 + 1e-6)
 
-    def _valid_images(self, emitter: np.ndarray, receiver: np.ndarray) -> np.ndarray:
-        """Which images are real paths from ``emitter`` to ``receiver`` (the array centre).
+    def _valid_images(self, emitters: np.ndarray, receivers: np.ndarray) -> np.ndarray:
+        """Which images are real paths from each emitter to its receiver (the array centre).
 
         Room images: all of them in a shoebox, traced (reflection points on the surfaces) in
         other plans. Furniture faces: the emitter in front and the reflection point on the
         face. First-order room paths through a furniture box are blocked.
+
+        :param emitters: ``(K, 3)``. :param receivers: ``(K, 3)``.
+        :return: ``(K, P)`` bool.
         """
-        valid = np.ones(len(self._sequences), dtype=bool)
-        images = self._img_m @ emitter + self._img_t
+        valid = np.ones((emitters.shape[0], len(self._sequences)), dtype=bool)
+        images = np.einsum('pij,kj->kpi', self._img_m, emitters) + self._img_t    # (K, P, 3)
         if not self._shoebox:
-            for p in np.flatnonzero(self._room_image):
-                valid[p] = self._traced(self._sequences[p], images[p], receiver)
-        for p, box, axis, side, value in self._faces:
-            if side * emitter[axis] <= side * value:
-                valid[p] = False
-                continue
-            t = (value - images[p, axis]) / (receiver[axis] - images[p, axis])
-            hit = images[p] + t * (receiver - images[p])
-            others = [a for a in range(3) if a != axis]
-            valid[p] = bool(np.all(hit[others] >= box.min_m[others])
-                            and np.all(hit[others] <= box.max_m[others]))
-        if self._faces:
-            for p in np.flatnonzero(self._room_image & (self._img_order == 1) & valid):
-                s = self._surfaces[self._sequences[p][0]]
-                t = (s.offset - s.normal @ receiver) / (s.normal @ (images[p] - receiver))
-                hit = receiver + t * (images[p] - receiver)
-                if any(box.blocks(emitter, hit) or box.blocks(hit, receiver)
-                       for box in self.room.furniture):
-                    valid[p] = False
+            for k in range(emitters.shape[0]):
+                for p in np.flatnonzero(self._room_image):
+                    valid[k, p] = self._traced(self._sequences[p], images[k, p], receivers[k])
+        with np.errstate(divide='ignore', invalid='ignore'):
+            for p, box, axis, side, value in self._faces:
+                t = (value - images[:, p, axis]) / (receivers[:, axis] - images[:, p, axis])
+                hit = images[:, p] + t[:, None] * (receivers - images[:, p])
+                others = [a for a in range(3) if a != axis]
+                valid[:, p] = ((side * emitters[:, axis] > side * value)
+                               & np.all(hit[:, others] >= box.min_m[others], axis=1)
+                               & np.all(hit[:, others] <= box.max_m[others], axis=1))
+            if self._faces:
+                for p in np.flatnonzero(self._room_image & (self._img_order == 1)):
+                    s = self._surfaces[self._sequences[p][0]]
+                    t = ((s.offset - receivers @ s.normal)
+                         / ((images[:, p] - receivers) @ s.normal))
+                    hit = receivers + t[:, None] * (images[:, p] - receivers)
+                    for box in self.room.furniture:
+                        valid[:, p] &= ~(box.blocks(emitters, hit) | box.blocks(hit, receivers))
         return valid
 
     def _traced(self, seq: tuple[int, ...], image: np.ndarray, receiver: np.ndarray) -> bool:
@@ -372,7 +401,14 @@ class PhysicsLocalizer:
         rot = yaw_matrix(yaw_rad)
         offsets = (self.array.receivers_m - self.array.emitter_m) @ rot.T
         direct = np.nan_to_num(features.direct_tof_s, nan=0.0)
-        noise = np.maximum(np.asarray(features.noise_floor, dtype=float), 1e-12)
+        # The processor's noise floor is a median over the whole window, which echoes and
+        # their sidelobes raise; the lower quartile of |b|^2 (ln(4/3) sigma^2 for complex
+        # Gaussian noise) is less affected.
+        t_start = float(np.max(direct)) + 1.2 * self.processor.mainlobe_half_width_s
+        first = int(np.ceil((t_start - features.start_s) / features.bin_width_s))
+        power = np.abs(features.baseband[:, max(first, 0):]) ** 2
+        noise = np.sqrt(np.quantile(power, 0.25, axis=1) / np.log(4.0 / 3.0))
+        noise = np.maximum(noise, 1e-12)
         table = self._upsample(features.baseband)
         return _Frame(
             features=features, offsets=offsets, c0=speed_of_sound_mps(temperature_c),
@@ -421,11 +457,13 @@ class PhysicsLocalizer:
         phase = (2 * np.pi) * (cycles - np.floor(cycles))
         if smooth:
             t = x - i
-            # Catmull-Rom cubic: continuous slope, so that finite differences of the evidence
-            # over steps shorter than the table's see its curvature.
+            # Catmull-Rom cubic: continuous slope, so that the derivatives of the likelihood
+            # are continuous across the table's nodes.
             p0, p3 = table[flat - 1], table[flat + 2]
-            value = p1 + 0.5 * t * ((p2 - p0) + t * ((2 * p0 - 5 * p1 + 4 * p2 - p3)
-                                                     + t * (3 * (p1 - p2) + p3 - p0)))
+            c1 = 0.5 * (p2 - p0)
+            c2 = p0 - 2.5 * p1 + 2 * p2 - 0.5 * p3
+            c3 = 1.5 * (p1 - p2) + 0.5 * (p3 - p0)
+            value = p1 + t * (c1 + t * (c2 + t * c3))
             rotation = np.empty(tau_s.shape, dtype=np.complex128)
         else:
             t = (x - i).astype(np.float32)
@@ -438,9 +476,7 @@ class PhysicsLocalizer:
         z = np.where(inside, value * rotation, 0)
         if not derivative:
             return z
-        slope = 0.5 * ((p2 - p0) + t * (2 * (2 * p0 - 5 * p1 + 4 * p2 - p3)
-                                        + 3 * t * (3 * (p1 - p2) + p3 - p0)))
-        slope *= factor / fr.features.bin_width_s
+        slope = (c1 + t * (2 * c2 + 3 * t * c3)) * (factor / fr.features.bin_width_s)
         dz = np.where(inside, slope * rotation, 0) + (2j * np.pi * fr.features.carrier_hz) * z
         return z, dz
 
@@ -506,9 +542,7 @@ class PhysicsLocalizer:
         dtau = np.concatenate([grad_e, (-tau / thetas[:, 3, None, None])[..., None]], axis=-1)
         return tau, amp * keep[..., None], keep, dtau[..., free]
 
-    def _evidence(self, fr: _Frame, tau: np.ndarray, amp: np.ndarray, prior: bool = True,
-                  pairs: tuple[np.ndarray, np.ndarray] | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+    def _evidence(self, fr: _Frame, tau: np.ndarray, amp: np.ndarray) -> np.ndarray:
         """Log evidence of the image-source model for a batch of path sets.
 
         With ``z`` the matched-filter outputs at the predicted delays, the least-squares fit of
@@ -517,32 +551,17 @@ class PhysicsLocalizer:
         ``M_pq = sum_i A_ip A_iq r(tau_ip - tau_iq) / s_i^2`` (r: the analytic point response,
         also the correlation of the matched filter's noise). With a complex Gaussian prior of
         variance ``v`` on each amplitude the log evidence (noise units) is
-        ``b^H (M + I / v)^-1 b - log det(I + v M)``; without it, ``b^H M^-1 b``.
+        ``b^H (M + I / v)^-1 b - log det(I + v M)`` (:meth:`_with_prior`).
 
         :param tau: ``(K, P, n)`` s.
         :param amp: ``(K, P, n)``, 0 for paths not modelled.
-        :param prior: use the amplitude prior (``v = PRIOR_SCALE * gain^2``).
-        :param pairs: ``(p, q)`` with p < q: the only path pairs that may overlap (every path
-            is then modelled); ``None`` finds them.
-        :return: ``(evidence (K,), amplitudes (K, P))``.
+        :return: ``(K,)``.
         """
-        used = np.any(amp > 0, axis=(0, 2)) if pairs is None else np.ones(tau.shape[1], bool)
+        used = np.any(amp > 0, axis=(0, 2))
         tau, amp = tau[:, used], amp[:, used]
-        if pairs is None:
-            pairs = self._pairs(tau)
-        p, q = pairs
-        weighted = amp * fr.weights
-        z = self._sample(fr, tau)
-        b = np.sum(weighted * z, axis=-1)                                          # (K, P)
-        gram = self._gram(fr, tau, amp, pairs)[0]
-        if prior:
-            evidence, a = self._with_prior(fr, gram, b)
-        else:
-            a = np.linalg.solve(self._regularised(gram), b[..., None])[..., 0]
-            evidence = np.real(np.sum(np.conj(b) * a, axis=-1))
-        full = np.zeros((a.shape[0], used.size), dtype=complex)
-        full[:, used] = a
-        return evidence, full
+        b = np.sum(amp * fr.weights * self._sample(fr, tau), axis=-1)             # (K, P)
+        gram = self._gram(fr, tau, amp, self._pairs(tau))[0]
+        return self._with_prior(fr, gram, b)[0]
 
     def _gram(self, fr: _Frame, tau: np.ndarray, amp: np.ndarray,
               pairs: tuple[np.ndarray, np.ndarray], derivatives: bool = False
@@ -594,14 +613,13 @@ class PhysicsLocalizer:
     def _score(self, fr: _Frame, thetas: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Log evidence of the full model at each of ``thetas (K, 4)``; ``valid (K, P)``."""
         tau, amp, _ = self._paths(fr, thetas, np.arange(len(self._sequences)), valid=valid)
-        return self._evidence(fr, tau, amp)[0]
+        return self._evidence(fr, tau, amp)
 
     def _valid_batch(self, fr: _Frame, thetas: np.ndarray) -> np.ndarray:
         """:meth:`_valid_images` for each of ``thetas (K, 4)``: ``(K, P)``."""
         if self._shoebox and not self._faces:
             return np.ones((thetas.shape[0], len(self._sequences)), dtype=bool)
-        centre = fr.offsets.mean(axis=0)
-        return np.array([self._valid_images(t[:3], t[:3] + centre) for t in thetas])
+        return self._valid_images(thetas[:, :3], thetas[:, :3] + fr.offsets.mean(axis=0))
 
     # ------------------------------------------------------------------------- refinement
     def _fit(self, fr: _Frame, thetas: np.ndarray, paths: np.ndarray, keep: np.ndarray,
@@ -611,15 +629,18 @@ class PhysicsLocalizer:
         information over ``free``.
 
         In the raw-signal picture the model is ``S(theta) a`` (one column per path) and the
-        evidence is the least-squares fit with the amplitudes solved for (variable projection,
-        Golub & Pereyra 1973). The gradient is ``2 Re <residual, J_k>`` and the information
-        ``2 Re [J^H J - J^H S A^-1 S^H J]`` (Kaufman's approximation), with
-        ``J_k = d(S a)/d theta_k``; A is the Gram matrix. Every inner product is one of the matched-filter outputs,
-        its derivative, or the analytic point response r and its first two derivatives at the
-        delay differences: ``<s_tau, s_t> = r(t - tau)``, ``<d s_tau, s_t> = -r'(t - tau)``,
-        ``<d s_tau, d s_t> = -r''(t - tau)``.
+        likelihood is that of the least-squares fit with the amplitudes solved for (variable
+        projection, Golub & Pereyra 1973). The gradient is ``2 Re <residual, J_k>`` and the
+        information ``2 Re [J^H J - J^H S A^-1 S^H J]`` (Kaufman's approximation), with
+        ``J_k = d(S a)/d theta_k`` and A the Gram matrix. Every inner product is one of the
+        matched-filter outputs, its derivative, or the analytic point response r and its first
+        two derivatives at the delay differences: ``<s_tau, s_t> = r(t - tau)``,
+        ``<d s_tau, s_t> = -r'(t - tau)``, ``<d s_tau, d s_t> = -r''(t - tau)``.
 
-        :param thetas: ``(K, 4)``. :param paths: image indices ``(P,)``; :param keep: ``(K, P)``.
+        :param thetas: ``(K, 4)``.
+        :param paths: image indices ``(P,)``.
+        :param keep: which of them each row models ``(K, P)``.
+        :param free: indices into theta of the parameters fitted ``(f,)``.
         :param pairs: ``(p, q)`` with p < q: the path pairs that may overlap.
         :return: ``(log likelihood (K,), gradient (K, f), information (K, f, f), amplitudes
             (K, P), log evidence with the amplitude prior (K,))``.
@@ -639,31 +660,21 @@ class PhysicsLocalizer:
         alpha = a[..., None] * amp                                                # (K, P, n)
         incidence_p = np.eye(n_paths)[p]                                           # (Q, P)
         incidence_q = np.eye(n_paths)[q]
-
-        def scatter(values: np.ndarray, incidence: np.ndarray) -> np.ndarray:
-            """Sum ``values (K, Q, m)`` over pairs into paths: ``(K, P, m)``."""
-            return np.swapaxes(np.swapaxes(values, 1, 2) @ incidence, 1, 2)
-
-        def outer(x: np.ndarray, d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
-            """``sum_{j,n} x_jn d1_jnf d2_jng`` for each batch row: ``(K, f, g)``."""
-            left = (x[..., None] * d1).reshape(x.shape[0], -1, d1.shape[-1])
-            return np.swapaxes(left, 1, 2) @ d2.reshape(x.shape[0], -1, d2.shape[-1])
-
         # Slope of the matched-filter residual at each modelled delay.
         slope = (dz - zero1 * alpha
-                 + scatter(alpha[:, p] * np.conj(r1), incidence_q)
-                 - scatter(alpha[:, q] * r1, incidence_p))
+                 + _scatter(alpha[:, p] * np.conj(r1), incidence_q)
+                 - _scatter(alpha[:, q] * r1, incidence_p))
         grad = 2.0 * np.real(np.sum((w * np.conj(alpha) * slope)[..., None] * dtau,
                                     axis=(1, 2)))
         # J^H J: the diagonal paths, then both orders of each overlapping pair.
-        info = -zero2 * outer(w * np.abs(alpha) ** 2, dtau, dtau)
-        cross = outer(-r2 * np.conj(w * alpha[:, p]) * alpha[:, q], dtau[:, p], dtau[:, q])
+        info = -zero2 * _outer(w * np.abs(alpha) ** 2, dtau, dtau)
+        cross = _outer(-r2 * np.conj(w * alpha[:, p]) * alpha[:, q], dtau[:, p], dtau[:, q])
         info = info + cross + np.swapaxes(cross, 1, 2)
         # S^H J, row p': sum over paths q of alpha_q dtau_q A_p' (-r'(tau_p' - tau_q)).
         sj = np.sum((-zero1 * weighted * alpha)[..., None] * dtau, axis=2)          # (K, P, f)
-        sj += scatter(np.sum((-r1 * weighted[:, p] * alpha[:, q])[..., None] * dtau[:, q],
+        sj += _scatter(np.sum((-r1 * weighted[:, p] * alpha[:, q])[..., None] * dtau[:, q],
                              axis=2), incidence_p)
-        sj += scatter(np.sum((np.conj(r1) * weighted[:, q] * alpha[:, p])[..., None]
+        sj += _scatter(np.sum((np.conj(r1) * weighted[:, q] * alpha[:, p])[..., None]
                              * dtau[:, p], axis=2), incidence_q)
         info = 2.0 * np.real(info - np.swapaxes(np.conj(sj), 1, 2) @ inverse @ sj)
         return evidence, grad, info, a, self._with_prior(fr, gram, b)[0]
@@ -793,7 +804,8 @@ class PhysicsLocalizer:
         c = coords[:, None, None]
         tau = np.sqrt(a0 + a1 * c + a2 * c ** 2) / (fr.c0 * theta[3])             # (G, P, n)
         z_out = self._sample(fr, tau, table, smooth=False)
-        power = np.abs(z_out @ fr.weights) ** 2 / np.sum(fr.weights)
+        weights = (fr.weights / np.sum(fr.weights)).astype(np.float32)
+        power = np.abs(z_out @ weights) ** 2 * np.sum(fr.weights)
         inside = np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1)
         return coords, np.sum(np.where(inside, np.log1p(power), 0.0), axis=-1)
 
@@ -826,14 +838,6 @@ class PhysicsLocalizer:
             if len(chosen) == k:
                 break
         return chosen
-
-    def _axis_candidates(self, low: np.ndarray, high: np.ndarray, grid: np.ndarray,
-                         extent: float, kappa: float, k: int) -> np.ndarray:
-        """Emitter coordinates along one axis of a shoebox from its two opposite walls."""
-        coord = np.arange(0.03, extent - 0.03, self.grid_step_m)
-        score = (np.interp(coord / kappa, grid, low, left=0, right=0)
-                 + np.interp((extent - coord) / kappa, grid, high, left=0, right=0))
-        return coord[_peaks(score, coord, k, 0.02)]
 
     def _scan_axis(self, fr: _Frame, theta: np.ndarray, axis: int, table: np.ndarray,
                    k: int) -> np.ndarray:
@@ -971,7 +975,7 @@ class PhysicsLocalizer:
             # Floor and ceiling paths do not depend on x, y: fit (z, c) on them alone, then
             # remove them, since they are the strongest distractors of the wall scores.
             fit = self._newton(fr, np.array([[centre[0], centre[1], z, kappa]]),
-                               self._vertical_only[None], np.array([2, 3]), 2)
+                               self._vertical_only[None], np.array([2, 3]), 1)
             theta, coef = fit.theta[0], fit.coef
             tau, amp, _ = self._paths(fr, fit.theta, fit.paths, fit.keep)
             strength = np.sum(amp[0] ** 2 * fr.weights, axis=-1)
@@ -1026,7 +1030,7 @@ class PhysicsLocalizer:
             # A competitor that explains the echoes nearly as well widens the covariance
             # toward it (a two-component mixture's second moment).
             d = other[:3] - theta[:3]
-            cov = cov + np.exp(-gap / AMBIGUOUS_GAP) * np.outer(d, d)
+            cov = cov + np.outer(d, d) / (1.0 + np.exp(min(gap / AMBIGUOUS_GAP, 700.0)))
         cov = 0.5 * (cov + cov.T) + self.position_floor_m ** 2 * np.eye(3)
         return Estimate(position_m=theta[:3] - emitter_offset, covariance_m2=cov,
                         speed_of_sound_mps=float(fr.c0 * theta[3]), confidence=confidence,
@@ -1052,18 +1056,21 @@ class PhysicsLocalizer:
         family = []
         for axis in range(2):
             coords, score = self._family_scan(fr, axis, theta, self._family[axis], table)
-            peaks = _peaks(score, coords, self.n_candidates, 0.02)
-            per_axis.append(_vertex(score, coords, peaks))
+            peaks = _peaks(score, coords, max(self.n_candidates, 2), 0.02)
+            per_axis.append(_vertex(score, coords, peaks)[:self.n_candidates])
             family.append(score[peaks])
         xs, ys = per_axis
         pairs = np.stack(np.meshgrid(xs, ys, indexing='ij'), axis=-1).reshape(-1, 2)
-        rank = (family[0][:, None] + family[1][None, :]).ravel()
+        rank = (family[0][:len(xs), None] + family[1][None, :len(ys)]).ravel()
         thetas = np.repeat(theta[None], len(pairs), axis=0)
         thetas[:, :2] = pairs
         rank = rank + self._path_scores(fr, thetas, self._corner, table)
         chosen = [pairs[np.argsort(rank)[::-1][:self.n_pairs]]]
         strong = int(np.argmax([f[0] if f.size else -np.inf for f in family]))
         weak = 1 - strong
+        if family[weak].size > 1 and family[weak][0] - family[weak][1] > EXPLAIN_GAP:
+            # The weak axis has a clear winner already.
+            return np.vstack(chosen)
         for value in per_axis[strong][:self.n_explain]:
             start = theta.copy()
             start[strong] = value
