@@ -114,14 +114,33 @@ def cmd_bench(args) -> int:
 def cmd_evaluate(args) -> int:
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
-    from echoloc_ros.core.evaluation import evaluate_physics
+    from echoloc_ros.core.evaluation import evaluate_physics, evaluate_tracked
     from echoloc_ros.core.room import load_room
-    from echoloc_ros.core.simulator import Scenario
-    scenario = Scenario(snr_db=args.snr_db, seed=args.seed)
-    result = evaluate_physics(load_room(args.room), load_array(args.array), Chirp(), scenario,
-                              args.n, args.seed)
-    print(json.dumps({'method': args.method, 'room': args.room, 'snr_db': args.snr_db,
-                      **result}), flush=True)
+    room, array, scenario = load_room(args.room), load_array(args.array), _scenario(args)
+    frames, tracked = {}, {}
+    common = dict(optimization_level=args.level, heading_noise_deg=args.heading_noise_deg)
+    result = evaluate_physics(room, array, Chirp(), scenario, args.n, args.seed,
+                              details=frames, **common)
+    if args.tracked_frames:
+        track = evaluate_tracked(room, array, Chirp(), scenario, args.tracked_frames,
+                                 args.seed, details=tracked, **common)
+        result.update({k: v for k, v in track.items() if k.startswith('tracked_')
+                       or k == 'rejected_rate'})
+    scenario_json = {'snr_db': args.snr_db, 'temperature_c': args.temperature_c,
+                     'gain_mismatch_db': args.gain_mismatch_db,
+                     'dead_channel': args.dead_channel, 'clutter': args.clutter,
+                     'heading_noise_deg': args.heading_noise_deg, 'seed': args.seed}
+    out = {'method': args.method, 'room': room.name, 'level': args.level,
+           'scenario': scenario_json,
+           **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}}
+    if args.plot:
+        from echoloc_ros.plots import evaluation_png
+        out['plot'] = str(evaluation_png(
+            room, frames, tracked or None, args.plot,
+            f'{args.method} in {room.name}: {args.snr_db:g} dB SNR, heading noise '
+            f'{args.heading_noise_deg:g} deg, median {result["median_cm"]:.2f} cm, p95 '
+            f'{result["p95_cm"]:.2f} cm, gross {100 * result["gross_rate_10cm"]:.1f} %'))
+    print(json.dumps(out), flush=True)
     return 0
 
 
@@ -288,13 +307,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--stages-only', action='store_true')
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser('evaluate', help='accuracy and calibration on simulated poses as JSON')
+    p = sub.add_parser('evaluate', help='accuracy and calibration on simulated poses (JSON, '
+                       'PNG)')
     p.add_argument('--method', choices=('physics',), default='physics')
     p.add_argument('--room', default='default_room')
     p.add_argument('--array', default='square_4sensor')
-    p.add_argument('--snr-db', type=float, default=20.0)
-    p.add_argument('--n', type=int, default=200)
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--n', type=int, default=200, help='random poses, one frame each')
+    p.add_argument('--tracked-frames', type=int, default=250,
+                   help='frames along the trajectory, tracked (0: skip)')
+    p.add_argument('--level', choices=('fast', 'balanced', 'accurate'), default='balanced',
+                   help='optimization level of the localizer')
+    p.add_argument('--heading-noise-deg', type=float, default=0.0,
+                   help='std of the heading error given to the localizer [deg]')
+    p.add_argument('--plot', type=Path, help='write the figures to this PNG')
+    _add_scenario_args(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser('record', help='record the graph\'s topics to MCAP (rosbag2 layout)')

@@ -68,7 +68,7 @@ def evaluate_physics(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     :param optimization_level: of the localizer (``'fast'``, ``'balanced'``, ``'accurate'``).
     :param heading_noise_deg: std of the error of the heading given to the localizer, deg.
     :param details: if a dict, receives per-frame arrays ``truth_m``, ``estimate_m``,
-        ``errors_m``, ``inside_95`` (for plots).
+        ``covariance_m2``, ``errors_m``, ``inside_95`` (for plots).
     :return: :func:`error_metrics` plus ``latency_ms_p50``/``latency_ms_p95`` of the
         localizer and ``simulate_ms_p50``, ``process_ms_p50``, ``n``,
         ``speed_error_mps_median`` and ``confidence_median``.
@@ -83,7 +83,7 @@ def evaluate_physics(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     true_c = speed_of_sound_mps(room.temperature_c if scenario.temperature_c is None
                                 else scenario.temperature_c)
     errors, inside, latency, sim_ms, proc_ms, c_err, confidence = ([] for _ in range(7))
-    truths, estimates = [], []
+    truths, estimates, covariances = [], [], []
     heading_noise_rad = np.deg2rad(heading_noise_deg)
     for _ in range(n):
         position, yaw = room.random_pose(rng, margin_m, z_range_m)
@@ -97,6 +97,7 @@ def evaluate_physics(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
         t3 = time.perf_counter()
         truths.append(position)
         estimates.append(estimate.position_m)
+        covariances.append(estimate.covariance_m2)
         error = estimate.position_m - position
         errors.append(float(np.linalg.norm(error)))
         inside.append(_inside_95(error, estimate.covariance_m2))
@@ -107,7 +108,8 @@ def evaluate_physics(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
         confidence.append(estimate.confidence)
     if details is not None:
         details.update(truth_m=np.array(truths), estimate_m=np.array(estimates),
-                       errors_m=np.array(errors), inside_95=np.array(inside))
+                       covariance_m2=np.array(covariances), errors_m=np.array(errors),
+                       inside_95=np.array(inside))
     result = error_metrics(np.array(errors), np.array(inside))
     result.update({
         'latency_ms_p50': float(np.percentile(latency, 50)),

@@ -82,6 +82,10 @@ class LocalizerNode(Node):
         self.temperature_c = declare(self, 'temperature_c', 20.0, 'assumed air temperature '
                                      '[deg C]; the localizer also estimates the speed of sound',
                                      min_value=-40.0, max_value=60.0)
+        self.optimization_level = declare(
+            self, 'optimization_level', 'balanced', 'speed/robustness trade-off of the '
+            'localizer: fast, balanced or accurate (candidates per axis, refinement steps)',
+            read_only=True, choices=('fast', 'balanced', 'accurate'))
         self.tracking = declare(self, 'tracking', True, 'publish the tracked pose (constant-'
                                 'velocity Kalman filter with a Mahalanobis gate)')
         self.target_latency_ms = declare(self, 'target_latency_ms', 20.0, 'per-frame latency '
@@ -94,7 +98,8 @@ class LocalizerNode(Node):
 
         self.room = load_room(room_name)
         self.array = load_array(array_name)
-        self.localizer = PhysicsLocalizer(self.room, self.array, chirp)
+        self.localizer = PhysicsLocalizer(self.room, self.array, chirp,
+                                          optimization_level=self.optimization_level)
         self.tracker = PoseTracker()
         self.headings = HeadingBuffer()
 
