@@ -52,8 +52,11 @@ def test_poses_flow_from_a_serial_array(ros_env, recorder, fake_device, tmp_path
                        QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
     recorder.subscribe(DiagnosticArray, '/diagnostics', QoSProfile(depth=50))
     with _graph(ros_env, fake_device, tmp_path) as graph:
-        assert wait_for(lambda: len(recorder.get('/echoloc/pose')) >= 10, timeout_s=60.0), \
-            f'no poses; logs in {tmp_path}'
+        assert wait_for(lambda: len(recorder.get('/echoloc/pose')) >= 10, timeout_s=60.0), (
+            f"{len(recorder.get('/echoloc/pose'))} poses; last statuses: "
+            + '; '.join(f'{s.name}: {s.message}' for s in
+                        {s.name: s for _, m in recorder.get('/diagnostics')
+                         for s in m.status}.values()))
         assert wait_for(lambda: _statuses(recorder, 'driver: Link'), timeout_s=5.0)
         assert not graph.exited()
     positions = np.array([[m.pose.pose.position.x, m.pose.pose.position.y,
