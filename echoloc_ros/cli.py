@@ -105,6 +105,8 @@ def cmd_monitor(args) -> int:
 
 def cmd_bench(args) -> int:
     from echoloc_ros import bench
+    from echoloc_ros.core.protocol import bench_decoder
+    print(json.dumps({'bench': 'decoder', **bench_decoder()}), flush=True)
     print(json.dumps(bench.bench_stages(args.frames)), flush=True)
     if not args.stages_only:
         print(json.dumps(bench.bench_graph(args.duration, args.params_file)), flush=True)
