@@ -56,11 +56,12 @@ def test_pose_for_every_frame_stamped_with_acquisition_time(graph_run):
     assert all(m.header.frame_id == 'map' for m in poses)
     stamps = [_key(m.header.stamp) for m in poses]
     assert set(stamps) <= frames, 'a pose carries a stamp no echo frame had'
-    # Poses keep up with the frames: nearly every frame heard here has its pose.
+    # Poses keep up with the frames: at 25 frames/s, 20 poses/s is 80 % of the frames
+    # (a ratio, so a slow machine does not fail it, only a localizer that falls behind).
     heard = [k for k in frames if k > min(stamps) and k < max(stamps)]
     assert len(heard) >= RUN_FRAMES * 0.9
     answered = sum(k in set(stamps) for k in heard) / len(heard)
-    assert answered >= 0.95, f'only {answered:.0%} of frames produced a pose'
+    assert answered >= 0.8, f'only {answered:.0%} of frames produced a pose'
 
 
 def test_covariance_symmetric_positive_definite(graph_run):

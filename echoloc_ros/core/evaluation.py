@@ -85,6 +85,8 @@ def evaluate_physics(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     errors, inside, latency, sim_ms, proc_ms, c_err, confidence = ([] for _ in range(7))
     truths, estimates, covariances = [], [], []
     heading_noise_rad = np.deg2rad(heading_noise_deg)
+    # The localizer is told the heading's std, as an IMU reports it; none: its default prior.
+    yaw_std_rad = heading_noise_rad if heading_noise_deg > 0 else None
     for _ in range(n):
         position, yaw = room.random_pose(rng, margin_m, z_range_m)
         t0 = time.perf_counter()
@@ -93,7 +95,8 @@ def evaluate_physics(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
         features = processor.process(frame)
         t2 = time.perf_counter()
         told_yaw = yaw + heading_noise_rad * rng.standard_normal()
-        estimate = localizer.localize(features, told_yaw, assumed_temperature_c)
+        estimate = localizer.localize(features, told_yaw, assumed_temperature_c,
+                                      yaw_std_rad=yaw_std_rad)
         t3 = time.perf_counter()
         truths.append(position)
         estimates.append(estimate.position_m)
@@ -175,6 +178,8 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     errors, inside, tracked, tracked_inside, rejected, latency = ([] for _ in range(6))
     truths, estimates, tracks = [], [], []
     heading_noise_rad = np.deg2rad(heading_noise_deg)
+    # The localizer is told the heading's std, as an IMU reports it; none: its default prior.
+    yaw_std_rad = heading_noise_rad if heading_noise_deg > 0 else None
     for k in range(n_frames):
         t_s = k / frame_rate_hz
         position, yaw = path.pose(t_s)
@@ -182,7 +187,8 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
         features = processor.process(simulator.simulate(position, yaw, scenario, rng))
         told_yaw = yaw + heading_noise_rad * rng.standard_normal()
         t0 = time.perf_counter()
-        estimate = localizer.localize(features, told_yaw, assumed_temperature_c)
+        estimate = localizer.localize(features, told_yaw, assumed_temperature_c,
+                                      yaw_std_rad=yaw_std_rad)
         latency.append(1e3 * (time.perf_counter() - t0))
         error = estimate.position_m - position
         errors.append(float(np.linalg.norm(error)))

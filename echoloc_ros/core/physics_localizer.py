@@ -1,4 +1,5 @@
-"""Physics-based localization in a known room from one frame of echoes, heading known.
+"""Physics-based localization in a known room from one frame of echoes, with the heading
+given by the robot corrected from the echoes.
 
 The method (details and sources in ``docs/physics.md``):
 
@@ -23,6 +24,11 @@ The method (details and sources in ``docs/physics.md``):
    outputs and the point response's derivatives. The covariance is the inverse information,
    scaled by the residual of the fit, plus a floor and the spread toward a competitor that
    explains the echoes almost as well.
+
+The heading given is a prior, not a fact: 1 deg of error moves a receiver 7 cm from the emitter
+by 1.2 mm, 0.9 rad of carrier phase, which decoheres the scores. Its offset psi is searched on a
+grid for the wall candidates (a wall's echoes across the array measure it) and refined as a
+fifth parameter with the prior as a regulariser; the position covariance marginalises it.
 """
 
 from dataclasses import dataclass, field
@@ -40,15 +46,28 @@ from echoloc_ros.core.room import Room
 # Work per frame for each optimization level: peaks kept per axis scan, (x, y) pairs kept from
 # their product, values of the strong axis whose echoes are removed before the weak axis is
 # scanned again, candidates polished and their Gauss-Newton steps, iterations of the winner,
-# heights tried.
+# heights tried, step of the heading offsets tried per wall candidate (deg).
 OPTIMIZATION_LEVELS = {
     'fast': {'n_candidates': 3, 'n_pairs': 4, 'n_explain': 1, 'n_polish': 2,
-             'polish_iterations': 1, 'max_iterations': 2, 'n_heights': 1},
+             'polish_iterations': 1, 'max_iterations': 2, 'n_heights': 1, 'yaw_step_deg': 1.5},
     'balanced': {'n_candidates': 5, 'n_pairs': 12, 'n_explain': 1, 'n_polish': 6,
-                 'polish_iterations': 1, 'max_iterations': 5, 'n_heights': 1},
+                 'polish_iterations': 1, 'max_iterations': 5, 'n_heights': 1,
+                 'yaw_step_deg': 0.75},
     'accurate': {'n_candidates': 8, 'n_pairs': 30, 'n_explain': 2, 'n_polish': 10,
-                 'polish_iterations': 2, 'max_iterations': 8, 'n_heights': 2},
+                 'polish_iterations': 2, 'max_iterations': 8, 'n_heights': 2,
+                 'yaw_step_deg': 0.5},
 }
+# Standard deviation of the heading given to :meth:`PhysicsLocalizer.localize` when the caller
+# does not say: an IMU or compass heading indoors is good to a degree or two.
+DEFAULT_YAW_STD_RAD = float(np.deg2rad(2.0))
+# Heading offsets are searched within this many standard deviations of the given heading, and
+# never beyond YAW_SPAN_MAX_RAD: the first wall scans run at the given heading, and 1 deg of
+# error already costs a receiver 0.9 rad of carrier phase, so much larger errors lose the walls.
+YAW_SPAN_SIGMAS = 3.0
+YAW_SPAN_MAX_RAD = float(np.deg2rad(10.0))
+# The wall scans run again at the heading found when it is this far from the one scanned: the
+# coherent score of a wall's echoes loses ~40 % at 1 deg, ~90 % at 2 deg.
+YAW_RESCAN_RAD = float(np.deg2rad(1.5))
 # The baseband is upsampled by this factor once per frame so that interpolating it at any delay
 # is accurate to ~0.2 % even linearly (the echoes occupy +-5 kHz around the carrier).
 UPSAMPLE = 4
@@ -64,10 +83,13 @@ PRIOR_SCALE = 2.0
 # temperature above 1. See docs/physics.md.
 CONFIDENT_GAP = 30.0
 AMBIGUOUS_GAP = 5.0
-# Gauss-Newton stops when every step is below this: 0.1 mm and 1e-5 in kappa (0.05 mm at
-# 5 m).
-STEP_TOLERANCE = np.array([1e-4, 1e-4, 1e-4, 1e-5])
-STEP_LIMIT = np.array([0.01, 0.01, 0.01, 0.003])
+# Parameters theta: emitter x, y, z (m), kappa = c / c0 and psi, the heading's offset from the
+# one given (rad). Gauss-Newton stops when every step is below this: 0.1 mm, 1e-5 in kappa
+# (0.05 mm at 5 m) and 1e-4 rad (7 um at a receiver 7 cm from the emitter).
+STEP_TOLERANCE = np.array([1e-4, 1e-4, 1e-4, 1e-5, 1e-4])
+STEP_LIMIT = np.array([0.01, 0.01, 0.01, 0.003, 0.01])
+N_THETA = 5
+YAW = 4
 # The weaker axis is scanned again with the stronger axis' echoes removed unless its best
 # score already leads the runner-up by this much (log units; over simulated frames at 10 dB no
 # frame above it needed the second scan).
@@ -87,6 +109,9 @@ class Estimate:
     :ivar candidates_m: positions of the competing candidates ``(k, 3)``, best first.
     :ivar residual_ratio: residual power of the final fit over the noise floor in the bins
         around the modelled echoes (about 1 when the room model explains the frame).
+    :ivar yaw_rad: heading of the array estimated from the echoes around the one given, rad
+        (the given one when it was declared exact).
+    :ivar yaw_variance_rad2: variance of ``yaw_rad``, rad^2 (0 when the heading was exact).
     """
 
     position_m: np.ndarray
@@ -97,6 +122,8 @@ class Estimate:
     n_echoes: int
     candidates_m: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     residual_ratio: float = 1.0
+    yaw_rad: float = 0.0
+    yaw_variance_rad2: float = 0.0
 
 
 @dataclass
@@ -112,9 +139,10 @@ class _Surface:
 class _Fit:
     """Result of :meth:`PhysicsLocalizer._newton` for a batch of B starting points."""
 
-    theta: np.ndarray          # (B, 4) emitter x, y, z and kappa
-    evidence: np.ndarray       # (B,) log evidence with the amplitude prior
-    info: np.ndarray           # (B, 4, 4) Gauss-Newton information, zero outside the free ones
+    theta: np.ndarray          # (B, 5) emitter x, y, z, kappa and psi
+    evidence: np.ndarray       # (B,) log evidence with the amplitude and heading priors
+    info: np.ndarray           # (B, 5, 5) information of the echoes (heading prior not included),
+                               # zero outside the free parameters
     coef: np.ndarray           # (B, P) least-squares path amplitudes
     paths: np.ndarray          # (P,) image indices modelled
     keep: np.ndarray           # (B, P) which of them each fit modelled
@@ -133,6 +161,28 @@ class _Frame:
     weights: np.ndarray        # 1 / noise power per channel (n,)
     table: np.ndarray          # baseband upsampled UPSAMPLE times (n, UPSAMPLE * n_bins)
     gain: float = 1.0          # fitted amplitude scale of the predicted paths
+    yaw_info: float = 0.0      # 1 / variance of the given heading, 1/rad^2 (0: heading exact)
+    yaw_grid: np.ndarray = field(default_factory=lambda: np.zeros(1))   # psi tried, rad
+
+    @property
+    def yaw_free(self) -> bool:
+        """Whether the heading is estimated (not declared exact)."""
+        return self.yaw_info > 0
+
+    def yaw_prior(self, psi: np.ndarray) -> np.ndarray:
+        """Log prior density of heading offsets ``psi``, up to a constant."""
+        return -0.5 * self.yaw_info * np.asarray(psi) ** 2
+
+    def rotated_offsets(self, psi: np.ndarray) -> np.ndarray:
+        """Receivers relative to the emitter with the heading turned by ``psi (K,)``:
+        ``(K, n, 3)``."""
+        out = np.empty((len(psi),) + self.offsets.shape)
+        c, s = np.cos(psi)[:, None], np.sin(psi)[:, None]
+        x, y = self.offsets[:, 0], self.offsets[:, 1]
+        out[..., 0] = c * x - s * y
+        out[..., 1] = s * x + c * y
+        out[..., 2] = self.offsets[:, 2]
+        return out
 
 
 def _peaks(score: np.ndarray, grid: np.ndarray, k: int, separation: float) -> np.ndarray:
@@ -208,12 +258,13 @@ class PhysicsLocalizer:
         iterations the winner gets (:data:`OPTIMIZATION_LEVELS`). In the default room
         ``'fast'`` takes about 0.8 times the time of ``'balanced'`` (most of a frame's work is
         the same scans and fits), ``'accurate'`` about 1.5 times, trying a second height and
-        more candidates.
+        more candidates. The levels also set the step of the heading offsets tried for the
+        wall candidates (1.5, 0.75, 0.5 deg); the heading is refined in every level.
     """
 
     def __init__(self, room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float = 250e3,
                  processor: EchoProcessor | None = None, n_candidates: int | None = None,
-                 speed_tolerance: float = 0.05, position_floor_m: float = 0.0003,
+                 speed_tolerance: float = 0.05, position_floor_m: float = 0.0001,
                  z_range_m: tuple[float, float] | None = None, grid_step_m: float = 0.003,
                  max_iterations: int | None = None, min_relative_amplitude: float = 0.08,
                  optimization_level: str = 'balanced') -> None:
@@ -238,6 +289,7 @@ class PhysicsLocalizer:
         self.n_heights = level['n_heights']
         self.n_explain = level['n_explain']
         self.polish_iterations = level['polish_iterations']
+        self.yaw_step_rad = float(np.deg2rad(level['yaw_step_deg']))
         self.speed_tolerance = speed_tolerance
         self.position_floor_m = position_floor_m
         self.grid_step_m = grid_step_m
@@ -503,7 +555,7 @@ class PhysicsLocalizer:
                free: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
         """Delays and predicted amplitudes of image paths for a batch of parameters.
 
-        :param thetas: ``(K, 4)``: emitter x, y, z (m) and kappa = c / c0.
+        :param thetas: ``(K, 5)``: emitter x, y, z (m), kappa = c / c0 and psi (rad).
         :param paths: indices of the images to model ``(P,)``.
         :param keep: which of them to keep ``(K, P)`` or ``(P,)``; ``None`` keeps those inside
             the window and stronger than ``min_relative_amplitude`` of the strongest wall echo.
@@ -515,8 +567,9 @@ class PhysicsLocalizer:
         """
         emitters = thetas[:, :3]
         speeds = fr.c0 * thetas[:, 3]
+        offsets = fr.rotated_offsets(thetas[:, YAW])                               # (K, n, 3)
         images = np.einsum('pij,kj->kpi', self._img_m[paths], emitters) + self._img_t[paths]
-        delta = (emitters[:, None, :] + fr.offsets)[:, None] - images[:, :, None]  # (K,P,n,3)
+        delta = (emitters[:, None, :] + offsets)[:, None] - images[:, :, None]     # (K,P,n,3)
         dist = np.sqrt(np.sum(delta ** 2, axis=-1))
         tau = dist / speeds[:, None, None]
         directivity = self.array.directivity(self.chirp.center_hz, delta[..., 2] / dist,
@@ -536,11 +589,14 @@ class PhysicsLocalizer:
         keep = np.broadcast_to(keep, amp.shape[:2])
         if free is None:
             return tau, amp * keep[..., None], keep
-        # d tau / d emitter = (I - M)^T unit / c; d tau / d kappa = -tau / kappa.
+        # d tau / d emitter = (I - M)^T unit / c; d tau / d kappa = -tau / kappa; turning the
+        # heading moves receiver i by z x offset_i.
         unit = delta / (dist * speeds[:, None, None])[..., None]
         grad_e = unit - np.einsum('pji,kpnj->kpni', self._img_m[paths], unit)
-        dtau = np.concatenate([grad_e, (-tau / thetas[:, 3, None, None])[..., None]], axis=-1)
-        return tau, amp * keep[..., None], keep, dtau[..., free]
+        columns = [grad_e[..., f] if f < 3 else -tau / thetas[:, 3, None, None] if f == 3
+                   else unit[..., 1] * offsets[:, None, :, 0]
+                   - unit[..., 0] * offsets[:, None, :, 1] for f in free]
+        return tau, amp * keep[..., None], keep, np.stack(columns, axis=-1)
 
     def _evidence(self, fr: _Frame, tau: np.ndarray, amp: np.ndarray) -> np.ndarray:
         """Log evidence of the image-source model for a batch of path sets.
@@ -611,12 +667,13 @@ class PhysicsLocalizer:
         return p[near], q[near]
 
     def _score(self, fr: _Frame, thetas: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Log evidence of the full model at each of ``thetas (K, 4)``; ``valid (K, P)``."""
+        """Log evidence of the full model with the heading prior at each of ``thetas (K, 5)``;
+        ``valid (K, P)``."""
         tau, amp, _ = self._paths(fr, thetas, np.arange(len(self._sequences)), valid=valid)
-        return self._evidence(fr, tau, amp)
+        return self._evidence(fr, tau, amp) + fr.yaw_prior(thetas[:, YAW])
 
     def _valid_batch(self, fr: _Frame, thetas: np.ndarray) -> np.ndarray:
-        """:meth:`_valid_images` for each of ``thetas (K, 4)``: ``(K, P)``."""
+        """:meth:`_valid_images` for each of ``thetas (K, 5)``: ``(K, P)``."""
         if self._shoebox and not self._faces:
             return np.ones((thetas.shape[0], len(self._sequences)), dtype=bool)
         return self._valid_images(thetas[:, :3], thetas[:, :3] + fr.offsets.mean(axis=0))
@@ -637,13 +694,14 @@ class PhysicsLocalizer:
         two derivatives at the delay differences: ``<s_tau, s_t> = r(t - tau)``,
         ``<d s_tau, s_t> = -r'(t - tau)``, ``<d s_tau, d s_t> = -r''(t - tau)``.
 
-        :param thetas: ``(K, 4)``.
+        :param thetas: ``(K, 5)``.
         :param paths: image indices ``(P,)``.
         :param keep: which of them each row models ``(K, P)``.
         :param free: indices into theta of the parameters fitted ``(f,)``.
         :param pairs: ``(p, q)`` with p < q: the path pairs that may overlap.
         :return: ``(log likelihood (K,), gradient (K, f), information (K, f, f), amplitudes
-            (K, P), log evidence with the amplitude prior (K,))``.
+            (K, P), log evidence with the amplitude prior (K,))``; none includes the heading
+            prior.
         """
         tau, amp, _, dtau = self._paths(fr, thetas, paths, keep, free=free)
         w = fr.weights
@@ -684,9 +742,11 @@ class PhysicsLocalizer:
         """Maximise the likelihood over the ``free`` entries of ``theta`` by damped
         Gauss-Newton (Levenberg-Marquardt) steps, for several starting points at once.
 
-        The paths modelled are those kept at each starting point.
+        The paths modelled are those kept at each starting point. The heading prior enters the
+        objective, its gradient and the step's information (a regulariser on psi), not the
+        information returned.
 
-        :param theta0: starting points ``(B, 4)``.
+        :param theta0: starting points ``(B, 5)``.
         :param valid: images that exist for each ``(B, P)``.
         :return: the best point of each start, its evidence, information (inverse covariance
             of theta before scaling by the residual) and amplitudes.
@@ -709,11 +769,15 @@ class PhysicsLocalizer:
         lam = np.full(n_start, 1e-3)
         active = np.ones(n_start, dtype=bool)
         limit = STEP_LIMIT[free]
+        # The heading prior's curvature on the free psi, if any.
+        yaw_info = np.where(free == YAW, fr.yaw_info, 0.0)
         for _ in range(iterations + 1):
             rows = np.flatnonzero(active)
             if rows.size == 0:
                 break
             e, g, h, a, ev = self._fit(fr, theta[rows], paths, keep[rows], free, pairs)
+            log_prior = fr.yaw_prior(theta[rows, YAW])
+            e, ev = e + log_prior, ev + log_prior
             for r, b in enumerate(rows):
                 if e[r] >= best_e[b]:
                     best_theta[b], best_e[b], grad[b], info[b] = theta[b], e[r], g[r], h[r]
@@ -724,9 +788,10 @@ class PhysicsLocalizer:
                     if lam[b] > 1e3:
                         active[b] = False
                         continue
-                damped = info[b] + np.diag(lam[b] * np.abs(np.diag(info[b])) + 1e-300)
+                damped = info[b] + np.diag(lam[b] * np.abs(np.diag(info[b])) + 1e-300
+                                           + yaw_info)
                 try:
-                    step = np.linalg.solve(damped, grad[b])
+                    step = np.linalg.solve(damped, grad[b] - yaw_info * best_theta[b, YAW])
                 except np.linalg.LinAlgError:
                     active[b] = False
                     continue
@@ -736,7 +801,7 @@ class PhysicsLocalizer:
                     continue
                 theta[b] = best_theta[b]
                 theta[b, free] += step
-        full = np.zeros((n_start, 4, 4))
+        full = np.zeros((n_start, N_THETA, N_THETA))
         full[:, free[:, None], free[None, :]] = info
         return _Fit(best_theta, evidence, full, coef, paths, keep)
 
@@ -783,31 +848,39 @@ class PhysicsLocalizer:
         return np.sum(np.where(inside, np.log1p(power), 0.0), axis=-1)
 
     def _family_scan(self, fr: _Frame, axis: int, theta: np.ndarray, paths: np.ndarray,
-                     table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                     table: np.ndarray, coords: np.ndarray | None = None,
+                     psi: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Score along one axis of a shoebox, the other parameters fixed at ``theta``: each of
         ``paths`` adds the log of its receivers' coherent power over the noise, so a whole
         family of echoes must line up rather than one strong echo.
 
-        :return: ``(coordinates, scores)``.
+        :param coords: values of the coordinate ``(G,)``; ``None``: the whole room on a grid.
+        :param psi: heading offsets ``(J,)``; ``None``: ``theta``'s alone.
+        :return: ``(coordinates (G,), scores (G,))``, or ``(G, J)`` when ``psi`` is given.
         """
-        extent = (self.room.width_m, self.room.length_m)[axis]
-        coords = np.arange(0.03, extent - 0.03, 3 * self.grid_step_m)
+        if coords is None:
+            extent = (self.room.width_m, self.room.length_m)[axis]
+            coords = np.arange(0.03, extent - 0.03, 3 * self.grid_step_m)
+        psis = np.array([theta[YAW]]) if psi is None else np.asarray(psi, dtype=float)
         # receiver - image = d0 + coord * v, affine in the scanned coordinate.
         base = theta[:3].copy()
         base[axis] = 0.0
         m = self._img_m[paths]
-        d0 = (base + fr.offsets)[None] - (m @ base + self._img_t[paths])[:, None]   # (P, n, 3)
+        offsets = fr.rotated_offsets(psis)                                          # (J, n, 3)
+        d0 = ((base + offsets)[:, None]
+              - (m @ base + self._img_t[paths])[None, :, None])                    # (J, P, n, 3)
         v = np.eye(3)[axis] - m[:, :, axis]                                         # (P, 3)
         a0 = np.sum(d0 ** 2, axis=-1)
-        a1 = 2.0 * np.einsum('pni,pi->pn', d0, v)
+        a1 = 2.0 * np.einsum('jpni,pi->jpn', d0, v)
         a2 = np.sum(v ** 2, axis=-1)[:, None]
-        c = coords[:, None, None]
-        tau = np.sqrt(a0 + a1 * c + a2 * c ** 2) / (fr.c0 * theta[3])             # (G, P, n)
+        c = coords[:, None, None, None]
+        tau = np.sqrt(a0 + a1 * c + a2 * c ** 2) / (fr.c0 * theta[3])          # (G, J, P, n)
         z_out = self._sample(fr, tau, table, smooth=False)
         weights = (fr.weights / np.sum(fr.weights)).astype(np.float32)
         power = np.abs(z_out @ weights) ** 2 * np.sum(fr.weights)
         inside = np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1)
-        return coords, np.sum(np.where(inside, np.log1p(power), 0.0), axis=-1)
+        score = np.sum(np.where(inside, np.log1p(power), 0.0), axis=-1)
+        return coords, score[:, 0] if psi is None else score
 
     def _z_candidates(self, floor: np.ndarray, ceiling: np.ndarray, grid: np.ndarray,
                       k: int) -> list[tuple[float, float, float]]:
@@ -936,25 +1009,37 @@ class PhysicsLocalizer:
 
     # ------------------------------------------------------------------------- public
     def localize(self, features: EchoFeatures, yaw_rad: float,
-                 temperature_c: float | None = None) -> Estimate:
-        """Position of the array from one frame.
+                 temperature_c: float | None = None,
+                 yaw_std_rad: float | None = None) -> Estimate:
+        """Position (and a heading correction) of the array from one frame.
 
         :param features: output of :meth:`EchoProcessor.process` for the frame.
-        :param yaw_rad: heading of the array, rad (known).
+        :param yaw_rad: heading of the array given by the robot (IMU, compass), rad.
         :param temperature_c: assumed air temperature, degC; ``None`` takes the room file's.
             The speed of sound is re-estimated from the echoes around this value.
-        :return: :class:`Estimate`.
+        :param yaw_std_rad: standard deviation of the error of ``yaw_rad``, rad: the heading is
+            estimated from the echoes with a Gaussian prior of this width around ``yaw_rad``
+            (offsets searched within 3 of them, at most 10 deg). ``None`` takes
+            :data:`DEFAULT_YAW_STD_RAD` (2 deg); 0 declares the heading exact.
+        :return: :class:`Estimate`; its covariance includes the heading's uncertainty.
         """
         if features.n_channels != self.array.n_receivers:
             raise ValueError(f'features have {features.n_channels} channels, array '
                              f'{self.array.name!r} has {self.array.n_receivers}')
         if not np.isfinite(yaw_rad):
             raise ValueError(f'yaw_rad must be finite, got {yaw_rad}')
+        yaw_std = DEFAULT_YAW_STD_RAD if yaw_std_rad is None else float(yaw_std_rad)
+        if not (np.isfinite(yaw_std) and yaw_std >= 0.0):
+            raise ValueError(f'yaw_std_rad must be finite and >= 0, got {yaw_std_rad}')
         temperature = self.room.temperature_c if temperature_c is None else temperature_c
         if not -40.0 <= temperature <= 60.0:
             raise ValueError(f'temperature_c must be in [-40, 60], got {temperature}')
         fr = self._frame(features, yaw_rad, temperature)
-        emitter_offset = yaw_matrix(yaw_rad) @ self.array.emitter_m
+        if yaw_std > 0.0:
+            fr.yaw_info = 1.0 / yaw_std ** 2
+            span = min(YAW_SPAN_SIGMAS * yaw_std, YAW_SPAN_MAX_RAD)
+            n_side = int(np.ceil(span / self.yaw_step_rad - 0.25))
+            fr.yaw_grid = np.linspace(-span, span, 2 * n_side + 1) if n_side else np.zeros(1)
         # Apparent distances of the floor and ceiling for heights in z_range_m.
         tol = self.speed_tolerance
         lo, hi = self.z_range_m
@@ -972,9 +1057,10 @@ class PhysicsLocalizer:
         candidates = []
         gains = []
         for z, kappa, _ in z_cands:
-            # Floor and ceiling paths do not depend on x, y: fit (z, c) on them alone, then
-            # remove them, since they are the strongest distractors of the wall scores.
-            fit = self._newton(fr, np.array([[centre[0], centre[1], z, kappa]]),
+            # Floor and ceiling paths do not depend on x, y or the heading: fit (z, c) on them
+            # alone, then remove them, since they are the strongest distractors of the wall
+            # scores.
+            fit = self._newton(fr, np.array([[centre[0], centre[1], z, kappa, 0.0]]),
                                self._vertical_only[None], np.array([2, 3]), 1)
             theta, coef = fit.theta[0], fit.coef
             tau, amp, _ = self._paths(fr, fit.theta, fit.paths, fit.keep)
@@ -992,28 +1078,30 @@ class PhysicsLocalizer:
                                  2 * self.grid_step_m)
                 walls = self._surface_scores(fr, self._normals[:-2], grid, table)
                 xy = self._plan_candidates(walls, grid, kappa, 2 * k)
-                base = np.array([xy[0][0], xy[0][1], z, kappa])
+                base = np.array([xy[0][0], xy[0][1], z, kappa, 0.0])
                 scan_x = self._scan_axis(fr, base, 0, table, 3)
                 scan_y = self._scan_axis(fr, base, 1, table, 3)
                 xy = np.vstack([xy] + [[x, base[1]] for x in scan_x]
                                + [[base[0], y] for y in scan_y]
                                + [[x, y] for x in scan_x for y in scan_y])
-            candidates.append(np.column_stack([xy, np.full(len(xy), z),
-                                               np.full(len(xy), kappa)]))
+                xy = np.column_stack([xy, np.zeros(len(xy))])
+            candidates.append(np.column_stack([xy[:, :2], np.full(len(xy), z),
+                                               np.full(len(xy), kappa), xy[:, 2]]))
         fr.gain = gains[0]
         thetas = np.vstack(candidates)
-        thetas = thetas[_distinct(thetas, np.array([0.01, 0.01, 0.01, 0.002]))]
+        thetas = thetas[_distinct(thetas, np.array([0.01, 0.01, 0.01, 0.002, 0.01]))]
         valid = self._valid_batch(fr, thetas)
         scores = self._score(fr, thetas, valid)
         order = np.argsort(scores)[::-1]
-        # Polish the best few in (x, y), then finish the winner in all four parameters.
+        # Polish the best few in (x, y) and the heading, then finish the winner in all.
+        polish_free = np.array([0, 1, YAW]) if fr.yaw_free else np.array([0, 1])
         top = order[:self.n_polish]
-        fit = self._newton(fr, thetas[top], valid[top], np.array([0, 1]),
-                           self.polish_iterations)
+        fit = self._newton(fr, thetas[top], valid[top], polish_free, self.polish_iterations)
         polished, polished_scores = fit.theta, fit.evidence
         ranked = np.argsort(polished_scores)[::-1]
         theta = polished[ranked[0]]
-        fit = self._newton(fr, theta[None], self._valid_batch(fr, theta[None]), np.arange(4),
+        free = np.arange(N_THETA) if fr.yaw_free else np.arange(YAW)
+        fit = self._newton(fr, theta[None], self._valid_batch(fr, theta[None]), free,
                            self.max_iterations)
         theta, info, score = fit.theta[0], fit.info[0], float(fit.evidence[0])
         rivals = [(polished_scores[i], polished[i]) for i in ranked[1:]]
@@ -1022,7 +1110,15 @@ class PhysicsLocalizer:
         rivals.sort(key=lambda r: -r[0])
         tau, amp, _ = self._paths(fr, fit.theta, fit.paths, fit.keep)
         ratio = max(self._residual_ratio(fr, tau[0], amp[0], fit.coef[0]), 1.0)
-        cov = self._covariance(info) * ratio
+        yaw = yaw_rad + float(theta[YAW])
+        # Array origin = emitter - R(yaw) emitter_m: its Jacobian in (x, y, z, kappa, psi).
+        emitter_m = self.array.emitter_m
+        jacobian = np.zeros((3, N_THETA))
+        jacobian[:, :3] = np.eye(3)
+        if fr.yaw_free:
+            jacobian[:, YAW] = -yaw_matrix(yaw + 0.5 * np.pi) @ (emitter_m * [1.0, 1.0, 0.0])
+        full_cov = self._covariance(info, ratio, fr.yaw_info)
+        cov = jacobian @ full_cov @ jacobian.T
         confidence = 1.0
         for other_score, other in rivals[:3]:
             gap = max(score - other_score, 0.0)
@@ -1032,15 +1128,21 @@ class PhysicsLocalizer:
             d = other[:3] - theta[:3]
             cov = cov + np.outer(d, d) / (1.0 + np.exp(min(gap / AMBIGUOUS_GAP, 700.0)))
         cov = 0.5 * (cov + cov.T) + self.position_floor_m ** 2 * np.eye(3)
-        return Estimate(position_m=theta[:3] - emitter_offset, covariance_m2=cov,
+
+        def origin(t: np.ndarray) -> np.ndarray:
+            return t[:3] - yaw_matrix(yaw_rad + t[YAW]) @ emitter_m
+
+        return Estimate(position_m=origin(theta), covariance_m2=cov,
                         speed_of_sound_mps=float(fr.c0 * theta[3]), confidence=confidence,
                         score=float(score), n_echoes=int(np.count_nonzero(amp[0, :, 0] > 0)),
-                        candidates_m=np.array([theta[:3]] + [t[:3] for _, t in rivals[:4]])
-                        - emitter_offset, residual_ratio=ratio)
+                        candidates_m=np.array([origin(theta)]
+                                              + [origin(t) for _, t in rivals[:4]]),
+                        residual_ratio=ratio, yaw_rad=yaw,
+                        yaw_variance_rad2=float(full_cov[YAW, YAW]) if fr.yaw_free else 0.0)
 
     def _shoebox_candidates(self, fr: _Frame, theta: np.ndarray,
                             table: np.ndarray) -> np.ndarray:
-        """(x, y) candidates in a shoebox.
+        """(x, y, psi) candidates in a shoebox.
 
         Per axis, the peaks of the score of the paths that move with that axis alone (its two
         walls and their floor and ceiling double bounces); pairs ranked by those scores plus the
@@ -1049,33 +1151,65 @@ class PhysicsLocalizer:
         axis' paths are fitted and removed and the weaker axis is scanned again, corners
         included.
 
-        :param theta: ``(4,)`` with the fitted z and kappa.
-        :return: ``(n, 2)``.
+        When the heading is estimated, the scans run at the given heading (a degree of error
+        weakens the peaks but seldom moves them; beyond ``YAW_RESCAN_RAD`` they run again at
+        the heading found), twice as many peaks are kept, and each is
+        scored again over the heading offsets ``fr.yaw_grid``: the direction of a wall's echoes
+        across the array measures the heading. The offset where the best peaks of both axes
+        together score highest is the frame's; the peaks are ranked, and the pairs made, at
+        that offset (the weak axis' peaks alone would each pick an offset from noise).
+
+        :param theta: ``(5,)`` with the fitted z and kappa.
+        :return: ``(n, 3)``.
         """
+        k = self.n_candidates
+        scan = theta.copy()
+        for _ in range(2):
+            values = []
+            profiles = []
+            for axis in range(2):
+                coords, score = self._family_scan(fr, axis, scan, self._family[axis], table)
+                peaks = _peaks(score, coords, max(2 * k if fr.yaw_free else k, 2), 0.02)
+                values.append(_vertex(score, coords, peaks))
+                if fr.yaw_free:
+                    profiles.append(self._family_scan(fr, axis, scan, self._family[axis], table,
+                                                      values[-1], fr.yaw_grid)[1])
+                else:
+                    profiles.append(score[peaks][:, None])
+            frame_psi = int(np.argmax(sum(np.max(p, axis=0) for p in profiles)))
+            if abs(fr.yaw_grid[frame_psi] - scan[YAW]) <= YAW_RESCAN_RAD:
+                break
+            # The strong walls gave a heading far from the one scanned at: the weak walls'
+            # peaks may have decohered, so scan again at the heading found.
+            scan[YAW] = fr.yaw_grid[frame_psi]
         per_axis = []
         family = []
-        for axis in range(2):
-            coords, score = self._family_scan(fr, axis, theta, self._family[axis], table)
-            peaks = _peaks(score, coords, max(self.n_candidates, 2), 0.02)
-            per_axis.append(_vertex(score, coords, peaks)[:self.n_candidates])
-            family.append(score[peaks])
+        for value, profile in zip(values, profiles):
+            order = np.argsort(profile[:, frame_psi])[::-1]
+            per_axis.append(value[order][:k])
+            family.append(profile[order, frame_psi][:max(k, 2)])
+        psi = fr.yaw_grid[frame_psi]
         xs, ys = per_axis
         pairs = np.stack(np.meshgrid(xs, ys, indexing='ij'), axis=-1).reshape(-1, 2)
         rank = (family[0][:len(xs), None] + family[1][None, :len(ys)]).ravel()
         thetas = np.repeat(theta[None], len(pairs), axis=0)
         thetas[:, :2] = pairs
+        thetas[:, YAW] = psi
         rank = rank + self._path_scores(fr, thetas, self._corner, table)
-        chosen = [pairs[np.argsort(rank)[::-1][:self.n_pairs]]]
+        chosen = [np.column_stack([pairs[np.argsort(rank)[::-1][:self.n_pairs]],
+                                   np.full(min(self.n_pairs, len(pairs)), psi)])]
         strong = int(np.argmax([f[0] if f.size else -np.inf for f in family]))
         weak = 1 - strong
         if family[weak].size > 1 and family[weak][0] - family[weak][1] > EXPLAIN_GAP:
             # The weak axis has a clear winner already.
             return np.vstack(chosen)
+        free = np.array([strong, YAW]) if fr.yaw_free else np.array([strong])
         for value in per_axis[strong][:self.n_explain]:
             start = theta.copy()
             start[strong] = value
+            start[YAW] = psi
             known = (self._vertical_only | self._family[strong])[None]
-            fit = self._newton(fr, start[None], known, np.array([strong]), 1)
+            fit = self._newton(fr, start[None], known, free, 1)
             fitted, coef = fit.theta, fit.coef
             tau, amp, _ = self._paths(fr, fitted, fit.paths, fit.keep)
             explained = (fr.features.baseband
@@ -1083,20 +1217,25 @@ class PhysicsLocalizer:
             coords, score = self._family_scan(fr, weak, fitted[0], self._moves[weak],
                                               explained)
             found = _vertex(score, coords, _peaks(score, coords, self.n_candidates, 0.02))
-            more = np.empty((found.size, 2))
+            more = np.empty((found.size, 3))
             more[:, strong] = fitted[0, strong]
             more[:, weak] = found
+            more[:, 2] = fitted[0, YAW]
             chosen.append(more)
         return np.vstack(chosen)
 
     @staticmethod
-    def _covariance(info: np.ndarray) -> np.ndarray:
-        """Position covariance ``(3, 3)`` from the information over (x, y, z, kappa): its
-        inverse, directions with almost no information clamped to a weak one."""
-        scale = np.array([1.0, 1.0, 1.0, 0.1])
-        scaled = info * np.outer(scale, scale)
+    def _covariance(info: np.ndarray, ratio: float, yaw_info: float) -> np.ndarray:
+        """Covariance ``(5, 5)`` of (x, y, z, kappa, psi): the inverse of the echoes'
+        information scaled down by the residual ratio plus the heading prior (a fixed heading
+        gets a placeholder), directions with almost no information clamped to a weak one. Its
+        position block marginalises the heading and kappa."""
+        total = info / ratio
+        total[YAW, YAW] += yaw_info if yaw_info > 0 else 1.0
+        scale = np.array([1.0, 1.0, 1.0, 0.1, 1.0])
+        scaled = total * np.outer(scale, scale)
         values, vectors = np.linalg.eigh(0.5 * (scaled + scaled.T))
-        # Weakest allowed information: a 10 cm standard deviation (1 % in kappa).
-        values = np.maximum(values, 1.0 / 0.1 ** 2)
-        cov = (vectors / values) @ vectors.T * np.outer(scale, scale)
-        return cov[:3, :3]
+        # Weakest allowed information before the residual scaling: a 10 cm standard deviation
+        # (1 % in kappa, 0.1 rad).
+        values = np.maximum(values, 1.0 / (0.1 ** 2 * ratio))
+        return (vectors / values) @ vectors.T * np.outer(scale, scale)

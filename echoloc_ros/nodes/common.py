@@ -83,6 +83,11 @@ def run(node_factory: Callable[[], Node], args=None) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        # A message that arrives while Ctrl-C shuts the context down can fail to be taken
+        # ("Unable to convert call argument"); once shutdown has begun that is part of it.
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.destroy_node()

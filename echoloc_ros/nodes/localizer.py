@@ -76,6 +76,10 @@ class LocalizerNode(Node):
                                       choices=HEADING_SOURCES)
         self.fixed_yaw_rad = declare(self, 'fixed_yaw_rad', 0.0, 'heading when heading_source '
                                      'is fixed [rad]', min_value=-np.pi, max_value=np.pi)
+        self.heading_std_deg = declare(self, 'heading_std_deg', 2.0, 'std of the heading error '
+                                       'assumed when the source gives none (fixed heading, or '
+                                       'an IMU without covariance) [deg]; 0 trusts it exactly',
+                                       min_value=0.0, max_value=45.0)
         self.heading_tolerance_s = declare(self, 'heading_tolerance_s', 0.2, 'max stamp '
                                            'difference between a frame and its heading [s]',
                                            min_value=0.0, max_value=10.0)
@@ -121,8 +125,9 @@ class LocalizerNode(Node):
         # rviz subscribes volatile: the static room is re-sent every few seconds.
         self.create_timer(2.0, self.publish_room_markers)
         self.create_subscription(Imu, 'imu/data', self.on_imu, qos_profile_sensor_data)
+        # Depth 5 rides out a slow frame (~200 ms at 25 Hz) instead of dropping the next.
         self.create_subscription(EchoFeatures, 'echoloc/features', self.on_features,
-                                 QoSProfile(depth=2))
+                                 QoSProfile(depth=5))
         # Features whose heading has not arrived yet, with their arrival time: like a message
         # filter, each frame waits (up to heading_tolerance_s) for the heading at its stamp.
         self.waiting: collections.deque = collections.deque()
@@ -173,12 +178,17 @@ class LocalizerNode(Node):
                                       f'seq={msg.seq}; skipped', throttle_duration_sec=2.0)
             return
         yaw_rad, yaw_var = heading
+        # An IMU that reports no usable variance (0, or the "unknown" 1e6 convention) gets the
+        # default; so does a fixed heading.
+        if not 0.0 < yaw_var < 1.0:
+            yaw_var = np.deg2rad(self.heading_std_deg) ** 2
         try:
             if msg.array_id != self.array.name:
                 raise ValueError(f'array_id={msg.array_id!r}, expected {self.array.name!r} '
                                  '(parameter array)')
             features = conversions.features_from_msg(msg)
-            estimate = self.localizer.localize(features, yaw_rad, self.temperature_c)
+            estimate = self.localizer.localize(features, yaw_rad, self.temperature_c,
+                                               yaw_std_rad=float(np.sqrt(yaw_var)))
         except ValueError as exc:
             self.frames_failed += 1
             self.last_error = f'frame seq={msg.seq}: {exc}'
@@ -189,6 +199,8 @@ class LocalizerNode(Node):
             position, covariance, accepted = self.tracker.update(t_s, position, covariance)
             self.gated += not accepted
         self.last_estimate = estimate
+        # The echoes refine the heading too: publish the localizer's, with its variance.
+        yaw_rad, yaw_var = estimate.yaw_rad, estimate.yaw_variance_rad2
         self.pose_pub.publish(conversions.pose_msg(position, covariance, yaw_rad, yaw_var,
                                                    msg.header.stamp, self.map_frame))
         self.frequency.tick()

@@ -1,4 +1,5 @@
-"""The physics localizer on simulated frames: accuracy, speed of sound, honest covariance."""
+"""The physics localizer on simulated frames: accuracy, speed of sound, heading, honest
+covariance."""
 
 import numpy as np
 import pytest
@@ -25,6 +26,21 @@ def run(room, simulator, processor, localizer, scenario, n, seed):
         position, yaw = room.random_pose(rng, 0.4, (0.2, 1.2))
         features = processor.process(simulator.simulate(position, yaw, scenario, rng))
         results.append((position, localizer.localize(features, yaw, 20.0)))
+    return results
+
+
+def run_heading_noise(room, simulator, processor, localizer, n, seed, noise_deg, yaw_std_rad):
+    """Frames at 20 dB localized with a heading off by N(0, noise_deg): (position, true yaw,
+    given yaw, estimate) per frame."""
+    rng = np.random.default_rng(seed)
+    results = []
+    for _ in range(n):
+        position, yaw = room.random_pose(rng, 0.4, (0.2, 1.2))
+        features = processor.process(simulator.simulate(position, yaw, Scenario(snr_db=20.0),
+                                                        rng))
+        told = yaw + np.deg2rad(noise_deg) * rng.standard_normal()
+        results.append((position, yaw, told,
+                        localizer.localize(features, told, 20.0, yaw_std_rad=yaw_std_rad)))
     return results
 
 
@@ -104,16 +120,17 @@ def test_gauss_newton_gradient_matches_finite_differences(room, array, chirp, si
     features = processor.process(simulator.simulate(position, yaw, Scenario(snr_db=20.0), rng))
     fr = localizer._frame(features, yaw, room.temperature_c)
     emitter = position + yaw_matrix(yaw) @ array.emitter_m
-    theta = np.append(emitter + [1e-3, -0.7e-3, 0.4e-3], 1.0 + 1e-4)[None]
+    # 1 mm off in position, 1e-4 in kappa and 0.1 deg in heading.
+    theta = np.append(emitter + [1e-3, -0.7e-3, 0.4e-3], [1.0 + 1e-4, 1.7e-3])[None]
     paths = np.arange(len(localizer._sequences))
     tau, _, keep = localizer._paths(fr, theta, paths)
     pairs = localizer._pairs(tau, 1e-4)
-    free = np.arange(4)
+    free = np.arange(5)
     _, grad, info, _, _ = localizer._fit(fr, theta, paths, keep, free, pairs)
-    step = np.array([2e-5, 2e-5, 2e-5, 4e-6])
+    step = np.array([2e-5, 2e-5, 2e-5, 4e-6, 2e-5])
     numeric = []
     for k in free:
-        d = np.zeros(4)
+        d = np.zeros(5)
         d[k] = step[k]
         up = localizer._fit(fr, theta + d, paths, keep, free, pairs)[0][0]
         down = localizer._fit(fr, theta - d, paths, keep, free, pairs)[0][0]
@@ -129,5 +146,45 @@ def test_rejects_mismatched_features(room, array, chirp, simulator, processor, l
     features = processor.process(simulator.simulate([2.0, 2.0, 0.5], 0.0))
     with pytest.raises(ValueError, match='nan'):
         localizer.localize(features, float('nan'))
+    with pytest.raises(ValueError, match='yaw_std_rad'):
+        localizer.localize(features, 0.0, yaw_std_rad=-0.01)
     with pytest.raises(ValueError, match='z_range_m'):
         PhysicsLocalizer(room, array, chirp, z_range_m=(1.0, 5.0))
+
+
+def test_heading_error_is_estimated(room, simulator, processor, localizer):
+    # A 1 deg heading error moves a receiver 7 cm from the emitter by 1.2 mm, 0.9 rad of
+    # carrier phase: taken as exact it sent 15 % of the fixes > 10 cm off. The wall echoes'
+    # direction across the array measures the heading, so it is estimated around the one given.
+    results = run_heading_noise(room, simulator, processor, localizer, 30, 11, 1.0, None)
+    errors = np.array([np.linalg.norm(est.position_m - pos) for pos, _, _, est in results])
+    assert np.sum(errors > 0.1) <= 1
+    assert np.median(errors) < 0.01
+    given = np.array([abs(told - yaw) for _, yaw, told, _ in results])
+    estimated = np.array([abs(est.yaw_rad - yaw) for _, yaw, _, est in results])
+    assert np.mean(estimated) < 0.2 * np.mean(given)
+    # The heading's variance is honest: squared z-scores of a chi-square with one degree of
+    # freedom have median 0.45.
+    z2 = np.array([(est.yaw_rad - yaw) ** 2 / est.yaw_variance_rad2
+                   for _, yaw, _, est in results])[errors < 0.1]
+    assert 0.1 < np.median(z2) < 2.0
+    # The position covariance marginalises the heading: the ellipsoids still hold the truth.
+    inside = [(e := est.position_m - pos) @ np.linalg.solve(est.covariance_m2, e)
+              < CHI2_95_3DOF for pos, _, _, est in results]
+    assert np.mean(inside) >= 0.85
+
+
+def test_exact_heading_is_not_estimated(room, simulator, processor, localizer):
+    # yaw_std_rad=0 declares the heading exact, as before the heading was estimated: it comes
+    # back as given with no variance; given the truth, the fixes are as accurate as ever, and
+    # given a heading 1 deg off they are worse than when the error is estimated.
+    truth = run_heading_noise(room, simulator, processor, localizer, 8, 12, 0.0, 0.0)
+    exact = run_heading_noise(room, simulator, processor, localizer, 12, 13, 1.0, 0.0)
+    estimated = run_heading_noise(room, simulator, processor, localizer, 12, 13, 1.0, None)
+    for _, _, told, est in truth + exact:
+        assert est.yaw_rad == told
+        assert est.yaw_variance_rad2 == 0.0
+    errors = [np.array([np.linalg.norm(est.position_m - pos) for pos, _, _, est in results])
+              for results in (truth, exact, estimated)]
+    assert np.max(errors[0]) < 0.005
+    assert np.median(errors[1]) > 1.5 * np.median(errors[2])
