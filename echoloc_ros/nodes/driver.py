@@ -23,7 +23,7 @@ from echoloc_ros.core.simulator import EchoSimulator, Scenario
 from echoloc_ros.recording import read_bag
 from echoloc_ros.diagnostics import (ERROR, OK, WARN, DiagnosticTask, FrequencyStatus,
                                      FrequencyStatusParam, Updater)
-from echoloc_ros.nodes.common import declare, declare_chirp, run
+from echoloc_ros.nodes.common import declare, declare_chirp, limit_threads, run
 
 BACKENDS = ('sim', 'serial', 'replay')
 REPLAYED_TOPICS = ('/echoloc/echoes', '/imu/data', '/echoloc/ground_truth')
@@ -60,6 +60,7 @@ class DriverNode(Node):
 
     def __init__(self):
         super().__init__('driver')
+        limit_threads(self)
         self.backend = declare(self, 'backend', 'sim', 'frame source: sim (embedded simulated '
                                'array), serial (the array on a port), replay (an MCAP '
                                'recording)', read_only=True, choices=BACKENDS)

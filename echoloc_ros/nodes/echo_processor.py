@@ -14,7 +14,7 @@ from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.diagnostics import (ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam,
                                      Updater)
-from echoloc_ros.nodes.common import declare, run
+from echoloc_ros.nodes.common import declare, limit_threads, run
 
 
 class EchoProcessorNode(Node):
@@ -22,6 +22,7 @@ class EchoProcessorNode(Node):
 
     def __init__(self):
         super().__init__('echo_processor')
+        limit_threads(self)
         self.expected_fs_hz = declare(
             self, 'expected_sample_rate_hz', 250000.0, 'reject frames at another sample rate '
             '[Hz]; 0 accepts any rate that can carry the chirp', min_value=0.0, max_value=2e6)

@@ -18,7 +18,8 @@ from echoloc_ros.core.room import load_room
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.diagnostics import (ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam,
                                      Updater)
-from echoloc_ros.nodes.common import declare, declare_chirp, reject_bad_choices, run
+from echoloc_ros.nodes.common import (declare, declare_chirp, limit_threads,
+                                       reject_bad_choices, run)
 
 METHODS = ('physics',)
 HEADING_SOURCES = ('imu', 'fixed')
@@ -62,6 +63,7 @@ class LocalizerNode(Node):
 
     def __init__(self):
         super().__init__('localizer')
+        limit_threads(self)
         self.method = declare(self, 'method', 'physics', 'localization method',
                               choices=METHODS)
         room_name = declare(self, 'room', 'default_room', 'room YAML (name in config/rooms or '
