@@ -7,7 +7,7 @@ array is known), the analytic signal (positive frequencies only), the mix-down b
 the decimation (an inverse FFT over the bins around the carrier).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy import fft as sfft
@@ -52,6 +52,12 @@ class EchoFeatures:
     noise_floor: np.ndarray
     direct_tof_s: np.ndarray
     direct_amplitude: np.ndarray
+
+    def channels(self, keep: np.ndarray) -> 'EchoFeatures':
+        """These features for the channels where ``keep`` (bool ``(n_channels,)``) is true."""
+        return EchoFeatures(**{f.name: getattr(self, f.name)[keep]
+                               if isinstance(getattr(self, f.name), np.ndarray)
+                               else getattr(self, f.name) for f in fields(self)})
 
     @property
     def n_channels(self) -> int:
@@ -334,6 +340,17 @@ class EchoProcessor:
         snr = np.where(found, 20.0 * np.log10(np.maximum(np.abs(amp) * self._g_peak, 1e-30)
                                               / np.maximum(noise_floor, 1e-30)), np.nan)
         return tau, tof_cfd, snr
+
+
+def working_channels(features: EchoFeatures, min_direct_ratio: float = 0.1) -> np.ndarray:
+    """Which receivers work: bool ``(n_channels,)``.
+
+    Every working receiver hears the emitter directly, tens of dB above any echo; a channel
+    whose direct arrival is below ``min_direct_ratio`` (-20 dB) of the strongest channel's
+    hears nothing (disconnected, dead preamp) and would only add noise to a coherent sum.
+    """
+    direct = np.nan_to_num(np.asarray(features.direct_amplitude, dtype=float))
+    return direct >= min_direct_ratio * np.max(direct)
 
 
 def gcc_phat(x: np.ndarray, y: np.ndarray, fs_hz: float, max_tau_s: float | None = None,

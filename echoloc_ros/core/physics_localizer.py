@@ -31,7 +31,7 @@ grid for the wall candidates (a wall's echoes across the array measure it) and r
 fifth parameter with the prior as a regulariser; the position covariance marginalises it.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import fft as sfft
@@ -40,7 +40,7 @@ from scipy import interpolate
 from echoloc_ros.core.acoustics import air_absorption_db_per_m, speed_of_sound_mps
 from echoloc_ros.core.array_geometry import ArrayGeometry, yaw_matrix
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
+from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor, working_channels
 from echoloc_ros.core.room import Room
 
 # Work per frame for each optimization level: peaks kept per axis scan, (x, y) pairs kept from
@@ -297,6 +297,13 @@ class PhysicsLocalizer:
         if not 0.0 <= self.z_range_m[0] < self.z_range_m[1] <= room.height_m:
             raise ValueError(f'z_range_m must lie within [0, {room.height_m}], got {z_range_m}')
         self.min_relative_amplitude = min_relative_amplitude
+        self._init_args = dict(fs_hz=fs_hz, n_candidates=n_candidates,
+                               speed_tolerance=speed_tolerance,
+                               position_floor_m=position_floor_m, z_range_m=z_range_m,
+                               grid_step_m=grid_step_m, max_iterations=max_iterations,
+                               min_relative_amplitude=min_relative_amplitude,
+                               optimization_level=optimization_level)
+        self._subsets: dict[tuple[bool, ...], 'PhysicsLocalizer'] = {}
         self._shoebox = room.is_shoebox
         self._surfaces = self._build_surfaces()
         self._build_images()
@@ -1008,6 +1015,21 @@ class PhysicsLocalizer:
         return float(power / dof)
 
     # ------------------------------------------------------------------------- public
+    def _without_dead_channels(self, working: np.ndarray) -> 'PhysicsLocalizer':
+        """The same localizer for the array without its dead receivers (built once each)."""
+        key = tuple(bool(w) for w in working)
+        if sum(key) < 2:
+            raise ValueError(f'only {sum(key)} of {len(key)} receivers work (a working '
+                             'receiver hears the direct emitter path); need at least 2')
+        if key not in self._subsets:
+            kept = ','.join(map(str, np.flatnonzero(working)))
+            array = replace(self.array, name=f'{self.array.name}[{kept}]',
+                            receivers_m=self.array.receivers_m[working],
+                            gains=self.array.gains[working])
+            self._subsets[key] = PhysicsLocalizer(self.room, array, self.chirp,
+                                                  processor=self.processor, **self._init_args)
+        return self._subsets[key]
+
     def localize(self, features: EchoFeatures, yaw_rad: float,
                  temperature_c: float | None = None,
                  yaw_std_rad: float | None = None) -> Estimate:
@@ -1034,6 +1056,10 @@ class PhysicsLocalizer:
         temperature = self.room.temperature_c if temperature_c is None else temperature_c
         if not -40.0 <= temperature <= 60.0:
             raise ValueError(f'temperature_c must be in [-40, 60], got {temperature}')
+        working = working_channels(features)
+        if not working.all():
+            return self._without_dead_channels(working).localize(
+                features.channels(working), yaw_rad, temperature_c, yaw_std_rad)
         fr = self._frame(features, yaw_rad, temperature)
         if yaw_std > 0.0:
             fr.yaw_info = 1.0 / yaw_std ** 2

@@ -6,6 +6,7 @@ import pytest
 
 from echoloc_ros.core.acoustics import speed_of_sound_mps
 from echoloc_ros.core.array_geometry import yaw_matrix
+from echoloc_ros.core.echo_processing import working_channels
 from echoloc_ros.core.evaluation import error_metrics
 from echoloc_ros.core.physics_localizer import OPTIMIZATION_LEVELS, PhysicsLocalizer
 from echoloc_ros.core.simulator import Scenario
@@ -188,3 +189,27 @@ def test_exact_heading_is_not_estimated(room, simulator, processor, localizer):
               for results in (truth, exact, estimated)]
     assert np.max(errors[0]) < 0.005
     assert np.median(errors[1]) > 1.5 * np.median(errors[2])
+
+
+def test_dead_receiver_is_left_out_not_averaged_in(room, array, chirp, simulator, processor):
+    """A dead receiver (no direct arrival) is dropped; the other three still localize."""
+    localizer = PhysicsLocalizer(room, array, chirp, processor=processor)
+    rng = np.random.default_rng(11)
+    errors = []
+    for _ in range(12):
+        position, yaw = room.random_pose(rng)
+        samples = simulator.simulate(position, yaw, Scenario(snr_db=20.0, dead_channel=1), rng)
+        features = processor.process(samples)
+        assert list(working_channels(features)) == [True, False, True, True]
+        errors.append(np.linalg.norm(localizer.localize(features, yaw).position_m - position))
+    assert np.sum(np.array(errors) > 0.10) <= 1
+    assert np.median(errors) < 0.01
+
+
+def test_too_few_working_receivers_is_a_clear_error(room, array, chirp, simulator, processor):
+    samples = simulator.simulate(np.array([2.0, 1.5, 0.3]), 0.0, Scenario(snr_db=20.0),
+                                 np.random.default_rng(0))
+    samples[1:] = 0
+    with pytest.raises(ValueError, match='only 1 of 4 receivers work'):
+        PhysicsLocalizer(room, array, chirp, processor=processor).localize(
+            processor.process(samples), 0.0)
