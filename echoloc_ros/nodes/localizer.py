@@ -94,7 +94,7 @@ class LocalizerNode(Node):
             read_only=True, choices=('fast', 'balanced', 'accurate'))
         self.tracking = declare(self, 'tracking', True, 'publish the tracked pose (constant-'
                                 'velocity Kalman filter with a Mahalanobis gate)')
-        self.target_latency_ms = declare(self, 'target_latency_ms', 20.0, 'per-frame latency '
+        self.target_latency_ms = declare(self, 'target_latency_ms', 40.0, 'per-frame latency '
                                          'above which diagnostics warn [ms]', min_value=0.1,
                                          max_value=1000.0)
         expected_rate_hz = declare(self, 'expected_rate_hz', 25.0, 'pose rate the frequency '
