@@ -82,11 +82,11 @@ def _monitor(duration_s: float | None = None, graph=None) -> int:
                 key, (recv_s, pos, cov, frame_id) = max(recent, key=lambda kv: kv[1][0])
                 errors = [np.linalg.norm(v[1] - truths[k]) for k, v in recent if k in truths]
                 latency_ms = [1e3 * (v[0] - (k[0] + 1e-9 * k[1])) for k, v in recent]
-                sigma_cm = 100 * np.sqrt(np.maximum(np.diag(cov), 0))
+                sigma_mm = 1e3 * np.sqrt(np.maximum(np.diag(cov), 0))
                 worst = max(levels.values(), default=0)
                 print(f'[{now - start:6.1f} s] pose ({frame_id}) x={pos[0]:.3f} y={pos[1]:.3f} '
-                      f'z={pos[2]:.3f} m  sigma=({sigma_cm[0]:.1f},{sigma_cm[1]:.1f},'
-                      f'{sigma_cm[2]:.1f}) cm  rate={len(recent) / (now - last):.1f} Hz  '
+                      f'z={pos[2]:.3f} m  sigma=({sigma_mm[0]:.1f},{sigma_mm[1]:.1f},'
+                      f'{sigma_mm[2]:.1f}) mm  rate={len(recent) / (now - last):.1f} Hz  '
                       f'latency={np.median(latency_ms):.1f} ms  '
                       + (f'error={100 * np.median(errors):.2f} cm  ' if errors else '')
                       + f'diagnostics={["OK", "WARN", "ERROR", "STALE"][worst]}', flush=True)
