@@ -52,10 +52,16 @@ def test_nodes_run_and_stop_cleanly(graph_run):
 def test_pose_for_every_frame_stamped_with_acquisition_time(graph_run):
     rec = graph_run[0]
     frames = {_key(m.header.stamp) for _, m in rec.get('/echoloc/echoes')}
+    truths = {_key(m.header.stamp) for _, m in rec.get('/echoloc/ground_truth')}
     poses = [m for _, m in rec.get('/echoloc/pose')]
     assert all(m.header.frame_id == 'map' for m in poses)
     stamps = [_key(m.header.stamp) for m in poses]
-    assert set(stamps) <= frames, 'a pose carries a stamp no echo frame had'
+    # The driver stamps each frame and its ground truth (reliable) with the acquisition time;
+    # every pose after the first truth heard here must carry one of those stamps. (This
+    # listener's best-effort echo subscription may miss a frame the processor did get.)
+    heard_since = [k for k in stamps if k >= min(truths)]
+    assert heard_since and set(heard_since) <= truths, 'a pose carries no frame\'s stamp'
+    assert sum(k in frames for k in heard_since) >= 0.95 * len(heard_since)
     # Poses keep up with the frames: at 25 frames/s, 20 poses/s is 80 % of the frames
     # (a ratio, so a slow machine does not fail it, only a localizer that falls behind).
     heard = [k for k in frames if k > min(stamps) and k < max(stamps)]
