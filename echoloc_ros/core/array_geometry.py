@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from scipy import special
 
-from echoloc_ros.core.paths import resolve_config
+from echoloc_ros.core.paths import load_config
 
 
 @dataclass
@@ -168,10 +167,4 @@ def load_array(name_or_path: str | Path = 'square_4sensor') -> ArrayGeometry:
     :param name_or_path: array name or path to a YAML file.
     :return: the array geometry.
     """
-    path = resolve_config('arrays', name_or_path)
-    with open(path, encoding='utf-8') as stream:
-        data = yaml.safe_load(stream)
-    try:
-        return array_from_dict(data)
-    except ValueError as err:
-        raise ValueError(f'{path}: {err}') from None
+    return load_config('arrays', name_or_path, array_from_dict)

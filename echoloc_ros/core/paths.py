@@ -1,6 +1,9 @@
 """Where echoloc's configuration files live, from a source checkout or an installed package."""
 
 from pathlib import Path
+from typing import Any, Callable
+
+import yaml
 
 
 def config_dir() -> Path:
@@ -33,3 +36,18 @@ def resolve_config(kind: str, name_or_path: str | Path) -> Path:
         known = sorted(p.stem for p in (config_dir() / kind).glob('*.yaml'))
         raise ValueError(f'unknown {kind[:-1]} {str(name_or_path)!r}; known: {known}')
     return path
+
+
+def load_config(kind: str, name_or_path: str | Path, from_dict: Callable[[dict], Any]) -> Any:
+    """Read ``config/<kind>/<name>.yaml`` (or a path) and build it with ``from_dict``.
+
+    :raises ValueError: the file is missing, or ``from_dict`` rejects a field (the message
+        then starts with the file's path).
+    """
+    path = resolve_config(kind, name_or_path)
+    with open(path, encoding='utf-8') as stream:
+        data = yaml.safe_load(stream)
+    try:
+        return from_dict(data)
+    except ValueError as err:
+        raise ValueError(f'{path}: {err}') from None

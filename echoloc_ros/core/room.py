@@ -5,9 +5,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from echoloc_ros.core.paths import resolve_config
+from echoloc_ros.core.paths import load_config
 
 # Energy absorption coefficients near 40 kHz. No standard tabulates 40 kHz; these extrapolate the
 # 4 kHz octave of common tables (hard surfaces stay reflective, porous ones absorb more).
@@ -304,10 +303,4 @@ def load_room(name_or_path: str | Path = 'default_room') -> Room:
     :param name_or_path: room name or path to a YAML file.
     :return: the room.
     """
-    path = resolve_config('rooms', name_or_path)
-    with open(path, encoding='utf-8') as stream:
-        data = yaml.safe_load(stream)
-    try:
-        return room_from_dict(data)
-    except ValueError as err:
-        raise ValueError(f'{path}: {err}') from None
+    return load_config('rooms', name_or_path, room_from_dict)
