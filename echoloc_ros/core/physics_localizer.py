@@ -31,6 +31,7 @@ grid for the wall candidates (a wall's echoes across the array measure it) and r
 fifth parameter with the prior as a regulariser; the position covariance marginalises it.
 """
 
+import functools
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -141,11 +142,13 @@ class _Fit:
 
     theta: np.ndarray          # (B, 5) emitter x, y, z, kappa and psi
     evidence: np.ndarray       # (B,) log evidence with the amplitude and heading priors
-    info: np.ndarray           # (B, 5, 5) information of the echoes (heading prior not included),
-                               # zero outside the free parameters
+    info: np.ndarray | None    # (B, 5, 5) information of the echoes (heading prior not included),
+                               # zero outside the free parameters (None when not asked for)
     coef: np.ndarray           # (B, P) least-squares path amplitudes
     paths: np.ndarray          # (P,) image indices modelled
     keep: np.ndarray           # (B, P) which of them each fit modelled
+    tau: np.ndarray            # (B, P, n) delays of the paths at theta, s
+    amp: np.ndarray            # (B, P, n) their predicted amplitudes (0 where not modelled)
 
 
 @dataclass
@@ -219,6 +222,15 @@ def _outer(x: np.ndarray, d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
     ``d1, d2 (K, J, n, f)``."""
     left = (x[..., None] * d1).reshape(x.shape[0], -1, d1.shape[-1])
     return np.swapaxes(left, 1, 2) @ d2.reshape(x.shape[0], -1, d2.shape[-1])
+
+
+@functools.lru_cache(maxsize=64)
+def _upper_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(n, 1)``, cached (read-only)."""
+    p, q = np.triu_indices(n, 1)
+    p.flags.writeable = False
+    q.flags.writeable = False
+    return p, q
 
 
 def _distinct(points: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
@@ -509,7 +521,9 @@ class PhysicsLocalizer:
         factor = n_row // fr.features.baseband.shape[1]
         table = table.ravel()
         x = (tau_s - fr.features.start_s) * (factor / fr.features.bin_width_s)
-        i = np.clip(x.astype(np.int64), 1, n_row - 3)
+        i = x.astype(np.int64)
+        np.maximum(i, 1, out=i)
+        np.minimum(i, n_row - 3, out=i)
         flat = i + np.arange(tau_s.shape[-1]) * n_row
         p1, p2 = table[flat], table[flat + 1]
         cycles = fr.features.carrier_hz * tau_s
@@ -539,20 +553,24 @@ class PhysicsLocalizer:
         dz = np.where(inside, slope * rotation, 0) + (2j * np.pi * fr.features.carrier_hz) * z
         return z, dz
 
-    def _overlap(self, u_s: np.ndarray, fc: float) -> np.ndarray:
+    def _overlap(self, u_s: np.ndarray, fc: float, orders: int = 3) -> np.ndarray:
         """Analytic point response r(u) = g(u) exp(j 2 pi f_c u) and its first two derivatives:
         the matched-filter output at lag u for a unit echo (and the correlation of its noise
         between two outputs u apart). Zero beyond ``RESPONSE_HALF_S``.
 
-        :return: ``(3, *u.shape)``: r, r', r''.
+        :param orders: 3, or 1 for r alone.
+        :return: ``(orders, *u.shape)``: r, r', r''.
         """
         x = (u_s + RESPONSE_HALF_S) / self._response_step_s
-        i = np.clip(x.astype(np.int64), 0, self._response.shape[1] - 2)
+        i = np.minimum(np.maximum(x.astype(np.int64), 0), self._response.shape[1] - 2)
         frac = x - i
-        lo = self._response[:, i]
-        g, dg, ddg = lo + (self._response[:, i + 1] - lo) * frac
         omega = 2 * np.pi * fc
         rotation = np.exp(1j * omega * u_s)
+        if orders == 1:
+            lo = self._response[0, i]
+            return ((lo + (self._response[0, i + 1] - lo) * frac) * rotation)[None]
+        lo = self._response[:, i]
+        g, dg, ddg = lo + (self._response[:, i + 1] - lo) * frac
         jw = 1j * omega
         return np.stack([g, dg + jw * g, ddg + 2 * jw * dg + jw ** 2 * g]) * rotation
 
@@ -593,7 +611,8 @@ class PhysicsLocalizer:
             reference = np.where(reference > 0, reference,
                                  np.max(np.where(keep, peak, 0.0), axis=1, keepdims=True))
             keep = keep & (peak >= self.min_relative_amplitude * reference)
-        keep = np.broadcast_to(keep, amp.shape[:2])
+        if keep.shape != amp.shape[:2]:
+            keep = np.broadcast_to(keep, amp.shape[:2])
         if free is None:
             return tau, amp * keep[..., None], keep
         # d tau / d emitter = (I - M)^T unit / c; d tau / d kappa = -tau / kappa; turning the
@@ -637,7 +656,7 @@ class PhysicsLocalizer:
         lag = tau[:, p] - tau[:, q]                                                # (K, Q, n)
         near = np.abs(lag) < RESPONSE_HALF_S
         r = np.zeros((3 if derivatives else 1,) + lag.shape, dtype=complex)
-        r[:, near] = self._overlap(lag[near], fr.features.carrier_hz)[:r.shape[0]]
+        r[:, near] = self._overlap(lag[near], fr.features.carrier_hz, r.shape[0])
         upper = np.sum(r[0] * weighted[:, p] * amp[:, q], axis=-1)
         n_batch, n_paths = tau.shape[:2]
         gram = np.zeros((n_batch, n_paths, n_paths), dtype=complex)
@@ -668,8 +687,7 @@ class PhysicsLocalizer:
     def _pairs(tau: np.ndarray, margin_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Path pairs ``(p, q)``, p < q, within ``RESPONSE_HALF_S + margin_s`` of each other on
         some receiver for some row of ``tau (K, P, n)``."""
-        n_paths = tau.shape[1]
-        p, q = np.triu_indices(n_paths, 1)
+        p, q = _upper_pairs(tau.shape[1])
         near = np.any(np.abs(tau[:, p] - tau[:, q]) < RESPONSE_HALF_S + margin_s, axis=(0, 2))
         return p[near], q[near]
 
@@ -687,8 +705,8 @@ class PhysicsLocalizer:
 
     # ------------------------------------------------------------------------- refinement
     def _fit(self, fr: _Frame, thetas: np.ndarray, paths: np.ndarray, keep: np.ndarray,
-             free: np.ndarray, pairs: tuple[np.ndarray, np.ndarray]
-             ) -> tuple[np.ndarray, ...]:
+             free: np.ndarray, pairs: tuple[np.ndarray, np.ndarray], derivatives: bool = True,
+             prior: bool = True) -> tuple[np.ndarray, ...]:
         """Log likelihood (amplitudes solved for, no prior), its gradient and its Gauss-Newton
         information over ``free``.
 
@@ -706,22 +724,35 @@ class PhysicsLocalizer:
         :param keep: which of them each row models ``(K, P)``.
         :param free: indices into theta of the parameters fitted ``(f,)``.
         :param pairs: ``(p, q)`` with p < q: the path pairs that may overlap.
+        :param derivatives: compute the gradient and information (else only the likelihood,
+            amplitudes and evidence: the gradient and information returned are ``None``).
+        :param prior: compute the log evidence with the amplitude prior (else the last entry
+            is ``(gram (K, P, P), b (K, P), tau (K, P, n), amp (K, P, n))``, from which
+            :meth:`_with_prior` gives it).
         :return: ``(log likelihood (K,), gradient (K, f), information (K, f, f), amplitudes
             (K, P), log evidence with the amplitude prior (K,))``; none includes the heading
             prior.
         """
-        tau, amp, _, dtau = self._paths(fr, thetas, paths, keep, free=free)
         w = fr.weights
+        if derivatives:
+            tau, amp, _, dtau = self._paths(fr, thetas, paths, keep, free=free)
+            z, dz = self._sample(fr, tau, derivative=True)
+            gram, r1, r2 = self._gram(fr, tau, amp, pairs, derivatives=True)
+        else:
+            tau, amp, _ = self._paths(fr, thetas, paths, keep)
+            z = self._sample(fr, tau)
+            gram, = self._gram(fr, tau, amp, pairs)
         weighted = amp * w
-        z, dz = self._sample(fr, tau, derivative=True)
         b = np.sum(weighted * z, axis=-1)
         p, q = pairs
-        gram, r1, r2 = self._gram(fr, tau, amp, pairs, derivatives=True)
-        _, zero1, zero2 = self._response_zero
         n_paths = tau.shape[1]
         inverse = np.linalg.inv(self._regularised(gram))
         a = (inverse @ b[..., None])[..., 0]
         evidence = np.real(np.sum(np.conj(b) * a, axis=-1))
+        last = self._with_prior(fr, gram, b)[0] if prior else (gram, b, tau, amp)
+        if not derivatives:
+            return evidence, None, None, a, last
+        _, zero1, zero2 = self._response_zero
         alpha = a[..., None] * amp                                                # (K, P, n)
         incidence_p = np.eye(n_paths)[p]                                           # (Q, P)
         incidence_q = np.eye(n_paths)[q]
@@ -742,10 +773,10 @@ class PhysicsLocalizer:
         sj += _scatter(np.sum((np.conj(r1) * weighted[:, q] * alpha[:, p])[..., None]
                              * dtau[:, p], axis=2), incidence_q)
         info = 2.0 * np.real(info - np.swapaxes(np.conj(sj), 1, 2) @ inverse @ sj)
-        return evidence, grad, info, a, self._with_prior(fr, gram, b)[0]
+        return evidence, grad, info, a, last
 
     def _newton(self, fr: _Frame, theta0: np.ndarray, valid: np.ndarray, free: np.ndarray,
-                iterations: int) -> _Fit:
+                iterations: int, need_info: bool = True) -> _Fit:
         """Maximise the likelihood over the ``free`` entries of ``theta`` by damped
         Gauss-Newton (Levenberg-Marquardt) steps, for several starting points at once.
 
@@ -755,8 +786,11 @@ class PhysicsLocalizer:
 
         :param theta0: starting points ``(B, 5)``.
         :param valid: images that exist for each ``(B, P)``.
+        :param need_info: return the information at the best points (else ``info`` is
+            ``None``, and the last evaluation skips the derivatives).
         :return: the best point of each start, its evidence, information (inverse covariance
-            of theta before scaling by the residual) and amplitudes.
+            of theta before scaling by the residual), amplitudes, and its paths' delays and
+            predicted amplitudes.
         """
         n_start = theta0.shape[0]
         f = free.size
@@ -764,6 +798,7 @@ class PhysicsLocalizer:
         tau0, _, keep = self._paths(fr, theta0, paths, valid=valid[:, paths])
         used = np.any(keep, axis=0)
         paths, keep, tau0 = paths[used], keep[:, used], tau0[:, used]
+        n_paths = paths.size
         # Delays move by at most a few steps' worth: the overlapping pairs are found once.
         pairs = self._pairs(tau0, iterations * 2 * np.max(STEP_LIMIT[:3]) / fr.c0)
         theta = np.array(theta0, dtype=float)
@@ -771,46 +806,77 @@ class PhysicsLocalizer:
         best_e = np.full(n_start, -np.inf)
         grad = np.zeros((n_start, f))
         info = np.zeros((n_start, f, f))
-        coef = np.zeros((n_start, paths.size), dtype=complex)
-        evidence = np.zeros(n_start)
+        coef = np.zeros((n_start, n_paths), dtype=complex)
+        # What the evidence with the amplitude prior, and the caller, need at the best points.
+        gram = np.zeros((n_start, n_paths, n_paths), dtype=complex)
+        outputs = np.zeros((n_start, n_paths), dtype=complex)
+        tau = np.zeros(tau0.shape)
+        amp = np.zeros(tau0.shape)
         lam = np.full(n_start, 1e-3)
         active = np.ones(n_start, dtype=bool)
         limit = STEP_LIMIT[free]
+        tolerance = STEP_TOLERANCE[free]
         # The heading prior's curvature on the free psi, if any.
         yaw_info = np.where(free == YAW, fr.yaw_info, 0.0)
-        for _ in range(iterations + 1):
+        diagonal = np.arange(f)
+        for iteration in range(iterations + 1):
             rows = np.flatnonzero(active)
             if rows.size == 0:
                 break
-            e, g, h, a, ev = self._fit(fr, theta[rows], paths, keep[rows], free, pairs)
-            log_prior = fr.yaw_prior(theta[rows, YAW])
-            e, ev = e + log_prior, ev + log_prior
-            for r, b in enumerate(rows):
-                if e[r] >= best_e[b]:
-                    best_theta[b], best_e[b], grad[b], info[b] = theta[b], e[r], g[r], h[r]
-                    coef[b], evidence[b] = a[r], ev[r]
-                    lam[b] = max(lam[b] / 3.0, 1e-6)
-                else:
-                    lam[b] *= 10.0
-                    if lam[b] > 1e3:
-                        active[b] = False
-                        continue
-                damped = info[b] + np.diag(lam[b] * np.abs(np.diag(info[b])) + 1e-300
-                                           + yaw_info)
-                try:
-                    step = np.linalg.solve(damped, grad[b] - yaw_info * best_theta[b, YAW])
-                except np.linalg.LinAlgError:
-                    active[b] = False
-                    continue
-                step = np.clip(step, -limit, limit)
-                if np.all(np.abs(step) < STEP_TOLERANCE[free]):
-                    active[b] = False
-                    continue
-                theta[b] = best_theta[b]
-                theta[b, free] += step
-        full = np.zeros((n_start, N_THETA, N_THETA))
-        full[:, free[:, None], free[None, :]] = info
-        return _Fit(best_theta, evidence, full, coef, paths, keep)
+            last = iteration == iterations
+            e, g, h, a, (gm, b, tt, aa) = self._fit(fr, theta[rows], paths, keep[rows], free,
+                                                    pairs, derivatives=need_info or not last,
+                                                    prior=False)
+            e = e + fr.yaw_prior(theta[rows, YAW])
+            better = e >= best_e[rows]
+            won, lost = rows[better], rows[~better]
+            best_theta[won], best_e[won] = theta[won], e[better]
+            if g is not None:
+                grad[won], info[won] = g[better], h[better]
+            coef[won], gram[won], outputs[won] = a[better], gm[better], b[better]
+            tau[won], amp[won] = tt[better], aa[better]
+            lam[won] = np.maximum(lam[won] / 3.0, 1e-6)
+            lam[lost] *= 10.0
+            active[lost[lam[lost] > 1e3]] = False
+            if last:
+                # The step from the last point would not be evaluated.
+                break
+            rows = rows[active[rows]]
+            if rows.size == 0:
+                break
+            damped = info[rows].copy()
+            damped[:, diagonal, diagonal] += (lam[rows, None] * np.abs(damped[:, diagonal,
+                                                                               diagonal])
+                                              + 1e-300 + yaw_info)
+            rhs = grad[rows] - yaw_info * best_theta[rows, YAW, None]
+            try:
+                step = np.linalg.solve(damped, rhs[..., None])[..., 0]
+                solved = np.ones(rows.size, dtype=bool)
+            except np.linalg.LinAlgError:
+                step = np.zeros(rhs.shape)
+                solved = np.zeros(rows.size, dtype=bool)
+                for r in range(rows.size):
+                    try:
+                        step[r] = np.linalg.solve(damped[r], rhs[r])
+                        solved[r] = True
+                    except np.linalg.LinAlgError:
+                        pass
+            step = np.clip(step, -limit, limit)
+            moving = solved & ~np.all(np.abs(step) < tolerance, axis=1)
+            active[rows[~moving]] = False
+            rows, step = rows[moving], step[moving]
+            theta[rows] = best_theta[rows]
+            theta[rows[:, None], free[None, :]] += step
+        evidence = np.zeros(n_start)
+        fitted = np.isfinite(best_e)
+        if np.any(fitted):
+            evidence[fitted] = (self._with_prior(fr, gram[fitted], outputs[fitted])[0]
+                                + fr.yaw_prior(best_theta[fitted, YAW]))
+        full = None
+        if need_info:
+            full = np.zeros((n_start, N_THETA, N_THETA))
+            full[:, free[:, None], free[None, :]] = info
+        return _Fit(best_theta, evidence, full, coef, paths, keep, tau, amp)
 
     # ------------------------------------------------------------------------- candidates
     def _surface_scores(self, fr: _Frame, normals: np.ndarray, distance_m: np.ndarray,
@@ -1087,9 +1153,10 @@ class PhysicsLocalizer:
             # alone, then remove them, since they are the strongest distractors of the wall
             # scores.
             fit = self._newton(fr, np.array([[centre[0], centre[1], z, kappa, 0.0]]),
-                               self._vertical_only[None], np.array([2, 3]), 1)
+                               self._vertical_only[None], np.array([2, 3]), 1,
+                               need_info=False)
             theta, coef = fit.theta[0], fit.coef
-            tau, amp, _ = self._paths(fr, fit.theta, fit.paths, fit.keep)
+            tau, amp = fit.tau, fit.amp
             strength = np.sum(amp[0] ** 2 * fr.weights, axis=-1)
             gains.append(float(np.sum(np.abs(coef[0]) * strength)
                                / max(np.sum(strength), 1e-300)))
@@ -1122,7 +1189,8 @@ class PhysicsLocalizer:
         # Polish the best few in (x, y) and the heading, then finish the winner in all.
         polish_free = np.array([0, 1, YAW]) if fr.yaw_free else np.array([0, 1])
         top = order[:self.n_polish]
-        fit = self._newton(fr, thetas[top], valid[top], polish_free, self.polish_iterations)
+        fit = self._newton(fr, thetas[top], valid[top], polish_free, self.polish_iterations,
+                           need_info=False)
         polished, polished_scores = fit.theta, fit.evidence
         ranked = np.argsort(polished_scores)[::-1]
         theta = polished[ranked[0]]
@@ -1134,7 +1202,7 @@ class PhysicsLocalizer:
         rivals += [(scores[i], thetas[i]) for i in order[self.n_polish:]]
         rivals = [(s, t) for s, t in rivals if np.linalg.norm(t[:3] - theta[:3]) > 0.02]
         rivals.sort(key=lambda r: -r[0])
-        tau, amp, _ = self._paths(fr, fit.theta, fit.paths, fit.keep)
+        tau, amp = fit.tau, fit.amp
         ratio = max(self._residual_ratio(fr, tau[0], amp[0], fit.coef[0]), 1.0)
         yaw = yaw_rad + float(theta[YAW])
         # Array origin = emitter - R(yaw) emitter_m: its Jacobian in (x, y, z, kappa, psi).
@@ -1235,9 +1303,9 @@ class PhysicsLocalizer:
             start[strong] = value
             start[YAW] = psi
             known = (self._vertical_only | self._family[strong])[None]
-            fit = self._newton(fr, start[None], known, free, 1)
+            fit = self._newton(fr, start[None], known, free, 1, need_info=False)
             fitted, coef = fit.theta, fit.coef
-            tau, amp, _ = self._paths(fr, fitted, fit.paths, fit.keep)
+            tau, amp = fit.tau, fit.amp
             explained = (fr.features.baseband
                          - self._synthesise(fr, tau[0], amp[0], coef[0])).astype(np.complex64)
             coords, score = self._family_scan(fr, weak, fitted[0], self._moves[weak],
