@@ -11,7 +11,6 @@ from echoloc.msg import EchoFrame
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoFeatures
-from echoloc_ros.core.physics_localizer import Estimate
 
 # EchoFeatures fields with one value per channel, named alike in the message and the core.
 PER_CHANNEL_FIELDS = ('tof_s', 'tof_cfd_s', 'snr_db', 'noise_floor', 'direct_tof_s',

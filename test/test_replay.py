@@ -62,7 +62,7 @@ def test_replay_reproduces_recorded_poses_exactly(ros_env, recorder, tmp_path):
     assert len(common) >= 0.95 * len(recorded), (len(common), len(recorded))
     for k in common:
         a, b = recorded[k].pose, replayed[k].pose
-        assert a.pose.orientation == b.pose.orientation, (k, a.pose.orientation, b.pose.orientation)
+        assert a.pose.orientation == b.pose.orientation, k
         assert (a.pose.position.x, a.pose.position.y, a.pose.position.z) == \
             (b.pose.position.x, b.pose.position.y, b.pose.position.z)
         assert np.array_equal(a.covariance, b.covariance)
