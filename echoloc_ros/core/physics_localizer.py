@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import fft as sfft
-from scipy import interpolate
+from scipy import interpolate, stats
 
 from echoloc_ros.core.acoustics import air_absorption_db_per_m, speed_of_sound_mps
 from echoloc_ros.core.array_geometry import ArrayGeometry, yaw_matrix
@@ -95,6 +95,10 @@ YAW = 4
 # score already leads the runner-up by this much (log units; over simulated frames at 10 dB no
 # frame above it needed the second scan).
 EXPLAIN_GAP = 3.0
+# A learned ranker's covariance (:meth:`PhysicsLocalizer._region_covariance`): its 95 % ellipsoid
+# holds this much of the mixture, its components widened at most to this level.
+REGION_MASS = 0.95
+REGION_LEVEL_MAX = 0.999
 
 
 @dataclass
@@ -125,6 +129,39 @@ class Estimate:
     residual_ratio: float = 1.0
     yaw_rad: float = 0.0
     yaw_variance_rad2: float = 0.0
+
+
+@dataclass
+class Proposal:
+    """The candidates of one frame (:meth:`PhysicsLocalizer.propose`).
+
+    :ivar thetas: candidate parameters ``(M, 5)``: emitter x, y, z (m), kappa = c / c0 and
+        the heading offset psi (rad); the ``n_polished`` polished ones first, best first,
+        then the rest by their coarse score.
+    :ivar scores: log evidence of each ``(M,)`` (comparable within the frame).
+    :ivar n_polished: how many were polished.
+    :ivar working: which receivers were used ``(n_channels,)``.
+    :ivar yaw_given_rad: the heading the localizer was given, rad.
+    """
+
+    localizer: 'PhysicsLocalizer'
+    frame: '_Frame'
+    yaw_given_rad: float
+    thetas: np.ndarray
+    scores: np.ndarray
+    n_polished: int
+    working: np.ndarray
+
+    def positions_m(self) -> np.ndarray:
+        """Array-frame origin of every candidate ``(M, 3)``, m (the emitter moved back by
+        its offset in the array, turned by the candidate's heading)."""
+        emitter = self.localizer.array.emitter_m
+        yaws = self.yaw_given_rad + self.thetas[:, YAW]
+        c, s = np.cos(yaws), np.sin(yaws)
+        offset = np.column_stack([c * emitter[0] - s * emitter[1],
+                                  s * emitter[0] + c * emitter[1],
+                                  np.full(len(yaws), emitter[2])])
+        return self.thetas[:, :3] - offset
 
 
 @dataclass
@@ -331,6 +368,10 @@ class PhysicsLocalizer:
         self._family = [room_paths & moves[:, a] & ~moves[:, 1 - a] & short for a in range(2)]
         self._corner = room_paths & moves[:, 0] & moves[:, 1]
         self._build_response()
+        # Variance of a position drawn uniformly over the room (the spread of "no candidate
+        # is right" in a learned ranker's mixture).
+        extent = np.append(np.ptp(room.vertices_m, axis=0), self.z_range_m[1] - self.z_range_m[0])
+        self._room_spread_m2 = extent ** 2 / 12.0
         # Baseband noise is correlated over the point response: residual power per bin counts
         # this many bins per independent sample.
         dt = self.processor.decimation / self.processor.fs_hz
@@ -1111,6 +1152,14 @@ class PhysicsLocalizer:
             :data:`DEFAULT_YAW_STD_RAD` (2 deg); 0 declares the heading exact.
         :return: :class:`Estimate`; its covariance includes the heading's uncertainty.
         """
+        return self.finish(self.propose(features, yaw_rad, temperature_c, yaw_std_rad))
+
+    def propose(self, features: EchoFeatures, yaw_rad: float,
+                temperature_c: float | None = None,
+                yaw_std_rad: float | None = None) -> Proposal:
+        """The candidate poses of one frame, scored and the best few polished: everything
+        :meth:`localize` does before it commits to one (same arguments). :meth:`finish` turns
+        a proposal and a chosen candidate into an :class:`Estimate`."""
         if features.n_channels != self.array.n_receivers:
             raise ValueError(f'features have {features.n_channels} channels, array '
                              f'{self.array.name!r} has {self.array.n_receivers}')
@@ -1124,8 +1173,10 @@ class PhysicsLocalizer:
             raise ValueError(f'temperature_c must be in [-40, 60], got {temperature}')
         working = working_channels(features)
         if not working.all():
-            return self._without_dead_channels(working).localize(
+            proposal = self._without_dead_channels(working).propose(
                 features.channels(working), yaw_rad, temperature_c, yaw_std_rad)
+            proposal.working = working
+            return proposal
         fr = self._frame(features, yaw_rad, temperature)
         if yaw_std > 0.0:
             fr.yaw_info = 1.0 / yaw_std ** 2
@@ -1193,14 +1244,34 @@ class PhysicsLocalizer:
                            need_info=False)
         polished, polished_scores = fit.theta, fit.evidence
         ranked = np.argsort(polished_scores)[::-1]
-        theta = polished[ranked[0]]
+        rest = order[self.n_polish:]
+        return Proposal(localizer=self, frame=fr, yaw_given_rad=float(yaw_rad),
+                        thetas=np.vstack([polished[ranked], thetas[rest]]),
+                        scores=np.concatenate([polished_scores[ranked], scores[rest]]),
+                        n_polished=len(ranked), working=working)
+
+    def finish(self, proposal: Proposal, index: int = 0,
+               probabilities: np.ndarray | None = None) -> Estimate:
+        """Refine candidate ``index`` of ``proposal`` in all parameters and give its
+        :class:`Estimate`.
+
+        :param index: which of ``proposal.thetas``; 0 is the physics choice.
+        :param probabilities: probability of each candidate being the right one ``(M,)``
+            and, last, of none being right ``(M + 1,)`` (from a learned ranker). ``None``
+            derives the spread toward the rivals from their evidence gaps.
+        :return: the fix; its covariance adds the rivals' spread (a mixture's second moment).
+        """
+        if proposal.localizer is not self:
+            return proposal.localizer.finish(proposal, index, probabilities)
+        fr, yaw_rad = proposal.frame, proposal.yaw_given_rad
+        theta = proposal.thetas[index]
         free = np.arange(N_THETA) if fr.yaw_free else np.arange(YAW)
         fit = self._newton(fr, theta[None], self._valid_batch(fr, theta[None]), free,
                            self.max_iterations)
         theta, info, score = fit.theta[0], fit.info[0], float(fit.evidence[0])
-        rivals = [(polished_scores[i], polished[i]) for i in ranked[1:]]
-        rivals += [(scores[i], thetas[i]) for i in order[self.n_polish:]]
-        rivals = [(s, t) for s, t in rivals if np.linalg.norm(t[:3] - theta[:3]) > 0.02]
+        others = [i for i in range(len(proposal.thetas)) if i != index]
+        rivals = [(proposal.scores[i], proposal.thetas[i], i) for i in others]
+        rivals = [r for r in rivals if np.linalg.norm(r[1][:3] - theta[:3]) > 0.02]
         rivals.sort(key=lambda r: -r[0])
         tau, amp = fit.tau, fit.amp
         ratio = max(self._residual_ratio(fr, tau[0], amp[0], fit.coef[0]), 1.0)
@@ -1213,14 +1284,22 @@ class PhysicsLocalizer:
             jacobian[:, YAW] = -yaw_matrix(yaw + 0.5 * np.pi) @ (emitter_m * [1.0, 1.0, 0.0])
         full_cov = self._covariance(info, ratio, fr.yaw_info)
         cov = jacobian @ full_cov @ jacobian.T
-        confidence = 1.0
-        for other_score, other in rivals[:3]:
-            gap = max(score - other_score, 0.0)
-            confidence = min(confidence, float(np.clip(gap / CONFIDENT_GAP, 0.0, 1.0)))
-            # A competitor that explains the echoes nearly as well widens the covariance
-            # toward it (a two-component mixture's second moment).
-            d = other[:3] - theta[:3]
-            cov = cov + np.outer(d, d) / (1.0 + np.exp(min(gap / AMBIGUOUS_GAP, 700.0)))
+        if probabilities is None:
+            confidence = 1.0
+            for other_score, other, _ in rivals[:3]:
+                gap = max(score - other_score, 0.0)
+                confidence = min(confidence, float(np.clip(gap / CONFIDENT_GAP, 0.0, 1.0)))
+                # A competitor that explains the echoes nearly as well widens the covariance
+                # toward it (a two-component mixture's second moment).
+                d = other[:3] - theta[:3]
+                cov = cov + np.outer(d, d) / (1.0 + np.exp(min(gap / AMBIGUOUS_GAP, 700.0)))
+        else:
+            p = np.asarray(probabilities, dtype=float)
+            if p.shape != (len(proposal.thetas) + 1,):
+                raise ValueError(f'probabilities must have {len(proposal.thetas) + 1} entries '
+                                 f'(one per candidate and one for none), got {p.shape}')
+            confidence = float(p[index])
+            cov = self._region_covariance(cov, theta[:3], rivals, p, index)
         cov = 0.5 * (cov + cov.T) + self.position_floor_m ** 2 * np.eye(3)
 
         def origin(t: np.ndarray) -> np.ndarray:
@@ -1230,9 +1309,60 @@ class PhysicsLocalizer:
                         speed_of_sound_mps=float(fr.c0 * theta[3]), confidence=confidence,
                         score=float(score), n_echoes=int(np.count_nonzero(amp[0, :, 0] > 0)),
                         candidates_m=np.array([origin(theta)]
-                                              + [origin(t) for _, t in rivals[:4]]),
+                                              + [origin(t) for _, t, _ in rivals[:4]]),
                         residual_ratio=ratio, yaw_rad=yaw,
                         yaw_variance_rad2=float(full_cov[YAW, YAW]) if fr.yaw_free else 0.0)
+
+    def candidate_echoes(self, proposal: Proposal, n_candidates: int,
+                         lags_s: np.ndarray) -> dict[str, np.ndarray]:
+        """The echoes as each candidate predicts them: what a learned ranker reads.
+
+        For the first ``n_candidates`` candidates and every room image path of order 1 and 2
+        (furniture left out: it is what moves), the matched-filter output of each receiver at
+        the path's predicted delay plus each of ``lags_s``, in noise units and with the
+        carrier phase of the predicted delay removed, so that an echo where the candidate
+        predicts it reads as a peak of steady phase at lag 0.
+
+        :param proposal: from :meth:`propose`.
+        :param n_candidates: at most this many candidates (fewer when the frame has fewer).
+        :param lags_s: offsets around each predicted delay ``(W,)``, s.
+        :return: ``echo`` complex64 ``(M, P, n, W)``; ``expected`` ``(M, P, n)``: the peak a
+            path would give at its predicted strength, noise units; ``keep`` bool ``(M, P)``:
+            paths inside the window and not hidden by known furniture; ``candidate``
+            ``(M, 8)``: evidence below the best (/ 10), polished, heading offset (in prior
+            standard deviations and in deg), kappa - 1 (%), x and y over the room's extent,
+            z over its height. Dead receivers' entries are 0.
+        """
+        loc, fr = proposal.localizer, proposal.frame
+        m = min(int(n_candidates), len(proposal.thetas))
+        thetas = proposal.thetas[:m]
+        paths = np.flatnonzero(loc._room_image)
+        tau, amp, _ = loc._paths(fr, thetas, paths, keep=np.ones(len(paths), dtype=bool))
+        keep = (loc._valid_batch(fr, thetas)[:, paths]
+                & np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1))
+        lags = np.asarray(lags_s, dtype=float)
+        z = loc._sample(fr, tau[:, :, None, :] + lags[:, None], smooth=False)   # (M,P,W,n)
+        scale = np.sqrt(fr.weights)
+        echo = np.moveaxis(z * scale.astype(np.float32), 2, 3).astype(np.complex64)
+        expected = fr.gain * amp * abs(loc._response_zero[0]) * scale
+        working = proposal.working
+        if not working.all():
+            full = np.zeros(echo.shape[:2] + (len(working),) + echo.shape[3:], np.complex64)
+            full[:, :, working] = echo
+            echo = full
+            full = np.zeros(expected.shape[:2] + (len(working),))
+            full[:, :, working] = expected
+            expected = full
+        lo, hi = self.room.vertices_m.min(axis=0), self.room.vertices_m.max(axis=0)
+        psi = thetas[:, YAW]
+        candidate = np.column_stack([
+            np.clip((proposal.scores[:m] - proposal.scores.max()) / 10.0, -10.0, 0.0),
+            np.arange(m) < proposal.n_polished,
+            psi * np.sqrt(fr.yaw_info), np.rad2deg(psi),
+            100.0 * (thetas[:, 3] - 1.0),
+            (thetas[:, :2] - lo) / (hi - lo), thetas[:, 2:3] / self.room.height_m])
+        return {'echo': echo, 'expected': expected, 'keep': keep,
+                'candidate': candidate.astype(np.float32)}
 
     def _shoebox_candidates(self, fr: _Frame, theta: np.ndarray,
                             table: np.ndarray) -> np.ndarray:
@@ -1317,6 +1447,36 @@ class PhysicsLocalizer:
             more[:, 2] = fitted[0, YAW]
             chosen.append(more)
         return np.vstack(chosen)
+
+    def _region_covariance(self, cov: np.ndarray, position: np.ndarray, rivals: list,
+                           p: np.ndarray, index: int) -> np.ndarray:
+        """A Gaussian whose 95 % ellipsoid holds 95 % of the ranker's mixture.
+
+        The components are the fix (``cov``), the rivals (``cov`` moved to each) and "none"
+        (a spread over the room), with the ranker's probabilities ``p``. The most probable
+        ones are taken until they hold 95 %; the others are left out, as a 95 % region leaves
+        out the tail. The second moment of those taken, about the fix, is then scaled so that
+        its own Gaussian holds the share ``0.95 / mass`` they need. A confident frame keeps
+        the physics ellipsoid (slightly widened); a doubtful one spans its rivals. (Adding
+        every rival's second moment instead makes even a 1 % rival metres away dominate a
+        sub-millimetre fix, and the 95 % ellipsoid then holds ~100 %.)
+        """
+        centre = np.append(self.room.vertices_m.mean(axis=0), np.mean(self.z_range_m))
+        others = [(p[i], np.outer(other[:3] - position, other[:3] - position))
+                  for _, other, i in rivals]
+        others.append((p[-1], np.diag(self._room_spread_m2)
+                       + np.outer(centre - position, centre - position)))
+        others.sort(key=lambda o: -o[0])
+        mass = float(p[index])
+        moment = mass * cov
+        for weight, spread in others:
+            if mass >= REGION_MASS:
+                break
+            moment = moment + weight * (cov + spread)
+            mass += weight
+        level = min(REGION_MASS / max(mass, 1e-12), REGION_LEVEL_MAX)
+        scale = stats.chi2.ppf(level, 3) / stats.chi2.ppf(REGION_MASS, 3)
+        return moment / mass * scale
 
     @staticmethod
     def _covariance(info: np.ndarray, ratio: float, yaw_info: float) -> np.ndarray:

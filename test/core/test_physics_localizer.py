@@ -213,3 +213,36 @@ def test_too_few_working_receivers_is_a_clear_error(room, array, chirp, simulato
     with pytest.raises(ValueError, match='only 1 of 4 receivers work'):
         PhysicsLocalizer(room, array, chirp, processor=processor).localize(
             processor.process(samples), 0.0)
+
+
+def test_propose_then_finish_is_localize_and_probabilities_set_the_covariance(
+        room, simulator, processor, localizer):
+    rng = np.random.default_rng(21)
+    position, yaw = room.random_pose(rng)
+    features = processor.process(simulator.simulate(position, yaw, Scenario(snr_db=20), rng))
+    estimate = localizer.localize(features, yaw, yaw_std_rad=0.0)
+    proposal = localizer.propose(features, yaw, yaw_std_rad=0.0)
+    again = localizer.finish(proposal)
+    assert np.array_equal(again.position_m, estimate.position_m)
+    assert np.array_equal(again.covariance_m2, estimate.covariance_m2)
+    assert np.linalg.norm(proposal.positions_m()[0] - position) < 0.01
+    m = len(proposal.thetas)
+    # A sure ranker keeps the fix's own (sub-millimetre) ellipsoid ...
+    sure = np.zeros(m + 1)
+    sure[0] = 1.0
+    tight = localizer.finish(proposal, 0, sure).covariance_m2
+    assert np.sqrt(np.max(np.linalg.eigvalsh(tight))) < 0.01
+    # ... one split between two far-apart candidates spans both ...
+    far = int(np.argmax(np.linalg.norm(proposal.thetas[:, :3] - proposal.thetas[0, :3],
+                                       axis=1)))
+    split = np.zeros(m + 1)
+    split[[0, far]] = 0.5
+    d = proposal.thetas[far, :3] - proposal.thetas[0, :3]
+    wide = localizer.finish(proposal, 0, split).covariance_m2
+    assert d @ np.linalg.solve(wide, d) < 7.81        # the rival inside the 95 % ellipsoid
+    # ... and a 1 % rival does not (a 95 % region leaves a 1 % tail out).
+    rare = np.zeros(m + 1)
+    rare[[0, far]] = 0.99, 0.01
+    assert np.allclose(localizer.finish(proposal, 0, rare).covariance_m2, tight, rtol=0.2)
+    with pytest.raises(ValueError, match=f'probabilities must have {m + 1} entries'):
+        localizer.finish(proposal, 0, np.ones(3) / 3)
