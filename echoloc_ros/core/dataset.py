@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
@@ -56,15 +57,30 @@ class DatasetSpec:
     def n_chunks(self) -> int:
         return -(-self.n_frames // self.chunk_size)
 
+    def start_worker(self) -> None:
+        """Set up a process that writes chunks."""
+        global _worker_sim
+        _worker_sim = EchoSimulator(self.room, self.array, self.chirp, fs_hz=self.fs_hz)
+
+    def write_chunk(self, chunk: int, out_dir: Path) -> int:
+        """Write chunk ``chunk``; return its number of frames."""
+        indices = range(chunk * self.chunk_size,
+                        min((chunk + 1) * self.chunk_size, self.n_frames))
+        frames = [simulate_frame(_worker_sim, self, i) for i in indices]
+        save_chunk(out_dir, chunk, samples=np.stack([f[0] for f in frames]),
+                   position_m=np.stack([f[1] for f in frames]),
+                   yaw_rad=np.array([f[2] for f in frames]), index=np.array(indices))
+        return len(indices)
+
 
 _worker_sim: EchoSimulator | None = None
 
 
-def _init_worker(spec: DatasetSpec) -> None:
-    global _worker_sim
+def _init_worker(spec) -> None:
     # One thread per worker process: the workers are the parallelism.
     os.environ['OMP_NUM_THREADS'] = '1'
-    _worker_sim = EchoSimulator(spec.room, spec.array, spec.chirp, fs_hz=spec.fs_hz)
+    threadpool_limits(1)
+    spec.start_worker()
 
 
 def simulate_frame(sim: EchoSimulator, spec: DatasetSpec, index: int
@@ -75,20 +91,25 @@ def simulate_frame(sim: EchoSimulator, spec: DatasetSpec, index: int
     return sim.simulate(position, yaw, scenario=spec.scenario, rng=rng), position, yaw
 
 
-def _make_chunk(spec: DatasetSpec, chunk: int, out_dir: Path) -> int:
-    indices = range(chunk * spec.chunk_size, min((chunk + 1) * spec.chunk_size, spec.n_frames))
-    frames = [simulate_frame(_worker_sim, spec, i) for i in indices]
-    path = out_dir / f'chunk_{chunk:05d}.npz'
+def save_chunk(out_dir: Path, chunk: int, **arrays: np.ndarray) -> None:
+    """Write ``chunk_NNNNN.npz`` atomically: a chunk is there whole or not at all, so
+    resuming redoes only the missing ones."""
+    path = Path(out_dir) / f'chunk_{chunk:05d}.npz'
     tmp = path.with_suffix('.tmp.npz')
-    np.savez(tmp, samples=np.stack([f[0] for f in frames]),
-             position_m=np.stack([f[1] for f in frames]),
-             yaw_rad=np.array([f[2] for f in frames]), index=np.array(indices))
-    tmp.replace(path)  # a chunk is there whole or not at all: resuming redoes only missing ones
-    return len(indices)
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
 
 
-def generate(spec: DatasetSpec, out_dir: Path, workers: int = 2, progress: bool = True) -> dict:
+def _make_chunk(spec, chunk: int, out_dir: Path) -> int:
+    return spec.write_chunk(chunk, out_dir)
+
+
+def generate(spec, out_dir: Path, workers: int = 2, progress: bool = True,
+             desc: str = 'simulate') -> dict:
     """Write the dataset (or the chunks still missing) to ``out_dir``; return its metadata.
+
+    :param spec: a :class:`DatasetSpec`, or any spec with the same ``metadata``, ``n_frames``,
+        ``chunk_size``, ``n_chunks``, ``start_worker`` and ``write_chunk``.
 
     :raises ValueError: ``out_dir`` holds a different dataset.
     """
@@ -109,7 +130,7 @@ def generate(spec: DatasetSpec, out_dir: Path, workers: int = 2, progress: bool 
     done = spec.n_frames - sum(min(spec.chunk_size, spec.n_frames - c * spec.chunk_size)
                                for c in todo)
     with tqdm(total=spec.n_frames, initial=done, unit='frame', disable=not progress,
-              desc='simulate') as bar:
+              desc=desc) as bar:
         if workers <= 1:
             _init_worker(spec)
             for c in todo:

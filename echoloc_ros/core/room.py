@@ -203,6 +203,31 @@ class Room:
         walls = np.column_stack([feet, np.full(len(feet), p[2])])
         return np.vstack([walls, [p[0], p[1], 0.0], [p[0], p[1], self.height_m]])
 
+    def rearranged(self, rng: np.random.Generator, max_shift_m: float) -> list[Box]:
+        """The furniture moved: each box shifted in plan by up to ``max_shift_m`` on each axis,
+        kept inside the plan's bounding box and off the boxes already placed (a box that finds
+        no such place in 100 tries stays where it was).
+
+        :return: new boxes, same names, sizes and materials.
+        """
+        lo, hi = self.vertices_m.min(axis=0), self.vertices_m.max(axis=0)
+        placed: list[Box] = []
+        for box in self.furniture:
+            size = box.max_m[:2] - box.min_m[:2]
+            moved = box
+            for _ in range(100):
+                corner = np.clip(box.min_m[:2] + rng.uniform(-max_shift_m, max_shift_m, 2),
+                                 lo, np.maximum(hi - size, lo))
+                trial = Box(box.name, np.append(corner, box.min_m[2]),
+                            np.append(corner + size, box.max_m[2]), box.absorption)
+                if all(np.any(trial.max_m[:2] <= o.min_m[:2]) or np.any(o.max_m[:2] <=
+                                                                       trial.min_m[:2])
+                       for o in placed):
+                    moved = trial
+                    break
+            placed.append(moved)
+        return placed
+
     def random_pose(self, rng: np.random.Generator, margin_m: float = 0.4,
                     z_range_m: tuple[float, float] = (0.2, 1.2)) -> tuple[np.ndarray, float]:
         """A pose drawn uniformly: ``margin_m`` from every wall and outside furniture.

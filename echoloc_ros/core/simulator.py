@@ -39,6 +39,8 @@ class Scenario:
     :ivar n_random_clutter: number of extra random vertical panels (0.4-1.2 m wide and high)
         drawn per frame from the generator, not in the room file.
     :ivar seed: seed of the default random generator.
+    :ivar furniture: the furniture as it stands in the world (moved since the room file was
+        written); ``None``: as in the room file.
     """
 
     snr_db: float = 20.0
@@ -48,6 +50,7 @@ class Scenario:
     clutter: list[Box] = field(default_factory=list)
     n_random_clutter: int = 0
     seed: int = 0
+    furniture: list[Box] | None = None
 
 
 @dataclass
@@ -549,7 +552,8 @@ class EchoSimulator:
             scenario.gain_mismatch_db * rng.standard_normal(n) / 20.0)
         clutter = list(scenario.clutter) + [random_panel(self.room, rng, position)
                                             for _ in range(scenario.n_random_clutter)]
-        boxes = list(self.room.furniture) + clutter
+        furniture = self.room.furniture if scenario.furniture is None else scenario.furniture
+        boxes = list(furniture) + clutter
         ps, emitter, receivers = self._all_paths(position, yaw_rad, boxes)
         clean = self._synthesise(ps, emitter, receivers, temperature, gains)
         if scenario.dead_channel is not None:
