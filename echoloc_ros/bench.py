@@ -11,7 +11,7 @@ import rclpy
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
-from echoloc_ros.core.physics_localizer import PhysicsLocalizer
+from echoloc_ros.core.evaluation import make_localizer
 from echoloc_ros.core.room import load_room
 from echoloc_ros.core.sim_array import SimulatedArray
 from echoloc_ros.core.simulator import Scenario
@@ -26,14 +26,19 @@ def _percentiles_ms(seconds: list[float]) -> dict:
 
 
 def bench_stages(n_frames: int = 100, room: str = 'default_room',
-                 array: str = 'square_4sensor', seed: int = 0) -> dict:
-    """Latency of simulate, process and localize, one frame at a time on this thread."""
+                 array: str = 'square_4sensor', seed: int = 0, method: str = 'physics',
+                 optimization_level: str = 'balanced') -> dict:
+    """Latency of simulate, process and localize, one frame at a time on this thread (for
+    ``nn`` also of the network's forward pass alone)."""
     room_cfg, array_cfg, chirp, fs_hz = load_room(room), load_array(array), Chirp(), 250e3
     sim = SimulatedArray(room_cfg, array_cfg, chirp, fs_hz, Scenario(snr_db=20.0, seed=seed),
                          seed=seed)
     processor = EchoProcessor(chirp, fs_hz, array=array_cfg)
-    localizer = PhysicsLocalizer(room_cfg, array_cfg, chirp)
+    localizer = make_localizer(method, room_cfg, array_cfg, chirp, fs_hz, processor,
+                               optimization_level)
     times = {'simulate': [], 'process': [], 'localize': []}
+    if method == 'nn':
+        times['inference'] = []
     errors = []
     for i in range(n_frames):
         t0 = time.perf_counter()
@@ -47,8 +52,11 @@ def bench_stages(n_frames: int = 100, room: str = 'default_room',
         times['simulate'].append(t1 - t0)
         times['process'].append(t2 - t1)
         times['localize'].append(t3 - t2)
+        if method == 'nn':
+            times['inference'].append(localizer.last_inference_s)
         errors.append(np.linalg.norm(estimate.position_m - frame.position_m))
-    return {'bench': 'stages', 'frames': n_frames,
+    return {'bench': 'stages', 'method': method, 'level': optimization_level,
+            'frames': n_frames,
             **{f'{stage}_ms': _percentiles_ms(t) for stage, t in times.items()},
             'median_error_cm': round(100 * float(np.median(errors)), 3)}
 
@@ -64,7 +72,7 @@ def _peak_rss_mb(pid: int) -> float | None:
 
 
 def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
-                startup_timeout_s: float = 30.0) -> dict:
+                startup_timeout_s: float = 30.0, method: str = 'physics') -> dict:
     """Run the three nodes as processes and measure what a subscriber sees."""
     domain_id = random.randint(1, 100)
     log_dir = Path(tempfile.mkdtemp(prefix='echoloc-bench-'))
@@ -73,7 +81,8 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
                                            'ROS_LOG_DIR')})
     rclpy.init()
     listener = GraphListener('echoloc_bench', frames=True)
-    graph = NodeProcesses(params_file=params_file, env=env, log_dir=log_dir)
+    graph = NodeProcesses(params_file=params_file, env=env, log_dir=log_dir,
+                          overrides={'localizer': {'method': method}})
     try:
         with Spinner(listener), graph:
             deadline = time.monotonic() + startup_timeout_s
@@ -99,7 +108,7 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
         rclpy.try_shutdown()
     published = (seqs[-1] - seqs[0] + 1) if seqs else 0
     return {
-        'bench': 'graph', 'duration_s': round(end - start, 2),
+        'bench': 'graph', 'method': method, 'duration_s': round(end - start, 2),
         'pose_rate_hz': round(len(poses) / (end - start), 2),
         'frame_rate_hz': round(len(frames) / (end - start), 2),
         'frame_to_pose_ms': _percentiles_ms(matched) if matched else None,

@@ -107,42 +107,54 @@ def cmd_bench(args) -> int:
     from echoloc_ros import bench
     from echoloc_ros.core.protocol import bench_decoder
     print(json.dumps({'bench': 'decoder', **bench_decoder()}), flush=True)
-    print(json.dumps(bench.bench_stages(args.frames)), flush=True)
+    print(json.dumps(bench.bench_stages(args.frames, method=args.method,
+                                        optimization_level=args.level)), flush=True)
     if not args.stages_only:
-        print(json.dumps(bench.bench_graph(args.duration, args.params_file)), flush=True)
+        print(json.dumps(bench.bench_graph(args.duration, args.params_file, method=args.method)),
+              flush=True)
     return 0
 
 
 def cmd_evaluate(args) -> int:
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
-    from echoloc_ros.core.evaluation import evaluate_physics, evaluate_tracked
+    from echoloc_ros.core.evaluation import evaluate_fixes, evaluate_tracked
     from echoloc_ros.core.room import load_room
     room, array, scenario = load_room(args.room), load_array(args.array), _scenario(args)
-    frames, tracked = {}, {}
-    common = dict(optimization_level=args.level, heading_noise_deg=args.heading_noise_deg)
-    result = evaluate_physics(room, array, Chirp(), scenario, args.n, args.seed,
-                              details=frames, **common)
-    if args.tracked_frames:
-        track = evaluate_tracked(room, array, Chirp(), scenario, args.tracked_frames,
-                                 args.seed, details=tracked, **common)
-        result.update({k: v for k, v in track.items() if k.startswith('tracked_')
-                       or k == 'rejected_rate'})
+    methods = ('physics', 'nn') if args.method == 'both' else (args.method,)
     scenario_json = {'snr_db': args.snr_db, 'temperature_c': args.temperature_c,
                      'gain_mismatch_db': args.gain_mismatch_db,
                      'dead_channel': args.dead_channel, 'clutter': args.clutter,
+                     'furniture_shift_m': args.furniture_shift_m,
                      'heading_noise_deg': args.heading_noise_deg, 'seed': args.seed}
-    out = {'method': args.method, 'room': room.name, 'level': args.level,
-           'scenario': scenario_json,
-           **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}}
-    if args.plot:
-        from echoloc_ros.plots import evaluation_png
-        out['plot'] = str(evaluation_png(
-            room, frames, tracked or None, args.plot,
-            f'{args.method} in {room.name}: {args.snr_db:g} dB SNR, heading noise '
-            f'{args.heading_noise_deg:g} deg, median {result["median_cm"]:.2f} cm, p95 '
-            f'{result["p95_cm"]:.2f} cm, gross {100 * result["gross_rate_10cm"]:.1f} %'))
-    print(json.dumps(out), flush=True)
+    for method in methods:
+        frames, tracked = {}, {}
+        common = dict(optimization_level=args.level, heading_noise_deg=args.heading_noise_deg,
+                      method=method, model_path=args.model,
+                      furniture_shift_m=args.furniture_shift_m)
+        try:
+            result = evaluate_fixes(room, array, Chirp(), scenario, args.n, args.seed,
+                                    details=frames, **common)
+            if args.tracked_frames:
+                track = evaluate_tracked(room, array, Chirp(), scenario, args.tracked_frames,
+                                         args.seed, details=tracked, **common)
+                result.update({k: v for k, v in track.items() if k.startswith('tracked_')
+                               or k == 'rejected_rate'})
+        except ValueError as err:
+            raise SystemExit(f'echoloc evaluate --method {method}: {err}') from None
+        out = {'method': method, 'room': room.name, 'level': args.level,
+               'scenario': scenario_json,
+               **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}}
+        if args.plot:
+            from echoloc_ros.plots import evaluation_png
+            plot = args.plot if len(methods) == 1 else args.plot.with_name(
+                f'{args.plot.stem}_{method}{args.plot.suffix}')
+            out['plot'] = str(evaluation_png(
+                room, frames, tracked or None, plot,
+                f'{method} in {room.name}: {args.snr_db:g} dB SNR, heading noise '
+                f'{args.heading_noise_deg:g} deg, median {result["median_cm"]:.2f} cm, p95 '
+                f'{result["p95_cm"]:.2f} cm, gross {100 * result["gross_rate_10cm"]:.1f} %'))
+        print(json.dumps(out), flush=True)
     return 0
 
 
@@ -307,11 +319,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--duration', type=float, default=20.0, help='seconds of the graph bench')
     p.add_argument('--params-file', type=Path)
     p.add_argument('--stages-only', action='store_true')
+    p.add_argument('--method', choices=('physics', 'nn'), default='physics',
+                   help='localizer (nn: the shipped model for the default room)')
+    p.add_argument('--level', choices=('fast', 'balanced', 'accurate'), default='balanced',
+                   help='optimization level of the per-stage bench')
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser('evaluate', help='accuracy and calibration on simulated poses (JSON, '
                        'PNG)')
-    p.add_argument('--method', choices=('physics',), default='physics')
+    p.add_argument('--method', choices=('physics', 'nn', 'both'), default='physics',
+                   help='localizer; both: physics then nn on the same frames')
+    p.add_argument('--model', type=Path,
+                   help='nn checkpoint (default: the shipped models/ROOM.pt)')
+    p.add_argument('--furniture-shift-m', type=float, default=0.0,
+                   help='furniture stands moved by up to this on each axis from where the '
+                   'room file has it [m]')
     p.add_argument('--room', default='default_room')
     p.add_argument('--array', default='square_4sensor')
     p.add_argument('--n', type=int, default=200, help='random poses, one frame each')

@@ -1,6 +1,9 @@
-"""Accuracy and latency of the physics localizer on simulated frames, per frame and tracked."""
+"""Accuracy and latency of a localizer (physics or neural) on simulated frames, per frame and
+tracked."""
 
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 from scipy import stats
@@ -9,6 +12,8 @@ from echoloc_ros.core.acoustics import speed_of_sound_mps
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
+from echoloc_ros.core.nn_localizer import NeuralLocalizer
+from echoloc_ros.core.paths import default_model_path
 from echoloc_ros.core.physics_localizer import PhysicsLocalizer
 from echoloc_ros.core.room import Room
 from echoloc_ros.core.simulator import EchoSimulator, Scenario
@@ -42,17 +47,20 @@ def _inside_95(error_m: np.ndarray, covariance_m2: np.ndarray) -> bool:
     return float(error_m @ np.linalg.solve(covariance_m2, error_m)) <= CHI2_95_3DOF
 
 
-def evaluate_physics(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Scenario,
+def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Scenario,
                      n: int, seed: int, fs_hz: float = 250e3,
                      assumed_temperature_c: float | None = None,
                      margin_m: float = 0.4,
                      z_range_m: tuple[float, float] = (0.2, 1.2),
                      optimization_level: str = 'balanced', heading_noise_deg: float = 0.0,
-                     details: dict | None = None) -> dict[str, float]:
+                     details: dict | None = None, method: str = 'physics',
+                     model_path: str | Path | None = None,
+                     furniture_shift_m: float = 0.0) -> dict[str, float]:
     """Localize ``n`` random poses and summarise accuracy, honesty and latency.
 
     Poses are uniform in the room at least ``margin_m`` from walls and furniture, height
     uniform in ``z_range_m``, yaw uniform in [-pi, pi); the yaw is given to the localizer.
+    The same ``seed`` gives the same frames to every method.
 
     :param room: the room (its file's temperature is what the localizer assumes unless
         ``assumed_temperature_c`` says otherwise; ``scenario.temperature_c`` is the truth).
@@ -69,17 +77,23 @@ def evaluate_physics(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     :param heading_noise_deg: std of the error of the heading given to the localizer, deg.
     :param details: if a dict, receives per-frame arrays ``truth_m``, ``estimate_m``,
         ``covariance_m2``, ``errors_m``, ``inside_95`` (for plots).
+    :param method: ``'physics'`` or ``'nn'`` (:func:`make_localizer`).
+    :param model_path: the ``nn`` method's checkpoint.
+    :param furniture_shift_m: in every frame the room's furniture stands moved by up to this
+        on each axis from where the room file (which the localizer reads) has it.
     :return: :func:`error_metrics` plus ``latency_ms_p50``/``latency_ms_p95`` of the
         localizer and ``simulate_ms_p50``, ``process_ms_p50``, ``n``,
-        ``speed_error_mps_median`` and ``confidence_median``.
+        ``speed_error_mps_median`` and ``confidence_median``; for ``nn`` also
+        ``inference_ms_p50``/``inference_ms_p95`` of the network alone.
     """
     if n < 1:
         raise ValueError(f'n must be >= 1, got {n}')
     rng = np.random.default_rng(seed)
     simulator = EchoSimulator(room, array, chirp, fs_hz)
     processor = EchoProcessor(chirp, fs_hz, array=array)
-    localizer = PhysicsLocalizer(room, array, chirp, fs_hz, processor=processor,
-                                 optimization_level=optimization_level)
+    localizer = make_localizer(method, room, array, chirp, fs_hz, processor,
+                               optimization_level, model_path)
+    inference = []
     true_c = speed_of_sound_mps(room.temperature_c if scenario.temperature_c is None
                                 else scenario.temperature_c)
     errors, inside, latency, sim_ms, proc_ms, c_err, confidence = ([] for _ in range(7))
@@ -88,9 +102,17 @@ def evaluate_physics(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     # The localizer is told the heading's std, as an IMU reports it; none: its default prior.
     yaw_std_rad = heading_noise_rad if heading_noise_deg > 0 else None
     for _ in range(n):
-        position, yaw = room.random_pose(rng, margin_m, z_range_m)
+        world, frame_scenario = room, scenario
+        if furniture_shift_m > 0 and room.furniture:
+            moved = room.rearranged(rng, furniture_shift_m)
+            world = replace(room, furniture=moved)
+            frame_scenario = replace(scenario, furniture=moved)
+        position, yaw = world.random_pose(rng, margin_m, z_range_m)
         t0 = time.perf_counter()
-        frame = simulator.simulate(position, yaw, scenario, rng)
+        frame = _simulate(simulator, world, position, yaw, frame_scenario, rng,
+                          margin_m, z_range_m)
+        position, yaw = frame[1], frame[2]
+        frame = frame[0]
         t1 = time.perf_counter()
         features = processor.process(frame)
         t2 = time.perf_counter()
@@ -98,6 +120,7 @@ def evaluate_physics(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
         estimate = localizer.localize(features, told_yaw, assumed_temperature_c,
                                       yaw_std_rad=yaw_std_rad)
         t3 = time.perf_counter()
+        inference.append(1e3 * getattr(localizer, 'last_inference_s', 0.0))
         truths.append(position)
         estimates.append(estimate.position_m)
         covariances.append(estimate.covariance_m2)
@@ -125,7 +148,43 @@ def evaluate_physics(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
         'confidence_median': float(np.median(confidence)),
         'n': n,
     })
+    if method == 'nn':
+        result['inference_ms_p50'] = float(np.percentile(inference, 50))
+        result['inference_ms_p95'] = float(np.percentile(inference, 95))
     return result
+
+
+def make_localizer(method: str, room: Room, array: ArrayGeometry, chirp: Chirp,
+                   fs_hz: float = 250e3, processor: EchoProcessor | None = None,
+                   optimization_level: str = 'balanced',
+                   model_path: str | Path | None = None
+                   ) -> PhysicsLocalizer | NeuralLocalizer:
+    """``'physics'``: :class:`PhysicsLocalizer` at ``optimization_level``; ``'nn'``: the
+    :class:`NeuralLocalizer` in ``model_path`` (``None``: the shipped model for the room), its
+    network at ``optimization_level``."""
+    if method == 'physics':
+        return PhysicsLocalizer(room, array, chirp, fs_hz, processor=processor,
+                                optimization_level=optimization_level)
+    if method == 'nn':
+        path = default_model_path(room.name) if model_path is None else Path(model_path)
+        return NeuralLocalizer.from_checkpoint(path, room, array, chirp, fs_hz,
+                                               processor=processor,
+                                               optimization_level=optimization_level)
+    raise ValueError(f"method must be 'physics' or 'nn', got {method!r}")
+
+
+def _simulate(simulator: EchoSimulator, world: Room, position: np.ndarray, yaw: float,
+              scenario: Scenario, rng: np.random.Generator, margin_m: float,
+              z_range_m: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, float]:
+    """A frame at the pose, or at a new one where moved furniture hides every wall."""
+    for _ in range(100):
+        try:
+            return simulator.simulate(position, yaw, scenario, rng), position, yaw
+        except ValueError:
+            if scenario.furniture is None:
+                raise
+            position, yaw = world.random_pose(rng, margin_m, z_range_m)
+    raise ValueError('no pose with a visible wall in 100 draws')
 
 
 def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Scenario,
@@ -133,7 +192,9 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
                      assumed_temperature_c: float | None = None,
                      optimization_level: str = 'balanced',
                      tracker: PoseTracker | None = None, heading_noise_deg: float = 0.0,
-                     details: dict | None = None) -> dict[str, float]:
+                     details: dict | None = None, method: str = 'physics',
+                     model_path: str | Path | None = None,
+                     furniture_shift_m: float = 0.0) -> dict[str, float]:
     """Localize frames along a trajectory and track them: per-frame and tracked accuracy.
 
     The array follows ``LissajousTrajectory.inside((W, L), margin_m=0.6, height_m=0.3,
@@ -156,6 +217,10 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     :param heading_noise_deg: std of the error of the heading given to the localizer, deg.
     :param details: if a dict, receives per-frame arrays ``t_s``, ``truth_m``,
         ``estimate_m``, ``tracked_m``, ``errors_m``, ``tracked_errors_m`` (for plots).
+    :param method: ``'physics'`` or ``'nn'`` (:func:`make_localizer`).
+    :param model_path: the ``nn`` method's checkpoint.
+    :param furniture_shift_m: the furniture stands moved by up to this on each axis from
+        where the room file has it (once, for the whole run), kept off the trajectory.
     :return: per-frame :func:`error_metrics`, the same for the track with a ``tracked_``
         prefix, ``tracked_max_cm``, ``rejected_rate`` (fixes the gate refused),
         ``latency_ms_p50``/``latency_ms_p95`` of the localizer and ``n``.
@@ -169,10 +234,13 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     hi = room.vertices_m.max(axis=0)
     path = LissajousTrajectory.inside(tuple(hi - lo), margin_m=0.6, height_m=0.3,
                                       speed_mps=0.3)
+    if furniture_shift_m > 0 and room.furniture:
+        scenario = replace(scenario, furniture=_moved_off_path(room, path, lo, rng,
+                                                               furniture_shift_m))
     simulator = EchoSimulator(room, array, chirp, fs_hz)
     processor = EchoProcessor(chirp, fs_hz, array=array)
-    localizer = PhysicsLocalizer(room, array, chirp, fs_hz, processor=processor,
-                                 optimization_level=optimization_level)
+    localizer = make_localizer(method, room, array, chirp, fs_hz, processor,
+                               optimization_level, model_path)
     tracker = PoseTracker() if tracker is None else tracker
     tracker.reset()
     errors, inside, tracked, tracked_inside, rejected, latency = ([] for _ in range(6))
@@ -217,3 +285,15 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
         'n': n_frames,
     })
     return result
+
+
+def _moved_off_path(room: Room, path: LissajousTrajectory, origin_xy: np.ndarray,
+                    rng: np.random.Generator, max_shift_m: float) -> list:
+    """The room's furniture moved, redrawn until no box stands within 0.2 m of the path."""
+    points = np.array([path.pose(t)[0] for t in np.linspace(0.0, 200.0, 2001)])
+    points[:, :2] += origin_xy
+    for _ in range(200):
+        moved = room.rearranged(rng, max_shift_m)
+        if not any(np.any(box.contains(points, 0.2)) for box in moved):
+            return moved
+    return list(room.furniture)

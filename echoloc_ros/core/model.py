@@ -1,76 +1,83 @@
-"""The neural localizer's network: a CNN front end per receiver, a Transformer across receivers.
+"""The neural localizer's network: a CNN-Transformer that ranks the physics candidates.
 
-Input (see :mod:`echoloc_ros.core.training` for how a frame becomes one): the matched-filter
-complex baseband of every receiver, low-passed and decimated to ``n_bins`` bins and divided by
-the channel's noise floor, as ``(batch, n_receivers, 2, n_bins)`` (real, imaginary), plus the
-heading as ``(batch, 2)`` (cos, sin).
+Why a ranker (docs/model.md has the measurements): the physics localizer is sub-millimetre
+when its best-scoring candidate is the right one, and metres off when it is not (a wall taken
+for another, an echo of moved furniture taken for a wall). A network that regressed the
+position from the raw echoes learned the height but not x and y at the data and compute this
+project has. So the network learns the step where physics fails, which candidate is right,
+and physics keeps the step where it excels, the sub-millimetre refinement.
 
-1. Each receiver's sequence is compressed (magnitude ``log1p``, phase kept) and fed through one
-   shared strided 1-D CNN, giving ``n_bins / prod(strides)`` tokens per receiver.
-2. Tokens get a learned receiver embedding and a learned time embedding; the heading is one
-   more token. A Transformer encoder attends across time and receivers.
-3. The head reads the heading token and the mean of all tokens and outputs the position relative
-   to the room's centre (in units of ``position_scale_m``) and a Cholesky factor of its 3x3
-   covariance, trained with the Gaussian negative log likelihood (:func:`gaussian_nll`).
+Input per frame, for each of up to ``n_candidates`` candidates (from
+:meth:`PhysicsLocalizer.candidate_echoes`):
+
+- ``echo`` ``(M, P, n_rx, W)`` complex: for each room image path of order 1 and 2, each
+  receiver's matched-filter output at ``W`` lags around the delay the candidate predicts, in
+  noise units, the predicted carrier phase removed;
+- ``expected`` ``(M, P, n_rx)``: how strong the candidate says each echo should be;
+- ``keep`` ``(M, P)``: paths the candidate says exist in the window;
+- ``candidate`` ``(M, 8)``: the physics evidence and the candidate's parameters.
+
+1. A 1-D CNN, shared by every path and receiver, reads each receiver's ``W`` lags (magnitude
+   ``log1p``-compressed, phase kept, plus the expected strength); the receivers' outputs are
+   joined into one token per path, with a learned path embedding.
+2. A Transformer encoder attends across the path tokens and a candidate token (so it can judge
+   a missing echo against the others: a moved sofa hides one wall, it does not fake three).
+3. A second Transformer layer attends across the frame's candidates; a head gives one logit per
+   candidate, and one for "none of them is right" from the pooled candidates.
+
+Trained with cross-entropy against the candidate within ``label_radius_m`` of the truth (or
+"none"), its softmax is the probability each candidate is right: the localizer's covariance
+is the mixture those probabilities define (:meth:`PhysicsLocalizer.finish`).
 """
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-CHECKPOINT_FORMAT = 1
-# Smallest standard deviation the head can express, in units of position_scale_m (0.01 mm at
-# a 3 m scale): keeps the Cholesky factor invertible.
-MIN_SIGMA = 3e-6
+CHECKPOINT_FORMAT = 2
+N_CANDIDATE_FEATURES = 8
 
 
 @dataclass
 class ModelConfig:
-    """Sizes of the network and the frame of its outputs.
+    """Sizes of the network and of its input.
 
-    :ivar n_receivers: receivers (tokens are made per receiver).
-    :ivar n_bins: baseband bins per receiver in the input.
-    :ivar cnn_channels: output channels of each convolution.
-    :ivar cnn_strides: stride of each convolution (their product divides time into tokens).
-    :ivar cnn_kernel: kernel length of every convolution.
+    :ivar n_receivers: receivers.
+    :ivar n_paths: room image paths per candidate (order 1 and 2; 24 in a shoebox).
+    :ivar n_lags: lags read around each predicted delay.
+    :ivar n_candidates: candidates ranked per frame.
+    :ivar cnn_channels: channels of the two convolutions over the lags.
     :ivar d_model: token width.
     :ivar n_heads: attention heads.
-    :ivar n_layers: Transformer encoder layers.
+    :ivar n_layers: Transformer layers across paths.
     :ivar ff_mult: feed-forward width over ``d_model``.
-    :ivar dropout: dropout in the encoder.
-    :ivar position_centre_m: room-frame point the outputs are relative to ``(3,)``, m.
-    :ivar position_scale_m: unit of the outputs, m.
+    :ivar dropout: dropout in the encoders.
     """
 
     n_receivers: int = 4
-    n_bins: int = 603
-    cnn_channels: tuple[int, ...] = (16, 32, 48)
-    cnn_strides: tuple[int, ...] = (2, 4, 4)
-    cnn_kernel: int = 5
-    d_model: int = 64
-    n_heads: int = 4
-    n_layers: int = 2
+    n_paths: int = 24
+    n_lags: int = 5
+    n_candidates: int = 12
+    cnn_channels: tuple[int, ...] = (8, 8)
+    d_model: int = 32
+    n_heads: int = 2
+    n_layers: int = 1
     ff_mult: int = 2
     dropout: float = 0.0
-    position_centre_m: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    position_scale_m: float = 1.0
 
     @classmethod
     def tiny(cls, **overrides: Any) -> 'ModelConfig':
-        """About 0.1 M parameters, 77 tokens: CPU training in minutes."""
+        """About 25 k parameters: under 1 ms a frame on one CPU thread (TorchScript)."""
         return cls(**overrides)
 
     @classmethod
     def base(cls, **overrides: Any) -> 'ModelConfig':
-        """About 0.4 M parameters, 153 tokens."""
-        values = dict(cnn_channels=(32, 64, 96), cnn_strides=(2, 2, 4), d_model=96,
-                      n_heads=4, n_layers=4, ff_mult=2, dropout=0.05)
+        """About 0.15 M parameters."""
+        values = dict(cnn_channels=(16, 16), d_model=64, n_heads=4, n_layers=2, dropout=0.05)
         values.update(overrides)
         return cls(**values)
 
@@ -80,13 +87,6 @@ class ModelConfig:
         if name not in ('tiny', 'base'):
             raise ValueError(f"model size must be 'tiny' or 'base', got {name!r}")
         return getattr(cls, name)(**overrides)
-
-    @property
-    def n_tokens_per_receiver(self) -> int:
-        n = self.n_bins
-        for s in self.cnn_strides:
-            n = (n - 1) // s + 1
-        return n
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v
@@ -101,118 +101,106 @@ class ModelConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
-class ReceiverCNN(nn.Module):
-    """Shared 1-D CNN: ``(B * n_rx, 3, n_bins)`` -> ``(B * n_rx, d_model, n_tokens)``."""
+def compress(echo: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:
+    """``echo (..., W, 2)`` re/im in noise units and ``expected (...)`` ->
+    ``(..., 4, W)``: compressed re, im, log magnitude and log expected strength.
 
-    def __init__(self, config: ModelConfig) -> None:
+    Echoes span ~60 dB; ``log1p`` of the magnitude keeps weak ones visible while the phase
+    (re, im over the magnitude) stays intact.
+    """
+    mag = torch.sqrt(echo[..., 0] ** 2 + echo[..., 1] ** 2 + 1e-6)
+    log_mag = torch.log1p(mag)
+    unit = echo / mag.unsqueeze(-1)
+    ref = torch.log1p(expected).unsqueeze(-1).expand_as(log_mag)
+    return torch.stack([unit[..., 0] * log_mag, unit[..., 1] * log_mag, log_mag, ref], dim=-2)
+
+
+class LagConv(nn.Module):
+    """A 1-D convolution over the few lags (kernel 3, zero padding 1), applied as one matrix
+    product: on windows this short, building the banded matrix from the shared kernel is ~10x
+    faster on a CPU than a convolution kernel, and it is the same function.
+
+    ``(N, c_in * W)`` (channel-major) -> ``(N, c_out * W)``.
+    """
+
+    def __init__(self, c_in: int, c_out: int, n_lags: int) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        c_in = 3
-        for c_out, stride in zip(config.cnn_channels, config.cnn_strides):
-            layers += [nn.Conv1d(c_in, c_out, config.cnn_kernel, stride,
-                                 config.cnn_kernel // 2), nn.GroupNorm(1, c_out), nn.GELU()]
-            c_in = c_out
-        layers.append(nn.Conv1d(c_in, config.d_model, 1))
-        self.net = nn.Sequential(*layers)
+        self.weight = nn.Parameter(torch.empty(c_out, c_in, 3))
+        self.bias = nn.Parameter(torch.empty(c_out))
+        bound = 1.0 / (3 * c_in) ** 0.5
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+        # shift[k, i, j] = 1 where output lag i reads input lag j through kernel tap k.
+        shift = torch.zeros(3, n_lags, n_lags)
+        for k in range(3):
+            for i in range(n_lags):
+                j = i + k - 1
+                if 0 <= j < n_lags:
+                    shift[k, i, j] = 1.0
+        self.register_buffer('shift', shift, persistent=False)
+        self.n_lags = n_lags
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        c_out, c_in, _ = self.weight.shape
+        band = torch.einsum('oik,kab->oaib', self.weight, self.shift).reshape(
+            c_out * self.n_lags, c_in * self.n_lags)
+        return nn.functional.linear(x, band, self.bias.repeat_interleave(self.n_lags))
 
 
-class GaussianHead(nn.Module):
-    """Position mean and a lower-triangular Cholesky factor, both in scaled units."""
-
-    def __init__(self, d_in: int, d_hidden: int) -> None:
-        super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(d_in, d_hidden), nn.GELU(), nn.Linear(d_hidden, 9))
-        self._rows, self._cols = torch.tril_indices(3, 3, offset=-1)
-
-    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.mlp(h)
-        mean = out[:, :3]
-        diag = F.softplus(out[:, 3:6] - 2.0) + MIN_SIGMA
-        chol = torch.diag_embed(diag)
-        chol[:, self._rows, self._cols] = 0.1 * out[:, 6:9]
-        return mean, chol
-
-
-class EchoTransformer(nn.Module):
+class CandidateRanker(nn.Module):
     """The network; see the module docstring."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        d = config.d_model
-        self.cnn = ReceiverCNN(config)
-        self.receiver_embedding = nn.Parameter(torch.zeros(config.n_receivers, 1, d))
-        self.time_embedding = nn.Parameter(torch.zeros(1, config.n_tokens_per_receiver, d))
-        nn.init.normal_(self.receiver_embedding, std=0.02)
-        nn.init.normal_(self.time_embedding, std=0.02)
-        # A fixed sinusoidal code of each token's time (= range) on top of the learned one: the
-        # absolute delay is what carries position, and a learned code alone starts blind.
-        t = torch.arange(config.n_tokens_per_receiver, dtype=torch.float32)[:, None]
-        freq = torch.exp(-math.log(1e3) * torch.arange(0, d, 2, dtype=torch.float32) / d)
-        code = torch.zeros(config.n_tokens_per_receiver, d)
-        code[:, 0::2], code[:, 1::2] = torch.sin(t * freq), torch.cos(t * freq)
-        self.register_buffer('time_code', code[None], persistent=False)
-        self.heading = nn.Sequential(nn.Linear(2, d), nn.GELU(), nn.Linear(d, d))
-        layer = nn.TransformerEncoderLayer(d, config.n_heads, config.ff_mult * d,
-                                           config.dropout, activation='gelu',
-                                           batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, config.n_layers,
-                                             enable_nested_tensor=False)
+        d, c = config.d_model, config.cnn_channels
+        w = config.n_lags
+        self.cnn = nn.Sequential(LagConv(4, c[0], w), nn.GELU(), LagConv(c[0], c[1], w),
+                                 nn.GELU())
+        self.path_in = nn.Linear(config.n_receivers * c[1] * config.n_lags + 1, d)
+        self.path_embedding = nn.Parameter(torch.zeros(config.n_paths, d))
+        nn.init.normal_(self.path_embedding, std=0.02)
+        self.candidate_in = nn.Sequential(nn.Linear(N_CANDIDATE_FEATURES, d), nn.GELU(),
+                                          nn.Linear(d, d))
+
+        def layer() -> nn.TransformerEncoderLayer:
+            return nn.TransformerEncoderLayer(d, config.n_heads, config.ff_mult * d,
+                                              config.dropout, activation='gelu',
+                                              batch_first=True, norm_first=True)
+
+        self.paths = nn.TransformerEncoder(layer(), config.n_layers,
+                                           enable_nested_tensor=False)
+        self.across = layer()
         self.norm = nn.LayerNorm(d)
-        self.head = GaussianHead(2 * d, 2 * d)
+        self.logit = nn.Linear(d, 1)
+        self.none = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
 
-    @staticmethod
-    def compress(x: torch.Tensor) -> torch.Tensor:
-        """``(..., 2, n)`` re/im in noise-floor units -> ``(..., 3, n)`` compressed re, im, log|z|.
+    def forward(self, echo: torch.Tensor, expected: torch.Tensor, keep: torch.Tensor,
+                candidate: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, M + 1)``: one per candidate (``-inf`` where absent), then "none".
 
-        Echoes span ~60 dB; ``log1p`` of the magnitude keeps the weak far walls visible while
-        the phase (re, im over the magnitude) stays intact.
+        :param echo: ``(B, M, P, n_rx, W, 2)`` real and imaginary parts.
+        :param expected: ``(B, M, P, n_rx)``.
+        :param keep: bool ``(B, M, P)``.
+        :param candidate: ``(B, M, 8)``.
+        :param present: bool ``(B, M)``: which candidate slots hold a candidate.
         """
-        mag = torch.sqrt(x[..., 0, :] ** 2 + x[..., 1, :] ** 2 + 1e-6)
-        log_mag = torch.log1p(mag)
-        unit = x / mag.unsqueeze(-2)
-        return torch.cat([unit * log_mag.unsqueeze(-2), log_mag.unsqueeze(-2)], dim=-2)
-
-    def forward(self, x: torch.Tensor, heading: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scaled position mean and Cholesky factor.
-
-        :param x: ``(B, n_receivers, 2, n_bins)`` baseband in noise-floor units.
-        :param heading: ``(B, 2)`` cos and sin of the yaw.
-        :return: ``(mean (B, 3), chol (B, 3, 3))``, both in units of ``position_scale_m``.
-        """
-        b, r, _, n = x.shape
-        tokens = self.cnn(self.compress(x).reshape(b * r, 3, n))          # (B*r, d, t)
-        tokens = tokens.transpose(1, 2).reshape(b, r, -1, self.config.d_model)
-        tokens = tokens + self.receiver_embedding + self.time_embedding + self.time_code
-        tokens = tokens.reshape(b, -1, self.config.d_model)
-        tokens = torch.cat([self.heading(heading).unsqueeze(1), tokens], dim=1)
-        h = self.norm(self.encoder(tokens))
-        return self.head(torch.cat([h[:, 0], h[:, 1:].mean(dim=1)], dim=1))
-
-    def position_covariance(self, x: torch.Tensor, heading: torch.Tensor
-                            ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Room-frame position ``(B, 3)`` m and covariance ``(B, 3, 3)`` m^2."""
-        mean, chol = self(x, heading)
-        scale = self.config.position_scale_m
-        centre = torch.tensor(self.config.position_centre_m, dtype=mean.dtype)
-        return centre + scale * mean, scale ** 2 * chol @ chol.transpose(1, 2)
-
-
-def gaussian_nll(mean: torch.Tensor, chol: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean negative log likelihood of ``target`` under N(mean, chol chol^T), constant dropped.
-
-    :param mean: ``(B, 3)``.
-    :param chol: ``(B, 3, 3)`` lower triangular, positive diagonal.
-    :param target: ``(B, 3)``.
-    """
-    residual = (target - mean).unsqueeze(-1)
-    white = torch.linalg.solve_triangular(chol, residual, upper=False).squeeze(-1)
-    log_det = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
-    return (0.5 * (white ** 2).sum(-1) + log_det).mean()
+        b, m, p, r, w, _ = echo.shape
+        # A path the candidate says is absent reads nothing; its token says it is absent.
+        kept = keep.reshape(b * m * p, 1).to(echo.dtype)
+        x = compress(echo, expected) * kept.reshape(b, m, p, 1, 1, 1)
+        x = self.cnn(x.reshape(b * m * p * r, 4 * w)).reshape(b * m * p, -1)
+        tokens = self.path_in(torch.cat([x, kept], dim=1)).reshape(b * m, p, -1)
+        tokens = tokens + self.path_embedding
+        head = self.candidate_in(candidate.reshape(b * m, -1)).unsqueeze(1)
+        # No padding mask across paths (a masked softmax costs a quarter of the forward pass
+        # on a CPU); absent paths carry zeros and their flag instead.
+        h = self.paths(torch.cat([head, tokens], dim=1))[:, 0].reshape(b, m, -1)
+        h = self.norm(self.across(h, src_key_padding_mask=~present))
+        logits = self.logit(h).squeeze(-1).masked_fill(~present, float('-inf'))
+        weight = present.unsqueeze(-1).to(h.dtype)
+        pooled = (h * weight).sum(1) / weight.sum(1).clamp(min=1.0)
+        return torch.cat([logits, self.none(pooled)], dim=1)
 
 
 @dataclass
@@ -231,7 +219,7 @@ class TrainedFor:
     input_spec: dict[str, Any] = field(default_factory=dict)
 
 
-def save_checkpoint(path: str | Path, model: EchoTransformer, trained_for: TrainedFor,
+def save_checkpoint(path: str | Path, model: CandidateRanker, trained_for: TrainedFor,
                     extra: dict[str, Any] | None = None) -> None:
     """Write ``{'config', 'state_dict', 'room', 'array', 'chirp', 'input_spec', ...}``.
 
@@ -260,7 +248,7 @@ def _normalise(value: Any) -> Any:
 
 
 def load_checkpoint(path: str | Path, expect: TrainedFor | None = None,
-                    map_location: str = 'cpu') -> tuple[EchoTransformer, dict[str, Any]]:
+                    map_location: str = 'cpu') -> tuple[CandidateRanker, dict[str, Any]]:
     """Rebuild the model from a checkpoint, in eval mode.
 
     :param expect: when given, the room name, array and chirp must match the checkpoint's.
@@ -288,6 +276,6 @@ def load_checkpoint(path: str | Path, expect: TrainedFor | None = None,
         if _normalise(ckpt['chirp']) != _normalise(expect.chirp):
             raise ValueError(f'model {path} was trained for chirp {ckpt["chirp"]}, not '
                              f'{expect.chirp}')
-    model = EchoTransformer(ModelConfig.from_dict(ckpt['config']))
+    model = CandidateRanker(ModelConfig.from_dict(ckpt['config']))
     model.load_state_dict(ckpt['state_dict'])
     return model.eval(), ckpt

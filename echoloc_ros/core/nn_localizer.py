@@ -1,15 +1,21 @@
-"""The neural localizer at run time: a trained checkpoint behind the physics localizer's API.
+"""The neural localizer at run time: physics proposes, the network chooses, physics refines.
 
-``NeuralLocalizer.localize(features, yaw_rad, temperature_c)`` returns the same
-:class:`~echoloc_ros.core.physics_localizer.Estimate` as the physics method. Optimization levels:
+``NeuralLocalizer.localize(features, yaw_rad, temperature_c, yaw_std_rad)`` returns the same
+:class:`~echoloc_ros.core.physics_localizer.Estimate` as :class:`PhysicsLocalizer`:
 
-- ``accurate`` and ``balanced``: the float model.
-- ``fast``: dynamic int8 quantization of every ``nn.Linear`` (weights int8, activations
-  quantized on the fly); the CNN front end stays float.
+1. :meth:`PhysicsLocalizer.propose` finds and scores the candidate poses (at the optimization
+   level the checkpoint was trained on, so that the network sees the candidates it learned);
+2. the :class:`~echoloc_ros.core.model.CandidateRanker` reads the echoes each candidate
+   predicts and gives the probability that each is right, and that none is;
+3. :meth:`PhysicsLocalizer.finish` refines the most probable candidate to sub-millimetre and
+   gives its covariance, widened toward the other candidates by their probabilities and over
+   the room by the probability that none is right.
 
-:func:`combine` is the hybrid the measurements favour (docs/model.md): the physics fix where the
-network's covariance admits it (physics is ~100x more precise when it picks the right
-candidate), the network's fix where it does not (physics' gross errors).
+Optimization levels set how the network runs: ``accurate`` and ``balanced`` in eager float,
+``fast`` as a frozen TorchScript graph of the same float model (same numbers, about half the
+time: the model is small enough that the interpreter's per-op overhead dominates). Dynamic
+int8 quantization (:func:`quantize`) is measured by ``echoloc optimize``; on this model it
+is slower than float on a CPU, so no level uses it.
 """
 
 import time
@@ -19,21 +25,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
 from torch import nn
 
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
-from echoloc_ros.core.model import TrainedFor, load_checkpoint
+from echoloc_ros.core.model import CandidateRanker, ModelConfig, TrainedFor, load_checkpoint
 from echoloc_ros.core.physics_localizer import Estimate, PhysicsLocalizer
 from echoloc_ros.core.room import Room
-from echoloc_ros.core.training import frame_inputs, heading_input
+from echoloc_ros.core.training import LAGS_S, candidate_example, model_inputs
 
 OPTIMIZATION_LEVELS = ('fast', 'balanced', 'accurate')
-# Physics fixes farther than this (squared Mahalanobis distance under the network's
-# covariance) from the network's are treated as physics' gross errors: chi2(3) at 0.999.
-GATE_CHI2 = float(stats.chi2.ppf(0.999, 3))
 
 
 def quantize(model: nn.Module) -> nn.Module:
@@ -46,27 +48,51 @@ def quantize(model: nn.Module) -> nn.Module:
         # The encoder's fused fast path reads float weights; quantized layers need the plain
         # path (process-wide switch; the float path gives the same numbers).
         torch.backends.mha.set_fastpath_enabled(False)
-        return quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+        quantized = quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+    quantized.config = model.config
+    return quantized
+
+
+def frozen_script(model: CandidateRanker, example: dict[str, np.ndarray]) -> torch.jit.ScriptModule:
+    """The model traced on ``example`` (one :func:`candidate_example`, or a batch of them),
+    frozen and optimised for inference: a TorchScript graph that runs any batch size."""
+    inputs = model_inputs({k: torch.as_tensor(v) for k, v in example.items()})
+    with torch.inference_mode(), warnings.catch_warnings():
+        # torch 2.13 marks TorchScript deprecated in favour of torch.compile, which needs a C++
+        # compiler at run time; the frozen graph is what this machine can run and measure.
+        warnings.simplefilter('ignore')
+        traced = torch.jit.trace(model.eval(), inputs)
+        return torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
 
 
 class NeuralLocalizer:
-    """A trained :class:`~echoloc_ros.core.model.EchoTransformer` for one room and array.
+    """A trained :class:`CandidateRanker` over a :class:`PhysicsLocalizer` for one room.
 
     :param model: the network (eval mode).
-    :param checkpoint: its checkpoint dict (input spec, trained-for metadata).
+    :param checkpoint: its checkpoint dict.
+    :param physics: the localizer that proposes and refines, at the checkpoint's level.
     :param device: ``'cpu'`` or ``'cuda'``.
     """
 
-    def __init__(self, model: nn.Module, checkpoint: dict[str, Any], device: str = 'cpu'
-                 ) -> None:
+    def __init__(self, model: nn.Module, checkpoint: dict[str, Any],
+                 physics: PhysicsLocalizer, device: str = 'cpu') -> None:
         self.model = model
         self.checkpoint = checkpoint
+        self.physics = physics
         self.device = torch.device(device)
-        self.config = model.config
-        self.input_spec = checkpoint.get('input_spec', {})
+        self.temperature = float(checkpoint.get('temperature', 1.0))
+        self.config = ModelConfig.from_dict(checkpoint['config'])
+        self.n_candidates = int(self.config.n_candidates)
+        lags = checkpoint.get('input_spec', {}).get('lags_s')
+        if lags is not None and not np.allclose(lags, LAGS_S):
+            raise ValueError(f'model was trained on lags {lags}; this build reads '
+                             f'{LAGS_S.tolist()}')
+        #: seconds the network's forward pass took in the last :meth:`localize`.
+        self.last_inference_s = 0.0
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, room: Room, array: ArrayGeometry, chirp: Chirp,
+                        fs_hz: float = 250e3, processor: EchoProcessor | None = None,
                         device: str = 'cpu', optimization_level: str = 'balanced',
                         num_threads: int | None = 1) -> 'NeuralLocalizer':
         """Load a checkpoint for ``room``/``array``/``chirp``.
@@ -74,8 +100,8 @@ class NeuralLocalizer:
         :param optimization_level: ``'fast'`` (int8 dynamic quantization, CPU only),
             ``'balanced'`` or ``'accurate'`` (float).
         :param num_threads: torch intra-op threads; ``None`` leaves torch's setting.
-        :raises ValueError: unreadable checkpoint, another room/array/chirp, unknown level or
-            device.
+        :raises ValueError: missing or unreadable checkpoint, another room, array or chirp,
+            unknown level or device, CUDA asked for but absent.
         """
         if optimization_level not in OPTIMIZATION_LEVELS:
             raise ValueError(f'optimization_level must be one of {OPTIMIZATION_LEVELS}, got '
@@ -88,146 +114,49 @@ class NeuralLocalizer:
             torch.set_num_threads(int(num_threads))
         expect = TrainedFor(room=room.name, array=array.to_dict(), chirp=chirp.to_dict())
         model, ckpt = load_checkpoint(path, expect, map_location=device)
-        config = model.config
-        if optimization_level == 'fast' and device == 'cpu':
-            model = quantize(model)
-            model.config = config
-        return cls(model.to(device), ckpt, device)
+        if not isinstance(model, CandidateRanker):
+            raise ValueError(f'{path} does not hold a candidate ranker')
+        level = ckpt.get('input_spec', {}).get('optimization_level', 'balanced')
+        physics = PhysicsLocalizer(room, array, chirp, fs_hz, processor=processor,
+                                   optimization_level=level)
+        model = model.to(device)
+        if optimization_level == 'fast':
+            paths = int(np.count_nonzero(physics._room_image))
+            n = model.config.n_candidates
+            example = {'echo': np.zeros((1, n, paths, array.n_receivers, len(LAGS_S), 2),
+                                        np.float32),
+                       'expected': np.zeros((1, n, paths, array.n_receivers), np.float32),
+                       'keep': np.ones((1, n, paths), bool),
+                       'candidate': np.zeros((1, n, 8), np.float32),
+                       'present': np.ones((1, n), bool)}
+            model = frozen_script(model, example)
+        return cls(model, ckpt, physics, device)
 
-    def _check(self, features: EchoFeatures) -> None:
-        n_in = self.input_spec.get('n_bins_in')
-        if n_in is not None and features.baseband.shape[1] != n_in:
-            raise ValueError(f'features have {features.baseband.shape[1]} bins per channel; the '
-                             f'model was trained on {n_in}')
-        if features.n_channels != self.config.n_receivers:
-            raise ValueError(f'features have {features.n_channels} channels; the model expects '
-                             f'{self.config.n_receivers}')
-
-    def predict_inputs(self, x: np.ndarray, yaw_rad: np.ndarray
-                       ) -> tuple[np.ndarray, np.ndarray]:
-        """Positions ``(B, 3)`` m and covariances ``(B, 3, 3)`` m^2 from model inputs.
-
-        :param x: ``(B, n_receivers, 2, n_bins)`` from :func:`training.frame_inputs`.
-        :param yaw_rad: ``(B,)``.
-        """
+    def probabilities(self, examples: dict[str, np.ndarray]) -> np.ndarray:
+        """Calibrated probabilities ``(B, M + 1)`` (each candidate, then none) for a batch of
+        :func:`~echoloc_ros.core.training.candidate_example` outputs stacked on axis 0."""
+        batch = {k: torch.as_tensor(v) for k, v in examples.items()}
         with torch.inference_mode():
-            xt = torch.as_tensor(np.asarray(x, dtype=np.float32), device=self.device)
-            yaw = torch.as_tensor(np.asarray(yaw_rad, dtype=np.float32), device=self.device)
-            mean, chol = self.model(xt, heading_input(yaw))
-            scale = self.config.position_scale_m
-            centre = np.asarray(self.config.position_centre_m)
-            position = centre + scale * mean.double().cpu().numpy()
-            chol = chol.double().cpu().numpy()
-        return position, scale ** 2 * chol @ np.swapaxes(chol, 1, 2)
+            logits = self.model(*model_inputs(batch, self.device)) / self.temperature
+            return torch.softmax(logits.float(), dim=1).double().cpu().numpy()
 
     def localize(self, features: EchoFeatures, yaw_rad: float,
-                 temperature_c: float | None = None) -> Estimate:
-        """One fix, as :meth:`PhysicsLocalizer.localize` gives it.
+                 temperature_c: float | None = None,
+                 yaw_std_rad: float | None = None) -> Estimate:
+        """One fix; the arguments are :meth:`PhysicsLocalizer.localize`'s.
 
-        :param temperature_c: accepted for the common API; the model was trained at the room's
-            temperature and learned the spread around it.
+        :raises ValueError: as :meth:`PhysicsLocalizer.localize` (wrong channel count, no
+            floor or ceiling echo, non-finite heading, ...).
         """
-        return self.localize_batch([features], np.array([yaw_rad]))[0]
-
-    def localize_batch(self, features: list[EchoFeatures], yaw_rad: np.ndarray,
-                       temperature_c: float | None = None) -> list[Estimate]:
-        """Fixes of several frames in one forward pass."""
-        for f in features:
-            self._check(f)
-        x = np.stack([frame_inputs(f, self.config.n_bins) for f in features])
-        position, cov = self.predict_inputs(x, np.asarray(yaw_rad, dtype=float))
-        sigma = np.sqrt(np.trace(cov, axis1=1, axis2=2))
-        return [Estimate(position_m=p, covariance_m2=c, speed_of_sound_mps=float('nan'),
-                         confidence=float(np.exp(-s / 0.05)), score=0.0, n_echoes=0,
-                         candidates_m=p[None])
-                for p, c, s in zip(position, cov, sigma)]
-
-
-def combine(nn_estimate: Estimate, physics_estimate: Estimate) -> tuple[Estimate, bool]:
-    """The physics fix if the network's covariance admits it, else the network's.
-
-    :return: ``(estimate, used_physics)``.
-    """
-    d = physics_estimate.position_m - nn_estimate.position_m
-    m2 = float(d @ np.linalg.solve(nn_estimate.covariance_m2, d))
-    if m2 <= GATE_CHI2:
-        return physics_estimate, True
-    return nn_estimate, False
-
-
-def compare_on_dataset(ckpt_path: str | Path, data_dir: str | Path, room: Room,
-                       array: ArrayGeometry, chirp: Chirp, heading_noise_deg: float = 1.0,
-                       seed: int = 0, n: int | None = None, physics: bool = True,
-                       optimization_level: str = 'balanced', progress: bool = True
-                       ) -> dict[str, Any]:
-    """NN, physics and their combination on a simulated dataset's frames, side by side.
-
-    Every method gets the same features and the same noisy heading (true yaw plus
-    ``N(0, heading_noise_deg)``).
-
-    :return: ``{'nn': metrics, 'physics': metrics, 'hybrid': metrics, 'n': ...}`` with
-        :func:`evaluation.error_metrics` plus latency; ``errors`` arrays under ``'_raw'``.
-    """
-    from tqdm import tqdm
-
-    from echoloc_ros.core import dataset
-    from echoloc_ros.core.evaluation import error_metrics
-    meta, chunks = dataset.load(data_dir)
-    if meta['room'] != room.name:
-        raise ValueError(f'dataset {data_dir} is for room {meta["room"]!r}, not {room.name!r}')
-    nn_loc = NeuralLocalizer.from_checkpoint(ckpt_path, room, array, chirp,
-                                             optimization_level=optimization_level)
-    processor = EchoProcessor(chirp, meta['fs_hz'], array=array)
-    phys = PhysicsLocalizer(room, array, chirp, meta['fs_hz'], processor=processor)
-    rng = np.random.default_rng(seed)
-    chi2_95 = stats.chi2.ppf(0.95, 3)
-    total = min(n or meta['n_frames'], meta['n_frames'])
-    rows: dict[str, list] = {k: [] for k in ('nn', 'physics', 'hybrid')}
-    lat: dict[str, list] = {'nn': [], 'physics': []}
-    truth, used_physics = [], []
-    bar = tqdm(total=total, desc='evaluate', unit='frame', disable=not progress)
-    for chunk in chunks:
-        for samples, position, yaw in zip(chunk['samples'], chunk['position_m'],
-                                          chunk['yaw_rad']):
-            if len(truth) >= total:
-                break
-            yaw_given = yaw + np.radians(heading_noise_deg) * rng.standard_normal()
-            features = processor.process(samples)
-            t0 = time.perf_counter()
-            est_nn = nn_loc.localize(features, yaw_given)
-            t1 = time.perf_counter()
-            lat['nn'].append(1e3 * (t1 - t0))
-            rows['nn'].append(est_nn)
-            if physics:
-                est_ph = phys.localize(features, yaw_given, room.temperature_c)
-                lat['physics'].append(1e3 * (time.perf_counter() - t1))
-                rows['physics'].append(est_ph)
-                hybrid, used = combine(est_nn, est_ph)
-                rows['hybrid'].append(hybrid)
-                used_physics.append(used)
-            truth.append(position)
-            bar.update(1)
-        if len(truth) >= total:
-            break
-    bar.close()
-    truth = np.array(truth)
-    out: dict[str, Any] = {'n': len(truth), 'heading_noise_deg': heading_noise_deg,
-                           'scenario': meta['scenario'], 'room': room.name, '_raw': {}}
-    for name, estimates in rows.items():
-        if not estimates:
-            continue
-        pos = np.array([e.position_m for e in estimates])
-        err = pos - truth
-        inside = np.array([e @ np.linalg.solve(est.covariance_m2, e) <= chi2_95
-                           for e, est in zip(err, estimates)])
-        errors = np.linalg.norm(err, axis=1)
-        metrics = error_metrics(errors, inside)
-        if name in lat:
-            metrics['latency_ms_p50'] = float(np.percentile(lat[name], 50))
-            metrics['latency_ms_p95'] = float(np.percentile(lat[name], 95))
-        if name == 'hybrid':
-            metrics['physics_fraction'] = float(np.mean(used_physics))
-        out[name] = metrics
-        out['_raw'][name] = {'errors_m': errors, 'inside_95': inside, 'position_m': pos}
-    out['_raw']['truth_m'] = truth
-    return out
+        proposal = self.physics.propose(features, yaw_rad, temperature_c, yaw_std_rad)
+        example = candidate_example(self.physics, proposal, self.n_candidates)
+        t0 = time.perf_counter()
+        p = self.probabilities({k: v[None] for k, v in example.items()})[0]
+        self.last_inference_s = time.perf_counter() - t0
+        m = min(self.n_candidates, len(proposal.thetas))
+        index = int(np.argmax(p[:m]))
+        # Candidates beyond the network's slots count as wrong with the rest of "none".
+        full = np.zeros(len(proposal.thetas) + 1)
+        full[:m] = p[:m]
+        full[-1] = p[-1]
+        return self.physics.finish(proposal, index, full)

@@ -6,17 +6,28 @@ from typing import Any, Callable
 import yaml
 
 
+def _share(name: str) -> Path:
+    """``name/`` of the repository when run from source, else of the installed share."""
+    source = Path(__file__).resolve().parents[2] / name
+    if source.is_dir():
+        return source
+    # Imported here so that the core runs without ROS when used from a source checkout.
+    from ament_index_python.packages import get_package_share_directory
+    return Path(get_package_share_directory('echoloc')) / name
+
+
 def config_dir() -> Path:
     """The ``config/`` directory: the repository's when run from source, else the installed share.
 
     :return: path of the directory holding ``arrays/`` and ``rooms/``.
     """
-    source = Path(__file__).resolve().parents[2] / 'config'
-    if source.is_dir():
-        return source
-    # Imported here so that the core runs without ROS when used from a source checkout.
-    from ament_index_python.packages import get_package_share_directory
-    return Path(get_package_share_directory('echoloc')) / 'config'
+    return _share('config')
+
+
+def default_model_path(room_name: str) -> Path:
+    """Where the shipped neural localizer for a room lives: ``models/<room>.pt`` (it may not
+    exist: only some rooms have one)."""
+    return _share('models') / f'{room_name}.pt'
 
 
 def resolve_config(kind: str, name_or_path: str | Path) -> Path:

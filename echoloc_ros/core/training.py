@@ -1,351 +1,378 @@
-"""Training the neural localizer on a simulated dataset.
+"""Training data and training for the candidate ranker (:mod:`echoloc_ros.core.model`).
 
-Raw frames (77 KB each) become compact inputs once: the echo processor's matched-filter complex
-baseband (62.5 kHz, carrier removed) keeps only its band (+-7.8 kHz around the carrier; the
-chirp's echoes occupy +-5 kHz), is decimated 4x more (603 bins over a 38.6 ms window in the
-default room) and divided by each channel's noise floor. Low-passing the complex baseband
-loses no echo information, unlike pooling the envelope, which discards the carrier phase that
-carries sub-millimetre timing. The inputs are cached next to the dataset as float16
-(``nn_inputs.pt``: 9.6 KB a frame).
+Data: each example is one simulated frame run through the echo processor and the physics
+localizer's :meth:`~PhysicsLocalizer.propose`, stored as the candidates' aligned echoes
+(:meth:`~PhysicsLocalizer.candidate_echoes`) with the candidates' positions and the truth. The
+world is randomised per frame (domain randomisation), so the network meets in training what
+physics gets wrong in use: SNR, furniture moved from where the room file has it, panels not
+in the file, heading error, temperature, receiver gain mismatch and a dead receiver. Frame
+``i`` draws everything from ``default_rng([seed, i])``; chunks are written whole and a rerun
+resumes (:func:`echoloc_ros.core.dataset.generate`).
 
-Augmentations act on those inputs, per sample: extra noise, per-receiver gain mismatch, trigger
-jitter (a common carrier phase), a true temperature other than the room's (time stretch with the
-matching carrier phase), a dead receiver (noise only) and heading noise on the conditioning yaw.
+Training: AdamW, linear warm-up then cosine, gradient clipping, early stopping on the
+validation rate of wrong choices, augmentation (a random reflection phase per path, receiver
+gain jitter), resume from ``OUT.state``, then a temperature fitted on the validation set so
+that the probabilities, and the covariance built from them, are calibrated.
 """
-
+import dataclasses
 import math
 import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from torch.nn import functional as F
 
 from echoloc_ros.core import dataset
-from echoloc_ros.core.acoustics import speed_of_sound_mps
-from echoloc_ros.core.array_geometry import array_from_dict
+from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
-from echoloc_ros.core.model import (EchoTransformer, ModelConfig, TrainedFor, gaussian_nll,
-                                    load_checkpoint, save_checkpoint)
+from echoloc_ros.core.echo_processing import EchoProcessor
+from echoloc_ros.core.model import CandidateRanker, ModelConfig, TrainedFor, save_checkpoint
+from echoloc_ros.core.physics_localizer import PhysicsLocalizer, Proposal
 from echoloc_ros.core.room import Room
+from echoloc_ros.core.simulator import EchoSimulator, Scenario
 
-CACHE_FILE = 'nn_inputs.pt'
-INPUT_KIND = 'baseband_lowpass_v1'
-# Further decimation of the processor's baseband: 62.5 kHz / 4 = 15.6 kHz complex rate, which
-# still holds the chirp's 10 kHz band.
-EXTRA_DECIMATION = 4
+# Lags read around each predicted delay: one baseband bin (16 us, ~5.5 mm of path) apart.
+LAGS_S = np.arange(-2, 3) * 16e-6
+# A candidate within this distance of the truth is a right one (the gross-error threshold).
+LABEL_RADIUS_M = 0.10
 
 
-def frame_inputs(features: EchoFeatures, n_bins: int | None = None) -> np.ndarray:
-    """Model input of one processed frame.
+@dataclasses.dataclass(frozen=True)
+class CandidateSpec:
+    """Everything that determines a candidate dataset; ranges are drawn uniformly per frame.
 
-    :param features: the echo processor's output.
-    :param n_bins: output bins; default ``ceil(n_in / EXTRA_DECIMATION)``.
-    :return: float32 ``(n_channels, 2, n_bins)``: real and imaginary part of the low-passed,
-        decimated baseband in units of each channel's noise floor.
+    :ivar snr_db: SNR range, dB.
+    :ivar furniture_shift_m: furniture moved by up to this on each axis ...
+    :ivar p_moved: ... in this fraction of frames (the rest: as in the room file).
+    :ivar heading_noise_deg: range of the heading error's standard deviation (the localizer is
+        told it), deg.
+    :ivar temperature_spread_c: true temperature within this of the room file's, degC.
+    :ivar gain_mismatch_db: range of the receivers' gain error std, dB.
+    :ivar p_dead: fraction of frames with one dead receiver.
+    :ivar p_clutter: fraction of frames with one or two panels not in the room file.
+    :ivar optimization_level: of the physics localizer that proposes the candidates.
+    :ivar n_candidates: candidate slots per frame.
     """
-    baseband = features.baseband
-    n_in = baseband.shape[1]
-    n_out = n_bins or -(-n_in // EXTRA_DECIMATION)
-    spectrum = np.fft.fft(baseband, axis=1)
-    half = n_out // 2
-    kept = np.concatenate([spectrum[:, :n_out - half], spectrum[:, n_in - half:]], axis=1)
-    low = np.fft.ifft(kept, axis=1) * (n_out / n_in)
-    low /= np.maximum(np.asarray(features.noise_floor, dtype=float), 1e-12)[:, None]
-    return np.stack([low.real, low.imag], axis=1).astype(np.float32)
+
+    room: Room
+    array: ArrayGeometry
+    chirp: Chirp
+    n_frames: int
+    seed: int
+    fs_hz: float = 250e3
+    chunk_size: int = 128
+    margin_m: float = 0.4
+    z_range_m: tuple[float, float] = (0.2, 1.2)
+    snr_db: tuple[float, float] = (5.0, 25.0)
+    furniture_shift_m: float = 1.0
+    p_moved: float = 0.8
+    heading_noise_deg: tuple[float, float] = (0.2, 2.0)
+    temperature_spread_c: float = 5.0
+    gain_mismatch_db: tuple[float, float] = (0.0, 1.0)
+    p_dead: float = 0.05
+    p_clutter: float = 0.3
+    optimization_level: str = 'balanced'
+    n_candidates: int = 12
+
+    def metadata(self) -> dict:
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if f.name not in ('room', 'array', 'chirp')}
+        values = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+        return {'kind': 'candidates', 'room': self.room.name, 'array': self.array.to_dict(),
+                'chirp': self.chirp.to_dict(), 'lags_s': LAGS_S.tolist(), **values,
+                'format': 1}
+
+    def n_chunks(self) -> int:
+        return -(-self.n_frames // self.chunk_size)
+
+    def start_worker(self) -> None:
+        global _worker
+        _worker = _Worker(self)
+
+    def write_chunk(self, chunk: int, out_dir: Path) -> int:
+        indices = range(chunk * self.chunk_size,
+                        min((chunk + 1) * self.chunk_size, self.n_frames))
+        examples = [_worker.example(i) for i in indices]
+        dataset.save_chunk(out_dir, chunk, index=np.array(indices),
+                           **{k: np.stack([e[k] for e in examples]) for k in examples[0]})
+        return len(indices)
 
 
-def input_spec(features: EchoFeatures) -> dict[str, Any]:
-    """How :func:`frame_inputs` turned frames like ``features`` into inputs (for checks)."""
-    n_in = features.baseband.shape[1]
-    n_out = -(-n_in // EXTRA_DECIMATION)
-    return {'kind': INPUT_KIND, 'n_bins_in': int(n_in), 'n_bins': int(n_out),
-            'bin_width_s': float(features.bin_width_s * n_in / n_out),
-            'carrier_hz': float(features.carrier_hz)}
+class _Worker:
+    """Simulator, processor and physics localizer of one data-making process."""
 
+    def __init__(self, spec: CandidateSpec) -> None:
+        self.spec = spec
+        self.simulator = EchoSimulator(spec.room, spec.array, spec.chirp, spec.fs_hz)
+        self.processor = EchoProcessor(spec.chirp, spec.fs_hz, array=spec.array)
+        self.localizer = PhysicsLocalizer(spec.room, spec.array, spec.chirp, spec.fs_hz,
+                                          processor=self.processor,
+                                          optimization_level=spec.optimization_level)
 
-_worker_processor: EchoProcessor | None = None
-
-
-def _init_worker(meta: dict) -> None:
-    global _worker_processor
-    torch.set_num_threads(1)
-    _worker_processor = EchoProcessor(Chirp.from_dict(meta['chirp']), meta['fs_hz'],
-                                      array=array_from_dict(meta['array']))
-
-
-def _chunk_inputs(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    with np.load(path) as data:
-        samples, position, yaw = data['samples'], data['position_m'], data['yaw_rad']
-    feats = [_worker_processor.process(s) for s in samples]
-    x = np.stack([frame_inputs(f) for f in feats]).astype(np.float16)
-    return x, position.astype(np.float32), yaw.astype(np.float32), input_spec(feats[0])
-
-
-def extract_inputs(data_dir: str | Path, workers: int = 2, progress: bool = True
-                   ) -> dict[str, Any]:
-    """Model inputs of a dataset, computed once and cached as ``DIR/nn_inputs.pt``.
-
-    :return: ``{'x': float16 (n, n_rx, 2, n_bins), 'position_m': (n, 3), 'yaw_rad': (n,),
-        'input_spec': dict, 'meta': dataset metadata}`` (tensors).
-    """
-    data_dir = Path(data_dir)
-    cache = data_dir / CACHE_FILE
-    meta, _ = dataset.load(data_dir)
-    if cache.exists():
-        cached = torch.load(cache, weights_only=True)
-        if cached['meta'] == meta:
-            return cached
-    paths = [data_dir / f'chunk_{c:05d}.npz' for c in range(-(-meta['n_frames']
-                                                             // meta['chunk_size']))]
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        raise ValueError(f'{data_dir} is incomplete ({len(missing)} chunks missing, e.g. '
-                         f'{missing[0]}); finish it with echoloc simulate')
-    parts = []
-    with tqdm(total=meta['n_frames'], unit='frame', desc='features', disable=not progress) as bar:
-        if workers <= 1:
-            _init_worker(meta)
-            for p in paths:
-                parts.append(_chunk_inputs(p))
-                bar.update(parts[-1][0].shape[0])
+    def example(self, index: int) -> dict[str, np.ndarray]:
+        spec = self.spec
+        rng = np.random.default_rng([spec.seed, index])
+        furniture = None
+        if spec.room.furniture and rng.random() < spec.p_moved:
+            furniture = spec.room.rearranged(rng, spec.furniture_shift_m)
+        world = spec.room if furniture is None else dataclasses.replace(spec.room,
+                                                                         furniture=furniture)
+        n_rx = spec.array.n_receivers
+        scenario = Scenario(
+            snr_db=rng.uniform(*spec.snr_db),
+            temperature_c=spec.room.temperature_c + rng.uniform(-1, 1)
+            * spec.temperature_spread_c,
+            gain_mismatch_db=rng.uniform(*spec.gain_mismatch_db),
+            dead_channel=int(rng.integers(n_rx)) if rng.random() < spec.p_dead else None,
+            n_random_clutter=int(rng.integers(1, 3)) if rng.random() < spec.p_clutter else 0,
+            furniture=furniture)
+        for _ in range(100):
+            position, yaw = world.random_pose(rng, spec.margin_m, spec.z_range_m)
+            try:
+                samples = self.simulator.simulate(position, yaw, scenario, rng)
+                break
+            except ValueError:
+                continue     # moved furniture hides every wall from this pose: draw another
         else:
-            with ProcessPoolExecutor(workers, initializer=_init_worker,
-                                     initargs=(meta,)) as pool:
-                for part in pool.map(_chunk_inputs, paths):
-                    parts.append(part)
-                    bar.update(part[0].shape[0])
-    out = {'x': torch.from_numpy(np.concatenate([p[0] for p in parts])),
-           'position_m': torch.from_numpy(np.concatenate([p[1] for p in parts])),
-           'yaw_rad': torch.from_numpy(np.concatenate([p[2] for p in parts])),
-           'input_spec': parts[0][3], 'meta': meta}
-    torch.save(out, cache)
+            raise ValueError(f'frame {index}: no pose with a visible wall in 100 draws')
+        features = self.processor.process(samples)
+        heading_std = np.deg2rad(rng.uniform(*spec.heading_noise_deg))
+        yaw_told = yaw + heading_std * rng.standard_normal()
+        try:
+            proposal = self.localizer.propose(features, yaw_told, yaw_std_rad=heading_std)
+        except ValueError:
+            proposal = None    # no floor or ceiling echo: no candidate, "none" is the answer
+        return candidate_example(self.localizer, proposal, spec.n_candidates, position)
+
+
+_worker: _Worker | None = None
+
+
+def candidate_example(localizer: PhysicsLocalizer, proposal: Proposal | None,
+                      n_candidates: int, truth_m: np.ndarray | None = None
+                      ) -> dict[str, np.ndarray]:
+    """One frame's network input, padded to ``n_candidates`` slots (numpy, float16 echoes).
+
+    :param localizer: the localizer for the whole array (a proposal made without a dead
+        receiver fills that receiver's entries with zeros).
+    :param proposal: ``localizer.propose``'s; ``None``: a frame without candidates.
+    :return: ``echo (M, P, n, W, 2)``, ``expected``, ``keep``, ``candidate``, ``present``,
+        ``position_m (M, 3)`` (candidate positions) and ``truth_m (3,)`` (NaN when unknown).
+    """
+    paths = int(np.count_nonzero(localizer._room_image))
+    shape = (n_candidates, paths, localizer.array.n_receivers, len(LAGS_S))
+    out = {'echo': np.zeros(shape + (2,), np.float16),
+           'expected': np.zeros(shape[:3], np.float16),
+           'keep': np.zeros(shape[:2], bool),
+           'candidate': np.zeros((n_candidates, 8), np.float32),
+           'present': np.zeros(n_candidates, bool),
+           'position_m': np.zeros((n_candidates, 3), np.float32),
+           'truth_m': np.full(3, np.nan) if truth_m is None else np.asarray(truth_m, float)}
+    if proposal is None:
+        return out
+    aligned = localizer.candidate_echoes(proposal, n_candidates, LAGS_S)
+    m = aligned['echo'].shape[0]
+    # float16 holds up to 65504: a clipped int16 frame's echoes stay below.
+    out['echo'][:m, ..., 0] = np.clip(aligned['echo'].real, -6e4, 6e4)
+    out['echo'][:m, ..., 1] = np.clip(aligned['echo'].imag, -6e4, 6e4)
+    out['expected'][:m] = np.minimum(aligned['expected'], 6e4)
+    out['keep'][:m] = aligned['keep']
+    out['candidate'][:m] = aligned['candidate']
+    out['present'][:m] = True
+    out['position_m'][:m] = proposal.positions_m()[:m]
     return out
 
 
-@dataclass
-class Augment:
-    """Per-sample augmentation of cached inputs (all off when a field is 0).
-
-    :ivar noise_std: largest extra complex noise, in noise-floor units (1.0 = 3 dB less SNR).
-    :ivar gain_db: std of each receiver's gain error, dB.
-    :ivar jitter_s: std of the trigger jitter (applied as a common carrier phase), s.
-    :ivar temperature_c: largest true-minus-assumed temperature, degC.
-    :ivar temperature_p: fraction of samples with a temperature error.
-    :ivar dead_channel_p: fraction of samples with one receiver replaced by noise.
-    :ivar heading_noise_deg: std of the noise on the conditioning heading, deg.
-    """
-
-    noise_std: float = 1.0
-    gain_db: float = 1.0
-    jitter_s: float = 1e-6
-    temperature_c: float = 3.0
-    temperature_p: float = 0.3
-    dead_channel_p: float = 0.05
-    heading_noise_deg: float = 1.0
-
-    def __call__(self, x: torch.Tensor, yaw: torch.Tensor, spec: dict[str, Any],
-                 gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Augmented copies of a batch ``x (B, n_rx, 2, n)`` and ``yaw (B,)``."""
-        b, r, _, n = x.shape
-        x = x.clone()
-        re, im = x[:, :, 0], x[:, :, 1]
-        if self.temperature_c > 0 and self.temperature_p > 0:
-            # Sound a bit faster or slower than assumed stretches every delay by c0 / c.
-            t0 = 20.0
-            dt = torch.empty(b).uniform_(-self.temperature_c, self.temperature_c, generator=gen)
-            dt = dt * (torch.rand(b, generator=gen) < self.temperature_p)
-            stretch = torch.tensor(speed_of_sound_mps(t0)) / (
-                331.3 + 0.606 * (t0 + dt))                                   # (B,) k = c0/c
-            times = torch.arange(n) * spec['bin_width_s']                     # (n,)
-            src = torch.arange(n)[None] / stretch[:, None]                    # (B, n)
-            lo = src.floor().clamp(0, n - 2).long()
-            frac = (src - lo).clamp(0, 1)
-            lo = lo[:, None].expand(b, r, n)
-
-            def interp(v: torch.Tensor) -> torch.Tensor:
-                a, c = v.gather(2, lo), v.gather(2, lo + 1)
-                return a + (c - a) * frac[:, None]
-
-            re, im = interp(re), interp(im)
-            phase = (-2 * math.pi * spec['carrier_hz'] * times[None]
-                     * (1 - 1 / stretch[:, None]))[:, None]                  # (B, 1, n)
-            re, im = re * torch.cos(phase) - im * torch.sin(phase), \
-                re * torch.sin(phase) + im * torch.cos(phase)
-        if self.jitter_s > 0:
-            phase = (2 * math.pi * spec['carrier_hz'] * self.jitter_s
-                     * torch.randn(b, 1, 1, generator=gen))
-            re, im = re * torch.cos(phase) - im * torch.sin(phase), \
-                re * torch.sin(phase) + im * torch.cos(phase)
-        if self.gain_db > 0:
-            gain = 10 ** (self.gain_db * torch.randn(b, r, 1, generator=gen) / 20)
-            re, im = re * gain, im * gain
-        if self.noise_std > 0:
-            std = self.noise_std * torch.rand(b, 1, 1, generator=gen) / math.sqrt(2)
-            re = re + std * torch.randn(re.shape, generator=gen)
-            im = im + std * torch.randn(im.shape, generator=gen)
-        if self.dead_channel_p > 0:
-            dead = torch.rand(b, generator=gen) < self.dead_channel_p
-            which = torch.randint(0, r, (b,), generator=gen)
-            mask = torch.zeros(b, r, 1, dtype=torch.bool)
-            mask[dead, which[dead]] = True
-            re = torch.where(mask, torch.randn(re.shape, generator=gen) / math.sqrt(2), re)
-            im = torch.where(mask, torch.randn(im.shape, generator=gen) / math.sqrt(2), im)
-        yaw = yaw + math.radians(self.heading_noise_deg) * torch.randn(b, generator=gen)
-        return torch.stack([re, im], dim=2), yaw
+def labels(position_m: torch.Tensor, truth_m: torch.Tensor, present: torch.Tensor,
+           radius_m: float = LABEL_RADIUS_M) -> torch.Tensor:
+    """Index of the present candidate nearest the truth if within ``radius_m``, else ``M``
+    ("none")."""
+    d = torch.linalg.norm(position_m - truth_m[:, None], dim=-1).masked_fill(~present, 1e9)
+    best = d.argmin(dim=1)
+    none = d.gather(1, best[:, None])[:, 0] > radius_m
+    return torch.where(none, torch.full_like(best, position_m.shape[1]), best)
 
 
-def heading_input(yaw_rad: torch.Tensor) -> torch.Tensor:
-    """``(B,)`` yaw -> ``(B, 2)`` cos, sin."""
-    return torch.stack([torch.cos(yaw_rad), torch.sin(yaw_rad)], dim=-1)
+def load_examples(data_dir: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """All examples of a candidate dataset as tensors (echoes stay float16)."""
+    meta, chunks = dataset.load(Path(data_dir))
+    if meta.get('kind') != 'candidates':
+        raise ValueError(f'{data_dir} is not a candidate dataset (make one with echoloc fit or '
+                         'training.CandidateSpec)')
+    parts: dict[str, list] = {}
+    for chunk in chunks:
+        for k, v in chunk.items():
+            parts.setdefault(k, []).append(v)
+    return meta, {k: torch.from_numpy(np.concatenate(v)) for k, v in parts.items()}
 
 
-def position_frame(room: Room, z_range_m: tuple[float, float]) -> tuple[list[float], float]:
-    """Centre and scale of the model's outputs for a room: the plan's bounding box centre at
-    mid height of the poses, and half the largest extent."""
-    lo, hi = room.vertices_m.min(axis=0), room.vertices_m.max(axis=0)
-    centre = [float(v) for v in (lo + hi) / 2] + [float(sum(z_range_m) / 2)]
-    return centre, float(max(hi - lo) / 2)
+def model_inputs(batch: dict[str, torch.Tensor], device: torch.device | str = 'cpu'
+                 ) -> tuple[torch.Tensor, ...]:
+    """The network's arguments from a batch of examples."""
+    return (batch['echo'].to(device, torch.float32), batch['expected'].to(device, torch.float32),
+            batch['keep'].to(device), batch['candidate'].to(device),
+            batch['present'].to(device))
 
 
-def predict(model: EchoTransformer, x: torch.Tensor, yaw: torch.Tensor,
-            batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """Room-frame positions ``(n, 3)`` and covariances ``(n, 3, 3)`` for inputs ``x``."""
-    means, covs = [], []
+def _augment(echo: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A random reflection phase per (frame, path), shared by every candidate, receiver and
+    lag, and a receiver gain error of about 0.5 dB: what the physics cannot know either."""
+    b, _, p, r = echo.shape[:4]
+    phase = 2 * math.pi * torch.rand(b, 1, p, 1, 1, generator=generator)
+    gain = torch.exp(0.06 * torch.randn(b, 1, 1, r, 1, generator=generator))
+    c, s = torch.cos(phase) * gain, torch.sin(phase) * gain
+    re, im = echo[..., 0], echo[..., 1]
+    return torch.stack([re * c - im * s, re * s + im * c], dim=-1)
+
+
+def evaluate_choices(model: CandidateRanker, data: dict[str, torch.Tensor],
+                     temperature: float = 1.0, batch_size: int = 256) -> dict[str, Any]:
+    """Logits, and how often the chosen candidate is wrong, for the network and for physics."""
+    model.eval()
+    logits = []
     with torch.inference_mode():
-        for i in range(0, x.shape[0], batch_size):
-            m, c = model.position_covariance(x[i:i + batch_size].float(),
-                                             heading_input(yaw[i:i + batch_size].float()))
-            means.append(m)
-            covs.append(c)
-    return torch.cat(means), torch.cat(covs)
+        for i in range(0, len(data['present']), batch_size):
+            batch = {k: v[i:i + batch_size] for k, v in data.items()}
+            logits.append(model(*model_inputs(batch)) / temperature)
+    logits = torch.cat(logits)
+    target = labels(data['position_m'], data['truth_m'].float(), data['present'])
+    m = data['present'].shape[1]
+    choice = logits[:, :m].argmax(dim=1)
+    error = torch.linalg.norm(data['position_m'][torch.arange(len(choice)), choice]
+                              - data['truth_m'].float(), dim=1)
+    physics = torch.linalg.norm(data['position_m'][:, 0] - data['truth_m'].float(), dim=1)
+    return {'logits': logits, 'target': target,
+            'nll': float(F.cross_entropy(logits, target)),
+            'wrong': float(torch.mean((error > LABEL_RADIUS_M).float())),
+            'physics_wrong': float(torch.mean((physics > LABEL_RADIUS_M).float())),
+            'none_rate': float(torch.mean((target == m).float()))}
 
 
-def _errors_cm(model: EchoTransformer, x: torch.Tensor, yaw: torch.Tensor,
-               position: torch.Tensor) -> np.ndarray:
-    mean, _ = predict(model, x, yaw)
-    return 100 * torch.linalg.norm(mean - position, dim=1).numpy()
+def fit_temperature(logits: torch.Tensor, target: torch.Tensor) -> float:
+    """The softmax temperature that minimises the validation NLL (golden-section search on
+    log T in [-2, 2])."""
+    def nll(log_t: float) -> float:
+        return float(F.cross_entropy(logits / math.exp(log_t), target))
+    a, b = -2.0, 2.0
+    g = (math.sqrt(5) - 1) / 2
+    for _ in range(40):
+        c, d = b - g * (b - a), a + g * (b - a)
+        if nll(c) < nll(d):
+            b = d
+        else:
+            a = c
+    return math.exp(0.5 * (a + b))
 
 
-def train(data_dir: str | Path, out_ckpt: str | Path, room: Room,
-          config: ModelConfig | str = 'tiny', epochs: int = 40, batch_size: int = 32,
-          lr: float = 1e-3, weight_decay: float = 0.01, grad_clip: float = 1.0,
-          val_fraction: float = 0.1, patience: int = 10, mse_warmup_epochs: int = 3,
-          augment: Augment | None = None, seed: int = 0, resume: bool = True,
-          max_minutes: float | None = None, workers: int = 2, progress: bool = True
-          ) -> dict[str, Any]:
-    """Train on a dataset; keep the best model by validation median error in ``out_ckpt``.
+def train(data_dir: str | Path, out_ckpt: str | Path, room: Room, size: str = 'tiny',
+          epochs: int = 30, batch_size: int = 64, lr: float = 2e-3, patience: int = 6,
+          seed: int = 0, resume: bool = True, max_minutes: float | None = None,
+          val_fraction: float = 0.1, progress: bool = True) -> dict[str, Any]:
+    """Train a ranker on a candidate dataset; write the best checkpoint to ``out_ckpt``.
 
-    AdamW with a cosine schedule (one-epoch linear warm-up), gradient clipping, Gaussian NLL
-    (plus the squared error for the first ``mse_warmup_epochs``, so the mean moves before the
-    covariance shrinks), early stopping after ``patience`` epochs without a better validation
-    median. Training state goes to ``out_ckpt + '.state'`` after every epoch; with ``resume``
-    a run continues from it.
-
-    :param room: the dataset's room (its name must match the dataset's).
-    :param config: a :class:`ModelConfig` or ``'tiny'``/``'base'``.
-    :param max_minutes: stop after this much wall time (the best model so far is kept).
-    :return: metrics: ``val_median_cm``, ``val_p95_cm``, ``epochs_run``, ``best_epoch``,
-        ``seconds``, ``n_train``, ``n_val``, ``n_parameters``.
+    :return: metrics of the best epoch (validation rate of wrong choices, physics' rate on
+        the same frames, NLL, temperature, epochs, seconds).
     """
+    from tqdm import tqdm
     start = time.perf_counter()
-    out_ckpt = Path(out_ckpt)
-    data = extract_inputs(data_dir, workers=workers, progress=progress)
-    meta = data['meta']
+    meta, data = load_examples(data_dir)
     if meta['room'] != room.name:
         raise ValueError(f'dataset {data_dir} is for room {meta["room"]!r}, not {room.name!r}')
-    spec = data['input_spec']
-    x, yaw, position = data['x'], data['yaw_rad'], data['position_m']
-    n = x.shape[0]
+    n = len(data['present'])
     n_val = max(1, int(round(val_fraction * n)))
     if n - n_val < 1:
-        raise ValueError(f'dataset {data_dir} has {n} frames: too few to train and validate')
-    centre, scale = position_frame(room, tuple(meta['z_range_m']))
-    if isinstance(config, str):
-        config = ModelConfig.named(config)
-    config = ModelConfig.from_dict({**config.to_dict(), 'n_receivers': int(x.shape[1]),
-                                    'n_bins': int(x.shape[3]), 'position_centre_m': centre,
-                                    'position_scale_m': scale})
-    trained_for = TrainedFor(room=room.name, array=meta['array'], chirp=meta['chirp'],
-                             input_spec=spec)
+        raise ValueError(f'dataset {data_dir} has {n} frames; need at least 2')
+    train_data = {k: v[:n - n_val] for k, v in data.items()}
+    val_data = {k: v[n - n_val:] for k, v in data.items()}
+    target = labels(train_data['position_m'], train_data['truth_m'].float(),
+                    train_data['present'])
+    _, m, p, r, w, _ = data['echo'].shape
+    config = ModelConfig.named(size, n_receivers=r, n_paths=p, n_lags=w, n_candidates=m)
     torch.manual_seed(seed)
-    model = EchoTransformer(config)
-    augment = augment or Augment()
-    gen = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    model = CandidateRanker(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     steps_per_epoch = -(-(n - n_val) // batch_size)
     total = epochs * steps_per_epoch
 
     def schedule(step: int) -> float:
         if step < steps_per_epoch:
             return (step + 1) / steps_per_epoch
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, step / total)))
+        return 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    state_path = out_ckpt.with_name(out_ckpt.name + '.state')
-    epoch0, best, best_epoch, history = 0, float('inf'), -1, []
+    state_path = Path(str(out_ckpt) + '.state')
+    history: list[dict] = []
+    best = {'wrong': float('inf'), 'nll': float('inf')}
+    epoch0 = 0
     if resume and state_path.exists():
         state = torch.load(state_path, weights_only=True)
-        if state['config'] != config.to_dict() or state['data_n'] != n:
-            raise ValueError(f'{state_path} belongs to another model or dataset; delete it or '
-                             'pass a new --out')
-        model.load_state_dict(state['state_dict'])
+        if state.get('config') != config.to_dict():
+            raise ValueError(f'{state_path} is the state of another model configuration '
+                             f'({state.get("config")}); delete it or do not resume')
+        model.load_state_dict(state['model'])
         optimizer.load_state_dict(state['optimizer'])
         scheduler.load_state_dict(state['scheduler'])
-        gen.set_state(state['generator'])
-        epoch0, best, best_epoch = state['epoch'] + 1, state['best'], state['best_epoch']
-        history = state['history']
-    train_idx = torch.arange(n - n_val)
-    x_val, yaw_val, pos_val = x[n - n_val:], yaw[n - n_val:], position[n - n_val:]
-    target = (position - torch.tensor(centre)) / scale
-    epoch = epoch0 - 1
+        history, best, epoch0 = state['history'], state['best'], state['epoch'] + 1
+    generator = torch.Generator().manual_seed(seed + epoch0)
+    trained_for = TrainedFor(room=room.name, array=meta['array'], chirp=meta['chirp'],
+                             input_spec={'lags_s': meta['lags_s'],
+                                         'optimization_level': meta['optimization_level'],
+                                         'n_candidates': m})
+    stale = 0 if not history else len(history) - 1 - min(
+        range(len(history)), key=lambda i: (history[i]['wrong'], history[i]['nll']))
     for epoch in range(epoch0, epochs):
         model.train()
-        order = train_idx[torch.randperm(train_idx.numel(), generator=gen)]
+        order = torch.randperm(n - n_val, generator=generator)
         losses = []
-        bar = tqdm(range(0, order.numel(), batch_size), desc=f'epoch {epoch + 1}/{epochs}',
-                   unit='batch', disable=not progress, leave=False)
-        for i in bar:
-            idx = order[i:i + batch_size]
-            xb, yb = augment(x[idx].float(), yaw[idx], spec, gen)
-            mean, chol = model(xb, heading_input(yb))
-            loss = gaussian_nll(mean, chol, target[idx])
-            if epoch < mse_warmup_epochs:
-                loss = loss + 10 * ((mean - target[idx]) ** 2).sum(-1).mean()
+        bar = tqdm(range(steps_per_epoch), desc=f'epoch {epoch + 1}/{epochs}', unit='batch',
+                   disable=not progress, leave=False)
+        for s in bar:
+            idx = order[s * batch_size:(s + 1) * batch_size]
+            batch = {k: v[idx] for k, v in train_data.items()}
+            batch['echo'] = _augment(batch['echo'].float(), generator)
+            loss = F.cross_entropy(model(*model_inputs(batch)), target[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
-            losses.append(float(loss))
-            bar.set_postfix(loss=f'{losses[-1]:.3f}')
-        model.eval()
-        err = _errors_cm(model, x_val, yaw_val, pos_val)
-        median = float(np.median(err))
-        history.append({'epoch': epoch, 'loss': float(np.mean(losses)), 'val_median_cm': median,
-                        'val_p95_cm': float(np.percentile(err, 95))})
+            losses.append(loss.item())
+            bar.set_postfix(loss=f'{np.mean(losses[-50:]):.3f}')
+        result = evaluate_choices(model, val_data)
+        row = {'epoch': epoch + 1, 'train_loss': float(np.mean(losses)),
+               'nll': result['nll'], 'wrong': result['wrong'],
+               'physics_wrong': result['physics_wrong']}
+        history.append(row)
         if progress:
-            tqdm.write(f'epoch {epoch + 1}: loss {history[-1]["loss"]:.3f}  val median '
-                       f'{median:.2f} cm  p95 {history[-1]["val_p95_cm"]:.2f} cm')
-        if median < best:
-            best, best_epoch = median, epoch
+            print(f'epoch {epoch + 1}: loss {row["train_loss"]:.4f} val nll {row["nll"]:.4f} '
+                  f'wrong {row["wrong"]:.4f} (physics {row["physics_wrong"]:.4f})', flush=True)
+        if (row['wrong'], row['nll']) < (best['wrong'], best['nll']):
+            best = dict(row)
+            stale = 0
             save_checkpoint(out_ckpt, model, trained_for, {'history': history})
-        torch.save({'config': config.to_dict(), 'data_n': n, 'state_dict': model.state_dict(),
-                    'optimizer': optimizer.state_dict(), 'scheduler': scheduler.state_dict(),
-                    'generator': gen.get_state(), 'epoch': epoch, 'best': best,
-                    'best_epoch': best_epoch, 'history': history}, state_path)
-        if epoch - best_epoch >= patience:
+        else:
+            stale += 1
+        torch.save({'config': config.to_dict(), 'model': model.state_dict(),
+                    'optimizer': optimizer.state_dict(),
+                    'scheduler': scheduler.state_dict(), 'history': history, 'best': best,
+                    'epoch': epoch}, state_path)
+        out_of_time = (max_minutes is not None
+                       and time.perf_counter() - start > 60 * max_minutes)
+        if stale >= patience or out_of_time:
             break
-        if max_minutes is not None and time.perf_counter() - start > 60 * max_minutes:
-            break
-    best_model, _ = load_checkpoint(out_ckpt)
-    err = _errors_cm(best_model, x_val, yaw_val, pos_val)
-    return {'val_median_cm': float(np.median(err)), 'val_p95_cm': float(np.percentile(err, 95)),
-            'epochs_run': epoch + 1, 'best_epoch': best_epoch + 1,
-            'seconds': round(time.perf_counter() - start, 1), 'n_train': n - n_val,
-            'n_val': n_val, 'n_parameters': sum(p.numel() for p in model.parameters()),
-            'config': config.to_dict(), 'augment': asdict(augment)}
+    # Calibrate the best model's probabilities on the validation frames.
+    from echoloc_ros.core.model import load_checkpoint
+    model, _ = load_checkpoint(out_ckpt)
+    result = evaluate_choices(model, val_data)
+    temperature = fit_temperature(result['logits'], result['target'])
+    calibrated = evaluate_choices(model, val_data, temperature)
+    save_checkpoint(out_ckpt, model, trained_for,
+                    {'history': history, 'temperature': temperature})
+    return {'val_wrong': best['wrong'], 'val_physics_wrong': best['physics_wrong'],
+            'val_nll': calibrated['nll'], 'temperature': temperature,
+            'best_epoch': best.get('epoch'), 'epochs': len(history),
+            'train_frames': n - n_val, 'val_frames': n_val,
+            'parameters': sum(p.numel() for p in model.parameters()),
+            'seconds': round(time.perf_counter() - start, 1)}

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from echoloc_ros.core.evaluation import error_metrics, evaluate_physics, evaluate_tracked
+from echoloc_ros.core.evaluation import error_metrics, evaluate_fixes, evaluate_tracked
 from echoloc_ros.core.simulator import Scenario
 
 
@@ -17,8 +17,8 @@ def test_error_metrics_numbers():
     assert metrics['coverage_95'] == 0.75
 
 
-def test_evaluate_physics_small_run(room, array, chirp):
-    result = evaluate_physics(room, array, chirp, Scenario(snr_db=20.0), n=4, seed=11)
+def test_evaluate_fixes_small_run(room, array, chirp):
+    result = evaluate_fixes(room, array, chirp, Scenario(snr_db=20.0), n=4, seed=11)
     assert result['n'] == 4
     assert result['median_cm'] < 1.0
     assert result['latency_ms_p50'] > 0.0
@@ -35,3 +35,11 @@ def test_tracked_along_the_trajectory(room, array, chirp):
     assert 0.0 <= result['tracked_coverage_95'] <= 1.0
     with pytest.raises(ValueError, match='n_frames'):
         evaluate_tracked(room, array, chirp, Scenario(), n_frames=0, seed=0)
+
+
+def test_unknown_method_and_missing_model_are_named(room, array, chirp, tmp_path):
+    with pytest.raises(ValueError, match="method must be 'physics' or 'nn', got 'magic'"):
+        evaluate_fixes(room, array, chirp, Scenario(), n=1, seed=0, method='magic')
+    with pytest.raises(ValueError, match='missing.pt does not exist'):
+        evaluate_fixes(room, array, chirp, Scenario(), n=1, seed=0, method='nn',
+                       model_path=tmp_path / 'missing.pt')

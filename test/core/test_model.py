@@ -1,127 +1,75 @@
-"""The network, its loss and its checkpoint (tiny sizes, fixed seeds)."""
+"""The candidate ranker and its checkpoint (tiny sizes, fixed seeds)."""
 
-import numpy as np
 import pytest
 import torch
-from scipy import stats
 
-from echoloc_ros.core.model import (EchoTransformer, ModelConfig, TrainedFor, gaussian_nll,
-                                    load_checkpoint, save_checkpoint)
-from echoloc_ros.core.nn_localizer import NeuralLocalizer, quantize
+from echoloc_ros.core.model import (CandidateRanker, ModelConfig, TrainedFor, load_checkpoint,
+                                    save_checkpoint)
 
 torch.set_num_threads(1)
 
 
-def _config(**kw):
-    return ModelConfig.tiny(n_bins=128, position_centre_m=(3.0, 2.25, 0.7),
-                            position_scale_m=3.0, **kw)
-
-
-def _batch(n=6, n_bins=128, seed=0):
+def _batch(b=3, m=5, p=24, r=4, w=5, seed=0, n_present=(5, 3, 1)):
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 4, 2, n_bins, generator=gen) * 3
-    yaw = torch.rand(n, generator=gen) * 6.28
-    return x, torch.stack([torch.cos(yaw), torch.sin(yaw)], 1)
+    echo = torch.randn(b, m, p, r, w, 2, generator=gen) * 5
+    expected = torch.rand(b, m, p, r, generator=gen) * 20
+    keep = torch.rand(b, m, p, generator=gen) > 0.2
+    candidate = torch.randn(b, m, 8, generator=gen)
+    present = torch.arange(m)[None] < torch.tensor(n_present)[:, None]
+    return echo, expected, keep, candidate, present
 
 
 def _trained_for(room, array, chirp):
     return TrainedFor(room=room.name, array=array.to_dict(), chirp=chirp.to_dict(),
-                      input_spec={'kind': 'test', 'n_bins': 128})
+                      input_spec={'lags_s': [0.0]})
 
 
-def test_sizes_and_shapes():
+def test_sizes_and_absent_candidates():
     torch.manual_seed(0)
     for name in ('tiny', 'base'):
-        config = ModelConfig.named(name, n_bins=128)
-        mean, chol = EchoTransformer(config)(*_batch())
-        assert mean.shape == (6, 3) and chol.shape == (6, 3, 3)
-    assert sum(p.numel() for p in EchoTransformer(ModelConfig.base()).parameters()) > \
-        2 * sum(p.numel() for p in EchoTransformer(ModelConfig.tiny()).parameters())
+        model = CandidateRanker(ModelConfig.named(name, n_candidates=5)).eval()
+        logits = model(*_batch())
+        assert logits.shape == (3, 6)
+        # Empty slots can never be chosen; "none" always has a finite logit.
+        assert torch.isinf(logits[1, 3:5]).all() and torch.isfinite(logits[1, :3]).all()
+        assert torch.isinf(logits[2, 1:5]).all() and torch.isfinite(logits[:, 5]).all()
+    assert sum(p.numel() for p in CandidateRanker(ModelConfig.base()).parameters()) > \
+        2 * sum(p.numel() for p in CandidateRanker(ModelConfig.tiny()).parameters())
     with pytest.raises(ValueError, match='huge'):
         ModelConfig.named('huge')
 
 
-def test_covariance_is_symmetric_positive_definite_in_metres():
+def test_ranking_does_not_depend_on_the_order_of_the_candidates():
     torch.manual_seed(0)
-    model = EchoTransformer(_config()).eval()
+    model = CandidateRanker(ModelConfig.tiny(n_candidates=5)).eval()
+    echo, expected, keep, candidate, present = _batch(n_present=(5, 5, 5))
+    perm = torch.tensor([3, 0, 4, 1, 2])
     with torch.inference_mode():
-        position, cov = model.position_covariance(*_batch(n=16))
-    assert torch.allclose(cov, cov.transpose(1, 2))
-    assert torch.linalg.eigvalsh(cov).min() > 0
-    # Means come out around the room centre, in metres.
-    assert torch.all((position - torch.tensor([3.0, 2.25, 0.7])).abs() < 10)
+        logits = model(echo, expected, keep, candidate, present)
+        shuffled = model(echo[:, perm], expected[:, perm], keep[:, perm], candidate[:, perm],
+                         present[:, perm])
+    assert torch.allclose(shuffled[:, :5], logits[:, perm], atol=1e-5)
+    assert torch.allclose(shuffled[:, 5], logits[:, 5], atol=1e-5)
 
 
-def test_gaussian_nll_matches_the_multivariate_normal_density():
-    gen = torch.Generator().manual_seed(1)
-    mean = torch.randn(5, 3, generator=gen, dtype=torch.float64)
-    chol = torch.tril(torch.randn(5, 3, 3, generator=gen, dtype=torch.float64))
-    chol = chol + torch.diag_embed(torch.rand(5, 3, generator=gen, dtype=torch.float64) + 0.5
-                                   - torch.diagonal(chol, dim1=1, dim2=2))
-    target = torch.randn(5, 3, generator=gen, dtype=torch.float64)
-    expected = -np.mean([stats.multivariate_normal(m, (c @ c.T)).logpdf(t)
-                         for m, c, t in zip(mean.numpy(), chol.numpy(), target.numpy())])
-    assert float(gaussian_nll(mean, chol, target)) == pytest.approx(
-        expected - 1.5 * np.log(2 * np.pi), rel=1e-9)
-
-
-def test_nll_falls_when_overfitting_a_tiny_batch():
+def test_checkpoint_round_trip_and_mismatches(tmp_path, room, array, chirp):
     torch.manual_seed(0)
-    model = EchoTransformer(_config())
-    x, heading = _batch(n=8)
-    target = torch.randn(8, 3, generator=torch.Generator().manual_seed(2)) * 0.3
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(60):
-        loss = gaussian_nll(*model(x, heading), target)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    assert losses[-1] < losses[0] - 2.0
-
-
-def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, room, array, chirp):
-    torch.manual_seed(0)
-    model = EchoTransformer(_config()).eval()
-    path = tmp_path / 'm.pt'
-    save_checkpoint(path, model, _trained_for(room, array, chirp))
+    model = CandidateRanker(ModelConfig.tiny(n_candidates=5)).eval()
+    path = tmp_path / 'ranker.pt'
+    save_checkpoint(path, model, _trained_for(room, array, chirp), {'temperature': 1.3})
     loaded, ckpt = load_checkpoint(path, _trained_for(room, array, chirp))
-    assert not loaded.training and ckpt['room'] == room.name
-    assert ckpt['input_spec']['n_bins'] == 128
-    x, heading = _batch()
+    assert ckpt['temperature'] == 1.3
     with torch.inference_mode():
-        for a, b in zip(model(x, heading), loaded(x, heading)):
-            assert torch.equal(a, b)
-
-
-def test_wrong_room_array_or_file_is_a_clear_error(tmp_path, room, array, chirp):
-    from echoloc_ros.core.array_geometry import array_from_dict
-    from echoloc_ros.core.room import load_room
-    path = tmp_path / 'm.pt'
-    save_checkpoint(path, EchoTransformer(_config()), _trained_for(room, array, chirp))
-    furnished = load_room('furnished_room')
-    with pytest.raises(ValueError, match="room 'default_room', not 'furnished_room'"):
-        NeuralLocalizer.from_checkpoint(path, furnished, array, chirp)
+        assert torch.equal(loaded(*_batch()), model(*_batch()))
+    other = TrainedFor(room='kitchen', array=array.to_dict(), chirp=chirp.to_dict())
+    with pytest.raises(ValueError, match="room 'default_room', not 'kitchen'"):
+        load_checkpoint(path, other)
     moved = array.to_dict()
     moved['receivers_m'][0][0] += 0.01
-    with pytest.raises(ValueError, match='array'):
-        NeuralLocalizer.from_checkpoint(path, room, array_from_dict(moved), chirp)
+    with pytest.raises(ValueError, match='another geometry'):
+        load_checkpoint(path, TrainedFor(room=room.name, array=moved, chirp=chirp.to_dict()))
+    with pytest.raises(ValueError, match='does not exist'):
+        load_checkpoint(tmp_path / 'missing.pt')
     (tmp_path / 'junk.pt').write_bytes(b'not a checkpoint')
     with pytest.raises(ValueError, match='cannot load'):
-        NeuralLocalizer.from_checkpoint(tmp_path / 'junk.pt', room, array, chirp)
-    with pytest.raises(ValueError, match='does not exist'):
-        NeuralLocalizer.from_checkpoint(tmp_path / 'none.pt', room, array, chirp)
-
-
-def test_int8_model_stays_close_to_float():
-    torch.manual_seed(0)
-    model = EchoTransformer(_config()).eval()
-    fast = quantize(model)
-    x, heading = _batch(n=16)
-    with torch.inference_mode():
-        m_float, c_float = model(x, heading)
-        m_int8, c_int8 = fast(x, heading)
-    # int8 weights (~0.4 % steps) move the outputs by a small fraction of their size.
-    assert float((m_int8 - m_float).abs().max()) < 0.2 * float(m_float.abs().max())
-    assert torch.allclose(c_int8, c_float, rtol=0.1, atol=1e-3)
+        load_checkpoint(tmp_path / 'junk.pt')

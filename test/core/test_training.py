@@ -1,90 +1,116 @@
-"""Inputs, augmentation and a short end-to-end training run with resume."""
+"""Candidate data, labels, calibration, a short training run with resume, and the neural
+localizer end to end (real simulated frames, real files, a real tiny network)."""
 
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
 
 from echoloc_ros.core import dataset
-from echoloc_ros.core.echo_processing import EchoFeatures
+from echoloc_ros.core.nn_localizer import NeuralLocalizer
+from echoloc_ros.core.room import load_room
 from echoloc_ros.core.simulator import Scenario
-from echoloc_ros.core.training import Augment, extract_inputs, frame_inputs, train
+from echoloc_ros.core.training import (CandidateSpec, evaluate_choices, fit_temperature, labels,
+                                       load_examples, train)
 
 torch.set_num_threads(1)
 
 
-def _features(delay_s=5e-3, n_bins=2411, dt=16e-6, noise=2.0):
-    """One echo of a 10 kHz-wide Gaussian pulse at ``delay_s`` on every channel."""
-    t = np.arange(n_bins) * dt
-    pulse = 50 * np.exp(-0.5 * ((t - delay_s) / 40e-6) ** 2) * np.exp(1j * 0.3)
-    baseband = np.tile(pulse, (4, 1)).astype(np.complex64)
-    return EchoFeatures(baseband=baseband, envelope=np.abs(baseband), bin_width_s=dt,
-                        start_s=0.0, carrier_hz=40e3, tof_s=np.full(4, delay_s),
-                        tof_cfd_s=np.full(4, delay_s), snr_db=np.full(4, 30.0),
-                        noise_floor=np.full(4, noise), direct_tof_s=np.zeros(4),
-                        direct_amplitude=np.ones(4))
+@pytest.fixture(scope='module')
+def candidates(tmp_path_factory, array, chirp):
+    """24 frames of the furnished room, furniture moved in most (chunks of 8)."""
+    out = tmp_path_factory.mktemp('candidates')
+    spec = CandidateSpec(load_room('furnished_room'), array, chirp, 24, seed=3, chunk_size=8)
+    dataset.generate(spec, out, workers=2, progress=False)
+    return spec, out
 
 
-def test_inputs_keep_the_echo_at_its_delay_in_noise_floor_units():
-    dt_out = 16e-6 * 2411 / 603
-    x = frame_inputs(_features(delay_s=78 * dt_out))
-    assert x.shape == (4, 2, 603) and x.dtype == np.float32
-    z = x[:, 0] + 1j * x[:, 1]
-    assert np.argmax(np.abs(z[0])) == 78
-    peak = 78
-    # The pulse (well inside the kept band) keeps its amplitude and phase: 50 / 2 at 0.3 rad.
-    assert np.abs(z[0, peak]) == pytest.approx(25.0, rel=0.05)
-    assert np.angle(z[0, peak]) == pytest.approx(0.3, abs=0.05)
+def test_examples_hold_the_truth_among_candidates_and_do_not_depend_on_chunking(
+        candidates, tmp_path):
+    spec, out = candidates
+    meta, data = load_examples(out)
+    assert meta['kind'] == 'candidates' and meta['room'] == 'furnished_room'
+    m = spec.n_candidates
+    assert data['echo'].shape == (24, m, 24, 4, 5, 2) and data['echo'].dtype == torch.float16
+    assert data['present'][:, 0].all()
+    # Physics proposes the true pose for most frames (recall is what the ranker needs).
+    target = labels(data['position_m'], data['truth_m'].float(), data['present'])
+    assert (target < m).float().mean() >= 0.75
+    # Frame i depends only on [seed, i]: other chunk sizes give the same examples.
+    spec2 = CandidateSpec(spec.room, spec.array, spec.chirp, 12, seed=3, chunk_size=5)
+    dataset.generate(spec2, tmp_path, workers=1, progress=False)
+    _, again = load_examples(tmp_path)
+    for key in ('echo', 'position_m', 'truth_m', 'keep'):
+        assert torch.equal(again[key], data[key][:12])
+    with pytest.raises(ValueError, match='holds another dataset'):
+        dataset.generate(CandidateSpec(spec.room, spec.array, spec.chirp, 12, seed=4),
+                         tmp_path, workers=1, progress=False)
 
 
-def test_augmentations():
-    x = torch.from_numpy(np.stack([frame_inputs(_features(delay_s=30e-3))] * 8))
-    yaw = torch.zeros(8)
-    spec = {'bin_width_s': 16e-6 * 2411 / 603, 'carrier_hz': 40e3}
+def test_labels_pick_the_nearest_candidate_within_the_radius():
+    positions = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.05, 0.0, 0.0]]] * 3)
+    truth = torch.tensor([[1.04, 0.0, 0.0], [5.0, 0.0, 0.0], [1.04, 0.0, 0.0]])
+    present = torch.tensor([[True, True, True], [True, True, True], [True, True, False]])
+    assert labels(positions, truth, present).tolist() == [2, 3, 1]
+
+
+def test_temperature_fit_recovers_the_temperature_of_the_labels():
     gen = torch.Generator().manual_seed(0)
-    off = Augment(0, 0, 0, 0, 0, 0, 0)
-    same, same_yaw = off(x, yaw, spec, gen)
-    assert torch.equal(same, x) and torch.equal(same_yaw, yaw)
-    # Gain only: each receiver scaled by one factor, the phase untouched.
-    gained, _ = Augment(0, 3.0, 0, 0, 0, 0, 0)(x, yaw, spec, gen)
-    ratio = gained.norm(dim=(2, 3)) / x.norm(dim=(2, 3))
-    assert ratio.std() > 0.05 and torch.allclose(gained / ratio[..., None, None], x, atol=1e-4)
-    # Another temperature stretches delays by c0 / c: 3 C is 0.53 % of 30 ms = 159 us.
-    stretched, _ = Augment(0, 0, 0, 3.0, 1.0, 0, 0)(x, yaw, spec, gen)
-    peaks = stretched[:, 0].norm(dim=1).argmax(dim=1).float() * spec['bin_width_s']
-    shift = (peaks - x[:, 0].norm(dim=1).argmax(dim=1).float() * spec['bin_width_s']).abs()
-    assert shift.max() > spec['bin_width_s']
-    assert shift.max() < 159e-6 + spec['bin_width_s']
-    dead, _ = Augment(0, 0, 0, 0, 0, 1.0, 0)(x, yaw, spec, gen)
-    quiet = dead.norm(dim=2).amax(dim=2) < 0.5 * x.norm(dim=2).amax(dim=2)
-    assert torch.equal(quiet.sum(dim=1), torch.ones(8, dtype=torch.long))
-    _, noisy_yaw = Augment(0, 0, 0, 0, 0, 0, 1.0)(x[:1].expand(2000, -1, -1, -1),
-                                                  torch.zeros(2000), spec, gen)
-    assert float(noisy_yaw.std()) == pytest.approx(np.radians(1.0), rel=0.1)
+    logits = 3 * torch.randn(4000, 6, generator=gen)
+    # Labels drawn from softmax(logits / 2): the best temperature is 2.
+    target = torch.multinomial(torch.softmax(logits / 2.0, dim=1), 1, generator=gen)[:, 0]
+    assert fit_temperature(logits, target) == pytest.approx(2.0, rel=0.1)
 
 
-def test_train_writes_a_loadable_checkpoint_and_resumes(tmp_path, room, array, chirp):
-    spec = dataset.DatasetSpec(room, array, chirp, Scenario(snr_db=20.0), n_frames=24, seed=5,
-                               chunk_size=12)
-    dataset.generate(spec, tmp_path / 'data', workers=1, progress=False)
-    data = extract_inputs(tmp_path / 'data', workers=1, progress=False)
-    assert data['x'].shape == (24, 4, 2, 603) and data['x'].dtype == torch.float16
-    assert (tmp_path / 'data' / 'nn_inputs.pt').exists()
-    out = tmp_path / 'm.pt'
-    first = train(tmp_path / 'data', out, room, 'tiny', epochs=2, batch_size=8, workers=1,
-                  progress=False, val_fraction=0.25)
-    assert out.exists() and first['epochs_run'] == 2 and first['n_val'] == 6
-    state = torch.load(out.with_name('m.pt.state'), weights_only=True)
-    assert state['epoch'] == 1 and len(state['history']) == 2
-    second = train(tmp_path / 'data', out, room, 'tiny', epochs=3, batch_size=8, workers=1,
-                   progress=False, val_fraction=0.25)
-    assert second['epochs_run'] == 3
-    assert len(torch.load(out.with_name('m.pt.state'), weights_only=True)['history']) == 3
-    ckpt = torch.load(out, weights_only=True)
-    assert ckpt['room'] == 'default_room' and ckpt['chirp'] == chirp.to_dict()
-    assert json.loads(json.dumps(ckpt['input_spec']))['n_bins'] == 603
-    from echoloc_ros.core.room import load_room
-    with pytest.raises(ValueError, match='furnished_room'):
-        train(tmp_path / 'data', tmp_path / 'x.pt', load_room('furnished_room'), 'tiny',
-              epochs=1, workers=1, progress=False)
+def test_training_writes_a_calibrated_checkpoint_and_resumes(candidates, tmp_path):
+    spec, out = candidates
+    ckpt = tmp_path / 'ranker.pt'
+    first = train(out, ckpt, spec.room, epochs=2, batch_size=8, progress=False,
+                  val_fraction=0.25)
+    assert ckpt.is_file() and (tmp_path / 'ranker.pt.state').is_file()
+    assert first['epochs'] == 2 and first['train_frames'] == 18
+    assert 0.1 < first['temperature'] < 10 and math.isfinite(first['val_nll'])
+    # Resuming continues from epoch 3 rather than starting over.
+    again = train(out, ckpt, spec.room, epochs=3, batch_size=8, progress=False,
+                  val_fraction=0.25)
+    assert again['epochs'] == 3
+    state = torch.load(tmp_path / 'ranker.pt.state', weights_only=True)
+    assert [row['epoch'] for row in state['history']] == [1, 2, 3]
+    json.dumps(again)
+    with pytest.raises(ValueError, match="is for room 'furnished_room', not 'default_room'"):
+        train(out, tmp_path / 'other.pt', load_room('default_room'), epochs=1,
+              progress=False)
+
+
+def test_neural_localizer_end_to_end(candidates, tmp_path, array, chirp, processor):
+    spec, out = candidates
+    ckpt = tmp_path / 'ranker.pt'
+    train(out, ckpt, spec.room, epochs=1, batch_size=8, progress=False, val_fraction=0.25)
+    from echoloc_ros.core.simulator import EchoSimulator
+    room = spec.room
+    loc = NeuralLocalizer.from_checkpoint(ckpt, room, array, chirp, processor=processor)
+    rng = np.random.default_rng(1)
+    position, yaw = room.random_pose(rng)
+    frame = EchoSimulator(room, array, chirp).simulate(position, yaw, Scenario(snr_db=25), rng)
+    estimate = loc.localize(processor.process(frame), yaw, yaw_std_rad=np.deg2rad(1))
+    assert estimate.covariance_m2.shape == (3, 3)
+    assert np.all(np.linalg.eigvalsh(estimate.covariance_m2) > 0)
+    assert 0.0 <= estimate.confidence <= 1.0
+    assert loc.last_inference_s > 0
+    _, data = load_examples(out)
+    p = loc.probabilities({k: v[:4].numpy() for k, v in data.items()})
+    assert p.shape == (4, spec.n_candidates + 1)
+    assert np.allclose(p.sum(axis=1), 1.0)
+    # int8 ranks like float on these frames.
+    fast = NeuralLocalizer.from_checkpoint(ckpt, room, array, chirp, processor=processor,
+                                           optimization_level='fast')
+    choices = evaluate_choices(fast.model, data)['logits'][:, :-1].argmax(1)
+    assert torch.mean((choices == evaluate_choices(loc.model, data)['logits'][:, :-1]
+                       .argmax(1)).float()) >= 0.9
+    with pytest.raises(ValueError, match="trained for room 'furnished_room', not "
+                                         "'default_room'"):
+        NeuralLocalizer.from_checkpoint(ckpt, load_room('default_room'), array, chirp)
+    with pytest.raises(ValueError, match='optimization_level'):
+        NeuralLocalizer.from_checkpoint(ckpt, room, array, chirp, optimization_level='turbo')
