@@ -24,6 +24,8 @@ def generate_launch_description() -> LaunchDescription:
         parameters = [params_file]
         if spec.name == 'driver':
             parameters.append({'backend': LaunchConfiguration('backend')})
+        if spec.name == 'localizer':
+            parameters.append({'method': LaunchConfiguration('method')})
         nodes.append(Node(package='echoloc', executable=spec.executable, name=spec.name,
                           parameters=parameters, output='screen', emulate_tty=True))
     rviz = Node(package='rviz2', executable='rviz2', name='rviz2',
@@ -35,6 +37,8 @@ def generate_launch_description() -> LaunchDescription:
                               description='parameter file of all echoloc nodes'),
         DeclareLaunchArgument('backend', default_value='sim',
                               description='driver backend: sim, serial or replay'),
+        DeclareLaunchArgument('method', default_value='physics',
+                              description='localizer method: physics or nn'),
         DeclareLaunchArgument('rviz', default_value='false', description='start rviz2'),
         *nodes,
         rviz,

@@ -39,7 +39,7 @@ def declare(node: Node, name: str, default: Any, description: str, *,
     return value
 
 
-def limit_threads(node: Node) -> None:
+def limit_threads(node: Node) -> int:
     """Declare ``num_threads`` and hold numpy's BLAS (and OpenMP) to it in this process.
 
     Three nodes on a small CPU each spawning a BLAS thread per core fight over the cores: on
@@ -49,6 +49,7 @@ def limit_threads(node: Node) -> None:
                       'the nodes from competing for cores', read_only=True, min_value=1,
                       max_value=256)
     node._thread_limits = threadpool_limits(limits=threads)
+    return threads
 
 
 def declare_chirp(node: Node) -> Chirp:

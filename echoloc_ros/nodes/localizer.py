@@ -13,6 +13,7 @@ from visualization_msgs.msg import MarkerArray
 from echoloc.msg import EchoFeatures
 from echoloc_ros import conversions, markers
 from echoloc_ros.core.array_geometry import load_array
+from echoloc_ros.core.paths import default_model_path
 from echoloc_ros.core.physics_localizer import PhysicsLocalizer
 from echoloc_ros.core.room import load_room
 from echoloc_ros.core.tracker import PoseTracker
@@ -21,7 +22,8 @@ from echoloc_ros.diagnostics import (ERROR, OK, WARN, FrequencyStatus, Frequency
 from echoloc_ros.nodes.common import (declare, declare_chirp, limit_threads,
                                        reject_bad_choices, run)
 
-METHODS = ('physics',)
+METHODS = ('physics', 'nn')
+DEVICES = ('cpu', 'cuda')
 HEADING_SOURCES = ('imu', 'fixed')
 
 
@@ -63,9 +65,15 @@ class LocalizerNode(Node):
 
     def __init__(self):
         super().__init__('localizer')
-        limit_threads(self)
-        self.method = declare(self, 'method', 'physics', 'localization method',
-                              choices=METHODS)
+        threads = limit_threads(self)
+        self.method = declare(self, 'method', 'physics', 'localization method: physics, or nn '
+                              '(physics proposes candidates, the trained network chooses, '
+                              'physics refines; falls back to physics if the model cannot be '
+                              'used)', read_only=True, choices=METHODS)
+        model_path = declare(self, 'model_path', '', 'nn checkpoint; empty: the shipped '
+                             'models/<room>.pt', read_only=True)
+        device = declare(self, 'device', 'cpu', 'where the nn runs: cpu or cuda',
+                         read_only=True, choices=DEVICES)
         room_name = declare(self, 'room', 'default_room', 'room YAML (name in config/rooms or '
                             'path) the array is in', read_only=True)
         array_name = declare(self, 'array', 'square_4sensor', 'array YAML the frames come '
@@ -90,7 +98,8 @@ class LocalizerNode(Node):
                                      min_value=-40.0, max_value=60.0)
         self.optimization_level = declare(
             self, 'optimization_level', 'balanced', 'speed/robustness trade-off of the '
-            'localizer: fast, balanced or accurate (candidates per axis, refinement steps)',
+            'localizer: fast, balanced or accurate (physics: candidates per axis, refinement '
+            'steps; nn: fast runs the network in int8)',
             read_only=True, choices=('fast', 'balanced', 'accurate'))
         self.tracking = declare(self, 'tracking', True, 'publish the tracked pose (constant-'
                                 'velocity Kalman filter with a Mahalanobis gate)')
@@ -100,12 +109,31 @@ class LocalizerNode(Node):
         expected_rate_hz = declare(self, 'expected_rate_hz', 25.0, 'pose rate the frequency '
                                    'diagnostic expects [Hz]', read_only=True, min_value=0.1,
                                    max_value=1000.0)
-        reject_bad_choices(self, {'method': METHODS, 'heading_source': HEADING_SOURCES})
+        reject_bad_choices(self, {'method': METHODS, 'heading_source': HEADING_SOURCES,
+                                  'device': DEVICES})
 
         self.room = load_room(room_name)
         self.array = load_array(array_name)
-        self.localizer = PhysicsLocalizer(self.room, self.array, chirp,
-                                          optimization_level=self.optimization_level)
+        self.model_error = ''
+        self.model_info = ''
+        self.localizer = None
+        if self.method == 'nn':
+            path = model_path or str(default_model_path(self.room.name))
+            # torch is imported only when the network is asked for (start-up time, memory).
+            from echoloc_ros.core.nn_localizer import NeuralLocalizer
+            try:
+                self.localizer = NeuralLocalizer.from_checkpoint(
+                    path, self.room, self.array, chirp, device=device,
+                    optimization_level=self.optimization_level, num_threads=threads)
+                self.model_info = (f'{path} ({self.optimization_level}, {device}, proposals '
+                                   f'{self.localizer.physics.optimization_level})')
+            except ValueError as exc:
+                self.model_error = f'model_path {path!r} unusable: {exc}; using physics'
+                self.get_logger().error(self.model_error)
+        if self.localizer is None:
+            self.localizer = PhysicsLocalizer(self.room, self.array, chirp,
+                                              optimization_level=self.optimization_level)
+        self.active_method = 'nn' if self.model_info else 'physics'
         self.tracker = PoseTracker()
         self.headings = HeadingBuffer()
 
@@ -142,6 +170,8 @@ class LocalizerNode(Node):
             name='Pose rate')
         self.updater.add(self.frequency)
         self.updater.add('Localization', self.localization_status)
+        if self.method == 'nn':
+            self.updater.add('Neural model', self.model_status)
 
     def on_imu(self, msg: Imu) -> None:
         self.headings.add(conversions.stamp_to_s(msg.header.stamp),
@@ -218,6 +248,16 @@ class LocalizerNode(Node):
             self.marker_pub.publish(markers.marker_array(markers.room_markers(
                 self.room, self.map_frame, self.get_clock().now().to_msg())))
 
+    def model_status(self, stat):
+        if self.model_error:
+            stat.summary(ERROR, self.model_error)
+        else:
+            stat.summary(OK, f'using {self.model_info}')
+        stat.add('method in use', self.active_method)
+        stat.add('network inference (ms)',
+                 f'{1e3 * getattr(self.localizer, "last_inference_s", 0.0):.2f}')
+        return stat
+
     def localization_status(self, stat):
         latency, self.latency_ms = self.latency_ms, []
         p95 = float(np.percentile(latency, 95)) if latency else 0.0
@@ -228,8 +268,8 @@ class LocalizerNode(Node):
             stat.summary(WARN, f'latency p95 {p95:.1f} ms above target '
                          f'{self.target_latency_ms:g} ms')
         else:
-            stat.summary(OK, f'localizing ({self.method})')
-        stat.add('method', self.method)
+            stat.summary(OK, f'localizing ({self.active_method})')
+        stat.add('method', self.active_method)
         stat.add('frames', self.frames_in)
         stat.add('frames failed', self.frames_failed)
         stat.add('frames without heading', self.no_heading)

@@ -1,0 +1,75 @@
+"""The localizer node with method nn: the shipped model in the live graph, and the fallback to
+physics (with an ERROR diagnostic) when the model cannot be used."""
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from ros_testing import TopicRecorder, wait_for
+from echoloc_ros.core.paths import default_model_path
+from echoloc_ros.process_graph import NodeProcesses
+
+POSES = 40
+
+
+def _run(ros_env, log_dir, localizer_params):
+    import rclpy
+    rec = TopicRecorder(rclpy)
+    reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    rec.subscribe(PoseWithCovarianceStamped, '/echoloc/pose', reliable)
+    rec.subscribe(PoseStamped, '/echoloc/ground_truth', reliable)
+    rec.subscribe(DiagnosticArray, '/diagnostics', QoSProfile(depth=100))
+    graph = NodeProcesses(env=ros_env, log_dir=log_dir,
+                          overrides={'localizer': localizer_params})
+    try:
+        graph.start()
+        got = wait_for(lambda: len(rec.get('/echoloc/pose')) >= POSES, timeout_s=90.0)
+        assert got, f'fewer than {POSES} poses in 90 s; logs in {log_dir}: {graph.exited()}'
+        assert wait_for(lambda: _model_status(rec) is not None, timeout_s=10.0)
+        alive = not graph.exited()
+    finally:
+        graph.stop()
+        rec.close()
+    assert alive, f'a node exited; logs in {log_dir}'
+    return rec
+
+
+def _model_status(rec) -> DiagnosticStatus | None:
+    statuses = [s for _, m in rec.get('/diagnostics') for s in m.status
+                if s.name == 'localizer: Neural model']
+    return statuses[-1] if statuses else None
+
+
+def _errors(rec) -> np.ndarray:
+    truth = {(m.header.stamp.sec, m.header.stamp.nanosec): m.pose.position
+             for _, m in rec.get('/echoloc/ground_truth')}
+    errors = []
+    for _, m in rec.get('/echoloc/pose'):
+        t = truth.get((m.header.stamp.sec, m.header.stamp.nanosec))
+        if t is not None:
+            p = m.pose.pose.position
+            errors.append(np.linalg.norm([p.x - t.x, p.y - t.y, p.z - t.z]))
+    return np.array(errors)
+
+
+def test_missing_model_falls_back_to_physics_with_an_error(ros_env, tmp_path):
+    missing = tmp_path / 'no_such_model.pt'
+    rec = _run(ros_env, tmp_path, {'method': 'nn', 'model_path': str(missing)})
+    status = _model_status(rec)
+    assert status.level == DiagnosticStatus.ERROR
+    assert str(missing) in status.message and 'using physics' in status.message
+    errors = _errors(rec)
+    assert len(errors) >= POSES * 0.8 and np.median(errors) <= 0.05
+
+
+@pytest.mark.skipif(not default_model_path('default_room').is_file(),
+                    reason='no shipped model for the default room')
+def test_shipped_model_localizes_live(ros_env, tmp_path):
+    rec = _run(ros_env, tmp_path, {'method': 'nn'})
+    status = _model_status(rec)
+    assert status.level == DiagnosticStatus.OK, status.message
+    assert 'default_room.pt' in status.message
+    errors = _errors(rec)
+    assert len(errors) >= POSES * 0.8
+    assert np.median(errors) <= 0.015, f'median error {100 * np.median(errors):.2f} cm'
