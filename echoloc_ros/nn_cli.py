@@ -1,4 +1,4 @@
-"""The neural localizer's `echoloc` subcommands: train, fit, optimize.
+"""The neural localizer's `echoloc` subcommands: train, fit, calibrate, optimize.
 
 ``echoloc_ros.cli`` registers them with :func:`add_parsers`.
 """
@@ -6,10 +6,6 @@ import json
 import os
 import time
 from pathlib import Path
-
-
-def _json_safe(result: dict) -> dict:
-    return {k: v for k, v in result.items() if not k.startswith('_')}
 
 
 def cmd_train(args) -> int:
@@ -34,7 +30,7 @@ def cmd_fit(args) -> int:
     from echoloc_ros.core import dataset
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
-    from echoloc_ros.core.evaluation import evaluate_fixes
+    from echoloc_ros.core.evaluation import calibrate_covariance, evaluate_fixes
     from echoloc_ros.core.room import load_room
     from echoloc_ros.core.simulator import Scenario
     from echoloc_ros.core.training import CandidateSpec, train
@@ -52,6 +48,10 @@ def cmd_fit(args) -> int:
               'data_seconds': round(data_s, 1), 'train': metrics}
     shift = args.furniture_shift_m if room.furniture else 0.0
     scenario = Scenario(snr_db=args.snr_db)
+    if args.n_calibrate:
+        result['calibration'] = calibrate_covariance(
+            args.out, room, array, chirp, scenario, args.n_calibrate, args.seed + 2_000_003,
+            args.heading_noise_deg, shift)
     for method in ('physics', 'nn'):
         if args.n_test:
             evaluation = evaluate_fixes(room, array, chirp, scenario, args.n_test,
@@ -74,43 +74,65 @@ def cmd_fit(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    """Fit a model's covariance scale on simulated frames and store it in the checkpoint."""
+    from echoloc_ros.core.array_geometry import load_array
+    from echoloc_ros.core.chirp import Chirp
+    from echoloc_ros.core.evaluation import calibrate_covariance
+    from echoloc_ros.core.room import load_room
+    from echoloc_ros.core.simulator import Scenario
+    room = load_room(args.room)
+    shift = args.furniture_shift_m if room.furniture else 0.0
+    try:
+        result = calibrate_covariance(args.model, room, load_array(args.array), Chirp(),
+                                      Scenario(snr_db=args.snr_db), args.n, args.seed,
+                                      args.heading_noise_deg, shift)
+    except ValueError as err:
+        raise SystemExit(f'echoloc calibrate: {err}') from None
+    print(json.dumps({'model': str(args.model), **result}), flush=True)
+    return 0
+
+
 def cmd_optimize(args) -> int:
-    """Float, int8 and TorchScript forms of a ranker on a candidate dataset: agreement, speed."""
+    """Float, int8 and frozen TorchScript forms of a ranker on a candidate dataset: how often
+    each chooses as the float model does, how often it is wrong, and its speed."""
     import numpy as np
     import torch
     from echoloc_ros.core.model import load_checkpoint
-    from echoloc_ros.core.nn_localizer import quantize
+    from echoloc_ros.core.nn_localizer import frozen_script, quantize
     from echoloc_ros.core.training import evaluate_choices, load_examples, model_inputs
     torch.set_num_threads(args.threads)
     _, data = load_examples(args.data)
     data = {k: v[:args.n] for k, v in data.items()}
     model, ckpt = load_checkpoint(args.model)
     temperature = float(ckpt.get('temperature', 1.0))
-    variants = {'float': model, 'int8': quantize(model)}
-    example = model_inputs({k: v[:1] for k, v in data.items()})
+    script = frozen_script(model, {k: v[:1].numpy() for k, v in data.items()})
+    variants = {'float': model, 'int8': quantize(model), 'torchscript': script}
     if args.torchscript:
-        with torch.inference_mode():
-            traced = torch.jit.trace(model, example)
-        traced.save(str(args.torchscript))
-        variants['torchscript'] = torch.jit.load(str(args.torchscript))
+        script.save(str(args.torchscript))
     n = len(data['present'])
-    result = {'n': n, 'threads': args.threads, 'parameters':
-              sum(p.numel() for p in model.parameters()),
+    result = {'n': n, 'threads': args.threads, 'batch': args.batch,
+              'parameters': sum(p.numel() for p in model.parameters()),
               'checkpoint_bytes': os.path.getsize(args.model)}
+    singles = [model_inputs({k: v[i:i + 1] for k, v in data.items()})
+               for i in range(min(300, n))]
+    batches = [model_inputs({k: v[i:i + args.batch] for k, v in data.items()})
+               for i in range(0, n, args.batch)]
     choices = {}
     for name, net in variants.items():
         scored = evaluate_choices(net, data, temperature)
         choices[name] = scored['logits'][:, :-1].argmax(dim=1)
-        single = []
         with torch.inference_mode():
-            for i in range(min(300, n)):
-                inputs = model_inputs({k: v[i:i + 1] for k, v in data.items()})
+            for inputs in singles[:20]:
+                net(*inputs)     # warm-up (TorchScript optimises on its first runs)
+            single = []
+            for inputs in singles:
                 t0 = time.perf_counter()
                 net(*inputs)
                 single.append(1e3 * (time.perf_counter() - t0))
-            inputs = model_inputs(data)
             t0 = time.perf_counter()
-            net(*inputs)
+            for inputs in batches:
+                net(*inputs)
             batched = n / (time.perf_counter() - t0)
         result[name] = {'wrong': round(scored['wrong'], 4),
                         'physics_wrong': round(scored['physics_wrong'], 4),
@@ -119,10 +141,10 @@ def cmd_optimize(args) -> int:
                         'batched_frames_per_s': round(batched, 1)}
     for name in variants:
         if name != 'float':
-            result[f'{name}_same_choice'] = float(
-                torch.mean((choices[name] == choices['float']).float()))
+            result[f'{name}_same_choice'] = round(float(
+                torch.mean((choices[name] == choices['float']).float())), 4)
     if args.torchscript:
-        result['torchscript'] = str(args.torchscript)
+        result['torchscript_path'] = str(args.torchscript)
         result['torchscript_bytes'] = os.path.getsize(args.torchscript)
     print(json.dumps(result), flush=True)
     return 0
@@ -141,7 +163,8 @@ def _add_training_args(p) -> None:
 
 
 def add_parsers(sub) -> None:
-    """Register ``train``, ``fit`` and ``optimize`` on an argparse subparsers object."""
+    """Register ``train``, ``fit``, ``calibrate`` and ``optimize`` on an argparse subparsers
+    object."""
     p = sub.add_parser('train', help='train the neural localizer on a candidate dataset')
     p.add_argument('--data', type=Path, required=True,
                    help='candidate dataset dir (echoloc fit makes one in WORK/candidates)')
@@ -162,16 +185,33 @@ def add_parsers(sub) -> None:
                    help='held-out frames: furniture moved by up to this [m]')
     p.add_argument('--workers', type=int, default=os.cpu_count() or 1,
                    help='processes making the training data')
+    p.add_argument('--n-calibrate', type=int, default=200,
+                   help='frames (same scenario as the held-out ones, other seed) that fit the '
+                   'covariance scale (0: skip)')
     p.add_argument('--out', type=Path, required=True, help='checkpoint to write')
     p.add_argument('--work', type=Path, help='dataset dir (default data/fit_ROOM)')
     p.add_argument('--report', type=Path, help='also write the JSON here')
     _add_training_args(p)
     p.set_defaults(func=cmd_fit)
 
+    p = sub.add_parser('calibrate', help='fit the covariance scale of an nn model on '
+                       'simulated frames (fit does this)')
+    p.add_argument('--model', type=Path, required=True)
+    p.add_argument('--room', default='default_room')
+    p.add_argument('--array', default='square_4sensor')
+    p.add_argument('--n', type=int, default=200)
+    p.add_argument('--snr-db', type=float, default=20.0)
+    p.add_argument('--heading-noise-deg', type=float, default=1.0)
+    p.add_argument('--furniture-shift-m', type=float, default=0.0)
+    p.add_argument('--seed', type=int, default=2_000_003)
+    p.set_defaults(func=cmd_calibrate)
+
     p = sub.add_parser('optimize', help='int8 / TorchScript variants: accuracy and speed')
     p.add_argument('--model', type=Path, required=True)
     p.add_argument('--data', type=Path, required=True, help='candidate dataset to measure on')
     p.add_argument('--n', type=int, default=2000)
     p.add_argument('--threads', type=int, default=1)
-    p.add_argument('--torchscript', type=Path, help='also write a traced TorchScript model')
+    p.add_argument('--batch', type=int, default=16, help='frames per batch (throughput)')
+    p.add_argument('--torchscript', type=Path,
+                   help='also write the frozen TorchScript model (what level fast runs)')
     p.set_defaults(func=cmd_optimize)

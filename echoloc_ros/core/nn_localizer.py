@@ -81,6 +81,8 @@ class NeuralLocalizer:
         self.physics = physics
         self.device = torch.device(device)
         self.temperature = float(checkpoint.get('temperature', 1.0))
+        #: scale of the physics covariance of a right fix, fitted on held-out frames.
+        self.covariance_scale = float(checkpoint.get('covariance_scale', 1.0))
         self.config = ModelConfig.from_dict(checkpoint['config'])
         self.n_candidates = int(self.config.n_candidates)
         lags = checkpoint.get('input_spec', {}).get('lags_s')
@@ -159,4 +161,4 @@ class NeuralLocalizer:
         full = np.zeros(len(proposal.thetas) + 1)
         full[:m] = p[:m]
         full[-1] = p[-1]
-        return self.physics.finish(proposal, index, full)
+        return self.physics.finish(proposal, index, full, self.covariance_scale)

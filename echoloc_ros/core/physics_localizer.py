@@ -1251,7 +1251,8 @@ class PhysicsLocalizer:
                         n_polished=len(ranked), working=working)
 
     def finish(self, proposal: Proposal, index: int = 0,
-               probabilities: np.ndarray | None = None) -> Estimate:
+               probabilities: np.ndarray | None = None,
+               component_scale: float = 1.0) -> Estimate:
         """Refine candidate ``index`` of ``proposal`` in all parameters and give its
         :class:`Estimate`.
 
@@ -1259,10 +1260,12 @@ class PhysicsLocalizer:
         :param probabilities: probability of each candidate being the right one ``(M,)``
             and, last, of none being right ``(M + 1,)`` (from a learned ranker). ``None``
             derives the spread toward the rivals from their evidence gaps.
+        :param component_scale: with ``probabilities``, the fix's own covariance is scaled by
+            this (a calibration fitted on held-out frames, see ``echoloc calibrate``).
         :return: the fix; its covariance adds the rivals' spread (a mixture's second moment).
         """
         if proposal.localizer is not self:
-            return proposal.localizer.finish(proposal, index, probabilities)
+            return proposal.localizer.finish(proposal, index, probabilities, component_scale)
         fr, yaw_rad = proposal.frame, proposal.yaw_given_rad
         theta = proposal.thetas[index]
         free = np.arange(N_THETA) if fr.yaw_free else np.arange(YAW)
@@ -1299,7 +1302,7 @@ class PhysicsLocalizer:
                 raise ValueError(f'probabilities must have {len(proposal.thetas) + 1} entries '
                                  f'(one per candidate and one for none), got {p.shape}')
             confidence = float(p[index])
-            cov = self._region_covariance(cov, theta[:3], rivals, p, index)
+            cov = self._region_covariance(component_scale * cov, theta[:3], rivals, p, index)
         cov = 0.5 * (cov + cov.T) + self.position_floor_m ** 2 * np.eye(3)
 
         def origin(t: np.ndarray) -> np.ndarray:

@@ -114,3 +114,22 @@ def test_neural_localizer_end_to_end(candidates, tmp_path, array, chirp, process
         NeuralLocalizer.from_checkpoint(ckpt, load_room('default_room'), array, chirp)
     with pytest.raises(ValueError, match='optimization_level'):
         NeuralLocalizer.from_checkpoint(ckpt, room, array, chirp, optimization_level='turbo')
+
+
+def test_covariance_calibration_is_stored_and_used(tmp_path, room, array, chirp):
+    import shutil
+    from echoloc_ros.core.evaluation import calibrate_covariance
+    from echoloc_ros.core.paths import default_model_path
+    shipped = default_model_path('default_room')
+    if not shipped.is_file():
+        pytest.skip('no shipped model for the default room')
+    model = tmp_path / 'model.pt'
+    shutil.copy(shipped, model)
+    result = calibrate_covariance(model, room, array, chirp, Scenario(snr_db=20.0), 30, seed=5)
+    assert result['right_frames'] >= 25
+    assert 0.05 <= result['covariance_scale'] <= 20.0
+    loc = NeuralLocalizer.from_checkpoint(model, room, array, chirp)
+    assert loc.covariance_scale == pytest.approx(result['covariance_scale'])
+    with pytest.raises(ValueError, match='too few to calibrate'):
+        calibrate_covariance(model, room, array, chirp, Scenario(snr_db=-30.0), 3, seed=5,
+                             write=False)
