@@ -34,7 +34,7 @@ done
 
 export AMENT_PREFIX_PATH=$venv
 built=install/echoloc/share/echoloc/package.xml
-inputs=(CMakeLists.txt package.xml setup.cfg msg launch config)
+inputs=(CMakeLists.txt package.xml setup.cfg msg launch config models)
 if [ ! -f "$built" ] || [ -n "$(find "${inputs[@]}" -newer "$built" -print -quit)" ]; then
   echo "[setup] building messages with colcon"
   # CMake rejects exported include dirs inside the source tree, and .venv (numpy's headers) is
