@@ -19,7 +19,7 @@ bench: setup
 	@$(ENV) && echoloc bench
 
 evaluate: setup
-	@$(ENV) && echoloc evaluate --method physics
+	@$(ENV) && echoloc evaluate --method both --heading-noise-deg 1
 
 clean:
 	rm -rf build install log
