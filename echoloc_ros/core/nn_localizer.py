@@ -53,7 +53,8 @@ def quantize(model: nn.Module) -> nn.Module:
     return quantized
 
 
-def frozen_script(model: CandidateRanker, example: dict[str, np.ndarray]) -> torch.jit.ScriptModule:
+def frozen_script(model: CandidateRanker, example: dict[str, np.ndarray]
+                  ) -> torch.jit.ScriptModule:
     """The model traced on ``example`` (one :func:`candidate_example`, or a batch of them),
     frozen and optimised for inference: a TorchScript graph that runs any batch size."""
     inputs = model_inputs({k: torch.as_tensor(v) for k, v in example.items()})
