@@ -114,6 +114,9 @@ def test_neural_localizer_end_to_end(candidates, tmp_path, array, chirp, process
         NeuralLocalizer.from_checkpoint(ckpt, load_room('default_room'), array, chirp)
     with pytest.raises(ValueError, match='optimization_level'):
         NeuralLocalizer.from_checkpoint(ckpt, room, array, chirp, optimization_level='turbo')
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match='device cuda requested but torch sees no CUDA'):
+            NeuralLocalizer.from_checkpoint(ckpt, room, array, chirp, device='cuda')
 
 
 def test_covariance_calibration_is_stored_and_used(tmp_path, room, array, chirp):
