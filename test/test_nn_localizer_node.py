@@ -24,8 +24,12 @@ def _run(ros_env, log_dir, localizer_params):
                           overrides={'localizer': localizer_params})
     try:
         graph.start()
-        got = wait_for(lambda: len(rec.get('/echoloc/pose')) >= POSES, timeout_s=90.0)
-        assert got, f'fewer than {POSES} poses in 90 s; logs in {log_dir}: {graph.exited()}'
+        # Count poses matched to the driver's ground truth: the two publishers are discovered
+        # at different moments, so early poses may have no truth to compare with.
+        got = wait_for(lambda: len(_errors(rec)) >= POSES, timeout_s=90.0)
+        assert got, (f'fewer than {POSES} poses with ground truth in 90 s '
+                     f'({len(rec.get("/echoloc/pose"))} poses); logs in {log_dir}: '
+                     f'{graph.exited()}')
         assert wait_for(lambda: _model_status(rec) is not None, timeout_s=10.0)
         alive = not graph.exited()
     finally:
@@ -60,7 +64,6 @@ def test_missing_model_falls_back_to_physics_with_an_error(ros_env, tmp_path):
     assert status.level == DiagnosticStatus.ERROR, (status.level, status.message)
     assert str(missing) in status.message and 'using physics' in status.message, status.message
     errors = _errors(rec)
-    assert len(errors) >= POSES * 0.8, f'{len(errors)} poses matched to ground truth'
     assert np.median(errors) <= 0.05, f'median error {100 * np.median(errors):.2f} cm'
 
 
@@ -72,5 +75,4 @@ def test_shipped_model_localizes_live(ros_env, tmp_path):
     assert status.level == DiagnosticStatus.OK, status.message
     assert 'default_room.pt' in status.message
     errors = _errors(rec)
-    assert len(errors) >= POSES * 0.8
     assert np.median(errors) <= 0.015, f'median error {100 * np.median(errors):.2f} cm'
