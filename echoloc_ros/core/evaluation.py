@@ -107,12 +107,9 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
             moved = room.rearranged(rng, furniture_shift_m)
             world = replace(room, furniture=moved)
             frame_scenario = replace(scenario, furniture=moved)
-        position, yaw = world.random_pose(rng, margin_m, z_range_m)
         t0 = time.perf_counter()
-        frame = _simulate(simulator, world, position, yaw, frame_scenario, rng,
-                          margin_m, z_range_m)
-        position, yaw = frame[1], frame[2]
-        frame = frame[0]
+        frame, position, yaw = simulator.simulate_random_pose(world, frame_scenario, rng,
+                                                              margin_m, z_range_m)
         t1 = time.perf_counter()
         features = processor.process(frame)
         t2 = time.perf_counter()
@@ -217,20 +214,6 @@ def make_localizer(method: str, room: Room, array: ArrayGeometry, chirp: Chirp,
                                                processor=processor,
                                                optimization_level=optimization_level)
     raise ValueError(f"method must be 'physics' or 'nn', got {method!r}")
-
-
-def _simulate(simulator: EchoSimulator, world: Room, position: np.ndarray, yaw: float,
-              scenario: Scenario, rng: np.random.Generator, margin_m: float,
-              z_range_m: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, float]:
-    """A frame at the pose, or at a new one where moved furniture hides every wall."""
-    for _ in range(100):
-        try:
-            return simulator.simulate(position, yaw, scenario, rng), position, yaw
-        except ValueError:
-            if scenario.furniture is None:
-                raise
-            position, yaw = world.random_pose(rng, margin_m, z_range_m)
-    raise ValueError('no pose with a visible wall in 100 draws')
 
 
 def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Scenario,

@@ -124,14 +124,11 @@ class NeuralLocalizer:
                                    optimization_level=level)
         model = model.to(device)
         if optimization_level == 'fast':
-            paths = int(np.count_nonzero(physics._room_image))
-            n = model.config.n_candidates
-            example = {'echo': np.zeros((1, n, paths, array.n_receivers, len(LAGS_S), 2),
-                                        np.float32),
-                       'expected': np.zeros((1, n, paths, array.n_receivers), np.float32),
-                       'keep': np.ones((1, n, paths), bool),
-                       'candidate': np.zeros((1, n, 8), np.float32),
-                       'present': np.ones((1, n), bool)}
+            # Trace on one frame's input with every slot filled (shapes are what matter).
+            example = candidate_example(physics, None, model.config.n_candidates)
+            example['keep'][:] = True
+            example['present'][:] = True
+            example = {k: v[None] for k, v in example.items()}
             model = frozen_script(model, example)
         return cls(model, ckpt, physics, device)
 

@@ -563,6 +563,24 @@ class EchoSimulator:
         noisy = clean + noise_std * rng.standard_normal(clean.shape)
         return np.clip(np.rint(noisy), -INT16_FULL_SCALE - 1, INT16_FULL_SCALE).astype(np.int16)
 
+    def simulate_random_pose(self, world: Room, scenario: Scenario, rng: np.random.Generator,
+                             margin_m: float = 0.4,
+                             z_range_m: tuple[float, float] = (0.2, 1.2), tries: int = 100
+                             ) -> tuple[np.ndarray, np.ndarray, float]:
+        """A frame at a pose drawn by ``world.random_pose``, drawn again (up to ``tries``
+        times) where no wall echo reaches the array (moved furniture can hide every wall).
+
+        :param world: the room as it stands (its furniture keeps the poses clear).
+        :return: ``(frame, position_m, yaw_rad)``.
+        """
+        for _ in range(tries):
+            position, yaw = world.random_pose(rng, margin_m, z_range_m)
+            try:
+                return self.simulate(position, yaw, scenario, rng), position, yaw
+            except ValueError:
+                continue
+        raise ValueError(f'no pose with a visible wall in {tries} draws in room {world.name!r}')
+
     def _check_pose(self, position_m: np.ndarray, yaw_rad: float) -> np.ndarray:
         position = np.asarray(position_m, dtype=float)
         if position.shape != (3,) or not np.all(np.isfinite(position)):

@@ -128,15 +128,8 @@ class _Worker:
             dead_channel=int(rng.integers(n_rx)) if rng.random() < spec.p_dead else None,
             n_random_clutter=int(rng.integers(1, 3)) if rng.random() < spec.p_clutter else 0,
             furniture=furniture)
-        for _ in range(100):
-            position, yaw = world.random_pose(rng, spec.margin_m, spec.z_range_m)
-            try:
-                samples = self.simulator.simulate(position, yaw, scenario, rng)
-                break
-            except ValueError:
-                continue     # moved furniture hides every wall from this pose: draw another
-        else:
-            raise ValueError(f'frame {index}: no pose with a visible wall in 100 draws')
+        samples, position, yaw = self.simulator.simulate_random_pose(
+            world, scenario, rng, spec.margin_m, spec.z_range_m)
         features = self.processor.process(samples)
         heading_std = np.deg2rad(rng.uniform(*spec.heading_noise_deg))
         yaw_told = yaw + heading_std * rng.standard_normal()
