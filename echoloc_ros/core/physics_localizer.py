@@ -300,6 +300,10 @@ class PhysicsLocalizer:
     :param grid_step_m: step of the 1-D distance grids, m.
     :param max_iterations: Newton iterations of the final fit; ``None`` takes the
         optimization level's.
+    :param n_rescan: peaks kept from the second scan of the weaker axis (see
+        :meth:`_shoebox_candidates`); ``None``: ``n_candidates``. A learned ranker that
+        chooses among the candidates gains from more; the evidence alone picks wrong more
+        often among more.
     :param min_relative_amplitude: paths weaker than this fraction of the strongest wall echo
         are left out of the model.
     :param optimization_level: ``'fast'``, ``'balanced'`` or ``'accurate'``: how many
@@ -316,7 +320,7 @@ class PhysicsLocalizer:
                  speed_tolerance: float = 0.05, position_floor_m: float = 0.0001,
                  z_range_m: tuple[float, float] | None = None, grid_step_m: float = 0.003,
                  max_iterations: int | None = None, min_relative_amplitude: float = 0.08,
-                 optimization_level: str = 'balanced') -> None:
+                 optimization_level: str = 'balanced', n_rescan: int | None = None) -> None:
         if optimization_level not in OPTIMIZATION_LEVELS:
             raise ValueError(f'optimization_level must be one of '
                              f'{sorted(OPTIMIZATION_LEVELS)}, got {optimization_level!r}')
@@ -330,9 +334,10 @@ class PhysicsLocalizer:
         self.n_candidates = level['n_candidates'] if n_candidates is None else n_candidates
         self.max_iterations = level['max_iterations'] if max_iterations is None \
             else max_iterations
-        if self.n_candidates < 1 or self.max_iterations < 1:
-            raise ValueError(f'n_candidates and max_iterations must be >= 1, got '
-                             f'{self.n_candidates} and {self.max_iterations}')
+        self.n_rescan = self.n_candidates if n_rescan is None else n_rescan
+        if min(self.n_candidates, self.max_iterations, self.n_rescan) < 1:
+            raise ValueError(f'n_candidates, max_iterations and n_rescan must be >= 1, got '
+                             f'{self.n_candidates}, {self.max_iterations} and {self.n_rescan}')
         self.n_pairs = level['n_pairs']
         self.n_polish = level['n_polish']
         self.n_heights = level['n_heights']
@@ -351,7 +356,7 @@ class PhysicsLocalizer:
                                position_floor_m=position_floor_m, z_range_m=z_range_m,
                                grid_step_m=grid_step_m, max_iterations=max_iterations,
                                min_relative_amplitude=min_relative_amplitude,
-                               optimization_level=optimization_level)
+                               optimization_level=optimization_level, n_rescan=n_rescan)
         self._subsets: dict[tuple[bool, ...], 'PhysicsLocalizer'] = {}
         self._shoebox = room.is_shoebox
         self._surfaces = self._build_surfaces()
@@ -367,6 +372,13 @@ class PhysicsLocalizer:
                           for seq in self._sequences])
         self._family = [room_paths & moves[:, a] & ~moves[:, 1 - a] & short for a in range(2)]
         self._corner = room_paths & moves[:, 0] & moves[:, 1]
+        # Known furniture faces facing along each axis: when a box hides a wall, its face is
+        # the echo that places the array on that axis.
+        faces = np.zeros((2, len(self._sequences)), dtype=bool)
+        for p, _, axis, _, _ in self._faces:
+            if axis < 2:
+                faces[axis, p] = True
+        self._face_moves = list(faces)
         self._build_response()
         # Variance of a position drawn uniformly over the room (the spread of "no candidate
         # is right" in a learned ranker's mixture).
@@ -963,18 +975,28 @@ class PhysicsLocalizer:
 
     def _family_scan(self, fr: _Frame, axis: int, theta: np.ndarray, paths: np.ndarray,
                      table: np.ndarray, coords: np.ndarray | None = None,
-                     psi: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     psi: np.ndarray | None = None,
+                     traced: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Score along one axis of a shoebox, the other parameters fixed at ``theta``: each of
         ``paths`` adds the log of its receivers' coherent power over the noise, so a whole
         family of echoes must line up rather than one strong echo.
 
         :param coords: values of the coordinate ``(G,)``; ``None``: the whole room on a grid.
         :param psi: heading offsets ``(J,)``; ``None``: ``theta``'s alone.
+        :param traced: score each path only where it exists (:meth:`_valid_images`: known
+            furniture hides a wall, a furniture face reflects only in front of it and within
+            its extent); for paths that depend on the other coordinates, which are then
+            ``theta``'s.
         :return: ``(coordinates (G,), scores (G,))``, or ``(G, J)`` when ``psi`` is given.
         """
         if coords is None:
             extent = (self.room.width_m, self.room.length_m)[axis]
             coords = np.arange(0.03, extent - 0.03, 3 * self.grid_step_m)
+        exists = np.ones((coords.size, int(np.count_nonzero(paths))), dtype=bool)
+        if traced:
+            thetas = np.repeat(theta[None], coords.size, axis=0)
+            thetas[:, axis] = coords
+            exists = self._valid_batch(fr, thetas)[:, paths]
         psis = np.array([theta[YAW]]) if psi is None else np.asarray(psi, dtype=float)
         # receiver - image = d0 + coord * v, affine in the scanned coordinate.
         base = theta[:3].copy()
@@ -992,7 +1014,7 @@ class PhysicsLocalizer:
         z_out = self._sample(fr, tau, table, smooth=False)
         weights = (fr.weights / np.sum(fr.weights)).astype(np.float32)
         power = np.abs(z_out @ weights) ** 2 * np.sum(fr.weights)
-        inside = np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1)
+        inside = np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1) & exists[:, None]
         score = np.sum(np.where(inside, np.log1p(power), 0.0), axis=-1)
         return coords, score[:, 0] if psi is None else score
 
@@ -1136,6 +1158,15 @@ class PhysicsLocalizer:
             self._subsets[key] = PhysicsLocalizer(self.room, array, self.chirp,
                                                   processor=self.processor, **self._init_args)
         return self._subsets[key]
+
+    def with_room(self, room: Room) -> 'PhysicsLocalizer':
+        """The same localizer for ``room`` as it stands now: the same room (by name) with its
+        furniture moved, added or removed in the room file."""
+        if room.name != self.room.name:
+            raise ValueError(f'with_room takes the same room with other furniture; got room '
+                             f'{room.name!r} for a localizer of {self.room.name!r}')
+        return PhysicsLocalizer(room, self.array, self.chirp, processor=self.processor,
+                                **self._init_args)
 
     def localize(self, features: EchoFeatures, yaw_rad: float,
                  temperature_c: float | None = None,
@@ -1376,7 +1407,9 @@ class PhysicsLocalizer:
         corner echoes. The coordinate between two far walls has weak echoes, and the strong
         axis' echoes leak into its score: so from the best values of the stronger axis, that
         axis' paths are fitted and removed and the weaker axis is scanned again, corners
-        included.
+        included, and so are the faces of known furniture that face along it, each where it
+        reflects (in front of the face, within its extent): a box that hides a wall has a face
+        whose echo places the array as the wall's would. The rescan keeps ``n_rescan`` peaks.
 
         When the heading is estimated, the scans run at the given heading (a degree of error
         weakens the peaks but seldom moves them; beyond ``YAW_RESCAN_RAD`` they run again at
@@ -1427,8 +1460,10 @@ class PhysicsLocalizer:
                                    np.full(min(self.n_pairs, len(pairs)), psi)])]
         strong = int(np.argmax([f[0] if f.size else -np.inf for f in family]))
         weak = 1 - strong
-        if family[weak].size > 1 and family[weak][0] - family[weak][1] > EXPLAIN_GAP:
-            # The weak axis has a clear winner already.
+        clear = family[weak].size > 1 and family[weak][0] - family[weak][1] > EXPLAIN_GAP
+        if clear and not self._faces:
+            # The weak axis has a clear winner already (with furniture, a clear winner may be
+            # a box face taken for a wall: the rescan scores the faces where they are).
             return np.vstack(chosen)
         free = np.array([strong, YAW]) if fr.yaw_free else np.array([strong])
         for value in per_axis[strong][:self.n_explain]:
@@ -1441,9 +1476,10 @@ class PhysicsLocalizer:
             tau, amp = fit.tau, fit.amp
             explained = (fr.features.baseband
                          - self._synthesise(fr, tau[0], amp[0], coef[0])).astype(np.complex64)
-            coords, score = self._family_scan(fr, weak, fitted[0], self._moves[weak],
-                                              explained)
-            found = _vertex(score, coords, _peaks(score, coords, self.n_candidates, 0.02))
+            coords, score = self._family_scan(fr, weak, fitted[0],
+                                              self._moves[weak] | self._face_moves[weak],
+                                              explained, traced=bool(self._faces))
+            found = _vertex(score, coords, _peaks(score, coords, self.n_rescan, 0.02))
             more = np.empty((found.size, 3))
             more[:, strong] = fitted[0, strong]
             more[:, weak] = found

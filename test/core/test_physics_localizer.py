@@ -246,3 +246,34 @@ def test_propose_then_finish_is_localize_and_probabilities_set_the_covariance(
     assert np.allclose(localizer.finish(proposal, 0, rare).covariance_m2, tight, rtol=0.2)
     with pytest.raises(ValueError, match=f'probabilities must have {m + 1} entries'):
         localizer.finish(proposal, 0, np.ones(3) / 3)
+
+
+def test_a_known_box_that_hides_a_wall_places_the_array_by_its_face(array, chirp, processor):
+    """The furnished room's bookshelf moved to stand between the array and the x = 0 wall,
+    the far wall 4.8 m off: at 10 dB the x walls cannot place the array, the shelf's face can
+    once the room file says where it stands (:meth:`PhysicsLocalizer.with_room`)."""
+    from dataclasses import replace
+
+    from echoloc_ros.core.room import Box, load_room
+    from echoloc_ros.core.simulator import EchoSimulator
+    furnished = load_room('furnished_room')
+    moved = {'cabinet': ([5.46, 1.11, 0.0], [5.96, 2.31, 1.8]),
+             'sofa': ([3.05, 0.82, 0.0], [5.05, 1.72, 0.85]),
+             'bookshelf': ([0.5, 0.26, 0.0], [0.8, 1.86, 2.0])}
+    world = replace(furnished, furniture=[
+        Box(b.name, np.array(moved[b.name][0]), np.array(moved[b.name][1]), b.absorption)
+        if b.name in moved else b for b in furnished.furniture])
+    localizer = PhysicsLocalizer(furnished, array, chirp, processor=processor).with_room(world)
+    simulator = EchoSimulator(world, array, chirp, FS_HZ)
+    position, yaw = np.array([1.207, 0.558, 1.114]), 1.96
+    errors = []
+    for seed in range(6):
+        samples = simulator.simulate(position, yaw, Scenario(snr_db=10.0,
+                                                             furniture=world.furniture),
+                                     np.random.default_rng(seed))
+        estimate = localizer.localize(processor.process(samples), yaw, yaw_std_rad=0.0)
+        errors.append(np.linalg.norm(estimate.position_m - position))
+    assert np.sum(np.array(errors) < 0.05) >= 5, errors
+    with pytest.raises(ValueError, match="got room 'default_room' for a localizer of "
+                                         "'furnished_room'"):
+        localizer.with_room(load_room('default_room'))
