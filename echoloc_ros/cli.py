@@ -126,12 +126,14 @@ def cmd_evaluate(args) -> int:
                      'gain_mismatch_db': args.gain_mismatch_db,
                      'dead_channel': args.dead_channel, 'clutter': args.clutter,
                      'furniture_shift_m': args.furniture_shift_m,
+                     'furniture_known': args.furniture_known,
                      'heading_noise_deg': args.heading_noise_deg, 'seed': args.seed}
     for method in methods:
         frames, tracked = {}, {}
         common = dict(optimization_level=args.level, heading_noise_deg=args.heading_noise_deg,
                       method=method, model_path=args.model,
-                      furniture_shift_m=args.furniture_shift_m)
+                      furniture_shift_m=args.furniture_shift_m,
+                      furniture_known=args.furniture_known)
         try:
             result = evaluate_fixes(room, array, Chirp(), scenario, args.n, args.seed,
                                     details=frames, **common)
@@ -334,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--furniture-shift-m', type=float, default=0.0,
                    help='furniture stands moved by up to this on each axis from where the '
                    'room file has it [m]')
+    p.add_argument('--furniture-known', action='store_true',
+                   help='with --furniture-shift-m: the localizer is told where the furniture '
+                   'now stands (the room file brought up to date; the nn model is the one '
+                   'trained before)')
     p.add_argument('--room', default='default_room')
     p.add_argument('--array', default='square_4sensor')
     p.add_argument('--n', type=int, default=200, help='random poses, one frame each')

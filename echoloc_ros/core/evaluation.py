@@ -55,7 +55,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
                      optimization_level: str = 'balanced', heading_noise_deg: float = 0.0,
                      details: dict | None = None, method: str = 'physics',
                      model_path: str | Path | None = None,
-                     furniture_shift_m: float = 0.0) -> dict[str, float]:
+                     furniture_shift_m: float = 0.0,
+                     furniture_known: bool = False) -> dict[str, float]:
     """Localize ``n`` random poses and summarise accuracy, honesty and latency.
 
     Poses are uniform in the room at least ``margin_m`` from walls and furniture, height
@@ -81,6 +82,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     :param model_path: the ``nn`` method's checkpoint.
     :param furniture_shift_m: in every frame the room's furniture stands moved by up to this
         on each axis from where the room file (which the localizer reads) has it.
+    :param furniture_known: the localizer is told where the moved furniture stands (the room
+        file was brought up to date; an ``nn`` model stays the one trained before).
     :return: :func:`error_metrics` plus ``latency_ms_p50``/``latency_ms_p95`` of the
         localizer and ``simulate_ms_p50``, ``process_ms_p50``, ``n``,
         ``speed_error_mps_median`` and ``confidence_median``; for ``nn`` also
@@ -101,12 +104,15 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     heading_noise_rad = np.deg2rad(heading_noise_deg)
     # The localizer is told the heading's std, as an IMU reports it; none: its default prior.
     yaw_std_rad = heading_noise_rad if heading_noise_deg > 0 else None
+    told = localizer
     for _ in range(n):
         world, frame_scenario = room, scenario
         if furniture_shift_m > 0 and room.furniture:
             moved = room.rearranged(rng, furniture_shift_m)
             world = replace(room, furniture=moved)
             frame_scenario = replace(scenario, furniture=moved)
+            if furniture_known:
+                told = localizer.with_room(world)
         t0 = time.perf_counter()
         frame, position, yaw = simulator.simulate_random_pose(world, frame_scenario, rng,
                                                               margin_m, z_range_m)
@@ -114,10 +120,10 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
         features = processor.process(frame)
         t2 = time.perf_counter()
         told_yaw = yaw + heading_noise_rad * rng.standard_normal()
-        estimate = localizer.localize(features, told_yaw, assumed_temperature_c,
-                                      yaw_std_rad=yaw_std_rad)
+        estimate = told.localize(features, told_yaw, assumed_temperature_c,
+                                 yaw_std_rad=yaw_std_rad)
         t3 = time.perf_counter()
-        inference.append(1e3 * getattr(localizer, 'last_inference_s', 0.0))
+        inference.append(1e3 * getattr(told, 'last_inference_s', 0.0))
         truths.append(position)
         estimates.append(estimate.position_m)
         covariances.append(estimate.covariance_m2)
@@ -223,7 +229,8 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
                      tracker: PoseTracker | None = None, heading_noise_deg: float = 0.0,
                      details: dict | None = None, method: str = 'physics',
                      model_path: str | Path | None = None,
-                     furniture_shift_m: float = 0.0) -> dict[str, float]:
+                     furniture_shift_m: float = 0.0,
+                     furniture_known: bool = False) -> dict[str, float]:
     """Localize frames along a trajectory and track them: per-frame and tracked accuracy.
 
     The array follows ``LissajousTrajectory.inside((W, L), margin_m=0.6, height_m=0.3,
@@ -250,6 +257,7 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     :param model_path: the ``nn`` method's checkpoint.
     :param furniture_shift_m: the furniture stands moved by up to this on each axis from
         where the room file has it (once, for the whole run), kept off the trajectory.
+    :param furniture_known: the localizer is told where it stands (:func:`evaluate_fixes`).
     :return: per-frame :func:`error_metrics`, the same for the track with a ``tracked_``
         prefix, ``tracked_max_cm``, ``rejected_rate`` (fixes the gate refused),
         ``latency_ms_p50``/``latency_ms_p95`` of the localizer and ``n``.
@@ -270,6 +278,8 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     processor = EchoProcessor(chirp, fs_hz, array=array)
     localizer = make_localizer(method, room, array, chirp, fs_hz, processor,
                                optimization_level, model_path)
+    if furniture_known and scenario.furniture is not None:
+        localizer = localizer.with_room(replace(room, furniture=scenario.furniture))
     tracker = PoseTracker() if tracker is None else tracker
     tracker.reset()
     errors, inside, tracked, tracked_inside, rejected, latency = ([] for _ in range(6))

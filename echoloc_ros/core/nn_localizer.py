@@ -119,9 +119,11 @@ class NeuralLocalizer:
         model, ckpt = load_checkpoint(path, expect, map_location=device)
         if not isinstance(model, CandidateRanker):
             raise ValueError(f'{path} does not hold a candidate ranker')
-        level = ckpt.get('input_spec', {}).get('optimization_level', 'balanced')
+        # The proposer the training data was made with (checkpoints before n_rescan: None).
+        spec = ckpt.get('input_spec', {})
         physics = PhysicsLocalizer(room, array, chirp, fs_hz, processor=processor,
-                                   optimization_level=level)
+                                   optimization_level=spec.get('optimization_level', 'balanced'),
+                                   n_rescan=spec.get('n_rescan'))
         model = model.to(device)
         if optimization_level == 'fast':
             # Trace on one frame's input with every slot filled (shapes are what matter).
@@ -131,6 +133,13 @@ class NeuralLocalizer:
             example = {k: v[None] for k, v in example.items()}
             model = frozen_script(model, example)
         return cls(model, ckpt, physics, device)
+
+    def with_room(self, room: Room) -> 'NeuralLocalizer':
+        """This network over a physics localizer for ``room`` as it stands now (the same room
+        with its furniture moved in the room file): the model was trained on the room with
+        its furniture moved about, so it stays valid."""
+        return NeuralLocalizer(self.model, self.checkpoint, self.physics.with_room(room),
+                               str(self.device))
 
     def probabilities(self, examples: dict[str, np.ndarray]) -> np.ndarray:
         """Calibrated probabilities ``(B, M + 1)`` (each candidate, then none) for a batch of
