@@ -46,6 +46,8 @@ class CandidateSpec:
     :ivar snr_db: SNR range, dB.
     :ivar furniture_shift_m: furniture moved by up to this on each axis ...
     :ivar p_moved: ... in this fraction of frames (the rest: as in the room file).
+    :ivar p_known: fraction of the frames with moved furniture in which the proposer is told
+        where it stands (the room file brought up to date); in the rest it has the room file's.
     :ivar heading_noise_deg: range of the heading error's standard deviation (the localizer is
         told it), deg.
     :ivar temperature_spread_c: true temperature within this of the room file's, degC.
@@ -53,6 +55,8 @@ class CandidateSpec:
     :ivar p_dead: fraction of frames with one dead receiver.
     :ivar p_clutter: fraction of frames with one or two panels not in the room file.
     :ivar optimization_level: of the physics localizer that proposes the candidates.
+    :ivar n_rescan: its ``n_rescan`` (the network, not the evidence, chooses: more candidates
+        from the weaker axis raise the chance that the right one is among them).
     :ivar n_candidates: candidate slots per frame.
     """
 
@@ -68,12 +72,14 @@ class CandidateSpec:
     snr_db: tuple[float, float] = (5.0, 25.0)
     furniture_shift_m: float = 1.0
     p_moved: float = 0.8
+    p_known: float = 0.5
     heading_noise_deg: tuple[float, float] = (0.2, 2.0)
     temperature_spread_c: float = 5.0
     gain_mismatch_db: tuple[float, float] = (0.0, 1.0)
     p_dead: float = 0.05
     p_clutter: float = 0.3
     optimization_level: str = 'balanced'
+    n_rescan: int = 10
     n_candidates: int = 12
 
     def metadata(self) -> dict:
@@ -109,7 +115,8 @@ class _Worker:
         self.processor = EchoProcessor(spec.chirp, spec.fs_hz, array=spec.array)
         self.localizer = PhysicsLocalizer(spec.room, spec.array, spec.chirp, spec.fs_hz,
                                           processor=self.processor,
-                                          optimization_level=spec.optimization_level)
+                                          optimization_level=spec.optimization_level,
+                                          n_rescan=spec.n_rescan)
 
     def example(self, index: int) -> dict[str, np.ndarray]:
         spec = self.spec
@@ -119,6 +126,9 @@ class _Worker:
             furniture = spec.room.rearranged(rng, spec.furniture_shift_m)
         world = spec.room if furniture is None else dataclasses.replace(spec.room,
                                                                          furniture=furniture)
+        localizer = self.localizer
+        if furniture is not None and rng.random() < spec.p_known:
+            localizer = localizer.with_room(world)
         n_rx = spec.array.n_receivers
         scenario = Scenario(
             snr_db=rng.uniform(*spec.snr_db),
@@ -134,10 +144,10 @@ class _Worker:
         heading_std = np.deg2rad(rng.uniform(*spec.heading_noise_deg))
         yaw_told = yaw + heading_std * rng.standard_normal()
         try:
-            proposal = self.localizer.propose(features, yaw_told, yaw_std_rad=heading_std)
+            proposal = localizer.propose(features, yaw_told, yaw_std_rad=heading_std)
         except ValueError:
             proposal = None    # no floor or ceiling echo: no candidate, "none" is the answer
-        return candidate_example(self.localizer, proposal, spec.n_candidates, position)
+        return candidate_example(localizer, proposal, spec.n_candidates, position)
 
 
 _worker: _Worker | None = None
@@ -312,6 +322,7 @@ def train(data_dir: str | Path, out_ckpt: str | Path, room: Room, size: str = 't
     trained_for = TrainedFor(room=room.name, array=meta['array'], chirp=meta['chirp'],
                              input_spec={'lags_s': meta['lags_s'],
                                          'optimization_level': meta['optimization_level'],
+                                         'n_rescan': meta.get('n_rescan'),
                                          'n_candidates': m})
     stale = 0 if not history else len(history) - 1 - min(
         range(len(history)), key=lambda i: (history[i]['wrong'], history[i]['nll']))

@@ -114,6 +114,12 @@ def test_neural_localizer_end_to_end(candidates, tmp_path, array, chirp, process
         NeuralLocalizer.from_checkpoint(ckpt, load_room('default_room'), array, chirp)
     with pytest.raises(ValueError, match='optimization_level'):
         NeuralLocalizer.from_checkpoint(ckpt, room, array, chirp, optimization_level='turbo')
+    # Furniture moved in the room file keeps the model (it was trained with it moved about).
+    from dataclasses import replace
+    moved = loc.with_room(replace(room, furniture=room.rearranged(rng, 1.0)))
+    assert moved.model is loc.model
+    assert not np.array_equal(moved.physics.room.furniture[0].min_m, room.furniture[0].min_m)
+    assert moved.localize(processor.process(frame), yaw).position_m.shape == (3,)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match='device cuda requested but torch sees no CUDA'):
             NeuralLocalizer.from_checkpoint(ckpt, room, array, chirp, device='cuda')
