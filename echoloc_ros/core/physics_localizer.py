@@ -470,7 +470,8 @@ class PhysicsLocalizer:
         u = (points[..., :2] - a) @ (b - a) / np.sum((b - a) ** 2)
         return (u >= -1e-6) & (u <= 1 + 1e-6)
 
-    def _valid_images(self, emitters: np.ndarray, receivers: np.ndarray) -> np.ndarray:
+    def _valid_images(self, emitters: np.ndarray, receivers: np.ndarray,
+                      paths: np.ndarray | None = None) -> np.ndarray:
         """Which images are real paths from each emitter to its receiver (the array centre).
 
         Room images: all of them in a shoebox, traced (reflection points on the surfaces) in
@@ -478,30 +479,49 @@ class PhysicsLocalizer:
         face. First-order room paths through a furniture box are blocked.
 
         :param emitters: ``(K, 3)``. :param receivers: ``(K, 3)``.
+        :param paths: bool ``(P,)``: trace only these room paths (the rest stay True).
         :return: ``(K, P)`` bool.
         """
+        wanted = np.ones(len(self._sequences), dtype=bool) if paths is None else paths
         valid = np.ones((emitters.shape[0], len(self._sequences)), dtype=bool)
         images = np.einsum('pij,kj->kpi', self._img_m, emitters) + self._img_t    # (K, P, 3)
         if not self._shoebox:
             for k in range(emitters.shape[0]):
-                for p in np.flatnonzero(self._room_image):
+                for p in np.flatnonzero(self._room_image & wanted):
                     valid[k, p] = self._traced(self._sequences[p], images[k, p], receivers[k])
+        if self._faces:
+            valid[:, [f[0] for f in self._faces]] = self._faces_valid(emitters, receivers,
+                                                                      images)
         with np.errstate(divide='ignore', invalid='ignore'):
-            for p, box, axis, side, value in self._faces:
-                t = (value - images[:, p, axis]) / (receivers[:, axis] - images[:, p, axis])
-                hit = images[:, p] + t[:, None] * (receivers - images[:, p])
-                others = [a for a in range(3) if a != axis]
-                valid[:, p] = ((side * emitters[:, axis] > side * value)
-                               & np.all(hit[:, others] >= box.min_m[others], axis=1)
-                               & np.all(hit[:, others] <= box.max_m[others], axis=1))
             if self._faces:
-                for p in np.flatnonzero(self._room_image & (self._img_order == 1)):
+                for p in np.flatnonzero(self._room_image & (self._img_order == 1) & wanted):
                     s = self._surfaces[self._sequences[p][0]]
                     t = ((s.offset - receivers @ s.normal)
                          / ((images[:, p] - receivers) @ s.normal))
                     hit = receivers + t[:, None] * (images[:, p] - receivers)
                     for box in self.room.furniture:
                         valid[:, p] &= ~(box.blocks(emitters, hit) | box.blocks(hit, receivers))
+        return valid
+
+    def _faces_valid(self, emitters: np.ndarray, receivers: np.ndarray,
+                     images: np.ndarray | None = None) -> np.ndarray:
+        """Which furniture faces reflect from each emitter to its receiver: the emitter in
+        front of the face and the reflection point on it. ``(K, n_faces)`` in the order of
+        ``self._faces``; ``images (K, P, 3)`` when already computed."""
+        index = np.array([f[0] for f in self._faces])
+        if images is None:
+            images = np.einsum('pij,kj->kpi', self._img_m[index], emitters) + self._img_t[index]
+        else:
+            images = images[:, index]
+        valid = np.empty((emitters.shape[0], len(self._faces)), dtype=bool)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            for j, (_, box, axis, side, value) in enumerate(self._faces):
+                t = (value - images[:, j, axis]) / (receivers[:, axis] - images[:, j, axis])
+                hit = images[:, j] + t[:, None] * (receivers - images[:, j])
+                others = [a for a in range(3) if a != axis]
+                valid[:, j] = ((side * emitters[:, axis] > side * value)
+                               & np.all(hit[:, others] >= box.min_m[others], axis=1)
+                               & np.all(hit[:, others] <= box.max_m[others], axis=1))
         return valid
 
     def _traced(self, seq: tuple[int, ...], image: np.ndarray, receiver: np.ndarray) -> bool:
@@ -985,8 +1005,7 @@ class PhysicsLocalizer:
         :param psi: heading offsets ``(J,)``; ``None``: ``theta``'s alone.
         :param traced: score each path only where it exists (:meth:`_valid_images`: known
             furniture hides a wall, a furniture face reflects only in front of it and within
-            its extent); for paths that depend on the other coordinates, which are then
-            ``theta``'s.
+            its extent), with the other coordinates ``theta``'s.
         :return: ``(coordinates (G,), scores (G,))``, or ``(G, J)`` when ``psi`` is given.
         """
         if coords is None:
@@ -994,9 +1013,10 @@ class PhysicsLocalizer:
             coords = np.arange(0.03, extent - 0.03, 3 * self.grid_step_m)
         exists = np.ones((coords.size, int(np.count_nonzero(paths))), dtype=bool)
         if traced:
-            thetas = np.repeat(theta[None], coords.size, axis=0)
-            thetas[:, axis] = coords
-            exists = self._valid_batch(fr, thetas)[:, paths]
+            emitters = np.repeat(theta[None, :3], coords.size, axis=0)
+            emitters[:, axis] = coords
+            exists = self._valid_images(emitters, emitters + fr.offsets.mean(axis=0),
+                                        paths)[:, paths]
         psis = np.array([theta[YAW]]) if psi is None else np.asarray(psi, dtype=float)
         # receiver - image = d0 + coord * v, affine in the scanned coordinate.
         base = theta[:3].copy()
