@@ -42,7 +42,7 @@ from echoloc_ros.core.acoustics import air_absorption_db_per_m, speed_of_sound_m
 from echoloc_ros.core.array_geometry import ArrayGeometry, yaw_matrix
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor, working_channels
-from echoloc_ros.core.room import Room
+from echoloc_ros.core.room import Room, any_box_blocks
 
 # Work per frame for each optimization level: peaks kept per axis scan, (x, y) pairs kept from
 # their product, values of the strong axis whose echoes are removed before the weak axis is
@@ -449,6 +449,13 @@ class PhysicsLocalizer:
                     self._faces.append((len(maps), box, axis, side, value))
                     surface = len(self._surfaces) + len(self._faces) - 1
                     maps.append(((surface,), h, 2.0 * side * value * normal, refl))
+        self._face_index = np.array([f[0] for f in self._faces], dtype=np.int64)
+        # Per face: the axis of its normal, the side it faces, its plane, its box's corners.
+        self._face_geometry = (
+            np.array([f[2] for f in self._faces], dtype=np.int64),
+            np.array([f[3] for f in self._faces]), np.array([f[4] for f in self._faces]),
+            np.array([f[1].min_m for f in self._faces]).reshape(-1, 3),
+            np.array([f[1].max_m for f in self._faces]).reshape(-1, 3))
         self._sequences = [seq for seq, _, _, _ in maps]
         self._img_m = np.array([m for _, m, _, _ in maps])
         self._img_t = np.array([t for _, _, t, _ in maps])
@@ -489,40 +496,42 @@ class PhysicsLocalizer:
             for k in range(emitters.shape[0]):
                 for p in np.flatnonzero(self._room_image & wanted):
                     valid[k, p] = self._traced(self._sequences[p], images[k, p], receivers[k])
-        if self._faces:
-            valid[:, [f[0] for f in self._faces]] = self._faces_valid(emitters, receivers,
-                                                                      images)
-        with np.errstate(divide='ignore', invalid='ignore'):
-            if self._faces:
-                for p in np.flatnonzero(self._room_image & (self._img_order == 1) & wanted):
-                    s = self._surfaces[self._sequences[p][0]]
-                    t = ((s.offset - receivers @ s.normal)
-                         / ((images[:, p] - receivers) @ s.normal))
-                    hit = receivers + t[:, None] * (images[:, p] - receivers)
-                    for box in self.room.furniture:
-                        valid[:, p] &= ~(box.blocks(emitters, hit) | box.blocks(hit, receivers))
+        if not self._faces:
+            return valid
+        valid[:, self._face_index] = self._faces_valid(emitters, receivers,
+                                                       images[:, self._face_index])
+        # First-order room paths through a box: both legs, every path and box at once.
+        first = np.flatnonzero(self._room_image & (self._img_order == 1) & wanted)
+        if first.size:
+            normals = self._normals[[self._sequences[p][0] for p in first]]         # (Q, 3)
+            offsets = np.array([self._surfaces[self._sequences[p][0]].offset for p in first])
+            toward = images[:, first] - receivers[:, None]                         # (K, Q, 3)
+            with np.errstate(divide='ignore', invalid='ignore'):
+                t = (offsets - receivers @ normals.T) / np.sum(toward * normals, axis=-1)
+            hit = receivers[:, None] + t[..., None] * toward
+            boxes = self.room.furniture
+            blocked = (any_box_blocks(boxes, np.broadcast_to(emitters[:, None], hit.shape), hit)
+                       | any_box_blocks(boxes, hit, np.broadcast_to(receivers[:, None],
+                                                                    hit.shape)))
+            valid[:, first] &= ~blocked
         return valid
 
     def _faces_valid(self, emitters: np.ndarray, receivers: np.ndarray,
-                     images: np.ndarray | None = None) -> np.ndarray:
+                     images: np.ndarray) -> np.ndarray:
         """Which furniture faces reflect from each emitter to its receiver: the emitter in
-        front of the face and the reflection point on it. ``(K, n_faces)`` in the order of
-        ``self._faces``; ``images (K, P, 3)`` when already computed."""
-        index = np.array([f[0] for f in self._faces])
-        if images is None:
-            images = np.einsum('pij,kj->kpi', self._img_m[index], emitters) + self._img_t[index]
-        else:
-            images = images[:, index]
-        valid = np.empty((emitters.shape[0], len(self._faces)), dtype=bool)
+        front of the face and the reflection point on it.
+
+        :param images: the faces' images ``(K, F, 3)``, in the order of ``self._faces``.
+        :return: ``(K, F)``.
+        """
+        axis, side, value, lo, hi = self._face_geometry
+        across = np.take_along_axis(images, np.broadcast_to(axis[None, :, None],
+                                                            images.shape[:2] + (1,)), -1)[..., 0]
         with np.errstate(divide='ignore', invalid='ignore'):
-            for j, (_, box, axis, side, value) in enumerate(self._faces):
-                t = (value - images[:, j, axis]) / (receivers[:, axis] - images[:, j, axis])
-                hit = images[:, j] + t[:, None] * (receivers - images[:, j])
-                others = [a for a in range(3) if a != axis]
-                valid[:, j] = ((side * emitters[:, axis] > side * value)
-                               & np.all(hit[:, others] >= box.min_m[others], axis=1)
-                               & np.all(hit[:, others] <= box.max_m[others], axis=1))
-        return valid
+            t = (value - across) / (receivers[:, axis] - across)                  # (K, F)
+        hit = images + t[..., None] * (receivers[:, None] - images)               # (K, F, 3)
+        on_face = np.all((hit >= lo) & (hit <= hi) | (np.arange(3) == axis[:, None]), axis=-1)
+        return (side * emitters[:, axis] > side * value) & on_face
 
     def _traced(self, seq: tuple[int, ...], image: np.ndarray, receiver: np.ndarray) -> bool:
         """Whether the reflection points of a room path lie on its surfaces."""

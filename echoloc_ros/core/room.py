@@ -38,6 +38,41 @@ def _absorption(value: Any, where: str) -> float:
     return float(value)
 
 
+def segments_blocked(start_m: np.ndarray, end_m: np.ndarray, box_min_m: np.ndarray,
+                     box_max_m: np.ndarray) -> np.ndarray:
+    """Whether segments ``start -> end`` pass through axis-aligned boxes (slab test).
+
+    :param start_m: ``(..., 3)``. :param end_m: ``(..., 3)``.
+    :param box_min_m: lower corners ``(..., 3)``, broadcast against the segments (``(B, 3)``
+        against segments ``(K, 1, 3)`` tests every box at once).
+    :param box_max_m: upper corners, likewise.
+    :return: bool array of the broadcast leading shape.
+    """
+    start = np.asarray(start_m, dtype=float)
+    d = np.asarray(end_m, dtype=float) - start
+    inside = (start > box_min_m) & (start < box_max_m)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        t0 = (box_min_m - start) / d
+        t1 = (box_max_m - start) / d
+    lo = np.where(d == 0, np.where(inside, -np.inf, np.inf), np.minimum(t0, t1))
+    hi = np.where(d == 0, np.where(inside, np.inf, -np.inf), np.maximum(t0, t1))
+    enter = np.max(lo, axis=-1)
+    leave = np.min(hi, axis=-1)
+    return (enter < leave) & (leave > 1e-9) & (enter < 1.0 - 1e-9)
+
+
+def any_box_blocks(boxes: list['Box'], start_m: np.ndarray, end_m: np.ndarray) -> np.ndarray:
+    """Whether segments ``start -> end`` (``(K, 3)`` each) pass through any of ``boxes``:
+    ``(K,)``, all boxes in one vectorised slab test."""
+    if not boxes:
+        return np.zeros(np.shape(start_m)[:-1], dtype=bool)
+    lo = np.array([b.min_m for b in boxes])
+    hi = np.array([b.max_m for b in boxes])
+    start = np.asarray(start_m, dtype=float)[..., None, :]
+    end = np.asarray(end_m, dtype=float)[..., None, :]
+    return np.any(segments_blocked(start, end, lo, hi), axis=-1)
+
+
 @dataclass
 class Box:
     """An axis-aligned furniture box in the room frame.
@@ -66,17 +101,7 @@ class Box:
 
         :return: bool array of the broadcast leading shape.
         """
-        start = np.asarray(start_m, dtype=float)
-        d = np.asarray(end_m, dtype=float) - start
-        inside = (start > self.min_m) & (start < self.max_m)
-        with np.errstate(divide='ignore', invalid='ignore'):
-            t0 = (self.min_m - start) / d
-            t1 = (self.max_m - start) / d
-        lo = np.where(d == 0, np.where(inside, -np.inf, np.inf), np.minimum(t0, t1))
-        hi = np.where(d == 0, np.where(inside, np.inf, -np.inf), np.maximum(t0, t1))
-        enter = np.max(lo, axis=-1)
-        leave = np.min(hi, axis=-1)
-        return (enter < leave) & (leave > 1e-9) & (enter < 1.0 - 1e-9)
+        return segments_blocked(start_m, end_m, self.min_m, self.max_m)
 
     def contains(self, points_m: np.ndarray, margin_m: float = 0.0) -> np.ndarray:
         """Whether points ``(..., 3)`` lie inside the box grown by ``margin_m``."""

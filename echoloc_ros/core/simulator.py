@@ -18,7 +18,7 @@ from scipy import signal
 from echoloc_ros.core.acoustics import air_absorption_db_per_m, speed_of_sound_mps
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.core.room import Box, Room
+from echoloc_ros.core.room import Box, Room, any_box_blocks
 
 INT16_FULL_SCALE = 32767
 # The direct arrival's peak sits at this fraction of full scale (fixed front-end gain).
@@ -390,9 +390,8 @@ class EchoSimulator:
                 continue
             points = self._reflection_points(seq, paths.images[k], receivers)
             chain = [np.broadcast_to(emitter, receivers.shape)] + points + [receivers]
-            for box in boxes:
-                for a, b in zip(chain[:-1], chain[1:]):
-                    paths.visible[k] &= ~box.blocks(a, b)
+            for a, b in zip(chain[:-1], chain[1:]):
+                paths.visible[k] &= ~any_box_blocks(boxes, a, b)
 
     def _all_paths(self, position_m: np.ndarray, yaw_rad: float,
                    boxes: list[Box]) -> tuple[_PathSet, np.ndarray, np.ndarray]:

@@ -29,3 +29,15 @@ def test_rearranged_furniture_moves_within_the_shift_and_does_not_overlap():
                 apart = np.any(a.max_m[:2] <= b.min_m[:2]) or np.any(b.max_m[:2] <= a.min_m[:2])
                 assert apart, (a, b)
     assert moved_any
+
+
+def test_any_box_blocks_is_each_box_blocks_combined():
+    from echoloc_ros.core.room import any_box_blocks
+    room = load_room('furnished_room')
+    rng = np.random.default_rng(1)
+    start = rng.uniform([0, 0, 0], [6.0, 4.5, 2.8], (500, 3))
+    end = rng.uniform([0, 0, 0], [6.0, 4.5, 2.8], (500, 3))
+    each = np.any([box.blocks(start, end) for box in room.furniture], axis=0)
+    assert 0.1 < each.mean() < 0.9
+    assert np.array_equal(any_box_blocks(room.furniture, start, end), each)
+    assert not any_box_blocks([], start, end).any()
