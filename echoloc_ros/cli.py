@@ -121,6 +121,11 @@ def cmd_evaluate(args) -> int:
     from echoloc_ros.core.evaluation import evaluate_fixes, evaluate_tracked
     from echoloc_ros.core.room import load_room
     room, array, scenario = load_room(args.room), load_array(args.array), _scenario(args)
+    if args.furniture_known and not (args.furniture_shift_m > 0 and room.furniture):
+        raise SystemExit(f'echoloc evaluate: --furniture-known needs --furniture-shift-m > 0 '
+                         f'and a room with furniture; got --furniture-shift-m '
+                         f'{args.furniture_shift_m} in room {room.name!r} '
+                         f'({len(room.furniture)} boxes)')
     methods = ('physics', 'nn') if args.method == 'both' else (args.method,)
     scenario_json = {'snr_db': args.snr_db, 'temperature_c': args.temperature_c,
                      'gain_mismatch_db': args.gain_mismatch_db,

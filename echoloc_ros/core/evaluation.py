@@ -276,10 +276,11 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
                                                                furniture_shift_m))
     simulator = EchoSimulator(room, array, chirp, fs_hz)
     processor = EchoProcessor(chirp, fs_hz, array=array)
-    localizer = make_localizer(method, room, array, chirp, fs_hz, processor,
-                               optimization_level, model_path)
+    told = room
     if furniture_known and scenario.furniture is not None:
-        localizer = localizer.with_room(replace(room, furniture=scenario.furniture))
+        told = replace(room, furniture=scenario.furniture)
+    localizer = make_localizer(method, told, array, chirp, fs_hz, processor,
+                               optimization_level, model_path)
     tracker = PoseTracker() if tracker is None else tracker
     tracker.reset()
     errors, inside, tracked, tracked_inside, rejected, latency = ([] for _ in range(6))

@@ -100,8 +100,8 @@ class NeuralLocalizer:
                         num_threads: int | None = 1) -> 'NeuralLocalizer':
         """Load a checkpoint for ``room``/``array``/``chirp``.
 
-        :param optimization_level: ``'fast'`` (int8 dynamic quantization, CPU only),
-            ``'balanced'`` or ``'accurate'`` (float).
+        :param optimization_level: ``'fast'`` (the float model as a frozen TorchScript graph),
+            ``'balanced'`` or ``'accurate'`` (eager float).
         :param num_threads: torch intra-op threads; ``None`` leaves torch's setting.
         :raises ValueError: missing or unreadable checkpoint, another room, array or chirp,
             unknown level or device, CUDA asked for but absent.

@@ -99,7 +99,7 @@ class LocalizerNode(Node):
         self.optimization_level = declare(
             self, 'optimization_level', 'balanced', 'speed/robustness trade-off of the '
             'localizer: fast, balanced or accurate (physics: candidates per axis, refinement '
-            'steps; nn: fast runs the network in int8)',
+            'steps; nn: fast runs the network as a frozen TorchScript graph)',
             read_only=True, choices=('fast', 'balanced', 'accurate'))
         self.tracking = declare(self, 'tracking', True, 'publish the tracked pose (constant-'
                                 'velocity Kalman filter with a Mahalanobis gate)')

@@ -60,3 +60,11 @@ def test_furniture_moved_and_known(array, chirp):
     nn = evaluate_fixes(furnished, array, chirp, Scenario(snr_db=20.0), method='nn',
                         furniture_known=True, **{**common, 'n': 6})
     assert nn['n'] == 6 and nn['median_cm'] < 1.0
+
+
+def test_furniture_known_without_moved_furniture_is_a_clear_error(capsys):
+    from echoloc_ros.cli import main
+    with pytest.raises(SystemExit, match="--furniture-known needs --furniture-shift-m > 0 and "
+                                         "a room with furniture; got --furniture-shift-m 0.0 "
+                                         "in room 'furnished_room'"):
+        main(['evaluate', '--room', 'furnished_room', '--furniture-known', '--n', '1'])
