@@ -165,6 +165,24 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_ambiguity(args) -> int:
+    from echoloc_ros.core.array_geometry import load_array
+    from echoloc_ros.core.chirp import Chirp
+    from echoloc_ros.core.evaluation import ambiguity_bound
+    from echoloc_ros.core.room import load_room
+    room, array = load_room(args.room), load_array(args.array)
+    try:
+        result = ambiguity_bound(room, array, Chirp(), _scenario(args), args.n, args.seed,
+                                 args.furniture_shift_m, tuple(args.shifts_m))
+    except ValueError as err:
+        raise SystemExit(f'echoloc ambiguity: {err}') from None
+    out = {'room': room.name, 'snr_db': args.snr_db, 'furniture_shift_m': args.furniture_shift_m,
+           'seed': args.seed, 'shifts_m': args.shifts_m,
+           **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}}
+    print(json.dumps(out), flush=True)
+    return 0
+
+
 def cmd_record(args) -> int:
     from echoloc_ros.recording import record
     if args.out.exists():
@@ -357,6 +375,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--plot', type=Path, help='write the figures to this PNG')
     _add_scenario_args(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser('ambiguity', help='with the furniture moved since the room file: a '
+                       'lower bound on any localizer\'s gross-error rate (JSON)')
+    p.add_argument('--room', default='furnished_room')
+    p.add_argument('--array', default='square_4sensor')
+    p.add_argument('--n', type=int, default=200,
+                   help='random poses (the frames of evaluate with the same --seed)')
+    p.add_argument('--furniture-shift-m', type=float, default=1.0,
+                   help='furniture stands moved by up to this on each axis [m]')
+    p.add_argument('--shifts-m', type=float, nargs='+', default=[0.2, 0.3, 0.5],
+                   help='twin shifts tried, each with both signs on x and y [m, >= 0.2]')
+    _add_scenario_args(p)
+    p.set_defaults(func=cmd_ambiguity)
 
     p = sub.add_parser('record', help='record the graph\'s topics to MCAP (rosbag2 layout)')
     p.add_argument('out', type=Path, help='recording directory to create')

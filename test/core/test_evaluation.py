@@ -68,3 +68,52 @@ def test_furniture_known_without_moved_furniture_is_a_clear_error(capsys):
                                          "a room with furniture; got --furniture-shift-m 0.0 "
                                          "in room 'furnished_room'"):
         main(['evaluate', '--room', 'furnished_room', '--furniture-known', '--n', '1'])
+
+
+def test_twins_tell_apart_only_what_the_furniture_leaves_heard(room, array, chirp):
+    """Two tall boxes hide both x walls: moving the array and the boxes together along x
+    changes far less of the echoes than the same move in an empty room, or along y (whose
+    walls stay heard); a twin that would push a box through a wall does not count."""
+    from dataclasses import replace
+
+    from echoloc_ros.core.evaluation import twin_separations
+    from echoloc_ros.core.room import Box
+    boxes = [Box('left', [0.3, 1.0, 0.0], [0.6, 3.5, 2.6]),
+             Box('right', [5.4, 1.0, 0.0], [5.7, 3.5, 2.6])]
+    walled = replace(room, furniture=boxes)
+    pose = (np.array([3.0, 2.25, 1.0]), 0.3)
+    hidden = twin_separations(walled, walled, array, chirp, *pose, 10.0, (0.2, 0.5))
+    # +-0.5 m on x would put a box beyond a wall.
+    assert sorted(hidden) == ['x+0.20', 'x-0.20', 'y+0.20', 'y+0.50', 'y-0.20', 'y-0.50']
+    empty = twin_separations(room, room, array, chirp, *pose, 10.0, (0.2,))
+    assert 0.0 < hidden['x+0.20'] < 0.5 * empty['x+0.20']
+    assert hidden['x+0.20'] < 0.5 * hidden['y+0.20']
+    # A box against a wall is where the rearrangement piles clipped boxes: no twin on x.
+    against = replace(room, furniture=[Box('shelf', [0.0, 1.0, 0.0], [0.3, 3.5, 2.0])])
+    assert sorted(twin_separations(against, against, array, chirp, *pose, 10.0, (0.2,))) \
+        == ['y+0.20', 'y-0.20']
+
+
+def test_ambiguity_bound_runs_on_the_evaluate_frames_and_names_bad_input(array, chirp, room):
+    from echoloc_ros.core.evaluation import ambiguity_bound
+    from echoloc_ros.core.room import load_room
+    furnished = load_room('furnished_room')
+    # The first 8 of evaluate's frames for seed 7: most have a box against a wall; the frame
+    # with a twin tells it apart by far more than the noise.
+    result = ambiguity_bound(furnished, array, chirp, Scenario(snr_db=10.0), n=8, seed=7,
+                             furniture_shift_m=1.0)
+    assert result['n'] == 8 and 1 <= result['frames_with_twin'] < 8
+    assert result['separation_sigma_median'] > 4.0
+    assert 0.0 <= result['gross_rate_bound'] < 0.03
+    with pytest.raises(ValueError, match="room 'default_room' has 0 boxes"):
+        ambiguity_bound(room, array, chirp, Scenario(), n=1, seed=0, furniture_shift_m=1.0)
+    with pytest.raises(ValueError, match=r'shifts_m must all be >= 0.2 m .*got \(0.1,\)'):
+        ambiguity_bound(furnished, array, chirp, Scenario(), n=1, seed=0,
+                        furniture_shift_m=1.0, shifts_m=(0.1,))
+
+
+def test_ambiguity_cli_names_a_room_without_furniture():
+    from echoloc_ros.cli import main
+    with pytest.raises(SystemExit, match="echoloc ambiguity: the bound is for moved furniture: "
+                                         "room 'default_room' has 0 boxes"):
+        main(['ambiguity', '--room', 'default_room', '--n', '1'])
