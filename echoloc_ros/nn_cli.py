@@ -38,7 +38,7 @@ def cmd_fit(args) -> int:
     start = time.perf_counter()
     room, array, chirp = load_room(args.room), load_array(args.array), Chirp()
     work = args.work or Path('data') / f'fit_{room.name}'
-    spec = CandidateSpec(room, array, chirp, args.n, args.seed)
+    spec = CandidateSpec(room, array, chirp, args.n, args.seed, n_candidates=args.candidates)
     dataset.generate(spec, work / 'candidates', workers=args.workers, desc='candidates')
     data_s = time.perf_counter() - start
     metrics = train(work / 'candidates', args.out, room, args.size, epochs=args.epochs,
@@ -185,6 +185,9 @@ def add_parsers(sub) -> None:
                    help='held-out frames: furniture moved by up to this [m]')
     p.add_argument('--workers', type=int, default=os.cpu_count() or 1,
                    help='processes making the training data')
+    p.add_argument('--candidates', type=int, default=12,
+                   help='candidate slots the network ranks per frame (more see more of the '
+                   'proposer\'s weaker candidates, at a cost in inference time)')
     p.add_argument('--n-calibrate', type=int, default=200,
                    help='frames (same scenario as the held-out ones, other seed) that fit the '
                    'covariance scale (0: skip)')
