@@ -172,7 +172,7 @@ def cmd_ambiguity(args) -> int:
     from echoloc_ros.core.room import load_room
     room, array = load_room(args.room), load_array(args.array)
     try:
-        result = ambiguity_bound(room, array, Chirp(), _scenario(args), args.n, args.seed,
+        result = ambiguity_bound(room, array, Chirp(), args.snr_db, args.n, args.seed,
                                  args.furniture_shift_m, tuple(args.shifts_m))
     except ValueError as err:
         raise SystemExit(f'echoloc ambiguity: {err}') from None
@@ -386,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='furniture stands moved by up to this on each axis [m]')
     p.add_argument('--shifts-m', type=float, nargs='+', default=[0.2, 0.3, 0.5],
                    help='twin shifts tried, each with both signs on x and y [m, >= 0.2]')
-    _add_scenario_args(p)
+    p.add_argument('--snr-db', type=float, default=20.0, help='echo SNR [dB]')
+    p.add_argument('--seed', type=int, default=0, help='seed of poses and noise')
     p.set_defaults(func=cmd_ambiguity)
 
     p = sub.add_parser('record', help='record the graph\'s topics to MCAP (rosbag2 layout)')

@@ -138,14 +138,14 @@ def twin_separations(room: Room, world: Room, array: ArrayGeometry, chirp: Chirp
     return out
 
 
-def ambiguity_bound(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Scenario,
+def ambiguity_bound(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: float,
                     n: int, seed: int, furniture_shift_m: float,
                     shifts_m: tuple[float, ...] = (0.2, 0.3, 0.5), margin_m: float = 0.4,
                     z_range_m: tuple[float, float] = (0.2, 1.2),
                     fs_hz: float = 250e3) -> dict[str, float]:
     """A lower bound on any localizer's gross-error rate (> 10 cm) when the furniture stands
     moved from where the room file has it: :func:`twin_separations` on the frames of
-    :func:`evaluate_fixes` (same ``seed``, same frames).
+    :func:`evaluate_fixes` (same ``seed`` and SNR, no other scenario option: same frames).
 
     Each fixed twin (one shift on one axis, all at least 0.2 m) maps the prior onto itself
     where it is valid, so for each the mean over frames of Q(d / 2) (0 where not valid) bounds
@@ -165,11 +165,11 @@ def ambiguity_bound(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sc
                          f'got {shifts_m}')
     simulator = EchoSimulator(room, array, chirp, fs_hz)
     per_frame = []
-    for world, _, position, yaw, _, _ in random_frames(simulator, scenario, n, seed, margin_m,
-                                                       z_range_m, furniture_shift_m):
-        per_frame.append(twin_separations(room, world, array, chirp, position, yaw,
-                                          scenario.snr_db, shifts_m, furniture_shift_m,
-                                          margin_m, fs_hz))
+    frames = random_frames(simulator, Scenario(snr_db=snr_db), n, seed, margin_m, z_range_m,
+                           furniture_shift_m)
+    for world, _, position, yaw, _, _ in frames:
+        per_frame.append(twin_separations(room, world, array, chirp, position, yaw, snr_db,
+                                          shifts_m, furniture_shift_m, margin_m, fs_hz))
     keys = sorted({k for twins in per_frame for k in twins})
     bounds = {k: float(np.mean([stats.norm.sf(t[k] / 2) if k in t else 0.0
                                 for t in per_frame])) for k in keys}

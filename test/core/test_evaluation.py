@@ -100,16 +100,15 @@ def test_ambiguity_bound_runs_on_the_evaluate_frames_and_names_bad_input(array, 
     furnished = load_room('furnished_room')
     # The first 8 of evaluate's frames for seed 7: most have a box against a wall; the frame
     # with a twin tells it apart by far more than the noise.
-    result = ambiguity_bound(furnished, array, chirp, Scenario(snr_db=10.0), n=8, seed=7,
-                             furniture_shift_m=1.0)
+    result = ambiguity_bound(furnished, array, chirp, 10.0, n=8, seed=7, furniture_shift_m=1.0)
     assert result['n'] == 8 and 1 <= result['frames_with_twin'] < 8
     assert result['separation_sigma_median'] > 4.0
     assert 0.0 <= result['gross_rate_bound'] < 0.03
     with pytest.raises(ValueError, match="room 'default_room' has 0 boxes"):
-        ambiguity_bound(room, array, chirp, Scenario(), n=1, seed=0, furniture_shift_m=1.0)
+        ambiguity_bound(room, array, chirp, 20.0, n=1, seed=0, furniture_shift_m=1.0)
     with pytest.raises(ValueError, match=r'shifts_m must all be >= 0.2 m .*got \(0.1,\)'):
-        ambiguity_bound(furnished, array, chirp, Scenario(), n=1, seed=0,
-                        furniture_shift_m=1.0, shifts_m=(0.1,))
+        ambiguity_bound(furnished, array, chirp, 20.0, n=1, seed=0, furniture_shift_m=1.0,
+                        shifts_m=(0.1,))
 
 
 def test_ambiguity_cli_names_a_room_without_furniture():
