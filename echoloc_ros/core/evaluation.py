@@ -2,6 +2,7 @@
 tracked."""
 
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -49,7 +50,8 @@ def _inside_95(error_m: np.ndarray, covariance_m2: np.ndarray) -> bool:
 
 def random_frames(simulator: EchoSimulator, scenario: Scenario, n: int, seed: int,
                   margin_m: float = 0.4, z_range_m: tuple[float, float] = (0.2, 1.2),
-                  furniture_shift_m: float = 0.0):
+                  furniture_shift_m: float = 0.0
+                  ) -> Iterator[tuple[Room, np.ndarray, np.ndarray, float, float, float]]:
     """The frames of :func:`evaluate_fixes`: the same ``seed`` gives the same frames.
 
     Per frame, the furniture of ``simulator.room`` moved by up to ``furniture_shift_m``
