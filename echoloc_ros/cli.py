@@ -118,7 +118,7 @@ def cmd_bench(args) -> int:
 def cmd_evaluate(args) -> int:
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
-    from echoloc_ros.core.evaluation import evaluate_fixes, evaluate_tracked
+    from echoloc_ros.core.evaluation import evaluate_fixes, evaluate_tracked, rounded
     from echoloc_ros.core.room import load_room
     room, array, scenario = load_room(args.room), load_array(args.array), _scenario(args)
     if args.furniture_known and not (args.furniture_shift_m > 0 and room.furniture):
@@ -151,7 +151,7 @@ def cmd_evaluate(args) -> int:
             raise SystemExit(f'echoloc evaluate --method {method}: {err}') from None
         out = {'method': method, 'room': room.name, 'level': args.level,
                'scenario': scenario_json,
-               **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}}
+               **rounded(result)}
         if args.plot:
             from echoloc_ros.plots import evaluation_png
             plot = args.plot if len(methods) == 1 else args.plot.with_name(
@@ -168,7 +168,7 @@ def cmd_evaluate(args) -> int:
 def cmd_ambiguity(args) -> int:
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
-    from echoloc_ros.core.evaluation import ambiguity_bound
+    from echoloc_ros.core.evaluation import ambiguity_bound, rounded
     from echoloc_ros.core.room import load_room
     room, array = load_room(args.room), load_array(args.array)
     try:
@@ -178,7 +178,7 @@ def cmd_ambiguity(args) -> int:
         raise SystemExit(f'echoloc ambiguity: {err}') from None
     out = {'room': room.name, 'snr_db': args.snr_db, 'furniture_shift_m': args.furniture_shift_m,
            'seed': args.seed, 'shifts_m': args.shifts_m,
-           **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}}
+           **rounded(result)}
     print(json.dumps(out), flush=True)
     return 0
 

@@ -30,7 +30,7 @@ def cmd_fit(args) -> int:
     from echoloc_ros.core import dataset
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
-    from echoloc_ros.core.evaluation import calibrate_covariance, evaluate_fixes
+    from echoloc_ros.core.evaluation import calibrate_covariance, evaluate_fixes, rounded
     from echoloc_ros.core.room import load_room
     from echoloc_ros.core.simulator import Scenario
     from echoloc_ros.core.training import CandidateSpec, train
@@ -59,8 +59,7 @@ def cmd_fit(args) -> int:
                                         model_path=args.out,
                                         heading_noise_deg=args.heading_noise_deg,
                                         furniture_shift_m=shift)
-            result[method] = {k: round(v, 4) if isinstance(v, float) else v
-                              for k, v in evaluation.items()}
+            result[method] = rounded(evaluation)
     result['held_out'] = {'n': args.n_test, 'snr_db': args.snr_db,
                           'heading_noise_deg': args.heading_noise_deg,
                           'furniture_shift_m': shift}

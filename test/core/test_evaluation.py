@@ -17,9 +17,18 @@ def test_error_metrics_numbers():
     assert metrics['coverage_95'] == 0.75
 
 
+def test_rate_interval_is_wilsons():
+    from echoloc_ros.core.evaluation import rate_interval
+    # 6 in 200 (3 %): the interval a 200-frame evaluate leaves around a 3 % target.
+    assert rate_interval(6, 200) == pytest.approx([0.01382, 0.06389], abs=1e-5)
+    assert rate_interval(0, 50)[0] == 0.0 and 0.0 < rate_interval(0, 50)[1] < 0.08
+
+
 def test_evaluate_fixes_small_run(room, array, chirp):
     result = evaluate_fixes(room, array, chirp, Scenario(snr_db=20.0), n=4, seed=11)
     assert result['n'] == 4
+    low, high = result['gross_rate_10cm_ci95']
+    assert low <= result['gross_rate_10cm'] <= high
     assert result['median_cm'] < 1.0
     assert result['latency_ms_p50'] > 0.0
     assert abs(result['speed_error_mps_median']) < 0.5
