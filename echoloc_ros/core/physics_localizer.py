@@ -428,15 +428,21 @@ class PhysicsLocalizer:
             h = np.eye(3) - 2.0 * np.outer(s.normal, s.normal)
             maps.append(((s.index,), h, 2.0 * s.offset * s.normal, s.reflection))
         first = list(maps)
+        # Every map so far, stacked, so each new one is compared with all at once.
+        seen_m = np.array([m for _, m, _, _ in maps])
+        seen_t = np.array([t for _, _, t, _ in maps])
         for (sa,), ha, ta, ra in first:
             for (sb,), hb, tb, rb in first:
                 if sa == sb:
                     continue
                 m = hb @ ha
                 t = hb @ ta + tb
-                if any(np.allclose(m, m2) and np.allclose(t, t2) for _, m2, t2, _ in maps):
+                if np.any(np.all(np.isclose(m, seen_m), axis=(1, 2))
+                          & np.all(np.isclose(t, seen_t), axis=1)):
                     continue
                 maps.append(((sa, sb), m, t, ra * rb))
+                seen_m = np.concatenate([seen_m, m[None]])
+                seen_t = np.concatenate([seen_t, t[None]])
         # Known furniture: first-order specular reflections from every box face.
         self._faces = []
         for box in self.room.furniture:
