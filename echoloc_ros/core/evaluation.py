@@ -290,9 +290,10 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
         details.update(truth_m=np.array(truths), estimate_m=np.array(estimates),
                        covariance_m2=np.array(covariances), errors_m=np.array(errors),
                        inside_95=np.array(inside))
-    result = error_metrics(np.array(errors), np.array(inside))
+    errors = np.array(errors)
+    result = error_metrics(errors, np.array(inside))
     result.update({
-        'gross_rate_10cm_ci95': rate_interval(np.sum(np.array(errors) > 0.1), n),
+        'gross_rate_10cm_ci95': rate_interval(np.count_nonzero(errors > 0.1), n),
         'latency_ms_p50': float(np.percentile(latency, 50)),
         'latency_ms_p95': float(np.percentile(latency, 95)),
         'simulate_ms_p50': float(np.percentile(sim_ms, 50)),

@@ -1026,7 +1026,7 @@ class PhysicsLocalizer:
         if coords is None:
             extent = (self.room.width_m, self.room.length_m)[axis]
             coords = np.arange(0.03, extent - 0.03, 3 * self.grid_step_m)
-        exists = np.ones((coords.size, int(np.count_nonzero(paths))), dtype=bool)
+        exists = None
         if traced:
             emitters = np.repeat(theta[None, :3], coords.size, axis=0)
             emitters[:, axis] = coords
@@ -1049,7 +1049,9 @@ class PhysicsLocalizer:
         z_out = self._sample(fr, tau, table, smooth=False)
         weights = (fr.weights / np.sum(fr.weights)).astype(np.float32)
         power = np.abs(z_out @ weights) ** 2 * np.sum(fr.weights)
-        inside = np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1) & exists[:, None]
+        inside = np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1)
+        if exists is not None:
+            inside &= exists[:, None]
         score = np.sum(np.where(inside, np.log1p(power), 0.0), axis=-1)
         return coords, score[:, 0] if psi is None else score
 
