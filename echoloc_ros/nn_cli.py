@@ -38,7 +38,10 @@ def cmd_fit(args) -> int:
     start = time.perf_counter()
     room, array, chirp = load_room(args.room), load_array(args.array), Chirp()
     work = args.work or Path('data') / f'fit_{room.name}'
-    spec = CandidateSpec(room, array, chirp, args.n, args.seed, n_candidates=args.candidates)
+    try:
+        spec = CandidateSpec(room, array, chirp, args.n, args.seed, n_candidates=args.candidates)
+    except ValueError as err:
+        raise SystemExit(f'echoloc fit --candidates {args.candidates}: {err}') from None
     dataset.generate(spec, work / 'candidates', workers=args.workers, desc='candidates')
     data_s = time.perf_counter() - start
     metrics = train(work / 'candidates', args.out, room, args.size, epochs=args.epochs,

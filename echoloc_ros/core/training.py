@@ -82,6 +82,11 @@ class CandidateSpec:
     n_rescan: int = 10
     n_candidates: int = 12
 
+    def __post_init__(self) -> None:
+        if min(self.n_candidates, self.n_rescan) < 1:
+            raise ValueError(f'n_candidates and n_rescan must be >= 1, got '
+                             f'{self.n_candidates} and {self.n_rescan}')
+
     def metadata(self) -> dict:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                   if f.name not in ('room', 'array', 'chirp')}

@@ -142,3 +142,14 @@ def test_covariance_calibration_is_stored_and_used(tmp_path, room, array, chirp)
     with pytest.raises(ValueError, match='too few to calibrate'):
         calibrate_covariance(model, room, array, chirp, Scenario(snr_db=-30.0), 3, seed=5,
                              write=False)
+
+
+def test_candidate_slots_below_one_are_named_before_any_data_is_made(array, chirp, tmp_path):
+    with pytest.raises(ValueError, match='n_candidates and n_rescan must be >= 1, got 0 and 10'):
+        CandidateSpec(load_room('default_room'), array, chirp, 4, seed=0, n_candidates=0)
+    from echoloc_ros.cli import main
+    with pytest.raises(SystemExit, match='echoloc fit --candidates 0: n_candidates and '
+                                         'n_rescan must be >= 1'):
+        main(['fit', '--n', '4', '--candidates', '0', '--out', str(tmp_path / 'm.pt'),
+              '--work', str(tmp_path / 'work')])
+    assert not (tmp_path / 'work').exists()
