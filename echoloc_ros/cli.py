@@ -127,6 +127,8 @@ def cmd_evaluate(args) -> int:
                          f'{args.furniture_shift_m} in room {room.name!r} '
                          f'({len(room.furniture)} boxes)')
     methods = ('physics', 'nn') if args.method == 'both' else (args.method,)
+    if args.survey_s is not None:
+        return _evaluate_survey(args, room, array, methods)
     scenario_json = {'snr_db': args.snr_db, 'temperature_c': args.temperature_c,
                      'gain_mismatch_db': args.gain_mismatch_db,
                      'dead_channel': args.dead_channel, 'clutter': args.clutter,
@@ -165,6 +167,28 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _evaluate_survey(args, room, array, methods) -> int:
+    from echoloc_ros.core.chirp import Chirp
+    from echoloc_ros.core.evaluation import evaluate_survey, rounded
+    for method in methods:
+        try:
+            result = evaluate_survey(room, array, Chirp(), args.snr_db, args.layouts,
+                                     args.survey_s, args.n, args.seed,
+                                     furniture_shift_m=args.furniture_shift_m,
+                                     heading_noise_deg=args.heading_noise_deg, method=method,
+                                     model_path=args.model)
+        except ValueError as err:
+            raise SystemExit(f'echoloc evaluate --survey-s: {err}') from None
+        print(json.dumps({'method': method, 'room': room.name,
+                          'survey': {'layouts': args.layouts, 'survey_s': args.survey_s,
+                                     'snr_db': args.snr_db,
+                                     'furniture_shift_m': args.furniture_shift_m,
+                                     'heading_noise_deg': args.heading_noise_deg,
+                                     'seed': args.seed},
+                          **rounded(result)}), flush=True)
+    return 0
+
+
 def cmd_ambiguity(args) -> int:
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
@@ -180,6 +204,35 @@ def cmd_ambiguity(args) -> int:
            'seed': args.seed, 'shifts_m': args.shifts_m,
            **rounded(result)}
     print(json.dumps(out), flush=True)
+    return 0
+
+
+def cmd_survey(args) -> int:
+    from echoloc_ros.core.array_geometry import load_array
+    from echoloc_ros.core.chirp import Chirp
+    from echoloc_ros.core.room import load_room
+    from echoloc_ros.core.survey import FurnitureSurvey, write_room_file
+    from echoloc_ros.recording import posed_frames
+    if not args.bag.is_dir():
+        raise SystemExit(f'echoloc survey: recording {str(args.bag)!r} is not a directory '
+                         '(expected the output of echoloc record)')
+    try:
+        room, array = load_room(args.room), load_array(args.array)
+        survey = FurnitureSurvey(room, array, Chirp(), max_shift_m=args.max_shift_m,
+                                 step_m=args.step_m)
+        frames, counts = posed_frames(args.bag, every=args.every,
+                                      max_pose_std_m=args.max_pose_std_m,
+                                      max_yaw_std_deg=args.max_yaw_std_deg)
+        if not frames:
+            raise ValueError(f'no frame of {args.bag} has a pose with a standard deviation '
+                             f'below {args.max_pose_std_m} m and a heading within '
+                             f'{args.max_yaw_std_deg} deg: {counts}')
+        result = survey.run(frames, args.temperature_c)
+    except ValueError as err:
+        raise SystemExit(f'echoloc survey: {err}') from None
+    out = write_room_file(args.room, result, args.out)
+    print(json.dumps({'room': room.name, 'out': str(out), 'frames': counts,
+                      **result.to_dict()}), flush=True)
     return 0
 
 
@@ -363,6 +416,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help='with --furniture-shift-m: the localizer is told where the furniture '
                    'now stands (the room file brought up to date; the nn model is the one '
                    'trained before)')
+    p.add_argument('--survey-s', type=float, default=None,
+                   help='with --furniture-shift-m: per layout, drive the tracked path this '
+                   'long with the stale room file, survey the furniture from the tracked '
+                   'poses (echoloc survey), then localize --n frames in all with the stale, '
+                   'the surveyed and the true room file [s]')
+    p.add_argument('--layouts', type=int, default=10,
+                   help='with --survey-s: furniture layouts, each surveyed once')
     p.add_argument('--room', default='default_room')
     p.add_argument('--array', default='square_4sensor')
     p.add_argument('--n', type=int, default=200, help='random poses, one frame each')
@@ -389,6 +449,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--snr-db', type=float, default=20.0, help='echo SNR [dB]')
     p.add_argument('--seed', type=int, default=0, help='seed of poses and noise')
     p.set_defaults(func=cmd_ambiguity)
+
+    p = sub.add_parser('survey', help='bring a room file up to date: place its furniture from '
+                       'a recording of the running graph (tracked poses and echo features)')
+    p.add_argument('bag', type=Path, help='recording directory (echoloc record)')
+    p.add_argument('--room', default='furnished_room', help='room name or YAML path')
+    p.add_argument('--array', default='square_4sensor')
+    p.add_argument('--out', type=Path, required=True, help='room YAML to write')
+    p.add_argument('--max-shift-m', type=float, default=1.0,
+                   help='how far each box may have moved on each axis [m]')
+    p.add_argument('--step-m', type=float, default=0.01, help='search step [m]')
+    p.add_argument('--every', type=int, default=5, help='use every N-th posed frame')
+    p.add_argument('--max-pose-std-m', type=float, default=0.02,
+                   help='skip frames whose pose standard deviation exceeds this [m]')
+    p.add_argument('--max-yaw-std-deg', type=float, default=0.5,
+                   help='skip frames whose heading standard deviation exceeds this [deg] (the '
+                   'localizer publishes the IMU\'s heading when its tracker refused the fix)')
+    p.add_argument('--temperature-c', type=float, default=None,
+                   help='air temperature (default: the room file\'s)')
+    p.set_defaults(func=cmd_survey)
 
     p = sub.add_parser('record', help='record the graph\'s topics to MCAP (rosbag2 layout)')
     p.add_argument('out', type=Path, help='recording directory to create')

@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import rclpy
 import yaml
 from mcap.data_stream import RecordBuilder
@@ -459,3 +460,57 @@ def read_messages(path: Path) -> Iterator[tuple[str, int, object]]:
     """Every message of a recording, deserialized: ``(topic, log_time_ns, message)``."""
     for topic, msgtype, log_time_ns, rawdata in read_bag(path):
         yield topic, log_time_ns, deserialize(msgtype, rawdata)
+
+
+def posed_frames(path: Path, features_topic: str = '/echoloc/features',
+                 pose_topic: str = '/echoloc/pose', every: int = 1,
+                 max_pose_std_m: float = 0.02,
+                 max_yaw_std_deg: float = 0.5) -> tuple[list, dict[str, int]]:
+    """The recorded echo features paired with the pose published for them (the localizer
+    copies a frame's stamp onto its pose): what :class:`FurnitureSurvey` reads.
+
+    :param every: keep every ``every``-th pair.
+    :param max_pose_std_m: drop pairs whose position standard deviation exceeds this on any
+        axis (fixes the localizer was unsure of).
+    :param max_yaw_std_deg: drop pairs whose heading standard deviation exceeds this (the
+        localizer publishes the heading given, an IMU's, when the tracker refused its fix).
+    :return: ``[(EchoFeatures, position_m (3,), yaw_rad), ...]`` and counts: ``features``,
+        ``poses``, ``paired``, ``uncertain`` (dropped for their covariances), ``bad``
+        (features that failed validation), ``used``.
+    :raises ValueError: ``every`` below 1.
+    """
+    from echoloc_ros import conversions
+    if every < 1:
+        raise ValueError(f'every must be >= 1, got {every}')
+    features, poses = {}, {}
+    counts = {'features': 0, 'poses': 0, 'paired': 0, 'uncertain': 0, 'bad': 0, 'used': 0}
+    for topic, _, msg in read_messages(path):
+        if topic not in (features_topic, pose_topic):
+            continue
+        stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        if topic == features_topic:
+            counts['features'] += 1
+            features[stamp] = msg
+        else:
+            counts['poses'] += 1
+            poses[stamp] = msg
+    frames = []
+    for stamp in sorted(set(features) & set(poses)):
+        counts['paired'] += 1
+        if (counts['paired'] - 1) % every:
+            continue
+        position, covariance = conversions.pose_position_covariance(poses[stamp])
+        yaw_var = float(poses[stamp].pose.covariance[35])
+        if not (np.all(np.diag(covariance) <= max_pose_std_m ** 2)
+                and yaw_var <= np.deg2rad(max_yaw_std_deg) ** 2):
+            counts['uncertain'] += 1
+            continue
+        try:
+            frame = conversions.features_from_msg(features[stamp])
+        except ValueError:
+            counts['bad'] += 1
+            continue
+        yaw = conversions.quaternion_to_yaw(poses[stamp].pose.pose.orientation)
+        frames.append((frame, position, yaw))
+    counts['used'] = len(frames)
+    return frames, counts

@@ -386,8 +386,8 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
                      furniture_known: bool = False) -> dict[str, float]:
     """Localize frames along a trajectory and track them: per-frame and tracked accuracy.
 
-    The array follows ``LissajousTrajectory.inside((W, L), margin_m=0.6, height_m=0.3,
-    speed_mps=0.3)`` (a figure-of-eight, heading along the path, given to the localizer), one
+    The array follows :func:`tracked_path` (a figure-of-eight, heading along the path, given
+    to the localizer), one
     frame every ``1 / frame_rate_hz`` from t = 0. Every fix goes to a constant-velocity
     :class:`PoseTracker`; the tracked position is the filter's state after the fix (its
     prediction when the gate rejects the fix).
@@ -421,10 +421,9 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
         raise ValueError(f'frame_rate_hz must be positive, got {frame_rate_hz}')
     rng = np.random.default_rng(seed)
     lo = room.vertices_m.min(axis=0)
-    hi = room.vertices_m.max(axis=0)
-    path = LissajousTrajectory.inside(tuple(hi - lo), margin_m=0.6, height_m=0.3,
-                                      speed_mps=0.3)
-    if furniture_shift_m > 0 and room.furniture:
+    moving = furniture_shift_m > 0 and bool(room.furniture)
+    path = tracked_path(room, moving)
+    if moving:
         scenario = replace(scenario, furniture=_moved_off_path(room, path, lo, rng,
                                                                furniture_shift_m))
     simulator = EchoSimulator(room, array, chirp, fs_hz)
@@ -480,13 +479,139 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     return result
 
 
+def tracked_path(room: Room, furniture_moved: bool = False) -> LissajousTrajectory:
+    """The figure-of-eight of the tracked evaluations: 0.3 m high at 0.3 m/s, 0.6 m from the
+    walls; 1.2 m when the furniture is moved, so that a box moved up to 1 m from its place by a
+    wall can stand off the path (from 0.6 m, none of 20 layouts of the furnished room could)."""
+    extent = tuple(room.vertices_m.max(axis=0) - room.vertices_m.min(axis=0))
+    return LissajousTrajectory.inside(extent, margin_m=1.2 if furniture_moved else 0.6,
+                                      height_m=0.3, speed_mps=0.3)
+
+
 def _moved_off_path(room: Room, path: LissajousTrajectory, origin_xy: np.ndarray,
                     rng: np.random.Generator, max_shift_m: float) -> list:
-    """The room's furniture moved, redrawn until no box stands within 0.2 m of the path."""
+    """The room's furniture moved, redrawn until no box stands within 0.2 m of the path.
+
+    :raises ValueError: no such layout in 200 draws.
+    """
     points = np.array([path.pose(t)[0] for t in np.linspace(0.0, 200.0, 2001)])
     points[:, :2] += origin_xy
     for _ in range(200):
         moved = room.rearranged(rng, max_shift_m)
         if not any(np.any(box.contains(points, 0.2)) for box in moved):
             return moved
-    return list(room.furniture)
+    raise ValueError(f'no layout of the furniture of room {room.name!r} moved by up to '
+                     f'{max_shift_m} m keeps 0.2 m off the tracked path in 200 draws')
+
+
+def evaluate_survey(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: float,
+                    n_layouts: int, survey_s: float, n_test: int, seed: int,
+                    furniture_shift_m: float = 1.0, heading_noise_deg: float = 1.0,
+                    method: str = 'nn', model_path: str | Path | None = None,
+                    survey_every: int = 5, max_pose_std_m: float = 0.02,
+                    max_yaw_std_deg: float = 0.5,
+                    fs_hz: float = 250e3, frame_rate_hz: float = 25.0) -> dict:
+    """The furniture moved since the room file, then brought up to date by
+    :class:`~echoloc_ros.core.survey.FurnitureSurvey` from the robot's own tracked poses.
+
+    For each of ``n_layouts`` layouts (the room's furniture moved by up to
+    ``furniture_shift_m``, kept off the path), the array drives the trajectory of
+    :func:`evaluate_tracked` for ``survey_s`` seconds, localized with the stale room file and
+    tracked; every ``survey_every``-th frame whose tracked position has a standard deviation
+    below ``max_pose_std_m`` on every axis, and whose fix the tracker took with a heading
+    standard deviation below ``max_yaw_std_deg``, goes to the survey, at the tracked position
+    and the fix's heading (what ``echoloc survey`` keeps of a recording). Then ``n_test``
+    random poses in all (spread over the layouts) are localized with the stale file, the
+    surveyed one, and the true layout (the same frames for all three).
+
+    :return: ``stale_``, ``surveyed_`` and ``known_`` :func:`error_metrics` (each with its
+        ``gross_rate_10cm_ci95``) over all test frames; ``box_error_cm_median`` and ``_p95``
+        (plan error of each box the survey saw), ``box_error_cm_median_by_box``,
+        ``boxes_seen`` and ``boxes`` (counts),
+        ``survey_frames_mean`` (frames surveyed per layout), ``survey_ms_mean`` (the survey's
+        own time, per layout), ``n`` (test frames).
+    """
+    from echoloc_ros.core.survey import FurnitureSurvey
+    if min(n_layouts, n_test) < 1 or survey_s <= 0 or survey_every < 1:
+        raise ValueError(f'n_layouts, n_test and survey_every must be >= 1 and survey_s > 0, '
+                         f'got {n_layouts}, {n_test}, {survey_every} and {survey_s}')
+    if not room.furniture or furniture_shift_m <= 0:
+        raise ValueError(f'a survey is for moved furniture: room {room.name!r} has '
+                         f'{len(room.furniture)} boxes, furniture_shift_m {furniture_shift_m}')
+    lo = room.vertices_m.min(axis=0)
+    path = tracked_path(room, furniture_moved=True)
+    simulator = EchoSimulator(room, array, chirp, fs_hz)
+    processor = EchoProcessor(chirp, fs_hz, array=array)
+    stale = make_localizer(method, room, array, chirp, fs_hz, processor, model_path=model_path)
+    survey = FurnitureSurvey(room, array, chirp, fs_hz, processor=processor,
+                             max_shift_m=furniture_shift_m)
+    heading_rad = np.deg2rad(heading_noise_deg)
+    yaw_std = heading_rad if heading_noise_deg > 0 else None
+    errors = {k: [] for k in ('stale', 'surveyed', 'known')}
+    inside = {k: [] for k in errors}
+    box_errors, n_seen, n_boxes, n_survey, survey_ms = [], 0, 0, [], []
+    for layout in range(n_layouts):
+        rng = np.random.default_rng([seed, layout])
+        moved = _moved_off_path(room, path, lo, rng, furniture_shift_m)
+        world = replace(room, furniture=moved)
+        scenario = Scenario(snr_db=snr_db, furniture=moved)
+        tracker = PoseTracker()
+        frames = []
+        for k in range(int(round(survey_s * frame_rate_hz))):
+            t_s = k / frame_rate_hz
+            position, yaw = path.pose(t_s)
+            position = position + np.append(lo, 0.0)
+            try:
+                features = processor.process(simulator.simulate(position, yaw, scenario, rng))
+            except ValueError:
+                # Boxes hide every wall from here: the SNR has no reference; no frame.
+                continue
+            given = yaw + heading_rad * rng.standard_normal()
+            estimate = stale.localize(features, given, yaw_std_rad=yaw_std)
+            track, track_cov, accepted = tracker.update(t_s, estimate.position_m,
+                                                        estimate.covariance_m2)
+            # What the localizer node publishes: the fix's heading when the tracker took the
+            # fix, else the heading given; echoloc survey's filters on both.
+            heading, yaw_var = ((estimate.yaw_rad, estimate.yaw_variance_rad2) if accepted
+                                else (given, heading_rad ** 2))
+            if (k % survey_every == 0 and np.all(np.diag(track_cov) <= max_pose_std_m ** 2)
+                    and yaw_var <= np.deg2rad(max_yaw_std_deg) ** 2):
+                frames.append((features, track, heading))
+        t0 = time.perf_counter()
+        result = survey.run(frames)
+        survey_ms.append(1e3 * (time.perf_counter() - t0))
+        n_survey.append(len(frames))
+        for fix, box, truth in zip(result.boxes, room.furniture, moved):
+            n_boxes += 1
+            if fix.seen:
+                n_seen += 1
+                box_errors.append((box.name, float(np.linalg.norm(
+                    fix.shift_m - (truth.min_m[:2] - box.min_m[:2])))))
+        told = {'stale': stale, 'surveyed': stale.with_room(result.room),
+                'known': stale.with_room(world)}
+        test_rng = np.random.default_rng([seed, layout, 1])
+        for _ in range(int(np.ceil(n_test / n_layouts))):
+            frame, position, yaw = simulator.simulate_random_pose(world, scenario, test_rng)
+            features = processor.process(frame)
+            given = yaw + heading_rad * test_rng.standard_normal()
+            for key, localizer in told.items():
+                estimate = localizer.localize(features, given, yaw_std_rad=yaw_std)
+                error = estimate.position_m - position
+                errors[key].append(float(np.linalg.norm(error)))
+                inside[key].append(_inside_95(error, estimate.covariance_m2))
+    out: dict = {}
+    for key in errors:
+        metrics = error_metrics(np.array(errors[key]), np.array(inside[key]))
+        gross = int(np.sum(np.array(errors[key]) > 0.1))
+        metrics['gross_rate_10cm_ci95'] = rate_interval(gross, len(errors[key]))
+        out.update({f'{key}_{name}': value for name, value in metrics.items()})
+    box_cm = 100.0 * np.array([e for _, e in box_errors] or [np.nan])
+    by_box = {box.name: round(float(np.median([100.0 * e for name, e in box_errors
+                                               if name == box.name])), 2)
+              for box in room.furniture if any(name == box.name for name, _ in box_errors)}
+    out.update(box_error_cm_median=float(np.median(box_cm)),
+               box_error_cm_p95=float(np.percentile(box_cm, 95)),
+               box_error_cm_median_by_box=by_box, boxes_seen=n_seen,
+               boxes=n_boxes, survey_frames_mean=float(np.mean(n_survey)),
+               survey_ms_mean=float(np.mean(survey_ms)), n=len(errors['stale']))
+    return out

@@ -98,6 +98,8 @@ EXPLAIN_GAP = 3.0
 # A learned ranker's covariance (:meth:`PhysicsLocalizer._region_covariance`): its 95 % ellipsoid
 # holds this much of the mixture, its components widened at most to this level.
 REGION_MASS = 0.95
+# A plane this close to the emitter (m) echoes inside the direct arrival: not scored.
+PLANE_MIN_DISTANCE_M = 0.02
 REGION_LEVEL_MAX = 0.999
 
 
@@ -129,6 +131,22 @@ class Estimate:
     residual_ratio: float = 1.0
     yaw_rad: float = 0.0
     yaw_variance_rad2: float = 0.0
+
+
+@dataclass
+class Explained:
+    """A frame with the room's own echoes at a known pose removed
+    (:meth:`PhysicsLocalizer.explain_at`).
+
+    :ivar localizer: the localizer that fitted it (the array without dead receivers, if any).
+    :ivar emitter_m: the emitter's position ``(3,)``, m.
+    :ivar residual: baseband less the fitted room paths ``(n_channels, n_bins)``.
+    """
+
+    localizer: 'PhysicsLocalizer'
+    frame: '_Frame'
+    emitter_m: np.ndarray
+    residual: np.ndarray
 
 
 @dataclass
@@ -1204,6 +1222,113 @@ class PhysicsLocalizer:
                              f'{room.name!r} for a localizer of {self.room.name!r}')
         return PhysicsLocalizer(room, self.array, self.chirp, processor=self.processor,
                                 **self._init_args)
+
+    def explain_at(self, features: EchoFeatures, position_m: np.ndarray, yaw_rad: float,
+                   temperature_c: float | None = None) -> 'Explained':
+        """The frame with this room's own echoes at a known pose fitted and removed: what is
+        left holds the echoes the room model lacks (furniture that moved, objects not in the
+        file). The speed of sound is fitted; amplitudes are free, so a path that furniture
+        hides takes an amplitude near zero.
+
+        :param position_m: array-frame origin ``(3,)``, m (from tracking, or ground truth).
+        :param yaw_rad: heading of the array, rad.
+        :param temperature_c: assumed air temperature; ``None`` takes the room file's.
+        :raises ValueError: a non-finite pose, a channel count that is not the array's.
+        """
+        position = np.asarray(position_m, dtype=float)
+        if position.shape != (3,) or not np.all(np.isfinite(position)) \
+                or not np.isfinite(yaw_rad):
+            raise ValueError(f'pose must be a finite position (3,) and yaw, got position '
+                             f'{np.asarray(position_m).tolist()} and yaw {yaw_rad}')
+        if features.n_channels != self.array.n_receivers:
+            raise ValueError(f'features have {features.n_channels} channels, array '
+                             f'{self.array.name!r} has {self.array.n_receivers}')
+        working = working_channels(features)
+        if not working.all():
+            return self._without_dead_channels(working).explain_at(
+                features.channels(working), position_m, yaw_rad, temperature_c)
+        temperature = self.room.temperature_c if temperature_c is None else temperature_c
+        fr = self._frame(features, yaw_rad, temperature)
+        emitter = position + yaw_matrix(yaw_rad) @ self.array.emitter_m
+        theta = np.array([[*emitter, 1.0, 0.0]])
+        paths = np.ones((1, len(self._sequences)), dtype=bool)
+        fit = self._newton(fr, theta, paths, np.array([3]), 2, need_info=False)
+        residual = features.baseband - self._synthesise(fr, fit.tau[0], fit.amp[0], fit.coef[0])
+        fr.c0 *= float(fit.theta[0, 3])
+        # The amplitude scale of the predicted echoes, as propose fits it: the fitted amplitudes
+        # weighted by each path's predicted strength.
+        strength = np.sum(fit.amp[0] ** 2 * fr.weights, axis=-1)
+        fr.gain = float(np.sum(np.abs(fit.coef[0]) * strength) / max(np.sum(strength), 1e-300))
+        return Explained(localizer=self, frame=fr, emitter_m=emitter,
+                         residual=residual.astype(np.complex64))
+
+    def plane_scores(self, explained: 'Explained', axis: int, coords_m: np.ndarray,
+                     facing: int, absorption: float,
+                     coverage: np.ndarray | None = None) -> np.ndarray:
+        """Log likelihood ratio, in the residual of :meth:`explain_at`, of the first-order echo
+        of a plane normal to ``axis`` at each of ``coords_m``, facing ``facing`` (+1: its normal
+        points along +axis), against no echo there.
+
+        Each receiver's output at the delay of the emitter's image in the plane is summed
+        across the array (power ``P`` in noise units, as in the wall scans). With ``s`` the
+        power the plane's echo should have there (its distance, ``absorption``, the
+        transducers' directivity and the frame's fitted amplitude scale), and a complex
+        Gaussian amplitude of that variance, the ratio is ``P s / (1 + s) - log(1 + s)``: a
+        plane where an echo is heard scores about ``s - log(1 + s)``, and one where the echo
+        it should give is missing scores ``s / (1 + s) - log(1 + s)``, below 0. Planes the
+        array is not in front of score 0.
+
+        :param coords_m: plane positions along ``axis`` ``(G,)``, m.
+        :param absorption: energy absorption coefficient of the plane's surface.
+        :param coverage: fractions of the receivers whose reflection point lies on the face
+            ``(C,)`` (a face's edge between them): the echo sums over that fraction, its power
+            over its square. ``None``: all of them.
+        :return: ``(C, G)`` (``(1, G)`` for ``None``).
+        """
+        fr, emitter = explained.frame, explained.emitter_m
+        coords = np.asarray(coords_m, dtype=float)
+        images = np.repeat(emitter[None], coords.size, axis=0)
+        images[:, axis] = 2.0 * coords - emitter[axis]
+        delta = (emitter + fr.offsets)[None] - images[:, None]                     # (G, n, 3)
+        dist = np.linalg.norm(delta, axis=-1)
+        tau = dist / fr.c0
+        z = self._sample(fr, tau, explained.residual, smooth=False)
+        weights = (fr.weights / np.sum(fr.weights)).astype(np.float32)
+        power = np.abs(z @ weights) ** 2 * np.sum(fr.weights)
+        directivity = self.array.directivity(self.chirp.center_hz, delta[..., 2] / dist,
+                                             fr.c0) ** 2
+        peak = (fr.gain * abs(self._response_zero[0]) * np.sqrt(1.0 - absorption) / dist
+                * np.exp(-fr.absorb * dist) * directivity * self.array.gains)      # (G, n)
+        full = np.sum(peak * fr.weights, axis=-1) ** 2 / np.sum(fr.weights)
+        fractions = np.ones(1) if coverage is None else np.asarray(coverage, dtype=float)
+        expected = fractions[:, None] ** 2 * full[None]                            # (C, G)
+        seen = ((emitter[axis] - coords) * facing > PLANE_MIN_DISTANCE_M) \
+            & np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1)
+        ratio = power * expected / (1.0 + expected) - np.log1p(expected)
+        return np.where(seen, ratio, 0.0)
+
+    def remove_plane_echo(self, explained: 'Explained', axis: int, coord_m: float,
+                          facing: int, absorption: float) -> None:
+        """Fit the first-order echo of one plane (as :meth:`plane_scores` places it) to the
+        residual of :meth:`explain_at` and subtract it there, so that no other plane at the
+        same distance can take it. Nothing happens where the array is not in front of it."""
+        fr, emitter = explained.frame, explained.emitter_m
+        image = emitter.copy()
+        image[axis] = 2.0 * coord_m - emitter[axis]
+        delta = emitter + fr.offsets - image                                      # (n, 3)
+        dist = np.linalg.norm(delta, axis=-1)
+        tau = dist / fr.c0
+        if (emitter[axis] - coord_m) * facing <= PLANE_MIN_DISTANCE_M \
+                or not np.all((tau > fr.t_min) & (tau < fr.t_max)):
+            return
+        amp = (np.sqrt(1.0 - absorption) / dist * np.exp(-fr.absorb * dist)
+               * self.array.directivity(self.chirp.center_hz, delta[:, 2] / dist, fr.c0) ** 2
+               * self.array.gains)
+        z = self._sample(fr, tau[None], explained.residual)[0]
+        coef = np.sum(amp * fr.weights * z) / (
+            self._response_zero[0] * np.sum(amp ** 2 * fr.weights))
+        explained.residual = (explained.residual - self._synthesise(
+            fr, tau[None], amp[None], np.array([coef]))).astype(np.complex64)
 
     def localize(self, features: EchoFeatures, yaw_rad: float,
                  temperature_c: float | None = None,

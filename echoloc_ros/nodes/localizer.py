@@ -227,12 +227,15 @@ class LocalizerNode(Node):
             self.get_logger().error(self.last_error, throttle_duration_sec=1.0)
             return
         position, covariance = estimate.position_m, estimate.covariance_m2
+        accepted = True
         if self.tracking:
             position, covariance, accepted = self.tracker.update(t_s, position, covariance)
             self.gated += not accepted
         self.last_estimate = estimate
-        # The echoes refine the heading too: publish the localizer's, with its variance.
-        yaw_rad, yaw_var = estimate.yaw_rad, estimate.yaw_variance_rad2
+        # The echoes refine the heading too: publish the localizer's, with its variance, unless
+        # the tracker refused the fix it came with (then the heading given stands).
+        if accepted:
+            yaw_rad, yaw_var = estimate.yaw_rad, estimate.yaw_variance_rad2
         self.pose_pub.publish(conversions.pose_msg(position, covariance, yaw_rad, yaw_var,
                                                    msg.header.stamp, self.map_frame))
         self.frequency.tick()

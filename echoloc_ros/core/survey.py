@@ -1,0 +1,272 @@
+"""Where the furniture stands now, from frames at known poses: bring a stale room file up to date.
+
+A localizer with a room file whose furniture has since moved errs more often (docs/model.md):
+it models echoes of faces that are not there and hides walls that are heard. Tracking keeps
+the robot placed through such frames; this module uses those tracked poses to put the boxes
+back where they stand. At a known pose the room's own echoes (walls, floor, ceiling) are fitted
+and removed (:meth:`PhysicsLocalizer.explain_at`); what is left holds the furniture's echoes.
+Each box is then placed by a search over its plan shift from the file's position:
+
+- every face of the box adds, in every frame where the array stands in front of it, the log
+  likelihood ratio of its echo at the face's shifted position against no echo
+  (:meth:`PhysicsLocalizer.plane_scores`): an echo heard where the face should give one scores
+  above 0, one missing scores below;
+- near a face's edge only the receivers whose reflection points lie on the face hear it, and
+  the face counts with that fraction of the array;
+- the box with the clearest placement is placed first, its echoes are subtracted from every
+  frame (:meth:`PhysicsLocalizer.remove_plane_echo`) and the others kept off it in plan, and
+  the rest are scored again: summed across the array, a face 0.4 m away along y sounds much
+  like one 0.4 m away along x.
+
+The face's distance along its normal comes from the echo's delay (millimetres); its position
+along the face from which poses, and receivers, hear it. A box no frame heard (``min_score``)
+stays where the file has it, and the result says so.
+"""
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import yaml
+
+from echoloc_ros.core.array_geometry import ArrayGeometry
+from echoloc_ros.core.chirp import Chirp
+from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
+from echoloc_ros.core.paths import resolve_config
+from echoloc_ros.core.physics_localizer import PhysicsLocalizer
+from echoloc_ros.core.room import Box, Room
+
+# A box whose best placement scores less than this was not heard: a face heard at 10 dB in
+# one frame scores about 7.6 (s - log(1 + s)).
+MIN_SCORE = 10.0
+
+
+@dataclass
+class BoxFix:
+    """Where the survey put one box.
+
+    :ivar name: the box's name in the room file.
+    :ivar shift_m: plan shift from the room file's position ``(2,)``, m (0 when not seen).
+    :ivar score: the placement's score (log likelihood ratio of its faces' echoes, summed over
+        faces and frames).
+    :ivar score_at_file: the score of the room file's position.
+    :ivar n_frames: frames in which some face of the box, so placed, faces the array.
+    :ivar seen: whether the score reached the threshold (else the box stays where it was).
+    """
+
+    name: str
+    shift_m: np.ndarray
+    score: float
+    score_at_file: float
+    n_frames: int
+    seen: bool
+
+
+@dataclass
+class SurveyResult:
+    """:ivar room: the room with each seen box moved. :ivar boxes: one :class:`BoxFix` per box,
+    in the room file's order. :ivar n_frames: frames used."""
+
+    room: Room
+    boxes: list[BoxFix]
+    n_frames: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {'n_frames': self.n_frames,
+                'boxes': {b.name: {'shift_m': [round(float(v), 4) for v in b.shift_m],
+                                   'seen': b.seen, 'score': round(b.score, 1),
+                                   'score_at_file': round(b.score_at_file, 1),
+                                   'n_frames': b.n_frames} for b in self.boxes}}
+
+
+class FurnitureSurvey:
+    """Places a room's furniture boxes from frames at known poses.
+
+    :param room: the room as its file has it (the boxes' sizes and heights are kept; only their
+        plan positions are searched).
+    :param max_shift_m: how far each box may have moved on each axis, m.
+    :param step_m: step of the search, m.
+    :param min_score: a box placed with less stays where the file has it.
+    """
+
+    def __init__(self, room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float = 250e3,
+                 processor: EchoProcessor | None = None, max_shift_m: float = 1.0,
+                 step_m: float = 0.01, min_score: float = MIN_SCORE) -> None:
+        if not room.furniture:
+            raise ValueError(f'room {room.name!r} has no furniture to survey')
+        if not (np.isfinite(max_shift_m) and max_shift_m > 0):
+            raise ValueError(f'max_shift_m must be > 0, got {max_shift_m}')
+        if not (np.isfinite(step_m) and 0 < step_m <= max_shift_m):
+            raise ValueError(f'step_m must be in (0, max_shift_m={max_shift_m}], got {step_m}')
+        self.room = room
+        self.min_score = float(min_score)
+        # The shell alone: the residual keeps every furniture echo, wherever the boxes stand.
+        self.shell = PhysicsLocalizer(replace(room, furniture=[]), array, chirp, fs_hz,
+                                      processor=processor)
+        n = int(round(max_shift_m / step_m))
+        self.shifts_m = np.arange(-n, n + 1) * step_m
+
+    def run(self, frames: Iterable[tuple[EchoFeatures, np.ndarray, float]],
+            temperature_c: float | None = None) -> SurveyResult:
+        """Survey from ``(features, position_m (3,), yaw_rad)`` triples (array-frame origin and
+        heading, e.g. tracked poses).
+
+        :raises ValueError: no frames, or a frame with a bad pose or channel count (named by
+            its index).
+        """
+        explained = []
+        for i, (features, position, yaw) in enumerate(frames):
+            try:
+                explained.append(self.shell.explain_at(features, position, yaw, temperature_c))
+            except ValueError as exc:
+                raise ValueError(f'survey frame {i}: {exc}') from None
+        if not explained:
+            raise ValueError('survey needs at least one frame at a known pose; got none')
+        furniture = self.room.furniture
+        # The clearest box first: its echoes are then removed from every frame and the others
+        # kept off it in plan, so that no other box can take an echo it explains (a face at
+        # the same distance in another direction sums to nearly the same across the array).
+        fixes: list = [None] * len(furniture)
+        placed: list[Box] = []
+        left = list(range(len(furniture)))
+        while left:
+            scored = {i: self._scores(furniture[i], explained) for i in left}
+            i = max(left, key=lambda j: np.max(scored[j][0]))
+            left.remove(i)
+            total, seen = scored[i]
+            zero = self.shifts_m.size // 2
+            at_file = float(total[zero, zero])
+            total = np.where(self._clear_of(furniture[i], placed), total, -np.inf)
+            fixes[i] = self._fix(furniture[i], total, seen, at_file)
+            if fixes[i].seen:
+                placed.append(self._moved(furniture[i], fixes[i].shift_m))
+                for ex in explained:
+                    self._remove_echoes(placed[-1], ex)
+        boxes = [self._moved(box, fix.shift_m) for box, fix in zip(furniture, fixes)]
+        return SurveyResult(replace(self.room, furniture=boxes), fixes, len(explained))
+
+    @staticmethod
+    def _remove_echoes(box: Box, ex) -> None:
+        """Subtract from one frame's residual the echo of every face of ``box`` that faces
+        the array there (the faces :meth:`_scores` counts)."""
+        emitter = ex.emitter_m
+        over = [box.min_m[a] <= emitter[a] <= box.max_m[a] for a in range(3)]
+        for axis in range(2):
+            if over[1 - axis] and over[2]:
+                for side, facing in ((box.min_m, -1), (box.max_m, 1)):
+                    ex.localizer.remove_plane_echo(ex, axis, side[axis], facing, box.absorption)
+        if over[0] and over[1]:
+            for height, facing in ((box.max_m[2], 1), (box.min_m[2], -1)):
+                if height > 0.0:
+                    ex.localizer.remove_plane_echo(ex, 2, height, facing, box.absorption)
+
+    @staticmethod
+    def _moved(box: Box, shift_m: np.ndarray) -> Box:
+        return Box(box.name, np.append(box.min_m[:2] + shift_m, box.min_m[2]),
+                   np.append(box.max_m[:2] + shift_m, box.max_m[2]), box.absorption)
+
+    def _clear_of(self, box: Box, placed: list[Box]) -> np.ndarray:
+        """Shifts that keep ``box`` off every box in ``placed`` in plan ``(G, G)``."""
+        clear = np.ones((self.shifts_m.size,) * 2, dtype=bool)
+        for other in placed:
+            apart = [(box.max_m[a] + self.shifts_m <= other.min_m[a])
+                     | (box.min_m[a] + self.shifts_m >= other.max_m[a]) for a in range(2)]
+            clear &= apart[0][:, None] | apart[1][None, :]
+        return clear
+
+    def _scores(self, box: Box, explained: list) -> tuple[np.ndarray, np.ndarray]:
+        """Score of every plan shift of ``box`` and how many frames see it so placed
+        ``(G, G)`` each."""
+        shifts = self.shifts_m
+        total = np.zeros((shifts.size, shifts.size))
+        seen = np.zeros((shifts.size, shifts.size), dtype=np.int64)
+        for ex in explained:
+            loc = ex.localizer
+            # Each receiver hears a face where its reflection point (about halfway between
+            # the emitter and it, along the face) lies on the face: near an edge only some do.
+            hits = ex.emitter_m + 0.5 * ex.frame.offsets                           # (n, 3)
+            n = hits.shape[0]
+            levels = np.arange(n + 1) / n
+            over = [(hits[:, a, None] >= box.min_m[a] + shifts)
+                    & (hits[:, a, None] <= box.max_m[a] + shifts) for a in range(2)]  # (n, G)
+            level = (hits[:, 2] >= box.min_m[2]) & (hits[:, 2] <= box.max_m[2])
+            frame_seen = np.zeros(total.shape, dtype=bool)
+            for axis in range(2):
+                count = np.sum(over[1 - axis] & level[:, None], axis=0)             # (G,)
+                if not np.any(count):
+                    continue
+                for side, facing in ((box.min_m, -1), (box.max_m, 1)):
+                    ratio = loc.plane_scores(ex, axis, side[axis] + shifts, facing,
+                                             box.absorption, levels)[count]      # (G_t, G_n)
+                    if axis == 0:
+                        ratio = ratio.T
+                    total += ratio
+                    frame_seen |= ratio != 0.0
+            count = np.einsum('it,iu->tu', over[0].astype(np.int64), over[1].astype(np.int64))
+            if np.any(count):
+                for height, facing in ((box.max_m[2], 1), (box.min_m[2], -1)):
+                    if height <= 0.0:
+                        continue
+                    ratio = loc.plane_scores(ex, 2, np.array([height]), facing, box.absorption,
+                                             levels)[:, 0][count]
+                    total += ratio
+                    frame_seen |= ratio != 0.0
+            seen += frame_seen
+        return np.where(self._inside(box), total, -np.inf), seen
+
+    def _fix(self, box: Box, total: np.ndarray, seen: np.ndarray, at_file: float) -> BoxFix:
+        best = np.unravel_index(int(np.argmax(total)), total.shape)
+        centre = self._plateau_centre(total, best)
+        fix_score = float(total[centre])
+        ok = fix_score >= self.min_score
+        return BoxFix(box.name, self.shifts_m[list(centre)] if ok else np.zeros(2),
+                      fix_score if np.isfinite(fix_score) else 0.0, at_file,
+                      int(seen[centre]), bool(ok))
+
+    def _inside(self, box: Box) -> np.ndarray:
+        """Shifts that keep the box within the plan's bounding box ``(G, G)``."""
+        lo, hi = self.room.vertices_m.min(axis=0), self.room.vertices_m.max(axis=0)
+        ok = [(box.min_m[a] + self.shifts_m >= lo[a] - 1e-9)
+              & (box.max_m[a] + self.shifts_m <= hi[a] + 1e-9) for a in range(2)]
+        return ok[0][:, None] & ok[1][None, :]
+
+    @staticmethod
+    def _plateau_centre(total: np.ndarray, best: tuple[int, int]) -> tuple[int, int]:
+        """Along a face the score is flat between the poses that bound it: the middle of the
+        run of maximal values through ``best`` on each axis, rather than its first cell."""
+        value = total[best]
+        centre = list(best)
+        for axis in range(2):
+            line = total[:, best[1]] if axis == 0 else total[best[0], :]
+            lo = hi = best[axis]
+            while lo > 0 and line[lo - 1] >= value:
+                lo -= 1
+            while hi < line.size - 1 and line[hi + 1] >= value:
+                hi += 1
+            centre[axis] = (lo + hi) // 2
+        return centre[0], centre[1]
+
+
+def write_room_file(source: str | Path, result: SurveyResult, out: str | Path) -> Path:
+    """Write the room file ``source`` (a room name or YAML path) with each box the survey saw
+    moved to where it stands; every other field, and each box's material, is kept as written.
+
+    :return: the path written.
+    """
+    data = yaml.safe_load(resolve_config('rooms', source).read_text(encoding='utf-8'))
+    fixes = {b.name: b for b in result.boxes}
+    for i, item in enumerate(data.get('furniture') or []):
+        name = str(item.get('name', f'box_{i}'))
+        fix = fixes.get(name)
+        if fix is None or not fix.seen:
+            continue
+        for key in ('min_m', 'max_m'):
+            corner = [float(v) for v in item[key]]
+            corner[0] = round(corner[0] + float(fix.shift_m[0]), 4)
+            corner[1] = round(corner[1] + float(fix.shift_m[1]), 4)
+            item[key] = corner
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+    return out
