@@ -13,7 +13,7 @@ from echoloc_ros import conversions
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
-from echoloc_ros.core.evaluation import _moved_off_path, tracked_path
+from echoloc_ros.core.evaluation import _drive, _moved_off_path, tracked_path
 from echoloc_ros.core.room import load_room
 from echoloc_ros.core.simulator import EchoSimulator, Scenario
 from echoloc_ros.recording import BagWriter, posed_frames
@@ -26,23 +26,16 @@ def write_recording(path, room, world, n_uncertain=3, n_bad=2):
     the frame's stamp; some poses uncertain, some headings the IMU's, some features
     truncated."""
     array, chirp = load_array('square_4sensor'), Chirp()
-    simulator = EchoSimulator(room, array, chirp, FS_HZ)
-    processor = EchoProcessor(chirp, FS_HZ, array=array)
-    scenario = Scenario(snr_db=10.0, furniture=world.furniture)
     route = tracked_path(room, furniture_moved=True)
-    origin = np.append(room.vertices_m.min(axis=0), 0.0)
-    rng = np.random.default_rng(8)
+    drive = _drive(route, room.vertices_m.min(axis=0), EchoSimulator(room, array, chirp, FS_HZ),
+                   EchoProcessor(chirp, FS_HZ, array=array),
+                   Scenario(snr_db=10.0, furniture=world.furniture), np.random.default_rng(8),
+                   int(np.ceil(route.period_s / 0.2)), 5.0, 0.0)
     bag = BagWriter(path)
     bag.add_topic('/echoloc/features', 'echoloc/msg/EchoFeatures')
     bag.add_topic('/echoloc/pose', 'geometry_msgs/msg/PoseWithCovarianceStamped')
     written = 0
-    for k, t_s in enumerate(np.arange(0.0, route.period_s, 0.2)):
-        position, yaw = route.pose(t_s)
-        position = position + origin
-        try:
-            features = processor.process(simulator.simulate(position, yaw, scenario, rng))
-        except ValueError:
-            continue
+    for k, (t_s, position, features, yaw) in enumerate(drive):
         stamp = Time(sec=int(t_s), nanosec=int(round((t_s % 1.0) * 1e9)))
         frame = EchoFrame()
         frame.header.stamp = stamp

@@ -12,7 +12,7 @@ from scipy import stats
 from echoloc_ros.core.acoustics import speed_of_sound_mps
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.core.echo_processing import EchoProcessor
+from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
 from echoloc_ros.core.nn_localizer import NeuralLocalizer
 from echoloc_ros.core.paths import default_model_path
 from echoloc_ros.core.physics_localizer import PhysicsLocalizer
@@ -141,8 +141,7 @@ def twin_separations(room: Room, world: Room, array: ArrayGeometry, chirp: Chirp
         for s in [v * sign for v in shifts_m for sign in (1.0, -1.0)]:
             step = np.zeros(3)
             step[axis] = s
-            boxes = [replace(b, min_m=b.min_m + step, max_m=b.max_m + step)
-                     for b in world.furniture]
+            boxes = [b.shifted(step) for b in world.furniture]
             position = np.asarray(position_m, dtype=float) + step
             if not free(boxes, axis) or world.wall_distance_m(position[:2]) < margin_m:
                 continue
@@ -413,7 +412,8 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     :param furniture_known: the localizer is told where it stands (:func:`evaluate_fixes`).
     :return: per-frame :func:`error_metrics`, the same for the track with a ``tracked_``
         prefix, ``tracked_max_cm``, ``rejected_rate`` (fixes the gate refused),
-        ``latency_ms_p50``/``latency_ms_p95`` of the localizer and ``n``.
+        ``latency_ms_p50``/``latency_ms_p95`` of the localizer and ``n`` (frames localized:
+        a pose where moved boxes hide every wall gives none).
     """
     if n_frames < 1:
         raise ValueError(f'n_frames must be >= 1, got {n_frames}')
@@ -440,12 +440,11 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     heading_noise_rad = np.deg2rad(heading_noise_deg)
     # The localizer is told the heading's std, as an IMU reports it; none: its default prior.
     yaw_std_rad = heading_noise_rad if heading_noise_deg > 0 else None
-    for k in range(n_frames):
-        t_s = k / frame_rate_hz
-        position, yaw = path.pose(t_s)
-        position = position + np.append(lo, 0.0)
-        features = processor.process(simulator.simulate(position, yaw, scenario, rng))
-        told_yaw = yaw + heading_noise_rad * rng.standard_normal()
+    times = []
+    for t_s, position, features, told_yaw in _drive(path, lo, simulator, processor, scenario,
+                                                    rng, n_frames, frame_rate_hz,
+                                                    heading_noise_rad):
+        times.append(t_s)
         t0 = time.perf_counter()
         estimate = localizer.localize(features, told_yaw, assumed_temperature_c,
                                       yaw_std_rad=yaw_std_rad)
@@ -463,7 +462,7 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
         estimates.append(estimate.position_m)
         tracks.append(track)
     if details is not None:
-        details.update(t_s=np.arange(n_frames) / frame_rate_hz, truth_m=np.array(truths),
+        details.update(t_s=np.array(times), truth_m=np.array(truths),
                        estimate_m=np.array(estimates), tracked_m=np.array(tracks),
                        errors_m=np.array(errors), tracked_errors_m=np.array(tracked))
     result = error_metrics(np.array(errors), np.array(inside))
@@ -474,9 +473,29 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
         'rejected_rate': float(np.mean(rejected)),
         'latency_ms_p50': float(np.percentile(latency, 50)),
         'latency_ms_p95': float(np.percentile(latency, 95)),
-        'n': n_frames,
+        'n': len(errors),
     })
     return result
+
+
+def _drive(path: LissajousTrajectory, origin_xy: np.ndarray, simulator: EchoSimulator,
+           processor: EchoProcessor, scenario: Scenario, rng: np.random.Generator,
+           n_frames: int, frame_rate_hz: float, heading_noise_rad: float
+           ) -> Iterator[tuple[float, np.ndarray, EchoFeatures, float]]:
+    """The frames of a drive along ``path`` (its origin at ``origin_xy`` in the room), one
+    every ``1 / frame_rate_hz`` from t = 0: ``(t_s, position_m, features, heading given)``,
+    the heading with an error of ``heading_noise_rad`` std. A pose where boxes hide every wall
+    gives no frame (the simulator has no echo to set the SNR by)."""
+    offset = np.append(origin_xy, 0.0)
+    for k in range(n_frames):
+        t_s = k / frame_rate_hz
+        position, yaw = path.pose(t_s)
+        position = position + offset
+        try:
+            features = processor.process(simulator.simulate(position, yaw, scenario, rng))
+        except ValueError:
+            continue
+        yield t_s, position, features, yaw + heading_noise_rad * rng.standard_normal()
 
 
 def tracked_path(room: Room, furniture_moved: bool = False) -> LissajousTrajectory:
@@ -557,16 +576,9 @@ def evaluate_survey(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: floa
         scenario = Scenario(snr_db=snr_db, furniture=moved)
         tracker = PoseTracker()
         frames = []
-        for k in range(int(round(survey_s * frame_rate_hz))):
-            t_s = k / frame_rate_hz
-            position, yaw = path.pose(t_s)
-            position = position + np.append(lo, 0.0)
-            try:
-                features = processor.process(simulator.simulate(position, yaw, scenario, rng))
-            except ValueError:
-                # Boxes hide every wall from here: the SNR has no reference; no frame.
-                continue
-            given = yaw + heading_rad * rng.standard_normal()
+        drive = _drive(path, lo, simulator, processor, scenario, rng,
+                       int(round(survey_s * frame_rate_hz)), frame_rate_hz, heading_rad)
+        for t_s, _, features, given in drive:
             estimate = stale.localize(features, given, yaw_std_rad=yaw_std)
             track, track_cov, accepted = tracker.update(t_s, estimate.position_m,
                                                         estimate.covariance_m2)
@@ -574,7 +586,8 @@ def evaluate_survey(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: floa
             # fix, else the heading given; echoloc survey's filters on both.
             heading, yaw_var = ((estimate.yaw_rad, estimate.yaw_variance_rad2) if accepted
                                 else (given, heading_rad ** 2))
-            if (k % survey_every == 0 and np.all(np.diag(track_cov) <= max_pose_std_m ** 2)
+            if (round(t_s * frame_rate_hz) % survey_every == 0
+                    and np.all(np.diag(track_cov) <= max_pose_std_m ** 2)
                     and yaw_var <= np.deg2rad(max_yaw_std_deg) ** 2):
                 frames.append((features, track, heading))
         t0 = time.perf_counter()

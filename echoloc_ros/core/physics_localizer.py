@@ -98,9 +98,9 @@ EXPLAIN_GAP = 3.0
 # A learned ranker's covariance (:meth:`PhysicsLocalizer._region_covariance`): its 95 % ellipsoid
 # holds this much of the mixture, its components widened at most to this level.
 REGION_MASS = 0.95
+REGION_LEVEL_MAX = 0.999
 # A plane this close to the emitter (m) echoes inside the direct arrival: not scored.
 PLANE_MIN_DISTANCE_M = 0.02
-REGION_LEVEL_MAX = 0.999
 
 
 @dataclass
@@ -703,10 +703,7 @@ class PhysicsLocalizer:
         delta = (emitters[:, None, :] + offsets)[:, None] - images[:, :, None]     # (K,P,n,3)
         dist = np.sqrt(np.sum(delta ** 2, axis=-1))
         tau = dist / speeds[:, None, None]
-        directivity = self.array.directivity(self.chirp.center_hz, delta[..., 2] / dist,
-                                             fr.c0) ** 2
-        amp = (self._img_refl[paths][:, None] / dist * np.exp(-fr.absorb * dist)
-               * directivity * self.array.gains)
+        amp = self._amplitude(fr, delta, dist, self._img_refl[paths][:, None])
         if keep is None:
             keep = np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1)
             if valid is not None:
@@ -729,6 +726,17 @@ class PhysicsLocalizer:
                    else unit[..., 1] * offsets[:, None, :, 0]
                    - unit[..., 0] * offsets[:, None, :, 1] for f in free]
         return tau, amp * keep[..., None], keep, np.stack(columns, axis=-1)
+
+    def _amplitude(self, fr: _Frame, delta: np.ndarray, dist: np.ndarray,
+                   reflection: np.ndarray | float) -> np.ndarray:
+        """Predicted amplitude at each receiver of a path from an image ``delta`` away
+        (receiver - image, ``(..., n, 3)``; ``dist`` its length ``(..., n)``): the surfaces'
+        ``reflection``, spherical spreading, air absorption, both transducers' directivity and
+        the receivers' gains."""
+        directivity = self.array.directivity(self.chirp.center_hz, delta[..., 2] / dist,
+                                             fr.c0) ** 2
+        return (reflection / dist * np.exp(-fr.absorb * dist) * directivity
+                * self.array.gains)
 
     def _evidence(self, fr: _Frame, tau: np.ndarray, amp: np.ndarray) -> np.ndarray:
         """Log evidence of the image-source model for a batch of path sets.
@@ -1285,50 +1293,49 @@ class PhysicsLocalizer:
             over its square. ``None``: all of them.
         :return: ``(C, G)`` (``(1, G)`` for ``None``).
         """
-        fr, emitter = explained.frame, explained.emitter_m
-        coords = np.asarray(coords_m, dtype=float)
-        images = np.repeat(emitter[None], coords.size, axis=0)
-        images[:, axis] = 2.0 * coords - emitter[axis]
-        delta = (emitter + fr.offsets)[None] - images[:, None]                     # (G, n, 3)
-        dist = np.linalg.norm(delta, axis=-1)
-        tau = dist / fr.c0
+        fr = explained.frame
+        tau, amp, heard = self._plane_echo(explained, axis, np.asarray(coords_m, dtype=float),
+                                           facing, absorption)
         z = self._sample(fr, tau, explained.residual, smooth=False)
         weights = (fr.weights / np.sum(fr.weights)).astype(np.float32)
         power = np.abs(z @ weights) ** 2 * np.sum(fr.weights)
-        directivity = self.array.directivity(self.chirp.center_hz, delta[..., 2] / dist,
-                                             fr.c0) ** 2
-        peak = (fr.gain * abs(self._response_zero[0]) * np.sqrt(1.0 - absorption) / dist
-                * np.exp(-fr.absorb * dist) * directivity * self.array.gains)      # (G, n)
+        peak = fr.gain * abs(self._response_zero[0]) * amp                        # (G, n)
         full = np.sum(peak * fr.weights, axis=-1) ** 2 / np.sum(fr.weights)
         fractions = np.ones(1) if coverage is None else np.asarray(coverage, dtype=float)
         expected = fractions[:, None] ** 2 * full[None]                            # (C, G)
-        seen = ((emitter[axis] - coords) * facing > PLANE_MIN_DISTANCE_M) \
-            & np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1)
         ratio = power * expected / (1.0 + expected) - np.log1p(expected)
-        return np.where(seen, ratio, 0.0)
+        return np.where(heard, ratio, 0.0)
+
+    def _plane_echo(self, explained: 'Explained', axis: int, coords_m: np.ndarray,
+                    facing: int, absorption: float) -> tuple[np.ndarray, ...]:
+        """The first-order echo of a plane normal to ``axis`` at each of ``coords_m`` ``(G,)``:
+        delays and predicted amplitudes ``(G, n)`` (without the frame's amplitude scale), and
+        whether the array hears it ``(G,)``: in front of the plane and inside the window."""
+        fr, emitter = explained.frame, explained.emitter_m
+        images = np.repeat(emitter[None], coords_m.size, axis=0)
+        images[:, axis] = 2.0 * coords_m - emitter[axis]
+        delta = (emitter + fr.offsets)[None] - images[:, None]                     # (G, n, 3)
+        dist = np.linalg.norm(delta, axis=-1)
+        tau = dist / fr.c0
+        heard = (((emitter[axis] - coords_m) * facing > PLANE_MIN_DISTANCE_M)
+                 & np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1))
+        return tau, self._amplitude(fr, delta, dist, np.sqrt(1.0 - absorption)), heard
 
     def remove_plane_echo(self, explained: 'Explained', axis: int, coord_m: float,
                           facing: int, absorption: float) -> None:
         """Fit the first-order echo of one plane (as :meth:`plane_scores` places it) to the
         residual of :meth:`explain_at` and subtract it there, so that no other plane at the
         same distance can take it. Nothing happens where the array is not in front of it."""
-        fr, emitter = explained.frame, explained.emitter_m
-        image = emitter.copy()
-        image[axis] = 2.0 * coord_m - emitter[axis]
-        delta = emitter + fr.offsets - image                                      # (n, 3)
-        dist = np.linalg.norm(delta, axis=-1)
-        tau = dist / fr.c0
-        if (emitter[axis] - coord_m) * facing <= PLANE_MIN_DISTANCE_M \
-                or not np.all((tau > fr.t_min) & (tau < fr.t_max)):
+        fr = explained.frame
+        tau, amp, heard = self._plane_echo(explained, axis, np.array([float(coord_m)]), facing,
+                                           absorption)
+        if not heard[0]:
             return
-        amp = (np.sqrt(1.0 - absorption) / dist * np.exp(-fr.absorb * dist)
-               * self.array.directivity(self.chirp.center_hz, delta[:, 2] / dist, fr.c0) ** 2
-               * self.array.gains)
-        z = self._sample(fr, tau[None], explained.residual)[0]
+        z = self._sample(fr, tau, explained.residual)
         coef = np.sum(amp * fr.weights * z) / (
             self._response_zero[0] * np.sum(amp ** 2 * fr.weights))
         explained.residual = (explained.residual - self._synthesise(
-            fr, tau[None], amp[None], np.array([coef]))).astype(np.complex64)
+            fr, tau, amp, np.array([coef]))).astype(np.complex64)
 
     def localize(self, features: EchoFeatures, yaw_rad: float,
                  temperature_c: float | None = None,

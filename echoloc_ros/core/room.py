@@ -1,6 +1,6 @@
 """A known room: floor plan, height, surface materials at 40 kHz, furniture boxes and air."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,12 @@ class Box:
         :return: bool array of the broadcast leading shape.
         """
         return segments_blocked(start_m, end_m, self.min_m, self.max_m)
+
+    def shifted(self, offset_m: np.ndarray) -> 'Box':
+        """The same box moved by ``offset_m``: ``(3,)``, or ``(2,)`` in plan."""
+        step = np.zeros(3)
+        step[:len(offset_m)] = offset_m
+        return replace(self, min_m=self.min_m + step, max_m=self.max_m + step)
 
     def contains(self, points_m: np.ndarray, margin_m: float = 0.0) -> np.ndarray:
         """Whether points ``(..., 3)`` lie inside the box grown by ``margin_m``."""

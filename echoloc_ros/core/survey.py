@@ -33,7 +33,7 @@ from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
 from echoloc_ros.core.paths import resolve_config
-from echoloc_ros.core.physics_localizer import PhysicsLocalizer
+from echoloc_ros.core.physics_localizer import Explained, PhysicsLocalizer
 from echoloc_ros.core.room import Box, Room
 
 # A box whose best placement scores less than this was not heard: a face heard at 10 dB in
@@ -140,14 +140,14 @@ class FurnitureSurvey:
             total = np.where(self._clear_of(furniture[i], placed), total, -np.inf)
             fixes[i] = self._fix(furniture[i], total, seen, at_file)
             if fixes[i].seen:
-                placed.append(self._moved(furniture[i], fixes[i].shift_m))
+                placed.append(furniture[i].shifted(fixes[i].shift_m))
                 for ex in explained:
                     self._remove_echoes(placed[-1], ex)
-        boxes = [self._moved(box, fix.shift_m) for box, fix in zip(furniture, fixes)]
+        boxes = [box.shifted(fix.shift_m) for box, fix in zip(furniture, fixes)]
         return SurveyResult(replace(self.room, furniture=boxes), fixes, len(explained))
 
     @staticmethod
-    def _remove_echoes(box: Box, ex) -> None:
+    def _remove_echoes(box: Box, ex: Explained) -> None:
         """Subtract from one frame's residual the echo of every face of ``box`` that faces
         the array there (the faces :meth:`_scores` counts)."""
         emitter = ex.emitter_m
@@ -161,11 +161,6 @@ class FurnitureSurvey:
                 if height > 0.0:
                     ex.localizer.remove_plane_echo(ex, 2, height, facing, box.absorption)
 
-    @staticmethod
-    def _moved(box: Box, shift_m: np.ndarray) -> Box:
-        return Box(box.name, np.append(box.min_m[:2] + shift_m, box.min_m[2]),
-                   np.append(box.max_m[:2] + shift_m, box.max_m[2]), box.absorption)
-
     def _clear_of(self, box: Box, placed: list[Box]) -> np.ndarray:
         """Shifts that keep ``box`` off every box in ``placed`` in plan ``(G, G)``."""
         clear = np.ones((self.shifts_m.size,) * 2, dtype=bool)
@@ -175,7 +170,7 @@ class FurnitureSurvey:
             clear &= apart[0][:, None] | apart[1][None, :]
         return clear
 
-    def _scores(self, box: Box, explained: list) -> tuple[np.ndarray, np.ndarray]:
+    def _scores(self, box: Box, explained: list[Explained]) -> tuple[np.ndarray, np.ndarray]:
         """Score of every plan shift of ``box`` and how many frames see it so placed
         ``(G, G)`` each."""
         shifts = self.shifts_m

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from echoloc_ros.core.echo_processing import EchoProcessor
-from echoloc_ros.core.evaluation import _moved_off_path, tracked_path
+from echoloc_ros.core.evaluation import _drive, _moved_off_path, tracked_path
 from echoloc_ros.core.room import load_room
 from echoloc_ros.core.simulator import EchoSimulator, Scenario
 from echoloc_ros.core.survey import FurnitureSurvey, write_room_file
@@ -20,22 +20,14 @@ def furnished():
 
 
 def path_frames(room, world, array, chirp, seed, snr_db=10.0, step_s=0.2):
-    """Frames at true poses along one lap of the tracked evaluations' path."""
-    simulator = EchoSimulator(room, array, chirp, FS_HZ)
-    processor = EchoProcessor(chirp, FS_HZ, array=array)
-    scenario = Scenario(snr_db=snr_db, furniture=world.furniture)
+    """Frames at true poses (heading exact) along one lap of the tracked evaluations' path."""
     path = tracked_path(room, furniture_moved=True)
-    origin = np.append(room.vertices_m.min(axis=0), 0.0)
-    rng = np.random.default_rng(seed)
-    frames = []
-    for t_s in np.arange(0.0, path.period_s, step_s):
-        position, yaw = path.pose(t_s)
-        try:
-            frame = simulator.simulate(position + origin, yaw, scenario, rng)
-        except ValueError:
-            continue   # boxes hide every wall from here
-        frames.append((processor.process(frame), position + origin, yaw))
-    return frames
+    drive = _drive(path, room.vertices_m.min(axis=0), EchoSimulator(room, array, chirp, FS_HZ),
+                   EchoProcessor(chirp, FS_HZ, array=array),
+                   Scenario(snr_db=snr_db, furniture=world.furniture),
+                   np.random.default_rng(seed), int(np.ceil(path.period_s / step_s)),
+                   1.0 / step_s, 0.0)
+    return [(features, position, yaw) for _, position, features, yaw in drive]
 
 
 def test_survey_places_the_boxes_the_path_passes(furnished, array, chirp):
