@@ -40,6 +40,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader
+from rosbags.rosbag2.errors import ReaderError
 
 MCAP_MAGIC = b'\x89MCAP0\r\n'
 ROSBAG2_VERSION = 9
@@ -445,10 +446,21 @@ def repair_bag(path: Path) -> int:
 
 
 def read_bag(path: Path) -> Iterator[tuple[str, str, int, bytes]]:
-    """Every message of a recording in log-time order: ``(topic, msgtype, log_time_ns, cdr)``."""
-    with Reader(Path(path)) as reader:
+    """Every message of a recording in log-time order: ``(topic, msgtype, log_time_ns, cdr)``.
+
+    :raises ValueError: ``path`` is not a readable recording (named, with the reason).
+    """
+    try:
+        reader = Reader(Path(path))
+        reader.open()
+    except (FileNotFoundError, ReaderError) as err:
+        raise ValueError(f'{path} is not a readable recording (metadata.yaml and its MCAP '
+                         f'file, as echoloc record writes them): {err}') from None
+    try:
         for connection, log_time_ns, rawdata in reader.messages():
             yield connection.topic, connection.msgtype, log_time_ns, bytes(rawdata)
+    finally:
+        reader.close()
 
 
 def deserialize(msgtype: str, rawdata: bytes):

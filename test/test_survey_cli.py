@@ -90,6 +90,12 @@ def test_survey_cli_names_what_is_missing(tmp_path):
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode != 0
     assert 'nowhere' in missing.stderr and 'is not a directory' in missing.stderr
+    (tmp_path / 'empty').mkdir()
+    empty = subprocess.run([sys.executable, '-m', 'echoloc_ros.cli', 'survey',
+                            str(tmp_path / 'empty'), '--out', str(tmp_path / 'x.yaml')],
+                           capture_output=True, text=True, timeout=120)
+    assert empty.returncode != 0
+    assert 'empty is not a readable recording' in empty.stderr, empty.stderr
     room = load_room('furnished_room')
     write_recording(tmp_path / 'unsure', room, room, n_uncertain=10 ** 6, n_bad=0)
     unsure = subprocess.run([sys.executable, '-m', 'echoloc_ros.cli', 'survey',
