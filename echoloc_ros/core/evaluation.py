@@ -401,7 +401,7 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     :param frame_rate_hz: frames per second.
     :param assumed_temperature_c: temperature given to the localizer; ``None`` is the room's.
     :param optimization_level: of the localizer.
-    :param tracker: the filter (``None``: :class:`PoseTracker` with its defaults).
+    :param tracker: the filter (``None``: :class:`PoseTracker` for the room).
     :param heading_noise_deg: std of the error of the heading given to the localizer, deg.
     :param details: if a dict, receives per-frame arrays ``t_s``, ``truth_m``,
         ``estimate_m``, ``tracked_m``, ``errors_m``, ``tracked_errors_m`` (for plots).
@@ -433,7 +433,7 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
         told = replace(room, furniture=scenario.furniture)
     localizer = make_localizer(method, told, array, chirp, fs_hz, processor,
                                optimization_level, model_path)
-    tracker = PoseTracker() if tracker is None else tracker
+    tracker = PoseTracker(room_volume_m3=room.volume_m3) if tracker is None else tracker
     tracker.reset()
     errors, inside, tracked, tracked_inside, rejected, latency = ([] for _ in range(6))
     truths, estimates, tracks = [], [], []
@@ -452,8 +452,7 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
         error = estimate.position_m - position
         errors.append(float(np.linalg.norm(error)))
         inside.append(_inside_95(error, estimate.covariance_m2))
-        track, track_cov, accepted = tracker.update(t_s, estimate.position_m,
-                                                    estimate.covariance_m2)
+        track, track_cov, accepted = tracker.update_estimate(t_s, estimate)
         rejected.append(not accepted)
         track_error = track - position
         tracked.append(float(np.linalg.norm(track_error)))
@@ -574,14 +573,13 @@ def evaluate_survey(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: floa
         moved = _moved_off_path(room, path, lo, rng, furniture_shift_m)
         world = replace(room, furniture=moved)
         scenario = Scenario(snr_db=snr_db, furniture=moved)
-        tracker = PoseTracker()
+        tracker = PoseTracker(room_volume_m3=room.volume_m3)
         frames = []
         drive = _drive(path, lo, simulator, processor, scenario, rng,
                        int(round(survey_s * frame_rate_hz)), frame_rate_hz, heading_rad)
         for t_s, _, features, given in drive:
             estimate = stale.localize(features, given, yaw_std_rad=yaw_std)
-            track, track_cov, accepted = tracker.update(t_s, estimate.position_m,
-                                                        estimate.covariance_m2)
+            track, track_cov, accepted = tracker.update_estimate(t_s, estimate)
             # What the localizer node publishes: the fix's heading when the tracker took the
             # fix, else the heading given; echoloc survey's filters on both.
             heading, yaw_var = ((estimate.yaw_rad, estimate.yaw_variance_rad2) if accepted

@@ -101,6 +101,8 @@ REGION_MASS = 0.95
 REGION_LEVEL_MAX = 0.999
 # A plane this close to the emitter (m) echoes inside the direct arrival: not scored.
 PLANE_MIN_DISTANCE_M = 0.02
+# Rivals a learned ranker gives at least this probability are reported with the fix.
+RIVAL_MIN_PROBABILITY = 0.01
 
 
 @dataclass
@@ -119,6 +121,15 @@ class Estimate:
     :ivar yaw_rad: heading of the array estimated from the echoes around the one given, rad
         (the given one when it was declared exact).
     :ivar yaw_variance_rad2: variance of ``yaw_rad``, rad^2 (0 when the heading was exact).
+    :ivar component_covariance_m2: with a learned ranker, the chosen fix's own covariance
+        ``(3, 3)`` before it is widened toward the rivals and "none"; ``confidence`` is then
+        the ranker's calibrated probability that the fix is the right one. A tracker uses the
+        two as a mixture (:class:`~echoloc_ros.core.tracker.PoseTracker`). ``None`` when
+        ``covariance_m2`` is all there is (physics alone).
+    :ivar rivals_m: with a learned ranker, the other candidates the ranker gives at least
+        ``RIVAL_MIN_PROBABILITY`` ``(k, 3)``, most probable first (array origins, unrefined).
+    :ivar rival_probabilities: the ranker's probability of each ``(k,)``; what is left of 1
+        after ``confidence`` and these is the probability that no candidate is right.
     """
 
     position_m: np.ndarray
@@ -131,6 +142,9 @@ class Estimate:
     residual_ratio: float = 1.0
     yaw_rad: float = 0.0
     yaw_variance_rad2: float = 0.0
+    component_covariance_m2: np.ndarray | None = None
+    rivals_m: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    rival_probabilities: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass
@@ -1487,6 +1501,8 @@ class PhysicsLocalizer:
             jacobian[:, YAW] = -yaw_matrix(yaw + 0.5 * np.pi) @ (emitter_m * [1.0, 1.0, 0.0])
         full_cov = self._covariance(info, ratio, fr.yaw_info)
         cov = jacobian @ full_cov @ jacobian.T
+        component = None
+        listed = []
         if probabilities is None:
             confidence = 1.0
             for other_score, other, _ in rivals[:3]:
@@ -1502,7 +1518,11 @@ class PhysicsLocalizer:
                 raise ValueError(f'probabilities must have {len(proposal.thetas) + 1} entries '
                                  f'(one per candidate and one for none), got {p.shape}')
             confidence = float(p[index])
-            cov = self._region_covariance(component_scale * cov, theta[:3], rivals, p, index)
+            component = component_scale * cov
+            cov = self._region_covariance(component, theta[:3], rivals, p, index)
+            component = 0.5 * (component + component.T) + self.position_floor_m ** 2 * np.eye(3)
+            listed = sorted([(p[i], t) for _, t, i in rivals if p[i] >= RIVAL_MIN_PROBABILITY],
+                            key=lambda r: -r[0])
         cov = 0.5 * (cov + cov.T) + self.position_floor_m ** 2 * np.eye(3)
 
         def origin(t: np.ndarray) -> np.ndarray:
@@ -1514,7 +1534,10 @@ class PhysicsLocalizer:
                         candidates_m=np.array([origin(theta)]
                                               + [origin(t) for _, t, _ in rivals[:4]]),
                         residual_ratio=ratio, yaw_rad=yaw,
-                        yaw_variance_rad2=float(full_cov[YAW, YAW]) if fr.yaw_free else 0.0)
+                        yaw_variance_rad2=float(full_cov[YAW, YAW]) if fr.yaw_free else 0.0,
+                        component_covariance_m2=component,
+                        rivals_m=np.array([origin(t) for _, t in listed]).reshape(-1, 3),
+                        rival_probabilities=np.array([q for q, _ in listed], dtype=float))
 
     def candidate_echoes(self, proposal: Proposal, n_candidates: int,
                          lags_s: np.ndarray) -> dict[str, np.ndarray]:

@@ -183,6 +183,11 @@ class Room:
         return float(np.ptp(self.vertices_m[:, 1]))
 
     @property
+    def volume_m3(self) -> float:
+        """Volume enclosed by the walls, floor and ceiling."""
+        return abs(_signed_area(self.vertices_m)) * self.height_m
+
+    @property
     def max_extent_m(self) -> float:
         """Largest of width, length and height: the farthest a wall can be from the array."""
         return max(self.width_m, self.length_m, self.height_m)

@@ -1,114 +1,314 @@
-"""Constant-velocity Kalman filter over position fixes, with a Mahalanobis gate."""
+"""Tracking the array over frames: constant-velocity Kalman filters, each fix's candidates as
+the measurements of probabilistic data association, and a few competing tracks scored by
+their log likelihood ratio."""
+
+from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import linalg, stats
+
+# A rival a fix is reported with counts as a measurement with the fix's own covariance plus
+# this much (m): rivals are unrefined candidates.
+RIVAL_POSITION_STD_M = 0.01
+# A place at least this probable that no track expects starts a track.
+SPAWN_PROBABILITY = 0.1
+_HALF_LOG_2PI_3 = 1.5 * np.log(2.0 * np.pi)
+
+
+@dataclass
+class Measurement:
+    """Where the truth may be in one frame: ``k`` places, each with its covariance and the
+    probability that the truth is there; ``1 - sum(probabilities)`` is the probability that it
+    is at none of them.
+
+    :ivar positions_m: ``(k, 3)``, m.
+    :ivar covariances_m2: ``(k, 3, 3)``, m^2.
+    :ivar probabilities: ``(k,)``.
+    :ivar fix_covariance_m2: the covariance the localizer published with its fix (the first
+        place), which covers its rivals; what is published before a track is confirmed.
+    """
+
+    positions_m: np.ndarray
+    covariances_m2: np.ndarray
+    probabilities: np.ndarray
+    fix_covariance_m2: np.ndarray
+
+    @classmethod
+    def from_estimate(cls, estimate, prior_right: float = 0.9) -> 'Measurement':
+        """The fix of a localizer (:class:`~echoloc_ros.core.physics_localizer.Estimate`).
+
+        With a learned ranker's mixture (``component_covariance_m2``): the fix with its own
+        covariance and the ranker's probability, and each rival with its probability. Without
+        one: the fix with ``covariance_m2``, right with probability ``prior_right``.
+        """
+        if estimate.component_covariance_m2 is None:
+            return cls.single(estimate.position_m, estimate.covariance_m2, prior_right)
+        component = _checked_covariance(estimate.component_covariance_m2,
+                                        'component_covariance_m2')
+        rivals = np.asarray(estimate.rivals_m, dtype=float).reshape(-1, 3)
+        spread = component + RIVAL_POSITION_STD_M ** 2 * np.eye(3)
+        return cls._checked(
+            np.vstack([estimate.position_m, rivals]),
+            np.concatenate([component[None], np.repeat(spread[None], len(rivals), axis=0)]),
+            np.concatenate([[estimate.confidence], estimate.rival_probabilities]),
+            _checked_covariance(estimate.covariance_m2, 'covariance_m2'))
+
+    @classmethod
+    def single(cls, position_m: np.ndarray, covariance_m2: np.ndarray,
+               probability: float = 0.9) -> 'Measurement':
+        """One place, right with ``probability``."""
+        cov = _checked_covariance(covariance_m2, 'covariance_m2')
+        return cls._checked(np.asarray(position_m, dtype=float).reshape(1, -1), cov[None],
+                            np.array([probability], dtype=float), cov)
+
+    @classmethod
+    def _checked(cls, positions: np.ndarray, covariances: np.ndarray,
+                 probabilities: np.ndarray, fix_covariance: np.ndarray) -> 'Measurement':
+        if positions.shape[1:] != (3,) or not np.all(np.isfinite(positions)):
+            raise ValueError(f'positions must be finite (k, 3), got {positions.tolist()!r}')
+        if not (np.all(np.isfinite(probabilities)) and np.all(probabilities >= 0.0)
+                and probabilities.sum() <= 1.0 + 1e-6):
+            raise ValueError('probabilities must be >= 0 and sum to at most 1, got '
+                             f'{probabilities.tolist()}')
+        return cls(positions, covariances, probabilities, fix_covariance)
+
+
+@dataclass
+class _Track:
+    """One constant-velocity filter: state ``[x, y, z, vx, vy, vz]``, its covariance, the time
+    of its state, its log likelihood ratio against "the truth is elsewhere", and how many
+    frames' fixes it took (the sum of their association weights)."""
+
+    state: np.ndarray
+    covariance: np.ndarray
+    t_s: float
+    score: float
+    hits: float = 1.0
+    last_hit_s: float = 0.0
 
 
 class PoseTracker:
-    """Track the array position from per-frame fixes and reject outliers.
+    """Track the array position from per-frame fixes, robust to wrong ones.
 
-    State ``[x, y, z, vx, vy, vz]``; white-acceleration process noise (Bar-Shalom, Li &
-    Kirubarajan 2001, section 6.2.2). A fix whose innovation's squared Mahalanobis distance
-    exceeds the chi-square quantile (3 degrees of freedom) is rejected; after
-    ``max_rejections`` consecutive rejections the filter restarts from the next fix, so a
-    wrong lock cannot last.
+    Each track is a constant-velocity Kalman filter with white-acceleration process noise
+    (Bar-Shalom, Li & Kirubarajan 2001, section 6.2.2). A frame's fix is a
+    :class:`Measurement`: the fix and, from a learned ranker, its rivals, each with the
+    probability that the truth is there. A track takes them by probabilistic data association
+    (Bar-Shalom & Tse 1975): each place inside the track's chi-square gate is weighed by its
+    probability times its likelihood at the innovation, against "none of them" at the density
+    of a fix anywhere in the room; the track keeps the mixture's mean and second moment. A
+    doubted fix that lands where the track expects it counts in full, one that lands elsewhere
+    barely moves it, and a run of wrong fixes leaves the track coasting with a covariance that
+    grows.
+
+    A place no track gates starts a new track. Every track keeps a score, the log likelihood
+    ratio of the frames under it against the truth being uniformly elsewhere, with a fading
+    memory of ``memory_s`` (Blackman & Popoli 1999, section 6.2). The published track is the
+    best-scored of those that took ``confirm_hits`` frames' worth of fixes; it changes when
+    another track's consistent fixes outweigh it, so a wrong lock cannot last and scattered
+    wrong fixes cannot take over.
 
     :param accel_std_mps2: standard deviation of the unmodelled acceleration, m/s^2.
-    :param gate_probability: probability mass inside the gate (0.999 rejects 0.1 % of good
-        fixes).
-    :param max_rejections: consecutive rejections that trigger a restart.
-    :param initial_speed_std_mps: velocity uncertainty at (re)start, m/s.
+    :param gate_probability: probability mass inside the gate.
+    :param confirm_hits: frames' worth of fixes a track needs before it can be published
+        (and, for a track that replaces another, the consistent fixes it needs).
+    :param initial_speed_std_mps: velocity uncertainty of a new track, m/s.
+    :param memory_s: time constant of the tracks' score memory, s.
+    :param room_volume_m3: volume over which a wrong fix may land (the density of "none").
+    :param prior_right: probability that a plain fix (no ranker's mixture) is right.
+    :param max_tracks: tracks kept at once (the lowest-scored beyond are dropped).
+    :param coast_s: a track that is not published is dropped after this long without a fix.
     """
 
     def __init__(self, accel_std_mps2: float = 0.5, gate_probability: float = 0.999,
-                 max_rejections: int = 3, initial_speed_std_mps: float = 0.5) -> None:
-        if accel_std_mps2 <= 0:
-            raise ValueError(f'accel_std_mps2 must be positive, got {accel_std_mps2}')
-        if not 0.0 < gate_probability < 1.0:
-            raise ValueError(f'gate_probability must be in (0, 1), got {gate_probability}')
-        if max_rejections < 1:
-            raise ValueError(f'max_rejections must be >= 1, got {max_rejections}')
+                 confirm_hits: int = 3, initial_speed_std_mps: float = 0.5,
+                 memory_s: float = 1.0, room_volume_m3: float = 50.0,
+                 prior_right: float = 0.9, max_tracks: int = 6, coast_s: float = 1.0) -> None:
+        checks = {'accel_std_mps2': (accel_std_mps2, accel_std_mps2 > 0, 'positive'),
+                  'gate_probability': (gate_probability, 0 < gate_probability < 1, 'in (0, 1)'),
+                  'confirm_hits': (confirm_hits, confirm_hits >= 1, '>= 1'),
+                  'memory_s': (memory_s, memory_s > 0, 'positive'),
+                  'room_volume_m3': (room_volume_m3, room_volume_m3 > 0, 'positive'),
+                  'prior_right': (prior_right, 0 < prior_right < 1, 'in (0, 1)'),
+                  'max_tracks': (max_tracks, max_tracks >= 1, '>= 1'),
+                  'coast_s': (coast_s, coast_s > 0, 'positive')}
+        for name, (value, ok, expected) in checks.items():
+            if not ok:
+                raise ValueError(f'{name} must be {expected}, got {value}')
+        self.coast_s = coast_s
         self.accel_std_mps2 = accel_std_mps2
         self.gate = float(stats.chi2.ppf(gate_probability, 3))
-        self.max_rejections = max_rejections
+        self.confirm_hits = confirm_hits
         self.initial_speed_std_mps = initial_speed_std_mps
+        self.memory_s = memory_s
+        self.density = 1.0 / room_volume_m3
+        self.prior_right = prior_right
+        self.max_tracks = max_tracks
         self.reset()
 
     def reset(self) -> None:
-        """Forget the track; the next fix starts a new one."""
-        self.state = None
-        self.covariance = None
-        self.t_s = None
-        self.rejections = 0
+        """Forget every track; the next fix starts anew."""
+        self._tracks: list[_Track] = []
+        self._published: _Track | None = None
+        self._t_s: float | None = None
 
     @property
     def initialised(self) -> bool:
-        """Whether a track exists."""
-        return self.state is not None
+        """Whether a track is published."""
+        return self._published is not None
 
-    def _start(self, t_s: float, position: np.ndarray, covariance: np.ndarray) -> None:
-        self.state = np.concatenate([position, np.zeros(3)])
-        self.covariance = np.zeros((6, 6))
-        self.covariance[:3, :3] = covariance
-        self.covariance[3:, 3:] = self.initial_speed_std_mps ** 2 * np.eye(3)
-        self.t_s = t_s
-        self.rejections = 0
+    @property
+    def state(self) -> np.ndarray | None:
+        """The published track's state ``[x, y, z, vx, vy, vz]``."""
+        return None if self._published is None else self._published.state
 
-    def predict(self, t_s: float) -> tuple[np.ndarray, np.ndarray]:
-        """State and covariance propagated to ``t_s`` (the filter itself is not changed).
+    @property
+    def n_tracks(self) -> int:
+        """Tracks held, published or not."""
+        return len(self._tracks)
 
-        :return: ``(state (6,), covariance (6, 6))``.
-        """
-        dt = t_s - self.t_s
+    def _new(self, t_s: float, position: np.ndarray, covariance: np.ndarray,
+             score: float) -> _Track:
+        cov = np.zeros((6, 6))
+        cov[:3, :3] = covariance
+        cov[3:, 3:] = self.initial_speed_std_mps ** 2 * np.eye(3)
+        return _Track(np.concatenate([position, np.zeros(3)]), cov, t_s, score, 1.0, t_s)
+
+    def _predict(self, track: _Track, t_s: float) -> tuple[np.ndarray, np.ndarray]:
+        dt = t_s - track.t_s
         f = np.eye(6)
         f[:3, 3:] = dt * np.eye(3)
         q1 = np.array([[dt ** 4 / 4, dt ** 3 / 2], [dt ** 3 / 2, dt ** 2]])
         q = np.kron(q1, np.eye(3)) * self.accel_std_mps2 ** 2
-        return f @ self.state, f @ self.covariance @ f.T + q
+        return f @ track.state, f @ track.covariance @ f.T + q
 
-    def update(self, t_s: float, position_m: np.ndarray,
-               covariance_m2: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-        """Fuse one fix.
+    def _associate(self, track: _Track, t_s: float, m: Measurement) -> tuple[float, np.ndarray]:
+        """Update ``track`` with the frame by probabilistic data association.
 
-        :param t_s: time of the fix (acquisition time), s; must not go backwards.
-        :param position_m: measured position ``(3,)``, m.
-        :param covariance_m2: its covariance ``(3, 3)``, m^2, symmetric positive definite.
-        :return: ``(position (3,), covariance (3, 3), accepted)``: the track after the update
-            (the prediction when the fix is rejected).
+        :return: ``(log likelihood ratio of the frame under the track, weight of each
+            place)``; a place outside the gate has weight 0.
+        """
+        state, p = self._predict(track, t_s)
+        h = np.hstack([np.eye(3), np.zeros((3, 3))])
+        none = max(1.0 - float(m.probabilities.sum()), 0.0) * self.density
+        likelihood = np.zeros(len(m.probabilities))
+        updates = []
+        for k, (z, r, prob) in enumerate(zip(m.positions_m, m.covariances_m2,
+                                             m.probabilities)):
+            s = p[:3, :3] + r
+            innovation = z - state[:3]
+            factor = linalg.cho_factor(s)
+            distance2 = float(innovation @ linalg.cho_solve(factor, innovation))
+            if distance2 > self.gate or prob <= 0:
+                updates.append(None)
+                # The truth is not there if the track is right: that mass is "elsewhere".
+                none += prob * self.density
+                continue
+            log_det = 2.0 * float(np.sum(np.log(np.diag(factor[0]))))
+            likelihood[k] = prob * np.exp(-0.5 * (distance2 + log_det) - _HALF_LOG_2PI_3)
+            gain = linalg.cho_solve(factor, p[:3, :]).T
+            joseph = np.eye(6) - gain @ h
+            updates.append((state + gain @ innovation,
+                            joseph @ p @ joseph.T + gain @ r @ gain.T))
+        total = none + float(likelihood.sum())
+        weights = likelihood / total if total > 0 else likelihood
+        mean = (1.0 - weights.sum()) * state
+        for w, u in zip(weights, updates):
+            if u is not None:
+                mean = mean + w * u[0]
+        covariance = (1.0 - weights.sum()) * (p + np.outer(state - mean, state - mean))
+        for w, u in zip(weights, updates):
+            if u is not None:
+                covariance = covariance + w * (u[1] + np.outer(u[0] - mean, u[0] - mean))
+        track.state = mean
+        track.covariance = 0.5 * (covariance + covariance.T)
+        track.t_s = t_s
+        track.hits += float(weights.sum())
+        if weights.sum() >= 0.5:
+            track.last_hit_s = t_s
+        return float(np.log(max(total, 1e-300) / self.density)), weights
+
+    def update(self, t_s: float, position_m: np.ndarray, covariance_m2: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Fuse a plain fix, right with probability ``prior_right`` (see :meth:`update_with`).
         """
         position = np.asarray(position_m, dtype=float)
-        cov = np.asarray(covariance_m2, dtype=float)
         if position.shape != (3,) or not np.all(np.isfinite(position)):
             raise ValueError(f'position_m must be 3 finite numbers, got {position_m!r}')
-        if cov.shape != (3, 3) or not np.all(np.isfinite(cov)):
-            raise ValueError(f'covariance_m2 must be a finite 3x3 matrix, got shape {cov.shape}')
+        return self.update_with(t_s, Measurement.single(position, covariance_m2,
+                                                        self.prior_right))
+
+    def update_estimate(self, t_s: float, estimate) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Fuse a localizer's :class:`~echoloc_ros.core.physics_localizer.Estimate`: its
+        fix, and with a learned ranker its rivals and probabilities (:meth:`update_with`)."""
+        return self.update_with(t_s, Measurement.from_estimate(estimate, self.prior_right))
+
+    def update_with(self, t_s: float, m: Measurement) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Fuse one frame.
+
+        :param t_s: time of the frame (acquisition time), s; must not go backwards.
+        :param m: where the truth may be; its first place is the localizer's fix.
+        :return: ``(position (3,), covariance (3, 3), accepted)``: the published track after
+            the frame, and whether it took the fix (its first place) more likely than not.
+            Before any track is confirmed, the fix itself with its covariance.
+        """
         if not np.isfinite(t_s):
             raise ValueError(f't_s must be finite, got {t_s}')
-        try:
-            np.linalg.cholesky(0.5 * (cov + cov.T))
-        except np.linalg.LinAlgError:
-            raise ValueError(f'covariance_m2 is not positive definite: {cov.tolist()}') from None
-        if self.state is None:
-            self._start(t_s, position, cov)
-            return position.copy(), cov.copy(), True
-        if t_s < self.t_s:
-            raise ValueError(f't_s {t_s} is earlier than the last fix at {self.t_s}')
-        state, p = self.predict(t_s)
-        innovation = position - state[:3]
-        s = p[:3, :3] + cov
-        distance2 = float(innovation @ np.linalg.solve(s, innovation))
-        if distance2 > self.gate:
-            self.rejections += 1
-            if self.rejections >= self.max_rejections:
-                # The track itself is probably what is wrong: restart on the new evidence.
-                self._start(t_s, position, cov)
-                return position.copy(), cov.copy(), True
-            return state[:3], p[:3, :3], False
-        gain = p[:, :3] @ np.linalg.inv(s)
-        self.state = state + gain @ innovation
-        joseph = np.eye(6) - gain @ np.hstack([np.eye(3), np.zeros((3, 3))])
-        self.covariance = joseph @ p @ joseph.T + gain @ cov @ gain.T
-        self.covariance = 0.5 * (self.covariance + self.covariance.T)
-        self.t_s = t_s
-        self.rejections = 0
-        return self.state[:3].copy(), self.covariance[:3, :3].copy(), True
+        if self._t_s is not None and t_s < self._t_s:
+            raise ValueError(f't_s {t_s} is earlier than the last frame at {self._t_s}')
+        fade = 1.0 if self._t_s is None else float(np.exp(-(t_s - self._t_s) / self.memory_s))
+        self._t_s = t_s
+        gated = np.zeros(len(m.probabilities), dtype=bool)
+        fix_weight = {}
+        for track in self._tracks:
+            llr, weights = self._associate(track, t_s, m)
+            track.score = fade * track.score + llr
+            gated |= weights > 0
+            fix_weight[id(track)] = weights[0]
+        for k in np.flatnonzero(~gated & (m.probabilities >= SPAWN_PROBABILITY)):
+            # A place no track expects: the start of a track, with no evidence yet beyond
+            # its own probability.
+            self._tracks.append(self._new(t_s, m.positions_m[k], m.covariances_m2[k],
+                                          float(np.log(m.probabilities[k]))))
+            fix_weight[id(self._tracks[-1])] = float(k == 0)
+        # A track no frame has supported for coast_s is dropped, unless it is the one
+        # published (it stays until another replaces it).
+        live = [tr for tr in self._tracks if tr is self._published
+                or t_s - tr.last_hit_s <= self.coast_s]
+        live.sort(key=lambda tr: (tr is not self._published, -tr.score))
+        live = self._distinct(live)
+        self._tracks = sorted(live[:self.max_tracks], key=lambda tr: -tr.score)
+        confirmed = [tr for tr in self._tracks if tr.hits >= self.confirm_hits]
+        if not confirmed:
+            self._published = None
+            return m.positions_m[0].copy(), m.fix_covariance_m2.copy(), True
+        best = confirmed[0]
+        self._published = best
+        accepted = fix_weight.get(id(best), 0.0) >= 0.5
+        return best.state[:3].copy(), best.covariance[:3, :3].copy(), accepted
+
+    def _distinct(self, tracks: list[_Track]) -> list[_Track]:
+        """The tracks, best first, less any inside a better one's gate (two tracks on the
+        same place are one)."""
+        kept: list[_Track] = []
+        for tr in tracks:
+            if not any(_inside(tr, other, self.gate) for other in kept):
+                kept.append(tr)
+        return kept
+
+
+def _inside(a: _Track, b: _Track, gate: float) -> bool:
+    d = a.state[:3] - b.state[:3]
+    s = a.covariance[:3, :3] + b.covariance[:3, :3]
+    return float(d @ np.linalg.solve(s, d)) <= gate
+
+
+def _checked_covariance(covariance_m2: np.ndarray, name: str) -> np.ndarray:
+    cov = np.asarray(covariance_m2, dtype=float)
+    if cov.shape != (3, 3) or not np.all(np.isfinite(cov)):
+        raise ValueError(f'{name} must be a finite 3x3 matrix, got shape {cov.shape}')
+    try:
+        np.linalg.cholesky(0.5 * (cov + cov.T))
+    except np.linalg.LinAlgError:
+        raise ValueError(f'{name} is not positive definite: {cov.tolist()}') from None
+    return 0.5 * (cov + cov.T)

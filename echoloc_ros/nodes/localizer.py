@@ -102,7 +102,8 @@ class LocalizerNode(Node):
             'steps; nn: fast runs the network as a frozen TorchScript graph)',
             read_only=True, choices=('fast', 'balanced', 'accurate'))
         self.tracking = declare(self, 'tracking', True, 'publish the tracked pose (constant-'
-                                'velocity Kalman filter with a Mahalanobis gate)')
+                                'velocity Kalman filters that take each fix with its rivals '
+                                'by probabilistic data association; competing tracks)')
         self.target_latency_ms = declare(self, 'target_latency_ms', 40.0, 'per-frame latency '
                                          'above which diagnostics warn [ms]', min_value=0.1,
                                          max_value=1000.0)
@@ -134,7 +135,7 @@ class LocalizerNode(Node):
             self.localizer = PhysicsLocalizer(self.room, self.array, chirp,
                                               optimization_level=self.optimization_level)
         self.active_method = 'nn' if self.model_info else 'physics'
-        self.tracker = PoseTracker()
+        self.tracker = PoseTracker(room_volume_m3=self.room.volume_m3)
         self.headings = HeadingBuffer()
 
         self.frames_in = 0
@@ -229,7 +230,7 @@ class LocalizerNode(Node):
         position, covariance = estimate.position_m, estimate.covariance_m2
         accepted = True
         if self.tracking:
-            position, covariance, accepted = self.tracker.update(t_s, position, covariance)
+            position, covariance, accepted = self.tracker.update_estimate(t_s, estimate)
             self.gated += not accepted
         self.last_estimate = estimate
         # The echoes refine the heading too: publish the localizer's, with its variance, unless

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from echoloc_ros.core.tracker import PoseTracker
+from echoloc_ros.core.tracker import Measurement, PoseTracker
 
 
 def test_tracks_constant_velocity_below_measurement_noise():
@@ -38,14 +38,73 @@ def test_single_outlier_is_rejected_and_track_kept():
     assert accepted
 
 
-def test_restarts_after_consecutive_rejections():
-    tracker = PoseTracker(max_rejections=3)
+def test_a_wrong_lock_is_replaced_once_consistent_fixes_outweigh_it():
+    tracker = PoseTracker()
     cov = 1e-4 * np.eye(3)
     for k in range(10):
         tracker.update(0.05 * k, [1.0, 1.0, 0.5], cov)
-    results = [tracker.update(0.5 + 0.05 * k, [3.0, 1.0, 0.5], cov) for k in range(3)]
-    assert [r[2] for r in results] == [False, False, True]
-    assert np.allclose(results[-1][0], [3.0, 1.0, 0.5])
+    results = [tracker.update(0.5 + 0.05 * k, [3.0, 1.0, 0.5], cov) for k in range(12)]
+    switched = [np.allclose(r[0], [3.0, 1.0, 0.5], atol=0.01) for r in results]
+    first = switched.index(True)
+    # Not on the first contrary fix, and for good once it has switched.
+    assert 2 <= first <= 8
+    assert all(switched[first:])
+    assert results[first][2]
+
+
+def test_scattered_wrong_fixes_never_take_the_track():
+    rng = np.random.default_rng(3)
+    tracker = PoseTracker(room_volume_m3=5.0 * 4.0 * 2.5)
+    sigma = 0.003
+    errors = []
+    for k in range(400):
+        t = 0.04 * k
+        truth = np.array([1.0 + 0.2 * t, 2.0, 0.4])
+        fix = truth + sigma * rng.standard_normal(3)
+        if k > 5 and rng.random() < 0.3:
+            fix = rng.uniform([0.0, 0.0, 0.1], [5.0, 4.0, 0.8])
+        position, _, _ = tracker.update(t, fix, sigma ** 2 * np.eye(3))
+        errors.append(np.linalg.norm(position - truth))
+    # Runs of wrong fixes leave it coasting (a centimetre or two), never elsewhere.
+    assert max(errors) < 0.03
+    # Better than one fix alone (the median 3-D error of one is 1.54 sigma).
+    assert np.median(errors) < 1.5 * sigma
+    assert tracker.n_tracks <= tracker.max_tracks
+
+
+def _locked(tracker: PoseTracker, where, sigma: float = 0.01, n: int = 20) -> float:
+    for k in range(n):
+        tracker.update(0.04 * k, where, sigma ** 2 * np.eye(3))
+    return 0.04 * n
+
+
+def test_a_doubted_fix_where_the_track_expects_it_counts_in_full():
+    tracker = PoseTracker()
+    t = _locked(tracker, [1.0, 1.0, 0.5])
+    near = Measurement(np.array([[1.004, 1.0, 0.5]]), 1e-6 * np.eye(3)[None], np.array([0.3]),
+                       np.eye(3))
+    position, cov, accepted = tracker.update_with(t, near)
+    assert accepted
+    assert abs(position[0] - 1.004) < 0.0005
+    assert np.sqrt(cov[0, 0]) < 0.002
+    # The same doubt a metre away barely moves it, and is not taken.
+    far = Measurement(np.array([[2.0, 1.0, 0.5]]), 1e-6 * np.eye(3)[None], np.array([0.3]),
+                      np.eye(3))
+    before = position
+    position, _, accepted = tracker.update_with(t + 0.04, far)
+    assert not accepted
+    assert np.linalg.norm(position - before) < 0.002
+
+
+def test_a_rival_where_the_track_is_carries_it_when_the_fix_is_wrong():
+    tracker = PoseTracker()
+    t = _locked(tracker, [1.0, 1.0, 0.5])
+    m = Measurement(np.array([[3.0, 2.0, 0.5], [1.003, 1.0, 0.5]]),
+                    np.repeat(1e-6 * np.eye(3)[None], 2, axis=0), np.array([0.6, 0.3]),
+                    np.eye(3))
+    position, _, accepted = tracker.update_with(t, m)
+    assert not accepted  # the fix (the first place) was not taken ...
+    assert abs(position[0] - 1.003) < 0.0005  # ... its rival was
 
 
 def test_gate_passes_consistent_fixes():
@@ -67,3 +126,18 @@ def test_bad_input_raises():
     tracker.update(1.0, [1.0, 1.0, 1.0], np.eye(3))
     with pytest.raises(ValueError, match='earlier'):
         tracker.update(0.5, [1.0, 1.0, 1.0], np.eye(3))
+    with pytest.raises(ValueError, match=r'sum to at most 1, got \[0.7, 0.6\]'):
+        Measurement.from_estimate(_estimate([0.6]))
+    with pytest.raises(ValueError, match='component_covariance_m2 is not positive definite'):
+        Measurement.from_estimate(_estimate([], component=-np.eye(3)))
+    with pytest.raises(ValueError, match='confirm_hits'):
+        PoseTracker(confirm_hits=0)
+
+
+def _estimate(rival_p, component=None):
+    from echoloc_ros.core.physics_localizer import Estimate
+    return Estimate(position_m=np.array([1.0, 1.0, 0.5]), covariance_m2=np.eye(3),
+                    speed_of_sound_mps=343.0, confidence=0.7, score=0.0, n_echoes=6,
+                    component_covariance_m2=1e-4 * np.eye(3) if component is None else component,
+                    rivals_m=np.full((len(rival_p), 3), 2.0),
+                    rival_probabilities=np.array(rival_p, dtype=float))
