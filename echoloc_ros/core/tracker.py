@@ -5,7 +5,7 @@ their log likelihood ratio."""
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg, stats
+from scipy import stats
 
 # A rival a fix is reported with counts as a measurement with the fix's own covariance plus
 # this much (m): rivals are unrefined candidates.
@@ -189,37 +189,35 @@ class PoseTracker:
             place)``; a place outside the gate has weight 0.
         """
         state, p = self._predict(track, t_s)
-        h = np.hstack([np.eye(3), np.zeros((3, 3))])
-        none = max(1.0 - float(m.probabilities.sum()), 0.0) * self.density
-        likelihood = np.zeros(len(m.probabilities))
-        updates = []
-        for k, (z, r, prob) in enumerate(zip(m.positions_m, m.covariances_m2,
-                                             m.probabilities)):
-            s = p[:3, :3] + r
-            innovation = z - state[:3]
-            factor = linalg.cho_factor(s)
-            distance2 = float(innovation @ linalg.cho_solve(factor, innovation))
-            if distance2 > self.gate or prob <= 0:
-                updates.append(None)
-                # The truth is not there if the track is right: that mass is "elsewhere".
-                none += prob * self.density
-                continue
-            log_det = 2.0 * float(np.sum(np.log(np.diag(factor[0]))))
-            likelihood[k] = prob * np.exp(-0.5 * (distance2 + log_det) - _HALF_LOG_2PI_3)
-            gain = linalg.cho_solve(factor, p[:3, :]).T
-            joseph = np.eye(6) - gain @ h
-            updates.append((state + gain @ innovation,
-                            joseph @ p @ joseph.T + gain @ r @ gain.T))
+        s = p[:3, :3][None] + m.covariances_m2
+        innovation = m.positions_m - state[:3]
+        chol = np.linalg.cholesky(s)
+        whitened = np.linalg.solve(chol, innovation[..., None])[..., 0]
+        distance2 = np.sum(whitened ** 2, axis=-1)
+        inside = (distance2 <= self.gate) & (m.probabilities > 0)
+        log_det = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+        likelihood = np.where(inside, m.probabilities * np.exp(
+            -0.5 * (distance2 + log_det) - _HALF_LOG_2PI_3), 0.0)
+        # A place outside the gate is not where the truth is, if the track is right: its mass
+        # is "elsewhere", with "none".
+        none = (max(1.0 - float(m.probabilities.sum()), 0.0)
+                + float(m.probabilities[~inside].sum())) * self.density
         total = none + float(likelihood.sum())
         weights = likelihood / total if total > 0 else likelihood
-        mean = (1.0 - weights.sum()) * state
-        for w, u in zip(weights, updates):
-            if u is not None:
-                mean = mean + w * u[0]
-        covariance = (1.0 - weights.sum()) * (p + np.outer(state - mean, state - mean))
-        for w, u in zip(weights, updates):
-            if u is not None:
-                covariance = covariance + w * (u[1] + np.outer(u[0] - mean, u[0] - mean))
+        # Kalman update on each place inside the gate: gain K = P H' S^-1.
+        gains = np.linalg.solve(s[inside], np.broadcast_to(p[:3, :], (int(inside.sum()), 3, 6)))
+        gains = np.swapaxes(gains, -1, -2)
+        means = state + np.einsum('kij,kj->ki', gains, innovation[inside])
+        joseph = np.eye(6) - gains @ np.hstack([np.eye(3), np.zeros((3, 3))])
+        covs = (joseph @ p @ np.swapaxes(joseph, -1, -2)
+                + gains @ m.covariances_m2[inside] @ np.swapaxes(gains, -1, -2))
+        w = weights[inside]
+        w0 = 1.0 - float(w.sum())
+        mean = w0 * state + w @ means
+        d0 = state - mean
+        d = means - mean
+        covariance = (w0 * (p + np.outer(d0, d0))
+                      + np.einsum('k,kij->ij', w, covs + d[:, :, None] * d[:, None, :]))
         track.state = mean
         track.covariance = 0.5 * (covariance + covariance.T)
         track.t_s = t_s
