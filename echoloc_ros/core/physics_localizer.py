@@ -113,6 +113,8 @@ class Estimate:
     :ivar covariance_m2: position covariance ``(3, 3)``, symmetric positive definite, m^2.
     :ivar speed_of_sound_mps: speed of sound estimated from the echoes, m/s.
     :ivar confidence: in [0, 1]; low when another position explains the echoes almost as well.
+        With a learned ranker, its probability that the fix is right (the candidates within
+        2 cm of it included).
     :ivar score: log evidence of the fix (higher is better; comparable within a frame).
     :ivar n_echoes: number of modelled echo paths in the final fit.
     :ivar candidates_m: positions of the competing candidates ``(k, 3)``, best first.
@@ -1517,7 +1519,10 @@ class PhysicsLocalizer:
             if p.shape != (len(proposal.thetas) + 1,):
                 raise ValueError(f'probabilities must have {len(proposal.thetas) + 1} entries '
                                  f'(one per candidate and one for none), got {p.shape}')
-            confidence = float(p[index])
+            # Candidates within 2 cm of the refined fix are the same place: their share is
+            # the fix's.
+            kept = {i for _, _, i in rivals}
+            confidence = float(p[index] + sum(p[i] for i in others if i not in kept))
             component = component_scale * cov
             cov = self._region_covariance(component, theta[:3], rivals, p, index)
             component = 0.5 * (component + component.T) + self.position_floor_m ** 2 * np.eye(3)

@@ -10,6 +10,10 @@ from scipy import stats
 # A rival a fix is reported with counts as a measurement with the fix's own covariance plus
 # this much (m): rivals are unrefined candidates.
 RIVAL_POSITION_STD_M = 0.01
+# A fix the network holds right with less than this is taken as the Gaussian it was published
+# with rather than as its mixture: with a stale room file the network's doubted fixes are right
+# less often than it says, and wrong the same way from frame to frame (docs/physics.md).
+MIXTURE_MIN_CONFIDENCE = 0.5
 # A place at least this probable that no track expects starts a track.
 SPAWN_PROBABILITY = 0.1
 _HALF_LOG_2PI_3 = 1.5 * np.log(2.0 * np.pi)
@@ -34,14 +38,18 @@ class Measurement:
     fix_covariance_m2: np.ndarray
 
     @classmethod
-    def from_estimate(cls, estimate, prior_right: float = 0.9) -> 'Measurement':
+    def from_estimate(cls, estimate, prior_right: float = 0.9,
+                      min_confidence: float = MIXTURE_MIN_CONFIDENCE) -> 'Measurement':
         """The fix of a localizer (:class:`~echoloc_ros.core.physics_localizer.Estimate`).
 
-        With a learned ranker's mixture (``component_covariance_m2``): the fix with its own
-        covariance and the ranker's probability, and each rival with its probability. Without
-        one: the fix with ``covariance_m2``, right with probability ``prior_right``.
+        With a learned ranker's mixture (``component_covariance_m2``) and a fix the ranker
+        holds right with at least ``min_confidence``: the fix with its own covariance and the
+        ranker's probability, and each rival with its probability. Otherwise: the fix with the
+        covariance it was published with (which spans its rivals), right with probability
+        ``prior_right``.
         """
-        if estimate.component_covariance_m2 is None:
+        if (estimate.component_covariance_m2 is None
+                or not estimate.confidence >= min_confidence):
             return cls.single(estimate.position_m, estimate.covariance_m2, prior_right)
         component = _checked_covariance(estimate.component_covariance_m2,
                                         'component_covariance_m2')
@@ -161,6 +169,11 @@ class PoseTracker:
     def state(self) -> np.ndarray | None:
         """The published track's state ``[x, y, z, vx, vy, vz]``."""
         return None if self._published is None else self._published.state
+
+    @property
+    def last_t_s(self) -> float | None:
+        """Time of the last frame fused (``None`` after :meth:`reset`)."""
+        return self._t_s
 
     @property
     def n_tracks(self) -> int:

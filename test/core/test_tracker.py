@@ -107,6 +107,17 @@ def test_a_rival_where_the_track_is_carries_it_when_the_fix_is_wrong():
     assert abs(position[0] - 1.003) < 0.0005  # ... its rival was
 
 
+def test_a_fix_the_network_doubts_is_taken_as_published():
+    sure = Measurement.from_estimate(_estimate([0.2], confidence=0.7))
+    assert sure.probabilities.tolist() == [0.7, 0.2]
+    assert np.allclose(sure.covariances_m2[0], 1e-4 * np.eye(3))
+    # Below 0.5 the sharp component is not trusted: the fix with the covariance that spans its
+    # rivals, as a plain fix.
+    doubted = Measurement.from_estimate(_estimate([0.2], confidence=0.3), prior_right=0.9)
+    assert doubted.probabilities.tolist() == [0.9]
+    assert np.allclose(doubted.covariances_m2[0], np.eye(3))
+
+
 def test_gate_passes_consistent_fixes():
     rng = np.random.default_rng(1)
     tracker = PoseTracker(accel_std_mps2=0.01, gate_probability=0.99)
@@ -134,10 +145,10 @@ def test_bad_input_raises():
         PoseTracker(confirm_hits=0)
 
 
-def _estimate(rival_p, component=None):
+def _estimate(rival_p, component=None, confidence=0.7):
     from echoloc_ros.core.physics_localizer import Estimate
     return Estimate(position_m=np.array([1.0, 1.0, 0.5]), covariance_m2=np.eye(3),
-                    speed_of_sound_mps=343.0, confidence=0.7, score=0.0, n_echoes=6,
+                    speed_of_sound_mps=343.0, confidence=confidence, score=0.0, n_echoes=6,
                     component_covariance_m2=1e-4 * np.eye(3) if component is None else component,
                     rivals_m=np.full((len(rival_p), 3), 2.0),
                     rival_probabilities=np.array(rival_p, dtype=float))
