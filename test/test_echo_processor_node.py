@@ -1,4 +1,5 @@
-"""echo_processor against bad frames: clear errors, diagnostics, and it keeps running."""
+"""echo_processor against bad frames: clear errors, diagnostics, and it keeps running; and the
+localizer behind it against frames stamped back in time."""
 import math
 import time
 
@@ -97,3 +98,32 @@ def test_bad_frames_rejected_with_clear_errors_and_node_survives(processor, reco
                      'sample_rate_hz=48000, expected 250000', 'sample_rate_hz=nan',
                      'n_channels=0', "unknown array 'no_such_array'"):
         assert expected in log
+
+
+def test_localizer_restarts_its_tracker_when_stamps_go_back(ros_env, recorder, good_samples,
+                                                             tmp_path):
+    """A frame stamped before the last one (a recording played again into a running graph, a
+    clock reset) restarts the track; the localizer keeps publishing."""
+    from geometry_msgs.msg import PoseWithCovarianceStamped
+    from rclpy.qos import ReliabilityPolicy
+    specs = tuple(s for s in GRAPH if s.name in ('echo_processor', 'localizer'))
+    overrides = {'localizer': {'heading_source': 'fixed', 'fixed_yaw_rad': 0.3,
+                               'tracking': True}}
+    recorder.subscribe(PoseWithCovarianceStamped, '/echoloc/pose',
+                       QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+    pub = recorder.publisher(EchoFrame, '/echoloc/echoes', QoSProfile(depth=50))
+
+    def posed(seq):
+        return any(m.header.stamp == _stamp(seq) for _, m in recorder.get('/echoloc/pose'))
+
+    with NodeProcesses(specs, env=ros_env, log_dir=tmp_path, overrides=overrides) as graph:
+        assert wait_for(lambda: pub.publish(_frame(good_samples, 50)) or posed(50),
+                        timeout_s=30.0)
+        for seq in (51, 52, 10, 11):  # 10: forty seconds back
+            assert wait_for(lambda: pub.publish(_frame(good_samples, seq)) or posed(seq),
+                            timeout_s=15.0), f'no pose for seq {seq}; logs in {tmp_path}'
+        assert not graph.exited()
+    poses = {m.header.stamp.sec: m for _, m in recorder.get('/echoloc/pose')}
+    assert abs(poses[1011].pose.pose.position.x - 2.0) < 0.05
+    log = (tmp_path / 'localizer.log').read_text()
+    assert 'before the last frame' in log and 'tracker restarted' in log

@@ -230,6 +230,14 @@ class LocalizerNode(Node):
         position, covariance = estimate.position_m, estimate.covariance_m2
         accepted = True
         if self.tracking:
+            if self.tracker.last_t_s is not None and t_s < self.tracker.last_t_s:
+                # A stamp earlier than the last frame's (a recording played again, a clock
+                # reset): the track belongs to another time.
+                self.get_logger().warning(
+                    f'frame seq={msg.seq} stamped {t_s:.3f} s, before the last frame '
+                    f'({self.tracker.last_t_s:.3f} s): tracker restarted',
+                    throttle_duration_sec=1.0)
+                self.tracker.reset()
             position, covariance, accepted = self.tracker.update_estimate(t_s, estimate)
             self.gated += not accepted
         self.last_estimate = estimate
