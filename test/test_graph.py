@@ -96,3 +96,15 @@ def test_diagnostics_from_every_node_with_hardware_id(graph_run):
         mine = [s for s in statuses if s.name.startswith(f'{node}: ')]
         assert mine, f'no diagnostics from {node}'
         assert all(s.hardware_id for s in mine), f'{node} status without hardware_id'
+
+
+def test_localization_diagnostic_reports_the_tracker(graph_run):
+    statuses = [s for _, m in graph_run[0].get('/diagnostics') for s in m.status
+                if s.name == 'localizer: Localization']
+    assert statuses, 'no Localization diagnostic'
+    values = {v.key: v.value for v in statuses[-1].values}
+    assert int(values['tracks held']) >= 1
+    assert int(values['track switches']) >= 0
+    # The simulated array in the default room: every fix agrees with the track.
+    assert float(values['coasting (s)']) < 1.0
+    assert 'coasting' not in statuses[-1].message

@@ -155,10 +155,11 @@ class PoseTracker:
         self.reset()
 
     def reset(self) -> None:
-        """Forget every track; the next fix starts anew."""
+        """Forget every track; the next fix starts anew (``switches`` counts from 0)."""
         self._tracks: list[_Track] = []
         self._published: _Track | None = None
         self._t_s: float | None = None
+        self.switches = 0
 
     @property
     def initialised(self) -> bool:
@@ -169,6 +170,13 @@ class PoseTracker:
     def state(self) -> np.ndarray | None:
         """The published track's state ``[x, y, z, vx, vy, vz]``."""
         return None if self._published is None else self._published.state
+
+    @property
+    def coasting_s(self) -> float:
+        """How long the published track has gone without a fix it took (0 with none)."""
+        if self._published is None or self._t_s is None:
+            return 0.0
+        return self._t_s - self._published.last_hit_s
 
     @property
     def last_t_s(self) -> float | None:
@@ -294,6 +302,8 @@ class PoseTracker:
             self._published = None
             return m.positions_m[0].copy(), m.fix_covariance_m2.copy(), True
         best = confirmed[0]
+        if self._published is not None and best is not self._published:
+            self.switches += 1
         self._published = best
         accepted = fix_weight.get(id(best), 0.0) >= 0.5
         return best.state[:3].copy(), best.covariance[:3, :3].copy(), accepted

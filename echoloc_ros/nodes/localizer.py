@@ -25,6 +25,8 @@ from echoloc_ros.nodes.common import (declare, declare_chirp, limit_threads,
 METHODS = ('physics', 'nn')
 DEVICES = ('cpu', 'cuda')
 HEADING_SOURCES = ('imu', 'fixed')
+# The Localization diagnostic warns when the published track has taken no fix for this long.
+COASTING_WARN_S = 1.0
 
 
 class HeadingBuffer:
@@ -279,6 +281,9 @@ class LocalizerNode(Node):
         elif p95 > self.target_latency_ms:
             stat.summary(WARN, f'latency p95 {p95:.1f} ms above target '
                          f'{self.target_latency_ms:g} ms')
+        elif self.tracking and self.tracker.coasting_s > COASTING_WARN_S:
+            stat.summary(WARN, f'pose coasting: no fix has agreed with the track for '
+                         f'{self.tracker.coasting_s:.1f} s')
         else:
             stat.summary(OK, f'localizing ({self.active_method})')
         stat.add('method', self.active_method)
@@ -286,6 +291,10 @@ class LocalizerNode(Node):
         stat.add('frames failed', self.frames_failed)
         stat.add('frames without heading', self.no_heading)
         stat.add('estimates gated by tracker', self.gated)
+        if self.tracking:
+            stat.add('tracks held', self.tracker.n_tracks)
+            stat.add('track switches', self.tracker.switches)
+            stat.add('coasting (s)', f'{self.tracker.coasting_s:.2f}')
         if latency:
             stat.add('latency p50 (ms)', f'{np.percentile(latency, 50):.2f}')
             stat.add('latency p95 (ms)', f'{p95:.2f}')

@@ -50,6 +50,8 @@ def test_a_wrong_lock_is_replaced_once_consistent_fixes_outweigh_it():
     assert 2 <= first <= 8
     assert all(switched[first:])
     assert results[first][2]
+    assert tracker.switches == 1
+    assert tracker.coasting_s == 0.0
 
 
 def test_scattered_wrong_fixes_never_take_the_track():
@@ -67,6 +69,7 @@ def test_scattered_wrong_fixes_never_take_the_track():
         errors.append(np.linalg.norm(position - truth))
     # Runs of wrong fixes leave it coasting (a centimetre or two), never elsewhere.
     assert max(errors) < 0.03
+    assert tracker.switches == 0
     # Better than one fix alone (the median 3-D error of one is 1.54 sigma).
     assert np.median(errors) < 1.5 * sigma
     assert tracker.n_tracks <= tracker.max_tracks
@@ -94,6 +97,7 @@ def test_a_doubted_fix_where_the_track_expects_it_counts_in_full():
     position, _, accepted = tracker.update_with(t + 0.04, far)
     assert not accepted
     assert np.linalg.norm(position - before) < 0.002
+    assert abs(tracker.coasting_s - 0.04) < 1e-9
 
 
 def test_a_rival_where_the_track_is_carries_it_when_the_fix_is_wrong():
