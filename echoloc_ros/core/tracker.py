@@ -38,7 +38,7 @@ class Measurement:
     fix_covariance_m2: np.ndarray
 
     @classmethod
-    def from_estimate(cls, estimate, prior_right: float = 0.9,
+    def from_estimate(cls, estimate, prior_right: float = 0.5,
                       min_confidence: float = MIXTURE_MIN_CONFIDENCE) -> 'Measurement':
         """The fix of a localizer (:class:`~echoloc_ros.core.physics_localizer.Estimate`).
 
@@ -63,7 +63,7 @@ class Measurement:
 
     @classmethod
     def single(cls, position_m: np.ndarray, covariance_m2: np.ndarray,
-               probability: float = 0.9) -> 'Measurement':
+               probability: float = 0.5) -> 'Measurement':
         """One place, right with ``probability``."""
         cov = _checked_covariance(covariance_m2, 'covariance_m2')
         return cls._checked(np.asarray(position_m, dtype=float).reshape(1, -1), cov[None],
@@ -123,7 +123,9 @@ class PoseTracker:
     :param initial_speed_std_mps: velocity uncertainty of a new track, m/s.
     :param memory_s: time constant of the tracks' score memory, s.
     :param room_volume_m3: volume over which a wrong fix may land (the density of "none").
-    :param prior_right: probability that a plain fix (no ranker's mixture) is right.
+    :param prior_right: probability that a plain fix (physics', or one the network doubts) is
+        right. Lower than the rate at which such fixes are right (80-95 %): wrong ones come in
+        runs, not one by one, and 0.5 tracked best on recorded drives (docs/physics.md).
     :param max_tracks: tracks kept at once (the lowest-scored beyond are dropped).
     :param coast_s: a track that is not published is dropped after this long without a fix.
     """
@@ -131,7 +133,7 @@ class PoseTracker:
     def __init__(self, accel_std_mps2: float = 0.5, gate_probability: float = 0.999,
                  confirm_hits: int = 3, initial_speed_std_mps: float = 0.5,
                  memory_s: float = 1.0, room_volume_m3: float = 50.0,
-                 prior_right: float = 0.9, max_tracks: int = 6, coast_s: float = 1.0) -> None:
+                 prior_right: float = 0.5, max_tracks: int = 6, coast_s: float = 1.0) -> None:
         checks = {'accel_std_mps2': (accel_std_mps2, accel_std_mps2 > 0, 'positive'),
                   'gate_probability': (gate_probability, 0 < gate_probability < 1, 'in (0, 1)'),
                   'confirm_hits': (confirm_hits, confirm_hits >= 1, '>= 1'),
