@@ -144,7 +144,7 @@ def cmd_evaluate(args) -> int:
         try:
             result = evaluate_fixes(room, array, Chirp(), scenario, args.n, args.seed,
                                     details=frames, **common)
-            if args.tracked_frames:
+            if args.tracked_frames != 0:
                 track = evaluate_tracked(room, array, Chirp(), scenario, args.tracked_frames,
                                          args.seed, details=tracked, **common)
                 result.update({k: v for k, v in track.items() if k.startswith('tracked_')
@@ -426,8 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--room', default='default_room')
     p.add_argument('--array', default='square_4sensor')
     p.add_argument('--n', type=int, default=200, help='random poses, one frame each')
-    p.add_argument('--tracked-frames', type=int, default=250,
-                   help='frames along the trajectory, tracked (0: skip)')
+    p.add_argument('--tracked-frames', type=int, default=None,
+                   help='frames along the trajectory, tracked (default: one lap of it, about '
+                        '1 min; 0: skip)')
     p.add_argument('--level', choices=('fast', 'balanced', 'accurate'), default='balanced',
                    help='optimization level of the localizer')
     p.add_argument('--heading-noise-deg', type=float, default=0.0,

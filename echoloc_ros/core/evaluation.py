@@ -375,7 +375,8 @@ def make_localizer(method: str, room: Room, array: ArrayGeometry, chirp: Chirp,
 
 
 def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Scenario,
-                     n_frames: int, seed: int, fs_hz: float = 250e3, frame_rate_hz: float = 25.0,
+                     n_frames: int | None, seed: int, fs_hz: float = 250e3,
+                     frame_rate_hz: float = 25.0,
                      assumed_temperature_c: float | None = None,
                      optimization_level: str = 'balanced',
                      tracker: PoseTracker | None = None, heading_noise_deg: float = 0.0,
@@ -395,7 +396,7 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     :param array: the array.
     :param chirp: the ping.
     :param scenario: SNR, true temperature, gain mismatch, dead channel, clutter.
-    :param n_frames: number of frames.
+    :param n_frames: number of frames; ``None``: one lap of the path.
     :param seed: seed of the noise.
     :param fs_hz: sampling rate, Hz.
     :param frame_rate_hz: frames per second.
@@ -415,7 +416,7 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
         ``latency_ms_p50``/``latency_ms_p95`` of the localizer and ``n`` (frames localized:
         a pose where moved boxes hide every wall gives none).
     """
-    if n_frames < 1:
+    if n_frames is not None and n_frames < 1:
         raise ValueError(f'n_frames must be >= 1, got {n_frames}')
     if frame_rate_hz <= 0:
         raise ValueError(f'frame_rate_hz must be positive, got {frame_rate_hz}')
@@ -423,6 +424,9 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     lo = room.vertices_m.min(axis=0)
     moving = furniture_shift_m > 0 and bool(room.furniture)
     path = tracked_path(room, moving)
+    if n_frames is None:
+        # One lap: every stretch of the path, the hard ones included.
+        n_frames = int(np.ceil(path.period_s * frame_rate_hz))
     if moving:
         scenario = replace(scenario, furniture=_moved_off_path(room, path, lo, rng,
                                                                furniture_shift_m))
