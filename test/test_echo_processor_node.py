@@ -108,7 +108,8 @@ def test_localizer_restarts_its_tracker_when_stamps_go_back(ros_env, recorder, g
     from rclpy.qos import ReliabilityPolicy
     specs = tuple(s for s in GRAPH if s.name in ('echo_processor', 'localizer'))
     overrides = {'localizer': {'heading_source': 'fixed', 'fixed_yaw_rad': 0.3,
-                               'tracking': True}}
+                               'tracking': True, 'tracker_accel_std_mps2': 1.0,
+                               'tracker_memory_s': 2.0}}
     recorder.subscribe(PoseWithCovarianceStamped, '/echoloc/pose',
                        QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
     pub = recorder.publisher(EchoFrame, '/echoloc/echoes', QoSProfile(depth=50))

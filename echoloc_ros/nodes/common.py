@@ -4,6 +4,7 @@ from typing import Any, Callable
 import rclpy
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from threadpoolctl import threadpool_limits
@@ -90,8 +91,9 @@ def run(node_factory: Callable[[], Node], args=None) -> int:
     try:
         try:
             node = node_factory()
-        except (ValueError, FileNotFoundError) as exc:
-            # A bad parameter or config file: say which and exit non-zero, not a traceback.
+        except (ValueError, FileNotFoundError, ParameterException) as exc:
+            # A bad parameter or config file (out of its range, of the wrong type): say which
+            # and exit non-zero, not a traceback.
             rclpy.logging.get_logger('echoloc').fatal(str(exc))
             return 2
         rclpy.spin(node)

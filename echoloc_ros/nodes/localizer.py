@@ -137,7 +137,15 @@ class LocalizerNode(Node):
             self.localizer = PhysicsLocalizer(self.room, self.array, chirp,
                                               optimization_level=self.optimization_level)
         self.active_method = 'nn' if self.model_info else 'physics'
-        self.tracker = PoseTracker(room_volume_m3=self.room.volume_m3)
+        self.tracker = PoseTracker(
+            accel_std_mps2=declare(self, 'tracker_accel_std_mps2', 0.5, 'standard deviation of '
+                                   'the array\'s unmodelled acceleration, for the tracker '
+                                   '[m/s^2]; raise it for a robot that turns or brakes '
+                                   'harder', read_only=True, min_value=0.01, max_value=50.0),
+            memory_s=declare(self, 'tracker_memory_s', 1.0, 'how long the tracker remembers '
+                             'which track the fixes supported [s]', read_only=True,
+                             min_value=0.1, max_value=60.0),
+            room_volume_m3=self.room.volume_m3)
         self.headings = HeadingBuffer()
 
         self.frames_in = 0
