@@ -17,6 +17,8 @@ MIXTURE_MIN_CONFIDENCE = 0.5
 # A place at least this probable that no track expects starts a track.
 SPAWN_PROBABILITY = 0.1
 _HALF_LOG_2PI_3 = 1.5 * np.log(2.0 * np.pi)
+# The tracks' measurement matrix: position out of [position, velocity].
+_H = np.hstack([np.eye(3), np.zeros((3, 3))])
 
 
 @dataclass
@@ -65,9 +67,12 @@ class Measurement:
     def single(cls, position_m: np.ndarray, covariance_m2: np.ndarray,
                probability: float = 0.5) -> 'Measurement':
         """One place, right with ``probability``."""
+        position = np.asarray(position_m, dtype=float)
+        if position.shape != (3,) or not np.all(np.isfinite(position)):
+            raise ValueError(f'position_m must be 3 finite numbers, got {position_m!r}')
         cov = _checked_covariance(covariance_m2, 'covariance_m2')
-        return cls._checked(np.asarray(position_m, dtype=float).reshape(1, -1), cov[None],
-                            np.array([probability], dtype=float), cov)
+        return cls._checked(position[None], cov[None], np.array([probability], dtype=float),
+                            cov)
 
     @classmethod
     def _checked(cls, positions: np.ndarray, covariances: np.ndarray,
@@ -227,15 +232,16 @@ class PoseTracker:
                 + float(m.probabilities[~inside].sum())) * self.density
         total = none + float(likelihood.sum())
         weights = likelihood / total if total > 0 else likelihood
+        taken = float(weights.sum())  # the places outside the gate weigh 0
         # Kalman update on each place inside the gate: gain K = P H' S^-1.
         gains = np.linalg.solve(s[inside], np.broadcast_to(p[:3, :], (int(inside.sum()), 3, 6)))
         gains = np.swapaxes(gains, -1, -2)
         means = state + np.einsum('kij,kj->ki', gains, innovation[inside])
-        joseph = np.eye(6) - gains @ np.hstack([np.eye(3), np.zeros((3, 3))])
+        joseph = np.eye(6) - gains @ _H
         covs = (joseph @ p @ np.swapaxes(joseph, -1, -2)
                 + gains @ m.covariances_m2[inside] @ np.swapaxes(gains, -1, -2))
         w = weights[inside]
-        w0 = 1.0 - float(w.sum())
+        w0 = 1.0 - taken
         mean = w0 * state + w @ means
         d0 = state - mean
         d = means - mean
@@ -244,8 +250,8 @@ class PoseTracker:
         track.state = mean
         track.covariance = 0.5 * (covariance + covariance.T)
         track.t_s = t_s
-        track.hits += float(weights.sum())
-        if weights.sum() >= 0.5:
+        track.hits += taken
+        if taken >= 0.5:
             track.last_hit_s = t_s
         return float(np.log(max(total, 1e-300) / self.density)), weights
 
@@ -253,10 +259,7 @@ class PoseTracker:
                ) -> tuple[np.ndarray, np.ndarray, bool]:
         """Fuse a plain fix, right with probability ``prior_right`` (see :meth:`update_with`).
         """
-        position = np.asarray(position_m, dtype=float)
-        if position.shape != (3,) or not np.all(np.isfinite(position)):
-            raise ValueError(f'position_m must be 3 finite numbers, got {position_m!r}')
-        return self.update_with(t_s, Measurement.single(position, covariance_m2,
+        return self.update_with(t_s, Measurement.single(position_m, covariance_m2,
                                                         self.prior_right))
 
     def update_estimate(self, t_s: float, estimate) -> tuple[np.ndarray, np.ndarray, bool]:
