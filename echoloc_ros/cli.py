@@ -146,9 +146,10 @@ def cmd_evaluate(args) -> int:
                                     details=frames, **common)
             if args.tracked_frames != 0:
                 track = evaluate_tracked(room, array, Chirp(), scenario, args.tracked_frames,
-                                         args.seed, details=tracked, **common)
+                                         args.seed, details=tracked,
+                                         live_survey_s=args.live_survey_s, **common)
                 result.update({k: v for k, v in track.items() if k.startswith('tracked_')
-                               or k == 'rejected_rate'})
+                               or k.startswith('live_survey_') or k == 'rejected_rate'})
         except ValueError as err:
             raise SystemExit(f'echoloc evaluate --method {method}: {err}') from None
         out = {'method': method, 'room': room.name, 'level': args.level,
@@ -176,7 +177,7 @@ def _evaluate_survey(args, room, array, methods) -> int:
                                      args.survey_s, args.n, args.seed,
                                      furniture_shift_m=args.furniture_shift_m,
                                      heading_noise_deg=args.heading_noise_deg, method=method,
-                                     model_path=args.model)
+                                     model_path=args.model, live_survey_s=args.live_survey_s)
         except ValueError as err:
             raise SystemExit(f'echoloc evaluate --survey-s: {err}') from None
         print(json.dumps({'method': method, 'room': room.name,
@@ -184,6 +185,7 @@ def _evaluate_survey(args, room, array, methods) -> int:
                                      'snr_db': args.snr_db,
                                      'furniture_shift_m': args.furniture_shift_m,
                                      'heading_noise_deg': args.heading_noise_deg,
+                                     'live_survey_s': args.live_survey_s,
                                      'seed': args.seed},
                           **rounded(result)}), flush=True)
     return 0
@@ -423,6 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
                    'the surveyed and the true room file [s]')
     p.add_argument('--layouts', type=int, default=10,
                    help='with --survey-s: furniture layouts, each surveyed once')
+    p.add_argument('--live-survey-s', type=float, default=None,
+                   help='along the tracked path, keep the room file up to date as the '
+                   'localizer node\'s live_survey does, placing the boxes every this many '
+                   'seconds (a room with furniture) [s]')
     p.add_argument('--room', default='default_room')
     p.add_argument('--array', default='square_4sensor')
     p.add_argument('--n', type=int, default=200, help='random poses, one frame each')

@@ -26,7 +26,7 @@ def write_recording(path, room, world, n_uncertain=3, n_bad=2):
     the frame's stamp; some poses uncertain, some headings the IMU's, some features
     truncated."""
     array, chirp = load_array('square_4sensor'), Chirp()
-    route = tracked_path(room, furniture_moved=True)
+    route = tracked_path(room)
     drive = _drive(route, room.vertices_m.min(axis=0), EchoSimulator(room, array, chirp, FS_HZ),
                    EchoProcessor(chirp, FS_HZ, array=array),
                    Scenario(snr_db=10.0, furniture=world.furniture), np.random.default_rng(8),
@@ -60,7 +60,7 @@ def write_recording(path, room, world, n_uncertain=3, n_bad=2):
 
 def test_survey_cli_writes_the_room_as_it_stands(tmp_path):
     room = load_room('furnished_room')
-    moved = _moved_off_path(room, tracked_path(room, True), room.vertices_m.min(axis=0),
+    moved = _moved_off_path(room, tracked_path(room), room.vertices_m.min(axis=0),
                             np.random.default_rng(3), 1.0)
     written = write_recording(tmp_path / 'drive', room, replace(room, furniture=moved))
     frames, counts = posed_frames(tmp_path / 'drive')

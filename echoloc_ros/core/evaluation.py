@@ -383,14 +383,13 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
                      details: dict | None = None, method: str = 'physics',
                      model_path: str | Path | None = None,
                      furniture_shift_m: float = 0.0,
-                     furniture_known: bool = False) -> dict[str, float]:
+                     furniture_known: bool = False,
+                     live_survey_s: float | None = None) -> dict[str, float]:
     """Localize frames along a trajectory and track them: per-frame and tracked accuracy.
 
     The array follows :func:`tracked_path` (a figure-of-eight, heading along the path, given
-    to the localizer), one
-    frame every ``1 / frame_rate_hz`` from t = 0. Every fix goes to a constant-velocity
-    :class:`PoseTracker`; the tracked position is the filter's state after the fix (its
-    prediction when the gate rejects the fix).
+    to the localizer), one frame every ``1 / frame_rate_hz`` from t = 0. Every fix goes to the
+    :class:`PoseTracker`; the tracked position is its published track after the fix.
 
     :param room: the room (``W, L`` are its plan's extents).
     :param array: the array.
@@ -405,12 +404,16 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     :param tracker: the filter (``None``: :class:`PoseTracker` for the room).
     :param heading_noise_deg: std of the error of the heading given to the localizer, deg.
     :param details: if a dict, receives per-frame arrays ``t_s``, ``truth_m``,
-        ``estimate_m``, ``tracked_m``, ``errors_m``, ``tracked_errors_m`` (for plots).
+        ``estimate_m``, ``tracked_m``, ``tracked_covariance_m2``, ``errors_m``,
+        ``tracked_errors_m`` (for plots).
     :param method: ``'physics'`` or ``'nn'`` (:func:`make_localizer`).
     :param model_path: the ``nn`` method's checkpoint.
     :param furniture_shift_m: the furniture stands moved by up to this on each axis from
         where the room file has it (once, for the whole run), kept off the trajectory.
     :param furniture_known: the localizer is told where it stands (:func:`evaluate_fixes`).
+    :param live_survey_s: if set, a :class:`~echoloc_ros.core.survey.LiveSurvey` keeps the
+        localizer's room up to date from the tracked frames, placing the boxes every this many
+        seconds (what the localizer node's ``live_survey`` does).
     :return: per-frame :func:`error_metrics`, the same for the track with a ``tracked_``
         prefix, ``tracked_max_cm``, ``rejected_rate`` (fixes the gate refused),
         ``latency_ms_p50``/``latency_ms_p95`` of the localizer and ``n`` (frames localized:
@@ -423,13 +426,15 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     rng = np.random.default_rng(seed)
     lo = room.vertices_m.min(axis=0)
     moving = furniture_shift_m > 0 and bool(room.furniture)
-    path = tracked_path(room, moving)
+    path = tracked_path(room)
     if n_frames is None:
         # One lap: every stretch of the path, the hard ones included.
         n_frames = int(np.ceil(path.period_s * frame_rate_hz))
     if moving:
         scenario = replace(scenario, furniture=_moved_off_path(room, path, lo, rng,
                                                                furniture_shift_m))
+    elif _on_path(scenario.furniture or room.furniture, path, lo):
+        raise ValueError(f'room {room.name!r}: a box stands within 0.2 m of the tracked path')
     simulator = EchoSimulator(room, array, chirp, fs_hz)
     processor = EchoProcessor(chirp, fs_hz, array=array)
     told = room
@@ -439,8 +444,13 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
                                optimization_level, model_path)
     tracker = PoseTracker(room_volume_m3=room.volume_m3) if tracker is None else tracker
     tracker.reset()
+    live = None
+    if live_survey_s is not None:
+        from echoloc_ros.core.survey import FurnitureSurvey, LiveSurvey
+        live = LiveSurvey(FurnitureSurvey(told, array, chirp, fs_hz, processor=processor),
+                          period_s=live_survey_s)
     errors, inside, tracked, tracked_inside, rejected, latency = ([] for _ in range(6))
-    truths, estimates, tracks = [], [], []
+    truths, estimates, tracks, track_covs = [], [], [], []
     heading_noise_rad = np.deg2rad(heading_noise_deg)
     # The localizer is told the heading's std, as an IMU reports it; none: its default prior.
     yaw_std_rad = heading_noise_rad if heading_noise_deg > 0 else None
@@ -458,15 +468,26 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
         inside.append(_inside_95(error, estimate.covariance_m2))
         track, track_cov, accepted = tracker.update_estimate(t_s, estimate)
         rejected.append(not accepted)
+        if live is not None:
+            heading, yaw_var = ((estimate.yaw_rad, estimate.yaw_variance_rad2) if accepted
+                                else (told_yaw, heading_noise_rad ** 2))
+            live.offer(t_s, features, track, track_cov, heading, yaw_var,
+                       assumed_temperature_c)
+            if live.due(t_s):
+                now = live.place(t_s)
+                if now is not None:
+                    localizer = localizer.with_room(now)
         track_error = track - position
         tracked.append(float(np.linalg.norm(track_error)))
         tracked_inside.append(_inside_95(track_error, track_cov))
         truths.append(position)
         estimates.append(estimate.position_m)
         tracks.append(track)
+        track_covs.append(track_cov)
     if details is not None:
         details.update(t_s=np.array(times), truth_m=np.array(truths),
                        estimate_m=np.array(estimates), tracked_m=np.array(tracks),
+                       tracked_covariance_m2=np.array(track_covs),
                        errors_m=np.array(errors), tracked_errors_m=np.array(tracked))
     result = error_metrics(np.array(errors), np.array(inside))
     result.update({f'tracked_{key}': value for key, value in
@@ -478,6 +499,12 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
         'latency_ms_p95': float(np.percentile(latency, 95)),
         'n': len(errors),
     })
+    if live is not None:
+        result['live_survey_placements'] = live.placements
+        standing = room.furniture if scenario.furniture is None else scenario.furniture
+        result['live_survey_box_error_cm'] = {
+            now.name: round(100.0 * float(np.linalg.norm(now.min_m[:2] - truth.min_m[:2])), 2)
+            for now, truth in zip(live.room.furniture, standing)}
     return result
 
 
@@ -501,13 +528,22 @@ def _drive(path: LissajousTrajectory, origin_xy: np.ndarray, simulator: EchoSimu
         yield t_s, position, features, yaw + heading_noise_rad * rng.standard_normal()
 
 
-def tracked_path(room: Room, furniture_moved: bool = False) -> LissajousTrajectory:
+def tracked_path(room: Room) -> LissajousTrajectory:
     """The figure-of-eight of the tracked evaluations: 0.3 m high at 0.3 m/s, 0.6 m from the
-    walls; 1.2 m when the furniture is moved, so that a box moved up to 1 m from its place by a
-    wall can stand off the path (from 0.6 m, none of 20 layouts of the furnished room could)."""
+    walls; 1.2 m in a room with furniture, where the boxes stand by the walls: from 0.6 m the
+    path runs through the furnished room's sofa and grazes its cabinet (a pose no robot
+    reaches, whose echoes are the inside of a box), and a box moved up to 1 m from its place
+    by a wall can stand off the 1.2 m path (from 0.6 m, none of 20 layouts could)."""
     extent = tuple(room.vertices_m.max(axis=0) - room.vertices_m.min(axis=0))
-    return LissajousTrajectory.inside(extent, margin_m=1.2 if furniture_moved else 0.6,
+    return LissajousTrajectory.inside(extent, margin_m=1.2 if room.furniture else 0.6,
                                       height_m=0.3, speed_mps=0.3)
+
+
+def _on_path(boxes: list, path: LissajousTrajectory, origin_xy: np.ndarray) -> bool:
+    """Whether any of ``boxes`` stands within 0.2 m of ``path`` (its origin at ``origin_xy``)."""
+    points = np.array([path.pose(t)[0] for t in np.linspace(0.0, 200.0, 2001)])
+    points[:, :2] += origin_xy
+    return any(np.any(box.contains(points, 0.2)) for box in boxes)
 
 
 def _moved_off_path(room: Room, path: LissajousTrajectory, origin_xy: np.ndarray,
@@ -516,11 +552,9 @@ def _moved_off_path(room: Room, path: LissajousTrajectory, origin_xy: np.ndarray
 
     :raises ValueError: no such layout in 200 draws.
     """
-    points = np.array([path.pose(t)[0] for t in np.linspace(0.0, 200.0, 2001)])
-    points[:, :2] += origin_xy
     for _ in range(200):
         moved = room.rearranged(rng, max_shift_m)
-        if not any(np.any(box.contains(points, 0.2)) for box in moved):
+        if not _on_path(moved, path, origin_xy):
             return moved
     raise ValueError(f'no layout of the furniture of room {room.name!r} moved by up to '
                      f'{max_shift_m} m keeps 0.2 m off the tracked path in 200 draws')
@@ -532,7 +566,8 @@ def evaluate_survey(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: floa
                     method: str = 'nn', model_path: str | Path | None = None,
                     survey_every: int = 5, max_pose_std_m: float = 0.02,
                     max_yaw_std_deg: float = 0.5,
-                    fs_hz: float = 250e3, frame_rate_hz: float = 25.0) -> dict:
+                    fs_hz: float = 250e3, frame_rate_hz: float = 25.0,
+                    live_survey_s: float | None = None) -> dict:
     """The furniture moved since the room file, then brought up to date by
     :class:`~echoloc_ros.core.survey.FurnitureSurvey` from the robot's own tracked poses.
 
@@ -546,6 +581,11 @@ def evaluate_survey(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: floa
     random poses in all (spread over the layouts) are localized with the stale file, the
     surveyed one, and the true layout (the same frames for all three).
 
+    With ``live_survey_s``, the drive's localizer keeps its room up to date as it goes
+    (:class:`~echoloc_ros.core.survey.LiveSurvey`, placing the boxes every this many seconds,
+    as the localizer node's ``live_survey`` does), and the test frames are also localized with
+    the room it has at the end of the drive (``live_`` metrics).
+
     :return: ``stale_``, ``surveyed_`` and ``known_`` :func:`error_metrics` (each with its
         ``gross_rate_10cm_ci95``) over all test frames; ``box_error_cm_median`` and ``_p95``
         (plan error of each box the survey saw), ``box_error_cm_median_by_box``,
@@ -553,7 +593,7 @@ def evaluate_survey(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: floa
         ``survey_frames_mean`` (frames surveyed per layout), ``survey_ms_mean`` (the survey's
         own time, per layout), ``n`` (test frames).
     """
-    from echoloc_ros.core.survey import FurnitureSurvey
+    from echoloc_ros.core.survey import FurnitureSurvey, LiveSurvey
     if min(n_layouts, n_test) < 1 or survey_s <= 0 or survey_every < 1:
         raise ValueError(f'n_layouts, n_test and survey_every must be >= 1 and survey_s > 0, '
                          f'got {n_layouts}, {n_test}, {survey_every} and {survey_s}')
@@ -561,7 +601,7 @@ def evaluate_survey(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: floa
         raise ValueError(f'a survey is for moved furniture: room {room.name!r} has '
                          f'{len(room.furniture)} boxes, furniture_shift_m {furniture_shift_m}')
     lo = room.vertices_m.min(axis=0)
-    path = tracked_path(room, furniture_moved=True)
+    path = tracked_path(room)
     simulator = EchoSimulator(room, array, chirp, fs_hz)
     processor = EchoProcessor(chirp, fs_hz, array=array)
     stale = make_localizer(method, room, array, chirp, fs_hz, processor, model_path=model_path)
@@ -569,9 +609,11 @@ def evaluate_survey(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: floa
                              max_shift_m=furniture_shift_m)
     heading_rad = np.deg2rad(heading_noise_deg)
     yaw_std = heading_rad if heading_noise_deg > 0 else None
-    errors = {k: [] for k in ('stale', 'surveyed', 'known')}
+    errors = {k: [] for k in ('stale', 'surveyed', 'known')
+              + (('live',) if live_survey_s is not None else ())}
     inside = {k: [] for k in errors}
     box_errors, n_seen, n_boxes, n_survey, survey_ms = [], 0, 0, [], []
+    live_box_errors: list[float] = []
     for layout in range(n_layouts):
         rng = np.random.default_rng([seed, layout])
         moved = _moved_off_path(room, path, lo, rng, furniture_shift_m)
@@ -581,13 +623,19 @@ def evaluate_survey(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: floa
         frames = []
         drive = _drive(path, lo, simulator, processor, scenario, rng,
                        int(round(survey_s * frame_rate_hz)), frame_rate_hz, heading_rad)
+        driving = stale
+        live = None if live_survey_s is None else LiveSurvey(survey, period_s=live_survey_s)
         for t_s, _, features, given in drive:
-            estimate = stale.localize(features, given, yaw_std_rad=yaw_std)
+            estimate = driving.localize(features, given, yaw_std_rad=yaw_std)
             track, track_cov, accepted = tracker.update_estimate(t_s, estimate)
             # What the localizer node publishes: the fix's heading when the tracker took the
             # fix, else the heading given; echoloc survey's filters on both.
             heading, yaw_var = ((estimate.yaw_rad, estimate.yaw_variance_rad2) if accepted
                                 else (given, heading_rad ** 2))
+            if live is not None:
+                live.offer(t_s, features, track, track_cov, heading, yaw_var)
+                if live.due(t_s) and live.place(t_s) is not None:
+                    driving = stale.with_room(live.room)
             if (round(t_s * frame_rate_hz) % survey_every == 0
                     and np.all(np.diag(track_cov) <= max_pose_std_m ** 2)
                     and yaw_var <= np.deg2rad(max_yaw_std_deg) ** 2):
@@ -604,6 +652,14 @@ def evaluate_survey(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: floa
                     fix.shift_m - (truth.min_m[:2] - box.min_m[:2])))))
         told = {'stale': stale, 'surveyed': stale.with_room(result.room),
                 'known': stale.with_room(world)}
+        if live is not None:
+            if live.n_frames:
+                live.place(survey_s)
+            told['live'] = stale.with_room(live.room)
+            if live.result is not None:
+                live_box_errors += [float(np.linalg.norm(fix.shift_m - (
+                    truth.min_m[:2] - box.min_m[:2]))) for fix, box, truth in zip(
+                        live.result.boxes, room.furniture, moved) if fix.seen]
         test_rng = np.random.default_rng([seed, layout, 1])
         for _ in range(int(np.ceil(n_test / n_layouts))):
             frame, position, yaw = simulator.simulate_random_pose(world, scenario, test_rng)
@@ -629,4 +685,9 @@ def evaluate_survey(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: floa
                box_error_cm_median_by_box=by_box, boxes_seen=n_seen,
                boxes=n_boxes, survey_frames_mean=float(np.mean(n_survey)),
                survey_ms_mean=float(np.mean(survey_ms)), n=len(errors['stale']))
+    if live_survey_s is not None:
+        live_cm = 100.0 * np.array(live_box_errors or [np.nan])
+        out.update(live_box_error_cm_median=float(np.median(live_cm)),
+                   live_box_error_cm_p95=float(np.percentile(live_cm, 95)),
+                   live_boxes_seen=len(live_box_errors))
     return out

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from echoloc_ros.core.paths import load_config
 
@@ -356,6 +357,18 @@ def room_from_dict(data: dict[str, Any]) -> Room:
         ceiling_absorption=_absorption(materials['ceiling'], f'room {name!r} materials.ceiling'),
         furniture=furniture, temperature_c=float(data.get('temperature_c', 20.0)),
         humidity_pct=float(data.get('humidity_pct', 50.0)), wall_names=wall_names)
+
+
+def room_from_yaml(text: str) -> Room:
+    """A room from the text of its YAML file (as the furniture survey publishes it).
+
+    :raises ValueError: not YAML, or not a room (naming the bad field).
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f'room is not YAML: {exc}') from None
+    return room_from_dict(data)
 
 
 def load_room(name_or_path: str | Path = 'default_room') -> Room:

@@ -29,16 +29,19 @@ class SimFrame:
 class SimulatedArray:
     """An array moving through ``room`` along a figure-of-eight, as the ``sim`` driver backend.
 
-    :param margin_m: closest approach to a wall [m].
+    :param margin_m: closest approach to a wall [m]; ``None``: 0.6, or 1.2 in a room with
+        furniture (its boxes stand by the walls, and the path must not run through one).
     :param heading_noise_rad: standard deviation of the reported heading's error.
     :param seed: makes the noise (and so every frame) reproducible.
     """
 
     def __init__(self, room: Room, array_geometry: ArrayGeometry, chirp: Chirp, fs_hz: float,
                  scenario: Scenario, height_m: float = 0.3, speed_mps: float = 0.3,
-                 margin_m: float = 0.6, heading_noise_rad: float = np.deg2rad(1.0),
+                 margin_m: float | None = None, heading_noise_rad: float = np.deg2rad(1.0),
                  seed: int = 0):
         self.simulator = EchoSimulator(room, array_geometry, chirp, fs_hz=fs_hz)
+        if margin_m is None:
+            margin_m = 1.2 if room.furniture or scenario.furniture else 0.6
         lo, hi = room.vertices_m.min(axis=0), room.vertices_m.max(axis=0)
         self.trajectory = LissajousTrajectory.inside(
             (hi[0] - lo[0], hi[1] - lo[1]), margin_m, height_m, speed_mps)
@@ -49,6 +52,12 @@ class SimulatedArray:
                 0.5 * margin_m:
             raise ValueError(f'room {room.name!r}: the simulated path (a figure-of-eight over '
                              'the bounding box) leaves the floor plan; use a convex room')
+        points = np.array([self.trajectory.pose(t)[0] for t in
+                           np.linspace(0, self.trajectory.period_s, 400)]) + self.offset_m
+        for box in (room.furniture if scenario.furniture is None else scenario.furniture):
+            if np.any(box.contains(points, 0.1)):
+                raise ValueError(f'room {room.name!r}: the simulated path ({margin_m} m from '
+                                 f'the walls) runs through box {box.name!r}')
         self.scenario = scenario
         self.heading_noise_rad = heading_noise_rad
         self.rng = np.random.default_rng(seed)

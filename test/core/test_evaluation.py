@@ -71,17 +71,26 @@ def test_furniture_moved_and_known(array, chirp):
     assert nn['n'] == 6 and nn['median_cm'] < 1.0
 
 
-def test_tracked_runs_move_the_furniture_off_their_path():
-    """The tracked evaluations with furniture moved keep every box 0.2 m off the path: from
-    the 0.6 m path no layout of the furnished room does (its boxes stand by the walls), and
-    that is named rather than run with the file's layout; the 1.2 m path leaves room."""
-    from echoloc_ros.core.evaluation import _moved_off_path, tracked_path
+def test_tracked_runs_keep_the_furniture_off_their_path():
+    """The tracked path keeps 0.2 m off every box, the file's layout and moved ones: at 0.6 m
+    from the walls it would run through the furnished room's sofa; a moved layout that no
+    draw keeps off it is named rather than run with the file's."""
+    from echoloc_ros.core.evaluation import _moved_off_path, _on_path, tracked_path
     from echoloc_ros.core.room import load_room
+    from echoloc_ros.core.trajectory import LissajousTrajectory
     furnished = load_room('furnished_room')
     lo = furnished.vertices_m.min(axis=0)
+    close = LissajousTrajectory.inside((6.0, 4.5), margin_m=0.6, height_m=0.3, speed_mps=0.3)
+    assert _on_path(furnished.furniture, close, lo)
     with pytest.raises(ValueError, match='keeps 0.2 m off the tracked path in 200 draws'):
-        _moved_off_path(furnished, tracked_path(furnished), lo, np.random.default_rng(0), 1.0)
-    path = tracked_path(furnished, furniture_moved=True)
+        _moved_off_path(furnished, close, lo, np.random.default_rng(0), 1.0)
+    path = tracked_path(furnished)
+    assert not _on_path(furnished.furniture, path, lo)
+    # Without furniture the path keeps 0.6 m from the walls, with it 1.2 m.
+    for room, margin in ((load_room('default_room'), 0.6), (furnished, 1.2)):
+        lap = tracked_path(room)
+        xs = [lap.pose(t)[0][0] for t in np.linspace(0.0, lap.period_s, 2000)]
+        assert min(xs) == pytest.approx(margin, abs=0.01), room.name
     points = np.array([path.pose(t)[0] for t in np.linspace(0.0, path.period_s, 500)])
     points[:, :2] += lo
     for seed in range(5):

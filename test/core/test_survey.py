@@ -21,7 +21,7 @@ def furnished():
 
 def path_frames(room, world, array, chirp, seed, snr_db=10.0, step_s=0.2):
     """Frames at true poses (heading exact) along one lap of the tracked evaluations' path."""
-    path = tracked_path(room, furniture_moved=True)
+    path = tracked_path(room)
     drive = _drive(path, room.vertices_m.min(axis=0), EchoSimulator(room, array, chirp, FS_HZ),
                    EchoProcessor(chirp, FS_HZ, array=array),
                    Scenario(snr_db=snr_db, furniture=world.furniture),
@@ -32,7 +32,7 @@ def path_frames(room, world, array, chirp, seed, snr_db=10.0, step_s=0.2):
 
 def test_survey_places_the_boxes_the_path_passes(furnished, array, chirp):
     lo = furnished.vertices_m.min(axis=0)
-    moved = _moved_off_path(furnished, tracked_path(furnished, True), lo,
+    moved = _moved_off_path(furnished, tracked_path(furnished), lo,
                             np.random.default_rng(3), 1.0)
     world = replace(furnished, furniture=moved)
     frames = path_frames(furnished, world, array, chirp, seed=5)
@@ -109,13 +109,63 @@ def test_write_room_file_moves_only_the_seen_boxes(furnished, tmp_path):
 def test_evaluate_survey_small_run(furnished, array, chirp):
     from echoloc_ros.core.evaluation import evaluate_survey
     result = evaluate_survey(furnished, array, chirp, 20.0, n_layouts=1, survey_s=6.0,
-                             n_test=4, seed=2, method='physics')
+                             n_test=4, seed=2, method='physics', live_survey_s=3.0)
     assert result['n'] == 4 and result['boxes'] == 4
     # 150 frames at 25 Hz, every 5th kept when the track is sure of itself.
     assert 0 < result['survey_frames_mean'] <= 30
     assert result['known_median_cm'] < 1.0
-    for key in ('stale', 'surveyed', 'known'):
+    # The drive's own room, kept up to date as it went: its boxes are those of the last
+    # placement, at the end of the drive.
+    assert 0 < result['live_boxes_seen'] <= 4
+    assert np.isfinite(result['live_box_error_cm_median'])
+    for key in ('stale', 'surveyed', 'known', 'live'):
         low, high = result[f'{key}_gross_rate_10cm_ci95']
         assert low <= result[f'{key}_gross_rate_10cm'] <= high
     with pytest.raises(ValueError, match='a survey is for moved furniture'):
         evaluate_survey(furnished, array, chirp, 20.0, 1, 6.0, 4, 2, furniture_shift_m=0.0)
+
+
+def test_live_survey_keeps_sure_frames_and_finds_the_moved_boxes(furnished, array, chirp):
+    from echoloc_ros.core.survey import LiveSurvey
+    lo = furnished.vertices_m.min(axis=0)
+    moved = _moved_off_path(furnished, tracked_path(furnished), lo,
+                            np.random.default_rng(3), 1.0)
+    world = replace(furnished, furniture=moved)
+    frames = path_frames(furnished, world, array, chirp, seed=5)
+    live = LiveSurvey(FurnitureSurvey(furnished, array, chirp, FS_HZ), period_s=10.0,
+                      interval_s=0.3, max_frames=60, min_frames=20)
+    sure, unsure = 1e-6 * np.eye(3), 1e-2 * np.eye(3)
+    rooms, kept = [], 0
+    for k, (features, position, yaw) in enumerate(frames):
+        t_s = 0.2 * k
+        # A frame whose track is unsure, or whose heading is, is not kept; nor one within
+        # interval_s of the last kept.
+        assert not live.offer(t_s, features, position, unsure, yaw, 1e-8)
+        assert not live.offer(t_s, features, position, sure, yaw, np.deg2rad(1.0) ** 2)
+        if live.offer(t_s, features, position, sure, yaw, 1e-8):
+            kept += 1
+            assert not live.offer(t_s + 0.1, features, position, sure, yaw, 1e-8)
+        if live.due(t_s):
+            assert live.n_frames >= 20
+            room = live.place(t_s)
+            if room is not None:
+                rooms.append(room)
+    # One frame in two (0.4 s apart), the last 60 held.
+    assert kept == 100 and live.n_frames == 60
+    # Every 10 s from the 20th frame kept (7.6 s in), over a lap of 40 s.
+    assert live.placements == 4
+    assert rooms and live.room is rooms[-1]
+    for box, now, truth in zip(furnished.furniture, live.room.furniture, moved):
+        if box.name != 'desk_top':
+            assert np.linalg.norm(now.min_m[:2] - truth.min_m[:2]) < 0.03, box.name
+    # Placed twice from the same frames: the second finds no change, and gives no new room.
+    live.place(100.0)
+    assert live.place(101.0) is None
+    live.reset()
+    assert live.n_frames == 0 and not live.due(1000.0)
+    with pytest.raises(ValueError, match='min_frames <= max_frames, got 30 and 20'):
+        LiveSurvey(live.survey, min_frames=30, max_frames=20)
+    with pytest.raises(ValueError, match='period_s must be > 0, got nan'):
+        LiveSurvey(live.survey, period_s=float('nan'))
+    with pytest.raises(ValueError, match='pose must be a finite position'):
+        live.offer(2000.0, frames[0][0], np.array([np.nan, 1.0, 0.3]), sure, 0.0, 1e-8)
