@@ -39,6 +39,9 @@ from echoloc_ros.core.room import Box, Room
 # A box whose best placement scores less than this was not heard: a face heard at 10 dB in
 # one frame scores about 7.6 (s - log(1 + s)).
 MIN_SCORE = 10.0
+# A box stays where the room file has it unless a placement elsewhere scores at least this
+# much more (a log likelihood ratio; noise alone gains a few).
+MIN_GAIN = 10.0
 # No box stands within this of where the array has been (m): the array's radius and more.
 FREE_SPACE_MARGIN_M = 0.1
 # Each placement is refined on a grid this fine (m).
@@ -93,11 +96,14 @@ class FurnitureSurvey:
     :param max_shift_m: how far each box may have moved on each axis, m.
     :param step_m: step of the search, m.
     :param min_score: a box placed with less stays where the file has it.
+    :param min_gain: so does a box whose placement scores less than this above the file's
+        position.
     """
 
     def __init__(self, room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float = 250e3,
                  processor: EchoProcessor | None = None, max_shift_m: float = 1.0,
-                 step_m: float = 0.01, min_score: float = MIN_SCORE) -> None:
+                 step_m: float = 0.01, min_score: float = MIN_SCORE,
+                 min_gain: float = MIN_GAIN) -> None:
         if not room.furniture:
             raise ValueError(f'room {room.name!r} has no furniture to survey')
         if not (np.isfinite(max_shift_m) and max_shift_m > 0):
@@ -106,6 +112,7 @@ class FurnitureSurvey:
             raise ValueError(f'step_m must be in (0, max_shift_m={max_shift_m}], got {step_m}')
         self.room = room
         self.min_score = float(min_score)
+        self.min_gain = float(min_gain)
         # The shell alone: the residual keeps every furniture echo, wherever the boxes stand.
         self.shell = PhysicsLocalizer(replace(room, furniture=[]), array, chirp, fs_hz,
                                       processor=processor)
@@ -164,8 +171,8 @@ class FurnitureSurvey:
             total, seen = scored[i]
             zero = self.shifts_m.size // 2
             at_file = float(total[zero, zero])
-            total = np.where(self._allowed(furniture[i], placed, explained, coarse), total,
-                             -np.inf)
+            allowed = self._allowed(furniture[i], placed, explained, coarse)
+            total = np.where(allowed, total, -np.inf)
             fixes[i] = self._fix(furniture[i], total, seen, at_file, coarse)
             if fixes[i].seen:
                 # The grid's step is coarser than the echoes' delays place a face along its
@@ -177,6 +184,10 @@ class FurnitureSurvey:
                 refined = self._fix(furniture[i], total, seen, at_file, fine)
                 if refined.seen:
                     fixes[i] = refined
+                if fixes[i].score - at_file < self.min_gain and allowed[zero, zero]:
+                    # The echoes do not tell a move from the file's position: keep it there
+                    # (else every placement's noise, a few millimetres, would move the box).
+                    fixes[i] = replace(fixes[i], shift_m=np.zeros(2), score=at_file)
             if fixes[i].seen:
                 placed.append(furniture[i].shifted(fixes[i].shift_m))
                 for ex in explained:

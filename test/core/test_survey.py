@@ -62,11 +62,11 @@ def test_survey_places_the_boxes_the_path_passes(furnished, array, chirp):
 def test_survey_of_an_unmoved_room_leaves_it(furnished, array, chirp):
     frames = path_frames(furnished, furnished, array, chirp, seed=6, step_s=0.4)
     result = FurnitureSurvey(furnished, array, chirp, FS_HZ, max_shift_m=0.5).run(frames)
+    # Where nothing has moved, no placement elsewhere scores enough above the file's
+    # position to move a box, not even by the few millimetres noise would.
     for fix in result.boxes:
-        if fix.seen:
-            assert np.linalg.norm(fix.shift_m) < 0.03, (fix.name, fix.shift_m)
-        else:
-            assert np.all(fix.shift_m == 0.0)
+        assert np.all(fix.shift_m == 0.0), (fix.name, fix.shift_m, fix.score, fix.score_at_file)
+    assert sum(fix.seen for fix in result.boxes) >= 3
 
 
 def test_survey_bad_input_is_named(furnished, array, chirp, simulator):
