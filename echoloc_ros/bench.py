@@ -73,7 +73,7 @@ def _peak_rss_mb(pid: int) -> float | None:
 
 def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
                 startup_timeout_s: float = 30.0, method: str = 'physics') -> dict:
-    """Run the three nodes as processes and measure what a subscriber sees."""
+    """Run the graph's nodes as processes and measure what a subscriber sees."""
     domain_id = random.randint(1, 100)
     log_dir = Path(tempfile.mkdtemp(prefix='echoloc-bench-'))
     env = isolated_ros_env(domain_id, log_dir)

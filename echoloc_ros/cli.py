@@ -27,9 +27,24 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+# The nodes that read the room file (each has a `room` parameter).
+ROOM_NODES = ('driver', 'localizer', 'furniture_survey')
+
+
+def bringup_overrides(sets: list[str], room: str | None = None) -> dict[str, dict]:
+    """Per-node parameter overrides from ``--set node.param=value`` pairs, and ``room`` for
+    every node that reads the room file (unless a pair sets that node's room)."""
+    overrides = _overrides(sets)
+    if room:
+        for node in ROOM_NODES:
+            overrides.setdefault(node, {}).setdefault('room', room)
+    return overrides
+
+
 def cmd_bringup(args) -> int:
     from echoloc_ros.process_graph import NodeProcesses
-    graph = NodeProcesses(params_file=args.params_file, overrides=_overrides(args.set))
+    graph = NodeProcesses(params_file=args.params_file,
+                          overrides=bringup_overrides(args.set, args.room))
     # SIGTERM (e.g. from a service manager) stops the graph the same way Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
     print(f'echoloc: starting {", ".join(s.name for s in graph.specs)} with '
@@ -382,11 +397,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='echoloc', description=__doc__)
     sub = parser.add_subparsers(dest='command', required=True)
 
-    p = sub.add_parser('bringup', help='start driver, echo_processor and localizer')
+    p = sub.add_parser('bringup', help='start the nodes: driver, echo_processor, localizer, '
+                       'furniture_survey')
     p.add_argument('--params-file', type=Path, help='node parameter YAML '
                    '(default: config/echoloc.yaml)')
     p.add_argument('--set', action='append', default=[], metavar='NODE.PARAM=VALUE',
                    help='override a parameter, e.g. driver.sim_snr_db=10')
+    p.add_argument('--room', help='room file (name or path) of every node that reads one '
+                   f'({", ".join(ROOM_NODES)}); a --set of one node\'s room wins')
     p.add_argument('--monitor', action='store_true', help='also print pose, error and rate')
     p.set_defaults(func=cmd_bringup)
 

@@ -28,6 +28,7 @@ GRAPH = (
     NodeSpec('driver', 'driver', 'echoloc_ros.nodes.driver'),
     NodeSpec('echo_processor', 'echo_processor', 'echoloc_ros.nodes.echo_processor'),
     NodeSpec('localizer', 'localizer', 'echoloc_ros.nodes.localizer'),
+    NodeSpec('furniture_survey', 'furniture_survey', 'echoloc_ros.nodes.furniture_survey'),
 )
 
 PARAMS_FILE = 'echoloc.yaml'

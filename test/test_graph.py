@@ -1,4 +1,4 @@
-"""The whole pipeline as three real processes, checked by an independent subscriber."""
+"""The whole pipeline as real processes, one per node, checked by an independent subscriber."""
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray

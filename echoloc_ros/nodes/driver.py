@@ -105,11 +105,24 @@ class DriverNode(Node):
             self.backend]()
 
     def start_sim(self) -> None:
+        standing = declare(self, 'sim_furniture', '', 'sim: a room YAML (the same room) whose '
+                           'furniture the simulated array moves among, as after furniture has '
+                           'moved since the room file; empty: the room file\'s',
+                           read_only=True)
+        furniture = None
+        if standing:
+            world = load_room(standing)
+            if world.name != self.room.name:
+                raise ValueError(f'sim_furniture {standing!r} is room {world.name!r}; expected '
+                                 f'the same room as parameter room ({self.room.name!r}) with '
+                                 'its furniture moved')
+            furniture = world.furniture
         scenario = Scenario(
             snr_db=declare(self, 'sim_snr_db', 20.0, 'sim: echo SNR [dB]',
                            min_value=-20.0, max_value=80.0, read_only=True),
             seed=declare(self, 'sim_seed', 0, 'sim: random seed (same seed, same frames)',
-                         read_only=True, min_value=0, max_value=2**31 - 1))
+                         read_only=True, min_value=0, max_value=2**31 - 1),
+            furniture=furniture)
         sim = SimulatedArray(
             self.room, self.array, self.chirp, self.fs_hz, scenario,
             height_m=declare(self, 'sim_height_m', 0.3, 'sim: array height [m]',

@@ -5,9 +5,11 @@ import time
 
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import (DurabilityPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_profile_sensor_data)
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from sensor_msgs.msg import Imu
+from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
 from echoloc.msg import EchoFeatures
@@ -15,7 +17,7 @@ from echoloc_ros import conversions, markers
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.paths import default_model_path
 from echoloc_ros.core.physics_localizer import PhysicsLocalizer
-from echoloc_ros.core.room import load_room
+from echoloc_ros.core.room import load_room, room_from_yaml
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.diagnostics import (ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam,
                                      Updater)
@@ -147,6 +149,11 @@ class LocalizerNode(Node):
                              min_value=0.1, max_value=60.0),
             room_volume_m3=self.room.volume_m3)
         self.headings = HeadingBuffer()
+        self.room_updates = declare(self, 'room_updates', True, 'take up the room as the '
+                                    'furniture_survey node publishes it on echoloc/room '
+                                    '(furniture moved since the room file)', read_only=True)
+        self.rooms_taken = 0
+        self.room_error = ''
 
         self.frames_in = 0
         self.frames_failed = 0
@@ -166,6 +173,11 @@ class LocalizerNode(Node):
         # rviz subscribes volatile: the static room is re-sent every few seconds.
         self.create_timer(2.0, self.publish_room_markers)
         self.create_subscription(Imu, 'imu/data', self.on_imu, qos_profile_sensor_data)
+        if self.room_updates:
+            # Latched on the survey's side: a localizer started later still gets the room.
+            self.create_subscription(String, 'echoloc/room', self.on_room, QoSProfile(
+                depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                durability=DurabilityPolicy.TRANSIENT_LOCAL))
         # Depth 5 rides out a slow frame (~200 ms at 25 Hz) instead of dropping the next.
         self.create_subscription(EchoFeatures, 'echoloc/features', self.on_features,
                                  QoSProfile(depth=5))
@@ -265,6 +277,32 @@ class LocalizerNode(Node):
                 self.room.reflection_points_m(position), self.map_frame, msg.header.stamp)))
         self.latency_ms.append(1e3 * (time.perf_counter() - start))
 
+    def on_room(self, msg: String) -> None:
+        """The room as it now stands (furniture moved since the room file): localize in it.
+        A room that is not this one (another name, plan or height) is refused with an error
+        and the room in use is kept."""
+        try:
+            room = room_from_yaml(msg.data)
+            if (room.name != self.room.name or room.height_m != self.room.height_m
+                    or room.vertices_m.shape != self.room.vertices_m.shape
+                    or not np.allclose(room.vertices_m, self.room.vertices_m)):
+                raise ValueError(f'room {room.name!r} ({room.vertices_m.tolist()}, '
+                                 f'{room.height_m} m high) is not the room in use, '
+                                 f'{self.room.name!r} ({self.room.vertices_m.tolist()}, '
+                                 f'{self.room.height_m} m high); only its furniture may change')
+            localizer = self.localizer.with_room(room)
+        except ValueError as exc:
+            self.room_error = f'room on echoloc/room refused: {exc}'
+            self.get_logger().error(self.room_error)
+            return
+        self.localizer, self.room = localizer, room
+        self.rooms_taken += 1
+        self.room_error = ''
+        self.get_logger().info('localizing with the furniture as surveyed: ' + ', '.join(
+            f'{box.name} at ({box.min_m[0]:.3f}, {box.min_m[1]:.3f}) m' for box in
+            room.furniture))
+        self.publish_room_markers()
+
     def publish_room_markers(self) -> None:
         if self.publish_markers:
             self.marker_pub.publish(markers.marker_array(markers.room_markers(
@@ -289,6 +327,8 @@ class LocalizerNode(Node):
         elif p95 > self.target_latency_ms:
             stat.summary(WARN, f'latency p95 {p95:.1f} ms above target '
                          f'{self.target_latency_ms:g} ms')
+        elif self.room_error:
+            stat.summary(WARN, self.room_error)
         elif self.tracking and self.tracker.coasting_s > COASTING_WARN_S:
             stat.summary(WARN, f'pose coasting: no fix has agreed with the track for '
                          f'{self.tracker.coasting_s:.1f} s')
@@ -299,6 +339,7 @@ class LocalizerNode(Node):
         stat.add('frames failed', self.frames_failed)
         stat.add('frames without heading', self.no_heading)
         stat.add('estimates gated by tracker', self.gated)
+        stat.add('room updates taken', self.rooms_taken)
         if self.tracking:
             stat.add('tracks held', self.tracker.n_tracks)
             stat.add('track switches', self.tracker.switches)

@@ -1,5 +1,7 @@
 """Summary metrics and the tracked evaluation along a trajectory."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -153,3 +155,21 @@ def test_ambiguity_cli_names_a_room_without_furniture():
     with pytest.raises(SystemExit, match="echoloc ambiguity: the bound is for moved furniture: "
                                          "room 'default_room' has 0 boxes"):
         main(['ambiguity', '--room', 'default_room', '--n', '1'])
+
+
+def test_bringup_room_reaches_every_node_that_reads_the_room():
+    from echoloc_ros.cli import bringup_overrides
+    from echoloc_ros.graph import GRAPH
+    out = bringup_overrides(['localizer.method=nn', 'driver.room=other.yaml'], 'furnished_room')
+    assert out == {'localizer': {'method': 'nn', 'room': 'furnished_room'},
+                   'driver': {'room': 'other.yaml'},
+                   'furniture_survey': {'room': 'furnished_room'}}
+    # Every node named is in the graph and declares a room parameter.
+    for name in ('driver', 'localizer', 'furniture_survey'):
+        spec = next(s for s in GRAPH if s.name == name)
+        root = Path(__file__).resolve().parents[2]
+        source = (root / (spec.module.replace('.', '/') + '.py')).read_text()
+        assert "'room'" in source, name
+    assert bringup_overrides(['driver.sim_snr_db=10']) == {'driver': {'sim_snr_db': 10}}
+    with pytest.raises(SystemExit, match="expected node.param=value"):
+        bringup_overrides(['room=x'])
