@@ -7,6 +7,7 @@ every ``period_s``, and when a box has moved publishes the room as it now stands
 placement takes a second or two of CPU, which must not hold up the localizer's frames.
 """
 import collections
+import os
 
 import numpy as np
 from geometry_msgs.msg import PoseWithCovarianceStamped
@@ -35,6 +36,11 @@ class FurnitureSurveyNode(Node):
     def __init__(self):
         super().__init__('furniture_survey')
         limit_threads(self)
+        niceness = declare(self, 'niceness', 10, 'added to this process\'s niceness: the survey '
+                           'is background work, and on a small CPU the localizer\'s frames '
+                           'come first', read_only=True, min_value=0, max_value=19)
+        if niceness:
+            os.nice(niceness)
         self.room_source = declare(self, 'room', 'default_room', 'room YAML (name in '
                                    'config/rooms or path): the room file whose furniture is '
                                    'surveyed', read_only=True)
