@@ -65,12 +65,14 @@ def test_live_survey_finds_moved_furniture(ros_env, tmp_path):
     rec.subscribe(DiagnosticArray, '/diagnostics', QoSProfile(depth=100))
     graph = NodeProcesses(env=ros_env, log_dir=tmp_path, overrides={
         'driver': {'room': 'furnished_room', 'sim_furniture': str(standing)},
-        'localizer': {'room': 'furnished_room'},
+        # The survey needs the network's track (docs/model.md): physics' holds wrong poses
+        # with small covariances in places, and on a slow machine it took the survey there.
+        'localizer': {'room': 'furnished_room', 'method': 'nn'},
         'furniture_survey': {'room': 'furnished_room', 'period_s': 2.0,
                              'out_file': str(written)}})
     try:
         graph.start()
-        found = wait_for(lambda: _found(rec), timeout_s=90.0)
+        found = wait_for(lambda: _found(rec), timeout_s=120.0)
         status = _survey_status(rec)
         # The localizer reports each room it took up.
         taken = wait_for(lambda: _rooms_taken(rec) >= 1, timeout_s=10.0)
@@ -79,7 +81,7 @@ def test_live_survey_finds_moved_furniture(ros_env, tmp_path):
         graph.stop()
         rec.close()
     assert alive, f'a node exited; logs in {tmp_path}'
-    assert found, (f'boxes not found where they stand in 90 s: '
+    assert found, (f'boxes not found where they stand in 120 s: '
                    f'{status and [(kv.key, kv.value) for kv in status.values]}; '
                    f'logs in {tmp_path}')
     assert status.level == DiagnosticStatus.OK, status.message

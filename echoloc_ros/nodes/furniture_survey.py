@@ -26,8 +26,9 @@ from echoloc_ros.nodes.common import declare, declare_chirp, limit_threads, run
 # The room as surveyed: latched, so a localizer that starts (or restarts) later gets it.
 ROOM_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
-# Features kept while their pose is awaited (frames): the localizer answers within a few.
-FEATURES_HELD = 50
+# Features kept while their pose is awaited (frames; 4 s at 25 Hz, about 15 MB): a localizer
+# that falls behind answers late.
+FEATURES_HELD = 100
 
 
 class FurnitureSurveyNode(Node):
