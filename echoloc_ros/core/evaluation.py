@@ -469,8 +469,8 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
         track, track_cov, accepted = tracker.update_estimate(t_s, estimate)
         rejected.append(not accepted)
         if live is not None:
-            heading, yaw_var = ((estimate.yaw_rad, estimate.yaw_variance_rad2) if accepted
-                                else (told_yaw, heading_noise_rad ** 2))
+            heading, yaw_var = _published_heading(estimate, accepted, told_yaw,
+                                                  heading_noise_rad)
             live.offer(t_s, features, track, track_cov, heading, yaw_var,
                        assumed_temperature_c)
             if live.due(t_s):
@@ -508,6 +508,16 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     return result
 
 
+def _published_heading(estimate, accepted: bool, given_rad: float,
+                       given_std_rad: float) -> tuple[float, float]:
+    """The heading and its variance the localizer node publishes with a tracked pose: the
+    fix's when the tracker took the fix, else the heading given (the survey filters on
+    both)."""
+    if accepted:
+        return estimate.yaw_rad, estimate.yaw_variance_rad2
+    return given_rad, given_std_rad ** 2
+
+
 def _drive(path: LissajousTrajectory, origin_xy: np.ndarray, simulator: EchoSimulator,
            processor: EchoProcessor, scenario: Scenario, rng: np.random.Generator,
            n_frames: int, frame_rate_hz: float, heading_noise_rad: float
@@ -539,11 +549,21 @@ def tracked_path(room: Room) -> LissajousTrajectory:
                                       height_m=0.3, speed_mps=0.3)
 
 
+def _path_points(path: LissajousTrajectory, origin_xy: np.ndarray) -> np.ndarray:
+    """Points of ``path`` (its origin at ``origin_xy``) every 0.1 s for 200 s ``(2001, 3)``."""
+    points = path.positions(np.linspace(0.0, 200.0, 2001))
+    points[:, :2] += origin_xy
+    return points
+
+
+def _near(boxes: list, points: np.ndarray) -> bool:
+    """Whether any of ``boxes`` stands within 0.2 m of one of ``points``."""
+    return any(np.any(box.contains(points, 0.2)) for box in boxes)
+
+
 def _on_path(boxes: list, path: LissajousTrajectory, origin_xy: np.ndarray) -> bool:
     """Whether any of ``boxes`` stands within 0.2 m of ``path`` (its origin at ``origin_xy``)."""
-    points = np.array([path.pose(t)[0] for t in np.linspace(0.0, 200.0, 2001)])
-    points[:, :2] += origin_xy
-    return any(np.any(box.contains(points, 0.2)) for box in boxes)
+    return _near(boxes, _path_points(path, origin_xy))
 
 
 def _moved_off_path(room: Room, path: LissajousTrajectory, origin_xy: np.ndarray,
@@ -552,9 +572,10 @@ def _moved_off_path(room: Room, path: LissajousTrajectory, origin_xy: np.ndarray
 
     :raises ValueError: no such layout in 200 draws.
     """
+    points = _path_points(path, origin_xy)
     for _ in range(200):
         moved = room.rearranged(rng, max_shift_m)
-        if not _on_path(moved, path, origin_xy):
+        if not _near(moved, points):
             return moved
     raise ValueError(f'no layout of the furniture of room {room.name!r} moved by up to '
                      f'{max_shift_m} m keeps 0.2 m off the tracked path in 200 draws')
@@ -628,10 +649,7 @@ def evaluate_survey(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: floa
         for t_s, _, features, given in drive:
             estimate = driving.localize(features, given, yaw_std_rad=yaw_std)
             track, track_cov, accepted = tracker.update_estimate(t_s, estimate)
-            # What the localizer node publishes: the fix's heading when the tracker took the
-            # fix, else the heading given; echoloc survey's filters on both.
-            heading, yaw_var = ((estimate.yaw_rad, estimate.yaw_variance_rad2) if accepted
-                                else (given, heading_rad ** 2))
+            heading, yaw_var = _published_heading(estimate, accepted, given, heading_rad)
             if live is not None:
                 live.offer(t_s, features, track, track_cov, heading, yaw_var)
                 if live.due(t_s) and live.place(t_s) is not None:

@@ -46,14 +46,13 @@ class SimulatedArray:
         self.trajectory = LissajousTrajectory.inside(
             (hi[0] - lo[0], hi[1] - lo[1]), margin_m, height_m, speed_mps)
         self.offset_m = np.array([lo[0], lo[1], 0.0])
-        lap = np.array([self.trajectory.pose(t)[0][:2] for t in
-                        np.linspace(0, self.trajectory.period_s, 400)]) + self.offset_m[:2]
+        points = self.trajectory.positions(
+            np.linspace(0, self.trajectory.period_s, 400)) + self.offset_m
+        lap = points[:, :2]
         if not np.all(room.contains_xy(lap)) or np.min(room.wall_distance_m(lap)) < \
                 0.5 * margin_m:
             raise ValueError(f'room {room.name!r}: the simulated path (a figure-of-eight over '
                              'the bounding box) leaves the floor plan; use a convex room')
-        points = np.array([self.trajectory.pose(t)[0] for t in
-                           np.linspace(0, self.trajectory.period_s, 400)]) + self.offset_m
         for box in (room.furniture if scenario.furniture is None else scenario.furniture):
             if np.any(box.contains(points, 0.1)):
                 raise ValueError(f'room {room.name!r}: the simulated path ({margin_m} m from '

@@ -38,6 +38,14 @@ class LissajousTrajectory:
         lap_m = np.sum(np.hypot(np.diff(ax * np.sin(t)), np.diff(ay * np.sin(2 * t))))
         return cls((width_m / 2, length_m / 2), (ax, ay), height_m, lap_m / speed_mps)
 
+    def positions(self, times_s: np.ndarray) -> np.ndarray:
+        """Positions ``(n, 3)`` [m] at ``times_s`` ``(n,)`` (the position of :meth:`pose`)."""
+        w = 2 * np.pi / self.period_s
+        (cx, cy), (ax, ay) = self.center_m, self.amplitude_m
+        t = np.asarray(times_s, dtype=float)
+        return np.column_stack([cx + ax * np.sin(w * t), cy + ay * np.sin(2 * w * t),
+                                np.full(t.shape, self.height_m)])
+
     def pose(self, t_s: float) -> tuple[np.ndarray, float]:
         """Position ``(3,)`` [m] and yaw [rad] at time ``t_s``."""
         w = 2 * np.pi / self.period_s

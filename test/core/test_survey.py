@@ -30,12 +30,19 @@ def path_frames(room, world, array, chirp, seed, snr_db=10.0, step_s=0.2):
     return [(features, position, yaw) for _, position, features, yaw in drive]
 
 
-def test_survey_places_the_boxes_the_path_passes(furnished, array, chirp):
+@pytest.fixture(scope='module')
+def moved_drive(furnished, array, chirp):
+    """The furnished room's furniture moved off the path (up to 1 m), and a lap's frames at
+    true poses among it: ``(moved boxes, frames)``."""
     lo = furnished.vertices_m.min(axis=0)
     moved = _moved_off_path(furnished, tracked_path(furnished), lo,
                             np.random.default_rng(3), 1.0)
     world = replace(furnished, furniture=moved)
-    frames = path_frames(furnished, world, array, chirp, seed=5)
+    return moved, path_frames(furnished, world, array, chirp, seed=5)
+
+
+def test_survey_places_the_boxes_the_path_passes(furnished, array, chirp, moved_drive):
+    moved, frames = moved_drive
     survey = FurnitureSurvey(furnished, array, chirp, FS_HZ)
     result = survey.run(frames)
     assert result.n_frames == len(frames)
@@ -125,13 +132,10 @@ def test_evaluate_survey_small_run(furnished, array, chirp):
         evaluate_survey(furnished, array, chirp, 20.0, 1, 6.0, 4, 2, furniture_shift_m=0.0)
 
 
-def test_live_survey_keeps_sure_frames_and_finds_the_moved_boxes(furnished, array, chirp):
+def test_live_survey_keeps_sure_frames_and_finds_the_moved_boxes(furnished, array, chirp,
+                                                                  moved_drive):
     from echoloc_ros.core.survey import LiveSurvey
-    lo = furnished.vertices_m.min(axis=0)
-    moved = _moved_off_path(furnished, tracked_path(furnished), lo,
-                            np.random.default_rng(3), 1.0)
-    world = replace(furnished, furniture=moved)
-    frames = path_frames(furnished, world, array, chirp, seed=5)
+    moved, frames = moved_drive
     live = LiveSurvey(FurnitureSurvey(furnished, array, chirp, FS_HZ), period_s=10.0,
                       interval_s=0.3, max_frames=60, min_frames=20)
     sure, unsure = 1e-6 * np.eye(3), 1e-2 * np.eye(3)

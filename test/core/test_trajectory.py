@@ -25,3 +25,10 @@ def test_stays_inside_margin_and_heading_follows_motion():
 def test_room_too_small_is_a_clear_error():
     with pytest.raises(ValueError, match='too small'):
         LissajousTrajectory.inside((1.0, 1.0), margin_m=0.6, height_m=0.3, speed_mps=0.3)
+
+
+def test_positions_are_the_poses_positions():
+    path = LissajousTrajectory.inside((6.0, 4.5), margin_m=1.2, height_m=0.3, speed_mps=0.3)
+    times = np.linspace(0.0, 2 * path.period_s, 77)
+    expected = np.array([path.pose(t)[0] for t in times])
+    assert np.allclose(path.positions(times), expected, rtol=0, atol=1e-12)
