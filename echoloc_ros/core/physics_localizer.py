@@ -95,6 +95,8 @@ YAW = 4
 # score already leads the runner-up by this much (log units; over simulated frames at 10 dB no
 # frame above it needed the second scan).
 EXPLAIN_GAP = 3.0
+# A second height is proposed only when its floor/ceiling evidence is within this of the best.
+HEIGHT_GAP = 1.0
 # A learned ranker's covariance (:meth:`PhysicsLocalizer._region_covariance`): its 95 % ellipsoid
 # holds this much of the mixture, its components widened at most to this level.
 REGION_MASS = 0.95
@@ -1098,9 +1100,9 @@ class PhysicsLocalizer:
         return coords, score[:, 0] if psi is None else score
 
     def _z_candidates(self, floor: np.ndarray, ceiling: np.ndarray, grid: np.ndarray,
-                      k: int) -> list[tuple[float, float, float]]:
-        """(emitter z, kappa = c / c0, score) from floor and ceiling scores vs apparent
-        distance."""
+                      k: int) -> list[tuple[float, float, float, float]]:
+        """(emitter z, kappa = c / c0, score, top of the box below or 0: over the floor) from
+        floor and ceiling scores vs apparent distance, best first."""
         height = self.room.height_m
         f_pk = _peaks(floor, grid, 2 * k, 0.02)
         c_pk = _peaks(ceiling, grid, 2 * k, 0.02)
@@ -1111,15 +1113,21 @@ class PhysicsLocalizer:
                 if abs(kappa - 1.0) <= self.speed_tolerance:
                     cands.append((kappa * grid[i], kappa))
         cands += [(grid[i], 1.0) for i in f_pk] + [(height - grid[j], 1.0) for j in c_pk]
+        # (z, kappa, what the first echo from below comes off): the floor, or over a known box
+        # whose top is below the array, its top face (the floor's echo hidden by the box).
+        cands = [(z, kappa, 0.0) for z, kappa in cands]
+        for top in sorted({float(b.max_m[2]) for b in self.room.furniture
+                           if b.max_m[2] < self.z_range_m[1]}):
+            cands += [(top + grid[i], 1.0, top) for i in f_pk]
         scored = []
-        for z, kappa in cands:
+        for z, kappa, below in cands:
             if not self.z_range_m[0] <= z <= self.z_range_m[1]:
                 continue
-            s = (np.interp(z / kappa, grid, floor, left=0, right=0)
+            s = (np.interp((z - below) / kappa, grid, floor, left=0, right=0)
                  + np.interp((height - z) / kappa, grid, ceiling, left=0, right=0))
-            scored.append((z, kappa, float(s)))
+            scored.append((z, kappa, float(s), below))
         scored.sort(key=lambda c: -c[2])
-        chosen: list[tuple[float, float, float]] = []
+        chosen: list[tuple[float, float, float, float]] = []
         for cand in scored:
             if all(abs(cand[0] - o[0]) > 0.01 or abs(cand[1] - o[1]) > 0.003 for o in chosen):
                 chosen.append(cand)
@@ -1411,11 +1419,14 @@ class PhysicsLocalizer:
         if not z_cands:
             raise ValueError('no floor or ceiling echo found in the frame')
         # A second height is tried only when its floor/ceiling evidence is nearly as strong.
-        z_cands = [zc for zc in z_cands if zc[2] >= z_cands[0][2] - 1.0][:self.n_heights]
+        z_cands = [zc for zc in z_cands if zc[2] >= z_cands[0][2] - HEIGHT_GAP]
+        # A height over a box's top comes in addition to those over the floor.
+        z_cands = sorted([zc for zc in z_cands if not zc[3]][:self.n_heights]
+                         + [zc for zc in z_cands if zc[3]][:1], key=lambda zc: -zc[2])
         centre = self.room.vertices_m.mean(axis=0)
         candidates = []
         gains = []
-        for z, kappa, _ in z_cands:
+        for z, kappa, _, _ in z_cands:
             # Floor and ceiling paths do not depend on x, y or the heading: fit (z, c) on them
             # alone, then remove them, since they are the strongest distractors of the wall
             # scores.

@@ -277,3 +277,29 @@ def test_a_known_box_that_hides_a_wall_places_the_array_by_its_face(array, chirp
     with pytest.raises(ValueError, match="got room 'default_room' for a localizer of "
                                          "'furnished_room'"):
         localizer.with_room(load_room('default_room'))
+
+
+def test_over_a_known_box_the_height_is_measured_from_its_top(array, chirp, processor):
+    """Over the furnished room's desk (top 0.76 m) at 1.2 m the first echo from below is the
+    desk top's, 0.44 m off, and the floor's is hidden: the height is the desk's top plus that
+    distance, not the distance alone (which put the array 0.76 m low in every frame here
+    before heights over known boxes were proposed)."""
+    from echoloc_ros.core.room import load_room
+    from echoloc_ros.core.simulator import EchoSimulator
+    furnished = load_room('furnished_room')
+    simulator = EchoSimulator(furnished, array, chirp, FS_HZ)
+    localizer = PhysicsLocalizer(furnished, array, chirp, processor=processor)
+    heights = []
+    for seed in range(4):
+        position = np.array([1.0 + 0.2 * seed, 3.9, 1.2])
+        samples = simulator.simulate(position, 0.3, Scenario(snr_db=10.0),
+                                     np.random.default_rng(seed))
+        estimate = localizer.localize(processor.process(samples), 0.3,
+                                      yaw_std_rad=np.deg2rad(1.0))
+        heights.append(estimate.position_m[2])
+        assert np.linalg.norm(estimate.position_m - position) < 0.02, (position, estimate)
+    # Away from the boxes the floor still sets the height.
+    position = np.array([3.0, 2.2, 0.5])
+    samples = simulator.simulate(position, 0.3, Scenario(snr_db=10.0), np.random.default_rng(9))
+    estimate = localizer.localize(processor.process(samples), 0.3, yaw_std_rad=np.deg2rad(1.0))
+    assert abs(estimate.position_m[2] - 0.5) < 0.01, estimate.position_m
