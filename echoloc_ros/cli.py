@@ -150,12 +150,15 @@ def cmd_evaluate(args) -> int:
                      'furniture_shift_m': args.furniture_shift_m,
                      'furniture_known': args.furniture_known,
                      'heading_noise_deg': args.heading_noise_deg, 'seed': args.seed}
+    if args.no_wide_search:
+        scenario_json['wide_search'] = False
     for method in methods:
         frames, tracked = {}, {}
         common = dict(optimization_level=args.level, heading_noise_deg=args.heading_noise_deg,
                       method=method, model_path=args.model,
                       furniture_shift_m=args.furniture_shift_m,
-                      furniture_known=args.furniture_known)
+                      furniture_known=args.furniture_known,
+                      wide_search=not args.no_wide_search)
         try:
             result = evaluate_fixes(room, array, Chirp(), scenario, args.n, args.seed,
                                     details=frames, **common)
@@ -458,6 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--heading-noise-deg', type=float, default=0.0,
                    help='std of the heading error given to the localizer [deg]')
     p.add_argument('--plot', type=Path, help='write the figures to this PNG')
+    p.add_argument('--no-wide-search', action='store_true',
+                   help='nn: do not search again, widely, the frames the network doubts')
     _add_scenario_args(p)
     p.set_defaults(func=cmd_evaluate)
 

@@ -73,6 +73,8 @@ def test_shipped_model_localizes_live(ros_env, tmp_path):
     rec = _run(ros_env, tmp_path, {'method': 'nn'})
     status = _model_status(rec)
     assert status.level == DiagnosticStatus.OK, status.message
-    assert 'default_room.pt' in status.message
+    assert 'default_room.pt' in status.message and 'wide search on' in status.message
+    values = {kv.key: kv.value for kv in status.values}
+    assert int(values['wide searches kept']) <= int(values['frames searched widely']), values
     errors = _errors(rec)
     assert np.median(errors) <= 0.015, f'median error {100 * np.median(errors):.2f} cm'

@@ -213,7 +213,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
                      details: dict | None = None, method: str = 'physics',
                      model_path: str | Path | None = None,
                      furniture_shift_m: float = 0.0,
-                     furniture_known: bool = False) -> dict[str, float]:
+                     furniture_known: bool = False,
+                     wide_search: bool = True) -> dict[str, float]:
     """Localize ``n`` random poses and summarise accuracy, honesty and latency.
 
     Poses are uniform in the room at least ``margin_m`` from walls and furniture, height
@@ -241,18 +242,21 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
         on each axis from where the room file (which the localizer reads) has it.
     :param furniture_known: the localizer is told where the moved furniture stands (the room
         file was brought up to date; an ``nn`` model stays the one trained before).
+    :param wide_search: the ``nn`` method searches again, widely, the frames it doubts.
     :return: :func:`error_metrics` plus ``gross_rate_10cm_ci95`` (:func:`rate_interval`),
         ``latency_ms_p50``/``latency_ms_p95`` of the localizer and ``simulate_ms_p50``,
         ``process_ms_p50``, ``n``, ``speed_error_mps_median`` and ``confidence_median``; for
-        ``nn`` also ``inference_ms_p50``/``inference_ms_p95`` of the network alone.
+        ``nn`` also ``inference_ms_p50``/``inference_ms_p95`` of the network alone, and the
+        shares of frames searched widely (``wide_search_rate``) and fixed from the wide
+        search's candidates (``wide_kept_rate``).
     """
     if n < 1:
         raise ValueError(f'n must be >= 1, got {n}')
     simulator = EchoSimulator(room, array, chirp, fs_hz)
     processor = EchoProcessor(chirp, fs_hz, array=array)
     localizer = make_localizer(method, room, array, chirp, fs_hz, processor,
-                               optimization_level, model_path)
-    inference = []
+                               optimization_level, model_path, wide_search)
+    inference, wide = [], []
     true_c = speed_of_sound_mps(room.temperature_c if scenario.temperature_c is None
                                 else scenario.temperature_c)
     errors, inside, latency, sim_ms, proc_ms, c_err, confidence = ([] for _ in range(7))
@@ -274,6 +278,7 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
                                  yaw_std_rad=yaw_std_rad)
         t3 = time.perf_counter()
         inference.append(1e3 * getattr(told, 'last_inference_s', 0.0))
+        wide.append((getattr(told, 'last_wide', False), getattr(told, 'last_wide_kept', False)))
         truths.append(position)
         estimates.append(estimate.position_m)
         covariances.append(estimate.covariance_m2)
@@ -306,6 +311,9 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     if method == 'nn':
         result['inference_ms_p50'] = float(np.percentile(inference, 50))
         result['inference_ms_p95'] = float(np.percentile(inference, 95))
+        wide = np.array(wide, dtype=bool)
+        result['wide_search_rate'] = float(np.mean(wide[:, 0]))
+        result['wide_kept_rate'] = float(np.mean(wide[:, 1]))
     return result
 
 
@@ -358,11 +366,12 @@ def calibrate_covariance(model_path: str | Path, room: Room, array: ArrayGeometr
 def make_localizer(method: str, room: Room, array: ArrayGeometry, chirp: Chirp,
                    fs_hz: float = 250e3, processor: EchoProcessor | None = None,
                    optimization_level: str = 'balanced',
-                   model_path: str | Path | None = None
+                   model_path: str | Path | None = None, wide_search: bool = True
                    ) -> PhysicsLocalizer | NeuralLocalizer:
     """``'physics'``: :class:`PhysicsLocalizer` at ``optimization_level``; ``'nn'``: the
     :class:`NeuralLocalizer` in ``model_path`` (``None``: the shipped model for the room), its
-    network at ``optimization_level``."""
+    network at ``optimization_level``, with its wide search for the frames it doubts unless
+    ``wide_search`` is false."""
     if method == 'physics':
         return PhysicsLocalizer(room, array, chirp, fs_hz, processor=processor,
                                 optimization_level=optimization_level)
@@ -370,7 +379,8 @@ def make_localizer(method: str, room: Room, array: ArrayGeometry, chirp: Chirp,
         path = default_model_path(room.name) if model_path is None else Path(model_path)
         return NeuralLocalizer.from_checkpoint(path, room, array, chirp, fs_hz,
                                                processor=processor,
-                                               optimization_level=optimization_level)
+                                               optimization_level=optimization_level,
+                                               wide_search=wide_search)
     raise ValueError(f"method must be 'physics' or 'nn', got {method!r}")
 
 
@@ -384,7 +394,8 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
                      model_path: str | Path | None = None,
                      furniture_shift_m: float = 0.0,
                      furniture_known: bool = False,
-                     live_survey_s: float | None = None) -> dict[str, float]:
+                     live_survey_s: float | None = None,
+                     wide_search: bool = True) -> dict[str, float]:
     """Localize frames along a trajectory and track them: per-frame and tracked accuracy.
 
     The array follows :func:`tracked_path` (a figure-of-eight, heading along the path, given
@@ -413,7 +424,8 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     :param furniture_known: the localizer is told where it stands (:func:`evaluate_fixes`).
     :param live_survey_s: if set, a :class:`~echoloc_ros.core.survey.LiveSurvey` keeps the
         localizer's room up to date from the tracked frames, placing the boxes every this many
-        seconds (what the localizer node's ``live_survey`` does).
+        seconds (what the ``furniture_survey`` node does).
+    :param wide_search: as :func:`evaluate_fixes`.
     :return: per-frame :func:`error_metrics`, the same for the track with a ``tracked_``
         prefix, ``tracked_max_cm``, ``rejected_rate`` (fixes the gate refused),
         ``latency_ms_p50``/``latency_ms_p95`` of the localizer and ``n`` (frames localized:
@@ -441,7 +453,7 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     if furniture_known and scenario.furniture is not None:
         told = replace(room, furniture=scenario.furniture)
     localizer = make_localizer(method, told, array, chirp, fs_hz, processor,
-                               optimization_level, model_path)
+                               optimization_level, model_path, wide_search)
     tracker = PoseTracker(room_volume_m3=room.volume_m3) if tracker is None else tracker
     tracker.reset()
     live = None
@@ -604,7 +616,7 @@ def evaluate_survey(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: floa
 
     With ``live_survey_s``, the drive's localizer keeps its room up to date as it goes
     (:class:`~echoloc_ros.core.survey.LiveSurvey`, placing the boxes every this many seconds,
-    as the localizer node's ``live_survey`` does), and the test frames are also localized with
+    as the ``furniture_survey`` node does), and the test frames are also localized with
     the room it has at the end of the drive (``live_`` metrics).
 
     :return: ``stale_``, ``surveyed_`` and ``known_`` :func:`error_metrics` (each with its
