@@ -76,5 +76,6 @@ def test_shipped_model_localizes_live(ros_env, tmp_path):
     assert 'default_room.pt' in status.message and 'wide search on' in status.message
     values = {kv.key: kv.value for kv in status.values}
     assert int(values['wide searches kept']) <= int(values['frames searched widely']), values
+    assert int(values['doubted frames not searched (wide_search_max_hz)']) >= 0, values
     errors = _errors(rec)
     assert np.median(errors) <= 0.015, f'median error {100 * np.median(errors):.2f} cm'

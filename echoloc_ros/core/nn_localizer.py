@@ -36,7 +36,7 @@ from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
 from echoloc_ros.core.model import CandidateRanker, ModelConfig, TrainedFor, load_checkpoint
-from echoloc_ros.core.physics_localizer import Estimate, PhysicsLocalizer
+from echoloc_ros.core.physics_localizer import Estimate, PhysicsLocalizer, Proposal
 from echoloc_ros.core.room import Room
 from echoloc_ros.core.training import LAGS_S, candidate_example, model_inputs
 
@@ -111,7 +111,9 @@ class NeuralLocalizer:
                              f'{LAGS_S.tolist()}')
         #: seconds the network's forward passes took in the last :meth:`localize`.
         self.last_inference_s = 0.0
-        #: whether the last :meth:`localize` searched widely, and kept the wide proposal.
+        #: whether the network doubted the last :meth:`localize`'s first proposal, whether
+        #: the frame was searched widely, and whether the wide proposal was kept.
+        self.last_doubted = False
         self.last_wide = False
         self.last_wide_kept = False
 
@@ -178,7 +180,7 @@ class NeuralLocalizer:
             logits = self.model(*model_inputs(batch, self.device)) / self.temperature
             return torch.softmax(logits.float(), dim=1).double().cpu().numpy()
 
-    def rank(self, proposal) -> np.ndarray:
+    def rank(self, proposal: Proposal) -> np.ndarray:
         """The network's probabilities for ``proposal``'s candidates, then none
         ``(len(proposal.thetas) + 1,)``: candidates beyond the network's slots get 0 (they
         count as wrong with the rest of "none")."""
@@ -194,23 +196,26 @@ class NeuralLocalizer:
 
     def localize(self, features: EchoFeatures, yaw_rad: float,
                  temperature_c: float | None = None,
-                 yaw_std_rad: float | None = None) -> Estimate:
+                 yaw_std_rad: float | None = None, wide: bool = True) -> Estimate:
         """One fix; the arguments are :meth:`PhysicsLocalizer.localize`'s.
 
+        :param wide: a doubted frame may be searched widely (a caller out of time for it,
+            such as a node behind its frame rate, says no).
         :raises ValueError: as :meth:`PhysicsLocalizer.localize` (wrong channel count, no
             floor or ceiling echo, non-finite heading, ...).
         """
         self.last_inference_s = 0.0
         proposal = self.physics.propose(features, yaw_rad, temperature_c, yaw_std_rad)
         p = self.rank(proposal)
+        self.last_doubted = bool(p[-1] > WIDE_NONE_PROBABILITY
+                                 or p[:-1].max() < WIDE_BEST_PROBABILITY)
         self.last_wide = self.last_wide_kept = False
-        if self.wide is not None and (p[-1] > WIDE_NONE_PROBABILITY
-                                      or p[:-1].max() < WIDE_BEST_PROBABILITY):
+        if wide and self.wide is not None and self.last_doubted:
             self.last_wide = True
-            wide = self.wide.propose(features, yaw_rad, temperature_c, yaw_std_rad)
-            q = self.rank(wide)
+            wider = self.wide.propose(features, yaw_rad, temperature_c, yaw_std_rad)
+            q = self.rank(wider)
             if q[:-1].max() > p[:-1].max():
-                proposal, p = wide, q
+                proposal, p = wider, q
                 self.last_wide_kept = True
         index = int(np.argmax(p[:-1]))
         return self.physics.finish(proposal, index, p, self.covariance_scale)

@@ -82,6 +82,10 @@ class LocalizerNode(Node):
                               '(physics\' accurate level), the frames the network doubts; '
                               'about 10 % of frames in a furnished room at 10 dB, each 4-5 '
                               'times the proposal time', read_only=True)
+        self.wide_search_max_hz = declare(
+            self, 'wide_search_max_hz', 2.0, 'nn: at most this many wide searches a second, '
+            'so that a small CPU keeps the frame rate (each costs 80-120 ms on this project\'s '
+            '2-core machine); 0: no limit', read_only=True, min_value=0.0, max_value=1000.0)
         room_name = declare(self, 'room', 'default_room', 'room YAML (name in config/rooms or '
                             'path) the array is in', read_only=True)
         array_name = declare(self, 'array', 'square_4sensor', 'array YAML the frames come '
@@ -167,6 +171,8 @@ class LocalizerNode(Node):
         self.gated = 0
         self.wide_searches = 0
         self.wide_kept = 0
+        self.wide_skipped = 0
+        self.last_wide_s = -np.inf
         self.last_error = ''
         self.last_estimate = None
         self.latency_ms: list[float] = []
@@ -250,14 +256,23 @@ class LocalizerNode(Node):
                 raise ValueError(f'array_id={msg.array_id!r}, expected {self.array.name!r} '
                                  '(parameter array)')
             features = conversions.features_from_msg(msg)
-            estimate = self.localizer.localize(features, yaw_rad, self.temperature_c,
-                                               yaw_std_rad=float(np.sqrt(yaw_var)))
+            if isinstance(self.localizer, PhysicsLocalizer):
+                estimate = self.localizer.localize(features, yaw_rad, self.temperature_c,
+                                                   yaw_std_rad=float(np.sqrt(yaw_var)))
+            else:
+                estimate = self.localizer.localize(features, yaw_rad, self.temperature_c,
+                                                   yaw_std_rad=float(np.sqrt(yaw_var)),
+                                                   wide=self.wide_search_due())
         except ValueError as exc:
             self.frames_failed += 1
             self.last_error = f'frame seq={msg.seq}: {exc}'
             self.get_logger().error(self.last_error, throttle_duration_sec=1.0)
             return
-        self.wide_searches += getattr(self.localizer, 'last_wide', False)
+        if getattr(self.localizer, 'last_wide', False):
+            self.wide_searches += 1
+            self.last_wide_s = time.monotonic()
+        elif getattr(self.localizer, 'last_doubted', False) and self.localizer.wide is not None:
+            self.wide_skipped += 1
         self.wide_kept += getattr(self.localizer, 'last_wide_kept', False)
         position, covariance = estimate.position_m, estimate.covariance_m2
         accepted = True
@@ -286,6 +301,12 @@ class LocalizerNode(Node):
                 position, yaw_rad, covariance, receivers,
                 self.room.reflection_points_m(position), self.map_frame, msg.header.stamp)))
         self.latency_ms.append(1e3 * (time.perf_counter() - start))
+
+    def wide_search_due(self) -> bool:
+        """Whether a doubted frame may be searched widely now (``wide_search_max_hz``)."""
+        if self.wide_search_max_hz <= 0.0:
+            return True
+        return time.monotonic() - self.last_wide_s >= 1.0 / self.wide_search_max_hz
 
     def on_room(self, msg: String) -> None:
         """The room as it now stands (furniture moved since the room file): localize in it.
@@ -328,6 +349,7 @@ class LocalizerNode(Node):
                  f'{1e3 * getattr(self.localizer, "last_inference_s", 0.0):.2f}')
         stat.add('frames searched widely', self.wide_searches)
         stat.add('wide searches kept', self.wide_kept)
+        stat.add('doubted frames not searched (wide_search_max_hz)', self.wide_skipped)
         return stat
 
     def localization_status(self, stat):
