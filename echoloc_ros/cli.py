@@ -142,6 +142,9 @@ def cmd_evaluate(args) -> int:
                          f'{args.furniture_shift_m} in room {room.name!r} '
                          f'({len(room.furniture)} boxes)')
     methods = ('physics', 'nn') if args.method == 'both' else (args.method,)
+    if args.no_wide_search and 'nn' not in methods:
+        raise SystemExit('echoloc evaluate: --no-wide-search applies to --method nn or both '
+                         f'(the network\'s wide search); got --method {args.method}')
     if args.survey_s is not None:
         return _evaluate_survey(args, room, array, methods)
     scenario_json = {'snr_db': args.snr_db, 'temperature_c': args.temperature_c,

@@ -108,6 +108,8 @@ def test_furniture_known_without_moved_furniture_is_a_clear_error(capsys):
                                          "a room with furniture; got --furniture-shift-m 0.0 "
                                          "in room 'furnished_room'"):
         main(['evaluate', '--room', 'furnished_room', '--furniture-known', '--n', '1'])
+    with pytest.raises(SystemExit, match='--no-wide-search applies to --method nn or both'):
+        main(['evaluate', '--method', 'physics', '--no-wide-search', '--n', '1'])
 
 
 def test_twins_tell_apart_only_what_the_furniture_leaves_heard(room, array, chirp):
