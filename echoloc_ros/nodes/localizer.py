@@ -83,9 +83,10 @@ class LocalizerNode(Node):
                               'about 10 % of frames in a furnished room at 10 dB, each 4-5 '
                               'times the proposal time', read_only=True)
         self.wide_search_max_hz = declare(
-            self, 'wide_search_max_hz', 2.0, 'nn: at most this many wide searches a second, '
-            'so that a small CPU keeps the frame rate (each costs 80-120 ms on this project\'s '
-            '2-core machine); 0: no limit', read_only=True, min_value=0.0, max_value=1000.0)
+            self, 'wide_search_max_hz', 1.0, 'nn: at most this many wide searches a second, '
+            'so that they cost a small CPU little of its frame rate (each costs 80-120 ms on '
+            'this project\'s 2-core machine); 0: no limit', read_only=True, min_value=0.0,
+            max_value=1000.0)
         room_name = declare(self, 'room', 'default_room', 'room YAML (name in config/rooms or '
                             'path) the array is in', read_only=True)
         array_name = declare(self, 'array', 'square_4sensor', 'array YAML the frames come '
