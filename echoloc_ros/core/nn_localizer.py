@@ -88,17 +88,18 @@ class NeuralLocalizer:
     :param checkpoint: its checkpoint dict.
     :param physics: the localizer that proposes and refines, at the checkpoint's level.
     :param device: ``'cpu'`` or ``'cuda'``.
-    :param wide: the wide proposer for the frames the network doubts (:data:`WIDE_LEVEL`);
-        ``None``: no second look.
+    :param wide_search: propose again, more widely (:attr:`wide`), the frames the network
+        doubts.
     """
 
     def __init__(self, model: nn.Module, checkpoint: dict[str, Any],
                  physics: PhysicsLocalizer, device: str = 'cpu',
-                 wide: PhysicsLocalizer | None = None) -> None:
+                 wide_search: bool = True) -> None:
         self.model = model
         self.checkpoint = checkpoint
         self.physics = physics
-        self.wide = wide
+        self.wide_search = wide_search
+        self._wide: PhysicsLocalizer | None = None
         self.device = torch.device(device)
         self.temperature = float(checkpoint.get('temperature', 1.0))
         #: scale of the physics covariance of a right fix, fitted on held-out frames.
@@ -150,10 +151,6 @@ class NeuralLocalizer:
         physics = PhysicsLocalizer(room, array, chirp, fs_hz, processor=processor,
                                    optimization_level=spec.get('optimization_level', 'balanced'),
                                    n_rescan=spec.get('n_rescan'))
-        wide = None
-        if wide_search:
-            wide = PhysicsLocalizer(room, array, chirp, fs_hz, processor=physics.processor,
-                                    optimization_level=WIDE_LEVEL, n_rescan=WIDE_RESCAN)
         model = model.to(device)
         if optimization_level == 'fast':
             # Trace on one frame's input with every slot filled (shapes are what matter).
@@ -162,15 +159,25 @@ class NeuralLocalizer:
             example['present'][:] = True
             example = {k: v[None] for k, v in example.items()}
             model = frozen_script(model, example)
-        return cls(model, ckpt, physics, device, wide)
+        return cls(model, ckpt, physics, device, wide_search)
 
     def with_room(self, room: Room) -> 'NeuralLocalizer':
         """This network over a physics localizer for ``room`` as it stands now (the same room
         with its furniture moved in the room file): the model was trained on the room with
         its furniture moved about, so it stays valid."""
         return NeuralLocalizer(self.model, self.checkpoint, self.physics.with_room(room),
-                               str(self.device),
-                               None if self.wide is None else self.wide.with_room(room))
+                               str(self.device), self.wide_search)
+
+    @property
+    def wide(self) -> PhysicsLocalizer:
+        """The wide proposer: physics at :data:`WIDE_LEVEL` over :attr:`physics`' room, built
+        on first use (most frames never need it)."""
+        if self._wide is None:
+            p = self.physics
+            self._wide = PhysicsLocalizer(p.room, p.array, p.chirp, p.fs_hz,
+                                          processor=p.processor, optimization_level=WIDE_LEVEL,
+                                          n_rescan=WIDE_RESCAN)
+        return self._wide
 
     def probabilities(self, examples: dict[str, np.ndarray]) -> np.ndarray:
         """Calibrated probabilities ``(B, M + 1)`` (each candidate, then none) for a batch of
@@ -210,7 +217,7 @@ class NeuralLocalizer:
         self.last_doubted = bool(p[-1] > WIDE_NONE_PROBABILITY
                                  or p[:-1].max() < WIDE_BEST_PROBABILITY)
         self.last_wide = self.last_wide_kept = False
-        if wide and self.wide is not None and self.last_doubted:
+        if wide and self.wide_search and self.last_doubted:
             self.last_wide = True
             wider = self.wide.propose(features, yaw_rad, temperature_c, yaw_std_rad)
             q = self.rank(wider)

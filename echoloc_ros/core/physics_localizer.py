@@ -416,6 +416,9 @@ class PhysicsLocalizer:
                 faces[axis, p] = True
         self._face_moves = list(faces)
         self._build_response()
+        # Tops of known boxes the array may stand over (:meth:`_z_candidates`).
+        self._box_tops = sorted({float(b.max_m[2]) for b in room.furniture
+                                 if b.max_m[2] < self.z_range_m[1]})
         # Variance of a position drawn uniformly over the room (the spread of "no candidate
         # is right" in a learned ranker's mixture).
         extent = np.append(np.ptp(room.vertices_m, axis=0), self.z_range_m[1] - self.z_range_m[0])
@@ -1116,9 +1119,7 @@ class PhysicsLocalizer:
         # (z, kappa, what the first echo from below comes off): the floor, or over a known box
         # whose top is below the array, its top face (the floor's echo hidden by the box).
         cands = [(z, kappa, 0.0) for z, kappa in cands]
-        for top in sorted({float(b.max_m[2]) for b in self.room.furniture
-                           if b.max_m[2] < self.z_range_m[1]}):
-            cands += [(top + grid[i], 1.0, top) for i in f_pk]
+        cands += [(top + grid[i], 1.0, top) for top in self._box_tops for i in f_pk]
         scored = []
         for z, kappa, below in cands:
             if not self.z_range_m[0] <= z <= self.z_range_m[1]:

@@ -257,13 +257,10 @@ class LocalizerNode(Node):
                 raise ValueError(f'array_id={msg.array_id!r}, expected {self.array.name!r} '
                                  '(parameter array)')
             features = conversions.features_from_msg(msg)
-            if isinstance(self.localizer, PhysicsLocalizer):
-                estimate = self.localizer.localize(features, yaw_rad, self.temperature_c,
-                                                   yaw_std_rad=float(np.sqrt(yaw_var)))
-            else:
-                estimate = self.localizer.localize(features, yaw_rad, self.temperature_c,
-                                                   yaw_std_rad=float(np.sqrt(yaw_var)),
-                                                   wide=self.wide_search_due())
+            # Only the network has a wide search to allow or refuse.
+            budget = {} if self.active_method == 'physics' else {'wide': self.wide_search_due()}
+            estimate = self.localizer.localize(features, yaw_rad, self.temperature_c,
+                                               yaw_std_rad=float(np.sqrt(yaw_var)), **budget)
         except ValueError as exc:
             self.frames_failed += 1
             self.last_error = f'frame seq={msg.seq}: {exc}'
@@ -272,7 +269,7 @@ class LocalizerNode(Node):
         if getattr(self.localizer, 'last_wide', False):
             self.wide_searches += 1
             self.last_wide_s = time.monotonic()
-        elif getattr(self.localizer, 'last_doubted', False) and self.localizer.wide is not None:
+        elif getattr(self.localizer, 'last_doubted', False) and self.localizer.wide_search:
             self.wide_skipped += 1
         self.wide_kept += getattr(self.localizer, 'last_wide_kept', False)
         position, covariance = estimate.position_m, estimate.covariance_m2
