@@ -7,11 +7,11 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
+from echoloc_ros.graph import parse_override
 
 
 def _overrides(pairs: list[str]) -> dict[str, dict]:
-    """``node.param=value`` pairs as per-node parameter overrides (values parsed as YAML)."""
+    """``node.param=value`` pairs as per-node parameter overrides (:func:`parse_override`)."""
     out: dict[str, dict] = {}
     for pair in pairs:
         key, sep, value = pair.partition('=')
@@ -19,7 +19,10 @@ def _overrides(pairs: list[str]) -> dict[str, dict]:
         if not sep or not dot:
             raise SystemExit(f'--set {pair!r}: expected node.param=value, e.g. '
                              'driver.sim_snr_db=10')
-        out.setdefault(node, {})[param] = yaml.safe_load(value)
+        try:
+            out.setdefault(node, {}).update(parse_override(node, param, value))
+        except ValueError as error:
+            raise SystemExit(f'--set {pair!r}: {error}') from None
     return out
 
 

@@ -6,6 +6,8 @@ ROS 2 wheels, which have no launch) both build the graph from ``GRAPH``, so they
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from echoloc_ros.core.paths import config_dir
 
 
@@ -37,3 +39,27 @@ PARAMS_FILE = 'echoloc.yaml'
 def default_params_file() -> Path:
     """The parameter file the graph starts with unless told otherwise."""
     return config_dir() / PARAMS_FILE
+
+
+def parse_override(node: str, name: str, text: str) -> dict:
+    """One parameter override given as text (``echoloc bringup --set``, a launch argument).
+
+    The text is read as YAML, as ``--ros-args -p`` reads it; a whole number for a parameter
+    whose value in the package's parameter file is a float becomes a float, so that
+    ``rate_hz:=20`` is not refused as an integer.
+
+    :param node: a node of ``GRAPH``.
+    :param name: the parameter.
+    :param text: its value as written.
+    :return: ``{name: value}``.
+    """
+    names = [spec.name for spec in GRAPH]
+    if node not in names:
+        raise ValueError(f'parameter {node}.{name}: no node {node!r}; expected one of '
+                         f'{", ".join(names)}')
+    value = yaml.safe_load(text)
+    defaults = yaml.safe_load(default_params_file().read_text())
+    default = defaults.get(node, {}).get('ros__parameters', {}).get(name)
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    return {name: value}

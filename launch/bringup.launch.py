@@ -1,45 +1,70 @@
 """Bring up echoloc on a ROS 2 install: `ros2 launch echoloc bringup.launch.py`.
 
 The nodes come from echoloc_ros.graph.GRAPH, the same description `echoloc bringup` uses.
-Arguments: params_file (default: the package's config/echoloc.yaml), backend (sim | serial |
-replay), rviz (true starts rviz2 with config/echoloc.rviz).
+Arguments (`ros2 launch echoloc bringup.launch.py --show-args`): params_file (default: the
+package's config/echoloc.yaml), backend (sim | serial | replay), port and baudrate (serial),
+method (physics | nn), rviz (true starts rviz2 with config/echoloc.rviz). Any other parameter
+is set as NODE.PARAM:=VALUE (value read as YAML), e.g. `localizer.tracking:=false`, as
+`echoloc bringup --set NODE.PARAM=VALUE` does.
 """
 import os
 
-from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration
+from ament_index_python.packages import get_package_prefix, get_package_share_directory
+from ament_index_python.packages import PackageNotFoundError
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch_ros.actions import Node
 
-from echoloc_ros.graph import GRAPH, PARAMS_FILE
+from echoloc_ros.graph import GRAPH, PARAMS_FILE, parse_override
+
+# Launch arguments that set one node's parameter, with their defaults ('' leaves the
+# parameter file's value).
+NODE_ARGUMENTS = {
+    'backend': ('driver', 'sim', 'driver backend: sim, serial or replay'),
+    'port': ('driver', '', 'serial: device path of the array (default: the parameter file\'s, '
+             'else /dev/ttyACM0)'),
+    'baudrate': ('driver', '', 'serial: baud rate (ignored by USB CDC)'),
+    'method': ('localizer', 'physics', 'localizer method: physics or nn'),
+}
+
+
+def _nodes(context: LaunchContext) -> list:
+    config = context.launch_configurations
+    share = get_package_share_directory('echoloc')
+    if config['rviz'].lower() == 'true':
+        # Checked before any node exists: a failed rviz2 must not leave the graph running.
+        try:
+            get_package_prefix('rviz2')
+        except PackageNotFoundError:
+            raise RuntimeError('rviz:=true but rviz2 is not installed (sudo apt install '
+                               'ros-$ROS_DISTRO-rviz2), or start without rviz:=true') from None
+    overrides: dict[str, dict] = {}
+    for argument, (node, _, _) in NODE_ARGUMENTS.items():
+        if config[argument] != '':
+            overrides.setdefault(node, {}).update(parse_override(node, argument,
+                                                                 config[argument]))
+    for key, value in config.items():
+        node, dot, name = key.partition('.')
+        if dot:
+            overrides.setdefault(node, {}).update(parse_override(node, name, value))
+    actions = [Node(package='echoloc', executable=spec.executable, name=spec.name,
+                    parameters=[config['params_file'], overrides.get(spec.name, {})],
+                    output='screen', emulate_tty=True)
+               for spec in GRAPH]
+    if config['rviz'].lower() == 'true':
+        actions.append(Node(package='rviz2', executable='rviz2', name='rviz2',
+                            arguments=['-d', os.path.join(share, 'config', 'echoloc.rviz')]))
+    return actions
 
 
 def generate_launch_description() -> LaunchDescription:
     share = get_package_share_directory('echoloc')
-    params_file = LaunchConfiguration('params_file')
-    nodes = []
-    for spec in GRAPH:
-        parameters = [params_file]
-        if spec.name == 'driver':
-            parameters.append({'backend': LaunchConfiguration('backend')})
-        if spec.name == 'localizer':
-            parameters.append({'method': LaunchConfiguration('method')})
-        nodes.append(Node(package='echoloc', executable=spec.executable, name=spec.name,
-                          parameters=parameters, output='screen', emulate_tty=True))
-    rviz = Node(package='rviz2', executable='rviz2', name='rviz2',
-                arguments=['-d', os.path.join(share, 'config', 'echoloc.rviz')],
-                condition=IfCondition(LaunchConfiguration('rviz')))
     return LaunchDescription([
         DeclareLaunchArgument('params_file', default_value=os.path.join(share, 'config',
                                                                         PARAMS_FILE),
                               description='parameter file of all echoloc nodes'),
-        DeclareLaunchArgument('backend', default_value='sim',
-                              description='driver backend: sim, serial or replay'),
-        DeclareLaunchArgument('method', default_value='physics',
-                              description='localizer method: physics or nn'),
+        *[DeclareLaunchArgument(name, default_value=default, description=description)
+          for name, (_, default, description) in NODE_ARGUMENTS.items()],
         DeclareLaunchArgument('rviz', default_value='false', description='start rviz2'),
-        *nodes,
-        rviz,
+        OpaqueFunction(function=_nodes),
     ])

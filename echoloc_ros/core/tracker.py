@@ -257,8 +257,7 @@ class PoseTracker:
 
     def update(self, t_s: float, position_m: np.ndarray, covariance_m2: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, bool]:
-        """Fuse a plain fix, right with probability ``prior_right`` (see :meth:`update_with`).
-        """
+        """Fuse a plain fix, right with probability ``prior_right`` (see :meth:`update_with`)."""
         return self.update_with(t_s, Measurement.single(position_m, covariance_m2,
                                                         self.prior_right))
 
