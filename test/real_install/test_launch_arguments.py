@@ -93,3 +93,12 @@ def test_rviz_without_rviz2_fails_before_starting_any_node(ros_env):
     assert 'rviz:=true but rviz2 is not installed' in output
     assert 'process started' not in output
     assert not echoloc_processes(ros_env['ROS_DOMAIN_ID'])
+
+
+def test_echoloc_command_is_installed_beside_the_nodes():
+    # bin/ of the package's install prefix: what sourcing the workspace puts on PATH.
+    command = os.path.join(get_package_prefix('echoloc'), 'bin', 'echoloc')
+    result = subprocess.run([command, 'hw-test', '--help'], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert '--port' in result.stdout
