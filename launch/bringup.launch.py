@@ -3,7 +3,8 @@
 The nodes come from echoloc_ros.graph.GRAPH, the same description `echoloc bringup` uses.
 Arguments (`ros2 launch echoloc bringup.launch.py --show-args`): params_file (default: the
 package's config/echoloc.yaml), backend (sim | serial | replay), port and baudrate (serial),
-method (physics | nn), rviz (true starts rviz2 with config/echoloc.rviz). Any other parameter
+method (physics | nn), rviz (true starts rviz2 with config/echoloc.rviz; an error, before any
+node starts, where rviz2 is not installed). Any other parameter
 is set as NODE.PARAM:=VALUE (value read as YAML), e.g. `localizer.tracking:=false`, as
 `echoloc bringup --set NODE.PARAM=VALUE` does.
 """
@@ -17,14 +18,13 @@ from launch_ros.actions import Node
 
 from echoloc_ros.graph import GRAPH, PARAMS_FILE, parse_override
 
-# Launch arguments that set one node's parameter, with their defaults ('' leaves the
-# parameter file's value).
+# Launch arguments that set one node's parameter. Their default, '', leaves params_file's value,
+# or the node's own where the file has none (sim, physics, /dev/ttyACM0 at 115200 baud).
 NODE_ARGUMENTS = {
-    'backend': ('driver', 'sim', 'driver backend: sim, serial or replay'),
-    'port': ('driver', '', 'serial: device path of the array (default: the parameter file\'s, '
-             'else /dev/ttyACM0)'),
-    'baudrate': ('driver', '', 'serial: baud rate (ignored by USB CDC)'),
-    'method': ('localizer', 'physics', 'localizer method: physics or nn'),
+    'backend': ('driver', 'driver backend: sim, serial or replay'),
+    'port': ('driver', 'serial: device path of the array'),
+    'baudrate': ('driver', 'serial: baud rate (ignored by USB CDC)'),
+    'method': ('localizer', 'localizer method: physics or nn'),
 }
 
 
@@ -39,7 +39,7 @@ def _nodes(context: LaunchContext) -> list:
             raise RuntimeError('rviz:=true but rviz2 is not installed (sudo apt install '
                                'ros-$ROS_DISTRO-rviz2), or start without rviz:=true') from None
     overrides: dict[str, dict] = {}
-    for argument, (node, _, _) in NODE_ARGUMENTS.items():
+    for argument, (node, _) in NODE_ARGUMENTS.items():
         if config[argument] != '':
             overrides.setdefault(node, {}).update(parse_override(node, argument,
                                                                  config[argument]))
@@ -63,8 +63,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('params_file', default_value=os.path.join(share, 'config',
                                                                         PARAMS_FILE),
                               description='parameter file of all echoloc nodes'),
-        *[DeclareLaunchArgument(name, default_value=default, description=description)
-          for name, (_, default, description) in NODE_ARGUMENTS.items()],
+        *[DeclareLaunchArgument(name, default_value='', description=f'{description} '
+                                '(default: the parameter file\'s)')
+          for name, (_, description) in NODE_ARGUMENTS.items()],
         DeclareLaunchArgument('rviz', default_value='false', description='start rviz2'),
         OpaqueFunction(function=_nodes),
     ])

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # make test-ros: the real-install tier, as a ROS 2 user runs it. The ROS 2 pieces no package
 # registry carries (launch, launch_ros, ros2cli, launch_pytest, diagnostic_updater) are built
-# from ../shared/ros-underlay into build/underlay; echoloc is built from a copy of this checkout
-# in a colcon workspace (build/ros_ws, as `git clone` into src/ gives it), then `colcon test`
-# runs the launch_pytest tier and the ament linters there, and `colcon test-result` reports.
+# from ../shared/ros-underlay into build/underlay; package.xml's keys are resolved with rosdep
+# for kilted, jazzy and humble (offline, ros-underlay/rosdep-check.sh); echoloc is built from a
+# copy of this checkout in a colcon workspace (build/ros_ws, as `git clone` into src/ gives it),
+# then `colcon test` runs the launch_pytest tier and the ament linters there, and
+# `colcon test-result` reports.
 # The package's pytest suite is `make test`'s; ECHOLOC_COLCON_TEST_ALL=1 runs it here as well.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,9 @@ if [ ! -f "$underlay_src/build.sh" ]; then
        "launch_pytest from; on a ROS 2 install run colcon test (README, 'On a ROS 2 install')"
   exit 0
 fi
+
+# rosdep install --simulate, offline, on kilted, jazzy and humble: every package.xml key resolves.
+bash "$underlay_src/rosdep-check.sh" . build/rosdep
 
 # The venv stands for /opt/ros/<distro> plus requirements-ros.txt: the ROS 2 wheels and pip's.
 # shellcheck disable=SC1091
