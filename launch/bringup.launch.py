@@ -4,9 +4,8 @@ The nodes come from echoloc_ros.graph.GRAPH, the same description `echoloc bring
 Arguments (`ros2 launch echoloc bringup.launch.py --show-args`): params_file (default: the
 package's config/echoloc.yaml), backend (sim | serial | replay), port and baudrate (serial),
 method (physics | nn), rviz (true starts rviz2 with config/echoloc.rviz; an error, before any
-node starts, where rviz2 is not installed). Any other parameter
-is set as NODE.PARAM:=VALUE (value read as YAML), e.g. `localizer.tracking:=false`, as
-`echoloc bringup --set NODE.PARAM=VALUE` does.
+node starts, where rviz2 is not installed). Any other parameter is set as NODE.PARAM:=VALUE
+(value read as YAML), e.g. `localizer.tracking:=false`, as `echoloc bringup --set` does.
 """
 import os
 
