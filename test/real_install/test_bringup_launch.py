@@ -1,23 +1,20 @@
 """`ros2 launch echoloc bringup.launch.py` on a real install: poses, diagnostics, parameters,
 shutdown (launch_pytest, the real launch and launch_ros)."""
 import os
+import re
 import time
 
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseWithCovarianceStamped
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 
 from bringup_launch import SKIP_REASON, bringup, echoloc_processes, ros2_param
+from echoloc.msg import EchoFrame
+from echoloc_ros.graph import GRAPH
+from ros_testing import wait_for
 
 launch_pytest = pytest.importorskip('launch_pytest', reason=SKIP_REASON)
-
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
-from geometry_msgs.msg import PoseWithCovarianceStamped  # noqa: E402
-from launch.actions import RegisterEventHandler  # noqa: E402
-from launch.event_handlers import OnProcessExit  # noqa: E402
-from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy  # noqa: E402
-
-from echoloc.msg import EchoFrame  # noqa: E402
-from echoloc_ros.graph import GRAPH  # noqa: E402
-from ros_testing import wait_for  # noqa: E402
 
 WINDOW_S = 20.0
 # 20 poses/s from the driver's 25 frames/s.
@@ -28,6 +25,8 @@ seen = {'pids': {}, 'exits': {}}
 
 @launch_pytest.fixture(scope='module')
 def graph(ros_env):
+    from launch.actions import RegisterEventHandler
+    from launch.event_handlers import OnProcessExit
     description = bringup()
 
     def record(event, context):
@@ -59,20 +58,24 @@ def test_poses_at_rate_and_diagnostics_ok_from_every_node(ros_env, recorder):
     assert pose_hz >= MIN_POSE_SHARE * frame_hz, f'{pose_hz:.1f} poses/s, {frame_hz:.1f} frames/s'
     assert {msg.header.frame_id for _, msg in recorder.get('/echoloc/pose')} == {'map'}
 
-    levels = {}
+    levels, warnings = {}, set()
     for t, array in recorder.get('/diagnostics'):
         if t >= start:
             for status in array.status:
-                levels.setdefault(status.name, []).append(status.level)
-    print('diagnostic levels:', {name: sorted(set(lv)) for name, lv in levels.items()})
+                level = ord(status.level)
+                levels.setdefault(status.name, set()).add(level)
+                if level != 0:
+                    warnings.add(f'{status.name}: {status.message}')
+    print('diagnostics:', levels, 'not OK:', sorted(warnings))
     for spec in GRAPH:
         mine = {name: lv for name, lv in levels.items() if name.startswith(f'{spec.name}: ')}
         assert mine, f'no diagnostics from {spec.name}; got {sorted(levels)}'
-        # OK, with at most a passing WARN (a latency or rate dip while the machine is busy);
-        # never an ERROR or STALE.
-        for name, lv in mine.items():
-            assert DiagnosticStatus.OK in lv and max(lv) <= DiagnosticStatus.WARN, (name, lv)
-            assert lv.count(DiagnosticStatus.OK) >= len(lv) / 2, (name, lv)
+        assert max(max(lv) for lv in mine.values()) <= 1, (spec.name, sorted(warnings))
+    # OK, or a WARN only where the machine is too busy for the rates and the latency target
+    # (it is shared with other work); never an ERROR or STALE, nor any other WARN.
+    load_bound = re.compile(r'(Frequency too low\.|latency p95 [0-9.]+ ms above target '
+                            r'[0-9.]+ ms)$')
+    assert not [w for w in warnings if not load_bound.search(w)], sorted(warnings)
 
 
 @pytest.mark.launch(fixture=graph)

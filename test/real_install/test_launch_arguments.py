@@ -7,18 +7,16 @@ import sys
 
 import numpy as np
 import pytest
+from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseWithCovarianceStamped
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from bringup_launch import SKIP_REASON, bringup, echoloc_processes
+from echoloc_ros.core.room import load_room
+from ros_testing import wait_for
 
 launch_pytest = pytest.importorskip('launch_pytest', reason=SKIP_REASON)
-
-from ament_index_python.packages import get_package_prefix  # noqa: E402
-from ament_index_python.packages import PackageNotFoundError  # noqa: E402
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from geometry_msgs.msg import PoseWithCovarianceStamped  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-
-from ros_testing import wait_for  # noqa: E402
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 # Where `echoloc fake-device` holds the emulated array (its defaults, written out).
@@ -35,13 +33,17 @@ def nn_graph(ros_env):
 def test_method_nn_gives_poses_from_the_network(recorder):
     recorder.subscribe(PoseWithCovarianceStamped, '/echoloc/pose', RELIABLE)
     recorder.subscribe(DiagnosticArray, '/diagnostics', RELIABLE)
-    assert wait_for(lambda: len(recorder.get('/echoloc/pose')) >= 25, timeout_s=120.0), (
-        f'{len(recorder.get("/echoloc/pose"))} poses in 120 s')
-    methods = {value.value for _, array in recorder.get('/diagnostics')
-               for status in array.status if status.name.startswith('localizer: ')
-               for value in status.values if value.key == 'method'}
+
+    def methods() -> set[str]:
+        return {value.value for _, array in recorder.get('/diagnostics')
+                for status in array.status if status.name.startswith('localizer: ')
+                for value in status.values if value.key == 'method'}
+
+    assert wait_for(lambda: len(recorder.get('/echoloc/pose')) >= 25 and methods(),
+                    timeout_s=120.0), (
+        f'{len(recorder.get("/echoloc/pose"))} poses in 120 s, methods {methods()}')
     # 'nn', not the physics fallback the localizer takes when the model cannot be used.
-    assert methods == {'nn'}, methods
+    assert methods() == {'nn'}
 
 
 @pytest.fixture
@@ -75,9 +77,16 @@ def test_serial_backend_without_imu_gives_poses_where_the_device_is(recorder):
     assert wait_for(lambda: len(recorder.get('/echoloc/pose')) >= 10, timeout_s=90.0), (
         f'{len(recorder.get("/echoloc/pose"))} poses in 90 s')
     position = recorder.get('/echoloc/pose')[-1][1].pose.pose.position
-    error_m = np.linalg.norm(np.array([position.x, position.y, position.z])
-                             - DEVICE_POSITION_M)
-    assert error_m < 0.1, (position, DEVICE_POSITION_M)
+    estimate_m = np.array([position.x, position.y, position.z])
+    # Without an IMU the heading comes from the echoes, which cannot tell the truth from its
+    # half-turn mirror about the room's centre: either is a right answer (the covariance holds
+    # both), anything else is not.
+    truth_m = np.array(DEVICE_POSITION_M)
+    plan_m = load_room('default_room').vertices_m
+    centre_m = np.array([*(plan_m.min(axis=0) + plan_m.max(axis=0)) / 2, truth_m[2]])
+    errors_m = [np.linalg.norm(estimate_m - truth_m),
+                np.linalg.norm(estimate_m - (2 * centre_m - truth_m))]
+    assert min(errors_m) < 0.1, (estimate_m, truth_m, errors_m)
 
 
 def test_rviz_without_rviz2_fails_before_starting_any_node(ros_env):
