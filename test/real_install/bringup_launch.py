@@ -54,6 +54,12 @@ def echoloc_processes(domain_id: str) -> dict[int, str]:
     return found
 
 
+def cpu_s(pid: int) -> float:
+    """CPU time (user + system) process ``pid`` has used so far [s]."""
+    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
 def ros2_param(*args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess:
     """``ros2 param ARGS`` as a user types it, again while the node is not discovered yet.
 
