@@ -158,6 +158,11 @@ class LocalizerNode(Node):
             memory_s=declare(self, 'tracker_memory_s', 1.0, 'how long the tracker remembers '
                              'which track the fixes supported [s]', read_only=True,
                              min_value=0.1, max_value=60.0),
+            max_coast_s=declare(self, 'tracker_max_coast_s', 2.0, 'the tracked pose is '
+                                'published at most this long after the last fix it took; '
+                                'then it is dropped, the Localization diagnostic is ERROR and '
+                                'no pose is published until fresh fixes confirm a new track '
+                                '[s]', read_only=True, min_value=0.1, max_value=60.0),
             room_volume_m3=self.room.volume_m3)
         self.headings = HeadingBuffer()
         self.room_updates = declare(self, 'room_updates', True, 'take up the room as the '
@@ -176,6 +181,8 @@ class LocalizerNode(Node):
         self.last_wide_s = -np.inf
         self.last_error = ''
         self.last_estimate = None
+        self.unvouched = 0
+        self.last_pose_monotonic_s: float | None = None
         self.latency_ms: list[float] = []
 
         pose_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -286,6 +293,12 @@ class LocalizerNode(Node):
             position, covariance, accepted = self.tracker.update_estimate(t_s, estimate)
             self.gated += not accepted
         self.last_estimate = estimate
+        if self.tracking and not self.tracker.initialised:
+            # No confirmed track vouches for this fix (start-up, or fresh fixes after a gap):
+            # a navigation stack is better served by no pose than by a wrong one.
+            self.unvouched += 1
+            return
+        self.last_pose_monotonic_s = time.monotonic()
         # The echoes refine the heading too: publish the localizer's, with its variance, unless
         # the tracker refused the fix it came with (then the heading given stands).
         if accepted:
@@ -356,6 +369,16 @@ class LocalizerNode(Node):
         if self.last_estimate is None:
             stat.summary(ERROR if self.frames_failed else WARN,
                          self.last_error or 'no pose yet')
+        elif self.tracking and self.tracker.lost:
+            stat.summary(ERROR, f'pose lost: no fix for over {self.tracker.max_coast_s:g} s '
+                         '(tracker_max_coast_s); no pose is published until fresh fixes '
+                         'confirm a new track')
+        elif (self.last_pose_monotonic_s is not None and time.monotonic()
+              - self.last_pose_monotonic_s > self.tracker.max_coast_s):
+            stat.summary(ERROR, f'no pose for {time.monotonic() - self.last_pose_monotonic_s:.1f}'
+                         ' s: the last one published is stale')
+        elif self.tracking and not self.tracker.initialised:
+            stat.summary(WARN, 'acquiring: no track confirmed yet, no pose published')
         elif p95 > self.target_latency_ms:
             stat.summary(WARN, f'latency p95 {p95:.1f} ms above target '
                          f'{self.target_latency_ms:g} ms')
@@ -371,10 +394,12 @@ class LocalizerNode(Node):
         stat.add('frames failed', self.frames_failed)
         stat.add('frames without heading', self.no_heading)
         stat.add('estimates gated by tracker', self.gated)
+        stat.add('fixes not published (no confirmed track)', self.unvouched)
         stat.add('room updates taken', self.rooms_taken)
         if self.tracking:
             stat.add('tracks held', self.tracker.n_tracks)
             stat.add('track switches', self.tracker.switches)
+            stat.add('tracks lost (tracker_max_coast_s)', self.tracker.losses)
             stat.add('coasting (s)', f'{self.tracker.coasting_s:.2f}')
         if latency:
             stat.add('latency p50 (ms)', f'{np.percentile(latency, 50):.2f}')
