@@ -169,6 +169,7 @@ class LocalizerNode(Node):
                                     'furniture_survey node publishes it on echoloc/room '
                                     '(furniture moved since the room file)', read_only=True)
         self.rooms_taken = 0
+        self.rooms_refused = 0
         self.room_error = ''
 
         self.frames_in = 0
@@ -334,8 +335,9 @@ class LocalizerNode(Node):
                                  f'{self.room.height_m} m high); only its furniture may change')
             localizer = self.localizer.with_room(room)
         except ValueError as exc:
+            self.rooms_refused += 1
             self.room_error = f'room on echoloc/room refused: {exc}'
-            self.get_logger().error(self.room_error)
+            self.get_logger().error(self.room_error, throttle_duration_sec=2.0)
             return
         self.localizer, self.room = localizer, room
         self.rooms_taken += 1
@@ -396,6 +398,7 @@ class LocalizerNode(Node):
         stat.add('estimates gated by tracker', self.gated)
         stat.add('fixes not published (no confirmed track)', self.unvouched)
         stat.add('room updates taken', self.rooms_taken)
+        stat.add('room updates refused', self.rooms_refused)
         if self.tracking:
             stat.add('tracks held', self.tracker.n_tracks)
             stat.add('track switches', self.tracker.switches)
