@@ -18,7 +18,7 @@ PER_CHANNEL_FIELDS = ('tof_s', 'tof_cfd_s', 'snr_db', 'noise_floor', 'direct_tof
 # The largest frame taken, per channel: 0.5 s at 250 kHz, the echoes of an 85 m room (the
 # default window is 40 ms); beyond this a frame is refused, not processed (one 10 MB frame
 # grew the processor by 125 MB).
-MAX_SAMPLES_PER_CHANNEL = 131072
+MAX_SAMPLES_PER_CHANNEL = 65536
 MAX_SAMPLE_RATE_HZ = 10e6
 
 

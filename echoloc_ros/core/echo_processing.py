@@ -19,7 +19,7 @@ from echoloc_ros.core.chirp import Chirp
 
 # FFT plans kept per processor, one per frame length: a stream has one length; a peer sending
 # every length must not grow memory without bound.
-MAX_PLANS = 4
+MAX_PLANS = 2
 
 
 @dataclass

@@ -19,7 +19,7 @@ from echoloc_ros.nodes.common import declare, limit_threads, run
 
 # Processors kept, one per (array, chirp, sample rate) a frame names: a stream has one; a peer
 # sending 300 chirp variants grew the node by 51 MB when none was let go.
-MAX_PROCESSORS = 4
+MAX_PROCESSORS = 2
 
 
 class EchoProcessorNode(Node):

@@ -21,7 +21,7 @@ from echoloc_ros.core.room import load_room, room_from_yaml
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.diagnostics import (ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam,
                                      Updater)
-from echoloc_ros.nodes.common import (declare, declare_chirp, limit_threads,
+from echoloc_ros.nodes.common import (RefusalLog, declare, declare_chirp, limit_threads,
                                        reject_bad_choices, run)
 
 METHODS = ('physics', 'nn')
@@ -170,6 +170,7 @@ class LocalizerNode(Node):
                                     '(furniture moved since the room file)', read_only=True)
         self.rooms_taken = 0
         self.rooms_refused = 0
+        self.room_refusals = RefusalLog(self.get_logger())
         self.room_error = ''
 
         self.frames_in = 0
@@ -337,7 +338,7 @@ class LocalizerNode(Node):
         except ValueError as exc:
             self.rooms_refused += 1
             self.room_error = f'room on echoloc/room refused: {exc}'
-            self.get_logger().error(self.room_error, throttle_duration_sec=2.0)
+            self.room_refusals.error(self.room_error)
             return
         self.localizer, self.room = localizer, room
         self.rooms_taken += 1
