@@ -15,9 +15,9 @@ from echoloc_ros.core.echo_processing import EchoFeatures
 # EchoFeatures fields with one value per channel, named alike in the message and the core.
 PER_CHANNEL_FIELDS = ('tof_s', 'tof_cfd_s', 'snr_db', 'noise_floor', 'direct_tof_s',
                       'direct_amplitude')
-# The largest frame taken, per channel: 0.5 s at 250 kHz, the echoes of an 85 m room (the
-# default window is 40 ms); beyond this a frame is refused, not processed (one 10 MB frame
-# grew the processor by 125 MB).
+# The largest frame taken, per channel: 0.26 s at 250 kHz, echoes from 45 m away (the
+# default room's window is 40 ms); beyond this a frame is refused, not processed (one 10 MB
+# frame grew the processor by 125 MB).
 MAX_SAMPLES_PER_CHANNEL = 65536
 MAX_SAMPLE_RATE_HZ = 10e6
 
