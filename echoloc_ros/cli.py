@@ -263,7 +263,11 @@ def cmd_record(args) -> int:
     from echoloc_ros.recording import record
     if args.out.exists():
         raise SystemExit(f'echoloc record: {args.out} exists; give a new directory')
-    counts = record(args.out, args.topic, args.duration, args.flush_period)
+    try:
+        counts = record(args.out, args.topic, args.duration, args.flush_period)
+    except OSError as exc:
+        raise SystemExit(f'echoloc record: cannot write {args.out}: '
+                         f'{exc.strerror or exc}') from None
     print(json.dumps({'path': str(args.out), 'messages': counts}), flush=True)
     return 0
 
