@@ -80,7 +80,8 @@ def test_gaps_of_10_and_300_s_never_publish_a_wrong_pose(ros_env, recorder, tmp_
                 # The frames stop (an unplugged array): nothing is published, and once the
                 # last pose is older than tracker_max_coast_s the localizer says so.
                 assert wait_for(lambda: any(
-                    level_of(s) == 2 and 'no pose for' in s.message for s in _localization(recorder)[-1:]),
+                    level_of(s) == 2 and 'no pose for' in s.message
+                    for s in _localization(recorder)[-1:]),
                     timeout_s=15.0), [s.message for s in _localization(recorder)[-3:]]
                 code, body = _get(f'http://127.0.0.1:{port}/health')
                 assert code == 503, body
