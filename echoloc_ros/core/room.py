@@ -35,7 +35,7 @@ MAX_ROOM_YAML_BYTES = 64 * 1024
 MAX_YAML_ALIASES = 32
 MAX_FURNITURE = 64
 MAX_PLAN_VERTICES = 64
-# Values quoted in error messages are cut to this many characters.
+# Values quoted in error messages are cut short (80 characters, 6 items, 3 levels).
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 80
 _SHORT.maxlist = _SHORT.maxdict = 6
@@ -350,8 +350,9 @@ def room_from_dict(data: dict[str, Any]) -> Room:
     for key in ('name', 'plan', 'height_m', 'materials'):
         if key not in data:
             raise ValueError(f'room description lacks {key!r}')
-    if not isinstance(data['name'], str):
-        raise ValueError(f'room name must be a string, got {_short(data["name"])}')
+    if not isinstance(data['name'], str) or not 0 < len(data['name']) <= 64:
+        raise ValueError(f'room name must be a string of 1 to 64 characters, got '
+                         f'{_short(data["name"])}')
     name = data['name']
     plan = data['plan']
     if isinstance(plan, dict) and 'shoebox' in plan:

@@ -61,7 +61,7 @@ def _mutated(**fields) -> str:
     (_mutated(furniture=5), r"furniture must be a list of boxes, got 5"),
     (_mutated(height_m=[2.8]), r"height_m must be a finite number, got \[2.8\]"),
     (_mutated(height_m='.inf'), r"height_m must be a finite number"),
-    (_mutated(name=['x']), r"room name must be a string"),
+    (_mutated(name=['x']), r"room name must be a string of 1 to 64 characters"),
     (_mutated(temperature_c={'a': 1}), r"temperature_c must be a finite number"),
     (_mutated(furniture=[{'min_m': 'abc', 'max_m': [1, 1, 1]}]), r"min_m must be \[x, y, z\]"),
     (_mutated(furniture=[{'min_m': [0, 0, float('nan')], 'max_m': [1, 1, 1]}]),
