@@ -20,6 +20,8 @@ PER_CHANNEL_FIELDS = ('tof_s', 'tof_cfd_s', 'snr_db', 'noise_floor', 'direct_tof
 # frame grew the processor by 125 MB).
 MAX_SAMPLES_PER_CHANNEL = 65536
 MAX_SAMPLE_RATE_HZ = 10e6
+# The most receivers a frame or its features may carry (the shipped arrays have 4).
+MAX_CHANNELS = 64
 
 
 def _float32_array(values: np.ndarray) -> array.array:
@@ -132,6 +134,16 @@ def features_from_msg(msg: EchoFeaturesMsg) -> EchoFeatures:
     """
     shape = (msg.n_channels, msg.n_bins)
     size = shape[0] * shape[1]
+    if not (0 < msg.n_channels <= MAX_CHANNELS and 0 < msg.n_bins <= MAX_SAMPLES_PER_CHANNEL):
+        raise ValueError(f'features seq={msg.seq}: n_channels={msg.n_channels}, '
+                         f'n_bins={msg.n_bins}; expected 1 to {MAX_CHANNELS} channels of 1 to '
+                         f'{MAX_SAMPLES_PER_CHANNEL} bins')
+    for name, value, low, high in (('bin_width_s', msg.bin_width_s, 1e-8, 1e-2),
+                                   ('start_s', msg.start_s, 0.0, 1.0),
+                                   ('carrier_hz', msg.carrier_hz, 1.0, 1e6)):
+        if not low <= value <= high:
+            raise ValueError(f'features seq={msg.seq}: {name}={value}, expected '
+                             f'[{low:g}, {high:g}]')
     for name in ('envelope', 'baseband_real', 'baseband_imag'):
         if len(getattr(msg, name)) != size:
             raise ValueError(f'features seq={msg.seq}: {name} has {len(getattr(msg, name))} '

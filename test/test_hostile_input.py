@@ -17,7 +17,7 @@ from rclpy.qos import (DurabilityPolicy, QoSProfile, ReliabilityPolicy,
 from sensor_msgs.msg import Imu
 from std_msgs.msg import String
 
-from echoloc.msg import EchoFrame
+from echoloc.msg import EchoFeatures, EchoFrame
 from echoloc_ros import conversions
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
@@ -126,6 +126,40 @@ def _fuzzed_frame(rng: np.random.Generator, good: EchoFrame, now) -> EchoFrame:
     return msg
 
 
+def _hostile_features(good: EchoFeatures) -> list[EchoFeatures]:
+    """Features a peer may publish in the processor's place, each one the localizer refuses."""
+    cases = []
+    for name, value in (('bin_width_s', 0.0), ('bin_width_s', float('nan')),
+                        ('start_s', -1.0), ('carrier_hz', 1e30), ('n_channels', 1000),
+                        ('n_bins', 0), ('array_id', '/proc/self/status'),
+                        ('envelope', array.array('f', [1.0] * 10)),
+                        ('tof_s', array.array('f', [1.0] * 3))):
+        msg = copy.deepcopy(good)
+        setattr(msg, name, value)
+        cases.append(msg)
+    nan = copy.deepcopy(good)
+    nan.baseband_real = array.array('f', [float('nan')] * len(good.baseband_real))
+    return cases + [nan]
+
+
+def _fuzzed_features(rng: np.random.Generator, good: EchoFeatures, now) -> EchoFeatures:
+    msg = copy.deepcopy(good)
+    msg.header.stamp = now
+    numbers = [0.0, -1.0, float('nan'), float('inf'), 1e30, 1e-30, 4e-6, 40000.0]
+    for _ in range(int(rng.integers(1, 3))):
+        name = str(rng.choice(['bin_width_s', 'start_s', 'carrier_hz', 'n_channels', 'n_bins',
+                               'envelope', 'baseband_imag', 'snr_db', 'processing_time_s']))
+        if name in ('n_channels', 'n_bins'):
+            setattr(msg, name, int(rng.choice([0, 1, 3, 4, 5, 65535])))
+        elif name in ('envelope', 'baseband_imag', 'snr_db'):
+            values = getattr(msg, name)
+            setattr(msg, name, array.array('f', rng.choice(numbers, int(rng.choice(
+                [0, 4, len(values)]))).astype(np.float32).tobytes()))
+        else:
+            setattr(msg, name, float(rng.choice(numbers)))
+    return msg
+
+
 def _fuzzed_imu(rng: np.random.Generator, now) -> Imu:
     msg = Imu()
     # Stamped now: a far-future or far-past heading is the heading subscription's own
@@ -173,17 +207,29 @@ def _run_hostile_graph(ros_env, recorder, tmp_path, fuzz_s: float) -> dict:
     recorder.subscribe(PoseWithCovarianceStamped, '/echoloc/pose',
                        QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
     recorder.subscribe(DiagnosticArray, '/diagnostics', QoSProfile(depth=100))
+    recorder.subscribe(EchoFeatures, '/echoloc/features', QoSProfile(depth=2))
+    features_pub = recorder.publisher(EchoFeatures, '/echoloc/features', QoSProfile(depth=10))
     frame_pub = recorder.publisher(EchoFrame, '/echoloc/echoes', qos_profile_sensor_data)
     imu_pub = recorder.publisher(Imu, '/imu/data', qos_profile_sensor_data)
     room_pub = recorder.publisher(String, '/echoloc/room', ROOM_QOS)
-    sent = {'hostile frames': 0, 'hostile rooms': 0, 'fuzzed frames': 0, 'fuzzed imu': 0,
-            'fuzzed rooms': 0}
+    sent = {'hostile frames': 0, 'hostile rooms': 0, 'hostile features': 0, 'fuzzed frames': 0,
+            'fuzzed imu': 0, 'fuzzed rooms': 0, 'fuzzed features': 0}
     overrides = {'localizer': {'publish_markers': False}}
     with NodeProcesses(env=ros_env, log_dir=tmp_path, overrides=overrides) as graph:
         assert wait_for(lambda: len(recorder.get('/echoloc/pose')) >= 25, timeout_s=90.0), \
             f'no poses; logs in {tmp_path}'
         pids = graph.pids()
         rss_start = {name: _rss_kb(pid) for name, pid in pids.items()}
+        assert wait_for(lambda: recorder.get('/echoloc/features'), timeout_s=10.0)
+        good_features = recorder.get('/echoloc/features')[-1][1]
+        def refused() -> tuple[int, int]:
+            values = _last_status(recorder, 'localizer: Localization')
+            return (int(_value(values, 'frames failed') or 0),
+                    int(_value(values, 'frames without heading') or 0))
+
+        # The hostile features add to what the localizer had refused (a frame whose heading
+        # is not there in time is counted apart: that is where a hostile one may go too).
+        failed_before, no_heading_before = refused()
         def logged(name: str, reason: str) -> bool:
             return reason in (tmp_path / f'{name}.log').read_text()
 
@@ -191,6 +237,17 @@ def _run_hostile_graph(ros_env, recorder, tmp_path, fuzz_s: float) -> dict:
             pub.publish(msg)
             sent[counter] += 1
 
+        # Features a peer publishes in the processor's place (first: this process's DDS
+        # participant sends them less reliably once it has sent the frames of megabytes).
+        for msg in _hostile_features(good_features):
+            # Stamped as the newest real frame, whose heading the localizer holds: it gets as
+            # far as the features themselves.
+            msg.header.stamp = recorder.get('/echoloc/features')[-1][1].header.stamp
+            send(features_pub, msg, 'hostile features')
+            time.sleep(0.3)
+        assert wait_for(lambda: sum(refused()) >= failed_before + no_heading_before
+                        + sent['hostile features'], timeout_s=10.0), refused()
+        assert refused()[0] - failed_before >= sent['hostile features'] // 2, refused()
         # Every known hostile message until its refusal is logged: the sensor-data queue is
         # best effort, and a frame of megabytes may not arrive the first time.
         for msg, reason in _hostile_frames(good):
@@ -201,12 +258,16 @@ def _run_hostile_graph(ros_env, recorder, tmp_path, fuzz_s: float) -> dict:
             room_pub.publish(String(data=text))
             sent['hostile rooms'] += 1
             assert wait_for(lambda: logged('localizer', reason), timeout_s=10.0), reason
-        # Then the fuzzer: about 20 messages a second, of the three kinds.
+        # Then the fuzzer: about 20 messages a second, of the four kinds.
         rng = np.random.default_rng(21)
         end = time.monotonic() + fuzz_s
         while time.monotonic() < end:
-            kind = rng.integers(0, 10)
-            if kind < 5:
+            kind = rng.integers(0, 12)
+            if kind >= 10:
+                features_pub.publish(_fuzzed_features(
+                    rng, good_features, recorder.node.get_clock().now().to_msg()))
+                sent['fuzzed features'] += 1
+            elif kind < 5:
                 frame_pub.publish(_fuzzed_frame(rng, good,
                                                 recorder.node.get_clock().now().to_msg()))
                 sent['fuzzed frames'] += 1
