@@ -305,7 +305,7 @@ def _run_hostile_graph(ros_env, recorder, tmp_path, fuzz_s: float) -> dict:
 
 
 def test_hostile_peer_cannot_stop_the_graph(ros_env, recorder, tmp_path):
-    report = _run_hostile_graph(ros_env, recorder, tmp_path, fuzz_s=10.0)
+    report = _run_hostile_graph(ros_env, recorder, tmp_path, fuzz_s=6.0)
     print(report)
 
 
