@@ -46,5 +46,7 @@ source install/setup.bash
 set -u
 ctest_args=(--ctest-args -E '^pytest$')
 [ "${ECHOLOC_COLCON_TEST_ALL:-0}" = 1 ] && ctest_args=()
+# Results of an earlier run would be counted again.
+colcon test-result --delete-yes >/dev/null
 colcon test --packages-select echoloc "${ctest_args[@]}"
 colcon test-result --verbose
