@@ -13,9 +13,7 @@ from echoloc_ros.core.acoustics import speed_of_sound_mps
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
-from echoloc_ros.core.nn_localizer import NeuralLocalizer
-from echoloc_ros.core.paths import default_model_path
-from echoloc_ros.core.physics_localizer import PhysicsLocalizer
+from echoloc_ros.core.pipeline import Pipeline, make_pipeline
 from echoloc_ros.core.room import Room
 from echoloc_ros.core.simulator import EchoSimulator, Scenario
 from echoloc_ros.core.tracker import PoseTracker
@@ -236,7 +234,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     :param heading_noise_deg: std of the error of the heading given to the localizer, deg.
     :param details: if a dict, receives per-frame arrays ``truth_m``, ``estimate_m``,
         ``covariance_m2``, ``errors_m``, ``inside_95`` (for plots).
-    :param method: ``'physics'`` or ``'nn'`` (:func:`make_localizer`).
+    :param method: ``'physics'`` or ``'nn'``
+        (:func:`~echoloc_ros.core.pipeline.make_localizer`).
     :param model_path: the ``nn`` method's checkpoint.
     :param furniture_shift_m: in every frame the room's furniture stands moved by up to this
         on each axis from where the room file (which the localizer reads) has it.
@@ -254,8 +253,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
         raise ValueError(f'n must be >= 1, got {n}')
     simulator = EchoSimulator(room, array, chirp, fs_hz)
     processor = EchoProcessor(chirp, fs_hz, array=array)
-    localizer = make_localizer(method, room, array, chirp, fs_hz, processor,
-                               optimization_level, model_path, wide_search)
+    pipeline = make_pipeline(method, room, array, chirp, fs_hz, processor, optimization_level,
+                             model_path, wide_search)
     inference, wide = [], []
     true_c = speed_of_sound_mps(room.temperature_c if scenario.temperature_c is None
                                 else scenario.temperature_c)
@@ -264,21 +263,21 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     heading_noise_rad = np.deg2rad(heading_noise_deg)
     # The localizer is told the heading's std, as an IMU reports it; none: its default prior.
     yaw_std_rad = heading_noise_rad if heading_noise_deg > 0 else None
-    told = localizer
     frames = random_frames(simulator, scenario, n, seed, margin_m, z_range_m,
                            furniture_shift_m)
-    for world, frame, position, yaw, heading_draw, sim_s in frames:
+    for k, (world, frame, position, yaw, heading_draw, sim_s) in enumerate(frames):
         if furniture_known and world is not room:
-            told = localizer.with_room(world)
+            pipeline.take_room(world)
         t1 = time.perf_counter()
         features = processor.process(frame)
         t2 = time.perf_counter()
         told_yaw = yaw + heading_noise_rad * heading_draw
-        estimate = told.localize(features, told_yaw, assumed_temperature_c,
-                                 yaw_std_rad=yaw_std_rad)
+        fix = pipeline.step(k / 25.0, features, told_yaw, yaw_std_rad,
+                            assumed_temperature_c).fix
+        estimate = fix.estimate
         t3 = time.perf_counter()
-        inference.append(1e3 * getattr(told, 'last_inference_s', 0.0))
-        wide.append((getattr(told, 'last_wide', False), getattr(told, 'last_wide_kept', False)))
+        inference.append(1e3 * fix.inference_s)
+        wide.append((fix.wide, fix.wide_kept))
         truths.append(position)
         estimates.append(estimate.position_m)
         covariances.append(estimate.covariance_m2)
@@ -363,27 +362,6 @@ def calibrate_covariance(model_path: str | Path, room: Room, array: ArrayGeometr
     return result
 
 
-def make_localizer(method: str, room: Room, array: ArrayGeometry, chirp: Chirp,
-                   fs_hz: float = 250e3, processor: EchoProcessor | None = None,
-                   optimization_level: str = 'balanced',
-                   model_path: str | Path | None = None, wide_search: bool = True
-                   ) -> PhysicsLocalizer | NeuralLocalizer:
-    """``'physics'``: :class:`PhysicsLocalizer` at ``optimization_level``; ``'nn'``: the
-    :class:`NeuralLocalizer` in ``model_path`` (``None``: the shipped model for the room), its
-    network at ``optimization_level``, with its wide search for the frames it doubts unless
-    ``wide_search`` is false."""
-    if method == 'physics':
-        return PhysicsLocalizer(room, array, chirp, fs_hz, processor=processor,
-                                optimization_level=optimization_level)
-    if method == 'nn':
-        path = default_model_path(room.name) if model_path is None else Path(model_path)
-        return NeuralLocalizer.from_checkpoint(path, room, array, chirp, fs_hz,
-                                               processor=processor,
-                                               optimization_level=optimization_level,
-                                               wide_search=wide_search)
-    raise ValueError(f"method must be 'physics' or 'nn', got {method!r}")
-
-
 def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Scenario,
                      n_frames: int | None, seed: int, fs_hz: float = 250e3,
                      frame_rate_hz: float = 25.0,
@@ -417,7 +395,8 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     :param details: if a dict, receives per-frame arrays ``t_s``, ``truth_m``,
         ``estimate_m``, ``tracked_m``, ``tracked_covariance_m2``, ``errors_m``,
         ``tracked_errors_m`` (for plots).
-    :param method: ``'physics'`` or ``'nn'`` (:func:`make_localizer`).
+    :param method: ``'physics'`` or ``'nn'``
+        (:func:`~echoloc_ros.core.pipeline.make_localizer`).
     :param model_path: the ``nn`` method's checkpoint.
     :param furniture_shift_m: the furniture stands moved by up to this on each axis from
         where the room file has it (once, for the whole run), kept off the trajectory.
@@ -452,10 +431,10 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     told = room
     if furniture_known and scenario.furniture is not None:
         told = replace(room, furniture=scenario.furniture)
-    localizer = make_localizer(method, told, array, chirp, fs_hz, processor,
-                               optimization_level, model_path, wide_search)
     tracker = PoseTracker(room_volume_m3=room.volume_m3) if tracker is None else tracker
     tracker.reset()
+    pipeline = make_pipeline(method, told, array, chirp, fs_hz, processor, optimization_level,
+                             model_path, wide_search, tracker=tracker)
     live = None
     if live_survey_s is not None:
         from echoloc_ros.core.survey import FurnitureSurvey, LiveSurvey
@@ -472,23 +451,20 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
                                                     heading_noise_rad):
         times.append(t_s)
         t0 = time.perf_counter()
-        estimate = localizer.localize(features, told_yaw, assumed_temperature_c,
-                                      yaw_std_rad=yaw_std_rad)
+        out = pipeline.step(t_s, features, told_yaw, yaw_std_rad, assumed_temperature_c)
         latency.append(1e3 * (time.perf_counter() - t0))
+        estimate, track, track_cov = out.fix.estimate, out.position_m, out.covariance_m2
         error = estimate.position_m - position
         errors.append(float(np.linalg.norm(error)))
         inside.append(_inside_95(error, estimate.covariance_m2))
-        track, track_cov, accepted = tracker.update_estimate(t_s, estimate)
-        rejected.append(not accepted)
+        rejected.append(not out.accepted)
         if live is not None:
-            heading, yaw_var = _published_heading(estimate, accepted, told_yaw,
-                                                  heading_noise_rad)
-            live.offer(t_s, features, track, track_cov, heading, yaw_var,
+            live.offer(t_s, features, track, track_cov, out.yaw_rad, out.yaw_variance_rad2,
                        assumed_temperature_c)
             if live.due(t_s):
                 now = live.place(t_s)
                 if now is not None:
-                    localizer = localizer.with_room(now)
+                    pipeline.take_room(now)
         track_error = track - position
         tracked.append(float(np.linalg.norm(track_error)))
         tracked_inside.append(_inside_95(track_error, track_cov))
@@ -518,16 +494,6 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
             now.name: round(100.0 * float(np.linalg.norm(now.min_m[:2] - truth.min_m[:2])), 2)
             for now, truth in zip(live.room.furniture, standing)}
     return result
-
-
-def _published_heading(estimate, accepted: bool, given_rad: float,
-                       given_std_rad: float) -> tuple[float, float]:
-    """The heading and its variance the localizer node publishes with a tracked pose: the
-    fix's when the tracker took the fix, else the heading given (the survey filters on
-    both)."""
-    if accepted:
-        return estimate.yaw_rad, estimate.yaw_variance_rad2
-    return given_rad, given_std_rad ** 2
 
 
 def _drive(path: LissajousTrajectory, origin_xy: np.ndarray, simulator: EchoSimulator,
@@ -637,7 +603,8 @@ def evaluate_survey(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: floa
     path = tracked_path(room)
     simulator = EchoSimulator(room, array, chirp, fs_hz)
     processor = EchoProcessor(chirp, fs_hz, array=array)
-    stale = make_localizer(method, room, array, chirp, fs_hz, processor, model_path=model_path)
+    stale = make_pipeline(method, room, array, chirp, fs_hz, processor,
+                          model_path=model_path).localizer
     survey = FurnitureSurvey(room, array, chirp, fs_hz, processor=processor,
                              max_shift_m=furniture_shift_m)
     heading_rad = np.deg2rad(heading_noise_deg)
@@ -652,20 +619,19 @@ def evaluate_survey(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: floa
         moved = _moved_off_path(room, path, lo, rng, furniture_shift_m)
         world = replace(room, furniture=moved)
         scenario = Scenario(snr_db=snr_db, furniture=moved)
-        tracker = PoseTracker(room_volume_m3=room.volume_m3)
+        driving = Pipeline(stale, PoseTracker(room_volume_m3=room.volume_m3))
         frames = []
         drive = _drive(path, lo, simulator, processor, scenario, rng,
                        int(round(survey_s * frame_rate_hz)), frame_rate_hz, heading_rad)
-        driving = stale
         live = None if live_survey_s is None else LiveSurvey(survey, period_s=live_survey_s)
         for t_s, _, features, given in drive:
-            estimate = driving.localize(features, given, yaw_std_rad=yaw_std)
-            track, track_cov, accepted = tracker.update_estimate(t_s, estimate)
-            heading, yaw_var = _published_heading(estimate, accepted, given, heading_rad)
+            out = driving.step(t_s, features, given, yaw_std)
+            track, track_cov = out.position_m, out.covariance_m2
+            heading, yaw_var = out.yaw_rad, out.yaw_variance_rad2
             if live is not None:
                 live.offer(t_s, features, track, track_cov, heading, yaw_var)
                 if live.due(t_s) and live.place(t_s) is not None:
-                    driving = stale.with_room(live.room)
+                    driving.take_room(live.room)
             if (round(t_s * frame_rate_hz) % survey_every == 0
                     and np.all(np.diag(track_cov) <= max_pose_std_m ** 2)
                     and yaw_var <= np.deg2rad(max_yaw_std_deg) ** 2):

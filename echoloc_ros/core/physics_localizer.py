@@ -42,6 +42,8 @@ from echoloc_ros.core.acoustics import air_absorption_db_per_m, speed_of_sound_m
 from echoloc_ros.core.array_geometry import ArrayGeometry, yaw_matrix
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor, working_channels
+from echoloc_ros.core.localization import Fix
+from echoloc_ros.core.physics.results import Estimate
 from echoloc_ros.core.room import Room, any_box_blocks
 
 # Work per frame for each optimization level: peaks kept per axis scan, (x, y) pairs kept from
@@ -105,50 +107,6 @@ REGION_LEVEL_MAX = 0.999
 PLANE_MIN_DISTANCE_M = 0.02
 # Rivals a learned ranker gives at least this probability are reported with the fix.
 RIVAL_MIN_PROBABILITY = 0.01
-
-
-@dataclass
-class Estimate:
-    """One position fix.
-
-    :ivar position_m: array-frame origin in the room frame ``(3,)``, m.
-    :ivar covariance_m2: position covariance ``(3, 3)``, symmetric positive definite, m^2.
-    :ivar speed_of_sound_mps: speed of sound estimated from the echoes, m/s.
-    :ivar confidence: in [0, 1]; low when another position explains the echoes almost as well.
-        With a learned ranker, its probability that the fix is right (the candidates within
-        2 cm of it included).
-    :ivar score: log evidence of the fix (higher is better; comparable within a frame).
-    :ivar n_echoes: number of modelled echo paths in the final fit.
-    :ivar candidates_m: positions of the competing candidates ``(k, 3)``, best first.
-    :ivar residual_ratio: residual power of the final fit over the noise floor in the bins
-        around the modelled echoes (about 1 when the room model explains the frame).
-    :ivar yaw_rad: heading of the array estimated from the echoes around the one given, rad
-        (the given one when it was declared exact).
-    :ivar yaw_variance_rad2: variance of ``yaw_rad``, rad^2 (0 when the heading was exact).
-    :ivar component_covariance_m2: with a learned ranker, the chosen fix's own covariance
-        ``(3, 3)`` before it is widened toward the rivals and "none"; ``confidence`` is then
-        the ranker's calibrated probability that the fix is the right one. A tracker uses the
-        two as a mixture (:class:`~echoloc_ros.core.tracker.PoseTracker`). ``None`` when
-        ``covariance_m2`` is all there is (physics alone).
-    :ivar rivals_m: with a learned ranker, the other candidates the ranker gives at least
-        ``RIVAL_MIN_PROBABILITY`` ``(k, 3)``, most probable first (array origins, unrefined).
-    :ivar rival_probabilities: the ranker's probability of each ``(k,)``; what is left of 1
-        after ``confidence`` and these is the probability that no candidate is right.
-    """
-
-    position_m: np.ndarray
-    covariance_m2: np.ndarray
-    speed_of_sound_mps: float
-    confidence: float
-    score: float
-    n_echoes: int
-    candidates_m: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
-    residual_ratio: float = 1.0
-    yaw_rad: float = 0.0
-    yaw_variance_rad2: float = 0.0
-    component_covariance_m2: np.ndarray | None = None
-    rivals_m: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
-    rival_probabilities: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass
@@ -350,6 +308,9 @@ class PhysicsLocalizer:
         more candidates. The levels also set the step of the heading offsets tried for the
         wall candidates (1.5, 0.75, 0.5 deg); the heading is refined in every level.
     """
+
+    #: physics alone has no wide search (:class:`~echoloc_ros.core.localization.Localizer`).
+    wide_search = False
 
     def __init__(self, room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float = 250e3,
                  processor: EchoProcessor | None = None, n_candidates: int | None = None,
@@ -1378,6 +1339,13 @@ class PhysicsLocalizer:
         :return: :class:`Estimate`; its covariance includes the heading's uncertainty.
         """
         return self.finish(self.propose(features, yaw_rad, temperature_c, yaw_std_rad))
+
+    def fix(self, features: EchoFeatures, yaw_rad: float, temperature_c: float | None = None,
+            yaw_std_rad: float | None = None, wide_search_allowed: bool = True) -> Fix:
+        """:meth:`localize` as a :class:`~echoloc_ros.core.localization.Fix` (the
+        :class:`~echoloc_ros.core.localization.Localizer` protocol; physics has no wide search,
+        so ``wide_search_allowed`` changes nothing)."""
+        return Fix(self.localize(features, yaw_rad, temperature_c, yaw_std_rad))
 
     def propose(self, features: EchoFeatures, yaw_rad: float,
                 temperature_c: float | None = None,

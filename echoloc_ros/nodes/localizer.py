@@ -15,8 +15,8 @@ from visualization_msgs.msg import MarkerArray
 from echoloc.msg import EchoFeatures
 from echoloc_ros import conversions, markers
 from echoloc_ros.core.array_geometry import load_array
-from echoloc_ros.core.paths import default_model_path
-from echoloc_ros.core.physics_localizer import PhysicsLocalizer
+from echoloc_ros.core.localization import Localizer
+from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room, room_from_yaml
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.diagnostics import (ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam,
@@ -128,28 +128,16 @@ class LocalizerNode(Node):
 
         self.room = load_room(room_name)
         self.array = load_array(array_name)
-        self.model_error = ''
-        self.model_info = ''
-        self.localizer = None
-        if self.method == 'nn':
-            path = model_path or str(default_model_path(self.room.name))
-            # torch is imported only when the network is asked for (start-up time, memory).
-            from echoloc_ros.core.nn_localizer import NeuralLocalizer
-            try:
-                self.localizer = NeuralLocalizer.from_checkpoint(
-                    path, self.room, self.array, chirp, device=device,
-                    optimization_level=self.optimization_level, num_threads=threads,
-                    wide_search=wide_search)
-                self.model_info = (f'{path} ({self.optimization_level}, {device}, proposals '
-                                   f'{self.localizer.physics.optimization_level}, wide search '
-                                   f'{"on" if wide_search else "off"})')
-            except ValueError as exc:
-                self.model_error = f'model_path {path!r} unusable: {exc}; using physics'
-                self.get_logger().error(self.model_error)
-        if self.localizer is None:
-            self.localizer = PhysicsLocalizer(self.room, self.array, chirp,
-                                              optimization_level=self.optimization_level)
-        self.active_method = 'nn' if self.model_info else 'physics'
+        # The same pipeline as echoloc evaluate's; a network that cannot be used gives way
+        # to physics, with the reason in diagnostics.
+        self.pipeline = make_pipeline(
+            self.method, self.room, self.array, chirp,
+            optimization_level=self.optimization_level, model_path=model_path or None,
+            wide_search=wide_search, device=device, num_threads=threads, fallback=True)
+        self.model_error, self.model_info = self.pipeline.model_error, self.pipeline.model_info
+        if self.model_error:
+            self.get_logger().error(self.model_error)
+        self.active_method = self.pipeline.method
         self.tracker = PoseTracker(
             accel_std_mps2=declare(self, 'tracker_accel_std_mps2', 0.5, 'standard deviation of '
                                    'the array\'s unmodelled acceleration, for the tracker '
@@ -159,6 +147,7 @@ class LocalizerNode(Node):
                              'which track the fixes supported [s]', read_only=True,
                              min_value=0.1, max_value=60.0),
             room_volume_m3=self.room.volume_m3)
+        self.pipeline.tracker = self.tracker if self.tracking else None
         self.headings = HeadingBuffer()
         self.room_updates = declare(self, 'room_updates', True, 'take up the room as the '
                                     'furniture_survey node publishes it on echoloc/room '
@@ -169,13 +158,10 @@ class LocalizerNode(Node):
         self.frames_in = 0
         self.frames_failed = 0
         self.no_heading = 0
-        self.gated = 0
-        self.wide_searches = 0
-        self.wide_kept = 0
-        self.wide_skipped = 0
         self.last_wide_s = -np.inf
         self.last_error = ''
         self.last_estimate = None
+        self.last_inference_s = 0.0
         self.latency_ms: list[float] = []
 
         pose_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -257,39 +243,23 @@ class LocalizerNode(Node):
                 raise ValueError(f'array_id={msg.array_id!r}, expected {self.array.name!r} '
                                  '(parameter array)')
             features = conversions.features_from_msg(msg)
-            # Only the network has a wide search to allow or refuse.
-            budget = {} if self.active_method == 'physics' else {'wide': self.wide_search_due()}
-            estimate = self.localizer.localize(features, yaw_rad, self.temperature_c,
-                                               yaw_std_rad=float(np.sqrt(yaw_var)), **budget)
+            result = self.pipeline.step(t_s, features, yaw_rad, float(np.sqrt(yaw_var)),
+                                        self.temperature_c, self.wide_search_due())
         except ValueError as exc:
             self.frames_failed += 1
             self.last_error = f'frame seq={msg.seq}: {exc}'
             self.get_logger().error(self.last_error, throttle_duration_sec=1.0)
             return
-        if getattr(self.localizer, 'last_wide', False):
-            self.wide_searches += 1
+        if result.tracker_restarted:
+            self.get_logger().warning(
+                f'frame seq={msg.seq} stamped {t_s:.3f} s, before the last frame: tracker '
+                'restarted', throttle_duration_sec=1.0)
+        if result.fix.wide:
             self.last_wide_s = time.monotonic()
-        elif getattr(self.localizer, 'last_doubted', False) and self.localizer.wide_search:
-            self.wide_skipped += 1
-        self.wide_kept += getattr(self.localizer, 'last_wide_kept', False)
-        position, covariance = estimate.position_m, estimate.covariance_m2
-        accepted = True
-        if self.tracking:
-            if self.tracker.last_t_s is not None and t_s < self.tracker.last_t_s:
-                # A stamp earlier than the last frame's (a recording played again, a clock
-                # reset): the track belongs to another time.
-                self.get_logger().warning(
-                    f'frame seq={msg.seq} stamped {t_s:.3f} s, before the last frame '
-                    f'({self.tracker.last_t_s:.3f} s): tracker restarted',
-                    throttle_duration_sec=1.0)
-                self.tracker.reset()
-            position, covariance, accepted = self.tracker.update_estimate(t_s, estimate)
-            self.gated += not accepted
-        self.last_estimate = estimate
-        # The echoes refine the heading too: publish the localizer's, with its variance, unless
-        # the tracker refused the fix it came with (then the heading given stands).
-        if accepted:
-            yaw_rad, yaw_var = estimate.yaw_rad, estimate.yaw_variance_rad2
+        self.last_estimate = result.fix.estimate
+        self.last_inference_s = result.fix.inference_s
+        position, covariance = result.position_m, result.covariance_m2
+        yaw_rad, yaw_var = result.yaw_rad, result.yaw_variance_rad2
         self.pose_pub.publish(conversions.pose_msg(position, covariance, yaw_rad, yaw_var,
                                                    msg.header.stamp, self.map_frame))
         self.frequency.tick()
@@ -299,6 +269,15 @@ class LocalizerNode(Node):
                 position, yaw_rad, covariance, receivers,
                 self.room.reflection_points_m(position), self.map_frame, msg.header.stamp)))
         self.latency_ms.append(1e3 * (time.perf_counter() - start))
+
+    @property
+    def localizer(self) -> Localizer:
+        """The pipeline's localizer (a room update replaces it)."""
+        return self.pipeline.localizer
+
+    @localizer.setter
+    def localizer(self, localizer: Localizer) -> None:
+        self.pipeline.localizer = localizer
 
     def wide_search_due(self) -> bool:
         """Whether a doubted frame may be searched widely now (``wide_search_max_hz``)."""
@@ -343,11 +322,11 @@ class LocalizerNode(Node):
         else:
             stat.summary(OK, f'using {self.model_info}')
         stat.add('method in use', self.active_method)
-        stat.add('network inference (ms)',
-                 f'{1e3 * getattr(self.localizer, "last_inference_s", 0.0):.2f}')
-        stat.add('frames searched widely', self.wide_searches)
-        stat.add('wide searches kept', self.wide_kept)
-        stat.add('doubted frames not searched (wide_search_max_hz)', self.wide_skipped)
+        counts = self.pipeline.counts
+        stat.add('network inference (ms)', f'{1e3 * self.last_inference_s:.2f}')
+        stat.add('frames searched widely', counts.wide_searches)
+        stat.add('wide searches kept', counts.wide_kept)
+        stat.add('doubted frames not searched (wide_search_max_hz)', counts.wide_skipped)
         return stat
 
     def localization_status(self, stat):
@@ -370,7 +349,7 @@ class LocalizerNode(Node):
         stat.add('frames', self.frames_in)
         stat.add('frames failed', self.frames_failed)
         stat.add('frames without heading', self.no_heading)
-        stat.add('estimates gated by tracker', self.gated)
+        stat.add('estimates gated by tracker', self.pipeline.counts.gated)
         stat.add('room updates taken', self.rooms_taken)
         if self.tracking:
             stat.add('tracks held', self.tracker.n_tracks)
