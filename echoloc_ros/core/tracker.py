@@ -169,11 +169,6 @@ class PoseTracker:
         self.switches = 0
 
     @property
-    def initialised(self) -> bool:
-        """Whether a track is published."""
-        return self._published is not None
-
-    @property
     def state(self) -> np.ndarray | None:
         """The published track's state ``[x, y, z, vx, vy, vz]``."""
         return None if self._published is None else self._published.state
