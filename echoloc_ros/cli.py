@@ -316,7 +316,7 @@ def cmd_snapshot(args) -> int:
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
     from echoloc_ros.core.echo_processing import EchoProcessor
-    from echoloc_ros.core.physics_localizer import PhysicsLocalizer
+    from echoloc_ros.core.physics.localizer import PhysicsLocalizer
     from echoloc_ros.core.room import load_room
     from echoloc_ros.core.simulator import EchoSimulator
     from echoloc_ros.render import render_markers_png

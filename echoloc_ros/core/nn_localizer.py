@@ -1,7 +1,7 @@
 """The neural localizer at run time: physics proposes, the network chooses, physics refines.
 
 ``NeuralLocalizer.localize(features, yaw_rad, temperature_c, yaw_std_rad)`` returns the same
-:class:`~echoloc_ros.core.physics_localizer.Estimate` as :class:`PhysicsLocalizer`:
+:class:`~echoloc_ros.core.physics.results.Estimate` as :class:`PhysicsLocalizer`:
 
 1. :meth:`PhysicsLocalizer.propose` finds and scores the candidate poses (at the optimization
    level the checkpoint was trained on, so that the network sees the candidates it learned);
@@ -36,10 +36,12 @@ from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
 from echoloc_ros.core.localization import Fix
-from echoloc_ros.core.model import CandidateRanker, ModelConfig, TrainedFor, load_checkpoint
-from echoloc_ros.core.physics_localizer import Estimate, PhysicsLocalizer, Proposal
+from echoloc_ros.core.model import (CandidateRanker, ModelConfig, TrainedFor, load_checkpoint,
+                                    model_inputs)
+from echoloc_ros.core.nn_features import LAGS_S, candidate_example
+from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+from echoloc_ros.core.physics.results import Estimate, Proposal
 from echoloc_ros.core.room import Room
-from echoloc_ros.core.training import LAGS_S, candidate_example, model_inputs
 
 OPTIMIZATION_LEVELS = ('fast', 'balanced', 'accurate')
 #: The network doubts a frame when it gives "none of the candidates" more than this ...
@@ -175,7 +177,7 @@ class NeuralLocalizer:
 
     def probabilities(self, examples: dict[str, np.ndarray]) -> np.ndarray:
         """Calibrated probabilities ``(B, M + 1)`` (each candidate, then none) for a batch of
-        :func:`~echoloc_ros.core.training.candidate_example` outputs stacked on axis 0."""
+        :func:`~echoloc_ros.core.nn_features.candidate_example` outputs stacked on axis 0."""
         batch = {k: torch.as_tensor(v) for k, v in examples.items()}
         with torch.inference_mode():
             logits = self.model(*model_inputs(batch, self.device)) / self.temperature

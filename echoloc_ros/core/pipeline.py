@@ -16,7 +16,7 @@ from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
 from echoloc_ros.core.localization import Fix, Localizer
 from echoloc_ros.core.paths import default_model_path
-from echoloc_ros.core.physics_localizer import PhysicsLocalizer
+from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import Room
 from echoloc_ros.core.tracker import PoseTracker
 

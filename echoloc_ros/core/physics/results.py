@@ -1,8 +1,17 @@
-"""What the physics localizer returns: a fix (:class:`Estimate`)."""
+"""What the physics localizer returns: a fix (:class:`Estimate`), the candidates of a frame
+(:class:`Proposal`) and a batch of fits (:class:`Fit`)."""
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from echoloc_ros.core.physics.config import YAW
+from echoloc_ros.core.physics.matched_filter import Frame
+
+if TYPE_CHECKING:
+    from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+
 
 @dataclass
 class Estimate:
@@ -46,3 +55,51 @@ class Estimate:
     component_covariance_m2: np.ndarray | None = None
     rivals_m: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     rival_probabilities: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+@dataclass
+class Proposal:
+    """The candidates of one frame (:meth:`PhysicsLocalizer.propose`).
+
+    :ivar thetas: candidate parameters ``(M, 5)``: emitter x, y, z (m), kappa = c / c0 and
+        the heading offset psi (rad); the ``n_polished`` polished ones first, best first,
+        then the rest by their coarse score.
+    :ivar scores: log evidence of each ``(M,)`` (comparable within the frame).
+    :ivar n_polished: how many were polished.
+    :ivar working: which receivers were used ``(n_channels,)``.
+    :ivar yaw_given_rad: the heading the localizer was given, rad.
+    """
+
+    localizer: 'PhysicsLocalizer'
+    frame: Frame
+    yaw_given_rad: float
+    thetas: np.ndarray
+    scores: np.ndarray
+    n_polished: int
+    working: np.ndarray
+
+    def positions_m(self) -> np.ndarray:
+        """Array-frame origin of every candidate ``(M, 3)``, m (the emitter moved back by
+        its offset in the array, turned by the candidate's heading)."""
+        emitter = self.localizer.array.emitter_m
+        yaws = self.yaw_given_rad + self.thetas[:, YAW]
+        c, s = np.cos(yaws), np.sin(yaws)
+        offset = np.column_stack([c * emitter[0] - s * emitter[1],
+                                  s * emitter[0] + c * emitter[1],
+                                  np.full(len(yaws), emitter[2])])
+        return self.thetas[:, :3] - offset
+
+
+@dataclass
+class Fit:
+    """Result of :meth:`PhysicsLocalizer._newton` for a batch of B starting points."""
+
+    theta: np.ndarray          # (B, 5) emitter x, y, z, kappa and psi
+    evidence: np.ndarray       # (B,) log evidence with the amplitude and heading priors
+    info: np.ndarray | None    # (B, 5, 5) information of the echoes (heading prior not included),
+                               # zero outside the free parameters (None when not asked for)
+    coef: np.ndarray           # (B, P) least-squares path amplitudes
+    paths: np.ndarray          # (P,) image indices modelled
+    keep: np.ndarray           # (B, P) which of them each fit modelled
+    tau: np.ndarray            # (B, P, n) delays of the paths at theta, s
+    amp: np.ndarray            # (B, P, n) their predicted amplitudes (0 where not modelled)
