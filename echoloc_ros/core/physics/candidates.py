@@ -3,7 +3,7 @@
 import numpy as np
 
 from echoloc_ros.core.physics.matched_filter import Frame, sample
-from echoloc_ros.core.physics.config import EXPLAIN_GAP, YAW, YAW_RESCAN_RAD
+from echoloc_ros.core.physics.config import EXPLAIN_GAP, HEIGHT_GAP, YAW, YAW_RESCAN_RAD
 
 
 def _peaks(score: np.ndarray, grid: np.ndarray, k: int, separation: float) -> np.ndarray:
@@ -236,25 +236,7 @@ class CandidateSearch:
         :return: ``(n, 3)``.
         """
         k = self.n_candidates
-        scan = theta.copy()
-        for _ in range(2):
-            values = []
-            profiles = []
-            for axis in range(2):
-                coords, score = self._family_scan(fr, axis, scan, self._family[axis], table)
-                peaks = _peaks(score, coords, max(2 * k if fr.yaw_free else k, 2), 0.02)
-                values.append(_vertex(score, coords, peaks))
-                if fr.yaw_free:
-                    profiles.append(self._family_scan(fr, axis, scan, self._family[axis], table,
-                                                      values[-1], fr.yaw_grid)[1])
-                else:
-                    profiles.append(score[peaks][:, None])
-            frame_psi = int(np.argmax(sum(np.max(p, axis=0) for p in profiles)))
-            if abs(fr.yaw_grid[frame_psi] - scan[YAW]) <= YAW_RESCAN_RAD:
-                break
-            # The strong walls gave a heading far from the one scanned at: the weak walls'
-            # peaks may have decohered, so scan again at the heading found.
-            scan[YAW] = fr.yaw_grid[frame_psi]
+        values, profiles, frame_psi = self._axis_peaks(fr, theta, table)
         per_axis = []
         family = []
         for value, profile in zip(values, profiles):
@@ -278,24 +260,108 @@ class CandidateSearch:
             # The weak axis has a clear winner already (with furniture, a clear winner may be
             # a box face taken for a wall: the rescan scores the faces where they are).
             return np.vstack(chosen)
-        free = np.array([strong, YAW]) if fr.yaw_free else np.array([strong])
         for value in per_axis[strong][:self.n_explain]:
-            start = theta.copy()
-            start[strong] = value
-            start[YAW] = psi
-            known = (self._vertical_only | self._family[strong])[None]
-            fit = self._newton(fr, start[None], known, free, 1, need_info=False)
-            fitted, coef = fit.theta, fit.coef
-            tau, amp = fit.tau, fit.amp
-            explained = (fr.features.baseband
-                         - self.synthesise(fr, tau[0], amp[0], coef[0])).astype(np.complex64)
-            coords, score = self._family_scan(fr, weak, fitted[0],
-                                              self._moves[weak] | self._face_moves[weak],
-                                              explained, traced=bool(self._faces))
-            found = _vertex(score, coords, _peaks(score, coords, self.n_rescan, 0.02))
-            more = np.empty((found.size, 3))
-            more[:, strong] = fitted[0, strong]
-            more[:, weak] = found
-            more[:, 2] = fitted[0, YAW]
-            chosen.append(more)
+            chosen.append(self._rescan_weak(fr, theta, table, strong, value, psi))
         return np.vstack(chosen)
+
+    def _axis_peaks(self, fr: Frame, theta: np.ndarray, table: np.ndarray
+                    ) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+        """Per axis, the peaks of the score of the paths that move with that axis alone and
+        their scores over the heading offsets, and the offset where the best peaks of both
+        axes together score highest (:meth:`_shoebox_candidates`).
+
+        :return: peak values per axis, their profiles ``(k, len(fr.yaw_grid))`` per axis, and
+            the index of the frame's heading offset in ``fr.yaw_grid``.
+        """
+        k = self.n_candidates
+        scan = theta.copy()
+        for _ in range(2):
+            values = []
+            profiles = []
+            for axis in range(2):
+                coords, score = self._family_scan(fr, axis, scan, self._family[axis], table)
+                peaks = _peaks(score, coords, max(2 * k if fr.yaw_free else k, 2), 0.02)
+                values.append(_vertex(score, coords, peaks))
+                if fr.yaw_free:
+                    profiles.append(self._family_scan(fr, axis, scan, self._family[axis], table,
+                                                      values[-1], fr.yaw_grid)[1])
+                else:
+                    profiles.append(score[peaks][:, None])
+            frame_psi = int(np.argmax(sum(np.max(p, axis=0) for p in profiles)))
+            if abs(fr.yaw_grid[frame_psi] - scan[YAW]) <= YAW_RESCAN_RAD:
+                break
+            # The strong walls gave a heading far from the one scanned at: the weak walls'
+            # peaks may have decohered, so scan again at the heading found.
+            scan[YAW] = fr.yaw_grid[frame_psi]
+        return values, profiles, frame_psi
+
+    def _rescan_weak(self, fr: Frame, theta: np.ndarray, table: np.ndarray, strong: int,
+                     value: float, psi: float) -> np.ndarray:
+        """(x, y, psi) candidates of the weak axis with the strong axis at ``value``: that
+        axis' paths fitted and removed, the weak axis scanned again, corners and the known
+        furniture's faces along it included, keeping ``n_rescan`` peaks (``(n, 3)``)."""
+        weak = 1 - strong
+        free = np.array([strong, YAW]) if fr.yaw_free else np.array([strong])
+        start = theta.copy()
+        start[strong] = value
+        start[YAW] = psi
+        known = (self._vertical_only | self._family[strong])[None]
+        fit = self._newton(fr, start[None], known, free, 1, need_info=False)
+        fitted, coef = fit.theta, fit.coef
+        tau, amp = fit.tau, fit.amp
+        explained = (fr.features.baseband
+                     - self.synthesise(fr, tau[0], amp[0], coef[0])).astype(np.complex64)
+        coords, score = self._family_scan(fr, weak, fitted[0],
+                                          self._moves[weak] | self._face_moves[weak],
+                                          explained, traced=bool(self._faces))
+        found = _vertex(score, coords, _peaks(score, coords, self.n_rescan, 0.02))
+        more = np.empty((found.size, 3))
+        more[:, strong] = fitted[0, strong]
+        more[:, weak] = found
+        more[:, 2] = fitted[0, YAW]
+        return more
+
+    def _general_candidates(self, fr: Frame, z: float, kappa: float,
+                            table: np.ndarray) -> np.ndarray:
+        """(x, y, psi) candidates in a plan that is not a shoebox: every wall's score over
+        distance combined over the plan (:meth:`_plan_candidates`), then scans along each
+        axis through the best, at the heading given.
+
+        :return: ``(n, 3)``.
+        """
+        grid = np.arange(0.02, self.room.max_extent_m * (1 + self.speed_tolerance) + 0.05,
+                         2 * self.grid_step_m)
+        walls = self._surface_scores(fr, self._normals[:-2], grid, table)
+        xy = self._plan_candidates(walls, grid, kappa, 2 * self.n_candidates)
+        base = np.array([xy[0][0], xy[0][1], z, kappa, 0.0])
+        scan_x = self._scan_axis(fr, base, 0, table, 3)
+        scan_y = self._scan_axis(fr, base, 1, table, 3)
+        xy = np.vstack([xy] + [[x, base[1]] for x in scan_x]
+                       + [[base[0], y] for y in scan_y]
+                       + [[x, y] for x in scan_x for y in scan_y])
+        return np.column_stack([xy, np.zeros(len(xy))])
+
+    def _height_candidates(self, fr: Frame) -> list[tuple[float, float, float, float]]:
+        """Heights and speed ratios from the floor and ceiling echoes (:meth:`_z_candidates`)
+        by falling score, the second height only when nearly as strong, at most
+        one over a known box's top in addition.
+
+        :raises ValueError: no floor or ceiling echo in the frame.
+        """
+        # Apparent distances of the floor and ceiling for heights in z_range_m.
+        tol = self.speed_tolerance
+        lo, hi = self.z_range_m
+        height = self.room.height_m
+        grid = np.arange(max(min(lo, height - hi) / (1 + tol) - 0.02, 0.01),
+                         max(hi, height - lo) / (1 - tol) + 0.02, self.grid_step_m)
+        vertical = self._surface_scores(fr, self._normals[-2:], grid, fr.table)
+        k = self.n_candidates
+        z_cands = self._z_candidates(vertical[0], vertical[1], grid, k)
+        if not z_cands:
+            raise ValueError('no floor or ceiling echo found in the frame')
+        # A second height is tried only when its floor/ceiling evidence is nearly as strong.
+        z_cands = [zc for zc in z_cands if zc[2] >= z_cands[0][2] - HEIGHT_GAP]
+        # A height over a box's top comes in addition to those over the floor.
+        z_cands = sorted([zc for zc in z_cands if not zc[3]][:self.n_heights]
+                         + [zc for zc in z_cands if zc[3]][:1], key=lambda zc: -zc[2])
+        return z_cands

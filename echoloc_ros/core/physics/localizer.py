@@ -41,7 +41,7 @@ from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor, workin
 from echoloc_ros.core.localization import Fix
 from echoloc_ros.core.physics.candidates import CandidateSearch, distinct
 from echoloc_ros.core.physics.config import (AMBIGUOUS_GAP, CONFIDENT_GAP, DEFAULT_YAW_STD_RAD,
-                                             HEIGHT_GAP, N_THETA, OPTIMIZATION_LEVELS,
+                                             N_THETA, OPTIMIZATION_LEVELS,
                                              RIVAL_MIN_PROBABILITY, YAW, YAW_SPAN_MAX_RAD,
                                              YAW_SPAN_SIGMAS)
 from echoloc_ros.core.physics.covariance import Covariance
@@ -269,17 +269,7 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
         """The candidate poses of one frame, scored and the best few polished: everything
         :meth:`localize` does before it commits to one (same arguments). :meth:`finish` turns
         a proposal and a chosen candidate into an :class:`Estimate`."""
-        if features.n_channels != self.array.n_receivers:
-            raise ValueError(f'features have {features.n_channels} channels, array '
-                             f'{self.array.name!r} has {self.array.n_receivers}')
-        if not np.isfinite(yaw_rad):
-            raise ValueError(f'yaw_rad must be finite, got {yaw_rad}')
-        yaw_std = DEFAULT_YAW_STD_RAD if yaw_std_rad is None else float(yaw_std_rad)
-        if not (np.isfinite(yaw_std) and yaw_std >= 0.0):
-            raise ValueError(f'yaw_std_rad must be finite and >= 0, got {yaw_std_rad}')
-        temperature = self.room.temperature_c if temperature_c is None else temperature_c
-        if not -40.0 <= temperature <= 60.0:
-            raise ValueError(f'temperature_c must be in [-40, 60], got {temperature}')
+        yaw_std, temperature = self._checked(features, yaw_rad, temperature_c, yaw_std_rad)
         working = working_channels(features)
         if not working.all():
             proposal = self.for_receivers(working).propose(
@@ -292,57 +282,14 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
             span = min(YAW_SPAN_SIGMAS * yaw_std, YAW_SPAN_MAX_RAD)
             n_side = int(np.ceil(span / self.yaw_step_rad - 0.25))
             fr.yaw_grid = np.linspace(-span, span, 2 * n_side + 1) if n_side else np.zeros(1)
-        # Apparent distances of the floor and ceiling for heights in z_range_m.
-        tol = self.speed_tolerance
-        lo, hi = self.z_range_m
-        height = self.room.height_m
-        grid = np.arange(max(min(lo, height - hi) / (1 + tol) - 0.02, 0.01),
-                         max(hi, height - lo) / (1 - tol) + 0.02, self.grid_step_m)
-        vertical = self._surface_scores(fr, self._normals[-2:], grid, fr.table)
-        k = self.n_candidates
-        z_cands = self._z_candidates(vertical[0], vertical[1], grid, k)
-        if not z_cands:
-            raise ValueError('no floor or ceiling echo found in the frame')
-        # A second height is tried only when its floor/ceiling evidence is nearly as strong.
-        z_cands = [zc for zc in z_cands if zc[2] >= z_cands[0][2] - HEIGHT_GAP]
-        # A height over a box's top comes in addition to those over the floor.
-        z_cands = sorted([zc for zc in z_cands if not zc[3]][:self.n_heights]
-                         + [zc for zc in z_cands if zc[3]][:1], key=lambda zc: -zc[2])
+        z_cands = self._height_candidates(fr)
         centre = self.room.vertices_m.mean(axis=0)
         candidates = []
         gains = []
         for z, kappa, _, _ in z_cands:
-            # Floor and ceiling paths do not depend on x, y or the heading: fit (z, c) on them
-            # alone, then remove them, since they are the strongest distractors of the wall
-            # scores.
-            fit = self._newton(fr, np.array([[centre[0], centre[1], z, kappa, 0.0]]),
-                               self._vertical_only[None], np.array([2, 3]), 1,
-                               need_info=False)
-            theta, coef = fit.theta[0], fit.coef
-            tau, amp = fit.tau, fit.amp
-            strength = np.sum(amp[0] ** 2 * fr.weights, axis=-1)
-            gains.append(float(np.sum(np.abs(coef[0]) * strength)
-                               / max(np.sum(strength), 1e-300)))
-            cleaned = features.baseband - self.synthesise(fr, tau[0], amp[0], coef[0])
-            # Scans interpolate linearly: the baseband's own rate is enough for them.
-            table = cleaned.astype(np.complex64)
-            z, kappa = float(theta[2]), float(theta[3])
-            if self._shoebox:
-                xy = self._shoebox_candidates(fr, theta, table)
-            else:
-                grid = np.arange(0.02, self.room.max_extent_m * (1 + tol) + 0.05,
-                                 2 * self.grid_step_m)
-                walls = self._surface_scores(fr, self._normals[:-2], grid, table)
-                xy = self._plan_candidates(walls, grid, kappa, 2 * k)
-                base = np.array([xy[0][0], xy[0][1], z, kappa, 0.0])
-                scan_x = self._scan_axis(fr, base, 0, table, 3)
-                scan_y = self._scan_axis(fr, base, 1, table, 3)
-                xy = np.vstack([xy] + [[x, base[1]] for x in scan_x]
-                               + [[base[0], y] for y in scan_y]
-                               + [[x, y] for x in scan_x for y in scan_y])
-                xy = np.column_stack([xy, np.zeros(len(xy))])
-            candidates.append(np.column_stack([xy[:, :2], np.full(len(xy), z),
-                                               np.full(len(xy), kappa), xy[:, 2]]))
+            thetas, gain = self._wall_candidates(fr, features, centre, z, kappa)
+            candidates.append(thetas)
+            gains.append(gain)
         fr.gain = gains[0]
         thetas = np.vstack(candidates)
         thetas = thetas[distinct(thetas, np.array([0.01, 0.01, 0.01, 0.002, 0.01]))]
@@ -361,6 +308,51 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
                         thetas=np.vstack([polished[ranked], thetas[rest]]),
                         scores=np.concatenate([polished_scores[ranked], scores[rest]]),
                         n_polished=len(ranked), working=working)
+
+    def _checked(self, features: EchoFeatures, yaw_rad: float, temperature_c: float | None,
+                 yaw_std_rad: float | None) -> tuple[float, float]:
+        """The heading's standard deviation and the temperature :meth:`propose` works with.
+
+        :raises ValueError: a channel count that is not the array's, a non-finite heading, a
+            negative or non-finite heading std, a temperature outside [-40, 60] degC.
+        """
+        if features.n_channels != self.array.n_receivers:
+            raise ValueError(f'features have {features.n_channels} channels, array '
+                             f'{self.array.name!r} has {self.array.n_receivers}')
+        if not np.isfinite(yaw_rad):
+            raise ValueError(f'yaw_rad must be finite, got {yaw_rad}')
+        yaw_std = DEFAULT_YAW_STD_RAD if yaw_std_rad is None else float(yaw_std_rad)
+        if not (np.isfinite(yaw_std) and yaw_std >= 0.0):
+            raise ValueError(f'yaw_std_rad must be finite and >= 0, got {yaw_std_rad}')
+        temperature = self.room.temperature_c if temperature_c is None else temperature_c
+        if not -40.0 <= temperature <= 60.0:
+            raise ValueError(f'temperature_c must be in [-40, 60], got {temperature}')
+        return yaw_std, temperature
+
+    def _wall_candidates(self, fr: Frame, features: EchoFeatures, centre: np.ndarray, z: float,
+                         kappa: float) -> tuple[np.ndarray, float]:
+        """Candidates ``(n, 5)`` at one height ``z`` and speed ratio ``kappa`` from the floor
+        and ceiling, and the amplitude scale of the predicted echoes fitted on those two."""
+        # Floor and ceiling paths do not depend on x, y or the heading: fit (z, c) on them
+        # alone, then remove them, since they are the strongest distractors of the wall
+        # scores.
+        fit = self._newton(fr, np.array([[centre[0], centre[1], z, kappa, 0.0]]),
+                           self._vertical_only[None], np.array([2, 3]), 1,
+                           need_info=False)
+        theta, coef = fit.theta[0], fit.coef
+        tau, amp = fit.tau, fit.amp
+        strength = np.sum(amp[0] ** 2 * fr.weights, axis=-1)
+        gain = float(np.sum(np.abs(coef[0]) * strength) / max(np.sum(strength), 1e-300))
+        cleaned = features.baseband - self.synthesise(fr, tau[0], amp[0], coef[0])
+        # Scans interpolate linearly: the baseband's own rate is enough for them.
+        table = cleaned.astype(np.complex64)
+        z, kappa = float(theta[2]), float(theta[3])
+        if self._shoebox:
+            xy = self._shoebox_candidates(fr, theta, table)
+        else:
+            xy = self._general_candidates(fr, z, kappa, table)
+        return np.column_stack([xy[:, :2], np.full(len(xy), z), np.full(len(xy), kappa),
+                                xy[:, 2]]), gain
 
     def finish(self, proposal: Proposal, index: int = 0,
                probabilities: np.ndarray | None = None,

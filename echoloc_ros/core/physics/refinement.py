@@ -101,8 +101,7 @@ class Refinement:
             of theta before scaling by the residual), amplitudes, and its paths' delays and
             predicted amplitudes.
         """
-        n_start = theta0.shape[0]
-        f = free.size
+        n_start, f = theta0.shape[0], free.size
         paths = np.flatnonzero(np.any(valid, axis=0))
         tau0, _, keep = self._paths(fr, theta0, paths, valid=valid[:, paths])
         used = np.any(keep, axis=0)
@@ -119,15 +118,12 @@ class Refinement:
         # What the evidence with the amplitude prior, and the caller, need at the best points.
         gram = np.zeros((n_start, n_paths, n_paths), dtype=complex)
         outputs = np.zeros((n_start, n_paths), dtype=complex)
-        tau = np.zeros(tau0.shape)
-        amp = np.zeros(tau0.shape)
+        tau, amp = np.zeros(tau0.shape), np.zeros(tau0.shape)
         lam = np.full(n_start, 1e-3)
         active = np.ones(n_start, dtype=bool)
-        limit = STEP_LIMIT[free]
-        tolerance = STEP_TOLERANCE[free]
+        limit, tolerance = STEP_LIMIT[free], STEP_TOLERANCE[free]
         # The heading prior's curvature on the free psi, if any.
         yaw_info = np.where(free == YAW, fr.yaw_info, 0.0)
-        diagonal = np.arange(f)
         for iteration in range(iterations + 1):
             rows = np.flatnonzero(active)
             if rows.size == 0:
@@ -153,36 +149,58 @@ class Refinement:
             rows = rows[active[rows]]
             if rows.size == 0:
                 break
-            damped = info[rows].copy()
-            damped[:, diagonal, diagonal] += (lam[rows, None] * np.abs(damped[:, diagonal,
-                                                                               diagonal])
-                                              + 1e-300 + yaw_info)
-            rhs = grad[rows] - yaw_info * best_theta[rows, YAW, None]
-            try:
-                step = np.linalg.solve(damped, rhs[..., None])[..., 0]
-                solved = np.ones(rows.size, dtype=bool)
-            except np.linalg.LinAlgError:
-                step = np.zeros(rhs.shape)
-                solved = np.zeros(rows.size, dtype=bool)
-                for r in range(rows.size):
-                    try:
-                        step[r] = np.linalg.solve(damped[r], rhs[r])
-                        solved[r] = True
-                    except np.linalg.LinAlgError:
-                        pass
+            step, solved = _damped_steps(info[rows], grad[rows], lam[rows],
+                                         yaw_info * best_theta[rows, YAW, None], yaw_info)
             step = np.clip(step, -limit, limit)
             moving = solved & ~np.all(np.abs(step) < tolerance, axis=1)
             active[rows[~moving]] = False
             rows, step = rows[moving], step[moving]
             theta[rows] = best_theta[rows]
             theta[rows[:, None], free[None, :]] += step
-        evidence = np.zeros(n_start)
-        fitted = np.isfinite(best_e)
-        if np.any(fitted):
-            evidence[fitted] = (self._with_prior(fr, gram[fitted], outputs[fitted])[0]
-                                + fr.yaw_prior(best_theta[fitted, YAW]))
         full = None
         if need_info:
             full = np.zeros((n_start, N_THETA, N_THETA))
             full[:, free[:, None], free[None, :]] = info
-        return Fit(best_theta, evidence, full, coef, paths, keep, tau, amp)
+        return Fit(best_theta, self._evidence_at(fr, best_theta, best_e, gram, outputs), full,
+                   coef, paths, keep, tau, amp)
+
+    def _evidence_at(self, fr: Frame, theta: np.ndarray, likelihood: np.ndarray,
+                     gram: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+        """Log evidence, with the amplitude and heading priors, of the fits at ``theta``
+        ``(B, 5)`` whose likelihood is finite (0 for the others)."""
+        evidence = np.zeros(len(theta))
+        fitted = np.isfinite(likelihood)
+        if np.any(fitted):
+            evidence[fitted] = (self._with_prior(fr, gram[fitted], outputs[fitted])[0]
+                                + fr.yaw_prior(theta[fitted, YAW]))
+        return evidence
+
+
+def _damped_steps(info: np.ndarray, grad: np.ndarray, lam: np.ndarray, prior_pull: np.ndarray,
+                  yaw_info: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Levenberg-Marquardt steps for a batch: ``(info + lam |diag| + yaw_info) step = grad -
+    prior_pull``, each row solved alone when the batch holds a singular system.
+
+    :param info: information ``(B, f, f)``; ``grad`` ``(B, f)``; ``lam`` damping ``(B,)``.
+    :param prior_pull: the heading prior's gradient at the current point ``(B, f)``.
+    :param yaw_info: the heading prior's curvature on each free parameter ``(f,)``.
+    :return: steps ``(B, f)`` (0 where singular) and which rows were solved ``(B,)``.
+    """
+    diagonal = np.arange(info.shape[-1])
+    damped = info.copy()
+    damped[:, diagonal, diagonal] += (lam[:, None] * np.abs(damped[:, diagonal, diagonal])
+                                      + 1e-300 + yaw_info)
+    rhs = grad - prior_pull
+    try:
+        return (np.linalg.solve(damped, rhs[..., None])[..., 0],
+                np.ones(len(rhs), dtype=bool))
+    except np.linalg.LinAlgError:
+        step = np.zeros(rhs.shape)
+        solved = np.zeros(len(rhs), dtype=bool)
+        for r in range(len(rhs)):
+            try:
+                step[r] = np.linalg.solve(damped[r], rhs[r])
+                solved[r] = True
+            except np.linalg.LinAlgError:
+                pass
+        return step, solved
