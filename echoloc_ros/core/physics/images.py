@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from echoloc_ros.core.geometry import on_surfaces, plane_contains, room_planes
 from echoloc_ros.core.room import any_box_blocks
 
 
@@ -23,22 +24,9 @@ class ImageSources:
     :class:`~echoloc_ros.core.physics.localizer.PhysicsLocalizer`, over its ``room``."""
 
     def _build_surfaces(self) -> list[Surface]:
-        room = self.room
-        surfaces = []
-        a = room.vertices_m
-        b = np.roll(a, -1, axis=0)
-        absorption = room.surface_absorption()
-        for i in range(a.shape[0]):
-            d = b[i] - a[i]
-            normal = np.array([-d[1], d[0], 0.0]) / np.hypot(*d)
-            surfaces.append(Surface(room.wall_names[i], normal, float(normal[:2] @ a[i]),
-                                    float(np.sqrt(1 - absorption[i])), i))
-        k = a.shape[0]
-        surfaces.append(Surface('floor', np.array([0.0, 0.0, 1.0]), 0.0,
-                                float(np.sqrt(1 - absorption[k])), k))
-        surfaces.append(Surface('ceiling', np.array([0.0, 0.0, -1.0]), -room.height_m,
-                                float(np.sqrt(1 - absorption[k + 1])), k + 1))
-        return surfaces
+        absorption = self.room.surface_absorption()
+        return [Surface(p.name, p.normal, p.offset, float(np.sqrt(1 - absorption[p.index])),
+                        p.index) for p in room_planes(self.room)]
 
     def _build_images(self) -> None:
         """Affine maps image = M @ emitter + t for every surface sequence of order 1 and 2."""
@@ -93,14 +81,7 @@ class ImageSources:
         self._room_image = np.array([all(i < n_room for i in seq) for seq in self._sequences])
 
     def _plane_contains(self, index: int, points: np.ndarray) -> np.ndarray:
-        room = self.room
-        k = self._n_walls
-        if index >= k:
-            return room.contains_xy(points[..., :2])
-        a = room.vertices_m[index]
-        b = room.vertices_m[(index + 1) % k]
-        u = (points[..., :2] - a) @ (b - a) / np.sum((b - a) ** 2)
-        return (u >= -1e-6) & (u <= 1 + 1e-6)
+        return plane_contains(self.room, index, points, 1e-6, within_height=False)
 
     def _valid_images(self, emitters: np.ndarray, receivers: np.ndarray,
                       paths: np.ndarray | None = None) -> np.ndarray:
@@ -160,16 +141,5 @@ class ImageSources:
 
     def _traced(self, seq: tuple[int, ...], image: np.ndarray, receiver: np.ndarray) -> bool:
         """Whether the reflection points of a room path lie on its surfaces."""
-        start, target = receiver, image
-        for s_idx in reversed(seq):
-            s = self._surfaces[s_idx]
-            denom = s.normal @ (target - start)
-            if abs(denom) < 1e-12:
-                return False
-            t = (s.offset - s.normal @ start) / denom
-            hit = start + t * (target - start)
-            if not (0.0 <= t <= 1.0 and self._plane_contains(s_idx, hit)):
-                return False
-            start = hit
-            target = target - 2.0 * (s.normal @ target - s.offset) * s.normal
-        return True
+        return on_surfaces(seq, image, receiver, self._normals, self._offsets,
+                           self._plane_contains)

@@ -139,6 +139,7 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
         self._build_images()
         self._n_walls = room.vertices_m.shape[0]
         self._normals = np.array([s.normal for s in self._surfaces])
+        self._offsets = np.array([s.offset for s in self._surfaces])
         # Which images move with x and with y: a shoebox's families separate by axis.
         moves = np.abs(np.eye(3)[None] - self._img_m).sum(axis=1)[:, :2] > 1e-9     # (P, 2)
         room_paths = self._room_image & ~self._vertical_only
