@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Build the container image and check it against this host, printing one JSON line per check:
+#   build     build time and image size; no compilers, CMake, colcon or tests in the image
+#   sim       `run --network host` of the default image (sim backend): poses a subscriber on this
+#             host receives for DURATION_S (>= 20 Hz) with every diagnostic status OK at the end
+#   sigterm   the same container stopped with SIGTERM: seconds to exit (<= 5) and exit status
+#   serial    the serial backend in the container against `echoloc fake-device` on this host,
+#             its pseudo-terminal passed in with --device as a real array's /dev/ttyACM0 would be
+#   total     seconds for the whole script
+# Exit status 1 when a check fails. Takes about 5 minutes from a cold build here (README,
+# Container), too long for every CI run: run it before each release and after a change to the
+# Dockerfile, requirements.txt or the set-up.
+#
+# Usage: scripts/container-check.sh [BUILD_OPTION ...]   e.g. --no-cache for a cold build
+# Environment: ENGINE (podman), IMAGE (localhost/echoloc:check), BASE (the base image; default:
+# localhost/debian-minbase:bookworm where the project's machines make it, else
+# debian:bookworm-slim), DURATION_S (20), ECHOLOC_TEST_DOMAIN_ID (ROS domain of the checks).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start_s=$(date +%s.%N)
+engine=${ENGINE:-podman}
+image=${IMAGE:-localhost/echoloc:check}
+duration_s=${DURATION_S:-20}
+domain=${ECHOLOC_TEST_DOMAIN_ID:-${ROS_DOMAIN_ID:-0}}
+name=echoloc-check-$$
+json() { python -c 'import json, sys; print(json.dumps(json.loads(sys.argv[1])))' "$1"; }
+since() { python -c 'import sys, time; print(round(time.time() - float(sys.argv[1]), 1))' "$1"; }
+
+# On the project's machines plain podman fails; ../shared/containers makes a configuration that
+# works and a local Debian base image (no registry is reachable there).
+if [ "$engine" = podman ] && [ -z "${CONTAINERS_CONF:-}" ] \
+    && [ -f ../shared/containers/base-image.sh ]; then
+  eval "$(bash ../shared/containers/base-image.sh build/containers | tail -1)"
+fi
+if [ -z "${BASE:-}" ]; then
+  BASE=debian:bookworm-slim
+  if "$engine" image exists localhost/debian-minbase:bookworm 2>/dev/null; then
+    BASE=localhost/debian-minbase:bookworm
+  fi
+fi
+
+# The host's venv serves the subscriber and the fake device.
+bash scripts/setup.sh >/dev/null
+# shellcheck disable=SC1091
+source scripts/env.sh
+export ROS_DOMAIN_ID=$domain ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+
+# This host's pip settings (wheel directory, CA bundle) go into the build as pip's own variables,
+# the paths mounted read-only: on this machine the CPU torch lies in the wheel directory.
+pip_setting() {
+  python -m pip config list 2>/dev/null | sed -n -E "s/^[^.]*\.$1='(.*)'$/\1/p" | tail -1
+}
+pip_args=()
+links=$(pip_setting find-links)
+if [ -n "$links" ] && [ -d "$links" ]; then
+  pip_args+=(--build-arg "PIP_FIND_LINKS=$links" --volume "$links:$links:ro")
+fi
+cert=$(pip_setting cert)
+if [ -n "$cert" ] && [ -f "$cert" ]; then
+  pip_args+=(--build-arg PIP_CERT=/run/pip-ca.crt --volume "$cert:/run/pip-ca.crt:ro")
+fi
+
+build_start_s=$(date +%s.%N)
+"$engine" build --network host --build-arg "BASE=$BASE" "${pip_args[@]}" "$@" -t "$image" . \
+  > build/containers/build.log 2>&1 || { tail -20 build/containers/build.log >&2; exit 1; }
+build_s=$(since "$build_start_s")
+size_b=$("$engine" image inspect --format '{{.Size}}' "$image")
+# What must not be in the runtime image.
+leftovers=$("$engine" run --rm --entrypoint sh "$image" -c \
+  'for t in cc gcc g++ cmake make colcon pytest; do command -v $t; done; \
+   ls -d /opt/echoloc/test /opt/echoloc/.venv/lib/python3*/site-packages/pytest 2>/dev/null; \
+   [ "$(id -u)" != 0 ] || echo "runs as root"' || true)
+build_ok=$([ -z "$leftovers" ] && echo true || echo false)
+json "{\"check\": \"build\", \"ok\": $build_ok, \"base\": \"$BASE\", \"build_s\": $build_s,
+       \"image_mb\": $((size_b / 1000000)), \"build_options\": \"$*\",
+       \"leftovers\": $(python -c 'import json, sys; print(json.dumps(sys.argv[1].split()))' \
+                        "$leftovers")}"
+failed=$([ "$build_ok" = true ] && echo 0 || echo 1)
+
+cleanup() {
+  "$engine" rm --force --time 0 "$name" "$name-serial" >/dev/null 2>&1 || true
+  if [ -n "${fake_pid:-}" ]; then kill "$fake_pid" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+# The default image on the host network: the subscriber here must hear it.
+"$engine" run --detach --name "$name" --network host -e "ROS_DOMAIN_ID=$domain" \
+  -e ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST "$image" >/dev/null
+python scripts/container-listen.py --name sim --duration-s "$duration_s" || failed=1
+
+# SIGTERM, as `docker stop` or a service manager sends it.
+stop_start_s=$(date +%s.%N)
+"$engine" kill --signal TERM "$name" >/dev/null
+code=$("$engine" wait "$name")
+stop_s=$(since "$stop_start_s")
+stopped=$("$engine" logs "$name" 2>&1 | grep -o 'stopped {.*}' | tail -1 || true)
+stop_ok=$(python -c 'import sys; print(str(float(sys.argv[1]) <= 5 and sys.argv[2] == "0").lower())' \
+          "$stop_s" "$code")
+json "{\"check\": \"sigterm\", \"ok\": $stop_ok, \"stop_s\": $stop_s, \"exit_status\": $code,
+       \"nodes\": \"${stopped#stopped }\"}"
+[ "$stop_ok" = true ] || failed=1
+"$engine" rm "$name" >/dev/null
+
+# The serial backend: the fake array's pseudo-terminal passed in as the array's device would be,
+# owned like a USB serial device (group dialout, 0660) and reached through that group.
+fifo=build/containers/fake-device.out
+rm -f "$fifo" && mkfifo "$fifo"
+echoloc fake-device --link build/containers/array --position 2.0 1.5 0.3 --yaw 0.0 \
+  > "$fifo" 2>build/containers/fake-device.log &
+fake_pid=$!
+pty=$(python -c 'import json, sys; print(json.loads(sys.stdin.readline())["port"])' < "$fifo")
+chgrp dialout "$pty" && chmod 660 "$pty"
+"$engine" run --detach --name "$name-serial" --network host -e "ROS_DOMAIN_ID=$domain" \
+  -e ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST --device "$pty:/dev/ttyACM0" \
+  --group-add "$(stat -c %g "$pty")" "$image" bringup --set driver.backend=serial \
+  --set localizer.heading_source=fixed --set localizer.fixed_yaw_rad=0.0 >/dev/null
+python scripts/container-listen.py --name serial --duration-s 10 --min-rate-hz 10 \
+  --position 2.0 1.5 0.3 || failed=1
+"$engine" logs "$name-serial" > build/containers/serial.log 2>&1 || true
+
+json "{\"check\": \"total\", \"ok\": $([ "$failed" = 0 ] && echo true || echo false),
+       \"seconds\": $(since "$start_s")}"
+exit "$failed"
