@@ -63,11 +63,15 @@ RUN if ! command -v python3 >/dev/null; then \
 COPY --from=builder /opt/echoloc/.venv /opt/echoloc/.venv
 COPY --from=builder /opt/echoloc/install /opt/echoloc/install
 # What scripts/env.sh sets on a host; the messages' Python path is in the venv (a .pth file).
+# DDS over UDP only: Fast DDS takes a subscriber outside the container (the host, with
+# --network host) for one on the same machine and sends it data by shared memory, which a
+# container's private /dev/shm (or another user's segments) never delivers (README, Container).
 ENV VIRTUAL_ENV=/opt/echoloc/.venv \
     PATH=/opt/echoloc/.venv/bin:$PATH \
     AMENT_PREFIX_PATH=/opt/echoloc/install/echoloc:/opt/echoloc/.venv \
     LD_LIBRARY_PATH=/opt/echoloc/install/echoloc/lib \
     RMW_IMPLEMENTATION=rmw_fastrtps_cpp \
+    FASTDDS_BUILTIN_TRANSPORTS=UDPv4 \
     PYTHONUNBUFFERED=1
 USER echoloc
 WORKDIR /home/echoloc

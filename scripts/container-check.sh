@@ -43,7 +43,9 @@ fi
 bash scripts/setup.sh >/dev/null
 # shellcheck disable=SC1091
 source scripts/env.sh
-export ROS_DOMAIN_ID=$domain ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+# The discovery range stays the default (SUBNET): with LOCALHOST the host and the container did not
+# exchange data here (README, Container); the domain keeps the checks apart.
+export ROS_DOMAIN_ID=$domain ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET
 
 # This host's pip settings (wheel directory, CA bundle) go into the build as pip's own variables,
 # the paths mounted read-only: on this machine the CPU torch lies in the wheel directory.
@@ -78,15 +80,18 @@ json "{\"check\": \"build\", \"ok\": $build_ok, \"base\": \"$BASE\", \"build_s\"
 failed=$([ "$build_ok" = true ] && echo 0 || echo 1)
 
 cleanup() {
-  "$engine" rm --force --time 0 "$name" "$name-serial" >/dev/null 2>&1 || true
+  local c
+  for c in "$name" "$name-serial"; do
+    "$engine" rm --force --time 0 "$c" >/dev/null 2>&1 || true
+  done
   if [ -n "${fake_pid:-}" ]; then kill "$fake_pid" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 
 # The default image on the host network: the subscriber here must hear it.
-"$engine" run --detach --name "$name" --network host -e "ROS_DOMAIN_ID=$domain" \
-  -e ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST "$image" >/dev/null
-python scripts/container-listen.py --name sim --duration-s "$duration_s" || failed=1
+"$engine" run --detach --name "$name" --network host -e "ROS_DOMAIN_ID=$domain" "$image" \
+  >/dev/null
+python scripts/container-listen.py --name sim --duration-s "$duration_s" --settle-s 5 || failed=1
 
 # SIGTERM, as `docker stop` or a service manager sends it.
 stop_start_s=$(date +%s.%N)
@@ -94,24 +99,29 @@ stop_start_s=$(date +%s.%N)
 code=$("$engine" wait "$name")
 stop_s=$(since "$stop_start_s")
 stopped=$("$engine" logs "$name" 2>&1 | grep -o 'stopped {.*}' | tail -1 || true)
-stop_ok=$(python -c 'import sys; print(str(float(sys.argv[1]) <= 5 and sys.argv[2] == "0").lower())' \
-          "$stop_s" "$code")
+stop_ok=false
+if [ "$code" = 0 ] && python -c 'import sys; sys.exit(float(sys.argv[1]) > 5)' "$stop_s"; then
+  stop_ok=true
+fi
 json "{\"check\": \"sigterm\", \"ok\": $stop_ok, \"stop_s\": $stop_s, \"exit_status\": $code,
        \"nodes\": \"${stopped#stopped }\"}"
 [ "$stop_ok" = true ] || failed=1
 "$engine" rm "$name" >/dev/null
 
-# The serial backend: the fake array's pseudo-terminal passed in as the array's device would be,
-# owned like a USB serial device (group dialout, 0660) and reached through that group.
+# The serial backend against the fake array on this host. Its pseudo-terminal is owned like a USB
+# serial device (group dialout, 0660) and reached through that group. A real device goes in with
+# --device; a pty cannot: the node --device makes names the pty of the kernel's first devpts
+# instance, not this host's (open gives EIO), so the pty is bind-mounted and allowed by rule.
 fifo=build/containers/fake-device.out
 rm -f "$fifo" && mkfifo "$fifo"
 echoloc fake-device --link build/containers/array --position 2.0 1.5 0.3 --yaw 0.0 \
   > "$fifo" 2>build/containers/fake-device.log &
 fake_pid=$!
-pty=$(python -c 'import json, sys; print(json.loads(sys.stdin.readline())["port"])' < "$fifo")
+link=$(python -c 'import json, sys; print(json.loads(sys.stdin.readline())["port"])' < "$fifo")
+pty=$(readlink -f "$link")
 chgrp dialout "$pty" && chmod 660 "$pty"
 "$engine" run --detach --name "$name-serial" --network host -e "ROS_DOMAIN_ID=$domain" \
-  -e ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST --device "$pty:/dev/ttyACM0" \
+  --volume "$pty:/dev/ttyACM0" --device-cgroup-rule "c $((16#$(stat -c %t "$pty"))):* rwm" \
   --group-add "$(stat -c %g "$pty")" "$image" bringup --set driver.backend=serial \
   --set localizer.heading_source=fixed --set localizer.fixed_yaw_rad=0.0 >/dev/null
 python scripts/container-listen.py --name serial --duration-s 10 --min-rate-hz 10 \

@@ -1,8 +1,9 @@
 """Subscribe on this host to a graph running elsewhere (a container) and print what arrived.
 
-Waits for the first pose, then counts poses and samples the diagnostics every second for
-``--duration-s``; prints one JSON line: pose rate, error against ground truth (sim) or a known
-position (serial), and each diagnostic status's worst and last level. Exit status 1 when the rate
+Waits for the first pose and ``--settle-s`` more (the nodes' start-up), then counts poses and
+samples the diagnostics every second for ``--duration-s``; prints one JSON line: pose rate, error
+against ground truth (sim) or a known position (serial), and each diagnostic status's worst and
+last level. Exit status 1 when the rate
 is below ``--min-rate-hz`` or a status is not OK at the end. Used by scripts/container-check.sh.
 """
 import argparse
@@ -24,6 +25,8 @@ def main() -> int:
     parser.add_argument('--duration-s', type=float, default=20.0)
     parser.add_argument('--wait-s', type=float, default=120.0,
                         help='give up when no pose arrives within this long')
+    parser.add_argument('--settle-s', type=float, default=0.0,
+                        help='start counting this long after the first pose')
     parser.add_argument('--min-rate-hz', type=float, default=20.0)
     parser.add_argument('--position', type=float, nargs=3, metavar=('X', 'Y', 'Z'),
                         help='where the array is (serial); default: the sim\'s ground truth')
@@ -39,6 +42,7 @@ def main() -> int:
                                   'error': f'no pose within {args.wait_s:g} s'}), flush=True)
                 return 1
             time.sleep(0.2)
+        time.sleep(args.settle_s)
         start_s = time.time()
         while time.time() - start_s < args.duration_s:
             time.sleep(1.0)
@@ -61,7 +65,8 @@ def main() -> int:
     diagnostics_ok = bool(last) and all(level == 0 for level, _ in last.values())
     print(json.dumps({
         'check': args.name, 'ok': rate_hz >= args.min_rate_hz and diagnostics_ok,
-        'duration_s': args.duration_s, 'poses': len(poses), 'rate_hz': round(rate_hz, 2),
+        'settle_s': args.settle_s, 'duration_s': args.duration_s, 'poses': len(poses),
+        'rate_hz': round(rate_hz, 2),
         'median_error_cm': round(100 * float(np.median(errors_m)), 2) if errors_m else None,
         'diagnostics_last': {n: LEVELS[lv] for n, (lv, _) in sorted(last.items())},
         'diagnostics_worst': {n: LEVELS[lv] for n, lv in sorted(worst.items())},
