@@ -18,7 +18,7 @@ RUN apt-get update \
 print(os.path.isfile(sysconfig.get_paths()["include"] + "/Python.h"))' 2>/dev/null || true) \
     && apt-get install -y --no-install-recommends ca-certificates cmake g++ make \
        $([ "$python" = True ] || echo python3 python3-venv python3-dev) \
-    && rm -rf /var/lib/apt/lists/*
+    && apt-get clean && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/echoloc
 # pip's own settings, for every pip call here (setup.sh's too); unset unless given. A CPU torch
 # needs one of them (an index or a wheel directory holding it): without, pip takes the default
@@ -57,7 +57,7 @@ FROM ${BASE} AS runtime
 RUN if ! command -v python3 >/dev/null; then \
       apt-get update \
       && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 \
-      && rm -rf /var/lib/apt/lists/*; \
+      && apt-get clean && rm -rf /var/lib/apt/lists/*; \
     fi \
     && useradd --create-home --groups dialout echoloc
 COPY --from=builder /opt/echoloc/.venv /opt/echoloc/.venv

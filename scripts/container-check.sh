@@ -5,9 +5,11 @@
 #             host receives for DURATION_S (>= 20 Hz) with every diagnostic status OK at the end
 #   sigterm   the same container stopped with SIGTERM: seconds to exit (<= 5) and exit status
 #   serial    the serial backend in the container against `echoloc fake-device` on this host,
-#             its pseudo-terminal passed in with --device as a real array's /dev/ttyACM0 would be
+#             its pseudo-terminal passed in as the array's /dev/ttyACM0: poses near its position
+#   sim_on_host  the same graph and subscriber without a container, for comparison (the rate on
+#             a shared machine follows its load); it does not fail the script
 #   total     seconds for the whole script
-# Exit status 1 when a check fails. Takes about 5 minutes from a cold build here (README,
+# Exit status 1 when a check fails. Takes about 10 minutes from a cold build here (README,
 # Container), too long for every CI run: run it before each release and after a change to the
 # Dockerfile, requirements.txt or the set-up.
 #
@@ -22,7 +24,7 @@ engine=${ENGINE:-podman}
 image=${IMAGE:-localhost/echoloc:check}
 duration_s=${DURATION_S:-20}
 domain=${ECHOLOC_TEST_DOMAIN_ID:-${ROS_DOMAIN_ID:-0}}
-name=echoloc-check-$$
+name=echoloc-check
 json() { python -c 'import json, sys; print(json.dumps(json.loads(sys.argv[1])))' "$1"; }
 since() { python -c 'import sys, time; print(round(time.time() - float(sys.argv[1]), 1))' "$1"; }
 
@@ -39,12 +41,26 @@ if [ -z "${BASE:-}" ]; then
   fi
 fi
 
+# Containers of an earlier, interrupted run would join the checks' ROS domain: remove them first.
+cleanup() {
+  local c
+  for c in "$name" "$name-serial"; do
+    "$engine" rm --force --time 0 "$c" >/dev/null 2>&1 || true
+  done
+  local pid
+  for pid in "${fake_pid:-}" "${host_pid:-}"; do
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
+  done
+}
+trap cleanup EXIT
+cleanup
+
 # The host's venv serves the subscriber and the fake device.
 bash scripts/setup.sh >/dev/null
 # shellcheck disable=SC1091
 source scripts/env.sh
-# The discovery range stays the default (SUBNET): with LOCALHOST the host and the container did not
-# exchange data here (README, Container); the domain keeps the checks apart.
+# The discovery range stays the default (SUBNET): with LOCALHOST the host and the container
+# exchanged no data here (README, Container); the domain keeps the checks apart.
 export ROS_DOMAIN_ID=$domain ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET
 
 # This host's pip settings (wheel directory, CA bundle) go into the build as pip's own variables,
@@ -79,19 +95,12 @@ json "{\"check\": \"build\", \"ok\": $build_ok, \"base\": \"$BASE\", \"build_s\"
                         "$leftovers")}"
 failed=$([ "$build_ok" = true ] && echo 0 || echo 1)
 
-cleanup() {
-  local c
-  for c in "$name" "$name-serial"; do
-    "$engine" rm --force --time 0 "$c" >/dev/null 2>&1 || true
-  done
-  if [ -n "${fake_pid:-}" ]; then kill "$fake_pid" 2>/dev/null || true; fi
-}
-trap cleanup EXIT
 
 # The default image on the host network: the subscriber here must hear it.
 "$engine" run --detach --name "$name" --network host -e "ROS_DOMAIN_ID=$domain" "$image" \
   >/dev/null
-python scripts/container-listen.py --name sim --duration-s "$duration_s" --settle-s 5 || failed=1
+python scripts/container-listen.py --name sim --duration-s "$duration_s" --settle-s 5 \
+  --diagnostics-ok || failed=1
 
 # SIGTERM, as `docker stop` or a service manager sends it.
 stop_start_s=$(date +%s.%N)
@@ -124,9 +133,21 @@ chgrp dialout "$pty" && chmod 660 "$pty"
   --volume "$pty:/dev/ttyACM0" --device-cgroup-rule "c $((16#$(stat -c %t "$pty"))):* rwm" \
   --group-add "$(stat -c %g "$pty")" "$image" bringup --set driver.backend=serial \
   --set localizer.heading_source=fixed --set localizer.fixed_yaw_rad=0.0 >/dev/null
-python scripts/container-listen.py --name serial --duration-s 10 --min-rate-hz 10 \
+python scripts/container-listen.py --name serial --duration-s 10 --settle-s 3 --min-rate-hz 5 \
   --position 2.0 1.5 0.3 || failed=1
 "$engine" logs "$name-serial" > build/containers/serial.log 2>&1 || true
+
+"$engine" rm --force --time 5 "$name-serial" >/dev/null
+kill "$fake_pid" && wait "$fake_pid" || true
+fake_pid=
+
+# The same graph and subscriber without a container, right after: on a shared machine the rate
+# follows the load, and this tells the container's cost from the machine's.
+echoloc bringup > build/containers/host-bringup.log 2>&1 &
+host_pid=$!
+python scripts/container-listen.py --name sim_on_host --duration-s "$duration_s" --settle-s 5 \
+  --diagnostics-ok || true
+kill -TERM "$host_pid" && wait "$host_pid" || true
 
 json "{\"check\": \"total\", \"ok\": $([ "$failed" = 0 ] && echo true || echo false),
        \"seconds\": $(since "$start_s")}"

@@ -3,8 +3,9 @@
 Waits for the first pose and ``--settle-s`` more (the nodes' start-up), then counts poses and
 samples the diagnostics every second for ``--duration-s``; prints one JSON line: pose rate, error
 against ground truth (sim) or a known position (serial), and each diagnostic status's worst and
-last level. Exit status 1 when the rate
-is below ``--min-rate-hz`` or a status is not OK at the end. Used by scripts/container-check.sh.
+last level. Exit status 1 when the rate is below ``--min-rate-hz``, the median error above
+``--max-error-cm`` or, with ``--diagnostics-ok``, a status is not OK at the end. Used by
+scripts/container-check.sh.
 """
 import argparse
 import json
@@ -28,6 +29,9 @@ def main() -> int:
     parser.add_argument('--settle-s', type=float, default=0.0,
                         help='start counting this long after the first pose')
     parser.add_argument('--min-rate-hz', type=float, default=20.0)
+    parser.add_argument('--max-error-cm', type=float, default=5.0)
+    parser.add_argument('--diagnostics-ok', action='store_true',
+                        help='fail unless every diagnostic status is OK at the end')
     parser.add_argument('--position', type=float, nargs=3, metavar=('X', 'Y', 'Z'),
                         help='where the array is (serial); default: the sim\'s ground truth')
     args = parser.parse_args()
@@ -62,16 +66,19 @@ def main() -> int:
     else:
         errors_m = [np.linalg.norm(v[1] - truths[k]) for k, v in poses if k in truths]
     rate_hz = len(poses) / args.duration_s
+    error_cm = 100 * float(np.median(errors_m)) if errors_m else float('inf')
     diagnostics_ok = bool(last) and all(level == 0 for level, _ in last.values())
+    ok = (rate_hz >= args.min_rate_hz and error_cm <= args.max_error_cm
+          and (diagnostics_ok or not args.diagnostics_ok))
     print(json.dumps({
-        'check': args.name, 'ok': rate_hz >= args.min_rate_hz and diagnostics_ok,
-        'settle_s': args.settle_s, 'duration_s': args.duration_s, 'poses': len(poses),
-        'rate_hz': round(rate_hz, 2),
-        'median_error_cm': round(100 * float(np.median(errors_m)), 2) if errors_m else None,
+        'check': args.name, 'ok': ok, 'settle_s': args.settle_s,
+        'duration_s': args.duration_s, 'poses': len(poses), 'rate_hz': round(rate_hz, 2),
+        'median_error_cm': round(error_cm, 2) if errors_m else None,
+        'diagnostics_ok': diagnostics_ok,
         'diagnostics_last': {n: LEVELS[lv] for n, (lv, _) in sorted(last.items())},
         'diagnostics_worst': {n: LEVELS[lv] for n, lv in sorted(worst.items())},
         'not_ok_messages': {n: m for n, (lv, m) in sorted(last.items()) if lv}}), flush=True)
-    return 0 if rate_hz >= args.min_rate_hz and diagnostics_ok else 1
+    return 0 if ok else 1
 
 
 if __name__ == '__main__':
