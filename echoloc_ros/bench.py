@@ -11,7 +11,7 @@ import rclpy
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
-from echoloc_ros.core.evaluation import make_localizer
+from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room
 from echoloc_ros.core.sim_array import SimulatedArray
 from echoloc_ros.core.simulator import Scenario
@@ -34,8 +34,8 @@ def bench_stages(n_frames: int = 100, room: str = 'default_room',
     sim = SimulatedArray(room_cfg, array_cfg, chirp, fs_hz, Scenario(snr_db=20.0, seed=seed),
                          seed=seed)
     processor = EchoProcessor(chirp, fs_hz, array=array_cfg)
-    localizer = make_localizer(method, room_cfg, array_cfg, chirp, fs_hz, processor,
-                               optimization_level)
+    pipeline = make_pipeline(method, room_cfg, array_cfg, chirp, fs_hz, processor,
+                             optimization_level)
     times = {'simulate': [], 'process': [], 'localize': []}
     if method == 'nn':
         times['inference'] = []
@@ -46,15 +46,15 @@ def bench_stages(n_frames: int = 100, room: str = 'default_room',
         t1 = time.perf_counter()
         features = processor.process(frame.samples)
         t2 = time.perf_counter()
-        estimate = localizer.localize(features, frame.measured_yaw_rad,
-                                      room_cfg.temperature_c)
+        fix = pipeline.step(0.04 * i, features, frame.measured_yaw_rad,
+                            temperature_c=room_cfg.temperature_c).fix
         t3 = time.perf_counter()
         times['simulate'].append(t1 - t0)
         times['process'].append(t2 - t1)
         times['localize'].append(t3 - t2)
         if method == 'nn':
-            times['inference'].append(localizer.last_inference_s)
-        errors.append(np.linalg.norm(estimate.position_m - frame.position_m))
+            times['inference'].append(fix.inference_s)
+        errors.append(np.linalg.norm(fix.estimate.position_m - frame.position_m))
     return {'bench': 'stages', 'method': method, 'level': optimization_level,
             'frames': n_frames,
             **{f'{stage}_ms': _percentiles_ms(t) for stage, t in times.items()},

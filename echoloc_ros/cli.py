@@ -218,7 +218,8 @@ def _evaluate_survey(args, room, array, methods) -> int:
 def cmd_ambiguity(args) -> int:
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
-    from echoloc_ros.core.evaluation import ambiguity_bound, rounded
+    from echoloc_ros.core.ambiguity import ambiguity_bound
+    from echoloc_ros.core.evaluation import rounded
     from echoloc_ros.core.room import load_room
     room, array = load_room(args.room), load_array(args.array)
     try:
@@ -324,7 +325,7 @@ def cmd_snapshot(args) -> int:
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
     from echoloc_ros.core.echo_processing import EchoProcessor
-    from echoloc_ros.core.physics_localizer import PhysicsLocalizer
+    from echoloc_ros.core.physics.localizer import PhysicsLocalizer
     from echoloc_ros.core.room import load_room
     from echoloc_ros.core.simulator import EchoSimulator
     from echoloc_ros.render import render_markers_png
