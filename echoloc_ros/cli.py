@@ -152,7 +152,11 @@ def cmd_evaluate(args) -> int:
                      'dead_channel': args.dead_channel, 'clutter': args.clutter,
                      'furniture_shift_m': args.furniture_shift_m,
                      'furniture_known': args.furniture_known,
-                     'heading_noise_deg': args.heading_noise_deg, 'seed': args.seed}
+                     'heading_noise_deg': args.heading_noise_deg, 'seed': args.seed,
+                     'model_error': {k: v for k, v in vars(_model_error(args)).items()
+                                     if v and k != 'seed'},
+                     'model_error_seed': args.model_error_seed, 'max_order': args.max_order,
+                     'calibrate_frames': args.calibrate_frames}
     if args.no_wide_search:
         scenario_json['wide_search'] = False
     for method in methods:
@@ -164,8 +168,16 @@ def cmd_evaluate(args) -> int:
                       wide_search=not args.no_wide_search)
         try:
             result = evaluate_fixes(room, array, Chirp(), scenario, args.n, args.seed,
-                                    details=frames, **common)
-            if args.tracked_frames != 0:
+                                    details=frames, model_error=_model_error(args),
+                                    max_order=args.max_order,
+                                    calibration_frames=args.calibrate_frames, **common)
+            untracked = (scenario_json['model_error'] or args.max_order != 2
+                         or args.calibrate_frames)
+            if untracked and args.tracked_frames:
+                raise SystemExit('echoloc evaluate: the model-error knobs, --max-order and '
+                                 '--calibrate-frames apply to independent frames only; pass '
+                                 f'--tracked-frames 0 (got {args.tracked_frames})')
+            if args.tracked_frames != 0 and not untracked:
                 track = evaluate_tracked(room, array, Chirp(), scenario, args.tracked_frames,
                                          args.seed, details=tracked,
                                          live_survey_s=args.live_survey_s, **common)
@@ -273,11 +285,28 @@ def cmd_metrics(args) -> int:
     return serve_metrics(args.port, args.host)
 
 
-def _scenario(args):
+def _scenario(args, array=None):
+    """The scenario of the arguments; with ``array``, its hardware drawn from the model-error
+    arguments (``evaluate`` draws the hardware and the room itself)."""
     from echoloc_ros.core.simulator import Scenario
+    hardware = None if array is None else _model_error(args).draw_hardware(array)
     return Scenario(snr_db=args.snr_db, temperature_c=args.temperature_c,
                     gain_mismatch_db=args.gain_mismatch_db, dead_channel=args.dead_channel,
-                    n_random_clutter=args.clutter, seed=args.seed)
+                    n_random_clutter=args.clutter, seed=args.seed, hardware=hardware)
+
+
+def _model_error(args):
+    from echoloc_ros.core.model_error import ModelError
+    try:
+        return ModelError(
+            resonance_offset_hz=args.resonance_offset_hz,
+            resonance_spread_hz=args.resonance_spread_hz,
+            bandwidth_range_hz=args.bandwidth_range_hz, gain_db=args.channel_gain_db,
+            delay_s=args.channel_delay_s, receiver_offset_m=args.receiver_offset_m,
+            emitter_offset_m=args.emitter_offset_m, tilt_deg=args.tilt_deg,
+            surface_offset_m=args.surface_offset_m, seed=args.model_error_seed)
+    except ValueError as err:
+        raise SystemExit(f'echoloc: {err}') from None
 
 
 def _add_scenario_args(p) -> None:
@@ -290,6 +319,27 @@ def _add_scenario_args(p) -> None:
     p.add_argument('--clutter', type=int, default=0,
                    help='random panels per frame that the room file does not know')
     p.add_argument('--seed', type=int, default=0)
+    g = p.add_argument_group('model error', 'how the simulated array and room differ from '
+                             'their files (each drawn uniform in +-the value, once per run; '
+                             'the localizer reads the files)')
+    g.add_argument('--resonance-offset-hz', type=float, default=0.0,
+                   help='every transducer\'s resonance off the file, drawn once per array [Hz]')
+    g.add_argument('--resonance-spread-hz', type=float, default=0.0,
+                   help='each transducer\'s resonance further off [Hz]')
+    g.add_argument('--bandwidth-range-hz', type=float, nargs=2, metavar=('LO', 'HI'),
+                   help='the array\'s transducer bandwidth drawn in [LO, HI] [Hz]')
+    g.add_argument('--channel-gain-db', type=float, default=0.0,
+                   help='each channel\'s gain off nominal [dB]')
+    g.add_argument('--channel-delay-s', type=float, default=0.0,
+                   help='each channel\'s extra delay [s]')
+    g.add_argument('--receiver-offset-m', type=float, default=0.0,
+                   help='each receiver coordinate off the array file [m]')
+    g.add_argument('--emitter-offset-m', type=float, default=0.0,
+                   help='each emitter coordinate off the array file [m]')
+    g.add_argument('--tilt-deg', type=float, default=0.0, help='array roll and pitch [deg]')
+    g.add_argument('--surface-offset-m', type=float, default=0.0,
+                   help='each room surface off the room file (evaluate only) [m]')
+    g.add_argument('--model-error-seed', type=int, default=0, help='seed of the draw')
 
 
 def cmd_simulate(args) -> int:
@@ -299,7 +349,8 @@ def cmd_simulate(args) -> int:
     from echoloc_ros.core.chirp import Chirp
     from echoloc_ros.core.room import load_room
     spec = dataset.DatasetSpec(load_room(args.room), load_array(args.array), Chirp(),
-                               _scenario(args), args.n, args.seed, chunk_size=args.chunk_size)
+                               _scenario(args, load_array(args.array)), args.n, args.seed,
+                               chunk_size=args.chunk_size)
     start = _time.perf_counter()
     dataset.generate(spec, args.out, workers=args.workers)
     elapsed = _time.perf_counter() - start
@@ -464,6 +515,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--heading-noise-deg', type=float, default=0.0,
                    help='std of the heading error given to the localizer [deg]')
     p.add_argument('--plot', type=Path, help='write the figures to this PNG')
+    p.add_argument('--max-order', type=int, default=2,
+                   help='highest reflection order simulated')
+    p.add_argument('--calibrate-frames', type=int, default=0,
+                   help='frames the processor calibrates the array on before the scored ones '
+                        '(0: the array file\'s model)')
     p.add_argument('--no-wide-search', action='store_true',
                    help='nn: do not search again, widely, the frames the network doubts')
     _add_scenario_args(p)
@@ -539,6 +595,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--ellipse-scale', type=float, default=20.0,
                    help='draw the ellipsoid this many times larger (it is millimetres)')
     p.add_argument('--seed', type=int, default=0)
+    g = p.add_argument_group('model error', 'how the simulated array and room differ from '
+                             'their files (each drawn uniform in +-the value, once per run; '
+                             'the localizer reads the files)')
+    g.add_argument('--resonance-offset-hz', type=float, default=0.0,
+                   help='every transducer\'s resonance off the file, drawn once per array [Hz]')
+    g.add_argument('--resonance-spread-hz', type=float, default=0.0,
+                   help='each transducer\'s resonance further off [Hz]')
+    g.add_argument('--bandwidth-range-hz', type=float, nargs=2, metavar=('LO', 'HI'),
+                   help='the array\'s transducer bandwidth drawn in [LO, HI] [Hz]')
+    g.add_argument('--channel-gain-db', type=float, default=0.0,
+                   help='each channel\'s gain off nominal [dB]')
+    g.add_argument('--channel-delay-s', type=float, default=0.0,
+                   help='each channel\'s extra delay [s]')
+    g.add_argument('--receiver-offset-m', type=float, default=0.0,
+                   help='each receiver coordinate off the array file [m]')
+    g.add_argument('--emitter-offset-m', type=float, default=0.0,
+                   help='each emitter coordinate off the array file [m]')
+    g.add_argument('--tilt-deg', type=float, default=0.0, help='array roll and pitch [deg]')
+    g.add_argument('--surface-offset-m', type=float, default=0.0,
+                   help='each room surface off the room file (evaluate only) [m]')
+    g.add_argument('--model-error-seed', type=int, default=0, help='seed of the draw')
     p.set_defaults(func=cmd_snapshot)
 
     p = sub.add_parser('fake-device', help='emulate the array on a pseudo-terminal, streaming '
@@ -553,6 +630,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--rate', type=float, default=25.0, help='default frame rate [Hz]')
     p.add_argument('--snr-db', type=float, default=20.0)
     p.add_argument('--seed', type=int, default=0)
+    g = p.add_argument_group('model error', 'how the simulated array and room differ from '
+                             'their files (each drawn uniform in +-the value, once per run; '
+                             'the localizer reads the files)')
+    g.add_argument('--resonance-offset-hz', type=float, default=0.0,
+                   help='every transducer\'s resonance off the file, drawn once per array [Hz]')
+    g.add_argument('--resonance-spread-hz', type=float, default=0.0,
+                   help='each transducer\'s resonance further off [Hz]')
+    g.add_argument('--bandwidth-range-hz', type=float, nargs=2, metavar=('LO', 'HI'),
+                   help='the array\'s transducer bandwidth drawn in [LO, HI] [Hz]')
+    g.add_argument('--channel-gain-db', type=float, default=0.0,
+                   help='each channel\'s gain off nominal [dB]')
+    g.add_argument('--channel-delay-s', type=float, default=0.0,
+                   help='each channel\'s extra delay [s]')
+    g.add_argument('--receiver-offset-m', type=float, default=0.0,
+                   help='each receiver coordinate off the array file [m]')
+    g.add_argument('--emitter-offset-m', type=float, default=0.0,
+                   help='each emitter coordinate off the array file [m]')
+    g.add_argument('--tilt-deg', type=float, default=0.0, help='array roll and pitch [deg]')
+    g.add_argument('--surface-offset-m', type=float, default=0.0,
+                   help='each room surface off the room file (evaluate only) [m]')
+    g.add_argument('--model-error-seed', type=int, default=0, help='seed of the draw')
     p.add_argument('--bit-flip-rate', type=float, default=0.0, help='per byte')
     p.add_argument('--drop-byte-rate', type=float, default=0.0, help='per byte')
     p.add_argument('--stall-at', type=float, help='seconds after start to go silent')

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from scipy import optimize
+from scipy import fft as sfft
+from scipy import optimize, signal
 
 from echoloc_ros.core.acoustics import speed_of_sound_mps
 from echoloc_ros.core.array_geometry import ArrayGeometry, resonator_response
@@ -25,6 +26,11 @@ from echoloc_ros.core.chirp import Chirp
 # The direct arrival lasts the ping plus the transducers' ringing; this margin covers the
 # ringing of a resonator 9 kHz wide (time constant 35 us) to below -50 dB.
 RING_MARGIN_S = 0.4e-3
+# The measured response is taken from this long before to this long after its peak: the
+# transducers' ringing, not the floor echo of an array 0.12 m or more above the floor.
+DIRECT_GATE_S = (0.3e-3, 0.45e-3)
+# Regularisation of the division by the nominal direct arrival, relative to its peak power.
+NOMINAL_FLOOR = 1e-6
 # Regularisation of the equaliser's division, relative to the template's peak power per bin.
 EQUALISER_FLOOR = 1e-3
 # Speed of sound assumed for the direct paths' few centimetres (10 degC off moves them 0.1 um).
@@ -60,26 +66,48 @@ class ArrayCalibration:
         """Number of channels."""
         return self.template.shape[0]
 
-    def equaliser(self, freq_hz: np.ndarray, ping_spectrum: np.ndarray, array: ArrayGeometry,
-                  n_fft: int) -> np.ndarray:
+    def equaliser(self, freq_hz: np.ndarray, chirp: Chirp, array: ArrayGeometry
+                  ) -> np.ndarray:
         """Per-channel filter that maps each channel's measured response onto the array file's
-        nominal one ``(n_channels, n_freq)``: the modelled direct arrival (the ping through two
-        nominal transducers, delayed by the drawn emitter-receiver distance) over the measured
-        one, regularised, with the channels' common gain kept.
+        nominal one ``(n_channels, n_freq)``: nominal over measured, regularised, with the
+        channels' common gain kept.
 
-        :param freq_hz: frequencies of the rfft grid of ``n_fft`` points (a subset), Hz.
-        :param ping_spectrum: the ping's rfft on that grid.
-        :param array: the array file.
-        :param n_fft: length of the rfft grid.
+        :param freq_hz: frequencies (positive), Hz.
         """
-        measured = _spectrum_at(self.template, freq_hz, self.fs_hz)
+        measured = self.response(freq_hz, chirp, array)
         distance = np.linalg.norm(array.receivers_m - array.emitter_m, axis=1)
-        expected = (ping_spectrum * array.transducer_response(freq_hz) ** 2)[None] * np.exp(
+        expected = _band_weight(freq_hz, chirp)[None] * np.exp(
             -2j * np.pi * freq_hz[None] * (distance / DIRECT_C_MPS)[:, None])
         power = np.abs(measured) ** 2
         ratio = np.sqrt(np.sum(power, axis=1) / np.sum(np.abs(expected) ** 2, axis=1))
         floor = EQUALISER_FLOOR * power.max(axis=1, keepdims=True)
         return np.median(ratio) * expected * np.conj(measured) / (power + floor)
+
+    def response(self, freq_hz: np.ndarray, chirp: Chirp, array: ArrayGeometry) -> np.ndarray:
+        """Each channel's direct arrival relative to the nominal one (the ping through two
+        nominal transducers), weighted by a smooth band ``(n_channels, n_freq)``.
+
+        The ratio is a near impulse at the direct path's delay, so it is gated in time
+        (``DIRECT_GATE_S`` around its peak): an echo that arrives at the same time in every
+        frame (the floor, for an array driven at constant height) stays out of it.
+        """
+        n_fft = sfft.next_fast_len(2 * self.template.shape[1])
+        grid = np.fft.rfftfreq(n_fft, 1.0 / self.fs_hz)
+        nominal = np.fft.rfft(chirp.samples(self.fs_hz), n_fft) * array.transducer_response(
+            grid) ** 2
+        inverse = np.conj(nominal) / (np.abs(nominal) ** 2
+                                      + NOMINAL_FLOOR * np.max(np.abs(nominal)) ** 2)
+        impulse = np.fft.irfft(np.fft.rfft(self.template, n_fft, axis=1) * inverse
+                               * _band_weight(grid, chirp), n_fft, axis=1)
+        peak = np.argmax(np.abs(signal.hilbert(impulse, axis=1)), axis=1)
+        lags = np.arange(-int(DIRECT_GATE_S[0] * self.fs_hz), int(DIRECT_GATE_S[1] * self.fs_hz))
+        taper = signal.windows.tukey(lags.size, 0.3)
+        index = peak[:, None] + lags
+        gated = np.take_along_axis(impulse, index % n_fft, axis=1) * taper
+        # Lags past the middle wrap to negative times (a circular deconvolution).
+        t = np.where(index % n_fft >= n_fft // 2, index % n_fft - n_fft, index % n_fft)
+        return np.einsum('nk,nkf->nf', gated,
+                         np.exp(-2j * np.pi * (t / self.fs_hz)[..., None] * freq_hz[None, None]))
 
     def fitted_response(self, chirp: Chirp, array: ArrayGeometry) -> dict[str, np.ndarray]:
         """Effective resonance, bandwidth, delay and gain per channel, fitted to the template as
@@ -139,6 +167,13 @@ class ArrayCalibration:
     def load(cls, path: Path) -> 'ArrayCalibration':
         """Read a file written by :meth:`save`."""
         return cls.from_dict(yaml.safe_load(Path(path).read_text()))
+
+
+def _band_weight(freq_hz: np.ndarray, chirp: Chirp) -> np.ndarray:
+    """A Gaussian over the chirp's band (standard deviation 0.3 of its width): smooth, so the
+    measured response stays compact in time."""
+    sigma = 0.25 * chirp.bandwidth_hz
+    return np.exp(-0.5 * ((freq_hz - chirp.center_hz) / sigma) ** 2)
 
 
 def _spectrum_at(template: np.ndarray, freq_hz: np.ndarray, fs_hz: float) -> np.ndarray:
