@@ -32,7 +32,7 @@ DIRECT_GATE_S = (0.3e-3, 0.45e-3)
 # Regularisation of the division by the nominal direct arrival, relative to its peak power.
 NOMINAL_FLOOR = 1e-6
 # Regularisation of the equaliser's division, relative to the template's peak power per bin.
-EQUALISER_FLOOR = 1e-3
+EQUALISER_FLOOR = 1e-5
 # Speed of sound assumed for the direct paths' few centimetres (10 degC off moves them 0.1 um).
 DIRECT_C_MPS = speed_of_sound_mps(20.0)
 

@@ -451,7 +451,8 @@ class EchoSimulator:
 
     def clean_signals(self, position_m: np.ndarray, yaw_rad: float,
                       temperature_c: float | None = None, gains: np.ndarray | None = None,
-                      extra_boxes: list[Box] | None = None) -> np.ndarray:
+                      extra_boxes: list[Box] | None = None,
+                      hardware: Hardware | None = None) -> np.ndarray:
         """Noise-free received signals in counts, float64 ``(n_channels, n_samples)``.
 
         :param position_m: array position ``(3,)`` in the room frame, m.
@@ -459,13 +460,14 @@ class EchoSimulator:
         :param temperature_c: true air temperature; ``None`` takes the room file's.
         :param gains: receiver gains ``(n,)``; ``None`` takes the array's.
         :param extra_boxes: furniture not in the room file (clutter).
+        :param hardware: the real array (:attr:`Scenario.hardware`); ``None``: the file's.
         """
         position = self._check_pose(position_m, yaw_rad)
         temperature = self.room.temperature_c if temperature_c is None else temperature_c
         gains = self.array.gains if gains is None else np.asarray(gains, dtype=float)
         boxes = list(self.room.furniture) + list(extra_boxes or [])
-        ps, emitter, receivers = self._all_paths(position, yaw_rad, boxes)
-        return self._synthesise(ps, emitter, receivers, temperature, gains)
+        ps, emitter, receivers = self._all_paths(position, yaw_rad, boxes, hardware)
+        return self._synthesise(ps, emitter, receivers, temperature, gains, hardware)
 
     def _synthesise(self, ps: _PathSet, emitter: np.ndarray, receivers: np.ndarray,
                     temperature_c: float, gains: np.ndarray,
