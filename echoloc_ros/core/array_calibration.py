@@ -189,7 +189,8 @@ class DirectPathCalibrator:
     :param window: samples of each frame that hold the direct arrival.
     :param min_frames: frames before the first calibration.
     :param max_frames: the median runs over the latest this many frames.
-    :param every: recompute the median every this many frames.
+    :param every: after the first (at ``min_frames``), recompute the median every this many
+        frames.
     """
 
     def __init__(self, window: int, fs_hz: float, min_frames: int = 24, max_frames: int = 64,
@@ -216,7 +217,8 @@ class DirectPathCalibrator:
         del self._frames[:-self.max_frames]
         self.seen += 1
         self._since += 1
-        if len(self._frames) < self.min_frames or self._since < self.every:
+        first = len(self._frames) == self.min_frames and self._since == self.seen
+        if len(self._frames) < self.min_frames or (self._since < self.every and not first):
             return None
         self._since = 0
         template = np.median(np.stack(self._frames), axis=0)

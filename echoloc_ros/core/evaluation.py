@@ -270,7 +270,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
         array on first (:func:`self_calibrate`); 0: the array file's model.
     :return: :func:`error_metrics` (over the published fixes; a frame whose direct arrival the
         model or calibration does not explain is withheld, ``withheld_rate``) plus
-        ``outside_999`` (share outside their own 99.9 % ellipsoid), ``gross_rate_10cm_ci95`` (:func:`rate_interval`),
+        ``outside_999`` (share outside their own 99.9 % ellipsoid),
+        ``gross_rate_10cm_ci95`` (:func:`rate_interval`),
         ``latency_ms_p50``/``latency_ms_p95`` of the localizer and ``simulate_ms_p50``,
         ``process_ms_p50``, ``n``, ``speed_error_mps_median`` and ``confidence_median``; for
         ``nn`` also ``inference_ms_p50``/``inference_ms_p95`` of the network alone, and the
