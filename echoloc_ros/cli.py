@@ -271,6 +271,48 @@ def cmd_survey(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    """The array calibration measured from a recording's raw frames, written for the next
+    start (echo_processor's ``array_calibration_file``)."""
+    from echoloc_ros import conversions
+    from echoloc_ros.core.array_calibration import DirectPathCalibrator
+    from echoloc_ros.core.array_geometry import load_array
+    from echoloc_ros.core.echo_processing import EchoProcessor
+    from echoloc_ros.recording import read_messages
+    if not args.bag.is_dir():
+        raise SystemExit(f'echoloc calibrate-array: recording {str(args.bag)!r} is not a directory '
+                         '(expected the output of echoloc record with /echoloc/echoes)')
+    try:
+        array = load_array(args.array)
+        calibrator = processor = calibration = None
+        for topic, _, msg in read_messages(args.bag):
+            if topic != args.topic or msg.array_id not in (array.name, ''):
+                continue
+            samples = conversions.echo_frame_samples(msg)
+            if processor is None:
+                processor = EchoProcessor(conversions.echo_frame_chirp(msg), msg.sample_rate_hz,
+                                          array=array)
+                calibrator = DirectPathCalibrator(processor.calibration_window,
+                                                  msg.sample_rate_hz, min_frames=3,
+                                                  max_frames=args.max_frames, every=1)
+            calibration = calibrator.add(samples) or calibration
+            if calibrator.seen >= args.max_frames:
+                break
+        if calibration is None or calibration.n_frames < args.min_frames:
+            raise ValueError(f'{args.bag} holds {calibrator.seen if calibrator else 0} frames '
+                             f'of array {array.name!r} on {args.topic}; need at least '
+                             f'{args.min_frames} (--min-frames)')
+        processor.set_calibration(calibration)
+        fitted = {k: [float(f'{x:.6g}') for x in v] for k, v in
+                  calibration.fitted_response(processor.chirp, array).items()}
+    except ValueError as err:
+        raise SystemExit(f'echoloc calibrate-array: {err}') from None
+    out = calibration.save(args.out, {'array': array.name, 'fitted': fitted})
+    print(json.dumps({'array': array.name, 'out': str(out), 'frames': calibration.n_frames,
+                      'fitted': fitted}), flush=True)
+    return 0
+
+
 def cmd_record(args) -> int:
     from echoloc_ros.recording import record
     if args.out.exists():
@@ -538,6 +580,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--snr-db', type=float, default=20.0, help='echo SNR [dB]')
     p.add_argument('--seed', type=int, default=0, help='seed of poses and noise')
     p.set_defaults(func=cmd_ambiguity)
+
+    p = sub.add_parser('calibrate-array', help='measure the array\'s direct coupling and '
+                       'transducer responses from a recording of raw frames and write the '
+                       'array calibration file (echo_processor array_calibration_file)')
+    p.add_argument('bag', type=Path, help='recording directory (echoloc record) with the '
+                   'raw frames, taken while the array moves (its echoes change, its direct '
+                   'arrival does not)')
+    p.add_argument('--array', default='square_4sensor', help='array name or YAML path')
+    p.add_argument('--out', type=Path, required=True, help='calibration YAML to write')
+    p.add_argument('--topic', default='/echoloc/echoes', help='raw frame topic')
+    p.add_argument('--max-frames', type=int, default=250,
+                   help='frames used at most (10 s at 25 Hz)')
+    p.add_argument('--min-frames', type=int, default=24, help='frames needed at least')
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser('survey', help='bring a room file up to date: place its furniture from '
                        'a recording of the running graph (tracked poses and echo features)')

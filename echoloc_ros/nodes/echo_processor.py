@@ -35,7 +35,7 @@ class EchoProcessorNode(Node):
                                    'diagnostic expects [Hz]', read_only=True, min_value=0.1,
                                    max_value=1000.0)
         self.calibration_file = declare(
-            self, 'array_calibration_file', '', 'array calibration (echoloc calibrate) used '
+            self, 'array_calibration_file', '', 'array calibration (echoloc calibrate-array) used '
             'from the start; empty: calibrate from the frames only', read_only=True)
         self.self_calibrate = declare(
             self, 'self_calibrate', True, 'keep the array calibration current from the frames '
