@@ -280,8 +280,9 @@ def cmd_calibrate(args) -> int:
     from echoloc_ros.core.echo_processing import EchoProcessor
     from echoloc_ros.recording import read_messages
     if not args.bag.is_dir():
-        raise SystemExit(f'echoloc calibrate-array: recording {str(args.bag)!r} is not a directory '
-                         '(expected the output of echoloc record with /echoloc/echoes)')
+        raise SystemExit(f'echoloc calibrate-array: recording {str(args.bag)!r} is not a '
+                         'directory (expected the output of echoloc record with '
+                         '/echoloc/echoes)')
     try:
         array = load_array(args.array)
         calibrator = processor = calibration = None
