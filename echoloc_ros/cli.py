@@ -136,6 +136,12 @@ def cmd_evaluate(args) -> int:
     from echoloc_ros.core.evaluation import evaluate_fixes, evaluate_tracked, rounded
     from echoloc_ros.core.room import load_room
     room, array, scenario = load_room(args.room), load_array(args.array), _scenario(args)
+    if args.room_tolerance_m is not None:
+        from dataclasses import replace
+        try:
+            room = replace(room, tolerance_m=args.room_tolerance_m)
+        except ValueError as err:
+            raise SystemExit(f'echoloc evaluate: {err}') from None
     if args.furniture_known and not (args.furniture_shift_m > 0 and room.furniture):
         raise SystemExit(f'echoloc evaluate: --furniture-known needs --furniture-shift-m > 0 '
                          f'and a room with furniture; got --furniture-shift-m '
@@ -156,6 +162,7 @@ def cmd_evaluate(args) -> int:
                      'model_error': {k: v for k, v in vars(_model_error(args)).items()
                                      if v and k != 'seed'},
                      'model_error_seed': args.model_error_seed, 'max_order': args.max_order,
+                     'room_tolerance_m': room.tolerance_m,
                      'calibrate_frames': args.calibrate_frames}
     if args.no_wide_search:
         scenario_json['wide_search'] = False
@@ -558,6 +565,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--heading-noise-deg', type=float, default=0.0,
                    help='std of the heading error given to the localizer [deg]')
     p.add_argument('--plot', type=Path, help='write the figures to this PNG')
+    p.add_argument('--room-tolerance-m', type=float,
+                   help='the room file\'s tolerance_m as the localizer reads it (default: the '
+                        'file\'s)')
     p.add_argument('--max-order', type=int, default=2,
                    help='highest reflection order simulated')
     p.add_argument('--calibrate-frames', type=int, default=0,
