@@ -7,6 +7,7 @@ array is known), the analytic signal (positive frequencies only), the mix-down b
 the decimation (an inverse FFT over the bins around the carrier).
 """
 
+from collections import OrderedDict
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -25,6 +26,9 @@ DIRECT_RESIDUAL_S = 0.3e-3
 # explained by the array model or calibration: the residual would pass for an echo. Measured:
 # -64..-78 dB with a matching model at 20 dB SNR, -26 dB with transducers 1 kHz off.
 DIRECT_RESIDUAL_LIMIT_DB = -45.0
+# FFT plans kept per processor, one per frame length: a stream has one length; a peer sending
+# every length must not grow memory without bound.
+MAX_PLANS = 2
 
 
 @dataclass
@@ -133,7 +137,7 @@ class EchoProcessor:
                                   output='sos')
         self._ping = chirp.samples(self.fs_hz)
         self.min_samples = 2 * self._ping.size
-        self._plans: dict[int, tuple] = {}
+        self._plans: OrderedDict[int, tuple] = OrderedDict()
         self.calibration: ArrayCalibration | None = None
         self._calibrated_plans: dict[int, tuple] = {}
         self._build_point_response()
@@ -234,7 +238,9 @@ class EchoProcessor:
 
     # --------------------------------------------------------------------------- processing
     def _plan(self, n_samples: int) -> tuple:
-        if n_samples not in self._plans:
+        if n_samples in self._plans:
+            self._plans.move_to_end(n_samples)
+        else:
             d = self.decimation
             n_fft = 2 * d * sfft.next_fast_len(-(-(n_samples + self._ping.size + 256) // (2 * d)))
             freq, weights = self._reference(n_fft)
@@ -248,6 +254,8 @@ class EchoProcessor:
             shift = np.fft.ifftshift(np.arange(m))
             self._plans[n_samples] = (n_fft, weights[bins[shift]], bins[shift], n_bins,
                                       correction)
+            while len(self._plans) > MAX_PLANS:
+                self._plans.popitem(last=False)
         return self._plans[n_samples]
 
     def _calibrated_weights(self, n_samples: int) -> np.ndarray:
@@ -256,6 +264,8 @@ class EchoProcessor:
             n_fft, weights, bins, _, _ = self._plan(n_samples)
             equaliser = self.calibration.equaliser(bins * self.fs_hz / n_fft, self.chirp,
                                                    self.array)
+            if len(self._calibrated_plans) >= MAX_PLANS:
+                self._calibrated_plans.clear()
             self._calibrated_plans[n_samples] = weights[None] * equaliser
         return self._calibrated_plans[n_samples]
 
@@ -270,6 +280,9 @@ class EchoProcessor:
         if not (np.issubdtype(samples.dtype, np.integer)
                 or np.issubdtype(samples.dtype, np.floating)):
             raise ValueError(f'samples must be integer or float, got dtype {samples.dtype}')
+        if self.array is not None and samples.shape[0] != self.array.n_receivers:
+            raise ValueError(f'{samples.shape[0]} channels, but array {self.array.name!r} has '
+                             f'{self.array.n_receivers} receivers')
         if samples.shape[1] < self.min_samples:
             raise ValueError(f'samples has {samples.shape[1]} samples per channel; need at '
                              f'least {self.min_samples} (twice the ping)')

@@ -1,4 +1,5 @@
 """echo_processor: band-pass, matched filter, envelope, time of flight and SNR per channel."""
+import collections
 import re
 import time
 
@@ -10,13 +11,17 @@ from sensor_msgs.msg import Range
 from echoloc.msg import EchoFeatures, EchoFrame
 from echoloc_ros import conversions
 from echoloc_ros.core.acoustics import speed_of_sound_mps
-from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.array_calibration import ArrayCalibration, DirectPathCalibrator
+from echoloc_ros.core.array_geometry import load_named_array
 from echoloc_ros.core.echo_processing import (DIRECT_RESIDUAL_LIMIT_DB, EchoProcessor,
                                               direct_explained)
 from echoloc_ros.diagnostics import (ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam,
                                      Updater)
 from echoloc_ros.nodes.common import declare, limit_threads, run
+
+# Processors kept, one per (array, chirp, sample rate) a frame names: a stream has one; a peer
+# sending 300 chirp variants grew the node by 51 MB when none was let go.
+MAX_PROCESSORS = 2
 
 
 class EchoProcessorNode(Node):
@@ -35,12 +40,13 @@ class EchoProcessorNode(Node):
                                    'diagnostic expects [Hz]', read_only=True, min_value=0.1,
                                    max_value=1000.0)
         self.calibration_file = declare(
-            self, 'array_calibration_file', '', 'array calibration (echoloc calibrate-array) used '
-            'from the start; empty: calibrate from the frames only', read_only=True)
+            self, 'array_calibration_file', '', 'array calibration (echoloc calibrate-array) '
+            'used from the start; empty: calibrate from the frames only', read_only=True)
         self.self_calibrate = declare(
             self, 'self_calibrate', True, 'keep the array calibration current from the frames '
             '(the direct arrival is the same in every frame)', read_only=True)
-        self.processors: dict[tuple, EchoProcessor] = {}
+        self.processors: collections.OrderedDict[tuple, EchoProcessor] = \
+            collections.OrderedDict()
         self.calibrators: dict[int, DirectPathCalibrator] = {}
         self.fitted: dict[int, dict] = {}
         self.withheld = 0
@@ -79,21 +85,27 @@ class EchoProcessorNode(Node):
         """
         key = (frame.array_id, frame.chirp_kind, frame.chirp_f0_hz, frame.chirp_f1_hz,
                frame.chirp_duration_s, frame.chirp_window, frame.sample_rate_hz)
-        if key not in self.processors:
-            array = load_array(frame.array_id)  # ValueError names an unknown array_id
-            processor = EchoProcessor(conversions.echo_frame_chirp(frame), frame.sample_rate_hz,
-                                      decimation=self.decimation, array=array)
-            if self.calibration_file:
-                # A file that does not fit this array is named and the frames calibrate anew.
-                try:
-                    processor.set_calibration(ArrayCalibration.load(self.calibration_file))
-                except (OSError, ValueError) as exc:
-                    self.get_logger().error(f'array_calibration_file '
-                                            f'{self.calibration_file!r} not used: {exc}')
-            self.processors[key] = processor
-            # The first calibration after 24 frames (1 s at 25 Hz), then one every 64 frames.
-            self.calibrators[id(processor)] = DirectPathCalibrator(processor.calibration_window,
-                                                         frame.sample_rate_hz, every=64)
+        if key in self.processors:
+            self.processors.move_to_end(key)
+            return self.processors[key]
+        # A name from config/arrays, never a path: ValueError names a bad or unknown array_id.
+        array = load_named_array(frame.array_id)
+        processor = EchoProcessor(conversions.echo_frame_chirp(frame), frame.sample_rate_hz,
+                                  decimation=self.decimation, array=array)
+        if self.calibration_file:
+            # A file that does not fit this array is named and the frames calibrate anew.
+            try:
+                processor.set_calibration(ArrayCalibration.load(self.calibration_file))
+            except (OSError, ValueError) as exc:
+                self.get_logger().error(f'array_calibration_file {self.calibration_file!r} '
+                                        f'not used: {exc}')
+        self.processors[key] = processor
+        # The first calibration after 24 frames (1 s at 25 Hz), then one every 64 frames.
+        self.calibrators[id(processor)] = DirectPathCalibrator(processor.calibration_window,
+                                                               frame.sample_rate_hz, every=64)
+        while len(self.processors) > MAX_PROCESSORS:
+            _, dropped = self.processors.popitem(last=False)
+            del self.calibrators[id(dropped)]
         return self.processors[key]
 
     def on_frame(self, frame: EchoFrame) -> None:
