@@ -100,14 +100,18 @@ class ArrayCalibration:
         impulse = np.fft.irfft(np.fft.rfft(self.template, n_fft, axis=1) * inverse
                                * _band_weight(grid, chirp), n_fft, axis=1)
         peak = np.argmax(np.abs(signal.hilbert(impulse, axis=1)), axis=1)
-        lags = np.arange(-int(DIRECT_GATE_S[0] * self.fs_hz), int(DIRECT_GATE_S[1] * self.fs_hz))
-        taper = signal.windows.tukey(lags.size, 0.3)
-        index = peak[:, None] + lags
-        gated = np.take_along_axis(impulse, index % n_fft, axis=1) * taper
+        before, after = (int(g * self.fs_hz) for g in DIRECT_GATE_S)
+        taper = signal.windows.tukey(before + after, 0.3)
+        # One window of lags for all channels (their direct paths differ by a few samples), so
+        # the Fourier kernel is computed once.
+        lags = np.arange(peak.min() - before, peak.max() + after)
+        gate = np.zeros((self.n_channels, lags.size))
+        for i, p in enumerate(peak):
+            gate[i, p - lags[0] - before:p - lags[0] + after] = taper
+        gated = impulse[:, lags % n_fft] * gate
         # Lags past the middle wrap to negative times (a circular deconvolution).
-        t = np.where(index % n_fft >= n_fft // 2, index % n_fft - n_fft, index % n_fft)
-        return np.einsum('nk,nkf->nf', gated,
-                         np.exp(-2j * np.pi * (t / self.fs_hz)[..., None] * freq_hz[None, None]))
+        t = np.where(lags % n_fft >= n_fft // 2, lags % n_fft - n_fft, lags % n_fft)
+        return gated @ np.exp(-2j * np.pi * (t / self.fs_hz)[:, None] * freq_hz[None])
 
     def fitted_response(self, chirp: Chirp, array: ArrayGeometry) -> dict[str, np.ndarray]:
         """Effective resonance, bandwidth, delay and gain per channel, fitted to the template as
