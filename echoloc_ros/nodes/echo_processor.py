@@ -100,9 +100,10 @@ class EchoProcessorNode(Node):
                 self.get_logger().error(f'array_calibration_file {self.calibration_file!r} '
                                         f'not used: {exc}')
         self.processors[key] = processor
-        # The first calibration after 24 frames (1 s at 25 Hz), then one every 64 frames.
+        # The first calibration after 24 frames (1 s at 25 Hz), then one every 250 frames (10 s:
+        # each costs ~50 ms of CPU, the transducers drift over minutes).
         self.calibrators[id(processor)] = DirectPathCalibrator(processor.calibration_window,
-                                                               frame.sample_rate_hz, every=64)
+                                                               frame.sample_rate_hz, every=250)
         while len(self.processors) > MAX_PROCESSORS:
             _, dropped = self.processors.popitem(last=False)
             del self.calibrators[id(dropped)]
