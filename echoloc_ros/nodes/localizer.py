@@ -179,9 +179,13 @@ class LocalizerNode(Node):
             self.create_subscription(String, 'echoloc/room', self.on_room, QoSProfile(
                 depth=1, reliability=ReliabilityPolicy.RELIABLE,
                 durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        # Depth 5 rides out a slow frame (~200 ms at 25 Hz) instead of dropping the next.
+        # Depth 1: while a frame is being localized, a newer one replaces any older one
+        # waiting, so the next pose is always of the newest frame (an overtaken frame is
+        # dropped, and counted by the gap in seq, rather than localized late).
         self.create_subscription(EchoFeatures, 'echoloc/features', self.on_features,
-                                 QoSProfile(depth=5))
+                                 QoSProfile(depth=1))
+        self.last_seq: int | None = None
+        self.frames_dropped = 0
         # Features whose heading has not arrived yet, with their arrival time: like a message
         # filter, each frame waits (up to heading_tolerance_s) for the heading at its stamp.
         self.waiting: collections.deque = collections.deque()
@@ -218,6 +222,11 @@ class LocalizerNode(Node):
 
     def on_features(self, msg: EchoFeatures) -> None:
         self.frames_in += 1
+        # Frames overtaken here or upstream leave a gap in seq (a seq that goes back is a
+        # restarted driver, not a gap).
+        if self.last_seq is not None and msg.seq > self.last_seq:
+            self.frames_dropped += msg.seq - self.last_seq - 1
+        self.last_seq = msg.seq
         t_s = conversions.stamp_to_s(msg.header.stamp)
         if self.heading_source == 'imu' and (self.waiting or t_s > self.headings.latest_s()):
             self.waiting.append((time.monotonic(), msg))
@@ -322,6 +331,7 @@ class LocalizerNode(Node):
         else:
             stat.summary(OK, f'using {self.model_info}')
         stat.add('method in use', self.active_method)
+        stat.add('device', self.pipeline.device)
         counts = self.pipeline.counts
         stat.add('network inference (ms)', f'{1e3 * self.last_inference_s:.2f}')
         stat.add('frames searched widely', counts.wide_searches)
@@ -348,6 +358,7 @@ class LocalizerNode(Node):
         stat.add('method', self.active_method)
         stat.add('frames', self.frames_in)
         stat.add('frames failed', self.frames_failed)
+        stat.add('frames dropped (overtaken)', self.frames_dropped)
         stat.add('frames without heading', self.no_heading)
         stat.add('estimates gated by tracker', self.pipeline.counts.gated)
         stat.add('room updates taken', self.rooms_taken)
