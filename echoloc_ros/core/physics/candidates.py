@@ -11,9 +11,12 @@ def _peaks(score: np.ndarray, grid: np.ndarray, k: int, separation: float) -> np
     interior = np.flatnonzero((score[1:-1] >= score[:-2]) & (score[1:-1] >= score[2:])) + 1
     order = interior[np.argsort(score[interior])[::-1]]
     chosen: list[int] = []
-    for i in order:
-        if all(abs(grid[i] - grid[j]) >= separation for j in chosen):
-            chosen.append(int(i))
+    taken: list[float] = []
+    # Python floats: hundreds of peaks are compared per scan, and numpy scalars cost ten times.
+    for i, g in zip(order.tolist(), grid[order].tolist()):
+        if all(abs(g - t) >= separation for t in taken):
+            chosen.append(i)
+            taken.append(g)
             if len(chosen) == k:
                 break
     return np.array(chosen, dtype=int)
@@ -32,9 +35,11 @@ def _vertex(score: np.ndarray, grid: np.ndarray, peaks: np.ndarray) -> np.ndarra
 def distinct(points: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
     """Indices of the rows of ``points`` (in order) not within ``tolerance`` of an earlier kept
     row, per column."""
+    # Which pairs differ by more than the tolerance somewhere, all at once.
+    apart = np.any(np.abs(points[:, None] - points[None]) > tolerance, axis=-1).tolist()
     kept: list[int] = []
-    for i in range(points.shape[0]):
-        if not kept or np.all(np.any(np.abs(points[kept] - points[i]) > tolerance, axis=1)):
+    for i, row in enumerate(apart):
+        if all(row[j] for j in kept):
             kept.append(i)
     return np.array(kept, dtype=int)
 
