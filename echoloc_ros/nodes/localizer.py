@@ -19,16 +19,15 @@ from echoloc_ros.core.localization import Localizer
 from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room, room_from_yaml
 from echoloc_ros.core.tracker import PoseTracker
-from echoloc_ros.diagnostics import (ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam,
-                                     Updater)
+from echoloc_ros.diagnostics import FrequencyStatus, FrequencyStatusParam, Updater
 from echoloc_ros.nodes.common import (declare, declare_chirp, limit_threads,
                                        reject_bad_choices, run)
+from echoloc_ros.nodes.localizer_status import (LocalizerState, localization_status,
+                                                model_status)
 
 METHODS = ('physics', 'nn')
 DEVICES = ('cpu', 'cuda')
 HEADING_SOURCES = ('imu', 'fixed')
-# The Localization diagnostic warns when the published track has taken no fix for this long.
-COASTING_WARN_S = 1.0
 
 
 class HeadingBuffer:
@@ -325,54 +324,26 @@ class LocalizerNode(Node):
             self.marker_pub.publish(markers.marker_array(markers.room_markers(
                 self.room, self.map_frame, self.get_clock().now().to_msg())))
 
+    def status_state(self, latency_ms: list[float] | None = None) -> LocalizerState:
+        """What the diagnostics read now, with ``latency_ms`` (none if not given)."""
+        return LocalizerState(
+            method=self.active_method, counts=self.pipeline.counts,
+            tracker=self.tracker if self.tracking else None, latency_ms=latency_ms or [],
+            target_latency_ms=self.target_latency_ms, frames_in=self.frames_in,
+            frames_failed=self.frames_failed, no_heading=self.no_heading,
+            frames_dropped=self.frames_dropped,
+            rooms_taken=self.rooms_taken, last_error=self.last_error,
+            room_error=self.room_error, last_estimate=self.last_estimate,
+            model_info=self.model_info, model_error=self.model_error,
+            last_inference_s=self.last_inference_s, device=self.pipeline.device)
+
     def model_status(self, stat):
-        if self.model_error:
-            stat.summary(ERROR, self.model_error)
-        else:
-            stat.summary(OK, f'using {self.model_info}')
-        stat.add('method in use', self.active_method)
-        stat.add('device', self.pipeline.device)
-        counts = self.pipeline.counts
-        stat.add('network inference (ms)', f'{1e3 * self.last_inference_s:.2f}')
-        stat.add('frames searched widely', counts.wide_searches)
-        stat.add('wide searches kept', counts.wide_kept)
-        stat.add('doubted frames not searched (wide_search_max_hz)', counts.wide_skipped)
-        return stat
+        return model_status(stat, self.status_state())
 
     def localization_status(self, stat):
+        # Each report reads the latencies of the frames since the last one.
         latency, self.latency_ms = self.latency_ms, []
-        p95 = float(np.percentile(latency, 95)) if latency else 0.0
-        if self.last_estimate is None:
-            stat.summary(ERROR if self.frames_failed else WARN,
-                         self.last_error or 'no pose yet')
-        elif p95 > self.target_latency_ms:
-            stat.summary(WARN, f'latency p95 {p95:.1f} ms above target '
-                         f'{self.target_latency_ms:g} ms')
-        elif self.room_error:
-            stat.summary(WARN, self.room_error)
-        elif self.tracking and self.tracker.coasting_s > COASTING_WARN_S:
-            stat.summary(WARN, f'pose coasting: no fix has agreed with the track for '
-                         f'{self.tracker.coasting_s:.1f} s')
-        else:
-            stat.summary(OK, f'localizing ({self.active_method})')
-        stat.add('method', self.active_method)
-        stat.add('frames', self.frames_in)
-        stat.add('frames failed', self.frames_failed)
-        stat.add('frames dropped (overtaken)', self.frames_dropped)
-        stat.add('frames without heading', self.no_heading)
-        stat.add('estimates gated by tracker', self.pipeline.counts.gated)
-        stat.add('room updates taken', self.rooms_taken)
-        if self.tracking:
-            stat.add('tracks held', self.tracker.n_tracks)
-            stat.add('track switches', self.tracker.switches)
-            stat.add('coasting (s)', f'{self.tracker.coasting_s:.2f}')
-        if latency:
-            stat.add('latency p50 (ms)', f'{np.percentile(latency, 50):.2f}')
-            stat.add('latency p95 (ms)', f'{p95:.2f}')
-        if self.last_estimate is not None:
-            stat.add('confidence', f'{self.last_estimate.confidence:.2f}')
-            stat.add('speed of sound (m/s)', f'{self.last_estimate.speed_of_sound_mps:.2f}')
-        return stat
+        return localization_status(stat, self.status_state(latency))
 
 
 def main(args=None) -> int:
