@@ -12,6 +12,7 @@ from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.paths import default_model_path
 from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room
+from ros_testing import wait_for
 
 
 def test_cpu_time_of_a_process_counts_its_work_not_its_sleep():
@@ -29,15 +30,14 @@ def test_cpu_time_of_a_process_counts_its_work_not_its_sleep():
 def test_contention_processes_each_keep_a_core_busy_until_stopped():
     busy = bench._spinners(2)
     try:
-        time.sleep(0.5)
-        used = [bench._cpu_s(p.pid) for p in busy]
+        # However busy the machine, each spinner keeps using CPU while it runs.
+        assert wait_for(lambda: all(bench._cpu_s(p.pid) >= 0.2 for p in busy), timeout_s=30.0)
+        assert all(p.poll() is None for p in busy)
     finally:
         for p in busy:
             p.terminate()
         for p in busy:
             p.wait(timeout=5.0)
-    # Two cores shared with others: each spinner gets a good part of one.
-    assert all(u > 0.05 for u in used), used
     assert all(p.returncode is not None for p in busy)
 
 
