@@ -85,8 +85,9 @@ class CandidateSearch:
         index = np.flatnonzero(paths)
         tau, amp, _ = self._paths(fr, thetas, index, np.ones(index.size, dtype=bool))
         weighted = amp * fr.weights
-        z = sample(fr, tau, table, smooth=False)
-        inside = np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1)
+        heard = (tau > fr.t_min) & (tau < fr.t_max)
+        z = sample(fr, tau, table, smooth=False, inside=heard)
+        inside = np.all(heard, axis=-1)
         power = np.abs(np.sum(weighted * z, axis=-1)) ** 2 / np.maximum(
             np.sum(weighted * amp, axis=-1), 1e-300)
         return np.sum(np.where(inside, np.log1p(power), 0.0), axis=-1)
@@ -129,10 +130,11 @@ class CandidateSearch:
         a2 = np.sum(v ** 2, axis=-1)[:, None]
         c = coords[:, None, None, None]
         tau = np.sqrt(a0 + a1 * c + a2 * c ** 2) / (fr.c0 * theta[3])          # (G, J, P, n)
-        z_out = sample(fr, tau, table, smooth=False)
+        heard = (tau > fr.t_min) & (tau < fr.t_max)
+        z_out = sample(fr, tau, table, smooth=False, inside=heard)
         weights = (fr.weights / np.sum(fr.weights)).astype(np.float32)
         power = np.abs(z_out @ weights) ** 2 * np.sum(fr.weights)
-        inside = np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1)
+        inside = np.all(heard, axis=-1)
         if exists is not None:
             inside &= exists[:, None]
         score = np.sum(np.where(inside, np.log1p(power), 0.0), axis=-1)
@@ -156,13 +158,12 @@ class CandidateSearch:
         # whose top is below the array, its top face (the floor's echo hidden by the box).
         cands = [(z, kappa, 0.0) for z, kappa in cands]
         cands += [(top + grid[i], 1.0, top) for top in self._box_tops for i in f_pk]
-        scored = []
-        for z, kappa, below in cands:
-            if not self.z_range_m[0] <= z <= self.z_range_m[1]:
-                continue
-            s = (np.interp((z - below) / kappa, grid, floor, left=0, right=0)
-                 + np.interp((height - z) / kappa, grid, ceiling, left=0, right=0))
-            scored.append((z, kappa, float(s), below))
+        z, kappa, below = np.array(cands, dtype=float).reshape(-1, 3).T
+        inside = (self.z_range_m[0] <= z) & (z <= self.z_range_m[1])
+        z, kappa, below = z[inside], kappa[inside], below[inside]
+        s = (np.interp((z - below) / kappa, grid, floor, left=0, right=0)
+             + np.interp((height - z) / kappa, grid, ceiling, left=0, right=0))
+        scored = list(zip(z.tolist(), kappa.tolist(), s.tolist(), below.tolist()))
         scored.sort(key=lambda c: -c[2])
         chosen: list[tuple[float, float, float, float]] = []
         for cand in scored:
