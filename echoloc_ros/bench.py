@@ -109,6 +109,16 @@ def _diagnostic_value(status, key: str) -> str | None:
     return None
 
 
+def _localizer_dropped(listener: GraphListener) -> int | None:
+    """The localizer's count of dropped frames in its last Localization diagnostic (sent
+    every second)."""
+    with listener.lock:
+        status = next((v for k, v in listener.heard.diagnostics.items()
+                       if k.endswith('Localization')), None)
+    value = _diagnostic_value(status, 'frames dropped (overtaken)')
+    return None if value is None else int(value)
+
+
 def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
                 startup_timeout_s: float = 30.0, method: str = 'physics', contention: int = 0,
                 device: str = 'cpu', room: str | None = None) -> dict:
@@ -119,6 +129,11 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
         once the graph localizes, stopped at the end) while the graph is measured.
     :param device: the localizer's ``device`` parameter (where the nn runs).
     :param room: the room of every node (``None``: the parameter file's).
+
+    ``cpu_ms_per_frame`` divides each node's CPU time by the frames the driver published in
+    the window; ``localizer_cpu_ms_per_pose`` divides the localizer's by the poses it
+    published (fewer when frames are dropped). ``frames_dropped_by_localizer``: the growth of
+    the count in its Localization diagnostic (sent every second) over the window.
 
     Latencies: ``frame_to_pose_ms`` from the raw frame's arrival at this listener to its pose's
     (so without the echo window, which a real array spends before it sends the frame; the
@@ -152,6 +167,7 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
             # Let the spinners and the graph settle before measuring.
             time.sleep(2.0 if contention else 0.0)
             pids = graph.pids()
+            dropped_start = _localizer_dropped(listener)
             cpu_start = {name: _cpu_s(pid) for name, pid in pids.items()}
             start = time.time()
             time.sleep(duration_s)
@@ -168,10 +184,9 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
                                  for k in frames if k in poses)
                 stamp_latency = [v[0] - (k[0] + 1e-9 * k[1]) for k, v in poses.items()]
                 seqs = sorted(v[1] for v in frames.values())
-                status = next((v for k, v in heard.diagnostics.items()
-                               if k.endswith('Localization')), None)
                 model = next((v for k, v in heard.diagnostics.items()
                               if k.endswith('Neural model')), None)
+            dropped_end = _localizer_dropped(listener)
         errors = listener.errors_m(since_s=start)
     finally:
         for p in busy:
@@ -186,7 +201,8 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
     last = [d for t, d in matched if t >= end - 10.0]
     growth = (round(1e3 * float(np.median(last) - np.median(first)), 3)
               if first and last and duration_s >= 20.0 else None)
-    dropped = _diagnostic_value(status, 'frames dropped (overtaken)')
+    dropped = (dropped_end - dropped_start if dropped_end is not None
+               and dropped_start is not None else None)
     cpu_ms = {name: round(1e3 * (cpu_end[name] - cpu_start[name]) / published, 3)
               if published and cpu_end[name] is not None and cpu_start[name] is not None
               else None for name in pids}
@@ -197,12 +213,16 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
         'pose_rate_hz': round(len(poses) / (end - start), 2),
         'frame_rate_hz': round(len(frames) / (end - start), 2),
         'cpu_ms_per_frame': cpu_ms,
+        'localizer_cpu_ms_per_pose': (
+            round(1e3 * (cpu_end['localizer'] - cpu_start['localizer']) / len(poses), 3)
+            if poses and cpu_end.get('localizer') is not None
+            and cpu_start.get('localizer') is not None else None),
         'frame_to_pose_ms': _percentiles_ms(latency) if latency else None,
         'stamp_to_pose_ms': _percentiles_ms(stamp_latency) if stamp_latency else None,
         'latency_growth_ms': growth,
         'frames_published': published,
         'frames_without_pose': len(frames) - len(matched),
-        'frames_dropped_by_localizer': None if dropped is None else int(dropped),
+        'frames_dropped_by_localizer': dropped,
         'frames_lost_before_listener': published - len(frames),
         'median_error_cm': round(100 * float(np.median(errors)), 3) if len(errors) else None,
         'peak_rss_mb': rss,
