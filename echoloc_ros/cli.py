@@ -219,7 +219,8 @@ def _evaluate_survey(args, room, array, methods) -> int:
 def cmd_ambiguity(args) -> int:
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
-    from echoloc_ros.core.evaluation import ambiguity_bound, rounded
+    from echoloc_ros.core.ambiguity import ambiguity_bound
+    from echoloc_ros.core.evaluation import rounded
     from echoloc_ros.core.room import load_room
     room, array = load_room(args.room), load_array(args.array)
     try:
