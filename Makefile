@@ -22,7 +22,7 @@ test: setup
 		--cov-fail-under=$(CORE_COVERAGE_MIN) test
 
 test-fast: setup
-	@$(ENV) && python -m pytest -q -m 'unit and not slow' test
+	@$(ENV) && python -m pytest -q -m 'unit and not long and not slow' test
 
 bench: setup
 	@$(ENV) && echoloc bench

@@ -21,7 +21,7 @@ from echoloc_ros.recording import BagWriter, posed_frames
 
 FS_HZ = 250e3
 # Each test runs echoloc survey over a simulated drive in a subprocess.
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.long
 
 
 def write_recording(path, room, world, n_uncertain=3, n_bad=2):

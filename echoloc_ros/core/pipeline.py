@@ -32,6 +32,8 @@ class FrameResult:
         heading given, rad.
     :ivar yaw_variance_rad2: its variance, rad^2.
     :ivar accepted: the tracker took the fix (always, without a tracker).
+    :ivar vouched: a confirmed track vouches for the pose (always, without a tracker); the
+        node publishes only vouched poses.
     :ivar tracker_restarted: the frame was stamped before the last one, and the tracker was
         restarted for it (a recording played again, a clock reset).
     :ivar wide_skipped: the localizer doubted the frame and has a wide search, but the caller
@@ -44,6 +46,7 @@ class FrameResult:
     yaw_rad: float
     yaw_variance_rad2: float
     accepted: bool
+    vouched: bool = True
     tracker_restarted: bool = False
     wide_skipped: bool = False
 
@@ -54,6 +57,7 @@ class PipelineCounts:
 
     :ivar frames: frames localized.
     :ivar gated: fixes the tracker refused.
+    :ivar unvouched: poses no confirmed track vouched for (:attr:`FrameResult.vouched`).
     :ivar wide_searches: frames searched widely.
     :ivar wide_kept: of those, frames fixed from the wide search's candidates.
     :ivar wide_skipped: doubted frames not searched widely (the caller's budget).
@@ -61,6 +65,7 @@ class PipelineCounts:
 
     frames: int = 0
     gated: int = 0
+    unvouched: int = 0
     wide_searches: int = 0
     wide_kept: int = 0
     wide_skipped: int = 0
@@ -118,6 +123,7 @@ class Pipeline:
         counts.wide_skipped += skipped
         position, covariance, accepted, restarted = (estimate.position_m,
                                                      estimate.covariance_m2, True, False)
+        vouched = True
         if self.tracker is not None:
             last = self.tracker.last_t_s
             restarted = last is not None and t_s < last
@@ -125,14 +131,16 @@ class Pipeline:
                 self.tracker.reset()
             position, covariance, accepted = self.tracker.update_estimate(t_s, estimate)
             counts.gated += not accepted
+            vouched = self.tracker.initialised
+            counts.unvouched += not vouched
         # The echoes refine the heading too: publish the fix's, unless the tracker refused the
         # fix it came with (then the heading given stands).
         if accepted:
             yaw, yaw_var = estimate.yaw_rad, estimate.yaw_variance_rad2
         else:
             yaw, yaw_var = yaw_rad, (0.0 if yaw_std_rad is None else yaw_std_rad) ** 2
-        return FrameResult(fix, position, covariance, yaw, yaw_var, accepted, restarted,
-                           skipped)
+        return FrameResult(fix, position, covariance, yaw, yaw_var, accepted, vouched,
+                           restarted, skipped)
 
     def take_room(self, room: Room) -> None:
         """Localize from now on in ``room`` as it stands now (its furniture moved).

@@ -20,7 +20,7 @@ from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room, room_from_yaml
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.diagnostics import FrequencyStatus, FrequencyStatusParam, Updater
-from echoloc_ros.nodes.common import (declare, declare_chirp, limit_threads,
+from echoloc_ros.nodes.common import (RefusalLog, declare, declare_chirp, limit_threads,
                                        reject_bad_choices, run)
 from echoloc_ros.nodes.localizer_status import (LocalizerState, localization_status,
                                                 model_status)
@@ -61,6 +61,10 @@ class HeadingBuffer:
         if abs(self.times[best] - t_s) > tolerance_s:
             return None
         return self.yaws[best], self.variances[best]
+
+
+# Gaps in seq up to this many frames (40 s at 25 Hz) count as dropped frames.
+MAX_SEQ_GAP = 1000
 
 
 class LocalizerNode(Node):
@@ -145,6 +149,11 @@ class LocalizerNode(Node):
             memory_s=declare(self, 'tracker_memory_s', 1.0, 'how long the tracker remembers '
                              'which track the fixes supported [s]', read_only=True,
                              min_value=0.1, max_value=60.0),
+            max_coast_s=declare(self, 'tracker_max_coast_s', 2.0, 'the tracked pose is '
+                                'published at most this long after the last fix it took; '
+                                'then it is dropped, the Localization diagnostic is ERROR and '
+                                'no pose is published until fresh fixes confirm a new track '
+                                '[s]', read_only=True, min_value=0.1, max_value=60.0),
             room_volume_m3=self.room.volume_m3)
         self.pipeline.tracker = self.tracker if self.tracking else None
         self.headings = HeadingBuffer()
@@ -152,6 +161,8 @@ class LocalizerNode(Node):
                                     'furniture_survey node publishes it on echoloc/room '
                                     '(furniture moved since the room file)', read_only=True)
         self.rooms_taken = 0
+        self.rooms_refused = 0
+        self.room_refusals = RefusalLog(self.get_logger())
         self.room_error = ''
 
         self.frames_in = 0
@@ -161,6 +172,7 @@ class LocalizerNode(Node):
         self.last_error = ''
         self.last_estimate = None
         self.last_inference_s = 0.0
+        self.last_pose_monotonic_s: float | None = None
         self.latency_ms: list[float] = []
 
         pose_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -221,9 +233,9 @@ class LocalizerNode(Node):
 
     def on_features(self, msg: EchoFeatures) -> None:
         self.frames_in += 1
-        # Frames overtaken here or upstream leave a gap in seq (a seq that goes back is a
-        # restarted driver, not a gap).
-        if self.last_seq is not None and msg.seq > self.last_seq:
+        # Frames overtaken here or upstream leave a gap in seq. A seq that goes back, or jumps
+        # by more than MAX_SEQ_GAP, is a restarted driver or another publisher, not a gap.
+        if self.last_seq is not None and 0 < msg.seq - self.last_seq <= MAX_SEQ_GAP:
             self.frames_dropped += msg.seq - self.last_seq - 1
         self.last_seq = msg.seq
         t_s = conversions.stamp_to_s(msg.header.stamp)
@@ -266,6 +278,11 @@ class LocalizerNode(Node):
             self.last_wide_s = time.monotonic()
         self.last_estimate = result.fix.estimate
         self.last_inference_s = result.fix.inference_s
+        if not result.vouched:
+            # No confirmed track vouches for this fix (start-up, or fresh fixes after a gap):
+            # a navigation stack is better served by no pose than by a wrong one.
+            return
+        self.last_pose_monotonic_s = time.monotonic()
         position, covariance = result.position_m, result.covariance_m2
         yaw_rad, yaw_var = result.yaw_rad, result.yaw_variance_rad2
         self.pose_pub.publish(conversions.pose_msg(position, covariance, yaw_rad, yaw_var,
@@ -308,8 +325,9 @@ class LocalizerNode(Node):
                                  f'{self.room.height_m} m high); only its furniture may change')
             localizer = self.localizer.with_room(room)
         except ValueError as exc:
+            self.rooms_refused += 1
             self.room_error = f'room on echoloc/room refused: {exc}'
-            self.get_logger().error(self.room_error)
+            self.room_refusals.error(self.room_error)
             return
         self.localizer, self.room = localizer, room
         self.rooms_taken += 1
@@ -332,7 +350,10 @@ class LocalizerNode(Node):
             target_latency_ms=self.target_latency_ms, frames_in=self.frames_in,
             frames_failed=self.frames_failed, no_heading=self.no_heading,
             frames_dropped=self.frames_dropped,
-            rooms_taken=self.rooms_taken, last_error=self.last_error,
+            rooms_taken=self.rooms_taken, rooms_refused=self.rooms_refused,
+            pose_age_s=None if self.last_pose_monotonic_s is None
+            else time.monotonic() - self.last_pose_monotonic_s,
+            max_coast_s=self.tracker.max_coast_s, last_error=self.last_error,
             room_error=self.room_error, last_estimate=self.last_estimate,
             model_info=self.model_info, model_error=self.model_error,
             last_inference_s=self.last_inference_s, device=self.pipeline.device)

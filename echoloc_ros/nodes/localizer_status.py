@@ -29,6 +29,9 @@ class LocalizerState:
     :ivar frames_dropped: frames never localized, overtaken by a newer one here or upstream
         (gaps in the features' seq).
     :ivar rooms_taken: rooms taken up from the furniture survey.
+    :ivar rooms_refused: rooms offered that were not this one.
+    :ivar pose_age_s: time since the last pose published, s (``None`` before the first).
+    :ivar max_coast_s: a pose older than this is stale (``tracker_max_coast_s``), s.
     :ivar last_error: why the last frame failed ('' if none did).
     :ivar room_error: why the last room offered was refused ('' if it was taken).
     :ivar last_estimate: the last fix, ``None`` before the first.
@@ -48,6 +51,9 @@ class LocalizerState:
     no_heading: int = 0
     frames_dropped: int = 0
     rooms_taken: int = 0
+    rooms_refused: int = 0
+    pose_age_s: float | None = None
+    max_coast_s: float = 2.0
     last_error: str = ''
     room_error: str = ''
     last_estimate: Estimate | None = None
@@ -58,9 +64,10 @@ class LocalizerState:
 
 
 def localization_status(stat, state: LocalizerState):
-    """The Localization task: ERROR before the first pose if frames failed (WARN if none
-    came), WARN on latency above target, a refused room or a coasting track, else OK; with
-    the counts, the tracker's state, the latency and the last fix's confidence.
+    """The Localization task: ERROR before the first fix if frames failed (WARN if none
+    came), when the track is lost or the last pose is stale; WARN while no track is confirmed,
+    on latency above target, a refused room or a coasting track; else OK. With the counts, the
+    tracker's state, the latency and the last fix's confidence.
 
     :param stat: a ``DiagnosticStatusWrapper``.
     """
@@ -69,6 +76,15 @@ def localization_status(stat, state: LocalizerState):
     tracker = state.tracker
     if state.last_estimate is None:
         stat.summary(ERROR if state.frames_failed else WARN, state.last_error or 'no pose yet')
+    elif tracker is not None and tracker.lost:
+        stat.summary(ERROR, f'pose lost: no fix for over {tracker.max_coast_s:g} s '
+                     '(tracker_max_coast_s); no pose is published until fresh fixes '
+                     'confirm a new track')
+    elif state.pose_age_s is not None and state.pose_age_s > state.max_coast_s:
+        stat.summary(ERROR, f'no pose for {state.pose_age_s:.1f} s: the last one published '
+                     'is stale')
+    elif tracker is not None and not tracker.initialised:
+        stat.summary(WARN, 'acquiring: no track confirmed yet, no pose published')
     elif p95 > state.target_latency_ms:
         stat.summary(WARN, f'latency p95 {p95:.1f} ms above target '
                      f'{state.target_latency_ms:g} ms')
@@ -85,10 +101,13 @@ def localization_status(stat, state: LocalizerState):
     stat.add('frames dropped (overtaken)', str(state.frames_dropped))
     stat.add('frames without heading', str(state.no_heading))
     stat.add('estimates gated by tracker', str(state.counts.gated))
+    stat.add('fixes not published (no confirmed track)', str(state.counts.unvouched))
     stat.add('room updates taken', str(state.rooms_taken))
+    stat.add('room updates refused', str(state.rooms_refused))
     if tracker is not None:
         stat.add('tracks held', str(tracker.n_tracks))
         stat.add('track switches', str(tracker.switches))
+        stat.add('tracks lost (tracker_max_coast_s)', str(tracker.losses))
         stat.add('coasting (s)', f'{tracker.coasting_s:.2f}')
     if latency:
         stat.add('latency p50 (ms)', f'{np.percentile(latency, 50):.2f}')

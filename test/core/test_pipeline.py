@@ -67,7 +67,7 @@ def test_missing_model_falls_back_to_physics_only_when_asked(room, array, chirp,
         make_pipeline('nn', room, array, chirp, model_path=missing)
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.skipif(not default_model_path('furnished_room').is_file(),
                     reason='no shipped model for the furnished room')
 def test_wide_search_budget_is_counted_per_frame():
