@@ -95,6 +95,11 @@ class Pipeline:
         """The room the localizer works in (as it stands now)."""
         return self.localizer.room
 
+    @property
+    def device(self) -> str:
+        """Where the network runs (``'cpu'`` or ``'cuda'``); physics runs on the CPU."""
+        return str(self.localizer.device) if self.method == 'nn' else 'cpu'
+
     def step(self, t_s: float, features: EchoFeatures, yaw_rad: float,
              yaw_std_rad: float | None = None, temperature_c: float | None = None,
              wide_search_allowed: bool = True) -> FrameResult:

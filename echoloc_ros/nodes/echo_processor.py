@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Range
 
 from echoloc.msg import EchoFeatures, EchoFrame
@@ -66,8 +66,11 @@ class EchoProcessorNode(Node):
         self.publish_ranges = declare(self, 'publish_ranges', True, 'publish the first echo of '
                                       'each receiver as sensor_msgs/Range on echoloc/range_<i>')
         self.range_pubs: list = []
+        # Depth 1: a frame overtaken while the last was processed is dropped (counted in
+        # gaps), so that a busy CPU delays the newest frame, not a queue of old ones.
         self.sub = self.create_subscription(EchoFrame, 'echoloc/echoes', self.on_frame,
-                                            qos_profile_sensor_data)
+                                            QoSProfile(depth=1, reliability=ReliabilityPolicy
+                                                       .BEST_EFFORT))
         self.updater = Updater(self)
         self.updater.setHardwareID('echo_processor')
         self.frequency = FrequencyStatus(FrequencyStatusParam(
