@@ -349,7 +349,8 @@ def _scenario(args, array=None):
     """The scenario of the arguments; with ``array``, its hardware drawn from the model-error
     arguments (``evaluate`` draws the hardware and the room itself)."""
     from echoloc_ros.core.simulator import Scenario
-    hardware = None if array is None else _model_error(args).draw_hardware(array)
+    error = _model_error(args)
+    hardware = error.draw_hardware(array) if array is not None and error.changes_array else None
     return Scenario(snr_db=args.snr_db, temperature_c=args.temperature_c,
                     gain_mismatch_db=args.gain_mismatch_db, dead_channel=args.dead_channel,
                     n_random_clutter=args.clutter, seed=args.seed, hardware=hardware)

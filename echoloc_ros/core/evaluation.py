@@ -173,7 +173,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     if model_error is not None:
         truth = model_error.draw_room(room)
         world, origin = truth.room, truth.origin_m
-        scenario = replace(scenario, hardware=model_error.draw_hardware(array))
+        if model_error.changes_array:
+            scenario = replace(scenario, hardware=model_error.draw_hardware(array))
     simulator = EchoSimulator(world, array, chirp, fs_hz, max_order=max_order)
     processor = EchoProcessor(chirp, fs_hz, array=array)
     if calibration_frames > 0:

@@ -60,6 +60,14 @@ class ModelError:
                 raise ValueError(f'model error bandwidth_range_hz must be (lo, hi) with '
                                  f'0 < lo <= hi, got {self.bandwidth_range_hz}')
 
+    @property
+    def changes_array(self) -> bool:
+        """Whether the real array differs from its file at all."""
+        return bool(self.resonance_offset_hz or self.resonance_spread_hz
+                    or self.bandwidth_range_hz or self.bandwidth_spread_hz or self.gain_db
+                    or self.delay_s or self.receiver_offset_m or self.emitter_offset_m
+                    or self.tilt_deg)
+
     def draw_hardware(self, array: ArrayGeometry) -> 'Hardware':
         """The real array behind ``array``'s file, drawn from this spread."""
         rng = np.random.default_rng([self.seed, 1])
