@@ -3,6 +3,7 @@ through the pipeline that ``echoloc evaluate`` drives give the same poses, bit f
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
@@ -87,7 +88,15 @@ def test_node_and_evaluate_give_identical_poses(ros_env, tmp_path, method):
     rec = TopicRecorder(rclpy)
     reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
     rec.subscribe(PoseWithCovarianceStamped, '/echoloc/pose', reliable)
+    rec.subscribe(DiagnosticArray, '/diagnostics', QoSProfile(depth=50))
     publisher = rec.publisher(EchoFeatures, '/echoloc/features', QoSProfile(depth=5))
+
+    def frames_taken() -> int:
+        """Frames the node has finished with (its callbacks and diagnostics share a thread)."""
+        counts = [int(v.value) for _, m in rec.get('/diagnostics') for s in m.status
+                  if s.name == 'localizer: Localization' for v in s.values if v.key == 'frames']
+        return max(counts, default=0)
+
     graph = NodeProcesses(specs=tuple(s for s in GRAPH if s.name == 'localizer'),
                           env=ros_env, log_dir=tmp_path, overrides={'localizer': {
                               'method': method, 'heading_source': 'fixed',
@@ -101,13 +110,17 @@ def test_node_and_evaluate_give_identical_poses(ros_env, tmp_path, method):
                         and rec.node.count_publishers('/echoloc/pose') > 0, timeout_s=60.0), \
             f'localizer not up in 60 s; log in {tmp_path}: {graph.exited()}'
         for k, msg in enumerate(messages):
-            # One frame at a time: the node localizes them in order, at most three wait in its
-            # queue (those no pose comes out of).
+            # One frame at a time: the node works on the newest frame and drops any it
+            # overtook, so each frame waits for its pose, or, before the track is confirmed
+            # (no pose), for the diagnostics to show the node took it.
             publisher.publish(msg)
             if vouched[k]:
                 n = sum(vouched[:k + 1])
                 assert wait_for(lambda: len(rec.get('/echoloc/pose')) >= n, timeout_s=30.0), \
                     f'no pose for frame {k}; log in {tmp_path}: {graph.exited()}'
+            else:
+                assert wait_for(lambda: frames_taken() > k, timeout_s=30.0), \
+                    f'frame {k} not taken; log in {tmp_path}: {graph.exited()}'
     finally:
         graph.stop()
         rec.close()

@@ -63,6 +63,10 @@ class HeadingBuffer:
         return self.yaws[best], self.variances[best]
 
 
+# Gaps in seq up to this many frames (40 s at 25 Hz) count as dropped frames.
+MAX_SEQ_GAP = 1000
+
+
 class LocalizerNode(Node):
     """Publishes PoseWithCovarianceStamped on ``echoloc/pose`` for each EchoFeatures."""
 
@@ -186,9 +190,13 @@ class LocalizerNode(Node):
             self.create_subscription(String, 'echoloc/room', self.on_room, QoSProfile(
                 depth=1, reliability=ReliabilityPolicy.RELIABLE,
                 durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        # Depth 5 rides out a slow frame (~200 ms at 25 Hz) instead of dropping the next.
+        # Depth 1: while a frame is being localized, a newer one replaces any older one
+        # waiting, so the next pose is always of the newest frame (an overtaken frame is
+        # dropped, and counted by the gap in seq, rather than localized late).
         self.create_subscription(EchoFeatures, 'echoloc/features', self.on_features,
-                                 QoSProfile(depth=5))
+                                 QoSProfile(depth=1))
+        self.last_seq: int | None = None
+        self.frames_dropped = 0
         # Features whose heading has not arrived yet, with their arrival time: like a message
         # filter, each frame waits (up to heading_tolerance_s) for the heading at its stamp.
         self.waiting: collections.deque = collections.deque()
@@ -225,6 +233,11 @@ class LocalizerNode(Node):
 
     def on_features(self, msg: EchoFeatures) -> None:
         self.frames_in += 1
+        # Frames overtaken here or upstream leave a gap in seq. A seq that goes back, or jumps
+        # by more than MAX_SEQ_GAP, is a restarted driver or another publisher, not a gap.
+        if self.last_seq is not None and 0 < msg.seq - self.last_seq <= MAX_SEQ_GAP:
+            self.frames_dropped += msg.seq - self.last_seq - 1
+        self.last_seq = msg.seq
         t_s = conversions.stamp_to_s(msg.header.stamp)
         if self.heading_source == 'imu' and (self.waiting or t_s > self.headings.latest_s()):
             self.waiting.append((time.monotonic(), msg))
@@ -336,13 +349,14 @@ class LocalizerNode(Node):
             tracker=self.tracker if self.tracking else None, latency_ms=latency_ms or [],
             target_latency_ms=self.target_latency_ms, frames_in=self.frames_in,
             frames_failed=self.frames_failed, no_heading=self.no_heading,
+            frames_dropped=self.frames_dropped,
             rooms_taken=self.rooms_taken, rooms_refused=self.rooms_refused,
             pose_age_s=None if self.last_pose_monotonic_s is None
             else time.monotonic() - self.last_pose_monotonic_s,
             max_coast_s=self.tracker.max_coast_s, last_error=self.last_error,
             room_error=self.room_error, last_estimate=self.last_estimate,
             model_info=self.model_info, model_error=self.model_error,
-            last_inference_s=self.last_inference_s)
+            last_inference_s=self.last_inference_s, device=self.pipeline.device)
 
     def model_status(self, stat):
         return model_status(stat, self.status_state())

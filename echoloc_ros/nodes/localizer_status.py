@@ -26,6 +26,8 @@ class LocalizerState:
     :ivar frames_in: feature messages received.
     :ivar frames_failed: frames the localizer could not use.
     :ivar no_heading: frames skipped for want of a heading.
+    :ivar frames_dropped: frames never localized, overtaken by a newer one here or upstream
+        (gaps in the features' seq).
     :ivar rooms_taken: rooms taken up from the furniture survey.
     :ivar rooms_refused: rooms offered that were not this one.
     :ivar pose_age_s: time since the last pose published, s (``None`` before the first).
@@ -36,6 +38,7 @@ class LocalizerState:
     :ivar model_info: the network in use, in words ('' for physics).
     :ivar model_error: why the network asked for is not in use ('' if it is).
     :ivar last_inference_s: the network's time on the last frame, s.
+    :ivar device: where the network runs (``'cpu'`` or ``'cuda'``; physics: ``'cpu'``).
     """
 
     method: str
@@ -46,6 +49,7 @@ class LocalizerState:
     frames_in: int = 0
     frames_failed: int = 0
     no_heading: int = 0
+    frames_dropped: int = 0
     rooms_taken: int = 0
     rooms_refused: int = 0
     pose_age_s: float | None = None
@@ -56,6 +60,7 @@ class LocalizerState:
     model_info: str = ''
     model_error: str = ''
     last_inference_s: float = 0.0
+    device: str = 'cpu'
 
 
 def localization_status(stat, state: LocalizerState):
@@ -93,6 +98,7 @@ def localization_status(stat, state: LocalizerState):
     stat.add('method', state.method)
     stat.add('frames', str(state.frames_in))
     stat.add('frames failed', str(state.frames_failed))
+    stat.add('frames dropped (overtaken)', str(state.frames_dropped))
     stat.add('frames without heading', str(state.no_heading))
     stat.add('estimates gated by tracker', str(state.counts.gated))
     stat.add('fixes not published (no confirmed track)', str(state.counts.unvouched))
@@ -124,6 +130,7 @@ def model_status(stat, state: LocalizerState):
         stat.summary(OK, f'using {state.model_info}')
     counts = state.counts
     stat.add('method in use', state.method)
+    stat.add('device', state.device)
     stat.add('network inference (ms)', f'{1e3 * state.last_inference_s:.2f}')
     stat.add('frames searched widely', str(counts.wide_searches))
     stat.add('wide searches kept', str(counts.wide_kept))

@@ -11,9 +11,12 @@ def _peaks(score: np.ndarray, grid: np.ndarray, k: int, separation: float) -> np
     interior = np.flatnonzero((score[1:-1] >= score[:-2]) & (score[1:-1] >= score[2:])) + 1
     order = interior[np.argsort(score[interior])[::-1]]
     chosen: list[int] = []
-    for i in order:
-        if all(abs(grid[i] - grid[j]) >= separation for j in chosen):
-            chosen.append(int(i))
+    taken: list[float] = []
+    # Python floats: hundreds of peaks are compared per scan, and numpy scalars cost ten times.
+    for i, g in zip(order.tolist(), grid[order].tolist()):
+        if all(abs(g - t) >= separation for t in taken):
+            chosen.append(i)
+            taken.append(g)
             if len(chosen) == k:
                 break
     return np.array(chosen, dtype=int)
@@ -32,9 +35,11 @@ def _vertex(score: np.ndarray, grid: np.ndarray, peaks: np.ndarray) -> np.ndarra
 def distinct(points: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
     """Indices of the rows of ``points`` (in order) not within ``tolerance`` of an earlier kept
     row, per column."""
+    # Which pairs differ by more than the tolerance somewhere, all at once.
+    apart = np.any(np.abs(points[:, None] - points[None]) > tolerance, axis=-1).tolist()
     kept: list[int] = []
-    for i in range(points.shape[0]):
-        if not kept or np.all(np.any(np.abs(points[kept] - points[i]) > tolerance, axis=1)):
+    for i, row in enumerate(apart):
+        if all(row[j] for j in kept):
             kept.append(i)
     return np.array(kept, dtype=int)
 
@@ -80,8 +85,9 @@ class CandidateSearch:
         index = np.flatnonzero(paths)
         tau, amp, _ = self._paths(fr, thetas, index, np.ones(index.size, dtype=bool))
         weighted = amp * fr.weights
-        z = sample(fr, tau, table, smooth=False)
-        inside = np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1)
+        heard = (tau > fr.t_min) & (tau < fr.t_max)
+        z = sample(fr, tau, table, smooth=False, inside=heard)
+        inside = np.all(heard, axis=-1)
         power = np.abs(np.sum(weighted * z, axis=-1)) ** 2 / np.maximum(
             np.sum(weighted * amp, axis=-1), 1e-300)
         return np.sum(np.where(inside, np.log1p(power), 0.0), axis=-1)
@@ -124,10 +130,11 @@ class CandidateSearch:
         a2 = np.sum(v ** 2, axis=-1)[:, None]
         c = coords[:, None, None, None]
         tau = np.sqrt(a0 + a1 * c + a2 * c ** 2) / (fr.c0 * theta[3])          # (G, J, P, n)
-        z_out = sample(fr, tau, table, smooth=False)
+        heard = (tau > fr.t_min) & (tau < fr.t_max)
+        z_out = sample(fr, tau, table, smooth=False, inside=heard)
         weights = (fr.weights / np.sum(fr.weights)).astype(np.float32)
         power = np.abs(z_out @ weights) ** 2 * np.sum(fr.weights)
-        inside = np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1)
+        inside = np.all(heard, axis=-1)
         if exists is not None:
             inside &= exists[:, None]
         score = np.sum(np.where(inside, np.log1p(power), 0.0), axis=-1)
@@ -151,13 +158,12 @@ class CandidateSearch:
         # whose top is below the array, its top face (the floor's echo hidden by the box).
         cands = [(z, kappa, 0.0) for z, kappa in cands]
         cands += [(top + grid[i], 1.0, top) for top in self._box_tops for i in f_pk]
-        scored = []
-        for z, kappa, below in cands:
-            if not self.z_range_m[0] <= z <= self.z_range_m[1]:
-                continue
-            s = (np.interp((z - below) / kappa, grid, floor, left=0, right=0)
-                 + np.interp((height - z) / kappa, grid, ceiling, left=0, right=0))
-            scored.append((z, kappa, float(s), below))
+        z, kappa, below = np.array(cands, dtype=float).reshape(-1, 3).T
+        inside = (self.z_range_m[0] <= z) & (z <= self.z_range_m[1])
+        z, kappa, below = z[inside], kappa[inside], below[inside]
+        s = (np.interp((z - below) / kappa, grid, floor, left=0, right=0)
+             + np.interp((height - z) / kappa, grid, ceiling, left=0, right=0))
+        scored = list(zip(z.tolist(), kappa.tolist(), s.tolist(), below.tolist()))
         scored.sort(key=lambda c: -c[2])
         chosen: list[tuple[float, float, float, float]] = []
         for cand in scored:

@@ -92,20 +92,24 @@ class ImageSources:
         face. First-order room paths through a furniture box are blocked.
 
         :param emitters: ``(K, 3)``. :param receivers: ``(K, 3)``.
-        :param paths: bool ``(P,)``: trace only these room paths (the rest stay True).
+        :param paths: bool ``(P,)``: decide only for these paths (the rest stay True).
         :return: ``(K, P)`` bool.
         """
         wanted = np.ones(len(self._sequences), dtype=bool) if paths is None else paths
         valid = np.ones((emitters.shape[0], len(self._sequences)), dtype=bool)
-        images = np.einsum('pij,kj->kpi', self._img_m, emitters) + self._img_t    # (K, P, 3)
+        # Images of the wanted paths only: a scan asks for a few paths at hundreds of points.
+        images = np.zeros(valid.shape + (3,))
+        images[:, wanted] = (np.einsum('pij,kj->kpi', self._img_m[wanted], emitters)
+                             + self._img_t[wanted])                                 # (K, P, 3)
         if not self._shoebox:
             for k in range(emitters.shape[0]):
                 for p in np.flatnonzero(self._room_image & wanted):
                     valid[k, p] = self._traced(self._sequences[p], images[k, p], receivers[k])
         if not self._faces:
             return valid
-        valid[:, self._face_index] = self._faces_valid(emitters, receivers,
-                                                       images[:, self._face_index])
+        faces = wanted[self._face_index]
+        valid[:, self._face_index[faces]] = self._faces_valid(
+            emitters, receivers, images[:, self._face_index[faces]], faces)
         # First-order room paths through a box: both legs, every path and box at once.
         first = np.flatnonzero(self._room_image & (self._img_order == 1) & wanted)
         if first.size:
@@ -123,14 +127,15 @@ class ImageSources:
         return valid
 
     def _faces_valid(self, emitters: np.ndarray, receivers: np.ndarray,
-                     images: np.ndarray) -> np.ndarray:
+                     images: np.ndarray, faces: np.ndarray) -> np.ndarray:
         """Which furniture faces reflect from each emitter to its receiver: the emitter in
         front of the face and the reflection point on it.
 
         :param images: the faces' images ``(K, F, 3)``, in the order of ``self._faces``.
+        :param faces: which of ``self._faces`` ``images`` holds, bool.
         :return: ``(K, F)``.
         """
-        axis, side, value, lo, hi = self._face_geometry
+        axis, side, value, lo, hi = (g[faces] for g in self._face_geometry)
         across = np.take_along_axis(images, np.broadcast_to(axis[None, :, None],
                                                             images.shape[:2] + (1,)), -1)[..., 0]
         with np.errstate(divide='ignore', invalid='ignore'):

@@ -62,7 +62,7 @@ def upsample(baseband: np.ndarray) -> np.ndarray:
 
 
 def sample(fr: Frame, tau_s: np.ndarray, table: np.ndarray | None = None,
-           smooth: bool = True, derivative: bool = False
+           smooth: bool = True, derivative: bool = False, inside: np.ndarray | None = None
            ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Analytic matched-filter output z = baseband * exp(j 2 pi f_c tau) at delays tau.
 
@@ -72,6 +72,7 @@ def sample(fr: Frame, tau_s: np.ndarray, table: np.ndarray | None = None,
     :param smooth: cubic interpolation in double precision (continuous slope, for the
         derivatives of the evidence) rather than linear in single precision (for scans).
     :param derivative: also return dz/dtau (smooth only).
+    :param inside: ``(tau_s > t_min) & (tau_s < t_max)``, when the caller has it already.
     :return: complex ``(..., n_channels)``, 0 outside [t_min, t_max]; with ``derivative``,
         ``(z, dz/dtau)``.
     """
@@ -104,7 +105,8 @@ def sample(fr: Frame, tau_s: np.ndarray, table: np.ndarray | None = None,
         rotation = np.empty(tau_s.shape, dtype=np.complex64)
     rotation.real = np.cos(phase)
     rotation.imag = np.sin(phase)
-    inside = (tau_s > fr.t_min) & (tau_s < fr.t_max)
+    if inside is None:
+        inside = (tau_s > fr.t_min) & (tau_s < fr.t_max)
     z = np.where(inside, value * rotation, 0)
     if not derivative:
         return z

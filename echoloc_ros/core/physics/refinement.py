@@ -15,7 +15,8 @@ class Refinement:
 
     def _fit(self, fr: Frame, thetas: np.ndarray, paths: np.ndarray, keep: np.ndarray,
              free: np.ndarray, pairs: tuple[np.ndarray, np.ndarray], derivatives: bool = True,
-             prior: bool = True) -> tuple[np.ndarray, ...]:
+             prior: bool = True, modelled: tuple[np.ndarray, ...] | None = None
+             ) -> tuple[np.ndarray, ...]:
         """Log likelihood (amplitudes solved for, no prior), its gradient and its Gauss-Newton
         information over ``free``.
 
@@ -38,17 +39,23 @@ class Refinement:
         :param prior: compute the log evidence with the amplitude prior (else the last entry
             is ``(gram (K, P, P), b (K, P), tau (K, P, n), amp (K, P, n))``, from which
             :meth:`_with_prior` gives it).
+        :param modelled: :meth:`_paths`' ``(tau, amp)`` (with ``derivatives``, ``(tau, amp,
+            dtau)``) at ``thetas``, when the caller has them already.
         :return: ``(log likelihood (K,), gradient (K, f), information (K, f, f), amplitudes
             (K, P), log evidence with the amplitude prior (K,))``; none includes the heading
             prior.
         """
         w = fr.weights
+        if modelled is None:
+            modelled = (self._paths(fr, thetas, paths, keep, free=free) if derivatives
+                        else self._paths(fr, thetas, paths, keep))
+            modelled = modelled[:2] + modelled[3:]
         if derivatives:
-            tau, amp, _, dtau = self._paths(fr, thetas, paths, keep, free=free)
+            tau, amp, dtau = modelled
             z, dz = sample(fr, tau, derivative=True)
             gram, r1, r2 = self._gram(fr, tau, amp, pairs, derivatives=True)
         else:
-            tau, amp, _ = self._paths(fr, thetas, paths, keep)
+            tau, amp = modelled[:2]
             z = sample(fr, tau)
             gram, = self._gram(fr, tau, amp, pairs)
         weighted = amp * w
@@ -103,9 +110,15 @@ class Refinement:
         """
         n_start, f = theta0.shape[0], free.size
         paths = np.flatnonzero(np.any(valid, axis=0))
-        tau0, _, keep = self._paths(fr, theta0, paths, valid=valid[:, paths])
+        # The paths at the starting points are also the first evaluation's.
+        first_derivatives = need_info or iterations > 0
+        start = self._paths(fr, theta0, paths, valid=valid[:, paths],
+                            free=free if first_derivatives else None)
+        tau0, keep = start[0], start[2]
         used = np.any(keep, axis=0)
         paths, keep, tau0 = paths[used], keep[:, used], tau0[:, used]
+        modelled = (tau0, start[1][:, used]) + ((start[3][:, used],) if first_derivatives
+                                                else ())
         n_paths = paths.size
         # Delays move by at most a few steps' worth: the overlapping pairs are found once.
         pairs = self._pairs(tau0, iterations * 2 * np.max(STEP_LIMIT[:3]) / fr.c0)
@@ -131,7 +144,8 @@ class Refinement:
             last = iteration == iterations
             e, g, h, a, (gm, b, tt, aa) = self._fit(fr, theta[rows], paths, keep[rows], free,
                                                     pairs, derivatives=need_info or not last,
-                                                    prior=False)
+                                                    prior=False,
+                                                    modelled=modelled if iteration == 0 else None)
             e = e + fr.yaw_prior(theta[rows, YAW])
             better = e >= best_e[rows]
             won, lost = rows[better], rows[~better]
