@@ -1,17 +1,30 @@
 """diagnostic_updater's API for echoloc's nodes.
 
 The nodes' diagnostic tasks are written against diagnostic_updater (``DiagnosticTask.run(stat)``,
-``DiagnosticStatusWrapper``, ``FrequencyStatus``, ``Updater``). A full ROS 2 install has that
-package and it is used. The ROS 2 wheels this project also runs on do not ship it; there the small
-equivalent below publishes the same ``diagnostic_msgs/DiagnosticArray`` on ``/diagnostics``, with
-the same status names (``<node>: <task>``) and hardware ids, so tools see no difference.
+``DiagnosticStatusWrapper``, ``FrequencyStatus``, ``Updater``). A ROS 2 install has that package
+(``rosdep install`` brings it: it is an exec_depend) and then it is used. The ROS 2 wheels this
+project also runs on do not ship it; only there does the small equivalent below stand in, and it
+behaves as upstream's Python diagnostic_updater 3.x does where a user or a test can see it:
+
+- every task's status starts as ERROR 'No message was set' (a task that forgets its summary is an
+  error, not a silent OK), and adding a task publishes OK 'Node starting up' for it at once;
+- status names are ``<node>: <task>``, the hardware id is the one set (empty until then);
+- the period is the ``diagnostic_updater.period`` parameter (the constructor's ``period`` is its
+  default), the node name may be fully qualified with ``diagnostic_updater.use_fqn``;
+- a value given to ``DiagnosticStatusWrapper.add`` must be a ``str``: upstream stores any value
+  and its publish then fails with ``TypeError``; here ``add`` raises the ``TypeError`` at once,
+  naming the key, instead of turning the value into a string that would hide the bug.
+
+``ECHOLOC_DIAGNOSTIC_UPDATER=fallback`` uses the equivalent even where the real package is
+importable, so that the same checks can run against both (``test/test_diagnostics_contract.py``).
 """
 import importlib.util
+import os
 import threading
-import time
 from typing import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.clock import Clock, ClockType
 
 # Levels are one-byte ``bytes`` in rclpy messages (b'\x00' OK ... b'\x03' STALE); they compare
 # correctly with < and max().
@@ -20,7 +33,11 @@ WARN = DiagnosticStatus.WARN
 ERROR = DiagnosticStatus.ERROR
 STALE = DiagnosticStatus.STALE
 
-if importlib.util.find_spec('diagnostic_updater') is not None:
+FORCE_FALLBACK = os.environ.get('ECHOLOC_DIAGNOSTIC_UPDATER', '') == 'fallback'
+USING_UPSTREAM = (not FORCE_FALLBACK
+                  and importlib.util.find_spec('diagnostic_updater') is not None)
+
+if USING_UPSTREAM:
     from diagnostic_updater import (  # noqa: F401  (re-exported)
         DiagnosticStatusWrapper, DiagnosticTask, FrequencyStatus, FrequencyStatusParam,
         FunctionDiagnosticTask, Updater)
@@ -28,25 +45,35 @@ else:
     class DiagnosticStatusWrapper(DiagnosticStatus):
         """A DiagnosticStatus with diagnostic_updater's summary/add helpers."""
 
-        def summary(self, level: bytes, message: str) -> None:
-            self.level = level
-            self.message = message
+        def summary(self, *args) -> None:
+            """``summary(level, message)``, or ``summary(status)`` to copy another's."""
+            if len(args) == 1:
+                self.level, self.message = args[0].level, args[0].message
+            else:
+                self.level, self.message = args[0], str(args[1])
 
-        def mergeSummary(self, level: bytes, message: str) -> None:  # noqa: N802 (upstream name)
-            current = self.level
-            if (level > OK) == (current > OK):
+        def mergeSummary(self, *args) -> None:  # noqa: N802 (upstream name)
+            """Keep the worse level; join the messages of statuses at the same side of OK."""
+            level, message = ((args[0].level, args[0].message) if len(args) == 1 else args)
+            if (level > OK) == (self.level > OK):
                 if self.message:
                     self.message += '; '
                 self.message += message
-            elif level > current:
+            elif level > self.level:
                 self.message = message
-            self.summary(max(level, current), self.message)
+            if level > self.level:
+                self.level = level
 
         def clearSummary(self) -> None:  # noqa: N802 (upstream name)
             self.summary(OK, '')
 
-        def add(self, key: str, value) -> None:
-            self.values.append(KeyValue(key=key, value=str(value)))
+        def add(self, key: str, value: str) -> None:
+            """Add a key-value pair; the value must already be a string (see module doc)."""
+            if not isinstance(value, str):
+                raise TypeError(f'diagnostic value for key {key!r} is {type(value).__name__} '
+                                f'{value!r}; expected str (diagnostic_updater publishes only '
+                                'strings)')
+            self.values.append(KeyValue(key=key, value=value))
 
     class DiagnosticTask:
         """A named check that fills in a status."""
@@ -84,74 +111,117 @@ else:
         def __init__(self, params: FrequencyStatusParam, name: str = 'FrequencyStatus'):
             super().__init__(name)
             self.params = params
-            self._lock = threading.Lock()
-            self._count = 0
-            self._history = [(time.monotonic(), 0)] * params.window_size
-            self._index = 0
+            self.lock = threading.Lock()
+            self.clear()
+
+        def clear(self) -> None:
+            with self.lock:
+                self.count = 0
+                now = Clock(clock_type=ClockType.ROS_TIME).now()
+                self.times = [now] * self.params.window_size
+                self.seq_nums = [0] * self.params.window_size
+                self.hist_indx = 0
 
         def tick(self) -> None:
-            with self._lock:
-                self._count += 1
+            with self.lock:
+                self.count += 1
 
         def run(self, stat):
-            with self._lock:
-                now = time.monotonic()
-                then, count_then = self._history[self._index]
-                events = self._count - count_then
-                self._history[self._index] = (now, self._count)
-                self._index = (self._index + 1) % self.params.window_size
-            window_s = now - then
-            freq = events / window_s if window_s > 0 else 0.0
-            lo = self.params.freq_bound['min'] * (1 - self.params.tolerance)
-            hi = self.params.freq_bound['max'] * (1 + self.params.tolerance)
-            if events == 0:
-                stat.summary(ERROR, 'No events recorded.')
-            elif freq < lo:
-                stat.summary(WARN, 'Frequency too low.')
-            elif freq > hi:
-                stat.summary(WARN, 'Frequency too high.')
-            else:
-                stat.summary(OK, 'Desired frequency met')
-            stat.add('Events in window', events)
-            stat.add('Events since startup', self._count)
-            stat.add('Duration of window (s)', f'{window_s:.3f}')
-            stat.add('Actual frequency (Hz)', f'{freq:.3f}')
-            stat.add('Minimum acceptable frequency (Hz)', f'{lo:.3f}')
-            stat.add('Maximum acceptable frequency (Hz)', f'{hi:.3f}')
+            bound, tolerance = self.params.freq_bound, self.params.tolerance
+            with self.lock:
+                now = Clock(clock_type=ClockType.ROS_TIME).now()
+                events = self.count - self.seq_nums[self.hist_indx]
+                window_s = (now - self.times[self.hist_indx]).nanoseconds * 1e-9
+                freq = events / window_s
+                self.seq_nums[self.hist_indx] = self.count
+                self.times[self.hist_indx] = now
+                self.hist_indx = (self.hist_indx + 1) % self.params.window_size
+                if events == 0:
+                    stat.summary(ERROR, 'No events recorded.')
+                elif freq < bound['min'] * (1 - tolerance):
+                    stat.summary(WARN, 'Frequency too low.')
+                elif 'max' in bound and freq > bound['max'] * (1 + tolerance):
+                    stat.summary(WARN, 'Frequency too high.')
+                else:
+                    stat.summary(OK, 'Desired frequency met')
+                stat.add('Events in window', '%d' % events)
+                stat.add('Events since startup', '%d' % self.count)
+                stat.add('Duration of window (s)', '%f' % window_s)
+                stat.add('Actual frequency (Hz)', '%f' % freq)
+                if 'max' in bound and bound['min'] == bound['max']:
+                    stat.add('Target frequency (Hz)', '%f' % bound['min'])
+                if bound['min'] > 0:
+                    stat.add('Minimum acceptable frequency (Hz)',
+                             '%f' % (bound['min'] * (1 - tolerance)))
+                if 'max' in bound:
+                    stat.add('Maximum acceptable frequency (Hz)',
+                             '%f' % (bound['max'] * (1 + tolerance)))
             return stat
 
     class Updater:
-        """Runs the tasks every ``period`` seconds and publishes them on /diagnostics."""
+        """Runs the tasks every ``diagnostic_updater.period`` seconds and publishes them on
+        /diagnostics."""
 
         def __init__(self, node, period: float = 1.0):
             self.node = node
-            self.period = period
-            self.hwid = ''
-            self.tasks: list[DiagnosticTask] = []
             self.publisher = node.create_publisher(DiagnosticArray, '/diagnostics', 1)
-            self.timer = node.create_timer(period, self.update)
+            self.lock = threading.Lock()
+            self.tasks: list[FunctionDiagnosticTask] = []
+            self.hwid = ''
+            self.warn_nohwid_done = False
+            self._period = node.declare_parameter('diagnostic_updater.period', period).value
+            self.timer = node.create_timer(self._period, self.update)
+            use_fqn = 'diagnostic_updater.use_fqn'
+            fqn = (node.get_parameter(use_fqn).value if node.has_parameter(use_fqn)
+                   else node.declare_parameter(use_fqn, False).value)
+            self.node_name = ('/'.join([node.get_namespace(), node.get_name()]) if fqn
+                              else node.get_name())
+
+        @property
+        def period(self) -> float:
+            return self._period
+
+        @period.setter
+        def period(self, period: float) -> None:
+            self._period = period
+            self.timer.reset()
+            self.timer = self.node.create_timer(self._period, self.update)
 
         def setHardwareID(self, hwid: str) -> None:  # noqa: N802 (upstream name)
             self.hwid = hwid
 
         def add(self, task, fn: Callable | None = None) -> None:
-            self.tasks.append(FunctionDiagnosticTask(task, fn) if fn is not None else task)
+            """``add(task)`` or ``add(name, fn)``; publishes 'Node starting up' for it."""
+            task = FunctionDiagnosticTask(task, fn) if fn is not None else (
+                FunctionDiagnosticTask(task.getName(), task.run))
+            with self.lock:
+                self.tasks.append(task)
+                stat = DiagnosticStatusWrapper(name=task.name)
+                stat.summary(OK, 'Node starting up')
+                self.publish(stat)
 
         def removeByName(self, name: str) -> bool:  # noqa: N802 (upstream name)
-            kept = [t for t in self.tasks if t.name != name]
-            removed = len(kept) != len(self.tasks)
-            self.tasks = kept
-            return removed
+            with self.lock:
+                for i, task in enumerate(self.tasks):
+                    if task.name == name:
+                        del self.tasks[i]
+                        return True
+            return False
 
         def update(self) -> None:
             statuses = []
-            for task in self.tasks:
-                stat = DiagnosticStatusWrapper()
-                stat.name = f'{self.node.get_name()}: {task.name}'
-                stat.hardware_id = self.hwid
-                stat.summary(OK, '')
-                task.run(stat)
-                statuses.append(stat)
+            all_ok = not self.hwid
+            with self.lock:
+                for task in self.tasks:
+                    stat = DiagnosticStatusWrapper(level=ERROR, name=task.name,
+                                                   message='No message was set',
+                                                   hardware_id=self.hwid)
+                    stat = task.run(stat)
+                    statuses.append(stat)
+                    all_ok = all_ok and stat.level == OK
+            if all_ok and not self.warn_nohwid_done:
+                self.node.get_logger().warning('diagnostic_updater: No HW_ID was set.')
+                self.warn_nohwid_done = True
             self.publish(statuses)
 
         def force_update(self) -> None:
@@ -160,23 +230,22 @@ else:
         def broadcast(self, level: bytes, message: str) -> None:
             statuses = []
             for task in self.tasks:
-                stat = DiagnosticStatusWrapper()
-                stat.name = f'{self.node.get_name()}: {task.name}'
-                stat.hardware_id = self.hwid
+                stat = DiagnosticStatusWrapper(name=task.name)
                 stat.summary(level, message)
                 statuses.append(stat)
             self.publish(statuses)
 
-        def publish(self, statuses: list) -> None:
+        def publish(self, statuses) -> None:
+            if not isinstance(statuses, list):
+                statuses = [statuses]
             msg = DiagnosticArray()
             msg.header.stamp = self.node.get_clock().now().to_msg()
-            msg.status = [_as_status(s) for s in statuses]
+            for stat in statuses:
+                stat.name = f'{self.node_name}: {stat.name}'
+                msg.status.append(DiagnosticStatus(
+                    level=stat.level, name=stat.name, message=stat.message,
+                    hardware_id=stat.hardware_id, values=list(stat.values)))
             self.publisher.publish(msg)
-
-
-def _as_status(stat) -> DiagnosticStatus:
-    return DiagnosticStatus(level=stat.level, name=stat.name, message=stat.message,
-                            hardware_id=stat.hardware_id, values=list(stat.values))
 
 
 def level_of(status: DiagnosticStatus) -> int:
