@@ -229,6 +229,7 @@ class LocalizerNode(Node):
         # When the IMU's headings started being refused (None while the last one was taken).
         self.imu_refused_since_mono: float | None = None
         self.newest_frame_s: float | None = None
+        self.first_frame_mono: float | None = None
         self.started_mono = time.monotonic()
         self.room_updates = declare(self, 'room_updates', True, 'take up the room as the '
                                     'furniture_survey node publishes it on echoloc/room '
@@ -308,7 +309,13 @@ class LocalizerNode(Node):
         """Where this frame's heading comes from: imu, echoes or fixed."""
         if self.heading_source != 'auto':
             return self.heading_source
-        return 'imu' if time.monotonic() - self.imu_accepted_mono < IMU_FRESH_S else 'echoes'
+        now = time.monotonic()
+        # The first frames wait for the IMU as with heading_source imu: at start-up the frames
+        # may come before the IMU's first message has been heard.
+        if now - self.imu_accepted_mono < IMU_FRESH_S or (
+                self.first_frame_mono is None or now - self.first_frame_mono < IMU_FRESH_S):
+            return 'imu'
+        return 'echoes'
 
     def on_imu(self, msg: Imu) -> None:
         refusal = heading_refusal(msg, self.newest_frame_s)
@@ -350,6 +357,7 @@ class LocalizerNode(Node):
         self.frames_in += 1
         t_s = conversions.stamp_to_s(msg.header.stamp)
         if self.newest_frame_s is None:
+            self.first_frame_mono = time.monotonic()
             # Headings that came before the first frame had nothing to be checked against.
             far = self.headings.drop_outside(t_s - HEADING_STAMP_MAX_S, t_s + HEADING_STAMP_MAX_S)
             if far:
@@ -523,7 +531,7 @@ class LocalizerNode(Node):
             return ERROR, (f'heading source bad: every heading on imu/data refused for '
                            f'{now - since:.1f} s (last: {self.last_refusal})'
                            + ('; heading from the echoes' if mode == 'echoes' else ''))
-        if mode == 'imu' and now - self.imu_accepted_mono > IMU_FRESH_S:
+        if self.heading_source == 'imu' and now - self.imu_accepted_mono > IMU_FRESH_S:
             silent_s = now - max(self.imu_accepted_mono, self.started_mono)
             return ERROR, (f'no heading on imu/data for {silent_s:.1f} s (heading_source imu; '
                            'auto would take it from the echoes)')
