@@ -98,7 +98,11 @@ def diagnostic_updater(node: Node, hardware_id: str, period_s: float = 1.0) -> U
     def set_period(period: float) -> None:
         if not (math.isfinite(period) and 0.01 <= period <= 60.0):
             raise ValueError('expected a period in [0.01, 60] s')
+        old = updater.timer
         updater.period = period
+        # diagnostic_updater's setter resets the old timer (restarts it) instead of cancelling
+        # it: without this, the diagnostics would go out at both periods.
+        node.destroy_timer(old)
 
     apply_live(node, 'diagnostic_updater.period', set_period)
     return updater
