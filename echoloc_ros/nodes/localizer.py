@@ -153,8 +153,7 @@ class LocalizerNode(Node):
                                        on_set=self.setter('heading_std_deg'))
         self.heading_tolerance_s = declare(self, 'heading_tolerance_s', 0.2, 'max stamp '
                                            'difference between a frame and its heading [s]',
-                                           min_value=0.0, max_value=10.0,
-                                           on_set=self.setter('heading_tolerance_s'))
+                                           read_only=True, min_value=0.0, max_value=10.0)
         self.temperature_c = declare(self, 'temperature_c', 20.0, 'assumed air temperature '
                                      '[deg C]; the localizer also estimates the speed of sound',
                                      min_value=-40.0, max_value=60.0,
