@@ -136,7 +136,8 @@ class DriverNode(Node):
                 '[deg]', on_set=self.set_heading_noise, min_value=0.0, max_value=180.0)),
             seed=scenario.seed)
         self.sim_imu = declare(self, 'sim_imu', True, 'sim: publish the heading on imu/data; '
-                               'false plays a robot without an IMU', on_set=self.set_sim_imu)
+                               'false plays a robot without an IMU',
+                               on_set=lambda publish: setattr(self, 'sim_imu', publish))
         if sim.window_s * self.rate_hz > 1.0:
             self.get_logger().warning(
                 f'rate_hz={self.rate_hz} leaves less than the {1e3 * sim.window_s:.1f} ms '
@@ -151,9 +152,6 @@ class DriverNode(Node):
 
     def set_heading_noise(self, std_deg: float) -> None:
         self.sim.heading_noise_rad = float(np.deg2rad(std_deg))
-
-    def set_sim_imu(self, publish: bool) -> None:
-        self.sim_imu = publish
 
     def start_serial(self) -> None:
         port = declare(self, 'port', '/dev/ttyACM0', 'serial: device path of the array (or a '

@@ -142,7 +142,7 @@ class LocalizerNode(Node):
         self.heading_source = declare(
             self, 'heading_source', 'auto', 'auto (the imu topic while it gives headings, '
             'else the echoes), imu, echoes (acquired from the echoes, then tracked) or fixed '
-            '(fixed_yaw_rad)', choices=HEADING_SOURCES, on_set=self.set_heading_source)
+            '(fixed_yaw_rad)', choices=HEADING_SOURCES, on_set=self.setter('heading_source'))
         self.fixed_yaw_rad = declare(self, 'fixed_yaw_rad', 0.0, 'heading when heading_source '
                                      'is fixed [rad]', min_value=-np.pi, max_value=np.pi,
                                      on_set=self.setter('fixed_yaw_rad'))
@@ -287,9 +287,6 @@ class LocalizerNode(Node):
     def setter(self, name: str):
         """An on_set that stores the new value in the attribute the node reads each frame."""
         return lambda value: setattr(self, name, value)
-
-    def set_heading_source(self, source: str) -> None:
-        self.heading_source = source
 
     def set_tracking(self, tracking: bool) -> None:
         if tracking and not self.tracking:
