@@ -437,7 +437,11 @@ class LocalizerNode(Node):
         elif getattr(self.localizer, 'last_doubted', False) and self.localizer.wide_search:
             self.wide_skipped += 1
         self.wide_kept += getattr(self.localizer, 'last_wide_kept', False)
-        self.echo_heading.follow(t_s, estimate.yaw_rad, self.heading_used == 'echoes')
+        if not self.echo_heading.follow(t_s, estimate.yaw_rad, self.heading_used == 'echoes',
+                                        estimate.residual_ratio):
+            # Localized from the echo track's heading, it did not explain the frame or turned
+            # away from the track: the heading it was given was wrong, so is the fix.
+            return
         self.publish_pose(self.fix_pub, estimate.position_m, estimate.covariance_m2,
                           estimate.yaw_rad, estimate.yaw_variance_rad2, msg.header.stamp)
         position, covariance = estimate.position_m, estimate.covariance_m2
@@ -567,6 +571,8 @@ class LocalizerNode(Node):
         stat.add('pose of', f'{self.base_frame} in {self.map_frame}')
         stat.add('heading from', self.heading_mode())
         stat.add('heading acquisitions from the echoes', str(self.echo_heading.acquisitions))
+        stat.add('fixes off the echo heading track (not published)',
+                 str(self.echo_heading.not_followed))
         stat.add('headings refused', str(sum(self.headings_refused.values())))
         for reason, count in sorted(self.headings_refused.items()):
             stat.add(f'headings refused: {reason}', str(count))

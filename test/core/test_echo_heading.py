@@ -5,7 +5,7 @@ import pytest
 
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.core.echo_heading import (AGREE_RAD, Acquisition, EchoHeading, LOST_AFTER_S,
+from echoloc_ros.core.echo_heading import (Acquisition, EchoHeading, LOST_AFTER_S, PAIR_MAX_S,
                                            acquire, wrap)
 from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.core.physics_localizer import PhysicsLocalizer
@@ -52,15 +52,28 @@ def _acquisition(yaw_deg: float, mirror: float = 0.0) -> Acquisition:
 def test_two_acquisitions_must_agree_and_a_lost_track_is_acquired_again():
     heading = EchoHeading()
     assert not heading.offer(_acquisition(10.0), 0.0)
-    assert not heading.offer(_acquisition(10.0 + 2 * np.rad2deg(AGREE_RAD)), 0.1)
-    assert heading.prior(0.2) is None
-    # In a symmetric room, agreeing half a turn apart is agreeing.
-    assert heading.offer(_acquisition(10.0 + 2 * np.rad2deg(AGREE_RAD) + 180.0, 0.5), 0.2)
-    yaw, var = heading.prior(0.25)
-    heading.follow(0.3, yaw + 0.01, from_echoes=True)
-    assert heading.prior(0.3 + LOST_AFTER_S - 0.01) is not None
-    assert heading.prior(0.3 + LOST_AFTER_S + 0.5) is None and not heading.locked
-    assert heading.reacquisitions == 1
+    # 0.1 s later the robot may have turned 3 deg: 3 + 3 deg of agreement, not 20.
+    assert not heading.offer(_acquisition(30.0), 0.1)
+    assert heading.prior(0.15) is None
+    # An acquisition too old confirms nothing.
+    assert not heading.offer(_acquisition(30.0), 0.2 + PAIR_MAX_S)
+    # In a symmetric room, agreeing half a turn apart is agreeing; the turn between the two
+    # carries on.
+    t_s = 0.3 + PAIR_MAX_S
+    assert heading.offer(_acquisition(31.0 + 180.0, 0.5), t_s)
+    yaw, _ = heading.prior(t_s + 0.04)
+    assert np.rad2deg(heading.rate_rad_s) == pytest.approx(10.0)
+    assert abs(wrap(yaw - np.deg2rad(211.4))) < 1e-9
+    assert heading.follow(t_s + 0.04, yaw + 0.001, from_echoes=True)
+    assert not heading.follow(t_s + 0.08, yaw + np.deg2rad(10.0), from_echoes=True)
+    assert heading.prior(t_s + 0.04 + LOST_AFTER_S - 0.01) is not None
+    assert heading.prior(t_s + 0.04 + LOST_AFTER_S + 0.5) is None and not heading.locked
+    assert (heading.reacquisitions, heading.not_followed) == (1, 1)
+    # Locked again in the symmetric room: on the lost track's side of the mirror.
+    t_s += LOST_AFTER_S + 0.6
+    heading.offer(_acquisition(np.rad2deg(yaw) + 180.0, 0.5), t_s)
+    assert heading.offer(_acquisition(np.rad2deg(yaw) + 180.0, 0.5), t_s + 0.1)
+    assert abs(wrap(heading.yaw_rad - yaw)) < np.deg2rad(1.0)
 
 
 def test_a_trusted_heading_settles_the_mirror():
@@ -72,3 +85,11 @@ def test_a_trusted_heading_settles_the_mirror():
     heading.follow(0.2, 0.0, from_echoes=False)
     cov, yaw_var = heading.widen(np.array([1.0, 1.0, 0.3]), np.eye(3) * 1e-6, 1e-4)
     assert np.array_equal(cov, np.eye(3) * 1e-6) and yaw_var == 1e-4
+
+
+def test_a_fix_that_does_not_explain_its_frame_is_not_followed():
+    heading = EchoHeading()
+    heading.offer(_acquisition(10.0), 0.0)
+    assert heading.offer(_acquisition(10.0), 0.1)
+    assert not heading.follow(0.14, np.deg2rad(10.0), True, residual_ratio=20.0)
+    assert heading.follow(0.14, np.deg2rad(10.0), False, residual_ratio=20.0)
