@@ -66,7 +66,7 @@ def _imu(stamp_s: float, q=(0.0, 0.0, 0.0, 1.0), yaw_var: float = 1e-4) -> Imu:
 
 def test_no_imu_poses_from_the_echoes_with_a_covariance_that_holds_the_truth(graph):
     rec, _, nodes, log_dir = graph
-    assert wait_for(lambda: len(rec.get('/echoloc/fix')) >= 50, timeout_s=90.0), (
+    assert wait_for(lambda: len(rec.get('/echoloc/fix')) >= 40, timeout_s=120.0), (
         f'no poses without an IMU; logs in {log_dir}')
     truth = {(m.header.stamp.sec, m.header.stamp.nanosec): m
              for _, m in rec.get('/echoloc/ground_truth')}
@@ -109,7 +109,7 @@ def test_a_source_sending_only_refused_headings_is_an_error(graph):
     status = bad_source_error() or _localization(rec)
     assert 'heading source bad: every heading on imu/data refused' in status.message
     assert 'non-unit quaternion: |q| = 1.200000' in status.message
-    assert int(_values(status)['headings refused: non-unit quaternion']) >= 10
+    assert int(_values(status)['headings refused: non-unit quaternion']) >= 3
     # The echoes carried the poses meanwhile.
     assert [m for t, m in rec.get('/echoloc/pose') if t > t0 + 1.0]
     # Once the bad headings stop, the error goes (the echoes' WARN stays).
