@@ -263,14 +263,19 @@ def cmd_record(args) -> int:
     from echoloc_ros.recording import record
     if args.out.exists():
         raise SystemExit(f'echoloc record: {args.out} exists; give a new directory')
-    counts = record(args.out, args.topic, args.duration, args.flush_period)
+    try:
+        counts = record(args.out, args.topic, args.duration, args.flush_period)
+    except OSError as exc:
+        raise SystemExit(f'echoloc record: cannot write {args.out}: '
+                         f'{exc.strerror or exc}') from None
     print(json.dumps({'path': str(args.out), 'messages': counts}), flush=True)
     return 0
 
 
 def cmd_metrics(args) -> int:
     from echoloc_ros.metrics import serve_metrics
-    return serve_metrics(args.port, args.host)
+    return serve_metrics(args.port, args.host, str(args.token_file or ''),
+                         str(args.tls_cert or ''), str(args.tls_key or ''))
 
 
 def _scenario(args):
@@ -513,7 +518,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser('metrics', help='serve Prometheus /metrics and /health from the graph')
     p.add_argument('--port', type=int, default=9101, help='0 picks a free port')
-    p.add_argument('--host', default='127.0.0.1')
+    p.add_argument('--host', default='127.0.0.1', help='address to bind; any but loopback '
+                   'needs --token-file')
+    p.add_argument('--token-file', type=Path, help='file holding a bearer token every request '
+                   'must carry (Authorization: Bearer <token>)')
+    p.add_argument('--tls-cert', type=Path, help='PEM certificate: serve HTTPS')
+    p.add_argument('--tls-key', type=Path, help='PEM private key of --tls-cert')
     p.set_defaults(func=cmd_metrics)
 
     from echoloc_ros import nn_cli

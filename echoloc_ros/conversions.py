@@ -15,6 +15,13 @@ from echoloc_ros.core.echo_processing import EchoFeatures
 # EchoFeatures fields with one value per channel, named alike in the message and the core.
 PER_CHANNEL_FIELDS = ('tof_s', 'tof_cfd_s', 'snr_db', 'noise_floor', 'direct_tof_s',
                       'direct_amplitude')
+# The largest frame taken, per channel: 0.26 s at 250 kHz, echoes from 45 m away (the
+# default room's window is 40 ms); beyond this a frame is refused, not processed (one 10 MB
+# frame grew the processor by 125 MB).
+MAX_SAMPLES_PER_CHANNEL = 65536
+MAX_SAMPLE_RATE_HZ = 10e6
+# The most receivers a frame or its features may carry (the shipped arrays have 4).
+MAX_CHANNELS = 64
 
 
 def _float32_array(values: np.ndarray) -> array.array:
@@ -74,6 +81,9 @@ def echo_frame_samples(msg: EchoFrame) -> np.ndarray:
     """
     if msg.n_channels == 0 or msg.n_samples == 0:
         raise ValueError(f'empty frame: n_channels={msg.n_channels}, n_samples={msg.n_samples}')
+    if msg.n_samples > MAX_SAMPLES_PER_CHANNEL:
+        raise ValueError(f'frame seq={msg.seq}: n_samples={msg.n_samples}, more than the '
+                         f'{MAX_SAMPLES_PER_CHANNEL} per channel taken')
     expected = msg.n_channels * msg.n_samples
     if len(msg.data) != expected:
         raise ValueError(
@@ -82,9 +92,9 @@ def echo_frame_samples(msg: EchoFrame) -> np.ndarray:
     if len(msg.receiver_positions) not in (0, msg.n_channels):
         raise ValueError(f'frame seq={msg.seq} has {len(msg.receiver_positions)} receiver '
                          f'positions for n_channels={msg.n_channels}')
-    if not np.isfinite(msg.sample_rate_hz) or msg.sample_rate_hz <= 0:
+    if not 0 < msg.sample_rate_hz <= MAX_SAMPLE_RATE_HZ:
         raise ValueError(f'frame seq={msg.seq}: sample_rate_hz={msg.sample_rate_hz}, '
-                         'expected a positive rate')
+                         f'expected a positive rate up to {MAX_SAMPLE_RATE_HZ:g}')
     return np.frombuffer(msg.data, dtype=np.int16).reshape(msg.n_channels, msg.n_samples)
 
 
@@ -124,6 +134,16 @@ def features_from_msg(msg: EchoFeaturesMsg) -> EchoFeatures:
     """
     shape = (msg.n_channels, msg.n_bins)
     size = shape[0] * shape[1]
+    if not (0 < msg.n_channels <= MAX_CHANNELS and 0 < msg.n_bins <= MAX_SAMPLES_PER_CHANNEL):
+        raise ValueError(f'features seq={msg.seq}: n_channels={msg.n_channels}, '
+                         f'n_bins={msg.n_bins}; expected 1 to {MAX_CHANNELS} channels of 1 to '
+                         f'{MAX_SAMPLES_PER_CHANNEL} bins')
+    for name, value, low, high in (('bin_width_s', msg.bin_width_s, 1e-8, 1e-2),
+                                   ('start_s', msg.start_s, 0.0, 1.0),
+                                   ('carrier_hz', msg.carrier_hz, 1.0, 1e6)):
+        if not low <= value <= high:
+            raise ValueError(f'features seq={msg.seq}: {name}={value}, expected '
+                             f'[{low:g}, {high:g}]')
     for name in ('envelope', 'baseband_real', 'baseband_imag'):
         if len(getattr(msg, name)) != size:
             raise ValueError(f'features seq={msg.seq}: {name} has {len(getattr(msg, name))} '

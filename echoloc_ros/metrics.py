@@ -5,12 +5,20 @@ numeric values, and the pose stream's rate, latency, covariance and (in simulati
 against ground truth. ``GET /health`` answers 200 with a JSON summary while every status is OK
 or WARN and fresh, 503 when one is ERROR or STALE, has not been refreshed for ``stale_after_s``,
 or no diagnostics have been heard at all. Anything else is 404.
+
+With a token (``token_file``) every request needs ``Authorization: Bearer <token>`` (401
+otherwise); with ``tls_cert`` and ``tls_key`` the server speaks HTTPS. It refuses to bind an
+address other than loopback without a token. Connections are limited in number and time.
 """
+import hmac
+import ipaddress
 import json
 import math
 import re
+import ssl
 import threading
 import time
+from pathlib import Path
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +35,14 @@ from echoloc_ros.nodes.common import declare, run
 CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 LEVEL_NAMES = ('OK', 'WARN', 'ERROR', 'STALE')
 _MATCH_HISTORY = 200
+# Bounds against a peer that publishes diagnostics under ever new names (20,000 spoofed names
+# once made a 4.7 MB /metrics): at most this many statuses are held, the least recently heard
+# dropped first; one not heard for forget_after_s leaves /metrics (/health still reports it
+# STALE while it is held, so a node that died is not forgotten).
+MAX_STATUSES = 512
+# Concurrent connections served; more are closed at once. Each has this long per read/write.
+MAX_CONNECTIONS = 16
+CONNECTION_TIMEOUT_S = 5.0
 
 
 def sanitize_metric_name(key: str) -> str:
@@ -81,12 +97,22 @@ class MetricsExporter(Node):
 
     :param port: TCP port (None: the ``port`` parameter; 0 picks a free one).
     :param host: address to bind (None: the ``host`` parameter, 127.0.0.1 by default).
+    :param token_file: file holding the bearer token every request must carry (None: the
+        ``token_file`` parameter; empty: no token).
+    :param tls_cert: PEM certificate chain for HTTPS (None: the ``tls_cert`` parameter;
+        empty: plain HTTP); needs ``tls_key``.
+    :param tls_key: PEM private key for HTTPS.
+    :raises ValueError: a non-loopback ``host`` without a token, an unreadable or empty token
+        file, a certificate without a key or one that does not load, a port in use.
     """
 
     def __init__(self, port: int | None = None, host: str | None = None,
-                 node_name: str = 'echoloc_metrics'):
+                 node_name: str = 'echoloc_metrics', token_file: str | None = None,
+                 tls_cert: str | None = None, tls_key: str | None = None):
         overrides = [Parameter(name, value=value)
-                     for name, value in (('port', port), ('host', host)) if value is not None]
+                     for name, value in (('port', port), ('host', host),
+                                         ('token_file', token_file), ('tls_cert', tls_cert),
+                                         ('tls_key', tls_key)) if value is not None]
         super().__init__(node_name, parameter_overrides=overrides)
         host = declare(self, 'host', '127.0.0.1', 'address the HTTP server binds to',
                        read_only=True)
@@ -99,6 +125,21 @@ class MetricsExporter(Node):
         self.rate_window_s = declare(
             self, 'rate_window_s', 5.0, 'window of the pose rate [s]', min_value=0.5,
             max_value=600.0, on_set=lambda value: setattr(self, 'rate_window_s', value))
+        self.forget_after_s = declare(
+            self, 'forget_after_s', 30.0, 'a status not heard for this long leaves /metrics '
+            '[s]', min_value=1.0, max_value=86400.0,
+            on_set=lambda value: setattr(self, 'forget_after_s', value))
+        token_path = declare(self, 'token_file', '', 'file holding the bearer token every '
+                             'request must carry; empty: none (loopback only)', read_only=True)
+        cert = declare(self, 'tls_cert', '', 'PEM certificate for HTTPS; empty: plain HTTP',
+                       read_only=True)
+        key = declare(self, 'tls_key', '', 'PEM private key for HTTPS', read_only=True)
+        self.token = _read_token(token_path) if token_path else None
+        if self.token is None and not _is_loopback(host):
+            raise ValueError(f'refusing to serve metrics on {host!r} without a token: anyone '
+                             'who can reach it could read the graph; give --token-file, or '
+                             'bind 127.0.0.1')
+        tls = _tls_context(cert, key) if cert or key else None
         self._lock = threading.Lock()
         self._statuses: dict[str, _Status] = {}
         self._pose_times_s: deque[float] = deque()
@@ -115,20 +156,39 @@ class MetricsExporter(Node):
                                  reliable)
         self.create_subscription(PoseStamped, 'echoloc/ground_truth', self.on_truth, reliable)
         try:
-            self.server = ThreadingHTTPServer((host, port), _handler(self))
+            self.server = _BoundedServer((host, port), _handler(self))
         except OSError as exc:
             raise ValueError(f'cannot serve metrics on {host}:{port}: {exc}') from None
-        self.server.daemon_threads = True
+        if tls is not None:
+            # The handshake runs in the connection's own thread (on its first read, under
+            # its timeout), so a client that stalls it cannot hold up accept().
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True,
+                                                 do_handshake_on_connect=False)
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
-        self.get_logger().info(f'serving http://{host}:{self.port}/metrics and /health')
+        scheme = 'https' if tls is not None else 'http'
+        self.get_logger().info(f'serving {scheme}://{host}:{self.port}/metrics and /health'
+                               + (' (bearer token required)' if self.token else ''))
+
+    def authorized(self, header: str | None) -> bool:
+        """Whether a request's ``Authorization`` header carries the token (always, with no
+        token). Compared in constant time."""
+        if self.token is None:
+            return True
+        scheme, _, given = (header or '').partition(' ')
+        return scheme.lower() == 'bearer' and hmac.compare_digest(
+            given.strip().encode('utf-8', 'replace'), self.token.encode('utf-8'))
 
     def on_diagnostics(self, msg: DiagnosticArray) -> None:
         now_s = time.monotonic()
         with self._lock:
             for status in msg.status:
+                # Re-inserted at the end: the dict stays in order of last hearing.
+                self._statuses.pop(status.name, None)
                 self._statuses[status.name] = _Status(status, now_s)
+            while len(self._statuses) > MAX_STATUSES:
+                del self._statuses[next(iter(self._statuses))]
 
     def on_pose(self, msg: PoseWithCovarianceStamped) -> None:
         now_s = time.monotonic()
@@ -206,8 +266,11 @@ class MetricsExporter(Node):
             family = families.setdefault(name, (kind, help_text, []))
             family[2].append(f'{name}{_labels(labels) if labels else ""} {_number(value)}')
 
+        forget_after_s = self.forget_after_s
         for name in sorted(statuses):
             status, received_s = statuses[name].status, statuses[name].received_s
+            if now_s - received_s > forget_after_s:
+                continue
             node, task = _split_name(name)
             labels = {'node': node, 'name': task, 'hardware_id': status.hardware_id}
             add('echoloc_diagnostic_level', 'gauge',
@@ -252,11 +315,84 @@ def _remember(history: OrderedDict, key, value) -> None:
         history.popitem(last=False)
 
 
+def _is_loopback(host: str) -> bool:
+    if host == 'localhost':
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def _read_token(path: str) -> str:
+    try:
+        token = Path(path).read_text(encoding='utf-8').strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f'cannot read token file {path}: {exc}') from None
+    if not token:
+        raise ValueError(f'token file {path} is empty')
+    return token
+
+
+def _tls_context(cert: str, key: str) -> ssl.SSLContext:
+    if not cert or not key:
+        raise ValueError('HTTPS needs both a certificate and a key (--tls-cert, --tls-key)')
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f'cannot load TLS certificate {cert} with key {key}: {exc}') from None
+    return context
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, at most ``MAX_CONNECTIONS`` at once: more are closed at once
+    rather than queued behind slow ones."""
+
+    daemon_threads = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request, client_address) -> None:
+        # A client that drops, stalls past the timeout or fails the TLS handshake is its own
+        # problem, not a traceback on the server's stderr.
+        pass
+
+
 def _handler(exporter: MetricsExporter) -> type:
     class Handler(BaseHTTPRequestHandler):
+        timeout = CONNECTION_TIMEOUT_S
+
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             path = self.path.split('?', 1)[0]
-            if path == '/metrics':
+            if not exporter.authorized(self.headers.get('Authorization')):
+                self.send_response(401)
+                self.send_header('WWW-Authenticate', 'Bearer realm="echoloc"')
+                body = b'bearer token required\n'
+                self.send_header('Content-Type', 'text/plain; charset=utf-8')
+                self.send_header('Content-Length', str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            elif path == '/metrics':
                 self._send(200, CONTENT_TYPE, exporter.metrics_text())
             elif path == '/health':
                 code, body = exporter.health()
@@ -278,13 +414,15 @@ def _handler(exporter: MetricsExporter) -> type:
     return Handler
 
 
-def serve_metrics(port: int = 9101, host: str = '127.0.0.1') -> int:
-    """Serve /metrics and /health until Ctrl-C or SIGTERM."""
-    return run(lambda: MetricsExporter(port=port, host=host))
+def serve_metrics(port: int = 9101, host: str = '127.0.0.1', token_file: str = '',
+                  tls_cert: str = '', tls_key: str = '') -> int:
+    """Serve /metrics and /health until Ctrl-C or SIGTERM (see :class:`MetricsExporter`)."""
+    return run(lambda: MetricsExporter(port=port, host=host, token_file=token_file,
+                                       tls_cert=tls_cert, tls_key=tls_key))
 
 
 def main(args=None) -> int:
-    """Run as a node: ``--ros-args -p port:=9101 -p host:=0.0.0.0``."""
+    """Run as a node: ``--ros-args -p port:=9101 -p host:=0.0.0.0 -p token_file:=/path``."""
     return run(MetricsExporter, args)
 
 

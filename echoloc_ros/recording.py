@@ -355,12 +355,14 @@ class BagRecorder(Node):
     def __init__(self, out_dir: Path, topics: Sequence = DEFAULT_TOPICS,
                  flush_period_s: float = 1.0, fsync: bool = False,
                  node_name: str = 'echoloc_recorder'):
-        super().__init__(node_name)
         if not flush_period_s > 0:
             raise ValueError(f'flush_period_s must be positive, got {flush_period_s}')
         specs = [topic_spec(t) for t in topics]
+        # The file first: a directory that cannot be written must fail before a node exists
+        # (rclpy's shutdown would destroy a half-built one).
         self.bag = BagWriter(out_dir, fsync=fsync)
         self._lock = threading.Lock()
+        super().__init__(node_name)
         self._last_ns = 0
         for spec in specs:
             qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT

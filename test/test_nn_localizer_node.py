@@ -79,3 +79,46 @@ def test_shipped_model_localizes_live(ros_env, tmp_path):
     assert int(values['doubted frames not searched (wide_search_max_hz)']) >= 0, values
     errors = _errors(rec)
     assert np.median(errors) <= 0.015, f'median error {100 * np.median(errors):.2f} cm'
+
+
+def test_a_checkpoint_that_is_not_one_falls_back_to_physics_naming_why(ros_env, tmp_path):
+    """An int, a bare tensor and a state_dict of other weights: each localizer says why with an
+    ERROR and runs the physics method instead of crashing."""
+    import torch
+
+    from echoloc_ros.graph import NodeSpec
+    good = torch.load(default_model_path('default_room'), weights_only=True) \
+        if default_model_path('default_room').is_file() else None
+    cases = {'int': (5, 'holds a int, not a dict'),
+             'tensor': (torch.zeros(3), 'holds a Tensor, not a dict')}
+    if good is not None:
+        cases['weights'] = ({**good, 'state_dict': {'x.weight': torch.zeros(2)}},
+                            'do not make a candidate ranker')
+    specs, overrides = [], {}
+    for name, (content, _) in cases.items():
+        path = tmp_path / f'{name}.pt'
+        torch.save(content, path)
+        specs.append(NodeSpec(f'localizer_{name}', 'localizer', 'echoloc_ros.nodes.localizer'))
+        overrides[f'localizer_{name}'] = {'method': 'nn', 'model_path': str(path)}
+    import rclpy
+    rec = TopicRecorder(rclpy)
+    rec.subscribe(DiagnosticArray, '/diagnostics', QoSProfile(depth=100))
+
+    def status(name):
+        found = [s for _, m in rec.get('/diagnostics') for s in m.status
+                 if s.name == f'localizer_{name}: Neural model']
+        return found[-1] if found else None
+
+    try:
+        with NodeProcesses(tuple(specs), env=ros_env, log_dir=tmp_path,
+                           overrides=overrides) as graph:
+            assert wait_for(lambda: all(status(n) for n in cases), timeout_s=60.0), \
+                f'no model status; logs in {tmp_path}'
+            assert not graph.exited()
+    finally:
+        rec.close()
+    for name, (_, reason) in cases.items():
+        s = status(name)
+        assert s.level == DiagnosticStatus.ERROR and reason in s.message, s.message
+        assert 'using physics' in s.message
+        assert {kv.key: kv.value for kv in s.values}['method in use'] == 'physics'

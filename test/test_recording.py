@@ -1,6 +1,7 @@
 """BagRecorder in its own process over real DDS: every message lands in an MCAP rosbag2 that the
 rosbags library opens as it is, after a clean stop and after a SIGKILL."""
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -201,3 +202,24 @@ def test_repair_cuts_a_torn_flush_back_to_the_last_complete_chunk(tmp_path):
     assert repair_bag(bag.path) > 0
     assert [t for _, _, t, _ in read_bag(bag.path)] == list(range(1000, 1006))
     assert repair_bag(bag.path) == 0
+
+
+def _unwritable_dirs(tmp_path: Path) -> list[Path]:
+    # sysfs refuses a new directory to root too; a read-only directory only to others.
+    dirs = [Path('/sys/echoloc_recording')]
+    if os.geteuid() != 0:
+        locked = tmp_path / 'locked'
+        locked.mkdir(mode=0o500)
+        dirs.append(locked / 'bag')
+    return dirs
+
+
+def test_an_unwritable_directory_is_one_clear_error(ros_env, tmp_path):
+    for out in _unwritable_dirs(tmp_path):
+        result = subprocess.run([sys.executable, '-m', 'echoloc_ros.cli', 'record', str(out),
+                                 '--duration', '1'], env=ros_env, capture_output=True,
+                                text=True, timeout=60)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0
+        assert f'echoloc record: cannot write {out}: ' in output, output
+        assert 'Traceback' not in output, output

@@ -4,6 +4,7 @@ Coordinates are in the array frame (REP-103: x forward, y left, z up). The array
 its heading (yaw) rotates it about z; the transducers face along the array's z axis.
 """
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,10 @@ import numpy as np
 from scipy import special
 
 from echoloc_ros.core.paths import load_config
+
+# What an array name from the wire (EchoFrame.array_id) may look like: a file name in
+# config/arrays without its .yaml, never a path.
+_ARRAY_NAME = re.compile(r'[A-Za-z0-9_-]{1,64}')
 
 
 @dataclass
@@ -168,3 +173,15 @@ def load_array(name_or_path: str | Path = 'square_4sensor') -> ArrayGeometry:
     :return: the array geometry.
     """
     return load_config('arrays', name_or_path, array_from_dict)
+
+
+def load_named_array(name: str) -> ArrayGeometry:
+    """Load an array shipped in ``config/arrays`` by its bare name, as a message names it.
+
+    :raises ValueError: ``name`` is not a bare name (a path, say, which would have the node open
+        whatever file a peer names) or no shipped array has it.
+    """
+    if not isinstance(name, str) or not _ARRAY_NAME.fullmatch(name):
+        raise ValueError(f'array_id {str(name)[:80]!r} is not an array name (letters, digits, '
+                         '_ and -, as in config/arrays)')
+    return load_array(name)

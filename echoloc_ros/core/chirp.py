@@ -9,6 +9,10 @@ from scipy import signal
 KINDS = ('lfm', 'hfm', 'barker')
 BARKER_13 = np.array([1, 1, 1, 1, 1, -1, -1, 1, 1, -1, 1, -1, 1], dtype=float)
 _RECTANGULAR = ('rect', 'rectangular', 'boxcar', 'none')
+# Bounds on a chirp (which a frame on the network describes): an array's ping lasts a few
+# ms and sweeps tens of kHz; a 1e6 s chirp would be a 2 TiB reference at 250 kHz.
+MAX_DURATION_S = 0.1
+MAX_FREQUENCY_HZ = 1e6
 
 
 @dataclass(frozen=True)
@@ -35,13 +39,20 @@ class Chirp:
             value = getattr(self, field)
             if not np.isfinite(value) or value <= 0.0:
                 raise ValueError(f'chirp {field} must be positive and finite, got {value}')
+        if self.duration_s > MAX_DURATION_S:
+            raise ValueError(f'chirp duration_s must be at most {MAX_DURATION_S} s, got '
+                             f'{self.duration_s}')
+        if max(self.f0_hz, self.f1_hz) > MAX_FREQUENCY_HZ:
+            raise ValueError(f'chirp f0_hz and f1_hz must be at most {MAX_FREQUENCY_HZ:g} Hz, '
+                             f'got {self.f0_hz:g}, {self.f1_hz:g}')
         if self.kind == 'hfm' and self.f0_hz == self.f1_hz:
             raise ValueError(f'hfm chirp needs f0_hz != f1_hz, got {self.f0_hz} for both')
         if self.window not in _RECTANGULAR:
             try:
                 signal.get_window(self.window, 8)
-            except ValueError as err:
-                raise ValueError(f'unknown chirp window {self.window!r}: {err}') from None
+            except (ValueError, TypeError) as err:
+                raise ValueError(f'unknown chirp window {self.window[:80]!r}: '
+                                 f'{str(err)[:200]}') from None
 
     @property
     def center_hz(self) -> float:

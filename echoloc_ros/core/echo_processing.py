@@ -7,6 +7,7 @@ array is known), the analytic signal (positive frequencies only), the mix-down b
 the decimation (an inverse FFT over the bins around the carrier).
 """
 
+from collections import OrderedDict
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -15,6 +16,10 @@ from scipy import signal
 
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
+
+# FFT plans kept per processor, one per frame length: a stream has one length; a peer sending
+# every length must not grow memory without bound.
+MAX_PLANS = 2
 
 
 @dataclass
@@ -119,7 +124,7 @@ class EchoProcessor:
                                   output='sos')
         self._ping = chirp.samples(self.fs_hz)
         self.min_samples = 2 * self._ping.size
-        self._plans: dict[int, tuple] = {}
+        self._plans: OrderedDict[int, tuple] = OrderedDict()
         self._build_point_response()
 
     # --------------------------------------------------------------------------- reference
@@ -200,7 +205,9 @@ class EchoProcessor:
 
     # --------------------------------------------------------------------------- processing
     def _plan(self, n_samples: int) -> tuple:
-        if n_samples not in self._plans:
+        if n_samples in self._plans:
+            self._plans.move_to_end(n_samples)
+        else:
             d = self.decimation
             n_fft = 2 * d * sfft.next_fast_len(-(-(n_samples + self._ping.size + 256) // (2 * d)))
             freq, weights = self._reference(n_fft)
@@ -214,6 +221,8 @@ class EchoProcessor:
             shift = np.fft.ifftshift(np.arange(m))
             self._plans[n_samples] = (n_fft, weights[bins[shift]], bins[shift], n_bins,
                                       correction)
+            while len(self._plans) > MAX_PLANS:
+                self._plans.popitem(last=False)
         return self._plans[n_samples]
 
     def _validate(self, samples: np.ndarray) -> np.ndarray:
@@ -227,6 +236,9 @@ class EchoProcessor:
         if not (np.issubdtype(samples.dtype, np.integer)
                 or np.issubdtype(samples.dtype, np.floating)):
             raise ValueError(f'samples must be integer or float, got dtype {samples.dtype}')
+        if self.array is not None and samples.shape[0] != self.array.n_receivers:
+            raise ValueError(f'{samples.shape[0]} channels, but array {self.array.name!r} has '
+                             f'{self.array.n_receivers} receivers')
         if samples.shape[1] < self.min_samples:
             raise ValueError(f'samples has {samples.shape[1]} samples per channel; need at '
                              f'least {self.min_samples} (twice the ping)')

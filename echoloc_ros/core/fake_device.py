@@ -138,7 +138,8 @@ class FakeArrayDevice:
                  tick_rate_hz: int = 1_000_000, clock_drift_ppm: float = 0.0,
                  tick_offset: int = 0, faults: Optional[FaultConfig] = None,
                  status_period_s: float = 1.0, firmware_version: str = 'fake-1.0.0',
-                 array_id: str = 'fake-square_4sensor') -> None:
+                 array_id: str = 'fake-square_4sensor', temperature_c: float = 25.0,
+                 supply_v: float = 5.0) -> None:
         """Create the device (nothing is opened until :meth:`start`).
 
         :param frame_source: ``frame_source(device_seq)`` -> int16 ``(n_channels, n_samples)``;
@@ -157,6 +158,8 @@ class FakeArrayDevice:
         :param status_period_s: period of unsolicited STATUS while streaming
         :param firmware_version: reported in INFO
         :param array_id: reported in INFO
+        :param temperature_c: die temperature reported in STATUS
+        :param supply_v: supply voltage reported in STATUS
         """
         if not 0 < window_samples <= max_window_samples:
             raise ValueError(f'window_samples must be in (0, {max_window_samples}], got '
@@ -172,6 +175,8 @@ class FakeArrayDevice:
         self.status_period_s = status_period_s
         self.firmware_version = firmware_version
         self.array_id = array_id
+        self.temperature_c = temperature_c
+        self.supply_v = supply_v
         self._default_config = p.Configure(fs_hz=fs_hz, window_samples=window_samples,
                                            frame_rate_hz=frame_rate_hz)
         self.echo_log: dict[int, bool] = {}
@@ -342,7 +347,8 @@ class FakeArrayDevice:
     def _status(self) -> p.Status:
         uptime = self.ticks_at(time.monotonic()) - self.tick_offset
         state = p.DeviceState.STREAMING if self._streaming else p.DeviceState.IDLE
-        return p.Status(uptime, 25.0, 5.0, self._clip_count, self._overruns, state)
+        return p.Status(uptime, self.temperature_c, self.supply_v, self._clip_count,
+                        self._overruns, state)
 
     def _send_echo(self, now_s: float) -> None:
         period_s = 1.0 / float(self._config.frame_rate_hz)

@@ -8,6 +8,12 @@ import serial
 from echoloc_ros.core import protocol as p
 from echoloc_ros.core.channel_health import CHANNEL_OK, channel_health
 
+# What a working array can report in STATUS: its MCU die sensor's range, and a supply between
+# the MCU's brown-out and a 12 V VIN (USB gives 5 V). NaN or infinity is a broken sensor or
+# firmware, never "ok".
+TEMPERATURE_RANGE_C = (-40.0, 125.0)
+SUPPLY_RANGE_V = (3.0, 13.0)
+
 
 @dataclass
 class Check:
@@ -74,28 +80,59 @@ def run_hw_test(port_path: str, timeout_s: float = 1.0, frame_timeout_s: float =
                                                      'fs_hz': info.fs_hz,
                                                      'n_channels': info.n_channels}))
         status, _ = session.request(p.GetStatus(), (p.Status,), timeout_s)
-        checks.append(Check('status', status is not None,
-                            'no STATUS reply' if status is None else
-                            f'{status.temperature_c:.1f} C, supply {status.supply_v:.2f} V, '
-                            f'{status.clip_count} clipped samples, {status.overrun_count} '
-                            'overruns since boot',
-                            {} if status is None else {'temperature_c': status.temperature_c,
-                                                       'supply_v': status.supply_v,
-                                                       'clip_count': status.clip_count,
-                                                       'overrun_count': status.overrun_count}))
+        checks.append(status_check(status))
         session.request(p.Start(), (p.Ack, p.Nack), timeout_s)
         frame = session.wait_for((p.EchoFrame,), frame_timeout_s)
         session.request(p.Stop(), (p.Ack, p.Nack), timeout_s)
         if frame is None:
             checks.append(Check('frame', False, f'no echo frame within {frame_timeout_s} s'))
         else:
-            health = channel_health(np.asarray(frame.samples))
-            bad = [h for h in health if h['state'] != CHANNEL_OK]
-            checks.append(Check(
-                'frame', not bad,
-                f'{frame.samples.shape[0]} x {frame.samples.shape[1]} samples; ' + ', '.join(
-                    f"ch{h['channel']} {h['state']} snr {h['snr_db']:.1f} dB"
-                    + (f" ({h['reason']})" if h['reason'] else '') for h in health),
-                {'channels': [{k: h[k] for k in ('channel', 'state', 'snr_db', 'rms')}
-                              for h in health]}))
+            checks.append(frame_check(np.asarray(frame.samples),
+                                      None if info is None else info.n_channels))
     return checks
+
+
+def _finite_or_none(value: float) -> float | None:
+    # JSON has no NaN or infinity.
+    return float(value) if np.isfinite(value) else None
+
+
+def status_check(status: p.Status | None) -> Check:
+    """The STATUS reply: present, with a temperature and a supply voltage a working array
+    can have."""
+    if status is None:
+        return Check('status', False, 'no STATUS reply')
+    problems = []
+    low, high = TEMPERATURE_RANGE_C
+    if not low <= status.temperature_c <= high:
+        problems.append(f'temperature {status.temperature_c} C outside [{low:g}, {high:g}]')
+    low, high = SUPPLY_RANGE_V
+    if not low <= status.supply_v <= high:
+        problems.append(f'supply {status.supply_v} V outside [{low:g}, {high:g}]')
+    detail = (f'{status.temperature_c:.1f} C, supply {status.supply_v:.2f} V, '
+              f'{status.clip_count} clipped samples, {status.overrun_count} overruns since boot')
+    return Check('status', not problems, '; '.join(problems + [detail]),
+                 {'temperature_c': _finite_or_none(status.temperature_c),
+                  'supply_v': _finite_or_none(status.supply_v),
+                  'clip_count': status.clip_count, 'overrun_count': status.overrun_count})
+
+
+def frame_check(samples: np.ndarray, expected_channels: int | None) -> Check:
+    """One echo frame ``(n_channels, n_samples)``: channels and samples there, as many
+    channels as INFO announced, and every channel healthy."""
+    n_channels, n_samples = samples.shape if samples.ndim == 2 else (0, samples.size)
+    if n_channels == 0 or n_samples == 0:
+        return Check('frame', False, f'empty frame: {n_channels} channels x {n_samples} samples',
+                     {'channels': []})
+    health = channel_health(samples)
+    bad = [h for h in health if h['state'] != CHANNEL_OK]
+    problems = []
+    if expected_channels is not None and n_channels != expected_channels:
+        problems.append(f'{n_channels} channels, but INFO announced {expected_channels}')
+    return Check(
+        'frame', not bad and not problems,
+        '; '.join(problems + [f'{n_channels} x {n_samples} samples']) + '; ' + ', '.join(
+            f"ch{h['channel']} {h['state']} snr {h['snr_db']:.1f} dB"
+            + (f" ({h['reason']})" if h['reason'] else '') for h in health),
+        {'channels': [{k: h[k] for k in ('channel', 'state', 'snr_db', 'rms')}
+                      for h in health]})

@@ -262,9 +262,16 @@ def load_checkpoint(path: str | Path, expect: TrainedFor | None = None,
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for a corrupt or foreign file
         raise ValueError(f'cannot load model checkpoint {path}: {exc}') from exc
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'{path} is not an echoloc model checkpoint: it holds a '
+                         f'{type(ckpt).__name__}, not a dict')
     missing = [k for k in ('config', 'state_dict', 'room', 'array', 'chirp') if k not in ckpt]
     if missing:
         raise ValueError(f'{path} is not an echoloc model checkpoint (missing {missing})')
+    wrong = [k for k in ('config', 'state_dict', 'array', 'chirp', 'input_spec')
+             if k in ckpt and not isinstance(ckpt[k], dict)]
+    if wrong:
+        raise ValueError(f'{path} is not an echoloc model checkpoint: {wrong} must be dicts')
     if expect is not None:
         if ckpt['room'] != expect.room:
             raise ValueError(f'model {path} was trained for room {ckpt["room"]!r}, not '
@@ -276,6 +283,11 @@ def load_checkpoint(path: str | Path, expect: TrainedFor | None = None,
         if _normalise(ckpt['chirp']) != _normalise(expect.chirp):
             raise ValueError(f'model {path} was trained for chirp {ckpt["chirp"]}, not '
                              f'{expect.chirp}')
-    model = CandidateRanker(ModelConfig.from_dict(ckpt['config']))
-    model.load_state_dict(ckpt['state_dict'])
+    try:
+        model = CandidateRanker(ModelConfig.from_dict(ckpt['config']))
+        model.load_state_dict(ckpt['state_dict'])
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:
+        # load_state_dict raises RuntimeError for missing, extra or misshapen weights.
+        raise ValueError(f'{path}: its config and weights do not make a candidate ranker: '
+                         f'{str(exc)[:300]}') from None
     return model.eval(), ckpt

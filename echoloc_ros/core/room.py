@@ -1,5 +1,6 @@
 """A known room: floor plan, height, surface materials at 40 kHz, furniture boxes and air."""
 
+import reprlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,48 @@ MATERIALS = {
 }
 
 
+# Limits on a room read from text that may come from a peer on the network (echoloc/room): the
+# shipped rooms are 1-3 KiB with up to 4 boxes and no YAML aliases. Each box costs every frame
+# a ray test per echo path (1,000 boxes took poses from 25/s to 0.2/s), and aliases let a few
+# hundred bytes expand to gigabytes ("billion laughs").
+MAX_ROOM_YAML_BYTES = 64 * 1024
+MAX_YAML_ALIASES = 32
+MAX_FURNITURE = 64
+MAX_PLAN_VERTICES = 64
+# Values quoted in error messages are cut short (80 characters, 6 items, 3 levels).
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlist = _SHORT.maxdict = 6
+_SHORT.maxlevel = 3
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut short: a hostile value must not make a huge error message."""
+    return _SHORT.repr(value)
+
+
+def _number(value: Any, where: str) -> float:
+    """A finite number (not a bool, list or string)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise ValueError(f'{where} must be a finite number, got {_short(value)}')
+    return float(value)
+
+
+class _LimitedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses more than ``MAX_YAML_ALIASES`` aliases."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_YAML_ALIASES:
+                raise ValueError(f'room YAML has more than {MAX_YAML_ALIASES} aliases')
+        return super().compose_node(parent, index)
+
+
 def _absorption(value: Any, where: str) -> float:
     """An energy absorption coefficient from a material name or a number in [0, 1)."""
     if isinstance(value, str):
@@ -35,7 +78,7 @@ def _absorption(value: Any, where: str) -> float:
         return MATERIALS[value]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise ValueError(f'{where}: absorption must be a material name or a number in [0, 1), '
-                         f'got {value!r}')
+                         f'got {_short(value)}')
     return float(value)
 
 
@@ -91,8 +134,9 @@ class Box:
     def __post_init__(self) -> None:
         self.min_m = np.asarray(self.min_m, dtype=float)
         self.max_m = np.asarray(self.max_m, dtype=float)
-        if self.min_m.shape != (3,) or self.max_m.shape != (3,):
-            raise ValueError(f'box {self.name!r}: min_m and max_m must be [x, y, z]')
+        if (self.min_m.shape != (3,) or self.max_m.shape != (3,)
+                or not np.all(np.isfinite(self.min_m)) or not np.all(np.isfinite(self.max_m))):
+            raise ValueError(f'box {self.name!r}: min_m and max_m must be [x, y, z], finite')
         if np.any(self.max_m <= self.min_m):
             raise ValueError(f'box {self.name!r}: max_m {self.max_m.tolist()} must exceed '
                              f'min_m {self.min_m.tolist()} on every axis')
@@ -144,11 +188,13 @@ class Room:
         if self.vertices_m.ndim != 2 or self.vertices_m.shape[1] != 2 or k < 3:
             raise ValueError(f'room {self.name!r}: plan must have at least 3 [x, y] vertices, '
                              f'got shape {self.vertices_m.shape}')
+        if not np.all(np.isfinite(self.vertices_m)):
+            raise ValueError(f'room {self.name!r}: plan vertices must be finite')
         if _signed_area(self.vertices_m) <= 0:
             raise ValueError(f'room {self.name!r}: plan vertices must be counter-clockwise '
                              f'(positive area), got {self.vertices_m.tolist()}')
-        if not self.height_m > 0:
-            raise ValueError(f'room {self.name!r}: height_m must be positive, got '
+        if not 0 < self.height_m < np.inf:
+            raise ValueError(f'room {self.name!r}: height_m must be positive and finite, got '
                              f'{self.height_m}')
         self.wall_absorption = np.broadcast_to(
             np.asarray(self.wall_absorption, dtype=float), (k,)).copy()
@@ -299,19 +345,24 @@ def room_from_dict(data: dict[str, Any]) -> Room:
                'temperature_c', 'humidity_pct'}
     unknown = set(data) - allowed
     if unknown:
-        raise ValueError(f'unknown room fields {sorted(unknown)}; expected {sorted(allowed)}')
+        raise ValueError(f'unknown room fields {_short(sorted(map(str, unknown)))}; expected '
+                         f'{sorted(allowed)}')
     for key in ('name', 'plan', 'height_m', 'materials'):
         if key not in data:
             raise ValueError(f'room description lacks {key!r}')
-    name = str(data['name'])
+    if not isinstance(data['name'], str) or not 0 < len(data['name']) <= 64:
+        raise ValueError(f'room name must be a string of 1 to 64 characters, got '
+                         f'{_short(data["name"])}')
+    name = data['name']
     plan = data['plan']
     if isinstance(plan, dict) and 'shoebox' in plan:
         box = plan['shoebox']
         try:
-            w, l_ = float(box['width_m']), float(box['length_m'])
+            w = _number(box['width_m'], 'width_m')
+            l_ = _number(box['length_m'], 'length_m')
         except (KeyError, TypeError, ValueError):
             raise ValueError(f'room {name!r}: plan.shoebox needs numbers width_m and length_m, '
-                             f'got {box!r}') from None
+                             f'got {_short(box)}') from None
         if w <= 0 or l_ <= 0:
             raise ValueError(f'room {name!r}: shoebox width_m and length_m must be positive, '
                              f'got {w}, {l_}')
@@ -319,22 +370,26 @@ def room_from_dict(data: dict[str, Any]) -> Room:
         wall_names = ['south', 'east', 'north', 'west']
     elif isinstance(plan, dict) and 'polygon' in plan:
         vertices = plan['polygon']
+        if not isinstance(vertices, list) or len(vertices) > MAX_PLAN_VERTICES:
+            raise ValueError(f'room {name!r}: plan.polygon must be a list of at most '
+                             f'{MAX_PLAN_VERTICES} [x, y], got {_short(vertices)}')
         try:
             vertices = np.asarray(vertices, dtype=float)
         except (TypeError, ValueError):
             raise ValueError(f'room {name!r}: plan.polygon must be a list of [x, y], got '
-                             f'{vertices!r}') from None
+                             f'{_short(vertices)}') from None
         wall_names = [f'wall_{i}' for i in range(len(vertices))]
     else:
         raise ValueError(f'room {name!r}: plan must be {{shoebox: {{width_m, length_m}}}} or '
-                         f'{{polygon: [[x, y], ...]}}, got {plan!r}')
+                         f'{{polygon: [[x, y], ...]}}, got {_short(plan)}')
     materials = data['materials']
     if not isinstance(materials, dict):
-        raise ValueError(f'room {name!r}: materials must be a mapping, got {materials!r}')
+        raise ValueError(f'room {name!r}: materials must be a mapping, got {_short(materials)}')
     allowed_surfaces = {'walls', 'floor', 'ceiling'} | set(wall_names)
     unknown = set(materials) - allowed_surfaces
     if unknown:
-        raise ValueError(f'room {name!r}: unknown surfaces {sorted(unknown)} in materials; '
+        raise ValueError(f'room {name!r}: unknown surfaces {_short(sorted(map(str, unknown)))} '
+                         'in materials; '
                          f'expected {sorted(allowed_surfaces)}')
     for key in ('walls', 'floor', 'ceiling'):
         if key not in materials:
@@ -342,32 +397,57 @@ def room_from_dict(data: dict[str, Any]) -> Room:
     default_wall = _absorption(materials['walls'], f'room {name!r} materials.walls')
     wall_absorption = [_absorption(materials[w], f'room {name!r} materials.{w}')
                        if w in materials else default_wall for w in wall_names]
+    items = data.get('furniture') or []
+    if not isinstance(items, list):
+        raise ValueError(f'room {name!r}: furniture must be a list of boxes, got '
+                         f'{_short(items)}')
+    if len(items) > MAX_FURNITURE:
+        raise ValueError(f'room {name!r}: {len(items)} furniture boxes, more than the '
+                         f'{MAX_FURNITURE} allowed')
     furniture = []
-    for i, item in enumerate(data.get('furniture') or []):
+    for i, item in enumerate(items):
         where = f'room {name!r} furniture[{i}]'
         if not isinstance(item, dict) or not {'min_m', 'max_m'} <= set(item):
-            raise ValueError(f'{where}: needs min_m and max_m, got {item!r}')
-        furniture.append(Box(name=str(item.get('name', f'box_{i}')), min_m=item['min_m'],
-                             max_m=item['max_m'],
+            raise ValueError(f'{where}: needs min_m and max_m, got {_short(item)}')
+        corners = []
+        for key in ('min_m', 'max_m'):
+            corner = item[key]
+            if not isinstance(corner, list) or len(corner) != 3:
+                raise ValueError(f'{where}: {key} must be [x, y, z], got {_short(corner)}')
+            corners.append([_number(v, f'{where}.{key}') for v in corner])
+        furniture.append(Box(name=str(item.get('name', f'box_{i}'))[:80], min_m=corners[0],
+                             max_m=corners[1],
                              absorption=_absorption(item.get('material', 'wood'), where)))
     return Room(
         name=name, description=str(data.get('description', '')), vertices_m=vertices,
-        height_m=float(data['height_m']), wall_absorption=wall_absorption,
+        height_m=_number(data['height_m'], f'room {name!r}: height_m'),
+        wall_absorption=wall_absorption,
         floor_absorption=_absorption(materials['floor'], f'room {name!r} materials.floor'),
         ceiling_absorption=_absorption(materials['ceiling'], f'room {name!r} materials.ceiling'),
-        furniture=furniture, temperature_c=float(data.get('temperature_c', 20.0)),
-        humidity_pct=float(data.get('humidity_pct', 50.0)), wall_names=wall_names)
+        furniture=furniture,
+        temperature_c=_number(data.get('temperature_c', 20.0), f'room {name!r}: temperature_c'),
+        humidity_pct=_number(data.get('humidity_pct', 50.0), f'room {name!r}: humidity_pct'),
+        wall_names=wall_names)
 
 
 def room_from_yaml(text: str) -> Room:
     """A room from the text of its YAML file (as the furniture survey publishes it).
 
-    :raises ValueError: not YAML, or not a room (naming the bad field).
+    :raises ValueError: not a string, larger than ``MAX_ROOM_YAML_BYTES``, not YAML, more
+        than ``MAX_YAML_ALIASES`` aliases, or not a room (naming the bad field).
     """
+    if not isinstance(text, str):
+        raise ValueError(f'room YAML must be text, got {type(text).__name__}')
+    size = len(text.encode('utf-8', errors='replace'))
+    if size > MAX_ROOM_YAML_BYTES:
+        raise ValueError(f'room YAML is {size} bytes, more than the {MAX_ROOM_YAML_BYTES} '
+                         'allowed')
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_LimitedLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
-        raise ValueError(f'room is not YAML: {exc}') from None
+        raise ValueError(f'room is not YAML: {_short(str(exc))}') from None
+    except RecursionError:
+        raise ValueError('room YAML is nested too deeply') from None
     return room_from_dict(data)
 
 

@@ -133,12 +133,19 @@ class PoseTracker:
         runs, not one by one, and 0.5 tracked best on recorded drives (docs/physics.md).
     :param max_tracks: tracks kept at once (the lowest-scored beyond are dropped).
     :param coast_s: a track that is not published is dropped after this long without a fix.
+    :param max_coast_s: the published track too is dropped after this long without a fix: a
+        constant-velocity prediction further out than this is no longer honest (a stopped
+        or turning array, a velocity learnt from a few frames), and its covariance has grown
+        so wide that it would gate every fix yet take none. Fixes after such a gap start new
+        tracks, and nothing is published (:attr:`initialised` is false) until one is
+        confirmed again.
     """
 
     def __init__(self, accel_std_mps2: float = 0.5, gate_probability: float = 0.999,
                  confirm_hits: int = 3, initial_speed_std_mps: float = 0.5,
                  memory_s: float = 1.0, room_volume_m3: float = 50.0,
-                 prior_right: float = 0.5, max_tracks: int = 6, coast_s: float = 1.0) -> None:
+                 prior_right: float = 0.5, max_tracks: int = 6, coast_s: float = 1.0,
+                 max_coast_s: float = 2.0) -> None:
         checks = {'accel_std_mps2': (accel_std_mps2, accel_std_mps2 > 0, 'positive'),
                   'gate_probability': (gate_probability, 0 < gate_probability < 1, 'in (0, 1)'),
                   'confirm_hits': (confirm_hits, confirm_hits >= 1, '>= 1'),
@@ -146,11 +153,13 @@ class PoseTracker:
                   'room_volume_m3': (room_volume_m3, room_volume_m3 > 0, 'positive'),
                   'prior_right': (prior_right, 0 < prior_right < 1, 'in (0, 1)'),
                   'max_tracks': (max_tracks, max_tracks >= 1, '>= 1'),
-                  'coast_s': (coast_s, coast_s > 0, 'positive')}
+                  'coast_s': (coast_s, coast_s > 0, 'positive'),
+                  'max_coast_s': (max_coast_s, max_coast_s > 0, 'positive')}
         for name, (value, ok, expected) in checks.items():
             if not ok:
                 raise ValueError(f'{name} must be {expected}, got {value}')
         self.coast_s = coast_s
+        self.max_coast_s = max_coast_s
         self.accel_std_mps2 = accel_std_mps2
         self.gate = float(stats.chi2.ppf(gate_probability, 3))
         self.confirm_hits = confirm_hits
@@ -162,16 +171,25 @@ class PoseTracker:
         self.reset()
 
     def reset(self) -> None:
-        """Forget every track; the next fix starts anew (``switches`` counts from 0)."""
+        """Forget every track; the next fix starts anew (``switches`` and ``losses`` count
+        from 0)."""
         self._tracks: list[_Track] = []
         self._published: _Track | None = None
         self._t_s: float | None = None
         self.switches = 0
+        self.losses = 0
 
     @property
     def initialised(self) -> bool:
-        """Whether a track is published."""
+        """Whether a track is published: a confirmed track that has taken a fix within
+        ``max_coast_s``. Without one the tracker has no pose to vouch for."""
         return self._published is not None
+
+    @property
+    def lost(self) -> bool:
+        """Whether the tracker held a track and has none now: it ran past ``max_coast_s``
+        without a fix and no new track is confirmed yet."""
+        return self._published is None and self.losses > 0
 
     @property
     def state(self) -> np.ndarray | None:
@@ -274,7 +292,8 @@ class PoseTracker:
         :param m: where the truth may be; its first place is the localizer's fix.
         :return: ``(position (3,), covariance (3, 3), accepted)``: the published track after
             the frame, and whether it took the fix (its first place) more likely than not.
-            Before any track is confirmed, the fix itself with its covariance.
+            Before any track is confirmed, the fix itself with its covariance: a pose no
+            track vouches for yet (:attr:`initialised` is false), not one to publish.
         """
         if not np.isfinite(t_s):
             raise ValueError(f't_s must be finite, got {t_s}')
@@ -282,6 +301,12 @@ class PoseTracker:
             raise ValueError(f't_s {t_s} is earlier than the last frame at {self._t_s}')
         fade = 1.0 if self._t_s is None else float(np.exp(-(t_s - self._t_s) / self.memory_s))
         self._t_s = t_s
+        if (self._published is not None
+                and t_s - self._published.last_hit_s > self.max_coast_s):
+            # Past what the track can honestly predict: forget it and start from this frame.
+            self._published = None
+            self.losses += 1
+        self._tracks = [tr for tr in self._tracks if t_s - tr.last_hit_s <= self.max_coast_s]
         gated = np.zeros(len(m.probabilities), dtype=bool)
         fix_weight = {}
         for track in self._tracks:

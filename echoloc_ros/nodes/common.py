@@ -1,5 +1,7 @@
 """What every echoloc node shares: declaring described parameters and the main() loop."""
 import math
+import re
+import time
 from typing import Any, Callable
 
 import rclpy
@@ -134,6 +136,28 @@ def declare_chirp(node: Node) -> Chirp:
                            read_only=True, min_value=1e-4, max_value=0.02),
         window=declare(node, 'chirp_window', 'hann', 'chirp amplitude window (a scipy '
                        'window name)', read_only=True))
+
+
+class RefusalLog:
+    """Logs refused messages: each new kind of refusal at once, a repeat of the last kind at
+    most every ``throttle_s`` (the count belongs in diagnostics), so a hostile stream names
+    every reason it provokes without flooding the log.
+
+    Two refusals are of one kind when they differ only in their numbers.
+    """
+
+    def __init__(self, logger, throttle_s: float = 5.0) -> None:
+        self.logger = logger
+        self.throttle_s = throttle_s
+        self.kind = ''
+        self.logged_s = -float('inf')
+
+    def error(self, text: str) -> None:
+        kind = re.sub(r'[\d.]+', '#', text)
+        now_s = time.monotonic()
+        if kind != self.kind or now_s - self.logged_s >= self.throttle_s:
+            self.kind, self.logged_s = kind, now_s
+            self.logger.error(text)
 
 
 def run(node_factory: Callable[[], Node], args=None) -> int:

@@ -1,4 +1,5 @@
 """echo_processor: band-pass, matched filter, envelope, time of flight and SNR per channel."""
+import collections
 import re
 import time
 
@@ -11,10 +12,14 @@ from std_msgs.msg import Header
 from echoloc.msg import EchoFeatures, EchoFrame
 from echoloc_ros import conversions
 from echoloc_ros.core.acoustics import speed_of_sound_mps
-from echoloc_ros.core.array_geometry import load_array
+from echoloc_ros.core.array_geometry import load_named_array
 from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.diagnostics import ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam
 from echoloc_ros.nodes.common import declare, diagnostic_updater, limit_threads, run
+
+# Processors kept, one per (array, chirp, sample rate) a frame names: a stream has one; a peer
+# sending 300 chirp variants grew the node by 51 MB when none was let go.
+MAX_PROCESSORS = 2
 
 
 class EchoProcessorNode(Node):
@@ -33,7 +38,8 @@ class EchoProcessorNode(Node):
         expected_rate_hz = declare(self, 'expected_rate_hz', 25.0, 'frame rate the frequency '
                                    'diagnostic expects [Hz]', read_only=True, min_value=0.1,
                                    max_value=1000.0)
-        self.processors: dict[tuple, EchoProcessor] = {}
+        self.processors: collections.OrderedDict[tuple, EchoProcessor] = \
+            collections.OrderedDict()
         self.frames_in = 0
         self.frames_rejected = 0
         self.period_in = 0
@@ -67,11 +73,16 @@ class EchoProcessorNode(Node):
         """
         key = (frame.array_id, frame.chirp_kind, frame.chirp_f0_hz, frame.chirp_f1_hz,
                frame.chirp_duration_s, frame.chirp_window, frame.sample_rate_hz)
-        if key not in self.processors:
-            array = load_array(frame.array_id)  # ValueError names an unknown array_id
-            self.processors[key] = EchoProcessor(conversions.echo_frame_chirp(frame),
-                                                 frame.sample_rate_hz,
-                                                 decimation=self.decimation, array=array)
+        if key in self.processors:
+            self.processors.move_to_end(key)
+            return self.processors[key]
+        # A name from config/arrays, never a path: ValueError names a bad or unknown array_id.
+        array = load_named_array(frame.array_id)
+        self.processors[key] = EchoProcessor(conversions.echo_frame_chirp(frame),
+                                             frame.sample_rate_hz, decimation=self.decimation,
+                                             array=array)
+        while len(self.processors) > MAX_PROCESSORS:
+            self.processors.popitem(last=False)
         return self.processors[key]
 
     def on_frame(self, frame: EchoFrame) -> None:

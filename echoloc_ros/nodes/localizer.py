@@ -21,7 +21,7 @@ from echoloc_ros.core.physics_localizer import PhysicsLocalizer
 from echoloc_ros.core.room import load_room, room_from_yaml
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.diagnostics import ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam
-from echoloc_ros.nodes.common import (declare, declare_chirp, diagnostic_updater,
+from echoloc_ros.nodes.common import (RefusalLog, declare, declare_chirp, diagnostic_updater,
                                        limit_threads, run)
 
 METHODS = ('physics', 'nn')
@@ -217,6 +217,11 @@ class LocalizerNode(Node):
             memory_s=declare(self, 'tracker_memory_s', 1.0, 'how long the tracker remembers '
                              'which track the fixes supported [s]', read_only=True,
                              min_value=0.1, max_value=60.0),
+            max_coast_s=declare(self, 'tracker_max_coast_s', 2.0, 'the tracked pose is '
+                                'published at most this long after the last fix it took; '
+                                'then it is dropped, the Localization diagnostic is ERROR and '
+                                'no pose is published until fresh fixes confirm a new track '
+                                '[s]', read_only=True, min_value=0.1, max_value=60.0),
             room_volume_m3=self.room.volume_m3)
         self.headings = HeadingBuffer(horizon_s=2 * HEADING_STAMP_MAX_S)
         self.echo_heading = EchoHeading()
@@ -234,6 +239,8 @@ class LocalizerNode(Node):
                                     'furniture_survey node publishes it on echoloc/room '
                                     '(furniture moved since the room file)', read_only=True)
         self.rooms_taken = 0
+        self.rooms_refused = 0
+        self.room_refusals = RefusalLog(self.get_logger())
         self.room_error = ''
 
         self.frames_in = 0
@@ -246,6 +253,8 @@ class LocalizerNode(Node):
         self.last_wide_s = -np.inf
         self.last_error = ''
         self.last_estimate = None
+        self.unvouched = 0
+        self.last_pose_monotonic_s: float | None = None
         self.latency_ms: list[float] = []
 
         pose_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -458,6 +467,12 @@ class LocalizerNode(Node):
             position, covariance, accepted = self.tracker.update_estimate(t_s, estimate)
             self.gated += not accepted
         self.last_estimate = estimate
+        if self.tracking and not self.tracker.initialised:
+            # No confirmed track vouches for this fix (start-up, or fresh fixes after a gap):
+            # a navigation stack is better served by no pose than by a wrong one.
+            self.unvouched += 1
+            return
+        self.last_pose_monotonic_s = time.monotonic()
         # The echoes refine the heading too: publish the localizer's, with its variance, unless
         # the tracker refused the fix it came with (then the heading given stands).
         if accepted:
@@ -493,8 +508,9 @@ class LocalizerNode(Node):
                                  f'{self.room.height_m} m high); only its furniture may change')
             localizer = self.localizer.with_room(room)
         except ValueError as exc:
+            self.rooms_refused += 1
             self.room_error = f'room on echoloc/room refused: {exc}'
-            self.get_logger().error(self.room_error)
+            self.room_refusals.error(self.room_error)
             return
         self.localizer, self.room = localizer, room
         self.rooms_taken += 1
@@ -554,6 +570,16 @@ class LocalizerNode(Node):
         if self.last_estimate is None:
             stat.summary(ERROR if self.frames_failed else WARN,
                          self.last_error or 'no pose yet')
+        elif self.tracking and self.tracker.lost:
+            stat.summary(ERROR, f'pose lost: no fix for over {self.tracker.max_coast_s:g} s '
+                         '(tracker_max_coast_s); no pose is published until fresh fixes '
+                         'confirm a new track')
+        elif (self.last_pose_monotonic_s is not None and time.monotonic()
+              - self.last_pose_monotonic_s > self.tracker.max_coast_s):
+            stat.summary(ERROR, f'no pose for {time.monotonic() - self.last_pose_monotonic_s:.1f}'
+                         ' s: the last one published is stale')
+        elif self.tracking and not self.tracker.initialised:
+            stat.summary(WARN, 'acquiring: no track confirmed yet, no pose published')
         elif p95 > self.target_latency_ms:
             stat.summary(WARN, f'latency p95 {p95:.1f} ms above target '
                          f'{self.target_latency_ms:g} ms')
@@ -580,10 +606,13 @@ class LocalizerNode(Node):
         stat.add('frames failed', str(self.frames_failed))
         stat.add('frames without heading', str(self.no_heading))
         stat.add('estimates gated by tracker', str(self.gated))
+        stat.add('fixes not published (no confirmed track)', str(self.unvouched))
         stat.add('room updates taken', str(self.rooms_taken))
+        stat.add('room updates refused', str(self.rooms_refused))
         if self.tracking:
             stat.add('tracks held', str(self.tracker.n_tracks))
             stat.add('track switches', str(self.tracker.switches))
+            stat.add('tracks lost (tracker_max_coast_s)', str(self.tracker.losses))
             stat.add('coasting (s)', f'{self.tracker.coasting_s:.2f}')
         if latency:
             stat.add('latency p50 (ms)', f'{np.percentile(latency, 50):.2f}')

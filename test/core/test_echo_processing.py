@@ -75,11 +75,13 @@ def test_direct_path_is_removed_with_its_sidelobes(simulator, processor):
 
 @pytest.mark.parametrize('bad, match', [
     (np.full((4, 4000), np.nan), 'nan'),
-    (np.where(np.arange(4000) == 7, np.inf, 0.0)[None].repeat(2, 0), 'inf'),
+    (np.where(np.arange(4000) == 7, np.inf, 0.0)[None].repeat(4, 0), 'inf'),
     (np.zeros(4000), 'ndim 1'),
     (np.zeros((4, 100)), '100 samples'),
     (np.zeros((0, 0)), 'empty'),
     (np.zeros((2, 4000), dtype=complex), 'complex'),
+    (np.zeros((1000, 4000), dtype=np.int16),
+     "1000 channels, but array 'square_4sensor' has 4 receivers"),
 ])
 def test_bad_input_raises_naming_value(processor, bad, match):
     with pytest.raises(ValueError, match=match):
@@ -154,3 +156,34 @@ def test_design_figures():
     # Barker-13: peak sidelobe 1/13 of the peak (-22.3 dB).
     barker = design_figures(Chirp(kind='barker', window='rect'), FS_HZ, 343.4)
     assert barker['peak_sidelobe_db'] == pytest.approx(20 * np.log10(1 / 13), abs=1.0)
+
+
+def test_fft_plans_are_bounded(processor):
+    """A stream of every frame length keeps only the last few plans."""
+    from echoloc_ros.core.echo_processing import MAX_PLANS
+    for n in range(4000, 4000 + 20 * 64, 64):
+        processor.process(np.zeros((4, n), dtype=np.int16))
+    assert len(processor._plans) == MAX_PLANS
+    assert 4000 + 19 * 64 in processor._plans
+
+
+@pytest.mark.parametrize('changes, match', [
+    ({'duration_s': 1e6}, 'duration_s must be at most 0.1 s, got 1000000.0'),
+    ({'f1_hz': 1e12}, 'at most 1e.06 Hz'),
+    ({'f0_hz': float('nan')}, 'f0_hz must be positive and finite, got nan'),
+    ({'window': 'kaiser'}, "unknown chirp window 'kaiser'"),
+    ({'kind': 'x' * 1000}, 'chirp kind must be one of'),
+])
+def test_absurd_chirps_are_refused(changes, match):
+    from echoloc_ros.core.chirp import Chirp
+    with pytest.raises(ValueError, match=match):
+        Chirp(**changes)
+
+
+@pytest.mark.parametrize('name', ['/proc/self/status', '../config/arrays/square_4sensor',
+                                  'square_4sensor.yaml', '', 'a' * 65])
+def test_an_array_id_from_the_wire_is_a_name_never_a_path(name):
+    from echoloc_ros.core.array_geometry import load_named_array
+    with pytest.raises(ValueError, match='is not an array name'):
+        load_named_array(name)
+    assert load_named_array('square_4sensor').n_receivers == 4

@@ -73,3 +73,25 @@ def test_checkpoint_round_trip_and_mismatches(tmp_path, room, array, chirp):
     (tmp_path / 'junk.pt').write_bytes(b'not a checkpoint')
     with pytest.raises(ValueError, match='cannot load'):
         load_checkpoint(tmp_path / 'junk.pt')
+
+
+def test_a_checkpoint_that_is_not_one_is_a_named_error(tmp_path, room, array, chirp):
+    """An int, a bare tensor, or a state_dict that does not fit: ValueError naming why, so the
+    localizer falls back to physics instead of crashing."""
+    torch.manual_seed(0)
+    model = CandidateRanker(ModelConfig.tiny(n_candidates=5)).eval()
+    good = tmp_path / 'ranker.pt'
+    save_checkpoint(good, model, _trained_for(room, array, chirp), {})
+    wrong_weights = torch.load(good, weights_only=True)
+    wrong_weights['state_dict'] = {'no_such.weight': torch.zeros(3)}
+    wrong_config = torch.load(good, weights_only=True)
+    wrong_config['config'] = {'no_such_setting': 1}
+    cases = {'int.pt': (5, 'holds a int, not a dict'),
+             'tensor.pt': (torch.zeros(3, 3), 'holds a Tensor, not a dict'),
+             'weights.pt': (wrong_weights, 'do not make a candidate ranker'),
+             'config.pt': (wrong_config, 'do not make a candidate ranker'),
+             'spec.pt': ({**wrong_weights, 'input_spec': 7}, r"\['input_spec'\] must be dicts")}
+    for name, (content, match) in cases.items():
+        torch.save(content, tmp_path / name)
+        with pytest.raises(ValueError, match=match):
+            load_checkpoint(tmp_path / name, _trained_for(room, array, chirp))

@@ -141,7 +141,8 @@ def test_gauss_newton_gradient_matches_finite_differences(room, array, chirp, si
 
 
 def test_rejects_mismatched_features(room, array, chirp, simulator, processor, localizer):
-    features = processor.process(simulator.simulate([2.0, 2.0, 0.5], 0.0)[:3])
+    features = processor.process(simulator.simulate([2.0, 2.0, 0.5], 0.0)).channels(
+        np.array([True, True, True, False]))
     with pytest.raises(ValueError, match='3 channels'):
         localizer.localize(features, 0.0)
     features = processor.process(simulator.simulate([2.0, 2.0, 0.5], 0.0))

@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
+from scipy import stats
+
 from echoloc_ros.core.tracker import Measurement, PoseTracker
+
+# The 99.9 % and 99.9999 % ellipsoids of a 3-D Gaussian: squared Mahalanobis distance. An
+# honest covariance has 1 pose in 1000 outside the first (a 4.7-sigma fix does it), none in a
+# run of hundreds outside the second.
+CHI2_999_3D = float(stats.chi2.ppf(0.999, 3))
+CHI2_999999_3D = float(stats.chi2.ppf(0.999999, 3))
 
 
 def test_tracks_constant_velocity_below_measurement_noise():
@@ -132,6 +140,54 @@ def test_gate_passes_consistent_fixes():
     assert np.mean(accepted) > 0.97
 
 
+@pytest.mark.parametrize('gap_s', [10.0, 30.0, 300.0])
+@pytest.mark.parametrize('moved_m', [0.0, 1.5])
+def test_after_a_gap_it_never_vouches_for_a_wrong_pose_and_reacquires(gap_s, moved_m):
+    """The array drives at 0.3 m/s, fixes stop for ``gap_s`` (it stops, or goes on to a place
+    ``moved_m`` away), then resume: no pose the tracker vouches for is outside its 99.9 %
+    ellipsoid (beyond the 1 in 1000 an honest one has), and the error is under 1 cm within
+    2 s of the first fix after the gap."""
+    rng = np.random.default_rng(int(gap_s) + int(10 * moved_m))
+    tracker = PoseTracker()
+    sigma = 0.003
+    cov = sigma ** 2 * np.eye(3)
+    start, velocity = np.array([1.0, 1.0, 0.3]), np.array([0.3, 0.0, 0.0])
+    times = list(np.arange(0.0, 4.0, 0.04))
+    truths = [start + velocity * t for t in times]
+    resume_s = times[-1] + gap_s
+    after = start + velocity * times[-1] + np.array([0.0, moved_m, 0.0])
+    times += list(resume_s + np.arange(0.0, 4.0, 0.04))
+    truths += [after] * 100
+    vouched_after, nees = [], []
+    for t, truth in zip(times, truths):
+        position, covariance, _ = tracker.update(t, truth + sigma * rng.standard_normal(3), cov)
+        if t >= resume_s and t - resume_s < 0.04:
+            # The first fix after the gap: the old track is gone, nothing confirmed yet.
+            assert tracker.lost and not tracker.initialised
+            assert tracker.losses == 1
+        if not tracker.initialised:
+            continue
+        error = position - truth
+        nees.append(float(error @ np.linalg.solve(covariance, error)))
+        if t >= resume_s:
+            vouched_after.append((t - resume_s, float(np.linalg.norm(error))))
+    assert max(nees) <= CHI2_999999_3D
+    assert np.mean(np.array(nees) > CHI2_999_3D) <= 0.01
+    assert vouched_after and vouched_after[0][0] <= 0.2
+    assert all(err < 0.01 for dt, err in vouched_after if dt >= 2.0)
+    assert not tracker.lost
+
+
+def test_coasting_within_max_coast_keeps_the_track():
+    """A gap shorter than ``max_coast_s`` is bridged by the prediction, as before."""
+    tracker = PoseTracker(max_coast_s=2.0)
+    cov = 1e-5 * np.eye(3)
+    for k in range(50):
+        tracker.update(0.04 * k, [1.0, 1.0, 0.3], cov)
+    tracker.update(0.04 * 49 + 1.5, [1.0, 1.0, 0.3], cov)
+    assert tracker.initialised and tracker.losses == 0
+
+
 def test_bad_input_raises():
     tracker = PoseTracker()
     with pytest.raises(ValueError, match='positive definite'):
@@ -147,6 +203,8 @@ def test_bad_input_raises():
         Measurement.from_estimate(_estimate([], component=-np.eye(3)))
     with pytest.raises(ValueError, match='confirm_hits'):
         PoseTracker(confirm_hits=0)
+    with pytest.raises(ValueError, match='max_coast_s must be positive, got 0'):
+        PoseTracker(max_coast_s=0)
 
 
 def _estimate(rival_p, component=None, confidence=0.7):
