@@ -23,3 +23,8 @@ evaluate: setup
 
 clean:
 	rm -rf build install log
+
+# make container-check: build the container image and check it against this host (README, Container)
+.PHONY: container-check
+container-check:
+	@bash scripts/container-check.sh
