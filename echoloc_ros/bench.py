@@ -1,6 +1,8 @@
 """`echoloc bench`: per-stage latency in-process, then the real graph across processes."""
 import os
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -11,12 +13,12 @@ import rclpy
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
-from echoloc_ros.core.evaluation import make_localizer
+from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room
 from echoloc_ros.core.sim_array import SimulatedArray
 from echoloc_ros.core.simulator import Scenario
 from echoloc_ros.listener import GraphListener, Spinner
-from echoloc_ros.process_graph import NodeProcesses, isolated_ros_env
+from echoloc_ros.process_graph import NodeProcesses, die_with_parent, isolated_ros_env
 
 
 def _percentiles_ms(seconds: list[float]) -> dict:
@@ -27,38 +29,49 @@ def _percentiles_ms(seconds: list[float]) -> dict:
 
 def bench_stages(n_frames: int = 100, room: str = 'default_room',
                  array: str = 'square_4sensor', seed: int = 0, method: str = 'physics',
-                 optimization_level: str = 'balanced') -> dict:
+                 optimization_level: str = 'balanced', device: str = 'cpu') -> dict:
     """Latency of simulate, process and localize, one frame at a time on this thread (for
-    ``nn`` also of the network's forward pass alone)."""
+    ``nn`` also of the network's forward pass alone): wall time (``*_ms``) and this process's
+    CPU time (``*_cpu_ms``, which other work on the machine does not inflate).
+
+    :param device: where the network runs (``nn``): ``'cpu'`` or ``'cuda'``; the result
+        names the device that ran it.
+    :raises ValueError: ``device`` not usable (no CUDA), or an unusable model.
+    """
     room_cfg, array_cfg, chirp, fs_hz = load_room(room), load_array(array), Chirp(), 250e3
     sim = SimulatedArray(room_cfg, array_cfg, chirp, fs_hz, Scenario(snr_db=20.0, seed=seed),
                          seed=seed)
     processor = EchoProcessor(chirp, fs_hz, array=array_cfg)
-    localizer = make_localizer(method, room_cfg, array_cfg, chirp, fs_hz, processor,
-                               optimization_level)
+    pipeline = make_pipeline(method, room_cfg, array_cfg, chirp, fs_hz, processor,
+                             optimization_level, device=device)
     times = {'simulate': [], 'process': [], 'localize': []}
+    cpu = {'process': [], 'localize': []}
     if method == 'nn':
         times['inference'] = []
     errors = []
     for i in range(n_frames):
         t0 = time.perf_counter()
         frame = sim.acquire(0.04 * i)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         features = processor.process(frame.samples)
-        t2 = time.perf_counter()
-        estimate = localizer.localize(features, frame.measured_yaw_rad,
-                                      room_cfg.temperature_c)
-        t3 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
+        fix = pipeline.step(0.04 * i, features, frame.measured_yaw_rad,
+                            temperature_c=room_cfg.temperature_c).fix
+        t3, c3 = time.perf_counter(), time.process_time()
         times['simulate'].append(t1 - t0)
         times['process'].append(t2 - t1)
         times['localize'].append(t3 - t2)
+        cpu['process'].append(c2 - c1)
+        cpu['localize'].append(c3 - c2)
         if method == 'nn':
-            times['inference'].append(localizer.last_inference_s)
-        errors.append(np.linalg.norm(estimate.position_m - frame.position_m))
-    return {'bench': 'stages', 'method': method, 'level': optimization_level,
-            'frames': n_frames,
+            times['inference'].append(fix.inference_s)
+        errors.append(np.linalg.norm(fix.estimate.position_m - frame.position_m))
+    return {'bench': 'stages', 'method': method, 'level': optimization_level, 'room': room,
+            'device': pipeline.device, 'frames': n_frames,
             **{f'{stage}_ms': _percentiles_ms(t) for stage, t in times.items()},
+            **{f'{stage}_cpu_ms': _percentiles_ms(t) for stage, t in cpu.items()},
             'median_error_cm': round(100 * float(np.median(errors)), 3)}
+
 
 
 def _peak_rss_mb(pid: int) -> float | None:
@@ -71,9 +84,63 @@ def _peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def _cpu_s(pid: int) -> float | None:
+    """CPU time (user + system) a process has used so far, s (``/proc/<pid>/stat``)."""
+    try:
+        stat = Path(f'/proc/{pid}/stat').read_text()
+    except OSError:
+        return None
+    # Fields after the command name (which may hold spaces), from field 3: utime and stime
+    # are fields 14 and 15.
+    fields = stat[stat.rindex(')') + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def _spinners(n: int) -> list[subprocess.Popen]:
+    """``n`` processes that each keep a core busy (a pure Python loop) until stopped."""
+    return [subprocess.Popen([sys.executable, '-c', 'while True: pass'],
+                             preexec_fn=die_with_parent) for _ in range(n)]
+
+
+def _diagnostic_value(status, key: str) -> str | None:
+    for value in status.values if status is not None else ():
+        if value.key == key:
+            return value.value
+    return None
+
+
+def _localizer_dropped(listener: GraphListener) -> int | None:
+    """The localizer's count of dropped frames in its last Localization diagnostic (sent
+    every second)."""
+    with listener.lock:
+        status = next((v for k, v in listener.heard.diagnostics.items()
+                       if k.endswith('Localization')), None)
+    value = _diagnostic_value(status, 'frames dropped (overtaken)')
+    return None if value is None else int(value)
+
+
 def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
-                startup_timeout_s: float = 30.0, method: str = 'physics') -> dict:
-    """Run the graph's nodes as processes and measure what a subscriber sees."""
+                startup_timeout_s: float = 30.0, method: str = 'physics', contention: int = 0,
+                device: str = 'cpu', room: str | None = None) -> dict:
+    """Run the graph's nodes as processes and measure what a subscriber sees, and the CPU time
+    each node process used per frame over the measured window (``/proc/<pid>/stat``).
+
+    :param contention: this many processes each keep a core busy (pure Python loops, started
+        once the graph localizes, stopped at the end) while the graph is measured.
+    :param device: the localizer's ``device`` parameter (where the nn runs).
+    :param room: the room of every node (``None``: the parameter file's).
+
+    ``cpu_ms_per_frame`` divides each node's CPU time by the frames the driver published in
+    the window; ``localizer_cpu_ms_per_pose`` divides the localizer's by the poses it
+    published (fewer when frames are dropped). ``frames_dropped_by_localizer``: the growth of
+    the count in its Localization diagnostic (sent every second) over the window.
+
+    Latencies: ``frame_to_pose_ms`` from the raw frame's arrival at this listener to its pose's
+    (so without the echo window, which a real array spends before it sends the frame; the
+    simulator sends at once), ``stamp_to_pose_ms`` from the frame's stamp (the simulator's
+    tick, before it computes the frame) to the pose's arrival. ``latency_growth_ms``: the
+    median frame-to-pose latency of the last 10 s minus that of the first 10 s.
+    """
     domain_id = random.randint(1, 100)
     log_dir = Path(tempfile.mkdtemp(prefix='echoloc-bench-'))
     env = isolated_ros_env(domain_id, log_dir)
@@ -81,8 +148,13 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
                                            'ROS_LOG_DIR')})
     rclpy.init()
     listener = GraphListener('echoloc_bench', frames=True)
+    overrides = {'localizer': {'method': method, 'device': device}}
+    if room is not None:
+        for node in ('driver', 'localizer', 'furniture_survey'):
+            overrides.setdefault(node, {})['room'] = room
     graph = NodeProcesses(params_file=params_file, env=env, log_dir=log_dir,
-                          overrides={'localizer': {'method': method}})
+                          overrides=overrides)
+    busy: list[subprocess.Popen] = []
     try:
         with Spinner(listener), graph:
             deadline = time.monotonic() + startup_timeout_s
@@ -91,30 +163,66 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
                     raise RuntimeError(f'no pose within {startup_timeout_s} s; node logs in '
                                        f'{log_dir} (exited: {graph.exited()})')
                 time.sleep(0.1)
+            busy = _spinners(contention)
+            # Let the spinners and the graph settle before measuring.
+            time.sleep(2.0 if contention else 0.0)
+            pids = graph.pids()
+            dropped_start = _localizer_dropped(listener)
+            cpu_start = {name: _cpu_s(pid) for name, pid in pids.items()}
             start = time.time()
             time.sleep(duration_s)
             end = time.time()
-            rss = {name: _peak_rss_mb(pid) for name, pid in graph.pids().items()}
+            cpu_end = {name: _cpu_s(pid) for name, pid in pids.items()}
+            rss = {name: _peak_rss_mb(pid) for name, pid in pids.items()}
+            # The localizer's diagnostics come every second: wait for one that covers the end.
+            time.sleep(1.5)
             with listener.lock:
                 heard = listener.heard
                 frames = {k: v for k, v in heard.frames.items() if start <= v[0] < end}
                 poses = {k: v for k, v in heard.poses.items() if start <= v[0] < end}
-                matched = [poses[k][0] - frames[k][0] for k in frames if k in poses]
+                matched = sorted((frames[k][0], poses[k][0] - frames[k][0])
+                                 for k in frames if k in poses)
                 stamp_latency = [v[0] - (k[0] + 1e-9 * k[1]) for k, v in poses.items()]
                 seqs = sorted(v[1] for v in frames.values())
+                model = next((v for k, v in heard.diagnostics.items()
+                              if k.endswith('Neural model')), None)
+            dropped_end = _localizer_dropped(listener)
         errors = listener.errors_m(since_s=start)
     finally:
+        for p in busy:
+            p.terminate()
+        for p in busy:
+            p.wait()
         listener.destroy_node()
         rclpy.try_shutdown()
     published = (seqs[-1] - seqs[0] + 1) if seqs else 0
+    latency = [d for _, d in matched]
+    first = [d for t, d in matched if t < start + 10.0]
+    last = [d for t, d in matched if t >= end - 10.0]
+    growth = (round(1e3 * float(np.median(last) - np.median(first)), 3)
+              if first and last and duration_s >= 20.0 else None)
+    dropped = (dropped_end - dropped_start if dropped_end is not None
+               and dropped_start is not None else None)
+    cpu_ms = {name: round(1e3 * (cpu_end[name] - cpu_start[name]) / published, 3)
+              if published and cpu_end[name] is not None and cpu_start[name] is not None
+              else None for name in pids}
     return {
-        'bench': 'graph', 'method': method, 'duration_s': round(end - start, 2),
+        'bench': 'graph', 'method': method, 'room': room,
+        'device': _diagnostic_value(model, 'device') if method == 'nn' else 'cpu',
+        'contention': contention, 'duration_s': round(end - start, 2),
         'pose_rate_hz': round(len(poses) / (end - start), 2),
         'frame_rate_hz': round(len(frames) / (end - start), 2),
-        'frame_to_pose_ms': _percentiles_ms(matched) if matched else None,
+        'cpu_ms_per_frame': cpu_ms,
+        'localizer_cpu_ms_per_pose': (
+            round(1e3 * (cpu_end['localizer'] - cpu_start['localizer']) / len(poses), 3)
+            if poses and cpu_end.get('localizer') is not None
+            and cpu_start.get('localizer') is not None else None),
+        'frame_to_pose_ms': _percentiles_ms(latency) if latency else None,
         'stamp_to_pose_ms': _percentiles_ms(stamp_latency) if stamp_latency else None,
+        'latency_growth_ms': growth,
         'frames_published': published,
         'frames_without_pose': len(frames) - len(matched),
+        'frames_dropped_by_localizer': dropped,
         'frames_lost_before_listener': published - len(frames),
         'median_error_cm': round(100 * float(np.median(errors)), 3) if len(errors) else None,
         'peak_rss_mb': rss,

@@ -122,10 +122,14 @@ def cmd_bench(args) -> int:
     from echoloc_ros import bench
     from echoloc_ros.core.protocol import bench_decoder
     print(json.dumps({'bench': 'decoder', **bench_decoder()}), flush=True)
-    print(json.dumps(bench.bench_stages(args.frames, method=args.method,
-                                        optimization_level=args.level)), flush=True)
+    print(json.dumps(bench.bench_stages(args.frames, room=args.room, method=args.method,
+                                        optimization_level=args.level, device=args.device)),
+          flush=True)
     if not args.stages_only:
-        print(json.dumps(bench.bench_graph(args.duration, args.params_file, method=args.method)),
+        contention = (os.cpu_count() or 1) if args.contention == -1 else args.contention
+        print(json.dumps(bench.bench_graph(args.duration, args.params_file, method=args.method,
+                                           contention=contention, device=args.device,
+                                           room=args.room)),
               flush=True)
     return 0
 
@@ -215,7 +219,8 @@ def _evaluate_survey(args, room, array, methods) -> int:
 def cmd_ambiguity(args) -> int:
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
-    from echoloc_ros.core.evaluation import ambiguity_bound, rounded
+    from echoloc_ros.core.ambiguity import ambiguity_bound
+    from echoloc_ros.core.evaluation import rounded
     from echoloc_ros.core.room import load_room
     room, array = load_room(args.room), load_array(args.array)
     try:
@@ -321,7 +326,7 @@ def cmd_snapshot(args) -> int:
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
     from echoloc_ros.core.echo_processing import EchoProcessor
-    from echoloc_ros.core.physics_localizer import PhysicsLocalizer
+    from echoloc_ros.core.physics.localizer import PhysicsLocalizer
     from echoloc_ros.core.room import load_room
     from echoloc_ros.core.simulator import EchoSimulator
     from echoloc_ros.render import render_markers_png
@@ -432,6 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help='localizer (nn: the shipped model for the default room)')
     p.add_argument('--level', choices=('fast', 'balanced', 'accurate'), default='balanced',
                    help='optimization level of the per-stage bench')
+    p.add_argument('--room', default='default_room', help='room (name or YAML path)')
+    p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu',
+                   help='where the nn runs (the JSON says where it ran)')
+    p.add_argument('--contention', type=int, nargs='?', const=-1, default=0, metavar='N',
+                   help='graph bench with N busy processes competing for the CPU (no N: one '
+                   'per core)')
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser('evaluate', help='accuracy and calibration on simulated poses (JSON, '

@@ -102,7 +102,8 @@ def cmd_optimize(args) -> int:
     import torch
     from echoloc_ros.core.model import load_checkpoint
     from echoloc_ros.core.nn_localizer import frozen_script, quantize
-    from echoloc_ros.core.training import evaluate_choices, load_examples, model_inputs
+    from echoloc_ros.core.model import model_inputs
+    from echoloc_ros.core.training import evaluate_choices, load_examples
     torch.set_num_threads(args.threads)
     _, data = load_examples(args.data)
     data = {k: v[:args.n] for k, v in data.items()}

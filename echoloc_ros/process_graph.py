@@ -12,7 +12,7 @@ from echoloc_ros.graph import GRAPH, NodeSpec, default_params_file
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # Runs in the child before exec: if the supervising process dies, even by SIGKILL, the
     # kernel sends the node SIGTERM, so no node outlives its bringup.
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -66,7 +66,7 @@ class NodeProcesses:
             # stops the nodes in order instead of all of them racing.
             self.processes[spec.name] = subprocess.Popen(
                 self.command(spec), env=self.env, stdout=out, stderr=subprocess.STDOUT
-                if out else None, start_new_session=True, preexec_fn=_die_with_parent)
+                if out else None, start_new_session=True, preexec_fn=die_with_parent)
             if out:
                 out.close()
         return self

@@ -31,3 +31,10 @@ def recorder(ros_env):
     rec = TopicRecorder(rclpy)
     yield rec
     rec.close()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test ``ros`` (it runs nodes over DDS: it asks for the ROS environment) or
+    ``unit`` (it does not), so that ``make test-fast`` can leave the graph out."""
+    for item in items:
+        item.add_marker(pytest.mark.ros if 'ros_env' in item.fixturenames else pytest.mark.unit)

@@ -62,12 +62,29 @@ def test_pose_for_every_frame_stamped_with_acquisition_time(graph_run):
     heard_since = [k for k in stamps if k >= min(truths)]
     assert heard_since and set(heard_since) <= truths, 'a pose carries no frame\'s stamp'
     assert sum(k in frames for k in heard_since) >= 0.95 * len(heard_since)
-    # Poses keep up with the frames: at 25 frames/s, 20 poses/s is 80 % of the frames
-    # (a ratio, so a slow machine does not fail it, only a localizer that falls behind).
+    # The localizer works on the newest frame and drops those overtaken (each counted, see
+    # below): on a machine busy with other work it answers fewer, but never falls behind.
     heard = [k for k in frames if k > min(stamps) and k < max(stamps)]
     assert len(heard) >= RUN_FRAMES * 0.9
     answered = sum(k in set(stamps) for k in heard) / len(heard)
-    assert answered >= 0.8, f'only {answered:.0%} of frames produced a pose'
+    assert answered >= 0.5, f'only {answered:.0%} of frames produced a pose'
+
+
+def test_every_frame_without_a_pose_is_counted_as_dropped(graph_run):
+    rec = graph_run[0]
+    reports = [(m.header.stamp, s) for _, m in rec.get('/diagnostics') for s in m.status
+               if s.name == 'localizer: Localization']
+    assert reports, 'no Localization diagnostic'
+    stamp, status = reports[-1]
+    counted = int({v.key: v.value for v in status.values}['frames dropped (overtaken)'])
+    poses = {_key(m.header.stamp) for _, m in rec.get('/echoloc/pose')}
+    # A dropped frame is counted when the next one arrives: frames well before the report.
+    until = stamp.sec + 1e-9 * stamp.nanosec - 0.5
+    heard = [k for _, m in rec.get('/echoloc/echoes') for k in [_key(m.header.stamp)]
+             if min(poses) < k and k[0] + 1e-9 * k[1] < until]
+    unanswered = sum(k not in poses for k in heard)
+    assert heard and unanswered <= counted, f'{unanswered} frames without a pose, ' \
+        f'{counted} counted as dropped'
 
 
 def test_covariance_symmetric_positive_definite(graph_run):
@@ -86,7 +103,7 @@ def test_median_error_against_ground_truth(graph_run):
         if t is not None:
             p = m.pose.pose.position
             errors.append(np.linalg.norm([p.x - t.x, p.y - t.y, p.z - t.z]))
-    assert len(errors) >= RUN_FRAMES * 0.9
+    assert len(errors) >= RUN_FRAMES * 0.5
     assert np.median(errors) <= 0.05, f'median error {100 * np.median(errors):.1f} cm'
 
 
@@ -106,7 +123,8 @@ def test_localization_diagnostic_reports_the_tracker(graph_run):
     assert statuses, 'no Localization diagnostic'
     values = {v.key: v.value for v in statuses[-1].values}
     assert int(values['tracks held']) >= 1
-    assert int(values['track switches']) >= 0
-    # The simulated array in the default room: every fix agrees with the track.
+    # The simulated array in the default room: every fix agrees with the track, which the
+    # tracker never leaves for another.
+    assert int(values['track switches']) == 0, values
     assert float(values['coasting (s)']) < 1.0
     assert 'coasting' not in statuses[-1].message

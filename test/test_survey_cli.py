@@ -5,6 +5,7 @@ import sys
 from dataclasses import replace
 
 import numpy as np
+import pytest
 from builtin_interfaces.msg import Time
 from echoloc.msg import EchoFrame
 from rclpy.serialization import serialize_message
@@ -19,6 +20,8 @@ from echoloc_ros.core.simulator import EchoSimulator, Scenario
 from echoloc_ros.recording import BagWriter, posed_frames
 
 FS_HZ = 250e3
+# Each test runs echoloc survey over a simulated drive in a subprocess.
+pytestmark = pytest.mark.long
 
 
 def write_recording(path, room, world, n_uncertain=3, n_bad=2):

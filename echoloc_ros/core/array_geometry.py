@@ -74,12 +74,6 @@ class ArrayGeometry:
         """Number of receive channels."""
         return self.receivers_m.shape[0]
 
-    @property
-    def aperture_m(self) -> float:
-        """Largest distance between two transducers of the array."""
-        points = np.vstack([self.emitter_m, self.receivers_m])
-        return float(np.max(np.linalg.norm(points[:, None] - points[None], axis=-1)))
-
     def to_world(self, position_m: np.ndarray, yaw_rad: float) -> tuple[np.ndarray, np.ndarray]:
         """Transducer positions in the room frame for an array at ``position_m`` with heading yaw.
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from echoloc_ros.core.physics_localizer import AMBIGUOUS_GAP
+from echoloc_ros.core.physics.config import AMBIGUOUS_GAP
 
 # Heading grid of the acquisition and the prior width searched around each point: at 15 deg and
 # 5 deg (the search reaches +-10 deg around each) the default room's acquisitions found the
@@ -86,7 +86,7 @@ class Acquisition:
 def acquire(localizer, features, temperature_c: float) -> Acquisition:
     """Localize ``features`` at every heading of the grid and keep the best fix.
 
-    :param localizer: a :class:`~echoloc_ros.core.physics_localizer.PhysicsLocalizer`.
+    :param localizer: a :class:`~echoloc_ros.core.physics.localizer.PhysicsLocalizer`.
     :raises ValueError: no heading gave a fix (no floor or ceiling echo, a bad frame).
     """
     fixes = []

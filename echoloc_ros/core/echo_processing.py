@@ -162,7 +162,6 @@ class EchoProcessor:
         self._g_step = step
         self._g_start = lags[keep][0]
         self._g = acf[keep] * np.exp(-2j * np.pi * self.carrier_hz * lags[keep])
-        self._g_span = span
         envelope = np.abs(self._g)
         peak = int(np.argmax(envelope))
         self._g_peak = float(envelope[peak])
@@ -197,11 +196,6 @@ class EchoProcessor:
     def mainlobe_half_width_s(self) -> float:
         """Half width of the point response at half height (-6 dB), s."""
         return self._cfd_offset_s
-
-    @property
-    def support_s(self) -> float:
-        """Half length of the point response (the ping duration plus margin), s."""
-        return self._g_span
 
     # --------------------------------------------------------------------------- processing
     def _plan(self, n_samples: int) -> tuple:
@@ -363,61 +357,3 @@ def working_channels(features: EchoFeatures, min_direct_ratio: float = 0.1) -> n
     """
     direct = np.nan_to_num(np.asarray(features.direct_amplitude, dtype=float))
     return direct >= min_direct_ratio * np.max(direct)
-
-
-def gcc_phat(x: np.ndarray, y: np.ndarray, fs_hz: float, max_tau_s: float | None = None,
-             interp: int = 16) -> tuple[float, np.ndarray]:
-    """Generalised cross-correlation with phase transform (Knapp & Carter 1976).
-
-    :param x: first signal ``(n,)``.
-    :param y: second signal ``(m,)``.
-    :param fs_hz: sampling rate, Hz.
-    :param max_tau_s: largest delay searched, s; ``None`` searches all.
-    :param interp: upsampling factor of the correlation.
-    :return: ``(tau_s, correlation)``: the delay of ``x`` relative to ``y`` (positive when x
-        lags y) and the correlation, lags from ``-max_shift`` to ``+max_shift``.
-    """
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if x.ndim != 1 or y.ndim != 1 or x.size < 2 or y.size < 2:
-        raise ValueError(f'gcc_phat needs two 1-D signals, got shapes {x.shape} and {y.shape}')
-    n = x.size + y.size
-    cross = np.fft.rfft(x, n) * np.conj(np.fft.rfft(y, n))
-    cross /= np.maximum(np.abs(cross), 1e-15)
-    cc = np.fft.irfft(cross, n * interp)
-    max_shift = interp * n // 2
-    if max_tau_s is not None:
-        max_shift = min(int(interp * fs_hz * max_tau_s), max_shift)
-    cc = np.concatenate((cc[-max_shift:], cc[:max_shift + 1]))
-    shift = int(np.argmax(np.abs(cc))) - max_shift
-    return shift / float(interp * fs_hz), cc
-
-
-def direction_scan(features: EchoFeatures, receivers_m: np.ndarray, echo_time_s: float,
-                   speed_of_sound_mps: float, azimuth_rad: np.ndarray,
-                   elevation_rad: float | np.ndarray = 0.0) -> np.ndarray:
-    """Delay-and-sum (coherent, at the carrier phase) power of an echo over directions.
-
-    For a plane wave from unit direction u (array frame), receiver i hears the echo at
-    ``t - r_i . u / c``; the scan sums ``baseband_i(t_i) exp(j 2 pi f_c t_i)`` over receivers.
-
-    :param features: processed frame.
-    :param receivers_m: receiver positions ``(n, 3)`` in the array frame, m.
-    :param echo_time_s: echo time at the array origin, s.
-    :param speed_of_sound_mps: speed of sound, m/s.
-    :param azimuth_rad: azimuths to scan, rad (any shape).
-    :param elevation_rad: elevation(s), broadcastable with ``azimuth_rad``.
-    :return: power per direction, shape of the broadcast of azimuth and elevation.
-    """
-    az, el = np.broadcast_arrays(np.asarray(azimuth_rad, dtype=float),
-                                 np.asarray(elevation_rad, dtype=float))
-    u = np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], axis=-1)
-    t = echo_time_s - (u @ np.asarray(receivers_m).T) / speed_of_sound_mps      # (..., n)
-    values = np.zeros(t.shape, dtype=complex)
-    for i in range(features.n_channels):
-        pos = (t[..., i] - features.start_s) / features.bin_width_s
-        values[..., i] = np.interp(pos, np.arange(features.baseband.shape[1]),
-                                   features.baseband[i].real) + 1j * np.interp(
-            pos, np.arange(features.baseband.shape[1]), features.baseband[i].imag)
-    total = np.sum(values * np.exp(2j * np.pi * features.carrier_hz * t), axis=-1)
-    return np.abs(total) ** 2

@@ -13,9 +13,7 @@ from echoloc_ros.core.acoustics import speed_of_sound_mps
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
-from echoloc_ros.core.nn_localizer import NeuralLocalizer
-from echoloc_ros.core.paths import default_model_path
-from echoloc_ros.core.physics_localizer import PhysicsLocalizer
+from echoloc_ros.core.pipeline import Pipeline, make_pipeline
 from echoloc_ros.core.room import Room
 from echoloc_ros.core.simulator import EchoSimulator, Scenario
 from echoloc_ros.core.tracker import PoseTracker
@@ -93,117 +91,6 @@ def random_frames(simulator: EchoSimulator, scenario: Scenario, n: int, seed: in
         yield world, frame, position, yaw, float(rng.standard_normal()), simulate_s
 
 
-def twin_separations(room: Room, world: Room, array: ArrayGeometry, chirp: Chirp,
-                     position_m: np.ndarray, yaw_rad: float, snr_db: float,
-                     shifts_m: tuple[float, ...] = (0.2, 0.3, 0.5),
-                     max_shift_m: float = 1.0, margin_m: float = 0.4,
-                     fs_hz: float = 250e3) -> dict[str, float]:
-    """How far a frame's echoes lie from those of its twins, in noise standard deviations.
-
-    A twin is the same scene with the array and every furniture box moved together by ``s``
-    along x or y: the furniture's echoes stay as they were, and only the room's own (and what
-    the boxes hide of them) tell the two apart. When the room file gives the furniture only to
-    within ``max_shift_m`` (it was moved since), a pose and its twin are equally likely
-    beforehand; no localizer tells them apart better than the best test between two known
-    signals in white Gaussian noise, which errs with probability Q(d / 2) averaged over the
-    pair (Le Cam's two-point bound), d = |s_a - s_b| / sigma.
-
-    A twin counts only where the prior gives it the same weight: every box strictly inside
-    the plan and within ``max_shift_m`` of the room file on the shifted axis in both scenes
-    (:meth:`Room.rearranged` piles the boxes it clips on the boundary), the array
-    ``margin_m`` from the walls, and a wall echo heard.
-
-    :param room: the room file (where the furniture was).
-    :param world: the same room with the furniture where it stands.
-    :param position_m: array position ``(3,)``; ``yaw_rad`` its heading.
-    :param snr_db: as :attr:`Scenario.snr_db` (the noise of ``world`` at this pose).
-    :param shifts_m: shift sizes tried, each with both signs on both axes, m.
-    :return: ``{'x+0.20': d, ...}``, one entry per valid twin.
-    """
-    if len(world.furniture) != len(room.furniture):
-        raise ValueError(f'world has {len(world.furniture)} boxes, the room file '
-                         f'{len(room.furniture)}: the furniture must be the same')
-    lo, hi = room.vertices_m.min(axis=0), room.vertices_m.max(axis=0)
-    simulator = EchoSimulator(world, array, chirp, fs_hz)
-    reference = simulator.clean_signals(position_m, yaw_rad)
-    sigma = simulator.noise_std_counts(position_m, yaw_rad, snr_db)
-    eps = 1e-9
-
-    def free(boxes: list, axis: int) -> bool:
-        return all(lo[axis] + eps < b.min_m[axis] and b.max_m[axis] < hi[axis] - eps
-                   and abs(b.min_m[axis] - f.min_m[axis]) < max_shift_m - eps
-                   for b, f in zip(boxes, room.furniture))
-
-    out = {}
-    for axis in (0, 1):
-        if not free(world.furniture, axis):
-            continue
-        for s in [v * sign for v in shifts_m for sign in (1.0, -1.0)]:
-            step = np.zeros(3)
-            step[axis] = s
-            boxes = [b.shifted(step) for b in world.furniture]
-            position = np.asarray(position_m, dtype=float) + step
-            if not free(boxes, axis) or world.wall_distance_m(position[:2]) < margin_m:
-                continue
-            twin = EchoSimulator(replace(world, furniture=boxes), array, chirp, fs_hz)
-            try:
-                twin.noise_std_counts(position, yaw_rad, snr_db)
-                signals = twin.clean_signals(position, yaw_rad)
-            except ValueError:
-                continue
-            out[f'{"xy"[axis]}{s:+.2f}'] = float(np.linalg.norm(signals - reference) / sigma)
-    return out
-
-
-def ambiguity_bound(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: float,
-                    n: int, seed: int, furniture_shift_m: float,
-                    shifts_m: tuple[float, ...] = (0.2, 0.3, 0.5), margin_m: float = 0.4,
-                    z_range_m: tuple[float, float] = (0.2, 1.2),
-                    fs_hz: float = 250e3) -> dict[str, float]:
-    """A lower bound on any localizer's gross-error rate (> 10 cm) when the furniture stands
-    moved from where the room file has it: :func:`twin_separations` on the frames of
-    :func:`evaluate_fixes` (same ``seed`` and SNR, no other scenario option: same frames).
-
-    Each fixed twin (one shift on one axis, all at least 0.2 m) maps the prior onto itself
-    where it is valid, so for each the mean over frames of Q(d / 2) (0 where not valid) bounds
-    the gross-error rate from below; ``gross_rate_bound`` is the largest of them.
-
-    :return: ``gross_rate_bound``, ``bound_twin``, ``frames_with_twin``,
-        ``separation_sigma_median`` and ``_p5`` (over frames, of the closest twin),
-        ``frames_within_2_sigma`` and ``_4_sigma``, ``n``.
-    """
-    if n < 1:
-        raise ValueError(f'n must be >= 1, got {n}')
-    if not room.furniture or furniture_shift_m <= 0:
-        raise ValueError(f'the bound is for moved furniture: room {room.name!r} has '
-                         f'{len(room.furniture)} boxes, furniture_shift_m {furniture_shift_m}')
-    if min(shifts_m, default=0.0) < 0.2:
-        raise ValueError(f'shifts_m must all be >= 0.2 m (twins 2 x 10 cm apart), '
-                         f'got {shifts_m}')
-    simulator = EchoSimulator(room, array, chirp, fs_hz)
-    per_frame = []
-    frames = random_frames(simulator, Scenario(snr_db=snr_db), n, seed, margin_m, z_range_m,
-                           furniture_shift_m)
-    for world, _, position, yaw, _, _ in frames:
-        per_frame.append(twin_separations(room, world, array, chirp, position, yaw, snr_db,
-                                          shifts_m, furniture_shift_m, margin_m, fs_hz))
-    keys = sorted({k for twins in per_frame for k in twins})
-    bounds = {k: float(np.mean([stats.norm.sf(t[k] / 2) if k in t else 0.0
-                                for t in per_frame])) for k in keys}
-    closest = np.array([min(t.values()) for t in per_frame if t])
-    best = max(bounds, key=bounds.get) if bounds else None
-    return {
-        'gross_rate_bound': bounds.get(best, 0.0),
-        'bound_twin': best,
-        'frames_with_twin': int(closest.size),
-        'separation_sigma_median': float(np.median(closest)) if closest.size else None,
-        'separation_sigma_p5': float(np.percentile(closest, 5)) if closest.size else None,
-        'frames_within_2_sigma': int(np.sum(closest < 2.0)),
-        'frames_within_4_sigma': int(np.sum(closest < 4.0)),
-        'n': n,
-    }
-
-
 def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Scenario,
                      n: int, seed: int, fs_hz: float = 250e3,
                      assumed_temperature_c: float | None = None,
@@ -236,7 +123,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     :param heading_noise_deg: std of the error of the heading given to the localizer, deg.
     :param details: if a dict, receives per-frame arrays ``truth_m``, ``estimate_m``,
         ``covariance_m2``, ``errors_m``, ``inside_95`` (for plots).
-    :param method: ``'physics'`` or ``'nn'`` (:func:`make_localizer`).
+    :param method: ``'physics'`` or ``'nn'``
+        (:func:`~echoloc_ros.core.pipeline.make_localizer`).
     :param model_path: the ``nn`` method's checkpoint.
     :param furniture_shift_m: in every frame the room's furniture stands moved by up to this
         on each axis from where the room file (which the localizer reads) has it.
@@ -254,8 +142,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
         raise ValueError(f'n must be >= 1, got {n}')
     simulator = EchoSimulator(room, array, chirp, fs_hz)
     processor = EchoProcessor(chirp, fs_hz, array=array)
-    localizer = make_localizer(method, room, array, chirp, fs_hz, processor,
-                               optimization_level, model_path, wide_search)
+    pipeline = make_pipeline(method, room, array, chirp, fs_hz, processor, optimization_level,
+                             model_path, wide_search)
     inference, wide = [], []
     true_c = speed_of_sound_mps(room.temperature_c if scenario.temperature_c is None
                                 else scenario.temperature_c)
@@ -264,21 +152,21 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     heading_noise_rad = np.deg2rad(heading_noise_deg)
     # The localizer is told the heading's std, as an IMU reports it; none: its default prior.
     yaw_std_rad = heading_noise_rad if heading_noise_deg > 0 else None
-    told = localizer
     frames = random_frames(simulator, scenario, n, seed, margin_m, z_range_m,
                            furniture_shift_m)
-    for world, frame, position, yaw, heading_draw, sim_s in frames:
+    for k, (world, frame, position, yaw, heading_draw, sim_s) in enumerate(frames):
         if furniture_known and world is not room:
-            told = localizer.with_room(world)
+            pipeline.take_room(world)
         t1 = time.perf_counter()
         features = processor.process(frame)
         t2 = time.perf_counter()
         told_yaw = yaw + heading_noise_rad * heading_draw
-        estimate = told.localize(features, told_yaw, assumed_temperature_c,
-                                 yaw_std_rad=yaw_std_rad)
+        fix = pipeline.step(k / 25.0, features, told_yaw, yaw_std_rad,
+                            assumed_temperature_c).fix
+        estimate = fix.estimate
         t3 = time.perf_counter()
-        inference.append(1e3 * getattr(told, 'last_inference_s', 0.0))
-        wide.append((getattr(told, 'last_wide', False), getattr(told, 'last_wide_kept', False)))
+        inference.append(1e3 * fix.inference_s)
+        wide.append((fix.wide, fix.wide_kept))
         truths.append(position)
         estimates.append(estimate.position_m)
         covariances.append(estimate.covariance_m2)
@@ -363,27 +251,6 @@ def calibrate_covariance(model_path: str | Path, room: Room, array: ArrayGeometr
     return result
 
 
-def make_localizer(method: str, room: Room, array: ArrayGeometry, chirp: Chirp,
-                   fs_hz: float = 250e3, processor: EchoProcessor | None = None,
-                   optimization_level: str = 'balanced',
-                   model_path: str | Path | None = None, wide_search: bool = True
-                   ) -> PhysicsLocalizer | NeuralLocalizer:
-    """``'physics'``: :class:`PhysicsLocalizer` at ``optimization_level``; ``'nn'``: the
-    :class:`NeuralLocalizer` in ``model_path`` (``None``: the shipped model for the room), its
-    network at ``optimization_level``, with its wide search for the frames it doubts unless
-    ``wide_search`` is false."""
-    if method == 'physics':
-        return PhysicsLocalizer(room, array, chirp, fs_hz, processor=processor,
-                                optimization_level=optimization_level)
-    if method == 'nn':
-        path = default_model_path(room.name) if model_path is None else Path(model_path)
-        return NeuralLocalizer.from_checkpoint(path, room, array, chirp, fs_hz,
-                                               processor=processor,
-                                               optimization_level=optimization_level,
-                                               wide_search=wide_search)
-    raise ValueError(f"method must be 'physics' or 'nn', got {method!r}")
-
-
 def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Scenario,
                      n_frames: int | None, seed: int, fs_hz: float = 250e3,
                      frame_rate_hz: float = 25.0,
@@ -417,7 +284,8 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     :param details: if a dict, receives per-frame arrays ``t_s``, ``truth_m``,
         ``estimate_m``, ``tracked_m``, ``tracked_covariance_m2``, ``errors_m``,
         ``tracked_errors_m`` (for plots).
-    :param method: ``'physics'`` or ``'nn'`` (:func:`make_localizer`).
+    :param method: ``'physics'`` or ``'nn'``
+        (:func:`~echoloc_ros.core.pipeline.make_localizer`).
     :param model_path: the ``nn`` method's checkpoint.
     :param furniture_shift_m: the furniture stands moved by up to this on each axis from
         where the room file has it (once, for the whole run), kept off the trajectory.
@@ -452,10 +320,10 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     told = room
     if furniture_known and scenario.furniture is not None:
         told = replace(room, furniture=scenario.furniture)
-    localizer = make_localizer(method, told, array, chirp, fs_hz, processor,
-                               optimization_level, model_path, wide_search)
     tracker = PoseTracker(room_volume_m3=room.volume_m3) if tracker is None else tracker
     tracker.reset()
+    pipeline = make_pipeline(method, told, array, chirp, fs_hz, processor, optimization_level,
+                             model_path, wide_search, tracker=tracker)
     live = None
     if live_survey_s is not None:
         from echoloc_ros.core.survey import FurnitureSurvey, LiveSurvey
@@ -472,23 +340,20 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
                                                     heading_noise_rad):
         times.append(t_s)
         t0 = time.perf_counter()
-        estimate = localizer.localize(features, told_yaw, assumed_temperature_c,
-                                      yaw_std_rad=yaw_std_rad)
+        out = pipeline.step(t_s, features, told_yaw, yaw_std_rad, assumed_temperature_c)
         latency.append(1e3 * (time.perf_counter() - t0))
+        estimate, track, track_cov = out.fix.estimate, out.position_m, out.covariance_m2
         error = estimate.position_m - position
         errors.append(float(np.linalg.norm(error)))
         inside.append(_inside_95(error, estimate.covariance_m2))
-        track, track_cov, accepted = tracker.update_estimate(t_s, estimate)
-        rejected.append(not accepted)
+        rejected.append(not out.accepted)
         if live is not None:
-            heading, yaw_var = _published_heading(estimate, accepted, told_yaw,
-                                                  heading_noise_rad)
-            live.offer(t_s, features, track, track_cov, heading, yaw_var,
+            live.offer(t_s, features, track, track_cov, out.yaw_rad, out.yaw_variance_rad2,
                        assumed_temperature_c)
             if live.due(t_s):
                 now = live.place(t_s)
                 if now is not None:
-                    localizer = localizer.with_room(now)
+                    pipeline.take_room(now)
         track_error = track - position
         tracked.append(float(np.linalg.norm(track_error)))
         tracked_inside.append(_inside_95(track_error, track_cov))
@@ -518,16 +383,6 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
             now.name: round(100.0 * float(np.linalg.norm(now.min_m[:2] - truth.min_m[:2])), 2)
             for now, truth in zip(live.room.furniture, standing)}
     return result
-
-
-def _published_heading(estimate, accepted: bool, given_rad: float,
-                       given_std_rad: float) -> tuple[float, float]:
-    """The heading and its variance the localizer node publishes with a tracked pose: the
-    fix's when the tracker took the fix, else the heading given (the survey filters on
-    both)."""
-    if accepted:
-        return estimate.yaw_rad, estimate.yaw_variance_rad2
-    return given_rad, given_std_rad ** 2
 
 
 def _drive(path: LissajousTrajectory, origin_xy: np.ndarray, simulator: EchoSimulator,
@@ -637,7 +492,8 @@ def evaluate_survey(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: floa
     path = tracked_path(room)
     simulator = EchoSimulator(room, array, chirp, fs_hz)
     processor = EchoProcessor(chirp, fs_hz, array=array)
-    stale = make_localizer(method, room, array, chirp, fs_hz, processor, model_path=model_path)
+    stale = make_pipeline(method, room, array, chirp, fs_hz, processor,
+                          model_path=model_path).localizer
     survey = FurnitureSurvey(room, array, chirp, fs_hz, processor=processor,
                              max_shift_m=furniture_shift_m)
     heading_rad = np.deg2rad(heading_noise_deg)
@@ -652,20 +508,19 @@ def evaluate_survey(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: floa
         moved = _moved_off_path(room, path, lo, rng, furniture_shift_m)
         world = replace(room, furniture=moved)
         scenario = Scenario(snr_db=snr_db, furniture=moved)
-        tracker = PoseTracker(room_volume_m3=room.volume_m3)
+        driving = Pipeline(stale, PoseTracker(room_volume_m3=room.volume_m3))
         frames = []
         drive = _drive(path, lo, simulator, processor, scenario, rng,
                        int(round(survey_s * frame_rate_hz)), frame_rate_hz, heading_rad)
-        driving = stale
         live = None if live_survey_s is None else LiveSurvey(survey, period_s=live_survey_s)
         for t_s, _, features, given in drive:
-            estimate = driving.localize(features, given, yaw_std_rad=yaw_std)
-            track, track_cov, accepted = tracker.update_estimate(t_s, estimate)
-            heading, yaw_var = _published_heading(estimate, accepted, given, heading_rad)
+            out = driving.step(t_s, features, given, yaw_std)
+            track, track_cov = out.position_m, out.covariance_m2
+            heading, yaw_var = out.yaw_rad, out.yaw_variance_rad2
             if live is not None:
                 live.offer(t_s, features, track, track_cov, heading, yaw_var)
                 if live.due(t_s) and live.place(t_s) is not None:
-                    driving = stale.with_room(live.room)
+                    driving.take_room(live.room)
             if (round(t_s * frame_rate_hz) % survey_every == 0
                     and np.all(np.diag(track_cov) <= max_pose_std_m ** 2)
                     and yaw_var <= np.deg2rad(max_yaw_std_deg) ** 2):

@@ -8,7 +8,7 @@ project has. So the network learns the step where physics fails, which candidate
 and physics keeps the step where it excels, the sub-millimetre refinement.
 
 Input per frame, for each of up to ``n_candidates`` candidates (from
-:meth:`PhysicsLocalizer.candidate_echoes`):
+:func:`~echoloc_ros.core.nn_features.candidate_echoes`):
 
 - ``echo`` ``(M, P, n_rx, W)`` complex: for each room image path of order 1 and 2, each
   receiver's matched-filter output at ``W`` lags around the delay the candidate predicts, in
@@ -291,3 +291,11 @@ def load_checkpoint(path: str | Path, expect: TrainedFor | None = None,
         raise ValueError(f'{path}: its config and weights do not make a candidate ranker: '
                          f'{str(exc)[:300]}') from None
     return model.eval(), ckpt
+
+
+def model_inputs(batch: dict[str, torch.Tensor], device: torch.device | str = 'cpu'
+                 ) -> tuple[torch.Tensor, ...]:
+    """The network's arguments from a batch of examples."""
+    return (batch['echo'].to(device, torch.float32), batch['expected'].to(device, torch.float32),
+            batch['keep'].to(device), batch['candidate'].to(device),
+            batch['present'].to(device))

@@ -1,7 +1,7 @@
 """The neural localizer at run time: physics proposes, the network chooses, physics refines.
 
 ``NeuralLocalizer.localize(features, yaw_rad, temperature_c, yaw_std_rad)`` returns the same
-:class:`~echoloc_ros.core.physics_localizer.Estimate` as :class:`PhysicsLocalizer`:
+:class:`~echoloc_ros.core.physics.results.Estimate` as :class:`PhysicsLocalizer`:
 
 1. :meth:`PhysicsLocalizer.propose` finds and scores the candidate poses (at the optimization
    level the checkpoint was trained on, so that the network sees the candidates it learned);
@@ -35,10 +35,13 @@ from torch import nn
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
-from echoloc_ros.core.model import CandidateRanker, ModelConfig, TrainedFor, load_checkpoint
-from echoloc_ros.core.physics_localizer import Estimate, PhysicsLocalizer, Proposal
+from echoloc_ros.core.localization import Fix
+from echoloc_ros.core.model import (CandidateRanker, ModelConfig, TrainedFor, load_checkpoint,
+                                    model_inputs)
+from echoloc_ros.core.nn_features import LAGS_S, candidate_example
+from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+from echoloc_ros.core.physics.results import Estimate, Proposal
 from echoloc_ros.core.room import Room
-from echoloc_ros.core.training import LAGS_S, candidate_example, model_inputs
 
 OPTIMIZATION_LEVELS = ('fast', 'balanced', 'accurate')
 #: The network doubts a frame when it gives "none of the candidates" more than this ...
@@ -110,13 +113,6 @@ class NeuralLocalizer:
         if lags is not None and not np.allclose(lags, LAGS_S):
             raise ValueError(f'model was trained on lags {lags}; this build reads '
                              f'{LAGS_S.tolist()}')
-        #: seconds the network's forward passes took in the last :meth:`localize`.
-        self.last_inference_s = 0.0
-        #: whether the network doubted the last :meth:`localize`'s first proposal, whether
-        #: the frame was searched widely, and whether the wide proposal was kept.
-        self.last_doubted = False
-        self.last_wide = False
-        self.last_wide_kept = False
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, room: Room, array: ArrayGeometry, chirp: Chirp,
@@ -181,48 +177,52 @@ class NeuralLocalizer:
 
     def probabilities(self, examples: dict[str, np.ndarray]) -> np.ndarray:
         """Calibrated probabilities ``(B, M + 1)`` (each candidate, then none) for a batch of
-        :func:`~echoloc_ros.core.training.candidate_example` outputs stacked on axis 0."""
+        :func:`~echoloc_ros.core.nn_features.candidate_example` outputs stacked on axis 0."""
         batch = {k: torch.as_tensor(v) for k, v in examples.items()}
         with torch.inference_mode():
             logits = self.model(*model_inputs(batch, self.device)) / self.temperature
             return torch.softmax(logits.float(), dim=1).double().cpu().numpy()
 
-    def rank(self, proposal: Proposal) -> np.ndarray:
+    def rank(self, proposal: Proposal) -> tuple[np.ndarray, float]:
         """The network's probabilities for ``proposal``'s candidates, then none
         ``(len(proposal.thetas) + 1,)``: candidates beyond the network's slots get 0 (they
-        count as wrong with the rest of "none")."""
+        count as wrong with the rest of "none"); and the seconds the forward pass took."""
         example = candidate_example(self.physics, proposal, self.n_candidates)
         t0 = time.perf_counter()
         p = self.probabilities({k: v[None] for k, v in example.items()})[0]
-        self.last_inference_s += time.perf_counter() - t0
+        inference_s = time.perf_counter() - t0
         m = min(self.n_candidates, len(proposal.thetas))
         full = np.zeros(len(proposal.thetas) + 1)
         full[:m] = p[:m]
         full[-1] = p[-1]
-        return full
+        return full, inference_s
 
-    def localize(self, features: EchoFeatures, yaw_rad: float,
-                 temperature_c: float | None = None,
-                 yaw_std_rad: float | None = None, wide: bool = True) -> Estimate:
-        """One fix; the arguments are :meth:`PhysicsLocalizer.localize`'s.
+    def fix(self, features: EchoFeatures, yaw_rad: float, temperature_c: float | None = None,
+            yaw_std_rad: float | None = None, wide_search_allowed: bool = True) -> Fix:
+        """One fix, with whether the network doubted it and searched it widely; the
+        arguments are :meth:`~echoloc_ros.core.localization.Localizer.fix`'s.
 
-        :param wide: a doubted frame may be searched widely (a caller out of time for it,
-            such as a node behind its frame rate, says no).
         :raises ValueError: as :meth:`PhysicsLocalizer.localize` (wrong channel count, no
             floor or ceiling echo, non-finite heading, ...).
         """
-        self.last_inference_s = 0.0
         proposal = self.physics.propose(features, yaw_rad, temperature_c, yaw_std_rad)
-        p = self.rank(proposal)
-        self.last_doubted = bool(p[-1] > WIDE_NONE_PROBABILITY
-                                 or p[:-1].max() < WIDE_BEST_PROBABILITY)
-        self.last_wide = self.last_wide_kept = False
-        if wide and self.wide_search and self.last_doubted:
-            self.last_wide = True
+        p, inference_s = self.rank(proposal)
+        doubted = bool(p[-1] > WIDE_NONE_PROBABILITY or p[:-1].max() < WIDE_BEST_PROBABILITY)
+        wide = wide_search_allowed and self.wide_search and doubted
+        kept = False
+        if wide:
             wider = self.wide.propose(features, yaw_rad, temperature_c, yaw_std_rad)
-            q = self.rank(wider)
+            q, wide_s = self.rank(wider)
+            inference_s += wide_s
             if q[:-1].max() > p[:-1].max():
                 proposal, p = wider, q
-                self.last_wide_kept = True
+                kept = True
         index = int(np.argmax(p[:-1]))
-        return self.physics.finish(proposal, index, p, self.covariance_scale)
+        estimate = self.physics.finish(proposal, index, p, self.covariance_scale)
+        return Fix(estimate, doubted, wide, kept, inference_s)
+
+    def localize(self, features: EchoFeatures, yaw_rad: float,
+                 temperature_c: float | None = None,
+                 yaw_std_rad: float | None = None) -> Estimate:
+        """:meth:`fix`'s estimate, the wide search allowed."""
+        return self.fix(features, yaw_rad, temperature_c, yaw_std_rad).estimate

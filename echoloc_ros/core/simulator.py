@@ -18,6 +18,7 @@ from scipy import signal
 from echoloc_ros.core.acoustics import air_absorption_db_per_m, speed_of_sound_mps
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
+from echoloc_ros.core.geometry import on_surfaces, plane_contains, reflect, room_planes
 from echoloc_ros.core.room import Box, Room, any_box_blocks
 
 INT16_FULL_SCALE = 32767
@@ -98,10 +99,6 @@ class _Plane:
     normal: np.ndarray
     offset: float
     absorption: float
-
-
-def _reflect(points: np.ndarray, normal: np.ndarray, offset: float) -> np.ndarray:
-    return points - 2.0 * (points @ normal - offset)[..., None] * normal
 
 
 def random_panel(room: Room, rng: np.random.Generator, avoid_m: np.ndarray,
@@ -189,30 +186,13 @@ class EchoSimulator:
     # ----------------------------------------------------------------------------- geometry
     def _room_planes(self) -> list[_Plane]:
         room = self.room
-        planes = []
-        a = room.vertices_m
-        b = np.roll(a, -1, axis=0)
-        for i in range(a.shape[0]):
-            d = b[i] - a[i]
-            normal = np.array([-d[1], d[0], 0.0]) / np.hypot(*d)
-            planes.append(_Plane(room.wall_names[i], normal, float(normal[:2] @ a[i]),
-                                 float(room.wall_absorption[i])))
-        planes.append(_Plane('floor', np.array([0.0, 0.0, 1.0]), 0.0, room.floor_absorption))
-        planes.append(_Plane('ceiling', np.array([0.0, 0.0, -1.0]), -room.height_m,
-                             room.ceiling_absorption))
-        return planes
+        absorption = [*room.wall_absorption, room.floor_absorption, room.ceiling_absorption]
+        return [_Plane(p.name, p.normal, p.offset, float(a))
+                for p, a in zip(room_planes(room), absorption)]
 
     def _plane_contains(self, index: int, points: np.ndarray) -> np.ndarray:
         """Whether points lying on plane ``index`` are inside that surface's polygon."""
-        room = self.room
-        n_walls = room.vertices_m.shape[0]
-        if index >= n_walls:
-            return room.contains_xy(points[..., :2])
-        a = room.vertices_m[index]
-        b = room.vertices_m[(index + 1) % n_walls]
-        u = (points[..., :2] - a) @ (b - a) / np.sum((b - a) ** 2)
-        return (u >= -1e-9) & (u <= 1 + 1e-9) & (points[..., 2] >= -1e-9) & (
-            points[..., 2] <= room.height_m + 1e-9)
+        return plane_contains(self.room, index, points, 1e-9, within_height=True)
 
     def _build_pra_room(self) -> pra.Room:
         room = self.room
@@ -294,29 +274,9 @@ class EchoSimulator:
         # Perpendicular surfaces give the same image in either order; the real path is the one
         # whose reflection points lie on the surfaces.
         for seq in candidates:
-            if self._valid_sequence(seq, image, receiver, normals, offsets):
+            if on_surfaces(seq, image, receiver, normals, offsets, self._plane_contains):
                 return seq
         return candidates[0]
-
-    def _valid_sequence(self, seq: tuple[int, ...], image: np.ndarray, receiver: np.ndarray,
-                        normals: np.ndarray, offsets: np.ndarray) -> bool:
-        point, target = receiver, image
-        for s in reversed(seq):
-            hit = self._intersect(point, target, normals[s], offsets[s])
-            if hit is None or not self._plane_contains(s, hit):
-                return False
-            point = hit
-            target = target - 2.0 * (normals[s] @ target - offsets[s]) * normals[s]
-        return True
-
-    @staticmethod
-    def _intersect(start: np.ndarray, end: np.ndarray, normal: np.ndarray,
-                   offset: float) -> np.ndarray | None:
-        denom = normal @ (end - start)
-        if abs(denom) < 1e-12:
-            return None
-        t = (offset - normal @ start) / denom
-        return start + t * (end - start) if 0.0 <= t <= 1.0 else None
 
     def _reflection_points(self, seq: tuple[int, ...], image: np.ndarray,
                            receivers: np.ndarray) -> list[np.ndarray]:
@@ -331,7 +291,7 @@ class EchoSimulator:
             hit = start + t[:, None] * d
             points.append(hit)
             start = hit
-            target = _reflect(target, pl.normal, pl.offset)
+            target = reflect(target, pl.normal, pl.offset)
         return points[::-1]
 
     def _furniture_paths(self, emitter: np.ndarray, receivers: np.ndarray,
@@ -348,7 +308,7 @@ class EchoSimulator:
                     if normal @ emitter <= offset:
                         continue
                     in_front = receivers @ normal > offset
-                    image = _reflect(emitter, normal, offset)
+                    image = reflect(emitter, normal, offset)
                     d = receivers - image
                     t = (offset - image @ normal) / (d @ normal)
                     hit = image + t[:, None] * d

@@ -4,17 +4,17 @@ A localizer with a room file whose furniture has since moved errs more often (do
 it models echoes of faces that are not there and hides walls that are heard. Tracking keeps
 the robot placed through such frames; this module uses those tracked poses to put the boxes
 back where they stand. At a known pose the room's own echoes (walls, floor, ceiling) are fitted
-and removed (:meth:`PhysicsLocalizer.explain_at`); what is left holds the furniture's echoes.
+and removed (:func:`explain_at`); what is left holds the furniture's echoes.
 Each box is then placed by a search over its plan shift from the file's position:
 
 - every face of the box adds, in every frame where the array stands in front of it, the log
   likelihood ratio of its echo at the face's shifted position against no echo
-  (:meth:`PhysicsLocalizer.plane_scores`): an echo heard where the face should give one scores
+  (:func:`plane_scores`): an echo heard where the face should give one scores
   above 0, one missing scores below;
 - near a face's edge only the receivers whose reflection points lie on the face hear it, and
   the face counts with that fraction of the array;
 - the box with the clearest placement is placed first, its echoes are subtracted from every
-  frame (:meth:`PhysicsLocalizer.remove_plane_echo`) and the others kept off it in plan, and
+  frame (:func:`remove_plane_echo`) and the others kept off it in plan, and
   the rest are scored again: summed across the array, a face 0.4 m away along y sounds much
   like one 0.4 m away along x.
 
@@ -29,11 +29,13 @@ from typing import Any, Iterable
 import numpy as np
 import yaml
 
-from echoloc_ros.core.array_geometry import ArrayGeometry
+from echoloc_ros.core.array_geometry import ArrayGeometry, yaw_matrix
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
+from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor, working_channels
 from echoloc_ros.core.paths import resolve_config
-from echoloc_ros.core.physics_localizer import Explained, PhysicsLocalizer
+from echoloc_ros.core.physics.config import PLANE_MIN_DISTANCE_M
+from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+from echoloc_ros.core.physics.matched_filter import Frame, sample
 from echoloc_ros.core.room import Box, Room
 
 # A box whose best placement scores less than this was not heard: a face heard at 10 dB in
@@ -47,6 +49,135 @@ FREE_SPACE_MARGIN_M = 0.1
 # Each placement is refined on a grid this fine (m).
 FINE_STEP_M = 0.001
 _NO_TABLE = np.zeros((0, 0), dtype=np.complex64)
+
+
+@dataclass
+class Explained:
+    """A frame with the room's own echoes at a known pose removed (:func:`explain_at`).
+
+    :ivar localizer: the localizer that fitted it (the array without dead receivers, if any).
+    :ivar emitter_m: the emitter's position ``(3,)``, m.
+    :ivar residual: baseband less the fitted room paths ``(n_channels, n_bins)``.
+    """
+
+    localizer: PhysicsLocalizer
+    frame: Frame
+    emitter_m: np.ndarray
+    residual: np.ndarray
+
+
+def explain_at(localizer: PhysicsLocalizer, features: EchoFeatures, position_m: np.ndarray,
+               yaw_rad: float, temperature_c: float | None = None) -> Explained:
+    """The frame with the room's own echoes at a known pose fitted and removed: what is left
+    holds the echoes the room model lacks (furniture that moved, objects not in the file).
+    The speed of sound is fitted; amplitudes are free, so a path that furniture hides takes an
+    amplitude near zero.
+
+    :param localizer: the localizer of the room's bare shell (or any room model).
+
+    :param position_m: array-frame origin ``(3,)``, m (from tracking, or ground truth).
+    :param yaw_rad: heading of the array, rad.
+    :param temperature_c: assumed air temperature; ``None`` takes the room file's.
+    :raises ValueError: a non-finite pose, a channel count that is not the array's.
+    """
+    position = np.asarray(position_m, dtype=float)
+    if position.shape != (3,) or not np.all(np.isfinite(position)) \
+            or not np.isfinite(yaw_rad):
+        raise ValueError(f'pose must be a finite position (3,) and yaw, got position '
+                         f'{np.asarray(position_m).tolist()} and yaw {yaw_rad}')
+    if features.n_channels != localizer.array.n_receivers:
+        raise ValueError(f'features have {features.n_channels} channels, array '
+                         f'{localizer.array.name!r} has {localizer.array.n_receivers}')
+    working = working_channels(features)
+    if not working.all():
+        return explain_at(localizer.for_receivers(working), features.channels(working),
+                          position_m, yaw_rad, temperature_c)
+    temperature = localizer.room.temperature_c if temperature_c is None else temperature_c
+    fr = localizer.frame(features, yaw_rad, temperature)
+    emitter = position + yaw_matrix(yaw_rad) @ localizer.array.emitter_m
+    fit = localizer.fit_room_at(fr, emitter)
+    residual = features.baseband - localizer.synthesise(fr, fit.tau[0], fit.amp[0],
+                                                        fit.coef[0])
+    fr.c0 *= float(fit.theta[0, 3])
+    # The amplitude scale of the predicted echoes, as propose fits it: the fitted amplitudes
+    # weighted by each path's predicted strength.
+    strength = np.sum(fit.amp[0] ** 2 * fr.weights, axis=-1)
+    fr.gain = float(np.sum(np.abs(fit.coef[0]) * strength) / max(np.sum(strength), 1e-300))
+    return Explained(localizer=localizer, frame=fr, emitter_m=emitter,
+                     residual=residual.astype(np.complex64))
+
+
+def plane_scores(explained: Explained, axis: int, coords_m: np.ndarray,
+                 facing: int, absorption: float,
+                 coverage: np.ndarray | None = None) -> np.ndarray:
+    """Log likelihood ratio, in the residual of :func:`explain_at`, of the first-order echo
+    of a plane normal to ``axis`` at each of ``coords_m``, facing ``facing`` (+1: its normal
+    points along +axis), against no echo there.
+
+    Each receiver's output at the delay of the emitter's image in the plane is summed
+    across the array (power ``P`` in noise units, as in the wall scans). With ``s`` the
+    power the plane's echo should have there (its distance, ``absorption``, the
+    transducers' directivity and the frame's fitted amplitude scale), and a complex
+    Gaussian amplitude of that variance, the ratio is ``P s / (1 + s) - log(1 + s)``: a
+    plane where an echo is heard scores about ``s - log(1 + s)``, and one where the echo
+    it should give is missing scores ``s / (1 + s) - log(1 + s)``, below 0. Planes the
+    array is not in front of score 0.
+
+    :param coords_m: plane positions along ``axis`` ``(G,)``, m.
+    :param absorption: energy absorption coefficient of the plane's surface.
+    :param coverage: fractions of the receivers whose reflection point lies on the face
+        ``(C,)`` (a face's edge between them): the echo sums over that fraction, its power
+        over its square. ``None``: all of them.
+    :return: ``(C, G)`` (``(1, G)`` for ``None``).
+    """
+    loc = explained.localizer
+    fr = explained.frame
+    tau, amp, heard = _plane_echo(explained, axis, np.asarray(coords_m, dtype=float),
+                                  facing, absorption)
+    z = sample(fr, tau, explained.residual, smooth=False)
+    weights = (fr.weights / np.sum(fr.weights)).astype(np.float32)
+    power = np.abs(z @ weights) ** 2 * np.sum(fr.weights)
+    peak = fr.gain * abs(loc.response.zero[0]) * amp                        # (G, n)
+    full = np.sum(peak * fr.weights, axis=-1) ** 2 / np.sum(fr.weights)
+    fractions = np.ones(1) if coverage is None else np.asarray(coverage, dtype=float)
+    expected = fractions[:, None] ** 2 * full[None]                            # (C, G)
+    ratio = power * expected / (1.0 + expected) - np.log1p(expected)
+    return np.where(heard, ratio, 0.0)
+
+
+def _plane_echo(explained: Explained, axis: int, coords_m: np.ndarray,
+                facing: int, absorption: float) -> tuple[np.ndarray, ...]:
+    """The first-order echo of a plane normal to ``axis`` at each of ``coords_m`` ``(G,)``:
+    delays and predicted amplitudes ``(G, n)`` (without the frame's amplitude scale), and
+    whether the array hears it ``(G,)``: in front of the plane and inside the window."""
+    loc = explained.localizer
+    fr, emitter = explained.frame, explained.emitter_m
+    images = np.repeat(emitter[None], coords_m.size, axis=0)
+    images[:, axis] = 2.0 * coords_m - emitter[axis]
+    delta = (emitter + fr.offsets)[None] - images[:, None]                     # (G, n, 3)
+    dist = np.linalg.norm(delta, axis=-1)
+    tau = dist / fr.c0
+    heard = (((emitter[axis] - coords_m) * facing > PLANE_MIN_DISTANCE_M)
+             & np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1))
+    return tau, loc.amplitude(fr, delta, dist, np.sqrt(1.0 - absorption)), heard
+
+
+def remove_plane_echo(explained: Explained, axis: int, coord_m: float,
+                      facing: int, absorption: float) -> None:
+    """Fit the first-order echo of one plane (as :func:`plane_scores` places it) to the
+    residual of :func:`explain_at` and subtract it there, so that no other plane at the
+    same distance can take it. Nothing happens where the array is not in front of it."""
+    loc = explained.localizer
+    fr = explained.frame
+    tau, amp, heard = _plane_echo(explained, axis, np.array([float(coord_m)]), facing,
+                                  absorption)
+    if not heard[0]:
+        return
+    z = sample(fr, tau, explained.residual)
+    coef = np.sum(amp * fr.weights * z) / (
+        loc.response.zero[0] * np.sum(amp ** 2 * fr.weights))
+    explained.residual = (explained.residual - loc.synthesise(
+        fr, tau, amp, np.array([coef]))).astype(np.complex64)
 
 
 @dataclass
@@ -141,9 +272,9 @@ class FurnitureSurvey:
     def explain(self, features: EchoFeatures, position_m: np.ndarray, yaw_rad: float,
                 temperature_c: float | None = None) -> Explained:
         """One frame at a known pose with the room's own echoes removed, ready for
-        :meth:`place` (:meth:`PhysicsLocalizer.explain_at` of the bare shell). Placing reads
+        :meth:`place` (:func:`explain_at` of the bare shell). Placing reads
         only the residual: the frame's upsampled baseband is dropped (300 KB a frame)."""
-        explained = self.shell.explain_at(features, position_m, yaw_rad, temperature_c)
+        explained = explain_at(self.shell, features, position_m, yaw_rad, temperature_c)
         explained.frame = replace(explained.frame, table=_NO_TABLE)
         return explained
 
@@ -204,11 +335,11 @@ class FurnitureSurvey:
         for axis in range(2):
             if over[1 - axis] and over[2]:
                 for side, facing in ((box.min_m, -1), (box.max_m, 1)):
-                    ex.localizer.remove_plane_echo(ex, axis, side[axis], facing, box.absorption)
+                    remove_plane_echo(ex, axis, side[axis], facing, box.absorption)
         if over[0] and over[1]:
             for height, facing in ((box.max_m[2], 1), (box.min_m[2], -1)):
                 if height > 0.0:
-                    ex.localizer.remove_plane_echo(ex, 2, height, facing, box.absorption)
+                    remove_plane_echo(ex, 2, height, facing, box.absorption)
 
     def _allowed(self, box: Box, placed: list[Box], explained: list[Explained],
                  grid: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -239,7 +370,6 @@ class FurnitureSurvey:
         total = np.zeros((grid[0].size, grid[1].size))
         seen = np.zeros(total.shape, dtype=np.int64)
         for ex in explained:
-            loc = ex.localizer
             # Each receiver hears a face where its reflection point (about halfway between
             # the emitter and it, along the face) lies on the face: near an edge only some do.
             hits = ex.emitter_m + 0.5 * ex.frame.offsets                           # (n, 3)
@@ -254,8 +384,8 @@ class FurnitureSurvey:
                 if not np.any(count):
                     continue
                 for side, facing in ((box.min_m, -1), (box.max_m, 1)):
-                    ratio = loc.plane_scores(ex, axis, side[axis] + grid[axis], facing,
-                                             box.absorption, levels)[count]      # (G_t, G_n)
+                    ratio = plane_scores(ex, axis, side[axis] + grid[axis], facing,
+                                         box.absorption, levels)[count]          # (G_t, G_n)
                     if axis == 0:
                         ratio = ratio.T
                     total += ratio
@@ -265,8 +395,8 @@ class FurnitureSurvey:
                 for height, facing in ((box.max_m[2], 1), (box.min_m[2], -1)):
                     if height <= 0.0:
                         continue
-                    ratio = loc.plane_scores(ex, 2, np.array([height]), facing, box.absorption,
-                                             levels)[:, 0][count]
+                    ratio = plane_scores(ex, 2, np.array([height]), facing, box.absorption,
+                                         levels)[:, 0][count]
                     total += ratio
                     frame_seen |= ratio != 0.0
             seen += frame_seen

@@ -42,7 +42,7 @@ class Measurement:
     @classmethod
     def from_estimate(cls, estimate, prior_right: float = 0.5,
                       min_confidence: float = MIXTURE_MIN_CONFIDENCE) -> 'Measurement':
-        """The fix of a localizer (:class:`~echoloc_ros.core.physics_localizer.Estimate`).
+        """The fix of a localizer (:class:`~echoloc_ros.core.physics.results.Estimate`).
 
         With a learned ranker's mixture (``component_covariance_m2``) and a fix the ranker
         holds right with at least ``min_confidence``: the fix with its own covariance and the
@@ -281,7 +281,7 @@ class PoseTracker:
                                                         self.prior_right))
 
     def update_estimate(self, t_s: float, estimate) -> tuple[np.ndarray, np.ndarray, bool]:
-        """Fuse a localizer's :class:`~echoloc_ros.core.physics_localizer.Estimate`: its
+        """Fuse a localizer's :class:`~echoloc_ros.core.physics.results.Estimate`: its
         fix, and with a learned ranker its rivals and probabilities (:meth:`update_with`)."""
         return self.update_with(t_s, Measurement.from_estimate(estimate, self.prior_right))
 

@@ -2,7 +2,8 @@
 
 Data: each example is one simulated frame run through the echo processor and the physics
 localizer's :meth:`~PhysicsLocalizer.propose`, stored as the candidates' aligned echoes
-(:meth:`~PhysicsLocalizer.candidate_echoes`) with the candidates' positions and the truth. The
+(:func:`~echoloc_ros.core.nn_features.candidate_echoes`) with the candidates' positions and the
+truth. The
 world is randomised per frame (domain randomisation), so the network meets in training what
 physics gets wrong in use: SNR, furniture moved from where the room file has it, panels not
 in the file, heading error, temperature, receiver gain mismatch and a dead receiver. Frame
@@ -28,13 +29,13 @@ from echoloc_ros.core import dataset
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
-from echoloc_ros.core.model import CandidateRanker, ModelConfig, TrainedFor, save_checkpoint
-from echoloc_ros.core.physics_localizer import PhysicsLocalizer, Proposal
+from echoloc_ros.core.model import (CandidateRanker, ModelConfig, TrainedFor, model_inputs,
+                                    save_checkpoint)
+from echoloc_ros.core.nn_features import LAGS_S, candidate_example
+from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import Room
 from echoloc_ros.core.simulator import EchoSimulator, Scenario
 
-# Lags read around each predicted delay: one baseband bin (16 us, ~5.5 mm of path) apart.
-LAGS_S = np.arange(-2, 3) * 16e-6
 # A candidate within this distance of the truth is a right one (the gross-error threshold).
 LABEL_RADIUS_M = 0.10
 
@@ -158,41 +159,6 @@ class _Worker:
 _worker: _Worker | None = None
 
 
-def candidate_example(localizer: PhysicsLocalizer, proposal: Proposal | None,
-                      n_candidates: int, truth_m: np.ndarray | None = None
-                      ) -> dict[str, np.ndarray]:
-    """One frame's network input, padded to ``n_candidates`` slots (numpy, float16 echoes).
-
-    :param localizer: the localizer for the whole array (a proposal made without a dead
-        receiver fills that receiver's entries with zeros).
-    :param proposal: ``localizer.propose``'s; ``None``: a frame without candidates.
-    :return: ``echo (M, P, n, W, 2)``, ``expected``, ``keep``, ``candidate``, ``present``,
-        ``position_m (M, 3)`` (candidate positions) and ``truth_m (3,)`` (NaN when unknown).
-    """
-    paths = int(np.count_nonzero(localizer._room_image))
-    shape = (n_candidates, paths, localizer.array.n_receivers, len(LAGS_S))
-    out = {'echo': np.zeros(shape + (2,), np.float16),
-           'expected': np.zeros(shape[:3], np.float16),
-           'keep': np.zeros(shape[:2], bool),
-           'candidate': np.zeros((n_candidates, 8), np.float32),
-           'present': np.zeros(n_candidates, bool),
-           'position_m': np.zeros((n_candidates, 3), np.float32),
-           'truth_m': np.full(3, np.nan) if truth_m is None else np.asarray(truth_m, float)}
-    if proposal is None:
-        return out
-    aligned = localizer.candidate_echoes(proposal, n_candidates, LAGS_S)
-    m = aligned['echo'].shape[0]
-    # float16 holds up to 65504: a clipped int16 frame's echoes stay below.
-    out['echo'][:m, ..., 0] = np.clip(aligned['echo'].real, -6e4, 6e4)
-    out['echo'][:m, ..., 1] = np.clip(aligned['echo'].imag, -6e4, 6e4)
-    out['expected'][:m] = np.minimum(aligned['expected'], 6e4)
-    out['keep'][:m] = aligned['keep']
-    out['candidate'][:m] = aligned['candidate']
-    out['present'][:m] = True
-    out['position_m'][:m] = proposal.positions_m()[:m]
-    return out
-
-
 def labels(position_m: torch.Tensor, truth_m: torch.Tensor, present: torch.Tensor,
            radius_m: float = LABEL_RADIUS_M) -> torch.Tensor:
     """Index of the present candidate nearest the truth if within ``radius_m``, else ``M``
@@ -214,14 +180,6 @@ def load_examples(data_dir: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
         for k, v in chunk.items():
             parts.setdefault(k, []).append(v)
     return meta, {k: torch.from_numpy(np.concatenate(v)) for k, v in parts.items()}
-
-
-def model_inputs(batch: dict[str, torch.Tensor], device: torch.device | str = 'cpu'
-                 ) -> tuple[torch.Tensor, ...]:
-    """The network's arguments from a batch of examples."""
-    return (batch['echo'].to(device, torch.float32), batch['expected'].to(device, torch.float32),
-            batch['keep'].to(device), batch['candidate'].to(device),
-            batch['present'].to(device))
 
 
 def _augment(echo: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Range
 from std_msgs.msg import Header
 
@@ -56,9 +56,18 @@ class EchoProcessorNode(Node):
             'sensor_msgs/Range on echoloc/range_<i>, in the receiver\'s frame '
             '<frame>_rx<i>', on_set=lambda publish: setattr(self, 'publish_ranges', publish))
         self.range_pubs: list = []
+        # Depth 1: a frame overtaken while the last was processed is dropped (counted in
+        # gaps), so that a busy CPU delays the newest frame, not a queue of old ones.
         self.sub = self.create_subscription(EchoFrame, 'echoloc/echoes', self.on_frame,
+<<<<<<< HEAD
                                             qos_profile_sensor_data)
         self.updater = diagnostic_updater(self, 'echo_processor')
+=======
+                                            QoSProfile(depth=1, reliability=ReliabilityPolicy
+                                                       .BEST_EFFORT))
+        self.updater = Updater(self)
+        self.updater.setHardwareID('echo_processor')
+>>>>>>> main
         self.frequency = FrequencyStatus(FrequencyStatusParam(
             {'min': expected_rate_hz, 'max': expected_rate_hz}, tolerance=0.25),
             name='Feature rate')

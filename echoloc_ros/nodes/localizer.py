@@ -16,13 +16,15 @@ from echoloc.msg import EchoFeatures
 from echoloc_ros import conversions, markers
 from echoloc_ros.core.array_geometry import load_array, yaw_matrix
 from echoloc_ros.core.echo_heading import EchoHeading, acquire
-from echoloc_ros.core.paths import default_model_path
-from echoloc_ros.core.physics_localizer import PhysicsLocalizer
+from echoloc_ros.core.localization import Localizer
+from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room, room_from_yaml
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.diagnostics import ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam
 from echoloc_ros.nodes.common import (RefusalLog, declare, declare_chirp, diagnostic_updater,
                                        limit_threads, run)
+from echoloc_ros.nodes.localizer_status import (LocalizerState, localization_status,
+                                                model_status)
 
 METHODS = ('physics', 'nn')
 DEVICES = ('cpu', 'cuda')
@@ -109,6 +111,10 @@ class HeadingBuffer:
         return self.yaws[best], self.variances[best]
 
 
+# Gaps in seq up to this many frames (40 s at 25 Hz) count as dropped frames.
+MAX_SEQ_GAP = 1000
+
+
 class LocalizerNode(Node):
     """Publishes PoseWithCovarianceStamped on ``echoloc/pose`` for each EchoFeatures."""
 
@@ -187,28 +193,16 @@ class LocalizerNode(Node):
 
         self.room = load_room(room_name)
         self.array = load_array(array_name)
-        self.model_error = ''
-        self.model_info = ''
-        self.localizer = None
-        if self.method == 'nn':
-            path = model_path or str(default_model_path(self.room.name))
-            # torch is imported only when the network is asked for (start-up time, memory).
-            from echoloc_ros.core.nn_localizer import NeuralLocalizer
-            try:
-                self.localizer = NeuralLocalizer.from_checkpoint(
-                    path, self.room, self.array, chirp, device=device,
-                    optimization_level=self.optimization_level, num_threads=threads,
-                    wide_search=wide_search)
-                self.model_info = (f'{path} ({self.optimization_level}, {device}, proposals '
-                                   f'{self.localizer.physics.optimization_level}, wide search '
-                                   f'{"on" if wide_search else "off"})')
-            except ValueError as exc:
-                self.model_error = f'model_path {path!r} unusable: {exc}; using physics'
-                self.get_logger().error(self.model_error)
-        if self.localizer is None:
-            self.localizer = PhysicsLocalizer(self.room, self.array, chirp,
-                                              optimization_level=self.optimization_level)
-        self.active_method = 'nn' if self.model_info else 'physics'
+        # The same pipeline as echoloc evaluate's; a network that cannot be used gives way
+        # to physics, with the reason in diagnostics.
+        self.pipeline = make_pipeline(
+            self.method, self.room, self.array, chirp,
+            optimization_level=self.optimization_level, model_path=model_path or None,
+            wide_search=wide_search, device=device, num_threads=threads, fallback=True)
+        self.model_error, self.model_info = self.pipeline.model_error, self.pipeline.model_info
+        if self.model_error:
+            self.get_logger().error(self.model_error)
+        self.active_method = self.pipeline.method
         self.tracker = PoseTracker(
             accel_std_mps2=declare(self, 'tracker_accel_std_mps2', 0.5, 'standard deviation of '
                                    'the array\'s unmodelled acceleration, for the tracker '
@@ -223,6 +217,7 @@ class LocalizerNode(Node):
                                 'no pose is published until fresh fixes confirm a new track '
                                 '[s]', read_only=True, min_value=0.1, max_value=60.0),
             room_volume_m3=self.room.volume_m3)
+        self.pipeline.tracker = self.tracker if self.tracking else None
         self.headings = HeadingBuffer(horizon_s=2 * HEADING_STAMP_MAX_S)
         self.echo_heading = EchoHeading()
         self.heading_used = ''
@@ -246,14 +241,10 @@ class LocalizerNode(Node):
         self.frames_in = 0
         self.frames_failed = 0
         self.no_heading = 0
-        self.gated = 0
-        self.wide_searches = 0
-        self.wide_kept = 0
-        self.wide_skipped = 0
         self.last_wide_s = -np.inf
         self.last_error = ''
         self.last_estimate = None
-        self.unvouched = 0
+        self.last_inference_s = 0.0
         self.last_pose_monotonic_s: float | None = None
         self.latency_ms: list[float] = []
 
@@ -276,9 +267,13 @@ class LocalizerNode(Node):
             self.create_subscription(String, 'echoloc/room', self.on_room, QoSProfile(
                 depth=1, reliability=ReliabilityPolicy.RELIABLE,
                 durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        # Depth 5 rides out a slow frame (~200 ms at 25 Hz) instead of dropping the next.
+        # Depth 1: while a frame is being localized, a newer one replaces any older one
+        # waiting, so the next pose is always of the newest frame (an overtaken frame is
+        # dropped, and counted by the gap in seq, rather than localized late).
         self.create_subscription(EchoFeatures, 'echoloc/features', self.on_features,
-                                 QoSProfile(depth=5))
+                                 QoSProfile(depth=1))
+        self.last_seq: int | None = None
+        self.frames_dropped = 0
         # Features whose heading has not arrived yet, with their arrival time: like a message
         # filter, each frame waits (up to heading_tolerance_s) for the heading at its stamp.
         self.waiting: collections.deque = collections.deque()
@@ -302,6 +297,7 @@ class LocalizerNode(Node):
             # The track stood still while the fixes went out untracked: start it afresh.
             self.tracker.reset()
         self.tracking = tracking
+        self.pipeline.tracker = self.tracker if tracking else None
 
     def set_array_in_base_xyz(self, xyz) -> None:
         xyz = np.asarray(xyz, dtype=float)
@@ -358,8 +354,14 @@ class LocalizerNode(Node):
             return self.echo_heading.prior(t_s)
         return self.headings.at(t_s, self.heading_tolerance_s)
 
+
     def on_features(self, msg: EchoFeatures) -> None:
         self.frames_in += 1
+        # Frames overtaken here or upstream leave a gap in seq. A seq that goes back, or jumps
+        # by more than MAX_SEQ_GAP, is a restarted driver or another publisher, not a gap.
+        if self.last_seq is not None and 0 < msg.seq - self.last_seq <= MAX_SEQ_GAP:
+            self.frames_dropped += msg.seq - self.last_seq - 1
+        self.last_seq = msg.seq
         t_s = conversions.stamp_to_s(msg.header.stamp)
         if self.newest_frame_s is None:
             self.first_frame_mono = time.monotonic()
@@ -412,6 +414,7 @@ class LocalizerNode(Node):
             base_position, covariance_m2 + yaw_var * np.outer(swing, swing), base_yaw, yaw_var,
             stamp, self.map_frame))
 
+
     def localize(self, msg: EchoFeatures) -> None:
         start = time.perf_counter()
         t_s = conversions.stamp_to_s(msg.header.stamp)
@@ -431,21 +434,22 @@ class LocalizerNode(Node):
                 raise ValueError(f'array_id={msg.array_id!r}, expected {self.array.name!r} '
                                  '(parameter array)')
             features = conversions.features_from_msg(msg)
-            # Only the network has a wide search to allow or refuse.
-            budget = {} if self.active_method == 'physics' else {'wide': self.wide_search_due()}
-            estimate = self.localizer.localize(features, yaw_rad, self.temperature_c,
-                                               yaw_std_rad=float(np.sqrt(yaw_var)), **budget)
+            result = self.pipeline.step(t_s, features, yaw_rad, float(np.sqrt(yaw_var)),
+                                        self.temperature_c, self.wide_search_due())
         except ValueError as exc:
             self.frames_failed += 1
             self.last_error = f'frame seq={msg.seq}: {exc}'
             self.get_logger().error(self.last_error, throttle_duration_sec=1.0)
             return
-        if getattr(self.localizer, 'last_wide', False):
-            self.wide_searches += 1
+        if result.tracker_restarted:
+            self.get_logger().warning(
+                f'frame seq={msg.seq} stamped {t_s:.3f} s, before the last frame: tracker '
+                'restarted', throttle_duration_sec=1.0)
+        if result.fix.wide:
             self.last_wide_s = time.monotonic()
-        elif getattr(self.localizer, 'last_doubted', False) and self.localizer.wide_search:
-            self.wide_skipped += 1
-        self.wide_kept += getattr(self.localizer, 'last_wide_kept', False)
+        estimate = result.fix.estimate
+        self.last_estimate = estimate
+        self.last_inference_s = result.fix.inference_s
         if not self.echo_heading.follow(t_s, estimate.yaw_rad, self.heading_used == 'echoes',
                                         estimate.residual_ratio):
             # Localized from the echo track's heading, it did not explain the frame or turned
@@ -453,30 +457,13 @@ class LocalizerNode(Node):
             return
         self.publish_pose(self.fix_pub, estimate.position_m, estimate.covariance_m2,
                           estimate.yaw_rad, estimate.yaw_variance_rad2, msg.header.stamp)
-        position, covariance = estimate.position_m, estimate.covariance_m2
-        accepted = True
-        if self.tracking:
-            if self.tracker.last_t_s is not None and t_s < self.tracker.last_t_s:
-                # A stamp earlier than the last frame's (a recording played again, a clock
-                # reset): the track belongs to another time.
-                self.get_logger().warning(
-                    f'frame seq={msg.seq} stamped {t_s:.3f} s, before the last frame '
-                    f'({self.tracker.last_t_s:.3f} s): tracker restarted',
-                    throttle_duration_sec=1.0)
-                self.tracker.reset()
-            position, covariance, accepted = self.tracker.update_estimate(t_s, estimate)
-            self.gated += not accepted
-        self.last_estimate = estimate
-        if self.tracking and not self.tracker.initialised:
+        if not result.vouched:
             # No confirmed track vouches for this fix (start-up, or fresh fixes after a gap):
             # a navigation stack is better served by no pose than by a wrong one.
-            self.unvouched += 1
             return
         self.last_pose_monotonic_s = time.monotonic()
-        # The echoes refine the heading too: publish the localizer's, with its variance, unless
-        # the tracker refused the fix it came with (then the heading given stands).
-        if accepted:
-            yaw_rad, yaw_var = estimate.yaw_rad, estimate.yaw_variance_rad2
+        position, covariance = result.position_m, result.covariance_m2
+        yaw_rad, yaw_var = result.yaw_rad, result.yaw_variance_rad2
         self.publish_pose(self.pose_pub, position, covariance, yaw_rad, yaw_var,
                           msg.header.stamp)
         self.frequency.tick()
@@ -486,6 +473,15 @@ class LocalizerNode(Node):
                 position, yaw_rad, covariance, receivers,
                 self.room.reflection_points_m(position), self.map_frame, msg.header.stamp)))
         self.latency_ms.append(1e3 * (time.perf_counter() - start))
+
+    @property
+    def localizer(self) -> Localizer:
+        """The pipeline's localizer (a room update replaces it)."""
+        return self.pipeline.localizer
+
+    @localizer.setter
+    def localizer(self, localizer: Localizer) -> None:
+        self.pipeline.localizer = localizer
 
     def wide_search_due(self) -> bool:
         """Whether a doubted frame may be searched widely now (``wide_search_max_hz``)."""
@@ -525,18 +521,24 @@ class LocalizerNode(Node):
             self.marker_pub.publish(markers.marker_array(markers.room_markers(
                 self.room, self.map_frame, self.get_clock().now().to_msg())))
 
+    def status_state(self, latency_ms: list[float] | None = None) -> LocalizerState:
+        """What the diagnostics read now, with ``latency_ms`` (none if not given)."""
+        return LocalizerState(
+            method=self.active_method, counts=self.pipeline.counts,
+            tracker=self.tracker if self.tracking else None, latency_ms=latency_ms or [],
+            target_latency_ms=self.target_latency_ms, frames_in=self.frames_in,
+            frames_failed=self.frames_failed, no_heading=self.no_heading,
+            frames_dropped=self.frames_dropped,
+            rooms_taken=self.rooms_taken, rooms_refused=self.rooms_refused,
+            pose_age_s=None if self.last_pose_monotonic_s is None
+            else time.monotonic() - self.last_pose_monotonic_s,
+            max_coast_s=self.tracker.max_coast_s, last_error=self.last_error,
+            room_error=self.room_error, last_estimate=self.last_estimate,
+            model_info=self.model_info, model_error=self.model_error,
+            last_inference_s=self.last_inference_s, device=self.pipeline.device)
+
     def model_status(self, stat):
-        if self.model_error:
-            stat.summary(ERROR, self.model_error)
-        else:
-            stat.summary(OK, f'using {self.model_info}')
-        stat.add('method in use', self.active_method)
-        stat.add('network inference (ms)',
-                 f'{1e3 * getattr(self.localizer, "last_inference_s", 0.0):.2f}')
-        stat.add('frames searched widely', str(self.wide_searches))
-        stat.add('wide searches kept', str(self.wide_kept))
-        stat.add('doubted frames not searched (wide_search_max_hz)', str(self.wide_skipped))
-        return stat
+        return model_status(stat, self.status_state())
 
     def heading_status(self) -> tuple[bytes, str]:
         """The heading's part of the Localization diagnostic: level and words."""
@@ -565,35 +567,12 @@ class LocalizerNode(Node):
         return (WARN if where else OK), f'{where}heading from the echoes'
 
     def localization_status(self, stat):
+        # Each report reads the latencies of the frames since the last one.
         latency, self.latency_ms = self.latency_ms, []
-        p95 = float(np.percentile(latency, 95)) if latency else 0.0
-        if self.last_estimate is None:
-            stat.summary(ERROR if self.frames_failed else WARN,
-                         self.last_error or 'no pose yet')
-        elif self.tracking and self.tracker.lost:
-            stat.summary(ERROR, f'pose lost: no fix for over {self.tracker.max_coast_s:g} s '
-                         '(tracker_max_coast_s); no pose is published until fresh fixes '
-                         'confirm a new track')
-        elif (self.last_pose_monotonic_s is not None and time.monotonic()
-              - self.last_pose_monotonic_s > self.tracker.max_coast_s):
-            stat.summary(ERROR, f'no pose for {time.monotonic() - self.last_pose_monotonic_s:.1f}'
-                         ' s: the last one published is stale')
-        elif self.tracking and not self.tracker.initialised:
-            stat.summary(WARN, 'acquiring: no track confirmed yet, no pose published')
-        elif p95 > self.target_latency_ms:
-            stat.summary(WARN, f'latency p95 {p95:.1f} ms above target '
-                         f'{self.target_latency_ms:g} ms')
-        elif self.room_error:
-            stat.summary(WARN, self.room_error)
-        elif self.tracking and self.tracker.coasting_s > COASTING_WARN_S:
-            stat.summary(WARN, f'pose coasting: no fix has agreed with the track for '
-                         f'{self.tracker.coasting_s:.1f} s')
-        else:
-            stat.summary(OK, f'localizing ({self.active_method})')
+        stat = localization_status(stat, self.status_state(latency))
         level, message = self.heading_status()
         if level > OK:
             stat.mergeSummary(level, message)
-        stat.add('method', self.active_method)
         stat.add('pose of', f'{self.base_frame} in {self.map_frame}')
         stat.add('heading from', self.heading_mode())
         stat.add('heading acquisitions from the echoes', str(self.echo_heading.acquisitions))
@@ -602,24 +581,6 @@ class LocalizerNode(Node):
         stat.add('headings refused', str(sum(self.headings_refused.values())))
         for reason, count in sorted(self.headings_refused.items()):
             stat.add(f'headings refused: {reason}', str(count))
-        stat.add('frames', str(self.frames_in))
-        stat.add('frames failed', str(self.frames_failed))
-        stat.add('frames without heading', str(self.no_heading))
-        stat.add('estimates gated by tracker', str(self.gated))
-        stat.add('fixes not published (no confirmed track)', str(self.unvouched))
-        stat.add('room updates taken', str(self.rooms_taken))
-        stat.add('room updates refused', str(self.rooms_refused))
-        if self.tracking:
-            stat.add('tracks held', str(self.tracker.n_tracks))
-            stat.add('track switches', str(self.tracker.switches))
-            stat.add('tracks lost (tracker_max_coast_s)', str(self.tracker.losses))
-            stat.add('coasting (s)', f'{self.tracker.coasting_s:.2f}')
-        if latency:
-            stat.add('latency p50 (ms)', f'{np.percentile(latency, 50):.2f}')
-            stat.add('latency p95 (ms)', f'{p95:.2f}')
-        if self.last_estimate is not None:
-            stat.add('confidence', f'{self.last_estimate.confidence:.2f}')
-            stat.add('speed of sound (m/s)', f'{self.last_estimate.speed_of_sound_mps:.2f}')
         return stat
 
 

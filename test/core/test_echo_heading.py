@@ -8,7 +8,7 @@ from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_heading import (Acquisition, EchoHeading, LOST_AFTER_S, PAIR_MAX_S,
                                            acquire, wrap)
 from echoloc_ros.core.echo_processing import EchoProcessor
-from echoloc_ros.core.physics_localizer import PhysicsLocalizer
+from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import load_room
 from echoloc_ros.core.simulator import EchoSimulator
 

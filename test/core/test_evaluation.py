@@ -118,7 +118,7 @@ def test_twins_tell_apart_only_what_the_furniture_leaves_heard(room, array, chir
     walls stay heard); a twin that would push a box through a wall does not count."""
     from dataclasses import replace
 
-    from echoloc_ros.core.evaluation import twin_separations
+    from echoloc_ros.core.ambiguity import twin_separations
     from echoloc_ros.core.room import Box
     boxes = [Box('left', [0.3, 1.0, 0.0], [0.6, 3.5, 2.6]),
              Box('right', [5.4, 1.0, 0.0], [5.7, 3.5, 2.6])]
@@ -137,7 +137,7 @@ def test_twins_tell_apart_only_what_the_furniture_leaves_heard(room, array, chir
 
 
 def test_ambiguity_bound_runs_on_the_evaluate_frames_and_names_bad_input(array, chirp, room):
-    from echoloc_ros.core.evaluation import ambiguity_bound
+    from echoloc_ros.core.ambiguity import ambiguity_bound
     from echoloc_ros.core.room import load_room
     furnished = load_room('furnished_room')
     # The first 8 of evaluate's frames for seed 7: most have a box against a wall; the frame

@@ -8,7 +8,8 @@ from echoloc_ros.core.acoustics import speed_of_sound_mps
 from echoloc_ros.core.array_geometry import yaw_matrix
 from echoloc_ros.core.echo_processing import working_channels
 from echoloc_ros.core.evaluation import error_metrics
-from echoloc_ros.core.physics_localizer import OPTIMIZATION_LEVELS, PhysicsLocalizer
+from echoloc_ros.core.physics.config import OPTIMIZATION_LEVELS
+from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.simulator import Scenario
 
 FS_HZ = 250e3
@@ -119,7 +120,7 @@ def test_gauss_newton_gradient_matches_finite_differences(room, array, chirp, si
     rng = np.random.default_rng(7)
     position, yaw = room.random_pose(rng, 0.4, (0.2, 1.2))
     features = processor.process(simulator.simulate(position, yaw, Scenario(snr_db=20.0), rng))
-    fr = localizer._frame(features, yaw, room.temperature_c)
+    fr = localizer.frame(features, yaw, room.temperature_c)
     emitter = position + yaw_matrix(yaw) @ array.emitter_m
     # 1 mm off in position, 1e-4 in kappa and 0.1 deg in heading.
     theta = np.append(emitter + [1e-3, -0.7e-3, 0.4e-3], [1.0 + 1e-4, 1.7e-3])[None]

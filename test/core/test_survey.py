@@ -41,6 +41,7 @@ def moved_drive(furnished, array, chirp):
     return moved, path_frames(furnished, world, array, chirp, seed=5)
 
 
+@pytest.mark.long
 def test_survey_places_the_boxes_the_path_passes(furnished, array, chirp, moved_drive):
     moved, frames = moved_drive
     survey = FurnitureSurvey(furnished, array, chirp, FS_HZ)
@@ -66,6 +67,7 @@ def test_survey_places_the_boxes_the_path_passes(furnished, array, chirp, moved_
         assert moved_box[box.name].min_m[2] == box.min_m[2]
 
 
+@pytest.mark.long
 def test_survey_of_an_unmoved_room_leaves_it(furnished, array, chirp):
     frames = path_frames(furnished, furnished, array, chirp, seed=6, step_s=0.4)
     result = FurnitureSurvey(furnished, array, chirp, FS_HZ, max_shift_m=0.5).run(frames)
@@ -113,6 +115,7 @@ def test_write_room_file_moves_only_the_seen_boxes(furnished, tmp_path):
     assert text['name'] == 'furnished_room'
 
 
+@pytest.mark.long
 def test_evaluate_survey_small_run(furnished, array, chirp):
     from echoloc_ros.core.evaluation import evaluate_survey
     result = evaluate_survey(furnished, array, chirp, 20.0, n_layouts=1, survey_s=6.0,
@@ -132,6 +135,7 @@ def test_evaluate_survey_small_run(furnished, array, chirp):
         evaluate_survey(furnished, array, chirp, 20.0, 1, 6.0, 4, 2, furniture_shift_m=0.0)
 
 
+@pytest.mark.long
 def test_live_survey_keeps_sure_frames_and_finds_the_moved_boxes(furnished, array, chirp,
                                                                   moved_drive):
     from echoloc_ros.core.survey import LiveSurvey

@@ -208,7 +208,7 @@ def test_bad_input_raises():
 
 
 def _estimate(rival_p, component=None, confidence=0.7):
-    from echoloc_ros.core.physics_localizer import Estimate
+    from echoloc_ros.core.physics.results import Estimate
     return Estimate(position_m=np.array([1.0, 1.0, 0.5]), covariance_m2=np.eye(3),
                     speed_of_sound_mps=343.0, confidence=confidence, score=0.0, n_echoes=6,
                     component_covariance_m2=1e-4 * np.eye(3) if component is None else component,

@@ -94,11 +94,14 @@ def test_neural_localizer_end_to_end(candidates, tmp_path, array, chirp, process
     rng = np.random.default_rng(1)
     position, yaw = room.random_pose(rng)
     frame = EchoSimulator(room, array, chirp).simulate(position, yaw, Scenario(snr_db=25), rng)
-    estimate = loc.localize(processor.process(frame), yaw, yaw_std_rad=np.deg2rad(1))
+    fix = loc.fix(processor.process(frame), yaw, yaw_std_rad=np.deg2rad(1))
+    estimate = fix.estimate
     assert estimate.covariance_m2.shape == (3, 3)
     assert np.all(np.linalg.eigvalsh(estimate.covariance_m2) > 0)
     assert 0.0 <= estimate.confidence <= 1.0
-    assert loc.last_inference_s > 0
+    assert fix.inference_s > 0
+    # A wide search happens only on a frame the network doubted.
+    assert fix.doubted or not fix.wide
     _, data = load_examples(out)
     p = loc.probabilities({k: v[:4].numpy() for k, v in data.items()})
     assert p.shape == (4, spec.n_candidates + 1)

@@ -1,0 +1,373 @@
+"""Candidate search of the physics localizer: shoebox and general-plan strategies."""
+
+import numpy as np
+
+from echoloc_ros.core.physics.matched_filter import Frame, sample
+from echoloc_ros.core.physics.config import EXPLAIN_GAP, HEIGHT_GAP, YAW, YAW_RESCAN_RAD
+
+
+def _peaks(score: np.ndarray, grid: np.ndarray, k: int, separation: float) -> np.ndarray:
+    """Indices of the k highest local maxima at least ``separation`` apart."""
+    interior = np.flatnonzero((score[1:-1] >= score[:-2]) & (score[1:-1] >= score[2:])) + 1
+    order = interior[np.argsort(score[interior])[::-1]]
+    chosen: list[int] = []
+    taken: list[float] = []
+    # Python floats: hundreds of peaks are compared per scan, and numpy scalars cost ten times.
+    for i, g in zip(order.tolist(), grid[order].tolist()):
+        if all(abs(g - t) >= separation for t in taken):
+            chosen.append(i)
+            taken.append(g)
+            if len(chosen) == k:
+                break
+    return np.array(chosen, dtype=int)
+
+
+def _vertex(score: np.ndarray, grid: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """Grid positions of ``peaks`` moved to the vertex of the parabola through each peak and
+    its neighbours (uniform grid)."""
+    i = np.clip(peaks, 1, grid.size - 2)
+    y0, y1, y2 = score[i - 1], score[i], score[i + 1]
+    denom = y0 - 2 * y1 + y2
+    shift = np.where(denom < 0, 0.5 * (y0 - y2) / np.where(denom < 0, denom, -1.0), 0.0)
+    return grid[i] + np.clip(shift, -0.5, 0.5) * (grid[1] - grid[0])
+
+
+def distinct(points: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
+    """Indices of the rows of ``points`` (in order) not within ``tolerance`` of an earlier kept
+    row, per column."""
+    # Which pairs differ by more than the tolerance somewhere, all at once.
+    apart = np.any(np.abs(points[:, None] - points[None]) > tolerance, axis=-1).tolist()
+    kept: list[int] = []
+    for i, row in enumerate(apart):
+        if all(row[j] for j in kept):
+            kept.append(i)
+    return np.array(kept, dtype=int)
+
+
+class CandidateSearch:
+    """Candidate poses of a frame from 1-D coherent scores: heights and the speed of sound
+    from the floor and ceiling, then walls per axis in a shoebox (with a rescan of the weak
+    axis) or over the plan in other rooms: a part of
+    :class:`~echoloc_ros.core.physics.localizer.PhysicsLocalizer`."""
+
+    def _surface_scores(self, fr: Frame, normals: np.ndarray, distance_m: np.ndarray,
+                        table: np.ndarray) -> np.ndarray:
+        """Coherent evidence of each surface's first-order echo vs emitter-surface distance.
+
+        For the surface with inward normal n at distance d from the emitter, receiver i hears
+        the echo after ``|delta_i + 2 d n| / c0``. The score is the log of the receivers'
+        coherent power over its noise expectation, so that the evidence of opposite surfaces
+        adds up: a candidate needs both echoes rather than one that is merely strong.
+
+        :param normals: inward unit normals ``(S, 3)``.
+        :param distance_m: distance grid ``(G,)``.
+        :return: scores ``(S, G)``.
+        """
+        offsets = fr.offsets
+        dn = normals @ offsets.T                                             # (S, n)
+        d2 = np.sum(offsets ** 2, axis=1)                                    # (n,)
+        d = distance_m[None, :, None]
+        tau = np.sqrt(d2 + 4.0 * d * dn[:, None, :] + 4.0 * d ** 2) / fr.c0  # (S, G, n)
+        z = sample(fr, tau, table, smooth=False)
+        power = np.abs(np.sum(z, axis=-1)) ** 2
+        return np.log1p(power * np.mean(fr.weights) / offsets.shape[0])
+
+    def _path_scores(self, fr: Frame, thetas: np.ndarray, paths: np.ndarray,
+                     table: np.ndarray) -> np.ndarray:
+        """Sum over ``paths`` of each path's log coherent power over noise, at ``thetas``.
+
+        Each path is weighted across receivers by its predicted amplitudes (a matched filter
+        over the array), and paths add as evidence through the log, so a whole family of
+        echoes must line up rather than one strong echo.
+
+        :return: ``(K,)``.
+        """
+        index = np.flatnonzero(paths)
+        tau, amp, _ = self._paths(fr, thetas, index, np.ones(index.size, dtype=bool))
+        weighted = amp * fr.weights
+        heard = (tau > fr.t_min) & (tau < fr.t_max)
+        z = sample(fr, tau, table, smooth=False, inside=heard)
+        inside = np.all(heard, axis=-1)
+        power = np.abs(np.sum(weighted * z, axis=-1)) ** 2 / np.maximum(
+            np.sum(weighted * amp, axis=-1), 1e-300)
+        return np.sum(np.where(inside, np.log1p(power), 0.0), axis=-1)
+
+    def _family_scan(self, fr: Frame, axis: int, theta: np.ndarray, paths: np.ndarray,
+                     table: np.ndarray, coords: np.ndarray | None = None,
+                     psi: np.ndarray | None = None,
+                     traced: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Score along one axis of a shoebox, the other parameters fixed at ``theta``: each of
+        ``paths`` adds the log of its receivers' coherent power over the noise, so a whole
+        family of echoes must line up rather than one strong echo.
+
+        :param coords: values of the coordinate ``(G,)``; ``None``: the whole room on a grid.
+        :param psi: heading offsets ``(J,)``; ``None``: ``theta``'s alone.
+        :param traced: score each path only where it exists (:meth:`_valid_images`: known
+            furniture hides a wall, a furniture face reflects only in front of it and within
+            its extent), with the other coordinates ``theta``'s.
+        :return: ``(coordinates (G,), scores (G,))``, or ``(G, J)`` when ``psi`` is given.
+        """
+        if coords is None:
+            extent = (self.room.width_m, self.room.length_m)[axis]
+            coords = np.arange(0.03, extent - 0.03, 3 * self.grid_step_m)
+        exists = None
+        if traced:
+            emitters = np.repeat(theta[None, :3], coords.size, axis=0)
+            emitters[:, axis] = coords
+            exists = self._valid_images(emitters, emitters + fr.offsets.mean(axis=0),
+                                        paths)[:, paths]
+        psis = np.array([theta[YAW]]) if psi is None else np.asarray(psi, dtype=float)
+        # receiver - image = d0 + coord * v, affine in the scanned coordinate.
+        base = theta[:3].copy()
+        base[axis] = 0.0
+        m = self._img_m[paths]
+        offsets = fr.rotated_offsets(psis)                                          # (J, n, 3)
+        d0 = ((base + offsets)[:, None]
+              - (m @ base + self._img_t[paths])[None, :, None])                    # (J, P, n, 3)
+        v = np.eye(3)[axis] - m[:, :, axis]                                         # (P, 3)
+        a0 = np.sum(d0 ** 2, axis=-1)
+        a1 = 2.0 * np.einsum('jpni,pi->jpn', d0, v)
+        a2 = np.sum(v ** 2, axis=-1)[:, None]
+        c = coords[:, None, None, None]
+        tau = np.sqrt(a0 + a1 * c + a2 * c ** 2) / (fr.c0 * theta[3])          # (G, J, P, n)
+        heard = (tau > fr.t_min) & (tau < fr.t_max)
+        z_out = sample(fr, tau, table, smooth=False, inside=heard)
+        weights = (fr.weights / np.sum(fr.weights)).astype(np.float32)
+        power = np.abs(z_out @ weights) ** 2 * np.sum(fr.weights)
+        inside = np.all(heard, axis=-1)
+        if exists is not None:
+            inside &= exists[:, None]
+        score = np.sum(np.where(inside, np.log1p(power), 0.0), axis=-1)
+        return coords, score[:, 0] if psi is None else score
+
+    def _z_candidates(self, floor: np.ndarray, ceiling: np.ndarray, grid: np.ndarray,
+                      k: int) -> list[tuple[float, float, float, float]]:
+        """(emitter z, kappa = c / c0, score, top of the box below or 0: over the floor) from
+        floor and ceiling scores vs apparent distance, best first."""
+        height = self.room.height_m
+        f_pk = _peaks(floor, grid, 2 * k, 0.02)
+        c_pk = _peaks(ceiling, grid, 2 * k, 0.02)
+        cands = []
+        for i in f_pk:
+            for j in c_pk:
+                kappa = height / (grid[i] + grid[j])
+                if abs(kappa - 1.0) <= self.speed_tolerance:
+                    cands.append((kappa * grid[i], kappa))
+        cands += [(grid[i], 1.0) for i in f_pk] + [(height - grid[j], 1.0) for j in c_pk]
+        # (z, kappa, what the first echo from below comes off): the floor, or over a known box
+        # whose top is below the array, its top face (the floor's echo hidden by the box).
+        cands = [(z, kappa, 0.0) for z, kappa in cands]
+        cands += [(top + grid[i], 1.0, top) for top in self._box_tops for i in f_pk]
+        z, kappa, below = np.array(cands, dtype=float).reshape(-1, 3).T
+        inside = (self.z_range_m[0] <= z) & (z <= self.z_range_m[1])
+        z, kappa, below = z[inside], kappa[inside], below[inside]
+        s = (np.interp((z - below) / kappa, grid, floor, left=0, right=0)
+             + np.interp((height - z) / kappa, grid, ceiling, left=0, right=0))
+        scored = list(zip(z.tolist(), kappa.tolist(), s.tolist(), below.tolist()))
+        scored.sort(key=lambda c: -c[2])
+        chosen: list[tuple[float, float, float, float]] = []
+        for cand in scored:
+            if all(abs(cand[0] - o[0]) > 0.01 or abs(cand[1] - o[1]) > 0.003 for o in chosen):
+                chosen.append(cand)
+            if len(chosen) == k:
+                break
+        return chosen
+
+    def _scan_axis(self, fr: Frame, theta: np.ndarray, axis: int, table: np.ndarray,
+                   k: int) -> np.ndarray:
+        """Candidates along one axis with the others fixed, scored on every path that moves.
+
+        Every image whose delay depends on the coordinate (first-order walls, their double
+        bounces with floor and ceiling, corners) adds the log of its coherent power over the
+        noise: a wall's whole family of echoes must line up, which a stray strong echo does not.
+        """
+        lo = self.room.vertices_m.min(axis=0)[axis] + 0.03
+        hi = self.room.vertices_m.max(axis=0)[axis] - 0.03
+        coords = np.arange(lo, hi, 2 * self.grid_step_m)
+        thetas = np.repeat(theta[None], coords.size, axis=0)
+        thetas[:, axis] = coords
+        score = self._path_scores(fr, thetas, self._moves[axis], table)
+        if not self._shoebox:
+            score = np.where(self.room.contains_xy(thetas[:, :2]), score, -np.inf)
+        return coords[_peaks(score, coords, k, 0.02)]
+
+    def _plan_candidates(self, wall_scores: list[np.ndarray], grid: np.ndarray, kappa: float,
+                         k: int) -> np.ndarray:
+        """Emitter (x, y) candidates in a general floor plan: every wall plane scored at once."""
+        lo = self.room.vertices_m.min(axis=0)
+        hi = self.room.vertices_m.max(axis=0)
+        step = 0.02
+        xs = np.arange(lo[0] + 0.03, hi[0] - 0.03, step)
+        ys = np.arange(lo[1] + 0.03, hi[1] - 0.03, step)
+        xy = np.stack(np.meshgrid(xs, ys, indexing='ij'), axis=-1).reshape(-1, 2)
+        inside = self.room.contains_xy(xy)
+        xy = xy[inside]
+        total = np.zeros(xy.shape[0])
+        for w, score in enumerate(wall_scores):
+            s = self._surfaces[w]
+            dist = xy @ s.normal[:2] - s.offset
+            foot = np.column_stack([xy - dist[:, None] * s.normal[:2], np.zeros(len(xy))])
+            seen = (dist > 0) & self._plane_contains(w, foot)
+            total += np.where(seen, np.interp(dist / kappa, grid, score, left=0, right=0), 0.0)
+        chosen: list[int] = []
+        for i in np.argsort(total)[::-1]:
+            if all(np.hypot(*(xy[i] - xy[j])) >= 0.05 for j in chosen):
+                chosen.append(int(i))
+                if len(chosen) == k:
+                    break
+        return xy[chosen]
+
+    def _shoebox_candidates(self, fr: Frame, theta: np.ndarray,
+                            table: np.ndarray) -> np.ndarray:
+        """(x, y, psi) candidates in a shoebox.
+
+        Per axis, the peaks of the score of the paths that move with that axis alone (its two
+        walls and their floor and ceiling double bounces); pairs ranked by those scores plus the
+        corner echoes. The coordinate between two far walls has weak echoes, and the strong
+        axis' echoes leak into its score: so from the best values of the stronger axis, that
+        axis' paths are fitted and removed and the weaker axis is scanned again, corners
+        included, and so are the faces of known furniture that face along it, each where it
+        reflects (in front of the face, within its extent): a box that hides a wall has a face
+        whose echo places the array as the wall's would. The rescan keeps ``n_rescan`` peaks.
+
+        When the heading is estimated, the scans run at the given heading (a degree of error
+        weakens the peaks but seldom moves them; beyond ``YAW_RESCAN_RAD`` they run again at
+        the heading found), twice as many peaks are kept, and each is
+        scored again over the heading offsets ``fr.yaw_grid``: the direction of a wall's echoes
+        across the array measures the heading. The offset where the best peaks of both axes
+        together score highest is the frame's; the peaks are ranked, and the pairs made, at
+        that offset (the weak axis' peaks alone would each pick an offset from noise).
+
+        :param theta: ``(5,)`` with the fitted z and kappa.
+        :return: ``(n, 3)``.
+        """
+        k = self.n_candidates
+        values, profiles, frame_psi = self._axis_peaks(fr, theta, table)
+        per_axis = []
+        family = []
+        for value, profile in zip(values, profiles):
+            order = np.argsort(profile[:, frame_psi])[::-1]
+            per_axis.append(value[order][:k])
+            family.append(profile[order, frame_psi][:max(k, 2)])
+        psi = fr.yaw_grid[frame_psi]
+        xs, ys = per_axis
+        pairs = np.stack(np.meshgrid(xs, ys, indexing='ij'), axis=-1).reshape(-1, 2)
+        rank = (family[0][:len(xs), None] + family[1][None, :len(ys)]).ravel()
+        thetas = np.repeat(theta[None], len(pairs), axis=0)
+        thetas[:, :2] = pairs
+        thetas[:, YAW] = psi
+        rank = rank + self._path_scores(fr, thetas, self._corner, table)
+        chosen = [np.column_stack([pairs[np.argsort(rank)[::-1][:self.n_pairs]],
+                                   np.full(min(self.n_pairs, len(pairs)), psi)])]
+        strong = int(np.argmax([f[0] if f.size else -np.inf for f in family]))
+        weak = 1 - strong
+        clear = family[weak].size > 1 and family[weak][0] - family[weak][1] > EXPLAIN_GAP
+        if clear and not self._faces:
+            # The weak axis has a clear winner already (with furniture, a clear winner may be
+            # a box face taken for a wall: the rescan scores the faces where they are).
+            return np.vstack(chosen)
+        for value in per_axis[strong][:self.n_explain]:
+            chosen.append(self._rescan_weak(fr, theta, table, strong, value, psi))
+        return np.vstack(chosen)
+
+    def _axis_peaks(self, fr: Frame, theta: np.ndarray, table: np.ndarray
+                    ) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+        """Per axis, the peaks of the score of the paths that move with that axis alone and
+        their scores over the heading offsets, and the offset where the best peaks of both
+        axes together score highest (:meth:`_shoebox_candidates`).
+
+        :return: peak values per axis, their profiles ``(k, len(fr.yaw_grid))`` per axis, and
+            the index of the frame's heading offset in ``fr.yaw_grid``.
+        """
+        k = self.n_candidates
+        scan = theta.copy()
+        for _ in range(2):
+            values = []
+            profiles = []
+            for axis in range(2):
+                coords, score = self._family_scan(fr, axis, scan, self._family[axis], table)
+                peaks = _peaks(score, coords, max(2 * k if fr.yaw_free else k, 2), 0.02)
+                values.append(_vertex(score, coords, peaks))
+                if fr.yaw_free:
+                    profiles.append(self._family_scan(fr, axis, scan, self._family[axis], table,
+                                                      values[-1], fr.yaw_grid)[1])
+                else:
+                    profiles.append(score[peaks][:, None])
+            frame_psi = int(np.argmax(sum(np.max(p, axis=0) for p in profiles)))
+            if abs(fr.yaw_grid[frame_psi] - scan[YAW]) <= YAW_RESCAN_RAD:
+                break
+            # The strong walls gave a heading far from the one scanned at: the weak walls'
+            # peaks may have decohered, so scan again at the heading found.
+            scan[YAW] = fr.yaw_grid[frame_psi]
+        return values, profiles, frame_psi
+
+    def _rescan_weak(self, fr: Frame, theta: np.ndarray, table: np.ndarray, strong: int,
+                     value: float, psi: float) -> np.ndarray:
+        """(x, y, psi) candidates of the weak axis with the strong axis at ``value``: that
+        axis' paths fitted and removed, the weak axis scanned again, corners and the known
+        furniture's faces along it included, keeping ``n_rescan`` peaks (``(n, 3)``)."""
+        weak = 1 - strong
+        free = np.array([strong, YAW]) if fr.yaw_free else np.array([strong])
+        start = theta.copy()
+        start[strong] = value
+        start[YAW] = psi
+        known = (self._vertical_only | self._family[strong])[None]
+        fit = self._newton(fr, start[None], known, free, 1, need_info=False)
+        fitted, coef = fit.theta, fit.coef
+        tau, amp = fit.tau, fit.amp
+        explained = (fr.features.baseband
+                     - self.synthesise(fr, tau[0], amp[0], coef[0])).astype(np.complex64)
+        coords, score = self._family_scan(fr, weak, fitted[0],
+                                          self._moves[weak] | self._face_moves[weak],
+                                          explained, traced=bool(self._faces))
+        found = _vertex(score, coords, _peaks(score, coords, self.n_rescan, 0.02))
+        more = np.empty((found.size, 3))
+        more[:, strong] = fitted[0, strong]
+        more[:, weak] = found
+        more[:, 2] = fitted[0, YAW]
+        return more
+
+    def _general_candidates(self, fr: Frame, z: float, kappa: float,
+                            table: np.ndarray) -> np.ndarray:
+        """(x, y, psi) candidates in a plan that is not a shoebox: every wall's score over
+        distance combined over the plan (:meth:`_plan_candidates`), then scans along each
+        axis through the best, at the heading given.
+
+        :return: ``(n, 3)``.
+        """
+        grid = np.arange(0.02, self.room.max_extent_m * (1 + self.speed_tolerance) + 0.05,
+                         2 * self.grid_step_m)
+        walls = self._surface_scores(fr, self._normals[:-2], grid, table)
+        xy = self._plan_candidates(walls, grid, kappa, 2 * self.n_candidates)
+        base = np.array([xy[0][0], xy[0][1], z, kappa, 0.0])
+        scan_x = self._scan_axis(fr, base, 0, table, 3)
+        scan_y = self._scan_axis(fr, base, 1, table, 3)
+        xy = np.vstack([xy] + [[x, base[1]] for x in scan_x]
+                       + [[base[0], y] for y in scan_y]
+                       + [[x, y] for x in scan_x for y in scan_y])
+        return np.column_stack([xy, np.zeros(len(xy))])
+
+    def _height_candidates(self, fr: Frame) -> list[tuple[float, float, float, float]]:
+        """Heights and speed ratios from the floor and ceiling echoes (:meth:`_z_candidates`)
+        by falling score, the second height only when nearly as strong, at most
+        one over a known box's top in addition.
+
+        :raises ValueError: no floor or ceiling echo in the frame.
+        """
+        # Apparent distances of the floor and ceiling for heights in z_range_m.
+        tol = self.speed_tolerance
+        lo, hi = self.z_range_m
+        height = self.room.height_m
+        grid = np.arange(max(min(lo, height - hi) / (1 + tol) - 0.02, 0.01),
+                         max(hi, height - lo) / (1 - tol) + 0.02, self.grid_step_m)
+        vertical = self._surface_scores(fr, self._normals[-2:], grid, fr.table)
+        k = self.n_candidates
+        z_cands = self._z_candidates(vertical[0], vertical[1], grid, k)
+        if not z_cands:
+            raise ValueError('no floor or ceiling echo found in the frame')
+        # A second height is tried only when its floor/ceiling evidence is nearly as strong.
+        z_cands = [zc for zc in z_cands if zc[2] >= z_cands[0][2] - HEIGHT_GAP]
+        # A height over a box's top comes in addition to those over the floor.
+        z_cands = sorted([zc for zc in z_cands if not zc[3]][:self.n_heights]
+                         + [zc for zc in z_cands if zc[3]][:1], key=lambda zc: -zc[2])
+        return z_cands

@@ -1,0 +1,90 @@
+"""Settings of the physics localizer: the optimization levels (presets of one
+dataclass) and the constants of the method, each with the reason for its value."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Level:
+    """The work per frame of one optimization level.
+
+    :ivar n_candidates: peaks kept per axis scan.
+    :ivar n_pairs: (x, y) pairs kept from their product.
+    :ivar n_explain: values of the strong axis whose echoes are removed before the weak axis
+        is scanned again.
+    :ivar n_polish: candidates polished.
+    :ivar polish_iterations: their Gauss-Newton steps.
+    :ivar max_iterations: iterations of the winner.
+    :ivar n_heights: heights tried.
+    :ivar yaw_step_deg: step of the heading offsets tried per wall candidate, deg.
+    """
+
+    n_candidates: int
+    n_pairs: int
+    n_explain: int
+    n_polish: int
+    polish_iterations: int
+    max_iterations: int
+    n_heights: int
+    yaw_step_deg: float
+
+
+# The optimization levels, from least to most work per frame.
+OPTIMIZATION_LEVELS = {
+    'fast': Level(n_candidates=3, n_pairs=4, n_explain=1, n_polish=2, polish_iterations=1,
+                  max_iterations=2, n_heights=1, yaw_step_deg=1.5),
+    'balanced': Level(n_candidates=5, n_pairs=12, n_explain=1, n_polish=6,
+                      polish_iterations=1, max_iterations=5, n_heights=1, yaw_step_deg=0.75),
+    'accurate': Level(n_candidates=8, n_pairs=30, n_explain=2, n_polish=10,
+                      polish_iterations=2, max_iterations=8, n_heights=2, yaw_step_deg=0.5),
+}
+
+# Standard deviation of the heading given to :meth:`PhysicsLocalizer.localize` when the caller
+# does not say: an IMU or compass heading indoors is good to a degree or two.
+DEFAULT_YAW_STD_RAD = float(np.deg2rad(2.0))
+# Heading offsets are searched within this many standard deviations of the given heading, and
+# never beyond YAW_SPAN_MAX_RAD: the first wall scans run at the given heading, and 1 deg of
+# error already costs a receiver 0.9 rad of carrier phase, so much larger errors lose the walls.
+YAW_SPAN_SIGMAS = 3.0
+YAW_SPAN_MAX_RAD = float(np.deg2rad(10.0))
+# The wall scans run again at the heading found when it is this far from the one scanned: the
+# coherent score of a wall's echoes loses ~40 % at 1 deg, ~90 % at 2 deg.
+YAW_RESCAN_RAD = float(np.deg2rad(1.5))
+# The baseband is upsampled by this factor once per frame so that interpolating it at any delay
+# is accurate to ~0.2 % even linearly (the echoes occupy +-5 kHz around the carrier).
+UPSAMPLE = 4
+# The point response is negligible (< 0.2 % of its peak) beyond this lag, s.
+RESPONSE_HALF_S = 0.5e-3
+# Prior on path amplitudes: E|a|^2 = PRIOR_SCALE * gain^2 with the gain fitted on the floor and
+# ceiling (reflection coefficients and directivity are only known roughly).
+PRIOR_SCALE = 2.0
+# Log-evidence gap to the best distinct competitor for full confidence, and the temperature of
+# the competitor's weight 1 / (1 + exp(gap / AMBIGUOUS_GAP)) in the covariance. Over simulated
+# frames, wrong fixes had gaps below ~15 and correct ones mostly above 30 at 10-20 dB; the
+# evidence is overconfident (the noise model and amplitudes are approximate), hence the
+# temperature above 1. See docs/physics.md.
+CONFIDENT_GAP = 30.0
+AMBIGUOUS_GAP = 5.0
+# Parameters theta: emitter x, y, z (m), kappa = c / c0 and psi, the heading's offset from the
+# one given (rad). Gauss-Newton stops when every step is below this: 0.1 mm, 1e-5 in kappa
+# (0.05 mm at 5 m) and 1e-4 rad (7 um at a receiver 7 cm from the emitter).
+STEP_TOLERANCE = np.array([1e-4, 1e-4, 1e-4, 1e-5, 1e-4])
+STEP_LIMIT = np.array([0.01, 0.01, 0.01, 0.003, 0.01])
+N_THETA = 5
+YAW = 4
+# The weaker axis is scanned again with the stronger axis' echoes removed unless its best
+# score already leads the runner-up by this much (log units; over simulated frames at 10 dB no
+# frame above it needed the second scan).
+EXPLAIN_GAP = 3.0
+# A second height is proposed only when its floor/ceiling evidence is within this of the best.
+HEIGHT_GAP = 1.0
+# A learned ranker's covariance (:meth:`Covariance._region_covariance`): its 95 % ellipsoid holds
+# this much of the mixture, its components widened at most to this level.
+REGION_MASS = 0.95
+REGION_LEVEL_MAX = 0.999
+# A plane this close to the emitter (m) echoes inside the direct arrival: not scored.
+PLANE_MIN_DISTANCE_M = 0.02
+# Rivals a learned ranker gives at least this probability are reported with the fix.
+RIVAL_MIN_PROBABILITY = 0.01

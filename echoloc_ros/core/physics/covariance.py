@@ -1,0 +1,58 @@
+"""Covariance of a physics fix."""
+
+import numpy as np
+from scipy import stats
+
+from echoloc_ros.core.physics.config import REGION_LEVEL_MAX, REGION_MASS, YAW
+
+
+class Covariance:
+    """The covariance of a fix: the inverse information scaled by the residual, and a learned
+    ranker's mixture as one Gaussian: a part of
+    :class:`~echoloc_ros.core.physics.localizer.PhysicsLocalizer`."""
+
+    def _region_covariance(self, cov: np.ndarray, position: np.ndarray, rivals: list,
+                           p: np.ndarray, index: int) -> np.ndarray:
+        """A Gaussian whose 95 % ellipsoid holds 95 % of the ranker's mixture.
+
+        The components are the fix (``cov``), the rivals (``cov`` moved to each) and "none"
+        (a spread over the room), with the ranker's probabilities ``p``. The most probable
+        ones are taken until they hold 95 %; the others are left out, as a 95 % region leaves
+        out the tail. The second moment of those taken, about the fix, is then scaled so that
+        its own Gaussian holds the share ``0.95 / mass`` they need. A confident frame keeps
+        the physics ellipsoid (slightly widened); a doubtful one spans its rivals. (Adding
+        every rival's second moment instead makes even a 1 % rival metres away dominate a
+        sub-millimetre fix, and the 95 % ellipsoid then holds ~100 %.)
+        """
+        centre = np.append(self.room.vertices_m.mean(axis=0), np.mean(self.z_range_m))
+        others = [(p[i], np.outer(other[:3] - position, other[:3] - position))
+                  for _, other, i in rivals]
+        others.append((p[-1], np.diag(self._room_spread_m2)
+                       + np.outer(centre - position, centre - position)))
+        others.sort(key=lambda o: -o[0])
+        mass = float(p[index])
+        moment = mass * cov
+        for weight, spread in others:
+            if mass >= REGION_MASS:
+                break
+            moment = moment + weight * (cov + spread)
+            mass += weight
+        level = min(REGION_MASS / max(mass, 1e-12), REGION_LEVEL_MAX)
+        scale = stats.chi2.ppf(level, 3) / stats.chi2.ppf(REGION_MASS, 3)
+        return moment / mass * scale
+
+    @staticmethod
+    def _covariance(info: np.ndarray, ratio: float, yaw_info: float) -> np.ndarray:
+        """Covariance ``(5, 5)`` of (x, y, z, kappa, psi): the inverse of the echoes'
+        information scaled down by the residual ratio plus the heading prior (a fixed heading
+        gets a placeholder), directions with almost no information clamped to a weak one. Its
+        position block marginalises the heading and kappa."""
+        total = info / ratio
+        total[YAW, YAW] += yaw_info if yaw_info > 0 else 1.0
+        scale = np.array([1.0, 1.0, 1.0, 0.1, 1.0])
+        scaled = total * np.outer(scale, scale)
+        values, vectors = np.linalg.eigh(0.5 * (scaled + scaled.T))
+        # Weakest allowed information before the residual scaling: a 10 cm standard deviation
+        # (1 % in kappa, 0.1 rad).
+        values = np.maximum(values, 1.0 / (0.1 ** 2 * ratio))
+        return (vectors / values) @ vectors.T * np.outer(scale, scale)

@@ -1,0 +1,224 @@
+"""The evidence of the image-source model for candidate poses."""
+
+import functools
+
+import numpy as np
+
+from echoloc_ros.core.physics.matched_filter import Frame, sample
+from echoloc_ros.core.physics.config import PRIOR_SCALE, RESPONSE_HALF_S, YAW
+
+
+def scatter(values: np.ndarray, incidence: np.ndarray) -> np.ndarray:
+    """Sum ``values (K, Q, m)`` over pairs into paths with ``incidence (Q, P)``:
+    ``(K, P, m)``."""
+    return np.swapaxes(np.swapaxes(values, 1, 2) @ incidence, 1, 2)
+
+
+def outer(x: np.ndarray, d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
+    """``sum_{j,n} x_jn d1_jnf d2_jng`` for each batch row ``(K, f, g)``; ``x (K, J, n)``,
+    ``d1, d2 (K, J, n, f)``."""
+    left = (x[..., None] * d1).reshape(x.shape[0], -1, d1.shape[-1])
+    return np.swapaxes(left, 1, 2) @ d2.reshape(x.shape[0], -1, d2.shape[-1])
+
+
+@functools.lru_cache(maxsize=64)
+def _upper_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(n, 1)``, cached (read-only)."""
+    p, q = np.triu_indices(n, 1)
+    p.flags.writeable = False
+    q.flags.writeable = False
+    return p, q
+
+
+class Evidence:
+    """The image-source model of a frame and its evidence: delays and amplitudes of the paths,
+    the matched-filter outputs at them with the point response's overlap, the Bayesian
+    evidence with a Gaussian prior on each path's amplitude, the synthesised fit and its
+    residual: a part of :class:`~echoloc_ros.core.physics.localizer.PhysicsLocalizer`."""
+
+    def _paths(self, fr: Frame, thetas: np.ndarray, paths: np.ndarray,
+               keep: np.ndarray | None = None, valid: np.ndarray | None = None,
+               free: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """Delays and predicted amplitudes of image paths for a batch of parameters.
+
+        :param thetas: ``(K, 5)``: emitter x, y, z (m), kappa = c / c0 and psi (rad).
+        :param paths: indices of the images to model ``(P,)``.
+        :param keep: which of them to keep ``(K, P)`` or ``(P,)``; ``None`` keeps those inside
+            the window and stronger than ``min_relative_amplitude`` of the strongest wall echo.
+        :param valid: ``(K, P)``: which paths exist for each (``None``: all).
+        :param free: indices into ``theta``: also return the derivatives of tau with respect to
+            them ``(K, P, n, f)``.
+        :return: ``tau (K, P, n)`` s, ``amp (K, P, n)`` (0 for dropped paths), ``keep (K, P)``
+            [, ``dtau``].
+        """
+        emitters = thetas[:, :3]
+        speeds = fr.c0 * thetas[:, 3]
+        offsets = fr.rotated_offsets(thetas[:, YAW])                               # (K, n, 3)
+        images = np.einsum('pij,kj->kpi', self._img_m[paths], emitters) + self._img_t[paths]
+        delta = (emitters[:, None, :] + offsets)[:, None] - images[:, :, None]     # (K,P,n,3)
+        dist = np.sqrt(np.sum(delta ** 2, axis=-1))
+        tau = dist / speeds[:, None, None]
+        amp = self.amplitude(fr, delta, dist, self._img_refl[paths][:, None])
+        if keep is None:
+            keep = np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1)
+            if valid is not None:
+                keep = keep & valid
+            peak = np.max(amp, axis=-1)
+            walled = keep & ~self._vertical_only[paths]
+            reference = np.max(np.where(walled, peak, 0.0), axis=1, keepdims=True)
+            reference = np.where(reference > 0, reference,
+                                 np.max(np.where(keep, peak, 0.0), axis=1, keepdims=True))
+            keep = keep & (peak >= self.min_relative_amplitude * reference)
+        if keep.shape != amp.shape[:2]:
+            keep = np.broadcast_to(keep, amp.shape[:2])
+        if free is None:
+            return tau, amp * keep[..., None], keep
+        # d tau / d emitter = (I - M)^T unit / c; d tau / d kappa = -tau / kappa; turning the
+        # heading moves receiver i by z x offset_i.
+        unit = delta / (dist * speeds[:, None, None])[..., None]
+        grad_e = unit - np.einsum('pji,kpnj->kpni', self._img_m[paths], unit)
+        columns = [grad_e[..., f] if f < 3 else -tau / thetas[:, 3, None, None] if f == 3
+                   else unit[..., 1] * offsets[:, None, :, 0]
+                   - unit[..., 0] * offsets[:, None, :, 1] for f in free]
+        return tau, amp * keep[..., None], keep, np.stack(columns, axis=-1)
+
+    def amplitude(self, fr: Frame, delta: np.ndarray, dist: np.ndarray,
+                  reflection: np.ndarray | float) -> np.ndarray:
+        """Predicted amplitude at each receiver of a path from an image ``delta`` away
+        (receiver - image, ``(..., n, 3)``; ``dist`` its length ``(..., n)``): the surfaces'
+        ``reflection``, spherical spreading, air absorption, both transducers' directivity and
+        the receivers' gains."""
+        directivity = self.array.directivity(self.chirp.center_hz, delta[..., 2] / dist,
+                                             fr.c0) ** 2
+        return (reflection / dist * np.exp(-fr.absorb * dist) * directivity
+                * self.array.gains)
+
+    def _evidence(self, fr: Frame, tau: np.ndarray, amp: np.ndarray) -> np.ndarray:
+        """Log evidence of the image-source model for a batch of path sets.
+
+        With ``z`` the matched-filter outputs at the predicted delays, the least-squares fit of
+        one complex amplitude per path (scaling its predicted amplitudes across receivers)
+        needs only ``b_p = sum_i A_ip z_i(tau_ip) / s_i^2`` and the Gram matrix
+        ``M_pq = sum_i A_ip A_iq r(tau_ip - tau_iq) / s_i^2`` (r: the analytic point response,
+        also the correlation of the matched filter's noise). With a complex Gaussian prior of
+        variance ``v`` on each amplitude the log evidence (noise units) is
+        ``b^H (M + I / v)^-1 b - log det(I + v M)`` (:meth:`_with_prior`).
+
+        :param tau: ``(K, P, n)`` s.
+        :param amp: ``(K, P, n)``, 0 for paths not modelled.
+        :return: ``(K,)``.
+        """
+        used = np.any(amp > 0, axis=(0, 2))
+        tau, amp = tau[:, used], amp[:, used]
+        b = np.sum(amp * fr.weights * sample(fr, tau), axis=-1)             # (K, P)
+        gram = self._gram(fr, tau, amp, self._pairs(tau))[0]
+        return self._with_prior(fr, gram, b)[0]
+
+    def _gram(self, fr: Frame, tau: np.ndarray, amp: np.ndarray,
+              pairs: tuple[np.ndarray, np.ndarray], derivatives: bool = False
+              ) -> tuple[np.ndarray, ...]:
+        """Gram matrix ``M_pq = sum_i A_ip A_iq r(tau_ip - tau_iq) / s_i^2`` ``(K, P, P)`` of
+        paths ``tau, amp (K, P, n)``, with the pairs ``(p, q)`` (p < q) that may overlap;
+        with ``derivatives``, also r' and r'' at the pairs' lags ``(K, Q, n)`` each."""
+        p, q = pairs
+        weighted = amp * fr.weights
+        lag = tau[:, p] - tau[:, q]                                                # (K, Q, n)
+        near = np.abs(lag) < RESPONSE_HALF_S
+        r = np.zeros((3 if derivatives else 1,) + lag.shape, dtype=complex)
+        r[:, near] = self.response.overlap(lag[near], fr.features.carrier_hz, r.shape[0])
+        upper = np.sum(r[0] * weighted[:, p] * amp[:, q], axis=-1)
+        n_batch, n_paths = tau.shape[:2]
+        gram = np.zeros((n_batch, n_paths, n_paths), dtype=complex)
+        gram[:, p, q] = upper
+        gram[:, q, p] = np.conj(upper)
+        diagonal = np.arange(n_paths)
+        gram[:, diagonal, diagonal] = self.response.zero[0] * np.sum(weighted * amp, axis=-1)
+        return (gram,) + tuple(r[1:])
+
+    @staticmethod
+    def _regularised(gram: np.ndarray) -> np.ndarray:
+        """Gram matrices with a tiny ridge, so that paths with no energy stay solvable."""
+        scale = np.trace(gram, axis1=1, axis2=2).real / max(gram.shape[-1], 1)
+        return gram + (1e-9 * scale + 1e-300)[:, None, None] * np.eye(gram.shape[-1])
+
+    @staticmethod
+    def _with_prior(fr: Frame, gram: np.ndarray, b: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Log evidence ``b^H (M + I / v)^-1 b - log det(I + v M)`` and the amplitudes
+        ``(M + I / v)^-1 b`` for Gram matrices ``(K, P, P)`` and outputs ``b (K, P)``, with
+        ``v = PRIOR_SCALE * gain^2``."""
+        v = PRIOR_SCALE * fr.gain ** 2
+        system = np.eye(gram.shape[-1]) + v * gram
+        a = np.linalg.solve(system, v * b[..., None])[..., 0]
+        return (np.real(np.sum(np.conj(b) * a, axis=-1)) - np.linalg.slogdet(system)[1], a)
+
+    @staticmethod
+    def _pairs(tau: np.ndarray, margin_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Path pairs ``(p, q)``, p < q, within ``RESPONSE_HALF_S + margin_s`` of each other on
+        some receiver for some row of ``tau (K, P, n)``."""
+        p, q = _upper_pairs(tau.shape[1])
+        near = np.any(np.abs(tau[:, p] - tau[:, q]) < RESPONSE_HALF_S + margin_s, axis=(0, 2))
+        return p[near], q[near]
+
+    def _score(self, fr: Frame, thetas: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Log evidence of the full model with the heading prior at each of ``thetas (K, 5)``;
+        ``valid (K, P)``."""
+        tau, amp, _ = self._paths(fr, thetas, np.arange(len(self._sequences)), valid=valid)
+        return self._evidence(fr, tau, amp) + fr.yaw_prior(thetas[:, YAW])
+
+    def _valid_batch(self, fr: Frame, thetas: np.ndarray) -> np.ndarray:
+        """:meth:`_valid_images` for each of ``thetas (K, 5)``: ``(K, P)``."""
+        if self._shoebox and not self._faces:
+            return np.ones((thetas.shape[0], len(self._sequences)), dtype=bool)
+        return self._valid_images(thetas[:, :3], thetas[:, :3] + fr.offsets.mean(axis=0))
+
+    def synthesise(self, fr: Frame, tau: np.ndarray, amp: np.ndarray,
+                   coef: np.ndarray) -> np.ndarray:
+        """Baseband of the fitted paths ``coef_p amp_ip exp(-j 2 pi f_c tau_ip) g(t - tau_ip)``
+        on the frame's bins ``(n, n_bins)``; ``tau, amp (P, n)``, ``coef (P,)``."""
+        features = fr.features
+        n_ch, n_bins = features.baseband.shape
+        dt = features.bin_width_s
+        p, ch = np.nonzero(amp > 0)
+        t = tau[p, ch]
+        c = coef[p] * amp[p, ch] * np.exp(-2j * np.pi * features.carrier_hz * t)
+        half = int(RESPONSE_HALF_S / dt)
+        bins = np.rint((t - features.start_s) / dt).astype(np.int64)[:, None] + np.arange(
+            -half, half + 1)
+        u = features.start_s + bins * dt - t[:, None]
+        x = (u + RESPONSE_HALF_S) / self.response.step_s
+        g0 = self.response.table[0]
+        i = np.clip(x.astype(np.int64), 0, g0.shape[0] - 2)
+        g = g0[i] + (g0[i + 1] - g0[i]) * (x - i)
+        values = c[:, None] * g
+        ok = (bins >= 0) & (bins < n_bins)
+        flat = (ch[:, None] * n_bins + bins)[ok]
+        model = np.bincount(flat, values.real[ok], n_ch * n_bins) + 1j * np.bincount(
+            flat, values.imag[ok], n_ch * n_bins)
+        return model.reshape(n_ch, n_bins)
+
+    def _residual_ratio(self, fr: Frame, tau: np.ndarray, amp: np.ndarray,
+                        coef: np.ndarray) -> float:
+        """Residual power of a fit over the noise floor in the main lobes of its paths.
+
+        About 1 when the model explains the echoes; larger when echoes are missing from it
+        (unknown furniture, higher orders) or the fit sits on the wrong echoes. The fitted
+        amplitudes absorb part of the noise: each removes about one correlation length of bins.
+        """
+        features = fr.features
+        n_ch, n_bins = features.baseband.shape
+        dt = features.bin_width_s
+        half = int(np.ceil(1.2 * self.processor.mainlobe_half_width_s / dt))
+        p, ch = np.nonzero(amp > 0)
+        if p.size == 0:
+            return 1.0
+        bins = np.rint((tau[p, ch] - features.start_s) / dt).astype(np.int64)[:, None] \
+            + np.arange(-half, half + 1)
+        mask = np.zeros((n_ch, n_bins), dtype=bool)
+        rows = np.broadcast_to(ch[:, None], bins.shape)
+        mask[rows, np.clip(bins, 0, n_bins - 1)] = True
+        residual = features.baseband - self.synthesise(fr, tau, amp, coef)
+        power = np.sum(np.abs(residual[mask]) ** 2 * np.broadcast_to(
+            fr.weights[:, None], mask.shape)[mask])
+        dof = max(mask.sum() - np.unique(p).size * self._correlation_factor, 0.25 * mask.sum())
+        return float(power / dof)

@@ -1,0 +1,150 @@
+"""Image-source geometry of the physics localizer: image maps of the room's surfaces and
+furniture faces, and which image paths exist from a pose."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from echoloc_ros.core.geometry import on_surfaces, plane_contains, room_planes
+from echoloc_ros.core.room import any_box_blocks
+
+
+@dataclass
+class Surface:
+    name: str
+    normal: np.ndarray     # unit, into the room
+    offset: float          # normal . x == offset on the surface
+    reflection: float      # amplitude reflection coefficient sqrt(1 - alpha)
+    index: int
+
+
+class ImageSources:
+    """The image-source geometry of the room (orders 1 and 2 of its surfaces, first order of
+    the known furniture's faces) and which paths exist from a pose: a part of
+    :class:`~echoloc_ros.core.physics.localizer.PhysicsLocalizer`, over its ``room``."""
+
+    def _build_surfaces(self) -> list[Surface]:
+        absorption = self.room.surface_absorption()
+        return [Surface(p.name, p.normal, p.offset, float(np.sqrt(1 - absorption[p.index])),
+                        p.index) for p in room_planes(self.room)]
+
+    def _build_images(self) -> None:
+        """Affine maps image = M @ emitter + t for every surface sequence of order 1 and 2."""
+        maps = []
+        for s in self._surfaces:
+            h = np.eye(3) - 2.0 * np.outer(s.normal, s.normal)
+            maps.append(((s.index,), h, 2.0 * s.offset * s.normal, s.reflection))
+        first = list(maps)
+        # Every map so far, stacked, so each new one is compared with all at once.
+        seen_m = np.array([m for _, m, _, _ in maps])
+        seen_t = np.array([t for _, _, t, _ in maps])
+        for (sa,), ha, ta, ra in first:
+            for (sb,), hb, tb, rb in first:
+                if sa == sb:
+                    continue
+                m = hb @ ha
+                t = hb @ ta + tb
+                if np.any(np.all(np.isclose(m, seen_m), axis=(1, 2))
+                          & np.all(np.isclose(t, seen_t), axis=1)):
+                    continue
+                maps.append(((sa, sb), m, t, ra * rb))
+                seen_m = np.concatenate([seen_m, m[None]])
+                seen_t = np.concatenate([seen_t, t[None]])
+        # Known furniture: first-order specular reflections from every box face.
+        self._faces = []
+        for box in self.room.furniture:
+            refl = float(np.sqrt(1.0 - box.absorption))
+            for axis in range(3):
+                for side, value in ((-1.0, box.min_m[axis]), (1.0, box.max_m[axis])):
+                    normal = np.zeros(3)
+                    normal[axis] = side
+                    h = np.eye(3) - 2.0 * np.outer(normal, normal)
+                    self._faces.append((len(maps), box, axis, side, value))
+                    surface = len(self._surfaces) + len(self._faces) - 1
+                    maps.append(((surface,), h, 2.0 * side * value * normal, refl))
+        self._face_index = np.array([f[0] for f in self._faces], dtype=np.int64)
+        # Per face: the axis of its normal, the side it faces, its plane, its box's corners.
+        self._face_geometry = (
+            np.array([f[2] for f in self._faces], dtype=np.int64),
+            np.array([f[3] for f in self._faces]), np.array([f[4] for f in self._faces]),
+            np.array([f[1].min_m for f in self._faces]).reshape(-1, 3),
+            np.array([f[1].max_m for f in self._faces]).reshape(-1, 3))
+        self._sequences = [seq for seq, _, _, _ in maps]
+        self._img_m = np.array([m for _, m, _, _ in maps])
+        self._img_t = np.array([t for _, _, t, _ in maps])
+        self._img_refl = np.array([r for _, _, _, r in maps])
+        self._img_order = np.array([len(seq) for seq in self._sequences])
+        n_walls = self.room.vertices_m.shape[0]
+        n_room = len(self._surfaces)
+        self._vertical_only = np.array([all(n_walls <= i < n_room for i in seq)
+                                        for seq in self._sequences])
+        self._room_image = np.array([all(i < n_room for i in seq) for seq in self._sequences])
+
+    def _plane_contains(self, index: int, points: np.ndarray) -> np.ndarray:
+        return plane_contains(self.room, index, points, 1e-6, within_height=False)
+
+    def _valid_images(self, emitters: np.ndarray, receivers: np.ndarray,
+                      paths: np.ndarray | None = None) -> np.ndarray:
+        """Which images are real paths from each emitter to its receiver (the array centre).
+
+        Room images: all of them in a shoebox, traced (reflection points on the surfaces) in
+        other plans. Furniture faces: the emitter in front and the reflection point on the
+        face. First-order room paths through a furniture box are blocked.
+
+        :param emitters: ``(K, 3)``. :param receivers: ``(K, 3)``.
+        :param paths: bool ``(P,)``: decide only for these paths (the rest stay True).
+        :return: ``(K, P)`` bool.
+        """
+        wanted = np.ones(len(self._sequences), dtype=bool) if paths is None else paths
+        valid = np.ones((emitters.shape[0], len(self._sequences)), dtype=bool)
+        # Images of the wanted paths only: a scan asks for a few paths at hundreds of points.
+        images = np.zeros(valid.shape + (3,))
+        images[:, wanted] = (np.einsum('pij,kj->kpi', self._img_m[wanted], emitters)
+                             + self._img_t[wanted])                                 # (K, P, 3)
+        if not self._shoebox:
+            for k in range(emitters.shape[0]):
+                for p in np.flatnonzero(self._room_image & wanted):
+                    valid[k, p] = self._traced(self._sequences[p], images[k, p], receivers[k])
+        if not self._faces:
+            return valid
+        faces = wanted[self._face_index]
+        valid[:, self._face_index[faces]] = self._faces_valid(
+            emitters, receivers, images[:, self._face_index[faces]], faces)
+        # First-order room paths through a box: both legs, every path and box at once.
+        first = np.flatnonzero(self._room_image & (self._img_order == 1) & wanted)
+        if first.size:
+            normals = self._normals[[self._sequences[p][0] for p in first]]         # (Q, 3)
+            offsets = np.array([self._surfaces[self._sequences[p][0]].offset for p in first])
+            toward = images[:, first] - receivers[:, None]                         # (K, Q, 3)
+            with np.errstate(divide='ignore', invalid='ignore'):
+                t = (offsets - receivers @ normals.T) / np.sum(toward * normals, axis=-1)
+            hit = receivers[:, None] + t[..., None] * toward
+            boxes = self.room.furniture
+            blocked = (any_box_blocks(boxes, np.broadcast_to(emitters[:, None], hit.shape), hit)
+                       | any_box_blocks(boxes, hit, np.broadcast_to(receivers[:, None],
+                                                                    hit.shape)))
+            valid[:, first] &= ~blocked
+        return valid
+
+    def _faces_valid(self, emitters: np.ndarray, receivers: np.ndarray,
+                     images: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        """Which furniture faces reflect from each emitter to its receiver: the emitter in
+        front of the face and the reflection point on it.
+
+        :param images: the faces' images ``(K, F, 3)``, in the order of ``self._faces``.
+        :param faces: which of ``self._faces`` ``images`` holds, bool.
+        :return: ``(K, F)``.
+        """
+        axis, side, value, lo, hi = (g[faces] for g in self._face_geometry)
+        across = np.take_along_axis(images, np.broadcast_to(axis[None, :, None],
+                                                            images.shape[:2] + (1,)), -1)[..., 0]
+        with np.errstate(divide='ignore', invalid='ignore'):
+            t = (value - across) / (receivers[:, axis] - across)                  # (K, F)
+        hit = images + t[..., None] * (receivers[:, None] - images)               # (K, F, 3)
+        on_face = np.all((hit >= lo) & (hit <= hi) | (np.arange(3) == axis[:, None]), axis=-1)
+        return (side * emitters[:, axis] > side * value) & on_face
+
+    def _traced(self, seq: tuple[int, ...], image: np.ndarray, receiver: np.ndarray) -> bool:
+        """Whether the reflection points of a room path lie on its surfaces."""
+        return on_surfaces(seq, image, receiver, self._normals, self._offsets,
+                           self._plane_contains)

@@ -1,0 +1,155 @@
+"""Matched-filter access: what one frame offers the model (:class:`Frame`), its baseband
+upsampled and sampled at any delay, and the point response with its derivatives."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import fft as sfft
+from scipy import interpolate
+
+from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
+from echoloc_ros.core.physics.config import RESPONSE_HALF_S, UPSAMPLE
+
+
+@dataclass
+class Frame:
+    """What one call of :meth:`PhysicsLocalizer.localize` knows about its frame."""
+
+    features: EchoFeatures
+    offsets: np.ndarray        # receivers relative to the emitter, room axes (n, 3)
+    c0: float                  # assumed speed of sound, m/s
+    absorb: float              # air absorption, Np/m
+    t_min: float               # earliest usable delay (after the direct arrival), s
+    t_max: float               # last bin, s
+    weights: np.ndarray        # 1 / noise power per channel (n,)
+    table: np.ndarray          # baseband upsampled UPSAMPLE times (n, UPSAMPLE * n_bins)
+    gain: float = 1.0          # fitted amplitude scale of the predicted paths
+    yaw_info: float = 0.0      # 1 / variance of the given heading, 1/rad^2 (0: heading exact)
+    yaw_grid: np.ndarray = field(default_factory=lambda: np.zeros(1))   # psi tried, rad
+
+    @property
+    def yaw_free(self) -> bool:
+        """Whether the heading is estimated (not declared exact)."""
+        return self.yaw_info > 0
+
+    def yaw_prior(self, psi: np.ndarray) -> np.ndarray:
+        """Log prior density of heading offsets ``psi``, up to a constant."""
+        return -0.5 * self.yaw_info * np.asarray(psi) ** 2
+
+    def rotated_offsets(self, psi: np.ndarray) -> np.ndarray:
+        """Receivers relative to the emitter with the heading turned by ``psi (K,)``:
+        ``(K, n, 3)``."""
+        out = np.empty((len(psi),) + self.offsets.shape)
+        c, s = np.cos(psi)[:, None], np.sin(psi)[:, None]
+        x, y = self.offsets[:, 0], self.offsets[:, 1]
+        out[..., 0] = c * x - s * y
+        out[..., 1] = s * x + c * y
+        out[..., 2] = self.offsets[:, 2]
+        return out
+
+
+def upsample(baseband: np.ndarray) -> np.ndarray:
+    """The baseband at ``UPSAMPLE`` times its rate (zero padding of its spectrum):
+    ``(n, UPSAMPLE * n_bins)`` complex64."""
+    n_ch, n_bins = baseband.shape
+    n_fft = sfft.next_fast_len(n_bins + 32)
+    spectrum = sfft.fft(baseband.astype(np.complex64), n_fft, axis=1)
+    padded = np.zeros((n_ch, UPSAMPLE * n_fft), dtype=np.complex64)
+    half = n_fft // 2
+    padded[:, :half] = spectrum[:, :half]
+    padded[:, -(n_fft - half):] = spectrum[:, half:]
+    return np.ascontiguousarray(sfft.ifft(padded, axis=1)[:, :UPSAMPLE * n_bins]) * UPSAMPLE
+
+
+def sample(fr: Frame, tau_s: np.ndarray, table: np.ndarray | None = None,
+           smooth: bool = True, derivative: bool = False, inside: np.ndarray | None = None
+           ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Analytic matched-filter output z = baseband * exp(j 2 pi f_c tau) at delays tau.
+
+    :param tau_s: delays ``(..., n_channels)``, s.
+    :param table: a baseband other than the frame's upsampled one ``(n, m * n_bins)``
+        (a cleaned one, upsampled m times or not at all).
+    :param smooth: cubic interpolation in double precision (continuous slope, for the
+        derivatives of the evidence) rather than linear in single precision (for scans).
+    :param derivative: also return dz/dtau (smooth only).
+    :param inside: ``(tau_s > t_min) & (tau_s < t_max)``, when the caller has it already.
+    :return: complex ``(..., n_channels)``, 0 outside [t_min, t_max]; with ``derivative``,
+        ``(z, dz/dtau)``.
+    """
+    table = fr.table if table is None else table
+    n_row = table.shape[1]
+    factor = n_row // fr.features.baseband.shape[1]
+    table = table.ravel()
+    x = (tau_s - fr.features.start_s) * (factor / fr.features.bin_width_s)
+    i = x.astype(np.int64)
+    np.maximum(i, 1, out=i)
+    np.minimum(i, n_row - 3, out=i)
+    flat = i + np.arange(tau_s.shape[-1]) * n_row
+    p1, p2 = table[flat], table[flat + 1]
+    cycles = fr.features.carrier_hz * tau_s
+    phase = (2 * np.pi) * (cycles - np.floor(cycles))
+    if smooth:
+        t = x - i
+        # Catmull-Rom cubic: continuous slope, so that the derivatives of the likelihood
+        # are continuous across the table's nodes.
+        p0, p3 = table[flat - 1], table[flat + 2]
+        c1 = 0.5 * (p2 - p0)
+        c2 = p0 - 2.5 * p1 + 2 * p2 - 0.5 * p3
+        c3 = 1.5 * (p1 - p2) + 0.5 * (p3 - p0)
+        value = p1 + t * (c1 + t * (c2 + t * c3))
+        rotation = np.empty(tau_s.shape, dtype=np.complex128)
+    else:
+        t = (x - i).astype(np.float32)
+        value = p1 + (p2 - p1) * t
+        phase = phase.astype(np.float32)
+        rotation = np.empty(tau_s.shape, dtype=np.complex64)
+    rotation.real = np.cos(phase)
+    rotation.imag = np.sin(phase)
+    if inside is None:
+        inside = (tau_s > fr.t_min) & (tau_s < fr.t_max)
+    z = np.where(inside, value * rotation, 0)
+    if not derivative:
+        return z
+    slope = (c1 + t * (2 * c2 + 3 * t * c3)) * (factor / fr.features.bin_width_s)
+    dz = np.where(inside, slope * rotation, 0) + (2j * np.pi * fr.features.carrier_hz) * z
+    return z, dz
+
+
+class PointResponse:
+    """The processor's point response g (without carrier) and its first two derivatives,
+    tabulated on a fine grid from a cubic spline through the processor's response (the
+    response is smooth on the scale of the spline's 1 us knots).
+
+    :ivar table: g, g', g'' at lags from ``-RESPONSE_HALF_S`` in steps of ``step_s``
+        ``(3, L)``.
+    :ivar zero: r(0), r'(0), r''(0) of the carrier-shifted response (:meth:`overlap`).
+    """
+
+    def __init__(self, processor: EchoProcessor, center_hz: float) -> None:
+        knots = np.arange(-RESPONSE_HALF_S - 5e-6, RESPONSE_HALF_S + 5e-6 + 1e-12, 1e-6)
+        spline = interpolate.CubicSpline(knots, processor.point_response(knots))
+        self.step_s = 0.1e-6
+        lags = np.arange(-RESPONSE_HALF_S, RESPONSE_HALF_S + 1e-12, self.step_s)
+        self.table = np.stack([spline(lags, nu) for nu in range(3)])               # (3, L)
+        self.zero = self.overlap(np.zeros(1), center_hz)[:, 0]
+
+    def overlap(self, u_s: np.ndarray, fc: float, orders: int = 3) -> np.ndarray:
+        """Analytic point response r(u) = g(u) exp(j 2 pi f_c u) and its first two derivatives:
+        the matched-filter output at lag u for a unit echo (and the correlation of its noise
+        between two outputs u apart). Zero beyond ``RESPONSE_HALF_S``.
+
+        :param orders: 3, or 1 for r alone.
+        :return: ``(orders, *u.shape)``: r, r', r''.
+        """
+        x = (u_s + RESPONSE_HALF_S) / self.step_s
+        i = np.minimum(np.maximum(x.astype(np.int64), 0), self.table.shape[1] - 2)
+        frac = x - i
+        omega = 2 * np.pi * fc
+        rotation = np.exp(1j * omega * u_s)
+        if orders == 1:
+            lo = self.table[0, i]
+            return ((lo + (self.table[0, i + 1] - lo) * frac) * rotation)[None]
+        lo = self.table[:, i]
+        g, dg, ddg = lo + (self.table[:, i + 1] - lo) * frac
+        jw = 1j * omega
+        return np.stack([g, dg + jw * g, ddg + 2 * jw * dg + jw ** 2 * g]) * rotation

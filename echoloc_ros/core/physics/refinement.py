@@ -1,0 +1,220 @@
+"""Refinement of candidate poses by variable-projection Gauss-Newton."""
+
+import numpy as np
+
+from echoloc_ros.core.physics.evidence import outer, scatter
+from echoloc_ros.core.physics.matched_filter import Frame, sample
+from echoloc_ros.core.physics.results import Fit
+from echoloc_ros.core.physics.config import N_THETA, STEP_LIMIT, STEP_TOLERANCE, YAW
+
+
+class Refinement:
+    """Gauss-Newton (Levenberg-Marquardt) on the likelihood with the path amplitudes
+    projected out, for a batch of starting points: a part of
+    :class:`~echoloc_ros.core.physics.localizer.PhysicsLocalizer`."""
+
+    def _fit(self, fr: Frame, thetas: np.ndarray, paths: np.ndarray, keep: np.ndarray,
+             free: np.ndarray, pairs: tuple[np.ndarray, np.ndarray], derivatives: bool = True,
+             prior: bool = True, modelled: tuple[np.ndarray, ...] | None = None
+             ) -> tuple[np.ndarray, ...]:
+        """Log likelihood (amplitudes solved for, no prior), its gradient and its Gauss-Newton
+        information over ``free``.
+
+        In the raw-signal picture the model is ``S(theta) a`` (one column per path) and the
+        likelihood is that of the least-squares fit with the amplitudes solved for (variable
+        projection, Golub & Pereyra 1973). The gradient is ``2 Re <residual, J_k>`` and the
+        information ``2 Re [J^H J - J^H S A^-1 S^H J]`` (Kaufman's approximation), with
+        ``J_k = d(S a)/d theta_k`` and A the Gram matrix. Every inner product is one of the
+        matched-filter outputs, its derivative, or the analytic point response r and its first
+        two derivatives at the delay differences: ``<s_tau, s_t> = r(t - tau)``,
+        ``<d s_tau, s_t> = -r'(t - tau)``, ``<d s_tau, d s_t> = -r''(t - tau)``.
+
+        :param thetas: ``(K, 5)``.
+        :param paths: image indices ``(P,)``.
+        :param keep: which of them each row models ``(K, P)``.
+        :param free: indices into theta of the parameters fitted ``(f,)``.
+        :param pairs: ``(p, q)`` with p < q: the path pairs that may overlap.
+        :param derivatives: compute the gradient and information (else only the likelihood,
+            amplitudes and evidence: the gradient and information returned are ``None``).
+        :param prior: compute the log evidence with the amplitude prior (else the last entry
+            is ``(gram (K, P, P), b (K, P), tau (K, P, n), amp (K, P, n))``, from which
+            :meth:`_with_prior` gives it).
+        :param modelled: :meth:`_paths`' ``(tau, amp)`` (with ``derivatives``, ``(tau, amp,
+            dtau)``) at ``thetas``, when the caller has them already.
+        :return: ``(log likelihood (K,), gradient (K, f), information (K, f, f), amplitudes
+            (K, P), log evidence with the amplitude prior (K,))``; none includes the heading
+            prior.
+        """
+        w = fr.weights
+        if modelled is None:
+            modelled = (self._paths(fr, thetas, paths, keep, free=free) if derivatives
+                        else self._paths(fr, thetas, paths, keep))
+            modelled = modelled[:2] + modelled[3:]
+        if derivatives:
+            tau, amp, dtau = modelled
+            z, dz = sample(fr, tau, derivative=True)
+            gram, r1, r2 = self._gram(fr, tau, amp, pairs, derivatives=True)
+        else:
+            tau, amp = modelled[:2]
+            z = sample(fr, tau)
+            gram, = self._gram(fr, tau, amp, pairs)
+        weighted = amp * w
+        b = np.sum(weighted * z, axis=-1)
+        p, q = pairs
+        n_paths = tau.shape[1]
+        inverse = np.linalg.inv(self._regularised(gram))
+        a = (inverse @ b[..., None])[..., 0]
+        evidence = np.real(np.sum(np.conj(b) * a, axis=-1))
+        last = self._with_prior(fr, gram, b)[0] if prior else (gram, b, tau, amp)
+        if not derivatives:
+            return evidence, None, None, a, last
+        _, zero1, zero2 = self.response.zero
+        alpha = a[..., None] * amp                                                # (K, P, n)
+        incidence_p = np.eye(n_paths)[p]                                           # (Q, P)
+        incidence_q = np.eye(n_paths)[q]
+        # Slope of the matched-filter residual at each modelled delay.
+        slope = (dz - zero1 * alpha
+                 + scatter(alpha[:, p] * np.conj(r1), incidence_q)
+                 - scatter(alpha[:, q] * r1, incidence_p))
+        grad = 2.0 * np.real(np.sum((w * np.conj(alpha) * slope)[..., None] * dtau,
+                                    axis=(1, 2)))
+        # J^H J: the diagonal paths, then both orders of each overlapping pair.
+        info = -zero2 * outer(w * np.abs(alpha) ** 2, dtau, dtau)
+        cross = outer(-r2 * np.conj(w * alpha[:, p]) * alpha[:, q], dtau[:, p], dtau[:, q])
+        info = info + cross + np.swapaxes(cross, 1, 2)
+        # S^H J, row p': sum over paths q of alpha_q dtau_q A_p' (-r'(tau_p' - tau_q)).
+        sj = np.sum((-zero1 * weighted * alpha)[..., None] * dtau, axis=2)          # (K, P, f)
+        sj += scatter(np.sum((-r1 * weighted[:, p] * alpha[:, q])[..., None] * dtau[:, q],
+                             axis=2), incidence_p)
+        sj += scatter(np.sum((np.conj(r1) * weighted[:, q] * alpha[:, p])[..., None]
+                             * dtau[:, p], axis=2), incidence_q)
+        info = 2.0 * np.real(info - np.swapaxes(np.conj(sj), 1, 2) @ inverse @ sj)
+        return evidence, grad, info, a, last
+
+    def _newton(self, fr: Frame, theta0: np.ndarray, valid: np.ndarray, free: np.ndarray,
+                iterations: int, need_info: bool = True) -> Fit:
+        """Maximise the likelihood over the ``free`` entries of ``theta`` by damped
+        Gauss-Newton (Levenberg-Marquardt) steps, for several starting points at once.
+
+        The paths modelled are those kept at each starting point. The heading prior enters the
+        objective, its gradient and the step's information (a regulariser on psi), not the
+        information returned.
+
+        :param theta0: starting points ``(B, 5)``.
+        :param valid: images that exist for each ``(B, P)``.
+        :param need_info: return the information at the best points (else ``info`` is
+            ``None``, and the last evaluation skips the derivatives).
+        :return: the best point of each start, its evidence, information (inverse covariance
+            of theta before scaling by the residual), amplitudes, and its paths' delays and
+            predicted amplitudes.
+        """
+        n_start, f = theta0.shape[0], free.size
+        paths = np.flatnonzero(np.any(valid, axis=0))
+        # The paths at the starting points are also the first evaluation's.
+        first_derivatives = need_info or iterations > 0
+        start = self._paths(fr, theta0, paths, valid=valid[:, paths],
+                            free=free if first_derivatives else None)
+        tau0, keep = start[0], start[2]
+        used = np.any(keep, axis=0)
+        paths, keep, tau0 = paths[used], keep[:, used], tau0[:, used]
+        modelled = (tau0, start[1][:, used]) + ((start[3][:, used],) if first_derivatives
+                                                else ())
+        n_paths = paths.size
+        # Delays move by at most a few steps' worth: the overlapping pairs are found once.
+        pairs = self._pairs(tau0, iterations * 2 * np.max(STEP_LIMIT[:3]) / fr.c0)
+        theta = np.array(theta0, dtype=float)
+        best_theta = theta.copy()
+        best_e = np.full(n_start, -np.inf)
+        grad = np.zeros((n_start, f))
+        info = np.zeros((n_start, f, f))
+        coef = np.zeros((n_start, n_paths), dtype=complex)
+        # What the evidence with the amplitude prior, and the caller, need at the best points.
+        gram = np.zeros((n_start, n_paths, n_paths), dtype=complex)
+        outputs = np.zeros((n_start, n_paths), dtype=complex)
+        tau, amp = np.zeros(tau0.shape), np.zeros(tau0.shape)
+        lam = np.full(n_start, 1e-3)
+        active = np.ones(n_start, dtype=bool)
+        limit, tolerance = STEP_LIMIT[free], STEP_TOLERANCE[free]
+        # The heading prior's curvature on the free psi, if any.
+        yaw_info = np.where(free == YAW, fr.yaw_info, 0.0)
+        for iteration in range(iterations + 1):
+            rows = np.flatnonzero(active)
+            if rows.size == 0:
+                break
+            last = iteration == iterations
+            e, g, h, a, (gm, b, tt, aa) = self._fit(fr, theta[rows], paths, keep[rows], free,
+                                                    pairs, derivatives=need_info or not last,
+                                                    prior=False,
+                                                    modelled=modelled if iteration == 0 else None)
+            e = e + fr.yaw_prior(theta[rows, YAW])
+            better = e >= best_e[rows]
+            won, lost = rows[better], rows[~better]
+            best_theta[won], best_e[won] = theta[won], e[better]
+            if g is not None:
+                grad[won], info[won] = g[better], h[better]
+            coef[won], gram[won], outputs[won] = a[better], gm[better], b[better]
+            tau[won], amp[won] = tt[better], aa[better]
+            lam[won] = np.maximum(lam[won] / 3.0, 1e-6)
+            lam[lost] *= 10.0
+            active[lost[lam[lost] > 1e3]] = False
+            if last:
+                # The step from the last point would not be evaluated.
+                break
+            rows = rows[active[rows]]
+            if rows.size == 0:
+                break
+            step, solved = _damped_steps(info[rows], grad[rows], lam[rows],
+                                         yaw_info * best_theta[rows, YAW, None], yaw_info)
+            step = np.clip(step, -limit, limit)
+            moving = solved & ~np.all(np.abs(step) < tolerance, axis=1)
+            active[rows[~moving]] = False
+            rows, step = rows[moving], step[moving]
+            theta[rows] = best_theta[rows]
+            theta[rows[:, None], free[None, :]] += step
+        full = None
+        if need_info:
+            full = np.zeros((n_start, N_THETA, N_THETA))
+            full[:, free[:, None], free[None, :]] = info
+        return Fit(best_theta, self._evidence_at(fr, best_theta, best_e, gram, outputs), full,
+                   coef, paths, keep, tau, amp)
+
+    def _evidence_at(self, fr: Frame, theta: np.ndarray, likelihood: np.ndarray,
+                     gram: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+        """Log evidence, with the amplitude and heading priors, of the fits at ``theta``
+        ``(B, 5)`` whose likelihood is finite (0 for the others)."""
+        evidence = np.zeros(len(theta))
+        fitted = np.isfinite(likelihood)
+        if np.any(fitted):
+            evidence[fitted] = (self._with_prior(fr, gram[fitted], outputs[fitted])[0]
+                                + fr.yaw_prior(theta[fitted, YAW]))
+        return evidence
+
+
+def _damped_steps(info: np.ndarray, grad: np.ndarray, lam: np.ndarray, prior_pull: np.ndarray,
+                  yaw_info: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Levenberg-Marquardt steps for a batch: ``(info + lam |diag| + yaw_info) step = grad -
+    prior_pull``, each row solved alone when the batch holds a singular system.
+
+    :param info: information ``(B, f, f)``; ``grad`` ``(B, f)``; ``lam`` damping ``(B,)``.
+    :param prior_pull: the heading prior's gradient at the current point ``(B, f)``.
+    :param yaw_info: the heading prior's curvature on each free parameter ``(f,)``.
+    :return: steps ``(B, f)`` (0 where singular) and which rows were solved ``(B,)``.
+    """
+    diagonal = np.arange(info.shape[-1])
+    damped = info.copy()
+    damped[:, diagonal, diagonal] += (lam[:, None] * np.abs(damped[:, diagonal, diagonal])
+                                      + 1e-300 + yaw_info)
+    rhs = grad - prior_pull
+    try:
+        return (np.linalg.solve(damped, rhs[..., None])[..., 0],
+                np.ones(len(rhs), dtype=bool))
+    except np.linalg.LinAlgError:
+        step = np.zeros(rhs.shape)
+        solved = np.zeros(len(rhs), dtype=bool)
+        for r in range(len(rhs)):
+            try:
+                step[r] = np.linalg.solve(damped[r], rhs[r])
+                solved[r] = True
+            except np.linalg.LinAlgError:
+                pass
+        return step, solved

@@ -1,0 +1,211 @@
+"""The per-frame pipeline that is both shipped and measured: localize, track, publish heading.
+
+The localizer node (:mod:`echoloc_ros.nodes.localizer`), ``echoloc evaluate``
+(:mod:`echoloc_ros.core.evaluation`), ``echoloc bench`` and ``echoloc fit`` all build a
+:class:`Pipeline` with :func:`make_pipeline` and call :meth:`Pipeline.step` once per frame, so
+that every published figure is a figure of the code path the node runs.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from echoloc_ros.core.array_geometry import ArrayGeometry
+from echoloc_ros.core.chirp import Chirp
+from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
+from echoloc_ros.core.localization import Fix, Localizer
+from echoloc_ros.core.paths import default_model_path
+from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+from echoloc_ros.core.room import Room
+from echoloc_ros.core.tracker import PoseTracker
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What :meth:`Pipeline.step` made of one frame.
+
+    :ivar fix: the localizer's fix and how it was reached.
+    :ivar position_m: the position to publish ``(3,)`` (the track's, when tracking), m.
+    :ivar covariance_m2: its covariance ``(3, 3)``, m^2.
+    :ivar yaw_rad: the heading to publish: the fix's when the tracker took the fix, else the
+        heading given, rad.
+    :ivar yaw_variance_rad2: its variance, rad^2.
+    :ivar accepted: the tracker took the fix (always, without a tracker).
+    :ivar vouched: a confirmed track vouches for the pose (always, without a tracker); the
+        node publishes only vouched poses.
+    :ivar tracker_restarted: the frame was stamped before the last one, and the tracker was
+        restarted for it (a recording played again, a clock reset).
+    :ivar wide_skipped: the localizer doubted the frame and has a wide search, but the caller
+        did not allow one.
+    """
+
+    fix: Fix
+    position_m: np.ndarray
+    covariance_m2: np.ndarray
+    yaw_rad: float
+    yaw_variance_rad2: float
+    accepted: bool
+    vouched: bool = True
+    tracker_restarted: bool = False
+    wide_skipped: bool = False
+
+
+@dataclass
+class PipelineCounts:
+    """Running totals of a :class:`Pipeline` (what its diagnostics report).
+
+    :ivar frames: frames localized.
+    :ivar gated: fixes the tracker refused.
+    :ivar unvouched: poses no confirmed track vouched for (:attr:`FrameResult.vouched`).
+    :ivar wide_searches: frames searched widely.
+    :ivar wide_kept: of those, frames fixed from the wide search's candidates.
+    :ivar wide_skipped: doubted frames not searched widely (the caller's budget).
+    """
+
+    frames: int = 0
+    gated: int = 0
+    unvouched: int = 0
+    wide_searches: int = 0
+    wide_kept: int = 0
+    wide_skipped: int = 0
+
+
+@dataclass
+class Pipeline:
+    """A localizer and, optionally, the tracker its fixes feed.
+
+    :ivar localizer: the localizer in use.
+    :ivar tracker: the tracker; ``None`` publishes each fix as it is.
+    :ivar method: the method in use (``'physics'`` or ``'nn'``).
+    :ivar model_info: the network in use, in words (empty for physics).
+    :ivar model_error: why the network asked for is not in use (empty if none was refused).
+    """
+
+    localizer: Localizer
+    tracker: PoseTracker | None = None
+    method: str = 'physics'
+    model_info: str = ''
+    model_error: str = ''
+    counts: PipelineCounts = field(default_factory=PipelineCounts)
+
+    @property
+    def room(self) -> Room:
+        """The room the localizer works in (as it stands now)."""
+        return self.localizer.room
+
+    @property
+    def device(self) -> str:
+        """Where the network runs (``'cpu'`` or ``'cuda'``); physics runs on the CPU."""
+        return str(self.localizer.device) if self.method == 'nn' else 'cpu'
+
+    def step(self, t_s: float, features: EchoFeatures, yaw_rad: float,
+             yaw_std_rad: float | None = None, temperature_c: float | None = None,
+             wide_search_allowed: bool = True) -> FrameResult:
+        """Localize one frame and track it.
+
+        :param t_s: the frame's acquisition time, s.
+        :param features: the frame's echo features.
+        :param yaw_rad: the heading given for the frame, rad.
+        :param yaw_std_rad: its standard deviation, rad (:meth:`Localizer.fix`).
+        :param temperature_c: assumed air temperature, degC; ``None``: the room file's.
+        :param wide_search_allowed: a doubted frame may be searched widely now.
+        :raises ValueError: a frame or heading the localizer cannot use (nothing counted).
+        """
+        fix = self.localizer.fix(features, yaw_rad, temperature_c, yaw_std_rad,
+                                 wide_search_allowed)
+        estimate = fix.estimate
+        counts = self.counts
+        counts.frames += 1
+        counts.wide_searches += fix.wide
+        counts.wide_kept += fix.wide_kept
+        skipped = fix.doubted and not fix.wide and self.localizer.wide_search
+        counts.wide_skipped += skipped
+        position, covariance, accepted, restarted = (estimate.position_m,
+                                                     estimate.covariance_m2, True, False)
+        vouched = True
+        if self.tracker is not None:
+            last = self.tracker.last_t_s
+            restarted = last is not None and t_s < last
+            if restarted:
+                self.tracker.reset()
+            position, covariance, accepted = self.tracker.update_estimate(t_s, estimate)
+            counts.gated += not accepted
+            vouched = self.tracker.initialised
+            counts.unvouched += not vouched
+        # The echoes refine the heading too: publish the fix's, unless the tracker refused the
+        # fix it came with (then the heading given stands).
+        if accepted:
+            yaw, yaw_var = estimate.yaw_rad, estimate.yaw_variance_rad2
+        else:
+            yaw, yaw_var = yaw_rad, (0.0 if yaw_std_rad is None else yaw_std_rad) ** 2
+        return FrameResult(fix, position, covariance, yaw, yaw_var, accepted, vouched,
+                           restarted, skipped)
+
+    def take_room(self, room: Room) -> None:
+        """Localize from now on in ``room`` as it stands now (its furniture moved).
+
+        :raises ValueError: another room than the localizer's.
+        """
+        self.localizer = self.localizer.with_room(room)
+
+
+def make_localizer(method: str, room: Room, array: ArrayGeometry, chirp: Chirp,
+                   fs_hz: float = 250e3, processor: EchoProcessor | None = None,
+                   optimization_level: str = 'balanced',
+                   model_path: str | Path | None = None, wide_search: bool = True,
+                   device: str = 'cpu', num_threads: int | None = 1
+                   ) -> tuple[Localizer, str]:
+    """``'physics'``: :class:`PhysicsLocalizer` at ``optimization_level``; ``'nn'``: the
+    :class:`~echoloc_ros.core.nn_localizer.NeuralLocalizer` in ``model_path`` (``None``: the
+    shipped model for the room), its network at ``optimization_level`` on ``device``, with its
+    wide search for the frames it doubts unless ``wide_search`` is false.
+
+    :return: the localizer and, for ``nn``, the network in use in words.
+    :raises ValueError: an unknown method, an unusable checkpoint.
+    """
+    if method == 'physics':
+        return PhysicsLocalizer(room, array, chirp, fs_hz, processor=processor,
+                                optimization_level=optimization_level), ''
+    if method != 'nn':
+        raise ValueError(f"method must be 'physics' or 'nn', got {method!r}")
+    # torch is imported only when the network is asked for (start-up time, memory).
+    from echoloc_ros.core.nn_localizer import NeuralLocalizer
+    path = default_model_path(room.name) if model_path is None else Path(model_path)
+    localizer = NeuralLocalizer.from_checkpoint(
+        path, room, array, chirp, fs_hz, processor=processor, device=device,
+        optimization_level=optimization_level, num_threads=num_threads,
+        wide_search=wide_search)
+    info = (f'{path} ({optimization_level}, {device}, proposals '
+            f'{localizer.physics.optimization_level}, wide search '
+            f'{"on" if wide_search else "off"})')
+    return localizer, info
+
+
+def make_pipeline(method: str, room: Room, array: ArrayGeometry, chirp: Chirp,
+                  fs_hz: float = 250e3, processor: EchoProcessor | None = None,
+                  optimization_level: str = 'balanced',
+                  model_path: str | Path | None = None, wide_search: bool = True,
+                  device: str = 'cpu', num_threads: int | None = 1,
+                  tracker: PoseTracker | None = None, fallback: bool = False) -> Pipeline:
+    """The pipeline of :func:`make_localizer`'s localizer and ``tracker``.
+
+    :param fallback: a network that cannot be used (missing or mismatched checkpoint, no
+        CUDA) gives way to physics, with the reason in :attr:`Pipeline.model_error` (the node
+        keeps localizing); without it the error is raised (an evaluation of ``nn`` must not
+        measure physics).
+    :raises ValueError: as :func:`make_localizer` (without ``fallback``).
+    """
+    try:
+        localizer, info = make_localizer(method, room, array, chirp, fs_hz, processor,
+                                         optimization_level, model_path, wide_search, device,
+                                         num_threads)
+    except ValueError as exc:
+        if not fallback or method != 'nn':
+            raise
+        path = model_path or default_model_path(room.name)
+        localizer = PhysicsLocalizer(room, array, chirp, fs_hz, processor=processor,
+                                     optimization_level=optimization_level)
+        return Pipeline(localizer, tracker, 'physics',
+                        model_error=f'model_path {str(path)!r} unusable: {exc}; using physics')
+    return Pipeline(localizer, tracker, method, info)

@@ -1,0 +1,138 @@
+"""The localizer node's diagnostic tasks as functions over a small state object (the
+cpu_monitor pattern): testable with a status wrapper, without a node."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from echoloc_ros.core.physics.results import Estimate
+from echoloc_ros.core.pipeline import PipelineCounts
+from echoloc_ros.core.tracker import PoseTracker
+from echoloc_ros.diagnostics import ERROR, OK, WARN
+
+# The Localization diagnostic warns when the published track has taken no fix for this long.
+COASTING_WARN_S = 1.0
+
+
+@dataclass
+class LocalizerState:
+    """What the localizer's diagnostics read, as the node holds it.
+
+    :ivar method: the method in use (``'physics'`` or ``'nn'``).
+    :ivar counts: the pipeline's running totals.
+    :ivar tracker: the tracker when the node tracks, else ``None``.
+    :ivar latency_ms: per-frame latencies since the last report, ms.
+    :ivar target_latency_ms: latency p95 above which the report warns, ms.
+    :ivar frames_in: feature messages received.
+    :ivar frames_failed: frames the localizer could not use.
+    :ivar no_heading: frames skipped for want of a heading.
+    :ivar frames_dropped: frames never localized, overtaken by a newer one here or upstream
+        (gaps in the features' seq).
+    :ivar rooms_taken: rooms taken up from the furniture survey.
+    :ivar rooms_refused: rooms offered that were not this one.
+    :ivar pose_age_s: time since the last pose published, s (``None`` before the first).
+    :ivar max_coast_s: a pose older than this is stale (``tracker_max_coast_s``), s.
+    :ivar last_error: why the last frame failed ('' if none did).
+    :ivar room_error: why the last room offered was refused ('' if it was taken).
+    :ivar last_estimate: the last fix, ``None`` before the first.
+    :ivar model_info: the network in use, in words ('' for physics).
+    :ivar model_error: why the network asked for is not in use ('' if it is).
+    :ivar last_inference_s: the network's time on the last frame, s.
+    :ivar device: where the network runs (``'cpu'`` or ``'cuda'``; physics: ``'cpu'``).
+    """
+
+    method: str
+    counts: PipelineCounts = field(default_factory=PipelineCounts)
+    tracker: PoseTracker | None = None
+    latency_ms: list[float] = field(default_factory=list)
+    target_latency_ms: float = 40.0
+    frames_in: int = 0
+    frames_failed: int = 0
+    no_heading: int = 0
+    frames_dropped: int = 0
+    rooms_taken: int = 0
+    rooms_refused: int = 0
+    pose_age_s: float | None = None
+    max_coast_s: float = 2.0
+    last_error: str = ''
+    room_error: str = ''
+    last_estimate: Estimate | None = None
+    model_info: str = ''
+    model_error: str = ''
+    last_inference_s: float = 0.0
+    device: str = 'cpu'
+
+
+def localization_status(stat, state: LocalizerState):
+    """The Localization task: ERROR before the first fix if frames failed (WARN if none
+    came), when the track is lost or the last pose is stale; WARN while no track is confirmed,
+    on latency above target, a refused room or a coasting track; else OK. With the counts, the
+    tracker's state, the latency and the last fix's confidence.
+
+    :param stat: a ``DiagnosticStatusWrapper``.
+    """
+    latency = state.latency_ms
+    p95 = float(np.percentile(latency, 95)) if latency else 0.0
+    tracker = state.tracker
+    if state.last_estimate is None:
+        stat.summary(ERROR if state.frames_failed else WARN, state.last_error or 'no pose yet')
+    elif tracker is not None and tracker.lost:
+        stat.summary(ERROR, f'pose lost: no fix for over {tracker.max_coast_s:g} s '
+                     '(tracker_max_coast_s); no pose is published until fresh fixes '
+                     'confirm a new track')
+    elif state.pose_age_s is not None and state.pose_age_s > state.max_coast_s:
+        stat.summary(ERROR, f'no pose for {state.pose_age_s:.1f} s: the last one published '
+                     'is stale')
+    elif tracker is not None and not tracker.initialised:
+        stat.summary(WARN, 'acquiring: no track confirmed yet, no pose published')
+    elif p95 > state.target_latency_ms:
+        stat.summary(WARN, f'latency p95 {p95:.1f} ms above target '
+                     f'{state.target_latency_ms:g} ms')
+    elif state.room_error:
+        stat.summary(WARN, state.room_error)
+    elif tracker is not None and tracker.coasting_s > COASTING_WARN_S:
+        stat.summary(WARN, f'pose coasting: no fix has agreed with the track for '
+                     f'{tracker.coasting_s:.1f} s')
+    else:
+        stat.summary(OK, f'localizing ({state.method})')
+    stat.add('method', state.method)
+    stat.add('frames', str(state.frames_in))
+    stat.add('frames failed', str(state.frames_failed))
+    stat.add('frames dropped (overtaken)', str(state.frames_dropped))
+    stat.add('frames without heading', str(state.no_heading))
+    stat.add('estimates gated by tracker', str(state.counts.gated))
+    stat.add('fixes not published (no confirmed track)', str(state.counts.unvouched))
+    stat.add('room updates taken', str(state.rooms_taken))
+    stat.add('room updates refused', str(state.rooms_refused))
+    if tracker is not None:
+        stat.add('tracks held', str(tracker.n_tracks))
+        stat.add('track switches', str(tracker.switches))
+        stat.add('tracks lost (tracker_max_coast_s)', str(tracker.losses))
+        stat.add('coasting (s)', f'{tracker.coasting_s:.2f}')
+    if latency:
+        stat.add('latency p50 (ms)', f'{np.percentile(latency, 50):.2f}')
+        stat.add('latency p95 (ms)', f'{p95:.2f}')
+    if state.last_estimate is not None:
+        stat.add('confidence', f'{state.last_estimate.confidence:.2f}')
+        stat.add('speed of sound (m/s)', f'{state.last_estimate.speed_of_sound_mps:.2f}')
+    return stat
+
+
+def model_status(stat, state: LocalizerState):
+    """The Neural model task: ERROR with the reason when the network asked for could not be
+    used (physics runs instead), else OK naming it; with the wide search's counts.
+
+    :param stat: a ``DiagnosticStatusWrapper``.
+    """
+    if state.model_error:
+        stat.summary(ERROR, state.model_error)
+    else:
+        stat.summary(OK, f'using {state.model_info}')
+    counts = state.counts
+    stat.add('method in use', state.method)
+    stat.add('device', state.device)
+    stat.add('network inference (ms)', f'{1e3 * state.last_inference_s:.2f}')
+    stat.add('frames searched widely', str(counts.wide_searches))
+    stat.add('wide searches kept', str(counts.wide_kept))
+    stat.add('doubted frames not searched (wide_search_max_hz)', str(counts.wide_skipped))
+    return stat

@@ -1,0 +1,57 @@
+"""echoloc bench's measurements: CPU time read from /proc, the busy processes of a contention
+run, and the device the network ran on."""
+import os
+import time
+
+import pytest
+import torch
+
+from echoloc_ros import bench
+from echoloc_ros.core.array_geometry import load_array
+from echoloc_ros.core.chirp import Chirp
+from echoloc_ros.core.paths import default_model_path
+from echoloc_ros.core.pipeline import make_pipeline
+from echoloc_ros.core.room import load_room
+from ros_testing import wait_for
+
+
+def test_cpu_time_of_a_process_counts_its_work_not_its_sleep():
+    before = bench._cpu_s(os.getpid())
+    time.sleep(0.3)
+    slept = bench._cpu_s(os.getpid()) - before
+    end = time.process_time() + 0.3
+    while time.process_time() < end:
+        pass
+    worked = bench._cpu_s(os.getpid()) - before - slept
+    assert slept < 0.1 and 0.25 <= worked < 1.0
+    assert bench._cpu_s(2 ** 22 + 12345) is None
+
+
+def test_contention_processes_each_keep_a_core_busy_until_stopped():
+    busy = bench._spinners(2)
+    try:
+        # However busy the machine, each spinner keeps using CPU while it runs.
+        assert wait_for(lambda: all(bench._cpu_s(p.pid) >= 0.2 for p in busy), timeout_s=30.0)
+        assert all(p.poll() is None for p in busy)
+    finally:
+        for p in busy:
+            p.terminate()
+        for p in busy:
+            p.wait(timeout=5.0)
+    assert all(p.returncode is not None for p in busy)
+
+
+def test_nn_on_cuda_runs_there_or_says_clearly_why_not():
+    room, array = load_room('default_room'), load_array('square_4sensor')
+    if not default_model_path(room.name).is_file():
+        pytest.skip('no shipped model for the default room')
+    if torch.cuda.is_available():
+        assert bench.bench_stages(3, method='nn', device='cuda')['device'] == 'cuda'
+        return
+    with pytest.raises(ValueError, match='device cuda requested but torch sees no CUDA'):
+        bench.bench_stages(3, method='nn', device='cuda')
+    # The node's pipeline falls back to physics on the CPU and says why.
+    pipeline = make_pipeline('nn', room, array, Chirp(), device='cuda', fallback=True)
+    assert (pipeline.method, pipeline.device) == ('physics', 'cpu')
+    assert 'no CUDA' in pipeline.model_error
+    assert make_pipeline('nn', room, array, Chirp()).device == 'cpu'
