@@ -59,15 +59,9 @@ class EchoProcessorNode(Node):
         # Depth 1: a frame overtaken while the last was processed is dropped (counted in
         # gaps), so that a busy CPU delays the newest frame, not a queue of old ones.
         self.sub = self.create_subscription(EchoFrame, 'echoloc/echoes', self.on_frame,
-<<<<<<< HEAD
-                                            qos_profile_sensor_data)
-        self.updater = diagnostic_updater(self, 'echo_processor')
-=======
                                             QoSProfile(depth=1, reliability=ReliabilityPolicy
                                                        .BEST_EFFORT))
-        self.updater = Updater(self)
-        self.updater.setHardwareID('echo_processor')
->>>>>>> main
+        self.updater = diagnostic_updater(self, 'echo_processor')
         self.frequency = FrequencyStatus(FrequencyStatusParam(
             {'min': expected_rate_hz, 'max': expected_rate_hz}, tolerance=0.25),
             name='Feature rate')
