@@ -140,6 +140,12 @@ def cmd_evaluate(args) -> int:
     from echoloc_ros.core.evaluation import evaluate_fixes, evaluate_tracked, rounded
     from echoloc_ros.core.room import load_room
     room, array, scenario = load_room(args.room), load_array(args.array), _scenario(args)
+    if args.room_tolerance_m is not None:
+        from dataclasses import replace
+        try:
+            room = replace(room, tolerance_m=args.room_tolerance_m)
+        except ValueError as err:
+            raise SystemExit(f'echoloc evaluate: {err}') from None
     if args.furniture_known and not (args.furniture_shift_m > 0 and room.furniture):
         raise SystemExit(f'echoloc evaluate: --furniture-known needs --furniture-shift-m > 0 '
                          f'and a room with furniture; got --furniture-shift-m '
@@ -156,7 +162,12 @@ def cmd_evaluate(args) -> int:
                      'dead_channel': args.dead_channel, 'clutter': args.clutter,
                      'furniture_shift_m': args.furniture_shift_m,
                      'furniture_known': args.furniture_known,
-                     'heading_noise_deg': args.heading_noise_deg, 'seed': args.seed}
+                     'heading_noise_deg': args.heading_noise_deg, 'seed': args.seed,
+                     'model_error': {k: v for k, v in vars(_model_error(args)).items()
+                                     if v and k != 'seed'},
+                     'model_error_seed': args.model_error_seed, 'max_order': args.max_order,
+                     'room_tolerance_m': room.tolerance_m,
+                     'calibrate_frames': args.calibrate_frames}
     if args.no_wide_search:
         scenario_json['wide_search'] = False
     for method in methods:
@@ -168,8 +179,16 @@ def cmd_evaluate(args) -> int:
                       wide_search=not args.no_wide_search)
         try:
             result = evaluate_fixes(room, array, Chirp(), scenario, args.n, args.seed,
-                                    details=frames, **common)
-            if args.tracked_frames != 0:
+                                    details=frames, model_error=_model_error(args),
+                                    max_order=args.max_order,
+                                    calibration_frames=args.calibrate_frames, **common)
+            untracked = (scenario_json['model_error'] or args.max_order != 2
+                         or args.calibrate_frames)
+            if untracked and args.tracked_frames:
+                raise SystemExit('echoloc evaluate: the model-error knobs, --max-order and '
+                                 '--calibrate-frames apply to independent frames only; pass '
+                                 f'--tracked-frames 0 (got {args.tracked_frames})')
+            if args.tracked_frames != 0 and not untracked:
                 track = evaluate_tracked(room, array, Chirp(), scenario, args.tracked_frames,
                                          args.seed, details=tracked,
                                          live_survey_s=args.live_survey_s, **common)
@@ -264,6 +283,49 @@ def cmd_survey(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    """The array calibration measured from a recording's raw frames, written for the next
+    start (echo_processor's ``array_calibration_file``)."""
+    from echoloc_ros import conversions
+    from echoloc_ros.core.array_calibration import DirectPathCalibrator
+    from echoloc_ros.core.array_geometry import load_array
+    from echoloc_ros.core.echo_processing import EchoProcessor
+    from echoloc_ros.recording import read_messages
+    if not args.bag.is_dir():
+        raise SystemExit(f'echoloc calibrate-array: recording {str(args.bag)!r} is not a '
+                         'directory (expected the output of echoloc record with '
+                         '/echoloc/echoes)')
+    try:
+        array = load_array(args.array)
+        calibrator = processor = calibration = None
+        for topic, _, msg in read_messages(args.bag):
+            if topic != args.topic or msg.array_id not in (array.name, ''):
+                continue
+            samples = conversions.echo_frame_samples(msg)
+            if processor is None:
+                processor = EchoProcessor(conversions.echo_frame_chirp(msg), msg.sample_rate_hz,
+                                          array=array)
+                calibrator = DirectPathCalibrator(processor.calibration_window,
+                                                  msg.sample_rate_hz, min_frames=3,
+                                                  max_frames=args.max_frames, every=1)
+            calibration = calibrator.add(samples) or calibration
+            if calibrator.seen >= args.max_frames:
+                break
+        if calibration is None or calibration.n_frames < args.min_frames:
+            raise ValueError(f'{args.bag} holds {calibrator.seen if calibrator else 0} frames '
+                             f'of array {array.name!r} on {args.topic}; need at least '
+                             f'{args.min_frames} (--min-frames)')
+        processor.set_calibration(calibration)
+        fitted = {k: [float(f'{x:.6g}') for x in v] for k, v in
+                  calibration.fitted_response(processor.chirp, array).items()}
+    except ValueError as err:
+        raise SystemExit(f'echoloc calibrate-array: {err}') from None
+    out = calibration.save(args.out, {'array': array.name, 'fitted': fitted})
+    print(json.dumps({'array': array.name, 'out': str(out), 'frames': calibration.n_frames,
+                      'fitted': fitted}), flush=True)
+    return 0
+
+
 def cmd_record(args) -> int:
     from echoloc_ros.recording import record
     if args.out.exists():
@@ -283,11 +345,29 @@ def cmd_metrics(args) -> int:
                          str(args.tls_cert or ''), str(args.tls_key or ''))
 
 
-def _scenario(args):
+def _scenario(args, array=None):
+    """The scenario of the arguments; with ``array``, its hardware drawn from the model-error
+    arguments (``evaluate`` draws the hardware and the room itself)."""
     from echoloc_ros.core.simulator import Scenario
+    error = _model_error(args)
+    hardware = error.draw_hardware(array) if array is not None and error.changes_array else None
     return Scenario(snr_db=args.snr_db, temperature_c=args.temperature_c,
                     gain_mismatch_db=args.gain_mismatch_db, dead_channel=args.dead_channel,
-                    n_random_clutter=args.clutter, seed=args.seed)
+                    n_random_clutter=args.clutter, seed=args.seed, hardware=hardware)
+
+
+def _model_error(args):
+    from echoloc_ros.core.model_error import ModelError
+    try:
+        return ModelError(
+            resonance_offset_hz=args.resonance_offset_hz,
+            resonance_spread_hz=args.resonance_spread_hz,
+            bandwidth_range_hz=args.bandwidth_range_hz, gain_db=args.channel_gain_db,
+            delay_s=args.channel_delay_s, receiver_offset_m=args.receiver_offset_m,
+            emitter_offset_m=args.emitter_offset_m, tilt_deg=args.tilt_deg,
+            surface_offset_m=args.surface_offset_m, seed=args.model_error_seed)
+    except ValueError as err:
+        raise SystemExit(f'echoloc: {err}') from None
 
 
 def _add_scenario_args(p) -> None:
@@ -300,6 +380,27 @@ def _add_scenario_args(p) -> None:
     p.add_argument('--clutter', type=int, default=0,
                    help='random panels per frame that the room file does not know')
     p.add_argument('--seed', type=int, default=0)
+    g = p.add_argument_group('model error', 'how the simulated array and room differ from '
+                             'their files (each drawn uniform in +-the value, once per run; '
+                             'the localizer reads the files)')
+    g.add_argument('--resonance-offset-hz', type=float, default=0.0,
+                   help='every transducer\'s resonance off the file, drawn once per array [Hz]')
+    g.add_argument('--resonance-spread-hz', type=float, default=0.0,
+                   help='each transducer\'s resonance further off [Hz]')
+    g.add_argument('--bandwidth-range-hz', type=float, nargs=2, metavar=('LO', 'HI'),
+                   help='the array\'s transducer bandwidth drawn in [LO, HI] [Hz]')
+    g.add_argument('--channel-gain-db', type=float, default=0.0,
+                   help='each channel\'s gain off nominal [dB]')
+    g.add_argument('--channel-delay-s', type=float, default=0.0,
+                   help='each channel\'s extra delay [s]')
+    g.add_argument('--receiver-offset-m', type=float, default=0.0,
+                   help='each receiver coordinate off the array file [m]')
+    g.add_argument('--emitter-offset-m', type=float, default=0.0,
+                   help='each emitter coordinate off the array file [m]')
+    g.add_argument('--tilt-deg', type=float, default=0.0, help='array roll and pitch [deg]')
+    g.add_argument('--surface-offset-m', type=float, default=0.0,
+                   help='each room surface off the room file (evaluate only) [m]')
+    g.add_argument('--model-error-seed', type=int, default=0, help='seed of the draw')
 
 
 def cmd_simulate(args) -> int:
@@ -309,7 +410,8 @@ def cmd_simulate(args) -> int:
     from echoloc_ros.core.chirp import Chirp
     from echoloc_ros.core.room import load_room
     spec = dataset.DatasetSpec(load_room(args.room), load_array(args.array), Chirp(),
-                               _scenario(args), args.n, args.seed, chunk_size=args.chunk_size)
+                               _scenario(args, load_array(args.array)), args.n, args.seed,
+                               chunk_size=args.chunk_size)
     start = _time.perf_counter()
     dataset.generate(spec, args.out, workers=args.workers)
     elapsed = _time.perf_counter() - start
@@ -480,6 +582,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--heading-noise-deg', type=float, default=0.0,
                    help='std of the heading error given to the localizer [deg]')
     p.add_argument('--plot', type=Path, help='write the figures to this PNG')
+    p.add_argument('--room-tolerance-m', type=float,
+                   help='the room file\'s tolerance_m as the localizer reads it (default: the '
+                        'file\'s)')
+    p.add_argument('--max-order', type=int, default=2,
+                   help='highest reflection order simulated')
+    p.add_argument('--calibrate-frames', type=int, default=0,
+                   help='frames the processor calibrates the array on before the scored ones '
+                        '(0: the array file\'s model)')
     p.add_argument('--no-wide-search', action='store_true',
                    help='nn: do not search again, widely, the frames the network doubts')
     _add_scenario_args(p)
@@ -498,6 +608,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--snr-db', type=float, default=20.0, help='echo SNR [dB]')
     p.add_argument('--seed', type=int, default=0, help='seed of poses and noise')
     p.set_defaults(func=cmd_ambiguity)
+
+    p = sub.add_parser('calibrate-array', help='measure the array\'s direct coupling and '
+                       'transducer responses from a recording of raw frames and write the '
+                       'array calibration file (echo_processor array_calibration_file)')
+    p.add_argument('bag', type=Path, help='recording directory (echoloc record) with the '
+                   'raw frames, taken while the array moves (its echoes change, its direct '
+                   'arrival does not)')
+    p.add_argument('--array', default='square_4sensor', help='array name or YAML path')
+    p.add_argument('--out', type=Path, required=True, help='calibration YAML to write')
+    p.add_argument('--topic', default='/echoloc/echoes', help='raw frame topic')
+    p.add_argument('--max-frames', type=int, default=250,
+                   help='frames used at most (10 s at 25 Hz)')
+    p.add_argument('--min-frames', type=int, default=24, help='frames needed at least')
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser('survey', help='bring a room file up to date: place its furniture from '
                        'a recording of the running graph (tracked poses and echo features)')
@@ -560,6 +684,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--ellipse-scale', type=float, default=20.0,
                    help='draw the ellipsoid this many times larger (it is millimetres)')
     p.add_argument('--seed', type=int, default=0)
+    g = p.add_argument_group('model error', 'how the simulated array and room differ from '
+                             'their files (each drawn uniform in +-the value, once per run; '
+                             'the localizer reads the files)')
+    g.add_argument('--resonance-offset-hz', type=float, default=0.0,
+                   help='every transducer\'s resonance off the file, drawn once per array [Hz]')
+    g.add_argument('--resonance-spread-hz', type=float, default=0.0,
+                   help='each transducer\'s resonance further off [Hz]')
+    g.add_argument('--bandwidth-range-hz', type=float, nargs=2, metavar=('LO', 'HI'),
+                   help='the array\'s transducer bandwidth drawn in [LO, HI] [Hz]')
+    g.add_argument('--channel-gain-db', type=float, default=0.0,
+                   help='each channel\'s gain off nominal [dB]')
+    g.add_argument('--channel-delay-s', type=float, default=0.0,
+                   help='each channel\'s extra delay [s]')
+    g.add_argument('--receiver-offset-m', type=float, default=0.0,
+                   help='each receiver coordinate off the array file [m]')
+    g.add_argument('--emitter-offset-m', type=float, default=0.0,
+                   help='each emitter coordinate off the array file [m]')
+    g.add_argument('--tilt-deg', type=float, default=0.0, help='array roll and pitch [deg]')
+    g.add_argument('--surface-offset-m', type=float, default=0.0,
+                   help='each room surface off the room file (evaluate only) [m]')
+    g.add_argument('--model-error-seed', type=int, default=0, help='seed of the draw')
     p.set_defaults(func=cmd_snapshot)
 
     p = sub.add_parser('fake-device', help='emulate the array on a pseudo-terminal, streaming '
@@ -574,6 +719,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--rate', type=float, default=25.0, help='default frame rate [Hz]')
     p.add_argument('--snr-db', type=float, default=20.0)
     p.add_argument('--seed', type=int, default=0)
+    g = p.add_argument_group('model error', 'how the simulated array and room differ from '
+                             'their files (each drawn uniform in +-the value, once per run; '
+                             'the localizer reads the files)')
+    g.add_argument('--resonance-offset-hz', type=float, default=0.0,
+                   help='every transducer\'s resonance off the file, drawn once per array [Hz]')
+    g.add_argument('--resonance-spread-hz', type=float, default=0.0,
+                   help='each transducer\'s resonance further off [Hz]')
+    g.add_argument('--bandwidth-range-hz', type=float, nargs=2, metavar=('LO', 'HI'),
+                   help='the array\'s transducer bandwidth drawn in [LO, HI] [Hz]')
+    g.add_argument('--channel-gain-db', type=float, default=0.0,
+                   help='each channel\'s gain off nominal [dB]')
+    g.add_argument('--channel-delay-s', type=float, default=0.0,
+                   help='each channel\'s extra delay [s]')
+    g.add_argument('--receiver-offset-m', type=float, default=0.0,
+                   help='each receiver coordinate off the array file [m]')
+    g.add_argument('--emitter-offset-m', type=float, default=0.0,
+                   help='each emitter coordinate off the array file [m]')
+    g.add_argument('--tilt-deg', type=float, default=0.0, help='array roll and pitch [deg]')
+    g.add_argument('--surface-offset-m', type=float, default=0.0,
+                   help='each room surface off the room file (evaluate only) [m]')
+    g.add_argument('--model-error-seed', type=int, default=0, help='seed of the draw')
     p.add_argument('--bit-flip-rate', type=float, default=0.0, help='per byte')
     p.add_argument('--drop-byte-rate', type=float, default=0.0, help='per byte')
     p.add_argument('--stall-at', type=float, help='seconds after start to go silent')

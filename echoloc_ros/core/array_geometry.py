@@ -91,10 +91,8 @@ class ArrayGeometry:
         :param freq_hz: frequencies in Hz (positive).
         :return: complex response, same shape.
         """
-        f = np.maximum(np.asarray(freq_hz, dtype=float), 1e-9)
-        q = self.transducer_center_hz / self.transducer_bandwidth_hz
-        return 1.0 / (1.0 + 1j * q * (f / self.transducer_center_hz
-                                      - self.transducer_center_hz / f))
+        return resonator_response(freq_hz, self.transducer_center_hz,
+                                  self.transducer_bandwidth_hz)
 
     def directivity(self, freq_hz: np.ndarray, cos_axis: np.ndarray,
                     speed_of_sound_mps: float) -> np.ndarray:
@@ -126,6 +124,19 @@ class ArrayGeometry:
                            'piston_radius_m': self.piston_radius_m},
             'coupling_db': self.coupling_db,
         }
+
+
+def resonator_response(freq_hz: np.ndarray, center_hz: float | np.ndarray,
+                       bandwidth_hz: float | np.ndarray) -> np.ndarray:
+    """Complex response of a second-order resonator with unit gain at its centre.
+
+    :param freq_hz: frequencies in Hz (positive); broadcast with the other two.
+    :param center_hz: resonance, Hz.
+    :param bandwidth_hz: -3 dB bandwidth, Hz.
+    """
+    f = np.maximum(np.asarray(freq_hz, dtype=float), 1e-9)
+    q = np.asarray(center_hz) / np.asarray(bandwidth_hz)
+    return 1.0 / (1.0 + 1j * q * (f / center_hz - center_hz / f))
 
 
 def yaw_matrix(yaw_rad: float) -> np.ndarray:

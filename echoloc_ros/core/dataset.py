@@ -45,6 +45,8 @@ class DatasetSpec:
 
     def metadata(self) -> dict:
         scenario = dataclasses.asdict(self.scenario)
+        if self.scenario.hardware is not None:
+            scenario['hardware'] = self.scenario.hardware.summary()
         scenario['clutter'] = [dataclasses.asdict(b) | {'min_m': list(b.min_m),
                                                         'max_m': list(b.max_m)}
                                for b in self.scenario.clutter]

@@ -12,7 +12,9 @@ from scipy import stats
 from echoloc_ros.core.acoustics import speed_of_sound_mps
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
+from echoloc_ros.core.array_calibration import ArrayCalibration, DirectPathCalibrator
+from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor, direct_explained
+from echoloc_ros.core.model_error import ModelError
 from echoloc_ros.core.pipeline import Pipeline, make_pipeline
 from echoloc_ros.core.room import Room
 from echoloc_ros.core.simulator import EchoSimulator, Scenario
@@ -20,6 +22,9 @@ from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.core.trajectory import LissajousTrajectory
 
 CHI2_95_3DOF = float(stats.chi2.ppf(0.95, 3))
+CHI2_999_3DOF = float(stats.chi2.ppf(0.999, 3))
+# Seed offset of the frames an evaluation calibrates the array on (never scored).
+CALIBRATION_SEED_OFFSET = 104729
 
 
 def error_metrics(errors_m: np.ndarray, inside_95: np.ndarray) -> dict[str, float]:
@@ -91,6 +96,21 @@ def random_frames(simulator: EchoSimulator, scenario: Scenario, n: int, seed: in
         yield world, frame, position, yaw, float(rng.standard_normal()), simulate_s
 
 
+def self_calibrate(simulator: EchoSimulator, processor: EchoProcessor, scenario: Scenario,
+                   n_frames: int, seed: int) -> ArrayCalibration:
+    """The array calibration measured from ``n_frames`` frames at random poses, as the
+    processor's calibrator builds it while running.
+
+    :param n_frames: frames (at least 3), e.g. 64: 2.6 s at 25 frames/s.
+    """
+    calibrator = DirectPathCalibrator(processor.calibration_window, processor.fs_hz,
+                                      min_frames=n_frames, max_frames=n_frames, every=1)
+    calibration = None
+    for _, frame, *_ in random_frames(simulator, scenario, n_frames, seed):
+        calibration = calibrator.add(frame) or calibration
+    return calibration
+
+
 def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Scenario,
                      n: int, seed: int, fs_hz: float = 250e3,
                      assumed_temperature_c: float | None = None,
@@ -101,7 +121,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
                      model_path: str | Path | None = None,
                      furniture_shift_m: float = 0.0,
                      furniture_known: bool = False,
-                     wide_search: bool = True) -> dict[str, float]:
+                     wide_search: bool = True, model_error: ModelError | None = None,
+                     max_order: int = 2, calibration_frames: int = 0) -> dict[str, float]:
     """Localize ``n`` random poses and summarise accuracy, honesty and latency.
 
     Poses are uniform in the room at least ``margin_m`` from walls and furniture, height
@@ -131,7 +152,15 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     :param furniture_known: the localizer is told where the moved furniture stands (the room
         file was brought up to date; an ``nn`` model stays the one trained before).
     :param wide_search: the ``nn`` method searches again, widely, the frames it doubts.
-    :return: :func:`error_metrics` plus ``gross_rate_10cm_ci95`` (:func:`rate_interval`),
+    :param model_error: the simulated world's array and room are drawn from this; the
+        localizer reads the files (and errors are measured in the file's frame).
+    :param max_order: highest reflection order simulated.
+    :param calibration_frames: frames (other poses, never scored) the processor calibrates the
+        array on first (:func:`self_calibrate`); 0: the array file's model.
+    :return: :func:`error_metrics` (over the published fixes; a frame whose direct arrival the
+        model or calibration does not explain is withheld, ``withheld_rate``) plus
+        ``outside_999`` (share outside their own 99.9 % ellipsoid),
+        ``gross_rate_10cm_ci95`` (:func:`rate_interval`),
         ``latency_ms_p50``/``latency_ms_p95`` of the localizer and ``simulate_ms_p50``,
         ``process_ms_p50``, ``n``, ``speed_error_mps_median`` and ``confidence_median``; for
         ``nn`` also ``inference_ms_p50``/``inference_ms_p95`` of the network alone, and the
@@ -140,11 +169,21 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     """
     if n < 1:
         raise ValueError(f'n must be >= 1, got {n}')
-    simulator = EchoSimulator(room, array, chirp, fs_hz)
+    world, origin = room, np.zeros(3)
+    if model_error is not None:
+        truth = model_error.draw_room(room)
+        world, origin = truth.room, truth.origin_m
+        if model_error.changes_array:
+            scenario = replace(scenario, hardware=model_error.draw_hardware(array))
+    simulator = EchoSimulator(world, array, chirp, fs_hz, max_order=max_order)
     processor = EchoProcessor(chirp, fs_hz, array=array)
+    if calibration_frames > 0:
+        processor.set_calibration(self_calibrate(simulator, processor, scenario,
+                                                 calibration_frames,
+                                                 seed + CALIBRATION_SEED_OFFSET))
     pipeline = make_pipeline(method, room, array, chirp, fs_hz, processor, optimization_level,
                              model_path, wide_search)
-    inference, wide = [], []
+    inference, wide, outside_999, withheld = [], [], [], 0
     true_c = speed_of_sound_mps(room.temperature_c if scenario.temperature_c is None
                                 else scenario.temperature_c)
     errors, inside, latency, sim_ms, proc_ms, c_err, confidence = ([] for _ in range(7))
@@ -160,6 +199,10 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
         t1 = time.perf_counter()
         features = processor.process(frame)
         t2 = time.perf_counter()
+        position = position + origin
+        if not direct_explained(features):
+            withheld += 1
+            continue
         told_yaw = yaw + heading_noise_rad * heading_draw
         fix = pipeline.step(k / 25.0, features, told_yaw, yaw_std_rad,
                             assumed_temperature_c).fix
@@ -173,6 +216,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
         error = estimate.position_m - position
         errors.append(float(np.linalg.norm(error)))
         inside.append(_inside_95(error, estimate.covariance_m2))
+        outside_999.append(float(error @ np.linalg.solve(estimate.covariance_m2, error))
+                           > CHI2_999_3DOF)
         sim_ms.append(1e3 * sim_s)
         proc_ms.append(1e3 * (t2 - t1))
         latency.append(1e3 * (t3 - t2))
@@ -182,10 +227,14 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
         details.update(truth_m=np.array(truths), estimate_m=np.array(estimates),
                        covariance_m2=np.array(covariances), errors_m=np.array(errors),
                        inside_95=np.array(inside))
+    if not errors:
+        return {'withheld_rate': 1.0, 'n': n}
     errors = np.array(errors)
     result = error_metrics(errors, np.array(inside))
     result.update({
-        'gross_rate_10cm_ci95': rate_interval(np.count_nonzero(errors > 0.1), n),
+        'outside_999': float(np.mean(outside_999)),
+        'withheld_rate': withheld / n,
+        'gross_rate_10cm_ci95': rate_interval(np.count_nonzero(errors > 0.1), errors.size),
         'latency_ms_p50': float(np.percentile(latency, 50)),
         'latency_ms_p95': float(np.percentile(latency, 95)),
         'simulate_ms_p50': float(np.percentile(sim_ms, 50)),

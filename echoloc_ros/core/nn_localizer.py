@@ -165,6 +165,11 @@ class NeuralLocalizer:
                                str(self.device), self.wide_search)
 
     @property
+    def room(self) -> Room:
+        """The room the network localizes in (its physics localizer's)."""
+        return self.physics.room
+
+    @property
     def wide(self) -> PhysicsLocalizer:
         """The wide proposer: physics at :data:`WIDE_LEVEL` over :attr:`physics`' room, built
         on first use (most frames never need it)."""

@@ -6,7 +6,7 @@ The localizer node (:mod:`echoloc_ros.nodes.localizer`), ``echoloc evaluate``
 that every published figure is a figure of the code path the node runs.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from echoloc_ros.core.localization import Fix, Localizer
 from echoloc_ros.core.paths import default_model_path
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import Room
+from echoloc_ros.core.room_tolerance import with_room_tolerance
 from echoloc_ros.core.tracker import PoseTracker
 
 
@@ -114,6 +115,8 @@ class Pipeline:
         """
         fix = self.localizer.fix(features, yaw_rad, temperature_c, yaw_std_rad,
                                  wide_search_allowed)
+        # The room file's tolerance is what the echoes cannot tell: it widens every fix.
+        fix = replace(fix, estimate=with_room_tolerance(fix.estimate, self.room))
         estimate = fix.estimate
         counts = self.counts
         counts.frames += 1

@@ -168,6 +168,9 @@ class Room:
     :ivar vertices_m: floor plan ``(k, 2)``, counter-clockwise; wall i runs from vertex i to i+1.
     :ivar wall_absorption: energy absorption per wall ``(k,)`` at 40 kHz.
     :ivar wall_names: one name per wall (``south``, ``east``, ``north``, ``west`` for a shoebox).
+    :ivar tolerance_m: how far each real surface may lie from where the file puts it (a
+        tape-measured room: 0.01-0.03 m); the published covariance covers it
+        (:mod:`~echoloc_ros.core.room_tolerance`). 0: the file is exact.
     """
 
     name: str
@@ -181,6 +184,7 @@ class Room:
     humidity_pct: float = 50.0
     wall_names: list[str] = field(default_factory=list)
     description: str = ''
+    tolerance_m: float = 0.0
 
     def __post_init__(self) -> None:
         self.vertices_m = np.asarray(self.vertices_m, dtype=float)
@@ -206,6 +210,9 @@ class Room:
         if not -30 <= self.temperature_c <= 50:
             raise ValueError(f'room {self.name!r}: temperature_c must be in [-30, 50], got '
                              f'{self.temperature_c}')
+        if not (np.isfinite(self.tolerance_m) and 0 <= self.tolerance_m <= 0.5):
+            raise ValueError(f'room {self.name!r}: tolerance_m must be in [0, 0.5], got '
+                             f'{self.tolerance_m}')
         if not 0 <= self.humidity_pct <= 100:
             raise ValueError(f'room {self.name!r}: humidity_pct must be in [0, 100], got '
                              f'{self.humidity_pct}')
@@ -342,7 +349,7 @@ def room_from_dict(data: dict[str, Any]) -> Room:
     if not isinstance(data, dict):
         raise ValueError(f'room description must be a mapping, got {type(data).__name__}')
     allowed = {'name', 'description', 'plan', 'height_m', 'materials', 'furniture',
-               'temperature_c', 'humidity_pct'}
+               'temperature_c', 'humidity_pct', 'tolerance_m'}
     unknown = set(data) - allowed
     if unknown:
         raise ValueError(f'unknown room fields {_short(sorted(map(str, unknown)))}; expected '
@@ -427,7 +434,8 @@ def room_from_dict(data: dict[str, Any]) -> Room:
         furniture=furniture,
         temperature_c=_number(data.get('temperature_c', 20.0), f'room {name!r}: temperature_c'),
         humidity_pct=_number(data.get('humidity_pct', 50.0), f'room {name!r}: humidity_pct'),
-        wall_names=wall_names)
+        wall_names=wall_names,
+        tolerance_m=_number(data.get('tolerance_m', 0.0), f'room {name!r}: tolerance_m'))
 
 
 def room_from_yaml(text: str) -> Room:

@@ -19,6 +19,7 @@ from echoloc_ros.core.acoustics import air_absorption_db_per_m, speed_of_sound_m
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.geometry import on_surfaces, plane_contains, reflect, room_planes
+from echoloc_ros.core.model_error import Hardware
 from echoloc_ros.core.room import Box, Room, any_box_blocks
 
 INT16_FULL_SCALE = 32767
@@ -42,6 +43,8 @@ class Scenario:
     :ivar seed: seed of the default random generator.
     :ivar furniture: the furniture as it stands in the world (moved since the room file was
         written); ``None``: as in the room file.
+    :ivar hardware: the real array (transducers, channel gains and delays, positions, tilt;
+        :meth:`ModelError.draw_hardware`); ``None``: as in the array file.
     """
 
     snr_db: float = 20.0
@@ -52,6 +55,7 @@ class Scenario:
     n_random_clutter: int = 0
     seed: int = 0
     furniture: list[Box] | None = None
+    hardware: Hardware | None = None
 
 
 @dataclass
@@ -353,9 +357,11 @@ class EchoSimulator:
             for a, b in zip(chain[:-1], chain[1:]):
                 paths.visible[k] &= ~any_box_blocks(boxes, a, b)
 
-    def _all_paths(self, position_m: np.ndarray, yaw_rad: float,
-                   boxes: list[Box]) -> tuple[_PathSet, np.ndarray, np.ndarray]:
-        emitter, receivers = self.array.to_world(position_m, yaw_rad)
+    def _all_paths(self, position_m: np.ndarray, yaw_rad: float, boxes: list[Box],
+                   hardware: Hardware | None = None
+                   ) -> tuple[_PathSet, np.ndarray, np.ndarray]:
+        where = self.array if hardware is None else hardware
+        emitter, receivers = where.to_world(position_m, yaw_rad)
         room_paths = self._room_paths(emitter, receivers)
         self._occlude(room_paths, emitter, receivers, boxes)
         furniture = self._furniture_paths(emitter, receivers, boxes)
@@ -445,7 +451,8 @@ class EchoSimulator:
 
     def clean_signals(self, position_m: np.ndarray, yaw_rad: float,
                       temperature_c: float | None = None, gains: np.ndarray | None = None,
-                      extra_boxes: list[Box] | None = None) -> np.ndarray:
+                      extra_boxes: list[Box] | None = None,
+                      hardware: Hardware | None = None) -> np.ndarray:
         """Noise-free received signals in counts, float64 ``(n_channels, n_samples)``.
 
         :param position_m: array position ``(3,)`` in the room frame, m.
@@ -453,16 +460,18 @@ class EchoSimulator:
         :param temperature_c: true air temperature; ``None`` takes the room file's.
         :param gains: receiver gains ``(n,)``; ``None`` takes the array's.
         :param extra_boxes: furniture not in the room file (clutter).
+        :param hardware: the real array (:attr:`Scenario.hardware`); ``None``: the file's.
         """
         position = self._check_pose(position_m, yaw_rad)
         temperature = self.room.temperature_c if temperature_c is None else temperature_c
         gains = self.array.gains if gains is None else np.asarray(gains, dtype=float)
         boxes = list(self.room.furniture) + list(extra_boxes or [])
-        ps, emitter, receivers = self._all_paths(position, yaw_rad, boxes)
-        return self._synthesise(ps, emitter, receivers, temperature, gains)
+        ps, emitter, receivers = self._all_paths(position, yaw_rad, boxes, hardware)
+        return self._synthesise(ps, emitter, receivers, temperature, gains, hardware)
 
     def _synthesise(self, ps: _PathSet, emitter: np.ndarray, receivers: np.ndarray,
-                    temperature_c: float, gains: np.ndarray) -> np.ndarray:
+                    temperature_c: float, gains: np.ndarray,
+                    hardware: Hardware | None = None) -> np.ndarray:
         c = speed_of_sound_mps(temperature_c)
         window = self.n_samples / self.fs_hz
         use = ps.visible & (ps.distance_m / c < window)
@@ -484,6 +493,11 @@ class EchoSimulator:
         direct_delay = np.linalg.norm(receivers - emitter, axis=1) / c
         spectrum_band += (gains * self.direct_amplitude)[:, None] * np.exp(
             -2j * np.pi * self._freq * direct_delay[:, None])
+        if hardware is not None:
+            # Every path, the direct coupling included, goes through the real transducers and
+            # channels rather than the file's.
+            spectrum_band *= hardware.response(self._freq) / self.array.transducer_response(
+                self._freq) ** 2
         spectrum = np.zeros((n, self.n_fft // 2 + 1), dtype=complex)
         spectrum[:, self._band] = spectrum_band * self._replica_spectrum * self.counts_per_unit
         return np.fft.irfft(spectrum, self.n_fft, axis=1)[:, :self.n_samples]
@@ -513,8 +527,8 @@ class EchoSimulator:
                                             for _ in range(scenario.n_random_clutter)]
         furniture = self.room.furniture if scenario.furniture is None else scenario.furniture
         boxes = list(furniture) + clutter
-        ps, emitter, receivers = self._all_paths(position, yaw_rad, boxes)
-        clean = self._synthesise(ps, emitter, receivers, temperature, gains)
+        ps, emitter, receivers = self._all_paths(position, yaw_rad, boxes, scenario.hardware)
+        clean = self._synthesise(ps, emitter, receivers, temperature, gains, scenario.hardware)
         if scenario.dead_channel is not None:
             clean[scenario.dead_channel] = 0.0
         noise_std = self._noise_std(ps, speed_of_sound_mps(temperature), temperature,

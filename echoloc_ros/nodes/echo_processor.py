@@ -12,8 +12,10 @@ from std_msgs.msg import Header
 from echoloc.msg import EchoFeatures, EchoFrame
 from echoloc_ros import conversions
 from echoloc_ros.core.acoustics import speed_of_sound_mps
+from echoloc_ros.core.array_calibration import ArrayCalibration, DirectPathCalibrator
 from echoloc_ros.core.array_geometry import load_named_array
-from echoloc_ros.core.echo_processing import EchoProcessor
+from echoloc_ros.core.echo_processing import (DIRECT_RESIDUAL_LIMIT_DB, EchoProcessor,
+                                              direct_explained)
 from echoloc_ros.diagnostics import ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam
 from echoloc_ros.nodes.common import declare, diagnostic_updater, limit_threads, run
 
@@ -38,8 +40,19 @@ class EchoProcessorNode(Node):
         expected_rate_hz = declare(self, 'expected_rate_hz', 25.0, 'frame rate the frequency '
                                    'diagnostic expects [Hz]', read_only=True, min_value=0.1,
                                    max_value=1000.0)
+        self.calibration_file = declare(
+            self, 'array_calibration_file', '', 'array calibration (echoloc calibrate-array) '
+            'used from the start; empty: calibrate from the frames only', read_only=True)
+        self.self_calibrate = declare(
+            self, 'self_calibrate', True, 'keep the array calibration current from the frames '
+            '(the direct arrival is the same in every frame)', read_only=True)
         self.processors: collections.OrderedDict[tuple, EchoProcessor] = \
             collections.OrderedDict()
+        self.calibrators: dict[int, DirectPathCalibrator] = {}
+        self.fitted: dict[int, dict] = {}
+        self.withheld = 0
+        self.period_withheld = 0
+        self.last_residual_db = float('nan')
         self.frames_in = 0
         self.frames_rejected = 0
         self.period_in = 0
@@ -67,6 +80,7 @@ class EchoProcessorNode(Node):
             name='Feature rate')
         self.updater.add(self.frequency)
         self.updater.add('Frames', self.frames_status)
+        self.updater.add('Array calibration', self.calibration_status)
 
     def processor_for(self, frame: EchoFrame) -> EchoProcessor:
         """The processor for this frame's array, chirp and sample rate, built once each.
@@ -81,11 +95,23 @@ class EchoProcessorNode(Node):
             return self.processors[key]
         # A name from config/arrays, never a path: ValueError names a bad or unknown array_id.
         array = load_named_array(frame.array_id)
-        self.processors[key] = EchoProcessor(conversions.echo_frame_chirp(frame),
-                                             frame.sample_rate_hz, decimation=self.decimation,
-                                             array=array)
+        processor = EchoProcessor(conversions.echo_frame_chirp(frame), frame.sample_rate_hz,
+                                  decimation=self.decimation, array=array)
+        if self.calibration_file:
+            # A file that does not fit this array is named and the frames calibrate anew.
+            try:
+                processor.set_calibration(ArrayCalibration.load(self.calibration_file))
+            except (OSError, ValueError) as exc:
+                self.get_logger().error(f'array_calibration_file {self.calibration_file!r} '
+                                        f'not used: {exc}')
+        self.processors[key] = processor
+        # The first calibration after 24 frames (1 s at 25 Hz), then one every 250 frames (10 s:
+        # each costs ~50 ms of CPU, the transducers drift over minutes).
+        self.calibrators[id(processor)] = DirectPathCalibrator(processor.calibration_window,
+                                                               frame.sample_rate_hz, every=250)
         while len(self.processors) > MAX_PROCESSORS:
-            self.processors.popitem(last=False)
+            _, dropped = self.processors.popitem(last=False)
+            del self.calibrators[id(dropped)]
         return self.processors[key]
 
     def on_frame(self, frame: EchoFrame) -> None:
@@ -97,7 +123,12 @@ class EchoProcessorNode(Node):
                 raise ValueError(f'sample_rate_hz={frame.sample_rate_hz:g}, expected '
                                  f'{self.expected_fs_hz:g} (parameter expected_sample_rate_hz)')
             samples = conversions.echo_frame_samples(frame)
-            features = self.processor_for(frame).process(samples)
+            processor = self.processor_for(frame)
+            if self.self_calibrate:
+                calibration = self.calibrators[id(processor)].add(samples)
+                if calibration is not None:
+                    processor.set_calibration(calibration)
+            features = processor.process(samples)
         except ValueError as exc:
             self.frames_rejected += 1
             self.period_rejected += 1
@@ -114,12 +145,51 @@ class EchoProcessorNode(Node):
         if self.last_seq is not None and frame.seq != (self.last_seq + 1) & 0xFFFFFFFF:
             self.gaps += 1
         self.last_seq = frame.seq
+        self.last_residual_db = features.direct_residual_db
+        if not direct_explained(features):
+            self.withheld += 1
+            self.period_withheld += 1
+            self.get_logger().warning(
+                f'direct_path_unexplained: frame seq={frame.seq} withheld; the direct arrival\'s '
+                f'residual is {features.direct_residual_db:.1f} dB (limit '
+                f'{DIRECT_RESIDUAL_LIMIT_DB:g} dB): the array differs from its model and is '
+                'not calibrated yet', throttle_duration_sec=5.0)
+            return
         elapsed_s = time.perf_counter() - start
         self.pub.publish(conversions.features_msg(features, frame, elapsed_s))
         self.frequency.tick()
         if self.publish_ranges:
             self.publish_first_echo_ranges(frame, features)
         self.latency_ms.append(1e3 * elapsed_s)
+
+    def calibration_status(self, stat):
+        withheld, self.period_withheld = self.period_withheld, 0
+        calibrations = [p.calibration for p in self.processors.values()
+                        if p.calibration is not None]
+        if withheld:
+            stat.summary(WARN, f'direct_path_unexplained: {withheld} frames withheld (direct '
+                         f'arrival residual {self.last_residual_db:.1f} dB > '
+                         f'{DIRECT_RESIDUAL_LIMIT_DB:g} dB)')
+        elif not calibrations:
+            stat.summary(OK, 'array model (not calibrated yet)')
+        else:
+            stat.summary(OK, f'calibrated from {calibrations[-1].n_frames} frames')
+        stat.add('frames withheld', str(self.withheld))
+        stat.add('direct residual (dB)', f'{self.last_residual_db:.1f}')
+        for processor in self.processors.values():
+            calibration = processor.calibration
+            if calibration is not None:
+                if id(calibration) not in self.fitted:
+                    # A fit per channel: once per calibration, not per report.
+                    self.fitted = {id(calibration): calibration.fitted_response(
+                        processor.chirp, processor.array)}
+                fitted = self.fitted[id(calibration)]
+                for name, unit, scale in (('center_hz', 'kHz', 1e-3),
+                                          ('bandwidth_hz', 'kHz', 1e-3),
+                                          ('delay_s', 'us', 1e6), ('gain', '', 1.0)):
+                    stat.add(f'{processor.array.name} {name.split("_")[0]} {unit}'.strip(),
+                             ' '.join(f'{scale * v:.3f}' for v in fitted[name]))
+        return stat
 
     def publish_first_echo_ranges(self, frame: EchoFrame, features) -> None:
         while len(self.range_pubs) < frame.n_channels:
