@@ -118,12 +118,17 @@ class MetricsExporter(Node):
                        read_only=True)
         port = declare(self, 'port', 9101, 'HTTP port of /metrics and /health; 0 picks a free '
                        'one', read_only=True, min_value=0, max_value=65535)
-        declare(self, 'stale_after_s', 5.0, 'a status not refreshed for this long makes '
-                '/health fail [s]', min_value=0.1, max_value=3600.0)
-        declare(self, 'rate_window_s', 5.0, 'window of the pose rate [s]', min_value=0.5,
-                max_value=600.0)
-        declare(self, 'forget_after_s', 30.0, 'a status not heard for this long leaves '
-                '/metrics [s]', min_value=1.0, max_value=86400.0)
+        self.stale_after_s = declare(
+            self, 'stale_after_s', 5.0, 'a status not refreshed for this long makes /health '
+            'fail [s]', min_value=0.1, max_value=3600.0,
+            on_set=lambda value: setattr(self, 'stale_after_s', value))
+        self.rate_window_s = declare(
+            self, 'rate_window_s', 5.0, 'window of the pose rate [s]', min_value=0.5,
+            max_value=600.0, on_set=lambda value: setattr(self, 'rate_window_s', value))
+        self.forget_after_s = declare(
+            self, 'forget_after_s', 30.0, 'a status not heard for this long leaves /metrics '
+            '[s]', min_value=1.0, max_value=86400.0,
+            on_set=lambda value: setattr(self, 'forget_after_s', value))
         token_path = declare(self, 'token_file', '', 'file holding the bearer token every '
                              'request must carry; empty: none (loopback only)', read_only=True)
         cert = declare(self, 'tls_cert', '', 'PEM certificate for HTTPS; empty: plain HTTP',
@@ -215,7 +220,7 @@ class MetricsExporter(Node):
     def pose_rate_hz(self, now_s: float | None = None) -> float:
         """Poses per second over the last ``rate_window_s``."""
         now_s = time.monotonic() if now_s is None else now_s
-        window_s = self.get_parameter('rate_window_s').value
+        window_s = self.rate_window_s
         with self._lock:
             times = self._pose_times_s
             while times and times[0] < now_s - window_s:
@@ -232,7 +237,7 @@ class MetricsExporter(Node):
         if not statuses:
             return 503, {'status': 'STALE', 'worst': None,
                          'reason': 'no diagnostics received yet'}
-        stale_after_s = self.get_parameter('stale_after_s').value
+        stale_after_s = self.stale_after_s
         stale = sorted(name for name, s in statuses.items()
                        if now_s - s.received_s > stale_after_s)
         worst_name = max(statuses, key=lambda name: _level(statuses[name].status))
@@ -261,7 +266,7 @@ class MetricsExporter(Node):
             family = families.setdefault(name, (kind, help_text, []))
             family[2].append(f'{name}{_labels(labels) if labels else ""} {_number(value)}')
 
-        forget_after_s = self.get_parameter('forget_after_s').value
+        forget_after_s = self.forget_after_s
         for name in sorted(statuses):
             status, received_s = statuses[name].status, statuses[name].received_s
             if now_s - received_s > forget_after_s:

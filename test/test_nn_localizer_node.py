@@ -46,7 +46,7 @@ def _run(ros_env, log_dir, localizer_params):
 
 def _model_status(rec) -> DiagnosticStatus | None:
     statuses = [s for _, m in rec.get('/diagnostics') for s in m.status
-                if s.name == 'localizer: Neural model']
+                if s.name == 'localizer: Neural model' and s.message != 'Node starting up']
     return statuses[-1] if statuses else None
 
 
@@ -120,8 +120,10 @@ def test_a_checkpoint_that_is_not_one_falls_back_to_physics_naming_why(ros_env, 
     rec.subscribe(DiagnosticArray, '/diagnostics', QoSProfile(depth=100))
 
     def status(name):
+        # Past diagnostic_updater's 'Node starting up' announcement of the task.
         found = [s for _, m in rec.get('/diagnostics') for s in m.status
-                 if s.name == f'localizer_{name}: Neural model']
+                 if s.name == f'localizer_{name}: Neural model'
+                 and s.message != 'Node starting up']
         return found[-1] if found else None
 
     try:

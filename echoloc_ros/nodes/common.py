@@ -1,4 +1,5 @@
 """What every echoloc node shares: declaring described parameters and the main() loop."""
+import math
 import re
 import time
 from typing import Any, Callable
@@ -12,18 +13,31 @@ from rclpy.node import Node
 from threadpoolctl import threadpool_limits
 
 from echoloc_ros.core.chirp import Chirp
+from echoloc_ros.diagnostics import Updater
 
 
 def declare(node: Node, name: str, default: Any, description: str, *,
-            read_only: bool = False, min_value: float | None = None,
-            max_value: float | None = None, choices: tuple[str, ...] = ()) -> Any:
+            read_only: bool = False, on_set: Callable[[Any], None] | None = None,
+            min_value: float | None = None, max_value: float | None = None,
+            choices: tuple[str, ...] = ()) -> Any:
     """Declare a parameter with a ParameterDescriptor and return its value.
 
+    Every parameter is either read-only or applied live: ``ros2 param set`` must not report
+    success for a value the node never reads again.
+
     :param description: what it is, with its unit.
-    :param read_only: the value is only read at start-up; changing it needs a restart.
+    :param read_only: the value is only read at start-up; changing it needs a restart (a set
+        is refused by rclpy, naming the parameter).
+    :param on_set: for a parameter that is not read-only, applies a new value while the node
+        runs (called after the range and choices have been checked, before the value is
+        stored); it raises ``ValueError`` to refuse the value, and its message is the reason
+        the caller gets.
     :param min_value: inclusive lower bound for numbers (with ``max_value``).
     :param choices: allowed values for strings, checked here and on every later set.
+    :raises TypeError: the parameter is neither read-only nor given ``on_set``.
     """
+    if read_only == (on_set is not None):
+        raise TypeError(f'parameter {name}: either read_only or on_set, exactly one')
     descriptor = ParameterDescriptor(description=description, read_only=read_only)
     if choices:
         descriptor.additional_constraints = 'one of: ' + ', '.join(choices)
@@ -39,7 +53,61 @@ def declare(node: Node, name: str, default: Any, description: str, *,
     value = node.declare_parameter(name, default, descriptor).value
     if choices and value not in choices:
         raise ValueError(f'parameter {name}={value!r}: expected one of {", ".join(choices)}')
+    if on_set is not None:
+        apply_live(node, name, on_set, choices)
     return value
+
+
+def apply_live(node: Node, name: str, on_set: Callable[[Any], None],
+               choices: tuple[str, ...] = ()) -> None:
+    """Call ``on_set(value)`` whenever parameter ``name`` (declared already) is set.
+
+    One on-set callback per node serves every live parameter: it checks the choices of all
+    the parameters of a set first, so that a refused set leaves none of them applied.
+    """
+    appliers = getattr(node, '_echoloc_appliers', None)
+    if appliers is None:
+        appliers = node._echoloc_appliers = {}
+
+        def check_and_apply(params) -> SetParametersResult:
+            live = [p for p in params if p.name in appliers]
+            for param in live:
+                allowed = appliers[param.name][1]
+                if allowed and param.value not in allowed:
+                    return SetParametersResult(
+                        successful=False, reason=f'{param.name}={param.value!r}: expected one '
+                        f'of {", ".join(allowed)}')
+            for param in live:
+                try:
+                    appliers[param.name][0](param.value)
+                except ValueError as exc:
+                    return SetParametersResult(successful=False,
+                                               reason=f'{param.name}={param.value!r}: {exc}')
+            return SetParametersResult(successful=True)
+
+        node.add_on_set_parameters_callback(check_and_apply)
+    appliers[name] = (on_set, choices)
+
+
+def diagnostic_updater(node: Node, hardware_id: str, period_s: float = 1.0) -> Updater:
+    """The node's diagnostic Updater: ``diagnostic_updater.period`` applies live,
+    ``diagnostic_updater.use_fqn`` is read at start-up (read-only)."""
+    declare(node, 'diagnostic_updater.use_fqn', False, 'diagnostics name statuses with the '
+            'node\'s fully qualified name (with its namespace)', read_only=True)
+    updater = Updater(node, period=period_s)
+    updater.setHardwareID(hardware_id)
+
+    def set_period(period: float) -> None:
+        if not (math.isfinite(period) and 0.01 <= period <= 60.0):
+            raise ValueError('expected a period in [0.01, 60] s')
+        old = updater.timer
+        updater.period = period
+        # diagnostic_updater's setter resets the old timer (restarts it) instead of cancelling
+        # it: without this, the diagnostics would go out at both periods.
+        node.destroy_timer(old)
+
+    apply_live(node, 'diagnostic_updater.period', set_period)
+    return updater
 
 
 def limit_threads(node: Node) -> int:
@@ -68,21 +136,6 @@ def declare_chirp(node: Node) -> Chirp:
                            read_only=True, min_value=1e-4, max_value=0.02),
         window=declare(node, 'chirp_window', 'hann', 'chirp amplitude window (a scipy '
                        'window name)', read_only=True))
-
-
-def reject_bad_choices(node: Node, choices: dict[str, tuple[str, ...]]) -> None:
-    """Refuse later ``set_parameters`` calls whose string value is not among its choices."""
-
-    def check(params) -> SetParametersResult:
-        for param in params:
-            allowed = choices.get(param.name)
-            if allowed and param.value not in allowed:
-                return SetParametersResult(
-                    successful=False,
-                    reason=f'{param.name}={param.value!r}: expected one of {", ".join(allowed)}')
-        return SetParametersResult(successful=True)
-
-    node.add_on_set_parameters_callback(check)
 
 
 class RefusalLog:

@@ -1,4 +1,5 @@
 """driver: publishes raw echo frames from the simulated array, a serial array or a recording."""
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -21,8 +22,9 @@ from echoloc_ros.core.sim_array import SimulatedArray
 from echoloc_ros.core.simulator import EchoSimulator, Scenario
 from echoloc_ros.recording import read_bag
 from echoloc_ros.diagnostics import (ERROR, OK, WARN, DiagnosticTask, FrequencyStatus,
-                                     FrequencyStatusParam, Updater)
-from echoloc_ros.nodes.common import declare, declare_chirp, limit_threads, run
+                                     FrequencyStatusParam)
+from echoloc_ros.nodes.common import (declare, declare_chirp, diagnostic_updater,
+                                       limit_threads, run)
 
 BACKENDS = ('sim', 'serial', 'replay')
 REPLAYED_TOPICS = ('/echoloc/echoes', '/imu/data', '/echoloc/ground_truth')
@@ -86,9 +88,9 @@ class DriverNode(Node):
         self.truth_pub = self.create_publisher(PoseStamped, 'echoloc/ground_truth',
                                                QoSProfile(depth=10))
 
-        self.updater = Updater(self, period=declare(
-            self, 'diagnostic_period_s', 0.5, 'how often diagnostics are published [s]',
-            read_only=True, min_value=0.05, max_value=10.0))
+        # Twice a second (upstream's default is 1 s): a dead link shows up quickly.
+        self.updater = diagnostic_updater(self, f'{self.backend}:{self.array.name}',
+                                          period_s=0.5)
         self.frequency = FrequencyStatus(FrequencyStatusParam(
             {'min': self.rate_hz, 'max': self.rate_hz}, tolerance=0.2), name='Frame rate')
         self.channels = ChannelHealthTask()
@@ -118,8 +120,8 @@ class DriverNode(Node):
                                  'its furniture moved')
             furniture = world.furniture
         scenario = Scenario(
-            snr_db=declare(self, 'sim_snr_db', 20.0, 'sim: echo SNR [dB]',
-                           min_value=-20.0, max_value=80.0, read_only=True),
+            snr_db=declare(self, 'sim_snr_db', 20.0, 'sim: echo SNR [dB]', on_set=self.set_snr,
+                           min_value=-20.0, max_value=80.0),
             seed=declare(self, 'sim_seed', 0, 'sim: random seed (same seed, same frames)',
                          read_only=True, min_value=0, max_value=2**31 - 1),
             furniture=furniture)
@@ -131,8 +133,11 @@ class DriverNode(Node):
                               '[m/s]', read_only=True, min_value=0.01, max_value=5.0),
             heading_noise_rad=np.deg2rad(declare(
                 self, 'sim_heading_noise_deg', 1.0, 'sim: std of the published heading '
-                '[deg]', read_only=True, min_value=0.0, max_value=180.0)),
+                '[deg]', on_set=self.set_heading_noise, min_value=0.0, max_value=180.0)),
             seed=scenario.seed)
+        self.sim_imu = declare(self, 'sim_imu', True, 'sim: publish the heading on imu/data; '
+                               'false plays a robot without an IMU',
+                               on_set=lambda publish: setattr(self, 'sim_imu', publish))
         if sim.window_s * self.rate_hz > 1.0:
             self.get_logger().warning(
                 f'rate_hz={self.rate_hz} leaves less than the {1e3 * sim.window_s:.1f} ms '
@@ -141,6 +146,12 @@ class DriverNode(Node):
         self.updater.setHardwareID(f'sim:{self.array.name}')
         self.t0 = time.monotonic()
         self.timer = self.create_timer(1.0 / self.rate_hz, self.on_sim_tick)
+
+    def set_snr(self, snr_db: float) -> None:
+        self.sim.scenario = dataclasses.replace(self.sim.scenario, snr_db=snr_db)
+
+    def set_heading_noise(self, std_deg: float) -> None:
+        self.sim.heading_noise_rad = float(np.deg2rad(std_deg))
 
     def start_serial(self) -> None:
         port = declare(self, 'port', '/dev/ttyACM0', 'serial: device path of the array (or a '
@@ -214,9 +225,9 @@ class DriverNode(Node):
         start = time.perf_counter()
         frame = self.sim.acquire(time.monotonic() - self.t0)
         self.acquire_time_s = time.perf_counter() - start
-        yaw_var = self.sim.heading_noise_rad ** 2
-        self.imu_pub.publish(conversions.imu_msg(frame.measured_yaw_rad, yaw_var, stamp,
-                                                 self.frame_id))
+        if self.sim_imu:
+            self.imu_pub.publish(conversions.imu_msg(
+                frame.measured_yaw_rad, self.sim.heading_noise_rad ** 2, stamp, self.frame_id))
         self.truth_pub.publish(conversions.pose_stamped_msg(frame.position_m, frame.yaw_rad,
                                                             stamp, self.map_frame))
         self.publish_frame(frame.samples, stamp, self.room.temperature_c)
@@ -244,7 +255,7 @@ class DriverNode(Node):
 
     def link_status(self, stat):
         stat.add('backend', self.backend)
-        stat.add('frames published', self.seq)
+        stat.add('frames published', str(self.seq))
         if self.sim is not None:
             stat.summary(OK, 'simulated array streaming')
             stat.add('simulation time per frame (ms)', f'{1e3 * self.acquire_time_s:.2f}')
@@ -270,19 +281,19 @@ class DriverNode(Node):
             self.updater.setHardwareID(f'serial:{health.port}:{info.array_id}')
         for name in ('frames_received', 'frames_dropped', 'messages_lost', 'queue_overflows',
                      'connects', 'stalls', 'nacks'):
-            stat.add(name.replace('_', ' '), getattr(health, name))
+            stat.add(name.replace('_', ' '), str(getattr(health, name)))
         stat.add('frame rate (Hz)', f'{health.frame_rate_hz:.2f}')
         for name in ('crc_errors', 'header_crc_errors', 'truncated', 'oversize', 'resyncs',
                      'bytes_discarded'):
-            stat.add(f'decoder {name.replace("_", " ")}', health.decoder.get(name, 0))
+            stat.add(f'decoder {name.replace("_", " ")}', str(health.decoder.get(name, 0)))
         if health.clock is not None:
             stat.add('clock offset (s)', f'{health.clock.offset_s:.6f}')
             stat.add('clock drift (ppm)', f'{health.clock.drift_ppm:.1f}')
         if health.last_status is not None:
             stat.add('device temperature (C)', f'{health.last_status.temperature_c:.1f}')
             stat.add('supply (V)', f'{health.last_status.supply_v:.2f}')
-            stat.add('ADC clip count', health.last_status.clip_count)
-            stat.add('ADC overrun count', health.last_status.overrun_count)
+            stat.add('ADC clip count', str(health.last_status.clip_count))
+            stat.add('ADC overrun count', str(health.last_status.overrun_count))
 
     def destroy_node(self) -> bool:
         self.stop_event.set()

@@ -7,6 +7,7 @@ import numpy as np
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Range
+from std_msgs.msg import Header
 
 from echoloc.msg import EchoFeatures, EchoFrame
 from echoloc_ros import conversions
@@ -15,9 +16,8 @@ from echoloc_ros.core.array_calibration import ArrayCalibration, DirectPathCalib
 from echoloc_ros.core.array_geometry import load_named_array
 from echoloc_ros.core.echo_processing import (DIRECT_RESIDUAL_LIMIT_DB, EchoProcessor,
                                               direct_explained)
-from echoloc_ros.diagnostics import (ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam,
-                                     Updater)
-from echoloc_ros.nodes.common import declare, limit_threads, run
+from echoloc_ros.diagnostics import ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam
+from echoloc_ros.nodes.common import declare, diagnostic_updater, limit_threads, run
 
 # Processors kept, one per (array, chirp, sample rate) a frame names: a stream has one; a peer
 # sending 300 chirp variants grew the node by 51 MB when none was let go.
@@ -32,7 +32,8 @@ class EchoProcessorNode(Node):
         limit_threads(self)
         self.expected_fs_hz = declare(
             self, 'expected_sample_rate_hz', 250000.0, 'reject frames at another sample rate '
-            '[Hz]; 0 accepts any rate that can carry the chirp', min_value=0.0, max_value=2e6)
+            '[Hz]; 0 accepts any rate that can carry the chirp', min_value=0.0, max_value=2e6,
+            on_set=lambda fs_hz: setattr(self, 'expected_fs_hz', fs_hz))
         self.decimation = declare(self, 'decimation', 4, 'baseband decimation factor of the '
                                   'matched-filter output', read_only=True, min_value=1,
                                   max_value=32)
@@ -63,16 +64,17 @@ class EchoProcessorNode(Node):
         self.latency_ms = []
 
         self.pub = self.create_publisher(EchoFeatures, 'echoloc/features', QoSProfile(depth=10))
-        self.publish_ranges = declare(self, 'publish_ranges', True, 'publish the first echo of '
-                                      'each receiver as sensor_msgs/Range on echoloc/range_<i>')
+        self.publish_ranges = declare(
+            self, 'publish_ranges', True, 'publish the first echo of each receiver as '
+            'sensor_msgs/Range on echoloc/range_<i>, in the receiver\'s frame '
+            '<frame>_rx<i>', on_set=lambda publish: setattr(self, 'publish_ranges', publish))
         self.range_pubs: list = []
         # Depth 1: a frame overtaken while the last was processed is dropped (counted in
         # gaps), so that a busy CPU delays the newest frame, not a queue of old ones.
         self.sub = self.create_subscription(EchoFrame, 'echoloc/echoes', self.on_frame,
                                             QoSProfile(depth=1, reliability=ReliabilityPolicy
                                                        .BEST_EFFORT))
-        self.updater = Updater(self)
-        self.updater.setHardwareID('echo_processor')
+        self.updater = diagnostic_updater(self, 'echo_processor')
         self.frequency = FrequencyStatus(FrequencyStatusParam(
             {'min': expected_rate_hz, 'max': expected_rate_hz}, tolerance=0.25),
             name='Feature rate')
@@ -172,7 +174,7 @@ class EchoProcessorNode(Node):
             stat.summary(OK, 'array model (not calibrated yet)')
         else:
             stat.summary(OK, f'calibrated from {calibrations[-1].n_frames} frames')
-        stat.add('frames withheld', self.withheld)
+        stat.add('frames withheld', str(self.withheld))
         stat.add('direct residual (dB)', f'{self.last_residual_db:.1f}')
         for processor in self.processors.values():
             calibration = processor.calibration
@@ -197,6 +199,10 @@ class EchoProcessorNode(Node):
         c = float(speed_of_sound_mps(temperature_c))
         window_s = frame.n_samples / frame.sample_rate_hz
         for i, msg in enumerate(conversions.range_msgs(features, frame.header, c, window_s)):
+            # Each receiver's own frame (REP-105 style child of the array's frame), so that a
+            # consumer places the range where that transducer is.
+            msg.header = Header(stamp=frame.header.stamp,
+                                frame_id=f'{frame.header.frame_id}_rx{i}')
             self.range_pubs[i].publish(msg)
 
     def frames_status(self, stat):
@@ -211,9 +217,9 @@ class EchoProcessorNode(Node):
             stat.summary(WARN, 'no frames received')
         else:
             stat.summary(OK, 'processing frames')
-        stat.add('frames received', self.frames_in)
-        stat.add('frames rejected', self.frames_rejected)
-        stat.add('sequence gaps', self.gaps)
+        stat.add('frames received', str(self.frames_in))
+        stat.add('frames rejected', str(self.frames_rejected))
+        stat.add('sequence gaps', str(self.gaps))
         if latency:
             stat.add('processing latency p50 (ms)', f'{np.percentile(latency, 50):.2f}')
             stat.add('processing latency max (ms)', f'{max(latency):.2f}')

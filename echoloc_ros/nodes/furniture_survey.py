@@ -20,8 +20,9 @@ from echoloc_ros import conversions
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.room import load_room
 from echoloc_ros.core.survey import FurnitureSurvey, LiveSurvey, room_yaml
-from echoloc_ros.diagnostics import OK, WARN, Updater
-from echoloc_ros.nodes.common import declare, declare_chirp, limit_threads, run
+from echoloc_ros.diagnostics import OK, WARN
+from echoloc_ros.nodes.common import (declare, declare_chirp, diagnostic_updater,
+                                       limit_threads, run)
 
 # The room as surveyed: latched, so a localizer that starts (or restarts) later gets it.
 ROOM_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -50,7 +51,8 @@ class FurnitureSurveyNode(Node):
         chirp = declare_chirp(self)
         self.temperature_c = declare(self, 'temperature_c', 20.0, 'assumed air temperature '
                                      '[deg C] (the speed of sound is fitted around it)',
-                                     min_value=-40.0, max_value=60.0)
+                                     min_value=-40.0, max_value=60.0,
+                                     on_set=lambda t_c: setattr(self, 'temperature_c', t_c))
         period_s = declare(self, 'period_s', 5.0, 'how often the boxes are placed again [s]',
                            read_only=True, min_value=0.5, max_value=3600.0)
         max_shift_m = declare(self, 'max_shift_m', 1.0, 'how far a box may stand from where '
@@ -90,8 +92,7 @@ class FurnitureSurveyNode(Node):
             self.create_subscription(PoseWithCovarianceStamped, 'echoloc/pose', self.on_pose,
                                      QoSProfile(depth=10,
                                                 reliability=ReliabilityPolicy.RELIABLE))
-        self.updater = Updater(self)
-        self.updater.setHardwareID(f'furniture_survey:{self.room.name}')
+        self.updater = diagnostic_updater(self, f'furniture_survey:{self.room.name}')
         self.updater.add('Furniture survey', self.survey_status)
 
     def on_features(self, msg: EchoFeatures) -> None:
@@ -153,6 +154,7 @@ class FurnitureSurveyNode(Node):
 
     def survey_status(self, stat):
         live = self.live
+        stat.add('assumed temperature (C)', f'{self.temperature_c:.1f}')
         if live is None:
             stat.summary(OK, f'room {self.room.name!r} has no furniture: nothing to survey')
             return stat
@@ -164,13 +166,13 @@ class FurnitureSurveyNode(Node):
             moved = sum(bool(fix.seen and np.any(fix.shift_m)) for fix in live.result.boxes)
             stat.summary(OK, f'{moved} of {len(live.result.boxes)} boxes moved from the room '
                          'file')
-        stat.add('poses', self.poses_in)
-        stat.add('poses without features', self.unpaired)
-        stat.add('frames failed', self.frames_failed)
-        stat.add('frames held', live.n_frames)
-        stat.add('placements', live.placements)
+        stat.add('poses', str(self.poses_in))
+        stat.add('poses without features', str(self.unpaired))
+        stat.add('frames failed', str(self.frames_failed))
+        stat.add('frames held', str(live.n_frames))
+        stat.add('placements', str(live.placements))
         stat.add('placement time (ms)', f'{self.placement_ms:.0f}')
-        stat.add('rooms published', self.rooms_published)
+        stat.add('rooms published', str(self.rooms_published))
         if live.result is not None:
             for fix in live.result.boxes:
                 stat.add(f'box {fix.name}', (f'shift ({fix.shift_m[0]:+.3f}, '

@@ -14,20 +14,59 @@ from visualization_msgs.msg import MarkerArray
 
 from echoloc.msg import EchoFeatures
 from echoloc_ros import conversions, markers
-from echoloc_ros.core.array_geometry import load_array
+from echoloc_ros.core.array_geometry import load_array, yaw_matrix
+from echoloc_ros.core.echo_heading import EchoHeading, acquire
 from echoloc_ros.core.localization import Localizer
 from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room, room_from_yaml
 from echoloc_ros.core.tracker import PoseTracker
-from echoloc_ros.diagnostics import FrequencyStatus, FrequencyStatusParam, Updater
-from echoloc_ros.nodes.common import (RefusalLog, declare, declare_chirp, limit_threads,
-                                       reject_bad_choices, run)
+from echoloc_ros.diagnostics import ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam
+from echoloc_ros.nodes.common import (RefusalLog, declare, declare_chirp, diagnostic_updater,
+                                       limit_threads, run)
 from echoloc_ros.nodes.localizer_status import (LocalizerState, localization_status,
                                                 model_status)
 
 METHODS = ('physics', 'nn')
 DEVICES = ('cpu', 'cuda')
-HEADING_SOURCES = ('imu', 'fixed')
+HEADING_SOURCES = ('auto', 'imu', 'echoes', 'fixed')
+# The Localization diagnostic warns when the published track has taken no fix for this long.
+COASTING_WARN_S = 1.0
+# A heading stamped further than this from the newest frame is refused: one message stamped far
+# ahead would otherwise push every real heading out of the buffer (HeadingBuffer's horizon is
+# twice this) and stop the poses until the clock caught up with it.
+HEADING_STAMP_MAX_S = 2.0
+# A heading whose quaternion's norm is further than this from 1 is refused, not normalised: a
+# sender that gets the norm wrong has likely got the rest wrong too.
+QUATERNION_NORM_TOLERANCE = 1e-3
+# heading_source auto: the IMU is the source while it has given an accepted heading this
+# recently (s of wall time), the echoes otherwise. Refusals for longer than this are an ERROR.
+IMU_FRESH_S = 1.0
+
+
+def heading_refusal(msg: Imu, reference_s: float | None) -> tuple[str, str] | None:
+    """Why a heading message must not be used, as (reason, detail), or None if it may.
+
+    :param reference_s: stamp of the newest frame, s; None before the first frame (the stamp is
+        then checked when the first frame arrives, :meth:`HeadingBuffer.drop_outside`).
+    """
+    q = msg.orientation
+    quaternion = np.array([q.x, q.y, q.z, q.w], dtype=float)
+    covariance = np.asarray(msg.orientation_covariance, dtype=float)
+    if not np.all(np.isfinite(quaternion)):
+        return 'non-finite quaternion', f'orientation {quaternion.tolist()}'
+    norm = float(np.linalg.norm(quaternion))
+    if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
+        return 'non-unit quaternion', (f'|q| = {norm:.6f}, expected 1 +- '
+                                       f'{QUATERNION_NORM_TOLERANCE:g}')
+    if not np.all(np.isfinite(covariance)):
+        return 'non-finite covariance', f'orientation_covariance {covariance.tolist()}'
+    if covariance[0] == -1.0:
+        return 'no orientation', 'orientation_covariance[0] = -1: the sender has no orientation'
+    stamp_s = conversions.stamp_to_s(msg.header.stamp)
+    if reference_s is not None and abs(stamp_s - reference_s) > HEADING_STAMP_MAX_S:
+        return 'stamp far from frames', (f'stamped {stamp_s - reference_s:+.3f} s from the '
+                                         f'newest frame, at most +-{HEADING_STAMP_MAX_S:g} s')
+    return None
 
 
 class HeadingBuffer:
@@ -46,6 +85,15 @@ class HeadingBuffer:
         self.variances.insert(i, variance_rad2)
         cut = bisect.bisect(self.times, self.times[-1] - self.horizon_s)
         del self.times[:cut], self.yaws[:cut], self.variances[:cut]
+
+    def drop_outside(self, lo_s: float, hi_s: float) -> int:
+        """Forget the headings stamped outside [lo_s, hi_s]; return how many."""
+        keep = [i for i, t_s in enumerate(self.times) if lo_s <= t_s <= hi_s]
+        dropped = len(self.times) - len(keep)
+        self.times = [self.times[i] for i in keep]
+        self.yaws = [self.yaws[i] for i in keep]
+        self.variances = [self.variances[i] for i in keep]
+        return dropped
 
     def latest_s(self) -> float:
         """Stamp of the newest heading, -inf if none."""
@@ -97,21 +145,35 @@ class LocalizerNode(Node):
         chirp = declare_chirp(self)
         self.map_frame = declare(self, 'map_frame', 'map', 'frame of the published pose '
                                  '(REP-105)', read_only=True)
-        self.heading_source = declare(self, 'heading_source', 'imu', 'heading from the imu '
-                                      'topic or the fixed_yaw_rad parameter',
-                                      choices=HEADING_SOURCES)
+        self.heading_source = declare(
+            self, 'heading_source', 'auto', 'auto (the imu topic while it gives headings, '
+            'else the echoes), imu, echoes (acquired from the echoes, then tracked) or fixed '
+            '(fixed_yaw_rad)', choices=HEADING_SOURCES, on_set=self.setter('heading_source'))
         self.fixed_yaw_rad = declare(self, 'fixed_yaw_rad', 0.0, 'heading when heading_source '
-                                     'is fixed [rad]', min_value=-np.pi, max_value=np.pi)
+                                     'is fixed [rad]', min_value=-np.pi, max_value=np.pi,
+                                     on_set=self.setter('fixed_yaw_rad'))
         self.heading_std_deg = declare(self, 'heading_std_deg', 2.0, 'std of the heading error '
                                        'assumed when the source gives none (fixed heading, or '
                                        'an IMU without covariance) [deg]; 0 trusts it exactly',
-                                       min_value=0.0, max_value=45.0)
+                                       min_value=0.0, max_value=45.0,
+                                       on_set=self.setter('heading_std_deg'))
         self.heading_tolerance_s = declare(self, 'heading_tolerance_s', 0.2, 'max stamp '
                                            'difference between a frame and its heading [s]',
-                                           min_value=0.0, max_value=10.0)
+                                           read_only=True, min_value=0.0, max_value=10.0)
         self.temperature_c = declare(self, 'temperature_c', 20.0, 'assumed air temperature '
                                      '[deg C]; the localizer also estimates the speed of sound',
-                                     min_value=-40.0, max_value=60.0)
+                                     min_value=-40.0, max_value=60.0,
+                                     on_set=self.setter('temperature_c'))
+        self.base_frame = declare(self, 'base_frame', 'base_link', 'the robot frame whose pose '
+                                  'is published (REP-105), placed by array_in_base_xyz and '
+                                  'array_in_base_yaw_rad', read_only=True)
+        self.set_array_in_base_xyz(declare(
+            self, 'array_in_base_xyz', [0.0, 0.0, 0.0], 'where the array\'s origin is in '
+            'base_frame, x y z [m] (the base_frame -> array joint of a URDF); zeros: the pose '
+            'is the array\'s', on_set=self.set_array_in_base_xyz))
+        self.array_in_base_yaw_rad = declare(
+            self, 'array_in_base_yaw_rad', 0.0, 'the array\'s heading in base_frame [rad]',
+            min_value=-np.pi, max_value=np.pi, on_set=self.setter('array_in_base_yaw_rad'))
         self.optimization_level = declare(
             self, 'optimization_level', 'balanced', 'speed/robustness trade-off of the '
             'localizer: fast, balanced or accurate (physics: candidates per axis, refinement '
@@ -119,15 +181,15 @@ class LocalizerNode(Node):
             read_only=True, choices=('fast', 'balanced', 'accurate'))
         self.tracking = declare(self, 'tracking', True, 'publish the tracked pose (constant-'
                                 'velocity Kalman filters that take each fix with its rivals '
-                                'by probabilistic data association; competing tracks)')
+                                'by probabilistic data association; competing tracks) on '
+                                'echoloc/pose; false: the fix itself', on_set=self.set_tracking)
         self.target_latency_ms = declare(self, 'target_latency_ms', 40.0, 'per-frame latency '
                                          'above which diagnostics warn [ms]', min_value=0.1,
-                                         max_value=1000.0)
+                                         max_value=1000.0,
+                                         on_set=self.setter('target_latency_ms'))
         expected_rate_hz = declare(self, 'expected_rate_hz', 25.0, 'pose rate the frequency '
                                    'diagnostic expects [Hz]', read_only=True, min_value=0.1,
                                    max_value=1000.0)
-        reject_bad_choices(self, {'method': METHODS, 'heading_source': HEADING_SOURCES,
-                                  'device': DEVICES})
 
         self.room = load_room(room_name)
         self.array = load_array(array_name)
@@ -156,7 +218,18 @@ class LocalizerNode(Node):
                                 '[s]', read_only=True, min_value=0.1, max_value=60.0),
             room_volume_m3=self.room.volume_m3)
         self.pipeline.tracker = self.tracker if self.tracking else None
-        self.headings = HeadingBuffer()
+        self.headings = HeadingBuffer(horizon_s=2 * HEADING_STAMP_MAX_S)
+        self.echo_heading = EchoHeading()
+        self.heading_used = ''
+        self.headings_refused: collections.Counter = collections.Counter()
+        self.last_refusal = ''
+        self.imu_accepted_mono = -np.inf
+        self.imu_refused_mono = -np.inf
+        # When the IMU's headings started being refused (None while the last one was taken).
+        self.imu_refused_since_mono: float | None = None
+        self.newest_frame_s: float | None = None
+        self.first_frame_mono: float | None = None
+        self.started_mono = time.monotonic()
         self.room_updates = declare(self, 'room_updates', True, 'take up the room as the '
                                     'furniture_survey node publishes it on echoloc/room '
                                     '(furniture moved since the room file)', read_only=True)
@@ -179,7 +252,11 @@ class LocalizerNode(Node):
         self.pose_pub = self.create_publisher(PoseWithCovarianceStamped, 'echoloc/pose',
                                               pose_qos)
         self.publish_markers = declare(self, 'publish_markers', True, 'publish rviz markers '
-                                       '(room, array, 95 % ellipsoid, echo paths)')
+                                       '(room, array, 95 % ellipsoid, echo paths)',
+                                       on_set=self.setter('publish_markers'))
+        # The fix of each frame on its own, beside the tracked pose: the one to fuse (the
+        # tracked pose already averages the fixes over time; fusing it double-counts them).
+        self.fix_pub = self.create_publisher(PoseWithCovarianceStamped, 'echoloc/fix', pose_qos)
         self.marker_pub = self.create_publisher(MarkerArray, 'echoloc/markers', QoSProfile(
             depth=2))
         # rviz subscribes volatile: the static room is re-sent every few seconds.
@@ -202,8 +279,7 @@ class LocalizerNode(Node):
         self.waiting: collections.deque = collections.deque()
         self.create_timer(0.02, self.flush_waiting)
 
-        self.updater = Updater(self)
-        self.updater.setHardwareID(f'localizer:{self.room.name}')
+        self.updater = diagnostic_updater(self, f'localizer:{self.room.name}')
         self.frequency = FrequencyStatus(FrequencyStatusParam(
             {'min': expected_rate_hz, 'max': expected_rate_hz}, tolerance=0.25),
             name='Pose rate')
@@ -212,7 +288,51 @@ class LocalizerNode(Node):
         if self.method == 'nn':
             self.updater.add('Neural model', self.model_status)
 
+    def setter(self, name: str):
+        """An on_set that stores the new value in the attribute the node reads each frame."""
+        return lambda value: setattr(self, name, value)
+
+    def set_tracking(self, tracking: bool) -> None:
+        if tracking and not self.tracking:
+            # The track stood still while the fixes went out untracked: start it afresh.
+            self.tracker.reset()
+        self.tracking = tracking
+        self.pipeline.tracker = self.tracker if tracking else None
+
+    def set_array_in_base_xyz(self, xyz) -> None:
+        xyz = np.asarray(xyz, dtype=float)
+        if xyz.shape != (3,) or not np.all(np.isfinite(xyz)):
+            raise ValueError(f'array_in_base_xyz={xyz.tolist()}: expected three finite numbers '
+                             'x, y, z [m]')
+        self.array_in_base_xyz = xyz
+
+    def heading_mode(self) -> str:
+        """Where this frame's heading comes from: imu, echoes or fixed."""
+        if self.heading_source != 'auto':
+            return self.heading_source
+        now = time.monotonic()
+        # The first frames wait for the IMU as with heading_source imu: at start-up the frames
+        # may come before the IMU's first message has been heard.
+        if now - self.imu_accepted_mono < IMU_FRESH_S or (
+                self.first_frame_mono is None or now - self.first_frame_mono < IMU_FRESH_S):
+            return 'imu'
+        return 'echoes'
+
     def on_imu(self, msg: Imu) -> None:
+        refusal = heading_refusal(msg, self.newest_frame_s)
+        now = time.monotonic()
+        if refusal is not None:
+            reason, detail = refusal
+            self.headings_refused[reason] += 1
+            self.last_refusal = f'{reason}: {detail}'
+            if self.imu_refused_since_mono is None:
+                self.imu_refused_since_mono = now
+            self.imu_refused_mono = now
+            self.get_logger().warning(f'heading on imu/data refused ({reason}): {detail}',
+                                      throttle_duration_sec=2.0)
+            return
+        self.imu_accepted_mono = now
+        self.imu_refused_since_mono = None
         self.headings.add(conversions.stamp_to_s(msg.header.stamp),
                           conversions.quaternion_to_yaw(msg.orientation),
                           float(msg.orientation_covariance[8]))
@@ -227,9 +347,13 @@ class LocalizerNode(Node):
             self.localize(self.waiting.popleft()[1])
 
     def heading_for(self, t_s: float) -> tuple[float, float] | None:
-        if self.heading_source == 'fixed':
+        self.heading_used = self.heading_mode()
+        if self.heading_used == 'fixed':
             return self.fixed_yaw_rad, 0.0
+        if self.heading_used == 'echoes':
+            return self.echo_heading.prior(t_s)
         return self.headings.at(t_s, self.heading_tolerance_s)
+
 
     def on_features(self, msg: EchoFeatures) -> None:
         self.frames_in += 1
@@ -239,10 +363,57 @@ class LocalizerNode(Node):
             self.frames_dropped += msg.seq - self.last_seq - 1
         self.last_seq = msg.seq
         t_s = conversions.stamp_to_s(msg.header.stamp)
-        if self.heading_source == 'imu' and (self.waiting or t_s > self.headings.latest_s()):
+        if self.newest_frame_s is None:
+            self.first_frame_mono = time.monotonic()
+            # Headings that came before the first frame had nothing to be checked against.
+            far = self.headings.drop_outside(t_s - HEADING_STAMP_MAX_S, t_s + HEADING_STAMP_MAX_S)
+            if far:
+                self.headings_refused['stamp far from frames'] += far
+        self.newest_frame_s = t_s
+        mode = self.heading_mode()
+        if mode == 'imu' and (self.waiting or t_s > self.headings.latest_s()):
             self.waiting.append((time.monotonic(), msg))
             return
+        if mode == 'echoes' and self.echo_heading.prior(t_s) is None:
+            self.acquire_heading(msg, t_s)
+            if not self.echo_heading.locked:
+                return
         self.localize(msg)
+
+    def acquire_heading(self, msg: EchoFeatures, t_s: float) -> None:
+        """Look for the heading over the full turn in this frame (0.3-0.6 s of CPU)."""
+        try:
+            if msg.array_id != self.array.name:
+                raise ValueError(f'array_id={msg.array_id!r}, expected {self.array.name!r} '
+                                 '(parameter array)')
+            # The network's proposals come from its physics localizer: search with that.
+            found = acquire(getattr(self.localizer, 'physics', self.localizer),
+                            conversions.features_from_msg(msg), self.temperature_c)
+        except ValueError as exc:
+            self.frames_failed += 1
+            self.last_error = f'frame seq={msg.seq}: heading acquisition: {exc}'
+            self.get_logger().error(self.last_error, throttle_duration_sec=1.0)
+            return
+        if self.echo_heading.offer(found, t_s):
+            mirror = self.echo_heading.mirror_probability
+            self.get_logger().info(
+                f'heading acquired from the echoes: {np.rad2deg(found.yaw_rad):.1f} deg'
+                + (f' ({100 * mirror:.0f} % likely half a turn away: this room is symmetric)'
+                   if mirror > 0.01 else ''))
+
+    def publish_pose(self, publisher, position_m: np.ndarray, covariance_m2: np.ndarray,
+                     yaw_rad: float, yaw_var: float, stamp) -> None:
+        """Publish the pose of base_frame, given the array's."""
+        if self.heading_used == 'echoes':
+            covariance_m2, yaw_var = self.echo_heading.widen(position_m, covariance_m2, yaw_var)
+        base_yaw = yaw_rad - self.array_in_base_yaw_rad
+        base_position = position_m - yaw_matrix(base_yaw) @ self.array_in_base_xyz
+        # An error in the heading swings the base around the array on the lever arm.
+        swing = yaw_matrix(base_yaw + 0.5 * np.pi) @ (self.array_in_base_xyz * [1.0, 1.0, 0.0])
+        publisher.publish(conversions.pose_msg(
+            base_position, covariance_m2 + yaw_var * np.outer(swing, swing), base_yaw, yaw_var,
+            stamp, self.map_frame))
+
 
     def localize(self, msg: EchoFeatures) -> None:
         start = time.perf_counter()
@@ -276,8 +447,16 @@ class LocalizerNode(Node):
                 'restarted', throttle_duration_sec=1.0)
         if result.fix.wide:
             self.last_wide_s = time.monotonic()
-        self.last_estimate = result.fix.estimate
+        estimate = result.fix.estimate
+        self.last_estimate = estimate
         self.last_inference_s = result.fix.inference_s
+        if not self.echo_heading.follow(t_s, estimate.yaw_rad, self.heading_used == 'echoes',
+                                        estimate.residual_ratio):
+            # Localized from the echo track's heading, it did not explain the frame or turned
+            # away from the track: the heading it was given was wrong, so is the fix.
+            return
+        self.publish_pose(self.fix_pub, estimate.position_m, estimate.covariance_m2,
+                          estimate.yaw_rad, estimate.yaw_variance_rad2, msg.header.stamp)
         if not result.vouched:
             # No confirmed track vouches for this fix (start-up, or fresh fixes after a gap):
             # a navigation stack is better served by no pose than by a wrong one.
@@ -285,8 +464,8 @@ class LocalizerNode(Node):
         self.last_pose_monotonic_s = time.monotonic()
         position, covariance = result.position_m, result.covariance_m2
         yaw_rad, yaw_var = result.yaw_rad, result.yaw_variance_rad2
-        self.pose_pub.publish(conversions.pose_msg(position, covariance, yaw_rad, yaw_var,
-                                                   msg.header.stamp, self.map_frame))
+        self.publish_pose(self.pose_pub, position, covariance, yaw_rad, yaw_var,
+                          msg.header.stamp)
         self.frequency.tick()
         if self.publish_markers:
             _, receivers = self.array.to_world(position, yaw_rad)
@@ -361,10 +540,48 @@ class LocalizerNode(Node):
     def model_status(self, stat):
         return model_status(stat, self.status_state())
 
+    def heading_status(self) -> tuple[bytes, str]:
+        """The heading's part of the Localization diagnostic: level and words."""
+        now = time.monotonic()
+        mode = self.heading_mode()
+        since = self.imu_refused_since_mono
+        if since is not None and now - since > IMU_FRESH_S and now - self.imu_refused_mono < 1.0:
+            return ERROR, (f'heading source bad: every heading on imu/data refused for '
+                           f'{now - since:.1f} s (last: {self.last_refusal})'
+                           + ('; heading from the echoes' if mode == 'echoes' else ''))
+        if self.heading_source == 'imu' and now - self.imu_accepted_mono > IMU_FRESH_S:
+            silent_s = now - max(self.imu_accepted_mono, self.started_mono)
+            return ERROR, (f'no heading on imu/data for {silent_s:.1f} s (heading_source imu; '
+                           'auto would take it from the echoes)')
+        if mode != 'echoes':
+            return OK, ''
+        where = 'no heading on imu/data: ' if self.heading_source == 'auto' else ''
+        if not self.echo_heading.locked:
+            return WARN, f'{where}acquiring the heading from the echoes'
+        mirror = self.echo_heading.mirror_probability
+        if mirror > 0.01:
+            return WARN, (f'{where}heading from the echoes, {100 * mirror:.0f} % likely to be '
+                          'half a turn off with the pose mirrored through the room\'s centre '
+                          '(the room is symmetric; an IMU heading settles it); the covariance '
+                          'covers both')
+        return (WARN if where else OK), f'{where}heading from the echoes'
+
     def localization_status(self, stat):
         # Each report reads the latencies of the frames since the last one.
         latency, self.latency_ms = self.latency_ms, []
-        return localization_status(stat, self.status_state(latency))
+        stat = localization_status(stat, self.status_state(latency))
+        level, message = self.heading_status()
+        if level > OK:
+            stat.mergeSummary(level, message)
+        stat.add('pose of', f'{self.base_frame} in {self.map_frame}')
+        stat.add('heading from', self.heading_mode())
+        stat.add('heading acquisitions from the echoes', str(self.echo_heading.acquisitions))
+        stat.add('fixes off the echo heading track (not published)',
+                 str(self.echo_heading.not_followed))
+        stat.add('headings refused', str(sum(self.headings_refused.values())))
+        for reason, count in sorted(self.headings_refused.items()):
+            stat.add(f'headings refused: {reason}', str(count))
+        return stat
 
 
 def main(args=None) -> int:
