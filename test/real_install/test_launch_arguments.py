@@ -68,9 +68,6 @@ def serial_graph(ros_env, fake_device):
                       'echo_processor.expected_rate_hz': '10', 'localizer.expected_rate_hz': '10'})
 
 
-@pytest.mark.xfail(strict=False, reason='a pose without an IMU needs the heading source of '
-                   'issue 17 (other half, branch i17b); until then the localizer waits for '
-                   '/imu/data')
 @pytest.mark.launch(fixture=serial_graph)
 def test_serial_backend_without_imu_gives_poses_where_the_device_is(recorder):
     recorder.subscribe(PoseWithCovarianceStamped, '/echoloc/pose', RELIABLE)
