@@ -114,6 +114,9 @@ class MetricsExporter(Node):
                                          ('token_file', token_file), ('tls_cert', tls_cert),
                                          ('tls_key', tls_key)) if value is not None]
         super().__init__(node_name, parameter_overrides=overrides)
+        # Set before anything can refuse: a node whose __init__ raised is still destroyed
+        # with the context, and must then have nothing to stop.
+        self.server: _BoundedServer | None = None
         host = declare(self, 'host', '127.0.0.1', 'address the HTTP server binds to',
                        read_only=True)
         port = declare(self, 'port', 9101, 'HTTP port of /metrics and /health; 0 picks a free '
@@ -303,9 +306,10 @@ class MetricsExporter(Node):
         return '\n'.join(lines) + '\n'
 
     def destroy_node(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=2.0)
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self._thread.join(timeout=2.0)
         super().destroy_node()
 
 
