@@ -373,16 +373,8 @@ def _model_error(args):
         raise SystemExit(f'echoloc: {err}') from None
 
 
-def _add_scenario_args(p) -> None:
-    p.add_argument('--snr-db', type=float, default=20.0, help='echo SNR [dB]')
-    p.add_argument('--temperature-c', type=float, help='true air temperature [C] '
-                   '(default: the room file\'s; the localizer is told the room file\'s)')
-    p.add_argument('--gain-mismatch-db', type=float, default=0.0,
-                   help='std of each receiver\'s gain error [dB]')
-    p.add_argument('--dead-channel', type=int, help='receiver that outputs only noise')
-    p.add_argument('--clutter', type=int, default=0,
-                   help='random panels per frame that the room file does not know')
-    p.add_argument('--seed', type=int, default=0)
+def _add_model_error_args(p) -> None:
+    """The options of how the simulated array and room differ from their files."""
     g = p.add_argument_group('model error', 'how the simulated array and room differ from '
                              'their files (each drawn uniform in +-the value, once per run; '
                              'the localizer reads the files)')
@@ -404,6 +396,19 @@ def _add_scenario_args(p) -> None:
     g.add_argument('--surface-offset-m', type=float, default=0.0,
                    help='each room surface off the room file (evaluate only) [m]')
     g.add_argument('--model-error-seed', type=int, default=0, help='seed of the draw')
+
+
+def _add_scenario_args(p) -> None:
+    p.add_argument('--snr-db', type=float, default=20.0, help='echo SNR [dB]')
+    p.add_argument('--temperature-c', type=float, help='true air temperature [C] '
+                   '(default: the room file\'s; the localizer is told the room file\'s)')
+    p.add_argument('--gain-mismatch-db', type=float, default=0.0,
+                   help='std of each receiver\'s gain error [dB]')
+    p.add_argument('--dead-channel', type=int, help='receiver that outputs only noise')
+    p.add_argument('--clutter', type=int, default=0,
+                   help='random panels per frame that the room file does not know')
+    p.add_argument('--seed', type=int, default=0)
+    _add_model_error_args(p)
 
 
 def cmd_simulate(args) -> int:
@@ -687,27 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--ellipse-scale', type=float, default=20.0,
                    help='draw the ellipsoid this many times larger (it is millimetres)')
     p.add_argument('--seed', type=int, default=0)
-    g = p.add_argument_group('model error', 'how the simulated array and room differ from '
-                             'their files (each drawn uniform in +-the value, once per run; '
-                             'the localizer reads the files)')
-    g.add_argument('--resonance-offset-hz', type=float, default=0.0,
-                   help='every transducer\'s resonance off the file, drawn once per array [Hz]')
-    g.add_argument('--resonance-spread-hz', type=float, default=0.0,
-                   help='each transducer\'s resonance further off [Hz]')
-    g.add_argument('--bandwidth-range-hz', type=float, nargs=2, metavar=('LO', 'HI'),
-                   help='the array\'s transducer bandwidth drawn in [LO, HI] [Hz]')
-    g.add_argument('--channel-gain-db', type=float, default=0.0,
-                   help='each channel\'s gain off nominal [dB]')
-    g.add_argument('--channel-delay-s', type=float, default=0.0,
-                   help='each channel\'s extra delay [s]')
-    g.add_argument('--receiver-offset-m', type=float, default=0.0,
-                   help='each receiver coordinate off the array file [m]')
-    g.add_argument('--emitter-offset-m', type=float, default=0.0,
-                   help='each emitter coordinate off the array file [m]')
-    g.add_argument('--tilt-deg', type=float, default=0.0, help='array roll and pitch [deg]')
-    g.add_argument('--surface-offset-m', type=float, default=0.0,
-                   help='each room surface off the room file (evaluate only) [m]')
-    g.add_argument('--model-error-seed', type=int, default=0, help='seed of the draw')
+    _add_model_error_args(p)
     p.set_defaults(func=cmd_snapshot)
 
     p = sub.add_parser('fake-device', help='emulate the array on a pseudo-terminal, streaming '
@@ -722,27 +707,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--rate', type=float, default=25.0, help='default frame rate [Hz]')
     p.add_argument('--snr-db', type=float, default=20.0)
     p.add_argument('--seed', type=int, default=0)
-    g = p.add_argument_group('model error', 'how the simulated array and room differ from '
-                             'their files (each drawn uniform in +-the value, once per run; '
-                             'the localizer reads the files)')
-    g.add_argument('--resonance-offset-hz', type=float, default=0.0,
-                   help='every transducer\'s resonance off the file, drawn once per array [Hz]')
-    g.add_argument('--resonance-spread-hz', type=float, default=0.0,
-                   help='each transducer\'s resonance further off [Hz]')
-    g.add_argument('--bandwidth-range-hz', type=float, nargs=2, metavar=('LO', 'HI'),
-                   help='the array\'s transducer bandwidth drawn in [LO, HI] [Hz]')
-    g.add_argument('--channel-gain-db', type=float, default=0.0,
-                   help='each channel\'s gain off nominal [dB]')
-    g.add_argument('--channel-delay-s', type=float, default=0.0,
-                   help='each channel\'s extra delay [s]')
-    g.add_argument('--receiver-offset-m', type=float, default=0.0,
-                   help='each receiver coordinate off the array file [m]')
-    g.add_argument('--emitter-offset-m', type=float, default=0.0,
-                   help='each emitter coordinate off the array file [m]')
-    g.add_argument('--tilt-deg', type=float, default=0.0, help='array roll and pitch [deg]')
-    g.add_argument('--surface-offset-m', type=float, default=0.0,
-                   help='each room surface off the room file (evaluate only) [m]')
-    g.add_argument('--model-error-seed', type=int, default=0, help='seed of the draw')
+    _add_model_error_args(p)
     p.add_argument('--bit-flip-rate', type=float, default=0.0, help='per byte')
     p.add_argument('--drop-byte-rate', type=float, default=0.0, help='per byte')
     p.add_argument('--stall-at', type=float, help='seconds after start to go silent')

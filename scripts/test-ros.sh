@@ -29,6 +29,9 @@ set +u
 # shellcheck disable=SC1091
 source build/underlay/setup.bash
 set -u
+# The diagnostics contract against the real diagnostic_updater (make test checks the fallback).
+(set +u && source scripts/env.sh && source build/underlay/setup.bash \
+  && python -m pytest -q -rs -p no:cacheprovider test/test_diagnostics_contract.py)
 
 ws=$root/build/ros_ws
 rm -rf "$ws/src" && mkdir -p "$ws/src/echoloc"

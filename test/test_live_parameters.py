@@ -199,12 +199,15 @@ def test_localizer_live_parameters(graph):
 
     # array_in_base_xyz, array_in_base_yaw_rad: the pose is the base's, half a metre behind
     # the array and turned by the mount's yaw.
+    # Per-frame fixes: about 1 % of them are gross (docs/results.md), so one of the ten may be.
     _set(rec, 'localizer', array_in_base_xyz=[0.5, 0.0, 0.0], array_in_base_yaw_rad=0.3)
-    for fix, truth in _paired(rec, '/echoloc/fix', '/echoloc/ground_truth', _settled()):
+    placed = []
+    for fix, truth in _paired(rec, '/echoloc/fix', '/echoloc/ground_truth', _settled(), n=10):
         base_yaw = _yaw(truth) - 0.3
         expected = _xy(truth) - 0.5 * np.array([np.cos(base_yaw), np.sin(base_yaw)])
-        assert np.linalg.norm(_xy(fix) - expected) < 0.05
-        assert abs(np.angle(np.exp(1j * (_yaw(fix) - base_yaw)))) < 0.05
+        placed.append(np.linalg.norm(_xy(fix) - expected) < 0.05
+                      and abs(np.angle(np.exp(1j * (_yaw(fix) - base_yaw)))) < 0.05)
+    assert sum(placed) >= len(placed) - 1, placed
     assert 'three finite numbers' in _refused(rec, 'localizer', 'array_in_base_xyz',
                                               [1.0, 2.0])
     _set(rec, 'localizer', array_in_base_xyz=[0.0, 0.0, 0.0], array_in_base_yaw_rad=0.0)

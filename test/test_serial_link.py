@@ -11,6 +11,10 @@ from echoloc_ros.core.fake_device import FakeArrayDevice, FaultConfig, synthetic
 from echoloc_ros.core.channel_health import channel_health
 from echoloc_ros.core.serial_link import ClockModel, SerialArrayLink
 
+# The fake device and the link run as threads of this process at 50 frames/s: coverage's
+# tracing of this process slowed them until frames were lost on the pty (two in a CI run).
+pytestmark = pytest.mark.no_cover
+
 
 class Collector:
     """Thread-safe list of delivered events."""
