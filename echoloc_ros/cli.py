@@ -160,6 +160,8 @@ def cmd_evaluate(args) -> int:
                          f'(the network\'s wide search); got --method {args.method}')
     if args.survey_s is not None:
         return _evaluate_survey(args, room, array, methods)
+    if args.rooms is not None:
+        return _evaluate_rooms(args, array, methods)
     scenario_json = {'snr_db': args.snr_db, 'temperature_c': args.temperature_c,
                      'gain_mismatch_db': args.gain_mismatch_db,
                      'dead_channel': args.dead_channel, 'clutter': args.clutter,
@@ -212,6 +214,43 @@ def cmd_evaluate(args) -> int:
                 f'{args.heading_noise_deg:g} deg, median {result["median_cm"]:.2f} cm, p95 '
                 f'{result["p95_cm"]:.2f} cm, gross {100 * result["gross_rate_10cm"]:.1f} %'))
         print(json.dumps(out), flush=True)
+    return 0
+
+
+def _evaluate_rooms(args, array, methods) -> int:
+    from echoloc_ros.core.chirp import Chirp
+    from echoloc_ros.core.room_evaluation import evaluate_rooms, parse_rooms
+    from echoloc_ros.core.room_generator import generate_rooms
+    if args.tracked_frames or args.furniture_shift_m or args.model is None and 'nn' in methods:
+        raise SystemExit('echoloc evaluate --rooms: independent frames only (--tracked-frames '
+                         '0, no --furniture-shift-m), and nn needs --model (one network for '
+                         f'every room); got --tracked-frames {args.tracked_frames}, '
+                         f'--furniture-shift-m {args.furniture_shift_m}, --model {args.model}')
+    try:
+        rooms = generate_rooms(args.split, parse_rooms(args.rooms), args.seed)
+    except ValueError as err:
+        raise SystemExit(f'echoloc evaluate: {err}') from None
+
+    def progress(i, room, result):
+        print(f'[{i + 1}/{len(rooms)}] {room.name}: gross {result.get("gross_rate_10cm")}, '
+              f'outside_999 {result.get("outside_999")}', file=sys.stderr, flush=True)
+
+    for method in methods:
+        try:
+            result = evaluate_rooms(rooms, array, Chirp(), _scenario(args), args.n, args.seed,
+                                    heading_noise_deg=args.heading_noise_deg,
+                                    optimization_level=args.level, method=method,
+                                    model_path=args.model, progress=progress,
+                                    model_error=_model_error(args), max_order=args.max_order)
+        except ValueError as err:
+            raise SystemExit(f'echoloc evaluate --rooms: {err}') from None
+        print(json.dumps({'method': method, 'rooms': args.rooms, 'split': args.split,
+                          'level': args.level,
+                          'scenario': {'snr_db': args.snr_db,
+                                       'heading_noise_deg': args.heading_noise_deg,
+                                       'n': args.n, 'seed': args.seed,
+                                       'max_order': args.max_order},
+                          **result}), flush=True)
     return 0
 
 
@@ -580,6 +619,11 @@ def build_parser() -> argparse.ArgumentParser:
                    'localizer node\'s live_survey does, placing the boxes every this many '
                    'seconds (a room with furniture) [s]')
     p.add_argument('--room', default='default_room')
+    p.add_argument('--rooms', metavar='random:N',
+                   help='instead of --room: N generated rooms of --split (drawn with --seed), '
+                   '--n frames in all, pooled and per room (with --tracked-frames 0)')
+    p.add_argument('--split', choices=('dev', 'heldout'), default='dev',
+                   help='with --rooms: the generated rooms to tune on (dev) or to report on')
     p.add_argument('--array', default='square_4sensor')
     p.add_argument('--n', type=int, default=200, help='random poses, one frame each')
     p.add_argument('--tracked-frames', type=int, default=None,
