@@ -10,6 +10,7 @@ from scipy import stats
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.evaluation import CHI2_999_3DOF, evaluate_fixes, rate_interval
+from echoloc_ros.core.frame_rate import max_frame_rate_hz
 from echoloc_ros.core.room import Room
 from echoloc_ros.core.simulator import Scenario
 
@@ -99,7 +100,8 @@ def evaluate_rooms(rooms: list[Room], array: ArrayGeometry, chirp: Chirp, scenar
     :return: ``pooled``, ``shoebox``, ``non_rectangular``, ``soft`` (floor or ceiling
         absorbing more than :data:`SOFT_ABSORPTION`) and ``furnished``: :func:`summary` of the
         frames of those rooms pooled (``rooms``: how many); ``per_room``: each room's name,
-        plan vertices, boxes, whether soft, and :func:`summary`.
+        plan vertices, boxes, whether soft, the highest chirp rate it supports
+        (:func:`~echoloc_ros.core.frame_rate.max_frame_rate_hz`) and :func:`summary`.
     """
     if not rooms:
         raise ValueError('no rooms to evaluate')
@@ -126,7 +128,8 @@ def evaluate_rooms(rooms: list[Room], array: ArrayGeometry, chirp: Chirp, scenar
         frames.append((errors, details.get('inside_95', np.zeros(0, dtype=bool)), outside))
         one = summary(*frames[-1], n_room)
         per_room.append({'room': room.name, 'plan_vertices': int(room.vertices_m.shape[0]),
-                         'boxes': len(room.furniture), 'soft': is_soft(room), **one})
+                         'boxes': len(room.furniture), 'soft': is_soft(room),
+                         'max_frame_rate_hz': max_frame_rate_hz(room, chirp), **one})
         if progress is not None:
             progress(i, room, one)
     groups = {'pooled': [True] * len(rooms),

@@ -7,6 +7,7 @@ import pytest
 
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
+from echoloc_ros.core.frame_rate import max_frame_rate_hz
 from echoloc_ros.core.room_evaluation import (evaluate_rooms, parse_rooms, quantile_interval,
                                               summary)
 from echoloc_ros.core.room_generator import generate_room
@@ -60,6 +61,8 @@ def test_frames_pool_over_rooms():
     assert out['pooled']['rooms'] == 2
     assert out['shoebox']['n'] == per_room[0]['n'] and out['shoebox']['rooms'] == 1
     assert out['non_rectangular']['n'] == per_room[1]['n']
+    assert per_room[1]['max_frame_rate_hz'] == pytest.approx(
+        max_frame_rate_hz(rooms[1], Chirp()), abs=1e-4)
     gross = sum(r['gross_rate_10cm'] * r['n'] for r in per_room) / out['pooled']['n']
     assert out['pooled']['gross_rate_10cm'] == pytest.approx(gross, abs=1e-4)
 
