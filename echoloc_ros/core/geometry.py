@@ -59,7 +59,11 @@ def plane_contains(room: Room, index: int, points: np.ndarray, tolerance_m: floa
     """
     n_walls = room.vertices_m.shape[0]
     if index >= n_walls:
-        return room.contains_xy(points[..., :2])
+        # On the plan's edge counts: a wall-floor path from an emitter at the receivers'
+        # centre meets the floor exactly where it meets the wall, where the even-odd test
+        # decides by rounding.
+        xy = points[..., :2]
+        return room.contains_xy(xy) | (room.wall_distance_m(xy) <= tolerance_m)
     a = room.vertices_m[index]
     b = room.vertices_m[(index + 1) % n_walls]
     u = (points[..., :2] - a) @ (b - a) / np.sum((b - a) ** 2)
@@ -70,17 +74,51 @@ def plane_contains(room: Room, index: int, points: np.ndarray, tolerance_m: floa
     return inside
 
 
+def is_convex(room: Room) -> bool:
+    """Whether the room's plan is convex (no wall can hide another part of the room)."""
+    a = room.vertices_m
+    edge = np.roll(a, -1, axis=0) - a
+    turn = edge[:, 0] * np.roll(edge[:, 1], -1) - edge[:, 1] * np.roll(edge[:, 0], -1)
+    return bool(np.all(turn >= -1e-9))
+
+
+def crosses_walls(start_xy: np.ndarray, end_xy: np.ndarray, walls: np.ndarray) -> bool:
+    """Whether the segment ``start -> end`` (in plan) crosses the inside of a wall: a vertical
+    wall hides what lies behind it at every height. A segment that ends on a wall (a reflection
+    point) does not cross it.
+
+    :param walls: the plan's walls ``(k, 2, 2)``: each one's two ends.
+    """
+    a, b = walls[:, 0], walls[:, 1]
+    d = end_xy - start_xy
+    e = b - a
+
+    def cross(u, v):
+        return u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
+
+    # 1e-9 m^2: ends on a wall (or a leg along one) are not crossings.
+    sides_of_leg = cross(d, a - start_xy) * cross(d, b - start_xy)
+    sides_of_wall = cross(e, start_xy - a) * cross(e, end_xy - a)
+    return bool(np.any((sides_of_leg < -1e-9) & (sides_of_wall < -1e-9)))
+
+
 def on_surfaces(seq: tuple[int, ...], image: np.ndarray, receiver: np.ndarray,
                 normals: np.ndarray, offsets: np.ndarray,
-                contains: Callable[[int, np.ndarray], np.ndarray]) -> bool:
+                contains: Callable[[int, np.ndarray], np.ndarray],
+                walls: np.ndarray | None = None) -> bool:
     """Whether every reflection point of the path from ``image`` (an image of the source by
     the planes ``seq``, in travel order) to ``receiver`` lies on its surface.
 
     :param normals: the planes' unit normals ``(S, 3)``; ``offsets`` theirs ``(S,)``.
     :param contains: ``contains(index, point)``: whether a point of plane ``index`` lies on
         its surface (:func:`plane_contains`).
+    :param walls: in a plan that is not convex, its walls ``(k, 2, 2)``: then each
+        reflection must have the points before and after it in front of its plane, and no leg
+        of the path may cross a wall (:func:`crosses_walls`). In a convex plan both hold
+        whenever the reflection points lie on their surfaces.
     """
     start, target = receiver, image
+    points = [receiver]
     for s in reversed(seq):
         denom = normals[s] @ (target - start)
         if abs(denom) < 1e-12:
@@ -89,6 +127,21 @@ def on_surfaces(seq: tuple[int, ...], image: np.ndarray, receiver: np.ndarray,
         hit = start + t * (target - start)
         if not (0.0 <= t <= 1.0 and contains(s, hit)):
             return False
+        points.append(hit)
         start = hit
         target = target - 2.0 * (normals[s] @ target - offsets[s]) * normals[s]
-    return True
+    if walls is None:
+        return True
+    # A path through a corner that juts into the room (a reflex vertex) is not specular: from
+    # one wall the sound turns away from the other.
+    edge = walls[:, 1] - walls[:, 0]
+    turn = np.roll(edge[:, 0], 1) * edge[:, 1] - np.roll(edge[:, 1], 1) * edge[:, 0]
+    reflex = walls[turn < -1e-9, 0]
+    if reflex.size and any(np.min(np.hypot(*(reflex - p[:2]).T)) < 1e-6 for p in points[1:]):
+        return False
+    points.append(target)
+    for j, s in enumerate(reversed(seq), start=1):
+        # A wall reflects on its room side only (1e-9 m: a neighbour on a meeting wall).
+        if min(normals[s] @ points[j - 1], normals[s] @ points[j + 1]) < offsets[s] - 1e-9:
+            return False
+    return not any(crosses_walls(a[:2], b[:2], walls) for a, b in zip(points, points[1:]))
