@@ -6,7 +6,7 @@ from echoloc_ros.core.array_geometry import load_array, yaw_matrix
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import room_from_dict
-from echoloc_ros.core.simulator import EchoSimulator
+from echoloc_ros.sim.simulator import EchoSimulator
 
 # An L: a 2.5 m wide wing along y (x < 2.5) and a second wing (2.5 < x < 4, y > 4.4); the
 # corner (2.5, 4.4) juts into the room.

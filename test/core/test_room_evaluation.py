@@ -8,10 +8,10 @@ import pytest
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.frame_rate import max_frame_rate_hz
-from echoloc_ros.core.room_evaluation import (evaluate_rooms, parse_rooms, quantile_interval,
-                                              summary)
-from echoloc_ros.core.room_generator import generate_room
-from echoloc_ros.core.simulator import Scenario
+from echoloc_ros.offline.room_evaluation import (evaluate_rooms, parse_rooms, quantile_interval,
+                                                 summary)
+from echoloc_ros.sim.room_generator import generate_room
+from echoloc_ros.sim.simulator import Scenario
 
 
 def test_rooms_spec():

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from echoloc_ros.core.room import MATERIALS, room_from_yaml
-from echoloc_ros.core.room_generator import (generate_room, generate_rooms, generated_room_dict,
-                                             room_yaml)
+from echoloc_ros.sim.room_generator import (generate_room, generate_rooms, generated_room_dict,
+                                            room_yaml)
 
 SOFT = 0.5
 

@@ -9,10 +9,10 @@ from scipy import stats
 
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.core.evaluation import CHI2_999_3DOF, evaluate_fixes, rate_interval
+from echoloc_ros.offline.evaluation import CHI2_999_3DOF, evaluate_fixes, rate_interval
 from echoloc_ros.core.frame_rate import max_frame_rate_hz
 from echoloc_ros.core.room import Room
-from echoloc_ros.core.simulator import Scenario
+from echoloc_ros.sim.simulator import Scenario
 
 # A floor or ceiling absorbing more than this is soft (carpet 0.55, acoustic tiles 0.70;
 # hard surfaces are 0.03-0.12).
@@ -90,7 +90,7 @@ def evaluate_rooms(rooms: list[Room], array: ArrayGeometry, chirp: Chirp, scenar
                    model_path: str | Path | None = None,
                    progress: Callable[[int, Room, dict], None] | None = None,
                    **fixes_kwargs) -> dict:
-    """:func:`~echoloc_ros.core.evaluation.evaluate_fixes` in every room, ``ceil(n_total /
+    """:func:`~echoloc_ros.offline.evaluation.evaluate_fixes` in every room, ``ceil(n_total /
     len(rooms))`` frames each (room ``i``'s frames from seed ``[seed, i]``), and the frames
     pooled.
 
