@@ -41,6 +41,14 @@ class Covariance:
         scale = stats.chi2.ppf(level, 3) / stats.chi2.ppf(REGION_MASS, 3)
         return moment / mass * scale
 
+    def _anywhere(self, cov: np.ndarray, position: np.ndarray) -> np.ndarray:
+        """``cov`` widened to "the array is anywhere in the room": the second moment about
+        ``position`` of a spread uniform over the plan's bounding box and the heights
+        searched. Its 95 % ellipsoid about a fix in one corner reaches the opposite one."""
+        centre = np.append(self.room.vertices_m.mean(axis=0), np.mean(self.z_range_m))
+        return cov + np.diag(self._room_spread_m2) + np.outer(centre - position,
+                                                              centre - position)
+
     @staticmethod
     def _covariance(info: np.ndarray, ratio: float, yaw_info: float) -> np.ndarray:
         """Covariance ``(5, 5)`` of (x, y, z, kappa, psi): the inverse of the echoes'

@@ -42,7 +42,8 @@ from echoloc_ros.core.localization import Fix
 from echoloc_ros.core.physics.candidates import CandidateSearch, distinct
 from echoloc_ros.core.physics.config import (AMBIGUOUS_GAP, CONFIDENT_GAP, DEFAULT_YAW_STD_RAD,
                                              N_THETA, OPTIMIZATION_LEVELS,
-                                             RIVAL_MIN_PROBABILITY, YAW, YAW_SPAN_MAX_RAD,
+                                             RIVAL_MIN_PROBABILITY, UNEXPLAINED_RATIO, YAW,
+                                             YAW_SPAN_MAX_RAD,
                                              YAW_SPAN_SIGMAS)
 from echoloc_ros.core.physics.covariance import Covariance
 from echoloc_ros.core.physics.evidence import Evidence
@@ -403,6 +404,10 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
                 # toward it (a two-component mixture's second moment).
                 d = other[:3] - theta[:3]
                 cov = cov + np.outer(d, d) / (1.0 + np.exp(min(gap / AMBIGUOUS_GAP, 700.0)))
+            if ratio > UNEXPLAINED_RATIO:
+                # The fit does not explain the frame: its echoes may be another pose's.
+                cov = self._anywhere(cov, theta[:3])
+                confidence = 0.0
         else:
             p = np.asarray(probabilities, dtype=float)
             if p.shape != (len(proposal.thetas) + 1,):
