@@ -42,8 +42,8 @@ from echoloc_ros.core.localization import Fix
 from echoloc_ros.core.physics.candidates import CandidateSearch, distinct
 from echoloc_ros.core.physics.config import (AMBIGUOUS_GAP, CONFIDENT_GAP, DEFAULT_YAW_STD_RAD,
                                              N_THETA, OPTIMIZATION_LEVELS,
-                                             RIVAL_MIN_PROBABILITY, UNEXPLAINED_RATIO, YAW,
-                                             YAW_SPAN_MAX_RAD,
+                                             RIVAL_MIN_PROBABILITY, UNEXPLAINED_RATIO,
+                                             UNSEPARATED_GAP, YAW, YAW_SPAN_MAX_RAD,
                                              YAW_SPAN_SIGMAS)
 from echoloc_ros.core.physics.covariance import Covariance
 from echoloc_ros.core.physics.evidence import Evidence
@@ -356,6 +356,16 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
         return np.column_stack([xy[:, :2], np.full(len(xy), z), np.full(len(xy), kappa),
                                 xy[:, 2]]), gain
 
+    @staticmethod
+    def _unseparated(proposal: Proposal, index: int) -> bool:
+        """Whether a polished candidate 5 cm or more from candidate ``index`` scores within
+        ``UNSEPARATED_GAP`` of it (both polished alike, so their evidence compares)."""
+        polished = np.arange(proposal.n_polished)
+        apart = np.linalg.norm(proposal.thetas[polished, :3] - proposal.thetas[index, :3],
+                               axis=1) >= 0.05
+        return bool(np.any(proposal.scores[polished[apart]]
+                           > proposal.scores[index] - UNSEPARATED_GAP))
+
     def finish(self, proposal: Proposal, index: int = 0,
                probabilities: np.ndarray | None = None,
                component_scale: float = 1.0) -> Estimate:
@@ -404,8 +414,10 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
                 # toward it (a two-component mixture's second moment).
                 d = other[:3] - theta[:3]
                 cov = cov + np.outer(d, d) / (1.0 + np.exp(min(gap / AMBIGUOUS_GAP, 700.0)))
-            if ratio > UNEXPLAINED_RATIO:
-                # The fit does not explain the frame: its echoes may be another pose's.
+            unseparated = self._unseparated(proposal, index)
+            if ratio > UNEXPLAINED_RATIO or unseparated:
+                # The fit does not explain the frame, or another pose explains it as well:
+                # the echoes may be another pose's.
                 cov = self._anywhere(cov, theta[:3])
                 confidence = 0.0
         else:
