@@ -63,7 +63,10 @@ def plane_contains(room: Room, index: int, points: np.ndarray, tolerance_m: floa
         # centre meets the floor exactly where it meets the wall, where the even-odd test
         # decides by rounding.
         xy = points[..., :2]
-        return room.contains_xy(xy) | (room.wall_distance_m(xy) <= tolerance_m)
+        inside = room.contains_xy(xy)
+        if not np.all(inside):
+            inside = inside | (room.wall_distance_m(xy) <= tolerance_m)
+        return inside
     a = room.vertices_m[index]
     b = room.vertices_m[(index + 1) % n_walls]
     u = (points[..., :2] - a) @ (b - a) / np.sum((b - a) ** 2)
@@ -82,39 +85,62 @@ def is_convex(room: Room) -> bool:
     return bool(np.all(turn >= -1e-9))
 
 
-def crosses_walls(start_xy: np.ndarray, end_xy: np.ndarray, walls: np.ndarray) -> bool:
-    """Whether the segment ``start -> end`` (in plan) crosses the inside of a wall: a vertical
-    wall hides what lies behind it at every height. A segment that ends on a wall (a reflection
-    point) does not cross it.
+@dataclass(frozen=True)
+class Occluders:
+    """What hides paths in a plan that is not convex.
+
+    :ivar walls: the plan's walls ``(k, 2, 2)``: each one's two ends.
+    :ivar reflex: the corners that jut into the room ``(r, 2)``.
+    """
+
+    walls: np.ndarray
+    reflex: np.ndarray
+
+
+def occluders(room: Room) -> Occluders | None:
+    """The room's :class:`Occluders`; ``None`` for a convex plan, where nothing hides."""
+    if is_convex(room):
+        return None
+    a = room.vertices_m
+    edge = np.roll(a, -1, axis=0) - a
+    turn = np.roll(edge[:, 0], 1) * edge[:, 1] - np.roll(edge[:, 1], 1) * edge[:, 0]
+    return Occluders(np.stack([a, np.roll(a, -1, axis=0)], axis=1), a[turn < -1e-9])
+
+
+def crosses_walls(start_xy: np.ndarray, end_xy: np.ndarray, walls: np.ndarray) -> np.ndarray:
+    """Whether segments ``start -> end`` ``(L, 2)`` each (in plan) cross the inside of a wall
+    ``(L,)``: a vertical wall hides what lies behind it at every height. A segment that ends
+    on a wall (a reflection point) does not cross it.
 
     :param walls: the plan's walls ``(k, 2, 2)``: each one's two ends.
     """
-    a, b = walls[:, 0], walls[:, 1]
-    d = end_xy - start_xy
-    e = b - a
+    a, b = walls[None, :, 0], walls[None, :, 1]
+    p, q = start_xy[:, None], end_xy[:, None]
+    d, e = q - p, b - a
 
     def cross(u, v):
         return u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
 
     # 1e-9 m^2: ends on a wall (or a leg along one) are not crossings.
-    sides_of_leg = cross(d, a - start_xy) * cross(d, b - start_xy)
-    sides_of_wall = cross(e, start_xy - a) * cross(e, end_xy - a)
-    return bool(np.any((sides_of_leg < -1e-9) & (sides_of_wall < -1e-9)))
+    sides_of_leg = cross(d, a - p) * cross(d, b - p)
+    sides_of_wall = cross(e, p - a) * cross(e, q - a)
+    return np.any((sides_of_leg < -1e-9) & (sides_of_wall < -1e-9), axis=1)
 
 
 def on_surfaces(seq: tuple[int, ...], image: np.ndarray, receiver: np.ndarray,
                 normals: np.ndarray, offsets: np.ndarray,
                 contains: Callable[[int, np.ndarray], np.ndarray],
-                walls: np.ndarray | None = None) -> bool:
+                hiding: Occluders | None = None) -> bool:
     """Whether every reflection point of the path from ``image`` (an image of the source by
     the planes ``seq``, in travel order) to ``receiver`` lies on its surface.
 
     :param normals: the planes' unit normals ``(S, 3)``; ``offsets`` theirs ``(S,)``.
     :param contains: ``contains(index, point)``: whether a point of plane ``index`` lies on
         its surface (:func:`plane_contains`).
-    :param walls: in a plan that is not convex, its walls ``(k, 2, 2)``: then each
-        reflection must have the points before and after it in front of its plane, and no leg
-        of the path may cross a wall (:func:`crosses_walls`). In a convex plan both hold
+    :param hiding: in a plan that is not convex, its :class:`Occluders`: then each
+        reflection must have the points before and after it in front of its plane, none may
+        be at a corner that juts into the room (from one wall the sound turns away from the
+        other), and no leg of the path may cross a wall. In a convex plan all of this holds
         whenever the reflection points lie on their surfaces.
     """
     start, target = receiver, image
@@ -130,18 +156,16 @@ def on_surfaces(seq: tuple[int, ...], image: np.ndarray, receiver: np.ndarray,
         points.append(hit)
         start = hit
         target = target - 2.0 * (normals[s] @ target - offsets[s]) * normals[s]
-    if walls is None:
+    if hiding is None:
         return True
-    # A path through a corner that juts into the room (a reflex vertex) is not specular: from
-    # one wall the sound turns away from the other.
-    edge = walls[:, 1] - walls[:, 0]
-    turn = np.roll(edge[:, 0], 1) * edge[:, 1] - np.roll(edge[:, 1], 1) * edge[:, 0]
-    reflex = walls[turn < -1e-9, 0]
-    if reflex.size and any(np.min(np.hypot(*(reflex - p[:2]).T)) < 1e-6 for p in points[1:]):
+    hits = np.array(points[1:])[:, :2]
+    if hiding.reflex.size and np.any(np.hypot(*(hits[:, None] - hiding.reflex[None]).T)
+                                     < 1e-6):
         return False
     points.append(target)
     for j, s in enumerate(reversed(seq), start=1):
         # A wall reflects on its room side only (1e-9 m: a neighbour on a meeting wall).
         if min(normals[s] @ points[j - 1], normals[s] @ points[j + 1]) < offsets[s] - 1e-9:
             return False
-    return not any(crosses_walls(a[:2], b[:2], walls) for a, b in zip(points, points[1:]))
+    legs = np.array(points)[:, :2]
+    return not np.any(crosses_walls(legs[:-1], legs[1:], hiding.walls))

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from echoloc_ros.core.physics.config import UNEXPLAINED_RATIO, UNSEPARATED_GAP
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.physics.results import Proposal
 from echoloc_ros.core.room import room_from_dict
@@ -30,7 +31,7 @@ def test_a_fix_the_echoes_do_not_explain_holds_the_whole_room(room, simulator, p
         error = estimate.position_m - position
         if np.linalg.norm(error) > 0.05:
             wrong += 1
-            assert estimate.residual_ratio > 3.0 and estimate.confidence == 0.0
+            assert estimate.residual_ratio > UNEXPLAINED_RATIO and estimate.confidence == 0.0
             assert np.all(np.sqrt(np.diag(estimate.covariance_m2))[:2] > 1.0)
             assert error @ np.linalg.solve(estimate.covariance_m2, error) < CHI2_95_3DOF
     assert wrong >= 1
@@ -45,8 +46,9 @@ def test_a_rival_within_the_gap_is_not_separated():
                         scores=np.array(scores, dtype=float), n_polished=n_polished,
                         working=np.ones(4, dtype=bool))
 
-    # A candidate 1 cm away is the same pose; one 2 m away within 5 is a rival.
-    assert not PhysicsLocalizer._unseparated(proposal([100, 99.9, 90, 99]), 0)
-    assert PhysicsLocalizer._unseparated(proposal([100, 99.9, 96, 0]), 0)
+    near, far = 100 - 0.5 * UNSEPARATED_GAP, 100 - 2 * UNSEPARATED_GAP
+    # A candidate 1 cm away is the same pose; one 2 m away within the gap is a rival.
+    assert not PhysicsLocalizer._unseparated(proposal([100, 99.9, far, 99]), 0)
+    assert PhysicsLocalizer._unseparated(proposal([100, 99.9, near, 0]), 0)
     # An unpolished candidate's evidence does not compare with a polished one's.
-    assert not PhysicsLocalizer._unseparated(proposal([100, 99.9, 90, 99.5], 3), 0)
+    assert not PhysicsLocalizer._unseparated(proposal([100, 99.9, far, 99.5], 3), 0)

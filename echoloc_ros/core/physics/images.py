@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from echoloc_ros.core.geometry import is_convex, on_surfaces, plane_contains, room_planes
+from echoloc_ros.core.geometry import occluders, on_surfaces, plane_contains, room_planes
 from echoloc_ros.core.room import any_box_blocks
 
 
@@ -25,10 +25,8 @@ class ImageSources:
 
     def _build_surfaces(self) -> list[Surface]:
         absorption = self.room.surface_absorption()
-        # In a plan that is not convex, a wall hides paths behind it (tested in _traced).
-        v = self.room.vertices_m
-        self._hiding_walls = None if is_convex(self.room) else np.stack(
-            [v, np.roll(v, -1, axis=0)], axis=1)
+        # In a plan that is not convex, walls hide paths (tested in _traced).
+        self._hiding = occluders(self.room)
         return [Surface(p.name, p.normal, p.offset, float(np.sqrt(1 - absorption[p.index])),
                         p.index) for p in room_planes(self.room)]
 
@@ -154,8 +152,8 @@ class ImageSources:
         the receivers' centre the path runs through their corner, where rounding picks which
         order fits: either counts."""
         if on_surfaces(seq, image, receiver, self._normals, self._offsets,
-                       self._plane_contains, self._hiding_walls):
+                       self._plane_contains, self._hiding):
             return True
         return (len(seq) == 2 and abs(self._normals[seq[0]] @ self._normals[seq[1]]) < 1e-9
                 and on_surfaces(seq[::-1], image, receiver, self._normals, self._offsets,
-                                self._plane_contains, self._hiding_walls))
+                                self._plane_contains, self._hiding))
