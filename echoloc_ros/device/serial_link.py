@@ -23,6 +23,7 @@ import numpy as np
 import serial
 
 from echoloc_ros.device import protocol as p
+from echoloc_ros.device.decoder import FrameDecoder
 from echoloc_ros.core.channel_health import channel_health
 
 _LOG = logging.getLogger(__name__)
@@ -261,7 +262,7 @@ class SerialArrayLink:
         self._stop = threading.Event()
         self._queue: queue.Queue = queue.Queue(maxsize=queue_depth)
         self._commands: queue.Queue = queue.Queue()
-        self._decoder = p.FrameDecoder()
+        self._decoder = FrameDecoder()
         self._ser: Optional[serial.SerialBase] = None
         self._threads: list[threading.Thread] = []
         self._tx_seq = 0
