@@ -93,3 +93,14 @@ def test_evaluate_with_physics_does_not_load_torch():
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert '"method": "physics"' in done.stdout
+
+
+def test_a_driver_that_does_not_replay_does_not_load_the_recording_reader():
+    code = ('import sys\n'
+            'from echoloc_ros.nodes import driver\n'
+            "assert set(driver.BACKENDS) == {'sim', 'serial', 'replay'}\n"
+            "readers = ('mcap', 'rosbags', 'echoloc_ros.ros.bag')\n"
+            'assert not [m for m in readers if m in sys.modules], sys.modules.keys()\n')
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
