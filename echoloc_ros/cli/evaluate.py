@@ -90,7 +90,8 @@ def cmd_evaluate(args) -> int:
 
 def _evaluate_survey(args, room, array, methods) -> int:
     from echoloc_ros.core.chirp import Chirp
-    from echoloc_ros.offline.evaluation import evaluate_survey, rounded
+    from echoloc_ros.offline.evaluation import rounded
+    from echoloc_ros.offline.survey_evaluation import evaluate_survey
     for method in methods:
         try:
             result = evaluate_survey(room, array, Chirp(), args.snr_db, args.layouts,
