@@ -310,9 +310,8 @@ class Room:
                                  lo, np.maximum(hi - size, lo))
                 trial = Box(box.name, np.append(corner, box.min_m[2]),
                             np.append(corner + size, box.max_m[2]), box.absorption)
-                if all(np.any(trial.max_m[:2] <= o.min_m[:2]) or np.any(o.max_m[:2] <=
-                                                                       trial.min_m[:2])
-                       for o in placed):
+                if all(np.any(trial.max_m[:2] <= o.min_m[:2])
+                       or np.any(o.max_m[:2] <= trial.min_m[:2]) for o in placed):
                     moved = trial
                     break
             placed.append(moved)

@@ -130,8 +130,8 @@ class _Worker:
         furniture = None
         if spec.room.furniture and rng.random() < spec.p_moved:
             furniture = spec.room.rearranged(rng, spec.furniture_shift_m)
-        world = spec.room if furniture is None else dataclasses.replace(spec.room,
-                                                                         furniture=furniture)
+        world = (spec.room if furniture is None
+                 else dataclasses.replace(spec.room, furniture=furniture))
         localizer = self.localizer
         if furniture is not None and rng.random() < spec.p_known:
             localizer = localizer.with_room(world)

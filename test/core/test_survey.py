@@ -137,7 +137,7 @@ def test_evaluate_survey_small_run(furnished, array, chirp):
 
 @pytest.mark.long
 def test_live_survey_keeps_sure_frames_and_finds_the_moved_boxes(furnished, array, chirp,
-                                                                  moved_drive):
+                                                                 moved_drive):
     from echoloc_ros.core.survey import LiveSurvey
     moved, frames = moved_drive
     live = LiveSurvey(FurnitureSurvey(furnished, array, chirp, FS_HZ), period_s=10.0,
