@@ -8,6 +8,12 @@ from echoloc_ros.cli.common import (add_model_error_args, add_scenario_args,
 
 
 def cmd_evaluate(args) -> int:
+    if args.rooms is not None:
+        return _evaluate_rooms(args)
+    return _evaluate_room(args)
+
+
+def _evaluate_room(args) -> int:
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
     from echoloc_ros.offline.evaluation import evaluate_fixes, evaluate_tracked, rounded
@@ -31,8 +37,6 @@ def cmd_evaluate(args) -> int:
                          f'(the network\'s wide search); got --method {args.method}')
     if args.survey_s is not None:
         return _evaluate_survey(args, room, array, methods)
-    if args.rooms is not None:
-        return _evaluate_rooms(args, array, methods)
     scenario_json = {'snr_db': args.snr_db, 'temperature_c': args.temperature_c,
                      'gain_mismatch_db': args.gain_mismatch_db,
                      'dead_channel': args.dead_channel, 'clutter': args.clutter,
@@ -90,11 +94,13 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _evaluate_rooms(args, array, methods) -> int:
+def _evaluate_rooms(args) -> int:
     import sys
+    from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
     from echoloc_ros.offline.room_evaluation import evaluate_rooms, parse_rooms
     from echoloc_ros.sim.room_generator import generate_rooms
+    methods = ('physics', 'nn') if args.method == 'both' else (args.method,)
     if args.tracked_frames or args.furniture_shift_m or args.model is None and 'nn' in methods:
         raise SystemExit('echoloc evaluate --rooms: independent frames only (--tracked-frames '
                          '0, no --furniture-shift-m), and nn needs --model (one network for '
@@ -104,6 +110,7 @@ def _evaluate_rooms(args, array, methods) -> int:
         rooms = generate_rooms(args.split, parse_rooms(args.rooms), args.seed)
     except ValueError as err:
         raise SystemExit(f'echoloc evaluate: {err}') from None
+    array = load_array(args.array)
 
     def progress(i, room, result):
         print(f'[{i + 1}/{len(rooms)}] {room.name}: gross {result.get("gross_rate_10cm")}, '
@@ -131,7 +138,8 @@ def _evaluate_rooms(args, array, methods) -> int:
 
 def _evaluate_survey(args, room, array, methods) -> int:
     from echoloc_ros.core.chirp import Chirp
-    from echoloc_ros.offline.evaluation import evaluate_survey, rounded
+    from echoloc_ros.offline.evaluation import rounded
+    from echoloc_ros.offline.survey_evaluation import evaluate_survey
     for method in methods:
         try:
             result = evaluate_survey(room, array, Chirp(), args.snr_db, args.layouts,
@@ -223,6 +231,14 @@ def cmd_snapshot(args) -> int:
 
 
 def add_parsers(sub) -> None:
+    """The subcommands evaluate, ambiguity, simulate and snapshot."""
+    _add_evaluate_parser(sub)
+    _add_ambiguity_parser(sub)
+    _add_simulate_parser(sub)
+    _add_snapshot_parser(sub)
+
+
+def _add_evaluate_parser(sub) -> None:
     p = sub.add_parser('evaluate', help='accuracy and calibration on simulated poses (JSON, '
                        'PNG)')
     p.add_argument('--method', choices=('physics', 'nn', 'both'), default='physics',
@@ -276,6 +292,8 @@ def add_parsers(sub) -> None:
     add_scenario_args(p)
     p.set_defaults(func=cmd_evaluate)
 
+
+def _add_ambiguity_parser(sub) -> None:
     p = sub.add_parser('ambiguity', help='with the furniture moved since the room file: a '
                        'lower bound on any localizer\'s gross-error rate (JSON)')
     p.add_argument('--room', default='furnished_room')
@@ -290,6 +308,8 @@ def add_parsers(sub) -> None:
     p.add_argument('--seed', type=int, default=0, help='seed of poses and noise')
     p.set_defaults(func=cmd_ambiguity)
 
+
+def _add_simulate_parser(sub) -> None:
     p = sub.add_parser('simulate', help='write a simulated dataset (frames, poses, scenario)')
     p.add_argument('--room', default='default_room')
     p.add_argument('--array', default='square_4sensor')
@@ -300,6 +320,8 @@ def add_parsers(sub) -> None:
     add_scenario_args(p)
     p.set_defaults(func=cmd_simulate)
 
+
+def _add_snapshot_parser(sub) -> None:
     p = sub.add_parser('snapshot', help='draw one localized frame as rviz shows it (PNG)')
     p.add_argument('--out', type=Path, default=Path('echoloc_snapshot.png'))
     p.add_argument('--room', default='furnished_room')

@@ -40,7 +40,7 @@ from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor, working_channels
 from echoloc_ros.core.localization import Fix
 from echoloc_ros.core.physics.candidates import CandidateSearch, distinct
-from echoloc_ros.core.physics.config import (AMBIGUOUS_GAP, CONFIDENT_GAP, DEFAULT_YAW_STD_RAD,
+from echoloc_ros.core.physics.config import (DEFAULT_YAW_STD_RAD,
                                              N_THETA, OPTIMIZATION_LEVELS,
                                              RIVAL_MIN_PROBABILITY, UNEXPLAINED_RATIO,
                                              UNSEPARATED_GAP, YAW, YAW_SPAN_MAX_RAD,
@@ -406,20 +406,9 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
         component = None
         listed = []
         if probabilities is None:
-            confidence = 1.0
-            for other_score, other, _ in rivals[:3]:
-                gap = max(score - other_score, 0.0)
-                confidence = min(confidence, float(np.clip(gap / CONFIDENT_GAP, 0.0, 1.0)))
-                # A competitor that explains the echoes nearly as well widens the covariance
-                # toward it (a two-component mixture's second moment).
-                d = other[:3] - theta[:3]
-                cov = cov + np.outer(d, d) / (1.0 + np.exp(min(gap / AMBIGUOUS_GAP, 700.0)))
-            unseparated = self._unseparated(proposal, index)
-            if ratio > UNEXPLAINED_RATIO or unseparated:
-                # The fit does not explain the frame, or another pose explains it as well:
-                # the echoes may be another pose's.
-                cov = self._anywhere(cov, theta[:3])
-                confidence = 0.0
+            cov, confidence = self._physics_covariance(
+                cov, theta[:3], score, rivals,
+                ratio > UNEXPLAINED_RATIO or self._unseparated(proposal, index))
         else:
             p = np.asarray(probabilities, dtype=float)
             if p.shape != (len(proposal.thetas) + 1,):
