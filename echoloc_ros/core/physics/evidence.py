@@ -4,21 +4,9 @@ import functools
 
 import numpy as np
 
-from echoloc_ros.core.physics.matched_filter import Frame, sample
 from echoloc_ros.core.physics.config import PRIOR_SCALE, RESPONSE_HALF_S, YAW
-
-
-def scatter(values: np.ndarray, incidence: np.ndarray) -> np.ndarray:
-    """Sum ``values (K, Q, m)`` over pairs into paths with ``incidence (Q, P)``:
-    ``(K, P, m)``."""
-    return np.swapaxes(np.swapaxes(values, 1, 2) @ incidence, 1, 2)
-
-
-def outer(x: np.ndarray, d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
-    """``sum_{j,n} x_jn d1_jnf d2_jng`` for each batch row ``(K, f, g)``; ``x (K, J, n)``,
-    ``d1, d2 (K, J, n, f)``."""
-    left = (x[..., None] * d1).reshape(x.shape[0], -1, d1.shape[-1])
-    return np.swapaxes(left, 1, 2) @ d2.reshape(x.shape[0], -1, d2.shape[-1])
+from echoloc_ros.core.physics.kernels import gram_terms
+from echoloc_ros.core.physics.matched_filter import Frame
 
 
 @functools.lru_cache(maxsize=64)
@@ -110,36 +98,14 @@ class Evidence:
         """
         used = np.any(amp > 0, axis=(0, 2))
         tau, amp = tau[:, used], amp[:, used]
-        b = np.sum(amp * fr.weights * sample(fr, tau), axis=-1)             # (K, P)
-        gram = self._gram(fr, tau, amp, self._pairs(tau))[0]
+        p, q = self._pairs(tau)
+        features = fr.features
+        gram, b = gram_terms(
+            np.ascontiguousarray(tau), np.ascontiguousarray(amp), fr.weights, fr.table,
+            features.start_s, fr.table.shape[1] / features.baseband.shape[1]
+            / features.bin_width_s, features.carrier_hz, fr.t_min, fr.t_max, p, q,
+            self.response.table, self.response.step_s, RESPONSE_HALF_S, self.response.zero)
         return self._with_prior(fr, gram, b)[0]
-
-    def _gram(self, fr: Frame, tau: np.ndarray, amp: np.ndarray,
-              pairs: tuple[np.ndarray, np.ndarray], derivatives: bool = False
-              ) -> tuple[np.ndarray, ...]:
-        """Gram matrix ``M_pq = sum_i A_ip A_iq r(tau_ip - tau_iq) / s_i^2`` ``(K, P, P)`` of
-        paths ``tau, amp (K, P, n)``, with the pairs ``(p, q)`` (p < q) that may overlap;
-        with ``derivatives``, also r' and r'' at the pairs' lags ``(K, Q, n)`` each."""
-        p, q = pairs
-        weighted = amp * fr.weights
-        lag = tau[:, p] - tau[:, q]                                                # (K, Q, n)
-        near = np.abs(lag) < RESPONSE_HALF_S
-        r = np.zeros((3 if derivatives else 1,) + lag.shape, dtype=complex)
-        r[:, near] = self.response.overlap(lag[near], fr.features.carrier_hz, r.shape[0])
-        upper = np.sum(r[0] * weighted[:, p] * amp[:, q], axis=-1)
-        n_batch, n_paths = tau.shape[:2]
-        gram = np.zeros((n_batch, n_paths, n_paths), dtype=complex)
-        gram[:, p, q] = upper
-        gram[:, q, p] = np.conj(upper)
-        diagonal = np.arange(n_paths)
-        gram[:, diagonal, diagonal] = self.response.zero[0] * np.sum(weighted * amp, axis=-1)
-        return (gram,) + tuple(r[1:])
-
-    @staticmethod
-    def _regularised(gram: np.ndarray) -> np.ndarray:
-        """Gram matrices with a tiny ridge, so that paths with no energy stay solvable."""
-        scale = np.trace(gram, axis1=1, axis2=2).real / max(gram.shape[-1], 1)
-        return gram + (1e-9 * scale + 1e-300)[:, None, None] * np.eye(gram.shape[-1])
 
     @staticmethod
     def _with_prior(fr: Frame, gram: np.ndarray, b: np.ndarray

@@ -2,10 +2,11 @@
 
 import numpy as np
 
-from echoloc_ros.core.physics.evidence import outer, scatter
-from echoloc_ros.core.physics.matched_filter import Frame, sample
+from echoloc_ros.core.physics.kernels import fit_terms
+from echoloc_ros.core.physics.matched_filter import Frame
 from echoloc_ros.core.physics.results import Fit
-from echoloc_ros.core.physics.config import N_THETA, STEP_LIMIT, STEP_TOLERANCE, YAW
+from echoloc_ros.core.physics.config import (N_THETA, RESPONSE_HALF_S, STEP_LIMIT,
+                                             STEP_TOLERANCE, YAW)
 
 
 class Refinement:
@@ -45,50 +46,23 @@ class Refinement:
             (K, P), log evidence with the amplitude prior (K,))``; none includes the heading
             prior.
         """
-        w = fr.weights
         if modelled is None:
             modelled = (self._paths(fr, thetas, paths, keep, free=free) if derivatives
                         else self._paths(fr, thetas, paths, keep))
             modelled = modelled[:2] + modelled[3:]
-        if derivatives:
-            tau, amp, dtau = modelled
-            z, dz = sample(fr, tau, derivative=True)
-            gram, r1, r2 = self._gram(fr, tau, amp, pairs, derivatives=True)
-        else:
-            tau, amp = modelled[:2]
-            z = sample(fr, tau)
-            gram, = self._gram(fr, tau, amp, pairs)
-        weighted = amp * w
-        b = np.sum(weighted * z, axis=-1)
-        p, q = pairs
-        n_paths = tau.shape[1]
-        inverse = np.linalg.inv(self._regularised(gram))
-        a = (inverse @ b[..., None])[..., 0]
-        evidence = np.real(np.sum(np.conj(b) * a, axis=-1))
+        tau, amp = np.ascontiguousarray(modelled[0]), np.ascontiguousarray(modelled[1])
+        dtau = (np.ascontiguousarray(modelled[2]) if derivatives
+                else np.zeros(tau.shape + (0,)))
+        features = fr.features
+        factor = fr.table.shape[1] // features.baseband.shape[1]
+        evidence, grad, info, a, gram, b = fit_terms(
+            tau, amp, dtau, fr.weights, fr.table, features.start_s,
+            factor / features.bin_width_s, features.carrier_hz, fr.t_min, fr.t_max,
+            pairs[0], pairs[1], self.response.table, self.response.step_s, RESPONSE_HALF_S,
+            self.response.zero, derivatives)
         last = self._with_prior(fr, gram, b)[0] if prior else (gram, b, tau, amp)
         if not derivatives:
             return evidence, None, None, a, last
-        _, zero1, zero2 = self.response.zero
-        alpha = a[..., None] * amp                                                # (K, P, n)
-        incidence_p = np.eye(n_paths)[p]                                           # (Q, P)
-        incidence_q = np.eye(n_paths)[q]
-        # Slope of the matched-filter residual at each modelled delay.
-        slope = (dz - zero1 * alpha
-                 + scatter(alpha[:, p] * np.conj(r1), incidence_q)
-                 - scatter(alpha[:, q] * r1, incidence_p))
-        grad = 2.0 * np.real(np.sum((w * np.conj(alpha) * slope)[..., None] * dtau,
-                                    axis=(1, 2)))
-        # J^H J: the diagonal paths, then both orders of each overlapping pair.
-        info = -zero2 * outer(w * np.abs(alpha) ** 2, dtau, dtau)
-        cross = outer(-r2 * np.conj(w * alpha[:, p]) * alpha[:, q], dtau[:, p], dtau[:, q])
-        info = info + cross + np.swapaxes(cross, 1, 2)
-        # S^H J, row p': sum over paths q of alpha_q dtau_q A_p' (-r'(tau_p' - tau_q)).
-        sj = np.sum((-zero1 * weighted * alpha)[..., None] * dtau, axis=2)          # (K, P, f)
-        sj += scatter(np.sum((-r1 * weighted[:, p] * alpha[:, q])[..., None] * dtau[:, q],
-                             axis=2), incidence_p)
-        sj += scatter(np.sum((np.conj(r1) * weighted[:, q] * alpha[:, p])[..., None]
-                             * dtau[:, p], axis=2), incidence_q)
-        info = 2.0 * np.real(info - np.swapaxes(np.conj(sj), 1, 2) @ inverse @ sj)
         return evidence, grad, info, a, last
 
     def _newton(self, fr: Frame, theta0: np.ndarray, valid: np.ndarray, free: np.ndarray,
