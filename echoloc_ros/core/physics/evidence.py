@@ -5,7 +5,7 @@ import functools
 import numpy as np
 
 from echoloc_ros.core.physics.config import PRIOR_SCALE, RESPONSE_HALF_S, YAW
-from echoloc_ros.core.physics.kernels import gram_terms
+from echoloc_ros.core.physics.kernels import gram_terms, path_terms
 from echoloc_ros.core.physics.matched_filter import Frame
 
 
@@ -39,36 +39,21 @@ class Evidence:
         :return: ``tau (K, P, n)`` s, ``amp (K, P, n)`` (0 for dropped paths), ``keep (K, P)``
             [, ``dtau``].
         """
-        emitters = thetas[:, :3]
-        speeds = fr.c0 * thetas[:, 3]
-        offsets = fr.rotated_offsets(thetas[:, YAW])                               # (K, n, 3)
-        images = np.einsum('pij,kj->kpi', self._img_m[paths], emitters) + self._img_t[paths]
-        delta = (emitters[:, None, :] + offsets)[:, None] - images[:, :, None]     # (K,P,n,3)
-        dist = np.sqrt(np.sum(delta ** 2, axis=-1))
-        tau = dist / speeds[:, None, None]
-        amp = self.amplitude(fr, delta, dist, self._img_refl[paths][:, None])
-        if keep is None:
-            keep = np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1)
-            if valid is not None:
-                keep = keep & valid
-            peak = np.max(amp, axis=-1)
-            walled = keep & ~self._vertical_only[paths]
-            reference = np.max(np.where(walled, peak, 0.0), axis=1, keepdims=True)
-            reference = np.where(reference > 0, reference,
-                                 np.max(np.where(keep, peak, 0.0), axis=1, keepdims=True))
-            keep = keep & (peak >= self.min_relative_amplitude * reference)
-        if keep.shape != amp.shape[:2]:
-            keep = np.broadcast_to(keep, amp.shape[:2])
+        n_batch, n_paths = thetas.shape[0], len(paths)
+        decide = keep is None
+        if decide:
+            keep = np.ones((n_batch, n_paths), dtype=bool) if valid is None else valid
+        keep = np.ascontiguousarray(keep if keep.ndim == 2 else np.tile(keep, (n_batch, 1)))
+        array = self.array
+        tau, amp, keep, dtau = path_terms(
+            np.ascontiguousarray(thetas, dtype=float), self._img_m[paths], self._img_t[paths],
+            self._img_refl[paths], self._vertical_only[paths], fr.offsets, fr.c0, fr.absorb,
+            2 * np.pi * self.chirp.center_hz / fr.c0 * array.piston_radius_m, array.gains,
+            fr.t_min, fr.t_max, self.min_relative_amplitude, keep, decide,
+            np.zeros(0, dtype=np.int64) if free is None else np.asarray(free, dtype=np.int64))
         if free is None:
-            return tau, amp * keep[..., None], keep
-        # d tau / d emitter = (I - M)^T unit / c; d tau / d kappa = -tau / kappa; turning the
-        # heading moves receiver i by z x offset_i.
-        unit = delta / (dist * speeds[:, None, None])[..., None]
-        grad_e = unit - np.einsum('pji,kpnj->kpni', self._img_m[paths], unit)
-        columns = [grad_e[..., f] if f < 3 else -tau / thetas[:, 3, None, None] if f == 3
-                   else unit[..., 1] * offsets[:, None, :, 0]
-                   - unit[..., 0] * offsets[:, None, :, 1] for f in free]
-        return tau, amp * keep[..., None], keep, np.stack(columns, axis=-1)
+            return tau, amp, keep
+        return tau, amp, keep, dtau
 
     def amplitude(self, fr: Frame, delta: np.ndarray, dist: np.ndarray,
                   reflection: np.ndarray | float) -> np.ndarray:

@@ -308,3 +308,106 @@ def family_scores(a0, a1, a2, coords, speed, weights, weight_sum, exists, table,
                     total += math.log1p(abs(acc) ** 2 * weight_sum)
             score[g, j] = total
     return score
+
+
+@numba.njit(**_JIT)
+def _piston(x):
+    """2 J1(x) / x, the amplitude directivity of a circular piston (its power series: x is
+    ka sin t, about 1 for these transducers, where 12 terms reach double precision)."""
+    half2 = 0.25 * x * x
+    term = 1.0
+    total = 1.0
+    for m in range(1, 60):
+        term *= -half2 / (m * (m + 1))
+        total += term
+        if abs(term) < 1e-17 * abs(total):
+            break
+    return total
+
+
+@numba.njit(**_JIT)
+def path_terms(thetas, img_m, img_t, reflection, vertical_only, offsets, c0, absorb, ka,
+               gains, t_min, t_max, min_relative, keep, decide, free):
+    """Delays, predicted amplitudes and which paths are kept, and the delays' derivatives, of
+    image paths for a batch of parameters (:meth:`Evidence._paths`, whose docstring gives the
+    model).
+
+    :param thetas: ``(K, 5)``. :param img_m: image maps of the paths ``(P, 3, 3)``, with
+        ``img_t (P, 3)``, ``reflection (P,)`` and ``vertical_only (P,)``.
+    :param offsets: receivers relative to the emitter at psi = 0 ``(n, 3)``.
+    :param ka: the pistons' wavenumber times radius (their directivity 2 J1(x) / x at
+        ``x = ka sin t``). :param gains: the receivers' ``(n,)``.
+    :param keep: ``(K, P)``: the paths kept, or with ``decide`` those that exist, of which the
+        ones heard inside the window and stronger than ``min_relative`` of the strongest wall
+        echo are kept. :param free: indices into theta of the derivatives ``(f,)``.
+    :return: ``tau (K, P, n)``, ``amp (K, P, n)`` (0 where not kept), ``keep (K, P)``,
+        ``dtau (K, P, n, f)``.
+    """
+    n_batch, n_paths, n_ch = thetas.shape[0], img_m.shape[0], offsets.shape[0]
+    tau = np.empty((n_batch, n_paths, n_ch))
+    amp = np.empty((n_batch, n_paths, n_ch))
+    kept = keep.copy()
+    dtau = np.zeros((n_batch, n_paths, n_ch, free.size))
+    rotated = np.empty((n_ch, 3))
+    unit = np.empty(3)
+    peak = np.empty(n_paths)
+    for k in range(n_batch):
+        e = thetas[k, :3]
+        speed = c0 * thetas[k, 3]
+        c, s = math.cos(thetas[k, 4]), math.sin(thetas[k, 4])
+        for i in range(n_ch):
+            rotated[i, 0] = c * offsets[i, 0] - s * offsets[i, 1]
+            rotated[i, 1] = s * offsets[i, 0] + c * offsets[i, 1]
+            rotated[i, 2] = offsets[i, 2]
+        for p in range(n_paths):
+            inside = True
+            peak[p] = 0.0
+            for i in range(n_ch):
+                d2 = 0.0
+                for a in range(3):
+                    image = (img_m[p, a, 0] * e[0] + img_m[p, a, 1] * e[1]
+                             + img_m[p, a, 2] * e[2] + img_t[p, a])
+                    unit[a] = e[a] + rotated[i, a] - image
+                    d2 += unit[a] * unit[a]
+                dist = math.sqrt(d2)
+                t = dist / speed
+                tau[k, p, i] = t
+                inside = inside and t > t_min and t < t_max
+                sin_t = math.sqrt(min(max(1.0 - (unit[2] / dist) ** 2, 0.0), 1.0))
+                directivity = _piston(ka * sin_t)
+                amp[k, p, i] = (reflection[p] / dist * math.exp(-absorb * dist)
+                                * directivity * directivity * gains[i])
+                peak[p] = max(peak[p], amp[k, p, i])
+                for f in range(free.size):
+                    dtau[k, p, i, f] = _delay_derivative(free[f], img_m[p], unit, dist, speed,
+                                                         t, thetas[k, 3], rotated[i])
+            if decide:
+                kept[k, p] = kept[k, p] and inside
+        if decide:
+            reference = 0.0
+            for p in range(n_paths):
+                if kept[k, p] and not vertical_only[p]:
+                    reference = max(reference, peak[p])
+            if reference <= 0.0:
+                for p in range(n_paths):
+                    if kept[k, p]:
+                        reference = max(reference, peak[p])
+            for p in range(n_paths):
+                kept[k, p] = kept[k, p] and peak[p] >= min_relative * reference
+        for p in range(n_paths):
+            if not kept[k, p]:
+                amp[k, p, :] = 0.0
+    return tau, amp, kept, dtau
+
+
+@numba.njit(**_JIT)
+def _delay_derivative(which, m, delta, dist, speed, tau, kappa, rotated):
+    """d tau / d theta[which] of one path at one receiver: d/d emitter = (I - M)^T unit / c,
+    d/d kappa = -tau / kappa, and turning the heading moves the receiver by z x offset."""
+    scale = dist * speed
+    if which < 3:
+        return (delta[which] - (m[0, which] * delta[0] + m[1, which] * delta[1]
+                                + m[2, which] * delta[2])) / scale
+    if which == 3:
+        return -tau / kappa
+    return delta[1] / scale * rotated[0] - delta[0] / scale * rotated[1]
