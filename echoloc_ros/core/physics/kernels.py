@@ -15,7 +15,9 @@ import math
 import numba
 import numpy as np
 
-_JIT = dict(cache=True, nogil=True)
+# numpy's floating-point semantics (x / 0 is inf or NaN, not an exception), as the numpy code
+# these loops replace.
+_JIT = dict(cache=True, nogil=True, error_model='numpy')
 
 # exp(j 2 pi k / N) for k = 0..N: the scans' carrier rotation by linear interpolation in this
 # table is within 3e-7 of the exact one (the scans' single-precision outputs carry 6e-8 and
@@ -411,3 +413,52 @@ def _delay_derivative(which, m, delta, dist, speed, tau, kappa, rotated):
     if which == 3:
         return -tau / kappa
     return delta[1] / scale * rotated[0] - delta[0] / scale * rotated[1]
+
+
+@numba.njit(**_JIT)
+def _segment_blocked(start, end, lo, hi):
+    """Whether the segment ``start -> end`` passes through the box ``[lo, hi]`` (the slab
+    test of :func:`~echoloc_ros.core.room.segments_blocked`, NaN meaning not blocked)."""
+    enter = -np.inf
+    leave = np.inf
+    for a in range(3):
+        d = end[a] - start[a]
+        if d == 0.0:
+            if not (start[a] > lo[a] and start[a] < hi[a]):
+                return False
+            continue
+        t0 = (lo[a] - start[a]) / d
+        t1 = (hi[a] - start[a]) / d
+        if t0 != t0 or t1 != t1:
+            return False
+        enter = max(enter, min(t0, t1))
+        leave = min(leave, max(t0, t1))
+    return enter < leave and leave > 1e-9 and enter < 1.0 - 1e-9
+
+
+@numba.njit(**_JIT)
+def first_order_blocked(emitters, receivers, images, normals, offsets, box_lo, box_hi):
+    """Whether first-order room paths pass through a box on either leg: from each emitter
+    ``(K, 3)`` to the reflection point on the surface (``normals (Q, 3)``, ``offsets (Q,)``)
+    on the line from its image ``(K, Q, 3)`` to the receiver ``(K, 3)``, and on to the
+    receiver; boxes ``[box_lo, box_hi]`` ``(B, 3)`` each. :return: ``(K, Q)`` bool."""
+    n_batch, n_paths = images.shape[0], images.shape[1]
+    blocked = np.zeros((n_batch, n_paths), dtype=np.bool_)
+    hit = np.empty(3)
+    for k in range(n_batch):
+        r = receivers[k]
+        for q in range(n_paths):
+            across = 0.0
+            along = 0.0
+            for a in range(3):
+                across += r[a] * normals[q, a]
+                along += (images[k, q, a] - r[a]) * normals[q, a]
+            t = (offsets[q] - across) / along
+            for a in range(3):
+                hit[a] = r[a] + t * (images[k, q, a] - r[a])
+            for b in range(box_lo.shape[0]):
+                if (_segment_blocked(emitters[k], hit, box_lo[b], box_hi[b])
+                        or _segment_blocked(hit, r, box_lo[b], box_hi[b])):
+                    blocked[k, q] = True
+                    break
+    return blocked
