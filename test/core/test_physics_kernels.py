@@ -13,7 +13,7 @@ from echoloc_ros.core.physics.config import RESPONSE_HALF_S
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.physics.matched_filter import sample
 from echoloc_ros.core.room import any_box_blocks, load_room
-from echoloc_ros.core.simulator import Scenario
+from echoloc_ros.sim.simulator import Scenario
 
 FS_HZ = 250e3
 
