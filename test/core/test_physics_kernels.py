@@ -156,3 +156,34 @@ def test_first_order_blocking_is_the_rooms_slab_test():
                                  np.broadcast_to(receivers[:, None], hit.shape)))
     np.testing.assert_array_equal(blocked, expected)
     assert 0 < expected.sum() < expected.size
+
+
+def test_synthesis_is_the_point_response_at_each_delay(localizer, processor, frame_and_truth):
+    fr, _ = frame_and_truth
+    features = fr.features
+    tau = np.array([[6.1e-3, 6.13e-3, 0.0, 9.0e-3], [8.15e-3, 20.2e-3, 11.0e-3, 7.0e-3]])
+    amp = np.array([[1.0, 0.5, 0.0, 2.0], [0.7, 1.0, 1.0, 0.0]])
+    coef = np.array([1.0 - 0.5j, 0.3 + 2.0j])
+    model = localizer.synthesise(fr, tau, amp, coef)
+    times = features.times_s
+    expected = np.zeros_like(model)
+    inner = np.zeros(model.shape, dtype=bool)
+    window = np.zeros(model.shape, dtype=bool)
+    half = int(RESPONSE_HALF_S / features.bin_width_s)
+    for p in range(2):
+        for i in range(4):
+            if amp[p, i] > 0:
+                u = times - tau[p, i]
+                inner[i] |= np.abs(u) < RESPONSE_HALF_S
+                centre = int(np.rint(tau[p, i] / features.bin_width_s))
+                window[i, centre - half:centre + half + 1] = True
+                expected[i] += coef[p] * amp[p, i] * np.exp(
+                    -2j * np.pi * features.carrier_hz * tau[p, i]) * processor.point_response(u)
+    # The localizer's table is a spline through the processor's response on 1 us knots; each
+    # path is drawn over the bins within RESPONSE_HALF_S of its own (where the response is
+    # below 0.2 % of its peak).
+    scale = np.max(np.abs(expected))
+    np.testing.assert_allclose(model[inner], expected[inner], rtol=0, atol=1e-4 * scale)
+    np.testing.assert_allclose(model, expected, rtol=0, atol=3e-3 * scale)
+    assert np.all(model[~window] == 0)
+    assert np.all(model[2, :int(10e-3 / features.bin_width_s)] == 0)

@@ -5,7 +5,7 @@ import functools
 import numpy as np
 
 from echoloc_ros.core.physics.config import PRIOR_SCALE, RESPONSE_HALF_S, YAW
-from echoloc_ros.core.physics.kernels import gram_terms, path_terms
+from echoloc_ros.core.physics.kernels import gram_terms, path_terms, synthesis
 from echoloc_ros.core.physics.matched_filter import Frame
 
 
@@ -128,25 +128,10 @@ class Evidence:
         """Baseband of the fitted paths ``coef_p amp_ip exp(-j 2 pi f_c tau_ip) g(t - tau_ip)``
         on the frame's bins ``(n, n_bins)``; ``tau, amp (P, n)``, ``coef (P,)``."""
         features = fr.features
-        n_ch, n_bins = features.baseband.shape
-        dt = features.bin_width_s
-        p, ch = np.nonzero(amp > 0)
-        t = tau[p, ch]
-        c = coef[p] * amp[p, ch] * np.exp(-2j * np.pi * features.carrier_hz * t)
-        half = int(RESPONSE_HALF_S / dt)
-        bins = np.rint((t - features.start_s) / dt).astype(np.int64)[:, None] + np.arange(
-            -half, half + 1)
-        u = features.start_s + bins * dt - t[:, None]
-        x = (u + RESPONSE_HALF_S) / self.response.step_s
-        g0 = self.response.table[0]
-        i = np.clip(x.astype(np.int64), 0, g0.shape[0] - 2)
-        g = g0[i] + (g0[i + 1] - g0[i]) * (x - i)
-        values = c[:, None] * g
-        ok = (bins >= 0) & (bins < n_bins)
-        flat = (ch[:, None] * n_bins + bins)[ok]
-        model = np.bincount(flat, values.real[ok], n_ch * n_bins) + 1j * np.bincount(
-            flat, values.imag[ok], n_ch * n_bins)
-        return model.reshape(n_ch, n_bins)
+        return synthesis(np.ascontiguousarray(tau), np.ascontiguousarray(amp),
+                         np.ascontiguousarray(coef), features.baseband.shape[1],
+                         features.start_s, features.bin_width_s, features.carrier_hz,
+                         self.response.table[0], self.response.step_s, RESPONSE_HALF_S)
 
     def _residual_ratio(self, fr: Frame, tau: np.ndarray, amp: np.ndarray,
                         coef: np.ndarray) -> float:

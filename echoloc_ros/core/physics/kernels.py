@@ -462,3 +462,28 @@ def first_order_blocked(emitters, receivers, images, normals, offsets, box_lo, b
                     blocked[k, q] = True
                     break
     return blocked
+
+
+@numba.njit(**_JIT)
+def synthesis(tau, amp, coef, n_bins, start_s, bin_width_s, carrier_hz, response, step_s,
+              half_s):
+    """Baseband of fitted paths on the frame's bins ``(n, n_bins)`` (:meth:`Evidence.synthesise`:
+    ``coef_p amp_ip exp(-j 2 pi f_c tau_ip) g(t - tau_ip)`` within ``half_s`` of each delay);
+    ``tau, amp (P, n)``, ``coef (P,)``, ``response`` the point response g ``(R,)`` from
+    ``-half_s`` in steps of ``step_s``."""
+    n_paths, n_ch = tau.shape
+    model = np.zeros((n_ch, n_bins), dtype=np.complex128)
+    half = int(half_s / bin_width_s)
+    last = response.size - 2
+    for p in range(n_paths):
+        for i in range(n_ch):
+            if not amp[p, i] > 0:
+                continue
+            t = tau[p, i]
+            c = coef[p] * amp[p, i] * np.exp(-2j * np.pi * carrier_hz * t)
+            centre = int(np.rint((t - start_s) / bin_width_s))
+            for b in range(max(centre - half, 0), min(centre + half + 1, n_bins)):
+                x = (start_s + b * bin_width_s - t + half_s) / step_s
+                j = min(max(int(x), 0), last)
+                model[i, b] += c * (response[j] + (response[j + 1] - response[j]) * (x - j))
+    return model
