@@ -49,9 +49,9 @@ def _smooth_sample(table, ch, x, n_row):
 
 
 @numba.njit(**_JIT)
-def _overlap(table, step_s, half_s, omega, u):
+def _overlap(table, step_s, half_s, omega, u, rotation):
     """r(u), r'(u), r''(u) of the carrier-shifted point response (as
-    :meth:`PointResponse.overlap`)."""
+    :meth:`PointResponse.overlap`), given ``rotation`` = exp(j omega u)."""
     x = (u + half_s) / step_s
     i = int(x)
     if i < 0:
@@ -62,7 +62,6 @@ def _overlap(table, step_s, half_s, omega, u):
     g = table[0, i] + (table[0, i + 1] - table[0, i]) * frac
     dg = table[1, i] + (table[1, i + 1] - table[1, i]) * frac
     ddg = table[2, i] + (table[2, i + 1] - table[2, i]) * frac
-    rotation = complex(math.cos(omega * u), math.sin(omega * u))
     jw = 1j * omega
     return (g * rotation, (dg + jw * g) * rotation,
             (ddg + 2.0 * jw * dg + jw * jw * g) * rotation)
@@ -78,17 +77,19 @@ def _outputs_and_gram(k, tau, amp, weights, table, start_s, per_s, carrier_hz, t
     n_row = table.shape[1]
     omega = 2.0 * np.pi * carrier_hz
     jw = 1j * omega
+    # The carrier at every delay, once: a pair's overlap turns by the quotient of its two.
+    rotation = np.empty((n_paths, n_ch), dtype=np.complex128)
     for p in range(n_paths):
         total = 0.0
         for i in range(n_ch):
             t = tau[k, p, i]
+            cycles = carrier_hz * t
+            phase = 2.0 * np.pi * (cycles - math.floor(cycles))
+            rotation[p, i] = complex(math.cos(phase), math.sin(phase))
             if t > t_min and t < t_max:
-                cycles = carrier_hz * t
-                phase = 2.0 * np.pi * (cycles - math.floor(cycles))
-                rotation = complex(math.cos(phase), math.sin(phase))
                 value, slope = _smooth_sample(table, i, (t - start_s) * per_s, n_row)
-                z[p, i] = value * rotation
-                dz[p, i] = slope * per_s * rotation + jw * z[p, i]
+                z[p, i] = value * rotation[p, i]
+                dz[p, i] = slope * per_s * rotation[p, i] + jw * z[p, i]
             else:
                 z[p, i] = 0.0
                 dz[p, i] = 0.0
@@ -101,7 +102,8 @@ def _outputs_and_gram(k, tau, amp, weights, table, start_s, per_s, carrier_hz, t
         for i in range(n_ch):
             lag = tau[k, p, i] - tau[k, q, i]
             if abs(lag) < half_s:
-                r0, r1[j, i], r2[j, i] = _overlap(response, step_s, half_s, omega, lag)
+                r0, r1[j, i], r2[j, i] = _overlap(response, step_s, half_s, omega, lag,
+                                                  rotation[p, i] * np.conj(rotation[q, i]))
                 upper += r0 * (amp[k, p, i] * weights[i]) * amp[k, q, i]
             else:
                 r1[j, i] = 0.0
