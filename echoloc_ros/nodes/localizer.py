@@ -277,7 +277,9 @@ class LocalizerNode(Node):
         # Features whose heading has not arrived yet, with their arrival time: like a message
         # filter, each frame waits (up to heading_tolerance_s) for the heading at its stamp.
         self.waiting: collections.deque = collections.deque()
-        self.create_timer(0.02, self.flush_waiting)
+        # It runs only while a frame waits: an idle 50 Hz timer costs CPU every period.
+        self.flush_timer = self.create_timer(0.02, self.flush_waiting)
+        self.flush_timer.cancel()
 
         self.updater = diagnostic_updater(self, f'localizer:{self.room.name}')
         self.frequency = FrequencyStatus(FrequencyStatusParam(
@@ -345,6 +347,8 @@ class LocalizerNode(Node):
         now = time.monotonic()
         while self.waiting and now - self.waiting[0][0] > self.heading_tolerance_s:
             self.localize(self.waiting.popleft()[1])
+        if not self.waiting:
+            self.flush_timer.cancel()
 
     def heading_for(self, t_s: float) -> tuple[float, float] | None:
         self.heading_used = self.heading_mode()
@@ -371,8 +375,12 @@ class LocalizerNode(Node):
                 self.headings_refused['stamp far from frames'] += far
         self.newest_frame_s = t_s
         mode = self.heading_mode()
-        if mode == 'imu' and (self.waiting or t_s > self.headings.latest_s()):
+        # A frame still waiting for its heading is overtaken by this one: dropped and counted.
+        self.frames_dropped += len(self.waiting)
+        self.waiting.clear()
+        if mode == 'imu' and t_s > self.headings.latest_s():
             self.waiting.append((time.monotonic(), msg))
+            self.flush_timer.reset()
             return
         if mode == 'echoes' and self.echo_heading.prior(t_s) is None:
             self.acquire_heading(msg, t_s)
