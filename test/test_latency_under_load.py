@@ -145,4 +145,3 @@ def test_a_frame_waiting_for_its_heading_is_overtaken_by_a_newer_one(ros_env, tm
     # A queue of waiting frames would have localized the whole burst, late, in order.
     assert len(stamps) <= 3, f'{len(stamps)} of {BURST} frames localized: {stamps}'
     assert stamps[-1] == newest.nanosec
-

@@ -324,8 +324,8 @@ class EchoProcessor:
             first = max(int(np.floor((np.min(tau) + self._g_start) / dt)), 0)
             last = int(np.ceil((np.max(tau) + self._g_start + self._g.size * self._g_step) / dt))
             near = slice(first, min(last + 1, n_bins))
-            baseband[:, near] -= amp[:, None] * self.point_response(times[None, near]
-                                                                     - tau[:, None])
+            response = self.point_response(times[None, near] - tau[:, None])
+            baseband[:, near] -= amp[:, None] * response
             direct_tof, direct_amp = tau, np.abs(amp)
         envelope = np.abs(baseband)
         residual_db = self._direct_residual_db(envelope, times, direct_tof, direct_amp)

@@ -17,7 +17,7 @@ import numpy as np
 
 # numpy's floating-point semantics (x / 0 is inf or NaN, not an exception), as the numpy code
 # these loops replace.
-_JIT = dict(cache=True, nogil=True, error_model='numpy')
+_JIT = {'cache': True, 'nogil': True, 'error_model': 'numpy'}
 
 # exp(j 2 pi k / N) for k = 0..N: the scans' carrier rotation by linear interpolation in this
 # table is within 3e-7 of the exact one (the scans' single-precision outputs carry 6e-8 and
@@ -406,8 +406,9 @@ def path_terms(thetas, img_m, img_t, reflection, vertical_only, offsets, c0, abs
 
 @numba.njit(**_JIT)
 def _delay_derivative(which, m, delta, dist, speed, tau, kappa, rotated):
-    """d tau / d theta[which] of one path at one receiver: d/d emitter = (I - M)^T unit / c,
-    d/d kappa = -tau / kappa, and turning the heading moves the receiver by z x offset."""
+    """Derivative of one path's delay at one receiver over theta[which]: over the emitter
+    (I - M)^T unit / c, over kappa -tau / kappa, and turning the heading moves the receiver by
+    z x offset."""
     scale = dist * speed
     if which < 3:
         return (delta[which] - (m[0, which] * delta[0] + m[1, which] * delta[1]
