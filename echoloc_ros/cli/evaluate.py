@@ -90,7 +90,8 @@ def cmd_evaluate(args) -> int:
 
 def _evaluate_survey(args, room, array, methods) -> int:
     from echoloc_ros.core.chirp import Chirp
-    from echoloc_ros.offline.evaluation import evaluate_survey, rounded
+    from echoloc_ros.offline.evaluation import rounded
+    from echoloc_ros.offline.survey_evaluation import evaluate_survey
     for method in methods:
         try:
             result = evaluate_survey(room, array, Chirp(), args.snr_db, args.layouts,
@@ -182,6 +183,14 @@ def cmd_snapshot(args) -> int:
 
 
 def add_parsers(sub) -> None:
+    """The subcommands evaluate, ambiguity, simulate and snapshot."""
+    _add_evaluate_parser(sub)
+    _add_ambiguity_parser(sub)
+    _add_simulate_parser(sub)
+    _add_snapshot_parser(sub)
+
+
+def _add_evaluate_parser(sub) -> None:
     p = sub.add_parser('evaluate', help='accuracy and calibration on simulated poses (JSON, '
                        'PNG)')
     p.add_argument('--method', choices=('physics', 'nn', 'both'), default='physics',
@@ -230,6 +239,8 @@ def add_parsers(sub) -> None:
     add_scenario_args(p)
     p.set_defaults(func=cmd_evaluate)
 
+
+def _add_ambiguity_parser(sub) -> None:
     p = sub.add_parser('ambiguity', help='with the furniture moved since the room file: a '
                        'lower bound on any localizer\'s gross-error rate (JSON)')
     p.add_argument('--room', default='furnished_room')
@@ -244,6 +255,8 @@ def add_parsers(sub) -> None:
     p.add_argument('--seed', type=int, default=0, help='seed of poses and noise')
     p.set_defaults(func=cmd_ambiguity)
 
+
+def _add_simulate_parser(sub) -> None:
     p = sub.add_parser('simulate', help='write a simulated dataset (frames, poses, scenario)')
     p.add_argument('--room', default='default_room')
     p.add_argument('--array', default='square_4sensor')
@@ -254,6 +267,8 @@ def add_parsers(sub) -> None:
     add_scenario_args(p)
     p.set_defaults(func=cmd_simulate)
 
+
+def _add_snapshot_parser(sub) -> None:
     p = sub.add_parser('snapshot', help='draw one localized frame as rviz shows it (PNG)')
     p.add_argument('--out', type=Path, default=Path('echoloc_snapshot.png'))
     p.add_argument('--room', default='furnished_room')
