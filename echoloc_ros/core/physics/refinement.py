@@ -83,19 +83,9 @@ class Refinement:
             predicted amplitudes.
         """
         n_start, f = theta0.shape[0], free.size
-        paths = np.flatnonzero(np.any(valid, axis=0))
-        # The paths at the starting points are also the first evaluation's.
-        first_derivatives = need_info or iterations > 0
-        start = self._paths(fr, theta0, paths, valid=valid[:, paths],
-                            free=free if first_derivatives else None)
-        tau0, keep = start[0], start[2]
-        used = np.any(keep, axis=0)
-        paths, keep, tau0 = paths[used], keep[:, used], tau0[:, used]
-        modelled = (tau0, start[1][:, used]) + ((start[3][:, used],) if first_derivatives
-                                                else ())
+        paths, keep, modelled, pairs = self._starting_paths(fr, theta0, valid, free, iterations,
+                                                            need_info or iterations > 0)
         n_paths = paths.size
-        # Delays move by at most a few steps' worth: the overlapping pairs are found once.
-        pairs = self._pairs(tau0, iterations * 2 * np.max(STEP_LIMIT[:3]) / fr.c0)
         theta = np.array(theta0, dtype=float)
         best_theta = theta.copy()
         best_e = np.full(n_start, -np.inf)
@@ -105,7 +95,7 @@ class Refinement:
         # What the evidence with the amplitude prior, and the caller, need at the best points.
         gram = np.zeros((n_start, n_paths, n_paths), dtype=complex)
         outputs = np.zeros((n_start, n_paths), dtype=complex)
-        tau, amp = np.zeros(tau0.shape), np.zeros(tau0.shape)
+        tau, amp = np.zeros(modelled[0].shape), np.zeros(modelled[0].shape)
         lam = np.full(n_start, 1e-3)
         active = np.ones(n_start, dtype=bool)
         limit, tolerance = STEP_LIMIT[free], STEP_TOLERANCE[free]
@@ -151,6 +141,24 @@ class Refinement:
             full[:, free[:, None], free[None, :]] = info
         return Fit(best_theta, self._evidence_at(fr, best_theta, best_e, gram, outputs), full,
                    coef, paths, keep, tau, amp)
+
+    def _starting_paths(self, fr: Frame, theta0: np.ndarray, valid: np.ndarray,
+                        free: np.ndarray, iterations: int, derivatives: bool
+                        ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...],
+                                   tuple[np.ndarray, np.ndarray]]:
+        """The paths :meth:`_newton` models (those kept at some starting point), which each
+        start keeps, their delays and amplitudes there (and with ``derivatives`` the delays'
+        derivatives: the first evaluation's), and the path pairs that may overlap."""
+        paths = np.flatnonzero(np.any(valid, axis=0))
+        start = self._paths(fr, theta0, paths, valid=valid[:, paths],
+                            free=free if derivatives else None)
+        tau0, keep = start[0], start[2]
+        used = np.any(keep, axis=0)
+        paths, keep, tau0 = paths[used], keep[:, used], tau0[:, used]
+        modelled = (tau0, start[1][:, used]) + ((start[3][:, used],) if derivatives else ())
+        # Delays move by at most a few steps' worth: the overlapping pairs are found once.
+        pairs = self._pairs(tau0, iterations * 2 * np.max(STEP_LIMIT[:3]) / fr.c0)
+        return paths, keep, modelled, pairs
 
     def _evidence_at(self, fr: Frame, theta: np.ndarray, likelihood: np.ndarray,
                      gram: np.ndarray, outputs: np.ndarray) -> np.ndarray:
