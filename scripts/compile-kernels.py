@@ -19,6 +19,7 @@ FS_HZ = 250e3
 
 
 def main() -> None:
+    """Localize one frame per room, printing how long compiling (or loading) took."""
     start = time.perf_counter()
     array, chirp = load_array('square_4sensor'), Chirp()
     processor = EchoProcessor(chirp, FS_HZ, array=array)
