@@ -170,7 +170,8 @@ def cmd_evaluate(args) -> int:
                                      if v and k != 'seed'},
                      'model_error_seed': args.model_error_seed, 'max_order': args.max_order,
                      'room_tolerance_m': room.tolerance_m,
-                     'calibrate_frames': args.calibrate_frames}
+                     'calibrate_frames': args.calibrate_frames,
+                     'model_error_draws': args.model_error_draws}
     if args.no_wide_search:
         scenario_json['wide_search'] = False
     for method in methods:
@@ -184,7 +185,8 @@ def cmd_evaluate(args) -> int:
             result = evaluate_fixes(room, array, Chirp(), scenario, args.n, args.seed,
                                     details=frames, model_error=_model_error(args),
                                     max_order=args.max_order,
-                                    calibration_frames=args.calibrate_frames, **common)
+                                    calibration_frames=args.calibrate_frames,
+                                    model_error_draws=args.model_error_draws, **common)
             untracked = (scenario_json['model_error'] or args.max_order != 2
                          or args.calibrate_frames)
             if untracked and args.tracked_frames:
@@ -598,6 +600,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--calibrate-frames', type=int, default=0,
                    help='frames the processor calibrates the array on before the scored ones '
                         '(0: the array file\'s model)')
+    p.add_argument('--model-error-draws', type=int, default=1,
+                   help='spread the frames over this many arrays and rooms drawn from the '
+                        'model-error options (seeds --model-error-seed on)')
     p.add_argument('--no-wide-search', action='store_true',
                    help='nn: do not search again, widely, the frames the network doubts')
     _add_scenario_args(p)

@@ -67,7 +67,7 @@ def _inside_95(error_m: np.ndarray, covariance_m2: np.ndarray) -> bool:
     return float(error_m @ np.linalg.solve(covariance_m2, error_m)) <= CHI2_95_3DOF
 
 
-def random_frames(simulator: EchoSimulator, scenario: Scenario, n: int, seed: int,
+def random_frames(simulator: EchoSimulator, scenario: Scenario, n: int, seed: int | list[int],
                   margin_m: float = 0.4, z_range_m: tuple[float, float] = (0.2, 1.2),
                   furniture_shift_m: float = 0.0
                   ) -> Iterator[tuple[Room, np.ndarray, np.ndarray, float, float, float]]:
@@ -97,7 +97,7 @@ def random_frames(simulator: EchoSimulator, scenario: Scenario, n: int, seed: in
 
 
 def self_calibrate(simulator: EchoSimulator, processor: EchoProcessor, scenario: Scenario,
-                   n_frames: int, seed: int) -> ArrayCalibration:
+                   n_frames: int, seed: int | list[int]) -> ArrayCalibration:
     """The array calibration measured from ``n_frames`` frames at random poses, as the
     processor's calibrator builds it while running.
 
@@ -122,7 +122,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
                      furniture_shift_m: float = 0.0,
                      furniture_known: bool = False,
                      wide_search: bool = True, model_error: ModelError | None = None,
-                     max_order: int = 2, calibration_frames: int = 0) -> dict[str, float]:
+                     max_order: int = 2, calibration_frames: int = 0,
+                     model_error_draws: int = 1) -> dict[str, float]:
     """Localize ``n`` random poses and summarise accuracy, honesty and latency.
 
     Poses are uniform in the room at least ``margin_m`` from walls and furniture, height
@@ -157,6 +158,9 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     :param max_order: highest reflection order simulated.
     :param calibration_frames: frames (other poses, never scored) the processor calibrates the
         array on first (:func:`self_calibrate`); 0: the array file's model.
+    :param model_error_draws: the frames are spread over this many worlds drawn from
+        ``model_error`` (seeds ``model_error.seed`` on): one draw is one array and one room,
+        whose errors are the same in every frame, so a rate over one draw says little.
     :return: :func:`error_metrics` (over the published fixes; a frame whose direct arrival the
         model or calibration does not explain is withheld, ``withheld_rate``) plus
         ``outside_999`` (share outside their own 99.9 % ellipsoid),
@@ -169,18 +173,7 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     """
     if n < 1:
         raise ValueError(f'n must be >= 1, got {n}')
-    world, origin = room, np.zeros(3)
-    if model_error is not None:
-        truth = model_error.draw_room(room)
-        world, origin = truth.room, truth.origin_m
-        if model_error.changes_array:
-            scenario = replace(scenario, hardware=model_error.draw_hardware(array))
-    simulator = EchoSimulator(world, array, chirp, fs_hz, max_order=max_order)
     processor = EchoProcessor(chirp, fs_hz, array=array)
-    if calibration_frames > 0:
-        processor.set_calibration(self_calibrate(simulator, processor, scenario,
-                                                 calibration_frames,
-                                                 seed + CALIBRATION_SEED_OFFSET))
     pipeline = make_pipeline(method, room, array, chirp, fs_hz, processor, optimization_level,
                              model_path, wide_search)
     inference, wide, outside_999, withheld = [], [], [], 0
@@ -191,15 +184,15 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     heading_noise_rad = np.deg2rad(heading_noise_deg)
     # The localizer is told the heading's std, as an IMU reports it; none: its default prior.
     yaw_std_rad = heading_noise_rad if heading_noise_deg > 0 else None
-    frames = random_frames(simulator, scenario, n, seed, margin_m, z_range_m,
-                           furniture_shift_m)
+    frames = _drawn_frames(room, array, chirp, fs_hz, processor, scenario, n, seed,
+                           model_error, model_error_draws, max_order, calibration_frames,
+                           margin_m, z_range_m, furniture_shift_m)
     for k, (world, frame, position, yaw, heading_draw, sim_s) in enumerate(frames):
         if furniture_known and world is not room:
             pipeline.take_room(world)
         t1 = time.perf_counter()
         features = processor.process(frame)
         t2 = time.perf_counter()
-        position = position + origin
         if not direct_explained(features):
             withheld += 1
             continue
@@ -252,6 +245,39 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
         result['wide_search_rate'] = float(np.mean(wide[:, 0]))
         result['wide_kept_rate'] = float(np.mean(wide[:, 1]))
     return result
+
+
+def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
+                  processor: EchoProcessor, scenario: Scenario, n: int, seed: int,
+                  model_error: ModelError | None, draws: int, max_order: int,
+                  calibration_frames: int, *frame_args
+                  ) -> Iterator[tuple[Room, np.ndarray, np.ndarray, float, float, float]]:
+    """:func:`random_frames` of :func:`evaluate_fixes`, ``n`` in all, spread over ``draws``
+    worlds drawn from ``model_error`` (none: the files' own); each position is in the room
+    file's frame. The processor is calibrated on each world's array first when
+    ``calibration_frames`` says so (one draw keeps the seeds of a single world)."""
+    if draws < 1 or (model_error is None and draws != 1):
+        raise ValueError(f'model_error_draws must be >= 1 (1 without a model error), got '
+                         f'{draws}')
+    counts = np.diff(np.round(np.linspace(0, n, draws + 1)).astype(int))
+    for j, count in enumerate(counts):
+        world, origin, drawn = room, np.zeros(3), scenario
+        if model_error is not None:
+            error = replace(model_error, seed=model_error.seed + j)
+            truth = error.draw_room(room)
+            world, origin = truth.room, truth.origin_m
+            if error.changes_array:
+                drawn = replace(scenario, hardware=error.draw_hardware(array))
+        simulator = EchoSimulator(world, array, chirp, fs_hz, max_order=max_order)
+        frame_seed = seed if j == 0 else [seed, j]
+        if calibration_frames > 0:
+            calibration_seed = ([seed, j, CALIBRATION_SEED_OFFSET] if j
+                                else seed + CALIBRATION_SEED_OFFSET)
+            processor.set_calibration(self_calibrate(simulator, processor, drawn,
+                                                     calibration_frames, calibration_seed))
+        for shown, frame, position, *rest in random_frames(simulator, drawn, count, frame_seed,
+                                                          *frame_args):
+            yield (shown, frame, position + origin, *rest)
 
 
 def calibrate_covariance(model_path: str | Path, room: Room, array: ArrayGeometry,
