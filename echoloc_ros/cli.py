@@ -171,7 +171,7 @@ def cmd_evaluate(args) -> int:
                      'model_error_seed': args.model_error_seed, 'max_order': args.max_order,
                      'room_tolerance_m': room.tolerance_m,
                      'calibrate_frames': args.calibrate_frames,
-                     'model_error_draws': args.model_error_draws}
+                     'model_error_draws': args.model_error_draws, 'imu_tilt': args.imu_tilt}
     if args.no_wide_search:
         scenario_json['wide_search'] = False
     for method in methods:
@@ -186,7 +186,8 @@ def cmd_evaluate(args) -> int:
                                     details=frames, model_error=_model_error(args),
                                     max_order=args.max_order,
                                     calibration_frames=args.calibrate_frames,
-                                    model_error_draws=args.model_error_draws, **common)
+                                    model_error_draws=args.model_error_draws,
+                                    imu_tilt=args.imu_tilt, **common)
             untracked = (scenario_json['model_error'] or args.max_order != 2
                          or args.calibrate_frames)
             if untracked and args.tracked_frames:
@@ -603,6 +604,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--model-error-draws', type=int, default=1,
                    help='spread the frames over this many arrays and rooms drawn from the '
                         'model-error options (seeds --model-error-seed on)')
+    p.add_argument('--imu-tilt', action='store_true',
+                   help='the localizer is told the array\'s drawn roll and pitch (--tilt-deg), '
+                        'as the IMU\'s orientation on /imu/data gives them')
     p.add_argument('--no-wide-search', action='store_true',
                    help='nn: do not search again, widely, the frames the network doubts')
     _add_scenario_args(p)

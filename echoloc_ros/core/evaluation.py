@@ -123,7 +123,7 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
                      furniture_known: bool = False,
                      wide_search: bool = True, model_error: ModelError | None = None,
                      max_order: int = 2, calibration_frames: int = 0,
-                     model_error_draws: int = 1) -> dict[str, float]:
+                     model_error_draws: int = 1, imu_tilt: bool = False) -> dict[str, float]:
     """Localize ``n`` random poses and summarise accuracy, honesty and latency.
 
     Poses are uniform in the room at least ``margin_m`` from walls and furniture, height
@@ -161,6 +161,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     :param model_error_draws: the frames are spread over this many worlds drawn from
         ``model_error`` (seeds ``model_error.seed`` on): one draw is one array and one room,
         whose errors are the same in every frame, so a rate over one draw says little.
+    :param imu_tilt: the localizer is told the drawn array's roll and pitch (as an IMU's
+        orientation gives them); otherwise it takes the array as level.
     :return: :func:`error_metrics` (over the published fixes; a frame whose direct arrival the
         model or calibration does not explain is withheld, ``withheld_rate``) plus
         ``outside_999`` (share outside their own 99.9 % ellipsoid),
@@ -187,7 +189,7 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     frames = _drawn_frames(room, array, chirp, fs_hz, processor, scenario, n, seed,
                            model_error, model_error_draws, max_order, calibration_frames,
                            margin_m, z_range_m, furniture_shift_m)
-    for k, (world, frame, position, yaw, heading_draw, sim_s) in enumerate(frames):
+    for k, (world, frame, position, yaw, heading_draw, sim_s, tilt) in enumerate(frames):
         if furniture_known and world is not room:
             pipeline.take_room(world)
         t1 = time.perf_counter()
@@ -197,8 +199,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
             withheld += 1
             continue
         told_yaw = yaw + heading_noise_rad * heading_draw
-        fix = pipeline.step(k / 25.0, features, told_yaw, yaw_std_rad,
-                            assumed_temperature_c).fix
+        fix = pipeline.step(k / 25.0, features, told_yaw, yaw_std_rad, assumed_temperature_c,
+                            tilt_rad=tilt if imu_tilt else None).fix
         estimate = fix.estimate
         t3 = time.perf_counter()
         inference.append(1e3 * fix.inference_s)
@@ -251,23 +253,26 @@ def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
                   processor: EchoProcessor, scenario: Scenario, n: int, seed: int,
                   model_error: ModelError | None, draws: int, max_order: int,
                   calibration_frames: int, *frame_args
-                  ) -> Iterator[tuple[Room, np.ndarray, np.ndarray, float, float, float]]:
+                  ) -> Iterator[tuple[Room, np.ndarray, np.ndarray, float, float, float,
+                                      tuple[float, float]]]:
     """:func:`random_frames` of :func:`evaluate_fixes`, ``n`` in all, spread over ``draws``
-    worlds drawn from ``model_error`` (none: the files' own); each position is in the room
-    file's frame. The processor is calibrated on each world's array first when
+    worlds drawn from ``model_error`` (none: the files' own), each with the drawn array's
+    roll and pitch (rad) last; each position is in the room file's frame. The processor is calibrated on each world's array first when
     ``calibration_frames`` says so (one draw keeps the seeds of a single world)."""
     if draws < 1 or (model_error is None and draws != 1):
         raise ValueError(f'model_error_draws must be >= 1 (1 without a model error), got '
                          f'{draws}')
     counts = np.diff(np.round(np.linspace(0, n, draws + 1)).astype(int))
     for j, count in enumerate(counts):
-        world, origin, drawn = room, np.zeros(3), scenario
+        world, origin, drawn, tilt = room, np.zeros(3), scenario, (0.0, 0.0)
         if model_error is not None:
             error = replace(model_error, seed=model_error.seed + j)
             truth = error.draw_room(room)
             world, origin = truth.room, truth.origin_m
             if error.changes_array:
-                drawn = replace(scenario, hardware=error.draw_hardware(array))
+                hardware = error.draw_hardware(array)
+                drawn = replace(scenario, hardware=hardware)
+                tilt = (hardware.roll_rad, hardware.pitch_rad)
         simulator = EchoSimulator(world, array, chirp, fs_hz, max_order=max_order)
         frame_seed = seed if j == 0 else [seed, j]
         if calibration_frames > 0:
@@ -277,7 +282,7 @@ def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
                                                      calibration_frames, calibration_seed))
         for shown, frame, position, *rest in random_frames(simulator, drawn, count, frame_seed,
                                                           *frame_args):
-            yield (shown, frame, position + origin, *rest)
+            yield (shown, frame, position + origin, *rest, tilt)
 
 
 def calibrate_covariance(model_path: str | Path, room: Room, array: ArrayGeometry,

@@ -10,7 +10,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from echoloc_ros.core.array_geometry import ArrayGeometry, resonator_response, yaw_matrix
+from echoloc_ros.core.array_geometry import (ArrayGeometry, resonator_response, tilt_matrix,
+                                             yaw_matrix)
 from echoloc_ros.core.room import Room
 
 
@@ -149,11 +150,7 @@ class Hardware:
     def to_world(self, position_m: np.ndarray, yaw_rad: float) -> tuple[np.ndarray, np.ndarray]:
         """Emitter ``(3,)`` and receivers ``(n, 3)`` in the room frame: heading, then pitch
         about the array's y axis, then roll about its x axis (z-y-x Euler angles)."""
-        cr, sr = np.cos(self.roll_rad), np.sin(self.roll_rad)
-        cp, sp = np.cos(self.pitch_rad), np.sin(self.pitch_rad)
-        roll = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
-        pitch = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
-        rot = yaw_matrix(yaw_rad) @ pitch @ roll
+        rot = yaw_matrix(yaw_rad) @ tilt_matrix(self.roll_rad, self.pitch_rad)
         position = np.asarray(position_m, dtype=float)
         return position + rot @ self.emitter_m, position + self.receivers_m @ rot.T
 

@@ -102,7 +102,8 @@ class Pipeline:
 
     def step(self, t_s: float, features: EchoFeatures, yaw_rad: float,
              yaw_std_rad: float | None = None, temperature_c: float | None = None,
-             wide_search_allowed: bool = True) -> FrameResult:
+             wide_search_allowed: bool = True,
+             tilt_rad: tuple[float, float] | None = None) -> FrameResult:
         """Localize one frame and track it.
 
         :param t_s: the frame's acquisition time, s.
@@ -111,10 +112,11 @@ class Pipeline:
         :param yaw_std_rad: its standard deviation, rad (:meth:`Localizer.fix`).
         :param temperature_c: assumed air temperature, degC; ``None``: the room file's.
         :param wide_search_allowed: a doubted frame may be searched widely now.
+        :param tilt_rad: the array's roll and pitch (an IMU's), rad; ``None``: level.
         :raises ValueError: a frame or heading the localizer cannot use (nothing counted).
         """
         fix = self.localizer.fix(features, yaw_rad, temperature_c, yaw_std_rad,
-                                 wide_search_allowed)
+                                 wide_search_allowed, tilt_rad)
         # The room file's tolerance is what the echoes cannot tell: it widens every fix.
         fix = replace(fix, estimate=with_room_tolerance(fix.estimate, self.room))
         estimate = fix.estimate
