@@ -224,6 +224,7 @@ class LocalizerNode(Node):
         self.headings_refused: collections.Counter = collections.Counter()
         self.last_refusal = ''
         self.imu_accepted_mono = -np.inf
+        self.tilt_rad = (0.0, 0.0)
         self.imu_refused_mono = -np.inf
         # When the IMU's headings started being refused (None while the last one was taken).
         self.imu_refused_since_mono: float | None = None
@@ -333,12 +334,17 @@ class LocalizerNode(Node):
             return
         self.imu_accepted_mono = now
         self.imu_refused_since_mono = None
+        self.tilt_rad = conversions.quaternion_to_roll_pitch(msg.orientation)
         self.headings.add(conversions.stamp_to_s(msg.header.stamp),
                           conversions.quaternion_to_yaw(msg.orientation),
                           float(msg.orientation_covariance[8]))
         while self.waiting and (conversions.stamp_to_s(self.waiting[0][1].header.stamp)
                                 <= self.headings.latest_s()):
             self.localize(self.waiting.popleft()[1])
+
+    def tilt_now(self) -> tuple[float, float] | None:
+        """The array's roll and pitch from a fresh IMU orientation; ``None``: level."""
+        return self.tilt_rad if time.monotonic() - self.imu_accepted_mono < IMU_FRESH_S else None
 
     def flush_waiting(self) -> None:
         """Frames that waited too long for their heading go ahead with the nearest one."""
@@ -435,7 +441,8 @@ class LocalizerNode(Node):
                                  '(parameter array)')
             features = conversions.features_from_msg(msg)
             result = self.pipeline.step(t_s, features, yaw_rad, float(np.sqrt(yaw_var)),
-                                        self.temperature_c, self.wide_search_due())
+                                        self.temperature_c, self.wide_search_due(),
+                                        self.tilt_now())
         except ValueError as exc:
             self.frames_failed += 1
             self.last_error = f'frame seq={msg.seq}: {exc}'
