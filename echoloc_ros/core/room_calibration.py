@@ -1,0 +1,221 @@
+"""The room's shell as it stands, measured from the echoes of a drive: every wall (each wall of
+a plan that is not a rectangle too), the floor and the ceiling, as the speed of sound and the
+furniture survey (:mod:`~echoloc_ros.core.survey`) are.
+
+Per frame with a trusted pose (the tracked position and the fix's heading), each surface's
+own echoes (its first-order echo and its double bounces with the floor and ceiling, whose
+delays move with that surface alone) are scanned along the surface's normal: the emitter
+shift ``c`` that explains them best says that the surface lies ``c`` farther out than the file
+has it, as seen from a pose that is itself off by ``b`` (the stale file biased the fix):
+``c_s = u_s - n_s . b``, with ``n_s`` the surface's inward normal and ``u_s`` its outward
+offset. Over the frames, each frame's ``b`` is fitted and the offsets ``u`` remain, up to one
+translation of the whole shell: echoes tell the room's shape and size, never where its frame
+lies. The corrected room keeps the file's frame as nearly as the shape allows (the
+translation that best aligns it with the file), and a shoebox stays a shoebox with its
+south-west corner and floor at the origin (its furniture moves with that frame).
+
+The speed of sound is the room file's temperature's (or the one given): it is the ruler.
+A drive in air 1 degC off that scales the room by 0.18 %.
+"""
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from echoloc_ros.core.array_geometry import yaw_matrix
+from echoloc_ros.core.echo_processing import EchoFeatures
+from echoloc_ros.core.geometry import room_planes
+from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+from echoloc_ros.core.physics.matched_filter import sample
+from echoloc_ros.core.room import Room
+
+# Shifts scanned per surface and frame, m: the stale file's fix is off by a few cm at most.
+SCAN_HALF_M = 0.08
+SCAN_STEP_M = 0.0005
+# A surface whose echoes reach less than this coherent power over noise (per path, as
+# log1p) is not heard in the frame.
+MIN_SCORE = 3.0
+# Per-frame measurements further than this many robust standard deviations from the fit are
+# dropped (a wrong fringe of the carrier, an echo under another).
+OUTLIER_SIGMAS = 3.5
+
+
+@dataclass
+class RoomCalibrationResult:
+    """What :meth:`RoomCalibration.solve` found.
+
+    :ivar room: the room as it stands (:attr:`Room.tolerance_m` its surfaces' uncertainty).
+    :ivar offsets_m: each surface's outward offset from the file (walls in plan order, floor,
+        ceiling), in the file's frame after the translation of least change, m.
+    :ivar std_m: each offset's standard error, m (``inf``: never heard).
+    :ivar frames: each surface's frames used.
+    :ivar shift_m: a point of the file's frame is ``p - shift_m`` in ``room``'s frame.
+    """
+
+    room: Room
+    offsets_m: np.ndarray
+    std_m: np.ndarray
+    frames: np.ndarray
+    shift_m: np.ndarray
+
+    def to_dict(self) -> dict:
+        """The offsets and their standard errors in mm, per surface name, for JSON."""
+        names = self.room.surface_names
+        return {'surface_offset_mm': {n: round(1e3 * float(u), 2)
+                                      for n, u in zip(names, self.offsets_m)},
+                'surface_std_mm': {n: round(1e3 * float(s), 3)
+                                   for n, s in zip(names, self.std_m)},
+                'surface_frames': {n: int(k) for n, k in zip(names, self.frames)},
+                'tolerance_m': self.room.tolerance_m}
+
+
+class RoomCalibration:
+    """Collects each frame's surface shifts (:meth:`add`) and solves for the shell
+    (:meth:`solve`).
+
+    :param localizer: a physics localizer of the room file (its image model and point
+        response; its processor made the features).
+    """
+
+    def __init__(self, localizer: PhysicsLocalizer) -> None:
+        self.localizer = localizer
+        room = localizer.room
+        self.planes = room_planes(room)
+        self.normals = np.array([p.normal for p in self.planes])
+        n_surfaces = len(self.planes)
+        vertical = {n_surfaces - 2, n_surfaces - 1}
+        sequences = localizer._sequences
+        # A surface's own echoes: those of it alone and its bounces with floor or ceiling,
+        # whose delays move with that surface only.
+        self.families = [np.array([s in seq and all(i == s or (i in vertical and s not in
+                                                                vertical) for i in seq)
+                                   for seq in sequences]) for s in range(n_surfaces)]
+        self.grid_m = np.arange(-SCAN_HALF_M, SCAN_HALF_M + 0.5 * SCAN_STEP_M, SCAN_STEP_M)
+        self.shifts: list[np.ndarray] = []
+
+    @property
+    def n_frames(self) -> int:
+        """Frames added so far."""
+        return len(self.shifts)
+
+    def add(self, features: EchoFeatures, position_m: np.ndarray, yaw_rad: float,
+            temperature_c: float | None = None) -> np.ndarray:
+        """Measure one frame's surface shifts at a trusted pose.
+
+        :param position_m: the array's position (the tracked one), room file frame ``(3,)``.
+        :param yaw_rad: its heading (the fix's), rad.
+        :param temperature_c: the air's, degC; ``None``: the room file's.
+        :return: each surface's shift ``c_s`` ``(S,)``, m (``nan`` where not heard).
+        """
+        loc = self.localizer
+        temperature = loc.room.temperature_c if temperature_c is None else temperature_c
+        fr = loc.frame(features, yaw_rad, temperature)
+        emitter = np.asarray(position_m, dtype=float) + yaw_matrix(yaw_rad) @ loc.array.emitter_m
+        valid = loc._valid_images(emitter[None], emitter[None] + fr.offsets.mean(axis=0))[0]
+        shifts = np.full(len(self.planes), np.nan)
+        for s, family in enumerate(self.families):
+            paths = np.flatnonzero(family & valid)
+            if paths.size == 0:
+                continue
+            thetas = np.zeros((self.grid_m.size, 5))
+            thetas[:, :3] = emitter + self.grid_m[:, None] * self.normals[s]
+            thetas[:, 3] = 1.0
+            score = self._scores(fr, thetas, paths)
+            best = int(np.argmax(score))
+            if 0 < best < score.size - 1 and score[best] >= MIN_SCORE:
+                y0, y1, y2 = score[best - 1:best + 2]
+                shifts[s] = self.grid_m[best] + SCAN_STEP_M * 0.5 * (y0 - y2) / min(
+                    y0 - 2 * y1 + y2, -1e-12)
+        self.shifts.append(shifts)
+        return shifts
+
+    def _scores(self, fr, thetas: np.ndarray, paths: np.ndarray) -> np.ndarray:
+        """Coherent evidence of ``paths`` at each emitter of ``thetas (K, 5)``: per path the
+        log of its receivers' coherent power (weighted by the predicted amplitudes) over the
+        noise, summed over the paths heard ``(K,)``."""
+        tau, amp, _ = self.localizer._paths(fr, thetas, paths, np.ones(paths.size, dtype=bool))
+        heard = (tau > fr.t_min) & (tau < fr.t_max)
+        z = sample(fr, tau, inside=heard)
+        weighted = amp * fr.weights
+        power = np.abs(np.sum(weighted * z, axis=-1)) ** 2 / np.maximum(
+            np.sum(weighted * amp, axis=-1), 1e-300)
+        return np.sum(np.where(np.all(heard, axis=-1), np.log1p(power), 0.0), axis=-1)
+
+    def solve(self, min_frames: int = 20) -> RoomCalibrationResult:
+        """The shell from the frames added: every frame's pose error fitted out, robustly.
+
+        :param min_frames: frames each surface needs; one heard less often keeps the file's
+            place (offset 0, standard error ``inf``).
+        :raises ValueError: fewer than ``min_frames`` frames hear three surfaces.
+        """
+        c = np.array(self.shifts).reshape(-1, len(self.planes))
+        heard = np.isfinite(c)
+        usable = np.count_nonzero(heard, axis=1) >= 4
+        if np.count_nonzero(usable) < min_frames:
+            raise ValueError(f'{np.count_nonzero(usable)} frames hear four or more surfaces of '
+                             f'room {self.localizer.room.name!r}; need at least {min_frames}')
+        c, heard = c[usable], heard[usable]
+        offsets = np.zeros(len(self.planes))
+        for _ in range(4):
+            bias = self._frame_bias(c, heard, offsets)
+            residual = c + bias @ self.normals.T                     # u_s per frame
+            offsets = np.array([np.median(residual[heard[:, s], s]) if heard[:, s].any()
+                                else 0.0 for s in range(len(self.planes))])
+            spread = 1.4826 * np.array([np.median(np.abs(residual[heard[:, s], s] - offsets[s]))
+                                        if heard[:, s].any() else np.inf
+                                        for s in range(len(self.planes))])
+            heard &= np.abs(residual - offsets) <= OUTLIER_SIGMAS * np.maximum(spread, 2e-4)
+        counts = np.count_nonzero(heard, axis=0)
+        known = counts >= min_frames
+        offsets = np.where(known, offsets, 0.0)
+        # Echoes cannot tell where the room is: keep the translation of least change.
+        offsets = offsets - self._gauge(offsets, known)
+        std = np.where(known, spread / np.sqrt(np.maximum(counts, 1)), np.inf)
+        room, shift = shell_room(self.localizer.room, offsets, std[known].max(initial=0.0))
+        return RoomCalibrationResult(room, offsets, std, counts, shift)
+
+    def _gauge(self, offsets: np.ndarray, known: np.ndarray) -> np.ndarray:
+        """The part of ``offsets`` that is a translation of the whole shell ``(S,)``."""
+        normals = self.normals[known]
+        g = np.linalg.lstsq(normals, offsets[known], rcond=None)[0]
+        return np.where(known, self.normals @ g, 0.0)
+
+    def _frame_bias(self, c: np.ndarray, heard: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """Each frame's pose error ``b`` ``(F, 3)`` given the offsets: least squares of
+        ``c_s = u_s - n_s . b`` over the surfaces it hears (an axis no surface it hears
+        constrains stays 0)."""
+        bias = np.zeros((c.shape[0], 3))
+        for f in range(c.shape[0]):
+            rows = heard[f]
+            bias[f] = np.linalg.lstsq(-self.normals[rows], c[f, rows] - offsets[rows],
+                                      rcond=None)[0]
+        return bias
+
+
+def shell_room(room: Room, offsets_m: np.ndarray, std_m: float) -> tuple[Room, np.ndarray]:
+    """``room`` with each surface moved out by ``offsets_m`` (walls in plan order, floor,
+    ceiling), in a frame with the floor at z = 0 (and a shoebox's south-west corner at the
+    origin); its furniture moves with the frame.
+
+    :param std_m: the largest standard error of the offsets: the new room's ``tolerance_m`` is
+        three of it, at least 1 mm.
+    :return: the room and the shift: a point ``p`` of ``room``'s frame is ``p - shift`` in the
+        new one.
+    """
+    planes = room_planes(room)
+    n_walls = len(planes) - 2
+    normals = np.array([p.normal[:2] for p in planes[:n_walls]])
+    moved = np.array([p.offset for p in planes[:n_walls]]) - offsets_m[:n_walls]
+    # Vertex i is where wall i-1 meets wall i.
+    previous = np.roll(np.arange(n_walls), 1)
+    vertices = np.array([np.linalg.solve(normals[[previous[i], i]], moved[[previous[i], i]])
+                         for i in range(n_walls)])
+    floor_z = -offsets_m[n_walls]
+    height = room.height_m + offsets_m[n_walls] + offsets_m[n_walls + 1]
+    shift = np.array([0.0, 0.0, floor_z])
+    if room.is_shoebox:
+        shift[:2] = vertices[0]
+    furniture = [box.shifted(-shift) for box in room.furniture]
+    tolerance = float(np.clip(3.0 * std_m, 0.001, 0.5))
+    return replace(room, vertices_m=vertices - shift[:2], height_m=height, furniture=furniture,
+                   tolerance_m=tolerance), shift
