@@ -160,6 +160,8 @@ def cmd_evaluate(args) -> int:
                          f'(the network\'s wide search); got --method {args.method}')
     if args.survey_s is not None:
         return _evaluate_survey(args, room, array, methods)
+    if args.calibrate_room_s is not None:
+        return _evaluate_room_calibration(args, room, array)
     scenario_json = {'snr_db': args.snr_db, 'temperature_c': args.temperature_c,
                      'gain_mismatch_db': args.gain_mismatch_db,
                      'dead_channel': args.dead_channel, 'clutter': args.clutter,
@@ -215,6 +217,59 @@ def cmd_evaluate(args) -> int:
                 f'{args.heading_noise_deg:g} deg, median {result["median_cm"]:.2f} cm, p95 '
                 f'{result["p95_cm"]:.2f} cm, gross {100 * result["gross_rate_10cm"]:.1f} %'))
         print(json.dumps(out), flush=True)
+    return 0
+
+
+def _evaluate_room_calibration(args, room, array) -> int:
+    from echoloc_ros.core.chirp import Chirp
+    from echoloc_ros.core.evaluation import rounded
+    from echoloc_ros.core.room_calibration_evaluation import evaluate_room_calibration
+    if args.method != 'physics' or args.surface_offset_m <= 0:
+        raise SystemExit('echoloc evaluate --calibrate-room-s: needs --method physics and '
+                         f'--surface-offset-m > 0; got --method {args.method}, '
+                         f'--surface-offset-m {args.surface_offset_m}')
+    try:
+        result = evaluate_room_calibration(
+            room, array, Chirp(), args.snr_db, _model_error(args), args.calibrate_room_s,
+            args.n, args.seed, args.heading_noise_deg)
+    except ValueError as err:
+        raise SystemExit(f'echoloc evaluate --calibrate-room-s: {err}') from None
+    print(json.dumps({'method': 'physics', 'room': room.name,
+                      'scenario': {'snr_db': args.snr_db, 'seed': args.seed,
+                                   'surface_offset_m': args.surface_offset_m,
+                                   'model_error_seed': args.model_error_seed,
+                                   'room_tolerance_m': room.tolerance_m,
+                                   'heading_noise_deg': args.heading_noise_deg,
+                                   'calibrate_room_s': args.calibrate_room_s},
+                      **rounded(result)}), flush=True)
+    return 0
+
+
+def cmd_calibrate_room(args) -> int:
+    """The room's shell measured from a recording of a drive, written as a room file."""
+    from echoloc_ros.core.array_geometry import load_array
+    from echoloc_ros.core.chirp import Chirp
+    from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+    from echoloc_ros.core.room import load_room
+    from echoloc_ros.core.room_calibration import RoomCalibration, room_yaml
+    from echoloc_ros.recording import posed_frames
+    if not args.bag.is_dir():
+        raise SystemExit(f'echoloc calibrate-room: recording {str(args.bag)!r} is not a '
+                         'directory (expected the output of echoloc record)')
+    try:
+        room, array = load_room(args.room), load_array(args.array)
+        frames, counts = posed_frames(args.bag, max_pose_std_m=args.max_pose_std_m,
+                                      max_yaw_std_deg=args.max_yaw_std_deg)
+        calibration = RoomCalibration(PhysicsLocalizer(room, array, Chirp()))
+        for features, position, yaw in frames:
+            calibration.add(features, position, yaw, args.temperature_c)
+        result = calibration.solve()
+    except ValueError as err:
+        raise SystemExit(f'echoloc calibrate-room: {err}') from None
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(room_yaml(args.room, result))
+    print(json.dumps({'room': room.name, 'out': str(args.out), 'frames': counts,
+                      **result.to_dict()}), flush=True)
     return 0
 
 
@@ -604,6 +659,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--model-error-draws', type=int, default=1,
                    help='spread the frames over this many arrays and rooms drawn from the '
                         'model-error options (seeds --model-error-seed on)')
+    p.add_argument('--calibrate-room-s', type=float,
+                   help='drive this long with the room file (its surfaces off by '
+                        '--surface-offset-m), calibrate the room from the drive, then compare '
+                        'the stale, calibrated and true rooms on --n random frames [s]')
     p.add_argument('--imu-tilt', action='store_true',
                    help='the localizer is told the array\'s drawn roll and pitch (--tilt-deg), '
                         'as the IMU\'s orientation on /imu/data gives them')
@@ -639,6 +698,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help='frames used at most (10 s at 25 Hz)')
     p.add_argument('--min-frames', type=int, default=24, help='frames needed at least')
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser('calibrate-room', help='measure every wall, the floor and the '
+                       'ceiling from a recording of a drive and write the room file as the '
+                       'room stands (JSON summary)')
+    p.add_argument('bag', type=Path, help='recording directory (echoloc record) with the '
+                   'echo features and the published poses')
+    p.add_argument('--room', default='default_room', help='room name or YAML path')
+    p.add_argument('--array', default='square_4sensor')
+    p.add_argument('--out', type=Path, required=True, help='room YAML to write')
+    p.add_argument('--temperature-c', type=float,
+                   help='air temperature during the drive [C] (default: the room file\'s): '
+                        'the speed of sound is the ruler')
+    p.add_argument('--max-pose-std-m', type=float, default=0.05,
+                   help='use poses whose standard deviation is below this on every axis [m]')
+    p.add_argument('--max-yaw-std-deg', type=float, default=0.5,
+                   help='use poses whose heading standard deviation is below this [deg]')
+    p.set_defaults(func=cmd_calibrate_room)
 
     p = sub.add_parser('survey', help='bring a room file up to date: place its furniture from '
                        'a recording of the running graph (tracked poses and echo features)')

@@ -12,6 +12,7 @@ import numpy as np
 
 from echoloc_ros.core.array_geometry import (ArrayGeometry, resonator_response, tilt_matrix,
                                              yaw_matrix)
+from echoloc_ros.core.geometry import moved_shell
 from echoloc_ros.core.room import Room
 
 
@@ -30,7 +31,7 @@ class ModelError:
     :ivar receiver_offset_m: each receiver coordinate off the file, +-this, m.
     :ivar emitter_offset_m: each emitter coordinate off the file, +-this, m.
     :ivar tilt_deg: roll and pitch of the array from level, each +-this, deg.
-    :ivar surface_offset_m: each room surface (walls of a shoebox, floor, ceiling) off the file
+    :ivar surface_offset_m: each room surface (every wall, floor, ceiling) off the file
         along its normal, +-this, m.
     :ivar seed: seed of the draw.
     """
@@ -91,8 +92,8 @@ class ModelError:
     def draw_room(self, room: Room) -> 'TrueRoom':
         """The real room behind ``room``'s file: each surface moved along its normal.
 
-        Only a shoebox's walls move (a general plan keeps its walls, its floor and ceiling
-        still move).
+        A shoebox stays one with its south-west corner at the origin; every wall of another
+        plan moves along its normal (its corners where the moved walls meet).
         """
         rng = np.random.default_rng([self.seed, 2])
         offsets = self.surface_offset_m * rng.uniform(-1, 1, len(room.wall_names) + 2)
@@ -104,9 +105,9 @@ class ModelError:
                                  [room.width_m + east - west, room.length_m + north - south],
                                  [0, room.length_m + north - south]])
         else:
-            offsets[:-2] = 0.0
-            origin = np.array([0.0, 0.0, floor])
-            vertices = room.vertices_m
+            # Outward offsets, as the room calibration reports them.
+            world, origin = moved_shell(room, offsets)
+            return TrueRoom(world, origin, offsets)
         furniture = [box.shifted(-origin) for box in room.furniture]
         world = replace(room, vertices_m=vertices, height_m=room.height_m + ceiling - floor,
                         furniture=furniture)
@@ -170,8 +171,8 @@ class TrueRoom:
     """The room as it stands: ``room`` has its floor at z = 0 and (for a shoebox) a corner at
     the origin; a point p of the file's frame is ``p - origin_m`` in ``room``'s frame.
 
-    :ivar offsets_m: each surface's offset along +x/+y/+z from the file (walls in the file's
-        order, then floor, ceiling), m.
+    :ivar offsets_m: each surface's offset from the file (walls in the file's order, then
+        floor, ceiling), m: a shoebox's along +x/+y/+z, another plan's outward.
     """
 
     room: Room

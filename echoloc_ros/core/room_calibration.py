@@ -19,12 +19,15 @@ A drive in air 1 degC off that scales the room by 0.18 %.
 """
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
+import yaml
 
 from echoloc_ros.core.array_geometry import yaw_matrix
 from echoloc_ros.core.echo_processing import EchoFeatures
-from echoloc_ros.core.geometry import room_planes
+from echoloc_ros.core.geometry import moved_shell, room_planes
+from echoloc_ros.core.paths import resolve_config
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.physics.matched_filter import sample
 from echoloc_ros.core.room import Room
@@ -171,8 +174,11 @@ class RoomCalibration:
         # Echoes cannot tell where the room is: keep the translation of least change.
         offsets = offsets - self._gauge(offsets, known)
         std = np.where(known, spread / np.sqrt(np.maximum(counts, 1)), np.inf)
-        room, shift = shell_room(self.localizer.room, offsets, std[known].max(initial=0.0))
-        return RoomCalibrationResult(room, offsets, std, counts, shift)
+        room, shift = moved_shell(self.localizer.room, offsets)
+        # Three standard errors of the worst surface, at least 1 mm (what a fix can tell).
+        tolerance = float(np.clip(3.0 * std[known].max(initial=0.0), 0.001, 0.5))
+        return RoomCalibrationResult(replace(room, tolerance_m=tolerance), offsets, std, counts,
+                                     shift)
 
     def _gauge(self, offsets: np.ndarray, known: np.ndarray) -> np.ndarray:
         """The part of ``offsets`` that is a translation of the whole shell ``(S,)``."""
@@ -192,30 +198,21 @@ class RoomCalibration:
         return bias
 
 
-def shell_room(room: Room, offsets_m: np.ndarray, std_m: float) -> tuple[Room, np.ndarray]:
-    """``room`` with each surface moved out by ``offsets_m`` (walls in plan order, floor,
-    ceiling), in a frame with the floor at z = 0 (and a shoebox's south-west corner at the
-    origin); its furniture moves with the frame.
-
-    :param std_m: the largest standard error of the offsets: the new room's ``tolerance_m`` is
-        three of it, at least 1 mm.
-    :return: the room and the shift: a point ``p`` of ``room``'s frame is ``p - shift`` in the
-        new one.
-    """
-    planes = room_planes(room)
-    n_walls = len(planes) - 2
-    normals = np.array([p.normal[:2] for p in planes[:n_walls]])
-    moved = np.array([p.offset for p in planes[:n_walls]]) - offsets_m[:n_walls]
-    # Vertex i is where wall i-1 meets wall i.
-    previous = np.roll(np.arange(n_walls), 1)
-    vertices = np.array([np.linalg.solve(normals[[previous[i], i]], moved[[previous[i], i]])
-                         for i in range(n_walls)])
-    floor_z = -offsets_m[n_walls]
-    height = room.height_m + offsets_m[n_walls] + offsets_m[n_walls + 1]
-    shift = np.array([0.0, 0.0, floor_z])
-    if room.is_shoebox:
-        shift[:2] = vertices[0]
-    furniture = [box.shifted(-shift) for box in room.furniture]
-    tolerance = float(np.clip(3.0 * std_m, 0.001, 0.5))
-    return replace(room, vertices_m=vertices - shift[:2], height_m=height, furniture=furniture,
-                   tolerance_m=tolerance), shift
+def room_yaml(source: str | Path, result: RoomCalibrationResult) -> str:
+    """The room file ``source`` (a room name or YAML path) as YAML text with its shell as
+    ``result`` found it: plan, height, furniture in the new frame and ``tolerance_m``; every
+    other field as written."""
+    data = yaml.safe_load(resolve_config('rooms', source).read_text(encoding='utf-8'))
+    room = result.room
+    if 'shoebox' in data['plan']:
+        data['plan'] = {'shoebox': {'width_m': round(room.width_m, 4),
+                                    'length_m': round(room.length_m, 4)}}
+    else:
+        data['plan'] = {'polygon': np.round(room.vertices_m, 4).tolist()}
+    data['height_m'] = round(room.height_m, 4)
+    for item in data.get('furniture') or []:
+        for key in ('min_m', 'max_m'):
+            item[key] = np.round(np.asarray(item[key], dtype=float) - result.shift_m,
+                                 4).tolist()
+    data['tolerance_m'] = round(room.tolerance_m, 4)
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)

@@ -2,11 +2,13 @@
 surfaces are off the file: a drive with the stale file, the shell solved from it, then the same
 random frames localized with the stale file, the calibrated room and the true room."""
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.core.echo_processing import EchoProcessor
+from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
 from echoloc_ros.core.evaluation import (CHI2_999_3DOF, _drive, _inside_95, error_metrics,
                                          random_frames, rate_interval, tracked_path)
 from echoloc_ros.core.geometry import room_planes
@@ -33,13 +35,32 @@ def aligned_surface_errors(estimated: Room, truth: Room) -> tuple[np.ndarray, np
     return gap - normals @ t, t
 
 
+def _drive_frames(room: Room, origin_m: np.ndarray, simulator: EchoSimulator,
+                  processor: EchoProcessor, scenario: Scenario, n: int, frame_rate_hz: float,
+                  heading_rad: float, seed: int) -> Iterator[tuple[float, EchoFeatures, float]]:
+    """The frames of a calibration drive: ``(t_s, features, heading given)``. In a shoebox
+    along :func:`~echoloc_ros.core.evaluation.tracked_path`; the figure-of-eight does not
+    fit inside other plans, whose frames are taken at random poses instead."""
+    rng = np.random.default_rng([seed, 1])
+    if room.is_shoebox:
+        start = room.vertices_m.min(axis=0) - origin_m[:2]
+        for t_s, _, features, given in _drive(tracked_path(room), start, simulator, processor,
+                                              scenario, rng, n, frame_rate_hz, heading_rad):
+            yield t_s, features, given
+        return
+    for k, (_, frame, _, yaw, draw, _) in enumerate(random_frames(simulator, scenario, n,
+                                                                  [seed, 1])):
+        yield k / frame_rate_hz, processor.process(frame), yaw + heading_rad * draw
+
+
 def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: float,
                               model_error: ModelError, drive_s: float, n: int, seed: int,
                               heading_noise_deg: float = 1.0, fs_hz: float = 250e3,
                               frame_rate_hz: float = 25.0) -> dict:
     """Drive :func:`~echoloc_ros.core.evaluation.tracked_path` for ``drive_s`` in the room
-    drawn from ``model_error`` (its surfaces off the file), localized and tracked with the
-    file; every frame the tracker takes goes to a :class:`RoomCalibration` at its fix. Then
+    drawn from ``model_error`` (its surfaces off the file; a plan other than a shoebox:
+    random poses), localized and tracked with the file; every frame the tracker takes goes to
+    a :class:`RoomCalibration` at its fix. Then
     ``n`` random frames of that room are localized with the file (errors in the file's
     frame), the calibrated room (errors in its frame, aligned with the truth's by
     :func:`aligned_surface_errors`) and the true room (tolerance 0).
@@ -57,14 +78,13 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
     heading_rad = np.deg2rad(heading_noise_deg)
     yaw_std = heading_rad if heading_noise_deg > 0 else None
     driving = make_pipeline('physics', room, array, chirp, fs_hz, processor,
-                            tracker=PoseTracker(room_volume_m3=room.volume_m3))
+                            tracker=PoseTracker(room_volume_m3=room.volume_m3)
+                            if room.is_shoebox else None)
     calibration = RoomCalibration(driving.localizer)
-    path = tracked_path(room)
-    start = room.vertices_m.min(axis=0) - truth.origin_m[:2]
     n_drive = int(round(drive_s * frame_rate_hz))
-    for t_s, _, features, given in _drive(path, start, simulator, processor, scenario,
-                                          np.random.default_rng([seed, 1]), n_drive,
-                                          frame_rate_hz, heading_rad):
+    for t_s, features, given in _drive_frames(room, truth.origin_m, simulator, processor,
+                                              scenario, n_drive, frame_rate_hz, heading_rad,
+                                              seed):
         out = driving.step(t_s, features, given, yaw_std)
         if out.accepted:
             calibration.add(features, out.fix.estimate.position_m, out.yaw_rad)
