@@ -28,6 +28,7 @@ from echoloc_ros.core.array_geometry import yaw_matrix
 from echoloc_ros.core.echo_processing import EchoFeatures
 from echoloc_ros.core.geometry import moved_shell, room_planes
 from echoloc_ros.core.paths import resolve_config
+from echoloc_ros.core.physics.config import RESPONSE_HALF_S
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.physics.matched_filter import sample
 from echoloc_ros.core.room import Room
@@ -35,9 +36,9 @@ from echoloc_ros.core.room import Room
 # Shifts scanned per surface and frame, m: the stale file's fix is off by a few cm at most.
 SCAN_HALF_M = 0.08
 SCAN_STEP_M = 0.0005
-# A surface whose echoes reach less than this coherent power over noise (per path, as
-# log1p) is not heard in the frame.
-MIN_SCORE = 3.0
+# A surface whose echoes explain less than this energy (noise units: 10 is 10 dB above the
+# noise) is not heard in the frame.
+MIN_SCORE = 10.0
 # Per-frame measurements further than this many robust standard deviations from the fit are
 # dropped (a wrong fringe of the carrier, an echo under another).
 OUTLIER_SIGMAS = 3.5
@@ -78,10 +79,21 @@ class RoomCalibration:
 
     :param localizer: a physics localizer of the room file (its image model and point
         response; its processor made the features).
+    :param refresh_every: every this many frames the surfaces are scanned from then on in
+        the room as solved so far, not the file's: a wall's double bounces with the floor and
+        ceiling, and the echoes that arrive among its own, are then where they are.
     """
 
-    def __init__(self, localizer: PhysicsLocalizer) -> None:
+    def __init__(self, localizer: PhysicsLocalizer, refresh_every: int = 25) -> None:
+        if refresh_every < 1:
+            raise ValueError(f'refresh_every must be >= 1, got {refresh_every}')
         self.localizer = localizer
+        self.refresh_every = refresh_every
+        # The room scanned in (the file's, then the latest solution), its surfaces' offsets
+        # from the file and its frame's shift from the file's.
+        self.scanner = localizer
+        self.scan_offsets_m = np.zeros(len(room_planes(localizer.room)))
+        self.scan_shift_m = np.zeros(3)
         room = localizer.room
         self.planes = room_planes(room)
         self.normals = np.array([p.normal for p in self.planes])
@@ -110,39 +122,80 @@ class RoomCalibration:
         :param temperature_c: the air's, degC; ``None``: the room file's.
         :return: each surface's shift ``c_s`` ``(S,)``, m (``nan`` where not heard).
         """
-        loc = self.localizer
+        loc = self.scanner
         temperature = loc.room.temperature_c if temperature_c is None else temperature_c
         fr = loc.frame(features, yaw_rad, temperature)
-        emitter = np.asarray(position_m, dtype=float) + yaw_matrix(yaw_rad) @ loc.array.emitter_m
+        emitter = (np.asarray(position_m, dtype=float) - self.scan_shift_m
+                   + yaw_matrix(yaw_rad) @ loc.array.emitter_m)
         valid = loc._valid_images(emitter[None], emitter[None] + fr.offsets.mean(axis=0))[0]
+        at = np.append(emitter, [1.0, 0.0])[None]
+        every = np.flatnonzero(valid)
+        tau0, amp0, _ = loc._paths(fr, at, every, np.ones(every.size, dtype=bool))
         shifts = np.full(len(self.planes), np.nan)
-        for s, family in enumerate(self.families):
-            paths = np.flatnonzero(family & valid)
-            if paths.size == 0:
-                continue
-            thetas = np.zeros((self.grid_m.size, 5))
-            thetas[:, :3] = emitter + self.grid_m[:, None] * self.normals[s]
-            thetas[:, 3] = 1.0
-            score = self._scores(fr, thetas, paths)
-            best = int(np.argmax(score))
-            if 0 < best < score.size - 1 and score[best] >= MIN_SCORE:
-                y0, y1, y2 = score[best - 1:best + 2]
-                shifts[s] = self.grid_m[best] + SCAN_STEP_M * 0.5 * (y0 - y2) / min(
-                    y0 - 2 * y1 + y2, -1e-12)
+        n_walls = len(self.planes) - 2
+        # Floor and ceiling first: the floor's shift puts the emitter at its height above the
+        # floor, where the walls' double bounces with the floor are.
+        for s in (n_walls, n_walls + 1, *range(n_walls)):
+            if s == 0 and np.isfinite(shifts[n_walls]):
+                at[0, 2] += shifts[n_walls]
+                tau0, amp0, _ = loc._paths(fr, at, every, np.ones(every.size, dtype=bool))
+            mine = self.families[s][every]
+            if mine.any():
+                shifts[s] = self._scan(fr, at, s, every, mine, tau0, amp0)
+        shifts += self.scan_offsets_m
         self.shifts.append(shifts)
+        if self.n_frames % self.refresh_every == 0:
+            self._refresh()
         return shifts
 
-    def _scores(self, fr, thetas: np.ndarray, paths: np.ndarray) -> np.ndarray:
-        """Coherent evidence of ``paths`` at each emitter of ``thetas (K, 5)``: per path the
-        log of its receivers' coherent power (weighted by the predicted amplitudes) over the
-        noise, summed over the paths heard ``(K,)``."""
-        tau, amp, _ = self.localizer._paths(fr, thetas, paths, np.ones(paths.size, dtype=bool))
-        heard = (tau > fr.t_min) & (tau < fr.t_max)
-        z = sample(fr, tau, inside=heard)
-        weighted = amp * fr.weights
-        power = np.abs(np.sum(weighted * z, axis=-1)) ** 2 / np.maximum(
-            np.sum(weighted * amp, axis=-1), 1e-300)
-        return np.sum(np.where(np.all(heard, axis=-1), np.log1p(power), 0.0), axis=-1)
+    def _scan(self, fr, at: np.ndarray, s: int, every: np.ndarray, mine: np.ndarray,
+              tau0: np.ndarray, amp0: np.ndarray) -> float:
+        """Surface ``s``'s shift from the emitter ``at (1, 5)`` in the scanned room: the
+        parabola's vertex at the best of its echoes' scores, ``nan`` when not heard."""
+        # Other echoes that arrive among this surface's over the scan stay in the fit where
+        # the room scanned has them, so that they are not taken for its echoes.
+        reach = RESPONSE_HALF_S + 2.0 * SCAN_HALF_M / fr.c0
+        near = np.any(np.abs(tau0[0, ~mine][:, None] - tau0[0, mine][None]) < reach,
+                      axis=(1, 2))
+        thetas = np.repeat(at, self.grid_m.size, axis=0)
+        thetas[:, :3] += self.grid_m[:, None] * self.normals[s]
+        score = self._scores(fr, thetas, every[mine], tau0[:, ~mine][:, near],
+                             amp0[:, ~mine][:, near])
+        best = int(np.argmax(score))
+        if not (0 < best < score.size - 1 and score[best] >= MIN_SCORE):
+            return float('nan')
+        y0, y1, y2 = score[best - 1:best + 2]
+        return float(self.grid_m[best] + SCAN_STEP_M * 0.5 * (y0 - y2)
+                     / min(y0 - 2 * y1 + y2, -1e-12))
+
+    def _refresh(self) -> None:
+        """Scan from now on in the room as solved so far (kept as it was while too few frames
+        hear its surfaces)."""
+        try:
+            result = self.solve(min_frames=min(self.refresh_every, 20))
+        except ValueError:
+            return
+        self.scanner = self.localizer.with_room(result.room)
+        self.scan_offsets_m, self.scan_shift_m = result.offsets_m, result.shift_m
+
+    def _scores(self, fr, thetas: np.ndarray, paths: np.ndarray, fixed_tau: np.ndarray,
+                fixed_amp: np.ndarray) -> np.ndarray:
+        """Energy of the frame that ``paths`` at each emitter of ``thetas (K, 5)`` and the
+        fixed paths ``fixed_tau, fixed_amp (1, Q, n)`` explain together, one complex amplitude
+        per path fitted jointly (least squares over the point response's overlap: near the
+        floor a wall's echo and its double bounce arrive within a few mm) ``(K,)``, in noise
+        units."""
+        loc = self.scanner
+        tau, amp, _ = loc._paths(fr, thetas, paths, np.ones(paths.size, dtype=bool))
+        k = thetas.shape[0]
+        tau = np.concatenate([tau, np.repeat(fixed_tau, k, axis=0)], axis=1)
+        amp = np.concatenate([amp, np.repeat(fixed_amp, k, axis=0)], axis=1)
+        amp = np.where(np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1)[..., None], amp,
+                       0.0)
+        b = np.sum(amp * fr.weights * sample(fr, tau), axis=-1)                  # (K, P)
+        gram = loc._regularised(loc._gram(fr, tau, amp, loc._pairs(tau))[0])
+        fitted = np.linalg.solve(gram, b[..., None])[..., 0]
+        return np.real(np.sum(np.conj(b) * fitted, axis=-1))
 
     def solve(self, min_frames: int = 20) -> RoomCalibrationResult:
         """The shell from the frames added: every frame's pose error fitted out, robustly.
@@ -205,14 +258,14 @@ def room_yaml(source: str | Path, result: RoomCalibrationResult) -> str:
     data = yaml.safe_load(resolve_config('rooms', source).read_text(encoding='utf-8'))
     room = result.room
     if 'shoebox' in data['plan']:
-        data['plan'] = {'shoebox': {'width_m': round(room.width_m, 4),
-                                    'length_m': round(room.length_m, 4)}}
+        data['plan'] = {'shoebox': {'width_m': round(float(room.width_m), 4),
+                                    'length_m': round(float(room.length_m), 4)}}
     else:
         data['plan'] = {'polygon': np.round(room.vertices_m, 4).tolist()}
-    data['height_m'] = round(room.height_m, 4)
+    data['height_m'] = round(float(room.height_m), 4)
     for item in data.get('furniture') or []:
         for key in ('min_m', 'max_m'):
             item[key] = np.round(np.asarray(item[key], dtype=float) - result.shift_m,
                                  4).tolist()
-    data['tolerance_m'] = round(room.tolerance_m, 4)
+    data['tolerance_m'] = round(float(room.tolerance_m), 4)
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
