@@ -173,7 +173,8 @@ def cmd_evaluate(args) -> int:
                      'model_error_seed': args.model_error_seed, 'max_order': args.max_order,
                      'room_tolerance_m': room.tolerance_m,
                      'calibrate_frames': args.calibrate_frames,
-                     'model_error_draws': args.model_error_draws, 'imu_tilt': args.imu_tilt}
+                     'model_error_draws': args.model_error_draws, 'imu_tilt': args.imu_tilt,
+                     'estimate_tilt': args.estimate_tilt}
     if args.no_wide_search:
         scenario_json['wide_search'] = False
     for method in methods:
@@ -189,7 +190,8 @@ def cmd_evaluate(args) -> int:
                                     max_order=args.max_order,
                                     calibration_frames=args.calibrate_frames,
                                     model_error_draws=args.model_error_draws,
-                                    imu_tilt=args.imu_tilt, **common)
+                                    imu_tilt=args.imu_tilt, estimate_tilt=args.estimate_tilt,
+                                    **common)
             untracked = (scenario_json['model_error'] or args.max_order != 2
                          or args.calibrate_frames)
             if untracked and args.tracked_frames:
@@ -666,6 +668,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--imu-tilt', action='store_true',
                    help='the localizer is told the array\'s drawn roll and pitch (--tilt-deg), '
                         'as the IMU\'s orientation on /imu/data gives them')
+    p.add_argument('--estimate-tilt', action='store_true',
+                   help='the localizer estimates the array\'s roll and pitch from each frame\'s '
+                        'floor and ceiling echoes (no IMU reports them)')
     p.add_argument('--no-wide-search', action='store_true',
                    help='nn: do not search again, widely, the frames the network doubts')
     _add_scenario_args(p)

@@ -123,7 +123,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
                      furniture_known: bool = False,
                      wide_search: bool = True, model_error: ModelError | None = None,
                      max_order: int = 2, calibration_frames: int = 0,
-                     model_error_draws: int = 1, imu_tilt: bool = False) -> dict[str, float]:
+                     model_error_draws: int = 1, imu_tilt: bool = False,
+                     estimate_tilt: bool = False) -> dict[str, float]:
     """Localize ``n`` random poses and summarise accuracy, honesty and latency.
 
     Poses are uniform in the room at least ``margin_m`` from walls and furniture, height
@@ -162,7 +163,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
         ``model_error`` (seeds ``model_error.seed`` on): one draw is one array and one room,
         whose errors are the same in every frame, so a rate over one draw says little.
     :param imu_tilt: the localizer is told the drawn array's roll and pitch (as an IMU's
-        orientation gives them); otherwise it takes the array as level.
+        orientation gives them); otherwise it takes the array as level, or with
+        ``estimate_tilt`` estimates the tilt from each frame (:attr:`Pipeline.estimate_tilt`).
     :return: :func:`error_metrics` (over the published fixes; a frame whose direct arrival the
         model or calibration does not explain is withheld, ``withheld_rate``) plus
         ``outside_999`` (share outside their own 99.9 % ellipsoid),
@@ -178,6 +180,7 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     processor = EchoProcessor(chirp, fs_hz, array=array)
     pipeline = make_pipeline(method, room, array, chirp, fs_hz, processor, optimization_level,
                              model_path, wide_search)
+    pipeline.estimate_tilt = estimate_tilt
     inference, wide, outside_999, withheld = [], [], [], 0
     true_c = speed_of_sound_mps(room.temperature_c if scenario.temperature_c is None
                                 else scenario.temperature_c)
