@@ -1,7 +1,7 @@
 /*
  * echoloc serial protocol v1: portable C99 encoder and command parser.
  *
- * Byte layouts are in docs/protocol.md; echoloc_ros/core/protocol.py is the Python twin and
+ * Byte layouts are in docs/protocol.md; echoloc_ros/device/protocol.py is the Python twin and
  * test/test_firmware_protocol.py checks the two bit-exactly. No dynamic memory, no stdio:
  * the same file builds for the Teensy 4.1 and for the host test program.
  */

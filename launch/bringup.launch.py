@@ -1,6 +1,6 @@
 """Bring up echoloc on a ROS 2 install: `ros2 launch echoloc bringup.launch.py`.
 
-The nodes come from echoloc_ros.graph.GRAPH, the same description `echoloc bringup` uses.
+The nodes come from echoloc_ros.ros.graph.GRAPH, the same description `echoloc bringup` uses.
 Arguments (`ros2 launch echoloc bringup.launch.py --show-args`): params_file (default: the
 package's config/echoloc.yaml), backend (sim | serial | replay), port and baudrate (serial),
 method (physics | nn), rviz (true starts rviz2 with config/echoloc.rviz; an error, before any
@@ -15,7 +15,7 @@ from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch_ros.actions import Node
 
-from echoloc_ros.graph import GRAPH, PARAMS_FILE, parse_override
+from echoloc_ros.ros.graph import GRAPH, PARAMS_FILE, parse_override
 
 # Launch arguments that set one node's parameter. Their default, '', leaves params_file's value,
 # or the node's own where the file has none (sim, physics, /dev/ttyACM0 at 115200 baud).

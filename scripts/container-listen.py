@@ -14,8 +14,8 @@ import time
 import numpy as np
 import rclpy
 
-from echoloc_ros.diagnostics import level_of
-from echoloc_ros.listener import GraphListener, Spinner
+from echoloc_ros.ros.diagnostics import level_of
+from echoloc_ros.ros.listener import GraphListener, Spinner
 
 LEVELS = ('OK', 'WARN', 'ERROR', 'STALE')
 

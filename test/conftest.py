@@ -14,7 +14,7 @@ from ros_testing import TopicRecorder
 @pytest.fixture(scope='session')
 def ros_env(tmp_path_factory):
     """Environment for node processes; also applied to this process before rclpy.init."""
-    from echoloc_ros.process_graph import isolated_ros_env
+    from echoloc_ros.ros.process_graph import isolated_ros_env
     domain_id = int(os.environ.get('ECHOLOC_TEST_DOMAIN_ID', random.randint(1, 100)))
     env = isolated_ros_env(domain_id, tmp_path_factory.mktemp('ros_log'))
     for key in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_LOG_DIR'):

@@ -11,15 +11,15 @@ from sensor_msgs.msg import Range
 
 from ros_testing import wait_for
 from echoloc.msg import EchoFrame
-from echoloc_ros import conversions
+from echoloc_ros.ros import conversions
 from echoloc_ros.core.acoustics import speed_of_sound_mps
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.core.model_error import Hardware
+from echoloc_ros.sim.model_error import Hardware
 from echoloc_ros.core.room import load_room
-from echoloc_ros.core.simulator import EchoSimulator, Scenario
-from echoloc_ros.graph import GRAPH
-from echoloc_ros.process_graph import NodeProcesses
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
+from echoloc_ros.ros.graph import GRAPH
+from echoloc_ros.ros.process_graph import NodeProcesses
 
 
 @pytest.fixture(scope='module')

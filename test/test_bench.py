@@ -6,7 +6,7 @@ import time
 import pytest
 import torch
 
-from echoloc_ros import bench
+from echoloc_ros.offline import bench
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.paths import default_model_path

@@ -8,7 +8,7 @@ from pathlib import Path
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from echoloc_ros.graph import GRAPH
+from echoloc_ros.ros.graph import GRAPH
 from ros_testing import wait_for
 
 

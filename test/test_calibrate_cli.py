@@ -9,15 +9,15 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from rclpy.serialization import serialize_message
 
-from echoloc_ros import conversions
+from echoloc_ros.ros import conversions
 from echoloc_ros.core.array_calibration import ArrayCalibration
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor, direct_explained
-from echoloc_ros.core.model_error import ModelError
+from echoloc_ros.sim.model_error import ModelError
 from echoloc_ros.core.room import load_room
-from echoloc_ros.core.simulator import EchoSimulator, Scenario
-from echoloc_ros.recording import BagWriter
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
+from echoloc_ros.ros.bag import BagWriter
 
 
 def test_calibrate_writes_a_file_the_processor_starts_from(tmp_path):

@@ -4,8 +4,8 @@ import time
 import numpy as np
 
 from echoloc_ros.core.channel_health import channel_health
-from echoloc_ros.diagnostics import (ERROR, OK, WARN, DiagnosticStatusWrapper, FrequencyStatus,
-                                     FrequencyStatusParam)
+from echoloc_ros.ros.diagnostics import (ERROR, OK, WARN, DiagnosticStatusWrapper, FrequencyStatus,
+                                         FrequencyStatusParam)
 from echoloc_ros.nodes.driver import ChannelHealthTask
 
 

@@ -18,9 +18,9 @@ from rclpy.qos import QoSProfile
 
 from parameters_testing import set_parameters
 from ros_testing import wait_for
-from echoloc_ros.diagnostics import ERROR, OK, level_of
-from echoloc_ros.graph import GRAPH
-from echoloc_ros.process_graph import NodeProcesses
+from echoloc_ros.ros.diagnostics import ERROR, OK, level_of
+from echoloc_ros.ros.graph import GRAPH
+from echoloc_ros.ros.process_graph import NodeProcesses
 
 NOT_IMPORTABLE = ('the real diagnostic_updater is not importable here: it comes with a ROS 2 '
                   'install; for this project, bash ../shared/ros-underlay/build.sh '
@@ -45,7 +45,7 @@ def implementation(request):
         if not _real_importable():
             pytest.skip(NOT_IMPORTABLE)
         return importlib.import_module('diagnostic_updater')
-    return importlib.import_module('echoloc_ros.diagnostic_fallback')
+    return importlib.import_module('echoloc_ros.ros.diagnostic_fallback')
 
 
 @pytest.fixture

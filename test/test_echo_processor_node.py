@@ -10,14 +10,14 @@ from rclpy.qos import QoSProfile
 
 from ros_testing import wait_for
 from echoloc.msg import EchoFeatures, EchoFrame
-from echoloc_ros import conversions
+from echoloc_ros.ros import conversions
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.room import load_room
-from echoloc_ros.core.simulator import EchoSimulator
-from echoloc_ros.diagnostics import level_of
-from echoloc_ros.graph import GRAPH
-from echoloc_ros.process_graph import NodeProcesses
+from echoloc_ros.sim.simulator import EchoSimulator
+from echoloc_ros.ros.diagnostics import level_of
+from echoloc_ros.ros.graph import GRAPH
+from echoloc_ros.ros.process_graph import NodeProcesses
 
 
 @pytest.fixture(scope='module')

@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from echoloc_ros.core import protocol as p
+from echoloc_ros.device import protocol as p
 
 FIRMWARE = pathlib.Path(__file__).resolve().parent.parent / 'firmware'
 CFLAGS = ['-std=c99', '-Wall', '-Wextra', '-Werror', '-pedantic', '-O1',

@@ -7,7 +7,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from ros_testing import wait_for
 from echoloc.msg import EchoFrame
-from echoloc_ros.process_graph import NodeProcesses
+from echoloc_ros.ros.process_graph import NodeProcesses
 
 RUN_FRAMES = 150
 

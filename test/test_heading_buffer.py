@@ -65,7 +65,7 @@ def test_roll_and_pitch_read_from_the_imu_orientation():
     from geometry_msgs.msg import Quaternion
     from scipy.spatial.transform import Rotation
 
-    from echoloc_ros.conversions import quaternion_to_roll_pitch
+    from echoloc_ros.ros.conversions import quaternion_to_roll_pitch
     from echoloc_ros.core.array_geometry import tilt_matrix, yaw_matrix
     for roll, pitch, yaw in ((0.02, -0.05, 1.0), (-0.04, 0.03, -2.5), (0.0, 0.0, 3.0)):
         x, y, z, w = Rotation.from_matrix(yaw_matrix(yaw) @ tilt_matrix(roll, pitch)).as_quat()

@@ -14,10 +14,10 @@ from sensor_msgs.msg import Imu
 
 from parameters_testing import set_parameters
 from ros_testing import TopicRecorder, wait_for
-from echoloc_ros import conversions
-from echoloc_ros.diagnostics import level_of
-from echoloc_ros.graph import GRAPH
-from echoloc_ros.process_graph import NodeProcesses
+from echoloc_ros.ros import conversions
+from echoloc_ros.ros.diagnostics import level_of
+from echoloc_ros.ros.graph import GRAPH
+from echoloc_ros.ros.process_graph import NodeProcesses
 
 RELIABLE = QoSProfile(depth=500, reliability=ReliabilityPolicy.RELIABLE)
 # chi-square, 2 degrees of freedom, 99.9 %: the plan position's error against its covariance.

@@ -18,12 +18,12 @@ from sensor_msgs.msg import Imu
 from std_msgs.msg import String
 
 from echoloc.msg import EchoFeatures, EchoFrame
-from echoloc_ros import conversions
+from echoloc_ros.ros import conversions
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.room import load_room
-from echoloc_ros.core.simulator import EchoSimulator
-from echoloc_ros.process_graph import NodeProcesses
+from echoloc_ros.sim.simulator import EchoSimulator
+from echoloc_ros.ros.process_graph import NodeProcesses
 from ros_testing import wait_for
 
 ROOM_TEXT = (Path(__file__).resolve().parents[1] / 'config' / 'rooms'

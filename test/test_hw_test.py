@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from echoloc_ros.core.fake_device import FakeArrayDevice
-from echoloc_ros.core.hw_test import run_hw_test
+from echoloc_ros.device.fake_device import FakeArrayDevice
+from echoloc_ros.device.hw_test import run_hw_test
 
 
 def _hw_test(tmp_path, **device_kwargs) -> dict:

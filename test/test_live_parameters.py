@@ -15,9 +15,9 @@ from visualization_msgs.msg import MarkerArray
 
 from parameters_testing import set_parameters
 from ros_testing import TopicRecorder, wait_for
-from echoloc_ros import conversions
-from echoloc_ros.graph import GRAPH
-from echoloc_ros.process_graph import NodeProcesses
+from echoloc_ros.ros import conversions
+from echoloc_ros.ros.graph import GRAPH
+from echoloc_ros.ros.process_graph import NodeProcesses
 
 RELIABLE = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
 

@@ -11,7 +11,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from ros_testing import TopicRecorder, wait_for
 from echoloc_ros.core.paths import resolve_config
 from echoloc_ros.core.room import load_room
-from echoloc_ros.process_graph import NodeProcesses
+from echoloc_ros.ros.process_graph import NodeProcesses
 
 # Where the boxes now stand, from where the room file has them (m): off the sim's path (1.2 m
 # from the walls) and level with it.
@@ -108,7 +108,7 @@ def test_localizer_refuses_a_room_that_is_not_its_own(ros_env, recorder, tmp_pat
     """A message on echoloc/room that is not YAML, or is another room, is refused with an error
     naming it, and the room in use is kept; the room itself with a box moved is taken up."""
     from std_msgs.msg import String
-    from echoloc_ros.graph import GRAPH
+    from echoloc_ros.ros.graph import GRAPH
     from echoloc_ros.nodes.furniture_survey import ROOM_QOS
     specs = tuple(s for s in GRAPH if s.name == 'localizer')
     pub = recorder.publisher(String, '/echoloc/room', ROOM_QOS)

@@ -4,7 +4,7 @@ import numpy as np
 from echoloc_ros.core.physics.results import Estimate
 from echoloc_ros.core.pipeline import PipelineCounts
 from echoloc_ros.core.tracker import PoseTracker
-from echoloc_ros.diagnostics import ERROR, OK, WARN, DiagnosticStatusWrapper
+from echoloc_ros.ros.diagnostics import ERROR, OK, WARN, DiagnosticStatusWrapper
 from echoloc_ros.nodes.localizer_status import (LocalizerState, localization_status,
                                                 model_status)
 

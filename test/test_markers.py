@@ -8,10 +8,10 @@ from builtin_interfaces.msg import Time  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
 from echoloc_ros.core.room import load_room  # noqa: E402
-from echoloc_ros.markers import (  # noqa: E402
+from echoloc_ros.ros.markers import (  # noqa: E402
     CHI2_3DOF_95, NS_COVARIANCE, NS_ECHOES, NS_FURNITURE, NS_WALLS, estimate_markers,
     marker_array, room_markers)
-from echoloc_ros.render import quaternion_to_rotation, render_markers_png  # noqa: E402
+from echoloc_ros.offline.render import quaternion_to_rotation, render_markers_png  # noqa: E402
 
 STAMP = Time(sec=12, nanosec=345)
 RECEIVERS = np.array([[0.05, 0.05, 0.0], [-0.05, 0.05, 0.0], [-0.05, -0.05, 0.0],

@@ -52,7 +52,7 @@ def _value(samples: dict, metric: str, **labels) -> float:
 def exporter(ros_env):
     from rclpy.executors import SingleThreadedExecutor
 
-    from echoloc_ros.metrics import MetricsExporter
+    from echoloc_ros.nodes.metrics_exporter import MetricsExporter
     node = MetricsExporter(port=0, node_name='test_metrics_exporter')
     executor = SingleThreadedExecutor()
     executor.add_node(node)
@@ -159,7 +159,8 @@ def test_metrics_and_health_follow_diagnostics_and_poses(exporter, recorder):
 
 def test_node_process_logs_its_port_and_serves(ros_env):
     process = subprocess.Popen(
-        [sys.executable, '-m', 'echoloc_ros.metrics', '--ros-args', '-p', 'port:=0'],
+        [sys.executable, '-m', 'echoloc_ros.nodes.metrics_exporter', '--ros-args', '-p',
+         'port:=0'],
         env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         port = None

@@ -7,8 +7,8 @@ import sys
 import urllib.error
 import urllib.request
 
-from echoloc_ros.graph import GRAPH
-from echoloc_ros.process_graph import NodeProcesses
+from echoloc_ros.ros.graph import GRAPH
+from echoloc_ros.ros.process_graph import NodeProcesses
 from ros_testing import wait_for
 
 

@@ -43,7 +43,7 @@ def _spin(node):
 
 @pytest.fixture
 def secure_exporter(ros_env, certificate, tmp_path):
-    from echoloc_ros.metrics import MetricsExporter
+    from echoloc_ros.nodes.metrics_exporter import MetricsExporter
     token_file = tmp_path / 'token'
     token_file.write_text(TOKEN + '\n')
     cert, key = certificate
@@ -90,7 +90,7 @@ def test_https_with_a_bearer_token(secure_exporter, certificate):
 
 
 def test_no_token_no_network_address(ros_env, tmp_path):
-    from echoloc_ros.metrics import MetricsExporter
+    from echoloc_ros.nodes.metrics_exporter import MetricsExporter
     with pytest.raises(ValueError, match="refusing to serve metrics on '0.0.0.0' without a "
                                          'token'):
         MetricsExporter(port=0, host='0.0.0.0', node_name='test_open_metrics')
@@ -110,7 +110,7 @@ def test_no_token_no_network_address(ros_env, tmp_path):
 
 
 def test_connections_are_bounded_and_time_out(ros_env):
-    from echoloc_ros.metrics import MAX_CONNECTIONS, MetricsExporter
+    from echoloc_ros.nodes.metrics_exporter import MAX_CONNECTIONS, MetricsExporter
     node = MetricsExporter(port=0, node_name='test_bounded_metrics')
     executor, thread = _spin(node)
     idle = []
@@ -152,7 +152,7 @@ def test_connections_are_bounded_and_time_out(ros_env):
 
 
 def test_spoofed_diagnostic_names_are_bounded_and_expire(ros_env):
-    from echoloc_ros.metrics import MAX_STATUSES, MetricsExporter
+    from echoloc_ros.nodes.metrics_exporter import MAX_STATUSES, MetricsExporter
     node = MetricsExporter(port=0, node_name='test_spoofed_metrics')
     try:
         node.set_parameters([Parameter('forget_after_s', value=1.0),

@@ -9,8 +9,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from ros_testing import TopicRecorder, wait_for
 from echoloc_ros.core.paths import default_model_path
-from echoloc_ros.graph import default_params_file
-from echoloc_ros.process_graph import NodeProcesses
+from echoloc_ros.ros.graph import default_params_file
+from echoloc_ros.ros.process_graph import NodeProcesses
 
 POSES = 40
 # The shipped wide-search budget (searches a second).
@@ -101,7 +101,7 @@ def test_a_checkpoint_that_is_not_one_falls_back_to_physics_naming_why(ros_env, 
     ERROR and runs the physics method instead of crashing."""
     import torch
 
-    from echoloc_ros.graph import NodeSpec
+    from echoloc_ros.ros.graph import NodeSpec
     good = torch.load(default_model_path('default_room'), weights_only=True) \
         if default_model_path('default_room').is_file() else None
     cases = {'int': (5, 'holds a int, not a dict'),

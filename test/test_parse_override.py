@@ -1,7 +1,7 @@
 """Parameter overrides as text, read alike by bringup.launch.py and `echoloc bringup --set`."""
 import pytest
 
-from echoloc_ros.graph import parse_override
+from echoloc_ros.ros.graph import parse_override
 
 
 def test_values_are_read_as_yaml():

@@ -10,17 +10,17 @@ from rclpy.serialization import deserialize_message, serialize_message
 from threadpoolctl import threadpool_limits
 
 from echoloc.msg import EchoFeatures, EchoFrame
-from echoloc_ros import conversions
+from echoloc_ros.ros import conversions
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.core.paths import default_model_path
 from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room
-from echoloc_ros.core.simulator import EchoSimulator, Scenario
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 from echoloc_ros.core.tracker import PoseTracker
-from echoloc_ros.graph import GRAPH
-from echoloc_ros.process_graph import NodeProcesses
+from echoloc_ros.ros.graph import GRAPH
+from echoloc_ros.ros.process_graph import NodeProcesses
 from ros_testing import TopicRecorder, wait_for
 
 FRAMES = 12

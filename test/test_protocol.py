@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from echoloc_ros.core import protocol as p
+from echoloc_ros.device import protocol as p
 
 U32 = st.integers(0, 2 ** 32 - 1)
 F32 = st.floats(width=32, allow_nan=False)

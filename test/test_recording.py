@@ -50,7 +50,7 @@ def _summary_start(mcap_path: Path) -> int:
 
 
 def _messages(out: Path) -> dict[str, list]:
-    from echoloc_ros.recording import read_messages
+    from echoloc_ros.ros.bag import read_messages
     by_topic: dict[str, list] = {}
     for topic, log_time_ns, msg in read_messages(out):
         by_topic.setdefault(topic, []).append((log_time_ns, msg))
@@ -135,7 +135,7 @@ def test_sigkill_keeps_what_was_flushed(ros_env, recorder, tmp_path):
     from rclpy.qos import QoSProfile
     from rosbags.rosbag2 import Reader
 
-    from echoloc_ros.recording import deserialize
+    from echoloc_ros.ros.bag import deserialize
 
     out = tmp_path / 'killed'
     process = _start_recorder(out, ['/kill/pose:geometry_msgs/msg/PoseStamped'], ros_env)
@@ -180,7 +180,7 @@ def test_repair_cuts_a_torn_flush_back_to_the_last_complete_chunk(tmp_path):
     from rosbags.rosbag2 import Reader
     from rosbags.rosbag2.errors import ReaderError
 
-    from echoloc_ros.recording import BagWriter, read_bag, repair_bag
+    from echoloc_ros.ros.bag import BagWriter, read_bag, repair_bag
 
     bag = BagWriter(tmp_path / 'torn')
     bag.add_topic('/p', 'geometry_msgs/msg/PoseStamped')

@@ -6,9 +6,9 @@ import numpy as np
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from echoloc_ros.graph import GRAPH
-from echoloc_ros.process_graph import NodeProcesses
-from echoloc_ros.recording import read_messages
+from echoloc_ros.ros.graph import GRAPH
+from echoloc_ros.ros.process_graph import NodeProcesses
+from echoloc_ros.ros.bag import read_messages
 from ros_testing import wait_for
 
 RATE_HZ = 5.0  # slow enough that no node drops a frame, live or replayed

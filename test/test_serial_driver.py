@@ -10,9 +10,9 @@ from geometry_msgs.msg import PoseWithCovarianceStamped
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from echoloc.msg import EchoFrame
-from echoloc_ros.diagnostics import level_of
-from echoloc_ros.graph import GRAPH
-from echoloc_ros.process_graph import NodeProcesses
+from echoloc_ros.ros.diagnostics import level_of
+from echoloc_ros.ros.graph import GRAPH
+from echoloc_ros.ros.process_graph import NodeProcesses
 from ros_testing import wait_for
 
 POSITION = (2.0, 1.5, 0.3)

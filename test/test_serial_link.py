@@ -6,10 +6,10 @@ import time
 import numpy as np
 import pytest
 
-from echoloc_ros.core import protocol as p
-from echoloc_ros.core.fake_device import FakeArrayDevice, FaultConfig, synthetic_echo_source
+from echoloc_ros.device import protocol as p
+from echoloc_ros.device.fake_device import FakeArrayDevice, FaultConfig, synthetic_echo_source
 from echoloc_ros.core.channel_health import channel_health
-from echoloc_ros.core.serial_link import ClockModel, SerialArrayLink
+from echoloc_ros.device.serial_link import ClockModel, SerialArrayLink
 
 # The fake device and the link run as threads of this process at 50 frames/s: coverage's
 # tracing of this process slowed them until frames were lost on the pty (two in a CI run).

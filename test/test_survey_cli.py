@@ -10,14 +10,14 @@ from builtin_interfaces.msg import Time
 from echoloc.msg import EchoFrame
 from rclpy.serialization import serialize_message
 
-from echoloc_ros import conversions
+from echoloc_ros.ros import conversions
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
-from echoloc_ros.core.evaluation import _drive, _moved_off_path, tracked_path
+from echoloc_ros.offline.evaluation import _drive, _moved_off_path, tracked_path
 from echoloc_ros.core.room import load_room
-from echoloc_ros.core.simulator import EchoSimulator, Scenario
-from echoloc_ros.recording import BagWriter, posed_frames
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
+from echoloc_ros.ros.bag import BagWriter, posed_frames
 
 FS_HZ = 250e3
 # Each test runs echoloc survey over a simulated drive in a subprocess.

@@ -9,14 +9,14 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from scipy import stats
 
 from echoloc.msg import EchoFrame
-from echoloc_ros import conversions
+from echoloc_ros.ros import conversions
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.room import load_room
-from echoloc_ros.core.simulator import EchoSimulator
-from echoloc_ros.diagnostics import level_of
-from echoloc_ros.graph import GRAPH
-from echoloc_ros.process_graph import NodeProcesses
+from echoloc_ros.sim.simulator import EchoSimulator
+from echoloc_ros.ros.diagnostics import level_of
+from echoloc_ros.ros.graph import GRAPH
+from echoloc_ros.ros.process_graph import NodeProcesses
 from ros_testing import wait_for
 from test_metrics_graph import _free_port, _get, _serve, _stop
 

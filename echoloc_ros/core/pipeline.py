@@ -1,7 +1,7 @@
 """The per-frame pipeline that is both shipped and measured: localize, track, publish heading.
 
 The localizer node (:mod:`echoloc_ros.nodes.localizer`), ``echoloc evaluate``
-(:mod:`echoloc_ros.core.evaluation`), ``echoloc bench`` and ``echoloc fit`` all build a
+(:mod:`echoloc_ros.offline.evaluation`), ``echoloc bench`` and ``echoloc fit`` all build a
 :class:`Pipeline` with :func:`make_pipeline` and call :meth:`Pipeline.step` once per frame, so
 that every published figure is a figure of the code path the node runs.
 """

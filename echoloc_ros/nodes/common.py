@@ -13,7 +13,7 @@ from rclpy.node import Node
 from threadpoolctl import threadpool_limits
 
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.diagnostics import Updater
+from echoloc_ros.ros.diagnostics import Updater
 
 
 def declare(node: Node, name: str, default: Any, description: str, *,

@@ -12,19 +12,19 @@ from sensor_msgs.msg import Imu
 
 from echoloc.msg import EchoFrame
 from builtin_interfaces.msg import Time
-from echoloc_ros import conversions
-from echoloc_ros.core import protocol
+from echoloc_ros.ros import conversions
+from echoloc_ros.device import protocol
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.channel_health import CHANNEL_NOISY, CHANNEL_OK, channel_health
 from echoloc_ros.core.room import load_room
-from echoloc_ros.core.serial_link import EchoFrameEvent, SerialArrayLink, StatusEvent
-from echoloc_ros.core.sim_array import SimulatedArray
-from echoloc_ros.core.simulator import EchoSimulator, Scenario
-from echoloc_ros.recording import read_bag
-from echoloc_ros.diagnostics import (ERROR, OK, WARN, DiagnosticTask, FrequencyStatus,
-                                     FrequencyStatusParam)
+from echoloc_ros.device.serial_link import EchoFrameEvent, SerialArrayLink, StatusEvent
+from echoloc_ros.sim.sim_array import SimulatedArray
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
+from echoloc_ros.ros.bag import read_bag
+from echoloc_ros.ros.diagnostics import (ERROR, OK, WARN, DiagnosticTask, FrequencyStatus,
+                                         FrequencyStatusParam)
 from echoloc_ros.nodes.common import (declare, declare_chirp, diagnostic_updater,
-                                       limit_threads, run)
+                                      limit_threads, run)
 
 BACKENDS = ('sim', 'serial', 'replay')
 REPLAYED_TOPICS = ('/echoloc/echoes', '/imu/data', '/echoloc/ground_truth')

@@ -10,13 +10,13 @@ from sensor_msgs.msg import Range
 from std_msgs.msg import Header
 
 from echoloc.msg import EchoFeatures, EchoFrame
-from echoloc_ros import conversions
+from echoloc_ros.ros import conversions
 from echoloc_ros.core.acoustics import speed_of_sound_mps
 from echoloc_ros.core.array_calibration import ArrayCalibration, DirectPathCalibrator
 from echoloc_ros.core.array_geometry import load_named_array
 from echoloc_ros.core.echo_processing import (DIRECT_RESIDUAL_LIMIT_DB, EchoProcessor,
                                               direct_explained)
-from echoloc_ros.diagnostics import ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam
+from echoloc_ros.ros.diagnostics import ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam
 from echoloc_ros.nodes.common import declare, diagnostic_updater, limit_threads, run
 
 # Processors kept, one per (array, chirp, sample rate) a frame names: a stream has one; a peer

@@ -16,13 +16,13 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from echoloc.msg import EchoFeatures
-from echoloc_ros import conversions
+from echoloc_ros.ros import conversions
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.room import load_room
 from echoloc_ros.core.survey import FurnitureSurvey, LiveSurvey, room_yaml
-from echoloc_ros.diagnostics import OK, WARN
+from echoloc_ros.ros.diagnostics import OK, WARN
 from echoloc_ros.nodes.common import (declare, declare_chirp, diagnostic_updater,
-                                       limit_threads, run)
+                                      limit_threads, run)
 
 # The room as surveyed: latched, so a localizer that starts (or restarts) later gets it.
 ROOM_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,

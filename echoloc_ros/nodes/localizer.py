@@ -13,16 +13,16 @@ from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
 from echoloc.msg import EchoFeatures
-from echoloc_ros import conversions, markers
+from echoloc_ros.ros import conversions, markers
 from echoloc_ros.core.array_geometry import load_array, yaw_matrix
 from echoloc_ros.core.echo_heading import EchoHeading, acquire
 from echoloc_ros.core.localization import Localizer
 from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room, room_from_yaml
 from echoloc_ros.core.tracker import PoseTracker
-from echoloc_ros.diagnostics import ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam
+from echoloc_ros.ros.diagnostics import ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam
 from echoloc_ros.nodes.common import (RefusalLog, declare, declare_chirp, diagnostic_updater,
-                                       limit_threads, run)
+                                      limit_threads, run)
 from echoloc_ros.nodes.localizer_status import (LocalizerState, localization_status,
                                                 model_status)
 

@@ -8,7 +8,7 @@ import numpy as np
 from echoloc_ros.core.physics.results import Estimate
 from echoloc_ros.core.pipeline import PipelineCounts
 from echoloc_ros.core.tracker import PoseTracker
-from echoloc_ros.diagnostics import ERROR, OK, WARN
+from echoloc_ros.ros.diagnostics import ERROR, OK, WARN
 
 # The Localization diagnostic warns when the published track has taken no fix for this long.
 COASTING_WARN_S = 1.0

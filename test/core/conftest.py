@@ -6,7 +6,7 @@ from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.core.room import load_room
-from echoloc_ros.core.simulator import EchoSimulator
+from echoloc_ros.sim.simulator import EchoSimulator
 
 FS_HZ = 250e3
 

@@ -10,9 +10,9 @@ from echoloc_ros.core.array_calibration import ArrayCalibration, DirectPathCalib
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor, direct_explained
-from echoloc_ros.core.model_error import Hardware
+from echoloc_ros.sim.model_error import Hardware
 from echoloc_ros.core.room import load_room
-from echoloc_ros.core.simulator import EchoSimulator, Scenario
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 
 
 @pytest.fixture(scope='module')

@@ -4,9 +4,9 @@
 import numpy as np
 import pytest
 
-from echoloc_ros.core.model_error import Hardware
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
-from echoloc_ros.core.simulator import Scenario
+from echoloc_ros.sim.model_error import Hardware
+from echoloc_ros.sim.simulator import Scenario
 
 TILT_RAD = (float(np.deg2rad(3.0)), float(np.deg2rad(-3.0)))
 

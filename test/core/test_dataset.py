@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from echoloc_ros.core import dataset
+from echoloc_ros.offline import dataset
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.room import load_room
-from echoloc_ros.core.simulator import Scenario
+from echoloc_ros.sim.simulator import Scenario
 
 
 def _spec(seed=3, snr_db=20.0):

@@ -10,7 +10,7 @@ from echoloc_ros.core.echo_heading import (Acquisition, EchoHeading, LOST_AFTER_
 from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import load_room
-from echoloc_ros.core.simulator import EchoSimulator
+from echoloc_ros.sim.simulator import EchoSimulator
 
 
 @pytest.fixture(scope='module')

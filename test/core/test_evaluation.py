@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from echoloc_ros.core.evaluation import error_metrics, evaluate_fixes, evaluate_tracked
+from echoloc_ros.offline.evaluation import error_metrics, evaluate_fixes, evaluate_tracked
 from echoloc_ros.core.paths import default_model_path
-from echoloc_ros.core.simulator import Scenario
+from echoloc_ros.sim.simulator import Scenario
 
 
 def test_error_metrics_numbers():
@@ -21,7 +21,7 @@ def test_error_metrics_numbers():
 
 
 def test_rate_interval_is_wilsons():
-    from echoloc_ros.core.evaluation import rate_interval
+    from echoloc_ros.offline.evaluation import rate_interval
     # 6 in 200 (3 %): the interval a 200-frame evaluate leaves around a 3 % target.
     assert rate_interval(6, 200) == pytest.approx([0.01382, 0.06389], abs=1e-5)
     assert rate_interval(0, 50)[0] == 0.0 and 0.0 < rate_interval(0, 50)[1] < 0.08
@@ -78,9 +78,9 @@ def test_tracked_runs_keep_the_furniture_off_their_path():
     """The tracked path keeps 0.2 m off every box, the file's layout and moved ones: at 0.6 m
     from the walls it would run through the furnished room's sofa; a moved layout that no
     draw keeps off it is named rather than run with the file's."""
-    from echoloc_ros.core.evaluation import _moved_off_path, _on_path, tracked_path
+    from echoloc_ros.offline.evaluation import _moved_off_path, _on_path, tracked_path
     from echoloc_ros.core.room import load_room
-    from echoloc_ros.core.trajectory import LissajousTrajectory
+    from echoloc_ros.sim.trajectory import LissajousTrajectory
     furnished = load_room('furnished_room')
     lo = furnished.vertices_m.min(axis=0)
     close = LissajousTrajectory.inside((6.0, 4.5), margin_m=0.6, height_m=0.3, speed_mps=0.3)
@@ -118,7 +118,7 @@ def test_twins_tell_apart_only_what_the_furniture_leaves_heard(room, array, chir
     walls stay heard); a twin that would push a box through a wall does not count."""
     from dataclasses import replace
 
-    from echoloc_ros.core.ambiguity import twin_separations
+    from echoloc_ros.offline.ambiguity import twin_separations
     from echoloc_ros.core.room import Box
     boxes = [Box('left', [0.3, 1.0, 0.0], [0.6, 3.5, 2.6]),
              Box('right', [5.4, 1.0, 0.0], [5.7, 3.5, 2.6])]
@@ -137,7 +137,7 @@ def test_twins_tell_apart_only_what_the_furniture_leaves_heard(room, array, chir
 
 
 def test_ambiguity_bound_runs_on_the_evaluate_frames_and_names_bad_input(array, chirp, room):
-    from echoloc_ros.core.ambiguity import ambiguity_bound
+    from echoloc_ros.offline.ambiguity import ambiguity_bound
     from echoloc_ros.core.room import load_room
     furnished = load_room('furnished_room')
     # The first 8 of evaluate's frames for seed 7: most have a box against a wall; the frame
@@ -161,8 +161,8 @@ def test_ambiguity_cli_names_a_room_without_furniture():
 
 
 def test_bringup_room_reaches_every_node_that_reads_the_room():
-    from echoloc_ros.cli import bringup_overrides
-    from echoloc_ros.graph import GRAPH
+    from echoloc_ros.cli.graph import bringup_overrides
+    from echoloc_ros.ros.graph import GRAPH
     out = bringup_overrides(['localizer.method=nn', 'driver.room=other.yaml'], 'furnished_room')
     assert out == {'localizer': {'method': 'nn', 'room': 'furnished_room'},
                    'driver': {'room': 'other.yaml'},

@@ -9,9 +9,9 @@ from echoloc_ros.core.acoustics import speed_of_sound_mps
 from echoloc_ros.core.array_geometry import load_array, resonator_response
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
-from echoloc_ros.core.model_error import Hardware, ModelError
+from echoloc_ros.sim.model_error import Hardware, ModelError
 from echoloc_ros.core.room import load_room
-from echoloc_ros.core.simulator import EchoSimulator
+from echoloc_ros.sim.simulator import EchoSimulator
 
 POSITION = np.array([2.2, 1.9, 0.6])
 YAW = 0.3

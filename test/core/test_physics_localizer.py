@@ -7,10 +7,10 @@ import pytest
 from echoloc_ros.core.acoustics import speed_of_sound_mps
 from echoloc_ros.core.array_geometry import yaw_matrix
 from echoloc_ros.core.echo_processing import working_channels
-from echoloc_ros.core.evaluation import error_metrics
+from echoloc_ros.offline.evaluation import error_metrics
 from echoloc_ros.core.physics.config import OPTIMIZATION_LEVELS
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
-from echoloc_ros.core.simulator import Scenario
+from echoloc_ros.sim.simulator import Scenario
 
 FS_HZ = 250e3
 CHI2_95_3DOF = 7.815
@@ -257,7 +257,7 @@ def test_a_known_box_that_hides_a_wall_places_the_array_by_its_face(array, chirp
     from dataclasses import replace
 
     from echoloc_ros.core.room import Box, load_room
-    from echoloc_ros.core.simulator import EchoSimulator
+    from echoloc_ros.sim.simulator import EchoSimulator
     furnished = load_room('furnished_room')
     moved = {'cabinet': ([5.46, 1.11, 0.0], [5.96, 2.31, 1.8]),
              'sofa': ([3.05, 0.82, 0.0], [5.05, 1.72, 0.85]),
@@ -287,7 +287,7 @@ def test_over_a_known_box_the_height_is_measured_from_its_top(array, chirp, proc
     distance, not the distance alone (which put the array 0.76 m low in every frame here
     before heights over known boxes were proposed)."""
     from echoloc_ros.core.room import load_room
-    from echoloc_ros.core.simulator import EchoSimulator
+    from echoloc_ros.sim.simulator import EchoSimulator
     furnished = load_room('furnished_room')
     simulator = EchoSimulator(furnished, array, chirp, FS_HZ)
     localizer = PhysicsLocalizer(furnished, array, chirp, processor=processor)

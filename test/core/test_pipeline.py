@@ -7,12 +7,12 @@ import pytest
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
-from echoloc_ros.core.evaluation import random_frames
+from echoloc_ros.offline.evaluation import random_frames
 from echoloc_ros.core.paths import default_model_path
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room
-from echoloc_ros.core.simulator import EchoSimulator, Scenario
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 from echoloc_ros.core.tracker import PoseTracker
 
 FS_HZ = 250e3

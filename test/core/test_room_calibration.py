@@ -5,13 +5,13 @@ surface of a room whose surfaces stand up to 3 cm off the file is found within 3
 import numpy as np
 import pytest
 
-from echoloc_ros.core.evaluation import random_frames
-from echoloc_ros.core.model_error import ModelError
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import load_room, room_from_yaml
 from echoloc_ros.core.room_calibration import RoomCalibration, room_yaml
-from echoloc_ros.core.room_calibration_evaluation import aligned_surface_errors
-from echoloc_ros.core.simulator import EchoSimulator, Scenario
+from echoloc_ros.offline.evaluation import random_frames
+from echoloc_ros.offline.room_calibration import aligned_surface_errors
+from echoloc_ros.sim.model_error import ModelError
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 
 
 @pytest.fixture(scope='module')

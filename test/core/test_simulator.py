@@ -7,7 +7,7 @@ import pytest
 from echoloc_ros.core.acoustics import air_absorption_db_per_m, speed_of_sound_mps
 from echoloc_ros.core.array_geometry import array_from_dict, load_array
 from echoloc_ros.core.room import Box, load_room, room_from_dict
-from echoloc_ros.core.simulator import EchoSimulator, Scenario
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 
 FS_HZ = 250e3
 # Here first-order echoes are over 1 m of path apart at both test headings, so each can be

@@ -6,9 +6,9 @@ import pytest
 import yaml
 
 from echoloc_ros.core.echo_processing import EchoProcessor
-from echoloc_ros.core.evaluation import _drive, _moved_off_path, tracked_path
+from echoloc_ros.offline.evaluation import _drive, _moved_off_path, tracked_path
 from echoloc_ros.core.room import load_room
-from echoloc_ros.core.simulator import EchoSimulator, Scenario
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 from echoloc_ros.core.survey import FurnitureSurvey, write_room_file
 
 FS_HZ = 250e3
@@ -117,7 +117,7 @@ def test_write_room_file_moves_only_the_seen_boxes(furnished, tmp_path):
 
 @pytest.mark.long
 def test_evaluate_survey_small_run(furnished, array, chirp):
-    from echoloc_ros.core.evaluation import evaluate_survey
+    from echoloc_ros.offline.evaluation import evaluate_survey
     result = evaluate_survey(furnished, array, chirp, 20.0, n_layouts=1, survey_s=6.0,
                              n_test=4, seed=2, method='physics', live_survey_s=3.0)
     assert result['n'] == 4 and result['boxes'] == 4

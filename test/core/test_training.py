@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from echoloc_ros.core import dataset
+from echoloc_ros.offline import dataset
 from echoloc_ros.core.nn_localizer import NeuralLocalizer
 from echoloc_ros.core.room import load_room
-from echoloc_ros.core.simulator import Scenario
-from echoloc_ros.core.training import (CandidateSpec, evaluate_choices, fit_temperature, labels,
-                                       load_examples, train)
+from echoloc_ros.sim.simulator import Scenario
+from echoloc_ros.offline.training import (CandidateSpec, evaluate_choices, fit_temperature, labels,
+                                          load_examples, train)
 
 torch.set_num_threads(1)
 
@@ -88,7 +88,7 @@ def test_neural_localizer_end_to_end(candidates, tmp_path, array, chirp, process
     spec, out = candidates
     ckpt = tmp_path / 'ranker.pt'
     train(out, ckpt, spec.room, epochs=1, batch_size=8, progress=False, val_fraction=0.25)
-    from echoloc_ros.core.simulator import EchoSimulator
+    from echoloc_ros.sim.simulator import EchoSimulator
     room = spec.room
     loc = NeuralLocalizer.from_checkpoint(ckpt, room, array, chirp, processor=processor)
     rng = np.random.default_rng(1)
@@ -130,7 +130,7 @@ def test_neural_localizer_end_to_end(candidates, tmp_path, array, chirp, process
 
 def test_covariance_calibration_is_stored_and_used(tmp_path, room, array, chirp):
     import shutil
-    from echoloc_ros.core.evaluation import calibrate_covariance
+    from echoloc_ros.offline.evaluation import calibrate_covariance
     from echoloc_ros.core.paths import default_model_path
     shipped = default_model_path('default_room')
     if not shipped.is_file():

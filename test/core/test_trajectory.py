@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from echoloc_ros.core.trajectory import LissajousTrajectory
+from echoloc_ros.sim.trajectory import LissajousTrajectory
 
 
 def test_stays_inside_margin_and_heading_follows_motion():

@@ -11,7 +11,7 @@ from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 
 from bringup_launch import SKIP_REASON, bringup, cpu_s, echoloc_processes, ros2_param
 from echoloc.msg import EchoFrame
-from echoloc_ros.graph import GRAPH
+from echoloc_ros.ros.graph import GRAPH
 from ros_testing import wait_for
 
 launch_pytest = pytest.importorskip('launch_pytest', reason=SKIP_REASON)

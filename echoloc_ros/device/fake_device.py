@@ -25,7 +25,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from echoloc_ros.core import protocol as p
+from echoloc_ros.device import protocol as p
 from echoloc_ros.core.chirp import BARKER_13
 
 FrameSource = Callable[[int], np.ndarray]

@@ -9,9 +9,9 @@ from scipy import stats
 
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.core.evaluation import random_frames
+from echoloc_ros.offline.evaluation import random_frames
 from echoloc_ros.core.room import Room
-from echoloc_ros.core.simulator import EchoSimulator, Scenario
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 
 
 def twin_separations(room: Room, world: Room, array: ArrayGeometry, chirp: Chirp,
@@ -83,7 +83,7 @@ def ambiguity_bound(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: floa
                     fs_hz: float = 250e3) -> dict[str, float]:
     """A lower bound on any localizer's gross-error rate (> 10 cm) when the furniture stands
     moved from where the room file has it: :func:`twin_separations` on the frames of
-    :func:`~echoloc_ros.core.evaluation.evaluate_fixes` (same ``seed`` and SNR, no other
+    :func:`~echoloc_ros.offline.evaluation.evaluate_fixes` (same ``seed`` and SNR, no other
     scenario option: same frames).
 
     Each fixed twin (one shift on one axis, all at least 0.2 m) maps the prior onto itself

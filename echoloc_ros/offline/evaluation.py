@@ -14,12 +14,12 @@ from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.array_calibration import ArrayCalibration, DirectPathCalibrator
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor, direct_explained
-from echoloc_ros.core.model_error import ModelError
+from echoloc_ros.sim.model_error import ModelError
 from echoloc_ros.core.pipeline import Pipeline, make_pipeline
 from echoloc_ros.core.room import Room
-from echoloc_ros.core.simulator import EchoSimulator, Scenario
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 from echoloc_ros.core.tracker import PoseTracker
-from echoloc_ros.core.trajectory import LissajousTrajectory
+from echoloc_ros.sim.trajectory import LissajousTrajectory
 
 CHI2_95_3DOF = float(stats.chi2.ppf(0.95, 3))
 CHI2_999_3DOF = float(stats.chi2.ppf(0.999, 3))

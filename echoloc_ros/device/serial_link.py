@@ -22,7 +22,7 @@ from typing import Callable, Optional
 import numpy as np
 import serial
 
-from echoloc_ros.core import protocol as p
+from echoloc_ros.device import protocol as p
 from echoloc_ros.core.channel_health import channel_health
 
 _LOG = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ world is randomised per frame (domain randomisation), so the network meets in tr
 physics gets wrong in use: SNR, furniture moved from where the room file has it, panels not
 in the file, heading error, temperature, receiver gain mismatch and a dead receiver. Frame
 ``i`` draws everything from ``default_rng([seed, i])``; chunks are written whole and a rerun
-resumes (:func:`echoloc_ros.core.dataset.generate`).
+resumes (:func:`echoloc_ros.offline.dataset.generate`).
 
 Training: AdamW, linear warm-up then cosine, gradient clipping, early stopping on the
 validation rate of wrong choices, augmentation (a random reflection phase per path, receiver
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from echoloc_ros.core import dataset
+from echoloc_ros.offline import dataset
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
@@ -34,7 +34,7 @@ from echoloc_ros.core.model import (CandidateRanker, ModelConfig, TrainedFor, mo
 from echoloc_ros.core.nn_features import LAGS_S, candidate_example
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import Room
-from echoloc_ros.core.simulator import EchoSimulator, Scenario
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 
 # A candidate within this distance of the truth is a right one (the gross-error threshold).
 LABEL_RADIUS_M = 0.10

@@ -17,7 +17,7 @@ behaves as upstream's Python diagnostic_updater 3.x does where a user or a test 
 
 ``ECHOLOC_DIAGNOSTIC_UPDATER=fallback`` uses the equivalent even where the real package is
 importable, so that the same checks can run against both (``test/test_diagnostics_contract.py``);
-the equivalent itself is :mod:`echoloc_ros.diagnostic_fallback`.
+the equivalent itself is :mod:`echoloc_ros.ros.diagnostic_fallback`.
 """
 import importlib.util
 import os
@@ -40,7 +40,7 @@ if USING_UPSTREAM:
         DiagnosticStatusWrapper, DiagnosticTask, FrequencyStatus, FrequencyStatusParam,
         FunctionDiagnosticTask, Updater)
 else:
-    from echoloc_ros.diagnostic_fallback import (  # noqa: F401  (re-exported)
+    from echoloc_ros.ros.diagnostic_fallback import (  # noqa: F401  (re-exported)
         DiagnosticStatusWrapper, DiagnosticTask, FrequencyStatus, FrequencyStatusParam,
         FunctionDiagnosticTask, Updater)
 

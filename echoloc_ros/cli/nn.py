@@ -1,6 +1,6 @@
 """The neural localizer's `echoloc` subcommands: train, fit, calibrate, optimize.
 
-``echoloc_ros.cli`` registers them with :func:`add_parsers`.
+:mod:`echoloc_ros.cli` registers them with :func:`add_parsers`.
 """
 import json
 import os
@@ -10,9 +10,9 @@ from pathlib import Path
 
 def cmd_train(args) -> int:
     import torch
-    from echoloc_ros.core import dataset
+    from echoloc_ros.offline import dataset
     from echoloc_ros.core.room import load_room
-    from echoloc_ros.core.training import train
+    from echoloc_ros.offline.training import train
     torch.set_num_threads(args.threads)
     meta, _ = dataset.load(args.data)
     metrics = train(args.data, args.out, load_room(meta['room']), args.size, epochs=args.epochs,
@@ -27,13 +27,13 @@ def cmd_fit(args) -> int:
     import resource
 
     import torch
-    from echoloc_ros.core import dataset
+    from echoloc_ros.offline import dataset
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
-    from echoloc_ros.core.evaluation import calibrate_covariance, evaluate_fixes, rounded
+    from echoloc_ros.offline.evaluation import calibrate_covariance, evaluate_fixes, rounded
     from echoloc_ros.core.room import load_room
-    from echoloc_ros.core.simulator import Scenario
-    from echoloc_ros.core.training import CandidateSpec, train
+    from echoloc_ros.sim.simulator import Scenario
+    from echoloc_ros.offline.training import CandidateSpec, train
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     room, array, chirp = load_room(args.room), load_array(args.array), Chirp()
@@ -80,9 +80,9 @@ def cmd_calibrate(args) -> int:
     """Fit a model's covariance scale on simulated frames and store it in the checkpoint."""
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
-    from echoloc_ros.core.evaluation import calibrate_covariance
+    from echoloc_ros.offline.evaluation import calibrate_covariance
     from echoloc_ros.core.room import load_room
-    from echoloc_ros.core.simulator import Scenario
+    from echoloc_ros.sim.simulator import Scenario
     room = load_room(args.room)
     shift = args.furniture_shift_m if room.furniture else 0.0
     try:
@@ -103,7 +103,7 @@ def cmd_optimize(args) -> int:
     from echoloc_ros.core.model import load_checkpoint
     from echoloc_ros.core.nn_localizer import frozen_script, quantize
     from echoloc_ros.core.model import model_inputs
-    from echoloc_ros.core.training import evaluate_choices, load_examples
+    from echoloc_ros.offline.training import evaluate_choices, load_examples
     torch.set_num_threads(args.threads)
     _, data = load_examples(args.data)
     data = {k: v[:args.n] for k, v in data.items()}

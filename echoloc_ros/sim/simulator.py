@@ -19,7 +19,7 @@ from echoloc_ros.core.acoustics import air_absorption_db_per_m, speed_of_sound_m
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.geometry import on_surfaces, plane_contains, reflect, room_planes
-from echoloc_ros.core.model_error import Hardware
+from echoloc_ros.sim.model_error import Hardware
 from echoloc_ros.core.room import Box, Room, any_box_blocks
 
 INT16_FULL_SCALE = 32767

@@ -15,7 +15,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from echoloc.msg import EchoFrame
-from echoloc_ros import conversions
+from echoloc_ros.ros import conversions
 
 
 def _key(stamp) -> tuple[int, int]:

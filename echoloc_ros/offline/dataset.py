@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.room import Room
-from echoloc_ros.core.simulator import EchoSimulator, Scenario
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 
 META_FILE = 'dataset.json'
 

@@ -6,8 +6,8 @@ import numpy as np
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.room import Room
-from echoloc_ros.core.simulator import EchoSimulator, Scenario
-from echoloc_ros.core.trajectory import LissajousTrajectory
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
+from echoloc_ros.sim.trajectory import LissajousTrajectory
 
 
 @dataclass

@@ -15,10 +15,10 @@ from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room
-from echoloc_ros.core.sim_array import SimulatedArray
-from echoloc_ros.core.simulator import Scenario
-from echoloc_ros.listener import GraphListener, Spinner
-from echoloc_ros.process_graph import NodeProcesses, die_with_parent, isolated_ros_env
+from echoloc_ros.sim.sim_array import SimulatedArray
+from echoloc_ros.sim.simulator import Scenario
+from echoloc_ros.ros.listener import GraphListener, Spinner
+from echoloc_ros.ros.process_graph import NodeProcesses, die_with_parent, isolated_ros_env
 
 
 def _percentiles_ms(seconds: list[float]) -> dict:

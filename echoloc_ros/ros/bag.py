@@ -1,4 +1,4 @@
-"""Record echoloc's topics to MCAP in rosbag2 layout, losing at most about a second on a kill.
+"""MCAP in rosbag2 layout: writing (losing at most about a second on a kill), repair, reading.
 
 A recording is a directory, as ``ros2 bag record -s mcap`` makes it: ``metadata.yaml`` plus
 ``<name>_0.mcap`` (profile ``ros2``, ``ros2msg`` schemas read from the installed ``.msg`` files,
@@ -23,21 +23,15 @@ import importlib
 import json
 import os
 import re
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rclpy
 import yaml
 from mcap.data_stream import RecordBuilder
 from mcap.records import DataEnd, Footer
 from mcap.writer import CompressionType, Writer as McapWriter
-from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.errors import ReaderError
@@ -171,7 +165,7 @@ def type_hash(msgtype: str) -> str:
     return ''
 
 
-def _qos_dict(profile) -> dict:
+def qos_dict(profile) -> dict:
     """An rclpy QoSProfile in rosbag2's metadata form (version 9)."""
     def duration(d) -> dict:
         sec, nsec = divmod(d.nanoseconds, 1_000_000_000)
@@ -339,83 +333,6 @@ class BagWriter:
         os.replace(tmp, self.path / 'metadata.yaml')
 
 
-class BagRecorder(Node):
-    """Subscribes to topics without deserializing them and writes them to a BagWriter.
-
-    A topic's channel is created at its first message, with the QoS its publishers offer (so
-    ``ros2 bag play`` can offer the same). Log times are the receive time on the node's clock,
-    kept non-decreasing so the file reads in order even before it has an index.
-
-    :param out_dir: the recording directory to create.
-    :param topics: what to record; defaults to :data:`DEFAULT_TOPICS`.
-    :param flush_period_s: how often the file is made complete on disk: the most a kill loses.
-    :param fsync: fsync at every flush.
-    """
-
-    def __init__(self, out_dir: Path, topics: Sequence = DEFAULT_TOPICS,
-                 flush_period_s: float = 1.0, fsync: bool = False,
-                 node_name: str = 'echoloc_recorder'):
-        if not flush_period_s > 0:
-            raise ValueError(f'flush_period_s must be positive, got {flush_period_s}')
-        specs = [topic_spec(t) for t in topics]
-        # The file first: a directory that cannot be written must fail before a node exists
-        # (rclpy's shutdown would destroy a half-built one).
-        self.bag = BagWriter(out_dir, fsync=fsync)
-        self._lock = threading.Lock()
-        super().__init__(node_name)
-        self._last_ns = 0
-        for spec in specs:
-            qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT
-                             if spec.best_effort else ReliabilityPolicy.RELIABLE)
-            self.create_subscription(
-                message_class(spec.msgtype), spec.topic,
-                lambda data, spec=spec: self._on_message(spec, data), qos, raw=True)
-        self.create_timer(flush_period_s, self.flush)
-        self.get_logger().info(f'recording {len(specs)} topics to {self.bag.path}')
-
-    def _on_message(self, spec: TopicSpec, data: bytes) -> None:
-        now_ns = self.get_clock().now().nanoseconds
-        with self._lock:
-            if spec.topic not in self.bag.channels:
-                offered = [_qos_dict(info.qos_profile)
-                           for info in self.get_publishers_info_by_topic(spec.topic)]
-                self.bag.add_topic(spec.topic, spec.msgtype, offered)
-            self._last_ns = max(self._last_ns, now_ns)
-            self.bag.write(spec.topic, self._last_ns, data)
-
-    def flush(self) -> None:
-        with self._lock:
-            self.bag.flush()
-
-    def destroy_node(self) -> None:
-        with self._lock:
-            self.bag.close()
-        super().destroy_node()
-
-
-def record(out_dir: Path, topics: Sequence | None = None, duration_s: float | None = None,
-           flush_period_s: float = 1.0) -> dict[str, int]:
-    """Record until Ctrl-C, SIGTERM or ``duration_s``; return the message count per topic.
-
-    Initializes rclpy itself (with signal handlers), so call it from a plain process.
-    """
-    # rclpy's handlers turn SIGINT and SIGTERM into a shutdown, so both close the file cleanly.
-    rclpy.init()
-    node = None
-    try:
-        node = BagRecorder(Path(out_dir), topics or DEFAULT_TOPICS, flush_period_s)
-        deadline = None if duration_s is None else time.monotonic() + duration_s
-        while rclpy.ok() and (deadline is None or time.monotonic() < deadline):
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return {c.topic: c.count for c in node.bag.channels.values()} if node else {}
-
-
 def repair_bag(path: Path) -> int:
     """Cut a torn MCAP file back to its last complete record and end it validly.
 
@@ -493,7 +410,7 @@ def posed_frames(path: Path, features_topic: str = '/echoloc/features',
         (features that failed validation), ``used``.
     :raises ValueError: ``every`` below 1.
     """
-    from echoloc_ros import conversions
+    from echoloc_ros.ros import conversions
     if every < 1:
         raise ValueError(f'every must be >= 1, got {every}')
     features, poses = {}, {}

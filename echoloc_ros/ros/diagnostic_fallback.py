@@ -1,9 +1,9 @@
 """An equivalent of diagnostic_updater's Python API for where the real package is not installed
-(the ROS 2 wheels); :mod:`echoloc_ros.diagnostics` says when and how it stands in.
+(the ROS 2 wheels); :mod:`echoloc_ros.ros.diagnostics` says when and how it stands in.
 
 It behaves as upstream's diagnostic_updater 3.x where a user or a test can see it (see
-:mod:`echoloc_ros.diagnostics`), and is stricter in one place: ``add`` refuses a non-string value
-at once, where upstream's publish fails on it later.
+:mod:`echoloc_ros.ros.diagnostics`), and is stricter in one place: ``add`` refuses a
+non-string value at once, where upstream's publish fails on it later.
 """
 import threading
 from typing import Callable

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import serial
 
-from echoloc_ros.core import protocol as p
+from echoloc_ros.device import protocol as p
 from echoloc_ros.core.channel_health import CHANNEL_OK, channel_health
 
 # What a working array can report in STATUS: its MCU die sensor's range, and a supply between

@@ -9,14 +9,14 @@ import numpy as np
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
-from echoloc_ros.core.evaluation import (CHI2_999_3DOF, _drive, _inside_95, error_metrics,
+from echoloc_ros.offline.evaluation import (CHI2_999_3DOF, _drive, _inside_95, error_metrics,
                                          random_frames, rate_interval, tracked_path)
 from echoloc_ros.core.geometry import room_planes
-from echoloc_ros.core.model_error import ModelError
+from echoloc_ros.sim.model_error import ModelError
 from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import Room
 from echoloc_ros.core.room_calibration import RoomCalibration
-from echoloc_ros.core.simulator import EchoSimulator, Scenario
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 from echoloc_ros.core.tracker import PoseTracker
 
 
@@ -39,7 +39,7 @@ def _drive_frames(room: Room, origin_m: np.ndarray, simulator: EchoSimulator,
                   processor: EchoProcessor, scenario: Scenario, n: int, frame_rate_hz: float,
                   heading_rad: float, seed: int) -> Iterator[tuple[float, EchoFeatures, float]]:
     """The frames of a calibration drive: ``(t_s, features, heading given)``. In a shoebox
-    along :func:`~echoloc_ros.core.evaluation.tracked_path`; the figure-of-eight does not
+    along :func:`~echoloc_ros.offline.evaluation.tracked_path`; the figure-of-eight does not
     fit inside other plans, whose frames are taken at random poses instead."""
     rng = np.random.default_rng([seed, 1])
     if room.is_shoebox:
@@ -57,7 +57,7 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
                               model_error: ModelError, drive_s: float, n: int, seed: int,
                               heading_noise_deg: float = 1.0, fs_hz: float = 250e3,
                               frame_rate_hz: float = 25.0) -> dict:
-    """Drive :func:`~echoloc_ros.core.evaluation.tracked_path` for ``drive_s`` in the room
+    """Drive :func:`~echoloc_ros.offline.evaluation.tracked_path` for ``drive_s`` in the room
     drawn from ``model_error`` (its surfaces off the file; a plan other than a shoebox:
     random poses), localized and tracked with the file; every frame the tracker takes goes to
     a :class:`RoomCalibration` at its fix. Then

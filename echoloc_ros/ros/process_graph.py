@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from echoloc_ros.graph import GRAPH, NodeSpec, default_params_file
+from echoloc_ros.ros.graph import GRAPH, NodeSpec, default_params_file
 
 _PR_SET_PDEATHSIG = 1
 

@@ -1,0 +1,156 @@
+"""Bring the files up to date from a recording: survey (room furniture), calibrate-room (its
+shell), calibrate-array."""
+import json
+from pathlib import Path
+
+
+def cmd_survey(args) -> int:
+    from echoloc_ros.core.array_geometry import load_array
+    from echoloc_ros.core.chirp import Chirp
+    from echoloc_ros.core.room import load_room
+    from echoloc_ros.core.survey import FurnitureSurvey, write_room_file
+    from echoloc_ros.ros.bag import posed_frames
+    if not args.bag.is_dir():
+        raise SystemExit(f'echoloc survey: recording {str(args.bag)!r} is not a directory '
+                         '(expected the output of echoloc record)')
+    try:
+        room, array = load_room(args.room), load_array(args.array)
+        survey = FurnitureSurvey(room, array, Chirp(), max_shift_m=args.max_shift_m,
+                                 step_m=args.step_m)
+        frames, counts = posed_frames(args.bag, every=args.every,
+                                      max_pose_std_m=args.max_pose_std_m,
+                                      max_yaw_std_deg=args.max_yaw_std_deg)
+        if not frames:
+            raise ValueError(f'no frame of {args.bag} has a pose with a standard deviation '
+                             f'below {args.max_pose_std_m} m and a heading within '
+                             f'{args.max_yaw_std_deg} deg: {counts}')
+        result = survey.run(frames, args.temperature_c)
+    except ValueError as err:
+        raise SystemExit(f'echoloc survey: {err}') from None
+    out = write_room_file(args.room, result, args.out)
+    print(json.dumps({'room': room.name, 'out': str(out), 'frames': counts,
+                      **result.to_dict()}), flush=True)
+    return 0
+
+
+def cmd_calibrate_room(args) -> int:
+    """The room's shell measured from a recording of a drive, written as a room file."""
+    from echoloc_ros.core.array_geometry import load_array
+    from echoloc_ros.core.chirp import Chirp
+    from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+    from echoloc_ros.core.room import load_room
+    from echoloc_ros.core.room_calibration import RoomCalibration, room_yaml
+    from echoloc_ros.ros.bag import posed_frames
+    if not args.bag.is_dir():
+        raise SystemExit(f'echoloc calibrate-room: recording {str(args.bag)!r} is not a '
+                         'directory (expected the output of echoloc record)')
+    try:
+        room, array = load_room(args.room), load_array(args.array)
+        frames, counts = posed_frames(args.bag, max_pose_std_m=args.max_pose_std_m,
+                                      max_yaw_std_deg=args.max_yaw_std_deg)
+        calibration = RoomCalibration(PhysicsLocalizer(room, array, Chirp()))
+        for features, position, yaw in frames:
+            calibration.add(features, position, yaw, args.temperature_c)
+        result = calibration.solve()
+    except ValueError as err:
+        raise SystemExit(f'echoloc calibrate-room: {err}') from None
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(room_yaml(args.room, result))
+    print(json.dumps({'room': room.name, 'out': str(args.out), 'frames': counts,
+                      **result.to_dict()}), flush=True)
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    """The array calibration measured from a recording's raw frames, written for the next
+    start (echo_processor's ``array_calibration_file``)."""
+    from echoloc_ros.ros import conversions
+    from echoloc_ros.core.array_calibration import DirectPathCalibrator
+    from echoloc_ros.core.array_geometry import load_array
+    from echoloc_ros.core.echo_processing import EchoProcessor
+    from echoloc_ros.ros.bag import read_messages
+    if not args.bag.is_dir():
+        raise SystemExit(f'echoloc calibrate-array: recording {str(args.bag)!r} is not a '
+                         'directory (expected the output of echoloc record with '
+                         '/echoloc/echoes)')
+    try:
+        array = load_array(args.array)
+        calibrator = processor = calibration = None
+        for topic, _, msg in read_messages(args.bag):
+            if topic != args.topic or msg.array_id not in (array.name, ''):
+                continue
+            samples = conversions.echo_frame_samples(msg)
+            if processor is None:
+                processor = EchoProcessor(conversions.echo_frame_chirp(msg), msg.sample_rate_hz,
+                                          array=array)
+                calibrator = DirectPathCalibrator(processor.calibration_window,
+                                                  msg.sample_rate_hz, min_frames=3,
+                                                  max_frames=args.max_frames, every=1)
+            calibration = calibrator.add(samples) or calibration
+            if calibrator.seen >= args.max_frames:
+                break
+        if calibration is None or calibration.n_frames < args.min_frames:
+            raise ValueError(f'{args.bag} holds {calibrator.seen if calibrator else 0} frames '
+                             f'of array {array.name!r} on {args.topic}; need at least '
+                             f'{args.min_frames} (--min-frames)')
+        processor.set_calibration(calibration)
+        fitted = {k: [float(f'{x:.6g}') for x in v] for k, v in
+                  calibration.fitted_response(processor.chirp, array).items()}
+    except ValueError as err:
+        raise SystemExit(f'echoloc calibrate-array: {err}') from None
+    out = calibration.save(args.out, {'array': array.name, 'fitted': fitted})
+    print(json.dumps({'array': array.name, 'out': str(out), 'frames': calibration.n_frames,
+                      'fitted': fitted}), flush=True)
+    return 0
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser('calibrate-array', help='measure the array\'s direct coupling and '
+                       'transducer responses from a recording of raw frames and write the '
+                       'array calibration file (echo_processor array_calibration_file)')
+    p.add_argument('bag', type=Path, help='recording directory (echoloc record) with the '
+                   'raw frames, taken while the array moves (its echoes change, its direct '
+                   'arrival does not)')
+    p.add_argument('--array', default='square_4sensor', help='array name or YAML path')
+    p.add_argument('--out', type=Path, required=True, help='calibration YAML to write')
+    p.add_argument('--topic', default='/echoloc/echoes', help='raw frame topic')
+    p.add_argument('--max-frames', type=int, default=250,
+                   help='frames used at most (10 s at 25 Hz)')
+    p.add_argument('--min-frames', type=int, default=24, help='frames needed at least')
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser('calibrate-room', help='measure every wall, the floor and the '
+                       'ceiling from a recording of a drive and write the room file as the '
+                       'room stands (JSON summary)')
+    p.add_argument('bag', type=Path, help='recording directory (echoloc record) with the '
+                   'echo features and the published poses')
+    p.add_argument('--room', default='default_room', help='room name or YAML path')
+    p.add_argument('--array', default='square_4sensor')
+    p.add_argument('--out', type=Path, required=True, help='room YAML to write')
+    p.add_argument('--temperature-c', type=float,
+                   help='air temperature during the drive [C] (default: the room file\'s): '
+                        'the speed of sound is the ruler')
+    p.add_argument('--max-pose-std-m', type=float, default=0.05,
+                   help='use poses whose standard deviation is below this on every axis [m]')
+    p.add_argument('--max-yaw-std-deg', type=float, default=0.5,
+                   help='use poses whose heading standard deviation is below this [deg]')
+    p.set_defaults(func=cmd_calibrate_room)
+
+    p = sub.add_parser('survey', help='bring a room file up to date: place its furniture from '
+                       'a recording of the running graph (tracked poses and echo features)')
+    p.add_argument('bag', type=Path, help='recording directory (echoloc record)')
+    p.add_argument('--room', default='furnished_room', help='room name or YAML path')
+    p.add_argument('--array', default='square_4sensor')
+    p.add_argument('--out', type=Path, required=True, help='room YAML to write')
+    p.add_argument('--max-shift-m', type=float, default=1.0,
+                   help='how far each box may have moved on each axis [m]')
+    p.add_argument('--step-m', type=float, default=0.01, help='search step [m]')
+    p.add_argument('--every', type=int, default=5, help='use every N-th posed frame')
+    p.add_argument('--max-pose-std-m', type=float, default=0.02,
+                   help='skip frames whose pose standard deviation exceeds this [m]')
+    p.add_argument('--max-yaw-std-deg', type=float, default=0.5,
+                   help='skip frames whose heading standard deviation exceeds this [deg] (the '
+                   'localizer publishes the IMU\'s heading when its tracker refused the fix)')
+    p.add_argument('--temperature-c', type=float, default=None,
+                   help='air temperature (default: the room file\'s)')
+    p.set_defaults(func=cmd_survey)
