@@ -6,6 +6,7 @@ The localizer node (:mod:`echoloc_ros.nodes.localizer`), ``echoloc evaluate``
 that every published figure is a figure of the code path the node runs.
 """
 
+from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import Room
 from echoloc_ros.core.room_tolerance import with_room_tolerance
 from echoloc_ros.core.tracker import PoseTracker
+
+# Frames whose tilt estimates the published tilt is the median of (1 s at 25 frames/s).
+TILT_WINDOW = 25
 
 
 @dataclass(frozen=True)
@@ -83,9 +87,11 @@ class Pipeline:
     :ivar model_info: the network in use, in words (empty for physics).
     :ivar model_error: why the network asked for is not in use (empty if none was refused).
     :ivar estimate_tilt: a frame whose roll and pitch are not given (no IMU reports them) has
-        them estimated from its floor and ceiling echoes
+        them estimated from the floor and ceiling echoes
         (:func:`~echoloc_ros.core.attitude.estimate_tilt`, about 10 ms a frame) rather than
-        taken as level.
+        taken as level: the median of the last ``TILT_WINDOW`` frames' estimates (a frame
+        whose floor echo a wall's overlaps can be 0.5 deg off; a mounting or a ramp stays for
+        seconds).
     """
 
     localizer: Localizer
@@ -95,6 +101,7 @@ class Pipeline:
     model_error: str = ''
     counts: PipelineCounts = field(default_factory=PipelineCounts)
     estimate_tilt: bool = False
+    tilts: deque = field(default_factory=lambda: deque(maxlen=TILT_WINDOW))
 
     @property
     def room(self) -> Room:
@@ -122,8 +129,9 @@ class Pipeline:
         :raises ValueError: a frame or heading the localizer cannot use (nothing counted).
         """
         if tilt_rad is None and self.estimate_tilt:
-            tilt_rad = estimate_tilt(getattr(self.localizer, 'physics', self.localizer),
-                                     features, temperature_c)
+            self.tilts.append(estimate_tilt(getattr(self.localizer, 'physics', self.localizer),
+                                            features, temperature_c))
+            tilt_rad = tuple(np.median(self.tilts, axis=0))
         fix = self.localizer.fix(features, yaw_rad, temperature_c, yaw_std_rad,
                                  wide_search_allowed, tilt_rad)
         # The room file's tolerance is what the echoes cannot tell: it widens every fix.

@@ -164,7 +164,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
         whose errors are the same in every frame, so a rate over one draw says little.
     :param imu_tilt: the localizer is told the drawn array's roll and pitch (as an IMU's
         orientation gives them); otherwise it takes the array as level, or with
-        ``estimate_tilt`` estimates the tilt from each frame (:attr:`Pipeline.estimate_tilt`).
+        ``estimate_tilt`` estimates it from the frames (:attr:`Pipeline.estimate_tilt`, afresh
+        for each array drawn).
     :return: :func:`error_metrics` (over the published fixes; a frame whose direct arrival the
         model or calibration does not explain is withheld, ``withheld_rate``) plus
         ``outside_999`` (share outside their own 99.9 % ellipsoid),
@@ -192,7 +193,12 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     frames = _drawn_frames(room, array, chirp, fs_hz, processor, scenario, n, seed,
                            model_error, model_error_draws, max_order, calibration_frames,
                            margin_m, z_range_m, furniture_shift_m)
+    last_tilt = None
     for k, (world, frame, position, yaw, heading_draw, sim_s, tilt) in enumerate(frames):
+        if tilt != last_tilt:
+            # Another array drawn: its own tilt, estimated afresh.
+            pipeline.tilts.clear()
+            last_tilt = tilt
         if furniture_known and world is not room:
             pipeline.take_room(world)
         t1 = time.perf_counter()
