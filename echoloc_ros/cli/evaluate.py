@@ -7,19 +7,26 @@ from echoloc_ros.cli.common import (add_model_error_args, add_scenario_args,
                                     model_error_from_args, scenario_from_args)
 
 
+def _room(args):
+    """The room file of the arguments, with ``--room-tolerance-m`` as its tolerance."""
+    from dataclasses import replace
+
+    from echoloc_ros.core.room import load_room
+    room = load_room(args.room)
+    if args.room_tolerance_m is None:
+        return room
+    try:
+        return replace(room, tolerance_m=args.room_tolerance_m)
+    except ValueError as err:
+        raise SystemExit(f'echoloc evaluate: {err}') from None
+
+
 def cmd_evaluate(args) -> int:
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
     from echoloc_ros.offline.evaluation import evaluate_fixes, evaluate_tracked, rounded
-    from echoloc_ros.core.room import load_room
-    room, array = load_room(args.room), load_array(args.array)
+    room, array = _room(args), load_array(args.array)
     scenario = scenario_from_args(args)
-    if args.room_tolerance_m is not None:
-        from dataclasses import replace
-        try:
-            room = replace(room, tolerance_m=args.room_tolerance_m)
-        except ValueError as err:
-            raise SystemExit(f'echoloc evaluate: {err}') from None
     if args.furniture_known and not (args.furniture_shift_m > 0 and room.furniture):
         raise SystemExit(f'echoloc evaluate: --furniture-known needs --furniture-shift-m > 0 '
                          f'and a room with furniture; got --furniture-shift-m '
@@ -33,6 +40,8 @@ def cmd_evaluate(args) -> int:
         return _evaluate_survey(args, room, array, methods)
     if args.calibrate_room_s is not None:
         return _evaluate_room_calibration(args, room, array)
+    drawn = {'model_error_draws': args.model_error_draws, 'imu_tilt': args.imu_tilt,
+             'estimate_tilt': args.estimate_tilt}
     scenario_json = {'snr_db': args.snr_db, 'temperature_c': args.temperature_c,
                      'gain_mismatch_db': args.gain_mismatch_db,
                      'dead_channel': args.dead_channel, 'clutter': args.clutter,
@@ -44,9 +53,7 @@ def cmd_evaluate(args) -> int:
                                      if v and k != 'seed'},
                      'model_error_seed': args.model_error_seed, 'max_order': args.max_order,
                      'room_tolerance_m': room.tolerance_m,
-                     'calibrate_frames': args.calibrate_frames,
-                     'model_error_draws': args.model_error_draws, 'imu_tilt': args.imu_tilt,
-                     'estimate_tilt': args.estimate_tilt}
+                     'calibrate_frames': args.calibrate_frames, **drawn}
     if args.no_wide_search:
         scenario_json['wide_search'] = False
     for method in methods:
@@ -61,9 +68,7 @@ def cmd_evaluate(args) -> int:
                                     details=frames,
                                     model_error=model_error_from_args(args),
                                     max_order=args.max_order,
-                                    calibration_frames=args.calibrate_frames,
-                                    model_error_draws=args.model_error_draws,
-                                    imu_tilt=args.imu_tilt, estimate_tilt=args.estimate_tilt,
+                                    calibration_frames=args.calibrate_frames, **drawn,
                                     **common)
             untracked = (scenario_json['model_error'] or args.max_order != 2
                          or args.calibrate_frames)

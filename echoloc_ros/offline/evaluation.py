@@ -266,8 +266,9 @@ def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
                                       tuple[float, float]]]:
     """:func:`random_frames` of :func:`evaluate_fixes`, ``n`` in all, spread over ``draws``
     worlds drawn from ``model_error`` (none: the files' own), each with the drawn array's
-    roll and pitch (rad) last; each position is in the room file's frame. The processor is calibrated on each world's array first when
-    ``calibration_frames`` says so (one draw keeps the seeds of a single world)."""
+    roll and pitch (rad) last; each position is in the room file's frame. The processor is
+    calibrated on each world's array first when ``calibration_frames`` says so (one draw
+    keeps the seeds of a single world)."""
     if draws < 1 or (model_error is None and draws != 1):
         raise ValueError(f'model_error_draws must be >= 1 (1 without a model error), got '
                          f'{draws}')
