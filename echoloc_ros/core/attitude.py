@@ -14,7 +14,6 @@ would wrap.
 
 import numpy as np
 
-from echoloc_ros.core.array_geometry import tilt_matrix
 from echoloc_ros.core.echo_processing import EchoFeatures
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.physics.matched_filter import Frame, sample
@@ -55,9 +54,13 @@ def _vertical_score(localizer: PhysicsLocalizer, fr: Frame, offsets: np.ndarray,
                     tilts: np.ndarray, heights: np.ndarray, kappa: float) -> np.ndarray:
     """Coherent power of the floor and ceiling echoes summed over the receivers, for each
     tilt ``(T, 2)`` and emitter height ``(Z,)``: ``(T, Z)``."""
-    turned = np.einsum('tij,nj->tni', np.array([tilt_matrix(*t) for t in tilts]), offsets)
-    horizontal = np.sum(turned[..., :2] ** 2, axis=-1)[:, None, :]          # (T, 1, n)
-    up = turned[..., 2][:, None, :]                                          # (T, 1, n)
+    # tilt_matrix(roll, pitch) @ offsets for every tilt at once.
+    cr, sr = np.cos(tilts[:, :1]), np.sin(tilts[:, :1])
+    cp, sp = np.cos(tilts[:, 1:]), np.sin(tilts[:, 1:])
+    x, y, z0 = offsets.T
+    rolled_z = y * sr + z0 * cr                                              # (T, n)
+    horizontal = ((x * cp + rolled_z * sp) ** 2 + (y * cr - z0 * sr) ** 2)[:, None, :]
+    up = (rolled_z * cp - x * sp)[:, None, :]                                # (T, 1, n)
     z = heights[None, :, None]
     ceiling = 2.0 * localizer.room.height_m - z
     c = fr.c0 * kappa

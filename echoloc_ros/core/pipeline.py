@@ -88,7 +88,7 @@ class Pipeline:
     :ivar model_error: why the network asked for is not in use (empty if none was refused).
     :ivar estimate_tilt: a frame whose roll and pitch are not given (no IMU reports them) has
         them estimated from the floor and ceiling echoes
-        (:func:`~echoloc_ros.core.attitude.estimate_tilt`, about 10 ms a frame) rather than
+        (:func:`~echoloc_ros.core.attitude.estimate_tilt`, about 5 ms a frame) rather than
         taken as level: the median of the last ``TILT_WINDOW`` frames' estimates (a frame
         whose floor echo a wall's overlaps can be 0.5 deg off; a mounting or a ramp stays for
         seconds).
