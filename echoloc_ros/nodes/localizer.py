@@ -199,6 +199,10 @@ class LocalizerNode(Node):
             self.method, self.room, self.array, chirp,
             optimization_level=self.optimization_level, model_path=model_path or None,
             wide_search=wide_search, device=device, num_threads=threads, fallback=True)
+        self.pipeline.estimate_tilt = declare(
+            self, 'estimate_tilt', False, 'while no IMU reports the array\'s roll and pitch, '
+            'estimate them from the floor and ceiling echoes (about 5 ms a frame)',
+            on_set=lambda value: setattr(self.pipeline, 'estimate_tilt', value))
         self.model_error, self.model_info = self.pipeline.model_error, self.pipeline.model_info
         if self.model_error:
             self.get_logger().error(self.model_error)
@@ -342,10 +346,6 @@ class LocalizerNode(Node):
                                 <= self.headings.latest_s()):
             self.localize(self.waiting.popleft()[1])
 
-    def tilt_now(self) -> tuple[float, float] | None:
-        """The array's roll and pitch from a fresh IMU orientation; ``None``: level."""
-        return self.tilt_rad if time.monotonic() - self.imu_accepted_mono < IMU_FRESH_S else None
-
     def flush_waiting(self) -> None:
         """Frames that waited too long for their heading go ahead with the nearest one."""
         now = time.monotonic()
@@ -440,9 +440,10 @@ class LocalizerNode(Node):
                 raise ValueError(f'array_id={msg.array_id!r}, expected {self.array.name!r} '
                                  '(parameter array)')
             features = conversions.features_from_msg(msg)
+            imu_fresh = time.monotonic() - self.imu_accepted_mono < IMU_FRESH_S
             result = self.pipeline.step(t_s, features, yaw_rad, float(np.sqrt(yaw_var)),
                                         self.temperature_c, self.wide_search_due(),
-                                        self.tilt_now())
+                                        self.tilt_rad if imu_fresh else None)
         except ValueError as exc:
             self.frames_failed += 1
             self.last_error = f'frame seq={msg.seq}: {exc}'
