@@ -14,7 +14,7 @@ from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.core.room import load_room
-from echoloc_ros.offline.evaluation import _drive, tracked_path
+from echoloc_ros.offline.tracked_path import drive, tracked_path
 from echoloc_ros.ros import conversions
 from echoloc_ros.ros.bag import BagWriter
 from echoloc_ros.sim.model_error import ModelError
@@ -30,14 +30,14 @@ def write_drive(path, room, truth, n_frames):
     poses in the file's frame, off by about a centimetre as a stale file leaves them."""
     array, chirp = load_array('square_4sensor'), Chirp()
     start = room.vertices_m.min(axis=0) - truth.origin_m[:2]
-    drive = _drive(tracked_path(room), start, EchoSimulator(truth.room, array, chirp, FS_HZ),
+    frames = drive(tracked_path(room), start, EchoSimulator(truth.room, array, chirp, FS_HZ),
                    EchoProcessor(chirp, FS_HZ, array=array), Scenario(snr_db=20.0),
                    np.random.default_rng(8), n_frames, 2.0, 0.0)
     noise = np.random.default_rng(9)
     bag = BagWriter(path)
     bag.add_topic('/echoloc/features', 'echoloc/msg/EchoFeatures')
     bag.add_topic('/echoloc/pose', 'geometry_msgs/msg/PoseWithCovarianceStamped')
-    for k, (t_s, position, features, yaw) in enumerate(drive):
+    for k, (t_s, position, features, yaw) in enumerate(frames):
         stamp = Time(sec=int(t_s), nanosec=int(round((t_s % 1.0) * 1e9)))
         frame = EchoFrame()
         frame.header.stamp = stamp

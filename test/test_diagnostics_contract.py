@@ -137,8 +137,11 @@ def test_every_node_reports_through_either_implementation(graph_diagnostics):
     expected = {f'{node}: {task}' for node, (tasks, _) in EXPECTED.items() for task in tasks}
     assert wait_for(lambda: expected <= names(), timeout_s=40.0), (
         f'missing {expected - names()}; logs in {log_dir}')
-    # Ten more seconds of running: no node may die on its diagnostics.
-    time.sleep(10.0)
+    # Ten more rounds of every task (about ten seconds): no node may die on its diagnostics.
+    heard = {name: len(_statuses(recorder, name)) for name in expected}
+    assert wait_for(lambda: graph.exited() or all(
+        len(_statuses(recorder, name)) >= n + 10 for name, n in heard.items()),
+        timeout_s=60.0), f'logs in {log_dir}'
     assert not graph.exited(), f'{graph.exited()}; logs in {log_dir}'
     for node, (tasks, hardware_id) in EXPECTED.items():
         for task in tasks:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from echoloc_ros.device import protocol as p
+from echoloc_ros.device.decoder import FrameDecoder
 
 FIRMWARE = pathlib.Path(__file__).resolve().parent.parent / 'firmware'
 CFLAGS = ['-std=c99', '-Wall', '-Wextra', '-Werror', '-pedantic', '-O1',
@@ -48,7 +49,7 @@ def test_c_device_frames_equal_python_encoding_bit_for_bit(host_test, tmp_path):
     subprocess.run([str(host_test), 'frames', str(out)], check=True)
     data = out.read_bytes()
     assert data == b''.join(p.encode(msg, seq) for seq, msg in EXPECTED_DEVICE_FRAMES)
-    decoder = p.FrameDecoder()
+    decoder = FrameDecoder()
     assert decoder.feed(data) == [p.Decoded(seq, msg) for seq, msg in EXPECTED_DEVICE_FRAMES]
     assert decoder.stats.bytes_ok == len(data)
 
@@ -112,7 +113,7 @@ def test_c_parser_reads_python_commands_and_rejects_bad_frames(host_test, tmp_pa
                     else got[key] == value)
             assert same, (key, value, got)
         if got['error'] == 0:
-            (decoded,) = p.FrameDecoder().feed(data)
+            (decoded,) = FrameDecoder().feed(data)
             assert (got['seq'], got['type']) == (decoded.seq, p.msg_type_of(decoded.msg))
     assert lines == []
     assert stats['frames_ok'] == 11 and stats['rejected'] == 5

@@ -7,13 +7,11 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from ros_testing import wait_for
 from echoloc.msg import EchoFrame
+from echoloc_ros.core.stamps import paired
+from echoloc_ros.ros.conversions import stamp_key
 from echoloc_ros.ros.process_graph import NodeProcesses
 
 RUN_FRAMES = 150
-
-
-def _key(stamp):
-    return stamp.sec, stamp.nanosec
 
 
 @pytest.fixture(scope='module')
@@ -51,11 +49,11 @@ def test_nodes_run_and_stop_cleanly(graph_run):
 
 def test_pose_for_every_frame_stamped_with_acquisition_time(graph_run):
     rec = graph_run[0]
-    frames = {_key(m.header.stamp) for _, m in rec.get('/echoloc/echoes')}
-    truths = {_key(m.header.stamp) for _, m in rec.get('/echoloc/ground_truth')}
+    frames = {stamp_key(m.header.stamp) for _, m in rec.get('/echoloc/echoes')}
+    truths = {stamp_key(m.header.stamp) for _, m in rec.get('/echoloc/ground_truth')}
     poses = [m for _, m in rec.get('/echoloc/pose')]
     assert all(m.header.frame_id == 'map' for m in poses)
-    stamps = [_key(m.header.stamp) for m in poses]
+    stamps = [stamp_key(m.header.stamp) for m in poses]
     # The driver stamps each frame and its ground truth (reliable) with the acquisition time;
     # every pose after the first truth heard here must carry one of those stamps. (This
     # listener's best-effort echo subscription may miss a frame the processor did get.)
@@ -77,10 +75,10 @@ def test_every_frame_without_a_pose_is_counted_as_dropped(graph_run):
     assert reports, 'no Localization diagnostic'
     stamp, status = reports[-1]
     counted = int({v.key: v.value for v in status.values}['frames dropped (overtaken)'])
-    poses = {_key(m.header.stamp) for _, m in rec.get('/echoloc/pose')}
+    poses = {stamp_key(m.header.stamp) for _, m in rec.get('/echoloc/pose')}
     # A dropped frame is counted when the next one arrives: frames well before the report.
     until = stamp.sec + 1e-9 * stamp.nanosec - 0.5
-    heard = [k for _, m in rec.get('/echoloc/echoes') for k in [_key(m.header.stamp)]
+    heard = [k for _, m in rec.get('/echoloc/echoes') for k in [stamp_key(m.header.stamp)]
              if min(poses) < k and k[0] + 1e-9 * k[1] < until]
     unanswered = sum(k not in poses for k in heard)
     assert heard and unanswered <= counted, f'{unanswered} frames without a pose, ' \
@@ -96,13 +94,13 @@ def test_covariance_symmetric_positive_definite(graph_run):
 
 def test_median_error_against_ground_truth(graph_run):
     rec = graph_run[0]
-    truth = {_key(m.header.stamp): m.pose.position for _, m in rec.get('/echoloc/ground_truth')}
+
+    def by_stamp(topic: str) -> dict:
+        return {stamp_key(m.header.stamp): m for _, m in rec.get(topic)}
     errors = []
-    for _, m in rec.get('/echoloc/pose'):
-        t = truth.get(_key(m.header.stamp))
-        if t is not None:
-            p = m.pose.pose.position
-            errors.append(np.linalg.norm([p.x - t.x, p.y - t.y, p.z - t.z]))
+    for _, pose, truth in paired(by_stamp('/echoloc/pose'), by_stamp('/echoloc/ground_truth')):
+        p, t = pose.pose.pose.position, truth.pose.position
+        errors.append(np.linalg.norm([p.x - t.x, p.y - t.y, p.z - t.z]))
     assert len(errors) >= RUN_FRAMES * 0.5
     assert np.median(errors) <= 0.05, f'median error {100 * np.median(errors):.1f} cm'
 

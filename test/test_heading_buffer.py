@@ -1,10 +1,10 @@
-from echoloc_ros.nodes.localizer import HeadingBuffer
+from echoloc_ros.core.stamps import StampBuffer
 
 
 def test_heading_nearest_to_stamp_within_tolerance():
-    buf = HeadingBuffer(horizon_s=1.0)
+    buf = StampBuffer(horizon_s=1.0)
     for i in range(30):
-        buf.add(0.04 * i, 0.01 * i, 1e-4)
+        buf.add(0.04 * i, (0.01 * i, 1e-4))
     assert buf.at(0.40, tolerance_s=0.01) == (0.01 * 10, 1e-4)
     assert buf.at(0.41, tolerance_s=0.1)[0] == 0.01 * 10
     assert buf.at(5.0, tolerance_s=0.1) is None
@@ -13,9 +13,9 @@ def test_heading_nearest_to_stamp_within_tolerance():
 
 
 def test_out_of_order_headings_are_sorted():
-    buf = HeadingBuffer()
-    buf.add(2.0, 2.0, 0.0)
-    buf.add(1.0, 1.0, 0.0)
+    buf = StampBuffer()
+    buf.add(2.0, (2.0, 0.0))
+    buf.add(1.0, (1.0, 0.0))
     assert buf.at(1.0, 0.01) == (1.0, 0.0)
 
 
@@ -51,12 +51,12 @@ def test_headings_refused_with_a_named_reason():
 def test_headings_far_from_the_first_frame_are_dropped():
     """One heading stamped 30 s ahead before any frame: once the first frame shows it far off,
     it goes, and the real headings are kept again (it would push every one of them out)."""
-    buf = HeadingBuffer(horizon_s=4.0)
-    buf.add(130.0, 0.2, 1e-4)
-    buf.add(100.0, 0.1, 1e-4)
+    buf = StampBuffer(horizon_s=4.0)
+    buf.add(130.0, (0.2, 1e-4))
+    buf.add(100.0, (0.1, 1e-4))
     assert buf.at(100.0, 0.1) is None
     assert buf.drop_outside(98.0, 102.0) == 1
-    buf.add(100.04, 0.1, 1e-4)
+    buf.add(100.04, (0.1, 1e-4))
     assert buf.latest_s() == 100.04 and buf.at(100.04, 0.01) == (0.1, 1e-4)
 
 

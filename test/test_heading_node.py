@@ -14,6 +14,7 @@ from sensor_msgs.msg import Imu
 
 from parameters_testing import set_parameters
 from ros_testing import TopicRecorder, wait_for
+from echoloc_ros.core.stamps import paired
 from echoloc_ros.ros import conversions
 from echoloc_ros.ros.diagnostics import level_of
 from echoloc_ros.ros.graph import GRAPH
@@ -42,6 +43,10 @@ def graph(ros_env, tmp_path_factory):
     rec.close()
 
 
+def _by_stamp(rec, topic: str) -> dict:
+    return {conversions.stamp_key(m.header.stamp): m for _, m in rec.get(topic)}
+
+
 def _localization(rec, t0: float = 0.0):
     found = [s for t, m in rec.get('/diagnostics') if t > t0 for s in m.status
              if s.name == 'localizer: Localization']
@@ -68,14 +73,10 @@ def test_no_imu_poses_from_the_echoes_with_a_covariance_that_holds_the_truth(gra
     rec, _, nodes, log_dir = graph
     assert wait_for(lambda: len(rec.get('/echoloc/fix')) >= 40, timeout_s=120.0), (
         f'no poses without an IMU; logs in {log_dir}')
-    truth = {(m.header.stamp.sec, m.header.stamp.nanosec): m
-             for _, m in rec.get('/echoloc/ground_truth')}
+    truth = _by_stamp(rec, '/echoloc/ground_truth')
     for topic in ('/echoloc/fix', '/echoloc/pose'):
         inside = []
-        for _, msg in rec.get(topic):
-            t = truth.get((msg.header.stamp.sec, msg.header.stamp.nanosec))
-            if t is None:
-                continue
+        for _, msg, t in paired(_by_stamp(rec, topic), truth):
             p, q = msg.pose.pose.position, t.pose.position
             error = np.array([p.x - q.x, p.y - q.y])
             cov = np.asarray(msg.pose.covariance).reshape(6, 6)[:2, :2]

@@ -15,6 +15,7 @@ from visualization_msgs.msg import MarkerArray
 
 from parameters_testing import set_parameters
 from ros_testing import TopicRecorder, wait_for
+from echoloc_ros.core.stamps import paired
 from echoloc_ros.ros import conversions
 from echoloc_ros.ros.graph import GRAPH
 from echoloc_ros.ros.process_graph import NodeProcesses
@@ -59,6 +60,11 @@ def _after(rec, topic: str, t0: float) -> list:
     return [m for t, m in rec.get(topic) if t > t0]
 
 
+def _stamp_span_s(msgs: list) -> float:
+    stamps = [conversions.stamp_to_s(m.header.stamp) for m in msgs]
+    return max(stamps) - min(stamps) if stamps else 0.0
+
+
 def _status(rec, name: str, t0: float = 0.0):
     found = [s for t, m in rec.get('/diagnostics') if t > t0 for s in m.status if s.name == name]
     return found[-1] if found else None
@@ -95,8 +101,10 @@ def test_driver_live_parameters(graph):
     rec, _, log_dir = graph
     _set(rec, 'driver', sim_imu=False)
     t0 = _settled()
-    time.sleep(1.5)
-    assert not _after(rec, '/imu/data', t0) and _after(rec, '/echoloc/fix', t0)
+    # Fixes stamped over a second without a heading on imu/data.
+    assert wait_for(lambda: _stamp_span_s(_after(rec, '/echoloc/fix', t0)) >= 1.0,
+                    timeout_s=30.0)
+    assert not _after(rec, '/imu/data', t0)
     _set(rec, 'driver', sim_imu=True, sim_heading_noise_deg=30.0)
     t0 = _settled()
     assert wait_for(lambda: _after(rec, '/imu/data', t0), timeout_s=10.0)
@@ -124,8 +132,10 @@ def test_echo_processor_live_parameters(graph):
     assert rec.get('/echoloc/range_0')[-1][1].header.frame_id == 'echoloc_array_rx0'
     _set(rec, 'echo_processor', publish_ranges=False)
     t0 = _settled()
-    time.sleep(1.5)
-    assert not _after(rec, '/echoloc/range_0', t0) and _after(rec, '/echoloc/fix', t0)
+    # Fixes stamped over a second without ranges.
+    assert wait_for(lambda: _stamp_span_s(_after(rec, '/echoloc/fix', t0)) >= 1.0,
+                    timeout_s=30.0)
+    assert not _after(rec, '/echoloc/range_0', t0)
     _set(rec, 'echo_processor', publish_ranges=True, expected_sample_rate_hz=100000.0)
     t0 = _settled()
     assert wait_for(lambda: _status(rec, 'echo_processor: Frames', t0) is not None
@@ -138,13 +148,13 @@ def test_echo_processor_live_parameters(graph):
 
 
 def _by_stamp(rec, topic: str, t0: float) -> dict:
-    return {(m.header.stamp.sec, m.header.stamp.nanosec): m for m in _after(rec, topic, t0)}
+    return {conversions.stamp_key(m.header.stamp): m for m in _after(rec, topic, t0)}
 
 
 def _paired(rec, a: str, b: str, t0: float, n: int = 5) -> list:
     def pairs():
-        left, right = _by_stamp(rec, a, t0), _by_stamp(rec, b, t0)
-        return [(left[k], right[k]) for k in sorted(left) if k in right]
+        return [(left, right) for _, left, right
+                in paired(_by_stamp(rec, a, t0), _by_stamp(rec, b, t0))]
     assert wait_for(lambda: len(pairs()) >= n, timeout_s=20.0), (a, b)
     return pairs()
 
@@ -172,7 +182,9 @@ def test_localizer_live_parameters(graph):
     # publish_markers
     _set(rec, 'localizer', publish_markers=False)
     t0 = _settled()
-    time.sleep(2.5)  # the room markers go out every 2 s
+    # Fixes stamped over 2.5 s: the room markers, sent every 2 s, would have gone out.
+    assert wait_for(lambda: _stamp_span_s(_after(rec, '/echoloc/fix', t0)) >= 2.5,
+                    timeout_s=30.0)
     assert not _after(rec, '/echoloc/markers', t0)
     _set(rec, 'localizer', publish_markers=True)
     t0 = _settled()

@@ -65,7 +65,7 @@ def test_live_survey_finds_moved_furniture(ros_env, tmp_path):
     rec.subscribe(DiagnosticArray, '/diagnostics', QoSProfile(depth=100))
     graph = NodeProcesses(env=ros_env, log_dir=tmp_path, overrides={
         'driver': {'room': 'furnished_room', 'sim_furniture': str(standing)},
-        # The survey needs the network's track (docs/model.md): physics' holds wrong poses
+        # The survey needs the network's track (docs/results.md): physics' holds wrong poses
         # with small covariances in places, and on a slow machine it took the survey there.
         'localizer': {'room': 'furnished_room', 'method': 'nn'},
         'furniture_survey': {'room': 'furnished_room', 'period_s': 2.0,

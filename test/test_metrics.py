@@ -95,7 +95,9 @@ def test_metrics_and_health_follow_diagnostics_and_poses(exporter, recorder):
     poses = recorder.publisher(PoseWithCovarianceStamped, '/echoloc/pose', QoSProfile(depth=50))
     truths = recorder.publisher(PoseStamped, '/echoloc/ground_truth', QoSProfile(depth=50))
     assert wait_for(lambda: all(p.get_subscription_count() for p in (diagnostics, poses, truths)))
-    time.sleep(0.5)  # let the exporter's readers match our writers too
+    # The exporter's readers match our writers too (each side discovers the other on its own).
+    assert wait_for(lambda: all(exporter.count_publishers(topic) for topic in
+                                ('/diagnostics', '/echoloc/pose', '/echoloc/ground_truth')))
 
     diagnostics.publish(_statuses(DiagnosticStatus.OK, DiagnosticStatus.WARN))
     n_poses = 10

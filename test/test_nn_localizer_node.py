@@ -9,6 +9,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from ros_testing import TopicRecorder, wait_for
 from echoloc_ros.core.paths import default_model_path
+from echoloc_ros.core.stamps import paired
+from echoloc_ros.ros import conversions
 from echoloc_ros.ros.graph import default_params_file
 from echoloc_ros.ros.process_graph import NodeProcesses
 
@@ -57,14 +59,12 @@ def _model_status_time(rec) -> float:
 
 
 def _errors(rec) -> np.ndarray:
-    truth = {(m.header.stamp.sec, m.header.stamp.nanosec): m.pose.position
-             for _, m in rec.get('/echoloc/ground_truth')}
+    def by_stamp(topic: str) -> dict:
+        return {conversions.stamp_key(m.header.stamp): m for _, m in rec.get(topic)}
     errors = []
-    for _, m in rec.get('/echoloc/pose'):
-        t = truth.get((m.header.stamp.sec, m.header.stamp.nanosec))
-        if t is not None:
-            p = m.pose.pose.position
-            errors.append(np.linalg.norm([p.x - t.x, p.y - t.y, p.z - t.z]))
+    for _, pose, truth in paired(by_stamp('/echoloc/pose'), by_stamp('/echoloc/ground_truth')):
+        p, t = pose.pose.pose.position, truth.pose.position
+        errors.append(np.linalg.norm([p.x - t.x, p.y - t.y, p.z - t.z]))
     return np.array(errors)
 
 

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from echoloc_ros.device import protocol as p
+from echoloc_ros.device.decoder import FrameDecoder, bench_decoder
 
 U32 = st.integers(0, 2 ** 32 - 1)
 F32 = st.floats(width=32, allow_nan=False)
@@ -50,7 +51,7 @@ EXAMPLES = [
 @pytest.mark.parametrize('msg', EXAMPLES, ids=lambda m: type(m).__name__)
 def test_round_trip_every_message(msg):
     frame = p.encode(msg, 1234)
-    decoder = p.FrameDecoder()
+    decoder = FrameDecoder()
     assert decoder.feed(frame) == [p.Decoded(1234, msg)]
     assert decoder.stats.frames_ok == 1 and decoder.stats.bytes_ok == len(frame)
 
@@ -68,7 +69,7 @@ def test_frame_layout_matches_the_document():
 def test_echo_samples_are_zero_copy_views_of_the_input():
     samples = np.arange(-600, 600, dtype=np.int16).reshape(4, 300)
     data = p.encode(p.EchoFrame(1, 2, 250_000, samples), 0)
-    (decoded,) = p.FrameDecoder().feed(data)
+    (decoded,) = FrameDecoder().feed(data)
     out = decoded.msg.samples
     assert out.dtype == np.dtype('<i2') and out.shape == (4, 300)
     assert not out.flags.owndata and not out.flags.writeable
@@ -94,7 +95,7 @@ def _stream(*frames):
 def test_bad_crc_is_counted_and_not_delivered():
     bad = bytearray(p.encode(p.Ping(1), 0))
     bad[21] ^= 0x10
-    decoder = p.FrameDecoder()
+    decoder = FrameDecoder()
     out = decoder.feed(_stream(bytes(bad), p.encode(p.Ping(2), 1)))
     assert out == [p.Decoded(1, p.Ping(2))]
     assert decoder.stats.crc_errors == 1 and decoder.stats.truncated == 0
@@ -103,7 +104,7 @@ def test_bad_crc_is_counted_and_not_delivered():
 def test_lost_byte_counts_truncated_and_next_frame_survives():
     short = p.encode(p.EchoFrame(0, 0, 1, np.ones((2, 50), np.int16)), 0)
     short = short[:60] + short[61:]
-    decoder = p.FrameDecoder()
+    decoder = FrameDecoder()
     out = decoder.feed(_stream(short, p.encode(p.Pong(9), 1)))
     assert out == [p.Decoded(1, p.Pong(9))]
     assert decoder.stats.truncated == 1 and decoder.stats.crc_errors == 0
@@ -112,13 +113,13 @@ def test_lost_byte_counts_truncated_and_next_frame_survives():
 def test_damaged_header_counts_header_crc_error():
     bad = bytearray(p.encode(p.Ping(1), 0))
     bad[13] ^= 0x01  # length field
-    decoder = p.FrameDecoder()
+    decoder = FrameDecoder()
     assert decoder.feed(_stream(bytes(bad), p.encode(p.Ping(2), 1))) == [p.Decoded(1, p.Ping(2))]
     assert decoder.stats.header_crc_errors == 1 and decoder.stats.resyncs == 1
 
 
 def test_oversize_unknown_version_and_malformed_are_counted():
-    decoder = p.FrameDecoder(max_payload_bytes=64)
+    decoder = FrameDecoder(max_payload_bytes=64)
     stream = _stream(p.encode_frame(p.MsgType.ECHO_FRAME, 0, bytes(100)),
                      p.encode_frame(0x7F, 1, b'abc'),
                      p.encode_frame(p.MsgType.PING, 2, bytes(4), version=2),
@@ -134,7 +135,7 @@ def test_oversize_unknown_version_and_malformed_are_counted():
 @settings(max_examples=150, deadline=None)
 @given(st.binary(max_size=3000), st.lists(st.integers(1, 700), max_size=20))
 def test_feed_never_raises_and_accounts_for_every_byte(data, cuts):
-    decoder = p.FrameDecoder(max_payload_bytes=512, slice_bytes=256)
+    decoder = FrameDecoder(max_payload_bytes=512, slice_bytes=256)
     pos = 0
     for cut in cuts + [len(data)]:
         decoder.feed(data[pos:pos + cut])
@@ -150,7 +151,7 @@ def test_feed_never_raises_and_accounts_for_every_byte(data, cuts):
 def test_every_frame_in_garbage_is_recovered_across_any_chunking(items, tail, data):
     stream = b''.join(junk + p.encode(msg, seq) for seq, (junk, msg) in enumerate(items)) + tail
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=12)))
-    decoder = p.FrameDecoder()
+    decoder = FrameDecoder()
     out = []
     for a, b in zip([0] + cuts, cuts + [len(stream)]):
         out += decoder.feed(stream[a:b])
@@ -160,7 +161,7 @@ def test_every_frame_in_garbage_is_recovered_across_any_chunking(items, tail, da
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.integers(1, 5000), min_size=1, max_size=30), st.randoms(use_true_random=False))
 def test_buffer_stays_bounded_while_a_huge_frame_is_pending(chunks, rnd):
-    decoder = p.FrameDecoder(max_payload_bytes=64 * 1024, slice_bytes=4096)
+    decoder = FrameDecoder(max_payload_bytes=64 * 1024, slice_bytes=4096)
     header = p.encode_frame(p.MsgType.ECHO_FRAME, 0, bytes(64 * 1024))[:p.HEADER_SIZE]
     decoder.feed(header)
     for n in chunks:
@@ -177,6 +178,6 @@ def test_configure_problem_enforces_the_firmware_rules():
 
 
 def test_bench_decoder_reports_throughput():
-    result = p.bench_decoder(n_frames=10, n_samples=1000, chunk_bytes=(4096,))
+    result = bench_decoder(n_frames=10, n_samples=1000, chunk_bytes=(4096,))
     assert result['frame_bytes'] == p.HEADER_SIZE + p.ECHO_HEADER.size + 8000 + 4
     assert result['mb_per_s'] > 0

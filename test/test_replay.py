@@ -6,6 +6,7 @@ import numpy as np
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
+from echoloc_ros.ros import conversions
 from echoloc_ros.ros.graph import GRAPH
 from echoloc_ros.ros.process_graph import NodeProcesses
 from echoloc_ros.ros.bag import read_messages
@@ -16,10 +17,6 @@ RATE_HZ = 5.0  # slow enough that no node drops a frame, live or replayed
 # (A recording that holds a run from its first frame replays to the same tracked poses.)
 # So does the processor's self-calibration (it is taken from the frames it has seen, the
 # first after 24): the test holds it fixed, as a user replaying against a calibration file.
-
-
-def _key(stamp):
-    return stamp.sec, stamp.nanosec
 
 
 def test_replay_reproduces_recorded_poses_exactly(ros_env, recorder, tmp_path):
@@ -35,9 +32,9 @@ def test_replay_reproduces_recorded_poses_exactly(ros_env, recorder, tmp_path):
     poses, frames = {}, set()
     for topic, _, msg in read_messages(bag):
         if topic == '/echoloc/pose':
-            poses[_key(msg.header.stamp)] = msg
+            poses[conversions.stamp_key(msg.header.stamp)] = msg
         elif topic == '/echoloc/echoes':
-            frames.add(_key(msg.header.stamp))
+            frames.add(conversions.stamp_key(msg.header.stamp))
     recorded = {k: v for k, v in poses.items() if k in frames}
     assert len(recorded) >= 20
 
@@ -55,11 +52,11 @@ def test_replay_reproduces_recorded_poses_exactly(ros_env, recorder, tmp_path):
                            overrides=replay):
             # Wait for the pose of the last recorded frame (replay keeps the timing).
             last = max(recorded)
-            assert wait_for(lambda: any(_key(m.header.stamp) == last
+            assert wait_for(lambda: any(conversions.stamp_key(m.header.stamp) == last
                                         for _, m in recorder.get('/echoloc/pose')),
                             timeout_s=60.0), f'logs in {tmp_path}'
         assert not graph.exited()
-    replayed = {_key(m.header.stamp): m for _, m in recorder.get('/echoloc/pose')}
+    replayed = {conversions.stamp_key(m.header.stamp): m for _, m in recorder.get('/echoloc/pose')}
     # Every pose the live run published comes back, bit for bit.
     common = [k for k in recorded if k in replayed]
     assert len(common) >= 0.95 * len(recorded), (len(common), len(recorded))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseWithCovarianceStamped
+from rcl_interfaces.msg import Log
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from echoloc.msg import EchoFrame
@@ -85,6 +86,7 @@ def test_dead_channel_is_an_error_naming_it(ros_env, recorder, fake_device, tmp_
 def test_unplug_and_replug_recovers(ros_env, recorder, fake_device, tmp_path):
     recorder.subscribe(EchoFrame, '/echoloc/echoes', qos_profile_sensor_data)
     recorder.subscribe(DiagnosticArray, '/diagnostics', QoSProfile(depth=100))
+    recorder.subscribe(Log, '/rosout', QoSProfile(depth=100))
     with _graph(ros_env, fake_device, tmp_path, nodes=('driver',)) as graph:
         # Streaming, then an ERROR while unplugged, then streaming again (the device
         # reboots, so its sequence numbers restart from 0).
@@ -92,6 +94,12 @@ def test_unplug_and_replug_recovers(ros_env, recorder, fake_device, tmp_path):
         assert wait_for(lambda: any(level_of(s) == 2 for s in
                                     _statuses(recorder, 'driver: Link')), timeout_s=15.0)
         unplugged = max(t for t, _ in recorder.get('/echoloc/echoes'))
+        # The link logs through the driver's logger: its warning reaches /rosout.
+        assert wait_for(lambda: any(
+            m.name == 'driver' and m.level == Log.WARN
+            and m.msg.startswith(f'echoloc serial {fake_device}: ')
+            for _, m in recorder.get('/rosout')), timeout_s=10.0), [
+                m.msg for _, m in recorder.get('/rosout')]
         assert wait_for(lambda: any(t > unplugged + 1.0 and m.seq < 20
                                     for t, m in recorder.get('/echoloc/echoes')),
                         timeout_s=15.0), f'no frames after replug; logs in {tmp_path}'

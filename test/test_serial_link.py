@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from echoloc_ros.device import protocol as p
+from echoloc_ros.device.decoder import FrameDecoder
 from echoloc_ros.device.fake_device import FakeArrayDevice, FaultConfig, synthetic_echo_source
 from echoloc_ros.core.channel_health import channel_health
 from echoloc_ros.device.serial_link import ClockModel, SerialArrayLink
@@ -34,7 +35,7 @@ class Collector:
 
 def on_the_wire(config):
     """The configuration as the device sees it (floats rounded to float32)."""
-    return p.FrameDecoder().feed(p.encode(config, 0))[0].msg
+    return FrameDecoder().feed(p.encode(config, 0))[0].msg
 
 
 def wait_for(predicate, timeout_s):

@@ -14,7 +14,7 @@ from echoloc_ros.ros import conversions
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
-from echoloc_ros.offline.evaluation import _drive, _moved_off_path, tracked_path
+from echoloc_ros.offline.tracked_path import drive, moved_off_path, tracked_path
 from echoloc_ros.core.room import load_room
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 from echoloc_ros.ros.bag import BagWriter, posed_frames
@@ -30,7 +30,7 @@ def write_recording(path, room, world, n_uncertain=3, n_bad=2):
     truncated."""
     array, chirp = load_array('square_4sensor'), Chirp()
     route = tracked_path(room)
-    drive = _drive(route, room.vertices_m.min(axis=0), EchoSimulator(room, array, chirp, FS_HZ),
+    frames = drive(route, room.vertices_m.min(axis=0), EchoSimulator(room, array, chirp, FS_HZ),
                    EchoProcessor(chirp, FS_HZ, array=array),
                    Scenario(snr_db=10.0, furniture=world.furniture), np.random.default_rng(8),
                    int(np.ceil(route.period_s / 0.2)), 5.0, 0.0)
@@ -38,7 +38,7 @@ def write_recording(path, room, world, n_uncertain=3, n_bad=2):
     bag.add_topic('/echoloc/features', 'echoloc/msg/EchoFeatures')
     bag.add_topic('/echoloc/pose', 'geometry_msgs/msg/PoseWithCovarianceStamped')
     written = 0
-    for k, (t_s, position, features, yaw) in enumerate(drive):
+    for k, (t_s, position, features, yaw) in enumerate(frames):
         stamp = Time(sec=int(t_s), nanosec=int(round((t_s % 1.0) * 1e9)))
         frame = EchoFrame()
         frame.header.stamp = stamp
@@ -63,8 +63,8 @@ def write_recording(path, room, world, n_uncertain=3, n_bad=2):
 
 def test_survey_cli_writes_the_room_as_it_stands(tmp_path):
     room = load_room('furnished_room')
-    moved = _moved_off_path(room, tracked_path(room), room.vertices_m.min(axis=0),
-                            np.random.default_rng(3), 1.0)
+    moved = moved_off_path(room, tracked_path(room), room.vertices_m.min(axis=0),
+                           np.random.default_rng(3), 1.0)
     written = write_recording(tmp_path / 'drive', room, replace(room, furniture=moved))
     frames, counts = posed_frames(tmp_path / 'drive')
     assert counts == {'features': written, 'poses': written, 'paired': written,

@@ -50,7 +50,7 @@ def cmd_evaluate(args) -> int:
                      'heading_noise_deg': args.heading_noise_deg, 'seed': args.seed,
                      'model_error': {k: v for k, v in
                                      vars(model_error_from_args(args)).items()
-                                     if v and k != 'seed'},
+                                     if v and k not in ('seed', 'draws')},
                      'model_error_seed': args.model_error_seed, 'max_order': args.max_order,
                      'room_tolerance_m': room.tolerance_m,
                      'calibrate_frames': args.calibrate_frames, **drawn}
@@ -68,8 +68,8 @@ def cmd_evaluate(args) -> int:
                                     details=frames,
                                     model_error=model_error_from_args(args),
                                     max_order=args.max_order,
-                                    calibration_frames=args.calibrate_frames, **drawn,
-                                    **common)
+                                    calibration_frames=args.calibrate_frames,
+                                    attitude=_attitude(args), **common)
             untracked = (scenario_json['model_error'] or args.max_order != 2
                          or args.calibrate_frames)
             if untracked and args.tracked_frames:
@@ -100,6 +100,14 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _attitude(args) -> str:
+    """What the localizer is told of the array's roll and pitch."""
+    if args.imu_tilt and args.estimate_tilt:
+        raise SystemExit('echoloc evaluate: --imu-tilt and --estimate-tilt exclude each other '
+                         '(an IMU that reports the tilt leaves nothing to estimate)')
+    return 'imu' if args.imu_tilt else 'estimate' if args.estimate_tilt else 'level'
+
+
 def _evaluate_room_calibration(args, room, array) -> int:
     from echoloc_ros.core.chirp import Chirp
     from echoloc_ros.offline.evaluation import rounded
@@ -127,7 +135,8 @@ def _evaluate_room_calibration(args, room, array) -> int:
 
 def _evaluate_survey(args, room, array, methods) -> int:
     from echoloc_ros.core.chirp import Chirp
-    from echoloc_ros.offline.evaluation import evaluate_survey, rounded
+    from echoloc_ros.offline.evaluation import rounded
+    from echoloc_ros.offline.survey_evaluation import evaluate_survey
     for method in methods:
         try:
             result = evaluate_survey(room, array, Chirp(), args.snr_db, args.layouts,
@@ -219,6 +228,14 @@ def cmd_snapshot(args) -> int:
 
 
 def add_parsers(sub) -> None:
+    """The subcommands evaluate, ambiguity, simulate and snapshot."""
+    _add_evaluate_parser(sub)
+    _add_ambiguity_parser(sub)
+    _add_simulate_parser(sub)
+    _add_snapshot_parser(sub)
+
+
+def _add_evaluate_parser(sub) -> None:
     p = sub.add_parser('evaluate', help='accuracy and calibration on simulated poses (JSON, '
                        'PNG)')
     p.add_argument('--method', choices=('physics', 'nn', 'both'), default='physics',
@@ -280,6 +297,8 @@ def add_parsers(sub) -> None:
     add_scenario_args(p)
     p.set_defaults(func=cmd_evaluate)
 
+
+def _add_ambiguity_parser(sub) -> None:
     p = sub.add_parser('ambiguity', help='with the furniture moved since the room file: a '
                        'lower bound on any localizer\'s gross-error rate (JSON)')
     p.add_argument('--room', default='furnished_room')
@@ -294,6 +313,8 @@ def add_parsers(sub) -> None:
     p.add_argument('--seed', type=int, default=0, help='seed of poses and noise')
     p.set_defaults(func=cmd_ambiguity)
 
+
+def _add_simulate_parser(sub) -> None:
     p = sub.add_parser('simulate', help='write a simulated dataset (frames, poses, scenario)')
     p.add_argument('--room', default='default_room')
     p.add_argument('--array', default='square_4sensor')
@@ -304,6 +325,8 @@ def add_parsers(sub) -> None:
     add_scenario_args(p)
     p.set_defaults(func=cmd_simulate)
 
+
+def _add_snapshot_parser(sub) -> None:
     p = sub.add_parser('snapshot', help='draw one localized frame as rviz shows it (PNG)')
     p.add_argument('--out', type=Path, default=Path('echoloc_snapshot.png'))
     p.add_argument('--room', default='furnished_room')

@@ -119,7 +119,7 @@ def cmd_monitor(args) -> int:
 
 def cmd_bench(args) -> int:
     from echoloc_ros.offline import bench
-    from echoloc_ros.device.protocol import bench_decoder
+    from echoloc_ros.device.decoder import bench_decoder
     print(json.dumps({'bench': 'decoder', **bench_decoder()}), flush=True)
     print(json.dumps(bench.bench_stages(args.frames, room=args.room, method=args.method,
                                         optimization_level=args.level, device=args.device)),

@@ -1,6 +1,6 @@
 """The neural localizer's network: a CNN-Transformer that ranks the physics candidates.
 
-Why a ranker (docs/model.md has the measurements): the physics localizer is sub-millimetre
+Why a ranker (docs/model.md, docs/results.md): the physics localizer is sub-millimetre
 when its best-scoring candidate is the right one, and metres off when it is not (a wall taken
 for another, an echo of moved furniture taken for a wall). A network that regressed the
 position from the raw echoes learned the height but not x and y at the data and compute this

@@ -315,9 +315,8 @@ class Room:
                                  lo, np.maximum(hi - size, lo))
                 trial = Box(box.name, np.append(corner, box.min_m[2]),
                             np.append(corner + size, box.max_m[2]), box.absorption)
-                if all(np.any(trial.max_m[:2] <= o.min_m[:2]) or np.any(o.max_m[:2] <=
-                                                                       trial.min_m[:2])
-                       for o in placed):
+                if all(np.any(trial.max_m[:2] <= o.min_m[:2])
+                       or np.any(o.max_m[:2] <= trial.min_m[:2]) for o in placed):
                     moved = trial
                     break
             placed.append(moved)
@@ -349,24 +348,8 @@ def _signed_area(vertices: np.ndarray) -> float:
     return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
 
 
-def room_from_dict(data: dict[str, Any]) -> Room:
-    """Build a :class:`Room` from its YAML/dict form, naming any bad field."""
-    if not isinstance(data, dict):
-        raise ValueError(f'room description must be a mapping, got {type(data).__name__}')
-    allowed = {'name', 'description', 'plan', 'height_m', 'materials', 'furniture',
-               'temperature_c', 'humidity_pct', 'tolerance_m'}
-    unknown = set(data) - allowed
-    if unknown:
-        raise ValueError(f'unknown room fields {_short(sorted(map(str, unknown)))}; expected '
-                         f'{sorted(allowed)}')
-    for key in ('name', 'plan', 'height_m', 'materials'):
-        if key not in data:
-            raise ValueError(f'room description lacks {key!r}')
-    if not isinstance(data['name'], str) or not 0 < len(data['name']) <= 64:
-        raise ValueError(f'room name must be a string of 1 to 64 characters, got '
-                         f'{_short(data["name"])}')
-    name = data['name']
-    plan = data['plan']
+def _plan(plan: Any, name: str) -> tuple[Any, list[str]]:
+    """The plan's vertices [m] and its walls' names, from the room's ``plan`` field."""
     if isinstance(plan, dict) and 'shoebox' in plan:
         box = plan['shoebox']
         try:
@@ -394,7 +377,11 @@ def room_from_dict(data: dict[str, Any]) -> Room:
     else:
         raise ValueError(f'room {name!r}: plan must be {{shoebox: {{width_m, length_m}}}} or '
                          f'{{polygon: [[x, y], ...]}}, got {_short(plan)}')
-    materials = data['materials']
+    return vertices, wall_names
+
+
+def _wall_absorption(materials: Any, wall_names: list[str], name: str) -> list[float]:
+    """Each wall's absorption, from the room's ``materials`` (checked for every surface)."""
     if not isinstance(materials, dict):
         raise ValueError(f'room {name!r}: materials must be a mapping, got {_short(materials)}')
     allowed_surfaces = {'walls', 'floor', 'ceiling'} | set(wall_names)
@@ -407,9 +394,12 @@ def room_from_dict(data: dict[str, Any]) -> Room:
         if key not in materials:
             raise ValueError(f'room {name!r}: materials lacks {key!r}')
     default_wall = _absorption(materials['walls'], f'room {name!r} materials.walls')
-    wall_absorption = [_absorption(materials[w], f'room {name!r} materials.{w}')
-                       if w in materials else default_wall for w in wall_names]
-    items = data.get('furniture') or []
+    return [_absorption(materials[w], f'room {name!r} materials.{w}')
+            if w in materials else default_wall for w in wall_names]
+
+
+def _furniture(items: Any, name: str) -> list[Box]:
+    """The furniture boxes, from the room's ``furniture`` list."""
     if not isinstance(items, list):
         raise ValueError(f'room {name!r}: furniture must be a list of boxes, got '
                          f'{_short(items)}')
@@ -430,6 +420,30 @@ def room_from_dict(data: dict[str, Any]) -> Room:
         furniture.append(Box(name=str(item.get('name', f'box_{i}'))[:80], min_m=corners[0],
                              max_m=corners[1],
                              absorption=_absorption(item.get('material', 'wood'), where)))
+    return furniture
+
+
+def room_from_dict(data: dict[str, Any]) -> Room:
+    """Build a :class:`Room` from its YAML/dict form, naming any bad field."""
+    if not isinstance(data, dict):
+        raise ValueError(f'room description must be a mapping, got {type(data).__name__}')
+    allowed = {'name', 'description', 'plan', 'height_m', 'materials', 'furniture',
+               'temperature_c', 'humidity_pct', 'tolerance_m'}
+    unknown = set(data) - allowed
+    if unknown:
+        raise ValueError(f'unknown room fields {_short(sorted(map(str, unknown)))}; expected '
+                         f'{sorted(allowed)}')
+    for key in ('name', 'plan', 'height_m', 'materials'):
+        if key not in data:
+            raise ValueError(f'room description lacks {key!r}')
+    if not isinstance(data['name'], str) or not 0 < len(data['name']) <= 64:
+        raise ValueError(f'room name must be a string of 1 to 64 characters, got '
+                         f'{_short(data["name"])}')
+    name = data['name']
+    vertices, wall_names = _plan(data['plan'], name)
+    materials = data['materials']
+    wall_absorption = _wall_absorption(materials, wall_names, name)
+    furniture = _furniture(data.get('furniture') or [], name)
     return Room(
         name=name, description=str(data.get('description', '')), vertices_m=vertices,
         height_m=_number(data['height_m'], f'room {name!r}: height_m'),

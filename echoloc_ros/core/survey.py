@@ -1,6 +1,6 @@
 """Where the furniture stands now, from frames at known poses: bring a stale room file up to date.
 
-A localizer with a room file whose furniture has since moved errs more often (docs/model.md):
+A localizer with a room file whose furniture has since moved errs more often (docs/results.md):
 it models echoes of faces that are not there and hides walls that are heard. Tracking keeps
 the robot placed through such frames; this module uses those tracked poses to put the boxes
 back where they stand. At a known pose the room's own echoes (walls, floor, ceiling) are fitted

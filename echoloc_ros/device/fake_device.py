@@ -26,6 +26,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from echoloc_ros.device import protocol as p
+from echoloc_ros.device.decoder import FrameDecoder
 from echoloc_ros.core.chirp import BARKER_13
 
 FrameSource = Callable[[int], np.ndarray]
@@ -235,7 +236,7 @@ class FakeArrayDevice:
         self._tx_seq = 0
         self._clip_count = 0
         self._overruns = 0
-        self._decoder = p.FrameDecoder(max_payload_bytes=64)
+        self._decoder = FrameDecoder(max_payload_bytes=64)
 
     def _make_source(self, cfg: p.Configure) -> FrameSource:
         return synthetic_echo_source(self.n_channels, cfg.window_samples, cfg.fs_hz, cfg)

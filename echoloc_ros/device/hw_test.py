@@ -6,6 +6,7 @@ import numpy as np
 import serial
 
 from echoloc_ros.device import protocol as p
+from echoloc_ros.device.decoder import FrameDecoder
 from echoloc_ros.core.channel_health import CHANNEL_OK, channel_health
 
 # What a working array can report in STATUS: its MCU die sensor's range, and a supply between
@@ -28,7 +29,7 @@ class _Session:
 
     def __init__(self, port: serial.SerialBase):
         self.port = port
-        self.decoder = p.FrameDecoder()
+        self.decoder = FrameDecoder()
         self.seq = 0
 
     def request(self, msg, want: tuple[type, ...], timeout_s: float):

@@ -17,12 +17,14 @@ import os
 import queue
 import threading
 import time
+import traceback
 from typing import Callable, Optional
 
 import numpy as np
 import serial
 
 from echoloc_ros.device import protocol as p
+from echoloc_ros.device.decoder import FrameDecoder
 from echoloc_ros.core.channel_health import channel_health
 
 _LOG = logging.getLogger(__name__)
@@ -220,7 +222,8 @@ class SerialArrayLink:
                  reply_timeout_s: float = 0.25, reply_attempts: int = 4,
                  stall_timeout_s: float = 0.5, backoff_min_s: float = 0.1,
                  backoff_max_s: float = 2.0, queue_depth: int = 16,
-                 clock_window: int = 512, channel_health_period_s: float = 1.0) -> None:
+                 clock_window: int = 512, channel_health_period_s: float = 1.0,
+                 logger=None) -> None:
         """Configure the link; nothing is opened until :meth:`start`.
 
         :param port: device path (``/dev/ttyACM0``, a by-id symlink) or a pyserial URL
@@ -238,6 +241,9 @@ class SerialArrayLink:
         :param queue_depth: events buffered for the delivery thread
         :param clock_window: frames kept by the tick-to-time fit
         :param channel_health_period_s: how often :func:`channel_health` runs on a frame
+        :param logger: where the link's warnings and errors go: anything with ``warning(str)``
+            and ``error(str)``, such as a ROS node's logger (so they reach /rosout); None:
+            this module's stdlib logger
         """
         if not 0 < backoff_min_s <= backoff_max_s:
             raise ValueError(f'need 0 < backoff_min_s <= backoff_max_s, got {backoff_min_s}, '
@@ -256,12 +262,13 @@ class SerialArrayLink:
         self.backoff_min_s = backoff_min_s
         self.backoff_max_s = backoff_max_s
         self.channel_health_period_s = channel_health_period_s
+        self._log = logger if logger is not None else _LOG
         self._clock_window = clock_window
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._queue: queue.Queue = queue.Queue(maxsize=queue_depth)
         self._commands: queue.Queue = queue.Queue()
-        self._decoder = p.FrameDecoder()
+        self._decoder = FrameDecoder()
         self._ser: Optional[serial.SerialBase] = None
         self._threads: list[threading.Thread] = []
         self._tx_seq = 0
@@ -336,7 +343,7 @@ class SerialArrayLink:
                 last_status=self._last_status, channels=list(self._channels))
 
     def _error(self, text: str) -> None:
-        _LOG.warning('echoloc serial %s: %s', self.port, text)
+        self._log.warning(f'echoloc serial {self.port}: {text}')
         with self._lock:
             self._last_error = text
             self._last_error_s = time.monotonic()
@@ -351,7 +358,8 @@ class SerialArrayLink:
             except (serial.SerialException, OSError, LinkError) as exc:
                 self._error(f'{type(exc).__name__}: {exc}')
             except Exception as exc:  # noqa: BLE001 - the reader must outlive a bug; log it
-                _LOG.exception('echoloc serial reader failed')
+                self._log.error(f'echoloc serial {self.port}: reader failed\n'
+                                f'{traceback.format_exc()}')
                 self._error(f'internal error {type(exc).__name__}: {exc}')
             finally:
                 self._disconnect()

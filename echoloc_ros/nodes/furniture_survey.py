@@ -6,7 +6,6 @@ every ``period_s``, and when a box has moved publishes the room as it now stands
 ``echoloc/room`` (YAML text, latched), which the localizer takes up. A process of its own: a
 placement takes a second or two of CPU, which must not hold up the localizer's frames.
 """
-import collections
 import os
 
 import numpy as np
@@ -19,6 +18,7 @@ from echoloc.msg import EchoFeatures
 from echoloc_ros.ros import conversions
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.room import load_room
+from echoloc_ros.core.stamps import StampPairs
 from echoloc_ros.core.survey import FurnitureSurvey, LiveSurvey, room_yaml
 from echoloc_ros.ros.diagnostics import OK, WARN
 from echoloc_ros.nodes.common import (declare, declare_chirp, diagnostic_updater,
@@ -77,7 +77,8 @@ class FurnitureSurveyNode(Node):
                 FurnitureSurvey(self.room, self.array, chirp, max_shift_m=max_shift_m),
                 period_s=period_s, max_frames=max_frames, min_frames=min(25, max_frames),
                 max_pose_std_m=max_pose_std_m, max_yaw_std_deg=max_yaw_std_deg)
-        self.features: collections.OrderedDict = collections.OrderedDict()
+        # Each pose with the features of its frame (the localizer copies the frame's stamp).
+        self.pairs = StampPairs(capacity=FEATURES_HELD)
         self.poses_in = 0
         self.unpaired = 0
         self.frames_failed = 0
@@ -96,16 +97,20 @@ class FurnitureSurveyNode(Node):
         self.updater.add('Furniture survey', self.survey_status)
 
     def on_features(self, msg: EchoFeatures) -> None:
-        self.features[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
-        while len(self.features) > FEATURES_HELD:
-            self.features.popitem(last=False)
+        pair = self.pairs.add(0, conversions.stamp_key(msg.header.stamp), msg)
+        if pair is not None:
+            self.offer(*pair)
 
     def on_pose(self, msg: PoseWithCovarianceStamped) -> None:
         self.poses_in += 1
-        features_msg = self.features.pop((msg.header.stamp.sec, msg.header.stamp.nanosec), None)
-        if features_msg is None:
+        pair = self.pairs.add(1, conversions.stamp_key(msg.header.stamp), msg)
+        if pair is None:
             self.unpaired += 1
             return
+        self.offer(*pair)
+
+    def offer(self, features_msg: EchoFeatures, msg: PoseWithCovarianceStamped) -> None:
+        """Give the survey one frame's features with the pose published for that frame."""
         t_s = conversions.stamp_to_s(msg.header.stamp)
         position, covariance = conversions.pose_position_covariance(msg)
         yaw_var = float(msg.pose.covariance[35])

@@ -1,7 +1,7 @@
 """localizer: the array's position in the known room from echo features and the heading."""
-import bisect
 import collections
 import time
+from typing import NamedTuple
 
 import numpy as np
 from rclpy.node import Node
@@ -15,10 +15,12 @@ from visualization_msgs.msg import MarkerArray
 from echoloc.msg import EchoFeatures
 from echoloc_ros.ros import conversions, markers
 from echoloc_ros.core.array_geometry import load_array, yaw_matrix
+from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_heading import EchoHeading, acquire
 from echoloc_ros.core.localization import Localizer
 from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room, room_from_yaml
+from echoloc_ros.core.stamps import StampBuffer
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.ros.diagnostics import ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam
 from echoloc_ros.nodes.common import (RefusalLog, declare, declare_chirp, diagnostic_updater,
@@ -47,7 +49,7 @@ def heading_refusal(msg: Imu, reference_s: float | None) -> tuple[str, str] | No
     """Why a heading message must not be used, as (reason, detail), or None if it may.
 
     :param reference_s: stamp of the newest frame, s; None before the first frame (the stamp is
-        then checked when the first frame arrives, :meth:`HeadingBuffer.drop_outside`).
+        then checked when the first frame arrives, :meth:`StampBuffer.drop_outside`).
     """
     q = msg.orientation
     quaternion = np.array([q.x, q.y, q.z, q.w], dtype=float)
@@ -69,50 +71,20 @@ def heading_refusal(msg: Imu, reference_s: float | None) -> tuple[str, str] | No
     return None
 
 
-class HeadingBuffer:
-    """Recent headings by stamp, so each frame gets the heading at its own acquisition time."""
-
-    def __init__(self, horizon_s: float = 2.0):
-        self.horizon_s = horizon_s
-        self.times: list[float] = []
-        self.yaws: list[float] = []
-        self.variances: list[float] = []
-
-    def add(self, t_s: float, yaw_rad: float, variance_rad2: float) -> None:
-        i = bisect.bisect(self.times, t_s)
-        self.times.insert(i, t_s)
-        self.yaws.insert(i, yaw_rad)
-        self.variances.insert(i, variance_rad2)
-        cut = bisect.bisect(self.times, self.times[-1] - self.horizon_s)
-        del self.times[:cut], self.yaws[:cut], self.variances[:cut]
-
-    def drop_outside(self, lo_s: float, hi_s: float) -> int:
-        """Forget the headings stamped outside [lo_s, hi_s]; return how many."""
-        keep = [i for i, t_s in enumerate(self.times) if lo_s <= t_s <= hi_s]
-        dropped = len(self.times) - len(keep)
-        self.times = [self.times[i] for i in keep]
-        self.yaws = [self.yaws[i] for i in keep]
-        self.variances = [self.variances[i] for i in keep]
-        return dropped
-
-    def latest_s(self) -> float:
-        """Stamp of the newest heading, -inf if none."""
-        return self.times[-1] if self.times else -np.inf
-
-    def at(self, t_s: float, tolerance_s: float) -> tuple[float, float] | None:
-        """Heading and its variance nearest ``t_s``, or None if none within ``tolerance_s``."""
-        if not self.times:
-            return None
-        i = bisect.bisect(self.times, t_s)
-        best = min((j for j in (i - 1, i) if 0 <= j < len(self.times)),
-                   key=lambda j: abs(self.times[j] - t_s))
-        if abs(self.times[best] - t_s) > tolerance_s:
-            return None
-        return self.yaws[best], self.variances[best]
-
-
 # Gaps in seq up to this many frames (40 s at 25 Hz) count as dropped frames.
 MAX_SEQ_GAP = 1000
+
+
+class StartUp(NamedTuple):
+    """The parameters read once, at start-up, to build the node's parts."""
+
+    model_path: str
+    device: str
+    wide_search: bool
+    room_name: str
+    array_name: str
+    chirp: Chirp
+    expected_rate_hz: float
 
 
 class LocalizerNode(Node):
@@ -121,6 +93,23 @@ class LocalizerNode(Node):
     def __init__(self):
         super().__init__('localizer')
         threads = limit_threads(self)
+        start = self.declare_localizer_parameters()
+        self.declare_heading_parameters()
+        self.declare_pose_parameters()
+        self.build_pipeline(start, threads)
+        self.reset_state()
+        self.create_io()
+        self.updater = diagnostic_updater(self, f'localizer:{self.room.name}')
+        self.frequency = FrequencyStatus(FrequencyStatusParam(
+            {'min': start.expected_rate_hz, 'max': start.expected_rate_hz}, tolerance=0.25),
+            name='Pose rate')
+        self.updater.add(self.frequency)
+        self.updater.add('Localization', self.localization_status)
+        if self.method == 'nn':
+            self.updater.add('Neural model', self.model_status)
+
+    def declare_localizer_parameters(self) -> StartUp:
+        """The method and what it localizes with; return the values read once, at start-up."""
         self.method = declare(self, 'method', 'physics', 'localization method: physics, or nn '
                               '(physics proposes candidates, the trained network chooses, '
                               'physics refines; falls back to physics if the model cannot be '
@@ -143,8 +132,27 @@ class LocalizerNode(Node):
         array_name = declare(self, 'array', 'square_4sensor', 'array YAML the frames come '
                              'from', read_only=True)
         chirp = declare_chirp(self)
-        self.map_frame = declare(self, 'map_frame', 'map', 'frame of the published pose '
-                                 '(REP-105)', read_only=True)
+        self.temperature_c = declare(self, 'temperature_c', 20.0, 'assumed air temperature '
+                                     '[deg C]; the localizer also estimates the speed of sound',
+                                     min_value=-40.0, max_value=60.0,
+                                     on_set=self.setter('temperature_c'))
+        self.optimization_level = declare(
+            self, 'optimization_level', 'balanced', 'speed/robustness trade-off of the '
+            'localizer: fast, balanced or accurate (physics: candidates per axis, refinement '
+            'steps; nn: fast runs the network as a frozen TorchScript graph)',
+            read_only=True, choices=('fast', 'balanced', 'accurate'))
+        self.target_latency_ms = declare(self, 'target_latency_ms', 40.0, 'per-frame latency '
+                                         'above which diagnostics warn [ms]', min_value=0.1,
+                                         max_value=1000.0,
+                                         on_set=self.setter('target_latency_ms'))
+        expected_rate_hz = declare(self, 'expected_rate_hz', 25.0, 'pose rate the frequency '
+                                   'diagnostic expects [Hz]', read_only=True, min_value=0.1,
+                                   max_value=1000.0)
+        return StartUp(model_path, device, wide_search, room_name, array_name, chirp,
+                       expected_rate_hz)
+
+    def declare_heading_parameters(self) -> None:
+        """Where each frame's heading comes from."""
         self.heading_source = declare(
             self, 'heading_source', 'auto', 'auto (the imu topic while it gives headings, '
             'else the echoes), imu, echoes (acquired from the echoes, then tracked) or fixed '
@@ -160,10 +168,11 @@ class LocalizerNode(Node):
         self.heading_tolerance_s = declare(self, 'heading_tolerance_s', 0.2, 'max stamp '
                                            'difference between a frame and its heading [s]',
                                            read_only=True, min_value=0.0, max_value=10.0)
-        self.temperature_c = declare(self, 'temperature_c', 20.0, 'assumed air temperature '
-                                     '[deg C]; the localizer also estimates the speed of sound',
-                                     min_value=-40.0, max_value=60.0,
-                                     on_set=self.setter('temperature_c'))
+
+    def declare_pose_parameters(self) -> None:
+        """What is published, in which frames."""
+        self.map_frame = declare(self, 'map_frame', 'map', 'frame of the published pose '
+                                 '(REP-105)', read_only=True)
         self.base_frame = declare(self, 'base_frame', 'base_link', 'the robot frame whose pose '
                                   'is published (REP-105), placed by array_in_base_xyz and '
                                   'array_in_base_yaw_rad', read_only=True)
@@ -174,31 +183,28 @@ class LocalizerNode(Node):
         self.array_in_base_yaw_rad = declare(
             self, 'array_in_base_yaw_rad', 0.0, 'the array\'s heading in base_frame [rad]',
             min_value=-np.pi, max_value=np.pi, on_set=self.setter('array_in_base_yaw_rad'))
-        self.optimization_level = declare(
-            self, 'optimization_level', 'balanced', 'speed/robustness trade-off of the '
-            'localizer: fast, balanced or accurate (physics: candidates per axis, refinement '
-            'steps; nn: fast runs the network as a frozen TorchScript graph)',
-            read_only=True, choices=('fast', 'balanced', 'accurate'))
         self.tracking = declare(self, 'tracking', True, 'publish the tracked pose (constant-'
                                 'velocity Kalman filters that take each fix with its rivals '
                                 'by probabilistic data association; competing tracks) on '
                                 'echoloc/pose; false: the fix itself', on_set=self.set_tracking)
-        self.target_latency_ms = declare(self, 'target_latency_ms', 40.0, 'per-frame latency '
-                                         'above which diagnostics warn [ms]', min_value=0.1,
-                                         max_value=1000.0,
-                                         on_set=self.setter('target_latency_ms'))
-        expected_rate_hz = declare(self, 'expected_rate_hz', 25.0, 'pose rate the frequency '
-                                   'diagnostic expects [Hz]', read_only=True, min_value=0.1,
-                                   max_value=1000.0)
+        self.publish_markers = declare(self, 'publish_markers', True, 'publish rviz markers '
+                                       '(room, array, 95 % ellipsoid, echo paths)',
+                                       on_set=self.setter('publish_markers'))
+        self.room_updates = declare(self, 'room_updates', True, 'take up the room as the '
+                                    'furniture_survey node publishes it on echoloc/room '
+                                    '(furniture moved since the room file)', read_only=True)
 
-        self.room = load_room(room_name)
-        self.array = load_array(array_name)
+    def build_pipeline(self, start: StartUp, threads: int) -> None:
+        """The room, the array and the pipeline with its tracker."""
+        self.room = load_room(start.room_name)
+        self.array = load_array(start.array_name)
         # The same pipeline as echoloc evaluate's; a network that cannot be used gives way
         # to physics, with the reason in diagnostics.
         self.pipeline = make_pipeline(
-            self.method, self.room, self.array, chirp,
-            optimization_level=self.optimization_level, model_path=model_path or None,
-            wide_search=wide_search, device=device, num_threads=threads, fallback=True)
+            self.method, self.room, self.array, start.chirp,
+            optimization_level=self.optimization_level, model_path=start.model_path or None,
+            wide_search=start.wide_search, device=start.device, num_threads=threads,
+            fallback=True)
         self.pipeline.estimate_tilt = declare(
             self, 'estimate_tilt', False, 'while no IMU reports the array\'s roll and pitch, '
             'estimate them from the floor and ceiling echoes (about 5 ms a frame)',
@@ -222,7 +228,10 @@ class LocalizerNode(Node):
                                 '[s]', read_only=True, min_value=0.1, max_value=60.0),
             room_volume_m3=self.room.volume_m3)
         self.pipeline.tracker = self.tracker if self.tracking else None
-        self.headings = HeadingBuffer(horizon_s=2 * HEADING_STAMP_MAX_S)
+
+    def reset_state(self) -> None:
+        """The headings, counters and last results the callbacks and diagnostics share."""
+        self.headings = StampBuffer(horizon_s=2 * HEADING_STAMP_MAX_S)
         self.echo_heading = EchoHeading()
         self.heading_used = ''
         self.headings_refused: collections.Counter = collections.Counter()
@@ -235,9 +244,6 @@ class LocalizerNode(Node):
         self.newest_frame_s: float | None = None
         self.first_frame_mono: float | None = None
         self.started_mono = time.monotonic()
-        self.room_updates = declare(self, 'room_updates', True, 'take up the room as the '
-                                    'furniture_survey node publishes it on echoloc/room '
-                                    '(furniture moved since the room file)', read_only=True)
         self.rooms_taken = 0
         self.rooms_refused = 0
         self.room_refusals = RefusalLog(self.get_logger())
@@ -252,13 +258,17 @@ class LocalizerNode(Node):
         self.last_inference_s = 0.0
         self.last_pose_monotonic_s: float | None = None
         self.latency_ms: list[float] = []
+        self.last_seq: int | None = None
+        self.frames_dropped = 0
+        # Features whose heading has not arrived yet, with their arrival time: like a message
+        # filter, each frame waits (up to heading_tolerance_s) for the heading at its stamp.
+        self.waiting: collections.deque = collections.deque()
 
+    def create_io(self) -> None:
+        """Publishers, subscriptions and timers."""
         pose_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.pose_pub = self.create_publisher(PoseWithCovarianceStamped, 'echoloc/pose',
                                               pose_qos)
-        self.publish_markers = declare(self, 'publish_markers', True, 'publish rviz markers '
-                                       '(room, array, 95 % ellipsoid, echo paths)',
-                                       on_set=self.setter('publish_markers'))
         # The fix of each frame on its own, beside the tracked pose: the one to fuse (the
         # tracked pose already averages the fixes over time; fusing it double-counts them).
         self.fix_pub = self.create_publisher(PoseWithCovarianceStamped, 'echoloc/fix', pose_qos)
@@ -277,21 +287,7 @@ class LocalizerNode(Node):
         # dropped, and counted by the gap in seq, rather than localized late).
         self.create_subscription(EchoFeatures, 'echoloc/features', self.on_features,
                                  QoSProfile(depth=1))
-        self.last_seq: int | None = None
-        self.frames_dropped = 0
-        # Features whose heading has not arrived yet, with their arrival time: like a message
-        # filter, each frame waits (up to heading_tolerance_s) for the heading at its stamp.
-        self.waiting: collections.deque = collections.deque()
         self.create_timer(0.02, self.flush_waiting)
-
-        self.updater = diagnostic_updater(self, f'localizer:{self.room.name}')
-        self.frequency = FrequencyStatus(FrequencyStatusParam(
-            {'min': expected_rate_hz, 'max': expected_rate_hz}, tolerance=0.25),
-            name='Pose rate')
-        self.updater.add(self.frequency)
-        self.updater.add('Localization', self.localization_status)
-        if self.method == 'nn':
-            self.updater.add('Neural model', self.model_status)
 
     def setter(self, name: str):
         """An on_set that stores the new value in the attribute the node reads each frame."""
@@ -340,8 +336,8 @@ class LocalizerNode(Node):
         self.imu_refused_since_mono = None
         self.tilt_rad = conversions.quaternion_to_roll_pitch(msg.orientation)
         self.headings.add(conversions.stamp_to_s(msg.header.stamp),
-                          conversions.quaternion_to_yaw(msg.orientation),
-                          float(msg.orientation_covariance[8]))
+                          (conversions.quaternion_to_yaw(msg.orientation),
+                           float(msg.orientation_covariance[8])))
         while self.waiting and (conversions.stamp_to_s(self.waiting[0][1].header.stamp)
                                 <= self.headings.latest_s()):
             self.localize(self.waiting.popleft()[1])
@@ -359,7 +355,6 @@ class LocalizerNode(Node):
         if self.heading_used == 'echoes':
             return self.echo_heading.prior(t_s)
         return self.headings.at(t_s, self.heading_tolerance_s)
-
 
     def on_features(self, msg: EchoFeatures) -> None:
         self.frames_in += 1
@@ -419,7 +414,6 @@ class LocalizerNode(Node):
         publisher.publish(conversions.pose_msg(
             base_position, covariance_m2 + yaw_var * np.outer(swing, swing), base_yaw, yaw_var,
             stamp, self.map_frame))
-
 
     def localize(self, msg: EchoFeatures) -> None:
         start = time.perf_counter()

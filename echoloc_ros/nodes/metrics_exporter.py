@@ -30,7 +30,9 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
+from echoloc_ros.core.stamps import StampPairs
 from echoloc_ros.nodes.common import declare, run
+from echoloc_ros.ros import conversions
 
 CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 LEVEL_NAMES = ('OK', 'WARN', 'ERROR', 'STALE')
@@ -150,8 +152,8 @@ class MetricsExporter(Node):
         self._latency_s: float | None = None
         self._cov_trace_m2: float | None = None
         self._error_m: float | None = None
-        self._poses: OrderedDict = OrderedDict()   # stamp -> position, awaiting truth
-        self._truths: OrderedDict = OrderedDict()  # stamp -> position
+        # Each pose with the ground truth of its frame, whichever comes first.
+        self._pairs = StampPairs(capacity=_MATCH_HISTORY)
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(DiagnosticArray, '/diagnostics', self.on_diagnostics,
                                  QoSProfile(depth=50))
@@ -200,25 +202,24 @@ class MetricsExporter(Node):
         p = msg.pose.pose.position
         position = np.array([p.x, p.y, p.z])
         cov = np.asarray(msg.pose.covariance, dtype=float).reshape(6, 6)[:3, :3]
-        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         with self._lock:
             self._pose_count += 1
             self._pose_times_s.append(now_s)
             self._latency_s = latency_s
             self._cov_trace_m2 = float(np.trace(cov))
-            if key in self._truths:
-                self._error_m = float(np.linalg.norm(position - self._truths[key]))
-            else:
-                _remember(self._poses, key, position)
+            self._pair(0, msg.header.stamp, position)
 
     def on_truth(self, msg: PoseStamped) -> None:
         p = msg.pose.position
         position = np.array([p.x, p.y, p.z])
-        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         with self._lock:
-            if key in self._poses:
-                self._error_m = float(np.linalg.norm(self._poses.pop(key) - position))
-            _remember(self._truths, key, position)
+            self._pair(1, msg.header.stamp, position)
+
+    def _pair(self, side: int, stamp, position: np.ndarray) -> None:
+        """Offer a pose (side 0) or a truth (1); a completed pair sets the position error."""
+        pair = self._pairs.add(side, conversions.stamp_key(stamp), position)
+        if pair is not None:
+            self._error_m = float(np.linalg.norm(pair[0] - pair[1]))
 
     def pose_rate_hz(self, now_s: float | None = None) -> float:
         """Poses per second over the last ``rate_window_s``."""
@@ -311,12 +312,6 @@ class MetricsExporter(Node):
             self.server.server_close()
             self._thread.join(timeout=2.0)
         super().destroy_node()
-
-
-def _remember(history: OrderedDict, key, value) -> None:
-    history[key] = value
-    while len(history) > _MATCH_HISTORY:
-        history.popitem(last=False)
 
 
 def _is_loopback(host: str) -> bool:

@@ -13,13 +13,14 @@ from echoloc_ros.core.acoustics import speed_of_sound_mps
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.array_calibration import ArrayCalibration, DirectPathCalibrator
-from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor, direct_explained
+from echoloc_ros.core.echo_processing import EchoProcessor, direct_explained
 from echoloc_ros.sim.model_error import ModelError
 from echoloc_ros.core.pipeline import Pipeline, make_pipeline
 from echoloc_ros.core.room import Room
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.sim.trajectory import LissajousTrajectory
+from echoloc_ros.offline.tracked_path import drive, moved_off_path, on_path, tracked_path
 
 CHI2_95_3DOF = float(stats.chi2.ppf(0.95, 3))
 CHI2_999_3DOF = float(stats.chi2.ppf(0.999, 3))
@@ -62,7 +63,8 @@ def rate_interval(count: int, n: int, level: float = 0.95) -> list[float]:
     return [float(interval.low), float(interval.high)]
 
 
-def _inside_95(error_m: np.ndarray, covariance_m2: np.ndarray) -> bool:
+def holds_truth_95(error_m: np.ndarray, covariance_m2: np.ndarray) -> bool:
+    """Whether the truth, ``error_m`` from the estimate, lies in its 95 % ellipsoid."""
     """Whether an error lies inside the 95 % ellipsoid of a covariance."""
     return float(error_m @ np.linalg.solve(covariance_m2, error_m)) <= CHI2_95_3DOF
 
@@ -97,7 +99,7 @@ def random_frames(simulator: EchoSimulator, scenario: Scenario, n: int, seed: in
 
 
 def self_calibrate(simulator: EchoSimulator, processor: EchoProcessor, scenario: Scenario,
-                   n_frames: int, seed: int | list[int]) -> ArrayCalibration:
+                   n_frames: int, seed: int) -> ArrayCalibration:
     """The array calibration measured from ``n_frames`` frames at random poses, as the
     processor's calibrator builds it while running.
 
@@ -112,19 +114,15 @@ def self_calibrate(simulator: EchoSimulator, processor: EchoProcessor, scenario:
 
 
 def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Scenario,
-                     n: int, seed: int, fs_hz: float = 250e3,
-                     assumed_temperature_c: float | None = None,
-                     margin_m: float = 0.4,
-                     z_range_m: tuple[float, float] = (0.2, 1.2),
-                     optimization_level: str = 'balanced', heading_noise_deg: float = 0.0,
-                     details: dict | None = None, method: str = 'physics',
-                     model_path: str | Path | None = None,
-                     furniture_shift_m: float = 0.0,
-                     furniture_known: bool = False,
-                     wide_search: bool = True, model_error: ModelError | None = None,
-                     max_order: int = 2, calibration_frames: int = 0,
-                     model_error_draws: int = 1, imu_tilt: bool = False,
-                     estimate_tilt: bool = False) -> dict[str, float]:
+                   n: int, seed: int, fs_hz: float = 250e3,
+                   assumed_temperature_c: float | None = None, margin_m: float = 0.4,
+                   z_range_m: tuple[float, float] = (0.2, 1.2),
+                   optimization_level: str = 'balanced', heading_noise_deg: float = 0.0,
+                   details: dict | None = None, method: str = 'physics',
+                   model_path: str | Path | None = None, furniture_shift_m: float = 0.0,
+                   furniture_known: bool = False, wide_search: bool = True,
+                   model_error: ModelError | None = None, max_order: int = 2,
+                   calibration_frames: int = 0, attitude: str = 'level') -> dict[str, float]:
     """Localize ``n`` random poses and summarise accuracy, honesty and latency.
 
     Poses are uniform in the room at least ``margin_m`` from walls and furniture, height
@@ -133,8 +131,6 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
 
     :param room: the room (its file's temperature is what the localizer assumes unless
         ``assumed_temperature_c`` says otherwise; ``scenario.temperature_c`` is the truth).
-    :param array: the array.
-    :param chirp: the ping.
     :param scenario: SNR, true temperature, gain mismatch, dead channel, clutter.
     :param n: number of poses.
     :param seed: seed of poses and noise.
@@ -154,18 +150,12 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     :param furniture_known: the localizer is told where the moved furniture stands (the room
         file was brought up to date; an ``nn`` model stays the one trained before).
     :param wide_search: the ``nn`` method searches again, widely, the frames it doubts.
-    :param model_error: the simulated world's array and room are drawn from this; the
-        localizer reads the files (and errors are measured in the file's frame).
+    :param model_error: the world's array and room are drawn from this (``draws`` of them);
+        the localizer reads the files (and errors are measured in the file's frame).
     :param max_order: highest reflection order simulated.
     :param calibration_frames: frames (other poses, never scored) the processor calibrates the
         array on first (:func:`self_calibrate`); 0: the array file's model.
-    :param model_error_draws: the frames are spread over this many worlds drawn from
-        ``model_error`` (seeds ``model_error.seed`` on): one draw is one array and one room,
-        whose errors are the same in every frame, so a rate over one draw says little.
-    :param imu_tilt: the localizer is told the drawn array's roll and pitch (as an IMU's
-        orientation gives them); otherwise it takes the array as level, or with
-        ``estimate_tilt`` estimates it from the frames (:attr:`Pipeline.estimate_tilt`, afresh
-        for each array drawn).
+    :param attitude: roll and pitch told: ``'level'``, ``'imu'`` (the drawn) or ``'estimate'``.
     :return: :func:`error_metrics` (over the published fixes; a frame whose direct arrival the
         model or calibration does not explain is withheld, ``withheld_rate``) plus
         ``outside_999`` (share outside their own 99.9 % ellipsoid),
@@ -181,24 +171,14 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     processor = EchoProcessor(chirp, fs_hz, array=array)
     pipeline = make_pipeline(method, room, array, chirp, fs_hz, processor, optimization_level,
                              model_path, wide_search)
-    pipeline.estimate_tilt = estimate_tilt
-    inference, wide, outside_999, withheld = [], [], [], 0
+    log, withheld = _Columns(), 0
     true_c = speed_of_sound_mps(room.temperature_c if scenario.temperature_c is None
                                 else scenario.temperature_c)
-    errors, inside, latency, sim_ms, proc_ms, c_err, confidence = ([] for _ in range(7))
-    truths, estimates, covariances = [], [], []
-    heading_noise_rad = np.deg2rad(heading_noise_deg)
-    # The localizer is told the heading's std, as an IMU reports it; none: its default prior.
-    yaw_std_rad = heading_noise_rad if heading_noise_deg > 0 else None
-    frames = _drawn_frames(room, array, chirp, fs_hz, processor, scenario, n, seed,
-                           model_error, model_error_draws, max_order, calibration_frames,
-                           margin_m, z_range_m, furniture_shift_m)
-    last_tilt = None
-    for k, (world, frame, position, yaw, heading_draw, sim_s, tilt) in enumerate(frames):
-        if tilt != last_tilt:
-            # Another array drawn: its own tilt, estimated afresh.
-            pipeline.tilts.clear()
-            last_tilt = tilt
+    heading_noise_rad, yaw_std_rad = _heading_noise(heading_noise_deg)
+    frames = _drawn_frames(room, array, chirp, fs_hz, processor, scenario, n, seed, model_error,
+                           (max_order, calibration_frames, margin_m, z_range_m,
+                            furniture_shift_m), pipeline, attitude)
+    for k, (world, frame, position, yaw, heading_draw, sim_s, told) in enumerate(frames):
         if furniture_known and world is not room:
             pipeline.take_room(world)
         t1 = time.perf_counter()
@@ -207,92 +187,141 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
         if not direct_explained(features):
             withheld += 1
             continue
-        told_yaw = yaw + heading_noise_rad * heading_draw
-        fix = pipeline.step(k / 25.0, features, told_yaw, yaw_std_rad, assumed_temperature_c,
-                            tilt_rad=tilt if imu_tilt else None).fix
-        estimate = fix.estimate
+        fix = pipeline.step(k / 25.0, features, yaw + heading_noise_rad * heading_draw,
+                            yaw_std_rad, assumed_temperature_c, tilt_rad=told).fix
         t3 = time.perf_counter()
-        inference.append(1e3 * fix.inference_s)
-        wide.append((fix.wide, fix.wide_kept))
-        truths.append(position)
-        estimates.append(estimate.position_m)
-        covariances.append(estimate.covariance_m2)
-        error = estimate.position_m - position
-        errors.append(float(np.linalg.norm(error)))
-        inside.append(_inside_95(error, estimate.covariance_m2))
-        outside_999.append(float(error @ np.linalg.solve(estimate.covariance_m2, error))
-                           > CHI2_999_3DOF)
-        sim_ms.append(1e3 * sim_s)
-        proc_ms.append(1e3 * (t2 - t1))
-        latency.append(1e3 * (t3 - t2))
-        c_err.append(abs(estimate.speed_of_sound_mps - true_c))
-        confidence.append(estimate.confidence)
-    if details is not None:
-        details.update(truth_m=np.array(truths), estimate_m=np.array(estimates),
-                       covariance_m2=np.array(covariances), errors_m=np.array(errors),
-                       inside_95=np.array(inside))
-    if not errors:
-        return {'withheld_rate': 1.0, 'n': n}
-    errors = np.array(errors)
-    result = error_metrics(errors, np.array(inside))
-    result.update({
-        'outside_999': float(np.mean(outside_999)),
-        'withheld_rate': withheld / n,
-        'gross_rate_10cm_ci95': rate_interval(np.count_nonzero(errors > 0.1), errors.size),
-        'latency_ms_p50': float(np.percentile(latency, 50)),
-        'latency_ms_p95': float(np.percentile(latency, 95)),
-        'simulate_ms_p50': float(np.percentile(sim_ms, 50)),
-        'simulate_ms_p95': float(np.percentile(sim_ms, 95)),
-        'process_ms_p50': float(np.percentile(proc_ms, 50)),
-        'process_ms_p95': float(np.percentile(proc_ms, 95)),
-        'speed_error_mps_median': float(np.median(c_err)),
-        'confidence_median': float(np.median(confidence)),
-        'n': n,
-    })
-    if method == 'nn':
-        result['inference_ms_p50'] = float(np.percentile(inference, 50))
-        result['inference_ms_p95'] = float(np.percentile(inference, 95))
-        wide = np.array(wide, dtype=bool)
-        result['wide_search_rate'] = float(np.mean(wide[:, 0]))
-        result['wide_kept_rate'] = float(np.mean(wide[:, 1]))
-    return result
+        _score_fix(log, position, fix, true_c)
+        log.add(simulate_ms=1e3 * sim_s, process_ms=1e3 * (t2 - t1), latency_ms=1e3 * (t3 - t2))
+    return _fixes_result(log, n, withheld, method, details)
 
 
 def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
                   processor: EchoProcessor, scenario: Scenario, n: int, seed: int,
-                  model_error: ModelError | None, draws: int, max_order: int,
-                  calibration_frames: int, *frame_args
-                  ) -> Iterator[tuple[Room, np.ndarray, np.ndarray, float, float, float,
-                                      tuple[float, float]]]:
-    """:func:`random_frames` of :func:`evaluate_fixes`, ``n`` in all, spread over ``draws``
-    worlds drawn from ``model_error`` (none: the files' own), each with the drawn array's
-    roll and pitch (rad) last; each position is in the room file's frame. The processor is
-    calibrated on each world's array first when ``calibration_frames`` says so (one draw
-    keeps the seeds of a single world)."""
-    if draws < 1 or (model_error is None and draws != 1):
-        raise ValueError(f'model_error_draws must be >= 1 (1 without a model error), got '
-                         f'{draws}')
+                  model_error: ModelError | None, options: tuple, pipeline: Pipeline,
+                  attitude: str) -> Iterator[tuple]:
+    """:func:`random_frames` of :func:`evaluate_fixes`, ``n`` in all, spread over
+    ``model_error.draws`` worlds (seeds ``model_error.seed`` on; none: the files' world),
+    each position in the room file's frame and last the tilt told to the localizer.
+
+    :param options: ``(max_order, calibration_frames, margin_m, z_range_m,
+        furniture_shift_m)`` of :func:`evaluate_fixes`.
+    :param attitude: ``'level'`` (tilt told: ``None``), ``'imu'`` (the drawn array's roll
+        and pitch) or ``'estimate'`` (``None``, and the pipeline estimates it afresh for each
+        array drawn).
+    """
+    if attitude not in ('level', 'imu', 'estimate'):
+        raise ValueError(f"attitude must be 'level', 'imu' or 'estimate', got {attitude!r}")
+    max_order, calibration_frames, *frame_args = options
+    pipeline.estimate_tilt = attitude == 'estimate'
+    draws = 1 if model_error is None else model_error.draws
     counts = np.diff(np.round(np.linspace(0, n, draws + 1)).astype(int))
     for j, count in enumerate(counts):
-        world, origin, drawn, tilt = room, np.zeros(3), scenario, (0.0, 0.0)
-        if model_error is not None:
-            error = replace(model_error, seed=model_error.seed + j)
-            truth = error.draw_room(room)
-            world, origin = truth.room, truth.origin_m
-            if error.changes_array:
-                hardware = error.draw_hardware(array)
-                drawn = replace(scenario, hardware=hardware)
-                tilt = (hardware.roll_rad, hardware.pitch_rad)
-        simulator = EchoSimulator(world, array, chirp, fs_hz, max_order=max_order)
+        error = None if model_error is None else replace(model_error, seed=model_error.seed + j)
+        simulator, drawn, origin = _simulated_world(room, array, chirp, fs_hz, scenario, error,
+                                                    max_order, processor, calibration_frames,
+                                                    seed)
+        hardware = drawn.hardware
+        tilt = None if hardware is None else (hardware.roll_rad, hardware.pitch_rad)
+        pipeline.tilts.clear()
+        # One draw keeps the seeds of a single world.
         frame_seed = seed if j == 0 else [seed, j]
-        if calibration_frames > 0:
-            calibration_seed = ([seed, j, CALIBRATION_SEED_OFFSET] if j
-                                else seed + CALIBRATION_SEED_OFFSET)
-            processor.set_calibration(self_calibrate(simulator, processor, drawn,
-                                                     calibration_frames, calibration_seed))
         for shown, frame, position, *rest in random_frames(simulator, drawn, count, frame_seed,
                                                           *frame_args):
-            yield (shown, frame, position + origin, *rest, tilt)
+            yield (shown, frame, position + origin, *rest, tilt if attitude == 'imu' else None)
+
+
+def _simulated_world(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
+                     scenario: Scenario, model_error: ModelError | None, max_order: int,
+                     processor: EchoProcessor, calibration_frames: int,
+                     seed: int) -> tuple[EchoSimulator, Scenario, np.ndarray]:
+    """The simulator of the world as it is (drawn from ``model_error``, or the files'), the
+    scenario with its drawn hardware and the drawn room's origin in the file's frame [m];
+    the processor calibrated on ``calibration_frames`` frames of it first, if any."""
+    world, origin = room, np.zeros(3)
+    if model_error is not None:
+        truth = model_error.draw_room(room)
+        world, origin = truth.room, truth.origin_m
+        if model_error.changes_array:
+            scenario = replace(scenario, hardware=model_error.draw_hardware(array))
+    simulator = EchoSimulator(world, array, chirp, fs_hz, max_order=max_order)
+    if calibration_frames > 0:
+        processor.set_calibration(self_calibrate(simulator, processor, scenario,
+                                                 calibration_frames,
+                                                 seed + CALIBRATION_SEED_OFFSET))
+    return simulator, scenario, origin
+
+
+def _heading_noise(heading_noise_deg: float) -> tuple[float, float | None]:
+    """The heading error's std [rad] and the std the localizer is told: as an IMU reports it,
+    or None (its default prior) when the heading is exact."""
+    heading_noise_rad = float(np.deg2rad(heading_noise_deg))
+    return heading_noise_rad, heading_noise_rad if heading_noise_deg > 0 else None
+
+
+class _Columns:
+    """Per-frame values by name, added frame by frame and read back as arrays."""
+
+    def __init__(self):
+        self.columns: dict[str, list] = {}
+
+    def add(self, **values) -> None:
+        for name, value in values.items():
+            self.columns.setdefault(name, []).append(value)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return np.array(self.columns.get(name, []))
+
+    def __len__(self) -> int:
+        return len(self.columns.get('errors_m', []))
+
+
+def _score_fix(log: _Columns, position_m: np.ndarray, fix, true_c_mps: float) -> None:
+    """Add one fix's error, its covariance's honesty and the localizer's own figures."""
+    estimate = fix.estimate
+    error = estimate.position_m - position_m
+    log.add(inference_ms=1e3 * fix.inference_s, wide=(fix.wide, fix.wide_kept),
+            truth_m=position_m, estimate_m=estimate.position_m,
+            covariance_m2=estimate.covariance_m2, errors_m=float(np.linalg.norm(error)),
+            inside_95=holds_truth_95(error, estimate.covariance_m2),
+            outside_999=(float(error @ np.linalg.solve(estimate.covariance_m2, error))
+                         > CHI2_999_3DOF),
+            confidence=estimate.confidence,
+            speed_error_mps=abs(estimate.speed_of_sound_mps - true_c_mps))
+
+
+def _percentiles(result: dict, name: str, values: np.ndarray) -> None:
+    result[f'{name}_p50'] = float(np.percentile(values, 50))
+    result[f'{name}_p95'] = float(np.percentile(values, 95))
+
+
+def _fixes_result(log: _Columns, n: int, withheld: int, method: str,
+                  details: dict | None) -> dict[str, float]:
+    """What :func:`evaluate_fixes` returns (and puts in ``details``), from its per-frame log."""
+    if details is not None:
+        details.update({name: log[name] for name in
+                        ('truth_m', 'estimate_m', 'covariance_m2', 'errors_m', 'inside_95')})
+    if not len(log):
+        return {'withheld_rate': 1.0, 'n': n}
+    errors = log['errors_m']
+    result = error_metrics(errors, log['inside_95'])
+    result.update({
+        'outside_999': float(np.mean(log['outside_999'])),
+        'withheld_rate': withheld / n,
+        'gross_rate_10cm_ci95': rate_interval(np.count_nonzero(errors > 0.1), errors.size),
+    })
+    for name in ('latency_ms', 'simulate_ms', 'process_ms'):
+        _percentiles(result, name, log[name])
+    result.update({
+        'speed_error_mps_median': float(np.median(log['speed_error_mps'])),
+        'confidence_median': float(np.median(log['confidence'])),
+        'n': n,
+    })
+    if method == 'nn':
+        _percentiles(result, 'inference_ms', log['inference_ms'])
+        wide = np.array(log['wide'], dtype=bool)
+        result['wide_search_rate'] = float(np.mean(wide[:, 0]))
+        result['wide_kept_rate'] = float(np.mean(wide[:, 1]))
+    return result
 
 
 def calibrate_covariance(model_path: str | Path, room: Room, array: ArrayGeometry,
@@ -343,14 +372,11 @@ def calibrate_covariance(model_path: str | Path, room: Room, array: ArrayGeometr
 
 def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Scenario,
                      n_frames: int | None, seed: int, fs_hz: float = 250e3,
-                     frame_rate_hz: float = 25.0,
-                     assumed_temperature_c: float | None = None,
-                     optimization_level: str = 'balanced',
-                     tracker: PoseTracker | None = None, heading_noise_deg: float = 0.0,
-                     details: dict | None = None, method: str = 'physics',
-                     model_path: str | Path | None = None,
-                     furniture_shift_m: float = 0.0,
-                     furniture_known: bool = False,
+                     frame_rate_hz: float = 25.0, assumed_temperature_c: float | None = None,
+                     optimization_level: str = 'balanced', tracker: PoseTracker | None = None,
+                     heading_noise_deg: float = 0.0, details: dict | None = None,
+                     method: str = 'physics', model_path: str | Path | None = None,
+                     furniture_shift_m: float = 0.0, furniture_known: bool = False,
                      live_survey_s: float | None = None,
                      wide_search: bool = True) -> dict[str, float]:
     """Localize frames along a trajectory and track them: per-frame and tracked accuracy.
@@ -360,8 +386,6 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     :class:`PoseTracker`; the tracked position is its published track after the fix.
 
     :param room: the room (``W, L`` are its plan's extents).
-    :param array: the array.
-    :param chirp: the ping.
     :param scenario: SNR, true temperature, gain mismatch, dead channel, clutter.
     :param n_frames: number of frames; ``None``: one lap of the path.
     :param seed: seed of the noise.
@@ -395,274 +419,111 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
         raise ValueError(f'frame_rate_hz must be positive, got {frame_rate_hz}')
     rng = np.random.default_rng(seed)
     lo = room.vertices_m.min(axis=0)
-    moving = furniture_shift_m > 0 and bool(room.furniture)
     path = tracked_path(room)
     if n_frames is None:
         # One lap: every stretch of the path, the hard ones included.
         n_frames = int(np.ceil(path.period_s * frame_rate_hz))
-    if moving:
-        scenario = replace(scenario, furniture=_moved_off_path(room, path, lo, rng,
-                                                               furniture_shift_m))
-    elif _on_path(scenario.furniture or room.furniture, path, lo):
-        raise ValueError(f'room {room.name!r}: a box stands within 0.2 m of the tracked path')
+    scenario = _furniture_off_path(room, scenario, path, lo, rng, furniture_shift_m)
     simulator = EchoSimulator(room, array, chirp, fs_hz)
     processor = EchoProcessor(chirp, fs_hz, array=array)
-    told = room
-    if furniture_known and scenario.furniture is not None:
-        told = replace(room, furniture=scenario.furniture)
+    known = furniture_known and scenario.furniture is not None
+    told = replace(room, furniture=scenario.furniture) if known else room
     tracker = PoseTracker(room_volume_m3=room.volume_m3) if tracker is None else tracker
     tracker.reset()
     pipeline = make_pipeline(method, told, array, chirp, fs_hz, processor, optimization_level,
                              model_path, wide_search, tracker=tracker)
-    live = None
-    if live_survey_s is not None:
-        from echoloc_ros.core.survey import FurnitureSurvey, LiveSurvey
-        live = LiveSurvey(FurnitureSurvey(told, array, chirp, fs_hz, processor=processor),
-                          period_s=live_survey_s)
-    errors, inside, tracked, tracked_inside, rejected, latency = ([] for _ in range(6))
-    truths, estimates, tracks, track_covs = [], [], [], []
-    heading_noise_rad = np.deg2rad(heading_noise_deg)
-    # The localizer is told the heading's std, as an IMU reports it; none: its default prior.
-    yaw_std_rad = heading_noise_rad if heading_noise_deg > 0 else None
-    times = []
-    for t_s, position, features, told_yaw in _drive(path, lo, simulator, processor, scenario,
-                                                    rng, n_frames, frame_rate_hz,
-                                                    heading_noise_rad):
-        times.append(t_s)
+    live = (None if live_survey_s is None
+            else _LiveRoom(pipeline, told, array, chirp, fs_hz, processor, live_survey_s))
+    log = _Columns()
+    heading_noise_rad, yaw_std_rad = _heading_noise(heading_noise_deg)
+    for t_s, position, features, told_yaw in drive(path, lo, simulator, processor, scenario,
+                                                   rng, n_frames, frame_rate_hz,
+                                                   heading_noise_rad):
         t0 = time.perf_counter()
         out = pipeline.step(t_s, features, told_yaw, yaw_std_rad, assumed_temperature_c)
-        latency.append(1e3 * (time.perf_counter() - t0))
-        estimate, track, track_cov = out.fix.estimate, out.position_m, out.covariance_m2
-        error = estimate.position_m - position
-        errors.append(float(np.linalg.norm(error)))
-        inside.append(_inside_95(error, estimate.covariance_m2))
-        rejected.append(not out.accepted)
+        log.add(t_s=t_s, latency_ms=1e3 * (time.perf_counter() - t0))
+        _score_track(log, position, out)
         if live is not None:
-            live.offer(t_s, features, track, track_cov, out.yaw_rad, out.yaw_variance_rad2,
-                       assumed_temperature_c)
-            if live.due(t_s):
-                now = live.place(t_s)
-                if now is not None:
-                    pipeline.take_room(now)
-        track_error = track - position
-        tracked.append(float(np.linalg.norm(track_error)))
-        tracked_inside.append(_inside_95(track_error, track_cov))
-        truths.append(position)
-        estimates.append(estimate.position_m)
-        tracks.append(track)
-        track_covs.append(track_cov)
+            live.offer(t_s, features, out, assumed_temperature_c)
+    return _tracked_result(log, details, live, room.furniture if scenario.furniture is None
+                           else scenario.furniture)
+
+
+class _LiveRoom:
+    """The localizer's room kept up to date from the tracked frames, as the
+    ``furniture_survey`` node does it (:class:`~echoloc_ros.core.survey.LiveSurvey`)."""
+
+    def __init__(self, pipeline, told: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
+                 processor: EchoProcessor, period_s: float):
+        from echoloc_ros.core.survey import FurnitureSurvey, LiveSurvey
+        self.pipeline = pipeline
+        self.survey = LiveSurvey(FurnitureSurvey(told, array, chirp, fs_hz,
+                                                 processor=processor), period_s=period_s)
+
+    def offer(self, t_s: float, features, out, temperature_c: float | None) -> None:
+        """Give the survey one tracked frame; when a placement moves a box, the localizer
+        takes up the room as it now stands."""
+        live = self.survey
+        live.offer(t_s, features, out.position_m, out.covariance_m2, out.yaw_rad,
+                   out.yaw_variance_rad2, temperature_c)
+        if live.due(t_s):
+            now = live.place(t_s)
+            if now is not None:
+                self.pipeline.take_room(now)
+
+    def result(self, standing: list) -> dict:
+        """Placements made, and each box's plan error [cm] against where it stands."""
+        return {'live_survey_placements': self.survey.placements,
+                'live_survey_box_error_cm': {
+                    now.name: round(100.0 * float(np.linalg.norm(now.min_m[:2]
+                                                                 - truth.min_m[:2])), 2)
+                    for now, truth in zip(self.survey.room.furniture, standing)}}
+
+
+def _furniture_off_path(room: Room, scenario: Scenario, path: LissajousTrajectory,
+                        origin_xy: np.ndarray, rng: np.random.Generator,
+                        furniture_shift_m: float) -> Scenario:
+    """The scenario with the room's furniture moved by up to ``furniture_shift_m``, off the
+    path (once, for the whole drive); none to move: as given, refused if a box is on the path."""
+    if furniture_shift_m > 0 and room.furniture:
+        return replace(scenario, furniture=moved_off_path(room, path, origin_xy, rng,
+                                                          furniture_shift_m))
+    if on_path(scenario.furniture or room.furniture, path, origin_xy):
+        raise ValueError(f'room {room.name!r}: a box stands within 0.2 m of the tracked path')
+    return scenario
+
+
+def _score_track(log: _Columns, position_m: np.ndarray, out) -> None:
+    """Add one frame's fix and published track, each against the truth."""
+    estimate = out.fix.estimate
+    error = estimate.position_m - position_m
+    track_error = out.position_m - position_m
+    log.add(truth_m=position_m, estimate_m=estimate.position_m, tracked_m=out.position_m,
+            tracked_covariance_m2=out.covariance_m2, errors_m=float(np.linalg.norm(error)),
+            inside_95=holds_truth_95(error, estimate.covariance_m2),
+            tracked_errors_m=float(np.linalg.norm(track_error)),
+            tracked_inside_95=holds_truth_95(track_error, out.covariance_m2),
+            rejected=not out.accepted)
+
+
+def _tracked_result(log: _Columns, details: dict | None, live: _LiveRoom | None,
+                    standing: list) -> dict[str, float]:
+    """What :func:`evaluate_tracked` returns (and puts in ``details``), from its per-frame log
+    and its live survey, if any (``standing``: the furniture as it stands)."""
     if details is not None:
-        details.update(t_s=np.array(times), truth_m=np.array(truths),
-                       estimate_m=np.array(estimates), tracked_m=np.array(tracks),
-                       tracked_covariance_m2=np.array(track_covs),
-                       errors_m=np.array(errors), tracked_errors_m=np.array(tracked))
-    result = error_metrics(np.array(errors), np.array(inside))
+        details.update({name: log[name] for name in
+                        ('t_s', 'truth_m', 'estimate_m', 'tracked_m', 'tracked_covariance_m2',
+                         'errors_m', 'tracked_errors_m')})
+    result = error_metrics(log['errors_m'], log['inside_95'])
     result.update({f'tracked_{key}': value for key, value in
-                   error_metrics(np.array(tracked), np.array(tracked_inside)).items()})
+                   error_metrics(log['tracked_errors_m'], log['tracked_inside_95']).items()})
     result.update({
-        'tracked_max_cm': float(100.0 * np.max(tracked)),
-        'rejected_rate': float(np.mean(rejected)),
-        'latency_ms_p50': float(np.percentile(latency, 50)),
-        'latency_ms_p95': float(np.percentile(latency, 95)),
-        'n': len(errors),
+        'tracked_max_cm': float(100.0 * np.max(log['tracked_errors_m'])),
+        'rejected_rate': float(np.mean(log['rejected'])),
+        'latency_ms_p50': float(np.percentile(log['latency_ms'], 50)),
+        'latency_ms_p95': float(np.percentile(log['latency_ms'], 95)),
+        'n': len(log),
     })
     if live is not None:
-        result['live_survey_placements'] = live.placements
-        standing = room.furniture if scenario.furniture is None else scenario.furniture
-        result['live_survey_box_error_cm'] = {
-            now.name: round(100.0 * float(np.linalg.norm(now.min_m[:2] - truth.min_m[:2])), 2)
-            for now, truth in zip(live.room.furniture, standing)}
+        result.update(live.result(standing))
     return result
-
-
-def _drive(path: LissajousTrajectory, origin_xy: np.ndarray, simulator: EchoSimulator,
-           processor: EchoProcessor, scenario: Scenario, rng: np.random.Generator,
-           n_frames: int, frame_rate_hz: float, heading_noise_rad: float
-           ) -> Iterator[tuple[float, np.ndarray, EchoFeatures, float]]:
-    """The frames of a drive along ``path`` (its origin at ``origin_xy`` in the room), one
-    every ``1 / frame_rate_hz`` from t = 0: ``(t_s, position_m, features, heading given)``,
-    the heading with an error of ``heading_noise_rad`` std. A pose where boxes hide every wall
-    gives no frame (the simulator has no echo to set the SNR by)."""
-    offset = np.append(origin_xy, 0.0)
-    for k in range(n_frames):
-        t_s = k / frame_rate_hz
-        position, yaw = path.pose(t_s)
-        position = position + offset
-        try:
-            features = processor.process(simulator.simulate(position, yaw, scenario, rng))
-        except ValueError:
-            continue
-        yield t_s, position, features, yaw + heading_noise_rad * rng.standard_normal()
-
-
-def tracked_path(room: Room) -> LissajousTrajectory:
-    """The figure-of-eight of the tracked evaluations: 0.3 m high at 0.3 m/s, 0.6 m from the
-    walls; 1.2 m in a room with furniture, where the boxes stand by the walls: from 0.6 m the
-    path runs through the furnished room's sofa and grazes its cabinet (a pose no robot
-    reaches, whose echoes are the inside of a box), and a box moved up to 1 m from its place
-    by a wall can stand off the 1.2 m path (from 0.6 m, none of 20 layouts could)."""
-    extent = tuple(room.vertices_m.max(axis=0) - room.vertices_m.min(axis=0))
-    return LissajousTrajectory.inside(extent, margin_m=1.2 if room.furniture else 0.6,
-                                      height_m=0.3, speed_mps=0.3)
-
-
-def _path_points(path: LissajousTrajectory, origin_xy: np.ndarray) -> np.ndarray:
-    """Points of ``path`` (its origin at ``origin_xy``) every 0.1 s for 200 s ``(2001, 3)``."""
-    points = path.positions(np.linspace(0.0, 200.0, 2001))
-    points[:, :2] += origin_xy
-    return points
-
-
-def _near(boxes: list, points: np.ndarray) -> bool:
-    """Whether any of ``boxes`` stands within 0.2 m of one of ``points``."""
-    return any(np.any(box.contains(points, 0.2)) for box in boxes)
-
-
-def _on_path(boxes: list, path: LissajousTrajectory, origin_xy: np.ndarray) -> bool:
-    """Whether any of ``boxes`` stands within 0.2 m of ``path`` (its origin at ``origin_xy``)."""
-    return _near(boxes, _path_points(path, origin_xy))
-
-
-def _moved_off_path(room: Room, path: LissajousTrajectory, origin_xy: np.ndarray,
-                    rng: np.random.Generator, max_shift_m: float) -> list:
-    """The room's furniture moved, redrawn until no box stands within 0.2 m of the path.
-
-    :raises ValueError: no such layout in 200 draws.
-    """
-    points = _path_points(path, origin_xy)
-    for _ in range(200):
-        moved = room.rearranged(rng, max_shift_m)
-        if not _near(moved, points):
-            return moved
-    raise ValueError(f'no layout of the furniture of room {room.name!r} moved by up to '
-                     f'{max_shift_m} m keeps 0.2 m off the tracked path in 200 draws')
-
-
-def evaluate_survey(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: float,
-                    n_layouts: int, survey_s: float, n_test: int, seed: int,
-                    furniture_shift_m: float = 1.0, heading_noise_deg: float = 1.0,
-                    method: str = 'nn', model_path: str | Path | None = None,
-                    survey_every: int = 5, max_pose_std_m: float = 0.02,
-                    max_yaw_std_deg: float = 0.5,
-                    fs_hz: float = 250e3, frame_rate_hz: float = 25.0,
-                    live_survey_s: float | None = None) -> dict:
-    """The furniture moved since the room file, then brought up to date by
-    :class:`~echoloc_ros.core.survey.FurnitureSurvey` from the robot's own tracked poses.
-
-    For each of ``n_layouts`` layouts (the room's furniture moved by up to
-    ``furniture_shift_m``, kept off the path), the array drives the trajectory of
-    :func:`evaluate_tracked` for ``survey_s`` seconds, localized with the stale room file and
-    tracked; every ``survey_every``-th frame whose tracked position has a standard deviation
-    below ``max_pose_std_m`` on every axis, and whose fix the tracker took with a heading
-    standard deviation below ``max_yaw_std_deg``, goes to the survey, at the tracked position
-    and the fix's heading (what ``echoloc survey`` keeps of a recording). Then ``n_test``
-    random poses in all (spread over the layouts) are localized with the stale file, the
-    surveyed one, and the true layout (the same frames for all three).
-
-    With ``live_survey_s``, the drive's localizer keeps its room up to date as it goes
-    (:class:`~echoloc_ros.core.survey.LiveSurvey`, placing the boxes every this many seconds,
-    as the ``furniture_survey`` node does), and the test frames are also localized with
-    the room it has at the end of the drive (``live_`` metrics).
-
-    :return: ``stale_``, ``surveyed_`` and ``known_`` :func:`error_metrics` (each with its
-        ``gross_rate_10cm_ci95``) over all test frames; ``box_error_cm_median`` and ``_p95``
-        (plan error of each box the survey saw), ``box_error_cm_median_by_box``,
-        ``boxes_seen`` and ``boxes`` (counts),
-        ``survey_frames_mean`` (frames surveyed per layout), ``survey_ms_mean`` (the survey's
-        own time, per layout), ``n`` (test frames).
-    """
-    from echoloc_ros.core.survey import FurnitureSurvey, LiveSurvey
-    if min(n_layouts, n_test) < 1 or survey_s <= 0 or survey_every < 1:
-        raise ValueError(f'n_layouts, n_test and survey_every must be >= 1 and survey_s > 0, '
-                         f'got {n_layouts}, {n_test}, {survey_every} and {survey_s}')
-    if not room.furniture or furniture_shift_m <= 0:
-        raise ValueError(f'a survey is for moved furniture: room {room.name!r} has '
-                         f'{len(room.furniture)} boxes, furniture_shift_m {furniture_shift_m}')
-    lo = room.vertices_m.min(axis=0)
-    path = tracked_path(room)
-    simulator = EchoSimulator(room, array, chirp, fs_hz)
-    processor = EchoProcessor(chirp, fs_hz, array=array)
-    stale = make_pipeline(method, room, array, chirp, fs_hz, processor,
-                          model_path=model_path).localizer
-    survey = FurnitureSurvey(room, array, chirp, fs_hz, processor=processor,
-                             max_shift_m=furniture_shift_m)
-    heading_rad = np.deg2rad(heading_noise_deg)
-    yaw_std = heading_rad if heading_noise_deg > 0 else None
-    errors = {k: [] for k in ('stale', 'surveyed', 'known')
-              + (('live',) if live_survey_s is not None else ())}
-    inside = {k: [] for k in errors}
-    box_errors, n_seen, n_boxes, n_survey, survey_ms = [], 0, 0, [], []
-    live_box_errors: list[float] = []
-    for layout in range(n_layouts):
-        rng = np.random.default_rng([seed, layout])
-        moved = _moved_off_path(room, path, lo, rng, furniture_shift_m)
-        world = replace(room, furniture=moved)
-        scenario = Scenario(snr_db=snr_db, furniture=moved)
-        driving = Pipeline(stale, PoseTracker(room_volume_m3=room.volume_m3))
-        frames = []
-        drive = _drive(path, lo, simulator, processor, scenario, rng,
-                       int(round(survey_s * frame_rate_hz)), frame_rate_hz, heading_rad)
-        live = None if live_survey_s is None else LiveSurvey(survey, period_s=live_survey_s)
-        for t_s, _, features, given in drive:
-            out = driving.step(t_s, features, given, yaw_std)
-            track, track_cov = out.position_m, out.covariance_m2
-            heading, yaw_var = out.yaw_rad, out.yaw_variance_rad2
-            if live is not None:
-                live.offer(t_s, features, track, track_cov, heading, yaw_var)
-                if live.due(t_s) and live.place(t_s) is not None:
-                    driving.take_room(live.room)
-            if (round(t_s * frame_rate_hz) % survey_every == 0
-                    and np.all(np.diag(track_cov) <= max_pose_std_m ** 2)
-                    and yaw_var <= np.deg2rad(max_yaw_std_deg) ** 2):
-                frames.append((features, track, heading))
-        t0 = time.perf_counter()
-        result = survey.run(frames)
-        survey_ms.append(1e3 * (time.perf_counter() - t0))
-        n_survey.append(len(frames))
-        for fix, box, truth in zip(result.boxes, room.furniture, moved):
-            n_boxes += 1
-            if fix.seen:
-                n_seen += 1
-                box_errors.append((box.name, float(np.linalg.norm(
-                    fix.shift_m - (truth.min_m[:2] - box.min_m[:2])))))
-        told = {'stale': stale, 'surveyed': stale.with_room(result.room),
-                'known': stale.with_room(world)}
-        if live is not None:
-            if live.n_frames:
-                live.place(survey_s)
-            told['live'] = stale.with_room(live.room)
-            if live.result is not None:
-                live_box_errors += [float(np.linalg.norm(fix.shift_m - (
-                    truth.min_m[:2] - box.min_m[:2]))) for fix, box, truth in zip(
-                        live.result.boxes, room.furniture, moved) if fix.seen]
-        test_rng = np.random.default_rng([seed, layout, 1])
-        for _ in range(int(np.ceil(n_test / n_layouts))):
-            frame, position, yaw = simulator.simulate_random_pose(world, scenario, test_rng)
-            features = processor.process(frame)
-            given = yaw + heading_rad * test_rng.standard_normal()
-            for key, localizer in told.items():
-                estimate = localizer.localize(features, given, yaw_std_rad=yaw_std)
-                error = estimate.position_m - position
-                errors[key].append(float(np.linalg.norm(error)))
-                inside[key].append(_inside_95(error, estimate.covariance_m2))
-    out: dict = {}
-    for key in errors:
-        metrics = error_metrics(np.array(errors[key]), np.array(inside[key]))
-        gross = int(np.sum(np.array(errors[key]) > 0.1))
-        metrics['gross_rate_10cm_ci95'] = rate_interval(gross, len(errors[key]))
-        out.update({f'{key}_{name}': value for name, value in metrics.items()})
-    box_cm = 100.0 * np.array([e for _, e in box_errors] or [np.nan])
-    by_box = {box.name: round(float(np.median([100.0 * e for name, e in box_errors
-                                               if name == box.name])), 2)
-              for box in room.furniture if any(name == box.name for name, _ in box_errors)}
-    out.update(box_error_cm_median=float(np.median(box_cm)),
-               box_error_cm_p95=float(np.percentile(box_cm, 95)),
-               box_error_cm_median_by_box=by_box, boxes_seen=n_seen,
-               boxes=n_boxes, survey_frames_mean=float(np.mean(n_survey)),
-               survey_ms_mean=float(np.mean(survey_ms)), n=len(errors['stale']))
-    if live_survey_s is not None:
-        live_cm = 100.0 * np.array(live_box_errors or [np.nan])
-        out.update(live_box_error_cm_median=float(np.median(live_cm)),
-                   live_box_error_cm_p95=float(np.percentile(live_cm, 95)),
-                   live_boxes_seen=len(live_box_errors))
-    return out

@@ -9,15 +9,16 @@ import numpy as np
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
-from echoloc_ros.offline.evaluation import (CHI2_999_3DOF, _drive, _inside_95, error_metrics,
-                                         random_frames, rate_interval, tracked_path)
 from echoloc_ros.core.geometry import room_planes
-from echoloc_ros.sim.model_error import ModelError
 from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import Room
 from echoloc_ros.core.room_calibration import RoomCalibration
-from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 from echoloc_ros.core.tracker import PoseTracker
+from echoloc_ros.offline.evaluation import (CHI2_999_3DOF, error_metrics, holds_truth_95,
+                                            random_frames, rate_interval)
+from echoloc_ros.offline.tracked_path import drive, tracked_path
+from echoloc_ros.sim.model_error import ModelError
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 
 
 def aligned_surface_errors(estimated: Room, truth: Room) -> tuple[np.ndarray, np.ndarray]:
@@ -39,13 +40,13 @@ def _drive_frames(room: Room, origin_m: np.ndarray, simulator: EchoSimulator,
                   processor: EchoProcessor, scenario: Scenario, n: int, frame_rate_hz: float,
                   heading_rad: float, seed: int) -> Iterator[tuple[float, EchoFeatures, float]]:
     """The frames of a calibration drive: ``(t_s, features, heading given)``. In a shoebox
-    along :func:`~echoloc_ros.offline.evaluation.tracked_path`; the figure-of-eight does not
+    along :func:`~echoloc_ros.offline.tracked_path.tracked_path`; the figure-of-eight does not
     fit inside other plans, whose frames are taken at random poses instead."""
     rng = np.random.default_rng([seed, 1])
     if room.is_shoebox:
         start = room.vertices_m.min(axis=0) - origin_m[:2]
-        for t_s, _, features, given in _drive(tracked_path(room), start, simulator, processor,
-                                              scenario, rng, n, frame_rate_hz, heading_rad):
+        for t_s, _, features, given in drive(tracked_path(room), start, simulator, processor,
+                                             scenario, rng, n, frame_rate_hz, heading_rad):
             yield t_s, features, given
         return
     for k, (_, frame, _, yaw, draw, _) in enumerate(random_frames(simulator, scenario, n,
@@ -57,7 +58,7 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
                               model_error: ModelError, drive_s: float, n: int, seed: int,
                               heading_noise_deg: float = 1.0, fs_hz: float = 250e3,
                               frame_rate_hz: float = 25.0) -> dict:
-    """Drive :func:`~echoloc_ros.offline.evaluation.tracked_path` for ``drive_s`` in the room
+    """Drive :func:`~echoloc_ros.offline.tracked_path.tracked_path` for ``drive_s`` in the room
     drawn from ``model_error`` (its surfaces off the file; a plan other than a shoebox:
     random poses), localized and tracked with the file; every frame the tracker takes goes to
     a :class:`RoomCalibration` at its fix. Then
@@ -106,7 +107,7 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
                                      yaw_std).fix.estimate
             error = estimate.position_m - (position + told[key][1])
             errors[key].append(float(np.linalg.norm(error)))
-            inside[key].append(_inside_95(error, estimate.covariance_m2))
+            inside[key].append(holds_truth_95(error, estimate.covariance_m2))
             outside[key].append(float(error @ np.linalg.solve(estimate.covariance_m2, error))
                                 > CHI2_999_3DOF)
     out: dict = {}

@@ -130,8 +130,8 @@ class _Worker:
         furniture = None
         if spec.room.furniture and rng.random() < spec.p_moved:
             furniture = spec.room.rearranged(rng, spec.furniture_shift_m)
-        world = spec.room if furniture is None else dataclasses.replace(spec.room,
-                                                                         furniture=furniture)
+        world = (spec.room if furniture is None
+                 else dataclasses.replace(spec.room, furniture=furniture))
         localizer = self.localizer
         if furniture is not None and rng.random() < spec.p_known:
             localizer = localizer.with_room(world)
@@ -232,6 +232,82 @@ def fit_temperature(logits: torch.Tensor, target: torch.Tensor) -> float:
     return math.exp(0.5 * (a + b))
 
 
+def _split(data: dict, val_fraction: float, data_dir) -> tuple[dict, dict]:
+    """The examples for training and the last ``val_fraction`` of them for validation."""
+    n = len(data['present'])
+    n_val = max(1, int(round(val_fraction * n)))
+    if n - n_val < 1:
+        raise ValueError(f'dataset {data_dir} has {n} frames; need at least 2')
+    return ({k: v[:n - n_val] for k, v in data.items()},
+            {k: v[n - n_val:] for k, v in data.items()})
+
+
+def _resume(state_path: Path, config: ModelConfig, model, optimizer,
+            scheduler) -> tuple[list, dict, int]:
+    """Load an interrupted run's state; return its history, best epoch and next epoch."""
+    state = torch.load(state_path, weights_only=True)
+    if state.get('config') != config.to_dict():
+        raise ValueError(f'{state_path} is the state of another model configuration '
+                         f'({state.get("config")}); delete it or do not resume')
+    model.load_state_dict(state['model'])
+    optimizer.load_state_dict(state['optimizer'])
+    scheduler.load_state_dict(state['scheduler'])
+    return state['history'], state['best'], state['epoch'] + 1
+
+
+def _train_epoch(model, optimizer, scheduler, train_data: dict, target, batch_size: int,
+                 generator, desc: str, progress: bool) -> list[float]:
+    """One pass over the training examples in a random order; return each batch's loss."""
+    from tqdm import tqdm
+    model.train()
+    n_train = len(train_data['present'])
+    order = torch.randperm(n_train, generator=generator)
+    losses = []
+    bar = tqdm(range(-(-n_train // batch_size)), desc=desc, unit='batch', disable=not progress,
+               leave=False)
+    for s in bar:
+        idx = order[s * batch_size:(s + 1) * batch_size]
+        batch = {k: v[idx] for k, v in train_data.items()}
+        batch['echo'] = _augment(batch['echo'].float(), generator)
+        loss = F.cross_entropy(model(*model_inputs(batch)), target[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f'{np.mean(losses[-50:]):.3f}')
+    return losses
+
+
+def _warmup_cosine(optimizer, steps_per_epoch: int, epochs: int):
+    """The learning rate rises over the first epoch, then falls on a half cosine to zero."""
+    total = epochs * steps_per_epoch
+
+    def schedule(step: int) -> float:
+        if step < steps_per_epoch:
+            return (step + 1) / steps_per_epoch
+        return 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+def _calibrate(out_ckpt, val_data: dict, trained_for: TrainedFor,
+               history: list) -> tuple[Any, dict, float]:
+    """Calibrate the best model's probabilities on the validation frames and save it.
+
+    :return: the model, its calibrated validation result and its temperature.
+    """
+    from echoloc_ros.core.model import load_checkpoint
+    model, _ = load_checkpoint(out_ckpt)
+    result = evaluate_choices(model, val_data)
+    temperature = fit_temperature(result['logits'], result['target'])
+    calibrated = evaluate_choices(model, val_data, temperature)
+    save_checkpoint(out_ckpt, model, trained_for,
+                    {'history': history, 'temperature': temperature})
+    return model, calibrated, temperature
+
+
 def train(data_dir: str | Path, out_ckpt: str | Path, room: Room, size: str = 'tiny',
           epochs: int = 30, batch_size: int = 64, lr: float = 2e-3, patience: int = 6,
           seed: int = 0, resume: bool = True, max_minutes: float | None = None,
@@ -241,17 +317,12 @@ def train(data_dir: str | Path, out_ckpt: str | Path, room: Room, size: str = 't
     :return: metrics of the best epoch (validation rate of wrong choices, physics' rate on
         the same frames, NLL, temperature, epochs, seconds).
     """
-    from tqdm import tqdm
     start = time.perf_counter()
     meta, data = load_examples(data_dir)
     if meta['room'] != room.name:
         raise ValueError(f'dataset {data_dir} is for room {meta["room"]!r}, not {room.name!r}')
-    n = len(data['present'])
-    n_val = max(1, int(round(val_fraction * n)))
-    if n - n_val < 1:
-        raise ValueError(f'dataset {data_dir} has {n} frames; need at least 2')
-    train_data = {k: v[:n - n_val] for k, v in data.items()}
-    val_data = {k: v[n - n_val:] for k, v in data.items()}
+    train_data, val_data = _split(data, val_fraction, data_dir)
+    n_train, n_val = len(train_data['present']), len(val_data['present'])
     target = labels(train_data['position_m'], train_data['truth_m'].float(),
                     train_data['present'])
     _, m, p, r, w, _ = data['echo'].shape
@@ -259,28 +330,13 @@ def train(data_dir: str | Path, out_ckpt: str | Path, room: Room, size: str = 't
     torch.manual_seed(seed)
     model = CandidateRanker(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    steps_per_epoch = -(-(n - n_val) // batch_size)
-    total = epochs * steps_per_epoch
-
-    def schedule(step: int) -> float:
-        if step < steps_per_epoch:
-            return (step + 1) / steps_per_epoch
-        return 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = _warmup_cosine(optimizer, -(-n_train // batch_size), epochs)
     state_path = Path(str(out_ckpt) + '.state')
     history: list[dict] = []
     best = {'wrong': float('inf'), 'nll': float('inf')}
     epoch0 = 0
     if resume and state_path.exists():
-        state = torch.load(state_path, weights_only=True)
-        if state.get('config') != config.to_dict():
-            raise ValueError(f'{state_path} is the state of another model configuration '
-                             f'({state.get("config")}); delete it or do not resume')
-        model.load_state_dict(state['model'])
-        optimizer.load_state_dict(state['optimizer'])
-        scheduler.load_state_dict(state['scheduler'])
-        history, best, epoch0 = state['history'], state['best'], state['epoch'] + 1
+        history, best, epoch0 = _resume(state_path, config, model, optimizer, scheduler)
     generator = torch.Generator().manual_seed(seed + epoch0)
     trained_for = TrainedFor(room=room.name, array=meta['array'], chirp=meta['chirp'],
                              input_spec={'lags_s': meta['lags_s'],
@@ -290,23 +346,8 @@ def train(data_dir: str | Path, out_ckpt: str | Path, room: Room, size: str = 't
     stale = 0 if not history else len(history) - 1 - min(
         range(len(history)), key=lambda i: (history[i]['wrong'], history[i]['nll']))
     for epoch in range(epoch0, epochs):
-        model.train()
-        order = torch.randperm(n - n_val, generator=generator)
-        losses = []
-        bar = tqdm(range(steps_per_epoch), desc=f'epoch {epoch + 1}/{epochs}', unit='batch',
-                   disable=not progress, leave=False)
-        for s in bar:
-            idx = order[s * batch_size:(s + 1) * batch_size]
-            batch = {k: v[idx] for k, v in train_data.items()}
-            batch['echo'] = _augment(batch['echo'].float(), generator)
-            loss = F.cross_entropy(model(*model_inputs(batch)), target[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f'{np.mean(losses[-50:]):.3f}')
+        losses = _train_epoch(model, optimizer, scheduler, train_data, target, batch_size,
+                              generator, f'epoch {epoch + 1}/{epochs}', progress)
         result = evaluate_choices(model, val_data)
         row = {'epoch': epoch + 1, 'train_loss': float(np.mean(losses)),
                'nll': result['nll'], 'wrong': result['wrong'],
@@ -329,17 +370,10 @@ def train(data_dir: str | Path, out_ckpt: str | Path, room: Room, size: str = 't
                        and time.perf_counter() - start > 60 * max_minutes)
         if stale >= patience or out_of_time:
             break
-    # Calibrate the best model's probabilities on the validation frames.
-    from echoloc_ros.core.model import load_checkpoint
-    model, _ = load_checkpoint(out_ckpt)
-    result = evaluate_choices(model, val_data)
-    temperature = fit_temperature(result['logits'], result['target'])
-    calibrated = evaluate_choices(model, val_data, temperature)
-    save_checkpoint(out_ckpt, model, trained_for,
-                    {'history': history, 'temperature': temperature})
+    model, calibrated, temperature = _calibrate(out_ckpt, val_data, trained_for, history)
     return {'val_wrong': best['wrong'], 'val_physics_wrong': best['physics_wrong'],
             'val_nll': calibrated['nll'], 'temperature': temperature,
             'best_epoch': best.get('epoch'), 'epochs': len(history),
-            'train_frames': n - n_val, 'val_frames': n_val,
+            'train_frames': n_train, 'val_frames': n_val,
             'parameters': sum(p.numel() for p in model.parameters()),
             'seconds': round(time.perf_counter() - start, 1)}

@@ -36,6 +36,8 @@ from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.errors import ReaderError
 
+from echoloc_ros.core.stamps import paired
+
 MCAP_MAGIC = b'\x89MCAP0\r\n'
 ROSBAG2_VERSION = 9
 _MSG_DELIMITER = '=' * 80 + '\n'
@@ -418,7 +420,7 @@ def posed_frames(path: Path, features_topic: str = '/echoloc/features',
     for topic, _, msg in read_messages(path):
         if topic not in (features_topic, pose_topic):
             continue
-        stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        stamp = conversions.stamp_key(msg.header.stamp)
         if topic == features_topic:
             counts['features'] += 1
             features[stamp] = msg
@@ -426,22 +428,22 @@ def posed_frames(path: Path, features_topic: str = '/echoloc/features',
             counts['poses'] += 1
             poses[stamp] = msg
     frames = []
-    for stamp in sorted(set(features) & set(poses)):
+    for _, features_msg, pose in paired(features, poses):
         counts['paired'] += 1
         if (counts['paired'] - 1) % every:
             continue
-        position, covariance = conversions.pose_position_covariance(poses[stamp])
-        yaw_var = float(poses[stamp].pose.covariance[35])
+        position, covariance = conversions.pose_position_covariance(pose)
+        yaw_var = float(pose.pose.covariance[35])
         if not (np.all(np.diag(covariance) <= max_pose_std_m ** 2)
                 and yaw_var <= np.deg2rad(max_yaw_std_deg) ** 2):
             counts['uncertain'] += 1
             continue
         try:
-            frame = conversions.features_from_msg(features[stamp])
+            frame = conversions.features_from_msg(features_msg)
         except ValueError:
             counts['bad'] += 1
             continue
-        yaw = conversions.quaternion_to_yaw(poses[stamp].pose.pose.orientation)
+        yaw = conversions.quaternion_to_yaw(pose.pose.pose.orientation)
         frames.append((frame, position, yaw))
     counts['used'] = len(frames)
     return frames, counts

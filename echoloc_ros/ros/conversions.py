@@ -36,6 +36,11 @@ def stamp_to_s(stamp: Time) -> float:
     return stamp.sec + 1e-9 * stamp.nanosec
 
 
+def stamp_key(stamp: Time) -> tuple[int, int]:
+    """An exact, hashable key of a stamp, to pair messages by (:mod:`echoloc_ros.core.stamps`)."""
+    return stamp.sec, stamp.nanosec
+
+
 def yaw_to_quaternion(yaw_rad: float) -> Quaternion:
     return Quaternion(x=0.0, y=0.0, z=float(np.sin(yaw_rad / 2)), w=float(np.cos(yaw_rad / 2)))
 

@@ -15,11 +15,8 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from echoloc.msg import EchoFrame
+from echoloc_ros.core.stamps import paired
 from echoloc_ros.ros import conversions
-
-
-def _key(stamp) -> tuple[int, int]:
-    return stamp.sec, stamp.nanosec
 
 
 @dataclass
@@ -52,17 +49,17 @@ class GraphListener(Node):
     def on_pose(self, msg: PoseWithCovarianceStamped) -> None:
         position, cov = conversions.pose_position_covariance(msg)
         with self.lock:
-            self.heard.poses[_key(msg.header.stamp)] = (time.time(), position, cov,
-                                                        msg.header.frame_id)
+            self.heard.poses[conversions.stamp_key(msg.header.stamp)] = (
+                time.time(), position, cov, msg.header.frame_id)
 
     def on_truth(self, msg: PoseStamped) -> None:
         p = msg.pose.position
         with self.lock:
-            self.heard.truths[_key(msg.header.stamp)] = np.array([p.x, p.y, p.z])
+            self.heard.truths[conversions.stamp_key(msg.header.stamp)] = np.array([p.x, p.y, p.z])
 
     def on_frame(self, msg: EchoFrame) -> None:
         with self.lock:
-            self.heard.frames[_key(msg.header.stamp)] = (time.time(), msg.seq)
+            self.heard.frames[conversions.stamp_key(msg.header.stamp)] = (time.time(), msg.seq)
 
     def on_diagnostics(self, msg: DiagnosticArray) -> None:
         with self.lock:
@@ -72,9 +69,9 @@ class GraphListener(Node):
     def errors_m(self, since_s: float = 0.0) -> np.ndarray:
         """Position error of each pose received after ``since_s`` whose stamp has a truth."""
         with self.lock:
-            return np.array([np.linalg.norm(p[1] - self.heard.truths[k])
-                             for k, p in self.heard.poses.items()
-                             if k in self.heard.truths and p[0] >= since_s])
+            return np.array([np.linalg.norm(pose[1] - truth) for _, pose, truth
+                             in paired(self.heard.poses, self.heard.truths)
+                             if pose[0] >= since_s])
 
     def pose_stamps(self) -> list[tuple[int, int]]:
         with self.lock:

@@ -34,6 +34,8 @@ class ModelError:
     :ivar surface_offset_m: each room surface (every wall, floor, ceiling) off the file
         along its normal, +-this, m.
     :ivar seed: seed of the draw.
+    :ivar draws: worlds an evaluation draws (seeds ``seed`` on) and spreads its frames over:
+        one world's errors are the same in every frame, so a rate over one says little.
     """
 
     resonance_offset_hz: float = 0.0
@@ -47,8 +49,11 @@ class ModelError:
     tilt_deg: float = 0.0
     surface_offset_m: float = 0.0
     seed: int = 0
+    draws: int = 1
 
     def __post_init__(self) -> None:
+        if isinstance(self.draws, bool) or not isinstance(self.draws, int) or self.draws < 1:
+            raise ValueError(f'model error draws must be an integer >= 1, got {self.draws}')
         for name in ('resonance_offset_hz', 'resonance_spread_hz', 'bandwidth_spread_hz',
                      'gain_db', 'delay_s', 'receiver_offset_m', 'emitter_offset_m', 'tilt_deg',
                      'surface_offset_m'):

@@ -93,3 +93,52 @@ def test_evaluate_with_physics_does_not_load_torch():
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert '"method": "physics"' in done.stdout
+
+
+def test_a_driver_that_does_not_replay_does_not_load_the_recording_reader():
+    code = ('import sys\n'
+            'from echoloc_ros.nodes import driver\n'
+            "assert set(driver.BACKENDS) == {'sim', 'serial', 'replay'}\n"
+            "readers = ('mcap', 'rosbags', 'echoloc_ros.ros.bag')\n"
+            'assert not [m for m in readers if m in sys.modules], sys.modules.keys()\n')
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+MAX_FILE_LINES = 600
+MAX_FUNCTION_LINES = 80
+# Still long, each being rewritten by its own issue (issue 20: the Newton refinement and the
+# graph bench); drop its line here when the function is split.
+KNOWN_LONG = {('core/physics/refinement.py', '_newton'), ('offline/bench.py', 'bench_graph')}
+
+
+def _too_long(path: Path, root: Path) -> list[str]:
+    """The file, if over MAX_FILE_LINES, and its functions over MAX_FUNCTION_LINES (each
+    counted from its ``def`` line to its last, docstring included), less KNOWN_LONG."""
+    text = path.read_text()
+    name = str(path.relative_to(root))
+    n_lines = len(text.splitlines())
+    found = [f'{name}: {n_lines} lines'] if n_lines > MAX_FILE_LINES else []
+    for node in ast.walk(ast.parse(text, name)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = node.end_lineno - node.lineno + 1
+            if length > MAX_FUNCTION_LINES and (name, node.name) not in KNOWN_LONG:
+                found.append(f'{name}: {node.name} {length} lines')
+    return found
+
+
+def test_no_file_over_600_lines_no_function_over_80():
+    assert [long for path in sorted(PACKAGE.rglob('*.py'))
+            for long in _too_long(path, PACKAGE)] == []
+
+
+def test_the_length_check_sees_a_long_file_and_a_long_method(tmp_path):
+    def body(n_lines: int) -> str:
+        return ''.join(f'        x{i} = {i}\n' for i in range(n_lines))
+    module = tmp_path / 'm.py'
+    module.write_text(f'class A:\n    def short(self):\n{body(79)}'
+                      f'    def long(self):\n{body(80)}')
+    assert _too_long(module, tmp_path) == ['m.py: long 81 lines']
+    module.write_text('\n' * MAX_FILE_LINES + 'x = 1\n')
+    assert _too_long(module, tmp_path) == [f'm.py: {MAX_FILE_LINES + 1} lines']

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from echoloc_ros.core.echo_processing import EchoProcessor
-from echoloc_ros.offline.evaluation import _drive, _moved_off_path, tracked_path
+from echoloc_ros.offline.tracked_path import drive, moved_off_path, tracked_path
 from echoloc_ros.core.room import load_room
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 from echoloc_ros.core.survey import FurnitureSurvey, write_room_file
@@ -22,12 +22,12 @@ def furnished():
 def path_frames(room, world, array, chirp, seed, snr_db=10.0, step_s=0.2):
     """Frames at true poses (heading exact) along one lap of the tracked evaluations' path."""
     path = tracked_path(room)
-    drive = _drive(path, room.vertices_m.min(axis=0), EchoSimulator(room, array, chirp, FS_HZ),
+    frames = drive(path, room.vertices_m.min(axis=0), EchoSimulator(room, array, chirp, FS_HZ),
                    EchoProcessor(chirp, FS_HZ, array=array),
                    Scenario(snr_db=snr_db, furniture=world.furniture),
                    np.random.default_rng(seed), int(np.ceil(path.period_s / step_s)),
                    1.0 / step_s, 0.0)
-    return [(features, position, yaw) for _, position, features, yaw in drive]
+    return [(features, position, yaw) for _, position, features, yaw in frames]
 
 
 @pytest.fixture(scope='module')
@@ -35,8 +35,8 @@ def moved_drive(furnished, array, chirp):
     """The furnished room's furniture moved off the path (up to 1 m), and a lap's frames at
     true poses among it: ``(moved boxes, frames)``."""
     lo = furnished.vertices_m.min(axis=0)
-    moved = _moved_off_path(furnished, tracked_path(furnished), lo,
-                            np.random.default_rng(3), 1.0)
+    moved = moved_off_path(furnished, tracked_path(furnished), lo,
+                           np.random.default_rng(3), 1.0)
     world = replace(furnished, furniture=moved)
     return moved, path_frames(furnished, world, array, chirp, seed=5)
 
@@ -117,7 +117,7 @@ def test_write_room_file_moves_only_the_seen_boxes(furnished, tmp_path):
 
 @pytest.mark.long
 def test_evaluate_survey_small_run(furnished, array, chirp):
-    from echoloc_ros.offline.evaluation import evaluate_survey
+    from echoloc_ros.offline.survey_evaluation import evaluate_survey
     result = evaluate_survey(furnished, array, chirp, 20.0, n_layouts=1, survey_s=6.0,
                              n_test=4, seed=2, method='physics', live_survey_s=3.0)
     assert result['n'] == 4 and result['boxes'] == 4
@@ -137,7 +137,7 @@ def test_evaluate_survey_small_run(furnished, array, chirp):
 
 @pytest.mark.long
 def test_live_survey_keeps_sure_frames_and_finds_the_moved_boxes(furnished, array, chirp,
-                                                                  moved_drive):
+                                                                 moved_drive):
     from echoloc_ros.core.survey import LiveSurvey
     moved, frames = moved_drive
     live = LiveSurvey(FurnitureSurvey(furnished, array, chirp, FS_HZ), period_s=10.0,

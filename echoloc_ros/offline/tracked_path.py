@@ -1,0 +1,74 @@
+"""The path the tracked evaluations drive: a figure-of-eight kept off the furniture, and the
+frames of a drive along it."""
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
+from echoloc_ros.core.room import Room
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
+from echoloc_ros.sim.trajectory import LissajousTrajectory
+
+
+def drive(path: LissajousTrajectory, origin_xy: np.ndarray, simulator: EchoSimulator,
+          processor: EchoProcessor, scenario: Scenario, rng: np.random.Generator,
+          n_frames: int, frame_rate_hz: float, heading_noise_rad: float
+          ) -> Iterator[tuple[float, np.ndarray, EchoFeatures, float]]:
+    """The frames of a drive along ``path`` (its origin at ``origin_xy`` in the room), one
+    every ``1 / frame_rate_hz`` from t = 0: ``(t_s, position_m, features, heading given)``,
+    the heading with an error of ``heading_noise_rad`` std. A pose where boxes hide every wall
+    gives no frame (the simulator has no echo to set the SNR by)."""
+    offset = np.append(origin_xy, 0.0)
+    for k in range(n_frames):
+        t_s = k / frame_rate_hz
+        position, yaw = path.pose(t_s)
+        position = position + offset
+        try:
+            features = processor.process(simulator.simulate(position, yaw, scenario, rng))
+        except ValueError:
+            continue
+        yield t_s, position, features, yaw + heading_noise_rad * rng.standard_normal()
+
+
+def tracked_path(room: Room) -> LissajousTrajectory:
+    """The figure-of-eight of the tracked evaluations: 0.3 m high at 0.3 m/s, 0.6 m from the
+    walls; 1.2 m in a room with furniture, where the boxes stand by the walls: from 0.6 m the
+    path runs through the furnished room's sofa and grazes its cabinet (a pose no robot
+    reaches, whose echoes are the inside of a box), and a box moved up to 1 m from its place
+    by a wall can stand off the 1.2 m path (from 0.6 m, none of 20 layouts could)."""
+    extent = tuple(room.vertices_m.max(axis=0) - room.vertices_m.min(axis=0))
+    return LissajousTrajectory.inside(extent, margin_m=1.2 if room.furniture else 0.6,
+                                      height_m=0.3, speed_mps=0.3)
+
+
+def _path_points(path: LissajousTrajectory, origin_xy: np.ndarray) -> np.ndarray:
+    """Points of ``path`` (its origin at ``origin_xy``) every 0.1 s for 200 s ``(2001, 3)``."""
+    points = path.positions(np.linspace(0.0, 200.0, 2001))
+    points[:, :2] += origin_xy
+    return points
+
+
+def _near(boxes: list, points: np.ndarray) -> bool:
+    """Whether any of ``boxes`` stands within 0.2 m of one of ``points``."""
+    return any(np.any(box.contains(points, 0.2)) for box in boxes)
+
+
+def on_path(boxes: list, path: LissajousTrajectory, origin_xy: np.ndarray) -> bool:
+    """Whether any of ``boxes`` stands within 0.2 m of ``path`` (its origin at ``origin_xy``)."""
+    return _near(boxes, _path_points(path, origin_xy))
+
+
+def moved_off_path(room: Room, path: LissajousTrajectory, origin_xy: np.ndarray,
+                   rng: np.random.Generator, max_shift_m: float) -> list:
+    """The room's furniture moved, redrawn until no box stands within 0.2 m of the path.
+
+    :raises ValueError: no such layout in 200 draws.
+    """
+    points = _path_points(path, origin_xy)
+    for _ in range(200):
+        moved = room.rearranged(rng, max_shift_m)
+        if not _near(moved, points):
+            return moved
+    raise ValueError(f'no layout of the furniture of room {room.name!r} moved by up to '
+                     f'{max_shift_m} m keeps 0.2 m off the tracked path in 200 draws')
