@@ -39,6 +39,10 @@ SCAN_STEP_M = 0.0005
 # A surface whose echoes explain less than this energy (noise units: 10 is 10 dB above the
 # noise) is not heard in the frame.
 MIN_SCORE = 10.0
+# The boxes' common step from the file's frame is searched within +-this, m, and needs this
+# many face echoes heard on an axis.
+BOX_STEP_HALF_M = 0.05
+MIN_FACE_ECHOES = 20
 # Per-frame measurements further than this many robust standard deviations from the fit are
 # dropped (a wrong fringe of the carrier, an echo under another).
 OUTLIER_SIGMAS = 3.5
@@ -107,6 +111,11 @@ class RoomCalibration:
                                    for seq in sequences]) for s in range(n_surfaces)]
         self.grid_m = np.arange(-SCAN_HALF_M, SCAN_HALF_M + 0.5 * SCAN_STEP_M, SCAN_STEP_M)
         self.shifts: list[np.ndarray] = []
+        # The known boxes' upright faces (first-order paths): each heard one's score over the
+        # scan, (frame, axis, side, scores), for the boxes' step (:meth:`_box_step`).
+        self.face_paths = [(p, axis, side) for p, _, axis, side, _ in localizer._faces
+                           if axis < 2]
+        self.face_scores: list[tuple[int, int, float, np.ndarray]] = []
 
     @property
     def n_frames(self) -> int:
@@ -141,32 +150,40 @@ class RoomCalibration:
                 tau0, amp0, _ = loc._paths(fr, at, every, np.ones(every.size, dtype=bool))
             mine = self.families[s][every]
             if mine.any():
-                shifts[s] = self._scan(fr, at, s, every, mine, tau0, amp0)
+                shifts[s] = self._scan(fr, at, self.normals[s], every, mine, tau0, amp0)[0]
+        for p, axis, side in self.face_paths:
+            mine = every == p
+            if mine.any():
+                found, score = self._scan(fr, at, side * np.eye(3)[axis], every, mine, tau0,
+                                          amp0)
+                if np.isfinite(found):
+                    self.face_scores.append((self.n_frames, axis, side, score))
         shifts += self.scan_offsets_m
         self.shifts.append(shifts)
         if self.n_frames % self.refresh_every == 0:
             self._refresh()
         return shifts
 
-    def _scan(self, fr, at: np.ndarray, s: int, every: np.ndarray, mine: np.ndarray,
-              tau0: np.ndarray, amp0: np.ndarray) -> float:
-        """Surface ``s``'s shift from the emitter ``at (1, 5)`` in the scanned room: the
-        parabola's vertex at the best of its echoes' scores, ``nan`` when not heard."""
+    def _scan(self, fr, at: np.ndarray, normal: np.ndarray, every: np.ndarray,
+              mine: np.ndarray, tau0: np.ndarray, amp0: np.ndarray) -> tuple[float, np.ndarray]:
+        """The shift of the surface with inward ``normal`` whose echoes are ``every[mine]``,
+        from the emitter ``at (1, 5)`` in the scanned room: the parabola's vertex at the best
+        of its echoes' scores (``nan`` when not heard), and the scores over the scan."""
         # Other echoes that arrive among this surface's over the scan stay in the fit where
         # the room scanned has them, so that they are not taken for its echoes.
         reach = RESPONSE_HALF_S + 2.0 * SCAN_HALF_M / fr.c0
         near = np.any(np.abs(tau0[0, ~mine][:, None] - tau0[0, mine][None]) < reach,
                       axis=(1, 2))
         thetas = np.repeat(at, self.grid_m.size, axis=0)
-        thetas[:, :3] += self.grid_m[:, None] * self.normals[s]
+        thetas[:, :3] += self.grid_m[:, None] * normal
         score = self._scores(fr, thetas, every[mine], tau0[:, ~mine][:, near],
                              amp0[:, ~mine][:, near])
         best = int(np.argmax(score))
         if not (0 < best < score.size - 1 and score[best] >= MIN_SCORE):
-            return float('nan')
+            return float('nan'), score
         y0, y1, y2 = score[best - 1:best + 2]
         return float(self.grid_m[best] + SCAN_STEP_M * 0.5 * (y0 - y2)
-                     / min(y0 - 2 * y1 + y2, -1e-12))
+                     / min(y0 - 2 * y1 + y2, -1e-12)), score
 
     def _refresh(self) -> None:
         """Scan from now on in the room as solved so far (kept as it was while too few frames
@@ -175,7 +192,9 @@ class RoomCalibration:
             result = self.solve(min_frames=min(self.refresh_every, 20))
         except ValueError:
             return
-        self.scanner = self.localizer.with_room(result.room)
+        # The boxes are scanned where the file has them (their step is fitted anew).
+        self.scanner = self.localizer.with_room(replace(result.room, furniture=[
+            box.shifted(-result.shift_m) for box in self.localizer.room.furniture]))
         self.scan_offsets_m, self.scan_shift_m = result.offsets_m, result.shift_m
 
     def _scores(self, fr, thetas: np.ndarray, paths: np.ndarray, fixed_tau: np.ndarray,
@@ -228,10 +247,36 @@ class RoomCalibration:
         offsets = offsets - self._gauge(offsets, known)
         std = np.where(known, spread / np.sqrt(np.maximum(counts, 1)), np.inf)
         room, shift = moved_shell(self.localizer.room, offsets)
+        step = self._box_step(offsets)
+        room = replace(room, furniture=[box.shifted(step) for box in room.furniture])
         # Three standard errors of the worst surface, at least 1 mm (what a fix can tell).
         tolerance = float(np.clip(3.0 * std[known].max(initial=0.0), 0.001, 0.5))
         return RoomCalibrationResult(replace(room, tolerance_m=tolerance), offsets, std, counts,
                                      shift)
+
+    def _box_step(self, offsets: np.ndarray) -> np.ndarray:
+        """The boxes' common step in plan from where the file has them ``(2,)``, m.
+
+        The file places its boxes in its own frame, and the shell's translation of least
+        change need not keep it: the boxes' faces tell where they stand against the walls.
+        Each heard face's scores over its scan, moved by its frame's pose error as the shell
+        gives it, are summed per axis over all faces and frames (one face echo in a frame is
+        a few cm wide; their sum peaks where all agree); an axis with fewer than
+        ``MIN_FACE_ECHOES`` stays.
+        """
+        c = np.array(self.shifts)
+        bias = self._frame_bias(np.nan_to_num(c), np.isfinite(c), offsets)
+        steps = np.arange(-BOX_STEP_HALF_M, BOX_STEP_HALF_M + 0.5 * SCAN_STEP_M, SCAN_STEP_M)
+        step = np.zeros(2)
+        for axis in range(2):
+            heard = [(f, side, score) for f, a, side, score in self.face_scores if a == axis]
+            if len(heard) < MIN_FACE_ECHOES:
+                continue
+            # A box moved by g moves its face's echo by -side (g + the frame's pose error).
+            total = sum(np.interp(-side * (steps + bias[f, axis]), self.grid_m, score,
+                                  left=0.0, right=0.0) for f, side, score in heard)
+            step[axis] = steps[int(np.argmax(total))]
+        return step
 
     def _gauge(self, offsets: np.ndarray, known: np.ndarray) -> np.ndarray:
         """The part of ``offsets`` that is a translation of the whole shell ``(S,)``."""
