@@ -61,6 +61,7 @@ def test_too_few_frames_are_named(calibrated):
         calibration.solve(min_frames=100)
 
 
+@pytest.mark.long
 def test_the_boxes_follow_the_shell_in_a_furnished_room(array, chirp, processor):
     room = load_room('furnished_room')
     truth = ModelError(surface_offset_m=0.03, seed=100).draw_room(room)
