@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
-from echoloc.msg import EchoFrame
 from rclpy.serialization import serialize_message
 
+from echoloc.msg import EchoFrame
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor

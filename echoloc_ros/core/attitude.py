@@ -45,8 +45,8 @@ def estimate_tilt(localizer: PhysicsLocalizer, features: EchoFeatures,
         score = _vertical_score(localizer, fr, offsets, tilts, np.array([z]), kappa)[:, 0]
         best = tilts[int(np.argmax(score))]
         heights = z + np.arange(-12, 13) * _HEIGHT_STEP_M
-        z = float(heights[int(np.argmax(_vertical_score(localizer, fr, offsets, best[None],
-                                                         heights, kappa)[0]))])
+        score = _vertical_score(localizer, fr, offsets, best[None], heights, kappa)[0]
+        z = float(heights[int(np.argmax(score))])
     return float(best[0]), float(best[1])
 
 

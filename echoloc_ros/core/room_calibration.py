@@ -106,9 +106,13 @@ class RoomCalibration:
         sequences = localizer._sequences
         # A surface's own echoes: those of it alone and its bounces with floor or ceiling,
         # whose delays move with that surface only.
-        self.families = [np.array([s in seq and all(i == s or (i in vertical and s not in
-                                                                vertical) for i in seq)
-                                   for seq in sequences]) for s in range(n_surfaces)]
+
+        def own(s: int, seq: tuple[int, ...]) -> bool:
+            return s in seq and all(i == s or (i in vertical and s not in vertical)
+                                    for i in seq)
+
+        self.families = [np.array([own(s, seq) for seq in sequences])
+                         for s in range(n_surfaces)]
         self.grid_m = np.arange(-SCAN_HALF_M, SCAN_HALF_M + 0.5 * SCAN_STEP_M, SCAN_STEP_M)
         self.shifts: list[np.ndarray] = []
         # The known boxes' upright faces (first-order paths): each heard one's score over the

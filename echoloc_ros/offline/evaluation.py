@@ -210,7 +210,7 @@ def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
         array drawn).
     """
     if attitude not in ('level', 'imu', 'estimate'):
-        raise ValueError(f"attitude must be 'level', 'imu' or 'estimate', got {attitude!r}")
+        raise ValueError(f'attitude must be \'level\', \'imu\' or \'estimate\', got {attitude!r}')
     max_order, calibration_frames, *frame_args = options
     pipeline.estimate_tilt = attitude == 'estimate'
     draws = 1 if model_error is None else model_error.draws
@@ -225,8 +225,8 @@ def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
         pipeline.tilts.clear()
         # One draw keeps the seeds of a single world.
         frame_seed = seed if j == 0 else [seed, j]
-        for shown, frame, position, *rest in random_frames(simulator, drawn, count, frame_seed,
-                                                          *frame_args):
+        frames = random_frames(simulator, drawn, count, frame_seed, *frame_args)
+        for shown, frame, position, *rest in frames:
             yield (shown, frame, position + origin, *rest, tilt if attitude == 'imu' else None)
 
 

@@ -29,7 +29,7 @@ def tilted_frames(room, array, simulator, processor):
 
 
 def test_a_tilt_the_imu_reports_localizes_as_level(room, array, chirp, processor,
-                                                    tilted_frames):
+                                                   tilted_frames):
     localizer = PhysicsLocalizer(room, array, chirp, processor=processor)
     told, untold = [], []
     for features, position, yaw in tilted_frames:

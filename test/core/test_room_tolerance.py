@@ -22,7 +22,7 @@ def test_tolerance_is_read_and_a_bad_one_named():
     measured = {k: v for k, v in default_room_dict().items() if k != 'tolerance_m'}
     assert room_from_dict(measured).tolerance_m == DEFAULT_TOLERANCE_M == 0.02
     assert room_from_dict({**default_room_dict(), 'tolerance_m': 0.02}).tolerance_m == 0.02
-    with pytest.raises(ValueError, match=r"tolerance_m must be in \[0, 0.5\], got -0.01"):
+    with pytest.raises(ValueError, match=r'tolerance_m must be in \[0, 0.5\], got -0.01'):
         room_from_dict({**default_room_dict(), 'tolerance_m': -0.01})
 
 

@@ -183,8 +183,8 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
             raise ValueError(f'tilt_rad must be (roll, pitch), each finite and within '
                              f'+-{MAX_TILT_RAD:.3f} rad (15 deg), got {tilt_rad}')
         tilt = np.eye(3) if tilt_rad is None else tilt_matrix(*tilt_rad)
-        offsets = (self.array.receivers_m - self.array.emitter_m) @ (yaw_matrix(yaw_rad)
-                                                                    @ tilt).T
+        rotation = yaw_matrix(yaw_rad) @ tilt
+        offsets = (self.array.receivers_m - self.array.emitter_m) @ rotation.T
         direct = np.nan_to_num(features.direct_tof_s, nan=0.0)
         # The processor's noise floor is a median over the whole window, which echoes and
         # their sidelobes raise; the lower quartile of |b|^2 (ln(4/3) sigma^2 for complex
