@@ -52,4 +52,12 @@ if ! (cd / && python -c 'import echoloc_ros') 2>/dev/null; then
   echo "[setup] installing echoloc (editable)"
   pip install --quiet --no-deps --no-build-isolation -e .
 fi
+# The physics localizer's compiled loops go into numba's on-disk cache here, once per change
+# of their source, rather than into the first node or test that localizes.
+kernels_stamp=$venv/.echoloc-kernels
+if ! sha256sum --status -c "$kernels_stamp" 2>/dev/null; then
+  echo "[setup] compiling the physics localizer's kernels"
+  python scripts/compile-kernels.py
+  sha256sum echoloc_ros/core/physics/kernels.py > "$kernels_stamp"
+fi
 echo "[setup] done: source scripts/env.sh"

@@ -47,6 +47,8 @@ set +u
 # shellcheck disable=SC1091
 source install/setup.bash
 set -u
+# The installed copy's physics kernels into its own numba cache, not in the first launch test.
+python "$root/scripts/compile-kernels.py"
 ctest_args=(--ctest-args -E '^pytest$')
 [ "${ECHOLOC_COLCON_TEST_ALL:-0}" = 1 ] && ctest_args=()
 # Results of an earlier run would be counted again.

@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ROSDEP_KEYS = {
     'numpy': 'python3-numpy',
     'scipy': 'python3-scipy',
+    'numba': 'python3-numba',
     'pyyaml': 'python3-yaml',
     'pyserial': 'python3-serial',
     'tqdm': 'python3-tqdm',

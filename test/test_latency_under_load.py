@@ -1,5 +1,7 @@
 """Under load the localizer works on the newest frame: frames overtaken while it localizes are
 dropped, not localized late, and every dropped frame is counted in its diagnostics."""
+import time
+
 import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
@@ -42,6 +44,13 @@ def _value(status, key: str) -> str | None:
     return next((v.value for v in status.values if v.key == key), None)
 
 
+def _dropped(rec) -> int | None:
+    statuses = [s for _, m in rec.get('/diagnostics') for s in m.status
+                if s.name == 'localizer: Localization']
+    value = _value(statuses[-1], 'frames dropped (overtaken)') if statuses else None
+    return None if value is None else int(value)
+
+
 def test_overtaken_frames_are_dropped_and_counted(ros_env, tmp_path):
     messages = _messages(BURST)
     import rclpy
@@ -54,12 +63,6 @@ def test_overtaken_frames_are_dropped_and_counted(ros_env, tmp_path):
                           env=ros_env, log_dir=tmp_path, overrides={'localizer': {
                               'heading_source': 'fixed', 'room_updates': False,
                               'publish_markers': False, 'tracking': False}})
-
-    def dropped() -> int | None:
-        statuses = [s for _, m in rec.get('/diagnostics') for s in m.status
-                    if s.name == 'localizer: Localization']
-        value = _value(statuses[-1], 'frames dropped (overtaken)') if statuses else None
-        return None if value is None else int(value)
 
     try:
         graph.start()
@@ -77,8 +80,8 @@ def test_overtaken_frames_are_dropped_and_counted(ros_env, tmp_path):
                                     for _, m in rec.get('/echoloc/pose')), timeout_s=30.0), \
             f'no pose for the newest frame; log in {tmp_path}'
         posed = len(rec.get('/echoloc/pose'))
-        assert wait_for(lambda: dropped() == BURST - posed, timeout_s=5.0), \
-            f'{BURST - posed} frames without a pose, diagnostics count {dropped()}'
+        assert wait_for(lambda: _dropped(rec) == BURST - posed, timeout_s=5.0), \
+            f'{BURST - posed} frames without a pose, diagnostics count {_dropped(rec)}'
     finally:
         graph.stop()
         rec.close()
@@ -87,3 +90,58 @@ def test_overtaken_frames_are_dropped_and_counted(ros_env, tmp_path):
     # (a queue of 5 would have localized 5 of them late).
     assert len(stamps) <= 4, f'{len(stamps)} of {BURST} frames localized: {stamps}'
     assert stamps == sorted(stamps)
+
+
+def test_a_frame_waiting_for_its_heading_is_overtaken_by_a_newer_one(ros_env, tmp_path):
+    # Frames wait for the IMU heading at their stamp; while one waits, a newer frame replaces
+    # it (dropped and counted), so the heading that comes localizes the newest frame only.
+    messages = _messages(BURST)
+    import rclpy
+    from sensor_msgs.msg import Imu
+    rec = TopicRecorder(rclpy)
+    reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    rec.subscribe(PoseWithCovarianceStamped, '/echoloc/pose', reliable)
+    rec.subscribe(DiagnosticArray, '/diagnostics', QoSProfile(depth=50))
+    publisher = rec.publisher(EchoFeatures, '/echoloc/features', QoSProfile(depth=BURST))
+    imu = rec.publisher(Imu, '/imu/data', QoSProfile(depth=10))
+    graph = NodeProcesses(specs=tuple(s for s in GRAPH if s.name == 'localizer'),
+                          env=ros_env, log_dir=tmp_path, overrides={'localizer': {
+                              'heading_source': 'imu', 'heading_tolerance_s': 10.0,
+                              'room_updates': False, 'publish_markers': False,
+                              'tracking': False}})
+
+    def posed_with_heading(stamp: Time) -> bool:
+        # Sent until the pose comes: the first heading can go out before the localizer's side
+        # of discovery has matched this publisher (best effort keeps no history for it).
+        imu.publish(conversions.imu_msg(0.0, 1e-4, stamp, 'imu'))
+        return any(m.header.stamp == stamp for _, m in rec.get('/echoloc/pose'))
+
+    try:
+        graph.start()
+        assert wait_for(lambda: publisher.get_subscription_count() > 0
+                        and imu.get_subscription_count() > 0
+                        and rec.node.count_publishers('/echoloc/pose') > 0, timeout_s=60.0), \
+            f'localizer not up in 60 s; log in {tmp_path}: {graph.exited()}'
+        publisher.publish(messages[0])
+        assert wait_for(lambda: posed_with_heading(Time(sec=1)), timeout_s=30.0), \
+            f'no pose for frame 0; log in {tmp_path}'
+        # 50 ms apart, so that each is taken (not overtaken in the subscription's queue).
+        for msg in messages[1:]:
+            publisher.publish(msg)
+            time.sleep(0.05)
+        newest = Time(sec=1, nanosec=1_000_000 * (BURST - 1))
+        # The burst has arrived (each frame waiting in turn) before the heading comes.
+        assert wait_for(lambda: _dropped(rec) is not None and _dropped(rec) >= BURST - 3,
+                        timeout_s=15.0), f'diagnostics count {_dropped(rec)} dropped'
+        assert wait_for(lambda: posed_with_heading(newest), timeout_s=30.0), \
+            f'no pose for the newest frame; log in {tmp_path}'
+        posed = len(rec.get('/echoloc/pose'))
+        assert wait_for(lambda: _dropped(rec) == BURST - posed, timeout_s=5.0), \
+            f'{BURST - posed} frames without a pose, diagnostics count {_dropped(rec)}'
+    finally:
+        graph.stop()
+        rec.close()
+    stamps = [m.header.stamp.nanosec for _, m in rec.get('/echoloc/pose')]
+    # A queue of waiting frames would have localized the whole burst, late, in order.
+    assert len(stamps) <= 3, f'{len(stamps)} of {BURST} frames localized: {stamps}'
+    assert stamps[-1] == newest.nanosec

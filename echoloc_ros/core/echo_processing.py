@@ -319,7 +319,13 @@ class EchoProcessor:
             search = max(3, int(self.direct_search_s / dt))
             guess = np.argmax(np.abs(baseband[:, :search]), axis=1) * dt
             tau, amp = self.fit_delays(baseband, times, guess)
-            baseband = baseband - amp[:, None] * self.point_response(times[None] - tau[:, None])
+            # The response is zero beyond its support: subtract it only on the bins it covers
+            # (a tenth of the window; the same result).
+            first = max(int(np.floor((np.min(tau) + self._g_start) / dt)), 0)
+            last = int(np.ceil((np.max(tau) + self._g_start + self._g.size * self._g_step) / dt))
+            near = slice(first, min(last + 1, n_bins))
+            response = self.point_response(times[None, near] - tau[:, None])
+            baseband[:, near] -= amp[:, None] * response
             direct_tof, direct_amp = tau, np.abs(amp)
         envelope = np.abs(baseband)
         residual_db = self._direct_residual_db(envelope, times, direct_tof, direct_amp)

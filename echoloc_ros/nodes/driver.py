@@ -13,7 +13,7 @@ from echoloc_ros.core.channel_health import CHANNEL_NOISY, CHANNEL_OK, channel_h
 from echoloc_ros.core.room import load_room
 from echoloc_ros.nodes.common import (declare, declare_chirp, diagnostic_updater,
                                       limit_threads, run)
-from echoloc_ros.nodes.driver_backends import BACKENDS
+from echoloc_ros.nodes.driver_backends import BACKENDS, Backend
 from echoloc_ros.ros import conversions
 from echoloc_ros.ros.diagnostics import (ERROR, OK, WARN, DiagnosticTask, FrequencyStatus,
                                          FrequencyStatusParam)
@@ -88,7 +88,7 @@ class DriverNode(Node):
         self.updater.add(self.channels)
         self.updater.add('Link', self.link_status)
         self.last_channel_check_s = -np.inf
-        self.source = BACKENDS[self.backend](self)
+        self.source: Backend = BACKENDS[self.backend](self)
         self.source.start()
 
     def publish_frame(self, samples: np.ndarray, stamp, temperature_c: float,

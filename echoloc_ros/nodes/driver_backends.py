@@ -264,4 +264,5 @@ class ReplayBackend:
         self.stop_event.set()
 
 
-BACKENDS = {'sim': SimBackend, 'serial': SerialBackend, 'replay': ReplayBackend}
+BACKENDS: dict[str, type[Backend]] = {'sim': SimBackend, 'serial': SerialBackend,
+                                      'replay': ReplayBackend}

@@ -109,14 +109,95 @@ def _diagnostic_value(status, key: str) -> str | None:
     return None
 
 
-def _localizer_dropped(listener: GraphListener) -> int | None:
-    """The localizer's count of dropped frames in its last Localization diagnostic (sent
-    every second)."""
-    with listener.lock:
-        status = next((v for k, v in listener.heard.diagnostics.items()
-                       if k.endswith('Localization')), None)
+def _localizer_dropped(listener: GraphListener, timeout_s: float = 2.0) -> int | None:
+    """The localizer's count of dropped frames in its next Localization diagnostic (sent every
+    second; the last one if none comes within ``timeout_s``), so that the count is as of now."""
+    def latest():
+        with listener.lock:
+            return next((v for k, v in listener.heard.diagnostics.items()
+                         if k.endswith('Localization')), None)
+    last = latest()
+    deadline = time.monotonic() + timeout_s
+    status = last
+    while status is last and time.monotonic() < deadline:
+        time.sleep(0.02)
+        status = latest()
     value = _diagnostic_value(status, 'frames dropped (overtaken)')
     return None if value is None else int(value)
+
+
+def _wait_for_pose(listener: GraphListener, graph: NodeProcesses, timeout_s: float,
+                   log_dir: Path) -> None:
+    """Until the graph's first pose, or ``RuntimeError`` naming the logs."""
+    deadline = time.monotonic() + timeout_s
+    while not listener.pose_stamps():
+        if time.monotonic() > deadline or graph.exited():
+            raise RuntimeError(f'no pose within {timeout_s} s; node logs in {log_dir} '
+                               f'(exited: {graph.exited()})')
+        time.sleep(0.1)
+
+
+def _measure(listener: GraphListener, pids: dict[str, int], duration_s: float) -> dict:
+    """What the listener heard and each node process used over ``duration_s`` from the next
+    localizer diagnostic, and its dropped count then and at the next one after the window."""
+    dropped_start = _localizer_dropped(listener)
+    cpu_start = {name: _cpu_s(pid) for name, pid in pids.items()}
+    start = time.time()
+    time.sleep(duration_s)
+    end = time.time()
+    cpu_end = {name: _cpu_s(pid) for name, pid in pids.items()}
+    rss = {name: _peak_rss_mb(pid) for name, pid in pids.items()}
+    dropped_end = _localizer_dropped(listener)
+    with listener.lock:
+        heard = listener.heard
+        frames = {k: v for k, v in heard.frames.items() if start <= v[0] < end}
+        poses = {k: v for k, v in heard.poses.items() if start <= v[0] < end}
+        model = next((v for k, v in heard.diagnostics.items()
+                      if k.endswith('Neural model')), None)
+    cpu_s = {name: None if None in (cpu_end[name], cpu_start[name])
+             else cpu_end[name] - cpu_start[name] for name in pids}
+    return {'start': start, 'end': end, 'cpu_s': cpu_s, 'rss': rss, 'frames': frames,
+            'poses': poses, 'model': model,
+            'dropped': (dropped_end - dropped_start if None not in (dropped_end, dropped_start)
+                        else None)}
+
+
+def _graph_result(window: dict, errors: np.ndarray, method: str, room: str | None,
+                  contention: int, duration_s: float) -> dict:
+    """The JSON of :func:`bench_graph` from a measured window."""
+    start, end, frames, poses = window['start'], window['end'], window['frames'], window['poses']
+    matched = sorted((frames[k][0], poses[k][0] - frames[k][0]) for k in frames if k in poses)
+    stamp_latency = [v[0] - (k[0] + 1e-9 * k[1]) for k, v in poses.items()]
+    seqs = sorted(v[1] for v in frames.values())
+    published = (seqs[-1] - seqs[0] + 1) if seqs else 0
+    latency = [d for _, d in matched]
+    first = [d for t, d in matched if t < start + 10.0]
+    last = [d for t, d in matched if t >= end - 10.0]
+    growth = (round(1e3 * float(np.median(last) - np.median(first)), 3)
+              if first and last and duration_s >= 20.0 else None)
+    cpu_s = window['cpu_s']
+    localizer_s = cpu_s.get('localizer')
+    return {
+        'bench': 'graph', 'method': method, 'room': room,
+        'device': _diagnostic_value(window['model'], 'device') if method == 'nn' else 'cpu',
+        'contention': contention, 'duration_s': round(end - start, 2),
+        'pose_rate_hz': round(len(poses) / (end - start), 2),
+        'frame_rate_hz': round(len(frames) / (end - start), 2),
+        'cpu_ms_per_frame': {name: round(1e3 * used / published, 3)
+                             if published and used is not None else None
+                             for name, used in cpu_s.items()},
+        'localizer_cpu_ms_per_pose': (round(1e3 * localizer_s / len(poses), 3)
+                                      if poses and localizer_s is not None else None),
+        'frame_to_pose_ms': _percentiles_ms(latency) if latency else None,
+        'stamp_to_pose_ms': _percentiles_ms(stamp_latency) if stamp_latency else None,
+        'latency_growth_ms': growth,
+        'frames_published': published,
+        'frames_without_pose': len(frames) - len(matched),
+        'frames_dropped_by_localizer': window['dropped'],
+        'frames_lost_before_listener': published - len(frames),
+        'median_error_cm': round(100 * float(np.median(errors)), 3) if len(errors) else None,
+        'peak_rss_mb': window['rss'],
+    }
 
 
 def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
@@ -133,7 +214,8 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
     ``cpu_ms_per_frame`` divides each node's CPU time by the frames the driver published in
     the window; ``localizer_cpu_ms_per_pose`` divides the localizer's by the poses it
     published (fewer when frames are dropped). ``frames_dropped_by_localizer``: the growth of
-    the count in its Localization diagnostic (sent every second) over the window.
+    the count in its Localization diagnostic (sent every second) from the first one in the
+    window to the first one after it.
 
     Latencies: ``frame_to_pose_ms`` from the raw frame's arrival at this listener to its pose's
     (so without the echo window, which a real array spends before it sends the frame; the
@@ -157,37 +239,12 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
     busy: list[subprocess.Popen] = []
     try:
         with Spinner(listener), graph:
-            deadline = time.monotonic() + startup_timeout_s
-            while not listener.pose_stamps():
-                if time.monotonic() > deadline or graph.exited():
-                    raise RuntimeError(f'no pose within {startup_timeout_s} s; node logs in '
-                                       f'{log_dir} (exited: {graph.exited()})')
-                time.sleep(0.1)
+            _wait_for_pose(listener, graph, startup_timeout_s, log_dir)
             busy = _spinners(contention)
             # Let the spinners and the graph settle before measuring.
             time.sleep(2.0 if contention else 0.0)
-            pids = graph.pids()
-            dropped_start = _localizer_dropped(listener)
-            cpu_start = {name: _cpu_s(pid) for name, pid in pids.items()}
-            start = time.time()
-            time.sleep(duration_s)
-            end = time.time()
-            cpu_end = {name: _cpu_s(pid) for name, pid in pids.items()}
-            rss = {name: _peak_rss_mb(pid) for name, pid in pids.items()}
-            # The localizer's diagnostics come every second: wait for one that covers the end.
-            time.sleep(1.5)
-            with listener.lock:
-                heard = listener.heard
-                frames = {k: v for k, v in heard.frames.items() if start <= v[0] < end}
-                poses = {k: v for k, v in heard.poses.items() if start <= v[0] < end}
-                matched = sorted((frames[k][0], poses[k][0] - frames[k][0])
-                                 for k in frames if k in poses)
-                stamp_latency = [v[0] - (k[0] + 1e-9 * k[1]) for k, v in poses.items()]
-                seqs = sorted(v[1] for v in frames.values())
-                model = next((v for k, v in heard.diagnostics.items()
-                              if k.endswith('Neural model')), None)
-            dropped_end = _localizer_dropped(listener)
-        errors = listener.errors_m(since_s=start)
+            window = _measure(listener, graph.pids(), duration_s)
+        errors = listener.errors_m(since_s=window['start'])
     finally:
         for p in busy:
             p.terminate()
@@ -195,35 +252,4 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
             p.wait()
         listener.destroy_node()
         rclpy.try_shutdown()
-    published = (seqs[-1] - seqs[0] + 1) if seqs else 0
-    latency = [d for _, d in matched]
-    first = [d for t, d in matched if t < start + 10.0]
-    last = [d for t, d in matched if t >= end - 10.0]
-    growth = (round(1e3 * float(np.median(last) - np.median(first)), 3)
-              if first and last and duration_s >= 20.0 else None)
-    dropped = (dropped_end - dropped_start if dropped_end is not None
-               and dropped_start is not None else None)
-    cpu_ms = {name: round(1e3 * (cpu_end[name] - cpu_start[name]) / published, 3)
-              if published and cpu_end[name] is not None and cpu_start[name] is not None
-              else None for name in pids}
-    return {
-        'bench': 'graph', 'method': method, 'room': room,
-        'device': _diagnostic_value(model, 'device') if method == 'nn' else 'cpu',
-        'contention': contention, 'duration_s': round(end - start, 2),
-        'pose_rate_hz': round(len(poses) / (end - start), 2),
-        'frame_rate_hz': round(len(frames) / (end - start), 2),
-        'cpu_ms_per_frame': cpu_ms,
-        'localizer_cpu_ms_per_pose': (
-            round(1e3 * (cpu_end['localizer'] - cpu_start['localizer']) / len(poses), 3)
-            if poses and cpu_end.get('localizer') is not None
-            and cpu_start.get('localizer') is not None else None),
-        'frame_to_pose_ms': _percentiles_ms(latency) if latency else None,
-        'stamp_to_pose_ms': _percentiles_ms(stamp_latency) if stamp_latency else None,
-        'latency_growth_ms': growth,
-        'frames_published': published,
-        'frames_without_pose': len(frames) - len(matched),
-        'frames_dropped_by_localizer': dropped,
-        'frames_lost_before_listener': published - len(frames),
-        'median_error_cm': round(100 * float(np.median(errors)), 3) if len(errors) else None,
-        'peak_rss_mb': rss,
-    }
+    return _graph_result(window, errors, method, room, contention, duration_s)

@@ -272,6 +272,7 @@ class _Columns:
         return np.array(self.columns.get(name, []))
 
     def __len__(self) -> int:
+        """Frames scored (each has a position error)."""
         return len(self.columns.get('errors_m', []))
 
 

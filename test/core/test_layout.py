@@ -108,9 +108,9 @@ def test_a_driver_that_does_not_replay_does_not_load_the_recording_reader():
 
 MAX_FILE_LINES = 600
 MAX_FUNCTION_LINES = 80
-# Still long, each being rewritten by its own issue (issue 20: the Newton refinement and the
-# graph bench); drop its line here when the function is split.
-KNOWN_LONG = {('core/physics/refinement.py', '_newton'), ('offline/bench.py', 'bench_graph')}
+# Still long, each being rewritten by its own issue; drop its line here when the function is
+# split.
+KNOWN_LONG: set[tuple[str, str]] = set()
 
 
 def _too_long(path: Path, root: Path) -> list[str]:

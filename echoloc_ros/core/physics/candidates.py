@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from echoloc_ros.core.physics.kernels import family_scores
 from echoloc_ros.core.physics.matched_filter import Frame, sample
 from echoloc_ros.core.physics.config import EXPLAIN_GAP, HEIGHT_GAP, YAW, YAW_RESCAN_RAD
 
@@ -127,17 +128,16 @@ class CandidateSearch:
         v = np.eye(3)[axis] - m[:, :, axis]                                         # (P, 3)
         a0 = np.sum(d0 ** 2, axis=-1)
         a1 = 2.0 * np.einsum('jpni,pi->jpn', d0, v)
-        a2 = np.sum(v ** 2, axis=-1)[:, None]
-        c = coords[:, None, None, None]
-        tau = np.sqrt(a0 + a1 * c + a2 * c ** 2) / (fr.c0 * theta[3])          # (G, J, P, n)
-        heard = (tau > fr.t_min) & (tau < fr.t_max)
-        z_out = sample(fr, tau, table, smooth=False, inside=heard)
-        weights = (fr.weights / np.sum(fr.weights)).astype(np.float32)
-        power = np.abs(z_out @ weights) ** 2 * np.sum(fr.weights)
-        inside = np.all(heard, axis=-1)
-        if exists is not None:
-            inside &= exists[:, None]
-        score = np.sum(np.where(inside, np.log1p(power), 0.0), axis=-1)
+        a2 = np.sum(v ** 2, axis=-1)
+        if exists is None:
+            exists = np.ones((coords.size, a2.size), dtype=bool)
+        features = fr.features
+        score = family_scores(
+            a0, a1, a2, np.asarray(coords, dtype=float), fr.c0 * theta[3],
+            (fr.weights / np.sum(fr.weights)).astype(np.float32), np.sum(fr.weights),
+            np.ascontiguousarray(exists), table, features.start_s,
+            (table.shape[1] // features.baseband.shape[1]) / features.bin_width_s,
+            features.carrier_hz, fr.t_min, fr.t_max)
         return coords, score[:, 0] if psi is None else score
 
     def _z_candidates(self, floor: np.ndarray, ceiling: np.ndarray, grid: np.ndarray,

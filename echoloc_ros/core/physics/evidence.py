@@ -4,21 +4,9 @@ import functools
 
 import numpy as np
 
-from echoloc_ros.core.physics.matched_filter import Frame, sample
 from echoloc_ros.core.physics.config import PRIOR_SCALE, RESPONSE_HALF_S, YAW
-
-
-def scatter(values: np.ndarray, incidence: np.ndarray) -> np.ndarray:
-    """Sum ``values (K, Q, m)`` over pairs into paths with ``incidence (Q, P)``:
-    ``(K, P, m)``."""
-    return np.swapaxes(np.swapaxes(values, 1, 2) @ incidence, 1, 2)
-
-
-def outer(x: np.ndarray, d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
-    """``sum_{j,n} x_jn d1_jnf d2_jng`` for each batch row ``(K, f, g)``; ``x (K, J, n)``,
-    ``d1, d2 (K, J, n, f)``."""
-    left = (x[..., None] * d1).reshape(x.shape[0], -1, d1.shape[-1])
-    return np.swapaxes(left, 1, 2) @ d2.reshape(x.shape[0], -1, d2.shape[-1])
+from echoloc_ros.core.physics.kernels import gram_terms, path_terms, synthesis
+from echoloc_ros.core.physics.matched_filter import Frame
 
 
 @functools.lru_cache(maxsize=64)
@@ -51,36 +39,21 @@ class Evidence:
         :return: ``tau (K, P, n)`` s, ``amp (K, P, n)`` (0 for dropped paths), ``keep (K, P)``
             [, ``dtau``].
         """
-        emitters = thetas[:, :3]
-        speeds = fr.c0 * thetas[:, 3]
-        offsets = fr.rotated_offsets(thetas[:, YAW])                               # (K, n, 3)
-        images = np.einsum('pij,kj->kpi', self._img_m[paths], emitters) + self._img_t[paths]
-        delta = (emitters[:, None, :] + offsets)[:, None] - images[:, :, None]     # (K,P,n,3)
-        dist = np.sqrt(np.sum(delta ** 2, axis=-1))
-        tau = dist / speeds[:, None, None]
-        amp = self.amplitude(fr, delta, dist, self._img_refl[paths][:, None])
-        if keep is None:
-            keep = np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1)
-            if valid is not None:
-                keep = keep & valid
-            peak = np.max(amp, axis=-1)
-            walled = keep & ~self._vertical_only[paths]
-            reference = np.max(np.where(walled, peak, 0.0), axis=1, keepdims=True)
-            reference = np.where(reference > 0, reference,
-                                 np.max(np.where(keep, peak, 0.0), axis=1, keepdims=True))
-            keep = keep & (peak >= self.min_relative_amplitude * reference)
-        if keep.shape != amp.shape[:2]:
-            keep = np.broadcast_to(keep, amp.shape[:2])
+        n_batch, n_paths = thetas.shape[0], len(paths)
+        decide = keep is None
+        if decide:
+            keep = np.ones((n_batch, n_paths), dtype=bool) if valid is None else valid
+        keep = np.ascontiguousarray(keep if keep.ndim == 2 else np.tile(keep, (n_batch, 1)))
+        array = self.array
+        tau, amp, keep, dtau = path_terms(
+            np.ascontiguousarray(thetas, dtype=float), self._img_m[paths], self._img_t[paths],
+            self._img_refl[paths], self._vertical_only[paths], fr.offsets, fr.c0, fr.absorb,
+            2 * np.pi * self.chirp.center_hz / fr.c0 * array.piston_radius_m, array.gains,
+            fr.t_min, fr.t_max, self.min_relative_amplitude, keep, decide,
+            np.zeros(0, dtype=np.int64) if free is None else np.asarray(free, dtype=np.int64))
         if free is None:
-            return tau, amp * keep[..., None], keep
-        # d tau / d emitter = (I - M)^T unit / c; d tau / d kappa = -tau / kappa; turning the
-        # heading moves receiver i by z x offset_i.
-        unit = delta / (dist * speeds[:, None, None])[..., None]
-        grad_e = unit - np.einsum('pji,kpnj->kpni', self._img_m[paths], unit)
-        columns = [grad_e[..., f] if f < 3 else -tau / thetas[:, 3, None, None] if f == 3
-                   else unit[..., 1] * offsets[:, None, :, 0]
-                   - unit[..., 0] * offsets[:, None, :, 1] for f in free]
-        return tau, amp * keep[..., None], keep, np.stack(columns, axis=-1)
+            return tau, amp, keep
+        return tau, amp, keep, dtau
 
     def amplitude(self, fr: Frame, delta: np.ndarray, dist: np.ndarray,
                   reflection: np.ndarray | float) -> np.ndarray:
@@ -110,36 +83,14 @@ class Evidence:
         """
         used = np.any(amp > 0, axis=(0, 2))
         tau, amp = tau[:, used], amp[:, used]
-        b = np.sum(amp * fr.weights * sample(fr, tau), axis=-1)             # (K, P)
-        gram = self._gram(fr, tau, amp, self._pairs(tau))[0]
+        p, q = self._pairs(tau)
+        features = fr.features
+        gram, b = gram_terms(
+            np.ascontiguousarray(tau), np.ascontiguousarray(amp), fr.weights, fr.table,
+            features.start_s, fr.table.shape[1] / features.baseband.shape[1]
+            / features.bin_width_s, features.carrier_hz, fr.t_min, fr.t_max, p, q,
+            self.response.table, self.response.step_s, RESPONSE_HALF_S, self.response.zero)
         return self._with_prior(fr, gram, b)[0]
-
-    def _gram(self, fr: Frame, tau: np.ndarray, amp: np.ndarray,
-              pairs: tuple[np.ndarray, np.ndarray], derivatives: bool = False
-              ) -> tuple[np.ndarray, ...]:
-        """Gram matrix ``M_pq = sum_i A_ip A_iq r(tau_ip - tau_iq) / s_i^2`` ``(K, P, P)`` of
-        paths ``tau, amp (K, P, n)``, with the pairs ``(p, q)`` (p < q) that may overlap;
-        with ``derivatives``, also r' and r'' at the pairs' lags ``(K, Q, n)`` each."""
-        p, q = pairs
-        weighted = amp * fr.weights
-        lag = tau[:, p] - tau[:, q]                                                # (K, Q, n)
-        near = np.abs(lag) < RESPONSE_HALF_S
-        r = np.zeros((3 if derivatives else 1,) + lag.shape, dtype=complex)
-        r[:, near] = self.response.overlap(lag[near], fr.features.carrier_hz, r.shape[0])
-        upper = np.sum(r[0] * weighted[:, p] * amp[:, q], axis=-1)
-        n_batch, n_paths = tau.shape[:2]
-        gram = np.zeros((n_batch, n_paths, n_paths), dtype=complex)
-        gram[:, p, q] = upper
-        gram[:, q, p] = np.conj(upper)
-        diagonal = np.arange(n_paths)
-        gram[:, diagonal, diagonal] = self.response.zero[0] * np.sum(weighted * amp, axis=-1)
-        return (gram,) + tuple(r[1:])
-
-    @staticmethod
-    def _regularised(gram: np.ndarray) -> np.ndarray:
-        """Gram matrices with a tiny ridge, so that paths with no energy stay solvable."""
-        scale = np.trace(gram, axis1=1, axis2=2).real / max(gram.shape[-1], 1)
-        return gram + (1e-9 * scale + 1e-300)[:, None, None] * np.eye(gram.shape[-1])
 
     @staticmethod
     def _with_prior(fr: Frame, gram: np.ndarray, b: np.ndarray
@@ -177,25 +128,10 @@ class Evidence:
         """Baseband of the fitted paths ``coef_p amp_ip exp(-j 2 pi f_c tau_ip) g(t - tau_ip)``
         on the frame's bins ``(n, n_bins)``; ``tau, amp (P, n)``, ``coef (P,)``."""
         features = fr.features
-        n_ch, n_bins = features.baseband.shape
-        dt = features.bin_width_s
-        p, ch = np.nonzero(amp > 0)
-        t = tau[p, ch]
-        c = coef[p] * amp[p, ch] * np.exp(-2j * np.pi * features.carrier_hz * t)
-        half = int(RESPONSE_HALF_S / dt)
-        bins = np.rint((t - features.start_s) / dt).astype(np.int64)[:, None] + np.arange(
-            -half, half + 1)
-        u = features.start_s + bins * dt - t[:, None]
-        x = (u + RESPONSE_HALF_S) / self.response.step_s
-        g0 = self.response.table[0]
-        i = np.clip(x.astype(np.int64), 0, g0.shape[0] - 2)
-        g = g0[i] + (g0[i + 1] - g0[i]) * (x - i)
-        values = c[:, None] * g
-        ok = (bins >= 0) & (bins < n_bins)
-        flat = (ch[:, None] * n_bins + bins)[ok]
-        model = np.bincount(flat, values.real[ok], n_ch * n_bins) + 1j * np.bincount(
-            flat, values.imag[ok], n_ch * n_bins)
-        return model.reshape(n_ch, n_bins)
+        return synthesis(np.ascontiguousarray(tau), np.ascontiguousarray(amp),
+                         np.ascontiguousarray(coef), features.baseband.shape[1],
+                         features.start_s, features.bin_width_s, features.carrier_hz,
+                         self.response.table[0], self.response.step_s, RESPONSE_HALF_S)
 
     def _residual_ratio(self, fr: Frame, tau: np.ndarray, amp: np.ndarray,
                         coef: np.ndarray) -> float:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from echoloc_ros.core.geometry import on_surfaces, plane_contains, room_planes
-from echoloc_ros.core.room import any_box_blocks
+from echoloc_ros.core.physics.kernels import first_order_blocked
 
 
 @dataclass
@@ -115,14 +115,10 @@ class ImageSources:
         if first.size:
             normals = self._normals[[self._sequences[p][0] for p in first]]         # (Q, 3)
             offsets = np.array([self._surfaces[self._sequences[p][0]].offset for p in first])
-            toward = images[:, first] - receivers[:, None]                         # (K, Q, 3)
-            with np.errstate(divide='ignore', invalid='ignore'):
-                t = (offsets - receivers @ normals.T) / np.sum(toward * normals, axis=-1)
-            hit = receivers[:, None] + t[..., None] * toward
             boxes = self.room.furniture
-            blocked = (any_box_blocks(boxes, np.broadcast_to(emitters[:, None], hit.shape), hit)
-                       | any_box_blocks(boxes, hit, np.broadcast_to(receivers[:, None],
-                                                                    hit.shape)))
+            blocked = first_order_blocked(
+                emitters, receivers, np.ascontiguousarray(images[:, first]), normals, offsets,
+                np.array([b.min_m for b in boxes]), np.array([b.max_m for b in boxes]))
             valid[:, first] &= ~blocked
         return valid
 

@@ -63,19 +63,17 @@ def upsample(baseband: np.ndarray) -> np.ndarray:
 
 
 def sample(fr: Frame, tau_s: np.ndarray, table: np.ndarray | None = None,
-           smooth: bool = True, derivative: bool = False, inside: np.ndarray | None = None
-           ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+           smooth: bool = True, inside: np.ndarray | None = None) -> np.ndarray:
     """Analytic matched-filter output z = baseband * exp(j 2 pi f_c tau) at delays tau.
 
     :param tau_s: delays ``(..., n_channels)``, s.
     :param table: a baseband other than the frame's upsampled one ``(n, m * n_bins)``
         (a cleaned one, upsampled m times or not at all).
-    :param smooth: cubic interpolation in double precision (continuous slope, for the
-        derivatives of the evidence) rather than linear in single precision (for scans).
-    :param derivative: also return dz/dtau (smooth only).
+    :param smooth: cubic interpolation in double precision (continuous slope, as the
+        evidence's compiled terms read it: :mod:`~echoloc_ros.core.physics.kernels`) rather
+        than linear in single precision (for scans).
     :param inside: ``(tau_s > t_min) & (tau_s < t_max)``, when the caller has it already.
-    :return: complex ``(..., n_channels)``, 0 outside [t_min, t_max]; with ``derivative``,
-        ``(z, dz/dtau)``.
+    :return: complex ``(..., n_channels)``, 0 outside [t_min, t_max].
     """
     table = fr.table if table is None else table
     n_row = table.shape[1]
@@ -108,12 +106,7 @@ def sample(fr: Frame, tau_s: np.ndarray, table: np.ndarray | None = None,
     rotation.imag = np.sin(phase)
     if inside is None:
         inside = (tau_s > fr.t_min) & (tau_s < fr.t_max)
-    z = np.where(inside, value * rotation, 0)
-    if not derivative:
-        return z
-    slope = (c1 + t * (2 * c2 + 3 * t * c3)) * (factor / fr.features.bin_width_s)
-    dz = np.where(inside, slope * rotation, 0) + (2j * np.pi * fr.features.carrier_hz) * z
-    return z, dz
+    return np.where(inside, value * rotation, 0)
 
 
 class PointResponse:

@@ -2,10 +2,11 @@
 
 import numpy as np
 
-from echoloc_ros.core.physics.evidence import outer, scatter
-from echoloc_ros.core.physics.matched_filter import Frame, sample
+from echoloc_ros.core.physics.kernels import fit_terms
+from echoloc_ros.core.physics.matched_filter import Frame
 from echoloc_ros.core.physics.results import Fit
-from echoloc_ros.core.physics.config import N_THETA, STEP_LIMIT, STEP_TOLERANCE, YAW
+from echoloc_ros.core.physics.config import (N_THETA, RESPONSE_HALF_S, STEP_LIMIT,
+                                             STEP_TOLERANCE, YAW)
 
 
 class Refinement:
@@ -45,50 +46,23 @@ class Refinement:
             (K, P), log evidence with the amplitude prior (K,))``; none includes the heading
             prior.
         """
-        w = fr.weights
         if modelled is None:
             modelled = (self._paths(fr, thetas, paths, keep, free=free) if derivatives
                         else self._paths(fr, thetas, paths, keep))
             modelled = modelled[:2] + modelled[3:]
-        if derivatives:
-            tau, amp, dtau = modelled
-            z, dz = sample(fr, tau, derivative=True)
-            gram, r1, r2 = self._gram(fr, tau, amp, pairs, derivatives=True)
-        else:
-            tau, amp = modelled[:2]
-            z = sample(fr, tau)
-            gram, = self._gram(fr, tau, amp, pairs)
-        weighted = amp * w
-        b = np.sum(weighted * z, axis=-1)
-        p, q = pairs
-        n_paths = tau.shape[1]
-        inverse = np.linalg.inv(self._regularised(gram))
-        a = (inverse @ b[..., None])[..., 0]
-        evidence = np.real(np.sum(np.conj(b) * a, axis=-1))
+        tau, amp = np.ascontiguousarray(modelled[0]), np.ascontiguousarray(modelled[1])
+        dtau = (np.ascontiguousarray(modelled[2]) if derivatives
+                else np.zeros(tau.shape + (0,)))
+        features = fr.features
+        factor = fr.table.shape[1] // features.baseband.shape[1]
+        evidence, grad, info, a, gram, b = fit_terms(
+            tau, amp, dtau, fr.weights, fr.table, features.start_s,
+            factor / features.bin_width_s, features.carrier_hz, fr.t_min, fr.t_max,
+            pairs[0], pairs[1], self.response.table, self.response.step_s, RESPONSE_HALF_S,
+            self.response.zero, derivatives)
         last = self._with_prior(fr, gram, b)[0] if prior else (gram, b, tau, amp)
         if not derivatives:
             return evidence, None, None, a, last
-        _, zero1, zero2 = self.response.zero
-        alpha = a[..., None] * amp                                                # (K, P, n)
-        incidence_p = np.eye(n_paths)[p]                                           # (Q, P)
-        incidence_q = np.eye(n_paths)[q]
-        # Slope of the matched-filter residual at each modelled delay.
-        slope = (dz - zero1 * alpha
-                 + scatter(alpha[:, p] * np.conj(r1), incidence_q)
-                 - scatter(alpha[:, q] * r1, incidence_p))
-        grad = 2.0 * np.real(np.sum((w * np.conj(alpha) * slope)[..., None] * dtau,
-                                    axis=(1, 2)))
-        # J^H J: the diagonal paths, then both orders of each overlapping pair.
-        info = -zero2 * outer(w * np.abs(alpha) ** 2, dtau, dtau)
-        cross = outer(-r2 * np.conj(w * alpha[:, p]) * alpha[:, q], dtau[:, p], dtau[:, q])
-        info = info + cross + np.swapaxes(cross, 1, 2)
-        # S^H J, row p': sum over paths q of alpha_q dtau_q A_p' (-r'(tau_p' - tau_q)).
-        sj = np.sum((-zero1 * weighted * alpha)[..., None] * dtau, axis=2)          # (K, P, f)
-        sj += scatter(np.sum((-r1 * weighted[:, p] * alpha[:, q])[..., None] * dtau[:, q],
-                             axis=2), incidence_p)
-        sj += scatter(np.sum((np.conj(r1) * weighted[:, q] * alpha[:, p])[..., None]
-                             * dtau[:, p], axis=2), incidence_q)
-        info = 2.0 * np.real(info - np.swapaxes(np.conj(sj), 1, 2) @ inverse @ sj)
         return evidence, grad, info, a, last
 
     def _newton(self, fr: Frame, theta0: np.ndarray, valid: np.ndarray, free: np.ndarray,
@@ -109,19 +83,9 @@ class Refinement:
             predicted amplitudes.
         """
         n_start, f = theta0.shape[0], free.size
-        paths = np.flatnonzero(np.any(valid, axis=0))
-        # The paths at the starting points are also the first evaluation's.
-        first_derivatives = need_info or iterations > 0
-        start = self._paths(fr, theta0, paths, valid=valid[:, paths],
-                            free=free if first_derivatives else None)
-        tau0, keep = start[0], start[2]
-        used = np.any(keep, axis=0)
-        paths, keep, tau0 = paths[used], keep[:, used], tau0[:, used]
-        modelled = (tau0, start[1][:, used]) + ((start[3][:, used],) if first_derivatives
-                                                else ())
+        paths, keep, modelled, pairs = self._starting_paths(fr, theta0, valid, free, iterations,
+                                                            need_info or iterations > 0)
         n_paths = paths.size
-        # Delays move by at most a few steps' worth: the overlapping pairs are found once.
-        pairs = self._pairs(tau0, iterations * 2 * np.max(STEP_LIMIT[:3]) / fr.c0)
         theta = np.array(theta0, dtype=float)
         best_theta = theta.copy()
         best_e = np.full(n_start, -np.inf)
@@ -131,7 +95,7 @@ class Refinement:
         # What the evidence with the amplitude prior, and the caller, need at the best points.
         gram = np.zeros((n_start, n_paths, n_paths), dtype=complex)
         outputs = np.zeros((n_start, n_paths), dtype=complex)
-        tau, amp = np.zeros(tau0.shape), np.zeros(tau0.shape)
+        tau, amp = np.zeros(modelled[0].shape), np.zeros(modelled[0].shape)
         lam = np.full(n_start, 1e-3)
         active = np.ones(n_start, dtype=bool)
         limit, tolerance = STEP_LIMIT[free], STEP_TOLERANCE[free]
@@ -177,6 +141,24 @@ class Refinement:
             full[:, free[:, None], free[None, :]] = info
         return Fit(best_theta, self._evidence_at(fr, best_theta, best_e, gram, outputs), full,
                    coef, paths, keep, tau, amp)
+
+    def _starting_paths(self, fr: Frame, theta0: np.ndarray, valid: np.ndarray,
+                        free: np.ndarray, iterations: int, derivatives: bool
+                        ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...],
+                                   tuple[np.ndarray, np.ndarray]]:
+        """The paths :meth:`_newton` models (those kept at some starting point), which each
+        start keeps, their delays and amplitudes there (and with ``derivatives`` the delays'
+        derivatives: the first evaluation's), and the path pairs that may overlap."""
+        paths = np.flatnonzero(np.any(valid, axis=0))
+        start = self._paths(fr, theta0, paths, valid=valid[:, paths],
+                            free=free if derivatives else None)
+        tau0, keep = start[0], start[2]
+        used = np.any(keep, axis=0)
+        paths, keep, tau0 = paths[used], keep[:, used], tau0[:, used]
+        modelled = (tau0, start[1][:, used]) + ((start[3][:, used],) if derivatives else ())
+        # Delays move by at most a few steps' worth: the overlapping pairs are found once.
+        pairs = self._pairs(tau0, iterations * 2 * np.max(STEP_LIMIT[:3]) / fr.c0)
+        return paths, keep, modelled, pairs
 
     def _evidence_at(self, fr: Frame, theta: np.ndarray, likelihood: np.ndarray,
                      gram: np.ndarray, outputs: np.ndarray) -> np.ndarray:

@@ -1,0 +1,189 @@
+"""The physics localizer's compiled loops against the numpy expressions of the same model:
+delays and amplitudes from the image geometry, the delays' derivatives against central
+differences, the Gram matrix against the point response's overlap, the scans against the
+matched-filter outputs sampled one by one, and the furniture test against the room's own slab
+test."""
+
+import numpy as np
+import pytest
+
+from echoloc_ros.core.array_geometry import yaw_matrix
+from echoloc_ros.core.physics import kernels
+from echoloc_ros.core.physics.config import RESPONSE_HALF_S
+from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+from echoloc_ros.core.physics.matched_filter import sample
+from echoloc_ros.core.room import any_box_blocks, load_room
+from echoloc_ros.sim.simulator import Scenario
+
+FS_HZ = 250e3
+
+
+@pytest.fixture(scope='module')
+def localizer(room, array, chirp, processor):
+    return PhysicsLocalizer(room, array, chirp, FS_HZ, processor=processor)
+
+
+@pytest.fixture(scope='module')
+def frame_and_truth(room, array, simulator, processor, localizer):
+    rng = np.random.default_rng(5)
+    position, yaw = room.random_pose(rng, 0.4, (0.2, 1.2))
+    features = processor.process(simulator.simulate(position, yaw, Scenario(snr_db=20.0), rng))
+    fr = localizer.frame(features, yaw, room.temperature_c)
+    emitter = position + yaw_matrix(yaw) @ array.emitter_m
+    # Candidates around the truth: a few mm to a few cm off, kappa and heading off too.
+    offsets = rng.normal(0.0, [0.02, 0.02, 0.01, 0.002, 0.01], (6, 5))
+    thetas = np.append(emitter, [1.0, 0.0])[None] + offsets
+    return fr, thetas
+
+
+def test_delays_and_amplitudes_are_the_image_model(localizer, frame_and_truth):
+    fr, thetas = frame_and_truth
+    paths = np.arange(len(localizer._sequences))
+    tau, amp, keep = localizer._paths(fr, thetas, paths, keep=np.ones(paths.size, dtype=bool))
+    # The same model in numpy: receiver minus image, turned by each candidate's heading.
+    c, s = np.cos(thetas[:, 4]), np.sin(thetas[:, 4])
+    x, y = fr.offsets[:, 0], fr.offsets[:, 1]
+    offsets = np.stack([c[:, None] * x - s[:, None] * y, s[:, None] * x + c[:, None] * y,
+                        np.broadcast_to(fr.offsets[:, 2], (len(thetas), x.size))], axis=-1)
+    images = (np.einsum('pij,kj->kpi', localizer._img_m, thetas[:, :3]) + localizer._img_t)
+    delta = (thetas[:, None, :3] + offsets)[:, None] - images[:, :, None]
+    dist = np.linalg.norm(delta, axis=-1)
+    expected_amp = localizer.amplitude(fr, delta, dist, localizer._img_refl[:, None])
+    assert keep.all()
+    np.testing.assert_allclose(tau, dist / (fr.c0 * thetas[:, 3, None, None]), rtol=1e-13)
+    np.testing.assert_allclose(amp, expected_amp, rtol=1e-12)
+
+
+def test_delay_derivatives_match_central_differences(localizer, frame_and_truth):
+    fr, thetas = frame_and_truth
+    paths = np.arange(len(localizer._sequences))
+    keep = np.ones(paths.size, dtype=bool)
+    free = np.arange(5)
+    dtau = localizer._paths(fr, thetas, paths, keep=keep, free=free)[3]
+    for f, step in zip(free, [1e-6, 1e-6, 1e-6, 1e-7, 1e-6]):
+        d = np.zeros(5)
+        d[f] = step
+        up = localizer._paths(fr, thetas + d, paths, keep=keep)[0]
+        down = localizer._paths(fr, thetas - d, paths, keep=keep)[0]
+        # Central differences are exact to O(step^2) on these smooth distances, up to the
+        # rounding of the delays (1e-17 s over 2e-6 m).
+        np.testing.assert_allclose(dtau[..., f], (up - down) / (2 * step), rtol=1e-5,
+                                   atol=1e-9 * np.max(np.abs(dtau)))
+
+
+def test_the_kept_paths_are_heard_and_strong_enough(localizer, frame_and_truth):
+    fr, thetas = frame_and_truth
+    paths = np.arange(len(localizer._sequences))
+    tau, amp, keep = localizer._paths(fr, thetas, paths)
+    full_tau, full_amp, _ = localizer._paths(fr, thetas, paths,
+                                             keep=np.ones(paths.size, dtype=bool))
+    heard = np.all((full_tau > fr.t_min) & (full_tau < fr.t_max), axis=-1)
+    peak = full_amp.max(axis=-1)
+    walls = np.where(heard & ~localizer._vertical_only, peak, 0.0).max(axis=1, keepdims=True)
+    expected = heard & (peak >= localizer.min_relative_amplitude * walls)
+    np.testing.assert_array_equal(keep, expected)
+    np.testing.assert_array_equal(amp, full_amp * expected[..., None])
+    assert 0 < expected.sum() < expected.size
+
+
+def test_gram_and_outputs_are_the_overlap_and_the_sampled_outputs(localizer, frame_and_truth):
+    fr, thetas = frame_and_truth
+    paths = np.arange(len(localizer._sequences))
+    tau, amp, _ = localizer._paths(fr, thetas, paths)
+    p, q = localizer._pairs(tau)
+    features = fr.features
+    gram, b = kernels.gram_terms(
+        tau, amp, fr.weights, fr.table, features.start_s,
+        fr.table.shape[1] / features.baseband.shape[1] / features.bin_width_s,
+        features.carrier_hz, fr.t_min, fr.t_max, p, q, localizer.response.table,
+        localizer.response.step_s, RESPONSE_HALF_S, localizer.response.zero)
+    weighted = amp * fr.weights
+    # The numpy reader forms its cubic's coefficients in single precision (the table's),
+    # the kernel in double: they agree to a few parts in 1e7.
+    np.testing.assert_allclose(b, np.sum(weighted * sample(fr, tau), axis=-1), rtol=2e-6,
+                               atol=2e-6 * np.max(np.abs(b)))
+    lag = tau[:, p] - tau[:, q]
+    r = np.where(np.abs(lag) < RESPONSE_HALF_S,
+                 localizer.response.overlap(lag, features.carrier_hz, 1)[0], 0.0)
+    np.testing.assert_allclose(gram[:, p, q], np.sum(r * weighted[:, p] * amp[:, q], axis=-1),
+                               rtol=1e-9, atol=1e-12 * np.max(np.abs(gram)))
+    np.testing.assert_array_equal(gram[:, q, p], np.conj(gram[:, p, q]))
+    diagonal = np.diagonal(gram, axis1=1, axis2=2)
+    np.testing.assert_allclose(diagonal, localizer.response.zero[0]
+                               * np.sum(weighted * amp, axis=-1), rtol=1e-12)
+
+
+def test_scan_scores_are_the_sampled_coherent_powers(localizer, frame_and_truth):
+    fr, thetas = frame_and_truth
+    theta = thetas[0]
+    table = fr.features.baseband
+    coords, score = localizer._family_scan(fr, 0, theta, localizer._family[0], table)
+    # The same score from the delays of each grid point, sampled by the numpy reader.
+    scanned = np.repeat(theta[None], coords.size, axis=0)
+    scanned[:, 0] = coords
+    index = np.flatnonzero(localizer._family[0])
+    tau = localizer._paths(fr, scanned, index, keep=np.ones(index.size, dtype=bool))[0]
+    heard = (tau > fr.t_min) & (tau < fr.t_max)
+    z = sample(fr, tau, table, smooth=False, inside=heard)
+    power = np.abs(z @ (fr.weights / fr.weights.sum())) ** 2 * fr.weights.sum()
+    expected = np.sum(np.where(heard.all(axis=-1), np.log1p(power), 0.0), axis=-1)
+    # Single precision and the carrier from a 4096-entry table: a few parts in 1e5.
+    np.testing.assert_allclose(score, expected, rtol=1e-4, atol=1e-4)
+    assert np.ptp(score) > 1.0
+
+
+def test_first_order_blocking_is_the_rooms_slab_test():
+    room = load_room('furnished_room')
+    rng = np.random.default_rng(3)
+    lo = np.array([b.min_m for b in room.furniture])
+    hi = np.array([b.max_m for b in room.furniture])
+    extent = room.vertices_m.max(axis=0)
+    emitters = rng.uniform([0, 0, 0], [*extent, room.height_m], (300, 3))
+    receivers = emitters + rng.normal(0.0, 0.03, emitters.shape)
+    normals = np.array([[1.0, 0, 0], [0, -1.0, 0], [0, 0, 1.0]])
+    offsets = np.array([0.0, -extent[1], 0.0])
+    # Images in the planes: mirror the emitters; one degenerate path (image on the receiver)
+    # gives an infinite or undefined reflection point, which blocks nothing in either.
+    images = emitters[:, None] - 2 * ((emitters @ normals.T) - offsets)[..., None] * normals
+    images[0, 0] = receivers[0]
+    blocked = kernels.first_order_blocked(emitters, receivers, images, normals, offsets, lo, hi)
+    toward = images - receivers[:, None]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        t = (offsets - receivers @ normals.T) / np.sum(toward * normals, axis=-1)
+        hit = receivers[:, None] + t[..., None] * toward
+    expected = (any_box_blocks(room.furniture, np.broadcast_to(emitters[:, None], hit.shape), hit)
+                | any_box_blocks(room.furniture, hit,
+                                 np.broadcast_to(receivers[:, None], hit.shape)))
+    np.testing.assert_array_equal(blocked, expected)
+    assert 0 < expected.sum() < expected.size
+
+
+def test_synthesis_is_the_point_response_at_each_delay(localizer, processor, frame_and_truth):
+    fr, _ = frame_and_truth
+    features = fr.features
+    tau = np.array([[6.1e-3, 6.13e-3, 0.0, 9.0e-3], [8.15e-3, 20.2e-3, 11.0e-3, 7.0e-3]])
+    amp = np.array([[1.0, 0.5, 0.0, 2.0], [0.7, 1.0, 1.0, 0.0]])
+    coef = np.array([1.0 - 0.5j, 0.3 + 2.0j])
+    model = localizer.synthesise(fr, tau, amp, coef)
+    times = features.times_s
+    expected = np.zeros_like(model)
+    inner = np.zeros(model.shape, dtype=bool)
+    window = np.zeros(model.shape, dtype=bool)
+    half = int(RESPONSE_HALF_S / features.bin_width_s)
+    for p in range(2):
+        for i in range(4):
+            if amp[p, i] > 0:
+                u = times - tau[p, i]
+                inner[i] |= np.abs(u) < RESPONSE_HALF_S
+                centre = int(np.rint(tau[p, i] / features.bin_width_s))
+                window[i, centre - half:centre + half + 1] = True
+                expected[i] += coef[p] * amp[p, i] * np.exp(
+                    -2j * np.pi * features.carrier_hz * tau[p, i]) * processor.point_response(u)
+    # The localizer's table is a spline through the processor's response on 1 us knots; each
+    # path is drawn over the bins within RESPONSE_HALF_S of its own (where the response is
+    # below 0.2 % of its peak).
+    scale = np.max(np.abs(expected))
+    np.testing.assert_allclose(model[inner], expected[inner], rtol=0, atol=1e-4 * scale)
+    np.testing.assert_allclose(model, expected, rtol=0, atol=3e-3 * scale)
+    assert np.all(model[~window] == 0)
+    assert np.all(model[2, :int(10e-3 / features.bin_width_s)] == 0)
