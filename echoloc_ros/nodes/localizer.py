@@ -206,8 +206,7 @@ class LocalizerNode(Node):
             wide_search=start.wide_search, device=start.device, num_threads=threads,
             fallback=True)
         self.pipeline.estimate_tilt = declare(
-            self, 'estimate_tilt', False, 'while no IMU reports the array\'s roll and pitch, '
-            'estimate them from the floor and ceiling echoes (about 5 ms a frame)',
+            self, 'estimate_tilt', False, 'roll and pitch from the echoes when no IMU gives them',
             on_set=lambda value: setattr(self.pipeline, 'estimate_tilt', value))
         self.model_error, self.model_info = self.pipeline.model_error, self.pipeline.model_info
         if self.model_error:
@@ -236,8 +235,7 @@ class LocalizerNode(Node):
         self.heading_used = ''
         self.headings_refused: collections.Counter = collections.Counter()
         self.last_refusal = ''
-        self.imu_accepted_mono = -np.inf
-        self.tilt_rad = (0.0, 0.0)
+        self.imu_accepted_mono, self.tilt_rad = -np.inf, (0.0, 0.0)
         self.imu_refused_mono = -np.inf
         # When the IMU's headings started being refused (None while the last one was taken).
         self.imu_refused_since_mono: float | None = None
