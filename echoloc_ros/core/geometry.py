@@ -4,7 +4,7 @@ surfaces. Each keeps its own physics (amplitudes, directivity), so that a mistak
 not copied into the other; the room's geometry is a fact, not a model."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -40,6 +40,30 @@ def room_planes(room: Room) -> list[Plane]:
     planes.append(Plane('floor', np.array([0.0, 0.0, 1.0]), 0.0, k))
     planes.append(Plane('ceiling', np.array([0.0, 0.0, -1.0]), -room.height_m, k + 1))
     return planes
+
+
+def moved_shell(room: Room, offsets_m: np.ndarray) -> tuple[Room, np.ndarray]:
+    """``room`` with each surface moved out along its normal by ``offsets_m`` (walls in plan
+    order, floor, ceiling; m), in a frame with the floor at z = 0 and a shoebox's south-west
+    corner at the origin (so that it stays a shoebox); its furniture keeps its place in the
+    old frame.
+
+    :return: the room and the shift: a point ``p`` of ``room``'s frame is ``p - shift`` in
+        the new one.
+    """
+    planes = room_planes(room)
+    n_walls = len(planes) - 2
+    normals = np.array([p.normal[:2] for p in planes[:n_walls]])
+    moved = np.array([p.offset for p in planes[:n_walls]]) - offsets_m[:n_walls]
+    # Vertex i is where wall i - 1 meets wall i.
+    vertices = np.array([np.linalg.solve(normals[[i - 1, i]], moved[[i - 1, i]])
+                         for i in range(n_walls)])
+    shift = np.array([0.0, 0.0, -offsets_m[n_walls]])
+    if room.is_shoebox:
+        shift[:2] = vertices[0]
+    return replace(room, vertices_m=vertices - shift[:2],
+                   height_m=room.height_m + offsets_m[n_walls] + offsets_m[n_walls + 1],
+                   furniture=[box.shifted(-shift) for box in room.furniture]), shift
 
 
 def reflect(points: np.ndarray, normal: np.ndarray, offset: float) -> np.ndarray:
