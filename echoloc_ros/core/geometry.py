@@ -4,7 +4,7 @@ surfaces. Each keeps its own physics (amplitudes, directivity), so that a mistak
 not copied into the other; the room's geometry is a fact, not a model."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -42,6 +42,30 @@ def room_planes(room: Room) -> list[Plane]:
     return planes
 
 
+def moved_shell(room: Room, offsets_m: np.ndarray) -> tuple[Room, np.ndarray]:
+    """``room`` with each surface moved out along its normal by ``offsets_m`` (walls in plan
+    order, floor, ceiling; m), in a frame with the floor at z = 0 and a shoebox's south-west
+    corner at the origin (so that it stays a shoebox); its furniture keeps its place in the
+    old frame.
+
+    :return: the room and the shift: a point ``p`` of ``room``'s frame is ``p - shift`` in
+        the new one.
+    """
+    planes = room_planes(room)
+    n_walls = len(planes) - 2
+    normals = np.array([p.normal[:2] for p in planes[:n_walls]])
+    moved = np.array([p.offset for p in planes[:n_walls]]) - offsets_m[:n_walls]
+    # Vertex i is where wall i - 1 meets wall i.
+    vertices = np.array([np.linalg.solve(normals[[i - 1, i]], moved[[i - 1, i]])
+                         for i in range(n_walls)])
+    shift = np.array([0.0, 0.0, -offsets_m[n_walls]])
+    if room.is_shoebox:
+        shift[:2] = vertices[0]
+    return replace(room, vertices_m=vertices - shift[:2],
+                   height_m=room.height_m + offsets_m[n_walls] + offsets_m[n_walls + 1],
+                   furniture=[box.shifted(-shift) for box in room.furniture]), shift
+
+
 def reflect(points: np.ndarray, normal: np.ndarray, offset: float) -> np.ndarray:
     """``points (..., 3)`` mirrored in the plane ``normal . x == offset``."""
     return points - 2.0 * (points @ normal - offset)[..., None] * normal
@@ -59,7 +83,14 @@ def plane_contains(room: Room, index: int, points: np.ndarray, tolerance_m: floa
     """
     n_walls = room.vertices_m.shape[0]
     if index >= n_walls:
-        return room.contains_xy(points[..., :2])
+        # On the plan's edge counts: a wall-floor path from an emitter at the receivers'
+        # centre meets the floor exactly where it meets the wall, where the even-odd test
+        # decides by rounding.
+        xy = points[..., :2]
+        inside = room.contains_xy(xy)
+        if not np.all(inside):
+            inside = inside | (room.wall_distance_m(xy) <= tolerance_m)
+        return inside
     a = room.vertices_m[index]
     b = room.vertices_m[(index + 1) % n_walls]
     u = (points[..., :2] - a) @ (b - a) / np.sum((b - a) ** 2)
@@ -70,17 +101,74 @@ def plane_contains(room: Room, index: int, points: np.ndarray, tolerance_m: floa
     return inside
 
 
+def is_convex(room: Room) -> bool:
+    """Whether the room's plan is convex (no wall can hide another part of the room)."""
+    a = room.vertices_m
+    edge = np.roll(a, -1, axis=0) - a
+    turn = edge[:, 0] * np.roll(edge[:, 1], -1) - edge[:, 1] * np.roll(edge[:, 0], -1)
+    return bool(np.all(turn >= -1e-9))
+
+
+@dataclass(frozen=True)
+class Occluders:
+    """What hides paths in a plan that is not convex.
+
+    :ivar walls: the plan's walls ``(k, 2, 2)``: each one's two ends.
+    :ivar reflex: the corners that jut into the room ``(r, 2)``.
+    """
+
+    walls: np.ndarray
+    reflex: np.ndarray
+
+
+def occluders(room: Room) -> Occluders | None:
+    """The room's :class:`Occluders`; ``None`` for a convex plan, where nothing hides."""
+    if is_convex(room):
+        return None
+    a = room.vertices_m
+    edge = np.roll(a, -1, axis=0) - a
+    turn = np.roll(edge[:, 0], 1) * edge[:, 1] - np.roll(edge[:, 1], 1) * edge[:, 0]
+    return Occluders(np.stack([a, np.roll(a, -1, axis=0)], axis=1), a[turn < -1e-9])
+
+
+def crosses_walls(start_xy: np.ndarray, end_xy: np.ndarray, walls: np.ndarray) -> np.ndarray:
+    """Whether segments ``start -> end`` ``(L, 2)`` each (in plan) cross the inside of a wall
+    ``(L,)``: a vertical wall hides what lies behind it at every height. A segment that ends
+    on a wall (a reflection point) does not cross it.
+
+    :param walls: the plan's walls ``(k, 2, 2)``: each one's two ends.
+    """
+    a, b = walls[None, :, 0], walls[None, :, 1]
+    p, q = start_xy[:, None], end_xy[:, None]
+    d, e = q - p, b - a
+
+    def cross(u, v):
+        return u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
+
+    # 1e-9 m^2: ends on a wall (or a leg along one) are not crossings.
+    sides_of_leg = cross(d, a - p) * cross(d, b - p)
+    sides_of_wall = cross(e, p - a) * cross(e, q - a)
+    return np.any((sides_of_leg < -1e-9) & (sides_of_wall < -1e-9), axis=1)
+
+
 def on_surfaces(seq: tuple[int, ...], image: np.ndarray, receiver: np.ndarray,
                 normals: np.ndarray, offsets: np.ndarray,
-                contains: Callable[[int, np.ndarray], np.ndarray]) -> bool:
+                contains: Callable[[int, np.ndarray], np.ndarray],
+                hiding: Occluders | None = None) -> bool:
     """Whether every reflection point of the path from ``image`` (an image of the source by
     the planes ``seq``, in travel order) to ``receiver`` lies on its surface.
 
     :param normals: the planes' unit normals ``(S, 3)``; ``offsets`` theirs ``(S,)``.
     :param contains: ``contains(index, point)``: whether a point of plane ``index`` lies on
         its surface (:func:`plane_contains`).
+    :param hiding: in a plan that is not convex, its :class:`Occluders`: then each
+        reflection must have the points before and after it in front of its plane, none may
+        be at a corner that juts into the room (from one wall the sound turns away from the
+        other), and no leg of the path may cross a wall. In a convex plan all of this holds
+        whenever the reflection points lie on their surfaces.
     """
     start, target = receiver, image
+    points = [receiver]
     for s in reversed(seq):
         denom = normals[s] @ (target - start)
         if abs(denom) < 1e-12:
@@ -89,6 +177,19 @@ def on_surfaces(seq: tuple[int, ...], image: np.ndarray, receiver: np.ndarray,
         hit = start + t * (target - start)
         if not (0.0 <= t <= 1.0 and contains(s, hit)):
             return False
+        points.append(hit)
         start = hit
         target = target - 2.0 * (normals[s] @ target - offsets[s]) * normals[s]
-    return True
+    if hiding is None:
+        return True
+    hits = np.array(points[1:])[:, :2]
+    if hiding.reflex.size and np.any(np.hypot(*(hits[:, None] - hiding.reflex[None]).T)
+                                     < 1e-6):
+        return False
+    points.append(target)
+    for j, s in enumerate(reversed(seq), start=1):
+        # A wall reflects on its room side only (1e-9 m: a neighbour on a meeting wall).
+        if min(normals[s] @ points[j - 1], normals[s] @ points[j + 1]) < offsets[s] - 1e-9:
+            return False
+    legs = np.array(points)[:, :2]
+    return not np.any(crosses_walls(legs[:-1], legs[1:], hiding.walls))

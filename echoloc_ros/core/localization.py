@@ -39,7 +39,8 @@ class Localizer(Protocol):
     wide_search: bool
 
     def fix(self, features: EchoFeatures, yaw_rad: float, temperature_c: float | None = None,
-            yaw_std_rad: float | None = None, wide_search_allowed: bool = True) -> Fix:
+            yaw_std_rad: float | None = None, wide_search_allowed: bool = True,
+            tilt_rad: tuple[float, float] | None = None) -> Fix:
         """Localize one frame.
 
         :param features: output of :meth:`EchoProcessor.process` for the frame.
@@ -49,6 +50,7 @@ class Localizer(Protocol):
             localizer's default prior; 0: exact.
         :param wide_search_allowed: a doubted frame may be searched widely now (a caller out
             of time for it, such as a node behind its frame rate, says no).
+        :param tilt_rad: the array's roll and pitch (an IMU's), rad; ``None``: level.
         :raises ValueError: a frame or heading the localizer cannot use.
         """
 

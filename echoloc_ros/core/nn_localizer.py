@@ -203,20 +203,23 @@ class NeuralLocalizer:
         return full, inference_s
 
     def fix(self, features: EchoFeatures, yaw_rad: float, temperature_c: float | None = None,
-            yaw_std_rad: float | None = None, wide_search_allowed: bool = True) -> Fix:
+            yaw_std_rad: float | None = None, wide_search_allowed: bool = True,
+            tilt_rad: tuple[float, float] | None = None) -> Fix:
         """One fix, with whether the network doubted it and searched it widely; the
         arguments are :meth:`~echoloc_ros.core.localization.Localizer.fix`'s.
 
         :raises ValueError: as :meth:`PhysicsLocalizer.localize` (wrong channel count, no
             floor or ceiling echo, non-finite heading, ...).
         """
-        proposal = self.physics.propose(features, yaw_rad, temperature_c, yaw_std_rad)
+        proposal = self.physics.propose(features, yaw_rad, temperature_c, yaw_std_rad,
+                                        tilt_rad)
         p, inference_s = self.rank(proposal)
         doubted = bool(p[-1] > WIDE_NONE_PROBABILITY or p[:-1].max() < WIDE_BEST_PROBABILITY)
         wide = wide_search_allowed and self.wide_search and doubted
         kept = False
         if wide:
-            wider = self.wide.propose(features, yaw_rad, temperature_c, yaw_std_rad)
+            wider = self.wide.propose(features, yaw_rad, temperature_c, yaw_std_rad,
+                                      tilt_rad)
             q, wide_s = self.rank(wider)
             inference_s += wide_s
             if q[:-1].max() > p[:-1].max():
@@ -228,6 +231,8 @@ class NeuralLocalizer:
 
     def localize(self, features: EchoFeatures, yaw_rad: float,
                  temperature_c: float | None = None,
-                 yaw_std_rad: float | None = None) -> Estimate:
+                 yaw_std_rad: float | None = None,
+                 tilt_rad: tuple[float, float] | None = None) -> Estimate:
         """:meth:`fix`'s estimate, the wide search allowed."""
-        return self.fix(features, yaw_rad, temperature_c, yaw_std_rad).estimate
+        return self.fix(features, yaw_rad, temperature_c, yaw_std_rad,
+                        tilt_rad=tilt_rad).estimate

@@ -6,12 +6,14 @@ The localizer node (:mod:`echoloc_ros.nodes.localizer`), ``echoloc evaluate``
 that every published figure is a figure of the code path the node runs.
 """
 
+from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from echoloc_ros.core.array_geometry import ArrayGeometry
+from echoloc_ros.core.attitude import estimate_tilt
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
 from echoloc_ros.core.localization import Fix, Localizer
@@ -20,6 +22,9 @@ from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import Room
 from echoloc_ros.core.room_tolerance import with_room_tolerance
 from echoloc_ros.core.tracker import PoseTracker
+
+# Frames whose tilt estimates the published tilt is the median of (1 s at 25 frames/s).
+TILT_WINDOW = 25
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,12 @@ class Pipeline:
     :ivar method: the method in use (``'physics'`` or ``'nn'``).
     :ivar model_info: the network in use, in words (empty for physics).
     :ivar model_error: why the network asked for is not in use (empty if none was refused).
+    :ivar estimate_tilt: a frame whose roll and pitch are not given (no IMU reports them) has
+        them estimated from the floor and ceiling echoes
+        (:func:`~echoloc_ros.core.attitude.estimate_tilt`, about 5 ms a frame) rather than
+        taken as level: the median of the last ``TILT_WINDOW`` frames' estimates (a frame
+        whose floor echo a wall's overlaps can be 0.5 deg off; a mounting or a ramp stays for
+        seconds).
     """
 
     localizer: Localizer
@@ -89,6 +100,8 @@ class Pipeline:
     model_info: str = ''
     model_error: str = ''
     counts: PipelineCounts = field(default_factory=PipelineCounts)
+    estimate_tilt: bool = False
+    tilts: deque = field(default_factory=lambda: deque(maxlen=TILT_WINDOW))
 
     @property
     def room(self) -> Room:
@@ -102,7 +115,8 @@ class Pipeline:
 
     def step(self, t_s: float, features: EchoFeatures, yaw_rad: float,
              yaw_std_rad: float | None = None, temperature_c: float | None = None,
-             wide_search_allowed: bool = True) -> FrameResult:
+             wide_search_allowed: bool = True,
+             tilt_rad: tuple[float, float] | None = None) -> FrameResult:
         """Localize one frame and track it.
 
         :param t_s: the frame's acquisition time, s.
@@ -111,10 +125,15 @@ class Pipeline:
         :param yaw_std_rad: its standard deviation, rad (:meth:`Localizer.fix`).
         :param temperature_c: assumed air temperature, degC; ``None``: the room file's.
         :param wide_search_allowed: a doubted frame may be searched widely now.
+        :param tilt_rad: the array's roll and pitch (an IMU's), rad; ``None``: level.
         :raises ValueError: a frame or heading the localizer cannot use (nothing counted).
         """
+        if tilt_rad is None and self.estimate_tilt:
+            self.tilts.append(estimate_tilt(getattr(self.localizer, 'physics', self.localizer),
+                                            features, temperature_c))
+            tilt_rad = tuple(np.median(self.tilts, axis=0))
         fix = self.localizer.fix(features, yaw_rad, temperature_c, yaw_std_rad,
-                                 wide_search_allowed)
+                                 wide_search_allowed, tilt_rad)
         # The room file's tolerance is what the echoes cannot tell: it widens every fix.
         fix = replace(fix, estimate=with_room_tolerance(fix.estimate, self.room))
         estimate = fix.estimate

@@ -35,6 +35,10 @@ MAX_ROOM_YAML_BYTES = 64 * 1024
 MAX_YAML_ALIASES = 32
 MAX_FURNITURE = 64
 MAX_PLAN_VERTICES = 64
+# How far a room file's surfaces may be off when the file does not say (``tolerance_m``): a
+# room measured with a tape along 4-6 m walls, whose plaster is not flat either, is good to
+# 1-3 cm. The shipped rooms are the simulator's and state 0 (exact).
+DEFAULT_TOLERANCE_M = 0.02
 # Values quoted in error messages are cut short (80 characters, 6 items, 3 levels).
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 80
@@ -170,7 +174,8 @@ class Room:
     :ivar wall_names: one name per wall (``south``, ``east``, ``north``, ``west`` for a shoebox).
     :ivar tolerance_m: how far each real surface may lie from where the file puts it (a
         tape-measured room: 0.01-0.03 m); the published covariance covers it
-        (:mod:`~echoloc_ros.core.room_tolerance`). 0: the file is exact.
+        (:mod:`~echoloc_ros.core.room_tolerance`). 0: the file is exact; a file that does not
+        say gets :data:`DEFAULT_TOLERANCE_M`.
     """
 
     name: str
@@ -449,7 +454,8 @@ def room_from_dict(data: dict[str, Any]) -> Room:
         temperature_c=_number(data.get('temperature_c', 20.0), f'room {name!r}: temperature_c'),
         humidity_pct=_number(data.get('humidity_pct', 50.0), f'room {name!r}: humidity_pct'),
         wall_names=wall_names,
-        tolerance_m=_number(data.get('tolerance_m', 0.0), f'room {name!r}: tolerance_m'))
+        tolerance_m=_number(data.get('tolerance_m', DEFAULT_TOLERANCE_M),
+                            f'room {name!r}: tolerance_m'))
 
 
 def room_from_yaml(text: str) -> Room:

@@ -10,6 +10,7 @@ from sensor_msgs.msg import Imu
 from echoloc.msg import EchoFrame
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.channel_health import CHANNEL_NOISY, CHANNEL_OK, channel_health
+from echoloc_ros.core.frame_rate import max_frame_rate_hz
 from echoloc_ros.core.room import load_room
 from echoloc_ros.nodes.common import (declare, declare_chirp, diagnostic_updater,
                                       limit_threads, run)
@@ -70,6 +71,13 @@ class DriverNode(Node):
                              read_only=True, min_value=10000.0, max_value=2e6)
         self.array = load_array(array_name)
         self.room = load_room(room_name)
+        supported_hz = max_frame_rate_hz(self.room, self.chirp)
+        if self.rate_hz > supported_hz:
+            self.get_logger().warning(
+                f'rate_hz={self.rate_hz} is more than the {supported_hz:.1f} Hz room '
+                f'{self.room.name!r} supports with one chirp in flight (its farthest '
+                f'first-order echo returns {1e3 / supported_hz:.1f} ms after a chirp leaves): '
+                'echoes of one chirp land in the next frame; set rate_hz to at most that')
         self.seq = 0
 
         qos = qos_profile_sensor_data

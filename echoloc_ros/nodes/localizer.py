@@ -205,6 +205,9 @@ class LocalizerNode(Node):
             optimization_level=self.optimization_level, model_path=start.model_path or None,
             wide_search=start.wide_search, device=start.device, num_threads=threads,
             fallback=True)
+        self.pipeline.estimate_tilt = declare(
+            self, 'estimate_tilt', False, 'roll and pitch from the echoes when no IMU gives them',
+            on_set=lambda value: setattr(self.pipeline, 'estimate_tilt', value))
         self.model_error, self.model_info = self.pipeline.model_error, self.pipeline.model_info
         if self.model_error:
             self.get_logger().error(self.model_error)
@@ -232,7 +235,7 @@ class LocalizerNode(Node):
         self.heading_used = ''
         self.headings_refused: collections.Counter = collections.Counter()
         self.last_refusal = ''
-        self.imu_accepted_mono = -np.inf
+        self.imu_accepted_mono, self.tilt_rad = -np.inf, (0.0, 0.0)
         self.imu_refused_mono = -np.inf
         # When the IMU's headings started being refused (None while the last one was taken).
         self.imu_refused_since_mono: float | None = None
@@ -331,6 +334,7 @@ class LocalizerNode(Node):
             return
         self.imu_accepted_mono = now
         self.imu_refused_since_mono = None
+        self.tilt_rad = conversions.quaternion_to_roll_pitch(msg.orientation)
         self.headings.add(conversions.stamp_to_s(msg.header.stamp),
                           (conversions.quaternion_to_yaw(msg.orientation),
                            float(msg.orientation_covariance[8])))
@@ -436,8 +440,10 @@ class LocalizerNode(Node):
                 raise ValueError(f'array_id={msg.array_id!r}, expected {self.array.name!r} '
                                  '(parameter array)')
             features = conversions.features_from_msg(msg)
+            imu_fresh = time.monotonic() - self.imu_accepted_mono < IMU_FRESH_S
             result = self.pipeline.step(t_s, features, yaw_rad, float(np.sqrt(yaw_var)),
-                                        self.temperature_c, self.wide_search_due())
+                                        self.temperature_c, self.wide_search_due(),
+                                        self.tilt_rad if imu_fresh else None)
         except ValueError as exc:
             self.frames_failed += 1
             self.last_error = f'frame seq={msg.seq}: {exc}'

@@ -15,7 +15,7 @@ from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.array_calibration import ArrayCalibration, DirectPathCalibrator
 from echoloc_ros.core.echo_processing import EchoProcessor, direct_explained
 from echoloc_ros.sim.model_error import ModelError
-from echoloc_ros.core.pipeline import make_pipeline
+from echoloc_ros.core.pipeline import Pipeline, make_pipeline
 from echoloc_ros.core.room import Room
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 from echoloc_ros.core.tracker import PoseTracker
@@ -69,7 +69,7 @@ def holds_truth_95(error_m: np.ndarray, covariance_m2: np.ndarray) -> bool:
     return float(error_m @ np.linalg.solve(covariance_m2, error_m)) <= CHI2_95_3DOF
 
 
-def random_frames(simulator: EchoSimulator, scenario: Scenario, n: int, seed: int,
+def random_frames(simulator: EchoSimulator, scenario: Scenario, n: int, seed: int | list[int],
                   margin_m: float = 0.4, z_range_m: tuple[float, float] = (0.2, 1.2),
                   furniture_shift_m: float = 0.0
                   ) -> Iterator[tuple[Room, np.ndarray, np.ndarray, float, float, float]]:
@@ -122,7 +122,7 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
                    model_path: str | Path | None = None, furniture_shift_m: float = 0.0,
                    furniture_known: bool = False, wide_search: bool = True,
                    model_error: ModelError | None = None, max_order: int = 2,
-                   calibration_frames: int = 0) -> dict[str, float]:
+                   calibration_frames: int = 0, attitude: str = 'level') -> dict[str, float]:
     """Localize ``n`` random poses and summarise accuracy, honesty and latency.
 
     Poses are uniform in the room at least ``margin_m`` from walls and furniture, height
@@ -150,11 +150,12 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     :param furniture_known: the localizer is told where the moved furniture stands (the room
         file was brought up to date; an ``nn`` model stays the one trained before).
     :param wide_search: the ``nn`` method searches again, widely, the frames it doubts.
-    :param model_error: the simulated world's array and room are drawn from this; the
-        localizer reads the files (and errors are measured in the file's frame).
+    :param model_error: the world's array and room are drawn from this (``draws`` of them);
+        the localizer reads the files (and errors are measured in the file's frame).
     :param max_order: highest reflection order simulated.
     :param calibration_frames: frames (other poses, never scored) the processor calibrates the
         array on first (:func:`self_calibrate`); 0: the array file's model.
+    :param attitude: roll and pitch told: ``'level'``, ``'imu'`` (the drawn) or ``'estimate'``.
     :return: :func:`error_metrics` (over the published fixes; a frame whose direct arrival the
         model or calibration does not explain is withheld, ``withheld_rate``) plus
         ``outside_999`` (share outside their own 99.9 % ellipsoid),
@@ -168,17 +169,16 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     if n < 1:
         raise ValueError(f'n must be >= 1, got {n}')
     processor = EchoProcessor(chirp, fs_hz, array=array)
-    simulator, scenario, origin = _simulated_world(room, array, chirp, fs_hz, scenario,
-                                                   model_error, max_order, processor,
-                                                   calibration_frames, seed)
     pipeline = make_pipeline(method, room, array, chirp, fs_hz, processor, optimization_level,
                              model_path, wide_search)
     log, withheld = _Columns(), 0
     true_c = speed_of_sound_mps(room.temperature_c if scenario.temperature_c is None
                                 else scenario.temperature_c)
     heading_noise_rad, yaw_std_rad = _heading_noise(heading_noise_deg)
-    frames = random_frames(simulator, scenario, n, seed, margin_m, z_range_m, furniture_shift_m)
-    for k, (world, frame, position, yaw, heading_draw, sim_s) in enumerate(frames):
+    frames = _drawn_frames(room, array, chirp, fs_hz, processor, scenario, n, seed, model_error,
+                           (max_order, calibration_frames, margin_m, z_range_m,
+                            furniture_shift_m), pipeline, attitude)
+    for k, (world, frame, position, yaw, heading_draw, sim_s, told) in enumerate(frames):
         if furniture_known and world is not room:
             pipeline.take_room(world)
         t1 = time.perf_counter()
@@ -188,11 +188,46 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
             withheld += 1
             continue
         fix = pipeline.step(k / 25.0, features, yaw + heading_noise_rad * heading_draw,
-                            yaw_std_rad, assumed_temperature_c).fix
+                            yaw_std_rad, assumed_temperature_c, tilt_rad=told).fix
         t3 = time.perf_counter()
-        _score_fix(log, position + origin, fix, true_c)
+        _score_fix(log, position, fix, true_c)
         log.add(simulate_ms=1e3 * sim_s, process_ms=1e3 * (t2 - t1), latency_ms=1e3 * (t3 - t2))
     return _fixes_result(log, n, withheld, method, details)
+
+
+def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
+                  processor: EchoProcessor, scenario: Scenario, n: int, seed: int,
+                  model_error: ModelError | None, options: tuple, pipeline: Pipeline,
+                  attitude: str) -> Iterator[tuple]:
+    """:func:`random_frames` of :func:`evaluate_fixes`, ``n`` in all, spread over
+    ``model_error.draws`` worlds (seeds ``model_error.seed`` on; none: the files' world),
+    each position in the room file's frame and last the tilt told to the localizer.
+
+    :param options: ``(max_order, calibration_frames, margin_m, z_range_m,
+        furniture_shift_m)`` of :func:`evaluate_fixes`.
+    :param attitude: ``'level'`` (tilt told: ``None``), ``'imu'`` (the drawn array's roll
+        and pitch) or ``'estimate'`` (``None``, and the pipeline estimates it afresh for each
+        array drawn).
+    """
+    if attitude not in ('level', 'imu', 'estimate'):
+        raise ValueError(f'attitude must be \'level\', \'imu\' or \'estimate\', got {attitude!r}')
+    max_order, calibration_frames, *frame_args = options
+    pipeline.estimate_tilt = attitude == 'estimate'
+    draws = 1 if model_error is None else model_error.draws
+    counts = np.diff(np.round(np.linspace(0, n, draws + 1)).astype(int))
+    for j, count in enumerate(counts):
+        error = None if model_error is None else replace(model_error, seed=model_error.seed + j)
+        simulator, drawn, origin = _simulated_world(room, array, chirp, fs_hz, scenario, error,
+                                                    max_order, processor, calibration_frames,
+                                                    seed)
+        hardware = drawn.hardware
+        tilt = None if hardware is None else (hardware.roll_rad, hardware.pitch_rad)
+        pipeline.tilts.clear()
+        # One draw keeps the seeds of a single world.
+        frame_seed = seed if j == 0 else [seed, j]
+        frames = random_frames(simulator, drawn, count, frame_seed, *frame_args)
+        for shown, frame, position, *rest in frames:
+            yield (shown, frame, position + origin, *rest, tilt if attitude == 'imu' else None)
 
 
 def _simulated_world(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,

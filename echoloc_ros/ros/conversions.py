@@ -49,6 +49,14 @@ def quaternion_to_yaw(q: Quaternion) -> float:
     return float(np.arctan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z)))
 
 
+def quaternion_to_roll_pitch(q: Quaternion) -> tuple[float, float]:
+    """Roll and pitch (rad) of an orientation, z-y-x Euler angles (what
+    :func:`~echoloc_ros.core.array_geometry.tilt_matrix` takes)."""
+    sin_pitch = 2.0 * (q.w * q.y - q.z * q.x)
+    return (float(np.arctan2(2.0 * (q.w * q.x + q.y * q.z), 1.0 - 2.0 * (q.x * q.x + q.y * q.y))),
+            float(np.arcsin(np.clip(sin_pitch, -1.0, 1.0))))
+
+
 def echo_frame_msg(samples: np.ndarray, stamp: Time, frame_id: str, seq: int,
                    array_geometry: ArrayGeometry, chirp: Chirp, fs_hz: float,
                    temperature_c: float = float('nan')) -> EchoFrame:

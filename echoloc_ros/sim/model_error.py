@@ -10,7 +10,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from echoloc_ros.core.array_geometry import ArrayGeometry, resonator_response, yaw_matrix
+from echoloc_ros.core.array_geometry import (ArrayGeometry, resonator_response, tilt_matrix,
+                                             yaw_matrix)
+from echoloc_ros.core.geometry import moved_shell
 from echoloc_ros.core.room import Room
 
 
@@ -29,9 +31,11 @@ class ModelError:
     :ivar receiver_offset_m: each receiver coordinate off the file, +-this, m.
     :ivar emitter_offset_m: each emitter coordinate off the file, +-this, m.
     :ivar tilt_deg: roll and pitch of the array from level, each +-this, deg.
-    :ivar surface_offset_m: each room surface (walls of a shoebox, floor, ceiling) off the file
+    :ivar surface_offset_m: each room surface (every wall, floor, ceiling) off the file
         along its normal, +-this, m.
     :ivar seed: seed of the draw.
+    :ivar draws: worlds an evaluation draws (seeds ``seed`` on) and spreads its frames over:
+        one world's errors are the same in every frame, so a rate over one says little.
     """
 
     resonance_offset_hz: float = 0.0
@@ -45,8 +49,11 @@ class ModelError:
     tilt_deg: float = 0.0
     surface_offset_m: float = 0.0
     seed: int = 0
+    draws: int = 1
 
     def __post_init__(self) -> None:
+        if isinstance(self.draws, bool) or not isinstance(self.draws, int) or self.draws < 1:
+            raise ValueError(f'model error draws must be an integer >= 1, got {self.draws}')
         for name in ('resonance_offset_hz', 'resonance_spread_hz', 'bandwidth_spread_hz',
                      'gain_db', 'delay_s', 'receiver_offset_m', 'emitter_offset_m', 'tilt_deg',
                      'surface_offset_m'):
@@ -90,8 +97,8 @@ class ModelError:
     def draw_room(self, room: Room) -> 'TrueRoom':
         """The real room behind ``room``'s file: each surface moved along its normal.
 
-        Only a shoebox's walls move (a general plan keeps its walls, its floor and ceiling
-        still move).
+        A shoebox stays one with its south-west corner at the origin; every wall of another
+        plan moves along its normal (its corners where the moved walls meet).
         """
         rng = np.random.default_rng([self.seed, 2])
         offsets = self.surface_offset_m * rng.uniform(-1, 1, len(room.wall_names) + 2)
@@ -103,9 +110,9 @@ class ModelError:
                                  [room.width_m + east - west, room.length_m + north - south],
                                  [0, room.length_m + north - south]])
         else:
-            offsets[:-2] = 0.0
-            origin = np.array([0.0, 0.0, floor])
-            vertices = room.vertices_m
+            # Outward offsets, as the room calibration reports them.
+            world, origin = moved_shell(room, offsets)
+            return TrueRoom(world, origin, offsets)
         furniture = [box.shifted(-origin) for box in room.furniture]
         world = replace(room, vertices_m=vertices, height_m=room.height_m + ceiling - floor,
                         furniture=furniture)
@@ -149,11 +156,7 @@ class Hardware:
     def to_world(self, position_m: np.ndarray, yaw_rad: float) -> tuple[np.ndarray, np.ndarray]:
         """Emitter ``(3,)`` and receivers ``(n, 3)`` in the room frame: heading, then pitch
         about the array's y axis, then roll about its x axis (z-y-x Euler angles)."""
-        cr, sr = np.cos(self.roll_rad), np.sin(self.roll_rad)
-        cp, sp = np.cos(self.pitch_rad), np.sin(self.pitch_rad)
-        roll = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
-        pitch = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
-        rot = yaw_matrix(yaw_rad) @ pitch @ roll
+        rot = yaw_matrix(yaw_rad) @ tilt_matrix(self.roll_rad, self.pitch_rad)
         position = np.asarray(position_m, dtype=float)
         return position + rot @ self.emitter_m, position + self.receivers_m @ rot.T
 
@@ -173,8 +176,8 @@ class TrueRoom:
     """The room as it stands: ``room`` has its floor at z = 0 and (for a shoebox) a corner at
     the origin; a point p of the file's frame is ``p - origin_m`` in ``room``'s frame.
 
-    :ivar offsets_m: each surface's offset along +x/+y/+z from the file (walls in the file's
-        order, then floor, ceiling), m.
+    :ivar offsets_m: each surface's offset from the file (walls in the file's order, then
+        floor, ceiling), m: a shoebox's along +x/+y/+z, another plan's outward.
     """
 
     room: Room

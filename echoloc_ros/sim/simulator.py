@@ -18,7 +18,8 @@ from scipy import signal
 from echoloc_ros.core.acoustics import air_absorption_db_per_m, speed_of_sound_mps
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.core.geometry import on_surfaces, plane_contains, reflect, room_planes
+from echoloc_ros.core.geometry import (is_convex, on_surfaces, plane_contains, reflect,
+                                       room_planes)
 from echoloc_ros.sim.model_error import Hardware
 from echoloc_ros.core.room import Box, Room, any_box_blocks
 
@@ -178,6 +179,7 @@ class EchoSimulator:
         self._interp[idx + 1, np.arange(self._freq.size)] = frac
         self._absorption_cache: dict[tuple[float, float], np.ndarray] = {}
         self._planes = self._room_planes()
+        self._convex = is_convex(room)
         self._pra_room = self._build_pra_room()
 
     @staticmethod
@@ -198,7 +200,10 @@ class EchoSimulator:
         """Whether points lying on plane ``index`` are inside that surface's polygon."""
         return plane_contains(self.room, index, points, 1e-9, within_height=True)
 
-    def _build_pra_room(self) -> pra.Room:
+    def _build_pra_room(self, emitter: np.ndarray | None = None,
+                        receivers: np.ndarray | None = None) -> pra.Room:
+        """The pyroomacoustics room, its source and microphones at ``emitter`` ``(3,)`` and
+        ``receivers`` ``(n, 3)`` (``None``: at the room's centre, to be moved)."""
         room = self.room
         dummy = pra.Material(0.1)
         if room.is_shoebox:
@@ -210,15 +215,22 @@ class EchoSimulator:
                                              max_order=self.max_order, air_absorption=False)
             pra_room.extrude(room.height_m, materials=dummy)
         centre = np.append(room.vertices_m.mean(axis=0), 0.5 * room.height_m)
-        pra_room.add_source(centre)
-        pra_room.add_microphone_array(np.tile(centre[:, None], (1, self.array.n_receivers)))
+        pra_room.add_source(centre if emitter is None else emitter)
+        pra_room.add_microphone_array(np.tile(centre[:, None], (1, self.array.n_receivers))
+                                      if receivers is None else receivers.T)
         return pra_room
 
     def _room_paths(self, emitter: np.ndarray, receivers: np.ndarray) -> _PathSet:
         """Image sources of order 1..max_order from pyroomacoustics, labelled with surfaces."""
-        pra_room = self._pra_room
-        pra_room.sources[0].position = emitter.copy()
-        pra_room.mic_array.R = receivers.T.copy()
+        if self._convex:
+            pra_room = self._pra_room
+            pra_room.sources[0].position = emitter.copy()
+            pra_room.mic_array.R = receivers.T.copy()
+        else:
+            # Its engine keeps the microphones it was built with (setting mic_array.R does
+            # not move them), and in a plan that is not convex it decides from them which
+            # walls hide which paths: 3.6 ms to build one where the receivers are.
+            pra_room = self._build_pra_room(emitter, receivers)
         pra_room.image_source_model()
         source = pra_room.sources[0]
         keep = source.orders > 0

@@ -9,7 +9,7 @@ import yaml
 
 from echoloc_ros.core.paths import config_dir
 from echoloc_ros.core.physics.results import Estimate
-from echoloc_ros.core.room import load_room, room_from_dict
+from echoloc_ros.core.room import DEFAULT_TOLERANCE_M, load_room, room_from_dict
 from echoloc_ros.core.room_tolerance import tolerance_covariance, with_room_tolerance
 
 
@@ -19,8 +19,10 @@ def default_room_dict():
 
 def test_tolerance_is_read_and_a_bad_one_named():
     assert load_room('default_room').tolerance_m == 0.0
+    measured = {k: v for k, v in default_room_dict().items() if k != 'tolerance_m'}
+    assert room_from_dict(measured).tolerance_m == DEFAULT_TOLERANCE_M == 0.02
     assert room_from_dict({**default_room_dict(), 'tolerance_m': 0.02}).tolerance_m == 0.02
-    with pytest.raises(ValueError, match=r"tolerance_m must be in \[0, 0.5\], got -0.01"):
+    with pytest.raises(ValueError, match=r'tolerance_m must be in \[0, 0.5\], got -0.01'):
         room_from_dict({**default_room_dict(), 'tolerance_m': -0.01})
 
 

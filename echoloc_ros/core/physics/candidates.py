@@ -4,7 +4,8 @@ import numpy as np
 
 from echoloc_ros.core.physics.kernels import family_scores
 from echoloc_ros.core.physics.matched_filter import Frame, sample
-from echoloc_ros.core.physics.config import EXPLAIN_GAP, HEIGHT_GAP, YAW, YAW_RESCAN_RAD
+from echoloc_ros.core.physics.config import (EXPLAIN_GAP, HEIGHT_GAP, N_PLAN_SCANS, YAW,
+                                             YAW_RESCAN_RAD)
 
 
 def _peaks(score: np.ndarray, grid: np.ndarray, k: int, separation: float) -> np.ndarray:
@@ -339,12 +340,16 @@ class CandidateSearch:
                          2 * self.grid_step_m)
         walls = self._surface_scores(fr, self._normals[:-2], grid, table)
         xy = self._plan_candidates(walls, grid, kappa, 2 * self.n_candidates)
-        base = np.array([xy[0][0], xy[0][1], z, kappa, 0.0])
-        scan_x = self._scan_axis(fr, base, 0, table, 3)
-        scan_y = self._scan_axis(fr, base, 1, table, 3)
-        xy = np.vstack([xy] + [[x, base[1]] for x in scan_x]
-                       + [[base[0], y] for y in scan_y]
-                       + [[x, y] for x in scan_x for y in scan_y])
+        found = [xy]
+        # Through each of the best plan candidates: the plan's sum of first-order scores
+        # often ranks a wrong pose first where furniture hides walls or a wing hides them.
+        for start in xy[:N_PLAN_SCANS]:
+            base = np.array([start[0], start[1], z, kappa, 0.0])
+            scan_x = self._scan_axis(fr, base, 0, table, 3)
+            scan_y = self._scan_axis(fr, base, 1, table, 3)
+            found += [[[x, base[1]] for x in scan_x], [[base[0], y] for y in scan_y],
+                      [[x, y] for x in scan_x for y in scan_y]]
+        xy = np.vstack([np.reshape(f, (-1, 2)) for f in found])
         return np.column_stack([xy, np.zeros(len(xy))])
 
     def _height_candidates(self, fr: Frame) -> list[tuple[float, float, float, float]]:

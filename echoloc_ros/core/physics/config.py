@@ -78,8 +78,24 @@ YAW = 4
 # score already leads the runner-up by this much (log units; over simulated frames at 10 dB no
 # frame above it needed the second scan).
 EXPLAIN_GAP = 3.0
+# In a plan that is not a shoebox, the axes are scanned through this many of the plan search's
+# best candidates.
+N_PLAN_SCANS = 3
 # A second height is proposed only when its floor/ceiling evidence is within this of the best.
 HEIGHT_GAP = 1.0
+# A fit that leaves more than this many times the noise power in its echoes' main lobes
+# (Estimate.residual_ratio) does not explain the frame: the echoes it fits may not be the room's
+# at that pose, and its covariance then holds the whole room (Covariance._anywhere). Tuned on
+# the dev split of generated rooms (30 rooms, 360 frames per SNR): above 3 lay 31 of the 44
+# gross fixes at 20 dB and 28 of 76 at 10 dB, with 18 % and 10 % of all fixes; 2.5 with the
+# gap below took the dev split's share outside the 99.9 % ellipsoid from 4.0 to 2.3 % at
+# 20 dB and from 7.7 to 6.0 % at 10 dB (coverage_95 0.96 and 0.91), against 3 and 5.
+UNEXPLAINED_RATIO = 2.5
+# A fix with a polished rival 5 cm or more away that explains the echoes within this much log
+# evidence cannot be told from it, and the truth is seldom either of the two: over the dev split
+# at 10 dB, the gross fixes the residual ratio let through mostly had such a rival within 5,
+# against 3 % of the right fixes. Its covariance holds the whole room as well.
+UNSEPARATED_GAP = 10.0
 # A learned ranker's covariance (:meth:`Covariance._region_covariance`): its 95 % ellipsoid holds
 # this much of the mixture, its components widened at most to this level.
 REGION_MASS = 0.95

@@ -3,7 +3,8 @@
 import numpy as np
 from scipy import stats
 
-from echoloc_ros.core.physics.config import REGION_LEVEL_MAX, REGION_MASS, YAW
+from echoloc_ros.core.physics.config import (AMBIGUOUS_GAP, CONFIDENT_GAP, REGION_LEVEL_MAX,
+                                             REGION_MASS, YAW)
 
 
 class Covariance:
@@ -40,6 +41,31 @@ class Covariance:
         level = min(REGION_MASS / max(mass, 1e-12), REGION_LEVEL_MAX)
         scale = stats.chi2.ppf(level, 3) / stats.chi2.ppf(REGION_MASS, 3)
         return moment / mass * scale
+
+    def _physics_covariance(self, cov: np.ndarray, position: np.ndarray, score: float,
+                            rivals: list, doubtful: bool) -> tuple[np.ndarray, float]:
+        """The covariance and confidence of a fix the physics alone chose: ``cov`` widened
+        toward each of the three best ``rivals`` ``(score, theta, index)`` that explains the
+        echoes nearly as well (a two-component mixture's second moment), and, when the fix is
+        ``doubtful`` (its fit does not explain the frame, or a rival cannot be told from it),
+        to the whole room (:meth:`_anywhere`) with confidence 0."""
+        confidence = 1.0
+        for other_score, other, _ in rivals[:3]:
+            gap = max(score - other_score, 0.0)
+            confidence = min(confidence, float(np.clip(gap / CONFIDENT_GAP, 0.0, 1.0)))
+            d = other[:3] - position
+            cov = cov + np.outer(d, d) / (1.0 + np.exp(min(gap / AMBIGUOUS_GAP, 700.0)))
+        if doubtful:
+            return self._anywhere(cov, position), 0.0
+        return cov, confidence
+
+    def _anywhere(self, cov: np.ndarray, position: np.ndarray) -> np.ndarray:
+        """``cov`` widened to "the array is anywhere in the room": the second moment about
+        ``position`` of a spread uniform over the plan's bounding box and the heights
+        searched. Its 95 % ellipsoid about a fix in one corner reaches the opposite one."""
+        centre = np.append(self.room.vertices_m.mean(axis=0), np.mean(self.z_range_m))
+        return cov + np.diag(self._room_spread_m2) + np.outer(centre - position,
+                                                              centre - position)
 
     @staticmethod
     def _covariance(info: np.ndarray, ratio: float, yaw_info: float) -> np.ndarray:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from echoloc_ros.core.geometry import on_surfaces, plane_contains, room_planes
+from echoloc_ros.core.geometry import occluders, on_surfaces, plane_contains, room_planes
 from echoloc_ros.core.physics.kernels import first_order_blocked
 
 
@@ -25,6 +25,8 @@ class ImageSources:
 
     def _build_surfaces(self) -> list[Surface]:
         absorption = self.room.surface_absorption()
+        # In a plan that is not convex, walls hide paths (tested in _traced).
+        self._hiding = occluders(self.room)
         return [Surface(p.name, p.normal, p.offset, float(np.sqrt(1 - absorption[p.index])),
                         p.index) for p in room_planes(self.room)]
 
@@ -141,6 +143,13 @@ class ImageSources:
         return (side * emitters[:, axis] > side * value) & on_face
 
     def _traced(self, seq: tuple[int, ...], image: np.ndarray, receiver: np.ndarray) -> bool:
-        """Whether the reflection points of a room path lie on its surfaces."""
-        return on_surfaces(seq, image, receiver, self._normals, self._offsets,
-                           self._plane_contains)
+        """Whether the reflection points of a room path lie on its surfaces. Two perpendicular
+        planes make the same image in either order (one map is kept), and from an emitter at
+        the receivers' centre the path runs through their corner, where rounding picks which
+        order fits: either counts."""
+        if on_surfaces(seq, image, receiver, self._normals, self._offsets,
+                       self._plane_contains, self._hiding):
+            return True
+        return (len(seq) == 2 and abs(self._normals[seq[0]] @ self._normals[seq[1]]) < 1e-9
+                and on_surfaces(seq[::-1], image, receiver, self._normals, self._offsets,
+                                self._plane_contains, self._hiding))

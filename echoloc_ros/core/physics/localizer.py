@@ -35,14 +35,15 @@ from dataclasses import replace
 import numpy as np
 
 from echoloc_ros.core.acoustics import air_absorption_db_per_m, speed_of_sound_mps
-from echoloc_ros.core.array_geometry import ArrayGeometry, yaw_matrix
+from echoloc_ros.core.array_geometry import ArrayGeometry, tilt_matrix, yaw_matrix
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor, working_channels
 from echoloc_ros.core.localization import Fix
 from echoloc_ros.core.physics.candidates import CandidateSearch, distinct
-from echoloc_ros.core.physics.config import (AMBIGUOUS_GAP, CONFIDENT_GAP, DEFAULT_YAW_STD_RAD,
+from echoloc_ros.core.physics.config import (DEFAULT_YAW_STD_RAD,
                                              N_THETA, OPTIMIZATION_LEVELS,
-                                             RIVAL_MIN_PROBABILITY, YAW, YAW_SPAN_MAX_RAD,
+                                             RIVAL_MIN_PROBABILITY, UNEXPLAINED_RATIO,
+                                             UNSEPARATED_GAP, YAW, YAW_SPAN_MAX_RAD,
                                              YAW_SPAN_SIGMAS)
 from echoloc_ros.core.physics.covariance import Covariance
 from echoloc_ros.core.physics.evidence import Evidence
@@ -51,6 +52,10 @@ from echoloc_ros.core.physics.matched_filter import Frame, PointResponse, upsamp
 from echoloc_ros.core.physics.refinement import Refinement
 from echoloc_ros.core.physics.results import Estimate, Fit, Proposal
 from echoloc_ros.core.room import Room
+
+# The array is a horizontal one: beyond this roll or pitch its floor and ceiling echoes leave
+# the search's assumptions (heights, the floor and ceiling as the nearest echoes).
+MAX_TILT_RAD = float(np.deg2rad(15.0))
 
 
 class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Covariance):
@@ -170,10 +175,17 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
         g = self.processor.point_response(np.arange(-200, 201) * dt)
         self._correlation_factor = float(np.sum(np.abs(g) ** 2) / np.abs(g[200]) ** 2)
 
-    def frame(self, features: EchoFeatures, yaw_rad: float, temperature_c: float) -> Frame:
-        """What the model reads of one frame at the given heading and temperature."""
-        rot = yaw_matrix(yaw_rad)
-        offsets = (self.array.receivers_m - self.array.emitter_m) @ rot.T
+    def frame(self, features: EchoFeatures, yaw_rad: float, temperature_c: float,
+              tilt_rad: tuple[float, float] | None = None) -> Frame:
+        """What the model reads of one frame at the given heading, temperature and roll and
+        pitch (``None``: level)."""
+        if tilt_rad is not None and not (np.shape(tilt_rad) == (2,)
+                                         and np.all(np.abs(tilt_rad) <= MAX_TILT_RAD)):
+            raise ValueError(f'tilt_rad must be (roll, pitch), each finite and within '
+                             f'+-{MAX_TILT_RAD:.3f} rad (15 deg), got {tilt_rad}')
+        tilt = np.eye(3) if tilt_rad is None else tilt_matrix(*tilt_rad)
+        rotation = yaw_matrix(yaw_rad) @ tilt
+        offsets = (self.array.receivers_m - self.array.emitter_m) @ rotation.T
         direct = np.nan_to_num(features.direct_tof_s, nan=0.0)
         # The processor's noise floor is a median over the whole window, which echoes and
         # their sidelobes raise; the lower quartile of |b|^2 (ln(4/3) sigma^2 for complex
@@ -190,7 +202,7 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
                                            self.room.humidity_pct) * np.log(10) / 20,
             t_min=float(np.max(direct)) + 1.2 * self.processor.mainlobe_half_width_s,
             t_max=features.start_s + features.bin_width_s * (features.baseband.shape[1] - 1),
-            weights=1.0 / noise ** 2, table=table)
+            weights=1.0 / noise ** 2, table=table, tilt=tilt)
 
     def for_receivers(self, working: np.ndarray) -> 'PhysicsLocalizer':
         """The same localizer for the array without its dead receivers (built once each)."""
@@ -242,7 +254,8 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
 
     def localize(self, features: EchoFeatures, yaw_rad: float,
                  temperature_c: float | None = None,
-                 yaw_std_rad: float | None = None) -> Estimate:
+                 yaw_std_rad: float | None = None,
+                 tilt_rad: tuple[float, float] | None = None) -> Estimate:
         """Position (and a heading correction) of the array from one frame.
 
         :param features: output of :meth:`EchoProcessor.process` for the frame.
@@ -253,20 +266,26 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
             estimated from the echoes with a Gaussian prior of this width around ``yaw_rad``
             (offsets searched within 3 of them, at most 10 deg). ``None`` takes
             :data:`DEFAULT_YAW_STD_RAD` (2 deg); 0 declares the heading exact.
+        :param tilt_rad: the array's roll and pitch, rad (an IMU's); ``None``: level. A 1 deg
+            tilt moves a receiver 7 cm out 1.2 mm up, most of a radian of the floor echo's
+            carrier phase.
         :return: :class:`Estimate`; its covariance includes the heading's uncertainty.
         """
-        return self.finish(self.propose(features, yaw_rad, temperature_c, yaw_std_rad))
+        return self.finish(self.propose(features, yaw_rad, temperature_c, yaw_std_rad,
+                                        tilt_rad))
 
     def fix(self, features: EchoFeatures, yaw_rad: float, temperature_c: float | None = None,
-            yaw_std_rad: float | None = None, wide_search_allowed: bool = True) -> Fix:
+            yaw_std_rad: float | None = None, wide_search_allowed: bool = True,
+            tilt_rad: tuple[float, float] | None = None) -> Fix:
         """:meth:`localize` as a :class:`~echoloc_ros.core.localization.Fix` (the
         :class:`~echoloc_ros.core.localization.Localizer` protocol; physics has no wide search,
         so ``wide_search_allowed`` changes nothing)."""
-        return Fix(self.localize(features, yaw_rad, temperature_c, yaw_std_rad))
+        return Fix(self.localize(features, yaw_rad, temperature_c, yaw_std_rad, tilt_rad))
 
     def propose(self, features: EchoFeatures, yaw_rad: float,
                 temperature_c: float | None = None,
-                yaw_std_rad: float | None = None) -> Proposal:
+                yaw_std_rad: float | None = None,
+                tilt_rad: tuple[float, float] | None = None) -> Proposal:
         """The candidate poses of one frame, scored and the best few polished: everything
         :meth:`localize` does before it commits to one (same arguments). :meth:`finish` turns
         a proposal and a chosen candidate into an :class:`Estimate`."""
@@ -274,10 +293,10 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
         working = working_channels(features)
         if not working.all():
             proposal = self.for_receivers(working).propose(
-                features.channels(working), yaw_rad, temperature_c, yaw_std_rad)
+                features.channels(working), yaw_rad, temperature_c, yaw_std_rad, tilt_rad)
             proposal.working = working
             return proposal
-        fr = self.frame(features, yaw_rad, temperature)
+        fr = self.frame(features, yaw_rad, temperature, tilt_rad)
         if yaw_std > 0.0:
             fr.yaw_info = 1.0 / yaw_std ** 2
             span = min(YAW_SPAN_SIGMAS * yaw_std, YAW_SPAN_MAX_RAD)
@@ -355,6 +374,16 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
         return np.column_stack([xy[:, :2], np.full(len(xy), z), np.full(len(xy), kappa),
                                 xy[:, 2]]), gain
 
+    @staticmethod
+    def _unseparated(proposal: Proposal, index: int) -> bool:
+        """Whether a polished candidate 5 cm or more from candidate ``index`` scores within
+        ``UNSEPARATED_GAP`` of it (both polished alike, so their evidence compares)."""
+        polished = np.arange(proposal.n_polished)
+        apart = np.linalg.norm(proposal.thetas[polished, :3] - proposal.thetas[index, :3],
+                               axis=1) >= 0.05
+        return bool(np.any(proposal.scores[polished[apart]]
+                           > proposal.scores[index] - UNSEPARATED_GAP))
+
     def finish(self, proposal: Proposal, index: int = 0,
                probabilities: np.ndarray | None = None,
                component_scale: float = 1.0) -> Estimate:
@@ -384,8 +413,8 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
         tau, amp = fit.tau, fit.amp
         ratio = max(self._residual_ratio(fr, tau[0], amp[0], fit.coef[0]), 1.0)
         yaw = yaw_rad + float(theta[YAW])
-        # Array origin = emitter - R(yaw) emitter_m: its Jacobian in (x, y, z, kappa, psi).
-        emitter_m = self.array.emitter_m
+        # Array origin = emitter - R(yaw) tilt emitter_m: its Jacobian in (x, y, z, kappa, psi).
+        emitter_m = fr.tilt @ self.array.emitter_m
         jacobian = np.zeros((3, N_THETA))
         jacobian[:, :3] = np.eye(3)
         if fr.yaw_free:
@@ -395,14 +424,9 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
         component = None
         listed = []
         if probabilities is None:
-            confidence = 1.0
-            for other_score, other, _ in rivals[:3]:
-                gap = max(score - other_score, 0.0)
-                confidence = min(confidence, float(np.clip(gap / CONFIDENT_GAP, 0.0, 1.0)))
-                # A competitor that explains the echoes nearly as well widens the covariance
-                # toward it (a two-component mixture's second moment).
-                d = other[:3] - theta[:3]
-                cov = cov + np.outer(d, d) / (1.0 + np.exp(min(gap / AMBIGUOUS_GAP, 700.0)))
+            cov, confidence = self._physics_covariance(
+                cov, theta[:3], score, rivals,
+                ratio > UNEXPLAINED_RATIO or self._unseparated(proposal, index))
         else:
             p = np.asarray(probabilities, dtype=float)
             if p.shape != (len(proposal.thetas) + 1,):

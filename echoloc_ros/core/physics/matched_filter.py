@@ -26,6 +26,7 @@ class Frame:
     gain: float = 1.0          # fitted amplitude scale of the predicted paths
     yaw_info: float = 0.0      # 1 / variance of the given heading, 1/rad^2 (0: heading exact)
     yaw_grid: np.ndarray = field(default_factory=lambda: np.zeros(1))   # psi tried, rad
+    tilt: np.ndarray = field(default_factory=lambda: np.eye(3))  # roll and pitch (level: I)
 
     @property
     def yaw_free(self) -> bool:

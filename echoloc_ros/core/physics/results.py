@@ -81,7 +81,7 @@ class Proposal:
     def positions_m(self) -> np.ndarray:
         """Array-frame origin of every candidate ``(M, 3)``, m (the emitter moved back by
         its offset in the array, turned by the candidate's heading)."""
-        emitter = self.localizer.array.emitter_m
+        emitter = self.frame.tilt @ self.localizer.array.emitter_m
         yaws = self.yaw_given_rad + self.thetas[:, YAW]
         c, s = np.cos(yaws), np.sin(yaws)
         offset = np.column_stack([c * emitter[0] - s * emitter[1],

@@ -1,0 +1,328 @@
+"""The room's shell as it stands, measured from the echoes of a drive: every wall (each wall of
+a plan that is not a rectangle too), the floor and the ceiling, as the speed of sound and the
+furniture survey (:mod:`~echoloc_ros.core.survey`) are.
+
+Per frame with a trusted pose (the tracked position and the fix's heading), each surface's
+own echoes (its first-order echo and its double bounces with the floor and ceiling, whose
+delays move with that surface alone) are scanned along the surface's normal: the emitter
+shift ``c`` that explains them best says that the surface lies ``c`` farther out than the file
+has it, as seen from a pose that is itself off by ``b`` (the stale file biased the fix):
+``c_s = u_s - n_s . b``, with ``n_s`` the surface's inward normal and ``u_s`` its outward
+offset. Over the frames, each frame's ``b`` is fitted and the offsets ``u`` remain, up to one
+translation of the whole shell: echoes tell the room's shape and size, never where its frame
+lies. The corrected room keeps the file's frame as nearly as the shape allows (the
+translation that best aligns it with the file), and a shoebox stays a shoebox with its
+south-west corner and floor at the origin (its furniture moves with that frame).
+
+The speed of sound is the room file's temperature's (or the one given): it is the ruler.
+A drive in air 1 degC off that scales the room by 0.18 %.
+"""
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from echoloc_ros.core.array_geometry import yaw_matrix
+from echoloc_ros.core.echo_processing import EchoFeatures
+from echoloc_ros.core.geometry import moved_shell, room_planes
+from echoloc_ros.core.paths import resolve_config
+from echoloc_ros.core.physics.config import RESPONSE_HALF_S
+from echoloc_ros.core.physics.kernels import gram_terms
+from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+from echoloc_ros.core.room import Room
+
+# Shifts scanned per surface and frame, m: the stale file's fix is off by a few cm at most.
+SCAN_HALF_M = 0.08
+SCAN_STEP_M = 0.0005
+# A surface whose echoes explain less than this energy (noise units: 10 is 10 dB above the
+# noise) is not heard in the frame.
+MIN_SCORE = 10.0
+# The boxes' common step from the file's frame is searched within +-this, m, and needs this
+# many face echoes heard on an axis.
+BOX_STEP_HALF_M = 0.05
+MIN_FACE_ECHOES = 20
+# Per-frame measurements further than this many robust standard deviations from the fit are
+# dropped (a wrong fringe of the carrier, an echo under another).
+OUTLIER_SIGMAS = 3.5
+
+
+@dataclass
+class RoomCalibrationResult:
+    """What :meth:`RoomCalibration.solve` found.
+
+    :ivar room: the room as it stands (:attr:`Room.tolerance_m` its surfaces' uncertainty).
+    :ivar offsets_m: each surface's outward offset from the file (walls in plan order, floor,
+        ceiling), in the file's frame after the translation of least change, m.
+    :ivar std_m: each offset's standard error, m (``inf``: never heard).
+    :ivar frames: each surface's frames used.
+    :ivar shift_m: a point of the file's frame is ``p - shift_m`` in ``room``'s frame.
+    """
+
+    room: Room
+    offsets_m: np.ndarray
+    std_m: np.ndarray
+    frames: np.ndarray
+    shift_m: np.ndarray
+
+    def to_dict(self) -> dict:
+        """The offsets and their standard errors in mm, per surface name, for JSON."""
+        names = self.room.surface_names
+        return {'surface_offset_mm': {n: round(1e3 * float(u), 2)
+                                      for n, u in zip(names, self.offsets_m)},
+                'surface_std_mm': {n: round(1e3 * float(s), 3)
+                                   for n, s in zip(names, self.std_m)},
+                'surface_frames': {n: int(k) for n, k in zip(names, self.frames)},
+                'tolerance_m': self.room.tolerance_m}
+
+
+class RoomCalibration:
+    """Collects each frame's surface shifts (:meth:`add`) and solves for the shell
+    (:meth:`solve`).
+
+    :param localizer: a physics localizer of the room file (its image model and point
+        response; its processor made the features).
+    :param refresh_every: every this many frames the surfaces are scanned from then on in
+        the room as solved so far, not the file's: a wall's double bounces with the floor and
+        ceiling, and the echoes that arrive among its own, are then where they are.
+    """
+
+    def __init__(self, localizer: PhysicsLocalizer, refresh_every: int = 25) -> None:
+        if refresh_every < 1:
+            raise ValueError(f'refresh_every must be >= 1, got {refresh_every}')
+        self.localizer = localizer
+        self.refresh_every = refresh_every
+        # The room scanned in (the file's, then the latest solution), its surfaces' offsets
+        # from the file and its frame's shift from the file's.
+        self.scanner = localizer
+        self.scan_offsets_m = np.zeros(len(room_planes(localizer.room)))
+        self.scan_shift_m = np.zeros(3)
+        room = localizer.room
+        self.planes = room_planes(room)
+        self.normals = np.array([p.normal for p in self.planes])
+        n_surfaces = len(self.planes)
+        vertical = {n_surfaces - 2, n_surfaces - 1}
+        sequences = localizer._sequences
+        # A surface's own echoes: those of it alone and its bounces with floor or ceiling,
+        # whose delays move with that surface only.
+
+        def own(s: int, seq: tuple[int, ...]) -> bool:
+            return s in seq and all(i == s or (i in vertical and s not in vertical)
+                                    for i in seq)
+
+        self.families = [np.array([own(s, seq) for seq in sequences])
+                         for s in range(n_surfaces)]
+        self.grid_m = np.arange(-SCAN_HALF_M, SCAN_HALF_M + 0.5 * SCAN_STEP_M, SCAN_STEP_M)
+        self.shifts: list[np.ndarray] = []
+        # The known boxes' upright faces (first-order paths): each heard one's score over the
+        # scan, (frame, axis, side, scores), for the boxes' step (:meth:`_box_step`).
+        self.face_paths = [(p, axis, side) for p, _, axis, side, _ in localizer._faces
+                           if axis < 2]
+        self.face_scores: list[tuple[int, int, float, np.ndarray]] = []
+
+    @property
+    def n_frames(self) -> int:
+        """Frames added so far."""
+        return len(self.shifts)
+
+    def add(self, features: EchoFeatures, position_m: np.ndarray, yaw_rad: float,
+            temperature_c: float | None = None) -> np.ndarray:
+        """Measure one frame's surface shifts at a trusted pose.
+
+        :param position_m: the array's position (the tracked one), room file frame ``(3,)``.
+        :param yaw_rad: its heading (the fix's), rad.
+        :param temperature_c: the air's, degC; ``None``: the room file's.
+        :return: each surface's shift ``c_s`` ``(S,)``, m (``nan`` where not heard).
+        """
+        loc = self.scanner
+        temperature = loc.room.temperature_c if temperature_c is None else temperature_c
+        fr = loc.frame(features, yaw_rad, temperature)
+        emitter = (np.asarray(position_m, dtype=float) - self.scan_shift_m
+                   + yaw_matrix(yaw_rad) @ loc.array.emitter_m)
+        valid = loc._valid_images(emitter[None], emitter[None] + fr.offsets.mean(axis=0))[0]
+        at = np.append(emitter, [1.0, 0.0])[None]
+        every = np.flatnonzero(valid)
+        tau0, amp0, _ = loc._paths(fr, at, every, np.ones(every.size, dtype=bool))
+        shifts = np.full(len(self.planes), np.nan)
+        n_walls = len(self.planes) - 2
+        # Floor and ceiling first: the floor's shift puts the emitter at its height above the
+        # floor, where the walls' double bounces with the floor are.
+        for s in (n_walls, n_walls + 1, *range(n_walls)):
+            if s == 0 and np.isfinite(shifts[n_walls]):
+                at[0, 2] += shifts[n_walls]
+                tau0, amp0, _ = loc._paths(fr, at, every, np.ones(every.size, dtype=bool))
+            mine = self.families[s][every]
+            if mine.any():
+                shifts[s] = self._scan(fr, at, self.normals[s], every, mine, tau0, amp0)[0]
+        for p, axis, side in self.face_paths:
+            mine = every == p
+            if mine.any():
+                found, score = self._scan(fr, at, side * np.eye(3)[axis], every, mine, tau0,
+                                          amp0)
+                if np.isfinite(found):
+                    self.face_scores.append((self.n_frames, axis, side, score))
+        shifts += self.scan_offsets_m
+        self.shifts.append(shifts)
+        if self.n_frames % self.refresh_every == 0:
+            self._refresh()
+        return shifts
+
+    def _scan(self, fr, at: np.ndarray, normal: np.ndarray, every: np.ndarray,
+              mine: np.ndarray, tau0: np.ndarray, amp0: np.ndarray) -> tuple[float, np.ndarray]:
+        """The shift of the surface with inward ``normal`` whose echoes are ``every[mine]``,
+        from the emitter ``at (1, 5)`` in the scanned room: the parabola's vertex at the best
+        of its echoes' scores (``nan`` when not heard), and the scores over the scan."""
+        # Other echoes that arrive among this surface's over the scan stay in the fit where
+        # the room scanned has them, so that they are not taken for its echoes.
+        reach = RESPONSE_HALF_S + 2.0 * SCAN_HALF_M / fr.c0
+        near = np.any(np.abs(tau0[0, ~mine][:, None] - tau0[0, mine][None]) < reach,
+                      axis=(1, 2))
+        thetas = np.repeat(at, self.grid_m.size, axis=0)
+        thetas[:, :3] += self.grid_m[:, None] * normal
+        score = self._scores(fr, thetas, every[mine], tau0[:, ~mine][:, near],
+                             amp0[:, ~mine][:, near])
+        best = int(np.argmax(score))
+        if not (0 < best < score.size - 1 and score[best] >= MIN_SCORE):
+            return float('nan'), score
+        y0, y1, y2 = score[best - 1:best + 2]
+        return float(self.grid_m[best] + SCAN_STEP_M * 0.5 * (y0 - y2)
+                     / min(y0 - 2 * y1 + y2, -1e-12)), score
+
+    def _refresh(self) -> None:
+        """Scan from now on in the room as solved so far (kept as it was while too few frames
+        hear its surfaces)."""
+        try:
+            result = self.solve(min_frames=min(self.refresh_every, 20))
+        except ValueError:
+            return
+        # The boxes are scanned where the file has them (their step is fitted anew).
+        self.scanner = self.localizer.with_room(replace(result.room, furniture=[
+            box.shifted(-result.shift_m) for box in self.localizer.room.furniture]))
+        self.scan_offsets_m, self.scan_shift_m = result.offsets_m, result.shift_m
+
+    def _scores(self, fr, thetas: np.ndarray, paths: np.ndarray, fixed_tau: np.ndarray,
+                fixed_amp: np.ndarray) -> np.ndarray:
+        """Energy of the frame that ``paths`` at each emitter of ``thetas (K, 5)`` and the
+        fixed paths ``fixed_tau, fixed_amp (1, Q, n)`` explain together, one complex amplitude
+        per path fitted jointly (least squares over the point response's overlap: near the
+        floor a wall's echo and its double bounce arrive within a few mm) ``(K,)``, in noise
+        units."""
+        loc = self.scanner
+        tau, amp, _ = loc._paths(fr, thetas, paths, np.ones(paths.size, dtype=bool))
+        k = thetas.shape[0]
+        tau = np.concatenate([tau, np.repeat(fixed_tau, k, axis=0)], axis=1)
+        amp = np.concatenate([amp, np.repeat(fixed_amp, k, axis=0)], axis=1)
+        amp = np.where(np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1)[..., None], amp,
+                       0.0)
+        pair_p, pair_q = loc._pairs(tau)
+        features = fr.features
+        gram, b = gram_terms(
+            np.ascontiguousarray(tau), np.ascontiguousarray(amp), fr.weights, fr.table,
+            features.start_s, fr.table.shape[1] / features.baseband.shape[1]
+            / features.bin_width_s, features.carrier_hz, fr.t_min, fr.t_max, pair_p, pair_q,
+            loc.response.table, loc.response.step_s, RESPONSE_HALF_S, loc.response.zero)
+        # A tiny ridge, so that a path with no energy stays solvable.
+        scale = np.trace(gram, axis1=1, axis2=2).real / max(gram.shape[-1], 1)
+        gram = gram + (1e-9 * scale + 1e-300)[:, None, None] * np.eye(gram.shape[-1])
+        fitted = np.linalg.solve(gram, b[..., None])[..., 0]
+        return np.real(np.sum(np.conj(b) * fitted, axis=-1))
+
+    def solve(self, min_frames: int = 20) -> RoomCalibrationResult:
+        """The shell from the frames added: every frame's pose error fitted out, robustly.
+
+        :param min_frames: frames each surface needs; one heard less often keeps the file's
+            place (offset 0, standard error ``inf``).
+        :raises ValueError: fewer than ``min_frames`` frames hear three surfaces.
+        """
+        c = np.array(self.shifts).reshape(-1, len(self.planes))
+        heard = np.isfinite(c)
+        usable = np.count_nonzero(heard, axis=1) >= 4
+        if np.count_nonzero(usable) < min_frames:
+            raise ValueError(f'{np.count_nonzero(usable)} frames hear four or more surfaces of '
+                             f'room {self.localizer.room.name!r}; need at least {min_frames}')
+        c, heard = c[usable], heard[usable]
+        offsets = np.zeros(len(self.planes))
+        for _ in range(4):
+            bias = self._frame_bias(c, heard, offsets)
+            residual = c + bias @ self.normals.T                     # u_s per frame
+            offsets = np.array([np.median(residual[heard[:, s], s]) if heard[:, s].any()
+                                else 0.0 for s in range(len(self.planes))])
+            spread = 1.4826 * np.array([np.median(np.abs(residual[heard[:, s], s] - offsets[s]))
+                                        if heard[:, s].any() else np.inf
+                                        for s in range(len(self.planes))])
+            heard &= np.abs(residual - offsets) <= OUTLIER_SIGMAS * np.maximum(spread, 2e-4)
+        counts = np.count_nonzero(heard, axis=0)
+        known = counts >= min_frames
+        offsets = np.where(known, offsets, 0.0)
+        # Echoes cannot tell where the room is: keep the translation of least change.
+        offsets = offsets - self._gauge(offsets, known)
+        std = np.where(known, spread / np.sqrt(np.maximum(counts, 1)), np.inf)
+        room, shift = moved_shell(self.localizer.room, offsets)
+        step = self._box_step(offsets)
+        room = replace(room, furniture=[box.shifted(step) for box in room.furniture])
+        # Three standard errors of the worst surface, at least 1 mm (what a fix can tell).
+        tolerance = float(np.clip(3.0 * std[known].max(initial=0.0), 0.001, 0.5))
+        return RoomCalibrationResult(replace(room, tolerance_m=tolerance), offsets, std, counts,
+                                     shift)
+
+    def _box_step(self, offsets: np.ndarray) -> np.ndarray:
+        """The boxes' common step in plan from where the file has them ``(2,)``, m.
+
+        The file places its boxes in its own frame, and the shell's translation of least
+        change need not keep it: the boxes' faces tell where they stand against the walls.
+        Each heard face's scores over its scan, moved by its frame's pose error as the shell
+        gives it, are summed per axis over all faces and frames (one face echo in a frame is
+        a few cm wide; their sum peaks where all agree); an axis with fewer than
+        ``MIN_FACE_ECHOES`` stays.
+        """
+        c = np.array(self.shifts)
+        bias = self._frame_bias(np.nan_to_num(c), np.isfinite(c), offsets)
+        steps = np.arange(-BOX_STEP_HALF_M, BOX_STEP_HALF_M + 0.5 * SCAN_STEP_M, SCAN_STEP_M)
+        step = np.zeros(2)
+        for axis in range(2):
+            heard = [(f, side, score) for f, a, side, score in self.face_scores if a == axis]
+            if len(heard) < MIN_FACE_ECHOES:
+                continue
+            # A box moved by g moves its face's echo by -side (g + the frame's pose error).
+            total = sum(np.interp(-side * (steps + bias[f, axis]), self.grid_m, score,
+                                  left=0.0, right=0.0) for f, side, score in heard)
+            step[axis] = steps[int(np.argmax(total))]
+        return step
+
+    def _gauge(self, offsets: np.ndarray, known: np.ndarray) -> np.ndarray:
+        """The part of ``offsets`` that is a translation of the whole shell ``(S,)``."""
+        normals = self.normals[known]
+        g = np.linalg.lstsq(normals, offsets[known], rcond=None)[0]
+        return np.where(known, self.normals @ g, 0.0)
+
+    def _frame_bias(self, c: np.ndarray, heard: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """Each frame's pose error ``b`` ``(F, 3)`` given the offsets: least squares of
+        ``c_s = u_s - n_s . b`` over the surfaces it hears (an axis no surface it hears
+        constrains stays 0)."""
+        bias = np.zeros((c.shape[0], 3))
+        for f in range(c.shape[0]):
+            rows = heard[f]
+            bias[f] = np.linalg.lstsq(-self.normals[rows], c[f, rows] - offsets[rows],
+                                      rcond=None)[0]
+        return bias
+
+
+def room_yaml(source: str | Path, result: RoomCalibrationResult) -> str:
+    """The room file ``source`` (a room name or YAML path) as YAML text with its shell as
+    ``result`` found it: plan, height, furniture in the new frame and ``tolerance_m``; every
+    other field as written."""
+    data = yaml.safe_load(resolve_config('rooms', source).read_text(encoding='utf-8'))
+    room = result.room
+    if 'shoebox' in data['plan']:
+        data['plan'] = {'shoebox': {'width_m': round(float(room.width_m), 4),
+                                    'length_m': round(float(room.length_m), 4)}}
+    else:
+        data['plan'] = {'polygon': np.round(room.vertices_m, 4).tolist()}
+    data['height_m'] = round(float(room.height_m), 4)
+    for item in data.get('furniture') or []:
+        for key in ('min_m', 'max_m'):
+            item[key] = np.round(np.asarray(item[key], dtype=float) - result.shift_m,
+                                 4).tolist()
+    data['tolerance_m'] = round(float(room.tolerance_m), 4)
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)

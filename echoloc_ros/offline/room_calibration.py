@@ -1,0 +1,127 @@
+"""How well :class:`~echoloc_ros.core.room_calibration.RoomCalibration` finds a room whose
+surfaces are off the file: a drive with the stale file, the shell solved from it, then the same
+random frames localized with the stale file, the calibrated room and the true room."""
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from echoloc_ros.core.array_geometry import ArrayGeometry
+from echoloc_ros.core.chirp import Chirp
+from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
+from echoloc_ros.core.geometry import room_planes
+from echoloc_ros.core.pipeline import make_pipeline
+from echoloc_ros.core.room import Room
+from echoloc_ros.core.room_calibration import RoomCalibration
+from echoloc_ros.core.tracker import PoseTracker
+from echoloc_ros.offline.evaluation import (CHI2_999_3DOF, error_metrics, holds_truth_95,
+                                            random_frames, rate_interval)
+from echoloc_ros.offline.tracked_path import drive, tracked_path
+from echoloc_ros.sim.model_error import ModelError
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
+
+
+def aligned_surface_errors(estimated: Room, truth: Room) -> tuple[np.ndarray, np.ndarray]:
+    """Each surface of ``estimated`` against ``truth`` (same plan topology) after the
+    translation that aligns them best: echoes tell a room's shape, not where its frame lies.
+
+    :return: signed errors along each surface's normal ``(S,)`` (walls, floor, ceiling), m,
+        and the translation: a point ``p`` of ``truth``'s frame is ``p + t`` in
+        ``estimated``'s.
+    """
+    ours, theirs = room_planes(estimated), room_planes(truth)
+    normals = np.array([p.normal for p in theirs])
+    gap = np.array([a.offset - b.offset for a, b in zip(ours, theirs)])
+    t = np.linalg.lstsq(normals, gap, rcond=None)[0]
+    return gap - normals @ t, t
+
+
+def _drive_frames(room: Room, origin_m: np.ndarray, simulator: EchoSimulator,
+                  processor: EchoProcessor, scenario: Scenario, n: int, frame_rate_hz: float,
+                  heading_rad: float, seed: int) -> Iterator[tuple[float, EchoFeatures, float]]:
+    """The frames of a calibration drive: ``(t_s, features, heading given)``. In a shoebox
+    along :func:`~echoloc_ros.offline.tracked_path.tracked_path`; the figure-of-eight does not
+    fit inside other plans, whose frames are taken at random poses instead."""
+    rng = np.random.default_rng([seed, 1])
+    if room.is_shoebox:
+        start = room.vertices_m.min(axis=0) - origin_m[:2]
+        for t_s, _, features, given in drive(tracked_path(room), start, simulator, processor,
+                                             scenario, rng, n, frame_rate_hz, heading_rad):
+            yield t_s, features, given
+        return
+    for k, (_, frame, _, yaw, draw, _) in enumerate(random_frames(simulator, scenario, n,
+                                                                  [seed, 1])):
+        yield k / frame_rate_hz, processor.process(frame), yaw + heading_rad * draw
+
+
+def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: float,
+                              model_error: ModelError, drive_s: float, n: int, seed: int,
+                              heading_noise_deg: float = 1.0, fs_hz: float = 250e3,
+                              frame_rate_hz: float = 25.0) -> dict:
+    """Drive :func:`~echoloc_ros.offline.tracked_path.tracked_path` for ``drive_s`` in the room
+    drawn from ``model_error`` (its surfaces off the file; a plan other than a shoebox:
+    random poses), localized and tracked with the file; every frame the tracker takes goes to
+    a :class:`RoomCalibration` at its fix. Then
+    ``n`` random frames of that room are localized with the file (errors in the file's
+    frame), the calibrated room (errors in its frame, aligned with the truth's by
+    :func:`aligned_surface_errors`) and the true room (tolerance 0).
+
+    :return: ``stale_``, ``calibrated_`` and ``perfect_`` :func:`error_metrics` (with
+        ``gross_rate_10cm_ci95`` and ``outside_999``), ``surface_error_mm`` per surface and
+        its largest ``surface_error_mm_max``, the calibration
+        (:meth:`RoomCalibrationResult.to_dict`), ``drive_frames`` and ``calibration_frames``.
+    """
+    truth = model_error.draw_room(room)
+    world = truth.room
+    simulator = EchoSimulator(world, array, chirp, fs_hz)
+    processor = EchoProcessor(chirp, fs_hz, array=array)
+    scenario = Scenario(snr_db=snr_db)
+    heading_rad = np.deg2rad(heading_noise_deg)
+    yaw_std = heading_rad if heading_noise_deg > 0 else None
+    driving = make_pipeline('physics', room, array, chirp, fs_hz, processor,
+                            tracker=PoseTracker(room_volume_m3=room.volume_m3)
+                            if room.is_shoebox else None)
+    calibration = RoomCalibration(driving.localizer)
+    n_drive = int(round(drive_s * frame_rate_hz))
+    for t_s, features, given in _drive_frames(room, truth.origin_m, simulator, processor,
+                                              scenario, n_drive, frame_rate_hz, heading_rad,
+                                              seed):
+        out = driving.step(t_s, features, given, yaw_std)
+        if out.accepted:
+            calibration.add(features, out.fix.estimate.position_m, out.yaw_rad)
+    result = calibration.solve()
+    surface_errors, align = aligned_surface_errors(result.room, world)
+    told = {'stale': (room, truth.origin_m), 'calibrated': (result.room, align),
+            'perfect': (world, np.zeros(3))}
+    pipelines = {key: make_pipeline('physics', r, array, chirp, fs_hz, processor)
+                 for key, (r, _) in told.items()}
+    pipelines['perfect'].take_room(world)
+    errors = {key: [] for key in told}
+    inside = {key: [] for key in told}
+    outside = {key: [] for key in told}
+    for k, (_, frame, position, yaw, draw, _) in enumerate(
+            random_frames(simulator, scenario, n, seed)):
+        features = processor.process(frame)
+        for key, pipeline in pipelines.items():
+            estimate = pipeline.step(k / frame_rate_hz, features, yaw + heading_rad * draw,
+                                     yaw_std).fix.estimate
+            error = estimate.position_m - (position + told[key][1])
+            errors[key].append(float(np.linalg.norm(error)))
+            inside[key].append(holds_truth_95(error, estimate.covariance_m2))
+            outside[key].append(float(error @ np.linalg.solve(estimate.covariance_m2, error))
+                                > CHI2_999_3DOF)
+    out: dict = {}
+    for key in told:
+        e = np.array(errors[key])
+        metrics = error_metrics(e, np.array(inside[key]))
+        metrics['gross_rate_10cm_ci95'] = rate_interval(np.count_nonzero(e > 0.1), e.size)
+        metrics['outside_999'] = float(np.mean(outside[key]))
+        out.update({f'{key}_{name}': value for name, value in metrics.items()})
+    out['surface_error_mm'] = {name: round(1e3 * float(e), 2)
+                               for name, e in zip(world.surface_names, surface_errors)}
+    out['surface_error_mm_max'] = float(1e3 * np.max(np.abs(surface_errors)))
+    out['true_offset_mm'] = {name: round(1e3 * float(u), 2)
+                             for name, u in zip(world.surface_names, truth.offsets_m)}
+    out.update(calibration=result.to_dict(), drive_frames=calibration.n_frames,
+               calibration_frames=int(np.max(result.frames)), n=n)
+    return out

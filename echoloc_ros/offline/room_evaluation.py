@@ -1,0 +1,148 @@
+"""Accuracy and honesty pooled over many rooms (``echoloc evaluate --rooms random:N``): per
+room and pooled, each figure with its 95 % interval."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from echoloc_ros.core.array_geometry import ArrayGeometry
+from echoloc_ros.core.chirp import Chirp
+from echoloc_ros.offline.evaluation import CHI2_999_3DOF, evaluate_fixes, rate_interval
+from echoloc_ros.core.frame_rate import max_frame_rate_hz
+from echoloc_ros.core.room import Room
+from echoloc_ros.sim.simulator import Scenario
+
+# A floor or ceiling absorbing more than this is soft (carpet 0.55, acoustic tiles 0.70;
+# hard surfaces are 0.03-0.12).
+SOFT_ABSORPTION = 0.5
+
+
+def parse_rooms(spec: str) -> int:
+    """The number of rooms of ``random:N``.
+
+    :raises ValueError: anything else, naming it.
+    """
+    kind, _, count = str(spec).partition(':')
+    if kind != 'random' or not count.isdigit() or int(count) < 1:
+        raise ValueError(f'--rooms must be random:N with N >= 1 generated rooms, got {spec!r}')
+    return int(count)
+
+
+def quantile_interval(values: np.ndarray, q: float, level: float = 0.95) -> list[float]:
+    """Distribution-free interval of the ``q`` quantile of ``values`` ``(n,)``: the order
+    statistics whose ranks bound a binomial(n, q) count with probability ``level``."""
+    x = np.sort(np.asarray(values, dtype=float))
+    n = x.size
+    lo = int(stats.binom.ppf(0.5 * (1 - level), n, q))
+    hi = int(stats.binom.ppf(0.5 * (1 + level), n, q))
+    return [float(x[max(lo - 1, 0)]), float(x[min(hi, n - 1)])]
+
+
+def summary(errors_m: np.ndarray, inside_95: np.ndarray, outside_999: np.ndarray,
+            n_frames: int) -> dict:
+    """Gross rate, median, p95, ``coverage_95`` and ``outside_999`` of published fixes, each
+    with its 95 % interval (Wilson for the rates, order statistics for the quantiles).
+
+    :param errors_m: position error of each published fix ``(n,)``, m.
+    :param inside_95: whether its truth lay in its 95 % ellipsoid ``(n,)``.
+    :param outside_999: whether its truth lay outside its 99.9 % ellipsoid ``(n,)``.
+    :param n_frames: frames localized, published or withheld (``withheld_rate``).
+    """
+    errors_cm = 100.0 * np.asarray(errors_m, dtype=float)
+    n = errors_cm.size
+    if n == 0:
+        return {'n': 0, 'withheld_rate': 1.0}
+    gross = int(np.count_nonzero(errors_cm > 10.0))
+    covered = int(np.count_nonzero(inside_95))
+    outside = int(np.count_nonzero(outside_999))
+    return {
+        'n': n, 'withheld_rate': 1.0 - n / n_frames,
+        'gross_rate_10cm': gross / n, 'gross_rate_10cm_ci95': rate_interval(gross, n),
+        'median_cm': float(np.median(errors_cm)),
+        'median_cm_ci95': quantile_interval(errors_cm, 0.5),
+        'p95_cm': float(np.percentile(errors_cm, 95)),
+        'p95_cm_ci95': quantile_interval(errors_cm, 0.95),
+        'coverage_95': covered / n, 'coverage_95_ci95': rate_interval(covered, n),
+        'outside_999': outside / n, 'outside_999_ci95': rate_interval(outside, n),
+    }
+
+
+def _rounded(value, digits: int = 4):
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, list):
+        return [_rounded(v, digits) for v in value]
+    if isinstance(value, dict):
+        return {k: _rounded(v, digits) for k, v in value.items()}
+    return value
+
+
+def is_soft(room: Room) -> bool:
+    """Whether the room's floor or ceiling is soft (absorbs more than half)."""
+    return max(room.floor_absorption, room.ceiling_absorption) > SOFT_ABSORPTION
+
+
+def evaluate_rooms(rooms: list[Room], array: ArrayGeometry, chirp: Chirp, scenario: Scenario,
+                   n_total: int, seed: int, heading_noise_deg: float = 0.0,
+                   optimization_level: str = 'balanced', method: str = 'physics',
+                   model_path: str | Path | None = None,
+                   progress: Callable[[int, Room, dict], None] | None = None,
+                   **fixes_kwargs) -> dict:
+    """:func:`~echoloc_ros.offline.evaluation.evaluate_fixes` in every room, ``ceil(n_total /
+    len(rooms))`` frames each (room ``i``'s frames from seed ``[seed, i]``), and the frames
+    pooled.
+
+    :param progress: called after each room with its index, the room and its summary.
+    :param fixes_kwargs: more arguments of ``evaluate_fixes`` (``max_order``,
+        ``model_error``, ...).
+    :return: ``pooled``, ``shoebox``, ``non_rectangular``, ``soft`` (floor or ceiling
+        absorbing more than :data:`SOFT_ABSORPTION`) and ``furnished``: :func:`summary` of the
+        frames of those rooms pooled (``rooms``: how many); ``per_room``: each room's name,
+        plan vertices, boxes, whether soft, the highest chirp rate it supports
+        (:func:`~echoloc_ros.core.frame_rate.max_frame_rate_hz`) and :func:`summary`.
+    """
+    if not rooms:
+        raise ValueError('no rooms to evaluate')
+    if n_total < 1:
+        raise ValueError(f'n_total must be >= 1, got {n_total}')
+    n_room = int(np.ceil(n_total / len(rooms)))
+    frames = []
+    per_room = []
+    for i, room in enumerate(rooms):
+        details: dict = {}
+        room_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+        evaluate_fixes(room, array, chirp, scenario, n_room, room_seed, details=details,
+                       heading_noise_deg=heading_noise_deg,
+                       optimization_level=optimization_level, method=method,
+                       model_path=model_path, **fixes_kwargs)
+        errors = details.get('errors_m', np.zeros(0))
+        if errors.size:
+            d = details['estimate_m'] - details['truth_m']
+            solved = np.linalg.solve(details['covariance_m2'], d[..., None])[..., 0]
+            mahalanobis = np.einsum('ni,ni->n', d, solved)
+            outside = mahalanobis > CHI2_999_3DOF
+        else:
+            outside = np.zeros(0, dtype=bool)
+        frames.append((errors, details.get('inside_95', np.zeros(0, dtype=bool)), outside))
+        one = summary(*frames[-1], n_room)
+        per_room.append({'room': room.name, 'plan_vertices': int(room.vertices_m.shape[0]),
+                         'boxes': len(room.furniture), 'soft': is_soft(room),
+                         'max_frame_rate_hz': max_frame_rate_hz(room, chirp), **one})
+        if progress is not None:
+            progress(i, room, one)
+    groups = {'pooled': [True] * len(rooms),
+              'shoebox': [r.is_shoebox for r in rooms],
+              'non_rectangular': [not r.is_shoebox for r in rooms],
+              'soft': [is_soft(r) for r in rooms],
+              'furnished': [bool(r.furniture) for r in rooms]}
+    out = {}
+    for name, members in groups.items():
+        chosen = [f for f, m in zip(frames, members) if m]
+        if chosen:
+            pooled = [np.concatenate([f[k] for f in chosen]) for k in range(3)]
+            out[name] = {'rooms': len(chosen), **summary(*pooled, n_room * len(chosen))}
+    out['frames_per_room'] = n_room
+    out['per_room'] = per_room
+    return _rounded(out)

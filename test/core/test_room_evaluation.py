@@ -1,0 +1,83 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from echoloc_ros.core.array_geometry import load_array
+from echoloc_ros.core.chirp import Chirp
+from echoloc_ros.core.frame_rate import max_frame_rate_hz
+from echoloc_ros.offline.room_evaluation import (evaluate_rooms, parse_rooms, quantile_interval,
+                                                 summary)
+from echoloc_ros.sim.room_generator import generate_room
+from echoloc_ros.sim.simulator import Scenario
+
+
+def test_rooms_spec():
+    assert parse_rooms('random:30') == 30
+    for bad in ('random:0', 'random:x', 'l_shaped_room', 'random:-2'):
+        with pytest.raises(ValueError, match=f'--rooms must be random:N .*got {bad!r}'):
+            parse_rooms(bad)
+
+
+def test_quantile_interval_holds_the_true_quantile_95_percent_of_the_time():
+    rng = np.random.default_rng(0)
+    median_held = p95_held = 0
+    trials = 2000
+    for _ in range(trials):
+        x = rng.standard_normal(60)
+        lo, hi = quantile_interval(x, 0.5)
+        median_held += lo <= 0.0 <= hi
+        lo, hi = quantile_interval(x, 0.95)
+        p95_held += lo <= 1.6449 <= hi
+    # Order statistics give at least the level (discreteness adds a little).
+    assert 0.94 <= median_held / trials <= 0.985
+    assert 0.93 <= p95_held / trials <= 0.995
+
+
+def test_summary_counts_rates_and_their_intervals():
+    errors = np.array([0.001, 0.002, 0.5, 0.003])
+    out = summary(errors, np.array([True, True, False, True]),
+                  np.array([False, False, True, False]), n_frames=5)
+    assert out['n'] == 4 and out['withheld_rate'] == pytest.approx(0.2)
+    assert out['gross_rate_10cm'] == 0.25 and out['outside_999'] == 0.25
+    assert out['coverage_95'] == 0.75
+    lo, hi = out['gross_rate_10cm_ci95']
+    assert lo < 0.25 < hi
+
+
+def test_frames_pool_over_rooms():
+    rooms = [generate_room('dev', 0), generate_room('dev', 1)]
+    seen = []
+    out = evaluate_rooms(rooms, load_array('square_4sensor'), Chirp(), Scenario(snr_db=20.0),
+                         5, 3, heading_noise_deg=1.0,
+                         progress=lambda i, room, result: seen.append((i, room.name)))
+    assert seen == [(0, rooms[0].name), (1, rooms[1].name)]
+    assert out['frames_per_room'] == 3
+    per_room = out['per_room']
+    assert [r['room'] for r in per_room] == [r.name for r in rooms]
+    assert out['pooled']['n'] == sum(r['n'] for r in per_room)
+    assert out['pooled']['rooms'] == 2
+    assert out['shoebox']['n'] == per_room[0]['n'] and out['shoebox']['rooms'] == 1
+    assert out['non_rectangular']['n'] == per_room[1]['n']
+    assert per_room[1]['max_frame_rate_hz'] == pytest.approx(
+        max_frame_rate_hz(rooms[1], Chirp()), abs=1e-4)
+    gross = sum(r['gross_rate_10cm'] * r['n'] for r in per_room) / out['pooled']['n']
+    assert out['pooled']['gross_rate_10cm'] == pytest.approx(gross, abs=1e-4)
+
+
+def test_cli_evaluates_generated_rooms():
+    cmd = [sys.executable, '-m', 'echoloc_ros.cli', 'evaluate', '--rooms', 'random:2',
+           '--split', 'heldout', '--n', '2', '--seed', '1']
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result['split'] == 'heldout'
+    assert [r['room'] for r in result['per_room']] == ['heldout_1_000_shoebox',
+                                                       result['per_room'][1]['room']]
+    assert result['per_room'][1]['room'].startswith('heldout_1_001_')
+    bad = subprocess.run(cmd[:5] + ['random:none'], capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0
+    assert "--rooms must be random:N with N >= 1 generated rooms, got 'random:none'" \
+        in bad.stderr
