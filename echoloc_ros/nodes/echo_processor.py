@@ -195,15 +195,20 @@ class EchoProcessorNode(Node):
         while len(self.range_pubs) < frame.n_channels:
             self.range_pubs.append(self.create_publisher(
                 Range, f'echoloc/range_{len(self.range_pubs)}', qos_profile_sensor_data))
+        # Four messages a frame that nobody may read: built only for the receivers listened to.
+        listened = [pub.get_subscription_count() > 0 for pub in self.range_pubs]
+        if not any(listened):
+            return
         temperature_c = frame.temperature_c if np.isfinite(frame.temperature_c) else 20.0
         c = float(speed_of_sound_mps(temperature_c))
         window_s = frame.n_samples / frame.sample_rate_hz
         for i, msg in enumerate(conversions.range_msgs(features, frame.header, c, window_s)):
             # Each receiver's own frame (REP-105 style child of the array's frame), so that a
             # consumer places the range where that transducer is.
-            msg.header = Header(stamp=frame.header.stamp,
-                                frame_id=f'{frame.header.frame_id}_rx{i}')
-            self.range_pubs[i].publish(msg)
+            if listened[i]:
+                msg.header = Header(stamp=frame.header.stamp,
+                                    frame_id=f'{frame.header.frame_id}_rx{i}')
+                self.range_pubs[i].publish(msg)
 
     def frames_status(self, stat):
         latency, self.latency_ms = self.latency_ms, []

@@ -475,7 +475,7 @@ class LocalizerNode(Node):
         self.publish_pose(self.pose_pub, position, covariance, yaw_rad, yaw_var,
                           msg.header.stamp)
         self.frequency.tick()
-        if self.publish_markers:
+        if self.publish_markers and self.marker_pub.get_subscription_count():  # ~1 ms a frame
             _, receivers = self.array.to_world(position, yaw_rad)
             self.marker_pub.publish(markers.marker_array(markers.estimate_markers(
                 position, yaw_rad, covariance, receivers,
@@ -525,7 +525,7 @@ class LocalizerNode(Node):
         self.publish_room_markers()
 
     def publish_room_markers(self) -> None:
-        if self.publish_markers:
+        if self.publish_markers and self.marker_pub.get_subscription_count():
             self.marker_pub.publish(markers.marker_array(markers.room_markers(
                 self.room, self.map_frame, self.get_clock().now().to_msg())))
 
