@@ -1,6 +1,8 @@
 """What every echoloc node shares: declaring described parameters and the main() loop."""
 import math
 import re
+import signal
+import threading
 import time
 from typing import Any, Callable
 
@@ -10,6 +12,7 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from threadpoolctl import threadpool_limits
 
 from echoloc_ros.core.chirp import Chirp
@@ -176,10 +179,18 @@ def _executor():
 
 
 def run(node_factory: Callable[[], Node], args=None) -> int:
-    """Init rclpy, spin the node until Ctrl-C or shutdown, clean up (Humble to Kilted)."""
-    rclpy.init(args=args)
+    """Init rclpy, spin the node until Ctrl-C, SIGTERM or shutdown, clean up (Humble to Kilted).
+
+    rclpy's own signal handler shuts the context down at once, while the events executor may
+    still run a timer that publishes on it ("publisher's context is invalid", a traceback at
+    every Ctrl-C). So SIGINT and SIGTERM only end the spin loop here, and the node is destroyed
+    (its timers and subscriptions with it) before the context is shut down.
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     node = None
-    code = 0
     try:
         try:
             node = node_factory()
@@ -191,18 +202,15 @@ def run(node_factory: Callable[[], Node], args=None) -> int:
         executor = _executor()
         executor.add_node(node)
         # spin_once in a loop, not spin(): rclpy.spin() with the events executor never ran a
-        # callback here (a bringup of it published nothing and ignored Ctrl-C).
-        while rclpy.ok():
-            executor.spin_once(timeout_sec=0.5)
+        # callback here (a bringup of it published nothing and ignored Ctrl-C). The timeout
+        # bounds how long a signal waits to be seen.
+        while rclpy.ok() and not stop.is_set():
+            executor.spin_once(timeout_sec=0.2)
+        executor.remove_node(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except RuntimeError:
-        # A message that arrives while Ctrl-C shuts the context down can fail to be taken
-        # ("Unable to convert call argument"); once shutdown has begun that is part of it.
-        if rclpy.ok():
-            raise
     finally:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-    return code
+    return 0
