@@ -1,9 +1,9 @@
 """Compile the physics localizer's loops (numba) into their on-disk cache, so that the first
 node or test that localizes loads them instead of compiling them (10-20 s on a 2-core machine).
 
-One simulated frame localized in the default and the furnished room reaches every kernel with
-the argument types the localizer passes at run time. Run by scripts/setup.sh when
-core/physics/kernels.py changes.
+One simulated frame localized in the default, the furnished and the L-shaped room reaches every
+kernel with the argument types the localizer passes at run time. Run by scripts/setup.sh when
+core/physics/kernels.py or path_trace.py changes.
 """
 import time
 
@@ -23,7 +23,7 @@ def main() -> None:
     start = time.perf_counter()
     array, chirp = load_array('square_4sensor'), Chirp()
     processor = EchoProcessor(chirp, FS_HZ, array=array)
-    for name in ('default_room', 'furnished_room'):
+    for name in ('default_room', 'furnished_room', 'l_shaped_room'):
         room = load_room(name)
         sim = SimulatedArray(room, array, chirp, FS_HZ, Scenario(snr_db=20.0, seed=0), seed=0)
         frame = sim.acquire(0.0)
