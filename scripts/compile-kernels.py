@@ -1,19 +1,20 @@
 """Compile the physics localizer's loops (numba) into their on-disk cache, so that the first
 node or test that localizes loads them instead of compiling them (10-20 s on a 2-core machine).
 
-One simulated frame localized in the default and the furnished room reaches every kernel with
-the argument types the localizer passes at run time. Run by scripts/setup.sh when
-core/physics/kernels.py changes.
+One simulated frame localized in the default, the furnished and the L-shaped room reaches every
+kernel with the argument types the localizer passes at run time. Run by scripts/setup.sh when
+core/physics/kernels.py or path_trace.py changes.
 """
 import time
+
+import numpy as np
 
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import load_room
-from echoloc_ros.sim.sim_array import SimulatedArray
-from echoloc_ros.sim.simulator import Scenario
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 
 FS_HZ = 250e3
 
@@ -23,12 +24,14 @@ def main() -> None:
     start = time.perf_counter()
     array, chirp = load_array('square_4sensor'), Chirp()
     processor = EchoProcessor(chirp, FS_HZ, array=array)
-    for name in ('default_room', 'furnished_room'):
+    for name in ('default_room', 'furnished_room', 'l_shaped_room'):
         room = load_room(name)
-        sim = SimulatedArray(room, array, chirp, FS_HZ, Scenario(snr_db=20.0, seed=0), seed=0)
-        frame = sim.acquire(0.0)
+        rng = np.random.default_rng(0)
+        position, yaw = room.random_pose(rng, 0.4, (0.2, 1.2))
+        samples = EchoSimulator(room, array, chirp, FS_HZ).simulate(
+            position, yaw, Scenario(snr_db=20.0), rng)
         PhysicsLocalizer(room, array, chirp, FS_HZ, processor=processor).localize(
-            processor.process(frame.samples), frame.measured_yaw_rad)
+            processor.process(samples), yaw)
     print(f'[setup] physics kernels compiled and cached in {time.perf_counter() - start:.1f} s')
 
 

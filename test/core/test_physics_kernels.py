@@ -1,14 +1,15 @@
 """The physics localizer's compiled loops against the numpy expressions of the same model:
 delays and amplitudes from the image geometry, the delays' derivatives against central
 differences, the Gram matrix against the point response's overlap, the scans against the
-matched-filter outputs sampled one by one, and the furniture test against the room's own slab
-test."""
+matched-filter outputs sampled one by one, the furniture test against the room's own slab
+test, and the traced room paths of a plan that is not convex against the geometry's own trace."""
 
 import numpy as np
 import pytest
 
 from echoloc_ros.core.array_geometry import yaw_matrix
-from echoloc_ros.core.physics import kernels
+from echoloc_ros.core.geometry import occluders, on_surfaces, plane_contains
+from echoloc_ros.core.physics import kernels, path_trace
 from echoloc_ros.core.physics.config import RESPONSE_HALF_S
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.physics.matched_filter import sample
@@ -156,6 +157,42 @@ def test_first_order_blocking_is_the_rooms_slab_test():
                                  np.broadcast_to(receivers[:, None], hit.shape)))
     np.testing.assert_array_equal(blocked, expected)
     assert 0 < expected.sum() < expected.size
+
+
+def test_traced_paths_are_the_geometrys_trace_in_an_l_shaped_plan(array, chirp, processor):
+    room = load_room('l_shaped_room')
+    localizer = PhysicsLocalizer(room, array, chirp, FS_HZ, processor=processor)
+    rng = np.random.default_rng(4)
+    emitters = np.array([room.random_pose(rng, 0.2, (0.2, 2.0))[0] for _ in range(60)])
+    # Half the poses with the emitter at the receivers' centre, as the localizer's scans ask.
+    receivers = emitters + rng.normal(0.0, 0.03, emitters.shape) * (np.arange(60) % 2)[:, None]
+    paths = np.flatnonzero(localizer._room_image)
+    images = (np.einsum('pij,kj->kpi', localizer._img_m[paths], emitters)
+              + localizer._img_t[paths])
+    traced = path_trace.traced_paths(images, receivers, localizer._traced_seqs[paths],
+                                     localizer._img_order[paths], localizer._swappable[paths],
+                                     localizer._normals, localizer._offsets, room.vertices_m,
+                                     *localizer._hiding)
+    hiding = occluders(room)
+
+    def on(seq, image, receiver, hide):
+        return on_surfaces(seq, image, receiver, localizer._normals, localizer._offsets,
+                           lambda i, x: plane_contains(room, i, x, 1e-6, False), hide)
+
+    def expected(seq, image, receiver, hide):
+        normals = localizer._normals
+        swap = len(seq) == 2 and abs(normals[seq[0]] @ normals[seq[1]]) < 1e-9
+        return on(seq, image, receiver, hide) or (swap and on(seq[::-1], image, receiver, hide))
+
+    sequences = [localizer._sequences[p] for p in paths]
+    hidden = np.array([[expected(seq, images[k, q], receivers[k], hiding)
+                        for q, seq in enumerate(sequences)] for k in range(len(emitters))])
+    unhidden = np.array([[expected(seq, images[k, q], receivers[k], None)
+                          for q, seq in enumerate(sequences)] for k in range(len(emitters))])
+    np.testing.assert_array_equal(traced, hidden)
+    # Both kinds of refusal occur: reflection points off their surfaces, and paths hidden.
+    assert 0 < traced.sum() < traced.size
+    assert np.any(unhidden & ~hidden)
 
 
 def test_synthesis_is_the_point_response_at_each_delay(localizer, processor, frame_and_truth):

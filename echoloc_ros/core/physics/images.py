@@ -5,8 +5,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from echoloc_ros.core.geometry import occluders, on_surfaces, plane_contains, room_planes
+from echoloc_ros.core.geometry import occluders, plane_contains, room_planes
 from echoloc_ros.core.physics.kernels import first_order_blocked
+from echoloc_ros.core.physics.path_trace import traced_paths
 
 
 @dataclass
@@ -25,8 +26,11 @@ class ImageSources:
 
     def _build_surfaces(self) -> list[Surface]:
         absorption = self.room.surface_absorption()
-        # In a plan that is not convex, walls hide paths (tested in _traced).
-        self._hiding = occluders(self.room)
+        # In a plan that is not convex, walls hide paths: whether, and which walls and corners
+        # (as traced_paths takes them).
+        hiding = occluders(self.room)
+        self._hiding = ((False, np.zeros((0, 2, 2)), np.zeros((0, 2))) if hiding is None
+                        else (True, hiding.walls, hiding.reflex))
         return [Surface(p.name, p.normal, p.offset, float(np.sqrt(1 - absorption[p.index])),
                         p.index) for p in room_planes(self.room)]
 
@@ -81,6 +85,16 @@ class ImageSources:
         self._vertical_only = np.array([all(n_walls <= i < n_room for i in seq)
                                         for seq in self._sequences])
         self._room_image = np.array([all(i < n_room for i in seq) for seq in self._sequences])
+        # The room paths' planes as :func:`traced_paths` takes them. Two perpendicular planes
+        # make the same image in either order (one map is kept), and from an emitter at the
+        # receivers' centre the path runs through their corner, where rounding picks which
+        # order fits: either counts.
+        self._traced_seqs = np.array([seq + (-1,) * (2 - len(seq)) for seq in self._sequences],
+                                     dtype=np.int64)
+        normals = np.array([s.normal for s in self._surfaces])
+        self._swappable = np.array([len(seq) == 2 and room
+                                    and abs(normals[seq[0]] @ normals[seq[1]]) < 1e-9
+                                    for seq, room in zip(self._sequences, self._room_image)])
 
     def _plane_contains(self, index: int, points: np.ndarray) -> np.ndarray:
         return plane_contains(self.room, index, points, 1e-6, within_height=False)
@@ -104,9 +118,11 @@ class ImageSources:
         images[:, wanted] = (np.einsum('pij,kj->kpi', self._img_m[wanted], emitters)
                              + self._img_t[wanted])                                 # (K, P, 3)
         if not self._shoebox:
-            for k in range(emitters.shape[0]):
-                for p in np.flatnonzero(self._room_image & wanted):
-                    valid[k, p] = self._traced(self._sequences[p], images[k, p], receivers[k])
+            traced = np.flatnonzero(self._room_image & wanted)
+            valid[:, traced] = traced_paths(
+                np.ascontiguousarray(images[:, traced]), receivers, self._traced_seqs[traced],
+                self._img_order[traced], self._swappable[traced], self._normals, self._offsets,
+                self.room.vertices_m, *self._hiding)
         if not self._faces:
             return valid
         faces = wanted[self._face_index]
@@ -141,15 +157,3 @@ class ImageSources:
         hit = images + t[..., None] * (receivers[:, None] - images)               # (K, F, 3)
         on_face = np.all((hit >= lo) & (hit <= hi) | (np.arange(3) == axis[:, None]), axis=-1)
         return (side * emitters[:, axis] > side * value) & on_face
-
-    def _traced(self, seq: tuple[int, ...], image: np.ndarray, receiver: np.ndarray) -> bool:
-        """Whether the reflection points of a room path lie on its surfaces. Two perpendicular
-        planes make the same image in either order (one map is kept), and from an emitter at
-        the receivers' centre the path runs through their corner, where rounding picks which
-        order fits: either counts."""
-        if on_surfaces(seq, image, receiver, self._normals, self._offsets,
-                       self._plane_contains, self._hiding):
-            return True
-        return (len(seq) == 2 and abs(self._normals[seq[0]] @ self._normals[seq[1]]) < 1e-9
-                and on_surfaces(seq[::-1], image, receiver, self._normals, self._offsets,
-                                self._plane_contains, self._hiding))
