@@ -26,6 +26,11 @@ CHI2_95_3DOF = float(stats.chi2.ppf(0.95, 3))
 CHI2_999_3DOF = float(stats.chi2.ppf(0.999, 3))
 # Seed offset of the frames an evaluation calibrates the array on (never scored).
 CALIBRATION_SEED_OFFSET = 104729
+# A reported range is the first room echo when within this much path of it: 2 cm (58 us)
+# is under half the point response's main lobe (1 / 12 kHz: 83 us, 2.9 cm), so a neighbouring
+# echo is not mistaken for it, and far below the 0.34-0.45 ms by which a direct-path residual
+# precedes the floor echo.
+FIRST_ECHO_TOLERANCE_M = 0.02
 
 
 def error_metrics(errors_m: np.ndarray, inside_95: np.ndarray) -> dict[str, float]:
@@ -67,6 +72,42 @@ def holds_truth_95(error_m: np.ndarray, covariance_m2: np.ndarray) -> bool:
     """Whether the truth, ``error_m`` from the estimate, lies in its 95 % ellipsoid."""
     """Whether an error lies inside the 95 % ellipsoid of a covariance."""
     return float(error_m @ np.linalg.solve(covariance_m2, error_m)) <= CHI2_95_3DOF
+
+
+def first_echo_delays_s(simulator: EchoSimulator, position_m: np.ndarray, yaw_rad: float,
+                        scenario: Scenario, furniture: list | None = None) -> np.ndarray:
+    """Per receiver, the delay of the shortest reflected path (room surface or furniture)
+    that reaches it, as the simulator produces the frame [s]; inf where none does.
+
+    Random clutter panels (``scenario.n_random_clutter``) are not included.
+
+    :param furniture: the furniture as it stands; ``None``: the room file's.
+    """
+    paths = simulator.paths(position_m, yaw_rad, scenario.temperature_c,
+                            hardware=scenario.hardware, furniture=furniture)
+    delays = [np.where(path.amplitude > 0, path.delay_s, np.inf)
+              for path in paths if path.kind != 'direct']
+    return np.min(delays, axis=0) if delays else np.full(simulator.array.n_receivers, np.inf)
+
+
+def first_echo_figures(tof_s: np.ndarray, first_echo_s: np.ndarray, speed_of_sound_mps: float,
+                       tolerance_m: float = FIRST_ECHO_TOLERANCE_M) -> dict[str, object]:
+    """How often the reported first echo (``EchoFeatures.tof_s``, what ``/echoloc/range_<i>``
+    publishes) is the true one (:func:`first_echo_delays_s`), over all (frame, receiver).
+
+    :param tof_s: reported first-echo delays, any shape; NaN (no echo) is a miss.
+    :param first_echo_s: true first-echo delays, the same shape.
+    :return: ``range_first_echo_rate`` (within ``tolerance_m`` of path) with its
+        ``range_first_echo_rate_ci95`` (:func:`rate_interval`), and ``range_early_rate``: the
+        share reported earlier than the first echo by more than the tolerance (a direct-path
+        residual or noise taken for an echo; the other misses are a later or merged echo).
+    """
+    path_error_m = (np.asarray(tof_s) - np.asarray(first_echo_s)) * speed_of_sound_mps
+    hits = np.nan_to_num(np.abs(path_error_m), nan=np.inf) <= tolerance_m
+    early = np.nan_to_num(path_error_m, nan=0.0) < -tolerance_m
+    return {'range_first_echo_rate': float(np.mean(hits)),
+            'range_first_echo_rate_ci95': rate_interval(np.count_nonzero(hits), hits.size),
+            'range_early_rate': float(np.mean(early))}
 
 
 def random_frames(simulator: EchoSimulator, scenario: Scenario, n: int, seed: int | list[int],
@@ -158,41 +199,41 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     :param attitude: roll and pitch told: ``'level'``, ``'imu'`` (the drawn) or ``'estimate'``.
     :return: :func:`error_metrics` (over the published fixes; a frame whose direct arrival the
         model or calibration does not explain is withheld, ``withheld_rate``) plus
-        ``outside_999`` (share outside their own 99.9 % ellipsoid),
-        ``gross_rate_10cm_ci95`` (:func:`rate_interval`),
-        ``latency_ms_p50``/``latency_ms_p95`` of the localizer and ``simulate_ms_p50``,
+        ``outside_999`` (share outside their own 99.9 % ellipsoid), ``gross_rate_10cm_ci95``
+        (:func:`rate_interval`), ``range_*`` (all frames: :func:`first_echo_figures`),
+        ``latency_ms_p50``/``_p95`` of the localizer, ``simulate_ms_p50``,
         ``process_ms_p50``, ``n``, ``speed_error_mps_median`` and ``confidence_median``; for
-        ``nn`` also ``inference_ms_p50``/``inference_ms_p95`` of the network alone, and the
-        shares of frames searched widely (``wide_search_rate``) and fixed from the wide
-        search's candidates (``wide_kept_rate``).
+        ``nn`` also ``inference_ms_p50``/``_p95`` of the network alone and the shares of frames
+        searched widely (``wide_search_rate``) and fixed from its candidates (``wide_kept_rate``).
     """
     if n < 1:
         raise ValueError(f'n must be >= 1, got {n}')
     processor = EchoProcessor(chirp, fs_hz, array=array)
     pipeline = make_pipeline(method, room, array, chirp, fs_hz, processor, optimization_level,
                              model_path, wide_search)
-    log, withheld = _Columns(), 0
+    log = _Columns()
     true_c = speed_of_sound_mps(room.temperature_c if scenario.temperature_c is None
                                 else scenario.temperature_c)
     heading_noise_rad, yaw_std_rad = _heading_noise(heading_noise_deg)
     frames = _drawn_frames(room, array, chirp, fs_hz, processor, scenario, n, seed, model_error,
                            (max_order, calibration_frames, margin_m, z_range_m,
                             furniture_shift_m), pipeline, attitude)
-    for k, (world, frame, position, yaw, heading_draw, sim_s, told) in enumerate(frames):
+    for k, (world, frame, position, yaw, draw, sim_s, first_s, told) in enumerate(frames):
         if furniture_known and world is not room:
             pipeline.take_room(world)
         t1 = time.perf_counter()
         features = processor.process(frame)
         t2 = time.perf_counter()
-        if not direct_explained(features):
-            withheld += 1
+        known = direct_explained(features)
+        log.add(tof_s=features.tof_s, first_echo_s=first_s, withheld=not known)
+        if not known:
             continue
-        fix = pipeline.step(k / 25.0, features, yaw + heading_noise_rad * heading_draw,
+        fix = pipeline.step(k / 25.0, features, yaw + heading_noise_rad * draw,
                             yaw_std_rad, assumed_temperature_c, tilt_rad=told).fix
         t3 = time.perf_counter()
         _score_fix(log, position, fix, true_c)
         log.add(simulate_ms=1e3 * sim_s, process_ms=1e3 * (t2 - t1), latency_ms=1e3 * (t3 - t2))
-    return _fixes_result(log, n, withheld, method, details)
+    return _fixes_result(log, n, method, details, true_c)
 
 
 def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
@@ -201,7 +242,8 @@ def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
                   attitude: str) -> Iterator[tuple]:
     """:func:`random_frames` of :func:`evaluate_fixes`, ``n`` in all, spread over
     ``model_error.draws`` worlds (seeds ``model_error.seed`` on; none: the files' world),
-    each position in the room file's frame and last the tilt told to the localizer.
+    each position in the room file's frame, then :func:`first_echo_delays_s` and last the
+    tilt told to the localizer.
 
     :param options: ``(max_order, calibration_frames, margin_m, z_range_m,
         furniture_shift_m)`` of :func:`evaluate_fixes`.
@@ -226,8 +268,10 @@ def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
         # One draw keeps the seeds of a single world.
         frame_seed = seed if j == 0 else [seed, j]
         frames = random_frames(simulator, drawn, count, frame_seed, *frame_args)
-        for shown, frame, position, *rest in frames:
-            yield (shown, frame, position + origin, *rest, tilt if attitude == 'imu' else None)
+        for shown, frame, position, yaw, *rest in frames:
+            first_s = first_echo_delays_s(simulator, position, yaw, drawn, shown.furniture)
+            yield (shown, frame, position + origin, yaw, *rest, first_s,
+                   tilt if attitude == 'imu' else None)
 
 
 def _simulated_world(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
@@ -295,19 +339,21 @@ def _percentiles(result: dict, name: str, values: np.ndarray) -> None:
     result[f'{name}_p95'] = float(np.percentile(values, 95))
 
 
-def _fixes_result(log: _Columns, n: int, withheld: int, method: str,
-                  details: dict | None) -> dict[str, float]:
+def _fixes_result(log: _Columns, n: int, method: str, details: dict | None,
+                  true_c_mps: float) -> dict[str, float]:
     """What :func:`evaluate_fixes` returns (and puts in ``details``), from its per-frame log."""
     if details is not None:
         details.update({name: log[name] for name in
                         ('truth_m', 'estimate_m', 'covariance_m2', 'errors_m', 'inside_95')})
+    ranges = first_echo_figures(log['tof_s'], log['first_echo_s'], true_c_mps)
     if not len(log):
-        return {'withheld_rate': 1.0, 'n': n}
+        return {'withheld_rate': 1.0, 'n': n, **ranges}
     errors = log['errors_m']
     result = error_metrics(errors, log['inside_95'])
+    result.update(ranges)
     result.update({
         'outside_999': float(np.mean(log['outside_999'])),
-        'withheld_rate': withheld / n,
+        'withheld_rate': float(np.mean(log['withheld'])),
         'gross_rate_10cm_ci95': rate_interval(np.count_nonzero(errors > 0.1), errors.size),
     })
     for name in ('latency_ms', 'simulate_ms', 'process_ms'):

@@ -396,7 +396,8 @@ class EchoSimulator:
 
     def paths(self, position_m: np.ndarray, yaw_rad: float,
               temperature_c: float | None = None, extra_boxes: list[Box] | None = None,
-              gains: np.ndarray | None = None) -> list[EchoPath]:
+              gains: np.ndarray | None = None, hardware: Hardware | None = None,
+              furniture: list[Box] | None = None) -> list[EchoPath]:
         """All propagation paths for a pose, the direct coupling first.
 
         :param position_m: array position ``(3,)`` in the room frame, m.
@@ -404,14 +405,17 @@ class EchoSimulator:
         :param temperature_c: air temperature; ``None`` takes the room file's.
         :param extra_boxes: furniture not in the room file (clutter).
         :param gains: receiver gains ``(n,)``; ``None`` takes the array's.
+        :param hardware: the real array (:attr:`Scenario.hardware`); ``None``: the file's.
+        :param furniture: the furniture as it stands; ``None``: the room file's.
         :return: list of :class:`EchoPath`, sorted by mean delay.
         """
         position = self._check_pose(position_m, yaw_rad)
         temperature = self.room.temperature_c if temperature_c is None else temperature_c
         c = speed_of_sound_mps(temperature)
         gains = self.array.gains if gains is None else np.asarray(gains, dtype=float)
-        boxes = list(self.room.furniture) + list(extra_boxes or [])
-        ps, emitter, receivers = self._all_paths(position, yaw_rad, boxes)
+        furniture = self.room.furniture if furniture is None else furniture
+        boxes = list(furniture) + list(extra_boxes or [])
+        ps, emitter, receivers = self._all_paths(position, yaw_rad, boxes, hardware)
         fc = np.array([self.chirp.center_hz])
         a_np = self._absorption_np_per_m(temperature, fc)[0]
         directivity = (self.array.directivity(fc[0], ps.cos_departure, c)

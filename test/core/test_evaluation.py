@@ -5,10 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from echoloc_ros.core.acoustics import speed_of_sound_mps
 from echoloc_ros.offline.evaluation import (error_metrics, evaluate_fixes, evaluate_tracked,
+                                            first_echo_delays_s, first_echo_figures,
                                             rate_interval)
 from echoloc_ros.core.paths import default_model_path
-from echoloc_ros.sim.simulator import Scenario
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 
 
 def test_error_metrics_numbers():
@@ -36,6 +38,35 @@ def test_evaluate_fixes_small_run(room, array, chirp):
     assert result['median_cm'] < 1.0
     assert result['latency_ms_p50'] > 0.0
     assert abs(result['speed_error_mps_median']) < 0.5
+    # 16 (frame, receiver) pairs: with the model exact no range is a direct-path residual.
+    n_first = round(result['range_first_echo_rate'] * 16)
+    assert result['range_first_echo_rate_ci95'] == pytest.approx(rate_interval(n_first, 16))
+    assert result['range_first_echo_rate'] >= 0.75 and result['range_early_rate'] == 0.0
+
+
+def test_first_echo_figures_count_hits_early_and_missing():
+    c = 343.0
+    first = np.array([[1e-3, 2e-3], [1e-3, 1e-3]])
+    # 3 mm late (a hit), exact (a hit), no echo (a miss), 0.5 ms early (a residual).
+    tof = np.array([[1e-3 + 1e-5, 2e-3], [np.nan, 0.5e-3]])
+    figures = first_echo_figures(tof, first, c)
+    assert figures['range_first_echo_rate'] == 0.5
+    assert figures['range_first_echo_rate_ci95'] == pytest.approx(rate_interval(2, 4))
+    assert figures['range_early_rate'] == 0.25
+    # 10 us is 3.4 mm of path: outside a 3 mm tolerance.
+    assert first_echo_figures(tof, first, c, tolerance_m=0.003)['range_first_echo_rate'] == 0.25
+
+
+def test_first_echo_delay_is_the_floor_path_low_in_the_middle(room, array, chirp):
+    simulator = EchoSimulator(room, array, chirp)
+    position = np.array([room.width_m / 2, room.length_m / 2, 0.2])
+    emitter, receivers = array.to_world(position, 0.3)
+    mirrored = emitter * np.array([1.0, 1.0, -1.0])
+    expected_s = (np.linalg.norm(receivers - mirrored, axis=1)
+                  / speed_of_sound_mps(room.temperature_c))
+    got_s = first_echo_delays_s(simulator, position, 0.3, Scenario())
+    # 1 ns is 0.3 um of path (the image sources come in single precision).
+    assert got_s == pytest.approx(expected_s, abs=1e-9)
 
 
 def test_tracked_along_the_trajectory(room, array, chirp):
