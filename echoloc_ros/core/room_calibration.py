@@ -29,7 +29,6 @@ from echoloc_ros.core.echo_processing import EchoFeatures
 from echoloc_ros.core.geometry import moved_shell, room_planes
 from echoloc_ros.core.paths import resolve_config
 from echoloc_ros.core.physics.config import RESPONSE_HALF_S
-from echoloc_ros.core.physics.kernels import gram_terms
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import Room
 
@@ -215,13 +214,7 @@ class RoomCalibration:
         amp = np.concatenate([amp, np.repeat(fixed_amp, k, axis=0)], axis=1)
         amp = np.where(np.all((tau > fr.t_min) & (tau < fr.t_max), axis=-1)[..., None], amp,
                        0.0)
-        pair_p, pair_q = loc._pairs(tau)
-        features = fr.features
-        gram, b = gram_terms(
-            np.ascontiguousarray(tau), np.ascontiguousarray(amp), fr.weights, fr.table,
-            features.start_s, fr.table.shape[1] / features.baseband.shape[1]
-            / features.bin_width_s, features.carrier_hz, fr.t_min, fr.t_max, pair_p, pair_q,
-            loc.response.table, loc.response.step_s, RESPONSE_HALF_S, loc.response.zero)
+        gram, b = loc._gram_terms(fr, tau, amp)
         # A tiny ridge, so that a path with no energy stays solvable.
         scale = np.trace(gram, axis1=1, axis2=2).real / max(gram.shape[-1], 1)
         gram = gram + (1e-9 * scale + 1e-300)[:, None, None] * np.eye(gram.shape[-1])

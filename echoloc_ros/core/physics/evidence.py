@@ -82,15 +82,20 @@ class Evidence:
         :return: ``(K,)``.
         """
         used = np.any(amp > 0, axis=(0, 2))
-        tau, amp = tau[:, used], amp[:, used]
+        gram, b = self._gram_terms(fr, tau[:, used], amp[:, used])
+        return self._with_prior(fr, gram, b)[0]
+
+    def _gram_terms(self, fr: Frame, tau: np.ndarray,
+                    amp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Gram matrices ``(K, P, P)`` and matched-filter outputs ``(K, P)`` of a batch of path
+        sets (``tau``, ``amp``: ``(K, P, n)``), over the pairs of paths that may overlap."""
         p, q = self._pairs(tau)
         features = fr.features
-        gram, b = gram_terms(
+        return gram_terms(
             np.ascontiguousarray(tau), np.ascontiguousarray(amp), fr.weights, fr.table,
             features.start_s, fr.table.shape[1] / features.baseband.shape[1]
             / features.bin_width_s, features.carrier_hz, fr.t_min, fr.t_max, p, q,
             self.response.table, self.response.step_s, RESPONSE_HALF_S, self.response.zero)
-        return self._with_prior(fr, gram, b)[0]
 
     @staticmethod
     def _with_prior(fr: Frame, gram: np.ndarray, b: np.ndarray
