@@ -9,8 +9,8 @@ import pytest
 
 from echoloc_ros.core.array_geometry import yaw_matrix
 from echoloc_ros.core.geometry import occluders, on_surfaces, plane_contains
-from echoloc_ros.core.physics import kernels, path_trace
-from echoloc_ros.core.physics.config import RESPONSE_HALF_S
+from echoloc_ros.core.physics import kernels, newton, path_trace
+from echoloc_ros.core.physics.config import RESPONSE_HALF_S, STEP_LIMIT, STEP_TOLERANCE
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.physics.matched_filter import sample
 from echoloc_ros.core.room import any_box_blocks, load_room
@@ -224,3 +224,69 @@ def test_synthesis_is_the_point_response_at_each_delay(localizer, processor, fra
     np.testing.assert_allclose(model, expected, rtol=0, atol=3e-3 * scale)
     assert np.all(model[~window] == 0)
     assert np.all(model[2, :int(10e-3 / features.bin_width_s)] == 0)
+
+
+def test_small_solves_are_numpys():
+    rng = np.random.default_rng(3)
+    for n in range(1, 6):
+        matrix = rng.normal(size=(n, n)) + n * np.eye(n)
+        rhs = rng.normal(size=n)
+        x, solved = newton.solve_small(matrix, rhs)
+        assert solved
+        np.testing.assert_allclose(x, np.linalg.solve(matrix, rhs), rtol=1e-12, atol=1e-14)
+    x, solved = newton.solve_small(np.array([[1.0, 2.0], [2.0, 4.0]]), np.ones(2))
+    assert not solved
+    x, solved = newton.solve_small(np.array([[np.nan, 0.0], [0.0, 1.0]]), np.ones(2))
+    assert not solved
+
+
+def _numpy_newton(localizer, fr, theta0, valid, free, iterations):
+    """The Levenberg-Marquardt loop as numpy ran it before it was compiled: every start at
+    once, each evaluation one :meth:`_fit`, the batch's steps one ``np.linalg.solve``."""
+    paths, keep, _, pairs = localizer._starting_paths(fr, theta0, valid, free, iterations, True)
+    theta, best = theta0.copy(), theta0.copy()
+    best_e = np.full(len(theta0), -np.inf)
+    grad, info = np.zeros((len(theta0), free.size)), np.zeros((len(theta0),) + (free.size,) * 2)
+    lam = np.full(len(theta0), 1e-3)
+    active = np.ones(len(theta0), dtype=bool)
+    yaw_info = np.where(free == 4, fr.yaw_info, 0.0)
+    for iteration in range(iterations + 1):
+        rows = np.flatnonzero(active)
+        e, g, h, _, _ = localizer._fit(fr, theta[rows], paths, keep[rows], free, pairs)
+        e = e + fr.yaw_prior(theta[rows, 4])
+        better = e >= best_e[rows]
+        won, lost = rows[better], rows[~better]
+        best[won], best_e[won], grad[won], info[won] = theta[won], e[better], g[better], h[better]
+        lam[won] = np.maximum(lam[won] / 3.0, 1e-6)
+        lam[lost] *= 10.0
+        active[lost[lam[lost] > 1e3]] = False
+        rows = rows[active[rows]]
+        if iteration == iterations or rows.size == 0:
+            break
+        damped = info[rows] + np.eye(free.size) * (lam[rows, None, None] * np.abs(
+            np.diagonal(info[rows], axis1=1, axis2=2))[:, None] + 1e-300 + yaw_info)
+        step = np.linalg.solve(damped, (grad[rows] - yaw_info * best[rows, 4, None])[..., None])
+        step = np.clip(step[..., 0], -STEP_LIMIT[free], STEP_LIMIT[free])
+        moving = ~np.all(np.abs(step) < STEP_TOLERANCE[free], axis=1)
+        active[rows[~moving]] = False
+        theta[rows[moving]] = best[rows[moving]]
+        theta[rows[moving][:, None], free[None, :]] += step[moving]
+    return best, best_e, info
+
+
+def test_compiled_newton_is_the_numpy_loop(localizer, frame_and_truth):
+    fr, thetas = frame_and_truth
+    fr.yaw_info = 1.0 / np.deg2rad(2.0) ** 2
+    valid = localizer._valid_batch(fr, thetas)
+    free = np.arange(5)
+    fit = localizer._newton(fr, thetas, valid, free, 4)
+    best, best_e, info = _numpy_newton(localizer, fr, thetas, valid, free, 4)
+    # The same steps from the same points: positions agree far below the 0.1 mm tolerance.
+    np.testing.assert_allclose(fit.theta, best, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(fit.info, info, rtol=1e-6, atol=1e-9 * np.max(np.abs(info)))
+    assert np.max(np.abs(fit.theta - thetas)) > 1e-3
+    # The evidence adds the amplitude prior to the likelihood at the best points.
+    tau, amp = localizer._paths(fr, best, fit.paths, fit.keep)[:2]
+    with_prior = localizer._evidence(fr, tau, amp) + fr.yaw_prior(best[:, 4])
+    np.testing.assert_allclose(fit.evidence, with_prior, rtol=1e-9)
+    assert np.all(fit.evidence < best_e)

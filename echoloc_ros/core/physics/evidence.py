@@ -44,16 +44,31 @@ class Evidence:
         if decide:
             keep = np.ones((n_batch, n_paths), dtype=bool) if valid is None else valid
         keep = np.ascontiguousarray(keep if keep.ndim == 2 else np.tile(keep, (n_batch, 1)))
-        array = self.array
         tau, amp, keep, dtau = path_terms(
-            np.ascontiguousarray(thetas, dtype=float), self._img_m[paths], self._img_t[paths],
-            self._img_refl[paths], self._vertical_only[paths], fr.offsets, fr.c0, fr.absorb,
-            2 * np.pi * self.chirp.center_hz / fr.c0 * array.piston_radius_m, array.gains,
-            fr.t_min, fr.t_max, self.min_relative_amplitude, keep, decide,
+            np.ascontiguousarray(thetas, dtype=float), *self._geometry(fr, paths), keep, decide,
             np.zeros(0, dtype=np.int64) if free is None else np.asarray(free, dtype=np.int64))
         if free is None:
             return tau, amp, keep
         return tau, amp, keep, dtau
+
+    def _geometry(self, fr: Frame, paths: np.ndarray) -> tuple:
+        """What :func:`~echoloc_ros.core.physics.kernels.path_terms` takes of the paths
+        ``(P,)`` and the frame, from ``img_m`` to ``min_relative``."""
+        array = self.array
+        return (self._img_m[paths], self._img_t[paths], self._img_refl[paths],
+                self._vertical_only[paths], fr.offsets, fr.c0, fr.absorb,
+                2 * np.pi * self.chirp.center_hz / fr.c0 * array.piston_radius_m, array.gains,
+                fr.t_min, fr.t_max, self.min_relative_amplitude)
+
+    def _signal(self, fr: Frame, pairs: tuple[np.ndarray, np.ndarray]) -> tuple:
+        """What :func:`~echoloc_ros.core.physics.kernels.fit_terms` takes of the frame, the
+        path pairs ``(p, q)`` that may overlap and the point response, from ``weights`` to
+        ``zero``."""
+        features = fr.features
+        return (fr.weights, fr.table, features.start_s,
+                fr.table.shape[1] // features.baseband.shape[1] / features.bin_width_s,
+                features.carrier_hz, fr.t_min, fr.t_max, pairs[0], pairs[1],
+                self.response.table, self.response.step_s, RESPONSE_HALF_S, self.response.zero)
 
     def amplitude(self, fr: Frame, delta: np.ndarray, dist: np.ndarray,
                   reflection: np.ndarray | float) -> np.ndarray:
@@ -89,13 +104,8 @@ class Evidence:
                     amp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Gram matrices ``(K, P, P)`` and matched-filter outputs ``(K, P)`` of a batch of path
         sets (``tau``, ``amp``: ``(K, P, n)``), over the pairs of paths that may overlap."""
-        p, q = self._pairs(tau)
-        features = fr.features
-        return gram_terms(
-            np.ascontiguousarray(tau), np.ascontiguousarray(amp), fr.weights, fr.table,
-            features.start_s, fr.table.shape[1] / features.baseband.shape[1]
-            / features.bin_width_s, features.carrier_hz, fr.t_min, fr.t_max, p, q,
-            self.response.table, self.response.step_s, RESPONSE_HALF_S, self.response.zero)
+        return gram_terms(np.ascontiguousarray(tau), np.ascontiguousarray(amp),
+                          *self._signal(fr, self._pairs(tau)))
 
     @staticmethod
     def _with_prior(fr: Frame, gram: np.ndarray, b: np.ndarray
