@@ -112,31 +112,21 @@ class CandidateSearch:
         if coords is None:
             extent = (self.room.width_m, self.room.length_m)[axis]
             coords = np.arange(0.03, extent - 0.03, 3 * self.grid_step_m)
-        exists = None
+        exists = np.zeros((0, 0), dtype=bool)
         if traced:
             emitters = np.repeat(theta[None, :3], coords.size, axis=0)
             emitters[:, axis] = coords
-            exists = self._valid_images(emitters, emitters + fr.offsets.mean(axis=0),
-                                        paths)[:, paths]
+            exists = np.ascontiguousarray(self._valid_images(
+                emitters, emitters + fr.offsets.mean(axis=0), paths)[:, paths])
         psis = np.array([theta[YAW]]) if psi is None else np.asarray(psi, dtype=float)
-        # receiver - image = d0 + coord * v, affine in the scanned coordinate.
         base = theta[:3].copy()
         base[axis] = 0.0
-        m = self._img_m[paths]
-        offsets = fr.rotated_offsets(psis)                                          # (J, n, 3)
-        d0 = ((base + offsets)[:, None]
-              - (m @ base + self._img_t[paths])[None, :, None])                    # (J, P, n, 3)
-        v = np.eye(3)[axis] - m[:, :, axis]                                         # (P, 3)
-        a0 = np.sum(d0 ** 2, axis=-1)
-        a1 = 2.0 * np.einsum('jpni,pi->jpn', d0, v)
-        a2 = np.sum(v ** 2, axis=-1)
-        if exists is None:
-            exists = np.ones((coords.size, a2.size), dtype=bool)
         features = fr.features
         score = family_scores(
-            a0, a1, a2, np.asarray(coords, dtype=float), fr.c0 * theta[3],
-            (fr.weights / np.sum(fr.weights)).astype(np.float32), np.sum(fr.weights),
-            np.ascontiguousarray(exists), table, features.start_s,
+            base, axis, fr.rotated_offsets(psis), self._img_m[paths], self._img_t[paths],
+            np.asarray(coords, dtype=float), fr.c0 * theta[3],
+            (fr.weights / np.sum(fr.weights)).astype(np.float32), np.sum(fr.weights), exists,
+            table, features.start_s,
             (table.shape[1] // features.baseband.shape[1]) / features.bin_width_s,
             features.carrier_hz, fr.t_min, fr.t_max)
         return coords, score[:, 0] if psi is None else score

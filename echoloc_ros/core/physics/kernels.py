@@ -253,64 +253,63 @@ def _linear_sample(table, ch, t, start_s, per_s, carrier_hz):
 
 
 @numba.njit(**_JIT)
-def scan_power(tau, weights, table, start_s, per_s, carrier_hz, t_min, t_max):
-    """Coherent power ``|sum_i w_i z_i(tau_i)|^2`` of each row of delays ``(M, n)``
-    (:func:`_linear_sample`), and whether every delay of the row lies in ``(t_min, t_max)``.
-
-    :param weights: float32 weights of the receivers, per row ``(M, n)`` or for all ``(1, n)``.
-    :return: ``power (M,)``, ``inside (M,)`` bool.
-    """
-    n_rows, n_ch = tau.shape
-    power = np.zeros(n_rows)
-    inside = np.ones(n_rows, dtype=np.bool_)
-    per_row = weights.shape[0] > 1
-    for m in range(n_rows):
-        total = np.complex64(0.0)
-        for i in range(n_ch):
-            t = tau[m, i]
-            if t > t_min and t < t_max:
-                w = weights[m, i] if per_row else weights[0, i]
-                total += _linear_sample(table, i, t, start_s, per_s, carrier_hz) * w
-            else:
-                inside[m] = False
-        power[m] = abs(total) ** 2
-    return power, inside
-
-
-@numba.njit(**_JIT)
-def family_scores(a0, a1, a2, coords, speed, weights, weight_sum, exists, table, start_s,
-                  per_s, carrier_hz, t_min, t_max):
+def family_scores(base, axis, offsets, img_m, img_t, coords, speed, weights, weight_sum,
+                  exists, table, start_s, per_s, carrier_hz, t_min, t_max):
     """Scores of a scan along one axis (:meth:`CandidateSearch._family_scan`): per
     coordinate and heading offset, the sum over paths heard on every receiver (and existing)
     of ``log1p`` of their receivers' coherent power over the noise.
 
-    The delay of path p at receiver i is ``sqrt(a0 + a1 c + a2 c^2) / speed`` for the
-    scanned coordinate c: ``a0, a1 (J, P, n)``, ``a2 (P,)``, ``coords (G,)``.
+    The emitter is at ``base`` with coordinate ``axis`` replaced by the scanned one ``c``:
+    receiver minus image is then ``d0 + c v``, and the delay of path p at receiver i is
+    ``sqrt(a0 + a1 c + a2 c^2) / speed``. The delays of one path and receiver are computed
+    for every coordinate in one loop (which the compiler vectorises), then sampled.
 
+    :param offsets: receivers relative to the emitter per heading offset ``(J, n, 3)``.
+    :param img_m: the paths' image maps ``(P, 3, 3)``, with ``img_t (P, 3)``.
+    :param coords: the scanned coordinate's values ``(G,)``.
     :param weights: float32 receiver weights summing to 1 ``(n,)``; ``weight_sum`` the sum of
-        the unnormalised ones. :param exists: ``(G, P)`` bool.
+        the unnormalised ones. :param exists: ``(G, P)`` bool, or ``(0, 0)``: all exist.
     :return: ``(G, J)``.
     """
-    n_psi, n_paths, n_ch = a0.shape
-    score = np.zeros((coords.size, n_psi))
-    for g in range(coords.size):
-        c = coords[g]
+    n_psi, n_ch = offsets.shape[0], offsets.shape[1]
+    n_paths, n_coords = img_m.shape[0], coords.size
+    score = np.zeros((n_coords, n_psi))
+    tau = np.empty(n_coords)
+    acc = np.empty(n_coords, dtype=np.complex64)
+    heard = np.empty(n_coords, dtype=np.bool_)
+    image = np.empty(3)
+    v = np.empty(3)
+    for p in range(n_paths):
+        a2 = 0.0
+        for a in range(3):
+            image[a] = (img_m[p, a, 0] * base[0] + img_m[p, a, 1] * base[1]
+                        + img_m[p, a, 2] * base[2] + img_t[p, a])
+            v[a] = (1.0 if a == axis else 0.0) - img_m[p, a, axis]
+            a2 += v[a] * v[a]
         for j in range(n_psi):
-            total = 0.0
-            for p in range(n_paths):
-                if not exists[g, p]:
-                    continue
-                acc = np.complex64(0.0)
-                heard = True
-                for i in range(n_ch):
-                    t = math.sqrt(a0[j, p, i] + a1[j, p, i] * c + a2[p] * c * c) / speed
-                    if not (t > t_min and t < t_max):
-                        heard = False
-                        break
-                    acc += _linear_sample(table, i, t, start_s, per_s, carrier_hz) * weights[i]
-                if heard:
-                    total += math.log1p(abs(acc) ** 2 * weight_sum)
-            score[g, j] = total
+            acc[:] = 0.0
+            heard[:] = True
+            for i in range(n_ch):
+                a0 = 0.0
+                a1 = 0.0
+                for a in range(3):
+                    d0 = base[a] + offsets[j, i, a] - image[a]
+                    a0 += d0 * d0
+                    a1 += d0 * v[a]
+                a1 *= 2.0
+                for g in range(n_coords):
+                    c = coords[g]
+                    tau[g] = math.sqrt(a0 + a1 * c + a2 * c * c) / speed
+                for g in range(n_coords):
+                    t = tau[g]
+                    if t > t_min and t < t_max:
+                        acc[g] += (_linear_sample(table, i, t, start_s, per_s, carrier_hz)
+                                   * weights[i])
+                    else:
+                        heard[g] = False
+            for g in range(n_coords):
+                if heard[g] and (exists.shape[0] == 0 or exists[g, p]):
+                    score[g, j] += math.log1p(abs(acc[g]) ** 2 * weight_sum)
     return score
 
 
