@@ -233,26 +233,6 @@ def _derivatives(k, a, amp, dtau, weights, z, dz, r1, r2, pair_p, pair_q, zero, 
 
 
 @numba.njit(**_JIT)
-def _linear_sample(table, ch, t, start_s, per_s, carrier_hz):
-    """Matched-filter output of channel ``ch`` at delay ``t`` by linear interpolation of
-    ``table`` in single precision (what the scans read), complex64."""
-    x = (t - start_s) * per_s
-    j = int(x)
-    if j < 1:
-        j = 1
-    elif j > table.shape[1] - 3:
-        j = table.shape[1] - 3
-    frac = np.float32(x - j)
-    p1 = table[ch, j]
-    value = p1 + (table[ch, j + 1] - p1) * frac
-    cycles = carrier_hz * t
-    u = (cycles - math.floor(cycles)) * _N_ROTATION
-    k = int(u)
-    r0 = _ROTATION[k]
-    return value * (r0 + (_ROTATION[k + 1] - r0) * np.float32(u - k))
-
-
-@numba.njit(**_JIT)
 def family_scores(base, axis, offsets, img_m, img_t, coords, speed, weights, weight_sum,
                   exists, table, start_s, per_s, carrier_hz, t_min, t_max):
     """Scores of a scan along one axis (:meth:`CandidateSearch._family_scan`): per
@@ -274,7 +254,14 @@ def family_scores(base, axis, offsets, img_m, img_t, coords, speed, weights, wei
     n_psi, n_ch = offsets.shape[0], offsets.shape[1]
     n_paths, n_coords = img_m.shape[0], coords.size
     score = np.zeros((n_coords, n_psi))
-    tau = np.empty(n_coords)
+    # Per coordinate: inside the window, the table's index and fraction, and the carrier
+    # table's (computed in a loop the compiler vectorises, then read).
+    inside = np.empty(n_coords, dtype=np.bool_)
+    index = np.empty(n_coords, dtype=np.int64)
+    frac = np.empty(n_coords, dtype=np.float32)
+    turn = np.empty(n_coords, dtype=np.int64)
+    turn_frac = np.empty(n_coords, dtype=np.float32)
+    last = table.shape[1] - 3
     acc = np.empty(n_coords, dtype=np.complex64)
     heard = np.empty(n_coords, dtype=np.bool_)
     image = np.empty(3)
@@ -299,11 +286,24 @@ def family_scores(base, axis, offsets, img_m, img_t, coords, speed, weights, wei
                 a1 *= 2.0
                 for g in range(n_coords):
                     c = coords[g]
-                    tau[g] = math.sqrt(a0 + a1 * c + a2 * c * c) / speed
+                    t = math.sqrt(a0 + a1 * c + a2 * c * c) / speed
+                    inside[g] = t > t_min and t < t_max
+                    x = (t - start_s) * per_s
+                    k = min(max(int(x), 1), last)
+                    index[g] = k
+                    frac[g] = np.float32(x - k)
+                    cycles = carrier_hz * t
+                    u = (cycles - math.floor(cycles)) * _N_ROTATION
+                    k = int(u)
+                    turn[g] = k
+                    turn_frac[g] = np.float32(u - k)
                 for g in range(n_coords):
-                    t = tau[g]
-                    if t > t_min and t < t_max:
-                        acc[g] += (_linear_sample(table, i, t, start_s, per_s, carrier_hz)
+                    if inside[g]:
+                        k = index[g]
+                        p1 = table[i, k]
+                        r0 = _ROTATION[turn[g]]
+                        acc[g] += ((p1 + (table[i, k + 1] - p1) * frac[g])
+                                   * (r0 + (_ROTATION[turn[g] + 1] - r0) * turn_frac[g])
                                    * weights[i])
                     else:
                         heard[g] = False
