@@ -290,3 +290,29 @@ def test_compiled_newton_is_the_numpy_loop(localizer, frame_and_truth):
     with_prior = localizer._evidence(fr, tau, amp) + fr.yaw_prior(best[:, 4])
     np.testing.assert_allclose(fit.evidence, with_prior, rtol=1e-9)
     assert np.all(fit.evidence < best_e)
+
+
+def test_furniture_faces_reflect_where_the_numpy_test_says(array, chirp, processor):
+    room = load_room('furnished_room')
+    localizer = PhysicsLocalizer(room, array, chirp, FS_HZ, processor=processor)
+    rng = np.random.default_rng(6)
+    extent = room.vertices_m.max(axis=0)
+    emitters = rng.uniform([0, 0, 0.1], [*extent, 1.5], (400, 3))
+    receivers = emitters + rng.normal(0.0, 0.03, emitters.shape)
+    index = localizer._face_index
+    images = kernels.image_points(localizer._img_m[index], localizer._img_t[index], emitters)
+    np.testing.assert_array_equal(images, np.einsum('pij,kj->kpi', localizer._img_m[index],
+                                                    emitters) + localizer._img_t[index])
+    axis, side, value, lo, hi = localizer._face_geometry
+    valid = kernels.faces_valid(emitters, receivers, localizer._img_m[index],
+                                localizer._img_t[index], axis, side, value, lo, hi)
+    # The numpy expression it replaced: the reflection point on the line from the image to
+    # the receiver, inside the face, and the emitter in front of it.
+    across = np.take_along_axis(images, np.broadcast_to(axis[None, :, None],
+                                                        images.shape[:2] + (1,)), -1)[..., 0]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        t = (value - across) / (receivers[:, axis] - across)
+    hit = images + t[..., None] * (receivers[:, None] - images)
+    on_face = np.all((hit >= lo) & (hit <= hi) | (np.arange(3) == axis[:, None]), axis=-1)
+    np.testing.assert_array_equal(valid, (side * emitters[:, axis] > side * value) & on_face)
+    assert 0 < valid.sum() < valid.size

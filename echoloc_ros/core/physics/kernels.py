@@ -467,6 +467,48 @@ def first_order_blocked(emitters, receivers, images, normals, offsets, box_lo, b
 
 
 @numba.njit(**_JIT)
+def faces_valid(emitters, receivers, img_m, img_t, axis, side, value, lo, hi):
+    """Which furniture faces reflect from each emitter ``(K, 3)`` to its receiver ``(K, 3)``
+    (:meth:`ImageSources._faces_valid`): the emitter in front of the face and the reflection
+    point on it. The faces' image maps ``img_m (F, 3, 3)``, ``img_t (F, 3)``; per face the axis
+    of its normal, the side it faces, its plane and its box's corners ``lo, hi (F, 3)``.
+    :return: ``(K, F)`` bool."""
+    n_batch, n_faces = emitters.shape[0], img_m.shape[0]
+    valid = np.zeros((n_batch, n_faces), dtype=np.bool_)
+    image = np.empty(3)
+    for k in range(n_batch):
+        e, r = emitters[k], receivers[k]
+        for f in range(n_faces):
+            a = axis[f]
+            if not side[f] * e[a] > side[f] * value[f]:
+                continue
+            for b in range(3):
+                image[b] = (img_m[f, b, 0] * e[0] + img_m[f, b, 1] * e[1]
+                            + img_m[f, b, 2] * e[2] + img_t[f, b])
+            t = (value[f] - image[a]) / (r[a] - image[a])
+            on_face = True
+            for b in range(3):
+                hit = image[b] + t * (r[b] - image[b])
+                on_face = on_face and (b == a or (hit >= lo[f, b] and hit <= hi[f, b]))
+            valid[k, f] = on_face
+    return valid
+
+
+@numba.njit(**_JIT)
+def image_points(img_m, img_t, emitters):
+    """Images ``M e + t`` of emitters ``(K, 3)`` under maps ``img_m (P, 3, 3)``, ``img_t
+    (P, 3)``: ``(K, P, 3)``."""
+    images = np.empty((emitters.shape[0], img_m.shape[0], 3))
+    for k in range(emitters.shape[0]):
+        e = emitters[k]
+        for p in range(img_m.shape[0]):
+            for b in range(3):
+                images[k, p, b] = (img_m[p, b, 0] * e[0] + img_m[p, b, 1] * e[1]
+                                   + img_m[p, b, 2] * e[2] + img_t[p, b])
+    return images
+
+
+@numba.njit(**_JIT)
 def synthesis(tau, amp, coef, n_bins, start_s, bin_width_s, carrier_hz, response, step_s,
               half_s):
     """Baseband of fitted paths on the frame's bins ``(n, n_bins)`` (:meth:`Evidence.synthesise`:
