@@ -316,3 +316,21 @@ def test_furniture_faces_reflect_where_the_numpy_test_says(array, chirp, process
     on_face = np.all((hit >= lo) & (hit <= hi) | (np.arange(3) == axis[:, None]), axis=-1)
     np.testing.assert_array_equal(valid, (side * emitters[:, axis] > side * value) & on_face)
     assert 0 < valid.sum() < valid.size
+
+
+def test_pairs_and_evidence_with_prior_are_numpys(localizer, frame_and_truth):
+    fr, thetas = frame_and_truth
+    paths = np.arange(len(localizer._sequences))
+    tau, amp, _ = localizer._paths(fr, thetas, paths)
+    p, q = newton.near_pairs(tau, 2 * RESPONSE_HALF_S)
+    every_p, every_q = np.triu_indices(paths.size, 1)
+    near = np.any(np.abs(tau[:, every_p] - tau[:, every_q]) < 2 * RESPONSE_HALF_S, axis=(0, 2))
+    np.testing.assert_array_equal(p, every_p[near])
+    np.testing.assert_array_equal(q, every_q[near])
+    assert 0 < p.size < every_p.size
+    gram, b = localizer._gram_terms(fr, tau, amp)
+    v = 3.0 * np.max(np.abs(b)) ** 2 / np.max(np.abs(gram)) ** 2
+    system = np.eye(paths.size) + v * gram
+    a = np.linalg.solve(system, v * b[..., None])[..., 0]
+    expected = np.real(np.sum(np.conj(b) * a, axis=-1)) - np.linalg.slogdet(system)[1]
+    np.testing.assert_allclose(newton.evidence_batch(gram, b, v), expected, rtol=1e-10)

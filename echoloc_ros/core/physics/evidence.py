@@ -1,21 +1,11 @@
 """The evidence of the image-source model for candidate poses."""
 
-import functools
-
 import numpy as np
 
 from echoloc_ros.core.physics.config import PRIOR_SCALE, RESPONSE_HALF_S, YAW
 from echoloc_ros.core.physics.kernels import gram_terms, path_terms, synthesis
 from echoloc_ros.core.physics.matched_filter import Frame
-
-
-@functools.lru_cache(maxsize=64)
-def _upper_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``np.triu_indices(n, 1)``, cached (read-only)."""
-    p, q = np.triu_indices(n, 1)
-    p.flags.writeable = False
-    q.flags.writeable = False
-    return p, q
+from echoloc_ros.core.physics.newton import evidence_batch, near_pairs
 
 
 class Evidence:
@@ -98,7 +88,7 @@ class Evidence:
         """
         used = np.any(amp > 0, axis=(0, 2))
         gram, b = self._gram_terms(fr, tau[:, used], amp[:, used])
-        return self._with_prior(fr, gram, b)[0]
+        return self._with_prior(fr, gram, b)
 
     def _gram_terms(self, fr: Frame, tau: np.ndarray,
                     amp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,23 +98,17 @@ class Evidence:
                           *self._signal(fr, self._pairs(tau)))
 
     @staticmethod
-    def _with_prior(fr: Frame, gram: np.ndarray, b: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray]:
-        """Log evidence ``b^H (M + I / v)^-1 b - log det(I + v M)`` and the amplitudes
-        ``(M + I / v)^-1 b`` for Gram matrices ``(K, P, P)`` and outputs ``b (K, P)``, with
-        ``v = PRIOR_SCALE * gain^2``."""
-        v = PRIOR_SCALE * fr.gain ** 2
-        system = np.eye(gram.shape[-1]) + v * gram
-        a = np.linalg.solve(system, v * b[..., None])[..., 0]
-        return (np.real(np.sum(np.conj(b) * a, axis=-1)) - np.linalg.slogdet(system)[1], a)
+    def _with_prior(fr: Frame, gram: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Log evidence ``b^H (M + I / v)^-1 b - log det(I + v M)`` for Gram matrices
+        ``(K, P, P)`` and outputs ``b (K, P)``, with ``v = PRIOR_SCALE * gain^2``."""
+        return evidence_batch(np.ascontiguousarray(gram), np.ascontiguousarray(b),
+                              PRIOR_SCALE * fr.gain ** 2)
 
     @staticmethod
     def _pairs(tau: np.ndarray, margin_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Path pairs ``(p, q)``, p < q, within ``RESPONSE_HALF_S + margin_s`` of each other on
         some receiver for some row of ``tau (K, P, n)``."""
-        p, q = _upper_pairs(tau.shape[1])
-        near = np.any(np.abs(tau[:, p] - tau[:, q]) < RESPONSE_HALF_S + margin_s, axis=(0, 2))
-        return p[near], q[near]
+        return near_pairs(np.ascontiguousarray(tau), RESPONSE_HALF_S + margin_s)
 
     def _score(self, fr: Frame, thetas: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Log evidence of the full model with the heading prior at each of ``thetas (K, 5)``;

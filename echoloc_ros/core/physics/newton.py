@@ -1,6 +1,7 @@
 """The compiled Levenberg-Marquardt loop of :meth:`Refinement._newton` (numba): the steps, the
 damping, the solves, the convergence test and the evidence at the best points, one call per
-batch of starting points.
+batch of starting points; and the evidence with the amplitude prior and the overlapping path
+pairs of any batch (:class:`~echoloc_ros.core.physics.evidence.Evidence`).
 
 Run from Python, each iteration of the loop cost some forty numpy calls of a few
 microseconds each on arrays of a handful of rows; here each starting point runs its own
@@ -187,3 +188,36 @@ def evidence_with_prior(gram, outputs, variance):
     for p in range(n):
         total += (np.conj(outputs[p]) * a[p]).real
     return total - np.linalg.slogdet(system)[1]
+
+
+@numba.njit(**_JIT)
+def evidence_batch(gram, outputs, variance):
+    """:func:`evidence_with_prior` of each of a batch ``(K, P, P)``, ``(K, P)``: ``(K,)``."""
+    evidence = np.empty(gram.shape[0])
+    for k in range(gram.shape[0]):
+        evidence[k] = evidence_with_prior(gram[k], outputs[k], variance)
+    return evidence
+
+
+@numba.njit(**_JIT)
+def near_pairs(tau, limit_s):
+    """Path pairs ``(p, q)``, p < q in the order of ``np.triu_indices``, whose delays are
+    within ``limit_s`` of each other on some receiver for some row of ``tau (K, P, n)``."""
+    n_batch, n_paths, n_ch = tau.shape
+    near_p = np.empty(n_paths * (n_paths - 1) // 2, dtype=np.int64)
+    near_q = np.empty(near_p.size, dtype=np.int64)
+    count = 0
+    for p in range(n_paths):
+        for q in range(p + 1, n_paths):
+            near = False
+            for k in range(n_batch):
+                for i in range(n_ch):
+                    if abs(tau[k, p, i] - tau[k, q, i]) < limit_s:
+                        near = True
+                        break
+                if near:
+                    break
+            if near:
+                near_p[count], near_q[count] = p, q
+                count += 1
+    return near_p[:count].copy(), near_q[:count].copy()

@@ -41,7 +41,7 @@ class Refinement:
         tau, amp, _, dtau = self._paths(fr, thetas, paths, keep, free=free)
         evidence, grad, info, a, gram, b = fit_terms(tau, amp, dtau, *self._signal(fr, pairs),
                                                      True)
-        return evidence, grad, info, a, self._with_prior(fr, gram, b)[0]
+        return evidence, grad, info, a, self._with_prior(fr, gram, b)
 
     def _newton(self, fr: Frame, theta0: np.ndarray, valid: np.ndarray, free: np.ndarray,
                 iterations: int, need_info: bool = True) -> Fit:
