@@ -334,3 +334,22 @@ def test_pairs_and_evidence_with_prior_are_numpys(localizer, frame_and_truth):
     a = np.linalg.solve(system, v * b[..., None])[..., 0]
     expected = np.real(np.sum(np.conj(b) * a, axis=-1)) - np.linalg.slogdet(system)[1]
     np.testing.assert_allclose(newton.evidence_batch(gram, b, v), expected, rtol=1e-10)
+
+
+def test_residual_power_is_the_masked_numpy_sum(localizer, frame_and_truth):
+    fr, thetas = frame_and_truth
+    fit = localizer._newton(fr, thetas[:1], localizer._valid_batch(fr, thetas[:1]),
+                            np.arange(4), 2, need_info=False)
+    tau, amp, coef = fit.tau[0], fit.amp[0], fit.coef[0]
+    features = fr.features
+    model = localizer.synthesise(fr, tau, amp, coef)
+    power, count = kernels.residual_power(features.baseband, model, tau, amp, fr.weights,
+                                          features.start_s, features.bin_width_s, 7)
+    # The numpy expression it replaced: every modelled path's bins +-7 on its receiver.
+    p, ch = np.nonzero(amp > 0)
+    bins = np.rint((tau[p, ch] - features.start_s) / features.bin_width_s).astype(int)
+    mask = np.zeros(features.baseband.shape, dtype=bool)
+    mask[ch[:, None], np.clip(bins[:, None] + np.arange(-7, 8), 0, mask.shape[1] - 1)] = True
+    weighted = np.abs(features.baseband - model) ** 2 * fr.weights[:, None]
+    assert count == mask.sum() > 15 * np.unique(p).size
+    np.testing.assert_allclose(power, np.sum(weighted[mask]), rtol=1e-12)

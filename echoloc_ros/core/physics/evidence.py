@@ -3,7 +3,7 @@
 import numpy as np
 
 from echoloc_ros.core.physics.config import PRIOR_SCALE, RESPONSE_HALF_S, YAW
-from echoloc_ros.core.physics.kernels import gram_terms, path_terms, synthesis
+from echoloc_ros.core.physics.kernels import gram_terms, path_terms, residual_power, synthesis
 from echoloc_ros.core.physics.matched_filter import Frame
 from echoloc_ros.core.physics.newton import evidence_batch, near_pairs
 
@@ -141,19 +141,13 @@ class Evidence:
         amplitudes absorb part of the noise: each removes about one correlation length of bins.
         """
         features = fr.features
-        n_ch, n_bins = features.baseband.shape
         dt = features.bin_width_s
         half = int(np.ceil(1.2 * self.processor.mainlobe_half_width_s / dt))
-        p, ch = np.nonzero(amp > 0)
-        if p.size == 0:
+        modelled = np.any(amp > 0, axis=1)
+        if not modelled.any():
             return 1.0
-        bins = np.rint((tau[p, ch] - features.start_s) / dt).astype(np.int64)[:, None] \
-            + np.arange(-half, half + 1)
-        mask = np.zeros((n_ch, n_bins), dtype=bool)
-        rows = np.broadcast_to(ch[:, None], bins.shape)
-        mask[rows, np.clip(bins, 0, n_bins - 1)] = True
-        residual = features.baseband - self.synthesise(fr, tau, amp, coef)
-        power = np.sum(np.abs(residual[mask]) ** 2 * np.broadcast_to(
-            fr.weights[:, None], mask.shape)[mask])
-        dof = max(mask.sum() - np.unique(p).size * self._correlation_factor, 0.25 * mask.sum())
+        power, n_bins = residual_power(features.baseband, self.synthesise(fr, tau, amp, coef),
+                                       np.ascontiguousarray(tau), np.ascontiguousarray(amp),
+                                       fr.weights, features.start_s, dt, half)
+        dof = max(n_bins - np.count_nonzero(modelled) * self._correlation_factor, 0.25 * n_bins)
         return float(power / dof)

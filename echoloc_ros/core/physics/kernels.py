@@ -531,3 +531,27 @@ def synthesis(tau, amp, coef, n_bins, start_s, bin_width_s, carrier_hz, response
                 j = min(max(int(x), 0), last)
                 model[i, b] += c * (response[j] + (response[j + 1] - response[j]) * (x - j))
     return model
+
+
+@numba.njit(**_JIT)
+def residual_power(baseband, model, tau, amp, weights, start_s, bin_width_s, half):
+    """Weighted power of ``baseband - model`` (``(n, n_bins)``) over the bins within ``half``
+    of the delay of each modelled path (``amp > 0``) on its receiver (``tau, amp (P, n)``):
+    :meth:`Evidence._residual_ratio`. :return: ``(power, bins counted)``."""
+    n_paths, n_ch = tau.shape
+    n_bins = baseband.shape[1]
+    mask = np.zeros((n_ch, n_bins), dtype=np.bool_)
+    for p in range(n_paths):
+        for i in range(n_ch):
+            if amp[p, i] > 0:
+                centre = int(np.rint((tau[p, i] - start_s) / bin_width_s))
+                for b in range(centre - half, centre + half + 1):
+                    mask[i, min(max(b, 0), n_bins - 1)] = True
+    power = 0.0
+    count = 0
+    for i in range(n_ch):
+        for b in range(n_bins):
+            if mask[i, b]:
+                power += abs(baseband[i, b] - model[i, b]) ** 2 * weights[i]
+                count += 1
+    return power, count
