@@ -12,7 +12,7 @@ from echoloc_ros.core.geometry import occluders, on_surfaces, plane_contains
 from echoloc_ros.core.physics import kernels, newton, path_trace
 from echoloc_ros.core.physics.config import RESPONSE_HALF_S, STEP_LIMIT, STEP_TOLERANCE
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
-from echoloc_ros.core.physics.matched_filter import sample
+from echoloc_ros.core.physics.matched_filter import lower_quartile, sample
 from echoloc_ros.core.room import any_box_blocks, load_room
 from echoloc_ros.sim.simulator import Scenario
 
@@ -353,3 +353,17 @@ def test_residual_power_is_the_masked_numpy_sum(localizer, frame_and_truth):
     weighted = np.abs(features.baseband - model) ** 2 * fr.weights[:, None]
     assert count == mask.sum() > 15 * np.unique(p).size
     np.testing.assert_allclose(power, np.sum(weighted[mask]), rtol=1e-12)
+
+
+def test_lower_quartile_is_numpys_to_the_bit(frame_and_truth):
+    fr, _ = frame_and_truth
+    rng = np.random.default_rng(8)
+    rows = [np.abs(fr.features.baseband) ** 2]
+    rows += [rng.exponential(size=(3, n)).astype(dtype) for n in (1, 2, 3, 4, 5, 6, 2113)
+             for dtype in (np.float32, np.float64)]
+    rows[-1][1, 7] = np.nan
+    for values in rows:
+        expected = np.quantile(values, 0.25, axis=1)
+        quartile = lower_quartile(values)
+        assert quartile.dtype == expected.dtype
+        np.testing.assert_array_equal(quartile, expected)
