@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from echoloc_ros.core.physics.kernels import family_scores
+from echoloc_ros.core.physics.scan_kernels import family_scores, surface_scores
 from echoloc_ros.core.physics.matched_filter import Frame, sample
 from echoloc_ros.core.physics.config import (EXPLAIN_GAP, HEIGHT_GAP, N_PLAN_SCANS, YAW,
                                              YAW_RESCAN_RAD)
@@ -66,13 +66,12 @@ class CandidateSearch:
         :return: scores ``(S, G)``.
         """
         offsets = fr.offsets
-        dn = normals @ offsets.T                                             # (S, n)
-        d2 = np.sum(offsets ** 2, axis=1)                                    # (n,)
-        d = distance_m[None, :, None]
-        tau = np.sqrt(d2 + 4.0 * d * dn[:, None, :] + 4.0 * d ** 2) / fr.c0  # (S, G, n)
-        z = sample(fr, tau, table, smooth=False)
-        power = np.abs(np.sum(z, axis=-1)) ** 2
-        return np.log1p(power * np.mean(fr.weights) / offsets.shape[0])
+        features = fr.features
+        return surface_scores(
+            normals @ offsets.T, np.sum(offsets ** 2, axis=1), distance_m, fr.c0, table,
+            features.start_s, table.shape[1] // features.baseband.shape[1]
+            / features.bin_width_s, features.carrier_hz, fr.t_min, fr.t_max,
+            np.mean(fr.weights))
 
     def _path_scores(self, fr: Frame, thetas: np.ndarray, paths: np.ndarray,
                      table: np.ndarray) -> np.ndarray:
