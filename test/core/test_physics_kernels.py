@@ -383,3 +383,21 @@ def test_surface_scores_are_the_sampled_coherent_powers(localizer, frame_and_tru
     # that partly cancel: a few parts in 1e5 of the largest score.
     np.testing.assert_allclose(score, expected, rtol=1e-4, atol=1e-4 * np.max(expected))
     assert np.ptp(score) > 5.0
+
+
+def test_cholesky_solves_are_numpys():
+    rng = np.random.default_rng(9)
+    basis = rng.normal(size=(12, 30)) + 1j * rng.normal(size=(12, 30))
+    gram = basis @ basis.conj().T
+    rhs = rng.normal(size=(12, 3)) + 1j * rng.normal(size=(12, 3))
+    lower, factored = kernels.cholesky(gram)
+    assert factored
+    np.testing.assert_allclose(lower, np.linalg.cholesky(gram), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(kernels.hermitian_solve(gram, lower, factored, rhs),
+                               np.linalg.solve(gram, rhs), rtol=1e-10)
+    # Not positive definite: solved by LU instead.
+    indefinite = gram - 2 * np.max(np.linalg.eigvalsh(gram)) * np.eye(12) * (np.arange(12) == 5)
+    lower, factored = kernels.cholesky(indefinite)
+    assert not factored
+    np.testing.assert_allclose(kernels.hermitian_solve(indefinite, lower, factored, rhs),
+                               np.linalg.solve(indefinite, rhs), rtol=1e-10)

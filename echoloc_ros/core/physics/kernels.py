@@ -169,19 +169,65 @@ def fit_terms(tau, amp, dtau, weights, table, start_s, per_s, carrier_hz, t_min,
         regularised = gram.copy()
         for p in range(n_paths):
             regularised[p, p] += 1e-9 * scale / n_paths + 1e-300
-        inverse = np.linalg.inv(regularised)
-        a = inverse @ outputs[k]
+        lower, factored = cholesky(regularised)
+        a = hermitian_solve(regularised, lower, factored,
+                            np.ascontiguousarray(outputs[k]).reshape((n_paths, 1)))[:, 0]
         coef[k] = a
         evidence[k] = np.real(np.sum(np.conj(outputs[k]) * a))
         if derivatives:
             _derivatives(k, a, amp, dtau, weights, z, dz, r1, r2, pair_p, pair_q, zero,
-                         inverse, grad, info)
+                         regularised, lower, factored, grad, info)
     return evidence, grad, info, coef, grams, outputs
 
 
 @numba.njit(**_JIT)
-def _derivatives(k, a, amp, dtau, weights, z, dz, r1, r2, pair_p, pair_q, zero, inverse,
-                 grad, info):
+def cholesky(matrix):
+    """Lower-triangular L with ``matrix = L L^H`` (Cholesky-Banachiewicz) of a Hermitian
+    matrix ``(n, n)``, and whether it is positive definite to rounding (else L is not
+    complete). A sixth of the work of an inverse, and it gives the log determinant."""
+    n = matrix.shape[0]
+    lower = np.zeros((n, n), dtype=np.complex128)
+    for j in range(n):
+        d = matrix[j, j].real
+        for k in range(j):
+            d -= lower[j, k].real ** 2 + lower[j, k].imag ** 2
+        if not (d > 0.0 and d < np.inf):
+            return lower, False
+        root = math.sqrt(d)
+        lower[j, j] = root
+        for i in range(j + 1, n):
+            t = matrix[i, j]
+            for k in range(j):
+                t -= lower[i, k] * np.conj(lower[j, k])
+            lower[i, j] = t / root
+    return lower, True
+
+
+@numba.njit(**_JIT)
+def hermitian_solve(matrix, lower, factored, rhs):
+    """``matrix^-1 rhs`` (``rhs (n, m)``) from :func:`cholesky`'s ``lower``, or by LU where
+    the matrix was not ``factored`` (not positive definite to rounding)."""
+    if not factored:
+        return np.linalg.solve(matrix, rhs)
+    n, m = rhs.shape
+    x = rhs.astype(np.complex128)
+    for c in range(m):
+        for i in range(n):
+            t = x[i, c]
+            for k in range(i):
+                t -= lower[i, k] * x[k, c]
+            x[i, c] = t / lower[i, i].real
+        for i in range(n - 1, -1, -1):
+            t = x[i, c]
+            for k in range(i + 1, n):
+                t -= np.conj(lower[k, i]) * x[k, c]
+            x[i, c] = t / lower[i, i].real
+    return x
+
+
+@numba.njit(**_JIT)
+def _derivatives(k, a, amp, dtau, weights, z, dz, r1, r2, pair_p, pair_q, zero, gram, lower,
+                 factored, grad, info):
     """Gradient and Gauss-Newton information of row ``k`` (:meth:`Refinement._fit`)."""
     n_paths, n_ch = z.shape
     n_free = dtau.shape[3]
@@ -222,10 +268,13 @@ def _derivatives(k, a, amp, dtau, weights, z, dz, r1, r2, pair_p, pair_q, zero, 
                     term = cross * dtau[k, p, i, f] * dtau[k, q, i, g]
                     full[f, g] += term
                     full[g, f] += term
-    projected = np.conj(sj.T) @ (inverse @ sj)
+    solved = hermitian_solve(gram, lower, factored, sj)
     for f in range(n_free):
         for g in range(n_free):
-            info[k, f, g] = 2.0 * (full[f, g] - projected[f, g]).real
+            projected = 0.0j
+            for p in range(n_paths):
+                projected += np.conj(sj[p, f]) * solved[p, g]
+            info[k, f, g] = 2.0 * (full[f, g] - projected).real
 
 
 @numba.njit(**_JIT)

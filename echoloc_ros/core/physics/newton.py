@@ -10,11 +10,13 @@ iterations (they never depended on each other) around the compiled delays
 (:func:`~echoloc_ros.core.physics.kernels.fit_terms`).
 """
 
+import math
+
 import numba
 import numpy as np
 
 from echoloc_ros.core.physics.config import YAW
-from echoloc_ros.core.physics.kernels import fit_terms, path_terms
+from echoloc_ros.core.physics.kernels import cholesky, fit_terms, hermitian_solve, path_terms
 
 _JIT = {'cache': True, 'nogil': True, 'error_model': 'numpy'}
 
@@ -183,11 +185,17 @@ def evidence_with_prior(gram, outputs, variance):
     system = variance * gram
     for p in range(n):
         system[p, p] += 1.0
-    a = np.linalg.solve(system, variance * outputs)
+    lower, factored = cholesky(system)
+    a = hermitian_solve(system, lower, factored, (variance * outputs).reshape((n, 1)))[:, 0]
     total = 0.0
     for p in range(n):
         total += (np.conj(outputs[p]) * a[p]).real
-    return total - np.linalg.slogdet(system)[1]
+    if not factored:
+        return total - np.linalg.slogdet(system)[1]
+    log_det = 0.0
+    for p in range(n):
+        log_det += 2.0 * math.log(lower[p, p].real)
+    return total - log_det
 
 
 @numba.njit(**_JIT)
