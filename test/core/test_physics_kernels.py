@@ -9,7 +9,7 @@ import pytest
 
 from echoloc_ros.core.array_geometry import yaw_matrix
 from echoloc_ros.core.geometry import occluders, on_surfaces, plane_contains
-from echoloc_ros.core.physics import kernels, newton, path_trace
+from echoloc_ros.core.physics import kernels, newton, path_trace, scan_kernels
 from echoloc_ros.core.physics.config import RESPONSE_HALF_S, STEP_LIMIT, STEP_TOLERANCE
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.physics.matched_filter import lower_quartile, sample
@@ -401,3 +401,18 @@ def test_cholesky_solves_are_numpys():
     assert not factored
     np.testing.assert_allclose(kernels.hermitian_solve(indefinite, lower, factored, rhs),
                                np.linalg.solve(indefinite, rhs), rtol=1e-10)
+
+
+def test_separated_peaks_are_the_python_loops():
+    rng = np.random.default_rng(10)
+    grid = np.sort(rng.uniform(0.0, 6.0, 400))
+    order = rng.permutation(400)
+    for k, separation in ((1, 0.02), (5, 0.02), (10, 0.5), (400, 0.0), (30, 1.5)):
+        chosen, taken = [], []
+        for i in order:
+            if len(chosen) < k and all(abs(grid[i] - t) >= separation for t in taken):
+                chosen.append(i)
+                taken.append(grid[i])
+        np.testing.assert_array_equal(scan_kernels.separated(order, grid, k, separation),
+                                      chosen)
+    assert scan_kernels.separated(order[:0], grid, 3, 0.02).size == 0

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from echoloc_ros.core.physics.scan_kernels import family_scores, surface_scores
+from echoloc_ros.core.physics.scan_kernels import family_scores, separated, surface_scores
 from echoloc_ros.core.physics.matched_filter import Frame, sample
 from echoloc_ros.core.physics.config import (EXPLAIN_GAP, HEIGHT_GAP, N_PLAN_SCANS, YAW,
                                              YAW_RESCAN_RAD)
@@ -12,16 +12,7 @@ def _peaks(score: np.ndarray, grid: np.ndarray, k: int, separation: float) -> np
     """Indices of the k highest local maxima at least ``separation`` apart."""
     interior = np.flatnonzero((score[1:-1] >= score[:-2]) & (score[1:-1] >= score[2:])) + 1
     order = interior[np.argsort(score[interior])[::-1]]
-    chosen: list[int] = []
-    taken: list[float] = []
-    # Python floats: hundreds of peaks are compared per scan, and numpy scalars cost ten times.
-    for i, g in zip(order.tolist(), grid[order].tolist()):
-        if all(abs(g - t) >= separation for t in taken):
-            chosen.append(i)
-            taken.append(g)
-            if len(chosen) == k:
-                break
-    return np.array(chosen, dtype=int)
+    return separated(order, np.asarray(grid, dtype=float), k, separation)
 
 
 def _vertex(score: np.ndarray, grid: np.ndarray, peaks: np.ndarray) -> np.ndarray:

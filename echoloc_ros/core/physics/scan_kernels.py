@@ -154,3 +154,21 @@ def surface_scores(dn, d2, distance_m, c0, table, start_s, per_s, carrier_hz, t_
         for g in range(n_grid):
             score[s, g] = math.log1p(np.float64(abs(total[g]) ** 2) * weight_mean / n_ch)
     return score
+
+
+@numba.njit(**_JIT)
+def separated(order, grid, k, separation):
+    """The first ``k`` of the indices ``order`` (best first) whose ``grid`` values are at
+    least ``separation`` from those of every index taken before (a scan's peaks)."""
+    chosen = np.empty(min(k, order.size), dtype=np.int64)
+    n = 0
+    for i in order:
+        if n == chosen.size:
+            break
+        apart = True
+        for j in range(n):
+            apart = apart and abs(grid[i] - grid[chosen[j]]) >= separation
+        if apart:
+            chosen[n] = i
+            n += 1
+    return chosen[:n].copy()
