@@ -167,7 +167,9 @@ def _evaluate_room_calibration(args, room, array) -> int:
     try:
         result = evaluate_room_calibration(
             room, array, Chirp(), args.snr_db, model_error_from_args(args),
-            args.calibrate_room_s, args.n, args.seed, args.heading_noise_deg)
+            args.calibrate_room_s, args.n, args.seed, args.heading_noise_deg,
+            temperature_c=args.temperature_c, calibration_frames=args.calibrate_frames,
+            estimate_tilt=args.estimate_tilt)
     except ValueError as err:
         raise SystemExit(f'echoloc evaluate --calibrate-room-s: {err}') from None
     print(json.dumps({'method': 'physics', 'room': room.name,
@@ -176,7 +178,13 @@ def _evaluate_room_calibration(args, room, array) -> int:
                                    'model_error_seed': args.model_error_seed,
                                    'room_tolerance_m': room.tolerance_m,
                                    'heading_noise_deg': args.heading_noise_deg,
-                                   'calibrate_room_s': args.calibrate_room_s},
+                                   'calibrate_room_s': args.calibrate_room_s,
+                                   'temperature_c': args.temperature_c,
+                                   'model_error': {k: v for k, v in
+                                                   vars(model_error_from_args(args)).items()
+                                                   if v and k not in ('seed', 'draws')},
+                                   'calibrate_frames': args.calibrate_frames,
+                                   'estimate_tilt': args.estimate_tilt},
                       **rounded(result)}), flush=True)
     return 0
 
