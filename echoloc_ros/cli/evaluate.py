@@ -59,7 +59,8 @@ def _evaluate_room(args) -> int:
                                      if v and k not in ('seed', 'draws')},
                      'model_error_seed': args.model_error_seed, 'max_order': args.max_order,
                      'room_tolerance_m': room.tolerance_m,
-                     'calibrate_frames': args.calibrate_frames, **drawn}
+                     'calibrate_frames': args.calibrate_frames,
+                     'calibrate_receivers': args.calibrate_receivers, **drawn}
     if args.no_wide_search:
         scenario_json['wide_search'] = False
     for method in methods:
@@ -75,9 +76,10 @@ def _evaluate_room(args) -> int:
                                     model_error=model_error_from_args(args),
                                     max_order=args.max_order,
                                     calibration_frames=args.calibrate_frames,
+                                    receiver_frames=args.calibrate_receivers,
                                     attitude=_attitude(args), **common)
             untracked = (scenario_json['model_error'] or args.max_order != 2
-                         or args.calibrate_frames)
+                         or args.calibrate_frames or args.calibrate_receivers)
             if untracked and args.tracked_frames:
                 raise SystemExit('echoloc evaluate: the model-error knobs, --max-order and '
                                  '--calibrate-frames apply to independent frames only; pass '
@@ -340,6 +342,10 @@ def _add_evaluate_parser(sub) -> None:
     p.add_argument('--calibrate-frames', type=int, default=0,
                    help='frames the processor calibrates the array on before the scored ones '
                         '(0: the array file\'s model)')
+    p.add_argument('--calibrate-receivers', type=int, default=0,
+                   help='frames at known poses the receivers\' phase centres are calibrated '
+                        'on, per array drawn, before the scored ones (physics; 0: the array '
+                        'file\'s positions)')
     p.add_argument('--model-error-draws', type=int, default=1,
                    help='spread the frames over this many arrays and rooms drawn from the '
                         'model-error options (seeds --model-error-seed on)')

@@ -15,7 +15,9 @@ from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.array_calibration import ArrayCalibration, DirectPathCalibrator
 from echoloc_ros.core.echo_processing import EchoProcessor, direct_explained
 from echoloc_ros.sim.model_error import ModelError
+from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.pipeline import Pipeline, make_pipeline
+from echoloc_ros.core.receiver_calibration import calibrated_localizer
 from echoloc_ros.core.room import Room
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 from echoloc_ros.core.tracker import PoseTracker
@@ -163,7 +165,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
                    model_path: str | Path | None = None, furniture_shift_m: float = 0.0,
                    furniture_known: bool = False, wide_search: bool = True,
                    model_error: ModelError | None = None, max_order: int = 2,
-                   calibration_frames: int = 0, attitude: str = 'level') -> dict[str, float]:
+                   calibration_frames: int = 0, attitude: str = 'level',
+                   receiver_frames: int = 0) -> dict[str, float]:
     """Localize ``n`` random poses and summarise accuracy, honesty and latency.
 
     Poses are uniform in the room at least ``margin_m`` from walls and furniture, height
@@ -197,6 +200,9 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     :param calibration_frames: frames (other poses, never scored) the processor calibrates the
         array on first (:func:`self_calibrate`); 0: the array file's model.
     :param attitude: roll and pitch told: ``'level'``, ``'imu'`` (the drawn) or ``'estimate'``.
+    :param receiver_frames: frames at known poses (never scored) the receivers' phase centres
+        are calibrated on after the processor, per array drawn
+        (:func:`~echoloc_ros.core.receiver_calibration.calibrated_localizer`; physics only).
     :return: :func:`error_metrics` (over the published fixes; a frame whose direct arrival the
         model or calibration does not explain is withheld, ``withheld_rate``) plus
         ``outside_999`` (share outside their own 99.9 % ellipsoid), ``gross_rate_10cm_ci95``
@@ -216,8 +222,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
                                 else scenario.temperature_c)
     heading_noise_rad, yaw_std_rad = _heading_noise(heading_noise_deg)
     frames = _drawn_frames(room, array, chirp, fs_hz, processor, scenario, n, seed, model_error,
-                           (max_order, calibration_frames, margin_m, z_range_m,
-                            furniture_shift_m), pipeline, attitude)
+                           (max_order, calibration_frames, receiver_frames, margin_m,
+                            z_range_m, furniture_shift_m), pipeline, attitude)
     for k, (world, frame, position, yaw, draw, sim_s, first_s, told) in enumerate(frames):
         if furniture_known and world is not room:
             pipeline.take_room(world)
@@ -245,7 +251,7 @@ def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
     each position in the room file's frame, then :func:`first_echo_delays_s` and last the
     tilt told to the localizer.
 
-    :param options: ``(max_order, calibration_frames, margin_m, z_range_m,
+    :param options: ``(max_order, calibration_frames, receiver_frames, margin_m, z_range_m,
         furniture_shift_m)`` of :func:`evaluate_fixes`.
     :param attitude: ``'level'`` (tilt told: ``None``), ``'imu'`` (the drawn array's roll
         and pitch) or ``'estimate'`` (``None``, and the pipeline estimates it afresh for each
@@ -253,8 +259,11 @@ def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
     """
     if attitude not in ('level', 'imu', 'estimate'):
         raise ValueError(f'attitude must be \'level\', \'imu\' or \'estimate\', got {attitude!r}')
-    max_order, calibration_frames, *frame_args = options
+    max_order, calibration_frames, receiver_frames, *frame_args = options
     pipeline.estimate_tilt = attitude == 'estimate'
+    file_localizer = pipeline.localizer
+    if receiver_frames and not isinstance(file_localizer, PhysicsLocalizer):
+        raise ValueError('the receivers are calibrated for the physics localizer only')
     draws = 1 if model_error is None else model_error.draws
     counts = np.diff(np.round(np.linspace(0, n, draws + 1)).astype(int))
     for j, count in enumerate(counts):
@@ -265,6 +274,11 @@ def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
         hardware = drawn.hardware
         tilt = None if hardware is None else (hardware.roll_rad, hardware.pitch_rad)
         pipeline.tilts.clear()
+        if receiver_frames:
+            pipeline.localizer = calibrated_localizer(file_localizer, (
+                (processor.process(frame), position + origin, yaw) for _, frame, position, yaw,
+                *_ in random_frames(simulator, drawn, receiver_frames,
+                                    [seed + CALIBRATION_SEED_OFFSET, j, 1])))[0]
         # One draw keeps the seeds of a single world.
         frame_seed = seed if j == 0 else [seed, j]
         frames = random_frames(simulator, drawn, count, frame_seed, *frame_args)
