@@ -176,19 +176,16 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     :param room: the room (its file's temperature is what the localizer assumes unless
         ``assumed_temperature_c`` says otherwise; ``scenario.temperature_c`` is the truth).
     :param scenario: SNR, true temperature, gain mismatch, dead channel, clutter.
-    :param n: number of poses.
-    :param seed: seed of poses and noise.
-    :param fs_hz: sampling rate, Hz.
+    :param n: number of poses, drawn with ``seed`` (and the noise) at ``fs_hz`` (Hz).
     :param assumed_temperature_c: temperature given to the localizer; ``None`` is the room's.
-    :param margin_m: minimum distance of poses from walls and furniture, m.
-    :param z_range_m: range of array heights, m.
+    :param margin_m: minimum distance of poses from walls and furniture (``z_range_m``: their
+        heights), m.
     :param optimization_level: of the localizer (``'fast'``, ``'balanced'``, ``'accurate'``).
     :param heading_noise_deg: std of the error of the heading given to the localizer, deg.
     :param details: if a dict, receives per-frame arrays ``truth_m``, ``estimate_m``,
         ``covariance_m2``, ``errors_m``, ``inside_95`` (for plots).
-    :param method: ``'physics'`` or ``'nn'``
-        (:func:`~echoloc_ros.core.pipeline.make_localizer`).
-    :param model_path: the ``nn`` method's checkpoint.
+    :param method: ``'physics'`` or ``'nn'`` (:func:`~echoloc_ros.core.pipeline.make_localizer`;
+        ``model_path``: the ``nn`` method's checkpoint).
     :param furniture_shift_m: in every frame the room's furniture stands moved by up to this
         on each axis from where the room file (which the localizer reads) has it.
     :param furniture_known: the localizer is told where the moved furniture stands (the room
@@ -200,9 +197,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     :param calibration_frames: frames (other poses, never scored) the processor calibrates the
         array on first (:func:`self_calibrate`); 0: the array file's model.
     :param attitude: roll and pitch told: ``'level'``, ``'imu'`` (the drawn) or ``'estimate'``.
-    :param receiver_frames: frames at known poses (never scored) the receivers' phase centres
-        are calibrated on after the processor, per array drawn
-        (:func:`~echoloc_ros.core.receiver_calibration.calibrated_localizer`; physics only).
+    :param receiver_frames: frames at known poses the receivers are calibrated on per array
+        (:func:`~echoloc_ros.core.receiver_calibration.calibrated_localizer`; physics).
     :return: :func:`error_metrics` (over the published fixes; a frame whose direct arrival the
         model or calibration does not explain is withheld, ``withheld_rate``) plus
         ``outside_999`` (share outside their own 99.9 % ellipsoid), ``gross_rate_10cm_ci95``
@@ -459,9 +455,8 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     :param details: if a dict, receives per-frame arrays ``t_s``, ``truth_m``,
         ``estimate_m``, ``tracked_m``, ``tracked_covariance_m2``, ``errors_m``,
         ``tracked_errors_m`` (for plots).
-    :param method: ``'physics'`` or ``'nn'``
-        (:func:`~echoloc_ros.core.pipeline.make_localizer`).
-    :param model_path: the ``nn`` method's checkpoint.
+    :param method: ``'physics'`` or ``'nn'`` (:func:`~echoloc_ros.core.pipeline.make_localizer`;
+        ``model_path``: the ``nn`` method's checkpoint).
     :param furniture_shift_m: the furniture stands moved by up to this on each axis from
         where the room file has it (once, for the whole run), kept off the trajectory.
     :param furniture_known: the localizer is told where it stands (:func:`evaluate_fixes`).
