@@ -171,7 +171,7 @@ def _evaluate_room_calibration(args, room, array) -> int:
             room, array, Chirp(), args.snr_db, model_error_from_args(args),
             args.calibrate_room_s, args.n, args.seed, args.heading_noise_deg,
             temperature_c=args.temperature_c, calibration_frames=args.calibrate_frames,
-            estimate_tilt=args.estimate_tilt)
+            estimate_tilt=args.estimate_tilt, receiver_frames=args.calibrate_receivers)
     except ValueError as err:
         raise SystemExit(f'echoloc evaluate --calibrate-room-s: {err}') from None
     print(json.dumps({'method': 'physics', 'room': room.name,
@@ -186,6 +186,7 @@ def _evaluate_room_calibration(args, room, array) -> int:
                                                    vars(model_error_from_args(args)).items()
                                                    if v and k not in ('seed', 'draws')},
                                    'calibrate_frames': args.calibrate_frames,
+                                   'calibrate_receivers': args.calibrate_receivers,
                                    'estimate_tilt': args.estimate_tilt},
                       **rounded(result)}), flush=True)
     return 0

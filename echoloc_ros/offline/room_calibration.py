@@ -13,6 +13,8 @@ from echoloc_ros.core.echo_processing import (EchoFeatures, EchoProcessor,
 from echoloc_ros.core.geometry import room_planes
 from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import Room
+from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+from echoloc_ros.core.receiver_calibration import calibrated_localizer
 from echoloc_ros.core.room_calibration import RoomCalibration
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.offline.evaluation import (CALIBRATION_SEED_OFFSET, CHI2_999_3DOF,
@@ -60,7 +62,8 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
                               model_error: ModelError, drive_s: float, n: int, seed: int,
                               heading_noise_deg: float = 1.0, fs_hz: float = 250e3,
                               frame_rate_hz: float = 25.0, temperature_c: float | None = None,
-                              calibration_frames: int = 0, estimate_tilt: bool = False) -> dict:
+                              calibration_frames: int = 0, estimate_tilt: bool = False,
+                              receiver_frames: int = 0) -> dict:
     """Drive :func:`~echoloc_ros.offline.tracked_path.tracked_path` for ``drive_s`` in the room
     drawn from ``model_error`` (its surfaces off the file; a plan other than a shoebox:
     random poses), localized and tracked with the file; every frame the tracker takes goes to
@@ -77,6 +80,10 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
     :param calibration_frames: frames at other poses the processor calibrates the array on
         before the drive (:func:`~echoloc_ros.offline.evaluation.self_calibrate`); 0: the
         array file's model.
+    :param receiver_frames: frames at known poses (the file's frame) the receivers' phase
+        centres are calibrated on after the processor, before the drive
+        (:func:`~echoloc_ros.core.receiver_calibration.calibrated_localizer`); every
+        localizer then reads the calibrated array.
     :param estimate_tilt: every localizer estimates the array's roll and pitch from the floor
         and ceiling echoes (no IMU reports them).
     :return: ``stale_``, ``calibrated_`` and ``perfect_`` :func:`error_metrics` (with
@@ -95,6 +102,12 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
         processor.set_calibration(self_calibrate(simulator, processor, scenario,
                                                  calibration_frames,
                                                  seed + CALIBRATION_SEED_OFFSET))
+    if receiver_frames > 0:
+        known = ((processor.process(frame), position + truth.origin_m, yaw)
+                 for _, frame, position, yaw, _, _ in random_frames(
+                     simulator, scenario, receiver_frames, [seed + CALIBRATION_SEED_OFFSET, 1]))
+        array = calibrated_localizer(
+            PhysicsLocalizer(room, array, chirp, fs_hz, processor=processor), known)[0].array
     heading_rad = np.deg2rad(heading_noise_deg)
     yaw_std = heading_rad if heading_noise_deg > 0 else None
     driving = make_pipeline('physics', room, array, chirp, fs_hz, processor,
@@ -115,8 +128,8 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
     surface_errors, align = aligned_surface_errors(result.room, world)
     told = {'stale': (room, truth.origin_m), 'calibrated': (result.room, align),
             'perfect': (world, np.zeros(3))}
-    out = _compared_rooms(told, simulator, processor, scenario, (n, seed, frame_rate_hz),
-                          heading_rad, estimate_tilt)
+    out = _compared_rooms(told, simulator, array, processor, scenario,
+                          (n, seed, frame_rate_hz), heading_rad, estimate_tilt)
     out['surface_error_mm'] = {name: round(1e3 * float(e), 2)
                                for name, e in zip(world.surface_names, surface_errors)}
     out['surface_error_mm_max'] = float(1e3 * np.max(np.abs(surface_errors)))
@@ -127,11 +140,13 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
     return out
 
 
-def _compared_rooms(told: dict, simulator: EchoSimulator, processor: EchoProcessor,
-                    scenario: Scenario, frames: tuple[int, int, float], heading_rad: float,
+def _compared_rooms(told: dict, simulator: EchoSimulator, array: ArrayGeometry,
+                    processor: EchoProcessor, scenario: Scenario,
+                    frames: tuple[int, int, float], heading_rad: float,
                     estimate_tilt: bool) -> dict:
     """The same random frames localized with each room of ``told`` (``{key: (room, the
-    translation from the truth's frame to the room's)}``; ``'perfect'`` is the true room).
+    translation from the truth's frame to the room's)}``; ``'perfect'`` is the true room),
+    read with ``array``.
 
     :param frames: ``(n, seed, frame_rate_hz)``.
     :return: per key ``{key}_`` :func:`error_metrics` with ``gross_rate_10cm_ci95`` and
@@ -139,7 +154,7 @@ def _compared_rooms(told: dict, simulator: EchoSimulator, processor: EchoProcess
     """
     n, seed, frame_rate_hz = frames
     yaw_std = heading_rad if heading_rad > 0 else None
-    array, chirp, fs_hz = simulator.array, simulator.chirp, simulator.fs_hz
+    chirp, fs_hz = simulator.chirp, simulator.fs_hz
     pipelines = {key: make_pipeline('physics', r, array, chirp, fs_hz, processor)
                  for key, (r, _) in told.items()}
     pipelines['perfect'].take_room(told['perfect'][0])

@@ -88,14 +88,16 @@ def test_the_boxes_follow_the_shell_in_a_furnished_room(array, chirp, processor)
 def test_the_drive_hears_the_drawn_array_and_is_withheld_until_it_is_calibrated(array, chirp):
     """The calibration evaluation drives with the array the model error draws: transducers
     1.2 kHz off the file leave every frame unexplained (none reaches the room calibration)
-    until the processor is calibrated on frames of that array."""
+    until the processor is calibrated on frames of that array (and its receivers, drawn off
+    the file too, on frames at known poses)."""
     room = load_room('default_room')
-    error = ModelError(surface_offset_m=0.01, resonance_offset_hz=1500.0, seed=0)
+    error = ModelError(surface_offset_m=0.01, resonance_offset_hz=1500.0,
+                       receiver_offset_m=0.0005, seed=0)
     assert abs(error.draw_hardware(array).emitter_center_hz - 40e3) > 1e3
     with pytest.raises(ValueError, match='0 frames hear'):
         evaluate_room_calibration(room, array, chirp, 20.0, error, drive_s=1.0, n=2, seed=0)
     result = evaluate_room_calibration(room, array, chirp, 20.0, error, drive_s=1.2, n=4,
-                                       seed=0, calibration_frames=64)
+                                       seed=0, calibration_frames=64, receiver_frames=20)
     assert result['withheld_rate'] == 0.0
     assert result['drive_frames'] >= 20
     assert result['perfect_median_cm'] < 1.0
