@@ -247,3 +247,18 @@ def test_receivers_calibrated_per_drawn_array(room, array, chirp):
     with pytest.raises(ValueError, match='isolated echoes collected'):
         evaluate_fixes(room, array, chirp, Scenario(snr_db=20.0), n=1, seed=2,
                        model_error=error, receiver_frames=1)
+
+
+def test_calibrate_receivers_on_the_command_line(capsys):
+    """`echoloc evaluate --calibrate-receivers` calibrates and says so in its JSON; the nn
+    localizer has no receivers to calibrate, which is named."""
+    import json
+    from echoloc_ros.cli import main
+    main(['evaluate', '--n', '2', '--tracked-frames', '0', '--receiver-offset-m', '0.0005',
+          '--calibrate-receivers', '20', '--seed', '3'])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out['scenario']['calibrate_receivers'] == 20 and out['n'] == 2
+    with pytest.raises(SystemExit, match='receivers are calibrated for the physics localizer '
+                                         'only'):
+        main(['evaluate', '--method', 'nn', '--n', '1', '--tracked-frames', '0',
+              '--calibrate-receivers', '20'])
