@@ -253,6 +253,12 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
         return PhysicsLocalizer(room, self.array, self.chirp, processor=self.processor,
                                 **self._init_args)
 
+    def with_array(self, array: ArrayGeometry) -> 'PhysicsLocalizer':
+        """The same localizer for ``array`` (the file's array with its receivers calibrated:
+        :mod:`~echoloc_ros.core.receiver_calibration`)."""
+        return PhysicsLocalizer(self.room, array, self.chirp, processor=self.processor,
+                                **self._init_args)
+
     def localize(self, features: EchoFeatures, yaw_rad: float,
                  temperature_c: float | None = None,
                  yaw_std_rad: float | None = None,
