@@ -203,7 +203,10 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
     def frame(self, features: EchoFeatures, yaw_rad: float, temperature_c: float,
               tilt_rad: tuple[float, float] | None = None) -> Frame:
         """What the model reads of one frame at the given heading, temperature and roll and
-        pitch (``None``: level)."""
+        pitch (``None``: level).
+
+        :raises ValueError: a tilt out of range, features :func:`check_features` refuses.
+        """
         if tilt_rad is not None and not (np.shape(tilt_rad) == (2,)
                                          and np.all(np.abs(tilt_rad) <= MAX_TILT_RAD)):
             raise ValueError(f'tilt_rad must be (roll, pitch), each finite and within '
