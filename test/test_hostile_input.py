@@ -137,8 +137,8 @@ def _hostile_features(good: EchoFeatures) -> list[EchoFeatures]:
         cases.append(msg)
     nan = copy.deepcopy(good)
     nan.baseband_real = array.array('f', [float('nan')] * len(good.baseband_real))
-    # One inf in the baseband, an infinite direct delay: each once failed deep in the search
-    # with an error other than ValueError.
+    # One inf in the baseband (an IndexError deep in the search, had the message's conversion
+    # let it through); an infinite direct delay (it did: an OverflowError ended the callback).
     inf = copy.deepcopy(good)
     inf.baseband_imag[len(good.baseband_imag) // 3] = float('inf')
     direct = copy.deepcopy(good)
