@@ -5,9 +5,9 @@ import array
 
 import numpy as np
 import pytest
-from echoloc.msg import EchoFeatures, EchoFrame
 from rclpy.serialization import deserialize_message, serialize_message
 
+from echoloc.msg import EchoFeatures, EchoFrame
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
