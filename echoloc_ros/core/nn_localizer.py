@@ -16,10 +16,9 @@
    gives its covariance, widened toward the other candidates by their probabilities and over
    the room by the probability that none is right.
 
-Optimization levels set how the network runs on a CPU: ``fast`` and ``balanced`` as a frozen
-TorchScript graph of the float model (the same numbers to about 1e-6 of a logit and the same
-choices, in about half the time: the model is small enough that the interpreter's per-op
-overhead dominates), ``accurate`` in eager float, the reference. On a GPU it runs eager. Dynamic
+Optimization levels set how the network runs: ``accurate`` and ``balanced`` in eager float,
+``fast`` as a frozen TorchScript graph of the same float model (same numbers, about half the
+time: the model is small enough that the interpreter's per-op overhead dominates). Dynamic
 int8 quantization (:func:`quantize`) is measured by ``echoloc optimize``; on this model it
 is slower than float on a CPU, so no level uses it.
 """
@@ -123,8 +122,8 @@ class NeuralLocalizer:
                         wide_search: bool = True) -> 'NeuralLocalizer':
         """Load a checkpoint for ``room``/``array``/``chirp``.
 
-        :param optimization_level: ``'fast'`` or ``'balanced'`` (the float model as a frozen
-            TorchScript graph on a CPU), ``'accurate'`` (eager float).
+        :param optimization_level: ``'fast'`` (the float model as a frozen TorchScript graph),
+            ``'balanced'`` or ``'accurate'`` (eager float).
         :param num_threads: torch intra-op threads; ``None`` leaves torch's setting.
         :param wide_search: propose again, more widely, the frames the network doubts.
         :raises ValueError: missing or unreadable checkpoint, another room, array or chirp,
@@ -149,7 +148,7 @@ class NeuralLocalizer:
                                    optimization_level=spec.get('optimization_level', 'balanced'),
                                    n_rescan=spec.get('n_rescan'))
         model = model.to(device)
-        if optimization_level != 'accurate' and device == 'cpu':
+        if optimization_level == 'fast':
             # Trace on one frame's input with every slot filled (shapes are what matter).
             example = candidate_example(physics, None, model.config.n_candidates)
             example['keep'][:] = True
