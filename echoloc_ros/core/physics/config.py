@@ -81,6 +81,8 @@ EXPLAIN_GAP = 3.0
 # In a plan that is not a shoebox, the axes are scanned through this many of the plan search's
 # best candidates.
 N_PLAN_SCANS = 3
+# ... and once more through the best polished candidate, keeping this many peaks per axis.
+N_SECOND_LOOK = 3
 # A second height is proposed only when its floor/ceiling evidence is within this of the best.
 HEIGHT_GAP = 1.0
 # A fit that leaves more than this many times the noise power in its echoes' main lobes
