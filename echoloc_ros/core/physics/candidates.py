@@ -189,8 +189,20 @@ class CandidateSearch:
         thetas[:, axis] = coords
         score = self._path_scores(fr, thetas, self._moves[axis], table)
         if not self._shoebox:
-            score = np.where(self.room.contains_xy(thetas[:, :2]), score, -np.inf)
+            score = np.where(self._fits_in_plan(thetas[:, :2]), score, -np.inf)
         return coords[_peaks(score, coords, k, 0.02)]
+
+    def _fits_in_plan(self, xy: np.ndarray) -> np.ndarray:
+        """Whether the array fits in the plan with its emitter at ``xy (..., 2)``: inside,
+        and no wall nearer than its farthest receiver.
+
+        Beside a wall the model's paths leave the room (the wall's own echo falls inside the
+        direct arrival) and the evidence there can exceed the true pose's: in an L plan,
+        candidates a few millimetres from the wing's inner wall outscored the truth.
+        """
+        reach_m = float(np.max(np.linalg.norm(
+            (self.array.receivers_m - self.array.emitter_m)[:, :2], axis=1)))
+        return self.room.contains_xy(xy) & (self.room.wall_distance_m(xy) >= reach_m)
 
     def _plan_candidates(self, wall_scores: list[np.ndarray], grid: np.ndarray, kappa: float,
                          k: int) -> np.ndarray:
@@ -201,8 +213,7 @@ class CandidateSearch:
         xs = np.arange(lo[0] + 0.03, hi[0] - 0.03, step)
         ys = np.arange(lo[1] + 0.03, hi[1] - 0.03, step)
         xy = np.stack(np.meshgrid(xs, ys, indexing='ij'), axis=-1).reshape(-1, 2)
-        inside = self.room.contains_xy(xy)
-        xy = xy[inside]
+        xy = xy[self._fits_in_plan(xy)]
         total = np.zeros(xy.shape[0])
         for w, score in enumerate(wall_scores):
             s = self._surfaces[w]

@@ -82,7 +82,7 @@ EXPLAIN_GAP = 3.0
 # best candidates.
 N_PLAN_SCANS = 3
 # ... and once more through the best polished candidate, keeping this many peaks per axis.
-N_SECOND_LOOK = 3
+N_SECOND_LOOK = 5
 # A second height is proposed only when its floor/ceiling evidence is within this of the best.
 HEIGHT_GAP = 1.0
 # A fit that leaves more than this many times the noise power in its echoes' main lobes
