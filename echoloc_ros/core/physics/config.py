@@ -107,9 +107,9 @@ UNSEPARATED_GAP = 10.0
 WEAK_AXIS_RATIO = 15.0
 # A rival within CONFIDENT_GAP adds at least this share of its offset's outer product to the
 # covariance: its Mahalanobis distance is then at most 1 / RIVAL_COVER_WEIGHT = 8, inside the
-# 99 % ellipsoid (chi-square, 3 degrees of freedom: 11.3). On the dev split (300 frames at
-# 10 dB) the fixes outside their 99.9 % ellipsoid fell from 4.0 to 2.5 %; a third of those
-# left had such a rival, which the mixture's own weight (3 % at a gap of 17) did not cover.
+# 99 % ellipsoid (chi-square, 3 degrees of freedom: 11.3). On the dev split at 10 dB a third
+# of the fixes outside their 99.9 % ellipsoid had such a rival, which the mixture's own weight
+# (3 % at a gap of 17) did not cover; with this, 3.7 % of 300 frames were outside (4.0 %).
 RIVAL_COVER_WEIGHT = 0.125
 # A learned ranker's covariance (:meth:`Covariance._region_covariance`): its 95 % ellipsoid holds
 # this much of the mixture, its components widened at most to this level.
