@@ -59,7 +59,8 @@ def _evaluate_room(args) -> int:
                                      if v and k not in ('seed', 'draws')},
                      'model_error_seed': args.model_error_seed, 'max_order': args.max_order,
                      'room_tolerance_m': room.tolerance_m,
-                     'calibrate_frames': args.calibrate_frames, **drawn}
+                     'calibrate_frames': args.calibrate_frames,
+                     'calibrate_receivers': args.calibrate_receivers, **drawn}
     if args.no_wide_search:
         scenario_json['wide_search'] = False
     for method in methods:
@@ -75,9 +76,10 @@ def _evaluate_room(args) -> int:
                                     model_error=model_error_from_args(args),
                                     max_order=args.max_order,
                                     calibration_frames=args.calibrate_frames,
+                                    receiver_frames=args.calibrate_receivers,
                                     attitude=_attitude(args), **common)
             untracked = (scenario_json['model_error'] or args.max_order != 2
-                         or args.calibrate_frames)
+                         or args.calibrate_frames or args.calibrate_receivers)
             if untracked and args.tracked_frames:
                 raise SystemExit('echoloc evaluate: the model-error knobs, --max-order and '
                                  '--calibrate-frames apply to independent frames only; pass '
@@ -167,7 +169,9 @@ def _evaluate_room_calibration(args, room, array) -> int:
     try:
         result = evaluate_room_calibration(
             room, array, Chirp(), args.snr_db, model_error_from_args(args),
-            args.calibrate_room_s, args.n, args.seed, args.heading_noise_deg)
+            args.calibrate_room_s, args.n, args.seed, args.heading_noise_deg,
+            temperature_c=args.temperature_c, calibration_frames=args.calibrate_frames,
+            estimate_tilt=args.estimate_tilt, receiver_frames=args.calibrate_receivers)
     except ValueError as err:
         raise SystemExit(f'echoloc evaluate --calibrate-room-s: {err}') from None
     print(json.dumps({'method': 'physics', 'room': room.name,
@@ -176,7 +180,14 @@ def _evaluate_room_calibration(args, room, array) -> int:
                                    'model_error_seed': args.model_error_seed,
                                    'room_tolerance_m': room.tolerance_m,
                                    'heading_noise_deg': args.heading_noise_deg,
-                                   'calibrate_room_s': args.calibrate_room_s},
+                                   'calibrate_room_s': args.calibrate_room_s,
+                                   'temperature_c': args.temperature_c,
+                                   'model_error': {k: v for k, v in
+                                                   vars(model_error_from_args(args)).items()
+                                                   if v and k not in ('seed', 'draws')},
+                                   'calibrate_frames': args.calibrate_frames,
+                                   'calibrate_receivers': args.calibrate_receivers,
+                                   'estimate_tilt': args.estimate_tilt},
                       **rounded(result)}), flush=True)
     return 0
 
@@ -332,6 +343,10 @@ def _add_evaluate_parser(sub) -> None:
     p.add_argument('--calibrate-frames', type=int, default=0,
                    help='frames the processor calibrates the array on before the scored ones '
                         '(0: the array file\'s model)')
+    p.add_argument('--calibrate-receivers', type=int, default=0,
+                   help='frames at known poses the receivers\' phase centres are calibrated '
+                        'on, per array drawn, before the scored ones (physics; 0: the array '
+                        'file\'s positions)')
     p.add_argument('--model-error-draws', type=int, default=1,
                    help='spread the frames over this many arrays and rooms drawn from the '
                         'model-error options (seeds --model-error-seed on)')

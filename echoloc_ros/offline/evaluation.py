@@ -15,7 +15,9 @@ from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.array_calibration import ArrayCalibration, DirectPathCalibrator
 from echoloc_ros.core.echo_processing import EchoProcessor, direct_explained
 from echoloc_ros.sim.model_error import ModelError
+from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.pipeline import Pipeline, make_pipeline
+from echoloc_ros.core.receiver_calibration import calibrated_localizer
 from echoloc_ros.core.room import Room
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 from echoloc_ros.core.tracker import PoseTracker
@@ -163,7 +165,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
                    model_path: str | Path | None = None, furniture_shift_m: float = 0.0,
                    furniture_known: bool = False, wide_search: bool = True,
                    model_error: ModelError | None = None, max_order: int = 2,
-                   calibration_frames: int = 0, attitude: str = 'level') -> dict[str, float]:
+                   calibration_frames: int = 0, attitude: str = 'level',
+                   receiver_frames: int = 0) -> dict[str, float]:
     """Localize ``n`` random poses and summarise accuracy, honesty and latency.
 
     Poses are uniform in the room at least ``margin_m`` from walls and furniture, height
@@ -173,19 +176,16 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     :param room: the room (its file's temperature is what the localizer assumes unless
         ``assumed_temperature_c`` says otherwise; ``scenario.temperature_c`` is the truth).
     :param scenario: SNR, true temperature, gain mismatch, dead channel, clutter.
-    :param n: number of poses.
-    :param seed: seed of poses and noise.
-    :param fs_hz: sampling rate, Hz.
+    :param n: number of poses, drawn with ``seed`` (and the noise) at ``fs_hz`` (Hz).
     :param assumed_temperature_c: temperature given to the localizer; ``None`` is the room's.
-    :param margin_m: minimum distance of poses from walls and furniture, m.
-    :param z_range_m: range of array heights, m.
+    :param margin_m: minimum distance of poses from walls and furniture (``z_range_m``: their
+        heights), m.
     :param optimization_level: of the localizer (``'fast'``, ``'balanced'``, ``'accurate'``).
     :param heading_noise_deg: std of the error of the heading given to the localizer, deg.
     :param details: if a dict, receives per-frame arrays ``truth_m``, ``estimate_m``,
         ``covariance_m2``, ``errors_m``, ``inside_95`` (for plots).
-    :param method: ``'physics'`` or ``'nn'``
-        (:func:`~echoloc_ros.core.pipeline.make_localizer`).
-    :param model_path: the ``nn`` method's checkpoint.
+    :param method: ``'physics'`` or ``'nn'`` (:func:`~echoloc_ros.core.pipeline.make_localizer`;
+        ``model_path``: the ``nn`` method's checkpoint).
     :param furniture_shift_m: in every frame the room's furniture stands moved by up to this
         on each axis from where the room file (which the localizer reads) has it.
     :param furniture_known: the localizer is told where the moved furniture stands (the room
@@ -197,6 +197,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     :param calibration_frames: frames (other poses, never scored) the processor calibrates the
         array on first (:func:`self_calibrate`); 0: the array file's model.
     :param attitude: roll and pitch told: ``'level'``, ``'imu'`` (the drawn) or ``'estimate'``.
+    :param receiver_frames: frames at known poses the receivers are calibrated on per array
+        (:func:`~echoloc_ros.core.receiver_calibration.calibrated_localizer`; physics).
     :return: :func:`error_metrics` (over the published fixes; a frame whose direct arrival the
         model or calibration does not explain is withheld, ``withheld_rate``) plus
         ``outside_999`` (share outside their own 99.9 % ellipsoid), ``gross_rate_10cm_ci95``
@@ -216,8 +218,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
                                 else scenario.temperature_c)
     heading_noise_rad, yaw_std_rad = _heading_noise(heading_noise_deg)
     frames = _drawn_frames(room, array, chirp, fs_hz, processor, scenario, n, seed, model_error,
-                           (max_order, calibration_frames, margin_m, z_range_m,
-                            furniture_shift_m), pipeline, attitude)
+                           (max_order, calibration_frames, receiver_frames, margin_m,
+                            z_range_m, furniture_shift_m), pipeline, attitude)
     for k, (world, frame, position, yaw, draw, sim_s, first_s, told) in enumerate(frames):
         if furniture_known and world is not room:
             pipeline.take_room(world)
@@ -245,7 +247,7 @@ def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
     each position in the room file's frame, then :func:`first_echo_delays_s` and last the
     tilt told to the localizer.
 
-    :param options: ``(max_order, calibration_frames, margin_m, z_range_m,
+    :param options: ``(max_order, calibration_frames, receiver_frames, margin_m, z_range_m,
         furniture_shift_m)`` of :func:`evaluate_fixes`.
     :param attitude: ``'level'`` (tilt told: ``None``), ``'imu'`` (the drawn array's roll
         and pitch) or ``'estimate'`` (``None``, and the pipeline estimates it afresh for each
@@ -253,8 +255,11 @@ def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
     """
     if attitude not in ('level', 'imu', 'estimate'):
         raise ValueError(f'attitude must be \'level\', \'imu\' or \'estimate\', got {attitude!r}')
-    max_order, calibration_frames, *frame_args = options
+    max_order, calibration_frames, receiver_frames, *frame_args = options
     pipeline.estimate_tilt = attitude == 'estimate'
+    file_localizer = pipeline.localizer
+    if receiver_frames and not isinstance(file_localizer, PhysicsLocalizer):
+        raise ValueError('the receivers are calibrated for the physics localizer only')
     draws = 1 if model_error is None else model_error.draws
     counts = np.diff(np.round(np.linspace(0, n, draws + 1)).astype(int))
     for j, count in enumerate(counts):
@@ -265,6 +270,11 @@ def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
         hardware = drawn.hardware
         tilt = None if hardware is None else (hardware.roll_rad, hardware.pitch_rad)
         pipeline.tilts.clear()
+        if receiver_frames:
+            pipeline.localizer = calibrated_localizer(file_localizer, (
+                (processor.process(frame), position + origin, yaw) for _, frame, position, yaw,
+                *_ in random_frames(simulator, drawn, receiver_frames,
+                                    [seed + CALIBRATION_SEED_OFFSET, j, 1])))[0]
         # One draw keeps the seeds of a single world.
         frame_seed = seed if j == 0 else [seed, j]
         frames = random_frames(simulator, drawn, count, frame_seed, *frame_args)
@@ -445,9 +455,8 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     :param details: if a dict, receives per-frame arrays ``t_s``, ``truth_m``,
         ``estimate_m``, ``tracked_m``, ``tracked_covariance_m2``, ``errors_m``,
         ``tracked_errors_m`` (for plots).
-    :param method: ``'physics'`` or ``'nn'``
-        (:func:`~echoloc_ros.core.pipeline.make_localizer`).
-    :param model_path: the ``nn`` method's checkpoint.
+    :param method: ``'physics'`` or ``'nn'`` (:func:`~echoloc_ros.core.pipeline.make_localizer`;
+        ``model_path``: the ``nn`` method's checkpoint).
     :param furniture_shift_m: the furniture stands moved by up to this on each axis from
         where the room file has it (once, for the whole run), kept off the trajectory.
     :param furniture_known: the localizer is told where it stands (:func:`evaluate_fixes`).

@@ -8,14 +8,18 @@ import numpy as np
 
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
+from echoloc_ros.core.echo_processing import (EchoFeatures, EchoProcessor,
+                                              direct_explained)
 from echoloc_ros.core.geometry import room_planes
 from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import Room
+from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+from echoloc_ros.core.receiver_calibration import calibrated_localizer
 from echoloc_ros.core.room_calibration import RoomCalibration
 from echoloc_ros.core.tracker import PoseTracker
-from echoloc_ros.offline.evaluation import (CHI2_999_3DOF, error_metrics, holds_truth_95,
-                                            random_frames, rate_interval)
+from echoloc_ros.offline.evaluation import (CALIBRATION_SEED_OFFSET, CHI2_999_3DOF,
+                                            error_metrics, holds_truth_95, random_frames,
+                                            rate_interval, self_calibrate)
 from echoloc_ros.offline.tracked_path import drive, tracked_path
 from echoloc_ros.sim.model_error import ModelError
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
@@ -57,7 +61,9 @@ def _drive_frames(room: Room, origin_m: np.ndarray, simulator: EchoSimulator,
 def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: float,
                               model_error: ModelError, drive_s: float, n: int, seed: int,
                               heading_noise_deg: float = 1.0, fs_hz: float = 250e3,
-                              frame_rate_hz: float = 25.0) -> dict:
+                              frame_rate_hz: float = 25.0, temperature_c: float | None = None,
+                              calibration_frames: int = 0, estimate_tilt: bool = False,
+                              receiver_frames: int = 0) -> dict:
     """Drive :func:`~echoloc_ros.offline.tracked_path.tracked_path` for ``drive_s`` in the room
     drawn from ``model_error`` (its surfaces off the file; a plan other than a shoebox:
     random poses), localized and tracked with the file; every frame the tracker takes goes to
@@ -66,26 +72,55 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
     frame), the calibrated room (errors in its frame, aligned with the truth's by
     :func:`aligned_surface_errors`) and the true room (tolerance 0).
 
+    The array is the one ``model_error`` draws (transducers, receivers, tilt), in air at
+    ``temperature_c`` (``None``: the file's; the localizer is told the file's). A frame whose
+    direct arrival the processor's model does not explain is withheld, from the drive and from
+    the scores, as the node withholds it.
+
+    :param calibration_frames: frames at other poses the processor calibrates the array on
+        before the drive (:func:`~echoloc_ros.offline.evaluation.self_calibrate`); 0: the
+        array file's model.
+    :param receiver_frames: frames at known poses (the file's frame) the receivers' phase
+        centres are calibrated on after the processor, before the drive
+        (:func:`~echoloc_ros.core.receiver_calibration.calibrated_localizer`); every
+        localizer then reads the calibrated array.
+    :param estimate_tilt: every localizer estimates the array's roll and pitch from the floor
+        and ceiling echoes (no IMU reports them).
     :return: ``stale_``, ``calibrated_`` and ``perfect_`` :func:`error_metrics` (with
         ``gross_rate_10cm_ci95`` and ``outside_999``), ``surface_error_mm`` per surface and
         its largest ``surface_error_mm_max``, the calibration
-        (:meth:`RoomCalibrationResult.to_dict`), ``drive_frames`` and ``calibration_frames``.
+        (:meth:`RoomCalibrationResult.to_dict`), ``drive_frames``, ``calibration_frames``
+        and ``withheld_rate`` of the scored frames.
     """
     truth = model_error.draw_room(room)
     world = truth.room
     simulator = EchoSimulator(world, array, chirp, fs_hz)
     processor = EchoProcessor(chirp, fs_hz, array=array)
-    scenario = Scenario(snr_db=snr_db)
+    hardware = model_error.draw_hardware(array) if model_error.changes_array else None
+    scenario = Scenario(snr_db=snr_db, temperature_c=temperature_c, hardware=hardware)
+    if calibration_frames > 0:
+        processor.set_calibration(self_calibrate(simulator, processor, scenario,
+                                                 calibration_frames,
+                                                 seed + CALIBRATION_SEED_OFFSET))
+    if receiver_frames > 0:
+        known = ((processor.process(frame), position + truth.origin_m, yaw)
+                 for _, frame, position, yaw, _, _ in random_frames(
+                     simulator, scenario, receiver_frames, [seed + CALIBRATION_SEED_OFFSET, 1]))
+        array = calibrated_localizer(
+            PhysicsLocalizer(room, array, chirp, fs_hz, processor=processor), known)[0].array
     heading_rad = np.deg2rad(heading_noise_deg)
     yaw_std = heading_rad if heading_noise_deg > 0 else None
     driving = make_pipeline('physics', room, array, chirp, fs_hz, processor,
                             tracker=PoseTracker(room_volume_m3=room.volume_m3)
                             if room.is_shoebox else None)
+    driving.estimate_tilt = estimate_tilt
     calibration = RoomCalibration(driving.localizer)
     n_drive = int(round(drive_s * frame_rate_hz))
     for t_s, features, given in _drive_frames(room, truth.origin_m, simulator, processor,
                                               scenario, n_drive, frame_rate_hz, heading_rad,
                                               seed):
+        if not direct_explained(features):
+            continue
         out = driving.step(t_s, features, given, yaw_std)
         if out.accepted:
             calibration.add(features, out.fix.estimate.position_m, out.yaw_rad)
@@ -93,30 +128,8 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
     surface_errors, align = aligned_surface_errors(result.room, world)
     told = {'stale': (room, truth.origin_m), 'calibrated': (result.room, align),
             'perfect': (world, np.zeros(3))}
-    pipelines = {key: make_pipeline('physics', r, array, chirp, fs_hz, processor)
-                 for key, (r, _) in told.items()}
-    pipelines['perfect'].take_room(world)
-    errors = {key: [] for key in told}
-    inside = {key: [] for key in told}
-    outside = {key: [] for key in told}
-    for k, (_, frame, position, yaw, draw, _) in enumerate(
-            random_frames(simulator, scenario, n, seed)):
-        features = processor.process(frame)
-        for key, pipeline in pipelines.items():
-            estimate = pipeline.step(k / frame_rate_hz, features, yaw + heading_rad * draw,
-                                     yaw_std).fix.estimate
-            error = estimate.position_m - (position + told[key][1])
-            errors[key].append(float(np.linalg.norm(error)))
-            inside[key].append(holds_truth_95(error, estimate.covariance_m2))
-            outside[key].append(float(error @ np.linalg.solve(estimate.covariance_m2, error))
-                                > CHI2_999_3DOF)
-    out: dict = {}
-    for key in told:
-        e = np.array(errors[key])
-        metrics = error_metrics(e, np.array(inside[key]))
-        metrics['gross_rate_10cm_ci95'] = rate_interval(np.count_nonzero(e > 0.1), e.size)
-        metrics['outside_999'] = float(np.mean(outside[key]))
-        out.update({f'{key}_{name}': value for name, value in metrics.items()})
+    out = _compared_rooms(told, simulator, array, processor, scenario,
+                          (n, seed, frame_rate_hz), heading_rad, estimate_tilt)
     out['surface_error_mm'] = {name: round(1e3 * float(e), 2)
                                for name, e in zip(world.surface_names, surface_errors)}
     out['surface_error_mm_max'] = float(1e3 * np.max(np.abs(surface_errors)))
@@ -124,4 +137,53 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
                              for name, u in zip(world.surface_names, truth.offsets_m)}
     out.update(calibration=result.to_dict(), drive_frames=calibration.n_frames,
                calibration_frames=int(np.max(result.frames)), n=n)
+    return out
+
+
+def _compared_rooms(told: dict, simulator: EchoSimulator, array: ArrayGeometry,
+                    processor: EchoProcessor, scenario: Scenario,
+                    frames: tuple[int, int, float], heading_rad: float,
+                    estimate_tilt: bool) -> dict:
+    """The same random frames localized with each room of ``told`` (``{key: (room, the
+    translation from the truth's frame to the room's)}``; ``'perfect'`` is the true room),
+    read with ``array``.
+
+    :param frames: ``(n, seed, frame_rate_hz)``.
+    :return: per key ``{key}_`` :func:`error_metrics` with ``gross_rate_10cm_ci95`` and
+        ``outside_999`` (none where every frame was withheld), and ``withheld_rate``.
+    """
+    n, seed, frame_rate_hz = frames
+    yaw_std = heading_rad if heading_rad > 0 else None
+    chirp, fs_hz = simulator.chirp, simulator.fs_hz
+    pipelines = {key: make_pipeline('physics', r, array, chirp, fs_hz, processor)
+                 for key, (r, _) in told.items()}
+    pipelines['perfect'].take_room(told['perfect'][0])
+    for pipeline in pipelines.values():
+        pipeline.estimate_tilt = estimate_tilt
+    columns = {key: ([], [], []) for key in told}
+    withheld = 0
+    for k, (_, frame, position, yaw, draw, _) in enumerate(
+            random_frames(simulator, scenario, n, seed)):
+        features = processor.process(frame)
+        if not direct_explained(features):
+            withheld += 1
+            continue
+        for key, pipeline in pipelines.items():
+            estimate = pipeline.step(k / frame_rate_hz, features, yaw + heading_rad * draw,
+                                     yaw_std).fix.estimate
+            error = estimate.position_m - (position + told[key][1])
+            errors, inside, outside = columns[key]
+            errors.append(float(np.linalg.norm(error)))
+            inside.append(holds_truth_95(error, estimate.covariance_m2))
+            outside.append(float(error @ np.linalg.solve(estimate.covariance_m2, error))
+                           > CHI2_999_3DOF)
+    out: dict = {'withheld_rate': withheld / n}
+    for key, (errors, inside, outside) in columns.items():
+        if not errors:
+            continue
+        e = np.array(errors)
+        metrics = error_metrics(e, np.array(inside))
+        metrics['gross_rate_10cm_ci95'] = rate_interval(np.count_nonzero(e > 0.1), e.size)
+        metrics['outside_999'] = float(np.mean(outside))
+        out.update({f'{key}_{name}': value for name, value in metrics.items()})
     return out

@@ -10,6 +10,7 @@ from echoloc_ros.offline.evaluation import (error_metrics, evaluate_fixes, evalu
                                             first_echo_delays_s, first_echo_figures,
                                             rate_interval)
 from echoloc_ros.core.paths import default_model_path
+from echoloc_ros.sim.model_error import ModelError
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 
 
@@ -233,3 +234,31 @@ def test_wide_search_finds_what_the_first_proposal_missed(array, chirp):
     # not made worse.
     assert 0 < on['wide_search_rate'] <= 0.3 and on['wide_kept_rate'] <= on['wide_search_rate']
     assert np.all(details_on['errors_m'][~gross_off] < 0.1)
+
+
+def test_receivers_calibrated_per_drawn_array(room, array, chirp):
+    """--calibrate-receivers: the receivers of each array drawn are calibrated on frames at
+    known poses before its scored frames."""
+    error = ModelError(receiver_offset_m=0.0005, seed=3, draws=2)
+    result = evaluate_fixes(room, array, chirp, Scenario(snr_db=20.0), n=4, seed=2,
+                            model_error=error, receiver_frames=25, heading_noise_deg=1.0)
+    assert result['n'] == 4 and result['withheld_rate'] == 0.0
+    assert result['median_cm'] < 0.3
+    with pytest.raises(ValueError, match='isolated echoes collected'):
+        evaluate_fixes(room, array, chirp, Scenario(snr_db=20.0), n=1, seed=2,
+                       model_error=error, receiver_frames=1)
+
+
+def test_calibrate_receivers_on_the_command_line(capsys):
+    """`echoloc evaluate --calibrate-receivers` calibrates and says so in its JSON; the nn
+    localizer has no receivers to calibrate, which is named."""
+    import json
+    from echoloc_ros.cli import main
+    main(['evaluate', '--n', '2', '--tracked-frames', '0', '--receiver-offset-m', '0.0005',
+          '--calibrate-receivers', '20', '--seed', '3'])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out['scenario']['calibrate_receivers'] == 20 and out['n'] == 2
+    with pytest.raises(SystemExit, match='receivers are calibrated for the physics localizer '
+                                         'only'):
+        main(['evaluate', '--method', 'nn', '--n', '1', '--tracked-frames', '0',
+              '--calibrate-receivers', '20'])

@@ -10,7 +10,8 @@ from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import load_room, room_from_yaml
 from echoloc_ros.core.room_calibration import RoomCalibration, room_yaml
 from echoloc_ros.offline.evaluation import random_frames
-from echoloc_ros.offline.room_calibration import aligned_surface_errors
+from echoloc_ros.offline.room_calibration import (aligned_surface_errors,
+                                                  evaluate_room_calibration)
 from echoloc_ros.sim.model_error import ModelError
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 
@@ -82,3 +83,21 @@ def test_the_boxes_follow_the_shell_in_a_furnished_room(array, chirp, processor)
     unmoved = room.furniture[0].shifted(-result.shift_m)
     assert np.max(np.abs(unmoved.min_m[:2] - truth.room.furniture[0].min_m[:2] - align[:2])) \
         > 0.01
+
+
+def test_the_drive_hears_the_drawn_array_and_is_withheld_until_it_is_calibrated(array, chirp):
+    """The calibration evaluation drives with the array the model error draws: transducers
+    1.2 kHz off the file leave every frame unexplained (none reaches the room calibration)
+    until the processor is calibrated on frames of that array (and its receivers, drawn off
+    the file too, on frames at known poses)."""
+    room = load_room('default_room')
+    error = ModelError(surface_offset_m=0.01, resonance_offset_hz=1500.0,
+                       receiver_offset_m=0.0005, seed=0)
+    assert abs(error.draw_hardware(array).emitter_center_hz - 40e3) > 1e3
+    with pytest.raises(ValueError, match='0 frames hear'):
+        evaluate_room_calibration(room, array, chirp, 20.0, error, drive_s=1.0, n=2, seed=0)
+    result = evaluate_room_calibration(room, array, chirp, 20.0, error, drive_s=1.2, n=4,
+                                       seed=0, calibration_frames=64, receiver_frames=20)
+    assert result['withheld_rate'] == 0.0
+    assert result['drive_frames'] >= 20
+    assert result['perfect_median_cm'] < 1.0

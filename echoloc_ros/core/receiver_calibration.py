@@ -1,0 +1,205 @@
+"""The receivers' acoustic phase centres, measured from the echoes at known or tracked poses.
+
+A receiver's phase centre differs from the drawing by fractions of a millimetre; 0.5 mm is a
+fifth of a radian of the 40 kHz carrier's phase over a path (its wavelength is 8.6 mm), and
+the localizer, which adds the receivers' matched-filter outputs coherently, loses the echo's
+coherence and the fit's residual rises. The carrier phase measures it: at a known pose, each
+isolated echo's matched-filter output at the delay the file's array predicts has, per
+receiver, the phase ``-2 pi f_c (tau_true - tau_predicted)``; relative to the echo's coherent
+sum over the receivers (its unknown reflection phase and any error of the pose common to
+all) that is ``g_pi . delta_i - mean_j g_pj . delta_j``, with ``g_pi`` the delay's gradient
+in receiver ``i``'s position along path ``p`` and ``delta_i`` its offset from the file. Over
+frames whose echoes arrive from many directions (walls, floor, ceiling, corners) the offsets
+follow by robust least squares, up to one shift common to every receiver, which the phase
+cannot see (it moves every path's delay alike); the calibration keeps their mean at the
+file's.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from echoloc_ros.core.array_geometry import ArrayGeometry, yaw_matrix
+from echoloc_ros.core.echo_processing import EchoFeatures, direct_explained
+from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+from echoloc_ros.core.physics.matched_filter import sample
+
+# An echo whose delay lies within this of another path's at any receiver is not used: the
+# point response's main lobe (83 us at 12 kHz) would mix their phases.
+ISOLATION_S = 120e-6
+# Echoes whose coherent power over the receivers is below this (noise units) are not used.
+MIN_POWER = 100.0
+# A phase further than this from the echo's mean is an echo the model does not have (a
+# reflection of higher order), not an offset of 0.5 mm (0.37 rad), rad.
+MAX_PHASE_RAD = 1.5
+# Step of the numerical gradient of the delays in the receivers' positions, m.
+GRADIENT_STEP_M = 1e-4
+
+
+@dataclass
+class ReceiverCalibrationResult:
+    """The receivers' offsets from the array file.
+
+    :ivar offsets_m: each receiver's phase centre minus the file's position, array frame
+        ``(n, 3)``, m (their mean is zero: see the module's docstring).
+    :ivar std_m: their standard deviations ``(n, 3)``, m.
+    :ivar n_echoes: echoes the solution used.
+    """
+
+    offsets_m: np.ndarray
+    std_m: np.ndarray
+    n_echoes: int
+
+    def array(self, array: ArrayGeometry) -> ArrayGeometry:
+        """``array`` with its receivers at the measured phase centres."""
+        return replace(array, receivers_m=array.receivers_m + self.offsets_m)
+
+    def to_dict(self) -> dict:
+        """The offsets and their standard deviations in mm, for a JSON report."""
+        return {'offsets_mm': np.round(1e3 * self.offsets_m, 3).tolist(),
+                'std_mm': np.round(1e3 * self.std_m, 3).tolist(), 'n_echoes': self.n_echoes}
+
+
+class ReceiverCalibration:
+    """Collects the per-receiver phases of isolated echoes at known poses (:meth:`add`) and
+    solves for the receivers' offsets (:meth:`solve`).
+
+    :param localizer: a physics localizer of the room and the array file (its processor made
+        the features).
+    """
+
+    def __init__(self, localizer: PhysicsLocalizer) -> None:
+        self.localizer = localizer
+        self.rows: list[np.ndarray] = []
+        self.phases_s: list[np.ndarray] = []
+        self.weights: list[float] = []
+
+    @property
+    def n_echoes(self) -> int:
+        """Echoes collected so far."""
+        return len(self.weights)
+
+    def add(self, features: EchoFeatures, position_m: np.ndarray, yaw_rad: float,
+            temperature_c: float | None = None) -> int:
+        """Measure one frame's echoes at a known pose (level array).
+
+        :param position_m: the array's position, room frame ``(3,)``, m.
+        :param yaw_rad: its heading, rad.
+        :param temperature_c: the air's, degC; ``None``: the room file's (the speed of sound
+            is fitted to the echoes at the pose).
+        :return: the echoes of the frame that were used.
+        """
+        loc = self.localizer
+        temperature = loc.room.temperature_c if temperature_c is None else temperature_c
+        fr = loc.frame(features, yaw_rad, temperature)
+        emitter = (np.asarray(position_m, dtype=float)
+                   + yaw_matrix(yaw_rad) @ loc.array.emitter_m)
+        theta = loc.fit_room_at(fr, emitter).theta
+        paths = np.flatnonzero(loc._valid_batch(fr, theta)[0])
+        every = np.ones(paths.size, dtype=bool)
+        tau, amp, _ = loc._paths(fr, theta, paths, every)
+        tau, amp = tau[0], amp[0]
+        usable = self._isolated(fr, tau, amp)
+        if not usable.any():
+            return 0
+        tau, amp = tau[usable], amp[usable]
+        z = sample(fr, tau)
+        weighted = amp * fr.weights
+        coherent = np.sum(weighted * z, axis=-1)
+        power = np.abs(coherent) ** 2 / np.maximum(np.sum(weighted * amp, axis=-1), 1e-300)
+        phase = np.angle(z * np.conj(coherent)[:, None])
+        gradient = self._gradient(fr, theta, paths[usable], tau) @ yaw_matrix(yaw_rad)
+        used = 0
+        for p in np.flatnonzero((power >= MIN_POWER)
+                                & np.all(np.abs(phase) <= MAX_PHASE_RAD, axis=-1)):
+            # The phase relative to the coherent sum: each receiver's term less their mean.
+            n = tau.shape[1]
+            row = np.zeros((n, n, 3))
+            row[np.arange(n), np.arange(n)] = gradient[p]
+            row -= gradient[p][None] / n
+            self.rows.append(row.reshape(n, 3 * n))
+            self.phases_s.append(-phase[p] / (2 * np.pi * features.carrier_hz))
+            self.weights.append(float(power[p]))
+            used += 1
+        return used
+
+    def _isolated(self, fr, tau: np.ndarray, amp: np.ndarray) -> np.ndarray:
+        """Which paths ``(P,)`` are heard at every receiver with no other path within
+        :data:`ISOLATION_S` of them at any receiver."""
+        heard = np.all((tau > fr.t_min) & (tau < fr.t_max) & (amp > 0), axis=-1)
+        gap = np.abs(tau[:, None] - tau[None])
+        gap[np.arange(len(tau)), np.arange(len(tau))] = np.inf
+        return heard & np.all(gap.min(axis=1) > ISOLATION_S, axis=-1)
+
+    def _gradient(self, fr, theta: np.ndarray, paths: np.ndarray,
+                  tau: np.ndarray) -> np.ndarray:
+        """Each path's delay's gradient in its receiver's position, room axes
+        ``(P, n, 3)``, s/m (a delay depends on its own receiver alone)."""
+        out = np.empty(tau.shape + (3,))
+        every = np.ones(paths.size, dtype=bool)
+        for k in range(3):
+            moved = replace(fr, offsets=fr.offsets + GRADIENT_STEP_M * np.eye(3)[k])
+            out[..., k] = (self.localizer._paths(moved, theta, paths, every)[0][0]
+                           - tau) / GRADIENT_STEP_M
+        return out
+
+    def solve(self, min_echoes: int = 50) -> ReceiverCalibrationResult:
+        """The receivers' offsets from the echoes collected: weighted least squares (weights
+        the echoes' coherent power), echoes beyond 3.5 robust standard deviations dropped once,
+        and the offsets' mean held at zero.
+
+        :raises ValueError: fewer than ``min_echoes`` echoes were collected.
+        """
+        if self.n_echoes < min_echoes:
+            raise ValueError(f'{self.n_echoes} isolated echoes collected; need at least '
+                             f'{min_echoes} (more frames, or poses with more echoes)')
+        rows = np.concatenate(self.rows)
+        phases = np.concatenate(self.phases_s)
+        n = self.rows[0].shape[0]
+        weights = np.repeat(self.weights, n)
+        keep = np.ones(phases.size, dtype=bool)
+        for _ in range(2):
+            offsets, cov = self._least_squares(rows[keep], phases[keep], weights[keep], n)
+            residual = (phases - rows @ offsets) * np.sqrt(weights)
+            scale = 1.4826 * np.median(np.abs(residual[keep]))
+            keep = np.abs(residual) <= 3.5 * max(scale, 1e-30)
+        dof = max(np.count_nonzero(keep) - 3 * (n - 1), 1)
+        chi2 = np.sum(weights[keep] * (phases[keep] - rows[keep] @ offsets) ** 2) / dof
+        std = np.sqrt(np.maximum(np.diag(cov), 0.0) * chi2).reshape(n, 3)
+        return ReceiverCalibrationResult(offsets.reshape(n, 3), std, int(self.n_echoes))
+
+    @staticmethod
+    def _least_squares(rows: np.ndarray, phases: np.ndarray, weights: np.ndarray,
+                       n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Offsets ``(3 n,)`` and their covariance up to the residual's scale, their mean held
+        at zero (the shift the phases cannot see)."""
+        normal = rows.T @ (weights[:, None] * rows)
+        rhs = rows.T @ (weights * phases)
+        # The common shift as a constraint: sum over receivers of each axis = 0.
+        mean = np.tile(np.eye(3), n)
+        size = 3 * n
+        kkt = np.zeros((size + 3, size + 3))
+        kkt[:size, :size] = normal
+        kkt[:size, size:] = mean.T
+        kkt[size:, :size] = mean
+        solution = np.linalg.lstsq(kkt, np.concatenate([rhs, np.zeros(3)]), rcond=None)[0]
+        inverse = np.linalg.pinv(kkt)[:size, :size]
+        return solution[:size], inverse
+
+
+def calibrated_localizer(localizer: PhysicsLocalizer,
+                         frames: Iterable[tuple[EchoFeatures, np.ndarray, float]]
+                         ) -> tuple[PhysicsLocalizer, ReceiverCalibrationResult]:
+    """``localizer`` (of the array file) with its receivers at the phase centres measured on
+    ``frames``: ``(features, position_m, yaw_rad)`` at known poses, room file frame; a frame
+    whose direct arrival the processor's model does not explain is skipped.
+
+    :raises ValueError: too few isolated echoes (:meth:`ReceiverCalibration.solve`).
+    """
+    calibration = ReceiverCalibration(localizer)
+    for features, position_m, yaw_rad in frames:
+        if direct_explained(features):
+            calibration.add(features, position_m, yaw_rad)
+    result = calibration.solve()
+    return localizer.with_array(result.array(localizer.array)), result

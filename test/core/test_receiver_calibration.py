@@ -1,0 +1,49 @@
+"""Receiver phase-centre calibration: receivers drawn up to 0.5 mm off the array file are
+found, from the carrier phases of isolated echoes at known poses, within a small fraction of
+that (up to their common shift, which the phases cannot see)."""
+
+import numpy as np
+import pytest
+
+from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+from echoloc_ros.core.receiver_calibration import ReceiverCalibration, calibrated_localizer
+from echoloc_ros.offline.evaluation import random_frames
+from echoloc_ros.sim.model_error import ModelError
+from echoloc_ros.sim.simulator import Scenario
+
+
+@pytest.fixture(scope='module')
+def drawn(room, array, chirp, processor, simulator):
+    hardware = ModelError(receiver_offset_m=0.0005, seed=5).draw_hardware(array)
+    frames = [(processor.process(frame), position, yaw) for _, frame, position, yaw, _, _ in
+              random_frames(simulator, Scenario(snr_db=20.0, hardware=hardware), 40, seed=11)]
+    localizer = PhysicsLocalizer(room, array, chirp, processor=processor)
+    offsets = hardware.receivers_m - array.receivers_m
+    return localizer, frames, offsets - offsets.mean(axis=0)
+
+
+def test_the_phase_centres_are_found_within_a_twentieth_of_a_millimetre(drawn):
+    localizer, frames, truth = drawn
+    calibrated, result = calibrated_localizer(localizer, frames)
+    assert np.sqrt(np.mean(truth ** 2)) > 1e-4
+    assert np.max(np.abs(result.offsets_m - truth)) < 5e-5
+    assert np.allclose(result.offsets_m.mean(axis=0), 0.0, atol=1e-9)
+    assert np.all(result.std_m < 5e-5)
+    assert np.allclose(calibrated.array.receivers_m,
+                       localizer.array.receivers_m + result.offsets_m)
+
+
+def test_the_file_array_is_found_unmoved(room, array, chirp, processor, simulator):
+    localizer = PhysicsLocalizer(room, array, chirp, processor=processor)
+    frames = [(processor.process(frame), position, yaw) for _, frame, position, yaw, _, _ in
+              random_frames(simulator, Scenario(snr_db=20.0), 15, seed=12)]
+    result = calibrated_localizer(localizer, frames)[1]
+    assert np.max(np.abs(result.offsets_m)) < 3e-5
+
+
+def test_too_few_echoes_are_named(drawn):
+    localizer, frames, _ = drawn
+    calibration = ReceiverCalibration(localizer)
+    calibration.add(*frames[0])
+    with pytest.raises(ValueError, match='isolated echoes collected; need at least 50'):
+        calibration.solve()
