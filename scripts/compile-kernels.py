@@ -3,7 +3,7 @@ node or test that localizes loads them instead of compiling them (10-20 s on a 2
 
 One simulated frame localized in the default, the furnished and the L-shaped room reaches every
 kernel with the argument types the localizer passes at run time. Run by scripts/setup.sh when
-core/physics/kernels.py or path_trace.py changes.
+core/physics/kernels.py, scan_kernels.py, newton.py or path_trace.py changes.
 """
 import time
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
+from threadpoolctl import threadpool_limits
 
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
@@ -49,6 +50,10 @@ def bench_stages(n_frames: int = 100, room: str = 'default_room',
     if method == 'nn':
         times['inference'] = []
     errors = []
+    # As the nodes hold BLAS to num_threads (1: nodes/common.py). Unlimited, the simulator's
+    # large products leave BLAS threads spinning into the next stage, and this process's CPU
+    # time counts them: localize read 8 ms a frame where it costs 3.7 on one thread.
+    limits = threadpool_limits(limits=1)
     for i in range(n_frames):
         t0 = time.perf_counter()
         frame = sim.acquire(0.04 * i)
@@ -66,6 +71,7 @@ def bench_stages(n_frames: int = 100, room: str = 'default_room',
         if method == 'nn':
             times['inference'].append(fix.inference_s)
         errors.append(np.linalg.norm(fix.estimate.position_m - frame.position_m))
+    limits.restore_original_limits()
     return {'bench': 'stages', 'method': method, 'level': optimization_level, 'room': room,
             'device': pipeline.device, 'frames': n_frames,
             **{f'{stage}_ms': _percentiles_ms(t) for stage, t in times.items()},

@@ -9,10 +9,10 @@ import pytest
 
 from echoloc_ros.core.array_geometry import yaw_matrix
 from echoloc_ros.core.geometry import occluders, on_surfaces, plane_contains
-from echoloc_ros.core.physics import kernels, path_trace
-from echoloc_ros.core.physics.config import RESPONSE_HALF_S
+from echoloc_ros.core.physics import kernels, newton, path_trace, scan_kernels
+from echoloc_ros.core.physics.config import RESPONSE_HALF_S, STEP_LIMIT, STEP_TOLERANCE
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
-from echoloc_ros.core.physics.matched_filter import sample
+from echoloc_ros.core.physics.matched_filter import lower_quartile, sample
 from echoloc_ros.core.room import any_box_blocks, load_room
 from echoloc_ros.sim.simulator import Scenario
 
@@ -224,3 +224,195 @@ def test_synthesis_is_the_point_response_at_each_delay(localizer, processor, fra
     np.testing.assert_allclose(model, expected, rtol=0, atol=3e-3 * scale)
     assert np.all(model[~window] == 0)
     assert np.all(model[2, :int(10e-3 / features.bin_width_s)] == 0)
+
+
+def test_small_solves_are_numpys():
+    rng = np.random.default_rng(3)
+    for n in range(1, 6):
+        matrix = rng.normal(size=(n, n)) + n * np.eye(n)
+        rhs = rng.normal(size=n)
+        x, solved = newton.solve_small(matrix, rhs)
+        assert solved
+        np.testing.assert_allclose(x, np.linalg.solve(matrix, rhs), rtol=1e-12, atol=1e-14)
+    x, solved = newton.solve_small(np.array([[1.0, 2.0], [2.0, 4.0]]), np.ones(2))
+    assert not solved
+    x, solved = newton.solve_small(np.array([[np.nan, 0.0], [0.0, 1.0]]), np.ones(2))
+    assert not solved
+
+
+def _numpy_newton(localizer, fr, theta0, valid, free, iterations):
+    """The Levenberg-Marquardt loop as numpy ran it before it was compiled: every start at
+    once, each evaluation one :meth:`_fit`, the batch's steps one ``np.linalg.solve``."""
+    paths, keep, _, pairs = localizer._starting_paths(fr, theta0, valid, free, iterations, True)
+    theta, best = theta0.copy(), theta0.copy()
+    best_e = np.full(len(theta0), -np.inf)
+    grad, info = np.zeros((len(theta0), free.size)), np.zeros((len(theta0),) + (free.size,) * 2)
+    lam = np.full(len(theta0), 1e-3)
+    active = np.ones(len(theta0), dtype=bool)
+    yaw_info = np.where(free == 4, fr.yaw_info, 0.0)
+    for iteration in range(iterations + 1):
+        rows = np.flatnonzero(active)
+        e, g, h, _, _ = localizer._fit(fr, theta[rows], paths, keep[rows], free, pairs)
+        e = e + fr.yaw_prior(theta[rows, 4])
+        better = e >= best_e[rows]
+        won, lost = rows[better], rows[~better]
+        best[won], best_e[won], grad[won], info[won] = theta[won], e[better], g[better], h[better]
+        lam[won] = np.maximum(lam[won] / 3.0, 1e-6)
+        lam[lost] *= 10.0
+        active[lost[lam[lost] > 1e3]] = False
+        rows = rows[active[rows]]
+        if iteration == iterations or rows.size == 0:
+            break
+        damped = info[rows] + np.eye(free.size) * (lam[rows, None, None] * np.abs(
+            np.diagonal(info[rows], axis1=1, axis2=2))[:, None] + 1e-300 + yaw_info)
+        step = np.linalg.solve(damped, (grad[rows] - yaw_info * best[rows, 4, None])[..., None])
+        step = np.clip(step[..., 0], -STEP_LIMIT[free], STEP_LIMIT[free])
+        moving = ~np.all(np.abs(step) < STEP_TOLERANCE[free], axis=1)
+        active[rows[~moving]] = False
+        theta[rows[moving]] = best[rows[moving]]
+        theta[rows[moving][:, None], free[None, :]] += step[moving]
+    return best, best_e, info
+
+
+def test_compiled_newton_is_the_numpy_loop(localizer, frame_and_truth):
+    fr, thetas = frame_and_truth
+    fr.yaw_info = 1.0 / np.deg2rad(2.0) ** 2
+    valid = localizer._valid_batch(fr, thetas)
+    free = np.arange(5)
+    fit = localizer._newton(fr, thetas, valid, free, 4)
+    best, best_e, info = _numpy_newton(localizer, fr, thetas, valid, free, 4)
+    # The same steps from the same points: positions agree far below the 0.1 mm tolerance.
+    np.testing.assert_allclose(fit.theta, best, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(fit.info, info, rtol=1e-6, atol=1e-9 * np.max(np.abs(info)))
+    assert np.max(np.abs(fit.theta - thetas)) > 1e-3
+    # The evidence adds the amplitude prior to the likelihood at the best points.
+    tau, amp = localizer._paths(fr, best, fit.paths, fit.keep)[:2]
+    with_prior = localizer._evidence(fr, tau, amp) + fr.yaw_prior(best[:, 4])
+    np.testing.assert_allclose(fit.evidence, with_prior, rtol=1e-9)
+    assert np.all(fit.evidence < best_e)
+
+
+def test_furniture_faces_reflect_where_the_numpy_test_says(array, chirp, processor):
+    room = load_room('furnished_room')
+    localizer = PhysicsLocalizer(room, array, chirp, FS_HZ, processor=processor)
+    rng = np.random.default_rng(6)
+    extent = room.vertices_m.max(axis=0)
+    emitters = rng.uniform([0, 0, 0.1], [*extent, 1.5], (400, 3))
+    receivers = emitters + rng.normal(0.0, 0.03, emitters.shape)
+    index = localizer._face_index
+    images = kernels.image_points(localizer._img_m[index], localizer._img_t[index], emitters)
+    np.testing.assert_array_equal(images, np.einsum('pij,kj->kpi', localizer._img_m[index],
+                                                    emitters) + localizer._img_t[index])
+    axis, side, value, lo, hi = localizer._face_geometry
+    valid = kernels.faces_valid(emitters, receivers, localizer._img_m[index],
+                                localizer._img_t[index], axis, side, value, lo, hi)
+    # The numpy expression it replaced: the reflection point on the line from the image to
+    # the receiver, inside the face, and the emitter in front of it.
+    across = np.take_along_axis(images, np.broadcast_to(axis[None, :, None],
+                                                        images.shape[:2] + (1,)), -1)[..., 0]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        t = (value - across) / (receivers[:, axis] - across)
+    hit = images + t[..., None] * (receivers[:, None] - images)
+    on_face = np.all((hit >= lo) & (hit <= hi) | (np.arange(3) == axis[:, None]), axis=-1)
+    np.testing.assert_array_equal(valid, (side * emitters[:, axis] > side * value) & on_face)
+    assert 0 < valid.sum() < valid.size
+
+
+def test_pairs_and_evidence_with_prior_are_numpys(localizer, frame_and_truth):
+    fr, thetas = frame_and_truth
+    paths = np.arange(len(localizer._sequences))
+    tau, amp, _ = localizer._paths(fr, thetas, paths)
+    p, q = newton.near_pairs(tau, 2 * RESPONSE_HALF_S)
+    every_p, every_q = np.triu_indices(paths.size, 1)
+    near = np.any(np.abs(tau[:, every_p] - tau[:, every_q]) < 2 * RESPONSE_HALF_S, axis=(0, 2))
+    np.testing.assert_array_equal(p, every_p[near])
+    np.testing.assert_array_equal(q, every_q[near])
+    assert 0 < p.size < every_p.size
+    gram, b = localizer._gram_terms(fr, tau, amp)
+    v = 3.0 * np.max(np.abs(b)) ** 2 / np.max(np.abs(gram)) ** 2
+    system = np.eye(paths.size) + v * gram
+    a = np.linalg.solve(system, v * b[..., None])[..., 0]
+    expected = np.real(np.sum(np.conj(b) * a, axis=-1)) - np.linalg.slogdet(system)[1]
+    np.testing.assert_allclose(newton.evidence_batch(gram, b, v), expected, rtol=1e-10)
+
+
+def test_residual_power_is_the_masked_numpy_sum(localizer, frame_and_truth):
+    fr, thetas = frame_and_truth
+    fit = localizer._newton(fr, thetas[:1], localizer._valid_batch(fr, thetas[:1]),
+                            np.arange(4), 2, need_info=False)
+    tau, amp, coef = fit.tau[0], fit.amp[0], fit.coef[0]
+    features = fr.features
+    model = localizer.synthesise(fr, tau, amp, coef)
+    power, count = kernels.residual_power(features.baseband, model, tau, amp, fr.weights,
+                                          features.start_s, features.bin_width_s, 7)
+    # The numpy expression it replaced: every modelled path's bins +-7 on its receiver.
+    p, ch = np.nonzero(amp > 0)
+    bins = np.rint((tau[p, ch] - features.start_s) / features.bin_width_s).astype(int)
+    mask = np.zeros(features.baseband.shape, dtype=bool)
+    mask[ch[:, None], np.clip(bins[:, None] + np.arange(-7, 8), 0, mask.shape[1] - 1)] = True
+    weighted = np.abs(features.baseband - model) ** 2 * fr.weights[:, None]
+    assert count == mask.sum() > 15 * np.unique(p).size
+    np.testing.assert_allclose(power, np.sum(weighted[mask]), rtol=1e-12)
+
+
+def test_lower_quartile_is_numpys_to_the_bit(frame_and_truth):
+    fr, _ = frame_and_truth
+    rng = np.random.default_rng(8)
+    rows = [np.abs(fr.features.baseband) ** 2]
+    rows += [rng.exponential(size=(3, n)).astype(dtype) for n in (1, 2, 3, 4, 5, 6, 2113)
+             for dtype in (np.float32, np.float64)]
+    rows[-1][1, 7] = np.nan
+    for values in rows:
+        expected = np.quantile(values, 0.25, axis=1)
+        quartile = lower_quartile(values)
+        assert quartile.dtype == expected.dtype
+        np.testing.assert_array_equal(quartile, expected)
+
+
+def test_surface_scores_are_the_sampled_coherent_powers(localizer, frame_and_truth):
+    fr, _ = frame_and_truth
+    grid = np.arange(0.01, 3.0, 0.003)
+    normals = localizer._normals[-2:]
+    score = localizer._surface_scores(fr, normals, grid, fr.table)
+    # The numpy expression it replaced: each receiver's delay off the surface, sampled.
+    dn, d2, d = normals @ fr.offsets.T, np.sum(fr.offsets ** 2, axis=1), grid[None, :, None]
+    tau = np.sqrt(d2 + 4.0 * d * dn[:, None, :] + 4.0 * d ** 2) / fr.c0
+    power = np.abs(np.sum(sample(fr, tau, smooth=False), axis=-1)) ** 2
+    expected = np.log1p(power * np.mean(fr.weights) / fr.offsets.shape[0])
+    # Single precision and the carrier from a 4096-entry table, summed over 4 receivers
+    # that partly cancel: a few parts in 1e5 of the largest score.
+    np.testing.assert_allclose(score, expected, rtol=1e-4, atol=1e-4 * np.max(expected))
+    assert np.ptp(score) > 5.0
+
+
+def test_cholesky_solves_are_numpys():
+    rng = np.random.default_rng(9)
+    basis = rng.normal(size=(12, 30)) + 1j * rng.normal(size=(12, 30))
+    gram = basis @ basis.conj().T
+    rhs = rng.normal(size=(12, 3)) + 1j * rng.normal(size=(12, 3))
+    lower, factored = kernels.cholesky(gram)
+    assert factored
+    np.testing.assert_allclose(lower, np.linalg.cholesky(gram), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(kernels.hermitian_solve(gram, lower, factored, rhs),
+                               np.linalg.solve(gram, rhs), rtol=1e-10)
+    # Not positive definite: solved by LU instead.
+    indefinite = gram - 2 * np.max(np.linalg.eigvalsh(gram)) * np.eye(12) * (np.arange(12) == 5)
+    lower, factored = kernels.cholesky(indefinite)
+    assert not factored
+    np.testing.assert_allclose(kernels.hermitian_solve(indefinite, lower, factored, rhs),
+                               np.linalg.solve(indefinite, rhs), rtol=1e-10)
+
+
+def test_separated_peaks_are_the_python_loops():
+    rng = np.random.default_rng(10)
+    grid = np.sort(rng.uniform(0.0, 6.0, 400))
+    order = rng.permutation(400)
+    for k, separation in ((1, 0.02), (5, 0.02), (10, 0.5), (400, 0.0), (30, 1.5)):
+        chosen, taken = [], []
+        for i in order:
+            if len(chosen) < k and all(abs(grid[i] - t) >= separation for t in taken):
+                chosen.append(i)
+                taken.append(grid[i])
+        np.testing.assert_array_equal(scan_kernels.separated(order, grid, k, separation),
+                                      chosen)
+    assert scan_kernels.separated(order[:0], grid, 3, 0.02).size == 0

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from echoloc_ros.core.physics.kernels import family_scores
+from echoloc_ros.core.physics.scan_kernels import family_scores, separated, surface_scores
 from echoloc_ros.core.physics.matched_filter import Frame, sample
 from echoloc_ros.core.physics.config import (EXPLAIN_GAP, HEIGHT_GAP, N_PLAN_SCANS, YAW,
                                              YAW_RESCAN_RAD)
@@ -12,16 +12,7 @@ def _peaks(score: np.ndarray, grid: np.ndarray, k: int, separation: float) -> np
     """Indices of the k highest local maxima at least ``separation`` apart."""
     interior = np.flatnonzero((score[1:-1] >= score[:-2]) & (score[1:-1] >= score[2:])) + 1
     order = interior[np.argsort(score[interior])[::-1]]
-    chosen: list[int] = []
-    taken: list[float] = []
-    # Python floats: hundreds of peaks are compared per scan, and numpy scalars cost ten times.
-    for i, g in zip(order.tolist(), grid[order].tolist()):
-        if all(abs(g - t) >= separation for t in taken):
-            chosen.append(i)
-            taken.append(g)
-            if len(chosen) == k:
-                break
-    return np.array(chosen, dtype=int)
+    return separated(order, np.asarray(grid, dtype=float), k, separation)
 
 
 def _vertex(score: np.ndarray, grid: np.ndarray, peaks: np.ndarray) -> np.ndarray:
@@ -66,13 +57,12 @@ class CandidateSearch:
         :return: scores ``(S, G)``.
         """
         offsets = fr.offsets
-        dn = normals @ offsets.T                                             # (S, n)
-        d2 = np.sum(offsets ** 2, axis=1)                                    # (n,)
-        d = distance_m[None, :, None]
-        tau = np.sqrt(d2 + 4.0 * d * dn[:, None, :] + 4.0 * d ** 2) / fr.c0  # (S, G, n)
-        z = sample(fr, tau, table, smooth=False)
-        power = np.abs(np.sum(z, axis=-1)) ** 2
-        return np.log1p(power * np.mean(fr.weights) / offsets.shape[0])
+        features = fr.features
+        return surface_scores(
+            normals @ offsets.T, np.sum(offsets ** 2, axis=1), distance_m, fr.c0, table,
+            features.start_s, table.shape[1] // features.baseband.shape[1]
+            / features.bin_width_s, features.carrier_hz, fr.t_min, fr.t_max,
+            np.mean(fr.weights))
 
     def _path_scores(self, fr: Frame, thetas: np.ndarray, paths: np.ndarray,
                      table: np.ndarray) -> np.ndarray:
@@ -112,31 +102,21 @@ class CandidateSearch:
         if coords is None:
             extent = (self.room.width_m, self.room.length_m)[axis]
             coords = np.arange(0.03, extent - 0.03, 3 * self.grid_step_m)
-        exists = None
+        exists = np.zeros((0, 0), dtype=bool)
         if traced:
             emitters = np.repeat(theta[None, :3], coords.size, axis=0)
             emitters[:, axis] = coords
-            exists = self._valid_images(emitters, emitters + fr.offsets.mean(axis=0),
-                                        paths)[:, paths]
+            exists = np.ascontiguousarray(self._valid_images(
+                emitters, emitters + fr.offsets.mean(axis=0), paths)[:, paths])
         psis = np.array([theta[YAW]]) if psi is None else np.asarray(psi, dtype=float)
-        # receiver - image = d0 + coord * v, affine in the scanned coordinate.
         base = theta[:3].copy()
         base[axis] = 0.0
-        m = self._img_m[paths]
-        offsets = fr.rotated_offsets(psis)                                          # (J, n, 3)
-        d0 = ((base + offsets)[:, None]
-              - (m @ base + self._img_t[paths])[None, :, None])                    # (J, P, n, 3)
-        v = np.eye(3)[axis] - m[:, :, axis]                                         # (P, 3)
-        a0 = np.sum(d0 ** 2, axis=-1)
-        a1 = 2.0 * np.einsum('jpni,pi->jpn', d0, v)
-        a2 = np.sum(v ** 2, axis=-1)
-        if exists is None:
-            exists = np.ones((coords.size, a2.size), dtype=bool)
         features = fr.features
         score = family_scores(
-            a0, a1, a2, np.asarray(coords, dtype=float), fr.c0 * theta[3],
-            (fr.weights / np.sum(fr.weights)).astype(np.float32), np.sum(fr.weights),
-            np.ascontiguousarray(exists), table, features.start_s,
+            base, axis, fr.rotated_offsets(psis), self._img_m[paths], self._img_t[paths],
+            np.asarray(coords, dtype=float), fr.c0 * theta[3],
+            (fr.weights / np.sum(fr.weights)).astype(np.float32), np.sum(fr.weights), exists,
+            table, features.start_s,
             (table.shape[1] // features.baseband.shape[1]) / features.bin_width_s,
             features.carrier_hz, fr.t_min, fr.t_max)
         return coords, score[:, 0] if psi is None else score

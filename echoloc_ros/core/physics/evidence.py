@@ -1,21 +1,11 @@
 """The evidence of the image-source model for candidate poses."""
 
-import functools
-
 import numpy as np
 
 from echoloc_ros.core.physics.config import PRIOR_SCALE, RESPONSE_HALF_S, YAW
-from echoloc_ros.core.physics.kernels import gram_terms, path_terms, synthesis
+from echoloc_ros.core.physics.kernels import gram_terms, path_terms, residual_power, synthesis
 from echoloc_ros.core.physics.matched_filter import Frame
-
-
-@functools.lru_cache(maxsize=64)
-def _upper_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``np.triu_indices(n, 1)``, cached (read-only)."""
-    p, q = np.triu_indices(n, 1)
-    p.flags.writeable = False
-    q.flags.writeable = False
-    return p, q
+from echoloc_ros.core.physics.newton import evidence_batch, near_pairs
 
 
 class Evidence:
@@ -44,16 +34,31 @@ class Evidence:
         if decide:
             keep = np.ones((n_batch, n_paths), dtype=bool) if valid is None else valid
         keep = np.ascontiguousarray(keep if keep.ndim == 2 else np.tile(keep, (n_batch, 1)))
-        array = self.array
         tau, amp, keep, dtau = path_terms(
-            np.ascontiguousarray(thetas, dtype=float), self._img_m[paths], self._img_t[paths],
-            self._img_refl[paths], self._vertical_only[paths], fr.offsets, fr.c0, fr.absorb,
-            2 * np.pi * self.chirp.center_hz / fr.c0 * array.piston_radius_m, array.gains,
-            fr.t_min, fr.t_max, self.min_relative_amplitude, keep, decide,
+            np.ascontiguousarray(thetas, dtype=float), *self._geometry(fr, paths), keep, decide,
             np.zeros(0, dtype=np.int64) if free is None else np.asarray(free, dtype=np.int64))
         if free is None:
             return tau, amp, keep
         return tau, amp, keep, dtau
+
+    def _geometry(self, fr: Frame, paths: np.ndarray) -> tuple:
+        """What :func:`~echoloc_ros.core.physics.kernels.path_terms` takes of the paths
+        ``(P,)`` and the frame, from ``img_m`` to ``min_relative``."""
+        array = self.array
+        return (self._img_m[paths], self._img_t[paths], self._img_refl[paths],
+                self._vertical_only[paths], fr.offsets, fr.c0, fr.absorb,
+                2 * np.pi * self.chirp.center_hz / fr.c0 * array.piston_radius_m, array.gains,
+                fr.t_min, fr.t_max, self.min_relative_amplitude)
+
+    def _signal(self, fr: Frame, pairs: tuple[np.ndarray, np.ndarray]) -> tuple:
+        """What :func:`~echoloc_ros.core.physics.kernels.fit_terms` takes of the frame, the
+        path pairs ``(p, q)`` that may overlap and the point response, from ``weights`` to
+        ``zero``."""
+        features = fr.features
+        return (fr.weights, fr.table, features.start_s,
+                fr.table.shape[1] // features.baseband.shape[1] / features.bin_width_s,
+                features.carrier_hz, fr.t_min, fr.t_max, pairs[0], pairs[1],
+                self.response.table, self.response.step_s, RESPONSE_HALF_S, self.response.zero)
 
     def amplitude(self, fr: Frame, delta: np.ndarray, dist: np.ndarray,
                   reflection: np.ndarray | float) -> np.ndarray:
@@ -83,38 +88,27 @@ class Evidence:
         """
         used = np.any(amp > 0, axis=(0, 2))
         gram, b = self._gram_terms(fr, tau[:, used], amp[:, used])
-        return self._with_prior(fr, gram, b)[0]
+        return self._with_prior(fr, gram, b)
 
     def _gram_terms(self, fr: Frame, tau: np.ndarray,
                     amp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Gram matrices ``(K, P, P)`` and matched-filter outputs ``(K, P)`` of a batch of path
         sets (``tau``, ``amp``: ``(K, P, n)``), over the pairs of paths that may overlap."""
-        p, q = self._pairs(tau)
-        features = fr.features
-        return gram_terms(
-            np.ascontiguousarray(tau), np.ascontiguousarray(amp), fr.weights, fr.table,
-            features.start_s, fr.table.shape[1] / features.baseband.shape[1]
-            / features.bin_width_s, features.carrier_hz, fr.t_min, fr.t_max, p, q,
-            self.response.table, self.response.step_s, RESPONSE_HALF_S, self.response.zero)
+        return gram_terms(np.ascontiguousarray(tau), np.ascontiguousarray(amp),
+                          *self._signal(fr, self._pairs(tau)))
 
     @staticmethod
-    def _with_prior(fr: Frame, gram: np.ndarray, b: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray]:
-        """Log evidence ``b^H (M + I / v)^-1 b - log det(I + v M)`` and the amplitudes
-        ``(M + I / v)^-1 b`` for Gram matrices ``(K, P, P)`` and outputs ``b (K, P)``, with
-        ``v = PRIOR_SCALE * gain^2``."""
-        v = PRIOR_SCALE * fr.gain ** 2
-        system = np.eye(gram.shape[-1]) + v * gram
-        a = np.linalg.solve(system, v * b[..., None])[..., 0]
-        return (np.real(np.sum(np.conj(b) * a, axis=-1)) - np.linalg.slogdet(system)[1], a)
+    def _with_prior(fr: Frame, gram: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Log evidence ``b^H (M + I / v)^-1 b - log det(I + v M)`` for Gram matrices
+        ``(K, P, P)`` and outputs ``b (K, P)``, with ``v = PRIOR_SCALE * gain^2``."""
+        return evidence_batch(np.ascontiguousarray(gram), np.ascontiguousarray(b),
+                              PRIOR_SCALE * fr.gain ** 2)
 
     @staticmethod
     def _pairs(tau: np.ndarray, margin_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Path pairs ``(p, q)``, p < q, within ``RESPONSE_HALF_S + margin_s`` of each other on
         some receiver for some row of ``tau (K, P, n)``."""
-        p, q = _upper_pairs(tau.shape[1])
-        near = np.any(np.abs(tau[:, p] - tau[:, q]) < RESPONSE_HALF_S + margin_s, axis=(0, 2))
-        return p[near], q[near]
+        return near_pairs(np.ascontiguousarray(tau), RESPONSE_HALF_S + margin_s)
 
     def _score(self, fr: Frame, thetas: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Log evidence of the full model with the heading prior at each of ``thetas (K, 5)``;
@@ -147,19 +141,13 @@ class Evidence:
         amplitudes absorb part of the noise: each removes about one correlation length of bins.
         """
         features = fr.features
-        n_ch, n_bins = features.baseband.shape
         dt = features.bin_width_s
         half = int(np.ceil(1.2 * self.processor.mainlobe_half_width_s / dt))
-        p, ch = np.nonzero(amp > 0)
-        if p.size == 0:
+        modelled = np.any(amp > 0, axis=1)
+        if not modelled.any():
             return 1.0
-        bins = np.rint((tau[p, ch] - features.start_s) / dt).astype(np.int64)[:, None] \
-            + np.arange(-half, half + 1)
-        mask = np.zeros((n_ch, n_bins), dtype=bool)
-        rows = np.broadcast_to(ch[:, None], bins.shape)
-        mask[rows, np.clip(bins, 0, n_bins - 1)] = True
-        residual = features.baseband - self.synthesise(fr, tau, amp, coef)
-        power = np.sum(np.abs(residual[mask]) ** 2 * np.broadcast_to(
-            fr.weights[:, None], mask.shape)[mask])
-        dof = max(mask.sum() - np.unique(p).size * self._correlation_factor, 0.25 * mask.sum())
+        power, n_bins = residual_power(features.baseband, self.synthesise(fr, tau, amp, coef),
+                                       np.ascontiguousarray(tau), np.ascontiguousarray(amp),
+                                       fr.weights, features.start_s, dt, half)
+        dof = max(n_bins - np.count_nonzero(modelled) * self._correlation_factor, 0.25 * n_bins)
         return float(power / dof)

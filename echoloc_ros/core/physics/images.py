@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from echoloc_ros.core.geometry import occluders, plane_contains, room_planes
-from echoloc_ros.core.physics.kernels import first_order_blocked
+from echoloc_ros.core.physics.kernels import faces_valid, first_order_blocked, image_points
 from echoloc_ros.core.physics.path_trace import traced_paths
 
 
@@ -95,6 +95,14 @@ class ImageSources:
         self._swappable = np.array([len(seq) == 2 and room
                                     and abs(normals[seq[0]] @ normals[seq[1]]) < 1e-9
                                     for seq, room in zip(self._sequences, self._room_image)])
+        # First-order room paths (which known boxes may block): each one's plane, per path.
+        self._first_order = self._room_image & (self._img_order == 1)
+        planes = [seq[0] if first else 0 for seq, first in zip(self._sequences,
+                                                               self._first_order)]
+        self._first_planes = (normals[planes], np.array([self._surfaces[i].offset
+                                                         for i in planes]))
+        self._box_bounds = (np.array([b.min_m for b in self.room.furniture]).reshape(-1, 3),
+                            np.array([b.max_m for b in self.room.furniture]).reshape(-1, 3))
 
     def _plane_contains(self, index: int, points: np.ndarray) -> np.ndarray:
         return plane_contains(self.room, index, points, 1e-6, within_height=False)
@@ -113,47 +121,28 @@ class ImageSources:
         """
         wanted = np.ones(len(self._sequences), dtype=bool) if paths is None else paths
         valid = np.ones((emitters.shape[0], len(self._sequences)), dtype=bool)
-        # Images of the wanted paths only: a scan asks for a few paths at hundreds of points.
-        images = np.zeros(valid.shape + (3,))
-        images[:, wanted] = (np.einsum('pij,kj->kpi', self._img_m[wanted], emitters)
-                             + self._img_t[wanted])                                 # (K, P, 3)
+        emitters = np.ascontiguousarray(emitters, dtype=float)
+        receivers = np.ascontiguousarray(receivers, dtype=float)
         if not self._shoebox:
             traced = np.flatnonzero(self._room_image & wanted)
             valid[:, traced] = traced_paths(
-                np.ascontiguousarray(images[:, traced]), receivers, self._traced_seqs[traced],
-                self._img_order[traced], self._swappable[traced], self._normals, self._offsets,
-                self.room.vertices_m, *self._hiding)
+                np.einsum('pij,kj->kpi', self._img_m[traced], emitters) + self._img_t[traced],
+                receivers, self._traced_seqs[traced], self._img_order[traced],
+                self._swappable[traced], self._normals, self._offsets, self.room.vertices_m,
+                *self._hiding)
         if not self._faces:
             return valid
         faces = wanted[self._face_index]
-        valid[:, self._face_index[faces]] = self._faces_valid(
-            emitters, receivers, images[:, self._face_index[faces]], faces)
+        index = self._face_index[faces]
+        valid[:, index] = faces_valid(emitters, receivers, self._img_m[index],
+                                      self._img_t[index],
+                                      *(g[faces] for g in self._face_geometry))
         # First-order room paths through a box: both legs, every path and box at once.
-        first = np.flatnonzero(self._room_image & (self._img_order == 1) & wanted)
+        first = np.flatnonzero(self._first_order & wanted)
         if first.size:
-            normals = self._normals[[self._sequences[p][0] for p in first]]         # (Q, 3)
-            offsets = np.array([self._surfaces[self._sequences[p][0]].offset for p in first])
-            boxes = self.room.furniture
             blocked = first_order_blocked(
-                emitters, receivers, np.ascontiguousarray(images[:, first]), normals, offsets,
-                np.array([b.min_m for b in boxes]), np.array([b.max_m for b in boxes]))
+                emitters, receivers, image_points(self._img_m[first], self._img_t[first],
+                                                  emitters),
+                self._first_planes[0][first], self._first_planes[1][first], *self._box_bounds)
             valid[:, first] &= ~blocked
         return valid
-
-    def _faces_valid(self, emitters: np.ndarray, receivers: np.ndarray,
-                     images: np.ndarray, faces: np.ndarray) -> np.ndarray:
-        """Which furniture faces reflect from each emitter to its receiver: the emitter in
-        front of the face and the reflection point on it.
-
-        :param images: the faces' images ``(K, F, 3)``, in the order of ``self._faces``.
-        :param faces: which of ``self._faces`` ``images`` holds, bool.
-        :return: ``(K, F)``.
-        """
-        axis, side, value, lo, hi = (g[faces] for g in self._face_geometry)
-        across = np.take_along_axis(images, np.broadcast_to(axis[None, :, None],
-                                                            images.shape[:2] + (1,)), -1)[..., 0]
-        with np.errstate(divide='ignore', invalid='ignore'):
-            t = (value - across) / (receivers[:, axis] - across)                  # (K, F)
-        hit = images + t[..., None] * (receivers[:, None] - images)               # (K, F, 3)
-        on_face = np.all((hit >= lo) & (hit <= hi) | (np.arange(3) == axis[:, None]), axis=-1)
-        return (side * emitters[:, axis] > side * value) & on_face

@@ -1,6 +1,8 @@
 """Compiled loops of the physics localizer (numba): the matched-filter outputs at predicted
 delays, the Gram matrix of the paths with the point response's overlap, and the gradient and
-information of the likelihood; and the coherent scores of the scans.
+information of the likelihood; the image paths, the furniture's faces and blocking, the
+synthesis of fitted paths and its residual. The scans' loops are in
+:mod:`~echoloc_ros.core.physics.scan_kernels`.
 
 Each replaces tens of small numpy operations per call, whose dispatch cost (a few
 microseconds each, thousands per frame) was most of a frame's CPU time. The arithmetic is the
@@ -18,12 +20,6 @@ import numpy as np
 # numpy's floating-point semantics (x / 0 is inf or NaN, not an exception), as the numpy code
 # these loops replace.
 _JIT = {'cache': True, 'nogil': True, 'error_model': 'numpy'}
-
-# exp(j 2 pi k / N) for k = 0..N: the scans' carrier rotation by linear interpolation in this
-# table is within 3e-7 of the exact one (the scans' single-precision outputs carry 6e-8 and
-# their linear interpolation of the baseband 2e-3), and costs a tenth of a sine and cosine.
-_N_ROTATION = 4096
-_ROTATION = np.exp(2j * np.pi * np.arange(_N_ROTATION + 1) / _N_ROTATION).astype(np.complex64)
 
 
 @numba.njit(**_JIT)
@@ -173,19 +169,65 @@ def fit_terms(tau, amp, dtau, weights, table, start_s, per_s, carrier_hz, t_min,
         regularised = gram.copy()
         for p in range(n_paths):
             regularised[p, p] += 1e-9 * scale / n_paths + 1e-300
-        inverse = np.linalg.inv(regularised)
-        a = inverse @ outputs[k]
+        lower, factored = cholesky(regularised)
+        a = hermitian_solve(regularised, lower, factored,
+                            np.ascontiguousarray(outputs[k]).reshape((n_paths, 1)))[:, 0]
         coef[k] = a
         evidence[k] = np.real(np.sum(np.conj(outputs[k]) * a))
         if derivatives:
             _derivatives(k, a, amp, dtau, weights, z, dz, r1, r2, pair_p, pair_q, zero,
-                         inverse, grad, info)
+                         regularised, lower, factored, grad, info)
     return evidence, grad, info, coef, grams, outputs
 
 
 @numba.njit(**_JIT)
-def _derivatives(k, a, amp, dtau, weights, z, dz, r1, r2, pair_p, pair_q, zero, inverse,
-                 grad, info):
+def cholesky(matrix):
+    """Lower-triangular L with ``matrix = L L^H`` (Cholesky-Banachiewicz) of a Hermitian
+    matrix ``(n, n)``, and whether it is positive definite to rounding (else L is not
+    complete). A sixth of the work of an inverse, and it gives the log determinant."""
+    n = matrix.shape[0]
+    lower = np.zeros((n, n), dtype=np.complex128)
+    for j in range(n):
+        d = matrix[j, j].real
+        for k in range(j):
+            d -= lower[j, k].real ** 2 + lower[j, k].imag ** 2
+        if not (d > 0.0 and d < np.inf):
+            return lower, False
+        root = math.sqrt(d)
+        lower[j, j] = root
+        for i in range(j + 1, n):
+            t = matrix[i, j]
+            for k in range(j):
+                t -= lower[i, k] * np.conj(lower[j, k])
+            lower[i, j] = t / root
+    return lower, True
+
+
+@numba.njit(**_JIT)
+def hermitian_solve(matrix, lower, factored, rhs):
+    """``matrix^-1 rhs`` (``rhs (n, m)``) from :func:`cholesky`'s ``lower``, or by LU where
+    the matrix was not ``factored`` (not positive definite to rounding)."""
+    if not factored:
+        return np.linalg.solve(matrix, rhs)
+    n, m = rhs.shape
+    x = rhs.astype(np.complex128)
+    for c in range(m):
+        for i in range(n):
+            t = x[i, c]
+            for k in range(i):
+                t -= lower[i, k] * x[k, c]
+            x[i, c] = t / lower[i, i].real
+        for i in range(n - 1, -1, -1):
+            t = x[i, c]
+            for k in range(i + 1, n):
+                t -= np.conj(lower[k, i]) * x[k, c]
+            x[i, c] = t / lower[i, i].real
+    return x
+
+
+@numba.njit(**_JIT)
+def _derivatives(k, a, amp, dtau, weights, z, dz, r1, r2, pair_p, pair_q, zero, gram, lower,
+                 factored, grad, info):
     """Gradient and Gauss-Newton information of row ``k`` (:meth:`Refinement._fit`)."""
     n_paths, n_ch = z.shape
     n_free = dtau.shape[3]
@@ -226,92 +268,13 @@ def _derivatives(k, a, amp, dtau, weights, z, dz, r1, r2, pair_p, pair_q, zero, 
                     term = cross * dtau[k, p, i, f] * dtau[k, q, i, g]
                     full[f, g] += term
                     full[g, f] += term
-    projected = np.conj(sj.T) @ (inverse @ sj)
+    solved = hermitian_solve(gram, lower, factored, sj)
     for f in range(n_free):
         for g in range(n_free):
-            info[k, f, g] = 2.0 * (full[f, g] - projected[f, g]).real
-
-
-@numba.njit(**_JIT)
-def _linear_sample(table, ch, t, start_s, per_s, carrier_hz):
-    """Matched-filter output of channel ``ch`` at delay ``t`` by linear interpolation of
-    ``table`` in single precision (what the scans read), complex64."""
-    x = (t - start_s) * per_s
-    j = int(x)
-    if j < 1:
-        j = 1
-    elif j > table.shape[1] - 3:
-        j = table.shape[1] - 3
-    frac = np.float32(x - j)
-    p1 = table[ch, j]
-    value = p1 + (table[ch, j + 1] - p1) * frac
-    cycles = carrier_hz * t
-    u = (cycles - math.floor(cycles)) * _N_ROTATION
-    k = int(u)
-    r0 = _ROTATION[k]
-    return value * (r0 + (_ROTATION[k + 1] - r0) * np.float32(u - k))
-
-
-@numba.njit(**_JIT)
-def scan_power(tau, weights, table, start_s, per_s, carrier_hz, t_min, t_max):
-    """Coherent power ``|sum_i w_i z_i(tau_i)|^2`` of each row of delays ``(M, n)``
-    (:func:`_linear_sample`), and whether every delay of the row lies in ``(t_min, t_max)``.
-
-    :param weights: float32 weights of the receivers, per row ``(M, n)`` or for all ``(1, n)``.
-    :return: ``power (M,)``, ``inside (M,)`` bool.
-    """
-    n_rows, n_ch = tau.shape
-    power = np.zeros(n_rows)
-    inside = np.ones(n_rows, dtype=np.bool_)
-    per_row = weights.shape[0] > 1
-    for m in range(n_rows):
-        total = np.complex64(0.0)
-        for i in range(n_ch):
-            t = tau[m, i]
-            if t > t_min and t < t_max:
-                w = weights[m, i] if per_row else weights[0, i]
-                total += _linear_sample(table, i, t, start_s, per_s, carrier_hz) * w
-            else:
-                inside[m] = False
-        power[m] = abs(total) ** 2
-    return power, inside
-
-
-@numba.njit(**_JIT)
-def family_scores(a0, a1, a2, coords, speed, weights, weight_sum, exists, table, start_s,
-                  per_s, carrier_hz, t_min, t_max):
-    """Scores of a scan along one axis (:meth:`CandidateSearch._family_scan`): per
-    coordinate and heading offset, the sum over paths heard on every receiver (and existing)
-    of ``log1p`` of their receivers' coherent power over the noise.
-
-    The delay of path p at receiver i is ``sqrt(a0 + a1 c + a2 c^2) / speed`` for the
-    scanned coordinate c: ``a0, a1 (J, P, n)``, ``a2 (P,)``, ``coords (G,)``.
-
-    :param weights: float32 receiver weights summing to 1 ``(n,)``; ``weight_sum`` the sum of
-        the unnormalised ones. :param exists: ``(G, P)`` bool.
-    :return: ``(G, J)``.
-    """
-    n_psi, n_paths, n_ch = a0.shape
-    score = np.zeros((coords.size, n_psi))
-    for g in range(coords.size):
-        c = coords[g]
-        for j in range(n_psi):
-            total = 0.0
+            projected = 0.0j
             for p in range(n_paths):
-                if not exists[g, p]:
-                    continue
-                acc = np.complex64(0.0)
-                heard = True
-                for i in range(n_ch):
-                    t = math.sqrt(a0[j, p, i] + a1[j, p, i] * c + a2[p] * c * c) / speed
-                    if not (t > t_min and t < t_max):
-                        heard = False
-                        break
-                    acc += _linear_sample(table, i, t, start_s, per_s, carrier_hz) * weights[i]
-                if heard:
-                    total += math.log1p(abs(acc) ** 2 * weight_sum)
-            score[g, j] = total
-    return score
+                projected += np.conj(sj[p, f]) * solved[p, g]
+            info[k, f, g] = 2.0 * (full[f, g] - projected).real
 
 
 @numba.njit(**_JIT)
@@ -468,6 +431,48 @@ def first_order_blocked(emitters, receivers, images, normals, offsets, box_lo, b
 
 
 @numba.njit(**_JIT)
+def faces_valid(emitters, receivers, img_m, img_t, axis, side, value, lo, hi):
+    """Which furniture faces reflect from each emitter ``(K, 3)`` to its receiver ``(K, 3)``
+    (:meth:`ImageSources._faces_valid`): the emitter in front of the face and the reflection
+    point on it. The faces' image maps ``img_m (F, 3, 3)``, ``img_t (F, 3)``; per face the axis
+    of its normal, the side it faces, its plane and its box's corners ``lo, hi (F, 3)``.
+    :return: ``(K, F)`` bool."""
+    n_batch, n_faces = emitters.shape[0], img_m.shape[0]
+    valid = np.zeros((n_batch, n_faces), dtype=np.bool_)
+    image = np.empty(3)
+    for k in range(n_batch):
+        e, r = emitters[k], receivers[k]
+        for f in range(n_faces):
+            a = axis[f]
+            if not side[f] * e[a] > side[f] * value[f]:
+                continue
+            for b in range(3):
+                image[b] = (img_m[f, b, 0] * e[0] + img_m[f, b, 1] * e[1]
+                            + img_m[f, b, 2] * e[2] + img_t[f, b])
+            t = (value[f] - image[a]) / (r[a] - image[a])
+            on_face = True
+            for b in range(3):
+                hit = image[b] + t * (r[b] - image[b])
+                on_face = on_face and (b == a or (hit >= lo[f, b] and hit <= hi[f, b]))
+            valid[k, f] = on_face
+    return valid
+
+
+@numba.njit(**_JIT)
+def image_points(img_m, img_t, emitters):
+    """Images ``M e + t`` of emitters ``(K, 3)`` under maps ``img_m (P, 3, 3)``, ``img_t
+    (P, 3)``: ``(K, P, 3)``."""
+    images = np.empty((emitters.shape[0], img_m.shape[0], 3))
+    for k in range(emitters.shape[0]):
+        e = emitters[k]
+        for p in range(img_m.shape[0]):
+            for b in range(3):
+                images[k, p, b] = (img_m[p, b, 0] * e[0] + img_m[p, b, 1] * e[1]
+                                   + img_m[p, b, 2] * e[2] + img_t[p, b])
+    return images
+
+
+@numba.njit(**_JIT)
 def synthesis(tau, amp, coef, n_bins, start_s, bin_width_s, carrier_hz, response, step_s,
               half_s):
     """Baseband of fitted paths on the frame's bins ``(n, n_bins)`` (:meth:`Evidence.synthesise`:
@@ -490,3 +495,27 @@ def synthesis(tau, amp, coef, n_bins, start_s, bin_width_s, carrier_hz, response
                 j = min(max(int(x), 0), last)
                 model[i, b] += c * (response[j] + (response[j + 1] - response[j]) * (x - j))
     return model
+
+
+@numba.njit(**_JIT)
+def residual_power(baseband, model, tau, amp, weights, start_s, bin_width_s, half):
+    """Weighted power of ``baseband - model`` (``(n, n_bins)``) over the bins within ``half``
+    of the delay of each modelled path (``amp > 0``) on its receiver (``tau, amp (P, n)``):
+    :meth:`Evidence._residual_ratio`. :return: ``(power, bins counted)``."""
+    n_paths, n_ch = tau.shape
+    n_bins = baseband.shape[1]
+    mask = np.zeros((n_ch, n_bins), dtype=np.bool_)
+    for p in range(n_paths):
+        for i in range(n_ch):
+            if amp[p, i] > 0:
+                centre = int(np.rint((tau[p, i] - start_s) / bin_width_s))
+                for b in range(centre - half, centre + half + 1):
+                    mask[i, min(max(b, 0), n_bins - 1)] = True
+    power = 0.0
+    count = 0
+    for i in range(n_ch):
+        for b in range(n_bins):
+            if mask[i, b]:
+                power += abs(baseband[i, b] - model[i, b]) ** 2 * weights[i]
+                count += 1
+    return power, count

@@ -48,7 +48,8 @@ from echoloc_ros.core.physics.config import (DEFAULT_YAW_STD_RAD,
 from echoloc_ros.core.physics.covariance import Covariance
 from echoloc_ros.core.physics.evidence import Evidence
 from echoloc_ros.core.physics.images import ImageSources
-from echoloc_ros.core.physics.matched_filter import Frame, PointResponse, upsample
+from echoloc_ros.core.physics.matched_filter import (Frame, PointResponse, lower_quartile,
+                                                     upsample)
 from echoloc_ros.core.physics.refinement import Refinement
 from echoloc_ros.core.physics.results import Estimate, Fit, Proposal
 from echoloc_ros.core.room import Room
@@ -193,7 +194,7 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
         t_start = float(np.max(direct)) + 1.2 * self.processor.mainlobe_half_width_s
         first = int(np.ceil((t_start - features.start_s) / features.bin_width_s))
         power = np.abs(features.baseband[:, max(first, 0):]) ** 2
-        noise = np.sqrt(np.quantile(power, 0.25, axis=1) / np.log(4.0 / 3.0))
+        noise = np.sqrt(lower_quartile(power) / np.log(4.0 / 3.0))
         noise = np.maximum(noise, 1e-12)
         table = upsample(features.baseband)
         return Frame(

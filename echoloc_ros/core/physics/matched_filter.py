@@ -59,7 +59,30 @@ def upsample(baseband: np.ndarray) -> np.ndarray:
     half = n_fft // 2
     padded[:, :half] = spectrum[:, :half]
     padded[:, -(n_fft - half):] = spectrum[:, half:]
-    return np.ascontiguousarray(sfft.ifft(padded, axis=1)[:, :UPSAMPLE * n_bins]) * UPSAMPLE
+    # One pass: the product of the slice is a new C-ordered array.
+    return sfft.ifft(padded, axis=1)[:, :UPSAMPLE * n_bins] * UPSAMPLE
+
+
+def lower_quartile(values: np.ndarray) -> np.ndarray:
+    """``np.quantile(values, 0.25, axis=1)`` (linear interpolation, NaN where a row holds one),
+    in the rows' own dtype, from one partition of the rows in place of numpy's partition
+    along the first axis of their transpose (a tenth of its cost on a frame's bins).
+
+    :param values: ``(n, m)``, m >= 1.
+    :return: ``(n,)``.
+    """
+    n = values.shape[1]
+    virtual = (n - 1) * 0.25
+    below = min(int(np.floor(virtual)), n - 1)
+    above = min(below + 1, n - 1)
+    ordered = np.partition(values, sorted({0, below, above, n - 1}), axis=1)
+    low, high = ordered[:, below], ordered[:, above]
+    gamma = virtual - below
+    # numpy's lerp, in the same order and precision.
+    step = high - low
+    quartile = high - step * (1 - gamma) if gamma >= 0.5 else low + step * gamma
+    quartile[np.isnan(ordered[:, -1])] = np.nan
+    return quartile
 
 
 def sample(fr: Frame, tau_s: np.ndarray, table: np.ndarray | None = None,

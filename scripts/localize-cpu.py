@@ -1,0 +1,64 @@
+"""CPU time of ``Pipeline.step`` per frame, in-process and warm: the figure to compare two
+versions of the localizer with, run back to back (docs/results.md, "CPU time per frame").
+
+The frames are simulated and processed once (the bench's trajectory, 20 dB), then localized
+``--passes`` times after a warm-up pass; each pass gives the p50 and p95 of the frames' CPU
+time (this process's, with BLAS held to one thread as the nodes hold it), and the JSON holds
+the smallest of each over the passes (the least disturbed by other work on the machine).
+
+    python scripts/localize-cpu.py --room furnished_room --frames 60 --passes 3
+"""
+import argparse
+import json
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from echoloc_ros.core.array_geometry import load_array
+from echoloc_ros.core.chirp import Chirp
+from echoloc_ros.core.echo_processing import EchoProcessor
+from echoloc_ros.core.pipeline import make_pipeline
+from echoloc_ros.core.room import load_room
+from echoloc_ros.sim.sim_array import SimulatedArray
+from echoloc_ros.sim.simulator import Scenario
+
+FS_HZ = 250e3
+
+
+def main() -> None:
+    """Print one JSON line: the room, level, frames, passes and localize CPU p50/p95 (ms)."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--room', default='default_room')
+    parser.add_argument('--level', default='balanced')
+    parser.add_argument('--frames', type=int, default=60)
+    parser.add_argument('--passes', type=int, default=3)
+    args = parser.parse_args()
+    room, array, chirp = load_room(args.room), load_array('square_4sensor'), Chirp()
+    sim = SimulatedArray(room, array, chirp, FS_HZ, Scenario(snr_db=20.0, seed=0), seed=0)
+    processor = EchoProcessor(chirp, FS_HZ, array=array)
+    pipeline = make_pipeline('physics', room, array, chirp, FS_HZ, processor, args.level)
+    frames = []
+    for i in range(args.frames):
+        frame = sim.acquire(0.04 * i)
+        frames.append((processor.process(frame.samples), frame.measured_yaw_rad))
+    p50, p95 = [], []
+    with threadpool_limits(limits=1):
+        for rep in range(args.passes + 1):
+            cpu_s = []
+            for i, (features, yaw_rad) in enumerate(frames):
+                start = time.process_time()
+                pipeline.step(100.0 * rep + 0.04 * i, features, yaw_rad,
+                              temperature_c=room.temperature_c)
+                cpu_s.append(time.process_time() - start)
+            if rep:
+                p50.append(1e3 * np.percentile(cpu_s, 50))
+                p95.append(1e3 * np.percentile(cpu_s, 95))
+    print(json.dumps({'room': args.room, 'level': args.level, 'frames': args.frames,
+                      'passes': args.passes,
+                      'localize_cpu_ms': {'p50': round(min(p50), 3),
+                                          'p95': round(min(p95), 3)}}))
+
+
+if __name__ == '__main__':
+    main()
