@@ -160,3 +160,11 @@ def test_the_drive_hears_the_drawn_array_and_is_withheld_until_it_is_calibrated(
     assert result['withheld_rate'] == 0.0
     assert result['drive_frames'] >= 20
     assert result['perfect_median_cm'] < 1.0
+
+
+def test_a_negative_temperature_uncertainty_is_named_on_the_command_line():
+    from echoloc_ros.cli import main
+    with pytest.raises(SystemExit, match=r'--calibrate-room-s: temperature_std_c must be a '
+                                         r'finite number >= 0 degC, got -1.0'):
+        main(['evaluate', '--calibrate-room-s', '1', '--n', '1', '--surface-offset-m', '0.01',
+              '--calibrate-room-temperature-std-c', '-1'])
