@@ -68,10 +68,9 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
     """Drive :func:`~echoloc_ros.offline.tracked_path.tracked_path` for ``drive_s`` in the room
     drawn from ``model_error`` (its surfaces off the file; a plan other than a shoebox:
     random poses), localized and tracked with the file; every frame the tracker takes goes to
-    a :class:`RoomCalibration` at its fix. Then
-    ``n`` random frames of that room are localized with the file (errors in the file's
-    frame), the calibrated room (errors in its frame, aligned with the truth's by
-    :func:`aligned_surface_errors`) and the true room (tolerance 0).
+    a :class:`RoomCalibration` at its fix. Then ``n`` random frames of that room are localized
+    with the file (errors in the file's frame), the calibrated room (errors in its frame,
+    aligned with the truth's by :func:`aligned_surface_errors`) and the true room.
 
     The array is the one ``model_error`` draws (transducers, receivers, tilt), in air at
     ``temperature_c`` (``None``: the file's; the localizer is told the file's). A frame whose
@@ -82,11 +81,9 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
         before the drive (:func:`~echoloc_ros.offline.evaluation.self_calibrate`); 0: the
         array file's model.
     :param receiver_frames: frames at known poses (the file's frame) the receivers' phase
-        centres are calibrated on after the processor, before the drive
-        (:func:`~echoloc_ros.core.receiver_calibration.calibrated_localizer`); every
-        localizer then reads the calibrated array.
-    :param temperature_std_c: how well the calibration knows the air's temperature, degC
-        (:class:`RoomCalibration`).
+        centres are calibrated on (:func:`calibrated_localizer`) after the processor, before
+        the drive; every localizer then reads the calibrated array.
+    :param temperature_std_c: the room calibration's doubt of the air's temperature, degC.
     :param estimate_tilt: every localizer estimates the array's roll and pitch from the floor
         and ceiling echoes (no IMU reports them).
     :return: ``stale_``, ``calibrated_`` and ``perfect_`` :func:`error_metrics` (with
