@@ -137,7 +137,13 @@ def _hostile_features(good: EchoFeatures) -> list[EchoFeatures]:
         cases.append(msg)
     nan = copy.deepcopy(good)
     nan.baseband_real = array.array('f', [float('nan')] * len(good.baseband_real))
-    return cases + [nan]
+    # One inf in the baseband (an IndexError deep in the search, had the message's conversion
+    # let it through); an infinite direct delay (it did: an OverflowError ended the callback).
+    inf = copy.deepcopy(good)
+    inf.baseband_imag[len(good.baseband_imag) // 3] = float('inf')
+    direct = copy.deepcopy(good)
+    direct.direct_tof_s = array.array('f', [float('inf')] * good.n_channels)
+    return cases + [nan, inf, direct]
 
 
 def _fuzzed_features(rng: np.random.Generator, good: EchoFeatures, now) -> EchoFeatures:

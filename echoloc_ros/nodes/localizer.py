@@ -235,7 +235,7 @@ class LocalizerNode(Node):
         self.heading_used = ''
         self.headings_refused: collections.Counter = collections.Counter()
         self.last_refusal = ''
-        self.imu_accepted_mono, self.tilt_rad = -np.inf, (0.0, 0.0)
+        self.imu_accepted_mono = -np.inf
         self.imu_refused_mono = -np.inf
         # When the IMU's headings started being refused (None while the last one was taken).
         self.imu_refused_since_mono: float | None = None
@@ -334,10 +334,12 @@ class LocalizerNode(Node):
             return
         self.imu_accepted_mono = now
         self.imu_refused_since_mono = None
-        self.tilt_rad = conversions.quaternion_to_roll_pitch(msg.orientation)
+        # Roll and pitch go with the heading of the same message, paired with a frame by stamp
+        # (the latest message's would make a frame's fix depend on when it was processed).
         self.headings.add(conversions.stamp_to_s(msg.header.stamp),
                           (conversions.quaternion_to_yaw(msg.orientation),
-                           float(msg.orientation_covariance[8])))
+                           float(msg.orientation_covariance[8]),
+                           conversions.quaternion_to_roll_pitch(msg.orientation)))
         while self.waiting and (conversions.stamp_to_s(self.waiting[0][1].header.stamp)
                                 <= self.headings.latest_s()):
             self.localize(self.waiting.popleft()[1])
@@ -356,7 +358,14 @@ class LocalizerNode(Node):
             return self.fixed_yaw_rad, 0.0
         if self.heading_used == 'echoes':
             return self.echo_heading.prior(t_s)
-        return self.headings.at(t_s, self.heading_tolerance_s)
+        imu = self.headings.at(t_s, self.heading_tolerance_s)
+        return None if imu is None else imu[:2]
+
+    def tilt_for(self, t_s: float) -> tuple[float, float] | None:
+        """The array's roll and pitch from the IMU message nearest the frame's stamp (within
+        heading_tolerance_s), or None where none is: level, or estimated from the echoes."""
+        imu = self.headings.at(t_s, self.heading_tolerance_s)
+        return None if imu is None else imu[2]
 
     def on_features(self, msg: EchoFeatures) -> None:
         self.frames_in += 1
@@ -440,10 +449,9 @@ class LocalizerNode(Node):
                 raise ValueError(f'array_id={msg.array_id!r}, expected {self.array.name!r} '
                                  '(parameter array)')
             features = conversions.features_from_msg(msg)
-            imu_fresh = time.monotonic() - self.imu_accepted_mono < IMU_FRESH_S
             result = self.pipeline.step(t_s, features, yaw_rad, float(np.sqrt(yaw_var)),
                                         self.temperature_c, self.wide_search_due(),
-                                        self.tilt_rad if imu_fresh else None)
+                                        self.tilt_for(t_s))
         except ValueError as exc:
             self.frames_failed += 1
             self.last_error = f'frame seq={msg.seq}: {exc}'

@@ -131,7 +131,9 @@ def features_msg(features: EchoFeatures, frame: EchoFrame,
     msg.bin_width_s = float(features.bin_width_s)
     msg.start_s = float(features.start_s)
     msg.carrier_hz = float(features.carrier_hz)
-    msg.envelope = _float32_array(features.envelope)
+    # The envelope is |baseband|: left empty, the reader computes it, and the 39 KB a frame
+    # it would take (a third of the message) are not serialized, carried and copied for each
+    # subscriber.
     msg.baseband_real = _float32_array(features.baseband.real)
     msg.baseband_imag = _float32_array(features.baseband.imag)
     for name in PER_CHANNEL_FIELDS:
@@ -158,9 +160,10 @@ def features_from_msg(msg: EchoFeaturesMsg) -> EchoFeatures:
             raise ValueError(f'features seq={msg.seq}: {name}={value}, expected '
                              f'[{low:g}, {high:g}]')
     for name in ('envelope', 'baseband_real', 'baseband_imag'):
-        if len(getattr(msg, name)) != size:
+        if len(getattr(msg, name)) != size and not (name == 'envelope' and not msg.envelope):
             raise ValueError(f'features seq={msg.seq}: {name} has {len(getattr(msg, name))} '
-                             f'values, expected n_channels*n_bins = {size}')
+                             f'values, expected n_channels*n_bins = {size}'
+                             + (' or none' if name == 'envelope' else ''))
     for name in PER_CHANNEL_FIELDS:
         if len(getattr(msg, name)) != msg.n_channels:
             raise ValueError(f'features seq={msg.seq}: {name} has {len(getattr(msg, name))} '
@@ -170,9 +173,11 @@ def features_from_msg(msg: EchoFeaturesMsg) -> EchoFeatures:
     baseband.imag = np.frombuffer(msg.baseband_imag, dtype=np.float32).reshape(shape)
     if not np.all(np.isfinite(baseband.view(np.float32))):
         raise ValueError(f'features seq={msg.seq}: baseband holds NaN or inf')
+    # Recordings made before the envelope was left out carry it.
+    envelope = (np.frombuffer(msg.envelope, dtype=np.float32).reshape(shape) if msg.envelope
+                else np.abs(baseband))
     return EchoFeatures(
-        baseband=baseband,
-        envelope=np.frombuffer(msg.envelope, dtype=np.float32).reshape(shape),
+        baseband=baseband, envelope=envelope,
         bin_width_s=float(msg.bin_width_s), start_s=float(msg.start_s),
         carrier_hz=float(msg.carrier_hz),
         **{name: np.frombuffer(getattr(msg, name), dtype=np.float32).astype(np.float64)

@@ -1,6 +1,8 @@
 """The per-frame pipeline the node and the evaluations share: tracking, the heading it
 publishes, the wide-search budget and its counts, the nn->physics fallback."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -37,6 +39,27 @@ def test_without_tracker_each_fix_is_published_with_its_heading(room, array, chi
     assert result.yaw_rad == result.fix.estimate.yaw_rad
     assert np.linalg.norm(result.position_m - position) < 0.02
     assert pipeline.counts.frames == 1 and pipeline.counts.wide_searches == 0
+
+
+@pytest.mark.parametrize('name, index, value, words', [
+    ('baseband', (1, 800), np.inf, r'baseband\[1, 800\] = \(inf\+0j\), expected finite'),
+    ('baseband', (2, 5), np.nan, r'baseband\[2, 5\] = \(nan\+0j\), expected finite'),
+    ('direct_tof_s', (3,), -np.inf, r'direct_tof_s = .*-inf.*expected finite delays')])
+def test_non_finite_features_are_refused_naming_the_value(room, array, chirp, name, index,
+                                                          value, words):
+    # An inf in the baseband used to fail deep in the search with an IndexError, an infinite
+    # direct delay with an OverflowError: neither is what the node catches (ValueError).
+    features, _, yaw = _frames(room, 1, seed=3)[0]
+    bad = getattr(features, name).copy()
+    bad[index] = value
+    pipeline = make_pipeline('physics', room, array, chirp)
+    with pytest.raises(ValueError, match=words):
+        pipeline.step(0.0, dataclasses.replace(features, **{name: bad}), yaw)
+    assert pipeline.counts.frames == 0
+    # A channel with no direct arrival found (NaN) is a dead channel, not bad input.
+    dead = features.direct_tof_s.copy()
+    dead[3] = np.nan
+    assert pipeline.step(0.0, dataclasses.replace(features, direct_tof_s=dead), yaw).accepted
 
 
 def test_refused_fix_publishes_the_heading_given_and_a_stamp_back_restarts(room, array, chirp):

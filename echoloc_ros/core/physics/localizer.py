@@ -59,6 +59,30 @@ from echoloc_ros.core.room import Room
 MAX_TILT_RAD = float(np.deg2rad(15.0))
 
 
+def check_features(features: EchoFeatures) -> None:
+    """Refuse features no frame of echoes can give (a peer's or a corrupted frame's), which
+    would otherwise fail deep in the search (an IndexError, an OverflowError).
+
+    :raises ValueError: naming the first bad value and what was expected.
+    """
+    if not (np.isfinite(features.bin_width_s) and features.bin_width_s > 0.0
+            and np.isfinite(features.start_s)):
+        raise ValueError(f'features: bin_width_s={features.bin_width_s}, '
+                         f'start_s={features.start_s}; expected a finite start and a '
+                         'positive bin width')
+    bad = ~np.isfinite(features.baseband)
+    if bad.any():
+        channel, index = (int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f'features: baseband[{channel}, {index}] = '
+                         f'{features.baseband[channel, index]}, expected finite values '
+                         f'({int(bad.sum())} of {bad.size} are not)')
+    # NaN is the processor's "no direct arrival found"; an infinite delay is no delay at all.
+    direct = np.asarray(features.direct_tof_s, dtype=float)
+    if np.isinf(direct).any():
+        raise ValueError(f'features: direct_tof_s = {direct.tolist()}, expected finite '
+                         'delays (NaN where no direct arrival was found)')
+
+
 class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Covariance):
     """Localize the array in a known room from matched-filter features.
 
@@ -179,11 +203,15 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
     def frame(self, features: EchoFeatures, yaw_rad: float, temperature_c: float,
               tilt_rad: tuple[float, float] | None = None) -> Frame:
         """What the model reads of one frame at the given heading, temperature and roll and
-        pitch (``None``: level)."""
+        pitch (``None``: level).
+
+        :raises ValueError: a tilt out of range, features :func:`check_features` refuses.
+        """
         if tilt_rad is not None and not (np.shape(tilt_rad) == (2,)
                                          and np.all(np.abs(tilt_rad) <= MAX_TILT_RAD)):
             raise ValueError(f'tilt_rad must be (roll, pitch), each finite and within '
                              f'+-{MAX_TILT_RAD:.3f} rad (15 deg), got {tilt_rad}')
+        check_features(features)
         tilt = np.eye(3) if tilt_rad is None else tilt_matrix(*tilt_rad)
         rotation = yaw_matrix(yaw_rad) @ tilt
         offsets = (self.array.receivers_m - self.array.emitter_m) @ rotation.T
