@@ -30,7 +30,7 @@ def _imu(stamp_s: float, q=(0.0, 0.0, 0.0, 1.0), yaw_var: float = 1e-4):
 
 
 def test_headings_refused_with_a_named_reason():
-    from echoloc_ros.nodes.localizer import heading_refusal
+    from echoloc_ros.ros.imu_heading import heading_refusal
     assert heading_refusal(_imu(100.0), 100.5) is None
     assert heading_refusal(_imu(100.0, q=(0.0, 0.0, 0.6, 0.8)), None) is None
     cases = {

@@ -22,6 +22,7 @@ from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room, room_from_yaml
 from echoloc_ros.core.stamps import StampBuffer
 from echoloc_ros.core.tracker import PoseTracker
+from echoloc_ros.ros.imu_heading import HEADING_STAMP_MAX_S, heading_refusal
 from echoloc_ros.ros.diagnostics import ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam
 from echoloc_ros.nodes.common import (RefusalLog, declare, declare_chirp, diagnostic_updater,
                                       limit_threads, run)
@@ -33,42 +34,9 @@ DEVICES = ('cpu', 'cuda')
 HEADING_SOURCES = ('auto', 'imu', 'echoes', 'fixed')
 # The Localization diagnostic warns when the published track has taken no fix for this long.
 COASTING_WARN_S = 1.0
-# A heading stamped further than this from the newest frame is refused: one message stamped far
-# ahead would otherwise push every real heading out of the buffer (HeadingBuffer's horizon is
-# twice this) and stop the poses until the clock caught up with it.
-HEADING_STAMP_MAX_S = 2.0
-# A heading whose quaternion's norm is further than this from 1 is refused, not normalised: a
-# sender that gets the norm wrong has likely got the rest wrong too.
-QUATERNION_NORM_TOLERANCE = 1e-3
 # heading_source auto: the IMU is the source while it has given an accepted heading this
 # recently (s of wall time), the echoes otherwise. Refusals for longer than this are an ERROR.
 IMU_FRESH_S = 1.0
-
-
-def heading_refusal(msg: Imu, reference_s: float | None) -> tuple[str, str] | None:
-    """Why a heading message must not be used, as (reason, detail), or None if it may.
-
-    :param reference_s: stamp of the newest frame, s; None before the first frame (the stamp is
-        then checked when the first frame arrives, :meth:`StampBuffer.drop_outside`).
-    """
-    q = msg.orientation
-    quaternion = np.array([q.x, q.y, q.z, q.w], dtype=float)
-    covariance = np.asarray(msg.orientation_covariance, dtype=float)
-    if not np.all(np.isfinite(quaternion)):
-        return 'non-finite quaternion', f'orientation {quaternion.tolist()}'
-    norm = float(np.linalg.norm(quaternion))
-    if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
-        return 'non-unit quaternion', (f'|q| = {norm:.6f}, expected 1 +- '
-                                       f'{QUATERNION_NORM_TOLERANCE:g}')
-    if not np.all(np.isfinite(covariance)):
-        return 'non-finite covariance', f'orientation_covariance {covariance.tolist()}'
-    if covariance[0] == -1.0:
-        return 'no orientation', 'orientation_covariance[0] = -1: the sender has no orientation'
-    stamp_s = conversions.stamp_to_s(msg.header.stamp)
-    if reference_s is not None and abs(stamp_s - reference_s) > HEADING_STAMP_MAX_S:
-        return 'stamp far from frames', (f'stamped {stamp_s - reference_s:+.3f} s from the '
-                                         f'newest frame, at most +-{HEADING_STAMP_MAX_S:g} s')
-    return None
 
 
 # Gaps in seq up to this many frames (40 s at 25 Hz) count as dropped frames.

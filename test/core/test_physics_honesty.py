@@ -2,13 +2,15 @@
 
 import numpy as np
 
-from echoloc_ros.core.physics.config import UNEXPLAINED_RATIO, UNSEPARATED_GAP
+from echoloc_ros.core.physics.config import (CONFIDENT_GAP, UNEXPLAINED_RATIO, UNSEPARATED_GAP,
+                                             WEAK_AXIS_RATIO)
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.physics.results import Proposal
 from echoloc_ros.core.room import room_from_dict
 from echoloc_ros.sim.simulator import Scenario
 
 CHI2_95_3DOF = 7.815
+CHI2_999_3DOF = 16.266
 
 
 def test_a_fix_the_echoes_do_not_explain_holds_the_whole_room(room, simulator, processor, array,
@@ -52,3 +54,41 @@ def test_a_rival_within_the_gap_is_not_separated():
     assert PhysicsLocalizer._unseparated(proposal([100, 99.9, near, 0]), 0)
     # An unpolished candidate's evidence does not compare with a polished one's.
     assert not PhysicsLocalizer._unseparated(proposal([100, 99.9, far, 99.5], 3), 0)
+
+
+def _mahalanobis(cov, d):
+    return float(d @ np.linalg.solve(cov, d))
+
+
+def test_an_axis_held_by_weak_echoes_spans_the_room_along_it(room, array, chirp, processor):
+    localizer = PhysicsLocalizer(room, array, chirp, processor=processor)
+    position = np.array([1.5, 1.0, 0.5])
+    sharp = np.diag([0.0003, 0.0003, 0.0004]) ** 2
+    # y's sigma 30 times x's: a far or hidden wall fixes it, and a wrong wall puts the fix
+    # metres off along y alone.
+    weak = np.diag([0.0003, 0.009, 0.0004]) ** 2
+    assert WEAK_AXIS_RATIO < 30
+    cov, confidence = localizer._physics_covariance(weak, position, 100.0, [], False)
+    sigma = np.sqrt(np.diag(cov))
+    assert sigma[1] > 1.0 and np.allclose(sigma[[0, 2]], [0.0003, 0.0004])
+    assert _mahalanobis(cov, np.array([0.0, 2.5, 0.0])) < CHI2_999_3DOF
+    assert confidence == 1.0
+    # Axes fixed alike keep their covariance.
+    cov, _ = localizer._physics_covariance(sharp, position, 100.0, [], False)
+    assert np.allclose(cov, sharp)
+
+
+def test_a_rival_the_evidence_does_not_rule_out_lies_inside_the_ellipsoid(room, array, chirp,
+                                                                         processor):
+    localizer = PhysicsLocalizer(room, array, chirp, processor=processor)
+    position = np.array([1.5, 1.0, 0.5])
+    cov = np.diag([0.0003, 0.0003, 0.0004]) ** 2
+    rival = np.array([3.5, 1.0, 0.5, 1.0, 0.0])
+    offset = rival[:3] - position
+    # 20 log units behind: inside the 99 % ellipsoid (chi-square 11.34); far behind: not.
+    near, _ = localizer._physics_covariance(cov, position, 100.0,
+                                            [(100.0 - 0.7 * CONFIDENT_GAP, rival, 1)], False)
+    far, _ = localizer._physics_covariance(cov, position, 100.0,
+                                           [(100.0 - 2 * CONFIDENT_GAP, rival, 1)], False)
+    assert _mahalanobis(near, offset) < 11.34
+    assert _mahalanobis(far, offset) > CHI2_999_3DOF

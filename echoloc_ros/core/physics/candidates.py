@@ -4,8 +4,8 @@ import numpy as np
 
 from echoloc_ros.core.physics.scan_kernels import family_scores, separated, surface_scores
 from echoloc_ros.core.physics.matched_filter import Frame, sample
-from echoloc_ros.core.physics.config import (EXPLAIN_GAP, HEIGHT_GAP, N_PLAN_SCANS, YAW,
-                                             YAW_RESCAN_RAD)
+from echoloc_ros.core.physics.config import (EXPLAIN_GAP, HEIGHT_GAP, N_PLAN_SCANS,
+                                             N_SECOND_LOOK, YAW, YAW_RESCAN_RAD)
 
 
 def _peaks(score: np.ndarray, grid: np.ndarray, k: int, separation: float) -> np.ndarray:
@@ -169,8 +169,20 @@ class CandidateSearch:
         thetas[:, axis] = coords
         score = self._path_scores(fr, thetas, self._moves[axis], table)
         if not self._shoebox:
-            score = np.where(self.room.contains_xy(thetas[:, :2]), score, -np.inf)
+            score = np.where(self._fits_in_plan(thetas[:, :2]), score, -np.inf)
         return coords[_peaks(score, coords, k, 0.02)]
+
+    def _fits_in_plan(self, xy: np.ndarray) -> np.ndarray:
+        """Whether the array fits in the plan with its emitter at ``xy (..., 2)``: inside,
+        and no wall nearer than its farthest receiver.
+
+        Beside a wall the model's paths leave the room (the wall's own echo falls inside the
+        direct arrival) and the evidence there can exceed the true pose's: in an L plan,
+        candidates a few millimetres from the wing's inner wall outscored the truth.
+        """
+        reach_m = float(np.max(np.linalg.norm(
+            (self.array.receivers_m - self.array.emitter_m)[:, :2], axis=1)))
+        return self.room.contains_xy(xy) & (self.room.wall_distance_m(xy) >= reach_m)
 
     def _plan_candidates(self, wall_scores: list[np.ndarray], grid: np.ndarray, kappa: float,
                          k: int) -> np.ndarray:
@@ -181,8 +193,7 @@ class CandidateSearch:
         xs = np.arange(lo[0] + 0.03, hi[0] - 0.03, step)
         ys = np.arange(lo[1] + 0.03, hi[1] - 0.03, step)
         xy = np.stack(np.meshgrid(xs, ys, indexing='ij'), axis=-1).reshape(-1, 2)
-        inside = self.room.contains_xy(xy)
-        xy = xy[inside]
+        xy = xy[self._fits_in_plan(xy)]
         total = np.zeros(xy.shape[0])
         for w, score in enumerate(wall_scores):
             s = self._surfaces[w]
@@ -330,7 +341,58 @@ class CandidateSearch:
             found += [[[x, base[1]] for x in scan_x], [[base[0], y] for y in scan_y],
                       [[x, y] for x in scan_x for y in scan_y]]
         xy = np.vstack([np.reshape(f, (-1, 2)) for f in found])
-        return np.column_stack([xy, np.zeros(len(xy))])
+        return np.column_stack([xy, self._candidate_headings(fr, xy, z, kappa, table)])
+
+    def _second_look(self, fr: Frame, polished: np.ndarray, scores: np.ndarray,
+                     free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The polished candidates ``(m, 5)`` and their evidence ``(m,)`` with, in a plan that
+        is not a shoebox, the best one's rivals along each axis added, polished alike.
+
+        The first scans run through plan candidates a centimetre or two off and at the heading
+        given, so a wall of the other wing can outscore the right one; through the best
+        polished candidate (the other coordinate, the height and the heading fitted) a scan
+        is coherent. The peaks it finds 5 cm or more from every polished candidate are
+        polished: one that explains the echoes better wins, one nearly as good is a rival
+        the fix cannot be told from (:meth:`PhysicsLocalizer._unseparated`).
+        """
+        if self._shoebox:
+            return polished, scores
+        best = polished[int(np.argmax(scores))]
+        found = []
+        for axis in range(2):
+            for value in self._scan_axis(fr, best, axis, fr.table, N_SECOND_LOOK):
+                theta = best.copy()
+                theta[axis] = value
+                found.append(theta)
+        found = np.reshape(found, (-1, best.size))
+        apart = np.linalg.norm(found[:, None, :2] - polished[None, :, :2], axis=-1) >= 0.05
+        found = found[np.all(apart, axis=1)]
+        if not len(found):
+            return polished, scores
+        fit = self._newton(fr, found, self._valid_batch(fr, found), free,
+                           self.polish_iterations, need_info=False)
+        return np.vstack([polished, fit.theta]), np.concatenate([scores, fit.evidence])
+
+    def _candidate_headings(self, fr: Frame, xy: np.ndarray, z: float, kappa: float,
+                            table: np.ndarray) -> np.ndarray:
+        """The heading offset of ``fr.yaw_grid`` at which each candidate ``xy (n, 2)``'s
+        room paths score highest, with the heading's prior (0 when the heading is exact).
+
+        A degree of heading error costs the evidence of a candidate at the right place most
+        of its carrier coherence: left at the heading given, it loses the ranking to a wrong
+        one, and a polishing step or two cannot bring the heading back.
+        """
+        if not fr.yaw_free or fr.yaw_grid.size < 2:
+            return np.zeros(len(xy))
+        psi = fr.yaw_grid
+        thetas = np.empty((len(xy), psi.size, 5))
+        thetas[..., :2] = xy[:, None]
+        thetas[..., 2] = z
+        thetas[..., 3] = kappa
+        thetas[..., YAW] = psi
+        score = self._path_scores(fr, thetas.reshape(-1, 5), self._moves[0] | self._moves[1],
+                                  table).reshape(len(xy), psi.size)
+        return psi[np.argmax(score + fr.yaw_prior(psi), axis=1)]
 
     def _height_candidates(self, fr: Frame) -> list[tuple[float, float, float, float]]:
         """Heights and speed ratios from the floor and ceiling echoes (:meth:`_z_candidates`)

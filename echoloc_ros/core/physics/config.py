@@ -81,6 +81,8 @@ EXPLAIN_GAP = 3.0
 # In a plan that is not a shoebox, the axes are scanned through this many of the plan search's
 # best candidates.
 N_PLAN_SCANS = 3
+# ... and once more through the best polished candidate, keeping this many peaks per axis.
+N_SECOND_LOOK = 5
 # A second height is proposed only when its floor/ceiling evidence is within this of the best.
 HEIGHT_GAP = 1.0
 # A fit that leaves more than this many times the noise power in its echoes' main lobes
@@ -96,6 +98,19 @@ UNEXPLAINED_RATIO = 2.5
 # at 10 dB, the gross fixes the residual ratio let through mostly had such a rival within 5,
 # against 3 % of the right fixes. Its covariance holds the whole room as well.
 UNSEPARATED_GAP = 10.0
+# An axis whose standard deviation is more than this many times the best-fixed axis' is held
+# by weak echoes: its covariance spans the room along it (Covariance._weak_axes_widened). The
+# wrong fixes outside their 99.9 % ellipsoid at 20 dB on the dev split were off along such an
+# axis (10 to 160 times the best one's sigma) where right fixes are within 8 (95 %). Dev split,
+# 300 frames: 20 gave 0.7 % outside at 20 dB (2.0 % before) and widened 3 % of all fixes, 10
+# gave 0.3 % and widened 11 % (coverage_95 0.973, 0.977).
+WEAK_AXIS_RATIO = 15.0
+# A rival within CONFIDENT_GAP adds at least this share of its offset's outer product to the
+# covariance: its Mahalanobis distance is then at most 1 / RIVAL_COVER_WEIGHT = 8, inside the
+# 99 % ellipsoid (chi-square, 3 degrees of freedom: 11.3). On the dev split at 10 dB a third
+# of the fixes outside their 99.9 % ellipsoid had such a rival, which the mixture's own weight
+# (3 % at a gap of 17) did not cover; with this, 3.7 % of 300 frames were outside (4.0 %).
+RIVAL_COVER_WEIGHT = 0.125
 # A learned ranker's covariance (:meth:`Covariance._region_covariance`): its 95 % ellipsoid holds
 # this much of the mixture, its components widened at most to this level.
 REGION_MASS = 0.95

@@ -4,7 +4,8 @@ import numpy as np
 from scipy import stats
 
 from echoloc_ros.core.physics.config import (AMBIGUOUS_GAP, CONFIDENT_GAP, REGION_LEVEL_MAX,
-                                             REGION_MASS, YAW)
+                                             REGION_MASS, RIVAL_COVER_WEIGHT, WEAK_AXIS_RATIO,
+                                             YAW)
 
 
 class Covariance:
@@ -50,14 +51,37 @@ class Covariance:
         ``doubtful`` (its fit does not explain the frame, or a rival cannot be told from it),
         to the whole room (:meth:`_anywhere`) with confidence 0."""
         confidence = 1.0
+        cov = self._weak_axes_widened(cov, position)
         for other_score, other, _ in rivals[:3]:
             gap = max(score - other_score, 0.0)
             confidence = min(confidence, float(np.clip(gap / CONFIDENT_GAP, 0.0, 1.0)))
             d = other[:3] - position
-            cov = cov + np.outer(d, d) / (1.0 + np.exp(min(gap / AMBIGUOUS_GAP, 700.0)))
+            weight = 1.0 / (1.0 + np.exp(min(gap / AMBIGUOUS_GAP, 700.0)))
+            if gap < CONFIDENT_GAP:
+                # A rival the evidence does not rule out lies inside the fix's ellipsoid.
+                weight = max(weight, RIVAL_COVER_WEIGHT)
+            cov = cov + np.outer(d, d) * weight
         if doubtful:
             return self._anywhere(cov, position), 0.0
         return cov, confidence
+
+    def _weak_axes_widened(self, cov: np.ndarray, position: np.ndarray) -> np.ndarray:
+        """``cov`` ``(3, 3)`` with each axis whose standard deviation exceeds
+        ``WEAK_AXIS_RATIO`` times the best-fixed axis' widened to the room along it (the
+        spread of :meth:`_anywhere` on that axis alone).
+
+        An axis that many times weaker than the others is fixed by weak echoes (a far or
+        soft surface, a wall a wing hides), and when those are not the ones the fix takes
+        them for, it is off by metres along that axis alone with a millimetre sigma. The
+        other axes keep their information.
+        """
+        sigma = np.sqrt(np.diag(cov))
+        weak = sigma > WEAK_AXIS_RATIO * np.min(sigma)
+        if not np.any(weak):
+            return cov
+        centre = np.append(self.room.vertices_m.mean(axis=0), np.mean(self.z_range_m))
+        spread = self._room_spread_m2 + (centre - position) ** 2
+        return cov + np.diag(np.where(weak, spread, 0.0))
 
     def _anywhere(self, cov: np.ndarray, position: np.ndarray) -> np.ndarray:
         """``cov`` widened to "the array is anywhere in the room": the second moment about

@@ -356,7 +356,8 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
         top = order[:self.n_polish]
         fit = self._newton(fr, thetas[top], valid[top], polish_free, self.polish_iterations,
                            need_info=False)
-        polished, polished_scores = fit.theta, fit.evidence
+        polished, polished_scores = self._second_look(fr, fit.theta, fit.evidence,
+                                                      polish_free)
         ranked = np.argsort(polished_scores)[::-1]
         rest = order[self.n_polish:]
         return Proposal(localizer=self, frame=fr, yaw_given_rad=float(yaw_rad),
