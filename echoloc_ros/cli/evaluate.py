@@ -161,7 +161,10 @@ def _attitude(args) -> str:
 def _evaluate_room_calibration(args, room, array) -> int:
     from echoloc_ros.core.chirp import Chirp
     from echoloc_ros.offline.evaluation import rounded
+    from echoloc_ros.core.room_calibration import TEMPERATURE_STD_C
     from echoloc_ros.offline.room_calibration import evaluate_room_calibration
+    if args.calibrate_room_temperature_std_c is None:
+        args.calibrate_room_temperature_std_c = TEMPERATURE_STD_C
     if args.method != 'physics' or args.surface_offset_m <= 0:
         raise SystemExit('echoloc evaluate --calibrate-room-s: needs --method physics and '
                          f'--surface-offset-m > 0; got --method {args.method}, '
@@ -171,7 +174,8 @@ def _evaluate_room_calibration(args, room, array) -> int:
             room, array, Chirp(), args.snr_db, model_error_from_args(args),
             args.calibrate_room_s, args.n, args.seed, args.heading_noise_deg,
             temperature_c=args.temperature_c, calibration_frames=args.calibrate_frames,
-            estimate_tilt=args.estimate_tilt, receiver_frames=args.calibrate_receivers)
+            estimate_tilt=args.estimate_tilt, receiver_frames=args.calibrate_receivers,
+            temperature_std_c=args.calibrate_room_temperature_std_c)
     except ValueError as err:
         raise SystemExit(f'echoloc evaluate --calibrate-room-s: {err}') from None
     print(json.dumps({'method': 'physics', 'room': room.name,
@@ -181,6 +185,8 @@ def _evaluate_room_calibration(args, room, array) -> int:
                                    'room_tolerance_m': room.tolerance_m,
                                    'heading_noise_deg': args.heading_noise_deg,
                                    'calibrate_room_s': args.calibrate_room_s,
+                                   'calibrate_room_temperature_std_c':
+                                       args.calibrate_room_temperature_std_c,
                                    'temperature_c': args.temperature_c,
                                    'model_error': {k: v for k, v in
                                                    vars(model_error_from_args(args)).items()
@@ -354,6 +360,9 @@ def _add_evaluate_parser(sub) -> None:
                    help='drive this long with the room file (its surfaces off by '
                         '--surface-offset-m), calibrate the room from the drive, then compare '
                         'the stale, calibrated and true rooms on --n random frames [s]')
+    p.add_argument('--calibrate-room-temperature-std-c', type=float,
+                   help='how well the room calibration knows the air temperature (a '
+                        'thermometer: 0.2; default: 1, a room file guess) [degC]')
     p.add_argument('--imu-tilt', action='store_true',
                    help='the localizer is told the array\'s drawn roll and pitch (--tilt-deg), '
                         'as the IMU\'s orientation on /imu/data gives them')

@@ -14,8 +14,15 @@ lies. The corrected room keeps the file's frame as nearly as the shape allows (t
 translation that best aligns it with the file), and a shoebox stays a shoebox with its
 south-west corner and floor at the origin (its furniture moves with that frame).
 
-The speed of sound is the room file's temperature's (or the one given): it is the ruler.
-A drive in air 1 degC off that scales the room by 0.18 %.
+Echoes measure time, so the room's scale and the speed of sound trade off: the speed of sound
+of the temperature told (the room file's, or the one given) is the ruler, 0.18 % of scale per
+degC. The file's own scale (its surfaces, each within its ``tolerance_m``) is a second ruler:
+where the two disagree by more than three standard deviations of both together (air 5 degC
+off the file's 20 degC: the room measured 0.85 % too small), the temperature told is wrong,
+and the calibrated room keeps the file's scale (the localizer estimates the speed of sound per
+frame from the floor and ceiling anyway). The tolerance the calibrated room states covers, per
+surface, the disagreement of its estimate between segments of the drive, the array's own
+uncertainty and the ruler's scale times the surface's distance from the room's centre.
 """
 
 from dataclasses import dataclass, replace
@@ -24,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from echoloc_ros.core.acoustics import speed_of_sound_mps
 from echoloc_ros.core.array_geometry import yaw_matrix
 from echoloc_ros.core.echo_processing import EchoFeatures
 from echoloc_ros.core.geometry import moved_shell, room_planes
@@ -45,6 +53,19 @@ MIN_FACE_ECHOES = 20
 # Per-frame measurements further than this many robust standard deviations from the fit are
 # dropped (a wrong fringe of the carrier, an echo under another).
 OUTLIER_SIGMAS = 3.5
+# The drive is cut into this many consecutive segments; their estimates' disagreement is a
+# surface's uncertainty (batch means: errors that hold over a stretch of poses are in it).
+SEGMENTS = 4
+# What a surface's estimate cannot see from its own frames: the array's phase centres, tilt
+# and transducers as calibrated leave every echo's path this uncertain (one standard
+# deviation, m; with the issue's realistic mix, walls came out 1.5-1.7 mm off at 20 degC).
+ARRAY_STD_M = 0.001
+# The temperature told is this uncertain (one standard deviation, degC) unless the caller
+# says otherwise: a room file's temperature is a guess, indoor air is 18-26 degC.
+TEMPERATURE_STD_C = 1.0
+# The file's scale is held when the temperature's disagrees with it by more than this many
+# standard deviations of both together.
+RULER_SIGMAS = 3.0
 
 
 @dataclass
@@ -54,9 +75,16 @@ class RoomCalibrationResult:
     :ivar room: the room as it stands (:attr:`Room.tolerance_m` its surfaces' uncertainty).
     :ivar offsets_m: each surface's outward offset from the file (walls in plan order, floor,
         ceiling), in the file's frame after the translation of least change, m.
-    :ivar std_m: each offset's standard error, m (``inf``: never heard).
+    :ivar std_m: each offset's standard uncertainty (segments, array, scale), m (``inf``:
+        never heard).
     :ivar frames: each surface's frames used.
     :ivar shift_m: a point of the file's frame is ``p - shift_m`` in ``room``'s frame.
+    :ivar ruler: ``'temperature'`` (the speed of sound told sets the scale) or ``'file'``
+        (the two disagreed; the file's scale is kept).
+    :ivar scale: the room's scale the echoes measured at the temperature told, over the
+        file's, minus 1 (what the ruler ``'file'`` took out).
+    :ivar temperature_c: the air's temperature that ``scale`` implies, against the file's
+        scale, degC.
     """
 
     room: Room
@@ -64,15 +92,20 @@ class RoomCalibrationResult:
     std_m: np.ndarray
     frames: np.ndarray
     shift_m: np.ndarray
+    ruler: str = 'temperature'
+    scale: float = 0.0
+    temperature_c: float = float('nan')
 
     def to_dict(self) -> dict:
-        """The offsets and their standard errors in mm, per surface name, for JSON."""
+        """The offsets and their uncertainties in mm, per surface name, for JSON."""
         names = self.room.surface_names
         return {'surface_offset_mm': {n: round(1e3 * float(u), 2)
                                       for n, u in zip(names, self.offsets_m)},
                 'surface_std_mm': {n: round(1e3 * float(s), 3)
                                    for n, s in zip(names, self.std_m)},
                 'surface_frames': {n: int(k) for n, k in zip(names, self.frames)},
+                'ruler': self.ruler, 'scale_pct': round(100.0 * self.scale, 4),
+                'temperature_c': round(self.temperature_c, 2),
                 'tolerance_m': self.room.tolerance_m}
 
 
@@ -85,13 +118,20 @@ class RoomCalibration:
     :param refresh_every: every this many frames the surfaces are scanned from then on in
         the room as solved so far, not the file's: a wall's double bounces with the floor and
         ceiling, and the echoes that arrive among its own, are then where they are.
+    :param temperature_std_c: how well the temperature told is known (one standard
+        deviation, degC): a guess from the room file, or a thermometer's reading.
     """
 
-    def __init__(self, localizer: PhysicsLocalizer, refresh_every: int = 25) -> None:
+    def __init__(self, localizer: PhysicsLocalizer, refresh_every: int = 25,
+                 temperature_std_c: float = TEMPERATURE_STD_C) -> None:
         if refresh_every < 1:
             raise ValueError(f'refresh_every must be >= 1, got {refresh_every}')
+        if not (np.isfinite(temperature_std_c) and temperature_std_c >= 0):
+            raise ValueError(f'temperature_std_c must be a finite number >= 0 degC, got '
+                             f'{temperature_std_c}')
         self.localizer = localizer
         self.refresh_every = refresh_every
+        self.temperature_std_c = temperature_std_c
         # The room scanned in (the file's, then the latest solution), its surfaces' offsets
         # from the file and its frame's shift from the file's.
         self.scanner = localizer
@@ -113,7 +153,11 @@ class RoomCalibration:
         self.families = [np.array([own(s, seq) for seq in sequences])
                          for s in range(n_surfaces)]
         self.grid_m = np.arange(-SCAN_HALF_M, SCAN_HALF_M + 0.5 * SCAN_STEP_M, SCAN_STEP_M)
+        # A scale about the room's centre moves each surface out by its distance from it.
+        centre = np.append(room.vertices_m.mean(axis=0), 0.5 * room.height_m)
+        self.scale_mode_m = np.array([p.normal @ centre - p.offset for p in self.planes])
         self.shifts: list[np.ndarray] = []
+        self.temperatures_c: list[float] = []
         # The known boxes' upright faces (first-order paths): each heard one's score over the
         # scan, (frame, axis, side, scores), for the boxes' step (:meth:`_box_step`).
         self.face_paths = [(p, axis, side) for p, _, axis, side, _ in localizer._faces
@@ -163,6 +207,7 @@ class RoomCalibration:
                     self.face_scores.append((self.n_frames, axis, side, score))
         shifts += self.scan_offsets_m
         self.shifts.append(shifts)
+        self.temperatures_c.append(float(temperature))
         if self.n_frames % self.refresh_every == 0:
             self._refresh()
         return shifts
@@ -248,16 +293,65 @@ class RoomCalibration:
         counts = np.count_nonzero(heard, axis=0)
         known = counts >= min_frames
         offsets = np.where(known, offsets, 0.0)
+        segment_std = self._segment_std(residual, heard, offsets, known)
         # Echoes cannot tell where the room is: keep the translation of least change.
         offsets = offsets - self._gauge(offsets, known)
-        std = np.where(known, spread / np.sqrt(np.maximum(counts, 1)), np.inf)
+        offsets, ruler, scale, scale_std = self._ruler(offsets, known)
+        std = np.sqrt(np.maximum(spread / np.sqrt(np.maximum(counts, 1)), segment_std) ** 2
+                      + ARRAY_STD_M ** 2 + (scale_std * self.scale_mode_m) ** 2)
+        std = np.where(known, std, np.inf)
         room, shift = moved_shell(self.localizer.room, offsets)
         step = self._box_step(offsets)
         room = replace(room, furniture=[box.shifted(step) for box in room.furniture])
-        # Three standard errors of the worst surface, at least 1 mm (what a fix can tell).
-        tolerance = float(np.clip(3.0 * std[known].max(initial=0.0), 0.001, 0.5))
+        # Uniform within +-tolerance has the worst surface's variance (room_tolerance reads it
+        # so).
+        tolerance = float(np.clip(np.sqrt(3.0) * std[known].max(initial=0.0), 0.0, 0.5))
+        told_c = float(np.mean(self.temperatures_c))
+        c = speed_of_sound_mps(told_c)
         return RoomCalibrationResult(replace(room, tolerance_m=tolerance), offsets, std, counts,
-                                     shift)
+                                     shift, ruler, scale, told_c - scale * c / 0.606)
+
+    def _segment_std(self, residual: np.ndarray, heard: np.ndarray, offsets: np.ndarray,
+                     known: np.ndarray) -> np.ndarray:
+        """Each surface's uncertainty from the disagreement of :data:`SEGMENTS` consecutive
+        stretches of the drive ``(S,)``, m (0 where fewer than two stretches hear it): the
+        standard error of their mean, each stretch's median offset taken after the shell's
+        common translation."""
+        parts = np.array_split(np.arange(residual.shape[0]), SEGMENTS)
+        estimates = np.full((SEGMENTS, len(self.planes)), np.nan)
+        for k, rows in enumerate(parts):
+            for s in np.flatnonzero(known):
+                mine = rows[heard[rows, s]]
+                if mine.size >= 5:
+                    estimates[k, s] = np.median(residual[mine, s])
+        gap = estimates - offsets
+        gap = gap - np.array([self._gauge(np.nan_to_num(g), known & np.isfinite(g))
+                              if np.count_nonzero(known & np.isfinite(g)) >= 3 else
+                              np.zeros_like(g) for g in gap])
+        n = np.count_nonzero(np.isfinite(gap), axis=0)
+        sum_sq = np.nansum(gap ** 2, axis=0)
+        return np.where(n >= 2, np.sqrt(sum_sq / np.maximum(n * (n - 1), 1)), 0.0)
+
+    def _ruler(self, offsets: np.ndarray,
+               known: np.ndarray) -> tuple[np.ndarray, str, float, float]:
+        """The scale: the temperature told's, or the file's where the two disagree.
+
+        :param offsets: the surfaces' offsets at the temperature told, translation removed.
+        :return: the offsets at the scale kept, the ruler (``'temperature'``, ``'file'``),
+            the scale measured against the file's, and the kept scale's standard deviation.
+        """
+        design = np.column_stack([self.normals, self.scale_mode_m])[known]
+        fit = np.linalg.lstsq(design, offsets[known], rcond=None)[0]
+        scale = float(fit[3])
+        # The file's surfaces each uniform within +-tolerance_m: its scale's deviation.
+        inverse = np.linalg.pinv(design.T @ design)
+        file_std = self.localizer.room.tolerance_m / np.sqrt(3.0) * np.sqrt(inverse[3, 3])
+        told_c = float(np.mean(self.temperatures_c))
+        temperature_std = 0.606 * self.temperature_std_c / speed_of_sound_mps(told_c)
+        if abs(scale) <= RULER_SIGMAS * np.hypot(file_std, temperature_std):
+            return offsets, 'temperature', scale, float(temperature_std)
+        held = offsets - scale * self.scale_mode_m
+        return held - self._gauge(held, known), 'file', scale, float(file_std)
 
     def _box_step(self, offsets: np.ndarray) -> np.ndarray:
         """The boxes' common step in plan from where the file has them ``(2,)``, m.

@@ -15,7 +15,7 @@ from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import Room
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.receiver_calibration import calibrated_localizer
-from echoloc_ros.core.room_calibration import RoomCalibration
+from echoloc_ros.core.room_calibration import TEMPERATURE_STD_C, RoomCalibration
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.offline.evaluation import (CALIBRATION_SEED_OFFSET, CHI2_999_3DOF,
                                             error_metrics, holds_truth_95, random_frames,
@@ -63,14 +63,14 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
                               heading_noise_deg: float = 1.0, fs_hz: float = 250e3,
                               frame_rate_hz: float = 25.0, temperature_c: float | None = None,
                               calibration_frames: int = 0, estimate_tilt: bool = False,
-                              receiver_frames: int = 0) -> dict:
+                              receiver_frames: int = 0,
+                              temperature_std_c: float = TEMPERATURE_STD_C) -> dict:
     """Drive :func:`~echoloc_ros.offline.tracked_path.tracked_path` for ``drive_s`` in the room
     drawn from ``model_error`` (its surfaces off the file; a plan other than a shoebox:
     random poses), localized and tracked with the file; every frame the tracker takes goes to
-    a :class:`RoomCalibration` at its fix. Then
-    ``n`` random frames of that room are localized with the file (errors in the file's
-    frame), the calibrated room (errors in its frame, aligned with the truth's by
-    :func:`aligned_surface_errors`) and the true room (tolerance 0).
+    a :class:`RoomCalibration` at its fix. Then ``n`` random frames of that room are localized
+    with the file (errors in the file's frame), the calibrated room (errors in its frame,
+    aligned with the truth's by :func:`aligned_surface_errors`) and the true room.
 
     The array is the one ``model_error`` draws (transducers, receivers, tilt), in air at
     ``temperature_c`` (``None``: the file's; the localizer is told the file's). A frame whose
@@ -81,9 +81,9 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
         before the drive (:func:`~echoloc_ros.offline.evaluation.self_calibrate`); 0: the
         array file's model.
     :param receiver_frames: frames at known poses (the file's frame) the receivers' phase
-        centres are calibrated on after the processor, before the drive
-        (:func:`~echoloc_ros.core.receiver_calibration.calibrated_localizer`); every
-        localizer then reads the calibrated array.
+        centres are calibrated on (:func:`calibrated_localizer`) after the processor, before
+        the drive; every localizer then reads the calibrated array.
+    :param temperature_std_c: the room calibration's doubt of the air's temperature, degC.
     :param estimate_tilt: every localizer estimates the array's roll and pitch from the floor
         and ceiling echoes (no IMU reports them).
     :return: ``stale_``, ``calibrated_`` and ``perfect_`` :func:`error_metrics` (with
@@ -114,7 +114,7 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
                             tracker=PoseTracker(room_volume_m3=room.volume_m3)
                             if room.is_shoebox else None)
     driving.estimate_tilt = estimate_tilt
-    calibration = RoomCalibration(driving.localizer)
+    calibration = RoomCalibration(driving.localizer, temperature_std_c=temperature_std_c)
     n_drive = int(round(drive_s * frame_rate_hz))
     for t_s, features, given in _drive_frames(room, truth.origin_m, simulator, processor,
                                               scenario, n_drive, frame_rate_hz, heading_rad,

@@ -1,14 +1,17 @@
 """Room self-calibration: from frames at poses that are themselves off by a centimetre, every
 surface of a room whose surfaces stand up to 3 cm off the file is found within 3 mm (up to
-the room's translation), a furnished room's boxes follow the shell, and the corrected room
-file reads back as that room."""
+the room's translation), the tolerance it states covers its error (in air 5 degC off the
+temperature told too, where the file's scale is kept), a furnished room's boxes follow the
+shell, and the corrected room file reads back as that room."""
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import load_room, room_from_yaml
-from echoloc_ros.core.room_calibration import RoomCalibration, room_yaml
+from echoloc_ros.core.room_calibration import ARRAY_STD_M, RoomCalibration, room_yaml
 from echoloc_ros.offline.evaluation import random_frames
 from echoloc_ros.offline.room_calibration import (aligned_surface_errors,
                                                   evaluate_room_calibration)
@@ -16,19 +19,25 @@ from echoloc_ros.sim.model_error import ModelError
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 
 
-@pytest.fixture(scope='module')
-def calibrated(array, chirp, processor):
-    room = load_room('default_room')
-    truth = ModelError(surface_offset_m=0.03, seed=3).draw_room(room)
+def _calibrate(array, chirp, processor, offset_m: float, air_c: float | None, n: int):
+    """A room file that says its surfaces are within ``offset_m``, a room drawn so, and a
+    calibration of ``n`` frames in air at ``air_c`` (told the file's 20 degC)."""
+    room = replace(load_room('default_room'), tolerance_m=offset_m)
+    truth = ModelError(surface_offset_m=offset_m, seed=3).draw_room(room)
     simulator = EchoSimulator(truth.room, array, chirp)
     calibration = RoomCalibration(PhysicsLocalizer(room, array, chirp, processor=processor))
     noise = np.random.default_rng(1)
-    for _, frame, position, yaw, _, _ in random_frames(simulator, Scenario(snr_db=20.0), 60,
-                                                       seed=4):
+    scenario = Scenario(snr_db=20.0, temperature_c=air_c)
+    for _, frame, position, yaw, _, _ in random_frames(simulator, scenario, n, seed=4):
         # A fix in the file's frame, off by about a centimetre as a stale file leaves it.
         fix = position + truth.origin_m + noise.normal(0.0, 0.01, 3)
         calibration.add(processor.process(frame), fix, yaw)
     return room, truth, calibration
+
+
+@pytest.fixture(scope='module')
+def calibrated(array, chirp, processor):
+    return _calibrate(array, chirp, processor, 0.03, None, 60)
 
 
 def test_every_surface_is_found_within_3_mm(calibrated):
@@ -41,8 +50,58 @@ def test_every_surface_is_found_within_3_mm(calibrated):
     assert result.room.is_shoebox
     assert result.room.width_m == pytest.approx(truth.room.width_m, abs=0.001)
     assert result.room.height_m == pytest.approx(truth.room.height_m, abs=0.001)
-    assert 0.001 <= result.room.tolerance_m < 0.003
+    # The temperature told is right and agrees with the file's scale (3 cm): it stays the
+    # ruler; every surface is within three of its standard uncertainties, and the tolerance
+    # stated (the worst surface's, as a uniform bound) is below the file's 3 cm.
+    assert result.ruler == 'temperature'
+    assert np.sqrt(3.0) * ARRAY_STD_M < result.room.tolerance_m < 0.03
+    assert np.all(np.abs(errors) <= 3.0 * result.std_m)
     assert np.all(result.frames >= 20)
+
+
+def test_air_5_degrees_off_the_temperature_told_keeps_the_file_scale(array, chirp, processor):
+    """In 25 degC air told 20 degC the echoes measure a room 0.85 % too small; the file (each
+    surface within 1 cm) says otherwise, so its scale is kept, the air's temperature follows
+    from the two, and the uncertainty stated covers the calibrated room's error (before: walls
+    2-3 cm off, standard errors of 0.1 mm and a tolerance of 1 mm)."""
+    _, truth, calibration = _calibrate(array, chirp, processor, 0.01, 25.0, 40)
+    result = calibration.solve(min_frames=20)
+    assert result.ruler == 'file'
+    assert result.scale == pytest.approx(-0.0085, abs=0.003)
+    assert result.temperature_c == pytest.approx(25.0, abs=2.5)
+    errors, _ = aligned_surface_errors(result.room, truth.room)
+    assert np.all(np.abs(errors) <= 3.0 * result.std_m)
+    assert result.room.tolerance_m < 0.01
+
+
+def test_a_surface_that_moves_over_the_drive_widens_the_tolerance(array, chirp, processor):
+    """Measurements of the east wall that differ between the drive's first and second half by
+    1 cm (a stretch of poses where its echo is read wrong) are a disagreement that the spread
+    over all frames hides: the stretches' disagreement widens its uncertainty and the
+    tolerance stated."""
+    room = load_room('default_room')
+    rng = np.random.default_rng(0)
+
+    def solved(step_m: float):
+        # A thermometer's reading (0.1 degC) leaves the scale out of the tolerance.
+        calibration = RoomCalibration(PhysicsLocalizer(room, array, chirp, processor=processor),
+                                      refresh_every=10 ** 6, temperature_std_c=0.1)
+        for f in range(200):
+            offsets = np.zeros(6)
+            offsets[1] = step_m if f >= 100 else 0.0
+            bias = rng.normal(0.0, 0.01, 3)
+            calibration.shifts.append(offsets - calibration.normals @ bias
+                                      + rng.normal(0.0, 2e-4, 6))
+            calibration.temperatures_c.append(room.temperature_c)
+        return calibration.solve()
+
+    steady, moving = solved(0.0), solved(0.01)
+    assert steady.room.tolerance_m < 0.003
+    # After the shell's translation the four stretches' estimates are +-2.5 mm about their
+    # mean: a standard error of 1.4 mm added to the east wall's (the spread over all frames
+    # gave 0.5 mm).
+    assert np.sqrt(moving.std_m[1] ** 2 - steady.std_m[1] ** 2) > 0.001
+    assert moving.room.tolerance_m > steady.room.tolerance_m + 0.0005
 
 
 def test_the_corrected_room_file_reads_back(calibrated):
@@ -64,7 +123,7 @@ def test_too_few_frames_are_named(calibrated):
 
 @pytest.mark.long
 def test_the_boxes_follow_the_shell_in_a_furnished_room(array, chirp, processor):
-    room = load_room('furnished_room')
+    room = replace(load_room('furnished_room'), tolerance_m=0.03)
     truth = ModelError(surface_offset_m=0.03, seed=100).draw_room(room)
     simulator = EchoSimulator(truth.room, array, chirp)
     calibration = RoomCalibration(PhysicsLocalizer(room, array, chirp, processor=processor))
@@ -101,3 +160,11 @@ def test_the_drive_hears_the_drawn_array_and_is_withheld_until_it_is_calibrated(
     assert result['withheld_rate'] == 0.0
     assert result['drive_frames'] >= 20
     assert result['perfect_median_cm'] < 1.0
+
+
+def test_a_negative_temperature_uncertainty_is_named_on_the_command_line():
+    from echoloc_ros.cli import main
+    with pytest.raises(SystemExit, match=r'--calibrate-room-s: temperature_std_c must be a '
+                                         r'finite number >= 0 degC, got -1.0'):
+        main(['evaluate', '--calibrate-room-s', '1', '--n', '1', '--surface-offset-m', '0.01',
+              '--calibrate-room-temperature-std-c', '-1'])
