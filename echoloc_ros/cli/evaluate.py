@@ -31,6 +31,9 @@ def _evaluate_room(args) -> int:
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
     from echoloc_ros.offline.evaluation import evaluate_fixes, evaluate_tracked, rounded
+    if args.tracked_lap_s is not None:
+        raise SystemExit('echoloc evaluate: --tracked-lap-s applies to --rooms random:N '
+                         f'(--room {args.room} drives its own path; use --tracked-frames)')
     room, array = _room(args), load_array(args.array)
     scenario = scenario_from_args(args)
     if args.furniture_known and not (args.furniture_shift_m > 0 and room.furniture):
@@ -112,13 +115,15 @@ def _evaluate_rooms(args) -> int:
     import sys
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
-    from echoloc_ros.offline.room_evaluation import evaluate_rooms, parse_rooms
+    from echoloc_ros.offline.room_evaluation import (evaluate_rooms, evaluate_rooms_tracked,
+                                                     parse_rooms)
     from echoloc_ros.sim.room_generator import generate_rooms
     methods = ('physics', 'nn') if args.method == 'both' else (args.method,)
     if args.tracked_frames or args.furniture_shift_m or args.model is None and 'nn' in methods:
-        raise SystemExit('echoloc evaluate --rooms: independent frames only (--tracked-frames '
-                         '0, no --furniture-shift-m), and nn needs --model (one network for '
-                         f'every room); got --tracked-frames {args.tracked_frames}, '
+        raise SystemExit('echoloc evaluate --rooms: no --tracked-frames (--tracked-lap-s '
+                         'drives one tracked lap per room), no --furniture-shift-m, and nn '
+                         'needs --model (one network for every room); got --tracked-frames '
+                         f'{args.tracked_frames}, '
                          f'--furniture-shift-m {args.furniture_shift_m}, --model {args.model}')
     try:
         rooms = generate_rooms(args.split, parse_rooms(args.rooms), args.seed)
@@ -131,22 +136,24 @@ def _evaluate_rooms(args) -> int:
               f'outside_999 {result.get("outside_999")}', file=sys.stderr, flush=True)
 
     for method in methods:
+        common = {'heading_noise_deg': args.heading_noise_deg, 'optimization_level': args.level,
+                  'method': method, 'model_path': args.model, 'progress': progress}
         try:
-            result = evaluate_rooms(rooms, array, Chirp(), scenario_from_args(args), args.n,
-                                    args.seed, heading_noise_deg=args.heading_noise_deg,
-                                    optimization_level=args.level, method=method,
-                                    model_path=args.model, progress=progress,
-                                    model_error=model_error_from_args(args),
-                                    max_order=args.max_order)
+            if args.tracked_lap_s is not None:
+                result = evaluate_rooms_tracked(rooms, array, Chirp(), scenario_from_args(args),
+                                                args.tracked_lap_s, args.seed, **common)
+            else:
+                result = evaluate_rooms(rooms, array, Chirp(), scenario_from_args(args), args.n,
+                                        args.seed, model_error=model_error_from_args(args),
+                                        max_order=args.max_order, **common)
         except ValueError as err:
             raise SystemExit(f'echoloc evaluate --rooms: {err}') from None
+        scenario = {'snr_db': args.snr_db, 'heading_noise_deg': args.heading_noise_deg,
+                    'seed': args.seed}
+        scenario.update({'n': args.n, 'max_order': args.max_order}
+                        if args.tracked_lap_s is None else {'tracked_lap_s': args.tracked_lap_s})
         print(json.dumps({'method': method, 'rooms': args.rooms, 'split': args.split,
-                          'level': args.level,
-                          'scenario': {'snr_db': args.snr_db,
-                                       'heading_noise_deg': args.heading_noise_deg,
-                                       'n': args.n, 'seed': args.seed,
-                                       'max_order': args.max_order},
-                          **result}), flush=True)
+                          'level': args.level, 'scenario': scenario, **result}), flush=True)
     return 0
 
 
@@ -329,6 +336,10 @@ def _add_evaluate_parser(sub) -> None:
     p.add_argument('--rooms', metavar='random:N',
                    help='instead of --room: N generated rooms of --split (drawn with --seed), '
                    '--n frames in all, pooled and per room (with --tracked-frames 0)')
+    p.add_argument('--tracked-lap-s', type=float,
+                   help='with --rooms: instead of independent frames, one tracked lap per room '
+                   'of a figure-of-eight fitted inside its plan, 0.6 m off the walls and 0.2 m '
+                   'off the boxes, lapping in at most this long at 0.3 m/s [s]')
     p.add_argument('--split', choices=('dev', 'heldout'), default='dev',
                    help='with --rooms: the generated rooms to tune on (dev) or to report on')
     p.add_argument('--array', default='square_4sensor')

@@ -434,8 +434,8 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
                      heading_noise_deg: float = 0.0, details: dict | None = None,
                      method: str = 'physics', model_path: str | Path | None = None,
                      furniture_shift_m: float = 0.0, furniture_known: bool = False,
-                     live_survey_s: float | None = None,
-                     wide_search: bool = True) -> dict[str, float]:
+                     live_survey_s: float | None = None, wide_search: bool = True,
+                     path: LissajousTrajectory | None = None) -> dict[str, float]:
     """Localize frames along a trajectory and track them: per-frame and tracked accuracy.
 
     The array follows :func:`tracked_path` (a figure-of-eight, heading along the path, given
@@ -464,6 +464,8 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
         localizer's room up to date from the tracked frames, placing the boxes every this many
         seconds (what the ``furniture_survey`` node does).
     :param wide_search: as :func:`evaluate_fixes`.
+    :param path: the path driven, its origin at the plan's lower corner (``None``:
+        :func:`tracked_path`).
     :return: per-frame :func:`error_metrics`, the same for the track with a ``tracked_``
         prefix, ``tracked_max_cm``, ``rejected_rate`` (fixes the gate refused),
         ``latency_ms_p50``/``latency_ms_p95`` of the localizer and ``n`` (frames localized:
@@ -475,7 +477,7 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
         raise ValueError(f'frame_rate_hz must be positive, got {frame_rate_hz}')
     rng = np.random.default_rng(seed)
     lo = room.vertices_m.min(axis=0)
-    path = tracked_path(room)
+    path = tracked_path(room) if path is None else path
     if n_frames is None:
         # One lap: every stretch of the path, the hard ones included.
         n_frames = int(np.ceil(path.period_s * frame_rate_hz))

@@ -9,7 +9,9 @@ from scipy import stats
 
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.offline.evaluation import CHI2_999_3DOF, evaluate_fixes, rate_interval
+from echoloc_ros.offline.evaluation import (CHI2_95_3DOF, CHI2_999_3DOF, evaluate_fixes,
+                                            evaluate_tracked, rate_interval)
+from echoloc_ros.offline.tracked_path import fitted_path
 from echoloc_ros.core.frame_rate import max_frame_rate_hz
 from echoloc_ros.core.room import Room
 from echoloc_ros.sim.simulator import Scenario
@@ -119,10 +121,8 @@ def evaluate_rooms(rooms: list[Room], array: ArrayGeometry, chirp: Chirp, scenar
                        model_path=model_path, **fixes_kwargs)
         errors = details.get('errors_m', np.zeros(0))
         if errors.size:
-            d = details['estimate_m'] - details['truth_m']
-            solved = np.linalg.solve(details['covariance_m2'], d[..., None])[..., 0]
-            mahalanobis = np.einsum('ni,ni->n', d, solved)
-            outside = mahalanobis > CHI2_999_3DOF
+            outside = _mahalanobis2(details['estimate_m'] - details['truth_m'],
+                                    details['covariance_m2']) > CHI2_999_3DOF
         else:
             outside = np.zeros(0, dtype=bool)
         frames.append((errors, details.get('inside_95', np.zeros(0, dtype=bool)), outside))
@@ -132,6 +132,16 @@ def evaluate_rooms(rooms: list[Room], array: ArrayGeometry, chirp: Chirp, scenar
                          'max_frame_rate_hz': max_frame_rate_hz(room, chirp), **one})
         if progress is not None:
             progress(i, room, one)
+    out = _grouped(rooms, frames, [n_room] * len(rooms))
+    out['frames_per_room'] = n_room
+    out['per_room'] = per_room
+    return _rounded(out)
+
+
+def _grouped(rooms: list[Room], frames: list[tuple], n_frames: list[int]) -> dict:
+    """:func:`summary` of the ``frames`` (errors, inside_95, outside_999 per room) of all
+    rooms, shoebox, non-rectangular, soft and furnished ones, each pooled (``rooms``: how
+    many); ``n_frames``: each room's frames localized."""
     groups = {'pooled': [True] * len(rooms),
               'shoebox': [r.is_shoebox for r in rooms],
               'non_rectangular': [not r.is_shoebox for r in rooms],
@@ -139,10 +149,61 @@ def evaluate_rooms(rooms: list[Room], array: ArrayGeometry, chirp: Chirp, scenar
               'furnished': [bool(r.furniture) for r in rooms]}
     out = {}
     for name, members in groups.items():
-        chosen = [f for f, m in zip(frames, members) if m]
+        chosen = [(f, n) for f, n, m in zip(frames, n_frames, members) if m]
         if chosen:
-            pooled = [np.concatenate([f[k] for f in chosen]) for k in range(3)]
-            out[name] = {'rooms': len(chosen), **summary(*pooled, n_room * len(chosen))}
-    out['frames_per_room'] = n_room
+            pooled = [np.concatenate([f[k] for f, _ in chosen]) for k in range(3)]
+            out[name] = {'rooms': len(chosen),
+                         **summary(*pooled, sum(n for _, n in chosen))}
+    return out
+
+
+def _mahalanobis2(error_m: np.ndarray, covariance_m2: np.ndarray) -> np.ndarray:
+    """Squared Mahalanobis distances of errors ``(n, 3)`` under covariances ``(n, 3, 3)``."""
+    solved = np.linalg.solve(covariance_m2, error_m[..., None])[..., 0]
+    return np.einsum('ni,ni->n', error_m, solved)
+
+
+def evaluate_rooms_tracked(rooms: list[Room], array: ArrayGeometry, chirp: Chirp,
+                           scenario: Scenario, lap_s: float, seed: int,
+                           progress: Callable[[int, Room, dict], None] | None = None,
+                           **tracked_kwargs) -> dict:
+    """One tracked lap per room: :func:`~echoloc_ros.offline.evaluation.evaluate_tracked`
+    along the room's :func:`~echoloc_ros.offline.tracked_path.fitted_path` (at most ``lap_s``
+    a lap; room ``i``'s noise from seed ``[seed, i]``), scoring the published track.
+
+    :param tracked_kwargs: more arguments of ``evaluate_tracked`` (``heading_noise_deg``,
+        ``optimization_level``, ``method``, ``model_path``).
+    :return: as :func:`evaluate_rooms`, of the tracked poses (``outside_999``: the truth
+        outside the track's own 99.9 % ellipsoid); rooms where no path fits are left out and
+        listed in ``rooms_without_path``; ``per_room`` adds each lap's ``lap_s`` and
+        ``path_half_extents_m``. The intervals treat the frames as independent; a track's
+        frames are not, so they are too narrow.
+    """
+    if not rooms:
+        raise ValueError('no rooms to evaluate')
+    driven, frames, counts, per_room, without = [], [], [], [], []
+    for i, room in enumerate(rooms):
+        path = fitted_path(room, lap_s)
+        if path is None:
+            without.append(room.name)
+            continue
+        details: dict = {}
+        room_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+        evaluate_tracked(room, array, chirp, scenario, None, room_seed, details=details,
+                         path=path, **tracked_kwargs)
+        d2 = _mahalanobis2(details['tracked_m'] - details['truth_m'],
+                           details['tracked_covariance_m2'])
+        frames.append((details['tracked_errors_m'], d2 <= CHI2_95_3DOF, d2 > CHI2_999_3DOF))
+        counts.append(len(d2))
+        driven.append(room)
+        one = summary(*frames[-1], counts[-1])
+        per_room.append({'room': room.name, 'plan_vertices': int(room.vertices_m.shape[0]),
+                         'boxes': len(room.furniture), 'soft': is_soft(room),
+                         'lap_s': path.period_s, 'path_half_extents_m': list(path.amplitude_m),
+                         **one})
+        if progress is not None:
+            progress(i, room, one)
+    out = _grouped(driven, frames, counts) if driven else {}
+    out['rooms_without_path'] = without
     out['per_room'] = per_room
     return _rounded(out)

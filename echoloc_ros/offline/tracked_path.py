@@ -2,6 +2,7 @@
 frames of a drive along it."""
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 
@@ -40,6 +41,45 @@ def tracked_path(room: Room) -> LissajousTrajectory:
     extent = tuple(room.vertices_m.max(axis=0) - room.vertices_m.min(axis=0))
     return LissajousTrajectory.inside(extent, margin_m=1.2 if room.furniture else 0.6,
                                       height_m=0.3, speed_mps=0.3)
+
+
+def fitted_path(room: Room, lap_s: float, wall_margin_m: float = 0.6,
+                box_margin_m: float = 0.2) -> LissajousTrajectory | None:
+    """The largest figure-of-eight of :func:`tracked_path`'s shape (scaled down, moved on a
+    0.1 m grid) that laps in at most ``lap_s`` at 0.3 m/s, stays inside the plan
+    ``wall_margin_m`` from every wall (a non-rectangular plan's corners included) and
+    ``box_margin_m`` off every box; among equal sizes, the one nearest the plan's middle. Its
+    origin is the plan's lower corner, as :func:`tracked_path`'s.
+
+    :return: the path, or None where no figure with half-extents of at least 0.25 m fits.
+    """
+    if lap_s <= 0:
+        raise ValueError(f'lap_s must be positive, got {lap_s}')
+    lo = room.vertices_m.min(axis=0)
+    extent = room.vertices_m.max(axis=0) - lo
+    full = np.maximum(extent / 2 - wall_margin_m, 0.25)
+    grid = np.stack(np.meshgrid(*(np.arange(0.0, e + 1e-9, 0.1) for e in extent)), axis=-1)
+    centers = grid.reshape(-1, 2)
+    centers = centers[np.argsort(np.linalg.norm(centers - extent / 2, axis=1))]
+    for scale in np.linspace(1.0, 0.25 / full.min(), 16):
+        ax, ay = scale * full
+        path = LissajousTrajectory.inside((2 * ax + 2, 2 * ay + 2), 1.0, 0.3, 0.3)
+        if path.period_s > lap_s:
+            continue
+        shape = path.positions(np.linspace(0.0, path.period_s, 400))
+        shape[:, :2] -= (ax + 1, ay + 1)
+        points = centers[:, None, :] + lo + shape[None, :, :2]
+        fits = (np.all(room.contains_xy(points), axis=1)
+                & np.all(room.wall_distance_m(points) >= wall_margin_m, axis=1))
+        placed = np.concatenate([points[fits], np.broadcast_to(
+            shape[None, :, 2:], (np.count_nonzero(fits), len(shape), 1))], axis=-1)
+        clear = ~np.zeros(len(placed), dtype=bool)
+        for box in room.furniture:
+            clear &= ~np.any(box.contains(placed, box_margin_m), axis=1)
+        if np.any(clear):
+            center = centers[fits][np.argmax(clear)]
+            return replace(path, center_m=(float(center[0]), float(center[1])))
+    return None
 
 
 def _path_points(path: LissajousTrajectory, origin_xy: np.ndarray) -> np.ndarray:
