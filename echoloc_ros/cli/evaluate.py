@@ -24,6 +24,9 @@ def _room(args):
 def cmd_evaluate(args) -> int:
     if args.rooms is not None:
         return _evaluate_rooms(args)
+    if args.tracked_lap_s is not None:
+        raise SystemExit('echoloc evaluate: --tracked-lap-s applies to --rooms random:N '
+                         f'(--room {args.room} drives its own path; use --tracked-frames)')
     return _evaluate_room(args)
 
 
@@ -31,9 +34,6 @@ def _evaluate_room(args) -> int:
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
     from echoloc_ros.offline.evaluation import evaluate_fixes, evaluate_tracked, rounded
-    if args.tracked_lap_s is not None:
-        raise SystemExit('echoloc evaluate: --tracked-lap-s applies to --rooms random:N '
-                         f'(--room {args.room} drives its own path; use --tracked-frames)')
     room, array = _room(args), load_array(args.array)
     scenario = scenario_from_args(args)
     if args.furniture_known and not (args.furniture_shift_m > 0 and room.furniture):

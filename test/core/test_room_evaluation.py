@@ -8,8 +8,9 @@ import pytest
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.frame_rate import max_frame_rate_hz
-from echoloc_ros.offline.room_evaluation import (evaluate_rooms, parse_rooms, quantile_interval,
-                                                 summary)
+from echoloc_ros.offline.room_evaluation import (evaluate_rooms, evaluate_rooms_tracked,
+                                                 parse_rooms, quantile_interval, summary)
+from echoloc_ros.offline.tracked_path import fitted_path
 from echoloc_ros.sim.room_generator import generate_room
 from echoloc_ros.sim.simulator import Scenario
 
@@ -81,3 +82,51 @@ def test_cli_evaluates_generated_rooms():
     assert bad.returncode != 0
     assert "--rooms must be random:N with N >= 1 generated rooms, got 'random:none'" \
         in bad.stderr
+
+
+def test_fitted_path_stays_inside_a_non_rectangular_plan_and_off_the_boxes():
+    for room in (generate_room('dev', 3), generate_room('dev', 5)):  # L, alcove + 6 boxes
+        assert not room.is_shoebox
+        path = fitted_path(room, 20.0)
+        assert path is not None and path.period_s <= 20.0
+        points = path.positions(np.linspace(0.0, path.period_s, 997))
+        points[:, :2] += room.vertices_m.min(axis=0)
+        assert np.all(room.contains_xy(points[:, :2]))
+        assert np.min(room.wall_distance_m(points[:, :2])) >= 0.6 - 1e-3
+        assert not any(np.any(box.contains(points, 0.2 - 1e-3)) for box in room.furniture)
+    # The smallest figure (0.25 m half-extents) takes about 7.9 s a lap at 0.3 m/s.
+    assert fitted_path(generate_room('dev', 3), 5.0) is None
+
+
+def test_one_tracked_lap_per_room():
+    bare = generate_room('heldout', 0)
+    assert bare.is_shoebox and not bare.furniture
+    seen = []
+    out = evaluate_rooms_tracked([bare, generate_room('dev', 3)], load_array('square_4sensor'),
+                                 Chirp(), Scenario(snr_db=20.0), 12.0, 1, heading_noise_deg=1.0,
+                                 progress=lambda i, room, result: seen.append(i))
+    assert seen == [0] and out['rooms_without_path'] == ['dev_0_003_l_shape']
+    (one,) = out['per_room']
+    assert one['room'] == bare.name and one['lap_s'] <= 12.0
+    assert one['n'] == int(np.ceil(one['lap_s'] * 25.0)) == out['pooled']['n']
+    # A bare shoebox at 20 dB: fixes within 0.1 cm (p95), the track lagging them by about
+    # 1 cm on this tight figure (0.25 x 0.40 m half-extents), never outside its 99.9 %.
+    assert one['gross_rate_10cm'] == 0.0 and one['p95_cm'] <= 2.0
+    assert one['outside_999'] == 0.0
+    assert out['shoebox'] == {'rooms': 1, **{k: v for k, v in one.items() if k in out['pooled']
+                                             and k != 'rooms'}}
+    assert 'non_rectangular' not in out
+
+
+def test_cli_tracked_laps_name_rooms_without_path_and_refuse_a_single_room():
+    cmd = [sys.executable, '-m', 'echoloc_ros.cli', 'evaluate', '--rooms', 'random:2',
+           '--split', 'heldout', '--tracked-lap-s', '5']
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result['scenario']['tracked_lap_s'] == 5.0 and result['per_room'] == []
+    assert result['rooms_without_path'] == ['heldout_0_000_shoebox',
+                                            result['rooms_without_path'][1]]
+    bad = subprocess.run(cmd[:4] + ['--room', 'default_room', '--tracked-lap-s', '5'],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and '--tracked-lap-s applies to --rooms random:N' in bad.stderr
