@@ -45,8 +45,8 @@ def tracked_path(room: Room) -> LissajousTrajectory:
 
 def fitted_path(room: Room, lap_s: float, wall_margin_m: float = 0.6,
                 box_margin_m: float = 0.2) -> LissajousTrajectory | None:
-    """The largest figure-of-eight of :func:`tracked_path`'s shape (scaled down, moved on a
-    0.1 m grid) that laps in at most ``lap_s`` at 0.3 m/s, stays inside the plan
+    """The largest figure-of-eight of :func:`tracked_path`'s proportions (scaled down in 16
+    steps, moved on a 0.1 m grid) that laps in at most ``lap_s`` at 0.3 m/s, stays inside the plan
     ``wall_margin_m`` from every wall (a non-rectangular plan's corners included) and
     ``box_margin_m`` off every box; among equal sizes, the one nearest the plan's middle. Its
     origin is the plan's lower corner, as :func:`tracked_path`'s.
@@ -63,6 +63,7 @@ def fitted_path(room: Room, lap_s: float, wall_margin_m: float = 0.6,
     centers = centers[np.argsort(np.linalg.norm(centers - extent / 2, axis=1))]
     for scale in np.linspace(1.0, 0.25 / full.min(), 16):
         ax, ay = scale * full
+        # Built in a box 1 m wider than the figure on each side, then moved onto the grid.
         path = LissajousTrajectory.inside((2 * ax + 2, 2 * ay + 2), 1.0, 0.3, 0.3)
         if path.period_s > lap_s:
             continue
@@ -73,7 +74,7 @@ def fitted_path(room: Room, lap_s: float, wall_margin_m: float = 0.6,
                 & np.all(room.wall_distance_m(points) >= wall_margin_m, axis=1))
         placed = np.concatenate([points[fits], np.broadcast_to(
             shape[None, :, 2:], (np.count_nonzero(fits), len(shape), 1))], axis=-1)
-        clear = ~np.zeros(len(placed), dtype=bool)
+        clear = np.ones(len(placed), dtype=bool)
         for box in room.furniture:
             clear &= ~np.any(box.contains(placed, box_margin_m), axis=1)
         if np.any(clear):
