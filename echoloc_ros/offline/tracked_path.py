@@ -45,8 +45,8 @@ def tracked_path(room: Room) -> LissajousTrajectory:
 
 def fitted_path(room: Room, lap_s: float, wall_margin_m: float = 0.6,
                 box_margin_m: float = 0.2) -> LissajousTrajectory | None:
-    """The largest figure-of-eight of :func:`tracked_path`'s proportions (scaled down in 16
-    steps, moved on a 0.1 m grid) that laps in at most ``lap_s`` at 0.3 m/s, stays inside the plan
+    """The largest figure-of-eight of :func:`tracked_path`'s (its half-extents capped in 16
+    steps down to 0.25 m, moved on a 0.1 m grid) that laps in at most ``lap_s`` at 0.3 m/s, stays inside the plan
     ``wall_margin_m`` from every wall (a non-rectangular plan's corners included) and
     ``box_margin_m`` off every box; among equal sizes, the one nearest the plan's middle. Its
     origin is the plan's lower corner, as :func:`tracked_path`'s.
@@ -61,8 +61,8 @@ def fitted_path(room: Room, lap_s: float, wall_margin_m: float = 0.6,
     grid = np.stack(np.meshgrid(*(np.arange(0.0, e + 1e-9, 0.1) for e in extent)), axis=-1)
     centers = grid.reshape(-1, 2)
     centers = centers[np.argsort(np.linalg.norm(centers - extent / 2, axis=1))]
-    for scale in np.linspace(1.0, 0.25 / full.min(), 16):
-        ax, ay = scale * full
+    for half_m in np.linspace(full.max(), 0.25, 16):
+        ax, ay = np.minimum(full, half_m)
         # Built in a box 1 m wider than the figure on each side, then moved onto the grid.
         path = LissajousTrajectory.inside((2 * ax + 2, 2 * ay + 2), 1.0, 0.3, 0.3)
         if path.period_s > lap_s:
