@@ -45,11 +45,11 @@ def tracked_path(room: Room) -> LissajousTrajectory:
 
 def fitted_path(room: Room, lap_s: float, wall_margin_m: float = 0.6,
                 box_margin_m: float = 0.2) -> LissajousTrajectory | None:
-    """The largest figure-of-eight of :func:`tracked_path`'s (its half-extents capped in 16
-    steps down to 0.25 m, moved on a 0.1 m grid) that laps in at most ``lap_s`` at 0.3 m/s, stays inside the plan
-    ``wall_margin_m`` from every wall (a non-rectangular plan's corners included) and
-    ``box_margin_m`` off every box; among equal sizes, the one nearest the plan's middle. Its
-    origin is the plan's lower corner, as :func:`tracked_path`'s.
+    """The largest figure-of-eight of :func:`tracked_path`'s kind (its half-extents capped in
+    16 steps down to 0.25 m, moved on a 0.1 m grid) that laps in at most ``lap_s`` at
+    0.3 m/s, stays inside the plan ``wall_margin_m`` from every wall (a non-rectangular plan's
+    corners included) and ``box_margin_m`` off every box; among equal sizes, the one nearest
+    the plan's middle. Its origin is the plan's lower corner, as :func:`tracked_path`'s.
 
     :return: the path, or None where no figure with half-extents of at least 0.25 m fits.
     """
