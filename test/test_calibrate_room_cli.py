@@ -92,3 +92,11 @@ def test_calibrate_room_names_what_is_missing(tmp_path):
     assert short.returncode != 0
     assert '5 frames hear four or more surfaces' in short.stderr, short.stderr
     assert not (tmp_path / 'y.yaml').exists()
+    doubt = subprocess.run([sys.executable, '-m', 'echoloc_ros.cli', 'calibrate-room',
+                            str(tmp_path / 'short'), '--out', str(tmp_path / 'y.yaml'),
+                            '--temperature-std-c', '-1'],
+                           capture_output=True, text=True, timeout=120)
+    assert doubt.returncode != 0
+    assert 'temperature_std_c must be a finite number >= 0 degC, got -1.0' in doubt.stderr, \
+        doubt.stderr
+    assert not (tmp_path / 'y.yaml').exists()

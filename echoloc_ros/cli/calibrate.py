@@ -39,7 +39,7 @@ def cmd_calibrate_room(args) -> int:
     from echoloc_ros.core.chirp import Chirp
     from echoloc_ros.core.physics.localizer import PhysicsLocalizer
     from echoloc_ros.core.room import load_room
-    from echoloc_ros.core.room_calibration import RoomCalibration, room_yaml
+    from echoloc_ros.core.room_calibration import TEMPERATURE_STD_C, RoomCalibration, room_yaml
     from echoloc_ros.ros.bag import posed_frames
     if not args.bag.is_dir():
         raise SystemExit(f'echoloc calibrate-room: recording {str(args.bag)!r} is not a '
@@ -48,7 +48,10 @@ def cmd_calibrate_room(args) -> int:
         room, array = load_room(args.room), load_array(args.array)
         frames, counts = posed_frames(args.bag, max_pose_std_m=args.max_pose_std_m,
                                       max_yaw_std_deg=args.max_yaw_std_deg)
-        calibration = RoomCalibration(PhysicsLocalizer(room, array, Chirp()))
+        calibration = RoomCalibration(PhysicsLocalizer(room, array, Chirp()),
+                                      temperature_std_c=TEMPERATURE_STD_C
+                                      if args.temperature_std_c is None
+                                      else args.temperature_std_c)
         for features, position, yaw in frames:
             calibration.add(features, position, yaw, args.temperature_c)
         result = calibration.solve()
@@ -130,6 +133,10 @@ def add_parsers(sub) -> None:
     p.add_argument('--temperature-c', type=float,
                    help='air temperature during the drive [C] (default: the room file\'s): '
                         'the speed of sound is the ruler')
+    p.add_argument('--temperature-std-c', type=float, default=None,
+                   help='how well that temperature is known, one standard deviation [C] '
+                        '(default 1; e.g. 0.2 for a thermometer): where the room file\'s own '
+                        'scale disagrees with it, the file\'s scale is kept')
     p.add_argument('--max-pose-std-m', type=float, default=0.05,
                    help='use poses whose standard deviation is below this on every axis [m]')
     p.add_argument('--max-yaw-std-deg', type=float, default=0.5,

@@ -78,8 +78,8 @@ def test_an_axis_held_by_weak_echoes_spans_the_room_along_it(room, array, chirp,
     assert np.allclose(cov, sharp)
 
 
-def test_a_rival_the_evidence_does_not_rule_out_lies_inside_the_ellipsoid(room, array, chirp,
-                                                                         processor):
+def test_a_rival_the_evidence_does_not_rule_out_lies_inside_the_ellipsoid(
+        room, array, chirp, processor):
     localizer = PhysicsLocalizer(room, array, chirp, processor=processor)
     position = np.array([1.5, 1.0, 0.5])
     cov = np.diag([0.0003, 0.0003, 0.0004]) ** 2
