@@ -23,6 +23,34 @@ _ROTATION = np.exp(2j * np.pi * np.arange(_N_ROTATION + 1) / _N_ROTATION).astype
 
 
 @numba.njit(**_JIT)
+def _locate(t, g, start_s, per_s, last, carrier_hz, t_min, t_max, inside, index, frac, turn,
+            turn_frac):
+    """Slot ``g`` of the reads at delay ``t``: inside the window, the baseband table's index
+    and fraction, and the carrier table's."""
+    inside[g] = t > t_min and t < t_max
+    x = (t - start_s) * per_s
+    k = min(max(int(x), 1), last)
+    index[g] = k
+    frac[g] = np.float32(x - k)
+    cycles = carrier_hz * t
+    u = (cycles - math.floor(cycles)) * _N_ROTATION
+    k = int(u)
+    turn[g] = k
+    turn_frac[g] = np.float32(u - k)
+
+
+@numba.njit(**_JIT)
+def _read(table, i, g, index, frac, turn, turn_frac):
+    """Receiver ``i``'s baseband at slot ``g`` (:func:`_locate`), carrier removed: both
+    tables read by linear interpolation."""
+    k = index[g]
+    p1 = table[i, k]
+    r0 = _ROTATION[turn[g]]
+    return ((p1 + (table[i, k + 1] - p1) * frac[g])
+            * (r0 + (_ROTATION[turn[g] + 1] - r0) * turn_frac[g]))
+
+
+@numba.njit(**_JIT)
 def family_scores(base, axis, offsets, img_m, img_t, coords, speed, weights, weight_sum,
                   exists, table, start_s, per_s, carrier_hz, t_min, t_max):
     """Scores of a scan along one axis (:meth:`CandidateSearch._family_scan`): per
@@ -77,24 +105,11 @@ def family_scores(base, axis, offsets, img_m, img_t, coords, speed, weights, wei
                 for g in range(n_coords):
                     c = coords[g]
                     t = math.sqrt(a0 + a1 * c + a2 * c * c) / speed
-                    inside[g] = t > t_min and t < t_max
-                    x = (t - start_s) * per_s
-                    k = min(max(int(x), 1), last)
-                    index[g] = k
-                    frac[g] = np.float32(x - k)
-                    cycles = carrier_hz * t
-                    u = (cycles - math.floor(cycles)) * _N_ROTATION
-                    k = int(u)
-                    turn[g] = k
-                    turn_frac[g] = np.float32(u - k)
+                    _locate(t, g, start_s, per_s, last, carrier_hz, t_min, t_max, inside,
+                            index, frac, turn, turn_frac)
                 for g in range(n_coords):
                     if inside[g]:
-                        k = index[g]
-                        p1 = table[i, k]
-                        r0 = _ROTATION[turn[g]]
-                        acc[g] += ((p1 + (table[i, k + 1] - p1) * frac[g])
-                                   * (r0 + (_ROTATION[turn[g] + 1] - r0) * turn_frac[g])
-                                   * weights[i])
+                        acc[g] += _read(table, i, g, index, frac, turn, turn_frac) * weights[i]
                     else:
                         heard[g] = False
             for g in range(n_coords):
@@ -134,23 +149,11 @@ def surface_scores(dn, d2, distance_m, c0, table, start_s, per_s, carrier_hz, t_
             for g in range(n_grid):
                 d = distance_m[g]
                 tau = math.sqrt(d2[i] + 4.0 * d * dn[s, i] + 4.0 * (d * d)) / c0
-                inside[g] = tau > t_min and tau < t_max
-                x = (tau - start_s) * per_s
-                k = min(max(int(x), 1), last)
-                index[g] = k
-                frac[g] = np.float32(x - k)
-                cycles = carrier_hz * tau
-                u = (cycles - math.floor(cycles)) * _N_ROTATION
-                k = int(u)
-                turn[g] = k
-                turn_frac[g] = np.float32(u - k)
+                _locate(tau, g, start_s, per_s, last, carrier_hz, t_min, t_max, inside, index,
+                        frac, turn, turn_frac)
             for g in range(n_grid):
                 if inside[g]:
-                    k = index[g]
-                    p1 = table[i, k]
-                    r0 = _ROTATION[turn[g]]
-                    total[g] += ((p1 + (table[i, k + 1] - p1) * frac[g])
-                                 * (r0 + (_ROTATION[turn[g] + 1] - r0) * turn_frac[g]))
+                    total[g] += _read(table, i, g, index, frac, turn, turn_frac)
         for g in range(n_grid):
             score[s, g] = math.log1p(np.float64(abs(total[g]) ** 2) * weight_mean / n_ch)
     return score
