@@ -3,9 +3,9 @@
 import numpy as np
 from scipy import stats
 
-from echoloc_ros.core.physics.config import (AMBIGUOUS_GAP, CONFIDENT_GAP, LOW_EVIDENCE,
-                                             REGION_LEVEL_MAX, REGION_MASS, RIVAL_COVER_WEIGHT,
-                                             WEAK_AXIS_RATIO, YAW)
+from echoloc_ros.core.physics.config import (AMBIGUOUS_GAP, CONFIDENT_GAP, REGION_LEVEL_MAX,
+                                             REGION_MASS, RIVAL_COVER_WEIGHT, WEAK_AXIS_RATIO,
+                                             YAW)
 
 
 class Covariance:
@@ -48,9 +48,8 @@ class Covariance:
         """The covariance and confidence of a fix the physics alone chose: ``cov`` widened
         toward each of the three best ``rivals`` ``(score, theta, index)`` that explains the
         echoes nearly as well (a two-component mixture's second moment), and, when the fix is
-        ``doubtful`` (its fit does not explain the frame, or a rival cannot be told from it)
-        or its evidence ``score`` is below ``LOW_EVIDENCE`` (echoes too weak to rule out a
-        pose metres away), to the whole room (:meth:`_anywhere`) with confidence 0."""
+        ``doubtful`` (its fit does not explain the frame, or a rival cannot be told from it),
+        to the whole room (:meth:`_anywhere`) with confidence 0."""
         confidence = 1.0
         cov = self._weak_axes_widened(cov, position)
         for other_score, other, _ in rivals[:3]:
@@ -62,7 +61,7 @@ class Covariance:
                 # A rival the evidence does not rule out lies inside the fix's ellipsoid.
                 weight = max(weight, RIVAL_COVER_WEIGHT)
             cov = cov + np.outer(d, d) * weight
-        if doubtful or score < LOW_EVIDENCE:
+        if doubtful:
             return self._anywhere(cov, position), 0.0
         return cov, confidence
 
