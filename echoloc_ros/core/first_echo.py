@@ -106,33 +106,48 @@ class OverlapSplitter:
             (LOOK_BACK_S, MIN_GAIN, MIN_SHIFT_S))
         for r in np.flatnonzero(earlier):
             window = baseband[r, start[r]:start[r] + width]
-            out[r] = float(times_s[start[r]]) + _refine(window, fine, len(conj_atoms),
-                                                        first[r], second[r], margin, dt)
+            out[r] = float(times_s[start[r]]) + _refine(
+                np.ascontiguousarray(window), fine, len(conj_atoms), first[r], second[r],
+                margin, dt)
         return out
 
 
-def _refine(window: np.ndarray, fine: np.ndarray, n_atoms: int, first: int, second: int,
-            margin: int, dt: float) -> float:
+@numba.njit(cache=True, nogil=True, error_model='numpy')
+def _refine(window, fine, n_atoms, first, second, margin, dt):
     """The earlier delay of the best pair within +-1 bin of atoms ``(first, second)`` on a
     grid of ``dt / FINE_STEPS``, then a parabola along the earlier delay: s from the window's
     first bin. ``fine`` is :meth:`OverlapSplitter._table`'s (atom ``k`` shifted by ``q``
     steps is row ``q`` from column ``n_atoms + 1 - k``)."""
-    atoms_a = fine[:, n_atoms + 1 - first:][:, :window.size]             # (s, w)
-    atoms_b = fine[:, n_atoms + 1 - second:][:, :window.size]
-    ca, cb = np.conj(atoms_a) @ window, np.conj(atoms_b) @ window
-    pa = np.sum(np.abs(atoms_a) ** 2, axis=1)
-    pb = np.sum(np.abs(atoms_b) ** 2, axis=1)
-    gab = np.conj(atoms_a) @ atoms_b.T                                       # (s, s)
-    det = np.maximum(pa[:, None] * pb[None] - np.abs(gab) ** 2, 1e-30)
-    explained = (pb[None] * np.abs(ca[:, None]) ** 2 + pa[:, None] * np.abs(cb[None]) ** 2
-                 - 2 * np.real(np.conj(ca)[:, None] * gab * cb[None])) / det
-    ia, ib = np.unravel_index(np.argmax(explained), explained.shape)
-    k = int(np.clip(ia, 1, explained.shape[0] - 2))
+    n_steps, width = fine.shape[0], window.size
+    ca = np.zeros(n_steps, np.complex128)
+    cb = np.zeros(n_steps, np.complex128)
+    pa = np.zeros(n_steps)
+    pb = np.zeros(n_steps)
+    col_a, col_b = n_atoms + 1 - first, n_atoms + 1 - second
+    for q in range(n_steps):
+        for m in range(width):
+            fa, fb = fine[q, col_a + m], fine[q, col_b + m]
+            ca[q] += np.conj(fa) * window[m]
+            cb[q] += np.conj(fb) * window[m]
+            pa[q] += fa.real ** 2 + fa.imag ** 2
+            pb[q] += fb.real ** 2 + fb.imag ** 2
+    explained = np.empty((n_steps, n_steps))
+    for qa in range(n_steps):
+        for qb in range(n_steps):
+            gab = 0j
+            for m in range(width):
+                gab += np.conj(fine[qa, col_a + m]) * fine[qb, col_b + m]
+            det = max(pa[qa] * pb[qb] - (gab.real ** 2 + gab.imag ** 2), 1e-30)
+            explained[qa, qb] = (pb[qb] * (ca[qa].real ** 2 + ca[qa].imag ** 2)
+                                 + pa[qa] * (cb[qb].real ** 2 + cb[qb].imag ** 2)
+                                 - 2 * (np.conj(ca[qa]) * gab * cb[qb]).real) / det
+    flat = np.argmax(explained)
+    ia, ib = flat // n_steps, flat % n_steps
+    k = min(max(ia, 1), n_steps - 2)
     y0, y1, y2 = explained[k - 1, ib], explained[k, ib], explained[k + 1, ib]
     denom = y0 - 2 * y1 + y2
-    offset = 0.5 * (y0 - y2) / denom if denom < 0 else 0.0
-    shift = (k - FINE_STEPS + float(np.clip(offset, -1.0, 1.0))) / FINE_STEPS
-    return (margin + first + shift) * dt
+    offset = min(max(0.5 * (y0 - y2) / denom, -1.0), 1.0) if denom < 0 else 0.0
+    return (margin + first + (k - FINE_STEPS + offset) / FINE_STEPS) * dt
 
 
 @numba.njit(cache=True, nogil=True, error_model='numpy')
