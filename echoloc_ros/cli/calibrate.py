@@ -1,6 +1,7 @@
 """Bring the files up to date from a recording: survey (room furniture), calibrate-room (its
-shell), calibrate-array."""
+shell), calibrate-array (the transducers), calibrate-receivers (their phase centres)."""
 import json
+import math
 from pathlib import Path
 
 
@@ -107,7 +108,65 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def cmd_calibrate_receivers(args) -> int:
+    """The receivers' phase centres measured from a recording of the running graph (its echo
+    features and the poses it published: no pose need be known), written as an array file."""
+    from echoloc_ros.core.array_geometry import load_array
+    from echoloc_ros.core.chirp import Chirp
+    from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+    from echoloc_ros.core.receiver_calibration import array_yaml, calibrated_from_fixes
+    from echoloc_ros.core.room import load_room
+    from echoloc_ros.ros.bag import posed_frames
+    if not args.bag.is_dir():
+        raise SystemExit(f'echoloc calibrate-receivers: recording {str(args.bag)!r} is not a '
+                         'directory (expected the output of echoloc record with '
+                         '/echoloc/features and /echoloc/pose)')
+    try:
+        room, array = load_room(args.room), load_array(args.array)
+        frames, counts = posed_frames(args.bag, max_pose_std_m=args.max_pose_std_m,
+                                      max_yaw_std_deg=args.max_yaw_std_deg)
+        if not frames:
+            raise ValueError(f'{args.bag} pairs no echo features with a published pose whose '
+                             f'standard deviation is below {args.max_pose_std_m} m and '
+                             f'{args.max_yaw_std_deg} deg (--max-pose-std-m, '
+                             f'--max-yaw-std-deg): {counts}')
+        localizer = PhysicsLocalizer(room, array, Chirp())
+        _, result, passes = calibrated_from_fixes(
+            localizer, frames, args.passes, math.radians(args.max_yaw_std_deg),
+            args.min_echoes)
+    except ValueError as err:
+        raise SystemExit(f'echoloc calibrate-receivers: {err}') from None
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(array_yaml(args.array, result))
+    print(json.dumps({'array': array.name, 'room': room.name, 'out': str(args.out),
+                      'frames': counts, 'passes': passes, **result.to_dict()}), flush=True)
+    return 0
+
+
 def add_parsers(sub) -> None:
+    p = sub.add_parser('calibrate-receivers', help='measure the receivers\' acoustic phase '
+                       'centres from a recording of the running graph (echo features and the '
+                       'poses it published) and write an array file with them (the '
+                       'localizer\'s array parameter)')
+    p.add_argument('bag', type=Path, help='recording directory (echoloc record) with '
+                   '/echoloc/features and /echoloc/pose, taken while the array moves about '
+                   'the room')
+    p.add_argument('--room', default='default_room', help='room name or YAML path')
+    p.add_argument('--array', default='square_4sensor', help='array name or YAML path')
+    p.add_argument('--out', type=Path, required=True, help='array YAML to write')
+    p.add_argument('--passes', type=int, default=2,
+                   help='calibrate, re-localize every frame with the calibrated array, '
+                        'calibrate again: passes in all')
+    p.add_argument('--min-echoes', type=int, default=50,
+                   help='isolated echoes needed (an echo with no other within 120 us)')
+    p.add_argument('--max-pose-std-m', type=float, default=1.0,
+                   help='use poses whose standard deviation is below this on every axis [m] '
+                        '(loose: the pose is a starting point; every frame is localized '
+                        'again and an echo off its predicted delay is not used)')
+    p.add_argument('--max-yaw-std-deg', type=float, default=5.0,
+                   help='use poses whose heading standard deviation is below this [deg]')
+    p.set_defaults(func=cmd_calibrate_receivers)
+
     p = sub.add_parser('calibrate-array', help='measure the array\'s direct coupling and '
                        'transducer responses from a recording of raw frames and write the '
                        'array calibration file (echo_processor array_calibration_file)')

@@ -50,7 +50,7 @@ def _evaluate_room(args) -> int:
     if args.calibrate_room_s is not None:
         return _evaluate_room_calibration(args, room, array)
     drawn = {'model_error_draws': args.model_error_draws, 'imu_tilt': args.imu_tilt,
-             'estimate_tilt': args.estimate_tilt}
+             'estimate_tilt': args.estimate_tilt, 'receiver_passes': args.receiver_passes}
     scenario_json = {'snr_db': args.snr_db, 'temperature_c': args.temperature_c,
                      'gain_mismatch_db': args.gain_mismatch_db,
                      'dead_channel': args.dead_channel, 'clutter': args.clutter,
@@ -80,6 +80,7 @@ def _evaluate_room(args) -> int:
                                     max_order=args.max_order,
                                     calibration_frames=args.calibrate_frames,
                                     receiver_frames=args.calibrate_receivers,
+                                    receiver_passes=args.receiver_passes,
                                     attitude=_attitude(args), **common)
             untracked = (scenario_json['model_error'] or args.max_order != 2
                          or args.calibrate_frames or args.calibrate_receivers)
@@ -364,6 +365,9 @@ def _add_evaluate_parser(sub) -> None:
                    help='frames at known poses the receivers\' phase centres are calibrated '
                         'on, per array drawn, before the scored ones (physics; 0: the array '
                         'file\'s positions)')
+    p.add_argument('--receiver-passes', type=int, default=0, help='calibrate the receivers at '
+                   'the localizer\'s own fixes in this many passes, as calibrate-receivers '
+                   'does; 0: at the true poses')
     p.add_argument('--model-error-draws', type=int, default=1,
                    help='spread the frames over this many arrays and rooms drawn from the '
                         'model-error options (seeds --model-error-seed on)')

@@ -21,6 +21,7 @@ from scipy import signal
 from echoloc_ros.core.array_calibration import ArrayCalibration, window_samples
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
+from echoloc_ros.core.first_echo import OverlapSplitter
 
 # The residual of a mismatched direct-path removal lies within this time after the direct
 # arrival (0.15-0.25 ms after it for transducers 1 kHz off); the floor echo of an array 0.1 m
@@ -147,6 +148,7 @@ class EchoProcessor:
         self._delay_grid_dt = None
         self._delay_grid_table: tuple = ()
         self._build_point_response()
+        self._overlap = OverlapSplitter(self.point_response, self._cfd_offset_s)
 
     @property
     def calibration_window(self) -> int:
@@ -431,6 +433,8 @@ class EchoProcessor:
         first = np.argmax(candidates, axis=1)
         guess = np.where(found, times[first], np.nan)
         tau, amp = self.fit_delays(baseband, times, guess)
+        # A weaker echo overlapping a stronger one ahead of it is the first (first_echo.py).
+        tau = self._overlap.earliest(baseband, times, tau, threshold)
         dt = times[1] - times[0]
         tof_cfd = np.full(n_ch, np.nan)
         for i in np.flatnonzero(found):

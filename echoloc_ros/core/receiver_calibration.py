@@ -17,12 +17,15 @@ file's.
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
+import yaml
 
 from echoloc_ros.core.array_geometry import ArrayGeometry, yaw_matrix
 from echoloc_ros.core.echo_processing import EchoFeatures, direct_explained
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+from echoloc_ros.core.paths import resolve_config
 from echoloc_ros.core.physics.matched_filter import sample
 
 # An echo whose delay lies within this of another path's at any receiver is not used: the
@@ -203,3 +206,74 @@ def calibrated_localizer(localizer: PhysicsLocalizer,
             calibration.add(features, position_m, yaw_rad)
     result = calibration.solve()
     return localizer.with_array(result.array(localizer.array)), result
+
+
+def localized(localizer: PhysicsLocalizer,
+              frames: Iterable[tuple[EchoFeatures, np.ndarray, float]],
+              yaw_std_rad: float | None = None) -> list[tuple[EchoFeatures, np.ndarray, float]]:
+    """``frames`` ``(features, position_m, yaw_rad)`` with each pose replaced by
+    ``localizer``'s own fix (searched around the heading given; a frame whose direct arrival
+    the model does not explain is left out)."""
+    out = []
+    for features, _, yaw_rad in frames:
+        if direct_explained(features):
+            estimate = localizer.localize(features, yaw_rad, yaw_std_rad=yaw_std_rad)
+            out.append((features, estimate.position_m, estimate.yaw_rad))
+    return out
+
+
+def calibrated_from_fixes(localizer: PhysicsLocalizer,
+                          frames: list[tuple[EchoFeatures, np.ndarray, float]],
+                          passes: int = 2, yaw_std_rad: float | None = None,
+                          min_echoes: int = 50
+                          ) -> tuple[PhysicsLocalizer, ReceiverCalibrationResult, list[dict]]:
+    """The receivers calibrated without known poses: from the localizer's own fixes.
+
+    Pass one measures the phases at the poses ``frames`` carry (the tracked poses of a
+    recording, or fixes with the file's array); each further pass localizes every frame
+    again with the array of the pass before and measures the phases at those fixes, always
+    against the file's array (an error of the pose common to the receivers drops out of the
+    phases, so one pass is close; the next removes what the file's array biased the fixes by).
+
+    :param localizer: the physics localizer of the room and the array file.
+    :param frames: ``(features, position_m, yaw_rad)``, room file frame.
+    :param passes: calibrate-and-relocalize passes, at least 1.
+    :param yaw_std_rad: the heading's standard deviation for the re-localization, rad.
+    :param min_echoes: isolated echoes needed (:meth:`ReceiverCalibration.solve`).
+    :return: the localizer with the calibrated array, the last pass' result and per pass
+        ``{'echoes': n, 'change_mm': rms change of the offsets from the pass before}``.
+    :raises ValueError: ``passes`` below 1, or too few isolated echoes.
+    """
+    if passes < 1:
+        raise ValueError(f'passes must be >= 1, got {passes}')
+    history, offsets, posed = [], np.zeros_like(localizer.array.receivers_m), frames
+    for k in range(passes):
+        calibration = ReceiverCalibration(localizer)
+        for features, position_m, yaw_rad in posed:
+            if direct_explained(features):
+                calibration.add(features, position_m, yaw_rad)
+        result = calibration.solve(min_echoes)
+        change = np.sqrt(np.mean(np.sum((result.offsets_m - offsets) ** 2, axis=1)))
+        history.append({'echoes': result.n_echoes, 'change_mm': round(1e3 * float(change), 4)})
+        offsets, calibrated = result.offsets_m, localizer.with_array(
+            result.array(localizer.array))
+        if k + 1 < passes:
+            posed = localized(calibrated, posed, yaw_std_rad)
+    return calibrated, result, history
+
+
+def array_yaml(source: str | Path, result: ReceiverCalibrationResult) -> str:
+    """The array file ``source`` (an array name or YAML path) as YAML text with its receivers
+    at the phase centres ``result`` measured (to the micrometre); its name and every other
+    field as written, so that frames naming the array still match it. A comment at the top
+    gives the offsets from the file and their standard deviations."""
+    data = yaml.safe_load(resolve_config('arrays', source).read_text(encoding='utf-8'))
+    receivers = np.asarray(data['receivers_m'], dtype=float) + result.offsets_m
+    data['receivers_m'] = np.round(receivers, 6).tolist()
+    note = (f'receivers at their acoustic phase centres (echoloc calibrate-receivers, '
+            f'{result.n_echoes} echoes)')
+    data['description'] = f'{data.get("description", "")} ({note})'.strip()
+    header = ''.join(f'# receiver {i}: offset {np.round(1e3 * o, 3).tolist()} mm, std '
+                     f'{np.round(1e3 * s, 3).tolist()} mm\n'
+                     for i, (o, s) in enumerate(zip(result.offsets_m, result.std_m)))
+    return header + yaml.safe_dump(data, sort_keys=False, default_flow_style=None)

@@ -17,11 +17,11 @@ from echoloc_ros.core.echo_processing import EchoProcessor, direct_explained
 from echoloc_ros.sim.model_error import ModelError
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.pipeline import Pipeline, make_pipeline
-from echoloc_ros.core.receiver_calibration import calibrated_localizer
 from echoloc_ros.core.room import Room
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.sim.trajectory import LissajousTrajectory
+from echoloc_ros.offline.receiver_evaluation import calibrated_receivers
 from echoloc_ros.offline.tracked_path import drive, moved_off_path, on_path, tracked_path
 
 CHI2_95_3DOF = float(stats.chi2.ppf(0.95, 3))
@@ -166,7 +166,7 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
                    furniture_known: bool = False, wide_search: bool = True,
                    model_error: ModelError | None = None, max_order: int = 2,
                    calibration_frames: int = 0, attitude: str = 'level',
-                   receiver_frames: int = 0) -> dict[str, float]:
+                   receiver_frames: int = 0, receiver_passes: int = 0) -> dict[str, float]:
     """Localize ``n`` random poses and summarise accuracy, honesty and latency.
 
     Poses are uniform in the room at least ``margin_m`` from walls and furniture, height
@@ -197,8 +197,7 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     :param calibration_frames: frames (other poses, never scored) the processor calibrates the
         array on first (:func:`self_calibrate`); 0: the array file's model.
     :param attitude: roll and pitch told: ``'level'``, ``'imu'`` (the drawn) or ``'estimate'``.
-    :param receiver_frames: frames at known poses the receivers are calibrated on per array
-        (:func:`~echoloc_ros.core.receiver_calibration.calibrated_localizer`; physics).
+    :param receiver_frames: and ``receiver_passes``: :func:`calibrated_receivers` (physics).
     :return: :func:`error_metrics` (over the published fixes; a frame whose direct arrival the
         model or calibration does not explain is withheld, ``withheld_rate``) plus
         ``outside_999`` (share outside their own 99.9 % ellipsoid), ``gross_rate_10cm_ci95``
@@ -218,8 +217,9 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
                                 else scenario.temperature_c)
     heading_noise_rad, yaw_std_rad = _heading_noise(heading_noise_deg)
     frames = _drawn_frames(room, array, chirp, fs_hz, processor, scenario, n, seed, model_error,
-                           (max_order, calibration_frames, receiver_frames, margin_m,
-                            z_range_m, furniture_shift_m), pipeline, attitude)
+                           (max_order, calibration_frames, (receiver_frames, receiver_passes and (
+                               heading_noise_rad, yaw_std_rad, receiver_passes), details),
+                            margin_m, z_range_m, furniture_shift_m), pipeline, attitude)
     for k, (world, frame, position, yaw, draw, sim_s, first_s, told) in enumerate(frames):
         if furniture_known and world is not room:
             pipeline.take_room(world)
@@ -247,15 +247,15 @@ def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
     each position in the room file's frame, then :func:`first_echo_delays_s` and last the
     tilt told to the localizer.
 
-    :param options: ``(max_order, calibration_frames, receiver_frames, margin_m, z_range_m,
-        furniture_shift_m)`` of :func:`evaluate_fixes`.
+    :param options: ``(max_order, calibration_frames, (receiver_frames, from_fixes,
+        details), margin_m, z_range_m, furniture_shift_m)`` of :func:`evaluate_fixes`.
     :param attitude: ``'level'`` (tilt told: ``None``), ``'imu'`` (the drawn array's roll
         and pitch) or ``'estimate'`` (``None``, and the pipeline estimates it afresh for each
         array drawn).
     """
     if attitude not in ('level', 'imu', 'estimate'):
         raise ValueError(f'attitude must be \'level\', \'imu\' or \'estimate\', got {attitude!r}')
-    max_order, calibration_frames, receiver_frames, *frame_args = options
+    max_order, calibration_frames, (receiver_frames, from_fixes, details), *frame_args = options
     pipeline.estimate_tilt = attitude == 'estimate'
     file_localizer = pipeline.localizer
     if receiver_frames and not isinstance(file_localizer, PhysicsLocalizer):
@@ -271,10 +271,10 @@ def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
         tilt = None if hardware is None else (hardware.roll_rad, hardware.pitch_rad)
         pipeline.tilts.clear()
         if receiver_frames:
-            pipeline.localizer = calibrated_localizer(file_localizer, (
-                (processor.process(frame), position + origin, yaw) for _, frame, position, yaw,
-                *_ in random_frames(simulator, drawn, receiver_frames,
-                                    [seed + CALIBRATION_SEED_OFFSET, j, 1])))[0]
+            pipeline.localizer = calibrated_receivers(
+                file_localizer, processor, simulator, drawn, origin, receiver_frames,
+                [seed + CALIBRATION_SEED_OFFSET, j, 1], from_fixes or None,
+                None if details is None else details.setdefault('receivers', []))
         # One draw keeps the seeds of a single world.
         frame_seed = seed if j == 0 else [seed, j]
         frames = random_frames(simulator, drawn, count, frame_seed, *frame_args)
@@ -355,12 +355,14 @@ def _fixes_result(log: _Columns, n: int, method: str, details: dict | None,
     if details is not None:
         details.update({name: log[name] for name in
                         ('truth_m', 'estimate_m', 'covariance_m2', 'errors_m', 'inside_95')})
+    receivers = {} if details is None or 'receivers' not in details else {
+        'receivers': details['receivers']}
     ranges = first_echo_figures(log['tof_s'], log['first_echo_s'], true_c_mps)
     if not len(log):
-        return {'withheld_rate': 1.0, 'n': n, **ranges}
+        return {'withheld_rate': 1.0, 'n': n, **ranges, **receivers}
     errors = log['errors_m']
     result = error_metrics(errors, log['inside_95'])
-    result.update(ranges)
+    result.update(ranges, **receivers)
     result.update({
         'outside_999': float(np.mean(log['outside_999'])),
         'withheld_rate': float(np.mean(log['withheld'])),

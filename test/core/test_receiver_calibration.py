@@ -4,9 +4,13 @@ that (up to their common shift, which the phases cannot see)."""
 
 import numpy as np
 import pytest
+import yaml
 
+from echoloc_ros.core.array_geometry import array_from_dict
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
-from echoloc_ros.core.receiver_calibration import ReceiverCalibration, calibrated_localizer
+from echoloc_ros.core.receiver_calibration import (ReceiverCalibration, array_yaml,
+                                                   calibrated_from_fixes, calibrated_localizer,
+                                                   localized)
 from echoloc_ros.offline.evaluation import random_frames
 from echoloc_ros.sim.model_error import ModelError
 from echoloc_ros.sim.simulator import Scenario
@@ -47,3 +51,31 @@ def test_too_few_echoes_are_named(drawn):
     calibration.add(*frames[0])
     with pytest.raises(ValueError, match='isolated echoes collected; need at least 50'):
         calibration.solve()
+
+
+def test_at_the_localizers_own_fixes_the_phase_centres_are_found_but_for_a_turn(drawn):
+    # No pose known: pass one at the file array's fixes, pass two at the calibrated array's.
+    localizer, frames, truth = drawn
+    fixed = localized(localizer, frames[:30], np.deg2rad(1.0))
+    assert len(fixed) == 30
+    _, result, passes = calibrated_from_fixes(localizer, fixed, 2, np.deg2rad(1.0))
+    assert [p['echoes'] > 50 for p in passes] == [True, True]
+    # A turn of every receiver about the array's axis is a heading, which the fixes refine:
+    # the phases at them cannot see it. Compare without it.
+    arm = localizer.array.receivers_m - localizer.array.receivers_m.mean(axis=0)
+    turn = np.stack([-arm[:, 1], arm[:, 0], np.zeros(len(arm))], axis=1)
+    error = result.offsets_m - truth
+    error -= np.sum(turn * error) / np.sum(turn ** 2) * turn
+    assert np.sqrt(np.mean(error ** 2)) < 0.1 * np.sqrt(np.mean(truth ** 2))
+    with pytest.raises(ValueError, match='passes must be >= 1, got 0'):
+        calibrated_from_fixes(localizer, fixed, 0)
+
+
+def test_the_array_file_written_keeps_its_name_and_moves_its_receivers(drawn, array):
+    localizer, frames, _ = drawn
+    _, result = calibrated_localizer(localizer, frames)
+    written = array_from_dict(yaml.safe_load(array_yaml('square_4sensor', result)))
+    assert written.name == array.name
+    np.testing.assert_allclose(written.receivers_m, array.receivers_m + result.offsets_m,
+                               atol=1e-6)
+    np.testing.assert_array_equal(written.emitter_m, array.emitter_m)
