@@ -7,6 +7,7 @@ time (this process's, with BLAS held to one thread as the nodes hold it), and th
 the smallest of each over the passes (the least disturbed by other work on the machine).
 
     python scripts/localize-cpu.py --room furnished_room --frames 60 --passes 3
+    python scripts/localize-cpu.py --method nn
 """
 import argparse
 import json
@@ -27,8 +28,11 @@ FS_HZ = 250e3
 
 
 def main() -> None:
-    """Print one JSON line: the room, level, frames, passes and localize CPU p50/p95 (ms)."""
+    """Print one JSON line: the method, room, level, frames, passes and localize CPU p50/p95
+    (ms)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--method', choices=('physics', 'nn'), default='physics',
+                        help='nn: the shipped model for the room, on the CPU')
     parser.add_argument('--room', default='default_room')
     parser.add_argument('--level', default='balanced')
     parser.add_argument('--frames', type=int, default=60)
@@ -37,7 +41,7 @@ def main() -> None:
     room, array, chirp = load_room(args.room), load_array('square_4sensor'), Chirp()
     sim = SimulatedArray(room, array, chirp, FS_HZ, Scenario(snr_db=20.0, seed=0), seed=0)
     processor = EchoProcessor(chirp, FS_HZ, array=array)
-    pipeline = make_pipeline('physics', room, array, chirp, FS_HZ, processor, args.level)
+    pipeline = make_pipeline(args.method, room, array, chirp, FS_HZ, processor, args.level)
     frames = []
     for i in range(args.frames):
         frame = sim.acquire(0.04 * i)
@@ -54,7 +58,8 @@ def main() -> None:
             if rep:
                 p50.append(1e3 * np.percentile(cpu_s, 50))
                 p95.append(1e3 * np.percentile(cpu_s, 95))
-    print(json.dumps({'room': args.room, 'level': args.level, 'frames': args.frames,
+    print(json.dumps({'method': args.method, 'room': args.room, 'level': args.level,
+                      'frames': args.frames,
                       'passes': args.passes,
                       'localize_cpu_ms': {'p50': round(min(p50), 3),
                                           'p95': round(min(p95), 3)}}))

@@ -3,6 +3,7 @@ run, and the device the network ran on."""
 import os
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,6 +13,10 @@ from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.paths import default_model_path
 from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room
+from echoloc_ros.ros.bag import read_messages
+from echoloc_ros.ros.conversions import echo_frame_samples, stamp_to_s
+from echoloc_ros.sim.sim_array import SimulatedArray
+from echoloc_ros.sim.simulator import Scenario
 from ros_testing import wait_for
 
 
@@ -55,3 +60,30 @@ def test_nn_on_cuda_runs_there_or_says_clearly_why_not():
     assert (pipeline.method, pipeline.device) == ('physics', 'cpu')
     assert 'no CUDA' in pipeline.model_error
     assert make_pipeline('nn', room, array, Chirp()).device == 'cpu'
+
+
+def test_the_recorded_drive_is_the_sim_drivers_frames_heading_and_truth(tmp_path):
+    n = bench.record_sim_drive(tmp_path / 'drive', 0.5)
+    assert n == 13
+    messages = list(read_messages(tmp_path / 'drive'))
+    topics = [topic for topic, _, _ in messages]
+    # Per frame: the heading, the truth, then the echoes, all with the frame's stamp.
+    assert topics == ['/imu/data', '/echoloc/ground_truth', '/echoloc/echoes'] * n
+    frames = [msg for topic, _, msg in messages if topic == '/echoloc/echoes']
+    assert [f.seq for f in frames] == list(range(n))
+    stamps = np.array([stamp_to_s(msg.header.stamp) for _, _, msg in messages]).reshape(n, 3)
+    assert np.all(stamps == stamps[:, :1])
+    assert np.allclose(np.diff(stamps[:, 0]), 0.04, atol=1e-6)
+    # The frames the simulator gives for the same seed, in turn, bit for bit.
+    room, array, chirp = load_room('default_room'), load_array('square_4sensor'), Chirp()
+    sim = SimulatedArray(room, array, chirp, 250e3, Scenario(snr_db=20.0, seed=0), seed=0)
+    for i in range(n):
+        frame = sim.acquire(i * 0.04)
+        assert np.array_equal(echo_frame_samples(frames[i]), frame.samples)
+        truth = messages[3 * i + 1][2].pose.position
+        assert np.allclose([truth.x, truth.y, truth.z], frame.position_m, atol=1e-12)
+
+
+def test_an_unknown_driver_is_refused_naming_it():
+    with pytest.raises(ValueError, match="driver must be 'sim' or 'replay', got 'serial'"):
+        bench.bench_graph(1.0, driver='serial')

@@ -126,10 +126,14 @@ def cmd_bench(args) -> int:
           flush=True)
     if not args.stages_only:
         contention = (os.cpu_count() or 1) if args.contention == -1 else args.contention
-        print(json.dumps(bench.bench_graph(args.duration, args.params_file, method=args.method,
-                                           contention=contention, device=args.device,
-                                           room=args.room)),
-              flush=True)
+        # The simulating driver's graph always; with --driver replay, then the same drive
+        # played from a recording.
+        for driver in ('sim', 'replay')[:1 + (args.driver == 'replay')]:
+            print(json.dumps(bench.bench_graph(args.duration, args.params_file,
+                                               method=args.method, contention=contention,
+                                               device=args.device, room=args.room,
+                                               driver=driver)),
+                  flush=True)
     return 0
 
 
@@ -183,6 +187,10 @@ def add_parsers(sub) -> None:
     p.add_argument('--contention', type=int, nargs='?', const=-1, default=0, metavar='N',
                    help='graph bench with N busy processes competing for the CPU (no N: one '
                    'per core)')
+    p.add_argument('--driver', choices=('sim', 'replay'), default='sim',
+                   help='replay: after the graph with the simulating driver, the graph again '
+                   'with the driver playing a recording of the same drive (the nodes\' CPU '
+                   'time without the simulator\'s beside them, as on a robot)')
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser('record', help='record the graph\'s topics to MCAP (rosbag2 layout)')

@@ -231,7 +231,8 @@ class EchoProcessor:
         i = np.floor(x).astype(np.int64)
         frac = x - i
         valid = (i >= 0) & (i < self._g.size - 1)
-        i = np.clip(i, 0, self._g.size - 2)
+        # np.clip's result, without its argument handling (a tenth of a call's cost here).
+        i = np.minimum(np.maximum(i, 0), self._g.size - 2)
         lo = self._g[i]
         slope = self._g[i + 1] - lo
         value = np.where(valid, lo + slope * frac, 0.0)
@@ -397,22 +398,26 @@ class EchoProcessor:
         dt = times_s[1] - times_s[0]
         half, steps, model, norm = self._delay_grid(dt)
         valid = np.isfinite(guess_s)
-        centre = np.clip(np.rint((np.nan_to_num(guess_s) - times_s[0]) / dt).astype(int), half,
-                         times_s.size - half - 1)
+        last = times_s.size - half - 1
+        rows = np.arange(baseband.shape[0])
+        # The integer clips as minimum of maximum, the gathers as fancy indexing: the same
+        # values as np.clip and np.take_along_axis at a fraction of their calls' cost.
+        centre = np.minimum(np.maximum(np.rint((np.where(valid, guess_s, 0.0) - times_s[0])
+                                               / dt).astype(int), half), last)
         # Start from the envelope peak within two bins of the guess.
-        near = np.clip(centre[:, None] + np.arange(-2, 3), half, times_s.size - half - 1)
-        power = np.abs(np.take_along_axis(baseband, near, axis=1))
-        centre = near[np.arange(near.shape[0]), np.argmax(power, axis=1)]
+        near = np.minimum(np.maximum(centre[:, None] + np.arange(-2, 3), half), last)
+        power = np.abs(baseband[rows[:, None], near])
+        centre = near[rows, np.argmax(power, axis=1)]
         idx = centre[:, None] + np.arange(-half, half + 1)                   # (n, w)
-        window = np.take_along_axis(baseband, idx, axis=1)
+        window = baseband[rows[:, None], idx]
         tau_grid = times_s[centre][:, None] + steps                         # (n, s)
         power = np.abs(window @ model) ** 2 / norm
-        best = np.clip(np.argmax(power, axis=1), 1, steps.size - 2)
-        rows = np.arange(power.shape[0])
+        best = np.minimum(np.maximum(np.argmax(power, axis=1), 1), steps.size - 2)
         y0, y1, y2 = power[rows, best - 1], power[rows, best], power[rows, best + 1]
         denom = y0 - 2 * y1 + y2
         offset = np.where(denom < 0, 0.5 * (y0 - y2) / np.where(denom < 0, denom, 1.0), 0.0)
-        tau = tau_grid[rows, best] + np.clip(offset, -1.0, 1.0) * (steps[1] - steps[0])
+        offset = np.minimum(np.maximum(offset, -1.0), 1.0)
+        tau = tau_grid[rows, best] + offset * (steps[1] - steps[0])
         g = self.point_response(times_s[idx] - tau[:, None])
         amp = np.sum(np.conj(g) * window, axis=1) / np.sum(np.abs(g) ** 2, axis=1)
         return np.where(valid, tau, np.nan), np.where(valid, amp, 0.0)

@@ -139,12 +139,32 @@ class LagConv(nn.Module):
                     shift[k, i, j] = 1.0
         self.register_buffer('shift', shift, persistent=False)
         self.n_lags = n_lags
+        self._banded: tuple = ((), ())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, *self.banded())
+
+    def banded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The banded weight ``(c_out * W, c_in * W)`` and bias ``(c_out * W,)``.
+
+        Without gradients (inference) they are built once and kept while the parameters are
+        the same tensors at the same version (an optimiser's step, a state dict loaded or a
+        move to another device builds them anew): per frame they cost ~0.1 ms of a 1.2 ms
+        forward pass on a CPU.
+        """
+        tensors = (self.weight, self.bias, self.shift)
+        # Inference tensors (a model built in inference mode) have no version to check.
+        keep = not (torch.is_grad_enabled() or torch.jit.is_tracing()
+                    or any(t.is_inference() for t in tensors))
+        key = tuple((t.data_ptr(), t._version) for t in tensors) if keep else None
+        if keep and self._banded[0] == key:
+            return self._banded[1]
         c_out, c_in, _ = self.weight.shape
-        band = torch.einsum('oik,kab->oaib', self.weight, self.shift).reshape(
-            c_out * self.n_lags, c_in * self.n_lags)
-        return nn.functional.linear(x, band, self.bias.repeat_interleave(self.n_lags))
+        banded = (torch.einsum('oik,kab->oaib', self.weight, self.shift).reshape(
+            c_out * self.n_lags, c_in * self.n_lags), self.bias.repeat_interleave(self.n_lags))
+        if keep:
+            self._banded = (key, banded)
+        return banded
 
 
 class CandidateRanker(nn.Module):

@@ -1,6 +1,7 @@
 """`echoloc bench`: per-stage latency in-process, then the real graph across processes."""
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
+from builtin_interfaces.msg import Time
+from rclpy.serialization import serialize_message
 from threadpoolctl import threadpool_limits
 
 from echoloc_ros.core.array_geometry import load_array
@@ -18,6 +21,8 @@ from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room
 from echoloc_ros.sim.sim_array import SimulatedArray
 from echoloc_ros.sim.simulator import Scenario
+from echoloc_ros.ros import conversions
+from echoloc_ros.ros.bag import BagWriter
 from echoloc_ros.ros.listener import GraphListener, Spinner
 from echoloc_ros.ros.process_graph import NodeProcesses, die_with_parent, isolated_ros_env
 
@@ -78,6 +83,48 @@ def bench_stages(n_frames: int = 100, room: str = 'default_room',
             **{f'{stage}_cpu_ms': _percentiles_ms(t) for stage, t in cpu.items()},
             'median_error_cm': round(100 * float(np.median(errors)), 3)}
 
+
+# What a replayed graph bench records beyond its window: the graph's start-up to its first
+# pose, the settling and the diagnostics read around the window, s.
+REPLAY_LEAD_S = 20.0
+
+
+def record_sim_drive(path: Path, duration_s: float, room: str = 'default_room',
+                     array: str = 'square_4sensor', rate_hz: float = 25.0,
+                     seed: int = 0) -> int:
+    """Record the simulated array's drive as the ``sim`` driver publishes it with its shipped
+    parameters (20 dB, the default path and heading noise): the echoes, the heading on
+    ``imu/data`` and the ground truth, stamped from now at ``rate_hz``, in the layout the
+    ``replay`` driver plays (:func:`bench_graph` with ``driver='replay'``).
+
+    :param path: the recording directory to create (must not exist).
+    :return: the frames recorded.
+    """
+    room_cfg, array_cfg, chirp, fs_hz = load_room(room), load_array(array), Chirp(), 250e3
+    sim = SimulatedArray(room_cfg, array_cfg, chirp, fs_hz, Scenario(snr_db=20.0, seed=seed),
+                         seed=seed)
+    topics = (('/imu/data', 'sensor_msgs/msg/Imu'),
+              ('/echoloc/ground_truth', 'geometry_msgs/msg/PoseStamped'),
+              ('/echoloc/echoes', 'echoloc/msg/EchoFrame'))
+    bag = BagWriter(path)
+    for topic, msgtype in topics:
+        bag.add_topic(topic, msgtype)
+    start_ns, n_frames = time.time_ns(), int(np.ceil(duration_s * rate_hz))
+    for seq in range(n_frames):
+        t_ns = start_ns + round(1e9 * seq / rate_hz)
+        stamp = Time(sec=t_ns // 10 ** 9, nanosec=t_ns % 10 ** 9)
+        frame = sim.acquire(seq / rate_hz)
+        messages = (
+            conversions.imu_msg(frame.measured_yaw_rad, sim.heading_noise_rad ** 2, stamp,
+                                'echoloc_array'),
+            conversions.pose_stamped_msg(frame.position_m, frame.yaw_rad, stamp, 'map'),
+            conversions.echo_frame_msg(frame.samples, stamp, 'echoloc_array', seq, array_cfg,
+                                       chirp, fs_hz, room_cfg.temperature_c))
+        # The heading before its frame, as the sim driver sends them.
+        for offset_ns, ((topic, _), msg) in enumerate(zip(topics, messages)):
+            bag.write(topic, t_ns + offset_ns, serialize_message(msg))
+    bag.close()
+    return n_frames
 
 
 def _peak_rss_mb(pid: int) -> float | None:
@@ -208,7 +255,7 @@ def _graph_result(window: dict, errors: np.ndarray, method: str, room: str | Non
 
 def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
                 startup_timeout_s: float = 30.0, method: str = 'physics', contention: int = 0,
-                device: str = 'cpu', room: str | None = None) -> dict:
+                device: str = 'cpu', room: str | None = None, driver: str = 'sim') -> dict:
     """Run the graph's nodes as processes and measure what a subscriber sees, and the CPU time
     each node process used per frame over the measured window (``/proc/<pid>/stat``).
 
@@ -216,6 +263,11 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
         once the graph localizes, stopped at the end) while the graph is measured.
     :param device: the localizer's ``device`` parameter (where the nn runs).
     :param room: the room of every node (``None``: the parameter file's).
+    :param driver: ``'sim'``: the driver simulates each frame as it goes (about 10 ms of CPU a
+        frame on the same cores as the nodes, which a real array does not cost); ``'replay'``:
+        the driver plays a recording of the same drive (:func:`record_sim_drive`, made first,
+        the window plus ``REPLAY_LEAD_S``), so the nodes share the CPU and its caches with
+        little else. ``stamp_to_pose_ms`` is then ``None`` (the stamps are the recording's).
 
     ``cpu_ms_per_frame`` divides each node's CPU time by the frames the driver published in
     the window; ``localizer_cpu_ms_per_pose`` divides the localizer's by the poses it
@@ -229,6 +281,8 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
     tick, before it computes the frame) to the pose's arrival. ``latency_growth_ms``: the
     median frame-to-pose latency of the last 10 s minus that of the first 10 s.
     """
+    if driver not in ('sim', 'replay'):
+        raise ValueError(f"driver must be 'sim' or 'replay', got {driver!r}")
     domain_id = random.randint(1, 100)
     log_dir = Path(tempfile.mkdtemp(prefix='echoloc-bench-'))
     env = isolated_ros_env(domain_id, log_dir)
@@ -240,6 +294,11 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
     if room is not None:
         for node in ('driver', 'localizer', 'furniture_survey'):
             overrides.setdefault(node, {})['room'] = room
+    if driver == 'replay':
+        recording = log_dir / 'drive'
+        record_sim_drive(recording, duration_s + REPLAY_LEAD_S, room or 'default_room')
+        overrides.setdefault('driver', {}).update(backend='replay',
+                                                  replay_file=str(recording))
     graph = NodeProcesses(params_file=params_file, env=env, log_dir=log_dir,
                           overrides=overrides)
     busy: list[subprocess.Popen] = []
@@ -256,6 +315,11 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
             p.terminate()
         for p in busy:
             p.wait()
+        if driver == 'replay':
+            shutil.rmtree(log_dir / 'drive', ignore_errors=True)
         listener.destroy_node()
         rclpy.try_shutdown()
-    return _graph_result(window, errors, method, room, contention, duration_s)
+    result = _graph_result(window, errors, method, room, contention, duration_s)
+    if driver == 'replay':
+        result['stamp_to_pose_ms'] = None
+    return {**result, 'driver': driver}

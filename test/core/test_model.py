@@ -1,5 +1,7 @@
 """The candidate ranker and its checkpoint (tiny sizes, fixed seeds)."""
 
+import copy
+
 import pytest
 import torch
 
@@ -95,3 +97,29 @@ def test_a_checkpoint_that_is_not_one_is_a_named_error(tmp_path, room, array, ch
         torch.save(content, tmp_path / name)
         with pytest.raises(ValueError, match=match):
             load_checkpoint(tmp_path / name, _trained_for(room, array, chirp))
+
+
+def test_inference_keeps_the_banded_lag_weights_only_while_the_parameters_stand():
+    torch.manual_seed(0)
+    model = CandidateRanker(ModelConfig.named('tiny', n_candidates=5)).eval()
+    batch = _batch()
+    with torch.inference_mode():
+        # Built at the first call, then the same tensors: the same logits to the bit.
+        first = model(*batch)
+        assert model.cnn[0].banded()[0] is model.cnn[0].banded()[0]
+        assert torch.equal(model(*batch), first)
+    # A step of training: its gradients reach the lag kernels, and inference follows the new
+    # weights (a kept band would give the old logits), as a copy that builds its own does.
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.5)
+    model(*batch)[:, -1].sum().backward()
+    assert model.cnn[0].weight.grad.abs().sum() > 0
+    optimiser.step()
+    twin = copy.deepcopy(model)
+    with torch.inference_mode():
+        stepped = model(*batch)
+        assert not torch.equal(stepped, first)
+        assert torch.equal(stepped, twin(*batch))
+        # A model built in inference mode (no versions to check) builds the band every call.
+        built_here = CandidateRanker(ModelConfig.named('tiny', n_candidates=5)).eval()
+        built_here.load_state_dict(model.state_dict())
+        assert torch.equal(built_here(*batch), stepped)

@@ -6,11 +6,13 @@ test, and the traced room paths of a plan that is not convex against the geometr
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from echoloc_ros.core.array_geometry import yaw_matrix
 from echoloc_ros.core.geometry import occluders, on_surfaces, plane_contains
 from echoloc_ros.core.physics import kernels, newton, path_trace, scan_kernels
 from echoloc_ros.core.physics.config import RESPONSE_HALF_S, STEP_LIMIT, STEP_TOLERANCE
+from echoloc_ros.core.physics.covariance import chi2_3_quantile
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.physics.matched_filter import lower_quartile, sample
 from echoloc_ros.core.room import any_box_blocks, load_room
@@ -416,3 +418,11 @@ def test_separated_peaks_are_the_python_loops():
         np.testing.assert_array_equal(scan_kernels.separated(order, grid, k, separation),
                                       chosen)
     assert scan_kernels.separated(order[:0], grid, 3, 0.02).size == 0
+
+
+def test_chi2_quantile_is_scipys_to_the_bit():
+    levels = np.concatenate([np.linspace(1e-6, 0.999, 2001), [0.5, 0.95, 0.999]])
+    assert [chi2_3_quantile(q) for q in levels] == [float(stats.chi2.ppf(q, 3))
+                                                    for q in levels]
+    # The 95 % quantile of chi-square(3), as tabulated.
+    assert chi2_3_quantile(0.95) == pytest.approx(7.8147, abs=1e-4)

@@ -1,11 +1,18 @@
 """Covariance of a physics fix."""
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from echoloc_ros.core.physics.config import (AMBIGUOUS_GAP, CONFIDENT_GAP, REGION_LEVEL_MAX,
                                              REGION_MASS, RIVAL_COVER_WEIGHT, WEAK_AXIS_RATIO,
                                              YAW)
+
+
+def chi2_3_quantile(probability: float) -> float:
+    """The ``probability`` quantile of chi-square with 3 degrees of freedom: what
+    ``scipy.stats.chi2.ppf(probability, 3)`` gives, to the bit (it computes this), at 5 us
+    instead of 120 us (its argument handling), twice a frame with a learned ranker."""
+    return 2.0 * float(special.gammaincinv(1.5, probability))
 
 
 class Covariance:
@@ -40,7 +47,7 @@ class Covariance:
             moment = moment + weight * (cov + spread)
             mass += weight
         level = min(REGION_MASS / max(mass, 1e-12), REGION_LEVEL_MAX)
-        scale = stats.chi2.ppf(level, 3) / stats.chi2.ppf(REGION_MASS, 3)
+        scale = chi2_3_quantile(level) / chi2_3_quantile(REGION_MASS)
         return moment / mass * scale
 
     def _physics_covariance(self, cov: np.ndarray, position: np.ndarray, score: float,
