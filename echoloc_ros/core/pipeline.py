@@ -20,7 +20,7 @@ from echoloc_ros.core.localization import Fix, Localizer
 from echoloc_ros.core.paths import default_model_path
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import Room
-from echoloc_ros.core.room_tolerance import with_room_tolerance
+from echoloc_ros.core.room_tolerance import tolerance_covariance, with_room_tolerance
 from echoloc_ros.core.tracker import PoseTracker
 
 # Frames whose tilt estimates the published tilt is the median of (1 s at 25 frames/s).
@@ -134,8 +134,11 @@ class Pipeline:
             tilt_rad = tuple(np.median(self.tilts, axis=0))
         fix = self.localizer.fix(features, yaw_rad, temperature_c, yaw_std_rad,
                                  wide_search_allowed, tilt_rad)
-        # The room file's tolerance is what the echoes cannot tell: it widens every fix.
-        fix = replace(fix, estimate=with_room_tolerance(fix.estimate, self.room))
+        # The room file's tolerance is what the echoes cannot tell: it widens every fix. It
+        # is the same error frame after frame, so the tracker fuses the fixes without it, and
+        # the track, which cannot average it out, is widened by it after.
+        untolerated = fix.estimate
+        fix = replace(fix, estimate=with_room_tolerance(untolerated, self.room))
         estimate = fix.estimate
         counts = self.counts
         counts.frames += 1
@@ -151,7 +154,8 @@ class Pipeline:
             restarted = last is not None and t_s < last
             if restarted:
                 self.tracker.reset()
-            position, covariance, accepted = self.tracker.update_estimate(t_s, estimate)
+            position, covariance, accepted = self.tracker.update_estimate(t_s, untolerated)
+            covariance = covariance + tolerance_covariance(self.room, position)
             counts.gated += not accepted
             vouched = self.tracker.initialised
             counts.unvouched += not vouched

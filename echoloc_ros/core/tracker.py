@@ -14,6 +14,13 @@ RIVAL_POSITION_STD_M = 0.01
 # with rather than as its mixture: with a stale room file the network's doubted fixes are right
 # less often than it says, and wrong the same way from frame to frame (docs/physics.md).
 MIXTURE_MIN_CONFIDENCE = 0.5
+# The unmodelled acceleration is continuous white noise of power accel_std^2 times this (s):
+# a turn or a brake lasts, it does not flip sign every frame. As independent kicks of
+# accel_std per frame (the discrete model) its power fell with the frame period (0.01
+# m^2/s^3 at 25 Hz), and a track coasting 1.5 s through the 0.64 m/s^2 turn of the tracked
+# evaluations' tightest figure held the truth 5 sigmas out; this much keeps it within 3.5
+# after max_coast_s (2 s).
+ACCEL_HOLD_S = 0.25
 # A place at least this probable that no track expects starts a track.
 SPAWN_PROBABILITY = 0.1
 _HALF_LOG_2PI_3 = 1.5 * np.log(2.0 * np.pi)
@@ -46,10 +53,24 @@ class Measurement:
 
         With a learned ranker's mixture (``component_covariance_m2``) and a fix the ranker
         holds right with at least ``min_confidence``: the fix with its own covariance and the
-        ranker's probability, and each rival with its probability. Otherwise: the fix with the
-        covariance it was published with (which spans its rivals), right with probability
-        ``prior_right``.
+        ranker's probability, and each rival with its probability. A physics fix with its
+        ``local_covariance_m2`` (before a weak axis or a doubted fix is widened to the room):
+        the fix with that covariance, right with probability ``prior_right`` (wrong, it is
+        anywhere: "none"), published as it came until a track is confirmed. Otherwise: the
+        fix with the covariance it was published with (which spans its rivals), right with
+        probability ``prior_right``.
+
+        The physics widens an axis many times weaker than the best to the room, since such an
+        axis is now and then metres off with a millimetre sigma. Taken as published, such
+        fixes tell a track nothing along that axis, and it coasts (on a 0.25 m
+        figure-of-eight whose height the echoes fix to 0.01 mm, a 17 cm lag behind fixes
+        0.05 cm off). Taken as a sharp place right with ``prior_right``, one that lands where
+        the track expects it counts in full and one metres off falls outside the gate.
         """
+        local = estimate.local_covariance_m2
+        if estimate.component_covariance_m2 is None and local is not None:
+            return cls.single(estimate.position_m, local, prior_right,
+                              fix_covariance_m2=estimate.covariance_m2)
         if (estimate.component_covariance_m2 is None
                 or not estimate.confidence >= min_confidence):
             return cls.single(estimate.position_m, estimate.covariance_m2, prior_right)
@@ -65,14 +86,18 @@ class Measurement:
 
     @classmethod
     def single(cls, position_m: np.ndarray, covariance_m2: np.ndarray,
-               probability: float = 0.5) -> 'Measurement':
-        """One place, right with ``probability``."""
+               probability: float = 0.5,
+               fix_covariance_m2: np.ndarray | None = None) -> 'Measurement':
+        """One place, right with ``probability``; published, before a track is confirmed,
+        with ``fix_covariance_m2`` (``None``: ``covariance_m2``)."""
         position = np.asarray(position_m, dtype=float)
         if position.shape != (3,) or not np.all(np.isfinite(position)):
             raise ValueError(f'position_m must be 3 finite numbers, got {position_m!r}')
         cov = _checked_covariance(covariance_m2, 'covariance_m2')
+        fix_cov = (cov if fix_covariance_m2 is None
+                   else _checked_covariance(fix_covariance_m2, 'fix_covariance_m2'))
         return cls._checked(position[None], cov[None], np.array([probability], dtype=float),
-                            cov)
+                            fix_cov)
 
     @classmethod
     def _checked(cls, positions: np.ndarray, covariances: np.ndarray,
@@ -121,7 +146,8 @@ class PoseTracker:
     another track's consistent fixes outweigh it, so a wrong lock cannot last and scattered
     wrong fixes cannot take over.
 
-    :param accel_std_mps2: standard deviation of the unmodelled acceleration, m/s^2.
+    :param accel_std_mps2: standard deviation of the unmodelled acceleration, m/s^2, as
+        continuous white noise of power ``accel_std_mps2 ** 2 * ACCEL_HOLD_S``.
     :param gate_probability: probability mass inside the gate.
     :param confirm_hits: frames' worth of fixes a track needs before it can be published
         (and, for a track that replaces another, the consistent fixes it needs).
@@ -224,8 +250,9 @@ class PoseTracker:
         dt = t_s - track.t_s
         f = np.eye(6)
         f[:3, 3:] = dt * np.eye(3)
-        q1 = np.array([[dt ** 4 / 4, dt ** 3 / 2], [dt ** 3 / 2, dt ** 2]])
-        q = np.kron(q1, np.eye(3)) * self.accel_std_mps2 ** 2
+        # Continuous white-noise acceleration of power accel_std^2 * ACCEL_HOLD_S.
+        q1 = np.array([[dt ** 3 / 3, dt ** 2 / 2], [dt ** 2 / 2, dt]])
+        q = np.kron(q1, np.eye(3)) * self.accel_std_mps2 ** 2 * ACCEL_HOLD_S
         return f @ track.state, f @ track.covariance @ f.T + q
 
     def _associate(self, track: _Track, t_s: float, m: Measurement) -> tuple[float, np.ndarray]:

@@ -456,7 +456,8 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     :param heading_noise_deg: std of the error of the heading given to the localizer, deg.
     :param details: if a dict, receives per-frame arrays ``t_s``, ``truth_m``,
         ``estimate_m``, ``tracked_m``, ``tracked_covariance_m2``, ``errors_m``,
-        ``tracked_errors_m`` (for plots).
+        ``tracked_errors_m`` (for plots) and ``vouched`` (a confirmed track vouched for the
+        pose: the node publishes only those).
     :param method: ``'physics'`` or ``'nn'`` (:func:`~echoloc_ros.core.pipeline.make_localizer`;
         ``model_path``: the ``nn`` method's checkpoint).
     :param furniture_shift_m: the furniture stands moved by up to this on each axis from
@@ -563,7 +564,7 @@ def _score_track(log: _Columns, position_m: np.ndarray, out) -> None:
             inside_95=holds_truth_95(error, estimate.covariance_m2),
             tracked_errors_m=float(np.linalg.norm(track_error)),
             tracked_inside_95=holds_truth_95(track_error, out.covariance_m2),
-            rejected=not out.accepted)
+            rejected=not out.accepted, vouched=out.vouched)
 
 
 def _tracked_result(log: _Columns, details: dict | None, live: _LiveRoom | None,
@@ -573,7 +574,7 @@ def _tracked_result(log: _Columns, details: dict | None, live: _LiveRoom | None,
     if details is not None:
         details.update({name: log[name] for name in
                         ('t_s', 'truth_m', 'estimate_m', 'tracked_m', 'tracked_covariance_m2',
-                         'errors_m', 'tracked_errors_m')})
+                         'errors_m', 'tracked_errors_m', 'vouched')})
     result = error_metrics(log['errors_m'], log['inside_95'])
     result.update({f'tracked_{key}': value for key, value in
                    error_metrics(log['tracked_errors_m'], log['tracked_inside_95']).items()})

@@ -173,8 +173,10 @@ def evaluate_rooms_tracked(rooms: list[Room], array: ArrayGeometry, chirp: Chirp
 
     :param tracked_kwargs: more arguments of ``evaluate_tracked`` (``heading_noise_deg``,
         ``optimization_level``, ``method``, ``model_path``).
-    :return: as :func:`evaluate_rooms`, of the tracked poses (``outside_999``: the truth
-        outside the track's own 99.9 % ellipsoid); rooms where no path fits are left out and
+    :return: as :func:`evaluate_rooms`, of the tracked poses a confirmed track vouches for
+        (those the localizer node publishes; ``withheld_rate``: the frames with none, at the
+        start of a lap or after a lost track), ``outside_999``: the truth outside the track's
+        own 99.9 % ellipsoid; rooms where no path fits are left out and
         listed in ``rooms_without_path``; ``per_room`` adds each lap's ``lap_s`` and
         ``path_half_extents_m``. The intervals treat the frames as independent; a track's
         frames are not, so they are too narrow.
@@ -191,10 +193,12 @@ def evaluate_rooms_tracked(rooms: list[Room], array: ArrayGeometry, chirp: Chirp
         room_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
         evaluate_tracked(room, array, chirp, scenario, None, room_seed, details=details,
                          path=path, **tracked_kwargs)
-        d2 = _mahalanobis2(details['tracked_m'] - details['truth_m'],
-                           details['tracked_covariance_m2'])
-        frames.append((details['tracked_errors_m'], d2 <= CHI2_95_3DOF, d2 > CHI2_999_3DOF))
-        counts.append(len(d2))
+        vouched = details['vouched']
+        d2 = _mahalanobis2(details['tracked_m'][vouched] - details['truth_m'][vouched],
+                           details['tracked_covariance_m2'][vouched])
+        frames.append((details['tracked_errors_m'][vouched], d2 <= CHI2_95_3DOF,
+                       d2 > CHI2_999_3DOF))
+        counts.append(len(vouched))
         driven.append(room)
         one = summary(*frames[-1], counts[-1])
         per_room.append({'room': room.name, 'plan_vertices': int(room.vertices_m.shape[0]),

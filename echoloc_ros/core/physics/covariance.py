@@ -51,14 +51,17 @@ class Covariance:
         return moment / mass * scale
 
     def _physics_covariance(self, cov: np.ndarray, position: np.ndarray, score: float,
-                            rivals: list, doubtful: bool) -> tuple[np.ndarray, float]:
+                            rivals: list, doubtful: bool, weak_axes: bool = True
+                            ) -> tuple[np.ndarray, float]:
         """The covariance and confidence of a fix the physics alone chose: ``cov`` widened
         toward each of the three best ``rivals`` ``(score, theta, index)`` that explains the
         echoes nearly as well (a two-component mixture's second moment), and, when the fix is
         ``doubtful`` (its fit does not explain the frame, or a rival cannot be told from it),
-        to the whole room (:meth:`_anywhere`) with confidence 0."""
+        to the whole room (:meth:`_anywhere`) with confidence 0. ``weak_axes`` false leaves
+        out :meth:`_weak_axes_widened` (the fix's covariance where it stands, for a tracker)."""
         confidence = 1.0
-        cov = self._weak_axes_widened(cov, position)
+        if weak_axes:
+            cov = self._weak_axes_widened(cov, position)
         for other_score, other, _ in rivals[:3]:
             gap = max(score - other_score, 0.0)
             confidence = min(confidence, float(np.clip(gap / CONFIDENT_GAP, 0.0, 1.0)))

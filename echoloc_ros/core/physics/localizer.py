@@ -459,10 +459,12 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
         cov = jacobian @ full_cov @ jacobian.T
         component = None
         listed = []
+        local = None
         if probabilities is None:
-            cov, confidence = self._physics_covariance(
-                cov, theta[:3], score, rivals,
-                ratio > UNEXPLAINED_RATIO or self._unseparated(proposal, index))
+            doubtful = ratio > UNEXPLAINED_RATIO or self._unseparated(proposal, index)
+            local = self._physics_covariance(cov, theta[:3], score, rivals, False, False)[0]
+            local = 0.5 * (local + local.T) + self.position_floor_m ** 2 * np.eye(3)
+            cov, confidence = self._physics_covariance(cov, theta[:3], score, rivals, doubtful)
         else:
             p = np.asarray(probabilities, dtype=float)
             if p.shape != (len(proposal.thetas) + 1,):
@@ -489,6 +491,6 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
                                               + [origin(t) for _, t, _ in rivals[:4]]),
                         residual_ratio=ratio, yaw_rad=yaw,
                         yaw_variance_rad2=float(full_cov[YAW, YAW]) if fr.yaw_free else 0.0,
-                        component_covariance_m2=component,
+                        component_covariance_m2=component, local_covariance_m2=local,
                         rivals_m=np.array([origin(t) for _, t in listed]).reshape(-1, 3),
                         rival_probabilities=np.array([q for q, _ in listed], dtype=float))

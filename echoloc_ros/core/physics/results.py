@@ -36,6 +36,12 @@ class Estimate:
         the ranker's calibrated probability that the fix is the right one. A tracker uses the
         two as a mixture (:class:`~echoloc_ros.core.tracker.PoseTracker`). ``None`` when
         ``covariance_m2`` is all there is (physics alone).
+    :ivar local_covariance_m2: physics alone: the fix's covariance where it stands, before
+        an axis many times weaker than the best one (``WEAK_AXIS_RATIO``) or a doubted fix is
+        widened to the room (the rivals' spread included). What the echoes say if the fix is
+        right: a tracker takes it only where its prediction agrees
+        (:class:`~echoloc_ros.core.tracker.PoseTracker`); ``covariance_m2`` is what one fix
+        alone can vouch for. ``None`` with a learned ranker (``component_covariance_m2``).
     :ivar rivals_m: with a learned ranker, the other candidates the ranker gives at least
         ``RIVAL_MIN_PROBABILITY`` ``(k, 3)``, most probable first (array origins, unrefined).
     :ivar rival_probabilities: the ranker's probability of each ``(k,)``; what is left of 1
@@ -53,6 +59,7 @@ class Estimate:
     yaw_rad: float = 0.0
     yaw_variance_rad2: float = 0.0
     component_covariance_m2: np.ndarray | None = None
+    local_covariance_m2: np.ndarray | None = None
     rivals_m: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     rival_probabilities: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
