@@ -76,17 +76,21 @@ class Covariance:
         return cov, confidence
 
     def _weak_axes_widened(self, cov: np.ndarray, position: np.ndarray) -> np.ndarray:
-        """``cov`` ``(3, 3)`` with each axis whose standard deviation exceeds
-        ``WEAK_AXIS_RATIO`` times the best-fixed axis' widened to the room along it (the
-        spread of :meth:`_anywhere` on that axis alone).
+        """``cov`` ``(3, 3)`` with each weak axis widened to the room along it (the spread of
+        :meth:`_anywhere` on that axis alone). The reference is the better-fixed horizontal
+        axis: x or y is weak when its standard deviation exceeds ``WEAK_AXIS_RATIO`` times the
+        other's, z when it exceeds that many times the better one's.
 
         An axis that many times weaker than the others is fixed by weak echoes (a far or
         soft surface, a wall a wing hides), and when those are not the ones the fix takes
         them for, it is off by metres along that axis alone with a millimetre sigma. The
-        other axes keep their information.
+        other axes keep their information. The height is not a reference: the floor and the
+        ceiling, the nearest surfaces, can fix it tens of times more sharply than any wall
+        fixes x or y, and against it both horizontal axes of a right fix looked weak.
         """
         sigma = np.sqrt(np.diag(cov))
-        weak = sigma > WEAK_AXIS_RATIO * np.min(sigma)
+        best_horizontal = np.min(sigma[:2])
+        weak = sigma > WEAK_AXIS_RATIO * np.array([sigma[1], sigma[0], best_horizontal])
         if not np.any(weak):
             return cov
         centre = np.append(self.room.vertices_m.mean(axis=0), np.mean(self.z_range_m))

@@ -37,9 +37,9 @@ class Estimate:
         two as a mixture (:class:`~echoloc_ros.core.tracker.PoseTracker`). ``None`` when
         ``covariance_m2`` is all there is (physics alone).
     :ivar local_covariance_m2: physics alone: the fix's covariance where it stands, before
-        an axis many times weaker than the best one (``WEAK_AXIS_RATIO``) or a doubted fix is
-        widened to the room (the rivals' spread included). What the echoes say if the fix is
-        right: a tracker takes it only where its prediction agrees
+        an axis many times weaker than the better horizontal one (``WEAK_AXIS_RATIO``) or a
+        doubted fix is widened to the room (the rivals' spread included). What the echoes say
+        if the fix is right: a tracker takes it only where its prediction agrees
         (:class:`~echoloc_ros.core.tracker.PoseTracker`); ``covariance_m2`` is what one fix
         alone can vouch for. ``None`` with a learned ranker (``component_covariance_m2``).
     :ivar rivals_m: with a learned ranker, the other candidates the ranker gives at least
