@@ -192,19 +192,21 @@ class ReceiverCalibration:
 
 
 def calibrated_localizer(localizer: PhysicsLocalizer,
-                         frames: Iterable[tuple[EchoFeatures, np.ndarray, float]]
+                         frames: Iterable[tuple[EchoFeatures, np.ndarray, float]],
+                         min_echoes: int = 50
                          ) -> tuple[PhysicsLocalizer, ReceiverCalibrationResult]:
     """``localizer`` (of the array file) with its receivers at the phase centres measured on
     ``frames``: ``(features, position_m, yaw_rad)`` at known poses, room file frame; a frame
     whose direct arrival the processor's model does not explain is skipped.
 
+    :param min_echoes: isolated echoes needed (:meth:`ReceiverCalibration.solve`).
     :raises ValueError: too few isolated echoes (:meth:`ReceiverCalibration.solve`).
     """
     calibration = ReceiverCalibration(localizer)
     for features, position_m, yaw_rad in frames:
         if direct_explained(features):
             calibration.add(features, position_m, yaw_rad)
-    result = calibration.solve()
+    result = calibration.solve(min_echoes)
     return localizer.with_array(result.array(localizer.array)), result
 
 
@@ -248,15 +250,10 @@ def calibrated_from_fixes(localizer: PhysicsLocalizer,
         raise ValueError(f'passes must be >= 1, got {passes}')
     history, offsets, posed = [], np.zeros_like(localizer.array.receivers_m), frames
     for k in range(passes):
-        calibration = ReceiverCalibration(localizer)
-        for features, position_m, yaw_rad in posed:
-            if direct_explained(features):
-                calibration.add(features, position_m, yaw_rad)
-        result = calibration.solve(min_echoes)
+        calibrated, result = calibrated_localizer(localizer, posed, min_echoes)
         change = np.sqrt(np.mean(np.sum((result.offsets_m - offsets) ** 2, axis=1)))
         history.append({'echoes': result.n_echoes, 'change_mm': round(1e3 * float(change), 4)})
-        offsets, calibrated = result.offsets_m, localizer.with_array(
-            result.array(localizer.array))
+        offsets = result.offsets_m
         if k + 1 < passes:
             posed = localized(calibrated, posed, yaw_std_rad)
     return calibrated, result, history
