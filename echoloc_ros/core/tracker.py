@@ -43,8 +43,11 @@ RIVAL_TRACK_MIN_SHARE = 0.2
 # sigmas, frame after frame (averaging does not remove a bias).
 UNEXPLAINED_RATIO = 2.0
 UNEXPLAINED_BIAS_STD_M = 0.0007
-# A track that has for memory_s taken almost only fixes the localizer doubted (this share, a
-# fading mean) is no surer than they are: it is published with their widening.
+# A tracker fed almost only fixes the localizer doubted (this share of the frames, a mean
+# fading with memory_s: about 3 s of nothing else) is no surer than they are: its track is
+# published with their widening. Counted over the frames, not the fixes taken: a track that
+# refuses the right doubted fixes while it follows doubted ghosts (a dev shoebox, 1.7 m off
+# for 0.3 s) took nothing else either.
 DOUBTED_TRACK_SHARE = 0.95
 _HALF_LOG_2PI_3 = 1.5 * np.log(2.0 * np.pi)
 # The tracks' measurement matrix: position out of [position, velocity].
@@ -371,8 +374,10 @@ class PoseTracker:
             # Past what the track can honestly predict: forget it and start from this frame.
             self._published = None
             self.losses += 1
-        predicted = (None if self._published is None
-                     else self._predict(self._published, t_s)[0][:3])
+        predicted = None
+        if self._published is not None:
+            state, p = self._predict(self._published, t_s)
+            predicted = (state[:3], p[:3, :3])
         self._tracks = [tr for tr in self._tracks if t_s - tr.last_hit_s <= self.max_coast_s]
         gated = np.zeros(len(m.probabilities), dtype=bool)
         fix_weight = {}
@@ -407,7 +412,8 @@ class PoseTracker:
                 accepted)
 
     def _published_covariance(self, m: Measurement, accepted: bool,
-                              predicted: np.ndarray | None, fade: float) -> np.ndarray:
+                              predicted: tuple[np.ndarray, np.ndarray] | None,
+                              fade: float) -> np.ndarray:
         """The published track's covariance ``(3, 3)``, widened to cover what the track
         cannot rule out.
 
@@ -420,13 +426,13 @@ class PoseTracker:
         ``RIVAL_TRACK_MIN_SHARE`` of the recent support (with its share, if larger); the fix,
         when the track refused one the localizer did not doubt; and the track's prediction,
         when a doubted fix moved it. It adds the bias of fixes that do not explain their
-        frame (``UNEXPLAINED_BIAS_STD_M``) and, for a track built of doubted fixes alone
+        frame (``UNEXPLAINED_BIAS_STD_M``) and, when the frames bring doubted fixes alone
         (``DOUBTED_TRACK_SHARE``), their widening. The track itself is not changed.
 
         :param m: the frame's measurement.
         :param accepted: the published track took the fix.
-        :param predicted: where the track published before this frame predicted the array
-            (``None``: there was none).
+        :param predicted: where the track published before this frame predicted the array,
+            and that prediction's covariance (``None``: there was none).
         :param fade: the memory's fading since the last frame.
         """
         best = self._published
@@ -436,20 +442,22 @@ class PoseTracker:
         support = sum(tr.support for tr in self._tracks
                       if tr is best or tr.hits >= self.confirm_hits)
         for tr in self._tracks:
-            share = tr.support / support if support > 0 else 0.0
+            share = tr.support / support
             if tr is not best and tr.hits >= self.confirm_hits and share >= RIVAL_TRACK_MIN_SHARE:
-                cover.append((max(share, HYPOTHESIS_COVER_WEIGHT), tr.state[:3]))
+                cover.append((max(share, HYPOTHESIS_COVER_WEIGHT), tr.state[:3],
+                              tr.covariance[:3, :3]))
         if not accepted and not m.doubted:
-            cover.append((HYPOTHESIS_COVER_WEIGHT, m.positions_m[0]))
+            cover.append((HYPOTHESIS_COVER_WEIGHT, m.positions_m[0], m.covariances_m2[0]))
         if accepted and m.doubted and predicted is not None:
-            cover.append((HYPOTHESIS_COVER_WEIGHT, predicted))
-        for weight, place in cover:
-            cov += weight * np.outer(place - position, place - position)
+            cover.append((HYPOTHESIS_COVER_WEIGHT, *predicted))
+        for weight, place, spread in cover:
+            # A mixture's second moment about the published place: its spread and offset.
+            cov += weight * (spread + np.outer(place - position, place - position))
         self._bias_m2 = fade * self._bias_m2
+        self._doubt_share = fade * self._doubt_share + (1.0 - fade) * float(m.doubted)
+        if m.doubted:
+            self._doubt_widening_m2 = m.fix_covariance_m2 - m.covariances_m2[0]
         if accepted:
-            self._doubt_share = fade * self._doubt_share + (1.0 - fade) * float(m.doubted)
-            if m.doubted:
-                self._doubt_widening_m2 = m.fix_covariance_m2 - m.covariances_m2[0]
             if m.residual_ratio > UNEXPLAINED_RATIO:
                 bias = (m.residual_ratio - 1.0) * UNEXPLAINED_BIAS_STD_M ** 2 * np.eye(3)
                 if np.trace(bias) > np.trace(self._bias_m2):
