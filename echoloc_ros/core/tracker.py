@@ -27,14 +27,17 @@ SPAWN_PROBABILITY = 0.1
 # the fix it refused, the prediction a doubted fix moved it from) with at least this share
 # of its offset's outer product: the truth there lies at a squared Mahalanobis distance of at
 # most 1 / 0.125 = 8, inside the 99 % ellipsoid (chi-square, 3 dof: 11.3), as the physics
-# covers its rivals (RIVAL_COVER_WEIGHT). Without this, 2.0 % of the tracked poses of 16 dev
-# rooms (20 dB, one lap each) lay outside their 99.9 % ellipsoid; with it and the rules below,
-# 0.05 % (docs/results.md, issue 19, the tracker's hypotheses).
+# covers its rivals (RIVAL_COVER_WEIGHT). Before this and the rules below, 1.8 % of the
+# tracked poses of 22 dev rooms (20 dB, one lap each, recorded fixes replayed) lay outside
+# their 99.9 % ellipsoid; after, 0.04 % (docs/results.md, "Issue 19: what a track cannot rule
+# out").
 HYPOTHESIS_COVER_WEIGHT = 0.125
-# A confirmed rival track is covered when its share of the tracks' recent support (fixes
-# taken, fading with memory_s) is at least this; below it a ghost track a few wrong fixes fed
-# widened right poses (dev: 16 % of the right tracked poses over 10 cm at 0.1, 7 % at 0.2, the
-# same poses outside).
+# A confirmed rival track is covered when its share of the confirmed tracks' recent support
+# (fixes taken, fading with memory_s) is at least this; below it, ghost tracks a few wrong
+# fixes fed widened right poses (16 dev rooms: right tracked poses published wider than 10 cm,
+# 16 % at 0.1 against 7 % at 0.2, with the same poses outside). Unconfirmed tracks neither
+# count nor are covered: their share diluted the confirmed rivals' (22 dev rooms: 24 poses
+# outside against 10).
 RIVAL_TRACK_MIN_SHARE = 0.2
 # A fix whose fit leaves more than this many times the noise in its echoes (the physics'
 # UNEXPLAINED_RATIO) carries a bias its own covariance does not: the published track adds
