@@ -441,8 +441,9 @@ class LocalizerNode(Node):
             # Localized from the echo track's heading, it did not explain the frame or turned
             # away from the track: the heading it was given was wrong, so is the fix.
             return
-        self.publish_pose(self.fix_pub, estimate.position_m, estimate.covariance_m2,
-                          estimate.yaw_rad, estimate.yaw_variance_rad2, msg.header.stamp)
+        if self.fix_pub.get_subscription_count():  # a volatile topic: none to keep it for
+            self.publish_pose(self.fix_pub, estimate.position_m, estimate.covariance_m2,
+                              estimate.yaw_rad, estimate.yaw_variance_rad2, msg.header.stamp)
         if not result.vouched:
             # No confirmed track vouches for this fix (start-up, or fresh fixes after a gap):
             # a navigation stack is better served by no pose than by a wrong one.
