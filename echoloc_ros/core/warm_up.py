@@ -20,6 +20,7 @@ import numpy as np
 from scipy import fft as sfft
 
 from echoloc_ros.core.acoustics import speed_of_sound_mps
+from echoloc_ros.core.array_calibration import ArrayCalibration
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
 from echoloc_ros.core.frame_rate import echo_window_s
 
@@ -83,6 +84,24 @@ def processor_frame(processor: EchoProcessor, window_s: float = DEFAULT_WINDOW_S
     amplitudes = np.column_stack([np.ones_like(direct), np.full_like(direct, 0.02)])
     n_samples = max(int(np.ceil(window_s * processor.fs_hz)), processor.min_samples)
     return synthetic_samples(processor, n_samples, delays, amplitudes, seed)
+
+
+def warm_processor(processor: EchoProcessor, calibration: bool = True,
+                   window_s: float = DEFAULT_WINDOW_S) -> EchoFeatures:
+    """Run :func:`processor_frame`'s frame through ``processor``, and (``calibration``) the
+    array calibration's equaliser on it (the processor's first self-calibration loads its
+    code too: 0.17 s of CPU, a second of frames later): nothing is kept, the processor's
+    calibration is left as it was.
+
+    :return: the frame's features.
+    """
+    samples = processor_frame(processor, window_s)
+    features = processor.process(samples)
+    if calibration and processor.array is not None:
+        measured = ArrayCalibration(samples[:, :processor.calibration_window], processor.fs_hz, 1)
+        measured.equaliser(np.linspace(processor.chirp.f0_hz, processor.chirp.f1_hz, 64),
+                           processor.chirp, processor.array)
+    return features
 
 
 def room_features(physics, seed: int = 0) -> tuple[EchoFeatures, float]:

@@ -17,7 +17,7 @@ from echoloc_ros.core.array_geometry import load_named_array
 from echoloc_ros.core.echo_processing import (DIRECT_RESIDUAL_LIMIT_DB, EchoProcessor,
                                               direct_explained)
 from echoloc_ros.ros.diagnostics import ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam
-from echoloc_ros.core.warm_up import processor_frame
+from echoloc_ros.core.warm_up import warm_processor
 from echoloc_ros.nodes.common import declare, declare_chirp, diagnostic_updater, limit_threads, \
     run, warm_up
 
@@ -100,10 +100,11 @@ class EchoProcessorNode(Node):
 
     def warm(self, expected: EchoFrame) -> None:
         """Build the processor for ``expected``'s array, chirp and rate, and run a synthetic
-        frame through it and into a features message (not published, not counted, not
-        calibrated from); create the range publishers."""
+        frame through it (and the self-calibration's code) and into a features message (not
+        published, not counted, not calibrated from); create the range publishers."""
         processor = self.processor_for(expected)
-        conversions.features_msg(processor.process(processor_frame(processor)), expected, 0.0)
+        features = warm_processor(processor, calibration=self.self_calibrate)
+        conversions.features_msg(features, expected, 0.0)
         if self.publish_ranges:
             self.range_publishers(processor.array.n_receivers)
 

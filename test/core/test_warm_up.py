@@ -10,7 +10,7 @@ from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room
 from echoloc_ros.core.tracker import PoseTracker
-from echoloc_ros.core.warm_up import processor_frame, room_features
+from echoloc_ros.core.warm_up import room_features, warm_processor
 from echoloc_ros.offline.evaluation import random_frames
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 
@@ -45,7 +45,8 @@ def test_a_warmed_processor_gives_a_cold_ones_features(array, chirp, simulator):
     frames = [simulator.simulate(np.array([1.0 + 0.7 * i, 1.5, 0.3]), 0.2 * i,
                                  Scenario(snr_db=20.0, seed=i)) for i in range(3)]
     warm, cold = (EchoProcessor(chirp, FS_HZ, array=array) for _ in range(2))
-    warm.process(processor_frame(warm))
+    warm_processor(warm)
+    assert warm.calibration is None
     for samples in frames:
         assert _same(warm.process(samples), cold.process(samples))
 
