@@ -45,11 +45,11 @@ def test_replay_reproduces_recorded_poses_exactly(ros_env, recorder, tmp_path):
 
     recorder.subscribe(PoseWithCovarianceStamped, '/echoloc/pose',
                        QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
-    # Played at half speed: a node's first frame loads its compiled code (0.3 s at low load,
-    # over a second at load 5+), and at full speed the frames behind it are overtaken and
-    # dropped, as designed (the newest frame wins), which leaves them out of the comparison.
+    # Played at the recorded speed: the nodes load their compiled code at start-up (warm_up),
+    # not at their first frame (0.3 s at low load, over a second at load 5+, during which the
+    # frames behind it were overtaken and dropped, as designed, and left out of the comparison).
     replay = {**rate, 'driver': {'backend': 'replay', 'replay_file': str(bag),
-                                 'replay_rate': 0.5}}
+                                 'replay_rate': 1.0}}
     processing = tuple(s for s in GRAPH if s.name != 'driver')
     driver = tuple(s for s in GRAPH if s.name == 'driver')
     with NodeProcesses(processing, env=ros_env, log_dir=tmp_path / 'replay',

@@ -343,9 +343,8 @@ class EchoProcessor:
         # Noise after the direct arrival's main lobe: a suffix of each channel's bins.
         start = np.searchsorted(times, np.nan_to_num(direct_tof, nan=0.0) + self._cfd_offset_s,
                                 side='right')
-        noise_floor = np.sqrt(np.array([
-            np.median(np.square(envelope[i, start[i]:], dtype=np.float64))
-            for i in range(n_ch)]) / np.log(2.0))
+        noise_floor = np.sqrt(np.array([median_square(envelope[i, start[i]:])
+                                        for i in range(n_ch)]) / np.log(2.0))
         after = np.arange(n_bins)[None] >= start[:, None]
         tof, tof_cfd, snr = self._first_echo(baseband, envelope, times, after, noise_floor)
         return EchoFeatures(
@@ -452,6 +451,23 @@ class EchoProcessor:
         snr = np.where(found, 20.0 * np.log10(np.maximum(np.abs(amp) * self._g_peak, 1e-30)
                                               / np.maximum(noise_floor, 1e-30)), np.nan)
         return tau, tof_cfd, snr
+
+
+def median_square(values: np.ndarray) -> float:
+    """``np.median(np.square(values, dtype=np.float64))`` of non-negative ``values`` ``(n,)``,
+    to the bit, from one partition of the values themselves (squaring keeps their order): a
+    third of its cost on a frame's bins, no squared copy.
+
+    :param values: ``(n,)``, n >= 1, finite and non-negative.
+    """
+    n = values.size
+    half = n // 2
+    if n % 2:
+        return float(np.square(np.partition(values, half)[half], dtype=np.float64))
+    ordered = np.partition(values, (half - 1, half))
+    below, above = np.square(ordered[half - 1:half + 1], dtype=np.float64)
+    # np.median's mean of the two middle values: their sum, halved.
+    return float((below + above) / 2.0)
 
 
 def direct_explained(features: EchoFeatures,

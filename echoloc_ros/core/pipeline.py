@@ -22,6 +22,7 @@ from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import Room
 from echoloc_ros.core.room_tolerance import tolerance_covariance, with_room_tolerance
 from echoloc_ros.core.tracker import PoseTracker
+from echoloc_ros.core.warm_up import room_features
 
 # Frames whose tilt estimates the published tilt is the median of (1 s at 25 frames/s).
 TILT_WINDOW = 25
@@ -167,6 +168,25 @@ class Pipeline:
             yaw, yaw_var = yaw_rad, (0.0 if yaw_std_rad is None else yaw_std_rad) ** 2
         return FrameResult(fix, position, covariance, yaw, yaw_var, accepted, vouched,
                            restarted, skipped)
+
+    def warm_up(self, seed: int = 0) -> None:
+        """Before the first frame: run :meth:`step` once on a synthetic frame of the room
+        (:func:`~echoloc_ros.core.warm_up.room_features`), so that the compiled code is loaded
+        before the first real frame, then forget it: the tracker holds no track, the counts
+        and tilts are as before, and the next frames' results are those of a pipeline never
+        warmed, to the bit.
+
+        :raises ValueError: as :meth:`step` (the room or array cannot make such a frame).
+        """
+        physics = getattr(self.localizer, 'physics', self.localizer)
+        features, temperature_c = room_features(physics, seed)
+        counts, tilts = replace(self.counts), deque(self.tilts, maxlen=self.tilts.maxlen)
+        try:
+            self.step(0.0, features, 0.0, None, temperature_c)
+        finally:
+            self.counts, self.tilts = counts, tilts
+            if self.tracker is not None:
+                self.tracker.reset()
 
     def take_room(self, room: Room) -> None:
         """Localize from now on in ``room`` as it stands now (its furniture moved).

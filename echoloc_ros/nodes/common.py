@@ -126,6 +126,31 @@ def limit_threads(node: Node) -> int:
     return threads
 
 
+def warm_up(node: Node, what: str, work: Callable[[], None]) -> None:
+    """Declare ``warm_up`` and, if true, call ``work`` once: the node's code run on a synthetic
+    frame (:mod:`echoloc_ros.core.warm_up`) before the first real one, so that the first frame
+    does not pay for loading it; say in the log what it took. A warm-up that fails is logged
+    and the node goes on (its first frame then loads the code).
+
+    :param what: what is warmed, in words, for the log.
+    """
+    if not declare(node, 'warm_up', True, 'at start-up, run the node\'s code once on a '
+                   'synthetic frame (its results thrown away), so that the first real frame '
+                   'does not pay for loading the compiled code (0.3 s and more)',
+                   read_only=True):
+        return
+    start_s, start_cpu_s = time.perf_counter(), time.process_time()
+    try:
+        work()
+    except (ValueError, OSError) as exc:
+        node.get_logger().warning(f'warm-up of {what} failed (the first frame will load the '
+                                  f'code): {exc}')
+        return
+    node.get_logger().info(
+        f'warmed up {what} on a synthetic frame in {1e3 * (time.perf_counter() - start_s):.0f}'
+        f' ms ({1e3 * (time.process_time() - start_cpu_s):.0f} ms of CPU)')
+
+
 def declare_chirp(node: Node) -> Chirp:
     """The chirp the array sends, from the ``chirp_*`` parameters (read-only)."""
     return Chirp(

@@ -17,7 +17,9 @@ from echoloc_ros.core.array_geometry import load_named_array
 from echoloc_ros.core.echo_processing import (DIRECT_RESIDUAL_LIMIT_DB, EchoProcessor,
                                               direct_explained)
 from echoloc_ros.ros.diagnostics import ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam
-from echoloc_ros.nodes.common import declare, diagnostic_updater, limit_threads, run
+from echoloc_ros.core.warm_up import warm_processor
+from echoloc_ros.nodes.common import declare, declare_chirp, diagnostic_updater, limit_threads, \
+    run, warm_up
 
 # Processors kept, one per (array, chirp, sample rate) a frame names: a stream has one; a peer
 # sending 300 chirp variants grew the node by 51 MB when none was let go.
@@ -81,6 +83,37 @@ class EchoProcessorNode(Node):
         self.updater.add(self.frequency)
         self.updater.add('Frames', self.frames_status)
         self.updater.add('Array calibration', self.calibration_status)
+        # The frames name their array, chirp and rate (single precision, as a frame carries
+        # them); these say which to expect.
+        chirp = declare_chirp(self)
+        expected = EchoFrame(
+            array_id=declare(self, 'array', 'square_4sensor', 'array (name in config/arrays) '
+                             'the frames are expected from: warm_up builds its processor',
+                             read_only=True), chirp_kind=chirp.kind, chirp_window=chirp.window,
+            **{name: float(np.float32(value)) for name, value in (
+                ('chirp_f0_hz', chirp.f0_hz), ('chirp_f1_hz', chirp.f1_hz),
+                ('chirp_duration_s', chirp.duration_s),
+                ('sample_rate_hz', self.expected_fs_hz or 250e3))})
+        warm_up(self, f'the processor for {expected.array_id}, {chirp.kind} '
+                f'{1e-3 * chirp.f0_hz:g}-{1e-3 * chirp.f1_hz:g} kHz at '
+                f'{1e-3 * expected.sample_rate_hz:g} kHz', lambda: self.warm(expected))
+
+    def warm(self, expected: EchoFrame) -> None:
+        """Build the processor for ``expected``'s array, chirp and rate, and run a synthetic
+        frame through it (and the self-calibration's code) and into a features message (not
+        published, not counted, not calibrated from); create the range publishers."""
+        processor = self.processor_for(expected)
+        features = warm_processor(processor, calibration=self.self_calibrate)
+        conversions.features_msg(features, expected, 0.0)
+        if self.publish_ranges:
+            self.range_publishers(processor.array.n_receivers)
+
+    def range_publishers(self, n_channels: int) -> list:
+        """The publishers of ``echoloc/range_<i>``, at least ``n_channels`` of them."""
+        while len(self.range_pubs) < n_channels:
+            self.range_pubs.append(self.create_publisher(
+                Range, f'echoloc/range_{len(self.range_pubs)}', qos_profile_sensor_data))
+        return self.range_pubs
 
     def processor_for(self, frame: EchoFrame) -> EchoProcessor:
         """The processor for this frame's array, chirp and sample rate, built once each.
@@ -192,11 +225,9 @@ class EchoProcessorNode(Node):
         return stat
 
     def publish_first_echo_ranges(self, frame: EchoFrame, features) -> None:
-        while len(self.range_pubs) < frame.n_channels:
-            self.range_pubs.append(self.create_publisher(
-                Range, f'echoloc/range_{len(self.range_pubs)}', qos_profile_sensor_data))
         # Four messages a frame that nobody may read: built only for the receivers listened to.
-        listened = [pub.get_subscription_count() > 0 for pub in self.range_pubs]
+        listened = [pub.get_subscription_count() > 0
+                    for pub in self.range_publishers(frame.n_channels)]
         if not any(listened):
             return
         temperature_c = frame.temperature_c if np.isfinite(frame.temperature_c) else 20.0

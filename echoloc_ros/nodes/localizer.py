@@ -25,7 +25,7 @@ from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.ros.imu_heading import HEADING_STAMP_MAX_S, heading_refusal
 from echoloc_ros.ros.diagnostics import ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam
 from echoloc_ros.nodes.common import (RefusalLog, declare, declare_chirp, diagnostic_updater,
-                                      limit_threads, run)
+                                      limit_threads, run, warm_up)
 from echoloc_ros.nodes.localizer_status import (LocalizerState, localization_status,
                                                 model_status)
 
@@ -75,6 +75,8 @@ class LocalizerNode(Node):
         self.updater.add('Localization', self.localization_status)
         if self.method == 'nn':
             self.updater.add('Neural model', self.model_status)
+        warm_up(self, f'the {self.active_method} pipeline in {self.room.name}',
+                self.pipeline.warm_up)
 
     def declare_localizer_parameters(self) -> StartUp:
         """The method and what it localizes with; return the values read once, at start-up."""
@@ -439,8 +441,9 @@ class LocalizerNode(Node):
             # Localized from the echo track's heading, it did not explain the frame or turned
             # away from the track: the heading it was given was wrong, so is the fix.
             return
-        self.publish_pose(self.fix_pub, estimate.position_m, estimate.covariance_m2,
-                          estimate.yaw_rad, estimate.yaw_variance_rad2, msg.header.stamp)
+        if self.fix_pub.get_subscription_count():  # a volatile topic: none to keep it for
+            self.publish_pose(self.fix_pub, estimate.position_m, estimate.covariance_m2,
+                              estimate.yaw_rad, estimate.yaw_variance_rad2, msg.header.stamp)
         if not result.vouched:
             # No confirmed track vouches for this fix (start-up, or fresh fixes after a gap):
             # a navigation stack is better served by no pose than by a wrong one.

@@ -19,6 +19,7 @@ from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room
+from echoloc_ros.core.warm_up import warm_processor
 from echoloc_ros.sim.sim_array import SimulatedArray
 from echoloc_ros.sim.simulator import Scenario
 from echoloc_ros.ros import conversions
@@ -59,6 +60,9 @@ def bench_stages(n_frames: int = 100, room: str = 'default_room',
     # large products leave BLAS threads spinning into the next stage, and this process's CPU
     # time counts them: localize read 8 ms a frame where it costs 3.7 on one thread.
     limits = threadpool_limits(limits=1)
+    # As the nodes do at start-up (warm_up): the first frame does not load the code.
+    warm_processor(processor, calibration=False)
+    pipeline.warm_up()
     for i in range(n_frames):
         t0 = time.perf_counter()
         frame = sim.acquire(0.04 * i)

@@ -6,7 +6,7 @@ import pytest
 from scipy import signal
 
 from echoloc_ros.core.chirp import Chirp, design_figures
-from echoloc_ros.core.echo_processing import EchoProcessor
+from echoloc_ros.core.echo_processing import EchoProcessor, median_square
 
 FS_HZ = 250e3
 
@@ -160,3 +160,15 @@ def test_an_array_id_from_the_wire_is_a_name_never_a_path(name):
     with pytest.raises(ValueError, match='is not an array name'):
         load_named_array(name)
     assert load_named_array('square_4sensor').n_receivers == 4
+
+
+def test_median_square_is_numpys_median_of_the_squares_to_the_bit():
+    # The noise floor's median, from a partition of the envelope itself: odd and even
+    # lengths, ties, a frame's length, values over many decades.
+    rng = np.random.default_rng(4)
+    for n in [1, 2, 3, 4, 7, 10, 2410, 2411]:
+        for trial in range(20):
+            values = np.abs(rng.normal(size=n) * 10.0 ** rng.uniform(-3, 4)).astype(np.float32)
+            if trial % 4 == 0:
+                values[rng.integers(0, n, size=max(1, n // 3))] = values[0]
+            assert median_square(values) == np.median(np.square(values, dtype=np.float64))
