@@ -287,9 +287,10 @@ class Room:
         the other axis), and each strip's middle line along ``axis`` cut into the intervals
         that lie inside the plan.
 
-        Where every wall runs along x or y, a point anywhere in a span has the same two walls
-        across ``axis`` in front of it, the span's ends: within a span the plan is a
-        shoebox along that axis (a narrow wing is a span of its own).
+        A point anywhere in a span has the same two walls across ``axis`` in front of it, the
+        span's ends: where they run across ``axis``, within a span the plan is a shoebox
+        along that axis (a narrow wing is a span of its own; a wall at an angle, such as a
+        chamfer, may end a span).
 
         :param axis: 0 (spans along x) or 1 (along y).
         :param cuts_m: more cuts along the other axis (a box's sides), m.

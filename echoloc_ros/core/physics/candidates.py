@@ -189,12 +189,6 @@ class CandidateSearch:
         return float(np.max(np.linalg.norm(
             (self.array.receivers_m - self.array.emitter_m)[:, :2], axis=1)))
 
-    @property
-    def _rectilinear(self) -> bool:
-        """Whether every wall of the plan runs along x or y."""
-        edges = np.roll(self.room.vertices_m, -1, axis=0) - self.room.vertices_m
-        return bool(np.all(np.min(np.abs(edges), axis=1) < 1e-9))
-
     def _plan_candidates(self, wall_scores: list[np.ndarray], grid: np.ndarray, kappa: float,
                          k: int) -> np.ndarray:
         """Emitter (x, y) candidates in a general floor plan: every wall plane scored at once."""
@@ -333,8 +327,9 @@ class CandidateSearch:
     def _general_candidates(self, fr: Frame, z: float, kappa: float,
                             table: np.ndarray) -> np.ndarray:
         """(x, y, psi) candidates in a plan that is not a shoebox: every wall's score over
-        distance combined over the plan (:meth:`_plan_candidates`), then scans along each
-        axis through the best, at the heading given.
+        distance combined over the plan (:meth:`_plan_candidates`), scans along each axis
+        through the best, and each part of the plan scanned with its own walls
+        (:meth:`_part_candidates`), at the heading given; then each candidate's heading.
 
         :return: ``(n, 3)``.
         """
@@ -351,19 +346,18 @@ class CandidateSearch:
             scan_y = self._scan_axis(fr, base, 1, table, 3)
             found += [[[x, base[1]] for x in scan_x], [[base[0], y] for y in scan_y],
                       [[x, y] for x in scan_x for y in scan_y]]
-        if self._rectilinear:
-            found.append(self._part_candidates(fr, z, kappa, table))
+        found.append(self._part_candidates(fr, z, kappa, table))
         xy = np.vstack([np.reshape(f, (-1, 2)) for f in found])
         return np.column_stack([xy, self._candidate_headings(fr, xy, z, kappa, table)])
 
     def _part_candidates(self, fr: Frame, z: float, kappa: float,
                          table: np.ndarray) -> np.ndarray:
-        """Emitter (x, y) candidates ``(n, 2)`` part by part in a plan whose walls run along
-        x and y: along each axis, every span of the plan (:meth:`Room.axis_spans`, cut also
-        at the known boxes' sides) is scanned as a shoebox's axis is, on the family of echoes
-        of the walls and box faces across it, each where it exists from the span's middle;
-        where an x span and a y span meet, the best :data:`N_PART_PAIRS` pairs of their peaks
-        there are kept.
+        """Emitter (x, y) candidates ``(n, 2)`` part by part: along each axis, every span of
+        the plan (:meth:`Room.axis_spans`, cut also at the known boxes' sides) is scanned as
+        a shoebox's axis is, on the family of echoes of the walls and box faces across it
+        (a wall at an angle, such as a chamfer's, is no part of either family), each where it
+        exists from the span's middle; where an x span and a y span meet, the best
+        :data:`N_PART_PAIRS` pairs of their peaks there are kept.
 
         The plan-wide candidates sum every wall's first-order score over the whole plan: a
         pose in a narrow wing, whose far wall a box hides, ranks below poses in the wide part
