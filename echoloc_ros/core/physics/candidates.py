@@ -265,6 +265,11 @@ class CandidateSearch:
             return np.vstack(chosen)
         for value in per_axis[strong][:self.n_explain]:
             chosen.append(self._rescan_weak(fr, theta, table, strong, value, psi))
+        if self._faces:
+            # Known boxes cut the room into parts whose walls they hide: each part scanned
+            # with its own walls and faces (:meth:`_part_candidates`).
+            xy = self._part_candidates(fr, float(theta[2]), float(theta[3]), table)
+            chosen.append(np.column_stack([xy, np.full(len(xy), psi)]))
         return np.vstack(chosen)
 
     def _axis_peaks(self, fr: Frame, theta: np.ndarray, table: np.ndarray
