@@ -126,7 +126,8 @@ REGION_LEVEL_MAX = 0.999
 PLANE_MIN_DISTANCE_M = 0.02
 # Rivals a learned ranker gives at least this probability are reported with the fix.
 RIVAL_MIN_PROBABILITY = 0.01
-# Issue 19, per-part seeding (branch r27-19). In a plan that is not a shoebox the search also
+# Issue 19, per-part seeding (branch r27-19). In a plan that is not a shoebox (and in a
+# shoebox with known boxes, cut at their sides) the search also
 # scans each part of the plan with that part's own walls (Room.axis_spans: a wing, a stem, an
 # alcove is a shoebox along each axis), keeping this many peaks per span and this many (x, y)
 # pairs per cell where an x span and a y span meet, so that a pose in a narrow wing is always
