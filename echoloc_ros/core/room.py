@@ -282,6 +282,39 @@ class Room:
             x_cross = a[:, 0] + (y - a[:, 1]) * (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
         return np.sum(crosses & (x < x_cross), axis=-1) % 2 == 1
 
+    def axis_spans(self, axis: int, cuts_m: np.ndarray | None = None) -> np.ndarray:
+        """The plan cut into strips across ``axis`` at every vertex (and at ``cuts_m`` along
+        the other axis), and each strip's middle line along ``axis`` cut into the intervals
+        that lie inside the plan.
+
+        A point anywhere in a span has the same two walls across ``axis`` in front of it, the
+        span's ends: where they run across ``axis``, within a span the plan is a shoebox
+        along that axis (a narrow wing is a span of its own; a wall at an angle, such as a
+        chamfer, may end a span).
+
+        :param axis: 0 (spans along x) or 1 (along y).
+        :param cuts_m: more cuts along the other axis (a box's sides), m.
+        :return: ``(n, 4)``: each span's ends along ``axis`` and its strip's bounds along the
+            other, m.
+        """
+        if axis not in (0, 1):
+            raise ValueError(f'axis must be 0 (x) or 1 (y), got {axis!r}')
+        other = 1 - axis
+        a = self.vertices_m
+        b = np.roll(a, -1, axis=0)
+        extra = np.zeros(0) if cuts_m is None else np.asarray(cuts_m, dtype=float).ravel()
+        lo, hi = a[:, other].min(), a[:, other].max()
+        cuts = np.unique(np.concatenate([a[:, other], extra[(extra > lo) & (extra < hi)]]))
+        spans = []
+        for s0, s1 in zip(cuts[:-1], cuts[1:]):
+            mid = 0.5 * (s0 + s1)
+            crosses = (a[:, other] > mid) != (b[:, other] > mid)
+            t = (mid - a[crosses, other]) / (b[crosses, other] - a[crosses, other])
+            at = np.sort(a[crosses, axis] + t * (b[crosses, axis] - a[crosses, axis]))
+            # Even-odd: the crossings pair up into the intervals inside the plan.
+            spans += [(e0, e1, s0, s1) for e0, e1 in zip(at[0::2], at[1::2])]
+        return np.array(spans, dtype=float).reshape(-1, 4)
+
     def reflection_points_m(self, position_m: np.ndarray) -> np.ndarray:
         """Where the first-order echoes of a point source at ``position_m`` reflect ``(n, 3)``.
 

@@ -215,6 +215,10 @@ class EchoSimulator:
                                              max_order=self.max_order, air_absorption=False)
             pra_room.extrude(room.height_m, materials=dummy)
         centre = np.append(room.vertices_m.mean(axis=0), 0.5 * room.height_m)
+        if not room.contains_xy(centre[:2]):
+            # An L's vertices can average to a point in its notch: the middle of a span.
+            lo, hi, s0, s1 = room.axis_spans(0)[0]
+            centre[:2] = 0.5 * (lo + hi), 0.5 * (s0 + s1)
         pra_room.add_source(centre if emitter is None else emitter)
         pra_room.add_microphone_array(np.tile(centre[:, None], (1, self.array.n_receivers))
                                       if receivers is None else receivers.T)

@@ -215,9 +215,10 @@ def test_bringup_room_reaches_every_node_that_reads_the_room():
 @pytest.mark.skipif(not default_model_path('furnished_room').is_file(),
                     reason='no shipped model for the furnished room')
 def test_wide_search_finds_what_the_first_proposal_missed(array, chirp):
-    """Furnished room, 10 dB: the first 25 frames of seed 11 hold two the network doubts and
-    fixes metres off from the first proposal (the truth is not among its candidates); the
-    wide search, run on the doubted frames only, brings them within 10 cm."""
+    """Furnished room, 10 dB: the first 25 frames of seed 11 hold one the network doubts and
+    fixes metres off from the first proposal (the truth is not among its candidates; two
+    before the search scanned the parts the boxes cut the room into); the wide search, run
+    on the doubted frames only, brings it within 10 cm."""
     from echoloc_ros.core.room import load_room
     furnished = load_room('furnished_room')
     common = dict(n=25, seed=11, method='nn', heading_noise_deg=1.0)
@@ -228,7 +229,7 @@ def test_wide_search_finds_what_the_first_proposal_missed(array, chirp):
                         **common)
     assert off['wide_search_rate'] == 0.0
     gross_off = details_off['errors_m'] > 0.1
-    assert np.count_nonzero(gross_off) >= 2, details_off['errors_m']
+    assert np.count_nonzero(gross_off) >= 1, details_off['errors_m']
     assert np.all(details_on['errors_m'][gross_off] < 0.1), details_on['errors_m'][gross_off]
     # Only the doubted frames are searched again, and a frame the first proposal fixed is
     # not made worse.

@@ -4,8 +4,9 @@ import numpy as np
 
 from echoloc_ros.core.physics.scan_kernels import family_scores, separated, surface_scores
 from echoloc_ros.core.physics.matched_filter import Frame, sample
-from echoloc_ros.core.physics.config import (EXPLAIN_GAP, HEIGHT_GAP, N_PLAN_SCANS,
-                                             N_SECOND_LOOK, YAW, YAW_RESCAN_RAD)
+from echoloc_ros.core.physics.config import (EXPLAIN_GAP, HEIGHT_GAP, N_PART_PAIRS,
+                                             N_PART_PEAKS, N_PLAN_SCANS, N_SECOND_LOOK,
+                                             SPEED_DOUBT, YAW, YAW_RESCAN_RAD)
 
 
 def _peaks(score: np.ndarray, grid: np.ndarray, k: int, separation: float) -> np.ndarray:
@@ -180,9 +181,13 @@ class CandidateSearch:
         direct arrival) and the evidence there can exceed the true pose's: in an L plan,
         candidates a few millimetres from the wing's inner wall outscored the truth.
         """
-        reach_m = float(np.max(np.linalg.norm(
+        return self.room.contains_xy(xy) & (self.room.wall_distance_m(xy) >= self._reach_m)
+
+    @property
+    def _reach_m(self) -> float:
+        """Distance in plan from the emitter to the array's farthest receiver, m."""
+        return float(np.max(np.linalg.norm(
             (self.array.receivers_m - self.array.emitter_m)[:, :2], axis=1)))
-        return self.room.contains_xy(xy) & (self.room.wall_distance_m(xy) >= reach_m)
 
     def _plan_candidates(self, wall_scores: list[np.ndarray], grid: np.ndarray, kappa: float,
                          k: int) -> np.ndarray:
@@ -221,6 +226,8 @@ class CandidateSearch:
         included, and so are the faces of known furniture that face along it, each where it
         reflects (in front of the face, within its extent): a box that hides a wall has a face
         whose echo places the array as the wall's would. The rescan keeps ``n_rescan`` peaks.
+        With known furniture, the parts its boxes cut the room into are scanned as well
+        (:meth:`_part_candidates`).
 
         When the heading is estimated, the scans run at the given heading (a degree of error
         weakens the peaks but seldom moves them; beyond ``YAW_RESCAN_RAD`` they run again at
@@ -260,6 +267,11 @@ class CandidateSearch:
             return np.vstack(chosen)
         for value in per_axis[strong][:self.n_explain]:
             chosen.append(self._rescan_weak(fr, theta, table, strong, value, psi))
+        if self._faces:
+            # Known boxes cut the room into parts whose walls they hide: each part scanned
+            # with its own walls and faces (:meth:`_part_candidates`).
+            xy = self._part_candidates(fr, float(theta[2]), float(theta[3]), table)
+            chosen.append(np.column_stack([xy, np.full(len(xy), psi)]))
         return np.vstack(chosen)
 
     def _axis_peaks(self, fr: Frame, theta: np.ndarray, table: np.ndarray
@@ -322,8 +334,9 @@ class CandidateSearch:
     def _general_candidates(self, fr: Frame, z: float, kappa: float,
                             table: np.ndarray) -> np.ndarray:
         """(x, y, psi) candidates in a plan that is not a shoebox: every wall's score over
-        distance combined over the plan (:meth:`_plan_candidates`), then scans along each
-        axis through the best, at the heading given.
+        distance combined over the plan (:meth:`_plan_candidates`), scans along each axis
+        through the best, and each part of the plan scanned with its own walls
+        (:meth:`_part_candidates`), at the heading given; then each candidate's heading.
 
         :return: ``(n, 3)``.
         """
@@ -340,8 +353,53 @@ class CandidateSearch:
             scan_y = self._scan_axis(fr, base, 1, table, 3)
             found += [[[x, base[1]] for x in scan_x], [[base[0], y] for y in scan_y],
                       [[x, y] for x in scan_x for y in scan_y]]
+        found.append(self._part_candidates(fr, z, kappa, table))
         xy = np.vstack([np.reshape(f, (-1, 2)) for f in found])
         return np.column_stack([xy, self._candidate_headings(fr, xy, z, kappa, table)])
+
+    def _part_candidates(self, fr: Frame, z: float, kappa: float,
+                         table: np.ndarray) -> np.ndarray:
+        """Emitter (x, y) candidates ``(n, 2)`` part by part: along each axis, every span of
+        the plan (:meth:`Room.axis_spans`, cut also at the known boxes' sides) is scanned as
+        a shoebox's axis is, on the family of echoes of the walls and box faces across it
+        (a wall at an angle, such as a chamfer's, is no part of either family), each where it
+        exists from the span's middle; where an x span and a y span meet, the best
+        :data:`N_PART_PAIRS` pairs of their peaks there are kept.
+
+        The plan-wide candidates sum every wall's first-order score over the whole plan: a
+        pose in a narrow wing, whose far wall a box hides, ranks below poses in the wide part
+        and never becomes a candidate. Within its span its own walls (and the box's face)
+        make a peak like any other.
+        """
+        paths = [self._family[axis] | self._face_moves[axis] for axis in range(2)]
+        scans = []
+        for axis in range(2):
+            cuts = [[b.min_m[1 - axis], b.max_m[1 - axis]] for b in self.room.furniture]
+            found = []
+            for lo, hi, s0, s1 in self.room.axis_spans(axis, np.reshape(cuts, -1)):
+                coords = np.arange(lo + self._reach_m, hi - self._reach_m, 3 * self.grid_step_m)
+                if coords.size < 3:
+                    continue
+                theta = np.array([0.0, 0.0, z, kappa, 0.0])
+                theta[1 - axis] = 0.5 * (s0 + s1)
+                coords, score = self._family_scan(fr, axis, theta, paths[axis], table, coords,
+                                                  traced=True)
+                peaks = _peaks(score, coords, N_PART_PEAKS, 0.02)
+                found.append((lo, hi, s0, s1, _vertex(score, coords, peaks), score[peaks]))
+            scans.append(found)
+        pairs = []
+        for x_lo, x_hi, y_s0, y_s1, xs, x_score in scans[0]:
+            for y_lo, y_hi, x_s0, x_s1, ys, y_score in scans[1]:
+                in_x = (xs >= max(x_lo, x_s0)) & (xs <= min(x_hi, x_s1))
+                in_y = (ys >= max(y_lo, y_s0)) & (ys <= min(y_hi, y_s1))
+                if not (in_x.any() and in_y.any()):
+                    continue
+                rank = (x_score[in_x][:, None] + y_score[in_y][None]).ravel()
+                xy = np.stack(np.meshgrid(xs[in_x], ys[in_y], indexing='ij'),
+                              axis=-1).reshape(-1, 2)
+                pairs.append(xy[np.argsort(rank)[::-1][:N_PART_PAIRS]])
+        xy = np.vstack(pairs) if pairs else np.zeros((0, 2))
+        return xy[self._fits_in_plan(xy)]
 
     def _second_look(self, fr: Frame, polished: np.ndarray, scores: np.ndarray,
                      free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -417,4 +475,28 @@ class CandidateSearch:
         # A height over a box's top comes in addition to those over the floor.
         z_cands = sorted([zc for zc in z_cands if not zc[3]][:self.n_heights]
                          + [zc for zc in z_cands if zc[3]][:1], key=lambda zc: -zc[2])
-        return z_cands
+        return z_cands + self._assumed_speed_height(z_cands, vertical, grid)
+
+    def _assumed_speed_height(self, chosen: list[tuple[float, float, float, float]],
+                              vertical: np.ndarray, grid: np.ndarray
+                              ) -> list[tuple[float, float, float, float]]:
+        """The height over the floor whose floor and ceiling echoes score highest at the
+        assumed speed of sound, when the best of ``chosen`` puts the speed more than
+        :data:`SPEED_DOUBT` from it and no height chosen is within a centimetre of it
+        (``[]`` or one ``(z, 1, score, 0)``).
+
+        A weak ceiling (acoustic tiles) or a box's echo taken for it pairs with the floor
+        into a speed a few per cent off and a height a few centimetres off, at which every
+        wall's scan decoheres (dev split, 10 dB: a third of the gross fixes).
+
+        :param vertical: floor and ceiling scores ``(2, G)`` over apparent distance ``grid``.
+        """
+        if not chosen or abs(chosen[0][1] - 1.0) <= SPEED_DOUBT:
+            return []
+        z = grid[(grid >= self.z_range_m[0]) & (grid <= self.z_range_m[1])]
+        score = np.interp(z, grid, vertical[0]) + np.interp(self.room.height_m - z, grid,
+                                                            vertical[1], left=0, right=0)
+        best = int(np.argmax(score))
+        if any(abs(z[best] - c[0]) <= 0.01 for c in chosen):
+            return []
+        return [(float(z[best]), 1.0, float(score[best]), 0.0)]
