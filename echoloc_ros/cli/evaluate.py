@@ -61,8 +61,7 @@ def _evaluate_room(args) -> int:
                      'model_error': {k: v for k, v in
                                      vars(model_error_from_args(args)).items()
                                      if v and k not in ('seed', 'draws')},
-                     'model_error_seed': args.model_error_seed,
-                     'max_order': 'all' if args.max_order is None else args.max_order,
+                     'model_error_seed': args.model_error_seed, 'max_order': args.max_order,
                      'room_tolerance_m': room.tolerance_m,
                      'calibrate_frames': args.calibrate_frames,
                      'calibrate_receivers': args.calibrate_receivers, **drawn}
@@ -153,18 +152,17 @@ def _evaluate_rooms(args) -> int:
             raise SystemExit(f'echoloc evaluate --rooms: {err}') from None
         scenario = {'snr_db': args.snr_db, 'heading_noise_deg': args.heading_noise_deg,
                     'seed': args.seed}
-        scenario.update({'n': args.n,
-                         'max_order': 'all' if args.max_order is None else args.max_order}
+        scenario.update({'n': args.n, 'max_order': args.max_order}
                         if args.tracked_lap_s is None else {'tracked_lap_s': args.tracked_lap_s})
         print(json.dumps({'method': method, 'rooms': args.rooms, 'split': args.split,
                           'level': args.level, 'scenario': scenario, **result}), flush=True)
     return 0
 
 
-def _max_order(text: str) -> int | None:
-    """``--max-order``: an order >= 1, or ``all`` (``None``: every order in the window)."""
+def _max_order(text: str) -> int | str:
+    """``--max-order``: an order >= 1, or ``all`` (every order in the window)."""
     if text == 'all':
-        return None
+        return text
     try:
         order = int(text)
     except ValueError:
@@ -373,8 +371,7 @@ def _add_evaluate_parser(sub) -> None:
                    help='the room file\'s tolerance_m as the localizer reads it (default: the '
                         'file\'s)')
     p.add_argument('--max-order', type=_max_order, default=2,
-                   help='highest reflection order simulated; all: every order that arrives '
-                   'within the receive window (a shoebox room)')
+                   help='highest reflection order simulated (all: every one in the window)')
     p.add_argument('--calibrate-frames', type=int, default=0,
                    help='frames the processor calibrates the array on before the scored ones '
                         '(0: the array file\'s model)')

@@ -141,16 +141,16 @@ class EchoSimulator:
     :param array: the array geometry and transducers.
     :param chirp: the emitted ping.
     :param fs_hz: sampling rate, Hz.
-    :param max_order: highest reflection order of room image sources; ``None``: every order
+    :param max_order: highest reflection order of room image sources; ``'all'``: every order
         that arrives within the window in air up to :data:`ALL_ORDERS_MAX_TEMPERATURE_C` (a
         shoebox room only: :func:`orders_in_window`).
     :param window_s: receive window; ``None`` sizes it so the farthest wall's echo fits.
     """
 
     def __init__(self, room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float = 250e3,
-                 max_order: int | None = 2, window_s: float | None = None) -> None:
-        if max_order is not None and max_order < 1:
-            raise ValueError(f'max_order must be >= 1 or None (every order), got {max_order}')
+                 max_order: int | str = 2, window_s: float | None = None) -> None:
+        if max_order != 'all' and not (isinstance(max_order, int) and max_order >= 1):
+            raise ValueError(f'max_order must be an int >= 1 or \'all\', got {max_order!r}')
         self.room = room
         self.array = array
         self.chirp = chirp
@@ -160,9 +160,9 @@ class EchoSimulator:
         if self.window_s <= chirp.duration_s:
             raise ValueError(f'window_s {self.window_s} must exceed the chirp duration')
         self.n_samples = int(np.ceil(self.window_s * self.fs_hz))
-        self.all_orders = max_order is None
+        self.all_orders = max_order == 'all'
         if self.all_orders and not room.is_shoebox:
-            raise ValueError(f'every order in the window (max_order None) needs a shoebox '
+            raise ValueError(f'every order in the window (max_order \'all\') needs a shoebox '
                              f'room; {room.name!r} is not one: give max_order')
         self.max_order = int(orders_in_window(
             (room.width_m, room.length_m, room.height_m),
