@@ -199,14 +199,17 @@ class ImageSources:
         return valid
 
     def _final_model(self, fr, thetas: np.ndarray) -> tuple['ImageSources', np.ndarray]:
-        """The model a fix's final fit is made with, and which of its paths exist at each of
-        ``thetas (K, 5)``: in a shoebox room, this one with the room's images of orders 3 to
-        ``FINAL_ORDER`` after its own (``FINAL_MIN_RELATIVE``); elsewhere this one.
+        """The model a fix's final fit is made with, and which of its paths exist at the
+        candidate ``thetas (1, 5)``: in a shoebox room, where the frame's evidence there
+        prefers it, this one with the room's images of orders 3 to ``FINAL_ORDER`` after its
+        own (``FINAL_MIN_RELATIVE``); else this one.
 
         Higher orders reach a receiver as strongly as the far walls' echoes, and overlap them:
-        left out of the fit, they pull it by up to millimetres and raise its residual. The
-        search keeps orders 1 and 2 (its scans and candidates are what the higher orders
-        follow, and they cost it per candidate).
+        left out of the fit, they pull it by up to millimetres and raise its residual. Where
+        they are not in the frame (a simulation to order 2), each modelled path only fits
+        noise, and the evidence (the log det of its prior is each path's price) keeps the
+        smaller model. The search keeps orders 1 and 2 (its scans and candidates are what
+        the higher orders follow, and they cost it per candidate).
         """
         valid = self._valid_batch(fr, thetas)
         if not self._shoebox or FINAL_ORDER <= 2:
@@ -236,4 +239,8 @@ class ImageSources:
         images = (np.einsum('pij,kj->kpi', final._img_m[late], thetas[:, :3])
                   + final._img_t[late])
         near = np.linalg.norm(images - thetas[:, None, :3], axis=-1) < reach_m
-        return final, np.hstack([valid, near])
+        richer = np.hstack([valid, near])
+        evidence = [model._evidence(fr, *model._paths(fr, thetas[:1], np.arange(len(paths[0])),
+                                                      valid=paths[:1])[:2])[0]
+                    for model, paths in ((self, valid), (final, richer))]
+        return (final, richer) if evidence[1] > evidence[0] else (self, valid)
