@@ -145,7 +145,7 @@ def test_final_fit_with_order_three_explains_more_of_an_all_orders_frame(room, a
     localizer = PhysicsLocalizer(room, array, chirp, FS_HZ, processor=processor)
     position, yaw = np.array([2.2, 1.6, 0.5]), 0.3
     features = processor.process(simulator.simulate(position, yaw, Scenario(seed=2)))
-    fr = localizer.frame(features, yaw, room.temperature_c)
+    fr = localizer.propose(features, yaw, None, 0.0).frame
     emitter = array.to_world(position, yaw)[0]
     theta = np.array([[*emitter, 1.0, 0.0]])
     model, valid = localizer._final_model(fr, theta)
@@ -170,3 +170,20 @@ def test_max_order_option_takes_an_order_or_all():
     for bad in ('0', 'every', '2.5'):
         with pytest.raises(argparse.ArgumentTypeError, match='order >= 1 or all'):
             _max_order(bad)
+
+
+def test_an_order_two_frame_keeps_the_smaller_model(room, array, chirp, processor):
+    # Where the frame holds no echo of order 3, the paths added only fit noise, and the
+    # evidence (each path pays its prior's log det) keeps orders 1-2.
+    localizer = PhysicsLocalizer(room, array, chirp, FS_HZ, processor=processor)
+    kept = []
+    for order in (2, 'all'):
+        simulator = EchoSimulator(room, array, chirp, FS_HZ, max_order=order)
+        for seed, position, yaw in ((5, [2.2, 1.6, 0.5], 0.3), (6, [4.1, 3.0, 0.9], -1.2)):
+            position = np.array(position)
+            frame = simulator.simulate(position, yaw, Scenario(snr_db=10.0, seed=seed))
+            # The frame as the search leaves it: its amplitude scale sets the paths' prior.
+            fr = localizer.propose(processor.process(frame), yaw, None, 0.0).frame
+            theta = np.array([[*array.to_world(position, yaw)[0], 1.0, 0.0]])
+            kept.append(localizer._final_model(fr, theta)[0] is localizer)
+    assert kept == [True, True, False, False]
