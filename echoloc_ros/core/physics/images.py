@@ -126,6 +126,8 @@ class ImageSources:
             np.array([f[3] for f in self._faces]), np.array([f[4] for f in self._faces]),
             np.array([f[1].min_m for f in self._faces]).reshape(-1, 3),
             np.array([f[1].max_m for f in self._faces]).reshape(-1, 3))
+        # The model of a fix's final fit, built when first needed (:meth:`_final_model`).
+        self._final = None
         self._sequences = [seq for seq, _, _, _ in maps]
         self._img_m = np.array([m for _, m, _, _ in maps])
         self._img_t = np.array([t for _, _, t, _ in maps])
@@ -214,7 +216,7 @@ class ImageSources:
         valid = self._valid_batch(fr, thetas)
         if not self._shoebox or FINAL_ORDER <= 2:
             return self, valid
-        if getattr(self, '_final', None) is None:
+        if self._final is None:
             room = self.room
             size = np.array([room.width_m, room.length_m, room.height_m])
             # The surface at 0 and at D of each axis: west and east, south and north, floor and
