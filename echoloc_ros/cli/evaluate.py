@@ -1,4 +1,5 @@
 """Measure on simulated frames: evaluate, ambiguity, simulate, snapshot."""
+import argparse
 import json
 import os
 from pathlib import Path
@@ -156,6 +157,19 @@ def _evaluate_rooms(args) -> int:
         print(json.dumps({'method': method, 'rooms': args.rooms, 'split': args.split,
                           'level': args.level, 'scenario': scenario, **result}), flush=True)
     return 0
+
+
+def _max_order(text: str) -> int | str:
+    """``--max-order``: an order >= 1, or ``all`` (every order in the window)."""
+    if text == 'all':
+        return text
+    try:
+        order = int(text)
+    except ValueError:
+        order = 0
+    if order < 1:
+        raise argparse.ArgumentTypeError(f'expected an order >= 1 or all, got {text!r}')
+    return order
 
 
 def _attitude(args) -> str:
@@ -356,8 +370,8 @@ def _add_evaluate_parser(sub) -> None:
     p.add_argument('--room-tolerance-m', type=float,
                    help='the room file\'s tolerance_m as the localizer reads it (default: the '
                         'file\'s)')
-    p.add_argument('--max-order', type=int, default=2,
-                   help='highest reflection order simulated')
+    p.add_argument('--max-order', type=_max_order, default=2,
+                   help='highest reflection order simulated (all: every one in the window)')
     p.add_argument('--calibrate-frames', type=int, default=0,
                    help='frames the processor calibrates the array on before the scored ones '
                         '(0: the array file\'s model)')

@@ -164,7 +164,7 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
                    details: dict | None = None, method: str = 'physics',
                    model_path: str | Path | None = None, furniture_shift_m: float = 0.0,
                    furniture_known: bool = False, wide_search: bool = True,
-                   model_error: ModelError | None = None, max_order: int = 2,
+                   model_error: ModelError | None = None, max_order: int | str = 2,
                    calibration_frames: int = 0, attitude: str = 'level',
                    receiver_frames: int = 0, receiver_passes: int = 0) -> dict[str, float]:
     """Localize ``n`` random poses and summarise accuracy, honesty and latency.
@@ -193,7 +193,7 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     :param wide_search: the ``nn`` method searches again, widely, the frames it doubts.
     :param model_error: the world's array and room are drawn from this (``draws`` of them);
         the localizer reads the files (and errors are measured in the file's frame).
-    :param max_order: highest reflection order simulated.
+    :param max_order: highest reflection order simulated (``'all'``: all in the window).
     :param calibration_frames: frames (other poses, never scored) the processor calibrates the
         array on first (:func:`self_calibrate`); 0: the array file's model.
     :param attitude: roll and pitch told: ``'level'``, ``'imu'`` (the drawn) or ``'estimate'``.
@@ -285,7 +285,7 @@ def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
 
 
 def _simulated_world(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
-                     scenario: Scenario, model_error: ModelError | None, max_order: int,
+                     scenario: Scenario, model_error: ModelError | None, max_order: int | str,
                      processor: EchoProcessor, calibration_frames: int,
                      seed: int) -> tuple[EchoSimulator, Scenario, np.ndarray]:
     """The simulator of the world as it is (drawn from ``model_error``, or the files'), the

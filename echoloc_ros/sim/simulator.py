@@ -18,9 +18,10 @@ from scipy import signal
 from echoloc_ros.core.acoustics import air_absorption_db_per_m, speed_of_sound_mps
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.core.geometry import (is_convex, on_surfaces, plane_contains, reflect,
+from echoloc_ros.core.geometry import (is_convex, plane_contains, reflect,
                                        room_planes)
 from echoloc_ros.sim.model_error import Hardware
+from echoloc_ros.sim.unfolding import orders_in_window, traced_sequences, undone_sequence
 from echoloc_ros.core.room import Box, Room, any_box_blocks
 
 INT16_FULL_SCALE = 32767
@@ -28,6 +29,8 @@ INT16_FULL_SCALE = 32767
 DIRECT_PEAK_FRACTION = 0.5
 # Frequency bins whose replica magnitude is below this fraction of its peak are not synthesised.
 BAND_THRESHOLD = 1e-5
+# "Every order in the window" counts the orders that arrive in air up to this warm, degC.
+ALL_ORDERS_MAX_TEMPERATURE_C = 50.0
 
 
 @dataclass
@@ -138,24 +141,33 @@ class EchoSimulator:
     :param array: the array geometry and transducers.
     :param chirp: the emitted ping.
     :param fs_hz: sampling rate, Hz.
-    :param max_order: highest reflection order of room image sources.
+    :param max_order: highest reflection order of room image sources; ``'all'``: every order
+        that arrives within the window in air up to :data:`ALL_ORDERS_MAX_TEMPERATURE_C` (a
+        shoebox room only: :func:`orders_in_window`).
     :param window_s: receive window; ``None`` sizes it so the farthest wall's echo fits.
     """
 
     def __init__(self, room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float = 250e3,
-                 max_order: int = 2, window_s: float | None = None) -> None:
-        if max_order < 1:
-            raise ValueError(f'max_order must be >= 1, got {max_order}')
+                 max_order: int | str = 2, window_s: float | None = None) -> None:
+        if max_order != 'all' and not (isinstance(max_order, int) and max_order >= 1):
+            raise ValueError(f'max_order must be an int >= 1 or \'all\', got {max_order!r}')
         self.room = room
         self.array = array
         self.chirp = chirp
         self.fs_hz = float(fs_hz)
-        self.max_order = int(max_order)
         self.chirp_samples = chirp.samples(self.fs_hz)
         self.window_s = self.default_window_s(room, chirp) if window_s is None else window_s
         if self.window_s <= chirp.duration_s:
             raise ValueError(f'window_s {self.window_s} must exceed the chirp duration')
         self.n_samples = int(np.ceil(self.window_s * self.fs_hz))
+        self.all_orders = max_order == 'all'
+        if self.all_orders and not room.is_shoebox:
+            raise ValueError(f'every order in the window (max_order \'all\') needs a shoebox '
+                             f'room; {room.name!r} is not one: give max_order')
+        self.max_order = int(orders_in_window(
+            (room.width_m, room.length_m, room.height_m),
+            self._window_path_m(ALL_ORDERS_MAX_TEMPERATURE_C))
+            if self.all_orders else max_order)
         self.n_fft = sfft.next_fast_len(self.n_samples + self.chirp_samples.size + 256, real=True)
         freq = np.fft.rfftfreq(self.n_fft, 1.0 / self.fs_hz)
         spectrum = np.fft.rfft(self.chirp_samples, self.n_fft) * array.transducer_response(
@@ -224,8 +236,10 @@ class EchoSimulator:
                                       if receivers is None else receivers.T)
         return pra_room
 
-    def _room_paths(self, emitter: np.ndarray, receivers: np.ndarray) -> _PathSet:
-        """Image sources of order 1..max_order from pyroomacoustics, labelled with surfaces."""
+    def _room_paths(self, emitter: np.ndarray, receivers: np.ndarray,
+                    max_path_m: float = np.inf) -> _PathSet:
+        """Image sources of order 1..max_order from pyroomacoustics, labelled with surfaces;
+        those farther than ``max_path_m`` from every receiver left out."""
         if self._convex:
             pra_room = self._pra_room
             pra_room.sources[0].position = emitter.copy()
@@ -237,9 +251,11 @@ class EchoSimulator:
             pra_room = self._build_pra_room(emitter, receivers)
         pra_room.image_source_model()
         source = pra_room.sources[0]
-        keep = source.orders > 0
-        images = source.images.T[keep]
-        orders = source.orders[keep]
+        delta = receivers[None] - source.images.T[:, None]               # (P, n, 3)
+        distance = np.linalg.norm(delta, axis=-1)
+        keep = (source.orders > 0) & (distance.min(axis=1) < max_path_m)
+        images, orders, delta, distance = (source.images.T[keep], source.orders[keep],
+                                           delta[keep], distance[keep])
         visible = pra_room.visibility[0].T[keep].astype(bool)
         sequences = self._surface_sequences(emitter, receivers, images, orders)
         n = receivers.shape[0]
@@ -249,8 +265,6 @@ class EchoSimulator:
         for k, seq in enumerate(sequences):
             for s in seq:
                 reflection[k] *= np.sqrt(1.0 - self._planes[s].absorption)
-        delta = receivers[None] - images[:, None]                      # (P, n, 3)
-        distance = np.linalg.norm(delta, axis=-1)
         cos_arr = delta[..., 2] / distance
         # Unbaffled piston: only |cos| matters, and walls and floor/ceiling mirror the ray, so
         # the departure angle from the axis equals the arrival angle.
@@ -262,41 +276,26 @@ class EchoSimulator:
     def _surface_sequences(self, emitter: np.ndarray, receivers: np.ndarray,
                            images: np.ndarray, orders: np.ndarray) -> list[tuple[int, ...]]:
         """Which surfaces (plane indices, in travel order) produced each image."""
-        planes = self._planes
-        normals = np.array([pl.normal for pl in planes])
-        offsets = np.array([pl.offset for pl in planes])
+        normals = np.array([pl.normal for pl in self._planes])
+        offsets = np.array([pl.offset for pl in self._planes])
+        contains = None if self._convex else self._plane_contains
+        traced, ok = traced_sequences(normals, offsets, contains, emitter,
+                                      receivers.mean(axis=0), images, orders)
+        # An image hidden from the receivers' centre: traced to each receiver in turn, then
+        # (hidden from all) its surfaces found by undoing reflections.
+        for receiver in receivers:
+            if np.all(ok):
+                break
+            retry = np.flatnonzero(~ok)
+            again, found = traced_sequences(normals, offsets, contains, emitter, receiver,
+                                            images[retry], orders[retry])
+            traced[retry[found], :again.shape[1]] = again[found]
+            ok[retry[found]] = True
         first = emitter[None] - 2.0 * ((normals @ emitter) - offsets)[:, None] * normals
-        sequences: list[tuple[int, ...]] = []
-        mean_rx = receivers.mean(axis=0)
-        for image, order in zip(images, orders):
-            if order == 1:
-                sequences.append((int(np.argmin(np.linalg.norm(first - image, axis=1))),))
-                continue
-            found = self._trace_back(image, order, first, normals, offsets, mean_rx)
-            sequences.append(found)
-        return sequences
-
-    def _trace_back(self, image: np.ndarray, order: int, first: np.ndarray, normals: np.ndarray,
-                    offsets: np.ndarray, receiver: np.ndarray) -> tuple[int, ...]:
-        """Recover the surface sequence of an image of order >= 2 by undoing reflections."""
-        candidates = []
-        for last in range(len(self._planes)):
-            parent = image - 2.0 * (normals[last] @ image - offsets[last]) * normals[last]
-            if order == 2:
-                match = np.flatnonzero(np.linalg.norm(first - parent, axis=1) < 1e-6)
-                candidates += [(int(m), last) for m in match if m != last]
-            else:
-                head = self._trace_back(parent, order - 1, first, normals, offsets, receiver)
-                if head and head[-1] != last:
-                    candidates.append(head + (last,))
-        if len(candidates) <= 1:
-            return candidates[0] if candidates else ()
-        # Perpendicular surfaces give the same image in either order; the real path is the one
-        # whose reflection points lie on the surfaces.
-        for seq in candidates:
-            if on_surfaces(seq, image, receiver, normals, offsets, self._plane_contains):
-                return seq
-        return candidates[0]
+        return [tuple(int(s) for s in seq[:order]) if found else
+                undone_sequence(image, order, first, normals, offsets, receivers.mean(axis=0),
+                                self._plane_contains)
+                for image, order, seq, found in zip(images, orders, traced, ok)]
 
     def _reflection_points(self, seq: tuple[int, ...], image: np.ndarray,
                            receivers: np.ndarray) -> list[np.ndarray]:
@@ -374,11 +373,11 @@ class EchoSimulator:
                 paths.visible[k] &= ~any_box_blocks(boxes, a, b)
 
     def _all_paths(self, position_m: np.ndarray, yaw_rad: float, boxes: list[Box],
-                   hardware: Hardware | None = None
+                   hardware: Hardware | None = None, max_path_m: float = np.inf
                    ) -> tuple[_PathSet, np.ndarray, np.ndarray]:
         where = self.array if hardware is None else hardware
         emitter, receivers = where.to_world(position_m, yaw_rad)
-        room_paths = self._room_paths(emitter, receivers)
+        room_paths = self._room_paths(emitter, receivers, max_path_m)
         self._occlude(room_paths, emitter, receivers, boxes)
         furniture = self._furniture_paths(emitter, receivers, boxes)
         merged = _PathSet(
@@ -402,7 +401,8 @@ class EchoSimulator:
               temperature_c: float | None = None, extra_boxes: list[Box] | None = None,
               gains: np.ndarray | None = None, hardware: Hardware | None = None,
               furniture: list[Box] | None = None) -> list[EchoPath]:
-        """All propagation paths for a pose, the direct coupling first.
+        """All propagation paths for a pose, the direct coupling first; of the room's image
+        sources, those that reach a receiver within the window.
 
         :param position_m: array position ``(3,)`` in the room frame, m.
         :param yaw_rad: array heading, rad.
@@ -419,7 +419,8 @@ class EchoSimulator:
         gains = self.array.gains if gains is None else np.asarray(gains, dtype=float)
         furniture = self.room.furniture if furniture is None else furniture
         boxes = list(furniture) + list(extra_boxes or [])
-        ps, emitter, receivers = self._all_paths(position, yaw_rad, boxes, hardware)
+        ps, emitter, receivers = self._all_paths(position, yaw_rad, boxes, hardware,
+                                                 self._window_path_m(temperature))
         fc = np.array([self.chirp.center_hz])
         a_np = self._absorption_np_per_m(temperature, fc)[0]
         directivity = (self.array.directivity(fc[0], ps.cos_departure, c)
@@ -486,8 +487,17 @@ class EchoSimulator:
         temperature = self.room.temperature_c if temperature_c is None else temperature_c
         gains = self.array.gains if gains is None else np.asarray(gains, dtype=float)
         boxes = list(self.room.furniture) + list(extra_boxes or [])
-        ps, emitter, receivers = self._all_paths(position, yaw_rad, boxes, hardware)
+        ps, emitter, receivers = self._all_paths(position, yaw_rad, boxes, hardware,
+                                                 self._window_path_m(temperature))
         return self._synthesise(ps, emitter, receivers, temperature, gains, hardware)
+
+    def _window_path_m(self, temperature_c: float) -> float:
+        """The longest path that arrives within the window, m (a path this long or longer
+        is not rendered, and its image not labelled)."""
+        if self.all_orders and temperature_c > ALL_ORDERS_MAX_TEMPERATURE_C:
+            raise ValueError(f'air at {temperature_c} degC: every order in the window is '
+                             f'counted up to {ALL_ORDERS_MAX_TEMPERATURE_C} degC')
+        return self.n_samples / self.fs_hz * speed_of_sound_mps(temperature_c)
 
     def _synthesise(self, ps: _PathSet, emitter: np.ndarray, receivers: np.ndarray,
                     temperature_c: float, gains: np.ndarray,
@@ -508,8 +518,7 @@ class EchoSimulator:
         kappa = self._absorption_np_per_m(temperature_c, self._freq) + 2j * np.pi * self._freq / c
         terms = np.exp(log_gain[:, None] + coarse @ self._interp - dist[:, None] * kappa)
         n = receivers.shape[0]
-        spectrum_band = np.zeros((n, self._freq.size), dtype=complex)
-        np.add.at(spectrum_band, r_idx, terms)
+        spectrum_band = np.stack([terms[r_idx == r].sum(axis=0) for r in range(n)])
         direct_delay = np.linalg.norm(receivers - emitter, axis=1) / c
         spectrum_band += (gains * self.direct_amplitude)[:, None] * np.exp(
             -2j * np.pi * self._freq * direct_delay[:, None])
@@ -547,7 +556,8 @@ class EchoSimulator:
                                             for _ in range(scenario.n_random_clutter)]
         furniture = self.room.furniture if scenario.furniture is None else scenario.furniture
         boxes = list(furniture) + clutter
-        ps, emitter, receivers = self._all_paths(position, yaw_rad, boxes, scenario.hardware)
+        ps, emitter, receivers = self._all_paths(position, yaw_rad, boxes, scenario.hardware,
+                                                 self._window_path_m(temperature))
         clean = self._synthesise(ps, emitter, receivers, temperature, gains, scenario.hardware)
         if scenario.dead_channel is not None:
             clean[scenario.dead_channel] = 0.0

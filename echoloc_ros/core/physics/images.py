@@ -1,6 +1,7 @@
 """Image-source geometry of the physics localizer: image maps of the room's surfaces and
 furniture faces, and which image paths exist from a pose."""
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -8,6 +9,56 @@ import numpy as np
 from echoloc_ros.core.geometry import occluders, plane_contains, room_planes
 from echoloc_ros.core.physics.kernels import faces_valid, first_order_blocked, image_points
 from echoloc_ros.core.physics.path_trace import traced_paths
+
+
+# The final fit of a fix in a shoebox room models the room's image paths up to this order (the
+# search, orders 1 and 2); and, for that fit, paths down to this fraction of the strongest wall
+# echo (the search: ``min_relative_amplitude``).
+FINAL_ORDER = 3
+FINAL_MIN_RELATIVE = 0.04
+# An image farther than the window's path (at the fastest sound searched) plus this, m, from
+# the emitter is not heard at any receiver.
+FINAL_REACH_MARGIN_M = 0.5
+
+
+def shoebox_image_maps(size_m: np.ndarray, reflection: np.ndarray, orders: range
+                       ) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Every image of a shoebox room's emitter of the given orders, as an affine map
+    ``image = diag(m) @ emitter + t`` and its reflection coefficient.
+
+    Along one axis, ``k`` reflections between the surfaces at 0 and ``D`` starting with the
+    one at 0 map ``x`` to ``-x - (k - 1) D`` (k odd) or ``x + k D`` (k even), starting with the one
+    at ``D`` to ``-x + (k + 1) D`` or ``x - k D``, meeting the first surface ``ceil(k / 2)``
+    times and the other ``floor(k / 2)``; an image is one such history per axis.
+
+    :param size_m: width, length and height ``(3,)``.
+    :param reflection: amplitude reflection per surface: ``(3, 2)``, the surface at 0 and at
+        ``D`` of each axis.
+    :return: ``(m (3,), t (3,), reflection)`` per image.
+    """
+    per_axis = []
+    for axis in range(3):
+        d, (r0, r1) = size_m[axis], reflection[axis]
+        histories = {0: [(1.0, 0.0, 1.0)]}
+        for k in range(1, max(orders) + 1):
+            odd = k % 2
+            first = (-1.0 if odd else 1.0, -(k - 1) * d if odd else k * d,
+                     r0 ** ((k + 1) // 2) * r1 ** (k // 2))
+            second = (-1.0 if odd else 1.0, (k + 1) * d if odd else -k * d,
+                      r1 ** ((k + 1) // 2) * r0 ** (k // 2))
+            histories[k] = [first, second]
+        per_axis.append(histories)
+    maps = []
+    for order in orders:
+        for kx in range(order + 1):
+            for ky in range(order + 1 - kx):
+                for hx in per_axis[0][kx]:
+                    for hy in per_axis[1][ky]:
+                        for hz in per_axis[2][order - kx - ky]:
+                            maps.append((np.array([hx[0], hy[0], hz[0]]),
+                                         np.array([hx[1], hy[1], hz[1]]),
+                                         hx[2] * hy[2] * hz[2]))
+    return maps
 
 
 @dataclass
@@ -75,6 +126,8 @@ class ImageSources:
             np.array([f[3] for f in self._faces]), np.array([f[4] for f in self._faces]),
             np.array([f[1].min_m for f in self._faces]).reshape(-1, 3),
             np.array([f[1].max_m for f in self._faces]).reshape(-1, 3))
+        # The model of a fix's final fit, built when first needed (:meth:`_final_model`).
+        self._final = None
         self._sequences = [seq for seq, _, _, _ in maps]
         self._img_m = np.array([m for _, m, _, _ in maps])
         self._img_t = np.array([t for _, _, t, _ in maps])
@@ -146,3 +199,50 @@ class ImageSources:
                 self._first_planes[0][first], self._first_planes[1][first], *self._box_bounds)
             valid[:, first] &= ~blocked
         return valid
+
+    def _final_model(self, fr, thetas: np.ndarray) -> tuple['ImageSources', np.ndarray]:
+        """The model a fix's final fit is made with, and which of its paths exist at the
+        candidate ``thetas (1, 5)``: in a shoebox room, where the frame's evidence there
+        prefers it, this one with the room's images of orders 3 to ``FINAL_ORDER`` after its
+        own (``FINAL_MIN_RELATIVE``); else this one.
+
+        Higher orders reach a receiver as strongly as the far walls' echoes, and overlap them:
+        left out of the fit, they pull it by up to millimetres and raise its residual. Where
+        they are not in the frame (a simulation to order 2), each modelled path only fits
+        noise, and the evidence (the log det of its prior is each path's price) keeps the
+        smaller model. The search keeps orders 1 and 2 (its scans and candidates are what
+        the higher orders follow, and they cost it per candidate).
+        """
+        valid = self._valid_batch(fr, thetas)
+        if not self._shoebox or FINAL_ORDER <= 2:
+            return self, valid
+        if self._final is None:
+            room = self.room
+            size = np.array([room.width_m, room.length_m, room.height_m])
+            # The surface at 0 and at D of each axis: west and east, south and north, floor and
+            # ceiling (room_planes' order: south, east, north, west, floor, ceiling).
+            refl = np.array([s.reflection for s in self._surfaces])[[[3, 1], [0, 2], [4, 5]]]
+            late = shoebox_image_maps(size, refl, range(3, FINAL_ORDER + 1))
+            final = copy.copy(self)
+            final._img_m = np.concatenate([self._img_m, [np.diag(m) for m, _, _ in late]])
+            final._img_t = np.concatenate([self._img_t, [t for _, t, _ in late]])
+            final._img_refl = np.concatenate([self._img_refl, [r for _, _, r in late]])
+            final._vertical_only = np.concatenate(
+                [self._vertical_only, [m[0] == 1 and m[1] == 1 and t[0] == t[1] == 0
+                                       for m, t, _ in late]])
+            final.min_relative_amplitude = FINAL_MIN_RELATIVE
+            final._final = final
+            self._final = final
+        final = self._final
+        late = slice(self._img_m.shape[0], None)
+        # Only the images near enough to be heard in the window at any speed searched (with
+        # the array's size to spare) enter the fit: a far one costs it and adds nothing.
+        reach_m = fr.t_max * fr.c0 * (1.0 + self.speed_tolerance) + FINAL_REACH_MARGIN_M
+        images = (np.einsum('pij,kj->kpi', final._img_m[late], thetas[:, :3])
+                  + final._img_t[late])
+        near = np.linalg.norm(images - thetas[:, None, :3], axis=-1) < reach_m
+        richer = np.hstack([valid, near])
+        evidence = [model._evidence(fr, *model._paths(fr, thetas[:1], np.arange(len(paths[0])),
+                                                      valid=paths[:1])[:2])[0]
+                    for model, paths in ((self, valid), (final, richer))]
+        return (final, richer) if evidence[1] > evidence[0] else (self, valid)

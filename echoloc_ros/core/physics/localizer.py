@@ -439,15 +439,15 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
         fr, yaw_rad = proposal.frame, proposal.yaw_given_rad
         theta = proposal.thetas[index]
         free = np.arange(N_THETA) if fr.yaw_free else np.arange(YAW)
-        fit = self._newton(fr, theta[None], self._valid_batch(fr, theta[None]), free,
-                           self.max_iterations)
+        model, valid = self._final_model(fr, theta[None])
+        fit = model._newton(fr, theta[None], valid, free, self.max_iterations)
         theta, info, score = fit.theta[0], fit.info[0], float(fit.evidence[0])
         others = [i for i in range(len(proposal.thetas)) if i != index]
         rivals = [(proposal.scores[i], proposal.thetas[i], i) for i in others]
         rivals = [r for r in rivals if np.linalg.norm(r[1][:3] - theta[:3]) > 0.02]
         rivals.sort(key=lambda r: -r[0])
         tau, amp = fit.tau, fit.amp
-        ratio = max(self._residual_ratio(fr, tau[0], amp[0], fit.coef[0]), 1.0)
+        ratio = max(model._residual_ratio(fr, tau[0], amp[0], fit.coef[0]), 1.0)
         yaw = yaw_rad + float(theta[YAW])
         # Array origin = emitter - R(yaw) tilt emitter_m: its Jacobian in (x, y, z, kappa, psi).
         emitter_m = fr.tilt @ self.array.emitter_m
