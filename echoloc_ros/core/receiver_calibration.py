@@ -23,7 +23,8 @@ import numpy as np
 import yaml
 
 from echoloc_ros.core.array_geometry import ArrayGeometry, yaw_matrix
-from echoloc_ros.core.echo_processing import EchoFeatures, direct_explained
+from echoloc_ros.core.array_calibration import DIRECT_C_MPS
+from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor, direct_explained
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.paths import resolve_config
 from echoloc_ros.core.physics.matched_filter import sample
@@ -113,6 +114,8 @@ class ReceiverCalibration:
         power = np.abs(coherent) ** 2 / np.maximum(np.sum(weighted * amp, axis=-1), 1e-300)
         phase = np.angle(z * np.conj(coherent)[:, None])
         gradient = self._gradient(fr, theta, paths[usable], tau) @ yaw_matrix(yaw_rad)
+        advance_s, advance_gradient = equaliser_advance(loc)
+        gradient = gradient - advance_gradient[None]
         used = 0
         for p in np.flatnonzero((power >= MIN_POWER)
                                 & np.all(np.abs(phase) <= MAX_PHASE_RAD, axis=-1)):
@@ -122,7 +125,8 @@ class ReceiverCalibration:
             row[np.arange(n), np.arange(n)] = gradient[p]
             row -= gradient[p][None] / n
             self.rows.append(row.reshape(n, 3 * n))
-            self.phases_s.append(-phase[p] / (2 * np.pi * features.carrier_hz))
+            self.phases_s.append(-phase[p] / (2 * np.pi * features.carrier_hz)
+                                 + advance_s - advance_s.mean())
             self.weights.append(float(power[p]))
             used += 1
         return used
@@ -189,6 +193,51 @@ class ReceiverCalibration:
         solution = np.linalg.lstsq(kkt, np.concatenate([rhs, np.zeros(3)]), rcond=None)[0]
         inverse = np.linalg.pinv(kkt)[:size, :size]
         return solution[:size], inverse
+
+
+def equaliser_advance(localizer: PhysicsLocalizer) -> tuple[np.ndarray, np.ndarray]:
+    """How the processor's array calibration moves each channel's echoes, for receivers at
+    ``localizer``'s positions plus offsets ``delta``: ``a + G delta`` earlier, s.
+
+    The equaliser (:meth:`~echoloc_ros.core.array_calibration.ArrayCalibration.equaliser`)
+    maps each channel's measured direct arrival onto the one its processor's array predicts,
+    delay included: a receiver whose phase centre lies farther from the emitter than the
+    processor's array has it arrives later on the direct path, and the equaliser advances
+    every echo of that channel by as much. The phases then see ``g - u / c`` per receiver
+    (``u`` the unit vector from the emitter), not ``g``; once the processor reads the
+    calibrated array (:func:`equalised_with`), the advance is gone.
+
+    :return: ``a`` ``(n,)`` and ``G`` ``(n, 3)`` (array axes, s/m); zero without a
+        calibration.
+    """
+    array = localizer.array
+    processor = localizer.processor
+    n = array.n_receivers
+    if processor is None or processor.calibration is None or processor.array is None:
+        return np.zeros(n), np.zeros((n, 3))
+    arm = array.receivers_m - array.emitter_m
+    distance = np.linalg.norm(arm, axis=1)
+    told = np.linalg.norm(processor.array.receivers_m - processor.array.emitter_m, axis=1)
+    return (distance - told) / DIRECT_C_MPS, arm / (distance[:, None] * DIRECT_C_MPS)
+
+
+def equalised_with(processor: EchoProcessor, array: ArrayGeometry) -> None:
+    """Let ``processor``'s equaliser read ``array`` (the file's with the receivers at their
+    phase centres, same transducers): each channel's direct arrival is then expected where
+    that receiver really is, and the echoes are not moved by its offset (see
+    :func:`equaliser_advance`).
+
+    :raises ValueError: an array with another number of receivers or other transducers.
+    """
+    now = processor.array
+    if now is not None and (array.n_receivers != now.n_receivers
+                            or array.transducer_center_hz != now.transducer_center_hz
+                            or array.transducer_bandwidth_hz != now.transducer_bandwidth_hz):
+        raise ValueError(f'array {array.name!r} ({array.n_receivers} receivers) is not the '
+                         f'processor\'s array {now.name!r} ({now.n_receivers}) with its '
+                         'receivers moved')
+    processor.array = array
+    processor.set_calibration(processor.calibration)
 
 
 def calibrated_localizer(localizer: PhysicsLocalizer,
