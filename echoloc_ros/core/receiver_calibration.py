@@ -46,7 +46,8 @@ class ReceiverCalibrationResult:
     """The receivers' offsets from the array file.
 
     :ivar offsets_m: each receiver's phase centre minus the file's position, array frame
-        ``(n, 3)``, m (their mean is zero: see the module's docstring).
+        ``(n, 3)``, m (their mean is zero along the directions the phases cannot see: see the
+        module's docstring and :func:`equaliser_advance`).
     :ivar std_m: their standard deviations ``(n, 3)``, m.
     :ivar n_echoes: echoes the solution used.
     """
@@ -78,6 +79,9 @@ class ReceiverCalibration:
         self.rows: list[np.ndarray] = []
         self.phases_s: list[np.ndarray] = []
         self.weights: list[float] = []
+        # The equaliser's advance per unit offset (equaliser_advance): where it differs
+        # between receivers, their common shift is seen too.
+        self.advance_gradient = equaliser_advance(localizer)[1]
 
     @property
     def n_echoes(self) -> int:
@@ -115,6 +119,7 @@ class ReceiverCalibration:
         phase = np.angle(z * np.conj(coherent)[:, None])
         gradient = self._gradient(fr, theta, paths[usable], tau) @ yaw_matrix(yaw_rad)
         advance_s, advance_gradient = equaliser_advance(loc)
+        self.advance_gradient = advance_gradient
         gradient = gradient - advance_gradient[None]
         used = 0
         for p in np.flatnonzero((power >= MIN_POWER)
@@ -154,7 +159,8 @@ class ReceiverCalibration:
     def solve(self, min_echoes: int = 50) -> ReceiverCalibrationResult:
         """The receivers' offsets from the echoes collected: weighted least squares (weights
         the echoes' coherent power), echoes beyond 3.5 robust standard deviations dropped once,
-        and the offsets' mean held at zero.
+        and the offsets' mean held at zero along the directions the phases cannot see
+        (:meth:`_unseen_shifts`).
 
         :raises ValueError: fewer than ``min_echoes`` echoes were collected.
         """
@@ -166,31 +172,43 @@ class ReceiverCalibration:
         n = self.rows[0].shape[0]
         weights = np.repeat(self.weights, n)
         keep = np.ones(phases.size, dtype=bool)
+        unseen = self._unseen_shifts()
         for _ in range(2):
-            offsets, cov = self._least_squares(rows[keep], phases[keep], weights[keep], n)
+            offsets, cov = self._least_squares(rows[keep], phases[keep], weights[keep], n,
+                                               unseen)
             residual = (phases - rows @ offsets) * np.sqrt(weights)
             scale = 1.4826 * np.median(np.abs(residual[keep]))
             keep = np.abs(residual) <= 3.5 * max(scale, 1e-30)
-        dof = max(np.count_nonzero(keep) - 3 * (n - 1), 1)
+        dof = max(np.count_nonzero(keep) - 3 * n + unseen.shape[0], 1)
         chi2 = np.sum(weights[keep] * (phases[keep] - rows[keep] @ offsets) ** 2) / dof
         std = np.sqrt(np.maximum(np.diag(cov), 0.0) * chi2).reshape(n, 3)
         return ReceiverCalibrationResult(offsets.reshape(n, 3), std, int(self.n_echoes))
 
+    def _unseen_shifts(self) -> np.ndarray:
+        """Directions ``(k, 3)`` of a shift common to every receiver that the phases cannot
+        see: all three, unless the equaliser's advance differs between the receivers (a shift
+        moves each one's direct path by its own amount) along some of them."""
+        spread = self.advance_gradient - self.advance_gradient.mean(axis=0)
+        _, sv, vt = np.linalg.svd(spread)
+        seen = np.zeros(3, dtype=bool)
+        seen[:sv.size] = sv > 1e-3 * max(float(np.max(sv, initial=0.0)), 1e-300)
+        return vt[~seen] if sv.size and sv.max() > 0 else np.eye(3)
+
     @staticmethod
     def _least_squares(rows: np.ndarray, phases: np.ndarray, weights: np.ndarray,
-                       n: int) -> tuple[np.ndarray, np.ndarray]:
+                       n: int, unseen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Offsets ``(3 n,)`` and their covariance up to the residual's scale, their mean held
-        at zero (the shift the phases cannot see)."""
+        at zero along the ``unseen`` directions ``(k, 3)``."""
         normal = rows.T @ (weights[:, None] * rows)
         rhs = rows.T @ (weights * phases)
-        # The common shift as a constraint: sum over receivers of each axis = 0.
-        mean = np.tile(np.eye(3), n)
-        size = 3 * n
-        kkt = np.zeros((size + 3, size + 3))
+        # The common shift as a constraint: the sum over receivers along each unseen axis = 0.
+        mean = np.tile(unseen, n)
+        size, k = 3 * n, unseen.shape[0]
+        kkt = np.zeros((size + k, size + k))
         kkt[:size, :size] = normal
         kkt[:size, size:] = mean.T
         kkt[size:, :size] = mean
-        solution = np.linalg.lstsq(kkt, np.concatenate([rhs, np.zeros(3)]), rcond=None)[0]
+        solution = np.linalg.lstsq(kkt, np.concatenate([rhs, np.zeros(k)]), rcond=None)[0]
         inverse = np.linalg.pinv(kkt)[:size, :size]
         return solution[:size], inverse
 
