@@ -185,11 +185,8 @@ def add_parsers(sub) -> None:
                         'again and an echo off its predicted delay is not used)')
     p.add_argument('--max-yaw-std-deg', type=float, default=5.0,
                    help='use poses whose heading standard deviation is below this [deg]')
-    p.add_argument('--array-calibration', type=Path, default=None,
-                   help='the array calibration the echo processor ran with (echoloc '
-                        'calibrate-array\'s file): its equaliser moved each channel\'s echoes '
-                        'by that receiver\'s offset along the direct path, which is then '
-                        'modelled (and the common shift in the array\'s plane solved)')
+    p.add_argument('--array-calibration', type=Path, help='the echo processor\'s array '
+                   'calibration (calibrate-array\'s file), whose equaliser the phases model')
     p.set_defaults(func=cmd_calibrate_receivers)
 
     p = sub.add_parser('calibrate-array', help='measure the array\'s direct coupling and '

@@ -368,9 +368,8 @@ def _add_evaluate_parser(sub) -> None:
                         'on, per array drawn, before the scored ones (physics; 0: the array '
                         'file\'s positions)')
     p.add_argument('--receiver-passes', type=int, default=0, help='calibrate the receivers at '
-                   'the localizer\'s own fixes in this many passes, as calibrate-receivers '
-                   'does (with --calibrate-room-s: from the drive, in the calibrated room, '
-                   'then the room again); 0: at the true poses')
+                   'the localizer\'s own fixes in this many passes (with --calibrate-room-s: '
+                   'in the calibrated room, then the room again); 0: at the true poses')
     p.add_argument('--model-error-draws', type=int, default=1,
                    help='spread the frames over this many arrays and rooms drawn from the '
                         'model-error options (seeds --model-error-seed on)')

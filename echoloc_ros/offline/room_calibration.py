@@ -83,14 +83,10 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
     :param calibration_frames: frames at other poses the processor calibrates the array on
         before the drive (:func:`~echoloc_ros.offline.evaluation.self_calibrate`); 0: the
         array file's model.
-    :param receiver_frames: frames the receivers' phase centres are calibrated on; every
-        localizer then reads the calibrated array. With ``receiver_passes`` 0, at known poses
-        (the file's frame) in the room file, before the drive (a room off its file biases
-        them); else :func:`receivers_then_room`.
-    :param receiver_passes: the receivers calibrated after the room, from ``receiver_frames``
-        of the drive's own frames at their fixes in the calibrated room, in this many passes
-        (:func:`~echoloc_ros.core.receiver_calibration.calibrated_from_fixes`), and the room
-        solved again from the drive with the calibrated array.
+    :param receiver_frames: frames the receivers' phase centres are calibrated on (every
+        localizer then reads them): with ``receiver_passes`` 0 at known poses in the room file
+        before the drive (a room off its file biases them), else :func:`receivers_then_room`.
+    :param receiver_passes: passes of :func:`receivers_then_room` (after the room).
     :param temperature_std_c: the room calibration's doubt of the air's temperature, degC.
     :param estimate_tilt: every localizer estimates the array's roll and pitch from the floor
         and ceiling echoes (no IMU reports them).
