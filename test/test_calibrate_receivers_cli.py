@@ -57,9 +57,9 @@ def write_recording(path, hardware, n_frames, poses=True):
     bag.close()
 
 
-def calibrate(bag, out):
+def calibrate(bag, out, *more):
     return subprocess.run([sys.executable, '-m', 'echoloc_ros.cli', 'calibrate-receivers',
-                           str(bag), '--out', str(out)], capture_output=True, text=True,
+                           str(bag), '--out', str(out), *more], capture_output=True, text=True,
                           timeout=300)
 
 
@@ -102,4 +102,8 @@ def test_calibrate_receivers_names_what_is_missing(tmp_path):
     short = calibrate(tmp_path / 'short', tmp_path / 'y.yaml')
     assert short.returncode != 0
     assert 'isolated echoes collected; need at least 50' in short.stderr, short.stderr
+    absent = calibrate(tmp_path / 'short', tmp_path / 'y.yaml', '--array-calibration',
+                       str(tmp_path / 'none.yaml'))
+    assert absent.returncode != 0
+    assert 'none.yaml' in absent.stderr and 'echoloc calibrate-array' in absent.stderr
     assert not (tmp_path / 'y.yaml').exists()

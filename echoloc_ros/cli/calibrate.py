@@ -130,7 +130,9 @@ def cmd_calibrate_receivers(args) -> int:
                              f'standard deviation is below {args.max_pose_std_m} m and '
                              f'{args.max_yaw_std_deg} deg (--max-pose-std-m, '
                              f'--max-yaw-std-deg): {counts}')
-        localizer = PhysicsLocalizer(room, array, Chirp())
+        localizer = PhysicsLocalizer(room, array, Chirp(),
+                                     processor=_equalising_processor(array,
+                                                                     args.array_calibration))
         _, result, passes = calibrated_from_fixes(
             localizer, frames, args.passes, math.radians(args.max_yaw_std_deg),
             args.min_echoes)
@@ -141,6 +143,24 @@ def cmd_calibrate_receivers(args) -> int:
     print(json.dumps({'array': array.name, 'room': room.name, 'out': str(args.out),
                       'frames': counts, 'passes': passes, **result.to_dict()}), flush=True)
     return 0
+
+
+def _equalising_processor(array, calibration_file: Path | None):
+    """The echo processor as the node ran it with ``calibration_file`` (echoloc
+    calibrate-array's output): the receiver calibration then models how its equaliser moved
+    each channel's echoes (``equaliser_advance``). ``None``: the processor without one."""
+    if calibration_file is None:
+        return None
+    from echoloc_ros.core.array_calibration import ArrayCalibration
+    from echoloc_ros.core.chirp import Chirp
+    from echoloc_ros.core.echo_processing import EchoProcessor
+    if not Path(calibration_file).is_file():
+        raise ValueError(f'--array-calibration {str(calibration_file)!r} is not a file '
+                         '(expected the output of echoloc calibrate-array)')
+    calibration = ArrayCalibration.load(calibration_file)
+    processor = EchoProcessor(Chirp(), calibration.fs_hz, array=array)
+    processor.set_calibration(calibration)
+    return processor
 
 
 def add_parsers(sub) -> None:
@@ -165,6 +185,8 @@ def add_parsers(sub) -> None:
                         'again and an echo off its predicted delay is not used)')
     p.add_argument('--max-yaw-std-deg', type=float, default=5.0,
                    help='use poses whose heading standard deviation is below this [deg]')
+    p.add_argument('--array-calibration', type=Path, help='the echo processor\'s array '
+                   'calibration (calibrate-array\'s file), whose equaliser the phases model')
     p.set_defaults(func=cmd_calibrate_receivers)
 
     p = sub.add_parser('calibrate-array', help='measure the array\'s direct coupling and '

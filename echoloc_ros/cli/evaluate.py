@@ -197,7 +197,8 @@ def _evaluate_room_calibration(args, room, array) -> int:
             args.calibrate_room_s, args.n, args.seed, args.heading_noise_deg,
             temperature_c=args.temperature_c, calibration_frames=args.calibrate_frames,
             estimate_tilt=args.estimate_tilt, receiver_frames=args.calibrate_receivers,
-            temperature_std_c=args.calibrate_room_temperature_std_c)
+            temperature_std_c=args.calibrate_room_temperature_std_c,
+            receiver_passes=args.receiver_passes)
     except ValueError as err:
         raise SystemExit(f'echoloc evaluate --calibrate-room-s: {err}') from None
     print(json.dumps({'method': 'physics', 'room': room.name,
@@ -215,6 +216,7 @@ def _evaluate_room_calibration(args, room, array) -> int:
                                                    if v and k not in ('seed', 'draws')},
                                    'calibrate_frames': args.calibrate_frames,
                                    'calibrate_receivers': args.calibrate_receivers,
+                                   'receiver_passes': args.receiver_passes,
                                    'estimate_tilt': args.estimate_tilt},
                       **rounded(result)}), flush=True)
     return 0
@@ -380,8 +382,8 @@ def _add_evaluate_parser(sub) -> None:
                         'on, per array drawn, before the scored ones (physics; 0: the array '
                         'file\'s positions)')
     p.add_argument('--receiver-passes', type=int, default=0, help='calibrate the receivers at '
-                   'the localizer\'s own fixes in this many passes, as calibrate-receivers '
-                   'does; 0: at the true poses')
+                   'the localizer\'s own fixes in this many passes (with --calibrate-room-s: '
+                   'in the calibrated room, then the room again); 0: at the true poses')
     p.add_argument('--model-error-draws', type=int, default=1,
                    help='spread the frames over this many arrays and rooms drawn from the '
                         'model-error options (seeds --model-error-seed on)')

@@ -23,7 +23,8 @@ import numpy as np
 import yaml
 
 from echoloc_ros.core.array_geometry import ArrayGeometry, yaw_matrix
-from echoloc_ros.core.echo_processing import EchoFeatures, direct_explained
+from echoloc_ros.core.array_calibration import DIRECT_C_MPS
+from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor, direct_explained
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.paths import resolve_config
 from echoloc_ros.core.physics.matched_filter import sample
@@ -45,7 +46,8 @@ class ReceiverCalibrationResult:
     """The receivers' offsets from the array file.
 
     :ivar offsets_m: each receiver's phase centre minus the file's position, array frame
-        ``(n, 3)``, m (their mean is zero: see the module's docstring).
+        ``(n, 3)``, m (their mean is zero along the directions the phases cannot see: see the
+        module's docstring and :func:`equaliser_advance`).
     :ivar std_m: their standard deviations ``(n, 3)``, m.
     :ivar n_echoes: echoes the solution used.
     """
@@ -77,6 +79,9 @@ class ReceiverCalibration:
         self.rows: list[np.ndarray] = []
         self.phases_s: list[np.ndarray] = []
         self.weights: list[float] = []
+        # The equaliser's advance per unit offset (equaliser_advance): where it differs
+        # between receivers, their common shift is seen too.
+        self.advance_gradient = equaliser_advance(localizer)[1]
 
     @property
     def n_echoes(self) -> int:
@@ -113,6 +118,9 @@ class ReceiverCalibration:
         power = np.abs(coherent) ** 2 / np.maximum(np.sum(weighted * amp, axis=-1), 1e-300)
         phase = np.angle(z * np.conj(coherent)[:, None])
         gradient = self._gradient(fr, theta, paths[usable], tau) @ yaw_matrix(yaw_rad)
+        advance_s, advance_gradient = equaliser_advance(loc)
+        self.advance_gradient = advance_gradient
+        gradient = gradient - advance_gradient[None]
         used = 0
         for p in np.flatnonzero((power >= MIN_POWER)
                                 & np.all(np.abs(phase) <= MAX_PHASE_RAD, axis=-1)):
@@ -122,7 +130,8 @@ class ReceiverCalibration:
             row[np.arange(n), np.arange(n)] = gradient[p]
             row -= gradient[p][None] / n
             self.rows.append(row.reshape(n, 3 * n))
-            self.phases_s.append(-phase[p] / (2 * np.pi * features.carrier_hz))
+            self.phases_s.append(-phase[p] / (2 * np.pi * features.carrier_hz)
+                                 + advance_s - advance_s.mean())
             self.weights.append(float(power[p]))
             used += 1
         return used
@@ -150,7 +159,8 @@ class ReceiverCalibration:
     def solve(self, min_echoes: int = 50) -> ReceiverCalibrationResult:
         """The receivers' offsets from the echoes collected: weighted least squares (weights
         the echoes' coherent power), echoes beyond 3.5 robust standard deviations dropped once,
-        and the offsets' mean held at zero.
+        and the offsets' mean held at zero along the directions the phases cannot see
+        (:meth:`_unseen_shifts`).
 
         :raises ValueError: fewer than ``min_echoes`` echoes were collected.
         """
@@ -162,33 +172,90 @@ class ReceiverCalibration:
         n = self.rows[0].shape[0]
         weights = np.repeat(self.weights, n)
         keep = np.ones(phases.size, dtype=bool)
+        unseen = self._unseen_shifts()
         for _ in range(2):
-            offsets, cov = self._least_squares(rows[keep], phases[keep], weights[keep], n)
+            offsets, cov = self._least_squares(rows[keep], phases[keep], weights[keep], n,
+                                               unseen)
             residual = (phases - rows @ offsets) * np.sqrt(weights)
             scale = 1.4826 * np.median(np.abs(residual[keep]))
             keep = np.abs(residual) <= 3.5 * max(scale, 1e-30)
-        dof = max(np.count_nonzero(keep) - 3 * (n - 1), 1)
+        dof = max(np.count_nonzero(keep) - 3 * n + unseen.shape[0], 1)
         chi2 = np.sum(weights[keep] * (phases[keep] - rows[keep] @ offsets) ** 2) / dof
         std = np.sqrt(np.maximum(np.diag(cov), 0.0) * chi2).reshape(n, 3)
         return ReceiverCalibrationResult(offsets.reshape(n, 3), std, int(self.n_echoes))
 
+    def _unseen_shifts(self) -> np.ndarray:
+        """Directions ``(k, 3)`` of a shift common to every receiver that the phases cannot
+        see: all three, unless the equaliser's advance differs between the receivers (a shift
+        moves each one's direct path by its own amount) along some of them."""
+        spread = self.advance_gradient - self.advance_gradient.mean(axis=0)
+        _, sv, vt = np.linalg.svd(spread)
+        seen = np.zeros(3, dtype=bool)
+        seen[:sv.size] = sv > 1e-3 * max(float(np.max(sv, initial=0.0)), 1e-300)
+        return vt[~seen] if sv.size and sv.max() > 0 else np.eye(3)
+
     @staticmethod
     def _least_squares(rows: np.ndarray, phases: np.ndarray, weights: np.ndarray,
-                       n: int) -> tuple[np.ndarray, np.ndarray]:
+                       n: int, unseen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Offsets ``(3 n,)`` and their covariance up to the residual's scale, their mean held
-        at zero (the shift the phases cannot see)."""
+        at zero along the ``unseen`` directions ``(k, 3)``."""
         normal = rows.T @ (weights[:, None] * rows)
         rhs = rows.T @ (weights * phases)
-        # The common shift as a constraint: sum over receivers of each axis = 0.
-        mean = np.tile(np.eye(3), n)
-        size = 3 * n
-        kkt = np.zeros((size + 3, size + 3))
+        # The common shift as a constraint: the sum over receivers along each unseen axis = 0.
+        mean = np.tile(unseen, n)
+        size, k = 3 * n, unseen.shape[0]
+        kkt = np.zeros((size + k, size + k))
         kkt[:size, :size] = normal
         kkt[:size, size:] = mean.T
         kkt[size:, :size] = mean
-        solution = np.linalg.lstsq(kkt, np.concatenate([rhs, np.zeros(3)]), rcond=None)[0]
+        solution = np.linalg.lstsq(kkt, np.concatenate([rhs, np.zeros(k)]), rcond=None)[0]
         inverse = np.linalg.pinv(kkt)[:size, :size]
         return solution[:size], inverse
+
+
+def equaliser_advance(localizer: PhysicsLocalizer) -> tuple[np.ndarray, np.ndarray]:
+    """How the processor's array calibration moves each channel's echoes, for receivers at
+    ``localizer``'s positions plus offsets ``delta``: ``a + G delta`` earlier, s.
+
+    The equaliser (:meth:`~echoloc_ros.core.array_calibration.ArrayCalibration.equaliser`)
+    maps each channel's measured direct arrival onto the one its processor's array predicts,
+    delay included: a receiver whose phase centre lies farther from the emitter than the
+    processor's array has it arrives later on the direct path, and the equaliser advances
+    every echo of that channel by as much. The phases then see ``g - u / c`` per receiver
+    (``u`` the unit vector from the emitter), not ``g``; once the processor reads the
+    calibrated array (:func:`equalised_with`), the advance is gone.
+
+    :return: ``a`` ``(n,)`` and ``G`` ``(n, 3)`` (array axes, s/m); zero without a
+        calibration.
+    """
+    array = localizer.array
+    processor = localizer.processor
+    n = array.n_receivers
+    if processor is None or processor.calibration is None or processor.array is None:
+        return np.zeros(n), np.zeros((n, 3))
+    arm = array.receivers_m - array.emitter_m
+    distance = np.linalg.norm(arm, axis=1)
+    told = np.linalg.norm(processor.array.receivers_m - processor.array.emitter_m, axis=1)
+    return (distance - told) / DIRECT_C_MPS, arm / (distance[:, None] * DIRECT_C_MPS)
+
+
+def equalised_with(processor: EchoProcessor, array: ArrayGeometry) -> None:
+    """Let ``processor``'s equaliser read ``array`` (the file's with the receivers at their
+    phase centres, same transducers): each channel's direct arrival is then expected where
+    that receiver really is, and the echoes are not moved by its offset (see
+    :func:`equaliser_advance`).
+
+    :raises ValueError: an array with another number of receivers or other transducers.
+    """
+    now = processor.array
+    if now is not None and (array.n_receivers != now.n_receivers
+                            or array.transducer_center_hz != now.transducer_center_hz
+                            or array.transducer_bandwidth_hz != now.transducer_bandwidth_hz):
+        raise ValueError(f'array {array.name!r} ({array.n_receivers} receivers) is not the '
+                         f'processor\'s array {now.name!r} ({now.n_receivers}) with its '
+                         'receivers moved')
+    processor.array = array
+    processor.set_calibration(processor.calibration)
 
 
 def calibrated_localizer(localizer: PhysicsLocalizer,

@@ -21,6 +21,7 @@ from echoloc_ros.core.room import Room
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.sim.trajectory import LissajousTrajectory
+from echoloc_ros.core.receiver_calibration import equalised_with
 from echoloc_ros.offline.receiver_evaluation import calibrated_receivers
 from echoloc_ros.offline.tracked_path import drive, moved_off_path, on_path, tracked_path
 
@@ -264,6 +265,8 @@ def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
     counts = np.diff(np.round(np.linspace(0, n, draws + 1)).astype(int))
     for j, count in enumerate(counts):
         error = None if model_error is None else replace(model_error, seed=model_error.seed + j)
+        if receiver_frames:
+            equalised_with(processor, array)
         simulator, drawn, origin = _simulated_world(room, array, chirp, fs_hz, scenario, error,
                                                     max_order, processor, calibration_frames,
                                                     seed)

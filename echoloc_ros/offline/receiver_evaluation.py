@@ -6,7 +6,7 @@ import numpy as np
 from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.receiver_calibration import (calibrated_from_fixes, calibrated_localizer,
-                                                   localized)
+                                                   equalised_with, localized)
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 
 
@@ -38,6 +38,7 @@ def calibrated_receivers(localizer: PhysicsLocalizer, processor: EchoProcessor,
         calibrated, result, passes = calibrated_from_fixes(
             localizer, localized(localizer, frames, from_fixes[1]), from_fixes[2],
             from_fixes[1])
+    equalised_with(processor, calibrated.array)
     if report is not None and scenario.hardware is not None:
         truth = scenario.hardware.receivers_m - localizer.array.receivers_m
         error = result.offsets_m - (truth - truth.mean(axis=0))

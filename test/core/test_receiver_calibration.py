@@ -79,3 +79,41 @@ def test_the_array_file_written_keeps_its_name_and_moves_its_receivers(drawn, ar
     np.testing.assert_allclose(written.receivers_m, array.receivers_m + result.offsets_m,
                                atol=1e-6)
     np.testing.assert_array_equal(written.emitter_m, array.emitter_m)
+
+
+def test_with_the_array_calibrated_the_equalisers_advance_is_not_taken_for_an_offset(
+        room, array, chirp, simulator):
+    """The equaliser maps each channel's direct arrival onto the file's, delay included, so a
+    receiver 0.5 mm farther from the emitter has all its echoes advanced by 0.5 mm of path: the
+    phases see ``g - u / c``, which the calibration models (equaliser_advance). Afterwards the
+    processor reads the calibrated array (equalised_with) and the advance is gone."""
+    from echoloc_ros.core.echo_processing import EchoProcessor
+    from echoloc_ros.core.receiver_calibration import equaliser_advance, equalised_with
+    from echoloc_ros.offline.evaluation import self_calibrate
+    hardware = ModelError(receiver_offset_m=0.0005, seed=5).draw_hardware(array)
+    scenario = Scenario(snr_db=20.0, hardware=hardware)
+    processor = EchoProcessor(chirp, simulator.fs_hz, array=array)
+    processor.set_calibration(self_calibrate(simulator, processor, scenario, 24, seed=3))
+    frames = [(processor.process(frame), position, yaw) for _, frame, position, yaw, _, _ in
+              random_frames(simulator, scenario, 40, seed=11)]
+    localizer = PhysicsLocalizer(room, array, chirp, processor=processor)
+    # The receivers lie in the emitter's plane: their common shift in it moves each direct
+    # path by its own amount and is seen; the vertical one is not (held at zero).
+    truth = hardware.receivers_m - array.receivers_m
+    truth[:, 2] -= truth[:, 2].mean()
+    assert np.max(np.abs(truth.mean(axis=0)[:2])) > 5e-5
+    advance, gradient = equaliser_advance(localizer)
+    np.testing.assert_allclose(advance, 0.0, atol=1e-15)
+    # 0.5 mm along the direct path is 1.5 us: a tenth of the carrier's period.
+    assert np.max(np.abs(gradient @ np.ones(3))) * 5e-4 > 1e-6
+    calibrated, result = calibrated_localizer(localizer, frames)
+    assert np.max(np.abs(result.offsets_m - truth)) < 5e-5
+    equalised_with(processor, calibrated.array)
+    assert processor.array is calibrated.array
+    advance, _ = equaliser_advance(localizer)
+    assert np.max(np.abs(advance)) > 5e-7
+    assert np.max(np.abs(equaliser_advance(calibrated)[0])) < 1e-15
+    with pytest.raises(ValueError, match='is not the processor'):
+        equalised_with(processor, array_from_dict({**yaml.safe_load(array_yaml(
+            'square_4sensor', result)), 'receivers_m': [[0.05, 0.0, 0.0], [-0.05, 0.0, 0.0]],
+            'gains': [1.0, 1.0]}))

@@ -168,3 +168,22 @@ def test_a_negative_temperature_uncertainty_is_named_on_the_command_line():
                                          r'finite number >= 0 degC, got -1.0'):
         main(['evaluate', '--calibrate-room-s', '1', '--n', '1', '--surface-offset-m', '0.01',
               '--calibrate-room-temperature-std-c', '-1'])
+
+
+@pytest.mark.long
+def test_the_receivers_calibrated_after_the_room_from_the_drive(array, chirp):
+    """--receiver-passes with --calibrate-room-s: the receivers at the drive's own fixes in
+    the calibrated room (no pose known), then the room solved again with them; the processor
+    reads the calibrated array from then on."""
+    room = load_room('default_room')
+    error = ModelError(surface_offset_m=0.01, resonance_spread_hz=200.0,
+                       receiver_offset_m=0.00025, seed=0)
+    result = evaluate_room_calibration(room, array, chirp, 20.0, error, drive_s=2.0, n=4,
+                                       seed=0, calibration_frames=64, receiver_frames=40,
+                                       receiver_passes=1)
+    report = result['receivers']
+    assert report['n_echoes'] >= 50 and len(report['passes']) == 1
+    assert 0.0 < np.max(np.abs(report['offsets_mm'])) < 1.0
+    assert result['withheld_rate'] == 0.0
+    assert result['surface_error_mm_max'] < 3.0
+    assert result['perfect_median_cm'] < 1.0
