@@ -453,32 +453,36 @@ class CandidateSearch:
         return ratio > UNEXPLAINED_RATIO
 
     def _part_look(self, fr: Frame, fit: Fit, tables: list[tuple[np.ndarray, np.ndarray]],
-                   free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                   free: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
         """The polished candidates ``(m, 5)`` and their evidence ``(m,)`` with, in a shoebox
         with known furniture whose best polished candidate leaves the frame doubtful
-        (:meth:`_doubtful_polish`), the parts' candidates (:meth:`_part_candidates`) at each
-        height's ``(theta, table)`` of ``tables`` and the best one's heading added, the best
-        ``n_polish`` of them polished alike.
+        (:meth:`_doubtful_polish`), the parts' candidates (:meth:`_part_candidates`) added,
+        at each height's ``(theta, table)`` of ``tables`` (the candidates' height, speed and
+        heading, the baseband they were scanned on): those whose score is above ``floor``
+        (the last polished candidate's), at most ``n_polish``, polished alike.
 
         The part scans cost twice the rest of the search (furnished_room, 20 dB); where the
-        shoebox's own candidates explain the frame they add nothing.
+        shoebox's own candidates explain the frame they add nothing. The floor keeps the
+        choice the one of scanning the parts in every frame: a part candidate that scores
+        below the shoebox's polished ones, polished, can outscore a right fix that left part
+        of its echoes unexplained.
         """
         if not (self._shoebox and self._faces) or PART_SCAN_ALWAYS \
                 or not self._doubtful_polish(fr, fit):
             return fit.theta, fit.evidence
-        psi = float(fit.theta[int(np.argmax(fit.evidence)), YAW])
         found = []
         for theta, table in tables:
             xy = self._part_candidates(fr, float(theta[2]), float(theta[3]), table)
-            found.append(np.column_stack([xy, np.full(len(xy), theta[2]),
-                                          np.full(len(xy), theta[3]), np.full(len(xy), psi)]))
+            more = np.repeat(theta[None], len(xy), axis=0)
+            more[:, :2] = xy
+            found.append(more)
         found = np.vstack(found)
-        apart = np.linalg.norm(found[:, None, :2] - fit.theta[None, :, :2], axis=-1) >= 0.02
-        found = found[np.all(apart, axis=1)]
-        if not len(found):
-            return fit.theta, fit.evidence
         valid = self._valid_batch(fr, found)
-        top = np.argsort(self._score(fr, found, valid))[::-1][:self.n_polish]
+        scores = self._score(fr, found, valid)
+        top = np.argsort(scores)[::-1][:self.n_polish]
+        top = top[scores[top] > floor]
+        if not len(top):
+            return fit.theta, fit.evidence
         more = self._newton(fr, found[top], valid[top], free, self.polish_iterations,
                             need_info=False)
         return np.vstack([fit.theta, more.theta]), np.concatenate([fit.evidence, more.evidence])

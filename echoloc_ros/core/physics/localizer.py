@@ -358,7 +358,8 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
         top = order[:self.n_polish]
         fit = self._newton(fr, thetas[top], valid[top], polish_free, self.polish_iterations,
                            need_info=False)
-        polished, polished_scores = self._part_look(fr, fit, tables, polish_free)
+        floor = scores[top[-1]] if len(top) == self.n_polish else -np.inf
+        polished, polished_scores = self._part_look(fr, fit, tables, polish_free, floor)
         polished, polished_scores = self._second_look(fr, polished, polished_scores,
                                                       polish_free)
         ranked = np.argsort(polished_scores)[::-1]
