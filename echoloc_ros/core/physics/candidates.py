@@ -229,8 +229,9 @@ class CandidateSearch:
         included, and so are the faces of known furniture that face along it, each where it
         reflects (in front of the face, within its extent): a box that hides a wall has a face
         whose echo places the array as the wall's would. The rescan keeps ``n_rescan`` peaks.
-        With known furniture, the parts its boxes cut the room into are scanned as well
-        (:meth:`_part_candidates`).
+        With known furniture, the parts its boxes cut the room into are scanned where the
+        polished candidates leave the frame doubtful (:meth:`_part_look`; in every frame with
+        :data:`PART_SCAN_ALWAYS`).
 
         When the heading is estimated, the scans run at the given heading (a degree of error
         weakens the peaks but seldom moves them; beyond ``YAW_RESCAN_RAD`` they run again at
