@@ -346,7 +346,9 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
             thetas, gain, table = self._wall_candidates(fr, features, centre, z, kappa)
             candidates.append(thetas)
             gains.append(gain)
-            tables.append((thetas[0], table))
+            if len(thetas):
+                # The height, speed and heading the candidates were scanned at.
+                tables.append((thetas[0], table))
         fr.gain = gains[0]
         thetas = np.vstack(candidates)
         thetas = thetas[distinct(thetas, np.array([0.01, 0.01, 0.01, 0.002, 0.01]))]
