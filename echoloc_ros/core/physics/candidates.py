@@ -4,9 +4,12 @@ import numpy as np
 
 from echoloc_ros.core.physics.scan_kernels import family_scores, separated, surface_scores
 from echoloc_ros.core.physics.matched_filter import Frame, sample
+from echoloc_ros.core.physics.results import Fit
 from echoloc_ros.core.physics.config import (EXPLAIN_GAP, HEIGHT_GAP, N_PART_PAIRS,
                                              N_PART_PEAKS, N_PLAN_SCANS, N_SECOND_LOOK,
-                                             SPEED_DOUBT, YAW, YAW_RESCAN_RAD)
+                                             PART_SCAN_ALWAYS, UNEXPLAINED_RATIO,
+                                             UNSEPARATED_GAP,
+                                             N_THETA, SPEED_DOUBT, YAW, YAW_RESCAN_RAD)
 
 
 def _peaks(score: np.ndarray, grid: np.ndarray, k: int, separation: float) -> np.ndarray:
@@ -226,8 +229,9 @@ class CandidateSearch:
         included, and so are the faces of known furniture that face along it, each where it
         reflects (in front of the face, within its extent): a box that hides a wall has a face
         whose echo places the array as the wall's would. The rescan keeps ``n_rescan`` peaks.
-        With known furniture, the parts its boxes cut the room into are scanned as well
-        (:meth:`_part_candidates`).
+        With known furniture, the parts its boxes cut the room into are scanned where the
+        polished candidates leave the frame doubtful (:meth:`_part_look`; in every frame with
+        :data:`PART_SCAN_ALWAYS`).
 
         When the heading is estimated, the scans run at the given heading (a degree of error
         weakens the peaks but seldom moves them; beyond ``YAW_RESCAN_RAD`` they run again at
@@ -267,7 +271,7 @@ class CandidateSearch:
             return np.vstack(chosen)
         for value in per_axis[strong][:self.n_explain]:
             chosen.append(self._rescan_weak(fr, theta, table, strong, value, psi))
-        if self._faces:
+        if self._faces and PART_SCAN_ALWAYS:
             # Known boxes cut the room into parts whose walls they hide: each part scanned
             # with its own walls and faces (:meth:`_part_candidates`).
             xy = self._part_candidates(fr, float(theta[2]), float(theta[3]), table)
@@ -430,6 +434,59 @@ class CandidateSearch:
         fit = self._newton(fr, found, self._valid_batch(fr, found), free,
                            self.polish_iterations, need_info=False)
         return np.vstack([polished, fit.theta]), np.concatenate([scores, fit.evidence])
+
+    def _doubtful_polish(self, fr: Frame, fit: Fit) -> bool:
+        """Whether the best of the polished candidates ``fit`` leaves its frame doubtful: its
+        residual over the noise above :data:`UNEXPLAINED_RATIO`, or a polished candidate 5 cm
+        or more away within :data:`UNSEPARATED_GAP` of its evidence (the tests
+        :meth:`PhysicsLocalizer.finish` applies to the refined fix)."""
+        best = int(np.argmax(fit.evidence))
+        apart = np.linalg.norm(fit.theta[:, :3] - fit.theta[best, :3], axis=1) >= 0.05
+        if np.any(fit.evidence[apart] > fit.evidence[best] - UNSEPARATED_GAP):
+            return True
+        # Polished in (x, y) and the heading only, a right candidate's height and speed still
+        # leave residual echoes: the best is refined in all, as the fix will be.
+        free = np.arange(N_THETA) if fr.yaw_free else np.arange(YAW)
+        theta = fit.theta[best][None]
+        full = self._newton(fr, theta, self._valid_batch(fr, theta), free, self.max_iterations,
+                            need_info=False)
+        ratio = self._residual_ratio(fr, full.tau[0], full.amp[0], full.coef[0])
+        return ratio > UNEXPLAINED_RATIO
+
+    def _part_look(self, fr: Frame, fit: Fit, tables: list[tuple[np.ndarray, np.ndarray]],
+                   free: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+        """The polished candidates ``(m, 5)`` and their evidence ``(m,)`` with, in a shoebox
+        with known furniture whose best polished candidate leaves the frame doubtful
+        (:meth:`_doubtful_polish`), the parts' candidates (:meth:`_part_candidates`) added,
+        at each height's ``(theta, table)`` of ``tables`` (the candidates' height, speed and
+        heading, the baseband they were scanned on): those whose score is above ``floor``
+        (the last polished candidate's), at most ``n_polish``, polished alike.
+
+        The part scans cost twice the rest of the search (furnished_room, 20 dB); where the
+        shoebox's own candidates explain the frame they add nothing. The floor keeps the
+        choice the one of scanning the parts in every frame: a part candidate that scores
+        below the shoebox's polished ones, polished, can outscore a right fix that left part
+        of its echoes unexplained.
+        """
+        if not (self._shoebox and self._faces) or PART_SCAN_ALWAYS \
+                or not self._doubtful_polish(fr, fit):
+            return fit.theta, fit.evidence
+        found = []
+        for theta, table in tables:
+            xy = self._part_candidates(fr, float(theta[2]), float(theta[3]), table)
+            more = np.repeat(theta[None], len(xy), axis=0)
+            more[:, :2] = xy
+            found.append(more)
+        found = np.vstack(found)
+        valid = self._valid_batch(fr, found)
+        scores = self._score(fr, found, valid)
+        top = np.argsort(scores)[::-1][:self.n_polish]
+        top = top[scores[top] > floor]
+        if not len(top):
+            return fit.theta, fit.evidence
+        more = self._newton(fr, found[top], valid[top], free, self.polish_iterations,
+                            need_info=False)
+        return np.vstack([fit.theta, more.theta]), np.concatenate([fit.evidence, more.evidence])
 
     def _candidate_headings(self, fr: Frame, xy: np.ndarray, z: float, kappa: float,
                             table: np.ndarray) -> np.ndarray:

@@ -341,10 +341,14 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
         centre = self.room.vertices_m.mean(axis=0)
         candidates = []
         gains = []
+        tables = []
         for z, kappa, _, _ in z_cands:
-            thetas, gain = self._wall_candidates(fr, features, centre, z, kappa)
+            thetas, gain, table = self._wall_candidates(fr, features, centre, z, kappa)
             candidates.append(thetas)
             gains.append(gain)
+            if len(thetas):
+                # The height, speed and heading the candidates were scanned at.
+                tables.append((thetas[0], table))
         fr.gain = gains[0]
         thetas = np.vstack(candidates)
         thetas = thetas[distinct(thetas, np.array([0.01, 0.01, 0.01, 0.002, 0.01]))]
@@ -356,7 +360,9 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
         top = order[:self.n_polish]
         fit = self._newton(fr, thetas[top], valid[top], polish_free, self.polish_iterations,
                            need_info=False)
-        polished, polished_scores = self._second_look(fr, fit.theta, fit.evidence,
+        floor = scores[top[-1]] if len(top) == self.n_polish else -np.inf
+        polished, polished_scores = self._part_look(fr, fit, tables, polish_free, floor)
+        polished, polished_scores = self._second_look(fr, polished, polished_scores,
                                                       polish_free)
         ranked = np.argsort(polished_scores)[::-1]
         rest = order[self.n_polish:]
@@ -386,9 +392,10 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
         return yaw_std, temperature
 
     def _wall_candidates(self, fr: Frame, features: EchoFeatures, centre: np.ndarray, z: float,
-                         kappa: float) -> tuple[np.ndarray, float]:
+                         kappa: float) -> tuple[np.ndarray, float, np.ndarray]:
         """Candidates ``(n, 5)`` at one height ``z`` and speed ratio ``kappa`` from the floor
-        and ceiling, and the amplitude scale of the predicted echoes fitted on those two."""
+        and ceiling, the amplitude scale of the predicted echoes fitted on those two, and the
+        baseband with their echoes removed that the candidates were scanned on."""
         # Floor and ceiling paths do not depend on x, y or the heading: fit (z, c) on them
         # alone, then remove them, since they are the strongest distractors of the wall
         # scores.
@@ -408,7 +415,7 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
         else:
             xy = self._general_candidates(fr, z, kappa, table)
         return np.column_stack([xy[:, :2], np.full(len(xy), z), np.full(len(xy), kappa),
-                                xy[:, 2]]), gain
+                                xy[:, 2]]), gain, table
 
     @staticmethod
     def _unseparated(proposal: Proposal, index: int) -> bool:
