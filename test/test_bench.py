@@ -87,3 +87,19 @@ def test_the_recorded_drive_is_the_sim_drivers_frames_heading_and_truth(tmp_path
 def test_an_unknown_driver_is_refused_naming_it():
     with pytest.raises(ValueError, match="driver must be 'sim' or 'replay', got 'serial'"):
         bench.bench_graph(1.0, driver='serial')
+
+
+def test_a_frame_answered_just_after_the_window_has_a_pose_and_an_unanswered_one_not():
+    """The bench's window ends between a frame and its pose: that frame is answered (its pose
+    heard after the window), not counted as a frame without a pose; a frame never answered
+    is."""
+    frames = {(1, 0): (19.99, 7), (2, 0): (19.995, 8), (0, 5): (10.0, 6)}
+    answered = {(1, 0): (20.01, 0), (0, 5): (10.02, 0)}
+    poses = {k: v for k, v in answered.items() if 0.0 <= v[0] < 20.0}
+    window = {'start': 0.0, 'end': 20.0, 'cpu_s': {}, 'rss': {}, 'frames': frames,
+              'poses': poses, 'answered': answered, 'model': None, 'dropped': 1}
+    result = bench._graph_result(window, np.zeros(0), 'physics', None, 0, 20.0)
+    assert result['frames_without_pose'] == 1
+    assert result['frames_published'] == 3
+    assert result['frame_to_pose_ms']['p50'] == pytest.approx(20.0)
+    assert result['pose_rate_hz'] == pytest.approx(1 / 20.0)

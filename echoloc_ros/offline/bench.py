@@ -209,12 +209,15 @@ def _measure(listener: GraphListener, pids: dict[str, int], duration_s: float) -
         heard = listener.heard
         frames = {k: v for k, v in heard.frames.items() if start <= v[0] < end}
         poses = {k: v for k, v in heard.poses.items() if start <= v[0] < end}
+        # A frame of the window whose pose arrives just after it (heard by now: the dropped
+        # count above waited for the next diagnostic) has a pose, not a drop.
+        answered = {k: heard.poses[k] for k in frames if k in heard.poses}
         model = next((v for k, v in heard.diagnostics.items()
                       if k.endswith('Neural model')), None)
     cpu_s = {name: None if None in (cpu_end[name], cpu_start[name])
              else cpu_end[name] - cpu_start[name] for name in pids}
     return {'start': start, 'end': end, 'cpu_s': cpu_s, 'rss': rss, 'frames': frames,
-            'poses': poses, 'model': model,
+            'poses': poses, 'answered': answered, 'model': model,
             'dropped': (dropped_end - dropped_start if None not in (dropped_end, dropped_start)
                         else None)}
 
@@ -223,7 +226,8 @@ def _graph_result(window: dict, errors: np.ndarray, method: str, room: str | Non
                   contention: int, duration_s: float) -> dict:
     """The JSON of :func:`bench_graph` from a measured window."""
     start, end, frames, poses = window['start'], window['end'], window['frames'], window['poses']
-    matched = sorted((frames[k][0], poses[k][0] - frames[k][0]) for k in frames if k in poses)
+    answered = window['answered']
+    matched = sorted((frames[k][0], answered[k][0] - frames[k][0]) for k in answered)
     stamp_latency = [v[0] - (k[0] + 1e-9 * k[1]) for k, v in poses.items()]
     seqs = sorted(v[1] for v in frames.values())
     published = (seqs[-1] - seqs[0] + 1) if seqs else 0
