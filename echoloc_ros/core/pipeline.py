@@ -20,7 +20,7 @@ from echoloc_ros.core.localization import Fix, Localizer
 from echoloc_ros.core.paths import default_model_path
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import Room
-from echoloc_ros.core.room_tolerance import tolerance_covariance, with_room_tolerance
+from echoloc_ros.core.room_tolerance import room_covariance, with_room_tolerance
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.core.warm_up import room_features
 
@@ -156,7 +156,7 @@ class Pipeline:
             if restarted:
                 self.tracker.reset()
             position, covariance, accepted = self.tracker.update_estimate(t_s, untolerated)
-            covariance = covariance + tolerance_covariance(self.room, position)
+            covariance = covariance + room_covariance(self.room, position)
             counts.gated += not accepted
             vouched = self.tracker.initialised
             counts.unvouched += not vouched

@@ -39,6 +39,8 @@ MAX_PLAN_VERTICES = 64
 # room measured with a tape along 4-6 m walls, whose plaster is not flat either, is good to
 # 1-3 cm. The shipped rooms are the simulator's and state 0 (exact).
 DEFAULT_TOLERANCE_M = 0.02
+# The largest doubt of a room's scale a file may state (``scale_std``): 5 % is 27 degC of air.
+MAX_SCALE_STD = 0.05
 # Values quoted in error messages are cut short (80 characters, 6 items, 3 levels).
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 80
@@ -176,6 +178,11 @@ class Room:
         tape-measured room: 0.01-0.03 m); the published covariance covers it
         (:mod:`~echoloc_ros.core.room_tolerance`). 0: the file is exact; a file that does not
         say gets :data:`DEFAULT_TOLERANCE_M`.
+    :ivar scale_std: the room's scale's own doubt, one standard deviation as a fraction of
+        the room's size (a calibrated room's ruler: the speed of sound of the temperature
+        told): one error shared by every surface, which moves each by the scale times its
+        distance from the room's centre, apart from ``tolerance_m`` (each surface's own).
+        0: none (a tape-measured file, whose doubt is its surfaces' own).
     """
 
     name: str
@@ -190,6 +197,7 @@ class Room:
     wall_names: list[str] = field(default_factory=list)
     description: str = ''
     tolerance_m: float = 0.0
+    scale_std: float = 0.0
 
     def __post_init__(self) -> None:
         self.vertices_m = np.asarray(self.vertices_m, dtype=float)
@@ -218,6 +226,9 @@ class Room:
         if not (np.isfinite(self.tolerance_m) and 0 <= self.tolerance_m <= 0.5):
             raise ValueError(f'room {self.name!r}: tolerance_m must be in [0, 0.5], got '
                              f'{self.tolerance_m}')
+        if not (np.isfinite(self.scale_std) and 0 <= self.scale_std <= MAX_SCALE_STD):
+            raise ValueError(f'room {self.name!r}: scale_std must be a fraction in [0, '
+                             f'{MAX_SCALE_STD}], got {self.scale_std}')
         if not 0 <= self.humidity_pct <= 100:
             raise ValueError(f'room {self.name!r}: humidity_pct must be in [0, 100], got '
                              f'{self.humidity_pct}')
@@ -461,7 +472,7 @@ def room_from_dict(data: dict[str, Any]) -> Room:
     if not isinstance(data, dict):
         raise ValueError(f'room description must be a mapping, got {type(data).__name__}')
     allowed = {'name', 'description', 'plan', 'height_m', 'materials', 'furniture',
-               'temperature_c', 'humidity_pct', 'tolerance_m'}
+               'temperature_c', 'humidity_pct', 'tolerance_m', 'scale_std'}
     unknown = set(data) - allowed
     if unknown:
         raise ValueError(f'unknown room fields {_short(sorted(map(str, unknown)))}; expected '
@@ -488,7 +499,8 @@ def room_from_dict(data: dict[str, Any]) -> Room:
         humidity_pct=_number(data.get('humidity_pct', 50.0), f'room {name!r}: humidity_pct'),
         wall_names=wall_names,
         tolerance_m=_number(data.get('tolerance_m', DEFAULT_TOLERANCE_M),
-                            f'room {name!r}: tolerance_m'))
+                            f'room {name!r}: tolerance_m'),
+        scale_std=_number(data.get('scale_std', 0.0), f'room {name!r}: scale_std'))
 
 
 def room_from_yaml(text: str) -> Room:

@@ -22,7 +22,9 @@ off the file's 20 degC: the room measured 0.85 % too small), the temperature tol
 and the calibrated room keeps the file's scale (the localizer estimates the speed of sound per
 frame from the floor and ceiling anyway). The tolerance the calibrated room states covers, per
 surface, the disagreement of its estimate between segments of the drive, the array's own
-uncertainty and the ruler's scale times the surface's distance from the room's centre.
+uncertainty; the ruler's doubt is one more term, the room's ``scale_std``, shared by every
+surface (a scale moves each by its distance from the room's centre, all together:
+:func:`~echoloc_ros.core.room_tolerance.scale_covariance`), not added to each surface's.
 """
 
 from dataclasses import dataclass, replace
@@ -38,7 +40,7 @@ from echoloc_ros.core.geometry import moved_shell, room_planes
 from echoloc_ros.core.paths import resolve_config
 from echoloc_ros.core.physics.config import RESPONSE_HALF_S
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
-from echoloc_ros.core.room import Room
+from echoloc_ros.core.room import MAX_SCALE_STD, Room
 
 # Shifts scanned per surface and frame, m: the stale file's fix is off by a few cm at most.
 SCAN_HALF_M = 0.08
@@ -60,6 +62,10 @@ SEGMENTS = 4
 # and transducers as calibrated leave every echo's path this uncertain (one standard
 # deviation, m; with the issue's realistic mix, walls came out 1.5-1.7 mm off at 20 degC).
 ARRAY_STD_M = 0.001
+# The same once the receivers' phase centres are calibrated from the drive
+# (:func:`~echoloc_ros.offline.room_calibration.receivers_then_room`): on dev (model-error seed
+# 1, the realistic mix) the walls came out within 0.30 mm of the truth.
+CALIBRATED_ARRAY_STD_M = 0.0003
 # The temperature told is this uncertain (one standard deviation, degC) unless the caller
 # says otherwise: a room file's temperature is a guess, indoor air is 18-26 degC.
 TEMPERATURE_STD_C = 1.0
@@ -75,8 +81,8 @@ class RoomCalibrationResult:
     :ivar room: the room as it stands (:attr:`Room.tolerance_m` its surfaces' uncertainty).
     :ivar offsets_m: each surface's outward offset from the file (walls in plan order, floor,
         ceiling), in the file's frame after the translation of least change, m.
-    :ivar std_m: each offset's standard uncertainty (segments, array, scale), m (``inf``:
-        never heard).
+    :ivar std_m: each offset's own standard uncertainty (segments, array; the scale's is
+        ``room.scale_std``, shared), m (``inf``: never heard).
     :ivar frames: each surface's frames used.
     :ivar shift_m: a point of the file's frame is ``p - shift_m`` in ``room``'s frame.
     :ivar ruler: ``'temperature'`` (the speed of sound told sets the scale) or ``'file'``
@@ -106,7 +112,8 @@ class RoomCalibrationResult:
                 'surface_frames': {n: int(k) for n, k in zip(names, self.frames)},
                 'ruler': self.ruler, 'scale_pct': round(100.0 * self.scale, 4),
                 'temperature_c': round(self.temperature_c, 2),
-                'tolerance_m': self.room.tolerance_m}
+                'tolerance_m': self.room.tolerance_m,
+                'scale_std_pct': round(100.0 * self.room.scale_std, 4)}
 
 
 class RoomCalibration:
@@ -120,15 +127,22 @@ class RoomCalibration:
         ceiling, and the echoes that arrive among its own, are then where they are.
     :param temperature_std_c: how well the temperature told is known (one standard
         deviation, degC): a guess from the room file, or a thermometer's reading.
+    :param array_std_m: what the array leaves every echo's path uncertain by (one standard
+        deviation, m): :data:`ARRAY_STD_M`, or :data:`CALIBRATED_ARRAY_STD_M` with the
+        receivers calibrated.
     """
 
     def __init__(self, localizer: PhysicsLocalizer, refresh_every: int = 25,
-                 temperature_std_c: float = TEMPERATURE_STD_C) -> None:
+                 temperature_std_c: float = TEMPERATURE_STD_C,
+                 array_std_m: float = ARRAY_STD_M) -> None:
         if refresh_every < 1:
             raise ValueError(f'refresh_every must be >= 1, got {refresh_every}')
         if not (np.isfinite(temperature_std_c) and temperature_std_c >= 0):
             raise ValueError(f'temperature_std_c must be a finite number >= 0 degC, got '
                              f'{temperature_std_c}')
+        if not (np.isfinite(array_std_m) and 0 <= array_std_m <= 0.05):
+            raise ValueError(f'array_std_m must be in [0, 0.05] m, got {array_std_m}')
+        self.array_std_m = array_std_m
         self.localizer = localizer
         self.refresh_every = refresh_every
         self.temperature_std_c = temperature_std_c
@@ -298,18 +312,20 @@ class RoomCalibration:
         offsets = offsets - self._gauge(offsets, known)
         offsets, ruler, scale, scale_std = self._ruler(offsets, known)
         std = np.sqrt(np.maximum(spread / np.sqrt(np.maximum(counts, 1)), segment_std) ** 2
-                      + ARRAY_STD_M ** 2 + (scale_std * self.scale_mode_m) ** 2)
+                      + self.array_std_m ** 2)
         std = np.where(known, std, np.inf)
         room, shift = moved_shell(self.localizer.room, offsets)
         step = self._box_step(offsets)
         room = replace(room, furniture=[box.shifted(step) for box in room.furniture])
         # Uniform within +-tolerance has the worst surface's variance (room_tolerance reads it
-        # so).
+        # so); the scale's doubt is one term of its own.
         tolerance = float(np.clip(np.sqrt(3.0) * std[known].max(initial=0.0), 0.0, 0.5))
         told_c = float(np.mean(self.temperatures_c))
         c = speed_of_sound_mps(told_c)
-        return RoomCalibrationResult(replace(room, tolerance_m=tolerance), offsets, std, counts,
-                                     shift, ruler, scale, told_c - scale * c / 0.606)
+        room = replace(room, tolerance_m=tolerance,
+                       scale_std=float(np.clip(scale_std, 0.0, MAX_SCALE_STD)))
+        return RoomCalibrationResult(room, offsets, std, counts, shift, ruler, scale,
+                                     told_c - scale * c / 0.606)
 
     def _segment_std(self, residual: np.ndarray, heard: np.ndarray, offsets: np.ndarray,
                      known: np.ndarray) -> np.ndarray:
@@ -412,4 +428,5 @@ def room_yaml(source: str | Path, result: RoomCalibrationResult) -> str:
             item[key] = np.round(np.asarray(item[key], dtype=float) - result.shift_m,
                                  4).tolist()
     data['tolerance_m'] = round(float(room.tolerance_m), 4)
+    data['scale_std'] = round(float(room.scale_std), 6)
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)

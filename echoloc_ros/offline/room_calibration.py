@@ -16,8 +16,8 @@ from echoloc_ros.core.room import Room
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.receiver_calibration import (calibrated_from_fixes, calibrated_localizer,
                                                    equalised_with)
-from echoloc_ros.core.room_calibration import (TEMPERATURE_STD_C, RoomCalibration,
-                                               RoomCalibrationResult)
+from echoloc_ros.core.room_calibration import (CALIBRATED_ARRAY_STD_M, TEMPERATURE_STD_C,
+                                               RoomCalibration, RoomCalibrationResult)
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.offline.evaluation import (CALIBRATION_SEED_OFFSET, CHI2_999_3DOF,
                                             error_metrics, holds_truth_95, random_frames,
@@ -67,7 +67,8 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
                               calibration_frames: int = 0, estimate_tilt: bool = False,
                               receiver_frames: int = 0,
                               temperature_std_c: float = TEMPERATURE_STD_C,
-                              receiver_passes: int = 0) -> dict:
+                              receiver_passes: int = 0,
+                              told_temperature_c: float | None = None) -> dict:
     """Drive :func:`~echoloc_ros.offline.tracked_path.tracked_path` for ``drive_s`` in the room
     drawn from ``model_error`` (its surfaces off the file; a plan other than a shoebox:
     random poses), localized and tracked with the file; every frame the tracker takes goes to
@@ -88,6 +89,8 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
         before the drive (a room off its file biases them), else :func:`receivers_then_room`.
     :param receiver_passes: passes of :func:`receivers_then_room` (after the room).
     :param temperature_std_c: the room calibration's doubt of the air's temperature, degC.
+    :param told_temperature_c: the air's temperature every localizer and the calibration are
+        told (a thermometer's reading), degC; ``None``: the room file's.
     :param estimate_tilt: every localizer estimates the array's roll and pitch from the floor
         and ceiling echoes (no IMU reports them).
     :return: ``stale_``, ``calibrated_`` and ``perfect_`` :func:`error_metrics` (with
@@ -116,7 +119,8 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
         equalised_with(processor, array)
     heading_rad = np.deg2rad(heading_noise_deg)
     after = receiver_frames > 0 and receiver_passes > 0
-    driven = _Drive(room, array, processor, estimate_tilt, temperature_std_c, keep=after)
+    driven = _Drive(room, array, processor, estimate_tilt, temperature_std_c, keep=after,
+                    told_temperature_c=told_temperature_c)
     driven.run(_drive_frames(room, truth.origin_m, simulator, driven, scenario,
                              int(round(drive_s * frame_rate_hz)), frame_rate_hz, heading_rad,
                              seed), heading_rad)
@@ -129,7 +133,8 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
     told = {'stale': (room, truth.origin_m), 'calibrated': (result.room, align),
             'perfect': (world, np.zeros(3))}
     out = _compared_rooms(told, simulator, array, processor, scenario,
-                          (n, seed, frame_rate_hz), heading_rad, estimate_tilt)
+                          (n, seed, frame_rate_hz), heading_rad, estimate_tilt,
+                          told_temperature_c)
     out['surface_error_mm'] = {name: round(1e3 * float(e), 2)
                                for name, e in zip(world.surface_names, surface_errors)}
     out['surface_error_mm_max'] = float(1e3 * np.max(np.abs(surface_errors)))
@@ -144,11 +149,14 @@ class _Drive:
     """The calibration drive: each frame localized and tracked with the room file, the frames
     the tracker takes added to a :class:`RoomCalibration` at their fix and kept (raw samples,
     pose) for a second solve with another array (:func:`receivers_then_room`) if ``keep``. It
-    processes the frames (``process``) as the processor it wraps."""
+    processes the frames (``process``) as the processor it wraps. The localizer and the
+    calibration are told ``told_temperature_c`` (``None``: the room file's)."""
 
     def __init__(self, room: Room, array: ArrayGeometry, processor: EchoProcessor,
-                 estimate_tilt: bool, temperature_std_c: float, keep: bool = False) -> None:
+                 estimate_tilt: bool, temperature_std_c: float, keep: bool = False,
+                 told_temperature_c: float | None = None) -> None:
         self.room, self.processor = room, processor
+        self.told_temperature_c = told_temperature_c
         self.temperature_std_c = temperature_std_c
         self.pipeline = make_pipeline('physics', room, array, processor.chirp, processor.fs_hz,
                                       processor,
@@ -174,10 +182,10 @@ class _Drive:
         for t_s, features, given in frames:
             if not direct_explained(features):
                 continue
-            out = self.pipeline.step(t_s, features, given, yaw_std)
+            out = self.pipeline.step(t_s, features, given, yaw_std, self.told_temperature_c)
             if out.accepted:
                 position = out.fix.estimate.position_m
-                self.calibration.add(features, position, out.yaw_rad)
+                self.calibration.add(features, position, out.yaw_rad, self.told_temperature_c)
                 if self.keep:
                     self.kept.append((self._samples, features, position, out.yaw_rad))
 
@@ -212,21 +220,24 @@ def receivers_then_room(driven: _Drive, first: RoomCalibrationResult, n_frames: 
     array = calibrated.array
     equalised_with(driven.processor, array)
     again = RoomCalibration(file_localizer.with_array(array),
-                            temperature_std_c=driven.temperature_std_c)
+                            temperature_std_c=driven.temperature_std_c,
+                            array_std_m=CALIBRATED_ARRAY_STD_M)
     for samples, _, position, yaw in kept:
-        again.add(driven.processor.process(samples), position, yaw)
+        again.add(driven.processor.process(samples), position, yaw, driven.told_temperature_c)
     return array, again.solve(), {**result.to_dict(), 'passes': history}
 
 
 def _compared_rooms(told: dict, simulator: EchoSimulator, array: ArrayGeometry,
                     processor: EchoProcessor, scenario: Scenario,
                     frames: tuple[int, int, float], heading_rad: float,
-                    estimate_tilt: bool) -> dict:
+                    estimate_tilt: bool, told_temperature_c: float | None = None) -> dict:
     """The same random frames localized with each room of ``told`` (``{key: (room, the
     translation from the truth's frame to the room's)}``; ``'perfect'`` is the true room),
     read with ``array``.
 
     :param frames: ``(n, seed, frame_rate_hz)``.
+    :param told_temperature_c: the air's temperature the localizers are told, degC (``None``:
+        each room file's).
     :return: per key ``{key}_`` :func:`error_metrics` with ``gross_rate_10cm_ci95`` and
         ``outside_999`` (none where every frame was withheld), and ``withheld_rate``.
     """
@@ -248,7 +259,7 @@ def _compared_rooms(told: dict, simulator: EchoSimulator, array: ArrayGeometry,
             continue
         for key, pipeline in pipelines.items():
             estimate = pipeline.step(k / frame_rate_hz, features, yaw + heading_rad * draw,
-                                     yaw_std).fix.estimate
+                                     yaw_std, told_temperature_c).fix.estimate
             error = estimate.position_m - (position + told[key][1])
             errors, inside, outside = columns[key]
             errors.append(float(np.linalg.norm(error)))
