@@ -23,6 +23,10 @@ def _room(args):
 
 
 def cmd_evaluate(args) -> int:
+    if args.thermometer_std_c is not None and args.calibrate_room_s is None:
+        raise SystemExit('echoloc evaluate: --thermometer-std-c needs --calibrate-room-s (a '
+                         'room the reading sets the scale of); got --thermometer-std-c '
+                         f'{args.thermometer_std_c} without it')
     if args.rooms is not None:
         return _evaluate_rooms(args)
     if args.tracked_lap_s is not None:
@@ -185,6 +189,17 @@ def _evaluate_room_calibration(args, room, array) -> int:
     from echoloc_ros.offline.evaluation import rounded
     from echoloc_ros.core.room_calibration import TEMPERATURE_STD_C
     from echoloc_ros.offline.room_calibration import evaluate_room_calibration
+    from echoloc_ros.core.thermometer import MIN_STD_C, thermometer_draw_c
+    told_c = None
+    if args.thermometer_std_c is not None:
+        try:
+            told_c = thermometer_draw_c(room.temperature_c if args.temperature_c is None
+                                        else args.temperature_c, args.thermometer_std_c,
+                                        args.model_error_seed)
+        except ValueError as err:
+            raise SystemExit(f'echoloc evaluate --thermometer-std-c: {err}') from None
+        if args.calibrate_room_temperature_std_c is None:
+            args.calibrate_room_temperature_std_c = max(args.thermometer_std_c, MIN_STD_C)
     if args.calibrate_room_temperature_std_c is None:
         args.calibrate_room_temperature_std_c = TEMPERATURE_STD_C
     if args.method != 'physics' or args.surface_offset_m <= 0:
@@ -198,7 +213,7 @@ def _evaluate_room_calibration(args, room, array) -> int:
             temperature_c=args.temperature_c, calibration_frames=args.calibrate_frames,
             estimate_tilt=args.estimate_tilt, receiver_frames=args.calibrate_receivers,
             temperature_std_c=args.calibrate_room_temperature_std_c,
-            receiver_passes=args.receiver_passes)
+            receiver_passes=args.receiver_passes, told_temperature_c=told_c)
     except ValueError as err:
         raise SystemExit(f'echoloc evaluate --calibrate-room-s: {err}') from None
     print(json.dumps({'method': 'physics', 'room': room.name,
@@ -211,6 +226,9 @@ def _evaluate_room_calibration(args, room, array) -> int:
                                    'calibrate_room_temperature_std_c':
                                        args.calibrate_room_temperature_std_c,
                                    'temperature_c': args.temperature_c,
+                                   'thermometer_std_c': args.thermometer_std_c,
+                                   'thermometer_c': None if told_c is None
+                                   else round(told_c, 3),
                                    'model_error': {k: v for k, v in
                                                    vars(model_error_from_args(args)).items()
                                                    if v and k not in ('seed', 'draws')},
@@ -393,7 +411,13 @@ def _add_evaluate_parser(sub) -> None:
                         'the stale, calibrated and true rooms on --n random frames [s]')
     p.add_argument('--calibrate-room-temperature-std-c', type=float,
                    help='how well the room calibration knows the air temperature (a '
-                        'thermometer: 0.2; default: 1, a room file guess) [degC]')
+                        'thermometer: 0.2; default: 1, a room file guess; with '
+                        '--thermometer-std-c: that) [degC]')
+    p.add_argument('--thermometer-std-c', type=float,
+                   help='with --calibrate-room-s: the localizer and the room calibration are '
+                        'told a thermometer\'s reading, drawn this far (one std) about the '
+                        'true air temperature (--temperature-c, default the file\'s), not '
+                        'the room file\'s temperature [degC]')
     p.add_argument('--imu-tilt', action='store_true',
                    help='the localizer is told the array\'s drawn roll and pitch (--tilt-deg), '
                         'as the IMU\'s orientation on /imu/data gives them')
