@@ -405,6 +405,21 @@ def _add_evaluate_parser(sub) -> None:
     p.add_argument('--model-error-draws', type=int, default=1,
                    help='spread the frames over this many arrays and rooms drawn from the '
                         'model-error options (seeds --model-error-seed on)')
+    _add_room_calibration_args(p)
+    p.add_argument('--imu-tilt', action='store_true',
+                   help='the localizer is told the array\'s drawn roll and pitch (--tilt-deg), '
+                        'as the IMU\'s orientation on /imu/data gives them')
+    p.add_argument('--estimate-tilt', action='store_true',
+                   help='the localizer estimates the array\'s roll and pitch from each frame\'s '
+                        'floor and ceiling echoes (no IMU reports them)')
+    p.add_argument('--no-wide-search', action='store_true',
+                   help='nn: do not search again, widely, the frames the network doubts')
+    add_scenario_args(p)
+    p.set_defaults(func=cmd_evaluate)
+
+
+def _add_room_calibration_args(p) -> None:
+    """``evaluate``'s room calibration: the drive, and what it is told of the air."""
     p.add_argument('--calibrate-room-s', type=float,
                    help='drive this long with the room file (its surfaces off by '
                         '--surface-offset-m), calibrate the room from the drive, then compare '
@@ -418,16 +433,6 @@ def _add_evaluate_parser(sub) -> None:
                         'told a thermometer\'s reading, drawn this far (one std) about the '
                         'true air temperature (--temperature-c, default the file\'s), not '
                         'the room file\'s temperature [degC]')
-    p.add_argument('--imu-tilt', action='store_true',
-                   help='the localizer is told the array\'s drawn roll and pitch (--tilt-deg), '
-                        'as the IMU\'s orientation on /imu/data gives them')
-    p.add_argument('--estimate-tilt', action='store_true',
-                   help='the localizer estimates the array\'s roll and pitch from each frame\'s '
-                        'floor and ceiling echoes (no IMU reports them)')
-    p.add_argument('--no-wide-search', action='store_true',
-                   help='nn: do not search again, widely, the frames the network doubts')
-    add_scenario_args(p)
-    p.set_defaults(func=cmd_evaluate)
 
 
 def _add_ambiguity_parser(sub) -> None:

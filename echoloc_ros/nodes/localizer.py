@@ -28,6 +28,7 @@ from echoloc_ros.nodes.common import (RefusalLog, declare, declare_chirp, diagno
                                       limit_threads, run, warm_up)
 from echoloc_ros.nodes.localizer_status import (LocalizerState, localization_status,
                                                 model_status)
+from echoloc_ros.nodes.temperature_input import TemperatureInput
 
 METHODS = ('physics', 'nn')
 DEVICES = ('cpu', 'cuda')
@@ -64,6 +65,7 @@ class LocalizerNode(Node):
         start = self.declare_localizer_parameters()
         self.declare_heading_parameters()
         self.declare_pose_parameters()
+        self.temperature = TemperatureInput(self)
         self.build_pipeline(start, threads)
         self.reset_state()
         self.create_io()
@@ -374,7 +376,8 @@ class LocalizerNode(Node):
                                  '(parameter array)')
             # The network's proposals come from its physics localizer: search with that.
             found = acquire(getattr(self.localizer, 'physics', self.localizer),
-                            conversions.features_from_msg(msg), self.temperature_c)
+                            conversions.features_from_msg(msg),
+                            self.temperature.current(self.temperature_c)[0])
         except ValueError as exc:
             self.frames_failed += 1
             self.last_error = f'frame seq={msg.seq}: heading acquisition: {exc}'
@@ -420,7 +423,8 @@ class LocalizerNode(Node):
                                  '(parameter array)')
             features = conversions.features_from_msg(msg)
             result = self.pipeline.step(t_s, features, yaw_rad, float(np.sqrt(yaw_var)),
-                                        self.temperature_c, self.wide_search_due(),
+                                        self.temperature.current(self.temperature_c)[0],
+                                        self.wide_search_due(),
                                         self.tilt_for(t_s))
         except ValueError as exc:
             self.frames_failed += 1
@@ -560,6 +564,11 @@ class LocalizerNode(Node):
         level, message = self.heading_status()
         if level > OK:
             stat.mergeSummary(level, message)
+        level, message, fields = self.temperature.status(self.temperature_c)
+        if level > OK:
+            stat.mergeSummary(level, message)
+        for key, value in fields:
+            stat.add(key, value)
         stat.add('pose of', f'{self.base_frame} in {self.map_frame}')
         stat.add('heading from', self.heading_mode())
         stat.add('heading acquisitions from the echoes', str(self.echo_heading.acquisitions))

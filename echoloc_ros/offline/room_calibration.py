@@ -67,8 +67,8 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
                               calibration_frames: int = 0, estimate_tilt: bool = False,
                               receiver_frames: int = 0,
                               temperature_std_c: float = TEMPERATURE_STD_C,
-                              receiver_passes: int = 0,
-                              told_temperature_c: float | None = None) -> dict:
+                              receiver_passes: int = 0, told_temperature_c: float | None = None
+                              ) -> dict:
     """Drive :func:`~echoloc_ros.offline.tracked_path.tracked_path` for ``drive_s`` in the room
     drawn from ``model_error`` (its surfaces off the file; a plan other than a shoebox:
     random poses), localized and tracked with the file; every frame the tracker takes goes to
@@ -77,9 +77,9 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
     aligned with the truth's by :func:`aligned_surface_errors`) and the true room.
 
     The array is the one ``model_error`` draws (transducers, receivers, tilt), in air at
-    ``temperature_c`` (``None``: the file's; the localizer is told the file's). A frame whose
-    direct arrival the processor's model does not explain is withheld, from the drive and from
-    the scores, as the node withholds it.
+    ``temperature_c`` (``None``: the file's; the localizer and the calibration are told
+    ``told_temperature_c``, a thermometer's reading, or the file's). A frame whose direct
+    arrival the processor's model does not explain is withheld, as the node withholds it.
 
     :param calibration_frames: frames at other poses the processor calibrates the array on
         before the drive (:func:`~echoloc_ros.offline.evaluation.self_calibrate`); 0: the
@@ -89,8 +89,6 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
         before the drive (a room off its file biases them), else :func:`receivers_then_room`.
     :param receiver_passes: passes of :func:`receivers_then_room` (after the room).
     :param temperature_std_c: the room calibration's doubt of the air's temperature, degC.
-    :param told_temperature_c: the air's temperature every localizer and the calibration are
-        told (a thermometer's reading), degC; ``None``: the room file's.
     :param estimate_tilt: every localizer estimates the array's roll and pitch from the floor
         and ceiling echoes (no IMU reports them).
     :return: ``stale_``, ``calibrated_`` and ``perfect_`` :func:`error_metrics` (with
@@ -117,10 +115,9 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
         array = calibrated_localizer(
             PhysicsLocalizer(room, array, chirp, fs_hz, processor=processor), known)[0].array
         equalised_with(processor, array)
-    heading_rad = np.deg2rad(heading_noise_deg)
-    after = receiver_frames > 0 and receiver_passes > 0
-    driven = _Drive(room, array, processor, estimate_tilt, temperature_std_c, keep=after,
-                    told_temperature_c=told_temperature_c)
+    heading_rad, after = np.deg2rad(heading_noise_deg), receiver_frames > 0 and receiver_passes > 0
+    driven = _Drive(room, array, processor, estimate_tilt, temperature_std_c, after,
+                    told_temperature_c)
     driven.run(_drive_frames(room, truth.origin_m, simulator, driven, scenario,
                              int(round(drive_s * frame_rate_hz)), frame_rate_hz, heading_rad,
                              seed), heading_rad)
@@ -137,10 +134,10 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
                           told_temperature_c)
     out['surface_error_mm'] = {name: round(1e3 * float(e), 2)
                                for name, e in zip(world.surface_names, surface_errors)}
-    out['surface_error_mm_max'] = float(1e3 * np.max(np.abs(surface_errors)))
-    out['true_offset_mm'] = {name: round(1e3 * float(u), 2)
-                             for name, u in zip(world.surface_names, truth.offsets_m)}
-    out.update(calibration=result.to_dict(), drive_frames=driven.calibration.n_frames,
+    out.update(surface_error_mm_max=float(1e3 * np.max(np.abs(surface_errors))),
+               true_offset_mm={name: round(1e3 * float(u), 2)
+                               for name, u in zip(world.surface_names, truth.offsets_m)},
+               calibration=result.to_dict(), drive_frames=driven.calibration.n_frames,
                calibration_frames=int(np.max(result.frames)), n=n, **extra)
     return out
 
