@@ -45,7 +45,16 @@ def cmd_calibrate_room(args) -> int:
     if not args.bag.is_dir():
         raise SystemExit(f'echoloc calibrate-room: recording {str(args.bag)!r} is not a '
                          'directory (expected the output of echoloc record)')
+    if args.temperature_topic and args.temperature_c is not None:
+        raise SystemExit('echoloc calibrate-room: --temperature-topic and --temperature-c '
+                         'exclude each other (the recording\'s thermometer, or a temperature '
+                         'given)')
     try:
+        if args.temperature_topic:
+            args.temperature_c, std_c, thermometer = recorded_temperature(
+                args.bag, args.temperature_topic)
+            if args.temperature_std_c is None:
+                args.temperature_std_c = std_c
         room, array = load_room(args.room), load_array(args.array)
         frames, counts = posed_frames(args.bag, max_pose_std_m=args.max_pose_std_m,
                                       max_yaw_std_deg=args.max_yaw_std_deg)
@@ -61,8 +70,42 @@ def cmd_calibrate_room(args) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(room_yaml(args.room, result))
     print(json.dumps({'room': room.name, 'out': str(args.out), 'frames': counts,
+                      **({'thermometer': thermometer} if args.temperature_topic else {}),
                       **result.to_dict()}), flush=True)
     return 0
+
+
+def recorded_temperature(bag, topic: str) -> tuple[float, float, dict]:
+    """The air's temperature over a recording from its sensor_msgs/Temperature messages on
+    ``topic``: the readings' mean and its doubt, the larger of the readings' median stated
+    standard deviation (floored, :func:`~echoloc_ros.core.thermometer.checked_reading`) and
+    their spread over the drive (the air may change while it lasts), degC; and a summary
+    (readings taken, refused, the last refusal).
+
+    :raises ValueError: no reading on ``topic`` that could be taken (naming the topic and the
+        last refusal).
+    """
+    import numpy as np
+
+    from echoloc_ros.core.thermometer import checked_reading
+    from echoloc_ros.ros.bag import read_messages
+    readings, refused, last = [], 0, ''
+    for name, log_time_ns, msg in read_messages(bag):
+        if name != topic:
+            continue
+        try:
+            readings.append(checked_reading(msg.temperature, msg.variance, 1e-9 * log_time_ns))
+        except ValueError as exc:
+            refused, last = refused + 1, str(exc)
+    if not readings:
+        raise ValueError(f'no temperature reading on {topic!r} in the recording could be '
+                         f'taken ({refused} refused{": " + last if last else ""})')
+    values = np.array([r.temperature_c for r in readings])
+    std = max(float(np.median([r.std_c for r in readings])), float(np.std(values)))
+    return float(values.mean()), std, {'topic': topic, 'readings': len(readings),
+                                       'refused': refused, 'last_refused': last,
+                                       'temperature_c': round(float(values.mean()), 3),
+                                       'std_c': round(std, 3)}
 
 
 def cmd_calibrate(args) -> int:
@@ -203,26 +246,7 @@ def add_parsers(sub) -> None:
     p.add_argument('--min-frames', type=int, default=24, help='frames needed at least')
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser('calibrate-room', help='measure every wall, the floor and the '
-                       'ceiling from a recording of a drive and write the room file as the '
-                       'room stands (JSON summary)')
-    p.add_argument('bag', type=Path, help='recording directory (echoloc record) with the '
-                   'echo features and the published poses')
-    p.add_argument('--room', default='default_room', help='room name or YAML path')
-    p.add_argument('--array', default='square_4sensor')
-    p.add_argument('--out', type=Path, required=True, help='room YAML to write')
-    p.add_argument('--temperature-c', type=float,
-                   help='air temperature during the drive [C] (default: the room file\'s): '
-                        'the speed of sound is the ruler')
-    p.add_argument('--temperature-std-c', type=float, default=None,
-                   help='how well that temperature is known, one standard deviation [C] '
-                        '(default 1; e.g. 0.2 for a thermometer): where the room file\'s own '
-                        'scale disagrees with it, the file\'s scale is kept')
-    p.add_argument('--max-pose-std-m', type=float, default=0.05,
-                   help='use poses whose standard deviation is below this on every axis [m]')
-    p.add_argument('--max-yaw-std-deg', type=float, default=0.5,
-                   help='use poses whose heading standard deviation is below this [deg]')
-    p.set_defaults(func=cmd_calibrate_room)
+    _add_calibrate_room_parser(sub)
 
     p = sub.add_parser('survey', help='bring a room file up to date: place its furniture from '
                        'a recording of the running graph (tracked poses and echo features)')
@@ -242,3 +266,32 @@ def add_parsers(sub) -> None:
     p.add_argument('--temperature-c', type=float, default=None,
                    help='air temperature (default: the room file\'s)')
     p.set_defaults(func=cmd_survey)
+
+
+def _add_calibrate_room_parser(sub) -> None:
+    p = sub.add_parser('calibrate-room', help='measure every wall, the floor and the '
+                       'ceiling from a recording of a drive and write the room file as the '
+                       'room stands (JSON summary)')
+    p.add_argument('bag', type=Path, help='recording directory (echoloc record) with the '
+                   'echo features and the published poses')
+    p.add_argument('--room', default='default_room', help='room name or YAML path')
+    p.add_argument('--array', default='square_4sensor')
+    p.add_argument('--out', type=Path, required=True, help='room YAML to write')
+    p.add_argument('--temperature-c', type=float,
+                   help='air temperature during the drive [C] (default: the room file\'s): '
+                        'the speed of sound is the ruler')
+    p.add_argument('--temperature-std-c', type=float, default=None,
+                   help='how well that temperature is known, one standard deviation [C] '
+                        '(default 1; e.g. 0.2 for a thermometer; with --temperature-topic, '
+                        'the readings\'): where the room file\'s own scale disagrees with it, '
+                        'the file\'s scale is kept')
+    p.add_argument('--temperature-topic', default='',
+                   help='take the air\'s temperature from the recording\'s '
+                        'sensor_msgs/Temperature messages on this topic (record it with '
+                        'echoloc record --topic TOPIC:sensor_msgs/msg/Temperature): their '
+                        'mean, and their stated doubt or spread, whichever is larger')
+    p.add_argument('--max-pose-std-m', type=float, default=0.05,
+                   help='use poses whose standard deviation is below this on every axis [m]')
+    p.add_argument('--max-yaw-std-deg', type=float, default=0.5,
+                   help='use poses whose heading standard deviation is below this [deg]')
+    p.set_defaults(func=cmd_calibrate_room)

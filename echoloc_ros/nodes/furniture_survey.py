@@ -23,6 +23,7 @@ from echoloc_ros.core.survey import FurnitureSurvey, LiveSurvey, room_yaml
 from echoloc_ros.ros.diagnostics import OK, WARN
 from echoloc_ros.nodes.common import (declare, declare_chirp, diagnostic_updater,
                                       limit_threads, run)
+from echoloc_ros.nodes.temperature_input import TemperatureInput
 
 # The room as surveyed: latched, so a localizer that starts (or restarts) later gets it.
 ROOM_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -53,6 +54,7 @@ class FurnitureSurveyNode(Node):
                                      '[deg C] (the speed of sound is fitted around it)',
                                      min_value=-40.0, max_value=60.0,
                                      on_set=lambda t_c: setattr(self, 'temperature_c', t_c))
+        self.temperature = TemperatureInput(self)
         period_s = declare(self, 'period_s', 5.0, 'how often the boxes are placed again [s]',
                            read_only=True, min_value=0.5, max_value=3600.0)
         max_shift_m = declare(self, 'max_shift_m', 1.0, 'how far a box may stand from where '
@@ -120,7 +122,7 @@ class FurnitureSurveyNode(Node):
                                  f'{self.array.name!r} (parameter array)')
             self.live.offer(t_s, conversions.features_from_msg(features_msg), position,
                             covariance, conversions.quaternion_to_yaw(msg.pose.pose.orientation),
-                            yaw_var, self.temperature_c)
+                            yaw_var, self.temperature.current(self.temperature_c)[0])
         except ValueError as exc:
             self.frames_failed += 1
             self.last_error = f'frame at {t_s:.3f} s skipped: {exc}'
@@ -160,6 +162,8 @@ class FurnitureSurveyNode(Node):
     def survey_status(self, stat):
         live = self.live
         stat.add('assumed temperature (C)', f'{self.temperature_c:.1f}')
+        for key, value in self.temperature.status(self.temperature_c)[2]:
+            stat.add(key, value)
         if live is None:
             stat.summary(OK, f'room {self.room.name!r} has no furniture: nothing to survey')
             return stat
