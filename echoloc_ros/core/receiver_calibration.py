@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from echoloc_ros.core.array_geometry import ArrayGeometry, yaw_matrix
+from echoloc_ros.core.array_geometry import ArrayGeometry, tilt_matrix, yaw_matrix
 from echoloc_ros.core.array_calibration import DIRECT_C_MPS
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor, direct_explained
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
@@ -89,20 +89,26 @@ class ReceiverCalibration:
         return len(self.weights)
 
     def add(self, features: EchoFeatures, position_m: np.ndarray, yaw_rad: float,
-            temperature_c: float | None = None) -> int:
-        """Measure one frame's echoes at a known pose (level array).
+            temperature_c: float | None = None,
+            tilt_rad: tuple[float, float] | None = None) -> int:
+        """Measure one frame's echoes at a known pose.
 
         :param position_m: the array's position, room frame ``(3,)``, m.
         :param yaw_rad: its heading, rad.
         :param temperature_c: the air's, degC; ``None``: the room file's (the speed of sound
             is fitted to the echoes at the pose).
+        :param tilt_rad: the array's roll and pitch while the frame was taken (an IMU's), rad;
+            ``None``: level. The offsets are solved in the array's own frame, so a tilt known
+            here is not taken for receivers moved up and down (and counted again when the
+            localizer is told it).
         :return: the echoes of the frame that were used.
         """
         loc = self.localizer
         temperature = loc.room.temperature_c if temperature_c is None else temperature_c
-        fr = loc.frame(features, yaw_rad, temperature)
-        emitter = (np.asarray(position_m, dtype=float)
-                   + yaw_matrix(yaw_rad) @ loc.array.emitter_m)
+        fr = loc.frame(features, yaw_rad, temperature, tilt_rad)
+        rotation = yaw_matrix(yaw_rad) @ (np.eye(3) if tilt_rad is None
+                                          else tilt_matrix(*tilt_rad))
+        emitter = np.asarray(position_m, dtype=float) + rotation @ loc.array.emitter_m
         theta = loc.fit_room_at(fr, emitter).theta
         paths = np.flatnonzero(loc._valid_batch(fr, theta)[0])
         every = np.ones(paths.size, dtype=bool)
@@ -117,7 +123,7 @@ class ReceiverCalibration:
         coherent = np.sum(weighted * z, axis=-1)
         power = np.abs(coherent) ** 2 / np.maximum(np.sum(weighted * amp, axis=-1), 1e-300)
         phase = np.angle(z * np.conj(coherent)[:, None])
-        gradient = self._gradient(fr, theta, paths[usable], tau) @ yaw_matrix(yaw_rad)
+        gradient = self._gradient(fr, theta, paths[usable], tau) @ rotation
         advance_s, advance_gradient = equaliser_advance(loc)
         self.advance_gradient = advance_gradient
         gradient = gradient - advance_gradient[None]
@@ -263,16 +269,18 @@ def calibrated_localizer(localizer: PhysicsLocalizer,
                          min_echoes: int = 50
                          ) -> tuple[PhysicsLocalizer, ReceiverCalibrationResult]:
     """``localizer`` (of the array file) with its receivers at the phase centres measured on
-    ``frames``: ``(features, position_m, yaw_rad)`` at known poses, room file frame; a frame
-    whose direct arrival the processor's model does not explain is skipped.
+    ``frames``: ``(features, position_m, yaw_rad)`` at known poses, room file frame, each with
+    the array's ``(roll, pitch)`` after it where known (an IMU's; the offsets are then solved
+    in the array's frame); a frame whose direct arrival the processor's model does not explain
+    is skipped.
 
     :param min_echoes: isolated echoes needed (:meth:`ReceiverCalibration.solve`).
     :raises ValueError: too few isolated echoes (:meth:`ReceiverCalibration.solve`).
     """
     calibration = ReceiverCalibration(localizer)
-    for features, position_m, yaw_rad in frames:
+    for features, position_m, yaw_rad, *tilt in frames:
         if direct_explained(features):
-            calibration.add(features, position_m, yaw_rad)
+            calibration.add(features, position_m, yaw_rad, tilt_rad=tilt[0] if tilt else None)
     result = calibration.solve(min_echoes)
     return localizer.with_array(result.array(localizer.array)), result
 
@@ -281,13 +289,15 @@ def localized(localizer: PhysicsLocalizer,
               frames: Iterable[tuple[EchoFeatures, np.ndarray, float]],
               yaw_std_rad: float | None = None) -> list[tuple[EchoFeatures, np.ndarray, float]]:
     """``frames`` ``(features, position_m, yaw_rad)`` with each pose replaced by
-    ``localizer``'s own fix (searched around the heading given; a frame whose direct arrival
-    the model does not explain is left out)."""
+    ``localizer``'s own fix (searched around the heading given, told the tilt a frame carries
+    after it, which it keeps; a frame whose direct arrival the model does not explain is left
+    out)."""
     out = []
-    for features, _, yaw_rad in frames:
+    for features, _, yaw_rad, *tilt in frames:
         if direct_explained(features):
-            estimate = localizer.localize(features, yaw_rad, yaw_std_rad=yaw_std_rad)
-            out.append((features, estimate.position_m, estimate.yaw_rad))
+            estimate = localizer.localize(features, yaw_rad, yaw_std_rad=yaw_std_rad,
+                                          tilt_rad=tilt[0] if tilt else None)
+            out.append((features, estimate.position_m, estimate.yaw_rad, *tilt))
     return out
 
 

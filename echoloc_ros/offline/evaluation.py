@@ -277,7 +277,8 @@ def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
             pipeline.localizer = calibrated_receivers(
                 file_localizer, processor, simulator, drawn, origin, receiver_frames,
                 [seed + CALIBRATION_SEED_OFFSET, j, 1], from_fixes or None,
-                None if details is None else details.setdefault('receivers', []))
+                None if details is None else details.setdefault('receivers', []),
+                tilt if attitude == 'imu' else None)
         # One draw keeps the seeds of a single world.
         frame_seed = seed if j == 0 else [seed, j]
         frames = random_frames(simulator, drawn, count, frame_seed, *frame_args)

@@ -13,7 +13,8 @@ from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 def calibrated_receivers(localizer: PhysicsLocalizer, processor: EchoProcessor,
                          simulator: EchoSimulator, scenario: Scenario, origin_m: np.ndarray,
                          n_frames: int, seed, from_fixes: tuple | None = None,
-                         report: list | None = None) -> PhysicsLocalizer:
+                         report: list | None = None,
+                         tilt_rad: tuple[float, float] | None = None) -> PhysicsLocalizer:
     """``localizer`` (of the array file) with its receivers calibrated on ``n_frames`` frames
     at random poses of ``simulator``'s world (its origin at ``origin_m`` in the file's frame).
 
@@ -25,11 +26,14 @@ def calibrated_receivers(localizer: PhysicsLocalizer, processor: EchoProcessor,
         receivers, mm (their common shift, which the phases cannot see, removed; and again
         less the best rotation about the array's z axis, which a heading the echoes refine
         takes up), the file's, the echoes used and the passes.
+    :param tilt_rad: the array's roll and pitch the calibration is told (an IMU's), rad;
+        ``None``: level.
     """
     from echoloc_ros.offline.evaluation import random_frames
     noise = 0.0 if from_fixes is None else from_fixes[0]
     drawn = random_frames(simulator, scenario, n_frames, seed)
-    frames = [(processor.process(frame), position + origin_m, yaw + noise * draw)
+    told = () if tilt_rad is None else (tilt_rad,)
+    frames = [(processor.process(frame), position + origin_m, yaw + noise * draw, *told)
               for _, frame, position, yaw, draw, _ in drawn]
     passes = []
     if from_fixes is None:
