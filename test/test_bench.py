@@ -125,5 +125,6 @@ def test_frame_to_pose_is_read_from_the_publishers_clocks_not_the_listeners():
         assert result['frame_to_pose_ms']['p50'] == pytest.approx(25.0)
         assert result['frame_to_pose_heard_ms']['p50'] == pytest.approx(1.0)
         assert result['processing_cpu_ms_per_frame'] == pytest.approx(40.0)
+        assert result['processing_cpu_ms_per_pose'] == pytest.approx(40.0)
         assert result['localizer_cpu_ms_per_pose'] == pytest.approx(
             1e3 * cpu_s.get('localizer', 0.08) / 2)

@@ -265,6 +265,9 @@ def _graph_result(window: dict, errors: np.ndarray, method: str, room: str | Non
         # What the issue's budget counts: echo_processor + localizer, in one process or two.
         'processing_cpu_ms_per_frame': (round(1e3 * sum(processing) / published, 3)
                                         if published and None not in processing else None),
+        # The same per pose published: fairer where one graph drops more frames unprocessed.
+        'processing_cpu_ms_per_pose': (round(1e3 * sum(processing) / len(poses), 3)
+                                       if poses and None not in processing else None),
         'frame_to_pose_ms': _percentiles_ms(latency) if latency else None,
         # 'sent': from the frame's publication to its pose's (the publishers' clocks), which
         # this listener's share of the CPU does not shorten; 'heard': arrivals here.
