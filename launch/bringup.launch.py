@@ -60,13 +60,16 @@ def _nodes(context: LaunchContext) -> list:
             continue
         # Several nodes in one process: a dict of parameters would set every node's, so each
         # node's overrides go in its own section of a parameter file.
-        with tempfile.NamedTemporaryFile('w', prefix=f'echoloc-{spec.name}-', suffix='.yaml',
-                                         delete=False) as out:
-            yaml.safe_dump({node: {'ros__parameters': overrides.get(node, {})}
-                            for node in spec.nodes}, out)
+        parameters = [config['params_file']]
+        sections = {node: {'ros__parameters': overrides[node]} for node in spec.nodes
+                    if overrides.get(node)}
+        if sections:
+            with tempfile.NamedTemporaryFile('w', prefix=f'echoloc-{spec.name}-',
+                                             suffix='.yaml', delete=False) as out:
+                yaml.safe_dump(sections, out)
+            parameters.append(out.name)
         actions.append(Node(package='echoloc', executable=spec.executable,
-                            parameters=[config['params_file'], out.name], output='screen',
-                            emulate_tty=True))
+                            parameters=parameters, output='screen', emulate_tty=True))
     if config['rviz'].lower() == 'true':
         actions.append(Node(package='rviz2', executable='rviz2', name='rviz2',
                             arguments=['-d', os.path.join(share, 'config', 'echoloc.rviz')]))
