@@ -97,9 +97,34 @@ def test_a_frame_answered_just_after_the_window_has_a_pose_and_an_unanswered_one
     answered = {(1, 0): (20.01, 0), (0, 5): (10.02, 0)}
     poses = {k: v for k, v in answered.items() if 0.0 <= v[0] < 20.0}
     window = {'start': 0.0, 'end': 20.0, 'cpu_s': {}, 'rss': {}, 'frames': frames,
-              'poses': poses, 'answered': answered, 'model': None, 'dropped': 1}
+              'poses': poses, 'answered': answered, 'sent': {}, 'model': None, 'dropped': 1}
     result = bench._graph_result(window, np.zeros(0), 'physics', None, 0, 20.0)
     assert result['frames_without_pose'] == 1
     assert result['frames_published'] == 3
+    # No source timestamps: the latencies as heard.
+    assert result['frame_to_pose_clock'] == 'heard'
     assert result['frame_to_pose_ms']['p50'] == pytest.approx(20.0)
+    assert result['frame_to_pose_heard_ms'] == result['frame_to_pose_ms']
     assert result['pose_rate_hz'] == pytest.approx(1 / 20.0)
+
+
+def test_frame_to_pose_is_read_from_the_publishers_clocks_not_the_listeners():
+    """A listener starved of CPU hears a frame late and its pose at once: frame to pose then
+    reads what the publishers' source timestamps say, not the 1 ms between the arrivals. The
+    CPU of the two nodes, in one process or two, is the issue's processing figure."""
+    frames = {(1, 0): (10.030, 1), (2, 0): (10.070, 2)}
+    answered = {(1, 0): (10.031, 0), (2, 0): (10.071, 0)}
+    sent = {(1, 0): (10.000, 10.025), (2, 0): (10.040, 10.065)}
+    window = {'start': 0.0, 'end': 20.0, 'frames': frames, 'poses': answered,
+              'answered': answered, 'sent': sent, 'rss': {}, 'model': None, 'dropped': 0}
+    for cpu_s in ({'echo_processor': 0.02, 'localizer': 0.06},
+                  {'echo_localizer': 0.08}):
+        result = bench._graph_result({**window, 'cpu_s': cpu_s}, np.zeros(0), 'physics',
+                                     None, 0, 20.0)
+        assert result['frame_to_pose_clock'] == 'sent'
+        assert result['frame_to_pose_ms']['p50'] == pytest.approx(25.0)
+        assert result['frame_to_pose_heard_ms']['p50'] == pytest.approx(1.0)
+        assert result['processing_cpu_ms_per_frame'] == pytest.approx(40.0)
+        assert result['processing_cpu_ms_per_pose'] == pytest.approx(40.0)
+        assert result['localizer_cpu_ms_per_pose'] == pytest.approx(
+            1e3 * cpu_s.get('localizer', 0.08) / 2)

@@ -26,6 +26,10 @@ def _overrides(pairs: list[str]) -> dict[str, dict]:
     return out
 
 
+ONE_PROCESS_HELP = ('run echo_processor and localizer in one process (the same nodes and topics; '
+                    'the features go to the localizer without DDS, and are published only '
+                    'while another process subscribes): less CPU a frame')
+
 # The nodes that read the room file (each has a `room` parameter).
 ROOM_NODES = ('driver', 'localizer', 'furniture_survey')
 
@@ -41,8 +45,9 @@ def bringup_overrides(sets: list[str], room: str | None = None) -> dict[str, dic
 
 
 def cmd_bringup(args) -> int:
+    from echoloc_ros.ros.graph import graph_specs
     from echoloc_ros.ros.process_graph import NodeProcesses
-    graph = NodeProcesses(params_file=args.params_file,
+    graph = NodeProcesses(specs=graph_specs(args.one_process), params_file=args.params_file,
                           overrides=bringup_overrides(args.set, args.room))
     # SIGTERM (e.g. from a service manager) stops the graph the same way Ctrl-C does.
     signal.signal(signal.SIGTERM, interrupt)
@@ -132,7 +137,7 @@ def cmd_bench(args) -> int:
             print(json.dumps(bench.bench_graph(args.duration, args.params_file,
                                                method=args.method, contention=contention,
                                                device=args.device, room=args.room,
-                                               driver=driver)),
+                                               driver=driver, one_process=args.one_process)),
                   flush=True)
     return 0
 
@@ -166,6 +171,7 @@ def add_parsers(sub) -> None:
     p.add_argument('--room', help='room file (name or path) of every node that reads one '
                    f'({", ".join(ROOM_NODES)}); a --set of one node\'s room wins')
     p.add_argument('--monitor', action='store_true', help='also print pose, error and rate')
+    p.add_argument('--one-process', action='store_true', help=ONE_PROCESS_HELP)
     p.set_defaults(func=cmd_bringup)
 
     p = sub.add_parser('monitor', help='print pose, error vs ground truth, rate, latency')
@@ -191,6 +197,7 @@ def add_parsers(sub) -> None:
                    help='replay: after the graph with the simulating driver, the graph again '
                    'with the driver playing a recording of the same drive (the nodes\' CPU '
                    'time without the simulator\'s beside them, as on a robot)')
+    p.add_argument('--one-process', action='store_true', help=ONE_PROCESS_HELP)
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser('record', help='record the graph\'s topics to MCAP (rosbag2 layout)')

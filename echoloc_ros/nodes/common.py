@@ -203,8 +203,9 @@ def _executor():
     return EventsExecutor()
 
 
-def run(node_factory: Callable[[], Node], args=None) -> int:
-    """Init rclpy, spin the node until Ctrl-C, SIGTERM or shutdown, clean up (Humble to Kilted).
+def run(node_factory: Callable[[], Node | list[Node]], args=None) -> int:
+    """Init rclpy, spin the node (or the nodes, in one executor, where ``node_factory`` returns
+    several) until Ctrl-C, SIGTERM or shutdown, clean up (Humble to Kilted).
 
     rclpy's own signal handler shuts the context down at once, while the events executor may
     still run a timer that publishes on it ("publisher's context is invalid", a traceback at
@@ -215,27 +216,30 @@ def run(node_factory: Callable[[], Node], args=None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    node = None
+    nodes: list[Node] = []
     try:
         try:
-            node = node_factory()
+            made = node_factory()
         except (ValueError, FileNotFoundError, ParameterException) as exc:
             # A bad parameter or config file (out of its range, of the wrong type): say which
             # and exit non-zero, not a traceback.
             rclpy.logging.get_logger('echoloc').fatal(str(exc))
             return 2
+        nodes = made if isinstance(made, list) else [made]
         executor = _executor()
-        executor.add_node(node)
+        for node in nodes:
+            executor.add_node(node)
         # spin_once in a loop, not spin(): rclpy.spin() with the events executor never ran a
         # callback here (a bringup of it published nothing and ignored Ctrl-C). The timeout
         # bounds how long a signal waits to be seen.
         while rclpy.ok() and not stop.is_set():
             executor.spin_once(timeout_sec=0.2)
-        executor.remove_node(node)
+        for node in nodes:
+            executor.remove_node(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        if node is not None:
+        for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()
     return 0

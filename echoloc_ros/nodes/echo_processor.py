@@ -2,6 +2,7 @@
 import collections
 import re
 import time
+from typing import Callable
 
 import numpy as np
 from rclpy.node import Node
@@ -66,6 +67,10 @@ class EchoProcessorNode(Node):
         self.latency_ms = []
 
         self.pub = self.create_publisher(EchoFeatures, 'echoloc/features', QoSProfile(depth=10))
+        # Readers of each features message in this process (the localizer, when both nodes run
+        # in one process: nodes/echo_localizer.py), called after it is published; while there
+        # are any, the message is published only when another process subscribes to it.
+        self.local_readers: list[Callable[[EchoFeatures], None]] = []
         self.publish_ranges = declare(
             self, 'publish_ranges', True, 'publish the first echo of each receiver as '
             'sensor_msgs/Range on echoloc/range_<i>, in the receiver\'s frame '
@@ -189,11 +194,15 @@ class EchoProcessorNode(Node):
                 'not calibrated yet', throttle_duration_sec=5.0)
             return
         elapsed_s = time.perf_counter() - start
-        self.pub.publish(conversions.features_msg(features, frame, elapsed_s))
+        msg = conversions.features_msg(features, frame, elapsed_s)
+        if not self.local_readers or self.pub.get_subscription_count():
+            self.pub.publish(msg)
         self.frequency.tick()
         if self.publish_ranges:
             self.publish_first_echo_ranges(frame, features)
         self.latency_ms.append(1e3 * elapsed_s)
+        for read in self.local_readers:
+            read(msg)
 
     def calibration_status(self, stat):
         withheld, self.period_withheld = self.period_withheld, 0

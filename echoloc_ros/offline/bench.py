@@ -24,6 +24,7 @@ from echoloc_ros.sim.sim_array import SimulatedArray
 from echoloc_ros.sim.simulator import Scenario
 from echoloc_ros.ros import conversions
 from echoloc_ros.ros.bag import BagWriter
+from echoloc_ros.ros.graph import ONE_PROCESS, graph_specs
 from echoloc_ros.ros.listener import GraphListener, Spinner
 from echoloc_ros.ros.process_graph import NodeProcesses, die_with_parent, isolated_ros_env
 
@@ -212,12 +213,14 @@ def _measure(listener: GraphListener, pids: dict[str, int], duration_s: float) -
         # A frame of the window whose pose arrives just after it (heard by now: the dropped
         # count above waited for the next diagnostic) has a pose, not a drop.
         answered = {k: heard.poses[k] for k in frames if k in heard.poses}
+        sent = {k: (heard.sent.get(('frame', k)), heard.sent.get(('pose', k)))
+                for k in answered}
         model = next((v for k, v in heard.diagnostics.items()
                       if k.endswith('Neural model')), None)
     cpu_s = {name: None if None in (cpu_end[name], cpu_start[name])
              else cpu_end[name] - cpu_start[name] for name in pids}
     return {'start': start, 'end': end, 'cpu_s': cpu_s, 'rss': rss, 'frames': frames,
-            'poses': poses, 'answered': answered, 'model': model,
+            'poses': poses, 'answered': answered, 'sent': sent, 'model': model,
             'dropped': (dropped_end - dropped_start if None not in (dropped_end, dropped_start)
                         else None)}
 
@@ -226,18 +229,28 @@ def _graph_result(window: dict, errors: np.ndarray, method: str, room: str | Non
                   contention: int, duration_s: float) -> dict:
     """The JSON of :func:`bench_graph` from a measured window."""
     start, end, frames, poses = window['start'], window['end'], window['frames'], window['poses']
-    answered = window['answered']
-    matched = sorted((frames[k][0], answered[k][0] - frames[k][0]) for k in answered)
+    answered, sent = window['answered'], window['sent']
+    # Each answered frame: when heard, frame to pose as heard here, and as sent (the pose's
+    # publication after the frame's, by their DDS source timestamps), where both are known.
+    matched = sorted((frames[k][0], answered[k][0] - frames[k][0],
+                      None if None in sent.get(k, (None,)) else sent[k][1] - sent[k][0])
+                     for k in answered)
     stamp_latency = [v[0] - (k[0] + 1e-9 * k[1]) for k, v in poses.items()]
     seqs = sorted(v[1] for v in frames.values())
     published = (seqs[-1] - seqs[0] + 1) if seqs else 0
+    heard_latency = [d for _, d, _ in matched]
+    by_sender = matched and all(d is not None for _, _, d in matched)
+    matched = [(t, d_sent if by_sender else d) for t, d, d_sent in matched]
     latency = [d for _, d in matched]
     first = [d for t, d in matched if t < start + 10.0]
     last = [d for t, d in matched if t >= end - 10.0]
     growth = (round(1e3 * float(np.median(last) - np.median(first)), 3)
               if first and last and duration_s >= 20.0 else None)
     cpu_s = window['cpu_s']
-    localizer_s = cpu_s.get('localizer')
+    # The localizer's process: its own, or the one it shares with the echo processor.
+    localizer_s = cpu_s.get('localizer', cpu_s.get(ONE_PROCESS.name))
+    processing = [cpu_s.get(name) for name in ('echo_processor', 'localizer', ONE_PROCESS.name)
+                  if name in cpu_s]
     return {
         'bench': 'graph', 'method': method, 'room': room,
         'device': _diagnostic_value(window['model'], 'device') if method == 'nn' else 'cpu',
@@ -249,7 +262,17 @@ def _graph_result(window: dict, errors: np.ndarray, method: str, room: str | Non
                              for name, used in cpu_s.items()},
         'localizer_cpu_ms_per_pose': (round(1e3 * localizer_s / len(poses), 3)
                                       if poses and localizer_s is not None else None),
+        # What the issue's budget counts: echo_processor + localizer, in one process or two.
+        'processing_cpu_ms_per_frame': (round(1e3 * sum(processing) / published, 3)
+                                        if published and None not in processing else None),
+        # The same per pose published: fairer where one graph drops more frames unprocessed.
+        'processing_cpu_ms_per_pose': (round(1e3 * sum(processing) / len(poses), 3)
+                                       if poses and None not in processing else None),
         'frame_to_pose_ms': _percentiles_ms(latency) if latency else None,
+        # 'sent': from the frame's publication to its pose's (the publishers' clocks), which
+        # this listener's share of the CPU does not shorten; 'heard': arrivals here.
+        'frame_to_pose_clock': ('sent' if by_sender else 'heard') if latency else None,
+        'frame_to_pose_heard_ms': _percentiles_ms(heard_latency) if heard_latency else None,
         'stamp_to_pose_ms': _percentiles_ms(stamp_latency) if stamp_latency else None,
         'latency_growth_ms': growth,
         'frames_published': published,
@@ -263,7 +286,8 @@ def _graph_result(window: dict, errors: np.ndarray, method: str, room: str | Non
 
 def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
                 startup_timeout_s: float = 30.0, method: str = 'physics', contention: int = 0,
-                device: str = 'cpu', room: str | None = None, driver: str = 'sim') -> dict:
+                device: str = 'cpu', room: str | None = None, driver: str = 'sim',
+                one_process: bool = False) -> dict:
     """Run the graph's nodes as processes and measure what a subscriber sees, and the CPU time
     each node process used per frame over the measured window (``/proc/<pid>/stat``).
 
@@ -276,6 +300,9 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
         the driver plays a recording of the same drive (:func:`record_sim_drive`, made first,
         the window plus ``REPLAY_LEAD_S``), so the nodes share the CPU and its caches with
         little else. ``stamp_to_pose_ms`` is then ``None`` (the stamps are the recording's).
+    :param one_process: the echo processor and the localizer in one process
+        (:data:`~echoloc_ros.ros.graph.ONE_PROCESS`, ``cpu_ms_per_frame`` names it), as
+        ``echoloc bringup --one-process`` runs them.
 
     ``cpu_ms_per_frame`` divides each node's CPU time by the frames the driver published in
     the window; ``localizer_cpu_ms_per_pose`` divides the localizer's by the poses it
@@ -283,11 +310,15 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
     the count in its Localization diagnostic (sent every second) from the first one in the
     window to the first one after it.
 
-    Latencies: ``frame_to_pose_ms`` from the raw frame's arrival at this listener to its pose's
-    (so without the echo window, which a real array spends before it sends the frame; the
-    simulator sends at once), ``stamp_to_pose_ms`` from the frame's stamp (the simulator's
-    tick, before it computes the frame) to the pose's arrival. ``latency_growth_ms``: the
-    median frame-to-pose latency of the last 10 s minus that of the first 10 s.
+    Latencies: ``frame_to_pose_ms`` from the raw frame's publication by the driver to its pose's
+    by the localizer, by the DDS source timestamps of both (``frame_to_pose_clock``:
+    ``'sent'``; where the middleware gives none, ``'heard'``: their arrivals at this listener,
+    which a listener starved of CPU under contention hears together, reading too little;
+    that figure is ``frame_to_pose_heard_ms`` always), so without the echo window, which a
+    real array spends before it sends the frame (the simulator sends at once);
+    ``stamp_to_pose_ms`` from the frame's stamp (the simulator's tick, before it computes the
+    frame) to the pose's arrival. ``latency_growth_ms``: the median frame-to-pose latency of
+    the last 10 s minus that of the first 10 s.
     """
     if driver not in ('sim', 'replay'):
         raise ValueError(f"driver must be 'sim' or 'replay', got {driver!r}")
@@ -307,8 +338,8 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
         record_sim_drive(recording, duration_s + REPLAY_LEAD_S, room or 'default_room')
         overrides.setdefault('driver', {}).update(backend='replay',
                                                   replay_file=str(recording))
-    graph = NodeProcesses(params_file=params_file, env=env, log_dir=log_dir,
-                          overrides=overrides)
+    graph = NodeProcesses(specs=graph_specs(one_process), params_file=params_file, env=env,
+                          log_dir=log_dir, overrides=overrides)
     busy: list[subprocess.Popen] = []
     try:
         with Spinner(listener), graph:
@@ -330,4 +361,4 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
     result = _graph_result(window, errors, method, room, contention, duration_s)
     if driver == 'replay':
         result['stamp_to_pose_ms'] = None
-    return {**result, 'driver': driver}
+    return {**result, 'driver': driver, 'one_process': one_process}

@@ -19,11 +19,19 @@ class NodeSpec:
     :param executable: ``lib/echoloc/<executable>`` for launch; pip installs it as
         ``echoloc_<executable>``.
     :param module: Python module whose ``main()`` runs the node.
+    :param nodes: the nodes the process runs when it runs several (each reads its own section
+        of the parameter file); empty: the one node ``name``.
     """
 
     name: str
     executable: str
     module: str
+    nodes: tuple[str, ...] = ()
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        """The nodes this process runs."""
+        return self.nodes or (self.name,)
 
 
 GRAPH = (
@@ -32,6 +40,23 @@ GRAPH = (
     NodeSpec('localizer', 'localizer', 'echoloc_ros.nodes.localizer'),
     NodeSpec('furniture_survey', 'furniture_survey', 'echoloc_ros.nodes.furniture_survey'),
 )
+
+# The echo processor and the localizer in one process (``echoloc bringup --one-process``,
+# ``one_process:=true``): the same two nodes, topics and parameters, but each frame's features
+# pass to the localizer in the process, without a DDS hop (docs/results.md, issue 20).
+ONE_PROCESS = NodeSpec('echo_localizer', 'echo_localizer', 'echoloc_ros.nodes.echo_localizer',
+                       nodes=('echo_processor', 'localizer'))
+
+
+def graph_specs(one_process: bool = False) -> tuple[NodeSpec, ...]:
+    """The graph's processes: ``GRAPH``, or with ``one_process`` the echo processor and the
+    localizer as the one process ``ONE_PROCESS``."""
+    if not one_process:
+        return GRAPH
+    specs = [s for s in GRAPH if s.name not in ONE_PROCESS.nodes]
+    specs.insert(1, ONE_PROCESS)
+    return tuple(specs)
+
 
 PARAMS_FILE = 'echoloc.yaml'
 

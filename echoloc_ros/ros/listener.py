@@ -18,6 +18,19 @@ from echoloc.msg import EchoFrame
 from echoloc_ros.core.stamps import paired
 from echoloc_ros.ros import conversions
 
+try:  # Iron on: a subscription callback may take the message's info with it
+    from rclpy.subscription import MessageInfo
+except ImportError:  # Humble
+    MessageInfo = None
+
+
+def sent_s(info) -> float | None:
+    """When the publisher wrote a message (its DDS source timestamp, s since the epoch), from
+    its ``MessageInfo``; None where the middleware gives none. Unlike the time a listener's
+    callback runs, it does not depend on when this process gets a core."""
+    stamp_ns = info.get('source_timestamp', 0) if info else 0
+    return 1e-9 * stamp_ns if stamp_ns > 0 else None
+
 
 @dataclass
 class Heard:
@@ -26,6 +39,8 @@ class Heard:
     poses: dict = field(default_factory=dict)       # stamp -> (recv_s, position, cov, frame_id)
     truths: dict = field(default_factory=dict)      # stamp -> position
     frames: dict = field(default_factory=dict)      # stamp -> (recv_s, seq)
+    # ('pose' or 'frame', stamp) -> when its publisher sent it (:func:`sent_s`), where known
+    sent: dict = field(default_factory=dict)
     diagnostics: dict = field(default_factory=dict)  # status name -> DiagnosticStatus
 
 
@@ -37,29 +52,41 @@ class GraphListener(Node):
         self.heard = Heard()
         self.lock = threading.Lock()
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(PoseWithCovarianceStamped, 'echoloc/pose', self.on_pose,
-                                 reliable)
+        self.subscribe(PoseWithCovarianceStamped, 'echoloc/pose', self.on_pose, reliable)
         self.create_subscription(PoseStamped, 'echoloc/ground_truth', self.on_truth, reliable)
         self.create_subscription(DiagnosticArray, '/diagnostics', self.on_diagnostics,
                                  QoSProfile(depth=50))
         if frames:
-            self.create_subscription(EchoFrame, 'echoloc/echoes', self.on_frame,
-                                     qos_profile_sensor_data)
+            self.subscribe(EchoFrame, 'echoloc/echoes', self.on_frame, qos_profile_sensor_data)
 
-    def on_pose(self, msg: PoseWithCovarianceStamped) -> None:
+    def subscribe(self, msg_type, topic: str, take, qos) -> None:
+        """Subscribe ``take(msg, sent_s)``: ``sent_s`` from the message's info where this
+        rclpy gives it (Iron on), else None."""
+        if MessageInfo is None:
+            self.create_subscription(msg_type, topic, lambda msg: take(msg, None), qos)
+        else:
+            self.create_subscription(msg_type, topic,
+                                     lambda msg, info: take(msg, sent_s(info)), qos)
+
+    def on_pose(self, msg: PoseWithCovarianceStamped, sent: float | None = None) -> None:
         position, cov = conversions.pose_position_covariance(msg)
+        key = conversions.stamp_key(msg.header.stamp)
         with self.lock:
-            self.heard.poses[conversions.stamp_key(msg.header.stamp)] = (
-                time.time(), position, cov, msg.header.frame_id)
+            self.heard.poses[key] = (time.time(), position, cov, msg.header.frame_id)
+            if sent is not None:
+                self.heard.sent['pose', key] = sent
 
     def on_truth(self, msg: PoseStamped) -> None:
         p = msg.pose.position
         with self.lock:
             self.heard.truths[conversions.stamp_key(msg.header.stamp)] = np.array([p.x, p.y, p.z])
 
-    def on_frame(self, msg: EchoFrame) -> None:
+    def on_frame(self, msg: EchoFrame, sent: float | None = None) -> None:
+        key = conversions.stamp_key(msg.header.stamp)
         with self.lock:
-            self.heard.frames[conversions.stamp_key(msg.header.stamp)] = (time.time(), msg.seq)
+            self.heard.frames[key] = (time.time(), msg.seq)
+            if sent is not None:
+                self.heard.sent['frame', key] = sent
 
     def on_diagnostics(self, msg: DiagnosticArray) -> None:
         with self.lock:

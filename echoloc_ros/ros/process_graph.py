@@ -4,8 +4,11 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 from echoloc_ros.ros.graph import GRAPH, NodeSpec, default_params_file
 
@@ -48,12 +51,26 @@ class NodeProcesses:
         self.env = env
         self.log_dir = Path(log_dir) if log_dir else None
         self.processes: dict[str, subprocess.Popen] = {}
+        self.override_files: list[Path] = []
 
     def command(self, spec: NodeSpec) -> list[str]:
-        args = [sys.executable, '-m', spec.module, '--ros-args', '-r', f'__node:={spec.name}',
-                '--params-file', str(self.params_file)]
-        for name, value in self.overrides.get(spec.name, {}).items():
-            args += ['-p', _param_arg(name, value)]
+        args = [sys.executable, '-m', spec.module, '--ros-args']
+        if not spec.nodes:
+            args += ['-r', f'__node:={spec.name}', '--params-file', str(self.params_file)]
+            for name, value in self.overrides.get(spec.name, {}).items():
+                args += ['-p', _param_arg(name, value)]
+            return args
+        # Several nodes in one process: a -p would set every node's parameter of that name,
+        # so each node's overrides go in its own section of a second parameter file.
+        args += ['--params-file', str(self.params_file)]
+        sections = {node: {'ros__parameters': self.overrides[node]} for node in spec.nodes
+                    if self.overrides.get(node)}
+        if sections:
+            with tempfile.NamedTemporaryFile('w', prefix=f'echoloc-{spec.name}-',
+                                             suffix='.yaml', delete=False) as out:
+                yaml.safe_dump(sections, out)
+            self.override_files.append(Path(out.name))
+            args += ['--params-file', out.name]
         return args
 
     def start(self) -> 'NodeProcesses':
@@ -93,6 +110,9 @@ class NodeProcesses:
                     p.wait(max(0.0, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     pass
+        for path in self.override_files:
+            path.unlink(missing_ok=True)
+        self.override_files = []
         return {name: p.returncode for name, p in self.processes.items()}
 
     def __enter__(self) -> 'NodeProcesses':

@@ -12,7 +12,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from bringup_launch import SKIP_REASON, bringup, echoloc_processes
+from bringup_launch import SKIP_REASON, bringup, echoloc_processes, ros2_param
 from echoloc_ros.core.room import load_room
 from ros_testing import wait_for
 
@@ -44,6 +44,26 @@ def test_method_nn_gives_poses_from_the_network(recorder):
         f'{len(recorder.get("/echoloc/pose"))} poses in 120 s, methods {methods()}')
     # 'nn', not the physics fallback the localizer takes when the model cannot be used.
     assert methods() == {'nn'}
+
+
+@launch_pytest.fixture
+def one_process_graph(ros_env):
+    return bringup(**{'one_process': 'true', 'localizer.target_latency_ms': '75.0'})
+
+
+@pytest.mark.launch(fixture=one_process_graph)
+def test_one_process_runs_both_nodes_in_one_executable(ros_env, recorder):
+    recorder.subscribe(PoseWithCovarianceStamped, '/echoloc/pose', RELIABLE)
+    assert wait_for(lambda: len(recorder.get('/echoloc/pose')) >= 25, timeout_s=120.0), (
+        f'{len(recorder.get("/echoloc/pose"))} poses in 120 s')
+    commands = echoloc_processes(ros_env['ROS_DOMAIN_ID']).values()
+    executables = sorted(c.split('lib/echoloc/')[1].split()[0] for c in commands)
+    assert executables == ['driver', 'echo_localizer', 'furniture_survey'], executables
+    # Each node of the process is itself, with the override given to it.
+    got = ros2_param('get', '/localizer', 'target_latency_ms')
+    assert 'Double value is: 75.0' in got.stdout, got.stdout + got.stderr
+    got = ros2_param('get', '/echo_processor', 'decimation')
+    assert 'Integer value is: 4' in got.stdout, got.stdout + got.stderr
 
 
 @pytest.fixture

@@ -1,0 +1,143 @@
+"""The echo processor and the localizer in one process (``bringup --one-process``): raw frames
+in, the same poses out as the processor and the pipeline give in-process, bit for bit, and the
+features still published to a subscriber in another process."""
+import time
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseWithCovarianceStamped
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from threadpoolctl import threadpool_limits
+
+from echoloc.msg import EchoFeatures, EchoFrame
+from echoloc_ros.core.array_geometry import load_array
+from echoloc_ros.core.chirp import Chirp
+from echoloc_ros.core.echo_processing import EchoProcessor
+from echoloc_ros.core.pipeline import make_pipeline
+from echoloc_ros.core.room import load_room
+from echoloc_ros.core.tracker import PoseTracker
+from echoloc_ros.ros import conversions
+from echoloc_ros.ros.graph import GRAPH, ONE_PROCESS, graph_specs
+from echoloc_ros.ros.process_graph import NodeProcesses
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
+from ros_testing import wait_for
+
+FRAMES = 10
+RATE_HZ = 25.0
+YAW_RAD = 0.3
+HEADING_STD_DEG = 1.0
+
+
+def _frames(room, array) -> list[EchoFrame]:
+    """Raw frames of a straight drive at 0.3 m/s, as the driver publishes them."""
+    simulator = EchoSimulator(room, array, Chirp())
+    rng = np.random.default_rng(11)
+    frames = []
+    for k in range(FRAMES):
+        t_s = 1.0 + k / RATE_HZ
+        position = np.array([1.5 + 0.3 * k / RATE_HZ, 2.0, 0.3])
+        samples = simulator.simulate(position, YAW_RAD, Scenario(snr_db=20.0), rng)
+        stamp = Time(sec=int(t_s), nanosec=int(round((t_s % 1.0) * 1e9)))
+        frames.append(conversions.echo_frame_msg(samples, stamp, 'array', k, array, Chirp(),
+                                                 250e3))
+    return frames
+
+
+def _pose_fields(msg: PoseWithCovarianceStamped) -> tuple:
+    p, q = msg.pose.pose.position, msg.pose.pose.orientation
+    return (p.x, p.y, p.z, q.x, q.y, q.z, q.w, tuple(msg.pose.covariance))
+
+
+def test_graph_specs_put_the_two_nodes_in_one_process():
+    assert graph_specs() == GRAPH
+    specs = graph_specs(one_process=True)
+    names = [name for spec in specs for name in spec.node_names]
+    assert sorted(names) == sorted(spec.name for spec in GRAPH)
+    assert ONE_PROCESS in specs and ONE_PROCESS.node_names == ('echo_processor', 'localizer')
+    # Each node's overrides go to its own section, not to every node of the process.
+    graph = NodeProcesses(specs=specs, overrides={'localizer': {'method': 'nn'}})
+    command = graph.command(ONE_PROCESS)
+    try:
+        assert '-p' not in command and '__node:=echo_localizer' not in command
+        assert command.count('--params-file') == 2
+        text = graph.override_files[0].read_text()
+        assert 'localizer:' in text and 'method: nn' in text and 'echo_processor' not in text
+    finally:
+        graph.stop()
+    assert not graph.override_files
+
+
+def test_one_process_gives_the_in_process_poses_and_still_publishes_features(ros_env, tmp_path):
+    room, array = load_room('default_room'), load_array('square_4sensor')
+    frames = _frames(room, array)
+
+    # In-process: the processor for the frames' own chirp and rate (single precision, as the
+    # node builds it), then the pipeline given the node's fixed heading.
+    processor = EchoProcessor(conversions.echo_frame_chirp(frames[0]),
+                              frames[0].sample_rate_hz, decimation=4, array=array)
+    pipeline = make_pipeline('physics', room, array, Chirp(), num_threads=1,
+                             tracker=PoseTracker(room_volume_m3=room.volume_m3))
+    yaw_std = float(np.deg2rad(HEADING_STD_DEG))
+    expected, vouched = [], []
+    with threadpool_limits(limits=1):
+        for frame in frames:
+            msg = conversions.features_msg(
+                processor.process(conversions.echo_frame_samples(frame)), frame, 0.0)
+            result = pipeline.step(conversions.stamp_to_s(frame.header.stamp),
+                                   conversions.features_from_msg(msg), YAW_RAD, yaw_std, 20.0)
+            vouched.append(result.vouched)
+            if result.vouched:
+                expected.append(_pose_fields(conversions.pose_msg(
+                    result.position_m, result.covariance_m2, result.yaw_rad,
+                    result.yaw_variance_rad2, frame.header.stamp, 'map')))
+    assert sum(vouched) >= FRAMES - 3, vouched
+
+    import rclpy
+    from ros_testing import TopicRecorder
+    rec = TopicRecorder(rclpy)
+    reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    rec.subscribe(PoseWithCovarianceStamped, '/echoloc/pose', reliable)
+    rec.subscribe(EchoFeatures, '/echoloc/features', QoSProfile(depth=100))
+    rec.subscribe(DiagnosticArray, '/diagnostics', QoSProfile(depth=50))
+    publisher = rec.publisher(EchoFrame, '/echoloc/echoes', QoSProfile(depth=5))
+
+    def frames_taken() -> int:
+        counts = [int(v.value) for _, m in rec.get('/diagnostics') for s in m.status
+                  if s.name == 'localizer: Localization' for v in s.values if v.key == 'frames']
+        return max(counts, default=0)
+
+    graph = NodeProcesses(specs=(ONE_PROCESS,), env=ros_env, log_dir=tmp_path, overrides={
+        'localizer': {'heading_source': 'fixed', 'fixed_yaw_rad': YAW_RAD,
+                      'heading_std_deg': HEADING_STD_DEG, 'temperature_c': 20.0,
+                      'wide_search_max_hz': 0.0, 'room_updates': False,
+                      'publish_markers': False},
+        'echo_processor': {'publish_ranges': False, 'self_calibrate': False}})
+    try:
+        graph.start()
+        assert wait_for(lambda: publisher.get_subscription_count() > 0
+                        and rec.node.count_publishers('/echoloc/pose') > 0
+                        and rec.node.count_publishers('/echoloc/features') > 0,
+                        timeout_s=90.0), f'not up in 90 s; log in {tmp_path}: {graph.exited()}'
+        # Until the processor's publisher has matched this process's features subscription
+        # (discovery goes both ways, not at once), so that it publishes every frame's.
+        time.sleep(2.0)
+        for k, frame in enumerate(frames):
+            # One frame at a time: each waits for its pose, or for the localizer to count it.
+            publisher.publish(frame)
+            n = sum(vouched[:k + 1])
+            assert wait_for(lambda: len(rec.get('/echoloc/pose')) >= n
+                            and len(rec.get('/echoloc/features')) > k, timeout_s=30.0), \
+                f'frame {k}: no pose or features (taken: {frames_taken()}); log in {tmp_path}: ' \
+                f'{graph.exited()}'
+            if not vouched[k]:
+                assert wait_for(lambda: frames_taken() > k, timeout_s=30.0), \
+                    f'frame {k} not taken; log in {tmp_path}: {graph.exited()}'
+        assert not graph.exited()
+    finally:
+        codes = graph.stop()
+        rec.close()
+    assert codes == {ONE_PROCESS.name: 0}, codes
+    assert [_pose_fields(m) for _, m in rec.get('/echoloc/pose')] == expected
+    # The features went out too (a subscriber in another process), one per frame, in order.
+    assert [m.seq for _, m in rec.get('/echoloc/features')] == list(range(FRAMES))
