@@ -333,8 +333,7 @@ def _add_evaluate_parser(sub) -> None:
     p.add_argument('--method', choices=('physics', 'nn', 'both'), default='physics',
                    help='localizer; both: physics then nn on the same frames')
     p.add_argument('--model', type=Path,
-                   help='nn checkpoint (default: the shipped models/ROOM.pt; with --rooms, '
-                   'the room-independent models/general.pt)')
+                   help='nn checkpoint (default: models/ROOM.pt; --rooms: models/general.pt)')
     p.add_argument('--furniture-shift-m', type=float, default=0.0,
                    help='furniture stands moved by up to this on each axis from where the '
                    'room file has it [m]')
