@@ -125,12 +125,15 @@ def _evaluate_rooms(args) -> int:
                                                      parse_rooms)
     from echoloc_ros.sim.room_generator import generate_rooms
     methods = ('physics', 'nn') if args.method == 'both' else (args.method,)
-    if args.tracked_frames or args.furniture_shift_m or args.model is None and 'nn' in methods:
+    if args.tracked_frames or args.furniture_shift_m:
         raise SystemExit('echoloc evaluate --rooms: no --tracked-frames (--tracked-lap-s '
-                         'drives one tracked lap per room), no --furniture-shift-m, and nn '
-                         'needs --model (one network for every room); got --tracked-frames '
-                         f'{args.tracked_frames}, '
-                         f'--furniture-shift-m {args.furniture_shift_m}, --model {args.model}')
+                         'drives one tracked lap per room) and no --furniture-shift-m; got '
+                         f'--tracked-frames {args.tracked_frames}, '
+                         f'--furniture-shift-m {args.furniture_shift_m}')
+    if args.model is None and 'nn' in methods:
+        # One network for every room: the shipped room-independent one.
+        from echoloc_ros.core.paths import GENERAL_MODEL, default_model_path
+        args.model = default_model_path(GENERAL_MODEL)
     try:
         rooms = generate_rooms(args.split, parse_rooms(args.rooms), args.seed)
     except ValueError as err:
@@ -348,7 +351,7 @@ def _add_evaluate_parser(sub) -> None:
     p.add_argument('--method', choices=('physics', 'nn', 'both'), default='physics',
                    help='localizer; both: physics then nn on the same frames')
     p.add_argument('--model', type=Path,
-                   help='nn checkpoint (default: the shipped models/ROOM.pt)')
+                   help='nn checkpoint (default: models/ROOM.pt; --rooms: models/general.pt)')
     p.add_argument('--furniture-shift-m', type=float, default=0.0,
                    help='furniture stands moved by up to this on each axis from where the '
                    'room file has it [m]')

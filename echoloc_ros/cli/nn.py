@@ -1,4 +1,5 @@
-"""The neural localizer's `echoloc` subcommands: train, fit, calibrate, optimize.
+"""The neural localizer's `echoloc` subcommands: train, fit, fit-general, calibrate,
+optimize.
 
 :mod:`echoloc_ros.cli` registers them with :func:`add_parsers`.
 """
@@ -15,7 +16,8 @@ def cmd_train(args) -> int:
     from echoloc_ros.offline.training import train
     torch.set_num_threads(args.threads)
     meta, _ = dataset.load(args.data)
-    metrics = train(args.data, args.out, load_room(meta['room']), args.size, epochs=args.epochs,
+    room = None if meta.get('general') else load_room(meta['room'])
+    metrics = train(args.data, args.out, room, args.size, epochs=args.epochs,
                     batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                     seed=args.seed, resume=not args.no_resume, max_minutes=args.max_minutes)
     print(json.dumps({'out': str(args.out), **metrics}), flush=True)
@@ -74,6 +76,51 @@ def cmd_fit(args) -> int:
     if args.report:
         Path(args.report).write_text(json.dumps(result, indent=1))
     return 0
+
+
+def cmd_fit_general(args) -> int:
+    """Make room-independent candidate data over many rooms, then train one model on it."""
+    import resource
+
+    import torch
+    from echoloc_ros.core.array_geometry import load_array
+    from echoloc_ros.core.chirp import Chirp
+    from echoloc_ros.offline import dataset
+    from echoloc_ros.offline.general_training import GeneralCandidateSpec, training_rooms
+    from echoloc_ros.offline.training import train
+    torch.set_num_threads(args.threads)
+    start, cpu0 = time.perf_counter(), _cpu_s()
+    try:
+        rooms = training_rooms(args.dev_rooms, args.room_seed, not args.no_project_rooms)
+        spec = GeneralCandidateSpec(rooms, load_array(args.array), Chirp(), args.n, args.seed,
+                                    options=(('snr_db', tuple(args.snr_db)),
+                                             ('n_candidates', args.candidates)))
+    except ValueError as err:
+        raise SystemExit(f'echoloc fit-general: {err}') from None
+    work = args.work or Path('data') / 'fit_general'
+    dataset.generate(spec, work / 'candidates', workers=args.workers, desc='candidates')
+    data_s, data_cpu_s = time.perf_counter() - start, _cpu_s() - cpu0
+    metrics = train(work / 'candidates', args.out, None, args.size, epochs=args.epochs,
+                    batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+                    seed=args.seed, max_minutes=args.max_minutes)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    result = {'out': str(args.out), 'rooms': len(rooms), 'dev_rooms': args.dev_rooms,
+              'room_seed': args.room_seed, 'project_rooms': not args.no_project_rooms,
+              'frames': args.n, 'snr_db': list(args.snr_db),
+              'data_seconds': round(data_s, 1), 'data_cpu_minutes': round(data_cpu_s / 60, 2),
+              'train': metrics,
+              'train_cpu_minutes': round((_cpu_s() - cpu0 - data_cpu_s) / 60, 2),
+              'seconds': round(time.perf_counter() - start, 1),
+              'peak_rss_mb': round(max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                                       children) / 1024, 1)}
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children (user + system)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def cmd_calibrate(args) -> int:
@@ -166,8 +213,8 @@ def _add_training_args(p) -> None:
 
 
 def add_parsers(sub) -> None:
-    """Register ``train``, ``fit``, ``calibrate`` and ``optimize`` on an argparse subparsers
-    object."""
+    """Register ``train``, ``fit``, ``fit-general``, ``calibrate`` and ``optimize`` on an
+    argparse subparsers object."""
     p = sub.add_parser('train', help='train the neural localizer on a candidate dataset')
     p.add_argument('--data', type=Path, required=True,
                    help='candidate dataset dir (echoloc fit makes one in WORK/candidates)')
@@ -199,6 +246,25 @@ def add_parsers(sub) -> None:
     p.add_argument('--report', type=Path, help='also write the JSON here')
     _add_training_args(p)
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser('fit-general', help='simulate many rooms and train one '
+                       'room-independent model (any room)')
+    p.add_argument('--dev-rooms', type=int, default=40,
+                   help='generated rooms of the dev split to train on')
+    p.add_argument('--room-seed', type=int, default=0, help='seed of the generated rooms')
+    p.add_argument('--no-project-rooms', action='store_true',
+                   help='leave out the project\'s own rooms (default, furnished, l_shaped)')
+    p.add_argument('--array', default='square_4sensor')
+    p.add_argument('--n', type=int, default=8000, help='training frames, over all rooms')
+    p.add_argument('--snr-db', type=float, nargs=2, default=(8.0, 22.0),
+                   metavar=('LOW', 'HIGH'), help='SNR range of the training frames, dB')
+    p.add_argument('--candidates', type=int, default=12, help='candidate slots per frame')
+    p.add_argument('--workers', type=int, default=os.cpu_count() or 1,
+                   help='processes making the training data')
+    p.add_argument('--out', type=Path, required=True, help='checkpoint to write')
+    p.add_argument('--work', type=Path, help='dataset dir (default data/fit_general)')
+    _add_training_args(p)
+    p.set_defaults(func=cmd_fit_general)
 
     p = sub.add_parser('calibrate', help='fit the covariance scale of an nn model on '
                        'simulated frames (fit does this)')

@@ -15,7 +15,15 @@ Input per frame, for each of up to ``n_candidates`` candidates (from
   noise units, the predicted carrier phase removed;
 - ``expected`` ``(M, P, n_rx)``: how strong the candidate says each echo should be;
 - ``keep`` ``(M, P)``: paths the candidate says exist in the window;
-- ``candidate`` ``(M, 8)``: the physics evidence and the candidate's parameters.
+- ``candidate`` ``(M, 8)``: the physics evidence and the candidate's parameters;
+- ``path`` ``(M, P, 3)``: what each path is, for a room-independent model (below).
+
+A per-room model's path slot is one of its room's image paths, and a learned embedding per
+slot says which. A room-independent model (``ModelConfig.room_independent``) reads each
+candidate's strongest heard paths instead (:func:`~echoloc_ros.core.nn_features.strongest_paths`)
+and learns what a path is from its length and its delays' spread over the receivers, and a
+candidate's place from its distance to the best candidate and its height: nothing in its
+input names a room, so one checkpoint serves any room.
 
 1. A 1-D CNN, shared by every path and receiver, reads each receiver's ``W`` lags (magnitude
    ``log1p``-compressed, phase kept, plus the expected strength); the receivers' outputs are
@@ -38,8 +46,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from echoloc_ros.core.nn_features import N_PATH_FEATURES
+
 CHECKPOINT_FORMAT = 2
 N_CANDIDATE_FEATURES = 8
+#: The room name a room-independent checkpoint carries (it was trained on many rooms).
+ANY_ROOM = '*'
 
 
 @dataclass
@@ -56,6 +68,8 @@ class ModelConfig:
     :ivar n_layers: Transformer layers across paths.
     :ivar ff_mult: feed-forward width over ``d_model``.
     :ivar dropout: dropout in the encoders.
+    :ivar room_independent: paths described by what they are, not by their slot (see the
+        module docstring): the model serves any room.
     """
 
     n_receivers: int = 4
@@ -68,6 +82,7 @@ class ModelConfig:
     n_layers: int = 1
     ff_mult: int = 2
     dropout: float = 0.0
+    room_independent: bool = False
 
     @classmethod
     def tiny(cls, **overrides: Any) -> 'ModelConfig':
@@ -178,8 +193,11 @@ class CandidateRanker(nn.Module):
         self.cnn = nn.Sequential(LagConv(4, c[0], w), nn.GELU(), LagConv(c[0], c[1], w),
                                  nn.GELU())
         self.path_in = nn.Linear(config.n_receivers * c[1] * config.n_lags + 1, d)
-        self.path_embedding = nn.Parameter(torch.zeros(config.n_paths, d))
-        nn.init.normal_(self.path_embedding, std=0.02)
+        if config.room_independent:
+            self.path_kind = nn.Linear(N_PATH_FEATURES, d)
+        else:
+            self.path_embedding = nn.Parameter(torch.zeros(config.n_paths, d))
+            nn.init.normal_(self.path_embedding, std=0.02)
         self.candidate_in = nn.Sequential(nn.Linear(N_CANDIDATE_FEATURES, d), nn.GELU(),
                                           nn.Linear(d, d))
 
@@ -196,7 +214,8 @@ class CandidateRanker(nn.Module):
         self.none = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
 
     def forward(self, echo: torch.Tensor, expected: torch.Tensor, keep: torch.Tensor,
-                candidate: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+                candidate: torch.Tensor, present: torch.Tensor,
+                path: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(B, M + 1)``: one per candidate (``-inf`` where absent), then "none".
 
         :param echo: ``(B, M, P, n_rx, W, 2)`` real and imaginary parts.
@@ -204,6 +223,9 @@ class CandidateRanker(nn.Module):
         :param keep: bool ``(B, M, P)``.
         :param candidate: ``(B, M, 8)``.
         :param present: bool ``(B, M)``: which candidate slots hold a candidate.
+        :param path: ``(B, M, P, 3)``: what each path is (a room-independent model needs
+            it; a per-room model does not read it).
+        :raises ValueError: a room-independent model without ``path``.
         """
         b, m, p, r, w, _ = echo.shape
         # A path the candidate says is absent reads nothing; its token says it is absent.
@@ -211,7 +233,13 @@ class CandidateRanker(nn.Module):
         x = compress(echo, expected) * kept.reshape(b, m, p, 1, 1, 1)
         x = self.cnn(x.reshape(b * m * p * r, 4 * w)).reshape(b * m * p, -1)
         tokens = self.path_in(torch.cat([x, kept], dim=1)).reshape(b * m, p, -1)
-        tokens = tokens + self.path_embedding
+        if self.config.room_independent:
+            if path is None:
+                raise ValueError('a room-independent model needs path (B, M, P, 3): what '
+                                 'each path is; got None')
+            tokens = tokens + self.path_kind(path.reshape(b * m, p, -1))
+        else:
+            tokens = tokens + self.path_embedding
         head = self.candidate_in(candidate.reshape(b * m, -1)).unsqueeze(1)
         # No padding mask across paths (a masked softmax costs a quarter of the forward pass
         # on a CPU); absent paths carry zeros and their flag instead.
@@ -271,7 +299,8 @@ def load_checkpoint(path: str | Path, expect: TrainedFor | None = None,
                     map_location: str = 'cpu') -> tuple[CandidateRanker, dict[str, Any]]:
     """Rebuild the model from a checkpoint, in eval mode.
 
-    :param expect: when given, the room name, array and chirp must match the checkpoint's.
+    :param expect: when given, the room name (unless the checkpoint is room-independent:
+        room :data:`ANY_ROOM`), array and chirp must match the checkpoint's.
     :return: ``(model, checkpoint dict)``.
     :raises ValueError: unreadable file, or trained for another room, array or chirp.
     """
@@ -293,7 +322,11 @@ def load_checkpoint(path: str | Path, expect: TrainedFor | None = None,
     if wrong:
         raise ValueError(f'{path} is not an echoloc model checkpoint: {wrong} must be dicts')
     if expect is not None:
-        if ckpt['room'] != expect.room:
+        general = bool(ckpt.get('config', {}).get('room_independent', False))
+        if general != (ckpt['room'] == ANY_ROOM):
+            raise ValueError(f'{path} is not a consistent checkpoint: room '
+                             f'{ckpt["room"]!r} with room_independent {general}')
+        if not general and ckpt['room'] != expect.room:
             raise ValueError(f'model {path} was trained for room {ckpt["room"]!r}, not '
                              f'{expect.room!r}')
         if _normalise(ckpt['array']) != _normalise(expect.array):
@@ -315,7 +348,11 @@ def load_checkpoint(path: str | Path, expect: TrainedFor | None = None,
 
 def model_inputs(batch: dict[str, torch.Tensor], device: torch.device | str = 'cpu'
                  ) -> tuple[torch.Tensor, ...]:
-    """The network's arguments from a batch of examples."""
+    """The network's arguments from a batch of examples (a batch without ``path``, made for
+    a per-room model, gets zeros)."""
+    path = batch.get('path')
+    if path is None:
+        path = torch.zeros(batch['keep'].shape + (N_PATH_FEATURES,))
     return (batch['echo'].to(device, torch.float32), batch['expected'].to(device, torch.float32),
             batch['keep'].to(device), batch['candidate'].to(device),
-            batch['present'].to(device))
+            batch['present'].to(device), path.to(device, torch.float32))

@@ -109,6 +109,8 @@ class NeuralLocalizer:
         self.covariance_scale = float(checkpoint.get('covariance_scale', 1.0))
         self.config = ModelConfig.from_dict(checkpoint['config'])
         self.n_candidates = int(self.config.n_candidates)
+        #: a room-independent network (any room; :mod:`echoloc_ros.core.model`).
+        self.general = bool(self.config.room_independent)
         lags = checkpoint.get('input_spec', {}).get('lags_s')
         if lags is not None and not np.allclose(lags, LAGS_S):
             raise ValueError(f'model was trained on lags {lags}; this build reads '
@@ -126,8 +128,9 @@ class NeuralLocalizer:
             ``'balanced'`` or ``'accurate'`` (eager float).
         :param num_threads: torch intra-op threads; ``None`` leaves torch's setting.
         :param wide_search: propose again, more widely, the frames the network doubts.
-        :raises ValueError: missing or unreadable checkpoint, another room, array or chirp,
-            unknown level or device, CUDA asked for but absent.
+        :raises ValueError: missing or unreadable checkpoint, another room (unless the
+            checkpoint is room-independent), array or chirp, unknown level or device, CUDA
+            asked for but absent.
         """
         if optimization_level not in OPTIMIZATION_LEVELS:
             raise ValueError(f'optimization_level must be one of {OPTIMIZATION_LEVELS}, got '
@@ -150,7 +153,8 @@ class NeuralLocalizer:
         model = model.to(device)
         if optimization_level == 'fast':
             # Trace on one frame's input with every slot filled (shapes are what matter).
-            example = candidate_example(physics, None, model.config.n_candidates)
+            example = candidate_example(physics, None, model.config.n_candidates,
+                                        general=model.config.room_independent)
             example['keep'][:] = True
             example['present'][:] = True
             example = {k: v[None] for k, v in example.items()}
@@ -192,7 +196,8 @@ class NeuralLocalizer:
         """The network's probabilities for ``proposal``'s candidates, then none
         ``(len(proposal.thetas) + 1,)``: candidates beyond the network's slots get 0 (they
         count as wrong with the rest of "none"); and the seconds the forward pass took."""
-        example = candidate_example(self.physics, proposal, self.n_candidates)
+        example = candidate_example(self.physics, proposal, self.n_candidates,
+                                    general=self.general)
         t0 = time.perf_counter()
         p = self.probabilities({k: v[None] for k, v in example.items()})[0]
         inference_s = time.perf_counter() - t0

@@ -24,6 +24,10 @@ def config_dir() -> Path:
     return _share('config')
 
 
+#: The shipped room-independent network's name (``models/general.pt``: any room).
+GENERAL_MODEL = 'general'
+
+
 def default_model_path(room_name: str) -> Path:
     """Where the shipped neural localizer for a room lives: ``models/<room>.pt`` (it may not
     exist: only some rooms have one)."""

@@ -59,6 +59,8 @@ class CandidateSpec:
     :ivar n_rescan: its ``n_rescan`` (the network, not the evidence, chooses: more candidates
         from the weaker axis raise the chance that the right one is among them).
     :ivar n_candidates: candidate slots per frame.
+    :ivar general: the room-independent input
+        (:func:`~echoloc_ros.core.nn_features.candidate_example`).
     """
 
     room: Room
@@ -82,6 +84,7 @@ class CandidateSpec:
     optimization_level: str = 'balanced'
     n_rescan: int = 10
     n_candidates: int = 12
+    general: bool = False
 
     def __post_init__(self) -> None:
         if min(self.n_candidates, self.n_rescan) < 1:
@@ -92,6 +95,8 @@ class CandidateSpec:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                   if f.name not in ('room', 'array', 'chirp')}
         values = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+        if not self.general:
+            del values['general']     # a per-room dataset's metadata as before the option
         return {'kind': 'candidates', 'room': self.room.name, 'array': self.array.to_dict(),
                 'chirp': self.chirp.to_dict(), 'lags_s': LAGS_S.tolist(), **values,
                 'format': 1}
@@ -153,7 +158,8 @@ class _Worker:
             proposal = localizer.propose(features, yaw_told, yaw_std_rad=heading_std)
         except ValueError:
             proposal = None    # no floor or ceiling echo: no candidate, "none" is the answer
-        return candidate_example(localizer, proposal, spec.n_candidates, position)
+        return candidate_example(localizer, proposal, spec.n_candidates, position,
+                                 general=spec.general)
 
 
 _worker: _Worker | None = None
@@ -308,25 +314,32 @@ def _calibrate(out_ckpt, val_data: dict, trained_for: TrainedFor,
     return model, calibrated, temperature
 
 
-def train(data_dir: str | Path, out_ckpt: str | Path, room: Room, size: str = 'tiny',
+def train(data_dir: str | Path, out_ckpt: str | Path, room: Room | None, size: str = 'tiny',
           epochs: int = 30, batch_size: int = 64, lr: float = 2e-3, patience: int = 6,
           seed: int = 0, resume: bool = True, max_minutes: float | None = None,
           val_fraction: float = 0.1, progress: bool = True) -> dict[str, Any]:
     """Train a ranker on a candidate dataset; write the best checkpoint to ``out_ckpt``.
+
+    :param room: the dataset's room; ``None`` for a room-independent dataset (made by
+        :class:`~echoloc_ros.offline.general_training.GeneralCandidateSpec`), whose model is
+        room-independent too.
 
     :return: metrics of the best epoch (validation rate of wrong choices, physics' rate on
         the same frames, NLL, temperature, epochs, seconds).
     """
     start = time.perf_counter()
     meta, data = load_examples(data_dir)
-    if meta['room'] != room.name:
-        raise ValueError(f'dataset {data_dir} is for room {meta["room"]!r}, not {room.name!r}')
+    general = bool(meta.get('general', False))
+    if not general and (room is None or meta['room'] != room.name):
+        raise ValueError(f'dataset {data_dir} is for room {meta["room"]!r}, not '
+                         f'{getattr(room, "name", None)!r}')
     train_data, val_data = _split(data, val_fraction, data_dir)
     n_train, n_val = len(train_data['present']), len(val_data['present'])
     target = labels(train_data['position_m'], train_data['truth_m'].float(),
                     train_data['present'])
     _, m, p, r, w, _ = data['echo'].shape
-    config = ModelConfig.named(size, n_receivers=r, n_paths=p, n_lags=w, n_candidates=m)
+    config = ModelConfig.named(size, n_receivers=r, n_paths=p, n_lags=w, n_candidates=m,
+                               room_independent=general)
     torch.manual_seed(seed)
     model = CandidateRanker(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
@@ -338,7 +351,7 @@ def train(data_dir: str | Path, out_ckpt: str | Path, room: Room, size: str = 't
     if resume and state_path.exists():
         history, best, epoch0 = _resume(state_path, config, model, optimizer, scheduler)
     generator = torch.Generator().manual_seed(seed + epoch0)
-    trained_for = TrainedFor(room=room.name, array=meta['array'], chirp=meta['chirp'],
+    trained_for = TrainedFor(room=meta['room'], array=meta['array'], chirp=meta['chirp'],
                              input_spec={'lags_s': meta['lags_s'],
                                          'optimization_level': meta['optimization_level'],
                                          'n_rescan': meta.get('n_rescan'),
