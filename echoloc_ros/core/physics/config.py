@@ -146,3 +146,14 @@ PART_SCAN_ALWAYS = False
 # is searched as well: a weak ceiling's stray echo paired with the floor gives a speed a few
 # per cent off and a height centimetres off, at which the wall scans decohere.
 SPEED_DOUBT = 0.01
+# Issue 19: a fix that leaves its frame doubtful (a rival within CONFIDENT_GAP, or echoes it does
+# not explain) is searched again (WiderLook._wider_look): each axis scanned through the refined
+# fix keeping this many peaks, and this many of the best polished candidates refined in all
+# parameters before the evidence chooses.
+N_WIDER_PEAKS = 4
+N_WIDER_REFINE = 4
+WIDER_STEP_M = 0.012
+# ... and so is a fix one of whose axes was widened toward the room (a variance this many times
+# its own: the widening adds the room's spread, metres squared, to millimetres squared).
+WIDENED_VARIANCE_RATIO = 100.0
+WIDER_LOOK = True

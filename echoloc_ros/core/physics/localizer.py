@@ -43,7 +43,8 @@ from echoloc_ros.core.physics.candidates import CandidateSearch, distinct
 from echoloc_ros.core.physics.config import (DEFAULT_YAW_STD_RAD,
                                              N_THETA, OPTIMIZATION_LEVELS,
                                              RIVAL_MIN_PROBABILITY, UNEXPLAINED_RATIO,
-                                             UNSEPARATED_GAP, YAW, YAW_SPAN_MAX_RAD,
+                                             UNSEPARATED_GAP, WIDER_LOOK, YAW,
+                                             YAW_SPAN_MAX_RAD,
                                              YAW_SPAN_SIGMAS)
 from echoloc_ros.core.physics.covariance import Covariance
 from echoloc_ros.core.physics.evidence import Evidence
@@ -52,6 +53,7 @@ from echoloc_ros.core.physics.matched_filter import (Frame, PointResponse, lower
                                                      upsample)
 from echoloc_ros.core.physics.refinement import Refinement
 from echoloc_ros.core.physics.results import Estimate, Fit, Proposal
+from echoloc_ros.core.physics.wider_look import WiderLook
 from echoloc_ros.core.room import Room
 
 # The array is a horizontal one: beyond this roll or pitch its floor and ceiling echoes leave
@@ -83,7 +85,8 @@ def check_features(features: EchoFeatures) -> None:
                          'delays (NaN where no direct arrival was found)')
 
 
-class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Covariance):
+class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, WiderLook,
+                       Covariance):
     """Localize the array in a known room from matched-filter features.
 
     :param room: the room (its file's temperature is the default assumption).
@@ -306,8 +309,12 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Cova
             carrier phase.
         :return: :class:`Estimate`; its covariance includes the heading's uncertainty.
         """
-        return self.finish(self.propose(features, yaw_rad, temperature_c, yaw_std_rad,
-                                        tilt_rad))
+        proposal = self.propose(features, yaw_rad, temperature_c, yaw_std_rad, tilt_rad)
+        estimate = self.finish(proposal)
+        if WIDER_LOOK and proposal.localizer._doubtful_fix(estimate):
+            # Searched again where the first fix is doubtful (:class:`WiderLook`).
+            estimate = self.finish(proposal.localizer._wider_look(proposal, estimate))
+        return estimate
 
     def fix(self, features: EchoFeatures, yaw_rad: float, temperature_c: float | None = None,
             yaw_std_rad: float | None = None, wide_search_allowed: bool = True,

@@ -1,0 +1,126 @@
+"""A doubtful fix's second search: the axes scanned again through the refined fix and the best
+candidates refined in all parameters before one is chosen (issue 19)."""
+
+import numpy as np
+
+from echoloc_ros.core.array_geometry import yaw_matrix
+from echoloc_ros.core.physics.candidates import _peaks
+from echoloc_ros.core.physics.config import (N_THETA, N_WIDER_PEAKS, N_WIDER_REFINE,
+                                             UNEXPLAINED_RATIO, WIDENED_VARIANCE_RATIO,
+                                             WIDER_STEP_M, YAW)
+from echoloc_ros.core.physics.results import Estimate, Proposal
+
+
+class WiderLook:
+    """What :meth:`PhysicsLocalizer.localize` does when the fix it first finished is doubtful:
+    a part of :class:`~echoloc_ros.core.physics.localizer.PhysicsLocalizer`.
+
+    The search ranks its candidates by evidence after one polishing step in (x, y) and the
+    heading, at the height and speed of the scans. Two kinds of wrong fixes come of that
+    (dev split, issue 19): no candidate near the truth, the weak axis' true value not among
+    the first scan's peaks (shoeboxes at 10 dB: a far or soft wall; wings of a plan), and a
+    candidate within millimetres of the truth that ranks below a wrong one until its height,
+    speed and heading are refined too. A fix that leaves the frame doubtful (a rival within
+    ``CONFIDENT_GAP`` or echoes it does not explain) is where both show; there, and only there,
+    the axes are scanned again through the refined fix (its height, speed and heading now
+    right, so the scans are coherent) and the best candidates are refined as the fix is
+    before the evidence chooses.
+    """
+
+    def _doubtful_fix(self, estimate: Estimate) -> bool:
+        """Whether a fix :meth:`finish` gave leaves its frame doubtful: a rival within
+        ``CONFIDENT_GAP`` of its evidence (confidence below 1), a residual over the noise
+        above :data:`UNEXPLAINED_RATIO`, or an axis so weakly held that its covariance was
+        widened toward the room's spread along it (``Covariance._weak_axes_widened``: a
+        variance :data:`WIDENED_VARIANCE_RATIO` times the fix's own or more)."""
+        if estimate.confidence < 1.0 or estimate.residual_ratio > UNEXPLAINED_RATIO:
+            return True
+        local = estimate.local_covariance_m2
+        return local is not None and bool(np.any(
+            np.diag(estimate.covariance_m2) > WIDENED_VARIANCE_RATIO * np.diag(local)))
+
+    def _fix_theta(self, proposal: Proposal, estimate: Estimate) -> np.ndarray:
+        """The parameters ``(5,)`` of a fix :meth:`finish` gave for ``proposal``."""
+        fr = proposal.frame
+        emitter = estimate.position_m + yaw_matrix(estimate.yaw_rad) @ (
+            fr.tilt @ self.array.emitter_m)
+        return np.array([*emitter, estimate.speed_of_sound_mps / fr.c0,
+                         estimate.yaw_rad - proposal.yaw_given_rad])
+
+    def _wider_look(self, proposal: Proposal, estimate: Estimate) -> Proposal:
+        """``proposal`` with the peaks of each axis' scan through the fix (those 5 cm or more
+        from every polished candidate, polished alike) added, and its best
+        :data:`N_WIDER_REFINE` polished candidates refined in all parameters as
+        :meth:`finish` refines a fix, and the first fix itself, first by their refined
+        evidence.
+
+        The refined candidates' evidence is the final fit's, as the fix's is; the rest keep
+        their polished evidence, lower than they would reach refined, so a rival among them
+        is seen as farther than it is; the refined ones are the strongest rivals.
+        """
+        fr = proposal.frame
+        best = self._fix_theta(proposal, estimate)
+        n = proposal.n_polished
+        polished, scores = proposal.thetas[:n], proposal.scores[:n]
+        found = []
+        for axis in range(2):
+            for value in self._evidence_scan(fr, best, axis):
+                theta = best.copy()
+                theta[axis] = value
+                found.append(theta)
+        found = np.reshape(found, (-1, N_THETA))
+        apart = np.linalg.norm(found[:, None, :2] - polished[None, :, :2], axis=-1) >= 0.05
+        found = found[np.all(apart, axis=1)]
+        if len(found):
+            free = np.array([0, 1, YAW]) if fr.yaw_free else np.array([0, 1])
+            fit = self._newton(fr, found, self._valid_batch(fr, found), free,
+                               self.polish_iterations, need_info=False)
+            polished = np.vstack([polished, fit.theta])
+            scores = np.concatenate([scores, fit.evidence])
+        order = np.argsort(scores)[::-1]
+        top, rest = order[:N_WIDER_REFINE], order[N_WIDER_REFINE:]
+        # The first fix is among them as finish refined it: a fix is only ever replaced by
+        # one whose refined evidence is higher.
+        refined = [(best, estimate.score)] + [self._refined(fr, polished[i]) for i in top]
+        thetas = np.array([t for t, _ in refined])
+        evidence = np.array([e for _, e in refined], dtype=float)
+        ranked = np.argsort(evidence)[::-1]
+        return Proposal(localizer=self, frame=fr, yaw_given_rad=proposal.yaw_given_rad,
+                        thetas=np.vstack([thetas[ranked], polished[rest],
+                                          proposal.thetas[proposal.n_polished:]]),
+                        scores=np.concatenate([evidence[ranked], scores[rest],
+                                               proposal.scores[proposal.n_polished:]]),
+                        n_polished=len(order) + 1, working=proposal.working)
+
+    def _evidence_scan(self, fr, theta: np.ndarray, axis: int) -> np.ndarray:
+        """The :data:`N_WIDER_PEAKS` best values of ``axis`` (``(k,)``, 5 cm or more apart)
+        by the full model's evidence (:meth:`_score`) on a grid of :data:`WIDER_STEP_M`
+        through ``theta``, the array fitting in the plan.
+
+        The first search's axis scans score each path's coherent power alone; through a
+        doubtful fix whose height, speed and heading are refined, the full model with its
+        path amplitudes solved for ranks the weak axis' true value first where the scans'
+        peaks sit by the walls (dev, a soft 8.4 m shoebox at 10 dB: the truth 10th of the
+        scan's peaks, first of the evidence's; the full model's evidence varies slowly
+        enough along an axis for a 12 mm grid to find its peaks).
+        """
+        lo = self.room.vertices_m.min(axis=0)[axis] + self._reach_m
+        hi = self.room.vertices_m.max(axis=0)[axis] - self._reach_m
+        coords = np.arange(lo, hi, WIDER_STEP_M)
+        thetas = np.repeat(theta[None], coords.size, axis=0)
+        thetas[:, axis] = coords
+        inside = self._fits_in_plan(thetas[:, :2])
+        thetas, coords = thetas[inside], coords[inside]
+        if coords.size < 3:
+            return coords
+        score = self._score(fr, thetas, self._valid_batch(fr, thetas))
+        return coords[_peaks(score, coords, N_WIDER_PEAKS, 0.05)]
+
+    def _refined(self, fr, theta: np.ndarray) -> tuple[np.ndarray, float]:
+        """``theta (5,)`` refined in all parameters with the model and iterations
+        :meth:`finish` uses, and its evidence."""
+        free = np.arange(N_THETA) if fr.yaw_free else np.arange(YAW)
+        model, valid = self._final_model(fr, theta[None])
+        fit = model._newton(fr, theta[None], valid, free, self.max_iterations,
+                            need_info=False)
+        return fit.theta[0], float(fit.evidence[0])

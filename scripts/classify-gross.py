@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Classify the gross fixes of generated rooms (issue 19): search or model failures.
+
+For each frame of ``echoloc evaluate --rooms random:N --split S --seed K --n N`` (the same
+rooms, poses, noise and heading draws) the physics localizer proposes and finishes a fix; a
+fix more than 10 cm off is gross, and the true pose is refined exactly as the fix was
+(:meth:`PhysicsLocalizer._final_model`, the same Newton iterations) so that their evidence
+compares:
+
+- ``model``: the refined truth scores below the fix (the model prefers the wrong pose);
+- ``height``: the truth scores higher and no height the search tried was within 1 cm of it;
+- ``basin``: the truth scores higher and a polished candidate lay within 3 cm of it;
+- ``none_near``: the truth scores higher and no polished candidate lay within 3 cm.
+
+Prints one JSON line per gross frame and the counts per class and group last, e.g.
+``python scripts/classify-gross.py --split dev --seed 7 --n 300 --snr-db 20``.
+"""
+
+import argparse
+import json
+from collections import Counter
+
+import numpy as np
+
+from echoloc_ros.core.array_geometry import load_array, yaw_matrix
+from echoloc_ros.core.chirp import Chirp
+from echoloc_ros.core.echo_processing import EchoProcessor
+from echoloc_ros.core.physics.config import N_THETA, YAW
+from echoloc_ros.core.physics import localizer as localizer_module
+from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+from echoloc_ros.offline.evaluation import direct_explained, random_frames
+from echoloc_ros.offline.room_evaluation import is_soft
+from echoloc_ros.sim.room_generator import generate_rooms
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
+
+GROSS_M = 0.10
+NEAR_M = 0.03
+
+
+def refined(loc: PhysicsLocalizer, fr, theta: np.ndarray) -> tuple[np.ndarray, float]:
+    """``theta (5,)`` refined as :meth:`PhysicsLocalizer.finish` refines a fix, and its
+    evidence."""
+    free = np.arange(N_THETA) if fr.yaw_free else np.arange(YAW)
+    model, valid = loc._final_model(fr, theta[None])
+    fit = model._newton(fr, theta[None], valid, free, loc.max_iterations)
+    return fit.theta[0], float(fit.evidence[0])
+
+
+def classify_frame(loc: PhysicsLocalizer, features, position_m: np.ndarray, yaw_rad: float,
+                   yaw_given_rad: float, yaw_std_rad: float | None) -> dict | None:
+    """The class of one frame's fix if it is gross, else ``None``."""
+    proposal = loc.propose(features, yaw_given_rad, None, yaw_std_rad)
+    estimate = loc.finish(proposal)
+    if localizer_module.WIDER_LOOK and loc._doubtful_fix(estimate):
+        # As :meth:`PhysicsLocalizer.localize` does.
+        proposal = loc._wider_look(proposal, estimate)
+        estimate = loc.finish(proposal)
+    error_m = float(np.linalg.norm(estimate.position_m - position_m))
+    if error_m <= GROSS_M:
+        return None
+    fr = proposal.frame
+    emitter = position_m + yaw_matrix(yaw_rad) @ loc.array.emitter_m
+    truth = np.array([*emitter, 1.0, yaw_rad - yaw_given_rad])
+    truth_theta, truth_score = refined(loc, fr, truth)
+    polished = proposal.thetas[:proposal.n_polished]
+    near_m = float(np.min(np.linalg.norm(polished[:, :3] - emitter, axis=1)))
+    near_all_m = float(np.min(np.linalg.norm(proposal.thetas[:, :3] - emitter, axis=1)))
+    heights = np.unique(np.round(proposal.thetas[:, 2], 4))
+    height_off_m = float(np.min(np.abs(heights - emitter[2])))
+    if truth_score < estimate.score:
+        kind = 'model'
+    elif height_off_m > 0.01:
+        kind = 'height'
+    elif near_m <= NEAR_M:
+        kind = 'basin'
+    else:
+        kind = 'none_near'
+    return {'kind': kind, 'error_cm': round(100 * error_m, 1),
+            'gap': round(truth_score - estimate.score, 1),
+            'near_polished_cm': round(100 * near_m, 2), 'near_any_cm': round(100 * near_all_m, 2),
+            'height_off_cm': round(100 * height_off_m, 2),
+            'truth_refined_off_cm': round(100 * float(np.linalg.norm(truth_theta[:3] - emitter)),
+                                          2),
+            'confidence': round(estimate.confidence, 3),
+            'residual_ratio': round(estimate.residual_ratio, 2),
+            'offset_cm': np.round(100 * (estimate.position_m - position_m), 1).tolist()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--split', default='dev')
+    parser.add_argument('--rooms', type=int, default=30)
+    parser.add_argument('--seed', type=int, default=7)
+    parser.add_argument('--n', type=int, default=300)
+    parser.add_argument('--snr-db', type=float, default=20.0)
+    parser.add_argument('--heading-noise-deg', type=float, default=1.0)
+    parser.add_argument('--only', type=int, nargs='*', help='room indices to run')
+    parser.add_argument('--no-wider-look', action='store_true',
+                        help='without the doubtful fix\'s second search (WIDER_LOOK off)')
+    args = parser.parse_args()
+    localizer_module.WIDER_LOOK = not args.no_wider_look
+    rooms = generate_rooms(args.split, args.rooms, args.seed)
+    array = load_array('square_4sensor')
+    chirp = Chirp()
+    n_room = int(np.ceil(args.n / len(rooms)))
+    noise_rad = float(np.deg2rad(args.heading_noise_deg))
+    yaw_std = noise_rad if args.heading_noise_deg > 0 else None
+    counts: Counter = Counter()
+    for i, room in enumerate(rooms):
+        if args.only and i not in args.only:
+            continue
+        group = 'shoebox' if room.is_shoebox else 'non_rectangular'
+        room_seed = int(np.random.SeedSequence([args.seed, i]).generate_state(1)[0])
+        processor = EchoProcessor(chirp, 250e3, array=array)
+        loc = PhysicsLocalizer(room, array, chirp, 250e3, processor=processor)
+        simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
+        scenario = Scenario(snr_db=args.snr_db, seed=args.seed)
+        frames = random_frames(simulator, scenario, n_room, room_seed)
+        for k, (_, frame, position, yaw, draw, _) in enumerate(frames):
+            features = processor.process(frame)
+            if not direct_explained(features):
+                continue
+            row = classify_frame(loc, features, position, yaw, yaw + noise_rad * draw, yaw_std)
+            counts[(group, 'frames')] += 1
+            if row is None:
+                continue
+            counts[(group, row['kind'])] += 1
+            print(json.dumps({'room': i, 'name': room.name, 'frame': k, 'group': group,
+                              'soft': is_soft(room), **row}), flush=True)
+    print(json.dumps({f'{g}/{k}': v for (g, k), v in sorted(counts.items())}))
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
