@@ -191,6 +191,12 @@ class PoseTracker:
     barely moves it, and a run of wrong fixes leaves the track coasting with a covariance that
     grows.
 
+    One fix does not set a track's velocity: a place outside ``velocity_gate_probability`` of
+    the prediction (for a doubted fix, ``doubted_velocity_gate_probability``) moves the
+    position only. A doubted fix that would move a track beyond ``snap_probability`` of its
+    prediction is kept as a second hypothesis rather than taken: that track coasts, and the
+    fix starts a track of its own, published only once its own fixes outscore the first.
+
     A place no track gates starts a new track. Every track keeps a score, the log likelihood
     ratio of the frames under it against the truth being uniformly elsewhere, with a fading
     memory of ``memory_s`` (Blackman & Popoli 1999, section 6.2). The published track is the
