@@ -179,7 +179,8 @@ class Evidence:
         in power with every order in the window). Measured the same way on the frame less
         its fitted echoes, it is the noise the fit leaves.
 
-        :return: ``(floor, misfit)``, the floor in units of the frame's.
+        :return: ``(floor, misfit)``, the floor in units of the frame's; ``(1, the pooled
+            residual ratio)`` where the residual's floor is 0.
         """
         features = fr.features
         dt = features.bin_width_s
@@ -188,6 +189,9 @@ class Evidence:
         first = min(max(int(np.ceil((fr.t_min - features.start_s) / dt)), 0),
                     residual.shape[1] - 1)
         floor = float(lower_quartile(residual[:, first:].reshape(1, -1))[0]) / np.log(4.0 / 3.0)
+        if not floor > 0.0:
+            # A residual without noise (a frame synthesised without it): nothing to compare.
+            return 1.0, self._residual_ratio(fr, tau, amp, coef)
         return floor, self._path_misfit(fr, residual / floor, tau, amp, coef)
 
     def _path_misfit(self, fr: Frame, residual: np.ndarray, tau: np.ndarray, amp: np.ndarray,

@@ -23,8 +23,7 @@ The method (details and sources in ``docs/physics.md``):
    out (variable projection), with an analytic gradient and information built from the same
    outputs and the point response's derivatives. The covariance is the inverse information,
    scaled by the noise the fit leaves where its echoes lie, plus a floor and the spread
-   toward a competitor that
-   explains the echoes almost as well.
+   toward a competitor that explains the echoes almost as well.
 
 The heading given is a prior, not a fact: 1 deg of error moves a receiver 7 cm from the emitter
 by 1.2 mm, 0.9 rad of carrier phase, which decoheres the scores. Its offset psi is searched on a
