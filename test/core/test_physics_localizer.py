@@ -61,10 +61,13 @@ def test_accuracy_at_20db(room, simulator, processor, localizer):
         assert 0.0 <= est.confidence <= 1.0
         assert est.n_echoes >= 4
         assert est.residual_ratio >= 1.0
-    # The 95 % ellipsoid holds the truth for the frames that are not gross errors.
+    # The 95 % ellipsoid holds the truth: of 30 fixes an honest one leaves out 5 or fewer
+    # with probability 0.984, 6 or fewer 0.997 (binomial, p = 0.05). The covariance that
+    # scaled the information by the frame's floor with a 0.1 mm floor held 29 of these, too
+    # wide (docs/results.md, issue 18/19 coverage); this one holds 25 (d2 of the five 8-13).
     inside = [(e := est.position_m - pos) @ np.linalg.solve(est.covariance_m2, e)
               < CHI2_95_3DOF for pos, est in results]
-    assert np.mean(inside) >= 0.85
+    assert np.mean(inside) >= 0.8
 
 
 def test_gross_errors_are_rare_at_10db(room, simulator, processor, localizer):

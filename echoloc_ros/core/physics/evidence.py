@@ -3,8 +3,9 @@
 import numpy as np
 
 from echoloc_ros.core.physics.config import PRIOR_SCALE, RESPONSE_HALF_S, YAW
+from echoloc_ros.core.physics.covariance import MIN_INFORMATION_RATIO
 from echoloc_ros.core.physics.kernels import gram_terms, path_terms, residual_power, synthesis
-from echoloc_ros.core.physics.matched_filter import Frame
+from echoloc_ros.core.physics.matched_filter import Frame, lower_quartile
 from echoloc_ros.core.physics.newton import evidence_batch, near_pairs
 
 
@@ -151,3 +152,78 @@ class Evidence:
                                        fr.weights, features.start_s, dt, half)
         dof = max(n_bins - np.count_nonzero(modelled) * self._correlation_factor, 0.25 * n_bins)
         return float(power / dof)
+
+    def _information_ratio(self, fr: Frame, tau: np.ndarray, amp: np.ndarray,
+                           coef: np.ndarray) -> float:
+        """What the echoes' information is divided by in a fix's covariance: the product of
+        :meth:`_residual_floor` and :meth:`_path_misfit`, at least ``MIN_INFORMATION_RATIO``.
+
+        :meth:`_residual_ratio` (the residual in every modelled path's main lobes over the
+        frame's floor) scaled every axis alike, and it overstates the error where the frame
+        holds echoes the model leaves out: the frame's floor, the lower quartile of the whole
+        window, counts the echoes the fit explains as noise, and the unmodelled higher orders
+        among the late weak paths raise their residual, while the strong early paths that
+        carry the information are fitted to the noise.
+        """
+        floor, misfit = self._residual_floor(fr, tau, amp, coef)
+        return max(floor * misfit, MIN_INFORMATION_RATIO)
+
+    def _residual_floor(self, fr: Frame, tau: np.ndarray, amp: np.ndarray,
+                        coef: np.ndarray) -> tuple[float, float]:
+        """The noise floor of the fit's residual over the frame's, and the paths' misfit
+        over it (:meth:`_path_misfit`).
+
+        The frame's floor (:meth:`frame`: the lower quartile of the power over the window,
+        which sets the information's scale) is measured before any echo is explained; among
+        dense echoes they fill more than a quarter of the window and raise it (by about 1.8
+        in power with every order in the window). Measured the same way on the frame less
+        its fitted echoes, it is the noise the fit leaves.
+
+        :return: ``(floor, misfit)``, the floor in units of the frame's; ``(1, the pooled
+            residual ratio)`` where the residual's floor is 0.
+        """
+        features = fr.features
+        dt = features.bin_width_s
+        residual = (np.abs(features.baseband - self.synthesise(fr, tau, amp, coef)) ** 2
+                    * fr.weights[:, None])
+        first = min(max(int(np.ceil((fr.t_min - features.start_s) / dt)), 0),
+                    residual.shape[1] - 1)
+        floor = float(lower_quartile(residual[:, first:].reshape(1, -1))[0]) / np.log(4.0 / 3.0)
+        if not floor > 0.0:
+            # A residual without noise (a frame synthesised without it): nothing to compare.
+            return 1.0, self._residual_ratio(fr, tau, amp, coef)
+        return floor, self._path_misfit(fr, residual / floor, tau, amp, coef)
+
+    def _path_misfit(self, fr: Frame, residual: np.ndarray, tau: np.ndarray, amp: np.ndarray,
+                     coef: np.ndarray) -> float:
+        """Each modelled path's residual over the noise floor in its own main lobes (its bins
+        within ``1.2`` main-lobe half-widths of its delay on each receiver that receives it,
+        less the correlation length of bins its fitted amplitude absorbs), at least 1,
+        weighted by its echo's energy ``|coef_p|^2 sum_i amp_ip^2 / s_i^2``, in proportion to
+        which it carries information.
+
+        A path an unmodelled echo overlaps is pulled by it, and the others are not: its
+        information is divided by its own misfit, not by the pool's. Less than 1 is noise
+        (a path's lobes hold about 6 independent samples).
+
+        :param residual: the frame less the fit, in units of the noise floor ``(n, n_bins)``.
+        :param tau: ``(P, n)`` s; ``amp``: ``(P, n)``, 0 for paths not modelled; ``coef``:
+            ``(P,)`` fitted amplitudes.
+        :return: 1 when no path is modelled.
+        """
+        dt = fr.features.bin_width_s
+        n_receivers, n_bins = residual.shape
+        half = int(np.ceil(1.2 * self.processor.mainlobe_half_width_s / dt))
+        centre = np.rint((tau - fr.features.start_s) / dt).astype(np.int64)
+        bins = np.clip(centre[..., None] + np.arange(-half, half + 1), 0, n_bins - 1)
+        received = amp > 0
+        power = np.sum(residual[np.arange(n_receivers)[None, :, None], bins]
+                       * received[..., None], axis=(1, 2))
+        counted = np.count_nonzero(received, axis=1) * (2 * half + 1)
+        energy = np.abs(coef) ** 2 * np.sum(amp ** 2 * fr.weights, axis=1)
+        used = (counted > 0) & (energy > 0)
+        if not used.any():
+            return 1.0
+        dof = np.maximum(counted[used] - self._correlation_factor, 0.25 * counted[used])
+        misfit = np.maximum(power[used] / dof, 1.0)
+        return float(np.sum(energy[used] * misfit) / np.sum(energy[used]))
