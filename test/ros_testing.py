@@ -40,6 +40,14 @@ class TopicRecorder:
         with self.lock:
             return list(self.messages.get(topic, []))
 
+    def diagnostic_count(self, status_name: str, key: str,
+                         topic: str = '/diagnostics') -> int:
+        """The largest integer value of ``key`` in the diagnostic status ``status_name``
+        recorded so far (0 if none), e.g. the frames a node has finished with."""
+        counts = [int(v.value) for _, m in self.get(topic) for s in m.status
+                  if s.name == status_name for v in s.values if v.key == key]
+        return max(counts, default=0)
+
     def publisher(self, msg_type, topic: str, qos):
         return self.node.create_publisher(msg_type, topic, qos)
 

@@ -92,10 +92,8 @@ def test_node_and_evaluate_give_identical_poses(ros_env, tmp_path, method):
     publisher = rec.publisher(EchoFeatures, '/echoloc/features', QoSProfile(depth=5))
 
     def frames_taken() -> int:
-        """Frames the node has finished with (its callbacks and diagnostics share a thread)."""
-        counts = [int(v.value) for _, m in rec.get('/diagnostics') for s in m.status
-                  if s.name == 'localizer: Localization' for v in s.values if v.key == 'frames']
-        return max(counts, default=0)
+        """Frames the localizer has finished with (callbacks and diagnostics share a thread)."""
+        return rec.diagnostic_count('localizer: Localization', 'frames')
 
     graph = NodeProcesses(specs=tuple(s for s in GRAPH if s.name == 'localizer'),
                           env=ros_env, log_dir=tmp_path, overrides={'localizer': {
