@@ -166,13 +166,18 @@ def cmd_calibrate_receivers(args) -> int:
                          '/echoloc/features and /echoloc/pose)')
     try:
         room, array = load_room(args.room), load_array(args.array)
+        tilts, imu = _recorded_tilts(args.bag, args.imu_topic, args.imu_tolerance_s)
         frames, counts = posed_frames(args.bag, max_pose_std_m=args.max_pose_std_m,
-                                      max_yaw_std_deg=args.max_yaw_std_deg)
+                                      max_yaw_std_deg=args.max_yaw_std_deg, tilts=tilts,
+                                      tilt_tolerance_s=args.imu_tolerance_s)
         if not frames:
             raise ValueError(f'{args.bag} pairs no echo features with a published pose whose '
                              f'standard deviation is below {args.max_pose_std_m} m and '
                              f'{args.max_yaw_std_deg} deg (--max-pose-std-m, '
-                             f'--max-yaw-std-deg): {counts}')
+                             f'--max-yaw-std-deg){"" if tilts is None else " and a tilt"}'
+                             f': {counts}')
+        if tilts is not None:
+            imu.update(_tilt_summary([frame[3] for frame in frames]))
         localizer = PhysicsLocalizer(room, array, Chirp(),
                                      processor=_equalising_processor(array,
                                                                      args.array_calibration))
@@ -184,8 +189,42 @@ def cmd_calibrate_receivers(args) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(array_yaml(args.array, result))
     print(json.dumps({'array': array.name, 'room': room.name, 'out': str(args.out),
-                      'frames': counts, 'passes': passes, **result.to_dict()}), flush=True)
+                      'frames': counts, 'imu': imu, 'passes': passes, **result.to_dict()}),
+          flush=True)
     return 0
+
+
+def _recorded_tilts(bag: Path, topic: str | None, tolerance_s: float):
+    """The array's tilts by stamp from the recording's Imu messages on ``topic``
+    (:func:`~echoloc_ros.ros.bag.recorded_tilts`), ``None`` for level; and the summary's
+    ``imu`` entry saying which. ``topic`` ``None``: '/imu/data' where the recording holds
+    messages on it, else level; ``''``: level.
+
+    :raises ValueError: a topic given that holds no message, a tolerance not above 0, or a
+        message no tilt can be read from (:func:`~echoloc_ros.ros.bag.recorded_tilts`).
+    """
+    from echoloc_ros.ros.bag import recorded_tilts
+    if not (math.isfinite(tolerance_s) and tolerance_s > 0):
+        raise ValueError(f'--imu-tolerance-s must be a finite number of seconds above 0, got '
+                         f'{tolerance_s}')
+    if topic == '':
+        return None, {'topic': None, 'source': 'level (--imu-topic \'\')'}
+    tilts = recorded_tilts(bag, topic or '/imu/data')
+    if topic is None and not tilts.times:
+        return None, {'topic': None, 'source': 'level (no /imu/data in the recording)'}
+    if not tilts.times:
+        raise ValueError(f'--imu-topic {topic!r}: the recording holds no message on it')
+    return tilts, {'topic': topic or '/imu/data', 'source': 'given' if topic else 'auto',
+                   'messages': len(tilts.times), 'tolerance_s': tolerance_s}
+
+
+def _tilt_summary(tilts: list[tuple[float, float]]) -> dict:
+    """How the frames used were tilted: their count, mean and largest roll and pitch, deg."""
+    import numpy as np
+    deg = np.rad2deg(np.asarray(tilts, dtype=float).reshape(-1, 2))
+    return {'tilted_frames': len(tilts),
+            'mean_roll_pitch_deg': np.round(deg.mean(axis=0), 4).tolist(),
+            'max_abs_roll_pitch_deg': np.round(np.abs(deg).max(axis=0), 4).tolist()}
 
 
 def _equalising_processor(array, calibration_file: Path | None):
@@ -230,6 +269,15 @@ def add_parsers(sub) -> None:
                    help='use poses whose heading standard deviation is below this [deg]')
     p.add_argument('--array-calibration', type=Path, help='the echo processor\'s array '
                    'calibration (calibrate-array\'s file), whose equaliser the phases model')
+    p.add_argument('--imu-topic', default=None,
+                   help='the array\'s roll and pitch for each frame from the recording\'s '
+                        'sensor_msgs/Imu orientations on this topic (the message stamped '
+                        'nearest the frame), so the offsets are solved in the array\'s own '
+                        'frame and a tilt is not taken for the receivers\' (default: '
+                        '/imu/data where the recording has it, else level; \'\': level)')
+    p.add_argument('--imu-tolerance-s', type=float, default=0.2,
+                   help='a frame with no Imu message stamped within this [s] is not used '
+                        '(counted no_tilt; the localizer\'s heading_tolerance_s)')
     p.set_defaults(func=cmd_calibrate_receivers)
 
     p = sub.add_parser('calibrate-array', help='measure the array\'s direct coupling and '

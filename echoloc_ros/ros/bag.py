@@ -36,7 +36,7 @@ from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.errors import ReaderError
 
-from echoloc_ros.core.stamps import paired
+from echoloc_ros.core.stamps import StampBuffer, paired
 
 MCAP_MAGIC = b'\x89MCAP0\r\n'
 ROSBAG2_VERSION = 9
@@ -395,10 +395,39 @@ def read_messages(path: Path) -> Iterator[tuple[str, int, object]]:
         yield topic, log_time_ns, deserialize(msgtype, rawdata)
 
 
+def recorded_tilts(path: Path, topic: str) -> StampBuffer:
+    """The array's roll and pitch (rad) from a recording's sensor_msgs/Imu orientations on
+    ``topic``, by header stamp (s), as the localizer takes them
+    (:func:`~echoloc_ros.ros.conversions.quaternion_to_roll_pitch`).
+
+    :raises ValueError: ``topic`` is of another type, or holds a message the localizer would
+        refuse (a non-finite or non-unit quaternion, no orientation), naming it and why.
+    """
+    from echoloc_ros.ros import conversions
+    from echoloc_ros.ros.imu_heading import heading_refusal
+    tilts = StampBuffer(horizon_s=float('inf'))
+    for name, msgtype, _, rawdata in read_bag(path):
+        if name != topic:
+            continue
+        if msgtype != 'sensor_msgs/msg/Imu':
+            raise ValueError(f'topic {topic!r} in {path} is of type {msgtype!r}, expected '
+                             'sensor_msgs/msg/Imu')
+        msg = deserialize(msgtype, rawdata)
+        refusal = heading_refusal(msg, None)
+        if refusal is not None:
+            raise ValueError(f'the Imu message on {topic!r} stamped '
+                             f'{conversions.stamp_to_s(msg.header.stamp):.6f} s has a '
+                             f'{refusal[0]} ({refusal[1]}): no tilt can be read from it')
+        tilts.add(conversions.stamp_to_s(msg.header.stamp),
+                  conversions.quaternion_to_roll_pitch(msg.orientation))
+    return tilts
+
+
 def posed_frames(path: Path, features_topic: str = '/echoloc/features',
                  pose_topic: str = '/echoloc/pose', every: int = 1,
-                 max_pose_std_m: float = 0.02,
-                 max_yaw_std_deg: float = 0.5) -> tuple[list, dict[str, int]]:
+                 max_pose_std_m: float = 0.02, max_yaw_std_deg: float = 0.5,
+                 tilts: StampBuffer | None = None,
+                 tilt_tolerance_s: float = 0.2) -> tuple[list, dict[str, int]]:
     """The recorded echo features paired with the pose published for them (the localizer
     copies a frame's stamp onto its pose): what :class:`FurnitureSurvey` reads.
 
@@ -407,9 +436,12 @@ def posed_frames(path: Path, features_topic: str = '/echoloc/features',
         axis (fixes the localizer was unsure of).
     :param max_yaw_std_deg: drop pairs whose heading standard deviation exceeds this (the
         localizer publishes the heading given, an IMU's, when the tracker refused its fix).
-    :return: ``[(EchoFeatures, position_m (3,), yaw_rad), ...]`` and counts: ``features``,
-        ``poses``, ``paired``, ``uncertain`` (dropped for their covariances), ``bad``
-        (features that failed validation), ``used``.
+    :param tilts: the array's ``(roll, pitch)`` by stamp (:func:`recorded_tilts`): each frame
+        then carries the one stamped nearest it after its yaw; a frame with none within
+        ``tilt_tolerance_s`` (s) is dropped (its tilt is not known) and counted ``no_tilt``.
+    :return: ``[(EchoFeatures, position_m (3,), yaw_rad[, (roll, pitch)]), ...]`` and counts:
+        ``features``, ``poses``, ``paired``, ``uncertain`` (dropped for their covariances),
+        ``bad`` (features that failed validation), with ``tilts``: ``no_tilt``; ``used``.
     :raises ValueError: ``every`` below 1.
     """
     from echoloc_ros.ros import conversions
@@ -428,9 +460,16 @@ def posed_frames(path: Path, features_topic: str = '/echoloc/features',
             counts['poses'] += 1
             poses[stamp] = msg
     frames = []
-    for _, features_msg, pose in paired(features, poses):
+    if tilts is not None:
+        counts['no_tilt'] = 0
+    for stamp, features_msg, pose in paired(features, poses):
         counts['paired'] += 1
         if (counts['paired'] - 1) % every:
+            continue
+        tilt = () if tilts is None else (tilts.at(stamp[0] + 1e-9 * stamp[1],
+                                                  tilt_tolerance_s),)
+        if tilt == (None,):
+            counts['no_tilt'] += 1
             continue
         position, covariance = conversions.pose_position_covariance(pose)
         yaw_var = float(pose.pose.covariance[35])
@@ -444,6 +483,6 @@ def posed_frames(path: Path, features_topic: str = '/echoloc/features',
             counts['bad'] += 1
             continue
         yaw = conversions.quaternion_to_yaw(pose.pose.pose.orientation)
-        frames.append((frame, position, yaw))
+        frames.append((frame, position, yaw, *tilt))
     counts['used'] = len(frames)
     return frames, counts
