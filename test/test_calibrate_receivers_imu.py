@@ -14,7 +14,10 @@ from echoloc_ros.cli import main
 from echoloc_ros.core.array_geometry import load_array, tilt_matrix
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
+from echoloc_ros.core.receiver_calibration import (ReceiverCalibrationResult, array_yaml,
+                                                   receivers_calibrated)
 from echoloc_ros.core.room import load_room
+from echoloc_ros.core.room_calibration import ARRAY_STD_M, CALIBRATED_ARRAY_STD_M
 from echoloc_ros.ros import conversions
 from echoloc_ros.ros.bag import BagWriter, posed_frames, recorded_tilts
 from echoloc_ros.sim.model_error import ModelError
@@ -159,3 +162,34 @@ def test_a_tilted_array_is_calibrated_in_its_own_frame(tmp_path, capsys):
     rms_before = float(np.sqrt(np.mean(before ** 2)))
     assert errors[None] < 0.5 * rms_before, (errors, rms_before)
     assert errors[''] > 2 * errors[None], errors
+
+
+def test_calibrate_room_takes_a_calibrated_arrays_doubt(tmp_path, capsys):
+    """calibrate-room's --array-std-m: 1 mm for an array file as drawn, 0.3 mm for one that
+    calibrate-receivers wrote (its description says so), the value given where given."""
+    array = load_array('square_4sensor')
+    result = ReceiverCalibrationResult(np.full((4, 3), 1e-4), np.full((4, 3), 2e-5), 120)
+    calibrated = tmp_path / 'square_now.yaml'
+    calibrated.write_text(array_yaml('square_4sensor', result))
+    assert receivers_calibrated(load_array(calibrated)) and not receivers_calibrated(array)
+    hardware = ModelError(receiver_offset_m=0.0001, seed=3).draw_hardware(array)
+    write_recording(tmp_path / 'drive', hardware, 24)
+    stds, surface_stds = [], []
+    for more in ([], ['--array', str(calibrated)], ['--array-std-m', '0.0005']):
+        assert main(['calibrate-room', str(tmp_path / 'drive'), '--out',
+                     str(tmp_path / 'room.yaml'), '--max-pose-std-m', '0.01',
+                     '--max-yaw-std-deg', '5', *more]) == 0
+        report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        stds.append((report['array_std_m'], report['array_std_source']))
+        surface_stds.append(np.array(list(report['surface_std_mm'].values())))
+    assert [s for s, _ in stds] == [ARRAY_STD_M, CALIBRATED_ARRAY_STD_M, 0.0005], stds
+    assert 'calibrated' in stds[1][1] and stds[2][1] == 'given'
+    # The array's doubt is in each surface's: the smaller it is, the surer each one measured
+    # (the floor and the ceiling here; 24 frames leave the walls unmeasured).
+    seen = np.isfinite(surface_stds[0])
+    assert seen.sum() >= 2
+    assert np.all(surface_stds[1][seen] < surface_stds[2][seen])
+    assert np.all(surface_stds[2][seen] < surface_stds[0][seen])
+    with pytest.raises(SystemExit, match=r'array_std_m must be in \[0, 0\.05\] m, got 0\.1'):
+        main(['calibrate-room', str(tmp_path / 'drive'), '--out', str(tmp_path / 'r.yaml'),
+              '--array-std-m', '0.1'])

@@ -58,10 +58,12 @@ def cmd_calibrate_room(args) -> int:
         room, array = load_room(args.room), load_array(args.array)
         frames, counts = posed_frames(args.bag, max_pose_std_m=args.max_pose_std_m,
                                       max_yaw_std_deg=args.max_yaw_std_deg)
+        array_std = _array_std(array, args.array_std_m)
         calibration = RoomCalibration(PhysicsLocalizer(room, array, Chirp()),
                                       temperature_std_c=TEMPERATURE_STD_C
                                       if args.temperature_std_c is None
-                                      else args.temperature_std_c)
+                                      else args.temperature_std_c,
+                                      array_std_m=array_std['array_std_m'])
         for features, position, yaw in frames:
             calibration.add(features, position, yaw, args.temperature_c)
         result = calibration.solve()
@@ -71,8 +73,24 @@ def cmd_calibrate_room(args) -> int:
     args.out.write_text(room_yaml(args.room, result))
     print(json.dumps({'room': room.name, 'out': str(args.out), 'frames': counts,
                       **({'thermometer': thermometer} if args.temperature_topic else {}),
+                      **array_std,
                       **result.to_dict()}), flush=True)
     return 0
+
+
+def _array_std(array, array_std_m: float | None) -> dict:
+    """What the array leaves every echo's path uncertain by, m, and where that comes from:
+    ``array_std_m`` where given; else :data:`~echoloc_ros.core.room_calibration.
+    CALIBRATED_ARRAY_STD_M` for an array file calibrate-receivers wrote, else
+    :data:`~echoloc_ros.core.room_calibration.ARRAY_STD_M`."""
+    from echoloc_ros.core.receiver_calibration import receivers_calibrated
+    from echoloc_ros.core.room_calibration import ARRAY_STD_M, CALIBRATED_ARRAY_STD_M
+    if array_std_m is not None:
+        return {'array_std_m': array_std_m, 'array_std_source': 'given'}
+    if receivers_calibrated(array):
+        return {'array_std_m': CALIBRATED_ARRAY_STD_M,
+                'array_std_source': 'receivers calibrated (the array file says so)'}
+    return {'array_std_m': ARRAY_STD_M, 'array_std_source': 'array file as drawn'}
 
 
 def recorded_temperature(bag, topic: str) -> tuple[float, float, dict]:
@@ -338,6 +356,10 @@ def _add_calibrate_room_parser(sub) -> None:
                         'sensor_msgs/Temperature messages on this topic (record it with '
                         'echoloc record --topic TOPIC:sensor_msgs/msg/Temperature): their '
                         'mean, and their stated doubt or spread, whichever is larger')
+    p.add_argument('--array-std-m', type=float, default=None,
+                   help='what the array leaves every echo\'s path uncertain by, one standard '
+                        'deviation [m] (default 0.001, or 0.0003 when --array is a file '
+                        'calibrate-receivers wrote)')
     p.add_argument('--max-pose-std-m', type=float, default=0.05,
                    help='use poses whose standard deviation is below this on every axis [m]')
     p.add_argument('--max-yaw-std-deg', type=float, default=0.5,

@@ -336,6 +336,16 @@ def calibrated_from_fixes(localizer: PhysicsLocalizer,
     return calibrated, result, history
 
 
+# What array_yaml adds to the description of the array file it writes.
+CALIBRATED_NOTE = 'receivers at their acoustic phase centres (echoloc calibrate-receivers'
+
+
+def receivers_calibrated(array: ArrayGeometry) -> bool:
+    """Whether ``array`` was read from a file :func:`array_yaml` wrote (its description says
+    so): its receivers stand at their measured phase centres."""
+    return CALIBRATED_NOTE in array.description
+
+
 def array_yaml(source: str | Path, result: ReceiverCalibrationResult) -> str:
     """The array file ``source`` (an array name or YAML path) as YAML text with its receivers
     at the phase centres ``result`` measured (to the micrometre); its name and every other
@@ -344,8 +354,7 @@ def array_yaml(source: str | Path, result: ReceiverCalibrationResult) -> str:
     data = yaml.safe_load(resolve_config('arrays', source).read_text(encoding='utf-8'))
     receivers = np.asarray(data['receivers_m'], dtype=float) + result.offsets_m
     data['receivers_m'] = np.round(receivers, 6).tolist()
-    note = (f'receivers at their acoustic phase centres (echoloc calibrate-receivers, '
-            f'{result.n_echoes} echoes)')
+    note = f'{CALIBRATED_NOTE}, {result.n_echoes} echoes)'
     data['description'] = f'{data.get("description", "")} ({note})'.strip()
     header = ''.join(f'# receiver {i}: offset {np.round(1e3 * o, 3).tolist()} mm, std '
                      f'{np.round(1e3 * s, 3).tolist()} mm\n'
