@@ -134,12 +134,14 @@ class Evidence:
                          self.response.table[0], self.response.step_s, RESPONSE_HALF_S)
 
     def _residual_ratio(self, fr: Frame, tau: np.ndarray, amp: np.ndarray,
-                        coef: np.ndarray) -> float:
+                        coef: np.ndarray, fitted: np.ndarray | None = None) -> float:
         """Residual power of a fit over the noise floor in the main lobes of its paths.
 
         About 1 when the model explains the echoes; larger when echoes are missing from it
         (unknown furniture, higher orders) or the fit sits on the wrong echoes. The fitted
         amplitudes absorb part of the noise: each removes about one correlation length of bins.
+
+        :param fitted: the fit's :meth:`synthesise`, where the caller has it already.
         """
         features = fr.features
         dt = features.bin_width_s
@@ -147,14 +149,16 @@ class Evidence:
         modelled = np.any(amp > 0, axis=1)
         if not modelled.any():
             return 1.0
-        power, n_bins = residual_power(features.baseband, self.synthesise(fr, tau, amp, coef),
+        if fitted is None:
+            fitted = self.synthesise(fr, tau, amp, coef)
+        power, n_bins = residual_power(features.baseband, fitted,
                                        np.ascontiguousarray(tau), np.ascontiguousarray(amp),
                                        fr.weights, features.start_s, dt, half)
         dof = max(n_bins - np.count_nonzero(modelled) * self._correlation_factor, 0.25 * n_bins)
         return float(power / dof)
 
     def _information_ratio(self, fr: Frame, tau: np.ndarray, amp: np.ndarray,
-                           coef: np.ndarray) -> float:
+                           coef: np.ndarray, fitted: np.ndarray | None = None) -> float:
         """What the echoes' information is divided by in a fix's covariance: the product of
         :meth:`_residual_floor` and :meth:`_path_misfit`, at least ``MIN_INFORMATION_RATIO``.
 
@@ -164,12 +168,15 @@ class Evidence:
         window, counts the echoes the fit explains as noise, and the unmodelled higher orders
         among the late weak paths raise their residual, while the strong early paths that
         carry the information are fitted to the noise.
+
+        :param fitted: the fit's :meth:`synthesise`, where the caller has it already.
         """
-        floor, misfit = self._residual_floor(fr, tau, amp, coef)
+        floor, misfit = self._residual_floor(fr, tau, amp, coef, fitted)
         return max(floor * misfit, MIN_INFORMATION_RATIO)
 
     def _residual_floor(self, fr: Frame, tau: np.ndarray, amp: np.ndarray,
-                        coef: np.ndarray) -> tuple[float, float]:
+                        coef: np.ndarray, fitted: np.ndarray | None = None
+                        ) -> tuple[float, float]:
         """The noise floor of the fit's residual over the frame's, and the paths' misfit
         over it (:meth:`_path_misfit`).
 
@@ -184,14 +191,15 @@ class Evidence:
         """
         features = fr.features
         dt = features.bin_width_s
-        residual = (np.abs(features.baseband - self.synthesise(fr, tau, amp, coef)) ** 2
-                    * fr.weights[:, None])
+        if fitted is None:
+            fitted = self.synthesise(fr, tau, amp, coef)
+        residual = np.abs(features.baseband - fitted) ** 2 * fr.weights[:, None]
         first = min(max(int(np.ceil((fr.t_min - features.start_s) / dt)), 0),
                     residual.shape[1] - 1)
         floor = float(lower_quartile(residual[:, first:].reshape(1, -1))[0]) / np.log(4.0 / 3.0)
         if not floor > 0.0:
             # A residual without noise (a frame synthesised without it): nothing to compare.
-            return 1.0, self._residual_ratio(fr, tau, amp, coef)
+            return 1.0, self._residual_ratio(fr, tau, amp, coef, fitted)
         return floor, self._path_misfit(fr, residual / floor, tau, amp, coef)
 
     def _path_misfit(self, fr: Frame, residual: np.ndarray, tau: np.ndarray, amp: np.ndarray,

@@ -463,7 +463,9 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         rivals = [r for r in rivals if np.linalg.norm(r[1][:3] - theta[:3]) > 0.02]
         rivals.sort(key=lambda r: -r[0])
         tau, amp = fit.tau, fit.amp
-        ratio = max(model._residual_ratio(fr, tau[0], amp[0], fit.coef[0]), 1.0)
+        # The fit synthesised once for both the doubt's ratio and the information's.
+        fitted = model.synthesise(fr, tau[0], amp[0], fit.coef[0])
+        ratio = max(model._residual_ratio(fr, tau[0], amp[0], fit.coef[0], fitted), 1.0)
         yaw = yaw_rad + float(theta[YAW])
         # Array origin = emitter - R(yaw) tilt emitter_m: its Jacobian in (x, y, z, kappa, psi).
         emitter_m = fr.tilt @ self.array.emitter_m
@@ -474,7 +476,8 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         # The information over the noise the fit leaves where its echoes lie, not over the
         # residual ratio the doubt is judged by (:meth:`_information_ratio`).
         full_cov = self._covariance(info, model._information_ratio(fr, tau[0], amp[0],
-                                                                   fit.coef[0]), fr.yaw_info)
+                                                                   fit.coef[0], fitted),
+                                    fr.yaw_info)
         cov = jacobian @ full_cov @ jacobian.T
         component = None
         listed = []
