@@ -51,11 +51,13 @@ class EchoFeatures:
     :ivar bin_width_s: time between bins, s.
     :ivar start_s: time of bin 0 after emission, s.
     :ivar carrier_hz: mix-down frequency, Hz.
-    :ivar tof_s: first echo after the direct arrival per channel, peak fit; NaN if none.
+    :ivar tof_s: first echo after the direct arrival per channel, peak fit; NaN if none (or
+        not looked for: :meth:`EchoProcessor.process` with ``first_echo=False``).
     :ivar tof_cfd_s: the same echo by constant fraction (half height on the leading edge,
         corrected by the point response's own offset so it estimates the delay); NaN if none.
     :ivar snr_db: first echo peak power over the noise floor power per channel; NaN if none.
-    :ivar noise_floor: rms of the baseband noise per channel (robust, median based).
+    :ivar noise_floor: rms of the baseband noise per channel (robust, median based); NaN
+        where the first echo was not looked for.
     :ivar direct_tof_s: delay of the direct emitter-to-receiver arrival per channel, s.
     :ivar direct_amplitude: magnitude of the direct arrival per channel.
     :ivar direct_residual_db: what is left, after the direct arrival's removal, in the
@@ -303,10 +305,15 @@ class EchoProcessor:
                                  f'sample {idx}')
         return samples.astype(np.float32)
 
-    def process(self, samples: np.ndarray) -> EchoFeatures:
+    def process(self, samples: np.ndarray, first_echo: bool = True) -> EchoFeatures:
         """Matched-filter one frame.
 
         :param samples: ``(n_channels, n_samples)`` int16 or float, sample 0 at emission.
+        :param first_echo: also find each channel's first echo and noise floor (``tof_s``,
+            ``tof_cfd_s``, ``snr_db``, ``noise_floor``: the range sensors' and the features
+            message's fields); false leaves them NaN for a reader of the baseband and the
+            direct arrival alone (the localizer: about a third of this call's cost). Every
+            other field is the same either way, to the bit.
         :return: :class:`EchoFeatures`.
         """
         x = self._validate(samples)
@@ -340,6 +347,13 @@ class EchoProcessor:
         # computes it (conversions.features_from_msg).
         envelope = np.abs(baseband)
         residual_db = self._direct_residual_db(envelope, times, direct_tof, direct_amp)
+        if not first_echo:
+            unknown = np.full(n_ch, np.nan)
+            return EchoFeatures(
+                baseband=baseband, envelope=envelope, bin_width_s=dt, start_s=0.0,
+                carrier_hz=self.carrier_hz, tof_s=unknown, tof_cfd_s=unknown.copy(),
+                snr_db=unknown.copy(), noise_floor=unknown.copy(), direct_tof_s=direct_tof,
+                direct_amplitude=direct_amp, direct_residual_db=residual_db)
         # Noise after the direct arrival's main lobe: a suffix of each channel's bins.
         start = np.searchsorted(times, np.nan_to_num(direct_tof, nan=0.0) + self._cfd_offset_s,
                                 side='right')

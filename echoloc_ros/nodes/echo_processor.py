@@ -166,7 +166,13 @@ class EchoProcessorNode(Node):
                 calibration = self.calibrators[id(processor)].add(samples)
                 if calibration is not None:
                     processor.set_calibration(calibration)
-            features = processor.process(samples)
+            # The first echo is for the features message and the range sensors: looked for
+            # only while another process may read them (in one process with the localizer,
+            # which reads the baseband and the direct arrival alone, it is a third of
+            # process()'s cost).
+            published = not self.local_readers or self.pub.get_subscription_count() > 0
+            ranges = self.ranges_listened(frame.n_channels)
+            features = processor.process(samples, first_echo=published or any(ranges))
         except ValueError as exc:
             self.frames_rejected += 1
             self.period_rejected += 1
@@ -195,11 +201,11 @@ class EchoProcessorNode(Node):
             return
         elapsed_s = time.perf_counter() - start
         msg = conversions.features_msg(features, frame, elapsed_s)
-        if not self.local_readers or self.pub.get_subscription_count():
+        if published:
             self.pub.publish(msg)
         self.frequency.tick()
-        if self.publish_ranges:
-            self.publish_first_echo_ranges(frame, features)
+        if any(ranges):
+            self.publish_first_echo_ranges(frame, features, ranges)
         self.latency_ms.append(1e3 * elapsed_s)
         for read in self.local_readers:
             read(msg)
@@ -233,12 +239,16 @@ class EchoProcessorNode(Node):
                              ' '.join(f'{scale * v:.3f}' for v in fitted[name]))
         return stat
 
-    def publish_first_echo_ranges(self, frame: EchoFrame, features) -> None:
+    def ranges_listened(self, n_channels: int) -> list[bool]:
+        """Which receivers' ``echoloc/range_<i>`` someone subscribes to (none while
+        ``publish_ranges`` is off)."""
+        if not self.publish_ranges:
+            return []
+        return [pub.get_subscription_count() > 0 for pub in self.range_publishers(n_channels)]
+
+    def publish_first_echo_ranges(self, frame: EchoFrame, features,
+                                  listened: list[bool]) -> None:
         # Four messages a frame that nobody may read: built only for the receivers listened to.
-        listened = [pub.get_subscription_count() > 0
-                    for pub in self.range_publishers(frame.n_channels)]
-        if not any(listened):
-            return
         temperature_c = frame.temperature_c if np.isfinite(frame.temperature_c) else 20.0
         c = float(speed_of_sound_mps(temperature_c))
         window_s = frame.n_samples / frame.sample_rate_hz

@@ -7,6 +7,7 @@ from scipy import signal
 
 from echoloc_ros.core.chirp import Chirp, design_figures
 from echoloc_ros.core.echo_processing import EchoProcessor, median_square
+from echoloc_ros.sim.simulator import Scenario
 
 FS_HZ = 250e3
 
@@ -172,3 +173,22 @@ def test_median_square_is_numpys_median_of_the_squares_to_the_bit():
             if trial % 4 == 0:
                 values[rng.integers(0, n, size=max(1, n // 3))] = values[0]
             assert median_square(values) == np.median(np.square(values, dtype=np.float64))
+
+
+def test_without_the_first_echo_every_other_field_is_the_same_to_the_bit(simulator, processor):
+    # The localizer reads the baseband and the direct arrival alone: skipping the first echo
+    # (in one process with it) must not change them, and must say the first echo is unknown.
+    rng = np.random.default_rng(4)
+    for snr_db in (20.0, 10.0):
+        position = np.array([rng.uniform(1.0, 4.0), rng.uniform(1.0, 3.0), 0.3])
+        samples = simulator.simulate(position, rng.uniform(-np.pi, np.pi),
+                                     Scenario(snr_db=snr_db), rng)
+        full = processor.process(samples)
+        lean = processor.process(samples, first_echo=False)
+        assert np.all(np.isfinite(full.tof_s)) and np.all(np.isfinite(full.noise_floor))
+        for name in ('tof_s', 'tof_cfd_s', 'snr_db', 'noise_floor'):
+            assert np.all(np.isnan(getattr(lean, name))), name
+        for name in ('baseband', 'envelope', 'direct_tof_s', 'direct_amplitude'):
+            assert np.array_equal(getattr(full, name), getattr(lean, name)), name
+        for name in ('bin_width_s', 'start_s', 'carrier_hz', 'direct_residual_db'):
+            assert getattr(full, name) == getattr(lean, name), name
