@@ -4,6 +4,11 @@ fixed``; no DDS): taking each message (deserializing it, as the executor does), 
 each callback, and what the features message costs to serialize (as its publication does).
 What a bench's ``cpu_ms_per_frame`` holds beyond these is the executor and DDS.
 
+By default the processor publishes every features message, as in the two-process graph (where
+the localizer subscribes), and so looks for the first echo; ``--one-process`` runs it as the
+one process does with no other subscriber: the features handed over without publishing, the
+first echo not looked for (``EchoProcessor.process(first_echo=False)``).
+
 The frames are the bench's trajectory (default room, 20 dB). Thread CPU time a frame,
 median over the frames after the first; one JSON line.
 
@@ -47,6 +52,8 @@ def main() -> None:
     parser.add_argument('--frames', type=int, default=100)
     parser.add_argument('--room', default='default_room')
     parser.add_argument('--method', choices=('physics', 'nn'), default='physics')
+    parser.add_argument('--one-process', action='store_true',
+                        help='the processor as in one process with no other subscriber')
     args = parser.parse_args()
     frames, yaw_rad = _frames(args.frames, args.room)
 
@@ -88,6 +95,15 @@ def main() -> None:
     localizer.pose_pub.publish = timed('pose_publish', localizer.pose_pub.publish)
     sent: list[EchoFeatures] = []
     processor.local_readers.append(sent.append)
+    if args.one_process:
+        # As echo_localizer.join: the localizer takes the features from the processor, not
+        # from a subscription of its own (which would make the processor publish them).
+        for subscription in list(localizer.subscriptions):
+            if subscription.msg_type is EchoFeatures:
+                localizer.destroy_subscription(subscription)
+    else:
+        # As in the two-process graph: the localizer in another process subscribes.
+        processor.pub.get_subscription_count = lambda: 1
     processor.pub.publish = timed('features_publish', processor.pub.publish)
     for data in frames:
         start = time.thread_time()
@@ -105,6 +121,7 @@ def main() -> None:
     processor.destroy_node()
     rclpy.try_shutdown()
     print(json.dumps({'frames': args.frames, 'room': args.room, 'method': args.method,
+                      'one_process': args.one_process,
                       'thread_cpu_ms_median': {
                           name: round(1e3 * float(np.median(v[1:])), 3)
                           for name, v in parts.items()}}))

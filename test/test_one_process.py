@@ -140,3 +140,33 @@ def test_one_process_gives_the_in_process_poses_and_still_publishes_features(ros
     assert [_pose_fields(m) for _, m in rec.get('/echoloc/pose')] == expected
     # The features went out too (a subscriber in another process), one per frame, in order.
     assert [m.seq for _, m in rec.get('/echoloc/features')] == list(range(FRAMES))
+
+
+def test_the_processor_looks_for_the_first_echo_only_while_another_process_may_read_it(
+        ros_env):
+    # In one process with the localizer and no other subscriber, the features handed over
+    # skip the first echo (the localizer does not read it); once another subscriber appears,
+    # the same frame's features carry it, and everything else is the same to the bit.
+    import rclpy
+    from ros_testing import TopicRecorder
+
+    from echoloc_ros.nodes.echo_processor import EchoProcessorNode
+    frame = _frames(load_room('default_room'), load_array('square_4sensor'))[0]
+    node = EchoProcessorNode()
+    handed: list[EchoFeatures] = []
+    node.local_readers.append(handed.append)
+    rec = TopicRecorder(rclpy)
+    try:
+        node.on_frame(frame)
+        rec.subscribe(EchoFeatures, '/echoloc/features', QoSProfile(depth=10))
+        assert wait_for(lambda: node.pub.get_subscription_count() > 0, timeout_s=30.0)
+        node.on_frame(frame)
+    finally:
+        rec.close()
+        node.destroy_node()
+    lean, full = (conversions.features_from_msg(m) for m in handed)
+    for name in ('tof_s', 'tof_cfd_s', 'snr_db', 'noise_floor'):
+        assert np.all(np.isnan(getattr(lean, name))), name
+        assert np.all(np.isfinite(getattr(full, name))), name
+    for name in ('baseband', 'direct_tof_s', 'direct_amplitude'):
+        assert np.array_equal(getattr(lean, name), getattr(full, name)), name
