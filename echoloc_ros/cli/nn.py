@@ -156,6 +156,7 @@ def _calibrate_rooms(args) -> int:
     """``echoloc calibrate --rooms random:N --split dev``: one scale over the rooms pooled."""
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
+    from echoloc_ros.offline.evaluation import rounded
     from echoloc_ros.offline.nn_calibration import calibrate_covariance_rooms
     from echoloc_ros.offline.room_evaluation import parse_rooms
     if args.room is not None or args.furniture_shift_m:
@@ -170,8 +171,9 @@ def _calibrate_rooms(args) -> int:
         raise SystemExit(f'echoloc calibrate --rooms: {err}') from None
     print(json.dumps({'model': str(args.model), 'split': args.split or 'dev',
                       'seed': args.seed, 'snr_db': args.snr_db,
-                      **{k: round(v, 4) if isinstance(v, float) else v
-                         for k, v in result.items() if k != 'rooms'},
+                      **rounded({k: v for k, v in result.items()
+                                 if k not in ('rooms', 'per_snr')}),
+                      'per_snr': {k: rounded(v) for k, v in result['per_snr'].items()},
                       'n_rooms': len(result['rooms']),
                       'seconds': round(time.perf_counter() - start, 1),
                       'cpu_minutes': round((_cpu_s() - cpu0) / 60, 2)}), flush=True)
