@@ -32,7 +32,8 @@ def cmd_fit(args) -> int:
     from echoloc_ros.offline import dataset
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
-    from echoloc_ros.offline.evaluation import calibrate_covariance, evaluate_fixes, rounded
+    from echoloc_ros.offline.evaluation import evaluate_fixes, rounded
+    from echoloc_ros.offline.nn_calibration import calibrate_covariance
     from echoloc_ros.core.room import load_room
     from echoloc_ros.sim.simulator import Scenario
     from echoloc_ros.offline.training import CandidateSpec, train
@@ -124,21 +125,58 @@ def _cpu_s() -> float:
 
 
 def cmd_calibrate(args) -> int:
-    """Fit a model's covariance scale on simulated frames and store it in the checkpoint."""
+    """Fit a model's covariance scale on simulated frames (one room, or ``--rooms random:N``
+    of the dev split pooled) and store it in the checkpoint."""
     from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
-    from echoloc_ros.offline.evaluation import calibrate_covariance
     from echoloc_ros.core.room import load_room
+    from echoloc_ros.offline import nn_calibration
     from echoloc_ros.sim.simulator import Scenario
-    room = load_room(args.room)
+    if args.rooms is not None:
+        return _calibrate_rooms(args)
+    if args.split is not None:
+        raise SystemExit(f'echoloc calibrate: --split {args.split} applies to --rooms '
+                         'random:N only')
+    if len(args.snr_db) != 1:
+        raise SystemExit(f'echoloc calibrate --room: one --snr-db, got {args.snr_db} (several '
+                         'apply to --rooms random:N)')
+    room = load_room(args.room or 'default_room')
     shift = args.furniture_shift_m if room.furniture else 0.0
     try:
-        result = calibrate_covariance(args.model, room, load_array(args.array), Chirp(),
-                                      Scenario(snr_db=args.snr_db), args.n, args.seed,
-                                      args.heading_noise_deg, shift)
+        result = nn_calibration.calibrate_covariance(
+            args.model, room, load_array(args.array), Chirp(), Scenario(snr_db=args.snr_db[0]),
+            args.n, args.seed, args.heading_noise_deg, shift)
     except ValueError as err:
         raise SystemExit(f'echoloc calibrate: {err}') from None
     print(json.dumps({'model': str(args.model), **result}), flush=True)
+    return 0
+
+
+def _calibrate_rooms(args) -> int:
+    """``echoloc calibrate --rooms random:N --split dev``: one scale over the rooms pooled."""
+    from echoloc_ros.core.array_geometry import load_array
+    from echoloc_ros.core.chirp import Chirp
+    from echoloc_ros.offline.evaluation import rounded
+    from echoloc_ros.offline.nn_calibration import calibrate_covariance_rooms
+    from echoloc_ros.offline.room_evaluation import parse_rooms
+    if args.room is not None or args.furniture_shift_m:
+        raise SystemExit('echoloc calibrate --rooms: no --room and no --furniture-shift-m, got '
+                         f'--room {args.room}, --furniture-shift-m {args.furniture_shift_m}')
+    start, cpu0 = time.perf_counter(), _cpu_s()
+    try:
+        result = calibrate_covariance_rooms(
+            args.model, args.split or 'dev', parse_rooms(args.rooms), args.seed,
+            load_array(args.array), Chirp(), args.snr_db, args.n, args.heading_noise_deg)
+    except ValueError as err:
+        raise SystemExit(f'echoloc calibrate --rooms: {err}') from None
+    print(json.dumps({'model': str(args.model), 'split': args.split or 'dev',
+                      'seed': args.seed, 'snr_db': args.snr_db,
+                      **rounded({k: v for k, v in result.items()
+                                 if k not in ('rooms', 'per_snr')}),
+                      'per_snr': {k: rounded(v) for k, v in result['per_snr'].items()},
+                      'n_rooms': len(result['rooms']),
+                      'seconds': round(time.perf_counter() - start, 1),
+                      'cpu_minutes': round((_cpu_s() - cpu0) / 60, 2)}), flush=True)
     return 0
 
 
@@ -266,17 +304,7 @@ def add_parsers(sub) -> None:
     _add_training_args(p)
     p.set_defaults(func=cmd_fit_general)
 
-    p = sub.add_parser('calibrate', help='fit the covariance scale of an nn model on '
-                       'simulated frames (fit does this)')
-    p.add_argument('--model', type=Path, required=True)
-    p.add_argument('--room', default='default_room')
-    p.add_argument('--array', default='square_4sensor')
-    p.add_argument('--n', type=int, default=200)
-    p.add_argument('--snr-db', type=float, default=20.0)
-    p.add_argument('--heading-noise-deg', type=float, default=1.0)
-    p.add_argument('--furniture-shift-m', type=float, default=0.0)
-    p.add_argument('--seed', type=int, default=2_000_003)
-    p.set_defaults(func=cmd_calibrate)
+    _add_calibrate_parser(sub)
 
     p = sub.add_parser('optimize', help='int8 / TorchScript variants: accuracy and speed')
     p.add_argument('--model', type=Path, required=True)
@@ -287,3 +315,25 @@ def add_parsers(sub) -> None:
     p.add_argument('--torchscript', type=Path,
                    help='also write the frozen TorchScript model (what level fast runs)')
     p.set_defaults(func=cmd_optimize)
+
+
+def _add_calibrate_parser(sub) -> None:
+    p = sub.add_parser('calibrate', help='fit the covariance scale of an nn model on '
+                       'simulated frames of one room or of generated dev rooms (fit does this)')
+    p.add_argument('--model', type=Path, required=True)
+    p.add_argument('--room', help='the room (default default_room); not with --rooms')
+    p.add_argument('--rooms', metavar='random:N',
+                   help='instead of --room: N generated rooms of --split dev (drawn with '
+                   '--seed), the frames pooled (a room-independent model\'s scale)')
+    p.add_argument('--split', choices=('dev', 'heldout'),
+                   help='with --rooms: only dev is accepted (held-out rooms are for reporting)')
+    p.add_argument('--array', default='square_4sensor')
+    p.add_argument('--n', type=int, default=200, help='frames (with --rooms: over all rooms '
+                   'and SNRs)')
+    p.add_argument('--snr-db', type=float, nargs='+', default=[20.0],
+                   help='SNR of the frames, dB (with --rooms, several: each room at each)')
+    p.add_argument('--heading-noise-deg', type=float, default=1.0)
+    p.add_argument('--furniture-shift-m', type=float, default=0.0)
+    p.add_argument('--seed', type=int, default=2_000_003,
+                   help='frames\' seed (with --rooms also the rooms\')')
+    p.set_defaults(func=cmd_calibrate)

@@ -387,52 +387,6 @@ def _fixes_result(log: _Columns, n: int, method: str, details: dict | None,
     return result
 
 
-def calibrate_covariance(model_path: str | Path, room: Room, array: ArrayGeometry,
-                         chirp: Chirp, scenario: Scenario, n: int, seed: int,
-                         heading_noise_deg: float = 1.0, furniture_shift_m: float = 0.0,
-                         write: bool = True) -> dict[str, float]:
-    """Fit the scale of the physics covariance that the ``nn`` method reports for a right fix,
-    on ``n`` frames of ``scenario``, and store it in the checkpoint as ``covariance_scale``.
-
-    The physics covariance (Fisher information scaled by the residual) is a model's; on frames
-    whose fix is right (within 10 cm) the squared Mahalanobis distances of the errors should
-    follow chi2(3): the scale makes their 95th percentile chi2(3)'s. Wrong fixes are the
-    ranker's mixture's business (:meth:`PhysicsLocalizer._region_covariance`), not this
-    scale's.
-
-    :return: ``covariance_scale``, the frames used and the coverage before and after.
-    """
-    import torch
-    details: dict = {}
-    evaluate_fixes(room, array, chirp, scenario, n, seed, method='nn', model_path=model_path,
-                   heading_noise_deg=heading_noise_deg, furniture_shift_m=furniture_shift_m,
-                   details=details)
-    ckpt = torch.load(model_path, map_location='cpu', weights_only=True)
-    old = float(ckpt.get('covariance_scale', 1.0))
-    errors = details['estimate_m'] - details['truth_m']
-    right = details['errors_m'] < 0.10
-    if np.count_nonzero(right) < 20:
-        raise ValueError(f'only {np.count_nonzero(right)} of {n} fixes are right; too few to '
-                         'calibrate on')
-    d2 = np.einsum('ni,nij,nj->n', errors, np.linalg.inv(details['covariance_m2']), errors)
-    chi2_95 = stats.chi2.ppf(0.95, 3)
-    # Distances were measured under the old scale; the fix's share dominates a right frame.
-    scale = float(np.clip(old * np.percentile(d2[right], 95) / chi2_95, 0.05, 20.0))
-    result = {'covariance_scale': scale, 'previous_scale': old, 'frames': n,
-              'right_frames': int(np.count_nonzero(right)),
-              'coverage_95_before': float(np.mean(d2 <= chi2_95)),
-              'coverage_95_right_after': float(np.mean(d2[right] * old / scale <= chi2_95))}
-    if write:
-        ckpt['covariance_scale'] = scale
-        ckpt['covariance_calibration'] = {**result, 'seed': seed, 'snr_db': scenario.snr_db,
-                                          'heading_noise_deg': heading_noise_deg,
-                                          'furniture_shift_m': furniture_shift_m}
-        tmp = Path(str(model_path) + '.tmp')
-        torch.save(ckpt, tmp)
-        tmp.replace(model_path)
-    return result
-
-
 def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Scenario,
                      n_frames: int | None, seed: int, fs_hz: float = 250e3,
                      frame_rate_hz: float = 25.0, assumed_temperature_c: float | None = None,

@@ -130,7 +130,7 @@ def test_neural_localizer_end_to_end(candidates, tmp_path, array, chirp, process
 
 def test_covariance_calibration_is_stored_and_used(tmp_path, room, array, chirp):
     import shutil
-    from echoloc_ros.offline.evaluation import calibrate_covariance
+    from echoloc_ros.offline.nn_calibration import calibrate_covariance
     from echoloc_ros.core.paths import default_model_path
     shipped = default_model_path('default_room')
     if not shipped.is_file():
