@@ -1,0 +1,54 @@
+"""The physics localizer's paths against the simulator's in the plans where they disagreed
+(issue 19): an alcove's back wall in the plane of the room's."""
+import numpy as np
+
+from echoloc_ros.core.array_geometry import load_array, yaw_matrix
+from echoloc_ros.core.chirp import Chirp
+from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+from echoloc_ros.core.room import room_from_dict
+from echoloc_ros.sim.simulator import EchoSimulator
+
+MATERIALS = {'walls': 'painted_plaster', 'floor': 'vinyl', 'ceiling': 'painted_plaster'}
+# An alcove 2.5 m wide and 1.5 m deep off the south side: the south wall is two walls in one
+# plane (y = 1.5), wall_0 west of the alcove and wall_4 east of it.
+ALCOVE = room_from_dict({
+    'name': 'alcove', 'plan': {'polygon': [[0, 1.5], [0.6, 1.5], [0.6, 0], [3.1, 0],
+                                           [3.1, 1.5], [6.0, 1.5], [6.0, 5.4], [0, 5.4]]},
+    'height_m': 3.0, 'materials': MATERIALS})
+
+
+def _modelled_and_simulated(room, positions):
+    """Per position (heading 0): the images (rounded to the millimetre) of the room paths
+    the localizer models within the simulator's window, and of those the simulator makes
+    heard at a receiver or more."""
+    array, chirp = load_array('square_4sensor'), Chirp()
+    simulator = EchoSimulator(room, array, chirp)
+    localizer = PhysicsLocalizer(room, array, chirp)
+    for position in positions:
+        position = np.array(position)
+        emitter = position + yaw_matrix(0.0) @ array.emitter_m
+        centre = position + array.receivers_m.mean(axis=0)
+        valid = localizer._valid_images(emitter[None], centre[None])[0]
+        images = localizer._img_m @ emitter + localizer._img_t
+        # The simulator leaves out the paths too long for its window.
+        heard_m = np.linalg.norm(images - centre, axis=1) < simulator._window_path_m(
+            room.temperature_c)
+        modelled = {tuple(np.round(images[p], 3))
+                    for p in np.flatnonzero(valid & localizer._room_image & heard_m)}
+        # Two perpendicular planes' path comes as one entry per order, each heard where its
+        # order reflects: an image is heard at a receiver if either entry is.
+        heard: dict[tuple, np.ndarray] = {}
+        for path in simulator.paths(position, 0.0):
+            if path.kind == 'room':
+                key = tuple(np.round(path.image_m, 3))
+                heard[key] = heard.get(key, False) | (path.amplitude != 0)
+        yield position, modelled, {key for key, at in heard.items() if np.any(at)}
+
+
+def test_an_alcove_back_wall_in_the_plane_of_another_has_paths_of_its_own():
+    # East of the alcove the south echo comes off wall_4; its paths on to another surface
+    # were once dropped as duplicates of wall_0's, whose wall they do not touch.
+    for position, modelled, simulated in _modelled_and_simulated(
+            ALCOVE, ([4.5, 2.5, 0.5], [5.0, 3.5, 1.0], [1.8, 3.0, 0.7])):
+        assert modelled == simulated, position
+
