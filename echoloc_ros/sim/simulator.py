@@ -240,14 +240,17 @@ class EchoSimulator:
                     max_path_m: float = np.inf) -> _PathSet:
         """Image sources of order 1..max_order from pyroomacoustics, labelled with surfaces;
         those farther than ``max_path_m`` from every receiver left out."""
-        if self._convex:
+        if self.room.is_shoebox:
             pra_room = self._pra_room
             pra_room.sources[0].position = emitter.copy()
             pra_room.mic_array.R = receivers.T.copy()
         else:
             # Its engine keeps the microphones it was built with (setting mic_array.R does
-            # not move them), and in a plan that is not convex it decides from them which
-            # walls hide which paths: 3.6 ms to build one where the receivers are.
+            # not move them) and decides from them which paths exist: in a plan that is not
+            # convex which walls hide which paths, in any plan but a shoebox whether a
+            # reflection point lies on its wall (reused, a chamfered room's diagonal wall
+            # echoed from beyond its ends: issue 19). 3.6 ms to build one where the
+            # receivers are.
             pra_room = self._build_pra_room(emitter, receivers)
         pra_room.image_source_model()
         source = pra_room.sources[0]

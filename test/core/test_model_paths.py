@@ -1,5 +1,6 @@
 """The physics localizer's paths against the simulator's in the plans where they disagreed
-(issue 19): an alcove's back wall in the plane of the room's."""
+(issue 19): an alcove's back wall in the plane of the room's, a chamfered corner's diagonal
+wall."""
 import numpy as np
 
 from echoloc_ros.core.array_geometry import load_array, yaw_matrix
@@ -15,6 +16,12 @@ ALCOVE = room_from_dict({
     'name': 'alcove', 'plan': {'polygon': [[0, 1.5], [0.6, 1.5], [0.6, 0], [3.1, 0],
                                            [3.1, 1.5], [6.0, 1.5], [6.0, 5.4], [0, 5.4]]},
     'height_m': 3.0, 'materials': MATERIALS})
+# A 4 x 4 m room whose north-east corner is cut by a diagonal wall from (4, 3) to (3, 4):
+# convex, but not a shoebox.
+CHAMFER = room_from_dict({
+    'name': 'chamfer', 'plan': {'polygon': [[0, 0], [4.0, 0], [4.0, 3.0], [3.0, 4.0],
+                                            [0, 4.0]]},
+    'height_m': 2.8, 'materials': MATERIALS})
 
 
 def _modelled_and_simulated(room, positions):
@@ -52,3 +59,11 @@ def test_an_alcove_back_wall_in_the_plane_of_another_has_paths_of_its_own():
             ALCOVE, ([4.5, 2.5, 0.5], [5.0, 3.5, 1.0], [1.8, 3.0, 0.7])):
         assert modelled == simulated, position
 
+
+def test_the_simulator_hears_no_echo_off_a_diagonal_wall_beyond_its_ends():
+    # At (1.0, 1.0) the specular point on the diagonal's plane (x + y = 7) is (3.5, 3.5),
+    # on the wall; at (3.4, 0.8) it is (4.8, 2.2), beyond the wall's end (4, 3): no echo,
+    # where the simulator once decided from the room's centre.
+    for position, modelled, simulated in _modelled_and_simulated(
+            CHAMFER, ([1.0, 1.0, 0.6], [3.4, 0.8, 0.6], [0.8, 2.6, 1.1], [2.0, 0.5, 0.4])):
+        assert modelled == simulated, position
