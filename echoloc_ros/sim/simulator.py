@@ -245,12 +245,9 @@ class EchoSimulator:
             pra_room.sources[0].position = emitter.copy()
             pra_room.mic_array.R = receivers.T.copy()
         else:
-            # Its engine keeps the microphones it was built with (setting mic_array.R does
-            # not move them) and decides from them which paths exist: in a plan that is not
-            # convex which walls hide which paths, in any plan but a shoebox whether a
-            # reflection point lies on its wall (reused, a chamfered room's diagonal wall
-            # echoed from beyond its ends: issue 19). 3.6 ms to build one where the
-            # receivers are.
+            # Its engine decides which paths exist from the microphones it was built with
+            # (mic_array.R does not move them): beyond a shoebox, a reflection point on its
+            # wall, and walls hiding paths. 3.6 ms to build one where the receivers are.
             pra_room = self._build_pra_room(emitter, receivers)
         pra_room.image_source_model()
         source = pra_room.sources[0]
