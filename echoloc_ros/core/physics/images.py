@@ -66,9 +66,11 @@ def second_order_maps(first: list[tuple]) -> list[tuple]:
     reflection)`` each): one per two planes in travel order, and one for two perpendicular
     planes, which make the same image either way round.
 
-    A wall in the plane of another (an alcove's back wall beside the room's) makes the same
-    image as the other from a reflection point elsewhere: a path of its own, traced on its own
-    wall. Two walls in one plane make no path between them.
+    Two pairs of walls can make one image from reflection points elsewhere: a wall in the
+    plane of another (an alcove's back wall beside the room's) with a third, or two pairs of
+    parallel walls as far apart (``l_shaped_room``'s y = 0 and 2.5 and y = 2.5 and 5). Each is
+    a path of its own, traced on its own walls. Two walls in one plane make no path between
+    them.
     """
     maps = []
     # Every map so far, stacked, so each new one is compared with all at once, and the planes
