@@ -240,14 +240,14 @@ class EchoSimulator:
                     max_path_m: float = np.inf) -> _PathSet:
         """Image sources of order 1..max_order from pyroomacoustics, labelled with surfaces;
         those farther than ``max_path_m`` from every receiver left out."""
-        if self._convex:
+        if self.room.is_shoebox:
             pra_room = self._pra_room
             pra_room.sources[0].position = emitter.copy()
             pra_room.mic_array.R = receivers.T.copy()
         else:
-            # Its engine keeps the microphones it was built with (setting mic_array.R does
-            # not move them), and in a plan that is not convex it decides from them which
-            # walls hide which paths: 3.6 ms to build one where the receivers are.
+            # Its engine decides which paths exist from the microphones it was built with
+            # (mic_array.R does not move them): beyond a shoebox, a reflection point on its
+            # wall, and walls hiding paths. 3.6 ms to build one where the receivers are.
             pra_room = self._build_pra_room(emitter, receivers)
         pra_room.image_source_model()
         source = pra_room.sources[0]

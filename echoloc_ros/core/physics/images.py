@@ -61,6 +61,40 @@ def shoebox_image_maps(size_m: np.ndarray, reflection: np.ndarray, orders: range
     return maps
 
 
+def second_order_maps(first: list[tuple]) -> list[tuple]:
+    """The image maps of order 2 made from the room's first-order ones (``(planes, M, t,
+    reflection)`` each): one per two planes in travel order, and one for two perpendicular
+    planes, which make the same image either way round.
+
+    Two pairs of walls can make one image from reflection points elsewhere: a wall in the
+    plane of another (an alcove's back wall beside the room's) with a third, or two pairs of
+    parallel walls as far apart (``l_shaped_room``'s y = 0 and 2.5 and y = 2.5 and 5). Each is
+    a path of its own, traced on its own walls. Two walls in one plane make no path between
+    them.
+    """
+    maps = []
+    # Every map so far, stacked, so each new one is compared with all at once, and the planes
+    # that made it (a second-order map never equals a first-order one: det M = 1).
+    seen_m = np.zeros((0, 3, 3))
+    seen_t = np.zeros((0, 3))
+    seen_pair = []
+    for (sa,), ha, ta, ra in first:
+        for (sb,), hb, tb, rb in first:
+            m = hb @ ha
+            t = hb @ ta + tb
+            if sa == sb or (np.allclose(m, np.eye(3)) and np.allclose(t, 0.0)):
+                continue
+            same = np.all(np.isclose(m, seen_m), axis=(1, 2)) & np.all(
+                np.isclose(t, seen_t), axis=1)
+            if any(seen_pair[k] == {sa, sb} for k in np.flatnonzero(same)):
+                continue
+            maps.append(((sa, sb), m, t, ra * rb))
+            seen_m = np.concatenate([seen_m, m[None]])
+            seen_t = np.concatenate([seen_t, t[None]])
+            seen_pair.append(frozenset((sa, sb)))
+    return maps
+
+
 @dataclass
 class Surface:
     name: str
@@ -91,22 +125,7 @@ class ImageSources:
         for s in self._surfaces:
             h = np.eye(3) - 2.0 * np.outer(s.normal, s.normal)
             maps.append(((s.index,), h, 2.0 * s.offset * s.normal, s.reflection))
-        first = list(maps)
-        # Every map so far, stacked, so each new one is compared with all at once.
-        seen_m = np.array([m for _, m, _, _ in maps])
-        seen_t = np.array([t for _, _, t, _ in maps])
-        for (sa,), ha, ta, ra in first:
-            for (sb,), hb, tb, rb in first:
-                if sa == sb:
-                    continue
-                m = hb @ ha
-                t = hb @ ta + tb
-                if np.any(np.all(np.isclose(m, seen_m), axis=(1, 2))
-                          & np.all(np.isclose(t, seen_t), axis=1)):
-                    continue
-                maps.append(((sa, sb), m, t, ra * rb))
-                seen_m = np.concatenate([seen_m, m[None]])
-                seen_t = np.concatenate([seen_t, t[None]])
+        maps += second_order_maps(maps)
         # Known furniture: first-order specular reflections from every box face.
         self._faces = []
         for box in self.room.furniture:
