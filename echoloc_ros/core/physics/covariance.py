@@ -3,9 +3,9 @@
 import numpy as np
 from scipy import special
 
-from echoloc_ros.core.physics.config import (AMBIGUOUS_GAP, CONFIDENT_GAP, REGION_LEVEL_MAX,
-                                             REGION_MASS, RIVAL_COVER_WEIGHT, WEAK_AXIS_RATIO,
-                                             YAW)
+from echoloc_ros.core.physics.config import (AMBIGUOUS_GAP, AXIS_RIVAL_GAP, CONFIDENT_GAP,
+                                             REGION_LEVEL_MAX, REGION_MASS, RIVAL_COVER_WEIGHT,
+                                             WEAK_AXIS_RATIO, YAW)
 
 # The least the echoes' information is divided by (:meth:`Evidence._information_ratio`): the
 # fit's residual floor is about 0.63 of the frame's with every order in the window (0.53 in a
@@ -56,11 +56,13 @@ class Covariance:
         return moment / mass * scale
 
     def _physics_covariance(self, cov: np.ndarray, position: np.ndarray, score: float,
-                            rivals: list, doubtful: bool, weak_axes: bool = True
-                            ) -> tuple[np.ndarray, float]:
+                            rivals: list, doubtful: bool, weak_axes: bool = True,
+                            axis_rivals: tuple = ()) -> tuple[np.ndarray, float]:
         """The covariance and confidence of a fix the physics alone chose: ``cov`` widened
         toward each of the three best ``rivals`` ``(score, theta, index)`` that explains the
-        echoes nearly as well (a two-component mixture's second moment), and, when the fix is
+        echoes nearly as well (a two-component mixture's second moment), toward each of the
+        ``axis_rivals`` ``(gap, offset)`` (:meth:`_axis_rivals`) within
+        :data:`AXIS_RIVAL_GAP` of its evidence, and, when the fix is
         ``doubtful`` (its fit does not explain the frame, or a rival cannot be told from it),
         to the whole room (:meth:`_anywhere`) with confidence 0. ``weak_axes`` false leaves
         out :meth:`_weak_axes_widened` (the fix's covariance where it stands, for a tracker)."""
@@ -76,6 +78,13 @@ class Covariance:
                 # A rival the evidence does not rule out lies inside the fix's ellipsoid.
                 weight = max(weight, RIVAL_COVER_WEIGHT)
             cov = cov + np.outer(d, d) * weight
+        for gap, offset in axis_rivals:
+            # The same mixture weight as a proposed rival's, and one the evidence cannot
+            # tell from the fix lies inside its 99 % ellipsoid.
+            weight = 1.0 / (1.0 + np.exp(min(gap / AMBIGUOUS_GAP, 700.0)))
+            if gap < AXIS_RIVAL_GAP:
+                weight = max(weight, RIVAL_COVER_WEIGHT)
+            cov = cov + np.outer(offset, offset) * weight
         if doubtful:
             return self._anywhere(cov, position), 0.0
         return cov, confidence
