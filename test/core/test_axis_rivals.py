@@ -82,3 +82,23 @@ def test_an_axis_rival_within_the_gap_lies_inside_the_ellipsoid(room, array, chi
     # confidence, which decides whether the search looks again.
     assert _mahalanobis(far, offset) > CHI2_999_3DOF
     assert confidence == 1.0
+
+
+def test_a_rival_along_a_weak_axis_leaves_the_covariances_as_they_were(room, array, chirp,
+                                                                       processor):
+    """Along an axis widened to the room the room's spread holds the rival already; the local
+    covariance stays the one the axis was judged weak against, so the wider look's test
+    (the published variance 100 times the local one) and every position stay as before
+    (the default room at 10 dB lost a right fix to it: gross 2.9 -> 3.0 %)."""
+    localizer = PhysicsLocalizer(room, array, chirp, processor=processor)
+    position = np.array([1.5, 1.0, 0.5])
+    weak = np.diag([0.0003, 0.009, 0.0004]) ** 2
+    along_y = [(AXIS_RIVAL_GAP - 1.0, np.array([0.0, 2.0, 0.0]))]
+    before, _ = localizer._physics_covariance(weak, position, 100.0, [], False)
+    published, _ = localizer._physics_covariance(weak, position, 100.0, [], False, True, along_y)
+    local, _ = localizer._physics_covariance(weak, position, 100.0, [], False, False, along_y)
+    assert np.allclose(published, before) and np.allclose(local, weak)
+    # Along x, fixed sharply, the rival is spanned in both.
+    along_x = [(AXIS_RIVAL_GAP - 1.0, np.array([2.0, 0.0, 0.0]))]
+    local, _ = localizer._physics_covariance(weak, position, 100.0, [], False, False, along_x)
+    assert np.sqrt(local[0, 0]) > 0.5
