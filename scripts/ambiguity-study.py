@@ -9,7 +9,11 @@ whether the wider look ran, and its rivals (evidence gap and offset), e.g.
 
 With ``--truth`` the true pose of each fix outside its 99.9 % ellipsoid is refined as the fix
 was and its evidence gap to the fix given (``truth_gap``: positive when the model prefers
-the truth).
+the truth). Each line also holds the peaks :meth:`AxisRivals._axis_rivals` found
+(``axis_gap``, ``axis_offset_m``, ``axis_axis``) and the largest echo the fit leaves
+unexplained (``res_peak``: the residual summed over receivers and one main lobe, over its
+floor); with ``--record`` the covariance is published as before the axis rivals (they are
+recorded, not spanned), so that rules for them can be replayed on the lines.
 """
 
 import argparse
@@ -20,7 +24,6 @@ import numpy as np
 from echoloc_ros.core.array_geometry import load_array, yaw_matrix
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
-from echoloc_ros.core.physics import covariance as covariance_module
 from echoloc_ros.core.physics import localizer as localizer_module
 from echoloc_ros.core.physics.config import N_THETA, YAW
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
@@ -80,16 +83,17 @@ class ResidualTap:
 
 
 class AxisTap:
-    """Keeps the last :meth:`AxisRivals._axis_rivals` result."""
+    """Keeps the last :meth:`AxisRivals._axis_rivals` result; with ``record`` the covariance
+    is given none of them (as before they were spanned)."""
 
-    def __init__(self):
+    def __init__(self, record: bool):
         self.last = []
         original = PhysicsLocalizer._axis_rivals
         tap = self
 
         def axis_rivals(model, fr, theta):
             tap.last = original(model, fr, theta)
-            return tap.last
+            return [] if record else tap.last
 
         PhysicsLocalizer._axis_rivals = axis_rivals
 
@@ -153,10 +157,7 @@ def main() -> int:
     args = parser.parse_args()
     rooms = generate_rooms(args.split, args.rooms, args.seed)
     tap = ResidualTap()
-    axis_tap = AxisTap()
-    if args.record:
-        # Every axis peak recorded, none spanned: the covariance as before, to replay.
-        covariance_module.AXIS_RIVAL_GAP = -np.inf
+    axis_tap = AxisTap(args.record)
     array = load_array('square_4sensor')
     chirp = Chirp()
     n_room = int(np.ceil(args.n / len(rooms)))
