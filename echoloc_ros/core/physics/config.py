@@ -157,3 +157,19 @@ WIDER_STEP_M = 0.012
 # its own: the widening adds the room's spread, metres squared, to millimetres squared).
 WIDENED_VARIANCE_RATIO = 100.0
 WIDER_LOOK = True
+# Issue 19, no overconfident fix (branch r29-31): a fix confident against every proposed rival
+# can still sit on the wrong wall along one axis (a far or soft wall's distance, a wing's
+# offset), its true value among no candidate. Finishing a physics fix scans the full model's
+# evidence along x and y through it (AxisRivals._axis_rivals: a grid of AXIS_STEP_M, each
+# peak scored again at its parabola's vertex; 12 mm without the vertex found the same peaks
+# within 1 log unit on 18 dev frames, 36 mm missed some) and takes the N_AXIS_RIVALS best
+# peaks per axis at least AXIS_BASIN_M from it. Each is a rival of the covariance's mixture
+# with the weight of a proposed one (AMBIGUOUS_GAP), and at least RIVAL_COVER_WEIGHT within
+# AXIS_RIVAL_GAP (UNSEPARATED_GAP's value: not told apart). The confidence is left as the
+# proposed rivals set it, so the search and the positions do not change. AXIS_RIVALS off
+# leaves the scans out.
+AXIS_RIVALS = True
+AXIS_STEP_M = 0.024
+AXIS_BASIN_M = 0.05
+N_AXIS_RIVALS = 3
+AXIS_RIVAL_GAP = 10.0

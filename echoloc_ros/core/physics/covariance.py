@@ -3,9 +3,9 @@
 import numpy as np
 from scipy import special
 
-from echoloc_ros.core.physics.config import (AMBIGUOUS_GAP, CONFIDENT_GAP, REGION_LEVEL_MAX,
-                                             REGION_MASS, RIVAL_COVER_WEIGHT, WEAK_AXIS_RATIO,
-                                             YAW)
+from echoloc_ros.core.physics.config import (AMBIGUOUS_GAP, AXIS_RIVAL_GAP, CONFIDENT_GAP,
+                                             REGION_LEVEL_MAX, REGION_MASS, RIVAL_COVER_WEIGHT,
+                                             WEAK_AXIS_RATIO, YAW)
 
 # The least the echoes' information is divided by (:meth:`Evidence._information_ratio`): the
 # fit's residual floor is about 0.63 of the frame's with every order in the window (0.53 in a
@@ -56,15 +56,19 @@ class Covariance:
         return moment / mass * scale
 
     def _physics_covariance(self, cov: np.ndarray, position: np.ndarray, score: float,
-                            rivals: list, doubtful: bool, weak_axes: bool = True
-                            ) -> tuple[np.ndarray, float]:
+                            rivals: list, doubtful: bool, weak_axes: bool = True,
+                            axis_rivals: tuple = ()) -> tuple[np.ndarray, float]:
         """The covariance and confidence of a fix the physics alone chose: ``cov`` widened
         toward each of the three best ``rivals`` ``(score, theta, index)`` that explains the
-        echoes nearly as well (a two-component mixture's second moment), and, when the fix is
+        echoes nearly as well (a two-component mixture's second moment), toward each of the
+        ``axis_rivals`` ``(gap, offset)`` (:meth:`_axis_rivals`) along an axis that is not
+        weak, at least :data:`RIVAL_COVER_WEIGHT` within :data:`AXIS_RIVAL_GAP` of its
+        evidence, and, when the fix is
         ``doubtful`` (its fit does not explain the frame, or a rival cannot be told from it),
         to the whole room (:meth:`_anywhere`) with confidence 0. ``weak_axes`` false leaves
         out :meth:`_weak_axes_widened` (the fix's covariance where it stands, for a tracker)."""
         confidence = 1.0
+        weak = self._weak_axes(cov)
         if weak_axes:
             cov = self._weak_axes_widened(cov, position)
         for other_score, other, _ in rivals[:3]:
@@ -76,6 +80,18 @@ class Covariance:
                 # A rival the evidence does not rule out lies inside the fix's ellipsoid.
                 weight = max(weight, RIVAL_COVER_WEIGHT)
             cov = cov + np.outer(d, d) * weight
+        for gap, offset in axis_rivals:
+            if weak[np.argmax(np.abs(offset))]:
+                # The room's spread along a weak axis holds every rival on it, and the local
+                # covariance stays the one that axis was judged weak against (the wider
+                # look's test).
+                continue
+            # The same mixture weight as a proposed rival's, and one the evidence cannot
+            # tell from the fix lies inside its 99 % ellipsoid.
+            weight = 1.0 / (1.0 + np.exp(min(gap / AMBIGUOUS_GAP, 700.0)))
+            if gap < AXIS_RIVAL_GAP:
+                weight = max(weight, RIVAL_COVER_WEIGHT)
+            cov = cov + np.outer(offset, offset) * weight
         if doubtful:
             return self._anywhere(cov, position), 0.0
         return cov, confidence
@@ -93,14 +109,19 @@ class Covariance:
         ceiling, the nearest surfaces, can fix it tens of times more sharply than any wall
         fixes x or y, and against it both horizontal axes of a right fix looked weak.
         """
-        sigma = np.sqrt(np.diag(cov))
-        best_horizontal = np.min(sigma[:2])
-        weak = sigma > WEAK_AXIS_RATIO * np.array([sigma[1], sigma[0], best_horizontal])
+        weak = self._weak_axes(cov)
         if not np.any(weak):
             return cov
         centre = np.append(self.room.vertices_m.mean(axis=0), np.mean(self.z_range_m))
         spread = self._room_spread_m2 + (centre - position) ** 2
         return cov + np.diag(np.where(weak, spread, 0.0))
+
+    @staticmethod
+    def _weak_axes(cov: np.ndarray) -> np.ndarray:
+        """Which axes of ``cov`` ``(3, 3)`` :meth:`_weak_axes_widened` widens ``(3,)``."""
+        sigma = np.sqrt(np.diag(cov))
+        best_horizontal = np.min(sigma[:2])
+        return sigma > WEAK_AXIS_RATIO * np.array([sigma[1], sigma[0], best_horizontal])
 
     def _anywhere(self, cov: np.ndarray, position: np.ndarray) -> np.ndarray:
         """``cov`` widened to "the array is anywhere in the room": the second moment about

@@ -40,7 +40,8 @@ from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor, working_channels
 from echoloc_ros.core.localization import Fix
 from echoloc_ros.core.physics.candidates import CandidateSearch, distinct
-from echoloc_ros.core.physics.config import (DEFAULT_YAW_STD_RAD,
+from echoloc_ros.core.physics.axis_rivals import AxisRivals
+from echoloc_ros.core.physics.config import (AXIS_RIVALS, DEFAULT_YAW_STD_RAD,
                                              N_THETA, OPTIMIZATION_LEVELS,
                                              RIVAL_MIN_PROBABILITY, UNEXPLAINED_RATIO,
                                              UNSEPARATED_GAP, WIDER_LOOK, YAW,
@@ -86,7 +87,7 @@ def check_features(features: EchoFeatures) -> None:
 
 
 class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, WiderLook,
-                       Covariance):
+                       Covariance, AxisRivals):
     """Localize the array in a known room from matched-filter features.
 
     :param room: the room (its file's temperature is the default assumption).
@@ -436,6 +437,22 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         return bool(np.any(proposal.scores[polished[apart]]
                            > proposal.scores[index] - UNSEPARATED_GAP))
 
+    def _physics_alone(self, proposal: Proposal, index: int, theta: np.ndarray, score: float,
+                       rivals: list, ratio: float, cov: np.ndarray
+                       ) -> tuple[np.ndarray, float, np.ndarray]:
+        """The published covariance ``(3, 3)``, confidence and local covariance of a fix the
+        physics alone chose (:meth:`finish`): refined ``theta (5,)`` of evidence ``score``,
+        its ``rivals`` and residual ``ratio``, and its own covariance ``cov``. Doubtful when
+        its echoes are unexplained or a polished rival is not separated from it; widened
+        toward the rivals along x and y it cannot tell from it (:meth:`_axis_rivals`)."""
+        doubtful = ratio > UNEXPLAINED_RATIO or self._unseparated(proposal, index)
+        along = self._axis_rivals(proposal.frame, theta) if AXIS_RIVALS else []
+        local = self._physics_covariance(cov, theta[:3], score, rivals, False, False, along)[0]
+        local = 0.5 * (local + local.T) + self.position_floor_m ** 2 * np.eye(3)
+        published, confidence = self._physics_covariance(cov, theta[:3], score, rivals,
+                                                         doubtful, True, along)
+        return published, confidence, local
+
     def finish(self, proposal: Proposal, index: int = 0,
                probabilities: np.ndarray | None = None,
                component_scale: float = 1.0) -> Estimate:
@@ -483,10 +500,8 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         listed = []
         local = None
         if probabilities is None:
-            doubtful = ratio > UNEXPLAINED_RATIO or self._unseparated(proposal, index)
-            local = self._physics_covariance(cov, theta[:3], score, rivals, False, False)[0]
-            local = 0.5 * (local + local.T) + self.position_floor_m ** 2 * np.eye(3)
-            cov, confidence = self._physics_covariance(cov, theta[:3], score, rivals, doubtful)
+            cov, confidence, local = self._physics_alone(proposal, index, theta, score,
+                                                         rivals, ratio, cov)
         else:
             p = np.asarray(probabilities, dtype=float)
             if p.shape != (len(proposal.thetas) + 1,):

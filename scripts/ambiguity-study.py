@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""What tells a confident wrong fix from a right one (issue 19): for each frame of ``echoloc
+evaluate --rooms random:N --split S --seed K --n N`` (the same rooms, poses, noise and heading
+draws as ``scripts/classify-gross.py``) the physics localizer localizes as
+:meth:`PhysicsLocalizer.localize` does and one JSON line gives the fix's error, its published
+and local sigma per axis, its squared Mahalanobis distance, confidence, residual ratio,
+whether the wider look ran, and its rivals (evidence gap and offset), e.g.
+``python scripts/ambiguity-study.py --split dev --seed 7 --n 300 --snr-db 10 > rows.jsonl``.
+
+With ``--truth`` the true pose of each fix outside its 99.9 % ellipsoid is refined as the fix
+was and its evidence gap to the fix given (``truth_gap``: positive when the model prefers
+the truth). Each line also holds the peaks :meth:`AxisRivals._axis_rivals` found
+(``axis_gap``, ``axis_offset_m``, ``axis_axis``) and the largest echo the fit leaves
+unexplained (``res_peak``: the residual summed over receivers and one main lobe, over its
+floor); with ``--record`` the covariance is published as before the axis rivals (they are
+recorded, not spanned), so that rules for them can be replayed on the lines.
+"""
+
+import argparse
+import json
+
+import numpy as np
+
+from echoloc_ros.core.array_geometry import load_array, yaw_matrix
+from echoloc_ros.core.chirp import Chirp
+from echoloc_ros.core.echo_processing import EchoProcessor
+from echoloc_ros.core.physics import localizer as localizer_module
+from echoloc_ros.core.physics.config import N_THETA, YAW
+from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+from echoloc_ros.offline.evaluation import CHI2_999_3DOF, direct_explained, random_frames
+from echoloc_ros.offline.room_evaluation import is_soft
+from echoloc_ros.sim.room_generator import generate_rooms
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
+
+N_RIVALS = 6
+
+
+def _rounded(values, digits: int = 5) -> list:
+    return np.round(np.asarray(values, dtype=float), digits).tolist()
+
+
+class ResidualTap:
+    """Keeps what the last :meth:`Evidence._residual_floor` call saw: the frame less the
+    fit, per receiver, in units of the fit's residual floor."""
+
+    def __init__(self):
+        self.last = None
+        original = PhysicsLocalizer._residual_floor
+        tap = self
+
+        def residual_floor(model, fr, tau, amp, coef, fitted=None):
+            out = original(model, fr, tau, amp, coef, fitted)
+            if fitted is None:
+                fitted = model.synthesise(fr, tau, amp, coef)
+            features = fr.features
+            residual = np.abs(features.baseband - fitted) ** 2 * fr.weights[:, None]
+            first = max(int(np.ceil((fr.t_min - features.start_s) / features.bin_width_s)), 0)
+            last = int(np.floor((fr.t_max - features.start_s) / features.bin_width_s))
+            frame = np.abs(features.baseband) ** 2 * fr.weights[:, None]
+            tap.last = (residual[:, first:last], frame[:, first:last], out,
+                        int(np.ceil(1.2 * model.processor.mainlobe_half_width_s
+                                    / features.bin_width_s)))
+            return out
+
+        PhysicsLocalizer._residual_floor = residual_floor
+
+    def features(self) -> dict:
+        """The unexplained echo's peak: the residual summed over receivers and one main
+        lobe, over the floor, at its largest, and the frame's own there."""
+        residual, frame, (floor, misfit), half = self.last
+        total = residual.sum(axis=0)
+        floor_abs = np.quantile(residual, 0.25) / np.log(4.0 / 3.0)
+        kernel = np.ones(2 * half + 1)
+        lobe = np.convolve(total, kernel, 'same') / floor_abs
+        frame_lobe = np.convolve(frame.sum(axis=0), kernel, 'same') / floor_abs
+        k = int(np.argmax(lobe))
+        return {'res_peak': round(float(lobe[k]), 2), 'res_bin_peak': round(
+            float(np.max(total) / floor_abs), 2), 'frame_at_peak': round(float(frame_lobe[k]), 2),
+            'frame_peak': round(float(np.max(frame_lobe)), 2), 'res_peak_bin': k,
+            'lobe_bins': 2 * half + 1, 'n_bins': int(total.size),
+            'res_p999': round(float(np.quantile(lobe, 0.999)), 2),
+            'floor': round(floor, 3), 'misfit': round(misfit, 3)}
+
+
+class AxisTap:
+    """Keeps the last :meth:`AxisRivals._axis_rivals` result; with ``record`` the covariance
+    is given none of them (as before they were spanned)."""
+
+    def __init__(self, record: bool):
+        self.last = []
+        original = PhysicsLocalizer._axis_rivals
+        tap = self
+
+        def axis_rivals(model, fr, theta):
+            tap.last = original(model, fr, theta)
+            return [] if record else tap.last
+
+        PhysicsLocalizer._axis_rivals = axis_rivals
+
+    def features(self) -> dict:
+        return {'axis_gap': [round(g, 2) for g, _ in self.last],
+                'axis_offset_m': [round(float(np.sum(o)), 4) for _, o in self.last],
+                'axis_axis': [int(np.argmax(np.abs(o))) for _, o in self.last]}
+
+
+def frame_row(loc: PhysicsLocalizer, features, position_m: np.ndarray, yaw_rad: float,
+              yaw_given_rad: float, yaw_std_rad: float | None, truth: bool,
+              tap: ResidualTap, axis_tap: AxisTap) -> dict:
+    """The fix of one frame and what the localizer knew of it."""
+    proposal = loc.propose(features, yaw_given_rad, None, yaw_std_rad)
+    estimate = loc.finish(proposal)
+    wider = bool(localizer_module.WIDER_LOOK and loc._doubtful_fix(estimate))
+    if wider:
+        proposal = loc._wider_look(proposal, estimate)
+        estimate = loc.finish(proposal)
+    error = estimate.position_m - position_m
+    cov = estimate.covariance_m2
+    d2 = float(error @ np.linalg.solve(cov, error))
+    fr = proposal.frame
+    emitter = estimate.position_m + yaw_matrix(estimate.yaw_rad) @ (fr.tilt @ loc.array.emitter_m)
+    apart = np.linalg.norm(proposal.thetas[:, :3] - emitter, axis=1) > 0.02
+    order = np.flatnonzero(apart)[np.argsort(-proposal.scores[apart])][:N_RIVALS]
+    row = {'error_m': _rounded(error), 'd2': round(d2, 3),
+           'covariance_m2': np.asarray(cov).ravel().tolist(),
+           'sigma_mm': _rounded(1e3 * np.sqrt(np.diag(cov)), 4),
+           'local_sigma_mm': _rounded(1e3 * np.sqrt(np.diag(estimate.local_covariance_m2)), 4),
+           'confidence': round(estimate.confidence, 4), 'score': round(estimate.score, 2),
+           'residual_ratio': round(estimate.residual_ratio, 3), 'n_echoes': estimate.n_echoes,
+           'wider': wider, 'n_polished': int(proposal.n_polished),
+           'rival_gap': _rounded(estimate.score - proposal.scores[order], 2),
+           'rival_polished': [bool(i < proposal.n_polished) for i in order],
+           'rival_offset_m': [_rounded(proposal.thetas[i, :3] - emitter, 4) for i in order],
+           **tap.features(), **axis_tap.features()}
+    if truth and d2 > CHI2_999_3DOF:
+        true_emitter = position_m + yaw_matrix(yaw_rad) @ loc.array.emitter_m
+        theta = np.array([*true_emitter, 1.0, yaw_rad - yaw_given_rad])
+        free = np.arange(N_THETA) if fr.yaw_free else np.arange(YAW)
+        model, valid = loc._final_model(fr, theta[None])
+        fit = model._newton(fr, theta[None], valid, free, loc.max_iterations)
+        row['truth_gap'] = round(float(fit.evidence[0]) - estimate.score, 2)
+    return row
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--split', default='dev')
+    parser.add_argument('--rooms', type=int, default=30)
+    parser.add_argument('--seed', type=int, default=7)
+    parser.add_argument('--n', type=int, default=300)
+    parser.add_argument('--snr-db', type=float, default=20.0)
+    parser.add_argument('--heading-noise-deg', type=float, default=1.0)
+    parser.add_argument('--truth', action='store_true',
+                        help='refine the truth of each fix outside its 99.9 %% ellipsoid')
+    parser.add_argument('--record', action='store_true',
+                        help='record the axis rivals without spanning them (to replay)')
+    parser.add_argument('--only', type=int, nargs='*', help='room indices to run')
+    args = parser.parse_args()
+    rooms = generate_rooms(args.split, args.rooms, args.seed)
+    tap = ResidualTap()
+    axis_tap = AxisTap(args.record)
+    array = load_array('square_4sensor')
+    chirp = Chirp()
+    n_room = int(np.ceil(args.n / len(rooms)))
+    noise_rad = float(np.deg2rad(args.heading_noise_deg))
+    yaw_std = noise_rad if args.heading_noise_deg > 0 else None
+    for i, room in enumerate(rooms):
+        if args.only and i not in args.only:
+            continue
+        room_seed = int(np.random.SeedSequence([args.seed, i]).generate_state(1)[0])
+        processor = EchoProcessor(chirp, 250e3, array=array)
+        loc = PhysicsLocalizer(room, array, chirp, 250e3, processor=processor)
+        simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
+        frames = random_frames(simulator, Scenario(snr_db=args.snr_db, seed=args.seed),
+                               n_room, room_seed)
+        for k, (_, frame, position, yaw, draw, _) in enumerate(frames):
+            features = processor.process(frame)
+            if not direct_explained(features):
+                continue
+            row = frame_row(loc, features, position, yaw, yaw + noise_rad * draw, yaw_std,
+                            args.truth, tap, axis_tap)
+            print(json.dumps({'room': i, 'frame': k, 'shoebox': room.is_shoebox,
+                              'soft': is_soft(room), 'furnished': bool(room.furniture),
+                              **row}), flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
