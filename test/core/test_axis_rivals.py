@@ -4,7 +4,6 @@ evidence separates keeps its own."""
 import numpy as np
 import pytest
 
-from echoloc_ros.core.physics import localizer as localizer_module
 from echoloc_ros.core.physics.config import AXIS_RIVAL_GAP, CONFIDENT_GAP
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.offline.evaluation import random_frames
@@ -34,36 +33,35 @@ def furnished_shoebox(array, chirp, processor):
     for i, (_, frame, position, yaw, draw, _) in enumerate(drawn):
         if i in (0, 2):
             frames[i] = (processor.process(frame), position, yaw + HEADING_STD_RAD * draw)
-    return PhysicsLocalizer(room, array, chirp, processor=processor), frames
+    return {scan: PhysicsLocalizer(room, array, chirp, processor=processor, axis_rivals=scan)
+            for scan in (True, False)}, frames
 
 
-def _localized(localizer, frame, monkeypatch, axis_rivals: bool):
+def _localized(localizers, frame, axis_rivals: bool):
     features, position, heading = frame
-    monkeypatch.setattr(localizer_module, 'AXIS_RIVALS', axis_rivals)
-    estimate = localizer.localize(features, heading, yaw_std_rad=HEADING_STD_RAD)
+    estimate = localizers[axis_rivals].localize(features, heading, yaw_std_rad=HEADING_STD_RAD)
     return estimate, estimate.position_m - position
 
 
-def test_a_fix_on_the_wrong_wall_along_an_axis_spans_the_truth(furnished_shoebox,
-                                                               monkeypatch):
-    localizer, frames = furnished_shoebox
-    estimate, error = _localized(localizer, frames[2], monkeypatch, True)
+def test_a_fix_on_the_wrong_wall_along_an_axis_spans_the_truth(furnished_shoebox):
+    localizers, frames = furnished_shoebox
+    estimate, error = _localized(localizers, frames[2], True)
     # The fix itself is as wrong as before: the covariance changes, not the position.
     assert abs(error[1]) > 3.0 and np.all(np.abs(error[[0, 2]]) < 0.01)
     assert _mahalanobis(estimate.covariance_m2, error) < CHI2_999_3DOF
     # The truth's side of y is spanned, the axes the echoes fix are not.
     sigma = np.sqrt(np.diag(estimate.covariance_m2))
     assert sigma[1] > 1.0 and np.all(sigma[[0, 2]] < 0.001)
-    before, old_error = _localized(localizer, frames[2], monkeypatch, False)
+    before, old_error = _localized(localizers, frames[2], False)
     assert np.allclose(old_error, error)
     assert _mahalanobis(before.covariance_m2, error) > CHI2_999_3DOF
 
 
-def test_a_right_fix_keeps_its_covariance(furnished_shoebox, monkeypatch):
-    localizer, frames = furnished_shoebox
-    estimate, error = _localized(localizer, frames[0], monkeypatch, True)
+def test_a_right_fix_keeps_its_covariance(furnished_shoebox):
+    localizers, frames = furnished_shoebox
+    estimate, error = _localized(localizers, frames[0], True)
     assert np.linalg.norm(error) < 0.005
-    before, _ = _localized(localizer, frames[0], monkeypatch, False)
+    before, _ = _localized(localizers, frames[0], False)
     assert np.allclose(estimate.covariance_m2, before.covariance_m2, rtol=0.01, atol=1e-12)
 
 
@@ -102,3 +100,13 @@ def test_a_rival_along_a_weak_axis_leaves_the_covariances_as_they_were(room, arr
     along_x = [(AXIS_RIVAL_GAP - 1.0, np.array([2.0, 0.0, 0.0]))]
     local, _ = localizer._physics_covariance(weak, position, 100.0, [], False, False, along_x)
     assert np.sqrt(local[0, 0]) > 0.5
+
+
+def test_only_the_accurate_level_scans_for_axis_rivals(room, array, chirp, processor):
+    """The scans cost three times the rest of a frame (issue 20): a level's choice, which a
+    caller may override."""
+    def scans(**kwargs):
+        return PhysicsLocalizer(room, array, chirp, processor=processor, **kwargs).axis_rivals
+    assert scans(optimization_level='accurate')
+    assert not scans() and not scans(optimization_level='fast')
+    assert scans(axis_rivals=True) and not scans(optimization_level='accurate', axis_rivals=False)

@@ -19,6 +19,8 @@ class Level:
     :ivar max_iterations: iterations of the winner.
     :ivar n_heights: heights tried.
     :ivar yaw_step_deg: step of the heading offsets tried per wall candidate, deg.
+    :ivar axis_rivals: whether a finished fix's evidence is scanned along x and y for rivals
+        its candidates missed (:class:`~echoloc_ros.core.physics.axis_rivals.AxisRivals`).
     """
 
     n_candidates: int
@@ -29,6 +31,7 @@ class Level:
     max_iterations: int
     n_heights: int
     yaw_step_deg: float
+    axis_rivals: bool = False
 
 
 # The optimization levels, from least to most work per frame.
@@ -38,7 +41,8 @@ OPTIMIZATION_LEVELS = {
     'balanced': Level(n_candidates=5, n_pairs=12, n_explain=1, n_polish=6,
                       polish_iterations=1, max_iterations=5, n_heights=1, yaw_step_deg=0.75),
     'accurate': Level(n_candidates=8, n_pairs=30, n_explain=2, n_polish=10,
-                      polish_iterations=2, max_iterations=8, n_heights=2, yaw_step_deg=0.5),
+                      polish_iterations=2, max_iterations=8, n_heights=2, yaw_step_deg=0.5,
+                      axis_rivals=True),
 }
 
 # Standard deviation of the heading given to :meth:`PhysicsLocalizer.localize` when the caller
@@ -166,9 +170,10 @@ WIDER_LOOK = True
 # peaks per axis at least AXIS_BASIN_M from it. Each is a rival of the covariance's mixture
 # with the weight of a proposed one (AMBIGUOUS_GAP), and at least RIVAL_COVER_WEIGHT within
 # AXIS_RIVAL_GAP (UNSEPARATED_GAP's value: not told apart). The confidence is left as the
-# proposed rivals set it, so the search and the positions do not change. AXIS_RIVALS off
-# leaves the scans out.
-AXIS_RIVALS = True
+# proposed rivals set it, so the search and the positions do not change. The scans cost about
+# 12 ms of CPU a frame in the default room (localize p50 5 -> 17 ms), three times the rest of
+# the frame (issue 20), for outside_999 1.96 -> 1.37 % at 10 dB on the held-out rooms: the
+# `accurate` level runs them (Level.axis_rivals), `balanced` and `fast` do not.
 AXIS_STEP_M = 0.024
 AXIS_BASIN_M = 0.05
 N_AXIS_RIVALS = 3

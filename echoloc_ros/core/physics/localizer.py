@@ -41,7 +41,7 @@ from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor, workin
 from echoloc_ros.core.localization import Fix
 from echoloc_ros.core.physics.candidates import CandidateSearch, distinct
 from echoloc_ros.core.physics.axis_rivals import AxisRivals
-from echoloc_ros.core.physics.config import (AXIS_RIVALS, DEFAULT_YAW_STD_RAD,
+from echoloc_ros.core.physics.config import (DEFAULT_YAW_STD_RAD,
                                              N_THETA, OPTIMIZATION_LEVELS,
                                              RIVAL_MIN_PROBABILITY, UNEXPLAINED_RATIO,
                                              UNSEPARATED_GAP, WIDER_LOOK, YAW,
@@ -122,6 +122,10 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         the same scans and fits), ``'accurate'`` about 1.5 times, trying a second height and
         more candidates. The levels also set the step of the heading offsets tried for the
         wall candidates (1.5, 0.75, 0.5 deg); the heading is refined in every level.
+        ``'accurate'`` also scans each finished fix's evidence along x and y for rivals its
+        candidates missed (about 12 ms more a frame in the default room).
+    :param axis_rivals: whether :meth:`finish` scans for those rivals
+        (:meth:`_axis_rivals`); ``None``: as the level says.
     """
 
     #: physics alone has no wide search (:class:`~echoloc_ros.core.localization.Localizer`).
@@ -132,7 +136,8 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
                  speed_tolerance: float = 0.05, position_floor_m: float = 0.00002,
                  z_range_m: tuple[float, float] | None = None, grid_step_m: float = 0.003,
                  max_iterations: int | None = None, min_relative_amplitude: float = 0.08,
-                 optimization_level: str = 'balanced', n_rescan: int | None = None) -> None:
+                 optimization_level: str = 'balanced', n_rescan: int | None = None,
+                 axis_rivals: bool | None = None) -> None:
         if optimization_level not in OPTIMIZATION_LEVELS:
             raise ValueError(f'optimization_level must be one of '
                              f'{sorted(OPTIMIZATION_LEVELS)}, got {optimization_level!r}')
@@ -156,6 +161,7 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         self.n_explain = level.n_explain
         self.polish_iterations = level.polish_iterations
         self.yaw_step_rad = float(np.deg2rad(level.yaw_step_deg))
+        self.axis_rivals = level.axis_rivals if axis_rivals is None else bool(axis_rivals)
         self.speed_tolerance = speed_tolerance
         self.position_floor_m = position_floor_m
         self.grid_step_m = grid_step_m
@@ -168,7 +174,8 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
                                position_floor_m=position_floor_m, z_range_m=z_range_m,
                                grid_step_m=grid_step_m, max_iterations=max_iterations,
                                min_relative_amplitude=min_relative_amplitude,
-                               optimization_level=optimization_level, n_rescan=n_rescan)
+                               optimization_level=optimization_level, n_rescan=n_rescan,
+                               axis_rivals=axis_rivals)
         self._subsets: dict[tuple[bool, ...], 'PhysicsLocalizer'] = {}
         self._shoebox = room.is_shoebox
         self._surfaces = self._build_surfaces()
@@ -187,11 +194,10 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         self._corner = room_paths & moves[:, 0] & moves[:, 1]
         # Known furniture faces facing along each axis: when a box hides a wall, its face is
         # the echo that places the array on that axis.
-        faces = np.zeros((2, len(self._sequences)), dtype=bool)
+        faces = np.zeros((3, len(self._sequences)), dtype=bool)
         for p, _, axis, _, _ in self._faces:
-            if axis < 2:
-                faces[axis, p] = True
-        self._face_moves = list(faces)
+            faces[axis, p] = True
+        self._face_moves = list(faces[:2])
         self.response = PointResponse(self.processor, chirp.center_hz)
         # Tops of known boxes the array may stand over (:meth:`_z_candidates`).
         self._box_tops = sorted({float(b.max_m[2]) for b in room.furniture
@@ -446,7 +452,7 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         its echoes are unexplained or a polished rival is not separated from it; widened
         toward the rivals along x and y it cannot tell from it (:meth:`_axis_rivals`)."""
         doubtful = ratio > UNEXPLAINED_RATIO or self._unseparated(proposal, index)
-        along = self._axis_rivals(proposal.frame, theta) if AXIS_RIVALS else []
+        along = self._axis_rivals(proposal.frame, theta) if self.axis_rivals else []
         local = self._physics_covariance(cov, theta[:3], score, rivals, False, False, along)[0]
         local = 0.5 * (local + local.T) + self.position_floor_m ** 2 * np.eye(3)
         published, confidence = self._physics_covariance(cov, theta[:3], score, rivals,
