@@ -211,3 +211,21 @@ def test_each_world_drawn_has_its_own_air_its_own_drive_and_is_told_the_files(ar
         expected_pct = -100.0 * 0.606 / 343.42 * (world['air_c'] - 20.0)
         assert abs(world['scale_pct'] - expected_pct) < 0.15, world
     assert 'calibrated_coverage_95' in result and result['withheld_rate'] == 0.0
+
+
+def test_air_drawn_refuses_a_told_air_and_a_negative_doubt_by_name():
+    """--air-drawn draws the air about the room file's temperature with the doubt told: a
+    true air given, a thermometer (whose reading is drawn already) or a negative doubt is
+    named before anything is simulated."""
+    from echoloc_ros.cli import main
+    base = ['evaluate', '--calibrate-room-s', '1', '--n', '1', '--surface-offset-m', '0.01',
+            '--air-drawn']
+    with pytest.raises(SystemExit, match=r'--air-drawn: .* --temperature-c 25.0'):
+        main(base + ['--temperature-c', '25'])
+    with pytest.raises(SystemExit, match=r'--air-drawn: .* --thermometer-std-c 0.5'):
+        main(base + ['--thermometer-std-c', '0.5'])
+    with pytest.raises(SystemExit, match=r'air_std_c must be a finite number >= 0, got -1.0'):
+        main(base + ['--calibrate-room-temperature-std-c', '-1'])
+    with pytest.raises(SystemExit, match=r'--thermometer-std-c: expected a finite number >= 0 '
+                                         r'degC, got -1.0'):
+        main(base[:-1] + ['--thermometer-std-c', '-1'])
