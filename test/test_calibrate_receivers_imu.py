@@ -6,78 +6,18 @@ import json
 
 import numpy as np
 import pytest
-from builtin_interfaces.msg import Time
-from rclpy.serialization import serialize_message
+from recording_testing import write_recording
 
-from echoloc.msg import EchoFrame
 from echoloc_ros.cli import main
-from echoloc_ros.core.array_geometry import load_array, tilt_matrix
-from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.core.echo_processing import EchoProcessor
+from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.receiver_calibration import (ReceiverCalibrationResult, array_yaml,
                                                    receivers_calibrated)
-from echoloc_ros.core.room import load_room
 from echoloc_ros.core.room_calibration import ARRAY_STD_M, CALIBRATED_ARRAY_STD_M
-from echoloc_ros.ros import conversions
-from echoloc_ros.ros.bag import BagWriter, posed_frames, recorded_tilts
+from echoloc_ros.ros.bag import posed_frames, recorded_tilts
 from echoloc_ros.sim.model_error import ModelError
-from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 
-FS_HZ = 250e3
-FRAME_NS = 40_000_000
-
-
-def imu_msg(roll_rad, pitch_rad, yaw_rad, stamp):
-    """An Imu whose orientation is the array's yaw, pitch and roll (z-y-x)."""
-    msg = conversions.imu_msg(yaw_rad, 1e-4, stamp, 'imu')
-    r = tilt_matrix(roll_rad, pitch_rad)
-    # The quaternion of yaw @ tilt, from its rotation matrix (w > 0 for these small angles).
-    m = np.array([[np.cos(yaw_rad), -np.sin(yaw_rad), 0], [np.sin(yaw_rad), np.cos(yaw_rad), 0],
-                  [0, 0, 1]]) @ r
-    w = 0.5 * np.sqrt(1.0 + np.trace(m))
-    msg.orientation.w = float(w)
-    msg.orientation.x = float((m[2, 1] - m[1, 2]) / (4 * w))
-    msg.orientation.y = float((m[0, 2] - m[2, 0]) / (4 * w))
-    msg.orientation.z = float((m[1, 0] - m[0, 1]) / (4 * w))
-    msg.orientation_covariance = [1e-4, 0.0, 0.0, 0.0, 1e-4, 0.0, 0.0, 0.0, 1e-4]
-    return msg
-
-
-def write_recording(path, hardware, n_frames, imu_frames=None, imu_topic='/imu/data',
-                    bad_quaternion=False):
-    """Random poses in the default room heard by ``hardware`` (tilted), recorded as the graph
-    records them: the features, a published pose off the truth by a few millimetres, and an
-    Imu stamped 5 ms after each frame of ``imu_frames`` (default all) carrying the tilt."""
-    room, array, chirp = load_room('default_room'), load_array('square_4sensor'), Chirp()
-    simulator = EchoSimulator(room, array, chirp, FS_HZ)
-    processor = EchoProcessor(chirp, FS_HZ, array=array)
-    rng = np.random.default_rng(8)
-    bag = BagWriter(path)
-    bag.add_topic('/echoloc/features', 'echoloc/msg/EchoFeatures')
-    bag.add_topic('/echoloc/pose', 'geometry_msgs/msg/PoseWithCovarianceStamped')
-    bag.add_topic(imu_topic, 'sensor_msgs/msg/Imu')
-    imu_frames = range(n_frames) if imu_frames is None else imu_frames
-    for k in range(n_frames):
-        position, yaw = room.random_pose(rng, 0.4, (0.2, 1.2))
-        features = processor.process(simulator.simulate(position, yaw,
-                                                        Scenario(hardware=hardware), rng))
-        stamp = Time(sec=k // 25, nanosec=(k % 25) * FRAME_NS)
-        frame = EchoFrame()
-        frame.header.stamp, frame.seq, frame.array_id = stamp, k, array.name
-        bag.write('/echoloc/features', k * FRAME_NS,
-                  serialize_message(conversions.features_msg(features, frame, 0.001)))
-        fix = position + rng.normal(0.0, 0.002, 3)
-        pose = conversions.pose_msg(fix, 0.003 ** 2 * np.eye(3),
-                                    yaw + np.deg2rad(0.3) * rng.standard_normal(),
-                                    np.deg2rad(1.0) ** 2, stamp, 'map')
-        bag.write('/echoloc/pose', k * FRAME_NS, serialize_message(pose))
-        if k in imu_frames:
-            imu = imu_msg(hardware.roll_rad, hardware.pitch_rad, yaw,
-                          Time(sec=stamp.sec, nanosec=stamp.nanosec + 5_000_000))
-            if bad_quaternion:
-                imu.orientation.x = float('nan')
-            bag.write(imu_topic, k * FRAME_NS + 5_000_000, serialize_message(imu))
-    bag.close()
+# The recordings' poses and noise (frames of test_calibrate_receivers_cli: seed 6).
+SEED = 8
 
 
 def tilted_hardware(receiver_offset_m=0.0):
@@ -90,7 +30,7 @@ def tilted_hardware(receiver_offset_m=0.0):
 
 def test_each_frame_carries_the_tilt_stamped_nearest_it(tmp_path):
     hardware = tilted_hardware()
-    write_recording(tmp_path / 'drive', hardware, 4, imu_frames=(0, 1, 2))
+    write_recording(tmp_path / 'drive', hardware, 4, SEED, imu={'frames': (0, 1, 2)})
     tilts = recorded_tilts(tmp_path / 'drive', '/imu/data')
     assert len(tilts.times) == 3
     frames, counts = posed_frames(tmp_path / 'drive', max_yaw_std_deg=5.0, tilts=tilts,
@@ -110,11 +50,11 @@ def test_each_frame_carries_the_tilt_stamped_nearest_it(tmp_path):
 
 def test_a_tilt_that_cannot_be_read_is_named(tmp_path):
     hardware = tilted_hardware()
-    write_recording(tmp_path / 'nan', hardware, 2, bad_quaternion=True)
+    write_recording(tmp_path / 'nan', hardware, 2, SEED, imu={'bad_quaternion': True})
     with pytest.raises(SystemExit, match=r"'/imu/data' stamped 0\.005000 s has a "
                                          'non-finite quaternion'):
         main(['calibrate-receivers', str(tmp_path / 'nan'), '--out', str(tmp_path / 'a.yaml')])
-    write_recording(tmp_path / 'other', hardware, 2, imu_topic='/imu/raw')
+    write_recording(tmp_path / 'other', hardware, 2, SEED, imu={'topic': '/imu/raw'})
     with pytest.raises(SystemExit, match=r"topic '/echoloc/pose' in .* is of type "
                                          r"'geometry_msgs/msg/PoseWithCovarianceStamped', "
                                          'expected sensor_msgs/msg/Imu'):
@@ -136,7 +76,7 @@ def test_a_tilted_array_is_calibrated_in_its_own_frame(tmp_path, capsys):
     tilt, the offsets found are the receivers'; taken as level, the tilt's lift of each
     receiver (7 cm x 1.5 deg, ~1.8 mm) is taken for theirs."""
     hardware = tilted_hardware(receiver_offset_m=0.0003)
-    write_recording(tmp_path / 'drive', hardware, 50)
+    write_recording(tmp_path / 'drive', hardware, 50, SEED, imu={})
     array = load_array('square_4sensor')
     # The receivers' true offsets in the array's own frame (the tilt is about the emitter).
     truth = hardware.receivers_m - hardware.receivers_m.mean(axis=0)
@@ -173,7 +113,7 @@ def test_calibrate_room_takes_a_calibrated_arrays_doubt(tmp_path, capsys):
     calibrated.write_text(array_yaml('square_4sensor', result))
     assert receivers_calibrated(load_array(calibrated)) and not receivers_calibrated(array)
     hardware = ModelError(receiver_offset_m=0.0001, seed=3).draw_hardware(array)
-    write_recording(tmp_path / 'drive', hardware, 24)
+    write_recording(tmp_path / 'drive', hardware, 24, SEED, imu={})
     stds, surface_stds = [], []
     for more in ([], ['--array', str(calibrated)], ['--array-std-m', '0.0005']):
         assert main(['calibrate-room', str(tmp_path / 'drive'), '--out',

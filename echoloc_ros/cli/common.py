@@ -27,7 +27,8 @@ def model_error_from_args(args):
             delay_s=args.channel_delay_s, receiver_offset_m=args.receiver_offset_m,
             emitter_offset_m=args.emitter_offset_m, tilt_deg=args.tilt_deg,
             surface_offset_m=args.surface_offset_m, seed=args.model_error_seed,
-            draws=getattr(args, 'model_error_draws', 1))
+            draws=getattr(args, 'model_error_draws', 1),
+            air_std_c=getattr(args, 'air_std_c', 0.0))
     except ValueError as err:
         raise SystemExit(f'echoloc: {err}') from None
 

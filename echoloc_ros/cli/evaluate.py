@@ -1,6 +1,7 @@
 """Measure on simulated frames: evaluate, ambiguity, simulate, snapshot."""
 import argparse
 import json
+import math
 import os
 from pathlib import Path
 
@@ -27,6 +28,7 @@ def cmd_evaluate(args) -> int:
         raise SystemExit('echoloc evaluate: --thermometer-std-c needs --calibrate-room-s (a '
                          'room the reading sets the scale of); got --thermometer-std-c '
                          f'{args.thermometer_std_c} without it')
+    args.air_std_c = _air_std_c(args)
     if args.rooms is not None:
         return _evaluate_rooms(args)
     if args.tracked_lap_s is not None:
@@ -62,9 +64,7 @@ def _evaluate_room(args) -> int:
                      'furniture_shift_m': args.furniture_shift_m,
                      'furniture_known': args.furniture_known,
                      'heading_noise_deg': args.heading_noise_deg, 'seed': args.seed,
-                     'model_error': {k: v for k, v in
-                                     vars(model_error_from_args(args)).items()
-                                     if v and k not in ('seed', 'draws')},
+                     'model_error': _model_error_json(args),
                      'model_error_seed': args.model_error_seed, 'max_order': args.max_order,
                      'room_tolerance_m': room.tolerance_m,
                      'calibrate_frames': args.calibrate_frames,
@@ -101,6 +101,8 @@ def _evaluate_room(args) -> int:
                                or k.startswith('live_survey_') or k == 'rejected_rate'})
         except ValueError as err:
             raise SystemExit(f'echoloc evaluate --method {method}: {err}') from None
+        if args.air_std_c:  # its truth would be the nominal air's, not each world's
+            result.pop('speed_error_mps_median', None)
         out = {'method': method, 'room': room.name, 'level': args.level,
                'scenario': scenario_json,
                **rounded(result)}
@@ -187,24 +189,40 @@ def _attitude(args) -> str:
     return 'imu' if args.imu_tilt else 'estimate' if args.estimate_tilt else 'level'
 
 
-def _evaluate_room_calibration(args, room, array) -> int:
-    from echoloc_ros.core.chirp import Chirp
-    from echoloc_ros.offline.evaluation import rounded
+def _model_error_json(args) -> dict:
+    """The model-error options set, for the JSON's scenario (the draws and seed apart)."""
+    return {k: v for k, v in vars(model_error_from_args(args)).items()
+            if v and k not in ('seed', 'draws')}
+
+
+def _air_std_c(args) -> float:
+    """``--air-drawn``: the std each world's air is drawn with about the temperature told
+    (``--calibrate-room-temperature-std-c``, default the room file's 1 degC), degC; else 0."""
     from echoloc_ros.core.room_calibration import TEMPERATURE_STD_C
-    from echoloc_ros.offline.room_calibration import evaluate_room_calibration
-    from echoloc_ros.core.thermometer import MIN_STD_C, thermometer_draw_c
-    told_c = None
+    from echoloc_ros.core.thermometer import MIN_STD_C
     if args.thermometer_std_c is not None:
-        try:
-            told_c = thermometer_draw_c(room.temperature_c if args.temperature_c is None
-                                        else args.temperature_c, args.thermometer_std_c,
-                                        args.model_error_seed)
-        except ValueError as err:
-            raise SystemExit(f'echoloc evaluate --thermometer-std-c: {err}') from None
+        if not (math.isfinite(args.thermometer_std_c) and args.thermometer_std_c >= 0):
+            raise SystemExit('echoloc evaluate --thermometer-std-c: expected a finite number '
+                             f'>= 0 degC, got {args.thermometer_std_c}')
         if args.calibrate_room_temperature_std_c is None:
             args.calibrate_room_temperature_std_c = max(args.thermometer_std_c, MIN_STD_C)
     if args.calibrate_room_temperature_std_c is None:
         args.calibrate_room_temperature_std_c = TEMPERATURE_STD_C
+    if not args.air_drawn:
+        return 0.0
+    if args.temperature_c is not None or args.thermometer_std_c is not None:
+        raise SystemExit('echoloc evaluate --air-drawn: the air is drawn about the room file\'s '
+                         'temperature, which the localizer is told; --temperature-c '
+                         f'{args.temperature_c} and --thermometer-std-c '
+                         f'{args.thermometer_std_c} (a reading already drawn per world) '
+                         'exclude it')
+    return args.calibrate_room_temperature_std_c
+
+
+def _evaluate_room_calibration(args, room, array) -> int:
+    from echoloc_ros.core.chirp import Chirp
+    from echoloc_ros.offline.evaluation import rounded
+    from echoloc_ros.offline.room_calibration import evaluate_room_calibration
     if args.method != 'physics' or args.surface_offset_m <= 0:
         raise SystemExit('echoloc evaluate --calibrate-room-s: needs --method physics and '
                          f'--surface-offset-m > 0; got --method {args.method}, '
@@ -216,9 +234,10 @@ def _evaluate_room_calibration(args, room, array) -> int:
             temperature_c=args.temperature_c, calibration_frames=args.calibrate_frames,
             estimate_tilt=args.estimate_tilt, receiver_frames=args.calibrate_receivers,
             temperature_std_c=args.calibrate_room_temperature_std_c,
-            receiver_passes=args.receiver_passes, told_temperature_c=told_c)
+            receiver_passes=args.receiver_passes, thermometer_std_c=args.thermometer_std_c)
     except ValueError as err:
         raise SystemExit(f'echoloc evaluate --calibrate-room-s: {err}') from None
+    told_c = result.pop('thermometer_c', None)
     print(json.dumps({'method': 'physics', 'room': room.name,
                       'scenario': {'snr_db': args.snr_db, 'seed': args.seed,
                                    'surface_offset_m': args.surface_offset_m,
@@ -232,13 +251,12 @@ def _evaluate_room_calibration(args, room, array) -> int:
                                    'thermometer_std_c': args.thermometer_std_c,
                                    'thermometer_c': None if told_c is None
                                    else round(told_c, 3),
-                                   'model_error': {k: v for k, v in
-                                                   vars(model_error_from_args(args)).items()
-                                                   if v and k not in ('seed', 'draws')},
+                                   'model_error': _model_error_json(args),
                                    'calibrate_frames': args.calibrate_frames,
                                    'calibrate_receivers': args.calibrate_receivers,
                                    'receiver_passes': args.receiver_passes,
-                                   'estimate_tilt': args.estimate_tilt},
+                                   'estimate_tilt': args.estimate_tilt,
+                                   'model_error_draws': args.model_error_draws},
                       **rounded(result)}), flush=True)
     return 0
 
@@ -431,11 +449,17 @@ def _add_room_calibration_args(p) -> None:
                    help='how well the room calibration knows the air temperature (a '
                         'thermometer: 0.2; default: 1, a room file guess; with '
                         '--thermometer-std-c: that) [degC]')
+    p.add_argument('--air-drawn', action='store_true',
+                   help='each world\'s true air temperature is drawn (normal, per '
+                        '--model-error-draws world, seeded from --model-error-seed) about the '
+                        'room file\'s, which the localizer is told, with the doubt it is told '
+                        '(--calibrate-room-temperature-std-c, default 1 degC)')
     p.add_argument('--thermometer-std-c', type=float,
                    help='with --calibrate-room-s: the localizer and the room calibration are '
                         'told a thermometer\'s reading, drawn this far (one std) about the '
-                        'true air temperature (--temperature-c, default the file\'s), not '
-                        'the room file\'s temperature [degC]')
+                        'true air temperature (--temperature-c, default the file\'s; one '
+                        'reading per --model-error-draws world), not the room file\'s '
+                        'temperature [degC]')
 
 
 def _add_ambiguity_parser(sub) -> None:

@@ -293,14 +293,18 @@ def _simulated_world(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: floa
                      processor: EchoProcessor, calibration_frames: int,
                      seed: int) -> tuple[EchoSimulator, Scenario, np.ndarray]:
     """The simulator of the world as it is (drawn from ``model_error``, or the files'), the
-    scenario with its drawn hardware and the drawn room's origin in the file's frame [m];
-    the processor calibrated on ``calibration_frames`` frames of it first, if any."""
+    scenario with its drawn hardware and air (:meth:`ModelError.draw_air_c` about its own)
+    and the drawn room's origin in the file's frame [m]; the processor calibrated on
+    ``calibration_frames`` frames of it first, if any."""
     world, origin = room, np.zeros(3)
     if model_error is not None:
         truth = model_error.draw_room(room)
         world, origin = truth.room, truth.origin_m
         if model_error.changes_array:
             scenario = replace(scenario, hardware=model_error.draw_hardware(array))
+        if model_error.air_std_c > 0:
+            scenario = replace(scenario, temperature_c=model_error.draw_air_c(
+                room.temperature_c if scenario.temperature_c is None else scenario.temperature_c))
     simulator = EchoSimulator(world, array, chirp, fs_hz, max_order=max_order)
     if calibration_frames > 0:
         processor.set_calibration(self_calibrate(simulator, processor, scenario,

@@ -3,6 +3,7 @@ surfaces are off the file: a drive with the stale file, the shell solved from it
 random frames localized with the stale file, the calibrated room and the true room."""
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from echoloc_ros.core.receiver_calibration import (calibrated_from_fixes, calibr
                                                    equalised_with)
 from echoloc_ros.core.room_calibration import (CALIBRATED_ARRAY_STD_M, TEMPERATURE_STD_C,
                                                RoomCalibration, RoomCalibrationResult)
+from echoloc_ros.core.thermometer import thermometer_draw_c
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.offline.evaluation import (CALIBRATION_SEED_OFFSET, CHI2_999_3DOF,
                                             error_metrics, holds_truth_95, random_frames,
@@ -25,6 +27,9 @@ from echoloc_ros.offline.evaluation import (CALIBRATION_SEED_OFFSET, CHI2_999_3D
 from echoloc_ros.offline.tracked_path import drive, tracked_path
 from echoloc_ros.sim.model_error import ModelError
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
+
+# Seed stride between the worlds of one evaluation (drive, calibration and scored frames).
+WORLD_SEED_STRIDE = 7919
 
 
 def aligned_surface_errors(estimated: Room, truth: Room) -> tuple[np.ndarray, np.ndarray]:
@@ -67,8 +72,8 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
                               calibration_frames: int = 0, estimate_tilt: bool = False,
                               receiver_frames: int = 0,
                               temperature_std_c: float = TEMPERATURE_STD_C,
-                              receiver_passes: int = 0, told_temperature_c: float | None = None
-                              ) -> dict:
+                              receiver_passes: int = 0, told_temperature_c: float | None = None,
+                              thermometer_std_c: float | None = None) -> dict:
     """Drive :func:`~echoloc_ros.offline.tracked_path.tracked_path` for ``drive_s`` in the room
     drawn from ``model_error`` (its surfaces off the file; a plan other than a shoebox:
     random poses), localized and tracked with the file; every frame the tracker takes goes to
@@ -77,9 +82,17 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
     aligned with the truth's by :func:`aligned_surface_errors`) and the true room.
 
     The array is the one ``model_error`` draws (transducers, receivers, tilt), in air at
-    ``temperature_c`` (``None``: the file's; the localizer and the calibration are told
-    ``told_temperature_c``, a thermometer's reading, or the file's). A frame whose direct
-    arrival the processor's model does not explain is withheld, as the node withholds it.
+    ``temperature_c`` (``None``: the file's; with ``model_error.air_std_c``, drawn about it
+    per world, :meth:`ModelError.draw_air_c`); the localizer and the calibration are told
+    ``told_temperature_c``, a thermometer's reading (with ``thermometer_std_c``, drawn per
+    world about the air, :func:`~echoloc_ros.core.thermometer.thermometer_draw_c`), or the
+    file's. A frame whose direct arrival the processor's model does not explain is withheld,
+    as the node withholds it.
+
+    With ``model_error.draws`` > 1 each world (seeds ``model_error.seed`` on) has its own
+    drive and calibration, the ``n`` frames are spread over the worlds and the figures are
+    over all of them: a doubt shared by a whole world (the air's, the calibrated room's
+    scale) is judged where it is realized, not in one world.
 
     :param calibration_frames: frames at other poses the processor calibrates the array on
         before the drive (:func:`~echoloc_ros.offline.evaluation.self_calibrate`); 0: the
@@ -92,54 +105,124 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
     :param estimate_tilt: every localizer estimates the array's roll and pitch from the floor
         and ceiling echoes (no IMU reports them).
     :return: ``stale_``, ``calibrated_`` and ``perfect_`` :func:`error_metrics` (with
-        ``gross_rate_10cm_ci95`` and ``outside_999``), ``surface_error_mm`` per surface and
-        its largest ``surface_error_mm_max``, the calibration
-        (:meth:`RoomCalibrationResult.to_dict`), ``drive_frames``, ``calibration_frames``
-        and ``withheld_rate`` of the scored frames; with ``receiver_passes``, ``receivers``
-        (:func:`receivers_then_room`).
+        ``gross_rate_10cm_ci95`` and ``outside_999``), ``surface_error_mm_max`` (largest
+        over the worlds), ``drive_frames`` and ``withheld_rate`` of the scored frames; of one
+        world also ``surface_error_mm`` per surface, the calibration
+        (:meth:`RoomCalibrationResult.to_dict`), ``calibration_frames``, with
+        ``receiver_passes`` ``receivers`` (:func:`receivers_then_room`) and the drawn
+        ``air_c`` / ``thermometer_c`` where drawn; of several, ``worlds``: each one's
+        summary (:func:`_world_summary`).
     """
+    if told_temperature_c is not None and thermometer_std_c is not None:
+        raise ValueError(f'a temperature told ({told_temperature_c} degC) and a thermometer '
+                         f'drawn ({thermometer_std_c} degC) exclude each other')
+    counts = np.diff(np.round(np.linspace(0, n, model_error.draws + 1)).astype(int))
+    settings = {'heading_noise_deg': heading_noise_deg, 'fs_hz': fs_hz,
+                'frame_rate_hz': frame_rate_hz, 'calibration_frames': calibration_frames,
+                'estimate_tilt': estimate_tilt, 'receiver_frames': receiver_frames,
+                'temperature_std_c': temperature_std_c, 'receiver_passes': receiver_passes}
+    worlds = []
+    for j, count in enumerate(counts):
+        error = replace(model_error, seed=model_error.seed + j)
+        air_c = temperature_c
+        if error.air_std_c > 0:
+            air_c = error.draw_air_c(room.temperature_c if air_c is None else air_c)
+        told_c = told_temperature_c
+        if thermometer_std_c is not None:
+            told_c = thermometer_draw_c(room.temperature_c if air_c is None else air_c,
+                                        thermometer_std_c, error.seed)
+        # One draw keeps the seeds of a single world.
+        worlds.append(_world(room, array, chirp, snr_db, error, drive_s, int(count),
+                             seed + WORLD_SEED_STRIDE * j, air_c, told_c, settings))
+    if len(worlds) == 1:
+        columns, out = worlds[0]
+        return {**_compared_metrics(columns, n), **out}
+    columns = {key: [np.concatenate([w[0][key][i] for w in worlds]) for i in range(3)]
+               for key in worlds[0][0] if key != 'withheld'}
+    columns['withheld'] = sum(w[0]['withheld'] for w in worlds)
+    return {**_compared_metrics(columns, n),
+            'surface_error_mm_max': max(w[1]['surface_error_mm_max'] for w in worlds),
+            'drive_frames': sum(w[1]['drive_frames'] for w in worlds), 'n': n,
+            'worlds': [_world_summary(w[1], w[0]) for w in worlds]}
+
+
+def _world(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: float,
+           model_error: ModelError, drive_s: float, n: int, seed: int,
+           air_c: float | None, told_c: float | None, settings: dict) -> tuple[dict, dict]:
+    """One world of :func:`evaluate_room_calibration`: its drive, calibration and ``n``
+    scored frames in air at ``air_c`` (``None``: the file's), told ``told_c``.
+
+    :param settings: the keyword options of :func:`evaluate_room_calibration` from
+        ``heading_noise_deg`` to ``receiver_passes``.
+    :return: the scored frames' columns (:func:`_compared_columns`) and the world's own
+        figures (surfaces, calibration, drive, receivers, drawn air and thermometer).
+    """
+    s = settings
     truth = model_error.draw_room(room)
     world = truth.room
-    simulator = EchoSimulator(world, array, chirp, fs_hz)
-    processor = EchoProcessor(chirp, fs_hz, array=array)
+    simulator = EchoSimulator(world, array, chirp, s['fs_hz'])
+    processor = EchoProcessor(chirp, s['fs_hz'], array=array)
     hardware = model_error.draw_hardware(array) if model_error.changes_array else None
-    scenario = Scenario(snr_db=snr_db, temperature_c=temperature_c, hardware=hardware)
-    if calibration_frames > 0:
+    scenario = Scenario(snr_db=snr_db, temperature_c=air_c, hardware=hardware)
+    if s['calibration_frames'] > 0:
         processor.set_calibration(self_calibrate(simulator, processor, scenario,
-                                                 calibration_frames,
+                                                 s['calibration_frames'],
                                                  seed + CALIBRATION_SEED_OFFSET))
+    receiver_frames, receiver_passes = s['receiver_frames'], s['receiver_passes']
     if receiver_frames > 0 and receiver_passes == 0:
         known = ((processor.process(frame), position + truth.origin_m, yaw)
                  for _, frame, position, yaw, _, _ in random_frames(
                      simulator, scenario, receiver_frames, [seed + CALIBRATION_SEED_OFFSET, 1]))
         array = calibrated_localizer(
-            PhysicsLocalizer(room, array, chirp, fs_hz, processor=processor), known)[0].array
+            PhysicsLocalizer(room, array, chirp, s['fs_hz'], processor=processor),
+            known)[0].array
         equalised_with(processor, array)
-    heading_rad, after = np.deg2rad(heading_noise_deg), receiver_frames > 0 and receiver_passes > 0
-    driven = _Drive(room, array, processor, estimate_tilt, temperature_std_c, after,
-                    told_temperature_c)
+    heading_rad = np.deg2rad(s['heading_noise_deg'])
+    after = receiver_frames > 0 and receiver_passes > 0
+    driven = _Drive(room, array, processor, s['estimate_tilt'], s['temperature_std_c'], after,
+                    told_c)
+    rate = s['frame_rate_hz']
     driven.run(_drive_frames(room, truth.origin_m, simulator, driven, scenario,
-                             int(round(drive_s * frame_rate_hz)), frame_rate_hz, heading_rad,
-                             seed), heading_rad)
+                             int(round(drive_s * rate)), rate, heading_rad, seed), heading_rad)
     result = driven.calibration.solve()
-    extra = {}
+    extra = {} if air_c is None or model_error.air_std_c <= 0 else {'air_c': round(air_c, 3)}
+    if told_c is not None:
+        extra['thermometer_c'] = round(told_c, 3)
     if after:
         array, result, extra['receivers'] = receivers_then_room(
             driven, result, receiver_frames, receiver_passes, heading_rad)
     surface_errors, align = aligned_surface_errors(result.room, world)
     told = {'stale': (room, truth.origin_m), 'calibrated': (result.room, align),
             'perfect': (world, np.zeros(3))}
-    out = _compared_rooms(told, simulator, array, processor, scenario,
-                          (n, seed, frame_rate_hz), heading_rad, estimate_tilt,
-                          told_temperature_c)
-    out['surface_error_mm'] = {name: round(1e3 * float(e), 2)
-                               for name, e in zip(world.surface_names, surface_errors)}
-    out.update(surface_error_mm_max=float(1e3 * np.max(np.abs(surface_errors))),
-               true_offset_mm={name: round(1e3 * float(u), 2)
-                               for name, u in zip(world.surface_names, truth.offsets_m)},
-               calibration=result.to_dict(), drive_frames=driven.calibration.n_frames,
-               calibration_frames=int(np.max(result.frames)), n=n, **extra)
-    return out
+    columns = _compared_columns(told, simulator, array, processor, scenario, (n, seed, rate),
+                                heading_rad, s['estimate_tilt'], told_c)
+    out = {'surface_error_mm': {name: round(1e3 * float(e), 2)
+                                for name, e in zip(world.surface_names, surface_errors)},
+           'surface_error_mm_max': float(1e3 * np.max(np.abs(surface_errors))),
+           'true_offset_mm': {name: round(1e3 * float(u), 2)
+                              for name, u in zip(world.surface_names, truth.offsets_m)},
+           'calibration': result.to_dict(), 'drive_frames': driven.calibration.n_frames,
+           'calibration_frames': int(np.max(result.frames)), 'n': n, **extra}
+    return columns, out
+
+
+def _world_summary(out: dict, columns: dict) -> dict:
+    """One world's line in :func:`evaluate_room_calibration`'s ``worlds``: its seed's figures
+    that a doubt shared by the world shows in (the air, the scale the calibration found and
+    stated, its largest surface error, the calibrated room's coverage there)."""
+    errors, inside, _ = columns['calibrated']
+    calibration = out['calibration']
+    summary = {key: out[key] for key in ('air_c', 'thermometer_c') if key in out}
+    summary.update(surface_error_mm_max=round(out['surface_error_mm_max'], 3),
+                   scale_pct=calibration['scale_pct'],
+                   scale_std_pct=calibration.get('scale_std_pct'),
+                   implied_c=calibration['temperature_c'],
+                   tolerance_mm=round(1e3 * calibration['tolerance_m'], 3),
+                   frames=int(len(errors)), drive_frames=out['drive_frames'])
+    if len(errors):
+        summary.update(calibrated_median_cm=round(100.0 * float(np.median(errors)), 4),
+                       calibrated_coverage_95=round(float(np.mean(inside)), 3))
+    return summary
 
 
 class _Drive:
@@ -224,10 +307,10 @@ def receivers_then_room(driven: _Drive, first: RoomCalibrationResult, n_frames: 
     return array, again.solve(), {**result.to_dict(), 'passes': history}
 
 
-def _compared_rooms(told: dict, simulator: EchoSimulator, array: ArrayGeometry,
-                    processor: EchoProcessor, scenario: Scenario,
-                    frames: tuple[int, int, float], heading_rad: float,
-                    estimate_tilt: bool, told_temperature_c: float | None = None) -> dict:
+def _compared_columns(told: dict, simulator: EchoSimulator, array: ArrayGeometry,
+                      processor: EchoProcessor, scenario: Scenario,
+                      frames: tuple[int, int, float], heading_rad: float,
+                      estimate_tilt: bool, told_temperature_c: float | None = None) -> dict:
     """The same random frames localized with each room of ``told`` (``{key: (room, the
     translation from the truth's frame to the room's)}``; ``'perfect'`` is the true room),
     read with ``array``.
@@ -235,8 +318,8 @@ def _compared_rooms(told: dict, simulator: EchoSimulator, array: ArrayGeometry,
     :param frames: ``(n, seed, frame_rate_hz)``.
     :param told_temperature_c: the air's temperature the localizers are told, degC (``None``:
         each room file's).
-    :return: per key ``{key}_`` :func:`error_metrics` with ``gross_rate_10cm_ci95`` and
-        ``outside_999`` (none where every frame was withheld), and ``withheld_rate``.
+    :return: per key ``(errors_m, inside_95, outside_999)`` arrays over the frames not
+        withheld, and ``'withheld'``: the count of frames withheld.
     """
     n, seed, frame_rate_hz = frames
     yaw_std = heading_rad if heading_rad > 0 else None
@@ -263,13 +346,24 @@ def _compared_rooms(told: dict, simulator: EchoSimulator, array: ArrayGeometry,
             inside.append(holds_truth_95(error, estimate.covariance_m2))
             outside.append(float(error @ np.linalg.solve(estimate.covariance_m2, error))
                            > CHI2_999_3DOF)
-    out: dict = {'withheld_rate': withheld / n}
-    for key, (errors, inside, outside) in columns.items():
-        if not errors:
+    out: dict = {key: tuple(np.array(c, dtype=float if i == 0 else bool)
+                            for i, c in enumerate(cols)) for key, cols in columns.items()}
+    out['withheld'] = withheld
+    return out
+
+
+def _compared_metrics(columns: dict, n: int) -> dict:
+    """Per key of :func:`_compared_columns`' columns ``{key}_`` :func:`error_metrics` with
+    ``gross_rate_10cm_ci95`` and ``outside_999`` (none where every frame was withheld), and
+    ``withheld_rate`` over ``n`` frames."""
+    out: dict = {'withheld_rate': columns['withheld'] / n}
+    for key, value in columns.items():
+        if key == 'withheld' or not len(value[0]):
             continue
-        e = np.array(errors)
-        metrics = error_metrics(e, np.array(inside))
-        metrics['gross_rate_10cm_ci95'] = rate_interval(np.count_nonzero(e > 0.1), e.size)
+        errors, inside, outside = value
+        metrics = error_metrics(errors, inside)
+        metrics['gross_rate_10cm_ci95'] = rate_interval(np.count_nonzero(errors > 0.1),
+                                                        errors.size)
         metrics['outside_999'] = float(np.mean(outside))
         out.update({f'{key}_{name}': value for name, value in metrics.items()})
     return out

@@ -33,6 +33,11 @@ class ModelError:
     :ivar tilt_deg: roll and pitch of the array from level, each +-this, deg.
     :ivar surface_offset_m: each room surface (every wall, floor, ceiling) off the file
         along its normal, +-this, m.
+    :ivar air_std_c: the air's true temperature drawn normal about the one the localizer is
+        told, with this standard deviation, degC (:meth:`draw_air_c`): for an honest
+        evaluation, the doubt the localizer is told of it, so that a covariance stating that
+        doubt is judged over worlds where it is realized (one world's air, exactly as told,
+        never realizes it).
     :ivar seed: seed of the draw.
     :ivar draws: worlds an evaluation draws (seeds ``seed`` on) and spreads its frames over:
         one world's errors are the same in every frame, so a rate over one says little.
@@ -48,6 +53,7 @@ class ModelError:
     emitter_offset_m: float = 0.0
     tilt_deg: float = 0.0
     surface_offset_m: float = 0.0
+    air_std_c: float = 0.0
     seed: int = 0
     draws: int = 1
 
@@ -56,7 +62,7 @@ class ModelError:
             raise ValueError(f'model error draws must be an integer >= 1, got {self.draws}')
         for name in ('resonance_offset_hz', 'resonance_spread_hz', 'bandwidth_spread_hz',
                      'gain_db', 'delay_s', 'receiver_offset_m', 'emitter_offset_m', 'tilt_deg',
-                     'surface_offset_m'):
+                     'surface_offset_m', 'air_std_c'):
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0):
                 raise ValueError(f'model error {name} must be a finite number >= 0, got '
@@ -93,6 +99,13 @@ class ModelError:
             emitter_m=array.emitter_m + self.emitter_offset_m * rng.uniform(-1, 1, 3),
             receivers_m=array.receivers_m + self.receiver_offset_m * rng.uniform(-1, 1, (n, 3)),
             roll_rad=float(tilt[0]), pitch_rad=float(tilt[1]))
+
+    def draw_air_c(self, told_c: float) -> float:
+        """The air's true temperature behind the ``told_c`` (degC) the localizer is told:
+        normal about it with standard deviation :attr:`air_std_c`, one draw per world (seeded
+        from :attr:`seed`); ``told_c`` itself for a zero std."""
+        rng = np.random.default_rng([self.seed, 3])
+        return float(told_c + self.air_std_c * rng.standard_normal())
 
     def draw_room(self, room: Room) -> 'TrueRoom':
         """The real room behind ``room``'s file: each surface moved along its normal.

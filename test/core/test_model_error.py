@@ -100,3 +100,18 @@ def test_draws_are_fixed_per_seed_and_bad_knobs_are_named():
         ModelError(tilt_deg=-1)
     with pytest.raises(ValueError, match=r'bandwidth_range_hz .* got \(15000.0, 9000.0\)'):
         ModelError(bandwidth_range_hz=(15e3, 9e3))
+
+
+def test_the_air_is_drawn_per_world_about_the_temperature_told():
+    """Each world's air is normal about the temperature told with the stated doubt: fixed per
+    seed, different between seeds, and exactly as told with no doubt."""
+    draws = np.array([ModelError(air_std_c=1.0, seed=seed).draw_air_c(20.0)
+                      for seed in range(400)])
+    assert ModelError(air_std_c=1.0, seed=7).draw_air_c(20.0) == draws[7]
+    assert draws[0] != draws[1]
+    # 400 draws: the mean within 5 standard errors (0.05 degC each), the std within 15 %.
+    assert abs(np.mean(draws) - 20.0) < 0.25
+    assert 0.85 < np.std(draws) < 1.15
+    assert ModelError(seed=7).draw_air_c(20.0) == 20.0
+    with pytest.raises(ValueError, match='air_std_c must be a finite number >= 0, got -0.5'):
+        ModelError(air_std_c=-0.5)

@@ -190,3 +190,42 @@ def test_the_receivers_calibrated_after_the_room_from_the_drive(array, chirp):
     assert result['withheld_rate'] == 0.0
     assert result['surface_error_mm_max'] < 3.0
     assert result['perfect_median_cm'] < 1.0
+
+
+def test_each_world_drawn_has_its_own_air_its_own_drive_and_is_told_the_files(array, chirp):
+    """--model-error-draws with --air-drawn and --calibrate-room-s: each world is driven and
+    calibrated in its own air, drawn about the file's 20 degC, while told 20 degC: the scale
+    each calibration measures is the drawn air's, -0.176 % per degC above 20 (what it would
+    not be, were it told the drawn air); the scored frames are spread over the worlds."""
+    room = load_room('default_room')
+    error = ModelError(surface_offset_m=0.0005, air_std_c=2.0, seed=1, draws=2)
+    result = evaluate_room_calibration(room, array, chirp, 20.0, error, drive_s=1.2, n=4,
+                                       seed=0, temperature_std_c=2.0)
+    worlds = result['worlds']
+    assert [w['frames'] for w in worlds] == [2, 2]
+    assert worlds[0]['air_c'] != worlds[1]['air_c']
+    for world in worlds:
+        # 0.1765 % of scale per degC at 20 degC (seed 1 draws 19.78 and 22.48 degC: -0.04 and
+        # 0.44 %); a 30-frame drive leaves the scale 0.1 % off it (measured: 0.006 and 0.099),
+        # the surfaces 0.5 mm off 0.02 %.
+        expected_pct = -100.0 * 0.606 / 343.42 * (world['air_c'] - 20.0)
+        assert abs(world['scale_pct'] - expected_pct) < 0.15, world
+    assert 'calibrated_coverage_95' in result and result['withheld_rate'] == 0.0
+
+
+def test_air_drawn_refuses_a_told_air_and_a_negative_doubt_by_name():
+    """--air-drawn draws the air about the room file's temperature with the doubt told: a
+    true air given, a thermometer (whose reading is drawn already) or a negative doubt is
+    named before anything is simulated."""
+    from echoloc_ros.cli import main
+    base = ['evaluate', '--calibrate-room-s', '1', '--n', '1', '--surface-offset-m', '0.01',
+            '--air-drawn']
+    with pytest.raises(SystemExit, match=r'--air-drawn: .* --temperature-c 25.0'):
+        main(base + ['--temperature-c', '25'])
+    with pytest.raises(SystemExit, match=r'--air-drawn: .* --thermometer-std-c 0.5'):
+        main(base + ['--thermometer-std-c', '0.5'])
+    with pytest.raises(SystemExit, match=r'air_std_c must be a finite number >= 0, got -1.0'):
+        main(base + ['--calibrate-room-temperature-std-c', '-1'])
+    with pytest.raises(SystemExit, match=r'--thermometer-std-c: expected a finite number >= 0 '
+                                         r'degC, got -1.0'):
+        main(base[:-1] + ['--thermometer-std-c', '-1'])
