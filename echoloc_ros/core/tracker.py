@@ -150,6 +150,9 @@ class PoseTracker:
         always by the best-scored).
     :param displaced_cover_s: how long after its last fix a replaced or lost track is still
         covered by the published covariance (``DISPLACED_COVER_S``; 0: never).
+    :param anchor_cover_s: for this long after the published track's last undoubted fix, once
+        doubted fixes have moved it, its covariance also covers where that fix left it
+        (predicted to now); 0: never.
     :param max_coast_s: the published track too is dropped after this long without a fix: a
         constant-velocity prediction further out than this is no longer honest (a stopped
         or turning array, a velocity learnt from a few frames), and its covariance has grown
@@ -185,7 +188,8 @@ class PoseTracker:
                       0 < doubted_velocity_gate_probability <= 1, 'in (0, 1]'),
                   'snap_probability': (snap_probability, 0 < snap_probability <= 1, 'in (0, 1]'),
                   'switch_min_trusted': (switch_min_trusted, switch_min_trusted >= 0, '>= 0'),
-                  'displaced_cover_s': (displaced_cover_s, displaced_cover_s >= 0, '>= 0')}
+                  'displaced_cover_s': (displaced_cover_s, displaced_cover_s >= 0, '>= 0'),
+                  'anchor_cover_s': (anchor_cover_s, anchor_cover_s >= 0, '>= 0')}
         for name, (value, ok, expected) in checks.items():
             if not ok:
                 raise ValueError(f'{name} must be {expected}, got {value}')

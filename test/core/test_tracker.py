@@ -205,6 +205,10 @@ def test_bad_input_raises():
         PoseTracker(confirm_hits=0)
     with pytest.raises(ValueError, match='max_coast_s must be positive, got 0'):
         PoseTracker(max_coast_s=0)
+    with pytest.raises(ValueError, match=r'switch_min_trusted must be >= 0, got -1'):
+        PoseTracker(switch_min_trusted=-1.0)
+    with pytest.raises(ValueError, match=r'displaced_cover_s must be >= 0, got -0.5'):
+        PoseTracker(displaced_cover_s=-0.5)
 
 
 def _estimate(rival_p, component=None, confidence=0.7):
