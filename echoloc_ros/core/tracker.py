@@ -150,9 +150,6 @@ class PoseTracker:
         always by the best-scored).
     :param displaced_cover_s: how long after its last fix a replaced or lost track is still
         covered by the published covariance (``DISPLACED_COVER_S``; 0: never).
-    :param anchor_cover_s: for this long after the published track's last undoubted fix, once
-        doubted fixes have moved it, its covariance also covers where that fix left it
-        (predicted to now); 0: never.
     :param max_coast_s: the published track too is dropped after this long without a fix: a
         constant-velocity prediction further out than this is no longer honest (a stopped
         or turning array, a velocity learnt from a few frames), and its covariance has grown
@@ -170,8 +167,7 @@ class PoseTracker:
                  doubted_velocity_gate_probability: float = DOUBTED_VELOCITY_GATE_PROBABILITY,
                  snap_probability: float = SNAP_PROBABILITY,
                  switch_min_trusted: float = SWITCH_MIN_TRUSTED,
-                 displaced_cover_s: float = DISPLACED_COVER_S,
-                 anchor_cover_s: float = 0.0) -> None:
+                 displaced_cover_s: float = DISPLACED_COVER_S) -> None:
         checks = {'accel_std_mps2': (accel_std_mps2, accel_std_mps2 > 0, 'positive'),
                   'gate_probability': (gate_probability, 0 < gate_probability < 1, 'in (0, 1)'),
                   'confirm_hits': (confirm_hits, confirm_hits >= 1, '>= 1'),
@@ -188,8 +184,7 @@ class PoseTracker:
                       0 < doubted_velocity_gate_probability <= 1, 'in (0, 1]'),
                   'snap_probability': (snap_probability, 0 < snap_probability <= 1, 'in (0, 1]'),
                   'switch_min_trusted': (switch_min_trusted, switch_min_trusted >= 0, '>= 0'),
-                  'displaced_cover_s': (displaced_cover_s, displaced_cover_s >= 0, '>= 0'),
-                  'anchor_cover_s': (anchor_cover_s, anchor_cover_s >= 0, '>= 0')}
+                  'displaced_cover_s': (displaced_cover_s, displaced_cover_s >= 0, '>= 0')}
         for name, (value, ok, expected) in checks.items():
             if not ok:
                 raise ValueError(f'{name} must be {expected}, got {value}')
@@ -202,7 +197,6 @@ class PoseTracker:
         self.snap = float(stats.chi2.ppf(snap_probability, 3))
         self.switch_min_trusted = switch_min_trusted
         self.displaced_cover_s = displaced_cover_s
-        self.anchor_cover_s = anchor_cover_s
         self.confirm_hits = confirm_hits
         self.initial_speed_std_mps = initial_speed_std_mps
         self.memory_s = memory_s
@@ -217,8 +211,6 @@ class PoseTracker:
         self._tracks: list[_Track] = []
         self._published: _Track | None = None
         self._displaced: _Track | None = None
-        self._anchor: _Track | None = None
-        self._anchor_moved = False
         self._t_s: float | None = None
         self.switches = 0
         self.losses = 0
@@ -408,13 +400,6 @@ class PoseTracker:
                 self._displaced is best or (accepted and not m.doubted)
                 or t_s - self._displaced.last_hit_s > self.displaced_cover_s):
             self._displaced = None
-        if best is not old or (accepted and not m.doubted):
-            # The track as it stood at its last undoubted fix (none yet on a new track).
-            self._anchor = (_Track(best.state.copy(), best.covariance.copy(), t_s, 0.0)
-                            if accepted and not m.doubted else None)
-            self._anchor_moved = False
-        elif accepted and self._anchor is not None:
-            self._anchor_moved = True
         return (best.state[:3].copy(), self._published_covariance(m, accepted, predicted, fade),
                 accepted)
 
@@ -465,9 +450,6 @@ class PoseTracker:
             cover.append((HYPOTHESIS_COVER_WEIGHT, m.positions_m[0], m.covariances_m2[0]))
         if accepted and m.doubted and predicted is not None:
             cover.append((HYPOTHESIS_COVER_WEIGHT, *predicted))
-        if self._anchor_moved and self._t_s - self._anchor.t_s <= self.anchor_cover_s:
-            state, p = self._predict(self._anchor, self._t_s)
-            cover.append((HYPOTHESIS_COVER_WEIGHT, state[:3], p[:3, :3]))
         for weight, place, spread in cover:
             # A mixture's second moment about the published place: its spread and offset.
             cov += weight * (spread + np.outer(place - position, place - position))
