@@ -63,7 +63,7 @@ SNAP_PROBABILITY = 0.95
 # A published track holding this much recent support from fixes the localizer did not doubt
 # (``_Track.trusted``, frames' worth fading with memory_s) is replaced only by one holding as
 # much: a run of sharp doubted ghosts moving with the array (a wing twin 3.5 m off) does not
-# take it. Scripted: 1.5 s of them outscored a track of 1 mm right fixes, and 13 of the 40
+# take it. Scripted: 1.5 s of them outscored a track of 1 mm right fixes, and 13 of the 39
 # poses published on them had the truth outside their 99.9 % ellipsoid (test_tracker.py).
 SWITCH_MIN_TRUSTED = 1.0
 # A track the published one replaced (or the published track lost after max_coast_s) is a
