@@ -7,13 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-# A rival a fix is reported with counts as a measurement with the fix's own covariance plus
-# this much (m): rivals are unrefined candidates.
-RIVAL_POSITION_STD_M = 0.01
-# A fix the network holds right with less than this is taken as the Gaussian it was published
-# with rather than as its mixture: with a stale room file the network's doubted fixes are right
-# less often than it says, and wrong the same way from frame to frame (docs/physics.md).
-MIXTURE_MIN_CONFIDENCE = 0.5
+from echoloc_ros.core.tracker_measurement import Measurement
+
 # The unmodelled acceleration is continuous white noise of power accel_std^2 times this (s):
 # a turn or a brake lasts, it does not flip sign every frame. As independent kicks of
 # accel_std per frame (the discrete model) its power fell with the frame period (0.01
@@ -65,108 +60,31 @@ DOUBTED_VELOCITY_GATE_PROBABILITY = 0.8
 # which is published only once its own fixes outscore the first (docs/results.md, "Issue 19:
 # a doubted snap is a second hypothesis").
 SNAP_PROBABILITY = 0.95
+# A published track holding this much recent support from fixes the localizer did not doubt
+# (``_Track.trusted``, frames' worth fading with memory_s) is replaced only by one holding as
+# much: a run of sharp doubted ghosts moving with the array (a wing twin 3.5 m off) does not
+# take it. Scripted: 1.5 s of them outscored a track of 1 mm right fixes, and 13 of the 39
+# poses published on them had the truth outside their 99.9 % ellipsoid (test_tracker.py).
+SWITCH_MIN_TRUSTED = 1.0
+# A track the published one replaced (or the published track lost after max_coast_s) is a
+# hypothesis nothing has ruled out: the published covariance covers its prediction (with
+# HYPOTHESIS_COVER_WEIGHT, or its share of the support if larger) until the published track
+# takes a fix the localizer did not doubt, the displaced one is published again, or this long
+# after its last fix (twice max_coast_s: a ghost run longer than max_coast_s is not
+# published as sure).
+DISPLACED_COVER_S = 4.0
 _HALF_LOG_2PI_3 = 1.5 * np.log(2.0 * np.pi)
 # The tracks' measurement matrix: position out of [position, velocity].
 _H = np.hstack([np.eye(3), np.zeros((3, 3))])
 
 
 @dataclass
-class Measurement:
-    """Where the truth may be in one frame: ``k`` places, each with its covariance and the
-    probability that the truth is there; ``1 - sum(probabilities)`` is the probability that it
-    is at none of them.
-
-    :ivar positions_m: ``(k, 3)``, m.
-    :ivar covariances_m2: ``(k, 3, 3)``, m^2.
-    :ivar probabilities: ``(k,)``.
-    :ivar fix_covariance_m2: the covariance the localizer published with its fix (the first
-        place), which covers its rivals; what is published before a track is confirmed.
-    :ivar doubted: the localizer doubted the fix (a physics fix published with confidence 0:
-        its fit does not explain the frame, or a rival cannot be told from it).
-    :ivar residual_ratio: the fix's residual power over the noise (1: explained).
-    """
-
-    positions_m: np.ndarray
-    covariances_m2: np.ndarray
-    probabilities: np.ndarray
-    fix_covariance_m2: np.ndarray
-    doubted: bool = False
-    residual_ratio: float = 1.0
-
-    @classmethod
-    def from_estimate(cls, estimate, prior_right: float = 0.5,
-                      min_confidence: float = MIXTURE_MIN_CONFIDENCE) -> 'Measurement':
-        """The fix of a localizer (:class:`~echoloc_ros.core.physics.results.Estimate`).
-
-        With a learned ranker's mixture (``component_covariance_m2``) and a fix the ranker
-        holds right with at least ``min_confidence``: the fix with its own covariance and the
-        ranker's probability, and each rival with its probability. A physics fix with its
-        ``local_covariance_m2`` (before a weak axis or a doubted fix is widened to the room):
-        the fix with that covariance, right with probability ``prior_right`` (wrong, it is
-        anywhere: "none"), published as it came until a track is confirmed. Otherwise: the
-        fix with the covariance it was published with (which spans its rivals), right with
-        probability ``prior_right``.
-
-        The physics widens an axis many times weaker than the best to the room, since such an
-        axis is now and then metres off with a millimetre sigma. Taken as published, such
-        fixes tell a track nothing along that axis, and it coasts (on a 0.25 m
-        figure-of-eight whose height the echoes fix to 0.01 mm, a 17 cm lag behind fixes
-        0.05 cm off). Taken as a sharp place right with ``prior_right``, one that lands where
-        the track expects it counts in full and one metres off falls outside the gate.
-        """
-        local = estimate.local_covariance_m2
-        if estimate.component_covariance_m2 is None and local is not None:
-            m = cls.single(estimate.position_m, local, prior_right,
-                           fix_covariance_m2=estimate.covariance_m2)
-            m.doubted = not estimate.confidence > 0.0
-            m.residual_ratio = float(estimate.residual_ratio)
-            return m
-        if (estimate.component_covariance_m2 is None
-                or not estimate.confidence >= min_confidence):
-            return cls.single(estimate.position_m, estimate.covariance_m2, prior_right)
-        component = _checked_covariance(estimate.component_covariance_m2,
-                                        'component_covariance_m2')
-        rivals = np.asarray(estimate.rivals_m, dtype=float).reshape(-1, 3)
-        spread = component + RIVAL_POSITION_STD_M ** 2 * np.eye(3)
-        return cls._checked(
-            np.vstack([estimate.position_m, rivals]),
-            np.concatenate([component[None], np.repeat(spread[None], len(rivals), axis=0)]),
-            np.concatenate([[estimate.confidence], estimate.rival_probabilities]),
-            _checked_covariance(estimate.covariance_m2, 'covariance_m2'))
-
-    @classmethod
-    def single(cls, position_m: np.ndarray, covariance_m2: np.ndarray,
-               probability: float = 0.5,
-               fix_covariance_m2: np.ndarray | None = None) -> 'Measurement':
-        """One place, right with ``probability``; published, before a track is confirmed,
-        with ``fix_covariance_m2`` (``None``: ``covariance_m2``)."""
-        position = np.asarray(position_m, dtype=float)
-        if position.shape != (3,) or not np.all(np.isfinite(position)):
-            raise ValueError(f'position_m must be 3 finite numbers, got {position_m!r}')
-        cov = _checked_covariance(covariance_m2, 'covariance_m2')
-        fix_cov = (cov if fix_covariance_m2 is None
-                   else _checked_covariance(fix_covariance_m2, 'fix_covariance_m2'))
-        return cls._checked(position[None], cov[None], np.array([probability], dtype=float),
-                            fix_cov)
-
-    @classmethod
-    def _checked(cls, positions: np.ndarray, covariances: np.ndarray,
-                 probabilities: np.ndarray, fix_covariance: np.ndarray) -> 'Measurement':
-        if positions.shape[1:] != (3,) or not np.all(np.isfinite(positions)):
-            raise ValueError(f'positions must be finite (k, 3), got {positions.tolist()!r}')
-        if not (np.all(np.isfinite(probabilities)) and np.all(probabilities >= 0.0)
-                and probabilities.sum() <= 1.0 + 1e-6):
-            raise ValueError('probabilities must be >= 0 and sum to at most 1, got '
-                             f'{probabilities.tolist()}')
-        return cls(positions, covariances, probabilities, fix_covariance)
-
-
-@dataclass
 class _Track:
     """One constant-velocity filter: state ``[x, y, z, vx, vy, vz]``, its covariance, the time
     of its state, its log likelihood ratio against "the truth is elsewhere", how many
-    frames' fixes it took (the sum of their association weights), and ``support``: that sum
-    fading with the tracker's ``memory_s``."""
+    frames' fixes it took (the sum of their association weights), ``support``: that sum
+    fading with the tracker's ``memory_s``, and ``trusted``: the same of the fixes the
+    localizer did not doubt."""
 
     state: np.ndarray
     covariance: np.ndarray
@@ -175,6 +93,7 @@ class _Track:
     hits: float = 1.0
     last_hit_s: float = 0.0
     support: float = 1.0
+    trusted: float = 1.0
 
 
 class PoseTracker:
@@ -196,6 +115,10 @@ class PoseTracker:
     position only. A doubted fix that would move a track beyond ``snap_probability`` of its
     prediction is kept as a second hypothesis rather than taken: that track coasts, and the
     fix starts a track of its own, published only once its own fixes outscore the first.
+    A run of doubted fixes does not replace a track the undoubted ones built
+    (``switch_min_trusted``), and a track that was replaced or lost stays covered by the
+    published covariance until a fix the localizer did not doubt settles it
+    (``displaced_cover_s``).
 
     A place no track gates starts a new track. Every track keeps a score, the log likelihood
     ratio of the frames under it against the truth being uniformly elsewhere, with a fading
@@ -222,6 +145,11 @@ class PoseTracker:
     :param doubted_velocity_gate_probability: the same for a doubted fix.
     :param snap_probability: a doubted fix that would move the track beyond this ellipsoid of
         its prediction starts a track of its own instead (``SNAP_PROBABILITY``; 1: never).
+    :param switch_min_trusted: a published track with at least this much recent support from
+        undoubted fixes is replaced only by one with as much (``SWITCH_MIN_TRUSTED``; 0:
+        always by the best-scored).
+    :param displaced_cover_s: how long after its last fix a replaced or lost track is still
+        covered by the published covariance (``DISPLACED_COVER_S``; 0: never).
     :param max_coast_s: the published track too is dropped after this long without a fix: a
         constant-velocity prediction further out than this is no longer honest (a stopped
         or turning array, a velocity learnt from a few frames), and its covariance has grown
@@ -237,7 +165,9 @@ class PoseTracker:
                  max_coast_s: float = 2.0,
                  velocity_gate_probability: float = VELOCITY_GATE_PROBABILITY,
                  doubted_velocity_gate_probability: float = DOUBTED_VELOCITY_GATE_PROBABILITY,
-                 snap_probability: float = SNAP_PROBABILITY) -> None:
+                 snap_probability: float = SNAP_PROBABILITY,
+                 switch_min_trusted: float = SWITCH_MIN_TRUSTED,
+                 displaced_cover_s: float = DISPLACED_COVER_S) -> None:
         checks = {'accel_std_mps2': (accel_std_mps2, accel_std_mps2 > 0, 'positive'),
                   'gate_probability': (gate_probability, 0 < gate_probability < 1, 'in (0, 1)'),
                   'confirm_hits': (confirm_hits, confirm_hits >= 1, '>= 1'),
@@ -252,7 +182,9 @@ class PoseTracker:
                   'doubted_velocity_gate_probability': (
                       doubted_velocity_gate_probability,
                       0 < doubted_velocity_gate_probability <= 1, 'in (0, 1]'),
-                  'snap_probability': (snap_probability, 0 < snap_probability <= 1, 'in (0, 1]')}
+                  'snap_probability': (snap_probability, 0 < snap_probability <= 1, 'in (0, 1]'),
+                  'switch_min_trusted': (switch_min_trusted, switch_min_trusted >= 0, '>= 0'),
+                  'displaced_cover_s': (displaced_cover_s, displaced_cover_s >= 0, '>= 0')}
         for name, (value, ok, expected) in checks.items():
             if not ok:
                 raise ValueError(f'{name} must be {expected}, got {value}')
@@ -263,6 +195,8 @@ class PoseTracker:
         self.velocity_gate = float(stats.chi2.ppf(velocity_gate_probability, 3))
         self.doubted_velocity_gate = float(stats.chi2.ppf(doubted_velocity_gate_probability, 3))
         self.snap = float(stats.chi2.ppf(snap_probability, 3))
+        self.switch_min_trusted = switch_min_trusted
+        self.displaced_cover_s = displaced_cover_s
         self.confirm_hits = confirm_hits
         self.initial_speed_std_mps = initial_speed_std_mps
         self.memory_s = memory_s
@@ -276,6 +210,7 @@ class PoseTracker:
         from 0)."""
         self._tracks: list[_Track] = []
         self._published: _Track | None = None
+        self._displaced: _Track | None = None
         self._t_s: float | None = None
         self.switches = 0
         self.losses = 0
@@ -382,6 +317,7 @@ class PoseTracker:
         track.t_s = t_s
         track.hits += taken
         track.support = fade * track.support + taken
+        track.trusted = fade * track.trusted + (0.0 if m.doubted else taken)
         if taken >= 0.5:
             track.last_hit_s = t_s
         return float(np.log(max(total, 1e-300) / self.density)), weights
@@ -416,6 +352,7 @@ class PoseTracker:
         if (self._published is not None
                 and t_s - self._published.last_hit_s > self.max_coast_s):
             # Past what the track can honestly predict: forget it and start from this frame.
+            self._displaced = self._published if self.displaced_cover_s > 0 else None
             self._published = None
             self.losses += 1
         predicted = None
@@ -435,12 +372,14 @@ class PoseTracker:
             # its own probability.
             self._tracks.append(self._new(t_s, m.positions_m[k], m.covariances_m2[k],
                                           float(np.log(m.probabilities[k]))))
+            self._tracks[-1].trusted = 0.0 if m.doubted else 1.0
             fix_weight[id(self._tracks[-1])] = float(k == 0)
         # A track no frame has supported for coast_s is dropped, unless it is the one
         # published (it stays until another replaces it).
-        live = [tr for tr in self._tracks if tr is self._published
+        kept = (self._published, self._displaced)
+        live = [tr for tr in self._tracks if any(tr is k for k in kept)
                 or t_s - tr.last_hit_s <= self.coast_s]
-        live.sort(key=lambda tr: (tr is not self._published, -tr.score))
+        live.sort(key=lambda tr: (tr is not kept[0], tr is not kept[1], -tr.score))
         live = self._distinct(live)
         self._tracks = sorted(live[:self.max_tracks], key=lambda tr: -tr.score)
         confirmed = [tr for tr in self._tracks if tr.hits >= self.confirm_hits]
@@ -448,10 +387,19 @@ class PoseTracker:
             self._published = None
             return m.positions_m[0].copy(), m.fix_covariance_m2.copy(), True
         best = confirmed[0]
-        if self._published is not None and best is not self._published:
+        old = self._published
+        if (old is not None and best is not old and any(tr is old for tr in confirmed)
+                and best.trusted < self.switch_min_trusted <= old.trusted):
+            best = old
+        if old is not None and best is not old:
             self.switches += 1
+            self._displaced = old if self.displaced_cover_s > 0 else None
         self._published = best
         accepted = fix_weight.get(id(best), 0.0) >= 0.5
+        if self._displaced is not None and (
+                self._displaced is best or (accepted and not m.doubted)
+                or t_s - self._displaced.last_hit_s > self.displaced_cover_s):
+            self._displaced = None
         return (best.state[:3].copy(), self._published_covariance(m, accepted, predicted, fade),
                 accepted)
 
@@ -468,8 +416,10 @@ class PoseTracker:
         covariance also covers, each with at least ``HYPOTHESIS_COVER_WEIGHT`` of its
         offset's outer product: every confirmed rival track holding
         ``RIVAL_TRACK_MIN_SHARE`` of the recent support (with its share, if larger); the fix,
-        when the track refused one the localizer did not doubt; and the track's prediction,
-        when a doubted fix moved it. It adds the bias of fixes that do not explain their
+        when the track refused one the localizer did not doubt; the track's prediction, when
+        a doubted fix moved it; and the prediction of a track it replaced or lost, until
+        ``displaced_cover_s`` after that one's last fix or a fix the localizer did not doubt
+        taken. It adds the bias of fixes that do not explain their
         frame (``UNEXPLAINED_BIAS_STD_M``) and, when the frames bring doubted fixes alone
         (``DOUBTED_TRACK_SHARE``), their widening. The track itself is not changed.
 
@@ -487,9 +437,15 @@ class PoseTracker:
                       if tr is best or tr.hits >= self.confirm_hits)
         for tr in self._tracks:
             share = tr.support / support
-            if tr is not best and tr.hits >= self.confirm_hits and share >= RIVAL_TRACK_MIN_SHARE:
+            if (tr is not best and tr is not self._displaced and tr.hits >= self.confirm_hits
+                    and share >= RIVAL_TRACK_MIN_SHARE):
                 cover.append((max(share, HYPOTHESIS_COVER_WEIGHT), tr.state[:3],
                               tr.covariance[:3, :3]))
+        if self._displaced is not None:
+            held = any(tr is self._displaced for tr in self._tracks)
+            state, p = self._predict(self._displaced, self._t_s)
+            cover.append((max(self._displaced.support / support if held else 0.0,
+                              HYPOTHESIS_COVER_WEIGHT), state[:3], p[:3, :3]))
         if not accepted and not m.doubted:
             cover.append((HYPOTHESIS_COVER_WEIGHT, m.positions_m[0], m.covariances_m2[0]))
         if accepted and m.doubted and predicted is not None:
@@ -533,14 +489,3 @@ def _inside(a: _Track, b: _Track, gate: float) -> bool:
     d = a.state[:3] - b.state[:3]
     s = a.covariance[:3, :3] + b.covariance[:3, :3]
     return float(d @ np.linalg.solve(s, d)) <= gate
-
-
-def _checked_covariance(covariance_m2: np.ndarray, name: str) -> np.ndarray:
-    cov = np.asarray(covariance_m2, dtype=float)
-    if cov.shape != (3, 3) or not np.all(np.isfinite(cov)):
-        raise ValueError(f'{name} must be a finite 3x3 matrix, got shape {cov.shape}')
-    try:
-        np.linalg.cholesky(0.5 * (cov + cov.T))
-    except np.linalg.LinAlgError:
-        raise ValueError(f'{name} is not positive definite: {cov.tolist()}') from None
-    return 0.5 * (cov + cov.T)

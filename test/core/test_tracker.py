@@ -205,6 +205,10 @@ def test_bad_input_raises():
         PoseTracker(confirm_hits=0)
     with pytest.raises(ValueError, match='max_coast_s must be positive, got 0'):
         PoseTracker(max_coast_s=0)
+    with pytest.raises(ValueError, match=r'switch_min_trusted must be >= 0, got -1'):
+        PoseTracker(switch_min_trusted=-1.0)
+    with pytest.raises(ValueError, match=r'displaced_cover_s must be >= 0, got -0.5'):
+        PoseTracker(displaced_cover_s=-0.5)
 
 
 def _estimate(rival_p, component=None, confidence=0.7):
@@ -490,3 +494,55 @@ def test_one_doubted_fix_does_not_set_the_velocity():
     assert np.allclose(rows[42][4], rows[41][4], atol=1e-3)  # ... but not in the velocity
     assert all(accepted for _, _, accepted, _, _ in rows[43:])
     assert max(error for _, error, _, _, _ in rows[43:]) < 0.002
+
+
+def _ghost_run(tracker: PoseTracker, run_s: float, right_doubted: bool) -> tuple[int, int]:
+    """A lap on the tight figure: 1 mm right fixes for 1.6 s; then ``run_s`` of doubted
+    fixes 3.5 m off along y with a 0.3 mm sigma, moving with the array (a wing twin of the
+    plan, the held-out alcove's ghost run); then right fixes again, to 6 s. The right fixes
+    are doubted too with ``right_doubted``. :return: ``(vouched poses with the truth outside
+    their 99.9 % ellipsoid, vouched poses on the ghost)``."""
+    rng = np.random.default_rng(5)
+    outside = on_ghost = 0
+    for k in range(150):
+        t = 0.04 * k
+        truth = _eight(t)
+        if 40 <= k < 40 + run_s / 0.04:
+            estimate = _physics_estimate(truth + [0.0, 3.5, 0.0]
+                                         + 0.0003 * rng.standard_normal(3), 0.0003,
+                                         confidence=0.0, residual_ratio=3.0)
+        else:
+            estimate = _physics_estimate(truth + 0.001 * rng.standard_normal(3), 0.001,
+                                         confidence=0.0 if right_doubted else 1.0)
+        position, cov, _ = tracker.update_estimate(t, estimate)
+        if tracker.initialised:
+            outside += _nees(position - truth, cov) > CHI2_999_3D
+            on_ghost += bool(np.linalg.norm(position - truth) > 1.0)
+    return outside, on_ghost
+
+
+@pytest.mark.parametrize('run_s', [1.5, 2.5])
+def test_a_run_of_doubted_ghosts_does_not_take_a_track_of_undoubted_fixes(run_s):
+    """The ghosts' track, sharper, outscored the right one after about 1 s and was published
+    with its own millimetre covariance (1.5 s: 13 poses with the truth outside, 2.5 s: 38).
+    Now the right track stays published, coasting, while the ghosts' holds the support (and
+    is covered); after 2 s without a fix it is lost, and the ghosts' track, published, still
+    covers it until a fix the localizer did not doubt settles which was right."""
+    tracker = PoseTracker(room_volume_m3=50.0)
+    outside, on_ghost = _ghost_run(tracker, run_s, right_doubted=False)
+    assert outside == 0
+    if run_s < tracker.max_coast_s:
+        assert on_ghost == 0 and tracker.switches == 0
+    base = PoseTracker(room_volume_m3=50.0, switch_min_trusted=0.0, displaced_cover_s=0.0)
+    assert _ghost_run(base, run_s, right_doubted=False)[0] > 10  # the case arises
+
+
+def test_a_ghost_run_that_outscores_doubted_right_fixes_is_published_covering_them():
+    """Right fixes doubted too: the ghosts' track replaces the right one (nothing tells them
+    apart but the score), and is published with a covariance that covers the track it
+    replaced (base: 12 poses with the truth outside)."""
+    tracker = PoseTracker(room_volume_m3=50.0)
+    outside, on_ghost = _ghost_run(tracker, 1.5, right_doubted=True)
+    assert on_ghost > 10 and outside == 0
+    base = PoseTracker(room_volume_m3=50.0, switch_min_trusted=0.0, displaced_cover_s=0.0)
+    assert _ghost_run(base, 1.5, right_doubted=True)[0] > 10

@@ -1,0 +1,116 @@
+"""What one frame tells the tracker: the places the truth may be, each with its covariance
+and probability (:class:`Measurement`)."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# A rival a fix is reported with counts as a measurement with the fix's own covariance plus
+# this much (m): rivals are unrefined candidates.
+RIVAL_POSITION_STD_M = 0.01
+# A fix the network holds right with less than this is taken as the Gaussian it was published
+# with rather than as its mixture: with a stale room file the network's doubted fixes are right
+# less often than it says, and wrong the same way from frame to frame (docs/physics.md).
+MIXTURE_MIN_CONFIDENCE = 0.5
+
+
+@dataclass
+class Measurement:
+    """Where the truth may be in one frame: ``k`` places, each with its covariance and the
+    probability that the truth is there; ``1 - sum(probabilities)`` is the probability that it
+    is at none of them.
+
+    :ivar positions_m: ``(k, 3)``, m.
+    :ivar covariances_m2: ``(k, 3, 3)``, m^2.
+    :ivar probabilities: ``(k,)``.
+    :ivar fix_covariance_m2: the covariance the localizer published with its fix (the first
+        place), which covers its rivals; what is published before a track is confirmed.
+    :ivar doubted: the localizer doubted the fix (a physics fix published with confidence 0:
+        its fit does not explain the frame, or a rival cannot be told from it).
+    :ivar residual_ratio: the fix's residual power over the noise (1: explained).
+    """
+
+    positions_m: np.ndarray
+    covariances_m2: np.ndarray
+    probabilities: np.ndarray
+    fix_covariance_m2: np.ndarray
+    doubted: bool = False
+    residual_ratio: float = 1.0
+
+    @classmethod
+    def from_estimate(cls, estimate, prior_right: float = 0.5,
+                      min_confidence: float = MIXTURE_MIN_CONFIDENCE) -> 'Measurement':
+        """The fix of a localizer (:class:`~echoloc_ros.core.physics.results.Estimate`).
+
+        With a learned ranker's mixture (``component_covariance_m2``) and a fix the ranker
+        holds right with at least ``min_confidence``: the fix with its own covariance and the
+        ranker's probability, and each rival with its probability. A physics fix with its
+        ``local_covariance_m2`` (before a weak axis or a doubted fix is widened to the room):
+        the fix with that covariance, right with probability ``prior_right`` (wrong, it is
+        anywhere: "none"), published as it came until a track is confirmed. Otherwise: the
+        fix with the covariance it was published with (which spans its rivals), right with
+        probability ``prior_right``.
+
+        The physics widens an axis many times weaker than the best to the room, since such an
+        axis is now and then metres off with a millimetre sigma. Taken as published, such
+        fixes tell a track nothing along that axis, and it coasts (on a 0.25 m
+        figure-of-eight whose height the echoes fix to 0.01 mm, a 17 cm lag behind fixes
+        0.05 cm off). Taken as a sharp place right with ``prior_right``, one that lands where
+        the track expects it counts in full and one metres off falls outside the gate.
+        """
+        local = estimate.local_covariance_m2
+        if estimate.component_covariance_m2 is None and local is not None:
+            m = cls.single(estimate.position_m, local, prior_right,
+                           fix_covariance_m2=estimate.covariance_m2)
+            m.doubted = not estimate.confidence > 0.0
+            m.residual_ratio = float(estimate.residual_ratio)
+            return m
+        if (estimate.component_covariance_m2 is None
+                or not estimate.confidence >= min_confidence):
+            return cls.single(estimate.position_m, estimate.covariance_m2, prior_right)
+        component = _checked_covariance(estimate.component_covariance_m2,
+                                        'component_covariance_m2')
+        rivals = np.asarray(estimate.rivals_m, dtype=float).reshape(-1, 3)
+        spread = component + RIVAL_POSITION_STD_M ** 2 * np.eye(3)
+        return cls._checked(
+            np.vstack([estimate.position_m, rivals]),
+            np.concatenate([component[None], np.repeat(spread[None], len(rivals), axis=0)]),
+            np.concatenate([[estimate.confidence], estimate.rival_probabilities]),
+            _checked_covariance(estimate.covariance_m2, 'covariance_m2'))
+
+    @classmethod
+    def single(cls, position_m: np.ndarray, covariance_m2: np.ndarray,
+               probability: float = 0.5,
+               fix_covariance_m2: np.ndarray | None = None) -> 'Measurement':
+        """One place, right with ``probability``; published, before a track is confirmed,
+        with ``fix_covariance_m2`` (``None``: ``covariance_m2``)."""
+        position = np.asarray(position_m, dtype=float)
+        if position.shape != (3,) or not np.all(np.isfinite(position)):
+            raise ValueError(f'position_m must be 3 finite numbers, got {position_m!r}')
+        cov = _checked_covariance(covariance_m2, 'covariance_m2')
+        fix_cov = (cov if fix_covariance_m2 is None
+                   else _checked_covariance(fix_covariance_m2, 'fix_covariance_m2'))
+        return cls._checked(position[None], cov[None], np.array([probability], dtype=float),
+                            fix_cov)
+
+    @classmethod
+    def _checked(cls, positions: np.ndarray, covariances: np.ndarray,
+                 probabilities: np.ndarray, fix_covariance: np.ndarray) -> 'Measurement':
+        if positions.shape[1:] != (3,) or not np.all(np.isfinite(positions)):
+            raise ValueError(f'positions must be finite (k, 3), got {positions.tolist()!r}')
+        if not (np.all(np.isfinite(probabilities)) and np.all(probabilities >= 0.0)
+                and probabilities.sum() <= 1.0 + 1e-6):
+            raise ValueError('probabilities must be >= 0 and sum to at most 1, got '
+                             f'{probabilities.tolist()}')
+        return cls(positions, covariances, probabilities, fix_covariance)
+
+
+def _checked_covariance(covariance_m2: np.ndarray, name: str) -> np.ndarray:
+    cov = np.asarray(covariance_m2, dtype=float)
+    if cov.shape != (3, 3) or not np.all(np.isfinite(cov)):
+        raise ValueError(f'{name} must be a finite 3x3 matrix, got shape {cov.shape}')
+    try:
+        np.linalg.cholesky(0.5 * (cov + cov.T))
+    except np.linalg.LinAlgError:
+        raise ValueError(f'{name} is not positive definite: {cov.tolist()}') from None
+    return 0.5 * (cov + cov.T)
