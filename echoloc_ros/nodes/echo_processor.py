@@ -171,7 +171,9 @@ class EchoProcessorNode(Node):
             # which reads the baseband and the direct arrival alone, it is a third of
             # process()'s cost).
             published = not self.local_readers or self.pub.get_subscription_count() > 0
-            ranges = self.ranges_listened(frame.n_channels)
+            # As many as the array has receivers, not as the frame says: a frame claiming more
+            # is refused by process(), and must not leave a publisher per claimed channel.
+            ranges = self.ranges_listened(processor.array.n_receivers)
             features = processor.process(samples, first_echo=published or any(ranges))
         except ValueError as exc:
             self.frames_rejected += 1
