@@ -161,6 +161,13 @@ WIDER_STEP_M = 0.012
 # its own: the widening adds the room's spread, metres squared, to millimetres squared).
 WIDENED_VARIANCE_RATIO = 100.0
 WIDER_LOOK = True
+# ... and its fix replaces the first only if it leaves at most this many times the first's
+# residual over the noise (WiderLook._replaces): a ghost may gather more evidence while leaving
+# far more of the echoes unexplained (dev laps, seed 7, rooms 0, 1, 9: 16 of 29 replacements
+# that more than doubled the ratio turned a right fix into one 0.3-3 m off, none the reverse;
+# tracked p95 17.1 -> 4.4 cm with this, per-frame dev split unchanged; branch r29-36). The
+# value is UNEXPLAINED_RATIO's, not fitted.
+WIDER_RATIO_GROWTH_MAX = UNEXPLAINED_RATIO
 # Issue 19, no overconfident fix (branch r29-31): a fix confident against every proposed rival
 # can still sit on the wrong wall along one axis (a far or soft wall's distance, a wing's
 # offset), its true value among no candidate. Finishing a physics fix scans the full model's

@@ -322,7 +322,8 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         estimate = self.finish(proposal)
         if WIDER_LOOK and proposal.localizer._doubtful_fix(estimate):
             # Searched again where the first fix is doubtful (:class:`WiderLook`).
-            estimate = self.finish(proposal.localizer._wider_look(proposal, estimate))
+            other = self.finish(proposal.localizer._wider_look(proposal, estimate))
+            estimate = other if self._replaces(estimate, other) else estimate
         return estimate
 
     def fix(self, features: EchoFeatures, yaw_rad: float, temperature_c: float | None = None,

@@ -7,7 +7,7 @@ from echoloc_ros.core.array_geometry import yaw_matrix
 from echoloc_ros.core.physics.candidates import _peaks
 from echoloc_ros.core.physics.config import (N_THETA, N_WIDER_PEAKS, N_WIDER_REFINE,
                                              UNEXPLAINED_RATIO, WIDENED_VARIANCE_RATIO,
-                                             WIDER_STEP_M, YAW)
+                                             WIDER_RATIO_GROWTH_MAX, WIDER_STEP_M, YAW)
 from echoloc_ros.core.physics.results import Estimate, Proposal
 
 
@@ -38,6 +38,15 @@ class WiderLook:
         local = estimate.local_covariance_m2
         return local is not None and bool(np.any(
             np.diag(estimate.covariance_m2) > WIDENED_VARIANCE_RATIO * np.diag(local)))
+
+    @staticmethod
+    def _replaces(first: Estimate, other: Estimate) -> bool:
+        """Whether the fix of the wider look, ``other``, replaces the ``first``: unless it
+        leaves more than :data:`WIDER_RATIO_GROWTH_MAX` times the first's residual over the
+        noise. Its evidence is the higher or equal (the first fix is among its candidates), but
+        a ghost can gather evidence from echoes it places while leaving far more unexplained:
+        the ratio grew 13-16 times where a right fix was swapped for one 30 cm off."""
+        return other.residual_ratio <= WIDER_RATIO_GROWTH_MAX * first.residual_ratio
 
     def _fix_theta(self, proposal: Proposal, estimate: Estimate) -> np.ndarray:
         """The parameters ``(5,)`` of a fix :meth:`finish` gave for ``proposal``."""
