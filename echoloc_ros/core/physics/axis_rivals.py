@@ -33,16 +33,10 @@ class AxisRivals:
         reference = float(self._score(fr, theta[None], self._valid_batch(fr, theta[None]))[0])
         rivals = []
         for axis in range(2):
-            lo = self.room.vertices_m.min(axis=0)[axis] + self._reach_m
-            hi = self.room.vertices_m.max(axis=0)[axis] - self._reach_m
-            coords = np.arange(lo, hi, AXIS_STEP_M)
-            thetas = np.repeat(theta[None], coords.size, axis=0)
-            thetas[:, axis] = coords
-            inside = self._fits_in_plan(thetas[:, :2])
-            thetas, coords = thetas[inside], coords[inside]
-            if coords.size < 3:
+            # The grid as the wider look scans it (:meth:`WiderLook._evidence_along`).
+            coords, thetas, score = self._evidence_along(fr, theta, axis, AXIS_STEP_M)
+            if score is None:
                 continue
-            score = self._score(fr, thetas, self._valid_batch(fr, thetas))
             # The fix's own peak is among the grid's; its basin's is no rival.
             peaks = _peaks(score, coords, N_AXIS_RIVALS + 1, AXIS_BASIN_M)
             peaks = peaks[np.abs(coords[peaks] - theta[axis]) >= AXIS_BASIN_M][:N_AXIS_RIVALS]

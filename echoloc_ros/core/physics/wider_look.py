@@ -113,17 +113,26 @@ class WiderLook:
         scan's peaks, first of the evidence's; the full model's evidence varies slowly
         enough along an axis for a 12 mm grid to find its peaks).
         """
+        coords, _, score = self._evidence_along(fr, theta, axis, WIDER_STEP_M)
+        if score is None:
+            return coords
+        return coords[_peaks(score, coords, N_WIDER_PEAKS, 0.05)]
+
+    def _evidence_along(self, fr, theta: np.ndarray, axis: int, step_m: float
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The full model's evidence (:meth:`_score`) on a grid of ``step_m`` along ``axis``
+        through ``theta (5,)``, where the array fits in the plan: the grid's values ``(k,)``,
+        its parameters ``(k, 5)`` and their evidence ``(k,)`` (``None`` under 3 values)."""
         lo = self.room.vertices_m.min(axis=0)[axis] + self._reach_m
         hi = self.room.vertices_m.max(axis=0)[axis] - self._reach_m
-        coords = np.arange(lo, hi, WIDER_STEP_M)
+        coords = np.arange(lo, hi, step_m)
         thetas = np.repeat(theta[None], coords.size, axis=0)
         thetas[:, axis] = coords
         inside = self._fits_in_plan(thetas[:, :2])
         thetas, coords = thetas[inside], coords[inside]
         if coords.size < 3:
-            return coords
-        score = self._score(fr, thetas, self._valid_batch(fr, thetas))
-        return coords[_peaks(score, coords, N_WIDER_PEAKS, 0.05)]
+            return coords, thetas, None
+        return coords, thetas, self._score(fr, thetas, self._valid_batch(fr, thetas))
 
     def _refined(self, fr, theta: np.ndarray) -> tuple[np.ndarray, float]:
         """``theta (5,)`` refined in all parameters with the model and iterations
