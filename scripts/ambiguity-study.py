@@ -111,8 +111,11 @@ def frame_row(loc: PhysicsLocalizer, features, position_m: np.ndarray, yaw_rad: 
     estimate = loc.finish(proposal)
     wider = bool(localizer_module.WIDER_LOOK and loc._doubtful_fix(estimate))
     if wider:
-        proposal = loc._wider_look(proposal, estimate)
-        estimate = loc.finish(proposal)
+        # As localize does: the wider look's fix only where it explains the echoes as well.
+        second = loc._wider_look(proposal, estimate)
+        other = loc.finish(second)
+        if loc._replaces(estimate, other):
+            proposal, estimate = second, other
     error = estimate.position_m - position_m
     cov = estimate.covariance_m2
     d2 = float(error @ np.linalg.solve(cov, error))
@@ -168,7 +171,8 @@ def main() -> int:
             continue
         room_seed = int(np.random.SeedSequence([args.seed, i]).generate_state(1)[0])
         processor = EchoProcessor(chirp, 250e3, array=array)
-        loc = PhysicsLocalizer(room, array, chirp, 250e3, processor=processor)
+        # The axis rivals at any level: they are what this study looks at.
+        loc = PhysicsLocalizer(room, array, chirp, 250e3, processor=processor, axis_rivals=True)
         simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
         frames = random_frames(simulator, Scenario(snr_db=args.snr_db, seed=args.seed),
                                n_room, room_seed)
