@@ -12,7 +12,8 @@ compares:
 - ``basin``: the truth scores higher and a polished candidate lay within 3 cm of it;
 - ``none_near``: the truth scores higher and no polished candidate lay within 3 cm.
 
-Prints one JSON line per gross frame and the counts per class and group last, e.g.
+Prints one JSON line per gross frame (with ``heading_off_deg``, the true heading minus the
+one given) and the counts per class and group last, e.g.
 ``python scripts/classify-gross.py --split dev --seed 7 --n 300 --snr-db 20``.
 """
 
@@ -81,6 +82,7 @@ def classify_frame(loc: PhysicsLocalizer, features, position_m: np.ndarray, yaw_
             'height_off_cm': round(100 * height_off_m, 2),
             'truth_refined_off_cm': round(100 * float(np.linalg.norm(truth_theta[:3] - emitter)),
                                           2),
+            'heading_off_deg': round(float(np.degrees(yaw_rad - yaw_given_rad)), 2),
             'confidence': round(estimate.confidence, 3),
             'residual_ratio': round(estimate.residual_ratio, 2),
             'offset_cm': np.round(100 * (estimate.position_m - position_m), 1).tolist()}
