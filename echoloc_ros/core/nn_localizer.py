@@ -39,6 +39,7 @@ from echoloc_ros.core.localization import Fix
 from echoloc_ros.core.model import (CandidateRanker, ModelConfig, TrainedFor, load_checkpoint,
                                     model_inputs)
 from echoloc_ros.core.nn_features import LAGS_S, candidate_example
+from echoloc_ros.core.nn_inference import RankerForward
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.physics.results import Estimate, Proposal
 from echoloc_ros.core.room import Room
@@ -84,6 +85,17 @@ def frozen_script(model: CandidateRanker, example: dict[str, np.ndarray]
         return torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
 
 
+def _inference_forward(model: nn.Module):
+    """:class:`~echoloc_ros.core.nn_inference.RankerForward` of an eager float
+    :class:`CandidateRanker`; any other model (a frozen graph, a quantized model) itself."""
+    if not isinstance(model, CandidateRanker):
+        return model
+    try:
+        return RankerForward(model)
+    except ValueError:
+        return model
+
+
 class NeuralLocalizer:
     """A trained :class:`CandidateRanker` over a :class:`PhysicsLocalizer` for one room.
 
@@ -99,6 +111,10 @@ class NeuralLocalizer:
                  physics: PhysicsLocalizer, device: str = 'cpu',
                  wide_search: bool = True) -> None:
         self.model = model
+        #: what :meth:`probabilities` runs: the model's operations without its modules'
+        #: calls (:class:`~echoloc_ros.core.nn_inference.RankerForward`, the same logits), or
+        #: the model itself where that cannot run it (a frozen graph, a quantized model).
+        self.forward = _inference_forward(model)
         self.checkpoint = checkpoint
         self.physics = physics
         self.wide_search = wide_search
@@ -189,7 +205,7 @@ class NeuralLocalizer:
         :func:`~echoloc_ros.core.nn_features.candidate_example` outputs stacked on axis 0."""
         batch = {k: torch.as_tensor(v) for k, v in examples.items()}
         with torch.inference_mode():
-            logits = self.model(*model_inputs(batch, self.device)) / self.temperature
+            logits = self.forward(*model_inputs(batch, self.device)) / self.temperature
             return torch.softmax(logits.float(), dim=1).double().cpu().numpy()
 
     def rank(self, proposal: Proposal) -> tuple[np.ndarray, float]:

@@ -16,6 +16,8 @@ from echoloc_ros.core.tracker_measurement import Measurement
 # evaluations' tightest figure held the truth 5 sigmas out; this much keeps it within 3.5
 # after max_coast_s (2 s).
 ACCEL_HOLD_S = 0.25
+# The indices of a 3 x 3 block's diagonal (the process noise's blocks, _predict).
+_DIAGONAL = np.diag_indices(3)
 # A place at least this probable that no track expects starts a track.
 SPAWN_PROBABILITY = 0.1
 # The published covariance covers each hypothesis the track cannot rule out (a rival track,
@@ -265,8 +267,13 @@ class PoseTracker:
         f = np.eye(6)
         f[:3, 3:] = dt * np.eye(3)
         # Continuous white-noise acceleration of power accel_std^2 * ACCEL_HOLD_S.
-        q1 = np.array([[dt ** 3 / 3, dt ** 2 / 2], [dt ** 2 / 2, dt]])
-        q = np.kron(q1, np.eye(3)) * self.accel_std_mps2 ** 2 * ACCEL_HOLD_S
+        # kron([[dt^3/3, dt^2/2], [dt^2/2, dt]], I3), filled in place (np.kron is a fifth of
+        # the tracker's CPU), then scaled in the same two products.
+        q = np.zeros((6, 6))
+        q[_DIAGONAL[0], _DIAGONAL[1]] = dt ** 3 / 3
+        q[_DIAGONAL[0], _DIAGONAL[1] + 3] = q[_DIAGONAL[0] + 3, _DIAGONAL[1]] = dt ** 2 / 2
+        q[_DIAGONAL[0] + 3, _DIAGONAL[1] + 3] = dt
+        q = q * self.accel_std_mps2 ** 2 * ACCEL_HOLD_S
         return f @ track.state, f @ track.covariance @ f.T + q
 
     def _associate(self, track: _Track, t_s: float, m: Measurement) -> tuple[float, np.ndarray]:

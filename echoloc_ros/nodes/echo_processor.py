@@ -25,6 +25,13 @@ from echoloc_ros.nodes.common import declare, declare_chirp, diagnostic_updater,
 # Processors kept, one per (array, chirp, sample rate) a frame names: a stream has one; a peer
 # sending 300 chirp variants grew the node by 51 MB when none was let go.
 MAX_PROCESSORS = 2
+# The nodes of this graph that subscribe to echoloc/features and read neither the first echo
+# nor the noise floor (tof_s, tof_cfd_s, snr_db, noise_floor): while every subscriber is one of
+# these, the features go out without them (NaN), as the one process hands them over. Any other
+# subscriber (a recorder, a node of the robot's own) gets them.
+FIRST_ECHO_UNREAD_BY = frozenset({'localizer', 'furniture_survey'})
+# How often the subscribers' names are looked up again while their count stays the same, s.
+SUBSCRIBERS_CHECK_S = 1.0
 
 
 class EchoProcessorNode(Node):
@@ -76,6 +83,9 @@ class EchoProcessorNode(Node):
             'sensor_msgs/Range on echoloc/range_<i>, in the receiver\'s frame '
             '<frame>_rx<i>', on_set=lambda publish: setattr(self, 'publish_ranges', publish))
         self.range_pubs: list = []
+        # Whether a subscriber of the features may read the first echo, for this many
+        # subscribers, looked up at this monotonic time (first_echo_read).
+        self.first_echo_readers = (0, False, -float('inf'))
         # Depth 1: a frame overtaken while the last was processed is dropped (counted in
         # gaps), so that a busy CPU delays the newest frame, not a queue of old ones.
         self.sub = self.create_subscription(EchoFrame, 'echoloc/echoes', self.on_frame,
@@ -166,15 +176,16 @@ class EchoProcessorNode(Node):
                 calibration = self.calibrators[id(processor)].add(samples)
                 if calibration is not None:
                     processor.set_calibration(calibration)
-            # The first echo is for the features message and the range sensors: looked for
-            # only while another process may read them (in one process with the localizer,
-            # which reads the baseband and the direct arrival alone, it is a third of
-            # process()'s cost).
-            published = not self.local_readers or self.pub.get_subscription_count() > 0
+            # The first echo is for the range sensors and the features' readers that read it:
+            # looked for only while one may (the localizer and the furniture survey read the
+            # baseband and the direct arrival alone; it is a third of process()'s cost).
+            subscribers = self.pub.get_subscription_count()
+            published = not self.local_readers or subscribers > 0
             # As many as the array has receivers, not as the frame says: a frame claiming more
             # is refused by process(), and must not leave a publisher per claimed channel.
             ranges = self.ranges_listened(processor.array.n_receivers)
-            features = processor.process(samples, first_echo=published or any(ranges))
+            features = processor.process(
+                samples, first_echo=self.first_echo_read(subscribers) or any(ranges))
         except ValueError as exc:
             self.frames_rejected += 1
             self.period_rejected += 1
@@ -240,6 +251,23 @@ class EchoProcessorNode(Node):
                     stat.add(f'{processor.array.name} {name.split("_")[0]} {unit}'.strip(),
                              ' '.join(f'{scale * v:.3f}' for v in fitted[name]))
         return stat
+
+    def first_echo_read(self, subscribers: int) -> bool:
+        """Whether one of the ``subscribers`` of ``echoloc/features`` (their count) may read
+        the first echo: a node not in ``FIRST_ECHO_UNREAD_BY``, or one whose name the graph
+        does not give yet. The names are looked up when the count changes, and every
+        ``SUBSCRIBERS_CHECK_S`` while it stays the same."""
+        if subscribers == 0:
+            return False
+        count, read, checked_s = self.first_echo_readers
+        now_s = time.monotonic()
+        if subscribers != count or now_s - checked_s >= SUBSCRIBERS_CHECK_S:
+            names = [info.node_name for info in
+                     self.get_subscriptions_info_by_topic(self.pub.topic_name)]
+            read = (len(names) < subscribers
+                    or any(name not in FIRST_ECHO_UNREAD_BY for name in names))
+            self.first_echo_readers = (subscribers, read, now_s)
+        return read
 
     def ranges_listened(self, n_channels: int) -> list[bool]:
         """Which receivers' ``echoloc/range_<i>`` someone subscribes to (none while
