@@ -210,3 +210,29 @@ def test_the_features_carry_the_first_echo_only_while_a_subscriber_may_read_it(r
         assert np.all(np.isfinite(getattr(full, name))), name
     for name in ('baseband', 'direct_tof_s', 'direct_amplitude'):
         assert np.array_equal(getattr(lean, name), getattr(full, name)), name
+
+
+def test_a_node_of_the_localizers_name_elsewhere_gets_the_first_echo(ros_env):
+    # Only this graph's own localizer and survey (this node's namespace) leave the first echo
+    # unread: a robot's node that happens to be called "localizer" in its own namespace reads
+    # the features whole.
+    import rclpy
+
+    from echoloc_ros.nodes.echo_processor import EchoProcessorNode
+    frame = _frames(load_room('default_room'), load_array('square_4sensor'))[0]
+    node = EchoProcessorNode()
+    got: list[EchoFeatures] = []
+    other = rclpy.create_node('localizer', namespace='/robot')
+    other.create_subscription(EchoFeatures, '/echoloc/features', got.append,
+                              QoSProfile(depth=10))
+    try:
+        assert wait_for(lambda: len(node.get_subscriptions_info_by_topic(
+            '/echoloc/features')) == 1 and node.pub.get_subscription_count() == 1, 30.0)
+        node.on_frame(frame)
+        assert wait_for(lambda: rclpy.spin_once(other, timeout_sec=0.1) or got, 30.0)
+    finally:
+        other.destroy_node()
+        node.destroy_node()
+    whole = conversions.features_from_msg(got[0])
+    for name in ('tof_s', 'tof_cfd_s', 'snr_db', 'noise_floor'):
+        assert np.all(np.isfinite(getattr(whole, name))), name

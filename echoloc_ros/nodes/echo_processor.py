@@ -254,18 +254,22 @@ class EchoProcessorNode(Node):
 
     def first_echo_read(self, subscribers: int) -> bool:
         """Whether one of the ``subscribers`` of ``echoloc/features`` (their count) may read
-        the first echo: a node not in ``FIRST_ECHO_UNREAD_BY``, or one whose name the graph
-        does not give yet. The names are looked up when the count changes, and every
-        ``SUBSCRIBERS_CHECK_S`` while it stays the same."""
+        the first echo: a node not in ``FIRST_ECHO_UNREAD_BY`` of this node's namespace, or one
+        whose name the graph does not give yet. The names are looked up when the count
+        changes, and every ``SUBSCRIBERS_CHECK_S`` while it stays the same."""
         if subscribers == 0:
             return False
         count, read, checked_s = self.first_echo_readers
         now_s = time.monotonic()
         if subscribers != count or now_s - checked_s >= SUBSCRIBERS_CHECK_S:
-            names = [info.node_name for info in
+            # This graph's own nodes only: a node of that name in another namespace (a
+            # robot's own) may read the first echo.
+            names = [(info.node_namespace, info.node_name) for info in
                      self.get_subscriptions_info_by_topic(self.pub.topic_name)]
+            ours = self.get_namespace()
             read = (len(names) < subscribers
-                    or any(name not in FIRST_ECHO_UNREAD_BY for name in names))
+                    or any(space != ours or name not in FIRST_ECHO_UNREAD_BY
+                           for space, name in names))
             self.first_echo_readers = (subscribers, read, now_s)
         return read
 
