@@ -17,9 +17,10 @@
    the room by the probability that none is right;
 5. physics' own fix of the frame (its best candidate refined, and searched again where
    doubtful, exactly as :meth:`PhysicsLocalizer.localize` gives it) stands instead where the
-   network's fix is elsewhere and the echoes prefer physics' by more than
+   network's fix is elsewhere, physics' explains its echoes and they prefer it by more than
    :data:`PHYSICS_KEPT_GAP` of log evidence (:meth:`NeuralLocalizer.physics_stands`): the
-   network overrides physics only where physics cannot tell the two apart.
+   network overrides a physics fix that explains the frame only where physics cannot tell
+   the two apart.
 
 Optimization levels set how the network runs: ``accurate`` and ``balanced`` in eager float,
 ``fast`` as a frozen TorchScript graph of the same float model (same numbers, about half the
@@ -44,7 +45,7 @@ from echoloc_ros.core.localization import Fix
 from echoloc_ros.core.model import (CandidateRanker, ModelConfig, TrainedFor, load_checkpoint,
                                     model_inputs)
 from echoloc_ros.core.nn_features import LAGS_S, candidate_example
-from echoloc_ros.core.physics.config import UNSEPARATED_GAP, WIDER_LOOK
+from echoloc_ros.core.physics.config import UNEXPLAINED_RATIO, UNSEPARATED_GAP, WIDER_LOOK
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.physics.results import Estimate, Proposal
 from echoloc_ros.core.room import Room
@@ -63,7 +64,7 @@ WIDE_RESCAN = 20
 #: Physics' fix stands against the network's when its refined log evidence is higher by more
 #: than this: physics' own rule for a rival it can tell from its fix (``UNSEPARATED_GAP``, not
 #: fitted). On the dev split at 10 dB the general network's fixes that lost to physics' right
-#: ones were 13-424 log units worse explained (docs/results.md, issue 19, r30-43).
+#: ones were 5-424 log units worse explained (docs/results.md, issue 19, r30-43).
 PHYSICS_KEPT_GAP = UNSEPARATED_GAP
 #: Two fixes closer than this are the same place (the gross-error threshold, m).
 SAME_PLACE_M = 0.10
@@ -267,11 +268,13 @@ class NeuralLocalizer:
     @staticmethod
     def physics_stands(physics_fix: Estimate, network_fix: Estimate) -> bool:
         """Whether physics' fix stands against the network's: they are not the same place
-        (:data:`SAME_PLACE_M` apart or more) and physics' explains the echoes better by more
-        than :data:`PHYSICS_KEPT_GAP` of log evidence (both refined alike, so their evidence
-        compares)."""
+        (:data:`SAME_PLACE_M` apart or more), physics' fix explains its echoes (a residual
+        over the noise of at most physics' ``UNEXPLAINED_RATIO``: else its evidence is not to
+        be trusted) and it explains them better by more than :data:`PHYSICS_KEPT_GAP` of log
+        evidence (both refined alike, so their evidence compares)."""
         apart = np.linalg.norm(physics_fix.position_m - network_fix.position_m) >= SAME_PLACE_M
-        return bool(apart and physics_fix.score > network_fix.score + PHYSICS_KEPT_GAP)
+        return bool(apart and physics_fix.residual_ratio <= UNEXPLAINED_RATIO
+                    and physics_fix.score > network_fix.score + PHYSICS_KEPT_GAP)
 
     def localize(self, features: EchoFeatures, yaw_rad: float,
                  temperature_c: float | None = None,

@@ -7,15 +7,17 @@ import torch
 
 from echoloc_ros.core.nn_localizer import PHYSICS_KEPT_GAP, SAME_PLACE_M, NeuralLocalizer
 from echoloc_ros.core.paths import GENERAL_MODEL, default_model_path
+from echoloc_ros.core.physics.config import UNEXPLAINED_RATIO
 from echoloc_ros.core.physics.results import Estimate
 from echoloc_ros.sim.simulator import Scenario
 
 torch.set_num_threads(1)
 
 
-def _estimate(x_m: float, score: float) -> Estimate:
+def _estimate(x_m: float, score: float, ratio: float = 1.0) -> Estimate:
     return Estimate(position_m=np.array([x_m, 1.0, 1.0]), covariance_m2=1e-6 * np.eye(3),
-                    speed_of_sound_mps=343.0, confidence=1.0, score=score, n_echoes=20)
+                    speed_of_sound_mps=343.0, confidence=1.0, score=score, n_echoes=20,
+                    residual_ratio=ratio)
 
 
 def test_physics_stands_only_apart_and_clearly_better_explained():
@@ -25,6 +27,9 @@ def test_physics_stands_only_apart_and_clearly_better_explained():
     # Elsewhere but within the gap (physics cannot tell them apart): the network's.
     assert not NeuralLocalizer.physics_stands(physics,
                                               _estimate(2.0, 500.0 - PHYSICS_KEPT_GAP + 1))
+    # A physics fix that leaves its echoes unexplained: its evidence does not hold.
+    assert not NeuralLocalizer.physics_stands(_estimate(1.0, 500.0, UNEXPLAINED_RATIO + 0.1),
+                                              _estimate(2.0, 100.0))
     # The same place, however scored: the network's (its covariance, its probabilities).
     assert not NeuralLocalizer.physics_stands(physics,
                                               _estimate(1.0 + 0.5 * SAME_PLACE_M, 100.0))
