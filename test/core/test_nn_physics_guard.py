@@ -1,14 +1,17 @@
 """The network overrides physics only where physics cannot tell the two fixes apart (issue 19):
-physics' own fix stands where the echoes prefer it clearly, on a real frame."""
+physics' own fix stands where the echoes prefer it clearly, on a real frame; and the shipped
+general network records how it was made."""
 
 import numpy as np
 import pytest
 import torch
 
+from echoloc_ros.core.model import ANY_ROOM, load_checkpoint
 from echoloc_ros.core.nn_localizer import PHYSICS_KEPT_GAP, SAME_PLACE_M, NeuralLocalizer
 from echoloc_ros.core.paths import GENERAL_MODEL, default_model_path
 from echoloc_ros.core.physics.config import UNEXPLAINED_RATIO
 from echoloc_ros.core.physics.results import Estimate
+from echoloc_ros.offline.general_training import PROJECT_ROOMS
 from echoloc_ros.sim.simulator import Scenario
 
 torch.set_num_threads(1)
@@ -90,3 +93,19 @@ def test_the_guard_leaves_the_network_s_choice_where_it_is_physics_own(frame):
     # The network's estimate (its probabilities in the confidence), not physics'.
     assert fix.confidence == pytest.approx(0.95, abs=0.05)
     assert np.linalg.norm(fix.position_m - position) < 0.01
+
+
+def test_the_shipped_general_model_says_how_it_was_made():
+    _, ckpt = load_checkpoint(default_model_path(GENERAL_MODEL))
+    assert ckpt['room'] == ANY_ROOM and ckpt['config']['room_independent']
+    data = ckpt['training_data']
+    # Trained on generated rooms of the dev split (and the project's own), never held-out ones.
+    assert data['rooms'] and all(r.startswith('dev_') or r in PROJECT_ROOMS
+                                 for r in data['rooms'])
+    assert sum(r.startswith('dev_') for r in data['rooms']) == 80
+    assert data['train_frames'] + data['val_frames'] == data['n_frames']
+    # Proposed by the physics it serves by default, and its scale fitted on dev rooms.
+    assert ckpt['input_spec']['optimization_level'] == data['optimization_level'] == 'balanced'
+    calibration = ckpt['covariance_calibration']
+    assert calibration['split'] == 'dev' and ckpt['covariance_scale'] > 0
+    assert 0.0 < ckpt['temperature'] < 10.0
