@@ -188,9 +188,11 @@ def cmd_optimize(args) -> int:
     from echoloc_ros.core.model import load_checkpoint
     from echoloc_ros.core.nn_localizer import frozen_script, quantize
     from echoloc_ros.core.model import model_inputs
-    from echoloc_ros.offline.training import evaluate_choices, load_examples
+    from echoloc_ros.offline.training import evaluate_choices, load_examples, validation_frames
     torch.set_num_threads(args.threads)
     _, data = load_examples(args.data)
+    if args.validation:
+        data = validation_frames(data)
     data = {k: v[:args.n] for k, v in data.items()}
     model, ckpt = load_checkpoint(args.model)
     temperature = float(ckpt.get('temperature', 1.0))
@@ -199,7 +201,8 @@ def cmd_optimize(args) -> int:
     if args.torchscript:
         script.save(str(args.torchscript))
     n = len(data['present'])
-    result = {'n': n, 'threads': args.threads, 'batch': args.batch,
+    result = {'n': n, 'validation': args.validation, 'threads': args.threads,
+              'batch': args.batch,
               'parameters': sum(p.numel() for p in model.parameters()),
               'checkpoint_bytes': os.path.getsize(args.model)}
     singles = [model_inputs({k: v[i:i + 1] for k, v in data.items()})
@@ -309,7 +312,10 @@ def add_parsers(sub) -> None:
     p = sub.add_parser('optimize', help='int8 / TorchScript variants: accuracy and speed')
     p.add_argument('--model', type=Path, required=True)
     p.add_argument('--data', type=Path, required=True, help='candidate dataset to measure on')
-    p.add_argument('--n', type=int, default=2000)
+    p.add_argument('--n', type=int, default=2000, help='the first N frames measured')
+    p.add_argument('--validation', action='store_true',
+                   help='measure on the frames training validates on (the last 10 %%), not '
+                   'on the first: to compare two checkpoints on frames neither trained on')
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--batch', type=int, default=16, help='frames per batch (throughput)')
     p.add_argument('--torchscript', type=Path,

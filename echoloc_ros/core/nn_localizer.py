@@ -14,7 +14,13 @@
    those candidates too, and the proposal whose best candidate it trusts more is kept;
 4. :meth:`PhysicsLocalizer.finish` refines the most probable candidate to sub-millimetre and
    gives its covariance, widened toward the other candidates by their probabilities and over
-   the room by the probability that none is right.
+   the room by the probability that none is right;
+5. physics' own fix of the frame (its best candidate refined, and searched again where
+   doubtful, exactly as :meth:`PhysicsLocalizer.localize` gives it) stands instead where the
+   network's fix is elsewhere, physics' explains its echoes and they prefer it by more than
+   :data:`PHYSICS_KEPT_GAP` of log evidence (:meth:`NeuralLocalizer.physics_stands`): the
+   network overrides a physics fix that explains the frame only where physics cannot tell
+   the two apart.
 
 Optimization levels set how the network runs: ``accurate`` and ``balanced`` in eager float,
 ``fast`` as a frozen TorchScript graph of the same float model (same numbers, about half the
@@ -40,6 +46,7 @@ from echoloc_ros.core.model import (CandidateRanker, ModelConfig, TrainedFor, lo
                                     model_inputs)
 from echoloc_ros.core.nn_features import LAGS_S, candidate_example
 from echoloc_ros.core.nn_inference import RankerForward
+from echoloc_ros.core.physics.config import UNEXPLAINED_RATIO, UNSEPARATED_GAP, WIDER_LOOK
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.physics.results import Estimate, Proposal
 from echoloc_ros.core.room import Room
@@ -55,6 +62,13 @@ WIDE_BEST_PROBABILITY = 0.7
 #: weak axis' rescan. It misses the truth in far fewer frames, at 4-5 times the proposal time.
 WIDE_LEVEL = 'accurate'
 WIDE_RESCAN = 20
+#: Physics' fix stands against the network's when its refined log evidence is higher by more
+#: than this: physics' own rule for a rival it can tell from its fix (``UNSEPARATED_GAP``, not
+#: fitted). On the dev split at 10 dB the general network's fixes that lost to physics' right
+#: ones were 5-424 log units worse explained (docs/results.md, issue 19, r30-43).
+PHYSICS_KEPT_GAP = UNSEPARATED_GAP
+#: Two fixes closer than this are the same place (the gross-error threshold, m).
+SAME_PLACE_M = 0.10
 
 
 def quantize(model: nn.Module) -> nn.Module:
@@ -105,11 +119,13 @@ class NeuralLocalizer:
     :param device: ``'cpu'`` or ``'cuda'``.
     :param wide_search: propose again, more widely (:attr:`wide`), the frames the network
         doubts.
+    :param physics_guard: physics' own fix stands where the echoes prefer it clearly
+        (:meth:`physics_stands`); ``False``: the network's choice always.
     """
 
     def __init__(self, model: nn.Module, checkpoint: dict[str, Any],
                  physics: PhysicsLocalizer, device: str = 'cpu',
-                 wide_search: bool = True) -> None:
+                 wide_search: bool = True, physics_guard: bool = True) -> None:
         self.model = model
         #: what :meth:`probabilities` runs: the model's operations without its modules'
         #: calls (:class:`~echoloc_ros.core.nn_inference.RankerForward`, the same logits), or
@@ -118,6 +134,7 @@ class NeuralLocalizer:
         self.checkpoint = checkpoint
         self.physics = physics
         self.wide_search = wide_search
+        self.physics_guard = physics_guard
         self._wide: PhysicsLocalizer | None = None
         self.device = torch.device(device)
         self.temperature = float(checkpoint.get('temperature', 1.0))
@@ -182,7 +199,7 @@ class NeuralLocalizer:
         with its furniture moved in the room file): the model was trained on the room with
         its furniture moved about, so it stays valid."""
         return NeuralLocalizer(self.model, self.checkpoint, self.physics.with_room(room),
-                               str(self.device), self.wide_search)
+                               str(self.device), self.wide_search, self.physics_guard)
 
     @property
     def room(self) -> Room:
@@ -232,8 +249,8 @@ class NeuralLocalizer:
         :raises ValueError: as :meth:`PhysicsLocalizer.localize` (wrong channel count, no
             floor or ceiling echo, non-finite heading, ...).
         """
-        proposal = self.physics.propose(features, yaw_rad, temperature_c, yaw_std_rad,
-                                        tilt_rad)
+        proposal = first = self.physics.propose(features, yaw_rad, temperature_c, yaw_std_rad,
+                                                tilt_rad)
         p, inference_s = self.rank(proposal)
         doubted = bool(p[-1] > WIDE_NONE_PROBABILITY or p[:-1].max() < WIDE_BEST_PROBABILITY)
         wide = wide_search_allowed and self.wide_search and doubted
@@ -248,7 +265,32 @@ class NeuralLocalizer:
                 kept = True
         index = int(np.argmax(p[:-1]))
         estimate = self.physics.finish(proposal, index, p, self.covariance_scale)
+        if self.physics_guard:
+            physics_fix = self.physics_fix(first)
+            if self.physics_stands(physics_fix, estimate):
+                estimate = physics_fix
         return Fix(estimate, doubted, wide, kept, inference_s)
+
+    def physics_fix(self, proposal: Proposal) -> Estimate:
+        """Physics' own fix from its ``proposal``: its best candidate refined and, where that
+        leaves the frame doubtful, searched again, as :meth:`PhysicsLocalizer.localize` does."""
+        physics = self.physics
+        estimate = physics.finish(proposal)
+        if WIDER_LOOK and proposal.localizer._doubtful_fix(estimate):
+            other = physics.finish(proposal.localizer._wider_look(proposal, estimate))
+            estimate = other if physics._replaces(estimate, other) else estimate
+        return estimate
+
+    @staticmethod
+    def physics_stands(physics_fix: Estimate, network_fix: Estimate) -> bool:
+        """Whether physics' fix stands against the network's: they are not the same place
+        (:data:`SAME_PLACE_M` apart or more), physics' fix explains its echoes (a residual
+        over the noise of at most physics' ``UNEXPLAINED_RATIO``: else its evidence is not to
+        be trusted) and it explains them better by more than :data:`PHYSICS_KEPT_GAP` of log
+        evidence (both refined alike, so their evidence compares)."""
+        apart = np.linalg.norm(physics_fix.position_m - network_fix.position_m) >= SAME_PLACE_M
+        return bool(apart and physics_fix.residual_ratio <= UNEXPLAINED_RATIO
+                    and physics_fix.score > network_fix.score + PHYSICS_KEPT_GAP)
 
     def localize(self, features: EchoFeatures, yaw_rad: float,
                  temperature_c: float | None = None,

@@ -38,6 +38,8 @@ from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 
 # A candidate within this distance of the truth is a right one (the gross-error threshold).
 LABEL_RADIUS_M = 0.10
+#: The last this share of a dataset's frames validates the training (and is never trained on).
+VAL_FRACTION = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,6 +240,12 @@ def fit_temperature(logits: torch.Tensor, target: torch.Tensor) -> float:
     return math.exp(0.5 * (a + b))
 
 
+def validation_frames(data: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The frames :func:`train` validates on (and does not train on) of a dataset's examples
+    (:func:`load_examples`): the last :data:`VAL_FRACTION` of them."""
+    return _split(data, VAL_FRACTION, 'the examples')[1]
+
+
 def _split(data: dict, val_fraction: float, data_dir) -> tuple[dict, dict]:
     """The examples for training and the last ``val_fraction`` of them for validation."""
     n = len(data['present'])
@@ -286,6 +294,16 @@ def _train_epoch(model, optimizer, scheduler, train_data: dict, target, batch_si
     return losses
 
 
+def training_provenance(meta: dict, n_train: int, n_val: int) -> dict[str, Any]:
+    """What a checkpoint records of the data it was trained on: the dataset's rooms (a general
+    dataset's list, else its one room), frames, seed, SNR range and proposer, and how many
+    frames trained and validated."""
+    return {'rooms': list(meta.get('rooms', [meta['room']])), 'n_frames': int(meta['n_frames']),
+            'seed': int(meta['seed']), 'snr_db': list(meta['snr_db']),
+            'optimization_level': meta['optimization_level'], 'train_frames': n_train,
+            'val_frames': n_val}
+
+
 def _warmup_cosine(optimizer, steps_per_epoch: int, epochs: int):
     """The learning rate rises over the first epoch, then falls on a half cosine to zero."""
     total = epochs * steps_per_epoch
@@ -299,8 +317,9 @@ def _warmup_cosine(optimizer, steps_per_epoch: int, epochs: int):
 
 
 def _calibrate(out_ckpt, val_data: dict, trained_for: TrainedFor,
-               history: list) -> tuple[Any, dict, float]:
-    """Calibrate the best model's probabilities on the validation frames and save it.
+               extra: dict) -> tuple[Any, dict, float]:
+    """Calibrate the best model's probabilities on the validation frames and save it (with
+    ``extra``: the history and the data's provenance).
 
     :return: the model, its calibrated validation result and its temperature.
     """
@@ -309,15 +328,14 @@ def _calibrate(out_ckpt, val_data: dict, trained_for: TrainedFor,
     result = evaluate_choices(model, val_data)
     temperature = fit_temperature(result['logits'], result['target'])
     calibrated = evaluate_choices(model, val_data, temperature)
-    save_checkpoint(out_ckpt, model, trained_for,
-                    {'history': history, 'temperature': temperature})
+    save_checkpoint(out_ckpt, model, trained_for, {**extra, 'temperature': temperature})
     return model, calibrated, temperature
 
 
 def train(data_dir: str | Path, out_ckpt: str | Path, room: Room | None, size: str = 'tiny',
           epochs: int = 30, batch_size: int = 64, lr: float = 2e-3, patience: int = 6,
           seed: int = 0, resume: bool = True, max_minutes: float | None = None,
-          val_fraction: float = 0.1, progress: bool = True) -> dict[str, Any]:
+          val_fraction: float = VAL_FRACTION, progress: bool = True) -> dict[str, Any]:
     """Train a ranker on a candidate dataset; write the best checkpoint to ``out_ckpt``.
 
     :param room: the dataset's room; ``None`` for a room-independent dataset (made by
@@ -356,6 +374,7 @@ def train(data_dir: str | Path, out_ckpt: str | Path, room: Room | None, size: s
                                          'optimization_level': meta['optimization_level'],
                                          'n_rescan': meta.get('n_rescan'),
                                          'n_candidates': m})
+    provenance = {'training_data': training_provenance(meta, n_train, n_val)}
     stale = 0 if not history else len(history) - 1 - min(
         range(len(history)), key=lambda i: (history[i]['wrong'], history[i]['nll']))
     for epoch in range(epoch0, epochs):
@@ -372,7 +391,7 @@ def train(data_dir: str | Path, out_ckpt: str | Path, room: Room | None, size: s
         if (row['wrong'], row['nll']) < (best['wrong'], best['nll']):
             best = dict(row)
             stale = 0
-            save_checkpoint(out_ckpt, model, trained_for, {'history': history})
+            save_checkpoint(out_ckpt, model, trained_for, {'history': history, **provenance})
         else:
             stale += 1
         torch.save({'config': config.to_dict(), 'model': model.state_dict(),
@@ -383,7 +402,8 @@ def train(data_dir: str | Path, out_ckpt: str | Path, room: Room | None, size: s
                        and time.perf_counter() - start > 60 * max_minutes)
         if stale >= patience or out_of_time:
             break
-    model, calibrated, temperature = _calibrate(out_ckpt, val_data, trained_for, history)
+    model, calibrated, temperature = _calibrate(out_ckpt, val_data, trained_for,
+                                                {'history': history, **provenance})
     return {'val_wrong': best['wrong'], 'val_physics_wrong': best['physics_wrong'],
             'val_nll': calibrated['nll'], 'temperature': temperature,
             'best_epoch': best.get('epoch'), 'epochs': len(history),
