@@ -3,8 +3,10 @@
 
 import numpy as np
 
+from echoloc_ros.core.physics.axis_kernels import grouped_evidence
 from echoloc_ros.core.physics.candidates import _peaks, _vertex
-from echoloc_ros.core.physics.config import AXIS_BASIN_M, AXIS_STEP_M, N_AXIS_RIVALS
+from echoloc_ros.core.physics.config import (AXIS_BASIN_M, AXIS_STEP_M, N_AXIS_RIVALS,
+                                             PRIOR_SCALE, RESPONSE_HALF_S, YAW)
 from echoloc_ros.core.physics.matched_filter import Frame
 
 
@@ -22,16 +24,22 @@ class AxisRivals:
     """
 
     def _axis_rivals(self, fr: Frame, theta: np.ndarray) -> list[tuple[float, np.ndarray]]:
+        """:meth:`_evidence_peaks` as ``(gap, offset)``: the peak's offset from ``theta``
+        ``(3,)``, m, along its axis."""
+        return [(gap, np.append(top[:2] - theta[:2], 0.0)) for gap, top in
+                self._evidence_peaks(fr, theta)]
+
+    def _evidence_peaks(self, fr: Frame, theta: np.ndarray) -> list[tuple[float, np.ndarray]]:
         """The best :data:`N_AXIS_RIVALS` peaks per horizontal axis of the evidence
         (:meth:`_score`) on a grid of :data:`AXIS_STEP_M` through ``theta (5,)``, the array
         fitting in the plan, at least :data:`AXIS_BASIN_M` from it.
 
-        :return: ``(gap, offset)`` of each: the evidence at ``theta`` less the peak's (both
-            by :meth:`_score`, so that they compare), and the peak's offset from ``theta``
-            ``(3,)``, m.
+        :return: ``(gap, top)`` of each: the evidence at ``theta`` less the peak's (both
+            by :meth:`_score`, so that they compare), and the peak's parameters ``(5,)``
+            (``theta`` moved along one axis).
         """
         reference = float(self._score(fr, theta[None], self._valid_batch(fr, theta[None]))[0])
-        rivals = []
+        peaks_found = []
         for axis in range(2):
             # The grid as the wider look scans it (:meth:`WiderLook._evidence_along`).
             coords, thetas, score = self._evidence_along(fr, theta, axis, AXIS_STEP_M)
@@ -50,8 +58,20 @@ class AxisRivals:
             # The grid's own peak where the vertex leaves the plan or scores lower.
             lower = ~self._fits_in_plan(tops[:, :2]) | ~(top_scores > score[peaks])
             tops[lower], top_scores[lower] = thetas[peaks][lower], score[peaks][lower]
-            for top, top_score in zip(tops, top_scores):
-                offset = np.zeros(3)
-                offset[axis] = top[axis] - theta[axis]
-                rivals.append((reference - float(top_score), offset))
-        return rivals
+            peaks_found += [(reference - float(s), t) for t, s in zip(tops, top_scores)]
+        return peaks_found
+
+    def _scan_score(self, fr: Frame, thetas: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """:meth:`_score` of ``thetas (K, 5)`` (``valid (K, P)``), each pose's Gram matrix
+        factored by the groups of paths that overlap there
+        (:func:`~echoloc_ros.core.physics.axis_kernels.grouped_evidence`): the same evidence
+        to rounding, at a fraction of the cost over a scan's many poses."""
+        tau, amp, _ = self._paths(fr, thetas, np.arange(len(self._sequences)), valid=valid)
+        features = fr.features
+        evidence = grouped_evidence(
+            tau, amp, fr.weights, fr.table, features.start_s,
+            fr.table.shape[1] // features.baseband.shape[1] / features.bin_width_s,
+            features.carrier_hz, fr.t_min, fr.t_max, self.response.table,
+            self.response.step_s, RESPONSE_HALF_S, self.response.zero,
+            PRIOR_SCALE * fr.gain ** 2)
+        return evidence + fr.yaw_prior(thetas[:, YAW])

@@ -56,12 +56,16 @@ class WiderLook:
         return np.array([*emitter, estimate.speed_of_sound_mps / fr.c0,
                          estimate.yaw_rad - proposal.yaw_given_rad])
 
-    def _wider_look(self, proposal: Proposal, estimate: Estimate) -> Proposal:
+    def _wider_look(self, proposal: Proposal, estimate: Estimate,
+                    peaks: list | tuple = ()) -> Proposal:
         """``proposal`` with the peaks of each axis' scan through the fix (those 5 cm or more
         from every polished candidate, polished alike) added, and its best
         :data:`N_WIDER_REFINE` polished candidates refined in all parameters as
         :meth:`finish` refines a fix, and the first fix itself, first by their refined
         evidence.
+
+        The ``peaks`` ``(5,)`` each (:meth:`_evidence_peaks` the fix does not clearly beat) are
+        refined as well, whatever their polished evidence.
 
         The refined candidates' evidence is the final fit's, as the fix's is; the rest keep
         their polished evidence, lower than they would reach refined, so a rival among them
@@ -91,6 +95,7 @@ class WiderLook:
         # The first fix is among them as finish refined it: a fix is only ever replaced by
         # one whose refined evidence is higher.
         refined = [(best, estimate.score)] + [self._refined(fr, polished[i]) for i in top]
+        refined += [self._refined(fr, peak) for peak in peaks]
         thetas = np.array([t for t, _ in refined])
         evidence = np.array([e for _, e in refined], dtype=float)
         ranked = np.argsort(evidence)[::-1]
@@ -99,7 +104,7 @@ class WiderLook:
                                           proposal.thetas[proposal.n_polished:]]),
                         scores=np.concatenate([evidence[ranked], scores[rest],
                                                proposal.scores[proposal.n_polished:]]),
-                        n_polished=len(order) + 1, working=proposal.working)
+                        n_polished=len(thetas) + len(rest), working=proposal.working)
 
     def _evidence_scan(self, fr, theta: np.ndarray, axis: int) -> np.ndarray:
         """The :data:`N_WIDER_PEAKS` best values of ``axis`` (``(k,)``, 5 cm or more apart)
@@ -132,7 +137,7 @@ class WiderLook:
         thetas, coords = thetas[inside], coords[inside]
         if coords.size < 3:
             return coords, thetas, None
-        return coords, thetas, self._score(fr, thetas, self._valid_batch(fr, thetas))
+        return coords, thetas, self._scan_score(fr, thetas, self._valid_batch(fr, thetas))
 
     def _refined(self, fr, theta: np.ndarray) -> tuple[np.ndarray, float]:
         """``theta (5,)`` refined in all parameters with the model and iterations
