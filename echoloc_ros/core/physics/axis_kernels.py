@@ -16,10 +16,55 @@ import math
 import numba
 import numpy as np
 
-from echoloc_ros.core.physics.kernels import _overlap, _smooth_sample
+from echoloc_ros.core.physics.kernels import _smooth_sample
 from echoloc_ros.core.physics.newton import evidence_with_prior
 
 _JIT = {'cache': True, 'nogil': True, 'error_model': 'numpy'}
+
+
+@numba.njit(**_JIT)
+def keep_heard(tau, amp, valid, vertical_only, t_min, t_max, min_relative):
+    """Zero in ``amp (K, P, n)`` the paths :func:`~echoloc_ros.core.physics.kernels.path_terms`
+    would drop (its ``decide``): those that do not exist (``valid (K, P)``), are not heard
+    inside the window ``(t_min, t_max)`` on every receiver (``tau (K, P, n)``), or peak below
+    ``min_relative`` of the strongest kept path that is not ``vertical_only (P,)`` (of any
+    kept path where there is none)."""
+    n_batch, n_paths, n_ch = tau.shape
+    kept = np.empty(n_paths, dtype=np.bool_)
+    peak = np.empty(n_paths)
+    for k in range(n_batch):
+        wall = 0.0
+        any_path = 0.0
+        for p in range(n_paths):
+            inside = valid[k, p]
+            peak[p] = 0.0
+            for i in range(n_ch):
+                inside = inside and tau[k, p, i] > t_min and tau[k, p, i] < t_max
+                peak[p] = max(peak[p], amp[k, p, i])
+            kept[p] = inside
+            if inside:
+                any_path = max(any_path, peak[p])
+                if not vertical_only[p]:
+                    wall = max(wall, peak[p])
+        reference = wall if wall > 0.0 else any_path
+        for p in range(n_paths):
+            if not (kept[p] and peak[p] >= min_relative * reference):
+                for i in range(n_ch):
+                    amp[k, p, i] = 0.0
+
+
+@numba.njit(**_JIT)
+def _response_at(table, step_s, half_s, lag):
+    """The point response g at ``lag`` (s), interpolated in its table as
+    :func:`~echoloc_ros.core.physics.kernels._overlap` does; the carrier's turn is the
+    caller's."""
+    x = (lag + half_s) / step_s
+    i = int(x)
+    if i < 0:
+        i = 0
+    elif i > table.shape[1] - 2:
+        i = table.shape[1] - 2
+    return table[0, i] + (table[0, i + 1] - table[0, i]) * (x - i)
 
 
 @numba.njit(**_JIT)
@@ -91,15 +136,16 @@ def _block_evidence(gram, lower, solved, outputs, members, size, variance):
 
 @numba.njit(**_JIT)
 def grouped_evidence(tau, amp, weights, table, start_s, per_s, carrier_hz, t_min, t_max,
-                     response, step_s, half_s, zero, variance):
+                     response, step_s, half_s, zero, variance, same_s=0.0):
     """Log evidence ``(K,)`` of the path sets ``tau, amp (K, P, n)`` (amp 0: not modelled)
     with the amplitude prior of variance ``variance``: :meth:`Evidence._evidence`'s number,
     summed over the groups of overlapping paths of each pose (the arguments from ``weights``
     to ``zero`` as :func:`~echoloc_ros.core.physics.kernels.gram_terms` takes them, without
-    the pairs)."""
+    the pairs). A path whose delays are within ``same_s`` of those it had where it was last
+    sampled keeps that sample's outputs (along a scan, the paths that do not move with the
+    axis: half the default room's)."""
     n_batch, n_paths, n_ch = tau.shape
     n_row = table.shape[1]
-    omega = 2.0 * np.pi * carrier_hz
     evidence = np.zeros(n_batch)
     rotation = np.empty((n_paths, n_ch), dtype=np.complex128)
     outputs = np.empty(n_paths, dtype=np.complex128)
@@ -112,22 +158,38 @@ def grouped_evidence(tau, amp, weights, table, start_s, per_s, carrier_hz, t_min
     gram = np.empty((n_paths, n_paths), dtype=np.complex128)
     lower = np.empty((n_paths, n_paths), dtype=np.complex128)
     solved = np.empty(n_paths, dtype=np.complex128)
+    z = np.zeros((n_paths, n_ch), dtype=np.complex128)
+    last = np.zeros((n_paths, n_ch))
+    sampled = np.zeros(n_paths, dtype=np.bool_)
     for k in range(n_batch):
         count[:] = 0
         for p in range(n_paths):
             outputs[p] = 0.0
             total = 0.0
             for i in range(n_ch):
-                t = tau[k, p, i]
-                cycles = carrier_hz * t
-                phase = 2.0 * np.pi * (cycles - math.floor(cycles))
-                rotation[p, i] = complex(math.cos(phase), math.sin(phase))
-                if t > t_min and t < t_max:
-                    value, _ = _smooth_sample(table, i, (t - start_s) * per_s, n_row)
-                    outputs[p] += amp[k, p, i] * weights[i] * (value * rotation[p, i])
                 total += amp[k, p, i] * weights[i] * amp[k, p, i]
             energy[p] = total
             used[p] = total > 0.0
+            if not used[p]:
+                continue
+            # A path that does not move along the scan keeps its delays (to rounding), and
+            # its outputs are those of the pose before.
+            moved = not sampled[p]
+            for i in range(n_ch):
+                moved = moved or abs(tau[k, p, i] - last[p, i]) > same_s
+            for i in range(n_ch):
+                t = tau[k, p, i]
+                if moved:
+                    last[p, i] = t
+                    cycles = carrier_hz * t
+                    phase = 2.0 * np.pi * (cycles - math.floor(cycles))
+                    rotation[p, i] = complex(math.cos(phase), math.sin(phase))
+                    z[p, i] = 0.0
+                    if t > t_min and t < t_max:
+                        value, _ = _smooth_sample(table, i, (t - start_s) * per_s, n_row)
+                        z[p, i] = value * rotation[p, i]
+                outputs[p] += amp[k, p, i] * weights[i] * z[p, i]
+            sampled[p] = True
         _groups(tau[k], used, half_s, parent)
         for p in range(n_paths):
             if used[p]:
@@ -156,9 +218,9 @@ def grouped_evidence(tau, amp, weights, table, start_s, per_s, carrier_hz, t_min
                     for i in range(n_ch):
                         lag = tau[k, p, i] - tau[k, q, i]
                         if abs(lag) < half_s:
-                            r0, _, _ = _overlap(response, step_s, half_s, omega, lag,
-                                                rotation[p, i] * np.conj(rotation[q, i]))
-                            upper += r0 * (amp[k, p, i] * weights[i]) * amp[k, q, i]
+                            upper += (_response_at(response, step_s, half_s, lag)
+                                      * (rotation[p, i] * np.conj(rotation[q, i]))
+                                      * (amp[k, p, i] * weights[i]) * amp[k, q, i])
                     gram[a, c] = upper
                     gram[c, a] = upper.conjugate()
             evidence[k] += _block_evidence(gram, lower, solved, outputs, members, size,

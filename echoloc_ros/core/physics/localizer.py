@@ -324,9 +324,15 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         # refined as candidates (:meth:`_evidence_peaks`; where the truth's value on an axis was
         # among no candidate, its peak there scored above the fix).
         better = [top for gap, top in peaks if gap < AXIS_REFINE_GAP]
-        if WIDER_LOOK and (better or proposal.localizer._doubtful_fix(estimate)):
+        loc = proposal.localizer
+        second = None
+        if WIDER_LOOK and loc._doubtful_fix(estimate):
             # Searched again where the first fix is doubtful (:class:`WiderLook`).
-            other = self.finish(proposal.localizer._wider_look(proposal, estimate, better))
+            second = loc._wider_look(proposal, estimate, better)
+        elif WIDER_LOOK and better:
+            second = loc._peaks_refined(proposal, estimate, better)
+        if second is not None:
+            other = self.finish(second)
             estimate = other if self._replaces(estimate, other) else estimate
         return estimate
 

@@ -92,17 +92,34 @@ class WiderLook:
             scores = np.concatenate([scores, fit.evidence])
         order = np.argsort(scores)[::-1]
         top, rest = order[:N_WIDER_REFINE], order[N_WIDER_REFINE:]
+        return self._with_refined(proposal, estimate, [polished[i] for i in top] + list(peaks),
+                                  polished[rest], scores[rest])
+
+    def _peaks_refined(self, proposal: Proposal, estimate: Estimate, peaks: list) -> Proposal:
+        """``proposal`` with the ``peaks`` ``(5,)`` each (:meth:`_evidence_peaks` the fix does
+        not clearly beat) refined in all parameters as :meth:`finish` refines a fix, and the
+        first fix itself, first by their refined evidence: the wider look without its scans,
+        where the first fix is not doubtful but an axis' evidence peaks near or above it."""
+        n = proposal.n_polished
+        return self._with_refined(proposal, estimate, list(peaks), proposal.thetas[:n],
+                                  proposal.scores[:n])
+
+    def _with_refined(self, proposal: Proposal, estimate: Estimate, starts: list,
+                      rest: np.ndarray, rest_scores: np.ndarray) -> Proposal:
+        """``proposal``'s first fix and ``starts`` refined, by their refined evidence, then the
+        polished ``rest`` (``rest_scores``) and the proposal's unpolished candidates."""
+        fr = proposal.frame
+        best = self._fix_theta(proposal, estimate)
         # The first fix is among them as finish refined it: a fix is only ever replaced by
         # one whose refined evidence is higher.
-        refined = [(best, estimate.score)] + [self._refined(fr, polished[i]) for i in top]
-        refined += [self._refined(fr, peak) for peak in peaks]
+        refined = [(best, estimate.score)] + [self._refined(fr, start) for start in starts]
         thetas = np.array([t for t, _ in refined])
         evidence = np.array([e for _, e in refined], dtype=float)
         ranked = np.argsort(evidence)[::-1]
         return Proposal(localizer=self, frame=fr, yaw_given_rad=proposal.yaw_given_rad,
-                        thetas=np.vstack([thetas[ranked], polished[rest],
+                        thetas=np.vstack([thetas[ranked], rest,
                                           proposal.thetas[proposal.n_polished:]]),
-                        scores=np.concatenate([evidence[ranked], scores[rest],
+                        scores=np.concatenate([evidence[ranked], rest_scores,
                                                proposal.scores[proposal.n_polished:]]),
                         n_polished=len(thetas) + len(rest), working=proposal.working)
 
