@@ -4,8 +4,9 @@ evidence along x and y through each fix spanned by its covariance, and those it 
 refined) cost and change, the same frames localized with them and without, in one process.
 
 ``cpu``: the CPU time of ``localize`` per frame (this process's, BLAS held to one thread) over
-the bench's trajectory at 20 dB (as ``scripts/localize-cpu.py``), the two settings alternated
-pass by pass; the JSON gives each pass's p50 and mean, ms.
+the bench's trajectory at 20 dB (as ``scripts/localize-cpu.py``; random poses in a plan that
+is not a shoebox), the two settings alternated pass by pass; the JSON gives each pass's p50
+and mean, ms.
 
 ``widening``: ``--n`` random frames of the room (``--seed``, ``--snr-db``, 1 deg heading
 noise, as ``echoloc evaluate`` draws them); for each setting coverage_95, outside_999 and the
@@ -38,11 +39,18 @@ HEADING_STD_RAD = float(np.deg2rad(1.0))
 
 def cpu(args, room, array, chirp, processor, localizers) -> dict:
     """Each pass's localize CPU p50 and mean (ms) per setting."""
-    sim = SimulatedArray(room, array, chirp, FS_HZ, Scenario(snr_db=20.0, seed=0), seed=0)
     frames = []
-    for i in range(args.frames):
-        frame = sim.acquire(0.04 * i)
-        frames.append((processor.process(frame.samples), frame.measured_yaw_rad))
+    if room.is_shoebox:
+        sim = SimulatedArray(room, array, chirp, FS_HZ, Scenario(snr_db=20.0, seed=0), seed=0)
+        for i in range(args.frames):
+            frame = sim.acquire(0.04 * i)
+            frames.append((processor.process(frame.samples), frame.measured_yaw_rad))
+    else:
+        # The bench's figure-of-eight may leave another plan: random poses instead.
+        simulator = EchoSimulator(room, array, chirp, FS_HZ, max_order=2)
+        for _, frame, _, yaw, _, _ in random_frames(
+                simulator, Scenario(snr_db=20.0, seed=0), args.frames, 0):
+            frames.append((processor.process(frame), yaw))
     out = {'off': [], 'on': []}
     with threadpool_limits(limits=1):
         for loc in localizers.values():
