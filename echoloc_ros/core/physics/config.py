@@ -191,4 +191,4 @@ AXIS_RIVAL_GAP = 10.0
 # WiderLook._replaces' residual rule. Where the truth's value on an axis was among no
 # candidate, its peak scored above the fix (dev, 10 dB: 5 of the 8 fixes outside their
 # 99.9 % ellipsoid, by 16-277 log units refined).
-AXIS_REFINE_GAP = 0.0
+AXIS_REFINE_GAP = 60.0
