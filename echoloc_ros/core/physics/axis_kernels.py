@@ -135,6 +135,29 @@ def _block_evidence(gram, lower, solved, outputs, members, size, variance):
 
 
 @numba.njit(**_JIT)
+def _fill_block(gram, members, size, tau_k, amp_k, weights, rotation, energy, zero, response,
+                step_s, half_s):
+    """The Gram matrix of the paths ``members[:size]`` of one pose (``tau_k, amp_k (P, n)``,
+    their carriers ``rotation (P, n)`` and ``energy (P,)``) into ``gram[:size, :size]``, as
+    :func:`~echoloc_ros.core.physics.kernels.gram_terms` builds it."""
+    n_ch = tau_k.shape[1]
+    for a in range(size):
+        p = members[a]
+        gram[a, a] = zero[0] * energy[p]
+        for c in range(a + 1, size):
+            q = members[c]
+            upper = 0.0j
+            for i in range(n_ch):
+                lag = tau_k[p, i] - tau_k[q, i]
+                if abs(lag) < half_s:
+                    upper += (_response_at(response, step_s, half_s, lag)
+                              * (rotation[p, i] * np.conj(rotation[q, i]))
+                              * (amp_k[p, i] * weights[i]) * amp_k[q, i])
+            gram[a, c] = upper
+            gram[c, a] = upper.conjugate()
+
+
+@numba.njit(**_JIT)
 def grouped_evidence(tau, amp, weights, table, start_s, per_s, carrier_hz, t_min, t_max,
                      response, step_s, half_s, zero, variance, same_s=0.0):
     """Log evidence ``(K,)`` of the path sets ``tau, amp (K, P, n)`` (amp 0: not modelled)
@@ -209,20 +232,8 @@ def grouped_evidence(tau, amp, weights, table, start_s, per_s, carrier_hz, t_min
                 if used[p] and label[p] == g:
                     members[size] = p
                     size += 1
-            for a in range(size):
-                p = members[a]
-                gram[a, a] = zero[0] * energy[p]
-                for c in range(a + 1, size):
-                    q = members[c]
-                    upper = 0.0j
-                    for i in range(n_ch):
-                        lag = tau[k, p, i] - tau[k, q, i]
-                        if abs(lag) < half_s:
-                            upper += (_response_at(response, step_s, half_s, lag)
-                                      * (rotation[p, i] * np.conj(rotation[q, i]))
-                                      * (amp[k, p, i] * weights[i]) * amp[k, q, i])
-                    gram[a, c] = upper
-                    gram[c, a] = upper.conjugate()
+            _fill_block(gram, members, size, tau[k], amp[k], weights, rotation, energy, zero,
+                        response, step_s, half_s)
             evidence[k] += _block_evidence(gram, lower, solved, outputs, members, size,
                                            variance)
     return evidence
