@@ -13,7 +13,10 @@ the truth). Each line also holds the peaks :meth:`AxisRivals._axis_rivals` found
 (``axis_gap``, ``axis_offset_m``, ``axis_axis``) and the largest echo the fit leaves
 unexplained (``res_peak``: the residual summed over receivers and one main lobe, over its
 floor); with ``--record`` the covariance is published as before the axis rivals (they are
-recorded, not spanned), so that rules for them can be replayed on the lines.
+recorded, not spanned, and none refined), so that rules for them can be replayed on the
+lines. Peaks within ``--refine-gap`` of the fix's evidence (default: ``AXIS_REFINE_GAP``)
+are refined as ``localize`` refines them (``n_better``; ``replaced``: the second search's fix
+was taken; ``first_axis_gap``: the first fix's peaks).
 """
 
 import argparse
@@ -83,19 +86,21 @@ class ResidualTap:
 
 
 class AxisTap:
-    """Keeps the last :meth:`AxisRivals._axis_rivals` result; with ``record`` the covariance
-    is given none of them (as before they were spanned)."""
+    """Keeps the last :meth:`AxisRivals._evidence_peaks` result (as offsets from the fix);
+    with ``record`` the covariance is given none of them (as before they were spanned), and
+    none is refined."""
 
     def __init__(self, record: bool):
         self.last = []
-        original = PhysicsLocalizer._axis_rivals
+        original = PhysicsLocalizer._evidence_peaks
         tap = self
 
-        def axis_rivals(model, fr, theta):
-            tap.last = original(model, fr, theta)
-            return [] if record else tap.last
+        def evidence_peaks(model, fr, theta):
+            peaks = original(model, fr, theta)
+            tap.last = [(gap, np.append(top[:2] - theta[:2], 0.0)) for gap, top in peaks]
+            return [] if record else peaks
 
-        PhysicsLocalizer._axis_rivals = axis_rivals
+        PhysicsLocalizer._evidence_peaks = evidence_peaks
 
     def features(self) -> dict:
         return {'axis_gap': [round(g, 2) for g, _ in self.last],
@@ -108,14 +113,17 @@ def frame_row(loc: PhysicsLocalizer, features, position_m: np.ndarray, yaw_rad: 
               tap: ResidualTap, axis_tap: AxisTap) -> dict:
     """The fix of one frame and what the localizer knew of it."""
     proposal = loc.propose(features, yaw_given_rad, None, yaw_std_rad)
-    estimate = loc.finish(proposal)
-    wider = bool(localizer_module.WIDER_LOOK and loc._doubtful_fix(estimate))
+    estimate, peaks = loc._finished(proposal)
+    first_axis = axis_tap.features()
+    better = [top for gap, top in peaks if gap < localizer_module.AXIS_REFINE_GAP]
+    wider = bool(localizer_module.WIDER_LOOK and (better or loc._doubtful_fix(estimate)))
+    replaced = False
     if wider:
         # As localize does: the wider look's fix only where it explains the echoes as well.
-        second = loc._wider_look(proposal, estimate)
+        second = loc._wider_look(proposal, estimate, better)
         other = loc.finish(second)
         if loc._replaces(estimate, other):
-            proposal, estimate = second, other
+            proposal, estimate, replaced = second, other, True
     error = estimate.position_m - position_m
     cov = estimate.covariance_m2
     d2 = float(error @ np.linalg.solve(cov, error))
@@ -129,7 +137,8 @@ def frame_row(loc: PhysicsLocalizer, features, position_m: np.ndarray, yaw_rad: 
            'local_sigma_mm': _rounded(1e3 * np.sqrt(np.diag(estimate.local_covariance_m2)), 4),
            'confidence': round(estimate.confidence, 4), 'score': round(estimate.score, 2),
            'residual_ratio': round(estimate.residual_ratio, 3), 'n_echoes': estimate.n_echoes,
-           'wider': wider, 'n_polished': int(proposal.n_polished),
+           'wider': wider, 'n_better': len(better), 'replaced': replaced,
+           'first_axis_gap': first_axis['axis_gap'], 'n_polished': int(proposal.n_polished),
            'rival_gap': _rounded(estimate.score - proposal.scores[order], 2),
            'rival_polished': [bool(i < proposal.n_polished) for i in order],
            'rival_offset_m': [_rounded(proposal.thetas[i, :3] - emitter, 4) for i in order],
@@ -157,7 +166,11 @@ def main() -> int:
     parser.add_argument('--record', action='store_true',
                         help='record the axis rivals without spanning them (to replay)')
     parser.add_argument('--only', type=int, nargs='*', help='room indices to run')
+    parser.add_argument('--refine-gap', type=float,
+                        default=localizer_module.AXIS_REFINE_GAP,
+                        help='refine the axis peaks within this of the fix (AXIS_REFINE_GAP)')
     args = parser.parse_args()
+    localizer_module.AXIS_REFINE_GAP = args.refine_gap
     rooms = generate_rooms(args.split, args.rooms, args.seed)
     tap = ResidualTap()
     axis_tap = AxisTap(args.record)

@@ -31,12 +31,24 @@ from echoloc_ros.sim.simulator import Scenario
 
 
 class Recorder:
-    """Wraps :meth:`PhysicsLocalizer.finish` and records the parts of each fix's covariance."""
+    """Wraps :meth:`PhysicsLocalizer._finished` (what ``finish`` and ``localize`` call) and
+    records the parts of each published fix's covariance: of the fixes a frame finishes (the
+    first, and the wider look's or the refined axis peaks'), the one ``localize`` returns."""
 
     def __init__(self):
         self.rows: list[dict] = []
-        self._finish = PhysicsLocalizer.finish
+        self._finish = PhysicsLocalizer._finished
+        self._localize = PhysicsLocalizer.localize
         recorder = self
+        frame_rows: list[dict] = []
+
+        def localize(localizer, *args, **kwargs):
+            frame_rows.clear()
+            estimate = recorder._localize(localizer, *args, **kwargs)
+            published = [r for r in frame_rows
+                         if np.array_equal(r['estimate'], estimate.position_m)]
+            recorder.rows.append(published[-1])
+            return estimate
 
         def finish(localizer, proposal, index=0, probabilities=None, component_scale=1.0):
             if proposal.localizer is not localizer:
@@ -52,16 +64,16 @@ class Recorder:
             localizer._covariance = recorded
             residual_ratio = PhysicsLocalizer._residual_ratio
 
-            def raw(model, fr, tau, amp, coef):
-                value = residual_ratio(model, fr, tau, amp, coef)
+            def raw(model, fr, tau, amp, coef, fitted=None):
+                value = residual_ratio(model, fr, tau, amp, coef, fitted)
                 seen.update(raw_ratio=value,
-                            local=model._residual_floor(fr, tau, amp, coef))
+                            local=model._residual_floor(fr, tau, amp, coef, fitted))
                 return value
 
             PhysicsLocalizer._residual_ratio = raw
             try:
-                estimate = recorder._finish(localizer, proposal, index, probabilities,
-                                            component_scale)
+                estimate, peaks = recorder._finish(localizer, proposal, index, probabilities,
+                                                   component_scale)
             finally:
                 del localizer._covariance
                 PhysicsLocalizer._residual_ratio = residual_ratio
@@ -72,7 +84,7 @@ class Recorder:
             if fr.yaw_free:
                 jacobian[:, YAW] = -yaw_matrix(estimate.yaw_rad + 0.5 * np.pi) @ (
                     emitter_m * [1.0, 1.0, 0.0])
-            recorder.rows.append(dict(  # noqa: C408 (keyword names read as the columns)
+            frame_rows.append(dict(  # noqa: C408 (keyword names read as the columns)
                 info=seen['info'], ratio=seen['ratio'], yaw_info=seen['yaw_info'],
                 jacobian=jacobian, published=estimate.covariance_m2,
                 local=estimate.local_covariance_m2, estimate=estimate.position_m,
@@ -80,9 +92,10 @@ class Recorder:
                 confidence=estimate.confidence,
                 n_paths=estimate.n_echoes, snr_gain=float(fr.gain), raw_ratio=seen['raw_ratio'],
                 local_noise=np.array(seen['local'])))
-            return estimate
+            return estimate, peaks
 
-        PhysicsLocalizer.finish = finish
+        PhysicsLocalizer._finished = finish
+        PhysicsLocalizer.localize = localize
 
 
 def main() -> None:

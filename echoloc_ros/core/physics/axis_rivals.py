@@ -3,9 +3,16 @@
 
 import numpy as np
 
+from echoloc_ros.core.physics.axis_kernels import grouped_evidence, keep_heard
 from echoloc_ros.core.physics.candidates import _peaks, _vertex
-from echoloc_ros.core.physics.config import AXIS_BASIN_M, AXIS_STEP_M, N_AXIS_RIVALS
+from echoloc_ros.core.physics.config import (AXIS_BASIN_M, AXIS_STEP_M, N_AXIS_RIVALS,
+                                             PRIOR_SCALE, RESPONSE_HALF_S, YAW)
 from echoloc_ros.core.physics.matched_filter import Frame
+
+# Delays within this of a path's last sample are its own along a scan (moving the array along
+# an axis a path does not follow changes them by rounding, 1e-18 s; a step of AXIS_STEP_M moves
+# a moving one's by 1e-5 s or more). At 40 kHz it turns the carrier by 2.5e-10 rad.
+SAME_DELAY_S = 1e-15
 
 
 class AxisRivals:
@@ -22,16 +29,22 @@ class AxisRivals:
     """
 
     def _axis_rivals(self, fr: Frame, theta: np.ndarray) -> list[tuple[float, np.ndarray]]:
+        """:meth:`_evidence_peaks` as ``(gap, offset)``: the peak's offset from ``theta``
+        ``(3,)``, m, along its axis."""
+        return [(gap, np.append(top[:2] - theta[:2], 0.0)) for gap, top in
+                self._evidence_peaks(fr, theta)]
+
+    def _evidence_peaks(self, fr: Frame, theta: np.ndarray) -> list[tuple[float, np.ndarray]]:
         """The best :data:`N_AXIS_RIVALS` peaks per horizontal axis of the evidence
         (:meth:`_score`) on a grid of :data:`AXIS_STEP_M` through ``theta (5,)``, the array
         fitting in the plan, at least :data:`AXIS_BASIN_M` from it.
 
-        :return: ``(gap, offset)`` of each: the evidence at ``theta`` less the peak's (both
-            by :meth:`_score`, so that they compare), and the peak's offset from ``theta``
-            ``(3,)``, m.
+        :return: ``(gap, top)`` of each: the evidence at ``theta`` less the peak's (both
+            by :meth:`_score`, so that they compare), and the peak's parameters ``(5,)``
+            (``theta`` moved along one axis).
         """
-        reference = float(self._score(fr, theta[None], self._valid_batch(fr, theta[None]))[0])
-        rivals = []
+        reference = float(self._scan_score(fr, theta[None], self._valid_batch(fr, theta[None]))[0])
+        peaks_found = []
         for axis in range(2):
             # The grid as the wider look scans it (:meth:`WiderLook._evidence_along`).
             coords, thetas, score = self._evidence_along(fr, theta, axis, AXIS_STEP_M)
@@ -46,12 +59,50 @@ class AxisRivals:
             # evidence's peaks are wide.
             tops = thetas[peaks].copy()
             tops[:, axis] = _vertex(score, coords, peaks)
-            top_scores = self._score(fr, tops, self._valid_batch(fr, tops))
+            top_scores = self._scan_score(fr, tops, self._valid_batch(fr, tops))
             # The grid's own peak where the vertex leaves the plan or scores lower.
             lower = ~self._fits_in_plan(tops[:, :2]) | ~(top_scores > score[peaks])
             tops[lower], top_scores[lower] = thetas[peaks][lower], score[peaks][lower]
-            for top, top_score in zip(tops, top_scores):
-                offset = np.zeros(3)
-                offset[axis] = top[axis] - theta[axis]
-                rivals.append((reference - float(top_score), offset))
-        return rivals
+            peaks_found += [(reference - float(s), t) for t, s in zip(tops, top_scores)]
+        return peaks_found
+
+    def _scan_paths(self, fr: Frame, thetas: np.ndarray, valid: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_paths` of every path as :meth:`_score` models them (``tau``, ``amp``
+        ``(K, P, n)``, the paths in an order of their own: the evidence does not depend on it)
+        for poses ``thetas (K, 5)`` that differ in x or in y alone: the paths whose image does
+        not move with that axis are traced at the first pose only (their delays and amplitudes
+        are the same at every pose), and which paths are kept is decided as
+        :func:`~echoloc_ros.core.physics.kernels.path_terms` decides it."""
+        n_paths = len(self._sequences)
+        changes = thetas.max(axis=0) > thetas.min(axis=0)
+        if thetas.shape[0] < 2 or np.count_nonzero(changes) != 1 or not changes[:2].any():
+            return self._paths(fr, thetas, np.arange(n_paths), valid=valid)[:2]
+        moves = np.abs(np.eye(3)[None] - self._img_m).sum(axis=1)[:, int(np.argmax(changes))]
+        moving = np.flatnonzero(moves > 1e-9)
+        still = np.flatnonzero(moves <= 1e-9)
+        order = np.concatenate([moving, still])
+        every = np.ones(n_paths, dtype=bool)
+        moved = self._paths(fr, thetas, moving, keep=every[moving])
+        first = self._paths(fr, thetas[:1], still, keep=every[still])
+        shape = (thetas.shape[0], still.size, fr.offsets.shape[0])
+        tau = np.concatenate([moved[0], np.broadcast_to(first[0], shape)], axis=1)
+        amp = np.concatenate([moved[1], np.broadcast_to(first[1], shape)], axis=1)
+        keep_heard(tau, amp, np.ascontiguousarray(valid[:, order]),
+                   self._vertical_only[order], fr.t_min, fr.t_max, self.min_relative_amplitude)
+        return tau, amp
+
+    def _scan_score(self, fr: Frame, thetas: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """:meth:`_score` of ``thetas (K, 5)`` (``valid (K, P)``), each pose's Gram matrix
+        factored by the groups of paths that overlap there
+        (:func:`~echoloc_ros.core.physics.axis_kernels.grouped_evidence`): the same evidence
+        to rounding, at a fraction of the cost over a scan's many poses."""
+        tau, amp = self._scan_paths(fr, thetas, valid)
+        features = fr.features
+        evidence = grouped_evidence(
+            tau, amp, fr.weights, fr.table, features.start_s,
+            fr.table.shape[1] // features.baseband.shape[1] / features.bin_width_s,
+            features.carrier_hz, fr.t_min, fr.t_max, self.response.table,
+            self.response.step_s, RESPONSE_HALF_S, self.response.zero,
+            PRIOR_SCALE * fr.gain ** 2, SAME_DELAY_S)
+        return evidence + fr.yaw_prior(thetas[:, YAW])

@@ -56,12 +56,16 @@ class WiderLook:
         return np.array([*emitter, estimate.speed_of_sound_mps / fr.c0,
                          estimate.yaw_rad - proposal.yaw_given_rad])
 
-    def _wider_look(self, proposal: Proposal, estimate: Estimate) -> Proposal:
+    def _wider_look(self, proposal: Proposal, estimate: Estimate,
+                    peaks: list | tuple = ()) -> Proposal:
         """``proposal`` with the peaks of each axis' scan through the fix (those 5 cm or more
         from every polished candidate, polished alike) added, and its best
         :data:`N_WIDER_REFINE` polished candidates refined in all parameters as
         :meth:`finish` refines a fix, and the first fix itself, first by their refined
         evidence.
+
+        The ``peaks`` ``(5,)`` each (:meth:`_evidence_peaks` the fix does not clearly beat) are
+        refined as well, whatever their polished evidence.
 
         The refined candidates' evidence is the final fit's, as the fix's is; the rest keep
         their polished evidence, lower than they would reach refined, so a rival among them
@@ -88,18 +92,36 @@ class WiderLook:
             scores = np.concatenate([scores, fit.evidence])
         order = np.argsort(scores)[::-1]
         top, rest = order[:N_WIDER_REFINE], order[N_WIDER_REFINE:]
+        return self._with_refined(proposal, estimate, [polished[i] for i in top] + list(peaks),
+                                  polished[rest], scores[rest])
+
+    def _peaks_refined(self, proposal: Proposal, estimate: Estimate, peaks: list) -> Proposal:
+        """``proposal`` with the ``peaks`` ``(5,)`` each (:meth:`_evidence_peaks` the fix does
+        not clearly beat) refined in all parameters as :meth:`finish` refines a fix, and the
+        first fix itself, first by their refined evidence: the wider look without its scans,
+        where the first fix is not doubtful but an axis' evidence peaks near or above it."""
+        n = proposal.n_polished
+        return self._with_refined(proposal, estimate, list(peaks), proposal.thetas[:n],
+                                  proposal.scores[:n])
+
+    def _with_refined(self, proposal: Proposal, estimate: Estimate, starts: list,
+                      rest: np.ndarray, rest_scores: np.ndarray) -> Proposal:
+        """``proposal``'s first fix and ``starts`` refined, by their refined evidence, then the
+        polished ``rest`` (``rest_scores``) and the proposal's unpolished candidates."""
+        fr = proposal.frame
+        best = self._fix_theta(proposal, estimate)
         # The first fix is among them as finish refined it: a fix is only ever replaced by
         # one whose refined evidence is higher.
-        refined = [(best, estimate.score)] + [self._refined(fr, polished[i]) for i in top]
+        refined = [(best, estimate.score)] + [self._refined(fr, start) for start in starts]
         thetas = np.array([t for t, _ in refined])
         evidence = np.array([e for _, e in refined], dtype=float)
         ranked = np.argsort(evidence)[::-1]
         return Proposal(localizer=self, frame=fr, yaw_given_rad=proposal.yaw_given_rad,
-                        thetas=np.vstack([thetas[ranked], polished[rest],
+                        thetas=np.vstack([thetas[ranked], rest,
                                           proposal.thetas[proposal.n_polished:]]),
-                        scores=np.concatenate([evidence[ranked], scores[rest],
+                        scores=np.concatenate([evidence[ranked], rest_scores,
                                                proposal.scores[proposal.n_polished:]]),
-                        n_polished=len(order) + 1, working=proposal.working)
+                        n_polished=len(thetas) + len(rest), working=proposal.working)
 
     def _evidence_scan(self, fr, theta: np.ndarray, axis: int) -> np.ndarray:
         """The :data:`N_WIDER_PEAKS` best values of ``axis`` (``(k,)``, 5 cm or more apart)
@@ -132,7 +154,7 @@ class WiderLook:
         thetas, coords = thetas[inside], coords[inside]
         if coords.size < 3:
             return coords, thetas, None
-        return coords, thetas, self._score(fr, thetas, self._valid_batch(fr, thetas))
+        return coords, thetas, self._scan_score(fr, thetas, self._valid_batch(fr, thetas))
 
     def _refined(self, fr, theta: np.ndarray) -> tuple[np.ndarray, float]:
         """``theta (5,)`` refined in all parameters with the model and iterations
