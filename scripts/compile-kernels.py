@@ -4,8 +4,8 @@ node or test that localizes loads them instead of compiling them (10-20 s on a 2
 One simulated frame localized in the default, the furnished and the L-shaped room reaches every
 kernel with the argument types the localizer passes at run time (and the echo processor's
 first-echo pair fit, core/first_echo.py, which processing the frame reaches). Run by
-scripts/setup.sh when core/physics/kernels.py, scan_kernels.py, newton.py, path_trace.py or
-core/first_echo.py changes.
+scripts/setup.sh when core/physics/kernels.py, scan_kernels.py, axis_kernels.py (the balanced
+level's axis scans), newton.py, path_trace.py or core/first_echo.py changes.
 """
 import time
 
