@@ -25,6 +25,7 @@ import numpy as np
 
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
+from echoloc_ros.core.physics.wider_look import WiderLook
 from echoloc_ros.core.room_tolerance import tolerance_covariance
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.offline.evaluation import CHI2_95_3DOF, CHI2_999_3DOF, evaluate_tracked
@@ -38,15 +39,64 @@ WIDE_STD_M = 0.10
 
 
 class RecordingTracker(PoseTracker):
-    """A :class:`PoseTracker` that keeps every ``(t_s, estimate)`` it is handed."""
+    """A :class:`PoseTracker` that keeps every ``(t_s, estimate)`` it is handed, and in
+    ``wider`` what the wider look of that frame's localize saw (:class:`WiderLookRecorder`;
+    ``None`` where it did not run)."""
+
+    def __init__(self, recorder: 'WiderLookRecorder', **kwargs) -> None:
+        self.recorder = recorder
+        super().__init__(**kwargs)
 
     def reset(self) -> None:
         super().reset()
         self.inputs = []
+        self.wider = []
 
     def update_estimate(self, t_s, estimate):
         self.inputs.append((t_s, estimate))
+        self.wider.append(self.recorder.pop())
         return super().update_estimate(t_s, estimate)
+
+
+class WiderLookRecorder:
+    """While entered, keeps what each frame's wider look (:class:`WiderLook`) compared: the
+    first fix, the wider look's fix, and ``kept``: the wider look's proposal finished at the
+    first fix (the first fix with the wider look's rivals in its covariance), so that a
+    replay can apply any replacement rule to the recorded frames (the localizer keeps no
+    state from frame to frame). ``localize`` itself decides as before."""
+
+    def __init__(self) -> None:
+        self._last = None
+        self._proposal = None
+
+    def __enter__(self) -> 'WiderLookRecorder':
+        self._saved = (WiderLook._wider_look, WiderLook.__dict__['_replaces'])
+        recorder = self
+        wider_look, replaces = WiderLook._wider_look, WiderLook._replaces
+
+        def recorded_wider_look(localizer, proposal, estimate):
+            out = wider_look(localizer, proposal, estimate)
+            first = localizer._fix_theta(proposal, estimate)
+            index = int(np.flatnonzero(np.all(out.thetas == first, axis=1))[0])
+            recorder._proposal = (localizer, out, index)
+            return out
+
+        def recorded_replaces(first, other, *args):
+            localizer, proposal, index = recorder._proposal
+            kept = None if index == 0 else localizer.finish(proposal, index)
+            recorder._last = {'first': first, 'other': other, 'kept': kept}
+            return replaces(first, other, *args)
+
+        WiderLook._wider_look = recorded_wider_look
+        WiderLook._replaces = staticmethod(recorded_replaces)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        WiderLook._wider_look, WiderLook._replaces = self._saved
+
+    def pop(self) -> dict | None:
+        last, self._last = self._last, None
+        return last
 
 
 def record(args) -> None:
@@ -64,12 +114,14 @@ def record(args) -> None:
             continue
         details: dict = {}
         room_seed = int(np.random.SeedSequence([args.seed, i]).generate_state(1)[0])
-        tracker = RecordingTracker(room_volume_m3=room.volume_m3)
-        evaluate_tracked(room, array, Chirp(), Scenario(snr_db=args.snr_db, seed=args.seed),
-                         None, room_seed, details=details, path=path, tracker=tracker,
-                         heading_noise_deg=args.heading_noise_deg)
+        with WiderLookRecorder() as recorder:
+            tracker = RecordingTracker(recorder, room_volume_m3=room.volume_m3)
+            evaluate_tracked(room, array, Chirp(), Scenario(snr_db=args.snr_db, seed=args.seed),
+                             None, room_seed, details=details, path=path, tracker=tracker,
+                             heading_noise_deg=args.heading_noise_deg)
         with open(out / f'{i:03d}_{room.name}.pickle', 'wb') as f:
             pickle.dump({'index': i, 'room': room, 'inputs': tracker.inputs,
+                         'wider': tracker.wider,
                          'truth_m': details['truth_m'],
                          'tracked_m': details['tracked_m']}, f)
         vouched = details['vouched']
@@ -79,14 +131,33 @@ def record(args) -> None:
               flush=True)
 
 
-def replay_lap(lap: dict, options: dict) -> dict:
+def wider_choice(estimate, wider: dict | None, margin: float | None, kept: bool):
+    """The frame's fix under the wider look's replacement rule of ``margin``
+    (:meth:`WiderLook._replaces`; ``None``: the recorded fix, as localize chose it). A first
+    fix the rule keeps is, with ``kept``, the wider look's proposal finished at it."""
+    if margin is None or wider is None:
+        return estimate
+    first, other = wider['first'], wider['other']
+    if WiderLook._replaces(first, other, margin):
+        return other
+    return wider['kept'] if kept and wider['kept'] is not None else first
+
+
+def replay_lap(lap: dict, options: dict, margin: float | None = None,
+               kept: bool = False) -> dict:
     """One recorded lap through a tracker of ``options``: per-frame published position,
-    covariance (room tolerance added) and whether a confirmed track vouched for it."""
+    covariance (room tolerance added) and whether a confirmed track vouched for it; the fixes
+    re-chosen by :func:`wider_choice` when ``margin`` is given."""
     room = lap['room']
     tracker = PoseTracker(room_volume_m3=room.volume_m3, **options)
     tracker.reset()
     positions, covariances, vouched = [], [], []
-    for t_s, estimate in lap['inputs']:
+    widers = lap.get('wider', [None] * len(lap['inputs']))
+    if margin is not None and 'wider' not in lap:
+        raise SystemExit(f'{room.name}: recorded without the wider look; --wider-margin needs '
+                         'a recording of this version')
+    for (t_s, estimate), wider in zip(lap['inputs'], widers):
+        estimate = wider_choice(estimate, wider, margin, kept)
         position, covariance, _ = tracker.update_estimate(t_s, estimate)
         positions.append(position)
         covariances.append(covariance + tolerance_covariance(room, position))
@@ -123,7 +194,7 @@ def replay(args) -> None:
     for name in files:
         with open(name, 'rb') as f:
             lap = pickle.load(f)
-        run = replay_lap(lap, options)
+        run = replay_lap(lap, options, args.wider_margin, args.wider_kept)
         *frame, wide = scored(lap, run)
         rooms.append(lap['room'])
         frames.append(tuple(frame))
@@ -145,8 +216,12 @@ def replay(args) -> None:
         1 for f in frames if f[0].size and np.percentile(100 * f[0], 95) <= 1.0
         and not np.any(f[2]))
     out['options'] = options
+    if args.wider_margin is not None:
+        out['wider_margin'] = args.wider_margin
+        out['wider_kept'] = args.wider_kept
     print(json.dumps(out if args.groups else {k: out[k] for k in (
-        'pooled', 'right_wide', 'rooms_meeting_bar', 'options')}), flush=True)
+        'pooled', 'right_wide', 'rooms_meeting_bar', 'options', 'wider_margin', 'wider_kept')
+        if k in out}), flush=True)
 
 
 def main() -> None:
@@ -167,6 +242,12 @@ def main() -> None:
     rep.add_argument('--option', action='append', default=[],
                      help='a PoseTracker option, name=value')
     rep.add_argument('--per-room', action='store_true')
+    rep.add_argument('--wider-margin', type=float,
+                     help='re-choose each frame with WiderLook._replaces at this evidence '
+                     'margin (default: the fixes as recorded)')
+    rep.add_argument('--wider-kept', action='store_true',
+                     help='with --wider-margin: a first fix kept is finished on the wider '
+                     "look's proposal")
     rep.add_argument('--groups', action='store_true')
     args = parser.parse_args()
     record(args) if args.command == 'record' else replay(args)

@@ -168,6 +168,12 @@ WIDER_LOOK = True
 # tracked p95 17.1 -> 4.4 cm with this, per-frame dev split unchanged; branch r29-36). The
 # value is UNEXPLAINED_RATIO's, not fitted.
 WIDER_RATIO_GROWTH_MAX = UNEXPLAINED_RATIO
+# ... and only if its evidence exceeds the first's by at least this (log units): a rival the
+# evidence cannot tell from the first fix (within CONFIDENT_GAP, the gap a fix needs to be
+# confident) is a hypothesis for the covariance, not a reason to move the fix (issue 19,
+# branch r30-44: held-out lap room 24 and dev_7_001 swapped right fixes for rivals 12-42 cm
+# off at gaps of 0-11, and the track drifted with the swaps).
+WIDER_EVIDENCE_MARGIN = 0.0
 # Issue 19, no overconfident fix (branch r29-31): a fix confident against every proposed rival
 # can still sit on the wrong wall along one axis (a far or soft wall's distance, a wing's
 # offset), its true value among no candidate. Finishing a physics fix scans the full model's

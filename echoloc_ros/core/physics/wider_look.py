@@ -7,7 +7,8 @@ from echoloc_ros.core.array_geometry import yaw_matrix
 from echoloc_ros.core.physics.candidates import _peaks
 from echoloc_ros.core.physics.config import (N_THETA, N_WIDER_PEAKS, N_WIDER_REFINE,
                                              UNEXPLAINED_RATIO, WIDENED_VARIANCE_RATIO,
-                                             WIDER_RATIO_GROWTH_MAX, WIDER_STEP_M, YAW)
+                                             WIDER_EVIDENCE_MARGIN, WIDER_RATIO_GROWTH_MAX,
+                                             WIDER_STEP_M, YAW)
 from echoloc_ros.core.physics.results import Estimate, Proposal
 
 
@@ -40,13 +41,23 @@ class WiderLook:
             np.diag(estimate.covariance_m2) > WIDENED_VARIANCE_RATIO * np.diag(local)))
 
     @staticmethod
-    def _replaces(first: Estimate, other: Estimate) -> bool:
-        """Whether the fix of the wider look, ``other``, replaces the ``first``: unless it
-        leaves more than :data:`WIDER_RATIO_GROWTH_MAX` times the first's residual over the
-        noise. Its evidence is the higher or equal (the first fix is among its candidates), but
-        a ghost can gather evidence from echoes it places while leaving far more unexplained:
-        the ratio grew 13-16 times where a right fix was swapped for one 30 cm off."""
-        return other.residual_ratio <= WIDER_RATIO_GROWTH_MAX * first.residual_ratio
+    def _replaces(first: Estimate, other: Estimate,
+                  margin: float = WIDER_EVIDENCE_MARGIN) -> bool:
+        """Whether the fix of the wider look, ``other``, replaces the ``first``: only if its
+        evidence exceeds the first's by at least ``margin`` (:data:`WIDER_EVIDENCE_MARGIN`)
+        and it leaves at most :data:`WIDER_RATIO_GROWTH_MAX` times the first's residual over
+        the noise. Its evidence is the higher or equal (the first fix is among its
+        candidates), but a ghost can gather evidence from echoes it places while leaving far
+        more unexplained: the ratio grew 13-16 times where a right fix was swapped for one
+        30 cm off. And a rival the evidence cannot tell from the first fix is no reason to
+        move it: swapped at gaps of 0-11, right fixes became rivals 12-42 cm off, and a track
+        drifted with them. A wider-look fix at the first's own place (within 2 cm, where
+        :meth:`finish` tells rivals apart) replaces it whatever the margin: the same fix,
+        with the wider look's rivals in its covariance."""
+        if np.linalg.norm(other.position_m - first.position_m) <= 0.02:
+            return other.residual_ratio <= WIDER_RATIO_GROWTH_MAX * first.residual_ratio
+        return (other.score >= first.score + margin
+                and other.residual_ratio <= WIDER_RATIO_GROWTH_MAX * first.residual_ratio)
 
     def _fix_theta(self, proposal: Proposal, estimate: Estimate) -> np.ndarray:
         """The parameters ``(5,)`` of a fix :meth:`finish` gave for ``proposal``."""
