@@ -25,12 +25,12 @@ import numpy as np
 
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.core.physics.wider_look import WiderLook
 from echoloc_ros.core.room_tolerance import tolerance_covariance
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.offline.evaluation import CHI2_95_3DOF, CHI2_999_3DOF, evaluate_tracked
 from echoloc_ros.offline.room_evaluation import _grouped, _rounded, parse_rooms, summary
 from echoloc_ros.offline.tracked_path import fitted_path
+from echoloc_ros.offline.wider_record import WiderLookRecorder, wider_choice
 from echoloc_ros.sim.room_generator import generate_rooms
 from echoloc_ros.sim.simulator import Scenario
 
@@ -43,7 +43,7 @@ class RecordingTracker(PoseTracker):
     ``wider`` what the wider look of that frame's localize saw (:class:`WiderLookRecorder`;
     ``None`` where it did not run)."""
 
-    def __init__(self, recorder: 'WiderLookRecorder', **kwargs) -> None:
+    def __init__(self, recorder: WiderLookRecorder, **kwargs) -> None:
         self.recorder = recorder
         super().__init__(**kwargs)
 
@@ -56,47 +56,6 @@ class RecordingTracker(PoseTracker):
         self.inputs.append((t_s, estimate))
         self.wider.append(self.recorder.pop())
         return super().update_estimate(t_s, estimate)
-
-
-class WiderLookRecorder:
-    """While entered, keeps what each frame's wider look (:class:`WiderLook`) compared: the
-    first fix, the wider look's fix, and ``kept``: the wider look's proposal finished at the
-    first fix (the first fix with the wider look's rivals in its covariance), so that a
-    replay can apply any replacement rule to the recorded frames (the localizer keeps no
-    state from frame to frame). ``localize`` itself decides as before."""
-
-    def __init__(self) -> None:
-        self._last = None
-        self._proposal = None
-
-    def __enter__(self) -> 'WiderLookRecorder':
-        self._saved = (WiderLook._wider_look, WiderLook.__dict__['_replaces'])
-        recorder = self
-        wider_look, replaces = WiderLook._wider_look, WiderLook._replaces
-
-        def recorded_wider_look(localizer, proposal, estimate):
-            out = wider_look(localizer, proposal, estimate)
-            first = localizer._fix_theta(proposal, estimate)
-            index = int(np.flatnonzero(np.all(out.thetas == first, axis=1))[0])
-            recorder._proposal = (localizer, out, index)
-            return out
-
-        def recorded_replaces(first, other, *args):
-            localizer, proposal, index = recorder._proposal
-            kept = None if index == 0 else localizer.finish(proposal, index)
-            recorder._last = {'first': first, 'other': other, 'kept': kept}
-            return replaces(first, other, *args)
-
-        WiderLook._wider_look = recorded_wider_look
-        WiderLook._replaces = staticmethod(recorded_replaces)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        WiderLook._wider_look, WiderLook._replaces = self._saved
-
-    def pop(self) -> dict | None:
-        last, self._last = self._last, None
-        return last
 
 
 def record(args) -> None:
@@ -129,18 +88,6 @@ def record(args) -> None:
         print(f'{room.name}: {len(tracker.inputs)} frames, tracked p95 '
               f'{np.percentile(errors_cm, 95) if errors_cm.size else float("nan"):.3f} cm',
               flush=True)
-
-
-def wider_choice(estimate, wider: dict | None, margin: float | None, kept: bool):
-    """The frame's fix under the wider look's replacement rule of ``margin``
-    (:meth:`WiderLook._replaces`; ``None``: the recorded fix, as localize chose it). A first
-    fix the rule keeps is, with ``kept``, the wider look's proposal finished at it."""
-    if margin is None or wider is None:
-        return estimate
-    first, other = wider['first'], wider['other']
-    if WiderLook._replaces(first, other, margin):
-        return other
-    return wider['kept'] if kept and wider['kept'] is not None else first
 
 
 def replay_lap(lap: dict, options: dict, margin: float | None = None,
