@@ -7,7 +7,8 @@ look compared; each margin then re-chooses those frames' fixes
 (:func:`~echoloc_ros.offline.wider_record.wider_choice`, the room tolerance added as the
 pipeline adds it) and the pooled figures are scored as the command scores them. The recorded
 choice (``as_run``) gives the command's figures at the localizer's own margin; the frames
-whose fix a margin changes are listed with their errors.
+whose fix a margin changes are listed: room, frame, error before and after (cm), the wider
+look's evidence gain, the first's and the wider look's residual ratios.
 
     python scripts/wider-margin-frames.py --split dev --seed 7 --rooms random:30 --n 300 \
         --snr-db 20 --heading-noise-deg 1 --margin 0 5 15 30
@@ -76,8 +77,12 @@ def main() -> None:
                 rows.append(_scored(room, truth[k], recorded))
                 base = frames[margins[0]][-1][0][k]
                 if abs(rows[-1][0] - base) > 1e-9:
+                    first, other = wider['first'], wider['other']
                     changed[m].append((room.name, k, round(100 * base, 3),
-                                       round(100 * rows[-1][0], 3)))
+                                       round(100 * rows[-1][0], 3),
+                                       round(other.score - first.score, 1),
+                                       round(first.residual_ratio, 2),
+                                       round(other.residual_ratio, 2)))
             rows = np.array(rows, dtype=float).reshape(-1, 3)
             frames[m].append((rows[:, 0], rows[:, 1].astype(bool), rows[:, 2].astype(bool)))
         print(f'[{i + 1}/{len(rooms)}] {room.name}', file=sys.stderr, flush=True)

@@ -62,12 +62,15 @@ class WiderLookRecorder:
 
 
 def wider_choice(estimate, wider: dict | None, margin: float | None, kept: bool = False):
-    """The frame's fix under :meth:`WiderLook._replaces` at evidence ``margin`` (``None``:
-    ``estimate``, the fix as localize chose it). A first fix the rule keeps is, with
-    ``kept``, the wider look's proposal finished at it."""
+    """The frame's fix under :meth:`WiderLook._choice` at evidence ``margin`` (``None``:
+    ``estimate``, the fix as localize chose it); its ``'kept'`` is the first fix finished on
+    the wider look's proposal with ``kept``, the first as it was without."""
     if margin is None or wider is None:
         return estimate
     first, other = wider['first'], wider['other']
-    if WiderLook._replaces(first, other, margin):
+    choice = WiderLook._choice(first, other, margin)
+    if choice == 'other':
         return other
-    return wider['kept'] if kept and wider['kept'] is not None else first
+    if choice == 'kept' and kept:
+        return other if wider['kept'] is None else wider['kept']
+    return first

@@ -1,6 +1,7 @@
 """Settings of the physics localizer: the optimization levels (presets of one
 dataclass) and the constants of the method, each with the reason for its value."""
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -168,12 +169,17 @@ WIDER_LOOK = True
 # tracked p95 17.1 -> 4.4 cm with this, per-frame dev split unchanged; branch r29-36). The
 # value is UNEXPLAINED_RATIO's, not fitted.
 WIDER_RATIO_GROWTH_MAX = UNEXPLAINED_RATIO
-# ... and only if its evidence exceeds the first's by at least this (log units): a rival the
-# evidence cannot tell from the first fix (within CONFIDENT_GAP, the gap a fix needs to be
-# confident) is a hypothesis for the covariance, not a reason to move the fix (issue 19,
-# branch r30-44: held-out lap room 24 and dev_7_001 swapped right fixes for rivals 12-42 cm
-# off at gaps of 0-11, and the track drifted with the swaps).
-WIDER_EVIDENCE_MARGIN = 0.0
+# ... and, where the first fix explains its echoes (a residual ratio of at most
+# UNEXPLAINED_RATIO), only if its evidence exceeds the first's by at least this (log units);
+# below it the first fix stays, finished on the wider look's proposal so that its covariance
+# covers the rival (WiderLook._choice, 'kept'). The gap below which the rival's weight in the
+# covariance's mixture, 1 / (1 + exp(gap / AMBIGUOUS_GAP)), is at least 1/8 (the tracker's
+# HYPOTHESIS_COVER_WEIGHT): AMBIGUOUS_GAP ln 7 = 9.7. Dev (branch r30-44): lap dev_7_001
+# (swaps at gains 0-18 turned right fixes into rivals 12-250 cm off) tracked p95 4.18 ->
+# 2.83 cm; per frame (300 frames, 20 dB) one tie (gain 0.0) lands 44 instead of 8 cm off;
+# CONFIDENT_GAP (30) cost 4 per-frame gross fixes there (explained swaps at gains 12-25 were
+# right).
+WIDER_EVIDENCE_MARGIN = AMBIGUOUS_GAP * math.log(7.0)
 # Issue 19, no overconfident fix (branch r29-31): a fix confident against every proposed rival
 # can still sit on the wrong wall along one axis (a far or soft wall's distance, a wing's
 # offset), its true value among no candidate. Finishing a physics fix scans the full model's

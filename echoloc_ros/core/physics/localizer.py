@@ -322,8 +322,13 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         estimate = self.finish(proposal)
         if WIDER_LOOK and proposal.localizer._doubtful_fix(estimate):
             # Searched again where the first fix is doubtful (:class:`WiderLook`).
-            other = self.finish(proposal.localizer._wider_look(proposal, estimate))
-            estimate = other if self._replaces(estimate, other) else estimate
+            wider = proposal.localizer._wider_look(proposal, estimate)
+            other = self.finish(wider)
+            choice = self._choice(estimate, other)
+            if choice == 'other':
+                estimate = other
+            elif choice == 'kept':
+                estimate = proposal.localizer._kept(proposal, wider, estimate)
         return estimate
 
     def fix(self, features: EchoFeatures, yaw_rad: float, temperature_c: float | None = None,
