@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from echoloc_ros.core.tracker_measurement import Measurement
+from echoloc_ros.core.tracker_measurement import WEAK_AXIS_VARIANCE_SCALE, Measurement
 
 # The unmodelled acceleration is continuous white noise of power accel_std^2 times this (s):
 # a turn or a brake lasts, it does not flip sign every frame. As independent kicks of
@@ -156,6 +156,9 @@ class PoseTracker:
         over the frames since the tracker started (False: as if undoubted frames came
         before the first, so a start on doubted fixes reached the share only after about
         3 s: the tracker before issue 19's r30-44).
+    :param weak_axis_variance_scale: a physics fix counts with this many times its local
+        variance along an axis the physics widened toward the room
+        (``WEAK_AXIS_VARIANCE_SCALE``; 1: as given, the tracker before r30-44).
     :param max_coast_s: the published track too is dropped after this long without a fix: a
         constant-velocity prediction further out than this is no longer honest (a stopped
         or turning array, a velocity learnt from a few frames), and its covariance has grown
@@ -174,7 +177,8 @@ class PoseTracker:
                  snap_probability: float = SNAP_PROBABILITY,
                  switch_min_trusted: float = SWITCH_MIN_TRUSTED,
                  displaced_cover_s: float = DISPLACED_COVER_S,
-                 doubt_from_start: bool = True) -> None:
+                 doubt_from_start: bool = True,
+                 weak_axis_variance_scale: float = WEAK_AXIS_VARIANCE_SCALE) -> None:
         checks = {'accel_std_mps2': (accel_std_mps2, accel_std_mps2 > 0, 'positive'),
                   'gate_probability': (gate_probability, 0 < gate_probability < 1, 'in (0, 1)'),
                   'confirm_hits': (confirm_hits, confirm_hits >= 1, '>= 1'),
@@ -191,7 +195,9 @@ class PoseTracker:
                       0 < doubted_velocity_gate_probability <= 1, 'in (0, 1]'),
                   'snap_probability': (snap_probability, 0 < snap_probability <= 1, 'in (0, 1]'),
                   'switch_min_trusted': (switch_min_trusted, switch_min_trusted >= 0, '>= 0'),
-                  'displaced_cover_s': (displaced_cover_s, displaced_cover_s >= 0, '>= 0')}
+                  'displaced_cover_s': (displaced_cover_s, displaced_cover_s >= 0, '>= 0'),
+                  'weak_axis_variance_scale': (weak_axis_variance_scale,
+                                               weak_axis_variance_scale >= 1, '>= 1')}
         for name, (value, ok, expected) in checks.items():
             if not ok:
                 raise ValueError(f'{name} must be {expected}, got {value}')
@@ -205,6 +211,7 @@ class PoseTracker:
         self.switch_min_trusted = switch_min_trusted
         self.displaced_cover_s = displaced_cover_s
         self.doubt_from_start = bool(doubt_from_start)
+        self.weak_axis_variance_scale = weak_axis_variance_scale
         self.confirm_hits = confirm_hits
         self.initial_speed_std_mps = initial_speed_std_mps
         self.memory_s = memory_s
@@ -340,7 +347,9 @@ class PoseTracker:
     def update_estimate(self, t_s: float, estimate) -> tuple[np.ndarray, np.ndarray, bool]:
         """Fuse a localizer's :class:`~echoloc_ros.core.physics.results.Estimate`: its
         fix, and with a learned ranker its rivals and probabilities (:meth:`update_with`)."""
-        return self.update_with(t_s, Measurement.from_estimate(estimate, self.prior_right))
+        return self.update_with(t_s, Measurement.from_estimate(
+            estimate, self.prior_right,
+            weak_axis_variance_scale=self.weak_axis_variance_scale))
 
     def update_with(self, t_s: float, m: Measurement) -> tuple[np.ndarray, np.ndarray, bool]:
         """Fuse one frame.

@@ -6,6 +6,7 @@ import pytest
 from scipy import stats
 
 from echoloc_ros.core.tracker import Measurement, PoseTracker
+from echoloc_ros.core.tracker_measurement import WEAK_AXIS_VARIANCE_SCALE
 
 # The 99.9 % and 99.9999 % ellipsoids of a 3-D Gaussian: squared Mahalanobis distance. An
 # honest covariance has 1 pose in 1000 outside the first (a 4.7-sigma fix does it), none in a
@@ -277,8 +278,14 @@ def test_before_a_track_the_weak_axes_fix_is_published_as_it_came():
     assert not tracker.initialised
     assert np.allclose(covariance, estimate.covariance_m2)
     m = Measurement.from_estimate(estimate, prior_right=0.5)
-    assert np.allclose(m.covariances_m2[0], estimate.local_covariance_m2)
+    # Along the widened x and y the local variance counts WEAK_AXIS_VARIANCE_SCALE times.
+    scale = np.array([WEAK_AXIS_VARIANCE_SCALE, WEAK_AXIS_VARIANCE_SCALE, 1.0])
+    assert np.allclose(m.covariances_m2[0], estimate.local_covariance_m2 * scale)
     assert m.probabilities.tolist() == [0.5]
+    as_given = Measurement.from_estimate(estimate, prior_right=0.5, weak_axis_variance_scale=1.0)
+    assert np.allclose(as_given.covariances_m2[0], estimate.local_covariance_m2)
+    with pytest.raises(ValueError, match='weak_axis_variance_scale'):
+        PoseTracker(weak_axis_variance_scale=0.5)
 
 
 def test_a_gross_weak_axis_fix_is_gated_and_the_track_coasts_honestly():
