@@ -6,7 +6,9 @@ Each room's frames are localized once, as ``evaluate_rooms`` localizes them, wit
 look compared; each margin then re-chooses those frames' fixes
 (:func:`~echoloc_ros.offline.wider_record.wider_choice`, the room tolerance added as the
 pipeline adds it) and the pooled figures are scored as the command scores them. The recorded
-choice (``as_run``) gives the command's figures at the localizer's own margin; the frames
+choice (``as_run``) gives the command's figures at the localizer's own margin,
+``ratio_only`` the rule before the margin (the first fix as it was where the ratio refuses the
+wider look's, the wider look's otherwise); the frames
 whose fix a margin changes are listed: room, frame, error before and after (cm), the wider
 look's evidence gain, the first's and the wider look's residual ratios.
 
@@ -53,7 +55,9 @@ def main() -> None:
     array = load_array(args.array)
     n_room = int(np.ceil(args.n / len(rooms)))
     # (margin, kept): a first fix kept is, with kept, finished on the wider look's proposal.
-    margins = [(None, False)] + [(m, kept) for m in args.margin for kept in (False, True)]
+    # -inf: the rule of the residual ratio alone, the first fix as it was (before r30-44).
+    margins = [(None, False), (-np.inf, False)] + [
+        (m, kept) for m in args.margin for kept in (False, True)]
     frames = {m: [] for m in margins}
     changed = {m: [] for m in margins[1:]}
     for i, room in enumerate(rooms):
@@ -88,7 +92,8 @@ def main() -> None:
         print(f'[{i + 1}/{len(rooms)}] {room.name}', file=sys.stderr, flush=True)
     for m in margins:
         out = _rounded(_grouped(rooms, frames[m], [n_room] * len(rooms)))
-        print(json.dumps({'margin': 'as_run' if m[0] is None else m[0], 'kept': m[1],
+        label = 'as_run' if m[0] is None else 'ratio_only' if np.isinf(m[0]) else m[0]
+        print(json.dumps({'margin': label, 'kept': m[1],
                           'pooled': out['pooled'], 'changed_cm': changed.get(m, [])}),
               flush=True)
 
