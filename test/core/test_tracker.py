@@ -278,12 +278,13 @@ def test_before_a_track_the_weak_axes_fix_is_published_as_it_came():
     assert not tracker.initialised
     assert np.allclose(covariance, estimate.covariance_m2)
     m = Measurement.from_estimate(estimate, prior_right=0.5)
-    # Along the widened x and y the local variance counts WEAK_AXIS_VARIANCE_SCALE times.
-    scale = np.array([WEAK_AXIS_VARIANCE_SCALE, WEAK_AXIS_VARIANCE_SCALE, 1.0])
-    assert np.allclose(m.covariances_m2[0], estimate.local_covariance_m2 * scale)
+    assert WEAK_AXIS_VARIANCE_SCALE == 1.0
+    assert np.allclose(m.covariances_m2[0], estimate.local_covariance_m2)
     assert m.probabilities.tolist() == [0.5]
-    as_given = Measurement.from_estimate(estimate, prior_right=0.5, weak_axis_variance_scale=1.0)
-    assert np.allclose(as_given.covariances_m2[0], estimate.local_covariance_m2)
+    # With a scale, the local variance along the widened x and y counts that many times.
+    scaled = Measurement.from_estimate(estimate, prior_right=0.5, weak_axis_variance_scale=4.0)
+    assert np.allclose(scaled.covariances_m2[0],
+                       estimate.local_covariance_m2 * np.array([4.0, 4.0, 1.0]))
     with pytest.raises(ValueError, match='weak_axis_variance_scale'):
         PoseTracker(weak_axis_variance_scale=0.5)
 
