@@ -23,9 +23,9 @@ class WiderLookRecorder:
         self.calls: list[dict | None] = []
 
     def __enter__(self) -> 'WiderLookRecorder':
-        self._saved = (WiderLook._wider_look, WiderLook.__dict__['_replaces'],
+        self._saved = (WiderLook._wider_look, WiderLook.__dict__['_choice'],
                        PhysicsLocalizer.localize)
-        wider_look, replaces, localize = WiderLook._wider_look, WiderLook._replaces, \
+        wider_look, choice, localize = WiderLook._wider_look, WiderLook._choice, \
             PhysicsLocalizer.localize
 
         def recorded_wider_look(localizer, proposal, estimate):
@@ -35,11 +35,11 @@ class WiderLookRecorder:
             self._proposal = (localizer, out, index)
             return out
 
-        def recorded_replaces(first, other, *args):
+        def recorded_choice(first, other, *args):
             localizer, proposal, index = self._proposal
             kept = None if index == 0 else localizer.finish(proposal, index)
             self._last = {'first': first, 'other': other, 'kept': kept}
-            return replaces(first, other, *args)
+            return choice(first, other, *args)
 
         def recorded_localize(localizer, *args, **kwargs):
             self._last = None
@@ -48,12 +48,12 @@ class WiderLookRecorder:
             return out
 
         WiderLook._wider_look = recorded_wider_look
-        WiderLook._replaces = staticmethod(recorded_replaces)
+        WiderLook._choice = staticmethod(recorded_choice)
         PhysicsLocalizer.localize = recorded_localize
         return self
 
     def __exit__(self, *exc) -> None:
-        WiderLook._wider_look, WiderLook._replaces, PhysicsLocalizer.localize = self._saved
+        WiderLook._wider_look, WiderLook._choice, PhysicsLocalizer.localize = self._saved
 
     def pop(self) -> dict | None:
         """The last call's record (``None``: no wider look), forgotten."""
