@@ -61,14 +61,15 @@ class WiderLook:
         swapped for one 30 cm off); such a ghost is no hypothesis to widen toward.
         ``'kept'`` where the first explains its echoes (a residual ratio of at most
         :data:`UNEXPLAINED_RATIO`) and ``other``'s evidence exceeds the first's by less than
-        ``margin`` (:data:`WIDER_EVIDENCE_MARGIN`): a rival the evidence cannot tell from the
-        first is no reason to move it (dev lap ``dev_7_001``: swapped at gains of 0-18, right
-        fixes became rivals 12-250 cm off, and the track drifted with them), but a
-        hypothesis its covariance covers. ``'other'`` otherwise: a first fix that leaves
-        echoes unexplained is replaced at any gain (per frame such swaps rescue fixes metres
-        off), and a wider-look fix within 2 cm of the first (where :meth:`finish` tells
-        rivals apart) is the same fix refined again, with the wider look's rivals in its
-        covariance."""
+        ``margin`` (:data:`WIDER_EVIDENCE_MARGIN`, -inf in localize: per frame the swaps were
+        right more often; :data:`WIDER_TIE_MARGIN` is the one measured): a rival the evidence
+        cannot tell from the first is no reason to move it (dev lap ``dev_7_001``: swapped at
+        gains of 0-18, right fixes became rivals 12-250 cm off, and the track drifted with
+        them), but a hypothesis its covariance covers. ``'other'`` otherwise: a first fix
+        that leaves echoes unexplained is replaced at any gain (per frame such swaps rescue
+        fixes metres off), and a wider-look fix within 2 cm of the first (where
+        :meth:`finish` tells rivals apart) is the same fix refined again, with the wider
+        look's rivals in its covariance."""
         if other.residual_ratio > WIDER_RATIO_GROWTH_MAX * first.residual_ratio:
             return 'first'
         if (np.linalg.norm(other.position_m - first.position_m) <= 0.02
