@@ -12,6 +12,14 @@ and ``outside_999`` against the published covariance (the room tolerance added, 
 so tracker variants are compared on identical fixes. It also gives ``right_wide``: the share
 of right poses (under 10 cm off) published with a sigma over 10 cm along some axis.
 
+Each frame's wider look is recorded too (:class:`WiderLookRecorder`: the first fix, the wider
+look's, and the first finished on the wider look's proposal), so that ``replay
+--wider-margin M [--wider-kept]`` re-chooses the fixes as the localizer would with
+``WiderLook._replaces`` at evidence margin ``M`` (``--wider-margin=-inf``: the rule of the
+residual ratio alone, the localizer before r30-44) without localizing again. ``record --room
+R --frames N --seed S`` records the standard tracked run of ``echoloc evaluate --room R --n 1
+--tracked-frames N --seed S``.
+
     python scripts/tracker-replay.py record --split dev --seed 7 --rooms random:30 \
         --snr-db 20 --heading-noise-deg 1 --lap-s 12 --out /tmp/laps-dev7
     python scripts/tracker-replay.py replay /tmp/laps-dev7 --option prior_right=0.5
@@ -25,11 +33,13 @@ import numpy as np
 
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
+from echoloc_ros.core.room import load_room
 from echoloc_ros.core.room_tolerance import tolerance_covariance
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.offline.evaluation import CHI2_95_3DOF, CHI2_999_3DOF, evaluate_tracked
 from echoloc_ros.offline.room_evaluation import _grouped, _rounded, parse_rooms, summary
 from echoloc_ros.offline.tracked_path import fitted_path
+from echoloc_ros.offline.wider_record import WiderLookRecorder, wider_choice
 from echoloc_ros.sim.room_generator import generate_rooms
 from echoloc_ros.sim.simulator import Scenario
 
@@ -38,22 +48,37 @@ WIDE_STD_M = 0.10
 
 
 class RecordingTracker(PoseTracker):
-    """A :class:`PoseTracker` that keeps every ``(t_s, estimate)`` it is handed."""
+    """A :class:`PoseTracker` that keeps every ``(t_s, estimate)`` it is handed, and in
+    ``wider`` what the wider look of that frame's localize saw (:class:`WiderLookRecorder`;
+    ``None`` where it did not run)."""
+
+    def __init__(self, recorder: WiderLookRecorder, **kwargs) -> None:
+        self.recorder = recorder
+        super().__init__(**kwargs)
 
     def reset(self) -> None:
         super().reset()
         self.inputs = []
+        self.wider = []
 
     def update_estimate(self, t_s, estimate):
         self.inputs.append((t_s, estimate))
+        self.wider.append(self.recorder.pop())
         return super().update_estimate(t_s, estimate)
 
 
 def record(args) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rooms = generate_rooms(args.split, parse_rooms(args.rooms), args.seed)
     array = load_array(args.array)
+    if args.room is not None:
+        # The standard tracked run, ``echoloc evaluate --room R --n 1 --tracked-frames N
+        # --seed S``: the room file's own path, its frames from the seed itself.
+        room = load_room(args.room)
+        _record_one(out / f'{room.name}.pickle', 0, room, array, args, None, args.seed,
+                    args.frames)
+        return
+    rooms = generate_rooms(args.split, parse_rooms(args.rooms), args.seed)
     only = None if args.only is None else {int(i) for i in args.only.split(',')}
     for i, room in enumerate(rooms):
         if only is not None and i not in only:
@@ -62,31 +87,47 @@ def record(args) -> None:
         if path is None:
             print(f'{room.name}: no path', flush=True)
             continue
-        details: dict = {}
         room_seed = int(np.random.SeedSequence([args.seed, i]).generate_state(1)[0])
-        tracker = RecordingTracker(room_volume_m3=room.volume_m3)
+        _record_one(out / f'{i:03d}_{room.name}.pickle', i, room, array, args, path, room_seed,
+                    None)
+
+
+def _record_one(name: Path, index: int, room, array, args, path, room_seed: int,
+                n_frames: int | None) -> None:
+    """Drive one lap (``path``; ``None``: :func:`tracked_path`, ``n_frames`` frames) and
+    write its tracker inputs to ``name``."""
+    details: dict = {}
+    with WiderLookRecorder() as recorder:
+        tracker = RecordingTracker(recorder, room_volume_m3=room.volume_m3)
         evaluate_tracked(room, array, Chirp(), Scenario(snr_db=args.snr_db, seed=args.seed),
-                         None, room_seed, details=details, path=path, tracker=tracker,
+                         n_frames, room_seed, details=details, path=path, tracker=tracker,
                          heading_noise_deg=args.heading_noise_deg)
-        with open(out / f'{i:03d}_{room.name}.pickle', 'wb') as f:
-            pickle.dump({'index': i, 'room': room, 'inputs': tracker.inputs,
-                         'truth_m': details['truth_m'],
-                         'tracked_m': details['tracked_m']}, f)
-        vouched = details['vouched']
-        errors_cm = 100 * details['tracked_errors_m'][vouched]
-        print(f'{room.name}: {len(tracker.inputs)} frames, tracked p95 '
-              f'{np.percentile(errors_cm, 95) if errors_cm.size else float("nan"):.3f} cm',
-              flush=True)
+    with open(name, 'wb') as f:
+        pickle.dump({'index': index, 'room': room, 'inputs': tracker.inputs,
+                     'wider': tracker.wider, 'truth_m': details['truth_m'],
+                     'tracked_m': details['tracked_m']}, f)
+    vouched = details['vouched']
+    errors_cm = 100 * details['tracked_errors_m'][vouched]
+    print(f'{room.name}: {len(tracker.inputs)} frames, tracked p95 '
+          f'{np.percentile(errors_cm, 95) if errors_cm.size else float("nan"):.3f} cm',
+          flush=True)
 
 
-def replay_lap(lap: dict, options: dict) -> dict:
+def replay_lap(lap: dict, options: dict, margin: float | None = None,
+               kept: bool = False) -> dict:
     """One recorded lap through a tracker of ``options``: per-frame published position,
-    covariance (room tolerance added) and whether a confirmed track vouched for it."""
+    covariance (room tolerance added) and whether a confirmed track vouched for it; the fixes
+    re-chosen by :func:`wider_choice` when ``margin`` is given."""
     room = lap['room']
     tracker = PoseTracker(room_volume_m3=room.volume_m3, **options)
     tracker.reset()
     positions, covariances, vouched = [], [], []
-    for t_s, estimate in lap['inputs']:
+    widers = lap.get('wider', [None] * len(lap['inputs']))
+    if margin is not None and 'wider' not in lap:
+        raise SystemExit(f'{room.name}: recorded without the wider look; --wider-margin needs '
+                         'a recording of this version')
+    for (t_s, estimate), wider in zip(lap['inputs'], widers):
+        estimate = wider_choice(estimate, wider, margin, kept)
         position, covariance, _ = tracker.update_estimate(t_s, estimate)
         positions.append(position)
         covariances.append(covariance + tolerance_covariance(room, position))
@@ -123,7 +164,7 @@ def replay(args) -> None:
     for name in files:
         with open(name, 'rb') as f:
             lap = pickle.load(f)
-        run = replay_lap(lap, options)
+        run = replay_lap(lap, options, args.wider_margin, args.wider_kept)
         *frame, wide = scored(lap, run)
         rooms.append(lap['room'])
         frames.append(tuple(frame))
@@ -145,8 +186,12 @@ def replay(args) -> None:
         1 for f in frames if f[0].size and np.percentile(100 * f[0], 95) <= 1.0
         and not np.any(f[2]))
     out['options'] = options
+    if args.wider_margin is not None:
+        out['wider_margin'] = args.wider_margin
+        out['wider_kept'] = args.wider_kept
     print(json.dumps(out if args.groups else {k: out[k] for k in (
-        'pooled', 'right_wide', 'rooms_meeting_bar', 'options')}), flush=True)
+        'pooled', 'right_wide', 'rooms_meeting_bar', 'options', 'wider_margin', 'wider_kept')
+        if k in out}), flush=True)
 
 
 def main() -> None:
@@ -161,12 +206,21 @@ def main() -> None:
     rec.add_argument('--lap-s', type=float, default=12.0)
     rec.add_argument('--array', default='square_4sensor')
     rec.add_argument('--only', help='room indices, comma separated')
+    rec.add_argument('--room', help='a room file instead of --rooms: the standard tracked run '
+                     'of echoloc evaluate --room R --tracked-frames N --seed S')
+    rec.add_argument('--frames', type=int, default=300, help='with --room: frames driven')
     rec.add_argument('--out', required=True)
     rep = sub.add_parser('replay', help='replay recorded laps through a tracker')
     rep.add_argument('laps')
     rep.add_argument('--option', action='append', default=[],
                      help='a PoseTracker option, name=value')
     rep.add_argument('--per-room', action='store_true')
+    rep.add_argument('--wider-margin', type=float,
+                     help='re-choose each frame with WiderLook._replaces at this evidence '
+                     'margin (default: the fixes as recorded)')
+    rep.add_argument('--wider-kept', action='store_true',
+                     help='with --wider-margin: a first fix kept is finished on the wider '
+                     "look's proposal")
     rep.add_argument('--groups', action='store_true')
     args = parser.parse_args()
     record(args) if args.command == 'record' else replay(args)

@@ -46,7 +46,7 @@ from echoloc_ros.core.model import (CandidateRanker, ModelConfig, TrainedFor, lo
                                     model_inputs)
 from echoloc_ros.core.nn_features import LAGS_S, candidate_example
 from echoloc_ros.core.nn_inference import RankerForward
-from echoloc_ros.core.physics.config import UNEXPLAINED_RATIO, UNSEPARATED_GAP, WIDER_LOOK
+from echoloc_ros.core.physics.config import UNEXPLAINED_RATIO, UNSEPARATED_GAP
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.physics.results import Estimate, Proposal
 from echoloc_ros.core.room import Room
@@ -272,14 +272,9 @@ class NeuralLocalizer:
         return Fix(estimate, doubted, wide, kept, inference_s)
 
     def physics_fix(self, proposal: Proposal) -> Estimate:
-        """Physics' own fix from its ``proposal``: its best candidate refined and, where that
-        leaves the frame doubtful, searched again, as :meth:`PhysicsLocalizer.localize` does."""
-        physics = self.physics
-        estimate = physics.finish(proposal)
-        if WIDER_LOOK and proposal.localizer._doubtful_fix(estimate):
-            other = physics.finish(proposal.localizer._wider_look(proposal, estimate))
-            estimate = other if physics._replaces(estimate, other) else estimate
-        return estimate
+        """Physics' own fix from its ``proposal``, as :meth:`PhysicsLocalizer.localize` gives
+        it (:meth:`PhysicsLocalizer.settled`)."""
+        return self.physics.settled(proposal)
 
     @staticmethod
     def physics_stands(physics_fix: Estimate, network_fix: Estimate) -> bool:

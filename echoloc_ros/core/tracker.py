@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from echoloc_ros.core.tracker_measurement import Measurement
+from echoloc_ros.core.tracker_measurement import WEAK_AXIS_VARIANCE_SCALE, Measurement
 
 # The unmodelled acceleration is continuous white noise of power accel_std^2 times this (s):
 # a turn or a brake lasts, it does not flip sign every frame. As independent kicks of
@@ -44,10 +44,12 @@ RIVAL_TRACK_MIN_SHARE = 0.2
 UNEXPLAINED_RATIO = 2.0
 UNEXPLAINED_BIAS_STD_M = 0.0007
 # A tracker fed almost only fixes the localizer doubted (this share of the frames, a mean
-# fading with memory_s: about 3 s of nothing else) is no surer than they are: its track is
-# published with their widening. Counted over the frames, not the fixes taken: a track that
-# refuses the right doubted fixes while it follows doubted ghosts (a dev shoebox, 1.7 m off
-# for 0.3 s) took nothing else either.
+# fading with memory_s) is no surer than they are: its track is published with their
+# widening. Counted over the frames, not the fixes taken: a track that refuses the right
+# doubted fixes while it follows doubted ghosts (a dev shoebox, 1.7 m off for 0.3 s) took
+# nothing else either. The mean is over the frames seen since the tracker started: a lap that
+# starts on doubted fixes has nothing else (the held-out alcove's lap started on doubted
+# ghosts 3.5 m off, and their track was published with their millimetre sigmas; r30-44).
 DOUBTED_TRACK_SHARE = 0.95
 # A fix outside this ellipsoid of the track's prediction (chi-square, 3 dof) moves the track's
 # position only, not its velocity: one surprising fix must not set the velocity the track then
@@ -152,6 +154,13 @@ class PoseTracker:
         always by the best-scored).
     :param displaced_cover_s: how long after its last fix a replaced or lost track is still
         covered by the published covariance (``DISPLACED_COVER_S``; 0: never).
+    :param doubt_from_start: the share of doubted frames (``DOUBTED_TRACK_SHARE``) is a mean
+        over the frames since the tracker started (False: as if undoubted frames came
+        before the first, so a start on doubted fixes reached the share only after about
+        3 s: the tracker before issue 19's r30-44).
+    :param weak_axis_variance_scale: a physics fix counts with this many times its local
+        variance along an axis the physics widened toward the room
+        (``WEAK_AXIS_VARIANCE_SCALE``; 1: as given, the tracker before r30-44).
     :param max_coast_s: the published track too is dropped after this long without a fix: a
         constant-velocity prediction further out than this is no longer honest (a stopped
         or turning array, a velocity learnt from a few frames), and its covariance has grown
@@ -169,7 +178,9 @@ class PoseTracker:
                  doubted_velocity_gate_probability: float = DOUBTED_VELOCITY_GATE_PROBABILITY,
                  snap_probability: float = SNAP_PROBABILITY,
                  switch_min_trusted: float = SWITCH_MIN_TRUSTED,
-                 displaced_cover_s: float = DISPLACED_COVER_S) -> None:
+                 displaced_cover_s: float = DISPLACED_COVER_S,
+                 doubt_from_start: bool = True,
+                 weak_axis_variance_scale: float = WEAK_AXIS_VARIANCE_SCALE) -> None:
         checks = {'accel_std_mps2': (accel_std_mps2, accel_std_mps2 > 0, 'positive'),
                   'gate_probability': (gate_probability, 0 < gate_probability < 1, 'in (0, 1)'),
                   'confirm_hits': (confirm_hits, confirm_hits >= 1, '>= 1'),
@@ -186,7 +197,9 @@ class PoseTracker:
                       0 < doubted_velocity_gate_probability <= 1, 'in (0, 1]'),
                   'snap_probability': (snap_probability, 0 < snap_probability <= 1, 'in (0, 1]'),
                   'switch_min_trusted': (switch_min_trusted, switch_min_trusted >= 0, '>= 0'),
-                  'displaced_cover_s': (displaced_cover_s, displaced_cover_s >= 0, '>= 0')}
+                  'displaced_cover_s': (displaced_cover_s, displaced_cover_s >= 0, '>= 0'),
+                  'weak_axis_variance_scale': (weak_axis_variance_scale,
+                                               weak_axis_variance_scale >= 1, '>= 1')}
         for name, (value, ok, expected) in checks.items():
             if not ok:
                 raise ValueError(f'{name} must be {expected}, got {value}')
@@ -199,6 +212,8 @@ class PoseTracker:
         self.snap = float(stats.chi2.ppf(snap_probability, 3))
         self.switch_min_trusted = switch_min_trusted
         self.displaced_cover_s = displaced_cover_s
+        self.doubt_from_start = bool(doubt_from_start)
+        self.weak_axis_variance_scale = weak_axis_variance_scale
         self.confirm_hits = confirm_hits
         self.initial_speed_std_mps = initial_speed_std_mps
         self.memory_s = memory_s
@@ -217,7 +232,8 @@ class PoseTracker:
         self.switches = 0
         self.losses = 0
         # What the published covariance holds beyond the track's own (_published_covariance).
-        self._doubt_share = 0.0
+        self._doubted_frames = 0.0
+        self._frames = 0.0
         self._doubt_widening_m2 = np.zeros((3, 3))
         self._bias_m2 = np.zeros((3, 3))
 
@@ -338,7 +354,9 @@ class PoseTracker:
     def update_estimate(self, t_s: float, estimate) -> tuple[np.ndarray, np.ndarray, bool]:
         """Fuse a localizer's :class:`~echoloc_ros.core.physics.results.Estimate`: its
         fix, and with a learned ranker its rivals and probabilities (:meth:`update_with`)."""
-        return self.update_with(t_s, Measurement.from_estimate(estimate, self.prior_right))
+        return self.update_with(t_s, Measurement.from_estimate(
+            estimate, self.prior_right,
+            weak_axis_variance_scale=self.weak_axis_variance_scale))
 
     def update_with(self, t_s: float, m: Measurement) -> tuple[np.ndarray, np.ndarray, bool]:
         """Fuse one frame.
@@ -461,7 +479,16 @@ class PoseTracker:
             # A mixture's second moment about the published place: its spread and offset.
             cov += weight * (spread + np.outer(place - position, place - position))
         self._bias_m2 = fade * self._bias_m2
-        self._doubt_share = fade * self._doubt_share + (1.0 - fade) * float(m.doubted)
+        # Doubted frames over frames, both fading: from the first frame on, not from a start
+        # presumed undoubted (a lap that starts on doubted ghosts is published with their
+        # widening at once).
+        if self.doubt_from_start:
+            self._doubted_frames = fade * self._doubted_frames + float(m.doubted)
+            self._frames = fade * self._frames + 1.0
+        else:
+            self._doubted_frames = (fade * self._doubted_frames
+                                    + (1.0 - fade) * float(m.doubted))
+            self._frames = 1.0
         if m.doubted:
             self._doubt_widening_m2 = m.fix_covariance_m2 - m.covariances_m2[0]
         if accepted:
@@ -470,7 +497,7 @@ class PoseTracker:
                 if np.trace(bias) > np.trace(self._bias_m2):
                     self._bias_m2 = bias
         cov += self._bias_m2
-        if self._doubt_share >= DOUBTED_TRACK_SHARE:
+        if self._doubted_frames >= DOUBTED_TRACK_SHARE * self._frames:
             cov += self._doubt_widening_m2
         return 0.5 * (cov + cov.T)
 

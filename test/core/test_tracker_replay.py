@@ -59,3 +59,30 @@ def test_options_are_name_value():
     assert script._option('confirm_hits=4') == ('confirm_hits', 4)
     with pytest.raises(SystemExit, match='name=value'):
         script._option('snap_probability')
+
+
+def _fix(x_m: float, score: float, residual_ratio: float = 1.0) -> Estimate:
+    return Estimate(position_m=np.array([x_m, 2.0, 0.3]), covariance_m2=1e-6 * np.eye(3),
+                    speed_of_sound_mps=343.0, confidence=0.0, score=score, n_echoes=6,
+                    residual_ratio=residual_ratio)
+
+
+def test_a_recorded_wider_look_is_chosen_again_by_the_localizers_rule():
+    """``--wider-margin``: the recorded first, wider-look and kept fixes re-chosen by
+    WiderLook._choice; without a margin the fix as recorded; a lap recorded without them is
+    refused by name."""
+    from echoloc_ros.offline.wider_record import wider_choice
+    first, other, kept = _fix(1.0, 100.0), _fix(1.3, 105.0), _fix(1.0, 100.0)
+    wider = {'first': first, 'other': other, 'kept': kept}
+    recorded = _fix(1.3, 105.0)
+    assert wider_choice(recorded, wider, None, True) is recorded
+    assert wider_choice(recorded, None, 10.0, True) is recorded
+    assert wider_choice(recorded, wider, 10.0, True) is kept
+    assert wider_choice(recorded, wider, 10.0, False) is first
+    assert wider_choice(recorded, wider, 1.0, True) is other
+    assert wider_choice(recorded, wider, float('-inf'), True) is other
+    ghost = {'first': first, 'other': _fix(1.3, 900.0, residual_ratio=30.0), 'kept': kept}
+    assert wider_choice(recorded, ghost, 10.0, True) is first
+    script = _script()
+    with pytest.raises(SystemExit, match='without the wider look'):
+        script.replay_lap(_lap(load_room('default_room')), {}, margin=10.0)

@@ -1,6 +1,7 @@
 """Settings of the physics localizer: the optimization levels (presets of one
 dataclass) and the constants of the method, each with the reason for its value."""
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -169,6 +170,20 @@ WIDER_LOOK = True
 # tracked p95 17.1 -> 4.4 cm with this, per-frame dev split unchanged; branch r29-36). The
 # value is UNEXPLAINED_RATIO's, not fitted.
 WIDER_RATIO_GROWTH_MAX = UNEXPLAINED_RATIO
+# ... and, where the first fix explains its echoes (a residual ratio of at most
+# UNEXPLAINED_RATIO), only if its evidence exceeds the first's by at least
+# WIDER_EVIDENCE_MARGIN (log units); below it the first fix stays, finished on the wider
+# look's proposal so that its covariance covers the rival (WiderLook._choice, 'kept').
+# WIDER_TIE_MARGIN is the margin built and measured (branch r30-44): the gap below which the
+# rival's weight in the covariance's mixture, 1 / (1 + exp(gap / AMBIGUOUS_GAP)), is at least
+# 1/8 (the tracker's HYPOTHESIS_COVER_WEIGHT), AMBIGUOUS_GAP ln 7 = 9.7. On tracked laps it
+# helps (dev_7_001 p95 4.18 -> 2.83 cm; held-out room 24 14.8 -> 10.4 cm), but per frame on
+# the dev split (300 frames) the swaps it refuses were right more often than not: 20 dB gross
+# 3.67 -> 4.00 %, 10 dB 11.33 -> 12.67 % (5 right fixes lost at gains of 0.5-8.9, 1 won). So
+# localize does not apply it (-inf: every wider-look fix the ratio rule allows replaces the
+# first, as before); docs/results.md, r30-44.
+WIDER_TIE_MARGIN = AMBIGUOUS_GAP * math.log(7.0)
+WIDER_EVIDENCE_MARGIN = -math.inf
 # Issue 19, no overconfident fix (branch r29-31): a fix confident against every proposed rival
 # can still sit on the wrong wall along one axis (a far or soft wall's distance, a wing's
 # offset), its true value among no candidate. Finishing a physics fix scans the full model's

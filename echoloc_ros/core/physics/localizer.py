@@ -320,6 +320,14 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         :return: :class:`Estimate`; its covariance includes the heading's uncertainty.
         """
         proposal = self.propose(features, yaw_rad, temperature_c, yaw_std_rad, tilt_rad)
+        return self.settled(proposal)
+
+    def settled(self, proposal: Proposal) -> Estimate:
+        """The fix :meth:`localize` publishes for ``proposal``: its best candidate finished
+        (:meth:`finish`) and, where that leaves the frame doubtful or an axis' evidence peaks
+        where the fix does not clearly beat it, searched again (:class:`WiderLook`), the fix
+        then chosen by :meth:`WiderLook._choice`. The network's localizer takes physics' own
+        fix from here too."""
         estimate, peaks = self._finished(proposal)
         # Peaks of the evidence along an axis that the fix does not clearly beat are
         # refined as candidates (:meth:`_evidence_peaks`; where the truth's value on an axis was
@@ -334,7 +342,11 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
             second = loc._peaks_refined(proposal, estimate, better)
         if second is not None:
             other = self.finish(second)
-            estimate = other if self._replaces(estimate, other) else estimate
+            choice = self._choice(estimate, other)
+            if choice == 'other':
+                estimate = other
+            elif choice == 'kept':
+                estimate = loc._kept(proposal, second, estimate)
         return estimate
 
     def fix(self, features: EchoFeatures, yaw_rad: float, temperature_c: float | None = None,

@@ -7,7 +7,8 @@ from echoloc_ros.core.array_geometry import yaw_matrix
 from echoloc_ros.core.physics.candidates import _peaks
 from echoloc_ros.core.physics.config import (N_THETA, N_WIDER_PEAKS, N_WIDER_REFINE,
                                              UNEXPLAINED_RATIO, WIDENED_VARIANCE_RATIO,
-                                             WIDER_RATIO_GROWTH_MAX, WIDER_STEP_M, YAW)
+                                             WIDER_EVIDENCE_MARGIN, WIDER_RATIO_GROWTH_MAX,
+                                             WIDER_STEP_M, YAW)
 from echoloc_ros.core.physics.results import Estimate, Proposal
 
 
@@ -40,13 +41,52 @@ class WiderLook:
             np.diag(estimate.covariance_m2) > WIDENED_VARIANCE_RATIO * np.diag(local)))
 
     @staticmethod
-    def _replaces(first: Estimate, other: Estimate) -> bool:
-        """Whether the fix of the wider look, ``other``, replaces the ``first``: unless it
-        leaves more than :data:`WIDER_RATIO_GROWTH_MAX` times the first's residual over the
-        noise. Its evidence is the higher or equal (the first fix is among its candidates), but
-        a ghost can gather evidence from echoes it places while leaving far more unexplained:
-        the ratio grew 13-16 times where a right fix was swapped for one 30 cm off."""
-        return other.residual_ratio <= WIDER_RATIO_GROWTH_MAX * first.residual_ratio
+    def _replaces(first: Estimate, other: Estimate,
+                  margin: float = WIDER_EVIDENCE_MARGIN) -> bool:
+        """Whether the fix of the wider look, ``other``, replaces the ``first``
+        (:meth:`_choice` is ``'other'``)."""
+        return WiderLook._choice(first, other, margin) == 'other'
+
+    @staticmethod
+    def _choice(first: Estimate, other: Estimate,
+                margin: float = WIDER_EVIDENCE_MARGIN) -> str:
+        """Which fix a doubtful frame publishes after the wider look: ``'other'`` (the wider
+        look's fix), ``'first'`` (the first fix as it was) or ``'kept'`` (the first fix
+        finished on the wider look's proposal, :meth:`_kept`).
+
+        ``'first'`` where ``other`` leaves more than :data:`WIDER_RATIO_GROWTH_MAX` times the
+        first's residual over the noise: its evidence is the higher or equal (the first fix
+        is among its candidates), but a ghost can gather evidence from echoes it places
+        while leaving far more unexplained (the ratio grew 13-16 times where a right fix was
+        swapped for one 30 cm off); such a ghost is no hypothesis to widen toward.
+        ``'kept'`` where the first explains its echoes (a residual ratio of at most
+        :data:`UNEXPLAINED_RATIO`) and ``other``'s evidence exceeds the first's by less than
+        ``margin`` (:data:`WIDER_EVIDENCE_MARGIN`, -inf in localize: per frame the swaps were
+        right more often; :data:`WIDER_TIE_MARGIN` is the one measured): a rival the evidence
+        cannot tell from the first is no reason to move it (dev lap ``dev_7_001``: swapped at
+        gains of 0-18, right fixes became rivals 12-250 cm off, and the track drifted with
+        them), but a hypothesis its covariance covers. ``'other'`` otherwise: a first fix
+        that leaves echoes unexplained is replaced at any gain (per frame such swaps rescue
+        fixes metres off), and a wider-look fix within 2 cm of the first (where
+        :meth:`finish` tells rivals apart) is the same fix refined again, with the wider
+        look's rivals in its covariance."""
+        if other.residual_ratio > WIDER_RATIO_GROWTH_MAX * first.residual_ratio:
+            return 'first'
+        if (np.linalg.norm(other.position_m - first.position_m) <= 0.02
+                or first.residual_ratio > UNEXPLAINED_RATIO
+                or other.score >= first.score + margin):
+            return 'other'
+        return 'kept'
+
+    def _kept(self, proposal: Proposal, wider: Proposal, estimate: Estimate) -> Estimate:
+        """The first fix ``estimate`` of ``proposal`` finished on the wider look's proposal
+        ``wider`` (:meth:`_choice` ``'kept'``): at its own place, its covariance spanning the
+        rivals the wider look found, which the first proposal did not hold. On dev lap
+        ``dev_7_001`` (replayed, margin 10): tracked p95 4.17 cm with the swaps, 6.44
+        keeping the first fix as it was, 2.83 keeping it so."""
+        first = self._fix_theta(proposal, estimate)
+        index = np.flatnonzero(np.all(wider.thetas == first, axis=1))
+        return self.finish(wider, int(index[0])) if index.size else estimate
 
     def _fix_theta(self, proposal: Proposal, estimate: Estimate) -> np.ndarray:
         """The parameters ``(5,)`` of a fix :meth:`finish` gave for ``proposal``."""
