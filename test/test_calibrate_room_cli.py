@@ -74,7 +74,7 @@ def test_calibrate_room_writes_the_room_as_it_stands(tmp_path):
     assert abs(room.width_m - truth.room.width_m) > 0.005
     for axis in ('width_m', 'length_m', 'height_m'):
         assert getattr(now, axis) == pytest.approx(getattr(truth.room, axis), abs=0.003), axis
-    assert report['ruler'] == 'temperature'
+    assert report['ruler'] == 'both'
     assert 0.001 <= now.tolerance_m < 0.03
 
 

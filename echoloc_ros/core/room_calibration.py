@@ -15,12 +15,15 @@ translation that best aligns it with the file), and a shoebox stays a shoebox wi
 south-west corner and floor at the origin (its furniture moves with that frame).
 
 Echoes measure time, so the room's scale and the speed of sound trade off: the speed of sound
-of the temperature told (the room file's, or the one given) is the ruler, 0.18 % of scale per
-degC. The file's own scale (its surfaces, each within its ``tolerance_m``) is a second ruler:
-where the two disagree by more than three standard deviations of both together (air 5 degC
-off the file's 20 degC: the room measured 0.85 % too small), the temperature told is wrong,
-and the calibrated room keeps the file's scale (the localizer estimates the speed of sound per
-frame from the floor and ceiling anyway). The tolerance the calibrated room states covers, per
+of the temperature told (the room file's, or the one given) is one ruler, 0.18 % of scale per
+degC. The file's own scale (its surfaces, each within its ``tolerance_m``) is a second ruler,
+as good for a tape-measured room (+-1 cm over 4-6 m: 0.1 %) as a temperature known to
+0.6 degC: the calibrated room takes the scale of least variance between the two, each weighed
+by its doubt (:func:`ruler_weight`). Where they disagree by more than three standard
+deviations of both together (air 5 degC off the file's 20 degC: the room measured 0.85 % too
+small), the temperature told is wrong, and the calibrated room keeps the file's scale (the
+localizer estimates the speed of sound per frame from the floor and ceiling anyway). The
+tolerance the calibrated room states covers, per
 surface, the disagreement of its estimate between segments of the drive, the array's own
 uncertainty; the ruler's doubt is one more term, the room's ``scale_std``, shared by every
 surface (a scale moves each by its distance from the room's centre, all together:
@@ -74,6 +77,26 @@ TEMPERATURE_STD_C = 1.0
 RULER_SIGMAS = 3.0
 
 
+def ruler_weight(file_std: float, temperature_std: float) -> tuple[float, float]:
+    """The share of the scale the echoes measured at the temperature told that the calibrated
+    room keeps, and the kept scale's standard deviation (fractions).
+
+    The echoes measure the room's scale ``s_file - s_air`` (the file's own scale error less
+    the air's, as a fraction of the speed of sound told); keeping ``w`` of it leaves the room
+    ``-(1 - w) s_file - w s_air`` off, least in variance at ``w = file_std^2 / (file_std^2 +
+    temperature_std^2)``, with the standard deviation of the two rulers combined. A file that
+    states 0 is held exact (``w = 0``).
+
+    :param file_std: the room file's scale's standard deviation (its surfaces' tolerance).
+    :param temperature_std: the speed of sound told's (the temperature's doubt).
+    """
+    if file_std <= 0.0:
+        return 0.0, 0.0
+    file_var, air_var = file_std ** 2, temperature_std ** 2
+    total = file_var + air_var
+    return file_var / total, float(np.sqrt(file_var * air_var / total))
+
+
 @dataclass
 class RoomCalibrationResult:
     """What :meth:`RoomCalibration.solve` found.
@@ -85,8 +108,9 @@ class RoomCalibrationResult:
         ``room.scale_std``, shared), m (``inf``: never heard).
     :ivar frames: each surface's frames used.
     :ivar shift_m: a point of the file's frame is ``p - shift_m`` in ``room``'s frame.
-    :ivar ruler: ``'temperature'`` (the speed of sound told sets the scale) or ``'file'``
-        (the two disagreed; the file's scale is kept).
+    :ivar ruler: ``'both'`` (the speed of sound told and the file's scale, each weighed by
+        its doubt: :func:`ruler_weight`) or ``'file'`` (the two disagreed; the file's scale is
+        kept).
     :ivar scale: the room's scale the echoes measured at the temperature told, over the
         file's, minus 1 (what the ruler ``'file'`` took out).
     :ivar temperature_c: the air's temperature that ``scale`` implies, against the file's
@@ -98,7 +122,7 @@ class RoomCalibrationResult:
     std_m: np.ndarray
     frames: np.ndarray
     shift_m: np.ndarray
-    ruler: str = 'temperature'
+    ruler: str = 'both'
     scale: float = 0.0
     temperature_c: float = float('nan')
 
@@ -350,10 +374,11 @@ class RoomCalibration:
 
     def _ruler(self, offsets: np.ndarray,
                known: np.ndarray) -> tuple[np.ndarray, str, float, float]:
-        """The scale: the temperature told's, or the file's where the two disagree.
+        """The scale: the temperature told's and the file's, each weighed by its doubt, or the
+        file's where the two disagree.
 
         :param offsets: the surfaces' offsets at the temperature told, translation removed.
-        :return: the offsets at the scale kept, the ruler (``'temperature'``, ``'file'``),
+        :return: the offsets at the scale kept, the ruler (``'both'``, ``'file'``),
             the scale measured against the file's, and the kept scale's standard deviation.
         """
         design = np.column_stack([self.normals, self.scale_mode_m])[known]
@@ -364,10 +389,12 @@ class RoomCalibration:
         file_std = self.localizer.room.tolerance_m / np.sqrt(3.0) * np.sqrt(inverse[3, 3])
         told_c = float(np.mean(self.temperatures_c))
         temperature_std = 0.606 * self.temperature_std_c / speed_of_sound_mps(told_c)
-        if abs(scale) <= RULER_SIGMAS * np.hypot(file_std, temperature_std):
-            return offsets, 'temperature', scale, float(temperature_std)
-        held = offsets - scale * self.scale_mode_m
-        return held - self._gauge(held, known), 'file', scale, float(file_std)
+        if abs(scale) > RULER_SIGMAS * np.hypot(file_std, temperature_std):
+            held = offsets - scale * self.scale_mode_m
+            return held - self._gauge(held, known), 'file', scale, float(file_std)
+        weight, scale_std = ruler_weight(float(file_std), float(temperature_std))
+        kept = offsets - (1.0 - weight) * scale * self.scale_mode_m
+        return kept - self._gauge(kept, known), 'both', scale, scale_std
 
     def _box_step(self, offsets: np.ndarray) -> np.ndarray:
         """The boxes' common step in plan from where the file has them ``(2,)``, m.

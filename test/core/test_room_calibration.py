@@ -11,7 +11,8 @@ import pytest
 
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import load_room, room_from_yaml
-from echoloc_ros.core.room_calibration import ARRAY_STD_M, RoomCalibration, room_yaml
+from echoloc_ros.core.room_calibration import (ARRAY_STD_M, TEMPERATURE_STD_C,
+                                               RoomCalibration, room_yaml)
 from echoloc_ros.offline.evaluation import random_frames
 from echoloc_ros.offline.room_calibration import (aligned_surface_errors,
                                                   evaluate_room_calibration)
@@ -19,13 +20,16 @@ from echoloc_ros.sim.model_error import ModelError
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 
 
-def _calibrate(array, chirp, processor, offset_m: float, air_c: float | None, n: int):
+def _calibrate(array, chirp, processor, offset_m: float, air_c: float | None, n: int,
+               temperature_std_c: float = TEMPERATURE_STD_C):
     """A room file that says its surfaces are within ``offset_m``, a room drawn so, and a
-    calibration of ``n`` frames in air at ``air_c`` (told the file's 20 degC)."""
+    calibration of ``n`` frames in air at ``air_c`` (told the file's 20 degC, known to
+    ``temperature_std_c``)."""
     room = replace(load_room('default_room'), tolerance_m=offset_m)
     truth = ModelError(surface_offset_m=offset_m, seed=3).draw_room(room)
     simulator = EchoSimulator(truth.room, array, chirp)
-    calibration = RoomCalibration(PhysicsLocalizer(room, array, chirp, processor=processor))
+    calibration = RoomCalibration(PhysicsLocalizer(room, array, chirp, processor=processor),
+                                  temperature_std_c=temperature_std_c)
     noise = np.random.default_rng(1)
     scenario = Scenario(snr_db=20.0, temperature_c=air_c)
     for _, frame, position, yaw, _, _ in random_frames(simulator, scenario, n, seed=4):
@@ -37,7 +41,11 @@ def _calibrate(array, chirp, processor, offset_m: float, air_c: float | None, n:
 
 @pytest.fixture(scope='module')
 def calibrated(array, chirp, processor):
-    return _calibrate(array, chirp, processor, 0.03, None, 60)
+    # The air as told, and known so (a thermometer's 0.2 degC): the speed of sound is then
+    # the better ruler by far, and every surface is found within 3 mm. Told the room file's
+    # 1 degC doubt instead, the file's +-3 cm scale (0.31 %) weighs a quarter, and in this
+    # world, whose air happens to be exactly as told, the walls come out 5 mm off.
+    return _calibrate(array, chirp, processor, 0.03, None, 60, temperature_std_c=0.2)
 
 
 def test_every_surface_is_found_within_3_mm(calibrated):
@@ -50,10 +58,11 @@ def test_every_surface_is_found_within_3_mm(calibrated):
     assert result.room.is_shoebox
     assert result.room.width_m == pytest.approx(truth.room.width_m, abs=0.001)
     assert result.room.height_m == pytest.approx(truth.room.height_m, abs=0.001)
-    # The temperature told is right and agrees with the file's scale (3 cm): it stays the
-    # ruler; every surface is within three of its standard uncertainties, and the tolerance
-    # stated (the worst surface's, as a uniform bound) is below the file's 3 cm.
-    assert result.ruler == 'temperature'
+    # The temperature told is right and agrees with the file's scale (3 cm): both rulers
+    # set the scale, weighed by their doubts; every surface is within three of its standard
+    # uncertainties, and the tolerance stated (the worst surface's, as a uniform bound) is
+    # below the file's 3 cm.
+    assert result.ruler == 'both'
     assert np.sqrt(3.0) * ARRAY_STD_M < result.room.tolerance_m < 0.03
     assert np.all(np.abs(errors) <= 3.0 * result.std_m)
     assert np.all(result.frames >= 20)
@@ -229,3 +238,37 @@ def test_air_drawn_refuses_a_told_air_and_a_negative_doubt_by_name():
     with pytest.raises(SystemExit, match=r'--thermometer-std-c: expected a finite number >= 0 '
                                          r'degC, got -1.0'):
         main(base[:-1] + ['--thermometer-std-c', '-1'])
+
+
+def test_the_two_rulers_weighed_by_their_doubts(array, chirp, processor):
+    """A synthetic calibration of known scale: the file's surfaces each uniform within +-1 cm
+    (its scale 0.10 % off, one standard deviation, in the default room) and the air normal
+    about the 20 degC told with 1 degC (0.18 %): the echoes measure the difference of the two
+    scales, and the scale kept, weighed by the two doubts, is off the room's by the doubt
+    stated (0.088 %), less than either ruler alone leaves."""
+    room = replace(load_room('default_room'), tolerance_m=0.01)
+    calibration = RoomCalibration(PhysicsLocalizer(room, array, chirp, processor=processor))
+    calibration.temperatures_c.append(room.temperature_c)
+    mode = calibration.scale_mode_m
+    known = np.ones(mode.size, dtype=bool)
+    rng = np.random.default_rng(0)
+    kept, file_only, air_only, stated = [], [], [], set()
+    for _ in range(2000):
+        surfaces = rng.uniform(-0.01, 0.01, mode.size)
+        air = rng.normal(0.0, 0.606 / 343.42)
+        measured = surfaces - air * mode
+        measured -= calibration._gauge(measured, known)
+        offsets, ruler, scale, scale_std = calibration._ruler(measured, known)
+        if ruler != 'both':
+            continue
+        truth_scale = calibration._ruler(surfaces - calibration._gauge(surfaces, known),
+                                         known)[2]
+        kept.append(calibration._ruler(offsets, known)[2] - truth_scale)
+        file_only.append(-truth_scale)
+        air_only.append(scale - truth_scale)
+        stated.add(round(scale_std, 12))
+    assert len(kept) > 1950 and len(stated) == 1
+    (scale_std,) = stated
+    assert 0.00085 < scale_std < 0.00090
+    assert np.std(kept) == pytest.approx(scale_std, rel=0.05)
+    assert np.std(kept) < 0.9 * min(np.std(file_only), np.std(air_only))
