@@ -85,13 +85,14 @@ def ruler_weight(file_std: float, temperature_std: float) -> tuple[float, float]
     the air's, as a fraction of the speed of sound told); keeping ``w`` of it leaves the room
     ``-(1 - w) s_file - w s_air`` off, least in variance at ``w = file_std^2 / (file_std^2 +
     temperature_std^2)``, with the standard deviation of the two rulers combined. A file that
-    states 0 is held exact (``w = 0``).
+    states no doubt (``tolerance_m`` 0: the simulated rooms' files) gives no scale to weigh:
+    the temperature's is kept (``w = 1``), as before both were weighed.
 
     :param file_std: the room file's scale's standard deviation (its surfaces' tolerance).
     :param temperature_std: the speed of sound told's (the temperature's doubt).
     """
     if file_std <= 0.0:
-        return 0.0, 0.0
+        return 1.0, temperature_std
     file_var, air_var = file_std ** 2, temperature_std ** 2
     total = file_var + air_var
     return file_var / total, float(np.sqrt(file_var * air_var / total))
@@ -109,8 +110,8 @@ class RoomCalibrationResult:
     :ivar frames: each surface's frames used.
     :ivar shift_m: a point of the file's frame is ``p - shift_m`` in ``room``'s frame.
     :ivar ruler: ``'both'`` (the speed of sound told and the file's scale, each weighed by
-        its doubt: :func:`ruler_weight`) or ``'file'`` (the two disagreed; the file's scale is
-        kept).
+        its doubt: :func:`ruler_weight`), ``'temperature'`` (a file that states no doubt) or
+        ``'file'`` (the two disagreed; the file's scale is kept).
     :ivar scale: the room's scale the echoes measured at the temperature told, over the
         file's, minus 1 (what the ruler ``'file'`` took out).
     :ivar temperature_c: the air's temperature that ``scale`` implies, against the file's
@@ -378,7 +379,8 @@ class RoomCalibration:
         file's where the two disagree.
 
         :param offsets: the surfaces' offsets at the temperature told, translation removed.
-        :return: the offsets at the scale kept, the ruler (``'both'``, ``'file'``),
+        :return: the offsets at the scale kept, the ruler (``'both'``, ``'temperature'``,
+            ``'file'``),
             the scale measured against the file's, and the kept scale's standard deviation.
         """
         design = np.column_stack([self.normals, self.scale_mode_m])[known]
@@ -394,7 +396,8 @@ class RoomCalibration:
             return held - self._gauge(held, known), 'file', scale, float(file_std)
         weight, scale_std = ruler_weight(float(file_std), float(temperature_std))
         kept = offsets - (1.0 - weight) * scale * self.scale_mode_m
-        return kept - self._gauge(kept, known), 'both', scale, scale_std
+        ruler = 'temperature' if weight == 1.0 else 'both'
+        return kept - self._gauge(kept, known), ruler, scale, scale_std
 
     def _box_step(self, offsets: np.ndarray) -> np.ndarray:
         """The boxes' common step in plan from where the file has them ``(2,)``, m.
