@@ -19,7 +19,6 @@ import numpy as np
 
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.core.physics import evidence
 from echoloc_ros.core.physics.config import UNEXPLAINED_RATIO
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import load_room
@@ -78,13 +77,8 @@ def main() -> None:
     parser.add_argument('--air-drawn', action='store_true')
     parser.add_argument('--model-error-seed', type=int, default=1)
     parser.add_argument('--model-error-draws', type=int, default=10)
-    parser.add_argument('--no-room-misfit', action='store_true',
-                        help='as before issue 18\'s fix: the residual ratio measured against '
-                        'the noise alone, the tolerance\'s misfit not counted')
     parser.add_argument('--out', required=True)
     args = parser.parse_args()
-    if args.no_room_misfit:
-        evidence.misfit_share = lambda *_: 0.0
     room = replace(load_room(args.room), tolerance_m=args.room_tolerance_m)
     error_model = ModelError(surface_offset_m=args.surface_offset_m,
                              seed=args.model_error_seed, draws=args.model_error_draws,
@@ -103,8 +97,7 @@ def main() -> None:
     tolerance = np.array([room_covariance(room, p) for p in saved['estimate']])
     np.savez(args.out, truth=truth, published=details['covariance_m2'], tolerance=tolerance,
              **saved)
-    out = {'n': len(rows), 'room_misfit': not args.no_room_misfit,
-           'median_cm': result['median_cm'],
+    out = {'n': len(rows), 'median_cm': result['median_cm'],
            'gross_rate_10cm': result['gross_rate_10cm'],
            'published': coverage(error, details['covariance_m2']),
            'own': coverage(error, saved['own']),

@@ -7,7 +7,6 @@ from echoloc_ros.core.physics.covariance import MIN_INFORMATION_RATIO
 from echoloc_ros.core.physics.kernels import gram_terms, path_terms, residual_power, synthesis
 from echoloc_ros.core.physics.matched_filter import Frame, lower_quartile
 from echoloc_ros.core.physics.newton import evidence_batch, near_pairs
-from echoloc_ros.core.physics.room_misfit import misfit_share
 
 
 class Evidence:
@@ -135,11 +134,8 @@ class Evidence:
                          self.response.table[0], self.response.step_s, RESPONSE_HALF_S)
 
     def _residual_ratio(self, fr: Frame, tau: np.ndarray, amp: np.ndarray,
-                        coef: np.ndarray, fitted: np.ndarray | None = None,
-                        room_misfit: bool = False) -> float:
-        """Residual power of a fit over the noise floor in the main lobes of its paths (and,
-        with ``room_misfit``, over the misfit the room file's stated tolerance leaves there as
-        well: :meth:`_room_misfit`).
+                        coef: np.ndarray, fitted: np.ndarray | None = None) -> float:
+        """Residual power of a fit over the noise floor in the main lobes of its paths.
 
         About 1 when the model explains the echoes; larger when echoes are missing from it
         (unknown furniture, higher orders) or the fit sits on the wrong echoes. The fitted
@@ -159,33 +155,7 @@ class Evidence:
                                        np.ascontiguousarray(tau), np.ascontiguousarray(amp),
                                        fr.weights, features.start_s, dt, half)
         dof = max(n_bins - np.count_nonzero(modelled) * self._correlation_factor, 0.25 * n_bins)
-        if room_misfit:
-            dof += self._room_misfit(fr, tau, amp, fitted, half)
         return float(power / dof)
-
-    def _unexplained_ratio(self, fr: Frame, tau: np.ndarray, amp: np.ndarray,
-                           coef: np.ndarray, fitted: np.ndarray, ratio: float) -> float:
-        """The fit's residual ratio beyond the room file's stated tolerance (at least 1;
-        ``ratio``, the fit's :meth:`_residual_ratio`, for a file stated exact): what the
-        tolerance leaves is the room's covariance term's
-        (:func:`~echoloc_ros.core.room_tolerance.room_covariance`), not a doubt of the fix."""
-        if self.room.tolerance_m <= 0:
-            return ratio
-        return max(self._residual_ratio(fr, tau, amp, coef, fitted, room_misfit=True), 1.0)
-
-    def _room_misfit(self, fr: Frame, tau: np.ndarray, amp: np.ndarray, fitted: np.ndarray,
-                     half: int) -> float:
-        """The residual power (noise units) the room's stated tolerance leaves in the fitted
-        echoes' main lobes, ``half`` bins either side: :func:`misfit_share` of their power;
-        0 for a room file stated exact."""
-        share = misfit_share(self.response, self.room.tolerance_m, fr.c0)
-        if share == 0.0:
-            return 0.0
-        features = fr.features
-        power, _ = residual_power(np.zeros_like(features.baseband), fitted,
-                                  np.ascontiguousarray(tau), np.ascontiguousarray(amp),
-                                  fr.weights, features.start_s, features.bin_width_s, half)
-        return share * power
 
     def _information_ratio(self, fr: Frame, tau: np.ndarray, amp: np.ndarray,
                            coef: np.ndarray, fitted: np.ndarray | None = None) -> float:

@@ -449,10 +449,9 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
                        ) -> tuple[np.ndarray, float, np.ndarray]:
         """The published covariance ``(3, 3)``, confidence and local covariance of a fix the
         physics alone chose (:meth:`finish`): refined ``theta (5,)`` of evidence ``score``,
-        its ``rivals`` and residual ``ratio`` (beyond the room's stated tolerance), and its own
-        covariance ``cov``. Doubtful when its echoes are unexplained or a polished rival is
-        not separated from it; widened toward the rivals along x and y it cannot tell from it
-        (:meth:`_axis_rivals`)."""
+        its ``rivals`` and residual ``ratio``, and its own covariance ``cov``. Doubtful when
+        its echoes are unexplained or a polished rival is not separated from it; widened
+        toward the rivals along x and y it cannot tell from it (:meth:`_axis_rivals`)."""
         doubtful = ratio > UNEXPLAINED_RATIO or self._unseparated(proposal, index)
         along = self._axis_rivals(proposal.frame, theta) if self.axis_rivals else []
         local = self._physics_covariance(cov, theta[:3], score, rivals, False, False, along)[0]
@@ -491,8 +490,6 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         # The fit synthesised once for both the doubt's ratio and the information's.
         fitted = model.synthesise(fr, tau[0], amp[0], fit.coef[0])
         ratio = max(model._residual_ratio(fr, tau[0], amp[0], fit.coef[0], fitted), 1.0)
-        # The doubt is judged beyond the residual the room's stated tolerance leaves.
-        unexplained = model._unexplained_ratio(fr, tau[0], amp[0], fit.coef[0], fitted, ratio)
         yaw = yaw_rad + float(theta[YAW])
         # Array origin = emitter - R(yaw) tilt emitter_m: its Jacobian in (x, y, z, kappa, psi).
         emitter_m = fr.tilt @ self.array.emitter_m
@@ -511,7 +508,7 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         local = None
         if probabilities is None:
             cov, confidence, local = self._physics_alone(proposal, index, theta, score,
-                                                         rivals, unexplained, cov)
+                                                         rivals, ratio, cov)
         else:
             p = np.asarray(probabilities, dtype=float)
             if p.shape != (len(proposal.thetas) + 1,):
