@@ -380,8 +380,8 @@ class RoomCalibration:
 
         :param offsets: the surfaces' offsets at the temperature told, translation removed.
         :return: the offsets at the scale kept, the ruler (``'both'``, ``'temperature'``,
-            ``'file'``),
-            the scale measured against the file's, and the kept scale's standard deviation.
+            ``'file'``), the scale measured against the file's, and the kept scale's standard
+            deviation.
         """
         design = np.column_stack([self.normals, self.scale_mode_m])[known]
         fit = np.linalg.lstsq(design, offsets[known], rcond=None)[0]
@@ -395,9 +395,10 @@ class RoomCalibration:
             held = offsets - scale * self.scale_mode_m
             return held - self._gauge(held, known), 'file', scale, float(file_std)
         weight, scale_std = ruler_weight(float(file_std), float(temperature_std))
+        if weight == 1.0:
+            return offsets, 'temperature', scale, scale_std
         kept = offsets - (1.0 - weight) * scale * self.scale_mode_m
-        ruler = 'temperature' if weight == 1.0 else 'both'
-        return kept - self._gauge(kept, known), ruler, scale, scale_std
+        return kept - self._gauge(kept, known), 'both', scale, scale_std
 
     def _box_step(self, offsets: np.ndarray) -> np.ndarray:
         """The boxes' common step in plan from where the file has them ``(2,)``, m.
