@@ -77,7 +77,9 @@ def test_calibrate_room_writes_the_room_as_it_stands(tmp_path):
     assert report['ruler'] == 'temperature'
     assert 0.001 <= now.tolerance_m < 0.03
     # Asked to weigh the file's scale too, it is kept in part, and says so; the stated scale
-    # doubt is below the temperature's (the file's 3 cm is a ruler of 0.3 %).
+    # doubt is below the temperature's (the file's 3 cm is a ruler of 0.3 %). The scale
+    # measured differs a little: from the 25th frame on, the surfaces are scanned in the room
+    # solved so far, at the scale kept.
     both = subprocess.run([sys.executable, '-m', 'echoloc_ros.cli', 'calibrate-room',
                            str(tmp_path / 'drive'), '--room', str(stale), '--out',
                            str(tmp_path / 'room_both.yaml'), '--ruler', 'both'],
@@ -85,7 +87,6 @@ def test_calibrate_room_writes_the_room_as_it_stands(tmp_path):
     assert both.returncode == 0, both.stderr
     weighed = json.loads(both.stdout.strip().splitlines()[-1])
     assert weighed['ruler'] == 'both'
-    assert weighed['scale_pct'] == report['scale_pct']
     assert weighed['scale_std_pct'] < report['scale_std_pct']
 
 
