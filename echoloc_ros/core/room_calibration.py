@@ -293,7 +293,7 @@ class RoomCalibration:
         """Scan from now on in the room as solved so far (kept as it was while too few frames
         hear its surfaces)."""
         try:
-            result = self.solve(min_frames=min(self.refresh_every, 20))
+            result = self.solve(min_frames=min(self.refresh_every, 20), as_measured=True)
         except ValueError:
             return
         # The boxes are scanned where the file has them (their step is fitted anew).
@@ -322,11 +322,16 @@ class RoomCalibration:
         fitted = np.linalg.solve(gram, b[..., None])[..., 0]
         return np.real(np.sum(np.conj(b) * fitted, axis=-1))
 
-    def solve(self, min_frames: int = 20) -> RoomCalibrationResult:
+    def solve(self, min_frames: int = 20, as_measured: bool = False) -> RoomCalibrationResult:
         """The shell from the frames added: every frame's pose error fitted out, robustly.
 
         :param min_frames: frames each surface needs; one heard less often keeps the file's
             place (offset 0, standard error ``inf``).
+        :param as_measured: the shell at the scale the echoes measured at the temperature
+            told, whatever the ruler keeps: the room the scans see (:meth:`_refresh`; scanned
+            in a room at another scale, the surfaces' shifts come out biased: on two dev
+            worlds with ``'both'`` the measured scale was 0.07 and 0.13 % beyond the
+            temperature's ruler's in the same worlds).
         :raises ValueError: fewer than ``min_frames`` frames hear three surfaces.
         """
         c = np.array(self.shifts).reshape(-1, len(self.planes))
@@ -358,7 +363,8 @@ class RoomCalibration:
         measured_std = max(self._measured_scale_std(std, known), segment_scale_std)
         # Echoes cannot tell where the room is: keep the translation of least change.
         offsets = offsets - self._gauge(offsets, known)
-        offsets, ruler, scale, scale_std = self._ruler(offsets, known, measured_std)
+        kept, ruler, scale, scale_std = self._ruler(offsets, known, measured_std)
+        offsets = offsets if as_measured else kept
         room, shift = moved_shell(self.localizer.room, offsets)
         step = self._box_step(offsets)
         room = replace(room, furniture=[box.shifted(step) for box in room.furniture])
