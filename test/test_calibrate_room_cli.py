@@ -76,6 +76,18 @@ def test_calibrate_room_writes_the_room_as_it_stands(tmp_path):
         assert getattr(now, axis) == pytest.approx(getattr(truth.room, axis), abs=0.003), axis
     assert report['ruler'] == 'temperature'
     assert 0.001 <= now.tolerance_m < 0.03
+    # Asked to weigh the file's scale too, it is kept in part, and says so; the stated scale
+    # doubt is below the temperature's (the file's 3 cm is a ruler of 0.3 %). The scale
+    # measured differs a little: from the 25th frame on, the surfaces are scanned in the room
+    # solved so far, at the scale kept.
+    both = subprocess.run([sys.executable, '-m', 'echoloc_ros.cli', 'calibrate-room',
+                           str(tmp_path / 'drive'), '--room', str(stale), '--out',
+                           str(tmp_path / 'room_both.yaml'), '--ruler', 'both'],
+                          capture_output=True, text=True, timeout=300)
+    assert both.returncode == 0, both.stderr
+    weighed = json.loads(both.stdout.strip().splitlines()[-1])
+    assert weighed['ruler'] == 'both'
+    assert weighed['scale_std_pct'] < report['scale_std_pct']
 
 
 def test_calibrate_room_names_what_is_missing(tmp_path):
@@ -99,4 +111,10 @@ def test_calibrate_room_names_what_is_missing(tmp_path):
     assert doubt.returncode != 0
     assert 'temperature_std_c must be a finite number >= 0 degC, got -1.0' in doubt.stderr, \
         doubt.stderr
+    assert not (tmp_path / 'y.yaml').exists()
+    ruler = subprocess.run([sys.executable, '-m', 'echoloc_ros.cli', 'calibrate-room',
+                            str(tmp_path / 'short'), '--out', str(tmp_path / 'y.yaml'),
+                            '--ruler', 'file'], capture_output=True, text=True, timeout=120)
+    assert ruler.returncode != 0
+    assert "--ruler: invalid choice: 'file'" in ruler.stderr, ruler.stderr
     assert not (tmp_path / 'y.yaml').exists()

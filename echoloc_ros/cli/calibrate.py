@@ -63,7 +63,8 @@ def cmd_calibrate_room(args) -> int:
                                       temperature_std_c=TEMPERATURE_STD_C
                                       if args.temperature_std_c is None
                                       else args.temperature_std_c,
-                                      array_std_m=array_std['array_std_m'])
+                                      array_std_m=array_std['array_std_m'],
+                                      ruler=args.ruler)
         for features, position, yaw in frames:
             calibration.add(features, position, yaw, args.temperature_c)
         result = calibration.solve()
@@ -351,6 +352,11 @@ def _add_calibrate_room_parser(sub) -> None:
                         '(default 1; e.g. 0.2 for a thermometer; with --temperature-topic, '
                         'the readings\'): where the room file\'s own scale disagrees with it, '
                         'the file\'s scale is kept')
+    p.add_argument('--ruler', choices=('temperature', 'both'), default='temperature',
+                   help='the room\'s scale where the temperature and the room file\'s own '
+                        'scale agree: the one the echoes measured at the temperature (default), '
+                        'or both, each weighed by its doubt (the file\'s: its tolerance_m; '
+                        'for a tape-measured room)')
     p.add_argument('--temperature-topic', default='',
                    help='take the air\'s temperature from the recording\'s '
                         'sensor_msgs/Temperature messages on this topic (record it with '

@@ -234,7 +234,8 @@ def _evaluate_room_calibration(args, room, array) -> int:
             temperature_c=args.temperature_c, calibration_frames=args.calibrate_frames,
             estimate_tilt=args.estimate_tilt, receiver_frames=args.calibrate_receivers,
             temperature_std_c=args.calibrate_room_temperature_std_c,
-            receiver_passes=args.receiver_passes, thermometer_std_c=args.thermometer_std_c)
+            receiver_passes=args.receiver_passes, thermometer_std_c=args.thermometer_std_c,
+            ruler=args.calibrate_room_ruler)
     except ValueError as err:
         raise SystemExit(f'echoloc evaluate --calibrate-room-s: {err}') from None
     told_c = result.pop('thermometer_c', None)
@@ -247,6 +248,7 @@ def _evaluate_room_calibration(args, room, array) -> int:
                                    'calibrate_room_s': args.calibrate_room_s,
                                    'calibrate_room_temperature_std_c':
                                        args.calibrate_room_temperature_std_c,
+                                   'calibrate_room_ruler': args.calibrate_room_ruler,
                                    'temperature_c': args.temperature_c,
                                    'thermometer_std_c': args.thermometer_std_c,
                                    'thermometer_c': None if told_c is None
@@ -449,6 +451,12 @@ def _add_room_calibration_args(p) -> None:
                    help='how well the room calibration knows the air temperature (a '
                         'thermometer: 0.2; default: 1, a room file guess; with '
                         '--thermometer-std-c: that) [degC]')
+    p.add_argument('--calibrate-room-ruler', choices=('temperature', 'both'),
+                   default='temperature',
+                   help='the calibrated room\'s scale where the temperature told and the room '
+                        'file\'s own scale agree: the one the echoes measured at the '
+                        'temperature told (default), or both, each weighed by its doubt (the '
+                        'file\'s: its tolerance_m)')
     p.add_argument('--air-drawn', action='store_true',
                    help='each world\'s true air temperature is drawn (normal, per '
                         '--model-error-draws world, seeded from --model-error-seed) about the '

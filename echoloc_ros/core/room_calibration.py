@@ -15,16 +15,23 @@ translation that best aligns it with the file), and a shoebox stays a shoebox wi
 south-west corner and floor at the origin (its furniture moves with that frame).
 
 Echoes measure time, so the room's scale and the speed of sound trade off: the speed of sound
-of the temperature told (the room file's, or the one given) is the ruler, 0.18 % of scale per
-degC. The file's own scale (its surfaces, each within its ``tolerance_m``) is a second ruler:
-where the two disagree by more than three standard deviations of both together (air 5 degC
-off the file's 20 degC: the room measured 0.85 % too small), the temperature told is wrong,
-and the calibrated room keeps the file's scale (the localizer estimates the speed of sound per
-frame from the floor and ceiling anyway). The tolerance the calibrated room states covers, per
-surface, the disagreement of its estimate between segments of the drive, the array's own
-uncertainty; the ruler's doubt is one more term, the room's ``scale_std``, shared by every
-surface (a scale moves each by its distance from the room's centre, all together:
-:func:`~echoloc_ros.core.room_tolerance.scale_covariance`), not added to each surface's.
+of the temperature told (the room file's, or the one given) is one ruler, 0.18 % of scale per
+degC, and the calibrated room keeps the scale the echoes measured at it (``ruler``
+``'temperature'``, the default). The file's own scale (its surfaces, each within its
+``tolerance_m``) is a second ruler, as good for a tape-measured room (+-1 cm over 4-6 m:
+0.1 %) as a temperature known to 0.6 degC: asked (``ruler='both'``), the calibrated room
+takes the scale of least variance between the two, each weighed by its doubt
+(:func:`ruler_weight`). Either way the measured scale's doubt counts the measurement's own
+error (the surfaces' uncertainties through the fit, or the drive's segments' disagreement on
+the scale) besides the air's. Where the two disagree by more than three standard deviations
+of both together (air 5 degC off the file's 20 degC: the room measured 0.85 % too small), the
+temperature told is wrong, and the calibrated room keeps the file's scale (the localizer
+estimates the speed of sound per frame from the floor and ceiling anyway). The tolerance the
+calibrated room states covers, per surface, the disagreement of its estimate between
+segments of the drive, the array's own uncertainty; the ruler's doubt is one more term, the
+room's ``scale_std``, shared by every surface (a scale moves each by its distance from the
+room's centre, all together: :func:`~echoloc_ros.core.room_tolerance.scale_covariance`), not
+added to each surface's.
 """
 
 from dataclasses import dataclass, replace
@@ -72,6 +79,32 @@ TEMPERATURE_STD_C = 1.0
 # The file's scale is held when the temperature's disagrees with it by more than this many
 # standard deviations of both together.
 RULER_SIGMAS = 3.0
+# The scale kept where the two agree: ``'temperature'``, the one the echoes measured at the
+# temperature told (the default), or ``'both'``, it and the file's each weighed by its doubt
+# (:func:`ruler_weight`).
+RULERS = ('temperature', 'both')
+
+
+def ruler_weight(file_std: float, measured_std: float) -> tuple[float, float]:
+    """The share of the scale the echoes measured at the temperature told that the calibrated
+    room keeps, and the kept scale's standard deviation (fractions).
+
+    The echoes measure the room's scale ``s_file - s_air + e`` (the file's own scale error
+    less the air's, as a fraction of the speed of sound told, and the measurement's own error
+    ``e``); keeping ``w`` of it leaves the room ``-(1 - w) s_file - w (s_air - e)`` off, least
+    in variance at ``w = file_std^2 / (file_std^2 + measured_std^2)``, with the standard
+    deviation of the two rulers combined. A file that states no doubt (``tolerance_m`` 0: the
+    simulated rooms' files) gives no scale to weigh: the measured one is kept (``w = 1``).
+
+    :param file_std: the room file's scale's standard deviation (its surfaces' tolerance).
+    :param measured_std: the measured scale's as a ruler: the temperature's doubt and the
+        measurement's own error together.
+    """
+    if file_std <= 0.0:
+        return 1.0, measured_std
+    file_var, measured_var = file_std ** 2, measured_std ** 2
+    total = file_var + measured_var
+    return file_var / total, float(np.sqrt(file_var * measured_var / total))
 
 
 @dataclass
@@ -85,8 +118,10 @@ class RoomCalibrationResult:
         ``room.scale_std``, shared), m (``inf``: never heard).
     :ivar frames: each surface's frames used.
     :ivar shift_m: a point of the file's frame is ``p - shift_m`` in ``room``'s frame.
-    :ivar ruler: ``'temperature'`` (the speed of sound told sets the scale) or ``'file'``
-        (the two disagreed; the file's scale is kept).
+    :ivar ruler: ``'temperature'`` (the scale measured at the speed of sound told),
+        ``'both'`` (it and the file's, each weighed by its doubt: :func:`ruler_weight`; asked
+        for, and the file states a doubt) or ``'file'`` (the two disagreed; the file's scale
+        is kept).
     :ivar scale: the room's scale the echoes measured at the temperature told, over the
         file's, minus 1 (what the ruler ``'file'`` took out).
     :ivar temperature_c: the air's temperature that ``scale`` implies, against the file's
@@ -130,11 +165,14 @@ class RoomCalibration:
     :param array_std_m: what the array leaves every echo's path uncertain by (one standard
         deviation, m): :data:`ARRAY_STD_M`, or :data:`CALIBRATED_ARRAY_STD_M` with the
         receivers calibrated.
+    :param ruler: the scale kept where the temperature's and the file's agree (one of
+        :data:`RULERS`): ``'temperature'``, the one measured at the temperature told, or
+        ``'both'``, it and the file's weighed by their doubts.
     """
 
     def __init__(self, localizer: PhysicsLocalizer, refresh_every: int = 25,
                  temperature_std_c: float = TEMPERATURE_STD_C,
-                 array_std_m: float = ARRAY_STD_M) -> None:
+                 array_std_m: float = ARRAY_STD_M, ruler: str = 'temperature') -> None:
         if refresh_every < 1:
             raise ValueError(f'refresh_every must be >= 1, got {refresh_every}')
         if not (np.isfinite(temperature_std_c) and temperature_std_c >= 0):
@@ -142,6 +180,10 @@ class RoomCalibration:
                              f'{temperature_std_c}')
         if not (np.isfinite(array_std_m) and 0 <= array_std_m <= 0.05):
             raise ValueError(f'array_std_m must be in [0, 0.05] m, got {array_std_m}')
+        if ruler not in RULERS:
+            raise ValueError(f'ruler must be one of {", ".join(map(repr, RULERS))}, got '
+                             f'{ruler!r}')
+        self.ruler = ruler
         self.array_std_m = array_std_m
         self.localizer = localizer
         self.refresh_every = refresh_every
@@ -251,7 +293,7 @@ class RoomCalibration:
         """Scan from now on in the room as solved so far (kept as it was while too few frames
         hear its surfaces)."""
         try:
-            result = self.solve(min_frames=min(self.refresh_every, 20))
+            result = self.solve(min_frames=min(self.refresh_every, 20), as_measured=True)
         except ValueError:
             return
         # The boxes are scanned where the file has them (their step is fitted anew).
@@ -280,11 +322,16 @@ class RoomCalibration:
         fitted = np.linalg.solve(gram, b[..., None])[..., 0]
         return np.real(np.sum(np.conj(b) * fitted, axis=-1))
 
-    def solve(self, min_frames: int = 20) -> RoomCalibrationResult:
+    def solve(self, min_frames: int = 20, as_measured: bool = False) -> RoomCalibrationResult:
         """The shell from the frames added: every frame's pose error fitted out, robustly.
 
         :param min_frames: frames each surface needs; one heard less often keeps the file's
             place (offset 0, standard error ``inf``).
+        :param as_measured: the shell at the scale the echoes measured at the temperature
+            told, whatever the ruler keeps: the room the scans see (:meth:`_refresh`; scanned
+            in a room at another scale, the surfaces' shifts come out biased: on two dev
+            worlds with ``'both'`` the measured scale was 0.07 and 0.13 % beyond the
+            temperature's ruler's in the same worlds).
         :raises ValueError: fewer than ``min_frames`` frames hear three surfaces.
         """
         c = np.array(self.shifts).reshape(-1, len(self.planes))
@@ -307,13 +354,17 @@ class RoomCalibration:
         counts = np.count_nonzero(heard, axis=0)
         known = counts >= min_frames
         offsets = np.where(known, offsets, 0.0)
-        segment_std = self._segment_std(residual, heard, offsets, known)
-        # Echoes cannot tell where the room is: keep the translation of least change.
-        offsets = offsets - self._gauge(offsets, known)
-        offsets, ruler, scale, scale_std = self._ruler(offsets, known)
+        segment_std, segment_scale_std = self._segment_std(residual, heard, offsets, known)
         std = np.sqrt(np.maximum(spread / np.sqrt(np.maximum(counts, 1)), segment_std) ** 2
                       + self.array_std_m ** 2)
         std = np.where(known, std, np.inf)
+        # The measured scale's own error: the surfaces' doubts through the fit, or the
+        # segments' disagreement on it (an error shared by the surfaces), whichever is larger.
+        measured_std = max(self._measured_scale_std(std, known), segment_scale_std)
+        # Echoes cannot tell where the room is: keep the translation of least change.
+        offsets = offsets - self._gauge(offsets, known)
+        kept, ruler, scale, scale_std = self._ruler(offsets, known, measured_std)
+        offsets = offsets if as_measured else kept
         room, shift = moved_shell(self.localizer.room, offsets)
         step = self._box_step(offsets)
         room = replace(room, furniture=[box.shifted(step) for box in room.furniture])
@@ -328,11 +379,12 @@ class RoomCalibration:
                                      told_c - scale * c / 0.606)
 
     def _segment_std(self, residual: np.ndarray, heard: np.ndarray, offsets: np.ndarray,
-                     known: np.ndarray) -> np.ndarray:
+                     known: np.ndarray) -> tuple[np.ndarray, float]:
         """Each surface's uncertainty from the disagreement of :data:`SEGMENTS` consecutive
         stretches of the drive ``(S,)``, m (0 where fewer than two stretches hear it): the
         standard error of their mean, each stretch's median offset taken after the shell's
-        common translation."""
+        common translation; and the same of the room's scale (fraction; 0 where fewer than two
+        stretches hear enough surfaces to fit it)."""
         parts = np.array_split(np.arange(residual.shape[0]), SEGMENTS)
         estimates = np.full((SEGMENTS, len(self.planes)), np.nan)
         for k, rows in enumerate(parts):
@@ -346,15 +398,34 @@ class RoomCalibration:
                               np.zeros_like(g) for g in gap])
         n = np.count_nonzero(np.isfinite(gap), axis=0)
         sum_sq = np.nansum(gap ** 2, axis=0)
-        return np.where(n >= 2, np.sqrt(sum_sq / np.maximum(n * (n - 1), 1)), 0.0)
+        scales = []
+        for g in gap:
+            rows = known & np.isfinite(g)
+            design = np.column_stack([self.normals, self.scale_mode_m])[rows]
+            if np.linalg.matrix_rank(design) == 4 and rows.sum() > 4:
+                scales.append(np.linalg.lstsq(design, g[rows], rcond=None)[0][3])
+        k = len(scales)
+        scale_std = float(np.sqrt(np.sum(np.square(scales)) / (k * (k - 1)))) if k >= 2 else 0.0
+        return np.where(n >= 2, np.sqrt(sum_sq / np.maximum(n * (n - 1), 1)), 0.0), scale_std
 
-    def _ruler(self, offsets: np.ndarray,
-               known: np.ndarray) -> tuple[np.ndarray, str, float, float]:
-        """The scale: the temperature told's, or the file's where the two disagree.
+    def _measured_scale_std(self, std_m: np.ndarray, known: np.ndarray) -> float:
+        """The standard deviation of the scale :meth:`_ruler` fits to offsets each ``std_m``
+        uncertain (independent), a fraction: their variances through the least squares."""
+        design = np.column_stack([self.normals, self.scale_mode_m])[known]
+        row = np.linalg.pinv(design)[3]
+        return float(np.sqrt(np.sum((row * std_m[known]) ** 2)))
+
+    def _ruler(self, offsets: np.ndarray, known: np.ndarray,
+               measured_std: float = 0.0) -> tuple[np.ndarray, str, float, float]:
+        """The scale: the temperature told's (the ruler ``'temperature'``), or it and the
+        file's each weighed by its doubt (``'both'``); the file's where the two disagree.
 
         :param offsets: the surfaces' offsets at the temperature told, translation removed.
-        :return: the offsets at the scale kept, the ruler (``'temperature'``, ``'file'``),
-            the scale measured against the file's, and the kept scale's standard deviation.
+        :param measured_std: the measured scale's own error, one standard deviation (fraction):
+            the kept scale's doubt counts its part (all of it with the temperature's ruler).
+        :return: the offsets at the scale kept, the ruler (``'temperature'``, ``'both'``,
+            ``'file'``), the scale measured against the file's, and the kept scale's standard
+            deviation.
         """
         design = np.column_stack([self.normals, self.scale_mode_m])[known]
         fit = np.linalg.lstsq(design, offsets[known], rcond=None)[0]
@@ -364,10 +435,16 @@ class RoomCalibration:
         file_std = self.localizer.room.tolerance_m / np.sqrt(3.0) * np.sqrt(inverse[3, 3])
         told_c = float(np.mean(self.temperatures_c))
         temperature_std = 0.606 * self.temperature_std_c / speed_of_sound_mps(told_c)
-        if abs(scale) <= RULER_SIGMAS * np.hypot(file_std, temperature_std):
-            return offsets, 'temperature', scale, float(temperature_std)
-        held = offsets - scale * self.scale_mode_m
-        return held - self._gauge(held, known), 'file', scale, float(file_std)
+        # The measured scale as a ruler: the air's doubt and the measurement's own error.
+        measured = float(np.hypot(temperature_std, measured_std))
+        if abs(scale) > RULER_SIGMAS * np.hypot(file_std, measured):
+            held = offsets - scale * self.scale_mode_m
+            return held - self._gauge(held, known), 'file', scale, float(file_std)
+        weight, scale_std = ruler_weight(float(file_std), measured)
+        if self.ruler == 'temperature' or weight == 1.0:
+            return offsets, 'temperature', scale, measured
+        kept = offsets - (1.0 - weight) * scale * self.scale_mode_m
+        return kept - self._gauge(kept, known), 'both', scale, scale_std
 
     def _box_step(self, offsets: np.ndarray) -> np.ndarray:
         """The boxes' common step in plan from where the file has them ``(2,)``, m.

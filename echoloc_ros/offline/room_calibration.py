@@ -73,7 +73,8 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
                               receiver_frames: int = 0,
                               temperature_std_c: float = TEMPERATURE_STD_C,
                               receiver_passes: int = 0, told_temperature_c: float | None = None,
-                              thermometer_std_c: float | None = None) -> dict:
+                              thermometer_std_c: float | None = None,
+                              ruler: str = 'temperature') -> dict:
     """Drive :func:`~echoloc_ros.offline.tracked_path.tracked_path` for ``drive_s`` in the room
     drawn from ``model_error`` (its surfaces off the file; a plan other than a shoebox:
     random poses), localized and tracked with the file; every frame the tracker takes goes to
@@ -95,13 +96,13 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
     scale) is judged where it is realized, not in one world.
 
     :param calibration_frames: frames at other poses the processor calibrates the array on
-        before the drive (:func:`~echoloc_ros.offline.evaluation.self_calibrate`); 0: the
-        array file's model.
+        before the drive (:func:`~echoloc_ros.offline.evaluation.self_calibrate`; 0: none).
     :param receiver_frames: frames the receivers' phase centres are calibrated on (every
         localizer then reads them): with ``receiver_passes`` 0 at known poses in the room file
-        before the drive (a room off its file biases them), else :func:`receivers_then_room`.
-    :param receiver_passes: passes of :func:`receivers_then_room` (after the room).
-    :param temperature_std_c: the room calibration's doubt of the air's temperature, degC.
+        before the drive (a room off its file biases them), else :func:`receivers_then_room`
+        in ``receiver_passes`` passes (after the room).
+    :param temperature_std_c, ruler: the room calibration's doubt of the air's temperature
+        (degC) and its ruler (:data:`~echoloc_ros.core.room_calibration.RULERS`).
     :param estimate_tilt: every localizer estimates the array's roll and pitch from the floor
         and ceiling echoes (no IMU reports them).
     :return: ``stale_``, ``calibrated_`` and ``perfect_`` :func:`error_metrics` (with
@@ -117,7 +118,7 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
         raise ValueError(f'a temperature told ({told_temperature_c} degC) and a thermometer '
                          f'drawn ({thermometer_std_c} degC) exclude each other')
     counts = np.diff(np.round(np.linspace(0, n, model_error.draws + 1)).astype(int))
-    settings = {'heading_noise_deg': heading_noise_deg, 'fs_hz': fs_hz,
+    settings = {'heading_noise_deg': heading_noise_deg, 'fs_hz': fs_hz, 'ruler': ruler,
                 'frame_rate_hz': frame_rate_hz, 'calibration_frames': calibration_frames,
                 'estimate_tilt': estimate_tilt, 'receiver_frames': receiver_frames,
                 'temperature_std_c': temperature_std_c, 'receiver_passes': receiver_passes}
@@ -180,7 +181,7 @@ def _world(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: float,
     heading_rad = np.deg2rad(s['heading_noise_deg'])
     after = receiver_frames > 0 and receiver_passes > 0
     driven = _Drive(room, array, processor, s['estimate_tilt'], s['temperature_std_c'], after,
-                    told_c)
+                    told_c, s['ruler'])
     rate = s['frame_rate_hz']
     driven.run(_drive_frames(room, truth.origin_m, simulator, driven, scenario,
                              int(round(drive_s * rate)), rate, heading_rad, seed), heading_rad)
@@ -214,7 +215,7 @@ def _world_summary(out: dict, columns: dict) -> dict:
     calibration = out['calibration']
     summary = {key: out[key] for key in ('air_c', 'thermometer_c') if key in out}
     summary.update(surface_error_mm_max=round(out['surface_error_mm_max'], 3),
-                   scale_pct=calibration['scale_pct'],
+                   ruler=calibration['ruler'], scale_pct=calibration['scale_pct'],
                    scale_std_pct=calibration.get('scale_std_pct'),
                    implied_c=calibration['temperature_c'],
                    tolerance_mm=round(1e3 * calibration['tolerance_m'], 3),
@@ -234,8 +235,9 @@ class _Drive:
 
     def __init__(self, room: Room, array: ArrayGeometry, processor: EchoProcessor,
                  estimate_tilt: bool, temperature_std_c: float, keep: bool = False,
-                 told_temperature_c: float | None = None) -> None:
+                 told_temperature_c: float | None = None, ruler: str = 'temperature') -> None:
         self.room, self.processor = room, processor
+        self.ruler = ruler
         self.told_temperature_c = told_temperature_c
         self.temperature_std_c = temperature_std_c
         self.pipeline = make_pipeline('physics', room, array, processor.chirp, processor.fs_hz,
@@ -244,7 +246,7 @@ class _Drive:
                                       if room.is_shoebox else None)
         self.pipeline.estimate_tilt = estimate_tilt
         self.calibration = RoomCalibration(self.pipeline.localizer,
-                                           temperature_std_c=temperature_std_c)
+                                           temperature_std_c=temperature_std_c, ruler=ruler)
         self.keep = keep
         self.kept: list[tuple[np.ndarray, EchoFeatures, np.ndarray, float]] = []
         self._samples = None
@@ -301,7 +303,7 @@ def receivers_then_room(driven: _Drive, first: RoomCalibrationResult, n_frames: 
     equalised_with(driven.processor, array)
     again = RoomCalibration(file_localizer.with_array(array),
                             temperature_std_c=driven.temperature_std_c,
-                            array_std_m=CALIBRATED_ARRAY_STD_M)
+                            array_std_m=CALIBRATED_ARRAY_STD_M, ruler=driven.ruler)
     for samples, _, position, yaw in kept:
         again.add(driven.processor.process(samples), position, yaw, driven.told_temperature_c)
     return array, again.solve(), {**result.to_dict(), 'passes': history}

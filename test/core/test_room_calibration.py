@@ -229,3 +229,106 @@ def test_air_drawn_refuses_a_told_air_and_a_negative_doubt_by_name():
     with pytest.raises(SystemExit, match=r'--thermometer-std-c: expected a finite number >= 0 '
                                          r'degC, got -1.0'):
         main(base[:-1] + ['--thermometer-std-c', '-1'])
+
+
+def test_the_two_rulers_weighed_by_their_doubts(array, chirp, processor):
+    """A synthetic calibration of known scale: the file's surfaces each uniform within +-1 cm
+    (its scale 0.10 % off, one standard deviation, in the default room) and the air normal
+    about the 20 degC told with 1 degC (0.18 %): the echoes measure the difference of the two
+    scales, and the scale kept, weighed by the two doubts, is off the room's by the doubt
+    stated (0.088 %), less than either ruler alone leaves."""
+    room = replace(load_room('default_room'), tolerance_m=0.01)
+    calibration = RoomCalibration(PhysicsLocalizer(room, array, chirp, processor=processor),
+                                  ruler='both')
+    calibration.temperatures_c.append(room.temperature_c)
+    mode = calibration.scale_mode_m
+    known = np.ones(mode.size, dtype=bool)
+    rng = np.random.default_rng(0)
+    kept, file_only, air_only, stated = [], [], [], set()
+    for _ in range(2000):
+        surfaces = rng.uniform(-0.01, 0.01, mode.size)
+        air = rng.normal(0.0, 0.606 / 343.42)
+        measured = surfaces - air * mode
+        measured -= calibration._gauge(measured, known)
+        offsets, ruler, scale, scale_std = calibration._ruler(measured, known)
+        if ruler != 'both':
+            continue
+        truth_scale = calibration._ruler(surfaces - calibration._gauge(surfaces, known),
+                                         known)[2]
+        kept.append(calibration._ruler(offsets, known)[2] - truth_scale)
+        file_only.append(-truth_scale)
+        air_only.append(scale - truth_scale)
+        stated.add(round(scale_std, 12))
+    assert len(kept) > 1950 and len(stated) == 1
+    (scale_std,) = stated
+    assert 0.00085 < scale_std < 0.00090
+    assert np.std(kept) == pytest.approx(scale_std, rel=0.05)
+    assert np.std(kept) < 0.9 * min(np.std(file_only), np.std(air_only))
+
+
+@pytest.mark.parametrize('ruler', ['temperature', 'both'])
+def test_the_kept_scale_counts_the_measurements_own_error(array, chirp, processor, ruler):
+    """The echoes' measured scale is itself uncertain: each surface's offset measured with
+    6 mm of noise (its stated ``std_m``) leaves the fitted scale 0.106 % uncertain, beside
+    the air's 0.18 % and the file's 0.10 %. Over 2000 synthetic calibrations the kept scale
+    lies within 1.96 of its stated standard deviations 95 % of the time (to three binomial
+    standard deviations); the temperature's ruler stating only the air's doubt would cover
+    about 91 %."""
+    room = replace(load_room('default_room'), tolerance_m=0.01)
+    calibration = RoomCalibration(PhysicsLocalizer(room, array, chirp, processor=processor),
+                                  ruler=ruler)
+    calibration.temperatures_c.append(room.temperature_c)
+    mode = calibration.scale_mode_m
+    known = np.ones(mode.size, dtype=bool)
+    noise_m = 0.006
+    measured_std = calibration._measured_scale_std(np.full(mode.size, noise_m), known)
+    assert measured_std == pytest.approx(0.00106, rel=0.01)
+    rng = np.random.default_rng(2)
+    inside, inside_air_only, used = 0, 0, set()
+    n = 2000
+    for _ in range(n):
+        surfaces = rng.uniform(-0.01, 0.01, mode.size)
+        air = rng.normal(0.0, 0.606 / 343.42)
+        measured = surfaces - air * mode + rng.normal(0.0, noise_m, mode.size)
+        measured -= calibration._gauge(measured, known)
+        offsets, kept_ruler, _, scale_std = calibration._ruler(measured, known, measured_std)
+        air_only_std = calibration._ruler(measured, known)[3]
+        used.add(kept_ruler)
+        truth_scale = calibration._ruler(surfaces - calibration._gauge(surfaces, known),
+                                         known)[2]
+        error = abs(calibration._ruler(offsets, known)[2] - truth_scale)
+        inside += error <= 1.96 * scale_std
+        inside_air_only += error <= 1.96 * air_only_std
+    # The file's scale is held where the two disagree by 3 sigma (0.3 % of draws).
+    assert ruler in used and used <= {ruler, 'file'}
+    band = 3.0 * np.sqrt(0.95 * 0.05 / n)
+    assert abs(inside / n - 0.95) < band
+    if ruler == 'temperature':
+        assert inside_air_only / n < 0.95 - band
+
+
+def test_the_ruler_is_refused_by_name(array, chirp, processor):
+    localizer = PhysicsLocalizer(load_room('default_room'), array, chirp, processor=processor)
+    assert RoomCalibration(localizer).ruler == 'temperature'
+    with pytest.raises(ValueError, match=r"ruler must be one of 'temperature', 'both', got "
+                                         r"'file'"):
+        RoomCalibration(localizer, ruler='file')
+
+
+@pytest.mark.long
+def test_evaluate_passes_the_ruler_to_the_calibration(array, chirp, capsys):
+    """``echoloc evaluate --calibrate-room-ruler both`` reaches the drive's calibration: in a
+    room file that states +-1 cm, the scale kept weighs the file's and says so; a ruler that
+    is not one is named before anything is simulated."""
+    from echoloc_ros.cli import main
+    room = replace(load_room('default_room'), tolerance_m=0.01)
+    error = ModelError(surface_offset_m=0.005, seed=1)
+    result = evaluate_room_calibration(room, array, chirp, 20.0, error, drive_s=1.2, n=2,
+                                       seed=0, ruler='both')
+    assert result['calibration']['ruler'] == 'both'
+    # The file's +-1 cm (0.10 %) with the air's 1 degC (0.18 %): below either alone.
+    assert 0.05 < result['calibration']['scale_std_pct'] < 0.1
+    with pytest.raises(SystemExit):
+        main(['evaluate', '--calibrate-room-s', '1', '--n', '1', '--surface-offset-m', '0.01',
+              '--calibrate-room-ruler', 'file'])
+    assert "--calibrate-room-ruler: invalid choice: 'file'" in capsys.readouterr().err
