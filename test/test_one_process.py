@@ -172,39 +172,38 @@ def test_the_processor_looks_for_the_first_echo_only_while_another_process_may_r
         assert np.array_equal(getattr(lean, name), getattr(full, name)), name
 
 
+def _heard_by(node, subscriber, frame, subscribers: int) -> EchoFeatures:
+    """The features ``subscriber`` (a node) receives once the echo processor ``node`` sees
+    ``subscribers`` subscribers of them and processes ``frame``."""
+    import rclpy
+    got: list[EchoFeatures] = []
+    subscriber.create_subscription(EchoFeatures, '/echoloc/features', got.append,
+                                   QoSProfile(depth=10))
+    assert wait_for(lambda: len(node.get_subscriptions_info_by_topic(
+        '/echoloc/features')) == subscribers and node.pub.get_subscription_count() == subscribers,
+        30.0)
+    node.on_frame(frame)
+    assert wait_for(lambda: rclpy.spin_once(subscriber, timeout_sec=0.1) or got, 30.0)
+    return conversions.features_from_msg(got[0])
+
+
 def test_the_features_carry_the_first_echo_only_while_a_subscriber_may_read_it(ros_env):
     # Two processes: the features are published, and while the localizer (and the furniture
     # survey) are their only subscribers they leave the first echo out, as the one process
     # does; a subscriber of any other name (a recorder) gets it, the rest the same to the bit.
     import rclpy
-    from ros_testing import TopicRecorder
 
     from echoloc_ros.nodes.echo_processor import EchoProcessorNode
     frame = _frames(load_room('default_room'), load_array('square_4sensor'))[0]
     node = EchoProcessorNode()
-    got: dict[str, list[EchoFeatures]] = {'localizer': [], 'recorder': []}
-    localizer = rclpy.create_node('localizer')
-    localizer.create_subscription(EchoFeatures, '/echoloc/features', got['localizer'].append,
-                                  QoSProfile(depth=10))
-    rec = None
+    localizer, recorder = rclpy.create_node('localizer'), rclpy.create_node('recorder')
     try:
-        assert wait_for(lambda: len(node.get_subscriptions_info_by_topic(
-            '/echoloc/features')) == 1 and node.pub.get_subscription_count() == 1, 30.0)
-        node.on_frame(frame)
-        assert wait_for(lambda: rclpy.spin_once(localizer, timeout_sec=0.1)
-                        or got['localizer'], 30.0)
-        rec = TopicRecorder(rclpy)
-        rec.subscribe(EchoFeatures, '/echoloc/features', QoSProfile(depth=10))
-        assert wait_for(lambda: node.pub.get_subscription_count() == 2, 30.0)
-        node.on_frame(frame)
-        assert wait_for(lambda: rec.get('/echoloc/features'), 30.0)
-        full = rec.get('/echoloc/features')[0][1]
+        lean = _heard_by(node, localizer, frame, 1)
+        full = _heard_by(node, recorder, frame, 2)
     finally:
-        if rec is not None:
-            rec.close()
+        recorder.destroy_node()
         localizer.destroy_node()
         node.destroy_node()
-    lean, full = (conversions.features_from_msg(m) for m in (got['localizer'][0], full))
     for name in ('tof_s', 'tof_cfd_s', 'snr_db', 'noise_floor'):
         assert np.all(np.isnan(getattr(lean, name))), name
         assert np.all(np.isfinite(getattr(full, name))), name
@@ -221,18 +220,11 @@ def test_a_node_of_the_localizers_name_elsewhere_gets_the_first_echo(ros_env):
     from echoloc_ros.nodes.echo_processor import EchoProcessorNode
     frame = _frames(load_room('default_room'), load_array('square_4sensor'))[0]
     node = EchoProcessorNode()
-    got: list[EchoFeatures] = []
     other = rclpy.create_node('localizer', namespace='/robot')
-    other.create_subscription(EchoFeatures, '/echoloc/features', got.append,
-                              QoSProfile(depth=10))
     try:
-        assert wait_for(lambda: len(node.get_subscriptions_info_by_topic(
-            '/echoloc/features')) == 1 and node.pub.get_subscription_count() == 1, 30.0)
-        node.on_frame(frame)
-        assert wait_for(lambda: rclpy.spin_once(other, timeout_sec=0.1) or got, 30.0)
+        whole = _heard_by(node, other, frame, 1)
     finally:
         other.destroy_node()
         node.destroy_node()
-    whole = conversions.features_from_msg(got[0])
     for name in ('tof_s', 'tof_cfd_s', 'snr_db', 'noise_floor'):
         assert np.all(np.isfinite(getattr(whole, name))), name

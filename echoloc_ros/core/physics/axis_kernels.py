@@ -16,7 +16,7 @@ import math
 import numba
 import numpy as np
 
-from echoloc_ros.core.physics.kernels import _smooth_sample
+from echoloc_ros.core.physics.kernels import _smooth_sample, _table_slot
 from echoloc_ros.core.physics.newton import evidence_with_prior
 
 _JIT = {'cache': True, 'nogil': True, 'error_model': 'numpy'}
@@ -58,13 +58,8 @@ def _response_at(table, step_s, half_s, lag):
     """The point response g at ``lag`` (s), interpolated in its table as
     :func:`~echoloc_ros.core.physics.kernels._overlap` does; the carrier's turn is the
     caller's."""
-    x = (lag + half_s) / step_s
-    i = int(x)
-    if i < 0:
-        i = 0
-    elif i > table.shape[1] - 2:
-        i = table.shape[1] - 2
-    return table[0, i] + (table[0, i + 1] - table[0, i]) * (x - i)
+    i, frac = _table_slot(table, step_s, half_s, lag)
+    return table[0, i] + (table[0, i + 1] - table[0, i]) * frac
 
 
 @numba.njit(**_JIT)

@@ -45,16 +45,23 @@ def _smooth_sample(table, ch, x, n_row):
 
 
 @numba.njit(**_JIT)
-def _overlap(table, step_s, half_s, omega, u, rotation):
-    """r(u), r'(u), r''(u) of the carrier-shifted point response (as
-    :meth:`PointResponse.overlap`), given ``rotation`` = exp(j omega u)."""
+def _table_slot(table, step_s, half_s, u):
+    """The segment of the point response's ``table`` (its samples ``step_s`` apart from
+    ``-half_s``) that holds lag ``u`` (s), clamped to the table, and the fraction along it."""
     x = (u + half_s) / step_s
     i = int(x)
     if i < 0:
         i = 0
     elif i > table.shape[1] - 2:
         i = table.shape[1] - 2
-    frac = x - i
+    return i, x - i
+
+
+@numba.njit(**_JIT)
+def _overlap(table, step_s, half_s, omega, u, rotation):
+    """r(u), r'(u), r''(u) of the carrier-shifted point response (as
+    :meth:`PointResponse.overlap`), given ``rotation`` = exp(j omega u)."""
+    i, frac = _table_slot(table, step_s, half_s, u)
     g = table[0, i] + (table[0, i + 1] - table[0, i]) * frac
     dg = table[1, i] + (table[1, i + 1] - table[1, i]) * frac
     ddg = table[2, i] + (table[2, i + 1] - table[2, i]) * frac
