@@ -180,9 +180,12 @@ class NeuralLocalizer:
             raise ValueError(f'{path} does not hold a candidate ranker')
         # The proposer the training data was made with (checkpoints before n_rescan: None).
         spec = ckpt.get('input_spec', {})
+        # Without the axis scans (AxisRivals): the network's finish does not read them, and
+        # physics' own fix that may stand against the network's (physics_fix) was measured
+        # without them (r30-43, held out); they would add ~4 ms a frame to this path.
         physics = PhysicsLocalizer(room, array, chirp, fs_hz, processor=processor,
                                    optimization_level=spec.get('optimization_level', 'balanced'),
-                                   n_rescan=spec.get('n_rescan'))
+                                   n_rescan=spec.get('n_rescan'), axis_rivals=False)
         model = model.to(device)
         if optimization_level == 'fast':
             # Trace on one frame's input with every slot filled (shapes are what matter).
@@ -272,8 +275,8 @@ class NeuralLocalizer:
         return Fix(estimate, doubted, wide, kept, inference_s)
 
     def physics_fix(self, proposal: Proposal) -> Estimate:
-        """Physics' own fix from its ``proposal``, as :meth:`PhysicsLocalizer.localize` gives
-        it (:meth:`PhysicsLocalizer.settled`)."""
+        """Physics' own fix from its ``proposal`` (:meth:`PhysicsLocalizer.settled`, as
+        :meth:`PhysicsLocalizer.localize` gives it; this path's physics does not scan the axes)."""
         return self.physics.settled(proposal)
 
     @staticmethod
