@@ -501,29 +501,30 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         """
         return self._finished(proposal, index, probabilities, component_scale)[0]
 
-    def _finished(self, proposal: Proposal, index: int = 0,
-                  probabilities: np.ndarray | None = None,
-                  component_scale: float = 1.0) -> tuple[Estimate, list]:
-        """:meth:`finish`'s fix, and the peaks along x and y its covariance spans
-        (:meth:`_evidence_peaks`; empty with ``probabilities`` or without ``axis_rivals``)."""
-        if proposal.localizer is not self:
-            return proposal.localizer._finished(proposal, index, probabilities,
-                                                component_scale)
-        fr, yaw_rad = proposal.frame, proposal.yaw_given_rad
+    def _fix_fit(self, proposal: Proposal, index: int) -> tuple:
+        """Candidate ``index`` of ``proposal`` refined in all parameters, and what
+        :meth:`_finished` derives from that fit alone, whatever the ranker's probabilities:
+        ``(theta (5,), score, amp (P, n), residual ratio, covariance (5, 5) of the
+        parameters, covariance (3, 3) of the position)``.
+
+        Kept on the proposal (:attr:`Proposal.refined`): the network's path finishes its
+        chosen candidate and then physics' own choice (:meth:`settled`), most often the same
+        candidate of the same proposal; a frame is not changed once proposed, so the second
+        finish reads the first's fit (the same bits).
+        """
+        if index in proposal.refined:
+            return proposal.refined[index]
+        fr = proposal.frame
         theta = proposal.thetas[index]
         free = np.arange(N_THETA) if fr.yaw_free else np.arange(YAW)
         model, valid = self._final_model(fr, theta[None])
         fit = model._newton(fr, theta[None], valid, free, self.max_iterations)
         theta, info, score = fit.theta[0], fit.info[0], float(fit.evidence[0])
-        others = [i for i in range(len(proposal.thetas)) if i != index]
-        rivals = [(proposal.scores[i], proposal.thetas[i], i) for i in others]
-        rivals = [r for r in rivals if np.linalg.norm(r[1][:3] - theta[:3]) > 0.02]
-        rivals.sort(key=lambda r: -r[0])
         tau, amp = fit.tau, fit.amp
         # The fit synthesised once for both the doubt's ratio and the information's.
         fitted = model.synthesise(fr, tau[0], amp[0], fit.coef[0])
         ratio = max(model._residual_ratio(fr, tau[0], amp[0], fit.coef[0], fitted), 1.0)
-        yaw = yaw_rad + float(theta[YAW])
+        yaw = proposal.yaw_given_rad + float(theta[YAW])
         # Array origin = emitter - R(yaw) tilt emitter_m: its Jacobian in (x, y, z, kappa, psi).
         emitter_m = fr.tilt @ self.array.emitter_m
         jacobian = np.zeros((3, N_THETA))
@@ -536,6 +537,25 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
                                                                    fit.coef[0], fitted),
                                     fr.yaw_info)
         cov = jacobian @ full_cov @ jacobian.T
+        proposal.refined[index] = (theta, score, amp, ratio, full_cov, cov)
+        return proposal.refined[index]
+
+    def _finished(self, proposal: Proposal, index: int = 0,
+                  probabilities: np.ndarray | None = None,
+                  component_scale: float = 1.0) -> tuple[Estimate, list]:
+        """:meth:`finish`'s fix, and the peaks along x and y its covariance spans
+        (:meth:`_evidence_peaks`; empty with ``probabilities`` or without ``axis_rivals``)."""
+        if proposal.localizer is not self:
+            return proposal.localizer._finished(proposal, index, probabilities,
+                                                component_scale)
+        fr, yaw_rad = proposal.frame, proposal.yaw_given_rad
+        theta, score, amp, ratio, full_cov, cov = self._fix_fit(proposal, index)
+        others = [i for i in range(len(proposal.thetas)) if i != index]
+        rivals = [(proposal.scores[i], proposal.thetas[i], i) for i in others]
+        rivals = [r for r in rivals if np.linalg.norm(r[1][:3] - theta[:3]) > 0.02]
+        rivals.sort(key=lambda r: -r[0])
+        yaw = yaw_rad + float(theta[YAW])
+        emitter_m = fr.tilt @ self.array.emitter_m
         component = None
         listed = []
         local = None

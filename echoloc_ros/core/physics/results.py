@@ -75,6 +75,8 @@ class Proposal:
     :ivar n_polished: how many were polished.
     :ivar working: which receivers were used ``(n_channels,)``.
     :ivar yaw_given_rad: the heading the localizer was given, rad.
+    :ivar refined: the candidates :meth:`PhysicsLocalizer.finish` refined, by index (its
+        ``_fix_fit``): a candidate finished twice is refined once.
     """
 
     localizer: 'PhysicsLocalizer'
@@ -84,6 +86,7 @@ class Proposal:
     scores: np.ndarray
     n_polished: int
     working: np.ndarray
+    refined: dict = field(default_factory=dict, repr=False, compare=False)
 
     def positions_m(self) -> np.ndarray:
         """Array-frame origin of every candidate ``(M, 3)``, m (the emitter moved back by
