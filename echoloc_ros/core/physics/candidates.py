@@ -1,5 +1,7 @@
 """Candidate search of the physics localizer: shoebox and general-plan strategies."""
 
+import functools
+
 import numpy as np
 
 from echoloc_ros.core.physics.scan_kernels import family_scores, separated, surface_scores
@@ -32,12 +34,15 @@ def _vertex(score: np.ndarray, grid: np.ndarray, peaks: np.ndarray) -> np.ndarra
 def distinct(points: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
     """Indices of the rows of ``points`` (in order) not within ``tolerance`` of an earlier kept
     row, per column."""
-    # Which pairs differ by more than the tolerance somewhere, all at once.
-    apart = np.any(np.abs(points[:, None] - points[None]) > tolerance, axis=-1).tolist()
+    # Which pairs differ by more than the tolerance somewhere, all at once (symmetric).
+    near = ~np.any(np.abs(points[:, None] - points[None]) > tolerance, axis=-1)
+    # Each row kept takes the later rows near it out: one pass per row kept, not per pair.
+    taken = np.zeros(len(points), dtype=bool)
     kept: list[int] = []
-    for i, row in enumerate(apart):
-        if all(row[j] for j in kept):
+    for i in range(len(points)):
+        if not taken[i]:
             kept.append(i)
+            taken |= near[i]
     return np.array(kept, dtype=int)
 
 
@@ -186,9 +191,10 @@ class CandidateSearch:
         """
         return self.room.contains_xy(xy) & (self.room.wall_distance_m(xy) >= self._reach_m)
 
-    @property
+    @functools.cached_property
     def _reach_m(self) -> float:
-        """Distance in plan from the emitter to the array's farthest receiver, m."""
+        """Distance in plan from the emitter to the array's farthest receiver, m (the array
+        is a localizer's for its life: computed once)."""
         return float(np.max(np.linalg.norm(
             (self.array.receivers_m - self.array.emitter_m)[:, :2], axis=1)))
 

@@ -551,8 +551,9 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         fr, yaw_rad = proposal.frame, proposal.yaw_given_rad
         theta, score, amp, ratio, full_cov, cov = self._fix_fit(proposal, index)
         others = [i for i in range(len(proposal.thetas)) if i != index]
-        rivals = [(proposal.scores[i], proposal.thetas[i], i) for i in others]
-        rivals = [r for r in rivals if np.linalg.norm(r[1][:3] - theta[:3]) > 0.02]
+        # Candidates more than 2 cm from the refined fix, all measured at once.
+        away = np.linalg.norm(proposal.thetas[:, :3] - theta[:3], axis=1) > 0.02
+        rivals = [(proposal.scores[i], proposal.thetas[i], i) for i in others if away[i]]
         rivals.sort(key=lambda r: -r[0])
         yaw = yaw_rad + float(theta[YAW])
         emitter_m = fr.tilt @ self.array.emitter_m
