@@ -14,13 +14,13 @@ HEADING_STD_RAD = float(np.deg2rad(1.0))
 
 
 class CountedScans(PhysicsLocalizer):
-    """A physics localizer that counts its axis scans (:meth:`_evidence_peaks` calls)."""
+    """A physics localizer that counts the axis scans it runs (:meth:`_scanned_peaks`)."""
 
     scans = 0
 
-    def _evidence_peaks(self, fr, theta):
+    def _scanned_peaks(self, fr, theta):
         self.scans += 1
-        return super()._evidence_peaks(fr, theta)
+        return super()._scanned_peaks(fr, theta)
 
 
 def _localizers(room, array, chirp, processor):
@@ -74,3 +74,29 @@ def test_clear_fixes_are_not_scanned_and_lose_nothing(room, array, chirp, proces
                            np.sqrt(np.diag(reference.covariance_m2)), rtol=0.01)
     assert full.scans >= n
     assert gated.scans <= n // 3
+
+
+def test_a_repeated_scan_gives_the_peaks_a_fresh_scan_gives(array, chirp, processor):
+    """The wider look's fix is often the first fix finished again: its scans (the same frame
+    and parameters) reuse the first's peaks, which are those of a fresh scan; another pose is
+    scanned afresh."""
+    _, frames = _dev_frames(25, 10.0, 1, array, processor)
+    room25 = generate_room('dev', 25, 7)
+    features, heading = frames[0]
+    first = CountedScans(room25, array, chirp, processor=processor)
+    proposal = first.propose(features, heading, yaw_std_rad=HEADING_STD_RAD)
+    theta = first._fix_theta(proposal, first.finish(proposal))
+    fr = proposal.frame
+    first.scans = 0
+    scanned = first._evidence_peaks(fr, theta)
+    again = first._evidence_peaks(fr, theta.copy())
+    fresh = CountedScans(room25, array, chirp, processor=processor)._scanned_peaks(fr, theta)
+    assert len(scanned) == len(again) == len(fresh) > 0
+    for (gap, top), (gap_again, top_again), (gap_fresh, top_fresh) in zip(scanned, again, fresh):
+        assert gap == gap_again == gap_fresh
+        assert np.array_equal(top, top_again) and np.array_equal(top, top_fresh)
+    moved = theta.copy()
+    moved[0] += 0.01
+    first._evidence_peaks(fr, moved)
+    assert first.scans == 2
+    assert first._last_scan[1][0] == moved[0]
