@@ -59,8 +59,9 @@ def test_a_fix_the_scans_move_is_still_scanned(array, chirp, processor):
 
 
 def test_clear_fixes_are_not_scanned_and_lose_nothing(room, array, chirp, processor):
-    """The default room at 20 dB along the bench's path: most fixes are not scanned, and
-    every fix (scanned or not) is the fully scanned one's, its sigma within 1 %."""
+    """The default room at 20 dB along the start of the bench's path, where its fixes are
+    sharp: most are not scanned, and every fix (scanned or not) is the fully scanned one's,
+    its sigma within 1 %."""
     sim = SimulatedArray(room, array, chirp, 250e3, Scenario(snr_db=20.0, seed=0), seed=0)
     gated, full = _localizers(room, array, chirp, processor)
     n = 12
