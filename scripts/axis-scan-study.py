@@ -5,16 +5,21 @@ refined) cost and change, the same frames localized with them and without, in on
 
 ``cpu``: the CPU time of ``localize`` per frame (this process's, BLAS held to one thread) over
 the bench's trajectory at 20 dB (as ``scripts/localize-cpu.py``; random poses in a plan that
-is not a shoebox), the two settings alternated pass by pass; the JSON gives each pass's p50
-and mean, ms.
+is not a shoebox), the settings alternated pass by pass: ``off`` (no scans), ``on`` (every
+fix scanned, ``axis_gate`` off) and ``gated`` (the scans where they pay,
+:meth:`AxisRivals._scans_pay`); the JSON gives each pass's p50 and mean, ms, and the scans'
+own CPU a frame (``scan_ms``, thread time in ``_evidence_peaks`` and the gate's
+``_axis_shares``, each pass's mean).
 
 ``widening``: ``--n`` random frames of the room (``--seed``, ``--snr-db``, 1 deg heading
 noise, as ``echoloc evaluate`` draws them); for each setting coverage_95, outside_999 and the
-gross rate, and between them how many positions moved, and of the fixes right (< 10 cm) in
-both how many had a published sigma widened by more than 1 %, 2 times and 10 times.
+gross rate, and between ``off`` and ``on`` (``--gated``: the gated scans) how many positions
+moved, and of the fixes right (< 10 cm) in both how many had a published sigma widened by
+more than 1 %, 2 times and 10 times.
 
     python scripts/axis-scan-study.py cpu --room default_room --frames 60 --passes 3
     python scripts/axis-scan-study.py widening --room furnished_room --n 200 --snr-db 10
+    python scripts/axis-scan-study.py cpu --room dev:25 --frames 40 --passes 2
 """
 import argparse
 import json
@@ -30,6 +35,7 @@ from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import load_room
 from echoloc_ros.offline.evaluation import (CHI2_95_3DOF, CHI2_999_3DOF, direct_explained,
                                             random_frames)
+from echoloc_ros.sim.room_generator import generate_room
 from echoloc_ros.sim.sim_array import SimulatedArray
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 
@@ -51,20 +57,37 @@ def cpu(args, room, array, chirp, processor, localizers) -> dict:
         for _, frame, _, yaw, _, _ in random_frames(
                 simulator, Scenario(snr_db=20.0, seed=0), args.frames, 0):
             frames.append((processor.process(frame), yaw))
-    out = {'off': [], 'on': []}
+    out = {name: [] for name in localizers}
+    scan_s = {name: [] for name in localizers}
     with threadpool_limits(limits=1):
         for loc in localizers.values():
             loc.localize(*frames[0])
         for _ in range(args.passes):
             for name, loc in localizers.items():
                 cpu_s = []
+                loc.scan_s = 0.0
                 for features, yaw in frames:
                     start = time.process_time()
                     loc.localize(features, yaw)
                     cpu_s.append(time.process_time() - start)
                 out[name].append([round(1e3 * float(np.percentile(cpu_s, 50)), 3),
                                   round(1e3 * float(np.mean(cpu_s)), 3)])
-    return {'frames': args.frames, 'p50_mean_ms': out}
+                scan_s[name].append(round(1e3 * loc.scan_s / len(frames), 3))
+    return {'frames': args.frames, 'p50_mean_ms': out, 'scan_ms': scan_s}
+
+
+def _timed_scans(loc: PhysicsLocalizer) -> None:
+    """Add the thread CPU time of ``loc``'s scans and gate to ``loc.scan_s``."""
+    for name in ('_evidence_peaks', '_axis_shares'):
+        work = getattr(loc, name)
+
+        def wrapper(*a, work=work, **k):
+            start = time.thread_time()
+            try:
+                return work(*a, **k)
+            finally:
+                loc.scan_s += time.thread_time() - start
+        setattr(loc, name, wrapper)
 
 
 def widening(args, room, array, chirp, processor, localizers) -> dict:
@@ -113,12 +136,24 @@ def main() -> None:
     parser.add_argument('--n', type=int, default=200)
     parser.add_argument('--snr-db', type=float, default=10.0)
     parser.add_argument('--seed', type=int, default=20)
+    parser.add_argument('--gated', action='store_true', help='widening: the gated scans')
     args = parser.parse_args()
-    room, array, chirp = load_room(args.room), load_array('square_4sensor'), Chirp()
+    # dev:N: room N of the dev split (seed 7), as echoloc evaluate --rooms draws it.
+    room = (generate_room('dev', int(args.room[4:]), 7) if args.room.startswith('dev:')
+            else load_room(args.room))
+    array, chirp = load_array('square_4sensor'), Chirp()
     processor = EchoProcessor(chirp, FS_HZ, array=array)
     localizers = {name: PhysicsLocalizer(room, array, chirp, FS_HZ, processor=processor,
                                          optimization_level=args.level, axis_rivals=on)
-                  for name, on in (('off', False), ('on', True))}
+                  for name, on in (('off', False), ('on', True), ('gated', True))}
+    localizers['on'].axis_gate = False
+    if args.what == 'cpu':
+        for loc in localizers.values():
+            loc.scan_s = 0.0
+            _timed_scans(loc)
+    else:
+        localizers = {'off': localizers['off'],
+                      'on': localizers['gated' if args.gated else 'on']}
     study = cpu if args.what == 'cpu' else widening
     print(json.dumps({'what': args.what, 'room': args.room, 'level': args.level,
                       **study(args, room, array, chirp, processor, localizers)}))

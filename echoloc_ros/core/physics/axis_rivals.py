@@ -5,8 +5,9 @@ import numpy as np
 
 from echoloc_ros.core.physics.axis_kernels import grouped_evidence, keep_heard
 from echoloc_ros.core.physics.candidates import _peaks, _vertex
-from echoloc_ros.core.physics.config import (AXIS_BASIN_M, AXIS_STEP_M, N_AXIS_RIVALS,
-                                             PRIOR_SCALE, RESPONSE_HALF_S, YAW)
+from echoloc_ros.core.physics.config import (AXIS_BASIN_M, AXIS_GATE_RATIO,
+                                             AXIS_GATE_RIVAL_GAP, AXIS_GATE_SHARE, AXIS_STEP_M,
+                                             N_AXIS_RIVALS, PRIOR_SCALE, RESPONSE_HALF_S, YAW)
 from echoloc_ros.core.physics.matched_filter import Frame
 
 # Delays within this of a path's last sample are its own along a scan (moving the array along
@@ -26,7 +27,35 @@ class AxisRivals:
     99.9 % ellipsoid, one axis off by 0.7-3.7 m with a sub-millimetre sigma). The full
     model's evidence along that axis through the fix, its height, speed and heading kept,
     peaks there too.
+
+    The scans change a fix only where a pose along an axis scores within about 100 log
+    units of it (:meth:`_scans_pay`); where nothing the fix knows allows one, they are not
+    run (:attr:`axis_gate`).
     """
+
+    #: Whether :meth:`_scans_pay` may leave out the scans (False: every fix is scanned).
+    axis_gate = True
+    #: The last scan: its frame, parameters ``(5,)`` and peaks (:meth:`_evidence_peaks`).
+    _last_scan: tuple | None = None
+
+    def _scans_pay(self, fr: Frame, theta: np.ndarray, score: float, rivals: list,
+                   ratio: float, doubtful: bool) -> bool:
+        """Whether the fix ``theta (5,)`` (evidence ``score``, its proposed ``rivals``
+        ``(score, theta, index)`` best first, its residual ``ratio`` and ``doubtful`` as
+        :meth:`finish` judged them) is scanned (:meth:`_evidence_peaks`): always without
+        :attr:`axis_gate`; otherwise where it is doubtful, leaves more than
+        :data:`AXIS_GATE_RATIO` times the noise unexplained (a fix on another wall's echo
+        leaves its own wall's unexplained), has a proposed rival within
+        :data:`AXIS_GATE_RIVAL_GAP` of it, or where the echoes that move along x or along y
+        give it less than :data:`AXIS_GATE_SHARE` (:meth:`_axis_shares`: a pose along that
+        axis where they explain nothing scores about that much below it, so a rival that
+        explains a part of them may come within reach).
+        """
+        if not self.axis_gate or doubtful or ratio > AXIS_GATE_RATIO:
+            return True
+        if rivals and score - rivals[0][0] < AXIS_GATE_RIVAL_GAP:
+            return True
+        return bool(np.min(self._axis_shares(fr, theta)) < AXIS_GATE_SHARE)
 
     def _axis_rivals(self, fr: Frame, theta: np.ndarray) -> list[tuple[float, np.ndarray]]:
         """:meth:`_evidence_peaks` as ``(gap, offset)``: the peak's offset from ``theta``
@@ -43,6 +72,17 @@ class AxisRivals:
             by :meth:`_score`, so that they compare), and the peak's parameters ``(5,)``
             (``theta`` moved along one axis).
         """
+        # The wider look's fix is often the first fix again, finished anew: its scans are
+        # the first's (the same frame and parameters give the same peaks).
+        last = self._last_scan
+        if last is not None and last[0] is fr and np.array_equal(last[1], theta):
+            return [(gap, top.copy()) for gap, top in last[2]]
+        peaks_found = self._scanned_peaks(fr, theta)
+        self._last_scan = (fr, theta.copy(), [(gap, top.copy()) for gap, top in peaks_found])
+        return peaks_found
+
+    def _scanned_peaks(self, fr: Frame, theta: np.ndarray) -> list[tuple[float, np.ndarray]]:
+        """:meth:`_evidence_peaks`, scanned."""
         reference = float(self._scan_score(fr, theta[None], self._valid_batch(fr, theta[None]))[0])
         peaks_found = []
         for axis in range(2):
@@ -78,9 +118,9 @@ class AxisRivals:
         changes = thetas.max(axis=0) > thetas.min(axis=0)
         if thetas.shape[0] < 2 or np.count_nonzero(changes) != 1 or not changes[:2].any():
             return self._paths(fr, thetas, np.arange(n_paths), valid=valid)[:2]
-        moves = np.abs(np.eye(3)[None] - self._img_m).sum(axis=1)[:, int(np.argmax(changes))]
-        moving = np.flatnonzero(moves > 1e-9)
-        still = np.flatnonzero(moves <= 1e-9)
+        moves = self._moving(int(np.argmax(changes)))
+        moving = np.flatnonzero(moves)
+        still = np.flatnonzero(~moves)
         order = np.concatenate([moving, still])
         every = np.ones(n_paths, dtype=bool)
         moved = self._paths(fr, thetas, moving, keep=every[moving])
@@ -92,17 +132,37 @@ class AxisRivals:
                    self._vertical_only[order], fr.t_min, fr.t_max, self.min_relative_amplitude)
         return tau, amp
 
+    def _moving(self, axis: int) -> np.ndarray:
+        """Which paths' images move with the array along ``axis`` ``(P,)`` bool."""
+        return np.abs(np.eye(3)[None] - self._img_m).sum(axis=1)[:, axis] > 1e-9
+
+    def _axis_shares(self, fr: Frame, theta: np.ndarray) -> np.ndarray:
+        """The evidence the echoes that move along x, and along y, give the pose ``theta
+        (5,)``: its evidence (:meth:`_scan_score`) less that of the same pose without them
+        ``(2,)``."""
+        tau, amp = self._scan_paths(fr, theta[None], self._valid_batch(fr, theta[None]))
+        amps = np.repeat(amp, 3, axis=0)
+        for axis in range(2):
+            amps[axis + 1][self._moving(axis)] = 0.0
+        evidence = self._grouped(fr, np.repeat(tau, 3, axis=0), amps)
+        return evidence[0] - evidence[1:]
+
     def _scan_score(self, fr: Frame, thetas: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """:meth:`_score` of ``thetas (K, 5)`` (``valid (K, P)``), each pose's Gram matrix
         factored by the groups of paths that overlap there
         (:func:`~echoloc_ros.core.physics.axis_kernels.grouped_evidence`): the same evidence
         to rounding, at a fraction of the cost over a scan's many poses."""
         tau, amp = self._scan_paths(fr, thetas, valid)
+        return self._grouped(fr, tau, amp) + fr.yaw_prior(thetas[:, YAW])
+
+    def _grouped(self, fr: Frame, tau: np.ndarray, amp: np.ndarray) -> np.ndarray:
+        """:func:`~echoloc_ros.core.physics.axis_kernels.grouped_evidence` of the path sets
+        ``tau, amp (K, P, n)`` of the frame ``fr`` (without the heading prior)."""
         features = fr.features
-        evidence = grouped_evidence(
-            tau, amp, fr.weights, fr.table, features.start_s,
+        return grouped_evidence(
+            np.ascontiguousarray(tau), np.ascontiguousarray(amp), fr.weights, fr.table,
+            features.start_s,
             fr.table.shape[1] // features.baseband.shape[1] / features.bin_width_s,
             features.carrier_hz, fr.t_min, fr.t_max, self.response.table,
             self.response.step_s, RESPONSE_HALF_S, self.response.zero,
             PRIOR_SCALE * fr.gain ** 2, SAME_DELAY_S)
-        return evidence + fr.yaw_prior(thetas[:, YAW])

@@ -212,3 +212,17 @@ AXIS_RIVAL_GAP = 10.0
 # candidate, its peak scored above the fix (dev, 10 dB: 5 of the 8 fixes outside their
 # 99.9 % ellipsoid, by 16-277 log units refined).
 AXIS_REFINE_GAP = 60.0
+# Issue 20, the axis scans where they pay (branch r31-50): a peak of the scans refines the fix
+# (AXIS_REFINE_GAP) or widens its published sigma by more than 1 % only within about 100 log
+# units of the fix's evidence (the mixture weight 1 / (1 + exp(gap / AMBIGUOUS_GAP)) times a
+# rival's offset squared, metres, against a sigma of a millimetre). A fix is scanned where it is
+# doubtful, leaves more than AXIS_GATE_RATIO times the noise unexplained (a fix on the wrong
+# wall along y, 3.38 m off: ratio 1.37, every other sign clear), has a proposed rival within
+# AXIS_GATE_RIVAL_GAP, or where the echoes that move along x or y give it less than
+# AXIS_GATE_SHARE (a pose along that axis that explains none of them scores about that much
+# lower; AxisRivals._scans_pay). Chosen on dev seed 7 (300 frames at 10 and 20 dB,
+# scripts/axis-gate-study.py): no scan that changed a fix left out, the tightest kept by a
+# share of 494 and a rival at 437; docs/results.md, r31-50.
+AXIS_GATE_RATIO = 1.2
+AXIS_GATE_RIVAL_GAP = 500.0
+AXIS_GATE_SHARE = 1000.0

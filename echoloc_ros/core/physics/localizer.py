@@ -475,9 +475,11 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         its ``rivals`` and residual ``ratio``, and its own covariance ``cov``. Doubtful when
         its echoes are unexplained or a polished rival is not separated from it; widened
         toward the peaks along x and y it cannot tell from it (:meth:`_evidence_peaks`, also
-        returned: empty unless ``axis_rivals``)."""
+        returned: empty unless ``axis_rivals`` and :meth:`_scans_pay`)."""
         doubtful = ratio > UNEXPLAINED_RATIO or self._unseparated(proposal, index)
-        peaks = self._evidence_peaks(proposal.frame, theta) if self.axis_rivals else []
+        peaks = (self._evidence_peaks(proposal.frame, theta) if self.axis_rivals
+                 and self._scans_pay(proposal.frame, theta, score, rivals, ratio, doubtful)
+                 else [])
         along = [(gap, np.append(top[:2] - theta[:2], 0.0)) for gap, top in peaks]
         local = self._physics_covariance(cov, theta[:3], score, rivals, False, False, along)[0]
         local = 0.5 * (local + local.T) + self.position_floor_m ** 2 * np.eye(3)
