@@ -152,3 +152,19 @@ def test_a_room_off_by_its_tolerance_keeps_its_fixes_and_covers_them(off_by_tole
     for error, covariance, _, _ in confident:
         assert np.linalg.norm(error) < 0.1
         assert error @ np.linalg.solve(covariance, error) < CHI2_999_3DOF
+
+
+def test_a_room_that_states_no_tolerance_never_computes_the_allowance(room, simulator, array,
+                                                                      chirp, processor,
+                                                                      monkeypatch):
+    # The shipped and generated rooms state 0: their fixes stay bit-identical.
+    def refused(*args):
+        raise AssertionError('allowance computed in a room stated exact')
+
+    monkeypatch.setattr(PhysicsLocalizer, '_tolerance_allowance', refused)
+    localizer = PhysicsLocalizer(room, array, chirp, processor=processor)
+    rng = np.random.default_rng(4)
+    position, yaw = room.random_pose(rng, 0.4, (0.2, 1.2))
+    estimate = localizer.localize(processor.process(
+        simulator.simulate(position, yaw, Scenario(snr_db=20.0), rng)), yaw, 20.0)
+    assert np.linalg.norm(estimate.position_m - position) < 0.01
