@@ -9,7 +9,11 @@ covariance, its residual ratio and confidence, and why a fix was held doubtful (
 
 Prints one JSON line: coverage_95 and outside_999 of the published covariance, of the
 published one less the room's term (the localizer's own), of the local covariance with and
-without the room's term; the doubtful share and the residual ratio's quartiles.
+without the room's term; the doubtful share and the residual ratio's quartiles, as judged
+(against the noise and the tolerance's allowance) and against the noise alone
+(``raw_ratio_quartiles``); and, per fix, the residual energy beyond the noise over the
+allowance (``excess_over_allowance_quartiles``: about 1 where the allowance is the residual
+the tolerance leaves; :data:`~echoloc_ros.core.room_tolerance.NONLINEAR_SHARE` included).
 """
 import argparse
 import json
