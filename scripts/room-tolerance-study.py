@@ -9,7 +9,11 @@ covariance, its residual ratio and confidence, and why a fix was held doubtful (
 
 Prints one JSON line: coverage_95 and outside_999 of the published covariance, of the
 published one less the room's term (the localizer's own), of the local covariance with and
-without the room's term; the doubtful share and the residual ratio's quartiles.
+without the room's term; the doubtful share and the residual ratio's quartiles, as judged
+(against the noise and the tolerance's allowance) and against the noise alone
+(``raw_ratio_quartiles``); and, per fix, the residual energy beyond the noise over the
+allowance (``excess_over_allowance_quartiles``: about 1 where the allowance is the residual
+the tolerance leaves; :data:`~echoloc_ros.core.room_tolerance.NONLINEAR_SHARE` included).
 """
 import argparse
 import json
@@ -39,14 +43,31 @@ class Recorder:
         recorder = self
         self.info_ratio = 1.0
 
+        residual_ratio = PhysicsLocalizer._residual_ratio
+        allowance = PhysicsLocalizer._tolerance_allowance
+        self.last = (1.0, 0.0, 0.0)
+
         def information(model, *args, **kwargs):
             recorder.info_ratio = information_ratio(model, *args, **kwargs)
             return recorder.info_ratio
+
+        def judged(model, fr, tau, amp, coef, fitted=None, theta=None):
+            # The ratio without the allowance, the allowance and the residual's dof, of the
+            # last fit judged with a theta (the fix's final fit).
+            ratio = residual_ratio(model, fr, tau, amp, coef, fitted, theta)
+            if theta is not None:
+                raw = residual_ratio(model, fr, tau, amp, coef, fitted)
+                energy = (allowance(model, fr, theta, tau, amp, coef)
+                          if model.room.tolerance_m > 0 else 0.0)
+                dof = energy / (raw / ratio - 1.0) if raw > ratio else np.nan
+                recorder.last = (raw, energy, dof)
+            return ratio
 
         def recorded(localizer, *args, **kwargs):
             estimate = localize(localizer, *args, **kwargs)
             recorder.rows.append(dict(  # noqa: C408 (keyword names read as the columns)
                 ratio=estimate.residual_ratio, info_ratio=recorder.info_ratio,
+                raw_ratio=recorder.last[0], allowance=recorder.last[1], dof=recorder.last[2],
                 confidence=estimate.confidence,
                 own=estimate.covariance_m2, local=estimate.local_covariance_m2,
                 estimate=estimate.position_m,
@@ -55,6 +76,7 @@ class Recorder:
 
         PhysicsLocalizer.localize = recorded
         PhysicsLocalizer._information_ratio = information
+        PhysicsLocalizer._residual_ratio = judged
 
 
 def coverage(error: np.ndarray, cov: np.ndarray) -> dict:
@@ -62,6 +84,16 @@ def coverage(error: np.ndarray, cov: np.ndarray) -> dict:
     d2 = np.einsum('ni,ni->n', error, np.linalg.solve(cov, error[..., None])[..., 0])
     return {'coverage_95': round(float(np.mean(d2 <= CHI2_95_3DOF)), 4),
             'outside_999': round(float(np.mean(d2 > CHI2_999_3DOF)), 4)}
+
+
+def _excess_quartiles(saved: dict) -> list:
+    """Quartiles of each fix's residual energy beyond the noise (``(raw - 1) dof``) over its
+    allowance; empty without an allowance."""
+    has = (saved['allowance'] > 0) & np.isfinite(saved['dof'])
+    if not has.any():
+        return []
+    excess = (saved['raw_ratio'][has] - 1.0) * saved['dof'][has] / saved['allowance'][has]
+    return np.round(np.percentile(excess, [25, 50, 75]), 3).tolist()
 
 
 def main() -> None:
@@ -109,7 +141,12 @@ def main() -> None:
            'ratio_quartiles': np.round(np.percentile(saved['ratio'], [25, 50, 75]),
                                        2).tolist(),
            'info_ratio_quartiles': np.round(np.percentile(saved['info_ratio'], [25, 50, 75]),
-                                            2).tolist()}
+                                            2).tolist(),
+           'raw_ratio_quartiles': np.round(np.percentile(saved['raw_ratio'], [25, 50, 75]),
+                                           2).tolist(),
+           # The residual energy beyond the noise over the allowance: about 1 where the
+           # allowance is the residual the tolerance leaves.
+           'excess_over_allowance_quartiles': _excess_quartiles(saved)}
     print(json.dumps(out), flush=True)
 
 

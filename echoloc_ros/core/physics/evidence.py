@@ -2,11 +2,13 @@
 
 import numpy as np
 
-from echoloc_ros.core.physics.config import PRIOR_SCALE, RESPONSE_HALF_S, YAW
+from echoloc_ros.core.physics.config import N_THETA, PRIOR_SCALE, RESPONSE_HALF_S, YAW
 from echoloc_ros.core.physics.covariance import MIN_INFORMATION_RATIO
 from echoloc_ros.core.physics.kernels import gram_terms, path_terms, residual_power, synthesis
 from echoloc_ros.core.physics.matched_filter import Frame, lower_quartile
 from echoloc_ros.core.physics.newton import evidence_batch, near_pairs
+from echoloc_ros.core.room_tolerance import (NONLINEAR_SHARE, delay_metric, residual_allowance,
+                                             surface_shifts)
 
 
 class Evidence:
@@ -134,12 +136,15 @@ class Evidence:
                          self.response.table[0], self.response.step_s, RESPONSE_HALF_S)
 
     def _residual_ratio(self, fr: Frame, tau: np.ndarray, amp: np.ndarray,
-                        coef: np.ndarray, fitted: np.ndarray | None = None) -> float:
+                        coef: np.ndarray, fitted: np.ndarray | None = None,
+                        theta: np.ndarray | None = None) -> float:
         """Residual power of a fit over the noise floor in the main lobes of its paths.
 
         About 1 when the model explains the echoes; larger when echoes are missing from it
         (unknown furniture, higher orders) or the fit sits on the wrong echoes. The fitted
         amplitudes absorb part of the noise: each removes about one correlation length of bins.
+        Given the fit's ``theta (5,)`` in a room that states a tolerance, the power is judged
+        against the noise and the residual the tolerance leaves (:meth:`_tolerance_allowance`).
 
         :param fitted: the fit's :meth:`synthesise`, where the caller has it already.
         """
@@ -155,7 +160,57 @@ class Evidence:
                                        np.ascontiguousarray(tau), np.ascontiguousarray(amp),
                                        fr.weights, features.start_s, dt, half)
         dof = max(n_bins - np.count_nonzero(modelled) * self._correlation_factor, 0.25 * n_bins)
+        if theta is not None and self.room.tolerance_m > 0:
+            dof += self._tolerance_allowance(fr, theta, tau, amp, coef)
         return float(power / dof)
+
+    def _tolerance_allowance(self, fr: Frame, theta: np.ndarray, tau: np.ndarray,
+                             amp: np.ndarray, coef: np.ndarray) -> float:
+        """The residual energy (noise units) the room file's tolerance is allowed to leave in
+        a fit at ``theta (5,)`` of paths ``tau, amp (P, n)``, ``coef (P,)``: the delays'
+        derivatives in the surfaces' offsets (:func:`surface_shifts`, cached per model) and
+        in the fitted parameters, through :func:`residual_allowance`, times
+        :data:`NONLINEAR_SHARE`."""
+        paths = np.flatnonzero(np.any(amp > 0, axis=1))
+        if paths.size == 0:
+            return 0.0
+        shifts = getattr(self, '_surface_shift_cache', None)
+        if shifts is None or shifts.shape[0] != self._img_t.shape[0]:
+            shifts = surface_shifts(self._img_m, self._img_t, self._sequences, self._normals,
+                                    self._offsets)
+            self._surface_shift_cache = shifts
+        free = np.arange(N_THETA) if fr.yaw_free else np.arange(YAW)
+        _, _, _, d_theta = self._paths(fr, theta[None], paths, np.ones(paths.size, dtype=bool),
+                                       free=free)
+        # d tau / d img_t: minus the unit vector from the image to the receiver over the speed.
+        rotated = fr.rotated_offsets(theta[YAW:YAW + 1])[0]
+        images = np.einsum('pij,j->pi', self._img_m[paths], theta[:3]) + self._img_t[paths]
+        toward = theta[:3] + rotated[None] - images[:, None]
+        toward /= np.linalg.norm(toward, axis=-1, keepdims=True) * (fr.c0 * theta[3])
+        d_offset = -np.einsum('pia,psa->pis', toward, shifts[paths])
+        shape, carrier, echo = self._echo_moments(fr)
+        metric = delay_metric(amp[paths], coef[paths], fr.weights, shape, carrier)
+        energy = echo * np.abs(coef[paths]) ** 2 * np.sum(fr.weights * amp[paths] ** 2, axis=1)
+        return NONLINEAR_SHARE * residual_allowance(self.room.tolerance_m, metric, d_theta[0],
+                                                    d_offset, energy)
+
+    def _echo_moments(self, fr: Frame) -> tuple[float, float, float]:
+        """:func:`delay_metric`'s ``shape`` and ``carrier`` (one echo's delay derivative
+        ``h = -j w g - g'`` against its point response ``g``) and ``sum |g|^2``, summed over
+        the frame's bins."""
+        features = fr.features
+        key = (features.carrier_hz, features.bin_width_s)
+        cached = getattr(self, '_echo_moment_cache', None)
+        if cached is None or cached[0] != key:
+            g, slope = self.response.table[0], self.response.table[1]
+            h = -2j * np.pi * features.carrier_hz * g - slope
+            per_bin = self.response.step_s / features.bin_width_s
+            energy = float(np.sum(np.abs(g) ** 2))
+            carrier = abs(np.sum(h * np.conj(g))) ** 2 / energy * per_bin
+            shape = float(np.sum(np.abs(h) ** 2)) * per_bin - carrier
+            cached = (key, (shape, carrier, energy * per_bin))
+            self._echo_moment_cache = cached
+        return cached[1]
 
     def _information_ratio(self, fr: Frame, tau: np.ndarray, amp: np.ndarray,
                            coef: np.ndarray, fitted: np.ndarray | None = None) -> float:

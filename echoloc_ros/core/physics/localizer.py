@@ -525,7 +525,7 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         tau, amp = fit.tau, fit.amp
         # The fit synthesised once for both the doubt's ratio and the information's.
         fitted = model.synthesise(fr, tau[0], amp[0], fit.coef[0])
-        ratio = max(model._residual_ratio(fr, tau[0], amp[0], fit.coef[0], fitted), 1.0)
+        ratio = max(model._residual_ratio(fr, tau[0], amp[0], fit.coef[0], fitted, theta), 1.0)
         yaw = proposal.yaw_given_rad + float(theta[YAW])
         # Array origin = emitter - R(yaw) tilt emitter_m: its Jacobian in (x, y, z, kappa, psi).
         emitter_m = fr.tilt @ self.array.emitter_m
