@@ -93,3 +93,19 @@ def test_a_lap_of_swaps_at_near_equal_evidence_keeps_the_truth_inside(seed):
     expects, and none is outside."""
     assert _swapping_lap(PoseTracker(room_volume_m3=50.0), seed) == 0
     assert _swapping_lap(PoseTracker(room_volume_m3=50.0, wider_rivals=False), seed) > 0
+
+
+def test_a_recorded_frame_carries_the_unchosen_fix_as_localize_attaches_it():
+    """``replay --wider-rivals``: the wider look's fix carries the first where it replaced
+    it, the first carries the wider look's where it was kept at a tie, and nothing rides
+    along where the ratio rule refused the wider look's fix or it did not run."""
+    from echoloc_ros.offline.wider_record import wider_rival
+    first = _fix([1.0, 2.0, 0.3], [0.01] * 3, score=100.0)
+    other = _fix([1.3, 2.0, 0.3], [0.01] * 3, score=104.0)
+    swapped = wider_rival(other, {'first': first, 'other': other, 'kept': None})
+    np.testing.assert_allclose(swapped.rivals_m, [first.position_m])
+    kept = wider_rival(first, {'first': first, 'other': other, 'kept': None}, margin=10.0)
+    np.testing.assert_allclose(kept.rivals_m, [other.position_m])
+    ghost = Estimate(**{**other.__dict__, 'residual_ratio': 30.0})
+    assert wider_rival(first, {'first': first, 'other': ghost, 'kept': None}) is first
+    assert wider_rival(first, None) is first
