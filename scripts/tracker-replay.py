@@ -16,7 +16,10 @@ Each frame's wider look is recorded too (:class:`WiderLookRecorder`: the first f
 look's, and the first finished on the wider look's proposal), so that ``replay
 --wider-margin M [--wider-kept]`` re-chooses the fixes as the localizer would with
 ``WiderLook._replaces`` at evidence margin ``M`` (``--wider-margin=-inf``: the rule of the
-residual ratio alone, the localizer before r30-44) without localizing again. ``record --room
+residual ratio alone, the localizer before r30-44) without localizing again, and ``replay
+--wider-rivals`` gives each fix the one its wider look did not choose as ``localize`` attaches
+it since r31-55 (for laps recorded before; ``--option wider_rivals=False``: the tracker
+before, which ignores it). ``record --room
 R --frames N --seed S`` records the standard tracked run of ``echoloc evaluate --room R --n 1
 --tracked-frames N --seed S``.
 
