@@ -87,7 +87,8 @@ class Measurement:
                                       estimate.covariance_m2, weak_axis_variance_scale)
             rivals = getattr(estimate, 'rival_local_covariances_m2', None)
             if wider_rivals and rivals is not None and len(rivals):
-                m = cls._with_physics_rivals(estimate, local, prior_right)
+                m = cls._with_physics_rivals(estimate, local, prior_right,
+                                             weak_axis_variance_scale)
             else:
                 m = cls.single(estimate.position_m, local, prior_right,
                                fix_covariance_m2=estimate.covariance_m2)
@@ -108,13 +109,15 @@ class Measurement:
             _checked_covariance(estimate.covariance_m2, 'covariance_m2'))
 
     @classmethod
-    def _with_physics_rivals(cls, estimate, local_m2: np.ndarray, prior_right: float
-                             ) -> 'Measurement':
+    def _with_physics_rivals(cls, estimate, local_m2: np.ndarray, prior_right: float,
+                             weak_axis_variance_scale: float) -> 'Measurement':
         """A physics fix and its rivals (the fix the wider look did not choose): right with
-        ``prior_right`` in all, shared as ``rival_probabilities`` says."""
+        ``prior_right`` in all, shared as ``rival_probabilities`` says; each rival's local
+        covariance scaled along the fix's widened axes as the fix's is."""
         rivals = np.asarray(estimate.rivals_m, dtype=float).reshape(-1, 3)
         shares = np.asarray(estimate.rival_probabilities, dtype=float)
-        covs = [_checked_covariance(c, 'rival_local_covariances_m2')
+        covs = [_weak_axes_scaled(_checked_covariance(c, 'rival_local_covariances_m2'),
+                                  estimate.covariance_m2, weak_axis_variance_scale)
                 for c in estimate.rival_local_covariances_m2]
         if len(covs) != len(rivals) or shares.shape != (len(rivals),):
             raise ValueError(f'{len(rivals)} rivals need as many probabilities and local '
