@@ -16,7 +16,10 @@ Each frame's wider look is recorded too (:class:`WiderLookRecorder`: the first f
 look's, and the first finished on the wider look's proposal), so that ``replay
 --wider-margin M [--wider-kept]`` re-chooses the fixes as the localizer would with
 ``WiderLook._replaces`` at evidence margin ``M`` (``--wider-margin=-inf``: the rule of the
-residual ratio alone, the localizer before r30-44) without localizing again. ``record --room
+residual ratio alone, the localizer before r30-44) without localizing again, and ``replay
+--wider-rivals`` gives each fix the one its wider look did not choose as ``localize`` attaches
+it since r31-55 (for laps recorded before; ``--option wider_rivals=False``: the tracker
+before, which ignores it). ``record --room
 R --frames N --seed S`` records the standard tracked run of ``echoloc evaluate --room R --n 1
 --tracked-frames N --seed S``.
 
@@ -39,7 +42,7 @@ from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.offline.evaluation import CHI2_95_3DOF, CHI2_999_3DOF, evaluate_tracked
 from echoloc_ros.offline.room_evaluation import _grouped, _rounded, parse_rooms, summary
 from echoloc_ros.offline.tracked_path import fitted_path
-from echoloc_ros.offline.wider_record import WiderLookRecorder, wider_choice
+from echoloc_ros.offline.wider_record import WiderLookRecorder, wider_choice, wider_rival
 from echoloc_ros.sim.room_generator import generate_rooms
 from echoloc_ros.sim.simulator import Scenario
 
@@ -114,10 +117,12 @@ def _record_one(name: Path, index: int, room, array, args, path, room_seed: int,
 
 
 def replay_lap(lap: dict, options: dict, margin: float | None = None,
-               kept: bool = False) -> dict:
+               kept: bool = False, rivals: bool = False) -> dict:
     """One recorded lap through a tracker of ``options``: per-frame published position,
     covariance (room tolerance added) and whether a confirmed track vouched for it; the fixes
-    re-chosen by :func:`wider_choice` when ``margin`` is given."""
+    re-chosen by :func:`wider_choice` when ``margin`` is given; with ``rivals``, each carrying
+    the fix the wider look did not choose (:func:`wider_rival`), as ``localize`` attaches it
+    since r31-55."""
     room = lap['room']
     tracker = PoseTracker(room_volume_m3=room.volume_m3, **options)
     tracker.reset()
@@ -128,6 +133,8 @@ def replay_lap(lap: dict, options: dict, margin: float | None = None,
                          'a recording of this version')
     for (t_s, estimate), wider in zip(lap['inputs'], widers):
         estimate = wider_choice(estimate, wider, margin, kept)
+        if rivals:
+            estimate = wider_rival(estimate, wider, margin)
         position, covariance, _ = tracker.update_estimate(t_s, estimate)
         positions.append(position)
         covariances.append(covariance + tolerance_covariance(room, position))
@@ -164,7 +171,7 @@ def replay(args) -> None:
     for name in files:
         with open(name, 'rb') as f:
             lap = pickle.load(f)
-        run = replay_lap(lap, options, args.wider_margin, args.wider_kept)
+        run = replay_lap(lap, options, args.wider_margin, args.wider_kept, args.wider_rivals)
         *frame, wide = scored(lap, run)
         rooms.append(lap['room'])
         frames.append(tuple(frame))
@@ -221,6 +228,9 @@ def main() -> None:
     rep.add_argument('--wider-kept', action='store_true',
                      help='with --wider-margin: a first fix kept is finished on the wider '
                      "look's proposal")
+    rep.add_argument('--wider-rivals', action='store_true',
+                     help='each fix carries the one its wider look did not choose, as '
+                     'localize attaches it since r31-55 (for laps recorded before)')
     rep.add_argument('--groups', action='store_true')
     args = parser.parse_args()
     record(args) if args.command == 'record' else replay(args)

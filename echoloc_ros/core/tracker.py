@@ -161,6 +161,9 @@ class PoseTracker:
     :param weak_axis_variance_scale: a physics fix counts with this many times its local
         variance along an axis the physics widened toward the room
         (``WEAK_AXIS_VARIANCE_SCALE``; 1: as given, the tracker before r30-44).
+    :param wider_rivals: a physics fix that carries the fix its wider look did not choose
+        is fused as both (:meth:`Measurement.from_estimate`; False: the fix alone, the
+        tracker before issue 19's r31-55).
     :param max_coast_s: the published track too is dropped after this long without a fix: a
         constant-velocity prediction further out than this is no longer honest (a stopped
         or turning array, a velocity learnt from a few frames), and its covariance has grown
@@ -180,7 +183,8 @@ class PoseTracker:
                  switch_min_trusted: float = SWITCH_MIN_TRUSTED,
                  displaced_cover_s: float = DISPLACED_COVER_S,
                  doubt_from_start: bool = True,
-                 weak_axis_variance_scale: float = WEAK_AXIS_VARIANCE_SCALE) -> None:
+                 weak_axis_variance_scale: float = WEAK_AXIS_VARIANCE_SCALE,
+                 wider_rivals: bool = True) -> None:
         checks = {'accel_std_mps2': (accel_std_mps2, accel_std_mps2 > 0, 'positive'),
                   'gate_probability': (gate_probability, 0 < gate_probability < 1, 'in (0, 1)'),
                   'confirm_hits': (confirm_hits, confirm_hits >= 1, '>= 1'),
@@ -214,6 +218,7 @@ class PoseTracker:
         self.displaced_cover_s = displaced_cover_s
         self.doubt_from_start = bool(doubt_from_start)
         self.weak_axis_variance_scale = weak_axis_variance_scale
+        self.wider_rivals = bool(wider_rivals)
         self.confirm_hits = confirm_hits
         self.initial_speed_std_mps = initial_speed_std_mps
         self.memory_s = memory_s
@@ -356,7 +361,8 @@ class PoseTracker:
         fix, and with a learned ranker its rivals and probabilities (:meth:`update_with`)."""
         return self.update_with(t_s, Measurement.from_estimate(
             estimate, self.prior_right,
-            weak_axis_variance_scale=self.weak_axis_variance_scale))
+            weak_axis_variance_scale=self.weak_axis_variance_scale,
+            wider_rivals=self.wider_rivals))
 
     def update_with(self, t_s: float, m: Measurement) -> tuple[np.ndarray, np.ndarray, bool]:
         """Fuse one frame.

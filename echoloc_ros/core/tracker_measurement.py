@@ -53,8 +53,8 @@ class Measurement:
     @classmethod
     def from_estimate(cls, estimate, prior_right: float = 0.5,
                       min_confidence: float = MIXTURE_MIN_CONFIDENCE,
-                      weak_axis_variance_scale: float = WEAK_AXIS_VARIANCE_SCALE
-                      ) -> 'Measurement':
+                      weak_axis_variance_scale: float = WEAK_AXIS_VARIANCE_SCALE,
+                      wider_rivals: bool = True) -> 'Measurement':
         """The fix of a localizer (:class:`~echoloc_ros.core.physics.results.Estimate`).
 
         With a learned ranker's mixture (``component_covariance_m2``) and a fix the ranker
@@ -74,13 +74,24 @@ class Measurement:
         the track expects it counts in full and one metres off falls outside the gate. Along
         such an axis its local variance is scaled by ``weak_axis_variance_scale``
         (:data:`WEAK_AXIS_VARIANCE_SCALE`; 1: as the physics gave it).
+
+        A physics fix that carries the fix its wider look did not choose
+        (``rival_local_covariances_m2``, :func:`~echoloc_ros.core.physics.wider_rival.
+        with_unchosen`) is two places with ``wider_rivals``: the fix and that rival, each
+        with its local covariance, sharing ``prior_right`` as their evidence shares it
+        (:meth:`_with_physics_rivals`). Without, the fix alone.
         """
         local = estimate.local_covariance_m2
         if estimate.component_covariance_m2 is None and local is not None:
             local = _weak_axes_scaled(_checked_covariance(local, 'local_covariance_m2'),
                                       estimate.covariance_m2, weak_axis_variance_scale)
-            m = cls.single(estimate.position_m, local, prior_right,
-                           fix_covariance_m2=estimate.covariance_m2)
+            rivals = getattr(estimate, 'rival_local_covariances_m2', None)
+            if wider_rivals and rivals is not None and len(rivals):
+                m = cls._with_physics_rivals(estimate, local, prior_right,
+                                             weak_axis_variance_scale)
+            else:
+                m = cls.single(estimate.position_m, local, prior_right,
+                               fix_covariance_m2=estimate.covariance_m2)
             m.doubted = not estimate.confidence > 0.0
             m.residual_ratio = float(estimate.residual_ratio)
             return m
@@ -95,6 +106,29 @@ class Measurement:
             np.vstack([estimate.position_m, rivals]),
             np.concatenate([component[None], np.repeat(spread[None], len(rivals), axis=0)]),
             np.concatenate([[estimate.confidence], estimate.rival_probabilities]),
+            _checked_covariance(estimate.covariance_m2, 'covariance_m2'))
+
+    @classmethod
+    def _with_physics_rivals(cls, estimate, local_m2: np.ndarray, prior_right: float,
+                             weak_axis_variance_scale: float) -> 'Measurement':
+        """A physics fix and its rivals (the fix the wider look did not choose): right with
+        ``prior_right`` in all, shared as ``rival_probabilities`` says; each rival's local
+        covariance scaled along the fix's widened axes as the fix's is."""
+        rivals = np.asarray(estimate.rivals_m, dtype=float).reshape(-1, 3)
+        shares = np.asarray(estimate.rival_probabilities, dtype=float)
+        covs = [_weak_axes_scaled(_checked_covariance(c, 'rival_local_covariances_m2'),
+                                  estimate.covariance_m2, weak_axis_variance_scale)
+                for c in estimate.rival_local_covariances_m2]
+        if len(covs) != len(rivals) or shares.shape != (len(rivals),):
+            raise ValueError(f'{len(rivals)} rivals need as many probabilities and local '
+                             f'covariances, got {shares.shape} and {len(covs)}')
+        if not (np.all(shares >= 0.0) and shares.sum() <= 1.0 + 1e-9):
+            raise ValueError('rival_probabilities must be >= 0 and sum to at most 1, got '
+                             f'{shares.tolist()}')
+        position = np.asarray(estimate.position_m, dtype=float)
+        return cls._checked(
+            np.vstack([position, rivals]), np.stack([local_m2, *covs]),
+            prior_right * np.concatenate([[max(1.0 - shares.sum(), 0.0)], shares]),
             _checked_covariance(estimate.covariance_m2, 'covariance_m2'))
 
     @classmethod

@@ -55,6 +55,7 @@ from echoloc_ros.core.physics.matched_filter import (Frame, PointResponse, lower
 from echoloc_ros.core.physics.refinement import Refinement
 from echoloc_ros.core.physics.results import Estimate, Fit, Proposal
 from echoloc_ros.core.physics.wider_look import WiderLook
+from echoloc_ros.core.physics.wider_rival import with_unchosen
 from echoloc_ros.core.room import Room
 
 # The array is a horizontal one: beyond this roll or pitch its floor and ceiling echoes leave
@@ -326,8 +327,9 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         """The fix :meth:`localize` publishes for ``proposal``: its best candidate finished
         (:meth:`finish`) and, where that leaves the frame doubtful or an axis' evidence peaks
         where the fix does not clearly beat it, searched again (:class:`WiderLook`), the fix
-        then chosen by :meth:`WiderLook._choice`. The network's localizer takes physics' own
-        fix from here too."""
+        then chosen by :meth:`WiderLook._choice`, carrying the fix not chosen as a rival
+        (:func:`~echoloc_ros.core.physics.wider_rival.with_unchosen`). The network's
+        localizer takes physics' own fix from here too."""
         estimate, peaks = self._finished(proposal)
         # Peaks of the evidence along an axis that the fix does not clearly beat are
         # refined as candidates (:meth:`_evidence_peaks`; where the truth's value on an axis was
@@ -343,10 +345,11 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         if second is not None:
             other = self.finish(second)
             choice = self._choice(estimate, other)
+            # The fix not chosen rides along as a rival for a tracker (with_unchosen).
             if choice == 'other':
-                estimate = other
+                estimate = with_unchosen(other, estimate)
             elif choice == 'kept':
-                estimate = loc._kept(proposal, second, estimate)
+                estimate = with_unchosen(loc._kept(proposal, second, estimate), other)
         return estimate
 
     def fix(self, features: EchoFeatures, yaw_rad: float, temperature_c: float | None = None,

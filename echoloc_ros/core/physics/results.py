@@ -46,6 +46,11 @@ class Estimate:
         ``RIVAL_MIN_PROBABILITY`` ``(k, 3)``, most probable first (array origins, unrefined).
     :ivar rival_probabilities: the ranker's probability of each ``(k,)``; what is left of 1
         after ``confidence`` and these is the probability that no candidate is right.
+        Physics alone: the fix the wider look did not choose, where the evidence does not
+        tell the two apart (:func:`~echoloc_ros.core.physics.wider_rival.with_unchosen`), and
+        its share of the two's probability.
+    :ivar rival_local_covariances_m2: physics alone: each rival's ``local_covariance_m2``
+        ``(k, 3, 3)`` (``None``: no physics rival).
     """
 
     position_m: np.ndarray
@@ -62,6 +67,7 @@ class Estimate:
     local_covariance_m2: np.ndarray | None = None
     rivals_m: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     rival_probabilities: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    rival_local_covariances_m2: np.ndarray | None = None
 
 
 @dataclass
