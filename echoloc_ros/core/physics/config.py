@@ -212,3 +212,7 @@ AXIS_RIVAL_GAP = 10.0
 # candidate, its peak scored above the fix (dev, 10 dB: 5 of the 8 fixes outside their
 # 99.9 % ellipsoid, by 16-277 log units refined).
 AXIS_REFINE_GAP = 60.0
+# Issue 19 (branch r31-53): the second search's fix is refined from its own axis peaks once
+# more where one scores more than this above it (log units; PhysicsLocalizer._ahead_refined):
+# a peak the fix does not beat is where the first fix's peaks were refined (AXIS_REFINE_GAP).
+AHEAD_PEAK_GAP = 0.0

@@ -326,8 +326,9 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         """The fix :meth:`localize` publishes for ``proposal``: its best candidate finished
         (:meth:`finish`) and, where that leaves the frame doubtful or an axis' evidence peaks
         where the fix does not clearly beat it, searched again (:class:`WiderLook`), the fix
-        then chosen by :meth:`WiderLook._choice`. The network's localizer takes physics' own
-        fix from here too."""
+        then chosen by :meth:`WiderLook._choice` (and refined once more from its own axis
+        peaks that beat it, :meth:`WiderLook._ahead_refined`). The network's localizer takes
+        physics' own fix from here too."""
         estimate, peaks = self._finished(proposal)
         # Peaks of the evidence along an axis that the fix does not clearly beat are
         # refined as candidates (:meth:`_evidence_peaks`; where the truth's value on an axis was
@@ -341,10 +342,10 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         elif WIDER_LOOK and better:
             second = loc._peaks_refined(proposal, estimate, better)
         if second is not None:
-            other = self.finish(second)
+            other, other_peaks = self._finished(second)
             choice = self._choice(estimate, other)
             if choice == 'other':
-                estimate = other
+                estimate = self._ahead_refined(second, other, other_peaks)
             elif choice == 'kept':
                 estimate = loc._kept(proposal, second, estimate)
         return estimate
