@@ -148,6 +148,8 @@ def frame_row(loc: PhysicsLocalizer, features, position_m: np.ndarray, yaw_rad: 
     first_proposal = proposal
     estimate, peaks = loc._finished(proposal)
     first_axis = axis_tap.features()
+    if loc.axis_rivals and localizer_module.HEIGHT_PEAKS:
+        peaks = peaks + loc._height_peaks(proposal.frame, loc._fix_theta(proposal, estimate))
     better = [top for gap, top in peaks if gap < localizer_module.AXIS_REFINE_GAP]
     doubtful = loc._doubtful_fix(estimate)
     wider = bool(localizer_module.WIDER_LOOK and (better or doubtful))

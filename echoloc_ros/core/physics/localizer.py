@@ -41,7 +41,7 @@ from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor, workin
 from echoloc_ros.core.localization import Fix
 from echoloc_ros.core.physics.candidates import CandidateSearch, distinct
 from echoloc_ros.core.physics.axis_rivals import AxisRivals
-from echoloc_ros.core.physics.config import (AXIS_REFINE_GAP, DEFAULT_YAW_STD_RAD,
+from echoloc_ros.core.physics.config import (AXIS_REFINE_GAP, HEIGHT_PEAKS, DEFAULT_YAW_STD_RAD,
                                              N_THETA, OPTIMIZATION_LEVELS,
                                              RIVAL_MIN_PROBABILITY, UNEXPLAINED_RATIO,
                                              UNSEPARATED_GAP, WIDER_LOOK, YAW,
@@ -330,11 +330,14 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         peaks that beat it, :meth:`WiderLook._ahead_refined`). The network's localizer takes
         physics' own fix from here too."""
         estimate, peaks = self._finished(proposal)
-        # Peaks of the evidence along an axis that the fix does not clearly beat are
-        # refined as candidates (:meth:`_evidence_peaks`; where the truth's value on an axis was
-        # among no candidate, its peak there scored above the fix).
-        better = [top for gap, top in peaks if gap < AXIS_REFINE_GAP]
         loc = proposal.localizer
+        if loc.axis_rivals and HEIGHT_PEAKS:
+            peaks = peaks + loc._height_peaks(proposal.frame, loc._fix_theta(proposal, estimate))
+        # Peaks of the evidence along an axis that the fix does not clearly beat are
+        # refined as candidates (:meth:`_evidence_peaks`, :meth:`WiderLook._height_peaks`;
+        # where the truth's value on an axis was among no candidate, its peak there scored
+        # above the fix).
+        better = [top for gap, top in peaks if gap < AXIS_REFINE_GAP]
         second = None
         if WIDER_LOOK and loc._doubtful_fix(estimate):
             # Searched again where the first fix is doubtful (:class:`WiderLook`).
