@@ -31,7 +31,6 @@ is slower than float on a CPU, so no level uses it.
 
 import time
 import warnings
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +46,7 @@ from echoloc_ros.core.model import (CandidateRanker, ModelConfig, TrainedFor, lo
                                     model_inputs)
 from echoloc_ros.core.nn_features import LAGS_S, candidate_example
 from echoloc_ros.core.nn_inference import RankerForward
-from echoloc_ros.core.physics.config import (AMBIGUOUS_GAP, RIVAL_COVER_WEIGHT,
-                                             UNEXPLAINED_RATIO, UNSEPARATED_GAP)
+from echoloc_ros.core.physics.config import UNEXPLAINED_RATIO, UNSEPARATED_GAP
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.physics.results import Estimate, Proposal
 from echoloc_ros.core.room import Room
@@ -71,33 +69,6 @@ WIDE_RESCAN = 20
 PHYSICS_KEPT_GAP = UNSEPARATED_GAP
 #: Two fixes closer than this are the same place (the gross-error threshold, m).
 SAME_PLACE_M = 0.10
-#: The published fix's covariance spans the other fix (physics' or the network's, whichever
-#: is not published) with at least ``RIVAL_COVER_WEIGHT`` while the published one's evidence
-#: beats the other's by less than this (log units; :func:`two_point_covariance`).
-OTHER_COVER_GAP = 100.0
-
-
-def two_point_covariance(covariance_m2: np.ndarray, kept_m: np.ndarray, other_m: np.ndarray,
-                         gap: float, cover_gap: float = OTHER_COVER_GAP) -> np.ndarray:
-    """``covariance_m2 (3, 3)`` of the published fix at ``kept_m (3,)`` widened toward the
-    other fix at ``other_m (3,)``: the second moment about the kept fix of a two-point mixture
-    (as :meth:`EchoHeading.widen` spans its mirror), the other's weight
-    ``1 / (1 + exp(gap / AMBIGUOUS_GAP))`` from the kept fix's evidence less the other's
-    (``gap``), at least ``RIVAL_COVER_WEIGHT`` (the other inside the 99 % ellipsoid) while
-    ``gap`` is under ``cover_gap``. Fixes under :data:`SAME_PLACE_M` apart are one place.
-
-    The two fixes are refined alike, so their evidence compares; but where the network and
-    physics disagree the model itself is what is in doubt (a plan's corners decide paths
-    all-or-nothing, dev split: the truth 100-1500 log units behind a wrong fix), so a gap of
-    a few tens is no proof.
-    """
-    d = np.asarray(other_m, dtype=float) - np.asarray(kept_m, dtype=float)
-    if np.linalg.norm(d) < SAME_PLACE_M:
-        return covariance_m2
-    weight = 1.0 / (1.0 + np.exp(min(gap / AMBIGUOUS_GAP, 700.0)))
-    if gap < cover_gap:
-        weight = max(weight, RIVAL_COVER_WEIGHT)
-    return covariance_m2 + weight * np.outer(d, d)
 
 
 def quantize(model: nn.Module) -> nn.Module:
@@ -150,15 +121,11 @@ class NeuralLocalizer:
         doubts.
     :param physics_guard: physics' own fix stands where the echoes prefer it clearly
         (:meth:`physics_stands`); ``False``: the network's choice always.
-    :param cover_gap: with the guard, the published fix's covariance spans the other fix
-        while its evidence beats the other's by less than this (:func:`two_point_covariance`);
-        ``-inf``: it is published as it was finished.
     """
 
     def __init__(self, model: nn.Module, checkpoint: dict[str, Any],
                  physics: PhysicsLocalizer, device: str = 'cpu',
-                 wide_search: bool = True, physics_guard: bool = True,
-                 cover_gap: float = OTHER_COVER_GAP) -> None:
+                 wide_search: bool = True, physics_guard: bool = True) -> None:
         self.model = model
         #: what :meth:`probabilities` runs: the model's operations without its modules'
         #: calls (:class:`~echoloc_ros.core.nn_inference.RankerForward`, the same logits), or
@@ -168,7 +135,6 @@ class NeuralLocalizer:
         self.physics = physics
         self.wide_search = wide_search
         self.physics_guard = physics_guard
-        self.cover_gap = float(cover_gap)
         self._wide: PhysicsLocalizer | None = None
         self.device = torch.device(device)
         self.temperature = float(checkpoint.get('temperature', 1.0))
@@ -236,8 +202,7 @@ class NeuralLocalizer:
         with its furniture moved in the room file): the model was trained on the room with
         its furniture moved about, so it stays valid."""
         return NeuralLocalizer(self.model, self.checkpoint, self.physics.with_room(room),
-                               str(self.device), self.wide_search, self.physics_guard,
-                               self.cover_gap)
+                               str(self.device), self.wide_search, self.physics_guard)
 
     @property
     def room(self) -> Room:
@@ -295,9 +260,9 @@ class NeuralLocalizer:
               yaw_std_rad: float | None = None, wide_search_allowed: bool = True,
               tilt_rad: tuple[float, float] | None = None
               ) -> tuple[Fix, Estimate, Estimate | None]:
-        """:meth:`fix`'s fix, the network's own fix before the guard and physics' own
-        (``None`` without the guard): the published one's covariance spans the other
-        (:func:`two_point_covariance`) where ``cover_gap`` is finite. Same arguments."""
+        """:meth:`fix`'s fix, the network's own fix and physics' own (``None`` without the
+        guard), of which :meth:`physics_stands` chose the published one (what
+        ``scripts/nn-outside-study.py`` records). Same arguments."""
         proposal = first = self.physics.propose(features, yaw_rad, temperature_c, yaw_std_rad,
                                                 tilt_rad)
         p, inference_s = self.rank(proposal)
@@ -318,13 +283,8 @@ class NeuralLocalizer:
         physics_fix = None
         if self.physics_guard:
             physics_fix = self.physics_fix(first)
-            stands = self.physics_stands(physics_fix, network_fix)
-            estimate, other = ((physics_fix, network_fix) if stands
-                               else (network_fix, physics_fix))
-            if np.isfinite(self.cover_gap):
-                estimate = replace(estimate, covariance_m2=two_point_covariance(
-                    estimate.covariance_m2, estimate.position_m, other.position_m,
-                    estimate.score - other.score, self.cover_gap))
+            if self.physics_stands(physics_fix, network_fix):
+                estimate = physics_fix
         return Fix(estimate, doubted, wide, kept, inference_s), network_fix, physics_fix
 
     def physics_fix(self, proposal: Proposal) -> Estimate:
