@@ -30,6 +30,7 @@ from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.core.physics import localizer as localizer_module
 from echoloc_ros.core.physics.config import N_THETA, YAW
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+from echoloc_ros.core.physics.plan_symmetry import plan_symmetries
 from echoloc_ros.offline.evaluation import CHI2_999_3DOF, direct_explained, random_frames
 from echoloc_ros.offline.room_evaluation import is_soft
 from echoloc_ros.sim.room_generator import generate_rooms
@@ -108,22 +109,59 @@ class AxisTap:
                 'axis_axis': [int(np.argmax(np.abs(o))) for _, o in self.last]}
 
 
+def symmetric_rows(loc: PhysicsLocalizer, fr, theta: np.ndarray, symmetries: list) -> list:
+    """The fix ``theta (5,)`` mapped by each of the plan's ``symmetries`` (where the array
+    fits), refined as :meth:`finish` refines a fix: ``(share, gap, offset (3,))`` each, gap =
+    the fix's refined evidence less the mapped pose's."""
+    model, valid = loc._final_model(fr, theta[None])
+    free = np.arange(N_THETA) if fr.yaw_free else np.arange(YAW)
+    own = float(model._newton(fr, theta[None], valid, free, loc.max_iterations,
+                              need_info=False).evidence[0])
+    rows = []
+    for share, signs, shift in symmetries:
+        mapped = theta.copy()
+        mapped[:2] = signs * theta[:2] + shift
+        if not loc._fits_in_plan(mapped[None, :2])[0]:
+            continue
+        top, evidence = loc._refined(fr, mapped)
+        rows.append((round(share, 3), round(own - evidence, 2),
+                     _rounded(top[:3] - theta[:3], 4), _rounded(mapped[:2] - theta[:2], 4)))
+    return rows
+
+
+def kind_of(error_m: np.ndarray) -> str:
+    """What kind of error a fix has: ``near`` (within 5 cm in plan and 2 cm in height),
+    ``height``, ``one_axis`` (x or y alone), ``2d``."""
+    off = np.abs(error_m) > np.array([0.05, 0.05, 0.02])
+    if not off[:2].any():
+        return 'height' if off[2] else 'near'
+    if off[0] != off[1] and np.abs(error_m[:2]).min() < 0.02:
+        return 'one_axis'
+    return '2d'
+
+
 def frame_row(loc: PhysicsLocalizer, features, position_m: np.ndarray, yaw_rad: float,
               yaw_given_rad: float, yaw_std_rad: float | None, truth: bool,
-              tap: ResidualTap, axis_tap: AxisTap) -> dict:
+              tap: ResidualTap, axis_tap: AxisTap, symmetries: list) -> dict:
     """The fix of one frame and what the localizer knew of it."""
     proposal = loc.propose(features, yaw_given_rad, None, yaw_std_rad)
+    first_proposal = proposal
     estimate, peaks = loc._finished(proposal)
     first_axis = axis_tap.features()
+    if loc.axis_rivals and localizer_module.HEIGHT_PEAKS:
+        peaks = peaks + loc._height_peaks(proposal.frame, loc._fix_theta(proposal, estimate))
     better = [top for gap, top in peaks if gap < localizer_module.AXIS_REFINE_GAP]
-    wider = bool(localizer_module.WIDER_LOOK and (better or loc._doubtful_fix(estimate)))
+    doubtful = loc._doubtful_fix(estimate)
+    wider = bool(localizer_module.WIDER_LOOK and (better or doubtful))
     replaced = False
     if wider:
-        # As localize does: the wider look's fix only where it explains the echoes as well.
-        second = loc._wider_look(proposal, estimate, better)
-        other = loc.finish(second)
+        # As settled does.
+        second = (loc._wider_look(proposal, estimate, better) if doubtful
+                  else loc._peaks_refined(proposal, estimate, better))
+        other, other_peaks = loc._finished(second)
         if loc._replaces(estimate, other):
-            proposal, estimate, replaced = second, other, True
+            estimate = loc._ahead_refined(second, other, other_peaks)
+            proposal, replaced = second, True
     error = estimate.position_m - position_m
     cov = estimate.covariance_m2
     d2 = float(error @ np.linalg.solve(cov, error))
@@ -143,8 +181,21 @@ def frame_row(loc: PhysicsLocalizer, features, position_m: np.ndarray, yaw_rad: 
            'rival_polished': [bool(i < proposal.n_polished) for i in order],
            'rival_offset_m': [_rounded(proposal.thetas[i, :3] - emitter, 4) for i in order],
            **tap.features(), **axis_tap.features()}
+    fix_theta = loc._fix_theta(proposal, estimate)
+    if symmetries:
+        row['sym'] = symmetric_rows(loc, fr, fix_theta, symmetries)
     if truth and d2 > CHI2_999_3DOF:
         true_emitter = position_m + yaw_matrix(yaw_rad) @ loc.array.emitter_m
+        row['kind'] = kind_of(error)
+        row['yaw_error_deg'] = round(float(np.rad2deg(estimate.yaw_rad - yaw_rad)), 3)
+        row['truth_near_candidate_m'] = round(float(np.min(np.linalg.norm(
+            first_proposal.thetas[:, :2] - true_emitter[:2], axis=1))), 4)
+        row['truth_near_peak_m'] = round(float(min(
+            [np.linalg.norm(np.asarray(o)[:2] + fix_theta[:2] - true_emitter[:2])
+             for _, o in axis_tap.last] or [np.inf])), 4)
+        row['truth_near_sym_m'] = round(float(min(
+            [np.linalg.norm(signs * fix_theta[:2] + shift - true_emitter[:2])
+             for _, signs, shift in symmetries] or [np.inf])), 4)
         theta = np.array([*true_emitter, 1.0, yaw_rad - yaw_given_rad])
         free = np.arange(N_THETA) if fr.yaw_free else np.arange(YAW)
         model, valid = loc._final_model(fr, theta[None])
@@ -166,6 +217,9 @@ def main() -> int:
     parser.add_argument('--record', action='store_true',
                         help='record the axis rivals without spanning them (to replay)')
     parser.add_argument('--only', type=int, nargs='*', help='room indices to run')
+    parser.add_argument('--sym-share', type=float, default=0.0,
+                        help='refine the fix mapped by the plan symmetries that keep this '
+                             'share of its walls (0: none)')
     parser.add_argument('--refine-gap', type=float,
                         default=localizer_module.AXIS_REFINE_GAP,
                         help='refine the axis peaks within this of the fix (AXIS_REFINE_GAP)')
@@ -187,6 +241,8 @@ def main() -> int:
         # The axis rivals at any level: they are what this study looks at.
         loc = PhysicsLocalizer(room, array, chirp, 250e3, processor=processor, axis_rivals=True)
         simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
+        symmetries = (plan_symmetries(room.vertices_m, args.sym_share)
+                      if args.sym_share > 0 and not room.is_shoebox else [])
         frames = random_frames(simulator, Scenario(snr_db=args.snr_db, seed=args.seed),
                                n_room, room_seed)
         for k, (_, frame, position, yaw, draw, _) in enumerate(frames):
@@ -194,7 +250,7 @@ def main() -> int:
             if not direct_explained(features):
                 continue
             row = frame_row(loc, features, position, yaw, yaw + noise_rad * draw, yaw_std,
-                            args.truth, tap, axis_tap)
+                            args.truth, tap, axis_tap, symmetries)
             print(json.dumps({'room': i, 'frame': k, 'shoebox': room.is_shoebox,
                               'soft': is_soft(room), 'furnished': bool(room.furniture),
                               **row}), flush=True)

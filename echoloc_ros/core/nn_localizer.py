@@ -252,6 +252,17 @@ class NeuralLocalizer:
         :raises ValueError: as :meth:`PhysicsLocalizer.localize` (wrong channel count, no
             floor or ceiling echo, non-finite heading, ...).
         """
+        fix, _, _ = self.fixes(features, yaw_rad, temperature_c, yaw_std_rad,
+                               wide_search_allowed, tilt_rad)
+        return fix
+
+    def fixes(self, features: EchoFeatures, yaw_rad: float, temperature_c: float | None = None,
+              yaw_std_rad: float | None = None, wide_search_allowed: bool = True,
+              tilt_rad: tuple[float, float] | None = None
+              ) -> tuple[Fix, Estimate, Estimate | None]:
+        """:meth:`fix`'s fix, the network's own fix and physics' own (``None`` without the
+        guard), of which :meth:`physics_stands` chose the published one (what
+        ``scripts/nn-outside-study.py`` records). Same arguments."""
         proposal = first = self.physics.propose(features, yaw_rad, temperature_c, yaw_std_rad,
                                                 tilt_rad)
         p, inference_s = self.rank(proposal)
@@ -267,12 +278,14 @@ class NeuralLocalizer:
                 proposal, p = wider, q
                 kept = True
         index = int(np.argmax(p[:-1]))
-        estimate = self.physics.finish(proposal, index, p, self.covariance_scale)
+        network_fix = estimate = self.physics.finish(proposal, index, p,
+                                                     self.covariance_scale)
+        physics_fix = None
         if self.physics_guard:
             physics_fix = self.physics_fix(first)
-            if self.physics_stands(physics_fix, estimate):
+            if self.physics_stands(physics_fix, network_fix):
                 estimate = physics_fix
-        return Fix(estimate, doubted, wide, kept, inference_s)
+        return Fix(estimate, doubted, wide, kept, inference_s), network_fix, physics_fix
 
     def physics_fix(self, proposal: Proposal) -> Estimate:
         """Physics' own fix from its ``proposal`` (:meth:`PhysicsLocalizer.settled`, as

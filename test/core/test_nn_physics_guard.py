@@ -95,6 +95,23 @@ def test_the_guard_leaves_the_network_s_choice_where_it_is_physics_own(frame):
     assert np.linalg.norm(fix.position_m - position) < 0.01
 
 
+def test_fixes_gives_both_fixes_and_publishes_the_one_the_guard_chose(frame):
+    loc, features, yaw, position, far = frame
+    loc.choose = far
+    loc.wide_search = False
+    fix, network, physics = loc.fixes(features, yaw, yaw_std_rad=np.deg2rad(1))
+    loc.wide_search = True
+    # The network's own choice, elsewhere, and physics' own, right: physics' stands.
+    assert np.linalg.norm(network.position_m - position) > SAME_PLACE_M
+    assert np.linalg.norm(physics.position_m - position) < 0.01
+    assert NeuralLocalizer.physics_stands(physics, network)
+    assert fix.estimate is physics
+    loc.physics_guard = False
+    fix, network, physics = loc.fixes(features, yaw, yaw_std_rad=np.deg2rad(1))
+    loc.physics_guard = True
+    assert physics is None and fix.estimate is network
+
+
 def test_the_shipped_general_model_says_how_it_was_made():
     _, ckpt = load_checkpoint(default_model_path(GENERAL_MODEL))
     assert ckpt['room'] == ANY_ROOM and ckpt['config']['room_independent']

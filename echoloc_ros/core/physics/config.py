@@ -226,3 +226,12 @@ AXIS_REFINE_GAP = 60.0
 AXIS_GATE_RATIO = 1.2
 AXIS_GATE_RIVAL_GAP = 500.0
 AXIS_GATE_SHARE = 1000.0
+
+# Issue 19 (branch r31-53): the second search's fix is refined from its own axis peaks once
+# more where one scores more than this above it (log units; PhysicsLocalizer._ahead_refined):
+# a peak the fix does not beat is where the first fix's peaks were refined (AXIS_REFINE_GAP).
+AHEAD_PEAK_GAP = 0.0
+# Issue 19 (branch r31-53): where the axis scans run, the evidence is scanned along the height
+# through the first fix too (WiderLook._height_peaks) and its peaks the fix does not clearly
+# beat (AXIS_REFINE_GAP) are refined with the horizontal axes' (PhysicsLocalizer.settled).
+HEIGHT_PEAKS = True

@@ -41,7 +41,7 @@ from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor, workin
 from echoloc_ros.core.localization import Fix
 from echoloc_ros.core.physics.candidates import CandidateSearch, distinct
 from echoloc_ros.core.physics.axis_rivals import AxisRivals
-from echoloc_ros.core.physics.config import (AXIS_REFINE_GAP, DEFAULT_YAW_STD_RAD,
+from echoloc_ros.core.physics.config import (AXIS_REFINE_GAP, HEIGHT_PEAKS, DEFAULT_YAW_STD_RAD,
                                              N_THETA, OPTIMIZATION_LEVELS,
                                              RIVAL_MIN_PROBABILITY, UNEXPLAINED_RATIO,
                                              UNSEPARATED_GAP, WIDER_LOOK, YAW,
@@ -50,8 +50,8 @@ from echoloc_ros.core.physics.config import (AXIS_REFINE_GAP, DEFAULT_YAW_STD_RA
 from echoloc_ros.core.physics.covariance import Covariance
 from echoloc_ros.core.physics.evidence import Evidence
 from echoloc_ros.core.physics.images import ImageSources
-from echoloc_ros.core.physics.matched_filter import (Frame, PointResponse, lower_quartile,
-                                                     upsample)
+from echoloc_ros.core.physics.matched_filter import (Frame, PointResponse, check_features,
+                                                     lower_quartile, upsample)
 from echoloc_ros.core.physics.refinement import Refinement
 from echoloc_ros.core.physics.results import Estimate, Fit, Proposal
 from echoloc_ros.core.physics.wider_look import WiderLook
@@ -61,30 +61,6 @@ from echoloc_ros.core.room import Room
 # The array is a horizontal one: beyond this roll or pitch its floor and ceiling echoes leave
 # the search's assumptions (heights, the floor and ceiling as the nearest echoes).
 MAX_TILT_RAD = float(np.deg2rad(15.0))
-
-
-def check_features(features: EchoFeatures) -> None:
-    """Refuse features no frame of echoes can give (a peer's or a corrupted frame's), which
-    would otherwise fail deep in the search (an IndexError, an OverflowError).
-
-    :raises ValueError: naming the first bad value and what was expected.
-    """
-    if not (np.isfinite(features.bin_width_s) and features.bin_width_s > 0.0
-            and np.isfinite(features.start_s)):
-        raise ValueError(f'features: bin_width_s={features.bin_width_s}, '
-                         f'start_s={features.start_s}; expected a finite start and a '
-                         'positive bin width')
-    bad = ~np.isfinite(features.baseband)
-    if bad.any():
-        channel, index = (int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f'features: baseband[{channel}, {index}] = '
-                         f'{features.baseband[channel, index]}, expected finite values '
-                         f'({int(bad.sum())} of {bad.size} are not)')
-    # NaN is the processor's "no direct arrival found"; an infinite delay is no delay at all.
-    direct = np.asarray(features.direct_tof_s, dtype=float)
-    if np.isinf(direct).any():
-        raise ValueError(f'features: direct_tof_s = {direct.tolist()}, expected finite '
-                         'delays (NaN where no direct arrival was found)')
 
 
 class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, WiderLook,
@@ -327,15 +303,19 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         """The fix :meth:`localize` publishes for ``proposal``: its best candidate finished
         (:meth:`finish`) and, where that leaves the frame doubtful or an axis' evidence peaks
         where the fix does not clearly beat it, searched again (:class:`WiderLook`), the fix
-        then chosen by :meth:`WiderLook._choice`, carrying the fix not chosen as a rival
-        (:func:`~echoloc_ros.core.physics.wider_rival.with_unchosen`). The network's
+        then chosen by :meth:`WiderLook._choice` (and refined once more from its own axis
+        peaks that beat it, :meth:`WiderLook._ahead_refined`), carrying the fix not chosen as a
+        rival (:func:`~echoloc_ros.core.physics.wider_rival.with_unchosen`). The network's
         localizer takes physics' own fix from here too."""
         estimate, peaks = self._finished(proposal)
-        # Peaks of the evidence along an axis that the fix does not clearly beat are
-        # refined as candidates (:meth:`_evidence_peaks`; where the truth's value on an axis was
-        # among no candidate, its peak there scored above the fix).
-        better = [top for gap, top in peaks if gap < AXIS_REFINE_GAP]
         loc = proposal.localizer
+        if loc.axis_rivals and HEIGHT_PEAKS:
+            peaks = peaks + loc._height_peaks(proposal.frame, loc._fix_theta(proposal, estimate))
+        # Peaks of the evidence along an axis that the fix does not clearly beat are
+        # refined as candidates (:meth:`_evidence_peaks`, :meth:`WiderLook._height_peaks`;
+        # where the truth's value on an axis was among no candidate, its peak there scored
+        # above the fix).
+        better = [top for gap, top in peaks if gap < AXIS_REFINE_GAP]
         second = None
         if WIDER_LOOK and loc._doubtful_fix(estimate):
             # Searched again where the first fix is doubtful (:class:`WiderLook`).
@@ -343,11 +323,12 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         elif WIDER_LOOK and better:
             second = loc._peaks_refined(proposal, estimate, better)
         if second is not None:
-            other = self.finish(second)
+            other, other_peaks = self._finished(second)
             choice = self._choice(estimate, other)
             # The fix not chosen rides along as a rival for a tracker (with_unchosen).
             if choice == 'other':
-                estimate = with_unchosen(other, estimate)
+                estimate = with_unchosen(self._ahead_refined(second, other, other_peaks),
+                                         estimate)
             elif choice == 'kept':
                 estimate = with_unchosen(loc._kept(proposal, second, estimate), other)
         return estimate

@@ -172,3 +172,27 @@ class PointResponse:
         g, dg, ddg = lo + (self.table[:, i + 1] - lo) * frac
         jw = 1j * omega
         return np.stack([g, dg + jw * g, ddg + 2 * jw * dg + jw ** 2 * g]) * rotation
+
+
+def check_features(features: EchoFeatures) -> None:
+    """Refuse features no frame of echoes can give (a peer's or a corrupted frame's), which
+    would otherwise fail deep in the search (an IndexError, an OverflowError).
+
+    :raises ValueError: naming the first bad value and what was expected.
+    """
+    if not (np.isfinite(features.bin_width_s) and features.bin_width_s > 0.0
+            and np.isfinite(features.start_s)):
+        raise ValueError(f'features: bin_width_s={features.bin_width_s}, '
+                         f'start_s={features.start_s}; expected a finite start and a '
+                         'positive bin width')
+    bad = ~np.isfinite(features.baseband)
+    if bad.any():
+        channel, index = (int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f'features: baseband[{channel}, {index}] = '
+                         f'{features.baseband[channel, index]}, expected finite values '
+                         f'({int(bad.sum())} of {bad.size} are not)')
+    # NaN is the processor's "no direct arrival found"; an infinite delay is no delay at all.
+    direct = np.asarray(features.direct_tof_s, dtype=float)
+    if np.isinf(direct).any():
+        raise ValueError(f'features: direct_tof_s = {direct.tolist()}, expected finite '
+                         'delays (NaN where no direct arrival was found)')
