@@ -5,7 +5,8 @@ One simulated frame localized in the default, the furnished and the L-shaped roo
 kernel with the argument types the localizer passes at run time (and the echo processor's
 first-echo pair fit, core/first_echo.py, which processing the frame reaches). Run by
 scripts/setup.sh when core/physics/kernels.py, scan_kernels.py, axis_kernels.py (the balanced
-level's axis scans), newton.py, path_trace.py or core/first_echo.py changes.
+level's axis scans), heading_kernels.py (the heading step before the wall scans), newton.py,
+path_trace.py or core/first_echo.py changes.
 """
 import time
 
