@@ -31,6 +31,7 @@ grid for the wall candidates (a wall's echoes across the array measure it) and r
 fifth parameter with the prior as a regulariser; the position covariance marginalises it."""
 
 from dataclasses import replace
+from functools import cached_property
 
 import numpy as np
 
@@ -184,9 +185,6 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         self._build_images()
         self._n_walls = room.vertices_m.shape[0]
         self._normals = np.array([s.normal for s in self._surfaces])
-        # The walls' distinct inward normals: walls facing the same way share the heading
-        # step's reads and scores.
-        self._wall_directions = np.unique(np.round(self._normals[:-2], 9), axis=0)
         self._offsets = np.array([s.offset for s in self._surfaces])
         # Which images move with x and with y: a shoebox's families separate by axis.
         moves = np.abs(np.eye(3)[None] - self._img_m).sum(axis=1)[:, :2] > 1e-9     # (P, 2)
@@ -451,6 +449,12 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
             xy = self._general_candidates(fr, z, kappa, table, float(theta[YAW]))
         return np.column_stack([xy[:, :2], np.full(len(xy), z), np.full(len(xy), kappa),
                                 xy[:, 2]]), gain, table
+
+    @cached_property
+    def _wall_directions(self) -> np.ndarray:
+        """The walls' distinct inward normals ``(S, 3)``: walls facing the same way share the
+        heading step's reads and scores."""
+        return np.unique(np.round(self._normals[:-2], 9), axis=0)
 
     def _vertical_fit(self, fr: Frame, features: EchoFeatures, centre: np.ndarray, z: float,
                       kappa: float) -> tuple[np.ndarray, float, np.ndarray]:
