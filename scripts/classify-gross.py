@@ -14,8 +14,8 @@ compares:
 
 Prints one JSON line per gross frame (with ``heading_off_deg``, the true heading minus the
 one given) and the counts per class and group last, e.g.
-``python scripts/classify-gross.py --split dev --seed 7 --n 300 --snr-db 20``; with
-``--no-heading-step`` the wall scans start from the given heading, as before the heading step.
+``python scripts/classify-gross.py --split dev --seed 7 --n 300 --snr-db 20``;
+``--heading-step on|off`` overrides ``HEADING_STEP`` (the heading step before the wall scans).
 """
 
 import argparse
@@ -100,11 +100,12 @@ def main() -> int:
                         'frames drawn as here, with --seed; not evaluate\'s own frames)')
     parser.add_argument('--no-wider-look', action='store_true',
                         help='without the doubtful fix\'s second search (WIDER_LOOK off)')
-    parser.add_argument('--no-heading-step', action='store_true',
-                        help='the wall scans at the given heading (HEADING_STEP off)')
+    parser.add_argument('--heading-step', choices=('on', 'off'),
+                        default='on' if localizer_module.HEADING_STEP else 'off',
+                        help='the heading step before the wall scans (HEADING_STEP)')
     args = parser.parse_args()
     localizer_module.WIDER_LOOK = not args.no_wider_look
-    localizer_module.HEADING_STEP = not args.no_heading_step
+    localizer_module.HEADING_STEP = args.heading_step == 'on'
     if args.room:
         rooms = [load_room(args.room)]
     else:

@@ -63,8 +63,11 @@ YAW_RESCAN_RAD = float(np.deg2rad(1.5))
 # deviations of the given heading (never beyond YAW_SPAN_MAX_RAD) at WALL_HEADING_STEP_RAD, on
 # distances at WALL_HEADING_GRID_M. The scans start from the offset found only when it is at
 # least WALL_HEADING_MIN_RAD from the given heading (otherwise the frame is searched as before),
-# and the heading grid is widened to cover its span around that offset too.
-HEADING_STEP = True
+# and the heading grid is widened to cover its span around that offset too. Off: measured on
+# dev and held out (docs/results.md, issue 19, branch r31-52) it fixed as many frames as it
+# broke, within a frame or two, and cost 0.3-0.55 ms a frame at a 1 deg heading std and
+# 1.0-1.5 ms at the default 2 deg.
+HEADING_STEP = False
 WALL_HEADING_SIGMAS = 4.0
 WALL_HEADING_STEP_RAD = float(np.deg2rad(0.5))
 WALL_HEADING_GRID_M = 0.006
