@@ -14,7 +14,8 @@ compares:
 
 Prints one JSON line per gross frame (with ``heading_off_deg``, the true heading minus the
 one given) and the counts per class and group last, e.g.
-``python scripts/classify-gross.py --split dev --seed 7 --n 300 --snr-db 20``.
+``python scripts/classify-gross.py --split dev --seed 7 --n 300 --snr-db 20``;
+``--heading-step on|off`` overrides ``HEADING_STEP`` (the heading step before the wall scans).
 """
 
 import argparse
@@ -30,6 +31,7 @@ from echoloc_ros.core.physics.config import N_THETA, YAW
 from echoloc_ros.core.physics import localizer as localizer_module
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.offline.evaluation import direct_explained, random_frames
+from echoloc_ros.core.room import load_room
 from echoloc_ros.offline.room_evaluation import is_soft
 from echoloc_ros.sim.room_generator import generate_rooms
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
@@ -51,11 +53,8 @@ def classify_frame(loc: PhysicsLocalizer, features, position_m: np.ndarray, yaw_
                    yaw_given_rad: float, yaw_std_rad: float | None) -> dict | None:
     """The class of one frame's fix if it is gross, else ``None``."""
     proposal = loc.propose(features, yaw_given_rad, None, yaw_std_rad)
-    estimate = loc.finish(proposal)
-    if localizer_module.WIDER_LOOK and loc._doubtful_fix(estimate):
-        # As :meth:`PhysicsLocalizer.localize` does.
-        proposal = loc._wider_look(proposal, estimate)
-        estimate = loc.finish(proposal)
+    # The fix :meth:`PhysicsLocalizer.localize` publishes.
+    estimate = loc.settled(proposal)
     error_m = float(np.linalg.norm(estimate.position_m - position_m))
     if error_m <= GROSS_M:
         return None
@@ -97,11 +96,20 @@ def main() -> int:
     parser.add_argument('--snr-db', type=float, default=20.0)
     parser.add_argument('--heading-noise-deg', type=float, default=1.0)
     parser.add_argument('--only', type=int, nargs='*', help='room indices to run')
+    parser.add_argument('--room', help='a project room file instead of generated rooms (its '
+                        'frames drawn as here, with --seed; not evaluate\'s own frames)')
     parser.add_argument('--no-wider-look', action='store_true',
                         help='without the doubtful fix\'s second search (WIDER_LOOK off)')
+    parser.add_argument('--heading-step', choices=('on', 'off'),
+                        default='on' if localizer_module.HEADING_STEP else 'off',
+                        help='the heading step before the wall scans (HEADING_STEP)')
     args = parser.parse_args()
     localizer_module.WIDER_LOOK = not args.no_wider_look
-    rooms = generate_rooms(args.split, args.rooms, args.seed)
+    localizer_module.HEADING_STEP = args.heading_step == 'on'
+    if args.room:
+        rooms = [load_room(args.room)]
+    else:
+        rooms = generate_rooms(args.split, args.rooms, args.seed)
     array = load_array('square_4sensor')
     chirp = Chirp()
     n_room = int(np.ceil(args.n / len(rooms)))

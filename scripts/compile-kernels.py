@@ -5,7 +5,8 @@ One simulated frame localized in the default, the furnished and the L-shaped roo
 kernel with the argument types the localizer passes at run time (and the echo processor's
 first-echo pair fit, core/first_echo.py, which processing the frame reaches). Run by
 scripts/setup.sh when core/physics/kernels.py, scan_kernels.py, axis_kernels.py (the balanced
-level's axis scans), newton.py, path_trace.py or core/first_echo.py changes.
+level's axis scans), heading_kernels.py (the heading step before the wall scans), newton.py,
+path_trace.py or core/first_echo.py changes.
 """
 import time
 
@@ -14,6 +15,7 @@ import numpy as np
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
+from echoloc_ros.core.physics import localizer as localizer_module
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import load_room
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
@@ -26,6 +28,8 @@ def main() -> None:
     start = time.perf_counter()
     array, chirp = load_array('square_4sensor'), Chirp()
     processor = EchoProcessor(chirp, FS_HZ, array=array)
+    # The heading step is off by default; compiled here so that turning it on finds it cached.
+    localizer_module.HEADING_STEP = True
     for name in ('default_room', 'furnished_room', 'l_shaped_room'):
         room = load_room(name)
         rng = np.random.default_rng(0)

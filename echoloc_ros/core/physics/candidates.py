@@ -7,7 +7,8 @@ import numpy as np
 from echoloc_ros.core.physics.scan_kernels import family_scores, separated, surface_scores
 from echoloc_ros.core.physics.matched_filter import Frame, sample
 from echoloc_ros.core.physics.results import Fit
-from echoloc_ros.core.physics.config import (EXPLAIN_GAP, HEIGHT_GAP, N_PART_PAIRS,
+from echoloc_ros.core.physics.config import (EXPLAIN_GAP, HEADING_START_GAP, HEIGHT_GAP,
+                                             N_PART_PAIRS,
                                              N_PART_PEAKS, N_PLAN_SCANS, N_SECOND_LOOK,
                                              PART_SCAN_ALWAYS, UNEXPLAINED_RATIO,
                                              UNSEPARATED_GAP,
@@ -53,7 +54,7 @@ class CandidateSearch:
     :class:`~echoloc_ros.core.physics.localizer.PhysicsLocalizer`."""
 
     def _surface_scores(self, fr: Frame, normals: np.ndarray, distance_m: np.ndarray,
-                        table: np.ndarray) -> np.ndarray:
+                        table: np.ndarray, psi: float = 0.0) -> np.ndarray:
         """Coherent evidence of each surface's first-order echo vs emitter-surface distance.
 
         For the surface with inward normal n at distance d from the emitter, receiver i hears
@@ -63,9 +64,10 @@ class CandidateSearch:
 
         :param normals: inward unit normals ``(S, 3)``.
         :param distance_m: distance grid ``(G,)``.
+        :param psi: the heading's offset from the given heading, rad.
         :return: scores ``(S, G)``.
         """
-        offsets = fr.offsets
+        offsets = fr.offsets if psi == 0.0 else fr.rotated_offsets(np.array([psi]))[0]
         features = fr.features
         return surface_scores(
             normals @ offsets.T, np.sum(offsets ** 2, axis=1), distance_m, fr.c0, table,
@@ -280,7 +282,8 @@ class CandidateSearch:
         if self._faces and PART_SCAN_ALWAYS:
             # Known boxes cut the room into parts whose walls they hide: each part scanned
             # with its own walls and faces (:meth:`_part_candidates`).
-            xy = self._part_candidates(fr, float(theta[2]), float(theta[3]), table)
+            xy = self._part_candidates(fr, float(theta[2]), float(theta[3]), table,
+                                       float(theta[YAW]))
             chosen.append(np.column_stack([xy, np.full(len(xy), psi)]))
         return np.vstack(chosen)
 
@@ -290,11 +293,30 @@ class CandidateSearch:
         their scores over the heading offsets, and the offset where the best peaks of both
         axes together score highest (:meth:`_shoebox_candidates`).
 
+        Where the heading step moved the scans' start (``theta``'s heading offset is not 0),
+        the axes are scanned from the given heading too, and the step's start is kept only if
+        its best peaks of both axes, with the heading's prior at their offset, score more than
+        :data:`HEADING_START_GAP` above the given heading's: the walls' echoes alone can
+        mistake the heading by a lobe of the array's pattern, the whole families seldom.
+
         :return: peak values per axis, their profiles ``(k, len(fr.yaw_grid))`` per axis, and
             the index of the frame's heading offset in ``fr.yaw_grid``.
         """
+        starts = [0.0, float(theta[YAW])] if theta[YAW] != 0.0 else [0.0]
+        found = []
+        for start in starts:
+            scan = theta.copy()
+            scan[YAW] = start
+            found.append(self._axis_peaks_from(fr, scan, table))
+        best = 1 if len(found) > 1 and found[1][3] > found[0][3] + HEADING_START_GAP else 0
+        return found[best][:3]
+
+    def _axis_peaks_from(self, fr: Frame, scan: np.ndarray, table: np.ndarray
+                         ) -> tuple[list[np.ndarray], list[np.ndarray], int, float]:
+        """:meth:`_axis_peaks` from the heading offset ``scan[YAW]``, and the score of both
+        axes' best peaks at the frame's offset with the heading's prior there."""
         k = self.n_candidates
-        scan = theta.copy()
+        scan = scan.copy()
         for _ in range(2):
             values = []
             profiles = []
@@ -307,13 +329,15 @@ class CandidateSearch:
                                                       values[-1], fr.yaw_grid)[1])
                 else:
                     profiles.append(score[peaks][:, None])
-            frame_psi = int(np.argmax(sum(np.max(p, axis=0) for p in profiles)))
+            total = sum(np.max(p, axis=0) for p in profiles)
+            frame_psi = int(np.argmax(total))
             if abs(fr.yaw_grid[frame_psi] - scan[YAW]) <= YAW_RESCAN_RAD:
                 break
             # The strong walls gave a heading far from the one scanned at: the weak walls'
             # peaks may have decohered, so scan again at the heading found.
             scan[YAW] = fr.yaw_grid[frame_psi]
-        return values, profiles, frame_psi
+        return (values, profiles, frame_psi,
+                float(total[frame_psi] + fr.yaw_prior(fr.yaw_grid[frame_psi])))
 
     def _rescan_weak(self, fr: Frame, theta: np.ndarray, table: np.ndarray, strong: int,
                      value: float, psi: float) -> np.ndarray:
@@ -342,33 +366,34 @@ class CandidateSearch:
         return more
 
     def _general_candidates(self, fr: Frame, z: float, kappa: float,
-                            table: np.ndarray) -> np.ndarray:
+                            table: np.ndarray, psi: float = 0.0) -> np.ndarray:
         """(x, y, psi) candidates in a plan that is not a shoebox: every wall's score over
         distance combined over the plan (:meth:`_plan_candidates`), scans along each axis
         through the best, and each part of the plan scanned with its own walls
-        (:meth:`_part_candidates`), at the heading given; then each candidate's heading.
+        (:meth:`_part_candidates`), at the heading offset ``psi`` (rad; the heading step's,
+        :meth:`PhysicsLocalizer._scan_heading`); then each candidate's heading.
 
         :return: ``(n, 3)``.
         """
         grid = np.arange(0.02, self.room.max_extent_m * (1 + self.speed_tolerance) + 0.05,
                          2 * self.grid_step_m)
-        walls = self._surface_scores(fr, self._normals[:-2], grid, table)
+        walls = self._surface_scores(fr, self._normals[:-2], grid, table, psi)
         xy = self._plan_candidates(walls, grid, kappa, 2 * self.n_candidates)
         found = [xy]
         # Through each of the best plan candidates: the plan's sum of first-order scores
         # often ranks a wrong pose first where furniture hides walls or a wing hides them.
         for start in xy[:N_PLAN_SCANS]:
-            base = np.array([start[0], start[1], z, kappa, 0.0])
+            base = np.array([start[0], start[1], z, kappa, psi])
             scan_x = self._scan_axis(fr, base, 0, table, 3)
             scan_y = self._scan_axis(fr, base, 1, table, 3)
             found += [[[x, base[1]] for x in scan_x], [[base[0], y] for y in scan_y],
                       [[x, y] for x in scan_x for y in scan_y]]
-        found.append(self._part_candidates(fr, z, kappa, table))
+        found.append(self._part_candidates(fr, z, kappa, table, psi))
         xy = np.vstack([np.reshape(f, (-1, 2)) for f in found])
         return np.column_stack([xy, self._candidate_headings(fr, xy, z, kappa, table)])
 
     def _part_candidates(self, fr: Frame, z: float, kappa: float,
-                         table: np.ndarray) -> np.ndarray:
+                         table: np.ndarray, psi: float = 0.0) -> np.ndarray:
         """Emitter (x, y) candidates ``(n, 2)`` part by part: along each axis, every span of
         the plan (:meth:`Room.axis_spans`, cut also at the known boxes' sides) is scanned as
         a shoebox's axis is, on the family of echoes of the walls and box faces across it
@@ -390,7 +415,7 @@ class CandidateSearch:
                 coords = np.arange(lo + self._reach_m, hi - self._reach_m, 3 * self.grid_step_m)
                 if coords.size < 3:
                     continue
-                theta = np.array([0.0, 0.0, z, kappa, 0.0])
+                theta = np.array([0.0, 0.0, z, kappa, psi])
                 theta[1 - axis] = 0.5 * (s0 + s1)
                 coords, score = self._family_scan(fr, axis, theta, paths[axis], table, coords,
                                                   traced=True)

@@ -58,6 +58,24 @@ YAW_SPAN_MAX_RAD = float(np.deg2rad(10.0))
 # The wall scans run again at the heading found when it is this far from the one scanned: the
 # coherent score of a wall's echoes loses ~40 % at 1 deg, ~90 % at 2 deg.
 YAW_RESCAN_RAD = float(np.deg2rad(1.5))
+# The heading step before the wall scans (:mod:`~echoloc_ros.core.physics.heading_step`): the
+# walls' first-order echoes scored over heading offsets within WALL_HEADING_SIGMAS standard
+# deviations of the given heading (never beyond YAW_SPAN_MAX_RAD) at WALL_HEADING_STEP_RAD, on
+# distances at WALL_HEADING_GRID_M. The scans start from the offset found only when it is at
+# least WALL_HEADING_MIN_RAD from the given heading (otherwise the frame is searched as before),
+# and the heading grid is widened to cover its span around that offset too. Off: measured on
+# dev and held out (docs/results.md, issue 19, branch r31-52) it fixed as many frames as it
+# broke, within a frame or two, and cost 0.3-0.55 ms a frame at a 1 deg heading std and
+# 1.0-1.5 ms at the default 2 deg.
+HEADING_STEP = False
+WALL_HEADING_SIGMAS = 4.0
+WALL_HEADING_STEP_RAD = float(np.deg2rad(0.5))
+WALL_HEADING_GRID_M = 0.006
+WALL_HEADING_MIN_RAD = float(np.deg2rad(1.0))
+# In a shoebox the axes are scanned from both the given heading and the step's, and the step's
+# start is kept only where its best peaks (with the heading's prior) score this much higher
+# (log units; :meth:`CandidateSearch._axis_peaks`).
+HEADING_START_GAP = 1.0
 # The baseband is upsampled by this factor once per frame so that interpolating it at any delay
 # is accurate to ~0.2 % even linearly (the echoes occupy +-5 kHz around the carrier).
 UPSAMPLE = 4

@@ -31,6 +31,7 @@ grid for the wall candidates (a wall's echoes across the array measure it) and r
 fifth parameter with the prior as a regulariser; the position covariance marginalises it."""
 
 from dataclasses import replace
+from functools import cached_property
 
 import numpy as np
 
@@ -46,9 +47,10 @@ from echoloc_ros.core.physics.config import (AXIS_REFINE_GAP, HEIGHT_PEAKS, DEFA
                                              RIVAL_MIN_PROBABILITY, UNEXPLAINED_RATIO,
                                              UNSEPARATED_GAP, WIDER_LOOK, YAW,
                                              YAW_SPAN_MAX_RAD,
-                                             YAW_SPAN_SIGMAS)
+                                             YAW_SPAN_SIGMAS, HEADING_STEP)
 from echoloc_ros.core.physics.covariance import Covariance
 from echoloc_ros.core.physics.evidence import Evidence
+from echoloc_ros.core.physics.heading_step import scan_heading
 from echoloc_ros.core.physics.images import ImageSources
 from echoloc_ros.core.physics.matched_filter import (Frame, PointResponse, check_features,
                                                      lower_quartile, upsample)
@@ -420,6 +422,29 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         """Candidates ``(n, 5)`` at one height ``z`` and speed ratio ``kappa`` from the floor
         and ceiling, the amplitude scale of the predicted echoes fitted on those two, and the
         baseband with their echoes removed that the candidates were scanned on."""
+        theta, gain, table = self._vertical_fit(fr, features, centre, z, kappa)
+        z, kappa = float(theta[2]), float(theta[3])
+        if fr.yaw_free and HEADING_STEP:
+            reach_m = self.room.max_extent_m * (1 + self.speed_tolerance) + 0.05
+            theta[YAW] = scan_heading(fr, self._wall_directions, reach_m, table)
+        if self._shoebox:
+            xy = self._shoebox_candidates(fr, theta, table)
+        else:
+            xy = self._general_candidates(fr, z, kappa, table, float(theta[YAW]))
+        return np.column_stack([xy[:, :2], np.full(len(xy), z), np.full(len(xy), kappa),
+                                xy[:, 2]]), gain, table
+
+    @cached_property
+    def _wall_directions(self) -> np.ndarray:
+        """The walls' distinct inward normals ``(S, 3)``: walls facing the same way share the
+        heading step's reads and scores."""
+        return np.unique(np.round(self._normals[:-2], 9), axis=0)
+
+    def _vertical_fit(self, fr: Frame, features: EchoFeatures, centre: np.ndarray, z: float,
+                      kappa: float) -> tuple[np.ndarray, float, np.ndarray]:
+        """The floor and ceiling fitted at height ``z`` and speed ratio ``kappa``: the fitted
+        ``theta (5,)`` (at the heading offset 0), the amplitude scale of their echoes, and the
+        baseband with their echoes removed (complex64) that the wall scans read."""
         # Floor and ceiling paths do not depend on x, y or the heading: fit (z, c) on them
         # alone, then remove them, since they are the strongest distractors of the wall
         # scores.
@@ -432,14 +457,7 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         gain = float(np.sum(np.abs(coef[0]) * strength) / max(np.sum(strength), 1e-300))
         cleaned = features.baseband - self.synthesise(fr, tau[0], amp[0], coef[0])
         # Scans interpolate linearly: the baseband's own rate is enough for them.
-        table = cleaned.astype(np.complex64)
-        z, kappa = float(theta[2]), float(theta[3])
-        if self._shoebox:
-            xy = self._shoebox_candidates(fr, theta, table)
-        else:
-            xy = self._general_candidates(fr, z, kappa, table)
-        return np.column_stack([xy[:, :2], np.full(len(xy), z), np.full(len(xy), kappa),
-                                xy[:, 2]]), gain, table
+        return theta, gain, cleaned.astype(np.complex64)
 
     @staticmethod
     def _unseparated(proposal: Proposal, index: int) -> bool:
