@@ -9,7 +9,10 @@ rooms its model-error seeds draw (issue 18).
 The echoes measure the drawn room's scale less the air's (``scale_pct``; the script prints
 how well that holds); keeping ``w`` of it leaves the room ``w * measured - true`` off. Prints
 one JSON line: per world the true, measured and kept scales (%), and the rms of each ruler's
-error.
+error; and the scale each world's calibration kept (the ruler it used, ``ruler`` in its line:
+the temperature's keeps all the measured scale, the file's none, both ``w = 1 - stated^2 /
+file^2`` of it) against the doubt it stated (``scale_std_pct``): the errors in stated standard
+deviations (``kept_z``) and the share within 1.96 of them (``kept_inside_95``).
 """
 import argparse
 import json
@@ -30,6 +33,25 @@ def true_scale(room, offset_m: float, seed: int) -> float:
     size = np.array([room.width_m, room.length_m, room.height_m])
     change = np.array([drawn.width_m, drawn.length_m, drawn.height_m]) - size
     return float(change @ size / (size @ size))
+
+
+def kept_scale_errors(worlds: list[dict], truth: np.ndarray, measured: np.ndarray,
+                      file_std: float) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The scale each world's calibration kept, off the drawn room's, and that error over the
+    doubt it stated (fractions; ``None, None`` where a world's line lacks its ruler or doubt:
+    runs before they were reported).
+
+    :param file_std: the room file's scale's standard deviation (fraction): with it and the
+        stated doubt, the share ``w`` of the measured scale that the ruler ``'both'`` kept.
+    """
+    if not all('ruler' in w and w.get('scale_std_pct') for w in worlds):
+        return None, None
+    stated = np.array([w['scale_std_pct'] / 100.0 for w in worlds])
+    share = {'temperature': np.ones_like(stated), 'file': np.zeros_like(stated),
+             'both': 1.0 - stated ** 2 / file_std ** 2}
+    kept = np.array([share[w['ruler']][j] for j, w in enumerate(worlds)])
+    error = kept * measured - truth
+    return error, error / stated
 
 
 def main() -> None:
@@ -55,7 +77,14 @@ def main() -> None:
         measured = world['scale_pct'] / 100.0
         rows.append((truth, measured, truth - air))
     truth, measured, predicted = (np.array(c) for c in zip(*rows))
+    kept_error, kept_z = kept_scale_errors(run['worlds'], truth, measured, file_std)
     errors = {'temperature': measured - truth, 'file': -truth, 'both': weight * measured - truth}
+    kept = {} if kept_z is None else {
+        'kept_error_pct': np.round(100 * kept_error, 3).tolist(),
+        'kept_z': np.round(kept_z, 2).tolist(),
+        'kept_error_rms_pct': round(100 * float(np.sqrt(np.mean(kept_error ** 2))), 4),
+        'kept_z_rms': round(float(np.sqrt(np.mean(kept_z ** 2))), 3),
+        'kept_inside_95': round(float(np.mean(np.abs(kept_z) <= 1.96)), 3)}
     print(json.dumps({
         'weight': round(weight, 4), 'file_std_pct': round(100 * file_std, 4),
         'air_std_pct': round(100 * air_std, 4), 'both_std_pct': round(100 * fused_std, 4),
@@ -65,7 +94,7 @@ def main() -> None:
         'measured_pct': np.round(100 * measured, 3).tolist(),
         **{f'{name}_error_pct': np.round(100 * e, 3).tolist() for name, e in errors.items()},
         **{f'{name}_error_rms_pct': round(100 * float(np.sqrt(np.mean(e ** 2))), 4)
-           for name, e in errors.items()}}), flush=True)
+           for name, e in errors.items()}, **kept}), flush=True)
 
 
 if __name__ == '__main__':
