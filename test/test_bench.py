@@ -93,7 +93,8 @@ def test_an_unknown_driver_is_refused_naming_it():
 def _ledger(seq: int, dropped: int = 0, echo_processor: int = 0, **causes) -> dict:
     """A ledger as bench._ledger reads it from the two nodes' diagnostics."""
     return {**{name: causes.get(name, 0) for _, name in bench.LOCALIZER_CAUSES},
-            'dropped': dropped, 'seq': seq, 'echo_processor': echo_processor}
+            'dropped': dropped, 'seq': seq, 'echo_processor': echo_processor,
+            'poses': causes.get('poses', 0)}
 
 
 def test_frames_without_pose_are_those_of_the_seqs_the_counts_cover():
@@ -105,11 +106,13 @@ def test_frames_without_pose_are_those_of_the_seqs_the_counts_cover():
               (5, 0): (20.2, 10)}
     heard = Heard(frames=frames, poses={(1, 0): (20.01,), (3, 0): (20.05,), (5, 0): (20.3,)})
     accounted = bench._accounted(heard, _ledger(5, dropped=3, echo_processor=1),
-                                 _ledger(9, dropped=4, echo_processor=1, no_confirmed_track=1))
+                                 _ledger(9, dropped=4, echo_processor=1, no_confirmed_track=1,
+                                         poses=2))
     assert accounted['frames'] == 4 and accounted['posed'] == 2
     result = bench._without_pose(accounted)
     assert result['frames_without_pose'] == 2
     assert result['frames_without_pose_counted'] == 2
+    assert result['poses_lost_before_listener'] == 0
     assert result['frames_without_pose_by_cause'] == {
         'dropped_by_echo_processor': 0, 'dropped_by_localizer': 1, 'failed': 0,
         'no_heading': 0, 'no_confirmed_track': 1, 'off_echo_heading': 0,

@@ -198,7 +198,7 @@ def _ledger(listener: GraphListener, timeout_s: float = 2.0) -> dict | None:
         status = latest('Localization')
     frames = latest('echo_processor: Frames')
     ledger = {name: _count(status, key) for key, name in LOCALIZER_CAUSES}
-    ledger.update(seq=_count(status, 'seq accounted'),
+    ledger.update(seq=_count(status, 'seq accounted'), poses=_count(status, 'poses published'),
                   echo_processor=_count(frames, 'frames not forwarded'))
     return None if None in ledger.values() else ledger
 
@@ -331,15 +331,20 @@ def _without_pose(accounted: dict | None) -> dict:
     if accounted is None:
         return {'frames_accounted': None, 'frames_without_pose': None,
                 'frames_without_pose_counted': None, 'frames_without_pose_by_cause': None,
+                'poses_lost_before_listener': None,
                 'frames_dropped_by_echo_processor': None, 'frames_dropped_by_localizer': None}
     counted = accounted['counted']
-    upstream = counted['echo_processor']
+    upstream = counted.pop('echo_processor')
+    published = counted.pop('poses')
     causes = {'dropped_by_echo_processor': upstream,
               'dropped_by_localizer': counted['dropped'] - upstream,
               **{name: counted[name] for _, name in LOCALIZER_CAUSES if name != 'dropped'}}
     return {'frames_accounted': accounted['frames'],
             'frames_without_pose': accounted['frames'] - accounted['posed'],
             'frames_without_pose_counted': sum(causes.values()),
+            # Published by the localizer, not heard here (where frames_without_pose exceeds
+            # the count): the listener's loss, not the graph's.
+            'poses_lost_before_listener': published - accounted['posed'],
             'frames_without_pose_by_cause': causes,
             'frames_dropped_by_echo_processor': upstream,
             'frames_dropped_by_localizer': counted['dropped'] - upstream}
@@ -376,6 +381,8 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
     cause (``frames_without_pose_by_cause``: dropped by the echo processor (frames it never
     got, rejected or withheld) and by the localizer (overtaken), failed, without heading, no
     confirmed track, off the echo heading track, acquiring the heading).
+    ``poses_lost_before_listener``: poses the localizer counts as published that this
+    listener did not hear (the difference of the two figures, where there is one).
 
     Latencies: ``frame_to_pose_ms`` from the raw frame's publication by the driver to its pose's
     by the localizer, by the DDS source timestamps of both (``frame_to_pose_clock``:
