@@ -323,11 +323,18 @@ def _graph_result(window: dict, errors: np.ndarray, method: str, room: str | Non
 
 
 def _without_pose(accounted: dict | None) -> dict:
-    """The frames without a pose of the accounted seqs (:func:`_accounted`), as this listener
-    heard them, and as the nodes counted them by cause; the two agree where every frame is
-    counted. The echo processor's frames not forwarded are among the localizer's dropped (a
-    gap in the features' seq), counted at its own report (within a second of the
-    localizer's), so the two nodes' split may differ by the frames between the reports."""
+    """The frames without a pose of the accounted seqs (:func:`_accounted`: from the
+    localizer's first Localization diagnostic in the window to its first after it,
+    ``frames_accounted``), as this listener heard them (``frames_without_pose``) and as the
+    nodes counted them (``frames_without_pose_counted``, the sum of
+    ``frames_without_pose_by_cause``: dropped by the echo processor (frames it never got,
+    rejected or withheld) and by the localizer (overtaken), failed, without heading, no
+    confirmed track, off the echo heading track, acquiring the heading); the two agree where
+    every frame is counted. ``poses_lost_before_listener``: poses the localizer counts as
+    published that this listener did not hear. The echo processor's frames not forwarded
+    are among the localizer's dropped (a gap in the features' seq), counted at its own report
+    (within a second of the localizer's), so the two nodes' split may differ by the frames
+    between the reports."""
     if accounted is None:
         return {'frames_accounted': None, 'frames_without_pose': None,
                 'frames_without_pose_counted': None, 'frames_without_pose_by_cause': None,
@@ -374,15 +381,8 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
     the window; ``localizer_cpu_ms_per_pose`` divides the localizer's by the poses it
     published (fewer when frames are dropped).
 
-    Frames without a pose: over the frames of seq from the localizer's first Localization
-    diagnostic (sent every second) in the window to its first one after it, whose counts are
-    complete up to the seq they give (``frames_accounted``): ``frames_without_pose`` as this
-    listener heard the poses, ``frames_without_pose_counted`` the sum of the nodes' counts by
-    cause (``frames_without_pose_by_cause``: dropped by the echo processor (frames it never
-    got, rejected or withheld) and by the localizer (overtaken), failed, without heading, no
-    confirmed track, off the echo heading track, acquiring the heading).
-    ``poses_lost_before_listener``: poses the localizer counts as published that this
-    listener did not hear (the difference of the two figures, where there is one).
+    Frames without a pose, by cause, over the seqs the nodes' counts cover: :func:`_accounted`
+    and :func:`_without_pose`.
 
     Latencies: ``frame_to_pose_ms`` from the raw frame's publication by the driver to its pose's
     by the localizer, by the DDS source timestamps of both (``frame_to_pose_clock``:
