@@ -15,6 +15,7 @@ from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room
 from echoloc_ros.ros.bag import read_messages
 from echoloc_ros.ros.conversions import echo_frame_samples, stamp_to_s
+from echoloc_ros.ros.listener import Heard
 from echoloc_ros.sim.sim_array import SimulatedArray
 from echoloc_ros.sim.simulator import Scenario
 from ros_testing import wait_for
@@ -89,17 +90,45 @@ def test_an_unknown_driver_is_refused_naming_it():
         bench.bench_graph(1.0, driver='serial')
 
 
-def test_a_frame_answered_just_after_the_window_has_a_pose_and_an_unanswered_one_not():
-    """The bench's window ends between a frame and its pose: that frame is answered (its pose
-    heard after the window), not counted as a frame without a pose; a frame never answered
-    is."""
+def _ledger(seq: int, dropped: int = 0, echo_processor: int = 0, **causes) -> dict:
+    """A ledger as bench._ledger reads it from the two nodes' diagnostics."""
+    return {**{name: causes.get(name, 0) for _, name in bench.LOCALIZER_CAUSES},
+            'dropped': dropped, 'seq': seq, 'echo_processor': echo_processor,
+            'poses': causes.get('poses', 0)}
+
+
+def test_frames_without_pose_are_those_of_the_seqs_the_counts_cover():
+    """The counts cover the seqs after the first ledger's up to the second's: a frame of those
+    whose pose is heard after the window has a pose; a frame before them (seq 5) or after them
+    (seq 10, counted later) is not accounted; a pose whose frame this listener missed (seq 8)
+    is found by its stamp."""
+    frames = {(0, 5): (9.9, 5), (1, 0): (19.99, 6), (2, 0): (19.995, 7), (4, 0): (20.1, 9),
+              (5, 0): (20.2, 10)}
+    heard = Heard(frames=frames, poses={(1, 0): (20.01,), (3, 0): (20.05,), (5, 0): (20.3,)})
+    accounted = bench._accounted(heard, _ledger(5, dropped=3, echo_processor=1),
+                                 _ledger(9, dropped=4, echo_processor=1, no_confirmed_track=1,
+                                         poses=2))
+    assert accounted['frames'] == 4 and accounted['posed'] == 2
+    result = bench._without_pose(accounted)
+    assert result['frames_without_pose'] == 2
+    assert result['frames_without_pose_counted'] == 2
+    assert result['poses_lost_before_listener'] == 0
+    assert result['frames_without_pose_by_cause'] == {
+        'dropped_by_echo_processor': 0, 'dropped_by_localizer': 1, 'failed': 0,
+        'no_heading': 0, 'no_confirmed_track': 1, 'off_echo_heading': 0,
+        'acquiring_heading': 0}
+    assert bench._accounted(heard, None, _ledger(9)) is None
+    assert bench._without_pose(None)['frames_without_pose'] is None
+
+
+def test_the_window_still_times_a_pose_heard_just_after_it():
     frames = {(1, 0): (19.99, 7), (2, 0): (19.995, 8), (0, 5): (10.0, 6)}
     answered = {(1, 0): (20.01, 0), (0, 5): (10.02, 0)}
     poses = {k: v for k, v in answered.items() if 0.0 <= v[0] < 20.0}
     window = {'start': 0.0, 'end': 20.0, 'cpu_s': {}, 'rss': {}, 'frames': frames,
-              'poses': poses, 'answered': answered, 'sent': {}, 'model': None, 'dropped': 1}
+              'poses': poses, 'answered': answered, 'sent': {}, 'model': None,
+              'accounted': None}
     result = bench._graph_result(window, np.zeros(0), 'physics', None, 0, 20.0)
-    assert result['frames_without_pose'] == 1
     assert result['frames_published'] == 3
     # No source timestamps: the latencies as heard.
     assert result['frame_to_pose_clock'] == 'heard'
@@ -116,7 +145,8 @@ def test_frame_to_pose_is_read_from_the_publishers_clocks_not_the_listeners():
     answered = {(1, 0): (10.031, 0), (2, 0): (10.071, 0)}
     sent = {(1, 0): (10.000, 10.025), (2, 0): (10.040, 10.065)}
     window = {'start': 0.0, 'end': 20.0, 'frames': frames, 'poses': answered,
-              'answered': answered, 'sent': sent, 'rss': {}, 'model': None, 'dropped': 0}
+              'answered': answered, 'sent': sent, 'rss': {}, 'model': None,
+              'accounted': None}
     for cpu_s in ({'echo_processor': 0.02, 'localizer': 0.06},
                   {'echo_localizer': 0.08}):
         result = bench._graph_result({**window, 'cpu_s': cpu_s}, np.zeros(0), 'physics',

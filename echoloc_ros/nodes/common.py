@@ -18,6 +18,10 @@ from threadpoolctl import threadpool_limits
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.ros.diagnostics import Updater
 
+# Gaps in seq up to this many frames (40 s at 25 Hz) count as frames lost; a seq that goes
+# back, or jumps further, is a restarted driver or another publisher.
+MAX_SEQ_GAP = 1000
+
 
 def declare(node: Node, name: str, default: Any, description: str, *,
             read_only: bool = False, on_set: Callable[[Any], None] | None = None,

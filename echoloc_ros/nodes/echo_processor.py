@@ -19,8 +19,8 @@ from echoloc_ros.core.echo_processing import (DIRECT_RESIDUAL_LIMIT_DB, EchoProc
                                               direct_explained)
 from echoloc_ros.ros.diagnostics import ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam
 from echoloc_ros.core.warm_up import warm_processor
-from echoloc_ros.nodes.common import declare, declare_chirp, diagnostic_updater, limit_threads, \
-    run, warm_up
+from echoloc_ros.nodes.common import MAX_SEQ_GAP, declare, declare_chirp, diagnostic_updater, \
+    limit_threads, run, warm_up
 
 # Processors kept, one per (array, chirp, sample rate) a frame names: a stream has one; a peer
 # sending 300 chirp variants grew the node by 51 MB when none was let go.
@@ -71,6 +71,9 @@ class EchoProcessorNode(Node):
         self.last_error_kind = ''
         self.last_seq = None
         self.gaps = 0
+        # Frames never received (overtaken in this node's depth-1 queue, or lost on the way):
+        # the frames in the gaps of seq, as the localizer counts them.
+        self.frames_missed = 0
         self.latency_ms = []
 
         self.pub = self.create_publisher(EchoFeatures, 'echoloc/features', QoSProfile(depth=10))
@@ -166,6 +169,12 @@ class EchoProcessorNode(Node):
         start = time.perf_counter()
         self.frames_in += 1
         self.period_in += 1
+        # Before the frame is checked: a rejected frame is counted as rejected, not as a gap.
+        if self.last_seq is not None and frame.seq != (self.last_seq + 1) & 0xFFFFFFFF:
+            self.gaps += 1
+            if 0 < frame.seq - self.last_seq <= MAX_SEQ_GAP:
+                self.frames_missed += frame.seq - self.last_seq - 1
+        self.last_seq = frame.seq
         try:
             if self.expected_fs_hz > 0 and frame.sample_rate_hz != self.expected_fs_hz:
                 raise ValueError(f'sample_rate_hz={frame.sample_rate_hz:g}, expected '
@@ -199,9 +208,6 @@ class EchoProcessorNode(Node):
             else:
                 self.get_logger().error(self.last_error, throttle_duration_sec=5.0)
             return
-        if self.last_seq is not None and frame.seq != (self.last_seq + 1) & 0xFFFFFFFF:
-            self.gaps += 1
-        self.last_seq = frame.seq
         self.last_residual_db = features.direct_residual_db
         if not direct_explained(features):
             self.withheld += 1
@@ -309,6 +315,11 @@ class EchoProcessorNode(Node):
         stat.add('frames received', str(self.frames_in))
         stat.add('frames rejected', str(self.frames_rejected))
         stat.add('sequence gaps', str(self.gaps))
+        # Every frame up to 'seq accounted' that was not forwarded as features is one of these.
+        stat.add('frames missed (seq gaps)', str(self.frames_missed))
+        not_forwarded = self.frames_missed + self.frames_rejected + self.withheld
+        stat.add('frames not forwarded', str(not_forwarded))
+        stat.add('seq accounted', '' if self.last_seq is None else str(self.last_seq))
         if latency:
             stat.add('processing latency p50 (ms)', f'{np.percentile(latency, 50):.2f}')
             stat.add('processing latency max (ms)', f'{max(latency):.2f}')

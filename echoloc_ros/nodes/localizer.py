@@ -24,8 +24,8 @@ from echoloc_ros.core.stamps import StampBuffer
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.ros.imu_heading import HEADING_STAMP_MAX_S, heading_refusal
 from echoloc_ros.ros.diagnostics import ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam
-from echoloc_ros.nodes.common import (RefusalLog, declare, declare_chirp, diagnostic_updater,
-                                      limit_threads, run, warm_up)
+from echoloc_ros.nodes.common import (MAX_SEQ_GAP, RefusalLog, declare, declare_chirp,
+                                      diagnostic_updater, limit_threads, run, warm_up)
 from echoloc_ros.nodes.localizer_status import (LocalizerState, localization_status,
                                                 model_status)
 from echoloc_ros.nodes.temperature_input import TemperatureInput
@@ -38,10 +38,6 @@ COASTING_WARN_S = 1.0
 # heading_source auto: the IMU is the source while it has given an accepted heading this
 # recently (s of wall time), the echoes otherwise. Refusals for longer than this are an ERROR.
 IMU_FRESH_S = 1.0
-
-
-# Gaps in seq up to this many frames (40 s at 25 Hz) count as dropped frames.
-MAX_SEQ_GAP = 1000
 
 
 class StartUp(NamedTuple):
@@ -230,6 +226,9 @@ class LocalizerNode(Node):
         self.latency_ms: list[float] = []
         self.last_seq: int | None = None
         self.frames_dropped = 0
+        # Poses out, and frames without one by cause beyond dropped, failed and no heading.
+        self.poses_published = 0
+        self.unposed = collections.Counter()
         # Features whose heading has not arrived yet, with their arrival time: like a message
         # filter, each frame waits (up to heading_tolerance_s) for the heading at its stamp.
         self.waiting: collections.deque = collections.deque()
@@ -363,13 +362,16 @@ class LocalizerNode(Node):
             self.flush_timer.reset()
             return
         if mode == 'echoes' and self.echo_heading.prior(t_s) is None:
-            self.acquire_heading(msg, t_s)
+            if not self.acquire_heading(msg, t_s):
+                return
             if not self.echo_heading.locked:
+                self.unposed['acquiring the heading'] += 1
                 return
         self.localize(msg)
 
-    def acquire_heading(self, msg: EchoFeatures, t_s: float) -> None:
-        """Look for the heading over the full turn in this frame (0.3-0.6 s of CPU)."""
+    def acquire_heading(self, msg: EchoFeatures, t_s: float) -> bool:
+        """Look for the heading over the full turn in this frame (0.3-0.6 s of CPU); False
+        where the frame failed (counted in frames_failed)."""
         try:
             if msg.array_id != self.array.name:
                 raise ValueError(f'array_id={msg.array_id!r}, expected {self.array.name!r} '
@@ -382,13 +384,14 @@ class LocalizerNode(Node):
             self.frames_failed += 1
             self.last_error = f'frame seq={msg.seq}: heading acquisition: {exc}'
             self.get_logger().error(self.last_error, throttle_duration_sec=1.0)
-            return
+            return False
         if self.echo_heading.offer(found, t_s):
             mirror = self.echo_heading.mirror_probability
             self.get_logger().info(
                 f'heading acquired from the echoes: {np.rad2deg(found.yaw_rad):.1f} deg'
                 + (f' ({100 * mirror:.0f} % likely half a turn away: this room is symmetric)'
                    if mirror > 0.01 else ''))
+        return True
 
     def publish_pose(self, publisher, position_m: np.ndarray, covariance_m2: np.ndarray,
                      yaw_rad: float, yaw_var: float, stamp) -> None:
@@ -444,6 +447,7 @@ class LocalizerNode(Node):
                                         estimate.residual_ratio):
             # Localized from the echo track's heading, it did not explain the frame or turned
             # away from the track: the heading it was given was wrong, so is the fix.
+            self.unposed['off the echo heading track'] += 1
             return
         if self.fix_pub.get_subscription_count():  # a volatile topic: none to keep it for
             self.publish_pose(self.fix_pub, estimate.position_m, estimate.covariance_m2,
@@ -451,12 +455,14 @@ class LocalizerNode(Node):
         if not result.vouched:
             # No confirmed track vouches for this fix (start-up, or fresh fixes after a gap):
             # a navigation stack is better served by no pose than by a wrong one.
+            self.unposed['no confirmed track'] += 1
             return
         self.last_pose_monotonic_s = time.monotonic()
         position, covariance = result.position_m, result.covariance_m2
         yaw_rad, yaw_var = result.yaw_rad, result.yaw_variance_rad2
         self.publish_pose(self.pose_pub, position, covariance, yaw_rad, yaw_var,
                           msg.header.stamp)
+        self.poses_published += 1
         self.frequency.tick()
         if self.publish_markers and self.marker_pub.get_subscription_count():  # ~1 ms a frame
             _, receivers = self.array.to_world(position, yaw_rad)
@@ -519,7 +525,9 @@ class LocalizerNode(Node):
             tracker=self.tracker if self.tracking else None, latency_ms=latency_ms or [],
             target_latency_ms=self.target_latency_ms, frames_in=self.frames_in,
             frames_failed=self.frames_failed, no_heading=self.no_heading,
-            frames_dropped=self.frames_dropped,
+            frames_dropped=self.frames_dropped, poses_published=self.poses_published,
+            unposed=dict(self.unposed), seq_accounted=None if self.last_seq is None
+            else self.last_seq - len(self.waiting),
             rooms_taken=self.rooms_taken, rooms_refused=self.rooms_refused,
             pose_age_s=None if self.last_pose_monotonic_s is None
             else time.monotonic() - self.last_pose_monotonic_s,

@@ -14,6 +14,11 @@ from echoloc_ros.ros.diagnostics import ERROR, OK, WARN
 COASTING_WARN_S = 1.0
 
 
+# The causes of a frame localized (or spent acquiring the heading) without a published pose,
+# beyond the frames dropped, failed and without heading.
+UNPOSED_CAUSES = ('no confirmed track', 'off the echo heading track', 'acquiring the heading')
+
+
 @dataclass
 class LocalizerState:
     """What the localizer's diagnostics read, as the node holds it.
@@ -28,6 +33,11 @@ class LocalizerState:
     :ivar no_heading: frames skipped for want of a heading.
     :ivar frames_dropped: frames never localized, overtaken by a newer one here or upstream
         (gaps in the features' seq).
+    :ivar poses_published: frames whose pose was published.
+    :ivar unposed: frames localized (or spent acquiring the heading) whose pose was not
+        published, by cause.
+    :ivar seq_accounted: the newest seq up to which every frame is decided: published, or
+        counted in one of the counts of frames without a pose (``None`` before the first).
     :ivar rooms_taken: rooms taken up from the furniture survey.
     :ivar rooms_refused: rooms offered that were not this one.
     :ivar pose_age_s: time since the last pose published, s (``None`` before the first).
@@ -50,6 +60,9 @@ class LocalizerState:
     frames_failed: int = 0
     no_heading: int = 0
     frames_dropped: int = 0
+    poses_published: int = 0
+    unposed: dict = field(default_factory=dict)
+    seq_accounted: int | None = None
     rooms_taken: int = 0
     rooms_refused: int = 0
     pose_age_s: float | None = None
@@ -61,6 +74,13 @@ class LocalizerState:
     model_error: str = ''
     last_inference_s: float = 0.0
     device: str = 'cpu'
+
+
+def frames_without_pose(state: LocalizerState) -> int:
+    """Every frame up to ``seq_accounted`` that got no pose: dropped (overtaken here or lost
+    upstream), failed, without heading, or one of :data:`UNPOSED_CAUSES`."""
+    return (state.frames_dropped + state.frames_failed + state.no_heading
+            + sum(state.unposed.values()))
 
 
 def localization_status(stat, state: LocalizerState):
@@ -100,6 +120,11 @@ def localization_status(stat, state: LocalizerState):
     stat.add('frames failed', str(state.frames_failed))
     stat.add('frames dropped (overtaken)', str(state.frames_dropped))
     stat.add('frames without heading', str(state.no_heading))
+    for cause in UNPOSED_CAUSES:
+        stat.add(f'frames without pose: {cause}', str(state.unposed.get(cause, 0)))
+    stat.add('frames without pose', str(frames_without_pose(state)))
+    stat.add('poses published', str(state.poses_published))
+    stat.add('seq accounted', '' if state.seq_accounted is None else str(state.seq_accounted))
     stat.add('estimates gated by tracker', str(state.counts.gated))
     stat.add('fixes not published (no confirmed track)', str(state.counts.unvouched))
     stat.add('room updates taken', str(state.rooms_taken))

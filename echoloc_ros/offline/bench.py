@@ -167,21 +167,57 @@ def _diagnostic_value(status, key: str) -> str | None:
     return None
 
 
-def _localizer_dropped(listener: GraphListener, timeout_s: float = 2.0) -> int | None:
-    """The localizer's count of dropped frames in its next Localization diagnostic (sent every
-    second; the last one if none comes within ``timeout_s``), so that the count is as of now."""
-    def latest():
+# The localizer's counts of the frames it got no pose for, by cause, in its Localization
+# diagnostic (keys), and the names they take in the bench's JSON.
+LOCALIZER_CAUSES = (('frames dropped (overtaken)', 'dropped'), ('frames failed', 'failed'),
+                    ('frames without heading', 'no_heading'),
+                    ('frames without pose: no confirmed track', 'no_confirmed_track'),
+                    ('frames without pose: off the echo heading track', 'off_echo_heading'),
+                    ('frames without pose: acquiring the heading', 'acquiring_heading'))
+
+
+def _count(status, key: str) -> int | None:
+    value = _diagnostic_value(status, key)
+    return None if value in (None, '') else int(value)
+
+
+def _ledger(listener: GraphListener, timeout_s: float = 2.0) -> dict | None:
+    """The localizer's counts of frames without a pose, by cause, and the seq up to which
+    they are complete, from its next Localization diagnostic (sent every second; the last one
+    if none comes within ``timeout_s``), with the echo processor's frames not forwarded from
+    its newest Frames diagnostic. ``None`` before both nodes have reported them."""
+    def latest(suffix: str):
         with listener.lock:
             return next((v for k, v in listener.heard.diagnostics.items()
-                         if k.endswith('Localization')), None)
-    last = latest()
+                         if k.endswith(suffix)), None)
+    last = latest('Localization')
     deadline = time.monotonic() + timeout_s
     status = last
     while status is last and time.monotonic() < deadline:
         time.sleep(0.02)
-        status = latest()
-    value = _diagnostic_value(status, 'frames dropped (overtaken)')
-    return None if value is None else int(value)
+        status = latest('Localization')
+    frames = latest('echo_processor: Frames')
+    ledger = {name: _count(status, key) for key, name in LOCALIZER_CAUSES}
+    ledger.update(seq=_count(status, 'seq accounted'), poses=_count(status, 'poses published'),
+                  echo_processor=_count(frames, 'frames not forwarded'))
+    return None if None in ledger.values() else ledger
+
+
+def _accounted(heard, start: dict | None, end: dict | None) -> dict | None:
+    """The frames of seq after ``start``'s ``seq`` up to ``end``'s, which the localizer's
+    counts cover exactly: how many, those with a pose heard here, and the growth of each
+    count. ``None`` where a ledger is missing (a node that does not report them)."""
+    if start is None or end is None:
+        return None
+    seqs = range(start['seq'] + 1, end['seq'] + 1)
+    in_range = {k for k, v in heard.frames.items() if v[1] in seqs}
+    posed = sum(k in heard.poses for k in in_range)
+    if in_range:
+        # A pose of a frame this listener did not hear (best effort): by its stamp.
+        first, last = min(in_range), max(in_range)
+        posed += sum(first <= k <= last and k not in heard.frames for k in heard.poses)
+    return {'frames': len(seqs), 'posed': posed,
+            'counted': {name: end[name] - start[name] for name in end if name != 'seq'}}
 
 
 def _wait_for_pose(listener: GraphListener, graph: NodeProcesses, timeout_s: float,
@@ -197,15 +233,18 @@ def _wait_for_pose(listener: GraphListener, graph: NodeProcesses, timeout_s: flo
 
 def _measure(listener: GraphListener, pids: dict[str, int], duration_s: float) -> dict:
     """What the listener heard and each node process used over ``duration_s`` from the next
-    localizer diagnostic, and its dropped count then and at the next one after the window."""
-    dropped_start = _localizer_dropped(listener)
+    localizer diagnostic, and the frames without a pose that its counts cover from then to
+    the next one after the window (:func:`_accounted`)."""
+    ledger_start = _ledger(listener)
     cpu_start = {name: _cpu_s(pid) for name, pid in pids.items()}
     start = time.time()
     time.sleep(duration_s)
     end = time.time()
     cpu_end = {name: _cpu_s(pid) for name, pid in pids.items()}
     rss = {name: _peak_rss_mb(pid) for name, pid in pids.items()}
-    dropped_end = _localizer_dropped(listener)
+    ledger_end = _ledger(listener)
+    # The poses of the frames that ledger covers were sent before it: let them arrive.
+    time.sleep(0.5)
     with listener.lock:
         heard = listener.heard
         frames = {k: v for k, v in heard.frames.items() if start <= v[0] < end}
@@ -217,12 +256,12 @@ def _measure(listener: GraphListener, pids: dict[str, int], duration_s: float) -
                 for k in answered}
         model = next((v for k, v in heard.diagnostics.items()
                       if k.endswith('Neural model')), None)
+        accounted = _accounted(heard, ledger_start, ledger_end)
     cpu_s = {name: None if None in (cpu_end[name], cpu_start[name])
              else cpu_end[name] - cpu_start[name] for name in pids}
     return {'start': start, 'end': end, 'cpu_s': cpu_s, 'rss': rss, 'frames': frames,
             'poses': poses, 'answered': answered, 'sent': sent, 'model': model,
-            'dropped': (dropped_end - dropped_start if None not in (dropped_end, dropped_start)
-                        else None)}
+            'accounted': accounted}
 
 
 def _graph_result(window: dict, errors: np.ndarray, method: str, room: str | None,
@@ -276,12 +315,46 @@ def _graph_result(window: dict, errors: np.ndarray, method: str, room: str | Non
         'stamp_to_pose_ms': _percentiles_ms(stamp_latency) if stamp_latency else None,
         'latency_growth_ms': growth,
         'frames_published': published,
-        'frames_without_pose': len(frames) - len(matched),
-        'frames_dropped_by_localizer': window['dropped'],
         'frames_lost_before_listener': published - len(frames),
+        **_without_pose(window['accounted']),
         'median_error_cm': round(100 * float(np.median(errors)), 3) if len(errors) else None,
         'peak_rss_mb': window['rss'],
     }
+
+
+def _without_pose(accounted: dict | None) -> dict:
+    """The frames without a pose of the accounted seqs (:func:`_accounted`: from the
+    localizer's first Localization diagnostic in the window to its first after it,
+    ``frames_accounted``), as this listener heard them (``frames_without_pose``) and as the
+    nodes counted them (``frames_without_pose_counted``, the sum of
+    ``frames_without_pose_by_cause``: dropped by the echo processor (frames it never got,
+    rejected or withheld) and by the localizer (overtaken), failed, without heading, no
+    confirmed track, off the echo heading track, acquiring the heading); the two agree where
+    every frame is counted. ``poses_lost_before_listener``: poses the localizer counts as
+    published that this listener did not hear. The echo processor's frames not forwarded
+    are among the localizer's dropped (a gap in the features' seq), counted at its own report
+    (within a second of the localizer's), so the two nodes' split may differ by the frames
+    between the reports."""
+    if accounted is None:
+        return {'frames_accounted': None, 'frames_without_pose': None,
+                'frames_without_pose_counted': None, 'frames_without_pose_by_cause': None,
+                'poses_lost_before_listener': None,
+                'frames_dropped_by_echo_processor': None, 'frames_dropped_by_localizer': None}
+    counted = accounted['counted']
+    upstream = counted.pop('echo_processor')
+    published = counted.pop('poses')
+    causes = {'dropped_by_echo_processor': upstream,
+              'dropped_by_localizer': counted['dropped'] - upstream,
+              **{name: counted[name] for _, name in LOCALIZER_CAUSES if name != 'dropped'}}
+    return {'frames_accounted': accounted['frames'],
+            'frames_without_pose': accounted['frames'] - accounted['posed'],
+            'frames_without_pose_counted': sum(causes.values()),
+            # Published by the localizer, not heard here (where frames_without_pose exceeds
+            # the count): the listener's loss, not the graph's.
+            'poses_lost_before_listener': published - accounted['posed'],
+            'frames_without_pose_by_cause': causes,
+            'frames_dropped_by_echo_processor': upstream,
+            'frames_dropped_by_localizer': counted['dropped'] - upstream}
 
 
 def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
@@ -306,9 +379,10 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
 
     ``cpu_ms_per_frame`` divides each node's CPU time by the frames the driver published in
     the window; ``localizer_cpu_ms_per_pose`` divides the localizer's by the poses it
-    published (fewer when frames are dropped). ``frames_dropped_by_localizer``: the growth of
-    the count in its Localization diagnostic (sent every second) from the first one in the
-    window to the first one after it.
+    published (fewer when frames are dropped).
+
+    Frames without a pose, by cause, over the seqs the nodes' counts cover: :func:`_accounted`
+    and :func:`_without_pose`.
 
     Latencies: ``frame_to_pose_ms`` from the raw frame's publication by the driver to its pose's
     by the localizer, by the DDS source timestamps of both (``frame_to_pose_clock``:
