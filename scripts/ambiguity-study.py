@@ -35,6 +35,7 @@ from echoloc_ros.offline.evaluation import CHI2_999_3DOF, direct_explained, rand
 from echoloc_ros.offline.room_evaluation import is_soft
 from echoloc_ros.sim.room_generator import generate_rooms
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
+from echoloc_ros.offline.room_evaluation import frames_seed
 
 N_RIVALS = 6
 
@@ -236,7 +237,7 @@ def main() -> int:
     for i, room in enumerate(rooms):
         if args.only and i not in args.only:
             continue
-        room_seed = int(np.random.SeedSequence([args.seed, i]).generate_state(1)[0])
+        room_seed = frames_seed(args.seed, i)
         processor = EchoProcessor(chirp, 250e3, array=array)
         # The axis rivals at any level: they are what this study looks at.
         loc = PhysicsLocalizer(room, array, chirp, 250e3, processor=processor, axis_rivals=True)

@@ -35,6 +35,7 @@ from echoloc_ros.core.room import load_room
 from echoloc_ros.offline.room_evaluation import is_soft
 from echoloc_ros.sim.room_generator import generate_rooms
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
+from echoloc_ros.offline.room_evaluation import frames_seed
 
 GROSS_M = 0.10
 NEAR_M = 0.03
@@ -120,7 +121,7 @@ def main() -> int:
         if args.only and i not in args.only:
             continue
         group = 'shoebox' if room.is_shoebox else 'non_rectangular'
-        room_seed = int(np.random.SeedSequence([args.seed, i]).generate_state(1)[0])
+        room_seed = frames_seed(args.seed, i)
         processor = EchoProcessor(chirp, 250e3, array=array)
         loc = PhysicsLocalizer(room, array, chirp, 250e3, processor=processor)
         simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)

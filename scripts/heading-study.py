@@ -23,6 +23,7 @@ from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.offline.evaluation import direct_explained, random_frames
 from echoloc_ros.sim.room_generator import generate_rooms
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
+from echoloc_ros.offline.room_evaluation import frames_seed
 
 
 def main() -> int:
@@ -47,7 +48,7 @@ def main() -> int:
     given_err, found_err = [], []
     saved = []
     for i, room in enumerate(rooms):
-        room_seed = int(np.random.SeedSequence([args.seed, i]).generate_state(1)[0])
+        room_seed = frames_seed(args.seed, i)
         processor = EchoProcessor(chirp, 250e3, array=array)
         loc = PhysicsLocalizer(room, array, chirp, 250e3, processor=processor)
         simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)

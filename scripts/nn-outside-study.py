@@ -28,6 +28,7 @@ from echoloc_ros.core.physics.config import AMBIGUOUS_GAP, RIVAL_COVER_WEIGHT
 from echoloc_ros.offline.evaluation import CHI2_95_3DOF, CHI2_999_3DOF, random_frames
 from echoloc_ros.sim.room_generator import generate_rooms
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
+from echoloc_ros.offline.room_evaluation import frames_seed
 
 FS_HZ = 250e3
 
@@ -52,7 +53,7 @@ def record(args) -> int:
             nn = NeuralLocalizer.from_checkpoint(args.model, room, array, chirp, FS_HZ,
                                                  processor=processor)
             simulator = EchoSimulator(room, array, chirp, FS_HZ, max_order=2)
-            room_seed = int(np.random.SeedSequence([args.seed, i]).generate_state(1)[0])
+            room_seed = frames_seed(args.seed, i)
             for k, (_, frame, position, yaw, draw, _) in enumerate(
                     random_frames(simulator, scenario, n_room, room_seed)):
                 features = processor.process(frame)

@@ -30,6 +30,7 @@ from echoloc_ros.offline.wider_record import WiderLookRecorder, wider_choice
 from echoloc_ros.sim.model_error import ModelError
 from echoloc_ros.sim.room_generator import generate_rooms
 from echoloc_ros.sim.simulator import Scenario
+from echoloc_ros.offline.room_evaluation import frames_seed
 
 
 def _scored(room, truth_m: np.ndarray, estimate) -> tuple[float, bool, bool]:
@@ -62,7 +63,7 @@ def main() -> None:
     changed = {m: [] for m in margins[1:]}
     for i, room in enumerate(rooms):
         details: dict = {}
-        room_seed = int(np.random.SeedSequence([args.seed, i]).generate_state(1)[0])
+        room_seed = frames_seed(args.seed, i)
         with WiderLookRecorder() as recorder:
             evaluate_fixes(room, array, Chirp(), Scenario(snr_db=args.snr_db, seed=args.seed),
                            n_room, room_seed, details=details,

@@ -21,6 +21,13 @@ from echoloc_ros.sim.simulator import Scenario
 SOFT_ABSORPTION = 0.5
 
 
+def frames_seed(seed: int, index: int) -> int:
+    """The seed of room ``index``'s frames in ``echoloc evaluate --rooms random:N --seed
+    seed`` (:func:`evaluate_rooms`, :func:`evaluate_tracked_rooms`): studies and tests that
+    draw one room's frames again draw them from it."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
 def parse_rooms(spec: str) -> int:
     """The number of rooms of ``random:N``.
 
@@ -114,7 +121,7 @@ def evaluate_rooms(rooms: list[Room], array: ArrayGeometry, chirp: Chirp, scenar
     per_room = []
     for i, room in enumerate(rooms):
         details: dict = {}
-        room_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+        room_seed = frames_seed(seed, i)
         evaluate_fixes(room, array, chirp, scenario, n_room, room_seed, details=details,
                        heading_noise_deg=heading_noise_deg,
                        optimization_level=optimization_level, method=method,
@@ -190,7 +197,7 @@ def evaluate_rooms_tracked(rooms: list[Room], array: ArrayGeometry, chirp: Chirp
             without.append(room.name)
             continue
         details: dict = {}
-        room_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+        room_seed = frames_seed(seed, i)
         evaluate_tracked(room, array, chirp, scenario, None, room_seed, details=details,
                          path=path, **tracked_kwargs)
         vouched = details['vouched']

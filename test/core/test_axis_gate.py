@@ -9,6 +9,7 @@ from echoloc_ros.offline.evaluation import random_frames
 from echoloc_ros.sim.room_generator import generate_room
 from echoloc_ros.sim.sim_array import SimulatedArray
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
+from echoloc_ros.offline.room_evaluation import frames_seed
 
 HEADING_STD_RAD = float(np.deg2rad(1.0))
 
@@ -37,7 +38,7 @@ def _dev_frames(index: int, snr_db: float, count: int, array, processor):
     ``(features, heading given)``."""
     room = generate_room('dev', index, 7)
     simulator = EchoSimulator(room, array, processor.chirp, 250e3, max_order=2)
-    room_seed = int(np.random.SeedSequence([7, index]).generate_state(1)[0])
+    room_seed = frames_seed(7, index)
     drawn = random_frames(simulator, Scenario(snr_db=snr_db, seed=7), count, room_seed)
     return room, [(processor.process(frame), yaw + HEADING_STD_RAD * draw)
                   for _, frame, _, yaw, draw, _ in drawn]

@@ -10,6 +10,7 @@ from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.offline.evaluation import random_frames
 from echoloc_ros.sim.room_generator import generate_room
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
+from echoloc_ros.offline.room_evaluation import frames_seed
 
 HEADING_STD_RAD = float(np.deg2rad(1.0))
 CHI2_99_3DOF = 11.345
@@ -28,7 +29,7 @@ def furnished_shoebox(array, chirp, processor):
     truth's y among no candidate, the fix confident against every one); frame 0's is right."""
     room = generate_room('dev', 2, 7)
     simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
-    room_seed = int(np.random.SeedSequence([7, 2]).generate_state(1)[0])
+    room_seed = frames_seed(7, 2)
     frames = {}
     drawn = random_frames(simulator, Scenario(snr_db=20.0, seed=7), 3, room_seed)
     for i, (_, frame, position, yaw, draw, _) in enumerate(drawn):
@@ -127,7 +128,7 @@ def ell_frame(array, chirp, processor):
     truth 59 log units below the fix, and refined the truth is 33 above it."""
     room = generate_room('dev', 29, 7)
     simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
-    room_seed = int(np.random.SeedSequence([7, 29]).generate_state(1)[0])
+    room_seed = frames_seed(7, 29)
     drawn = list(random_frames(simulator, Scenario(snr_db=10.0, seed=7), 5, room_seed))
     _, frame, position, yaw, draw, _ = drawn[4]
     frame = (processor.process(frame), position, yaw + HEADING_STD_RAD * draw)

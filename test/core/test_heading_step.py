@@ -10,6 +10,7 @@ from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.offline.evaluation import random_frames
 from echoloc_ros.sim.room_generator import generate_rooms
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
+from echoloc_ros.offline.room_evaluation import frames_seed
 
 STEP_RAD = float(np.deg2rad(0.5))
 HEADING_STD_RAD = float(np.deg2rad(1.0))
@@ -78,7 +79,7 @@ def dev_frame(array, chirp, processor):
     --seed 7 --snr-db 20`` (the same draws), its heading given 1.85 deg off."""
     room = generate_rooms('dev', 30, 7)[29]
     simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
-    room_seed = int(np.random.SeedSequence([7, 29]).generate_state(1)[0])
+    room_seed = frames_seed(7, 29)
     drawn = random_frames(simulator, Scenario(snr_db=20.0, seed=7), 10, room_seed)
     for k, (_, frame, position, yaw, draw, _) in enumerate(drawn):
         if k == 9:

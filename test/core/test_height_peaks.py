@@ -11,6 +11,7 @@ from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.offline.evaluation import CHI2_999_3DOF, random_frames
 from echoloc_ros.sim.room_generator import generate_room
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
+from echoloc_ros.offline.room_evaluation import frames_seed
 
 HEADING_STD_RAD = float(np.deg2rad(1.0))
 
@@ -32,7 +33,7 @@ def height_frame(array, chirp, processor):
     among no candidate)."""
     room = generate_room('dev', 15, 8)
     simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
-    room_seed = int(np.random.SeedSequence([8, 15]).generate_state(1)[0])
+    room_seed = frames_seed(8, 15)
     drawn = list(random_frames(simulator, Scenario(snr_db=10.0, seed=8), 3, room_seed))
     _, frame, position, yaw, draw, _ = drawn[2]
     loc = PhysicsLocalizer(room, array, chirp, processor=processor)
@@ -77,7 +78,7 @@ def test_a_second_fix_is_refined_from_its_own_axis_peak_above_it(array, chirp, p
     from echoloc_ros.core.physics import wider_look
     room = generate_room('dev', 18, 7)
     simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
-    room_seed = int(np.random.SeedSequence([7, 18]).generate_state(1)[0])
+    room_seed = frames_seed(7, 18)
     drawn = list(random_frames(simulator, Scenario(snr_db=10.0, seed=7), 9, room_seed))
     _, frame, position, yaw, draw, _ = drawn[8]
     loc = PhysicsLocalizer(room, array, chirp, processor=processor)
