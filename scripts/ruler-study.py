@@ -60,7 +60,11 @@ def main() -> None:
     parser.add_argument('run', help='a file whose last line is the run\'s JSON')
     parser.add_argument('--temperature-std-c', type=float, default=1.0)
     args = parser.parse_args()
-    run = json.loads(open(args.run, encoding='utf-8').read().strip().splitlines()[-1])
+    try:
+        run = json.loads(open(args.run, encoding='utf-8').read().strip().splitlines()[-1])
+    except (OSError, IndexError, ValueError) as error:
+        parser.error(f'{args.run}: expected the JSON line of an echoloc evaluate run with '
+                     f'--calibrate-room-s, could not read it ({error})')
     scenario = run['scenario']
     tolerance_m = scenario['room_tolerance_m']
     room = replace(load_room(run['room']), tolerance_m=tolerance_m)
