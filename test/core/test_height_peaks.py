@@ -25,19 +25,26 @@ def _localized(loc: PhysicsLocalizer, frame, height_peaks: bool, monkeypatch):
     return estimate, error, float(error @ np.linalg.solve(estimate.covariance_m2, error))
 
 
+def _dev_frame(index: int, seed: int, k: int, array, chirp, processor):
+    """Frame ``k`` of dev room ``index`` as ``echoloc evaluate --rooms random:30 --split dev
+    --seed SEED --snr-db 10 --heading-noise-deg 1`` draws it, and a localizer for its room:
+    ``(localizer, (features, position, heading given))``."""
+    room = generate_room('dev', index, seed)
+    simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
+    drawn = list(random_frames(simulator, Scenario(snr_db=10.0, seed=seed), k + 1,
+                               frames_seed(seed, index)))
+    _, frame, position, yaw, draw, _ = drawn[k]
+    loc = PhysicsLocalizer(room, array, chirp, processor=processor)
+    return loc, (processor.process(frame), position, yaw + HEADING_STD_RAD * draw)
+
+
 @pytest.fixture(scope='module')
 def height_frame(array, chirp, processor):
     """Frame 2 of dev room 15 as ``echoloc evaluate --rooms random:30 --split dev --seed 8
     --snr-db 10 --heading-noise-deg 1`` draws it: without the height scan its fix was 15 cm
     high with a 3.3 mm sigma there, its plan right (the truth refined 79 log units above it,
     among no candidate)."""
-    room = generate_room('dev', 15, 8)
-    simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
-    room_seed = frames_seed(8, 15)
-    drawn = list(random_frames(simulator, Scenario(snr_db=10.0, seed=8), 3, room_seed))
-    _, frame, position, yaw, draw, _ = drawn[2]
-    loc = PhysicsLocalizer(room, array, chirp, processor=processor)
-    return loc, (processor.process(frame), position, yaw + HEADING_STD_RAD * draw)
+    return _dev_frame(15, 8, 2, array, chirp, processor)
 
 
 @pytest.mark.long
@@ -76,13 +83,7 @@ def test_a_second_fix_is_refined_from_its_own_axis_peak_above_it(array, chirp, p
     peak refined (:meth:`WiderLook._ahead_refined`) puts it within 10 cm, inside its 99.9 %
     ellipsoid."""
     from echoloc_ros.core.physics import wider_look
-    room = generate_room('dev', 18, 7)
-    simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
-    room_seed = frames_seed(7, 18)
-    drawn = list(random_frames(simulator, Scenario(snr_db=10.0, seed=7), 9, room_seed))
-    _, frame, position, yaw, draw, _ = drawn[8]
-    loc = PhysicsLocalizer(room, array, chirp, processor=processor)
-    frame = (processor.process(frame), position, yaw + HEADING_STD_RAD * draw)
+    loc, frame = _dev_frame(18, 7, 8, array, chirp, processor)
     with monkeypatch.context() as patch:
         patch.setattr(wider_look, 'AHEAD_PEAK_GAP', np.inf)
         _, old_error, old_d2 = _localized(loc, frame, True, monkeypatch)
