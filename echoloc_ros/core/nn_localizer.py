@@ -15,12 +15,14 @@
 4. :meth:`PhysicsLocalizer.finish` refines the most probable candidate to sub-millimetre and
    gives its covariance, widened toward the other candidates by their probabilities and over
    the room by the probability that none is right;
-5. physics' own fix of the frame (its best candidate refined, and searched again where
-   doubtful, exactly as :meth:`PhysicsLocalizer.localize` gives it) stands instead where the
-   network's fix is elsewhere, physics' explains its echoes and they prefer it by more than
+5. physics' own fix of the frame (its best candidate refined, the peaks of the evidence
+   along x, y and the height it does not clearly beat refined, and searched again where
+   doubtful, exactly as :meth:`PhysicsLocalizer.localize` gives it: :data:`PHYSICS_SCANS`)
+   stands instead where the network's fix is elsewhere, physics' explains its echoes (or
+   leaves them no less explained than the network's) and they prefer it by more than
    :data:`PHYSICS_KEPT_GAP` of log evidence (:meth:`NeuralLocalizer.physics_stands`): the
-   network overrides a physics fix that explains the frame only where physics cannot tell
-   the two apart.
+   network overrides a physics fix only where physics cannot tell the two apart, or where
+   physics' fix leaves the echoes unexplained and the network's explains them better.
 
 Optimization levels set how the network runs: ``accurate`` and ``balanced`` in eager float,
 ``fast`` as a frozen TorchScript graph of the same float model (same numbers, about half the
@@ -69,6 +71,12 @@ WIDE_RESCAN = 20
 PHYSICS_KEPT_GAP = UNSEPARATED_GAP
 #: Two fixes closer than this are the same place (the gross-error threshold, m).
 SAME_PLACE_M = 0.10
+#: Physics' own fix, the one that may stand against the network's, is made as
+#: :meth:`PhysicsLocalizer.localize` makes it, with the axis and height scans (at the
+#: checkpoint's proposer level; not at the network's ``fast`` level). Without them the
+#: guard compared the network against a physics that missed what physics itself finds
+#: (docs/results.md, issue 19, branch r32-66).
+PHYSICS_SCANS = True
 
 
 def quantize(model: nn.Module) -> nn.Module:
@@ -154,13 +162,18 @@ class NeuralLocalizer:
                         fs_hz: float = 250e3, processor: EchoProcessor | None = None,
                         device: str = 'cpu', optimization_level: str = 'balanced',
                         num_threads: int | None = 1,
-                        wide_search: bool = True) -> 'NeuralLocalizer':
+                        wide_search: bool = True,
+                        physics_scans: bool | None = None) -> 'NeuralLocalizer':
         """Load a checkpoint for ``room``/``array``/``chirp``.
 
-        :param optimization_level: ``'fast'`` (the float model as a frozen TorchScript graph),
-            ``'balanced'`` or ``'accurate'`` (eager float).
+        :param optimization_level: ``'fast'`` (the float model as a frozen TorchScript graph,
+            physics' own fix without the axis scans, as physics' ``fast``), ``'balanced'`` or
+            ``'accurate'`` (eager float).
         :param num_threads: torch intra-op threads; ``None`` leaves torch's setting.
         :param wide_search: propose again, more widely, the frames the network doubts.
+        :param physics_scans: physics' own fix (:meth:`physics_fix`, the guard's) scans the
+            evidence along x, y and the height as :meth:`PhysicsLocalizer.localize` does;
+            ``False``: without them, as before; ``None``: :data:`PHYSICS_SCANS`.
         :raises ValueError: missing or unreadable checkpoint, another room (unless the
             checkpoint is room-independent), array or chirp, unknown level or device, CUDA
             asked for but absent.
@@ -180,12 +193,13 @@ class NeuralLocalizer:
             raise ValueError(f'{path} does not hold a candidate ranker')
         # The proposer the training data was made with (checkpoints before n_rescan: None).
         spec = ckpt.get('input_spec', {})
-        # Without the axis scans (AxisRivals): the network's finish does not read them, and
-        # physics' own fix that may stand against the network's (physics_fix) was measured
-        # without them (r30-43, held out); they would add ~4 ms a frame to this path.
+        physics_scans = PHYSICS_SCANS if physics_scans is None else bool(physics_scans)
+        # The axis and height scans run in physics' own fix only (physics_fix, the guard's):
+        # the network's finish, given its probabilities, does not read them.
         physics = PhysicsLocalizer(room, array, chirp, fs_hz, processor=processor,
                                    optimization_level=spec.get('optimization_level', 'balanced'),
-                                   n_rescan=spec.get('n_rescan'), axis_rivals=False)
+                                   n_rescan=spec.get('n_rescan'),
+                                   axis_rivals=physics_scans and optimization_level != 'fast')
         model = model.to(device)
         if optimization_level == 'fast':
             # Trace on one frame's input with every slot filled (shapes are what matter).
@@ -289,18 +303,22 @@ class NeuralLocalizer:
 
     def physics_fix(self, proposal: Proposal) -> Estimate:
         """Physics' own fix from its ``proposal`` (:meth:`PhysicsLocalizer.settled`, as
-        :meth:`PhysicsLocalizer.localize` gives it; this path's physics does not scan the axes)."""
+        :meth:`PhysicsLocalizer.localize` gives it, with the axis and height scans unless the
+        localizer was built without them: ``physics_scans``, the network's ``fast`` level)."""
         return self.physics.settled(proposal)
 
     @staticmethod
     def physics_stands(physics_fix: Estimate, network_fix: Estimate) -> bool:
         """Whether physics' fix stands against the network's: they are not the same place
         (:data:`SAME_PLACE_M` apart or more), physics' fix explains its echoes (a residual
-        over the noise of at most physics' ``UNEXPLAINED_RATIO``: else its evidence is not to
-        be trusted) and it explains them better by more than :data:`PHYSICS_KEPT_GAP` of log
-        evidence (both refined alike, so their evidence compares)."""
+        over the noise of at most physics' ``UNEXPLAINED_RATIO``, or of at most the network
+        fix's own where that leaves them less explained still: else its evidence is not to
+        be trusted against the network's) and it explains them better by more than
+        :data:`PHYSICS_KEPT_GAP` of log evidence (both refined alike, so their evidence
+        compares)."""
         apart = np.linalg.norm(physics_fix.position_m - network_fix.position_m) >= SAME_PLACE_M
-        return bool(apart and physics_fix.residual_ratio <= UNEXPLAINED_RATIO
+        explained = max(UNEXPLAINED_RATIO, network_fix.residual_ratio)
+        return bool(apart and physics_fix.residual_ratio <= explained
                     and physics_fix.score > network_fix.score + PHYSICS_KEPT_GAP)
 
     def localize(self, features: EchoFeatures, yaw_rad: float,
