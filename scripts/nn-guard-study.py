@@ -10,6 +10,7 @@ then publishes, per rule, either the network's fix or physics', and prints per g
 rate, coverage_95 and share outside the 99.9 % ellipsoid beside physics' on the same frames:
 
     python scripts/nn-guard-study.py record --seed 7 --n 300 --snr-db 10 --out rows.jsonl
+    python scripts/nn-guard-study.py record --room default_room --seed 20 --n 300 --out d.jsonl
     python scripts/nn-guard-study.py replay rows.jsonl [more.jsonl ...]
 """
 import argparse
@@ -23,7 +24,9 @@ from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor, direct_explained
 from echoloc_ros.core.nn_localizer import PHYSICS_KEPT_GAP, SAME_PLACE_M, NeuralLocalizer
 from echoloc_ros.core.physics.config import UNEXPLAINED_RATIO
+from echoloc_ros.core.paths import default_model_path
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+from echoloc_ros.core.room import load_room
 from echoloc_ros.offline.evaluation import CHI2_95_3DOF, CHI2_999_3DOF, random_frames
 from echoloc_ros.offline.room_evaluation import frames_seed, is_soft
 from echoloc_ros.sim.room_generator import generate_rooms
@@ -58,7 +61,13 @@ def frame_record(nn: NeuralLocalizer, physics: PhysicsLocalizer, scanned: Physic
 def record(args) -> int:
     """One JSON line a frame (see the module's docstring)."""
     array, chirp = load_array('square_4sensor'), Chirp()
-    rooms = generate_rooms(args.split, args.rooms, args.seed)
+    if args.room:
+        # A project room with its own network, its frames as ``evaluate --room R --seed S``.
+        rooms = [load_room(args.room)]
+        model = default_model_path(args.room)
+    else:
+        rooms = generate_rooms(args.split, args.rooms, args.seed)
+        model = args.model
     n_room = int(np.ceil(args.n / len(rooms)))
     noise = float(np.deg2rad(args.heading_noise_deg))
     scenario = Scenario(snr_db=args.snr_db, seed=args.seed)
@@ -69,13 +78,14 @@ def record(args) -> int:
             processor = EchoProcessor(chirp, FS_HZ, array=array)
             # The network's path as it was before physics' own fix scanned (the published
             # fix of the old rule; ``scanned`` below is the new guard's physics).
-            nn = NeuralLocalizer.from_checkpoint(args.model, room, array, chirp, FS_HZ,
+            nn = NeuralLocalizer.from_checkpoint(model, room, array, chirp, FS_HZ,
                                                  processor=processor, physics_scans=False)
             physics = PhysicsLocalizer(room, array, chirp, FS_HZ, processor=processor)
             scanned = PhysicsLocalizer(room, array, chirp, FS_HZ, processor=processor,
                                        n_rescan=nn.physics.n_rescan)
             simulator = EchoSimulator(room, array, chirp, FS_HZ, max_order=2)
-            frames = random_frames(simulator, scenario, n_room, frames_seed(args.seed, i))
+            seed = args.seed if args.room else frames_seed(args.seed, i)
+            frames = random_frames(simulator, scenario, n_room, seed)
             for k, (_, frame, position, yaw, draw, _) in enumerate(frames):
                 features = processor.process(frame)
                 if not direct_explained(features):
@@ -185,6 +195,7 @@ def main() -> int:
     rec.add_argument('--heading-noise-deg', type=float, default=1.0)
     rec.add_argument('--model', default='models/general.pt')
     rec.add_argument('--first-room', type=int, default=0)
+    rec.add_argument('--room', help='a project room (its own network) instead of --rooms')
     rec.add_argument('--out', required=True)
     rep = sub.add_parser('replay')
     rep.add_argument('rows', nargs='+')
