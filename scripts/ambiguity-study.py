@@ -7,7 +7,8 @@ and local sigma per axis, its squared Mahalanobis distance, confidence, residual
 whether the wider look ran, and its rivals (evidence gap and offset), e.g.
 ``python scripts/ambiguity-study.py --split dev --seed 7 --n 300 --snr-db 10 > rows.jsonl``.
 
-With ``--truth`` the true pose of each fix outside its 99.9 % ellipsoid is refined as the fix
+With ``--truth`` the true pose of each fix outside its 99.9 % ellipsoid or 10 cm or more off
+(``outside`` says which) is refined as the fix
 was and its evidence gap to the fix given (``truth_gap``: positive when the model prefers
 the truth). Each line also holds the peaks :meth:`AxisRivals._axis_rivals` found
 (``axis_gap``, ``axis_offset_m``, ``axis_axis``) and the largest echo the fit leaves
@@ -21,6 +22,7 @@ was taken; ``first_axis_gap``: the first fix's peaks).
 
 import argparse
 import json
+import time
 
 import numpy as np
 
@@ -28,7 +30,7 @@ from echoloc_ros.core.array_geometry import load_array, yaw_matrix
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.core.physics import localizer as localizer_module
-from echoloc_ros.core.physics.config import N_THETA, YAW
+from echoloc_ros.core.physics.config import N_CROSS_PEAKS, N_THETA, YAW
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.physics.plan_symmetry import plan_symmetries
 from echoloc_ros.offline.evaluation import CHI2_999_3DOF, direct_explained, random_frames
@@ -143,15 +145,34 @@ def kind_of(error_m: np.ndarray) -> str:
 
 def frame_row(loc: PhysicsLocalizer, features, position_m: np.ndarray, yaw_rad: float,
               yaw_given_rad: float, yaw_std_rad: float | None, truth: bool,
-              tap: ResidualTap, axis_tap: AxisTap, symmetries: list) -> dict:
-    """The fix of one frame and what the localizer knew of it."""
+              tap: ResidualTap, axis_tap: AxisTap, symmetries: list,
+              all_cross: bool = False) -> dict:
+    """The fix of one frame and what the localizer knew of it (``all_cross``: every scanned
+    fix scanned across, whatever :meth:`AxisRivals._cross_pays` says)."""
     proposal = loc.propose(features, yaw_given_rad, None, yaw_std_rad)
     first_proposal = proposal
     estimate, peaks = loc._finished(proposal)
     first_axis = axis_tap.features()
+    first_theta = loc._fix_theta(proposal, estimate)
     if loc.axis_rivals and localizer_module.HEIGHT_PEAKS:
-        peaks = peaks + loc._height_peaks(proposal.frame, loc._fix_theta(proposal, estimate))
-    better = [top for gap, top in peaks if gap < localizer_module.AXIS_REFINE_GAP]
+        peaks = peaks + loc._height_peaks(proposal.frame, first_theta)
+    # As AxisRivals._cross_peaks does, each start's peaks kept apart (and its thread CPU).
+    cross_start = time.thread_time()
+    first_fix = {'first_ratio': round(estimate.residual_ratio, 3),
+                 'first_confidence': round(estimate.confidence, 4),
+                 'first_doubtful': loc._doubtful_fix(estimate),
+                 'cross_pays': loc._cross_pays(estimate)}
+    starts = (loc._cross_starts(first_theta, peaks)
+              if loc._cross_pays(estimate) or (all_cross and loc.cross_scans) else [])
+    reference = (float(loc._scan_score(proposal.frame, first_theta[None], loc._valid_batch(
+        proposal.frame, first_theta[None]))[0]) if starts else 0.0)
+    crossed = [(axis, gap, loc._axis_scan_peaks(proposal.frame, top, 1 - axis, reference,
+                                                N_CROSS_PEAKS)) for axis, gap, top in starts]
+    pairs = [peak for _, _, found in crossed for peak in found]
+    cross_ms = 1e3 * (time.thread_time() - cross_start)
+    shares = (loc._axis_shares(proposal.frame, first_theta) if peaks
+              else np.full(2, np.nan))
+    better = [top for gap, top in peaks + pairs if gap < localizer_module.AXIS_REFINE_GAP]
     doubtful = loc._doubtful_fix(estimate)
     wider = bool(localizer_module.WIDER_LOOK and (better or doubtful))
     replaced = False
@@ -178,6 +199,10 @@ def frame_row(loc: PhysicsLocalizer, features, position_m: np.ndarray, yaw_rad: 
            'residual_ratio': round(estimate.residual_ratio, 3), 'n_echoes': estimate.n_echoes,
            'wider': wider, 'n_better': len(better), 'replaced': replaced,
            'first_axis_gap': first_axis['axis_gap'], 'n_polished': int(proposal.n_polished),
+           'cross_gap': [round(g, 2) for g, _ in pairs],
+           'cross': [(axis, round(gap, 2), [round(g, 2) for g, _ in found])
+                     for axis, gap, found in crossed],
+           'shares': _rounded(shares, 2), 'cross_ms': round(cross_ms, 3), **first_fix,
            'rival_gap': _rounded(estimate.score - proposal.scores[order], 2),
            'rival_polished': [bool(i < proposal.n_polished) for i in order],
            'rival_offset_m': [_rounded(proposal.thetas[i, :3] - emitter, 4) for i in order],
@@ -185,7 +210,8 @@ def frame_row(loc: PhysicsLocalizer, features, position_m: np.ndarray, yaw_rad: 
     fix_theta = loc._fix_theta(proposal, estimate)
     if symmetries:
         row['sym'] = symmetric_rows(loc, fr, fix_theta, symmetries)
-    if truth and d2 > CHI2_999_3DOF:
+    row['outside'] = d2 > CHI2_999_3DOF
+    if truth and (d2 > CHI2_999_3DOF or np.linalg.norm(error) > 0.1):
         true_emitter = position_m + yaw_matrix(yaw_rad) @ loc.array.emitter_m
         row['kind'] = kind_of(error)
         row['yaw_error_deg'] = round(float(np.rad2deg(estimate.yaw_rad - yaw_rad)), 3)
@@ -194,6 +220,9 @@ def frame_row(loc: PhysicsLocalizer, features, position_m: np.ndarray, yaw_rad: 
         row['truth_near_peak_m'] = round(float(min(
             [np.linalg.norm(np.asarray(o)[:2] + fix_theta[:2] - true_emitter[:2])
              for _, o in axis_tap.last] or [np.inf])), 4)
+        # How near the truth lay to the cross scans' peaks.
+        row['truth_near_cross_m'] = round(float(min(
+            [np.linalg.norm(top[:2] - true_emitter[:2]) for _, top in pairs] or [np.inf])), 4)
         row['truth_near_sym_m'] = round(float(min(
             [np.linalg.norm(signs * fix_theta[:2] + shift - true_emitter[:2])
              for _, signs, shift in symmetries] or [np.inf])), 4)
@@ -224,7 +253,16 @@ def main() -> int:
     parser.add_argument('--refine-gap', type=float,
                         default=localizer_module.AXIS_REFINE_GAP,
                         help='refine the axis peaks within this of the fix (AXIS_REFINE_GAP)')
+    parser.add_argument('--no-cross', action='store_true',
+                        help='leave out the scans across the axes\' peaks '
+                             '(AxisRivals._cross_peaks)')
+    parser.add_argument('--all-cross', action='store_true',
+                        help='scan every scanned fix across (AxisRivals._cross_pays ignored)')
+    parser.add_argument('--compare', action='store_true',
+                        help='where a cross scan can change the fix, the fix without them '
+                             'too (base)')
     args = parser.parse_args()
+    PhysicsLocalizer.cross_scans = not args.no_cross
     localizer_module.AXIS_REFINE_GAP = args.refine_gap
     rooms = generate_rooms(args.split, args.rooms, args.seed)
     tap = ResidualTap()
@@ -251,7 +289,16 @@ def main() -> int:
             if not direct_explained(features):
                 continue
             row = frame_row(loc, features, position, yaw, yaw + noise_rad * draw, yaw_std,
-                            args.truth, tap, axis_tap, symmetries)
+                            args.truth, tap, axis_tap, symmetries, args.all_cross)
+            if args.compare and min(row['cross_gap'], default=np.inf) < args.refine_gap:
+                # The same frame without the cross scans: where they can change the fix.
+                PhysicsLocalizer.cross_scans = False
+                base = frame_row(loc, features, position, yaw, yaw + noise_rad * draw,
+                                 yaw_std, args.truth, tap, axis_tap, symmetries)
+                PhysicsLocalizer.cross_scans = True
+                row['base'] = {key: base[key] for key in
+                               ('error_m', 'd2', 'sigma_mm', 'outside', 'truth_gap')
+                               if key in base}
             print(json.dumps({'room': i, 'frame': k, 'shoebox': room.is_shoebox,
                               'soft': is_soft(room), 'furnished': bool(room.furniture),
                               **row}), flush=True)

@@ -253,3 +253,15 @@ AHEAD_PEAK_GAP = 0.0
 # through the first fix too (WiderLook._height_peaks) and its peaks the fix does not clearly
 # beat (AXIS_REFINE_GAP) are refined with the horizontal axes' (PhysicsLocalizer.settled).
 HEIGHT_PEAKS = True
+
+# Issue 19 (branch r32-62): where the axis scans run, the evidence is scanned along each
+# horizontal axis again through the N_CROSS_SCANS best peaks along the other (those within
+# CROSS_SCAN_GAP of the fix), keeping N_CROSS_PEAKS peaks a scan (AxisRivals._cross_peaks);
+# those the fix does not clearly beat (AXIS_REFINE_GAP) are refined as candidates with the
+# axes' own peaks (PhysicsLocalizer.settled): a fix off along x and y at once is crossed by
+# neither axis' scan through it.
+CROSS_SCANS = True
+CROSS_GATE_RATIO = AXIS_GATE_RATIO
+N_CROSS_SCANS = 1
+N_CROSS_PEAKS = 2
+CROSS_SCAN_GAP = 200.0

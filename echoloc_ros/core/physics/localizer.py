@@ -310,13 +310,13 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         rival (:func:`~echoloc_ros.core.physics.wider_rival.with_unchosen`). The network's
         localizer takes physics' own fix from here too."""
         estimate, peaks = self._finished(proposal)
-        loc = proposal.localizer
+        loc, fr = proposal.localizer, proposal.frame
+        theta = loc._fix_theta(proposal, estimate)
         if loc.axis_rivals and HEIGHT_PEAKS:
-            peaks = peaks + loc._height_peaks(proposal.frame, loc._fix_theta(proposal, estimate))
-        # Peaks of the evidence along an axis that the fix does not clearly beat are
-        # refined as candidates (:meth:`_evidence_peaks`, :meth:`WiderLook._height_peaks`;
-        # where the truth's value on an axis was among no candidate, its peak there scored
-        # above the fix).
+            peaks = peaks + loc._height_peaks(fr, theta)
+        # Peaks of the evidence along an axis, and across through them, that the fix does not
+        # clearly beat are refined as candidates (:meth:`AxisRivals._cross_peaks`).
+        peaks = peaks + (loc._cross_peaks(fr, theta, peaks) if loc._cross_pays(estimate) else [])
         better = [top for gap, top in peaks if gap < AXIS_REFINE_GAP]
         second = None
         if WIDER_LOOK and loc._doubtful_fix(estimate):
