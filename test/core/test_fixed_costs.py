@@ -1,15 +1,13 @@
-"""The fixed costs of a frame (the echo processor, the localizer's frame and finish) in their
-faster forms compute what the slower ones did, to the bit: each against the form it
-replaced, written out here."""
+"""The fixed costs of a frame (the echo processor, the localizer's frame) in their faster
+forms compute what the slower ones did, to the bit: each against the form it replaced,
+written out here."""
 
 import numpy as np
 from scipy import fft as sfft
 
 from echoloc_ros.core.echo_processing import DIRECT_RESIDUAL_S, EchoProcessor
-from echoloc_ros.core.physics.config import N_THETA, UPSAMPLE, YAW
-from echoloc_ros.core.physics.images import FINAL_REACH_MARGIN_M
-from echoloc_ros.core.physics.localizer import PhysicsLocalizer
-from echoloc_ros.core.physics.matched_filter import lower_quartile, upsample
+from echoloc_ros.core.physics.config import UPSAMPLE
+from echoloc_ros.core.physics.matched_filter import upsample
 from echoloc_ros.sim.simulator import Scenario
 
 FS_HZ = 250e3
@@ -109,54 +107,3 @@ def test_the_upsampling_in_kept_buffers_is_the_padded_ones(room, simulator, proc
         got = upsample(baseband)
         assert got.dtype == np.complex64 and got.flags.c_contiguous
         assert got.tobytes() == _upsample_as_before(baseband).tobytes()
-
-
-def test_a_quartile_in_place_is_the_copys(processor):
-    rng = np.random.default_rng(8)
-    for shape in ((1, 9000), (4, 2401), (3, 1)):
-        values = rng.random(shape) ** 2
-        values[0, 0] = np.nan if shape[1] > 1 else values[0, 0]
-        expected = lower_quartile(values)
-        copy = values.copy()
-        got = lower_quartile(copy, in_place=True)
-        assert np.array_equal(got, expected, equal_nan=True)
-
-
-def test_the_final_models_choice_and_fit_are_those_of_both_evidences_alone(
-        room, array, chirp, simulator, processor):
-    """The smaller model's evidence read from the final model's Gram matrix is the one
-    computed alone, to the bit; and a fix's information ratio is the same with the misfit's
-    bins divided alone."""
-    localizer = PhysicsLocalizer(room, array, chirp, FS_HZ, processor=processor,
-                                 axis_rivals=False)
-    chosen = set()
-    for samples, yaw in _frames(room, simulator, 4, 10.0, 43):
-        proposal = localizer.propose(processor.process(samples), yaw)
-        fr = proposal.frame
-        for theta in proposal.thetas[:4]:
-            thetas = theta[None]
-            model, valid = localizer._final_model(fr, thetas)
-            final, own = localizer._final, localizer._valid_batch(fr, thetas)
-            late = slice(localizer._img_m.shape[0], None)
-            reach_m = (fr.t_max * fr.c0 * (1.0 + localizer.speed_tolerance)
-                       + FINAL_REACH_MARGIN_M)
-            images = (np.einsum('pij,kj->kpi', final._img_m[late], thetas[:, :3])
-                      + final._img_t[late])
-            richer = np.hstack([own, np.linalg.norm(images - thetas[:, None, :3], axis=-1)
-                                < reach_m])
-            alone = [m._evidence(fr, *m._paths(fr, thetas, np.arange(p.shape[1]),
-                                               valid=p)[:2])[0]
-                     for m, p in ((localizer, own), (final, richer))]
-            assert localizer._final_evidences(fr, thetas, own, richer) == tuple(alone)
-            assert (model is final) == (alone[1] > alone[0])
-            chosen.add(model is final)
-            free = np.arange(N_THETA) if fr.yaw_free else np.arange(YAW)
-            assert np.array_equal(valid, richer if model is final else own)
-            fit = model._newton(fr, thetas, valid, free, 2)
-            tau, amp, coef = fit.tau[0], fit.amp[0], fit.coef[0]
-            fitted = model.synthesise(fr, tau, amp, coef)
-            floor, misfit = model._residual_floor(fr, tau, amp, coef, fitted)
-            residual = np.abs(fr.features.baseband - fitted) ** 2 * fr.weights[:, None]
-            assert misfit == model._path_misfit(fr, residual / floor, tau, amp, coef)
-    # Both models were chosen somewhere (the frames hold orders above 2 or do not).
-    assert chosen

@@ -251,16 +251,14 @@ class Evidence:
         residual = np.abs(features.baseband - fitted) ** 2 * fr.weights[:, None]
         first = min(max(int(np.ceil((fr.t_min - features.start_s) / dt)), 0),
                     residual.shape[1] - 1)
-        # One copy of the window's bins, ordered in place.
-        window = np.array(residual[:, first:]).reshape(1, -1)
-        floor = float(lower_quartile(window, in_place=True)[0]) / np.log(4.0 / 3.0)
+        floor = float(lower_quartile(residual[:, first:].reshape(1, -1))[0]) / np.log(4.0 / 3.0)
         if not floor > 0.0:
             # A residual without noise (a frame synthesised without it): nothing to compare.
             return 1.0, self._residual_ratio(fr, tau, amp, coef, fitted)
-        return floor, self._path_misfit(fr, residual, tau, amp, coef, floor)
+        return floor, self._path_misfit(fr, residual / floor, tau, amp, coef)
 
     def _path_misfit(self, fr: Frame, residual: np.ndarray, tau: np.ndarray, amp: np.ndarray,
-                     coef: np.ndarray, floor: float = 1.0) -> float:
+                     coef: np.ndarray) -> float:
         """Each modelled path's residual over the noise floor in its own main lobes (its bins
         within ``1.2`` main-lobe half-widths of its delay on each receiver that receives it,
         less the correlation length of bins its fitted amplitude absorbs), at least 1,
@@ -271,8 +269,7 @@ class Evidence:
         information is divided by its own misfit, not by the pool's. Less than 1 is noise
         (a path's lobes hold about 6 independent samples).
 
-        :param residual: the frame less the fit ``(n, n_bins)``, in units of ``floor`` times
-            the noise floor (only the bins read are divided by ``floor``).
+        :param residual: the frame less the fit, in units of the noise floor ``(n, n_bins)``.
         :param tau: ``(P, n)`` s; ``amp``: ``(P, n)``, 0 for paths not modelled; ``coef``:
             ``(P,)`` fitted amplitudes.
         :return: 1 when no path is modelled.
@@ -281,10 +278,9 @@ class Evidence:
         n_receivers, n_bins = residual.shape
         half = int(np.ceil(1.2 * self.processor.mainlobe_half_width_s / dt))
         centre = np.rint((tau - fr.features.start_s) / dt).astype(np.int64)
-        bins = np.minimum(np.maximum(centre[..., None] + np.arange(-half, half + 1), 0),
-                          n_bins - 1)
+        bins = np.clip(centre[..., None] + np.arange(-half, half + 1), 0, n_bins - 1)
         received = amp > 0
-        power = np.sum(residual[np.arange(n_receivers)[None, :, None], bins] / floor
+        power = np.sum(residual[np.arange(n_receivers)[None, :, None], bins]
                        * received[..., None], axis=(1, 2))
         counted = np.count_nonzero(received, axis=1) * (2 * half + 1)
         energy = np.abs(coef) ** 2 * np.sum(amp ** 2 * fr.weights, axis=1)

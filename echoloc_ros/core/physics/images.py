@@ -261,33 +261,7 @@ class ImageSources:
                   + final._img_t[late])
         near = np.linalg.norm(images - thetas[:, None, :3], axis=-1) < reach_m
         richer = np.hstack([valid, near])
-        own, richest = self._final_evidences(fr, thetas[:1], valid, richer)
-        return (final, richer) if richest > own else (self, valid)
-
-    def _final_evidences(self, fr, theta: np.ndarray, valid: np.ndarray,
-                         richer: np.ndarray) -> tuple[float, float]:
-        """The frame's evidence at ``theta (1, 5)`` of this model (paths ``valid (1, P)``)
-        and of the final one (``richer (1, P')``, whose first paths are these).
-
-        The final model's Gram matrix and outputs hold this one's: its first paths are these,
-        at the same delays and amplitudes (where both keep a path), and each entry is its own
-        pair's or path's (:func:`~echoloc_ros.core.physics.kernels.gram_terms`). So this
-        model's evidence is taken from them, not computed again, wherever every path it keeps
-        the final model keeps too with the same amplitudes (the final model keeps weaker ones
-        besides); else computed alone."""
-        final, n_own = self._final, valid.shape[1]
-        own_tau, own_amp, _ = self._paths(fr, theta, np.arange(n_own), valid=valid)
-        tau, amp, _ = final._paths(fr, theta, np.arange(richer.shape[1]), valid=richer)
-        used = np.any(amp > 0, axis=(0, 2))
-        gram, b = final._gram_terms(fr, tau[:, used], amp[:, used])
-        own_used = np.any(own_amp > 0, axis=(0, 2))
-        shared = (np.all(used[:n_own][own_used])
-                  and np.array_equal(tau[:, :n_own], own_tau)
-                  and np.array_equal(amp[:, :n_own][:, own_used], own_amp[:, own_used]))
-        if shared:
-            # Where this model's used paths sit among the final model's used ones.
-            rows = np.cumsum(used)[:n_own][own_used] - 1
-            own = self._with_prior(fr, gram[:, rows[:, None], rows[None, :]], b[:, rows])[0]
-        else:
-            own = self._evidence(fr, own_tau, own_amp)[0]
-        return float(own), float(final._with_prior(fr, gram, b)[0])
+        evidence = [model._evidence(fr, *model._paths(fr, thetas[:1], np.arange(len(paths[0])),
+                                                      valid=paths[:1])[:2])[0]
+                    for model, paths in ((self, valid), (final, richer))]
+        return (final, richer) if evidence[1] > evidence[0] else (self, valid)

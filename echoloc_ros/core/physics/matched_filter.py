@@ -84,7 +84,7 @@ def _upsample_buffers(n_ch: int, n_bins: int, n_fft: int) -> tuple[np.ndarray, n
     return _UPSAMPLE_BUFFERS.arrays
 
 
-def lower_quartile(values: np.ndarray, in_place: bool = False) -> np.ndarray:
+def lower_quartile(values: np.ndarray) -> np.ndarray:
     """``np.quantile(values, 0.25, axis=1)`` (linear interpolation, NaN where a row holds one),
     in the rows' own dtype, from one partition of the rows in place of numpy's partition
     along the first axis of their transpose (a tenth of its cost on a frame's bins). The
@@ -92,18 +92,13 @@ def lower_quartile(values: np.ndarray, in_place: bool = False) -> np.ndarray:
     as numpy's does to find NaN: a third less), and NaN is looked for apart.
 
     :param values: ``(n, m)``, m >= 1.
-    :param in_place: partition ``values`` itself (their order is then lost), not a copy.
     :return: ``(n,)``.
     """
     n = values.shape[1]
     virtual = (n - 1) * 0.25
     below = min(int(np.floor(virtual)), n - 1)
     above = min(below + 1, n - 1)
-    if in_place:
-        values.partition(sorted({below, above}), axis=1)
-        ordered = values
-    else:
-        ordered = np.partition(values, sorted({below, above}), axis=1)
+    ordered = np.partition(values, sorted({below, above}), axis=1)
     low, high = ordered[:, below], ordered[:, above]
     gamma = virtual - below
     # numpy's lerp, in the same order and precision.
