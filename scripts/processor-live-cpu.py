@@ -61,7 +61,13 @@ def main() -> None:
                 parts[name] = parts.get(name, 0.0) + time.thread_time() - start
         return wrapper
 
-    Updater.update = timed('diagnostics', Updater.update)
+    update = timed('diagnostics', Updater.update)
+
+    def timed_update(self) -> None:
+        # One parameter, no more: rclpy hands a timer callback that takes one its TimerInfo.
+        update(self)
+
+    Updater.update = timed_update
     node = EchoProcessorNode()
     node.on_frame = node.sub.callback = timed('on_frame', node.on_frame)
     for processor in node.processors.values():
