@@ -7,7 +7,10 @@ time (this process's, with BLAS held to one thread as the nodes hold it), and th
 the smallest of each over the passes (the least disturbed by other work on the machine).
 
 With ``--parts``, the JSON also gives each part's thread CPU time a frame (its p50, the least
-over the passes): the physics ``frame`` (the upsampling), ``propose``, ``finish``, and for
+over the passes): the physics ``frame`` (the upsampling), ``propose``, ``finish`` (the
+network's call), ``settled`` (physics' own finish, its wider look and axis scans) and
+``_fix_fit`` (the chosen candidate's final model, refinement, residual and covariance,
+inside either; a candidate finished twice is fitted once), and for
 ``nn`` the network's inputs (``candidate_example``) and its forward pass
 (``probabilities``); with ``--tracked`` the pipeline feeds the node's tracker
 (``PoseTracker``, its defaults and the room's volume), whose ``update_estimate`` is a part
@@ -103,7 +106,7 @@ def _time_parts(pipeline, parts: dict[str, list[float]]) -> None:
 
     localizer = pipeline.localizer
     physics = getattr(localizer, 'physics', localizer)
-    for name in ('frame', 'propose', 'finish'):
+    for name in ('frame', 'propose', 'finish', 'settled', '_fix_fit'):
         timed(physics, name)
     if physics is not localizer:
         timed(localizer, 'probabilities')

@@ -145,6 +145,9 @@ class EchoProcessor:
         self._ping = chirp.samples(self.fs_hz)
         self.min_samples = 2 * self._ping.size
         self._plans: OrderedDict[int, tuple] = OrderedDict()
+        # The forward transform's input of the last frame (:meth:`_padded`), and its shape.
+        self._pad = np.zeros((0, 0), dtype=np.float32)
+        self._pad_key: tuple = ()
         self.calibration: ArrayCalibration | None = None
         self._calibrated_plans: dict[int, tuple] = {}
         self._delay_grid_dt = None
@@ -249,6 +252,10 @@ class EchoProcessor:
 
     # --------------------------------------------------------------------------- processing
     def _plan(self, n_samples: int) -> tuple:
+        """The transforms' layout for frames of ``n_samples``, built once per length: the FFT
+        length, the matched filter's weights on the bins around the carrier (in the inverse
+        transform's order), those bins as runs of consecutive ones ``((first, stop, at),
+        ...)``, the baseband's bins and the residual carrier's correction."""
         if n_samples in self._plans:
             self._plans.move_to_end(n_samples)
         else:
@@ -262,9 +269,14 @@ class EchoProcessor:
             n_bins = -(-n_samples // d)
             times = np.arange(n_bins) * d / self.fs_hz
             correction = np.exp(-2j * np.pi * residual_hz * times) / d
-            shift = np.fft.ifftshift(np.arange(m))
-            self._plans[n_samples] = (n_fft, weights[bins[shift]].astype(np.complex64),
-                                      bins[shift], n_bins, correction.astype(np.complex64))
+            order = bins[np.fft.ifftshift(np.arange(m))]
+            # The bins in the inverse transform's order are two runs of consecutive ones (the
+            # carrier's upper half, then its lower): read as slices, not gathered.
+            starts = np.flatnonzero(np.diff(order, prepend=order[0] - 2) != 1)
+            runs = tuple((int(order[a]), int(order[b - 1]) + 1, int(a))
+                         for a, b in zip(starts, np.append(starts[1:], m)))
+            self._plans[n_samples] = (n_fft, weights[order].astype(np.complex64), runs, n_bins,
+                                      correction.astype(np.complex64))
             while len(self._plans) > MAX_PLANS:
                 self._plans.popitem(last=False)
         return self._plans[n_samples]
@@ -272,7 +284,8 @@ class EchoProcessor:
     def _calibrated_weights(self, n_samples: int) -> np.ndarray:
         """Per-channel weights: the matched filter times the calibration's equaliser."""
         if n_samples not in self._calibrated_plans:
-            n_fft, weights, bins, _, _ = self._plan(n_samples)
+            n_fft, weights, runs, _, _ = self._plan(n_samples)
+            bins = np.concatenate([np.arange(first, stop) for first, stop, _ in runs])
             equaliser = self.calibration.equaliser(bins * self.fs_hz / n_fft, self.chirp,
                                                    self.array)
             if len(self._calibrated_plans) >= MAX_PLANS:
@@ -303,7 +316,22 @@ class EchoProcessor:
                 ch, idx = np.argwhere(bad)[0]
                 raise ValueError(f'samples contains {samples[ch, idx]} at channel {ch}, '
                                  f'sample {idx}')
-        return samples.astype(np.float32)
+        return samples
+
+    def _padded(self, samples: np.ndarray, n_fft: int) -> np.ndarray:
+        """``samples`` in single precision, less each channel's mean, zero-padded to ``n_fft``
+        ``(n_channels, n_fft)``: the forward transform's input, written into a buffer kept
+        from the last frame of the same shape (its padding stays zero), so that neither the
+        cast nor the padding allocates and copies a frame-sized array. One frame at a time."""
+        n_ch, n = samples.shape
+        if self._pad_key != (n_ch, n, n_fft):
+            self._pad = np.zeros((n_ch, n_fft), dtype=np.float32)
+            self._pad_key = (n_ch, n, n_fft)
+        x = self._pad[:, :n]
+        # The same values as samples.astype(np.float32), and as its mean taken and removed.
+        x[...] = samples
+        x -= x.mean(axis=1, keepdims=True)
+        return self._pad
 
     def process(self, samples: np.ndarray, first_echo: bool = True) -> EchoFeatures:
         """Matched-filter one frame.
@@ -316,19 +344,24 @@ class EchoProcessor:
             other field is the same either way, to the bit.
         :return: :class:`EchoFeatures`.
         """
-        x = self._validate(samples)
-        n_fft, weights, bins, n_bins, correction = self._plan(x.shape[1])
+        samples = self._validate(samples)
+        n_ch, n_samples = samples.shape
+        n_fft, weights, runs, n_bins, correction = self._plan(n_samples)
         if self.calibration is not None:
-            if x.shape[0] != self.calibration.n_channels:
-                raise ValueError(f'frame has {x.shape[0]} channels; the array calibration has '
+            if n_ch != self.calibration.n_channels:
+                raise ValueError(f'frame has {n_ch} channels; the array calibration has '
                                  f'{self.calibration.n_channels}')
-            weights = self._calibrated_weights(x.shape[1])
-        x -= x.mean(axis=1, keepdims=True)
-        spectrum = sfft.rfft(x, n_fft, axis=1)
-        baseband = sfft.ifft(spectrum[:, bins] * weights, axis=1)[:, :n_bins] * correction
+            weights = self._calibrated_weights(n_samples)
+        spectrum = sfft.rfft(self._padded(samples, n_fft), axis=1)
+        # The bins around the carrier times the weights, slice by slice (the same products as
+        # a gather of the bins), and transformed in place.
+        band = np.empty((n_ch, weights.shape[-1]), dtype=np.complex64)
+        for first, stop, at in runs:
+            np.multiply(spectrum[:, first:stop], weights[..., at:at + stop - first],
+                        out=band[:, at:at + stop - first])
+        baseband = sfft.ifft(band, axis=1, overwrite_x=True)[:, :n_bins] * correction
         dt = self.decimation / self.fs_hz
         times = np.arange(n_bins) * dt
-        n_ch = x.shape[0]
         direct_tof = np.full(n_ch, np.nan)
         direct_amp = np.zeros(n_ch)
         if self.remove_direct:
@@ -374,9 +407,12 @@ class EchoProcessor:
         heard = np.isfinite(direct_tof) & (direct_amp > 0)
         if not np.any(heard):
             return float('nan')
-        tof = np.where(heard, direct_tof, 0.0)
-        near = (times[None] < tof[:, None] + DIRECT_RESIDUAL_S) & heard[:, None]
-        residual = np.max(np.where(near, envelope, 0.0), axis=1)
+        limit = np.where(heard, direct_tof, 0.0) + DIRECT_RESIDUAL_S
+        # Only the bins before the latest limit can be near one (times rise): the window's
+        # first tens of bins, not all of them.
+        last = max(int(np.searchsorted(times, np.max(limit))), 1)
+        near = (times[None, :last] < limit[:, None]) & heard[:, None]
+        residual = np.max(np.where(near, envelope[:, :last], 0.0), axis=1)
         peak = np.where(heard, direct_amp * self._g_peak, 1.0)
         return float(20.0 * np.log10(max(np.max(residual[heard] / peak[heard]), 1e-12)))
 

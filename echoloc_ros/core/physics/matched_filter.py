@@ -1,6 +1,7 @@
 """Matched-filter access: what one frame offers the model (:class:`Frame`), its baseband
 upsampled and sampled at any delay, and the point response with its derivatives."""
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,16 +52,36 @@ class Frame:
 
 def upsample(baseband: np.ndarray) -> np.ndarray:
     """The baseband at ``UPSAMPLE`` times its rate (zero padding of its spectrum):
-    ``(n, UPSAMPLE * n_bins)`` complex64."""
+    ``(n, UPSAMPLE * n_bins)`` complex64.
+
+    Both transforms read buffers kept from the last frame of the same shape (in this thread):
+    the baseband zero-padded, and its spectrum zero-padded, only their filled parts written
+    again (what the padding and a frame-sized allocation cost each time, the same bits)."""
     n_ch, n_bins = baseband.shape
     n_fft = sfft.next_fast_len(n_bins + 32)
-    spectrum = sfft.fft(baseband.astype(np.complex64), n_fft, axis=1)
-    padded = np.zeros((n_ch, UPSAMPLE * n_fft), dtype=np.complex64)
+    padded_in, padded = _upsample_buffers(n_ch, n_bins, n_fft)
+    padded_in[:, :n_bins] = baseband
+    spectrum = sfft.fft(padded_in, axis=1)
     half = n_fft // 2
     padded[:, :half] = spectrum[:, :half]
     padded[:, -(n_fft - half):] = spectrum[:, half:]
     # One pass: the product of the slice is a new C-ordered array.
     return sfft.ifft(padded, axis=1)[:, :UPSAMPLE * n_bins] * UPSAMPLE
+
+
+_UPSAMPLE_BUFFERS = threading.local()
+
+
+def _upsample_buffers(n_ch: int, n_bins: int, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`upsample`'s two zero-padded buffers for this shape, ``(n_ch, n_fft)`` and
+    ``(n_ch, UPSAMPLE * n_fft)`` complex64, kept per thread for the last shape asked for
+    (their padding is never written, so it stays zero)."""
+    key = (n_ch, n_bins, n_fft)
+    if getattr(_UPSAMPLE_BUFFERS, 'key', None) != key:
+        _UPSAMPLE_BUFFERS.key = key
+        _UPSAMPLE_BUFFERS.arrays = (np.zeros((n_ch, n_fft), dtype=np.complex64),
+                                    np.zeros((n_ch, UPSAMPLE * n_fft), dtype=np.complex64))
+    return _UPSAMPLE_BUFFERS.arrays
 
 
 def lower_quartile(values: np.ndarray) -> np.ndarray:
