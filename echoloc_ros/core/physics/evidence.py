@@ -152,6 +152,8 @@ class Evidence:
         dt = features.bin_width_s
         half = int(np.ceil(1.2 * self.processor.mainlobe_half_width_s / dt))
         modelled = np.any(amp > 0, axis=1)
+        # The allowance the last ratio was judged with (PhysicsLocalizer._fix_fit keeps it).
+        self.judged_allowance = 0.0
         if not modelled.any():
             return 1.0
         if fitted is None:
@@ -161,7 +163,8 @@ class Evidence:
                                        fr.weights, features.start_s, dt, half)
         dof = max(n_bins - np.count_nonzero(modelled) * self._correlation_factor, 0.25 * n_bins)
         if theta is not None and self.room.tolerance_m > 0:
-            dof += self._tolerance_allowance(fr, theta, tau, amp, coef)
+            self.judged_allowance = self._tolerance_allowance(fr, theta, tau, amp, coef)
+            dof += self.judged_allowance
         return float(power / dof)
 
     def _tolerance_allowance(self, fr: Frame, theta: np.ndarray, tau: np.ndarray,

@@ -59,6 +59,7 @@ from echoloc_ros.core.physics.results import Estimate, Fit, Proposal
 from echoloc_ros.core.physics.wider_look import WiderLook
 from echoloc_ros.core.physics.wider_rival import with_unchosen
 from echoloc_ros.core.room import Room
+from echoloc_ros.core.room_tolerance import with_tolerated_rivals
 
 # The array is a horizontal one: beyond this roll or pitch its floor and ceiling echoes leave
 # the search's assumptions (heights, the floor and ceiling as the nearest echoes).
@@ -470,14 +471,14 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
                            > proposal.scores[index] - UNSEPARATED_GAP))
 
     def _physics_alone(self, proposal: Proposal, index: int, theta: np.ndarray, score: float,
-                       rivals: list, ratio: float, cov: np.ndarray
+                       rivals: list, ratio: float, cov: np.ndarray, allowance: float = 0.0
                        ) -> tuple[np.ndarray, float, np.ndarray, list]:
         """The published covariance ``(3, 3)``, confidence and local covariance of a fix the
-        physics alone chose (:meth:`finish`): refined ``theta (5,)`` of evidence ``score``,
-        its ``rivals`` and residual ``ratio``, and its own covariance ``cov``. Doubtful when
-        its echoes are unexplained or a polished rival is not separated from it; widened
-        toward the peaks along x and y it cannot tell from it (:meth:`_evidence_peaks`, also
-        returned: empty unless ``axis_rivals`` and :meth:`_scans_pay`)."""
+        physics alone chose (:meth:`finish`): refined ``theta (5,)`` of evidence ``score``, its
+        ``rivals``, residual ``ratio``, own ``cov`` and ``allowance``. Doubtful when its echoes
+        are unexplained or a polished rival is not separated from it; widened toward the peaks
+        along x and y it cannot tell from it (:meth:`_evidence_peaks`, also returned: empty
+        unless ``axis_rivals`` and :meth:`_scans_pay`) and :func:`with_tolerated_rivals`."""
         doubtful = ratio > UNEXPLAINED_RATIO or self._unseparated(proposal, index)
         peaks = (self._evidence_peaks(proposal.frame, theta) if self.axis_rivals
                  and self._scans_pay(proposal.frame, theta, score, rivals, ratio, doubtful)
@@ -487,6 +488,7 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         local = 0.5 * (local + local.T) + self.position_floor_m ** 2 * np.eye(3)
         published, confidence = self._physics_covariance(cov, theta[:3], score, rivals,
                                                          doubtful, True, along)
+        published = with_tolerated_rivals(published, allowance, score, theta, rivals, along)
         return published, confidence, local, peaks
 
     def finish(self, proposal: Proposal, index: int = 0,
@@ -508,8 +510,8 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
     def _fix_fit(self, proposal: Proposal, index: int) -> tuple:
         """Candidate ``index`` of ``proposal`` refined in all parameters, and what
         :meth:`_finished` derives from that fit alone, whatever the ranker's probabilities:
-        ``(theta (5,), score, amp (P, n), residual ratio, covariance (5, 5) of the
-        parameters, covariance (3, 3) of the position)``.
+        ``(theta (5,), score, amp (P, n), residual ratio, covariance (5, 5) of the parameters,
+        covariance (3, 3) of the position, the ratio's allowance)``.
 
         Kept on the proposal (:attr:`Proposal.refined`): the network's path finishes its
         chosen candidate and then physics' own choice (:meth:`settled`), most often the same
@@ -541,7 +543,7 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
                                                                    fit.coef[0], fitted),
                                     fr.yaw_info)
         cov = jacobian @ full_cov @ jacobian.T
-        proposal.refined[index] = (theta, score, amp, ratio, full_cov, cov)
+        proposal.refined[index] = (theta, score, amp, ratio, full_cov, cov, model.judged_allowance)
         return proposal.refined[index]
 
     def _finished(self, proposal: Proposal, index: int = 0,
@@ -553,7 +555,7 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
             return proposal.localizer._finished(proposal, index, probabilities,
                                                 component_scale)
         fr, yaw_rad = proposal.frame, proposal.yaw_given_rad
-        theta, score, amp, ratio, full_cov, cov = self._fix_fit(proposal, index)
+        theta, score, amp, ratio, full_cov, cov, allowance = self._fix_fit(proposal, index)
         others = [i for i in range(len(proposal.thetas)) if i != index]
         # Candidates more than 2 cm from the refined fix, all measured at once.
         away = np.linalg.norm(proposal.thetas[:, :3] - theta[:3], axis=1) > 0.02
@@ -561,13 +563,10 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         rivals.sort(key=lambda r: -r[0])
         yaw = yaw_rad + float(theta[YAW])
         emitter_m = fr.tilt @ self.array.emitter_m
-        component = None
-        listed = []
-        local = None
-        peaks = []
+        component, listed, local, peaks = None, [], None, []
         if probabilities is None:
             cov, confidence, local, peaks = self._physics_alone(proposal, index, theta, score,
-                                                                rivals, ratio, cov)
+                                                                rivals, ratio, cov, allowance)
         else:
             p = np.asarray(probabilities, dtype=float)
             if p.shape != (len(proposal.thetas) + 1,):
