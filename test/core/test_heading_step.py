@@ -101,3 +101,37 @@ def test_a_heading_given_degrees_off_is_found_before_the_scans(dev_frame, monkey
     # metres off; from the heading the walls' echoes give, it is within the carrier's basin.
     assert errors[False] > 0.5
     assert errors[True] < 0.01
+
+
+def test_the_step_threshold_is_in_the_given_headings_deviations(default_frames, monkeypatch):
+    from echoloc_ros.core.physics import config
+    from echoloc_ros.core.physics.heading_step import step_threshold_rad
+    localizer, frames = default_frames
+    fr, _ = _cleaned(localizer, frames[0][0], frames[0][1], np.deg2rad(2.0))
+    monkeypatch.setattr(config, 'WALL_HEADING_MIN_SIGMAS', None)
+    assert step_threshold_rad(fr) == pytest.approx(config.WALL_HEADING_MIN_RAD)
+    # 1.5 of a 2 deg heading's deviations: 3 deg, twice the threshold at a 1 deg heading.
+    monkeypatch.setattr(config, 'WALL_HEADING_MIN_SIGMAS', 1.5)
+    assert np.degrees(step_threshold_rad(fr)) == pytest.approx(3.0)
+    fr.yaw_info = 1.0 / np.deg2rad(1.0) ** 2
+    assert np.degrees(step_threshold_rad(fr)) == pytest.approx(1.5)
+
+
+def test_both_starts_keep_the_given_headings_candidates(array, chirp, processor, monkeypatch):
+    from echoloc_ros.core.physics import candidates as candidates_module
+    room = generate_rooms('dev', 30, 7)[29]
+    simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
+    _, frame, _, yaw, _, _ = next(iter(random_frames(
+        simulator, Scenario(snr_db=20.0, seed=7), 1, frames_seed(7, 29))))
+    localizer = PhysicsLocalizer(room, array, chirp, processor=processor)
+    fr, table = _cleaned(localizer, processor.process(frame), yaw, HEADING_STD_RAD)
+    z, kappa = localizer._height_candidates(fr)[0][:2]
+    given = localizer._general_from(fr, z, kappa, table, 0.0)
+    stepped = localizer._general_from(fr, z, kappa, table, np.deg2rad(2.0))
+    monkeypatch.setattr(candidates_module, 'HEADING_BOTH_STARTS', True)
+    both = localizer._general_candidates(fr, z, kappa, table, np.deg2rad(2.0))
+    # The step's start adds the candidates it finds; it never takes the given heading's away.
+    np.testing.assert_array_equal(both[:, :2], np.vstack([given, stepped]))
+    monkeypatch.setattr(candidates_module, 'HEADING_BOTH_STARTS', False)
+    alone = localizer._general_candidates(fr, z, kappa, table, np.deg2rad(2.0))
+    np.testing.assert_array_equal(alone[:, :2], stepped)

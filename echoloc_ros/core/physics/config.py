@@ -72,6 +72,14 @@ WALL_HEADING_SIGMAS = 4.0
 WALL_HEADING_STEP_RAD = float(np.deg2rad(0.5))
 WALL_HEADING_GRID_M = 0.006
 WALL_HEADING_MIN_RAD = float(np.deg2rad(1.0))
+# The same threshold in standard deviations of the given heading, where set (not None): the
+# step's offset must be this many of the given heading's standard deviations from it, so a
+# looser prior (DEFAULT_YAW_STD_RAD, 2 deg) does not start the scans twice as often.
+WALL_HEADING_MIN_SIGMAS = None
+# In a plan that is not a shoebox, where the step moved the start, the plan is also scanned
+# from the given heading and both starts' candidates are kept (the evidence chooses), as the
+# shoebox keeps the better of its two starts (HEADING_START_GAP).
+HEADING_BOTH_STARTS = False
 # In a shoebox the axes are scanned from both the given heading and the step's, and the step's
 # start is kept only where its best peaks (with the heading's prior) score this much higher
 # (log units; :meth:`CandidateSearch._axis_peaks`).
