@@ -135,3 +135,53 @@ def test_both_starts_keep_the_given_headings_candidates(array, chirp, processor,
     monkeypatch.setattr(candidates_module, 'HEADING_BOTH_STARTS', False)
     alone = localizer._general_candidates(fr, z, kappa, table, np.deg2rad(2.0))
     np.testing.assert_array_equal(alone[:, :2], stepped)
+
+
+def _step_settings(monkeypatch, on: bool) -> None:
+    """The heading step as shipped (on) or the localizer without it (off, the old code)."""
+    from echoloc_ros.core.physics import candidates as candidates_module
+    monkeypatch.setattr(localizer_module, 'HEADING_STEP', on)
+    monkeypatch.setattr(candidates_module, 'HEADING_BOTH_STARTS', on)
+
+
+@pytest.mark.long
+def test_a_dev_frame_gross_without_the_step_is_right_with_it(array, chirp, processor,
+                                                             monkeypatch):
+    # Frame 5 of room 5 (an L) of ``classify-gross.py --split dev --seed 7 --snr-db 10``, its
+    # heading given 2.61 deg off: without the step the fix is 4.3 m off.
+    room = generate_rooms('dev', 30, 7)[5]
+    simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
+    drawn = list(random_frames(simulator, Scenario(snr_db=10.0, seed=7), 10,
+                               frames_seed(7, 5)))
+    _, frame, position, yaw, draw, _ = drawn[5]
+    given = yaw + HEADING_STD_RAD * draw
+    assert abs(np.degrees(yaw - given)) > 2.5
+    localizer = PhysicsLocalizer(room, array, chirp, processor=processor)
+    features = processor.process(frame)
+    errors = {}
+    for on in (False, True):
+        _step_settings(monkeypatch, on)
+        estimate = localizer.localize(features, given, yaw_std_rad=HEADING_STD_RAD)
+        errors[on] = float(np.linalg.norm(estimate.position_m - position))
+    assert errors[False] > 1.0
+    assert errors[True] < 0.01
+
+
+def test_the_step_does_not_move_a_right_fix_in_the_default_room(room, array, chirp, simulator,
+                                                                processor, monkeypatch):
+    localizer = PhysicsLocalizer(room, array, chirp, processor=processor)
+    drawn = random_frames(simulator, Scenario(snr_db=20.0, seed=11), 6, 11)
+    right = 0
+    for _, frame, position, yaw, draw, _ in drawn:
+        features = processor.process(frame)
+        given = yaw + HEADING_STD_RAD * draw
+        fixes = []
+        for on in (False, True):
+            _step_settings(monkeypatch, on)
+            fixes.append(localizer.localize(features, given,
+                                            yaw_std_rad=HEADING_STD_RAD).position_m)
+        if np.linalg.norm(fixes[0] - position) < 0.01:
+            # A right fix stays where it was, to far less than its own sub-millimetre error.
+            assert np.linalg.norm(fixes[1] - fixes[0]) < 1e-4
+            right += 1
+    assert right >= 5
