@@ -80,6 +80,11 @@ WALL_HEADING_MIN_SIGMAS = None
 # from the given heading and both starts' candidates are kept (the evidence chooses), as the
 # shoebox keeps the better of its two starts (HEADING_START_GAP).
 HEADING_BOTH_STARTS = False
+# The given heading's prior in the step's choice of offset, weighted: the walls' scores are
+# logs of their coherent power (a wall 1.5 deg off its heading loses about 1 of some 23 log
+# units summed), so the full prior (weight 1) outweighs them and keeps the step at 0 where the
+# heading is 1.5-3 deg off; the evidence, not the step, then chooses between the two starts.
+WALL_HEADING_PRIOR_WEIGHT = 1.0
 # In a shoebox the axes are scanned from both the given heading and the step's, and the step's
 # start is kept only where its best peaks (with the heading's prior) score this much higher
 # (log units; :meth:`CandidateSearch._axis_peaks`).

@@ -61,7 +61,7 @@ def wall_heading(fr: Frame, normals: np.ndarray, psi_rad: np.ndarray, distance_m
     if psi.size == 0 or np.any(np.diff(psi) <= 0):
         raise ValueError(f'psi_rad must be a non-empty increasing grid, got {psi_rad!r}')
     total = wall_heading_scores(fr, normals, psi, distance_m, table).sum(axis=0)
-    total = total + fr.yaw_prior(psi)
+    total = total + config.WALL_HEADING_PRIOR_WEIGHT * fr.yaw_prior(psi)
     best = int(np.argmax(total))
     if best == 0 or best == psi.size - 1:
         return float(psi[best])
