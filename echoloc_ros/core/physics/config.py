@@ -66,7 +66,8 @@ YAW_RESCAN_RAD = float(np.deg2rad(1.5))
 # and the heading grid is widened to cover its span around that offset too. Off: measured on
 # dev and held out (docs/results.md, issue 19, branch r31-52) it fixed as many frames as it
 # broke, within a frame or two, and cost 0.3-0.55 ms a frame at a 1 deg heading std and
-# 1.0-1.5 ms at the default 2 deg.
+# 1.0-1.5 ms at the default 2 deg. Still off after r32-63: with HEADING_BOTH_STARTS it removed
+# 2 gross frames on partial dev runs (one per SNR) and broke none, too few to decide on.
 HEADING_STEP = False
 WALL_HEADING_SIGMAS = 4.0
 WALL_HEADING_STEP_RAD = float(np.deg2rad(0.5))
