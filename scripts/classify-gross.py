@@ -110,8 +110,20 @@ def parse_variant(text: str) -> tuple[str, dict]:
         if not eq or not _physics_modules(key):
             raise ValueError(f'variant {text!r}: {item!r} is not KEY=VALUE with KEY a constant '
                              'of the physics localizer')
-        values[key] = ast.literal_eval(value)
+        try:
+            values[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise ValueError(f'variant {text!r}: {value!r} is not a Python literal (True, '
+                             '0.25, None, ...)') from None
     return name, values
+
+
+def _variant_arg(text: str) -> tuple[str, dict]:
+    """:func:`parse_variant` for argparse: its message shown as the option's error."""
+    try:
+        return parse_variant(text)
+    except (ValueError, SyntaxError) as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _physics_modules(key: str) -> list:
@@ -160,7 +172,7 @@ def main() -> int:
     parser.add_argument('--heading-step', choices=('on', 'off'),
                         default='on' if localizer_module.HEADING_STEP else 'off',
                         help='the heading step before the wall scans (HEADING_STEP)')
-    parser.add_argument('--variants', nargs='+', type=parse_variant, default=None,
+    parser.add_argument('--variants', nargs='+', type=_variant_arg, default=None,
                         help='NAME:KEY=VALUE,... localizations per frame to compare')
     args = parser.parse_args()
     localizer_module.WIDER_LOOK = not args.no_wider_look
