@@ -16,10 +16,18 @@ Prints one JSON line per gross frame (with ``heading_off_deg``, the true heading
 one given) and the counts per class and group last, e.g.
 ``python scripts/classify-gross.py --split dev --seed 7 --n 300 --snr-db 20``;
 ``--heading-step on|off`` overrides ``HEADING_STEP`` (the heading step before the wall scans).
+
+``--variants NAME:KEY=VALUE,... ...`` localizes every frame once per variant (the physics
+modules' constants ``KEY`` set to ``VALUE`` for it, the rest as ``--heading-step`` leaves them),
+so that variants compare on the same simulated frames: one JSON line per frame that is gross in
+any variant, then the counts per variant and the frames that changed class.
 """
 
 import argparse
+import ast
 import json
+import sys
+import time
 from collections import Counter
 
 import numpy as np
@@ -88,6 +96,66 @@ def classify_frame(loc: PhysicsLocalizer, features, position_m: np.ndarray, yaw_
             'offset_cm': np.round(100 * (estimate.position_m - position_m), 1).tolist()}
 
 
+def parse_variant(text: str) -> tuple[str, dict]:
+    """``NAME:KEY=VALUE,...`` as ``(name, {KEY: value})``, values read as Python literals.
+
+    :raises ValueError: no name, or a setting not ``KEY=VALUE`` naming a physics constant.
+    """
+    name, _, settings = text.partition(':')
+    if not name:
+        raise ValueError(f'variant {text!r}: expected NAME:KEY=VALUE,...')
+    values = {}
+    for item in filter(None, settings.split(',')):
+        key, eq, value = item.partition('=')
+        if not eq or not _physics_modules(key):
+            raise ValueError(f'variant {text!r}: {item!r} is not KEY=VALUE with KEY a constant '
+                             'of the physics localizer')
+        try:
+            values[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise ValueError(f'variant {text!r}: {value!r} is not a Python literal (True, '
+                             '0.25, None, ...)') from None
+    return name, values
+
+
+def _variant_arg(text: str) -> tuple[str, dict]:
+    """:func:`parse_variant` for argparse: its message shown as the option's error."""
+    try:
+        return parse_variant(text)
+    except (ValueError, SyntaxError) as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _physics_modules(key: str) -> list:
+    """The loaded physics modules that hold ``key`` (each imported its own binding)."""
+    return [module for name, module in list(sys.modules.items())
+            if name.startswith('echoloc_ros.core.physics') and hasattr(module, key)]
+
+
+def apply_variant(values: dict) -> None:
+    """Set each constant of ``values`` in every physics module that holds it."""
+    for key, value in values.items():
+        for module in _physics_modules(key):
+            setattr(module, key, value)
+
+
+def _count(counts: Counter, group: str, rows: dict, head: dict, compare: bool) -> None:
+    """Count one frame's classes per variant and print its line where any variant is gross."""
+    counts[(group, 'frames')] += 1
+    for name, row in rows.items():
+        if row is not None:
+            counts[(group, f'{name}/{row["kind"]}' if compare else row['kind'])] += 1
+    if not compare:
+        if rows[''] is not None:
+            print(json.dumps({**head, **rows['']}), flush=True)
+        return
+    if any(row is not None for row in rows.values()):
+        kinds = {name: row['kind'] if row else 'right' for name, row in rows.items()}
+        if len(set(kinds.values())) > 1:
+            counts[(group, 'changed')] += 1
+        print(json.dumps({**head, 'kinds': kinds, 'rows': rows}), flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--split', default='dev')
@@ -104,6 +172,8 @@ def main() -> int:
     parser.add_argument('--heading-step', choices=('on', 'off'),
                         default='on' if localizer_module.HEADING_STEP else 'off',
                         help='the heading step before the wall scans (HEADING_STEP)')
+    parser.add_argument('--variants', nargs='+', type=_variant_arg, default=None,
+                        help='NAME:KEY=VALUE,... localizations per frame to compare')
     args = parser.parse_args()
     localizer_module.WIDER_LOOK = not args.no_wider_look
     localizer_module.HEADING_STEP = args.heading_step == 'on'
@@ -116,7 +186,11 @@ def main() -> int:
     n_room = int(np.ceil(args.n / len(rooms)))
     noise_rad = float(np.deg2rad(args.heading_noise_deg))
     yaw_std = noise_rad if args.heading_noise_deg > 0 else None
+    variants = args.variants or [('', {})]
+    defaults = {key: getattr(_physics_modules(key)[0], key)
+                for _, values in variants for key in values}
     counts: Counter = Counter()
+    cpu_s: Counter = Counter()
     for i, room in enumerate(rooms):
         if args.only and i not in args.only:
             continue
@@ -131,14 +205,21 @@ def main() -> int:
             features = processor.process(frame)
             if not direct_explained(features):
                 continue
-            row = classify_frame(loc, features, position, yaw, yaw + noise_rad * draw, yaw_std)
-            counts[(group, 'frames')] += 1
-            if row is None:
-                continue
-            counts[(group, row['kind'])] += 1
-            print(json.dumps({'room': i, 'name': room.name, 'frame': k, 'group': group,
-                              'soft': is_soft(room), **row}), flush=True)
-    print(json.dumps({f'{g}/{k}': v for (g, k), v in sorted(counts.items())}))
+            rows = {}
+            for name, values in variants:
+                apply_variant({**defaults, **values})
+                start = time.process_time()
+                rows[name] = classify_frame(loc, features, position, yaw,
+                                            yaw + noise_rad * draw, yaw_std)
+                cpu_s[name] += time.process_time() - start
+            head = {'room': i, 'name': room.name, 'frame': k, 'group': group,
+                    'soft': is_soft(room)}
+            _count(counts, group, rows, head, args.variants is not None)
+    summary = {f'{g}/{k}': v for (g, k), v in sorted(counts.items())}
+    if args.variants:
+        summary['cpu_ms_per_frame'] = {name: round(1e3 * cpu_s[name] / max(1, sum(
+            v for (g, k), v in counts.items() if k == 'frames')), 2) for name, _ in variants}
+    print(json.dumps(summary))
     return 0
 
 

@@ -101,3 +101,87 @@ def test_a_heading_given_degrees_off_is_found_before_the_scans(dev_frame, monkey
     # metres off; from the heading the walls' echoes give, it is within the carrier's basin.
     assert errors[False] > 0.5
     assert errors[True] < 0.01
+
+
+def test_the_step_threshold_is_in_the_given_headings_deviations(default_frames, monkeypatch):
+    from echoloc_ros.core.physics import config
+    from echoloc_ros.core.physics.heading_step import step_threshold_rad
+    localizer, frames = default_frames
+    fr, _ = _cleaned(localizer, frames[0][0], frames[0][1], np.deg2rad(2.0))
+    monkeypatch.setattr(config, 'WALL_HEADING_MIN_SIGMAS', None)
+    assert step_threshold_rad(fr) == pytest.approx(config.WALL_HEADING_MIN_RAD)
+    # 1.5 of a 2 deg heading's deviations: 3 deg, twice the threshold at a 1 deg heading.
+    monkeypatch.setattr(config, 'WALL_HEADING_MIN_SIGMAS', 1.5)
+    assert np.degrees(step_threshold_rad(fr)) == pytest.approx(3.0)
+    fr.yaw_info = 1.0 / np.deg2rad(1.0) ** 2
+    assert np.degrees(step_threshold_rad(fr)) == pytest.approx(1.5)
+
+
+def test_both_starts_keep_the_given_headings_candidates(array, chirp, processor, monkeypatch):
+    from echoloc_ros.core.physics import candidates as candidates_module
+    room = generate_rooms('dev', 30, 7)[29]
+    simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
+    _, frame, _, yaw, _, _ = next(iter(random_frames(
+        simulator, Scenario(snr_db=20.0, seed=7), 1, frames_seed(7, 29))))
+    localizer = PhysicsLocalizer(room, array, chirp, processor=processor)
+    fr, table = _cleaned(localizer, processor.process(frame), yaw, HEADING_STD_RAD)
+    z, kappa = localizer._height_candidates(fr)[0][:2]
+    given = localizer._general_from(fr, z, kappa, table, 0.0)
+    stepped = localizer._general_from(fr, z, kappa, table, np.deg2rad(2.0))
+    monkeypatch.setattr(candidates_module, 'HEADING_BOTH_STARTS', True)
+    both = localizer._general_candidates(fr, z, kappa, table, np.deg2rad(2.0))
+    # The step's start adds the candidates it finds; it never takes the given heading's away.
+    np.testing.assert_array_equal(both[:, :2], np.vstack([given, stepped]))
+    monkeypatch.setattr(candidates_module, 'HEADING_BOTH_STARTS', False)
+    alone = localizer._general_candidates(fr, z, kappa, table, np.deg2rad(2.0))
+    np.testing.assert_array_equal(alone[:, :2], stepped)
+
+
+def _step_settings(monkeypatch, on: bool) -> None:
+    """The heading step as shipped (on) or the localizer without it (off, the old code)."""
+    from echoloc_ros.core.physics import candidates as candidates_module
+    monkeypatch.setattr(localizer_module, 'HEADING_STEP', on)
+    monkeypatch.setattr(candidates_module, 'HEADING_BOTH_STARTS', on)
+
+
+@pytest.mark.long
+def test_a_dev_frame_gross_without_the_step_is_right_with_it(array, chirp, processor,
+                                                             monkeypatch):
+    # Frame 5 of room 5 (an L) of ``classify-gross.py --split dev --seed 7 --snr-db 10``, its
+    # heading given 2.61 deg off: without the step the fix is 4.3 m off.
+    room = generate_rooms('dev', 30, 7)[5]
+    simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
+    drawn = list(random_frames(simulator, Scenario(snr_db=10.0, seed=7), 10,
+                               frames_seed(7, 5)))
+    _, frame, position, yaw, draw, _ = drawn[5]
+    given = yaw + HEADING_STD_RAD * draw
+    assert abs(np.degrees(yaw - given)) > 2.5
+    localizer = PhysicsLocalizer(room, array, chirp, processor=processor)
+    features = processor.process(frame)
+    errors = {}
+    for on in (False, True):
+        _step_settings(monkeypatch, on)
+        estimate = localizer.localize(features, given, yaw_std_rad=HEADING_STD_RAD)
+        errors[on] = float(np.linalg.norm(estimate.position_m - position))
+    assert errors[False] > 1.0
+    assert errors[True] < 0.01
+
+
+def test_the_step_does_not_move_a_right_fix_in_the_default_room(room, array, chirp, simulator,
+                                                                processor, monkeypatch):
+    localizer = PhysicsLocalizer(room, array, chirp, processor=processor)
+    drawn = random_frames(simulator, Scenario(snr_db=20.0, seed=11), 6, 11)
+    right = 0
+    for _, frame, position, yaw, draw, _ in drawn:
+        features = processor.process(frame)
+        given = yaw + HEADING_STD_RAD * draw
+        fixes = []
+        for on in (False, True):
+            _step_settings(monkeypatch, on)
+            fixes.append(localizer.localize(features, given,
+                                            yaw_std_rad=HEADING_STD_RAD).position_m)
+        if np.linalg.norm(fixes[0] - position) < 0.01:
+            # A right fix stays where it was, to far less than its own sub-millimetre error.
+            assert np.linalg.norm(fixes[1] - fixes[0]) < 1e-4
+            right += 1
+    assert right >= 5

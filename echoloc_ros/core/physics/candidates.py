@@ -7,8 +7,8 @@ import numpy as np
 from echoloc_ros.core.physics.scan_kernels import family_scores, separated, surface_scores
 from echoloc_ros.core.physics.matched_filter import Frame, sample
 from echoloc_ros.core.physics.results import Fit
-from echoloc_ros.core.physics.config import (EXPLAIN_GAP, HEADING_START_GAP, HEIGHT_GAP,
-                                             N_PART_PAIRS,
+from echoloc_ros.core.physics.config import (EXPLAIN_GAP, HEADING_BOTH_STARTS,
+                                             HEADING_START_GAP, HEIGHT_GAP, N_PART_PAIRS,
                                              N_PART_PEAKS, N_PLAN_SCANS, N_SECOND_LOOK,
                                              PART_SCAN_ALWAYS, UNEXPLAINED_RATIO,
                                              UNSEPARATED_GAP,
@@ -373,8 +373,19 @@ class CandidateSearch:
         (:meth:`_part_candidates`), at the heading offset ``psi`` (rad; the heading step's,
         :meth:`PhysicsLocalizer._scan_heading`); then each candidate's heading.
 
+        Where the heading step moved the start (``psi`` not 0) and :data:`HEADING_BOTH_STARTS`
+        holds, the plan is scanned from the given heading too, both starts' candidates kept.
+
         :return: ``(n, 3)``.
         """
+        starts = [0.0, psi] if psi != 0.0 and HEADING_BOTH_STARTS else [psi]
+        xy = np.vstack([self._general_from(fr, z, kappa, table, start) for start in starts])
+        return np.column_stack([xy, self._candidate_headings(fr, xy, z, kappa, table)])
+
+    def _general_from(self, fr: Frame, z: float, kappa: float, table: np.ndarray,
+                      psi: float) -> np.ndarray:
+        """:meth:`_general_candidates`' plan candidates ``(n, 2)`` from the heading offset
+        ``psi``."""
         grid = np.arange(0.02, self.room.max_extent_m * (1 + self.speed_tolerance) + 0.05,
                          2 * self.grid_step_m)
         walls = self._surface_scores(fr, self._normals[:-2], grid, table, psi)
@@ -389,8 +400,7 @@ class CandidateSearch:
             found += [[[x, base[1]] for x in scan_x], [[base[0], y] for y in scan_y],
                       [[x, y] for x in scan_x for y in scan_y]]
         found.append(self._part_candidates(fr, z, kappa, table, psi))
-        xy = np.vstack([np.reshape(f, (-1, 2)) for f in found])
-        return np.column_stack([xy, self._candidate_headings(fr, xy, z, kappa, table)])
+        return np.vstack([np.reshape(f, (-1, 2)) for f in found])
 
     def _part_candidates(self, fr: Frame, z: float, kappa: float,
                          table: np.ndarray, psi: float = 0.0) -> np.ndarray:

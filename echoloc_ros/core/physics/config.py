@@ -66,12 +66,26 @@ YAW_RESCAN_RAD = float(np.deg2rad(1.5))
 # and the heading grid is widened to cover its span around that offset too. Off: measured on
 # dev and held out (docs/results.md, issue 19, branch r31-52) it fixed as many frames as it
 # broke, within a frame or two, and cost 0.3-0.55 ms a frame at a 1 deg heading std and
-# 1.0-1.5 ms at the default 2 deg.
+# 1.0-1.5 ms at the default 2 deg. Still off after r32-63: with HEADING_BOTH_STARTS it removed
+# 2 gross frames on partial dev runs (one per SNR) and broke none, too few to decide on.
 HEADING_STEP = False
 WALL_HEADING_SIGMAS = 4.0
 WALL_HEADING_STEP_RAD = float(np.deg2rad(0.5))
 WALL_HEADING_GRID_M = 0.006
 WALL_HEADING_MIN_RAD = float(np.deg2rad(1.0))
+# The same threshold in standard deviations of the given heading, where set (not None): the
+# step's offset must be this many of the given heading's standard deviations from it, so a
+# looser prior (DEFAULT_YAW_STD_RAD, 2 deg) does not start the scans twice as often.
+WALL_HEADING_MIN_SIGMAS = None
+# In a plan that is not a shoebox, where the step moved the start, the plan is also scanned
+# from the given heading and both starts' candidates are kept (the evidence chooses), as the
+# shoebox keeps the better of its two starts (HEADING_START_GAP).
+HEADING_BOTH_STARTS = False
+# The given heading's prior in the step's choice of offset, weighted: the walls' scores are
+# logs of their coherent power (a wall 1.5 deg off its heading loses about 1 of some 23 log
+# units summed), so the full prior (weight 1) outweighs them and keeps the step at 0 where the
+# heading is 1.5-3 deg off; the evidence, not the step, then chooses between the two starts.
+WALL_HEADING_PRIOR_WEIGHT = 1.0
 # In a shoebox the axes are scanned from both the given heading and the step's, and the step's
 # start is kept only where its best peaks (with the heading's prior) score this much higher
 # (log units; :meth:`CandidateSearch._axis_peaks`).

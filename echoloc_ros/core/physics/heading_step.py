@@ -11,9 +11,9 @@ given heading's prior, the best offset is where the wall scans start (:func:`wal
 """
 import numpy as np
 
-from echoloc_ros.core.physics.config import (WALL_HEADING_GRID_M, WALL_HEADING_MIN_RAD,
-                                             WALL_HEADING_SIGMAS, WALL_HEADING_STEP_RAD,
-                                             YAW_SPAN_MAX_RAD)
+from echoloc_ros.core.physics import config
+from echoloc_ros.core.physics.config import (WALL_HEADING_GRID_M, WALL_HEADING_SIGMAS,
+                                             WALL_HEADING_STEP_RAD, YAW_SPAN_MAX_RAD)
 from echoloc_ros.core.physics.heading_kernels import wall_heading_power
 from echoloc_ros.core.physics.matched_filter import Frame
 
@@ -61,7 +61,7 @@ def wall_heading(fr: Frame, normals: np.ndarray, psi_rad: np.ndarray, distance_m
     if psi.size == 0 or np.any(np.diff(psi) <= 0):
         raise ValueError(f'psi_rad must be a non-empty increasing grid, got {psi_rad!r}')
     total = wall_heading_scores(fr, normals, psi, distance_m, table).sum(axis=0)
-    total = total + fr.yaw_prior(psi)
+    total = total + config.WALL_HEADING_PRIOR_WEIGHT * fr.yaw_prior(psi)
     best = int(np.argmax(total))
     if best == 0 or best == psi.size - 1:
         return float(psi[best])
@@ -71,10 +71,19 @@ def wall_heading(fr: Frame, normals: np.ndarray, psi_rad: np.ndarray, distance_m
     return float(psi[best] + shift * (psi[best + 1] - psi[best]))
 
 
+def step_threshold_rad(fr: Frame) -> float:
+    """How far (rad) the step's offset must be from the given heading to start the scans:
+    :data:`WALL_HEADING_MIN_SIGMAS` of the given heading's standard deviation where set, else
+    :data:`WALL_HEADING_MIN_RAD`."""
+    if config.WALL_HEADING_MIN_SIGMAS is None:
+        return config.WALL_HEADING_MIN_RAD
+    return config.WALL_HEADING_MIN_SIGMAS / float(np.sqrt(fr.yaw_info))
+
+
 def scan_heading(fr: Frame, directions: np.ndarray, reach_m: float, table: np.ndarray) -> float:
     """The heading offset (rad) the wall scans start from: :func:`wall_heading` over
     :data:`WALL_HEADING_SIGMAS` standard deviations of the given heading where it is at least
-    :data:`WALL_HEADING_MIN_RAD` from the given heading, with ``fr.yaw_grid`` widened by its
+    :func:`step_threshold_rad` from the given heading, with ``fr.yaw_grid`` widened by its
     own steps to cover its span around that offset too; else 0 (the grid unchanged).
 
     :param directions: the walls' distinct inward unit normals ``(S, 3)``.
@@ -86,7 +95,7 @@ def scan_heading(fr: Frame, directions: np.ndarray, reach_m: float, table: np.nd
     distance = np.arange(0.02, reach_m, WALL_HEADING_GRID_M)
     found = wall_heading(fr, directions, psi, distance, table)
     grid = fr.yaw_grid
-    if abs(found) < WALL_HEADING_MIN_RAD or grid.size < 2:
+    if abs(found) < step_threshold_rad(fr) or grid.size < 2:
         return 0.0
     step = grid[1] - grid[0]
     lo = min(grid[0], found + grid[0])
