@@ -120,13 +120,7 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
         ``air_c`` / ``thermometer_c`` where drawn; of several, ``worlds``: each one's
         summary (:func:`_world_summary`).
     """
-    if also_rulers and receiver_passes > 0:
-        raise ValueError(f'also_rulers {also_rulers} need receiver_passes 0 (the receivers '
-                         f'calibrated in the room solved depend on its ruler); got '
-                         f'{receiver_passes}')
-    if told_temperature_c is not None and thermometer_std_c is not None:
-        raise ValueError(f'a temperature told ({told_temperature_c} degC) and a thermometer '
-                         f'drawn ({thermometer_std_c} degC) exclude each other')
+    _refuse_exclusive(also_rulers, receiver_passes, told_temperature_c, thermometer_std_c)
     counts = np.diff(np.round(np.linspace(0, n, model_error.draws + 1)).astype(int))
     settings = {'heading_noise_deg': heading_noise_deg, 'fs_hz': fs_hz, 'ruler': ruler,
                 'frame_rate_hz': frame_rate_hz, 'calibration_frames': calibration_frames,
@@ -146,6 +140,27 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
         # One draw keeps the seeds of a single world.
         worlds.append(_world(room, array, chirp, snr_db, error, drive_s, int(count),
                              seed + WORLD_SEED_STRIDE * j, air_c, told_c, settings))
+    return _pooled(worlds, n)
+
+
+def _refuse_exclusive(also_rulers: tuple[str, ...], receiver_passes: int,
+                      told_temperature_c: float | None,
+                      thermometer_std_c: float | None) -> None:
+    """A ``ValueError`` naming the options of :func:`evaluate_room_calibration` that exclude
+    each other."""
+    if also_rulers and receiver_passes > 0:
+        raise ValueError(f'also_rulers {also_rulers} need receiver_passes 0 (the receivers '
+                         f'calibrated in the room solved depend on its ruler); got '
+                         f'{receiver_passes}')
+    if told_temperature_c is not None and thermometer_std_c is not None:
+        raise ValueError(f'a temperature told ({told_temperature_c} degC) and a thermometer '
+                         f'drawn ({thermometer_std_c} degC) exclude each other')
+
+
+def _pooled(worlds: list[tuple[dict, dict]], n: int) -> dict:
+    """What :func:`evaluate_room_calibration` returns from its worlds (:func:`_world`): one
+    world's figures as they are; of several, the scored frames pooled, the largest surface
+    errors, the drives' frames and each world's summary."""
     if len(worlds) == 1:
         columns, out = worlds[0]
         return {**_compared_metrics(columns, n), **out}
