@@ -356,7 +356,8 @@ def _add_calibrate_room_parser(sub) -> None:
                    help='the room\'s scale where the temperature and the room file\'s own '
                         'scale agree: the one the echoes measured at the temperature (default), '
                         'or both, each weighed by its doubt (the file\'s: its tolerance_m; '
-                        'for a tape-measured room)')
+                        'for a tape-measured room whose air is only guessed: where the '
+                        'temperature is right, both moves the walls toward the file\'s scale)')
     p.add_argument('--temperature-topic', default='',
                    help='take the air\'s temperature from the recording\'s '
                         'sensor_msgs/Temperature messages on this topic (record it with '

@@ -74,7 +74,8 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
                               temperature_std_c: float = TEMPERATURE_STD_C,
                               receiver_passes: int = 0, told_temperature_c: float | None = None,
                               thermometer_std_c: float | None = None,
-                              ruler: str = 'temperature') -> dict:
+                              ruler: str = 'temperature', also_rulers: tuple[str, ...] = ()
+                              ) -> dict:
     """Drive :func:`~echoloc_ros.offline.tracked_path.tracked_path` for ``drive_s`` in the room
     drawn from ``model_error`` (its surfaces off the file; a plan other than a shoebox:
     random poses), localized and tracked with the file; every frame the tracker takes goes to
@@ -105,6 +106,11 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
         (degC) and its ruler (:data:`~echoloc_ros.core.room_calibration.RULERS`).
     :param estimate_tilt: every localizer estimates the array's roll and pitch from the floor
         and ceiling echoes (no IMU reports them).
+    :param also_rulers: rulers solved from the same drive besides ``ruler`` (its frames and
+        scans do not depend on the ruler: only the scale the solution keeps does), each
+        scored on the same frames as ``calibrated_{ruler}_``, with
+        ``surface_error_mm_max_{ruler}``; the receivers calibrated after the room
+        (``receiver_passes`` > 0) depend on the room solved, so these exclude them.
     :return: ``stale_``, ``calibrated_`` and ``perfect_`` :func:`error_metrics` (with
         ``gross_rate_10cm_ci95`` and ``outside_999``), ``surface_error_mm_max`` (largest
         over the worlds), ``drive_frames`` and ``withheld_rate`` of the scored frames; of one
@@ -114,14 +120,13 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
         ``air_c`` / ``thermometer_c`` where drawn; of several, ``worlds``: each one's
         summary (:func:`_world_summary`).
     """
-    if told_temperature_c is not None and thermometer_std_c is not None:
-        raise ValueError(f'a temperature told ({told_temperature_c} degC) and a thermometer '
-                         f'drawn ({thermometer_std_c} degC) exclude each other')
+    _refuse_exclusive(also_rulers, receiver_passes, told_temperature_c, thermometer_std_c)
     counts = np.diff(np.round(np.linspace(0, n, model_error.draws + 1)).astype(int))
     settings = {'heading_noise_deg': heading_noise_deg, 'fs_hz': fs_hz, 'ruler': ruler,
                 'frame_rate_hz': frame_rate_hz, 'calibration_frames': calibration_frames,
                 'estimate_tilt': estimate_tilt, 'receiver_frames': receiver_frames,
-                'temperature_std_c': temperature_std_c, 'receiver_passes': receiver_passes}
+                'temperature_std_c': temperature_std_c, 'receiver_passes': receiver_passes,
+                'also_rulers': tuple(also_rulers)}
     worlds = []
     for j, count in enumerate(counts):
         error = replace(model_error, seed=model_error.seed + j)
@@ -135,6 +140,27 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
         # One draw keeps the seeds of a single world.
         worlds.append(_world(room, array, chirp, snr_db, error, drive_s, int(count),
                              seed + WORLD_SEED_STRIDE * j, air_c, told_c, settings))
+    return _pooled(worlds, n)
+
+
+def _refuse_exclusive(also_rulers: tuple[str, ...], receiver_passes: int,
+                      told_temperature_c: float | None,
+                      thermometer_std_c: float | None) -> None:
+    """A ``ValueError`` naming the options of :func:`evaluate_room_calibration` that exclude
+    each other."""
+    if also_rulers and receiver_passes > 0:
+        raise ValueError(f'also_rulers {also_rulers} need receiver_passes 0 (the receivers '
+                         f'calibrated in the room solved depend on its ruler); got '
+                         f'{receiver_passes}')
+    if told_temperature_c is not None and thermometer_std_c is not None:
+        raise ValueError(f'a temperature told ({told_temperature_c} degC) and a thermometer '
+                         f'drawn ({thermometer_std_c} degC) exclude each other')
+
+
+def _pooled(worlds: list[tuple[dict, dict]], n: int) -> dict:
+    """What :func:`evaluate_room_calibration` returns from its worlds (:func:`_world`): one
+    world's figures as they are; of several, the scored frames pooled, the largest surface
+    errors, the drives' frames and each world's summary."""
     if len(worlds) == 1:
         columns, out = worlds[0]
         return {**_compared_metrics(columns, n), **out}
@@ -142,7 +168,8 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
                for key in worlds[0][0] if key != 'withheld'}
     columns['withheld'] = sum(w[0]['withheld'] for w in worlds)
     return {**_compared_metrics(columns, n),
-            'surface_error_mm_max': max(w[1]['surface_error_mm_max'] for w in worlds),
+            **{key: max(w[1][key] for w in worlds) for key in worlds[0][1]
+               if key.startswith('surface_error_mm_max')},
             'drive_frames': sum(w[1]['drive_frames'] for w in worlds), 'n': n,
             'worlds': [_world_summary(w[1], w[0]) for w in worlds]}
 
@@ -154,7 +181,7 @@ def _world(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: float,
     scored frames in air at ``air_c`` (``None``: the file's), told ``told_c``.
 
     :param settings: the keyword options of :func:`evaluate_room_calibration` from
-        ``heading_noise_deg`` to ``receiver_passes``.
+        ``heading_noise_deg`` to ``also_rulers``.
     :return: the scored frames' columns (:func:`_compared_columns`) and the world's own
         figures (surfaces, calibration, drive, receivers, drawn air and thermometer).
     """
@@ -195,16 +222,37 @@ def _world(room: Room, array: ArrayGeometry, chirp: Chirp, snr_db: float,
     surface_errors, align = aligned_surface_errors(result.room, world)
     told = {'stale': (room, truth.origin_m), 'calibrated': (result.room, align),
             'perfect': (world, np.zeros(3))}
+    others = _other_rulers(driven.calibration, s['also_rulers'], world)
+    told.update({f'calibrated_{r}': (other.room, shift) for r, (other, _, shift) in
+                 others.items()})
     columns = _compared_columns(told, simulator, array, processor, scenario, (n, seed, rate),
                                 heading_rad, s['estimate_tilt'], told_c)
     out = {'surface_error_mm': {name: round(1e3 * float(e), 2)
                                 for name, e in zip(world.surface_names, surface_errors)},
            'surface_error_mm_max': float(1e3 * np.max(np.abs(surface_errors))),
+           **{f'surface_error_mm_max_{r}': float(1e3 * np.max(np.abs(errors)))
+              for r, (_, errors, _) in others.items()},
+           **{f'calibration_{r}': other.to_dict() for r, (other, _, _) in others.items()},
            'true_offset_mm': {name: round(1e3 * float(u), 2)
                               for name, u in zip(world.surface_names, truth.offsets_m)},
            'calibration': result.to_dict(), 'drive_frames': driven.calibration.n_frames,
            'calibration_frames': int(np.max(result.frames)), 'n': n, **extra}
     return columns, out
+
+
+def _other_rulers(calibration: RoomCalibration, rulers: tuple[str, ...], world: Room) -> dict:
+    """The drive's calibration solved again with each of ``rulers``: per ruler the result,
+    its surfaces' errors against ``world`` and the translation that aligns them
+    (:func:`aligned_surface_errors`)."""
+    kept, others = calibration.ruler, {}
+    try:
+        for ruler in rulers:
+            calibration.ruler = ruler
+            other = calibration.solve()
+            others[ruler] = (other, *aligned_surface_errors(other.room, world))
+    finally:
+        calibration.ruler = kept
+    return others
 
 
 def _world_summary(out: dict, columns: dict) -> dict:
@@ -223,6 +271,17 @@ def _world_summary(out: dict, columns: dict) -> dict:
     if len(errors):
         summary.update(calibrated_median_cm=round(100.0 * float(np.median(errors)), 4),
                        calibrated_coverage_95=round(float(np.mean(inside)), 3))
+    for key in columns:
+        ruler = key.removeprefix('calibrated_')
+        if ruler == key or not len(columns[key][0]):
+            continue
+        other = out[f'calibration_{ruler}']
+        summary.update({f'{ruler}_surface_error_mm_max': round(
+                            out[f'surface_error_mm_max_{ruler}'], 3),
+                        f'{ruler}_kept': other['ruler'], f'{ruler}_scale_pct': other['scale_pct'],
+                        f'{ruler}_scale_std_pct': other.get('scale_std_pct'),
+                        f'{ruler}_median_cm': round(100.0 * float(np.median(columns[key][0])), 4),
+                        f'{ruler}_coverage_95': round(float(np.mean(columns[key][1])), 3)})
     return summary
 
 

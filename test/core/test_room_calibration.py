@@ -332,3 +332,30 @@ def test_evaluate_passes_the_ruler_to_the_calibration(array, chirp, capsys):
         main(['evaluate', '--calibrate-room-s', '1', '--n', '1', '--surface-offset-m', '0.01',
               '--calibrate-room-ruler', 'file'])
     assert "--calibrate-room-ruler: invalid choice: 'file'" in capsys.readouterr().err
+
+
+@pytest.mark.long
+def test_the_other_ruler_solved_from_the_same_drive_is_that_rulers_own_run(array, chirp):
+    """``also_rulers`` (``scripts/ruler-audit.py``): the drive's calibration solved again with
+    ``'both'`` is, to the digit, what a run with ``ruler='both'`` calibrates and scores (the
+    drive and its scans do not read the ruler), and the run's own ruler's figures are as
+    without it; the receivers calibrated in the room solved depend on the ruler, refused."""
+    room = replace(load_room('default_room'), tolerance_m=0.01)
+    error = ModelError(surface_offset_m=0.01, air_std_c=1.0, seed=2)
+    options = {'drive_s': 1.2, 'n': 2, 'seed': 0}
+    both = evaluate_room_calibration(room, array, chirp, 20.0, error, ruler='both', **options)
+    plain = evaluate_room_calibration(room, array, chirp, 20.0, error, **options)
+    audit = evaluate_room_calibration(room, array, chirp, 20.0, error, also_rulers=('both',),
+                                      **options)
+    assert audit['calibration_both'] == both['calibration']
+    assert audit['calibration_both']['ruler'] == 'both'
+    assert audit['surface_error_mm_max_both'] == both['surface_error_mm_max']
+    assert audit['calibrated_both_median_cm'] == both['calibrated_median_cm']
+    assert audit['calibrated_both_coverage_95'] == both['calibrated_coverage_95']
+    assert audit['calibration'] == plain['calibration']
+    assert audit['calibrated_median_cm'] == plain['calibrated_median_cm']
+    # The two rulers keep different scales in a room whose file states a tolerance.
+    assert audit['calibration']['scale_std_pct'] != audit['calibration_both']['scale_std_pct']
+    with pytest.raises(ValueError, match=r"also_rulers \('both',\) need receiver_passes 0"):
+        evaluate_room_calibration(room, array, chirp, 20.0, error, also_rulers=('both',),
+                                  receiver_frames=10, receiver_passes=1, **options)
