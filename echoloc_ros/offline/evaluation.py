@@ -399,7 +399,8 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
                      method: str = 'physics', model_path: str | Path | None = None,
                      furniture_shift_m: float = 0.0, furniture_known: bool = False,
                      live_survey_s: float | None = None, wide_search: bool = True,
-                     path: LissajousTrajectory | None = None) -> dict[str, float]:
+                     path: LissajousTrajectory | None = None,
+                     track_search=True) -> dict[str, float]:
     """Localize frames along a trajectory and track them: per-frame and tracked accuracy.
 
     The array follows :func:`tracked_path` (a figure-of-eight, heading along the path, given
@@ -431,6 +432,10 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     :param wide_search: as :func:`evaluate_fixes`.
     :param path: the path driven, its origin at the plan's lower corner (``None``:
         :func:`tracked_path`).
+    :param track_search: a local fix from the track's prediction where it stands in for the
+        full search, as the node does (:class:`~echoloc_ros.core.track_search.TrackSearch`;
+        or the one given, whose counts then tell the frames' searches); false: the full search
+        every frame.
     :return: per-frame :func:`error_metrics`, the same for the track with a ``tracked_``
         prefix, ``tracked_max_cm``, ``rejected_rate`` (fixes the gate refused),
         ``latency_ms_p50``/``latency_ms_p95`` of the localizer and ``n`` (frames localized:
@@ -454,7 +459,7 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     tracker = PoseTracker(room_volume_m3=room.volume_m3) if tracker is None else tracker
     tracker.reset()
     pipeline = make_pipeline(method, told, array, chirp, fs_hz, processor, optimization_level,
-                             model_path, wide_search, tracker=tracker)
+                             model_path, wide_search, tracker=tracker, track_search=track_search)
     live = (None if live_survey_s is None
             else _LiveRoom(pipeline, told, array, chirp, fs_hz, processor, live_survey_s))
     log = _Columns()
