@@ -59,9 +59,8 @@ def _evaluate_room(args) -> int:
     drawn = {'model_error_draws': args.model_error_draws, 'imu_tilt': args.imu_tilt,
              'estimate_tilt': args.estimate_tilt, 'receiver_passes': args.receiver_passes}
     scenario_json = {'snr_db': args.snr_db, 'temperature_c': args.temperature_c,
-                     'gain_mismatch_db': args.gain_mismatch_db,
-                     'dead_channel': args.dead_channel, 'clutter': args.clutter,
-                     'furniture_shift_m': args.furniture_shift_m,
+                     'gain_mismatch_db': args.gain_mismatch_db, 'dead_channel': args.dead_channel,
+                     'clutter': args.clutter, 'furniture_shift_m': args.furniture_shift_m,
                      'furniture_known': args.furniture_known,
                      'heading_noise_deg': args.heading_noise_deg, 'seed': args.seed,
                      'model_error': _model_error_json(args),
@@ -165,7 +164,8 @@ def _evaluate_rooms(args) -> int:
         scenario = {'snr_db': args.snr_db, 'heading_noise_deg': args.heading_noise_deg,
                     'seed': args.seed}
         scenario.update({'n': args.n, 'max_order': args.max_order}
-                        if args.tracked_lap_s is None else {'tracked_lap_s': args.tracked_lap_s})
+                        if args.tracked_lap_s is None else {'tracked_lap_s': args.tracked_lap_s,
+                                                            'track_search': args.track_search})
         print(json.dumps({'method': method, 'rooms': args.rooms, 'split': args.split,
                           'level': args.level, 'scenario': scenario, **result}), flush=True)
     return 0

@@ -399,8 +399,7 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
     :param one_process: the echo processor and the localizer in one process
         (:data:`~echoloc_ros.ros.graph.ONE_PROCESS`, ``cpu_ms_per_frame`` names it), as
         ``echoloc bringup --one-process`` runs them.
-    :param track_search: the localizer's ``track_search`` parameter; ``fixes`` in the JSON
-        counts its local fixes and full searches over the accounted seqs.
+    :param track_search: the localizer's; ``fixes``: its local fixes and full searches.
 
     ``cpu_ms_per_frame`` divides each node's CPU time by the frames the driver published in
     the window; ``localizer_cpu_ms_per_pose`` divides the localizer's by the poses it
@@ -428,8 +427,7 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
                                            'ROS_LOG_DIR')})
     rclpy.init()
     listener = GraphListener('echoloc_bench', frames=True)
-    overrides = {'localizer': {'method': method, 'device': device,
-                               'track_search': track_search}}
+    overrides = {'localizer': {'method': method, 'device': device, 'track_search': track_search}}
     if room is not None:
         for node in ('driver', 'localizer', 'furniture_survey'):
             overrides.setdefault(node, {})['room'] = room

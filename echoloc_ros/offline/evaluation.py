@@ -432,10 +432,7 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     :param wide_search: as :func:`evaluate_fixes`.
     :param path: the path driven, its origin at the plan's lower corner (``None``:
         :func:`tracked_path`).
-    :param track_search: a local fix from the track's prediction where it stands in for the
-        full search, as the node does (:class:`~echoloc_ros.core.track_search.TrackSearch`;
-        or the one given, whose counts then tell the frames' searches); false: the full search
-        every frame.
+    :param track_search: as :func:`~echoloc_ros.core.pipeline.make_pipeline`'s (the node's).
     :return: per-frame :func:`error_metrics`, the same for the track with a ``tracked_``
         prefix, ``tracked_max_cm``, ``rejected_rate`` (fixes the gate refused),
         ``latency_ms_p50``/``latency_ms_p95`` of the localizer and ``n`` (frames localized:
@@ -464,9 +461,8 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
             else _LiveRoom(pipeline, told, array, chirp, fs_hz, processor, live_survey_s))
     log = _Columns()
     heading_noise_rad, yaw_std_rad = _heading_noise(heading_noise_deg)
-    for t_s, position, features, told_yaw in drive(path, lo, simulator, processor, scenario,
-                                                   rng, n_frames, frame_rate_hz,
-                                                   heading_noise_rad):
+    for t_s, position, features, told_yaw in drive(path, lo, simulator, processor, scenario, rng,
+                                                   n_frames, frame_rate_hz, heading_noise_rad):
         t0 = time.perf_counter()
         out = pipeline.step(t_s, features, told_yaw, yaw_std_rad, assumed_temperature_c)
         log.add(t_s=t_s, latency_ms=1e3 * (time.perf_counter() - t0))
