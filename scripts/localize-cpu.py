@@ -28,7 +28,7 @@ from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room
-from echoloc_ros.core.track_search import TrackSearch
+from echoloc_ros.core.track_search import FULL_SEARCH_PERIOD_S, TrackSearch
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.sim.sim_array import SimulatedArray
 from echoloc_ros.sim.simulator import Scenario
@@ -52,12 +52,17 @@ def main() -> None:
                         help='with --tracked: a local fix from the track\'s prediction where it '
                         'stands in for the full search (the node\'s track_search); off: the '
                         'full search every frame')
+    parser.add_argument('--period-s', type=float, default=FULL_SEARCH_PERIOD_S,
+                        help='with --track-search on: its full_search_period_s [s]')
     args = parser.parse_args()
     room, array, chirp = load_room(args.room), load_array('square_4sensor'), Chirp()
     sim = SimulatedArray(room, array, chirp, FS_HZ, Scenario(snr_db=20.0, seed=0), seed=0)
     processor = EchoProcessor(chirp, FS_HZ, array=array)
     tracker = PoseTracker(room_volume_m3=room.volume_m3) if args.tracked else None
-    search = TrackSearch() if args.track_search == 'on' else None
+    try:
+        search = TrackSearch(period_s=args.period_s) if args.track_search == 'on' else None
+    except ValueError as err:
+        parser.error(str(err))
     pipeline = make_pipeline(args.method, room, array, chirp, FS_HZ, processor, args.level,
                              tracker=tracker, track_search=search)
     parts: dict[str, list[float]] = {}
@@ -89,7 +94,7 @@ def main() -> None:
     if args.tracked:
         out['track_search'] = args.track_search
         if search is not None:
-            out.update(search.counts.as_dict())
+            out.update({'period_s': search.period_s, **search.counts.as_dict()})
     if args.parts:
         out['parts_cpu_ms_p50'] = {name: round(min(v), 3) for name, v in part_p50.items()}
     print(json.dumps(out))

@@ -30,10 +30,9 @@ from echoloc_ros.ros.listener import GraphListener, Spinner
 from echoloc_ros.ros.process_graph import NodeProcesses, die_with_parent, isolated_ros_env
 
 
-def _percentiles_ms(seconds: list[float]) -> dict:
+def _percentiles_ms(seconds: list[float], levels: tuple[int, ...] = (50, 95)) -> dict:
     ms = 1e3 * np.asarray(seconds)
-    return {'p50': round(float(np.percentile(ms, 50)), 3),
-            'p95': round(float(np.percentile(ms, 95)), 3)}
+    return {f'p{q}': round(float(np.percentile(ms, q)), 3) for q in levels}
 
 
 def bench_stages(n_frames: int = 100, room: str = 'default_room',
@@ -64,6 +63,7 @@ def bench_stages(n_frames: int = 100, room: str = 'default_room',
                              track_search=track_search)
     times = {'simulate': [], 'process': [], 'localize': []}
     cpu = {'process': [], 'localize': []}
+    local = []
     if method == 'nn':
         times['inference'] = []
     errors = []
@@ -80,8 +80,10 @@ def bench_stages(n_frames: int = 100, room: str = 'default_room',
         t1, c1 = time.perf_counter(), time.process_time()
         features = processor.process(frame.samples)
         t2, c2 = time.perf_counter(), time.process_time()
-        fix = pipeline.step(0.04 * i, features, frame.measured_yaw_rad,
-                            temperature_c=room_cfg.temperature_c).fix
+        result = pipeline.step(0.04 * i, features, frame.measured_yaw_rad,
+                               temperature_c=room_cfg.temperature_c)
+        fix = result.fix
+        local.append(result.local)
         t3, c3 = time.perf_counter(), time.process_time()
         times['simulate'].append(t1 - t0)
         times['process'].append(t2 - t1)
@@ -97,7 +99,11 @@ def bench_stages(n_frames: int = 100, room: str = 'default_room',
             'pipeline': f'tracked, track_search {"on" if track_search else "off"} (as the node)',
             **(pipeline.track_search.counts.as_dict() if pipeline.track_search else {}),
             **{f'{stage}_ms': _percentiles_ms(t) for stage, t in times.items()},
-            **{f'{stage}_cpu_ms': _percentiles_ms(t) for stage, t in cpu.items()},
+            **{f'{stage}_cpu_ms': _percentiles_ms(t, (50, 95, 99)) for stage, t in cpu.items()},
+            # Localize split by the frames' searches (None where none was of that kind).
+            **{f'localize_{kind}_cpu_ms': _percentiles_ms(t, (50, 95, 99)) if t else None
+               for kind, t in (('local', [c for c, k in zip(cpu['localize'], local) if k]),
+                               ('full', [c for c, k in zip(cpu['localize'], local) if not k]))},
             'median_error_cm': round(100 * float(np.median(errors)), 3)}
 
 
