@@ -31,6 +31,7 @@ from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room
+from echoloc_ros.core.track_search import FULL_SEARCH_PERIOD_S, TrackSearch
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.sim.sim_array import SimulatedArray
 from echoloc_ros.sim.simulator import Scenario
@@ -50,13 +51,23 @@ def main() -> None:
     parser.add_argument('--passes', type=int, default=3)
     parser.add_argument('--parts', action='store_true', help='also each part\'s CPU a frame')
     parser.add_argument('--tracked', action='store_true', help='feed the node\'s tracker')
+    parser.add_argument('--track-search', choices=('on', 'off'), default='on',
+                        help='with --tracked: a local fix from the track\'s prediction where it '
+                        'stands in for the full search (the node\'s track_search); off: the '
+                        'full search every frame')
+    parser.add_argument('--period-s', type=float, default=FULL_SEARCH_PERIOD_S,
+                        help='with --track-search on: its full_search_period_s [s]')
     args = parser.parse_args()
     room, array, chirp = load_room(args.room), load_array('square_4sensor'), Chirp()
     sim = SimulatedArray(room, array, chirp, FS_HZ, Scenario(snr_db=20.0, seed=0), seed=0)
     processor = EchoProcessor(chirp, FS_HZ, array=array)
     tracker = PoseTracker(room_volume_m3=room.volume_m3) if args.tracked else None
+    try:
+        search = TrackSearch(period_s=args.period_s) if args.track_search == 'on' else None
+    except ValueError as err:
+        parser.error(str(err))
     pipeline = make_pipeline(args.method, room, array, chirp, FS_HZ, processor, args.level,
-                             tracker=tracker)
+                             tracker=tracker, track_search=search)
     parts: dict[str, list[float]] = {}
     if args.parts:
         _time_parts(pipeline, parts)
@@ -83,6 +94,10 @@ def main() -> None:
     out = {'method': args.method, 'room': args.room, 'level': args.level,
            'frames': args.frames, 'passes': args.passes, 'tracked': args.tracked,
            'localize_cpu_ms': {'p50': round(min(p50), 3), 'p95': round(min(p95), 3)}}
+    if args.tracked:
+        out['track_search'] = args.track_search
+        if search is not None:
+            out.update({'period_s': search.period_s, **search.counts.as_dict()})
     if args.parts:
         out['parts_cpu_ms_p50'] = {name: round(min(v), 3) for name, v in part_p50.items()}
     print(json.dumps(out))

@@ -179,6 +179,23 @@ def test_localizer_live_parameters(graph):
         assert np.array_equal(_xy(pose), _xy(fix))
     _set(rec, 'localizer', tracking=True)
 
+    # track_search, full_search_period_s: off, the Localization report says so and its local
+    # fixes stop growing; on again, with the period it reports, they grow.
+    def report(t0: float) -> dict:
+        status = _status(rec, 'localizer: Localization', t0)
+        return {} if status is None else {kv.key: kv.value for kv in status.values}
+
+    _set(rec, 'localizer', track_search=False)
+    t0 = _settled()
+    assert wait_for(lambda: report(t0).get('track search') == 'off', timeout_s=10.0)
+    _set(rec, 'localizer', track_search=True, full_search_period_s=0.5)
+    t0 = _settled()
+    on = 'on (full search every 0.5 s)'
+    assert wait_for(lambda: report(t0).get('track search') == on, timeout_s=10.0)
+    first = int(report(t0)['local fixes'])
+    assert wait_for(lambda: int(report(t0).get('local fixes', first)) > first, timeout_s=10.0)
+    _set(rec, 'localizer', full_search_period_s=1.0)
+
     # publish_markers
     _set(rec, 'localizer', publish_markers=False)
     t0 = _settled()

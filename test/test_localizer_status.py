@@ -3,6 +3,7 @@ import numpy as np
 
 from echoloc_ros.core.physics.results import Estimate
 from echoloc_ros.core.pipeline import PipelineCounts
+from echoloc_ros.core.track_search import TrackSearch
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.ros.diagnostics import ERROR, OK, WARN, DiagnosticStatusWrapper
 from echoloc_ros.nodes.localizer_status import (LocalizerState, localization_status,
@@ -80,3 +81,26 @@ def test_model_status_names_the_model_or_the_reason_it_is_not_used():
     stat = model_status(DiagnosticStatusWrapper(), LocalizerState('physics', model_error=error))
     assert (stat.level, stat.message) == (ERROR, error)
     assert _values(stat)['method in use'] == 'physics'
+
+
+def test_the_track_search_split_is_reported_by_reason():
+    # Off (no track search): every count reads 0 and the mode says so.
+    stat = localization_status(DiagnosticStatusWrapper(), LocalizerState('physics',
+                                                                         last_estimate=FIX))
+    values = _values(stat)
+    assert values['track search'] == 'off'
+    assert values['local fixes'] == '0' and values['full searches'] == '0'
+    search = TrackSearch(period_s=2.0)
+    search.counts.local, search.counts.full = 40, 7
+    search.counts.skipped.update({'no_track': 3, 'period': 2})
+    search.counts.refused.update({'outside_gate': 1, 'doubtful': 1})
+    stat = localization_status(DiagnosticStatusWrapper(), LocalizerState(
+        'physics', last_estimate=FIX, track_search=search))
+    values = _values(stat)
+    assert values['track search'] == 'on (full search every 2 s)'
+    assert values['local fixes'] == '40' and values['full searches'] == '7'
+    assert values['full searches untried: no_track'] == '3'
+    assert values['full searches untried: period'] == '2'
+    assert values['local fixes refused: outside_gate'] == '1'
+    assert values['local fixes refused: doubtful'] == '1'
+    assert values['local fixes refused: evidence'] == '0'

@@ -59,9 +59,8 @@ def _evaluate_room(args) -> int:
     drawn = {'model_error_draws': args.model_error_draws, 'imu_tilt': args.imu_tilt,
              'estimate_tilt': args.estimate_tilt, 'receiver_passes': args.receiver_passes}
     scenario_json = {'snr_db': args.snr_db, 'temperature_c': args.temperature_c,
-                     'gain_mismatch_db': args.gain_mismatch_db,
-                     'dead_channel': args.dead_channel, 'clutter': args.clutter,
-                     'furniture_shift_m': args.furniture_shift_m,
+                     'gain_mismatch_db': args.gain_mismatch_db, 'dead_channel': args.dead_channel,
+                     'clutter': args.clutter, 'furniture_shift_m': args.furniture_shift_m,
                      'furniture_known': args.furniture_known,
                      'heading_noise_deg': args.heading_noise_deg, 'seed': args.seed,
                      'model_error': _model_error_json(args),
@@ -96,7 +95,8 @@ def _evaluate_room(args) -> int:
             if args.tracked_frames != 0 and not untracked:
                 track = evaluate_tracked(room, array, Chirp(), scenario, args.tracked_frames,
                                          args.seed, details=tracked,
-                                         live_survey_s=args.live_survey_s, **common)
+                                         live_survey_s=args.live_survey_s,
+                                         track_search=args.track_search == 'on', **common)
                 result.update({k: v for k, v in track.items() if k.startswith('tracked_')
                                or k.startswith('live_survey_') or k == 'rejected_rate'})
         except ValueError as err:
@@ -152,7 +152,9 @@ def _evaluate_rooms(args) -> int:
         try:
             if args.tracked_lap_s is not None:
                 result = evaluate_rooms_tracked(rooms, array, Chirp(), scenario_from_args(args),
-                                                args.tracked_lap_s, args.seed, **common)
+                                                args.tracked_lap_s, args.seed,
+                                                track_search=args.track_search == 'on',
+                                                **common)
             else:
                 result = evaluate_rooms(rooms, array, Chirp(), scenario_from_args(args), args.n,
                                         args.seed, model_error=model_error_from_args(args),
@@ -162,7 +164,8 @@ def _evaluate_rooms(args) -> int:
         scenario = {'snr_db': args.snr_db, 'heading_noise_deg': args.heading_noise_deg,
                     'seed': args.seed}
         scenario.update({'n': args.n, 'max_order': args.max_order}
-                        if args.tracked_lap_s is None else {'tracked_lap_s': args.tracked_lap_s})
+                        if args.tracked_lap_s is None else {'tracked_lap_s': args.tracked_lap_s,
+                                                            'track_search': args.track_search})
         print(json.dumps({'method': method, 'rooms': args.rooms, 'split': args.split,
                           'level': args.level, 'scenario': scenario, **result}), flush=True)
     return 0
@@ -398,6 +401,10 @@ def _add_evaluate_parser(sub) -> None:
                    help='with --rooms: instead of independent frames, one tracked lap per room '
                    'of a figure-of-eight fitted inside its plan, 0.6 m off the walls and 0.2 m '
                    'off the boxes, lapping in at most this long at 0.3 m/s [s]')
+    p.add_argument('--track-search', choices=('on', 'off'), default='on',
+                   help='tracked frames: a local fix from the track\'s prediction where it '
+                   'stands in for the full search, as the localizer node does by default '
+                   '(track_search); off: the full search every frame')
     p.add_argument('--split', choices=('dev', 'heldout'), default='dev',
                    help='with --rooms: the generated rooms to tune on (dev) or to report on')
     p.add_argument('--array', default='square_4sensor')

@@ -127,7 +127,8 @@ def cmd_bench(args) -> int:
     from echoloc_ros.device.decoder import bench_decoder
     print(json.dumps({'bench': 'decoder', **bench_decoder()}), flush=True)
     print(json.dumps(bench.bench_stages(args.frames, room=args.room, method=args.method,
-                                        optimization_level=args.level, device=args.device)),
+                                        optimization_level=args.level, device=args.device,
+                                        track_search=args.track_search == 'on')),
           flush=True)
     if not args.stages_only:
         contention = (os.cpu_count() or 1) if args.contention == -1 else args.contention
@@ -137,7 +138,8 @@ def cmd_bench(args) -> int:
             print(json.dumps(bench.bench_graph(args.duration, args.params_file,
                                                method=args.method, contention=contention,
                                                device=args.device, room=args.room,
-                                               driver=driver, one_process=args.one_process)),
+                                               driver=driver, one_process=args.one_process,
+                                               track_search=args.track_search == 'on')),
                   flush=True)
     return 0
 
@@ -198,6 +200,10 @@ def add_parsers(sub) -> None:
                    'with the driver playing a recording of the same drive (the nodes\' CPU '
                    'time without the simulator\'s beside them, as on a robot)')
     p.add_argument('--one-process', action='store_true', help=ONE_PROCESS_HELP)
+    p.add_argument('--track-search', choices=('on', 'off'), default='on',
+                   help='the localizer\'s track_search: a local fix from the track\'s '
+                   'prediction where it stands in for the full search (off: the full search '
+                   'every frame); the stages bench tracks as the node does either way')
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser('record', help='record the graph\'s topics to MCAP (rosbag2 layout)')

@@ -21,6 +21,7 @@ from echoloc_ros.core.paths import default_model_path
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import Room
 from echoloc_ros.core.room_tolerance import room_covariance, with_room_tolerance
+from echoloc_ros.core.track_search import TrackSearch
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.core.warm_up import room_features
 
@@ -45,6 +46,8 @@ class FrameResult:
         restarted for it (a recording played again, a clock reset).
     :ivar wide_skipped: the localizer doubted the frame and has a wide search, but the caller
         did not allow one.
+    :ivar local: the fix is a local one from the track's prediction
+        (:class:`~echoloc_ros.core.track_search.TrackSearch`), not the full search's.
     """
 
     fix: Fix
@@ -56,6 +59,7 @@ class FrameResult:
     vouched: bool = True
     tracker_restarted: bool = False
     wide_skipped: bool = False
+    local: bool = False
 
 
 @dataclass
@@ -93,6 +97,9 @@ class Pipeline:
         taken as level: the median of the last ``TILT_WINDOW`` frames' estimates (a frame
         whose floor echo a wall's overlaps can be 0.5 deg off; a mounting or a ramp stays for
         seconds).
+    :ivar track_search: with a tracker, which frames get a local fix from the track's
+        prediction instead of the full search (:class:`TrackSearch`); ``None``: the full
+        search every frame.
     """
 
     localizer: Localizer
@@ -103,6 +110,7 @@ class Pipeline:
     counts: PipelineCounts = field(default_factory=PipelineCounts)
     estimate_tilt: bool = False
     tilts: deque = field(default_factory=lambda: deque(maxlen=TILT_WINDOW))
+    track_search: TrackSearch | None = None
 
     @property
     def room(self) -> Room:
@@ -133,8 +141,13 @@ class Pipeline:
             self.tilts.append(estimate_tilt(getattr(self.localizer, 'physics', self.localizer),
                                             features, temperature_c))
             tilt_rad = tuple(np.median(self.tilts, axis=0))
-        fix = self.localizer.fix(features, yaw_rad, temperature_c, yaw_std_rad,
-                                 wide_search_allowed, tilt_rad)
+        local = False
+        if self.track_search is not None and self.tracker is not None:
+            fix, local = self.track_search.fix(self, t_s, features, yaw_rad, yaw_std_rad,
+                                               temperature_c, wide_search_allowed, tilt_rad)
+        else:
+            fix = self.localizer.fix(features, yaw_rad, temperature_c, yaw_std_rad,
+                                     wide_search_allowed, tilt_rad)
         # The room file's tolerance is what the echoes cannot tell: it widens every fix. It
         # is the same error frame after frame, so the tracker fuses the fixes without it, and
         # the track, which cannot average it out, is widened by it after.
@@ -155,6 +168,8 @@ class Pipeline:
             restarted = last is not None and t_s < last
             if restarted:
                 self.tracker.reset()
+                if self.track_search is not None:
+                    self.track_search.reset()
             position, covariance, accepted = self.tracker.update_estimate(t_s, untolerated)
             covariance = covariance + room_covariance(self.room, position)
             counts.gated += not accepted
@@ -167,7 +182,7 @@ class Pipeline:
         else:
             yaw, yaw_var = yaw_rad, (0.0 if yaw_std_rad is None else yaw_std_rad) ** 2
         return FrameResult(fix, position, covariance, yaw, yaw_var, accepted, vouched,
-                           restarted, skipped)
+                           restarted, skipped, local)
 
     def warm_up(self, seed: int = 0) -> None:
         """Before the first frame: run :meth:`step` once on a synthetic frame of the room
@@ -181,12 +196,17 @@ class Pipeline:
         physics = getattr(self.localizer, 'physics', self.localizer)
         features, temperature_c = room_features(physics, seed)
         counts, tilts = replace(self.counts), deque(self.tilts, maxlen=self.tilts.maxlen)
+        search = self.track_search
+        search_counts = None if search is None else search.counts.copy()
         try:
             self.step(0.0, features, 0.0, None, temperature_c)
         finally:
             self.counts, self.tilts = counts, tilts
             if self.tracker is not None:
                 self.tracker.reset()
+            if search is not None:
+                search.counts = search_counts
+                search.reset()
 
     def take_room(self, room: Room) -> None:
         """Localize from now on in ``room`` as it stands now (its furniture moved).
@@ -233,8 +253,13 @@ def make_pipeline(method: str, room: Room, array: ArrayGeometry, chirp: Chirp,
                   optimization_level: str = 'balanced',
                   model_path: str | Path | None = None, wide_search: bool = True,
                   device: str = 'cpu', num_threads: int | None = 1,
-                  tracker: PoseTracker | None = None, fallback: bool = False) -> Pipeline:
+                  tracker: PoseTracker | None = None, fallback: bool = False,
+                  track_search: TrackSearch | None | bool = True) -> Pipeline:
     """The pipeline of :func:`make_localizer`'s localizer and ``tracker``.
+
+    :param track_search: with a tracker, the :class:`TrackSearch` that chooses each frame's
+        search; ``True``: one with its defaults (as the node runs); ``False`` or ``None``: the
+        full search every frame.
 
     :param fallback: a network that cannot be used (missing or mismatched checkpoint, no
         CUDA) gives way to physics, with the reason in :attr:`Pipeline.model_error` (the node
@@ -253,5 +278,14 @@ def make_pipeline(method: str, room: Room, array: ArrayGeometry, chirp: Chirp,
         localizer = PhysicsLocalizer(room, array, chirp, fs_hz, processor=processor,
                                      optimization_level=optimization_level)
         return Pipeline(localizer, tracker, 'physics',
-                        model_error=f'model_path {str(path)!r} unusable: {exc}; using physics')
-    return Pipeline(localizer, tracker, method, info)
+                        model_error=f'model_path {str(path)!r} unusable: {exc}; using physics',
+                        track_search=_track_search(track_search))
+    return Pipeline(localizer, tracker, method, info,
+                    track_search=_track_search(track_search))
+
+
+def _track_search(track_search: TrackSearch | None | bool) -> TrackSearch | None:
+    """:func:`make_pipeline`'s ``track_search`` as a :class:`TrackSearch` or ``None``."""
+    if track_search is True:
+        return TrackSearch()
+    return track_search or None

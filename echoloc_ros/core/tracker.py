@@ -266,6 +266,14 @@ class PoseTracker:
             return 0.0
         return self._t_s - self._published.last_hit_s
 
+    def prediction(self, t_s: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """The published track's position ``(3,)`` and its covariance ``(3, 3)`` predicted to
+        ``t_s`` (``None`` without a published track)."""
+        if self._published is None:
+            return None
+        state, covariance = self._predict(self._published, t_s)
+        return state[:3], covariance[:3, :3]
+
     @property
     def last_t_s(self) -> float | None:
         """Time of the last frame fused (``None`` after :meth:`reset`)."""

@@ -29,6 +29,7 @@ from echoloc_ros.nodes.common import (MAX_SEQ_GAP, RefusalLog, declare, declare_
 from echoloc_ros.nodes.localizer_status import (LocalizerState, localization_status,
                                                 model_status)
 from echoloc_ros.nodes.temperature_input import TemperatureInput
+from echoloc_ros.nodes.track_search_params import declare_track_search
 
 METHODS = ('physics', 'nn')
 DEVICES = ('cpu', 'cuda')
@@ -195,6 +196,7 @@ class LocalizerNode(Node):
                                 '[s]', read_only=True, min_value=0.1, max_value=60.0),
             room_volume_m3=self.room.volume_m3)
         self.pipeline.tracker = self.tracker if self.tracking else None
+        self.track_search = declare_track_search(self, self.pipeline)
 
     def reset_state(self) -> None:
         """The headings, counters and last results the callbacks and diagnostics share."""
@@ -534,7 +536,8 @@ class LocalizerNode(Node):
             max_coast_s=self.tracker.max_coast_s, last_error=self.last_error,
             room_error=self.room_error, last_estimate=self.last_estimate,
             model_info=self.model_info, model_error=self.model_error,
-            last_inference_s=self.last_inference_s, device=self.pipeline.device)
+            last_inference_s=self.last_inference_s, device=self.pipeline.device,
+            track_search=self.pipeline.track_search if self.tracking else None)
 
     def model_status(self, stat):
         return model_status(stat, self.status_state())

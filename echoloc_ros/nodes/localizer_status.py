@@ -7,6 +7,7 @@ import numpy as np
 
 from echoloc_ros.core.physics.results import Estimate
 from echoloc_ros.core.pipeline import PipelineCounts
+from echoloc_ros.core.track_search import REFUSAL_REASONS, SKIP_REASONS, TrackSearch
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.ros.diagnostics import ERROR, OK, WARN
 
@@ -49,6 +50,7 @@ class LocalizerState:
     :ivar model_error: why the network asked for is not in use ('' if it is).
     :ivar last_inference_s: the network's time on the last frame, s.
     :ivar device: where the network runs (``'cpu'`` or ``'cuda'``; physics: ``'cpu'``).
+    :ivar track_search: the track search when it is on (``track_search``), else ``None``.
     """
 
     method: str
@@ -74,6 +76,7 @@ class LocalizerState:
     model_error: str = ''
     last_inference_s: float = 0.0
     device: str = 'cpu'
+    track_search: TrackSearch | None = None
 
 
 def frames_without_pose(state: LocalizerState) -> int:
@@ -134,6 +137,7 @@ def localization_status(stat, state: LocalizerState):
         stat.add('track switches', str(tracker.switches))
         stat.add('tracks lost (tracker_max_coast_s)', str(tracker.losses))
         stat.add('coasting (s)', f'{tracker.coasting_s:.2f}')
+    track_search_status(stat, state.track_search)
     if latency:
         stat.add('latency p50 (ms)', f'{np.percentile(latency, 50):.2f}')
         stat.add('latency p95 (ms)', f'{p95:.2f}')
@@ -141,6 +145,23 @@ def localization_status(stat, state: LocalizerState):
         stat.add('confidence', f'{state.last_estimate.confidence:.2f}')
         stat.add('speed of sound (m/s)', f'{state.last_estimate.speed_of_sound_mps:.2f}')
     return stat
+
+
+def track_search_status(stat, search: TrackSearch | None) -> None:
+    """The Localization task's counts of local fixes and full searches (0 with the track
+    search off), and of the full searches by why no local fix stood in: not tried
+    (:data:`SKIP_REASONS`) or refused (:data:`REFUSAL_REASONS`)."""
+    stat.add('track search', 'off' if search is None else
+             f'on (full search every {search.period_s:g} s)')
+    counts = None if search is None else search.counts
+    stat.add('local fixes', str(0 if counts is None else counts.local))
+    stat.add('full searches', str(0 if counts is None else counts.full))
+    for reason in REFUSAL_REASONS:
+        stat.add(f'local fixes refused: {reason}',
+                 str(0 if counts is None else counts.refused[reason]))
+    for reason in SKIP_REASONS:
+        stat.add(f'full searches untried: {reason}',
+                 str(0 if counts is None else counts.skipped[reason]))
 
 
 def model_status(stat, state: LocalizerState):

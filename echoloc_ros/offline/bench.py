@@ -19,6 +19,7 @@ from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room
+from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.core.warm_up import warm_processor
 from echoloc_ros.sim.sim_array import SimulatedArray
 from echoloc_ros.sim.simulator import Scenario
@@ -29,18 +30,24 @@ from echoloc_ros.ros.listener import GraphListener, Spinner
 from echoloc_ros.ros.process_graph import NodeProcesses, die_with_parent, isolated_ros_env
 
 
-def _percentiles_ms(seconds: list[float]) -> dict:
+def _percentiles_ms(seconds: list[float], levels: tuple[int, ...] = (50, 95)) -> dict:
     ms = 1e3 * np.asarray(seconds)
-    return {'p50': round(float(np.percentile(ms, 50)), 3),
-            'p95': round(float(np.percentile(ms, 95)), 3)}
+    return {f'p{q}': round(float(np.percentile(ms, q)), 3) for q in levels}
 
 
 def bench_stages(n_frames: int = 100, room: str = 'default_room',
                  array: str = 'square_4sensor', seed: int = 0, method: str = 'physics',
-                 optimization_level: str = 'balanced', device: str = 'cpu') -> dict:
+                 optimization_level: str = 'balanced', device: str = 'cpu',
+                 track_search: bool = True) -> dict:
     """Latency of simulate, process and localize, one frame at a time on this thread (for
     ``nn`` also of the network's forward pass alone): wall time (``*_ms``) and this process's
     CPU time (``*_cpu_ms``, which other work on the machine does not inflate).
+
+    Localize is :meth:`Pipeline.step` as the localizer node runs it: its fixes feed the node's
+    tracker (:class:`PoseTracker` with its defaults and the room's volume) and, with
+    ``track_search``, a frame the track predicts well is fixed locally
+    (:class:`~echoloc_ros.core.track_search.TrackSearch`); the JSON says so (``pipeline``)
+    and counts the local fixes and full searches (``local_fixes``, ``full_searches``, why).
 
     :param device: where the network runs (``nn``): ``'cpu'`` or ``'cuda'``; the result
         names the device that ran it.
@@ -51,9 +58,12 @@ def bench_stages(n_frames: int = 100, room: str = 'default_room',
                          seed=seed)
     processor = EchoProcessor(chirp, fs_hz, array=array_cfg)
     pipeline = make_pipeline(method, room_cfg, array_cfg, chirp, fs_hz, processor,
-                             optimization_level, device=device)
+                             optimization_level, device=device,
+                             tracker=PoseTracker(room_volume_m3=room_cfg.volume_m3),
+                             track_search=track_search)
     times = {'simulate': [], 'process': [], 'localize': []}
     cpu = {'process': [], 'localize': []}
+    local = []
     if method == 'nn':
         times['inference'] = []
     errors = []
@@ -70,8 +80,10 @@ def bench_stages(n_frames: int = 100, room: str = 'default_room',
         t1, c1 = time.perf_counter(), time.process_time()
         features = processor.process(frame.samples)
         t2, c2 = time.perf_counter(), time.process_time()
-        fix = pipeline.step(0.04 * i, features, frame.measured_yaw_rad,
-                            temperature_c=room_cfg.temperature_c).fix
+        result = pipeline.step(0.04 * i, features, frame.measured_yaw_rad,
+                               temperature_c=room_cfg.temperature_c)
+        fix = result.fix
+        local.append(result.local)
         t3, c3 = time.perf_counter(), time.process_time()
         times['simulate'].append(t1 - t0)
         times['process'].append(t2 - t1)
@@ -84,8 +96,14 @@ def bench_stages(n_frames: int = 100, room: str = 'default_room',
     limits.restore_original_limits()
     return {'bench': 'stages', 'method': method, 'level': optimization_level, 'room': room,
             'device': pipeline.device, 'frames': n_frames,
+            'pipeline': f'tracked, track_search {"on" if track_search else "off"} (as the node)',
+            **(pipeline.track_search.counts.as_dict() if pipeline.track_search else {}),
             **{f'{stage}_ms': _percentiles_ms(t) for stage, t in times.items()},
-            **{f'{stage}_cpu_ms': _percentiles_ms(t) for stage, t in cpu.items()},
+            **{f'{stage}_cpu_ms': _percentiles_ms(t, (50, 95, 99)) for stage, t in cpu.items()},
+            # Localize split by the frames' searches (None where none was of that kind).
+            **{f'localize_{kind}_cpu_ms': _percentiles_ms(t, (50, 95, 99)) if t else None
+               for kind, t in (('local', [c for c, k in zip(cpu['localize'], local) if k]),
+                               ('full', [c for c, k in zip(cpu['localize'], local) if not k]))},
             'median_error_cm': round(100 * float(np.median(errors)), 3)}
 
 
@@ -176,6 +194,11 @@ LOCALIZER_CAUSES = (('frames dropped (overtaken)', 'dropped'), ('frames failed',
                     ('frames without pose: acquiring the heading', 'acquiring_heading'))
 
 
+# The localizer's counts of local fixes and full searches (its Localization diagnostic's keys)
+# and their names in the bench's JSON.
+SEARCH_COUNTS = (('local fixes', 'local'), ('full searches', 'full'))
+
+
 def _count(status, key: str) -> int | None:
     value = _diagnostic_value(status, key)
     return None if value in (None, '') else int(value)
@@ -200,7 +223,11 @@ def _ledger(listener: GraphListener, timeout_s: float = 2.0) -> dict | None:
     ledger = {name: _count(status, key) for key, name in LOCALIZER_CAUSES}
     ledger.update(seq=_count(status, 'seq accounted'), poses=_count(status, 'poses published'),
                   echo_processor=_count(frames, 'frames not forwarded'))
-    return None if None in ledger.values() else ledger
+    if None in ledger.values():
+        return None
+    # The track search's split (a localizer without it counts none).
+    ledger.update({name: _count(status, key) or 0 for key, name in SEARCH_COUNTS})
+    return ledger
 
 
 def _accounted(heard, start: dict | None, end: dict | None) -> dict | None:
@@ -314,6 +341,8 @@ def _graph_result(window: dict, errors: np.ndarray, method: str, room: str | Non
         'frame_to_pose_heard_ms': _percentiles_ms(heard_latency) if heard_latency else None,
         'stamp_to_pose_ms': _percentiles_ms(stamp_latency) if stamp_latency else None,
         'latency_growth_ms': growth,
+        'fixes': (None if window['accounted'] is None else
+                  {name: window['accounted']['counted'][name] for _, name in SEARCH_COUNTS}),
         'frames_published': published,
         'frames_lost_before_listener': published - len(frames),
         **_without_pose(window['accounted']),
@@ -360,7 +389,7 @@ def _without_pose(accounted: dict | None) -> dict:
 def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
                 startup_timeout_s: float = 30.0, method: str = 'physics', contention: int = 0,
                 device: str = 'cpu', room: str | None = None, driver: str = 'sim',
-                one_process: bool = False) -> dict:
+                one_process: bool = False, track_search: bool = True) -> dict:
     """Run the graph's nodes as processes and measure what a subscriber sees, and the CPU time
     each node process used per frame over the measured window (``/proc/<pid>/stat``).
 
@@ -376,6 +405,7 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
     :param one_process: the echo processor and the localizer in one process
         (:data:`~echoloc_ros.ros.graph.ONE_PROCESS`, ``cpu_ms_per_frame`` names it), as
         ``echoloc bringup --one-process`` runs them.
+    :param track_search: the localizer's; ``fixes``: its local fixes and full searches.
 
     ``cpu_ms_per_frame`` divides each node's CPU time by the frames the driver published in
     the window; ``localizer_cpu_ms_per_pose`` divides the localizer's by the poses it
@@ -403,7 +433,7 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
                                            'ROS_LOG_DIR')})
     rclpy.init()
     listener = GraphListener('echoloc_bench', frames=True)
-    overrides = {'localizer': {'method': method, 'device': device}}
+    overrides = {'localizer': {'method': method, 'device': device, 'track_search': track_search}}
     if room is not None:
         for node in ('driver', 'localizer', 'furniture_survey'):
             overrides.setdefault(node, {})['room'] = room

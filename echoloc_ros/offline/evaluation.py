@@ -399,7 +399,8 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
                      method: str = 'physics', model_path: str | Path | None = None,
                      furniture_shift_m: float = 0.0, furniture_known: bool = False,
                      live_survey_s: float | None = None, wide_search: bool = True,
-                     path: LissajousTrajectory | None = None) -> dict[str, float]:
+                     path: LissajousTrajectory | None = None,
+                     track_search=True) -> dict[str, float]:
     """Localize frames along a trajectory and track them: per-frame and tracked accuracy.
 
     The array follows :func:`tracked_path` (a figure-of-eight, heading along the path, given
@@ -431,6 +432,7 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     :param wide_search: as :func:`evaluate_fixes`.
     :param path: the path driven, its origin at the plan's lower corner (``None``:
         :func:`tracked_path`).
+    :param track_search: as :func:`~echoloc_ros.core.pipeline.make_pipeline`'s (the node's).
     :return: per-frame :func:`error_metrics`, the same for the track with a ``tracked_``
         prefix, ``tracked_max_cm``, ``rejected_rate`` (fixes the gate refused),
         ``latency_ms_p50``/``latency_ms_p95`` of the localizer and ``n`` (frames localized:
@@ -454,14 +456,13 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     tracker = PoseTracker(room_volume_m3=room.volume_m3) if tracker is None else tracker
     tracker.reset()
     pipeline = make_pipeline(method, told, array, chirp, fs_hz, processor, optimization_level,
-                             model_path, wide_search, tracker=tracker)
+                             model_path, wide_search, tracker=tracker, track_search=track_search)
     live = (None if live_survey_s is None
             else _LiveRoom(pipeline, told, array, chirp, fs_hz, processor, live_survey_s))
     log = _Columns()
     heading_noise_rad, yaw_std_rad = _heading_noise(heading_noise_deg)
-    for t_s, position, features, told_yaw in drive(path, lo, simulator, processor, scenario,
-                                                   rng, n_frames, frame_rate_hz,
-                                                   heading_noise_rad):
+    for t_s, position, features, told_yaw in drive(path, lo, simulator, processor, scenario, rng,
+                                                   n_frames, frame_rate_hz, heading_noise_rad):
         t0 = time.perf_counter()
         out = pipeline.step(t_s, features, told_yaw, yaw_std_rad, assumed_temperature_c)
         log.add(t_s=t_s, latency_ms=1e3 * (time.perf_counter() - t0))

@@ -1,0 +1,112 @@
+"""A local fix: the array refined from where its track predicts it, without the global search.
+
+:meth:`PhysicsLocalizer.localize` searches the whole room every frame (candidates over the
+plan, their polish, the axis and height scans, the wider look). Once a confirmed track knows
+where the array is to a few millimetres, that search mostly re-finds what the track predicts.
+:func:`local_fix` builds the frame as :meth:`PhysicsLocalizer.propose` does, starts the final
+Gauss-Newton refinement at the prediction (its speed of sound the last full fix's) and finishes
+it as :meth:`PhysicsLocalizer.finish` does (the same doubt, axis scans and covariance), so
+that it returns the same :class:`Estimate` a full search would for that candidate. Whether the
+fix may stand in for a full search is the caller's judgement
+(:class:`~echoloc_ros.core.track_search.TrackSearch`); this module says only what it found.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from echoloc_ros.core.array_geometry import yaw_matrix
+from echoloc_ros.core.echo_processing import EchoFeatures, working_channels
+from echoloc_ros.core.physics.config import (AXIS_REFINE_GAP, HEIGHT_PEAKS, YAW_SPAN_MAX_RAD,
+                                             YAW_SPAN_SIGMAS)
+from echoloc_ros.core.physics.results import Estimate, Proposal
+
+
+@dataclass(frozen=True)
+class LocalFix:
+    """What :func:`local_fix` found.
+
+    :ivar estimate: the fix, finished as :meth:`PhysicsLocalizer.finish` finishes a candidate
+        (``None`` where none was made: see ``refusal``).
+    :ivar doubtful: the fix leaves its frame doubtful as the full path judges it
+        (:meth:`WiderLook._doubtful_fix`): a full search would have searched again.
+    :ivar peaks_ahead: the evidence along an axis, or the height, peaks where the fix does
+        not clearly beat it (gap below :data:`AXIS_REFINE_GAP`): a full search would have
+        refined those peaks as candidates.
+    :ivar refusal: why no fix was made (``''`` where one was): ``'receivers'`` (a receiver
+        is dead: the full path localizes with the rest).
+    """
+
+    estimate: Estimate | None
+    doubtful: bool = False
+    peaks_ahead: bool = False
+    refusal: str = ''
+
+
+def seed_theta(physics, yaw_rad: float, tilt: np.ndarray, origin_m: np.ndarray,
+               speed_ratio: float) -> np.ndarray:
+    """The parameters ``(5,)`` (emitter x, y, z, kappa, psi = 0) of the array at origin
+    ``origin_m (3,)`` with the heading given, ``tilt`` ``(3, 3)`` and the speed of sound
+    ``speed_ratio`` times the frame's assumed one (the inverse of
+    :meth:`Proposal.positions_m`)."""
+    emitter_m = yaw_matrix(yaw_rad) @ (tilt @ physics.array.emitter_m)
+    return np.concatenate([np.asarray(origin_m, dtype=float) + emitter_m,
+                           [speed_ratio, 0.0]])
+
+
+def local_fix(physics, features: EchoFeatures, yaw_rad: float, origin_m: np.ndarray,
+              speed_of_sound_mps: float, temperature_c: float | None = None,
+              yaw_std_rad: float | None = None,
+              tilt_rad: tuple[float, float] | None = None,
+              height_scan: bool = False) -> LocalFix:
+    """The fix refined from the array origin ``origin_m (3,)`` (a track's prediction) and the
+    speed of sound ``speed_of_sound_mps`` (the last full fix's), m/s.
+
+    :param physics: the :class:`~echoloc_ros.core.physics.localizer.PhysicsLocalizer`.
+    :param features: the frame (:meth:`EchoProcessor.process`).
+    :param yaw_rad: the heading given, rad; ``yaw_std_rad``, ``temperature_c`` and
+        ``tilt_rad`` as :meth:`PhysicsLocalizer.localize` takes them.
+    :param height_scan: also scan the evidence along the height for peaks ahead of the fix,
+        as :meth:`PhysicsLocalizer.settled` does (:meth:`WiderLook._height_peaks`). Its peaks
+        only ever become candidates to refine, never a covariance term, and a track holds its
+        height to a millimetre; the periodic full search scans it.
+    :raises ValueError: what :meth:`PhysicsLocalizer.propose` refuses (a channel count, a
+        heading, a temperature or a tilt out of range), or a non-finite seed.
+    """
+    origin_m = np.asarray(origin_m, dtype=float)
+    if origin_m.shape != (3,) or not np.all(np.isfinite(origin_m)):
+        raise ValueError(f'origin_m must be 3 finite numbers (m), got {origin_m}')
+    if not (np.isfinite(speed_of_sound_mps) and speed_of_sound_mps > 0):
+        raise ValueError(f'speed_of_sound_mps must be finite and positive, got '
+                         f'{speed_of_sound_mps}')
+    yaw_std, temperature = physics._checked(features, yaw_rad, temperature_c, yaw_std_rad)
+    if not working_channels(features).all():
+        return LocalFix(None, refusal='receivers')
+    fr = physics.frame(features, yaw_rad, temperature, tilt_rad)
+    if yaw_std > 0.0:
+        fr.yaw_info = 1.0 / yaw_std ** 2
+        span = min(YAW_SPAN_SIGMAS * yaw_std, YAW_SPAN_MAX_RAD)
+        fr.yaw_grid = np.array([-span, span])
+    theta = seed_theta(physics, yaw_rad, fr.tilt, origin_m, speed_of_sound_mps / fr.c0)
+    fr.gain = frame_gain(physics, fr, theta)
+    # One candidate, polished as it stands: no rival for finish to weigh, so its score is
+    # never read.
+    proposal = Proposal(localizer=physics, frame=fr, yaw_given_rad=float(yaw_rad),
+                        thetas=theta[None], scores=np.zeros(1), n_polished=1,
+                        working=np.ones(features.n_channels, dtype=bool))
+    estimate, peaks = physics._finished(proposal)
+    if height_scan and physics.axis_rivals and HEIGHT_PEAKS:
+        peaks = peaks + physics._height_peaks(fr, physics._fix_theta(proposal, estimate))
+    ahead = any(gap < AXIS_REFINE_GAP for gap, _ in peaks)
+    return LocalFix(estimate, physics._doubtful_fix(estimate), ahead)
+
+
+def frame_gain(physics, fr, theta: np.ndarray) -> float:
+    """The amplitude scale of the predicted echoes (:attr:`Frame.gain`) fitted on the floor and
+    ceiling at ``theta (5,)``'s height and speed, as
+    :meth:`PhysicsLocalizer._vertical_fit` fits it for a full search (their paths depend on
+    neither x, y nor the heading)."""
+    fit = physics._newton(fr, theta[None], physics._vertical_only[None], np.array([2, 3]), 1,
+                          need_info=False)
+    strength = np.sum(fit.amp[0] ** 2 * fr.weights, axis=-1)
+    return float(np.sum(np.abs(fit.coef[0]) * strength) / max(np.sum(strength), 1e-300))

@@ -1,0 +1,219 @@
+"""The localizer follows its own track: a local fix from the track's prediction on most frames,
+the full search where the local fix cannot stand in for it, and periodically.
+
+A robot at 1 m/s moves 4 cm between frames at 25 Hz; once a confirmed track knows where the
+array is to a few millimetres, the full search (candidates over the room, polish, axis and
+height scans, the wider look) mostly re-finds what the track predicts, at several times the
+cost of refining that prediction (:func:`~echoloc_ros.core.physics.track_fix.local_fix`).
+:class:`TrackSearch` decides, frame by frame, which of the two runs:
+
+- the full search where no confirmed track is published, where the track did not take the
+  last fix (it coasts), after a gap in the frames, a jump of the heading given, a change of
+  the room or of the temperature given, where a receiver is dead, and at least every
+  ``period_s`` (a wrong track must not lock in: a full search that disagrees with the track
+  goes to the tracker, which handles it as a new hypothesis, as it did before);
+- otherwise the local fix, which stands only where every check passes: it leaves its frame
+  undoubted as the full path judges a fix (:meth:`WiderLook._doubtful_fix`: no unexplained
+  echoes, no weak axis widened to the room), no peak of its evidence along an axis beats it
+  (the full path would have refined that peak as a candidate), it lies inside the tracker's
+  gate about the prediction, and its evidence is not far below the last fix's. A local fix
+  refused for any of these is replaced by the full search on the same frame (counted by
+  reason).
+
+Why each number is what it is, and what it was measured against, is in ``docs/results.md``
+(issue 20, "The localizer follows its own track").
+"""
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from echoloc_ros.core.echo_processing import EchoFeatures
+from echoloc_ros.core.localization import Fix
+from echoloc_ros.core.physics.track_fix import local_fix
+
+# A full search at least this often, s (the default of the node's full_search_period_s).
+FULL_SEARCH_PERIOD_S = 1.0
+# Frames further apart than this were not consecutive (a seq gap, a dropped frame): the
+# prediction has drifted, s. Two frame periods at 25 Hz and a half.
+MAX_GAP_S = 0.1
+# A heading given that moved more than this since the last frame (a robot turning at
+# 90 deg/s moves 3.6 deg between frames at 25 Hz): the given heading jumped, rad.
+HEADING_JUMP_RAD = float(np.deg2rad(10.0))
+# A temperature given that moved more than this since the last full search, degC (the
+# speed of sound 0.17 %/degC: the local fix's seed would be a millimetre or more off).
+TEMPERATURE_STEP_C = 1.0
+# A local fix whose log evidence falls below this share of the last fix's does not explain
+# the echoes as the track's fixes did (dev, default and furnished rooms at 10 and 20 dB:
+# frame-to-frame ratios of right fixes lay above 0.7).
+EVIDENCE_SHARE_MIN = 0.5
+
+#: Why the full search ran without trying a local fix.
+SKIP_REASONS = ('off', 'no_track', 'coasting', 'period', 'gap', 'heading_jump', 'changed',
+                'receivers')
+#: Why a local fix was refused (the full search then ran on the same frame).
+REFUSAL_REASONS = ('doubtful', 'peaks_ahead', 'outside_gate', 'evidence')
+
+
+@dataclass
+class TrackSearchCounts:
+    """Running totals of a :class:`TrackSearch`.
+
+    :ivar local: frames whose fix is a local one.
+    :ivar full: frames whose fix is the full search's.
+    :ivar skipped: of the full, those where no local fix was tried, by reason
+        (:data:`SKIP_REASONS`).
+    :ivar refused: of the full, those where a local fix was tried and refused, by reason
+        (:data:`REFUSAL_REASONS`).
+    """
+
+    local: int = 0
+    full: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    refused: Counter = field(default_factory=Counter)
+
+    def copy(self) -> 'TrackSearchCounts':
+        return TrackSearchCounts(self.local, self.full, Counter(self.skipped),
+                                 Counter(self.refused))
+
+    def as_dict(self) -> dict:
+        """The counts as plain numbers (the bench's JSON, the node's diagnostics)."""
+        return {'local_fixes': self.local, 'full_searches': self.full,
+                'full_because': {reason: self.skipped[reason] for reason in SKIP_REASONS
+                                 if self.skipped[reason]},
+                'local_refused': {reason: self.refused[reason] for reason in REFUSAL_REASONS
+                                  if self.refused[reason]}}
+
+
+@dataclass
+class _Last:
+    """What the last frame left: its time, the heading given, its fix's evidence and speed of
+    sound, and the last full search's time, localizer and temperature given."""
+
+    t_s: float
+    yaw_rad: float
+    score: float
+    speed_of_sound_mps: float
+    full_t_s: float
+    localizer: object
+    temperature_c: float | None
+
+
+class TrackSearch:
+    """Which search each tracked frame gets (module docstring).
+
+    :param period_s: a full search at least this often, s; 0: every frame (today's path).
+    :param max_gap_s: frames further apart than this get the full search, s.
+    :param heading_jump_rad: a heading given that moved more than this since the last frame
+        gets the full search, rad.
+    :param evidence_share: a local fix below this share of the last fix's log evidence is
+        refused.
+    :raises ValueError: a negative period, a non-positive gap or jump, a share outside
+        [0, 1).
+    """
+
+    def __init__(self, period_s: float = FULL_SEARCH_PERIOD_S, max_gap_s: float = MAX_GAP_S,
+                 heading_jump_rad: float = HEADING_JUMP_RAD,
+                 evidence_share: float = EVIDENCE_SHARE_MIN) -> None:
+        checks = {'period_s': (period_s, np.isfinite(period_s) and period_s >= 0, '>= 0'),
+                  'max_gap_s': (max_gap_s, max_gap_s > 0, 'positive'),
+                  'heading_jump_rad': (heading_jump_rad, heading_jump_rad > 0, 'positive'),
+                  'evidence_share': (evidence_share, 0 <= evidence_share < 1, 'in [0, 1)')}
+        for name, (value, ok, expected) in checks.items():
+            if not ok:
+                raise ValueError(f'{name} must be {expected}, got {value}')
+        self.period_s = float(period_s)
+        self.max_gap_s = float(max_gap_s)
+        self.heading_jump_rad = float(heading_jump_rad)
+        self.evidence_share = float(evidence_share)
+        self.counts = TrackSearchCounts()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the last frame: the next one gets the full search (the counts stay)."""
+        self._last: _Last | None = None
+
+    def fix(self, pipeline, t_s: float, features: EchoFeatures, yaw_rad: float,
+            yaw_std_rad: float | None, temperature_c: float | None,
+            wide_search_allowed: bool, tilt_rad: tuple[float, float] | None
+            ) -> tuple[Fix, bool]:
+        """The frame's fix and whether it is a local one; the arguments are
+        :meth:`~echoloc_ros.core.pipeline.Pipeline.step`'s.
+
+        :raises ValueError: as the localizer's ``fix`` (nothing counted).
+        """
+        localizer = pipeline.localizer
+        reason = self._skip_reason(pipeline, t_s, yaw_rad, temperature_c)
+        fix = None
+        if not reason:
+            physics = getattr(localizer, 'physics', localizer)
+            last = self._last
+            origin_m, covariance_m2 = pipeline.tracker.prediction(t_s)
+            found = local_fix(physics, features, yaw_rad, origin_m, last.speed_of_sound_mps,
+                              temperature_c, yaw_std_rad, tilt_rad)
+            reason = found.refusal or self._refusal(found, pipeline.tracker.gate, origin_m,
+                                                    covariance_m2)
+            if reason:
+                self.counts.refused[reason] += reason in REFUSAL_REASONS
+                self.counts.skipped[reason] += reason in SKIP_REASONS
+            else:
+                fix = Fix(found.estimate)
+        else:
+            self.counts.skipped[reason] += 1
+        full = fix is None
+        if full:
+            fix = localizer.fix(features, yaw_rad, temperature_c, yaw_std_rad,
+                                wide_search_allowed, tilt_rad)
+            self.counts.full += 1
+        else:
+            self.counts.local += 1
+        last = self._last
+        self._last = _Last(t_s, float(yaw_rad), float(fix.estimate.score),
+                           float(fix.estimate.speed_of_sound_mps),
+                           t_s if full else last.full_t_s,
+                           localizer if full else last.localizer,
+                           temperature_c if full else last.temperature_c)
+        return fix, not full
+
+    def _skip_reason(self, pipeline, t_s: float, yaw_rad: float,
+                     temperature_c: float | None) -> str:
+        """Why this frame gets the full search without a local fix tried (``''``: try)."""
+        tracker, last = pipeline.tracker, self._last
+        if tracker is None or self.period_s == 0:
+            return 'off'
+        if last is None or not tracker.initialised:
+            return 'no_track'
+        if tracker.coasting_s > 0:
+            return 'coasting'
+        if t_s - last.full_t_s >= self.period_s - 1e-9:
+            return 'period'
+        if not 0 < t_s - last.t_s <= self.max_gap_s:
+            return 'gap'
+        if abs(np.angle(np.exp(1j * (yaw_rad - last.yaw_rad)))) > self.heading_jump_rad:
+            return 'heading_jump'
+        if pipeline.localizer is not last.localizer or (
+                (temperature_c is None) != (last.temperature_c is None)
+                or (temperature_c is not None
+                    and abs(temperature_c - last.temperature_c) > TEMPERATURE_STEP_C)):
+            return 'changed'
+        return ''
+
+    def _refusal(self, found, gate: float, origin_m: np.ndarray,
+                 covariance_m2: np.ndarray) -> str:
+        """Why the local fix ``found`` cannot stand in for a full search (``''``: it can),
+        against the prediction ``origin_m (3,)``, ``covariance_m2 (3, 3)`` and the tracker's
+        chi-square ``gate``."""
+        if found.doubtful:
+            return 'doubtful'
+        if found.peaks_ahead:
+            return 'peaks_ahead'
+        estimate = found.estimate
+        innovation = estimate.position_m - origin_m
+        spread = covariance_m2 + estimate.local_covariance_m2
+        if float(innovation @ np.linalg.solve(spread, innovation)) > gate:
+            return 'outside_gate'
+        last = self._last.score
+        if last > 0 and estimate.score < self.evidence_share * last:
+            return 'evidence'
+        return ''
