@@ -299,10 +299,12 @@ class _Drive:
         self.ruler = ruler
         self.told_temperature_c = told_temperature_c
         self.temperature_std_c = temperature_std_c
+        # The drive's fixes from the full search on every frame, as the calibration was
+        # measured (r32-65's audit); the track search (r32-60) is not measured here yet.
         self.pipeline = make_pipeline('physics', room, array, processor.chirp, processor.fs_hz,
                                       processor,
                                       tracker=PoseTracker(room_volume_m3=room.volume_m3)
-                                      if room.is_shoebox else None)
+                                      if room.is_shoebox else None, track_search=False)
         self.pipeline.estimate_tilt = estimate_tilt
         self.calibration = RoomCalibration(self.pipeline.localizer,
                                            temperature_std_c=temperature_std_c, ruler=ruler)
