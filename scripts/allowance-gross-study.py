@@ -185,15 +185,7 @@ def _per_path(model, fr, tau, amp, coef, fitted, theta) -> np.ndarray:
     original = rt.residual_allowance
 
     def per_path(tolerance_m, metric, d_theta, d_offset, energy=None):
-        q_j = np.einsum('pij,pjf->pif', metric, d_theta)
-        jqj = np.einsum('pif,pig->fg', d_theta, q_j)
-        jqs = np.einsum('pif,pis->fs', q_j, d_offset)
-        left = d_offset - np.einsum('pif,fs->pis', d_theta,
-                                    np.linalg.lstsq(jqj, jqs, rcond=1e-12)[0])
-        a = tolerance_m ** 2 / 3.0 * np.maximum(
-            np.einsum('pis,pij,pjs->p', left, metric, left), 0.0)
-        e = np.maximum(energy, 1e-300)
-        shares.append(e * -np.expm1(-a / e))
+        shares.append(rt.path_allowances(tolerance_m, metric, d_theta, d_offset, energy))
         return original(tolerance_m, metric, d_theta, d_offset, energy)
 
     import echoloc_ros.core.physics.evidence as ev

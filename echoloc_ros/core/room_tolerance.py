@@ -229,6 +229,13 @@ def residual_allowance(tolerance_m: float, metric: np.ndarray, d_theta: np.ndarr
     :param d_offset: ``S``, in the surfaces' offsets ``(P, n, S)``, s/m.
     :param energy: each path's echo energy ``(P,)``, noise units; ``None``: linear.
     """
+    return float(np.sum(path_allowances(tolerance_m, metric, d_theta, d_offset, energy)))
+
+
+def path_allowances(tolerance_m: float, metric: np.ndarray, d_theta: np.ndarray,
+                    d_offset: np.ndarray, energy: np.ndarray | None = None) -> np.ndarray:
+    """Each path's share of :func:`residual_allowance` ``(P,)``, noise units (same
+    arguments)."""
     q_j = np.einsum('pij,pjf->pif', metric, d_theta)
     jqj = np.einsum('pif,pig->fg', d_theta, q_j)
     jqs = np.einsum('pif,pis->fs', q_j, d_offset)
@@ -237,9 +244,9 @@ def residual_allowance(tolerance_m: float, metric: np.ndarray, d_theta: np.ndarr
     shares = tolerance_m ** 2 / 3.0 * np.maximum(
         np.einsum('pis,pij,pjs->p', left, metric, left), 0.0)
     if energy is None:
-        return float(np.sum(shares))
+        return shares
     energy = np.maximum(energy, 1e-300)
-    return float(np.sum(energy * -np.expm1(-shares / energy)))
+    return energy * -np.expm1(-shares / energy)
 
 
 def with_tolerated_rivals(covariance: np.ndarray, allowance: float, score: float,

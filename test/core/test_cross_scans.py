@@ -6,34 +6,13 @@ import pytest
 
 from echoloc_ros.core.physics.config import N_CROSS_SCANS
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
-from echoloc_ros.offline.evaluation import CHI2_999_3DOF, random_frames
-from echoloc_ros.offline.room_evaluation import frames_seed
-from echoloc_ros.sim.room_generator import generate_room
-from echoloc_ros.sim.simulator import EchoSimulator, Scenario
-
-HEADING_STD_RAD = float(np.deg2rad(1.0))
+from echoloc_ros.offline.evaluation import CHI2_999_3DOF
+from echoloc_ros.sim.simulator import Scenario
+from dev_frames_testing import dev_frame, localized
 
 
 def _localized(loc: PhysicsLocalizer, frame, cross_scans: bool, monkeypatch):
-    features, position, heading = frame
-    with monkeypatch.context() as patch:
-        patch.setattr(loc, 'cross_scans', cross_scans)
-        estimate = loc.localize(features, heading, yaw_std_rad=HEADING_STD_RAD)
-    error = estimate.position_m - position
-    return estimate, error, float(error @ np.linalg.solve(estimate.covariance_m2, error))
-
-
-def _dev_frame(index: int, seed: int, k: int, array, chirp, processor):
-    """Frame ``k`` of dev room ``index`` as ``echoloc evaluate --rooms random:30 --split dev
-    --seed SEED --snr-db 10 --heading-noise-deg 1`` draws it, and a localizer for its room:
-    ``(localizer, (features, position, heading given))``."""
-    room = generate_room('dev', index, seed)
-    simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
-    drawn = list(random_frames(simulator, Scenario(snr_db=10.0, seed=seed), k + 1,
-                               frames_seed(seed, index)))
-    _, frame, position, yaw, draw, _ = drawn[k]
-    loc = PhysicsLocalizer(room, array, chirp, processor=processor)
-    return loc, (processor.process(frame), position, yaw + HEADING_STD_RAD * draw)
+    return localized(loc, frame, loc, 'cross_scans', cross_scans, monkeypatch)
 
 
 @pytest.mark.long
@@ -43,7 +22,7 @@ def test_a_fix_off_in_both_axes_is_refined_from_a_scan_across(array, chirp, proc
     scans across, its fix sat 33 cm off in x and 55 cm in y, published with a sigma of a
     few millimetres (d2 about 1e4), among no candidate; the scan along y through it peaks at
     the true y, and the scan along x through that peak at the truth, above the fix."""
-    loc, frame = _dev_frame(17, 7, 0, array, chirp, processor)
+    loc, frame = dev_frame(17, 7, 0, array, chirp, processor)
     before, old_error, old_d2 = _localized(loc, frame, False, monkeypatch)
     assert np.all(np.abs(old_error[:2]) > 0.2)
     assert old_d2 > CHI2_999_3DOF

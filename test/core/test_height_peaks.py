@@ -8,34 +8,13 @@ import pytest
 
 from echoloc_ros.core.physics import localizer as localizer_module
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
-from echoloc_ros.offline.evaluation import CHI2_999_3DOF, random_frames
-from echoloc_ros.sim.room_generator import generate_room
-from echoloc_ros.sim.simulator import EchoSimulator, Scenario
-from echoloc_ros.offline.room_evaluation import frames_seed
-
-HEADING_STD_RAD = float(np.deg2rad(1.0))
+from echoloc_ros.offline.evaluation import CHI2_999_3DOF
+from echoloc_ros.sim.simulator import Scenario
+from dev_frames_testing import dev_frame, localized
 
 
 def _localized(loc: PhysicsLocalizer, frame, height_peaks: bool, monkeypatch):
-    features, position, heading = frame
-    with monkeypatch.context() as patch:
-        patch.setattr(localizer_module, 'HEIGHT_PEAKS', height_peaks)
-        estimate = loc.localize(features, heading, yaw_std_rad=HEADING_STD_RAD)
-    error = estimate.position_m - position
-    return estimate, error, float(error @ np.linalg.solve(estimate.covariance_m2, error))
-
-
-def _dev_frame(index: int, seed: int, k: int, array, chirp, processor):
-    """Frame ``k`` of dev room ``index`` as ``echoloc evaluate --rooms random:30 --split dev
-    --seed SEED --snr-db 10 --heading-noise-deg 1`` draws it, and a localizer for its room:
-    ``(localizer, (features, position, heading given))``."""
-    room = generate_room('dev', index, seed)
-    simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
-    drawn = list(random_frames(simulator, Scenario(snr_db=10.0, seed=seed), k + 1,
-                               frames_seed(seed, index)))
-    _, frame, position, yaw, draw, _ = drawn[k]
-    loc = PhysicsLocalizer(room, array, chirp, processor=processor)
-    return loc, (processor.process(frame), position, yaw + HEADING_STD_RAD * draw)
+    return localized(loc, frame, localizer_module, 'HEIGHT_PEAKS', height_peaks, monkeypatch)
 
 
 @pytest.fixture(scope='module')
@@ -44,7 +23,7 @@ def height_frame(array, chirp, processor):
     --snr-db 10 --heading-noise-deg 1`` draws it: without the height scan its fix was 15 cm
     high with a 3.3 mm sigma there, its plan right (the truth refined 79 log units above it,
     among no candidate)."""
-    return _dev_frame(15, 8, 2, array, chirp, processor)
+    return dev_frame(15, 8, 2, array, chirp, processor)
 
 
 @pytest.mark.long
@@ -84,7 +63,7 @@ def test_a_second_fix_is_refined_from_its_own_axis_peak_above_it(array, chirp, p
     ellipsoid. The scans across the axis peaks (:meth:`AxisRivals._cross_peaks`, which give
     the wider look other candidates in this frame) are left out: this is the step alone."""
     from echoloc_ros.core.physics import wider_look
-    loc, frame = _dev_frame(18, 7, 8, array, chirp, processor)
+    loc, frame = dev_frame(18, 7, 8, array, chirp, processor)
     monkeypatch.setattr(loc, 'cross_scans', False)
     with monkeypatch.context() as patch:
         patch.setattr(wider_look, 'AHEAD_PEAK_GAP', np.inf)

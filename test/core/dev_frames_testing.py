@@ -1,0 +1,38 @@
+"""A frame of the dev split as ``echoloc evaluate --rooms`` draws it, for the tests that pin a
+dev frame's fix (issue 19's scans: ``test_height_peaks``, ``test_cross_scans``)."""
+import numpy as np
+
+from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+from echoloc_ros.offline.evaluation import random_frames
+from echoloc_ros.offline.room_evaluation import frames_seed
+from echoloc_ros.sim.room_generator import generate_room
+from echoloc_ros.sim.simulator import EchoSimulator, Scenario
+
+#: the heading noise the frames are drawn with (``--heading-noise-deg 1``), rad.
+HEADING_STD_RAD = float(np.deg2rad(1.0))
+
+
+def dev_frame(index: int, seed: int, k: int, array, chirp, processor):
+    """Frame ``k`` of dev room ``index`` as ``echoloc evaluate --rooms random:30 --split dev
+    --seed SEED --snr-db 10 --heading-noise-deg 1`` draws it, and a localizer for its room:
+    ``(localizer, (features, position, heading given))``."""
+    room = generate_room('dev', index, seed)
+    simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
+    drawn = list(random_frames(simulator, Scenario(snr_db=10.0, seed=seed), k + 1,
+                               frames_seed(seed, index)))
+    _, frame, position, yaw, draw, _ = drawn[k]
+    loc = PhysicsLocalizer(room, array, chirp, processor=processor)
+    return loc, (processor.process(frame), position, yaw + HEADING_STD_RAD * draw)
+
+
+def localized(loc: PhysicsLocalizer, frame, patch_target, name: str, value: bool,
+              monkeypatch):
+    """``loc``'s fix of ``frame`` (as :func:`dev_frame` gives it) with ``patch_target.name``
+    set to ``value``: ``(estimate, error_m, d2)``, ``d2`` the error's squared Mahalanobis
+    distance under the published covariance."""
+    features, position, heading = frame
+    with monkeypatch.context() as patch:
+        patch.setattr(patch_target, name, value)
+        estimate = loc.localize(features, heading, yaw_std_rad=HEADING_STD_RAD)
+    error = estimate.position_m - position
+    return estimate, error, float(error @ np.linalg.solve(estimate.covariance_m2, error))
