@@ -121,6 +121,21 @@ def test_frames_without_pose_are_those_of_the_seqs_the_counts_cover():
     assert bench._without_pose(None)['frames_without_pose'] is None
 
 
+def test_a_processor_count_read_ahead_of_the_localizers_splits_no_frame_negative():
+    """The echo processor reported two lost frames that the localizer's report has not yet
+    counted as dropped (its report is read up to a second apart): the split between the nodes
+    is bounded by the total, which stays the localizer's count (was -2 dropped by the
+    localizer)."""
+    frames = {(0, 5): (9.9, 5), (1, 0): (19.99, 6), (2, 0): (19.995, 7)}
+    heard = Heard(frames=frames, poses={(1, 0): (20.01,), (2, 0): (20.02,)})
+    accounted = bench._accounted(heard, _ledger(5, dropped=0, echo_processor=0),
+                                 _ledger(7, dropped=0, echo_processor=2, poses=2))
+    result = bench._without_pose(accounted)
+    causes = result['frames_without_pose_by_cause']
+    assert causes['dropped_by_localizer'] == 0 and causes['dropped_by_echo_processor'] == 0
+    assert result['frames_without_pose_counted'] == result['frames_without_pose'] == 0
+
+
 def test_the_window_still_times_a_pose_heard_just_after_it():
     frames = {(1, 0): (19.99, 7), (2, 0): (19.995, 8), (0, 5): (10.0, 6)}
     answered = {(1, 0): (20.01, 0), (0, 5): (10.02, 0)}

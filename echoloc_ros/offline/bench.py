@@ -370,7 +370,10 @@ def _without_pose(accounted: dict | None) -> dict:
                 'poses_lost_before_listener': None,
                 'frames_dropped_by_echo_processor': None, 'frames_dropped_by_localizer': None}
     counted = accounted['counted']
-    upstream = counted.pop('echo_processor')
+    # The echo processor's count is read at its own report, up to a second off the
+    # localizer's: a frame it lost may not yet be among the localizer's dropped (a negative
+    # split, r32-61). The total is exact; the processor's share is bounded by it.
+    upstream = min(counted.pop('echo_processor'), counted['dropped'])
     published = counted.pop('poses')
     causes = {'dropped_by_echo_processor': upstream,
               'dropped_by_localizer': counted['dropped'] - upstream,
