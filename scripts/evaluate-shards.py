@@ -18,6 +18,7 @@ the pooled line equals ``evaluate``'s in every group.
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -61,11 +62,15 @@ def run(shard: int, of: int, out: str, evaluate_args: list[str]) -> int:
 def pool(rooms_spec: str, split: str, seed: int, n: int, files: list[str]) -> dict:
     """The pooled figures of the shards' ``files`` (``evaluate``'s grouping and rounding).
 
-    :raises ValueError: a room missing from the shards, held twice, or not the split's.
+    :raises ValueError: a shard file missing, a room missing from the shards, held twice,
+        or not the split's.
     """
     rooms = generate_rooms(split, parse_rooms(rooms_spec), seed)
     found: dict[int, dict] = {}
     for path in files:
+        if not Path(path).is_file():
+            raise ValueError(f'shard file {path!r} does not exist (expected the .npz that '
+                             f'evaluate-shards run --out wrote)')
         with np.load(path) as data:
             for index in sorted({int(k.split('/')[0]) for k in data.files if '/' in k}):
                 if index in found:

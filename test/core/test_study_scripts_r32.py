@@ -58,3 +58,5 @@ def test_shards_that_miss_a_room_or_hold_one_twice_are_refused(tmp_path):
     assert pooled['pooled']['withheld_rate'] == 1.0
     with pytest.raises(ValueError, match='shard must be in'):
         shards.run(4, 4, str(tmp_path / 'c.npz'), [])
+    with pytest.raises(ValueError, match="shard file '.*missing.npz' does not exist"):
+        shards.pool('random:2', 'dev', 7, 2, [str(tmp_path / 'missing.npz')])
