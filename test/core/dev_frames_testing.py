@@ -36,3 +36,19 @@ def localized(loc: PhysicsLocalizer, frame, patch_target, name: str, value: bool
         estimate = loc.localize(features, heading, yaw_std_rad=HEADING_STD_RAD)
     error = estimate.position_m - position
     return estimate, error, float(error @ np.linalg.solve(estimate.covariance_m2, error))
+
+
+def assert_right_fix_kept(room, array, chirp, simulator, processor, localize) -> None:
+    """A right fix in ``room`` (a 10 dB frame drawn from seed 3) keeps its place and sigma to
+    the bit whether a step is on or off: ``localize(loc, frame, on)`` gives ``(estimate,
+    error_m, d2)`` with the step ``on`` or not."""
+    rng = np.random.default_rng(3)
+    position, yaw = room.random_pose(rng)
+    features = processor.process(simulator.simulate(position, yaw, Scenario(snr_db=10), rng))
+    loc = PhysicsLocalizer(room, array, chirp, processor=processor)
+    frame = (features, position, yaw)
+    before, old_error, _ = localize(loc, frame, False)
+    after, error, _ = localize(loc, frame, True)
+    assert np.linalg.norm(old_error) < 0.01
+    np.testing.assert_array_equal(after.position_m, before.position_m)
+    np.testing.assert_array_equal(after.covariance_m2, before.covariance_m2)

@@ -9,8 +9,7 @@ import pytest
 from echoloc_ros.core.physics import localizer as localizer_module
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.offline.evaluation import CHI2_999_3DOF
-from echoloc_ros.sim.simulator import Scenario
-from dev_frames_testing import dev_frame, localized
+from dev_frames_testing import assert_right_fix_kept, dev_frame, localized
 
 
 def _localized(loc: PhysicsLocalizer, frame, height_peaks: bool, monkeypatch):
@@ -42,16 +41,8 @@ def test_a_fix_off_in_height_alone_is_refined_from_the_height_peak(height_frame,
 def test_a_right_fix_in_the_default_room_keeps_its_place_and_sigma(room, array, chirp,
                                                                    simulator, processor,
                                                                    monkeypatch):
-    rng = np.random.default_rng(3)
-    position, yaw = room.random_pose(rng)
-    features = processor.process(simulator.simulate(position, yaw, Scenario(snr_db=10), rng))
-    loc = PhysicsLocalizer(room, array, chirp, processor=processor)
-    frame = (features, position, yaw)
-    before, old_error, _ = _localized(loc, frame, False, monkeypatch)
-    after, error, _ = _localized(loc, frame, True, monkeypatch)
-    assert np.linalg.norm(old_error) < 0.01
-    np.testing.assert_array_equal(after.position_m, before.position_m)
-    np.testing.assert_array_equal(after.covariance_m2, before.covariance_m2)
+    assert_right_fix_kept(room, array, chirp, simulator, processor,
+                          lambda loc, frame, on: _localized(loc, frame, on, monkeypatch))
 
 
 @pytest.mark.long
