@@ -173,3 +173,38 @@ def test_frame_to_pose_is_read_from_the_publishers_clocks_not_the_listeners():
         assert result['processing_cpu_ms_per_pose'] == pytest.approx(40.0)
         assert result['localizer_cpu_ms_per_pose'] == pytest.approx(
             1e3 * cpu_s.get('localizer', 0.08) / 2)
+
+
+def _status(name: str, values: dict):
+    from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+    return DiagnosticStatus(name=name, values=[KeyValue(key=k, value=str(v))
+                                               for k, v in values.items()])
+
+
+def test_ledger_waits_for_the_echo_processors_first_frames_diagnostic():
+    """A window that opens after the localizer's first diagnostic but before the echo
+    processor's has been heard waits for it, instead of reading no ledger (a ``null`` frame
+    accounting in the bench's JSON)."""
+    import threading
+    from types import SimpleNamespace
+    listener = SimpleNamespace(lock=threading.Lock(), heard=Heard())
+    counts = {key: 0 for key, _ in bench.LOCALIZER_CAUSES}
+    counts.update({'seq accounted': 7, 'poses published': 7})
+    listener.heard.diagnostics['localizer: Localization'] = _status('Localization', counts)
+
+    def report_later():
+        # The localizer's next report first, the echo processor's first one after it.
+        time.sleep(0.2)
+        with listener.lock:
+            listener.heard.diagnostics['localizer: Localization'] = _status(
+                'Localization', {**counts, 'seq accounted': 32, 'local fixes': 20})
+        time.sleep(0.5)
+        with listener.lock:
+            listener.heard.diagnostics['echo_processor: Frames'] = _status(
+                'Frames', {'frames not forwarded': 1})
+    reporter = threading.Thread(target=report_later)
+    reporter.start()
+    ledger = bench._ledger(listener, timeout_s=10.0)
+    reporter.join()
+    assert ledger is not None
+    assert ledger['seq'] == 32 and ledger['echo_processor'] == 1 and ledger['local'] == 20

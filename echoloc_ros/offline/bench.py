@@ -204,22 +204,24 @@ def _count(status, key: str) -> int | None:
     return None if value in (None, '') else int(value)
 
 
-def _ledger(listener: GraphListener, timeout_s: float = 2.0) -> dict | None:
+def _ledger(listener: GraphListener, timeout_s: float = 3.0) -> dict | None:
     """The localizer's counts of frames without a pose, by cause, and the seq up to which
     they are complete, from its next Localization diagnostic (sent every second; the last one
     if none comes within ``timeout_s``), with the echo processor's frames not forwarded from
-    its newest Frames diagnostic. ``None`` before both nodes have reported them."""
+    its newest Frames diagnostic (waited for as long). ``None`` where either node has not reported
+    them by then."""
     def latest(suffix: str):
         with listener.lock:
             return next((v for k, v in listener.heard.diagnostics.items()
                          if k.endswith(suffix)), None)
     last = latest('Localization')
     deadline = time.monotonic() + timeout_s
-    status = last
-    while status is last and time.monotonic() < deadline:
+    status, frames = last, latest('echo_processor: Frames')
+    # Both nodes report once a second: a window that starts before the echo processor's first
+    # Frames diagnostic has been heard waits for it too (it was read as missing: no ledger).
+    while (status is last or frames is None) and time.monotonic() < deadline:
         time.sleep(0.02)
-        status = latest('Localization')
-    frames = latest('echo_processor: Frames')
+        status, frames = latest('Localization'), latest('echo_processor: Frames')
     ledger = {name: _count(status, key) for key, name in LOCALIZER_CAUSES}
     ledger.update(seq=_count(status, 'seq accounted'), poses=_count(status, 'poses published'),
                   echo_processor=_count(frames, 'frames not forwarded'))
