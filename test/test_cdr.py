@@ -161,3 +161,21 @@ def test_the_features_written_as_bytes_are_rclpys_features_message():
         ours = cdr.features_view(data)
         for name in EchoFeatures.get_fields_and_field_types():
             _same(getattr(ours, name), getattr(theirs, name), name)
+
+
+def test_the_features_handed_over_in_one_process_are_the_message_the_processor_built():
+    """Before they went as bytes, the processor handed the localizer in its process the
+    message it built (its scalars not rounded to single precision): the view holds the same."""
+    array_geometry, chirp = load_array('square_4sensor'), Chirp()
+    simulator = EchoSimulator(load_room('default_room'), array_geometry, chirp)
+    samples = simulator.simulate([2.5, 1.0, 0.4], 1.1, Scenario(snr_db=10.0),
+                                 np.random.default_rng(7))
+    features = EchoProcessor(chirp, 250e3, array=array_geometry).process(samples)
+    frame = EchoFrame(seq=3, array_id='square_4sensor')
+    frame.header.stamp, frame.header.frame_id = Time(sec=4, nanosec=5), 'echoloc_array'
+    view = conversions.features_view(features, frame, 0.0031)
+    msg = conversions.features_msg(features, frame, 0.0031)
+    for name in EchoFeatures.get_fields_and_field_types():
+        _same(getattr(view, name), getattr(msg, name), name)
+    assert (view.bin_width_s, view.start_s, view.carrier_hz) == (
+        features.bin_width_s, features.start_s, features.carrier_hz)
