@@ -8,7 +8,7 @@ process's threads' CPU time (``/proc/self/task``), and in the main thread the ca
 (``on_features``, ``on_imu``) and their parts (``pipeline.step``, the features' conversion,
 the pose's building and publishing, the heading's checks), the diagnostics, and what the main
 thread spent outside them (the executor taking and handing over each message, the timers).
-``--raw`` wraps nothing of the node's own: it only counts, for a figure without the
+``--unwrapped`` wraps nothing of the node's own: it only counts, for a figure without the
 wrappers' cost. One JSON line.
 
     echoloc bringup &    # in another shell, the same ROS_DOMAIN_ID
@@ -91,7 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--seconds', type=float, default=30.0)
     parser.add_argument('--warm-s', type=float, default=8.0)
-    parser.add_argument('--raw', action='store_true', help='count only, wrap nothing')
+    parser.add_argument('--unwrapped', action='store_true', help='count only, wrap nothing')
     parser.add_argument('--ros-args', nargs=argparse.REMAINDER, default=[],
                         help='more arguments for the node (-p name:=value ...)')
     args = parser.parse_args()
@@ -104,10 +104,10 @@ def main() -> None:
               for arg in ('-r', f'echoloc/{topic}:=/{name}/{topic}')]
     rclpy.init(args=['--ros-args', '-r', f'__node:={name}', *remaps, *args.ros_args])
     parts: dict[str, float] = {}
-    if not args.raw:
+    if not args.unwrapped:
         _wrap_diagnostics(parts)
     node = LocalizerNode()
-    if not args.raw:
+    if not args.unwrapped:
         _wrap(node, parts)
     executor = EventsExecutor()
     executor.add_node(node)
@@ -132,7 +132,7 @@ def main() -> None:
     per_thread = {name: round(1e3 * (cpu - threads0.get(name, 0.0)) / frames, 3)
                   for name, cpu in threads1.items() if cpu > threads0.get(name, 0.0)}
     main_parts = {name: round(1e3 * value / frames, 3) for name, value in parts.items()}
-    if not args.raw:
+    if not args.unwrapped:
         callbacks = ('on_features', 'on_imu', 'flush_waiting', 'diagnostics')
         outside = main_s - sum(parts.get(name, 0.0) for name in callbacks)
         main_parts['outside_callbacks'] = round(1e3 * outside / frames, 3)
