@@ -77,10 +77,9 @@ class EchoProcessorNode(Node):
         self.latency_ms = []
 
         self.pub = self.create_publisher(EchoFeatures, 'echoloc/features', QoSProfile(depth=10))
-        # Readers of each features message in this process (the localizer, when both nodes run
-        # in one process: nodes/echo_localizer.py), called after it is published, with its
-        # fields (a cdr.FeaturesView); while there are any, the message is published only when
-        # another process subscribes to it.
+        # Readers of each features message's fields in this process (the localizer, when both
+        # nodes run in one process: nodes/echo_localizer.py), called after it is published;
+        # while there are any, the message is published only when another process subscribes.
         self.local_readers: list[Callable[[cdr.FeaturesView], None]] = []
         self.publish_ranges = declare(
             self, 'publish_ranges', True, 'publish the first echo of each receiver as '
