@@ -1,7 +1,7 @@
 """Where the echo processor's and the localizer's CPU goes per frame, callback by part, in
 one process without spinning (the nodes built as ``main()`` builds them, ``heading_source
-fixed``; no DDS): taking each message (deserializing it, as the executor does), the parts of
-each callback, and what the features message costs to serialize (as its publication does).
+fixed``; no DDS): taking each message (reading it from its bytes, as the nodes' serialized
+subscriptions do), and the parts of each callback, serializing the features among them.
 What a bench's ``cpu_ms_per_frame`` holds beyond these is the executor and DDS.
 
 By default the processor publishes every features message, as in the two-process graph (where
@@ -61,12 +61,11 @@ def main() -> None:
     os.environ.update(ROS_DOMAIN_ID=str(random.randint(150, 230)),
                       ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
     import rclpy
-    from rclpy.serialization import deserialize_message, serialize_message
 
-    from echoloc.msg import EchoFeatures, EchoFrame
+    from echoloc.msg import EchoFeatures
     from echoloc_ros.nodes.echo_processor import EchoProcessorNode
     from echoloc_ros.nodes.localizer import LocalizerNode
-    from echoloc_ros.ros import conversions
+    from echoloc_ros.ros import cdr, conversions
     rclpy.init(args=['--ros-args', '-p', 'heading_source:=fixed', '-p',
                      f'fixed_yaw_rad:={yaw_rad}', '-p', f'method:={args.method}', '-p',
                      f'room:={args.room}', '-p', 'self_calibrate:=false'])
@@ -87,13 +86,13 @@ def main() -> None:
     for built in processor.processors.values():
         built.process = timed('process', built.process)
     processor.processor_for = timed('processor_for', processor.processor_for)
-    conversions_features_msg = conversions.features_msg
-    conversions.features_msg = timed('features_msg', conversions_features_msg)
+    conversions.features_view = timed('features_view', conversions.features_view)
+    cdr.features_bytes = timed('features_bytes', cdr.features_bytes)
     conversions.features_from_msg = timed('features_from_msg', conversions.features_from_msg)
-    conversions.pose_msg = timed('pose_msg', conversions.pose_msg)
+    conversions.pose_bytes = timed('pose_bytes', conversions.pose_bytes)
     pipeline.step = timed('pipeline_step', step)
     localizer.pose_pub.publish = timed('pose_publish', localizer.pose_pub.publish)
-    sent: list[EchoFeatures] = []
+    sent: list[cdr.FeaturesView] = []
     processor.local_readers.append(sent.append)
     if args.one_process:
         # As echo_localizer.join: the localizer takes the features from the processor, not
@@ -107,14 +106,14 @@ def main() -> None:
     processor.pub.publish = timed('features_publish', processor.pub.publish)
     for data in frames:
         start = time.thread_time()
-        frame = deserialize_message(data, EchoFrame)
+        frame = cdr.frame_view(data)
         parts.setdefault('take_frame', []).append(time.thread_time() - start)
         timed('on_frame', processor.on_frame)(frame)
+        # What the processor published (or, in one process, would publish), read as the
+        # localizer reads it.
+        wire = cdr.features_bytes(sent[-1])
         start = time.thread_time()
-        wire = serialize_message(sent[-1])
-        parts.setdefault('serialize_features', []).append(time.thread_time() - start)
-        start = time.thread_time()
-        features = deserialize_message(wire, EchoFeatures)
+        features = cdr.features_view(wire)
         parts.setdefault('take_features', []).append(time.thread_time() - start)
         timed('on_features', localizer.on_features)(features)
     localizer.destroy_node()

@@ -69,16 +69,23 @@ def main() -> None:
 
     Updater.update = timed_update
     node = EchoProcessorNode()
-    node.on_frame = node.sub.callback = timed('on_frame', node.on_frame)
+    # The subscription's callback reads the serialized frame and calls on_frame with it.
+    node.sub.callback = timed('on_frame', node.sub.callback)
     for processor in node.processors.values():
         processor.process = timed('process', processor.process)
     for calibrator in node.calibrators.values():
         calibrator.add = timed('calibrator_add', calibrator.add)
     for name in ('processor_for', 'ranges_listened', 'first_echo_read'):
         setattr(node, name, timed(name, getattr(node, name)))
-    for name in ('features_msg', 'echo_frame_samples'):
-        setattr(conversions, name, timed(name, getattr(conversions, name)))
+    for name in ('features_view', 'features_msg', 'echo_frame_samples'):
+        if hasattr(conversions, name):  # features_msg: before the features went as bytes
+            setattr(conversions, name, timed(name, getattr(conversions, name)))
     node.pub.publish = timed('features_publish', node.pub.publish)
+    try:  # the features serialized without a message (this branch on)
+        from echoloc_ros.ros import cdr
+        cdr.features_bytes = timed('features_bytes', cdr.features_bytes)
+    except ImportError:
+        pass
     executor = EventsExecutor()
     executor.add_node(node)
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import QoSProfile
+from rclpy.serialization import serialize_message
 
 from ros_testing import wait_for
 from echoloc.msg import EchoFeatures, EchoFrame
@@ -74,6 +75,11 @@ def test_bad_frames_rejected_with_clear_errors_and_node_survives(processor, reco
         # Spaced out: the node's sensor-data queue is short and drops a burst.
         pub.publish(msg)
         time.sleep(0.1)
+    # Bytes that end before the frame does (the node takes its frames serialized): refused by
+    # name, not counted as a frame rejected (its seq unread, the gap counts it).
+    unreadable = serialize_message(_frame(good_samples, 7))[:5000]
+    pub.publish(unreadable)
+    time.sleep(0.1)
     # Then a good one: the node must still be alive and process it.
     assert wait_for(lambda: pub.publish(_frame(good_samples, 6)) or answered(6), timeout_s=15.0)
     assert not any(answered(seq) for seq in range(1, 6))
@@ -98,7 +104,9 @@ def test_bad_frames_rejected_with_clear_errors_and_node_survives(processor, reco
     log = (tmp_path / 'echo_processor.log').read_text()
     for expected in ('truncated frame seq=1: 1000 samples, expected n_channels*n_samples',
                      'sample_rate_hz=48000, expected 250000', 'sample_rate_hz=nan',
-                     'n_channels=0', "unknown array 'no_such_array'"):
+                     'n_channels=0', "unknown array 'no_such_array'",
+                     'frame unreadable: serialized EchoFrame of 5000 bytes ends before the '
+                     'message does'):
         assert expected in log
 
 

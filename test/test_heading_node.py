@@ -11,6 +11,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Imu
 
 from parameters_testing import set_parameters
@@ -144,7 +145,9 @@ def test_hostile_headings_are_refused_and_one_far_future_stamp_stops_nothing(gra
     hostile = {'stamp far from frames': lambda now: _imu(now + 30.0),
                'non-unit quaternion': lambda now: _imu(now, q=(0.0, 0.0, 0.3, 0.3)),
                'non-finite quaternion': lambda now: _imu(now, q=(float('nan'), 0.0, 0.0, 1.0)),
-               'non-finite covariance': lambda now: _imu(now, yaw_var=float('nan'))}
+               'non-finite covariance': lambda now: _imu(now, yaw_var=float('nan')),
+               # Bytes that end before the message does (the node reads them itself).
+               'unreadable': lambda now: serialize_message(_imu(now))[:40]}
     for reason, make in hostile.items():
         # Best effort, as an IMU's QoS is: sent again until the localizer has counted it.
         sent = time.time()

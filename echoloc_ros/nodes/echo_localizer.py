@@ -2,11 +2,12 @@
 
 The two nodes stay what they are, with their names, parameters (each its own section of the
 parameter file), diagnostics and topics, but each frame's features go from the processor to
-the localizer in the same callback, as the message object: not serialized, not carried by DDS
-to another process, one executor wake-up a frame instead of two. ``echoloc/features`` is still
-published whenever another process subscribes to it (the furniture survey in a furnished room,
-a recorder). The localizer's pose is the two-process graph's, to the bit: it reads the same
-message. Started by ``echoloc bringup --one-process`` or ``one_process:=true`` (launch).
+the localizer in the same callback, as the message's fields (``cdr.FeaturesView``): not
+serialized, not carried by DDS to another process, one executor wake-up a frame instead of
+two. ``echoloc/features`` is still published whenever another process subscribes to it (the
+furniture survey in a furnished room, a recorder). The localizer's pose is the two-process
+graph's, to the bit: it reads the same message. Started by ``echoloc bringup --one-process``
+or ``one_process:=true`` (launch).
 """
 from rclpy.node import Node
 

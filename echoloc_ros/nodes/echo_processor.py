@@ -11,7 +11,7 @@ from sensor_msgs.msg import Range
 from std_msgs.msg import Header
 
 from echoloc.msg import EchoFeatures, EchoFrame
-from echoloc_ros.ros import conversions
+from echoloc_ros.ros import cdr, conversions
 from echoloc_ros.core.acoustics import speed_of_sound_mps
 from echoloc_ros.core.array_calibration import ArrayCalibration, DirectPathCalibrator
 from echoloc_ros.core.array_geometry import load_named_array
@@ -20,7 +20,7 @@ from echoloc_ros.core.echo_processing import (DIRECT_RESIDUAL_LIMIT_DB, EchoProc
 from echoloc_ros.ros.diagnostics import ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam
 from echoloc_ros.core.warm_up import warm_processor
 from echoloc_ros.nodes.common import MAX_SEQ_GAP, declare, declare_chirp, diagnostic_updater, \
-    limit_threads, run, warm_up
+    limit_threads, run, subscribe_serialized, warm_up
 
 # Processors kept, one per (array, chirp, sample rate) a frame names: a stream has one; a peer
 # sending 300 chirp variants grew the node by 51 MB when none was let go.
@@ -77,10 +77,10 @@ class EchoProcessorNode(Node):
         self.latency_ms = []
 
         self.pub = self.create_publisher(EchoFeatures, 'echoloc/features', QoSProfile(depth=10))
-        # Readers of each features message in this process (the localizer, when both nodes run
-        # in one process: nodes/echo_localizer.py), called after it is published; while there
-        # are any, the message is published only when another process subscribes to it.
-        self.local_readers: list[Callable[[EchoFeatures], None]] = []
+        # Readers of each features message's fields in this process (the localizer, when both
+        # nodes run in one process: nodes/echo_localizer.py), called after it is published;
+        # while there are any, the message is published only when another process subscribes.
+        self.local_readers: list[Callable[[cdr.FeaturesView], None]] = []
         self.publish_ranges = declare(
             self, 'publish_ranges', True, 'publish the first echo of each receiver as '
             'sensor_msgs/Range on echoloc/range_<i>, in the receiver\'s frame '
@@ -90,10 +90,12 @@ class EchoProcessorNode(Node):
         # subscribers, looked up at this monotonic time (first_echo_read).
         self.first_echo_readers = (0, False, -float('inf'))
         # Depth 1: a frame overtaken while the last was processed is dropped (counted in
-        # gaps), so that a busy CPU delays the newest frame, not a queue of old ones.
-        self.sub = self.create_subscription(EchoFrame, 'echoloc/echoes', self.on_frame,
-                                            QoSProfile(depth=1, reliability=ReliabilityPolicy
-                                                       .BEST_EFFORT))
+        # gaps), so that a busy CPU delays the newest frame, not a queue of old ones. Taken
+        # serialized: the fields read and the samples are read where they lie in the bytes.
+        self.sub = subscribe_serialized(
+            self, EchoFrame, 'echoloc/echoes', cdr.frame_view, self.on_frame,
+            QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT),
+            self.frame_unreadable)
         self.updater = diagnostic_updater(self, 'echo_processor')
         self.frequency = FrequencyStatus(FrequencyStatusParam(
             {'min': expected_rate_hz, 'max': expected_rate_hz}, tolerance=0.25),
@@ -122,7 +124,7 @@ class EchoProcessorNode(Node):
         published, not counted, not calibrated from); create the range publishers."""
         processor = self.processor_for(expected)
         features = warm_processor(processor, calibration=self.self_calibrate)
-        conversions.features_msg(features, expected, 0.0)
+        cdr.features_bytes(conversions.features_view(features, expected, 0.0))
         if self.publish_ranges:
             self.range_publishers(processor.array.n_receivers)
 
@@ -165,7 +167,26 @@ class EchoProcessorNode(Node):
             del self.calibrators[id(dropped)]
         return self.processors[key]
 
-    def on_frame(self, frame: EchoFrame) -> None:
+    def frame_unreadable(self, exc: ValueError) -> None:
+        """Bytes on echoloc/echoes that are no EchoFrame: in the Frames diagnostic's summary
+        as a frame rejected; its seq unread, it is counted as missed by the gap it leaves."""
+        self.period_in += 1
+        self.period_rejected += 1
+        self.reject(f'frame unreadable: {exc}')
+
+    def reject(self, error: str) -> None:
+        """Log why a frame was rejected: each new kind of problem at once, a repeat of the last
+        one at most every 5 s (the count is in diagnostics), so a bad stream does not flood
+        the log."""
+        self.last_error = error
+        kind = re.sub(r'[\d.]+', '#', error)
+        if kind != self.last_error_kind:
+            self.last_error_kind = kind
+            self.get_logger().error(error)
+        else:
+            self.get_logger().error(error, throttle_duration_sec=5.0)
+
+    def on_frame(self, frame: 'EchoFrame | cdr.FrameView') -> None:
         start = time.perf_counter()
         self.frames_in += 1
         self.period_in += 1
@@ -198,15 +219,7 @@ class EchoProcessorNode(Node):
         except ValueError as exc:
             self.frames_rejected += 1
             self.period_rejected += 1
-            self.last_error = f'frame seq={frame.seq} rejected: {exc}'
-            # Each new kind of problem is logged at once; a repeat of the last one at most
-            # every 5 s (the count is in diagnostics), so a bad stream does not flood the log.
-            kind = re.sub(r'[\d.]+', '#', str(exc))
-            if kind != self.last_error_kind:
-                self.last_error_kind = kind
-                self.get_logger().error(self.last_error)
-            else:
-                self.get_logger().error(self.last_error, throttle_duration_sec=5.0)
+            self.reject(f'frame seq={frame.seq} rejected: {exc}')
             return
         self.last_residual_db = features.direct_residual_db
         if not direct_explained(features):
@@ -219,9 +232,10 @@ class EchoProcessorNode(Node):
                 'not calibrated yet', throttle_duration_sec=5.0)
             return
         elapsed_s = time.perf_counter() - start
-        msg = conversions.features_msg(features, frame, elapsed_s)
+        # The message's fields, serialized only where it is published (no message built).
+        msg = conversions.features_view(features, frame, elapsed_s)
         if published:
-            self.pub.publish(msg)
+            self.pub.publish(cdr.features_bytes(msg))
         self.frequency.tick()
         if any(ranges):
             self.publish_first_echo_ranges(frame, features, ranges)

@@ -13,7 +13,7 @@ from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
 from echoloc.msg import EchoFeatures
-from echoloc_ros.ros import conversions, markers
+from echoloc_ros.ros import cdr, conversions, markers
 from echoloc_ros.core.array_geometry import load_array, yaw_matrix
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_heading import EchoHeading, acquire
@@ -23,22 +23,18 @@ from echoloc_ros.core.room import load_room, room_from_yaml
 from echoloc_ros.core.stamps import StampBuffer
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.ros.imu_heading import HEADING_STAMP_MAX_S, heading_refusal
-from echoloc_ros.ros.diagnostics import ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam
+from echoloc_ros.ros.diagnostics import OK, FrequencyStatus, FrequencyStatusParam
 from echoloc_ros.nodes.common import (MAX_SEQ_GAP, RefusalLog, declare, declare_chirp,
-                                      diagnostic_updater, limit_threads, run, warm_up)
-from echoloc_ros.nodes.localizer_status import (LocalizerState, localization_status,
-                                                model_status)
+                                      diagnostic_updater, limit_threads, run,
+                                      subscribe_serialized, warm_up)
+from echoloc_ros.nodes.localizer_status import (IMU_FRESH_S, LocalizerState, heading_status,
+                                                localization_status, model_status)
 from echoloc_ros.nodes.temperature_input import TemperatureInput
 from echoloc_ros.nodes.track_search_params import declare_track_search
 
 METHODS = ('physics', 'nn')
 DEVICES = ('cpu', 'cuda')
 HEADING_SOURCES = ('auto', 'imu', 'echoes', 'fixed')
-# The Localization diagnostic warns when the published track has taken no fix for this long.
-COASTING_WARN_S = 1.0
-# heading_source auto: the IMU is the source while it has given an accepted heading this
-# recently (s of wall time), the echoes otherwise. Refusals for longer than this are an ERROR.
-IMU_FRESH_S = 1.0
 
 
 class StartUp(NamedTuple):
@@ -247,7 +243,10 @@ class LocalizerNode(Node):
             depth=2))
         # rviz subscribes volatile: the static room is re-sent every few seconds.
         self.create_timer(2.0, self.publish_room_markers)
-        self.create_subscription(Imu, 'imu/data', self.on_imu, qos_profile_sensor_data)
+        # The headings and the features are taken serialized and read where they are used.
+        subscribe_serialized(self, Imu, 'imu/data', cdr.imu_view, self.on_imu,
+                             qos_profile_sensor_data,
+                             lambda exc: self.refuse_heading('unreadable', str(exc)))
         if self.room_updates:
             # Latched on the survey's side: a localizer started later still gets the room.
             self.create_subscription(String, 'echoloc/room', self.on_room, QoSProfile(
@@ -256,8 +255,8 @@ class LocalizerNode(Node):
         # Depth 1: while a frame is being localized, a newer one replaces any older one
         # waiting, so the next pose is always of the newest frame (an overtaken frame is
         # dropped, and counted by the gap in seq, rather than localized late).
-        self.create_subscription(EchoFeatures, 'echoloc/features', self.on_features,
-                                 QoSProfile(depth=1))
+        subscribe_serialized(self, EchoFeatures, 'echoloc/features', cdr.features_view,
+                             self.on_features, QoSProfile(depth=1), self.features_unreadable)
         # It runs only while a frame waits: an idle 50 Hz timer costs CPU every period.
         self.flush_timer = self.create_timer(0.02, self.flush_waiting)
         self.flush_timer.cancel()
@@ -292,20 +291,22 @@ class LocalizerNode(Node):
             return 'imu'
         return 'echoes'
 
-    def on_imu(self, msg: Imu) -> None:
-        refusal = heading_refusal(msg, self.newest_frame_s)
+    def refuse_heading(self, reason: str, detail: str) -> None:
         now = time.monotonic()
+        self.headings_refused[reason] += 1
+        self.last_refusal = f'{reason}: {detail}'
+        if self.imu_refused_since_mono is None:
+            self.imu_refused_since_mono = now
+        self.imu_refused_mono = now
+        self.get_logger().warning(f'heading on imu/data refused ({reason}): {detail}',
+                                  throttle_duration_sec=2.0)
+
+    def on_imu(self, msg: 'Imu | cdr.ImuOrientationView') -> None:
+        refusal = heading_refusal(msg, self.newest_frame_s)
         if refusal is not None:
-            reason, detail = refusal
-            self.headings_refused[reason] += 1
-            self.last_refusal = f'{reason}: {detail}'
-            if self.imu_refused_since_mono is None:
-                self.imu_refused_since_mono = now
-            self.imu_refused_mono = now
-            self.get_logger().warning(f'heading on imu/data refused ({reason}): {detail}',
-                                      throttle_duration_sec=2.0)
+            self.refuse_heading(*refusal)
             return
-        self.imu_accepted_mono = now
+        self.imu_accepted_mono = time.monotonic()
         self.imu_refused_since_mono = None
         # Roll and pitch go with the heading of the same message, paired with a frame by stamp
         # (the latest message's would make a frame's fix depend on when it was processed).
@@ -340,7 +341,12 @@ class LocalizerNode(Node):
         imu = self.headings.at(t_s, self.heading_tolerance_s)
         return None if imu is None else imu[2]
 
-    def on_features(self, msg: EchoFeatures) -> None:
+    def features_unreadable(self, exc: ValueError) -> None:
+        # Its seq unread, the frame is counted as dropped by the gap it leaves.
+        self.last_error = f'features on echoloc/features unreadable: {exc}'
+        self.get_logger().error(self.last_error, throttle_duration_sec=1.0)
+
+    def on_features(self, msg: 'EchoFeatures | cdr.FeaturesView') -> None:
         self.frames_in += 1
         # Frames overtaken here or upstream leave a gap in seq. A seq that goes back, or jumps
         # by more than MAX_SEQ_GAP, is a restarted driver or another publisher, not a gap.
@@ -404,7 +410,7 @@ class LocalizerNode(Node):
         base_position = position_m - yaw_matrix(base_yaw) @ self.array_in_base_xyz
         # An error in the heading swings the base around the array on the lever arm.
         swing = yaw_matrix(base_yaw + 0.5 * np.pi) @ (self.array_in_base_xyz * [1.0, 1.0, 0.0])
-        publisher.publish(conversions.pose_msg(
+        publisher.publish(conversions.pose_bytes(
             base_position, covariance_m2 + yaw_var * np.outer(swing, swing), base_yaw, yaw_var,
             stamp, self.map_frame))
 
@@ -542,37 +548,11 @@ class LocalizerNode(Node):
     def model_status(self, stat):
         return model_status(stat, self.status_state())
 
-    def heading_status(self) -> tuple[bytes, str]:
-        """The heading's part of the Localization diagnostic: level and words."""
-        now = time.monotonic()
-        mode = self.heading_mode()
-        since = self.imu_refused_since_mono
-        if since is not None and now - since > IMU_FRESH_S and now - self.imu_refused_mono < 1.0:
-            return ERROR, (f'heading source bad: every heading on imu/data refused for '
-                           f'{now - since:.1f} s (last: {self.last_refusal})'
-                           + ('; heading from the echoes' if mode == 'echoes' else ''))
-        if self.heading_source == 'imu' and now - self.imu_accepted_mono > IMU_FRESH_S:
-            silent_s = now - max(self.imu_accepted_mono, self.started_mono)
-            return ERROR, (f'no heading on imu/data for {silent_s:.1f} s (heading_source imu; '
-                           'auto would take it from the echoes)')
-        if mode != 'echoes':
-            return OK, ''
-        where = 'no heading on imu/data: ' if self.heading_source == 'auto' else ''
-        if not self.echo_heading.locked:
-            return WARN, f'{where}acquiring the heading from the echoes'
-        mirror = self.echo_heading.mirror_probability
-        if mirror > 0.01:
-            return WARN, (f'{where}heading from the echoes, {100 * mirror:.0f} % likely to be '
-                          'half a turn off with the pose mirrored through the room\'s centre '
-                          '(the room is symmetric; an IMU heading settles it); the covariance '
-                          'covers both')
-        return (WARN if where else OK), f'{where}heading from the echoes'
-
     def localization_status(self, stat):
         # Each report reads the latencies of the frames since the last one.
         latency, self.latency_ms = self.latency_ms, []
         stat = localization_status(stat, self.status_state(latency))
-        level, message = self.heading_status()
+        level, message = heading_status(self)
         if level > OK:
             stat.mergeSummary(level, message)
         level, message, fields = self.temperature.status(self.temperature_c)

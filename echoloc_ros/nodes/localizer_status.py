@@ -1,6 +1,7 @@
 """The localizer node's diagnostic tasks as functions over a small state object (the
 cpu_monitor pattern): testable with a status wrapper, without a node."""
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,6 +14,9 @@ from echoloc_ros.ros.diagnostics import ERROR, OK, WARN
 
 # The Localization diagnostic warns when the published track has taken no fix for this long.
 COASTING_WARN_S = 1.0
+# heading_source auto: the IMU is the source while it has given an accepted heading this
+# recently (s of wall time), the echoes otherwise. Refusals for longer than this are an ERROR.
+IMU_FRESH_S = 1.0
 
 
 # The causes of a frame localized (or spent acquiring the heading) without a published pose,
@@ -162,6 +166,34 @@ def track_search_status(stat, search: TrackSearch | None) -> None:
     for reason in SKIP_REASONS:
         stat.add(f'full searches untried: {reason}',
                  str(0 if counts is None else counts.skipped[reason]))
+
+
+def heading_status(node) -> tuple[bytes, str]:
+    """The heading's part of the Localization diagnostic: level and words, from the
+    localizer ``node``'s heading state."""
+    now = time.monotonic()
+    mode = node.heading_mode()
+    since = node.imu_refused_since_mono
+    if since is not None and now - since > IMU_FRESH_S and now - node.imu_refused_mono < 1.0:
+        return ERROR, (f'heading source bad: every heading on imu/data refused for '
+                       f'{now - since:.1f} s (last: {node.last_refusal})'
+                       + ('; heading from the echoes' if mode == 'echoes' else ''))
+    if node.heading_source == 'imu' and now - node.imu_accepted_mono > IMU_FRESH_S:
+        silent_s = now - max(node.imu_accepted_mono, node.started_mono)
+        return ERROR, (f'no heading on imu/data for {silent_s:.1f} s (heading_source imu; '
+                       'auto would take it from the echoes)')
+    if mode != 'echoes':
+        return OK, ''
+    where = 'no heading on imu/data: ' if node.heading_source == 'auto' else ''
+    if not node.echo_heading.locked:
+        return WARN, f'{where}acquiring the heading from the echoes'
+    mirror = node.echo_heading.mirror_probability
+    if mirror > 0.01:
+        return WARN, (f'{where}heading from the echoes, {100 * mirror:.0f} % likely to be '
+                      'half a turn off with the pose mirrored through the room\'s centre '
+                      '(the room is symmetric; an IMU heading settles it); the covariance '
+                      'covers both')
+    return (WARN if where else OK), f'{where}heading from the echoes'
 
 
 def model_status(stat, state: LocalizerState):

@@ -11,6 +11,7 @@ from echoloc.msg import EchoFrame
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoFeatures
+from echoloc_ros.ros import cdr
 
 # EchoFeatures fields with one value per channel, named alike in the message and the core.
 PER_CHANNEL_FIELDS = ('tof_s', 'tof_cfd_s', 'snr_db', 'noise_floor', 'direct_tof_s',
@@ -142,8 +143,27 @@ def features_msg(features: EchoFeatures, frame: EchoFrame,
     return msg
 
 
-def features_from_msg(msg: EchoFeaturesMsg) -> EchoFeatures:
-    """The core EchoFeatures of a message, validated.
+def _float32s(values: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(values, dtype=np.float32).ravel()
+
+
+def features_view(features: EchoFeatures, frame: 'EchoFrame | cdr.FrameView',
+                  processing_time_s: float) -> cdr.FeaturesView:
+    """:func:`features_msg`'s fields without the message: what the localizer in the same
+    process reads (the same values, its scalars not yet rounded to single precision), and
+    what :func:`~echoloc_ros.ros.cdr.features_bytes` serializes where it is published."""
+    n_channels, n_bins = features.baseband.shape
+    return cdr.FeaturesView(
+        frame.header, frame.seq, frame.array_id, n_channels, n_bins,
+        float(features.bin_width_s), float(features.start_s), float(features.carrier_hz),
+        np.empty(0, dtype=np.float32), _float32s(features.baseband.real),
+        _float32s(features.baseband.imag),
+        *(_float32s(getattr(features, name)) for name in PER_CHANNEL_FIELDS),
+        float(processing_time_s))
+
+
+def features_from_msg(msg: 'EchoFeaturesMsg | cdr.FeaturesView') -> EchoFeatures:
+    """The core EchoFeatures of a message (or of its fields read from its bytes), validated.
 
     :raises ValueError: naming the field when lengths disagree with n_channels * n_bins.
     """
@@ -160,7 +180,8 @@ def features_from_msg(msg: EchoFeaturesMsg) -> EchoFeatures:
             raise ValueError(f'features seq={msg.seq}: {name}={value}, expected '
                              f'[{low:g}, {high:g}]')
     for name in ('envelope', 'baseband_real', 'baseband_imag'):
-        if len(getattr(msg, name)) != size and not (name == 'envelope' and not msg.envelope):
+        if len(getattr(msg, name)) != size and not (name == 'envelope'
+                                                    and not len(msg.envelope)):
             raise ValueError(f'features seq={msg.seq}: {name} has {len(getattr(msg, name))} '
                              f'values, expected n_channels*n_bins = {size}'
                              + (' or none' if name == 'envelope' else ''))
@@ -174,8 +195,8 @@ def features_from_msg(msg: EchoFeaturesMsg) -> EchoFeatures:
     if not np.all(np.isfinite(baseband.view(np.float32))):
         raise ValueError(f'features seq={msg.seq}: baseband holds NaN or inf')
     # Recordings made before the envelope was left out carry it.
-    envelope = (np.frombuffer(msg.envelope, dtype=np.float32).reshape(shape) if msg.envelope
-                else np.abs(baseband))
+    envelope = (np.frombuffer(msg.envelope, dtype=np.float32).reshape(shape)
+                if len(msg.envelope) else np.abs(baseband))
     return EchoFeatures(
         baseband=baseband, envelope=envelope,
         bin_width_s=float(msg.bin_width_s), start_s=float(msg.start_s),
@@ -184,25 +205,39 @@ def features_from_msg(msg: EchoFeaturesMsg) -> EchoFeatures:
            for name in PER_CHANNEL_FIELDS})
 
 
+def _pose_covariance(covariance_m2: np.ndarray, yaw_variance_rad2: float) -> np.ndarray:
+    """The 6x6 covariance of a pose, row-major over (x, y, z, roll, pitch, yaw); roll and
+    pitch are not observed, so their variance is large rather than zero (REP-145 style for
+    unknowns)."""
+    cov = np.zeros((6, 6))
+    cov[:3, :3] = covariance_m2
+    cov[3, 3] = cov[4, 4] = 1e6
+    cov[5, 5] = yaw_variance_rad2
+    return cov
+
+
 def pose_msg(position_m: np.ndarray, covariance_m2: np.ndarray, yaw_rad: float,
              yaw_variance_rad2: float, stamp: Time, frame_id: str) -> PoseWithCovarianceStamped:
-    """A PoseWithCovarianceStamped; orientation is the fused heading (roll, pitch unknown).
-
-    The 6x6 covariance is row-major over (x, y, z, roll, pitch, yaw); roll and pitch are not
-    observed, so their variance is large rather than zero (REP-145 style for unknowns).
-    """
+    """A PoseWithCovarianceStamped; orientation is the fused heading (roll, pitch unknown),
+    the covariance as :func:`_pose_covariance`."""
     msg = PoseWithCovarianceStamped()
     msg.header.stamp = stamp
     msg.header.frame_id = frame_id
     msg.pose.pose.position = Point(x=float(position_m[0]), y=float(position_m[1]),
                                    z=float(position_m[2]))
     msg.pose.pose.orientation = yaw_to_quaternion(yaw_rad)
-    cov = np.zeros((6, 6))
-    cov[:3, :3] = covariance_m2
-    cov[3, 3] = cov[4, 4] = 1e6
-    cov[5, 5] = yaw_variance_rad2
-    msg.pose.covariance = cov.ravel().tolist()
+    msg.pose.covariance = _pose_covariance(covariance_m2, yaw_variance_rad2).ravel().tolist()
     return msg
+
+
+def pose_bytes(position_m: np.ndarray, covariance_m2: np.ndarray, yaw_rad: float,
+               yaw_variance_rad2: float, stamp: Time, frame_id: str) -> bytes:
+    """:func:`pose_msg`'s message serialized, without building it (published as it is)."""
+    quaternion = yaw_to_quaternion(yaw_rad)
+    return cdr.pose_bytes(
+        (float(position_m[0]), float(position_m[1]), float(position_m[2])),
+        (quaternion.x, quaternion.y, quaternion.z, quaternion.w),
+        _pose_covariance(covariance_m2, yaw_variance_rad2), stamp, frame_id)
 
 
 def pose_position_covariance(msg: PoseWithCovarianceStamped) -> tuple[np.ndarray, np.ndarray]:
