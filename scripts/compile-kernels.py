@@ -3,10 +3,11 @@ node or test that localizes loads them instead of compiling them (10-20 s on a 2
 
 One simulated frame localized in the default, the furnished and the L-shaped room reaches every
 kernel with the argument types the localizer passes at run time (and the echo processor's
-first-echo pair fit, core/first_echo.py, which processing the frame reaches). Run by
-scripts/setup.sh when core/physics/kernels.py, scan_kernels.py, axis_kernels.py (the balanced
-level's axis scans), heading_kernels.py (the heading step before the wall scans), newton.py,
-path_trace.py or core/first_echo.py changes.
+first-echo pair fit, core/first_echo.py, and its delay fit, core/delay_fit.py, which
+processing the frame reaches). Run by scripts/setup.sh when core/physics/kernels.py,
+scan_kernels.py, axis_kernels.py (the balanced level's axis scans), heading_kernels.py (the
+heading step before the wall scans), newton.py, fix_kernels.py (the final fit's residual floor,
+misfit and covariance), path_trace.py, core/first_echo.py or core/delay_fit.py changes.
 """
 import time
 

@@ -1,5 +1,7 @@
 """Propagation of sound in air: speed of sound and atmospheric absorption (ISO 9613-1)."""
 
+from functools import lru_cache
+
 import numpy as np
 
 # ISO 9613-1:1993 reference values.
@@ -37,6 +39,24 @@ def air_absorption_db_per_m(freq_hz: float | np.ndarray, temperature_c: float,
     :param pressure_kpa: atmospheric pressure in kPa.
     :return: attenuation in dB/m, same shape as ``freq_hz``.
     """
+    if isinstance(freq_hz, float):
+        # One tone (the localizer's carrier, every frame): computed once per air.
+        return _tone_absorption(freq_hz, float(temperature_c), float(humidity_pct),
+                                float(pressure_kpa))
+    return _absorption(freq_hz, temperature_c, humidity_pct, pressure_kpa)
+
+
+@lru_cache(maxsize=64)
+def _tone_absorption(freq_hz: float, temperature_c: float, humidity_pct: float,
+                     pressure_kpa: float) -> float:
+    """:func:`air_absorption_db_per_m` of one frequency, kept for the last airs asked for
+    (its twenty numpy scalar operations cost a tenth of the localizer's frame)."""
+    return _absorption(freq_hz, temperature_c, humidity_pct, pressure_kpa)
+
+
+def _absorption(freq_hz: float | np.ndarray, temperature_c: float, humidity_pct: float,
+                pressure_kpa: float) -> float | np.ndarray:
+    """:func:`air_absorption_db_per_m`, computed."""
     if not 0.0 <= humidity_pct <= 100.0:
         raise ValueError(f'humidity_pct must be in [0, 100], got {humidity_pct}')
     if not -60.0 <= temperature_c <= 60.0:

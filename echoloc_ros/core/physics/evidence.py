@@ -7,6 +7,7 @@ from echoloc_ros.core.physics.covariance import MIN_INFORMATION_RATIO
 from echoloc_ros.core.physics.kernels import gram_terms, path_terms, residual_power, synthesis
 from echoloc_ros.core.physics.matched_filter import Frame, lower_quartile
 from echoloc_ros.core.physics.newton import evidence_batch, near_pairs
+from echoloc_ros.core.physics.fix_kernels import path_misfit, weighted_residual
 from echoloc_ros.core.room_tolerance import (NONLINEAR_SHARE, delay_metric, residual_allowance,
                                              surface_shifts)
 
@@ -251,17 +252,18 @@ class Evidence:
         dt = features.bin_width_s
         if fitted is None:
             fitted = self.synthesise(fr, tau, amp, coef)
-        residual = np.abs(features.baseband - fitted) ** 2 * fr.weights[:, None]
         first = min(max(int(np.ceil((fr.t_min - features.start_s) / dt)), 0),
-                    residual.shape[1] - 1)
+                    features.baseband.shape[1] - 1)
+        residual = weighted_residual(features.baseband, np.ascontiguousarray(fitted),
+                                     np.ascontiguousarray(fr.weights, dtype=float))
         floor = float(lower_quartile(residual[:, first:].reshape(1, -1))[0]) / np.log(4.0 / 3.0)
         if not floor > 0.0:
             # A residual without noise (a frame synthesised without it): nothing to compare.
             return 1.0, self._residual_ratio(fr, tau, amp, coef, fitted)
-        return floor, self._path_misfit(fr, residual / floor, tau, amp, coef)
+        return floor, self._path_misfit(fr, residual, floor, tau, amp, coef)
 
-    def _path_misfit(self, fr: Frame, residual: np.ndarray, tau: np.ndarray, amp: np.ndarray,
-                     coef: np.ndarray) -> float:
+    def _path_misfit(self, fr: Frame, residual: np.ndarray, floor: float, tau: np.ndarray,
+                     amp: np.ndarray, coef: np.ndarray) -> float:
         """Each modelled path's residual over the noise floor in its own main lobes (its bins
         within ``1.2`` main-lobe half-widths of its delay on each receiver that receives it,
         less the correlation length of bins its fitted amplitude absorbs), at least 1,
@@ -272,24 +274,15 @@ class Evidence:
         information is divided by its own misfit, not by the pool's. Less than 1 is noise
         (a path's lobes hold about 6 independent samples).
 
-        :param residual: the frame less the fit, in units of the noise floor ``(n, n_bins)``.
+        :param residual: the frame less the fit, in noise units ``(n, n_bins)``
+            (:func:`weighted_residual`); ``floor``: the noise floor it is measured against.
         :param tau: ``(P, n)`` s; ``amp``: ``(P, n)``, 0 for paths not modelled; ``coef``:
             ``(P,)`` fitted amplitudes.
         :return: 1 when no path is modelled.
         """
-        dt = fr.features.bin_width_s
-        n_receivers, n_bins = residual.shape
-        half = int(np.ceil(1.2 * self.processor.mainlobe_half_width_s / dt))
-        centre = np.rint((tau - fr.features.start_s) / dt).astype(np.int64)
-        bins = np.clip(centre[..., None] + np.arange(-half, half + 1), 0, n_bins - 1)
-        received = amp > 0
-        power = np.sum(residual[np.arange(n_receivers)[None, :, None], bins]
-                       * received[..., None], axis=(1, 2))
-        counted = np.count_nonzero(received, axis=1) * (2 * half + 1)
-        energy = np.abs(coef) ** 2 * np.sum(amp ** 2 * fr.weights, axis=1)
-        used = (counted > 0) & (energy > 0)
-        if not used.any():
-            return 1.0
-        dof = np.maximum(counted[used] - self._correlation_factor, 0.25 * counted[used])
-        misfit = np.maximum(power[used] / dof, 1.0)
-        return float(np.sum(energy[used] * misfit) / np.sum(energy[used]))
+        half = int(np.ceil(1.2 * self.processor.mainlobe_half_width_s
+                           / fr.features.bin_width_s))
+        return path_misfit(residual, floor, np.ascontiguousarray(tau, dtype=float),
+                           np.ascontiguousarray(amp, dtype=float),
+                           np.ascontiguousarray(coef), fr.weights, fr.features.start_s,
+                           fr.features.bin_width_s, half, self._correlation_factor)

@@ -88,8 +88,9 @@ def lower_quartile(values: np.ndarray) -> np.ndarray:
     """``np.quantile(values, 0.25, axis=1)`` (linear interpolation, NaN where a row holds one),
     in the rows' own dtype, from one partition of the rows in place of numpy's partition
     along the first axis of their transpose (a tenth of its cost on a frame's bins). The
-    partition places the two order statistics read alone (not also the least and the largest,
-    as numpy's does to find NaN: a third less), and NaN is looked for apart.
+    partition places the lower of the two order statistics read alone, the upper is the least
+    after it (numpy's partition for two places costs four times its partition for one), and
+    NaN is looked for apart.
 
     :param values: ``(n, m)``, m >= 1.
     :return: ``(n,)``.
@@ -98,8 +99,11 @@ def lower_quartile(values: np.ndarray) -> np.ndarray:
     virtual = (n - 1) * 0.25
     below = min(int(np.floor(virtual)), n - 1)
     above = min(below + 1, n - 1)
-    ordered = np.partition(values, sorted({below, above}), axis=1)
-    low, high = ordered[:, below], ordered[:, above]
+    ordered = np.partition(values, below, axis=1)
+    low = ordered[:, below]
+    # The next order statistic is the least of those the partition put after it: a pass
+    # over them costs a fifth of partitioning for both at once.
+    high = np.min(ordered[:, above:], axis=1) if above > below else low
     gamma = virtual - below
     # numpy's lerp, in the same order and precision.
     step = high - low
@@ -206,8 +210,8 @@ def check_features(features: EchoFeatures) -> None:
         raise ValueError(f'features: bin_width_s={features.bin_width_s}, '
                          f'start_s={features.start_s}; expected a finite start and a '
                          'positive bin width')
-    bad = ~np.isfinite(features.baseband)
-    if bad.any():
+    if not np.isfinite(features.baseband).all():
+        bad = ~np.isfinite(features.baseband)
         channel, index = (int(i) for i in np.argwhere(bad)[0])
         raise ValueError(f'features: baseband[{channel}, {index}] = '
                          f'{features.baseband[channel, index]}, expected finite values '
