@@ -279,3 +279,11 @@ CROSS_GATE_RATIO = AXIS_GATE_RATIO
 N_CROSS_SCANS = 1
 N_CROSS_PEAKS = 2
 CROSS_SCAN_GAP = 200.0
+
+# Issue 19 (branch r33-73): where the first fix leaves its frame doubtful, the wall scans are
+# started again HEADING_RETRY_SIGMAS standard deviations of the given heading either side of
+# it and the N_HEADING_RETRY best polished candidates of each start are refined with the wider
+# look's (heading_retry.retry_starts).
+HEADING_RETRY = True
+HEADING_RETRY_SIGMAS = 2.0
+N_HEADING_RETRY = 2
