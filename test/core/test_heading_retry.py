@@ -21,8 +21,9 @@ def test_a_heading_given_far_off_is_found_from_a_start_beside_it(array, chirp, p
                                                                  monkeypatch):
     """Frame 7 of dev room 0 (seed 8, 20 dB, a soft shoebox), its heading given 3.27 deg off
     (3.3 sigma): the wall scans at the given heading decohere, no candidate lay within 87 cm
-    of the truth and the fix sat 3.2 m off (residual 27 times the noise); from the start 2
-    sigma below the given heading the scans find the truth, and its evidence wins."""
+    of the truth and the fix sat 3.2 m off (residual 27 times the noise); from the start
+    :data:`HEADING_RETRY_SIGMAS` (1.5) sigma below the given heading the scans find the truth,
+    and its evidence wins."""
     loc, frame = dev_frame(0, 8, 7, array, chirp, processor, snr_db=20.0)
     before, old_error, _ = _localized(loc, frame, False, monkeypatch)
     assert np.linalg.norm(old_error) > 1.0

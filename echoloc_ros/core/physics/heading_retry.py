@@ -2,13 +2,15 @@
 
 The wall scans run at the heading given (or the heading step's): a wall's coherent score
 loses about 40 % at 1 deg of heading error and 90 % at 2 deg, so where the heading given is
-two of its standard deviations off, the right place's peaks fall below wrong ones and no
-candidate lies near the truth, however well the echoes would explain it there. The
-candidates' heading grid spans 3 standard deviations, but only around peaks the scans found.
-Where the first fix leaves the frame doubtful (:meth:`WiderLook._wider_look`), the scans are
-started again :data:`HEADING_RETRY_SIGMAS` standard deviations either side of the heading given
-and their best polished candidates are refined with the wider look's, so that the evidence
-(with the heading's prior) chooses.
+1.5 of its standard deviations off or more, the right place's peaks can fall below wrong ones
+and no candidate lie near the truth, however well the echoes would explain it there (the
+candidates' heading grid spans 3 standard deviations, but only around the peaks the scans
+found). Where the first fix leaves the frame doubtful (:meth:`WiderLook._wider_look`), the
+scans are started again :data:`HEADING_RETRY_SIGMAS` standard deviations either side of the
+heading given and their best polished candidates are refined with the wider look's, so that
+the evidence (with the heading's prior) chooses. On dev it also righted fixes metres off whose
+heading was given within a degree (the starts' scans peak at other places; why the first scans
+missed those was not traced).
 """
 
 from dataclasses import replace
