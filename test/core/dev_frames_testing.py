@@ -12,13 +12,13 @@ from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 HEADING_STD_RAD = float(np.deg2rad(1.0))
 
 
-def dev_frame(index: int, seed: int, k: int, array, chirp, processor):
+def dev_frame(index: int, seed: int, k: int, array, chirp, processor, snr_db: float = 10.0):
     """Frame ``k`` of dev room ``index`` as ``echoloc evaluate --rooms random:30 --split dev
-    --seed SEED --snr-db 10 --heading-noise-deg 1`` draws it, and a localizer for its room:
+    --seed SEED --snr-db SNR_DB --heading-noise-deg 1`` draws it, and a localizer for its room:
     ``(localizer, (features, position, heading given))``."""
     room = generate_room('dev', index, seed)
     simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
-    drawn = list(random_frames(simulator, Scenario(snr_db=10.0, seed=seed), k + 1,
+    drawn = list(random_frames(simulator, Scenario(snr_db=snr_db, seed=seed), k + 1,
                                frames_seed(seed, index)))
     _, frame, position, yaw, draw, _ = drawn[k]
     loc = PhysicsLocalizer(room, array, chirp, processor=processor)

@@ -11,6 +11,7 @@ from echoloc_ros.core.physics.config import (AHEAD_PEAK_GAP, AXIS_BASIN_M, AXIS_
                                              WIDENED_VARIANCE_RATIO,
                                              WIDER_EVIDENCE_MARGIN, WIDER_RATIO_GROWTH_MAX,
                                              WIDER_STEP_M, YAW)
+from echoloc_ros.core.physics.heading_retry import retry_starts
 from echoloc_ros.core.physics.results import Estimate, Proposal
 
 
@@ -107,7 +108,9 @@ class WiderLook:
         evidence.
 
         The ``peaks`` ``(5,)`` each (:meth:`_evidence_peaks` the fix does not clearly beat) are
-        refined as well, whatever their polished evidence.
+        refined as well, whatever their polished evidence, and so are the best candidates of
+        the scans started again either side of the heading given
+        (:func:`~echoloc_ros.core.physics.heading_retry.retry_starts`).
 
         The refined candidates' evidence is the final fit's, as the fix's is; the rest keep
         their polished evidence, lower than they would reach refined, so a rival among them
@@ -134,8 +137,10 @@ class WiderLook:
             scores = np.concatenate([scores, fit.evidence])
         order = np.argsort(scores)[::-1]
         top, rest = order[:N_WIDER_REFINE], order[N_WIDER_REFINE:]
-        return self._with_refined(proposal, estimate, [polished[i] for i in top] + list(peaks),
-                                  polished[rest], scores[rest])
+        # And the scans started again either side of the heading given (issue 19).
+        retried = retry_starts(self, proposal, estimate)
+        starts = [polished[i] for i in top] + list(peaks) + retried
+        return self._with_refined(proposal, estimate, starts, polished[rest], scores[rest])
 
     def _peaks_refined(self, proposal: Proposal, estimate: Estimate, peaks: list) -> Proposal:
         """``proposal`` with the ``peaks`` ``(5,)`` each (:meth:`_evidence_peaks` the fix does
