@@ -11,7 +11,8 @@ With ``--truth`` the true pose of each fix outside its 99.9 % ellipsoid or 10 cm
 (``outside`` says which) is refined as the fix
 was and its evidence gap to the fix given (``truth_gap``: positive when the model prefers
 the truth). Each line also holds the peaks :meth:`AxisRivals._axis_rivals` found
-(``axis_gap``, ``axis_offset_m``, ``axis_axis``) and the largest echo the fit leaves
+(``axis_gap``, ``axis_offset_m``, ``axis_axis``; ``plan_gap``: those of the scans over the plan's
+other strips, :meth:`AxisRivals._plan_peaks`) and the largest echo the fit leaves
 unexplained (``res_peak``: the residual summed over receivers and one main lobe, over its
 floor); with ``--record`` the covariance is published as before the axis rivals (they are
 recorded, not spanned, and none refined), so that rules for them can be replayed on the
@@ -169,6 +170,12 @@ def frame_row(loc: PhysicsLocalizer, features, position_m: np.ndarray, yaw_rad: 
     crossed = [(axis, gap, loc._axis_scan_peaks(proposal.frame, top, 1 - axis, reference,
                                                 N_CROSS_PEAKS)) for axis, gap, top in starts]
     pairs = [peak for _, _, found in crossed for peak in found]
+    # The plan's other strips scanned, where the cross scans run (AxisRivals._plan_peaks).
+    plan_start = time.thread_time()
+    plan = (loc._plan_peaks(proposal.frame, first_theta)
+            if loc._cross_pays(estimate) and loc.plan_scans else [])
+    plan_ms = 1e3 * (time.thread_time() - plan_start)
+    pairs = pairs + plan
     cross_ms = 1e3 * (time.thread_time() - cross_start)
     shares = (loc._axis_shares(proposal.frame, first_theta) if peaks
               else np.full(2, np.nan))
@@ -200,6 +207,7 @@ def frame_row(loc: PhysicsLocalizer, features, position_m: np.ndarray, yaw_rad: 
            'wider': wider, 'n_better': len(better), 'replaced': replaced,
            'first_axis_gap': first_axis['axis_gap'], 'n_polished': int(proposal.n_polished),
            'cross_gap': [round(g, 2) for g, _ in pairs],
+           'plan_gap': [round(g, 2) for g, _ in plan], 'plan_ms': round(plan_ms, 3),
            'cross': [(axis, round(gap, 2), [round(g, 2) for g, _ in found])
                      for axis, gap, found in crossed],
            'shares': _rounded(shares, 2), 'cross_ms': round(cross_ms, 3), **first_fix,
@@ -223,6 +231,8 @@ def frame_row(loc: PhysicsLocalizer, features, position_m: np.ndarray, yaw_rad: 
         # How near the truth lay to the cross scans' peaks.
         row['truth_near_cross_m'] = round(float(min(
             [np.linalg.norm(top[:2] - true_emitter[:2]) for _, top in pairs] or [np.inf])), 4)
+        row['truth_near_plan_m'] = round(float(min(
+            [np.linalg.norm(top[:2] - true_emitter[:2]) for _, top in plan] or [np.inf])), 4)
         row['truth_near_sym_m'] = round(float(min(
             [np.linalg.norm(signs * fix_theta[:2] + shift - true_emitter[:2])
              for _, signs, shift in symmetries] or [np.inf])), 4)
@@ -256,6 +266,9 @@ def main() -> int:
     parser.add_argument('--no-cross', action='store_true',
                         help='leave out the scans across the axes\' peaks '
                              '(AxisRivals._cross_peaks)')
+    parser.add_argument('--no-plan', action='store_true',
+                        help='leave out the scans over the plan\'s other strips '
+                             '(AxisRivals._plan_peaks)')
     parser.add_argument('--all-cross', action='store_true',
                         help='scan every scanned fix across (AxisRivals._cross_pays ignored)')
     parser.add_argument('--compare', action='store_true',
@@ -263,6 +276,7 @@ def main() -> int:
                              'too (base)')
     args = parser.parse_args()
     PhysicsLocalizer.cross_scans = not args.no_cross
+    PhysicsLocalizer.plan_scans = not args.no_plan
     localizer_module.AXIS_REFINE_GAP = args.refine_gap
     rooms = generate_rooms(args.split, args.rooms, args.seed)
     tap = ResidualTap()

@@ -1,6 +1,8 @@
 """Rivals of a fix along each horizontal axis: the full model's evidence scanned through it
 (issue 19, no overconfident fix)."""
 
+import functools
+
 import numpy as np
 
 from echoloc_ros.core.physics.axis_kernels import grouped_evidence, keep_heard
@@ -8,8 +10,8 @@ from echoloc_ros.core.physics.candidates import _peaks, _vertex
 from echoloc_ros.core.physics.config import (AXIS_BASIN_M, AXIS_GATE_RATIO,
                                              AXIS_GATE_RIVAL_GAP, AXIS_GATE_SHARE, AXIS_STEP_M,
                                              CROSS_GATE_RATIO, CROSS_SCAN_GAP, CROSS_SCANS,
-                                             N_AXIS_RIVALS,
-                                             N_CROSS_PEAKS, N_CROSS_SCANS, PRIOR_SCALE,
+                                             N_AXIS_RIVALS, N_CROSS_PEAKS, N_CROSS_SCANS,
+                                             N_PLAN_PEAKS, PLAN_LINE_M, PLAN_SCANS, PRIOR_SCALE,
                                              RESPONSE_HALF_S, YAW)
 from echoloc_ros.core.physics.matched_filter import Frame
 
@@ -40,6 +42,8 @@ class AxisRivals:
     axis_gate = True
     #: Whether :meth:`_cross_peaks` scans through the axes' peaks.
     cross_scans = CROSS_SCANS
+    #: Whether :meth:`_peaks_across` scans the plan's other strips (:meth:`_plan_peaks`).
+    plan_scans = PLAN_SCANS
     #: The last scan: its frame, parameters ``(5,)`` and peaks (:meth:`_evidence_peaks`).
     _last_scan: tuple | None = None
 
@@ -145,6 +149,64 @@ class AxisRivals:
         reference = float(self._scan_score(fr, theta[None], self._valid_batch(fr, theta[None]))[0])
         return [peak for axis, _, top in starts
                 for peak in self._axis_scan_peaks(fr, top, 1 - axis, reference, N_CROSS_PEAKS)]
+
+    def _peaks_across(self, fr: Frame, theta: np.ndarray, estimate, peaks: list
+                      ) -> list[tuple[float, np.ndarray]]:
+        """Where :meth:`_cross_pays` for the fix ``estimate`` (parameters ``theta (5,)``, its
+        axis ``peaks``): the peaks across through them (:meth:`_cross_peaks`) and over the
+        plan's other strips (:meth:`_plan_peaks`, with :attr:`plan_scans`), as
+        :meth:`_evidence_peaks` gives them; none elsewhere."""
+        if not self._cross_pays(estimate):
+            return []
+        across = self._cross_peaks(fr, theta, peaks)
+        return across + (self._plan_peaks(fr, theta) if self.plan_scans else [])
+
+    def _plan_peaks(self, fr: Frame, theta: np.ndarray) -> list[tuple[float, np.ndarray]]:
+        """The peaks of the evidence along each horizontal axis through the middle of each
+        strip of the plan across it that does not hold ``theta (5,)`` (:meth:`_plan_strips`),
+        its height, speed and heading kept, and along the other axis through each such scan's
+        best :data:`N_PLAN_PEAKS`, each scan's best :data:`N_CROSS_PEAKS`, as
+        :meth:`_evidence_peaks` gives them (the gap from the evidence at ``theta``).
+
+        A fix in the wrong wing of an L plan or in an alcove is crossed by no scan through it
+        or through its axis peaks (dev, 10 dB: fixes 1-4 m off in both axes, the refined truth
+        16-490 log units above them). Within a strip the walls across the axis are the same
+        wherever the line runs, so a scan through its middle peaks at the true value along
+        the axis, and the scan across through that peak at the truth.
+        """
+        reference = None
+        found = []
+        for axis in range(2):
+            other = 1 - axis
+            for value in self._plan_lines(axis, theta[other]):
+                if reference is None:
+                    reference = float(self._scan_score(fr, theta[None],
+                                                       self._valid_batch(fr, theta[None]))[0])
+                line = theta.copy()
+                line[other] = value
+                for _, top in self._axis_scan_peaks(fr, line, axis, reference, N_PLAN_PEAKS):
+                    found += self._axis_scan_peaks(fr, top, other, reference, N_CROSS_PEAKS)
+        return found
+
+    def _plan_lines(self, axis: int, through: float) -> list[float]:
+        """Where :meth:`_plan_peaks` scans along ``axis``: each strip across it
+        (:meth:`_plan_strips`) cut into bands of at most :data:`PLAN_LINE_M`, each band's
+        middle, but the band's that holds ``through`` (the fix's own coordinate, m: the scan
+        through the fix crosses it)."""
+        lines = []
+        for s0, s1 in self._plan_strips[axis]:
+            n = max(int(np.ceil((s1 - s0) / PLAN_LINE_M)), 1)
+            edges = np.linspace(s0, s1, n + 1)
+            lines += [0.5 * (a + b) for a, b in zip(edges[:-1], edges[1:])
+                      if not a <= through <= b]
+        return lines
+
+    @functools.cached_property
+    def _plan_strips(self) -> list[np.ndarray]:
+        """The strips of the plan across each horizontal axis (:meth:`Room.axis_spans`, the
+        plan cut at every vertex): their bounds along the other axis ``(n, 2)``, m, each once
+        (the room is a localizer's for its life: computed once)."""
+        return [np.unique(self.room.axis_spans(axis)[:, 2:], axis=0) for axis in range(2)]
 
     @staticmethod
     def _cross_starts(theta: np.ndarray, peaks: list) -> list[tuple[int, float, np.ndarray]]:

@@ -291,3 +291,14 @@ CROSS_SCAN_GAP = 200.0
 HEADING_RETRY = True
 HEADING_RETRY_SIGMAS = 1.5
 N_HEADING_RETRY = 2
+
+# Issue 19 (branch r33-74): where the fix is scanned across (AxisRivals._cross_pays), the
+# evidence is also scanned along each horizontal axis through the middle of every strip of the
+# plan the fix is not in (Room.axis_spans: a wing of an L or T plan, an alcove), at the fix's
+# height, speed and heading, and across through the N_PLAN_PEAKS best peaks of each such scan
+# (AxisRivals._plan_peaks); the peaks the fix does not clearly beat (AXIS_REFINE_GAP) are
+# refined as candidates with the axes' own (PhysicsLocalizer.settled). A fix in the wrong wing
+# is crossed by no scan through it or its axis peaks. A shoebox has one strip: nothing is run.
+PLAN_SCANS = True
+N_PLAN_PEAKS = 2
+PLAN_LINE_M = math.inf

@@ -315,9 +315,9 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         theta = loc._fix_theta(proposal, estimate)
         if loc.axis_rivals and HEIGHT_PEAKS:
             peaks = peaks + loc._height_peaks(fr, theta)
-        # Peaks of the evidence along an axis, and across through them, that the fix does not
-        # clearly beat are refined as candidates (:meth:`AxisRivals._cross_peaks`).
-        peaks = peaks + (loc._cross_peaks(fr, theta, peaks) if loc._cross_pays(estimate) else [])
+        # Peaks of the evidence along an axis, across through them and over the plan's other
+        # strips, that the fix does not clearly beat are refined (:meth:`_peaks_across`).
+        peaks = peaks + loc._peaks_across(fr, theta, estimate, peaks)
         better = [top for gap, top in peaks if gap < AXIS_REFINE_GAP]
         second = None
         if WIDER_LOOK and loc._doubtful_fix(estimate):
