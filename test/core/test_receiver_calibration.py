@@ -79,6 +79,11 @@ def test_the_array_file_written_keeps_its_name_and_moves_its_receivers(drawn, ar
     np.testing.assert_allclose(written.receivers_m, array.receivers_m + result.offsets_m,
                                atol=1e-6)
     np.testing.assert_array_equal(written.emitter_m, array.emitter_m)
+    # The doubt the calibration achieved, and the file's of the common shift it cannot see.
+    achieved = np.hypot(result.std_m, array.position_std_m / 2.0)
+    np.testing.assert_allclose(written.position_std_m, achieved, atol=1e-7)
+    np.testing.assert_allclose(result.array(array).position_std_m, achieved)
+    assert np.all(achieved < array.position_std_m)
 
 
 def test_with_the_array_calibrated_the_equalisers_advance_is_not_taken_for_an_offset(
