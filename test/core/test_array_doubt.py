@@ -23,7 +23,11 @@ def array_dict():
 
 
 def test_the_doubt_is_read_and_a_bad_one_named():
-    assert np.all(array_from_dict(array_dict()).position_std_m == DEFAULT_POSITION_STD_M)
+    # The simulator's array is exact; a file that does not say has the parts' tolerance.
+    assert np.all(array_from_dict(array_dict()).position_std_m == 0.0)
+    unsaid = {k: v for k, v in array_dict().items() if k != 'position_std_m'}
+    assert DEFAULT_POSITION_STD_M == 1.5e-4
+    assert np.all(array_from_dict(unsaid).position_std_m == DEFAULT_POSITION_STD_M)
     per_receiver = [[1e-5, 2e-5, 3e-5]] * 4
     np.testing.assert_array_equal(
         array_from_dict({**array_dict(), 'position_std_m': per_receiver}).position_std_m,
