@@ -23,7 +23,7 @@ import numpy as np
 
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.core.room_tolerance import with_room_tolerance
+from echoloc_ros.core.room_tolerance import with_model_doubt
 from echoloc_ros.offline.evaluation import CHI2_95_3DOF, CHI2_999_3DOF, evaluate_fixes
 from echoloc_ros.offline.room_evaluation import _grouped, _rounded, parse_rooms
 from echoloc_ros.offline.wider_record import WiderLookRecorder, wider_choice
@@ -35,7 +35,7 @@ from echoloc_ros.offline.room_evaluation import frames_seed
 
 def _scored(room, truth_m: np.ndarray, estimate) -> tuple[float, bool, bool]:
     """``(error m, inside 95 %, outside 99.9 %)`` of one published fix."""
-    published = with_room_tolerance(estimate, room)
+    published = with_model_doubt(estimate, room)
     error = published.position_m - truth_m
     d2 = float(error @ np.linalg.solve(published.covariance_m2, error))
     return float(np.linalg.norm(error)), d2 <= CHI2_95_3DOF, d2 > CHI2_999_3DOF

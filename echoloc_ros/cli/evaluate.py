@@ -23,6 +23,20 @@ def _room(args):
         raise SystemExit(f'echoloc evaluate: {err}') from None
 
 
+def _array(args):
+    """The array file of the arguments, with ``--array-std-m`` as its receivers' doubt."""
+    from dataclasses import replace
+
+    from echoloc_ros.core.array_geometry import load_array
+    array = load_array(args.array)
+    if args.array_std_m is None:
+        return array
+    try:
+        return replace(array, position_std_m=args.array_std_m)
+    except ValueError as err:
+        raise SystemExit(f'echoloc evaluate: {err}') from None
+
+
 def cmd_evaluate(args) -> int:
     if args.thermometer_std_c is not None and args.calibrate_room_s is None:
         raise SystemExit('echoloc evaluate: --thermometer-std-c needs --calibrate-room-s (a '
@@ -38,10 +52,9 @@ def cmd_evaluate(args) -> int:
 
 
 def _evaluate_room(args) -> int:
-    from echoloc_ros.core.array_geometry import load_array
     from echoloc_ros.core.chirp import Chirp
     from echoloc_ros.offline.evaluation import evaluate_fixes, evaluate_tracked, rounded
-    room, array = _room(args), load_array(args.array)
+    room, array = _room(args), _array(args)
     scenario = scenario_from_args(args)
     if args.furniture_known and not (args.furniture_shift_m > 0 and room.furniture):
         raise SystemExit(f'echoloc evaluate: --furniture-known needs --furniture-shift-m > 0 '
@@ -65,7 +78,7 @@ def _evaluate_room(args) -> int:
                      'heading_noise_deg': args.heading_noise_deg, 'seed': args.seed,
                      'model_error': _model_error_json(args),
                      'model_error_seed': args.model_error_seed, 'max_order': args.max_order,
-                     'room_tolerance_m': room.tolerance_m,
+                     'room_tolerance_m': room.tolerance_m, 'array_std_m': args.array_std_m,
                      'calibrate_frames': args.calibrate_frames,
                      'calibrate_receivers': args.calibrate_receivers, **drawn}
     if args.no_wide_search:
@@ -247,6 +260,7 @@ def _evaluate_room_calibration(args, room, array) -> int:
                                    'surface_offset_m': args.surface_offset_m,
                                    'model_error_seed': args.model_error_seed,
                                    'room_tolerance_m': room.tolerance_m,
+                                   'array_std_m': args.array_std_m,
                                    'heading_noise_deg': args.heading_noise_deg,
                                    'calibrate_room_s': args.calibrate_room_s,
                                    'calibrate_room_temperature_std_c':
@@ -417,9 +431,7 @@ def _add_evaluate_parser(sub) -> None:
     p.add_argument('--heading-noise-deg', type=float, default=0.0,
                    help='std of the heading error given to the localizer [deg]')
     p.add_argument('--plot', type=Path, help='write the figures to this PNG')
-    p.add_argument('--room-tolerance-m', type=float,
-                   help='the room file\'s tolerance_m as the localizer reads it (default: the '
-                        'file\'s)')
+    _add_doubt_args(p)
     p.add_argument('--max-order', type=_max_order, default=2,
                    help='highest reflection order simulated (all: every one in the window)')
     p.add_argument('--calibrate-frames', type=int, default=0,
@@ -446,6 +458,16 @@ def _add_evaluate_parser(sub) -> None:
                    help='nn: do not search again, widely, the frames the network doubts')
     add_scenario_args(p)
     p.set_defaults(func=cmd_evaluate)
+
+
+def _add_doubt_args(p) -> None:
+    """``evaluate``'s doubts of the files as the localizer reads them."""
+    p.add_argument('--room-tolerance-m', type=float,
+                   help='the room file\'s tolerance_m as the localizer reads it (default: the '
+                        'file\'s)')
+    p.add_argument('--array-std-m', type=float,
+                   help='the array file\'s position_std_m (each receiver coordinate\'s doubt, one '
+                        'standard deviation) as the localizer reads it (default: the file\'s)')
 
 
 def _add_room_calibration_args(p) -> None:

@@ -17,6 +17,11 @@ from echoloc_ros.core.paths import load_config
 # What an array name from the wire (EchoFrame.array_id) may look like: a file name in
 # config/arrays without its .yaml, never a path.
 _ARRAY_NAME = re.compile(r'[A-Za-z0-9_-]{1,64}')
+# How far each receiver's acoustic phase centre may lie from the file's position when the file
+# does not say (``position_std_m``), one standard deviation per axis: a phase centre differs
+# from the drawing by fractions of a millimetre (a part placed within +-0.25 mm, uniform, has
+# 0.14 mm).
+DEFAULT_POSITION_STD_M = 1.5e-4
 
 
 @dataclass
@@ -31,6 +36,11 @@ class ArrayGeometry:
     :ivar piston_radius_m: radius of the circular piston used for directivity.
     :ivar coupling_db: level of the direct emitter-to-receiver arrival (acoustic plus structural)
         relative to a lossless echo with a 1 m path.
+    :ivar position_std_m: how far each receiver's phase centre may lie from ``receivers_m``,
+        one standard deviation per receiver and axis ``(n, 3)`` (a number: every one alike),
+        m: the parts' tolerance, or what a calibration achieved. The published covariance
+        adds the pose error it causes
+        (:func:`~echoloc_ros.core.physics.array_doubt.array_doubt_covariance`).
     """
 
     name: str
@@ -42,6 +52,7 @@ class ArrayGeometry:
     piston_radius_m: float = 1.5e-3
     coupling_db: float = 35.0
     description: str = ''
+    position_std_m: np.ndarray | float = DEFAULT_POSITION_STD_M
 
     def __post_init__(self) -> None:
         self.emitter_m = np.asarray(self.emitter_m, dtype=float)
@@ -66,6 +77,12 @@ class ArrayGeometry:
         if self.piston_radius_m < 0:
             raise ValueError(f'array {self.name!r}: piston_radius_m must be >= 0, got '
                              f'{self.piston_radius_m}')
+        std = np.asarray(self.position_std_m, dtype=float)
+        if (std.shape not in ((), (n, 3)) or not np.all(np.isfinite(std)) or np.any(std < 0)
+                or np.any(std > 0.01)):
+            raise ValueError(f'array {self.name!r}: position_std_m must be a number or {n} '
+                             f'[x, y, z] in [0, 0.01] m, got {std.tolist()}')
+        self.position_std_m = np.broadcast_to(std, (n, 3)).copy()
         if np.any(np.linalg.norm(self.receivers_m - self.emitter_m, axis=1) < 1e-3):
             raise ValueError(f'array {self.name!r}: a receiver coincides with the emitter')
 
@@ -159,7 +176,7 @@ def array_from_dict(data: dict[str, Any]) -> ArrayGeometry:
     if not isinstance(data, dict):
         raise ValueError(f'array description must be a mapping, got {type(data).__name__}')
     allowed = {'name', 'description', 'emitter_m', 'receivers_m', 'gains', 'transducer',
-               'coupling_db'}
+               'coupling_db', 'position_std_m'}
     unknown = set(data) - allowed
     if unknown:
         raise ValueError(f'unknown array fields {sorted(unknown)}; expected {sorted(allowed)}')
@@ -177,7 +194,8 @@ def array_from_dict(data: dict[str, Any]) -> ArrayGeometry:
         transducer_center_hz=float(transducer.get('center_hz', 40e3)),
         transducer_bandwidth_hz=float(transducer.get('bandwidth_hz', 12e3)),
         piston_radius_m=float(transducer.get('piston_radius_m', 1.5e-3)),
-        coupling_db=float(data.get('coupling_db', 35.0)))
+        coupling_db=float(data.get('coupling_db', 35.0)),
+        position_std_m=data.get('position_std_m', DEFAULT_POSITION_STD_M))
 
 
 def load_array(name_or_path: str | Path = 'square_4sensor') -> ArrayGeometry:

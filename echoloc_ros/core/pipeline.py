@@ -20,7 +20,7 @@ from echoloc_ros.core.localization import Fix, Localizer
 from echoloc_ros.core.paths import default_model_path
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import Room
-from echoloc_ros.core.room_tolerance import room_covariance, with_room_tolerance
+from echoloc_ros.core.room_tolerance import room_covariance, with_model_doubt
 from echoloc_ros.core.track_search import TrackSearch
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.core.warm_up import room_features
@@ -148,11 +148,12 @@ class Pipeline:
         else:
             fix = self.localizer.fix(features, yaw_rad, temperature_c, yaw_std_rad,
                                      wide_search_allowed, tilt_rad)
-        # The room file's tolerance is what the echoes cannot tell: it widens every fix. It
-        # is the same error frame after frame, so the tracker fuses the fixes without it, and
-        # the track, which cannot average it out, is widened by it after.
+        # The room file's tolerance and the array file's doubt are what the echoes cannot
+        # tell: they widen every fix. Each is the same error frame after frame, so the tracker
+        # fuses the fixes without them, and the track, which cannot average them out, is
+        # widened by them after.
         untolerated = fix.estimate
-        fix = replace(fix, estimate=with_room_tolerance(untolerated, self.room))
+        fix = replace(fix, estimate=with_model_doubt(untolerated, self.room))
         estimate = fix.estimate
         counts = self.counts
         counts.frames += 1
@@ -172,6 +173,8 @@ class Pipeline:
                     self.track_search.reset()
             position, covariance, accepted = self.tracker.update_estimate(t_s, untolerated)
             covariance = covariance + room_covariance(self.room, position)
+            if untolerated.array_covariance_m2 is not None:
+                covariance = covariance + untolerated.array_covariance_m2
             counts.gated += not accepted
             vouched = self.tracker.initialised
             counts.unvouched += not vouched

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from echoloc_ros.core.array_geometry import ArrayGeometry, tilt_matrix, yaw_matrix
+from echoloc_ros.core.array_geometry import (ArrayGeometry, array_from_dict, tilt_matrix,
+                                             yaw_matrix)
 from echoloc_ros.core.array_calibration import DIRECT_C_MPS
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor, direct_explained
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
@@ -57,8 +58,18 @@ class ReceiverCalibrationResult:
     n_echoes: int
 
     def array(self, array: ArrayGeometry) -> ArrayGeometry:
-        """``array`` with its receivers at the measured phase centres."""
-        return replace(array, receivers_m=array.receivers_m + self.offsets_m)
+        """``array`` with its receivers at the measured phase centres and the doubt the
+        calibration achieved (:meth:`position_std_m`)."""
+        return replace(array, receivers_m=array.receivers_m + self.offsets_m,
+                       position_std_m=self.position_std_m(array))
+
+    def position_std_m(self, array: ArrayGeometry) -> np.ndarray:
+        """What the calibrated receivers' positions are still unsure of ``(n, 3)``, m: each
+        offset's own standard deviation and the file's doubt of the receivers' common shift
+        (``array.position_std_m`` over the square root of their number), which the phases
+        cannot see and the calibration keeps at the file's."""
+        common = array.position_std_m / np.sqrt(array.n_receivers)
+        return np.hypot(self.std_m, common)
 
     def to_dict(self) -> dict:
         """The offsets and their standard deviations in mm, for a JSON report."""
@@ -348,7 +359,8 @@ def receivers_calibrated(array: ArrayGeometry) -> bool:
 
 def array_yaml(source: str | Path, result: ReceiverCalibrationResult) -> str:
     """The array file ``source`` (an array name or YAML path) as YAML text with its receivers
-    at the phase centres ``result`` measured (to the micrometre); its name and every other
+    at the phase centres ``result`` measured (to the micrometre) and the doubt it achieved
+    (:meth:`ReceiverCalibrationResult.position_std_m`); its name and every other
     field as written, so that frames naming the array still match it. A comment at the top
     gives the offsets from the file and their standard deviations."""
     data = yaml.safe_load(resolve_config('arrays', source).read_text(encoding='utf-8'))
@@ -356,6 +368,8 @@ def array_yaml(source: str | Path, result: ReceiverCalibrationResult) -> str:
     data['receivers_m'] = np.round(receivers, 6).tolist()
     note = f'{CALIBRATED_NOTE}, {result.n_echoes} echoes)'
     data['description'] = f'{data.get("description", "")} ({note})'.strip()
+    array = array_from_dict({**data, 'receivers_m': receivers})
+    data['position_std_m'] = np.round(result.position_std_m(array), 7).tolist()
     header = ''.join(f'# receiver {i}: offset {np.round(1e3 * o, 3).tolist()} mm, std '
                      f'{np.round(1e3 * s, 3).tolist()} mm\n'
                      for i, (o, s) in enumerate(zip(result.offsets_m, result.std_m)))

@@ -183,6 +183,12 @@ class Room:
         told): one error shared by every surface, which moves each by the scale times its
         distance from the room's centre, apart from ``tolerance_m`` (each surface's own).
         0: none (a tape-measured file, whose doubt is its surfaces' own).
+    :ivar surface_std_m: each surface's own doubt, one standard deviation, walls in plan order
+        then floor and ceiling ``(k + 2,)``, m: a calibrated room's, each surface's estimate's
+        from the drive. The published covariance reads it in place of ``tolerance_m``
+        (:func:`~echoloc_ros.core.room_tolerance.tolerance_covariance`); ``tolerance_m`` stays
+        the bound the residual is judged against. ``None``: every surface uniform within
+        ``tolerance_m``.
     """
 
     name: str
@@ -198,6 +204,7 @@ class Room:
     description: str = ''
     tolerance_m: float = 0.0
     scale_std: float = 0.0
+    surface_std_m: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.vertices_m = np.asarray(self.vertices_m, dtype=float)
@@ -229,6 +236,13 @@ class Room:
         if not (np.isfinite(self.scale_std) and 0 <= self.scale_std <= MAX_SCALE_STD):
             raise ValueError(f'room {self.name!r}: scale_std must be a fraction in [0, '
                              f'{MAX_SCALE_STD}], got {self.scale_std}')
+        if self.surface_std_m is not None:
+            self.surface_std_m = np.asarray(self.surface_std_m, dtype=float)
+            if (self.surface_std_m.shape != (k + 2,) or not np.all(np.isfinite(self.surface_std_m))
+                    or np.any(self.surface_std_m < 0) or np.any(self.surface_std_m > 0.5)):
+                raise ValueError(f'room {self.name!r}: surface_std_m must be {k + 2} numbers in '
+                                 f'[0, 0.5] (walls, floor, ceiling), got '
+                                 f'{_short(np.asarray(self.surface_std_m).tolist())}')
         if not 0 <= self.humidity_pct <= 100:
             raise ValueError(f'room {self.name!r}: humidity_pct must be in [0, 100], got '
                              f'{self.humidity_pct}')
@@ -472,7 +486,7 @@ def room_from_dict(data: dict[str, Any]) -> Room:
     if not isinstance(data, dict):
         raise ValueError(f'room description must be a mapping, got {type(data).__name__}')
     allowed = {'name', 'description', 'plan', 'height_m', 'materials', 'furniture',
-               'temperature_c', 'humidity_pct', 'tolerance_m', 'scale_std'}
+               'temperature_c', 'humidity_pct', 'tolerance_m', 'scale_std', 'surface_std_m'}
     unknown = set(data) - allowed
     if unknown:
         raise ValueError(f'unknown room fields {_short(sorted(map(str, unknown)))}; expected '
@@ -500,7 +514,20 @@ def room_from_dict(data: dict[str, Any]) -> Room:
         wall_names=wall_names,
         tolerance_m=_number(data.get('tolerance_m', DEFAULT_TOLERANCE_M),
                             f'room {name!r}: tolerance_m'),
-        scale_std=_number(data.get('scale_std', 0.0), f'room {name!r}: scale_std'))
+        scale_std=_number(data.get('scale_std', 0.0), f'room {name!r}: scale_std'),
+        surface_std_m=_surface_std(data.get('surface_std_m'), wall_names, name))
+
+
+def _surface_std(data: Any, wall_names: list[str], name: str) -> np.ndarray | None:
+    """A file's ``surface_std_m``: a mapping of every surface's name (the walls', ``floor``,
+    ``ceiling``) to its standard deviation, m; ``None`` when the file does not state it."""
+    if data is None:
+        return None
+    names = list(wall_names) + ['floor', 'ceiling']
+    if not isinstance(data, dict) or set(map(str, data)) != set(names):
+        raise ValueError(f'room {name!r}: surface_std_m must map every surface {names} to a '
+                         f'standard deviation in m, got {_short(data)}')
+    return np.array([_number(data[s], f'room {name!r}: surface_std_m.{s}') for s in names])
 
 
 def room_from_yaml(text: str) -> Room:

@@ -368,12 +368,15 @@ class RoomCalibration:
         room, shift = moved_shell(self.localizer.room, offsets)
         step = self._box_step(offsets)
         room = replace(room, furniture=[box.shifted(step) for box in room.furniture])
-        # Uniform within +-tolerance has the worst surface's variance (room_tolerance reads it
-        # so); the scale's doubt is one term of its own.
+        # Uniform within +-tolerance has the worst surface's variance: the bound the residual
+        # is judged against. The covariance reads each surface's own (a surface not heard
+        # keeps the file's doubt); the scale's doubt is one term of its own.
         tolerance = float(np.clip(np.sqrt(3.0) * std[known].max(initial=0.0), 0.0, 0.5))
+        surface_std = np.clip(np.where(known, std, self.localizer.room.tolerance_m
+                                       / np.sqrt(3.0)), 0.0, 0.5)
         told_c = float(np.mean(self.temperatures_c))
         c = speed_of_sound_mps(told_c)
-        room = replace(room, tolerance_m=tolerance,
+        room = replace(room, tolerance_m=tolerance, surface_std_m=surface_std,
                        scale_std=float(np.clip(scale_std, 0.0, MAX_SCALE_STD)))
         return RoomCalibrationResult(room, offsets, std, counts, shift, ruler, scale,
                                      told_c - scale * c / 0.606)
@@ -490,8 +493,8 @@ class RoomCalibration:
 
 def room_yaml(source: str | Path, result: RoomCalibrationResult) -> str:
     """The room file ``source`` (a room name or YAML path) as YAML text with its shell as
-    ``result`` found it: plan, height, furniture in the new frame and ``tolerance_m``; every
-    other field as written."""
+    ``result`` found it: plan, height, furniture in the new frame, ``tolerance_m`` and
+    ``surface_std_m``; every other field as written."""
     data = yaml.safe_load(resolve_config('rooms', source).read_text(encoding='utf-8'))
     room = result.room
     if 'shoebox' in data['plan']:
@@ -506,4 +509,7 @@ def room_yaml(source: str | Path, result: RoomCalibrationResult) -> str:
                                  4).tolist()
     data['tolerance_m'] = round(float(room.tolerance_m), 4)
     data['scale_std'] = round(float(room.scale_std), 6)
+    if room.surface_std_m is not None:
+        data['surface_std_m'] = {name: round(float(v), 6) for name, v in
+                                 zip(room.surface_names, room.surface_std_m)}
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)

@@ -83,14 +83,17 @@ TOLERATED_MIN_OFFSET_M = 0.1
 
 
 def tolerance_covariance(room: Room, position_m: np.ndarray) -> np.ndarray:
-    """Covariance ``(3, 3)`` of the fix's error from surfaces off the file by up to
-    ``room.tolerance_m`` (uniform, independent); zeros for a zero tolerance. A shoebox's walls
+    """Covariance ``(3, 3)`` of the fix's error from surfaces off the file: each by its own
+    ``room.surface_std_m`` (a calibrated room's) or, where the file states none, uniform within
+    ``room.tolerance_m``; independent. Zeros where no surface has a doubt. A shoebox's walls
     and every room's floor and ceiling; a general plan's walls are treated as the bounding
-    box's (the nearest wall along each axis).
+    box's (the nearest wall along each axis), each side with the largest doubt of the walls
+    facing along it (:func:`side_variances`).
 
     :param position_m: the fix ``(3,)``, room frame, m.
     """
-    if room.tolerance_m <= 0:
+    variances = side_variances(room)
+    if not np.any(variances > 0):
         return np.zeros((3, 3))
     x, y, z = np.asarray(position_m, dtype=float)
     lo = room.vertices_m.min(axis=0)
@@ -108,7 +111,26 @@ def tolerance_covariance(room: Room, position_m: np.ndarray) -> np.ndarray:
         sensitivity[axis, 5] -= sign * distance / height
     sensitivity[2, 4] = 1.0 - z / height
     sensitivity[2, 5] = z / height
-    return room.tolerance_m ** 2 / 3.0 * sensitivity @ sensitivity.T
+    return (sensitivity * variances) @ sensitivity.T
+
+
+def side_variances(room: Room) -> np.ndarray:
+    """The variance of each side of the room's box ``(6,)`` (low x, high x, low y, high y,
+    floor, ceiling), m^2: ``tolerance_m**2 / 3`` for every side (uniform within it), or from
+    ``room.surface_std_m``, a side of the plan's bounding box taking the largest of the walls
+    whose inward normal points along it (within 45 degrees; a shoebox: its one wall)."""
+    if room.surface_std_m is None:
+        return np.full(6, room.tolerance_m ** 2 / 3.0)
+    walls = room.vertices_m
+    edges = np.roll(walls, -1, axis=0) - walls
+    inward = np.column_stack([-edges[:, 1], edges[:, 0]]) / np.hypot(*edges.T)[:, None]
+    variance = room.surface_std_m ** 2
+    k = walls.shape[0]
+    sides = []
+    for axis, sign in ((0, 1.0), (0, -1.0), (1, 1.0), (1, -1.0)):
+        facing = sign * inward[:, axis] > np.sqrt(0.5)
+        sides.append(variance[:k][facing].max() if facing.any() else variance[:k].max())
+    return np.array(sides + [variance[k], variance[k + 1]])
 
 
 def scale_covariance(room: Room, position_m: np.ndarray) -> np.ndarray:
@@ -144,10 +166,21 @@ def room_covariance(room: Room, position_m: np.ndarray) -> np.ndarray:
 
 def with_room_tolerance(estimate: Estimate, room: Room) -> Estimate:
     """The estimate with :func:`room_covariance` added to its covariance."""
-    if room.tolerance_m <= 0 and room.scale_std <= 0:
+    if room.tolerance_m <= 0 and room.scale_std <= 0 and room.surface_std_m is None:
         return estimate
     return replace(estimate, covariance_m2=estimate.covariance_m2
                    + room_covariance(room, estimate.position_m))
+
+
+def with_model_doubt(estimate: Estimate, room: Room) -> Estimate:
+    """The estimate with what the files cannot tell added to its covariance: the room's
+    (:func:`with_room_tolerance`) and the array's doubt of its receivers' positions
+    (:attr:`Estimate.array_covariance_m2`, where the localizer gives it)."""
+    estimate = with_room_tolerance(estimate, room)
+    if estimate.array_covariance_m2 is None:
+        return estimate
+    return replace(estimate, covariance_m2=estimate.covariance_m2
+                   + estimate.array_covariance_m2)
 
 
 def surface_shifts(img_m: np.ndarray, img_t: np.ndarray, sequences: list,

@@ -2,6 +2,8 @@
 found, from the carrier phases of isolated echoes at known poses, within a small fraction of
 that (up to their common shift, which the phases cannot see)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import yaml
@@ -79,6 +81,13 @@ def test_the_array_file_written_keeps_its_name_and_moves_its_receivers(drawn, ar
     np.testing.assert_allclose(written.receivers_m, array.receivers_m + result.offsets_m,
                                atol=1e-6)
     np.testing.assert_array_equal(written.emitter_m, array.emitter_m)
+    # The doubt the calibration achieved, and the file's of the common shift it cannot see
+    # (the shipped array's: none).
+    np.testing.assert_allclose(written.position_std_m, result.std_m, atol=1e-7)
+    told = replace(array, position_std_m=2e-4)
+    achieved = np.hypot(result.std_m, 1e-4)
+    np.testing.assert_allclose(result.array(told).position_std_m, achieved)
+    assert np.all(achieved < 2e-4)
 
 
 def test_with_the_array_calibrated_the_equalisers_advance_is_not_taken_for_an_offset(
@@ -116,7 +125,7 @@ def test_with_the_array_calibrated_the_equalisers_advance_is_not_taken_for_an_of
     with pytest.raises(ValueError, match='is not the processor'):
         equalised_with(processor, array_from_dict({**yaml.safe_load(array_yaml(
             'square_4sensor', result)), 'receivers_m': [[0.05, 0.0, 0.0], [-0.05, 0.0, 0.0]],
-            'gains': [1.0, 1.0]}))
+            'gains': [1.0, 1.0], 'position_std_m': 0.0}))
 
 
 def test_a_tilt_the_imu_reports_is_not_taken_for_receivers_moved(room, array, chirp,

@@ -57,6 +57,10 @@ def test_every_surface_is_found_within_3_mm(calibrated):
     assert np.sqrt(3.0) * ARRAY_STD_M < result.room.tolerance_m < 0.03
     assert np.all(np.abs(errors) <= 3.0 * result.std_m)
     assert np.all(result.frames >= 20)
+    # Each surface states its own standard deviation (the covariance reads it), the worst
+    # of them the tolerance's.
+    np.testing.assert_allclose(result.room.surface_std_m, result.std_m)
+    assert result.room.tolerance_m == pytest.approx(np.sqrt(3.0) * result.std_m.max())
 
 
 def test_air_5_degrees_off_the_temperature_told_keeps_the_file_scale(array, chirp, processor):
@@ -115,6 +119,7 @@ def test_the_corrected_room_file_reads_back(calibrated):
     assert written.length_m == pytest.approx(result.room.length_m, abs=1e-4)
     assert written.height_m == pytest.approx(result.room.height_m, abs=1e-4)
     assert written.tolerance_m == pytest.approx(result.room.tolerance_m, abs=1e-4)
+    np.testing.assert_allclose(written.surface_std_m, result.room.surface_std_m, atol=1e-6)
 
 
 def test_too_few_frames_are_named(calibrated):

@@ -10,7 +10,8 @@ import yaml
 from echoloc_ros.core.paths import config_dir
 from echoloc_ros.core.physics.results import Estimate
 from echoloc_ros.core.room import DEFAULT_TOLERANCE_M, load_room, room_from_dict
-from echoloc_ros.core.room_tolerance import tolerance_covariance, with_room_tolerance
+from echoloc_ros.core.room_tolerance import (side_variances, tolerance_covariance,
+                                             with_room_tolerance)
 
 
 def default_room_dict():
@@ -46,3 +47,46 @@ def test_covariance_follows_the_nearer_wall_and_the_height_scale():
     widened = with_room_tolerance(estimate, room).covariance_m2
     np.testing.assert_allclose(widened - estimate.covariance_m2,
                                tolerance_covariance(room, estimate.position_m))
+
+
+def test_each_surface_keeps_its_own_doubt():
+    """A calibrated room states each surface's own standard deviation: the covariance reads
+    it, not the worst surface's for every one (issue 18, branch r33-76)."""
+    names = load_room('default_room').surface_names
+    stds = dict.fromkeys(names, 0.001)
+    stds['east'] = 0.006
+    room = room_from_dict({**default_room_dict(), 'tolerance_m': 0.006 * np.sqrt(3.0),
+                           'surface_std_m': stds})
+    np.testing.assert_allclose(room.surface_std_m, [stds[n] for n in names])
+    near_west = tolerance_covariance(room, np.array([0.5, 2.25, 1.4]))
+    # x: the west wall's own 1 mm, plus 0.5 m of range scaled by (floor - ceiling) / 2.8 m.
+    assert near_west[0, 0] == pytest.approx(0.001 ** 2 * (1 + 2 * (0.5 / 2.8) ** 2))
+    near_east = tolerance_covariance(room, np.array([5.5, 2.25, 1.4]))
+    assert near_east[0, 0] == pytest.approx(0.006 ** 2 + 0.001 ** 2 * 2 * (0.5 / 2.8) ** 2)
+    # The worst surface's for all, as the calibrated room stated it before: 36 times more.
+    worst = tolerance_covariance(replace(room, surface_std_m=None), np.array([0.5, 2.25, 1.4]))
+    assert worst[0, 0] == pytest.approx(36 * near_west[0, 0])
+
+
+def test_a_bad_surface_doubt_is_named():
+    stds = dict.fromkeys(load_room('default_room').surface_names, 0.001)
+    with pytest.raises(ValueError, match=r"surface_std_m must map every surface .*'ceiling'"):
+        room_from_dict({**default_room_dict(), 'surface_std_m': {'floor': 0.001}})
+    with pytest.raises(ValueError, match=r'surface_std_m.north must be a finite number, got '
+                                         r"'big'"):
+        room_from_dict({**default_room_dict(), 'surface_std_m': {**stds, 'north': 'big'}})
+    with pytest.raises(ValueError, match=r'surface_std_m must be 6 numbers in \[0, 0.5\]'):
+        room_from_dict({**default_room_dict(), 'surface_std_m': {**stds, 'north': -0.001}})
+
+
+def test_a_general_plans_side_takes_the_walls_facing_along_it():
+    """An L-shaped plan: each side of its bounding box has the largest doubt of the walls
+    whose inward normal points along it."""
+    room = load_room('l_shaped_room')
+    k = len(room.wall_names)
+    stds = np.full(k + 2, 0.001)
+    edges = np.roll(room.vertices_m, -1, axis=0) - room.vertices_m
+    facing_east = np.flatnonzero(edges[:, 1] < 0)        # inward normal +x: low x side
+    stds[facing_east[0]] = 0.004
+    variances = side_variances(replace(room, surface_std_m=stds))
+    np.testing.assert_allclose(variances, [0.004 ** 2] + [0.001 ** 2] * 5)

@@ -41,6 +41,7 @@ from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor, working_channels
 from echoloc_ros.core.localization import Fix
 from echoloc_ros.core.physics.candidates import CandidateSearch, distinct
+from echoloc_ros.core.physics.array_doubt import array_doubt, origin_jacobian
 from echoloc_ros.core.physics.axis_rivals import AxisRivals
 from echoloc_ros.core.physics.config import (AXIS_REFINE_GAP, HEIGHT_PEAKS, DEFAULT_YAW_STD_RAD,
                                              N_THETA, OPTIMIZATION_LEVELS,
@@ -236,7 +237,8 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
             kept = ','.join(map(str, np.flatnonzero(working)))
             array = replace(self.array, name=f'{self.array.name}[{kept}]',
                             receivers_m=self.array.receivers_m[working],
-                            gains=self.array.gains[working])
+                            gains=self.array.gains[working],
+                            position_std_m=self.array.position_std_m[working])
             self._subsets[key] = PhysicsLocalizer(self.room, array, self.chirp,
                                                   processor=self.processor, **self._init_args)
         return self._subsets[key]
@@ -511,7 +513,7 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         """Candidate ``index`` of ``proposal`` refined in all parameters, and what
         :meth:`_finished` derives from that fit alone, whatever the ranker's probabilities:
         ``(theta (5,), score, amp (P, n), residual ratio, covariance (5, 5) of the parameters,
-        covariance (3, 3) of the position, the ratio's allowance)``.
+        covariance (3, 3) of the position, the ratio's allowance, the array's doubt (3, 3))``.
 
         Kept on the proposal (:attr:`Proposal.refined`): the network's path finishes its
         chosen candidate and then physics' own choice (:meth:`settled`), most often the same
@@ -531,19 +533,17 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         fitted = model.synthesise(fr, tau[0], amp[0], fit.coef[0])
         ratio = max(model._residual_ratio(fr, tau[0], amp[0], fit.coef[0], fitted, theta), 1.0)
         yaw = proposal.yaw_given_rad + float(theta[YAW])
-        # Array origin = emitter - R(yaw) tilt emitter_m: its Jacobian in (x, y, z, kappa, psi).
-        emitter_m = fr.tilt @ self.array.emitter_m
-        jacobian = np.zeros((3, N_THETA))
-        jacobian[:, :3] = np.eye(3)
-        if fr.yaw_free:
-            jacobian[:, YAW] = -yaw_matrix(yaw + 0.5 * np.pi) @ (emitter_m * [1.0, 1.0, 0.0])
+        jacobian = origin_jacobian(fr, self.array.emitter_m, yaw)
         # The information over the noise the fit leaves where its echoes lie, not over the
         # residual ratio the doubt is judged by (:meth:`_information_ratio`).
         full_cov = self._covariance(info, model._information_ratio(fr, tau[0], amp[0],
                                                                    fit.coef[0], fitted),
                                     fr.yaw_info)
         cov = jacobian @ full_cov @ jacobian.T
-        proposal.refined[index] = (theta, score, amp, ratio, full_cov, cov, model.judged_allowance)
+        doubt = jacobian @ array_doubt(model, fr, theta, valid, free, yaw_matrix(yaw) @ fr.tilt,
+                                       self.array.position_std_m) @ jacobian.T
+        proposal.refined[index] = (theta, score, amp, ratio, full_cov, cov, model.judged_allowance,
+                                   doubt)
         return proposal.refined[index]
 
     def _finished(self, proposal: Proposal, index: int = 0,
@@ -555,7 +555,7 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
             return proposal.localizer._finished(proposal, index, probabilities,
                                                 component_scale)
         fr, yaw_rad = proposal.frame, proposal.yaw_given_rad
-        theta, score, amp, ratio, full_cov, cov, allowance = self._fix_fit(proposal, index)
+        theta, score, amp, ratio, full_cov, cov, allowance, doubt = self._fix_fit(proposal, index)
         others = [i for i in range(len(proposal.thetas)) if i != index]
         # Candidates more than 2 cm from the refined fix, all measured at once.
         away = np.linalg.norm(proposal.thetas[:, :3] - theta[:3], axis=1) > 0.02
@@ -595,5 +595,5 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
                         yaw_variance_rad2=float(full_cov[YAW, YAW]) if fr.yaw_free else 0.0,
                         component_covariance_m2=component, local_covariance_m2=local,
                         rivals_m=np.array([origin(t) for _, t in listed]).reshape(-1, 3),
-                        rival_probabilities=np.array([q for q, _ in listed], dtype=float)
-                        ), peaks
+                        rival_probabilities=np.array([q for q, _ in listed], dtype=float),
+                        array_covariance_m2=doubt), peaks

@@ -51,6 +51,10 @@ class Estimate:
         its share of the two's probability.
     :ivar rival_local_covariances_m2: physics alone: each rival's ``local_covariance_m2``
         ``(k, 3, 3)`` (``None``: no physics rival).
+    :ivar array_covariance_m2: the pose error ``(3, 3)`` the array file's doubt of its
+        receivers' positions can cause (:mod:`~echoloc_ros.core.physics.array_doubt`), not in
+        ``covariance_m2``: the same error frame after frame, which a tracker cannot average,
+        so the pipeline adds it after the tracker, as the room's tolerance (``None``: none).
     """
 
     position_m: np.ndarray
@@ -68,6 +72,7 @@ class Estimate:
     rivals_m: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     rival_probabilities: np.ndarray = field(default_factory=lambda: np.zeros(0))
     rival_local_covariances_m2: np.ndarray | None = None
+    array_covariance_m2: np.ndarray | None = None
 
 
 @dataclass
