@@ -17,7 +17,9 @@ summary, the track search's counts, the scans' counts, and the comparison:
 - ``peaks_missed``: whole-scan peaks within ``--gap`` (default 150: a weight ``exp(-30)``) of the
   fix with no windowed peak along the same axis within ``AXIS_BASIN_M``, each listed in
   ``missed`` as ``[axis, gap, offset_m]``;
-- ``gap_error_max``: the largest difference of a matched peak's gap, log units.
+- ``gap_error_max``: the largest difference of a matched peak's gap, log units;
+- ``fixes_compared``: each local fix whose scan was windowed finished again with the whole
+  scans (:class:`ComparedFixes`).
 
     python scripts/local-scans-study.py --room default_room --snr-db 10 --frames 300
     python scripts/local-scans-study.py --rooms 10 --split dev --seed 7 --only 0,1
@@ -34,6 +36,7 @@ from echoloc_ros.core.physics.config import AXIS_BASIN_M, AXIS_REFINE_GAP
 from echoloc_ros.core.physics import local_scans
 from echoloc_ros.core.physics.local_scans import LocalScans
 from echoloc_ros.core.room import load_room
+from echoloc_ros.core import track_search
 from echoloc_ros.core.track_search import TrackSearch
 from echoloc_ros.offline.evaluation import CHI2_95_3DOF, CHI2_999_3DOF, evaluate_tracked
 from echoloc_ros.offline.room_evaluation import frames_seed, summary
@@ -91,6 +94,37 @@ class ComparedScans(LocalScans):
                                          round(float(top[axis] - theta[axis]), 3)])
 
 
+class ComparedFixes:
+    """``track_search.local_fix`` that, wherever its scan was a windowed one, finishes the same
+    local fix again with the whole scans (``scans=None``, as before :class:`LocalScans`) and
+    compares: the refusal for a peak ahead, and the published sigma per axis where neither
+    is refused (windowed over whole: below 1 the windows left out a rival that widens it)."""
+
+    def __init__(self, plain) -> None:
+        self.plain = plain
+        self.report = {'fixes': 0, 'ahead_missed': 0, 'ahead_extra': 0, 'kept': 0,
+                       'sigma_ratio_min': 1.0, 'sigma_ratio_max': 1.0, 'narrower_1pct': 0}
+
+    def __call__(self, physics, *args, scans=None, **kwargs):
+        before = scans.counts.windowed
+        found = self.plain(physics, *args, scans=scans, **kwargs)
+        if scans.counts.windowed == before or found.estimate is None:
+            return found
+        whole = self.plain(physics, *args, scans=None, **kwargs)
+        report = self.report
+        report['fixes'] += 1
+        report['ahead_missed'] += whole.peaks_ahead and not found.peaks_ahead
+        report['ahead_extra'] += found.peaks_ahead and not whole.peaks_ahead
+        if not (found.peaks_ahead or whole.peaks_ahead or found.doubtful):
+            report['kept'] += 1
+            ratio = np.sqrt(np.diag(found.estimate.covariance_m2)
+                            / np.diag(whole.estimate.covariance_m2))
+            report['sigma_ratio_min'] = round(min(report['sigma_ratio_min'], ratio.min()), 6)
+            report['sigma_ratio_max'] = round(max(report['sigma_ratio_max'], ratio.max()), 6)
+            report['narrower_1pct'] += bool(ratio.min() < 0.99)
+        return found
+
+
 def _score(details: dict) -> dict:
     """The summary of the vouched tracked poses (as ``evaluate --rooms --tracked-lap-s``)."""
     vouched = details['vouched']
@@ -139,6 +173,10 @@ def main() -> int:
     args = parser.parse_args()
     local_scans.KEEP_GAP, local_scans.REFRESH_SCANS = args.keep_gap, args.refresh_scans
     array = load_array('square_4sensor')
+    fixes = None
+    if args.compare == 'on':
+        fixes = ComparedFixes(track_search.local_fix)
+        track_search.local_fix = fixes
     for label, room, frames, seed, path in _drives(args):
         search = TrackSearch(windowed_scans=args.windowed == 'on')
         if args.compare == 'on':
@@ -153,8 +191,10 @@ def main() -> int:
                **_score(details), **search.counts.as_dict(),
                'scans': {'whole': counts.whole, 'windowed': counts.windowed,
                          'windowed_poses': counts.poses, 'whole_because': counts.reasons}}
-        if args.compare == 'on':
+        if fixes is not None:
             out['compared'] = search.scans.report
+            out['fixes_compared'] = dict(fixes.report)
+            fixes.report = ComparedFixes(None).report
         print(json.dumps(out), flush=True)
     return 0
 
