@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from echoloc_ros.core.physics import wider_look
+from echoloc_ros.core.physics.config import AXIS_STEP_M
 from echoloc_ros.core.physics.local_scans import LocalScans
 from echoloc_ros.core.physics.track_fix import local_fix
 from dev_frames_testing import HEADING_STD_RAD, dev_frame
@@ -74,3 +75,23 @@ def test_the_whole_scan_is_the_full_search_scan(wrong_track):
                                                 strict=True):
         assert gap == full_gap
         np.testing.assert_array_equal(top, full_top)
+
+
+def test_a_window_whose_evidence_rises_to_its_edge_is_not_trusted():
+    """A window's best pose on its edge means its peak moved out of it (or a peak not kept
+    rose beside it): the windowed scan gives up (``None``) and the whole scan runs; the ends
+    of a whole scan's axis are no such sign. (The fix's own peak is no rival: nothing is
+    scored again.)"""
+    coords = 1.0 + np.arange(7) * AXIS_STEP_M
+    theta = np.array([coords[3], 2.0, 0.5, 1.0, 0.0])
+    thetas = np.repeat(theta[None], coords.size, axis=0)
+    thetas[:, 0] = coords
+    peaked = -np.abs(np.arange(7) - 3.0)
+    rising = peaked + 2.0 * np.arange(7)
+    for whole, score, gives_up in ((False, rising, True), (False, peaked, False),
+                                   (True, rising, False)):
+        found = LocalScans._axis_peaks(None, None, theta, 0, (coords, thetas, score), 0.0,
+                                       whole)
+        assert (found is None) == gives_up
+        if not gives_up:
+            assert found[0] == [] and found[1].size == 0
