@@ -102,7 +102,8 @@ class ComparedFixes:
 
     def __init__(self, plain) -> None:
         self.plain = plain
-        self.report = {'fixes': 0, 'ahead_missed': 0, 'ahead_extra': 0, 'kept': 0,
+        self.report = {'fixes': 0, 'ahead_missed': 0, 'ahead_missed_doubtful': 0,
+                       'ahead_extra': 0, 'kept': 0,
                        'sigma_ratio_min': 1.0, 'sigma_ratio_max': 1.0, 'narrower_1pct': 0}
 
     def __call__(self, physics, *args, scans=None, **kwargs):
@@ -113,7 +114,10 @@ class ComparedFixes:
         whole = self.plain(physics, *args, scans=None, **kwargs)
         report = self.report
         report['fixes'] += 1
-        report['ahead_missed'] += whole.peaks_ahead and not found.peaks_ahead
+        doubtful = found.doubtful
+        # A doubtful fix is refused whatever its peaks.
+        report['ahead_missed'] += whole.peaks_ahead and not found.peaks_ahead and not doubtful
+        report['ahead_missed_doubtful'] += whole.peaks_ahead and not found.peaks_ahead and doubtful
         report['ahead_extra'] += found.peaks_ahead and not whole.peaks_ahead
         if not (found.peaks_ahead or whole.peaks_ahead or found.doubtful):
             report['kept'] += 1

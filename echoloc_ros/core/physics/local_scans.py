@@ -184,7 +184,8 @@ class LocalScans:
         there within :data:`KEEP_GAP` of it. ``None`` where a run of a windowed scan has its
         best pose on its edge (its peak lies outside)."""
         coords, thetas, score = scan
-        breaks = np.flatnonzero(np.diff(coords) > 1.5 * AXIS_STEP_M) + 1
+        # The whole axis is one run, as the full search scans it (across the plan's holes).
+        breaks = [] if whole else np.flatnonzero(np.diff(coords) > 1.5 * AXIS_STEP_M) + 1
         index, vertex = [], []
         for run in np.split(np.arange(coords.size), breaks):
             if not whole and (run.size < 3 or np.argmax(score[run]) in (0, run.size - 1)):
@@ -193,7 +194,8 @@ class LocalScans:
             index.append(run[peaks])
             vertex.append(_vertex(score[run], coords[run], peaks))
         index, vertex = np.concatenate(index), np.concatenate(vertex)
-        order = np.argsort(score[index], kind='stable')[::-1]
+        # Best first; ties in :func:`_peaks`' own order (a flat stretch of evidence).
+        order = np.argsort(-score[index], kind='stable')
         index, vertex = index[order], vertex[order]
         away = np.abs(coords[index] - theta[axis]) >= AXIS_BASIN_M
         kept = coords[index[away & (reference - score[index] < KEEP_GAP)]]
