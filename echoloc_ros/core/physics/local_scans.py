@@ -37,8 +37,11 @@ from echoloc_ros.core.physics.config import AXIS_BASIN_M, AXIS_STEP_M, N_AXIS_RI
 KEEP_GAP = 200.0
 # A window reaches this far beyond where its peak may have moved since the last scan, m.
 WINDOW_MARGIN_M = 3 * AXIS_STEP_M
-# The whole axes are scanned again after this many windowed scans ...
-REFRESH_SCANS = 8
+# The whole axes are scanned again after this many windowed scans ... (the whole scans are
+# what sets a local fix's p95: at 8, 15 of 110 scans at 20 dB in the default room, where the
+# windows hold nothing. Dev, default room at 10 dB, each windowed fix finished again with the
+# whole scans: at 16 no refusal changed and no sigma came out 0.01 % narrower.)
+REFRESH_SCANS = 16
 # ... or where the fix moved this far (horizontally) since the last whole scan, m.
 REFRESH_MOVE_M = 0.3
 
