@@ -75,6 +75,11 @@ class LocalScans:
     ``axis_scan(physics, fr, theta)`` for :attr:`Frame.axis_scan` that gives what
     :meth:`AxisRivals._scanned_peaks` gives, ``(gap, top)`` per peak.
 
+    On a doubtful fix (:meth:`WiderLook._doubtful_fix`) the windows can miss a peak ahead (dev
+    laps, seed 7: 16 such fixes): its evidence is off and its peaks were not kept. A doubtful
+    local fix is refused whatever its peaks (:class:`TrackSearch`); a caller that took one
+    would need the whole scans.
+
     :param windowed: scan windows about the kept peaks (False: every scan is a whole one,
         the full search's own).
     """
