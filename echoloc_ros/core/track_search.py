@@ -31,6 +31,7 @@ import numpy as np
 
 from echoloc_ros.core.echo_processing import EchoFeatures
 from echoloc_ros.core.localization import Fix
+from echoloc_ros.core.physics.local_scans import LocalScans
 from echoloc_ros.core.physics.track_fix import local_fix
 
 # A full search at least this often, s (the default of the node's full_search_period_s).
@@ -109,13 +110,17 @@ class TrackSearch:
         gets the full search, rad.
     :param evidence_share: a local fix below this share of the last fix's log evidence is
         refused.
+    :param windowed_scans: a local fix's axis scans score windows about the peaks the last
+        ones found (:class:`~echoloc_ros.core.physics.local_scans.LocalScans`); False: the
+        whole axes every time, as a full search scans them.
     :raises ValueError: a negative period, a non-positive gap or jump, a share outside
         [0, 1).
     """
 
     def __init__(self, period_s: float = FULL_SEARCH_PERIOD_S, max_gap_s: float = MAX_GAP_S,
                  heading_jump_rad: float = HEADING_JUMP_RAD,
-                 evidence_share: float = EVIDENCE_SHARE_MIN) -> None:
+                 evidence_share: float = EVIDENCE_SHARE_MIN, windowed_scans: bool = True
+                 ) -> None:
         checks = {'period_s': (period_s, np.isfinite(period_s) and period_s >= 0, '>= 0'),
                   'max_gap_s': (max_gap_s, max_gap_s > 0, 'positive'),
                   'heading_jump_rad': (heading_jump_rad, heading_jump_rad > 0, 'positive'),
@@ -128,11 +133,13 @@ class TrackSearch:
         self.heading_jump_rad = float(heading_jump_rad)
         self.evidence_share = float(evidence_share)
         self.counts = TrackSearchCounts()
+        self.scans = LocalScans(windowed_scans)
         self.reset()
 
     def reset(self) -> None:
         """Forget the last frame: the next one gets the full search (the counts stay)."""
         self._last: _Last | None = None
+        self.scans.reset()
 
     def fix(self, pipeline, t_s: float, features: EchoFeatures, yaw_rad: float,
             yaw_std_rad: float | None, temperature_c: float | None,
@@ -151,7 +158,7 @@ class TrackSearch:
             last = self._last
             origin_m, covariance_m2 = pipeline.tracker.prediction(t_s)
             found = local_fix(physics, features, yaw_rad, origin_m, last.speed_of_sound_mps,
-                              temperature_c, yaw_std_rad, tilt_rad)
+                              temperature_c, yaw_std_rad, tilt_rad, scans=self.scans)
             reason = found.refusal or self._refusal(found, pipeline.tracker.gate, origin_m,
                                                     covariance_m2)
             if reason:
@@ -161,6 +168,9 @@ class TrackSearch:
                 fix = Fix(found.estimate)
         else:
             self.counts.skipped[reason] += 1
+            if reason != 'period':
+                # The track's peaks may have moved anywhere since (a gap, a jump, a new track).
+                self.scans.reset()
         full = fix is None
         if full:
             fix = localizer.fix(features, yaw_rad, temperature_c, yaw_std_rad,

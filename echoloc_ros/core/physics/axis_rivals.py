@@ -86,7 +86,9 @@ class AxisRivals:
         last = self._last_scan
         if last is not None and last[0] is fr and np.array_equal(last[1], theta):
             return [(gap, top.copy()) for gap, top in last[2]]
-        peaks_found = self._scanned_peaks(fr, theta)
+        # A track's local fix scans near the peaks its last scans found (:class:`LocalScans`).
+        peaks_found = (self._scanned_peaks(fr, theta) if fr.axis_scan is None
+                       else fr.axis_scan(self, fr, theta))
         self._last_scan = (fr, theta.copy(), [(gap, top.copy()) for gap, top in peaks_found])
         return peaks_found
 

@@ -28,6 +28,8 @@ class Frame:
     yaw_info: float = 0.0      # 1 / variance of the given heading, 1/rad^2 (0: heading exact)
     yaw_grid: np.ndarray = field(default_factory=lambda: np.zeros(1))   # psi tried, rad
     tilt: np.ndarray = field(default_factory=lambda: np.eye(3))  # roll and pitch (level: I)
+    # What scans the axes in place of AxisRivals._scanned_peaks (a track's LocalScans): None
+    axis_scan: object = None
 
     @property
     def yaw_free(self) -> bool:

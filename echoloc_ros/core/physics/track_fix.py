@@ -58,7 +58,7 @@ def local_fix(physics, features: EchoFeatures, yaw_rad: float, origin_m: np.ndar
               speed_of_sound_mps: float, temperature_c: float | None = None,
               yaw_std_rad: float | None = None,
               tilt_rad: tuple[float, float] | None = None,
-              height_scan: bool = False) -> LocalFix:
+              height_scan: bool = False, scans=None) -> LocalFix:
     """The fix refined from the array origin ``origin_m (3,)`` (a track's prediction) and the
     speed of sound ``speed_of_sound_mps`` (the last full fix's), m/s.
 
@@ -70,6 +70,9 @@ def local_fix(physics, features: EchoFeatures, yaw_rad: float, origin_m: np.ndar
         as :meth:`PhysicsLocalizer.settled` does (:meth:`WiderLook._height_peaks`). Its peaks
         only ever become candidates to refine, never a covariance term, and a track holds its
         height to a millimetre; the periodic full search scans it.
+    :param scans: what scans the axes where :meth:`AxisRivals._scans_pay` (a track's
+        :class:`~echoloc_ros.core.physics.local_scans.LocalScans`: near the peaks its last
+        scans found); ``None``: the full search's scans.
     :raises ValueError: what :meth:`PhysicsLocalizer.propose` refuses (a channel count, a
         heading, a temperature or a tilt out of range), or a non-finite seed.
     """
@@ -83,6 +86,7 @@ def local_fix(physics, features: EchoFeatures, yaw_rad: float, origin_m: np.ndar
     if not working_channels(features).all():
         return LocalFix(None, refusal='receivers')
     fr = physics.frame(features, yaw_rad, temperature, tilt_rad)
+    fr.axis_scan = scans
     if yaw_std > 0.0:
         fr.yaw_info = 1.0 / yaw_std ** 2
         span = min(YAW_SPAN_SIGMAS * yaw_std, YAW_SPAN_MAX_RAD)
