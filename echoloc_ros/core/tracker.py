@@ -46,8 +46,9 @@ UNEXPLAINED_BIAS_STD_M = 0.0007
 # own, if smaller) along such axes of an undoubted fix, held for memory_s as the unexplained
 # bias is (0: off, the tracker before r33-75). Only the published covariance: the fix is
 # fused with its own (a wider gate along weak axes let ghost runs in,
-# WEAK_AXIS_VARIANCE_SCALE). Dev laps (seeds 7 and 8, replayed): 1, 2 and 4 all left no pose
-# outside; 2 widened fewer right poses than 4.
+# WEAK_AXIS_VARIANCE_SCALE). Dev laps (seed 7 rooms 0-9, replayed): 1 and 2 both left no pose
+# outside (main: 1) and widened no right pose past 10 cm; 2, since 1 still left one of a
+# scripted lap's poses outside (test_tracker_motion.py).
 WEAK_AXIS_BIAS_SCALE = 2.0
 # A tracker fed almost only fixes the localizer doubted (this share of the frames, a mean
 # fading with memory_s) is no surer than they are: its track is published with their
@@ -109,10 +110,10 @@ class _Track:
 class PoseTracker:
     """Track the array position from per-frame fixes, robust to wrong ones.
 
-    Each track is a Kalman filter of position, velocity and acceleration, the acceleration
-    following Singer's model (:class:`~echoloc_ros.core.tracker_motion.MotionModel`: it
-    persists for about ``manoeuvre_s`` and has a standard deviation of ``accel_std_mps2``), so
-    that a track coasting a few frames through a turn follows the turn. A frame's fix is a
+    Each track is a constant-velocity Kalman filter with white-acceleration process noise
+    (Bar-Shalom, Li & Kirubarajan 2001, section 6.2.2), or with ``manoeuvre_s > 0`` one that
+    holds an acceleration too, following Singer's model
+    (:class:`~echoloc_ros.core.tracker_motion.MotionModel`). A frame's fix is a
     :class:`Measurement`: the fix and, from a learned ranker, its rivals, each with the
     probability that the truth is there. A track takes them by probabilistic data association
     (Bar-Shalom & Tse 1975): each place inside the track's chi-square gate is weighed by its
@@ -139,14 +140,14 @@ class PoseTracker:
     another track's consistent fixes outweigh it, so a wrong lock cannot last and scattered
     wrong fixes cannot take over.
 
-    :param accel_std_mps2: standard deviation of the array's acceleration, m/s^2 (with
-        ``manoeuvre_s == 0``: the unmodelled acceleration, continuous white noise of power
-        ``accel_std_mps2 ** 2 * ACCEL_HOLD_S``).
+    :param accel_std_mps2: standard deviation of the unmodelled acceleration, m/s^2, as
+        continuous white noise of power ``accel_std_mps2 ** 2 * ACCEL_HOLD_S`` (with
+        ``manoeuvre_s > 0``: of Singer's acceleration).
     :param weak_axis_bias_scale: the published track adds this many times the taken fix's
         local variance along each axis the physics widened (``WEAK_AXIS_BIAS_SCALE``; 0:
         none, the tracker before r33-75).
-    :param manoeuvre_s: how long the acceleration persists, s (``MANOEUVRE_S``; 0: a
-        constant-velocity model, the tracker before issue 19's r33-75).
+    :param manoeuvre_s: how long the acceleration persists, s (``MANOEUVRE_S``, 0: the
+        constant-velocity model; measured on dev laps and left off).
     :param gate_probability: probability mass inside the gate.
     :param confirm_hits: frames' worth of fixes a track needs before it can be published
         (and, for a track that replaces another, the consistent fixes it needs).

@@ -15,17 +15,18 @@ STATE_SIZE = 9
 # 3.5 after max_coast_s (2 s).
 ACCEL_HOLD_S = 0.25
 # The Singer model's manoeuvre time (s): how long the array's acceleration persists (its
-# autocorrelation falls by e in this long). A track that held only a velocity coasted
-# straight through the figure-of-eight's turns whenever the fixes of a few frames were
-# wrong: 0.3 s through a 0.6 m/s^2 turn leaves it 2.7 cm off, and in a dev shoebox whose
-# frames were half ghosts (dev_7_000) those coasts made the lap's p95 (5.15 cm). Holding the
-# acceleration, it extrapolates the turn; since the acceleration fades, a long gap (an axis
-# the echoes do not fix for a second) is not extrapolated as a parabola. Chosen on dev laps
-# (seed 7 rooms 0-9 and seed 8 rooms 0-2 and 5, recorded and replayed; docs/results.md,
-# r33-75): 0.5 s met the tracked bar in 8 of 10 seed-7 laps against 7; 0.25 s left a chamfer
-# lap 8 cm off, and 1 s (the acceleration's power then too small to follow the turns) lost
-# the track in 6 laps.
-MANOEUVRE_S = 0.5
+# autocorrelation falls by e in this long); 0: the constant-velocity model, the default. A
+# track that holds only a velocity coasts straight through the figure-of-eight's turns while
+# the fixes of a few frames are wrong: 0.3 s through a 0.6 m/s^2 turn leaves it 2.7 cm off,
+# and in a dev shoebox whose frames were half ghosts (dev_7_000) those coasts made the lap's
+# p95 (5.15 cm). Holding the acceleration it follows the turn (0.34 cm there). Measured on
+# dev laps (seed 7 rooms 0-9, seed 8 rooms 0-2, 5, 6; recorded, replayed; docs/results.md,
+# r33-75) and left off: at 0.5 s (accel_std 0.5) 12 of 15 laps met the tracked bar against
+# 11, but wherever the acceleration's power (2 accel_std^2 / manoeuvre_s) was 0.25 m^2/s^5 or
+# less, tracks that learnt a wrong acceleration from fixes biased by a few millimetres ran
+# away (dev_8_006: 0.5 -> 8.6 cm), and a track coasting 1.9 s widens twice as fast as
+# before, so it takes ghosts 1-2 m off that the constant-velocity track refuses.
+MANOEUVRE_S = 0.0
 # Steps cached per model (the frames come at a few periods).
 _CACHED_STEPS = 64
 
@@ -35,8 +36,8 @@ class MotionModel:
 
     With ``manoeuvre_s > 0``, Singer's model (Singer 1970, "Estimating optimal tracking filter
     performance for manned maneuvering targets", IEEE Trans. AES 6(4)): the acceleration is a
-    first-order Markov process of time constant ``manoeuvre_s`` (and the standard deviation
-    of :attr:`initial_accel_variance_m2ps4`), discretised exactly (Van Loan 1978: the matrix
+    first-order Markov process of standard deviation ``accel_std_mps2`` and time constant
+    ``manoeuvre_s``, discretised exactly (Van Loan 1978: the matrix
     exponential of the continuous model). With ``manoeuvre_s == 0``, the constant-velocity
     model: the acceleration is white noise of power ``accel_std_mps2 ** 2 * ACCEL_HOLD_S`` and
     the state's acceleration stays 0.
@@ -54,14 +55,9 @@ class MotionModel:
 
     @property
     def initial_accel_variance_m2ps4(self) -> float:
-        """The acceleration's variance (Singer's sigma_m^2): its prior for a new track, 0 for
-        constant velocity. Set so that over times long against ``manoeuvre_s`` a track's
-        uncertainty grows as the constant-velocity model's: the acceleration's power
-        ``2 sigma_m^2 manoeuvre_s`` is ``accel_std_mps2 ** 2 * ACCEL_HOLD_S``, so a track
-        coasting up to ``max_coast_s`` is as wide as before, and gates wrong fixes as far."""
-        if self.manoeuvre_s == 0:
-            return 0.0
-        return self.accel_std_mps2 ** 2 * ACCEL_HOLD_S / (2.0 * self.manoeuvre_s)
+        """The acceleration's variance (Singer's sigma_m^2, ``accel_std_mps2 ** 2``): its
+        prior for a new track; 0 for constant velocity."""
+        return self.accel_std_mps2 ** 2 if self.manoeuvre_s > 0 else 0.0
 
     def step(self, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
         """``(F, Q)`` of a step of ``dt_s``."""

@@ -397,11 +397,9 @@ def test_a_sharper_ghost_as_frequent_as_the_truth_never_leaves_the_truth_outside
     furnished rooms never seen: the sharper ghost's track can outscore the truth's and be
     published, but the truth's track holds its share of the support and is covered. No
     vouched pose has the truth outside its 99.9 % ellipsoid. (A ghost that comes first, before
-    any right fix, no tracker can tell from the truth.) On the constant-velocity model this
-    rule was traced on: with Singer's (r33-75) the truth's track coasting every other frame is
-    less conservative, and 2 of 8 seeds put one pose of 150 at 16.7 and 18.5."""
+    any right fix, no tracker can tell from the truth.)"""
     rng = np.random.default_rng(11)
-    tracker = PoseTracker(room_volume_m3=50.0, manoeuvre_s=0.0)
+    tracker = PoseTracker(room_volume_m3=50.0)
     truth = np.array([2.0, 2.0, 0.3])
     ghost = truth + [0.0, 0.6, 0.0]
     t = _locked(tracker, truth, sigma=0.001)
@@ -497,10 +495,8 @@ def test_one_doubted_fix_does_not_set_the_velocity():
     """A doubted fix 2 cm off that the track takes (it cannot rule it out) moves its position,
     not its velocity: the next right fix is taken and brings the track back within a
     millimetre. Its velocity had taken the step (0.06 -> 0.22 m/s in x), and the track refused
-    the next three right fixes while it ran 4 cm away. On the constant-velocity model: with
-    Singer's (r33-75) the track's prediction leaves this fix beyond the snap ellipsoid, and it
-    is refused as a second hypothesis (test_a_doubted_fix_that_would_snap...)."""
-    tracker = PoseTracker(room_volume_m3=50.0, manoeuvre_s=0.0)
+    the next three right fixes while it ran 4 cm away."""
+    tracker = PoseTracker(room_volume_m3=50.0)
     rows = _lap_with_a_doubted_near_miss(np.array([0.016, -0.01, 0.005]), tracker)
     assert rows[42][2]  # taken ...
     assert np.allclose(rows[42][4], rows[41][4], atol=1e-3)  # ... but not in the velocity
