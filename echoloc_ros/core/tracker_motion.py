@@ -21,11 +21,14 @@ ACCEL_HOLD_S = 0.25
 # and in a dev shoebox whose frames were half ghosts (dev_7_000) those coasts made the lap's
 # p95 (5.15 cm). Holding the acceleration it follows the turn (0.34 cm there). Measured on
 # dev laps (seed 7 rooms 0-9, seed 8 rooms 0-2, 5, 6; recorded, replayed; docs/results.md,
-# r33-75) and left off: at 0.5 s (accel_std 0.5) 12 of 15 laps met the tracked bar against
-# 11, but wherever the acceleration's power (2 accel_std^2 / manoeuvre_s) was 0.25 m^2/s^5 or
-# less, tracks that learnt a wrong acceleration from fixes biased by a few millimetres ran
-# away (dev_8_006: 0.5 -> 8.6 cm), and a track coasting 1.9 s widens twice as fast as
-# before, so it takes ghosts 1-2 m off that the constant-velocity track refuses.
+# r33-75) and left off: at 0.5 s with accel_std 0.5 (the acceleration's power
+# 2 accel_std^2 / manoeuvre_s = 1 m^2/s^5) 12 of 15 laps met the tracked bar against 11 and
+# the pooled p95 fell (seed 7: 0.86 -> 0.71 cm), no pose outside. But at a power of 0.25 or
+# less (accel_std 0.25 at 0.5 s, or an acceleration scaled to widen no faster than the
+# constant-velocity model over long coasts) tracks learnt wrong accelerations from fixes
+# biased by a few millimetres and ran away from the right ones (dev_8_006: 0.5 -> 8.6 cm),
+# and on 0.5 mm fixes a three-frame coast errs more (3.6 against 2.2 mm, test_tracker.py's
+# near miss). Too near a cliff to turn on from 15 laps.
 MANOEUVRE_S = 0.0
 # Steps cached per model (the frames come at a few periods).
 _CACHED_STEPS = 64
