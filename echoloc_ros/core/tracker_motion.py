@@ -19,7 +19,7 @@ ACCEL_HOLD_S = 0.25
 # track that holds only a velocity coasts straight through the figure-of-eight's turns while
 # the fixes of a few frames are wrong: 0.3 s through a 0.6 m/s^2 turn leaves it 2.7 cm off,
 # and in a dev shoebox whose frames were half ghosts (dev_7_000) those coasts made the lap's
-# p95 (5.15 cm). Holding the acceleration it follows the turn (0.34 cm there). Measured on
+# p95 (5.15 cm). Holding the acceleration it follows the turn (0.27 cm there). Measured on
 # dev laps (seed 7 rooms 0-9, seed 8 rooms 0-2, 5, 6; recorded, replayed; docs/results.md,
 # r33-75) and left off: at 0.5 s with accel_std 0.5 (the acceleration's power
 # 2 accel_std^2 / manoeuvre_s = 1 m^2/s^5) 12 of 15 laps met the tracked bar against 11 and
