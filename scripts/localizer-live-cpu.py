@@ -16,47 +16,10 @@ wrappers' cost. One JSON line.
 """
 import argparse
 import json
-import os
 import sys
 import time
 
-
-def _threads_cpu_s() -> dict[str, float]:
-    """CPU time (user + system) of each of this process's threads, s, by name and id."""
-    tick = os.sysconf('SC_CLK_TCK')
-    out = {}
-    for tid in os.listdir('/proc/self/task'):
-        try:
-            stat = open(f'/proc/self/task/{tid}/stat').read()
-            name = open(f'/proc/self/task/{tid}/comm').read().strip()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(')') + 2:].split()
-        out[f'{name}:{tid}'] = (int(fields[11]) + int(fields[12])) / tick
-    return out
-
-
-def _timed(parts: dict[str, float], name: str, work):
-    """``work``, its thread CPU time added to ``parts[name]`` (s) at each call."""
-    def wrapper(*a, **k):
-        start = time.thread_time()
-        try:
-            return work(*a, **k)
-        finally:
-            parts[name] = parts.get(name, 0.0) + time.thread_time() - start
-    return wrapper
-
-
-def _wrap_diagnostics(parts: dict[str, float]) -> None:
-    """Time every diagnostic update (before the node is built: its timer holds the method)."""
-    from echoloc_ros.ros.diagnostics import Updater
-    update = _timed(parts, 'diagnostics', Updater.update)
-
-    def timed_update(self) -> None:
-        # One parameter, no more: rclpy hands a timer callback that takes one its TimerInfo.
-        update(self)
-
-    Updater.update = timed_update
+from live_cpu import per_frame, spin_for, threads_cpu_s, timed, wrap_diagnostics
 
 
 def _wrap(node, parts: dict[str, float]) -> None:
@@ -67,23 +30,24 @@ def _wrap(node, parts: dict[str, float]) -> None:
     from echoloc_ros.nodes import localizer as localizer_module
     from echoloc_ros.ros import conversions
 
-    def timed(name: str, work):
-        return _timed(parts, name, work)
+    def timed_part(name: str, work):
+        return timed(parts, name, work)
 
     for subscription in node.subscriptions:
         if subscription.msg_type is EchoFeatures:
-            subscription.callback = timed('on_features', subscription.callback)
+            subscription.callback = timed_part('on_features', subscription.callback)
         elif subscription.msg_type is Imu:
-            subscription.callback = timed('on_imu', subscription.callback)
-    flush = timed('flush_waiting', node.flush_waiting)
+            subscription.callback = timed_part('on_imu', subscription.callback)
+    flush = timed_part('flush_waiting', node.flush_waiting)
     node.flush_timer.callback = lambda: flush()  # no TimerInfo: as the node's own
-    node.pipeline.step = timed('pipeline_step', node.pipeline.step)
+    node.pipeline.step = timed_part('pipeline_step', node.pipeline.step)
     for name in ('features_from_msg', 'pose_msg'):
-        setattr(conversions, name, timed(name, getattr(conversions, name)))
-    localizer_module.heading_refusal = timed('heading_refusal', localizer_module.heading_refusal)
-    node.pose_pub.publish = timed('pose_publish', node.pose_pub.publish)
+        setattr(conversions, name, timed_part(name, getattr(conversions, name)))
+    localizer_module.heading_refusal = timed_part('heading_refusal',
+                                                  localizer_module.heading_refusal)
+    node.pose_pub.publish = timed_part('pose_publish', node.pose_pub.publish)
     for name in ('publish_pose', 'heading_mode', 'localize'):
-        setattr(node, name, timed(name, getattr(node, name)))
+        setattr(node, name, timed_part(name, getattr(node, name)))
 
 
 def main() -> None:
@@ -105,42 +69,29 @@ def main() -> None:
     rclpy.init(args=['--ros-args', '-r', f'__node:={name}', *remaps, *args.ros_args])
     parts: dict[str, float] = {}
     if not args.unwrapped:
-        _wrap_diagnostics(parts)
+        wrap_diagnostics(parts)
     node = LocalizerNode()
     if not args.unwrapped:
         _wrap(node, parts)
     executor = EventsExecutor()
     executor.add_node(node)
 
-    def spin(seconds: float) -> None:
-        end_s = time.monotonic() + seconds
-        while rclpy.ok() and time.monotonic() < end_s:
-            executor.spin_once(timeout_sec=0.2)
-
-    spin(args.warm_s)
+    spin_for(executor, args.warm_s)
     parts.clear()
     frames0, poses0 = node.frames_in, node.poses_published
-    threads0, main0 = _threads_cpu_s(), time.thread_time()
-    spin(args.seconds)
+    threads0, main0 = threads_cpu_s(), time.thread_time()
+    spin_for(executor, args.seconds)
     main_s = time.thread_time() - main0
-    frames, threads1 = node.frames_in - frames0, _threads_cpu_s()
+    frames, threads1 = node.frames_in - frames0, threads_cpu_s()
     poses = node.poses_published - poses0
     node.destroy_node()
     rclpy.try_shutdown()
     if frames == 0:
         sys.exit('no features received: is a graph running in this ROS_DOMAIN_ID?')
-    per_thread = {name: round(1e3 * (cpu - threads0.get(name, 0.0)) / frames, 3)
-                  for name, cpu in threads1.items() if cpu > threads0.get(name, 0.0)}
-    main_parts = {name: round(1e3 * value / frames, 3) for name, value in parts.items()}
-    if not args.unwrapped:
-        callbacks = ('on_features', 'on_imu', 'flush_waiting', 'diagnostics')
-        outside = main_s - sum(parts.get(name, 0.0) for name in callbacks)
-        main_parts['outside_callbacks'] = round(1e3 * outside / frames, 3)
+    callbacks = None if args.unwrapped else ('on_features', 'on_imu', 'flush_waiting',
+                                             'diagnostics')
     print(json.dumps({'frames': frames, 'poses': poses, 'seconds': args.seconds,
-                      'process_cpu_ms_per_frame': round(sum(per_thread.values()), 3),
-                      'threads_cpu_ms_per_frame': per_thread,
-                      'main_thread_cpu_ms_per_frame': round(1e3 * main_s / frames, 3),
-                      'main_thread_parts_ms_per_frame': main_parts}))
+                      **per_frame(frames, threads0, threads1, main_s, parts, callbacks)}))
 
 
 if __name__ == '__main__':

@@ -15,24 +15,10 @@ and handing over each message). One JSON line.
 """
 import argparse
 import json
-import os
 import sys
 import time
 
-
-def _threads_cpu_s() -> dict[str, float]:
-    """CPU time (user + system) of each of this process's threads, s, by name and id."""
-    tick = os.sysconf('SC_CLK_TCK')
-    out = {}
-    for tid in os.listdir('/proc/self/task'):
-        try:
-            stat = open(f'/proc/self/task/{tid}/stat').read()
-            name = open(f'/proc/self/task/{tid}/comm').read().strip()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(')') + 2:].split()
-        out[f'{name}:{tid}'] = (int(fields[11]) + int(fields[12])) / tick
-    return out
+from live_cpu import per_frame, spin_for, threads_cpu_s, timed, wrap_diagnostics
 
 
 def main() -> None:
@@ -47,73 +33,49 @@ def main() -> None:
 
     from echoloc_ros.nodes.echo_processor import EchoProcessorNode
     from echoloc_ros.ros import conversions
-    from echoloc_ros.ros.diagnostics import Updater
     rclpy.init(args=['--ros-args', '-r', '__node:=processor_live_cpu', '-r',
                      f'echoloc/features:={args.features_topic}'])
     parts: dict[str, float] = {}
 
-    def timed(name: str, work):
-        def wrapper(*a, **k):
-            start = time.thread_time()
-            try:
-                return work(*a, **k)
-            finally:
-                parts[name] = parts.get(name, 0.0) + time.thread_time() - start
-        return wrapper
+    wrap_diagnostics(parts)
 
-    update = timed('diagnostics', Updater.update)
+    def timed_part(name: str, work):
+        return timed(parts, name, work)
 
-    def timed_update(self) -> None:
-        # One parameter, no more: rclpy hands a timer callback that takes one its TimerInfo.
-        update(self)
-
-    Updater.update = timed_update
     node = EchoProcessorNode()
     # The subscription's callback reads the serialized frame and calls on_frame with it.
-    node.sub.callback = timed('on_frame', node.sub.callback)
+    node.sub.callback = timed_part('on_frame', node.sub.callback)
     for processor in node.processors.values():
-        processor.process = timed('process', processor.process)
+        processor.process = timed_part('process', processor.process)
     for calibrator in node.calibrators.values():
-        calibrator.add = timed('calibrator_add', calibrator.add)
+        calibrator.add = timed_part('calibrator_add', calibrator.add)
     for name in ('processor_for', 'ranges_listened', 'first_echo_read'):
-        setattr(node, name, timed(name, getattr(node, name)))
+        setattr(node, name, timed_part(name, getattr(node, name)))
     for name in ('features_view', 'features_msg', 'echo_frame_samples'):
         if hasattr(conversions, name):  # features_msg: before the features went as bytes
-            setattr(conversions, name, timed(name, getattr(conversions, name)))
-    node.pub.publish = timed('features_publish', node.pub.publish)
+            setattr(conversions, name, timed_part(name, getattr(conversions, name)))
+    node.pub.publish = timed_part('features_publish', node.pub.publish)
     try:  # the features serialized without a message (this branch on)
         from echoloc_ros.ros import cdr
-        cdr.features_bytes = timed('features_bytes', cdr.features_bytes)
+        cdr.features_bytes = timed_part('features_bytes', cdr.features_bytes)
     except ImportError:
         pass
     executor = EventsExecutor()
     executor.add_node(node)
 
-    def spin(seconds: float) -> None:
-        end_s = time.monotonic() + seconds
-        while rclpy.ok() and time.monotonic() < end_s:
-            executor.spin_once(timeout_sec=0.2)
-
-    spin(args.warm_s)
+    spin_for(executor, args.warm_s)
     parts.clear()
-    frames0, threads0, main0 = node.frames_in, _threads_cpu_s(), time.thread_time()
-    spin(args.seconds)
+    frames0, threads0, main0 = node.frames_in, threads_cpu_s(), time.thread_time()
+    spin_for(executor, args.seconds)
     main_s = time.thread_time() - main0
-    frames, threads1 = node.frames_in - frames0, _threads_cpu_s()
+    frames, threads1 = node.frames_in - frames0, threads_cpu_s()
     node.destroy_node()
     rclpy.try_shutdown()
     if frames == 0:
         sys.exit('no frames received: is a graph running in this ROS_DOMAIN_ID?')
-    per_thread = {name: round(1e3 * (cpu - threads0.get(name, 0.0)) / frames, 3)
-                  for name, cpu in threads1.items() if cpu > threads0.get(name, 0.0)}
-    main_parts = {name: round(1e3 * value / frames, 3) for name, value in parts.items()}
-    outside = main_s - parts.get('on_frame', 0.0) - parts.get('diagnostics', 0.0)
-    main_parts['outside_callbacks'] = round(1e3 * outside / frames, 3)
     print(json.dumps({'frames': frames, 'seconds': args.seconds,
-                      'process_cpu_ms_per_frame': round(sum(per_thread.values()), 3),
-                      'threads_cpu_ms_per_frame': per_thread,
-                      'main_thread_cpu_ms_per_frame': round(1e3 * main_s / frames, 3),
-                      'main_thread_parts_ms_per_frame': main_parts}))
+                      **per_frame(frames, threads0, threads1, main_s, parts,
+                                  ('on_frame', 'diagnostics'))}))
 
 
 if __name__ == '__main__':

@@ -1,0 +1,69 @@
+"""What ``localizer-live-cpu.py`` and ``processor-live-cpu.py`` share: a node that joins a
+running graph is spun for a while, and its process's CPU split by thread and by the parts of
+its main thread that are wrapped to count (thread CPU time), per message taken."""
+import os
+import time
+
+
+def threads_cpu_s() -> dict[str, float]:
+    """CPU time (user + system) of each of this process's threads, s, by name and id."""
+    tick = os.sysconf('SC_CLK_TCK')
+    out = {}
+    for tid in os.listdir('/proc/self/task'):
+        try:
+            stat = open(f'/proc/self/task/{tid}/stat').read()
+            name = open(f'/proc/self/task/{tid}/comm').read().strip()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(')') + 2:].split()
+        out[f'{name}:{tid}'] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def timed(parts: dict[str, float], name: str, work):
+    """``work``, its thread CPU time added to ``parts[name]`` (s) at each call."""
+    def wrapper(*a, **k):
+        start = time.thread_time()
+        try:
+            return work(*a, **k)
+        finally:
+            parts[name] = parts.get(name, 0.0) + time.thread_time() - start
+    return wrapper
+
+
+def wrap_diagnostics(parts: dict[str, float]) -> None:
+    """Time every diagnostic update (before the node is built: its timer holds the method)."""
+    from echoloc_ros.ros.diagnostics import Updater
+    update = timed(parts, 'diagnostics', Updater.update)
+
+    def timed_update(self) -> None:
+        # One parameter, no more: rclpy hands a timer callback that takes one its TimerInfo.
+        update(self)
+
+    Updater.update = timed_update
+
+
+def spin_for(executor, seconds: float) -> None:
+    """Spin ``executor`` for ``seconds`` (or until rclpy shuts down)."""
+    import rclpy
+    end_s = time.monotonic() + seconds
+    while rclpy.ok() and time.monotonic() < end_s:
+        executor.spin_once(timeout_sec=0.2)
+
+
+def per_frame(frames: int, threads0: dict, threads1: dict, main_s: float,
+              parts: dict[str, float], callbacks: tuple[str, ...] | None) -> dict:
+    """The JSON fields of a run over ``frames`` messages: each thread's CPU ms a frame (from
+    :func:`threads_cpu_s` before and after), the main thread's (``main_s``, s) and its parts';
+    with ``callbacks``, what the main thread spent outside those parts
+    (``outside_callbacks``)."""
+    per_thread = {name: round(1e3 * (cpu - threads0.get(name, 0.0)) / frames, 3)
+                  for name, cpu in threads1.items() if cpu > threads0.get(name, 0.0)}
+    main_parts = {name: round(1e3 * value / frames, 3) for name, value in parts.items()}
+    if callbacks is not None:
+        outside = main_s - sum(parts.get(name, 0.0) for name in callbacks)
+        main_parts['outside_callbacks'] = round(1e3 * outside / frames, 3)
+    return {'process_cpu_ms_per_frame': round(sum(per_thread.values()), 3),
+            'threads_cpu_ms_per_frame': per_thread,
+            'main_thread_cpu_ms_per_frame': round(1e3 * main_s / frames, 3),
+            'main_thread_parts_ms_per_frame': main_parts}
