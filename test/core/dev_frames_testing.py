@@ -52,3 +52,13 @@ def assert_right_fix_kept(room, array, chirp, simulator, processor, localize) ->
     assert np.linalg.norm(old_error) < 0.01
     np.testing.assert_array_equal(after.position_m, before.position_m)
     np.testing.assert_array_equal(after.covariance_m2, before.covariance_m2)
+
+
+def posed_frames(room, simulator, n: int, snr_db: float, seed: int) -> list[tuple]:
+    """``n`` frames at random poses: ``(samples, yaw)`` each."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        position, yaw = room.random_pose(rng)
+        out.append((simulator.simulate(position, yaw, Scenario(snr_db=snr_db), rng), yaw))
+    return out

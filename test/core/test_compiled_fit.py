@@ -11,19 +11,10 @@ from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.core.physics.config import N_THETA, YAW
 from echoloc_ros.core.physics.covariance import Covariance
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
-from echoloc_ros.sim.simulator import Scenario
+
+from dev_frames_testing import posed_frames
 
 FS_HZ = 250e3
-
-
-def _frames(room, simulator, n: int, snr_db: float, seed: int) -> list[tuple]:
-    """``n`` frames at random poses: ``(samples, yaw)`` each."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        position, yaw = room.random_pose(rng)
-        out.append((simulator.simulate(position, yaw, Scenario(snr_db=snr_db), rng), yaw))
-    return out
 
 
 def _fit_delays_as_before(processor: EchoProcessor, baseband, times_s, guess_s):
@@ -56,7 +47,7 @@ def test_the_compiled_delay_fit_is_the_numpy_one(room, simulator, processor):
     and NaN (skipped)."""
     rng = np.random.default_rng(5)
     checked = 0
-    for samples, _ in _frames(room, simulator, 4, 10.0, 43):
+    for samples, _ in posed_frames(room, simulator, 4, 10.0, 43):
         features = processor.process(samples)
         times = features.times_s
         for guess in (features.direct_tof_s, features.tof_s,
@@ -72,7 +63,7 @@ def test_the_compiled_delay_fit_is_the_numpy_one(room, simulator, processor):
 
 
 def test_the_compiled_direct_removal_is_the_numpy_one(room, simulator, processor):
-    features = processor.process(_frames(room, simulator, 1, 20.0, 44)[0][0],
+    features = processor.process(posed_frames(room, simulator, 1, 20.0, 44)[0][0],
                                  first_echo=False)
     rng = np.random.default_rng(6)
     baseband = (rng.normal(size=(4, 600)) + 1j * rng.normal(size=(4, 600))).astype(np.complex64)
@@ -114,7 +105,7 @@ def final_fits(room, array, chirp, simulator, processor):
     localizer = PhysicsLocalizer(room, array, chirp, FS_HZ, processor=processor)
     fits = []
     for snr_db, seed in ((20.0, 45), (10.0, 46)):
-        for samples, yaw in _frames(room, simulator, 3, snr_db, seed):
+        for samples, yaw in posed_frames(room, simulator, 3, snr_db, seed):
             proposal = localizer.propose(processor.process(samples), yaw, None,
                                          np.deg2rad(1.0))
             fr, theta = proposal.frame, proposal.thetas[:1]

@@ -8,19 +8,10 @@ from scipy import fft as sfft
 from echoloc_ros.core.echo_processing import DIRECT_RESIDUAL_S, EchoProcessor
 from echoloc_ros.core.physics.config import UPSAMPLE
 from echoloc_ros.core.physics.matched_filter import upsample
-from echoloc_ros.sim.simulator import Scenario
+
+from dev_frames_testing import posed_frames
 
 FS_HZ = 250e3
-
-
-def _frames(room, simulator, n: int, snr_db: float, seed: int) -> list[tuple]:
-    """``n`` frames at random poses: ``(samples, yaw)`` each."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        position, yaw = room.random_pose(rng)
-        out.append((simulator.simulate(position, yaw, Scenario(snr_db=snr_db), rng), yaw))
-    return out
 
 
 def _baseband_as_before(processor: EchoProcessor, samples: np.ndarray) -> np.ndarray:
@@ -51,7 +42,7 @@ def test_the_transforms_input_and_bins_are_the_gathered_ones(room, simulator, ch
     """The kept buffer is filled anew by each frame: a frame processed after another (of
     another length too) gives the gathered baseband of its own, to the bit."""
     processor = EchoProcessor(chirp, FS_HZ, array=array)
-    frames = _frames(room, simulator, 3, 20.0, 41)
+    frames = posed_frames(room, simulator, 3, 20.0, 41)
     short = frames[0][0][:, :-700]
     for samples in (frames[0][0], frames[1][0], short, frames[2][0], frames[0][0]):
         n_fft = processor._plan(samples.shape[1])[0]
@@ -99,7 +90,7 @@ def _upsample_as_before(baseband: np.ndarray) -> np.ndarray:
 
 
 def test_the_upsampling_in_kept_buffers_is_the_padded_ones(room, simulator, processor):
-    frames = _frames(room, simulator, 2, 10.0, 42)
+    frames = posed_frames(room, simulator, 2, 10.0, 42)
     basebands = [processor.process(samples, first_echo=False).baseband for samples, _ in frames]
     # Another shape between two of one shape: the buffers follow the shape asked for.
     for baseband in (basebands[0], basebands[1][:3], basebands[1][:, :1500], basebands[1],
