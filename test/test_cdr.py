@@ -118,7 +118,7 @@ def test_bytes_that_end_before_the_message_are_refused_by_name(read, build):
     for cut in (3, len(data) // 2, len(data) - 1):
         # Down to the encapsulation's first byte: rosbags' refusal, rclpy's for that last.
         with pytest.raises(ValueError, match=rf'serialized Echo\w+ of {len(data) - cut} bytes '
-                                             '(ends before the message does|unreadable)'):
+                                             'unreadable'):
             read(data[:-cut])
     with pytest.raises(ValueError, match='serialized Imu of 20 bytes unreadable'):
         cdr.imu_view(serialize_message(Imu())[:20])
