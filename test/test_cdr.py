@@ -3,9 +3,11 @@ field for field and bit for bit, and the pose written as bytes is rclpy's pose m
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Point, PoseWithCovarianceStamped
+from geometry_msgs.msg import (Point, Pose, PoseWithCovariance, PoseWithCovarianceStamped,
+                               Quaternion, Vector3)
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Imu
+from std_msgs.msg import Header
 
 from echoloc.msg import EchoFeatures, EchoFrame
 from echoloc_ros.core.array_geometry import load_array
@@ -114,22 +116,73 @@ def test_the_localizer_reads_the_processors_features_bit_for_bit():
 def test_bytes_that_end_before_the_message_are_refused_by_name(read, build):
     data = serialize_message(build(np.random.default_rng(0), 5))
     for cut in (3, len(data) // 2, len(data) - 1):
-        # Down to the encapsulation's first byte: no CDR that this host reads as it lies,
-        # rclpy's refusal then.
+        # Down to the encapsulation's first byte: rosbags' refusal, rclpy's for that last.
         with pytest.raises(ValueError, match=rf'serialized Echo\w+ of {len(data) - cut} bytes '
-                                             '(ends before the message does|unreadable)'):
+                                             'unreadable'):
             read(data[:-cut])
-    with pytest.raises(ValueError, match='serialized Imu of 20 bytes ends before'):
+    with pytest.raises(ValueError, match='serialized Imu of 20 bytes unreadable'):
         cdr.imu_view(serialize_message(Imu())[:20])
 
 
-def test_bytes_this_host_cannot_read_as_they_lie_go_to_rclpy(monkeypatch):
+def test_big_endian_bytes_are_read_as_the_little_endian_ones():
+    # A big-endian peer's bytes: the hand-written reader left them to rclpy.
+    little = serialize_message(_features(np.random.default_rng(1), 4))
+    view = cdr.features_view(little)
+    big = bytes(cdr.typestore().serialize_cdr(view, 'echoloc/msg/EchoFeatures',
+                                              little_endian=False))
+    assert big[:2] == b'\x00\x00' and big != little
+    theirs, ours = deserialize_message(big, EchoFeatures), cdr.features_view(big)
+    assert not isinstance(ours, EchoFeatures)
+    for name in EchoFeatures.get_fields_and_field_types():
+        _same(getattr(ours, name), getattr(theirs, name), name)
+        _same(getattr(ours, name), getattr(view, name), name)
+
+
+def test_bytes_of_another_encapsulation_go_to_rclpy():
     data = serialize_message(_features(np.random.default_rng(1), 4))
-    monkeypatch.setattr(cdr, 'LITTLE_ENDIAN_HOST', False)
-    theirs, ours = deserialize_message(data, EchoFeatures), cdr.features_view(data)
+    # Parameter-list CDR (PL_CDR_LE): not plain CDR, which rosbags alone reads; rclpy reads
+    # these bytes as the plain ones.
+    other = b'\x00\x03' + data[2:]
+    ours = cdr.features_view(other)
     assert isinstance(ours, EchoFeatures)
-    for name in ('header', 'seq', 'array_id', 'baseband_real', 'snr_db'):
-        assert getattr(ours, name) == getattr(theirs, name)
+    theirs = deserialize_message(data, EchoFeatures)
+    for name in EchoFeatures.get_fields_and_field_types():  # tof_s holds a NaN: field by field
+        _same(np.asarray(getattr(ours, name)) if name != 'header' else ours.header,
+              getattr(theirs, name), name)
+
+
+def test_garbage_is_refused_naming_the_type_and_what_was_expected():
+    data = bytearray(serialize_message(_features(np.random.default_rng(2), 3)))
+    data[24:28] = (2**31).to_bytes(4, 'little')  # the array_id's length, past the end
+    with pytest.raises(ValueError, match=r'serialized EchoFeatures of \d+ bytes unreadable '
+                                         r'\(.+\); expected a echoloc/msg/EchoFeatures in CDR'):
+        cdr.features_view(bytes(data))
+    data = bytearray(serialize_message(_frame(np.random.default_rng(2), 3)))
+    data[28:30] = b'\xff\xfe'  # in array_id 'yyy': not UTF-8
+    with pytest.raises(ValueError, match='serialized EchoFrame .* unreadable'):
+        cdr.frame_view(bytes(data))
+
+
+@pytest.mark.parametrize('msg_type', [Header, Time, Point, Quaternion, Pose, PoseWithCovariance,
+                                      PoseWithCovarianceStamped, Imu, Vector3])
+def test_the_typestores_standard_messages_are_the_installed_ones(msg_type):
+    """The typestore's definitions (rosbags' ROS 2 Kilted store) have the fields, in the same
+    order, of the messages rclpy has installed."""
+    module = msg_type.__module__.split('.')[0]
+    typename = f'{module}/msg/{msg_type.__name__}'
+    ours = cdr.typestore().fielddefs[typename][1]
+    theirs = msg_type.get_fields_and_field_types()
+    assert [name for name, _ in ours] == list(theirs)
+
+
+def test_echolocs_messages_are_found_installed_or_in_the_source(monkeypatch, tmp_path):
+    installed = cdr._msg_file('EchoFrame')
+    assert installed.read_text() == (cdr.SOURCE_MSG_DIR / 'EchoFrame.msg').read_text()
+    monkeypatch.setenv('AMENT_PREFIX_PATH', str(tmp_path))
+    assert cdr._msg_file('EchoFeatures') == cdr.SOURCE_MSG_DIR / 'EchoFeatures.msg'
+    monkeypatch.setattr(cdr, 'SOURCE_MSG_DIR', tmp_path)
+    with pytest.raises(FileNotFoundError, match='echoloc/msg/EchoFrame.msg'):
+        cdr._msg_file('EchoFrame')
 
 
 @pytest.mark.parametrize('frame_id', ['', 'm', 'map', 'mapp', 'odom_frame'])
@@ -140,8 +193,13 @@ def test_the_pose_written_as_bytes_is_rclpys_pose_message(frame_id):
             Time(sec=12, nanosec=345), frame_id)
     data = conversions.pose_bytes(*args)
     expected = conversions.pose_msg(*args)
-    assert len(data) == len(serialize_message(expected))
     assert deserialize_message(data, PoseWithCovarianceStamped) == expected
+    # rclpy's bytes, bit for bit, but for the padding before the pose (8-byte aligned after
+    # the frame_id), which rclpy leaves as it found it in its buffer and rosbags zeroes.
+    theirs = bytearray(serialize_message(expected))
+    padding = slice(4 + 12 + len(frame_id) + 1, 4 + 8 * -(-(12 + len(frame_id) + 1) // 8))
+    theirs[padding] = bytes(padding.stop - padding.start)
+    assert data == bytes(theirs)
 
 
 def test_the_features_written_as_bytes_are_rclpys_features_message():

@@ -105,8 +105,8 @@ def test_bad_frames_rejected_with_clear_errors_and_node_survives(processor, reco
     for expected in ('truncated frame seq=1: 1000 samples, expected n_channels*n_samples',
                      'sample_rate_hz=48000, expected 250000', 'sample_rate_hz=nan',
                      'n_channels=0', "unknown array 'no_such_array'",
-                     'frame unreadable: serialized EchoFrame of 5000 bytes ends before the '
-                     'message does'):
+                     'frame unreadable: serialized EchoFrame of 5000 bytes unreadable (',
+                     'expected a echoloc/msg/EchoFrame in CDR'):
         assert expected in log
 
 

@@ -4,20 +4,23 @@ Taking a message as rclpy's Python message costs the node's main thread about 0.
 than taking its serialized bytes, whatever its size (``scripts/executor-take-cpu.py``): the
 conversion builds a Python object for every field. The echo processor reads a frame's few
 fields and its samples, the localizer a feature message's arrays and an IMU message's
-orientation: read here straight from the bytes (``np.frombuffer`` at each array's offset), they
-cost a few microseconds. Publishing a pose as bytes likewise skips building the message.
+orientation: read from the bytes by rosbags' typestore (its primitive arrays ``numpy`` views
+of the bytes), they cost a few microseconds. Publishing a pose or the features as bytes
+likewise skips building rclpy's message.
 
-The form is the one every ROS 2 middleware writes for these types: an encapsulation header of
-four bytes, then plain CDR (XCDR1), each primitive aligned to its size counted from after the
-header. Only the little-endian form is read here, on a little-endian machine; anything else
-(another encapsulation, a big-endian peer or host) goes through rclpy's own
+The typestore is rosbags' for ROS 2 Kilted, the distro the project installs, with echoloc's
+own messages registered from their installed ``.msg`` files; it is built on first use (a
+driver that only publishes frames never loads rosbags), by the nodes at start-up
+(:func:`typestore`). It reads plain CDR (XCDR1) of either byte order, the form every ROS 2
+middleware writes for these types; another encapsulation goes through rclpy's own
 ``deserialize_message``. What is read is what rclpy would give, field for field
-(``test/ros/test_cdr.py`` checks it against rclpy on every type, with strings of every length
+(``test/test_cdr.py`` checks it against rclpy on every type, with strings of every length
 modulo the alignment).
 """
-import struct
-import sys
+import functools
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -27,26 +30,16 @@ from std_msgs.msg import Header
 
 from echoloc.msg import EchoFeatures, EchoFrame
 
-# The encapsulation header of plain little-endian CDR (its two option bytes are not read).
-CDR_LE = b'\x00\x01'
-HEADER_BYTES = 4
-LITTLE_ENDIAN_HOST = sys.byteorder == 'little'
-
-_U32 = struct.Struct('<I')
-_STAMP = struct.Struct('<iI')
-_STAMP_AND_LENGTH = struct.Struct('<iII')
-_U16 = struct.Struct('<H')
-_FEATURES_SCALARS = struct.Struct('<Ifff')
-_F32 = struct.Struct('<f')
-_CHIRP_BAND = struct.Struct('<fffI')
-_FRAME_SCALARS = struct.Struct('<fH')
-_FRAME_SIZES = struct.Struct('<If')
-_ORIENTATION = struct.Struct('<13d')
-_POSE = struct.Struct('<7d')
+# The encapsulations of plain CDR, big- and little-endian (rosbags reads both).
+PLAIN_CDR = (b'\x00\x00', b'\x00\x01')
+# echoloc's messages that the typestore learns from their .msg files.
+ECHOLOC_MESSAGES = ('EchoFeatures', 'EchoFrame')
+# The package's own msg/, where it is run from its source tree without an install.
+SOURCE_MSG_DIR = Path(__file__).resolve().parents[2] / 'msg'
 
 
-class Truncated(ValueError):
-    """Serialized bytes that end before the message does."""
+class Unreadable(ValueError):
+    """Serialized bytes that are not one message of the type they were read as."""
 
 
 # The float32 sequences of an EchoFeatures, in the message's order.
@@ -116,211 +109,154 @@ class QuaternionView:
 
 @dataclass(slots=True)
 class ImuOrientationView:
-    """A ``sensor_msgs/Imu`` read from its bytes as far as its orientation: ``header``,
-    ``orientation`` (x, y, z, w) and ``orientation_covariance`` (9 float64, row-major); the
-    rates and accelerations after them are not read."""
+    """A ``sensor_msgs/Imu`` read from its bytes as far as the localizer uses it: ``header``,
+    ``orientation`` (x, y, z, w) and ``orientation_covariance`` (9 float64, row-major)."""
 
     header: Header
     orientation: QuaternionView
     orientation_covariance: np.ndarray
 
 
-class _Reader:
-    """A position in serialized bytes, aligned as CDR aligns, counted after the header."""
-
-    __slots__ = ('data', 'pos')
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = HEADER_BYTES
-
-    def align(self, size: int) -> None:
-        self.pos += -(self.pos - HEADER_BYTES) % size
-
-    def unpack(self, layout: struct.Struct, alignment: int = 4) -> tuple:
-        self.align(alignment)
-        values = layout.unpack_from(self.data, self.pos)
-        self.pos += layout.size
-        return values
-
-    def string(self, length: int | None = None) -> str:
-        """A string; ``length`` (with its NUL) where it has been read already."""
-        if length is None:
-            (length,) = self.unpack(_U32)
-        end = self.pos + length
-        if length == 0 or end > len(self.data):
-            raise Truncated(f'a string of {length} bytes at byte {self.pos}')
-        text = self.data[self.pos:end - 1].decode()
-        self.pos = end
-        return text
-
-    def array(self, dtype: str, itemsize: int, count: int | None = None) -> np.ndarray:
-        """A sequence (its count first) or, given ``count``, a fixed-size array."""
-        if count is None:
-            (count,) = self.unpack(_U32)
-        if count:  # an empty sequence is not aligned for its elements
-            self.align(itemsize)
-        end = self.pos + count * itemsize
-        if end > len(self.data):
-            raise Truncated(f'{count} values of {itemsize} bytes at byte {self.pos}')
-        values = np.frombuffer(self.data, dtype=dtype, count=count, offset=self.pos)
-        self.pos = end
-        return values
-
-    def header(self) -> Header:
-        sec, nanosec, length = self.unpack(_STAMP_AND_LENGTH)
-        return Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id=self.string(length))
+def _msg_file(name: str) -> Path:
+    """``echoloc/msg/<name>.msg``: installed (on ``AMENT_PREFIX_PATH``), else the source's."""
+    for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):
+        path = Path(prefix, 'share', 'echoloc', 'msg', f'{name}.msg')
+        if prefix and path.is_file():
+            return path
+    path = SOURCE_MSG_DIR / f'{name}.msg'
+    if not path.is_file():
+        raise FileNotFoundError(f'echoloc/msg/{name}.msg: neither under AMENT_PREFIX_PATH '
+                                f'{os.environ.get("AMENT_PREFIX_PATH", "")!r} nor in {path}')
+    return path
 
 
-def _readable(data: bytes) -> bool:
-    """Whether ``data`` is little-endian plain CDR that this host reads as it is."""
-    return LITTLE_ENDIAN_HOST and data[:2] == CDR_LE
+@functools.cache
+def typestore():
+    """The rosbags typestore of ROS 2 Kilted's messages and echoloc's (built once, about 0.1 s:
+    the nodes build it at start-up rather than at their first message)."""
+    from rosbags.typesys import get_typestore, get_types_from_msg, Stores
+
+    store = get_typestore(Stores.ROS2_KILTED)
+    for name in ECHOLOC_MESSAGES:
+        store.register(get_types_from_msg(_msg_file(name).read_text(), f'echoloc/msg/{name}'))
+    return store
 
 
-def _read(data: bytes, msg_type, read):
-    """``read(data)`` where this host reads ``data`` as it lies, else rclpy's message; a
-    ``ValueError`` naming ``msg_type`` where the bytes are not one."""
+def _read(data: bytes, msg_type, typename: str):
+    """The rosbags message of ``typename`` read from ``data`` where they are plain CDR, else
+    rclpy's ``msg_type``.
+
+    :raises Unreadable: naming the type, where neither reads the bytes as one message.
+    """
     what = msg_type.__name__
-    try:
-        if not _readable(data):
+    if bytes(data[:2]) not in PLAIN_CDR:
+        try:
             return deserialize_message(data, msg_type)
-        return read(_Reader(data))
-    except RuntimeError as exc:  # rclpy's: the middleware could not read them either
-        raise ValueError(f'serialized {what} of {len(data)} bytes unreadable ({exc})') from None
-    except (struct.error, Truncated) as exc:
-        raise ValueError(f'serialized {what} of {len(data)} bytes ends before the message '
-                         f'does ({exc})') from None
-    except UnicodeDecodeError as exc:
-        raise ValueError(f'serialized {what}: a string that is not UTF-8 ({exc})') from None
+        except RuntimeError as exc:  # rclpy's: the middleware could not read them either
+            raise Unreadable(f'serialized {what} of {len(data)} bytes unreadable ({exc}); '
+                             f'expected a {typename} in CDR') from None
+    from rosbags.serde import SerdeError
+
+    try:
+        # A memoryview: rosbags slices off the encapsulation, which would copy bytes.
+        return typestore().deserialize_cdr(memoryview(data), typename)
+    except SerdeError as exc:
+        raise Unreadable(f'serialized {what} of {len(data)} bytes unreadable ({exc}); '
+                         f'expected a {typename} in CDR') from None
 
 
-def _features(reader: _Reader) -> FeaturesView:
-    header = reader.header()
-    (seq,) = reader.unpack(_U32)
-    array_id = reader.string()
-    (n_channels,) = reader.unpack(_U16, 2)
-    n_bins, bin_width_s, start_s, carrier_hz = reader.unpack(_FEATURES_SCALARS)
-    arrays = [reader.array('<f4', 4) for _ in FEATURE_ARRAYS]
-    (processing_time_s,) = reader.unpack(_F32)
-    return FeaturesView(header, seq, array_id, n_channels, n_bins, bin_width_s, start_s,
-                        carrier_hz, *arrays, processing_time_s)
+def _header(header) -> Header:
+    """The rclpy Header of a header read by rosbags (the nodes put it in rclpy's messages)."""
+    return Header(stamp=Time(sec=header.stamp.sec, nanosec=header.stamp.nanosec),
+                  frame_id=header.frame_id)
 
 
 def features_view(data: bytes) -> 'FeaturesView | EchoFeatures':
     """An ``EchoFeatures`` from its serialized bytes (rclpy's message where they are not
-    little-endian CDR).
+    plain CDR).
 
-    :raises ValueError: the bytes end before the message does, or hold a string that is not
-        UTF-8.
+    :raises Unreadable: (a ``ValueError``) the bytes are not one such message: they end
+        before it does, or hold a string that is not UTF-8 or a length past their end.
     """
-    return _read(data, EchoFeatures, _features)
-
-
-def _frame(reader: _Reader) -> FrameView:
-    header = reader.header()
-    (seq,) = reader.unpack(_U32)
-    array_id = reader.string()
-    emitter = reader.array('<f8', 8, 3)
-    (n_receivers,) = reader.unpack(_U32)
-    receivers = reader.array('<f8', 8, 3 * n_receivers).reshape(n_receivers, 3)
-    chirp_kind = reader.string()
-    f0_hz, f1_hz, duration_s, window_length = reader.unpack(_CHIRP_BAND)
-    chirp_window = reader.string(window_length)
-    sample_rate_hz, n_channels = reader.unpack(_FRAME_SCALARS)
-    n_samples, temperature_c = reader.unpack(_FRAME_SIZES)
-    data = reader.array('<i2', 2)
-    return FrameView(header, seq, array_id, emitter, receivers, chirp_kind, f0_hz, f1_hz,
-                     duration_s, chirp_window, sample_rate_hz, n_channels, n_samples,
-                     temperature_c, data)
+    msg = _read(data, EchoFeatures, 'echoloc/msg/EchoFeatures')
+    if isinstance(msg, EchoFeatures):
+        return msg
+    return FeaturesView(_header(msg.header), msg.seq, msg.array_id, msg.n_channels, msg.n_bins,
+                        msg.bin_width_s, msg.start_s, msg.carrier_hz, msg.envelope,
+                        msg.baseband_real, msg.baseband_imag, msg.tof_s, msg.tof_cfd_s,
+                        msg.snr_db, msg.noise_floor, msg.direct_tof_s, msg.direct_amplitude,
+                        msg.processing_time_s)
 
 
 def frame_view(data: bytes) -> 'FrameView | EchoFrame':
-    """An ``EchoFrame`` from its serialized bytes (rclpy's message where they are not
-    little-endian CDR).
+    """An ``EchoFrame`` from its serialized bytes (rclpy's message where they are not plain
+    CDR).
 
-    :raises ValueError: as :func:`features_view`.
+    :raises Unreadable: as :func:`features_view`.
     """
-    return _read(data, EchoFrame, _frame)
-
-
-def _imu(reader: _Reader) -> ImuOrientationView:
-    header = reader.header()
-    reader.align(8)
-    orientation = reader.array('<f8', 8, 13)
-    x, y, z, w = orientation[:4].tolist()
-    return ImuOrientationView(header, QuaternionView(x, y, z, w), orientation[4:])
+    msg = _read(data, EchoFrame, 'echoloc/msg/EchoFrame')
+    if isinstance(msg, EchoFrame):
+        return msg
+    emitter = msg.emitter_position
+    receivers = np.array([(p.x, p.y, p.z) for p in msg.receiver_positions],
+                         dtype=np.float64).reshape(-1, 3)
+    return FrameView(_header(msg.header), msg.seq, msg.array_id,
+                     np.array((emitter.x, emitter.y, emitter.z)), receivers, msg.chirp_kind,
+                     msg.chirp_f0_hz, msg.chirp_f1_hz, msg.chirp_duration_s, msg.chirp_window,
+                     msg.sample_rate_hz, msg.n_channels, msg.n_samples, msg.temperature_c,
+                     msg.data)
 
 
 def imu_view(data: bytes) -> 'ImuOrientationView | Imu':
     """An ``Imu``'s header and orientation from its serialized bytes (rclpy's message where
-    they are not little-endian CDR).
+    they are not plain CDR).
 
-    :raises ValueError: as :func:`features_view`.
+    :raises Unreadable: as :func:`features_view`.
     """
-    return _read(data, Imu, _imu)
-
-
-class _Writer:
-    """Serialized bytes written in order, aligned as CDR aligns, counted after the header."""
-
-    __slots__ = ('chunks', 'pos')
-
-    def __init__(self) -> None:
-        self.chunks = [CDR_LE + b'\x00\x00']
-        self.pos = 0
-
-    def add(self, data: bytes) -> None:
-        self.chunks.append(data)
-        self.pos += len(data)
-
-    def pack(self, layout: struct.Struct, *values, alignment: int = 4) -> None:
-        padding = -self.pos % alignment
-        if padding:
-            self.add(b'\x00' * padding)
-        self.add(layout.pack(*values))
-
-    def string(self, text: str) -> None:
-        data = text.encode() + b'\x00'
-        self.pack(_U32, len(data))
-        self.add(data)
-
-    def float32s(self, values: np.ndarray) -> None:
-        self.pack(_U32, len(values))
-        self.add(np.asarray(values, dtype='<f4').tobytes())
-
-    def joined(self) -> bytes:
-        return b''.join(self.chunks)
+    msg = _read(data, Imu, 'sensor_msgs/msg/Imu')
+    if isinstance(msg, Imu):
+        return msg
+    q = msg.orientation
+    return ImuOrientationView(_header(msg.header), QuaternionView(q.x, q.y, q.z, q.w),
+                              msg.orientation_covariance)
 
 
 def features_bytes(msg: FeaturesView) -> bytes:
-    """An ``EchoFeatures`` serialized (little-endian CDR) from its fields: the bytes rclpy's
-    ``serialize_message`` gives for the message of the same fields, but for the padding (rclpy
-    leaves what was in its buffer there)."""
-    writer = _Writer()
-    writer.pack(_STAMP, msg.header.stamp.sec, msg.header.stamp.nanosec)
-    writer.string(msg.header.frame_id)
-    writer.pack(_U32, msg.seq)
-    writer.string(msg.array_id)
-    writer.pack(_U16, msg.n_channels, alignment=2)
-    writer.pack(_FEATURES_SCALARS, msg.n_bins, msg.bin_width_s, msg.start_s, msg.carrier_hz)
+    """An ``EchoFeatures`` serialized (plain CDR, this host's byte order) from its fields: the
+    bytes rclpy's ``serialize_message`` gives for the message of the same fields, but for the
+    padding (rclpy leaves what was in its buffer there).
+
+    :raises ValueError: an array that is not float32 (rosbags writes an array's bytes as
+        they lie).
+    """
     for name in FEATURE_ARRAYS:
-        writer.float32s(getattr(msg, name))
-    writer.pack(_F32, msg.processing_time_s)
-    return writer.joined()
+        values = getattr(msg, name)
+        if not (isinstance(values, np.ndarray) and values.dtype == np.float32
+                and values.ndim == 1):
+            raise ValueError(f'features seq={msg.seq}: {name} is {type(values).__name__} '
+                             f'{getattr(values, "dtype", "")} {np.shape(values)}, expected a '
+                             'float32 ndarray of one dimension')
+    return bytes(typestore().serialize_cdr(msg, 'echoloc/msg/EchoFeatures'))
 
 
 def pose_bytes(position_m, orientation_xyzw, covariance_6x6: np.ndarray, stamp: Time,
                frame_id: str) -> bytes:
-    """A ``geometry_msgs/PoseWithCovarianceStamped`` serialized (little-endian CDR), the bytes
-    rclpy's ``serialize_message`` gives for the same values.
+    """A ``geometry_msgs/PoseWithCovarianceStamped`` serialized (plain CDR, this host's byte
+    order), the bytes rclpy's ``serialize_message`` gives for the same values.
 
     :param position_m: x, y, z.
     :param orientation_xyzw: the orientation quaternion.
     :param covariance_6x6: the pose's covariance ``(6, 6)``, row-major.
     """
-    frame = frame_id.encode() + b'\x00'
-    head = _STAMP_AND_LENGTH.pack(stamp.sec, stamp.nanosec, len(frame)) + frame
-    padding = b'\x00' * (-len(head) % 8)
-    return b''.join((CDR_LE, b'\x00\x00', head, padding,
-                     _POSE.pack(*position_m, *orientation_xyzw),
-                     np.ascontiguousarray(covariance_6x6, dtype='<f8').tobytes()))
+    store = typestore()
+    types = store.types
+    header = types['std_msgs/msg/Header'](
+        stamp=types['builtin_interfaces/msg/Time'](sec=stamp.sec, nanosec=stamp.nanosec),
+        frame_id=frame_id)
+    pose = types['geometry_msgs/msg/Pose'](
+        position=types['geometry_msgs/msg/Point'](*position_m),
+        orientation=types['geometry_msgs/msg/Quaternion'](*orientation_xyzw))
+    covariance = np.ascontiguousarray(covariance_6x6, dtype=np.float64).reshape(36)
+    msg = types['geometry_msgs/msg/PoseWithCovarianceStamped'](
+        header=header, pose=types['geometry_msgs/msg/PoseWithCovariance'](pose, covariance))
+    return bytes(store.serialize_cdr(msg, 'geometry_msgs/msg/PoseWithCovarianceStamped'))
