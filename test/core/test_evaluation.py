@@ -214,12 +214,16 @@ def test_bringup_room_reaches_every_node_that_reads_the_room():
 
 @pytest.mark.skipif(not default_model_path('furnished_room').is_file(),
                     reason='no shipped model for the furnished room')
-def test_wide_search_finds_what_the_first_proposal_missed(array, chirp):
+def test_wide_search_finds_what_the_first_proposal_missed(array, chirp, monkeypatch):
     """Furnished room, 10 dB: the first 25 frames of seed 11 hold one the network doubts and
     fixes metres off from the first proposal (the truth is not among its candidates; two
     before the search scanned the parts the boxes cut the room into); the wide search, run
     on the doubted frames only, brings it within 10 cm."""
+    from echoloc_ros.core.physics import config
     from echoloc_ros.core.room import load_room
+    # The heading retry (r33-73) rights that frame in physics' own fix before the network's
+    # wide search is asked: held off, so that the wide search is what is measured.
+    monkeypatch.setattr(config, 'HEADING_RETRY', False)
     furnished = load_room('furnished_room')
     common = dict(n=25, seed=11, method='nn', heading_noise_deg=1.0)
     details_off, details_on = {}, {}

@@ -6,6 +6,7 @@ import pytest
 
 from echoloc_ros.core.physics import config
 from echoloc_ros.core.physics import localizer as localizer_module
+from echoloc_ros.core.physics.axis_rivals import AxisRivals
 from echoloc_ros.core.physics.heading_step import wall_heading, wall_heading_scores
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.offline.evaluation import random_frames
@@ -93,9 +94,10 @@ def dev_frame(array, chirp, processor):
 def test_a_heading_given_degrees_off_is_found_before_the_scans(dev_frame, monkeypatch):
     localizer, features, position, yaw, given = dev_frame
     assert abs(np.degrees(yaw - given)) > 1.8
-    # The heading retry (r33-73) rights this frame after the first fix too: held off, so that
-    # the step alone is measured.
+    # The heading retry (r33-73) and the plan scans (r33-74) right this frame after the first
+    # fix too: held off, so that the step alone is measured.
     monkeypatch.setattr(config, 'HEADING_RETRY', False)
+    monkeypatch.setattr(AxisRivals, 'plan_scans', False)
     errors = {}
     for step in (False, True):
         monkeypatch.setattr(localizer_module, 'HEADING_STEP', step)
@@ -161,8 +163,10 @@ def test_a_dev_frame_gross_without_the_step_is_right_with_it(array, chirp, proce
     assert abs(np.degrees(yaw - given)) > 2.5
     localizer = PhysicsLocalizer(room, array, chirp, processor=processor)
     features = processor.process(frame)
-    # The heading retry (r33-73) rights this frame after the first fix too: held off.
+    # The heading retry (r33-73) and the plan scans (r33-74) right this frame after the first
+    # fix too: held off.
     monkeypatch.setattr(config, 'HEADING_RETRY', False)
+    monkeypatch.setattr(AxisRivals, 'plan_scans', False)
     errors = {}
     for on in (False, True):
         _step_settings(monkeypatch, on)
