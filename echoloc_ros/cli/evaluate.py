@@ -9,28 +9,28 @@ from echoloc_ros.cli.common import (add_model_error_args, add_scenario_args,
                                     model_error_from_args, scenario_from_args)
 
 
-def _with(loaded, field: str, value):
-    """``loaded`` (a room or array file) with ``field`` set to ``value`` from an option
-    (``None``: as the file has it), refused as the file's own checks refuse it."""
+def _loaded(load, name: str, field: str, value):
+    """``load(name)`` (a room or array file) with ``field`` set to ``value`` from an option
+    (``None``: as the file has it); a file that is missing or that its own checks refuse, or a
+    value they refuse, ends the command with their message (no traceback)."""
     from dataclasses import replace
-    if value is None:
-        return loaded
     try:
-        return replace(loaded, **{field: value})
-    except ValueError as err:
+        loaded = load(name)
+        return loaded if value is None else replace(loaded, **{field: value})
+    except (OSError, ValueError) as err:
         raise SystemExit(f'echoloc evaluate: {err}') from None
 
 
 def _room(args):
     """The room file of the arguments, with ``--room-tolerance-m`` as its tolerance."""
     from echoloc_ros.core.room import load_room
-    return _with(load_room(args.room), 'tolerance_m', args.room_tolerance_m)
+    return _loaded(load_room, args.room, 'tolerance_m', args.room_tolerance_m)
 
 
 def _array(args):
     """The array file of the arguments, with ``--array-std-m`` as its receivers' doubt."""
     from echoloc_ros.core.array_geometry import load_array
-    return _with(load_array(args.array), 'position_std_m', args.array_std_m)
+    return _loaded(load_array, args.array, 'position_std_m', args.array_std_m)
 
 
 def cmd_evaluate(args) -> int:

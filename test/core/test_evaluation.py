@@ -1,6 +1,7 @@
 """Summary metrics and the tracked evaluation along a trajectory."""
 
 from pathlib import Path
+import re
 
 import numpy as np
 import pytest
@@ -144,6 +145,25 @@ def test_furniture_known_without_moved_furniture_is_a_clear_error(capsys):
         main(['evaluate', '--room', 'furnished_room', '--furniture-known', '--n', '1'])
     with pytest.raises(SystemExit, match='--no-wide-search applies to --method nn or both'):
         main(['evaluate', '--method', 'physics', '--no-wide-search', '--n', '1'])
+
+
+def test_a_bad_room_or_array_file_ends_evaluate_with_its_message(tmp_path):
+    """A missing room file, an array file its own checks refuse, or an option value they
+    refuse, ends ``echoloc evaluate`` with a message that names it (was a traceback)."""
+    from echoloc_ros.cli import main
+    from echoloc_ros.core.paths import resolve_config
+    text = resolve_config('arrays', 'square_4sensor').read_text()
+    bad = tmp_path / 'bad_array.yaml'
+    bad.write_text(re.sub(r'position_std_m:.*', 'position_std_m: -0.001', text))
+    with pytest.raises(SystemExit, match=r"echoloc evaluate: .*position_std_m must be .* got "
+                                         r"-0\.001"):
+        main(['evaluate', '--array', str(bad), '--n', '1'])
+    with pytest.raises(SystemExit, match="echoloc evaluate: room file '/nonexistent.yaml' "
+                                         "does not exist"):
+        main(['evaluate', '--room', '/nonexistent.yaml', '--n', '1'])
+    with pytest.raises(SystemExit, match=r"echoloc evaluate: .*tolerance_m must be in "
+                                         r"\[0, 0\.5\], got 0\.9"):
+        main(['evaluate', '--room-tolerance-m', '0.9', '--n', '1'])
 
 
 def test_twins_tell_apart_only_what_the_furniture_leaves_heard(room, array, chirp):
