@@ -68,8 +68,9 @@ def test_the_reading_is_used_and_a_bad_one_refused_by_value(graph):
     assert wait_for(lambda: len(rec.get('/echoloc/pose')) >= 5, timeout_s=120.0), (
         f'no poses; logs in {log_dir}')
     # Nothing on the topic yet: the parameter, with a WARN that names the topic.
-    status, values = _status(rec, 0.0)
-    assert wait_for(lambda: _status(rec, 0.0)[0] is not None, timeout_s=10.0)
+    # The updater's first status says only 'Node starting up': wait for the node's own report
+    # (with the graph now up within a few seconds, 5 poses can come before it).
+    assert wait_for(lambda: 'temperature source' in _status(rec, 0.0)[1], timeout_s=10.0)
     status, values = _status(rec, 0.0)
     assert values['temperature source'] == f'parameter (stale topic): {TOPIC}'
     assert values['temperature (C)'] == '20.00'
