@@ -38,8 +38,8 @@ from echoloc_ros.core.physics.local_scans import LocalScans
 from echoloc_ros.core.room import load_room
 from echoloc_ros.core import track_search
 from echoloc_ros.core.track_search import TrackSearch
-from echoloc_ros.offline.evaluation import CHI2_95_3DOF, CHI2_999_3DOF, evaluate_tracked
-from echoloc_ros.offline.room_evaluation import frames_seed, summary
+from echoloc_ros.offline.evaluation import evaluate_tracked
+from echoloc_ros.offline.room_evaluation import frames_seed, vouched_summary
 from echoloc_ros.offline.tracked_path import fitted_path
 from echoloc_ros.sim.room_generator import generate_rooms
 from echoloc_ros.sim.simulator import Scenario
@@ -129,18 +129,6 @@ class ComparedFixes:
         return found
 
 
-def _score(details: dict) -> dict:
-    """The summary of the vouched tracked poses (as ``evaluate --rooms --tracked-lap-s``)."""
-    vouched = details['vouched']
-    error = details['tracked_m'][vouched] - details['truth_m'][vouched]
-    d2 = np.einsum('ni,ni->n', error, np.linalg.solve(
-        details['tracked_covariance_m2'][vouched], error[..., None])[..., 0])
-    out = summary(np.linalg.norm(error, axis=1), d2 <= CHI2_95_3DOF, d2 > CHI2_999_3DOF,
-                  len(vouched))
-    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()
-            if not k.endswith('_ci95')}
-
-
 def _drives(args):
     """``(label, room, frames, seed, path)`` of each drive the arguments name."""
     if not args.rooms:
@@ -192,7 +180,7 @@ def main() -> int:
         counts = search.scans.counts
         out = {'room': label, 'snr_db': args.snr_db, 'windowed': args.windowed,
                'keep_gap': args.keep_gap, 'refresh_scans': args.refresh_scans,
-               **_score(details), **search.counts.as_dict(),
+               **vouched_summary(details), **search.counts.as_dict(),
                'scans': {'whole': counts.whole, 'windowed': counts.windowed,
                          'windowed_poses': counts.poses, 'whole_because': counts.reasons}}
         if fixes is not None:

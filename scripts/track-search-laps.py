@@ -19,16 +19,11 @@ import numpy as np
 
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.offline.evaluation import CHI2_95_3DOF, CHI2_999_3DOF, evaluate_tracked
-from echoloc_ros.offline.room_evaluation import frames_seed, summary
+from echoloc_ros.offline.evaluation import evaluate_tracked
+from echoloc_ros.offline.room_evaluation import brief_summary, frames_seed, vouched_poses
 from echoloc_ros.offline.tracked_path import fitted_path
 from echoloc_ros.sim.room_generator import generate_rooms
 from echoloc_ros.sim.simulator import Scenario
-
-
-def _summary(errors, inside, outside, n) -> dict:
-    return {k: (round(v, 4) if isinstance(v, float) else v)
-            for k, v in summary(errors, inside, outside, n).items() if not k.endswith('_ci95')}
 
 
 def run(args) -> int:
@@ -48,15 +43,12 @@ def run(args) -> int:
                          None, frames_seed(args.seed, i), details=details, path=path,
                          heading_noise_deg=args.heading_noise_deg,
                          track_search=args.mode == 'on')
-        vouched = details['vouched']
-        error = details['tracked_m'][vouched] - details['truth_m'][vouched]
-        d2 = np.einsum('ni,ni->n', error, np.linalg.solve(
-            details['tracked_covariance_m2'][vouched], error[..., None])[..., 0])
-        saved = {'errors': np.linalg.norm(error, axis=1), 'inside': d2 <= CHI2_95_3DOF,
-                 'outside': d2 > CHI2_999_3DOF, 'n': len(vouched)}
+        errors, inside, outside = vouched_poses(details)
+        saved = {'errors': errors, 'inside': inside, 'outside': outside,
+                 'n': len(details['vouched'])}
         np.savez(args.out / f'{room.name}.npz', **saved)
-        print(json.dumps({'room': room.name, 'mode': args.mode, **_summary(**saved)}),
-              flush=True)
+        print(json.dumps({'room': room.name, 'mode': args.mode,
+                          **brief_summary(errors, inside, outside, saved['n'])}), flush=True)
     return 0
 
 
@@ -71,7 +63,7 @@ def pool(args) -> int:
         meeting = sum(1 for r in rooms if r['n'] and len(r['errors'])
                       and np.percentile(100 * r['errors'], 95) <= 1.0 and not r['outside'].any())
         print(json.dumps({'run': str(d), 'rooms': common, 'rooms_meeting_bar': meeting,
-                          **_summary(*pooled, int(sum(r['n'] for r in rooms)))}), flush=True)
+                          **brief_summary(*pooled, int(sum(r['n'] for r in rooms)))}), flush=True)
     return 0
 
 

@@ -14,27 +14,13 @@ import argparse
 import json
 import sys
 
-import numpy as np
-
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.room import load_room
 from echoloc_ros.core.track_search import FULL_SEARCH_PERIOD_S, TrackSearch
-from echoloc_ros.offline.evaluation import CHI2_95_3DOF, CHI2_999_3DOF, evaluate_tracked
-from echoloc_ros.offline.room_evaluation import summary
+from echoloc_ros.offline.evaluation import evaluate_tracked
+from echoloc_ros.offline.room_evaluation import vouched_summary
 from echoloc_ros.sim.simulator import Scenario
-
-
-def _score(details: dict) -> dict:
-    """The summary of the vouched tracked poses (as ``evaluate --rooms --tracked-lap-s``)."""
-    vouched = details['vouched']
-    error = details['tracked_m'][vouched] - details['truth_m'][vouched]
-    d2 = np.einsum('ni,ni->n', error, np.linalg.solve(
-        details['tracked_covariance_m2'][vouched], error[..., None])[..., 0])
-    out = summary(np.linalg.norm(error, axis=1), d2 <= CHI2_95_3DOF, d2 > CHI2_999_3DOF,
-                  len(vouched))
-    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()
-            if not k.endswith('_ci95')}
 
 
 def main() -> int:
@@ -63,7 +49,7 @@ def main() -> int:
             print(f'track-search-study: {err}', file=sys.stderr)
             return 1
         out = {'room': args.room, 'snr_db': args.snr_db, 'frames': args.frames,
-               'seed': args.seed, 'track_search': mode, **_score(details)}
+               'seed': args.seed, 'track_search': mode, **vouched_summary(details)}
         if search:
             out.update({'period_s': args.period_s, **search.counts.as_dict()})
         print(json.dumps(out), flush=True)

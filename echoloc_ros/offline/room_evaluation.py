@@ -170,6 +170,28 @@ def _mahalanobis2(error_m: np.ndarray, covariance_m2: np.ndarray) -> np.ndarray:
     return np.einsum('ni,ni->n', error_m, solved)
 
 
+def vouched_poses(details: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The tracked poses a confirmed track vouched for in one drive (``evaluate_tracked``'s
+    ``details``), the ones the localizer node publishes: each one's error (m), and whether the
+    truth lay inside its own 95 % ellipsoid and outside its 99.9 % one."""
+    vouched = details['vouched']
+    d2 = _mahalanobis2(details['tracked_m'][vouched] - details['truth_m'][vouched],
+                       details['tracked_covariance_m2'][vouched])
+    return details['tracked_errors_m'][vouched], d2 <= CHI2_95_3DOF, d2 > CHI2_999_3DOF
+
+
+def brief_summary(errors_m: np.ndarray, inside_95: np.ndarray, outside_999: np.ndarray,
+                  n_frames: int) -> dict:
+    """:func:`summary` rounded and without its intervals: the study scripts' one JSON line."""
+    return {k: v for k, v in _rounded(summary(errors_m, inside_95, outside_999,
+                                              n_frames)).items() if not k.endswith('_ci95')}
+
+
+def vouched_summary(details: dict) -> dict:
+    """:func:`brief_summary` of one drive's vouched tracked poses (:func:`vouched_poses`)."""
+    return brief_summary(*vouched_poses(details), len(details['vouched']))
+
+
 def evaluate_rooms_tracked(rooms: list[Room], array: ArrayGeometry, chirp: Chirp,
                            scenario: Scenario, lap_s: float, seed: int,
                            progress: Callable[[int, Room, dict], None] | None = None,
@@ -200,12 +222,8 @@ def evaluate_rooms_tracked(rooms: list[Room], array: ArrayGeometry, chirp: Chirp
         room_seed = frames_seed(seed, i)
         evaluate_tracked(room, array, chirp, scenario, None, room_seed, details=details,
                          path=path, **tracked_kwargs)
-        vouched = details['vouched']
-        d2 = _mahalanobis2(details['tracked_m'][vouched] - details['truth_m'][vouched],
-                           details['tracked_covariance_m2'][vouched])
-        frames.append((details['tracked_errors_m'][vouched], d2 <= CHI2_95_3DOF,
-                       d2 > CHI2_999_3DOF))
-        counts.append(len(vouched))
+        frames.append(vouched_poses(details))
+        counts.append(len(details['vouched']))
         driven.append(room)
         one = summary(*frames[-1], counts[-1])
         per_room.append({'room': room.name, 'plan_vertices': int(room.vertices_m.shape[0]),
