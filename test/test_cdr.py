@@ -243,6 +243,19 @@ def test_the_features_written_as_bytes_are_rclpys_features_message():
             _same(getattr(ours, name), getattr(theirs, name), name)
 
 
+@pytest.mark.parametrize('length', range(9))
+def test_the_features_bytes_are_rosbags_at_every_alignment(length):
+    """features_bytes writes each field where the layout puts it: rosbags' bytes for the same
+    fields, bit for bit, with strings of every length modulo the alignment."""
+    view = cdr.features_view(serialize_message(_features(np.random.default_rng(length),
+                                                         length)))
+    view.n_channels = 7 * length
+    theirs = bytes(cdr.typestore().serialize_cdr(view, 'echoloc/msg/EchoFeatures'))
+    assert cdr.features_bytes(view) == theirs
+    view.tof_s = view.tof_s[::-1]  # not contiguous: written as its values lie in order
+    assert cdr.features_view(cdr.features_bytes(view)).tof_s.tobytes() == view.tof_s.tobytes()
+
+
 def test_the_features_handed_over_in_one_process_are_the_message_the_processor_built():
     """Before they went as bytes, the processor handed the localizer in its process the
     message it built (its scalars not rounded to single precision): the view holds the same."""

@@ -47,6 +47,10 @@ _TWO_U32 = struct.Struct('<II')
 _U32 = struct.Struct('<I')
 _CHIRP = struct.Struct('<fffI')
 _SIZES = struct.Struct('<fHxxIfI')
+# EchoFeatures' (features_bytes): n_channels; n_bins and the bins' width, start and carrier.
+_U16 = struct.Struct('<H')
+_BINS = struct.Struct('<Ifff')
+_F32 = struct.Struct('<f')
 # echoloc's messages that the typestore learns from their .msg files.
 ECHOLOC_MESSAGES = ('EchoFeatures', 'EchoFrame')
 # The package's own msg/, where it is run from its source tree without an install.
@@ -248,7 +252,7 @@ def _frame_fields(data: bytes) -> FrameView:
 
     rosbags reads a frame in 8 us in a warm loop but 70-80 us live, its generated reader and
     a dataclass per nested message (the header, its stamp, five points) run cold between
-    frames; this reads it in about 30 (``scripts/frame-read-cpu.py``). rosbags reads the
+    frames; this reads it in about 30 (``scripts/cdr-cpu.py``). rosbags reads the
     frames of a big-endian peer (:func:`frame_view`); ``test/test_cdr.py`` holds both to
     rclpy's message, field by field, at every alignment.
 
@@ -314,10 +318,13 @@ def imu_view(data: bytes) -> 'ImuOrientationView | Imu':
 def features_bytes(msg: FeaturesView) -> bytes:
     """An ``EchoFeatures`` serialized (plain CDR, this host's byte order) from its fields: the
     bytes rclpy's ``serialize_message`` gives for the message of the same fields, but for the
-    padding (rclpy leaves what was in its buffer there).
+    padding (rclpy leaves what was in its buffer there), and rosbags' ``serialize_cdr`` gives.
 
-    :raises ValueError: an array that is not float32 (rosbags writes an array's bytes as
-        they lie).
+    On a little-endian host, the fields are written where the layout puts them, the arrays'
+    bytes as they lie (rosbags' writer costs 0.065 ms a frame live, run cold between frames;
+    ``scripts/cdr-cpu.py`` times both); on another, rosbags writes them.
+
+    :raises ValueError: an array that is not float32 (its bytes are written as they lie).
     """
     for name in FEATURE_ARRAYS:
         values = getattr(msg, name)
@@ -326,7 +333,29 @@ def features_bytes(msg: FeaturesView) -> bytes:
             raise ValueError(f'features seq={msg.seq}: {name} is {type(values).__name__} '
                              f'{getattr(values, "dtype", "")} {np.shape(values)}, expected a '
                              'float32 ndarray of one dimension')
-    return bytes(typestore().serialize_cdr(msg, 'echoloc/msg/EchoFeatures'))
+    if not LITTLE_ENDIAN_HOST:
+        return bytes(typestore().serialize_cdr(msg, 'echoloc/msg/EchoFeatures'))
+    frame_id, array_id = msg.header.frame_id.encode(), msg.array_id.encode()
+    # Positions in the body (after the encapsulation): the end of the frame id with its NUL,
+    # seq (4-aligned), the end of the array id, n_channels (2-aligned), n_bins (4-aligned).
+    frame_id_end = 13 + len(frame_id)
+    seq_at = frame_id_end + -frame_id_end % 4
+    array_id_end = seq_at + 9 + len(array_id)
+    channels_at = array_id_end + -array_id_end % 2
+    bins_at = channels_at + 2 + -(channels_at + 2) % 4
+    stamp = msg.header.stamp
+    parts = [PLAIN_CDR[1], b'\x00\x00',
+             _STAMP_AND_LENGTH.pack(stamp.sec, stamp.nanosec, len(frame_id) + 1), frame_id,
+             bytes(1 + seq_at - frame_id_end), _TWO_U32.pack(msg.seq, len(array_id) + 1),
+             array_id, bytes(1 + channels_at - array_id_end), _U16.pack(msg.n_channels),
+             bytes(bins_at - channels_at - 2),
+             _BINS.pack(msg.n_bins, msg.bin_width_s, msg.start_s, msg.carrier_hz)]
+    for name in FEATURE_ARRAYS:  # float32 from here on: every position 4-aligned
+        values = getattr(msg, name)
+        parts += (_U32.pack(len(values)),
+                  values if values.flags.c_contiguous else values.tobytes())
+    parts.append(_F32.pack(msg.processing_time_s))
+    return b''.join(parts)
 
 
 def pose_bytes(position_m, orientation_xyzw, covariance_6x6: np.ndarray, stamp: Time,
