@@ -7,9 +7,11 @@ The nodes are built as ``main()`` builds them (``heading_source fixed``, no self
 process without spinning, as ``scripts/node-cpu-split.py`` drives them, in the two-process
 form: each frame taken from its serialized bytes, the features the processor publishes
 serialized and taken by the localizer from those bytes, as DDS carries them. The digest is a
-SHA-256 of every field of every pose published on ``echoloc/pose``. Code from before the
-nodes took their messages serialized (no ``echoloc_ros.ros.cdr``) is driven through rclpy's
-messages instead. One JSON line.
+SHA-256 of every field of every pose published on ``echoloc/pose``; ``features_sha256`` one of
+the bytes of every features message the processor published but their last four, the
+processing time (rosbags' writer and the layout written by hand zero the padding alike).
+Code from before the nodes took their messages serialized (no ``echoloc_ros.ros.cdr``) is
+driven through rclpy's messages instead. One JSON line.
 
     python scripts/node-pose-digest.py --room furnished_room --method nn --frames 120
 """
@@ -76,8 +78,10 @@ def main() -> None:
         digest.update(repr((pose.header.stamp.sec, pose.header.stamp.nanosec,
                             pose.header.frame_id, p.x, p.y, p.z, q.x, q.y, q.z, q.w,
                             tuple(pose.pose.covariance))).encode())
+    wire = hashlib.sha256(b''.join(data[:-4] for data in sent)) if cdr else None
     print(json.dumps({'room': args.room, 'method': args.method, 'frames': args.frames,
-                      'poses': len(poses), 'sha256': digest.hexdigest()[:16]}))
+                      'poses': len(poses), 'sha256': digest.hexdigest()[:16],
+                      'features_sha256': wire and wire.hexdigest()[:16]}))
 
 
 if __name__ == '__main__':

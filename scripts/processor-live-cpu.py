@@ -6,9 +6,10 @@ as the graph's own processor does, and publishes its features on a topic no one 
 
 Over ``--seconds`` after a warm ``--warm-s``, per frame received: each of the process's
 threads' CPU time (``/proc/self/task``: the main thread, which runs the executor and the
-callbacks, and the middleware's), and in the main thread the callback ``on_frame`` and its
-parts, the diagnostics, and what the main thread spent outside them (the executor taking
-and handing over each message). One JSON line.
+callbacks, and the middleware's), and in the main thread the callback ``on_frame`` (reading
+the frame's bytes, ``frame_view``, and the node's ``on_frame``) and its parts, the
+diagnostics (``fitted_response`` among them), and what the main thread spent outside them
+(the executor taking and handing over each message). One JSON line.
 
     echoloc bringup &    # in another shell, the same ROS_DOMAIN_ID
     python scripts/processor-live-cpu.py --seconds 30
@@ -42,6 +43,13 @@ def main() -> None:
     def timed_part(name: str, work):
         return timed(parts, name, work)
 
+    from echoloc_ros.core.array_calibration import ArrayCalibration
+    from echoloc_ros.ros import cdr
+    # Before the node is built, which holds them: reading each frame from its bytes, and the
+    # calibration's fitted response, which the diagnostics report once per calibration.
+    cdr.frame_view = timed_part('frame_view', cdr.frame_view)
+    ArrayCalibration.fitted_response = timed_part('fitted_response',
+                                                  ArrayCalibration.fitted_response)
     node = EchoProcessorNode()
     # The subscription's callback reads the serialized frame and calls on_frame with it.
     node.sub.callback = timed_part('on_frame', node.sub.callback)
@@ -55,11 +63,7 @@ def main() -> None:
         if hasattr(conversions, name):  # features_msg: before the features went as bytes
             setattr(conversions, name, timed_part(name, getattr(conversions, name)))
     node.pub.publish = timed_part('features_publish', node.pub.publish)
-    try:  # the features serialized without a message (this branch on)
-        from echoloc_ros.ros import cdr
-        cdr.features_bytes = timed_part('features_bytes', cdr.features_bytes)
-    except ImportError:
-        pass
+    cdr.features_bytes = timed_part('features_bytes', cdr.features_bytes)
     executor = EventsExecutor()
     executor.add_node(node)
 

@@ -138,6 +138,28 @@ def test_big_endian_bytes_are_read_as_the_little_endian_ones():
         _same(getattr(ours, name), getattr(view, name), name)
 
 
+def test_a_big_endian_peers_frame_is_the_little_endian_one():
+    """A frame in little-endian CDR is read field by field (cdr._frame_fields), a big-endian
+    peer's by rosbags: the same frame either way; more bytes after the samples than padding
+    are refused by both."""
+    for length in (3, 4):
+        little = serialize_message(_frame(np.random.default_rng(length), length))
+        store = cdr.typestore()
+        big = bytes(store.serialize_cdr(store.deserialize_cdr(little, 'echoloc/msg/EchoFrame'),
+                                        'echoloc/msg/EchoFrame', little_endian=False))
+        assert big[:2] == b'\x00\x00'
+        theirs = deserialize_message(little, EchoFrame)
+        for ours in (cdr.frame_view(little), cdr.frame_view(big)):
+            assert isinstance(ours, cdr.FrameView)
+            for name in EchoFrame.get_fields_and_field_types():
+                _same(getattr(ours, name), getattr(theirs, name), name)
+        for data in (little, big):
+            assert cdr.frame_view(data + bytes(3)).seq == length
+            with pytest.raises(ValueError, match=f'serialized EchoFrame of {len(data) + 4} '
+                                                 'bytes unreadable'):
+                cdr.frame_view(data + bytes(4))
+
+
 def test_bytes_of_another_encapsulation_go_to_rclpy():
     data = serialize_message(_features(np.random.default_rng(1), 4))
     # Parameter-list CDR (PL_CDR_LE): not plain CDR, which rosbags alone reads; rclpy reads
@@ -219,6 +241,19 @@ def test_the_features_written_as_bytes_are_rclpys_features_message():
         ours = cdr.features_view(data)
         for name in EchoFeatures.get_fields_and_field_types():
             _same(getattr(ours, name), getattr(theirs, name), name)
+
+
+@pytest.mark.parametrize('length', range(9))
+def test_the_features_bytes_are_rosbags_at_every_alignment(length):
+    """features_bytes writes each field where the layout puts it: rosbags' bytes for the same
+    fields, bit for bit, with strings of every length modulo the alignment."""
+    view = cdr.features_view(serialize_message(_features(np.random.default_rng(length),
+                                                         length)))
+    view.n_channels = 7 * length
+    theirs = bytes(cdr.typestore().serialize_cdr(view, 'echoloc/msg/EchoFeatures'))
+    assert cdr.features_bytes(view) == theirs
+    view.tof_s = view.tof_s[::-1]  # not contiguous: written as its values lie in order
+    assert cdr.features_view(cdr.features_bytes(view)).tof_s.tobytes() == view.tof_s.tobytes()
 
 
 def test_the_features_handed_over_in_one_process_are_the_message_the_processor_built():

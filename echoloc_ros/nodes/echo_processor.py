@@ -1,6 +1,7 @@
 """echo_processor: band-pass, matched filter, envelope, time of flight and SNR per channel."""
 import collections
 import re
+import statistics
 import time
 from typing import Callable
 
@@ -335,7 +336,9 @@ class EchoProcessorNode(Node):
         stat.add('frames not forwarded', str(not_forwarded))
         stat.add('seq accounted', '' if self.last_seq is None else str(self.last_seq))
         if latency:
-            stat.add('processing latency p50 (ms)', f'{np.percentile(latency, 50):.2f}')
+            # statistics' median of a second's frames: numpy's percentile cost 0.3 ms a report
+            # live (the same value to the last bit or two, shown to 0.01 ms).
+            stat.add('processing latency p50 (ms)', f'{statistics.median(latency):.2f}')
             stat.add('processing latency max (ms)', f'{max(latency):.2f}')
         return stat
 
