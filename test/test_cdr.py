@@ -139,9 +139,8 @@ def test_big_endian_bytes_are_read_as_the_little_endian_ones():
 
 
 def test_a_big_endian_peers_frame_is_the_little_endian_one():
-    """A frame in little-endian CDR is read field by field (cdr._frame_fields), a big-endian
-    peer's by rosbags: the same frame either way; more bytes after the samples than padding
-    are refused by both."""
+    """A big-endian peer's frame reads as the same frame as the little-endian one; more bytes
+    after the samples than padding are refused in either byte order."""
     for length in (3, 4):
         little = serialize_message(_frame(np.random.default_rng(length), length))
         store = cdr.typestore()
@@ -245,8 +244,9 @@ def test_the_features_written_as_bytes_are_rclpys_features_message():
 
 @pytest.mark.parametrize('length', range(9))
 def test_the_features_bytes_are_rosbags_at_every_alignment(length):
-    """features_bytes writes each field where the layout puts it: rosbags' bytes for the same
-    fields, bit for bit, with strings of every length modulo the alignment."""
+    """features_bytes gives rosbags' bytes for the same fields, bit for bit, with strings of
+    every length modulo the alignment; an array not contiguous in memory is written as its
+    values lie in order (rosbags alone refuses it)."""
     view = cdr.features_view(serialize_message(_features(np.random.default_rng(length),
                                                          length)))
     view.n_channels = 7 * length

@@ -13,17 +13,13 @@ own messages registered from their installed ``.msg`` files; it is built on firs
 driver that only publishes frames never loads rosbags), by the nodes at start-up
 (:func:`typestore`). It reads plain CDR (XCDR1) of either byte order, the form every ROS 2
 middleware writes for these types; another encapsulation goes through rclpy's own
-``deserialize_message``. The frame, the echo processor's every message, is read in
-little-endian CDR without rosbags, each field where its layout puts it (:func:`frame_view`):
-rosbags' reader and the dataclasses it builds cost 0.15-0.18 ms a frame live, run cold
-between frames, against 0.09; the features are written so too (:func:`features_bytes`).
-What is read is what rclpy would give, field for field (``test/test_cdr.py`` checks it
-against rclpy on every type, with strings of every length modulo the alignment).
+``deserialize_message``. What is read is what rclpy would give, field for field
+(``test/test_cdr.py`` checks it against rclpy on every type, with strings of every length
+modulo the alignment).
 """
 import functools
 import os
-import struct
-import sys
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,20 +33,6 @@ from echoloc.msg import EchoFeatures, EchoFrame
 
 # The encapsulations of plain CDR, big- and little-endian (rosbags reads both).
 PLAIN_CDR = (b'\x00\x00', b'\x00\x01')
-LITTLE_ENDIAN_HOST = sys.byteorder == 'little'
-# EchoFrame's runs of fixed fields in little-endian CDR (_frame_fields): the header's stamp and
-# its frame_id's length; seq and array_id's length; the chirp's band, duration and the
-# window's length; the rate, the counts (uint16, two bytes of padding, uint32), the
-# temperature and the samples' count.
-_STAMP_AND_LENGTH = struct.Struct('<iII')
-_TWO_U32 = struct.Struct('<II')
-_U32 = struct.Struct('<I')
-_CHIRP = struct.Struct('<fffI')
-_SIZES = struct.Struct('<fHxxIfI')
-# EchoFeatures' (features_bytes): n_channels; n_bins and the bins' width, start and carrier.
-_U16 = struct.Struct('<H')
-_BINS = struct.Struct('<Ifff')
-_F32 = struct.Struct('<f')
 # echoloc's messages that the typestore learns from their .msg files.
 ECHOLOC_MESSAGES = ('EchoFeatures', 'EchoFrame')
 # The package's own msg/, where it is run from its source tree without an install.
@@ -211,25 +193,6 @@ def frame_view(data: bytes) -> 'FrameView | EchoFrame':
     """An ``EchoFrame`` from its serialized bytes (rclpy's message where they are not plain
     CDR).
 
-    Little-endian plain CDR on a little-endian host, the form every frame of this graph has,
-    is read by :func:`_frame_fields`; big-endian by rosbags, any other encapsulation by rclpy
-    (:func:`frame_read`).
-
-    :raises Unreadable: as :func:`features_view`.
-    """
-    if not (LITTLE_ENDIAN_HOST and bytes(data[:2]) == PLAIN_CDR[1]):
-        return frame_read(data)
-    try:
-        return _frame_fields(data)
-    except (struct.error, UnicodeDecodeError, ValueError) as exc:
-        raise Unreadable(f'serialized EchoFrame of {len(data)} bytes unreadable ({exc}); '
-                         'expected a echoloc/msg/EchoFrame in CDR') from None
-
-
-def frame_read(data: bytes) -> 'FrameView | EchoFrame':
-    """:func:`frame_view`'s frame read by rosbags from plain CDR of either byte order (rclpy's
-    message from another encapsulation).
-
     :raises Unreadable: as :func:`features_view`.
     """
     msg = _read(data, EchoFrame, 'echoloc/msg/EchoFrame')
@@ -243,63 +206,6 @@ def frame_read(data: bytes) -> 'FrameView | EchoFrame':
                      msg.chirp_f0_hz, msg.chirp_f1_hz, msg.chirp_duration_s, msg.chirp_window,
                      msg.sample_rate_hz, msg.n_channels, msg.n_samples, msg.temperature_c,
                      msg.data)
-
-
-def _frame_fields(data: bytes) -> FrameView:
-    """An ``EchoFrame`` read from little-endian plain CDR, each field where the message's
-    layout puts it (aligned to its size, counted from after the 4-byte encapsulation), the
-    samples and positions ``np.frombuffer`` views of the bytes.
-
-    rosbags reads a frame in 15 us in a warm loop, with the points turned into arrays, but in
-    0.15-0.18 ms live, its generated reader and a dataclass per nested message (the header,
-    its stamp, five points) run cold between frames; this reads it in 6 us warm and 0.09 ms
-    live (``scripts/cdr-cpu.py``, ``scripts/processor-live-cpu.py``). rosbags reads the
-    frames of a big-endian peer (:func:`frame_view`); ``test/test_cdr.py`` holds both to
-    rclpy's message, field by field, at every alignment.
-
-    :raises ValueError: (or ``struct.error``, ``UnicodeDecodeError``) where the bytes are not
-        one frame: a length past their end, or more bytes after the samples than padding.
-    """
-    # Positions count from the bytes' start: a 4-byte alignment falls where the body's does
-    # (the encapsulation is 4 bytes), an 8-byte one is counted from the body's start.
-    sec, nanosec, length = _STAMP_AND_LENGTH.unpack_from(data, 4)
-    frame_id, pos = _string(data, 16, length)
-    pos += -pos % 4
-    seq, length = _TWO_U32.unpack_from(data, pos)
-    array_id, pos = _string(data, pos + 8, length)
-    pos += -(pos - 4) % 8
-    emitter = np.frombuffer(data, np.float64, 3, pos)
-    (n_receivers,) = _U32.unpack_from(data, pos + 24)
-    pos += 28
-    if n_receivers:  # an empty sequence is not aligned for its elements
-        pos += -(pos - 4) % 8
-    receivers = np.frombuffer(data, np.float64, 3 * n_receivers, pos).reshape(-1, 3)
-    pos += 24 * n_receivers
-    (length,) = _U32.unpack_from(data, pos)
-    chirp_kind, pos = _string(data, pos + 4, length)
-    pos += -pos % 4
-    f0_hz, f1_hz, duration_s, length = _CHIRP.unpack_from(data, pos)
-    chirp_window, pos = _string(data, pos + 16, length)
-    pos += -pos % 4
-    sample_rate_hz, n_channels, n_samples, temperature_c, count = _SIZES.unpack_from(data, pos)
-    pos += _SIZES.size  # 4-byte aligned: the samples need no padding
-    samples = np.frombuffer(data, np.int16, count, pos)
-    if pos + 2 * count + 3 < len(data):
-        raise ValueError(f'{len(data) - pos - 2 * count} bytes after the samples, expected '
-                         'at most 3 of padding')
-    return FrameView(Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id=frame_id), seq,
-                     array_id, emitter, receivers, chirp_kind, f0_hz, f1_hz, duration_s,
-                     chirp_window, sample_rate_hz, n_channels, n_samples, temperature_c,
-                     samples)
-
-
-def _string(data: bytes, pos: int, length: int) -> tuple[str, int]:
-    """The CDR string of ``length`` bytes (its NUL counted) at ``pos``, and the position after
-    it."""
-    end = pos + length
-    if length == 0 or end > len(data):
-        raise ValueError(f'a string of {length} bytes at byte {pos}, in {len(data)} bytes')
-    return data[pos:end - 1].decode(), end
 
 
 def imu_view(data: bytes) -> 'ImuOrientationView | Imu':
@@ -319,15 +225,12 @@ def imu_view(data: bytes) -> 'ImuOrientationView | Imu':
 def features_bytes(msg: FeaturesView) -> bytes:
     """An ``EchoFeatures`` serialized (plain CDR, this host's byte order) from its fields: the
     bytes rclpy's ``serialize_message`` gives for the message of the same fields, but for the
-    padding (rclpy leaves what was in its buffer there), and rosbags' ``serialize_cdr`` gives.
+    padding (rclpy leaves what was in its buffer there).
 
-    On a little-endian host, the fields are written where the layout puts them, the arrays'
-    bytes as they lie (rosbags' writer cost 0.07 ms a frame live, run cold between frames,
-    this 0.035: ``scripts/processor-live-cpu.py``, ``scripts/cdr-cpu.py``); on another host,
-    rosbags writes them.
-
-    :raises ValueError: an array that is not float32 (its bytes are written as they lie).
+    :raises ValueError: an array that is not float32 (rosbags writes an array's bytes as
+        they lie, so an array not contiguous in memory is written from a contiguous copy).
     """
+    strided = {}
     for name in FEATURE_ARRAYS:
         values = getattr(msg, name)
         if not (isinstance(values, np.ndarray) and values.dtype == np.float32
@@ -335,29 +238,11 @@ def features_bytes(msg: FeaturesView) -> bytes:
             raise ValueError(f'features seq={msg.seq}: {name} is {type(values).__name__} '
                              f'{getattr(values, "dtype", "")} {np.shape(values)}, expected a '
                              'float32 ndarray of one dimension')
-    if not LITTLE_ENDIAN_HOST:
-        return bytes(typestore().serialize_cdr(msg, 'echoloc/msg/EchoFeatures'))
-    frame_id, array_id = msg.header.frame_id.encode(), msg.array_id.encode()
-    # Positions in the body (after the encapsulation): the end of the frame id with its NUL,
-    # seq (4-aligned), the end of the array id, n_channels (2-aligned), n_bins (4-aligned).
-    frame_id_end = 13 + len(frame_id)
-    seq_at = frame_id_end + -frame_id_end % 4
-    array_id_end = seq_at + 9 + len(array_id)
-    channels_at = array_id_end + -array_id_end % 2
-    bins_at = channels_at + 2 + -(channels_at + 2) % 4
-    stamp = msg.header.stamp
-    parts = [PLAIN_CDR[1], b'\x00\x00',
-             _STAMP_AND_LENGTH.pack(stamp.sec, stamp.nanosec, len(frame_id) + 1), frame_id,
-             bytes(1 + seq_at - frame_id_end), _TWO_U32.pack(msg.seq, len(array_id) + 1),
-             array_id, bytes(1 + channels_at - array_id_end), _U16.pack(msg.n_channels),
-             bytes(bins_at - channels_at - 2),
-             _BINS.pack(msg.n_bins, msg.bin_width_s, msg.start_s, msg.carrier_hz)]
-    for name in FEATURE_ARRAYS:  # float32 from here on: every position 4-aligned
-        values = getattr(msg, name)
-        parts += (_U32.pack(len(values)),
-                  values if values.flags.c_contiguous else values.tobytes())
-    parts.append(_F32.pack(msg.processing_time_s))
-    return b''.join(parts)
+        if not values.flags.c_contiguous:
+            strided[name] = np.ascontiguousarray(values)
+    if strided:
+        msg = dataclasses.replace(msg, **strided)
+    return bytes(typestore().serialize_cdr(msg, 'echoloc/msg/EchoFeatures'))
 
 
 def pose_bytes(position_m, orientation_xyzw, covariance_6x6: np.ndarray, stamp: Time,
