@@ -50,14 +50,8 @@ def _wrap(node, parts: dict[str, float]) -> None:
     node.pipeline.step = timed_part('pipeline_step', node.pipeline.step)
     for name in ('features_from_msg', 'pose_msg'):
         setattr(conversions, name, timed_part(name, getattr(conversions, name)))
-    # The headings are read in their own callback (main) or with the next frame (the branch
-    # of localizer_imu, take_headings).
-    heading_module = localizer_module
-    if hasattr(node, 'take_headings'):
-        from echoloc_ros.nodes import localizer_imu as heading_module
-        node.take_headings = timed_part('take_headings', node.take_headings)
-    heading_module.heading_refusal = timed_part('heading_refusal',
-                                                heading_module.heading_refusal)
+    localizer_module.heading_refusal = timed_part('heading_refusal',
+                                                  localizer_module.heading_refusal)
     node.pose_pub.publish = timed_part('pose_publish', node.pose_pub.publish)
     # Inside pipeline.step: the search, the tracker, the room's and the array's doubt.
     from echoloc_ros.core import pipeline as pipeline_module

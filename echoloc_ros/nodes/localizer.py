@@ -5,8 +5,10 @@ from typing import NamedTuple
 
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import (DurabilityPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_profile_sensor_data)
 from geometry_msgs.msg import PoseWithCovarianceStamped
+from sensor_msgs.msg import Imu
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
@@ -20,12 +22,11 @@ from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room, room_from_yaml
 from echoloc_ros.core.stamps import StampBuffer
 from echoloc_ros.core.tracker import PoseTracker
-from echoloc_ros.ros.imu_heading import HEADING_STAMP_MAX_S
+from echoloc_ros.ros.imu_heading import HEADING_STAMP_MAX_S, heading_refusal
 from echoloc_ros.ros.diagnostics import OK, FrequencyStatus, FrequencyStatusParam
 from echoloc_ros.nodes.common import (MAX_SEQ_GAP, RefusalLog, declare, declare_chirp,
                                       diagnostic_updater, limit_threads, run,
                                       subscribe_serialized, warm_up)
-from echoloc_ros.nodes.localizer_imu import ImuHeadings
 from echoloc_ros.nodes.localizer_status import (IMU_FRESH_S, LocalizerState, heading_status,
                                                 localization_status, model_status)
 from echoloc_ros.nodes.temperature_input import TemperatureInput
@@ -48,7 +49,7 @@ class StartUp(NamedTuple):
     expected_rate_hz: float
 
 
-class LocalizerNode(ImuHeadings, Node):
+class LocalizerNode(Node):
     """Publishes PoseWithCovarianceStamped on ``echoloc/pose`` for each EchoFeatures."""
 
     def __init__(self):
@@ -242,9 +243,10 @@ class LocalizerNode(ImuHeadings, Node):
             depth=2))
         # rviz subscribes volatile: the static room is re-sent every few seconds.
         self.create_timer(2.0, self.publish_room_markers)
-        # The headings and the features are taken serialized; each heading is read with the
-        # next frame (localizer_imu).
-        self.subscribe_imu()
+        # The headings and the features are taken serialized and read where they are used.
+        subscribe_serialized(self, Imu, 'imu/data', cdr.imu_view, self.on_imu,
+                             qos_profile_sensor_data,
+                             lambda exc: self.refuse_heading('unreadable', str(exc)))
         if self.room_updates:
             # Latched on the survey's side: a localizer started later still gets the room.
             self.create_subscription(String, 'echoloc/room', self.on_room, QoSProfile(
@@ -289,9 +291,35 @@ class LocalizerNode(ImuHeadings, Node):
             return 'imu'
         return 'echoes'
 
+    def refuse_heading(self, reason: str, detail: str) -> None:
+        now = time.monotonic()
+        self.headings_refused[reason] += 1
+        self.last_refusal = f'{reason}: {detail}'
+        if self.imu_refused_since_mono is None:
+            self.imu_refused_since_mono = now
+        self.imu_refused_mono = now
+        self.get_logger().warning(f'heading on imu/data refused ({reason}): {detail}',
+                                  throttle_duration_sec=2.0)
+
+    def on_imu(self, msg: 'Imu | cdr.ImuOrientationView') -> None:
+        refusal = heading_refusal(msg, self.newest_frame_s)
+        if refusal is not None:
+            self.refuse_heading(*refusal)
+            return
+        self.imu_accepted_mono = time.monotonic()
+        self.imu_refused_since_mono = None
+        # Roll and pitch go with the heading of the same message, paired with a frame by stamp
+        # (the latest message's would make a frame's fix depend on when it was processed).
+        self.headings.add(conversions.stamp_to_s(msg.header.stamp),
+                          (conversions.quaternion_to_yaw(msg.orientation),
+                           float(msg.orientation_covariance[8]),
+                           conversions.quaternion_to_roll_pitch(msg.orientation)))
+        while self.waiting and (conversions.stamp_to_s(self.waiting[0][1].header.stamp)
+                                <= self.headings.latest_s()):
+            self.localize(self.waiting.popleft()[1])
+
     def flush_waiting(self) -> None:
         """Frames that waited too long for their heading go ahead with the nearest one."""
-        self.take_headings()
         now = time.monotonic()
         while self.waiting and now - self.waiting[0][0] > self.heading_tolerance_s:
             self.localize(self.waiting.popleft()[1])
@@ -319,8 +347,6 @@ class LocalizerNode(ImuHeadings, Node):
         self.get_logger().error(self.last_error, throttle_duration_sec=1.0)
 
     def on_features(self, msg: 'EchoFeatures | cdr.FeaturesView') -> None:
-        # The headings that came since the last frame, read now: the code is warm here.
-        self.take_headings()
         self.frames_in += 1
         # Frames overtaken here or upstream leave a gap in seq. A seq that goes back, or jumps
         # by more than MAX_SEQ_GAP, is a restarted driver or another publisher, not a gap.
@@ -531,7 +557,6 @@ class LocalizerNode(ImuHeadings, Node):
     def localization_status(self, stat):
         # Each report reads the latencies of the frames since the last one.
         latency, self.latency_ms = self.latency_ms, []
-        self.take_headings()
         stat = localization_status(stat, self.status_state(latency))
         level, message = heading_status(self)
         if level > OK:
