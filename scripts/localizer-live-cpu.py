@@ -176,13 +176,14 @@ def main() -> None:
     poses = node.poses_published - poses0
     if frames == 0:
         sys.exit('no features received: is a graph running in this ROS_DOMAIN_ID?')
+    callbacks = None if args.unwrapped else ('on_features', 'on_imu', 'flush_waiting',
+                                             'diagnostics')
+    # The window's split, before the replay adds to its parts.
+    split = per_frame(frames, threads0, threads1, main_s, parts, callbacks)
     replay = _replay(node.pipeline, raw_step, steps) if args.replay else None
     node.destroy_node()
     rclpy.try_shutdown()
-    callbacks = None if args.unwrapped else ('on_features', 'on_imu', 'flush_waiting',
-                                             'diagnostics')
-    print(json.dumps({'frames': frames, 'poses': poses, 'seconds': args.seconds,
-                      **per_frame(frames, threads0, threads1, main_s, parts, callbacks),
+    print(json.dumps({'frames': frames, 'poses': poses, 'seconds': args.seconds, **split,
                       'gc': {'per_frame': round(clock.count / frames, 3),
                              'ms_per_frame': round(1e3 * clock.cpu_s / frames, 3),
                              'in_step_per_frame': round(clock.count_in_step / frames, 3),
