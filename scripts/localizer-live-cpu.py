@@ -9,12 +9,19 @@ process's threads' CPU time (``/proc/self/task``), and in the main thread the ca
 the pose's building and publishing, the heading's checks), the diagnostics, and what the main
 thread spent outside them (the executor taking and handing over each message, the timers).
 ``--unwrapped`` wraps nothing of the node's own: it only counts, for a figure without the
-wrappers' cost. One JSON line.
+wrappers' cost. The garbage collector's runs on the main thread are counted, and their CPU,
+beside the parts (``gc``; ``gc_in_step``: those inside ``pipeline.step``). With ``--replay``,
+the arguments of every ``pipeline.step`` of the window are kept and, after it, the same frames
+are stepped again from a fresh track in this process, frame after frame, with nothing between
+them and then with the frame period asleep between them (``replay``: the step's CPU ms a
+frame, the live one of the same frames beside): the live frames against the stages bench's
+conditions. One JSON line.
 
     echoloc bringup &    # in another shell, the same ROS_DOMAIN_ID
     python scripts/localizer-live-cpu.py --seconds 30
 """
 import argparse
+import gc
 import json
 import sys
 import time
@@ -46,8 +53,83 @@ def _wrap(node, parts: dict[str, float]) -> None:
     localizer_module.heading_refusal = timed_part('heading_refusal',
                                                   localizer_module.heading_refusal)
     node.pose_pub.publish = timed_part('pose_publish', node.pose_pub.publish)
+    # Inside pipeline.step: the search, the tracker, the room's and the array's doubt.
+    from echoloc_ros.core import pipeline as pipeline_module
+    search = node.pipeline.track_search
+    if search is not None:
+        search.fix = timed_part('track_search_fix', search.fix)
+    node.tracker.update_estimate = timed_part('tracker_update', node.tracker.update_estimate)
+    for name in ('room_covariance', 'with_model_doubt'):
+        setattr(pipeline_module, name, timed_part(name, getattr(pipeline_module, name)))
     for name in ('publish_pose', 'heading_mode', 'localize'):
         setattr(node, name, timed_part(name, getattr(node, name)))
+
+
+class GcClock:
+    """The main thread's garbage collections while ``counting``: how many and their thread
+    CPU, in all and inside ``pipeline.step`` (``in_step`` set by the wrapper)."""
+
+    def __init__(self):
+        self.counting = self.in_step = False
+        self.count = self.count_in_step = 0
+        self.cpu_s = self.cpu_in_step_s = self._start = 0.0
+        gc.callbacks.append(self)
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if not self.counting:
+            return
+        if phase == 'start':
+            self._start = time.thread_time()
+            return
+        spent = time.thread_time() - self._start
+        self.count += 1
+        self.cpu_s += spent
+        if self.in_step:
+            self.count_in_step += 1
+            self.cpu_in_step_s += spent
+
+
+def _record_steps(node, clock: GcClock, steps: list | None) -> None:
+    """Mark the collector's runs inside ``pipeline.step``; keep each step's CPU and
+    arguments in ``steps`` (unless ``None``)."""
+    step = node.pipeline.step
+
+    def recorded(*a, **k):
+        clock.in_step = True
+        start = time.thread_time()
+        try:
+            return step(*a, **k)
+        finally:
+            if steps is not None:
+                steps.append((time.thread_time() - start, a, k))
+            clock.in_step = False
+    node.pipeline.step = recorded
+
+
+def _replay(pipeline, step, steps: list) -> dict:
+    """``steps`` stepped again from a fresh track: hot, then the frame period asleep
+    between frames; each the step's CPU ms a frame (mean, p50), and the live one's."""
+    out = {'live': [live for live, _, _ in steps]}
+    searches = {}
+    for name, pause_s in (('hot', 0.0), ('slept', 0.04)):
+        pipeline.tracker.reset()
+        pipeline.track_search.reset()
+        before = pipeline.track_search.counts.copy()
+        cpu = []
+        for _, a, k in steps:
+            if pause_s:
+                time.sleep(pause_s)
+            start = time.thread_time()
+            local = step(*a, **k).local
+            cpu.append(time.thread_time() - start)
+            if local:
+                out.setdefault(f'{name}_local', []).append(cpu[-1])
+        out[name] = cpu
+        counts = pipeline.track_search.counts
+        searches[name] = {'local': counts.local - before.local, 'full': counts.full - before.full}
+    return {name: {'mean': round(1e3 * sum(cpu) / len(cpu), 3),
+                   'p50': round(1e3 * sorted(cpu)[len(cpu) // 2], 3), **searches.get(name, {})}
+            for name, cpu in out.items()}
 
 
 def main() -> None:
@@ -56,6 +138,8 @@ def main() -> None:
     parser.add_argument('--seconds', type=float, default=30.0)
     parser.add_argument('--warm-s', type=float, default=8.0)
     parser.add_argument('--unwrapped', action='store_true', help='count only, wrap nothing')
+    parser.add_argument('--replay', action='store_true',
+                        help='step the window\'s frames again after it, hot and slept')
     parser.add_argument('--ros-args', nargs=argparse.REMAINDER, default=[],
                         help='more arguments for the node (-p name:=value ...)')
     args = parser.parse_args()
@@ -71,6 +155,9 @@ def main() -> None:
     if not args.unwrapped:
         wrap_diagnostics(parts)
     node = LocalizerNode()
+    clock, steps = GcClock(), []
+    raw_step = node.pipeline.step
+    _record_steps(node, clock, steps if args.replay else None)
     if not args.unwrapped:
         _wrap(node, parts)
     executor = EventsExecutor()
@@ -78,20 +165,31 @@ def main() -> None:
 
     spin_for(executor, args.warm_s)
     parts.clear()
+    steps.clear()
+    clock.counting = True
     frames0, poses0 = node.frames_in, node.poses_published
     threads0, main0 = threads_cpu_s(), time.thread_time()
     spin_for(executor, args.seconds)
     main_s = time.thread_time() - main0
+    clock.counting = False
     frames, threads1 = node.frames_in - frames0, threads_cpu_s()
     poses = node.poses_published - poses0
-    node.destroy_node()
-    rclpy.try_shutdown()
     if frames == 0:
         sys.exit('no features received: is a graph running in this ROS_DOMAIN_ID?')
     callbacks = None if args.unwrapped else ('on_features', 'on_imu', 'flush_waiting',
                                              'diagnostics')
-    print(json.dumps({'frames': frames, 'poses': poses, 'seconds': args.seconds,
-                      **per_frame(frames, threads0, threads1, main_s, parts, callbacks)}))
+    # The window's split, before the replay adds to its parts.
+    split = per_frame(frames, threads0, threads1, main_s, parts, callbacks)
+    replay = _replay(node.pipeline, raw_step, steps) if args.replay else None
+    node.destroy_node()
+    rclpy.try_shutdown()
+    print(json.dumps({'frames': frames, 'poses': poses, 'seconds': args.seconds, **split,
+                      'gc': {'per_frame': round(clock.count / frames, 3),
+                             'ms_per_frame': round(1e3 * clock.cpu_s / frames, 3),
+                             'in_step_per_frame': round(clock.count_in_step / frames, 3),
+                             'in_step_ms_per_frame': round(1e3 * clock.cpu_in_step_s / frames,
+                                                           3)},
+                      **({'replay': replay} if replay else {})}))
 
 
 if __name__ == '__main__':

@@ -317,14 +317,18 @@ class PoseTracker:
         f, q = self.motion.step(t_s - track.t_s)
         return f @ track.state, f @ track.covariance @ f.T + q
 
-    def _associate(self, track: _Track, t_s: float, m: Measurement) -> tuple[float, np.ndarray]:
+    def _associate(self, track: _Track, t_s: float, m: Measurement,
+                   prediction: tuple[np.ndarray, np.ndarray] | None = None
+                   ) -> tuple[float, np.ndarray]:
         """Update ``track`` with the frame by probabilistic data association.
 
+        :param prediction: ``track``'s state and covariance predicted to ``t_s``, if already
+            made (:meth:`_predict`); ``None``: made here.
         :return: ``(log likelihood ratio of the frame under the track, weight of each
             place)``; a place outside the gate has weight 0.
         """
         fade = float(np.exp(-(t_s - track.t_s) / self.memory_s))
-        state, p = self._predict(track, t_s)
+        state, p = self._predict(track, t_s) if prediction is None else prediction
         s = p[:3, :3][None] + m.covariances_m2
         innovation = m.positions_m - state[:3]
         chol = np.linalg.cholesky(s)
@@ -408,15 +412,16 @@ class PoseTracker:
             self._displaced = self._published if self.displaced_cover_s > 0 else None
             self._published = None
             self.losses += 1
-        predicted = None
+        predicted = published_prediction = None
         if self._published is not None:
-            state, p = self._predict(self._published, t_s)
+            published_prediction = state, p = self._predict(self._published, t_s)
             predicted = (state[:3], p[:3, :3])
         self._tracks = [tr for tr in self._tracks if t_s - tr.last_hit_s <= self.max_coast_s]
         gated = np.zeros(len(m.probabilities), dtype=bool)
         fix_weight = {}
         for track in self._tracks:
-            llr, weights = self._associate(track, t_s, m)
+            llr, weights = self._associate(
+                track, t_s, m, published_prediction if track is self._published else None)
             track.score = fade * track.score + llr
             gated |= weights > 0
             fix_weight[id(track)] = weights[0]

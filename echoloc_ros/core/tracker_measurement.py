@@ -162,20 +162,23 @@ def _checked_covariance(covariance_m2: np.ndarray, name: str) -> np.ndarray:
     cov = np.asarray(covariance_m2, dtype=float)
     if cov.shape != (3, 3) or not np.all(np.isfinite(cov)):
         raise ValueError(f'{name} must be a finite 3x3 matrix, got shape {cov.shape}')
+    symmetric = 0.5 * (cov + cov.T)
     try:
-        np.linalg.cholesky(0.5 * (cov + cov.T))
+        np.linalg.cholesky(symmetric)
     except np.linalg.LinAlgError:
         raise ValueError(f'{name} is not positive definite: {cov.tolist()}') from None
-    return 0.5 * (cov + cov.T)
+    return symmetric
 
 
 def _weak_axes_scaled(local_m2: np.ndarray, published_m2: np.ndarray, scale: float
                       ) -> np.ndarray:
     """``local_m2`` with its variance along each axis the physics widened (published
     variance :data:`WIDENED_VARIANCE_RATIO` times the local or more) times ``scale``."""
+    if scale == 1.0:
+        return local_m2
     weak = np.diag(np.asarray(published_m2, dtype=float)) >= (
         WIDENED_VARIANCE_RATIO * np.diag(local_m2))
-    if scale == 1.0 or not weak.any():
+    if not weak.any():
         return local_m2
     s = np.where(weak, np.sqrt(scale), 1.0)
     return local_m2 * s[:, None] * s[None, :]

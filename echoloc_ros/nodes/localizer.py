@@ -407,12 +407,18 @@ class LocalizerNode(Node):
         if self.heading_used == 'echoes':
             covariance_m2, yaw_var = self.echo_heading.widen(position_m, covariance_m2, yaw_var)
         base_yaw = yaw_rad - self.array_in_base_yaw_rad
-        base_position = position_m - yaw_matrix(base_yaw) @ self.array_in_base_xyz
-        # An error in the heading swings the base around the array on the lever arm.
-        swing = yaw_matrix(base_yaw + 0.5 * np.pi) @ (self.array_in_base_xyz * [1.0, 1.0, 0.0])
+        if self.array_in_base_xyz.any():
+            base_position = position_m - yaw_matrix(base_yaw) @ self.array_in_base_xyz
+            # An error in the heading swings the base around the array on the lever arm.
+            swing = yaw_matrix(base_yaw + 0.5 * np.pi) @ (self.array_in_base_xyz
+                                                          * [1.0, 1.0, 0.0])
+            lever_m2 = yaw_var * np.outer(swing, swing)
+        else:
+            # The array at base_frame's origin: no lever arm. The same numbers as the rotations
+            # of a zero vector give, to the bit (+0.0), without them.
+            base_position, lever_m2 = position_m - 0.0, yaw_var * 0.0
         publisher.publish(conversions.pose_bytes(
-            base_position, covariance_m2 + yaw_var * np.outer(swing, swing), base_yaw, yaw_var,
-            stamp, self.map_frame))
+            base_position, covariance_m2 + lever_m2, base_yaw, yaw_var, stamp, self.map_frame))
 
     def localize(self, msg: EchoFeatures) -> None:
         start = time.perf_counter()
