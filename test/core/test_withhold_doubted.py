@@ -75,3 +75,15 @@ def test_evaluate_counts_the_withheld_fix_and_scores_the_rest(array, chirp):
     assert scored['withheld_rate'] == 0.0 and scored['gross_rate_10cm'] == 0.25
     assert withheld['withheld_rate'] == 0.25 and withheld['gross_rate_10cm'] == 0.0
     assert withheld['n'] == scored['n'] == GROSS_FRAME + 1
+
+
+def test_the_command_line_says_it_withholds(capsys):
+    """``echoloc evaluate --withhold-doubted`` passes the rule on and says so in its JSON."""
+    import json
+    from echoloc_ros.cli import main
+    main(['evaluate', '--n', '2', '--tracked-frames', '0', '--withhold-doubted', '--seed', '3'])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out['scenario']['withhold_doubted'] is True and out['n'] == 2
+    main(['evaluate', '--n', '1', '--tracked-frames', '0', '--seed', '3'])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])['scenario'][
+        'withhold_doubted'] is False
