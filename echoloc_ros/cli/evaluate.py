@@ -76,7 +76,8 @@ def _evaluate_room(args) -> int:
                      'model_error_seed': args.model_error_seed, 'max_order': args.max_order,
                      'room_tolerance_m': room.tolerance_m, 'array_std_m': args.array_std_m,
                      'calibrate_frames': args.calibrate_frames,
-                     'calibrate_receivers': args.calibrate_receivers, **drawn}
+                     'calibrate_receivers': args.calibrate_receivers,
+                     'withhold_doubted': args.withhold_doubted, **drawn}
     if args.no_wide_search:
         scenario_json['wide_search'] = False
     for method in methods:
@@ -88,13 +89,13 @@ def _evaluate_room(args) -> int:
                   'wide_search': not args.no_wide_search}
         try:
             result = evaluate_fixes(room, array, Chirp(), scenario, args.n, args.seed,
-                                    details=frames,
-                                    model_error=model_error_from_args(args),
+                                    details=frames, model_error=model_error_from_args(args),
                                     max_order=args.max_order,
                                     calibration_frames=args.calibrate_frames,
                                     receiver_frames=args.calibrate_receivers,
                                     receiver_passes=args.receiver_passes,
-                                    attitude=_attitude(args), **common)
+                                    attitude=_attitude(args),
+                                    withhold_doubted=args.withhold_doubted, **common)
             untracked = (scenario_json['model_error'] or args.max_order != 2
                          or args.calibrate_frames or args.calibrate_receivers)
             if untracked and args.tracked_frames:
@@ -167,12 +168,14 @@ def _evaluate_rooms(args) -> int:
             else:
                 result = evaluate_rooms(rooms, array, Chirp(), scenario_from_args(args), args.n,
                                         args.seed, model_error=model_error_from_args(args),
-                                        max_order=args.max_order, **common)
+                                        max_order=args.max_order,
+                                        withhold_doubted=args.withhold_doubted, **common)
         except ValueError as err:
             raise SystemExit(f'echoloc evaluate --rooms: {err}') from None
         scenario = {'snr_db': args.snr_db, 'heading_noise_deg': args.heading_noise_deg,
                     'seed': args.seed}
-        scenario.update({'n': args.n, 'max_order': args.max_order}
+        scenario.update({'n': args.n, 'max_order': args.max_order,
+                         'withhold_doubted': args.withhold_doubted}
                         if args.tracked_lap_s is None else {'tracked_lap_s': args.tracked_lap_s,
                                                             'track_search': args.track_search})
         print(json.dumps({'method': method, 'rooms': args.rooms, 'split': args.split,
@@ -452,6 +455,9 @@ def _add_evaluate_parser(sub) -> None:
                         'floor and ceiling echoes (no IMU reports them)')
     p.add_argument('--no-wide-search', action='store_true',
                    help='nn: do not search again, widely, the frames the network doubts')
+    p.add_argument('--withhold-doubted', action='store_true',
+                   help='the single-frame fixes of confidence 0 are withheld, not scored '
+                        '(withheld_rate counts them; tracked poses are not affected)')
     add_scenario_args(p)
     p.set_defaults(func=cmd_evaluate)
 

@@ -48,6 +48,7 @@ class FrameResult:
         did not allow one.
     :ivar local: the fix is a local one from the track's prediction
         (:class:`~echoloc_ros.core.track_search.TrackSearch`), not the full search's.
+    :ivar withheld: the fix is not published (:attr:`Pipeline.withhold_doubted`).
     """
 
     fix: Fix
@@ -60,6 +61,7 @@ class FrameResult:
     tracker_restarted: bool = False
     wide_skipped: bool = False
     local: bool = False
+    withheld: bool = False
 
 
 @dataclass
@@ -72,6 +74,7 @@ class PipelineCounts:
     :ivar wide_searches: frames searched widely.
     :ivar wide_kept: of those, frames fixed from the wide search's candidates.
     :ivar wide_skipped: doubted frames not searched widely (the caller's budget).
+    :ivar withheld: fixes withheld (:attr:`Pipeline.withhold_doubted`).
     """
 
     frames: int = 0
@@ -80,6 +83,7 @@ class PipelineCounts:
     wide_searches: int = 0
     wide_kept: int = 0
     wide_skipped: int = 0
+    withheld: int = 0
 
 
 @dataclass
@@ -100,6 +104,12 @@ class Pipeline:
     :ivar track_search: with a tracker, which frames get a local fix from the track's
         prediction instead of the full search (:class:`TrackSearch`); ``None``: the full
         search every frame.
+    :ivar withhold_doubted: without a tracker, a fix of confidence 0 is withheld
+        (:attr:`FrameResult.withheld`): the localizer's own doubt (its fit leaves the frame
+        unexplained, or a candidate metres away explains the echoes as well), whose published
+        covariance already holds the whole room. At 10 dB half of such fixes in shoeboxes are
+        gross, and every gross fix there is one (dev split, issue 19, branch r34-84). With a
+        tracker every fix goes to it (a doubted fix is a hypothesis the track can rule on).
     """
 
     localizer: Localizer
@@ -111,6 +121,7 @@ class Pipeline:
     estimate_tilt: bool = False
     tilts: deque = field(default_factory=lambda: deque(maxlen=TILT_WINDOW))
     track_search: TrackSearch | None = None
+    withhold_doubted: bool = False
 
     @property
     def room(self) -> Room:
@@ -164,6 +175,9 @@ class Pipeline:
         position, covariance, accepted, restarted = (estimate.position_m,
                                                      estimate.covariance_m2, True, False)
         vouched = True
+        withheld = (self.tracker is None and self.withhold_doubted
+                    and estimate.confidence <= 0.0)
+        counts.withheld += withheld
         if self.tracker is not None:
             last = self.tracker.last_t_s
             restarted = last is not None and t_s < last
@@ -185,7 +199,7 @@ class Pipeline:
         else:
             yaw, yaw_var = yaw_rad, (0.0 if yaw_std_rad is None else yaw_std_rad) ** 2
         return FrameResult(fix, position, covariance, yaw, yaw_var, accepted, vouched,
-                           restarted, skipped, local)
+                           restarted, skipped, local, withheld)
 
     def warm_up(self, seed: int = 0) -> None:
         """Before the first frame: run :meth:`step` once on a synthetic frame of the room

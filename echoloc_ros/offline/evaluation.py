@@ -13,7 +13,8 @@ from echoloc_ros.core.acoustics import speed_of_sound_mps
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.array_calibration import ArrayCalibration, DirectPathCalibrator
-from echoloc_ros.core.echo_processing import EchoProcessor, direct_explained
+from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor, direct_explained
+from echoloc_ros.core.localization import Fix
 from echoloc_ros.sim.model_error import ModelError
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.pipeline import Pipeline, make_pipeline
@@ -167,7 +168,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
                    furniture_known: bool = False, wide_search: bool = True,
                    model_error: ModelError | None = None, max_order: int | str = 2,
                    calibration_frames: int = 0, attitude: str = 'level',
-                   receiver_frames: int = 0, receiver_passes: int = 0) -> dict[str, float]:
+                   receiver_frames: int = 0, receiver_passes: int = 0,
+                   withhold_doubted: bool = False) -> dict[str, float]:
     """Localize ``n`` random poses and summarise accuracy, honesty and latency.
 
     Poses are uniform in the room at least ``margin_m`` from walls and furniture, height
@@ -175,12 +177,10 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     The same ``seed`` gives the same frames to every method.
 
     :param room: the room (its file's temperature is what the localizer assumes unless
-        ``assumed_temperature_c`` says otherwise; ``scenario.temperature_c`` is the truth).
+        ``assumed_temperature_c``, ``None``: the room's, says otherwise).
     :param scenario: SNR, true temperature, gain mismatch, dead channel, clutter.
     :param n: number of poses, drawn with ``seed`` (and the noise) at ``fs_hz`` (Hz).
-    :param assumed_temperature_c: temperature given to the localizer; ``None`` is the room's.
-    :param margin_m: minimum distance of poses from walls and furniture (``z_range_m``: their
-        heights), m.
+    :param margin_m: least distance of poses from walls and furniture, m (``z_range_m``: heights).
     :param optimization_level: of the localizer (``'fast'``, ``'balanced'``, ``'accurate'``).
     :param heading_noise_deg: std of the error of the heading given to the localizer, deg.
     :param details: if a dict, receives per-frame arrays ``truth_m``, ``estimate_m``,
@@ -199,8 +199,9 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
         array on first (:func:`self_calibrate`); 0: the array file's model.
     :param attitude: roll and pitch told: ``'level'``, ``'imu'`` (the drawn) or ``'estimate'``.
     :param receiver_frames: and ``receiver_passes``: :func:`calibrated_receivers` (physics).
-    :return: :func:`error_metrics` (over the published fixes; a frame whose direct arrival the
-        model or calibration does not explain is withheld, ``withheld_rate``) plus
+    :param withhold_doubted: :attr:`~echoloc_ros.core.pipeline.Pipeline.withhold_doubted`.
+    :return: :func:`error_metrics` over the published fixes (``withheld_rate``: the others,
+        :func:`_published_fix`) plus
         ``outside_999`` (share outside their own 99.9 % ellipsoid), ``gross_rate_10cm_ci95``
         (:func:`rate_interval`), ``range_*`` (all frames: :func:`first_echo_figures`),
         ``latency_ms_p50``/``_p95`` of the localizer, ``simulate_ms_p50``,
@@ -213,6 +214,7 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     processor = EchoProcessor(chirp, fs_hz, array=array)
     pipeline = make_pipeline(method, room, array, chirp, fs_hz, processor, optimization_level,
                              model_path, wide_search)
+    pipeline.withhold_doubted = withhold_doubted
     log = _Columns()
     true_c = speed_of_sound_mps(room.temperature_c if scenario.temperature_c is None
                                 else scenario.temperature_c)
@@ -227,16 +229,29 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
         t1 = time.perf_counter()
         features = processor.process(frame)
         t2 = time.perf_counter()
-        known = direct_explained(features)
-        log.add(tof_s=features.tof_s, first_echo_s=first_s, withheld=not known)
-        if not known:
-            continue
-        fix = pipeline.step(k / 25.0, features, yaw + heading_noise_rad * draw,
-                            yaw_std_rad, assumed_temperature_c, tilt_rad=told).fix
+        fix = _published_fix(pipeline, k, features, yaw + heading_noise_rad * draw,
+                             yaw_std_rad, assumed_temperature_c, told)
         t3 = time.perf_counter()
+        log.add(tof_s=features.tof_s, first_echo_s=first_s, withheld=fix is None)
+        if fix is None:
+            continue
         _score_fix(log, position, fix, true_c)
         log.add(simulate_ms=1e3 * sim_s, process_ms=1e3 * (t2 - t1), latency_ms=1e3 * (t3 - t2))
     return _fixes_result(log, n, method, details, true_c)
+
+
+def _published_fix(pipeline: Pipeline, k: int, features: EchoFeatures, yaw_rad: float,
+                   yaw_std_rad: float | None, temperature_c: float | None,
+                   tilt_rad: tuple[float, float] | None) -> Fix | None:
+    """Frame ``k``'s fix as published, ``None`` where it is withheld: its direct arrival is
+    one the model or calibration does not explain (:func:`direct_explained`; not localized),
+    or the pipeline withholds the fix
+    (:attr:`~echoloc_ros.core.pipeline.FrameResult.withheld`)."""
+    if not direct_explained(features):
+        return None
+    result = pipeline.step(k / 25.0, features, yaw_rad, yaw_std_rad, temperature_c,
+                           tilt_rad=tilt_rad)
+    return None if result.withheld else result.fix
 
 
 def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
