@@ -381,9 +381,10 @@ def test_the_other_ruler_solved_from_the_same_drive_is_that_rulers_own_run(array
     error = ModelError(surface_offset_m=0.01, air_std_c=1.0, seed=2)
     options = {'drive_s': 1.2, 'n': 2, 'seed': 0}
     both = evaluate_room_calibration(room, array, chirp, 20.0, error, ruler='both', **options)
-    plain = evaluate_room_calibration(room, array, chirp, 20.0, error, **options)
-    audit = evaluate_room_calibration(room, array, chirp, 20.0, error, also_rulers=('both',),
+    plain = evaluate_room_calibration(room, array, chirp, 20.0, error, ruler='temperature',
                                       **options)
+    audit = evaluate_room_calibration(room, array, chirp, 20.0, error, ruler='temperature',
+                                      also_rulers=('both',), **options)
     assert audit['calibration_both'] == both['calibration']
     assert audit['calibration_both']['ruler'] == 'both'
     assert audit['surface_error_mm_max_both'] == both['surface_error_mm_max']
