@@ -1,7 +1,8 @@
 """Both rulers of the calibrated room from one drive per world: ``echoloc evaluate
---calibrate-room-s`` as given (its ruler, ``--calibrate-room-ruler``, default ``temperature``),
-with the same drive's calibration also solved with the other ruler and scored on the same
-frames (issue 18's ruler decision, at half the drives' cost of two runs).
+--calibrate-room-s`` as given (its ruler, ``--calibrate-room-ruler``, default ``auto``, which
+keeps one of the two per world), with the same drive's calibration also solved with the other
+ruler (with ``auto``: with each of ``temperature`` and ``both``) and scored on the same frames
+(issue 18's ruler decision, at half the drives' cost of two runs).
 
     python scripts/ruler-audit.py EVALUATE-OPTIONS...
 
@@ -21,14 +22,16 @@ import functools
 import sys
 
 from echoloc_ros.cli import main as echoloc
-from echoloc_ros.core.room_calibration import RULERS
 from echoloc_ros.offline import room_calibration
+
+# The rulers solved besides the one given (``auto`` keeps one of these per world).
+RULERS = ('temperature', 'both')
 
 
 def other_rulers(args: list[str]) -> tuple[str, ...]:
-    """The rulers besides the one ``args`` give evaluate (``--calibrate-room-ruler R`` or
-    ``--calibrate-room-ruler=R``; none: ``temperature``)."""
-    given = 'temperature'
+    """The rulers of :data:`RULERS` besides the one ``args`` give evaluate
+    (``--calibrate-room-ruler R`` or ``--calibrate-room-ruler=R``; none: ``auto``)."""
+    given = 'auto'
     for k, arg in enumerate(args):
         if arg == '--calibrate-room-ruler' and k + 1 < len(args):
             given = args[k + 1]

@@ -352,12 +352,14 @@ def _add_calibrate_room_parser(sub) -> None:
                         '(default 1; e.g. 0.2 for a thermometer; with --temperature-topic, '
                         'the readings\'): where the room file\'s own scale disagrees with it, '
                         'the file\'s scale is kept')
-    p.add_argument('--ruler', choices=('temperature', 'both'), default='temperature',
+    p.add_argument('--ruler', choices=('temperature', 'both', 'auto'), default='auto',
                    help='the room\'s scale where the temperature and the room file\'s own '
-                        'scale agree: the one the echoes measured at the temperature (default), '
-                        'or both, each weighed by its doubt (the file\'s: its tolerance_m; '
-                        'for a tape-measured room whose air is only guessed: where the '
-                        'temperature is right, both moves the walls toward the file\'s scale)')
+                        'scale agree: the one the echoes measured at the temperature, both, '
+                        'each weighed by its doubt (the file\'s: its tolerance_m; for a '
+                        'tape-measured room whose air is only guessed: where the temperature '
+                        'is right, both moves the walls toward the file\'s scale), or auto '
+                        '(default): both where the file\'s scale is the better ruler of the '
+                        'two (a room within +-1 cm), else the temperature\'s')
     p.add_argument('--temperature-topic', default='',
                    help='take the air\'s temperature from the recording\'s '
                         'sensor_msgs/Temperature messages on this topic (record it with '

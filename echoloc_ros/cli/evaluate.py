@@ -482,12 +482,13 @@ def _add_room_calibration_args(p) -> None:
                    help='how well the room calibration knows the air temperature (a '
                         'thermometer: 0.2; default: 1, a room file guess; with '
                         '--thermometer-std-c: that) [degC]')
-    p.add_argument('--calibrate-room-ruler', choices=('temperature', 'both'),
-                   default='temperature',
+    p.add_argument('--calibrate-room-ruler', choices=('temperature', 'both', 'auto'),
+                   default='auto',
                    help='the calibrated room\'s scale where the temperature told and the room '
                         'file\'s own scale agree: the one the echoes measured at the '
-                        'temperature told (default), or both, each weighed by its doubt (the '
-                        'file\'s: its tolerance_m)')
+                        'temperature told, both, each weighed by its doubt (the file\'s: its '
+                        'tolerance_m), or auto (default): both where the file\'s scale is the '
+                        'better ruler (a room within +-1 cm), else the temperature\'s')
     p.add_argument('--air-drawn', action='store_true',
                    help='each world\'s true air temperature is drawn (normal, per '
                         '--model-error-draws world, seeded from --model-error-seed) about the '

@@ -16,12 +16,21 @@ south-west corner and floor at the origin (its furniture moves with that frame).
 
 Echoes measure time, so the room's scale and the speed of sound trade off: the speed of sound
 of the temperature told (the room file's, or the one given) is one ruler, 0.18 % of scale per
-degC, and the calibrated room keeps the scale the echoes measured at it (``ruler``
-``'temperature'``, the default). The file's own scale (its surfaces, each within its
-``tolerance_m``) is a second ruler, as good for a tape-measured room (+-1 cm over 4-6 m:
-0.1 %) as a temperature known to 0.6 degC: asked (``ruler='both'``), the calibrated room
-takes the scale of least variance between the two, each weighed by its doubt
-(:func:`ruler_weight`). Either way the measured scale's doubt counts the measurement's own
+degC, and the calibrated room may keep the scale the echoes measured at it (``ruler``
+``'temperature'``). The file's own scale (its surfaces, each within its ``tolerance_m``) is a
+second ruler, as good for a tape-measured room (+-1 cm over 4-6 m: 0.1 %) as a temperature
+known to 0.6 degC: asked (``ruler='both'``), the calibrated room takes the scale of least
+variance between the two, each weighed by its doubt (:func:`ruler_weight`). The default
+(``'auto'``) weighs the two where the file's is the better ruler (a tape-measured room whose
+air is only guessed: the kept scale's doubt half the temperature's) and keeps the
+temperature's where it is not (a room file within +-3 cm: the file's 0.31 % would take a
+quarter of the scale and gain 14 % of its doubt, and where the temperature told is right it
+moves every wall millimetres toward the file's error). Nothing in the echoes tells the scale
+itself: a room ``1 + s`` larger in air ``1 + s`` faster sounds the same but for the array's
+few centimetres, whose receivers are themselves known to a fraction of a millimetre (0.1-0.2 %
+of scale), so a longer drive pins the scale measured at the temperature told (to 0.03 % in
+10 s) but not the air's error in it. Either way the measured scale's doubt counts the
+measurement's own
 error (the surfaces' uncertainties through the fit, or the drive's segments' disagreement on
 the scale) besides the air's. Where the two disagree by more than three standard deviations
 of both together (air 5 degC off the file's 20 degC: the room measured 0.85 % too small), the
@@ -80,9 +89,10 @@ TEMPERATURE_STD_C = 1.0
 # standard deviations of both together.
 RULER_SIGMAS = 3.0
 # The scale kept where the two agree: ``'temperature'``, the one the echoes measured at the
-# temperature told (the default), or ``'both'``, it and the file's each weighed by its doubt
-# (:func:`ruler_weight`).
-RULERS = ('temperature', 'both')
+# temperature told, ``'both'``, it and the file's each weighed by its doubt
+# (:func:`ruler_weight`), or ``'auto'`` (the default): ``'both'`` where the file's scale is
+# the better ruler of the two (its doubt below the measured scale's), else ``'temperature'``.
+RULERS = ('temperature', 'both', 'auto')
 
 
 def ruler_weight(file_std: float, measured_std: float) -> tuple[float, float]:
@@ -120,8 +130,8 @@ class RoomCalibrationResult:
     :ivar shift_m: a point of the file's frame is ``p - shift_m`` in ``room``'s frame.
     :ivar ruler: ``'temperature'`` (the scale measured at the speed of sound told),
         ``'both'`` (it and the file's, each weighed by its doubt: :func:`ruler_weight`; asked
-        for, and the file states a doubt) or ``'file'`` (the two disagreed; the file's scale
-        is kept).
+        for, or ``'auto'`` and the file's the better ruler) or ``'file'`` (the two disagreed;
+        the file's scale is kept).
     :ivar scale: the room's scale the echoes measured at the temperature told, over the
         file's, minus 1 (what the ruler ``'file'`` took out).
     :ivar temperature_c: the air's temperature that ``scale`` implies, against the file's
@@ -166,13 +176,14 @@ class RoomCalibration:
         deviation, m): :data:`ARRAY_STD_M`, or :data:`CALIBRATED_ARRAY_STD_M` with the
         receivers calibrated.
     :param ruler: the scale kept where the temperature's and the file's agree (one of
-        :data:`RULERS`): ``'temperature'``, the one measured at the temperature told, or
-        ``'both'``, it and the file's weighed by their doubts.
+        :data:`RULERS`): ``'temperature'``, the one measured at the temperature told,
+        ``'both'``, it and the file's weighed by their doubts, or ``'auto'``: ``'both'`` where
+        the file's is the better ruler of the two, else ``'temperature'``.
     """
 
     def __init__(self, localizer: PhysicsLocalizer, refresh_every: int = 25,
                  temperature_std_c: float = TEMPERATURE_STD_C,
-                 array_std_m: float = ARRAY_STD_M, ruler: str = 'temperature') -> None:
+                 array_std_m: float = ARRAY_STD_M, ruler: str = 'auto') -> None:
         if refresh_every < 1:
             raise ValueError(f'refresh_every must be >= 1, got {refresh_every}')
         if not (np.isfinite(temperature_std_c) and temperature_std_c >= 0):
@@ -421,7 +432,8 @@ class RoomCalibration:
     def _ruler(self, offsets: np.ndarray, known: np.ndarray,
                measured_std: float = 0.0) -> tuple[np.ndarray, str, float, float]:
         """The scale: the temperature told's (the ruler ``'temperature'``), or it and the
-        file's each weighed by its doubt (``'both'``); the file's where the two disagree.
+        file's each weighed by its doubt (``'both'``; with ``'auto'`` where the file's doubt is
+        below the measured scale's); the file's where the two disagree.
 
         :param offsets: the surfaces' offsets at the temperature told, translation removed.
         :param measured_std: the measured scale's own error, one standard deviation (fraction):
@@ -444,7 +456,9 @@ class RoomCalibration:
             held = offsets - scale * self.scale_mode_m
             return held - self._gauge(held, known), 'file', scale, float(file_std)
         weight, scale_std = ruler_weight(float(file_std), measured)
-        if self.ruler == 'temperature' or weight == 1.0:
+        temperature = self.ruler == 'temperature' or (self.ruler == 'auto'
+                                                      and file_std >= measured)
+        if temperature or weight == 1.0:
             return offsets, 'temperature', scale, measured
         kept = offsets - (1.0 - weight) * scale * self.scale_mode_m
         return kept - self._gauge(kept, known), 'both', scale, scale_std

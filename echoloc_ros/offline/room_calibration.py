@@ -74,7 +74,7 @@ def evaluate_room_calibration(room: Room, array: ArrayGeometry, chirp: Chirp, sn
                               temperature_std_c: float = TEMPERATURE_STD_C,
                               receiver_passes: int = 0, told_temperature_c: float | None = None,
                               thermometer_std_c: float | None = None,
-                              ruler: str = 'temperature', also_rulers: tuple[str, ...] = ()
+                              ruler: str = 'auto', also_rulers: tuple[str, ...] = ()
                               ) -> dict:
     """Drive :func:`~echoloc_ros.offline.tracked_path.tracked_path` for ``drive_s`` in the room
     drawn from ``model_error`` (its surfaces off the file; a plan other than a shoebox:
@@ -294,7 +294,7 @@ class _Drive:
 
     def __init__(self, room: Room, array: ArrayGeometry, processor: EchoProcessor,
                  estimate_tilt: bool, temperature_std_c: float, keep: bool = False,
-                 told_temperature_c: float | None = None, ruler: str = 'temperature') -> None:
+                 told_temperature_c: float | None = None, ruler: str = 'auto') -> None:
         self.room, self.processor = room, processor
         self.ruler = ruler
         self.told_temperature_c = told_temperature_c

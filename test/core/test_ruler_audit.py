@@ -1,5 +1,6 @@
-"""scripts/ruler-audit.py: the other rulers are those the evaluate options do not give, and
-options without a drive are refused by name before anything is simulated."""
+"""scripts/ruler-audit.py: the other rulers are those the evaluate options do not give (both,
+with the default ``auto``), and options without a drive are refused by name before anything
+is simulated."""
 
 import importlib.util
 import sys
@@ -19,7 +20,7 @@ def _script():
 
 def test_the_other_ruler_is_the_one_not_given():
     audit = _script()
-    assert audit.other_rulers(['--calibrate-room-s', '60']) == ('both',)
+    assert audit.other_rulers(['--calibrate-room-s', '60']) == ('temperature', 'both')
     assert audit.other_rulers(['--calibrate-room-ruler', 'both']) == ('temperature',)
     assert audit.other_rulers(['--calibrate-room-ruler=temperature']) == ('both',)
 
