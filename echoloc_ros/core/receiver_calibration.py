@@ -95,9 +95,9 @@ class ReceiverCalibrationResult:
         receivers' doubt over the square root of their number) or, where larger, the file's
         error the calibration measured (``spread_m``) over the same square root (the mean of
         ``n`` draws of it, widened as a Student t's of the spread's degrees of freedom), along
-        the unseen axes. A file that states no doubt but whose
-        receivers the calibration finds 0.3 mm apart from the drawing has a common shift of
-        that order too (issue 18: with the shipped arrays' 0 the term added nothing)."""
+        the unseen axes. A file that states no doubt but whose receivers the calibration finds
+        0.3 mm from the drawing has a common shift of that order too (issue 18: with the
+        shipped arrays' 0 the term added nothing)."""
         n = array.n_receivers
         told = np.hypot(array.common_std_m,
                         np.sqrt(np.mean(array.position_std_m ** 2, axis=0)) / np.sqrt(n))
