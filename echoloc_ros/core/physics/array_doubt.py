@@ -81,15 +81,16 @@ def fit_response(model, fr, theta: np.ndarray, valid: np.ndarray, free: np.ndarr
     delta = theta[:3] + fr.offsets @ psi.T - image[:, None]
     along = delta / (np.linalg.norm(delta, axis=-1, keepdims=True) * fr.c0 * theta[3]) @ psi
     # The model's receiver moved by -R delta is, to the fit, the real one moved by delta.
-    per = -(along @ rotation)[None]
-    offsets = np.zeros(tau.shape + (3 * n,))
-    for i in range(n):
-        offsets[:, :, i, 3 * i:3 * i + 3] = per[:, :, i]
-    info = fit_terms(tau, amp, np.concatenate([dtau, offsets], axis=-1),
-                     *model._signal(fr, pairs), True)[2][0]
+    per = -(along @ rotation)
     f = free.size
+    columns = np.zeros(tau.shape + (f + 3 * n,))
+    columns[..., :f] = dtau
+    for i in range(n):
+        columns[0, :, i, f + 3 * i:f + 3 * i + 3] = per[:, i]
+    info = fit_terms(tau, amp, columns, *model._signal(fr, pairs), True)[2][0]
     own = info[:f, :f]
-    own[free == YAW, free == YAW] += fr.yaw_info
+    if free[-1] == YAW:
+        own[-1, -1] += fr.yaw_info
     gain = np.zeros((N_THETA, 3 * n))
     try:
         gain[free] = -np.linalg.solve(own, info[:f, f:])
