@@ -40,7 +40,12 @@ class ArrayGeometry:
         one standard deviation per receiver and axis ``(n, 3)`` (a number: every one alike),
         m: the parts' tolerance, or what a calibration achieved. The published covariance
         adds the pose error it causes
-        (:func:`~echoloc_ros.core.physics.array_doubt.array_doubt_covariance`).
+        (:func:`~echoloc_ros.core.physics.array_doubt.array_doubt`).
+    :ivar common_std_m: the doubt of a shift common to every receiver ``(3,)`` (a number: each
+        axis alike), one standard deviation per axis, m, on top of ``position_std_m``: what a
+        receiver calibration cannot see (it measures the receivers against each other), so
+        one error moves them all. 0 for a file of the parts' tolerance, whose independent
+        doubts already span a common shift.
     """
 
     name: str
@@ -53,6 +58,7 @@ class ArrayGeometry:
     coupling_db: float = 35.0
     description: str = ''
     position_std_m: np.ndarray | float = DEFAULT_POSITION_STD_M
+    common_std_m: np.ndarray | float = 0.0
 
     def __post_init__(self) -> None:
         self.emitter_m = np.asarray(self.emitter_m, dtype=float)
@@ -83,6 +89,12 @@ class ArrayGeometry:
             raise ValueError(f'array {self.name!r}: position_std_m must be a number or {n} '
                              f'[x, y, z] in [0, 0.01] m, got {std.tolist()}')
         self.position_std_m = np.broadcast_to(std, (n, 3)).copy()
+        common = np.asarray(self.common_std_m, dtype=float)
+        if (common.shape not in ((), (3,)) or not np.all(np.isfinite(common))
+                or np.any(common < 0) or np.any(common > 0.01)):
+            raise ValueError(f'array {self.name!r}: common_std_m must be a number or [x, y, z] '
+                             f'in [0, 0.01] m, got {common.tolist()}')
+        self.common_std_m = np.broadcast_to(common, (3,)).copy()
         if np.any(np.linalg.norm(self.receivers_m - self.emitter_m, axis=1) < 1e-3):
             raise ValueError(f'array {self.name!r}: a receiver coincides with the emitter')
 
@@ -176,7 +188,7 @@ def array_from_dict(data: dict[str, Any]) -> ArrayGeometry:
     if not isinstance(data, dict):
         raise ValueError(f'array description must be a mapping, got {type(data).__name__}')
     allowed = {'name', 'description', 'emitter_m', 'receivers_m', 'gains', 'transducer',
-               'coupling_db', 'position_std_m'}
+               'coupling_db', 'position_std_m', 'common_std_m'}
     unknown = set(data) - allowed
     if unknown:
         raise ValueError(f'unknown array fields {sorted(unknown)}; expected {sorted(allowed)}')
@@ -195,7 +207,8 @@ def array_from_dict(data: dict[str, Any]) -> ArrayGeometry:
         transducer_bandwidth_hz=float(transducer.get('bandwidth_hz', 12e3)),
         piston_radius_m=float(transducer.get('piston_radius_m', 1.5e-3)),
         coupling_db=float(data.get('coupling_db', 35.0)),
-        position_std_m=data.get('position_std_m', DEFAULT_POSITION_STD_M))
+        position_std_m=data.get('position_std_m', DEFAULT_POSITION_STD_M),
+        common_std_m=data.get('common_std_m', 0.0))
 
 
 def load_array(name_or_path: str | Path = 'square_4sensor') -> ArrayGeometry:

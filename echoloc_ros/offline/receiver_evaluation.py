@@ -25,7 +25,8 @@ def calibrated_receivers(localizer: PhysicsLocalizer, processor: EchoProcessor,
     :param report: if a list, receives per call the offsets' rms error against the drawn
         receivers, mm (their common shift, which the phases cannot see, removed; and again
         less the best rotation about the array's z axis, which a heading the echoes refine
-        takes up), the file's, the echoes used and the passes.
+        takes up), the file's, the offsets' stated std (rms), the drawn common shift and its
+        stated std, mm, the echoes used and the passes.
     :param tilt_rad: the array's roll and pitch the calibration is told (an IMU's), rad;
         ``None``: level.
     """
@@ -51,6 +52,10 @@ def calibrated_receivers(localizer: PhysicsLocalizer, processor: EchoProcessor,
         turned = error - np.sum(turn * error) / np.sum(turn ** 2) * turn
         report.append({'rms_error_mm': _rms_mm(error), 'rms_error_but_yaw_mm': _rms_mm(turned),
                        'file_rms_error_mm': _rms_mm(truth - truth.mean(axis=0)),
+                       'std_mm': _rms_mm(result.std_m),
+                       'common_error_mm': np.round(1e3 * truth.mean(axis=0), 4).tolist(),
+                       'common_std_mm': np.round(1e3 * calibrated.array.common_std_m,
+                                                 4).tolist(),
                        'echoes': result.n_echoes, 'passes': passes})
     return calibrated
 

@@ -541,7 +541,7 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
                                     fr.yaw_info)
         cov = jacobian @ full_cov @ jacobian.T
         doubt = jacobian @ array_doubt(model, fr, theta, valid, free, yaw_matrix(yaw) @ fr.tilt,
-                                       self.array.position_std_m) @ jacobian.T
+                                       self.array) @ jacobian.T
         proposal.refined[index] = (theta, score, amp, ratio, full_cov, cov, model.judged_allowance,
                                    doubt)
         return proposal.refined[index]
