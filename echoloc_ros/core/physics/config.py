@@ -302,3 +302,23 @@ N_HEADING_RETRY = 2
 PLAN_SCANS = True
 N_PLAN_PEAKS = 2
 PLAN_LINE_M = math.inf
+
+# Issue 19 (branch r34-83): the search ranks its candidates by their polished evidence (the
+# scans' height and speed, x, y and the heading polished), the fix's by its refined evidence
+# (every parameter, the final model); a rival's polished evidence can sit far below what it
+# reaches refined (dev seed 10 room 1 frame 8 at 20 dB, an 8-box L room: the truth polished
+# 1644 log units below the fix, refined 125 above it; the fix 3.6 m off, confidence 1). So the
+# N_POLISHED_RIVALS best polished candidates 5 cm or more from the fix are refined as the fix
+# is (WiderLook._polished_rivals), and those within CONFIDENT_GAP of it or above are refined
+# again as candidates with the axes' peaks (PhysicsLocalizer.settled). 0: off, as shipped:
+# with WIDER_NO_LOSS they righted the four dev frames they were built for, but on held-out seed
+# 45 (20 dB, 1020 frames) gross went 31 -> 32 (one righted, two broken, both published with
+# confidence 0 inside their ellipsoid) for about +2 ms a full search (two more refinements).
+N_POLISHED_RIVALS = 0
+# ... and where the first fix explains its echoes (a residual ratio of at most
+# UNEXPLAINED_RATIO), a wider-look fix whose refined evidence is below the first's does not
+# replace it: the first is kept, its covariance spanning the rivals (WiderLook._choice,
+# 'kept'). The wider look's best is refined again from its own start, and that refit can land
+# below the first (dev seed 9 room 17 frame 5 at 20 dB: the first fix right at 3712.7, the
+# wider look's 2.9 m off at 3693.4 replaced it). Off with N_POLISHED_RIVALS (above).
+WIDER_NO_LOSS = False

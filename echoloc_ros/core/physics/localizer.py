@@ -47,8 +47,7 @@ from echoloc_ros.core.physics.config import (AXIS_REFINE_GAP, HEIGHT_PEAKS, DEFA
                                              N_THETA, OPTIMIZATION_LEVELS,
                                              RIVAL_MIN_PROBABILITY, UNEXPLAINED_RATIO,
                                              UNSEPARATED_GAP, WIDER_LOOK, YAW,
-                                             YAW_SPAN_MAX_RAD,
-                                             YAW_SPAN_SIGMAS, HEADING_STEP)
+                                             YAW_SPAN_MAX_RAD, YAW_SPAN_SIGMAS, HEADING_STEP)
 from echoloc_ros.core.physics.covariance import Covariance
 from echoloc_ros.core.physics.evidence import Evidence
 from echoloc_ros.core.physics.heading_step import scan_heading
@@ -318,8 +317,10 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         if loc.axis_rivals and HEIGHT_PEAKS:
             peaks = peaks + loc._height_peaks(fr, theta)
         # Peaks of the evidence along an axis, across through them and over the plan's other
-        # strips, that the fix does not clearly beat are refined (:meth:`_peaks_across`).
-        peaks = peaks + loc._peaks_across(fr, theta, estimate, peaks)
+        # strips, that the fix does not clearly beat are refined (:meth:`_peaks_across`), and
+        # the best polished rivals that refine near it or above (:meth:`_polished_rivals`).
+        peaks = peaks + loc._peaks_across(fr, theta, estimate, peaks) + loc._polished_rivals(
+            proposal, theta, estimate.score)
         better = [top for gap, top in peaks if gap < AXIS_REFINE_GAP]
         second = None
         if WIDER_LOOK and loc._doubtful_fix(estimate):
