@@ -59,7 +59,8 @@ TEMPERATURE_STEP_C = 1.0
 EVIDENCE_SHARE_MIN = 0.5
 # A local fix whose echoes are unexplained is judged by the other checks rather than refused
 # (module docstring). Dev, furnished_room's stages drive, 750 frames at 20 dB: full searches
-# 161 -> 37, tracked p95 1.03 -> 0.93 mm (docs/results.md, issue 20, r34-82).
+# 161 -> 37, tracked p95 1.03 -> 0.93 mm; dev laps (seed 7, rooms 0 and 2-9): pooled p95 0.61
+# -> 0.47 cm, gross 0.06 -> 0 % (docs/results.md, issue 20, r34-82).
 UNEXPLAINED_FIXES = True
 
 #: Why the full search ran without trying a local fix.
