@@ -2,8 +2,9 @@
 --rooms random:N --split S --seed SEED --tracked-lap-s L --snr-db 20 --heading-noise-deg 1``
 drives them (room ``i``'s noise from ``frames_seed(seed, i)``, its ``fitted_path``), with the
 track search on or off; each room's vouched tracked poses are saved (``OUT/<room>.npz``) and
-summarised on one JSON line as soon as it is done, so that a run cut short still counts, and
-several processes can share the rooms. ``pool`` pools the saved rooms of two runs over the
+summarised on one JSON line, with the track search's counts (local fixes, full searches and
+why), as soon as it is done, so that a run cut short still counts, and several processes can
+share the rooms. ``pool`` pools the saved rooms of two runs over the
 rooms both have.
 
     python scripts/track-search-laps.py run --split heldout --rooms 10 --seed 26 --mode on
@@ -19,6 +20,7 @@ import numpy as np
 
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
+from echoloc_ros.core.track_search import TrackSearch
 from echoloc_ros.offline.evaluation import evaluate_tracked
 from echoloc_ros.offline.room_evaluation import brief_summary, frames_seed, vouched_poses
 from echoloc_ros.offline.tracked_path import fitted_path
@@ -39,16 +41,19 @@ def run(args) -> int:
             print(json.dumps({'room': room.name, 'path': None}), flush=True)
             continue
         details: dict = {}
+        search = TrackSearch() if args.mode == 'on' else False
         evaluate_tracked(room, array, Chirp(), Scenario(snr_db=args.snr_db, seed=args.seed),
                          None, frames_seed(args.seed, i), details=details, path=path,
                          heading_noise_deg=args.heading_noise_deg,
-                         track_search=args.mode == 'on')
+                         track_search=search)
         errors, inside, outside = vouched_poses(details)
         saved = {'errors': errors, 'inside': inside, 'outside': outside,
                  'n': len(details['vouched'])}
         np.savez(args.out / f'{room.name}.npz', **saved)
+        counts = search.counts.as_dict() if search else {}
         print(json.dumps({'room': room.name, 'mode': args.mode,
-                          **brief_summary(errors, inside, outside, saved['n'])}), flush=True)
+                          **brief_summary(errors, inside, outside, saved['n']), **counts}),
+              flush=True)
     return 0
 
 

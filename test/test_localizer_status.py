@@ -90,8 +90,9 @@ def test_the_track_search_split_is_reported_by_reason():
     values = _values(stat)
     assert values['track search'] == 'off'
     assert values['local fixes'] == '0' and values['full searches'] == '0'
+    assert values['local fixes with echoes unexplained'] == '0'
     search = TrackSearch(period_s=2.0)
-    search.counts.local, search.counts.full = 40, 7
+    search.counts.local, search.counts.full, search.counts.unexplained = 40, 7, 5
     search.counts.skipped.update({'no_track': 3, 'period': 2})
     search.counts.refused.update({'outside_gate': 1, 'doubtful': 1})
     stat = localization_status(DiagnosticStatusWrapper(), LocalizerState(
@@ -99,6 +100,7 @@ def test_the_track_search_split_is_reported_by_reason():
     values = _values(stat)
     assert values['track search'] == 'on (full search every 2 s)'
     assert values['local fixes'] == '40' and values['full searches'] == '7'
+    assert values['local fixes with echoes unexplained'] == '5'
     assert values['full searches untried: no_track'] == '3'
     assert values['full searches untried: period'] == '2'
     assert values['local fixes refused: outside_gate'] == '1'

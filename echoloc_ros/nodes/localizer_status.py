@@ -152,13 +152,16 @@ def localization_status(stat, state: LocalizerState):
 
 
 def track_search_status(stat, search: TrackSearch | None) -> None:
-    """The Localization task's counts of local fixes and full searches (0 with the track
-    search off), and of the full searches by why no local fix stood in: not tried
+    """The Localization task's counts of local fixes (of them, those whose fit left echoes
+    unexplained) and full searches (0 with the track search off), and of the full searches by
+    why no local fix stood in: not tried
     (:data:`SKIP_REASONS`) or refused (:data:`REFUSAL_REASONS`)."""
     stat.add('track search', 'off' if search is None else
              f'on (full search every {search.period_s:g} s)')
     counts = None if search is None else search.counts
     stat.add('local fixes', str(0 if counts is None else counts.local))
+    stat.add('local fixes with echoes unexplained',
+             str(0 if counts is None else counts.unexplained))
     stat.add('full searches', str(0 if counts is None else counts.full))
     for reason in REFUSAL_REASONS:
         stat.add(f'local fixes refused: {reason}',

@@ -76,9 +76,10 @@ class LocalScans:
     :meth:`AxisRivals._scanned_peaks` gives, ``(gap, top)`` per peak.
 
     On a doubtful fix (:meth:`WiderLook._doubtful_fix`) the windows can miss a peak ahead (dev
-    laps, seed 7: 16 such fixes): its evidence is off and its peaks were not kept. A doubtful
-    local fix is refused whatever its peaks (:class:`TrackSearch`); a caller that took one
-    would need the whole scans.
+    laps, seed 7: 16 such fixes): its evidence is off and its peaks were not kept. A local fix
+    whose echoes are unexplained is scanned whole (:meth:`whole`) where its caller judges it
+    (:func:`~echoloc_ros.core.physics.track_fix.local_fix` with ``unexplained``), and not
+    scanned at all where it is refused.
 
     :param windowed: scan windows about the kept peaks (False: every scan is a whole one,
         the full search's own).
@@ -98,12 +99,23 @@ class LocalScans:
             return physics._scanned_peaks(fr, theta)
         reason = self._whole_reason(physics, theta)
         peaks = None if reason else self._scanned(physics, fr, theta, whole=False)
-        if peaks is None:
-            reason = reason or 'edge'
-            peaks = self._scanned(physics, fr, theta, whole=True)
-            self.counts.whole += 1
-            self.counts.reasons[reason] = self.counts.reasons.get(reason, 0) + 1
-        return peaks
+        return self._whole(physics, fr, theta, reason or 'edge') if peaks is None else peaks
+
+    def whole(self, physics, fr, theta: np.ndarray) -> list[tuple[float, np.ndarray]]:
+        """The whole axes' scans through ``theta (5,)`` whatever the memory holds (an
+        ``axis_scan`` as the instance is), their peaks kept for the next fixes: for a fix
+        whose echoes are unexplained, whose peaks the windows about an explained fix's may
+        miss (class docstring)."""
+        if not self.windowed:
+            return physics._scanned_peaks(fr, theta)
+        return self._whole(physics, fr, theta, 'unexplained')
+
+    def _whole(self, physics, fr, theta: np.ndarray, reason: str
+               ) -> list[tuple[float, np.ndarray]]:
+        """The whole scans through ``theta (5,)``, counted with ``reason``."""
+        self.counts.whole += 1
+        self.counts.reasons[reason] = self.counts.reasons.get(reason, 0) + 1
+        return self._scanned(physics, fr, theta, whole=True)
 
     def _whole_reason(self, physics, theta: np.ndarray) -> str:
         """Why this fix ``theta (5,)`` gets the whole scan (``''``: the windows do)."""

@@ -9,6 +9,11 @@ it as :meth:`PhysicsLocalizer.finish` does (the same doubt, axis scans and covar
 that it returns the same :class:`Estimate` a full search would for that candidate. Whether the
 fix may stand in for a full search is the caller's judgement
 (:class:`~echoloc_ros.core.track_search.TrackSearch`); this module says only what it found.
+
+A fix whose final fit leaves the echoes unexplained (a residual over the noise above
+:data:`UNEXPLAINED_RATIO`) is doubtful whatever its scans find. Unless the caller asks to judge
+such fixes (``unexplained``), none is finished: its axis scans, the most of a local fix's cost,
+would be read by no one.
 """
 
 from dataclasses import dataclass
@@ -17,8 +22,8 @@ import numpy as np
 
 from echoloc_ros.core.array_geometry import yaw_matrix
 from echoloc_ros.core.echo_processing import EchoFeatures, working_channels
-from echoloc_ros.core.physics.config import (AXIS_REFINE_GAP, HEIGHT_PEAKS, YAW_SPAN_MAX_RAD,
-                                             YAW_SPAN_SIGMAS)
+from echoloc_ros.core.physics.config import (AXIS_REFINE_GAP, HEIGHT_PEAKS, UNEXPLAINED_RATIO,
+                                             YAW_SPAN_MAX_RAD, YAW_SPAN_SIGMAS)
 from echoloc_ros.core.physics.results import Estimate, Proposal
 
 
@@ -34,13 +39,17 @@ class LocalFix:
         not clearly beat it (gap below :data:`AXIS_REFINE_GAP`): a full search would have
         refined those peaks as candidates.
     :ivar refusal: why no fix was made (``''`` where one was): ``'receivers'`` (a receiver
-        is dead: the full path localizes with the rest).
+        is dead: the full path localizes with the rest), ``'doubtful'`` (its fit leaves the
+        echoes unexplained, and the caller does not judge such fixes or an axis is weak).
+    :ivar unexplained: the fix is doubtful only for the echoes its fit leaves unexplained (no
+        axis weak), and was finished for the caller to judge (``local_fix(unexplained=True)``).
     """
 
     estimate: Estimate | None
     doubtful: bool = False
     peaks_ahead: bool = False
     refusal: str = ''
+    unexplained: bool = False
 
 
 def seed_theta(physics, yaw_rad: float, tilt: np.ndarray, origin_m: np.ndarray,
@@ -58,7 +67,7 @@ def local_fix(physics, features: EchoFeatures, yaw_rad: float, origin_m: np.ndar
               speed_of_sound_mps: float, temperature_c: float | None = None,
               yaw_std_rad: float | None = None,
               tilt_rad: tuple[float, float] | None = None,
-              height_scan: bool = False, scans=None) -> LocalFix:
+              height_scan: bool = False, scans=None, unexplained: bool = False) -> LocalFix:
     """The fix refined from the array origin ``origin_m (3,)`` (a track's prediction) and the
     speed of sound ``speed_of_sound_mps`` (the last full fix's), m/s.
 
@@ -73,6 +82,11 @@ def local_fix(physics, features: EchoFeatures, yaw_rad: float, origin_m: np.ndar
     :param scans: what scans the axes where :meth:`AxisRivals._scans_pay` (a track's
         :class:`~echoloc_ros.core.physics.local_scans.LocalScans`: near the peaks its last
         scans found); ``None``: the full search's scans.
+    :param unexplained: finish a fix whose fit leaves the echoes unexplained (residual ratio
+        above :data:`UNEXPLAINED_RATIO`) where no axis of it is weak, its axes scanned whole
+        (``scans.whole``: the windows hold the peaks of explained fixes), for the caller to
+        judge (:attr:`LocalFix.unexplained`). Otherwise, and where an axis is weak, such a
+        fix is refused (``'doubtful'``) before its scans.
     :raises ValueError: what :meth:`PhysicsLocalizer.propose` refuses (a channel count, a
         heading, a temperature or a tilt out of range), or a non-finite seed.
     """
@@ -98,11 +112,21 @@ def local_fix(physics, features: EchoFeatures, yaw_rad: float, origin_m: np.ndar
     proposal = Proposal(localizer=physics, frame=fr, yaw_given_rad=float(yaw_rad),
                         thetas=theta[None], scores=np.zeros(1), n_polished=1,
                         working=np.ones(features.n_channels, dtype=bool))
+    # The fit alone says whether the echoes are explained (kept on the proposal: _finished
+    # reads the same fit).
+    ratio, cov = (physics._fix_fit(proposal, 0)[i] for i in (3, 5))
+    explained = ratio <= UNEXPLAINED_RATIO
+    if not explained:
+        if not unexplained or np.any(physics._weak_axes(cov)):
+            return LocalFix(None, doubtful=True, refusal='doubtful')
+        if scans is not None:
+            fr.axis_scan = scans.whole
     estimate, peaks = physics._finished(proposal)
     if height_scan and physics.axis_rivals and HEIGHT_PEAKS:
         peaks = peaks + physics._height_peaks(fr, physics._fix_theta(proposal, estimate))
     ahead = any(gap < AXIS_REFINE_GAP for gap, _ in peaks)
-    return LocalFix(estimate, physics._doubtful_fix(estimate), ahead)
+    return LocalFix(estimate, physics._doubtful_fix(estimate), ahead,
+                    unexplained=not explained)
 
 
 def frame_gain(physics, fr, theta: np.ndarray) -> float:
