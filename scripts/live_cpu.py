@@ -1,6 +1,7 @@
 """What ``localizer-live-cpu.py`` and ``processor-live-cpu.py`` share: a node that joins a
 running graph is spun for a while, and its process's CPU split by thread and by the parts of
 its main thread that are wrapped to count (thread CPU time), per message taken."""
+import gc
 import os
 import time
 
@@ -67,3 +68,27 @@ def per_frame(frames: int, threads0: dict, threads1: dict, main_s: float,
             'threads_cpu_ms_per_frame': per_thread,
             'main_thread_cpu_ms_per_frame': round(1e3 * main_s / frames, 3),
             'main_thread_parts_ms_per_frame': main_parts}
+
+
+class GcClock:
+    """The main thread's garbage collections while ``counting``: how many and their thread
+    CPU, in all and while ``in_step`` is set (inside ``pipeline.step``, set by a wrapper)."""
+
+    def __init__(self):
+        self.counting = self.in_step = False
+        self.count = self.count_in_step = 0
+        self.cpu_s = self.cpu_in_step_s = self._start = 0.0
+        gc.callbacks.append(self)
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if not self.counting:
+            return
+        if phase == 'start':
+            self._start = time.thread_time()
+            return
+        spent = time.thread_time() - self._start
+        self.count += 1
+        self.cpu_s += spent
+        if self.in_step:
+            self.count_in_step += 1
+            self.cpu_in_step_s += spent

@@ -21,12 +21,11 @@ conditions. One JSON line.
     python scripts/localizer-live-cpu.py --seconds 30
 """
 import argparse
-import gc
 import json
 import sys
 import time
 
-from live_cpu import per_frame, spin_for, threads_cpu_s, timed, wrap_diagnostics
+from live_cpu import GcClock, per_frame, spin_for, threads_cpu_s, timed, wrap_diagnostics
 
 
 def _wrap(node, parts: dict[str, float]) -> None:
@@ -63,30 +62,6 @@ def _wrap(node, parts: dict[str, float]) -> None:
         setattr(pipeline_module, name, timed_part(name, getattr(pipeline_module, name)))
     for name in ('publish_pose', 'heading_mode', 'localize'):
         setattr(node, name, timed_part(name, getattr(node, name)))
-
-
-class GcClock:
-    """The main thread's garbage collections while ``counting``: how many and their thread
-    CPU, in all and inside ``pipeline.step`` (``in_step`` set by the wrapper)."""
-
-    def __init__(self):
-        self.counting = self.in_step = False
-        self.count = self.count_in_step = 0
-        self.cpu_s = self.cpu_in_step_s = self._start = 0.0
-        gc.callbacks.append(self)
-
-    def __call__(self, phase: str, info: dict) -> None:
-        if not self.counting:
-            return
-        if phase == 'start':
-            self._start = time.thread_time()
-            return
-        spent = time.thread_time() - self._start
-        self.count += 1
-        self.cpu_s += spent
-        if self.in_step:
-            self.count_in_step += 1
-            self.cpu_in_step_s += spent
 
 
 def _record_steps(node, clock: GcClock, steps: list | None) -> None:

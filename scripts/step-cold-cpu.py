@@ -27,6 +27,8 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from live_cpu import GcClock
+
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
@@ -38,23 +40,6 @@ from echoloc_ros.sim.simulator import Scenario
 
 FS_HZ = 250e3
 CONDITIONS = ('hot', 'node_inputs', 'evicted', 'slept', 'gc_frozen', 'gc_off')
-
-
-class GcClock:
-    """The collections that run while ``inside`` is set, and their thread CPU time."""
-
-    def __init__(self):
-        self.inside, self.count, self.cpu_s, self._start = False, 0, 0.0, 0.0
-        gc.callbacks.append(self)
-
-    def __call__(self, phase: str, info: dict) -> None:
-        if not self.inside:
-            return
-        if phase == 'start':
-            self._start = time.thread_time()
-        else:
-            self.count += 1
-            self.cpu_s += time.thread_time() - self._start
 
 
 def run_pass(pipeline, frames, condition: str, evict: np.ndarray, clock: GcClock,
@@ -75,13 +60,13 @@ def run_pass(pipeline, frames, condition: str, evict: np.ndarray, clock: GcClock
                 evict += 1.0
             elif condition == 'slept':
                 time.sleep(0.04)
-            clock.inside = True
+            clock.counting = True
             start = time.thread_time()
             pipeline.step(0.04 * i, features, yaw_rad,
                           np.deg2rad(1.0) if node_inputs else None, room.temperature_c,
                           True, (0.0, 0.0) if node_inputs else None)
             cpu.append(time.thread_time() - start)
-            clock.inside = False
+            clock.counting = False
     finally:
         gc.enable()
         if condition == 'gc_frozen':
