@@ -142,7 +142,11 @@ class PolledSubscription:
                  unreadable: Callable[[ValueError], None]):
         self.subscription = subscribe_serialized(node, msg_type, topic, read, callback, qos,
                                                  unreadable)
-        node._subscriptions.remove(self.subscription)
+        # The node's own list (name-mangled in older rclpy releases).
+        owned = getattr(node, '_subscriptions', None)
+        if owned is None:
+            owned = node._Node__subscriptions
+        owned.remove(self.subscription)
 
     def take_all(self) -> int:
         """Hand every message waiting to the callback; return how many."""
