@@ -26,8 +26,9 @@ from echoloc_ros.ros.diagnostics import OK, FrequencyStatus, FrequencyStatusPara
 from echoloc_ros.nodes.common import (MAX_SEQ_GAP, PolledSubscription, RefusalLog, declare,
                                       declare_chirp, diagnostic_updater, limit_threads, run,
                                       subscribe_serialized, warm_up)
-from echoloc_ros.nodes.localizer_status import (IMU_FRESH_S, LocalizerState, heading_status,
-                                                localization_status, model_status)
+from echoloc_ros.nodes.localizer_status import (IMU_FRESH_S, LocalizerState, heading_fields,
+                                                heading_status, localization_status,
+                                                model_status)
 from echoloc_ros.nodes.temperature_input import TemperatureInput
 from echoloc_ros.nodes.track_search_params import declare_track_search
 
@@ -577,14 +578,7 @@ class LocalizerNode(Node):
         for key, value in fields:
             stat.add(key, value)
         stat.add('pose of', f'{self.base_frame} in {self.map_frame}')
-        stat.add('heading from', self.heading_mode())
-        stat.add('heading acquisitions from the echoes', str(self.echo_heading.acquisitions))
-        stat.add('fixes off the echo heading track (not published)',
-                 str(self.echo_heading.not_followed))
-        stat.add('headings refused', str(sum(self.headings_refused.values())))
-        for reason, count in sorted(self.headings_refused.items()):
-            stat.add(f'headings refused: {reason}', str(count))
-        return stat
+        return heading_fields(stat, self)
 
 
 def main(args=None) -> int:
