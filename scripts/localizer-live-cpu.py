@@ -39,7 +39,9 @@ def _wrap(node, parts: dict[str, float]) -> None:
     def timed_part(name: str, work):
         return timed(parts, name, work)
 
-    for subscription in node.subscriptions:
+    # The headings' subscription is polled at each frame (node.imu), not in the node's list.
+    polled = [node.imu.subscription] if hasattr(node, 'imu') else []
+    for subscription in [*node.subscriptions, *polled]:
         if subscription.msg_type is EchoFeatures:
             subscription.callback = timed_part('on_features', subscription.callback)
         elif subscription.msg_type is Imu:

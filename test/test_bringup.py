@@ -8,7 +8,7 @@ from pathlib import Path
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from echoloc_ros.ros.graph import GRAPH
+from echoloc_ros.ros.graph import graph_specs
 from ros_testing import wait_for
 
 
@@ -30,7 +30,8 @@ def test_bringup_publishes_and_ctrl_c_leaves_no_process(ros_env, recorder):
     proc = subprocess.Popen([sys.executable, '-m', 'echoloc_ros.cli', 'bringup'], env=ros_env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        assert wait_for(lambda: len(_children(proc.pid)) == len(GRAPH), timeout_s=20.0)
+        # The default graph: the echo processor and the localizer in one process.
+        assert wait_for(lambda: len(_children(proc.pid)) == len(graph_specs()), timeout_s=20.0)
         nodes = _children(proc.pid)
         assert wait_for(lambda: recorder.get('/echoloc/pose'), timeout_s=60.0)
         proc.send_signal(signal.SIGINT)

@@ -1,4 +1,5 @@
 """Run and watch the graph: bringup, monitor, bench, record, metrics."""
+import argparse
 import json
 import os
 import signal
@@ -7,7 +8,7 @@ import time
 from pathlib import Path
 
 from echoloc_ros.cli.common import interrupt
-from echoloc_ros.ros.graph import parse_override
+from echoloc_ros.ros.graph import ONE_PROCESS_DEFAULT, parse_override
 
 
 def _overrides(pairs: list[str]) -> dict[str, dict]:
@@ -26,9 +27,10 @@ def _overrides(pairs: list[str]) -> dict[str, dict]:
     return out
 
 
-ONE_PROCESS_HELP = ('run echo_processor and localizer in one process (the same nodes and topics; '
-                    'the features go to the localizer without DDS, and are published only '
-                    'while another process subscribes): less CPU a frame')
+ONE_PROCESS_HELP = ('run echo_processor and localizer in one process (the default: the same '
+                    'nodes and topics; the features go to the localizer without DDS, and are '
+                    'published only while another process subscribes): less CPU a frame; '
+                    '--no-one-process: each node a process of its own')
 
 # The nodes that read the room file (each has a `room` parameter).
 ROOM_NODES = ('driver', 'localizer', 'furniture_survey')
@@ -173,7 +175,8 @@ def add_parsers(sub) -> None:
     p.add_argument('--room', help='room file (name or path) of every node that reads one '
                    f'({", ".join(ROOM_NODES)}); a --set of one node\'s room wins')
     p.add_argument('--monitor', action='store_true', help='also print pose, error and rate')
-    p.add_argument('--one-process', action='store_true', help=ONE_PROCESS_HELP)
+    p.add_argument('--one-process', action=argparse.BooleanOptionalAction,
+                   default=ONE_PROCESS_DEFAULT, help=ONE_PROCESS_HELP)
     p.set_defaults(func=cmd_bringup)
 
     p = sub.add_parser('monitor', help='print pose, error vs ground truth, rate, latency')
@@ -199,7 +202,8 @@ def add_parsers(sub) -> None:
                    help='replay: after the graph with the simulating driver, the graph again '
                    'with the driver playing a recording of the same drive (the nodes\' CPU '
                    'time without the simulator\'s beside them, as on a robot)')
-    p.add_argument('--one-process', action='store_true', help=ONE_PROCESS_HELP)
+    p.add_argument('--one-process', action=argparse.BooleanOptionalAction,
+                   default=ONE_PROCESS_DEFAULT, help=ONE_PROCESS_HELP)
     p.add_argument('--track-search', choices=('on', 'off'), default='on',
                    help='the localizer\'s track_search: a local fix from the track\'s '
                    'prediction where it stands in for the full search (off: the full search '

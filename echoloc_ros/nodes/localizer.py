@@ -5,8 +5,7 @@ from typing import NamedTuple
 
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import (DurabilityPolicy, QoSProfile, ReliabilityPolicy,
-                       qos_profile_sensor_data)
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from sensor_msgs.msg import Imu
 from std_msgs.msg import String
@@ -24,11 +23,12 @@ from echoloc_ros.core.stamps import StampBuffer
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.ros.imu_heading import HEADING_STAMP_MAX_S, heading_refusal
 from echoloc_ros.ros.diagnostics import OK, FrequencyStatus, FrequencyStatusParam
-from echoloc_ros.nodes.common import (MAX_SEQ_GAP, RefusalLog, declare, declare_chirp,
-                                      diagnostic_updater, limit_threads, run,
+from echoloc_ros.nodes.common import (MAX_SEQ_GAP, PolledSubscription, RefusalLog, declare,
+                                      declare_chirp, diagnostic_updater, limit_threads, run,
                                       subscribe_serialized, warm_up)
-from echoloc_ros.nodes.localizer_status import (IMU_FRESH_S, LocalizerState, heading_status,
-                                                localization_status, model_status)
+from echoloc_ros.nodes.localizer_status import (IMU_FRESH_S, LocalizerState, heading_fields,
+                                                heading_status, localization_status,
+                                                model_status)
 from echoloc_ros.nodes.temperature_input import TemperatureInput
 from echoloc_ros.nodes.track_search_params import declare_track_search
 
@@ -244,9 +244,12 @@ class LocalizerNode(Node):
         # rviz subscribes volatile: the static room is re-sent every few seconds.
         self.create_timer(2.0, self.publish_room_markers)
         # The headings and the features are taken serialized and read where they are used.
-        subscribe_serialized(self, Imu, 'imu/data', cdr.imu_view, self.on_imu,
-                             qos_profile_sensor_data,
-                             lambda exc: self.refuse_heading('unreadable', str(exc)))
+        # The headings are read when a frame comes (and by the flush timer and diagnostics):
+        # an IMU does not wake the node at its own rate. The queue holds 0.5 s at 200 Hz.
+        self.imu = PolledSubscription(
+            self, Imu, 'imu/data', cdr.imu_view, self.on_imu,
+            QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT),
+            lambda exc: self.refuse_heading('unreadable', str(exc)))
         if self.room_updates:
             # Latched on the survey's side: a localizer started later still gets the room.
             self.create_subscription(String, 'echoloc/room', self.on_room, QoSProfile(
@@ -320,6 +323,7 @@ class LocalizerNode(Node):
 
     def flush_waiting(self) -> None:
         """Frames that waited too long for their heading go ahead with the nearest one."""
+        self.imu.take_all()
         now = time.monotonic()
         while self.waiting and now - self.waiting[0][0] > self.heading_tolerance_s:
             self.localize(self.waiting.popleft()[1])
@@ -347,6 +351,8 @@ class LocalizerNode(Node):
         self.get_logger().error(self.last_error, throttle_duration_sec=1.0)
 
     def on_features(self, msg: 'EchoFeatures | cdr.FeaturesView') -> None:
+        # The headings that came since the last frame first, as if each had woken the node.
+        self.imu.take_all()
         self.frames_in += 1
         # Frames overtaken here or upstream leave a gap in seq. A seq that goes back, or jumps
         # by more than MAX_SEQ_GAP, is a restarted driver or another publisher, not a gap.
@@ -551,12 +557,17 @@ class LocalizerNode(Node):
             last_inference_s=self.last_inference_s, device=self.pipeline.device,
             track_search=self.pipeline.track_search if self.tracking else None)
 
+    def destroy_node(self) -> None:
+        self.imu.destroy()
+        super().destroy_node()
+
     def model_status(self, stat):
         return model_status(stat, self.status_state())
 
     def localization_status(self, stat):
         # Each report reads the latencies of the frames since the last one.
         latency, self.latency_ms = self.latency_ms, []
+        self.imu.take_all()
         stat = localization_status(stat, self.status_state(latency))
         level, message = heading_status(self)
         if level > OK:
@@ -567,14 +578,7 @@ class LocalizerNode(Node):
         for key, value in fields:
             stat.add(key, value)
         stat.add('pose of', f'{self.base_frame} in {self.map_frame}')
-        stat.add('heading from', self.heading_mode())
-        stat.add('heading acquisitions from the echoes', str(self.echo_heading.acquisitions))
-        stat.add('fixes off the echo heading track (not published)',
-                 str(self.echo_heading.not_followed))
-        stat.add('headings refused', str(sum(self.headings_refused.values())))
-        for reason, count in sorted(self.headings_refused.items()):
-            stat.add(f'headings refused: {reason}', str(count))
-        return stat
+        return heading_fields(stat, self)
 
 
 def main(args=None) -> int:

@@ -199,6 +199,18 @@ def heading_status(node) -> tuple[bytes, str]:
     return (WARN if where else OK), f'{where}heading from the echoes'
 
 
+def heading_fields(stat, node):
+    """The heading's values in the Localization diagnostic, from the localizer ``node``."""
+    stat.add('heading from', node.heading_mode())
+    stat.add('heading acquisitions from the echoes', str(node.echo_heading.acquisitions))
+    stat.add('fixes off the echo heading track (not published)',
+             str(node.echo_heading.not_followed))
+    stat.add('headings refused', str(sum(node.headings_refused.values())))
+    for reason, count in sorted(node.headings_refused.items()):
+        stat.add(f'headings refused: {reason}', str(count))
+    return stat
+
+
 def model_status(stat, state: LocalizerState):
     """The Neural model task: ERROR with the reason when the network asked for could not be
     used (physics runs instead), else OK naming it; with the wide search's counts.

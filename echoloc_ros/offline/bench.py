@@ -25,7 +25,7 @@ from echoloc_ros.sim.sim_array import SimulatedArray
 from echoloc_ros.sim.simulator import Scenario
 from echoloc_ros.ros import conversions
 from echoloc_ros.ros.bag import BagWriter
-from echoloc_ros.ros.graph import ONE_PROCESS, graph_specs
+from echoloc_ros.ros.graph import ONE_PROCESS, ONE_PROCESS_DEFAULT, graph_specs
 from echoloc_ros.ros.listener import GraphListener, Spinner
 from echoloc_ros.ros.process_graph import NodeProcesses, die_with_parent, isolated_ros_env
 
@@ -394,7 +394,7 @@ def _without_pose(accounted: dict | None) -> dict:
 def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
                 startup_timeout_s: float = 30.0, method: str = 'physics', contention: int = 0,
                 device: str = 'cpu', room: str | None = None, driver: str = 'sim',
-                one_process: bool = False, track_search: bool = True) -> dict:
+                one_process: bool = ONE_PROCESS_DEFAULT, track_search: bool = True) -> dict:
     """Run the graph's nodes as processes and measure what a subscriber sees, and the CPU time
     each node process used per frame over the measured window (``/proc/<pid>/stat``).
 
@@ -409,7 +409,7 @@ def bench_graph(duration_s: float = 20.0, params_file: Path | None = None,
         little else. ``stamp_to_pose_ms`` is then ``None`` (the stamps are the recording's).
     :param one_process: the echo processor and the localizer in one process
         (:data:`~echoloc_ros.ros.graph.ONE_PROCESS`, ``cpu_ms_per_frame`` names it), as
-        ``echoloc bringup --one-process`` runs them.
+        ``echoloc bringup`` runs them by default; ``False``: each a process of its own.
     :param track_search: the localizer's; ``fixes``: its local fixes and full searches.
 
     ``cpu_ms_per_frame`` divides each node's CPU time by the frames the driver published in

@@ -41,16 +41,21 @@ GRAPH = (
     NodeSpec('furniture_survey', 'furniture_survey', 'echoloc_ros.nodes.furniture_survey'),
 )
 
-# The echo processor and the localizer in one process (``echoloc bringup --one-process``,
-# ``one_process:=true``): the same two nodes, topics and parameters, but each frame's features
-# pass to the localizer in the process, without a DDS hop (docs/results.md, issue 20).
+# The echo processor and the localizer in one process (``echoloc bringup``, ``one_process:=true``
+# by default): the same two nodes, topics and parameters, but each frame's features pass to the
+# localizer in the process, without a DDS hop (docs/results.md, issue 20).
 ONE_PROCESS = NodeSpec('echo_localizer', 'echo_localizer', 'echoloc_ros.nodes.echo_localizer',
                        nodes=('echo_processor', 'localizer'))
+# Whether bringup (both), the launch file and the bench run ONE_PROCESS unless told otherwise:
+# 1.4 ms of CPU a frame less than two processes (docs/results.md, issue 20, r35-91). A crash of
+# either node stops both (bringup stops the whole graph at any node's exit anyway); `ros2 run`
+# of each node's own executable still works.
+ONE_PROCESS_DEFAULT = True
 
 
-def graph_specs(one_process: bool = False) -> tuple[NodeSpec, ...]:
-    """The graph's processes: ``GRAPH``, or with ``one_process`` the echo processor and the
-    localizer as the one process ``ONE_PROCESS``."""
+def graph_specs(one_process: bool = ONE_PROCESS_DEFAULT) -> tuple[NodeSpec, ...]:
+    """The graph's processes: with ``one_process`` the echo processor and the localizer as the
+    one process ``ONE_PROCESS``, else ``GRAPH`` (each node a process)."""
     if not one_process:
         return GRAPH
     specs = [s for s in GRAPH if s.name not in ONE_PROCESS.nodes]

@@ -11,7 +11,7 @@ from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 
 from bringup_launch import SKIP_REASON, bringup, cpu_s, echoloc_processes, ros2_param
 from echoloc.msg import EchoFrame
-from echoloc_ros.ros.graph import GRAPH
+from echoloc_ros.ros.graph import GRAPH, ONE_PROCESS, graph_specs
 from ros_testing import wait_for
 
 launch_pytest = pytest.importorskip('launch_pytest', reason=SKIP_REASON)
@@ -59,15 +59,15 @@ def test_poses_at_rate_and_diagnostics_ok_from_every_node(ros_env, recorder):
         return sum(start <= t < start + WINDOW_S for t, _ in recorder.get(topic))
 
     poses, frames = count('/echoloc/pose'), count('/echoloc/echoes')
+    # The default graph runs the echo processor and the localizer in one process.
     cpu_ms = {'driver': 1e3 * cpu_used_s['driver'] / frames,
-              'echo_processor': 1e3 * cpu_used_s['echo_processor'] / frames,
-              'localizer': 1e3 * cpu_used_s['localizer'] / poses}
+              ONE_PROCESS.executable: 1e3 * cpu_used_s[ONE_PROCESS.executable] / poses}
     print(f'over {WINDOW_S:.0f} s: {poses / WINDOW_S:.1f} poses/s from '
           f'{frames / WINDOW_S:.1f} frames/s; CPU ms per frame: '
           + ', '.join(f'{node} {ms:.1f}' for node, ms in cpu_ms.items()))
-    # 20 poses a second is 50 ms of CPU per frame for each node of the pipeline, each a process
-    # of its own. CPU time, unlike the rate seen here, hardly depends on what else the machine
-    # runs; the rate itself must not collapse (a stall, frames dropped wholesale).
+    # 20 poses a second is 50 ms of CPU per frame for each process of the pipeline. CPU time,
+    # unlike the rate seen here, hardly depends on what else the machine runs; the rate itself
+    # must not collapse (a stall, frames dropped wholesale).
     for node, ms in cpu_ms.items():
         assert ms <= 1e3 / MIN_RATE_HZ, f'{node}: {ms:.1f} ms of CPU per frame'
     assert poses >= 0.5 * frames, f'{poses} poses from {frames} frames in {WINDOW_S} s'
@@ -110,8 +110,8 @@ def test_ros2_param_refuses_read_only_and_applies_live():
 
 @pytest.mark.launch(fixture=graph, shutdown=True)
 def test_shutdown_stops_every_node_cleanly(ros_env):
-    assert len(seen['pids']) == len(GRAPH), seen['pids']
+    assert len(seen['pids']) == len(graph_specs()), seen['pids']
     assert wait_for(lambda: not any(os.path.exists(f'/proc/{pid}') for pid in seen['pids']),
                     timeout_s=10.0), f'still running: {seen["pids"]}'
     assert not echoloc_processes(ros_env['ROS_DOMAIN_ID'])
-    assert seen['exits'] == {spec.executable: 0 for spec in GRAPH}
+    assert seen['exits'] == {spec.executable: 0 for spec in graph_specs()}

@@ -1,5 +1,6 @@
-"""bringup.launch.py's arguments on a real install: method:=nn, backend:=serial with port:=,
-NODE.PARAM:= overrides, and rviz:=true without rviz2 (launch_pytest, the real launch)."""
+"""bringup.launch.py's arguments on a real install: method:=nn, one_process:=false,
+backend:=serial with port:=, NODE.PARAM:= overrides, and rviz:=true without rviz2
+(launch_pytest, the real launch)."""
 import json
 import os
 import subprocess
@@ -47,18 +48,20 @@ def test_method_nn_gives_poses_from_the_network(recorder):
 
 
 @launch_pytest.fixture
-def one_process_graph(ros_env):
-    return bringup(**{'one_process': 'true', 'localizer.target_latency_ms': '75.0'})
+def two_process_graph(ros_env):
+    return bringup(**{'one_process': 'false', 'localizer.target_latency_ms': '75.0'})
 
 
-@pytest.mark.launch(fixture=one_process_graph)
-def test_one_process_runs_both_nodes_in_one_executable(ros_env, recorder):
+@pytest.mark.launch(fixture=two_process_graph)
+def test_one_process_false_runs_each_node_in_its_own_executable(ros_env, recorder):
     recorder.subscribe(PoseWithCovarianceStamped, '/echoloc/pose', RELIABLE)
     assert wait_for(lambda: len(recorder.get('/echoloc/pose')) >= 25, timeout_s=120.0), (
         f'{len(recorder.get("/echoloc/pose"))} poses in 120 s')
     commands = echoloc_processes(ros_env['ROS_DOMAIN_ID']).values()
     executables = sorted(c.split('lib/echoloc/')[1].split()[0] for c in commands)
-    assert executables == ['driver', 'echo_localizer', 'furniture_survey'], executables
+    # The default (test_bringup_launch.py) runs echo_localizer in their place.
+    assert executables == ['driver', 'echo_processor', 'furniture_survey', 'localizer'], \
+        executables
     # Each node of the process is itself, with the override given to it.
     got = ros2_param('get', '/localizer', 'target_latency_ms')
     assert 'Double value is: 75.0' in got.stdout, got.stdout + got.stderr
