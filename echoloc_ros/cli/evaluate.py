@@ -113,9 +113,9 @@ def _evaluate_room(args) -> int:
             raise SystemExit(f'echoloc evaluate --method {method}: {err}') from None
         if args.air_std_c:  # its truth would be the nominal air's, not each world's
             result.pop('speed_error_mps_median', None)
+        result['all_fixes'] = rounded(result.get('all_fixes', {}))
         out = {'method': method, 'room': room.name, 'level': args.level,
-               'scenario': scenario_json,
-               **rounded(result)}
+               'scenario': scenario_json, **rounded(result)}
         if args.plot:
             from echoloc_ros.offline.plots import evaluation_png
             plot = args.plot if len(methods) == 1 else args.plot.with_name(
