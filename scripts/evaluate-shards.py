@@ -4,11 +4,12 @@
 ``run`` is ``echoloc evaluate`` (its own arguments after ``--``) localizing only the rooms
 whose index ``i`` has ``i % OF == SHARD``; every room's frames come from its own seed
 ``[seed, i]`` as in one run, so the shards together localize exactly the frames of one run.
-Each localized room's details (errors, truths, fixes, covariances, inside the 95 % ellipsoid)
-go to ``--out`` (``.npz``). ``pool`` reads the shards' files and prints the JSON line
-``evaluate`` prints for the whole run (``pooled``, ``shoebox``, ``non_rectangular``, ``soft``,
-``furnished``: :func:`~echoloc_ros.offline.room_evaluation.summary` of the frames pooled;
-no ``per_room``), refusing a set of shards that misses a room or holds one twice. E.g.
+Each localized room's details (errors, truths, fixes, covariances, inside the 95 % ellipsoid,
+published or withheld) go to ``--out`` (``.npz``). ``pool`` reads the shards' files and prints
+the JSON line ``evaluate`` prints for the whole run (``pooled``, ``shoebox``,
+``non_rectangular``, ``soft``, ``furnished``:
+:func:`~echoloc_ros.offline.room_evaluation.published_summary` of the frames pooled; no
+``per_room``), refusing a set of shards that misses a room or holds one twice. E.g.
 ``python scripts/evaluate-shards.py run --shard 0 --of 3 --out /tmp/s0.npz -- --rooms
 random:30 --split dev --seed 7 --n 300 --snr-db 20 --heading-noise-deg 1 --tracked-frames 0``
 for shards 0, 1 and 2, then ``python scripts/evaluate-shards.py pool --rooms random:30 --split
@@ -24,11 +25,10 @@ import numpy as np
 
 from echoloc_ros import cli
 from echoloc_ros.offline import room_evaluation
-from echoloc_ros.offline.evaluation import CHI2_999_3DOF
 from echoloc_ros.offline.room_evaluation import parse_rooms
 from echoloc_ros.sim.room_generator import generate_rooms
 
-KEYS = ('errors_m', 'truth_m', 'estimate_m', 'covariance_m2', 'inside_95')
+KEYS = ('errors_m', 'truth_m', 'estimate_m', 'covariance_m2', 'inside_95', 'published')
 
 
 def run(shard: int, of: int, out: str, evaluate_args: list[str]) -> int:
@@ -78,19 +78,12 @@ def pool(rooms_spec: str, split: str, seed: int, n: int, files: list[str]) -> di
                 if str(data[f'{index}/name']) != rooms[index].name:
                     raise ValueError(f'{path}: room {index} is {data[f"{index}/name"]}, '
                                      f'expected {rooms[index].name}')
-                found[index] = {key: data[f'{index}/{key}'] for key in KEYS}
+                found[index] = {key: data[f'{index}/{key}'] for key in KEYS
+                                if f'{index}/{key}' in data.files}
     missing = sorted(set(range(len(rooms))) - set(found))
     if missing:
         raise ValueError(f'rooms {missing} are in none of the shards')
-    frames = []
-    for index in range(len(rooms)):
-        d = found[index]
-        if d['errors_m'].size:
-            outside = room_evaluation._mahalanobis2(
-                d['estimate_m'] - d['truth_m'], d['covariance_m2']) > CHI2_999_3DOF
-        else:
-            outside = np.zeros(0, dtype=bool)
-        frames.append((d['errors_m'], d['inside_95'].astype(bool), outside))
+    frames = [room_evaluation.room_frames(found[index]) for index in range(len(rooms))]
     n_room = int(np.ceil(n / len(rooms)))
     out = room_evaluation._grouped(rooms, frames, [n_room] * len(rooms))
     out['frames_per_room'] = n_room

@@ -113,9 +113,9 @@ def _evaluate_room(args) -> int:
             raise SystemExit(f'echoloc evaluate --method {method}: {err}') from None
         if args.air_std_c:  # its truth would be the nominal air's, not each world's
             result.pop('speed_error_mps_median', None)
+        result['all_fixes'] = rounded(result.get('all_fixes', {}))
         out = {'method': method, 'room': room.name, 'level': args.level,
-               'scenario': scenario_json,
-               **rounded(result)}
+               'scenario': scenario_json, **rounded(result)}
         if args.plot:
             from echoloc_ros.offline.plots import evaluation_png
             plot = args.plot if len(methods) == 1 else args.plot.with_name(
@@ -455,11 +455,21 @@ def _add_evaluate_parser(sub) -> None:
                         'floor and ceiling echoes (no IMU reports them)')
     p.add_argument('--no-wide-search', action='store_true',
                    help='nn: do not search again, widely, the frames the network doubts')
-    p.add_argument('--withhold-doubted', action='store_true',
-                   help='the single-frame fixes of confidence 0 are withheld, not scored '
-                        '(withheld_rate counts them; tracked poses are not affected)')
+    _add_withhold_arg(p)
     add_scenario_args(p)
     p.set_defaults(func=cmd_evaluate)
+
+
+def _add_withhold_arg(p) -> None:
+    from echoloc_ros.core.withhold import WITHHOLD_DOUBTED
+    p.add_argument('--withhold-doubted', action=argparse.BooleanOptionalAction,
+                   default=WITHHOLD_DOUBTED,
+                   help='the independent frames\' fixes the localizer cannot tell from a rival '
+                        'are withheld, as the localizer node with tracking false withholds '
+                        'them (its parameter withhold_doubted, whose default this follows): '
+                        'the figures are of the published fixes, withheld_rate counts the '
+                        'others and all_fixes scores every fix (tracked poses are not '
+                        'affected)')
 
 
 def _add_doubt_args(p) -> None:

@@ -24,9 +24,14 @@ from echoloc_ros.core.room_tolerance import room_covariance, with_model_doubt
 from echoloc_ros.core.track_search import TrackSearch
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.core.warm_up import room_features
+from echoloc_ros.core.withhold import doubted
 
 # Frames whose tilt estimates the published tilt is the median of (1 s at 25 frames/s).
 TILT_WINDOW = 25
+# Why a frame's pose is not published (:attr:`FrameResult.unpublished`), as the localizer
+# node's diagnostics count them.
+NO_CONFIRMED_TRACK = 'no confirmed track'
+DOUBTED_WITHHELD = 'doubted fix withheld'
 
 
 @dataclass(frozen=True)
@@ -40,15 +45,16 @@ class FrameResult:
         heading given, rad.
     :ivar yaw_variance_rad2: its variance, rad^2.
     :ivar accepted: the tracker took the fix (always, without a tracker).
-    :ivar vouched: a confirmed track vouches for the pose (always, without a tracker); the
-        node publishes only vouched poses.
+    :ivar unpublished: why the pose is not published, '' where it is: no confirmed track
+        vouches for it (:data:`NO_CONFIRMED_TRACK`), or, without a tracker, the fix is one the
+        localizer cannot tell from a rival (:data:`DOUBTED_WITHHELD`,
+        :attr:`Pipeline.withhold_doubted`). The node publishes nothing else.
     :ivar tracker_restarted: the frame was stamped before the last one, and the tracker was
         restarted for it (a recording played again, a clock reset).
     :ivar wide_skipped: the localizer doubted the frame and has a wide search, but the caller
         did not allow one.
     :ivar local: the fix is a local one from the track's prediction
         (:class:`~echoloc_ros.core.track_search.TrackSearch`), not the full search's.
-    :ivar withheld: the fix is not published (:attr:`Pipeline.withhold_doubted`).
     """
 
     fix: Fix
@@ -57,11 +63,25 @@ class FrameResult:
     yaw_rad: float
     yaw_variance_rad2: float
     accepted: bool
-    vouched: bool = True
+    unpublished: str = ''
     tracker_restarted: bool = False
     wide_skipped: bool = False
     local: bool = False
-    withheld: bool = False
+
+    @property
+    def published(self) -> bool:
+        """The node publishes the pose."""
+        return not self.unpublished
+
+    @property
+    def vouched(self) -> bool:
+        """A confirmed track vouches for the pose (always, without a tracker)."""
+        return self.unpublished != NO_CONFIRMED_TRACK
+
+    @property
+    def withheld(self) -> bool:
+        """The fix is withheld as one the localizer cannot tell from a rival."""
+        return self.unpublished == DOUBTED_WITHHELD
 
 
 @dataclass
@@ -70,11 +90,11 @@ class PipelineCounts:
 
     :ivar frames: frames localized.
     :ivar gated: fixes the tracker refused.
-    :ivar unvouched: poses no confirmed track vouched for (:attr:`FrameResult.vouched`).
+    :ivar unvouched: poses no confirmed track vouched for (:data:`NO_CONFIRMED_TRACK`).
     :ivar wide_searches: frames searched widely.
     :ivar wide_kept: of those, frames fixed from the wide search's candidates.
     :ivar wide_skipped: doubted frames not searched widely (the caller's budget).
-    :ivar withheld: fixes withheld (:attr:`Pipeline.withhold_doubted`).
+    :ivar withheld: fixes withheld (:attr:`Pipeline.withhold_doubted`, :data:`DOUBTED_WITHHELD`).
     """
 
     frames: int = 0
@@ -104,12 +124,15 @@ class Pipeline:
     :ivar track_search: with a tracker, which frames get a local fix from the track's
         prediction instead of the full search (:class:`TrackSearch`); ``None``: the full
         search every frame.
-    :ivar withhold_doubted: without a tracker, a fix of confidence 0 is withheld
-        (:attr:`FrameResult.withheld`): the localizer's own doubt (its fit leaves the frame
-        unexplained, or a candidate metres away explains the echoes as well), whose published
-        covariance already holds the whole room. At 10 dB half of such fixes in shoeboxes are
-        gross, and every gross fix there is one (dev split, issue 19, branch r34-84). With a
-        tracker every fix goes to it (a doubted fix is a hypothesis the track can rule on).
+    :ivar withhold_doubted: without a tracker, a fix the localizer cannot tell from a rival
+        (:func:`~echoloc_ros.core.withhold.doubted`: confidence 0, its fit leaves the frame
+        unexplained or a candidate metres away explains the echoes as well, its published
+        covariance holding the whole room) is not published (:attr:`FrameResult.unpublished`
+        :data:`DOUBTED_WITHHELD`, counted in :attr:`PipelineCounts.withheld`). At 10 dB half
+        of such fixes in shoeboxes are gross, and every gross fix there is one (dev split,
+        issue 19, branches r34-84, r35-92). With a tracker every fix goes to it (a doubted fix
+        is a hypothesis the track can rule on: the tracker takes it by its own covariance,
+        only where its prediction agrees).
     """
 
     localizer: Localizer
@@ -174,10 +197,10 @@ class Pipeline:
         counts.wide_skipped += skipped
         position, covariance, accepted, restarted = (estimate.position_m,
                                                      estimate.covariance_m2, True, False)
-        vouched = True
-        withheld = (self.tracker is None and self.withhold_doubted
-                    and estimate.confidence <= 0.0)
-        counts.withheld += withheld
+        unpublished = ''
+        if self.tracker is None and self.withhold_doubted and doubted(estimate):
+            unpublished = DOUBTED_WITHHELD
+            counts.withheld += 1
         if self.tracker is not None:
             last = self.tracker.last_t_s
             restarted = last is not None and t_s < last
@@ -190,16 +213,17 @@ class Pipeline:
             if untolerated.array_covariance_m2 is not None:
                 covariance = covariance + untolerated.array_covariance_m2
             counts.gated += not accepted
-            vouched = self.tracker.initialised
-            counts.unvouched += not vouched
+            if not self.tracker.initialised:
+                unpublished = NO_CONFIRMED_TRACK
+                counts.unvouched += 1
         # The echoes refine the heading too: publish the fix's, unless the tracker refused the
         # fix it came with (then the heading given stands).
         if accepted:
             yaw, yaw_var = estimate.yaw_rad, estimate.yaw_variance_rad2
         else:
             yaw, yaw_var = yaw_rad, (0.0 if yaw_std_rad is None else yaw_std_rad) ** 2
-        return FrameResult(fix, position, covariance, yaw, yaw_var, accepted, vouched,
-                           restarted, skipped, local, withheld)
+        return FrameResult(fix, position, covariance, yaw, yaw_var, accepted, unpublished,
+                           restarted, skipped, local)
 
     def warm_up(self, seed: int = 0) -> None:
         """Before the first frame: run :meth:`step` once on a synthetic frame of the room

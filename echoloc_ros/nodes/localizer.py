@@ -31,6 +31,7 @@ from echoloc_ros.nodes.localizer_status import (IMU_FRESH_S, LocalizerState, hea
                                                 model_status)
 from echoloc_ros.nodes.temperature_input import TemperatureInput
 from echoloc_ros.nodes.track_search_params import declare_track_search
+from echoloc_ros.nodes.withhold_params import declare_withhold_doubted
 
 METHODS = ('physics', 'nn')
 DEVICES = ('cpu', 'cuda')
@@ -193,6 +194,7 @@ class LocalizerNode(Node):
             room_volume_m3=self.room.volume_m3)
         self.pipeline.tracker = self.tracker if self.tracking else None
         self.track_search = declare_track_search(self, self.pipeline)
+        declare_withhold_doubted(self, self.pipeline)
 
     def reset_state(self) -> None:
         """The headings, counters and last results the callbacks and diagnostics share."""
@@ -472,10 +474,11 @@ class LocalizerNode(Node):
         if self.fix_pub.get_subscription_count():  # a volatile topic: none to keep it for
             self.publish_pose(self.fix_pub, estimate.position_m, estimate.covariance_m2,
                               estimate.yaw_rad, estimate.yaw_variance_rad2, msg.header.stamp)
-        if not result.vouched:
-            # No confirmed track vouches for this fix (start-up, or fresh fixes after a gap):
+        if not result.published:
+            # No confirmed track vouches for this fix (start-up, or fresh fixes after a gap),
+            # or, not tracking, it is withheld as one the localizer cannot tell from a rival:
             # a navigation stack is better served by no pose than by a wrong one.
-            self.unposed['no confirmed track'] += 1
+            self.unposed[result.unpublished] += 1
             return
         self.last_pose_monotonic_s = time.monotonic()
         position, covariance = result.position_m, result.covariance_m2

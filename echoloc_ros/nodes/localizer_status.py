@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from echoloc_ros.core.physics.results import Estimate
-from echoloc_ros.core.pipeline import PipelineCounts
+from echoloc_ros.core.pipeline import DOUBTED_WITHHELD, NO_CONFIRMED_TRACK, PipelineCounts
 from echoloc_ros.core.track_search import REFUSAL_REASONS, SKIP_REASONS, TrackSearch
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.ros.diagnostics import ERROR, OK, WARN
@@ -20,8 +20,10 @@ IMU_FRESH_S = 1.0
 
 
 # The causes of a frame localized (or spent acquiring the heading) without a published pose,
-# beyond the frames dropped, failed and without heading.
-UNPOSED_CAUSES = ('no confirmed track', 'off the echo heading track', 'acquiring the heading')
+# beyond the frames dropped, failed and without heading (the pipeline's
+# :attr:`~echoloc_ros.core.pipeline.FrameResult.unpublished` among them).
+UNPOSED_CAUSES = (NO_CONFIRMED_TRACK, 'off the echo heading track', 'acquiring the heading',
+                  DOUBTED_WITHHELD)
 
 
 @dataclass

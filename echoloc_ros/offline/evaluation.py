@@ -14,10 +14,9 @@ from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.array_calibration import ArrayCalibration, DirectPathCalibrator
 from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor, direct_explained
-from echoloc_ros.core.localization import Fix
 from echoloc_ros.sim.model_error import ModelError
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
-from echoloc_ros.core.pipeline import Pipeline, make_pipeline
+from echoloc_ros.core.pipeline import FrameResult, Pipeline, make_pipeline
 from echoloc_ros.core.room import Room
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 from echoloc_ros.core.tracker import PoseTracker
@@ -183,8 +182,8 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     :param margin_m: least distance of poses from walls and furniture, m (``z_range_m``: heights).
     :param optimization_level: of the localizer (``'fast'``, ``'balanced'``, ``'accurate'``).
     :param heading_noise_deg: std of the error of the heading given to the localizer, deg.
-    :param details: if a dict, receives per-frame arrays ``truth_m``, ``estimate_m``,
-        ``covariance_m2``, ``errors_m``, ``inside_95`` (for plots).
+    :param details: if a dict, receives per-fix arrays ``truth_m``, ``estimate_m``,
+        ``covariance_m2``, ``errors_m``, ``inside_95`` and ``published`` (for plots).
     :param method: ``'physics'`` or ``'nn'`` (:func:`~echoloc_ros.core.pipeline.make_localizer`;
         ``model_path``: the ``nn`` method's checkpoint).
     :param furniture_shift_m: in every frame the room's furniture stands moved by up to this
@@ -200,10 +199,9 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
     :param attitude: roll and pitch told: ``'level'``, ``'imu'`` (the drawn) or ``'estimate'``.
     :param receiver_frames: and ``receiver_passes``: :func:`calibrated_receivers` (physics).
     :param withhold_doubted: :attr:`~echoloc_ros.core.pipeline.Pipeline.withhold_doubted`.
-    :return: :func:`error_metrics` over the published fixes (``withheld_rate``: the others,
-        :func:`_published_fix`) plus
-        ``outside_999`` (share outside their own 99.9 % ellipsoid), ``gross_rate_10cm_ci95``
-        (:func:`rate_interval`), ``range_*`` (all frames: :func:`first_echo_figures`),
+    :return: :func:`_scored` of the published fixes (``withheld_rate``: the other frames,
+        :func:`_frame_result`) and in ``all_fixes`` of every fix localized, withheld or not
+        (what withholding changed), ``range_*`` (all frames: :func:`first_echo_figures`),
         ``latency_ms_p50``/``_p95`` of the localizer, ``simulate_ms_p50``,
         ``process_ms_p50``, ``n``, ``speed_error_mps_median`` and ``confidence_median``; for
         ``nn`` also ``inference_ms_p50``/``_p95`` of the network alone and the shares of frames
@@ -229,29 +227,27 @@ def evaluate_fixes(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: Sce
         t1 = time.perf_counter()
         features = processor.process(frame)
         t2 = time.perf_counter()
-        fix = _published_fix(pipeline, k, features, yaw + heading_noise_rad * draw,
-                             yaw_std_rad, assumed_temperature_c, told)
+        result = _frame_result(pipeline, k, features, yaw + heading_noise_rad * draw,
+                               yaw_std_rad, assumed_temperature_c, told)
         t3 = time.perf_counter()
-        log.add(tof_s=features.tof_s, first_echo_s=first_s, withheld=fix is None)
-        if fix is None:
+        log.add(tof_s=features.tof_s, first_echo_s=first_s,
+                withheld=result is None or not result.published)
+        if result is None:
             continue
-        _score_fix(log, position, fix, true_c)
+        _score_fix(log, position, result.fix, true_c, result.published)
         log.add(simulate_ms=1e3 * sim_s, process_ms=1e3 * (t2 - t1), latency_ms=1e3 * (t3 - t2))
     return _fixes_result(log, n, method, details, true_c)
 
 
-def _published_fix(pipeline: Pipeline, k: int, features: EchoFeatures, yaw_rad: float,
-                   yaw_std_rad: float | None, temperature_c: float | None,
-                   tilt_rad: tuple[float, float] | None) -> Fix | None:
-    """Frame ``k``'s fix as published, ``None`` where it is withheld: its direct arrival is
-    one the model or calibration does not explain (:func:`direct_explained`; not localized),
-    or the pipeline withholds the fix
-    (:attr:`~echoloc_ros.core.pipeline.FrameResult.withheld`)."""
+def _frame_result(pipeline: Pipeline, k: int, features: EchoFeatures, yaw_rad: float,
+                  yaw_std_rad: float | None, temperature_c: float | None,
+                  tilt_rad: tuple[float, float] | None) -> FrameResult | None:
+    """Frame ``k`` through the pipeline, ``None`` where its direct arrival is one the model or
+    calibration does not explain (:func:`direct_explained`; not localized, not published)."""
     if not direct_explained(features):
         return None
-    result = pipeline.step(k / 25.0, features, yaw_rad, yaw_std_rad, temperature_c,
-                           tilt_rad=tilt_rad)
-    return None if result.withheld else result.fix
+    return pipeline.step(k / 25.0, features, yaw_rad, yaw_std_rad, temperature_c,
+                         tilt_rad=tilt_rad)
 
 
 def _drawn_frames(room: Room, array: ArrayGeometry, chirp: Chirp, fs_hz: float,
@@ -353,11 +349,14 @@ class _Columns:
         return len(self.columns.get('errors_m', []))
 
 
-def _score_fix(log: _Columns, position_m: np.ndarray, fix, true_c_mps: float) -> None:
-    """Add one fix's error, its covariance's honesty and the localizer's own figures."""
+def _score_fix(log: _Columns, position_m: np.ndarray, fix, true_c_mps: float,
+               published: bool = True) -> None:
+    """Add one fix's error, its covariance's honesty, the localizer's own figures and whether
+    it is published."""
     estimate = fix.estimate
     error = estimate.position_m - position_m
     log.add(inference_ms=1e3 * fix.inference_s, wide=(fix.wide, fix.wide_kept),
+            published=published,
             truth_m=position_m, estimate_m=estimate.position_m,
             covariance_m2=estimate.covariance_m2, errors_m=float(np.linalg.norm(error)),
             inside_95=holds_truth_95(error, estimate.covariance_m2),
@@ -365,6 +364,17 @@ def _score_fix(log: _Columns, position_m: np.ndarray, fix, true_c_mps: float) ->
                          > CHI2_999_3DOF),
             confidence=estimate.confidence,
             speed_error_mps=abs(estimate.speed_of_sound_mps - true_c_mps))
+
+
+def _scored(log: _Columns, chosen: np.ndarray) -> dict:
+    """:func:`error_metrics`, ``outside_999`` (the share outside their own 99.9 % ellipsoid),
+    ``gross_rate_10cm_ci95`` (:func:`rate_interval`) and their count ``scored`` over the
+    ``chosen`` fixes of ``log``."""
+    errors = log['errors_m'][chosen]
+    return {**error_metrics(errors, log['inside_95'][chosen]),
+            'outside_999': float(np.mean(log['outside_999'][chosen])),
+            'gross_rate_10cm_ci95': rate_interval(np.count_nonzero(errors > 0.1), errors.size),
+            'scored': int(errors.size)}
 
 
 def _percentiles(result: dict, name: str, values: np.ndarray) -> None:
@@ -376,21 +386,20 @@ def _fixes_result(log: _Columns, n: int, method: str, details: dict | None,
                   true_c_mps: float) -> dict[str, float]:
     """What :func:`evaluate_fixes` returns (and puts in ``details``), from its per-frame log."""
     if details is not None:
-        details.update({name: log[name] for name in
-                        ('truth_m', 'estimate_m', 'covariance_m2', 'errors_m', 'inside_95')})
+        details.update({name: log[name] for name in ('truth_m', 'estimate_m', 'covariance_m2',
+                                                     'errors_m', 'inside_95', 'published')})
     receivers = {} if details is None or 'receivers' not in details else {
         'receivers': details['receivers']}
     ranges = first_echo_figures(log['tof_s'], log['first_echo_s'], true_c_mps)
-    if not len(log):
-        return {'withheld_rate': 1.0, 'n': n, **ranges, **receivers}
-    errors = log['errors_m']
-    result = error_metrics(errors, log['inside_95'])
+    published = log['published'].astype(bool)
+    if not np.any(published):
+        return {'withheld_rate': 1.0, 'n': n, **ranges, **receivers,
+                **({'all_fixes': _scored(log, np.ones(len(log), dtype=bool))}
+                   if len(log) else {})}
+    result = _scored(log, published)
     result.update(ranges, **receivers)
-    result.update({
-        'outside_999': float(np.mean(log['outside_999'])),
-        'withheld_rate': float(np.mean(log['withheld'])),
-        'gross_rate_10cm_ci95': rate_interval(np.count_nonzero(errors > 0.1), errors.size),
-    })
+    result.update({'withheld_rate': float(np.mean(log['withheld'])),
+                   'all_fixes': _scored(log, np.ones(len(log), dtype=bool))})
     for name in ('latency_ms', 'simulate_ms', 'process_ms'):
         _percentiles(result, name, log[name])
     result.update({

@@ -126,14 +126,8 @@ def evaluate_rooms(rooms: list[Room], array: ArrayGeometry, chirp: Chirp, scenar
                        heading_noise_deg=heading_noise_deg,
                        optimization_level=optimization_level, method=method,
                        model_path=model_path, **fixes_kwargs)
-        errors = details.get('errors_m', np.zeros(0))
-        if errors.size:
-            outside = _mahalanobis2(details['estimate_m'] - details['truth_m'],
-                                    details['covariance_m2']) > CHI2_999_3DOF
-        else:
-            outside = np.zeros(0, dtype=bool)
-        frames.append((errors, details.get('inside_95', np.zeros(0, dtype=bool)), outside))
-        one = summary(*frames[-1], n_room)
+        frames.append(room_frames(details))
+        one = published_summary(frames[-1], n_room)
         per_room.append({'room': room.name, 'plan_vertices': int(room.vertices_m.shape[0]),
                          'boxes': len(room.furniture), 'soft': is_soft(room),
                          'max_frame_rate_hz': max_frame_rate_hz(room, chirp), **one})
@@ -145,9 +139,35 @@ def evaluate_rooms(rooms: list[Room], array: ArrayGeometry, chirp: Chirp, scenar
     return _rounded(out)
 
 
-def _grouped(rooms: list[Room], frames: list[tuple], n_frames: list[int]) -> dict:
-    """:func:`summary` of the ``frames`` (errors, inside_95, outside_999 per room) of all
-    rooms, shoebox, non-rectangular, soft and furnished ones, each pooled (``rooms``: how
+def room_frames(details: dict) -> tuple[np.ndarray, ...]:
+    """One room's fixes from :func:`~echoloc_ros.offline.evaluation.evaluate_fixes`'s
+    ``details``: ``(errors_m, inside_95, outside_999, published)``, each ``(n,)`` (details
+    without ``published``, as older shard files hold them, were all published)."""
+    errors = np.asarray(details.get('errors_m', np.zeros(0)), dtype=float)
+    if errors.size:
+        outside = _mahalanobis2(details['estimate_m'] - details['truth_m'],
+                                details['covariance_m2']) > CHI2_999_3DOF
+    else:
+        outside = np.zeros(0, dtype=bool)
+    published = np.asarray(details.get('published', np.ones(errors.size)), dtype=bool)
+    inside = np.asarray(details.get('inside_95', np.zeros(0)), dtype=bool)
+    return errors, inside, outside, published
+
+
+def published_summary(frames: tuple[np.ndarray, ...], n_frames: int) -> dict:
+    """:func:`summary` of the published fixes of ``frames`` (:func:`room_frames`), and in
+    ``all_fixes`` the same of every fix, withheld or not (what withholding changed)."""
+    *scored, published = frames
+    out = summary(*[f[published] for f in scored], n_frames)
+    everything = summary(*scored, n_frames)
+    everything.pop('withheld_rate', None)
+    return {**out, 'all_fixes': everything}
+
+
+def _grouped(rooms: list[Room], frames: list[tuple], n_frames: list[int],
+             summarise: Callable[[tuple, int], dict] = published_summary) -> dict:
+    """``summarise`` (:func:`published_summary` of :func:`room_frames`) of the ``frames`` of
+    all rooms, shoebox, non-rectangular, soft and furnished ones, each pooled (``rooms``: how
     many); ``n_frames``: each room's frames localized."""
     groups = {'pooled': [True] * len(rooms),
               'shoebox': [r.is_shoebox for r in rooms],
@@ -158,9 +178,9 @@ def _grouped(rooms: list[Room], frames: list[tuple], n_frames: list[int]) -> dic
     for name, members in groups.items():
         chosen = [(f, n) for f, n, m in zip(frames, n_frames, members) if m]
         if chosen:
-            pooled = [np.concatenate([f[k] for f, _ in chosen]) for k in range(3)]
-            out[name] = {'rooms': len(chosen),
-                         **summary(*pooled, sum(n for _, n in chosen))}
+            pooled = tuple(np.concatenate([f[k] for f, _ in chosen])
+                           for k in range(len(chosen[0][0])))
+            out[name] = {'rooms': len(chosen), **summarise(pooled, sum(n for _, n in chosen))}
     return out
 
 
@@ -232,7 +252,7 @@ def evaluate_rooms_tracked(rooms: list[Room], array: ArrayGeometry, chirp: Chirp
                          **one})
         if progress is not None:
             progress(i, room, one)
-    out = _grouped(driven, frames, counts) if driven else {}
+    out = _grouped(driven, frames, counts, lambda f, n: summary(*f, n)) if driven else {}
     out['rooms_without_path'] = without
     out['per_room'] = per_room
     return _rounded(out)
