@@ -10,8 +10,8 @@ import yaml
 from echoloc_ros.core.paths import config_dir
 from echoloc_ros.core.physics.results import Estimate
 from echoloc_ros.core.room import DEFAULT_TOLERANCE_M, load_room, room_from_dict
-from echoloc_ros.core.room_tolerance import (side_variances, tolerance_covariance,
-                                             with_room_tolerance)
+from echoloc_ros.core.room_tolerance import (BOUNDED_95_SHARE, side_variances,
+                                             tolerance_covariance, with_room_tolerance)
 
 
 def default_room_dict():
@@ -31,9 +31,10 @@ def test_covariance_follows_the_nearer_wall_and_the_height_scale():
     room = replace(load_room('default_room'), tolerance_m=0.03)
     var = (0.03 ** 2) / 3
     near_west = tolerance_covariance(room, np.array([0.5, 2.25, 1.4]))
-    # x: the west wall, plus 0.5 m of range scaled by (floor - ceiling) / 2.8 m.
-    assert near_west[0, 0] == pytest.approx(var * (1 + 2 * (0.5 / 2.8) ** 2))
-    # Half-way up, floor and ceiling count alike in z.
+    # x: the west wall, plus 0.5 m of range scaled by (floor - ceiling) / 2.8 m; uniform within
+    # the bound, published as the Gaussian holding 95 % of it in its 95 % ellipsoid.
+    assert near_west[0, 0] == pytest.approx(BOUNDED_95_SHARE * var * (1 + 2 * (0.5 / 2.8) ** 2))
+    # Half-way up, floor and ceiling count alike in z (its variance as it is).
     assert near_west[2, 2] == pytest.approx(var * 0.5)
     farther = tolerance_covariance(room, np.array([2.5, 2.25, 1.4]))
     assert farther[0, 0] > near_west[0, 0]
@@ -63,9 +64,10 @@ def test_each_surface_keeps_its_own_doubt():
     assert near_west[0, 0] == pytest.approx(0.001 ** 2 * (1 + 2 * (0.5 / 2.8) ** 2))
     near_east = tolerance_covariance(room, np.array([5.5, 2.25, 1.4]))
     assert near_east[0, 0] == pytest.approx(0.006 ** 2 + 0.001 ** 2 * 2 * (0.5 / 2.8) ** 2)
-    # The worst surface's for all, as the calibrated room stated it before: 36 times more.
+    # The worst surface's for all, as the calibrated room stated it before: 36 times more (a
+    # bound, uniform within it: the share of its variance whose 95 % ellipsoid holds 95 %).
     worst = tolerance_covariance(replace(room, surface_std_m=None), np.array([0.5, 2.25, 1.4]))
-    assert worst[0, 0] == pytest.approx(36 * near_west[0, 0])
+    assert worst[0, 0] == pytest.approx(36 * BOUNDED_95_SHARE * near_west[0, 0])
 
 
 def test_a_bad_surface_doubt_is_named():
