@@ -40,7 +40,7 @@ import numpy as np
 from echoloc_ros.core.echo_processing import EchoFeatures
 from echoloc_ros.core.localization import Fix
 from echoloc_ros.core.physics.local_scans import LocalScans
-from echoloc_ros.core.physics.track_fix import local_fix
+from echoloc_ros.core.physics.track_fix import local_fix, rival_search
 
 # A full search at least this often, s (the default of the node's full_search_period_s).
 FULL_SEARCH_PERIOD_S = 1.0
@@ -62,12 +62,16 @@ EVIDENCE_SHARE_MIN = 0.5
 # 161 -> 37, tracked p95 1.03 -> 0.93 mm; dev laps (seed 7, rooms 0 and 2-9): pooled p95 0.61
 # -> 0.47 cm, gross 0.06 -> 0 % (docs/results.md, issue 20, r34-82).
 UNEXPLAINED_FIXES = True
+# The period's search checks a standing local fix with the full search's candidates alone,
+# finishing them only where they put another place first (module docstring).
+VERIFY_PERIOD = True
 
 #: Why the full search ran without trying a local fix.
 SKIP_REASONS = ('off', 'no_track', 'coasting', 'period', 'gap', 'heading_jump', 'changed',
                 'receivers')
 #: Why a local fix was refused (the full search then ran on the same frame).
-REFUSAL_REASONS = ('doubtful', 'peaks_ahead', 'outside_gate', 'evidence')
+REFUSAL_REASONS = ('doubtful', 'peaks_ahead', 'outside_gate', 'evidence', 'rival',
+                   'unexplained')
 
 
 @dataclass
@@ -81,6 +85,8 @@ class TrackSearchCounts:
     :ivar refused: of the full, those where a local fix was tried and refused, by reason
         (:data:`REFUSAL_REASONS`).
     :ivar unexplained: of the local, those whose fit left echoes unexplained.
+    :ivar verified: of the local, those on which the period's search ran as the full search's
+        candidates alone and put the local fix first (``verify_period``).
     """
 
     local: int = 0
@@ -88,14 +94,16 @@ class TrackSearchCounts:
     skipped: Counter = field(default_factory=Counter)
     refused: Counter = field(default_factory=Counter)
     unexplained: int = 0
+    verified: int = 0
 
     def copy(self) -> 'TrackSearchCounts':
         return TrackSearchCounts(self.local, self.full, Counter(self.skipped),
-                                 Counter(self.refused), self.unexplained)
+                                 Counter(self.refused), self.unexplained, self.verified)
 
     def as_dict(self) -> dict:
         """The counts as plain numbers (the bench's JSON, the node's diagnostics)."""
         return {'local_fixes': self.local, 'local_unexplained': self.unexplained,
+                'local_verified': self.verified,
                 'full_searches': self.full,
                 'full_because': {reason: self.skipped[reason] for reason in SKIP_REASONS
                                  if self.skipped[reason]},
@@ -131,6 +139,9 @@ class TrackSearch:
         whole axes every time, as a full search scans them.
     :param unexplained_fixes: a local fix whose echoes are unexplained is judged by the other
         checks (module docstring); False: it is refused as doubtful.
+    :param verify_period: the period's search tries the local fix and, where it stands, runs
+        the full search's candidates alone, finishing them only where they put a rival first
+        (module docstring); False: the full search, no local fix tried.
     :raises ValueError: a negative period, a non-positive gap or jump, a share outside
         [0, 1).
     """
@@ -138,7 +149,8 @@ class TrackSearch:
     def __init__(self, period_s: float = FULL_SEARCH_PERIOD_S, max_gap_s: float = MAX_GAP_S,
                  heading_jump_rad: float = HEADING_JUMP_RAD,
                  evidence_share: float = EVIDENCE_SHARE_MIN, windowed_scans: bool = True,
-                 unexplained_fixes: bool = UNEXPLAINED_FIXES) -> None:
+                 unexplained_fixes: bool = UNEXPLAINED_FIXES,
+                 verify_period: bool = VERIFY_PERIOD) -> None:
         checks = {'period_s': (period_s, np.isfinite(period_s) and period_s >= 0, '>= 0'),
                   'max_gap_s': (max_gap_s, max_gap_s > 0, 'positive'),
                   'heading_jump_rad': (heading_jump_rad, heading_jump_rad > 0, 'positive'),
@@ -151,6 +163,7 @@ class TrackSearch:
         self.heading_jump_rad = float(heading_jump_rad)
         self.evidence_share = float(evidence_share)
         self.unexplained_fixes = bool(unexplained_fixes)
+        self.verify_period = bool(verify_period)
         self.counts = TrackSearchCounts()
         self.scans = LocalScans(windowed_scans)
         self.reset()
@@ -170,10 +183,11 @@ class TrackSearch:
         :raises ValueError: as the localizer's ``fix`` (nothing counted).
         """
         localizer = pipeline.localizer
+        physics = getattr(localizer, 'physics', localizer)
         reason = self._skip_reason(pipeline, t_s, yaw_rad, temperature_c)
-        fix = None
-        if not reason:
-            physics = getattr(localizer, 'physics', localizer)
+        due = reason == 'period' and self.verify_period
+        fix = proposal = None
+        if not reason or due:
             last = self._last
             origin_m, covariance_m2 = pipeline.tracker.prediction(t_s)
             found = local_fix(physics, features, yaw_rad, origin_m, last.speed_of_sound_mps,
@@ -181,31 +195,52 @@ class TrackSearch:
                               unexplained=self.unexplained_fixes)
             reason = found.refusal or self._refusal(found, pipeline.tracker.gate, origin_m,
                                                     covariance_m2)
+            if not reason and due:
+                reason, proposal = self._rival(physics, found, features, yaw_rad,
+                                               temperature_c, yaw_std_rad, tilt_rad)
             if reason:
                 self.counts.refused[reason] += reason in REFUSAL_REASONS
                 self.counts.skipped[reason] += reason in SKIP_REASONS
             else:
                 fix = Fix(found.estimate)
                 self.counts.unexplained += found.unexplained
+                self.counts.verified += due
         else:
             self.counts.skipped[reason] += 1
             if reason != 'period':
                 # The track's peaks may have moved anywhere since (a gap, a jump, a new track).
                 self.scans.reset()
         full = fix is None
-        if full:
+        if full and proposal is not None and localizer is physics:
+            # The periodic search's candidates are the full search's: finished as it would.
+            fix = Fix(physics.settled(proposal))
+        elif full:
             fix = localizer.fix(features, yaw_rad, temperature_c, yaw_std_rad,
                                 wide_search_allowed, tilt_rad)
-            self.counts.full += 1
-        else:
-            self.counts.local += 1
+        self.counts.full += full
+        self.counts.local += not full
+        searched = full or due
         last = self._last
         self._last = _Last(t_s, float(yaw_rad), float(fix.estimate.score),
                            float(fix.estimate.speed_of_sound_mps),
-                           t_s if full else last.full_t_s,
-                           localizer if full else last.localizer,
-                           temperature_c if full else last.temperature_c)
+                           t_s if searched else last.full_t_s,
+                           localizer if searched else last.localizer,
+                           temperature_c if searched else last.temperature_c)
         return fix, not full
+
+    @staticmethod
+    def _rival(physics, found, features: EchoFeatures, yaw_rad: float,
+               temperature_c: float | None, yaw_std_rad: float | None,
+               tilt_rad: tuple[float, float] | None) -> tuple[str, object]:
+        """The periodic check of a local fix ``found`` that every check let stand: ``('',
+        proposal)`` where the full search's candidates put it first (:func:`rival_search`),
+        ``('rival', proposal)`` where they put another place first, ``('unexplained',
+        proposal)`` where its echoes are unexplained (the full search's first fix would be
+        doubtful and it would look wider, :class:`WiderLook`): the full search's own
+        candidates, for it to finish."""
+        proposal, away = rival_search(physics, features, yaw_rad, found.estimate.position_m,
+                                      temperature_c, yaw_std_rad, tilt_rad)
+        return 'rival' if away else 'unexplained' if found.unexplained else '', proposal
 
     def _skip_reason(self, pipeline, t_s: float, yaw_rad: float,
                      temperature_c: float | None) -> str:

@@ -14,6 +14,9 @@ A fix whose final fit leaves the echoes unexplained (a residual over the noise a
 :data:`UNEXPLAINED_RATIO`) is doubtful whatever its scans find. Unless the caller asks to judge
 such fixes (``unexplained``), none is finished: its axis scans, the most of a local fix's cost,
 would be read by no one.
+
+:func:`rival_search` is the periodic check of a track's fix: the full search's candidates over
+the room, and whether the best of them lies elsewhere (a rival the full search would finish).
 """
 
 from dataclasses import dataclass
@@ -25,6 +28,10 @@ from echoloc_ros.core.echo_processing import EchoFeatures, working_channels
 from echoloc_ros.core.physics.config import (AXIS_REFINE_GAP, HEIGHT_PEAKS, UNEXPLAINED_RATIO,
                                              YAW_SPAN_MAX_RAD, YAW_SPAN_SIGMAS)
 from echoloc_ros.core.physics.results import Estimate, Proposal
+
+# A candidate this close to a fix is the fix's own place: :meth:`PhysicsLocalizer.finish`
+# counts candidates within 2 cm of its refined fix as the fix, not as rivals, m.
+SAME_PLACE_M = 0.02
 
 
 @dataclass(frozen=True)
@@ -138,3 +145,18 @@ def frame_gain(physics, fr, theta: np.ndarray) -> float:
                           need_info=False)
     strength = np.sum(fit.amp[0] ** 2 * fr.weights, axis=-1)
     return float(np.sum(np.abs(fit.coef[0]) * strength) / max(np.sum(strength), 1e-300))
+
+
+def rival_search(physics, features: EchoFeatures, yaw_rad: float, position_m: np.ndarray,
+                 temperature_c: float | None = None, yaw_std_rad: float | None = None,
+                 tilt_rad: tuple[float, float] | None = None) -> tuple[Proposal, bool]:
+    """The full search's candidates over the room (:meth:`PhysicsLocalizer.propose`, the same
+    arguments; :meth:`PhysicsLocalizer.settled` of it is the full search's fix, to the bit),
+    and whether their best lies more than :data:`SAME_PLACE_M` from the array origin
+    ``position_m (3,)`` (a track's local fix): a rival the full search would finish. Where the
+    best is the fix's own place, the full search would finish the fix the track already holds;
+    a wrong track is one whose place the candidates do not put first."""
+    proposal = physics.propose(features, yaw_rad, temperature_c, yaw_std_rad, tilt_rad)
+    best_m = proposal.positions_m()[0]
+    away = np.linalg.norm(best_m - np.asarray(position_m, dtype=float)) > SAME_PLACE_M
+    return proposal, bool(away)
