@@ -15,8 +15,8 @@ A fix whose final fit leaves the echoes unexplained (a residual over the noise a
 such fixes (``unexplained``), none is finished: its axis scans, the most of a local fix's cost,
 would be read by no one.
 
-:func:`rival_search` is the periodic check of a track's fix: the full search's candidates over
-the room, and whether the best of them lies elsewhere (a rival the full search would finish).
+:func:`rival_first` is the periodic check of a track's fix: whether the best of the full
+search's candidates over the room lies elsewhere (a rival the full search would finish).
 """
 
 from dataclasses import dataclass
@@ -147,16 +147,10 @@ def frame_gain(physics, fr, theta: np.ndarray) -> float:
     return float(np.sum(np.abs(fit.coef[0]) * strength) / max(np.sum(strength), 1e-300))
 
 
-def rival_search(physics, features: EchoFeatures, yaw_rad: float, position_m: np.ndarray,
-                 temperature_c: float | None = None, yaw_std_rad: float | None = None,
-                 tilt_rad: tuple[float, float] | None = None) -> tuple[Proposal, bool]:
-    """The full search's candidates over the room (:meth:`PhysicsLocalizer.propose`, the same
-    arguments; :meth:`PhysicsLocalizer.settled` of it is the full search's fix, to the bit),
-    and whether their best lies more than :data:`SAME_PLACE_M` from the array origin
-    ``position_m (3,)`` (a track's local fix): a rival the full search would finish. Where the
-    best is the fix's own place, the full search would finish the fix the track already holds;
-    a wrong track is one whose place the candidates do not put first."""
-    proposal = physics.propose(features, yaw_rad, temperature_c, yaw_std_rad, tilt_rad)
+def rival_first(proposal: Proposal, position_m: np.ndarray) -> bool:
+    """Whether the best candidate of ``proposal`` (the full search's candidates over the room,
+    :meth:`PhysicsLocalizer.propose`) lies more than :data:`SAME_PLACE_M` from the array
+    origin ``position_m (3,)`` (a track's local fix on the same frame): a rival the full search
+    would finish. Where it does not, the full search would finish the fix the track holds."""
     best_m = proposal.positions_m()[0]
-    away = np.linalg.norm(best_m - np.asarray(position_m, dtype=float)) > SAME_PLACE_M
-    return proposal, bool(away)
+    return bool(np.linalg.norm(best_m - np.asarray(position_m, dtype=float)) > SAME_PLACE_M)
