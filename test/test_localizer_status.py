@@ -93,6 +93,7 @@ def test_the_track_search_split_is_reported_by_reason():
     assert values['local fixes with echoes unexplained'] == '0'
     search = TrackSearch(period_s=2.0)
     search.counts.local, search.counts.full, search.counts.unexplained = 40, 7, 5
+    search.counts.verified = 2
     search.counts.skipped.update({'no_track': 3, 'period': 2})
     search.counts.refused.update({'outside_gate': 1, 'doubtful': 1})
     stat = localization_status(DiagnosticStatusWrapper(), LocalizerState(
@@ -101,6 +102,7 @@ def test_the_track_search_split_is_reported_by_reason():
     assert values['track search'] == 'on (full search every 2 s)'
     assert values['local fixes'] == '40' and values['full searches'] == '7'
     assert values['local fixes with echoes unexplained'] == '5'
+    assert values["local fixes the period's check put first"] == '2'
     assert values['full searches untried: no_track'] == '3'
     assert values['full searches untried: period'] == '2'
     assert values['local fixes refused: outside_gate'] == '1'

@@ -9,9 +9,24 @@ cost of refining that prediction (:func:`~echoloc_ros.core.physics.track_fix.loc
 
 - the full search where no confirmed track is published, where the track did not take the
   last fix (it coasts), after a gap in the frames, a jump of the heading given, a change of
-  the room or of the temperature given, where a receiver is dead, and at least every
-  ``period_s`` (a wrong track must not lock in: a full search that disagrees with the track
-  goes to the tracker, which handles it as a new hypothesis, as it did before);
+  the room or of the temperature given, where a receiver is dead;
+- at least every ``period_s``, the period's search, so that a wrong track cannot lock in (a
+  full search that disagrees with the track goes to the tracker, which handles it as a new
+  hypothesis). The full search is its candidates over the room
+  (:meth:`~echoloc_ros.core.physics.localizer.PhysicsLocalizer.propose`) and then the best of
+  them finished, scanned along its axes and refined from its peaks; where the track's local fix
+  stands, the full search's best candidate is that fix's own place (dev, the stages drive: 1.4
+  to 4.5 mm from it, the full search's fix within 0.11 mm of the local one) and the finishing
+  re-finds it. So on the period's frame the local fix is tried as on any other, and where it
+  stands the full search's candidates alone check it (``verify_period``), their stages
+  (:func:`~echoloc_ros.core.physics.staged_search.proposal_stages`) spread over that frame
+  and the next two (about 1 ms each, where the whole search cost about 5 ms on one frame),
+  the local fixes published meanwhile. Where their best lies more than
+  :data:`~echoloc_ros.core.physics.track_fix.SAME_PLACE_M` from the checked fix, a rival
+  (``'rival'``), the frame the check ends on gets the full search; a local fix on the
+  period's frame whose echoes are unexplained gets it at once (``'unexplained'``: the full
+  search's first fix would be doubtful and it would look wider). A full search on any frame
+  meanwhile ends the check;
 - otherwise the local fix, which stands only where every check passes: it leaves its frame
   undoubted as the full path judges a fix (:meth:`WiderLook._doubtful_fix`: no weak axis
   widened to the room; echoes its fit leaves unexplained, see below), no peak of its evidence
@@ -40,7 +55,8 @@ import numpy as np
 from echoloc_ros.core.echo_processing import EchoFeatures
 from echoloc_ros.core.localization import Fix
 from echoloc_ros.core.physics.local_scans import LocalScans
-from echoloc_ros.core.physics.track_fix import local_fix
+from echoloc_ros.core.physics.staged_search import proposal_stages
+from echoloc_ros.core.physics.track_fix import local_fix, rival_first
 
 # A full search at least this often, s (the default of the node's full_search_period_s).
 FULL_SEARCH_PERIOD_S = 1.0
@@ -62,12 +78,16 @@ EVIDENCE_SHARE_MIN = 0.5
 # 161 -> 37, tracked p95 1.03 -> 0.93 mm; dev laps (seed 7, rooms 0 and 2-9): pooled p95 0.61
 # -> 0.47 cm, gross 0.06 -> 0 % (docs/results.md, issue 20, r34-82).
 UNEXPLAINED_FIXES = True
+# The period's search checks a standing local fix with the full search's candidates alone,
+# finishing them only where they put another place first (module docstring).
+VERIFY_PERIOD = True
 
 #: Why the full search ran without trying a local fix.
 SKIP_REASONS = ('off', 'no_track', 'coasting', 'period', 'gap', 'heading_jump', 'changed',
                 'receivers')
 #: Why a local fix was refused (the full search then ran on the same frame).
-REFUSAL_REASONS = ('doubtful', 'peaks_ahead', 'outside_gate', 'evidence')
+REFUSAL_REASONS = ('doubtful', 'peaks_ahead', 'outside_gate', 'evidence', 'rival',
+                   'unexplained')
 
 
 @dataclass
@@ -81,6 +101,8 @@ class TrackSearchCounts:
     :ivar refused: of the full, those where a local fix was tried and refused, by reason
         (:data:`REFUSAL_REASONS`).
     :ivar unexplained: of the local, those whose fit left echoes unexplained.
+    :ivar verified: of the local, those on which the period's search ran as the full search's
+        candidates alone and put the local fix first (``verify_period``).
     """
 
     local: int = 0
@@ -88,14 +110,16 @@ class TrackSearchCounts:
     skipped: Counter = field(default_factory=Counter)
     refused: Counter = field(default_factory=Counter)
     unexplained: int = 0
+    verified: int = 0
 
     def copy(self) -> 'TrackSearchCounts':
         return TrackSearchCounts(self.local, self.full, Counter(self.skipped),
-                                 Counter(self.refused), self.unexplained)
+                                 Counter(self.refused), self.unexplained, self.verified)
 
     def as_dict(self) -> dict:
         """The counts as plain numbers (the bench's JSON, the node's diagnostics)."""
         return {'local_fixes': self.local, 'local_unexplained': self.unexplained,
+                'local_verified': self.verified,
                 'full_searches': self.full,
                 'full_because': {reason: self.skipped[reason] for reason in SKIP_REASONS
                                  if self.skipped[reason]},
@@ -117,6 +141,19 @@ class _Last:
     temperature_c: float | None
 
 
+@dataclass
+class _Check:
+    """The period's check under way (:meth:`TrackSearch._started`), or a full search as the
+    period's (``stages`` ``None``): the full search's candidates' stages left, the local fix
+    they check (``position_m (3,)``), and the frame's time, localizer and temperature given."""
+
+    stages: object
+    position_m: np.ndarray | None
+    t_s: float
+    localizer: object
+    temperature_c: float | None
+
+
 class TrackSearch:
     """Which search each tracked frame gets (module docstring).
 
@@ -131,6 +168,9 @@ class TrackSearch:
         whole axes every time, as a full search scans them.
     :param unexplained_fixes: a local fix whose echoes are unexplained is judged by the other
         checks (module docstring); False: it is refused as doubtful.
+    :param verify_period: the period's search tries the local fix and, where it stands, runs
+        the full search's candidates alone, finishing them only where they put a rival first
+        (module docstring); False: the full search, no local fix tried.
     :raises ValueError: a negative period, a non-positive gap or jump, a share outside
         [0, 1).
     """
@@ -138,7 +178,8 @@ class TrackSearch:
     def __init__(self, period_s: float = FULL_SEARCH_PERIOD_S, max_gap_s: float = MAX_GAP_S,
                  heading_jump_rad: float = HEADING_JUMP_RAD,
                  evidence_share: float = EVIDENCE_SHARE_MIN, windowed_scans: bool = True,
-                 unexplained_fixes: bool = UNEXPLAINED_FIXES) -> None:
+                 unexplained_fixes: bool = UNEXPLAINED_FIXES,
+                 verify_period: bool = VERIFY_PERIOD) -> None:
         checks = {'period_s': (period_s, np.isfinite(period_s) and period_s >= 0, '>= 0'),
                   'max_gap_s': (max_gap_s, max_gap_s > 0, 'positive'),
                   'heading_jump_rad': (heading_jump_rad, heading_jump_rad > 0, 'positive'),
@@ -151,6 +192,7 @@ class TrackSearch:
         self.heading_jump_rad = float(heading_jump_rad)
         self.evidence_share = float(evidence_share)
         self.unexplained_fixes = bool(unexplained_fixes)
+        self.verify_period = bool(verify_period)
         self.counts = TrackSearchCounts()
         self.scans = LocalScans(windowed_scans)
         self.reset()
@@ -158,6 +200,7 @@ class TrackSearch:
     def reset(self) -> None:
         """Forget the last frame: the next one gets the full search (the counts stay)."""
         self._last: _Last | None = None
+        self._check: _Check | None = None
         self.scans.reset()
 
     def fix(self, pipeline, t_s: float, features: EchoFeatures, yaw_rad: float,
@@ -170,10 +213,15 @@ class TrackSearch:
         :raises ValueError: as the localizer's ``fix`` (nothing counted).
         """
         localizer = pipeline.localizer
+        physics = getattr(localizer, 'physics', localizer)
         reason = self._skip_reason(pipeline, t_s, yaw_rad, temperature_c)
+        checked = None
+        if not reason and self._check is not None:
+            reason, checked = self._advanced()
+        due = reason == 'period' and self.verify_period
         fix = None
-        if not reason:
-            physics = getattr(localizer, 'physics', localizer)
+        tried = not reason or due
+        if tried:
             last = self._last
             origin_m, covariance_m2 = pipeline.tracker.prediction(t_s)
             found = local_fix(physics, features, yaw_rad, origin_m, last.speed_of_sound_mps,
@@ -181,31 +229,66 @@ class TrackSearch:
                               unexplained=self.unexplained_fixes)
             reason = found.refusal or self._refusal(found, pipeline.tracker.gate, origin_m,
                                                     covariance_m2)
-            if reason:
-                self.counts.refused[reason] += reason in REFUSAL_REASONS
-                self.counts.skipped[reason] += reason in SKIP_REASONS
-            else:
+            if not reason and due:
+                # The full search's first fix would be doubtful: it looks wider (WiderLook).
+                reason = 'unexplained' if found.unexplained else self._started(
+                    physics, t_s, found, features, yaw_rad, temperature_c, yaw_std_rad,
+                    tilt_rad, localizer)
+            if not reason:
                 fix = Fix(found.estimate)
                 self.counts.unexplained += found.unexplained
-        else:
-            self.counts.skipped[reason] += 1
-            if reason != 'period':
+        if reason:
+            if reason in REFUSAL_REASONS:
+                self.counts.refused[reason] += 1
+            else:
+                self.counts.skipped[reason] += 1
+            if not tried and reason != 'period':
                 # The track's peaks may have moved anywhere since (a gap, a jump, a new track).
                 self.scans.reset()
         full = fix is None
         if full:
             fix = localizer.fix(features, yaw_rad, temperature_c, yaw_std_rad,
                                 wide_search_allowed, tilt_rad)
-            self.counts.full += 1
-        else:
-            self.counts.local += 1
+            # The full search is the period's: a check under way is dropped.
+            self._check = None
+            checked = _Check(None, None, t_s, localizer, temperature_c)
+        self.counts.full += full
+        self.counts.local += not full
         last = self._last
         self._last = _Last(t_s, float(yaw_rad), float(fix.estimate.score),
                            float(fix.estimate.speed_of_sound_mps),
-                           t_s if full else last.full_t_s,
-                           localizer if full else last.localizer,
-                           temperature_c if full else last.temperature_c)
+                           last.full_t_s if checked is None else checked.t_s,
+                           last.localizer if checked is None else checked.localizer,
+                           last.temperature_c if checked is None else checked.temperature_c)
         return fix, not full
+
+    def _started(self, physics, t_s: float, found, features: EchoFeatures, yaw_rad: float,
+                 temperature_c: float | None, yaw_std_rad: float | None,
+                 tilt_rad: tuple[float, float] | None, localizer) -> str:
+        """The period's check of the local fix ``found`` on this frame started: the full
+        search's candidates (:func:`proposal_stages`), their first stage run now and one more
+        on each of the next frames (module docstring); ``''`` (the local fix stands)."""
+        stages = proposal_stages(physics, features, yaw_rad, temperature_c, yaw_std_rad,
+                                 tilt_rad)
+        self._check = _Check(stages, found.estimate.position_m, t_s, localizer, temperature_c)
+        next(stages, None)
+        return ''
+
+    def _advanced(self) -> tuple[str, '_Check | None']:
+        """One more stage of the check under way: ``('rival', None)`` where it ended with the
+        best candidate away from the fix it checks (this frame gets the full search),
+        ``('', check)`` where it ended with the fix first (the check counts as the period's
+        full search, from its frame on), ``('', None)`` while it goes on."""
+        check = self._check
+        try:
+            next(check.stages)
+            return '', None
+        except StopIteration as done:
+            self._check = None
+            if rival_first(done.value, check.position_m):
+                return 'rival', None
+            self.counts.verified += 1
+            return '', check
 
     def _skip_reason(self, pipeline, t_s: float, yaw_rad: float,
                      temperature_c: float | None) -> str:
@@ -217,7 +300,7 @@ class TrackSearch:
             return 'no_track'
         if tracker.coasting_s > 0:
             return 'coasting'
-        if t_s - last.full_t_s >= self.period_s - 1e-9:
+        if self._check is None and t_s - last.full_t_s >= self.period_s - 1e-9:
             return 'period'
         if not 0 < t_s - last.t_s <= self.max_gap_s:
             return 'gap'

@@ -164,6 +164,8 @@ def track_search_status(stat, search: TrackSearch | None) -> None:
     stat.add('local fixes', str(0 if counts is None else counts.local))
     stat.add('local fixes with echoes unexplained',
              str(0 if counts is None else counts.unexplained))
+    stat.add('local fixes the period\'s check put first',
+             str(0 if counts is None else counts.verified))
     stat.add('full searches', str(0 if counts is None else counts.full))
     for reason in REFUSAL_REASONS:
         stat.add(f'local fixes refused: {reason}',

@@ -24,8 +24,9 @@ def declare_track_search(node, pipeline: Pipeline) -> TrackSearch:
 
     search.period_s = float(declare(
         node, 'full_search_period_s', FULL_SEARCH_PERIOD_S, 'with track_search: the full '
-        'search runs at least this often, whatever the track predicts, so that a wrong track '
-        'cannot lock in [s]; 0: every frame', min_value=0.0, max_value=60.0,
+        'search\'s candidates check the track at least this often, whatever it predicts, so '
+        'that a wrong track cannot lock in (the full search where they put another place '
+        'first) [s]; 0: the full search every frame', min_value=0.0, max_value=60.0,
         on_set=set_period))
     set_on(declare(node, 'track_search', True, 'while a confirmed track holds, fix each frame '
                    'locally from its prediction (refined and finished as the full search '

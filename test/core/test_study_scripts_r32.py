@@ -22,12 +22,12 @@ def test_a_variant_sets_the_constants_it_names_and_refuses_others():
     name, values = classify.parse_variant('w25:HEADING_STEP=True,WALL_HEADING_PRIOR_WEIGHT=0.25')
     assert name == 'w25'
     assert values == {'HEADING_STEP': True, 'WALL_HEADING_PRIOR_WEIGHT': 0.25}
-    from echoloc_ros.core.physics import config, localizer
-    before = (localizer.HEADING_STEP, config.HEADING_STEP)
+    from echoloc_ros.core.physics import config, staged_search
+    before = (staged_search.HEADING_STEP, config.HEADING_STEP)
     try:
         classify.apply_variant({'HEADING_STEP': not before[0]})
         # Every module's own binding moves, not only the config module's.
-        assert (localizer.HEADING_STEP, config.HEADING_STEP) == (not before[0],) * 2
+        assert (staged_search.HEADING_STEP, config.HEADING_STEP) == (not before[0],) * 2
     finally:
         classify.apply_variant({'HEADING_STEP': before[0]})
     with pytest.raises(ValueError, match='NOT_A_CONSTANT'):

@@ -54,7 +54,9 @@ def test_most_frames_are_fixed_locally_and_agree_with_the_full_search(
     # The track is confirmed after 3 frames; then a full search each second: 4 of 50.
     assert search.counts.local == len(local) >= 40
     assert search.counts.full == len(frames) - len(local)
-    assert search.counts.skipped['period'] >= 1 and not search.counts.refused
+    # The period's checks put each local fix first: no full search after the first frames.
+    assert search.counts.verified >= 1 and not search.counts.refused
+    assert search.counts.full == search.counts.skipped['no_track']
     ratios = []
     for i in local:
         mine, full = results[i].fix.estimate, full_results[i].fix.estimate
@@ -73,12 +75,35 @@ def test_most_frames_are_fixed_locally_and_agree_with_the_full_search(
 
 
 def test_a_full_search_at_least_every_period(physics, room, frames):
-    search = TrackSearch(period_s=0.5)
+    search = TrackSearch(period_s=0.5, verify_period=False)
     results = _run(_pipeline(physics, room, search), frames)
     full_t = [t for (t, _, _, _), r in zip(frames, results) if not r.local]
     # The first frame at least a period after the last full search gets one.
     assert np.max(np.diff(full_t)) <= 0.5 + FRAME_S + 1e-9
     assert search.counts.skipped['period'] == 3
+
+
+def test_the_period_checks_the_local_fix_with_the_candidates_spread_over_frames(
+        physics, room, frames):
+    # The first frame a period after the last search starts the check: its local fix stands,
+    # the full search's candidates' first stage runs, the next two frames run the wall scans
+    # and the scoring (one height). The next period counts from the check's first frame.
+    search = TrackSearch(period_s=0.5)
+    pipeline = _pipeline(physics, room, search)
+    stages, checks = [], []
+    for t_s, _, features, yaw in frames:
+        result = pipeline.step(t_s, features, yaw, YAW_STD_RAD)
+        assert result.local or search.counts.skipped['no_track'] == search.counts.full
+        if search._check is not None:
+            stages.append(t_s)
+        if search.counts.verified > len(checks):
+            checks.append(t_s)
+    full = search.counts.skipped['no_track']
+    assert search.counts.full == full and search.counts.local == len(frames) - full
+    assert len(checks) == search.counts.verified == 3 and not search.counts.refused
+    started = [t - 2 * FRAME_S for t in checks]
+    assert np.allclose(np.diff(started), 0.5, atol=FRAME_S / 2)
+    assert np.allclose(stages, sorted(set(started) | {t + FRAME_S for t in started}))
 
 
 def test_track_search_off_is_the_full_search_every_frame(physics, room, frames, full_results):

@@ -38,24 +38,23 @@ import numpy as np
 from echoloc_ros.core.acoustics import air_absorption_db_per_m, speed_of_sound_mps
 from echoloc_ros.core.array_geometry import ArrayGeometry, tilt_matrix, yaw_matrix
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor, working_channels
+from echoloc_ros.core.echo_processing import EchoFeatures, EchoProcessor
 from echoloc_ros.core.localization import Fix
-from echoloc_ros.core.physics.candidates import CandidateSearch, distinct
+from echoloc_ros.core.physics.candidates import CandidateSearch
 from echoloc_ros.core.physics.array_doubt import array_doubt, origin_jacobian
 from echoloc_ros.core.physics.axis_rivals import AxisRivals
 from echoloc_ros.core.physics.config import (AXIS_REFINE_GAP, HEIGHT_PEAKS, DEFAULT_YAW_STD_RAD,
                                              N_THETA, OPTIMIZATION_LEVELS,
                                              RIVAL_MIN_PROBABILITY, UNEXPLAINED_RATIO,
-                                             UNSEPARATED_GAP, WIDER_LOOK, YAW,
-                                             YAW_SPAN_MAX_RAD, YAW_SPAN_SIGMAS, HEADING_STEP)
+                                             UNSEPARATED_GAP, WIDER_LOOK, YAW)
 from echoloc_ros.core.physics.covariance import Covariance
 from echoloc_ros.core.physics.evidence import Evidence
-from echoloc_ros.core.physics.heading_step import scan_heading
 from echoloc_ros.core.physics.images import ImageSources
 from echoloc_ros.core.physics.matched_filter import (Frame, PointResponse, check_features,
                                                      lower_quartile, upsample)
 from echoloc_ros.core.physics.refinement import Refinement
 from echoloc_ros.core.physics.results import Estimate, Fit, Proposal
+from echoloc_ros.core.physics.staged_search import proposal_stages, run_stages
 from echoloc_ros.core.physics.wider_look import WiderLook
 from echoloc_ros.core.physics.wider_rival import with_unchosen
 from echoloc_ros.core.room import Room
@@ -354,52 +353,8 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         """The candidate poses of one frame, scored and the best few polished: everything
         :meth:`localize` does before it commits to one (same arguments). :meth:`finish` turns
         a proposal and a chosen candidate into an :class:`Estimate`."""
-        yaw_std, temperature = self._checked(features, yaw_rad, temperature_c, yaw_std_rad)
-        working = working_channels(features)
-        if not working.all():
-            proposal = self.for_receivers(working).propose(
-                features.channels(working), yaw_rad, temperature_c, yaw_std_rad, tilt_rad)
-            proposal.working = working
-            return proposal
-        fr = self.frame(features, yaw_rad, temperature, tilt_rad)
-        if yaw_std > 0.0:
-            fr.yaw_info = 1.0 / yaw_std ** 2
-            span = min(YAW_SPAN_SIGMAS * yaw_std, YAW_SPAN_MAX_RAD)
-            n_side = int(np.ceil(span / self.yaw_step_rad - 0.25))
-            fr.yaw_grid = np.linspace(-span, span, 2 * n_side + 1) if n_side else np.zeros(1)
-        z_cands = self._height_candidates(fr)
-        centre = self.room.vertices_m.mean(axis=0)
-        candidates = []
-        gains = []
-        tables = []
-        for z, kappa, _, _ in z_cands:
-            thetas, gain, table = self._wall_candidates(fr, features, centre, z, kappa)
-            candidates.append(thetas)
-            gains.append(gain)
-            if len(thetas):
-                # The height, speed and heading the candidates were scanned at.
-                tables.append((thetas[0], table))
-        fr.gain = gains[0]
-        thetas = np.vstack(candidates)
-        thetas = thetas[distinct(thetas, np.array([0.01, 0.01, 0.01, 0.002, 0.01]))]
-        valid = self._valid_batch(fr, thetas)
-        scores = self._score(fr, thetas, valid)
-        order = np.argsort(scores)[::-1]
-        # Polish the best few in (x, y) and the heading, then finish the winner in all.
-        polish_free = np.array([0, 1, YAW]) if fr.yaw_free else np.array([0, 1])
-        top = order[:self.n_polish]
-        fit = self._newton(fr, thetas[top], valid[top], polish_free, self.polish_iterations,
-                           need_info=False)
-        floor = scores[top[-1]] if len(top) == self.n_polish else -np.inf
-        polished, polished_scores = self._part_look(fr, fit, tables, polish_free, floor)
-        polished, polished_scores = self._second_look(fr, polished, polished_scores,
-                                                      polish_free)
-        ranked = np.argsort(polished_scores)[::-1]
-        rest = order[self.n_polish:]
-        return Proposal(localizer=self, frame=fr, yaw_given_rad=float(yaw_rad),
-                        thetas=np.vstack([polished[ranked], thetas[rest]]),
-                        scores=np.concatenate([polished_scores[ranked], scores[rest]]),
-                        n_polished=len(ranked), working=working)
+        return run_stages(proposal_stages(self, features, yaw_rad, temperature_c, yaw_std_rad,
+                                          tilt_rad))
 
     def _checked(self, features: EchoFeatures, yaw_rad: float, temperature_c: float | None,
                  yaw_std_rad: float | None) -> tuple[float, float]:
@@ -420,23 +375,6 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         if not -40.0 <= temperature <= 60.0:
             raise ValueError(f'temperature_c must be in [-40, 60], got {temperature}')
         return yaw_std, temperature
-
-    def _wall_candidates(self, fr: Frame, features: EchoFeatures, centre: np.ndarray, z: float,
-                         kappa: float) -> tuple[np.ndarray, float, np.ndarray]:
-        """Candidates ``(n, 5)`` at one height ``z`` and speed ratio ``kappa`` from the floor
-        and ceiling, the amplitude scale of the predicted echoes fitted on those two, and the
-        baseband with their echoes removed that the candidates were scanned on."""
-        theta, gain, table = self._vertical_fit(fr, features, centre, z, kappa)
-        z, kappa = float(theta[2]), float(theta[3])
-        if fr.yaw_free and HEADING_STEP:
-            reach_m = self.room.max_extent_m * (1 + self.speed_tolerance) + 0.05
-            theta[YAW] = scan_heading(fr, self._wall_directions, reach_m, table)
-        if self._shoebox:
-            xy = self._shoebox_candidates(fr, theta, table)
-        else:
-            xy = self._general_candidates(fr, z, kappa, table, float(theta[YAW]))
-        return np.column_stack([xy[:, :2], np.full(len(xy), z), np.full(len(xy), kappa),
-                                xy[:, 2]]), gain, table
 
     @cached_property
     def _wall_directions(self) -> np.ndarray:

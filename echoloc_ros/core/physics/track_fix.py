@@ -14,6 +14,9 @@ A fix whose final fit leaves the echoes unexplained (a residual over the noise a
 :data:`UNEXPLAINED_RATIO`) is doubtful whatever its scans find. Unless the caller asks to judge
 such fixes (``unexplained``), none is finished: its axis scans, the most of a local fix's cost,
 would be read by no one.
+
+:func:`rival_first` is the periodic check of a track's fix: whether the best of the full
+search's candidates over the room lies elsewhere (a rival the full search would finish).
 """
 
 from dataclasses import dataclass
@@ -25,6 +28,10 @@ from echoloc_ros.core.echo_processing import EchoFeatures, working_channels
 from echoloc_ros.core.physics.config import (AXIS_REFINE_GAP, HEIGHT_PEAKS, UNEXPLAINED_RATIO,
                                              YAW_SPAN_MAX_RAD, YAW_SPAN_SIGMAS)
 from echoloc_ros.core.physics.results import Estimate, Proposal
+
+# A candidate this close to a fix is the fix's own place: :meth:`PhysicsLocalizer.finish`
+# counts candidates within 2 cm of its refined fix as the fix, not as rivals, m.
+SAME_PLACE_M = 0.02
 
 
 @dataclass(frozen=True)
@@ -138,3 +145,12 @@ def frame_gain(physics, fr, theta: np.ndarray) -> float:
                           need_info=False)
     strength = np.sum(fit.amp[0] ** 2 * fr.weights, axis=-1)
     return float(np.sum(np.abs(fit.coef[0]) * strength) / max(np.sum(strength), 1e-300))
+
+
+def rival_first(proposal: Proposal, position_m: np.ndarray) -> bool:
+    """Whether the best candidate of ``proposal`` (the full search's candidates over the room,
+    :meth:`PhysicsLocalizer.propose`) lies more than :data:`SAME_PLACE_M` from the array
+    origin ``position_m (3,)`` (a track's local fix on the same frame): a rival the full search
+    would finish. Where it does not, the full search would finish the fix the track holds."""
+    best_m = proposal.positions_m()[0]
+    return bool(np.linalg.norm(best_m - np.asarray(position_m, dtype=float)) > SAME_PLACE_M)
