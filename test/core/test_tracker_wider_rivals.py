@@ -120,11 +120,13 @@ def test_a_kept_fix_holds_at_least_half_of_the_pair_against_higher_evidence():
     np.testing.assert_allclose(Measurement.from_estimate(kept).probabilities, [0.25, 0.25])
     shares = Measurement.from_estimate(kept, chosen_min_share=0.0).probabilities
     assert shares[0] < 1e-3 and shares[1] > 0.499
-    swapped = with_unchosen(_fix([1.3, 2.0, 0.3], [0.01] * 3, score=140.0),
+    # the wider look's fix chosen, 20 log units ahead: it holds more than half already
+    swapped = with_unchosen(_fix([1.3, 2.0, 0.3], [0.01] * 3, score=120.0),
                             _fix([1.0, 2.0, 0.3], [0.5, 0.001, 0.001], score=100.0))
-    np.testing.assert_allclose(Measurement.from_estimate(swapped).probabilities,
-                               Measurement.from_estimate(swapped, chosen_min_share=0.0)
-                               .probabilities)
+    shares = Measurement.from_estimate(swapped).probabilities
+    assert len(shares) == 2 and shares[0] > 0.49
+    np.testing.assert_allclose(shares, Measurement.from_estimate(
+        swapped, chosen_min_share=0.0).probabilities)
     with pytest.raises(ValueError, match='chosen_min_share'):
         PoseTracker(chosen_min_share=1.5)
 
