@@ -8,7 +8,8 @@ import numpy as np
 from scipy import stats
 
 from echoloc_ros.core.physics.config import WIDENED_VARIANCE_RATIO
-from echoloc_ros.core.tracker_measurement import WEAK_AXIS_VARIANCE_SCALE, Measurement
+from echoloc_ros.core.tracker_measurement import (CHOSEN_MIN_SHARE, WEAK_AXIS_VARIANCE_SCALE,
+                                                  Measurement)
 from echoloc_ros.core.tracker_motion import MANOEUVRE_S, STATE_SIZE, MotionModel
 
 # A place at least this probable that no track expects starts a track.
@@ -179,6 +180,8 @@ class PoseTracker:
     :param wider_rivals: a physics fix that carries the fix its wider look did not choose
         is fused as both (:meth:`Measurement.from_estimate`; False: the fix alone, the
         tracker before issue 19's r31-55).
+    :param chosen_min_share: the chosen fix keeps at least this share of the probability it
+        shares with that rival (``CHOSEN_MIN_SHARE``; 0: the evidence's share alone).
     :param max_coast_s: the published track too is dropped after this long without a fix: a
         constant-velocity prediction further out than this is no longer honest (a stopped
         or turning array, a velocity learnt from a few frames), and its covariance has grown
@@ -200,7 +203,8 @@ class PoseTracker:
                  doubt_from_start: bool = True,
                  weak_axis_variance_scale: float = WEAK_AXIS_VARIANCE_SCALE,
                  wider_rivals: bool = True, manoeuvre_s: float = MANOEUVRE_S,
-                 weak_axis_bias_scale: float = WEAK_AXIS_BIAS_SCALE) -> None:
+                 weak_axis_bias_scale: float = WEAK_AXIS_BIAS_SCALE,
+                 chosen_min_share: float = CHOSEN_MIN_SHARE) -> None:
         checks = {'accel_std_mps2': (accel_std_mps2, accel_std_mps2 > 0, 'positive'),
                   'gate_probability': (gate_probability, 0 < gate_probability < 1, 'in (0, 1)'),
                   'confirm_hits': (confirm_hits, confirm_hits >= 1, '>= 1'),
@@ -221,7 +225,9 @@ class PoseTracker:
                   'weak_axis_variance_scale': (weak_axis_variance_scale,
                                                weak_axis_variance_scale >= 1, '>= 1'),
                   'weak_axis_bias_scale': (weak_axis_bias_scale, weak_axis_bias_scale >= 0,
-                                           '>= 0')}
+                                           '>= 0'),
+                  'chosen_min_share': (chosen_min_share, 0 <= chosen_min_share <= 1,
+                                       'in [0, 1]')}
         for name, (value, ok, expected) in checks.items():
             if not ok:
                 raise ValueError(f'{name} must be {expected}, got {value}')
@@ -239,6 +245,7 @@ class PoseTracker:
         self.weak_axis_variance_scale = weak_axis_variance_scale
         self.weak_axis_bias_scale = weak_axis_bias_scale
         self.wider_rivals = bool(wider_rivals)
+        self.chosen_min_share = float(chosen_min_share)
         self.confirm_hits = confirm_hits
         self.initial_speed_std_mps = initial_speed_std_mps
         self.memory_s = memory_s
@@ -388,7 +395,7 @@ class PoseTracker:
         return self.update_with(t_s, Measurement.from_estimate(
             estimate, self.prior_right,
             weak_axis_variance_scale=self.weak_axis_variance_scale,
-            wider_rivals=self.wider_rivals))
+            wider_rivals=self.wider_rivals, chosen_min_share=self.chosen_min_share))
 
     def update_with(self, t_s: float, m: Measurement) -> tuple[np.ndarray, np.ndarray, bool]:
         """Fuse one frame.

@@ -25,6 +25,17 @@ MIXTURE_MIN_CONFIDENCE = 0.5
 # 0.99 cm and no pose outside to 37.6 cm and 11 (room 24: 1 -> 0). So it is off; a wider gate
 # along weak axes needs the ghost runs handled first (docs/results.md, r30-44).
 WEAK_AXIS_VARIANCE_SCALE = 1.0
+# The fix the localizer chose holds at least this share of the probability it shares with the
+# fix its wider look did not choose (whose share is the evidence's mixture weight,
+# :func:`~echoloc_ros.core.physics.wider_rival.unchosen_weight`). Where the localizer kept its
+# first fix against a wider-look fix of higher evidence (the wider look's 'kept': a ghost can
+# gather evidence while it leaves more of the echoes unexplained), that weight left the kept
+# fix almost nothing: on dev laps (seeds 8 and 9, 6 rooms) every such frame (5) had the kept
+# fix right (0.01-0.21 cm off) and the other 24-350 cm off, and the track refused the right
+# fix and coasted on (dev_9_000 frame 86: 1.45 cm off). At 0.5 the choice counts as much as
+# the evidence: a tie, which the track's prediction breaks. 0: the shares as given (the
+# tracker before r35-95).
+CHOSEN_MIN_SHARE = 0.5
 
 
 @dataclass
@@ -54,7 +65,8 @@ class Measurement:
     def from_estimate(cls, estimate, prior_right: float = 0.5,
                       min_confidence: float = MIXTURE_MIN_CONFIDENCE,
                       weak_axis_variance_scale: float = WEAK_AXIS_VARIANCE_SCALE,
-                      wider_rivals: bool = True) -> 'Measurement':
+                      wider_rivals: bool = True,
+                      chosen_min_share: float = CHOSEN_MIN_SHARE) -> 'Measurement':
         """The fix of a localizer (:class:`~echoloc_ros.core.physics.results.Estimate`).
 
         With a learned ranker's mixture (``component_covariance_m2``) and a fix the ranker
@@ -78,8 +90,9 @@ class Measurement:
         A physics fix that carries the fix its wider look did not choose
         (``rival_local_covariances_m2``, :func:`~echoloc_ros.core.physics.wider_rival.
         with_unchosen`) is two places with ``wider_rivals``: the fix and that rival, each
-        with its local covariance, sharing ``prior_right`` as their evidence shares it
-        (:meth:`_with_physics_rivals`). Without, the fix alone.
+        with its local covariance, sharing ``prior_right`` as their evidence shares it, the
+        fix at least ``chosen_min_share`` of it (:data:`CHOSEN_MIN_SHARE`;
+        :meth:`_with_physics_rivals`). Without, the fix alone.
         """
         local = estimate.local_covariance_m2
         if estimate.component_covariance_m2 is None and local is not None:
@@ -88,7 +101,7 @@ class Measurement:
             rivals = getattr(estimate, 'rival_local_covariances_m2', None)
             if wider_rivals and rivals is not None and len(rivals):
                 m = cls._with_physics_rivals(estimate, local, prior_right,
-                                             weak_axis_variance_scale)
+                                             weak_axis_variance_scale, chosen_min_share)
             else:
                 m = cls.single(estimate.position_m, local, prior_right,
                                fix_covariance_m2=estimate.covariance_m2)
@@ -110,10 +123,12 @@ class Measurement:
 
     @classmethod
     def _with_physics_rivals(cls, estimate, local_m2: np.ndarray, prior_right: float,
-                             weak_axis_variance_scale: float) -> 'Measurement':
+                             weak_axis_variance_scale: float,
+                             chosen_min_share: float = CHOSEN_MIN_SHARE) -> 'Measurement':
         """A physics fix and its rivals (the fix the wider look did not choose): right with
-        ``prior_right`` in all, shared as ``rival_probabilities`` says; each rival's local
-        covariance scaled along the fix's widened axes as the fix's is."""
+        ``prior_right`` in all, shared as ``rival_probabilities`` says, the fix keeping at
+        least ``chosen_min_share`` (the rivals' shares scaled down to leave it); each rival's
+        local covariance scaled along the fix's widened axes as the fix's is."""
         rivals = np.asarray(estimate.rivals_m, dtype=float).reshape(-1, 3)
         shares = np.asarray(estimate.rival_probabilities, dtype=float)
         covs = [_weak_axes_scaled(_checked_covariance(c, 'rival_local_covariances_m2'),
@@ -125,10 +140,14 @@ class Measurement:
         if not (np.all(shares >= 0.0) and shares.sum() <= 1.0 + 1e-9):
             raise ValueError('rival_probabilities must be >= 0 and sum to at most 1, got '
                              f'{shares.tolist()}')
+        chosen = max(1.0 - shares.sum(), 0.0)
+        if chosen < chosen_min_share:
+            shares = shares * (1.0 - chosen_min_share) / shares.sum()
+            chosen = chosen_min_share
         position = np.asarray(estimate.position_m, dtype=float)
         return cls._checked(
             np.vstack([position, rivals]), np.stack([local_m2, *covs]),
-            prior_right * np.concatenate([[max(1.0 - shares.sum(), 0.0)], shares]),
+            prior_right * np.concatenate([[chosen], shares]),
             _checked_covariance(estimate.covariance_m2, 'covariance_m2'))
 
     @classmethod

@@ -109,3 +109,61 @@ def test_a_recorded_frame_carries_the_unchosen_fix_as_localize_attaches_it():
     ghost = Estimate(**{**other.__dict__, 'residual_ratio': 30.0})
     assert wider_rival(first, {'first': first, 'other': ghost, 'kept': None}) is first
     assert wider_rival(first, None) is first
+
+
+def test_a_kept_fix_holds_at_least_half_of_the_pair_against_higher_evidence():
+    """The localizer kept its first fix against a wider-look fix 40 log units above it: the
+    evidence's share gives the kept fix almost nothing; the tracker gives it half."""
+    kept = with_unchosen(_fix([1.0, 2.0, 0.3], [0.5, 0.001, 0.001], score=100.0),
+                         _fix([1.3, 2.0, 0.3], [0.01] * 3, score=140.0))
+    assert kept.rival_probabilities[0] > 0.999
+    np.testing.assert_allclose(Measurement.from_estimate(kept).probabilities, [0.25, 0.25])
+    shares = Measurement.from_estimate(kept, chosen_min_share=0.0).probabilities
+    assert shares[0] < 1e-3 and shares[1] > 0.499
+    # the wider look's fix chosen, 20 log units ahead: it holds more than half already
+    swapped = with_unchosen(_fix([1.3, 2.0, 0.3], [0.01] * 3, score=120.0),
+                            _fix([1.0, 2.0, 0.3], [0.5, 0.001, 0.001], score=100.0))
+    shares = Measurement.from_estimate(swapped).probabilities
+    assert len(shares) == 2 and shares[0] > 0.49
+    np.testing.assert_allclose(shares, Measurement.from_estimate(
+        swapped, chosen_min_share=0.0).probabilities)
+    with pytest.raises(ValueError, match='chosen_min_share'):
+        PoseTracker(chosen_min_share=1.5)
+
+
+def _kept_fixes_after_ghosts(tracker: PoseTracker) -> float:
+    """dev_9_000's frames 80-90 on the figure-of-eight: 1.2 s of undoubted 0.5 mm fixes, 0.2 s
+    of doubted ghosts 3 m off (the track coasts through the turn, 1.9 cm off along y), then
+    0.2 s of right fixes whose x the echoes hold weakly (50 cm local sigma) and y to 0.5 mm,
+    doubted, each kept by the localizer against a wider-look fix 25 cm off along x with 40
+    log units more evidence. The largest error along y (the axis the fixes hold) of the poses
+    published over those 0.2 s, m."""
+    rng = np.random.default_rng(3)
+    worst = 0.0
+    for k in range(40):
+        t = 0.04 * k
+        truth = _eight(t)
+        if k < 30:
+            estimate = _fix(truth + 0.0005 * rng.standard_normal(3), [0.0005] * 3,
+                            confidence=1.0)
+        elif k < 35:
+            estimate = _fix(truth + [-3.0, 0.5, 0.0], [0.001] * 3, score=50.0)
+        else:
+            sigma = np.array([0.5, 0.0005, 0.0005])
+            right = _fix(truth + sigma * rng.standard_normal(3) * [0, 1, 1], sigma, score=100.0)
+            estimate = with_unchosen(right, _fix(truth + [-0.25, 0.0, 0.0], [0.001] * 3,
+                                                 score=140.0))
+        position, _, _ = tracker.update_estimate(t, estimate)
+        if k >= 35:
+            worst = max(worst, abs(float(position[1] - truth[1])))
+    return worst
+
+
+def test_a_kept_fix_after_a_coast_brings_the_track_back():
+    """Given the evidence's share (the tracker before r35-95) the right fixes weigh almost
+    nothing, the wider look's fix beside them lies outside the gate, and the track stays
+    about a centimetre off along y for frames; with the kept fix holding half, it is back
+    on the first."""
+    assert _kept_fixes_after_ghosts(PoseTracker(room_volume_m3=50.0)) < 0.002
+    assert _kept_fixes_after_ghosts(PoseTracker(room_volume_m3=50.0,
+                                                chosen_min_share=0.0)) > 0.008
