@@ -148,19 +148,26 @@ class WiderLook:
         return self._with_refined(proposal, estimate, starts, polished[rest], scores[rest])
 
     def _polished_rivals(self, proposal: Proposal, theta: np.ndarray,
-                         score: float) -> list[tuple[float, np.ndarray]]:
+                         estimate: Estimate) -> list[tuple[float, np.ndarray]]:
         """The best :data:`N_POLISHED_RIVALS` polished candidates of ``proposal`` 5 cm or
-        more from the fix (parameters ``theta (5,)``, refined evidence ``score``) and from each
-        other, refined in all parameters as the fix is (:meth:`_refined`): ``(gap, refined)``
-        of those still 5 cm or more from it whose refined evidence is within
-        :data:`CONFIDENT_GAP` of the fix's or above, ``gap`` the fix's evidence less theirs.
+        more from the fix (parameters ``theta (5,)``, the :class:`Estimate` ``estimate``
+        :meth:`finish` gave) and from each other, refined in all parameters as the fix is
+        (:meth:`_refined`): ``(gap, refined)`` of those still 5 cm or more from it whose
+        refined evidence is within :data:`CONFIDENT_GAP` of the fix's or above, ``gap`` the
+        fix's evidence less theirs. None where the fix is doubtful (:meth:`_doubtful_fix`):
+        the wider look refines the best polished candidates there itself.
 
         The search ranks its candidates by their polished evidence, at the scans' height and
         speed; refined in every parameter with the final model a rival can gain far more than
-        the fix did (dev seed 10 room 1 frame 8 at 20 dB: the truth polished 1644 log units
+        the fix did (dev seed 10 room 1 frame 8 at 20 dB: the truth polished 1617 log units
         below a fix 3.6 m off, refined 125 above it), and a rival never refined is judged by
-        the lower figure: the fix looked confident.
+        the lower figure: the fix looked confident, outside its 99.9 % ellipsoid. Nothing
+        short of refining tells such a rival: over that room's right fixes the first polished
+        rival gained 0-870 log units refined, the truth 1742.
         """
+        if not N_POLISHED_RIVALS or self._doubtful_fix(estimate):
+            return []
+        score = estimate.score
         picked: list[np.ndarray] = []
         for candidate in proposal.thetas[:proposal.n_polished]:
             if len(picked) == N_POLISHED_RIVALS:
