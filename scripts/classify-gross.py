@@ -235,7 +235,8 @@ def main() -> int:
                                             yaw + noise_rad * draw, yaw_std)
                 cpu_s[name] += time.process_time() - start
             head = {'room': i, 'name': room.name, 'frame': k, 'group': group,
-                    'shape': room.name.split('_', 3)[-1], 'soft': is_soft(room)}
+                    'shape': room.name if args.room else room.name.split('_', 3)[-1],
+                    'soft': is_soft(room)}
             _count(counts, group, rows, head, args.variants is not None)
     summary = {f'{g}/{k}': v for (g, k), v in sorted(counts.items())}
     if args.variants:
