@@ -291,6 +291,12 @@ CROSS_SCAN_GAP = 200.0
 HEADING_RETRY = True
 HEADING_RETRY_SIGMAS = 1.5
 N_HEADING_RETRY = 2
+# Issue 19 (branch r35-93): a fix that is not doubtful but set its heading this many of the
+# given heading's standard deviations from it or more is searched again by the wider look
+# (WiderLook._heading_moved): its place was found by scans at a heading it rules out (dev
+# 10/23/9, heading given 2.7 sigma off: a confident fix 179 cm off, outside its 99.9 %
+# ellipsoid; the wider look's retry finds the truth). None: off.
+HEADING_MOVED_SIGMAS = 2.5
 
 # Issue 19 (branch r33-74): where the fix is scanned across (AxisRivals._cross_pays), the
 # evidence is also scanned along each horizontal axis through the middle of every strip of the

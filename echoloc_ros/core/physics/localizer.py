@@ -323,7 +323,7 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
             proposal, theta, estimate)
         better = [top for gap, top in peaks if gap < AXIS_REFINE_GAP]
         second = None
-        if WIDER_LOOK and loc._doubtful_fix(estimate):
+        if WIDER_LOOK and (loc._doubtful_fix(estimate) or loc._heading_moved(proposal, estimate)):
             # Searched again where the first fix is doubtful (:class:`WiderLook`).
             second = loc._wider_look(proposal, estimate, better)
         elif WIDER_LOOK and better:
