@@ -12,6 +12,13 @@ compares:
 - ``basin``: the truth scores higher and a polished candidate lay within 3 cm of it;
 - ``none_near``: the truth scores higher and no polished candidate lay within 3 cm.
 
+A fix within 10 cm whose truth lies outside its own 99.9 % ellipsoid is classified the same
+way (``outside_only`` in its line). Each line says how the fix was published: ``confidence``,
+``d2`` (the error's squared Mahalanobis distance under the published covariance; over
+:data:`~echoloc_ros.offline.evaluation.CHI2_999_3DOF` is ``outside``), ``sigma_along_cm`` (the
+published standard deviation along the error) and the plan's ``shape``; the counts add
+``confident`` (confidence above 0) and ``outside`` per class.
+
 Prints one JSON line per gross frame (with ``heading_off_deg``, the true heading minus the
 one given) and the counts per class and group last, e.g.
 ``python scripts/classify-gross.py --split dev --seed 7 --n 300 --snr-db 20``;
@@ -38,7 +45,7 @@ from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.core.physics.config import N_THETA, YAW
 from echoloc_ros.core.physics import localizer as localizer_module
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
-from echoloc_ros.offline.evaluation import direct_explained, random_frames
+from echoloc_ros.offline.evaluation import CHI2_999_3DOF, direct_explained, random_frames
 from echoloc_ros.core.room import load_room
 from echoloc_ros.offline.room_evaluation import is_soft
 from echoloc_ros.sim.room_generator import generate_rooms
@@ -64,8 +71,10 @@ def classify_frame(loc: PhysicsLocalizer, features, position_m: np.ndarray, yaw_
     proposal = loc.propose(features, yaw_given_rad, None, yaw_std_rad)
     # The fix :meth:`PhysicsLocalizer.localize` publishes.
     estimate = loc.settled(proposal)
-    error_m = float(np.linalg.norm(estimate.position_m - position_m))
-    if error_m <= GROSS_M:
+    error = estimate.position_m - position_m
+    error_m = float(np.linalg.norm(error))
+    d2 = float(error @ np.linalg.solve(estimate.covariance_m2, error))
+    if error_m <= GROSS_M and d2 <= CHI2_999_3DOF:
         return None
     fr = proposal.frame
     emitter = position_m + yaw_matrix(yaw_rad) @ loc.array.emitter_m
@@ -93,6 +102,9 @@ def classify_frame(loc: PhysicsLocalizer, features, position_m: np.ndarray, yaw_
             'heading_off_deg': round(float(np.degrees(yaw_rad - yaw_given_rad)), 2),
             'confidence': round(estimate.confidence, 3),
             'residual_ratio': round(estimate.residual_ratio, 2),
+            'd2': round(d2, 2), 'outside': d2 > CHI2_999_3DOF, 'outside_only': error_m <= GROSS_M,
+            'sigma_along_cm': round(100 * float(np.sqrt(error @ estimate.covariance_m2 @ error))
+                                    / error_m, 2),
             'offset_cm': np.round(100 * (estimate.position_m - position_m), 1).tolist()}
 
 
@@ -139,18 +151,28 @@ def apply_variant(values: dict) -> None:
             setattr(module, key, value)
 
 
+def _kinds(row: dict) -> list[str]:
+    """The counts one classified fix adds to: its class (``outside_only/`` before it for a fix
+    within 10 cm), and that again with ``/confident`` and ``/outside`` where it was so."""
+    kind = f'outside_only/{row["kind"]}' if row['outside_only'] else row['kind']
+    return [kind] + [f'{kind}/{flag}' for flag, on in
+                     (('confident', row['confidence'] > 0), ('outside', row['outside'])) if on]
+
+
 def _count(counts: Counter, group: str, rows: dict, head: dict, compare: bool) -> None:
-    """Count one frame's classes per variant and print its line where any variant is gross."""
+    """Count one frame's classes per variant and print its line where any variant is gross or
+    outside its 99.9 % ellipsoid."""
     counts[(group, 'frames')] += 1
     for name, row in rows.items():
         if row is not None:
-            counts[(group, f'{name}/{row["kind"]}' if compare else row['kind'])] += 1
+            for kind in _kinds(row):
+                counts[(group, f'{name}/{kind}' if compare else kind)] += 1
     if not compare:
         if rows[''] is not None:
             print(json.dumps({**head, **rows['']}), flush=True)
         return
     if any(row is not None for row in rows.values()):
-        kinds = {name: row['kind'] if row else 'right' for name, row in rows.items()}
+        kinds = {name: _kinds(row)[0] if row else 'right' for name, row in rows.items()}
         if len(set(kinds.values())) > 1:
             counts[(group, 'changed')] += 1
         print(json.dumps({**head, 'kinds': kinds, 'rows': rows}), flush=True)
@@ -213,6 +235,7 @@ def main() -> int:
                                             yaw + noise_rad * draw, yaw_std)
                 cpu_s[name] += time.process_time() - start
             head = {'room': i, 'name': room.name, 'frame': k, 'group': group,
+                    'shape': room.name if args.room else room.name.split('_', 3)[-1],
                     'soft': is_soft(room)}
             _count(counts, group, rows, head, args.variants is not None)
     summary = {f'{g}/{k}': v for (g, k), v in sorted(counts.items())}

@@ -291,6 +291,12 @@ CROSS_SCAN_GAP = 200.0
 HEADING_RETRY = True
 HEADING_RETRY_SIGMAS = 1.5
 N_HEADING_RETRY = 2
+# Issue 19 (branch r35-93): a fix that is not doubtful but set its heading this many of the
+# given heading's standard deviations from it or more is searched again by the wider look
+# (WiderLook._heading_moved): its place was found by scans at a heading it rules out (dev
+# 10/23/9, heading given 2.7 sigma off: a confident fix 179 cm off, outside its 99.9 %
+# ellipsoid; the wider look's retry finds the truth). None: off.
+HEADING_MOVED_SIGMAS = 2.5
 
 # Issue 19 (branch r33-74): where the fix is scanned across (AxisRivals._cross_pays), the
 # evidence is also scanned along each horizontal axis through the middle of every strip of the
@@ -310,15 +316,18 @@ PLAN_LINE_M = math.inf
 # 1644 log units below the fix, refined 125 above it; the fix 3.6 m off, confidence 1). So the
 # N_POLISHED_RIVALS best polished candidates 5 cm or more from the fix are refined as the fix
 # is (WiderLook._polished_rivals), and those within CONFIDENT_GAP of it or above are refined
-# again as candidates with the axes' peaks (PhysicsLocalizer.settled). 0: off, as shipped:
-# with WIDER_NO_LOSS they righted the four dev frames they were built for, but on held-out seed
-# 45 (20 dB, 1020 frames) gross went 31 -> 32 (one righted, two broken, both published with
-# confidence 0 inside their ellipsoid) for about +2 ms a full search (two more refinements).
-N_POLISHED_RIVALS = 0
+# again as candidates with the axes' peaks (PhysicsLocalizer.settled). r34-83 shipped 2 and
+# off: with WIDER_NO_LOSS they righted the four dev frames they were built for, but on held-out
+# seed 45 (20 dB, 1020 frames) gross went 31 -> 32 (one righted, two broken, both published
+# with confidence 0 inside their ellipsoid) for about +2 ms a full search. r35-93: one, and
+# only where the fix is not doubtful (a doubtful fix's wider look refines the best polished
+# candidates itself): on dev the one confident fix outside its 99.9 % ellipsoid the
+# search's ranking left (10/1/8 above) is right with it.
+N_POLISHED_RIVALS = 1
 # ... and where the first fix explains its echoes (a residual ratio of at most
 # UNEXPLAINED_RATIO), a wider-look fix whose refined evidence is below the first's does not
 # replace it: the first is kept, its covariance spanning the rivals (WiderLook._choice,
 # 'kept'). The wider look's best is refined again from its own start, and that refit can land
 # below the first (dev seed 9 room 17 frame 5 at 20 dB: the first fix right at 3712.7, the
-# wider look's 2.9 m off at 3693.4 replaced it). Off with N_POLISHED_RIVALS (above).
+# wider look's 2.9 m off at 3693.4 replaced it). Off: on held-out seed 45 it broke a right fix.
 WIDER_NO_LOSS = False

@@ -319,10 +319,10 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         # strips, that the fix does not clearly beat are refined (:meth:`_peaks_across`), and
         # the best polished rivals that refine near it or above (:meth:`_polished_rivals`).
         peaks = peaks + loc._peaks_across(fr, theta, estimate, peaks) + loc._polished_rivals(
-            proposal, theta, estimate.score)
+            proposal, theta, estimate)
         better = [top for gap, top in peaks if gap < AXIS_REFINE_GAP]
         second = None
-        if WIDER_LOOK and loc._doubtful_fix(estimate):
+        if WIDER_LOOK and (loc._doubtful_fix(estimate) or loc._heading_moved(proposal, estimate)):
             # Searched again where the first fix is doubtful (:class:`WiderLook`).
             second = loc._wider_look(proposal, estimate, better)
         elif WIDER_LOOK and better:
