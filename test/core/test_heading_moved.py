@@ -16,16 +16,15 @@ def test_a_fix_whose_heading_moved_far_is_searched_again(array, chirp, processor
     sigma) off; the fix set its heading to the true one but sat 179 cm off with confidence 1
     and a sub-millimetre sigma, found by scans at the heading given. Searched again (the
     wider look's scans started off the heading given), it is right."""
-    shipped = wider_look.HEADING_MOVED_SIGMAS
-    assert shipped is not None
+    on_value = 2.5  # r35-93's value (HEADING_MOVED_SIGMAS ships off: None)
     loc, frame = dev_frame(23, 10, 9, array, chirp, processor, snr_db=20.0)
     before, old_error, old_d2 = localized(loc, frame, wider_look, 'HEADING_MOVED_SIGMAS', None,
                                           monkeypatch)
     assert before.confidence == 1.0
     assert np.linalg.norm(old_error) > 1.0
     assert old_d2 > CHI2_999_3DOF
-    assert abs(before.yaw_rad - frame[2]) >= shipped * HEADING_STD_RAD
-    estimate, error, d2 = localized(loc, frame, wider_look, 'HEADING_MOVED_SIGMAS', shipped,
+    assert abs(before.yaw_rad - frame[2]) >= on_value * HEADING_STD_RAD
+    estimate, error, d2 = localized(loc, frame, wider_look, 'HEADING_MOVED_SIGMAS', on_value,
                                     monkeypatch)
     assert np.linalg.norm(error) < 0.01
     assert d2 < CHI2_999_3DOF

@@ -18,15 +18,14 @@ def test_a_rival_that_refines_above_the_fix_is_chosen(array, chirp, processor, m
     candidate 1644 log units below the fix and never refined; the fix sat 3.6 m off in y with
     confidence 1 and a sub-millimetre sigma (outside its 99.9 % ellipsoid). Refined, the truth
     scores 125 above it and is the fix, with the one rival refined that ships."""
-    shipped = wider_look.N_POLISHED_RIVALS
-    assert shipped >= 1
+    on_value = 1  # r35-93's value (N_POLISHED_RIVALS ships off: 0)
     loc, frame = dev_frame(1, 10, 8, array, chirp, processor, snr_db=20.0)
     before, old_error, old_d2 = localized(loc, frame, wider_look, 'N_POLISHED_RIVALS', 0,
                                           monkeypatch)
     assert before.confidence == 1.0
     assert np.linalg.norm(old_error) > 3.0
     assert old_d2 > CHI2_999_3DOF
-    estimate, error, d2 = localized(loc, frame, wider_look, 'N_POLISHED_RIVALS', shipped,
+    estimate, error, d2 = localized(loc, frame, wider_look, 'N_POLISHED_RIVALS', on_value,
                                     monkeypatch)
     assert np.linalg.norm(error) < 0.01
     assert d2 < CHI2_999_3DOF
@@ -52,10 +51,12 @@ def test_a_wider_look_fix_below_the_first_does_not_replace_it(array, chirp, proc
 
 
 @pytest.mark.long
-def test_a_doubtful_fix_leaves_its_rivals_to_the_wider_look(array, chirp, processor):
+def test_a_doubtful_fix_leaves_its_rivals_to_the_wider_look(array, chirp, processor,
+                                                            monkeypatch):
     """The same frame's confident fix has the truth for a polished rival that refines above
-    it; the fix taken as doubtful (confidence 0), none is refined: the wider look refines the
-    best polished candidates there itself."""
+    it (one rival refined, r35-93's value); the fix taken as doubtful (confidence 0), none is
+    refined: the wider look refines the best polished candidates there itself."""
+    monkeypatch.setattr(wider_look, 'N_POLISHED_RIVALS', 1)
     loc, (features, _, heading) = dev_frame(1, 10, 8, array, chirp, processor, snr_db=20.0)
     proposal = loc.propose(features, heading, None, HEADING_STD_RAD)
     estimate = loc.finish(proposal)

@@ -295,8 +295,10 @@ N_HEADING_RETRY = 2
 # given heading's standard deviations from it or more is searched again by the wider look
 # (WiderLook._heading_moved): its place was found by scans at a heading it rules out (dev
 # 10/23/9, heading given 2.7 sigma off: a confident fix 179 cm off, outside its 99.9 %
-# ellipsoid; the wider look's retry finds the truth). None: off.
-HEADING_MOVED_SIGMAS = 2.5
+# ellipsoid; the wider look's retry finds the truth). None: off. Shipped off (stop 35): one
+# dev pose chose 2.5, it costs about six full searches where it fires (~1.2 % of frames) and
+# no held-out run has measured it.
+HEADING_MOVED_SIGMAS = None
 
 # Issue 19 (branch r33-74): where the fix is scanned across (AxisRivals._cross_pays), the
 # evidence is also scanned along each horizontal axis through the middle of every strip of the
@@ -322,8 +324,9 @@ PLAN_LINE_M = math.inf
 # with confidence 0 inside their ellipsoid) for about +2 ms a full search. r35-93: one, and
 # only where the fix is not doubtful (a doubtful fix's wider look refines the best polished
 # candidates itself): on dev the one confident fix outside its 99.9 % ellipsoid the
-# search's ranking left (10/1/8 above) is right with it.
-N_POLISHED_RIVALS = 1
+# search's ranking left (10/1/8 above) is right with it. Shipped off (stop 35): +1.3 ms a full
+# search (+17 %), and held out (seed 49, 20 dB) gross 3.73 % with it, no run of main beside.
+N_POLISHED_RIVALS = 0
 # ... and where the first fix explains its echoes (a residual ratio of at most
 # UNEXPLAINED_RATIO), a wider-look fix whose refined evidence is below the first's does not
 # replace it: the first is kept, its covariance spanning the rivals (WiderLook._choice,
