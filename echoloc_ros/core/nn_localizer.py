@@ -23,9 +23,9 @@
    :data:`PHYSICS_KEPT_GAP` of log evidence (:meth:`NeuralLocalizer.physics_stands`): the
    network overrides a physics fix only where physics cannot tell the two apart, or where
    physics' fix leaves the echoes unexplained and the network's explains them better;
-   where the network doubts the proposal it chose from (the wide search's test,
-   :meth:`NeuralLocalizer.doubts`), physics' fix stands unless the network's explains the
-   echoes better (:attr:`NeuralLocalizer.defer_doubted`): there the network's choice is a
+   where a room-independent network doubts the proposal it chose from (the wide search's
+   test, :meth:`NeuralLocalizer.doubts`), physics' fix stands unless the network's explains
+   the echoes better (:attr:`NeuralLocalizer.defer_doubted`): there the network's choice is a
    guess no better than physics' (dev split, 10 dB: docs/results.md, issue 19, branch
    r35-94), and physics' fix carries physics' own doubt (confidence 0 where a rival explains
    the echoes as well), as physics alone publishes it.
@@ -138,13 +138,14 @@ class NeuralLocalizer:
     :param defer_doubted: with the guard, where the network doubts the proposal it chose
         from (:meth:`doubts`), physics' own fix stands unless the network's explains the
         echoes better (:meth:`physics_stands` with ``network_doubts``); ``False``: as where
-        it is sure.
+        it is sure; ``None``: for a room-independent network (the one it was measured on),
+        not a room's own.
     """
 
     def __init__(self, model: nn.Module, checkpoint: dict[str, Any],
                  physics: PhysicsLocalizer, device: str = 'cpu',
                  wide_search: bool = True, physics_guard: bool = True,
-                 defer_doubted: bool = True) -> None:
+                 defer_doubted: bool | None = None) -> None:
         self.model = model
         #: what :meth:`probabilities` runs: the model's operations without its modules'
         #: calls (:class:`~echoloc_ros.core.nn_inference.RankerForward`, the same logits), or
@@ -154,7 +155,6 @@ class NeuralLocalizer:
         self.physics = physics
         self.wide_search = wide_search
         self.physics_guard = physics_guard
-        self.defer_doubted = defer_doubted
         self._wide: PhysicsLocalizer | None = None
         self.device = torch.device(device)
         self.temperature = float(checkpoint.get('temperature', 1.0))
@@ -164,6 +164,7 @@ class NeuralLocalizer:
         self.n_candidates = int(self.config.n_candidates)
         #: a room-independent network (any room; :mod:`echoloc_ros.core.model`).
         self.general = bool(self.config.room_independent)
+        self.defer_doubted = self.general if defer_doubted is None else bool(defer_doubted)
         lags = checkpoint.get('input_spec', {}).get('lags_s')
         if lags is not None and not np.allclose(lags, LAGS_S):
             raise ValueError(f'model was trained on lags {lags}; this build reads '

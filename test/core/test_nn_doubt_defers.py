@@ -90,4 +90,12 @@ def test_without_deferring_the_doubted_choice_is_published(dev_frame):
         nn.defer_doubted = True
     assert fix.estimate is network
     assert np.linalg.norm(fix.estimate.position_m - truth) > 0.5
-    assert nn.with_room(nn.room).defer_doubted
+    assert nn.general and nn.with_room(nn.room).defer_doubted
+
+
+def test_a_room_s_own_network_is_left_as_it_was(room, array, chirp, processor):
+    # Measured on the room-independent network only: a room's own keeps the guard as before.
+    own = NeuralLocalizer.from_checkpoint(default_model_path(room.name), room, array, chirp,
+                                          processor=processor)
+    assert not own.general and not own.defer_doubted
+    assert own.with_room(room).defer_doubted is False
