@@ -164,6 +164,8 @@ class NeuralLocalizer:
         self.n_candidates = int(self.config.n_candidates)
         #: a room-independent network (any room; :mod:`echoloc_ros.core.model`).
         self.general = bool(self.config.room_independent)
+        #: where the network doubts its proposal, physics' fix stands unless the network's
+        #: explains the echoes better (see ``defer_doubted`` above).
         self.defer_doubted = self.general if defer_doubted is None else bool(defer_doubted)
         lags = checkpoint.get('input_spec', {}).get('lags_s')
         if lags is not None and not np.allclose(lags, LAGS_S):
@@ -289,10 +291,10 @@ class NeuralLocalizer:
               tilt_rad: tuple[float, float] | None = None
               ) -> tuple[Fix, Estimate, Estimate | None]:
         """:meth:`fix`'s fix, the network's own fix and physics' own (``None`` without the
-        guard), of which the guard chose the published one: physics' where the network
-        doubts its proposal (:attr:`defer_doubted`) or :meth:`physics_stands` (what
-        ``scripts/nn-outside-study.py`` and ``scripts/nn-tie-study.py`` record). Same
-        arguments."""
+        guard), of which :meth:`physics_stands` chose the published one (by its
+        ``network_doubts`` rule where the network doubts the proposal it chose from and
+        :attr:`defer_doubted`; what ``scripts/nn-outside-study.py`` and
+        ``scripts/nn-tie-study.py`` record). Same arguments."""
         proposal = first = self.physics.propose(features, yaw_rad, temperature_c, yaw_std_rad,
                                                 tilt_rad)
         p, inference_s = self.rank(proposal)
