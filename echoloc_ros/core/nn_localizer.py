@@ -22,7 +22,13 @@
    leaves them no less explained than the network's) and they prefer it by more than
    :data:`PHYSICS_KEPT_GAP` of log evidence (:meth:`NeuralLocalizer.physics_stands`): the
    network overrides a physics fix only where physics cannot tell the two apart, or where
-   physics' fix leaves the echoes unexplained and the network's explains them better.
+   physics' fix leaves the echoes unexplained and the network's explains them better;
+   where a room-independent network doubts the proposal it chose from (the wide search's
+   test, :meth:`NeuralLocalizer.doubts`), physics' fix stands unless the network's explains
+   the echoes better (:attr:`NeuralLocalizer.defer_doubted`): there the network's choice is a
+   guess no better than physics' (dev split, 10 dB: docs/results.md, issue 19, branch
+   r35-94), and physics' fix carries physics' own doubt (confidence 0 where a rival explains
+   the echoes as well), as physics alone publishes it.
 
 Optimization levels set how the network runs: ``accurate`` and ``balanced`` in eager float,
 ``fast`` as a frozen TorchScript graph of the same float model (same numbers, about half the
@@ -129,11 +135,17 @@ class NeuralLocalizer:
         doubts.
     :param physics_guard: physics' own fix stands where the echoes prefer it clearly
         (:meth:`physics_stands`); ``False``: the network's choice always.
+    :param defer_doubted: with the guard, where the network doubts the proposal it chose
+        from (:meth:`doubts`), physics' own fix stands unless the network's explains the
+        echoes better (:meth:`physics_stands` with ``network_doubts``); ``False``: as where
+        it is sure; ``None``: for a room-independent network (the one it was measured on),
+        not a room's own.
     """
 
     def __init__(self, model: nn.Module, checkpoint: dict[str, Any],
                  physics: PhysicsLocalizer, device: str = 'cpu',
-                 wide_search: bool = True, physics_guard: bool = True) -> None:
+                 wide_search: bool = True, physics_guard: bool = True,
+                 defer_doubted: bool | None = None) -> None:
         self.model = model
         #: what :meth:`probabilities` runs: the model's operations without its modules'
         #: calls (:class:`~echoloc_ros.core.nn_inference.RankerForward`, the same logits), or
@@ -152,6 +164,9 @@ class NeuralLocalizer:
         self.n_candidates = int(self.config.n_candidates)
         #: a room-independent network (any room; :mod:`echoloc_ros.core.model`).
         self.general = bool(self.config.room_independent)
+        #: where the network doubts its proposal, physics' fix stands unless the network's
+        #: explains the echoes better (see ``defer_doubted`` above).
+        self.defer_doubted = self.general if defer_doubted is None else bool(defer_doubted)
         lags = checkpoint.get('input_spec', {}).get('lags_s')
         if lags is not None and not np.allclose(lags, LAGS_S):
             raise ValueError(f'model was trained on lags {lags}; this build reads '
@@ -216,7 +231,8 @@ class NeuralLocalizer:
         with its furniture moved in the room file): the model was trained on the room with
         its furniture moved about, so it stays valid."""
         return NeuralLocalizer(self.model, self.checkpoint, self.physics.with_room(room),
-                               str(self.device), self.wide_search, self.physics_guard)
+                               str(self.device), self.wide_search, self.physics_guard,
+                               self.defer_doubted)
 
     @property
     def room(self) -> Room:
@@ -275,12 +291,14 @@ class NeuralLocalizer:
               tilt_rad: tuple[float, float] | None = None
               ) -> tuple[Fix, Estimate, Estimate | None]:
         """:meth:`fix`'s fix, the network's own fix and physics' own (``None`` without the
-        guard), of which :meth:`physics_stands` chose the published one (what
-        ``scripts/nn-outside-study.py`` records). Same arguments."""
+        guard), of which :meth:`physics_stands` chose the published one (by its
+        ``network_doubts`` rule where the network doubts the proposal it chose from and
+        :attr:`defer_doubted`; what ``scripts/nn-outside-study.py`` and
+        ``scripts/nn-tie-study.py`` record). Same arguments."""
         proposal = first = self.physics.propose(features, yaw_rad, temperature_c, yaw_std_rad,
                                                 tilt_rad)
         p, inference_s = self.rank(proposal)
-        doubted = bool(p[-1] > WIDE_NONE_PROBABILITY or p[:-1].max() < WIDE_BEST_PROBABILITY)
+        doubted = self.doubts(p)
         wide = wide_search_allowed and self.wide_search and doubted
         kept = False
         if wide:
@@ -297,9 +315,17 @@ class NeuralLocalizer:
         physics_fix = None
         if self.physics_guard:
             physics_fix = self.physics_fix(first)
-            if self.physics_stands(physics_fix, network_fix):
+            network_doubts = self.defer_doubted and self.doubts(p)
+            if self.physics_stands(physics_fix, network_fix, network_doubts):
                 estimate = physics_fix
         return Fix(estimate, doubted, wide, kept, inference_s), network_fix, physics_fix
+
+    @staticmethod
+    def doubts(p: np.ndarray) -> bool:
+        """Whether the network doubts a proposal it gave the probabilities ``p`` (each
+        candidate, then none): "none" more than :data:`WIDE_NONE_PROBABILITY` or its best
+        candidate less than :data:`WIDE_BEST_PROBABILITY`."""
+        return bool(p[-1] > WIDE_NONE_PROBABILITY or p[:-1].max() < WIDE_BEST_PROBABILITY)
 
     def physics_fix(self, proposal: Proposal) -> Estimate:
         """Physics' own fix from its ``proposal`` (:meth:`PhysicsLocalizer.settled`, as
@@ -308,18 +334,23 @@ class NeuralLocalizer:
         return self.physics.settled(proposal)
 
     @staticmethod
-    def physics_stands(physics_fix: Estimate, network_fix: Estimate) -> bool:
-        """Whether physics' fix stands against the network's: they are not the same place
-        (:data:`SAME_PLACE_M` apart or more), physics' fix explains its echoes (a residual
-        over the noise of at most physics' ``UNEXPLAINED_RATIO``, or of at most the network
-        fix's own where that leaves them less explained still: else its evidence is not to
-        be trusted against the network's) and it explains them better by more than
-        :data:`PHYSICS_KEPT_GAP` of log evidence (both refined alike, so their evidence
-        compares)."""
-        apart = np.linalg.norm(physics_fix.position_m - network_fix.position_m) >= SAME_PLACE_M
+    def physics_stands(physics_fix: Estimate, network_fix: Estimate,
+                       network_doubts: bool = False) -> bool:
+        """Whether physics' fix stands against the network's: physics' fix explains its
+        echoes (a residual over the noise of at most physics' ``UNEXPLAINED_RATIO``, or of at
+        most the network fix's own where that leaves them less explained still: else its
+        evidence is not to be trusted against the network's) and, where the network is sure
+        of its choice, the two are not the same place (:data:`SAME_PLACE_M` apart or more)
+        and physics' explains the echoes better by more than :data:`PHYSICS_KEPT_GAP` of log
+        evidence (both refined alike, so their evidence compares); where the network doubts
+        (``network_doubts``), physics' explains them at least as well."""
         explained = max(UNEXPLAINED_RATIO, network_fix.residual_ratio)
-        return bool(apart and physics_fix.residual_ratio <= explained
-                    and physics_fix.score > network_fix.score + PHYSICS_KEPT_GAP)
+        if physics_fix.residual_ratio > explained:
+            return False
+        if network_doubts:
+            return bool(physics_fix.score >= network_fix.score)
+        apart = np.linalg.norm(physics_fix.position_m - network_fix.position_m) >= SAME_PLACE_M
+        return bool(apart and physics_fix.score > network_fix.score + PHYSICS_KEPT_GAP)
 
     def localize(self, features: EchoFeatures, yaw_rad: float,
                  temperature_c: float | None = None,
