@@ -18,6 +18,7 @@ import json
 import sys
 
 import numpy as np
+from nn_study import FS_HZ, GROUPS, apart_m, fix_row, group_line, in_group
 
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
@@ -27,20 +28,10 @@ from echoloc_ros.core.physics.config import UNEXPLAINED_RATIO
 from echoloc_ros.core.paths import default_model_path
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import load_room
-from echoloc_ros.offline.evaluation import CHI2_95_3DOF, CHI2_999_3DOF, random_frames
+from echoloc_ros.offline.evaluation import random_frames
 from echoloc_ros.offline.room_evaluation import frames_seed, is_soft
 from echoloc_ros.sim.room_generator import generate_rooms
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
-
-FS_HZ = 250e3
-GROUPS = ('pooled', 'shoebox', 'non_rectangular', 'soft', 'furnished')
-
-
-def _fix(estimate) -> dict:
-    return {'position_m': estimate.position_m.tolist(),
-            'covariance_m2': np.asarray(estimate.covariance_m2).ravel().tolist(),
-            'score': float(estimate.score), 'ratio': float(estimate.residual_ratio),
-            'confidence': float(estimate.confidence)}
 
 
 def frame_record(nn: NeuralLocalizer, physics: PhysicsLocalizer, scanned: PhysicsLocalizer,
@@ -53,8 +44,8 @@ def frame_record(nn: NeuralLocalizer, physics: PhysicsLocalizer, scanned: Physic
     fix, network, guard = nn.fixes(features, yaw_told, None, yaw_std)
     # The network's own fix's confidence is its probability (with the candidates at the
     # same place).
-    return {'physics': _fix(fixed), 'scanned': _fix(own), 'network': _fix(network),
-            'guard': None if guard is None else _fix(guard), 'published': _fix(fix.estimate),
+    return {'physics': fix_row(fixed), 'scanned': fix_row(own), 'network': fix_row(network),
+            'guard': None if guard is None else fix_row(guard), 'published': fix_row(fix.estimate),
             'doubted': bool(fix.doubted), 'wide': bool(fix.wide), 'kept': bool(fix.wide_kept)}
 
 
@@ -100,16 +91,12 @@ def record(args) -> int:
     return 0
 
 
-def _apart_m(a: dict, b: dict) -> float:
-    return float(np.linalg.norm(np.subtract(a['position_m'], b['position_m'])))
-
-
 def guard_stands(physics: dict, network: dict, gap: float = PHYSICS_KEPT_GAP,
                  max_ratio: float = UNEXPLAINED_RATIO, relative: bool = False) -> bool:
     """:meth:`NeuralLocalizer.physics_stands` on recorded fixes, its gap and ratio free;
     ``relative``: physics' residual ratio may also be up to the network fix's own."""
     limit = max(max_ratio, network['ratio']) if relative else max_ratio
-    return bool(_apart_m(physics, network) >= SAME_PLACE_M and physics['ratio'] <= limit
+    return bool(apart_m(physics, network) >= SAME_PLACE_M and physics['ratio'] <= limit
                 and physics['score'] > network['score'] + gap)
 
 
@@ -147,18 +134,6 @@ RULES = {
 }
 
 
-def _outcome(fix: dict, truth: np.ndarray) -> tuple[bool, bool, bool]:
-    """Whether ``fix`` is gross (10 cm), inside its 95 % and outside its 99.9 % ellipsoid."""
-    e = np.asarray(fix['position_m']) - truth
-    d2 = float(e @ np.linalg.solve(np.reshape(fix['covariance_m2'], (3, 3)), e))
-    return bool(np.linalg.norm(e) >= 0.1), d2 <= CHI2_95_3DOF, d2 > CHI2_999_3DOF
-
-
-def _in_group(r: dict, group: str) -> bool:
-    return {'pooled': True, 'shoebox': r['shoebox'], 'non_rectangular': not r['shoebox'],
-            'soft': r['soft'], 'furnished': r['furnished']}[group]
-
-
 def replay(args) -> int:
     """Each rule's gross, coverage_95 and outside share per group, and the frames where it
     is right and physics not (won) or the other way (lost)."""
@@ -167,18 +142,10 @@ def replay(args) -> int:
         rule = RULES[name]
         line = {'rule': name, 'n': len(rows)}
         for group in GROUPS:
-            mine = [r for r in rows if _in_group(r, group)]
+            mine = [r for r in rows if in_group(r, group)]
             if not mine:
                 continue
-            got = np.array([_outcome(rule(r), np.asarray(r['truth_m'])) for r in mine])
-            base = np.array([_outcome(r['physics'], np.asarray(r['truth_m'])) for r in mine])
-            line[group] = {'n': len(mine), 'gross': int(got[:, 0].sum()),
-                           'physics_gross': int(base[:, 0].sum()),
-                           'won': int((~got[:, 0] & base[:, 0]).sum()),
-                           'lost': int((got[:, 0] & ~base[:, 0]).sum()),
-                           'coverage_95': round(float(got[:, 1].mean()), 4),
-                           'outside': int(got[:, 2].sum()),
-                           'physics_outside': int(base[:, 2].sum())}
+            line[group], _ = group_line([rule(r) for r in mine], mine)
         print(json.dumps(line))
     return 0
 

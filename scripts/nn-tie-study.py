@@ -20,6 +20,7 @@ import json
 import sys
 
 import numpy as np
+from nn_study import FS_HZ, GROUPS, apart_m, fix_row, group_line, in_group
 
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
@@ -29,20 +30,10 @@ from echoloc_ros.core.nn_localizer import (PHYSICS_KEPT_GAP, SAME_PLACE_M,
                                            NeuralLocalizer)
 from echoloc_ros.core.physics.config import UNEXPLAINED_RATIO
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
-from echoloc_ros.offline.evaluation import CHI2_95_3DOF, CHI2_999_3DOF, random_frames
+from echoloc_ros.offline.evaluation import random_frames
 from echoloc_ros.offline.room_evaluation import frames_seed, is_soft
 from echoloc_ros.sim.room_generator import generate_rooms
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
-
-FS_HZ = 250e3
-GROUPS = ('pooled', 'shoebox', 'non_rectangular', 'soft', 'furnished')
-
-
-def _fix(estimate) -> dict:
-    return {'position_m': estimate.position_m.tolist(),
-            'covariance_m2': np.asarray(estimate.covariance_m2).ravel().tolist(),
-            'score': float(estimate.score), 'ratio': float(estimate.residual_ratio),
-            'confidence': float(estimate.confidence)}
 
 
 def frame_record(nn: NeuralLocalizer, physics: PhysicsLocalizer, features, yaw_told: float,
@@ -64,8 +55,8 @@ def frame_record(nn: NeuralLocalizer, physics: PhysicsLocalizer, features, yaw_t
     stands = nn.physics_stands(guard, network)
     second = (nn.physics.finish(proposal, int(order[1]), p, nn.covariance_scale)
               if len(order) > 1 else None)
-    return {'physics': _fix(fixed), 'network': _fix(network), 'guard': _fix(guard),
-            'second': None if second is None else _fix(second), 'stands': bool(stands),
+    return {'physics': fix_row(fixed), 'network': fix_row(network), 'guard': fix_row(guard),
+            'second': None if second is None else fix_row(second), 'stands': bool(stands),
             'doubted': doubted, 'kept': kept,
             'candidates_m': proposal.positions_m().tolist(),
             'scores': np.asarray(proposal.scores, float).tolist(),
@@ -115,10 +106,6 @@ def _margin(r: dict) -> float:
     return float(p[0] - (p[1] if len(p) > 1 else 0.0))
 
 
-def _apart_m(a: dict, b: dict) -> float:
-    return float(np.linalg.norm(np.subtract(a['position_m'], b['position_m'])))
-
-
 def rule_margin(threshold: float):
     """Physics' own fix stands also where the network's top two are within ``threshold``
     of probability and physics' fix is not the network's choice."""
@@ -146,7 +133,7 @@ def rule_second_evidence(gap: float):
         net, sec = r['network'], r['second']
         if sec is not None and sec['score'] > net['score'] + gap:
             net = sec
-        stands = (_apart_m(r['guard'], net) >= 0.1 and r['guard']['score'] > net['score'] + 10
+        stands = (apart_m(r['guard'], net) >= 0.1 and r['guard']['score'] > net['score'] + 10
                   and r['guard']['ratio'] <= max(2.0, net['ratio']))
         return (r['guard'] if stands else net), False
     return rule
@@ -178,7 +165,7 @@ def rule_doubted_gap(gap: float):
         g, net = r['guard'], r['network']
         kept_gap = PHYSICS_KEPT_GAP if _sure(r) else gap
         explained = g['ratio'] <= max(UNEXPLAINED_RATIO, net['ratio'])
-        stands = (_apart_m(g, net) >= SAME_PLACE_M and explained
+        stands = (apart_m(g, net) >= SAME_PLACE_M and explained
                   and g['score'] > net['score'] + kept_gap)
         fix = g if stands else net
         return fix, fix['confidence'] <= 0.0
@@ -190,7 +177,7 @@ def rule_shipped(r: dict) -> tuple[dict, bool]:
     g, net = r['guard'], r['network']
     explained = g['ratio'] <= max(UNEXPLAINED_RATIO, net['ratio'])
     if _sure(r):
-        stands = explained and (_apart_m(g, net) >= SAME_PLACE_M
+        stands = explained and (apart_m(g, net) >= SAME_PLACE_M
                                 and g['score'] > net['score'] + PHYSICS_KEPT_GAP)
     else:
         stands = explained and g['score'] >= net['score']
@@ -215,18 +202,6 @@ RULES = {
     **{f'doubt{t:g}': rule_doubt(t) for t in (0.2, 0.4, 0.6)},
     **{f'second_gap{g:g}': rule_second_evidence(g) for g in (0.0, 10.0)},
 }
-
-
-def _outcome(fix: dict, truth: np.ndarray) -> tuple[bool, bool, bool]:
-    """Whether ``fix`` is gross (10 cm), inside its 95 % and outside its 99.9 % ellipsoid."""
-    e = np.asarray(fix['position_m']) - truth
-    d2 = float(e @ np.linalg.solve(np.reshape(fix['covariance_m2'], (3, 3)), e))
-    return bool(np.linalg.norm(e) >= 0.1), d2 <= CHI2_95_3DOF, d2 > CHI2_999_3DOF
-
-
-def _in_group(r: dict, group: str) -> bool:
-    return {'pooled': True, 'shoebox': r['shoebox'], 'non_rectangular': not r['shoebox'],
-            'soft': r['soft'], 'furnished': r['furnished']}[group]
 
 
 def diagnose(rows: list[dict]) -> dict:
@@ -277,23 +252,14 @@ def replay(args) -> int:
         rule = RULES[name]
         line = {'rule': name, 'n': len(rows)}
         for group in GROUPS:
-            mine = [r for r in rows if _in_group(r, group)]
+            mine = [r for r in rows if in_group(r, group)]
             if not mine:
                 continue
             chosen = [rule(r) for r in mine]
-            got = np.array([_outcome(f, np.asarray(r['truth_m']))
-                            for (f, _), r in zip(chosen, mine)])
+            line[group], got = group_line([f for f, _ in chosen], mine)
             zero = np.array([z for _, z in chosen])
-            base = np.array([_outcome(r['physics'], np.asarray(r['truth_m'])) for r in mine])
-            line[group] = {'n': len(mine), 'gross': int(got[:, 0].sum()),
-                           'physics_gross': int(base[:, 0].sum()),
-                           'won': int((~got[:, 0] & base[:, 0]).sum()),
-                           'lost': int((got[:, 0] & ~base[:, 0]).sum()),
-                           'doubted': int(zero.sum()),
-                           'gross_kept': int((got[:, 0] & ~zero).sum()),
-                           'coverage_95': round(float(got[:, 1].mean()), 4),
-                           'outside': int(got[:, 2].sum()),
-                           'physics_outside': int(base[:, 2].sum())}
+            line[group].update(doubted=int(zero.sum()),
+                               gross_kept=int((got[:, 0] & ~zero).sum()))
         print(json.dumps(line))
     return 0
 
