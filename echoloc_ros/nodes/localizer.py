@@ -561,7 +561,8 @@ class LocalizerNode(Node):
             track_search=self.pipeline.track_search if self.tracking else None)
 
     def destroy_node(self) -> None:
-        self.imu.destroy()
+        if hasattr(self, 'imu'):  # not where the node refused its parameters before it
+            self.imu.destroy()
         super().destroy_node()
 
     def model_status(self, stat):

@@ -4,7 +4,7 @@ evidence separates keeps its own."""
 import numpy as np
 import pytest
 
-from echoloc_ros.core.physics import localizer as localizer_module
+from echoloc_ros.core.physics import staged_search
 from echoloc_ros.core.physics.config import AXIS_RIVAL_GAP, CONFIDENT_GAP
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.offline.evaluation import random_frames
@@ -53,7 +53,7 @@ def test_a_fix_on_the_wrong_wall_along_an_axis_is_refined_from_the_better_peak(
     Without the heading step: the frame's heading is given 1.95 deg off, and the wall scans
     started from the heading the walls' echoes give find the truth's y without the axis
     scans."""
-    monkeypatch.setattr(localizer_module, 'HEADING_STEP', False)
+    monkeypatch.setattr(staged_search, 'HEADING_STEP', False)
     localizers, frames = furnished_shoebox
     before, old_error = _localized(localizers, frames[2], False)
     assert abs(old_error[1]) > 3.0 and np.all(np.abs(old_error[[0, 2]]) < 0.01)

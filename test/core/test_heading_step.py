@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from echoloc_ros.core.physics import config
-from echoloc_ros.core.physics import localizer as localizer_module
+from echoloc_ros.core.physics import staged_search
 from echoloc_ros.core.physics.axis_rivals import AxisRivals
 from echoloc_ros.core.physics.heading_step import wall_heading, wall_heading_scores
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
@@ -100,7 +100,7 @@ def test_a_heading_given_degrees_off_is_found_before_the_scans(dev_frame, monkey
     monkeypatch.setattr(AxisRivals, 'plan_scans', False)
     errors = {}
     for step in (False, True):
-        monkeypatch.setattr(localizer_module, 'HEADING_STEP', step)
+        monkeypatch.setattr(staged_search, 'HEADING_STEP', step)
         estimate = localizer.localize(features, given, yaw_std_rad=HEADING_STD_RAD)
         errors[step] = float(np.linalg.norm(estimate.position_m - position))
     # From the given heading the true coordinate is not among the scans' peaks and the fix is
@@ -145,7 +145,7 @@ def test_both_starts_keep_the_given_headings_candidates(array, chirp, processor,
 def _step_settings(monkeypatch, on: bool) -> None:
     """The heading step as shipped (on) or the localizer without it (off, the old code)."""
     from echoloc_ros.core.physics import candidates as candidates_module
-    monkeypatch.setattr(localizer_module, 'HEADING_STEP', on)
+    monkeypatch.setattr(staged_search, 'HEADING_STEP', on)
     monkeypatch.setattr(candidates_module, 'HEADING_BOTH_STARTS', on)
 
 

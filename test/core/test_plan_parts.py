@@ -6,6 +6,7 @@ import pytest
 
 from echoloc_ros.core.array_geometry import load_array, yaw_matrix
 from echoloc_ros.core.chirp import Chirp
+from echoloc_ros.core.physics import staged_search
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import room_from_dict
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
@@ -57,8 +58,9 @@ def test_a_pose_in_a_stem_whose_end_walls_boxes_hide_is_found(processor):
                                                     Scenario(snr_db=20.0, seed=5)))
     fr = localizer.frame(features, yaw, T_ROOM.temperature_c)
     emitter = position + yaw_matrix(yaw) @ array.emitter_m
-    thetas, _, _ = localizer._wall_candidates(fr, features, T_ROOM.vertices_m.mean(axis=0),
+    theta, _, table = localizer._vertical_fit(fr, features, T_ROOM.vertices_m.mean(axis=0),
                                               emitter[2], 1.0)
+    thetas = staged_search._wall_candidates(localizer, fr, theta, table)
     # A candidate within the carrier's basin (a few millimetres) of the truth: the part's
     # own scan along y places it from the boxes' faces.
     assert np.min(np.linalg.norm(thetas[:, :2] - emitter[:2], axis=1)) < 0.005
