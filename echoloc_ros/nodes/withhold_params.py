@@ -14,7 +14,7 @@ def declare_withhold_doubted(node, pipeline: Pipeline) -> None:
 
     set_on(declare(node, 'withhold_doubted', WITHHOLD_DOUBTED, 'with tracking false: a fix the '
                    'localizer cannot tell from a rival (confidence 0: its echoes unexplained, '
-                   'or a place apart explains them as well) whose own covariance is wider than '
-                   'WITHHELD_SIGMA_M is not published on echoloc/pose, and is counted (frames '
-                   'without pose: doubted fix withheld); with tracking the tracker takes it by '
-                   'its covariance', on_set=set_on))
+                   'or a place apart explains them as well; its covariance holds the whole '
+                   'room) is not published on echoloc/pose, and is counted (frames without '
+                   'pose: doubted fix withheld); with tracking the tracker takes it by its '
+                   'covariance', on_set=set_on))
