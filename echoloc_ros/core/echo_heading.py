@@ -25,9 +25,13 @@ from echoloc_ros.core.physics.config import AMBIGUOUS_GAP
 
 # Heading grid of the acquisition and the prior width searched around each point: at 15 deg and
 # 5 deg (the search reaches +-10 deg around each) the default room's acquisitions found the
-# heading within 0.02 deg (or its mirror) in 6 frames of 6, at 24 localizations (0.3 s of CPU).
+# heading within 0.02 deg (or its mirror) in 6 frames of 6, at 24 proposals.
 ACQUIRE_STEP_RAD = float(np.deg2rad(15.0))
 ACQUIRE_STD_RAD = float(np.deg2rad(5.0))
+# How many of the grid's headings, ranked by their finished fix, are settled in full: the same
+# acquisition as settling all 24 in 8 frames of 8 (default and furnished rooms), at a third of
+# the CPU (1.25 s -> 0.4 s here): settling is what a wrong heading costs (40-60 ms each).
+ACQUIRE_SETTLED = 4
 # Two acquisitions agree when their headings (or, in a symmetric room, headings mod pi) are this
 # close, plus what the robot may have turned between them at MAX_TURN_RATE_RAD_S: one frame can
 # mistake a furnished room's echoes (1 acquisition in 4 was off by 105 deg, another by 5 deg, in
@@ -50,10 +54,16 @@ FOLLOW_GATE_RAD = float(np.deg2rad(3.0))
 RESIDUAL_GATE = 5.0
 # How much of each fix's apparent turn rate is taken into the rate (an alpha-beta filter's beta).
 RATE_GAIN = 0.3
-# A track with no fix for this long is lost and the heading is acquired again: the next frame is
-# localized within +-9 deg of the heading predicted at the last turn rate, and a robot whose turn
-# rate changes by 30 deg/s^2 is 15 deg off that after 1 s.
+# A track that takes no fix from the frames it is given for this long is lost and the heading
+# is acquired again: the next frame is localized within +-9 deg of the heading predicted at the
+# last turn rate, and a robot whose turn rate changes by 30 deg/s^2 is 15 deg off that after
+# 1 s. Counted from the first frame the track is given after its last fix, not from that fix:
+# the frames that came while an acquisition held the CPU (0.4 s here, several times that on
+# a small board) never reached it, and the first frame after a lock is always one of those.
 LOST_AFTER_S = 1.0
+# Nor is a heading carried further than this from its last fix, frames or none: the pair of
+# acquisitions that measured the turn rate spans up to PAIR_MAX_S.
+CARRY_MAX_S = 3.0
 # Two acquisitions further apart than this confirm nothing (the first is forgotten).
 PAIR_MAX_S = 2.0
 # Poses whose headings are this close to opposite are mirror candidates in an acquisition.
@@ -86,19 +96,28 @@ class Acquisition:
 def acquire(localizer, features, temperature_c: float) -> Acquisition:
     """Localize ``features`` at every heading of the grid and keep the best fix.
 
+    Each heading's proposal is finished (its best candidate refined) and ranked by that fix's
+    evidence; only the :data:`ACQUIRE_SETTLED` best are settled as :meth:`localize` would
+    (the wider looks that cost a wrong heading 40-60 ms each and move no right one).
+
     :param localizer: a :class:`~echoloc_ros.core.physics.localizer.PhysicsLocalizer`.
     :raises ValueError: no heading gave a fix (no floor or ceiling echo, a bad frame).
     """
-    fixes = []
+    finished = []
     last_error = None
     for yaw_rad in np.arange(-np.pi, np.pi, ACQUIRE_STEP_RAD):
         try:
-            estimate = localizer.localize(features, float(yaw_rad), temperature_c,
-                                          yaw_std_rad=ACQUIRE_STD_RAD)
+            proposal = localizer.propose(features, float(yaw_rad), temperature_c,
+                                         yaw_std_rad=ACQUIRE_STD_RAD)
+            finished.append((localizer.finish(proposal).score, proposal))
         except ValueError as exc:
             last_error = exc
-            continue
-        fixes.append(estimate)
+    fixes = []
+    for _, proposal in sorted(finished, key=lambda pair: -pair[0])[:ACQUIRE_SETTLED]:
+        try:
+            fixes.append(localizer.settled(proposal))
+        except ValueError as exc:
+            last_error = exc
     if not fixes:
         raise ValueError(f'no heading of the acquisition grid gave a fix: {last_error}')
     fixes.sort(key=lambda e: -e.score)
@@ -124,6 +143,8 @@ class EchoHeading:
         self.centre_m = np.zeros(3)
         self.candidate: Acquisition | None = None
         self.candidate_t_s = -np.inf
+        # The stamp of the first frame given to the track since its last fix (None: none yet).
+        self.given_t_s: float | None = None
         # The heading predicted by the track that was lost, and when: a new lock in a symmetric
         # room takes the one of its two mirrored headings that continues it.
         self.lost: tuple[float, float] | None = None
@@ -137,17 +158,25 @@ class EchoHeading:
 
     def prior(self, t_s: float) -> tuple[float, float] | None:
         """The heading for a frame at ``t_s`` and its variance, or None if the track is lost
-        (no fix for ``LOST_AFTER_S``) or was never acquired."""
+        (no fix taken for :data:`LOST_AFTER_S` of the frames given to it, or its last fix
+        :data:`CARRY_MAX_S` away) or was never acquired."""
         if self.yaw_rad is None:
             return None
-        if abs(t_s - self.t_s) > LOST_AFTER_S:
-            self.lost = (wrap(self.yaw_rad + self.rate_rad_s * LOST_AFTER_S),
-                         self.t_s + LOST_AFTER_S)
+        self._given(t_s)
+        if t_s - self.given_t_s > LOST_AFTER_S or abs(t_s - self.t_s) > CARRY_MAX_S:
+            lost_t_s = self.t_s + min(abs(t_s - self.t_s), CARRY_MAX_S)
+            self.lost = (wrap(self.yaw_rad + self.rate_rad_s * (lost_t_s - self.t_s)), lost_t_s)
             self.yaw_rad = None
             self.candidate = None
             self.reacquisitions += 1
             return None
         return wrap(self.yaw_rad + self.rate_rad_s * (t_s - self.t_s)), TRACK_STD_RAD ** 2
+
+    def _given(self, t_s: float) -> None:
+        """A frame stamped ``t_s`` reached the track: the first since its last fix starts the
+        :data:`LOST_AFTER_S` count."""
+        if self.given_t_s is None:
+            self.given_t_s = t_s
 
     def offer(self, acquisition: Acquisition, t_s: float) -> bool:
         """An acquisition's result: the track is locked when it agrees with the previous one.
@@ -175,8 +204,9 @@ class EchoHeading:
             if abs(wrap(yaw_rad + np.pi - self.lost[0])) < abs(wrap(yaw_rad - self.lost[0])):
                 yaw_rad = wrap(yaw_rad + np.pi)
         # The turn between the two acquisitions carries the prediction over the next gap (an
-        # acquisition holds up the frames for 0.3-0.6 s of CPU).
+        # acquisition holds up the frames for 0.4 s of CPU here).
         self.yaw_rad, self.rate_rad_s, self.t_s = yaw_rad, diff / max(dt_s, 1e-3), t_s
+        self.given_t_s = None
         self.mirror_probability = acquisition.mirror_probability
         self.centre_m = acquisition.centre_m
         return True
@@ -193,6 +223,7 @@ class EchoHeading:
         """
         if from_echoes and residual_ratio > RESIDUAL_GATE:
             self.not_followed += 1
+            self._given(t_s)
             return False
         if self.yaw_rad is None or not np.isfinite(self.t_s) or t_s <= self.t_s:
             self.yaw_rad, self.rate_rad_s, self.t_s = wrap(yaw_rad), 0.0, t_s
@@ -201,9 +232,11 @@ class EchoHeading:
             innovation = wrap(yaw_rad - self.yaw_rad - self.rate_rad_s * dt_s)
             if from_echoes and abs(innovation) > FOLLOW_GATE_RAD:
                 self.not_followed += 1
+                self._given(t_s)
                 return False
             self.rate_rad_s += RATE_GAIN * innovation / dt_s
             self.yaw_rad, self.t_s = wrap(yaw_rad), t_s
+        self.given_t_s = None
         if not from_echoes:
             self.mirror_probability = 0.0
         return True

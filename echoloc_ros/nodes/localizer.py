@@ -386,7 +386,7 @@ class LocalizerNode(Node):
         self.localize(msg)
 
     def acquire_heading(self, msg: EchoFeatures, t_s: float) -> bool:
-        """Look for the heading over the full turn in this frame (0.3-0.6 s of CPU); False
+        """Look for the heading over the full turn in this frame (0.4 s of CPU); False
         where the frame failed (counted in frames_failed)."""
         try:
             if msg.array_id != self.array.name:

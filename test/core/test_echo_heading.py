@@ -5,8 +5,8 @@ import pytest
 
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.core.echo_heading import (Acquisition, EchoHeading, LOST_AFTER_S, PAIR_MAX_S,
-                                           acquire, wrap)
+from echoloc_ros.core.echo_heading import (CARRY_MAX_S, Acquisition, EchoHeading, LOST_AFTER_S,
+                                           PAIR_MAX_S, acquire, wrap)
 from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import load_room
@@ -93,3 +93,28 @@ def test_a_fix_that_does_not_explain_its_frame_is_not_followed():
     assert heading.offer(_acquisition(10.0), 0.1)
     assert not heading.follow(0.14, np.deg2rad(10.0), True, residual_ratio=20.0)
     assert heading.follow(0.14, np.deg2rad(10.0), False, residual_ratio=20.0)
+
+
+def test_the_frames_an_acquisition_held_up_do_not_lose_the_track():
+    # An acquisition holds the CPU for 0.3-0.5 s here and several times that on a small board;
+    # the frames that came meanwhile are overtaken, so the first frame after the lock is that
+    # much later. The track is lost only after LOST_AFTER_S of frames given to it.
+    heading = EchoHeading()
+    heading.offer(_acquisition(10.0), 0.0)
+    assert heading.offer(_acquisition(10.0), 1.2)
+    t_s = 1.2 + LOST_AFTER_S + 0.3
+    assert heading.prior(t_s) is not None
+    assert not heading.follow(t_s, np.deg2rad(40.0), from_echoes=True)
+    assert heading.prior(t_s + LOST_AFTER_S - 0.01) is not None
+    assert heading.prior(t_s + LOST_AFTER_S + 0.01) is None and heading.reacquisitions == 1
+    # A fix taken starts the count again.
+    heading.offer(_acquisition(10.0), 10.0)
+    assert heading.offer(_acquisition(10.0), 10.1)
+    assert heading.follow(11.5, np.deg2rad(10.0), from_echoes=True)
+    assert heading.prior(11.5 + LOST_AFTER_S - 0.01) is not None
+    assert heading.follow(11.5 + LOST_AFTER_S - 0.01, np.deg2rad(10.0), from_echoes=True)
+    assert heading.prior(11.5 + 2 * LOST_AFTER_S - 0.05) is not None
+    # However few frames came, a heading is not carried past CARRY_MAX_S from its last fix.
+    heading.offer(_acquisition(10.0), 20.0)
+    assert heading.offer(_acquisition(10.0), 20.1)
+    assert heading.prior(20.1 + CARRY_MAX_S + 0.01) is None
