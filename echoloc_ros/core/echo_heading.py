@@ -61,10 +61,12 @@ RATE_GAIN = 0.3
 # the frames that came while an acquisition held the CPU (0.4 s here, several times that on
 # a small board) never reached it, and the first frame after a lock is always one of those.
 LOST_AFTER_S = 1.0
-# Nor is a heading carried further than this from its last fix, frames or none: the pair of
-# acquisitions that measured the turn rate spans up to PAIR_MAX_S.
+# Nor is a heading carried further than this from its last fix (beyond the time the locking
+# acquisition held the frames up), frames or none: the pair of acquisitions that measured the
+# turn rate spans up to PAIR_MAX_S.
 CARRY_MAX_S = 3.0
-# Two acquisitions further apart than this confirm nothing (the first is forgotten).
+# Two acquisitions further apart than this, beyond the time the first held the frames up (its
+# own CPU: the next frame it lets through is the second's), confirm nothing.
 PAIR_MAX_S = 2.0
 # Poses whose headings are this close to opposite are mirror candidates in an acquisition.
 MIRROR_WINDOW_RAD = float(np.deg2rad(20.0))
@@ -143,6 +145,9 @@ class EchoHeading:
         self.centre_m = np.zeros(3)
         self.candidate: Acquisition | None = None
         self.candidate_t_s = -np.inf
+        self.candidate_took_s = 0.0
+        # How long the acquisition that locked the track held the frames up (0 after a fix).
+        self.held_s = 0.0
         # The stamp of the first frame given to the track since its last fix (None: none yet).
         self.given_t_s: float | None = None
         # The heading predicted by the track that was lost, and when: a new lock in a symmetric
@@ -163,8 +168,9 @@ class EchoHeading:
         if self.yaw_rad is None:
             return None
         self._given(t_s)
-        if t_s - self.given_t_s > LOST_AFTER_S or abs(t_s - self.t_s) > CARRY_MAX_S:
-            lost_t_s = self.t_s + min(abs(t_s - self.t_s), CARRY_MAX_S)
+        carry_max_s = CARRY_MAX_S + self.held_s
+        if t_s - self.given_t_s > LOST_AFTER_S or abs(t_s - self.t_s) > carry_max_s:
+            lost_t_s = self.t_s + min(abs(t_s - self.t_s), carry_max_s)
             self.lost = (wrap(self.yaw_rad + self.rate_rad_s * (lost_t_s - self.t_s)), lost_t_s)
             self.yaw_rad = None
             self.candidate = None
@@ -178,16 +184,18 @@ class EchoHeading:
         if self.given_t_s is None:
             self.given_t_s = t_s
 
-    def offer(self, acquisition: Acquisition, t_s: float) -> bool:
+    def offer(self, acquisition: Acquisition, t_s: float, took_s: float = 0.0) -> bool:
         """An acquisition's result: the track is locked when it agrees with the previous one.
 
+        :param took_s: how long the acquisition held the frames up (its wall time), s.
         :return: whether the heading is now locked.
         """
         self.acquisitions += 1
         previous, previous_t_s = self.candidate, self.candidate_t_s
-        self.candidate, self.candidate_t_s = acquisition, t_s
+        previous_took_s = self.candidate_took_s
+        self.candidate, self.candidate_t_s, self.candidate_took_s = acquisition, t_s, took_s
         dt_s = abs(t_s - previous_t_s)
-        if previous is None or dt_s > PAIR_MAX_S:
+        if previous is None or dt_s > PAIR_MAX_S + previous_took_s:
             return False
         ambiguous = max(previous.mirror_probability, acquisition.mirror_probability) > 0.01
         diff = wrap(acquisition.yaw_rad - previous.yaw_rad)
@@ -206,7 +214,7 @@ class EchoHeading:
         # The turn between the two acquisitions carries the prediction over the next gap (an
         # acquisition holds up the frames for 0.4 s of CPU here).
         self.yaw_rad, self.rate_rad_s, self.t_s = yaw_rad, diff / max(dt_s, 1e-3), t_s
-        self.given_t_s = None
+        self.given_t_s, self.held_s = None, took_s
         self.mirror_probability = acquisition.mirror_probability
         self.centre_m = acquisition.centre_m
         return True
@@ -236,7 +244,7 @@ class EchoHeading:
                 return False
             self.rate_rad_s += RATE_GAIN * innovation / dt_s
             self.yaw_rad, self.t_s = wrap(yaw_rad), t_s
-        self.given_t_s = None
+        self.given_t_s, self.held_s = None, 0.0
         if not from_echoes:
             self.mirror_probability = 0.0
         return True

@@ -393,6 +393,7 @@ class LocalizerNode(Node):
                 raise ValueError(f'array_id={msg.array_id!r}, expected {self.array.name!r} '
                                  '(parameter array)')
             # The network's proposals come from its physics localizer: search with that.
+            started = time.monotonic()
             found = acquire(getattr(self.localizer, 'physics', self.localizer),
                             conversions.features_from_msg(msg),
                             self.temperature.current(self.temperature_c)[0])
@@ -401,7 +402,7 @@ class LocalizerNode(Node):
             self.last_error = f'frame seq={msg.seq}: heading acquisition: {exc}'
             self.get_logger().error(self.last_error, throttle_duration_sec=1.0)
             return False
-        if self.echo_heading.offer(found, t_s):
+        if self.echo_heading.offer(found, t_s, time.monotonic() - started):
             mirror = self.echo_heading.mirror_probability
             self.get_logger().info(
                 f'heading acquired from the echoes: {np.rad2deg(found.yaw_rad):.1f} deg'

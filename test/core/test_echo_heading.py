@@ -118,3 +118,17 @@ def test_the_frames_an_acquisition_held_up_do_not_lose_the_track():
     heading.offer(_acquisition(10.0), 20.0)
     assert heading.offer(_acquisition(10.0), 20.1)
     assert heading.prior(20.1 + CARRY_MAX_S + 0.01) is None
+
+
+def test_on_a_slow_board_the_acquisitions_still_pair_and_the_track_carries():
+    # Each acquisition holds the frames up for 2.5 s: the next acquisition's frame is that much
+    # later, and so is the first frame after the lock.
+    heading = EchoHeading()
+    assert not heading.offer(_acquisition(10.0), 0.0, took_s=2.5)
+    assert not heading.offer(_acquisition(10.0), 0.1 + PAIR_MAX_S + 2.5, took_s=2.5)
+    assert heading.offer(_acquisition(10.0), 2.6 + PAIR_MAX_S + 2.5, took_s=2.5)
+    lock_s = 2.6 + PAIR_MAX_S + 2.5
+    assert heading.prior(lock_s + CARRY_MAX_S + 2.4) is not None
+    assert heading.follow(lock_s + CARRY_MAX_S + 2.4, np.deg2rad(10.0), from_echoes=True)
+    # From a fix on, the frames are not held up: CARRY_MAX_S alone.
+    assert heading.prior(lock_s + 2 * CARRY_MAX_S + 2.5) is None
