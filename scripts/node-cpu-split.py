@@ -93,7 +93,7 @@ def main() -> None:
     pipeline.step = timed('pipeline_step', step)
     localizer.pose_pub.publish = timed('pose_publish', localizer.pose_pub.publish)
     sent: list[cdr.FeaturesView] = []
-    processor.local_readers.append(sent.append)
+    processor.local_readers.append(lambda msg, features: sent.append(msg))
     if args.one_process:
         # As echo_localizer.join: the localizer takes the features from the processor, not
         # from a subscription of its own (which would make the processor publish them).

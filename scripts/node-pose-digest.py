@@ -10,6 +10,8 @@ serialized and taken by the localizer from those bytes, as DDS carries them. The
 SHA-256 of every field of every pose published on ``echoloc/pose``; ``features_sha256`` one of
 the bytes of every features message the processor published but their last four, the
 processing time (rosbags' writer and the layout written by hand zero the padding alike).
+``--one-process``: the two nodes joined as ``echo_localizer`` joins them, the features handed
+over in the process (none published, no ``features_sha256``).
 Code from before the nodes took their messages serialized (no ``echoloc_ros.ros.cdr``) is
 driven through rclpy's messages instead. One JSON line.
 
@@ -29,6 +31,8 @@ def main() -> None:
     parser.add_argument('--frames', type=int, default=120)
     parser.add_argument('--room', default='default_room')
     parser.add_argument('--method', choices=('physics', 'nn'), default='physics')
+    parser.add_argument('--one-process', action='store_true',
+                        help='the features handed over as in the one process')
     args = parser.parse_args()
     # The bench's trajectory, as node-cpu-split.py makes it.
     spec = importlib.util.spec_from_file_location(
@@ -56,8 +60,12 @@ def main() -> None:
                      f'room:={args.room}', '-p', 'self_calibrate:=false', '-p',
                      'wide_search_max_hz:=0.0'])
     processor, localizer = EchoProcessorNode(), LocalizerNode()
-    # As in the two-process graph: the localizer in another process subscribes.
-    processor.pub.get_subscription_count = lambda: 1
+    if args.one_process:
+        from echoloc_ros.nodes.echo_localizer import join
+        join(processor, localizer)
+    else:
+        # As in the two-process graph: the localizer in another process subscribes.
+        processor.pub.get_subscription_count = lambda: 1
     sent: list[bytes] = []
     poses: list = []
     processor.pub.publish = lambda msg: sent.append(
@@ -67,8 +75,9 @@ def main() -> None:
     for data in frames:
         processor.on_frame(cdr.frame_view(data) if cdr
                            else deserialize_message(data, EchoFrame))
-        localizer.on_features(cdr.features_view(sent[-1]) if cdr
-                              else deserialize_message(sent[-1], EchoFeatures))
+        if not args.one_process:
+            localizer.on_features(cdr.features_view(sent[-1]) if cdr
+                                  else deserialize_message(sent[-1], EchoFeatures))
     localizer.destroy_node()
     processor.destroy_node()
     rclpy.try_shutdown()
@@ -78,8 +87,9 @@ def main() -> None:
         digest.update(repr((pose.header.stamp.sec, pose.header.stamp.nanosec,
                             pose.header.frame_id, p.x, p.y, p.z, q.x, q.y, q.z, q.w,
                             tuple(pose.pose.covariance))).encode())
-    wire = hashlib.sha256(b''.join(data[:-4] for data in sent)) if cdr else None
+    wire = hashlib.sha256(b''.join(data[:-4] for data in sent)) if cdr and sent else None
     print(json.dumps({'room': args.room, 'method': args.method, 'frames': args.frames,
+                      'one_process': args.one_process,
                       'poses': len(poses), 'sha256': digest.hexdigest()[:16],
                       'features_sha256': wire and wire.hexdigest()[:16]}))
 

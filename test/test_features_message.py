@@ -52,3 +52,38 @@ def test_a_recording_that_carries_the_envelope_still_reads(features):
     with pytest.raises(ValueError, match=r'envelope has 10 values, expected n_channels\*n_bins '
                                          r'= \d+ or none'):
         conversions.features_from_msg(msg)
+
+
+def _same_bits(a, b) -> bool:
+    """Two arrays of one dtype and shape, equal to the bit (NaN payloads and -0.0 included)."""
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def test_the_features_handed_over_in_one_process_are_the_views_read_to_the_bit(features):
+    # The localizer in the echo processor's process reads the processor's features as it
+    # would read the fields of the features message the processor hands over with them.
+    frame = EchoFrame(seq=9)
+    view = conversions.features_view(features, frame, 0.001)
+    read = conversions.features_from_msg(view)
+    handed = conversions.features_handed(features, frame.seq)
+    for name in ('baseband', 'envelope', *conversions.PER_CHANNEL_FIELDS):
+        assert _same_bits(getattr(handed, name), getattr(read, name)), name
+    for name in ('bin_width_s', 'start_s', 'carrier_hz', 'direct_residual_db'):
+        assert repr(getattr(handed, name)) == repr(getattr(read, name)), name
+    # The per-channel values rounded to single precision, as the message carries them.
+    assert not _same_bits(handed.direct_tof_s, features.direct_tof_s)
+
+
+def test_features_handed_over_are_refused_as_the_messages_are(features):
+    from dataclasses import replace
+    baseband = features.baseband.copy()
+    baseband[1, 5] = np.nan
+    with pytest.raises(ValueError, match=r'features seq=4: baseband holds NaN or inf'):
+        conversions.features_handed(replace(features, baseband=baseband), 4)
+    with pytest.raises(ValueError, match=r'features seq=4: bin_width_s=0.5, expected '
+                                         r'\[1e-08, 0.01\]'):
+        conversions.features_handed(replace(features, bin_width_s=0.5), 4)
+    with pytest.raises(ValueError, match=r'features seq=4: tof_s has shape \(3,\), expected '
+                                         r'\(n_channels,\) = \(4,\)'):
+        conversions.features_handed(replace(features, tof_s=features.tof_s[:3]), 4)

@@ -156,7 +156,7 @@ def test_the_processor_looks_for_the_first_echo_only_while_another_process_may_r
     frame = _frames(load_room('default_room'), load_array('square_4sensor'))[0]
     node = EchoProcessorNode()
     handed: list[EchoFeatures] = []
-    node.local_readers.append(handed.append)
+    node.local_readers.append(lambda msg, features: handed.append(msg))
     rec = TopicRecorder(rclpy)
     try:
         node.on_frame(frame)
@@ -230,3 +230,48 @@ def test_a_node_of_the_localizers_name_elsewhere_gets_the_first_echo(ros_env):
         node.destroy_node()
     for name in ('tof_s', 'tof_cfd_s', 'snr_db', 'noise_floor'):
         assert np.all(np.isfinite(getattr(whole, name))), name
+
+
+def test_the_localizer_in_one_process_localizes_from_the_processors_own_features(ros_env):
+    # Joined as echo_localizer joins them, the processor hands the localizer each frame's
+    # features beside the message's fields, and the localizer localizes from those, not from
+    # the fields' single-precision copies: here the fields' arrays are emptied on the way, and
+    # the fix is the same, to the bit, as a localizer given the whole message.
+    import dataclasses
+
+    from echoloc_ros.nodes.echo_localizer import join
+    from echoloc_ros.nodes.echo_processor import EchoProcessorNode
+    from echoloc_ros.nodes.localizer import LocalizerNode
+    frames = _frames(load_room('default_room'), load_array('square_4sensor'))[:3]
+    import rclpy
+    # The nodes' parameters as their process gets them: the command line's.
+    rclpy.shutdown()
+    rclpy.init(args=['--ros-args', '-p', 'heading_source:=fixed', '-p',
+                     f'fixed_yaw_rad:={YAW_RAD}', '-p', 'self_calibrate:=false', '-p',
+                     'wide_search_max_hz:=0.0', '-p', 'warm_up:=false', '-p',
+                     'room_updates:=false'])
+    processor, joined, alone = EchoProcessorNode(), LocalizerNode(), LocalizerNode()
+    try:
+        join(processor, joined)
+        read = processor.local_readers[0]
+        whole: list = []
+
+        def emptied(msg, features) -> None:
+            whole.append(msg)
+            empty = np.empty(0, dtype=np.float32)
+            read(dataclasses.replace(msg, baseband_real=empty, baseband_imag=empty), features)
+
+        processor.local_readers[:] = [emptied]
+        for frame in frames:
+            processor.on_frame(frame)
+            alone.on_features(whole[-1])
+        assert joined.frames_failed == 0, joined.last_error
+        assert joined.pipeline.counts.frames == alone.pipeline.counts.frames == len(frames)
+        for name in ('position_m', 'covariance_m2', 'yaw_rad'):
+            assert (np.asarray(getattr(joined.last_estimate, name)).tobytes()
+                    == np.asarray(getattr(alone.last_estimate, name)).tobytes()), name
+    finally:
+        for node in (processor, joined, alone):
+            node.destroy_node()
+        rclpy.shutdown()
+        rclpy.init()

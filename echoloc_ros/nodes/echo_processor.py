@@ -18,6 +18,7 @@ from echoloc_ros.core.array_calibration import ArrayCalibration, DirectPathCalib
 from echoloc_ros.core.array_geometry import load_named_array
 from echoloc_ros.core.echo_processing import (DIRECT_RESIDUAL_LIMIT_DB, EchoProcessor,
                                               direct_explained)
+from echoloc_ros.core.echo_processing import EchoFeatures as CoreFeatures
 from echoloc_ros.ros.diagnostics import ERROR, OK, WARN, FrequencyStatus, FrequencyStatusParam
 from echoloc_ros.core.warm_up import warm_processor
 from echoloc_ros.nodes.common import MAX_SEQ_GAP, declare, declare_chirp, diagnostic_updater, \
@@ -78,10 +79,10 @@ class EchoProcessorNode(Node):
         self.latency_ms = []
 
         self.pub = self.create_publisher(EchoFeatures, 'echoloc/features', QoSProfile(depth=10))
-        # Readers of each features message's fields in this process (the localizer, when both
-        # nodes run in one process: nodes/echo_localizer.py), called after it is published;
-        # while there are any, the message is published only when another process subscribes.
-        self.local_readers: list[Callable[[cdr.FeaturesView], None]] = []
+        # Readers of each features message's fields and the features themselves in this process
+        # (the localizer in one process: nodes/echo_localizer.py), called after it is
+        # published; while there are any, it is published only when another process subscribes.
+        self.local_readers: list[Callable[[cdr.FeaturesView, CoreFeatures], None]] = []
         self.publish_ranges = declare(
             self, 'publish_ranges', True, 'publish the first echo of each receiver as '
             'sensor_msgs/Range on echoloc/range_<i>, in the receiver\'s frame '
@@ -242,7 +243,7 @@ class EchoProcessorNode(Node):
             self.publish_first_echo_ranges(frame, features, ranges)
         self.latency_ms.append(1e3 * elapsed_s)
         for read in self.local_readers:
-            read(msg)
+            read(msg, features)
 
     def calibration_status(self, stat):
         withheld, self.period_withheld = self.period_withheld, 0

@@ -16,6 +16,7 @@ from echoloc_ros.ros import cdr, conversions, markers
 from echoloc_ros.core.array_geometry import load_array, yaw_matrix
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_heading import EchoHeading, acquire
+from echoloc_ros.core.echo_processing import EchoFeatures as CoreFeatures
 from echoloc_ros.core.localization import Localizer
 from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room, room_from_yaml
@@ -28,7 +29,7 @@ from echoloc_ros.nodes.common import (MAX_SEQ_GAP, PolledSubscription, RefusalLo
                                       subscribe_serialized, warm_up)
 from echoloc_ros.nodes.localizer_status import (IMU_FRESH_S, LocalizerState, heading_fields,
                                                 heading_status, localization_status,
-                                                model_status)
+                                                model_status, node_state)
 from echoloc_ros.nodes.temperature_input import TemperatureInput
 from echoloc_ros.nodes.track_search_params import declare_track_search
 from echoloc_ros.nodes.withhold_params import declare_withhold_doubted
@@ -229,8 +230,9 @@ class LocalizerNode(Node):
         # Poses out, and frames without one by cause beyond dropped, failed and no heading.
         self.poses_published = 0
         self.unposed = collections.Counter()
-        # Features whose heading has not arrived yet, with their arrival time: like a message
-        # filter, each frame waits (up to heading_tolerance_s) for the heading at its stamp.
+        # Features whose heading has not arrived yet, with their arrival time (and the
+        # processor's own, handed over in one process): like a message filter, each frame
+        # waits (up to heading_tolerance_s) for the heading at its stamp.
         self.waiting: collections.deque = collections.deque()
 
     def create_io(self) -> None:
@@ -321,14 +323,14 @@ class LocalizerNode(Node):
                            conversions.quaternion_to_roll_pitch(msg.orientation)))
         while self.waiting and (conversions.stamp_to_s(self.waiting[0][1].header.stamp)
                                 <= self.headings.latest_s()):
-            self.localize(self.waiting.popleft()[1])
+            self.localize(*self.waiting.popleft()[1:])
 
     def flush_waiting(self) -> None:
         """Frames that waited too long for their heading go ahead with the nearest one."""
         self.imu.take_all()
         now = time.monotonic()
         while self.waiting and now - self.waiting[0][0] > self.heading_tolerance_s:
-            self.localize(self.waiting.popleft()[1])
+            self.localize(*self.waiting.popleft()[1:])
         if not self.waiting:
             self.flush_timer.cancel()
 
@@ -352,7 +354,10 @@ class LocalizerNode(Node):
         self.last_error = f'features on echoloc/features unreadable: {exc}'
         self.get_logger().error(self.last_error, throttle_duration_sec=1.0)
 
-    def on_features(self, msg: 'EchoFeatures | cdr.FeaturesView') -> None:
+    def on_features(self, msg: 'EchoFeatures | cdr.FeaturesView',
+                    handed: CoreFeatures | None = None) -> None:
+        """A frame's features: ``msg``, and where the echo processor in this process hands
+        them over, its own ``handed`` (read as from ``msg``, without its copies)."""
         # The headings that came since the last frame first, as if each had woken the node.
         self.imu.take_all()
         self.frames_in += 1
@@ -374,7 +379,7 @@ class LocalizerNode(Node):
         self.frames_dropped += len(self.waiting)
         self.waiting.clear()
         if mode == 'imu' and t_s > self.headings.latest_s():
-            self.waiting.append((time.monotonic(), msg))
+            self.waiting.append((time.monotonic(), msg, handed))
             self.flush_timer.reset()
             return
         if mode == 'echoes' and self.echo_heading.prior(t_s) is None:
@@ -383,7 +388,7 @@ class LocalizerNode(Node):
             if not self.echo_heading.locked:
                 self.unposed['acquiring the heading'] += 1
                 return
-        self.localize(msg)
+        self.localize(msg, handed)
 
     def acquire_heading(self, msg: EchoFeatures, t_s: float) -> bool:
         """Look for the heading over the full turn in this frame (0.4 s of CPU); False
@@ -429,7 +434,7 @@ class LocalizerNode(Node):
         publisher.publish(conversions.pose_bytes(
             base_position, covariance_m2 + lever_m2, base_yaw, yaw_var, stamp, self.map_frame))
 
-    def localize(self, msg: EchoFeatures) -> None:
+    def localize(self, msg: EchoFeatures, handed: CoreFeatures | None = None) -> None:
         start = time.perf_counter()
         t_s = conversions.stamp_to_s(msg.header.stamp)
         heading = self.heading_for(t_s)
@@ -447,7 +452,8 @@ class LocalizerNode(Node):
             if msg.array_id != self.array.name:
                 raise ValueError(f'array_id={msg.array_id!r}, expected {self.array.name!r} '
                                  '(parameter array)')
-            features = conversions.features_from_msg(msg)
+            features = (conversions.features_from_msg(msg) if handed is None
+                        else conversions.features_handed(handed, msg.seq))
             result = self.pipeline.step(t_s, features, yaw_rad, float(np.sqrt(yaw_var)),
                                         self.temperature.current(self.temperature_c)[0],
                                         self.wide_search_due(),
@@ -544,22 +550,7 @@ class LocalizerNode(Node):
 
     def status_state(self, latency_ms: list[float] | None = None) -> LocalizerState:
         """What the diagnostics read now, with ``latency_ms`` (none if not given)."""
-        return LocalizerState(
-            method=self.active_method, counts=self.pipeline.counts,
-            tracker=self.tracker if self.tracking else None, latency_ms=latency_ms or [],
-            target_latency_ms=self.target_latency_ms, frames_in=self.frames_in,
-            frames_failed=self.frames_failed, no_heading=self.no_heading,
-            frames_dropped=self.frames_dropped, poses_published=self.poses_published,
-            unposed=dict(self.unposed), seq_accounted=None if self.last_seq is None
-            else self.last_seq - len(self.waiting),
-            rooms_taken=self.rooms_taken, rooms_refused=self.rooms_refused,
-            pose_age_s=None if self.last_pose_monotonic_s is None
-            else time.monotonic() - self.last_pose_monotonic_s,
-            max_coast_s=self.tracker.max_coast_s, last_error=self.last_error,
-            room_error=self.room_error, last_estimate=self.last_estimate,
-            model_info=self.model_info, model_error=self.model_error,
-            last_inference_s=self.last_inference_s, device=self.pipeline.device,
-            track_search=self.pipeline.track_search if self.tracking else None)
+        return node_state(self, latency_ms)
 
     def destroy_node(self) -> None:
         if hasattr(self, 'imu'):  # not where the node refused its parameters before it

@@ -85,6 +85,27 @@ class LocalizerState:
     track_search: TrackSearch | None = None
 
 
+def node_state(node, latency_ms: list[float] | None = None) -> LocalizerState:
+    """What the localizer ``node``'s diagnostics read now, with ``latency_ms`` (none if not
+    given)."""
+    return LocalizerState(
+        method=node.active_method, counts=node.pipeline.counts,
+        tracker=node.tracker if node.tracking else None, latency_ms=latency_ms or [],
+        target_latency_ms=node.target_latency_ms, frames_in=node.frames_in,
+        frames_failed=node.frames_failed, no_heading=node.no_heading,
+        frames_dropped=node.frames_dropped, poses_published=node.poses_published,
+        unposed=dict(node.unposed), seq_accounted=None if node.last_seq is None
+        else node.last_seq - len(node.waiting),
+        rooms_taken=node.rooms_taken, rooms_refused=node.rooms_refused,
+        pose_age_s=None if node.last_pose_monotonic_s is None
+        else time.monotonic() - node.last_pose_monotonic_s,
+        max_coast_s=node.tracker.max_coast_s, last_error=node.last_error,
+        room_error=node.room_error, last_estimate=node.last_estimate,
+        model_info=node.model_info, model_error=node.model_error,
+        last_inference_s=node.last_inference_s, device=node.pipeline.device,
+        track_search=node.pipeline.track_search if node.tracking else None)
+
+
 def frames_without_pose(state: LocalizerState) -> int:
     """Every frame up to ``seq_accounted`` that got no pose: dropped (overtaken here or lost
     upstream), failed, without heading, or one of :data:`UNPOSED_CAUSES`."""

@@ -162,6 +162,23 @@ def features_view(features: EchoFeatures, frame: 'EchoFrame | cdr.FrameView',
         float(processing_time_s))
 
 
+def _check_features(seq: int, n_channels: int, n_bins: int, scalars) -> None:
+    """The features' shape and scalars within what the localizer takes.
+
+    :param scalars: ``bin_width_s``, ``start_s``, ``carrier_hz``.
+    :raises ValueError: naming the field and what was expected.
+    """
+    if not (0 < n_channels <= MAX_CHANNELS and 0 < n_bins <= MAX_SAMPLES_PER_CHANNEL):
+        raise ValueError(f'features seq={seq}: n_channels={n_channels}, '
+                         f'n_bins={n_bins}; expected 1 to {MAX_CHANNELS} channels of 1 to '
+                         f'{MAX_SAMPLES_PER_CHANNEL} bins')
+    for name, value, low, high in zip(('bin_width_s', 'start_s', 'carrier_hz'), scalars,
+                                      (1e-8, 0.0, 1.0), (1e-2, 1.0, 1e6)):
+        if not low <= value <= high:
+            raise ValueError(f'features seq={seq}: {name}={value}, expected '
+                             f'[{low:g}, {high:g}]')
+
+
 def features_from_msg(msg: 'EchoFeaturesMsg | cdr.FeaturesView') -> EchoFeatures:
     """The core EchoFeatures of a message (or of its fields read from its bytes), validated.
 
@@ -169,16 +186,8 @@ def features_from_msg(msg: 'EchoFeaturesMsg | cdr.FeaturesView') -> EchoFeatures
     """
     shape = (msg.n_channels, msg.n_bins)
     size = shape[0] * shape[1]
-    if not (0 < msg.n_channels <= MAX_CHANNELS and 0 < msg.n_bins <= MAX_SAMPLES_PER_CHANNEL):
-        raise ValueError(f'features seq={msg.seq}: n_channels={msg.n_channels}, '
-                         f'n_bins={msg.n_bins}; expected 1 to {MAX_CHANNELS} channels of 1 to '
-                         f'{MAX_SAMPLES_PER_CHANNEL} bins')
-    for name, value, low, high in (('bin_width_s', msg.bin_width_s, 1e-8, 1e-2),
-                                   ('start_s', msg.start_s, 0.0, 1.0),
-                                   ('carrier_hz', msg.carrier_hz, 1.0, 1e6)):
-        if not low <= value <= high:
-            raise ValueError(f'features seq={msg.seq}: {name}={value}, expected '
-                             f'[{low:g}, {high:g}]')
+    _check_features(msg.seq, msg.n_channels, msg.n_bins,
+                    (msg.bin_width_s, msg.start_s, msg.carrier_hz))
     for name in ('envelope', 'baseband_real', 'baseband_imag'):
         if len(getattr(msg, name)) != size and not (name == 'envelope'
                                                     and not len(msg.envelope)):
@@ -202,6 +211,39 @@ def features_from_msg(msg: 'EchoFeaturesMsg | cdr.FeaturesView') -> EchoFeatures
         bin_width_s=float(msg.bin_width_s), start_s=float(msg.start_s),
         carrier_hz=float(msg.carrier_hz),
         **{name: np.frombuffer(getattr(msg, name), dtype=np.float32).astype(np.float64)
+           for name in PER_CHANNEL_FIELDS})
+
+
+def features_handed(features: EchoFeatures, seq: int) -> EchoFeatures:
+    """The echo processor's ``features`` as the localizer in the same process reads them: what
+    :func:`features_from_msg` makes of :func:`features_view`'s fields, to the bit (the
+    per-channel values rounded to single precision as the message carries them, the scalars
+    as the view holds them), validated alike, without the single-precision copies made and
+    read back (nodes/echo_localizer.py).
+
+    :param seq: the frame's, for the errors.
+    :raises ValueError: as :func:`features_from_msg`.
+    """
+    baseband = features.baseband
+    if baseband.dtype != np.complex64 or baseband.ndim != 2:
+        raise ValueError(f'features seq={seq}: baseband is {baseband.dtype} '
+                         f'{baseband.shape}, expected complex64 (n_channels, n_bins)')
+    scalars = (float(features.bin_width_s), float(features.start_s),
+               float(features.carrier_hz))
+    _check_features(seq, *baseband.shape, scalars)
+    for name in PER_CHANNEL_FIELDS:
+        if getattr(features, name).shape != baseband.shape[:1]:
+            raise ValueError(f'features seq={seq}: {name} has shape '
+                             f'{getattr(features, name).shape}, expected (n_channels,) = '
+                             f'({baseband.shape[0]},)')
+    if not np.all(np.isfinite(baseband)):
+        raise ValueError(f'features seq={seq}: baseband holds NaN or inf')
+    # The processor's envelope is np.abs of this same baseband (EchoProcessor.process), as
+    # features_from_msg computes it from the message's.
+    return EchoFeatures(
+        baseband=baseband, envelope=features.envelope, bin_width_s=scalars[0],
+        start_s=scalars[1], carrier_hz=scalars[2],
+        **{name: getattr(features, name).astype(np.float32).astype(np.float64)
            for name in PER_CHANNEL_FIELDS})
 
 
