@@ -9,8 +9,10 @@ position, physics' score, the network's probability), whether it doubted the fra
 the wide search's proposal, its own fix, physics' own fix of its first proposal (the guard's),
 whether the guard let physics stand, and the network's second choice refined as its first
 (``second``). ``replay`` publishes a fix per rule and prints per group the gross fixes, the
-fixes given confidence 0, coverage_95 and the fixes outside their 99.9 % ellipsoid beside
-physics' on the same frames:
+fixes given confidence 0 (``doubted``: withheld without a tracker), coverage_95 and the fixes
+outside their 99.9 % ellipsoid beside physics' on the same frames, and the gross, coverage_95
+and outside of the fixes not withheld (``gross_kept``, ``coverage_kept``, ``outside_kept``);
+``carried`` is the shipped rule, ``physics`` physics' own, ``shipped`` r35-94's:
 
     python scripts/nn-tie-study.py record --seed 8 --n 300 --snr-db 10 --out s8.jsonl
     python scripts/nn-tie-study.py replay s8.jsonl [more.jsonl ...]
@@ -30,6 +32,7 @@ from echoloc_ros.core.nn_localizer import (PHYSICS_KEPT_GAP, SAME_PLACE_M,
                                            NeuralLocalizer)
 from echoloc_ros.core.physics.config import UNEXPLAINED_RATIO
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
+from echoloc_ros.core.physics.results import Estimate
 from echoloc_ros.offline.evaluation import random_frames
 from echoloc_ros.offline.room_evaluation import frames_seed, is_soft
 from echoloc_ros.sim.room_generator import generate_rooms
@@ -173,7 +176,7 @@ def rule_doubted_gap(gap: float):
 
 
 def rule_shipped(r: dict) -> tuple[dict, bool]:
-    """This branch's :meth:`NeuralLocalizer.fixes` on the recorded fixes."""
+    """r35-94's :meth:`NeuralLocalizer.fixes` on the recorded fixes (``carry_doubt`` off)."""
     g, net = r['guard'], r['network']
     explained = g['ratio'] <= max(UNEXPLAINED_RATIO, net['ratio'])
     if _sure(r):
@@ -185,7 +188,25 @@ def rule_shipped(r: dict) -> tuple[dict, bool]:
     return fix, fix['confidence'] <= 0.0
 
 
+def _estimate(row: dict) -> Estimate:
+    """A fix row as the :class:`Estimate` :meth:`NeuralLocalizer.choice_doubted` reads."""
+    return Estimate(position_m=np.asarray(row['position_m']),
+                    covariance_m2=np.reshape(row['covariance_m2'], (3, 3)),
+                    speed_of_sound_mps=0.0, confidence=row['confidence'], score=row['score'],
+                    n_echoes=0, residual_ratio=row['ratio'])
+
+
+def rule_carried(r: dict) -> tuple[dict, bool]:
+    """:meth:`NeuralLocalizer.fixes` with ``carry_doubt`` (r36-05): r35-94's fix, given
+    confidence 0 where neither the network nor physics vouches for it."""
+    fix, zero = rule_shipped(r)
+    stands = fix is r['guard']
+    return fix, zero or NeuralLocalizer.choice_doubted(
+        _estimate(r['network']), _estimate(r['guard']), np.asarray(r['p']), stands)
+
+
 RULES = {
+    'carried': rule_carried,
     'shipped': rule_shipped,
     'doubted_gap0': rule_doubted_gap(0.0),
     'doubted_gap5': rule_doubted_gap(5.0),
@@ -244,7 +265,9 @@ def diagnose(rows: list[dict]) -> dict:
 
 def replay(args) -> int:
     """Each rule's gross, doubted and coverage per group, and the diagnosis lines."""
-    rows = [json.loads(line) for path in args.rows for line in open(path)]
+    # A line still being written by a running ``record`` is left out.
+    rows = [json.loads(line) for path in args.rows for line in open(path)
+            if line.endswith('\n')]
     if args.diagnose:
         for line in diagnose(rows):
             print(json.dumps(line))
@@ -259,7 +282,10 @@ def replay(args) -> int:
             line[group], got = group_line([f for f, _ in chosen], mine)
             zero = np.array([z for _, z in chosen])
             line[group].update(doubted=int(zero.sum()),
-                               gross_kept=int((got[:, 0] & ~zero).sum()))
+                               gross_kept=int((got[:, 0] & ~zero).sum()),
+                               coverage_kept=round(float(got[~zero, 1].mean()), 4)
+                               if np.any(~zero) else None,
+                               outside_kept=int((got[:, 2] & ~zero).sum()))
         print(json.dumps(line))
     return 0
 

@@ -28,7 +28,15 @@
    the echoes better (:attr:`NeuralLocalizer.defer_doubted`): there the network's choice is a
    guess no better than physics' (dev split, 10 dB: docs/results.md, issue 19, branch
    r35-94), and physics' fix carries physics' own doubt (confidence 0 where a rival explains
-   the echoes as well), as physics alone publishes it.
+   the echoes as well), as physics alone publishes it;
+6. where the network and physics disagree, the fix published is given confidence 0 and a
+   covariance that holds the other (:attr:`NeuralLocalizer.carry_doubt`,
+   :meth:`NeuralLocalizer.disputed`), so that a node without a tracker withholds it as it
+   withholds physics' doubted fixes: physics' own fix is elsewhere and the network doubts
+   its choice, or the network's fix is published and the echoes do not tell physics' from
+   it (:meth:`NeuralLocalizer.choice_doubted`). Without it the network published a wrong fix,
+   sure of it, that physics withheld, and physics' confident wrong fixes where the network
+   doubted and chose elsewhere (docs/results.md, issue 19, branch r36-05).
 
 Optimization levels set how the network runs: ``accurate`` and ``balanced`` in eager float,
 ``fast`` as a frozen TorchScript graph of the same float model (same numbers, about half the
@@ -39,6 +47,7 @@ is slower than float on a CPU, so no level uses it.
 
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +63,8 @@ from echoloc_ros.core.model import (CandidateRanker, ModelConfig, TrainedFor, lo
                                     model_inputs)
 from echoloc_ros.core.nn_features import LAGS_S, candidate_example
 from echoloc_ros.core.nn_inference import RankerForward
-from echoloc_ros.core.physics.config import UNEXPLAINED_RATIO, UNSEPARATED_GAP
+from echoloc_ros.core.physics.config import (RIVAL_COVER_WEIGHT, UNEXPLAINED_RATIO,
+                                             UNSEPARATED_GAP)
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.physics.results import Estimate, Proposal
 from echoloc_ros.core.room import Room
@@ -140,12 +150,16 @@ class NeuralLocalizer:
         echoes better (:meth:`physics_stands` with ``network_doubts``); ``False``: as where
         it is sure; ``None``: for a room-independent network (the one it was measured on),
         not a room's own.
+    :param carry_doubt: with the guard, the fix published is given confidence 0 where the
+        network and physics disagree (:meth:`choice_doubted`); ``False``: as it was made;
+        ``None``: as ``defer_doubted`` (a room-independent network's only).
     """
 
     def __init__(self, model: nn.Module, checkpoint: dict[str, Any],
                  physics: PhysicsLocalizer, device: str = 'cpu',
                  wide_search: bool = True, physics_guard: bool = True,
-                 defer_doubted: bool | None = None) -> None:
+                 defer_doubted: bool | None = None,
+                 carry_doubt: bool | None = None) -> None:
         self.model = model
         #: what :meth:`probabilities` runs: the model's operations without its modules'
         #: calls (:class:`~echoloc_ros.core.nn_inference.RankerForward`, the same logits), or
@@ -167,6 +181,8 @@ class NeuralLocalizer:
         #: where the network doubts its proposal, physics' fix stands unless the network's
         #: explains the echoes better (see ``defer_doubted`` above).
         self.defer_doubted = self.general if defer_doubted is None else bool(defer_doubted)
+        #: the fix published, confidence 0 where the two disagree (``carry_doubt``).
+        self.carry_doubt = self.general if carry_doubt is None else bool(carry_doubt)
         lags = checkpoint.get('input_spec', {}).get('lags_s')
         if lags is not None and not np.allclose(lags, LAGS_S):
             raise ValueError(f'model was trained on lags {lags}; this build reads '
@@ -232,7 +248,7 @@ class NeuralLocalizer:
         its furniture moved about, so it stays valid."""
         return NeuralLocalizer(self.model, self.checkpoint, self.physics.with_room(room),
                                str(self.device), self.wide_search, self.physics_guard,
-                               self.defer_doubted)
+                               self.defer_doubted, self.carry_doubt)
 
     @property
     def room(self) -> Room:
@@ -316,8 +332,11 @@ class NeuralLocalizer:
         if self.physics_guard:
             physics_fix = self.physics_fix(first)
             network_doubts = self.defer_doubted and self.doubts(p)
-            if self.physics_stands(physics_fix, network_fix, network_doubts):
-                estimate = physics_fix
+            stands = self.physics_stands(physics_fix, network_fix, network_doubts)
+            estimate = physics_fix if stands else network_fix
+            if (self.carry_doubt and estimate.confidence > 0.0
+                    and self.choice_doubted(network_fix, physics_fix, p, stands)):
+                estimate = self.disputed(estimate, network_fix if stands else physics_fix)
         return Fix(estimate, doubted, wide, kept, inference_s), network_fix, physics_fix
 
     @staticmethod
@@ -351,6 +370,36 @@ class NeuralLocalizer:
             return bool(physics_fix.score >= network_fix.score)
         apart = np.linalg.norm(physics_fix.position_m - network_fix.position_m) >= SAME_PLACE_M
         return bool(apart and physics_fix.score > network_fix.score + PHYSICS_KEPT_GAP)
+
+    @staticmethod
+    def choice_doubted(network_fix: Estimate, physics_fix: Estimate, p: np.ndarray,
+                       physics_published: bool = False) -> bool:
+        """Whether the fix published, the network's or physics' own (``physics_published``:
+        :meth:`physics_stands`), is one neither vouches for: the two are elsewhere
+        (:data:`SAME_PLACE_M` or more apart) and the network doubts the proposal it chose from
+        (probabilities ``p``, :meth:`doubts`), or, the network's fix published, physics' own
+        is within ``UNSEPARATED_GAP`` of its log evidence (physics' own rule for a rival it
+        cannot tell from its fix).
+
+        Physics' doubt alone does not withhold the network's fix: on the dev split at 10 dB
+        the network's fix published where physics' own was doubted was right in 22 of 23
+        frames, and the wrong one was elsewhere and not told apart (docs/results.md, issue 19,
+        branch r36-05)."""
+        apart = np.linalg.norm(physics_fix.position_m - network_fix.position_m) >= SAME_PLACE_M
+        unseparated = physics_fix.score > network_fix.score - UNSEPARATED_GAP
+        return bool(apart and (NeuralLocalizer.doubts(p)
+                               or not physics_published and unseparated))
+
+    @staticmethod
+    def disputed(estimate: Estimate, other: Estimate) -> Estimate:
+        """``estimate`` as a fix :meth:`choice_doubted` found disputed by ``other``:
+        confidence 0 (withheld without a tracker, as physics' doubted fixes are) and its
+        covariance widened to hold ``other`` inside its 99 % ellipsoid, as physics widens a fix
+        toward a rival it cannot rule out (``RIVAL_COVER_WEIGHT`` of the offset's outer
+        product); the rest, a tracker's covariances among it, as it was."""
+        offset = other.position_m - estimate.position_m
+        return replace(estimate, confidence=0.0, covariance_m2=estimate.covariance_m2
+                       + RIVAL_COVER_WEIGHT * np.outer(offset, offset))
 
     def localize(self, features: EchoFeatures, yaw_rad: float,
                  temperature_c: float | None = None,

@@ -67,9 +67,12 @@ def test_the_network_path_publishes_physics_scanned_fix_where_its_own_is_worse_e
     expected = PhysicsLocalizer(room, array, chirp, processor=processor,
                                 n_rescan=nn.physics.n_rescan).localize(
         features, heading, None, HEADING_STD_RAD)
-    assert fix.estimate is physics
+    assert np.array_equal(fix.estimate.position_m, physics.position_m)
     assert np.allclose(physics.position_m, expected.position_m)
     assert np.linalg.norm(fix.estimate.position_m - position) < 0.01
+    # The network doubted its choice, 2 m away: the two disagree, and the fix is published
+    # with confidence 0 (r36-05's carry_doubt: withheld without a tracker).
+    assert fix.doubted and fix.estimate.confidence == 0.0 < physics.confidence
     # Before (physics' own fix unscanned): the published fix was gross. The heading retry
     # (r33-73) rights that path's fix too: held off, so that the scans alone are measured.
     monkeypatch.setattr(config, 'HEADING_RETRY', False)
