@@ -68,14 +68,19 @@ def late_allowance(model, fr, theta: np.ndarray, tau: np.ndarray, amp: np.ndarra
     strength = np.sum(amp[modelled] ** 2 * fr.weights, axis=1)
     gain2 = float(np.sum(np.abs(coef[modelled]) ** 2 * strength) / np.sum(strength))
     features = fr.features
-    dt = features.bin_width_s
-    # An echo whose centre lies in a modelled path's main lobes on its receiver (the bins
-    # residual_power counts there).
-    centre = np.rint((late_tau - features.start_s) / dt)
-    lobes = np.where(amp[modelled] > 0, np.rint((tau[modelled] - features.start_s) / dt), np.inf)
-    inside = np.min(np.abs(centre[:, None, :] - lobes[None]), axis=1) <= half
-    energy = gain2 * model._echo_moments(fr)[2] * late_amp ** 2 * fr.weights
-    return LATE_SHARE * float(np.sum(energy[heard & inside]))
+    dt, n_bins = features.bin_width_s, features.baseband.shape[1]
+    # The bins residual_power counts: each modelled path's main lobes on each receiver that
+    # receives it; a late echo counts where its centre lies in them.
+    receiver = np.broadcast_to(np.arange(amp.shape[1]), amp.shape)[amp > 0]
+    lobes = (np.rint((tau[amp > 0] - features.start_s) / dt).astype(np.int64)[:, None]
+             + np.arange(-half, half + 1))
+    counted = np.zeros((amp.shape[1], n_bins), dtype=bool)
+    counted[receiver[:, None], np.clip(lobes, 0, n_bins - 1)] = True
+    path, late_receiver = np.nonzero(heard)
+    centre = np.rint((late_tau[heard] - features.start_s) / dt).astype(np.int64)
+    inside = counted[late_receiver, np.clip(centre, 0, n_bins - 1)]
+    energy = late_amp[path, late_receiver] ** 2 * fr.weights[late_receiver]
+    return LATE_SHARE * gain2 * model._echo_moments(fr)[2] * float(np.sum(energy[inside]))
 
 
 def _late_model(model, reach_m: float):
