@@ -18,10 +18,10 @@ from scipy import signal
 from echoloc_ros.core.acoustics import air_absorption_db_per_m, speed_of_sound_mps
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.core.geometry import (is_convex, plane_contains, reflect,
+from echoloc_ros.core.geometry import (is_convex, orders_in_window, plane_contains, reflect,
                                        room_planes)
 from echoloc_ros.sim.model_error import Hardware
-from echoloc_ros.sim.unfolding import orders_in_window, traced_sequences, undone_sequence
+from echoloc_ros.sim.unfolding import traced_sequences, undone_sequence
 from echoloc_ros.core.room import Box, Room, any_box_blocks
 
 INT16_FULL_SCALE = 32767

@@ -109,32 +109,3 @@ def undone_sequence(image: np.ndarray, order: int, first: np.ndarray, normals: n
         if on_surfaces(seq, image, receiver, normals, offsets, contains):
             return seq
     return candidates[0]
-
-
-def orders_in_window(size_m: tuple[float, float, float], path_m: float) -> int:
-    """The highest reflection order of a shoebox room with a path shorter than ``path_m``,
-    wherever the emitter and the receiver are in it.
-
-    Unfolded, a path with ``k`` reflections between two parallel surfaces ``D`` apart spans at
-    least ``(k - 1) D`` along their normal (both ends at the far surfaces); a path of order
-    ``n`` is at least the shortest such span over the ways of sharing ``n`` among the three
-    axes. Every order above the one returned arrives after ``path_m``.
-
-    :param size_m: the room's width, length and height, m.
-    :param path_m: the longest path that arrives in the window, m.
-    :return: the order, >= 1.
-    """
-    size = np.asarray(size_m, dtype=float)
-    if size.shape != (3,) or not np.all(size > 0) or not path_m > 0:
-        raise ValueError(f'need three positive room dimensions and a positive path, got '
-                         f'{size_m} and {path_m} m')
-
-    def shortest_m(order: int) -> float:
-        kx, ky = np.meshgrid(np.arange(order + 1), np.arange(order + 1), indexing='ij')
-        split = np.stack([kx, ky, order - kx - ky], axis=-1)[kx + ky <= order]
-        return float(np.min(np.linalg.norm(np.maximum(split - 1, 0) * size, axis=1)))
-
-    order = 1
-    while shortest_m(order + 1) < path_m:
-        order += 1
-    return order

@@ -5,12 +5,12 @@ room's order-3 images (issue 18)."""
 import numpy as np
 import pytest
 
-from echoloc_ros.core.geometry import on_surfaces, reflect, room_planes
+from echoloc_ros.core.geometry import on_surfaces, orders_in_window, reflect, room_planes
 from echoloc_ros.core.physics.images import shoebox_image_maps
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import load_room
 from echoloc_ros.sim.simulator import ALL_ORDERS_MAX_TEMPERATURE_C, EchoSimulator, Scenario
-from echoloc_ros.sim.unfolding import orders_in_window, traced_sequences
+from echoloc_ros.sim.unfolding import traced_sequences
 
 FS_HZ = 250e3
 

@@ -5,6 +5,7 @@ import numpy as np
 from echoloc_ros.core.physics.config import N_THETA, PRIOR_SCALE, RESPONSE_HALF_S, YAW
 from echoloc_ros.core.physics.covariance import MIN_INFORMATION_RATIO
 from echoloc_ros.core.physics.kernels import gram_terms, path_terms, residual_power, synthesis
+from echoloc_ros.core.physics.late_orders import late_allowance
 from echoloc_ros.core.physics.matched_filter import Frame, lower_quartile
 from echoloc_ros.core.physics.newton import evidence_batch, near_pairs
 from echoloc_ros.core.physics.fix_kernels import path_misfit, weighted_residual
@@ -145,7 +146,9 @@ class Evidence:
         (unknown furniture, higher orders) or the fit sits on the wrong echoes. The fitted
         amplitudes absorb part of the noise: each removes about one correlation length of bins.
         Given the fit's ``theta (5,)`` in a room that states a tolerance, the power is judged
-        against the noise and the residual the tolerance leaves (:meth:`_tolerance_allowance`).
+        against the noise and the residual the tolerance leaves (:meth:`_tolerance_allowance`);
+        given it in a final fit with the room's higher orders, also against what the orders
+        it leaves out leave (:func:`late_allowance`).
 
         :param fitted: the fit's :meth:`synthesise`, where the caller has it already.
         """
@@ -166,6 +169,8 @@ class Evidence:
         if theta is not None and self.room.tolerance_m > 0:
             self.judged_allowance = self._tolerance_allowance(fr, theta, tau, amp, coef)
             dof += self.judged_allowance
+        if theta is not None:
+            dof += late_allowance(self, fr, theta, tau, amp, coef, half)
         return float(power / dof)
 
     def _tolerance_allowance(self, fr: Frame, theta: np.ndarray, tau: np.ndarray,
