@@ -18,6 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 
+import echoloc_ros.core.room_tolerance as rt
 import echoloc_ros.offline.evaluation as evaluation
 from echoloc_ros.core.array_geometry import load_array, yaw_matrix
 from echoloc_ros.core.chirp import Chirp
@@ -79,7 +80,8 @@ class Probe:
             judged = ratio_of(model, fr, tau, amp, coef, fitted, theta)
             if theta is not None and 'raw' not in probe.row:
                 probe.row['raw'] = max(ratio_of(model, fr, tau, amp, coef, fitted), 1.0)
-                probe.row['allowance'] = (model._tolerance_allowance(fr, theta, tau, amp, coef)
+                probe.row['allowance'] = (rt.doubt_allowance(
+                    model._tolerance_allowance(fr, theta, tau, amp, coef))
                                           if model.room.tolerance_m > 0 else 0.0)
             if theta is not None and model.room.tolerance_m > 0:
                 probe.row.setdefault('thetas', []).append(
@@ -166,7 +168,6 @@ class Probe:
 def _per_path(model, fr, tau, amp, coef, fitted, theta) -> np.ndarray:
     """Per modelled path ``(P', 4)``: its residual in its main lobes (noise units), the
     dof it leaves, its share of the allowance (the share applied) and its echo's energy."""
-    import echoloc_ros.core.room_tolerance as rt
     if fitted is None:
         fitted = model.synthesise(fr, tau, amp, coef)
     features = fr.features
@@ -197,7 +198,7 @@ def _per_path(model, fr, tau, amp, coef, fitted, theta) -> np.ndarray:
     used = np.any(amp > 0, axis=1)
     energy = (model._echo_moments(fr)[2] * np.abs(coef) ** 2
               * np.sum(fr.weights * amp ** 2, axis=1))
-    return np.stack([power[used], dof[used], rt.NONLINEAR_SHARE * shares[0], energy[used]],
+    return np.stack([power[used], dof[used], rt.DOUBT_SHARE * shares[0], energy[used]],
                     axis=1)
 
 

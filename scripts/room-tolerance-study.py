@@ -13,7 +13,7 @@ without the room's term; the doubtful share and the residual ratio's quartiles, 
 (against the noise and the tolerance's allowance) and against the noise alone
 (``raw_ratio_quartiles``); and, per fix, the residual energy beyond the noise over the
 allowance (``excess_over_allowance_quartiles``: about 1 where the allowance is the residual
-the tolerance leaves; :data:`~echoloc_ros.core.room_tolerance.NONLINEAR_SHARE` included).
+the tolerance leaves; :func:`~echoloc_ros.core.room_tolerance.doubt_allowance` included).
 """
 import argparse
 import json
@@ -27,7 +27,7 @@ from echoloc_ros.core.physics.config import UNEXPLAINED_RATIO
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import load_room
 from echoloc_ros.core.room_calibration import TEMPERATURE_STD_C
-from echoloc_ros.core.room_tolerance import room_covariance
+from echoloc_ros.core.room_tolerance import doubt_allowance, room_covariance
 from echoloc_ros.offline.evaluation import CHI2_95_3DOF, CHI2_999_3DOF, evaluate_fixes
 from echoloc_ros.sim.model_error import ModelError
 from echoloc_ros.sim.simulator import Scenario
@@ -57,7 +57,7 @@ class Recorder:
             ratio = residual_ratio(model, fr, tau, amp, coef, fitted, theta)
             if theta is not None:
                 raw = residual_ratio(model, fr, tau, amp, coef, fitted)
-                energy = (allowance(model, fr, theta, tau, amp, coef)
+                energy = (doubt_allowance(allowance(model, fr, theta, tau, amp, coef))
                           if model.room.tolerance_m > 0 else 0.0)
                 dof = energy / (raw / ratio - 1.0) if raw > ratio else np.nan
                 recorder.last = (raw, energy, dof)

@@ -9,8 +9,8 @@ from echoloc_ros.core.physics.late_orders import late_allowance
 from echoloc_ros.core.physics.matched_filter import Frame, lower_quartile
 from echoloc_ros.core.physics.newton import evidence_batch, near_pairs
 from echoloc_ros.core.physics.fix_kernels import path_misfit, weighted_residual
-from echoloc_ros.core.room_tolerance import (NONLINEAR_SHARE, delay_metric, residual_allowance,
-                                             surface_shifts)
+from echoloc_ros.core.room_tolerance import (NONLINEAR_SHARE, delay_metric, doubt_allowance,
+                                             residual_allowance, surface_shifts)
 
 
 class Evidence:
@@ -146,8 +146,10 @@ class Evidence:
         (unknown furniture, higher orders) or the fit sits on the wrong echoes. The fitted
         amplitudes absorb part of the noise: each removes about one correlation length of bins.
         Given the fit's ``theta (5,)`` in a room that states a tolerance, the power is judged
-        against the noise and the residual the tolerance leaves (:meth:`_tolerance_allowance`);
-        given it in a final fit with the room's higher orders, also against what the orders
+        against the noise and the residual the tolerance is expected to leave
+        (:meth:`_tolerance_allowance`, through :func:`doubt_allowance`); the allowance the
+        tolerated rivals read is kept (``judged_allowance``: :data:`NONLINEAR_SHARE` of it).
+        Given it in a final fit with the room's higher orders, also against what the orders
         it leaves out leave (:func:`late_allowance`).
 
         :param fitted: the fit's :meth:`synthesise`, where the caller has it already.
@@ -156,7 +158,8 @@ class Evidence:
         dt = features.bin_width_s
         half = int(np.ceil(1.2 * self.processor.mainlobe_half_width_s / dt))
         modelled = np.any(amp > 0, axis=1)
-        # The allowance the last ratio was judged with (PhysicsLocalizer._fix_fit keeps it).
+        # The allowance of the last ratio (PhysicsLocalizer._fix_fit keeps it for the
+        # tolerated rivals).
         self.judged_allowance = 0.0
         if not modelled.any():
             return 1.0
@@ -167,19 +170,19 @@ class Evidence:
                                        fr.weights, features.start_s, dt, half)
         dof = max(n_bins - np.count_nonzero(modelled) * self._correlation_factor, 0.25 * n_bins)
         if theta is not None and self.room.tolerance_m > 0:
-            self.judged_allowance = self._tolerance_allowance(fr, theta, tau, amp, coef)
-            dof += self.judged_allowance
+            expected = self._tolerance_allowance(fr, theta, tau, amp, coef)
+            self.judged_allowance = NONLINEAR_SHARE * expected
+            dof += doubt_allowance(expected)
         if theta is not None:
             dof += late_allowance(self, fr, theta, tau, amp, coef, half)
         return float(power / dof)
 
     def _tolerance_allowance(self, fr: Frame, theta: np.ndarray, tau: np.ndarray,
                              amp: np.ndarray, coef: np.ndarray) -> float:
-        """The residual energy (noise units) the room file's tolerance is allowed to leave in
-        a fit at ``theta (5,)`` of paths ``tau, amp (P, n)``, ``coef (P,)``: the delays'
+        """The residual energy (noise units) the room file's tolerance is expected to leave
+        in a fit at ``theta (5,)`` of paths ``tau, amp (P, n)``, ``coef (P,)``: the delays'
         derivatives in the surfaces' offsets (:func:`surface_shifts`, cached per model) and
-        in the fitted parameters, through :func:`residual_allowance`, times
-        :data:`NONLINEAR_SHARE`."""
+        in the fitted parameters, through :func:`residual_allowance`."""
         paths = np.flatnonzero(np.any(amp > 0, axis=1))
         if paths.size == 0:
             return 0.0
@@ -200,8 +203,7 @@ class Evidence:
         shape, carrier, echo = self._echo_moments(fr)
         metric = delay_metric(amp[paths], coef[paths], fr.weights, shape, carrier)
         energy = echo * np.abs(coef[paths]) ** 2 * np.sum(fr.weights * amp[paths] ** 2, axis=1)
-        return NONLINEAR_SHARE * residual_allowance(self.room.tolerance_m, metric, d_theta[0],
-                                                    d_offset, energy)
+        return residual_allowance(self.room.tolerance_m, metric, d_theta[0], d_offset, energy)
 
     def _echo_moments(self, fr: Frame) -> tuple[float, float, float]:
         """:func:`delay_metric`'s ``shape`` and ``carrier`` (one echo's delay derivative
