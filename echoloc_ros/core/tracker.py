@@ -412,7 +412,8 @@ class PoseTracker:
 
     def update_estimate(self, t_s: float, estimate) -> tuple[np.ndarray, np.ndarray, bool]:
         """Fuse a localizer's :class:`~echoloc_ros.core.physics.results.Estimate`: its
-        fix, and with a learned ranker its rivals and probabilities (:meth:`update_with`)."""
+        fix, with a learned ranker its rivals and probabilities (:meth:`update_with`), and
+        its heading (``yaw_rad``), which holds the tracks' velocity along it."""
         m = Measurement.from_estimate(
             estimate, self.prior_right, weak_axis_variance_scale=self.weak_axis_variance_scale,
             wider_rivals=self.wider_rivals, chosen_min_share=self.chosen_min_share)
