@@ -161,6 +161,8 @@ def _option(text: str) -> tuple:
         raise SystemExit(f'--option must be name=value, got {text!r}')
     if value in ('True', 'False'):
         return name, value == 'True'
+    if value == 'None':
+        return name, None
     return name, int(value) if name in ('confirm_hits', 'max_tracks') else float(value)
 
 
@@ -186,7 +188,7 @@ def replay(args) -> None:
                   f'gross {get["gross_rate_10cm"]:.3f} cov95 {get["coverage_95"]:.3f} '
                   f'out999 {int(np.sum(frame[2])):3d} '
                   f'right_wide {np.mean(wide) if wide.size else 0.0:.3f}')
-    out = _rounded(_grouped(rooms, frames, counts))
+    out = _rounded(_grouped(rooms, frames, counts, lambda f, n: summary(*f, n)))
     all_right = np.concatenate(right)
     out['right_wide'] = round(float(np.mean(all_right)) if all_right.size else 0.0, 4)
     out['rooms_meeting_bar'] = sum(

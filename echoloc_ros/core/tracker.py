@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from echoloc_ros.core.physics.config import WIDENED_VARIANCE_RATIO
 from echoloc_ros.core.tracker_measurement import (CHOSEN_MIN_SHARE, WEAK_AXIS_VARIANCE_SCALE,
-                                                  Measurement)
-from echoloc_ros.core.tracker_motion import MANOEUVRE_S, STATE_SIZE, MotionModel
+                                                  Measurement, snap_distance2, weak_axis_bias)
+from echoloc_ros.core.tracker_motion import (LATERAL_SPEED_STD_MPS, MANOEUVRE_S, STATE_SIZE,
+                                             MotionModel, along_heading)
 
 # A place at least this probable that no track expects starts a track.
 SPAWN_PROBABILITY = 0.1
@@ -149,6 +149,12 @@ class PoseTracker:
         none, the tracker before r33-75).
     :param manoeuvre_s: how long the acceleration persists, s (``MANOEUVRE_S``, 0: the
         constant-velocity model; measured on dev laps and left off).
+    :param lateral_speed_std_mps: each frame's heading holds the tracks' velocity along the
+        base's heading, but for this much sideways (``LATERAL_SPEED_STD_MPS``,
+        :func:`~echoloc_ros.core.tracker_motion.along_heading`; None: a device that may move
+        sideways, the tracker before issue 19's r36-06).
+    :param array_in_base_yaw_rad: the array's heading on the base, rad (the base's heading
+        is the array's less this).
     :param gate_probability: probability mass inside the gate.
     :param confirm_hits: frames' worth of fixes a track needs before it can be published
         (and, for a track that replaces another, the consistent fixes it needs).
@@ -204,7 +210,9 @@ class PoseTracker:
                  weak_axis_variance_scale: float = WEAK_AXIS_VARIANCE_SCALE,
                  wider_rivals: bool = True, manoeuvre_s: float = MANOEUVRE_S,
                  weak_axis_bias_scale: float = WEAK_AXIS_BIAS_SCALE,
-                 chosen_min_share: float = CHOSEN_MIN_SHARE) -> None:
+                 chosen_min_share: float = CHOSEN_MIN_SHARE,
+                 lateral_speed_std_mps: float | None = LATERAL_SPEED_STD_MPS,
+                 array_in_base_yaw_rad: float = 0.0) -> None:
         checks = {'accel_std_mps2': (accel_std_mps2, accel_std_mps2 > 0, 'positive'),
                   'gate_probability': (gate_probability, 0 < gate_probability < 1, 'in (0, 1)'),
                   'confirm_hits': (confirm_hits, confirm_hits >= 1, '>= 1'),
@@ -227,7 +235,11 @@ class PoseTracker:
                   'weak_axis_bias_scale': (weak_axis_bias_scale, weak_axis_bias_scale >= 0,
                                            '>= 0'),
                   'chosen_min_share': (chosen_min_share, 0 <= chosen_min_share <= 1,
-                                       'in [0, 1]')}
+                                       'in [0, 1]'),
+                  'lateral_speed_std_mps': (lateral_speed_std_mps, lateral_speed_std_mps is None
+                                            or lateral_speed_std_mps > 0, 'positive or None'),
+                  'array_in_base_yaw_rad': (array_in_base_yaw_rad,
+                                            np.isfinite(array_in_base_yaw_rad), 'finite')}
         for name, (value, ok, expected) in checks.items():
             if not ok:
                 raise ValueError(f'{name} must be {expected}, got {value}')
@@ -246,6 +258,8 @@ class PoseTracker:
         self.weak_axis_bias_scale = weak_axis_bias_scale
         self.wider_rivals = bool(wider_rivals)
         self.chosen_min_share = float(chosen_min_share)
+        self.lateral_speed_std_mps = lateral_speed_std_mps
+        self.array_in_base_yaw_rad = float(array_in_base_yaw_rad)
         self.confirm_hits = confirm_hits
         self.initial_speed_std_mps = initial_speed_std_mps
         self.memory_s = memory_s
@@ -320,9 +334,16 @@ class PoseTracker:
         return _Track(np.concatenate([position, np.zeros(STATE_SIZE - 3)]), cov, t_s, score,
                       1.0, t_s)
 
-    def _predict(self, track: _Track, t_s: float) -> tuple[np.ndarray, np.ndarray]:
+    def _predict(self, track: _Track, t_s: float, m: Measurement | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """``track``'s state and covariance at ``t_s``, held along the heading of the frame
+        ``m`` where it has one (``lateral_speed_std_mps``)."""
         f, q = self.motion.step(t_s - track.t_s)
-        return f @ track.state, f @ track.covariance @ f.T + q
+        state, p = f @ track.state, f @ track.covariance @ f.T + q
+        if m is None or m.heading_rad is None or self.lateral_speed_std_mps is None:
+            return state, p
+        return along_heading(state, p, m.heading_rad - self.array_in_base_yaw_rad,
+                             m.heading_variance_rad2, self.lateral_speed_std_mps)
 
     def _associate(self, track: _Track, t_s: float, m: Measurement,
                    prediction: tuple[np.ndarray, np.ndarray] | None = None
@@ -335,7 +356,7 @@ class PoseTracker:
             place)``; a place outside the gate has weight 0.
         """
         fade = float(np.exp(-(t_s - track.t_s) / self.memory_s))
-        state, p = self._predict(track, t_s) if prediction is None else prediction
+        state, p = self._predict(track, t_s, m) if prediction is None else prediction
         s = p[:3, :3][None] + m.covariances_m2
         innovation = m.positions_m - state[:3]
         chol = np.linalg.cholesky(s)
@@ -343,7 +364,7 @@ class PoseTracker:
         distance2 = np.sum(whitened ** 2, axis=-1)
         inside = (distance2 <= self.gate) & (m.probabilities > 0)
         if m.doubted:
-            inside &= _snap2(p[:3, :3], s, innovation) <= self.snap
+            inside &= snap_distance2(p[:3, :3], s, innovation) <= self.snap
         log_det = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
         likelihood = np.where(inside, m.probabilities * np.exp(
             -0.5 * (distance2 + log_det) - _HALF_LOG_2PI_3), 0.0)
@@ -391,11 +412,14 @@ class PoseTracker:
 
     def update_estimate(self, t_s: float, estimate) -> tuple[np.ndarray, np.ndarray, bool]:
         """Fuse a localizer's :class:`~echoloc_ros.core.physics.results.Estimate`: its
-        fix, and with a learned ranker its rivals and probabilities (:meth:`update_with`)."""
-        return self.update_with(t_s, Measurement.from_estimate(
-            estimate, self.prior_right,
-            weak_axis_variance_scale=self.weak_axis_variance_scale,
-            wider_rivals=self.wider_rivals, chosen_min_share=self.chosen_min_share))
+        fix, with a learned ranker its rivals and probabilities (:meth:`update_with`), and
+        its heading (``yaw_rad``), which holds the tracks' velocity along it."""
+        m = Measurement.from_estimate(
+            estimate, self.prior_right, weak_axis_variance_scale=self.weak_axis_variance_scale,
+            wider_rivals=self.wider_rivals, chosen_min_share=self.chosen_min_share)
+        m.heading_rad = float(estimate.yaw_rad)
+        m.heading_variance_rad2 = float(estimate.yaw_variance_rad2)
+        return self.update_with(t_s, m)
 
     def update_with(self, t_s: float, m: Measurement) -> tuple[np.ndarray, np.ndarray, bool]:
         """Fuse one frame.
@@ -421,7 +445,7 @@ class PoseTracker:
             self.losses += 1
         predicted = published_prediction = None
         if self._published is not None:
-            published_prediction = state, p = self._predict(self._published, t_s)
+            published_prediction = state, p = self._predict(self._published, t_s, m)
             predicted = (state[:3], p[:3, :3])
         self._tracks = [tr for tr in self._tracks if t_s - tr.last_hit_s <= self.max_coast_s]
         gated = np.zeros(len(m.probabilities), dtype=bool)
@@ -532,7 +556,7 @@ class PoseTracker:
         if m.doubted:
             self._doubt_widening_m2 = m.fix_covariance_m2 - m.covariances_m2[0]
         if accepted:
-            bias = self._weak_axis_bias(m, best.covariance[:3, :3])
+            bias = weak_axis_bias(m, best.covariance[:3, :3], self.weak_axis_bias_scale)
             if m.residual_ratio > UNEXPLAINED_RATIO:
                 bias += (m.residual_ratio - 1.0) * UNEXPLAINED_BIAS_STD_M ** 2 * np.eye(3)
             if np.trace(bias) > np.trace(self._bias_m2):
@@ -542,19 +566,6 @@ class PoseTracker:
             cov += self._doubt_widening_m2
         return 0.5 * (cov + cov.T)
 
-    def _weak_axis_bias(self, m: Measurement, track_m2: np.ndarray) -> np.ndarray:
-        """``weak_axis_bias_scale`` times the variance a fix's bias leaves in the track along
-        each axis the physics widened: the fix's local variance, or the track's own where
-        that is smaller (a fix much looser than the track barely moves it). ``(3, 3)``,
-        diagonal; zeros where no axis was widened, or the fix is doubted (every axis of a
-        doubted fix is widened; its doubt is covered by the rules above)."""
-        local = np.diag(m.covariances_m2[0])
-        if m.doubted:
-            return np.zeros((3, 3))
-        weak = np.diag(m.fix_covariance_m2) >= WIDENED_VARIANCE_RATIO * local
-        held = np.minimum(local, np.diag(track_m2))
-        return np.diag(np.where(weak, self.weak_axis_bias_scale * held, 0.0))
-
     def _distinct(self, tracks: list[_Track]) -> list[_Track]:
         """The tracks, best first, less any inside a better one's gate (two tracks on the
         same place are one)."""
@@ -563,14 +574,6 @@ class PoseTracker:
             if not any(_inside(tr, other, self.gate) for other in kept):
                 kept.append(tr)
         return kept
-
-
-def _snap2(p: np.ndarray, s: np.ndarray, innovation: np.ndarray) -> np.ndarray:
-    """How far taking each place would move a track, as a squared Mahalanobis distance in its
-    predicted position covariance ``p`` ``(3, 3)``: the step ``p s^-1 innovation`` for
-    innovation covariances ``s`` ``(k, 3, 3)`` and innovations ``(k, 3)``."""
-    step = np.einsum('ij,kj->ki', p, np.linalg.solve(s, innovation[..., None])[..., 0])
-    return np.einsum('ki,ki->k', step, np.linalg.solve(p, step.T).T)
 
 
 def _inside(a: _Track, b: _Track, gate: float) -> bool:

@@ -52,6 +52,9 @@ class Measurement:
     :ivar doubted: the localizer doubted the fix (a physics fix published with confidence 0:
         its fit does not explain the frame, or a rival cannot be told from it).
     :ivar residual_ratio: the fix's residual power over the noise (1: explained).
+    :ivar heading_rad: the array's heading in the frame (the localizer's ``yaw_rad``), rad;
+        ``None``: not known (a plain fix).
+    :ivar heading_variance_rad2: the variance of ``heading_rad``, rad^2.
     """
 
     positions_m: np.ndarray
@@ -60,6 +63,8 @@ class Measurement:
     fix_covariance_m2: np.ndarray
     doubted: bool = False
     residual_ratio: float = 1.0
+    heading_rad: float | None = None
+    heading_variance_rad2: float = 0.0
 
     @classmethod
     def from_estimate(cls, estimate, prior_right: float = 0.5,
@@ -201,3 +206,25 @@ def _weak_axes_scaled(local_m2: np.ndarray, published_m2: np.ndarray, scale: flo
         return local_m2
     s = np.where(weak, np.sqrt(scale), 1.0)
     return local_m2 * s[:, None] * s[None, :]
+
+
+def snap_distance2(p: np.ndarray, s: np.ndarray, innovation: np.ndarray) -> np.ndarray:
+    """How far taking each place would move a track, as a squared Mahalanobis distance in its
+    predicted position covariance ``p`` ``(3, 3)``: the step ``p s^-1 innovation`` for
+    innovation covariances ``s`` ``(k, 3, 3)`` and innovations ``(k, 3)``."""
+    step = np.einsum('ij,kj->ki', p, np.linalg.solve(s, innovation[..., None])[..., 0])
+    return np.einsum('ki,ki->k', step, np.linalg.solve(p, step.T).T)
+
+
+def weak_axis_bias(m: Measurement, track_m2: np.ndarray, scale: float) -> np.ndarray:
+    """``scale`` times the variance a fix's bias leaves in a track along each axis the physics
+    widened: the fix's local variance, or the track's own ``track_m2`` where that is smaller
+    (a fix much looser than the track barely moves it). ``(3, 3)``, diagonal; zeros where no
+    axis was widened, or the fix is doubted (every axis of a doubted fix is widened; its doubt
+    is covered by the tracker's rules for doubted fixes)."""
+    local = np.diag(m.covariances_m2[0])
+    if m.doubted:
+        return np.zeros((3, 3))
+    weak = np.diag(m.fix_covariance_m2) >= WIDENED_VARIANCE_RATIO * local
+    held = np.minimum(local, np.diag(track_m2))
+    return np.diag(np.where(weak, scale * held, 0.0))
