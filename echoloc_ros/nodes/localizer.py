@@ -22,6 +22,7 @@ from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room, room_from_yaml
 from echoloc_ros.core.stamps import StampBuffer
 from echoloc_ros.core.tracker import PoseTracker
+from echoloc_ros.core.tracker_motion import LATERAL_SPEED_STD_MPS
 from echoloc_ros.ros.imu_heading import HEADING_STAMP_MAX_S, heading_refusal
 from echoloc_ros.ros.diagnostics import OK, FrequencyStatus, FrequencyStatusParam
 from echoloc_ros.nodes.common import (MAX_SEQ_GAP, PolledSubscription, RefusalLog, declare,
@@ -149,7 +150,7 @@ class LocalizerNode(Node):
             'is the array\'s', on_set=self.set_array_in_base_xyz))
         self.array_in_base_yaw_rad = declare(
             self, 'array_in_base_yaw_rad', 0.0, 'the array\'s heading in base_frame [rad]',
-            min_value=-np.pi, max_value=np.pi, on_set=self.setter('array_in_base_yaw_rad'))
+            min_value=-np.pi, max_value=np.pi, on_set=self.set_array_in_base_yaw)
         self.tracking = declare(self, 'tracking', True, 'publish the tracked pose (constant-'
                                 'velocity Kalman filters that take each fix with its rivals '
                                 'by probabilistic data association; competing tracks) on '
@@ -192,7 +193,13 @@ class LocalizerNode(Node):
                                 'then it is dropped, the Localization diagnostic is ERROR and '
                                 'no pose is published until fresh fixes confirm a new track '
                                 '[s]', read_only=True, min_value=0.1, max_value=60.0),
-            room_volume_m3=self.room.volume_m3)
+            lateral_speed_std_mps=declare(
+                self, 'tracker_lateral_speed_std_mps', LATERAL_SPEED_STD_MPS, 'the base moves '
+                'along its heading but for this much sideways slip, for the tracker [m/s]; an '
+                'array off the base\'s turning axis also moves sideways as it turns (its '
+                'distance times the turn rate); 0: a device that may move sideways',
+                read_only=True, min_value=0.0, max_value=10.0) or None,
+            array_in_base_yaw_rad=self.array_in_base_yaw_rad, room_volume_m3=self.room.volume_m3)
         self.pipeline.tracker = self.tracker if self.tracking else None
         self.track_search = declare_track_search(self, self.pipeline)
         declare_withhold_doubted(self, self.pipeline)
@@ -267,6 +274,10 @@ class LocalizerNode(Node):
         # It runs only while a frame waits: an idle 50 Hz timer costs CPU every period.
         self.flush_timer = self.create_timer(0.02, self.flush_waiting)
         self.flush_timer.cancel()
+
+    def set_array_in_base_yaw(self, yaw_rad: float) -> None:
+        self.array_in_base_yaw_rad = yaw_rad
+        self.tracker.array_in_base_yaw_rad = float(yaw_rad)
 
     def setter(self, name: str):
         """An on_set that stores the new value in the attribute the node reads each frame."""
