@@ -44,6 +44,7 @@ from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.core.physics.config import N_THETA, YAW
 from echoloc_ros.core.physics import localizer as localizer_module
+from echoloc_ros.core.physics import staged_search
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.offline.evaluation import CHI2_999_3DOF, direct_explained, random_frames
 from echoloc_ros.core.room import load_room
@@ -192,13 +193,14 @@ def main() -> int:
     parser.add_argument('--no-wider-look', action='store_true',
                         help='without the doubtful fix\'s second search (WIDER_LOOK off)')
     parser.add_argument('--heading-step', choices=('on', 'off'),
-                        default='on' if localizer_module.HEADING_STEP else 'off',
+                        default='on' if staged_search.HEADING_STEP else 'off',
                         help='the heading step before the wall scans (HEADING_STEP)')
     parser.add_argument('--variants', nargs='+', type=_variant_arg, default=None,
                         help='NAME:KEY=VALUE,... localizations per frame to compare')
     args = parser.parse_args()
     localizer_module.WIDER_LOOK = not args.no_wider_look
-    localizer_module.HEADING_STEP = args.heading_step == 'on'
+    # The heading step is read where the staged search runs it (staged_search's binding).
+    apply_variant({'HEADING_STEP': args.heading_step == 'on'})
     if args.room:
         rooms = [load_room(args.room)]
     else:

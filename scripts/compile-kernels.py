@@ -16,7 +16,7 @@ import numpy as np
 from echoloc_ros.core.array_geometry import load_array
 from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.echo_processing import EchoProcessor
-from echoloc_ros.core.physics import localizer as localizer_module
+from echoloc_ros.core.physics import staged_search
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import load_room
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
@@ -29,8 +29,9 @@ def main() -> None:
     start = time.perf_counter()
     array, chirp = load_array('square_4sensor'), Chirp()
     processor = EchoProcessor(chirp, FS_HZ, array=array)
-    # The heading step is off by default; compiled here so that turning it on finds it cached.
-    localizer_module.HEADING_STEP = True
+    # The heading step is off by default; compiled here so that turning it on finds it cached
+    # (staged_search reads it: setting the localizer module's name would change nothing).
+    staged_search.HEADING_STEP = True
     for name in ('default_room', 'furnished_room', 'l_shaped_room'):
         room = load_room(name)
         rng = np.random.default_rng(0)

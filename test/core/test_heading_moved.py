@@ -1,6 +1,7 @@
 """A fix that set its heading far from the one given is searched again (issue 19,
-:meth:`WiderLook._heading_moved`, :data:`HEADING_MOVED_SIGMAS`): a dev frame whose confident
-fix was metres off outside its 99.9 % ellipsoid is right."""
+:meth:`WiderLook._heading_moved`; :data:`NON_RECTANGULAR_HEADING_MOVED_SIGMAS` where the plan
+is not a rectangle, r36-03): a dev frame whose confident fix was metres off outside its
+99.9 % ellipsoid is right."""
 import numpy as np
 import pytest
 
@@ -15,17 +16,23 @@ def test_a_fix_whose_heading_moved_far_is_searched_again(array, chirp, processor
     """Frame 9 of dev room 23 (seed 10, 20 dB, an alcove): the heading given 2.68 deg (2.7
     sigma) off; the fix set its heading to the true one but sat 179 cm off with confidence 1
     and a sub-millimetre sigma, found by scans at the heading given. Searched again (the
-    wider look's scans started off the heading given), it is right."""
-    on_value = 2.5  # r35-93's value (HEADING_MOVED_SIGMAS ships off: None)
+    wider look's scans started off the heading given, as ships in a plan that is not a
+    rectangle), it is right."""
     loc, frame = dev_frame(23, 10, 9, array, chirp, processor, snr_db=20.0)
-    before, old_error, old_d2 = localized(loc, frame, wider_look, 'HEADING_MOVED_SIGMAS', None,
+    assert not loc._shoebox
+    before, old_error, old_d2 = localized(loc, frame, wider_look,
+                                          'NON_RECTANGULAR_HEADING_MOVED_SIGMAS', None,
                                           monkeypatch)
     assert before.confidence == 1.0
     assert np.linalg.norm(old_error) > 1.0
     assert old_d2 > CHI2_999_3DOF
-    assert abs(before.yaw_rad - frame[2]) >= on_value * HEADING_STD_RAD
-    estimate, error, d2 = localized(loc, frame, wider_look, 'HEADING_MOVED_SIGMAS', on_value,
-                                    monkeypatch)
+    shipped = wider_look.NON_RECTANGULAR_HEADING_MOVED_SIGMAS
+    assert abs(before.yaw_rad - frame[2]) >= shipped * HEADING_STD_RAD
+    # What ships in a plan that is not a rectangle (r36-03).
+    features, position, heading = frame
+    estimate = loc.localize(features, heading, yaw_std_rad=HEADING_STD_RAD)
+    error = estimate.position_m - position
+    d2 = float(error @ np.linalg.solve(estimate.covariance_m2, error))
     assert np.linalg.norm(error) < 0.01
     assert d2 < CHI2_999_3DOF
     assert estimate.score > before.score

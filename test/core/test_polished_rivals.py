@@ -17,16 +17,20 @@ def test_a_rival_that_refines_above_the_fix_is_chosen(array, chirp, processor, m
     """Frame 8 of dev room 1 (seed 10, 20 dB, an L room with 8 boxes): the truth was a polished
     candidate 1644 log units below the fix and never refined; the fix sat 3.6 m off in y with
     confidence 1 and a sub-millimetre sigma (outside its 99.9 % ellipsoid). Refined, the truth
-    scores 125 above it and is the fix, with the one rival refined that ships."""
-    on_value = 1  # r35-93's value (N_POLISHED_RIVALS ships off: 0)
+    scores 125 above it and is the fix, with the one rival refined that ships in a plan that is
+    not a rectangle (r36-03; none refined, the fix is as it was)."""
     loc, frame = dev_frame(1, 10, 8, array, chirp, processor, snr_db=20.0)
-    before, old_error, old_d2 = localized(loc, frame, wider_look, 'N_POLISHED_RIVALS', 0,
-                                          monkeypatch)
+    assert not loc._shoebox
+    before, old_error, old_d2 = localized(loc, frame, wider_look,
+                                          'NON_RECTANGULAR_POLISHED_RIVALS', 0, monkeypatch)
     assert before.confidence == 1.0
     assert np.linalg.norm(old_error) > 3.0
     assert old_d2 > CHI2_999_3DOF
-    estimate, error, d2 = localized(loc, frame, wider_look, 'N_POLISHED_RIVALS', on_value,
-                                    monkeypatch)
+    # What ships: one rival refined in a plan that is not a rectangle (r36-03).
+    features, position, heading = frame
+    estimate = loc.localize(features, heading, yaw_std_rad=HEADING_STD_RAD)
+    error = estimate.position_m - position
+    d2 = float(error @ np.linalg.solve(estimate.covariance_m2, error))
     assert np.linalg.norm(error) < 0.01
     assert d2 < CHI2_999_3DOF
     assert estimate.score > before.score
@@ -56,7 +60,7 @@ def test_a_doubtful_fix_leaves_its_rivals_to_the_wider_look(array, chirp, proces
     """The same frame's confident fix has the truth for a polished rival that refines above
     it (one rival refined, r35-93's value); the fix taken as doubtful (confidence 0), none is
     refined: the wider look refines the best polished candidates there itself."""
-    monkeypatch.setattr(wider_look, 'N_POLISHED_RIVALS', 1)
+    monkeypatch.setattr(wider_look, 'NON_RECTANGULAR_POLISHED_RIVALS', 1)
     loc, (features, _, heading) = dev_frame(1, 10, 8, array, chirp, processor, snr_db=20.0)
     proposal = loc.propose(features, heading, None, HEADING_STD_RAD)
     estimate = loc.finish(proposal)
@@ -78,4 +82,19 @@ def test_a_right_fix_in_the_default_room_keeps_its_place_and_sigma(room, array, 
             return localized(loc, frame, wider_look, 'N_POLISHED_RIVALS', 1 if on else 0,
                              patch)
 
+    assert_right_fix_kept(room, array, chirp, simulator, processor, localize)
+
+
+def test_a_shoebox_keeps_its_own_checks(room, array, chirp, simulator, processor, monkeypatch):
+    """The default room is a shoebox: the checks of a plan that is not a rectangle (r36-03),
+    even set to refine three rivals and to search every fix again, leave its right fix's place
+    and covariance to the bit (it runs :data:`N_POLISHED_RIVALS` and
+    :data:`HEADING_MOVED_SIGMAS`, both off)."""
+    def localize(loc, frame, on):
+        with monkeypatch.context() as patch:
+            patch.setattr(wider_look, 'NON_RECTANGULAR_HEADING_MOVED_SIGMAS', 0.0 if on else None)
+            return localized(loc, frame, wider_look, 'NON_RECTANGULAR_POLISHED_RIVALS',
+                             3 if on else 0, patch)
+
+    assert room.is_shoebox
     assert_right_fix_kept(room, array, chirp, simulator, processor, localize)

@@ -327,6 +327,18 @@ PLAN_LINE_M = math.inf
 # search's ranking left (10/1/8 above) is right with it. Shipped off (stop 35): +1.3 ms a full
 # search (+17 %), and held out (seed 49, 20 dB) gross 3.73 % with it, no run of main beside.
 N_POLISHED_RIVALS = 0
+# Issue 19 (branch r36-03): where the plan is not a rectangle, the two checks above run with
+# these values instead (NON_RECTANGULAR_POLISHED_RIVALS for N_POLISHED_RIVALS,
+# NON_RECTANGULAR_HEADING_MOVED_SIGMAS for HEADING_MOVED_SIGMAS). The confident fixes outside
+# their 99.9 % ellipsoid are there: the general search ranks candidates polished at the scans'
+# height and speed, and its wings and alcoves hold places whose walls one heading error
+# decoheres (dev: both classes r35-93 found, 10/1/8 an L plan and 10/23/9 an alcove; held out,
+# stop 35's seed 56: outside 1.13 % of the published non-rectangular fixes at 20 dB against
+# 0.22 % of the shoeboxes'). A shoebox, searched along its own axes
+# (CandidateSearch._shoebox_candidates), and with it the default room, keeps the values above
+# and their cost.
+NON_RECTANGULAR_POLISHED_RIVALS = 1
+NON_RECTANGULAR_HEADING_MOVED_SIGMAS = 2.5
 # ... and where the first fix explains its echoes (a residual ratio of at most
 # UNEXPLAINED_RATIO), a wider-look fix whose refined evidence is below the first's does not
 # replace it: the first is kept, its covariance spanning the rivals (WiderLook._choice,

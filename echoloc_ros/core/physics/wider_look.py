@@ -8,6 +8,8 @@ from echoloc_ros.core.physics.candidates import _peaks, _vertex
 from echoloc_ros.core.physics.config import (AHEAD_PEAK_GAP, AXIS_BASIN_M, AXIS_STEP_M,
                                              CONFIDENT_GAP, HEADING_MOVED_SIGMAS,
                                              N_AXIS_RIVALS, N_POLISHED_RIVALS,
+                                             NON_RECTANGULAR_HEADING_MOVED_SIGMAS,
+                                             NON_RECTANGULAR_POLISHED_RIVALS,
                                              N_THETA, N_WIDER_PEAKS, N_WIDER_REFINE,
                                              UNEXPLAINED_RATIO, WIDENED_VARIANCE_RATIO,
                                              WIDER_EVIDENCE_MARGIN, WIDER_NO_LOSS,
@@ -55,10 +57,12 @@ class WiderLook:
         heading given 2.68 deg off, the fix 179 cm off with confidence 1 and a 1 mm sigma, its
         heading refined to the true one; the wider look's fix is right)."""
         fr = proposal.frame
-        if HEADING_MOVED_SIGMAS is None or not fr.yaw_free:
+        sigmas = (HEADING_MOVED_SIGMAS if proposal.localizer._shoebox
+                  else NON_RECTANGULAR_HEADING_MOVED_SIGMAS)
+        if sigmas is None or not fr.yaw_free:
             return False
         moved = abs(estimate.yaw_rad - proposal.yaw_given_rad) * np.sqrt(fr.yaw_info)
-        return bool(moved >= HEADING_MOVED_SIGMAS)
+        return bool(moved >= sigmas)
 
     @staticmethod
     def _replaces(first: Estimate, other: Estimate,
@@ -182,12 +186,13 @@ class WiderLook:
         short of refining tells such a rival: over that room's right fixes the first polished
         rival gained 0-870 log units refined, the truth 1742.
         """
-        if not N_POLISHED_RIVALS or self._doubtful_fix(estimate):
+        wanted = self._n_polished_rivals
+        if not wanted or self._doubtful_fix(estimate):
             return []
         score = estimate.score
         picked: list[np.ndarray] = []
         for candidate in proposal.thetas[:proposal.n_polished]:
-            if len(picked) == N_POLISHED_RIVALS:
+            if len(picked) == wanted:
                 break
             if min(np.linalg.norm(candidate[:3] - p[:3]) for p in [theta] + picked) >= 0.05:
                 picked.append(candidate)
@@ -198,6 +203,14 @@ class WiderLook:
                     and evidence > score - CONFIDENT_GAP):
                 found.append((score - evidence, refined))
         return found
+
+    @property
+    def _n_polished_rivals(self) -> int:
+        """How many polished rivals :meth:`_polished_rivals` refines in this room:
+        :data:`N_POLISHED_RIVALS` in a shoebox, :data:`NON_RECTANGULAR_POLISHED_RIVALS` in any
+        other plan, where the general search's ranking by polished evidence left the confident
+        wrong fixes (issue 19, r36-03)."""
+        return N_POLISHED_RIVALS if self._shoebox else NON_RECTANGULAR_POLISHED_RIVALS
 
     def _peaks_refined(self, proposal: Proposal, estimate: Estimate, peaks: list) -> Proposal:
         """``proposal`` with the ``peaks`` ``(5,)`` each (:meth:`_evidence_peaks` the fix does
