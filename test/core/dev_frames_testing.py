@@ -12,17 +12,24 @@ from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 HEADING_STD_RAD = float(np.deg2rad(1.0))
 
 
-def dev_frame(index: int, seed: int, k: int, array, chirp, processor, snr_db: float = 10.0):
+def drawn_frame(index: int, seed: int, k: int, array, chirp, snr_db: float = 10.0):
     """Frame ``k`` of dev room ``index`` as ``echoloc evaluate --rooms random:30 --split dev
-    --seed SEED --snr-db SNR_DB --heading-noise-deg 1`` draws it, and a localizer for its room:
-    ``(localizer, (features, position, heading given))``."""
+    --seed SEED --snr-db SNR_DB --heading-noise-deg 1`` draws it: ``(room, samples, position,
+    heading given)``."""
     room = generate_room('dev', index, seed)
     simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
     drawn = list(random_frames(simulator, Scenario(snr_db=snr_db, seed=seed), k + 1,
                                frames_seed(seed, index)))
     _, frame, position, yaw, draw, _ = drawn[k]
+    return room, frame, position, yaw + HEADING_STD_RAD * draw
+
+
+def dev_frame(index: int, seed: int, k: int, array, chirp, processor, snr_db: float = 10.0):
+    """:func:`drawn_frame` and a localizer for its room: ``(localizer, (features, position,
+    heading given))``."""
+    room, frame, position, heading = drawn_frame(index, seed, k, array, chirp, snr_db)
     loc = PhysicsLocalizer(room, array, chirp, processor=processor)
-    return loc, (processor.process(frame), position, yaw + HEADING_STD_RAD * draw)
+    return loc, (processor.process(frame), position, heading)
 
 
 def localized(loc: PhysicsLocalizer, frame, patch_target, name: str, value: bool,

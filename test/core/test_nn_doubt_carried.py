@@ -15,16 +15,12 @@ from echoloc_ros.core.paths import GENERAL_MODEL, default_model_path
 from echoloc_ros.core.physics.config import UNEXPLAINED_RATIO, UNSEPARATED_GAP
 from echoloc_ros.core.physics.results import Estimate
 from echoloc_ros.core.withhold import doubted
-from echoloc_ros.offline.evaluation import random_frames
-from echoloc_ros.offline.room_evaluation import frames_seed
-from echoloc_ros.sim.room_generator import generate_rooms
-from echoloc_ros.sim.simulator import EchoSimulator, Scenario
+from dev_frames_testing import HEADING_STD_RAD, drawn_frame
 
 torch.set_num_threads(1)
 #: ``echoloc evaluate --rooms random:30 --split dev --seed S --n 300 --snr-db 10
 #: --heading-noise-deg 1`` (10 frames a room): (seed, room, frame).
-NETWORK_WRONG, PHYSICS_WRONG, FRAMES_A_ROOM = (8, 18, 6), (9, 9, 9), 10
-HEADING_STD_RAD = float(np.deg2rad(1.0))
+NETWORK_WRONG, PHYSICS_WRONG = (8, 18, 6), (9, 9, 9)
 CHI2_99_3DOF = float(chi2.ppf(0.99, 3))
 SURE = np.array([0.9, 0.05, 0.05])
 DOUBTING = np.array([WIDE_BEST_PROBABILITY - 0.1, 0.2, 0.2])
@@ -35,17 +31,11 @@ def dev_frames(array, chirp, processor):
     """Each frame's network localizer, features, heading told and true position."""
     out = {}
     for seed, index, wanted in (NETWORK_WRONG, PHYSICS_WRONG):
-        room = generate_rooms('dev', 30, seed)[index]
-        simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
-        frames = random_frames(simulator, Scenario(snr_db=10.0, seed=seed), FRAMES_A_ROOM,
-                               frames_seed(seed, index))
-        for k, (_, frame, position, yaw, draw, _) in enumerate(frames):
-            if k == wanted:
-                break
+        room, frame, position, heading = drawn_frame(index, seed, wanted, array, chirp)
         nn = NeuralLocalizer.from_checkpoint(default_model_path(GENERAL_MODEL), room, array,
                                              chirp, processor=processor)
-        out[seed, index, wanted] = (nn, processor.process(frame),
-                                    yaw + HEADING_STD_RAD * draw, np.asarray(position))
+        out[seed, index, wanted] = (nn, processor.process(frame), heading,
+                                    np.asarray(position))
     return out
 
 

@@ -13,31 +13,21 @@ from echoloc_ros.core.paths import GENERAL_MODEL, default_model_path
 from echoloc_ros.core.physics.config import UNEXPLAINED_RATIO
 from echoloc_ros.core.physics.results import Estimate
 from echoloc_ros.core.withhold import doubted
-from echoloc_ros.offline.evaluation import random_frames
-from echoloc_ros.offline.room_evaluation import frames_seed
-from echoloc_ros.sim.room_generator import generate_rooms
-from echoloc_ros.sim.simulator import EchoSimulator, Scenario
+from dev_frames_testing import HEADING_STD_RAD, drawn_frame
 
 torch.set_num_threads(1)
 #: ``echoloc evaluate --rooms random:30 --split dev --seed 8 --n 300 --snr-db 10
 #: --heading-noise-deg 1``: room 0, frame 6 (10 frames a room).
-SEED, ROOM, FRAME, FRAMES_A_ROOM = 8, 0, 6, 10
-HEADING_STD_RAD = float(np.deg2rad(1.0))
+SEED, ROOM, FRAME = 8, 0, 6
 
 
 @pytest.fixture(scope='module')
 def dev_frame(array, chirp, processor):
-    room = generate_rooms('dev', 30, SEED)[ROOM]
-    simulator = EchoSimulator(room, array, chirp, 250e3, max_order=2)
-    frames = random_frames(simulator, Scenario(snr_db=10.0, seed=SEED), FRAMES_A_ROOM,
-                           frames_seed(SEED, ROOM))
-    for k, (_, frame, position, yaw, draw, _) in enumerate(frames):
-        if k == FRAME:
-            break
+    room, frame, position, heading = drawn_frame(ROOM, SEED, FRAME, array, chirp)
     features = processor.process(frame)
     nn = NeuralLocalizer.from_checkpoint(default_model_path(GENERAL_MODEL), room, array,
                                          chirp, processor=processor)
-    return nn, features, yaw + HEADING_STD_RAD * draw, np.asarray(position)
+    return nn, features, heading, np.asarray(position)
 
 
 def _estimate(x_m: float, score: float, ratio: float = 1.0) -> Estimate:
