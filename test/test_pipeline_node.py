@@ -32,7 +32,8 @@ HEADING_STD_DEG = 1.0
 
 
 def _feature_messages(room, array) -> list[EchoFeatures]:
-    """Frames of a straight drive at 0.3 m/s, as the echo processor publishes them."""
+    """Frames of a straight drive at 0.3 m/s along the heading (a ground robot's: the tracker
+    holds a track's velocity to it), as the echo processor publishes them."""
     chirp = Chirp()
     simulator = EchoSimulator(room, array, chirp)
     processor = EchoProcessor(chirp, 250e3, array=array)
@@ -40,7 +41,8 @@ def _feature_messages(room, array) -> list[EchoFeatures]:
     messages = []
     for k in range(FRAMES):
         t_s = 1.0 + k / RATE_HZ
-        position = np.array([1.5 + 0.3 * k / RATE_HZ, 2.0, 0.3])
+        position = np.array([1.5, 2.0, 0.3]) + 0.3 * k / RATE_HZ * np.array(
+            [np.cos(YAW_RAD), np.sin(YAW_RAD), 0.0])
         features = processor.process(simulator.simulate(position, YAW_RAD,
                                                         Scenario(snr_db=15.0), rng))
         frame = EchoFrame(seq=k, array_id=array.name)
