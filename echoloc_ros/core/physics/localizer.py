@@ -468,9 +468,10 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         fit = model._newton(fr, theta[None], valid, free, self.max_iterations)
         theta, info, score = fit.theta[0], fit.info[0], float(fit.evidence[0])
         tau, amp = fit.tau, fit.amp
-        # The fit synthesised once for both the doubt's ratio and the information's.
+        # The fit synthesised once for both the doubt's ratio and the information's. The ratio
+        # is at least 1 (the noise alone): the late orders' allowance is computed only above.
         fitted = model.synthesise(fr, tau[0], amp[0], fit.coef[0])
-        ratio = max(model._residual_ratio(fr, tau[0], amp[0], fit.coef[0], fitted, theta), 1.0)
+        ratio = model._residual_ratio(fr, tau[0], amp[0], fit.coef[0], fitted, theta, 1.0)
         yaw = proposal.yaw_given_rad + float(theta[YAW])
         jacobian = origin_jacobian(fr, self.array.emitter_m, yaw)
         # The information over the noise the fit leaves where its echoes lie, not over the
