@@ -1,13 +1,17 @@
 """The late orders' allowance computed only where it can change the ratio a fix is judged by
 (issue 20, ``Evidence._residual_ratio``'s ``at_least``): a fix whose residual is explained
 without it skips it and reads the same ratio; one whose ratio without it passes the doubt's
-threshold takes it, to the same bits as before."""
+threshold takes it, to the same bits as before. The images it leaves out before measuring
+their distance cannot be in reach from anywhere in the room."""
 
 import numpy as np
 import pytest
 
 import echoloc_ros.core.physics.evidence as evidence_module
+from echoloc_ros.core.geometry import orders_in_window
 from echoloc_ros.core.physics.config import UNEXPLAINED_RATIO
+from echoloc_ros.core.physics.images import FINAL_ORDER, shoebox_image_maps
+from echoloc_ros.core.physics.late_orders import _least_distance
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 
@@ -55,6 +59,25 @@ def test_a_fix_the_allowance_explains_takes_it(room, array, chirp, processor):
     # Doubted without the allowance, explained with it: the lazy ratio is the full one.
     assert raw > UNEXPLAINED_RATIO >= judged > 1.0
     assert model._residual_ratio(*args, 1.0) == judged
+
+
+def test_the_least_distance_bounds_every_emitter_in_the_room(room):
+    size = np.array([room.width_m, room.length_m, room.height_m])
+    maps = shoebox_image_maps(size, np.full((3, 2), 0.9),
+                              range(FINAL_ORDER + 1, orders_in_window(size, 12.0) + 1))
+    diagonal = np.array([m for m, _, _ in maps])
+    offset = np.array([t for _, t, _ in maps])
+    least = _least_distance(diagonal, offset, size)
+    # Emitters drawn in the box, its corners among them.
+    rng = np.random.default_rng(0)
+    corners = np.array(np.meshgrid(*[[0.0, s] for s in size])).reshape(3, -1).T
+    emitters = np.vstack([corners, rng.uniform(0.0, 1.0, (500, 3)) * size])
+    distance = np.linalg.norm(diagonal * emitters[:, None] + offset - emitters[:, None],
+                              axis=-1)
+    assert np.all(distance >= least - 1e-9)
+    # And met: at the emitter in the box nearest each mirror plane's image.
+    nearest = np.where(diagonal > 0, 0.0, np.clip(offset / 2.0, 0.0, size))
+    assert np.allclose(np.linalg.norm(diagonal * nearest + offset - nearest, axis=1), least)
 
 
 def _not_wanted(*args):

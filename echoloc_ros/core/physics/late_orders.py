@@ -56,8 +56,13 @@ def late_allowance(model, fr, theta: np.ndarray, tau: np.ndarray, amp: np.ndarra
     late = _late_model(model, reach_m)
     if late is None:
         return 0.0
-    images = np.einsum('pij,j->pi', late._img_m, theta[:3]) + late._img_t
-    near = np.flatnonzero(np.linalg.norm(images - theta[:3], axis=1) < reach_m)
+    # The images that can be in reach from somewhere in the room (all of them from outside).
+    maps = late._late_in_reach if _in_room(model.room, theta) else slice(None)
+    # diag(m) @ emitter: the same bits as the product with the map's matrix (its other
+    # terms are exact zeros).
+    images = late._late_diagonal[maps] * theta[:3] + late._img_t[maps]
+    near = np.arange(late._img_t.shape[0])[maps][
+        np.linalg.norm(images - theta[:3], axis=1) < reach_m]
     if near.size == 0:
         return 0.0
     late_tau, late_amp, _ = late._paths(fr, theta[None], near, np.ones(near.size, dtype=bool))
@@ -105,5 +110,25 @@ def _late_model(model, reach_m: float):
         late._img_refl = np.array([r for _, _, r in maps])
         late._vertical_only = np.array([m[0] == 1 and m[1] == 1 and t[0] == t[1] == 0
                                         for m, t, _ in maps])
+        late._late_diagonal = np.array([m for m, _, _ in maps], dtype=float)
+        # A micrometre to spare: the rounding of either distance decides nothing.
+        late._late_in_reach = np.flatnonzero(_least_distance(late._late_diagonal, late._img_t,
+                                                             size) < reach_m + 1e-6)
     model._late_images = (reach_m, late)
     return late
+
+
+def _least_distance(diagonal: np.ndarray, offset: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """The least distance from an emitter in the box ``[0, size]`` to its images under the
+    maps ``diag(diagonal) @ emitter + offset`` (``(P, 3)`` each), ``(P,)``: along an axis
+    the map keeps (1) the image is ``offset`` away, along one it mirrors (-1) ``|offset -
+    2 x|`` for ``x`` in ``[0, size]``."""
+    gap = np.where(diagonal > 0, np.abs(offset),
+                   np.maximum(np.maximum(offset - 2.0 * size, -offset), 0.0))
+    return np.linalg.norm(gap, axis=1)
+
+
+def _in_room(room, theta: np.ndarray) -> bool:
+    """Whether the emitter of ``theta (5,)`` is inside the shoebox ``room``'s box."""
+    size = (room.width_m, room.length_m, room.height_m)
+    return all(0.0 <= theta[a] <= size[a] for a in range(3))
