@@ -251,8 +251,13 @@ class AxisRivals:
         return tau, amp
 
     def _moving(self, axis: int) -> np.ndarray:
-        """Which paths' images move with the array along ``axis`` ``(P,)`` bool."""
-        return np.abs(np.eye(3)[None] - self._img_m).sum(axis=1)[:, axis] > 1e-9
+        """Which paths' images move with the array along ``axis`` ``(P,)`` bool (kept with the
+        maps they were found from: a frame's scans and shares ask two or more times)."""
+        cached = getattr(self, '_moving_cache', None)
+        if cached is None or cached[0] is not self._img_m:
+            cached = (self._img_m, np.abs(np.eye(3)[None] - self._img_m).sum(axis=1) > 1e-9)
+            self._moving_cache = cached
+        return cached[1][:, axis]
 
     def _axis_shares(self, fr: Frame, theta: np.ndarray) -> np.ndarray:
         """The evidence the echoes that move along x, and along y, give the pose ``theta
