@@ -5,9 +5,10 @@ as processes of their own in a ROS domain of their own.
 
 Over ``--seconds`` after a warm ``--warm-s``, per frame the processor took: each of this
 process's threads' CPU time (``/proc/self/task``) and wakes (voluntary context switches), the
-main thread's, and with ``--profile N`` the main thread's functions by their own CPU time (``cProfile`` with ``time.thread_time`` as
-its clock: CPU, not wall time, which a loaded machine's run queue fills; the profiler's own
-cost is in every figure, most in code of many small calls, so read its split, not its sum).
+main thread's, and with ``--profile N`` the main thread's functions by their own CPU time
+(``cProfile`` with ``time.thread_time`` as its clock: CPU, not wall time, which a loaded
+machine's run queue fills; the profiler's own cost is in every figure, most in code of many
+small calls, so read its split, not its sum).
 One JSON line; the profile's table before it.
 
     python scripts/one-process-live-cpu.py --seconds 30 [--profile 40] [--method nn]
