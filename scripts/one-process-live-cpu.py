@@ -25,7 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from live_cpu import spin_for, threads_cpu_s, threads_wakes, timed, wrap_diagnostics
+from live_cpu import (minor_faults, spin_for, threads_cpu_s, threads_wakes, timed,
+                      wrap_diagnostics)
 
 
 def _wrap(processor, localizer, parts: dict[str, float]) -> None:
@@ -124,6 +125,7 @@ def main() -> None:
             parts.clear()
             fixes0 = localizer.pipeline.track_search.counts.copy()
             threads0, main0, wakes0 = threads_cpu_s(), time.thread_time(), threads_wakes()
+            faults0 = minor_faults()
             if profile:
                 profile.enable()
             spin_for(executor, args.seconds)
@@ -133,6 +135,7 @@ def main() -> None:
             frames = processor.frames_in - frames0
             poses = localizer.poses_published - poses0
             threads1, wakes1 = threads_cpu_s(), threads_wakes()
+            faults = minor_faults() - faults0
             fixes1 = localizer.pipeline.track_search.counts
     finally:
         for node in (processor, localizer):
@@ -161,6 +164,7 @@ def main() -> None:
         'main_thread_cpu_ms_per_frame': round(1e3 * main_s / frames, 3),
         'threads_cpu_ms_per_frame': per_thread,
         'threads_wakes_per_frame': wakes,
+        'minor_faults_per_frame': round(faults / frames, 2),
         'main_thread_parts_ms_per_frame': split,
         'fixes': {'local': fixes1.local - fixes0.local, 'full': fixes1.full - fixes0.full},
         'load': round(os.getloadavg()[0], 2)}))
