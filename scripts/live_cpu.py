@@ -21,6 +21,30 @@ def threads_cpu_s() -> dict[str, float]:
     return out
 
 
+def threads_wakes() -> dict[str, int]:
+    """Times each of this process's threads has slept and been woken so far (its voluntary
+    context switches, ``/proc/self/task/<tid>/status``), by name and id: each wake of a
+    thread on a loaded machine pays for cold caches (docs/results.md, r36-01)."""
+    out = {}
+    for tid in os.listdir('/proc/self/task'):
+        try:
+            status = open(f'/proc/self/task/{tid}/status').read()
+            name = open(f'/proc/self/task/{tid}/comm').read().strip()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith('voluntary_ctxt_switches:'):
+                out[f'{name}:{tid}'] = int(line.split()[1])
+    return out
+
+
+def minor_faults() -> int:
+    """This process's minor page faults so far (``/proc/self/stat``): pages first touched,
+    each mapped (and zeroed) by the kernel."""
+    stat = open('/proc/self/stat').read()
+    return int(stat[stat.rfind(')') + 2:].split()[7])
+
+
 def timed(parts: dict[str, float], name: str, work):
     """``work``, its thread CPU time added to ``parts[name]`` (s) at each call."""
     def wrapper(*a, **k):

@@ -4,10 +4,11 @@ spins them, beside the driver (and the furniture survey, as the bench's graph ha
 as processes of their own in a ROS domain of their own.
 
 Over ``--seconds`` after a warm ``--warm-s``, per frame the processor took: each of this
-process's threads' CPU time (``/proc/self/task``), the main thread's, and with ``--profile N``
-the main thread's functions by their own CPU time (``cProfile`` with ``time.thread_time`` as
-its clock: CPU, not wall time, which a loaded machine's run queue fills; the profiler's own
-cost is in every figure, most in code of many small calls, so read its split, not its sum).
+process's threads' CPU time (``/proc/self/task``) and wakes (voluntary context switches), the
+main thread's, and with ``--profile N`` the main thread's functions by their own CPU time
+(``cProfile`` with ``time.thread_time`` as its clock: CPU, not wall time, which a loaded
+machine's run queue fills; the profiler's own cost is in every figure, most in code of many
+small calls, so read its split, not its sum).
 One JSON line; the profile's table before it.
 
     python scripts/one-process-live-cpu.py --seconds 30 [--profile 40] [--method nn]
@@ -24,7 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from live_cpu import spin_for, threads_cpu_s, timed, wrap_diagnostics
+from live_cpu import (minor_faults, spin_for, threads_cpu_s, threads_wakes, timed,
+                      wrap_diagnostics)
 
 
 def _wrap(processor, localizer, parts: dict[str, float]) -> None:
@@ -122,7 +124,8 @@ def main() -> None:
             frames0, poses0 = processor.frames_in, localizer.poses_published
             parts.clear()
             fixes0 = localizer.pipeline.track_search.counts.copy()
-            threads0, main0 = threads_cpu_s(), time.thread_time()
+            threads0, main0, wakes0 = threads_cpu_s(), time.thread_time(), threads_wakes()
+            faults0 = minor_faults()
             if profile:
                 profile.enable()
             spin_for(executor, args.seconds)
@@ -131,7 +134,8 @@ def main() -> None:
             main_s = time.thread_time() - main0
             frames = processor.frames_in - frames0
             poses = localizer.poses_published - poses0
-            threads1 = threads_cpu_s()
+            threads1, wakes1 = threads_cpu_s(), threads_wakes()
+            faults = minor_faults() - faults0
             fixes1 = localizer.pipeline.track_search.counts
     finally:
         for node in (processor, localizer):
@@ -142,6 +146,8 @@ def main() -> None:
         sys.exit(f'no frames taken: see the driver\'s log in {log_dir}')
     per_thread = {name: round(1e3 * (cpu - threads0.get(name, 0.0)) / frames, 3)
                   for name, cpu in threads1.items() if cpu > threads0.get(name, 0.0)}
+    wakes = {name: round((count - wakes0.get(name, 0)) / frames, 2)
+             for name, count in wakes1.items() if count > wakes0.get(name, 0)}
     split = {name: round(1e3 * value / frames, 3) for name, value in parts.items()}
     if parts:
         split['outside_callbacks'] = round(1e3 * (main_s - sum(
@@ -157,6 +163,8 @@ def main() -> None:
         'process_cpu_ms_per_frame': round(sum(per_thread.values()), 3),
         'main_thread_cpu_ms_per_frame': round(1e3 * main_s / frames, 3),
         'threads_cpu_ms_per_frame': per_thread,
+        'threads_wakes_per_frame': wakes,
+        'minor_faults_per_frame': round(faults / frames, 2),
         'main_thread_parts_ms_per_frame': split,
         'fixes': {'local': fixes1.local - fixes0.local, 'full': fixes1.full - fixes0.full},
         'load': round(os.getloadavg()[0], 2)}))

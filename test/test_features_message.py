@@ -77,10 +77,18 @@ def test_the_features_handed_over_in_one_process_are_the_views_read_to_the_bit(f
 
 def test_features_handed_over_are_refused_as_the_messages_are(features):
     from dataclasses import replace
-    baseband = features.baseband.copy()
-    baseband[1, 5] = np.nan
-    with pytest.raises(ValueError, match=r'features seq=4: baseband holds NaN or inf'):
-        conversions.features_handed(replace(features, baseband=baseband), 4)
+    # A NaN in a real part, an inf in an imaginary part alone (the check reads both), and
+    # a baseband that is a strided view.
+    for row, column, value in ((1, 5, np.nan), (3, 7, complex(0.0, np.inf))):
+        baseband = features.baseband.copy()
+        baseband[row, column] = value
+        with pytest.raises(ValueError, match=r'features seq=4: baseband holds NaN or inf'):
+            conversions.features_handed(replace(features, baseband=baseband), 4)
+        with pytest.raises(ValueError, match=r'features seq=4: baseband holds NaN or inf'):
+            conversions.features_handed(replace(features, baseband=baseband[:, ::-1]), 4)
+    assert conversions.features_handed(
+        replace(features, baseband=features.baseband[:, ::-1]), 4).baseband.shape == \
+        features.baseband.shape
     with pytest.raises(ValueError, match=r'features seq=4: bin_width_s=0.5, expected '
                                          r'\[1e-08, 0.01\]'):
         conversions.features_handed(replace(features, bin_width_s=0.5), 4)

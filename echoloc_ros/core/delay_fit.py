@@ -87,3 +87,32 @@ def subtract_echoes(baseband, times_s, tau, amp, first, stop, g, g_start, g_step
         for b in range(first, stop):
             value = amp[r] * response_at(g, g_start, g_step, times_s[b] - tau[r])
             baseband[r, b] = np.complex64(np.complex128(baseband[r, b]) - value)
+
+
+@numba.njit(cache=True, nogil=True, error_model='numpy')
+def direct_residual(envelope, times_s, direct_tof_s, direct_amp, g_peak, after_s):
+    """The largest ``envelope`` within ``after_s`` after each channel's direct arrival over
+    that arrival's peak (``direct_amp * g_peak``), the largest over the channels that heard
+    it (a finite delay, an amplitude above 0); NaN where none did
+    (:meth:`EchoProcessor._direct_residual_db` takes its dB). One loop over the first bins of
+    each channel instead of a dozen numpy calls; the same values to the bit: the
+    single-precision envelope's maximum, widened and divided in double precision, a NaN
+    carried as ``np.max`` carries it."""
+    worst = np.nan
+    heard_any = False
+    for r in range(envelope.shape[0]):
+        if not (np.isfinite(direct_tof_s[r]) and direct_amp[r] > 0):
+            continue
+        limit = direct_tof_s[r] + after_s
+        residual = envelope.dtype.type(0.0)
+        b = 0
+        while b < times_s.size and times_s[b] < limit:
+            value = envelope[r, b]
+            if value != value or value > residual:
+                residual = value
+            b += 1
+        ratio = np.float64(residual) / (direct_amp[r] * g_peak)
+        if not heard_any or ratio != ratio or ratio > worst:
+            worst = ratio
+        heard_any = True
+    return worst

@@ -21,7 +21,7 @@ from scipy import signal
 from echoloc_ros.core.array_calibration import ArrayCalibration, window_samples
 from echoloc_ros.core.array_geometry import ArrayGeometry
 from echoloc_ros.core.chirp import Chirp
-from echoloc_ros.core.delay_fit import fit_delays, subtract_echoes
+from echoloc_ros.core.delay_fit import direct_residual, fit_delays, subtract_echoes
 from echoloc_ros.core.first_echo import OverlapSplitter
 
 # The residual of a mismatched direct-path removal lies within this time after the direct
@@ -407,17 +407,9 @@ class EchoProcessor:
                             direct_tof: np.ndarray, direct_amp: np.ndarray) -> float:
         """Largest envelope within ``DIRECT_RESIDUAL_S`` after each direct arrival, relative to
         that arrival's peak, dB (max over channels); NaN without a direct arrival."""
-        heard = np.isfinite(direct_tof) & (direct_amp > 0)
-        if not np.any(heard):
-            return float('nan')
-        limit = np.where(heard, direct_tof, 0.0) + DIRECT_RESIDUAL_S
-        # Only the bins before the latest limit can be near one (times rise): the window's
-        # first tens of bins, not all of them.
-        last = max(int(np.searchsorted(times, np.max(limit))), 1)
-        near = (times[None, :last] < limit[:, None]) & heard[:, None]
-        residual = np.max(np.where(near, envelope[:, :last], 0.0), axis=1)
-        peak = np.where(heard, direct_amp * self._g_peak, 1.0)
-        return float(20.0 * np.log10(max(np.max(residual[heard] / peak[heard]), 1e-12)))
+        ratio = direct_residual(envelope, times, direct_tof, direct_amp, self._g_peak,
+                                DIRECT_RESIDUAL_S)
+        return float(20.0 * np.log10(max(ratio, 1e-12)))
 
     def _delay_grid(self, dt: float) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`fit_delays`' grid at bin spacing ``dt``, tabulated once: the main lobe's half

@@ -201,7 +201,7 @@ def features_from_msg(msg: 'EchoFeaturesMsg | cdr.FeaturesView') -> EchoFeatures
     baseband = np.empty(shape, dtype=np.complex64)
     baseband.real = np.frombuffer(msg.baseband_real, dtype=np.float32).reshape(shape)
     baseband.imag = np.frombuffer(msg.baseband_imag, dtype=np.float32).reshape(shape)
-    if not np.all(np.isfinite(baseband.view(np.float32))):
+    if not np.all(np.isfinite(np.ascontiguousarray(baseband).view(np.float32))):
         raise ValueError(f'features seq={msg.seq}: baseband holds NaN or inf')
     # Recordings made before the envelope was left out carry it.
     envelope = (np.frombuffer(msg.envelope, dtype=np.float32).reshape(shape)
@@ -236,7 +236,9 @@ def features_handed(features: EchoFeatures, seq: int) -> EchoFeatures:
             raise ValueError(f'features seq={seq}: {name} has shape '
                              f'{getattr(features, name).shape}, expected (n_channels,) = '
                              f'({baseband.shape[0]},)')
-    if not np.all(np.isfinite(baseband)):
+    # Read as its real and imaginary parts (a value is finite where both are): the same
+    # answer as the complex isfinite, at half its cost (a contiguous baseband is not copied).
+    if not np.all(np.isfinite(np.ascontiguousarray(baseband).view(np.float32))):
         raise ValueError(f'features seq={seq}: baseband holds NaN or inf')
     # The processor's envelope is np.abs of this same baseband (EchoProcessor.process), as
     # features_from_msg computes it from the message's.

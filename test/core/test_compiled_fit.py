@@ -7,7 +7,7 @@ import pytest
 
 from echoloc_ros.core.acoustics import air_absorption_db_per_m
 from echoloc_ros.core.delay_fit import subtract_echoes
-from echoloc_ros.core.echo_processing import EchoProcessor
+from echoloc_ros.core.echo_processing import DIRECT_RESIDUAL_S, EchoProcessor
 from echoloc_ros.core.physics.config import N_THETA, YAW
 from echoloc_ros.core.physics.covariance import Covariance
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
@@ -60,6 +60,45 @@ def test_the_compiled_delay_fit_is_the_numpy_one(room, simulator, processor):
             np.testing.assert_allclose(amp, amp0, rtol=1e-9)
             checked += np.count_nonzero(np.isfinite(guess))
     assert checked >= 50
+
+
+def _direct_residual_db_as_before(processor: EchoProcessor, envelope, times, direct_tof,
+                                  direct_amp) -> float:
+    """:meth:`EchoProcessor._direct_residual_db` as numpy computed it."""
+    heard = np.isfinite(direct_tof) & (direct_amp > 0)
+    if not np.any(heard):
+        return float('nan')
+    limit = np.where(heard, direct_tof, 0.0) + DIRECT_RESIDUAL_S
+    last = max(int(np.searchsorted(times, np.max(limit))), 1)
+    near = (times[None, :last] < limit[:, None]) & heard[:, None]
+    residual = np.max(np.where(near, envelope[:, :last], 0.0), axis=1)
+    peak = np.where(heard, direct_amp * processor._g_peak, 1.0)
+    return float(20.0 * np.log10(max(np.max(residual[heard] / peak[heard]), 1e-12)))
+
+
+def test_the_compiled_direct_residual_is_the_numpy_one_to_the_bit(room, simulator, processor):
+    """Frames at 20 and 0 dB, with channels that heard no direct arrival (NaN, 0), one that
+    arrives before bin 0, a NaN in the envelope, and none heard at all."""
+    cases = 0
+    for snr_db, seed in ((20.0, 45), (0.0, 46)):
+        for samples, _ in posed_frames(room, simulator, 3, snr_db, seed):
+            features = processor.process(samples, first_echo=False)
+            times, envelope = features.times_s, features.envelope
+            tof, amp = features.direct_tof_s, features.direct_amplitude
+            spoiled = envelope.copy()
+            spoiled[2, 3] = np.nan
+            for case in ((envelope, tof, amp),
+                         (envelope, np.array([np.nan, tof[1], tof[2], tof[3]]), amp),
+                         (envelope, tof, np.array([amp[0], 0.0, amp[2], amp[3]])),
+                         (envelope, np.array([-1e-3, tof[1], tof[2], tof[3]]), amp),
+                         (spoiled, tof, amp),
+                         (envelope, np.full(4, np.nan), amp)):
+                got = processor._direct_residual_db(case[0], times, *case[1:])
+                expected = _direct_residual_db_as_before(processor, case[0], times, *case[1:])
+                assert np.array_equal(got, expected, equal_nan=True), (got, expected)
+                cases += 1
+    assert cases == 36
+    assert np.isnan(processor._direct_residual_db(spoiled, times, tof, amp))
 
 
 def test_the_compiled_direct_removal_is_the_numpy_one(room, simulator, processor):
