@@ -93,6 +93,14 @@ SAME_PLACE_M = 0.10
 #: guard compared the network against a physics that missed what physics itself finds
 #: (docs/results.md, issue 19, branch r32-66).
 PHYSICS_SCANS = True
+#: Where the wide search ran, physics' own fix is also made from the wide proposal, and that
+#: one stands where physics' rule for a rival it can tell apart says so (it explains the
+#: echoes, is elsewhere and is better explained by more than :data:`PHYSICS_KEPT_GAP`;
+#: :meth:`NeuralLocalizer.physics_stands`). The balanced proposal physics' fix came from can
+#: miss the truth where the wide one holds it: on the dev split at 10 dB physics' fix of the
+#: first proposal was 487 cm off on one doubted frame in 136, that of the wide proposal right
+#: and 15.7 log units ahead, and no fix was lost (docs/results.md, issue 19, branch r37-04).
+PHYSICS_FROM_WIDE = True
 
 
 def quantize(model: nn.Module) -> nn.Module:
@@ -317,6 +325,7 @@ class NeuralLocalizer:
         doubted = self.doubts(p)
         wide = wide_search_allowed and self.wide_search and doubted
         kept = False
+        wider = None
         if wide:
             wider = self.wide.propose(features, yaw_rad, temperature_c, yaw_std_rad,
                                       tilt_rad)
@@ -330,7 +339,7 @@ class NeuralLocalizer:
                                                      self.covariance_scale)
         physics_fix = None
         if self.physics_guard:
-            physics_fix = self.physics_fix(first)
+            physics_fix = self.physics_fix(first, wider if PHYSICS_FROM_WIDE else None)
             network_doubts = self.defer_doubted and self.doubts(p)
             stands = self.physics_stands(physics_fix, network_fix, network_doubts)
             estimate = physics_fix if stands else network_fix
@@ -346,11 +355,17 @@ class NeuralLocalizer:
         candidate less than :data:`WIDE_BEST_PROBABILITY`."""
         return bool(p[-1] > WIDE_NONE_PROBABILITY or p[:-1].max() < WIDE_BEST_PROBABILITY)
 
-    def physics_fix(self, proposal: Proposal) -> Estimate:
+    def physics_fix(self, proposal: Proposal, wider: Proposal | None = None) -> Estimate:
         """Physics' own fix from its ``proposal`` (:meth:`PhysicsLocalizer.settled`, as
         :meth:`PhysicsLocalizer.localize` gives it, with the axis and height scans unless the
-        localizer was built without them: ``physics_scans``, the network's ``fast`` level)."""
-        return self.physics.settled(proposal)
+        localizer was built without them: ``physics_scans``, the network's ``fast`` level);
+        given the wide search's proposal ``wider``, physics' fix of that one instead where it
+        stands against the first by :meth:`physics_stands` (:data:`PHYSICS_FROM_WIDE`)."""
+        fix = self.physics.settled(proposal)
+        if wider is None:
+            return fix
+        other = self.physics.settled(wider)
+        return other if self.physics_stands(other, fix) else fix
 
     @staticmethod
     def physics_stands(physics_fix: Estimate, network_fix: Estimate,
