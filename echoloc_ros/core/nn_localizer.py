@@ -15,20 +15,22 @@
 4. :meth:`PhysicsLocalizer.finish` refines the most probable candidate to sub-millimetre and
    gives its covariance, widened toward the other candidates by their probabilities and over
    the room by the probability that none is right;
-5. physics' own fix of the frame (its best candidate refined, the peaks of the evidence
-   along x, y and the height it does not clearly beat refined, and searched again where
-   doubtful, exactly as :meth:`PhysicsLocalizer.localize` gives it: :data:`PHYSICS_SCANS`)
-   stands instead where the network's fix is elsewhere, physics' explains its echoes (or
-   leaves them no less explained than the network's) and they prefer it by more than
+5. physics' own fix of the frame (its best candidate refined, the peaks of the evidence along
+   x, y and the height it does not clearly beat refined, and searched again where doubtful,
+   exactly as :meth:`PhysicsLocalizer.localize` gives it: :data:`PHYSICS_SCANS`; for a
+   room-independent network, that of the wide search's proposal where it was made and physics
+   tells it apart from the first's as a better explained rival: :data:`PHYSICS_FROM_WIDE`)
+   stands instead where the network's fix is elsewhere, physics' explains its echoes (or leaves
+   them no less explained than the network's) and they prefer it by more than
    :data:`PHYSICS_KEPT_GAP` of log evidence (:meth:`NeuralLocalizer.physics_stands`): the
    network overrides a physics fix only where physics cannot tell the two apart, or where
-   physics' fix leaves the echoes unexplained and the network's explains them better;
-   where a room-independent network doubts the proposal it chose from (the wide search's
-   test, :meth:`NeuralLocalizer.doubts`), physics' fix stands unless the network's explains
-   the echoes better (:attr:`NeuralLocalizer.defer_doubted`): there the network's choice is a
-   guess no better than physics' (dev split, 10 dB: docs/results.md, issue 19, branch
-   r35-94), and physics' fix carries physics' own doubt (confidence 0 where a rival explains
-   the echoes as well), as physics alone publishes it;
+   physics' fix leaves the echoes unexplained and the network's explains them better; where a
+   room-independent network doubts the proposal it chose from (the wide search's test,
+   :meth:`NeuralLocalizer.doubts`), physics' fix stands unless the network's explains the
+   echoes better (:attr:`NeuralLocalizer.defer_doubted`): there the network's choice is a guess
+   no better than physics' (dev split, 10 dB: docs/results.md, issue 19, branch r35-94), and
+   physics' fix carries physics' own doubt (confidence 0 where a rival explains the echoes as
+   well), as physics alone publishes it;
 6. where the network and physics disagree, the fix published is given confidence 0 and a
    covariance that holds the other (:attr:`NeuralLocalizer.carry_doubt`,
    :meth:`NeuralLocalizer.disputed`), so that a node without a tracker withholds it as it
@@ -100,6 +102,7 @@ PHYSICS_SCANS = True
 #: miss the truth where the wide one holds it: on the dev split at 10 dB physics' fix of the
 #: first proposal was 487 cm off on one doubted frame in 136, that of the wide proposal right
 #: and 15.7 log units ahead, and no fix was lost (docs/results.md, issue 19, branch r37-04).
+#: A room-independent network's path only (the one measured), as ``defer_doubted``.
 PHYSICS_FROM_WIDE = True
 
 
@@ -339,7 +342,8 @@ class NeuralLocalizer:
                                                      self.covariance_scale)
         physics_fix = None
         if self.physics_guard:
-            physics_fix = self.physics_fix(first, wider if PHYSICS_FROM_WIDE else None)
+            from_wide = PHYSICS_FROM_WIDE and self.general
+            physics_fix = self.physics_fix(first, wider if from_wide else None)
             network_doubts = self.defer_doubted and self.doubts(p)
             stands = self.physics_stands(physics_fix, network_fix, network_doubts)
             estimate = physics_fix if stands else network_fix
