@@ -205,7 +205,18 @@ def rule_carried(r: dict) -> tuple[dict, bool]:
         _estimate(r['network']), _estimate(r['guard']), np.asarray(r['p']), stands)
 
 
+def rule_bound(r: dict) -> tuple[dict, bool]:
+    """Not a rule but a bound: the nearest to the truth of physics' published fix, the
+    network's own and physics' own fix of the network's proposal (what any chooser of these
+    three fixes could publish at best; r37-04)."""
+    truth = np.asarray(r['truth_m'])
+    fix = min((r['physics'], r['network'], r['guard']),
+              key=lambda f: float(np.linalg.norm(np.subtract(f['position_m'], truth))))
+    return fix, False
+
+
 RULES = {
+    'bound': rule_bound,
     'carried': rule_carried,
     'shipped': rule_shipped,
     'doubted_gap0': rule_doubted_gap(0.0),

@@ -15,20 +15,22 @@
 4. :meth:`PhysicsLocalizer.finish` refines the most probable candidate to sub-millimetre and
    gives its covariance, widened toward the other candidates by their probabilities and over
    the room by the probability that none is right;
-5. physics' own fix of the frame (its best candidate refined, the peaks of the evidence
-   along x, y and the height it does not clearly beat refined, and searched again where
-   doubtful, exactly as :meth:`PhysicsLocalizer.localize` gives it: :data:`PHYSICS_SCANS`)
-   stands instead where the network's fix is elsewhere, physics' explains its echoes (or
-   leaves them no less explained than the network's) and they prefer it by more than
+5. physics' own fix of the frame (its best candidate refined, the peaks of the evidence along
+   x, y and the height it does not clearly beat refined, and searched again where doubtful,
+   exactly as :meth:`PhysicsLocalizer.localize` gives it: :data:`PHYSICS_SCANS`; for a
+   room-independent network, that of the wide search's proposal where it was made and physics
+   tells it apart from the first's as a better explained rival: :data:`PHYSICS_FROM_WIDE`)
+   stands instead where the network's fix is elsewhere, physics' explains its echoes (or leaves
+   them no less explained than the network's) and they prefer it by more than
    :data:`PHYSICS_KEPT_GAP` of log evidence (:meth:`NeuralLocalizer.physics_stands`): the
    network overrides a physics fix only where physics cannot tell the two apart, or where
-   physics' fix leaves the echoes unexplained and the network's explains them better;
-   where a room-independent network doubts the proposal it chose from (the wide search's
-   test, :meth:`NeuralLocalizer.doubts`), physics' fix stands unless the network's explains
-   the echoes better (:attr:`NeuralLocalizer.defer_doubted`): there the network's choice is a
-   guess no better than physics' (dev split, 10 dB: docs/results.md, issue 19, branch
-   r35-94), and physics' fix carries physics' own doubt (confidence 0 where a rival explains
-   the echoes as well), as physics alone publishes it;
+   physics' fix leaves the echoes unexplained and the network's explains them better; where a
+   room-independent network doubts the proposal it chose from (the wide search's test,
+   :meth:`NeuralLocalizer.doubts`), physics' fix stands unless the network's explains the
+   echoes better (:attr:`NeuralLocalizer.defer_doubted`): there the network's choice is a guess
+   no better than physics' (dev split, 10 dB: docs/results.md, issue 19, branch r35-94), and
+   physics' fix carries physics' own doubt (confidence 0 where a rival explains the echoes as
+   well), as physics alone publishes it;
 6. where the network and physics disagree, the fix published is given confidence 0 and a
    covariance that holds the other (:attr:`NeuralLocalizer.carry_doubt`,
    :meth:`NeuralLocalizer.disputed`), so that a node without a tracker withholds it as it
@@ -93,6 +95,15 @@ SAME_PLACE_M = 0.10
 #: guard compared the network against a physics that missed what physics itself finds
 #: (docs/results.md, issue 19, branch r32-66).
 PHYSICS_SCANS = True
+#: Where the wide search ran, physics' own fix is also made from the wide proposal, and that
+#: one stands where physics' rule for a rival it can tell apart says so (it explains the
+#: echoes, is elsewhere and is better explained by more than :data:`PHYSICS_KEPT_GAP`;
+#: :meth:`NeuralLocalizer.physics_stands`). The balanced proposal physics' fix came from can
+#: miss the truth where the wide one holds it: on the dev split at 10 dB physics' fix of the
+#: first proposal was 487 cm off on one doubted frame in 136, that of the wide proposal right
+#: and 15.7 log units ahead, and no fix was lost (docs/results.md, issue 19, branch r37-04).
+#: A room-independent network's path only (the one measured), as ``defer_doubted``.
+PHYSICS_FROM_WIDE = True
 
 
 def quantize(model: nn.Module) -> nn.Module:
@@ -317,6 +328,7 @@ class NeuralLocalizer:
         doubted = self.doubts(p)
         wide = wide_search_allowed and self.wide_search and doubted
         kept = False
+        wider = None
         if wide:
             wider = self.wide.propose(features, yaw_rad, temperature_c, yaw_std_rad,
                                       tilt_rad)
@@ -330,7 +342,8 @@ class NeuralLocalizer:
                                                      self.covariance_scale)
         physics_fix = None
         if self.physics_guard:
-            physics_fix = self.physics_fix(first)
+            from_wide = PHYSICS_FROM_WIDE and self.general
+            physics_fix = self.physics_fix(first, wider if from_wide else None)
             network_doubts = self.defer_doubted and self.doubts(p)
             stands = self.physics_stands(physics_fix, network_fix, network_doubts)
             estimate = physics_fix if stands else network_fix
@@ -346,11 +359,22 @@ class NeuralLocalizer:
         candidate less than :data:`WIDE_BEST_PROBABILITY`."""
         return bool(p[-1] > WIDE_NONE_PROBABILITY or p[:-1].max() < WIDE_BEST_PROBABILITY)
 
-    def physics_fix(self, proposal: Proposal) -> Estimate:
+    def physics_fix(self, proposal: Proposal, wider: Proposal | None = None) -> Estimate:
         """Physics' own fix from its ``proposal`` (:meth:`PhysicsLocalizer.settled`, as
         :meth:`PhysicsLocalizer.localize` gives it, with the axis and height scans unless the
-        localizer was built without them: ``physics_scans``, the network's ``fast`` level)."""
-        return self.physics.settled(proposal)
+        localizer was built without them: ``physics_scans``, the network's ``fast`` level);
+        given the wide search's proposal ``wider``, physics' fix of that one instead where it
+        stands against the first by :meth:`physics_stands` (:data:`PHYSICS_FROM_WIDE`). The
+        wide proposal is settled only where its best candidate is elsewhere than the first's
+        (:data:`SAME_PLACE_M`): from the same start it settles where the first did, and in
+        9 of 12 doubted dev frames timed at 10 dB the two start there (the settling costs
+        0.1-0.4 s of CPU a frame)."""
+        fix = self.physics.settled(proposal)
+        if wider is None or np.linalg.norm(
+                wider.positions_m()[0] - proposal.positions_m()[0]) < SAME_PLACE_M:
+            return fix
+        other = self.physics.settled(wider)
+        return other if self.physics_stands(other, fix) else fix
 
     @staticmethod
     def physics_stands(physics_fix: Estimate, network_fix: Estimate,
