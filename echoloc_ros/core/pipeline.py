@@ -127,7 +127,8 @@ class Pipeline:
     :ivar withhold_doubted: without a tracker, a fix the localizer cannot tell from a rival
         (:func:`~echoloc_ros.core.withhold.doubted`: confidence 0, its fit leaves the frame
         unexplained or a candidate metres away explains the echoes as well, its published
-        covariance holding the whole room) is not published (:attr:`FrameResult.unpublished`
+        covariance holding the whole room, or one whose fit explains too little of the frame)
+        is not published (:attr:`FrameResult.unpublished`
         :data:`DOUBTED_WITHHELD`, counted in :attr:`PipelineCounts.withheld`). At 10 dB half
         of such fixes in shoeboxes are gross, and every gross fix there is one (dev split,
         issue 19, branches r34-84, r35-92). With a tracker every fix goes to it (a doubted fix
@@ -198,7 +199,8 @@ class Pipeline:
         position, covariance, accepted, restarted = (estimate.position_m,
                                                      estimate.covariance_m2, True, False)
         unpublished = ''
-        if self.tracker is None and self.withhold_doubted and doubted(estimate):
+        if (self.tracker is None and self.withhold_doubted
+                and doubted(estimate, self.room.is_shoebox)):
             unpublished = DOUBTED_WITHHELD
             counts.withheld += 1
         if self.tracker is not None:

@@ -9,12 +9,34 @@ share. Light (no localizer imported): the command line reads the default at star
 #: gross fix being a doubted one, for 13 % of the frames withheld (branch r35-92).
 WITHHOLD_DOUBTED = True
 
+#: A fix whose final fit leaves more than this residual over the noise in its paths' main
+#: lobes (:attr:`~echoloc_ros.core.physics.results.Estimate.residual_ratio`) is not published
+#: alone, though below the localizer's ``UNEXPLAINED_RATIO`` (2.0, where it is doubtful and its
+#: covariance holds the room): its paths do not explain the echoes where it puts them, and its
+#: covariance, their information, is too narrow for where it is. Dev split, 10 dB (seeds 7, 8
+#: and 13, 466 published fixes): of the right ones 6 are above 1.75 (1.3 %), 8 above 1.5; at
+#: 20 dB (seed 10) 1 of 71 above 1.75, 4 above 1.5; one fix outside its 99.9 % ellipsoid was
+#: above (1.79, 5.4 cm off with a 1.7 mm sigma). Branch r37-03, docs/results.md.
+WITHHELD_RATIO = 1.75
+#: In a shoebox a fix whose final fit models this many echoes or fewer is not published alone:
+#: from anywhere in a shoebox each of its six surfaces is in view, and a fit of no more paths
+#: than that leaves the frame's other echoes out of the residual its doubt is judged by (the
+#: ratio is measured in its own paths' lobes). Dev, 10 dB: the two confident fixes metres off
+#: in shoeboxes (seed 13 rooms 6 and 12, 596 and 196 cm, residual ratio 1.05 and 1.0) modelled
+#: 6, no right published shoebox fix 6 or fewer (of 246, the fewest 7; at 20 dB none of 39).
+#: A plan with wings hides walls, and right fixes there model 4-6 (alcove, L, T): not there.
+SHOEBOX_FEWEST_ECHOES = 6
 
-def doubted(estimate) -> bool:
-    """Whether a fix (an :class:`~echoloc_ros.core.physics.results.Estimate`) is one the
-    localizer cannot tell from a rival: confidence 0 (its fit leaves the frame unexplained, a
-    polished rival 5 cm or more away explains the echoes within ``UNSEPARATED_GAP``, or a
-    rival as well as it), so its published covariance holds the whole room or the rival.
+
+def doubted(estimate, shoebox: bool = False) -> bool:
+    """Whether a fix (an :class:`~echoloc_ros.core.physics.results.Estimate`) is not to be
+    published alone: one the localizer cannot tell from a rival, confidence 0 (its fit leaves
+    the frame unexplained, a polished rival 5 cm or more away explains the echoes within
+    ``UNSEPARATED_GAP``, or a rival as well as it), so its published covariance holds the whole
+    room or the rival; or one whose fit explains too little of the frame, a residual ratio
+    above :data:`WITHHELD_RATIO` or, in a ``shoebox`` room, at most
+    :data:`SHOEBOX_FEWEST_ECHOES` echoes modelled (a tracker still takes these, with the
+    covariance the localizer gave them).
 
     No narrower rule kept more right fixes without publishing wrong ones (dev, 10 dB, branch
     r35-92): the doubted fixes' own covariances (their rivals' spread, before a weak axis or
@@ -23,4 +45,5 @@ def doubted(estimate) -> bool:
     where the fit leaves the frame unexplained they are narrow and do not hold the truth (one
     2.4 mm wide was 133 cm off).
     """
-    return estimate.confidence <= 0.0
+    return (estimate.confidence <= 0.0 or estimate.residual_ratio > WITHHELD_RATIO
+            or (shoebox and estimate.n_echoes <= SHOEBOX_FEWEST_ECHOES))
