@@ -64,7 +64,8 @@ def cmd_calibrate_room(args) -> int:
                                       if args.temperature_std_c is None
                                       else args.temperature_std_c,
                                       array_std_m=array_std['array_std_m'],
-                                      ruler=args.ruler)
+                                      ruler=args.ruler,
+                                      wall_array_std_m=array_std['wall_array_std_m'])
         for features, position, yaw in frames:
             calibration.add(features, position, yaw, args.temperature_c)
         result = calibration.solve()
@@ -80,18 +81,23 @@ def cmd_calibrate_room(args) -> int:
 
 
 def _array_std(array, array_std_m: float | None) -> dict:
-    """What the array leaves every echo's path uncertain by, m, and where that comes from:
-    ``array_std_m`` where given; else :data:`~echoloc_ros.core.room_calibration.
-    CALIBRATED_ARRAY_STD_M` for an array file calibrate-receivers wrote, else
-    :data:`~echoloc_ros.core.room_calibration.ARRAY_STD_M`."""
+    """What the array leaves every echo's path uncertain by, m, its share in each wall's doubt
+    and where they come from: ``array_std_m`` where given (both); else :data:`~echoloc_ros.
+    core.room_calibration.CALIBRATED_ARRAY_STD_M` and ``CALIBRATED_WALL_ARRAY_STD_M`` for an
+    array file calibrate-receivers wrote, else :data:`~echoloc_ros.core.room_calibration.
+    ARRAY_STD_M` (both)."""
     from echoloc_ros.core.receiver_calibration import receivers_calibrated
-    from echoloc_ros.core.room_calibration import ARRAY_STD_M, CALIBRATED_ARRAY_STD_M
+    from echoloc_ros.core.room_calibration import (ARRAY_STD_M, CALIBRATED_ARRAY_STD_M,
+                                                   CALIBRATED_WALL_ARRAY_STD_M)
     if array_std_m is not None:
-        return {'array_std_m': array_std_m, 'array_std_source': 'given'}
+        return {'array_std_m': array_std_m, 'wall_array_std_m': array_std_m,
+                'array_std_source': 'given'}
     if receivers_calibrated(array):
         return {'array_std_m': CALIBRATED_ARRAY_STD_M,
+                'wall_array_std_m': CALIBRATED_WALL_ARRAY_STD_M,
                 'array_std_source': 'receivers calibrated (the array file says so)'}
-    return {'array_std_m': ARRAY_STD_M, 'array_std_source': 'array file as drawn'}
+    return {'array_std_m': ARRAY_STD_M, 'wall_array_std_m': ARRAY_STD_M,
+            'array_std_source': 'array file as drawn'}
 
 
 def recorded_temperature(bag, topic: str) -> tuple[float, float, dict]:

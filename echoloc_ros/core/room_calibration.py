@@ -82,6 +82,15 @@ ARRAY_STD_M = 0.001
 # (:func:`~echoloc_ros.offline.room_calibration.receivers_then_room`): on dev (model-error seed
 # 1, the realistic mix) the walls came out within 0.30 mm of the truth.
 CALIBRATED_ARRAY_STD_M = 0.0003
+# What of it a wall's own doubt keeps with the receivers calibrated: none. Its estimate's own
+# residual (the segments' disagreement, 0.16-0.48 mm) sizes its error, and the array share on
+# top stated every wall at 0.32-0.57 mm where the walls were 0.18 mm rms off the truth after
+# the room's scale (dev, model-error seed 11, the realistic mix, ten worlds: z rms 0.46); the
+# floor and ceiling keep the share (their errors 0.4-0.9 mm, z rms 1.6: the height the scale
+# does not explain). The array share stays in the bound the residual is judged against
+# (``tolerance_m``): the array's error leaves its residual in every echo whatever the walls'.
+# Issue 18, branch r37-06.
+CALIBRATED_WALL_ARRAY_STD_M = 0.0
 # The temperature told is this uncertain (one standard deviation, degC) unless the caller
 # says otherwise: a room file's temperature is a guess, indoor air is 18-26 degC.
 TEMPERATURE_STD_C = 1.0
@@ -179,23 +188,30 @@ class RoomCalibration:
         :data:`RULERS`): ``'temperature'``, the one measured at the temperature told,
         ``'both'``, it and the file's weighed by their doubts, or ``'auto'``: ``'both'`` where
         the file's is the better ruler of the two, else ``'temperature'``.
+    :param wall_array_std_m: the array's share in each wall's own doubt (m; ``None``:
+        ``array_std_m``): :data:`CALIBRATED_WALL_ARRAY_STD_M` with the receivers calibrated.
+        The floor and ceiling keep ``array_std_m``.
     """
 
     def __init__(self, localizer: PhysicsLocalizer, refresh_every: int = 25,
                  temperature_std_c: float = TEMPERATURE_STD_C,
-                 array_std_m: float = ARRAY_STD_M, ruler: str = 'auto') -> None:
+                 array_std_m: float = ARRAY_STD_M, ruler: str = 'auto',
+                 wall_array_std_m: float | None = None) -> None:
         if refresh_every < 1:
             raise ValueError(f'refresh_every must be >= 1, got {refresh_every}')
         if not (np.isfinite(temperature_std_c) and temperature_std_c >= 0):
             raise ValueError(f'temperature_std_c must be a finite number >= 0 degC, got '
                              f'{temperature_std_c}')
-        if not (np.isfinite(array_std_m) and 0 <= array_std_m <= 0.05):
-            raise ValueError(f'array_std_m must be in [0, 0.05] m, got {array_std_m}')
+        for name, value in (('array_std_m', array_std_m), ('wall_array_std_m',
+                                                           wall_array_std_m)):
+            if value is not None and not (np.isfinite(value) and 0 <= value <= 0.05):
+                raise ValueError(f'{name} must be in [0, 0.05] m, got {value}')
         if ruler not in RULERS:
             raise ValueError(f'ruler must be one of {", ".join(map(repr, RULERS))}, got '
                              f'{ruler!r}')
         self.ruler = ruler
         self.array_std_m = array_std_m
+        self.wall_array_std_m = array_std_m if wall_array_std_m is None else wall_array_std_m
         self.localizer = localizer
         self.refresh_every = refresh_every
         self.temperature_std_c = temperature_std_c
@@ -366,9 +382,12 @@ class RoomCalibration:
         known = counts >= min_frames
         offsets = np.where(known, offsets, 0.0)
         segment_std, segment_scale_std = self._segment_std(residual, heard, offsets, known)
-        std = np.sqrt(np.maximum(spread / np.sqrt(np.maximum(counts, 1)), segment_std) ** 2
-                      + self.array_std_m ** 2)
-        std = np.where(known, std, np.inf)
+        own = np.maximum(spread / np.sqrt(np.maximum(counts, 1)), segment_std)
+        std = np.where(known, np.sqrt(own ** 2 + self.array_std_m ** 2), np.inf)
+        # Each surface's stated doubt: the walls' with their own share of the array's.
+        share = np.full(len(self.planes), self.array_std_m)
+        share[:-2] = self.wall_array_std_m
+        stated = np.where(known, np.sqrt(own ** 2 + share ** 2), np.inf)
         # The measured scale's own error: the surfaces' doubts through the fit, or the
         # segments' disagreement on it (an error shared by the surfaces), whichever is larger.
         measured_std = max(self._measured_scale_std(std, known), segment_scale_std)
@@ -379,17 +398,18 @@ class RoomCalibration:
         room, shift = moved_shell(self.localizer.room, offsets)
         step = self._box_step(offsets)
         room = replace(room, furniture=[box.shifted(step) for box in room.furniture])
-        # Uniform within +-tolerance has the worst surface's variance: the bound the residual
-        # is judged against. The covariance reads each surface's own (a surface not heard
-        # keeps the file's doubt); the scale's doubt is one term of its own.
+        # Uniform within +-tolerance has the worst surface's variance, the array's whole share
+        # in it: the bound the residual is judged against. The covariance reads each
+        # surface's own (a surface not heard keeps the file's doubt); the scale's doubt is one
+        # term of its own.
         tolerance = float(np.clip(np.sqrt(3.0) * std[known].max(initial=0.0), 0.0, 0.5))
-        surface_std = np.clip(np.where(known, std, self.localizer.room.tolerance_m
+        surface_std = np.clip(np.where(known, stated, self.localizer.room.tolerance_m
                                        / np.sqrt(3.0)), 0.0, 0.5)
         told_c = float(np.mean(self.temperatures_c))
         c = speed_of_sound_mps(told_c)
         room = replace(room, tolerance_m=tolerance, surface_std_m=surface_std,
                        scale_std=float(np.clip(scale_std, 0.0, MAX_SCALE_STD)))
-        return RoomCalibrationResult(room, offsets, std, counts, shift, ruler, scale,
+        return RoomCalibrationResult(room, offsets, stated, counts, shift, ruler, scale,
                                      told_c - scale * c / 0.606)
 
     def _segment_std(self, residual: np.ndarray, heard: np.ndarray, offsets: np.ndarray,

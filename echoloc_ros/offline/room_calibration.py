@@ -17,7 +17,8 @@ from echoloc_ros.core.room import Room
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.receiver_calibration import (calibrated_from_fixes, calibrated_localizer,
                                                    equalised_with)
-from echoloc_ros.core.room_calibration import (CALIBRATED_ARRAY_STD_M, TEMPERATURE_STD_C,
+from echoloc_ros.core.room_calibration import (CALIBRATED_ARRAY_STD_M,
+                                               CALIBRATED_WALL_ARRAY_STD_M, TEMPERATURE_STD_C,
                                                RoomCalibration, RoomCalibrationResult)
 from echoloc_ros.core.thermometer import thermometer_draw_c
 from echoloc_ros.core.tracker import PoseTracker
@@ -364,7 +365,8 @@ def receivers_then_room(driven: _Drive, first: RoomCalibrationResult, n_frames: 
     equalised_with(driven.processor, array)
     again = RoomCalibration(file_localizer.with_array(array),
                             temperature_std_c=driven.temperature_std_c,
-                            array_std_m=CALIBRATED_ARRAY_STD_M, ruler=driven.ruler)
+                            array_std_m=CALIBRATED_ARRAY_STD_M, ruler=driven.ruler,
+                            wall_array_std_m=CALIBRATED_WALL_ARRAY_STD_M)
     for samples, _, position, yaw in kept:
         again.add(driven.processor.process(samples), position, yaw, driven.told_temperature_c)
     return array, again.solve(), {**result.to_dict(), 'passes': history}

@@ -11,7 +11,9 @@ import pytest
 
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import load_room, room_from_yaml
-from echoloc_ros.core.room_calibration import ARRAY_STD_M, RoomCalibration, room_yaml
+from echoloc_ros.core.room_calibration import (ARRAY_STD_M, CALIBRATED_ARRAY_STD_M,
+                                               CALIBRATED_WALL_ARRAY_STD_M, RoomCalibration,
+                                               room_yaml)
 from echoloc_ros.offline.evaluation import random_frames
 from echoloc_ros.offline.room_calibration import (aligned_surface_errors,
                                                   evaluate_room_calibration)
@@ -65,6 +67,33 @@ def test_every_surface_is_found_within_3_mm(calibrated):
     # of them the tolerance's.
     np.testing.assert_allclose(result.room.surface_std_m, result.std_m)
     assert result.room.tolerance_m == pytest.approx(np.sqrt(3.0) * result.std_m.max())
+
+
+def test_with_the_receivers_calibrated_a_wall_states_its_own_residual(calibrated):
+    """Solved as after the receivers' calibration (the array known to 0.3 mm), each wall
+    states its own estimate's doubt (the drive's segments), not the array's 0.3 mm on top: its
+    error beyond the room's translation and scale (what the surfaces' covariance term covers;
+    the scale is its own term) is within three of it, and the scale kept is within 1.96 of its
+    own doubt. The floor and ceiling keep the array's share, and the bound the residual is
+    judged against (``tolerance_m``) keeps it for every surface."""
+    room, truth, calibration = calibrated
+    try:
+        calibration.array_std_m = CALIBRATED_ARRAY_STD_M
+        calibration.wall_array_std_m = CALIBRATED_WALL_ARRAY_STD_M
+        result = calibration.solve(min_frames=20)
+    finally:
+        calibration.array_std_m = calibration.wall_array_std_m = ARRAY_STD_M
+    walls, vertical = result.std_m[:4], result.std_m[4:]
+    assert np.all(walls < CALIBRATED_ARRAY_STD_M)
+    assert np.all(vertical >= CALIBRATED_ARRAY_STD_M)
+    np.testing.assert_allclose(result.room.surface_std_m, result.std_m)
+    assert result.room.tolerance_m >= np.sqrt(3.0) * CALIBRATED_ARRAY_STD_M
+    errors, _ = aligned_surface_errors(result.room, truth.room)
+    mode = calibration.scale_mode_m
+    scale_error = -float(mode @ errors / (mode @ mode))
+    assert abs(scale_error) <= 1.96 * result.room.scale_std
+    beyond = errors + scale_error * mode
+    assert np.all(np.abs(beyond[:4]) <= 3.0 * walls)
 
 
 def test_air_5_degrees_off_the_temperature_told_keeps_the_file_scale(array, chirp, processor):
