@@ -293,6 +293,16 @@ class PoseTracker:
         return None if self._published is None else self._published.state[:6]
 
     @property
+    def rival_share(self) -> float:
+        """The largest share of the tracks' recent support (fixes taken, fading with
+        ``memory_s``) that a track other than the published one holds, confirmed or not (0
+        with none published)."""
+        if self._published is None:
+            return 0.0
+        return max((tr.support for tr in self._tracks if tr is not self._published),
+                   default=0.0) / sum(tr.support for tr in self._tracks)
+
+    @property
     def coasting_s(self) -> float:
         """How long the published track has gone without a fix it took (0 with none)."""
         if self._published is None or self._t_s is None:
