@@ -1,6 +1,7 @@
 """The localizer hands the tracker how a base moves: along its heading but for
 tracker_lateral_speed_std_mps of slip (0: a device that may move sideways), on the base's
-heading (the array's less array_in_base_yaw_rad, live). The node built in this process as its
+heading (the array's less array_in_base_yaw_rad, live), allowing the sideways swing of an
+array off the turning axis (array_in_base_xyz, live). The node built in this process as its
 main() builds it, from its command line's parameters."""
 import pytest
 import rclpy
@@ -38,5 +39,18 @@ def test_the_tracker_follows_the_arrays_heading_on_the_base(ros_env):
         result = node.set_parameters([Parameter('array_in_base_yaw_rad', value=-1.0)])
         assert result[0].successful, result[0].reason
         assert node.tracker.array_in_base_yaw_rad == -1.0
+    finally:
+        node.destroy_node()
+
+
+def test_the_tracker_takes_where_the_array_sits_on_the_base_live(ros_env):
+    # An array ahead of the base's turning axis swings sideways as the base turns: the
+    # tracker's hold of the heading needs its place on the base, and a new place at once.
+    node = _localizer('array_in_base_xyz:=[0.3, 0.1, 0.2]')
+    try:
+        assert node.tracker.array_in_base_xyz.tolist() == [0.3, 0.1, 0.2]
+        result = node.set_parameters([Parameter('array_in_base_xyz', value=[-0.2, 0.0, 0.0])])
+        assert result[0].successful, result[0].reason
+        assert node.tracker.array_in_base_xyz.tolist() == [-0.2, 0.0, 0.0]
     finally:
         node.destroy_node()

@@ -7,7 +7,9 @@ height scans, the wider look) mostly re-finds what the track predicts, at severa
 cost of refining that prediction (:func:`~echoloc_ros.core.physics.track_fix.local_fix`).
 :class:`TrackSearch` decides, frame by frame, which of the two runs:
 
-- the full search where no confirmed track is published, where the track did not take the
+- the full search where no confirmed track is published, where another track holds a share
+  of the recent support (``'rivalled'``: a local fix refines the place the published track
+  predicts and cannot see the rival, so it would starve it), where the track did not take the
   last fix (it coasts), after a gap in the frames, a jump of the heading given, a change of
   the room or of the temperature given, where a receiver is dead;
 - at least every ``period_s``, the period's search, so that a wrong track cannot lock in (a
@@ -78,13 +80,26 @@ EVIDENCE_SHARE_MIN = 0.5
 # 161 -> 37, tracked p95 1.03 -> 0.93 mm; dev laps (seed 7, rooms 0 and 2-9): pooled p95 0.61
 # -> 0.47 cm, gross 0.06 -> 0 % (docs/results.md, issue 20, r34-82).
 UNEXPLAINED_FIXES = True
+# While a track other than the published one holds more than this share of the tracks' recent
+# support (PoseTracker.rival_share; the tracker's RIVAL_TRACK_MIN_SHARE, from which a
+# confirmed rival is covered), each frame gets the full search, not a local fix from the
+# published track's prediction: a local fix cannot see the rival, so it is undoubted wherever
+# the published track is, and the rival, fed nothing, is dropped. l_shaped_room's tracked lap
+# (dev seeds 20 and 21, 20 dB) began where the notch's corner and the far arm's look alike:
+# the full search put its fixes at the truth and at its translational twin 3.9 m off (shares
+# 0.43-0.46 at the first published frame), the twin's track was published first, and the
+# local fixes from its prediction vouched for it with 0.1 mm sigmas for 2 s: 51 and 19
+# published poses outside their 99.9 % ellipsoid (docs/results.md, issue 19, r37-05). On the
+# dev laps recorded at r36-06 (6 rooms) a rival held over 0.2 on 9 of 1027 published frames.
+# 1: off (the track search before r37-05).
+RIVAL_SHARE_FULL = 0.2
 # The period's search checks a standing local fix with the full search's candidates alone,
 # finishing them only where they put another place first (module docstring).
 VERIFY_PERIOD = True
 
 #: Why the full search ran without trying a local fix.
-SKIP_REASONS = ('off', 'no_track', 'coasting', 'period', 'gap', 'heading_jump', 'changed',
-                'receivers')
+SKIP_REASONS = ('off', 'no_track', 'rivalled', 'coasting', 'period', 'gap', 'heading_jump',
+                'changed', 'receivers')
 #: Why a local fix was refused (the full search then ran on the same frame).
 REFUSAL_REASONS = ('doubtful', 'peaks_ahead', 'outside_gate', 'evidence', 'rival',
                    'unexplained')
@@ -171,19 +186,24 @@ class TrackSearch:
     :param verify_period: the period's search tries the local fix and, where it stands, runs
         the full search's candidates alone, finishing them only where they put a rival first
         (module docstring); False: the full search, no local fix tried.
+    :param rival_share: a frame where another track holds more than this share of the
+        tracks' recent support gets the full search (:data:`RIVAL_SHARE_FULL`; 1: never, the
+        track search before issue 19's r37-05).
     :raises ValueError: a negative period, a non-positive gap or jump, a share outside
-        [0, 1).
+        [0, 1), a rival share outside [0, 1].
     """
 
     def __init__(self, period_s: float = FULL_SEARCH_PERIOD_S, max_gap_s: float = MAX_GAP_S,
                  heading_jump_rad: float = HEADING_JUMP_RAD,
                  evidence_share: float = EVIDENCE_SHARE_MIN, windowed_scans: bool = True,
                  unexplained_fixes: bool = UNEXPLAINED_FIXES,
-                 verify_period: bool = VERIFY_PERIOD) -> None:
+                 verify_period: bool = VERIFY_PERIOD,
+                 rival_share: float = RIVAL_SHARE_FULL) -> None:
         checks = {'period_s': (period_s, np.isfinite(period_s) and period_s >= 0, '>= 0'),
                   'max_gap_s': (max_gap_s, max_gap_s > 0, 'positive'),
                   'heading_jump_rad': (heading_jump_rad, heading_jump_rad > 0, 'positive'),
-                  'evidence_share': (evidence_share, 0 <= evidence_share < 1, 'in [0, 1)')}
+                  'evidence_share': (evidence_share, 0 <= evidence_share < 1, 'in [0, 1)'),
+                  'rival_share': (rival_share, 0 <= rival_share <= 1, 'in [0, 1]')}
         for name, (value, ok, expected) in checks.items():
             if not ok:
                 raise ValueError(f'{name} must be {expected}, got {value}')
@@ -193,6 +213,7 @@ class TrackSearch:
         self.evidence_share = float(evidence_share)
         self.unexplained_fixes = bool(unexplained_fixes)
         self.verify_period = bool(verify_period)
+        self.rival_share = float(rival_share)
         self.counts = TrackSearchCounts()
         self.scans = LocalScans(windowed_scans)
         self.reset()
@@ -298,6 +319,8 @@ class TrackSearch:
             return 'off'
         if last is None or not tracker.initialised:
             return 'no_track'
+        if tracker.rival_share > self.rival_share:
+            return 'rivalled'
         if tracker.coasting_s > 0:
             return 'coasting'
         if self._check is None and t_s - last.full_t_s >= self.period_s - 1e-9:

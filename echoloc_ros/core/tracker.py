@@ -7,10 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from echoloc_ros.core.tracker_measurement import (CHOSEN_MIN_SHARE, WEAK_AXIS_VARIANCE_SCALE,
-                                                  Measurement, snap_distance2, weak_axis_bias)
+from echoloc_ros.core.tracker_measurement import (CHOSEN_MIN_SHARE, UNEXPLAINED_BIAS_STD_M,
+                                                  UNEXPLAINED_RATIO, WEAK_AXIS_BIAS_SCALE,
+                                                  WEAK_AXIS_VARIANCE_SCALE, Measurement,
+                                                  snap_distance2, weak_axis_bias)
 from echoloc_ros.core.tracker_motion import (LATERAL_SPEED_STD_MPS, MANOEUVRE_S, STATE_SIZE,
-                                             MotionModel, along_heading)
+                                             MotionModel, TurnRate, along_heading)
 
 # A place at least this probable that no track expects starts a track.
 SPAWN_PROBABILITY = 0.1
@@ -30,27 +32,6 @@ HYPOTHESIS_COVER_WEIGHT = 0.125
 # count nor are covered: their share diluted the confirmed rivals' (22 dev rooms: 24 poses
 # outside against 10).
 RIVAL_TRACK_MIN_SHARE = 0.2
-# A fix whose fit leaves more than this many times the noise in its echoes (the physics'
-# UNEXPLAINED_RATIO) carries a bias its own covariance does not: the published track adds
-# (ratio - 1) times this squared (m), one sample of one-way range at 250 kHz, held for
-# memory_s. Frames of a furnished dev shoebox at ratios 7-33 were 0.5-0.9 cm off with 1-2 mm
-# sigmas, frame after frame (averaging does not remove a bias).
-UNEXPLAINED_RATIO = 2.0
-UNEXPLAINED_BIAS_STD_M = 0.0007
-# Along an axis the physics widened toward the room (a weakly held axis: published variance
-# WIDENED_VARIANCE_RATIO times the local one or more), a fix's local sigma is optimistic, and
-# its error is a bias shared by the frames around it, not noise the track averages away: the
-# right fixes of dev laps lay at an rms of 1.3-2.3 local sigmas along such axes (r30-44), and
-# the undoubted tracked poses outside their 99.9 % ellipsoid on dev laps (dev_7_001: fixes
-# 0.6-0.9 cm off along x with 2 mm local sigmas, the track at 1.7 mm) were all of this kind.
-# The published track adds this many times the taken fix's local variance (or the track's
-# own, if smaller) along such axes of an undoubted fix, held for memory_s as the unexplained
-# bias is (0: off, the tracker before r33-75). Only the published covariance: the fix is
-# fused with its own (a wider gate along weak axes let ghost runs in,
-# WEAK_AXIS_VARIANCE_SCALE). Dev laps (seed 7 rooms 0-9, replayed): 1 and 2 both left no pose
-# outside (main: 1) and widened no right pose past 10 cm; 2, since 1 still left one of a
-# scripted lap's poses outside (test_tracker_motion.py).
-WEAK_AXIS_BIAS_SCALE = 2.0
 # A tracker fed almost only fixes the localizer doubted (this share of the frames, a mean
 # fading with memory_s) is no surer than they are: its track is published with their
 # widening. Counted over the frames, not the fixes taken: a track that refuses the right
@@ -155,6 +136,9 @@ class PoseTracker:
         sideways, the tracker before issue 19's r36-06).
     :param array_in_base_yaw_rad: the array's heading on the base, rad (the base's heading
         is the array's less this).
+    :param array_in_base_xyz: where the array is on the base, x y z (m, x ahead of the base's
+        turning axis): the array swings sideways as the base turns, and the heading holds its
+        velocity across to that swing (:class:`~echoloc_ros.core.tracker_motion.TurnRate`).
     :param gate_probability: probability mass inside the gate.
     :param confirm_hits: frames' worth of fixes a track needs before it can be published
         (and, for a track that replaces another, the consistent fixes it needs).
@@ -212,7 +196,8 @@ class PoseTracker:
                  weak_axis_bias_scale: float = WEAK_AXIS_BIAS_SCALE,
                  chosen_min_share: float = CHOSEN_MIN_SHARE,
                  lateral_speed_std_mps: float | None = LATERAL_SPEED_STD_MPS,
-                 array_in_base_yaw_rad: float = 0.0) -> None:
+                 array_in_base_yaw_rad: float = 0.0,
+                 array_in_base_xyz: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> None:
         checks = {'accel_std_mps2': (accel_std_mps2, accel_std_mps2 > 0, 'positive'),
                   'gate_probability': (gate_probability, 0 < gate_probability < 1, 'in (0, 1)'),
                   'confirm_hits': (confirm_hits, confirm_hits >= 1, '>= 1'),
@@ -239,7 +224,10 @@ class PoseTracker:
                   'lateral_speed_std_mps': (lateral_speed_std_mps, lateral_speed_std_mps is None
                                             or lateral_speed_std_mps > 0, 'positive or None'),
                   'array_in_base_yaw_rad': (array_in_base_yaw_rad,
-                                            np.isfinite(array_in_base_yaw_rad), 'finite')}
+                                            np.isfinite(array_in_base_yaw_rad), 'finite'),
+                  'array_in_base_xyz': (array_in_base_xyz, np.shape(array_in_base_xyz) == (3,)
+                                        and np.all(np.isfinite(array_in_base_xyz)),
+                                        'three finite numbers')}
         for name, (value, ok, expected) in checks.items():
             if not ok:
                 raise ValueError(f'{name} must be {expected}, got {value}')
@@ -260,6 +248,8 @@ class PoseTracker:
         self.chosen_min_share = float(chosen_min_share)
         self.lateral_speed_std_mps = lateral_speed_std_mps
         self.array_in_base_yaw_rad = float(array_in_base_yaw_rad)
+        self.array_in_base_xyz = np.array(array_in_base_xyz, dtype=float)
+        self.turn = TurnRate()
         self.confirm_hits = confirm_hits
         self.initial_speed_std_mps = initial_speed_std_mps
         self.memory_s = memory_s
@@ -275,6 +265,8 @@ class PoseTracker:
         self._published: _Track | None = None
         self._displaced: _Track | None = None
         self._t_s: float | None = None
+        self._swing: tuple[float, float] | None = (0.0, 0.0)
+        self.turn.reset()
         self.switches = 0
         self.losses = 0
         # What the published covariance holds beyond the track's own (_published_covariance).
@@ -299,6 +291,16 @@ class PoseTracker:
     def state(self) -> np.ndarray | None:
         """The published track's position and velocity ``[x, y, z, vx, vy, vz]``."""
         return None if self._published is None else self._published.state[:6]
+
+    @property
+    def rival_share(self) -> float:
+        """The largest share of the tracks' recent support (fixes taken, fading with
+        ``memory_s``) that a track other than the published one holds, confirmed or not (0
+        with none published)."""
+        if self._published is None:
+            return 0.0
+        return max((tr.support for tr in self._tracks if tr is not self._published),
+                   default=0.0) / sum(tr.support for tr in self._tracks)
 
     @property
     def coasting_s(self) -> float:
@@ -340,10 +342,11 @@ class PoseTracker:
         ``m`` where it has one (``lateral_speed_std_mps``)."""
         f, q = self.motion.step(t_s - track.t_s)
         state, p = f @ track.state, f @ track.covariance @ f.T + q
-        if m is None or m.heading_rad is None or self.lateral_speed_std_mps is None:
+        if (m is None or m.heading_rad is None or self.lateral_speed_std_mps is None
+                or self._swing is None):
             return state, p
         return along_heading(state, p, m.heading_rad - self.array_in_base_yaw_rad,
-                             m.heading_variance_rad2, self.lateral_speed_std_mps)
+                             m.heading_variance_rad2, self.lateral_speed_std_mps, self._swing)
 
     def _associate(self, track: _Track, t_s: float, m: Measurement,
                    prediction: tuple[np.ndarray, np.ndarray] | None = None
@@ -437,6 +440,9 @@ class PoseTracker:
             raise ValueError(f't_s {t_s} is earlier than the last frame at {self._t_s}')
         fade = 1.0 if self._t_s is None else float(np.exp(-(t_s - self._t_s) / self.memory_s))
         self._t_s = t_s
+        if m.heading_rad is not None:
+            self._swing = self.turn.swing(t_s, m.heading_rad - self.array_in_base_yaw_rad,
+                                          m.heading_variance_rad2, self.array_in_base_xyz[0])
         if (self._published is not None
                 and t_s - self._published.last_hit_s > self.max_coast_s):
             # Past what the track can honestly predict: forget it and start from this frame.

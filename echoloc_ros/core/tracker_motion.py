@@ -41,6 +41,10 @@ MANOEUVRE_S = 0.0
 # in either (docs/results.md, r36-06). None: the tracker before, for a device that may move
 # sideways (a holonomic base, a hand).
 LATERAL_SPEED_STD_MPS = 0.02
+# The base's turn rate is measured between frames at most this far apart (s): two frame periods
+# at 25 Hz and a half, as the track search's MAX_GAP_S. Further apart, a turn and its reversal
+# could fall between them.
+TURN_RATE_MAX_GAP_S = 0.1
 # Steps cached per model (the frames come at a few periods).
 _CACHED_STEPS = 64
 
@@ -116,20 +120,62 @@ class MotionModel:
 
 
 def along_heading(state: np.ndarray, covariance: np.ndarray, heading_rad: float,
-                  heading_variance_rad2: float, lateral_speed_std_mps: float
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  heading_variance_rad2: float, lateral_speed_std_mps: float,
+                  swing: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
     """A track's ``state`` and ``covariance`` told that it moves along ``heading_rad``: the
     velocity across the heading, ``-sin(h) vx + cos(h) vy``, measured as 0 with the variance
     of ``lateral_speed_std_mps`` plus the heading's error times the track's speed (a Kalman
     update by a pseudo-measurement; Simon 2010, "Kalman filtering with state constraints",
     IET Control Theory & Applications 4(8), section 2.3). Along the heading nothing changes,
-    so a robot reversing or stopping is as likely as one going ahead."""
+    so a robot reversing or stopping is as likely as one going ahead. ``swing``: the velocity
+    across the heading that the base's turn gives an array off its turning axis and that
+    velocity's variance (:meth:`TurnRate.swing`), measured instead of 0."""
     h = np.zeros(STATE_SIZE)
     h[3], h[4] = -np.sin(heading_rad), np.cos(heading_rad)
     speed2 = float(state[3] ** 2 + state[4] ** 2)
-    variance = lateral_speed_std_mps ** 2 + speed2 * heading_variance_rad2
+    variance = lateral_speed_std_mps ** 2 + speed2 * heading_variance_rad2 + swing[1]
     ph = covariance @ h
     gain = ph / (float(h @ ph) + variance)
-    state = state - gain * float(h @ state)
+    state = state - gain * (float(h @ state) - swing[0])
     covariance = covariance - np.outer(gain, ph)
     return state, 0.5 * (covariance + covariance.T)
+
+
+class TurnRate:
+    """The base's turn rate from the headings of consecutive frames, and the velocity across
+    its heading that the turn gives an array mounted off its turning axis.
+
+    An array at ``r`` in the base's frame (x ahead, y left) moves at the base's velocity plus
+    ``omega x r``: across the base's heading, ``omega * r_x`` (an array ahead of the axis
+    swings outward as the base turns), along it ``-omega * r_y`` (which the heading does not
+    hold). A base at 0.3 m/s turning at 1 rad/s swings an array 0.3 m ahead of its axis
+    sideways at 0.3 m/s, 15 times :data:`LATERAL_SPEED_STD_MPS`: a hold of that velocity to 0
+    would fight the turn.
+
+    The rate is the heading's change over the time between two frames; its variance the two
+    headings' over that time squared. Frames further apart than ``TURN_RATE_MAX_GAP_S`` give
+    no rate, and an array off the axis is then not held (:meth:`swing` returns None).
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the last frame's heading."""
+        self._last: tuple[float, float, float] | None = None
+
+    def swing(self, t_s: float, heading_rad: float, heading_variance_rad2: float,
+              ahead_m: float) -> tuple[float, float] | None:
+        """This frame's velocity across the base's heading ``heading_rad`` for an array
+        ``ahead_m`` ahead of the base's turning axis, and its variance: ``(0.0, 0.0)`` for an
+        array on the axis; ``None`` where no rate is known (the first frame, or one more than
+        ``TURN_RATE_MAX_GAP_S`` after the last). Remembers the frame's heading."""
+        last, self._last = self._last, (t_s, heading_rad, heading_variance_rad2)
+        if ahead_m == 0.0:
+            return 0.0, 0.0
+        if last is None or not 0.0 < t_s - last[0] <= TURN_RATE_MAX_GAP_S:
+            return None
+        dt = t_s - last[0]
+        rate = float(np.angle(np.exp(1j * (heading_rad - last[1])))) / dt
+        rate_variance = (heading_variance_rad2 + last[2]) / dt ** 2
+        return rate * ahead_m, rate_variance * ahead_m ** 2

@@ -21,8 +21,6 @@ from echoloc_ros.core.localization import Localizer
 from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room, room_from_yaml
 from echoloc_ros.core.stamps import StampBuffer
-from echoloc_ros.core.tracker import PoseTracker
-from echoloc_ros.core.tracker_motion import LATERAL_SPEED_STD_MPS
 from echoloc_ros.ros.imu_heading import HEADING_STAMP_MAX_S, heading_refusal
 from echoloc_ros.ros.diagnostics import OK, FrequencyStatus, FrequencyStatusParam
 from echoloc_ros.nodes.common import (MAX_SEQ_GAP, PolledSubscription, RefusalLog, declare,
@@ -33,6 +31,7 @@ from echoloc_ros.nodes.localizer_status import (IMU_FRESH_S, LocalizerState, hea
                                                 model_status, node_state)
 from echoloc_ros.nodes.temperature_input import TemperatureInput
 from echoloc_ros.nodes.track_search_params import declare_track_search
+from echoloc_ros.nodes.tracker_params import declare_tracker
 from echoloc_ros.nodes.withhold_params import declare_withhold_doubted
 
 METHODS = ('physics', 'nn')
@@ -180,26 +179,7 @@ class LocalizerNode(Node):
         if self.model_error:
             self.get_logger().error(self.model_error)
         self.active_method = self.pipeline.method
-        self.tracker = PoseTracker(
-            accel_std_mps2=declare(self, 'tracker_accel_std_mps2', 0.5, 'standard deviation of '
-                                   'the array\'s unmodelled acceleration, for the tracker '
-                                   '[m/s^2]; raise it for a robot that turns or brakes '
-                                   'harder', read_only=True, min_value=0.01, max_value=50.0),
-            memory_s=declare(self, 'tracker_memory_s', 1.0, 'how long the tracker remembers '
-                             'which track the fixes supported [s]', read_only=True,
-                             min_value=0.1, max_value=60.0),
-            max_coast_s=declare(self, 'tracker_max_coast_s', 2.0, 'the tracked pose is '
-                                'published at most this long after the last fix it took; '
-                                'then it is dropped, the Localization diagnostic is ERROR and '
-                                'no pose is published until fresh fixes confirm a new track '
-                                '[s]', read_only=True, min_value=0.1, max_value=60.0),
-            lateral_speed_std_mps=declare(
-                self, 'tracker_lateral_speed_std_mps', LATERAL_SPEED_STD_MPS, 'the base moves '
-                'along its heading but for this much sideways slip, for the tracker [m/s]; an '
-                'array off the base\'s turning axis also moves sideways as it turns (its '
-                'distance times the turn rate); 0: a device that may move sideways',
-                read_only=True, min_value=0.0, max_value=10.0) or None,
-            array_in_base_yaw_rad=self.array_in_base_yaw_rad, room_volume_m3=self.room.volume_m3)
+        self.tracker = declare_tracker(self)
         self.pipeline.tracker = self.tracker if self.tracking else None
         self.track_search = declare_track_search(self, self.pipeline)
         declare_withhold_doubted(self, self.pipeline)
@@ -296,6 +276,9 @@ class LocalizerNode(Node):
             raise ValueError(f'array_in_base_xyz={xyz.tolist()}: expected three finite numbers '
                              'x, y, z [m]')
         self.array_in_base_xyz = xyz
+        if hasattr(self, 'tracker'):
+            # The array's swing as the base turns (the tracker's hold of its heading).
+            self.tracker.array_in_base_xyz = xyz.copy()
 
     def heading_mode(self) -> str:
         """Where this frame's heading comes from: imu, echoes or fixed."""

@@ -458,7 +458,8 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
         :func:`tracked_path`).
     :param track_search: as :func:`~echoloc_ros.core.pipeline.make_pipeline`'s (the node's).
     :return: per-frame :func:`error_metrics`, the same for the track with a ``tracked_``
-        prefix, ``tracked_max_cm``, ``rejected_rate`` (fixes the gate refused),
+        prefix, ``tracked_max_cm``, ``tracked_published_outside_999`` (published poses with the
+        truth outside their 99.9 % ellipsoid), ``rejected_rate`` (fixes the gate refused),
         ``latency_ms_p50``/``latency_ms_p95`` of the localizer and ``n`` (frames localized:
         a pose where moved boxes hide every wall gives none).
     """
@@ -546,11 +547,12 @@ def _score_track(log: _Columns, position_m: np.ndarray, out) -> None:
     estimate = out.fix.estimate
     error = estimate.position_m - position_m
     track_error = out.position_m - position_m
+    d2 = float(track_error @ np.linalg.solve(out.covariance_m2, track_error))
     log.add(truth_m=position_m, estimate_m=estimate.position_m, tracked_m=out.position_m,
             tracked_covariance_m2=out.covariance_m2, errors_m=float(np.linalg.norm(error)),
             inside_95=holds_truth_95(error, estimate.covariance_m2),
             tracked_errors_m=float(np.linalg.norm(track_error)),
-            tracked_inside_95=holds_truth_95(track_error, out.covariance_m2),
+            tracked_inside_95=d2 <= CHI2_95_3DOF, tracked_outside_999=d2 > CHI2_999_3DOF,
             rejected=not out.accepted, vouched=out.vouched)
 
 
@@ -567,6 +569,10 @@ def _tracked_result(log: _Columns, details: dict | None, live: _LiveRoom | None,
                    error_metrics(log['tracked_errors_m'], log['tracked_inside_95']).items()})
     result.update({
         'tracked_max_cm': float(100.0 * np.max(log['tracked_errors_m'])),
+        # The bar's "no tracked pose outside its 99.9 % ellipsoid": the poses the node
+        # publishes (a confirmed track vouches for them).
+        'tracked_published_outside_999': int(np.sum(log['tracked_outside_999']
+                                                    & log['vouched'])),
         'rejected_rate': float(np.mean(log['rejected'])),
         'latency_ms_p50': float(np.percentile(log['latency_ms'], 50)),
         'latency_ms_p95': float(np.percentile(log['latency_ms'], 95)),

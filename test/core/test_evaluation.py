@@ -80,6 +80,7 @@ def test_tracked_along_the_trajectory(room, array, chirp):
     assert result['rejected_rate'] <= 0.1
     # The tracked covariance is honest: its 95 % ellipsoid holds the truth in most frames.
     assert result['tracked_coverage_95'] >= 0.8
+    assert result['tracked_published_outside_999'] == 0
     with pytest.raises(ValueError, match='n_frames'):
         evaluate_tracked(room, array, chirp, Scenario(), n_frames=0, seed=0)
 

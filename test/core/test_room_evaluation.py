@@ -10,9 +10,11 @@ from echoloc_ros.core.chirp import Chirp
 from echoloc_ros.core.frame_rate import max_frame_rate_hz
 from echoloc_ros.offline.room_evaluation import (evaluate_rooms, evaluate_rooms_tracked,
                                                  parse_rooms, quantile_interval, summary)
-from echoloc_ros.offline.tracked_path import fitted_path
+from echoloc_ros.core.room import load_room
+from echoloc_ros.offline.tracked_path import fitted_path, tracked_path
 from echoloc_ros.sim.room_generator import generate_room
 from echoloc_ros.sim.simulator import Scenario
+from echoloc_ros.sim.trajectory import LissajousTrajectory
 
 
 def test_rooms_spec():
@@ -96,6 +98,24 @@ def test_fitted_path_stays_inside_a_non_rectangular_plan_and_off_the_boxes():
         assert not any(np.any(box.contains(points, 0.2 - 1e-3)) for box in room.furniture)
     # The smallest figure (0.25 m half-extents) takes about 7.9 s a lap at 0.3 m/s.
     assert fitted_path(generate_room('dev', 3), 5.0) is None
+
+
+def test_the_tracked_path_of_an_l_stays_on_its_floor():
+    # Over the bounding box, a quarter of l_shaped_room's figure-of-eight lay in the L's
+    # missing corner (no frame: the simulator refuses an array outside the room) and the lap
+    # resumed 6 cm from the notch's wall; its path is now the largest figure inside the plan.
+    room = load_room('l_shaped_room')
+    over_the_box = LissajousTrajectory.inside((6.0, 5.0), 0.6, 0.3, 0.3)
+    lap = over_the_box.positions(np.linspace(0.0, over_the_box.period_s, 600))[:, :2]
+    assert np.mean(room.contains_xy(lap)) < 0.8
+    path = tracked_path(room)
+    points = path.positions(np.linspace(0.0, path.period_s, 997))[:, :2]
+    assert np.all(room.contains_xy(points))
+    assert np.min(room.wall_distance_m(points)) >= 0.6 - 1e-3
+    assert path.amplitude_m[0] >= 0.8 and path.amplitude_m[1] >= 0.8
+    # A rectangle keeps the figure over its bounding box.
+    default = load_room('default_room')
+    assert tracked_path(default) == LissajousTrajectory.inside((6.0, 4.5), 0.6, 0.3, 0.3)
 
 
 def test_one_tracked_lap_per_room():
