@@ -5,8 +5,8 @@ rate times how far ahead of the axis the array is), not to 0."""
 import numpy as np
 import pytest
 from scipy import stats
+from tracker_testing import drawn_fix
 
-from echoloc_ros.core.physics.results import Estimate
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.core.tracker_motion import TurnRate
 from echoloc_ros.sim.trajectory import LissajousTrajectory
@@ -14,8 +14,6 @@ from echoloc_ros.sim.trajectory import LissajousTrajectory
 CHI2_95_3D = float(stats.chi2.ppf(0.95, 3))
 CHI2_999_3D = float(stats.chi2.ppf(0.999, 3))
 FRAME_S = 0.04
-HEADING_STD_RAD = np.radians(0.2)
-FIX_STD_M = 0.001
 # The array 0.3 m ahead of the base's turning axis and 0.2 m up; the figure-of-eight of a
 # 3 x 2.6 m room's tracked lap at 0.3 m/s turns the base at up to 1.2 rad/s, which swings
 # the array sideways at up to 0.36 m/s.
@@ -40,12 +38,7 @@ def _lap(told_xyz: tuple, seed: int) -> tuple[float, float, int]:
         t_s = k * FRAME_S
         base, heading = path.pose(t_s)
         truth = base + _yaw(heading) @ np.array(ARRAY_IN_BASE_XYZ)
-        covariance = FIX_STD_M ** 2 * np.eye(3)
-        fix = Estimate(position_m=truth + FIX_STD_M * rng.standard_normal(3),
-                       covariance_m2=covariance, speed_of_sound_mps=343.0, confidence=1.0,
-                       score=100.0, n_echoes=6, local_covariance_m2=covariance,
-                       yaw_rad=heading + HEADING_STD_RAD * rng.standard_normal(),
-                       yaw_variance_rad2=HEADING_STD_RAD ** 2)
+        fix = drawn_fix(truth, heading, rng)
         position, covariance, _ = tracker.update_estimate(t_s, fix)
         if tracker.initialised:
             error = position - truth

@@ -6,15 +6,13 @@ does not hold the old place, and while it is wrong its covariance covers the fix
 import numpy as np
 import pytest
 from scipy import stats
+from tracker_testing import drawn_fix
 
-from echoloc_ros.core.physics.results import Estimate
 from echoloc_ros.core.tracker import PoseTracker
 
 CHI2_999_3D = float(stats.chi2.ppf(0.999, 3))
 FRAME_S = 0.04
 EVENT = 125
-FIX_STD_M = 0.001
-HEADING_STD_RAD = np.radians(0.2)
 
 
 def _drive(event: str, seed: int) -> tuple[int, int]:
@@ -34,12 +32,7 @@ def _drive(event: str, seed: int) -> tuple[int, int]:
         if event == 'push' and EVENT <= k < EVENT + 25:
             velocity += 0.3 * np.array([-np.sin(heading), np.cos(heading), 0.0])
         position = position + velocity * FRAME_S
-        covariance = FIX_STD_M ** 2 * np.eye(3)
-        fix = Estimate(position_m=position + FIX_STD_M * rng.standard_normal(3),
-                       covariance_m2=covariance, speed_of_sound_mps=343.0, confidence=1.0,
-                       score=100.0, n_echoes=6, local_covariance_m2=covariance,
-                       yaw_rad=heading + HEADING_STD_RAD * rng.standard_normal(),
-                       yaw_variance_rad2=HEADING_STD_RAD ** 2)
+        fix = drawn_fix(position, heading, rng)
         published, covariance, _ = tracker.update_estimate(k * FRAME_S, fix)
         error = published - position
         if tracker.initialised:
