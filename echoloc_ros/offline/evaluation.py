@@ -433,7 +433,7 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
 
     :param room: the room (``W, L`` are its plan's extents).
     :param scenario: SNR, true temperature, gain mismatch, dead channel, clutter.
-    :param n_frames: number of frames; ``None``: one lap of the path.
+    :param n_frames: number of frames; ``None``: one lap (every stretch of the path).
     :param seed: seed of the noise.
     :param fs_hz: sampling rate, Hz.
     :param frame_rate_hz: frames per second.
@@ -471,7 +471,6 @@ def evaluate_tracked(room: Room, array: ArrayGeometry, chirp: Chirp, scenario: S
     lo = room.vertices_m.min(axis=0)
     path = tracked_path(room) if path is None else path
     if n_frames is None:
-        # One lap: every stretch of the path, the hard ones included.
         n_frames = int(np.ceil(path.period_s * frame_rate_hz))
     scenario = _furniture_off_path(room, scenario, path, lo, rng, furniture_shift_m)
     simulator = EchoSimulator(room, array, chirp, fs_hz)
