@@ -6,18 +6,25 @@ import os
 import time
 
 
+def _threads(file: str):
+    """``(name:id, text)`` of ``/proc/self/task/<tid>/<file>`` for each of this process's
+    threads still alive when read."""
+    for tid in os.listdir('/proc/self/task'):
+        try:
+            text = open(f'/proc/self/task/{tid}/{file}').read()
+            name = open(f'/proc/self/task/{tid}/comm').read().strip()
+        except OSError:
+            continue
+        yield f'{name}:{tid}', text
+
+
 def threads_cpu_s() -> dict[str, float]:
     """CPU time (user + system) of each of this process's threads, s, by name and id."""
     tick = os.sysconf('SC_CLK_TCK')
     out = {}
-    for tid in os.listdir('/proc/self/task'):
-        try:
-            stat = open(f'/proc/self/task/{tid}/stat').read()
-            name = open(f'/proc/self/task/{tid}/comm').read().strip()
-        except OSError:
-            continue
+    for key, stat in _threads('stat'):
         fields = stat[stat.rfind(')') + 2:].split()
-        out[f'{name}:{tid}'] = (int(fields[11]) + int(fields[12])) / tick
+        out[key] = (int(fields[11]) + int(fields[12])) / tick
     return out
 
 
@@ -26,15 +33,10 @@ def threads_wakes() -> dict[str, int]:
     context switches, ``/proc/self/task/<tid>/status``), by name and id: each wake of a
     thread on a loaded machine pays for cold caches (docs/results.md, r36-01)."""
     out = {}
-    for tid in os.listdir('/proc/self/task'):
-        try:
-            status = open(f'/proc/self/task/{tid}/status').read()
-            name = open(f'/proc/self/task/{tid}/comm').read().strip()
-        except OSError:
-            continue
+    for key, status in _threads('status'):
         for line in status.splitlines():
             if line.startswith('voluntary_ctxt_switches:'):
-                out[f'{name}:{tid}'] = int(line.split()[1])
+                out[key] = int(line.split()[1])
     return out
 
 
