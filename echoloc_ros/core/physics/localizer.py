@@ -452,7 +452,8 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         """Candidate ``index`` of ``proposal`` refined in all parameters, and what
         :meth:`_finished` derives from that fit alone, whatever the ranker's probabilities:
         ``(theta (5,), score, amp (P, n), residual ratio, covariance (5, 5) of the parameters,
-        covariance (3, 3) of the position, the ratio's allowance, the array's doubt (3, 3))``.
+        covariance (3, 3) of the position, the ratio's allowance, the array's doubt (3, 3), the
+        share of its pose's predicted echo energy the fit misses (:meth:`_missing_share`))``.
 
         Kept on the proposal (:attr:`Proposal.refined`): the network's path finishes its
         chosen candidate and then physics' own choice (:meth:`settled`), most often the same
@@ -483,7 +484,7 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         doubt = jacobian @ array_doubt(model, fr, theta, valid, free, yaw_matrix(yaw) @ fr.tilt,
                                        self.array) @ jacobian.T
         proposal.refined[index] = (theta, score, amp, ratio, full_cov, cov, model.judged_allowance,
-                                   doubt)
+                                   doubt, model._missing_share(fr, amp[0], fit.coef[0]))
         return proposal.refined[index]
 
     def _finished(self, proposal: Proposal, index: int = 0,
@@ -495,7 +496,8 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
             return proposal.localizer._finished(proposal, index, probabilities,
                                                 component_scale)
         fr, yaw_rad = proposal.frame, proposal.yaw_given_rad
-        theta, score, amp, ratio, full_cov, cov, allowance, doubt = self._fix_fit(proposal, index)
+        (theta, score, amp, ratio, full_cov, cov, allowance, doubt,
+         missing) = self._fix_fit(proposal, index)
         others = [i for i in range(len(proposal.thetas)) if i != index]
         # Candidates more than 2 cm from the refined fix, all measured at once.
         away = np.linalg.norm(proposal.thetas[:, :3] - theta[:3], axis=1) > 0.02
@@ -531,7 +533,7 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
                         score=float(score), n_echoes=int(np.count_nonzero(amp[0, :, 0] > 0)),
                         candidates_m=np.array([origin(theta)]
                                               + [origin(t) for _, t, _ in rivals[:4]]),
-                        residual_ratio=ratio, yaw_rad=yaw,
+                        residual_ratio=ratio, missing_share=missing, yaw_rad=yaw,
                         yaw_variance_rad2=float(full_cov[YAW, YAW]) if fr.yaw_free else 0.0,
                         component_covariance_m2=component, local_covariance_m2=local,
                         rivals_m=np.array([origin(t) for _, t in listed]).reshape(-1, 3),

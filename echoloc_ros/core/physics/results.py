@@ -28,6 +28,10 @@ class Estimate:
     :ivar candidates_m: positions of the competing candidates ``(k, 3)``, best first.
     :ivar residual_ratio: residual power of the final fit over the noise floor in the bins
         around the modelled echoes (about 1 when the room model explains the frame).
+    :ivar missing_share: the share of the echo energy the fix's pose predicts (the surfaces'
+        absorption, spreading, directivity) that its final fit does not find, in [0, 1]
+        (:meth:`~echoloc_ros.core.physics.evidence.Evidence._missing_share`): about 0 where
+        the echoes are where and as strong as the pose says.
     :ivar yaw_rad: heading of the array estimated from the echoes around the one given, rad
         (the given one when it was declared exact).
     :ivar yaw_variance_rad2: variance of ``yaw_rad``, rad^2 (0 when the heading was exact).
@@ -65,6 +69,7 @@ class Estimate:
     n_echoes: int
     candidates_m: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     residual_ratio: float = 1.0
+    missing_share: float = 0.0
     yaw_rad: float = 0.0
     yaw_variance_rad2: float = 0.0
     component_covariance_m2: np.ndarray | None = None
