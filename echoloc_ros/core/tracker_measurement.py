@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from echoloc_ros.core.physics.config import WIDENED_VARIANCE_RATIO
+from echoloc_ros.core.tracker_kernels import checked_symmetric
 
 # A rival a fix is reported with counts as a measurement with the fix's own covariance plus
 # this much (m): rivals are unrefined candidates.
@@ -205,13 +206,14 @@ class Measurement:
 
 def _checked_covariance(covariance_m2: np.ndarray, name: str) -> np.ndarray:
     cov = np.asarray(covariance_m2, dtype=float)
-    if cov.shape != (3, 3) or not np.all(np.isfinite(cov)):
+    if cov.shape != (3, 3):
         raise ValueError(f'{name} must be a finite 3x3 matrix, got shape {cov.shape}')
-    symmetric = 0.5 * (cov + cov.T)
-    try:
-        np.linalg.cholesky(symmetric)
-    except np.linalg.LinAlgError:
-        raise ValueError(f'{name} is not positive definite: {cov.tolist()}') from None
+    # One compiled call: the symmetric part as numpy makes it, to the bit, and its checks.
+    symmetric, finite, positive_definite = checked_symmetric(cov)
+    if not finite:
+        raise ValueError(f'{name} must be a finite 3x3 matrix, got shape {cov.shape}')
+    if not positive_definite:
+        raise ValueError(f'{name} is not positive definite: {cov.tolist()}')
     return symmetric
 
 
