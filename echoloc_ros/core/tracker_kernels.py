@@ -244,6 +244,35 @@ def _snap_distance2(p, factor, innovation):
     return step[0] * back[0] + step[1] * back[1] + step[2] * back[2]
 
 
+@numba.njit(cache=True, nogil=True, error_model='numpy')
+def places_valid(positions, probabilities):
+    """Whether a frame's places are finite and their probabilities finite, >= 0 and summing to
+    at most 1 (within 1e-6): :meth:`Measurement._checked`'s two checks, in one call."""
+    for k in range(positions.shape[0]):
+        for i in range(positions.shape[1]):
+            if not np.isfinite(positions[k, i]):
+                return False, True
+    for value in probabilities:
+        if not (np.isfinite(value) and value >= 0.0):
+            return True, False
+    return True, probabilities.sum() <= 1.0 + 1e-6
+
+
+@numba.njit(cache=True, nogil=True, error_model='numpy')
+def weak_axis_bias(local_m2, fix_m2, track_m2, scale, widened_ratio):
+    """:func:`~echoloc_ros.core.tracker_measurement.weak_axis_bias` of an undoubted fix whose
+    local covariance is ``local_m2`` and published one ``fix_m2``: ``scale`` times the smaller
+    of its local and the track's variance along each axis widened (published variance
+    ``widened_ratio`` times the local or more), zeros elsewhere; to the bit as numpy computes
+    it."""
+    bias = np.zeros((3, 3))
+    for i in range(3):
+        local = local_m2[i, i]
+        if fix_m2[i, i] >= widened_ratio * local:
+            bias[i, i] = scale * min(local, track_m2[i, i])
+    return bias
+
+
 def warm_up() -> None:
     """Load the compiled kernels (from numba's cache, or compile them) with the argument types
     the tracker passes, so that the first tracked frames do not pay for it (0.3 s of CPU).
@@ -254,3 +283,5 @@ def warm_up() -> None:
     associate(state, p, np.zeros((1, 3)), np.eye(3)[None], np.array([0.5]), False, 16.0, 7.8,
               7.8, 0.02)
     checked_symmetric(np.eye(3))
+    places_valid(np.zeros((1, 3)), np.array([0.5]))
+    weak_axis_bias(np.eye(3), np.eye(3), np.eye(3), 2.0, 10.0)

@@ -12,7 +12,8 @@ from echoloc_ros.core.pipeline import make_pipeline
 from echoloc_ros.core.room import load_room
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.core.tracker_kernels import checked_symmetric
-from echoloc_ros.core.tracker_measurement import Measurement, snap_distance2
+from echoloc_ros.core.physics.config import WIDENED_VARIANCE_RATIO
+from echoloc_ros.core.tracker_measurement import Measurement, snap_distance2, weak_axis_bias
 from echoloc_ros.core.tracker_motion import STATE_SIZE, along_heading
 from echoloc_ros.offline.tracked_path import drive, tracked_path
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
@@ -185,3 +186,31 @@ def _estimate(local):
     return Estimate(position_m=np.array([1.0, 2.0, 0.3]), covariance_m2=1e-4 * np.eye(3),
                     speed_of_sound_mps=343.0, confidence=1.0, score=0.0, n_echoes=6,
                     local_covariance_m2=local)
+
+
+def test_the_places_and_the_weak_axes_are_checked_and_scaled_as_numpy_did():
+    """A place not finite, a probability negative or NaN, probabilities summing past 1: each
+    refused with its words; the weak axes' bias the numpy form's to the bit."""
+    covs, fix = np.stack([np.eye(3)] * 2), np.eye(3)
+    good = np.array([[1.0, 2.0, 0.3], [2.0, 1.0, 0.3]])
+    assert Measurement._checked(good, covs, np.array([0.5, 0.5]), fix).positions_m is good
+    for positions, probabilities, words in (
+            (np.array([[1.0, np.nan, 0.3], [2.0, 1.0, 0.3]]), [0.5, 0.5], 'positions must be'),
+            (good[:, :2], [0.5, 0.5], 'positions must be'),
+            (good, [0.5, -0.1], 'probabilities must be'),
+            (good, [0.5, np.nan], 'probabilities must be'),
+            (good, [0.6, 0.5], 'probabilities must be')):
+        with pytest.raises(ValueError, match=words):
+            Measurement._checked(positions, covs, np.array(probabilities), fix)
+    rng = np.random.default_rng(2)
+    for _ in range(100):
+        local = np.diag(10.0 ** rng.uniform(-9, -5, 3))
+        published = local * np.diag(10.0 ** rng.uniform(0, 4, 3))
+        track = np.diag(10.0 ** rng.uniform(-9, -5, 3))
+        m = Measurement._checked(good[:1], local[None], np.array([0.5]), published)
+        diagonal = np.diag(local)
+        weak = np.diag(published) >= WIDENED_VARIANCE_RATIO * diagonal
+        expected = np.diag(np.where(weak, 2.0 * np.minimum(diagonal, np.diag(track)), 0.0))
+        assert np.array_equal(weak_axis_bias(m, track, 2.0), expected)
+    m.doubted = True
+    assert np.array_equal(weak_axis_bias(m, track, 2.0), np.zeros((3, 3)))
