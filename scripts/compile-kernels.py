@@ -7,7 +7,8 @@ first-echo pair fit, core/first_echo.py, and its delay fit, core/delay_fit.py, w
 processing the frame reaches). Run by scripts/setup.sh when core/physics/kernels.py,
 scan_kernels.py, axis_kernels.py (the balanced level's axis scans), heading_kernels.py (the
 heading step before the wall scans), newton.py, fix_kernels.py (the final fit's residual floor,
-misfit and covariance), path_trace.py, core/first_echo.py or core/delay_fit.py changes.
+misfit and covariance), path_trace.py, core/first_echo.py, core/delay_fit.py or
+core/tracker_kernels.py (the tracker's frame, reached by a short tracked drive) changes.
 """
 import time
 
@@ -19,6 +20,7 @@ from echoloc_ros.core.echo_processing import EchoProcessor
 from echoloc_ros.core.physics import staged_search
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import load_room
+from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 
 FS_HZ = 250e3
@@ -38,8 +40,11 @@ def main() -> None:
         position, yaw = room.random_pose(rng, 0.4, (0.2, 1.2))
         samples = EchoSimulator(room, array, chirp, FS_HZ).simulate(
             position, yaw, Scenario(snr_db=20.0), rng)
-        PhysicsLocalizer(room, array, chirp, FS_HZ, processor=processor).localize(
+        estimate = PhysicsLocalizer(room, array, chirp, FS_HZ, processor=processor).localize(
             processor.process(samples), yaw)
+        tracker = PoseTracker(room_volume_m3=room.volume_m3)
+        for k in range(4):
+            tracker.update_estimate(0.04 * k, estimate)
     print(f'[setup] physics kernels compiled and cached in {time.perf_counter() - start:.1f} s')
 
 

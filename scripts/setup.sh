@@ -62,6 +62,6 @@ if ! sha256sum --status -c "$kernels_stamp" 2>/dev/null; then
     echoloc_ros/core/physics/scan_kernels.py echoloc_ros/core/physics/axis_kernels.py \
     echoloc_ros/core/physics/heading_kernels.py echoloc_ros/core/physics/path_trace.py \
     echoloc_ros/core/physics/fix_kernels.py echoloc_ros/core/first_echo.py \
-    echoloc_ros/core/delay_fit.py > "$kernels_stamp"
+    echoloc_ros/core/delay_fit.py echoloc_ros/core/tracker_kernels.py > "$kernels_stamp"
 fi
 echo "[setup] done: source scripts/env.sh"

@@ -22,6 +22,7 @@ from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import Room
 from echoloc_ros.core.room_tolerance import room_covariance, with_model_doubt
 from echoloc_ros.core.track_search import TrackSearch
+from echoloc_ros.core import tracker_kernels
 from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.core.warm_up import room_features
 from echoloc_ros.core.withhold import doubted
@@ -247,6 +248,8 @@ class Pipeline:
             self.counts, self.tilts = counts, tilts
             if self.tracker is not None:
                 self.tracker.reset()
+                # The first frame starts a track: its association is first met later.
+                tracker_kernels.warm_up()
             if search is not None:
                 search.counts = search_counts
                 search.reset()

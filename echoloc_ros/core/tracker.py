@@ -7,12 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from echoloc_ros.core import tracker_kernels as kernels
 from echoloc_ros.core.tracker_measurement import (CHOSEN_MIN_SHARE, UNEXPLAINED_BIAS_STD_M,
                                                   UNEXPLAINED_RATIO, WEAK_AXIS_BIAS_SCALE,
                                                   WEAK_AXIS_VARIANCE_SCALE, Measurement,
-                                                  snap_distance2, weak_axis_bias)
+                                                  weak_axis_bias)
 from echoloc_ros.core.tracker_motion import (LATERAL_SPEED_STD_MPS, MANOEUVRE_S, STATE_SIZE,
-                                             MotionModel, TurnRate, along_heading)
+                                             MotionModel, TurnRate)
 
 # A place at least this probable that no track expects starts a track.
 SPAWN_PROBABILITY = 0.1
@@ -66,9 +67,6 @@ SWITCH_MIN_TRUSTED = 1.0
 # after its last fix (twice max_coast_s: a ghost run longer than max_coast_s is not
 # published as sure).
 DISPLACED_COVER_S = 4.0
-_HALF_LOG_2PI_3 = 1.5 * np.log(2.0 * np.pi)
-# The tracks' measurement matrix: position out of [position, velocity, acceleration].
-_H = np.hstack([np.eye(3), np.zeros((3, STATE_SIZE - 3))])
 
 
 @dataclass
@@ -341,12 +339,13 @@ class PoseTracker:
         """``track``'s state and covariance at ``t_s``, held along the heading of the frame
         ``m`` where it has one (``lateral_speed_std_mps``)."""
         f, q = self.motion.step(t_s - track.t_s)
-        state, p = f @ track.state, f @ track.covariance @ f.T + q
-        if (m is None or m.heading_rad is None or self.lateral_speed_std_mps is None
-                or self._swing is None):
-            return state, p
-        return along_heading(state, p, m.heading_rad - self.array_in_base_yaw_rad,
-                             m.heading_variance_rad2, self.lateral_speed_std_mps, self._swing)
+        hold = not (m is None or m.heading_rad is None or self.lateral_speed_std_mps is None
+                    or self._swing is None)
+        return kernels.predict(
+            track.state, track.covariance, f, q, hold,
+            m.heading_rad - self.array_in_base_yaw_rad if hold else 0.0,
+            m.heading_variance_rad2 if hold else 0.0,
+            self.lateral_speed_std_mps if hold else 0.0, *(self._swing if hold else (0.0, 0.0)))
 
     def _associate(self, track: _Track, t_s: float, m: Measurement,
                    prediction: tuple[np.ndarray, np.ndarray] | None = None
@@ -360,45 +359,13 @@ class PoseTracker:
         """
         fade = float(np.exp(-(t_s - track.t_s) / self.memory_s))
         state, p = self._predict(track, t_s, m) if prediction is None else prediction
-        s = p[:3, :3][None] + m.covariances_m2
-        innovation = m.positions_m - state[:3]
-        chol = np.linalg.cholesky(s)
-        whitened = np.linalg.solve(chol, innovation[..., None])[..., 0]
-        distance2 = np.sum(whitened ** 2, axis=-1)
-        inside = (distance2 <= self.gate) & (m.probabilities > 0)
-        if m.doubted:
-            inside &= snap_distance2(p[:3, :3], s, innovation) <= self.snap
-        log_det = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
-        likelihood = np.where(inside, m.probabilities * np.exp(
-            -0.5 * (distance2 + log_det) - _HALF_LOG_2PI_3), 0.0)
-        # A place outside the gate is not where the truth is, if the track is right: its mass
-        # is "elsewhere", with "none".
-        none = (max(1.0 - float(m.probabilities.sum()), 0.0)
-                + float(m.probabilities[~inside].sum())) * self.density
-        total = none + float(likelihood.sum())
-        weights = likelihood / total if total > 0 else likelihood
+        mean, covariance, weights, total = kernels.associate(
+            state, p, m.positions_m, m.covariances_m2, m.probabilities, bool(m.doubted),
+            self.gate, self.snap, self.doubted_velocity_gate if m.doubted else self.velocity_gate,
+            self.density)
         taken = float(weights.sum())  # the places outside the gate weigh 0
-        # Kalman update on each place inside the gate: gain K = P H' S^-1.
-        gains = np.linalg.solve(s[inside], np.broadcast_to(p[:3, :], (int(inside.sum()), 3,
-                                                                      STATE_SIZE)))
-        gains = np.swapaxes(gains, -1, -2)
-        # A place the track did not expect moves its position only (not its velocity or
-        # acceleration).
-        velocity_gate = self.doubted_velocity_gate if m.doubted else self.velocity_gate
-        gains[distance2[inside] > velocity_gate, 3:, :] = 0.0
-        means = state + np.einsum('kij,kj->ki', gains, innovation[inside])
-        joseph = np.eye(STATE_SIZE) - gains @ _H
-        covs = (joseph @ p @ np.swapaxes(joseph, -1, -2)
-                + gains @ m.covariances_m2[inside] @ np.swapaxes(gains, -1, -2))
-        w = weights[inside]
-        w0 = 1.0 - taken
-        mean = w0 * state + w @ means
-        d0 = state - mean
-        d = means - mean
-        covariance = (w0 * (p + np.outer(d0, d0))
-                      + np.einsum('k,kij->ij', w, covs + d[:, :, None] * d[:, None, :]))
         track.state = mean
-        track.covariance = 0.5 * (covariance + covariance.T)
+        track.covariance = covariance
         track.t_s = t_s
         track.hits += taken
         track.support = fade * track.support + taken

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from echoloc_ros.core.physics.config import WIDENED_VARIANCE_RATIO
+from echoloc_ros.core.tracker_kernels import checked_symmetric, places_valid
+from echoloc_ros.core.tracker_kernels import weak_axis_bias as compiled_weak_axis_bias
 
 # A rival a fix is reported with counts as a measurement with the fix's own covariance plus
 # this much (m): rivals are unrefined candidates.
@@ -194,10 +196,12 @@ class Measurement:
     @classmethod
     def _checked(cls, positions: np.ndarray, covariances: np.ndarray,
                  probabilities: np.ndarray, fix_covariance: np.ndarray) -> 'Measurement':
-        if positions.shape[1:] != (3,) or not np.all(np.isfinite(positions)):
+        finite, probable = (places_valid(positions, probabilities)
+                            if positions.ndim == 2 and positions.shape[1:] == (3,)
+                            else (False, True))
+        if not finite:
             raise ValueError(f'positions must be finite (k, 3), got {positions.tolist()!r}')
-        if not (np.all(np.isfinite(probabilities)) and np.all(probabilities >= 0.0)
-                and probabilities.sum() <= 1.0 + 1e-6):
+        if not probable:
             raise ValueError('probabilities must be >= 0 and sum to at most 1, got '
                              f'{probabilities.tolist()}')
         return cls(positions, covariances, probabilities, fix_covariance)
@@ -205,13 +209,14 @@ class Measurement:
 
 def _checked_covariance(covariance_m2: np.ndarray, name: str) -> np.ndarray:
     cov = np.asarray(covariance_m2, dtype=float)
-    if cov.shape != (3, 3) or not np.all(np.isfinite(cov)):
+    if cov.shape != (3, 3):
         raise ValueError(f'{name} must be a finite 3x3 matrix, got shape {cov.shape}')
-    symmetric = 0.5 * (cov + cov.T)
-    try:
-        np.linalg.cholesky(symmetric)
-    except np.linalg.LinAlgError:
-        raise ValueError(f'{name} is not positive definite: {cov.tolist()}') from None
+    # One compiled call: the symmetric part as numpy makes it, to the bit, and its checks.
+    symmetric, finite, positive_definite = checked_symmetric(cov)
+    if not finite:
+        raise ValueError(f'{name} must be a finite 3x3 matrix, got shape {cov.shape}')
+    if not positive_definite:
+        raise ValueError(f'{name} is not positive definite: {cov.tolist()}')
     return symmetric
 
 
@@ -243,9 +248,7 @@ def weak_axis_bias(m: Measurement, track_m2: np.ndarray, scale: float) -> np.nda
     (a fix much looser than the track barely moves it). ``(3, 3)``, diagonal; zeros where no
     axis was widened, or the fix is doubted (every axis of a doubted fix is widened; its doubt
     is covered by the tracker's rules for doubted fixes)."""
-    local = np.diag(m.covariances_m2[0])
     if m.doubted:
         return np.zeros((3, 3))
-    weak = np.diag(m.fix_covariance_m2) >= WIDENED_VARIANCE_RATIO * local
-    held = np.minimum(local, np.diag(track_m2))
-    return np.diag(np.where(weak, scale * held, 0.0))
+    return compiled_weak_axis_bias(m.covariances_m2[0], m.fix_covariance_m2, track_m2,
+                                   float(scale), float(WIDENED_VARIANCE_RATIO))
