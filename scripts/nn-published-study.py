@@ -18,11 +18,12 @@ physics settled (the first proposal's first). ``--shard K --of N`` localizes onl
 ``replay`` prints per group (pooled, furnished) the network's published fixes, the gross
 ones, those outside their 99.9 % ellipsoid and the withheld share beside physics' on the same
 frames (``--physics``: ``evaluate-shards.py run --method physics`` files of the same
-command), then lists every gross fix of the network, published or not, with what it knew
-(its top two probabilities and "none", its doubt, its fix and physics' own with their errors,
-log evidence, residual ratio and confidence, whether a candidate was within 10 cm), then, for
-each rule of :data:`RULES`, what withholding more would have cost: the published fixes it
-withholds, right and gross::
+command), the published fixes by kind (whose fix, the two fixes at one place or not, each
+side's doubt: :func:`_kinds`), then lists every gross fix of the network, published or not,
+with what it knew (its top two probabilities and "none", its doubt, its fix and physics' own
+with their errors, log evidence, residual ratio and confidence, whether a candidate was
+within 10 cm), then, for each rule of :data:`RULES`, what withholding more would have
+cost: the published fixes it withholds, right and gross::
 
     python scripts/nn-published-study.py replay nn8.jsonl nn9.jsonl --physics ph8.npz ph9.npz
 """
@@ -217,12 +218,34 @@ def _gross_line(r: dict) -> str:
             f'of a candidate (first, wide) {near}')
 
 
+def _kinds(rows: list[dict]) -> None:
+    """The published fixes by kind: whose fix (the network's or physics' own), physics' own
+    at the same place as the network's or elsewhere, the network sure or doubting, physics'
+    own confident or doubted (confidence 0); published and gross, per group."""
+    kinds: dict = {}
+    for r in rows:
+        if not r['published']:
+            continue
+        key = ('network' if _network_published(r) else 'physics',
+               'same' if _dist(r['guard']['pos'], r['net']['pos']) < GROSS_M else 'apart',
+               'doubted' if r['doubted'] else 'sure',
+               'physics_doubted' if r['guard']['conf'] <= 0 else 'physics_sure',
+               'furnished' if r['furnished'] else 'bare')
+        got = kinds.setdefault(key, [0, 0])
+        got[0] += 1
+        got[1] += r['err'] >= GROSS_M
+    for key in sorted(kinds):
+        print(json.dumps({'kind': '/'.join(key), 'published': kinds[key][0],
+                          'gross': kinds[key][1]}))
+
+
 def replay(args) -> int:
     """The groups' lines, every gross fix of the network, and each rule's cost."""
     rows = [json.loads(line) for path in args.rows for line in open(path)
             if line.endswith('\n')]
     seeds = args.physics_seeds or [int(p.split('ph')[-1].split('.')[0]) for p in args.physics]
     _group_lines(rows, _physics(list(zip(args.physics, seeds))))
+    _kinds(rows)
     for r in rows:
         if r['err'] >= GROSS_M:
             print(_gross_line(r))
