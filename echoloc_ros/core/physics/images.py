@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from echoloc_ros.core.geometry import occluders, plane_contains, room_planes
+from echoloc_ros.core.physics.config import PRIOR_SCALE
 from echoloc_ros.core.physics.kernels import faces_valid, first_order_blocked, image_points
+from echoloc_ros.core.physics.newton import model_evidence
 from echoloc_ros.core.physics.path_trace import traced_paths
 
 
@@ -261,7 +263,11 @@ class ImageSources:
                   + final._img_t[late])
         near = np.linalg.norm(images - thetas[:, None, :3], axis=-1) < reach_m
         richer = np.hstack([valid, near])
-        evidence = [model._evidence(fr, *model._paths(fr, thetas[:1], np.arange(len(paths[0])),
-                                                      valid=paths[:1])[:2])[0]
+        # Each model's evidence (:meth:`_paths`, :meth:`_evidence`) in one compiled call.
+        signal = self._signal(fr, (None, None))
+        start = np.ascontiguousarray(thetas[:1], dtype=float)
+        evidence = [model_evidence(start, np.ascontiguousarray(paths[:1]),
+                                   model._geometry(fr, slice(None)), signal[:7] + signal[9:],
+                                   PRIOR_SCALE * fr.gain ** 2)
                     for model, paths in ((self, valid), (final, richer))]
         return (final, richer) if evidence[1] > evidence[0] else (self, valid)
