@@ -464,8 +464,7 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         fr = proposal.frame
         theta = proposal.thetas[index]
         free = np.arange(N_THETA) if fr.yaw_free else np.arange(YAW)
-        model, valid = self._final_model(fr, theta[None])
-        fit = model._newton(fr, theta[None], valid, free, self.max_iterations)
+        model, valid, fit = self._final_fit(fr, theta, free, self.max_iterations)
         theta, info, score = fit.theta[0], fit.info[0], float(fit.evidence[0])
         tau, amp = fit.tau, fit.amp
         # The fit synthesised once for both the doubt's ratio and the information's. The ratio

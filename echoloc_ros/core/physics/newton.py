@@ -212,33 +212,65 @@ def newton_from(theta0, valid, geometry, signal, free, iterations, need_info, de
         for p in range(n_all):
             exists[p] = exists[p] or valid[k, p]
     paths = np.flatnonzero(exists)
-    keep = np.empty((n_start, paths.size), dtype=np.bool_)
-    for k in range(n_start):
-        for j in range(paths.size):
-            keep[k, j] = valid[k, paths[j]]
-    start_free = free if derivatives else np.zeros(0, dtype=np.int64)
-    tau, amp, kept, dtau = path_terms(
-        theta0, geometry[0][paths], geometry[1][paths], geometry[2][paths],
-        geometry[3][paths], geometry[4], geometry[5], geometry[6], geometry[7], geometry[8],
-        geometry[9], geometry[10], geometry[11], keep, True, start_free)
-    heard = np.zeros(paths.size, dtype=np.bool_)
-    for k in range(n_start):
-        for j in range(paths.size):
+    subset = _subset(geometry, paths)
+    terms = path_terms(theta0, subset[0], subset[1], subset[2], subset[3], subset[4],
+                       subset[5], subset[6], subset[7], subset[8], subset[9], subset[10],
+                       subset[11], _columns(valid, paths), True,
+                       free if derivatives else np.zeros(0, dtype=np.int64))
+    fit = _newton_heard(theta0, terms, subset, signal, free, iterations, need_info,
+                        pair_limit_s, yaw_info, limit, tolerance, prior_variance)
+    return fit[0], fit[1], fit[2], fit[3], fit[4], fit[5], paths[fit[6]], fit[7]
+
+
+@numba.njit(**_JIT)
+def final_fit(theta0, models, signal, free, iterations, pair_limit_s, yaw_info, limit,
+              tolerance, prior_variance):
+    """A fix's final fit in one call (:meth:`ImageSources._final_fit`): the log evidence at
+    ``theta0 (1, 5)`` of each of two ``models`` ``(valid (1, P), geometry)`` (the search's,
+    and the one with the room's higher orders: :func:`model_evidence`'s number), and
+    :func:`newton_from` (with the information) in the one whose evidence is higher, the
+    second only where strictly higher, from the delays its evidence was taken at.
+
+    :return: whether the second model was taken, then :func:`newton_from`'s.
+    """
+    e0, terms0 = _model_terms(theta0, models[0][0], models[0][1], signal, prior_variance, free)
+    e1, terms1 = _model_terms(theta0, models[1][0], models[1][1], signal, prior_variance, free)
+    richer = e1 > e0
+    terms, geometry = (terms1, models[1][1]) if richer else (terms0, models[0][1])
+    fit = _newton_heard(theta0, terms, geometry, signal, free, iterations, True, pair_limit_s,
+                        yaw_info, limit, tolerance, prior_variance)
+    return richer, fit[0], fit[1], fit[2], fit[3], fit[4], fit[5], fit[6], fit[7]
+
+
+@numba.njit(**_JIT)
+def _newton_heard(theta0, terms, geometry, signal, free, iterations, need_info, pair_limit_s,
+                  yaw_info, limit, tolerance, prior_variance):
+    """:func:`newton` over the paths some start keeps (``terms``: :func:`path_terms`' of
+    ``geometry``'s paths at ``theta0``), those paths' indices among ``geometry``'s and which
+    each start keeps."""
+    tau, amp, kept, dtau = terms
+    heard = np.zeros(kept.shape[1], dtype=np.bool_)
+    for k in range(kept.shape[0]):
+        for j in range(kept.shape[1]):
             heard[j] = heard[j] or kept[k, j]
     used = np.flatnonzero(heard)
-    paths = paths[used]
     keep = _columns(kept, used)
     tau0 = _columns(tau, used)
     pair_p, pair_q = near_pairs(tau0, pair_limit_s)
     theta, evidence, info, coef, tau, amp = newton(
-        theta0, keep, tau0, _columns(amp, used), _columns(dtau, used),
-        (geometry[0][paths], geometry[1][paths], geometry[2][paths], geometry[3][paths],
-         geometry[4], geometry[5], geometry[6], geometry[7], geometry[8], geometry[9],
-         geometry[10], geometry[11]),
+        theta0, keep, tau0, _columns(amp, used), _columns(dtau, used), _subset(geometry, used),
         (signal[0], signal[1], signal[2], signal[3], signal[4], signal[5], signal[6], pair_p,
          pair_q, signal[7], signal[8], signal[9], signal[10]),
         free, iterations, need_info, yaw_info, limit, tolerance, prior_variance)
-    return theta, evidence, info, coef, tau, amp, paths, keep
+    return theta, evidence, info, coef, tau, amp, used, keep
+
+
+@numba.njit(**_JIT)
+def _subset(geometry, paths):
+    """:func:`path_terms`' arguments ``geometry`` for the images ``paths`` alone."""
+    return (geometry[0][paths], geometry[1][paths], geometry[2][paths], geometry[3][paths],
+            geometry[4], geometry[5], geometry[6], geometry[7], geometry[8], geometry[9],
+            geometry[10], geometry[11])
 
 
 @numba.njit(**_JIT)
@@ -248,14 +280,21 @@ def model_evidence(theta, valid, geometry, signal, prior_variance):
     :meth:`Evidence._evidence` (their overlapping pairs, Gram matrix and outputs, and
     :func:`evidence_with_prior`) in one call, the same arithmetic on the same arrays.
     ``geometry`` and ``signal`` as :func:`newton_from` takes them."""
-    tau, amp, _, _ = path_terms(theta, geometry[0], geometry[1], geometry[2], geometry[3],
-                                geometry[4], geometry[5], geometry[6], geometry[7],
-                                geometry[8], geometry[9], geometry[10], geometry[11],
-                                valid, True, np.zeros(0, dtype=np.int64))
-    n_ch = tau.shape[2]
+    return _model_terms(theta, valid, geometry, signal, prior_variance,
+                        np.zeros(0, dtype=np.int64))[0]
+
+
+@numba.njit(**_JIT)
+def _model_terms(theta, valid, geometry, signal, prior_variance, free):
+    """:func:`model_evidence`, and the paths' terms it was taken from (:func:`path_terms`'
+    with the delays' derivatives over ``free``)."""
+    terms = path_terms(theta, geometry[0], geometry[1], geometry[2], geometry[3], geometry[4],
+                       geometry[5], geometry[6], geometry[7], geometry[8], geometry[9],
+                       geometry[10], geometry[11], valid, True, free)
+    tau, amp = terms[0], terms[1]
     heard = np.zeros(tau.shape[1], dtype=np.bool_)
     for p in range(tau.shape[1]):
-        for i in range(n_ch):
+        for i in range(tau.shape[2]):
             heard[p] = heard[p] or amp[0, p, i] > 0
     used = np.flatnonzero(heard)
     tau, amp = _columns(tau, used), _columns(amp, used)
@@ -263,7 +302,7 @@ def model_evidence(theta, valid, geometry, signal, prior_variance):
     gram, outputs = gram_terms(tau, amp, signal[0], signal[1], signal[2], signal[3], signal[4],
                                signal[5], signal[6], pair_p, pair_q, signal[7], signal[8],
                                signal[9], signal[10])
-    return evidence_with_prior(gram[0], outputs[0], prior_variance)
+    return evidence_with_prior(gram[0], outputs[0], prior_variance), terms
 
 
 @numba.njit(**_JIT)

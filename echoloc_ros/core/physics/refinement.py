@@ -64,13 +64,21 @@ class Refinement:
         free = np.asarray(free, dtype=np.int64)
         # The paths' start (:meth:`_starting_paths`) and the iterations in one compiled call.
         signal = self._signal(fr, (None, None))
-        theta, evidence, info, coef, tau, amp, paths, keep = newton_from(
+        fit = newton_from(
             np.array(theta0, dtype=float), np.ascontiguousarray(valid, dtype=bool),
             self._geometry(fr, slice(None)), signal[:7] + signal[9:], free, iterations,
             need_info, need_info or iterations > 0, self._pair_limit_s(fr, iterations),
             fr.yaw_info, STEP_LIMIT[free], STEP_TOLERANCE[free], PRIOR_SCALE * fr.gain ** 2)
+        return self._fit_result(free if need_info else None, *fit)
+
+    @staticmethod
+    def _fit_result(free: np.ndarray | None, theta: np.ndarray, evidence: np.ndarray,
+                    info: np.ndarray, coef: np.ndarray, tau: np.ndarray, amp: np.ndarray,
+                    paths: np.ndarray, keep: np.ndarray) -> Fit:
+        """:func:`newton_from`'s outputs as a :class:`Fit`, the information over the ``free``
+        parameters placed in the full ``(B, 5, 5)`` (``None``: no information)."""
         full = None
-        if need_info:
+        if free is not None:
             full = np.zeros((len(theta), N_THETA, N_THETA))
             full[:, free[:, None], free[None, :]] = info
         return Fit(theta, evidence, full, coef, paths, keep, tau, amp)
