@@ -97,3 +97,32 @@ def test_final_fit_gives_the_unfused_bits(array, chirp, processor, case):
                               each._geometry(fr, slice(None)), signal[:7] + signal[9:],
                               PRIOR_SCALE * fr.gain ** 2) == each._evidence(fr, tau, amp)[0]
     assert (model is final) == (case[1] == 'all')
+
+
+@pytest.mark.parametrize('case', CASES, ids=['order2', 'every-order', 'furnished'])
+def test_the_fits_residual_and_axis_shares_give_the_unfused_bits(array, chirp, processor,
+                                                                 case):
+    localizer, fr, theta = _frame(array, chirp, processor, case)
+    free = np.arange(N_THETA) if fr.yaw_free else np.arange(YAW)
+    model, _, fit = localizer._final_fit(fr, theta, free, localizer.max_iterations)
+    tau, amp, coef = fit.tau[0], fit.amp[0], fit.coef[0]
+    measured = model._fit_residual(fr, tau, amp, coef)
+    # As the three calls had them: the synthesis, and the ratio and the information's ratio
+    # from it.
+    fitted = model.synthesise(fr, tau, amp, coef)
+    assert np.array_equal(measured[0], fitted)
+    for at_least in (None, 1.0):
+        assert (model._residual_ratio(fr, tau, amp, coef, measured, fit.theta[0], at_least)
+                == model._residual_ratio(fr, tau, amp, coef, fitted, fit.theta[0], at_least))
+    assert (model._information_ratio(fr, tau, amp, coef, measured)
+            == model._information_ratio(fr, tau, amp, coef, fitted))
+    # The shares along x and y as _scan_paths and _grouped gave them, the pose repeated.
+    at = fit.theta[0]
+    paths_tau, paths_amp = localizer._scan_paths(fr, at[None],
+                                                 localizer._valid_batch(fr, at[None]))
+    amps = np.repeat(paths_amp, 3, axis=0)
+    for axis in range(2):
+        amps[axis + 1][localizer._moving(axis)] = 0.0
+    evidence = localizer._grouped(fr, np.repeat(paths_tau, 3, axis=0), amps)
+    shares = localizer._axis_shares(fr, at)
+    assert shares.shape == (2,) and np.array_equal(shares, evidence[0] - evidence[1:])
