@@ -16,7 +16,7 @@ import math
 import numba
 import numpy as np
 
-from echoloc_ros.core.physics.kernels import _smooth_sample, _table_slot
+from echoloc_ros.core.physics.kernels import _smooth_sample, _table_slot, path_terms
 from echoloc_ros.core.physics.newton import evidence_with_prior
 
 _JIT = {'cache': True, 'nogil': True, 'error_model': 'numpy'}
@@ -232,3 +232,35 @@ def grouped_evidence(tau, amp, weights, table, start_s, per_s, carrier_hz, t_min
             evidence[k] += _block_evidence(gram, lower, solved, outputs, members, size,
                                            variance)
     return evidence
+
+
+@numba.njit(**_JIT)
+def axis_shares(theta, valid, geometry, moving_x, moving_y, signal, variance, same_s):
+    """The evidence the paths that move along x, and along y, give the pose ``theta (1, 5)``
+    (:meth:`AxisRivals._axis_shares`) in one call: every path's delays and amplitudes there
+    (:func:`~echoloc_ros.core.physics.kernels.path_terms`, those that exist, ``valid
+    (1, P)``, kept where heard), and :func:`grouped_evidence` of the pose, of it without the
+    paths ``moving_x`` and of it without ``moving_y`` ``(P,)``: the first less each ``(2,)``.
+
+    :param geometry: ``path_terms``' arguments from ``img_m`` to ``min_relative``;
+        ``signal``: ``grouped_evidence``'s from ``weights`` to ``zero``.
+    """
+    tau, amp, _, _ = path_terms(theta, geometry[0], geometry[1], geometry[2], geometry[3],
+                                geometry[4], geometry[5], geometry[6], geometry[7],
+                                geometry[8], geometry[9], geometry[10], geometry[11], valid,
+                                True, np.zeros(0, dtype=np.int64))
+    n_paths, n_ch = tau.shape[1], tau.shape[2]
+    taus = np.empty((3, n_paths, n_ch))
+    amps = np.empty((3, n_paths, n_ch))
+    for k in range(3):
+        taus[k] = tau[0]
+        amps[k] = amp[0]
+    for p in range(n_paths):
+        if moving_x[p]:
+            amps[1, p] = 0.0
+        if moving_y[p]:
+            amps[2, p] = 0.0
+    evidence = grouped_evidence(taus, amps, signal[0], signal[1], signal[2], signal[3],
+                                signal[4], signal[5], signal[6], signal[7], signal[8],
+                                signal[9], signal[10], variance, same_s)
+    return evidence[0] - evidence[1:]

@@ -5,7 +5,7 @@ import functools
 
 import numpy as np
 
-from echoloc_ros.core.physics.axis_kernels import grouped_evidence, keep_heard
+from echoloc_ros.core.physics.axis_kernels import axis_shares, grouped_evidence, keep_heard
 from echoloc_ros.core.physics.candidates import _peaks, _vertex
 from echoloc_ros.core.physics.config import (AXIS_BASIN_M, AXIS_GATE_RATIO,
                                              AXIS_GATE_RIVAL_GAP, AXIS_GATE_SHARE, AXIS_STEP_M,
@@ -263,12 +263,18 @@ class AxisRivals:
         """The evidence the echoes that move along x, and along y, give the pose ``theta
         (5,)``: its evidence (:meth:`_scan_score`) less that of the same pose without them
         ``(2,)``."""
-        tau, amp = self._scan_paths(fr, theta[None], self._valid_batch(fr, theta[None]))
-        amps = np.repeat(amp, 3, axis=0)
-        for axis in range(2):
-            amps[axis + 1][self._moving(axis)] = 0.0
-        evidence = self._grouped(fr, np.repeat(tau, 3, axis=0), amps)
-        return evidence[0] - evidence[1:]
+        # One compiled call (:func:`axis_shares`): the paths as :meth:`_scan_paths` has them
+        # at one pose, and :meth:`_grouped` of the pose with and without each axis' paths.
+        thetas = np.ascontiguousarray(theta[None], dtype=float)
+        features = fr.features
+        return axis_shares(
+            thetas, np.ascontiguousarray(self._valid_batch(fr, thetas)),
+            self._geometry(fr, slice(None)), self._moving(0), self._moving(1),
+            (fr.weights, fr.table, features.start_s,
+             fr.table.shape[1] // features.baseband.shape[1] / features.bin_width_s,
+             features.carrier_hz, fr.t_min, fr.t_max, self.response.table,
+             self.response.step_s, RESPONSE_HALF_S, self.response.zero),
+            PRIOR_SCALE * fr.gain ** 2, SAME_DELAY_S)
 
     def _scan_score(self, fr: Frame, thetas: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """:meth:`_score` of ``thetas (K, 5)`` (``valid (K, P)``), each pose's Gram matrix

@@ -73,7 +73,7 @@ class Covariance:
         confidence = 1.0
         weak = self._weak_axes(cov)
         if weak_axes:
-            cov = self._weak_axes_widened(cov, position)
+            cov = self._weak_axes_widened(cov, position, weak)
         for other_score, other, _ in rivals[:3]:
             gap = max(score - other_score, 0.0)
             confidence = min(confidence, float(np.clip(gap / CONFIDENT_GAP, 0.0, 1.0)))
@@ -99,11 +99,13 @@ class Covariance:
             return self._anywhere(cov, position), 0.0
         return cov, confidence
 
-    def _weak_axes_widened(self, cov: np.ndarray, position: np.ndarray) -> np.ndarray:
+    def _weak_axes_widened(self, cov: np.ndarray, position: np.ndarray,
+                           weak: np.ndarray | None = None) -> np.ndarray:
         """``cov`` ``(3, 3)`` with each weak axis widened to the room along it (the spread of
         :meth:`_anywhere` on that axis alone). The reference is the better-fixed horizontal
         axis: x or y is weak when its standard deviation exceeds ``WEAK_AXIS_RATIO`` times the
-        other's, z when it exceeds that many times the better one's.
+        other's, z when it exceeds that many times the better one's (``weak``: the caller's
+        :meth:`_weak_axes` of ``cov``, where it has them).
 
         An axis that many times weaker than the others is fixed by weak echoes (a far or
         soft surface, a wall a wing hides), and when those are not the ones the fix takes
@@ -112,7 +114,7 @@ class Covariance:
         ceiling, the nearest surfaces, can fix it tens of times more sharply than any wall
         fixes x or y, and against it both horizontal axes of a right fix looked weak.
         """
-        weak = self._weak_axes(cov)
+        weak = self._weak_axes(cov) if weak is None else weak
         if not np.any(weak):
             return cov
         centre = np.append(self.room.vertices_m.mean(axis=0), np.mean(self.z_range_m))

@@ -8,7 +8,7 @@ from echoloc_ros.core.physics.kernels import gram_terms, path_terms, residual_po
 from echoloc_ros.core.physics.late_orders import late_allowance
 from echoloc_ros.core.physics.matched_filter import Frame, lower_quartile
 from echoloc_ros.core.physics.newton import evidence_batch, near_pairs
-from echoloc_ros.core.physics.fix_kernels import path_misfit, weighted_residual
+from echoloc_ros.core.physics.fix_kernels import fit_residual, path_misfit, weighted_residual
 from echoloc_ros.core.room_tolerance import (NONLINEAR_SHARE, delay_metric, doubt_allowance,
                                              residual_allowance, surface_shifts)
 
@@ -137,8 +137,23 @@ class Evidence:
                          features.start_s, features.bin_width_s, features.carrier_hz,
                          self.response.table[0], self.response.step_s, RESPONSE_HALF_S)
 
+    def _fit_residual(self, fr: Frame, tau: np.ndarray, amp: np.ndarray,
+                      coef: np.ndarray) -> tuple:
+        """The fit ``tau, amp (P, n)``, ``coef (P,)`` synthesised, the residual's power over its
+        paths' main lobes and their bins, and the residual in noise units, in one compiled
+        call (:func:`fit_residual`): what :meth:`_residual_ratio` and
+        :meth:`_information_ratio` read of a final fit (either takes it as ``fitted``)."""
+        features = fr.features
+        dt = features.bin_width_s
+        return fit_residual(features.baseband, np.ascontiguousarray(tau),
+                            np.ascontiguousarray(amp), np.ascontiguousarray(coef),
+                            np.ascontiguousarray(fr.weights, dtype=float), features.start_s, dt,
+                            features.carrier_hz, self.response.table[0], self.response.step_s,
+                            RESPONSE_HALF_S,
+                            int(np.ceil(1.2 * self.processor.mainlobe_half_width_s / dt)))
+
     def _residual_ratio(self, fr: Frame, tau: np.ndarray, amp: np.ndarray,
-                        coef: np.ndarray, fitted: np.ndarray | None = None,
+                        coef: np.ndarray, fitted: np.ndarray | tuple | None = None,
                         theta: np.ndarray | None = None, at_least: float | None = None
                         ) -> float:
         """Residual power of a fit over the noise floor in the main lobes of its paths.
@@ -153,7 +168,8 @@ class Evidence:
         Given it in a final fit with the room's higher orders, also against what the orders
         it leaves out leave (:func:`late_allowance`).
 
-        :param fitted: the fit's :meth:`synthesise`, where the caller has it already.
+        :param fitted: the fit's :meth:`synthesise`, where the caller has it already, or
+            :meth:`_fit_residual`'s (its power over the main lobes too).
         :param at_least: the ratio is given as at least this. The late orders' allowance
             only lowers it, so where the ratio without it is at most ``at_least`` it is not
             computed (0.3-0.4 ms a fix): the same value either way. The stages bench's
@@ -169,11 +185,14 @@ class Evidence:
         self.judged_allowance = 0.0
         if not modelled.any():
             return 1.0
-        if fitted is None:
-            fitted = self.synthesise(fr, tau, amp, coef)
-        power, n_bins = residual_power(features.baseband, fitted,
-                                       np.ascontiguousarray(tau), np.ascontiguousarray(amp),
-                                       fr.weights, features.start_s, dt, half)
+        if isinstance(fitted, tuple):
+            fitted, power, n_bins, _ = fitted
+        else:
+            if fitted is None:
+                fitted = self.synthesise(fr, tau, amp, coef)
+            power, n_bins = residual_power(features.baseband, fitted,
+                                           np.ascontiguousarray(tau), np.ascontiguousarray(amp),
+                                           fr.weights, features.start_s, dt, half)
         dof = max(n_bins - np.count_nonzero(modelled) * self._correlation_factor, 0.25 * n_bins)
         if theta is not None and self.room.tolerance_m > 0:
             expected = self._tolerance_allowance(fr, theta, tau, amp, coef)
@@ -231,7 +250,7 @@ class Evidence:
         return cached[1]
 
     def _information_ratio(self, fr: Frame, tau: np.ndarray, amp: np.ndarray,
-                           coef: np.ndarray, fitted: np.ndarray | None = None) -> float:
+                           coef: np.ndarray, fitted: np.ndarray | tuple | None = None) -> float:
         """What the echoes' information is divided by in a fix's covariance: the product of
         :meth:`_residual_floor` and :meth:`_path_misfit`, at least ``MIN_INFORMATION_RATIO``.
 
@@ -242,7 +261,8 @@ class Evidence:
         among the late weak paths raise their residual, while the strong early paths that
         carry the information are fitted to the noise.
 
-        :param fitted: the fit's :meth:`synthesise`, where the caller has it already.
+        :param fitted: the fit's :meth:`synthesise`, where the caller has it already, or
+            :meth:`_fit_residual`'s (the residual too).
         """
         floor, misfit = self._residual_floor(fr, tau, amp, coef, fitted)
         return max(floor * misfit, MIN_INFORMATION_RATIO)
@@ -272,7 +292,7 @@ class Evidence:
         return float(np.sum(energy * (1.0 - found) ** 2) / total)
 
     def _residual_floor(self, fr: Frame, tau: np.ndarray, amp: np.ndarray,
-                        coef: np.ndarray, fitted: np.ndarray | None = None
+                        coef: np.ndarray, fitted: np.ndarray | tuple | None = None
                         ) -> tuple[float, float]:
         """The noise floor of the fit's residual over the frame's, and the paths' misfit
         over it (:meth:`_path_misfit`).
@@ -288,12 +308,15 @@ class Evidence:
         """
         features = fr.features
         dt = features.bin_width_s
-        if fitted is None:
-            fitted = self.synthesise(fr, tau, amp, coef)
+        if isinstance(fitted, tuple):
+            fitted, residual = fitted[0], fitted[3]
+        else:
+            if fitted is None:
+                fitted = self.synthesise(fr, tau, amp, coef)
+            residual = weighted_residual(features.baseband, np.ascontiguousarray(fitted),
+                                         np.ascontiguousarray(fr.weights, dtype=float))
         first = min(max(int(np.ceil((fr.t_min - features.start_s) / dt)), 0),
                     features.baseband.shape[1] - 1)
-        residual = weighted_residual(features.baseband, np.ascontiguousarray(fitted),
-                                     np.ascontiguousarray(fr.weights, dtype=float))
         floor = float(lower_quartile(residual[:, first:].reshape(1, -1))[0]) / np.log(4.0 / 3.0)
         if not floor > 0.0:
             # A residual without noise (a frame synthesised without it): nothing to compare.

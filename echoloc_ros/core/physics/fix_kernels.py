@@ -15,6 +15,7 @@ import numba
 import numpy as np
 
 from echoloc_ros.core.physics.config import YAW
+from echoloc_ros.core.physics.kernels import residual_power, synthesis
 
 _JIT = {'cache': True, 'nogil': True, 'error_model': 'numpy'}
 
@@ -35,6 +36,24 @@ def weighted_residual(baseband, fitted, weights):
             d = np.complex128(baseband[i, b]) - fitted[i, b]
             residual[i, b] = (d.real * d.real + d.imag * d.imag) * weights[i]
     return residual
+
+
+@numba.njit(**_JIT)
+def fit_residual(baseband, tau, amp, coef, weights, start_s, dt, carrier_hz, response, step_s,
+                 half_s, half):
+    """What a final fit's doubt and covariance read of the frame less the fit, in one call:
+    the fit synthesised (:func:`~echoloc_ros.core.physics.kernels.synthesis`), its weighted
+    power over its paths' main lobes and their bins
+    (:func:`~echoloc_ros.core.physics.kernels.residual_power`, ``half`` bins each way) and
+    the residual in noise units (:func:`weighted_residual`): the same functions on the same
+    arrays as their three calls (:meth:`Evidence._fit_residual`).
+
+    :return: ``(fitted (n, m), power, bins counted, residual (n, m))``.
+    """
+    fitted = synthesis(tau, amp, coef, baseband.shape[1], start_s, dt, carrier_hz, response,
+                       step_s, half_s)
+    power, count = residual_power(baseband, fitted, tau, amp, weights, start_s, dt, half)
+    return fitted, power, count, weighted_residual(baseband, fitted, weights)
 
 
 @numba.njit(**_JIT)

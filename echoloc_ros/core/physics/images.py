@@ -7,8 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from echoloc_ros.core.geometry import occluders, plane_contains, room_planes
+from echoloc_ros.core.physics.config import PRIOR_SCALE, STEP_LIMIT, STEP_TOLERANCE
 from echoloc_ros.core.physics.kernels import faces_valid, first_order_blocked, image_points
+from echoloc_ros.core.physics.newton import final_fit, model_evidence
 from echoloc_ros.core.physics.path_trace import traced_paths
+from echoloc_ros.core.physics.results import Fit
 
 
 # The final fit of a fix in a shoebox room models the room's image paths up to this order (the
@@ -232,9 +235,46 @@ class ImageSources:
         smaller model. The search keeps orders 1 and 2 (its scans and candidates are what
         the higher orders follow, and they cost it per candidate).
         """
+        valid, final, richer = self._final_models(fr, thetas)
+        if final is None:
+            return self, valid
+        # Each model's evidence (:meth:`_paths`, :meth:`_evidence`) in one compiled call.
+        signal = self._signal(fr, (None, None))
+        start = np.ascontiguousarray(thetas[:1], dtype=float)
+        evidence = [model_evidence(start, np.ascontiguousarray(paths[:1]),
+                                   model._geometry(fr, slice(None)), signal[:7] + signal[9:],
+                                   PRIOR_SCALE * fr.gain ** 2)
+                    for model, paths in ((self, valid), (final, richer))]
+        return (final, richer) if evidence[1] > evidence[0] else (self, valid)
+
+    def _final_fit(self, fr, theta: np.ndarray, free: np.ndarray,
+                   iterations: int) -> tuple['ImageSources', np.ndarray, Fit]:
+        """:meth:`_final_model` at ``theta (5,)`` and that model's :meth:`_newton` from it over
+        ``free`` (with the information): the model, its paths' ``valid (1, P)`` and the fit.
+        In a shoebox room both in one compiled call (:func:`final_fit`: the chosen model's
+        fit starts from the delays its evidence was taken at), the same bits."""
+        valid, final, richer = self._final_models(fr, theta[None])
+        if final is None:
+            return self, valid, self._newton(fr, theta[None], valid, free, iterations)
+        free = np.asarray(free, dtype=np.int64)
+        signal = self._signal(fr, (None, None))
+        taken, *fit = final_fit(
+            np.array(theta[None], dtype=float),
+            ((np.ascontiguousarray(valid), self._geometry(fr, slice(None))),
+             (np.ascontiguousarray(richer), final._geometry(fr, slice(None)))),
+            signal[:7] + signal[9:], free, iterations, self._pair_limit_s(fr, iterations),
+            fr.yaw_info, STEP_LIMIT[free], STEP_TOLERANCE[free], PRIOR_SCALE * fr.gain ** 2)
+        model, valid = (final, richer) if taken else (self, valid)
+        return model, valid, model._fit_result(free, *fit)
+
+    def _final_models(self, fr, thetas: np.ndarray
+                      ) -> tuple[np.ndarray, 'ImageSources | None', np.ndarray | None]:
+        """Which of this model's paths exist at ``thetas (1, 5)``, and in a shoebox room the
+        model with the room's higher orders (:meth:`_final_model`) and which of its paths
+        exist there and are near enough to be heard (``None`` for both elsewhere)."""
         valid = self._valid_batch(fr, thetas)
         if not self._shoebox or FINAL_ORDER <= 2:
-            return self, valid
+            return valid, None, None
         if self._final is None:
             room = self.room
             size = np.array([room.width_m, room.length_m, room.height_m])
@@ -260,8 +300,4 @@ class ImageSources:
         images = (np.einsum('pij,kj->kpi', final._img_m[late], thetas[:, :3])
                   + final._img_t[late])
         near = np.linalg.norm(images - thetas[:, None, :3], axis=-1) < reach_m
-        richer = np.hstack([valid, near])
-        evidence = [model._evidence(fr, *model._paths(fr, thetas[:1], np.arange(len(paths[0])),
-                                                      valid=paths[:1])[:2])[0]
-                    for model, paths in ((self, valid), (final, richer))]
-        return (final, richer) if evidence[1] > evidence[0] else (self, valid)
+        return valid, final, np.hstack([valid, near])

@@ -404,7 +404,10 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
     @staticmethod
     def _unseparated(proposal: Proposal, index: int) -> bool:
         """Whether a polished candidate 5 cm or more from candidate ``index`` scores within
-        ``UNSEPARATED_GAP`` of it (both polished alike, so their evidence compares)."""
+        ``UNSEPARATED_GAP`` of it (both polished alike, so their evidence compares). A
+        proposal of one polished candidate (a local fix's) has none apart from it."""
+        if proposal.n_polished == 1 and index == 0:
+            return False
         polished = np.arange(proposal.n_polished)
         apart = np.linalg.norm(proposal.thetas[polished, :3] - proposal.thetas[index, :3],
                                axis=1) >= 0.05
@@ -465,13 +468,12 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         fr = proposal.frame
         theta = proposal.thetas[index]
         free = np.arange(N_THETA) if fr.yaw_free else np.arange(YAW)
-        model, valid = self._final_model(fr, theta[None])
-        fit = model._newton(fr, theta[None], valid, free, self.max_iterations)
+        model, valid, fit = self._final_fit(fr, theta, free, self.max_iterations)
         theta, info, score = fit.theta[0], fit.info[0], float(fit.evidence[0])
         tau, amp = fit.tau, fit.amp
         # The fit synthesised once for both the doubt's ratio and the information's. The ratio
         # is at least 1 (the noise alone): the late orders' allowance is computed only above.
-        fitted = model.synthesise(fr, tau[0], amp[0], fit.coef[0])
+        fitted = model._fit_residual(fr, tau[0], amp[0], fit.coef[0])
         ratio = model._residual_ratio(fr, tau[0], amp[0], fit.coef[0], fitted, theta, 1.0)
         yaw = proposal.yaw_given_rad + float(theta[YAW])
         jacobian = origin_jacobian(fr, self.array.emitter_m, yaw)

@@ -16,7 +16,8 @@ import numba
 import numpy as np
 
 from echoloc_ros.core.physics.config import YAW
-from echoloc_ros.core.physics.kernels import cholesky, fit_terms, hermitian_solve, path_terms
+from echoloc_ros.core.physics.kernels import (cholesky, fit_terms, gram_terms, hermitian_solve,
+                                              path_terms)
 
 _JIT = {'cache': True, 'nogil': True, 'error_model': 'numpy'}
 
@@ -175,6 +176,133 @@ def newton(theta0, keep, tau0, amp0, dtau0, geometry, signal, free, iterations, 
             evidence[k] = (evidence_with_prior(gram[k], outputs[k], prior_variance)
                            + -0.5 * yaw_info * best[k, YAW] ** 2)
     return best, evidence, info, coef, tau, amp
+
+
+@numba.njit(**_JIT)
+def _columns(values, index):
+    """``values[:, index]`` of a batch ``(K, P, ...)`` as a new C-ordered array (numba's
+    advanced indexing on the second axis of a 3- or 4-D array, written out)."""
+    out = np.empty((values.shape[0], index.size) + values.shape[2:], dtype=values.dtype)
+    for k in range(values.shape[0]):
+        for j in range(index.size):
+            out[k, j] = values[k, index[j]]
+    return out
+
+
+@numba.njit(**_JIT)
+def newton_from(theta0, valid, geometry, signal, free, iterations, need_info, derivatives,
+                pair_limit_s, yaw_info, limit, tolerance, prior_variance):
+    """:func:`newton` from the paths' start (:meth:`Refinement._starting_paths`) in one call:
+    the images that exist at some starting point (``valid (B, P)``), their delays and
+    amplitudes there with those heard kept (and with ``derivatives`` the delays' derivatives),
+    the kept ones, the pairs within ``pair_limit_s`` of each other, and the iterations. The
+    same arithmetic as the Python steps it replaces (the same compiled functions, on the same
+    arrays), so the same bits, without their twenty numpy calls.
+
+    :param geometry: :func:`~echoloc_ros.core.physics.kernels.path_terms`' arguments from
+        ``img_m`` to ``min_relative`` for every image; ``signal``: :func:`fit_terms`' from
+        ``weights`` to ``zero`` without the pairs (``weights`` to ``t_max``, then
+        ``response`` to ``zero``). The rest as :func:`newton`.
+    :return: :func:`newton`'s, then the images modelled ``(P',)`` and which each start
+        keeps ``(B, P')``.
+    """
+    n_start, n_all = valid.shape
+    exists = np.zeros(n_all, dtype=np.bool_)
+    for k in range(n_start):
+        for p in range(n_all):
+            exists[p] = exists[p] or valid[k, p]
+    paths = np.flatnonzero(exists)
+    subset = _subset(geometry, paths)
+    terms = path_terms(theta0, subset[0], subset[1], subset[2], subset[3], subset[4],
+                       subset[5], subset[6], subset[7], subset[8], subset[9], subset[10],
+                       subset[11], _columns(valid, paths), True,
+                       free if derivatives else np.zeros(0, dtype=np.int64))
+    fit = _newton_heard(theta0, terms, subset, signal, free, iterations, need_info,
+                        pair_limit_s, yaw_info, limit, tolerance, prior_variance)
+    return fit[0], fit[1], fit[2], fit[3], fit[4], fit[5], paths[fit[6]], fit[7]
+
+
+@numba.njit(**_JIT)
+def final_fit(theta0, models, signal, free, iterations, pair_limit_s, yaw_info, limit,
+              tolerance, prior_variance):
+    """A fix's final fit in one call (:meth:`ImageSources._final_fit`): the log evidence at
+    ``theta0 (1, 5)`` of each of two ``models`` ``(valid (1, P), geometry)`` (the search's,
+    and the one with the room's higher orders: :func:`model_evidence`'s number), and
+    :func:`newton_from` (with the information) in the one whose evidence is higher, the
+    second only where strictly higher, from the delays its evidence was taken at.
+
+    :return: whether the second model was taken, then :func:`newton_from`'s.
+    """
+    e0, terms0 = _model_terms(theta0, models[0][0], models[0][1], signal, prior_variance, free)
+    e1, terms1 = _model_terms(theta0, models[1][0], models[1][1], signal, prior_variance, free)
+    richer = e1 > e0
+    terms, geometry = (terms1, models[1][1]) if richer else (terms0, models[0][1])
+    fit = _newton_heard(theta0, terms, geometry, signal, free, iterations, True, pair_limit_s,
+                        yaw_info, limit, tolerance, prior_variance)
+    return richer, fit[0], fit[1], fit[2], fit[3], fit[4], fit[5], fit[6], fit[7]
+
+
+@numba.njit(**_JIT)
+def _newton_heard(theta0, terms, geometry, signal, free, iterations, need_info, pair_limit_s,
+                  yaw_info, limit, tolerance, prior_variance):
+    """:func:`newton` over the paths some start keeps (``terms``: :func:`path_terms`' of
+    ``geometry``'s paths at ``theta0``), those paths' indices among ``geometry``'s and which
+    each start keeps."""
+    tau, amp, kept, dtau = terms
+    heard = np.zeros(kept.shape[1], dtype=np.bool_)
+    for k in range(kept.shape[0]):
+        for j in range(kept.shape[1]):
+            heard[j] = heard[j] or kept[k, j]
+    used = np.flatnonzero(heard)
+    keep = _columns(kept, used)
+    tau0 = _columns(tau, used)
+    pair_p, pair_q = near_pairs(tau0, pair_limit_s)
+    theta, evidence, info, coef, tau, amp = newton(
+        theta0, keep, tau0, _columns(amp, used), _columns(dtau, used), _subset(geometry, used),
+        (signal[0], signal[1], signal[2], signal[3], signal[4], signal[5], signal[6], pair_p,
+         pair_q, signal[7], signal[8], signal[9], signal[10]),
+        free, iterations, need_info, yaw_info, limit, tolerance, prior_variance)
+    return theta, evidence, info, coef, tau, amp, used, keep
+
+
+@numba.njit(**_JIT)
+def _subset(geometry, paths):
+    """:func:`path_terms`' arguments ``geometry`` for the images ``paths`` alone."""
+    return (geometry[0][paths], geometry[1][paths], geometry[2][paths], geometry[3][paths],
+            geometry[4], geometry[5], geometry[6], geometry[7], geometry[8], geometry[9],
+            geometry[10], geometry[11])
+
+
+@numba.njit(**_JIT)
+def model_evidence(theta, valid, geometry, signal, prior_variance):
+    """The log evidence of the paths heard from one pose ``theta (1, 5)`` of those that
+    exist there (``valid (1, P)``): :meth:`Evidence._paths` (those heard kept) and
+    :meth:`Evidence._evidence` (their overlapping pairs, Gram matrix and outputs, and
+    :func:`evidence_with_prior`) in one call, the same arithmetic on the same arrays.
+    ``geometry`` and ``signal`` as :func:`newton_from` takes them."""
+    return _model_terms(theta, valid, geometry, signal, prior_variance,
+                        np.zeros(0, dtype=np.int64))[0]
+
+
+@numba.njit(**_JIT)
+def _model_terms(theta, valid, geometry, signal, prior_variance, free):
+    """:func:`model_evidence`, and the paths' terms it was taken from (:func:`path_terms`'
+    with the delays' derivatives over ``free``)."""
+    terms = path_terms(theta, geometry[0], geometry[1], geometry[2], geometry[3], geometry[4],
+                       geometry[5], geometry[6], geometry[7], geometry[8], geometry[9],
+                       geometry[10], geometry[11], valid, True, free)
+    tau, amp = terms[0], terms[1]
+    heard = np.zeros(tau.shape[1], dtype=np.bool_)
+    for p in range(tau.shape[1]):
+        for i in range(tau.shape[2]):
+            heard[p] = heard[p] or amp[0, p, i] > 0
+    used = np.flatnonzero(heard)
+    tau, amp = _columns(tau, used), _columns(amp, used)
+    pair_p, pair_q = near_pairs(tau, signal[9])
+    gram, outputs = gram_terms(tau, amp, signal[0], signal[1], signal[2], signal[3], signal[4],
+                               signal[5], signal[6], pair_p, pair_q, signal[7], signal[8],
+                               signal[9], signal[10])
+    return evidence_with_prior(gram[0], outputs[0], prior_variance), terms
 
 
 @numba.njit(**_JIT)

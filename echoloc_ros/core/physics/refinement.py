@@ -2,10 +2,11 @@
 
 import numpy as np
 
-from echoloc_ros.core.physics.config import N_THETA, PRIOR_SCALE, STEP_LIMIT, STEP_TOLERANCE
+from echoloc_ros.core.physics.config import (N_THETA, PRIOR_SCALE, RESPONSE_HALF_S, STEP_LIMIT,
+                                             STEP_TOLERANCE)
 from echoloc_ros.core.physics.kernels import fit_terms
 from echoloc_ros.core.physics.matched_filter import Frame
-from echoloc_ros.core.physics.newton import newton
+from echoloc_ros.core.physics.newton import near_pairs, newton_from
 from echoloc_ros.core.physics.results import Fit
 
 
@@ -61,15 +62,23 @@ class Refinement:
             predicted amplitudes.
         """
         free = np.asarray(free, dtype=np.int64)
-        paths, keep, modelled, pairs = self._starting_paths(fr, theta0, valid, free, iterations,
-                                                            need_info or iterations > 0)
-        dtau0 = modelled[2] if len(modelled) > 2 else np.zeros(modelled[0].shape + (0,))
-        theta, evidence, info, coef, tau, amp = newton(
-            np.array(theta0, dtype=float), keep, modelled[0], modelled[1], dtau0,
-            self._geometry(fr, paths), self._signal(fr, pairs), free, iterations, need_info,
+        # The paths' start (:meth:`_starting_paths`) and the iterations in one compiled call.
+        signal = self._signal(fr, (None, None))
+        fit = newton_from(
+            np.array(theta0, dtype=float), np.ascontiguousarray(valid, dtype=bool),
+            self._geometry(fr, slice(None)), signal[:7] + signal[9:], free, iterations,
+            need_info, need_info or iterations > 0, self._pair_limit_s(fr, iterations),
             fr.yaw_info, STEP_LIMIT[free], STEP_TOLERANCE[free], PRIOR_SCALE * fr.gain ** 2)
+        return self._fit_result(free if need_info else None, *fit)
+
+    @staticmethod
+    def _fit_result(free: np.ndarray | None, theta: np.ndarray, evidence: np.ndarray,
+                    info: np.ndarray, coef: np.ndarray, tau: np.ndarray, amp: np.ndarray,
+                    paths: np.ndarray, keep: np.ndarray) -> Fit:
+        """:func:`newton_from`'s outputs as a :class:`Fit`, the information over the ``free``
+        parameters placed in the full ``(B, 5, 5)`` (``None``: no information)."""
         full = None
-        if need_info:
+        if free is not None:
             full = np.zeros((len(theta), N_THETA, N_THETA))
             full[:, free[:, None], free[None, :]] = info
         return Fit(theta, evidence, full, coef, paths, keep, tau, amp)
@@ -88,6 +97,12 @@ class Refinement:
         used = np.any(keep, axis=0)
         paths, keep, tau0 = paths[used], keep[:, used], tau0[:, used]
         modelled = (tau0, start[1][:, used]) + ((start[3][:, used],) if derivatives else ())
-        # Delays move by at most a few steps' worth: the overlapping pairs are found once.
-        pairs = self._pairs(tau0, iterations * 2 * np.max(STEP_LIMIT[:3]) / fr.c0)
+        pairs = near_pairs(tau0, self._pair_limit_s(fr, iterations))
         return paths, keep, modelled, pairs
+
+    @staticmethod
+    def _pair_limit_s(fr: Frame, iterations: int) -> float:
+        """How near two paths' delays at the start of :meth:`_newton` are for their overlap to
+        be modelled, s: the point response's half-width and, as the delays move by at most a
+        few steps' worth, two step limits per iteration (the pairs are found once)."""
+        return RESPONSE_HALF_S + iterations * 2 * np.max(STEP_LIMIT[:3]) / fr.c0
