@@ -244,6 +244,7 @@ class Pipeline:
         search_counts = None if search is None else search.counts.copy()
         try:
             self.step(0.0, features, 0.0, None, temperature_c)
+            physics.warm_kernels(features, temperature_c)
         finally:
             self.counts, self.tilts = counts, tilts
             if self.tracker is not None:

@@ -73,3 +73,32 @@ def test_a_warmed_pipeline_gives_a_cold_ones_results(array, chirp, method, room_
         a, b = (p.step(0.04 * i, features, yaw, np.deg2rad(1.0)) for p in pipelines)
         assert _same(a, b), i
     assert warm.counts == cold.counts and warm.counts.frames == 5
+
+
+WARMED_KERNELS = """
+from echoloc_ros.core.array_geometry import load_array
+from echoloc_ros.core.chirp import Chirp
+from echoloc_ros.core.echo_processing import EchoProcessor
+from echoloc_ros.core.physics import axis_kernels, newton
+from echoloc_ros.core.pipeline import make_pipeline
+from echoloc_ros.core.room import load_room
+from echoloc_ros.core.tracker import PoseTracker
+room, array, chirp = load_room('default_room'), load_array('square_4sensor'), Chirp()
+pipeline = make_pipeline('physics', room, array, chirp, 250e3,
+                         EchoProcessor(chirp, 250e3, array=array),
+                         tracker=PoseTracker(room_volume_m3=room.volume_m3))
+pipeline.warm_up()
+print(len(axis_kernels.axis_shares.signatures), len(newton.model_evidence.signatures))
+"""
+
+
+def test_the_warm_up_loads_the_kernels_a_full_search_and_a_wider_look_read():
+    """The warm-up's one frame (tracked from nowhere, no wider look) does not reach a full
+    search's axis shares or the final model's evidence on its own; a fresh process that has
+    only warmed up has both loaded, so the first real frame that reads them does not pay to
+    load them (40 ms once)."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, '-c', WARMED_KERNELS], capture_output=True,
+                         text=True, check=True, timeout=600).stdout.split()
+    assert [int(n) > 0 for n in out] == [True, True], out

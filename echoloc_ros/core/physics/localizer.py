@@ -280,6 +280,17 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
         return PhysicsLocalizer(self.room, array, self.chirp, processor=self.processor,
                                 **self._init_args)
 
+    def warm_kernels(self, features: EchoFeatures, temperature_c: float) -> None:
+        """Run once, on ``features`` of a synthetic frame, the compiled code a frame's
+        :meth:`localize` may not reach: a full search's axis shares (:meth:`_axis_shares`) and
+        the final model's evidence (:meth:`_final_model`), so that the first real frame that
+        needs them does not load them (40 ms once). Nothing is kept."""
+        fr = self.frame(features, 0.0, temperature_c)
+        centre = self.room.vertices_m.mean(axis=0)
+        theta = np.array([centre[0], centre[1], min(0.3, self.z_range_m[1]), 1.0, 0.0])
+        self._axis_shares(fr, theta)
+        self._final_model(fr, theta[None])
+
     def localize(self, features: EchoFeatures, yaw_rad: float,
                  temperature_c: float | None = None,
                  yaw_std_rad: float | None = None,
