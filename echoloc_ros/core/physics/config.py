@@ -339,6 +339,16 @@ N_POLISHED_RIVALS = 0
 # and their cost.
 NON_RECTANGULAR_POLISHED_RIVALS = 1
 NON_RECTANGULAR_HEADING_MOVED_SIGMAS = 2.5
+# Issue 19 (branch r38-03): where the plan is not a rectangle, a fix whose heading still sits
+# this many of the given heading's standard deviations from it or more after the wider look
+# (the prior the caller states rules it out: a right fix's heading is the true one, drawn
+# within 3.5 sigma of the given one in all but 0.05 % of frames) is doubted: confidence 0, its
+# covariance the room's (WiderLook._heading_ruled_out). Dev, 10 dB: the confident fixes outside
+# their 99.9 % ellipsoid dev 14/5/7 (an L plan, 11 cm off, its heading 4.3 sigma from the
+# given one, 3.8 deg from the true one) and 15/1/1 (a chamfer, 57 cm off, 4.0 sigma). None:
+# off; a shoebox keeps None (HEADING_RULED_OUT_SIGMAS), its fixes main's to the bit.
+HEADING_RULED_OUT_SIGMAS = None
+NON_RECTANGULAR_HEADING_RULED_OUT_SIGMAS = 3.5
 # ... and where the first fix explains its echoes (a residual ratio of at most
 # UNEXPLAINED_RATIO), a wider-look fix whose refined evidence is below the first's does not
 # replace it: the first is kept, its covariance spanning the rivals (WiderLook._choice,

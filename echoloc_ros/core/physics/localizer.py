@@ -336,7 +336,8 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
                                          estimate)
             elif choice == 'kept':
                 estimate = with_unchosen(loc._kept(proposal, second, estimate), other)
-        return estimate
+        # A heading the caller's prior rules out is doubted (:meth:`_heading_doubted`).
+        return loc._heading_doubted(proposal, estimate)
 
     def fix(self, features: EchoFeatures, yaw_rad: float, temperature_c: float | None = None,
             yaw_std_rad: float | None = None, wide_search_allowed: bool = True,
