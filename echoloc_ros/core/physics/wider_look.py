@@ -9,7 +9,9 @@ from echoloc_ros.core.array_geometry import yaw_matrix
 from echoloc_ros.core.physics.candidates import _peaks, _vertex
 from echoloc_ros.core.physics.config import (AHEAD_PEAK_GAP, AXIS_BASIN_M, AXIS_STEP_M,
                                              CONFIDENT_GAP, HEADING_MOVED_SIGMAS,
-                                             HEADING_RULED_OUT_SIGMAS,
+                                             HEADING_RULED_OUT_SIGMAS, LOBE_MOVED_M,
+                                             LOBE_STEP_M, LOBE_STEPS,
+                                             NON_RECTANGULAR_LOBE_STEPS,
                                              N_AXIS_RIVALS, N_POLISHED_RIVALS,
                                              NON_RECTANGULAR_HEADING_MOVED_SIGMAS,
                                              NON_RECTANGULAR_HEADING_RULED_OUT_SIGMAS,
@@ -236,6 +238,35 @@ class WiderLook:
             if (np.linalg.norm(refined[:3] - theta[:3]) >= 0.05
                     and evidence > score - CONFIDENT_GAP):
                 found.append((score - evidence, refined))
+        return found
+
+    def _lobe_rivals(self, proposal: Proposal, theta: np.ndarray,
+                     estimate: Estimate) -> list[tuple[float, np.ndarray]]:
+        """The fix (parameters ``theta (5,)``, the :class:`Estimate` ``estimate``) refined
+        again from :data:`LOBE_STEP_M` either side of it along its sharpest direction (the
+        local covariance's least axis): ``(gap, refined)`` of each refit that lands
+        :data:`LOBE_MOVED_M` or more from it with higher evidence (``gap`` below 0). Where the
+        plan is not a rectangle (:data:`NON_RECTANGULAR_LOBE_STEPS`; a shoebox:
+        :data:`LOBE_STEPS`).
+
+        The carrier's phase makes the evidence ripple along the sharpest direction, and the
+        fit can stop on the side of a lobe short of the best one, its covariance that lobe's
+        curvature (dev seed 13 room 3 frame 17 at 10 dB, an alcove: 2.4 mm off with a 0.18 mm
+        sigma; restarted 2 mm either side it reaches the truth, up to 8.9 log units higher).
+        """
+        on = LOBE_STEPS if proposal.localizer._shoebox else NON_RECTANGULAR_LOBE_STEPS
+        local = estimate.local_covariance_m2
+        if not on or local is None:
+            return []
+        sharpest = np.linalg.eigh(local)[1][:, 0]
+        found = []
+        for sign in (-1.0, 1.0):
+            start = theta.copy()
+            start[:3] += sign * LOBE_STEP_M * sharpest
+            refined, evidence = self._refined(proposal.frame, start)
+            if (np.linalg.norm(refined[:3] - theta[:3]) >= LOBE_MOVED_M
+                    and evidence > estimate.score):
+                found.append((estimate.score - evidence, refined))
         return found
 
     @property
