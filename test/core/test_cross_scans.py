@@ -22,10 +22,13 @@ def test_a_fix_off_in_both_axes_is_refined_from_a_scan_across(array, chirp, proc
     scans across, its fix sat 33 cm off in x and 55 cm in y, published with a sigma of a
     few millimetres (d2 about 1e4), among no candidate; the scan along y through it peaks at
     the true y, and the scan along x through that peak at the truth, above the fix. The
-    wider look's checks for non-rectangular plans (r36-03) repair most of it too: off here, so
-    that the scans across are what is tested."""
+    wider look's checks for non-rectangular plans (r36-03) repair most of it too, and r38-03's
+    heading rule and lobe restarts doubt or move the fix without them: off here, so that the
+    scans across are what is tested."""
     monkeypatch.setattr(wider_look, 'NON_RECTANGULAR_POLISHED_RIVALS', 0)
     monkeypatch.setattr(wider_look, 'NON_RECTANGULAR_HEADING_MOVED_SIGMAS', None)
+    monkeypatch.setattr(wider_look, 'NON_RECTANGULAR_HEADING_RULED_OUT_SIGMAS', None)
+    monkeypatch.setattr(wider_look, 'NON_RECTANGULAR_LOBE_STEPS', False)
     loc, frame = dev_frame(17, 7, 0, array, chirp, processor)
     before, old_error, old_d2 = _localized(loc, frame, False, monkeypatch)
     assert np.all(np.abs(old_error[:2]) > 0.2)

@@ -339,6 +339,29 @@ N_POLISHED_RIVALS = 0
 # and their cost.
 NON_RECTANGULAR_POLISHED_RIVALS = 1
 NON_RECTANGULAR_HEADING_MOVED_SIGMAS = 2.5
+# Issue 19 (branch r38-03): where the plan is not a rectangle, a fix whose heading still sits
+# this many of the given heading's standard deviations from it or more after the wider look
+# (the prior the caller states rules it out: a right fix's heading is the true one, drawn
+# within 3.5 sigma of the given one in all but 0.05 % of frames) is doubted: confidence 0, its
+# covariance the room's (WiderLook._heading_ruled_out). Dev, 10 dB: the confident fixes outside
+# their 99.9 % ellipsoid dev 14/5/7 (an L plan, 11 cm off, its heading 4.3 sigma from the
+# given one, 3.8 deg from the true one) and 15/1/1 (a chamfer, 57 cm off, 4.0 sigma). None:
+# off; a shoebox keeps None (HEADING_RULED_OUT_SIGMAS), its fixes main's to the bit.
+HEADING_RULED_OUT_SIGMAS = None
+NON_RECTANGULAR_HEADING_RULED_OUT_SIGMAS = 3.5
+# Issue 19 (branch r38-03): where the plan is not a rectangle, a fix is refined again from
+# LOBE_STEP_M either side of it along its sharpest direction (WiderLook._lobe_rivals), and a
+# refit that lands LOBE_MOVED_M or more from it with higher evidence is refined as a candidate
+# with the axes' peaks (PhysicsLocalizer.settled): the fit can stop on the side of a carrier
+# lobe (dev seed 13 room 3 frame 17 at 10 dB, an alcove: the fix 2.4 mm off with a 0.18 mm
+# sigma along x, d2 177; refined from 2 mm either side along x it lands within 1.1 mm of the
+# truth, 2.2 and 8.9 log units higher). The step is a quarter of the carrier's wavelength
+# (8.6 mm at 40 kHz): within the next lobe, short of the one beyond. A shoebox keeps
+# LOBE_STEPS off: its fixes are main's to the bit.
+LOBE_STEP_M = 0.002
+LOBE_MOVED_M = 0.0005
+LOBE_STEPS = False
+NON_RECTANGULAR_LOBE_STEPS = True
 # ... and where the first fix explains its echoes (a residual ratio of at most
 # UNEXPLAINED_RATIO), a wider-look fix whose refined evidence is below the first's does not
 # replace it: the first is kept, its covariance spanning the rivals (WiderLook._choice,

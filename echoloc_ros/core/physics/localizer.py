@@ -328,9 +328,10 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
             peaks = peaks + loc._height_peaks(fr, theta)
         # Peaks of the evidence along an axis, across through them and over the plan's other
         # strips, that the fix does not clearly beat are refined (:meth:`_peaks_across`), and
-        # the best polished rivals that refine near it or above (:meth:`_polished_rivals`).
+        # the best polished rivals that refine near it or above (:meth:`_polished_rivals`), and
+        # its refits from the lobes either side that beat it (:meth:`_lobe_rivals`).
         peaks = peaks + loc._peaks_across(fr, theta, estimate, peaks) + loc._polished_rivals(
-            proposal, theta, estimate)
+            proposal, theta, estimate) + loc._lobe_rivals(proposal, theta, estimate)
         better = [top for gap, top in peaks if gap < AXIS_REFINE_GAP]
         second = None
         if WIDER_LOOK and (loc._doubtful_fix(estimate) or loc._heading_moved(proposal, estimate)):
@@ -347,7 +348,8 @@ class PhysicsLocalizer(ImageSources, Evidence, Refinement, CandidateSearch, Wide
                                          estimate)
             elif choice == 'kept':
                 estimate = with_unchosen(loc._kept(proposal, second, estimate), other)
-        return estimate
+        # A heading the caller's prior rules out is doubted (:meth:`_heading_doubted`).
+        return loc._heading_doubted(proposal, estimate)
 
     def fix(self, features: EchoFeatures, yaw_rad: float, temperature_c: float | None = None,
             yaw_std_rad: float | None = None, wide_search_allowed: bool = True,

@@ -1,14 +1,20 @@
 """A doubtful fix's second search: the axes scanned again through the refined fix and the best
 candidates refined in all parameters before one is chosen (issue 19)."""
 
+from dataclasses import replace
+
 import numpy as np
 
 from echoloc_ros.core.array_geometry import yaw_matrix
 from echoloc_ros.core.physics.candidates import _peaks, _vertex
 from echoloc_ros.core.physics.config import (AHEAD_PEAK_GAP, AXIS_BASIN_M, AXIS_STEP_M,
                                              CONFIDENT_GAP, HEADING_MOVED_SIGMAS,
+                                             HEADING_RULED_OUT_SIGMAS, LOBE_MOVED_M,
+                                             LOBE_STEP_M, LOBE_STEPS,
+                                             NON_RECTANGULAR_LOBE_STEPS,
                                              N_AXIS_RIVALS, N_POLISHED_RIVALS,
                                              NON_RECTANGULAR_HEADING_MOVED_SIGMAS,
+                                             NON_RECTANGULAR_HEADING_RULED_OUT_SIGMAS,
                                              NON_RECTANGULAR_POLISHED_RIVALS,
                                              N_THETA, N_WIDER_PEAKS, N_WIDER_REFINE,
                                              UNEXPLAINED_RATIO, WIDENED_VARIANCE_RATIO,
@@ -56,13 +62,43 @@ class WiderLook:
         given) searches once more (dev seed 10 room 23 frame 9, an alcove, at 20 and 10 dB: the
         heading given 2.68 deg off, the fix 179 cm off with confidence 1 and a 1 mm sigma, its
         heading refined to the true one; the wider look's fix is right)."""
-        fr = proposal.frame
         sigmas = (HEADING_MOVED_SIGMAS if proposal.localizer._shoebox
                   else NON_RECTANGULAR_HEADING_MOVED_SIGMAS)
+        return WiderLook._heading_beyond(proposal, estimate, sigmas)
+
+    @staticmethod
+    def _heading_beyond(proposal: Proposal, estimate: Estimate, sigmas: float | None) -> bool:
+        """Whether the fix ``estimate`` of ``proposal`` set its heading ``sigmas`` or more of
+        the given heading's standard deviations from it (never where ``sigmas`` is None or the
+        heading was given exact)."""
+        fr = proposal.frame
         if sigmas is None or not fr.yaw_free:
             return False
         moved = abs(estimate.yaw_rad - proposal.yaw_given_rad) * np.sqrt(fr.yaw_info)
         return bool(moved >= sigmas)
+
+    @staticmethod
+    def _heading_doubted(proposal: Proposal, estimate: Estimate) -> Estimate:
+        """The fix ``estimate`` :meth:`settled` chose for ``proposal``, doubted (confidence 0,
+        its covariance the room's, :meth:`Covariance._anywhere`) where its heading sits
+        :data:`NON_RECTANGULAR_HEADING_RULED_OUT_SIGMAS` (a shoebox:
+        :data:`HEADING_RULED_OUT_SIGMAS`) or more of the given heading's standard deviations
+        from it; as it is otherwise.
+
+        The caller's heading prior rules such a heading out: a right fix's heading is the true
+        one, within 3.5 standard deviations of the given one in all but 0.05 % of frames. A
+        fix that set it there took echoes for walls that the true heading does not put there,
+        and the wider look (:meth:`_heading_moved`) did not find better (dev seed 14 room 5
+        frame 7 at 10 dB, an L plan: 11 cm off with confidence 1 and a 0.8 mm sigma, its
+        heading 4.3 sigma from the given one, 3.8 deg from the true one).
+        """
+        loc = proposal.localizer
+        sigmas = (HEADING_RULED_OUT_SIGMAS if loc._shoebox
+                  else NON_RECTANGULAR_HEADING_RULED_OUT_SIGMAS)
+        if not WiderLook._heading_beyond(proposal, estimate, sigmas):
+            return estimate
+        return replace(estimate, confidence=0.0,
+                       covariance_m2=loc._anywhere(estimate.covariance_m2, estimate.position_m))
 
     @staticmethod
     def _replaces(first: Estimate, other: Estimate,
@@ -202,6 +238,35 @@ class WiderLook:
             if (np.linalg.norm(refined[:3] - theta[:3]) >= 0.05
                     and evidence > score - CONFIDENT_GAP):
                 found.append((score - evidence, refined))
+        return found
+
+    def _lobe_rivals(self, proposal: Proposal, theta: np.ndarray,
+                     estimate: Estimate) -> list[tuple[float, np.ndarray]]:
+        """The fix (parameters ``theta (5,)``, the :class:`Estimate` ``estimate``) refined
+        again from :data:`LOBE_STEP_M` either side of it along its sharpest direction (the
+        local covariance's least axis): ``(gap, refined)`` of each refit that lands
+        :data:`LOBE_MOVED_M` or more from it with higher evidence (``gap`` below 0). Where the
+        plan is not a rectangle (:data:`NON_RECTANGULAR_LOBE_STEPS`; a shoebox:
+        :data:`LOBE_STEPS`).
+
+        The carrier's phase makes the evidence ripple along the sharpest direction, and the
+        fit can stop on the side of a lobe short of the best one, its covariance that lobe's
+        curvature (dev seed 13 room 3 frame 17 at 10 dB, an alcove: 2.4 mm off with a 0.18 mm
+        sigma; restarted 2 mm either side it reaches the truth, up to 8.9 log units higher).
+        """
+        on = LOBE_STEPS if proposal.localizer._shoebox else NON_RECTANGULAR_LOBE_STEPS
+        local = estimate.local_covariance_m2
+        if not on or local is None:
+            return []
+        sharpest = np.linalg.eigh(local)[1][:, 0]
+        found = []
+        for sign in (-1.0, 1.0):
+            start = theta.copy()
+            start[:3] += sign * LOBE_STEP_M * sharpest
+            refined, evidence = self._refined(proposal.frame, start)
+            if (np.linalg.norm(refined[:3] - theta[:3]) >= LOBE_MOVED_M
+                    and evidence > estimate.score):
+                found.append((estimate.score - evidence, refined))
         return found
 
     @property
