@@ -18,8 +18,9 @@ term of its published covariance apart (issue 18):
 Prints evaluate's line, then per room (``fixes`` for a plain run) coverage_95, outside_999
 and the squared Mahalanobis distance's mean and median of the published covariance and of it
 less each term, and each term's share of the published covariance's trace (median). Saves the
-terms with each fix's position and its room's box (``lo``, ``hi``, the sides' variances) so
-that variants of a term can be scored on the same fixes without localizing again.
+terms with each fix's position, its confidence (0: withheld by default) and its room's box
+(``lo``, ``hi``, the sides' variances) so that variants of a term can be scored on the same
+fixes without localizing again.
 """
 import json
 import sys
@@ -90,6 +91,7 @@ class Recorder:
                                  published=estimate.covariance_m2, position=position,
                                  lo=lo, hi=hi, sides=side_variances(room),
                                  scale_std=room.scale_std, matched=best,
+                                 confidence=estimate.confidence,
                                  ratio=estimate.residual_ratio)
             return out
 

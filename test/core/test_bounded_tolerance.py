@@ -13,8 +13,9 @@ from scipy.stats import chi2
 
 from echoloc_ros.core.physics.localizer import PhysicsLocalizer
 from echoloc_ros.core.room import load_room
-from echoloc_ros.core.room_tolerance import (BOUNDED_95_SHARE, side_variances,
-                                             tolerance_covariance, with_room_tolerance)
+from echoloc_ros.core.room_tolerance import (BOUNDED_95_SHARE, Z_VARIANCE_SHARE,
+                                             side_variances, tolerance_covariance,
+                                             with_room_tolerance)
 from echoloc_ros.offline.evaluation import random_frames
 from echoloc_ros.sim.model_error import ModelError
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
@@ -42,9 +43,10 @@ def test_the_share_puts_95_percent_of_a_bound_along_x_and_y_in_the_95_percent_el
 def test_surfaces_drawn_within_the_tolerance_leave_the_95_percent_ellipsoid_5_percent():
     """The default room stated +-3 cm, each surface drawn uniformly within it, and the fix moved
     as the localizer moves it there (dev, model-error seeds 1, 11, 20: along x and y by the
-    nearer wall's offset), in z by the floor's and ceiling's in proportion to the height, at
-    poses across the room: coverage_95 in the issue's band, none outside 99.9 %. The
-    variance's covariance held 99.3 %: above the band."""
+    nearer wall's offset), in z by the floor's and ceiling's in proportion to the height (1.07
+    and 0.81 times that: dev seeds 1, 11, 20, 21, 31, 41, r38-06), at poses across the room:
+    coverage_95 in the issue's band, none outside 99.9 %. The variance's covariance held 99.3
+    %: above the band."""
     room = replace(load_room('default_room'), tolerance_m=0.03)
     rng = np.random.default_rng(5)
     n = 4000
@@ -57,13 +59,13 @@ def test_surfaces_drawn_within_the_tolerance_leave_the_95_percent_ellipsoid_5_pe
         near_low = poses[:, axis] <= 0.5 * size
         error[:, axis] = np.where(near_low, offsets[:, 2 * axis], offsets[:, 2 * axis + 1])
     share = poses[:, 2] / room.height_m
-    error[:, 2] = (1.0 - share) * offsets[:, 4] + share * offsets[:, 5]
+    error[:, 2] = 1.07 * (1.0 - share) * offsets[:, 4] + 0.81 * share * offsets[:, 5]
     covariance = np.array([tolerance_covariance(room, p) for p in poses])
     d2 = _d2(error, covariance)
     assert 0.90 <= np.mean(d2 <= CHI2_95_3DOF) <= 0.98
     assert np.mean(d2 > CHI2_999_3DOF) == 0.0
-    variance = covariance / np.sqrt([BOUNDED_95_SHARE, BOUNDED_95_SHARE, 1.0])[:, None]
-    variance = variance / np.sqrt([BOUNDED_95_SHARE, BOUNDED_95_SHARE, 1.0])[None, :]
+    shares = np.sqrt([BOUNDED_95_SHARE, BOUNDED_95_SHARE, Z_VARIANCE_SHARE])
+    variance = covariance / shares[:, None] / shares[None, :]
     assert np.mean(_d2(error, variance) <= CHI2_95_3DOF) > 0.98
 
 

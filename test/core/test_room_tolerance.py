@@ -10,8 +10,9 @@ import yaml
 from echoloc_ros.core.paths import config_dir
 from echoloc_ros.core.physics.results import Estimate
 from echoloc_ros.core.room import DEFAULT_TOLERANCE_M, load_room, room_from_dict
-from echoloc_ros.core.room_tolerance import (BOUNDED_95_SHARE, side_variances,
-                                             tolerance_covariance, with_room_tolerance)
+from echoloc_ros.core.room_tolerance import (BOUNDED_95_SHARE, Z_VARIANCE_SHARE,
+                                             side_variances, tolerance_covariance,
+                                             with_room_tolerance)
 
 
 def default_room_dict():
@@ -34,8 +35,9 @@ def test_covariance_follows_the_nearer_wall_and_the_height_scale():
     # x: the west wall, plus 0.5 m of range scaled by (floor - ceiling) / 2.8 m; uniform within
     # the bound, published as the Gaussian holding 95 % of it in its 95 % ellipsoid.
     assert near_west[0, 0] == pytest.approx(BOUNDED_95_SHARE * var * (1 + 2 * (0.5 / 2.8) ** 2))
-    # Half-way up, floor and ceiling count alike in z (its variance as it is).
-    assert near_west[2, 2] == pytest.approx(var * 0.5)
+    # Half-way up, floor and ceiling count alike in z (the weighing's variance, at the share
+    # the localizer's z was measured to follow).
+    assert near_west[2, 2] == pytest.approx(Z_VARIANCE_SHARE * var * 0.5)
     farther = tolerance_covariance(room, np.array([2.5, 2.25, 1.4]))
     assert farther[0, 0] > near_west[0, 0]
     mirrored = tolerance_covariance(room, np.array([5.5, 2.25, 1.4]))
