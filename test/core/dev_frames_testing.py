@@ -37,10 +37,16 @@ def localized(loc: PhysicsLocalizer, frame, patch_target, name: str, value: bool
     """``loc``'s fix of ``frame`` (as :func:`dev_frame` gives it) with ``patch_target.name``
     set to ``value``: ``(estimate, error_m, d2)``, ``d2`` the error's squared Mahalanobis
     distance under the published covariance."""
-    features, position, heading = frame
     with monkeypatch.context() as patch:
         patch.setattr(patch_target, name, value)
-        estimate = loc.localize(features, heading, yaw_std_rad=HEADING_STD_RAD)
+        return shipped(loc, frame)
+
+
+def shipped(loc: PhysicsLocalizer, frame):
+    """``loc``'s fix of ``frame`` (as :func:`dev_frame` gives it) as the code ships:
+    ``(estimate, error_m, d2)``, as :func:`localized`."""
+    features, position, heading = frame
+    estimate = loc.localize(features, heading, yaw_std_rad=HEADING_STD_RAD)
     error = estimate.position_m - position
     return estimate, error, float(error @ np.linalg.solve(estimate.covariance_m2, error))
 

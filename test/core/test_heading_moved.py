@@ -7,7 +7,7 @@ import pytest
 
 from echoloc_ros.core.physics import wider_look
 from echoloc_ros.offline.evaluation import CHI2_999_3DOF
-from dev_frames_testing import HEADING_STD_RAD, dev_frame, localized
+from dev_frames_testing import HEADING_STD_RAD, dev_frame, localized, shipped
 
 
 @pytest.mark.long
@@ -26,13 +26,10 @@ def test_a_fix_whose_heading_moved_far_is_searched_again(array, chirp, processor
     assert before.confidence == 1.0
     assert np.linalg.norm(old_error) > 1.0
     assert old_d2 > CHI2_999_3DOF
-    shipped = wider_look.NON_RECTANGULAR_HEADING_MOVED_SIGMAS
-    assert abs(before.yaw_rad - frame[2]) >= shipped * HEADING_STD_RAD
+    sigmas = wider_look.NON_RECTANGULAR_HEADING_MOVED_SIGMAS
+    assert abs(before.yaw_rad - frame[2]) >= sigmas * HEADING_STD_RAD
     # What ships in a plan that is not a rectangle (r36-03).
-    features, position, heading = frame
-    estimate = loc.localize(features, heading, yaw_std_rad=HEADING_STD_RAD)
-    error = estimate.position_m - position
-    d2 = float(error @ np.linalg.solve(estimate.covariance_m2, error))
+    estimate, error, d2 = shipped(loc, frame)
     assert np.linalg.norm(error) < 0.01
     assert d2 < CHI2_999_3DOF
     assert estimate.score > before.score

@@ -11,7 +11,8 @@ import pytest
 from echoloc_ros.core.physics import wider_look
 from echoloc_ros.core.withhold import doubted
 from echoloc_ros.offline.evaluation import CHI2_999_3DOF
-from dev_frames_testing import HEADING_STD_RAD, assert_right_fix_kept, dev_frame, localized
+from dev_frames_testing import (HEADING_STD_RAD, assert_right_fix_kept, dev_frame, localized,
+                                shipped)
 
 
 @pytest.mark.long
@@ -30,13 +31,10 @@ def test_a_fix_whose_heading_the_prior_rules_out_is_doubted(array, chirp, proces
     assert not doubted(before)
     assert np.linalg.norm(old_error) > 0.05
     assert old_d2 > CHI2_999_3DOF
-    shipped = wider_look.NON_RECTANGULAR_HEADING_RULED_OUT_SIGMAS
-    assert abs(before.yaw_rad - frame[2]) >= shipped * HEADING_STD_RAD
+    sigmas = wider_look.NON_RECTANGULAR_HEADING_RULED_OUT_SIGMAS
+    assert abs(before.yaw_rad - frame[2]) >= sigmas * HEADING_STD_RAD
     # What ships in a plan that is not a rectangle.
-    features, position, heading = frame
-    estimate = loc.localize(features, heading, yaw_std_rad=HEADING_STD_RAD)
-    error = estimate.position_m - position
-    d2 = float(error @ np.linalg.solve(estimate.covariance_m2, error))
+    estimate, error, d2 = shipped(loc, frame)
     assert estimate.confidence == 0.0
     assert doubted(estimate)
     assert d2 < CHI2_999_3DOF
@@ -53,8 +51,8 @@ def test_a_heading_within_the_prior_keeps_the_fix(array, chirp, processor):
     loc, (features, _, heading) = dev_frame(5, 14, 7, array, chirp, processor, snr_db=10.0)
     proposal = loc.propose(features, heading, None, HEADING_STD_RAD)
     estimate = loc.finish(proposal)
-    shipped = wider_look.NON_RECTANGULAR_HEADING_RULED_OUT_SIGMAS
-    for sigmas, kept in ((shipped - 0.1, True), (shipped + 0.1, False)):
+    rule = wider_look.NON_RECTANGULAR_HEADING_RULED_OUT_SIGMAS
+    for sigmas, kept in ((rule - 0.1, True), (rule + 0.1, False)):
         moved = replace(estimate, yaw_rad=heading + sigmas * HEADING_STD_RAD)
         out = loc._heading_doubted(proposal, moved)
         assert (out is moved) == kept

@@ -9,7 +9,8 @@ import pytest
 
 from echoloc_ros.core.physics import wider_look
 from echoloc_ros.offline.evaluation import CHI2_999_3DOF
-from dev_frames_testing import HEADING_STD_RAD, assert_right_fix_kept, dev_frame, localized
+from dev_frames_testing import (HEADING_STD_RAD, assert_right_fix_kept, dev_frame, localized,
+                                shipped)
 
 
 @pytest.mark.long
@@ -27,10 +28,7 @@ def test_a_rival_that_refines_above_the_fix_is_chosen(array, chirp, processor, m
     assert np.linalg.norm(old_error) > 3.0
     assert old_d2 > CHI2_999_3DOF
     # What ships: one rival refined in a plan that is not a rectangle (r36-03).
-    features, position, heading = frame
-    estimate = loc.localize(features, heading, yaw_std_rad=HEADING_STD_RAD)
-    error = estimate.position_m - position
-    d2 = float(error @ np.linalg.solve(estimate.covariance_m2, error))
+    estimate, error, d2 = shipped(loc, frame)
     assert np.linalg.norm(error) < 0.01
     assert d2 < CHI2_999_3DOF
     assert estimate.score > before.score
