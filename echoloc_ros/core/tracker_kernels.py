@@ -72,6 +72,33 @@ def _solve3(factor, b, out):
 
 
 @numba.njit(cache=True, nogil=True, error_model='numpy')
+def hold_heading(x, p, heading_rad, heading_variance_rad2, lateral_speed_std_mps, swing_mps,
+                 swing_variance):
+    """A state ``x`` and covariance ``p`` told that the track moves along ``heading_rad``
+    (:func:`~echoloc_ros.core.tracker_motion.along_heading`, whose docstring gives the
+    update), ``p`` symmetrised; ``p`` is updated in place and returned with the new state."""
+    n = x.size
+    h3, h4 = -np.sin(heading_rad), np.cos(heading_rad)
+    speed2 = x[3] ** 2 + x[4] ** 2
+    variance = (lateral_speed_std_mps ** 2 + speed2 * heading_variance_rad2
+                + swing_variance)
+    ph = np.empty(n)
+    for i in range(n):
+        ph[i] = p[i, 3] * h3 + p[i, 4] * h4
+    gain = ph / (h3 * ph[3] + h4 * ph[4] + variance)
+    x = x - gain * (h3 * x[3] + h4 * x[4] - swing_mps)
+    for i in range(n):
+        for j in range(n):
+            p[i, j] -= gain[i] * ph[j]
+    for i in range(n):
+        for j in range(i + 1, n):
+            v = 0.5 * (p[i, j] + p[j, i])
+            p[i, j] = v
+            p[j, i] = v
+    return x, p
+
+
+@numba.njit(cache=True, nogil=True, error_model='numpy')
 def predict(state, covariance, f, q, hold, heading_rad, heading_variance_rad2,
             lateral_speed_std_mps, swing_mps, swing_variance):
     """A track's state and covariance a step on: ``f state`` and ``f P f' + q``; with
@@ -97,23 +124,8 @@ def predict(state, covariance, f, q, hold, heading_rad, heading_variance_rad2,
                 v += fp[i, k] * f[j, k]
             p[i, j] = v
     if hold:
-        h3, h4 = -np.sin(heading_rad), np.cos(heading_rad)
-        speed2 = x[3] ** 2 + x[4] ** 2
-        variance = (lateral_speed_std_mps ** 2 + speed2 * heading_variance_rad2
-                    + swing_variance)
-        ph = np.empty(n)
-        for i in range(n):
-            ph[i] = p[i, 3] * h3 + p[i, 4] * h4
-        gain = ph / (h3 * ph[3] + h4 * ph[4] + variance)
-        x = x - gain * (h3 * x[3] + h4 * x[4] - swing_mps)
-        for i in range(n):
-            for j in range(n):
-                p[i, j] -= gain[i] * ph[j]
-        for i in range(n):
-            for j in range(i + 1, n):
-                v = 0.5 * (p[i, j] + p[j, i])
-                p[i, j] = v
-                p[j, i] = v
+        x, p = hold_heading(x, p, heading_rad, heading_variance_rad2, lateral_speed_std_mps,
+                            swing_mps, swing_variance)
     return x, p
 
 

@@ -5,6 +5,8 @@ matrix and the process noise of a step."""
 import numpy as np
 from scipy.linalg import expm
 
+from echoloc_ros.core.tracker_kernels import hold_heading
+
 # A track's state: position, velocity and acceleration, each (x, y, z).
 STATE_SIZE = 9
 # The constant-velocity model's acceleration is continuous white noise of power accel_std^2
@@ -130,15 +132,10 @@ def along_heading(state: np.ndarray, covariance: np.ndarray, heading_rad: float,
     so a robot reversing or stopping is as likely as one going ahead. ``swing``: the velocity
     across the heading that the base's turn gives an array off its turning axis and that
     velocity's variance (:meth:`TurnRate.swing`), measured instead of 0."""
-    h = np.zeros(STATE_SIZE)
-    h[3], h[4] = -np.sin(heading_rad), np.cos(heading_rad)
-    speed2 = float(state[3] ** 2 + state[4] ** 2)
-    variance = lateral_speed_std_mps ** 2 + speed2 * heading_variance_rad2 + swing[1]
-    ph = covariance @ h
-    gain = ph / (float(h @ ph) + variance)
-    state = state - gain * (float(h @ state) - swing[0])
-    covariance = covariance - np.outer(gain, ph)
-    return state, 0.5 * (covariance + covariance.T)
+    # One implementation: the tracker's compiled prediction runs this update.
+    return hold_heading(np.array(state, dtype=float), np.array(covariance, dtype=float),
+                        float(heading_rad), float(heading_variance_rad2),
+                        float(lateral_speed_std_mps), float(swing[0]), float(swing[1]))
 
 
 class TurnRate:

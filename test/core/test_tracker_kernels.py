@@ -14,13 +14,28 @@ from echoloc_ros.core.tracker import PoseTracker
 from echoloc_ros.core.tracker_kernels import checked_symmetric
 from echoloc_ros.core.physics.config import WIDENED_VARIANCE_RATIO
 from echoloc_ros.core.tracker_measurement import Measurement, snap_distance2, weak_axis_bias
-from echoloc_ros.core.tracker_motion import STATE_SIZE, along_heading
+from echoloc_ros.core.tracker_motion import STATE_SIZE
 from echoloc_ros.offline.tracked_path import drive, tracked_path
 from echoloc_ros.sim.simulator import EchoSimulator, Scenario
 
 FS_HZ = 250e3
 _HALF_LOG_2PI_3 = 1.5 * np.log(2.0 * np.pi)
 _H = np.hstack([np.eye(3), np.zeros((3, STATE_SIZE - 3))])
+
+
+def along_heading(state, covariance, heading_rad, heading_variance_rad2,
+                  lateral_speed_std_mps, swing=(0.0, 0.0)):
+    """The heading hold in numpy, as written before it was compiled: the reference for
+    :func:`~echoloc_ros.core.tracker_kernels.hold_heading`."""
+    h = np.zeros(STATE_SIZE)
+    h[3], h[4] = -np.sin(heading_rad), np.cos(heading_rad)
+    speed2 = float(state[3] ** 2 + state[4] ** 2)
+    variance = lateral_speed_std_mps ** 2 + speed2 * heading_variance_rad2 + swing[1]
+    ph = covariance @ h
+    gain = ph / (float(h @ ph) + variance)
+    state = state - gain * (float(h @ state) - swing[0])
+    covariance = covariance - np.outer(gain, ph)
+    return state, 0.5 * (covariance + covariance.T)
 
 
 class NumpyTracker(PoseTracker):
